@@ -1,0 +1,700 @@
+//! The versioned dump format, shared by `perf-layer` (which writes it) and
+//! `perf-report` (which reads it).
+//!
+//! Every field is documented in `docs/dump-format.md`; units are in the field
+//! names (`_ns`, `_bytes`, `_ms`). Histograms are stored whole, as HdrHistogram
+//! V2 + DEFLATE in base64, so dumps can be merged and any quantile recomputed;
+//! the percentile summary beside each one is for people reading the JSON.
+//!
+//! ```
+//! use perf_layer::dump::{Dump, HistogramDump};
+//! use hdrhistogram::Histogram;
+//!
+//! let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2).unwrap();
+//! h.record(1_500).unwrap();
+//! let stored = HistogramDump::from_histogram(&h, 1_500, 0);
+//! assert_eq!(stored.decode().unwrap(), h);
+//!
+//! let json = serde_json::to_vec(&Dump::empty("demo")).unwrap();
+//! let back = Dump::from_slice(&json).unwrap();
+//! assert_eq!(back.format_version, perf_layer::dump::FORMAT_VERSION);
+//! ```
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
+
+/// The format version this crate writes and the newest it reads.
+///
+/// Bumped on any change that an older reader would misread. Adding an
+/// optional field does not bump it: readers ignore fields they do not know.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The largest number of significant digits a stored histogram may declare.
+///
+/// A hostile header could otherwise ask the decoder for a counts array of
+/// hundreds of megabytes; 5 digits is the HdrHistogram maximum anyway.
+const MAX_SIGFIG: u8 = 5;
+
+/// One whole profiling run: everything `perf-report` needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Dump {
+    /// The dump format version, [`FORMAT_VERSION`] when written by this crate.
+    pub format_version: u32,
+    /// The crate that wrote the dump.
+    pub producer: Producer,
+    /// What ran, where, and when.
+    pub run: RunInfo,
+    /// The layer's configuration for this run.
+    pub config: DumpConfig,
+    /// Whether the counting allocator was installed: when `false`, every
+    /// callsite's [`CallsiteStats::alloc`] is `None` (unknown, not zero).
+    pub allocations_tracked: bool,
+    /// Per-callsite statistics, one entry per span callsite seen.
+    pub callsites: Vec<CallsiteStats>,
+    /// Spans not recorded because `config.max_callsites` was reached.
+    #[serde(default)]
+    pub callsites_dropped_spans: u64,
+    /// Parent-to-child callsite edges, for call paths and flamegraphs.
+    pub edges: Vec<CallEdge>,
+    /// Edge observations not recorded because `config.max_edges` was reached.
+    #[serde(default)]
+    pub edges_dropped: u64,
+    /// The process timeline from the background sampler.
+    pub timeline: Timeline,
+    /// Threshold alerts raised during the run (a bounded ring: the newest kept).
+    pub alerts: Vec<Alert>,
+    /// Alerts raised but evicted from the bounded alert ring.
+    #[serde(default)]
+    pub alerts_dropped: u64,
+    /// The layer's estimate of its own cost.
+    pub overhead: Overhead,
+}
+
+/// The crate that wrote a dump.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Producer {
+    /// Crate name, `perf-layer`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// What ran, where, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The program name (the executable's file name).
+    pub program: String,
+    /// The process id.
+    pub pid: u32,
+    /// The host name, or `"unknown"`.
+    pub host: String,
+    /// When the layer was built, in milliseconds since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    /// When this dump was taken, in milliseconds since the Unix epoch.
+    pub ended_at_unix_ms: u64,
+    /// Time from the layer's build to this dump, in nanoseconds.
+    pub duration_ns: u64,
+}
+
+/// The layer configuration a dump was recorded with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DumpConfig {
+    /// Significant decimal digits of every histogram (1 to 5).
+    pub histogram_sigfig: u8,
+    /// The largest value a histogram tracks, in nanoseconds; larger values are
+    /// recorded as this value and counted in [`HistogramDump::clamped`].
+    pub histogram_max_ns: u64,
+    /// The sampler interval in milliseconds, `None` when the sampler was off.
+    pub sampler_interval_ms: Option<u64>,
+    /// The RSS alert threshold in bytes, if any.
+    pub rss_alert_bytes: Option<u64>,
+    /// The CPU alert threshold in percent of one core, if any.
+    pub cpu_alert_percent: Option<f64>,
+    /// The most callsites recorded.
+    pub max_callsites: usize,
+    /// The most distinct call edges recorded.
+    pub max_edges: usize,
+    /// The most timeline samples kept (older ones are thinned, not dropped).
+    pub timeline_capacity: usize,
+}
+
+/// Statistics of one span callsite (one place in the code), merged over every
+/// thread and every span it created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CallsiteStats {
+    /// Index of this callsite in the dump, referenced by [`CallEdge`].
+    pub id: u32,
+    /// Span name.
+    pub name: String,
+    /// Span target.
+    pub target: String,
+    /// Rust module path, if known.
+    pub module_path: Option<String>,
+    /// Source file, if known.
+    pub file: Option<String>,
+    /// Source line, if known.
+    pub line: Option<u32>,
+    /// Level: `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR`.
+    pub level: String,
+    /// Number of spans of this callsite that closed.
+    pub calls: u64,
+    /// Creation to close.
+    pub wall_ns: HistogramDump,
+    /// Sum of the intervals the span was entered (on any thread).
+    pub busy_ns: HistogramDump,
+    /// Wall minus busy: time the span existed but was not entered.
+    pub idle_ns: HistogramDump,
+    /// Busy time when this span was the innermost entered span on its thread:
+    /// busy minus the busy time of its child spans.
+    pub self_ns: HistogramDump,
+    /// Events recorded inside the span, by level.
+    pub events: EventCounts,
+    /// Heap allocation while entered; `None` without the counting allocator.
+    pub alloc: Option<AllocStats>,
+    /// Process RSS change between open and close, as the sampler saw it.
+    /// Coarse: the sampler's resolution is its interval. `None` without sampler.
+    pub rss_delta: Option<RssDelta>,
+}
+
+/// Events recorded inside a span, per level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct EventCounts {
+    pub trace: u64,
+    pub debug: u64,
+    pub info: u64,
+    pub warn: u64,
+    pub error: u64,
+}
+
+impl EventCounts {
+    /// All events of every level.
+    pub fn total(&self) -> u64 {
+        self.trace + self.debug + self.info + self.warn + self.error
+    }
+
+    /// Adds another set of counts to this one.
+    pub fn add(&mut self, other: &EventCounts) {
+        self.trace += other.trace;
+        self.debug += other.debug;
+        self.info += other.info;
+        self.warn += other.warn;
+        self.error += other.error;
+    }
+}
+
+/// Heap allocation attributed to a callsite, summed over all its spans.
+///
+/// Counted only while a span was entered, on the thread that entered it.
+/// "Inclusive" counts include child spans; "self" counts do not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocStats {
+    /// Bytes allocated, inclusive.
+    pub alloc_bytes: u64,
+    /// Allocations made, inclusive.
+    pub allocs: u64,
+    /// Bytes freed, inclusive.
+    pub freed_bytes: u64,
+    /// Deallocations made, inclusive.
+    pub frees: u64,
+    /// Bytes allocated while this span was innermost.
+    pub self_alloc_bytes: u64,
+    /// Allocations made while this span was innermost.
+    pub self_allocs: u64,
+    /// Inclusive bytes allocated minus bytes freed: memory the spans kept.
+    pub net_bytes: i64,
+    /// Spans of this callsite that closed holding more than they freed.
+    pub calls_retaining: u64,
+}
+
+impl AllocStats {
+    /// Adds another callsite's figures to these.
+    pub fn add(&mut self, other: &AllocStats) {
+        self.alloc_bytes = self.alloc_bytes.saturating_add(other.alloc_bytes);
+        self.allocs = self.allocs.saturating_add(other.allocs);
+        self.freed_bytes = self.freed_bytes.saturating_add(other.freed_bytes);
+        self.frees = self.frees.saturating_add(other.frees);
+        self.self_alloc_bytes = self.self_alloc_bytes.saturating_add(other.self_alloc_bytes);
+        self.self_allocs = self.self_allocs.saturating_add(other.self_allocs);
+        self.net_bytes = self.net_bytes.saturating_add(other.net_bytes);
+        self.calls_retaining = self.calls_retaining.saturating_add(other.calls_retaining);
+    }
+}
+
+/// Process RSS change between a span's open and close, summed over its spans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RssDelta {
+    /// Sum of the per-span deltas, in bytes.
+    pub sum_bytes: i64,
+    /// The largest single-span growth, in bytes.
+    pub max_bytes: i64,
+    /// The largest single-span shrink (most negative delta), in bytes.
+    pub min_bytes: i64,
+}
+
+impl RssDelta {
+    /// Adds another callsite's figures to these.
+    pub fn add(&mut self, other: &RssDelta) {
+        self.sum_bytes = self.sum_bytes.saturating_add(other.sum_bytes);
+        self.max_bytes = self.max_bytes.max(other.max_bytes);
+        self.min_bytes = self.min_bytes.min(other.min_bytes);
+    }
+}
+
+/// A whole HDR histogram of nanosecond values, with a readable summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistogramDump {
+    /// Number of values recorded.
+    pub count: u64,
+    /// Exact sum of the values recorded, unclamped, in nanoseconds.
+    pub sum: u64,
+    /// Smallest value recorded (0 when empty).
+    pub min: u64,
+    /// Largest value recorded, after clamping (0 when empty).
+    pub max: u64,
+    /// Exact mean, `sum / count` (0 when empty).
+    pub mean: f64,
+    /// Median, within the histogram's precision.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Values above the histogram's maximum, recorded as the maximum.
+    pub clamped: u64,
+    /// The histogram, HdrHistogram V2 + DEFLATE, base64 (standard alphabet).
+    pub encoded: String,
+}
+
+impl HistogramDump {
+    /// Stores a histogram with its exact sum and the number of clamped values.
+    pub fn from_histogram(hist: &Histogram<u64>, sum: u64, clamped: u64) -> Self {
+        let mut bytes = Vec::new();
+        // Serializing into a Vec cannot fail for a histogram that exists: the
+        // only errors are I/O errors and counts beyond i64, which saturating
+        // recording never produces. Fall back to an empty string, never panic.
+        let encoded = match V2DeflateSerializer::new().serialize(hist, &mut bytes) {
+            Ok(_) => BASE64.encode(&bytes),
+            Err(_) => String::new(),
+        };
+        let count = hist.len();
+        let q = |quantile: f64| {
+            if count == 0 {
+                0
+            } else {
+                hist.value_at_quantile(quantile)
+            }
+        };
+        Self {
+            count,
+            sum,
+            min: if count == 0 { 0 } else { hist.min() },
+            max: if count == 0 { 0 } else { hist.max() },
+            mean: if count == 0 {
+                0.0
+            } else {
+                sum as f64 / count as f64
+            },
+            p50: q(0.50),
+            p90: q(0.90),
+            p99: q(0.99),
+            p999: q(0.999),
+            clamped,
+            encoded,
+        }
+    }
+
+    /// Decodes the stored histogram.
+    ///
+    /// # Errors
+    /// [`HistogramDecodeError`] when the text is not base64, not a V2
+    /// histogram, or declares bounds no profiler would write.
+    pub fn decode(&self) -> Result<Histogram<u64>, HistogramDecodeError> {
+        let bytes = BASE64
+            .decode(self.encoded.as_bytes())
+            .map_err(|e| HistogramDecodeError::Base64(e.to_string()))?;
+        check_v2_header(&bytes)?;
+        let mut reader = bytes.as_slice();
+        Deserializer::new()
+            .deserialize::<u64, _>(&mut reader)
+            .map_err(|e| HistogramDecodeError::Hdr(format!("{e:?}")))
+    }
+}
+
+/// Why a stored histogram could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistogramDecodeError {
+    /// The `encoded` text is not valid base64.
+    #[error("histogram is not valid base64: {0}")]
+    Base64(String),
+    /// The bytes are not a valid HdrHistogram V2 (+DEFLATE) encoding.
+    #[error("histogram is not a valid HdrHistogram V2 encoding: {0}")]
+    Hdr(String),
+    /// The header asks for a histogram larger than any profiler writes.
+    #[error("histogram declares {0} significant digits (at most {MAX_SIGFIG} are allowed)")]
+    Precision(u32),
+}
+
+/// Rejects a V2+DEFLATE header whose precision would make the decoder
+/// allocate an absurd counts array. The compressed layout is a cookie (4
+/// bytes), a length (4) and a zlib stream of the V2 body; the body's
+/// precision sits at byte 12 of the uncompressed V2 header, which we cannot
+/// read without inflating. So inflate at most the header's 40 bytes here.
+fn check_v2_header(bytes: &[u8]) -> Result<(), HistogramDecodeError> {
+    use std::io::Read as _;
+    const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304;
+    if bytes.len() < 8 {
+        return Err(HistogramDecodeError::Hdr(
+            "encoding shorter than its header".into(),
+        ));
+    }
+    let cookie = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    if cookie != V2_COMPRESSED_COOKIE {
+        // Let the deserializer give its own error for uncompressed or foreign input.
+        return Ok(());
+    }
+    let mut header = [0u8; 16];
+    let mut inflater = flate2::read::ZlibDecoder::new(&bytes[8..]);
+    if inflater.read_exact(&mut header).is_err() {
+        return Err(HistogramDecodeError::Hdr(
+            "compressed header is truncated".into(),
+        ));
+    }
+    let sigfig = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
+    if sigfig > u32::from(MAX_SIGFIG) {
+        return Err(HistogramDecodeError::Precision(sigfig));
+    }
+    Ok(())
+}
+
+/// A parent-to-child callsite edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEdge {
+    /// The parent callsite's [`CallsiteStats::id`].
+    pub parent: u32,
+    /// The child callsite's [`CallsiteStats::id`].
+    pub child: u32,
+    /// Child spans closed under this parent.
+    pub calls: u64,
+    /// Sum of those child spans' busy time, in nanoseconds.
+    pub child_busy_ns: u64,
+}
+
+/// The process timeline sampled in the background.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// The spacing of the kept samples in milliseconds. Starts at the sampler
+    /// interval and doubles each time a full timeline is thinned.
+    pub interval_ms: u64,
+    /// The samples, oldest first.
+    pub samples: Vec<ProcessSample>,
+}
+
+/// One process sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSample {
+    /// Milliseconds since the run started.
+    pub t_ms: u64,
+    /// Resident set size in bytes.
+    pub rss_bytes: u64,
+    /// Virtual memory in bytes.
+    pub virtual_bytes: u64,
+    /// CPU use since the previous sample, in percent of one core (can exceed 100).
+    pub cpu_percent: f64,
+    /// Number of threads in the process (0 when unknown).
+    pub threads: u32,
+}
+
+/// A threshold crossing raised by the sampler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Milliseconds since the run started.
+    pub t_ms: u64,
+    /// What crossed its threshold.
+    pub kind: AlertKind,
+    /// The measured value (bytes for RSS, percent for CPU).
+    pub value: f64,
+    /// The configured threshold, in the same unit.
+    pub threshold: f64,
+    /// The message that was logged.
+    pub message: String,
+}
+
+/// What an [`Alert`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertKind {
+    /// Resident memory above `rss_alert_bytes`.
+    Rss,
+    /// CPU above `cpu_alert_percent`.
+    Cpu,
+}
+
+/// The layer's estimate of its own cost during the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// Measured cost the layer adds to one span's lifecycle, in nanoseconds
+    /// (calibrated in-process against a no-op layer).
+    pub per_span_ns: f64,
+    /// Spans recorded.
+    pub spans: u64,
+    /// `per_span_ns * spans`, in nanoseconds.
+    pub estimated_ns: u64,
+    /// `estimated_ns` as a fraction of the CPU time the run had: run duration
+    /// times the number of threads that recorded spans (0 to 1).
+    pub fraction_of_run: f64,
+}
+
+/// Why a dump could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DumpReadError {
+    /// The input is not JSON, is truncated, or does not match the schema.
+    #[error("not a valid perf-layer dump: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The input has no `format_version` field.
+    #[error("no `format_version` field: this is not a perf-layer dump")]
+    MissingVersion,
+    /// The dump was written by a newer perf-layer.
+    #[error(
+        "dump format version {found} is newer than this tool reads (up to {FORMAT_VERSION}); upgrade perf-report"
+    )]
+    TooNew {
+        /// The version found in the dump.
+        found: u32,
+    },
+    /// The dump's format version is one no perf-layer ever wrote.
+    #[error("dump format version {found} is not supported (this tool reads {FORMAT_VERSION})")]
+    Unsupported {
+        /// The version found in the dump.
+        found: u32,
+    },
+    /// A stored histogram could not be decoded.
+    #[error("callsite `{callsite}`: {source}")]
+    Histogram {
+        /// The callsite whose histogram is broken.
+        callsite: String,
+        /// What was wrong with it.
+        #[source]
+        source: HistogramDecodeError,
+    },
+}
+
+/// Why a dump could not be written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DumpWriteError {
+    /// Creating, writing or renaming the file failed.
+    #[error(
+        "cannot write dump to {path}: {source}; check that the directory exists and is writable"
+    )]
+    Io {
+        /// The dump's destination.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// Serialization failed (it does not, for dumps this crate builds).
+    #[error("cannot serialize dump: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    format_version: Option<u32>,
+}
+
+impl Dump {
+    /// An empty dump for `program`: no callsites, no timeline.
+    pub fn empty(program: &str) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            producer: Producer {
+                name: env!("CARGO_PKG_NAME").to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            run: RunInfo {
+                program: program.to_owned(),
+                pid: 0,
+                host: "unknown".to_owned(),
+                started_at_unix_ms: 0,
+                ended_at_unix_ms: 0,
+                duration_ns: 0,
+            },
+            config: DumpConfig {
+                histogram_sigfig: 2,
+                histogram_max_ns: 3_600_000_000_000,
+                sampler_interval_ms: None,
+                rss_alert_bytes: None,
+                cpu_alert_percent: None,
+                max_callsites: 0,
+                max_edges: 0,
+                timeline_capacity: 0,
+            },
+            allocations_tracked: false,
+            callsites: Vec::new(),
+            callsites_dropped_spans: 0,
+            edges: Vec::new(),
+            edges_dropped: 0,
+            timeline: Timeline::default(),
+            alerts: Vec::new(),
+            alerts_dropped: 0,
+            overhead: Overhead::default(),
+        }
+    }
+
+    /// Parses a dump from JSON bytes, checking its format version first so a
+    /// newer dump is refused for that reason rather than for a schema mismatch.
+    ///
+    /// # Errors
+    /// [`DumpReadError`] for invalid JSON, a missing or unsupported version,
+    /// or a schema mismatch. Histograms are decoded lazily, by
+    /// [`HistogramDump::decode`] or [`Dump::validate_histograms`].
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, DumpReadError> {
+        let probe: VersionProbe = serde_json::from_slice(bytes)?;
+        match probe.format_version {
+            None => Err(DumpReadError::MissingVersion),
+            Some(v) if v > FORMAT_VERSION => Err(DumpReadError::TooNew { found: v }),
+            Some(v) if v < 1 => Err(DumpReadError::Unsupported { found: v }),
+            Some(_) => Ok(serde_json::from_slice(bytes)?),
+        }
+    }
+
+    /// Decodes every histogram once, reporting the first broken one.
+    ///
+    /// # Errors
+    /// [`DumpReadError::Histogram`] naming the callsite.
+    pub fn validate_histograms(&self) -> Result<(), DumpReadError> {
+        for cs in &self.callsites {
+            for h in [&cs.wall_ns, &cs.busy_ns, &cs.idle_ns, &cs.self_ns] {
+                h.decode().map_err(|source| DumpReadError::Histogram {
+                    callsite: cs.name.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Serializes the dump as pretty JSON into `writer`.
+    ///
+    /// # Errors
+    /// Any I/O error of `writer`.
+    pub fn to_writer<W: Write>(&self, writer: W) -> Result<(), serde_json::Error> {
+        serde_json::to_writer_pretty(writer, self)
+    }
+
+    /// Writes the dump to `path` atomically: into a temporary file in the same
+    /// directory, flushed to disk, then renamed over `path`. A crash at any
+    /// point leaves either the previous dump or the new one, never half of one.
+    /// On Unix the file is created readable by its owner only.
+    ///
+    /// # Errors
+    /// [`DumpWriteError::Io`] naming the path; the previous file is untouched.
+    pub fn write_atomic(&self, path: &Path) -> Result<(), DumpWriteError> {
+        let io_err = |source| DumpWriteError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let file_name = path.file_name().ok_or_else(|| {
+            io_err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the path names no file",
+            ))
+        })?;
+        let mut tmp_name = file_name.to_owned();
+        tmp_name.push(format!(".tmp{}", std::process::id()));
+        let tmp = dir.join(tmp_name);
+
+        let result = (|| {
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&tmp)?;
+            let mut writer = io::BufWriter::new(file);
+            self.to_writer(&mut writer).map_err(io::Error::other)?;
+            let file = writer.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            fs::rename(&tmp, path)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(e));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(values: &[u64]) -> Histogram<u64> {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2).unwrap();
+        for &v in values {
+            h.record(v).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn histogram_round_trips_losslessly() {
+        let h = hist(&[1, 10, 100, 1_000, 1_000_000, 1_000_000_000]);
+        let stored = HistogramDump::from_histogram(&h, 1_001_001_111, 0);
+        assert_eq!(stored.count, 6);
+        assert_eq!(stored.decode().unwrap(), h);
+    }
+
+    #[test]
+    fn empty_histogram_has_zero_summary() {
+        let stored = HistogramDump::from_histogram(&hist(&[]), 0, 0);
+        assert_eq!(
+            (stored.count, stored.min, stored.max, stored.p99),
+            (0, 0, 0, 0)
+        );
+        assert_eq!(stored.decode().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn broken_histogram_encoding_is_an_error() {
+        let mut stored = HistogramDump::from_histogram(&hist(&[5]), 5, 0);
+        stored.encoded = "not base64!".into();
+        assert!(matches!(
+            stored.decode(),
+            Err(HistogramDecodeError::Base64(_))
+        ));
+        stored.encoded = BASE64.encode([0x1c, 0x84, 0x93, 0x04, 0, 0, 0, 9, 1, 2]);
+        assert!(stored.decode().is_err());
+    }
+
+    #[test]
+    fn newer_version_is_refused_for_that_reason() {
+        let mut value = serde_json::to_value(Dump::empty("x")).unwrap();
+        value["format_version"] = (FORMAT_VERSION + 1).into();
+        let err = Dump::from_slice(value.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(err, DumpReadError::TooNew { .. }), "{err}");
+        assert!(matches!(
+            Dump::from_slice(b"{}"),
+            Err(DumpReadError::MissingVersion)
+        ));
+    }
+}

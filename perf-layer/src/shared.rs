@@ -1,0 +1,128 @@
+//! State shared by the layer, its handles and the background thread.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tracing_core::dispatcher::WeakDispatch;
+
+use crate::builder::{BuildError, Config};
+use crate::dump::{Alert, DumpWriteError};
+use crate::sampler::{self, AlertRing, TimelineRing};
+use crate::store::Store;
+
+/// The target of the layer's own log events (alerts, write failures).
+pub(crate) const LOG_TARGET: &str = "perf_layer";
+
+/// `latest_rss` before the first sample.
+pub(crate) const RSS_UNKNOWN: u64 = u64::MAX;
+
+static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    /// Distinguishes this layer's per-thread stacks from other instances'.
+    pub(crate) layer_id: u64,
+    pub(crate) started: Instant,
+    pub(crate) started_unix_ms: u64,
+    /// The sampler's latest RSS reading, read by spans at open and close.
+    pub(crate) latest_rss: AtomicU64,
+    pub(crate) timeline: Mutex<TimelineRing>,
+    pub(crate) alerts: Mutex<AlertRing>,
+    /// The subscriber this layer is part of, to log alerts into it from the
+    /// background thread. Weak: the subscriber owns the layer that owns us.
+    pub(crate) dispatch: OnceLock<WeakDispatch>,
+    /// The layer's measured per-span cost, calibrated on first use.
+    pub(crate) per_span_ns: OnceLock<f64>,
+    last_error: Mutex<Option<String>>,
+    pub(crate) stopping: AtomicBool,
+    background: OnceLock<Thread>,
+}
+
+pub(crate) fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Shared {
+    pub(crate) fn start(config: Config) -> Result<Arc<Self>, BuildError> {
+        let interval_ms = config.sampler_interval.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        let shared = Arc::new(Self {
+            store: Store::new(
+                config.histogram_sigfig,
+                config.histogram_max_ns,
+                config.max_callsites,
+                config.max_edges,
+            ),
+            layer_id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
+            started: Instant::now(),
+            started_unix_ms: unix_ms(SystemTime::now()),
+            latest_rss: AtomicU64::new(RSS_UNKNOWN),
+            timeline: Mutex::new(TimelineRing::new(config.timeline_capacity, interval_ms)),
+            alerts: Mutex::new(AlertRing::new(config.max_alerts)),
+            dispatch: OnceLock::new(),
+            per_span_ns: OnceLock::new(),
+            last_error: Mutex::new(None),
+            stopping: AtomicBool::new(false),
+            background: OnceLock::new(),
+            config,
+        });
+        if let Some(thread) = sampler::spawn(&shared).map_err(BuildError::Thread)? {
+            let _ = shared.background.set(thread);
+        }
+        Ok(shared)
+    }
+
+    /// The latest sampled RSS, `None` without a sampler or before its first sample.
+    #[inline]
+    pub(crate) fn rss_now(&self) -> Option<u64> {
+        self.config.sampler_interval?;
+        match self.latest_rss.load(Ordering::Relaxed) {
+            RSS_UNKNOWN => None,
+            rss => Some(rss),
+        }
+    }
+
+    /// Keeps the alert and logs it as a `tracing` warning into the subscriber
+    /// this layer belongs to (the layer ignores its own target).
+    pub(crate) fn raise_alert(&self, alert: Alert) {
+        if let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) {
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing::warn!(target: LOG_TARGET, kind = ?alert.kind, value = alert.value, threshold = alert.threshold, "{}", alert.message);
+            });
+        }
+        self.alerts.lock().push(alert);
+    }
+
+    pub(crate) fn write_dump(&self, path: &Path) -> Result<(), DumpWriteError> {
+        self.snapshot().write_atomic(path)
+    }
+
+    /// Reports a failure once on standard error (the host's own output is
+    /// the one place a user is sure to look); the same failure repeated, as
+    /// from periodic dumps into a vanished directory, is not repeated.
+    pub(crate) fn report_error(&self, error: &dyn std::error::Error) {
+        let message = error.to_string();
+        let mut last = self.last_error.lock();
+        if last.as_deref() != Some(message.as_str()) {
+            eprintln!("perf-layer: {message}");
+            *last = Some(message);
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Release);
+        if let Some(thread) = self.background.get() {
+            thread.unpark();
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Turning the live store into a [`Dump`], without stopping recording.
+
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use rustc_hash::FxHashMap;
+use tracing_core::Metadata;
+
+use crate::dump::{
+    CallEdge, CallsiteStats, Dump, DumpConfig, FORMAT_VERSION, HistogramDump, Overhead, Producer,
+    RunInfo,
+};
+use crate::overhead;
+use crate::shared::{Shared, unix_ms};
+use crate::store::{CallsiteAcc, CallsiteKey};
+
+impl Shared {
+    /// A consistent-enough copy of everything recorded so far: each thread's
+    /// shard is copied under its own lock, one after the other.
+    pub(crate) fn snapshot(&self) -> Dump {
+        let merged = self.store.merged();
+        let duration_ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+
+        // Parents that have not closed yet (a `main` span, say) still need an
+        // entry for their edges to point at; they get one with zero calls.
+        let mut accs: Vec<(
+            CallsiteKey,
+            Option<&CallsiteAcc>,
+            &'static Metadata<'static>,
+        )> = merged
+            .callsites
+            .iter()
+            .map(|(k, acc)| (*k, Some(acc), acc.meta))
+            .collect();
+        for ((parent_key, _), edge) in &merged.edges {
+            if let Some(meta) = edge.parent {
+                if !merged.callsites.contains_key(parent_key)
+                    && !accs.iter().any(|a| a.0 == *parent_key)
+                {
+                    accs.push((*parent_key, None, meta));
+                }
+            }
+        }
+        // A stable order, so two dumps of one program list callsites alike.
+        accs.sort_by(|a, b| {
+            let key = |m: &'static Metadata<'static>| (m.target(), m.name(), m.file(), m.line());
+            key(a.2).cmp(&key(b.2)).then(a.0.cmp(&b.0))
+        });
+        let ids: FxHashMap<CallsiteKey, u32> = accs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.0, i as u32))
+            .collect();
+
+        let allocations_tracked = crate::alloc::is_installed();
+        let sampled = self.config.sampler_interval.is_some();
+        let callsites = accs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, acc, meta))| {
+                callsite_stats(i as u32, meta, *acc, self, allocations_tracked, sampled)
+            })
+            .collect();
+        let mut edges: Vec<CallEdge> = merged
+            .edges
+            .iter()
+            .filter_map(|((parent, child), edge)| {
+                Some(CallEdge {
+                    parent: *ids.get(parent)?,
+                    child: *ids.get(child)?,
+                    calls: edge.calls,
+                    child_busy_ns: edge.child_busy_ns,
+                })
+            })
+            .collect();
+        edges.sort_by_key(|e| (e.parent, e.child));
+
+        let spans: u64 = merged.callsites.values().map(|acc| acc.calls).sum();
+        let overhead = self.overhead(spans, duration_ns);
+        let config = &self.config;
+        let (alerts, alerts_dropped) = {
+            let ring = self.alerts.lock();
+            (ring.alerts.iter().cloned().collect(), ring.dropped)
+        };
+        Dump {
+            format_version: FORMAT_VERSION,
+            producer: Producer {
+                name: env!("CARGO_PKG_NAME").to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            run: RunInfo {
+                program: program_name(),
+                pid: std::process::id(),
+                host: sysinfo::System::host_name().unwrap_or_else(|| "unknown".to_owned()),
+                started_at_unix_ms: self.started_unix_ms,
+                ended_at_unix_ms: unix_ms(SystemTime::now()),
+                duration_ns,
+            },
+            config: DumpConfig {
+                histogram_sigfig: config.histogram_sigfig,
+                histogram_max_ns: config.histogram_max_ns,
+                sampler_interval_ms: config
+                    .sampler_interval
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                rss_alert_bytes: config.rss_alert_bytes,
+                cpu_alert_percent: config.cpu_alert_percent,
+                max_callsites: config.max_callsites,
+                max_edges: config.max_edges,
+                timeline_capacity: config.timeline_capacity,
+            },
+            allocations_tracked,
+            callsites,
+            callsites_dropped_spans: self.store.dropped_spans.load(Ordering::Relaxed),
+            edges,
+            edges_dropped: self.store.dropped_edges.load(Ordering::Relaxed),
+            timeline: self.timeline.lock().to_timeline(),
+            alerts,
+            alerts_dropped,
+            overhead,
+        }
+    }
+
+    fn overhead(&self, spans: u64, duration_ns: u64) -> Overhead {
+        if !self.config.calibrate_overhead {
+            return Overhead {
+                spans,
+                ..Overhead::default()
+            };
+        }
+        let per_span_ns = *self
+            .per_span_ns
+            .get_or_init(|| overhead::calibrate(&self.config));
+        let estimated_ns = (per_span_ns * spans as f64) as u64;
+        // The run had `duration` of wall time on each thread that recorded
+        // spans, but never more threads than cores can run at once.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = self.store.threads().clamp(1, cores) as f64;
+        let capacity_ns = duration_ns as f64 * threads;
+        let fraction_of_run = if capacity_ns > 0.0 {
+            (estimated_ns as f64 / capacity_ns).min(1.0)
+        } else {
+            0.0
+        };
+        Overhead {
+            per_span_ns,
+            spans,
+            estimated_ns,
+            fraction_of_run,
+        }
+    }
+}
+
+fn callsite_stats(
+    id: u32,
+    meta: &'static Metadata<'static>,
+    acc: Option<&CallsiteAcc>,
+    shared: &Shared,
+    allocations_tracked: bool,
+    sampled: bool,
+) -> CallsiteStats {
+    let empty;
+    let acc = match acc {
+        Some(acc) => acc,
+        None => {
+            empty = CallsiteAcc::empty(
+                meta,
+                shared.config.histogram_sigfig,
+                shared.config.histogram_max_ns,
+            );
+            &empty
+        }
+    };
+    let hist = |h: &crate::store::Hist| HistogramDump::from_histogram(&h.hist, h.sum, h.clamped);
+    CallsiteStats {
+        id,
+        name: meta.name().to_owned(),
+        target: meta.target().to_owned(),
+        module_path: meta.module_path().map(str::to_owned),
+        file: meta.file().map(str::to_owned),
+        line: meta.line(),
+        level: meta.level().as_str().to_owned(),
+        calls: acc.calls,
+        wall_ns: hist(&acc.wall),
+        busy_ns: hist(&acc.busy),
+        idle_ns: hist(&acc.idle),
+        self_ns: hist(&acc.self_time),
+        events: acc.events,
+        alloc: allocations_tracked.then_some(acc.alloc),
+        rss_delta: if sampled {
+            Some(acc.rss.unwrap_or_default())
+        } else {
+            None
+        },
+    }
+}
+
+fn program_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .or_else(|| std::env::args().next())
+        .unwrap_or_else(|| "unknown".to_owned())
+}

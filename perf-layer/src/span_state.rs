@@ -1,0 +1,209 @@
+//! Per-span state: the private extension each span carries, and the
+//! per-thread stack of entered spans.
+//!
+//! The stack is what makes self time cheap. Entering a span pauses the one
+//! below it on this thread's stack and exiting resumes it, so each frame
+//! knows how long it was innermost (self time) and what this thread
+//! allocated meanwhile, without ever looking up the parent span. Entering
+//! touches only thread-local memory; exiting writes the frame's totals into
+//! the span's extension, where they survive the span moving to another thread.
+
+use std::cell::RefCell;
+
+use tracing_core::Metadata;
+
+use crate::alloc::{self, AllocCounters};
+
+/// The layer's private extension in a span's registry data. A private type,
+/// so no other layer can read or clobber it.
+#[derive(Debug)]
+pub(crate) struct SpanState {
+    pub(crate) meta: &'static Metadata<'static>,
+    /// The parent's callsite, for call edges.
+    pub(crate) parent: Option<&'static Metadata<'static>>,
+    pub(crate) created: u64,
+    pub(crate) busy_ns: u64,
+    pub(crate) self_ns: u64,
+    pub(crate) alloc: AllocCounters,
+    pub(crate) self_alloc_bytes: u64,
+    pub(crate) self_allocs: u64,
+    pub(crate) events: [u32; 5],
+    pub(crate) rss_at_open: Option<u64>,
+}
+
+impl SpanState {
+    pub(crate) fn new(
+        meta: &'static Metadata<'static>,
+        parent: Option<&'static Metadata<'static>>,
+        created: u64,
+        rss_at_open: Option<u64>,
+    ) -> Self {
+        Self {
+            meta,
+            parent,
+            created,
+            busy_ns: 0,
+            self_ns: 0,
+            alloc: AllocCounters::default(),
+            self_alloc_bytes: 0,
+            self_allocs: 0,
+            events: [0; 5],
+            rss_at_open,
+        }
+    }
+
+    /// Adds what one entered interval (a popped frame) measured.
+    pub(crate) fn absorb(&mut self, done: &FinishedFrame) {
+        self.busy_ns = self.busy_ns.saturating_add(done.busy_ns);
+        self.self_ns = self.self_ns.saturating_add(done.self_ns);
+        self.alloc.add(&done.alloc);
+        self.self_alloc_bytes = self
+            .self_alloc_bytes
+            .wrapping_add(done.self_alloc.alloc_bytes);
+        self.self_allocs = self.self_allocs.wrapping_add(done.self_alloc.allocs);
+        for (mine, theirs) in self.events.iter_mut().zip(done.events) {
+            *mine = mine.saturating_add(theirs);
+        }
+    }
+}
+
+/// One entered span on this thread's stack.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame {
+    pub(crate) span: u64,
+    entered_at: u64,
+    resumed_at: u64,
+    self_ticks_ns: u64,
+    alloc_at_enter: AllocCounters,
+    alloc_at_resume: AllocCounters,
+    self_alloc: AllocCounters,
+    pub(crate) events: [u32; 5],
+    /// The same span is already entered lower on this stack: this interval
+    /// is inside that one, so its busy time and allocation are not counted
+    /// twice.
+    reentry: bool,
+}
+
+/// What a popped frame measured, in nanoseconds and allocation counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FinishedFrame {
+    pub(crate) busy_ns: u64,
+    pub(crate) self_ns: u64,
+    pub(crate) alloc: AllocCounters,
+    pub(crate) self_alloc: AllocCounters,
+    pub(crate) events: [u32; 5],
+}
+
+/// The deepest stack kept per thread. Frames past it are not pushed (their
+/// spans' busy time on this thread goes unmeasured) so a program that enters
+/// spans without ever exiting them cannot grow memory without bound.
+pub(crate) const MAX_DEPTH: usize = 256;
+
+/// Entered spans of one layer instance on one thread.
+#[derive(Debug, Default)]
+pub(crate) struct Stack {
+    frames: Vec<Frame>,
+}
+
+impl Stack {
+    pub(crate) fn top_mut(&mut self) -> Option<&mut Frame> {
+        self.frames.last_mut()
+    }
+
+    /// Pushes `span`, pausing the frame below. `to_ns` converts a tick delta.
+    pub(crate) fn push(&mut self, span: u64, now: u64, to_ns: impl Fn(u64, u64) -> u64) {
+        if self.frames.len() >= MAX_DEPTH {
+            return;
+        }
+        let counters = alloc::thread_counters();
+        let reentry = self.frames.iter().any(|f| f.span == span);
+        if let Some(below) = self.frames.last_mut() {
+            below.pause(now, &counters, &to_ns);
+        }
+        self.frames.push(Frame {
+            span,
+            entered_at: now,
+            resumed_at: now,
+            self_ticks_ns: 0,
+            alloc_at_enter: counters,
+            alloc_at_resume: counters,
+            self_alloc: AllocCounters::default(),
+            events: [0; 5],
+            reentry,
+        });
+    }
+
+    /// Pops `span` (normally the top; out-of-order exits are tolerated) and
+    /// resumes the frame below. `None` when the span is not on this stack.
+    pub(crate) fn pop(
+        &mut self,
+        span: u64,
+        now: u64,
+        to_ns: impl Fn(u64, u64) -> u64,
+    ) -> Option<FinishedFrame> {
+        let index = self.frames.iter().rposition(|f| f.span == span)?;
+        let was_top = index + 1 == self.frames.len();
+        let mut frame = self.frames.remove(index);
+        let counters = alloc::thread_counters();
+        if was_top {
+            frame.pause(now, &counters, &to_ns);
+            if let Some(below) = self.frames.last_mut() {
+                below.resumed_at = now;
+                below.alloc_at_resume = counters;
+            }
+        }
+        let (busy_ns, alloc) = if frame.reentry {
+            (0, AllocCounters::default())
+        } else {
+            (
+                to_ns(frame.entered_at, now),
+                counters.since(&frame.alloc_at_enter),
+            )
+        };
+        Some(FinishedFrame {
+            busy_ns,
+            self_ns: frame.self_ticks_ns,
+            alloc,
+            self_alloc: frame.self_alloc,
+            events: frame.events,
+        })
+    }
+}
+
+impl Frame {
+    fn pause(&mut self, now: u64, counters: &AllocCounters, to_ns: &impl Fn(u64, u64) -> u64) {
+        self.self_ticks_ns = self
+            .self_ticks_ns
+            .saturating_add(to_ns(self.resumed_at, now));
+        self.self_alloc.add(&counters.since(&self.alloc_at_resume));
+        // Until resumed, nothing more accrues to this frame.
+        self.resumed_at = now;
+        self.alloc_at_resume = *counters;
+    }
+}
+
+thread_local! {
+    /// One stack per layer instance that has entered spans on this thread,
+    /// found by a short linear scan (almost always one entry).
+    static STACKS: RefCell<Vec<(u64, Stack)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's stack for layer `layer_id`. `None` while the
+/// thread is being torn down or if called re-entrantly.
+#[inline]
+pub(crate) fn with_stack<R>(layer_id: u64, f: impl FnOnce(&mut Stack) -> R) -> Option<R> {
+    STACKS
+        .try_with(|stacks| {
+            let mut stacks = stacks.try_borrow_mut().ok()?;
+            if let Some((_, stack)) = stacks.iter_mut().find(|(id, _)| *id == layer_id) {
+                return Some(f(stack));
+            }
+            // First use by this layer on this thread: forget the empty stacks
+            // of layers that are gone or idle, so the list stays short.
+            stacks.retain(|(_, s)| !s.frames.is_empty());
+            stacks.push((layer_id, Stack::default()));
+            stacks.last_mut().map(|(_, stack)| f(stack))
+        })
+        .ok()
+        .flatten()
+}

@@ -1,0 +1,318 @@
+//! Per-callsite statistics: the only state shared between threads.
+//!
+//! Every thread records into its own shard, so two threads closing spans of
+//! the same callsite never touch the same memory. A shard sits behind a mutex
+//! that only its own thread takes on the span path (uncontended, a few
+//! nanoseconds); a snapshot takes each shard's lock briefly to copy it. The
+//! `DashMap` is the registry of callsites, visited once per callsite per
+//! thread, which is where the callsite cap is enforced.
+//!
+//! Shards live in a [`ThreadLocal`] owned by the store, so a thread's data
+//! outlives the thread: a thread that exits leaves its shard behind (a later
+//! thread may reuse it and keep adding to it), and snapshots still see it.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
+use thread_local::ThreadLocal;
+use tracing_core::{Level, Metadata};
+
+use crate::dump::{AllocStats, EventCounts, RssDelta};
+
+/// A callsite's key: the address of its `'static` metadata, unique per
+/// callsite. Building it never allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct CallsiteKey(usize);
+
+impl CallsiteKey {
+    pub(crate) fn of(meta: &'static Metadata<'static>) -> Self {
+        CallsiteKey(meta as *const Metadata<'static> as usize)
+    }
+}
+
+/// What a closed span contributes to its callsite.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClosedSpan {
+    pub(crate) wall_ns: u64,
+    pub(crate) busy_ns: u64,
+    pub(crate) self_ns: u64,
+    pub(crate) events: EventCounts,
+    pub(crate) alloc: Option<AllocStats>,
+    pub(crate) rss_delta: Option<i64>,
+}
+
+/// One histogram with its exact sum and clamped count.
+#[derive(Debug, Clone)]
+pub(crate) struct Hist {
+    pub(crate) hist: Histogram<u64>,
+    pub(crate) sum: u64,
+    pub(crate) clamped: u64,
+}
+
+impl Hist {
+    fn new(sigfig: u8, max: u64) -> Self {
+        // Bounds are validated by the builder; `new_with_bounds` cannot fail
+        // for 1 <= sigfig <= 5 and max >= 1000.
+        let hist = Histogram::new_with_bounds(1, max, sigfig)
+            .or_else(|_| Histogram::new(sigfig))
+            .or_else(|_| Histogram::new(2))
+            .expect("a 2-digit histogram is always valid");
+        Self {
+            hist,
+            sum: 0,
+            clamped: 0,
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, value: u64) {
+        self.sum = self.sum.saturating_add(value);
+        if value > self.hist.high() {
+            self.clamped += 1;
+        }
+        self.hist.saturating_record(value);
+    }
+
+    pub(crate) fn merge(&mut self, other: &Hist) {
+        self.sum = self.sum.saturating_add(other.sum);
+        self.clamped += other.clamped;
+        // Both come from one configuration, so their bounds match and `add`
+        // cannot fail; on the impossible error keep what we have.
+        let _ = self.hist.add(&other.hist);
+    }
+}
+
+/// Everything recorded for one callsite on one thread (or merged).
+#[derive(Debug, Clone)]
+pub(crate) struct CallsiteAcc {
+    pub(crate) meta: &'static Metadata<'static>,
+    pub(crate) calls: u64,
+    pub(crate) wall: Hist,
+    pub(crate) busy: Hist,
+    pub(crate) idle: Hist,
+    pub(crate) self_time: Hist,
+    pub(crate) events: EventCounts,
+    pub(crate) alloc: AllocStats,
+    pub(crate) rss: Option<RssDelta>,
+}
+
+impl CallsiteAcc {
+    pub(crate) fn empty(meta: &'static Metadata<'static>, sigfig: u8, max: u64) -> Self {
+        Self {
+            meta,
+            calls: 0,
+            wall: Hist::new(sigfig, max),
+            busy: Hist::new(sigfig, max),
+            idle: Hist::new(sigfig, max),
+            self_time: Hist::new(sigfig, max),
+            events: EventCounts::default(),
+            alloc: AllocStats::default(),
+            rss: None,
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, span: &ClosedSpan) {
+        self.calls += 1;
+        self.wall.record(span.wall_ns);
+        self.busy.record(span.busy_ns);
+        self.idle.record(span.wall_ns - span.busy_ns);
+        self.self_time.record(span.self_ns);
+        self.events.add(&span.events);
+        if let Some(alloc) = &span.alloc {
+            self.alloc.add(alloc);
+        }
+        if let Some(delta) = span.rss_delta {
+            let rss = self.rss.get_or_insert(RssDelta {
+                sum_bytes: 0,
+                max_bytes: delta,
+                min_bytes: delta,
+            });
+            rss.add(&RssDelta {
+                sum_bytes: delta,
+                max_bytes: delta,
+                min_bytes: delta,
+            });
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &CallsiteAcc) {
+        self.calls += other.calls;
+        self.wall.merge(&other.wall);
+        self.busy.merge(&other.busy);
+        self.idle.merge(&other.idle);
+        self.self_time.merge(&other.self_time);
+        self.events.add(&other.events);
+        self.alloc.add(&other.alloc);
+        match (&mut self.rss, &other.rss) {
+            (Some(mine), Some(theirs)) => mine.add(theirs),
+            (None, Some(theirs)) => self.rss = Some(*theirs),
+            _ => {}
+        }
+    }
+}
+
+/// Child spans closed under one parent callsite.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EdgeAcc {
+    pub(crate) parent: Option<&'static Metadata<'static>>,
+    pub(crate) calls: u64,
+    pub(crate) child_busy_ns: u64,
+}
+
+/// One thread's statistics.
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    pub(crate) callsites: FxHashMap<CallsiteKey, CallsiteAcc>,
+    pub(crate) edges: FxHashMap<(CallsiteKey, CallsiteKey), EdgeAcc>,
+}
+
+/// All shards plus the callsite registry and the caps.
+#[derive(Debug)]
+pub(crate) struct Store {
+    shards: ThreadLocal<Mutex<Shard>>,
+    /// Every callsite admitted under the cap.
+    registry: DashMap<CallsiteKey, &'static Metadata<'static>>,
+    edges_admitted: AtomicUsize,
+    pub(crate) dropped_spans: AtomicU64,
+    pub(crate) dropped_edges: AtomicU64,
+    sigfig: u8,
+    max_ns: u64,
+    max_callsites: usize,
+    max_edges: usize,
+}
+
+impl Store {
+    pub(crate) fn new(sigfig: u8, max_ns: u64, max_callsites: usize, max_edges: usize) -> Self {
+        Self {
+            shards: ThreadLocal::new(),
+            registry: DashMap::new(),
+            edges_admitted: AtomicUsize::new(0),
+            dropped_spans: AtomicU64::new(0),
+            dropped_edges: AtomicU64::new(0),
+            sigfig,
+            max_ns,
+            max_callsites,
+            max_edges,
+        }
+    }
+
+    /// Records a closed span (and its edge from `parent`) in this thread's
+    /// shard. The only lock taken is this thread's own shard's.
+    pub(crate) fn record(
+        &self,
+        meta: &'static Metadata<'static>,
+        parent: Option<&'static Metadata<'static>>,
+        span: &ClosedSpan,
+    ) {
+        let key = CallsiteKey::of(meta);
+        let mut shard = self.shards.get_or_default().lock();
+        let acc = match shard.callsites.get_mut(&key) {
+            Some(acc) => acc,
+            None => {
+                if !self.admit_callsite(key, meta) {
+                    self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                shard
+                    .callsites
+                    .entry(key)
+                    .or_insert_with(|| CallsiteAcc::empty(meta, self.sigfig, self.max_ns))
+            }
+        };
+        acc.record(span);
+        if let Some(parent) = parent {
+            let edge_key = (CallsiteKey::of(parent), key);
+            match shard.edges.get_mut(&edge_key) {
+                Some(edge) => {
+                    edge.calls += 1;
+                    edge.child_busy_ns = edge.child_busy_ns.saturating_add(span.busy_ns);
+                }
+                None => {
+                    if self.edges_admitted.fetch_add(1, Ordering::Relaxed) < self.max_edges {
+                        shard.edges.insert(
+                            edge_key,
+                            EdgeAcc {
+                                parent: Some(parent),
+                                calls: 1,
+                                child_busy_ns: span.busy_ns,
+                            },
+                        );
+                    } else {
+                        self.edges_admitted.fetch_sub(1, Ordering::Relaxed);
+                        self.dropped_edges.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Admits a callsite under the cap; visited once per callsite per thread.
+    fn admit_callsite(&self, key: CallsiteKey, meta: &'static Metadata<'static>) -> bool {
+        if self.registry.contains_key(&key) {
+            return true;
+        }
+        if self.registry.len() >= self.max_callsites {
+            return false;
+        }
+        self.registry.entry(key).or_insert(meta);
+        true
+    }
+
+    /// Merges every shard, each locked only while it is copied.
+    pub(crate) fn merged(&self) -> Shard {
+        let mut total = Shard::default();
+        for shard in self.shards.iter() {
+            let copy = {
+                let shard = shard.lock();
+                (shard.callsites.clone(), shard.edges.clone())
+            };
+            for (key, acc) in copy.0 {
+                match total.callsites.get_mut(&key) {
+                    Some(mine) => mine.merge(&acc),
+                    None => {
+                        total.callsites.insert(key, acc);
+                    }
+                }
+            }
+            for (key, edge) in copy.1 {
+                let mine = total.edges.entry(key).or_default();
+                mine.parent = edge.parent;
+                mine.calls += edge.calls;
+                mine.child_busy_ns = mine.child_busy_ns.saturating_add(edge.child_busy_ns);
+            }
+        }
+        total
+    }
+
+    /// Number of threads that have recorded at least one span.
+    pub(crate) fn threads(&self) -> usize {
+        self.shards.iter().count()
+    }
+}
+
+/// The level's index into [`EventCounts`] order (trace..error).
+#[inline]
+pub(crate) fn level_index(level: &Level) -> usize {
+    match *level {
+        Level::TRACE => 0,
+        Level::DEBUG => 1,
+        Level::INFO => 2,
+        Level::WARN => 3,
+        _ => 4,
+    }
+}
+
+/// Per-level counts as a small array (cheap to add on the hot path).
+pub(crate) fn events_from_array(counts: &[u32; 5]) -> EventCounts {
+    EventCounts {
+        trace: u64::from(counts[0]),
+        debug: u64::from(counts[1]),
+        info: u64::from(counts[2]),
+        warn: u64::from(counts[3]),
+        error: u64::from(counts[4]),
+    }
+}
