@@ -1,0 +1,241 @@
+//! The layer in real subscriber stacks: many threads, per-layer filters,
+//! EnvFilter, a fmt layer beside it, `#[instrument]` on sync and async code,
+//! and dumps written to disk.
+
+use std::time::Duration;
+
+use perf_layer::PerfLayer;
+use perf_layer::dump::Dump;
+use tracing::{Dispatch, info_span, instrument};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use tracing_subscriber::prelude::*;
+
+fn quiet_builder() -> perf_layer::PerfLayerBuilder {
+    PerfLayer::builder()
+        .without_sampler()
+        .without_overhead_calibration()
+}
+
+fn calls(dump: &Dump, name: &str) -> u64 {
+    dump.callsites
+        .iter()
+        .filter(|c| c.name == name)
+        .map(|c| c.calls)
+        .sum()
+}
+
+#[test]
+fn n_threads_times_m_spans_are_all_recorded_exactly_once() {
+    const THREADS: usize = 4;
+    const SPANS: u64 = 5_000;
+    let (layer, handle) = quiet_builder().build().unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            let dispatch = dispatch.clone();
+            s.spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for _ in 0..SPANS {
+                        info_span!("worker").in_scope(|| info_span!("step").in_scope(|| {}));
+                    }
+                })
+            });
+        }
+    });
+    let dump = handle.snapshot();
+    let expected = THREADS as u64 * SPANS;
+    assert_eq!(calls(&dump, "worker"), expected);
+    assert_eq!(calls(&dump, "step"), expected);
+    assert_eq!(dump.edges.iter().map(|e| e.calls).sum::<u64>(), expected);
+    assert_eq!(dump.overhead.spans, 2 * expected);
+}
+
+#[test]
+fn works_under_a_per_layer_filter_beside_a_fmt_layer() {
+    let (layer, handle) = quiet_builder().build().unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+        .with(layer.with_filter(LevelFilter::INFO));
+    tracing::subscriber::with_default(subscriber, || {
+        info_span!("kept").in_scope(|| {
+            tracing::debug_span!("filtered_out").in_scope(|| {
+                info_span!("grandchild").in_scope(|| {});
+            });
+        });
+    });
+    let dump = handle.snapshot();
+    assert_eq!(calls(&dump, "kept"), 1);
+    assert_eq!(calls(&dump, "grandchild"), 1);
+    assert_eq!(calls(&dump, "filtered_out"), 0);
+    // The filtered span is skipped: the grandchild's parent is `kept`.
+    let id = |name: &str| dump.callsites.iter().find(|c| c.name == name).unwrap().id;
+    assert!(
+        dump.edges
+            .iter()
+            .any(|e| e.parent == id("kept") && e.child == id("grandchild"))
+    );
+}
+
+#[test]
+fn works_with_env_filter() {
+    let (layer, handle) = quiet_builder().build().unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(EnvFilter::new("layer_integration=info,off"))
+        .with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        info_span!("seen").in_scope(|| {});
+        info_span!(target: "elsewhere", "unseen").in_scope(|| {});
+    });
+    let dump = handle.snapshot();
+    assert_eq!((calls(&dump, "seen"), calls(&dump, "unseen")), (1, 0));
+}
+
+#[instrument]
+fn parse(input: &str) -> usize {
+    input.split(',').count()
+}
+
+#[instrument]
+async fn fetch(delay_ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    tokio::task::yield_now().await;
+    delay_ms
+}
+
+#[test]
+fn instrumented_sync_and_async_functions_on_a_multi_threaded_runtime() {
+    let (layer, handle) = quiet_builder().build().unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .on_thread_start({
+            let dispatch = dispatch.clone();
+            move || {
+                // Leaked guard: the worker threads use this dispatcher for life.
+                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+            }
+        })
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&dispatch, || {
+        assert_eq!(parse("a,b,c"), 3);
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..8).map(|i| tokio::spawn(fetch(10 + i))).collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+    });
+    drop(runtime);
+    let dump = handle.snapshot();
+    assert_eq!(calls(&dump, "parse"), 1);
+    let fetch = dump.callsites.iter().find(|c| c.name == "fetch").unwrap();
+    assert_eq!(fetch.calls, 8);
+    // Each task slept at least 10 ms, almost all of it idle, not busy.
+    assert!(
+        fetch.wall_ns.min >= 10_000_000,
+        "wall {:?}",
+        fetch.wall_ns.min
+    );
+    assert!(
+        fetch.idle_ns.sum > fetch.busy_ns.sum * 5,
+        "idle {} busy {}",
+        fetch.idle_ns.sum,
+        fetch.busy_ns.sum
+    );
+}
+
+#[test]
+fn dumps_round_trip_losslessly_through_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.json");
+    let (layer, handle) = quiet_builder().output_path(&path).build().unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..200u64 {
+            info_span!("varied").in_scope(|| std::thread::sleep(Duration::from_micros(i % 7)));
+        }
+    });
+    let before = handle.snapshot();
+    assert_eq!(handle.write_dump().unwrap(), path);
+    let after = Dump::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    after.validate_histograms().unwrap();
+    let (a, b) = (&before.callsites[0], &after.callsites[0]);
+    for (x, y) in [
+        (&a.wall_ns, &b.wall_ns),
+        (&a.busy_ns, &b.busy_ns),
+        (&a.self_ns, &b.self_ns),
+    ] {
+        assert_eq!(x.decode().unwrap(), y.decode().unwrap());
+        assert_eq!((x.count, x.sum), (y.count, y.sum));
+    }
+    // Nothing but the dump is left in the directory: the temporary file was renamed.
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, vec![std::ffi::OsString::from("dump.json")]);
+}
+
+#[test]
+fn an_unwritable_output_path_is_an_error_and_the_program_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing-dir").join("dump.json");
+    let (layer, handle) = quiet_builder().output_path(&path).build().unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        info_span!("before").in_scope(|| {});
+        let err = handle.write_dump().unwrap_err();
+        assert!(err.to_string().contains("missing-dir"), "{err}");
+        {
+            let _guard = handle.dump_on_drop(); // reports on stderr, does not panic
+        }
+        info_span!("after").in_scope(|| {});
+    });
+    assert_eq!(calls(&handle.snapshot(), "after"), 1);
+}
+
+#[test]
+fn field_values_never_reach_the_dump() {
+    let (layer, handle) = quiet_builder().build().unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info_span!("login", password = "hunter2-secret").in_scope(|| {});
+    });
+    let json = serde_json::to_string(&handle.snapshot()).unwrap();
+    assert!(json.contains("login"));
+    assert!(!json.contains("hunter2-secret"));
+}
+
+#[test]
+fn invalid_configuration_is_refused_with_the_setting_named() {
+    let err = PerfLayer::builder()
+        .histogram_sigfig(9)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("significant digits"), "{err}");
+    let err = PerfLayer::builder().max_edges(0).build().unwrap_err();
+    assert!(err.to_string().contains("max_edges"), "{err}");
+}
+
+#[test]
+fn the_sampler_records_a_timeline_and_rss_deltas() {
+    let (layer, handle) = PerfLayer::builder()
+        .sampler_interval(Duration::from_millis(10))
+        .rss_alert(1) // every process is above one byte: exactly one alert
+        .without_overhead_calibration()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info_span!("long").in_scope(|| std::thread::sleep(Duration::from_millis(120)));
+    });
+    let dump = handle.snapshot();
+    assert!(
+        dump.timeline.samples.len() >= 5,
+        "{} samples",
+        dump.timeline.samples.len()
+    );
+    assert!(dump.timeline.samples.iter().all(|s| s.rss_bytes > 0));
+    assert!(dump.callsites[0].rss_delta.is_some());
+    assert_eq!(dump.alerts.len(), 1, "{:?}", dump.alerts);
+}

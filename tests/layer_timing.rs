@@ -1,0 +1,205 @@
+//! Exact timings with an injected mock clock: wall, busy, idle and self time
+//! of nested, re-entered and migrating spans.
+
+use std::sync::Arc;
+use std::thread;
+
+use perf_layer::PerfLayer;
+use perf_layer::dump::{CallsiteStats, Dump};
+use quanta::{Clock, Mock};
+use tracing::{Dispatch, info_span};
+use tracing_subscriber::prelude::*;
+
+fn mocked() -> (Dispatch, perf_layer::PerfHandle, Arc<Mock>) {
+    let (clock, mock) = Clock::mock();
+    let (layer, handle) = PerfLayer::builder()
+        .clock(clock)
+        .without_sampler()
+        .without_overhead_calibration()
+        .build()
+        .unwrap();
+    (
+        Dispatch::new(tracing_subscriber::registry().with(layer)),
+        handle,
+        mock,
+    )
+}
+
+fn callsite<'a>(dump: &'a Dump, name: &str) -> &'a CallsiteStats {
+    dump.callsites
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no callsite `{name}` in {:?}", names(dump)))
+}
+
+fn names(dump: &Dump) -> Vec<&str> {
+    dump.callsites.iter().map(|c| c.name.as_str()).collect()
+}
+
+/// (wall, busy, idle, self) sums in nanoseconds.
+fn sums(c: &CallsiteStats) -> (u64, u64, u64, u64) {
+    (c.wall_ns.sum, c.busy_ns.sum, c.idle_ns.sum, c.self_ns.sum)
+}
+
+#[test]
+fn nested_spans_split_self_from_total() {
+    let (dispatch, handle, mock) = mocked();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let outer = info_span!("outer");
+        let entered = outer.enter();
+        mock.increment(10);
+        {
+            let inner = info_span!("inner");
+            let _e = inner.enter();
+            mock.increment(30);
+        }
+        mock.increment(5);
+        drop(entered);
+    });
+    let dump = handle.snapshot();
+    assert_eq!(sums(callsite(&dump, "outer")), (45, 45, 0, 15));
+    assert_eq!(sums(callsite(&dump, "inner")), (30, 30, 0, 30));
+    let (outer_id, inner_id) = (callsite(&dump, "outer").id, callsite(&dump, "inner").id);
+    let edge = dump
+        .edges
+        .iter()
+        .find(|e| e.parent == outer_id && e.child == inner_id);
+    assert_eq!(edge.map(|e| (e.calls, e.child_busy_ns)), Some((1, 30)));
+}
+
+#[test]
+fn a_span_entered_many_times_sums_its_busy_intervals() {
+    let (dispatch, handle, mock) = mocked();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = info_span!("polled");
+        for _ in 0..3 {
+            mock.increment(5); // idle between polls
+            let _e = span.enter();
+            mock.increment(10);
+        }
+    });
+    let c = &handle.snapshot().callsites[0];
+    assert_eq!(c.calls, 1);
+    assert_eq!(sums(c), (45, 30, 15, 30));
+}
+
+#[test]
+fn re_entering_a_span_already_entered_does_not_count_twice() {
+    let (dispatch, handle, mock) = mocked();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = info_span!("recursive");
+        let _outer = span.enter();
+        mock.increment(10);
+        {
+            let _inner = span.enter();
+            mock.increment(20);
+        }
+        mock.increment(10);
+    });
+    let c = &handle.snapshot().callsites[0];
+    assert_eq!(sums(c), (40, 40, 0, 40));
+}
+
+#[test]
+fn an_async_span_polled_on_several_threads_keeps_busy_and_idle() {
+    let (dispatch, handle, mock) = mocked();
+    let span = tracing::dispatcher::with_default(&dispatch, || info_span!("task"));
+    mock.increment(7); // created, not yet polled
+    for poll_ns in [10u64, 20, 30] {
+        let (span, poll_mock, dispatch) = (span.clone(), mock.clone(), dispatch.clone());
+        thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                let _e = span.enter();
+                poll_mock.increment(poll_ns);
+            })
+        })
+        .join()
+        .unwrap();
+        mock.increment(3); // waiting to be woken
+    }
+    tracing::dispatcher::with_default(&dispatch, || drop(span));
+    let c = &handle.snapshot().callsites[0];
+    assert_eq!(c.calls, 1);
+    // wall = 7 + (10 + 3) + (20 + 3) + (30 + 3) = 76; busy = 60
+    assert_eq!(sums(c), (76, 60, 16, 60));
+}
+
+#[test]
+fn children_on_another_thread_do_not_eat_the_parents_self_time() {
+    let (dispatch, handle, mock) = mocked();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let parent = info_span!("parent");
+        let _e = parent.enter();
+        mock.increment(10);
+        let child = info_span!("child");
+        let (dispatch, mock2) = (dispatch.clone(), mock.clone());
+        thread::spawn(move || {
+            // Dropped inside the dispatcher scope: the registry closes the
+            // parent's reference through the thread's default dispatcher.
+            tracing::dispatcher::with_default(&dispatch, move || {
+                child.in_scope(|| mock2.increment(25));
+                drop(child);
+            })
+        })
+        .join()
+        .unwrap();
+    });
+    let dump = handle.snapshot();
+    // The parent was innermost on its own thread the whole time.
+    assert_eq!(sums(callsite(&dump, "parent")), (35, 35, 0, 35));
+    assert_eq!(sums(callsite(&dump, "child")).1, 25);
+}
+
+#[test]
+fn events_are_counted_per_level_inside_their_span() {
+    let (dispatch, handle, _mock) = mocked();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = info_span!("noisy");
+        span.in_scope(|| {
+            tracing::info!("one");
+            tracing::warn!("two");
+            tracing::warn!("three");
+            info_span!("quiet").in_scope(|| tracing::error!("belongs to the child"));
+        });
+        tracing::error!(parent: &span, "explicit parent");
+        tracing::info!("outside any span");
+    });
+    let dump = handle.snapshot();
+    let noisy = callsite(&dump, "noisy").events;
+    assert_eq!(
+        (noisy.info, noisy.warn, noisy.error, noisy.total()),
+        (1, 2, 1, 4)
+    );
+    assert_eq!(callsite(&dump, "quiet").events.error, 1);
+}
+
+#[test]
+fn durations_above_the_histogram_maximum_are_clamped_and_counted() {
+    let (clock, mock) = Clock::mock();
+    let (layer, handle) = PerfLayer::builder()
+        .clock(clock)
+        .histogram_max(std::time::Duration::from_millis(1))
+        .without_sampler()
+        .without_overhead_calibration()
+        .build()
+        .unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        info_span!("slow").in_scope(|| mock.increment(5_000_000u64));
+    });
+    let c = &handle.snapshot().callsites[0];
+    assert_eq!(c.busy_ns.clamped, 1);
+    assert_eq!(c.busy_ns.sum, 5_000_000, "sums stay exact");
+    assert!(c.busy_ns.max <= 1_000_000 + 10_000, "max {}", c.busy_ns.max);
+}
+
+#[test]
+fn without_the_counting_allocator_allocation_is_unknown_not_zero() {
+    let (dispatch, handle, _mock) = mocked();
+    tracing::dispatcher::with_default(&dispatch, || {
+        info_span!("allocates").in_scope(|| std::hint::black_box(vec![0u8; 4096]));
+    });
+    let dump = handle.snapshot();
+    assert!(!dump.allocations_tracked);
+    assert!(dump.callsites[0].alloc.is_none());
+}
