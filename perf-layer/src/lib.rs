@@ -77,3 +77,8 @@ pub use handle::{DumpGuard, PerfHandle};
 pub use layer::PerfLayer;
 /// The clock crate, for [`PerfLayerBuilder::clock`] (`quanta::Clock::mock()` in tests).
 pub use quanta;
+
+/// The README's code blocks, compiled and run as doctests so they never rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
