@@ -1,0 +1,110 @@
+//! The span hot path: no allocation of its own after a callsite's first use
+//! (the registry's extension slot aside), and no panic whatever order the
+//! callbacks arrive in.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+
+use perf_layer::{CountingAllocator, PerfLayer};
+use tracing::{Dispatch, info_span};
+use tracing_subscriber::prelude::*;
+
+/// Counts every allocation of the current thread, the layer's own included
+/// (the `CountingAllocator` inside deliberately hides those from spans).
+struct AuditingAllocator(CountingAllocator);
+
+thread_local! {
+    static ALL_ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call unchanged to the inner allocator; the counter
+// is a const-initialized thread-local `Cell` that never allocates.
+unsafe impl GlobalAlloc for AuditingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALL_ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller upholds `alloc`'s contract.
+        unsafe { self.0.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller upholds `dealloc`'s contract.
+        unsafe { self.0.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALL_ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: the caller upholds `realloc`'s contract.
+        unsafe { self.0.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: AuditingAllocator = AuditingAllocator(CountingAllocator::system());
+
+struct NoopLayer;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for NoopLayer {}
+
+/// Allocations per span lifecycle (nested two deep) at steady state.
+fn allocs_per_span(dispatch: &Dispatch) -> f64 {
+    const SPANS: u64 = 1_000;
+    tracing::dispatcher::with_default(dispatch, || {
+        let work = || info_span!("outer").in_scope(|| info_span!("inner").in_scope(|| {}));
+        for _ in 0..100 {
+            work(); // first use: shards, histograms, stacks
+        }
+        let before = ALL_ALLOCS.with(Cell::get);
+        for _ in 0..SPANS {
+            work();
+        }
+        (ALL_ALLOCS.with(Cell::get) - before) as f64 / (2 * SPANS) as f64
+    })
+}
+
+#[test]
+fn after_first_use_the_layer_allocates_only_the_extension_slot() {
+    let floor = allocs_per_span(&Dispatch::new(
+        tracing_subscriber::registry().with(NoopLayer),
+    ));
+    let (layer, handle) = PerfLayer::builder()
+        .without_sampler()
+        .without_overhead_calibration()
+        .build()
+        .unwrap();
+    let with_layer = allocs_per_span(&Dispatch::new(tracing_subscriber::registry().with(layer)));
+    assert!(
+        with_layer - floor <= 1.0,
+        "the layer allocates {with_layer} per span against a floor of {floor}"
+    );
+    assert_eq!(handle.snapshot().overhead.spans, 2 * 1_100);
+}
+
+#[test]
+fn callbacks_for_spans_the_layer_never_saw_open_are_ignored() {
+    let (layer, handle) = PerfLayer::builder()
+        .without_sampler()
+        .without_overhead_calibration()
+        .build()
+        .unwrap();
+    let (reloadable, reload) = tracing_subscriber::reload::Layer::new(None::<PerfLayer>);
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(reloadable));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let early = info_span!("opened_before_the_layer");
+        // The layer arrives while `early` is open: it sees its enter, exit
+        // and close but never its creation.
+        reload.reload(Some(layer)).unwrap();
+        early.in_scope(|| {
+            info_span!("child_of_unknown").in_scope(|| tracing::info!("event"));
+        });
+        drop(early);
+        info_span!("normal").in_scope(|| {});
+    });
+    let dump = handle.snapshot();
+    let calls = |name: &str| {
+        dump.callsites
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.calls)
+    };
+    // Not recorded; listed with zero calls only as its child's parent.
+    assert_eq!(calls("opened_before_the_layer"), Some(0));
+    assert_eq!(calls("child_of_unknown"), Some(1));
+    assert_eq!(calls("normal"), Some(1));
+}
