@@ -1,0 +1,255 @@
+//! The harness the benchmarks share: criterion settings sized for a small
+//! shared machine, the subscribers under test (baselines, perf-layer in its
+//! configurations, and the peers), the span workloads, and a multithreaded
+//! runner (N threads, a `Barrier`, `dispatcher::with_default`, core pinning).
+//!
+//! Every bench binary includes this module but uses only part of it.
+#![allow(dead_code)]
+
+use std::any::Any;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use tracing::{Dispatch, Instrument as _};
+use tracing_subscriber::layer::{Layer, SubscriberExt as _};
+
+/// Short runs: the whole suite has to finish in minutes on two shared cores.
+/// Noise is handled by comparing ratios within one run, not by long runs.
+pub fn criterion() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+        .configure_from_args()
+}
+
+/// A layer that does nothing: `registry().with(NoopLayer)` is the floor.
+/// A bare `registry()` keeps closed spans alive (tracing issue #900), so it
+/// would flatter the layers measured against it.
+pub struct NoopLayer;
+
+impl<S: tracing::Subscriber> Layer<S> for NoopLayer {}
+
+/// One subscriber under test. The name is the benchmark id, so it says which
+/// baseline or configuration it is.
+pub struct Subject {
+    pub name: &'static str,
+    pub dispatch: Dispatch,
+    /// Flush guards and handles that must outlive the measurement.
+    _keep: Box<dyn Any>,
+}
+
+impl Subject {
+    fn new(name: &'static str, dispatch: Dispatch, keep: impl Any) -> Self {
+        Self {
+            name,
+            dispatch,
+            _keep: Box::new(keep),
+        }
+    }
+
+    /// Tracing's own cost with nothing listening: the callsite is disabled.
+    pub fn no_subscriber() -> Self {
+        Self::new("no_subscriber", Dispatch::none(), ())
+    }
+
+    /// The floor: the registry with a no-op layer.
+    pub fn floor() -> Self {
+        let subscriber = tracing_subscriber::registry().with(NoopLayer);
+        Self::new("floor_registry_noop_layer", Dispatch::new(subscriber), ())
+    }
+
+    /// perf-layer without the sampler. In a binary whose global allocator is
+    /// the counting allocator this also counts allocations; the name the
+    /// caller gives says which.
+    pub fn perf_layer(name: &'static str) -> Self {
+        let (layer, handle) = perf_layer::PerfLayer::builder()
+            .without_sampler()
+            .build()
+            .expect("default configuration is valid");
+        let subscriber = tracing_subscriber::registry().with(layer);
+        Self::new(name, Dispatch::new(subscriber), handle)
+    }
+
+    /// perf-layer with the background sampler at its default interval.
+    pub fn perf_layer_sampler(name: &'static str) -> Self {
+        let (layer, handle) = perf_layer::PerfLayer::builder()
+            .sampler_interval(Duration::from_millis(100))
+            .build()
+            .expect("default configuration is valid");
+        let subscriber = tracing_subscriber::registry().with(layer);
+        Self::new(name, Dispatch::new(subscriber), handle)
+    }
+
+    /// tracing-timing as a layer, recording a sample at every span close.
+    pub fn peer_tracing_timing() -> Self {
+        let layer = tracing_timing::Builder::default()
+            .span_close_events()
+            .layer(|| tracing_timing::Histogram::new_with_max(1_000_000_000, 2).unwrap());
+        let subscriber = tracing_subscriber::registry().with(layer);
+        Self::new("peer_tracing_timing", Dispatch::new(subscriber), ())
+    }
+
+    /// tracing-flame writing folded stacks to a sink.
+    pub fn peer_tracing_flame() -> Self {
+        let layer = tracing_flame::FlameLayer::new(std::io::sink());
+        let guard = layer.flush_on_drop();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        Self::new("peer_tracing_flame", Dispatch::new(subscriber), guard)
+    }
+
+    /// tracing-chrome writing its trace to a sink (it serializes on a
+    /// background thread, which on two cores runs beside the benchmark).
+    pub fn peer_tracing_chrome() -> Self {
+        let (layer, guard) = tracing_chrome::ChromeLayerBuilder::new()
+            .writer(std::io::sink())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        Self::new("peer_tracing_chrome", Dispatch::new(subscriber), guard)
+    }
+
+    /// The three peers.
+    pub fn peers() -> Vec<Self> {
+        vec![
+            Self::peer_tracing_timing(),
+            Self::peer_tracing_flame(),
+            Self::peer_tracing_chrome(),
+        ]
+    }
+}
+
+/// One span's whole lifecycle: new, enter, exit, close.
+#[inline(never)]
+pub fn span_lifecycle() {
+    let span = tracing::info_span!("lifecycle");
+    let _entered = span.enter();
+    black_box(&span);
+}
+
+/// An `#[instrument]`ed function with one recorded argument.
+#[inline(never)]
+#[tracing::instrument]
+pub fn instrumented(n: u64) -> u64 {
+    black_box(n)
+}
+
+/// Three spans of three callsites, each inside the one before.
+#[inline(never)]
+pub fn nested_3() {
+    tracing::info_span!("outer").in_scope(|| {
+        tracing::info_span!("middle").in_scope(|| {
+            tracing::info_span!("inner").in_scope(|| black_box(()));
+        });
+    });
+}
+
+/// A future that is pending `polls - 1` times before it completes, so an
+/// instrumented span around it is entered and exited `polls` times.
+pub struct YieldTimes(pub u32);
+
+impl Future for YieldTimes {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 <= 1 {
+            Poll::Ready(())
+        } else {
+            self.0 -= 1;
+            Poll::Pending
+        }
+    }
+}
+
+/// How many times [`async_span`] polls its future.
+pub const ASYNC_POLLS: u32 = 4;
+
+/// An instrumented future polled [`ASYNC_POLLS`] times with a no-op waker,
+/// no runtime: one span, entered and exited at every poll.
+#[inline(never)]
+pub fn async_span() {
+    let future = YieldTimes(ASYNC_POLLS).instrument(tracing::info_span!("async_task"));
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    while future.as_mut().poll(&mut cx).is_pending() {}
+}
+
+/// A span of one of two callsites, chosen by `which`, so two threads can
+/// close spans of distinct callsites.
+#[inline(never)]
+pub fn span_of_callsite(which: usize) {
+    let span = if which == 0 {
+        tracing::info_span!("callsite_a")
+    } else {
+        tracing::info_span!("callsite_b")
+    };
+    let _entered = span.enter();
+    black_box(&span);
+}
+
+/// Runs `work(thread_index)` on `threads` threads at once, each with
+/// `dispatch` as its default and pinned to its own core (where the machine
+/// has enough), all released together by a barrier. Returns the longest
+/// time any thread took, measured from the barrier: the wall time of the
+/// parallel section.
+pub fn run_threads(
+    threads: usize,
+    dispatch: &Dispatch,
+    work: impl Fn(usize) + Send + Sync + 'static,
+) -> Duration {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let barrier = Arc::new(Barrier::new(threads));
+    let work = Arc::new(work);
+    let handles: Vec<_> = (0..threads)
+        .map(|index| {
+            let barrier = Arc::clone(&barrier);
+            let work = Arc::clone(&work);
+            let dispatch = dispatch.clone();
+            let core = cores.get(index % cores.len().max(1)).copied();
+            std::thread::spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                tracing::dispatcher::with_default(&dispatch, || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    work(index);
+                    start.elapsed()
+                })
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("benchmark thread panicked"))
+        .max()
+        .unwrap_or_default()
+}
+
+/// The four lifecycle workloads, by the name their criterion group carries.
+pub const WORKLOADS: [(&str, fn()); 4] = [
+    ("span", span_lifecycle),
+    ("instrument_fn", || {
+        black_box(instrumented(black_box(7)));
+    }),
+    ("nested_3", nested_3),
+    ("async_4_polls", async_span),
+];
+
+/// One criterion group per workload, `<binary>.<workload>`, each holding
+/// every subject, baselines first, so ratios come from one run.
+pub fn lifecycle_groups(c: &mut Criterion, binary: &str, subjects: &[Subject]) {
+    for (workload, run) in WORKLOADS {
+        let mut group = c.benchmark_group(format!("{binary}.{workload}"));
+        for subject in subjects {
+            group.bench_function(subject.name, |b| {
+                tracing::dispatcher::with_default(&subject.dispatch, || b.iter(run));
+            });
+        }
+        group.finish();
+    }
+}
