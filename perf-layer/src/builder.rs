@@ -36,6 +36,15 @@ pub const ENV_DUMP_EVERY_MS: &str = "PERF_LAYER_DUMP_EVERY_MS";
 /// and the layer keeps four per callsite per thread; two digits (1% error,
 /// far below run-to-run noise) keep that near 36 KiB.
 ///
+/// # Memory bound
+///
+/// About 4 × 36 KiB (two digits, one hour maximum) for each callsite on each
+/// thread that closes its spans, so at most `max_callsites` × threads × 147
+/// KiB, plus the timeline (`timeline_capacity` × 40 bytes), the alerts and the
+/// edges (`max_edges` entries). A thread that exits leaves its shard for the
+/// next thread to reuse, so "threads" is the most that ever ran at once.
+/// One significant digit (10% error) cuts a histogram to about 5 KiB.
+///
 /// # Example
 ///
 /// ```

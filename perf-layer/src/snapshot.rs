@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use tracing_core::Metadata;
 
 use crate::dump::{
@@ -32,11 +32,10 @@ impl Shared {
             .iter()
             .map(|(k, acc)| (*k, Some(acc), acc.meta))
             .collect();
+        let mut listed: FxHashSet<CallsiteKey> = merged.callsites.keys().copied().collect();
         for ((parent_key, _), edge) in &merged.edges {
             if let Some(meta) = edge.parent {
-                if !merged.callsites.contains_key(parent_key)
-                    && !accs.iter().any(|a| a.0 == *parent_key)
-                {
+                if listed.insert(*parent_key) {
                     accs.push((*parent_key, None, meta));
                 }
             }
