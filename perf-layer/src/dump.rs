@@ -23,6 +23,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -620,13 +621,23 @@ impl Dump {
                 "the path names no file",
             ))
         })?;
+        // A name no other write uses, in this process or another: two
+        // threads writing the same path at once (a periodic dump and an
+        // explicit one) must not share, and tear, one temporary file.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
         let mut tmp_name = file_name.to_owned();
-        tmp_name.push(format!(".tmp{}", std::process::id()));
+        tmp_name.push(format!(
+            ".tmp{}.{}",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
         let tmp = dir.join(tmp_name);
 
         let result = (|| {
             let mut options = fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
+            // `create_new`: never reuse a stale file (and its permissions)
+            // that a crashed run may have left under this name.
+            options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let file = options.open(&tmp)?;

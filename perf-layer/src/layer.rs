@@ -69,15 +69,29 @@ where
         // The registry resolved the parent (contextual or explicit, and
         // skipping spans our per-layer filter disabled); one more look-up.
         let parent = span.parent().map(|p| p.metadata());
-        let state = SpanState::new(span.metadata(), parent, created, self.shared.rss_now());
-        span.extensions_mut().insert(state);
+        let state = SpanState::new(
+            self.shared.layer_id,
+            span.metadata(),
+            parent,
+            created,
+            self.shared.rss_now(),
+        );
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<SpanState>() {
+            // Another PerfLayer in this same subscriber got here first.
+            Some(first) => first.stack(state),
+            None => extensions.insert(state),
+        }
     }
 
-    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
         let _pause = PauseCounting::new();
         let now = self.now();
         let clock = &self.shared.config.clock;
         with_stack(self.shared.layer_id, |stack| {
+            if stack.is_full() {
+                stack.forget_closed(now, |span| ctx.span(&Id::from_u64(span)).is_some());
+            }
             stack.push(id.into_u64(), now, |a, b| clock.delta_as_nanos(a, b));
         });
     }
@@ -93,7 +107,10 @@ where
         let Some(finished) = finished else { return };
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
-        if let Some(state) = extensions.get_mut::<SpanState>() {
+        if let Some(state) = extensions
+            .get_mut::<SpanState>()
+            .and_then(|s| s.of_layer(self.shared.layer_id))
+        {
             state.absorb(&finished);
         }
     }
@@ -107,7 +124,11 @@ where
                 }
             });
         } else if let Some(span) = event.parent().and_then(|id| ctx.span(id)) {
-            if let Some(state) = span.extensions_mut().get_mut::<SpanState>() {
+            let mut extensions = span.extensions_mut();
+            if let Some(state) = extensions
+                .get_mut::<SpanState>()
+                .and_then(|s| s.of_layer(self.shared.layer_id))
+            {
                 state.events[level] = state.events[level].saturating_add(1);
             }
         }
@@ -119,9 +140,16 @@ where
         let Some(span) = ctx.span(&id) else { return };
         // Removed rather than read: the state's memory is freed here, while
         // counting is paused, so the free is not charged to the parent span.
-        let Some(state) = span.extensions_mut().remove::<SpanState>() else {
-            return;
+        let state = {
+            let mut extensions = span.extensions_mut();
+            let layer_id = self.shared.layer_id;
+            match extensions.get_mut::<SpanState>() {
+                Some(first) if first.is_only(layer_id) => extensions.remove::<SpanState>(),
+                Some(first) => first.take_stacked(layer_id),
+                None => None,
+            }
         };
+        let Some(state) = state else { return };
         drop(span);
 
         let clock = &self.shared.config.clock;

@@ -18,6 +18,13 @@ use crate::alloc::{self, AllocCounters};
 /// so no other layer can read or clobber it.
 #[derive(Debug)]
 pub(crate) struct SpanState {
+    /// The layer instance this state belongs to.
+    layer_id: u64,
+    /// The states of further `PerfLayer` instances stacked in the same
+    /// subscriber: extensions hold one value per type, so the first
+    /// instance's state carries the others' (almost always empty, so no
+    /// allocation).
+    stacked: Vec<SpanState>,
     pub(crate) meta: &'static Metadata<'static>,
     /// The parent's callsite, for call edges.
     pub(crate) parent: Option<&'static Metadata<'static>>,
@@ -33,12 +40,15 @@ pub(crate) struct SpanState {
 
 impl SpanState {
     pub(crate) fn new(
+        layer_id: u64,
         meta: &'static Metadata<'static>,
         parent: Option<&'static Metadata<'static>>,
         created: u64,
         rss_at_open: Option<u64>,
     ) -> Self {
         Self {
+            layer_id,
+            stacked: Vec::new(),
             meta,
             parent,
             created,
@@ -50,6 +60,42 @@ impl SpanState {
             events: [0; 5],
             rss_at_open,
         }
+    }
+
+    /// Adds `other`, the state of another layer instance in the same
+    /// subscriber, to the ones this extension carries.
+    pub(crate) fn stack(&mut self, other: SpanState) {
+        self.stacked.push(other);
+    }
+
+    /// Layer `layer_id`'s state: this one or one it carries.
+    #[inline]
+    pub(crate) fn of_layer(&mut self, layer_id: u64) -> Option<&mut SpanState> {
+        if self.layer_id == layer_id {
+            Some(self)
+        } else {
+            self.stacked.iter_mut().find(|s| s.layer_id == layer_id)
+        }
+    }
+
+    /// Whether this extension holds layer `layer_id`'s state and no other,
+    /// so closing may remove the extension whole.
+    #[inline]
+    pub(crate) fn is_only(&self, layer_id: u64) -> bool {
+        self.layer_id == layer_id && self.stacked.is_empty()
+    }
+
+    /// Takes layer `layer_id`'s state out, leaving the other instances'
+    /// (when it is this one, another instance's state takes its place).
+    pub(crate) fn take_stacked(&mut self, layer_id: u64) -> Option<SpanState> {
+        if self.layer_id != layer_id {
+            let index = self.stacked.iter().position(|s| s.layer_id == layer_id)?;
+            return Some(self.stacked.swap_remove(index));
+        }
+        let mut next = self.stacked.pop()?;
+        std::mem::swap(&mut next.stacked, &mut self.stacked);
+        std::mem::swap(self, &mut next);
+        Some(next)
     }
 
     /// Adds what one entered interval (a popped frame) measured.
@@ -108,6 +154,29 @@ pub(crate) struct Stack {
 impl Stack {
     pub(crate) fn top_mut(&mut self) -> Option<&mut Frame> {
         self.frames.last_mut()
+    }
+
+    /// Whether the stack is at [`MAX_DEPTH`] and would not take another frame.
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.frames.len() >= MAX_DEPTH
+    }
+
+    /// Forgets the frames of spans that are no longer open: spans that
+    /// closed while still entered on this thread (a guard leaked, or held
+    /// across an `.await` and dropped on another thread). Without this such
+    /// frames would fill the stack for good and the thread would measure no
+    /// busy time again. Called only when the stack is full.
+    pub(crate) fn forget_closed(&mut self, now: u64, is_open: impl Fn(u64) -> bool) {
+        let top = self.frames.last().map(|f| f.span);
+        self.frames.retain(|f| is_open(f.span));
+        if self.frames.last().map(|f| f.span) != top {
+            // The new top was paused under a frame that is gone: it resumes now.
+            if let Some(frame) = self.frames.last_mut() {
+                frame.resumed_at = now;
+                frame.alloc_at_resume = alloc::thread_counters();
+            }
+        }
     }
 
     /// Pushes `span`, pausing the frame below. `to_ns` converts a tick delta.
