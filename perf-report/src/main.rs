@@ -1,1 +1,145 @@
-fn main() {}
+//! The `perf-report` binary: parse arguments, call the library, map the
+//! result to an exit code (0 clean, 1 over the bar, 2 error).
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, anyhow};
+use clap::Parser as _;
+use perf_report::diff::{DiffOptions, diff};
+use perf_report::load::{LoadOptions, load_path, load_paths};
+use perf_report::render::{Format, RenderOptions, ReportKind, render, render_diff};
+use perf_report::{Config, Report, Severity};
+
+mod cli;
+
+use cli::{Cli, ColorArg, Command, FormatArg, KindArg, OutputArgs, SeverityArg};
+
+/// Exit code for "ran, nothing over the bar".
+const CLEAN: u8 = 0;
+/// Exit code for "ran, and found something over the bar".
+const FOUND: u8 = 1;
+/// Exit code for "could not do the job".
+const ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { ERROR } else { CLEAN });
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // Library errors already carry their cause in one line; print
+            // it once, prefixed with the program's name.
+            let msg: String = e
+                .to_string()
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            eprintln!("perf-report: {msg}");
+            ExitCode::from(ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Some(Command::Diff(args)) => {
+            let load = load_options(&args.output);
+            let base = load_path(&args.base, &load)?;
+            let new = load_path(&args.new, &load)?;
+            let opts = DiffOptions::default().with_threshold(args.threshold / 100.0);
+            let d = diff(&base, &new, &opts);
+            let text = render_diff(
+                &d,
+                format(args.output.format),
+                &render_options(&args.output),
+            );
+            emit(&text, args.output.output.as_deref())?;
+            let over = args.fail_on_regression.is_some_and(|pct| {
+                d.callsites.iter().any(|c| {
+                    c.verdict == perf_report::diff::Verdict::Regressed
+                        && c.regression * 100.0 >= pct
+                })
+            });
+            Ok(if over { FOUND } else { CLEAN })
+        }
+        None => {
+            let args = cli.report;
+            let dump = load_paths(&args.dumps, &load_options(&args.output))?;
+            let report = Report::build(&dump, &Config::default());
+            let kind = match args.kind {
+                KindArg::Full => ReportKind::Full,
+                KindArg::Summary => ReportKind::Summary,
+                KindArg::Weight => ReportKind::Weight,
+            };
+            let text = render(
+                &report,
+                format(args.output.format),
+                kind,
+                &render_options(&args.output),
+            );
+            emit(&text, args.output.output.as_deref())?;
+            let bar = args.fail_on.map(|s| match s {
+                SeverityArg::Critical => Severity::Critical,
+                SeverityArg::High => Severity::High,
+                SeverityArg::Medium => Severity::Medium,
+            });
+            Ok(match bar {
+                Some(bar) if report.has_findings_at_or_above(bar) => FOUND,
+                _ => CLEAN,
+            })
+        }
+    }
+}
+
+fn load_options(o: &OutputArgs) -> LoadOptions {
+    LoadOptions::default().with_max_bytes(o.max_size)
+}
+
+fn format(f: FormatArg) -> Format {
+    match f {
+        FormatArg::Text => Format::Text,
+        FormatArg::Json => Format::Json,
+        FormatArg::Markdown => Format::Markdown,
+    }
+}
+
+fn render_options(o: &OutputArgs) -> RenderOptions {
+    let color = match o.color {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        // Files get no colour unless asked; stdout follows the terminal,
+        // NO_COLOR and CLICOLOR(_FORCE) as anstream reads them.
+        ColorArg::Auto => {
+            o.output.is_none()
+                && anstream::AutoStream::choice(&io::stdout()) != anstream::ColorChoice::Never
+        }
+    };
+    RenderOptions::default().with_color(color).with_top(o.top)
+}
+
+/// Writes the report; a closed pipe (`perf-report x | head`) is not an error.
+fn emit(text: &str, output: Option<&Path>) -> Result<()> {
+    match output {
+        Some(path) => fs::write(path, text).map_err(|e| {
+            anyhow!(
+                "{}: cannot write the report ({e}); check that the directory exists and is writable",
+                path.display()
+            )
+        }),
+        None => {
+            let mut out = io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.context("cannot write to standard output"),
+            }
+        }
+    }
+}

@@ -1,0 +1,1210 @@
+//! From a dump to a per-callsite table, scored findings, the session-weight
+//! view and a process summary.
+//!
+//! # The impact score
+//!
+//! Every finding carries an impact score from 0 to 100:
+//!
+//! ```text
+//! score = 100 x weight(resource) x cost_share x recoverable x confidence
+//! ```
+//!
+//! * `cost_share`: the share of the run the finding's cost represents, in its
+//!   own resource: self time over all self time, idle time over the run's wall
+//!   time, allocated bytes over all allocated bytes, retained bytes over peak
+//!   RSS.
+//! * `recoverable`: the share of that cost a typical fix of the class gives
+//!   back ([`Gains`]; Amdahl: a speed-up `S` gives back `1 - 1/S`).
+//! * `confidence`: how sure the evidence is, 0 to 1 (sample counts, fit
+//!   quality, how much of the measurement is instrumentation).
+//! * `weight`: how much a unit of the resource counts against run time
+//!   (time 1, allocation [`Gains::allocation_weight`], memory
+//!   [`Gains::memory_weight`]).
+//!
+//! So the score is the percentage of the run a fix is expected to give back,
+//! discounted by doubt. [`SeverityBands`] map it to a [`Severity`].
+
+use std::collections::HashMap;
+use std::fmt;
+
+use hdrhistogram::Histogram;
+use perf_layer::dump::{AlertKind, CallsiteStats, Dump, HistogramDump};
+use serde::Serialize;
+
+use crate::config::{Config, Gains, SeverityBands};
+use crate::stats::{self, LinearFit};
+use crate::units::Unit;
+
+/// Where a callsite lives in the code: its identity across dumps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Location {
+    /// Span target (usually the module path).
+    pub target: String,
+    /// Span name.
+    pub name: String,
+    /// Source file, if known.
+    pub file: Option<String>,
+    /// Source line, if known.
+    pub line: Option<u32>,
+}
+
+impl Location {
+    /// The location of a dump's callsite.
+    pub fn of(cs: &CallsiteStats) -> Self {
+        Self {
+            target: cs.target.clone(),
+            name: cs.name.clone(),
+            file: cs.file.clone(),
+            line: cs.line,
+        }
+    }
+
+    /// `file:line`, `file`, or `target` when the file is unknown.
+    pub fn source(&self) -> String {
+        match (&self.file, self.line) {
+            (Some(f), Some(l)) => format!("{f}:{l}"),
+            (Some(f), None) => f.clone(),
+            _ => self.target.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.source())
+    }
+}
+
+/// Allocation figures of one callsite (only when the dump tracked them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AllocRow {
+    /// Bytes allocated while the span was innermost, per call.
+    pub self_bytes_per_call: f64,
+    /// Allocations made while the span was innermost, per call.
+    pub self_allocs_per_call: f64,
+    /// Bytes allocated while innermost, in total.
+    pub self_alloc_bytes: u64,
+    /// This callsite's share of all self-allocated bytes (0 to 1).
+    pub alloc_share: f64,
+    /// Inclusive bytes allocated minus freed: what the spans kept.
+    pub net_retained_bytes: i64,
+    /// Spans that closed holding more than they freed.
+    pub calls_retaining: u64,
+}
+
+/// One row of the per-callsite table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct CallsiteRow {
+    /// Where the span is.
+    pub location: Location,
+    /// Its level.
+    pub level: String,
+    /// Spans closed.
+    pub calls: u64,
+    /// Sum of busy time (inclusive of children), ns.
+    pub busy_total_ns: u64,
+    /// Sum of self time (exclusive of children), ns.
+    pub self_total_ns: u64,
+    /// Share of all self time in the run (0 to 1).
+    pub self_share: f64,
+    /// Sum of wall time, ns.
+    pub wall_total_ns: u64,
+    /// Sum of idle time, ns.
+    pub idle_total_ns: u64,
+    /// Idle time over wall time (0 to 1).
+    pub idle_share: f64,
+    /// Mean busy time per call, ns.
+    pub busy_mean_ns: f64,
+    /// Busy-time median, ns.
+    pub busy_p50_ns: u64,
+    /// Busy-time 90th percentile, ns.
+    pub busy_p90_ns: u64,
+    /// Busy-time 99th percentile, ns.
+    pub busy_p99_ns: u64,
+    /// Busy-time 99.9th percentile, ns.
+    pub busy_p999_ns: u64,
+    /// Busy-time maximum, ns.
+    pub busy_max_ns: u64,
+    /// Allocation figures, `None` when the dump did not track allocation.
+    pub alloc: Option<AllocRow>,
+    /// Sum of RSS deltas between open and close, `None` without a sampler.
+    pub rss_delta_bytes: Option<i64>,
+}
+
+/// The kind of problem a finding describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Class {
+    /// A large share of self time.
+    HotSpot,
+    /// p99 or max far above p50.
+    TailLatency,
+    /// Very many cheap calls: per-call overhead dominates.
+    HotLoop,
+    /// Many bytes or allocations per call, or a large share of all.
+    AllocationHeavy,
+    /// Memory kept across calls, or an RSS timeline that keeps growing.
+    LeakSuspect,
+    /// Wall time far above busy time: waiting on I/O, locks, other tasks.
+    Waiting,
+    /// The process spent much of the run at saturated CPU.
+    ProcessCpu,
+    /// The process's memory spiked far above its usual level.
+    ProcessMemory,
+}
+
+impl Class {
+    /// Every class, in a stable order.
+    pub const ALL: [Class; 8] = [
+        Class::HotSpot,
+        Class::TailLatency,
+        Class::HotLoop,
+        Class::AllocationHeavy,
+        Class::LeakSuspect,
+        Class::Waiting,
+        Class::ProcessCpu,
+        Class::ProcessMemory,
+    ];
+
+    /// The name used in every output format, e.g. `hot_spot`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::HotSpot => "hot_spot",
+            Class::TailLatency => "tail_latency",
+            Class::HotLoop => "hot_loop",
+            Class::AllocationHeavy => "allocation_heavy",
+            Class::LeakSuspect => "leak_suspect",
+            Class::Waiting => "waiting",
+            Class::ProcessCpu => "process_cpu",
+            Class::ProcessMemory => "process_memory",
+        }
+    }
+
+    /// A short title for people, e.g. `hot spot`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Class::HotSpot => "hot spot",
+            Class::TailLatency => "tail latency",
+            Class::HotLoop => "hot loop",
+            Class::AllocationHeavy => "allocation-heavy",
+            Class::LeakSuspect => "leak suspect",
+            Class::Waiting => "waiting, not working",
+            Class::ProcessCpu => "process CPU saturation",
+            Class::ProcessMemory => "process memory spike",
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.title())
+    }
+}
+
+/// How bad a finding is, from its impact score and [`SeverityBands`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Below the medium band.
+    Low,
+    /// At or above `bands.medium`.
+    Medium,
+    /// At or above `bands.high`.
+    High,
+    /// At or above `bands.critical`.
+    Critical,
+}
+
+impl Severity {
+    /// The severity of an impact score.
+    pub fn from_score(score: f64, bands: &SeverityBands) -> Self {
+        if score >= bands.critical {
+            Severity::Critical
+        } else if score >= bands.high {
+            Severity::High
+        } else if score >= bands.medium {
+            Severity::Medium
+        } else {
+            Severity::Low
+        }
+    }
+
+    /// `critical`, `high`, `medium` or `low`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a finding's cost is measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Resource {
+    /// Share of all self time (CPU work inside spans).
+    Time,
+    /// Share of the run's wall time.
+    WallTime,
+    /// Share of all self-allocated bytes.
+    Allocation,
+    /// Share of peak memory.
+    Memory,
+}
+
+impl Resource {
+    /// What a share of this resource is a share of, for sentences.
+    pub fn of_what(self) -> &'static str {
+        match self {
+            Resource::Time => "of the run's self time",
+            Resource::WallTime => "of the run's wall time",
+            Resource::Allocation => "of the bytes the run allocated",
+            Resource::Memory => "of peak memory",
+        }
+    }
+}
+
+/// One figure that triggered a finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// What was measured, e.g. `self time share`.
+    pub metric: String,
+    /// The measured value, in `unit`.
+    pub value: f64,
+    /// The unit of `value` and `threshold`.
+    pub unit: Unit,
+    /// The threshold it was compared with, if one applies.
+    pub threshold: Option<f64>,
+}
+
+impl Evidence {
+    fn new(metric: &str, value: f64, unit: Unit, threshold: Option<f64>) -> Self {
+        Self {
+            metric: metric.to_owned(),
+            value,
+            unit,
+            threshold,
+        }
+    }
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.metric, self.unit.format(self.value))?;
+        if let Some(t) = self.threshold {
+            write!(f, " (threshold {})", self.unit.format(t))?;
+        }
+        Ok(())
+    }
+}
+
+/// A scored problem, with the numbers that triggered it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Finding {
+    /// What kind of problem.
+    pub class: Class,
+    /// From the score and the bands.
+    pub severity: Severity,
+    /// Impact score, 0 to 100 (see the module docs).
+    pub score: f64,
+    /// The callsite, or `None` for the whole process.
+    pub location: Option<Location>,
+    /// What `cost_share` is a share of.
+    pub resource: Resource,
+    /// Share of the run (in `resource`) the finding's cost represents.
+    pub cost_share: f64,
+    /// Share of that cost a typical fix gives back.
+    pub recoverable: f64,
+    /// How sure the evidence is, 0 to 1.
+    pub confidence: f64,
+    /// One sentence for people.
+    pub summary: String,
+    /// The figures that triggered it.
+    pub evidence: Vec<Evidence>,
+}
+
+impl Finding {
+    /// The expected share of the run (in `resource`) a fix gives back,
+    /// `cost_share x recoverable`, before any doubt.
+    pub fn expected_gain(&self) -> f64 {
+        self.cost_share * self.recoverable
+    }
+
+    /// The callsite's name, or `process`.
+    pub fn subject(&self) -> String {
+        self.location
+            .as_ref()
+            .map_or_else(|| "process".to_owned(), ToString::to_string)
+    }
+}
+
+/// One span in the session-weight view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeightRow {
+    /// The span.
+    pub location: Location,
+    /// Its share of all self time.
+    pub cpu_share: f64,
+    /// Its share of all self-allocated bytes, `None` when not tracked.
+    pub memory_share: Option<f64>,
+    /// Its share of all calls.
+    pub frequency_share: f64,
+    /// The weighted mix, 0 to 100.
+    pub weight: f64,
+}
+
+/// The process as the sampler saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcessSummary {
+    /// Timeline samples.
+    pub samples: usize,
+    /// RSS at the first sample, bytes.
+    pub rss_first_bytes: u64,
+    /// RSS at the last sample, bytes.
+    pub rss_last_bytes: u64,
+    /// Median RSS, bytes.
+    pub rss_median_bytes: u64,
+    /// Peak RSS, bytes.
+    pub rss_peak_bytes: u64,
+    /// Least-squares fit of RSS (bytes) over time (seconds), when there are
+    /// at least two samples at distinct times.
+    pub rss_trend: Option<LinearFit>,
+    /// Mean CPU, percent of one core.
+    pub cpu_mean_percent: f64,
+    /// Peak CPU, percent of one core.
+    pub cpu_max_percent: f64,
+    /// Share of samples at or above the saturation threshold.
+    pub cpu_saturated_share: f64,
+    /// CPU alerts raised.
+    pub cpu_alerts: usize,
+    /// RSS alerts raised.
+    pub rss_alerts: usize,
+}
+
+/// Run-wide totals the shares are computed against.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Totals {
+    /// Run duration, ns (the sum of the parts' durations for merged dumps).
+    pub duration_ns: u64,
+    /// Sum of every callsite's self time, ns: all instrumented work.
+    pub self_ns: u64,
+    /// Spans closed.
+    pub calls: u64,
+    /// Sum of every callsite's self-allocated bytes, `None` when not tracked.
+    pub self_alloc_bytes: Option<u64>,
+    /// The layer's estimate of its own share of the run (0 to 1).
+    pub overhead_share: f64,
+}
+
+/// Everything the analysis found in one dump.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Analysis {
+    /// The program that ran.
+    pub program: String,
+    /// Run-wide totals.
+    pub totals: Totals,
+    /// Per-callsite table, by self time, largest first.
+    pub callsites: Vec<CallsiteRow>,
+    /// Findings, by impact score, highest first.
+    pub findings: Vec<Finding>,
+    /// The session-weight view, heaviest first.
+    pub weights: Vec<WeightRow>,
+    /// The process as the sampler saw it.
+    pub process: ProcessSummary,
+    /// Caveats about the data (dropped spans, untracked allocation...).
+    pub notes: Vec<String>,
+}
+
+impl Analysis {
+    /// The most severe finding, if any.
+    pub fn worst_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+}
+
+fn decode(h: &HistogramDump) -> Option<Histogram<u64>> {
+    h.decode().ok()
+}
+
+/// Quantiles from the decoded histogram, or the stored summary.
+fn quantiles(stored: &HistogramDump, decoded: Option<&Histogram<u64>>) -> [u64; 5] {
+    match decoded {
+        Some(h) if !h.is_empty() => [
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.9),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max(),
+        ],
+        Some(_) => [0; 5],
+        None => [stored.p50, stored.p90, stored.p99, stored.p999, stored.max],
+    }
+}
+
+/// Analyzes a dump.
+///
+/// Never fails: figures that cannot be computed (no timeline, allocation not
+/// tracked, an empty run) leave their findings out and add a note.
+///
+/// ```
+/// use perf_layer::dump::Dump;
+/// let analysis = perf_report::analyze::analyze(&Dump::empty("demo"), &perf_report::Config::default());
+/// assert!(analysis.findings.is_empty());
+/// ```
+pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
+    let t = &config.thresholds;
+    let g = &config.gains;
+
+    let total_self: u128 = dump
+        .callsites
+        .iter()
+        .map(|c| u128::from(c.self_ns.sum))
+        .sum();
+    let total_self_f = total_self as f64;
+    let total_calls: u128 = dump.callsites.iter().map(|c| u128::from(c.calls)).sum();
+    let alloc_tracked =
+        dump.allocations_tracked && dump.callsites.iter().all(|c| c.alloc.is_some());
+    let total_self_alloc: u128 = dump
+        .callsites
+        .iter()
+        .filter_map(|c| c.alloc.map(|a| u128::from(a.self_alloc_bytes)))
+        .sum();
+    let run_wall_ns = if dump.run.duration_ns > 0 {
+        dump.run.duration_ns as f64
+    } else {
+        dump.callsites
+            .iter()
+            .map(|c| c.wall_ns.sum as f64)
+            .fold(0.0, f64::max)
+    };
+
+    let process = process_summary(dump, config);
+
+    let mut rows = Vec::with_capacity(dump.callsites.len());
+    // The time calls above p90 spent beyond it, per callsite. Histograms are
+    // decoded one at a time and dropped: a hostile dump may hold many large ones.
+    let mut tail_excess = Vec::with_capacity(dump.callsites.len());
+    for cs in &dump.callsites {
+        let busy = decode(&cs.busy_ns);
+        let [p50, p90, p99, p999, max] = quantiles(&cs.busy_ns, busy.as_ref());
+        tail_excess.push(busy.as_ref().map_or(0.0, |h| stats::excess_above(h, p90)));
+        drop(busy);
+        let calls_f = cs.calls as f64;
+        let alloc = cs.alloc.filter(|_| alloc_tracked).map(|a| AllocRow {
+            self_bytes_per_call: stats::ratio(a.self_alloc_bytes as f64, calls_f),
+            self_allocs_per_call: stats::ratio(a.self_allocs as f64, calls_f),
+            self_alloc_bytes: a.self_alloc_bytes,
+            alloc_share: stats::share(a.self_alloc_bytes as f64, total_self_alloc as f64),
+            net_retained_bytes: a.net_bytes,
+            calls_retaining: a.calls_retaining,
+        });
+        rows.push(CallsiteRow {
+            location: Location::of(cs),
+            level: cs.level.clone(),
+            calls: cs.calls,
+            busy_total_ns: cs.busy_ns.sum,
+            self_total_ns: cs.self_ns.sum,
+            self_share: stats::share(cs.self_ns.sum as f64, total_self_f),
+            wall_total_ns: cs.wall_ns.sum,
+            idle_total_ns: cs.idle_ns.sum,
+            idle_share: stats::share(cs.idle_ns.sum as f64, cs.wall_ns.sum as f64),
+            busy_mean_ns: stats::ratio(cs.busy_ns.sum as f64, cs.busy_ns.count as f64),
+            busy_p50_ns: p50,
+            busy_p90_ns: p90,
+            busy_p99_ns: p99,
+            busy_p999_ns: p999,
+            busy_max_ns: max,
+            alloc,
+            rss_delta_bytes: cs.rss_delta.map(|d| d.sum_bytes),
+        });
+    }
+
+    let mut findings = Vec::new();
+    let per_span_ns = if dump.overhead.per_span_ns.is_finite() {
+        dump.overhead.per_span_ns.max(0.0)
+    } else {
+        0.0
+    };
+
+    // A significant RSS trend, shared by callsite and process leak findings.
+    let leak_trend = process.rss_trend.filter(|fit| {
+        let span_s = timeline_span_s(dump);
+        let growth = fit.slope * span_s;
+        fit.n >= t.leak_min_samples
+            && fit.r2 >= t.leak_min_r2
+            && fit.slope > 0.0
+            && growth >= t.leak_min_growth_bytes as f64
+            && growth >= t.leak_min_growth_share * process.rss_first_bytes as f64
+    });
+
+    let mut waiting_at: HashMap<u32, usize> = HashMap::new();
+    for (i, (cs, row)) in dump.callsites.iter().zip(&rows).enumerate() {
+        let loc = &row.location;
+        let calls_f = cs.calls as f64;
+        let mean_self = stats::ratio(cs.self_ns.sum as f64, calls_f);
+
+        // Hot loop first: when it fires it is the more specific diagnosis of
+        // the same self time, so the hot spot finding is left out.
+        let is_hot_loop = cs.calls >= t.hot_loop_min_calls
+            && mean_self <= t.hot_loop_max_mean_self_ns
+            && row.self_share >= t.hot_loop_min_share;
+        if is_hot_loop {
+            let instr = stats::share(per_span_ns, mean_self + per_span_ns);
+            let mut evidence = vec![
+                Evidence::new(
+                    "calls",
+                    calls_f,
+                    Unit::Count,
+                    Some(t.hot_loop_min_calls as f64),
+                ),
+                Evidence::new(
+                    "mean self time per call",
+                    mean_self,
+                    Unit::Ns,
+                    Some(t.hot_loop_max_mean_self_ns),
+                ),
+                Evidence::new(
+                    "self time share",
+                    row.self_share,
+                    Unit::Share,
+                    Some(t.hot_loop_min_share),
+                ),
+            ];
+            if per_span_ns > 0.0 {
+                evidence.push(Evidence::new(
+                    "instrumentation share of each call",
+                    instr,
+                    Unit::Share,
+                    None,
+                ));
+            }
+            findings.push(finding(
+                Class::HotLoop,
+                Some(loc.clone()),
+                Resource::Time,
+                row.self_share,
+                g.hot_loop,
+                0.9,
+                format!(
+                    "{} calls at {} each add up to {} of self time",
+                    crate::units::count(calls_f),
+                    crate::units::ns(mean_self),
+                    crate::units::pct(row.self_share)
+                ),
+                evidence,
+                config,
+            ));
+        } else if row.self_share >= t.hot_spot_min_share {
+            // Instrumentation inflates the measured self time; discount by it.
+            let instr = stats::share(per_span_ns * calls_f, cs.self_ns.sum as f64);
+            findings.push(finding(
+                Class::HotSpot,
+                Some(loc.clone()),
+                Resource::Time,
+                row.self_share,
+                g.hot_spot,
+                0.95 * (1.0 - instr),
+                format!(
+                    "{} of all self time ({} over {} calls)",
+                    crate::units::pct(row.self_share),
+                    crate::units::ns(cs.self_ns.sum as f64),
+                    crate::units::count(calls_f)
+                ),
+                vec![
+                    Evidence::new(
+                        "self time share",
+                        row.self_share,
+                        Unit::Share,
+                        Some(t.hot_spot_min_share),
+                    ),
+                    Evidence::new("self time", cs.self_ns.sum as f64, Unit::Ns, None),
+                    Evidence::new("calls", calls_f, Unit::Count, None),
+                ],
+                config,
+            ));
+        }
+
+        // Tail latency, on the whole busy-time distribution.
+        if cs.calls >= t.tail_min_calls && row.busy_p50_ns > 0 {
+            let p50 = row.busy_p50_ns as f64;
+            let p99_ratio = row.busy_p99_ns as f64 / p50;
+            let max_ratio = row.busy_max_ns as f64 / p50;
+            if p99_ratio >= t.tail_p99_over_p50 || max_ratio >= t.tail_max_over_p50 {
+                let excess = tail_excess[i];
+                let cost = stats::share(excess, total_self_f);
+                if cost >= t.tail_min_share {
+                    findings.push(finding(
+                        Class::TailLatency,
+                        Some(loc.clone()),
+                        Resource::Time,
+                        cost,
+                        g.tail_latency,
+                        stats::sample_confidence(cs.calls, 50.0),
+                        format!(
+                            "p99 {} and max {} against p50 {}; calls above p90 spend {} beyond it",
+                            crate::units::ns(row.busy_p99_ns as f64),
+                            crate::units::ns(row.busy_max_ns as f64),
+                            crate::units::ns(p50),
+                            crate::units::ns(excess)
+                        ),
+                        vec![
+                            Evidence::new(
+                                "p99 / p50",
+                                p99_ratio,
+                                Unit::Ratio,
+                                Some(t.tail_p99_over_p50),
+                            ),
+                            Evidence::new(
+                                "max / p50",
+                                max_ratio,
+                                Unit::Ratio,
+                                Some(t.tail_max_over_p50),
+                            ),
+                            Evidence::new("p50", p50, Unit::Ns, None),
+                            Evidence::new("p99", row.busy_p99_ns as f64, Unit::Ns, None),
+                            Evidence::new(
+                                "tail excess share",
+                                cost,
+                                Unit::Share,
+                                Some(t.tail_min_share),
+                            ),
+                        ],
+                        config,
+                    ));
+                }
+            }
+        }
+
+        if let Some(a) = &row.alloc {
+            let per_call = a.self_bytes_per_call >= t.alloc_min_bytes_per_call
+                || a.self_allocs_per_call >= t.alloc_min_allocs_per_call;
+            if (per_call && a.alloc_share >= t.alloc_min_share)
+                || a.alloc_share >= t.alloc_dominant_share
+            {
+                findings.push(finding(
+                    Class::AllocationHeavy,
+                    Some(loc.clone()),
+                    Resource::Allocation,
+                    a.alloc_share,
+                    g.allocation_heavy,
+                    0.9,
+                    format!(
+                        "{} and {} allocations per call; {} of all bytes allocated",
+                        crate::units::bytes(a.self_bytes_per_call),
+                        crate::units::count(a.self_allocs_per_call.round()),
+                        crate::units::pct(a.alloc_share)
+                    ),
+                    vec![
+                        Evidence::new(
+                            "bytes per call",
+                            a.self_bytes_per_call,
+                            Unit::Bytes,
+                            Some(t.alloc_min_bytes_per_call),
+                        ),
+                        Evidence::new(
+                            "allocations per call",
+                            a.self_allocs_per_call,
+                            Unit::Count,
+                            Some(t.alloc_min_allocs_per_call),
+                        ),
+                        Evidence::new(
+                            "allocation share",
+                            a.alloc_share,
+                            Unit::Share,
+                            Some(t.alloc_min_share),
+                        ),
+                    ],
+                    config,
+                ));
+            }
+
+            let retaining = stats::share(a.calls_retaining as f64, calls_f);
+            if a.net_retained_bytes > 0
+                && a.net_retained_bytes as u64 >= t.leak_min_net_bytes
+                && retaining >= t.leak_min_retaining_ratio
+            {
+                let base = if process.rss_peak_bytes > 0 {
+                    process.rss_peak_bytes as f64
+                } else {
+                    total_self_alloc as f64
+                };
+                let cost = stats::share(a.net_retained_bytes as f64, base);
+                let mut evidence = vec![
+                    Evidence::new(
+                        "net retained",
+                        a.net_retained_bytes as f64,
+                        Unit::Bytes,
+                        Some(t.leak_min_net_bytes as f64),
+                    ),
+                    Evidence::new(
+                        "calls retaining",
+                        retaining,
+                        Unit::Share,
+                        Some(t.leak_min_retaining_ratio),
+                    ),
+                    Evidence::new(
+                        "retained per call",
+                        stats::ratio(a.net_retained_bytes as f64, calls_f),
+                        Unit::Bytes,
+                        None,
+                    ),
+                ];
+                if let Some(fit) = &leak_trend {
+                    evidence.extend(trend_evidence(fit, t.leak_min_r2));
+                }
+                let confidence = retaining * if leak_trend.is_some() { 1.0 } else { 0.7 };
+                findings.push(finding(
+                    Class::LeakSuspect,
+                    Some(loc.clone()),
+                    Resource::Memory,
+                    cost,
+                    g.leak_suspect,
+                    confidence,
+                    format!(
+                        "kept {} ({} per call) and {} of its calls closed holding memory{}",
+                        crate::units::bytes(a.net_retained_bytes as f64),
+                        crate::units::bytes(stats::ratio(a.net_retained_bytes as f64, calls_f)),
+                        crate::units::pct(retaining),
+                        match &leak_trend {
+                            Some(fit) => format!(
+                                "; process RSS grows {}/s (R² {:.2})",
+                                crate::units::bytes(fit.slope),
+                                fit.r2
+                            ),
+                            None => String::new(),
+                        }
+                    ),
+                    evidence,
+                    config,
+                ));
+            }
+        }
+
+        let idle_ratio = row.idle_share;
+        let wait_cost = stats::share(cs.idle_ns.sum as f64, run_wall_ns);
+        if idle_ratio >= t.wait_min_idle_ratio && wait_cost >= t.wait_min_share {
+            waiting_at.insert(cs.id, findings.len());
+            findings.push(finding(
+                Class::Waiting,
+                Some(loc.clone()),
+                Resource::WallTime,
+                wait_cost,
+                g.waiting,
+                idle_ratio * stats::sample_confidence(cs.calls, 2.0),
+                format!(
+                    "idle {} of its wall time ({} idle in total, {} of the run)",
+                    crate::units::pct(idle_ratio),
+                    crate::units::ns(cs.idle_ns.sum as f64),
+                    crate::units::pct(wait_cost)
+                ),
+                vec![
+                    Evidence::new(
+                        "idle / wall",
+                        idle_ratio,
+                        Unit::Share,
+                        Some(t.wait_min_idle_ratio),
+                    ),
+                    Evidence::new(
+                        "idle share of the run",
+                        wait_cost,
+                        Unit::Share,
+                        Some(t.wait_min_share),
+                    ),
+                    Evidence::new("busy time", cs.busy_ns.sum as f64, Unit::Ns, None),
+                    Evidence::new("idle time", cs.idle_ns.sum as f64, Unit::Ns, None),
+                ],
+                config,
+            ));
+        }
+    }
+
+    // An async parent waits whenever its child waits: keep the innermost
+    // waiting span, which is where the wait happens.
+    let mut drop_idx: Vec<usize> = dump
+        .edges
+        .iter()
+        .filter(|e| e.parent != e.child && waiting_at.contains_key(&e.child))
+        .filter_map(|e| waiting_at.get(&e.parent).copied())
+        .collect();
+    drop_idx.sort_unstable();
+    drop_idx.dedup();
+    for i in drop_idx.into_iter().rev() {
+        findings.remove(i);
+    }
+
+    let has_callsite_leak = findings.iter().any(|f| f.class == Class::LeakSuspect);
+    if let (Some(fit), false) = (&leak_trend, has_callsite_leak) {
+        let growth = fit.slope * timeline_span_s(dump);
+        findings.push(finding(
+            Class::LeakSuspect,
+            None,
+            Resource::Memory,
+            stats::share(growth, process.rss_peak_bytes as f64),
+            g.leak_suspect,
+            fit.r2 * stats::sample_confidence(fit.n as u64, 4.0),
+            format!(
+                "process RSS grows {}/s over the run (R² {:.2}, {} samples) and no span holds it",
+                crate::units::bytes(fit.slope),
+                fit.r2,
+                fit.n
+            ),
+            trend_evidence(fit, t.leak_min_r2),
+            config,
+        ));
+    }
+
+    process_findings(dump, config, &process, &mut findings);
+
+    findings.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.class.cmp(&b.class))
+            .then_with(|| a.location.cmp(&b.location))
+    });
+
+    let weights = session_weights(&rows, config, alloc_tracked, total_calls as f64);
+
+    rows.sort_by(|a, b| {
+        b.self_total_ns
+            .cmp(&a.self_total_ns)
+            .then_with(|| a.location.cmp(&b.location))
+    });
+
+    let mut notes = Vec::new();
+    if dump.callsites_dropped_spans > 0 {
+        notes.push(format!(
+            "{} spans were not recorded because the callsite limit was reached; raise max_callsites",
+            dump.callsites_dropped_spans
+        ));
+    }
+    if !alloc_tracked {
+        notes.push(
+            "allocation was not tracked: install perf-layer's counting allocator for allocation and leak findings"
+                .to_owned(),
+        );
+    }
+    if process.samples == 0 {
+        notes.push(
+            "no process timeline: enable the sampler for RSS trends and CPU findings".to_owned(),
+        );
+    }
+    let overhead_share = if dump.overhead.fraction_of_run.is_finite() {
+        dump.overhead.fraction_of_run.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    if overhead_share >= 0.05 {
+        notes.push(format!(
+            "instrumentation costs an estimated {} of the run: treat shares of very cheap spans with care",
+            crate::units::pct(overhead_share)
+        ));
+    }
+
+    Analysis {
+        program: dump.run.program.clone(),
+        totals: Totals {
+            duration_ns: dump.run.duration_ns,
+            self_ns: u64::try_from(total_self).unwrap_or(u64::MAX),
+            calls: u64::try_from(total_calls).unwrap_or(u64::MAX),
+            self_alloc_bytes: alloc_tracked
+                .then(|| u64::try_from(total_self_alloc).unwrap_or(u64::MAX)),
+            overhead_share,
+        },
+        callsites: rows,
+        findings,
+        weights,
+        process,
+        notes,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finding(
+    class: Class,
+    location: Option<Location>,
+    resource: Resource,
+    cost_share: f64,
+    recoverable: f64,
+    confidence: f64,
+    summary: String,
+    evidence: Vec<Evidence>,
+    config: &Config,
+) -> Finding {
+    let cost_share = clamp01(cost_share);
+    let recoverable = clamp01(recoverable);
+    let confidence = clamp01(confidence);
+    let score = impact_score(resource, cost_share, recoverable, confidence, &config.gains);
+    Finding {
+        class,
+        severity: Severity::from_score(score, &config.bands),
+        score,
+        location,
+        resource,
+        cost_share,
+        recoverable,
+        confidence,
+        summary,
+        evidence,
+    }
+}
+
+fn clamp01(v: f64) -> f64 {
+    if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// The impact score, `100 x weight(resource) x cost_share x recoverable x
+/// confidence`, clamped to 0..=100 and rounded to one decimal so that the
+/// same dump always gives the same text.
+///
+/// ```
+/// use perf_report::analyze::{impact_score, Resource};
+/// let gains = perf_report::config::Gains::default();
+/// // 60% of self time, halved, 95% sure: 28.5 points.
+/// assert_eq!(impact_score(Resource::Time, 0.6, 0.5, 0.95, &gains), 28.5);
+/// ```
+pub fn impact_score(
+    resource: Resource,
+    cost_share: f64,
+    recoverable: f64,
+    confidence: f64,
+    gains: &Gains,
+) -> f64 {
+    let weight = match resource {
+        Resource::Time | Resource::WallTime => 1.0,
+        Resource::Allocation => gains.allocation_weight,
+        Resource::Memory => gains.memory_weight,
+    };
+    let raw = 100.0 * weight * cost_share * recoverable * confidence;
+    if raw.is_finite() {
+        (raw.clamp(0.0, 100.0) * 10.0).round() / 10.0
+    } else {
+        0.0
+    }
+}
+
+fn trend_evidence(fit: &LinearFit, min_r2: f64) -> Vec<Evidence> {
+    vec![
+        Evidence::new("RSS slope", fit.slope, Unit::BytesPerSec, None),
+        Evidence::new("RSS fit R²", fit.r2, Unit::Number, Some(min_r2)),
+        Evidence::new("timeline samples", fit.n as f64, Unit::Count, None),
+    ]
+}
+
+fn timeline_span_s(dump: &Dump) -> f64 {
+    let s = &dump.timeline.samples;
+    match (s.first(), s.last()) {
+        (Some(a), Some(b)) => b.t_ms.saturating_sub(a.t_ms) as f64 / 1e3,
+        _ => 0.0,
+    }
+}
+
+fn process_summary(dump: &Dump, config: &Config) -> ProcessSummary {
+    let samples = &dump.timeline.samples;
+    let mut rss: Vec<u64> = samples.iter().map(|s| s.rss_bytes).collect();
+    rss.sort_unstable();
+    let points: Vec<(f64, f64)> = samples
+        .iter()
+        .map(|s| (s.t_ms as f64 / 1e3, s.rss_bytes as f64))
+        .collect();
+    let cpu: Vec<f64> = samples
+        .iter()
+        .map(|s| s.cpu_percent)
+        .filter(|c| c.is_finite())
+        .collect();
+    let saturated = cpu
+        .iter()
+        .filter(|&&c| c >= config.thresholds.cpu_saturated_percent)
+        .count();
+    ProcessSummary {
+        samples: samples.len(),
+        rss_first_bytes: samples.first().map_or(0, |s| s.rss_bytes),
+        rss_last_bytes: samples.last().map_or(0, |s| s.rss_bytes),
+        rss_median_bytes: rss.get(rss.len() / 2).copied().unwrap_or(0),
+        rss_peak_bytes: rss.last().copied().unwrap_or(0),
+        rss_trend: stats::least_squares(&points),
+        cpu_mean_percent: if cpu.is_empty() {
+            0.0
+        } else {
+            cpu.iter().sum::<f64>() / cpu.len() as f64
+        },
+        cpu_max_percent: cpu.iter().copied().fold(0.0, f64::max),
+        cpu_saturated_share: stats::share(saturated as f64, cpu.len() as f64),
+        cpu_alerts: dump
+            .alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::Cpu)
+            .count(),
+        rss_alerts: dump
+            .alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::Rss)
+            .count(),
+    }
+}
+
+fn process_findings(dump: &Dump, config: &Config, p: &ProcessSummary, out: &mut Vec<Finding>) {
+    let t = &config.thresholds;
+    let g = &config.gains;
+    let duration_ms = dump.run.duration_ns as f64 / 1e6;
+    let interval_ms = dump.timeline.interval_ms as f64;
+
+    // CPU: the share of samples at saturation; alerts alone count one
+    // sampler interval each.
+    let (cpu_share, cpu_conf) = if p.samples >= 2 {
+        let conf = stats::sample_confidence(p.samples as u64, 4.0);
+        (
+            p.cpu_saturated_share,
+            if p.cpu_alerts > 0 {
+                conf.max(0.9)
+            } else {
+                conf
+            },
+        )
+    } else if p.cpu_alerts > 0 {
+        (
+            stats::share(p.cpu_alerts as f64 * interval_ms, duration_ms),
+            0.9,
+        )
+    } else {
+        (0.0, 0.0)
+    };
+    if (p.samples >= 2 && cpu_share >= t.cpu_min_saturated_share)
+        || (p.cpu_alerts > 0 && cpu_share > 0.0)
+    {
+        out.push(finding(
+            Class::ProcessCpu,
+            None,
+            Resource::WallTime,
+            cpu_share,
+            g.process,
+            cpu_conf,
+            format!(
+                "CPU at or above {}% of a core in {} of the samples (peak {:.0}%, {} CPU alerts)",
+                t.cpu_saturated_percent,
+                crate::units::pct(cpu_share),
+                p.cpu_max_percent,
+                p.cpu_alerts
+            ),
+            vec![
+                Evidence::new(
+                    "saturated share of samples",
+                    cpu_share,
+                    Unit::Share,
+                    Some(t.cpu_min_saturated_share),
+                ),
+                Evidence::new("peak CPU", p.cpu_max_percent, Unit::CpuPercent, None),
+                Evidence::new("mean CPU", p.cpu_mean_percent, Unit::CpuPercent, None),
+                Evidence::new("CPU alerts", p.cpu_alerts as f64, Unit::Count, None),
+            ],
+            config,
+        ));
+    }
+
+    let spike = p.rss_peak_bytes.saturating_sub(p.rss_median_bytes);
+    let spiking = p.samples >= 2
+        && p.rss_peak_bytes as f64 >= t.rss_spike_over_median * p.rss_median_bytes as f64
+        && spike >= t.rss_spike_min_bytes;
+    if spiking || p.rss_alerts > 0 {
+        let conf = if p.rss_alerts > 0 {
+            0.9
+        } else {
+            stats::sample_confidence(p.samples as u64, 4.0)
+        };
+        let cost = if p.rss_peak_bytes > 0 {
+            stats::share(spike as f64, p.rss_peak_bytes as f64)
+        } else {
+            0.0
+        };
+        out.push(finding(
+            Class::ProcessMemory,
+            None,
+            Resource::Memory,
+            cost,
+            g.process,
+            conf,
+            format!(
+                "RSS peaked at {} against a median of {} ({} RSS alerts)",
+                crate::units::bytes(p.rss_peak_bytes as f64),
+                crate::units::bytes(p.rss_median_bytes as f64),
+                p.rss_alerts
+            ),
+            vec![
+                Evidence::new("peak RSS", p.rss_peak_bytes as f64, Unit::Bytes, None),
+                Evidence::new("median RSS", p.rss_median_bytes as f64, Unit::Bytes, None),
+                Evidence::new(
+                    "peak / median",
+                    stats::ratio(p.rss_peak_bytes as f64, p.rss_median_bytes as f64),
+                    Unit::Ratio,
+                    Some(t.rss_spike_over_median),
+                ),
+                Evidence::new("RSS alerts", p.rss_alerts as f64, Unit::Count, None),
+            ],
+            config,
+        ));
+    }
+}
+
+fn session_weights(
+    rows: &[CallsiteRow],
+    config: &Config,
+    alloc_tracked: bool,
+    total_calls: f64,
+) -> Vec<WeightRow> {
+    let w = &config.weights;
+    // Without allocation data the memory weight is shared out between CPU
+    // and frequency in proportion, so weights still span 0 to 100.
+    let (cpu_w, mem_w, freq_w) = if alloc_tracked {
+        (w.cpu, w.memory, w.frequency)
+    } else {
+        let rest = w.cpu + w.frequency;
+        if rest > 0.0 {
+            (
+                w.cpu / rest * (rest + w.memory),
+                0.0,
+                w.frequency / rest * (rest + w.memory),
+            )
+        } else {
+            (0.0, 0.0, 0.0)
+        }
+    };
+    let mut out: Vec<WeightRow> = rows
+        .iter()
+        .map(|r| {
+            let memory_share = r.alloc.as_ref().map(|a| a.alloc_share);
+            let frequency_share = stats::share(r.calls as f64, total_calls);
+            let raw = cpu_w * r.self_share
+                + mem_w * memory_share.unwrap_or(0.0)
+                + freq_w * frequency_share;
+            WeightRow {
+                location: r.location.clone(),
+                cpu_share: r.self_share,
+                memory_share,
+                frequency_share,
+                weight: ((100.0 * raw).clamp(0.0, 100.0) * 10.0).round() / 10.0,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.weight
+            .total_cmp(&a.weight)
+            .then_with(|| a.location.cmp(&b.location))
+    });
+    out
+}

@@ -1,0 +1,231 @@
+//! The command line: parsing only. Everything it does is a library call.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Profile a run, then read the plan in the terminal
+  cargo run --example service && perf-report dump.json
+
+  # Merge the dumps of several processes of one service
+  perf-report host-a.json host-b.json host-c.json
+
+  # Read a dump from standard input, write Markdown for a pull request
+  cat dump.json | perf-report - --format markdown --output report.md
+
+  # CI: fail when anything high or critical is found
+  perf-report dump.json --kind summary --fail-on high
+
+  # Where does the session's weight go (40% CPU, 40% memory, 20% frequency)?
+  perf-report dump.json --kind weight --top 20
+
+  # Compare a change against its baseline; fail on a >5% significant regression
+  perf-report diff before.json after.json --fail-on-regression 5
+
+Exit codes:
+  0  success: no finding at or above --fail-on, no regression over --fail-on-regression
+  1  findings at or above --fail-on, or a regression over --fail-on-regression
+  2  error: unreadable, empty, truncated, non-JSON, too new or damaged dump; bad arguments
+
+Severity comes from an impact score 0-100: the percentage of the run a fix is
+expected to give back, discounted by how sure the evidence is (critical >= 20,
+high >= 10, medium >= 4). The formula, the diff significance rule and the JSON
+schema are in docs/report-format.md.";
+
+/// Turns perf-layer dumps into severity-ranked findings and an ordered
+/// optimization plan.
+#[derive(Debug, Parser)]
+#[command(
+    name = "perf-report",
+    version,
+    about,
+    long_about = "Turns perf-layer dumps into severity-ranked findings (hot spots, tail latency, \
+hot loops, allocation-heavy spans, leak suspects, waiting, process CPU and memory) and an \
+ordered optimization plan with concrete Rust fixes and Amdahl estimates of the gain. \
+Several dumps are merged losslessly; `diff` compares two.",
+    after_help = "Run `perf-report --help` for examples and exit codes.",
+    after_long_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    #[command(flatten)]
+    pub(crate) report: ReportArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Compare two dumps callsite by callsite: calls, self time, p50/p99/max,
+    /// allocation per call, each regressed, improved or unchanged.
+    #[command(after_long_help = DIFF_HELP)]
+    Diff(DiffArgs),
+}
+
+const DIFF_HELP: &str = "\
+A callsite regressed (improved) when its mean busy time per call grew (shrank)
+by more than --threshold AND its busy-time distribution moved: a two-sample
+Kolmogorov-Smirnov test on the HDR histograms at alpha 0.01, or at least two of
+p50/p90/p99/p99.9 beyond the threshold in the same direction. Allocation per
+call regresses when it grows by more than the threshold and at least 16 bytes.
+
+Examples:
+  perf-report diff before.json after.json
+  perf-report diff before.json after.json --threshold 5 --fail-on-regression 10
+  perf-report diff before.json after.json --format markdown --output diff.md
+
+Exit codes: 0 no regression over --fail-on-regression, 1 regression over it, 2 error.";
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// Dump files written by perf-layer; several are merged; - reads standard input.
+    #[arg(required = true, value_name = "DUMP")]
+    pub(crate) dumps: Vec<PathBuf>,
+
+    /// Which report: the full plan, a short summary, or the session-weight view.
+    #[arg(long, short = 'k', value_enum, default_value_t = KindArg::Full)]
+    pub(crate) kind: KindArg,
+
+    /// Exit 1 when a finding at or above this severity exists.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub(crate) fail_on: Option<SeverityArg>,
+
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The baseline dump (- for standard input).
+    pub(crate) base: PathBuf,
+    /// The dump to compare with it.
+    pub(crate) new: PathBuf,
+
+    /// Noise threshold in percent: smaller relative changes are unchanged.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = parse_pct)]
+    pub(crate) threshold: f64,
+
+    /// Exit 1 when a callsite regressed (significantly) by at least PCT percent.
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    pub(crate) fail_on_regression: Option<f64>,
+
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OutputArgs {
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = FormatArg::Text)]
+    pub(crate) format: FormatArg,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// Show at most N rows of each list (findings, steps, callsites); 0 for all.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub(crate) top: usize,
+
+    /// Refuse inputs larger than this (bytes, or with a KiB/MiB/GiB suffix).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub(crate) max_size: u64,
+
+    /// Colour: auto follows NO_COLOR, CLICOLOR_FORCE and whether stdout is a terminal.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    pub(crate) color: ColorArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum KindArg {
+    /// Findings, the whole plan, the callsite table, the process.
+    Full,
+    /// Findings and a one-line-per-step plan.
+    Summary,
+    /// Every span scored 40% CPU, 40% memory, 20% frequency.
+    Weight,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FormatArg {
+    /// Aligned tables for a terminal.
+    Text,
+    /// Versioned JSON (docs/report-format.md).
+    Json,
+    /// Markdown for a pull request.
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SeverityArg {
+    /// Impact score >= 20.
+    Critical,
+    /// Impact score >= 10.
+    High,
+    /// Impact score >= 4.
+    Medium,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ColorArg {
+    /// Colour when stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour (also into --output files).
+    Always,
+    /// Never colour.
+    Never,
+}
+
+fn parse_pct(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentage; write e.g. 5 or 12.5"))?;
+    if !(0.0..=100_000.0).contains(&v) {
+        return Err(format!("`{s}` is out of range; use 0 to 100000"));
+    }
+    Ok(v)
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; write e.g. 1048576, 512KiB, 256MiB or 2GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("`{s}` has an unknown unit; use B, KiB, MiB or GiB")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_percentages_parse() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+        assert_eq!(parse_pct("5%"), Ok(5.0));
+        assert!(parse_pct("-1").is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! The JSON report: `report_format_version` first, then the parts of the
+//! report kind. Documented in `docs/report-format.md`.
+
+use serde_json::{Map, Value, json};
+
+use super::{RenderOptions, ReportKind};
+use crate::Report;
+use crate::diff::{Diff, Verdict};
+
+/// The version of the JSON report schema. Bumped on any change that an
+/// existing consumer would misread; adding a field does not bump it.
+pub const REPORT_FORMAT_VERSION: u32 = 1;
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    // Serializing our own plain data types cannot fail (no maps with
+    // non-string keys); fall back to null rather than panic.
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn top<T: serde::Serialize>(items: &[T], opts: &RenderOptions) -> Value {
+    to_value(&&items[..opts.limit(items.len())])
+}
+
+pub(super) fn report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
+    let a = &r.analysis;
+    let mut m = Map::new();
+    m.insert("report_format_version".into(), json!(REPORT_FORMAT_VERSION));
+    m.insert("kind".into(), json!(kind.as_str()));
+    m.insert("program".into(), json!(a.program));
+    m.insert("totals".into(), to_value(&a.totals));
+    let mut counts = Map::new();
+    for sev in ["critical", "high", "medium", "low"] {
+        let n = a
+            .findings
+            .iter()
+            .filter(|f| f.severity.as_str() == sev)
+            .count();
+        counts.insert(sev.into(), json!(n));
+    }
+    m.insert("finding_counts".into(), Value::Object(counts));
+    m.insert(
+        "shown".into(),
+        json!({ "top": opts.top, "findings": opts.limit(a.findings.len()), "findings_total": a.findings.len() }),
+    );
+    match kind {
+        ReportKind::Full | ReportKind::Summary => {
+            m.insert("findings".into(), top(&a.findings, opts));
+            let p = &r.plan;
+            m.insert(
+                "plan".into(),
+                json!({
+                    "total_time_gain": p.total_time_gain,
+                    "total_wall_gain": p.total_wall_gain,
+                    "total_allocation_gain": p.total_allocation_gain,
+                    "total_memory_gain": p.total_memory_gain,
+                    "steps": top(&p.steps, opts),
+                }),
+            );
+            if kind == ReportKind::Full {
+                m.insert("callsites".into(), top(&a.callsites, opts));
+                m.insert("process".into(), to_value(&a.process));
+                m.insert("config".into(), to_value(&r.config));
+            }
+            m.insert("notes".into(), to_value(&a.notes));
+        }
+        ReportKind::Weight => {
+            m.insert("session_weights".into(), to_value(&r.config.weights));
+            m.insert("weights".into(), top(&a.weights, opts));
+        }
+    }
+    let mut s = serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
+    let mut m = Map::new();
+    m.insert("report_format_version".into(), json!(REPORT_FORMAT_VERSION));
+    m.insert("kind".into(), json!("diff"));
+    m.insert("base_program".into(), json!(d.base_program));
+    m.insert("new_program".into(), json!(d.new_program));
+    m.insert("options".into(), to_value(&d.options));
+    m.insert("total_self_ns".into(), to_value(&d.total_self_ns));
+    let mut counts = Map::new();
+    for v in [
+        Verdict::Regressed,
+        Verdict::Improved,
+        Verdict::Unchanged,
+        Verdict::Added,
+        Verdict::Removed,
+    ] {
+        counts.insert(v.as_str().into(), json!(d.count(v)));
+    }
+    m.insert("verdict_counts".into(), Value::Object(counts));
+    m.insert("worst_regression".into(), json!(d.worst_regression()));
+    m.insert("callsites".into(), top(&d.callsites, opts));
+    let mut s = serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default();
+    s.push('\n');
+    s
+}

@@ -1,0 +1,240 @@
+//! Pure statistics over the dump's figures: least-squares trends, the
+//! two-sample Kolmogorov-Smirnov statistic on HDR histograms, and the
+//! confidence that a sample count buys.
+//!
+//! Every function is total: empty or degenerate input gives `None` or 0,
+//! never a panic or a NaN.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// An ordinary least-squares line `y = intercept + slope x`, with its
+/// coefficient of determination.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LinearFit {
+    /// Change in `y` per unit of `x`.
+    pub slope: f64,
+    /// `y` at `x = 0`.
+    pub intercept: f64,
+    /// R², the share of the variance of `y` the line explains (0 to 1).
+    pub r2: f64,
+    /// Number of points fitted.
+    pub n: usize,
+}
+
+/// Fits `y = a + b x` by ordinary least squares.
+///
+/// `b = Σ(x-x̄)(y-ȳ) / Σ(x-x̄)²`, `a = ȳ - b x̄`,
+/// `R² = 1 - Σ(y - a - b x)² / Σ(y-ȳ)²` (any textbook, e.g. Montgomery & Runger,
+/// *Applied Statistics*, ch. 11). Centring first keeps the sums accurate for
+/// large byte counts. A flat `y` fits perfectly with slope 0 and R² 1.
+///
+/// Returns `None` for fewer than two points, for points that all share one
+/// `x`, or when any value is not finite.
+///
+/// ```
+/// let fit = perf_report::stats::least_squares(&[(0.0, 1.0), (1.0, 3.0), (2.0, 5.0)]).unwrap();
+/// assert!((fit.slope - 2.0).abs() < 1e-9 && (fit.r2 - 1.0).abs() < 1e-9);
+/// ```
+pub fn least_squares(points: &[(f64, f64)]) -> Option<LinearFit> {
+    let n = points.len();
+    if n < 2 || points.iter().any(|(x, y)| !x.is_finite() || !y.is_finite()) {
+        return None;
+    }
+    let nf = n as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / nf;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / nf;
+    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
+    for &(x, y) in points {
+        let (dx, dy) = (x - mean_x, y - mean_y);
+        sxx += dx * dx;
+        sxy += dx * dy;
+        syy += dy * dy;
+    }
+    if sxx <= 0.0 || !sxx.is_finite() || !sxy.is_finite() || !syy.is_finite() {
+        return None;
+    }
+    let slope = sxy / sxx;
+    let intercept = mean_y - slope * mean_x;
+    let r2 = if syy <= 0.0 {
+        1.0
+    } else {
+        // Equivalent to 1 - SS_res/SS_tot for a least-squares line.
+        ((sxy * sxy) / (sxx * syy)).clamp(0.0, 1.0)
+    };
+    Some(LinearFit {
+        slope,
+        intercept,
+        r2,
+        n,
+    })
+}
+
+/// How much `n` independent observations can be trusted, `n / (n + k)`:
+/// 0 for none, one half at `n = k`, approaching 1.
+///
+/// ```
+/// assert_eq!(perf_report::stats::sample_confidence(100, 100.0), 0.5);
+/// ```
+pub fn sample_confidence(n: u64, k: f64) -> f64 {
+    let n = n as f64;
+    if n + k <= 0.0 { 0.0 } else { n / (n + k) }
+}
+
+/// `(value, count)` pairs of every recorded bucket, ascending; the value is
+/// the bucket's highest equivalent value.
+fn recorded(h: &Histogram<u64>) -> Vec<(u64, u64)> {
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
+/// The two-sample Kolmogorov-Smirnov statistic `D = sup_x |F_a(x) - F_b(x)|`
+/// computed on the whole recorded distributions of two histograms.
+///
+/// Both empirical CDFs are stepped at the union of their bucket values, so
+/// `D` is exact up to the histograms' precision. 0 when either is empty.
+pub fn ks_statistic(a: &Histogram<u64>, b: &Histogram<u64>) -> f64 {
+    let (na, nb) = (a.len(), b.len());
+    if na == 0 || nb == 0 {
+        return 0.0;
+    }
+    let (ra, rb) = (recorded(a), recorded(b));
+    let (mut i, mut j) = (0, 0);
+    let (mut ca, mut cb) = (0u128, 0u128);
+    let mut d: f64 = 0.0;
+    while i < ra.len() || j < rb.len() {
+        let va = ra.get(i).map_or(u64::MAX, |p| p.0);
+        let vb = rb.get(j).map_or(u64::MAX, |p| p.0);
+        let x = va.min(vb);
+        while i < ra.len() && ra[i].0 == x {
+            ca += u128::from(ra[i].1);
+            i += 1;
+        }
+        while j < rb.len() && rb[j].0 == x {
+            cb += u128::from(rb[j].1);
+            j += 1;
+        }
+        let fa = ca as f64 / na as f64;
+        let fb = cb as f64 / nb as f64;
+        d = d.max((fa - fb).abs());
+    }
+    d.min(1.0)
+}
+
+/// The critical value of the two-sample KS statistic at significance
+/// `alpha`: `c(α) sqrt((n + m) / (n m))` with `c(α) = sqrt(-ln(α/2) / 2)`
+/// (the large-sample approximation; Smirnov 1948). A `D` above it means
+/// the two samples differ at level `alpha`. Infinite when a side is empty.
+///
+/// ```
+/// let crit = perf_report::stats::ks_critical(1000, 1000, 0.01);
+/// assert!((crit - 0.0728).abs() < 1e-3);
+/// ```
+pub fn ks_critical(n: u64, m: u64, alpha: f64) -> f64 {
+    if n == 0 || m == 0 || !(alpha > 0.0 && alpha < 1.0) {
+        return f64::INFINITY;
+    }
+    let c = (-(alpha / 2.0).ln() / 2.0).sqrt();
+    let (n, m) = (n as f64, m as f64);
+    c * ((n + m) / (n * m)).sqrt()
+}
+
+/// The time the slowest calls spent beyond `cap`: `Σ max(0, v - cap) x count`
+/// over every recorded value `v`, in the histogram's unit.
+pub fn excess_above(h: &Histogram<u64>, cap: u64) -> f64 {
+    h.iter_recorded()
+        .map(|v| {
+            let value = v.value_iterated_to();
+            if value > cap {
+                (value - cap) as f64 * v.count_at_value() as f64
+            } else {
+                0.0
+            }
+        })
+        .sum()
+}
+
+/// `part / whole` as a fraction, 0 when `whole` is 0, clamped to 0..=1.
+pub fn share(part: f64, whole: f64) -> f64 {
+    if whole <= 0.0 || !whole.is_finite() || !part.is_finite() {
+        0.0
+    } else {
+        (part / whole).clamp(0.0, 1.0)
+    }
+}
+
+/// `part / whole` without clamping, 0 when `whole` is 0 or not finite.
+pub fn ratio(part: f64, whole: f64) -> f64 {
+    if whole <= 0.0 || !whole.is_finite() || !part.is_finite() {
+        0.0
+    } else {
+        part / whole
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist(values: &[(u64, u64)]) -> Histogram<u64> {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2).unwrap();
+        for &(v, n) in values {
+            h.record_n(v, n).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn least_squares_recovers_a_noisy_line() {
+        let points: Vec<_> = (0..20)
+            .map(|i| {
+                let noise = if i % 2 == 0 { 1.0 } else { -1.0 };
+                (i as f64, 10.0 + 3.0 * i as f64 + noise)
+            })
+            .collect();
+        let fit = least_squares(&points).unwrap();
+        assert!((fit.slope - 3.0).abs() < 0.05, "{fit:?}");
+        assert!(fit.r2 > 0.98 && fit.r2 < 1.0, "{fit:?}");
+        assert_eq!(least_squares(&[(1.0, 1.0)]), None);
+        assert_eq!(least_squares(&[(1.0, 1.0), (1.0, 2.0)]), None);
+        let flat = least_squares(&[(0.0, 5.0), (1.0, 5.0), (2.0, 5.0)]).unwrap();
+        assert_eq!((flat.slope, flat.r2), (0.0, 1.0));
+    }
+
+    #[test]
+    fn a_sawtooth_fits_poorly() {
+        let points: Vec<_> = (0..40)
+            .map(|i| (i as f64, if i % 2 == 0 { 0.0 } else { 100.0 }))
+            .collect();
+        assert!(least_squares(&points).unwrap().r2 < 0.1);
+    }
+
+    #[test]
+    fn ks_is_zero_for_equal_and_one_for_disjoint_distributions() {
+        let a = hist(&[(100, 50), (200, 50)]);
+        assert_eq!(ks_statistic(&a, &a), 0.0);
+        let b = hist(&[(10_000, 10)]);
+        assert_eq!(ks_statistic(&a, &b), 1.0);
+        let c = hist(&[(100, 50), (10_000, 50)]);
+        assert!((ks_statistic(&a, &c) - 0.5).abs() < 1e-9);
+        assert_eq!(ks_statistic(&a, &hist(&[])), 0.0);
+    }
+
+    #[test]
+    fn excess_counts_only_the_part_above_the_cap() {
+        let h = hist(&[(100, 90), (1_000, 10)]);
+        let excess = excess_above(&h, 100);
+        // 1_000 is stored within 1% precision.
+        assert!((excess - 9_000.0).abs() < 100.0, "{excess}");
+        assert_eq!(excess_above(&h, 2_000), 0.0);
+    }
+
+    #[test]
+    fn shares_never_divide_by_zero() {
+        assert_eq!(share(1.0, 0.0), 0.0);
+        assert_eq!(share(3.0, 2.0), 1.0);
+        assert_eq!(ratio(3.0, 2.0), 1.5);
+        assert_eq!(sample_confidence(0, 0.0), 0.0);
+    }
+}

@@ -1,0 +1,178 @@
+//! Human formatting of the figures the report shows, and the unit of each.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The unit of a figure in a finding's evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Unit {
+    /// Nanoseconds.
+    Ns,
+    /// Bytes.
+    Bytes,
+    /// Bytes per second.
+    BytesPerSec,
+    /// A fraction of a whole, 0 to 1 (shown as a percentage).
+    Share,
+    /// A plain count.
+    Count,
+    /// A ratio of two like figures (shown as `12.0x`).
+    Ratio,
+    /// CPU use in percent of one core (shown as `%cpu`).
+    CpuPercent,
+    /// A plain number such as a coefficient (shown with two decimals).
+    Number,
+}
+
+impl Unit {
+    /// Formats `value` in this unit for people.
+    pub fn format(self, value: f64) -> String {
+        match self {
+            Unit::Ns => ns(value),
+            Unit::Bytes => bytes(value),
+            Unit::BytesPerSec => format!("{}/s", bytes(value)),
+            Unit::Share => pct(value),
+            Unit::Count => count(value),
+            Unit::Ratio => format!("{}x", sig(value)),
+            Unit::CpuPercent => format!("{}% cpu", sig(value)),
+            Unit::Number => format!("{value:.2}"),
+        }
+    }
+}
+
+/// Three significant digits, without scientific notation for ordinary sizes.
+fn sig(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".to_owned();
+    }
+    let a = v.abs();
+    if a >= 1e15 {
+        format!("{v:.2e}")
+    } else if a >= 100.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 0.01 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// A duration in nanoseconds: `850 ns`, `12.3 µs`, `4.56 ms`, `1.23 s`.
+pub fn ns(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".to_owned();
+    }
+    let a = v.abs();
+    if a < 1e3 {
+        format!("{} ns", sig(v))
+    } else if a < 1e6 {
+        format!("{} µs", sig(v / 1e3))
+    } else if a < 1e9 {
+        format!("{} ms", sig(v / 1e6))
+    } else {
+        format!("{} s", sig(v / 1e9))
+    }
+}
+
+/// A size in bytes with binary prefixes: `512 B`, `1.50 KiB`, `3.2 MiB`.
+pub fn bytes(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".to_owned();
+    }
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut x = v;
+    let mut i = 0;
+    while x.abs() >= 1024.0 && i + 1 < UNITS.len() {
+        x /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{x:.0} B")
+    } else {
+        format!("{} {}", sig(x), UNITS[i])
+    }
+}
+
+/// A fraction as a percentage: `0.183` is `18.3%`.
+pub fn pct(fraction: f64) -> String {
+    if !fraction.is_finite() {
+        return "n/a".to_owned();
+    }
+    let p = fraction * 100.0;
+    if p != 0.0 && p.abs() < 0.1 {
+        format!("{p:.2}%")
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
+/// A signed relative change: `+12.5%`, `-3.0%`.
+pub fn change(fraction: f64) -> String {
+    if !fraction.is_finite() {
+        return if fraction > 0.0 { "new" } else { "n/a" }.to_owned();
+    }
+    format!("{:+.1}%", fraction * 100.0)
+}
+
+/// A count with thousands separators below ten million, then `12.3M`.
+pub fn count(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".to_owned();
+    }
+    if v.abs() >= 1e7 {
+        if v.abs() >= 1e12 {
+            return format!("{v:.3e}");
+        }
+        return format!("{}M", sig(v / 1e6));
+    }
+    if v.fract() != 0.0 {
+        return sig(v);
+    }
+    let s = format!("{:.0}", v.abs());
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if v < 0.0 { format!("-{out}") } else { out }
+}
+
+/// Displays a value in a unit; handy in `format!`.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown(pub f64, pub Unit);
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.1.format(self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_read_naturally() {
+        assert_eq!(ns(850.0), "850 ns");
+        assert_eq!(ns(12_345.0), "12.3 µs");
+        assert_eq!(ns(4_560_000.0), "4.56 ms");
+        assert_eq!(ns(1.5e9), "1.50 s");
+        assert_eq!(bytes(512.0), "512 B");
+        assert_eq!(bytes(1536.0), "1.50 KiB");
+        assert_eq!(bytes(-3.0 * 1024.0 * 1024.0), "-3.00 MiB");
+        assert_eq!(pct(0.183), "18.3%");
+        assert_eq!(change(-0.03), "-3.0%");
+        assert_eq!(count(1_234_567.0), "1,234,567");
+        assert_eq!(count(12_300_000.0), "12.3M");
+        assert_eq!(Unit::Ratio.format(12.0), "12.0x");
+        assert_eq!(ns(f64::INFINITY), "n/a");
+        assert_eq!(bytes(1.8e19), "15987 PiB");
+    }
+}

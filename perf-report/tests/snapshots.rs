@@ -1,0 +1,90 @@
+//! Snapshot tests of every renderer on the ground-truth dump. Colour is off
+//! and the dump has no timestamps or paths that vary, so output is stable.
+
+mod support;
+
+use perf_report::render::{Format, RenderOptions, ReportKind, render, render_diff};
+use perf_report::{Config, Report};
+
+fn report() -> Report {
+    Report::build(&support::ground_truth(), &Config::default())
+}
+
+#[test]
+fn text_full() {
+    let out = render(
+        &report(),
+        Format::Text,
+        ReportKind::Full,
+        &RenderOptions::default(),
+    );
+    assert!(!out.contains('\u{1b}'), "colour must be off");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn text_summary() {
+    let out = render(
+        &report(),
+        Format::Text,
+        ReportKind::Summary,
+        &RenderOptions::default(),
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn text_weight() {
+    let out = render(
+        &report(),
+        Format::Text,
+        ReportKind::Weight,
+        &RenderOptions::default(),
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn markdown_full() {
+    let out = render(
+        &report(),
+        Format::Markdown,
+        ReportKind::Full,
+        &RenderOptions::default(),
+    );
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn json_full() {
+    let out = render(
+        &report(),
+        Format::Json,
+        ReportKind::Full,
+        &RenderOptions::default(),
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["report_format_version"], 1);
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn text_diff() {
+    let base = support::ground_truth();
+    let new = support::improved_and_regressed(&base);
+    let d = perf_report::diff::diff(&base, &new, &Default::default());
+    let out = render_diff(&d, Format::Text, &RenderOptions::default());
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn colour_is_emitted_only_when_asked() {
+    let r = report();
+    let coloured = render(
+        &r,
+        Format::Text,
+        ReportKind::Full,
+        &RenderOptions::default().with_color(true),
+    );
+    assert!(coloured.contains("\u{1b}["));
+}
