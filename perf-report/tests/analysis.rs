@@ -1,0 +1,298 @@
+//! The analysis and the plan on dumps whose answer is known.
+
+mod support;
+
+use perf_report::analyze::{Class, Severity, analyze};
+use perf_report::config::Config;
+use perf_report::{Report, plan};
+use support::{MIB, MS, Span, US, dump, ground_truth, timeline};
+
+fn names(a: &perf_report::Analysis) -> Vec<(Class, String)> {
+    a.findings
+        .iter()
+        .map(|f| {
+            (
+                f.class,
+                f.location
+                    .as_ref()
+                    .map_or_else(|| "process".to_owned(), |l| l.name.clone()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ground_truth_is_found_with_the_right_class_and_order() {
+    let a = analyze(&ground_truth(), &Config::default());
+    assert_eq!(
+        names(&a),
+        vec![
+            (Class::HotSpot, "parse".to_owned()),
+            (Class::AllocationHeavy, "encode".to_owned()),
+            (Class::Waiting, "fetch".to_owned()),
+            (Class::LeakSuspect, "cache_insert".to_owned()),
+            (Class::TailLatency, "lookup".to_owned()),
+        ]
+    );
+    let sev: Vec<Severity> = a.findings.iter().map(|f| f.severity).collect();
+    assert_eq!(
+        sev,
+        vec![
+            Severity::Critical,
+            Severity::Critical,
+            Severity::High,
+            Severity::High,
+            Severity::Medium
+        ]
+    );
+    // Scores strictly decrease and follow the documented formula.
+    for w in a.findings.windows(2) {
+        assert!(w[0].score > w[1].score);
+    }
+    let hot = &a.findings[0];
+    let expected = 100.0 * hot.cost_share * 0.5 * 0.95;
+    assert!(
+        (hot.score - expected).abs() < 0.06,
+        "{} vs {expected}",
+        hot.score
+    );
+    // parse has 6 s of 7.108 s self time.
+    assert!((hot.cost_share - 6_000.0 / 7_108.0).abs() < 1e-3);
+}
+
+#[test]
+fn the_leak_carries_its_rss_trend() {
+    let a = analyze(&ground_truth(), &Config::default());
+    let trend = a.process.rss_trend.expect("a fit over 20 samples");
+    // 5 MiB per 500 ms sample.
+    assert!(
+        (trend.slope - 10.0 * MIB as f64).abs() < 0.05 * MIB as f64,
+        "{trend:?}"
+    );
+    assert!(trend.r2 > 0.99);
+    let leak = a
+        .findings
+        .iter()
+        .find(|f| f.class == Class::LeakSuspect)
+        .unwrap();
+    assert!(leak.evidence.iter().any(|e| e.metric == "RSS slope"));
+    // No separate process-level leak when a span explains it.
+    assert_eq!(
+        a.findings
+            .iter()
+            .filter(|f| f.class == Class::LeakSuspect)
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn plan_orders_by_gain_over_effort_and_ends_validation_with_a_diff() {
+    let r = Report::build(&ground_truth(), &Config::default());
+    let p = &r.plan;
+    assert_eq!(p.steps.len(), 5);
+    for w in p.steps.windows(2) {
+        assert!(w[0].priority >= w[1].priority);
+    }
+    // The low-effort allocation fix outranks the bigger but harder hot spot.
+    assert_eq!(p.steps[0].class, Class::AllocationHeavy);
+    assert_eq!(p.steps[1].class, Class::HotSpot);
+    for s in &p.steps {
+        assert!(!s.fixes.is_empty() && !s.prerequisites.is_empty());
+        assert!(s.validation.last().unwrap().contains("perf-report diff"));
+        assert_eq!(s.rank, p.steps.iter().position(|x| x == s).unwrap() + 1);
+    }
+    let hot = p.steps.iter().find(|s| s.class == Class::HotSpot).unwrap();
+    assert!(
+        hot.gain
+            .statement
+            .starts_with("halving `parse`'s self time")
+    );
+    assert!((hot.gain.share - 3_000.0 / 7_108.0).abs() < 1e-3);
+    // Time gains compound: hot spot and tail.
+    let tail = p
+        .steps
+        .iter()
+        .find(|s| s.class == Class::TailLatency)
+        .unwrap();
+    let expected = 1.0 - (1.0 - hot.gain.share) * (1.0 - tail.gain.share);
+    assert!((p.total_time_gain - expected).abs() < 1e-12);
+    assert!((p.total_wall_gain - 0.2).abs() < 1e-9);
+}
+
+#[test]
+fn thresholds_are_configurable() {
+    let mut config = Config::default();
+    config.thresholds.hot_spot_min_share = 0.9;
+    let a = analyze(&ground_truth(), &config);
+    assert!(a.findings.iter().all(|f| f.class != Class::HotSpot));
+
+    let mut config = Config::default();
+    config.bands.critical = 50.0;
+    let a = analyze(&ground_truth(), &config);
+    assert_eq!(a.findings[0].severity, Severity::High);
+}
+
+#[test]
+fn a_hot_loop_is_not_also_reported_as_a_hot_spot() {
+    let spans = [
+        Span::new("main", 1, &[(300 * MS, 1)]).self_time(&[(MS, 1)]),
+        Span::new("checksum", 2, &[(2 * US, 100_000)]),
+        Span::new("other", 3, &[(MS, 100)]),
+    ];
+    let mut d = dump("loop", 300 * MS, &spans);
+    d.overhead.per_span_ns = 150.0;
+    let a = analyze(&d, &Config::default());
+    assert_eq!(
+        names(&a),
+        vec![
+            (Class::HotLoop, "checksum".to_owned()),
+            (Class::HotSpot, "other".to_owned())
+        ]
+    );
+    let f = &a.findings[0];
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.metric.contains("instrumentation"))
+    );
+}
+
+#[test]
+fn process_cpu_and_memory_spikes_are_found() {
+    let spans = [Span::new("main", 1, &[(MS, 1)])];
+    let mut d = dump("proc", 10_000 * MS, &spans);
+    // 12 of 20 samples spike to 1 GiB; CPU saturated in 15 of 20.
+    timeline(
+        &mut d,
+        500,
+        |i| if i == 12 { 1024 * MIB } else { 100 * MIB },
+        0.0,
+        20,
+    );
+    for (i, s) in d.timeline.samples.iter_mut().enumerate() {
+        s.cpu_percent = if i < 15 { 99.0 } else { 10.0 };
+    }
+    let a = analyze(&d, &Config::default());
+    let classes: Vec<Class> = a.findings.iter().map(|f| f.class).collect();
+    assert!(classes.contains(&Class::ProcessCpu), "{classes:?}");
+    assert!(classes.contains(&Class::ProcessMemory), "{classes:?}");
+    let cpu = a
+        .findings
+        .iter()
+        .find(|f| f.class == Class::ProcessCpu)
+        .unwrap();
+    assert!((cpu.cost_share - 0.75).abs() < 1e-9);
+    assert!(cpu.location.is_none());
+}
+
+#[test]
+fn growing_rss_without_a_retaining_span_is_a_process_leak() {
+    let spans = [Span::new("main", 1, &[(MS, 1)]).alloc(0, 0, 0, 0)];
+    let mut d = dump("grow", 10_000 * MS, &spans);
+    timeline(&mut d, 500, |i| 100 * MIB + i * 4 * MIB, 10.0, 20);
+    let a = analyze(&d, &Config::default());
+    let leaks: Vec<_> = names(&a)
+        .into_iter()
+        .filter(|(c, _)| *c == Class::LeakSuspect)
+        .collect();
+    assert_eq!(leaks, vec![(Class::LeakSuspect, "process".to_owned())]);
+
+    // A sawtooth of the same range is no trend.
+    timeline(&mut d, 500, |i| 100 * MIB + (i % 2) * 76 * MIB, 10.0, 20);
+    let a = analyze(&d, &Config::default());
+    assert!(
+        a.findings.iter().all(|f| f.class != Class::LeakSuspect),
+        "{:?}",
+        names(&a)
+    );
+}
+
+#[test]
+fn only_the_innermost_waiting_span_is_reported() {
+    let spans = [
+        Span::new("handler", 1, &[(2 * MS, 10)]).idle(100 * MS),
+        Span::new("db_query", 2, &[(MS, 10)]).idle(100 * MS),
+    ];
+    let d = dump("wait", 1_100 * MS, &spans);
+    let a = analyze(&d, &Config::default());
+    let waiting: Vec<_> = names(&a)
+        .into_iter()
+        .filter(|(c, _)| *c == Class::Waiting)
+        .collect();
+    assert_eq!(waiting, vec![(Class::Waiting, "db_query".to_owned())]);
+}
+
+#[test]
+fn untracked_allocation_gives_no_allocation_findings_and_says_so() {
+    let mut d = ground_truth();
+    d.allocations_tracked = false;
+    let a = analyze(&d, &Config::default());
+    assert!(
+        a.findings.iter().all(|f| f.class != Class::AllocationHeavy
+            && (f.class != Class::LeakSuspect || f.location.is_none())),
+        "{:?}",
+        names(&a)
+    );
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.contains("allocation was not tracked"))
+    );
+    // The memory weight is shared out: weights still reach the top of the scale.
+    assert!(a.weights[0].memory_share.is_none());
+    assert_eq!(a.weights[0].location.name, "parse");
+}
+
+#[test]
+fn session_weights_mix_cpu_memory_and_frequency() {
+    let a = analyze(&ground_truth(), &Config::default());
+    let top = &a.weights[0];
+    assert_eq!(top.location.name, "encode");
+    let expected =
+        100.0 * (0.4 * top.cpu_share + 0.4 * top.memory_share.unwrap() + 0.2 * top.frequency_share);
+    assert!((top.weight - expected).abs() < 0.051);
+    for w in a.weights.windows(2) {
+        assert!(w[0].weight >= w[1].weight);
+    }
+}
+
+#[test]
+fn a_clean_run_has_no_findings_and_an_empty_plan() {
+    let r = Report::build(&support::clean(), &Config::default());
+    assert!(r.analysis.findings.is_empty(), "{:?}", names(&r.analysis));
+    assert!(plan::plan(&r.analysis).steps.is_empty());
+    assert!(!r.has_findings_at_or_above(Severity::Medium));
+}
+
+#[test]
+fn absurd_figures_do_not_panic() {
+    let mut d = ground_truth();
+    for cs in &mut d.callsites {
+        cs.calls = u64::MAX;
+        cs.self_ns.sum = u64::MAX;
+        cs.busy_ns.sum = u64::MAX;
+        cs.idle_ns.sum = u64::MAX;
+        cs.wall_ns.sum = u64::MAX;
+        if let Some(a) = &mut cs.alloc {
+            a.self_alloc_bytes = u64::MAX;
+            a.net_bytes = i64::MAX;
+            a.calls_retaining = u64::MAX;
+        }
+    }
+    d.run.duration_ns = u64::MAX;
+    d.overhead.per_span_ns = f64::MAX;
+    d.overhead.fraction_of_run = f64::MAX;
+    for s in &mut d.timeline.samples {
+        s.rss_bytes = u64::MAX;
+        s.cpu_percent = f64::MAX;
+    }
+    let r = Report::build(&d, &Config::default());
+    for f in &r.analysis.findings {
+        assert!((0.0..=100.0).contains(&f.score), "{f:?}");
+    }
+    use perf_report::render::{Format, RenderOptions, ReportKind, render};
+    for format in [Format::Text, Format::Markdown, Format::Json] {
+        assert!(!render(&r, format, ReportKind::Full, &RenderOptions::default()).is_empty());
+    }
+}
