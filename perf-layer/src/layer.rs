@@ -85,34 +85,42 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let _pause = PauseCounting::new();
+        // No pause: pushing allocates only when the stack grows, and pauses
+        // for that itself.
         let now = self.now();
         let clock = &self.shared.config.clock;
         with_stack(self.shared.layer_id, |stack| {
             if stack.is_full() {
-                stack.forget_closed(now, |span| ctx.span(&Id::from_u64(span)).is_some());
+                let _pause = PauseCounting::new();
+                stack.forget_closed(
+                    now,
+                    |span| ctx.span(&Id::from_u64(span)).is_some(),
+                    |a, b| clock.delta_as_nanos(a, b),
+                );
             }
-            stack.push(id.into_u64(), now, |a, b| clock.delta_as_nanos(a, b));
+            stack.push(id.into_u64(), now);
         });
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        let _pause = PauseCounting::new();
+        // No pause: nothing here allocates.
         let now = self.now();
         let clock = &self.shared.config.clock;
-        let finished = with_stack(self.shared.layer_id, |stack| {
-            stack.pop(id.into_u64(), now, |a, b| clock.delta_as_nanos(a, b))
-        })
-        .flatten();
-        let Some(finished) = finished else { return };
-        let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        if let Some(state) = extensions
-            .get_mut::<SpanState>()
-            .and_then(|s| s.of_layer(self.shared.layer_id))
-        {
-            state.absorb(&finished);
-        }
+        let layer_id = self.shared.layer_id;
+        with_stack(layer_id, |stack| {
+            let Some(finished) = stack.pop(id.into_u64(), now, |a, b| clock.delta_as_nanos(a, b))
+            else {
+                return;
+            };
+            let Some(span) = ctx.span(id) else { return };
+            let mut extensions = span.extensions_mut();
+            if let Some(state) = extensions
+                .get_mut::<SpanState>()
+                .and_then(|s| s.of_layer(layer_id))
+            {
+                state.absorb(&finished);
+            }
+        });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

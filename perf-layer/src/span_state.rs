@@ -1,12 +1,13 @@
 //! Per-span state: the private extension each span carries, and the
 //! per-thread stack of entered spans.
 //!
-//! The stack is what makes self time cheap. Entering a span pauses the one
-//! below it on this thread's stack and exiting resumes it, so each frame
-//! knows how long it was innermost (self time) and what this thread
-//! allocated meanwhile, without ever looking up the parent span. Entering
-//! touches only thread-local memory; exiting writes the frame's totals into
-//! the span's extension, where they survive the span moving to another thread.
+//! The stack is what makes self time cheap. Exiting a span charges its
+//! interval to the frame below as child time, so each frame's self time and
+//! self allocation are its inclusive figures minus its children's, without
+//! ever looking up the parent span. Entering is one clock read and one push
+//! to thread-local memory, touching no other frame; exiting writes the
+//! frame's totals into the span's extension, where they survive the span
+//! moving to another thread.
 
 use std::cell::RefCell;
 
@@ -118,16 +119,26 @@ impl SpanState {
 pub(crate) struct Frame {
     pub(crate) span: u64,
     entered_at: u64,
-    resumed_at: u64,
-    self_ticks_ns: u64,
+    /// Nanoseconds this thread spent in frames above this one.
+    child_ns: u64,
     alloc_at_enter: AllocCounters,
-    alloc_at_resume: AllocCounters,
-    self_alloc: AllocCounters,
+    /// What this thread allocated in frames above this one.
+    child_alloc: AllocCounters,
     pub(crate) events: [u32; 5],
     /// The same span is already entered lower on this stack: this interval
     /// is inside that one, so its busy time and allocation are not counted
     /// twice.
     reentry: bool,
+}
+
+impl Frame {
+    /// Charges an interval of a frame above this one: this frame was not
+    /// innermost meanwhile.
+    #[inline]
+    fn add_child(&mut self, ns: u64, alloc: &AllocCounters) {
+        self.child_ns = self.child_ns.saturating_add(ns);
+        self.child_alloc.add(alloc);
+    }
 }
 
 /// What a popped frame measured, in nanoseconds and allocation counts.
@@ -167,87 +178,87 @@ impl Stack {
     /// across an `.await` and dropped on another thread). Without this such
     /// frames would fill the stack for good and the thread would measure no
     /// busy time again. Called only when the stack is full.
-    pub(crate) fn forget_closed(&mut self, now: u64, is_open: impl Fn(u64) -> bool) {
-        let top = self.frames.last().map(|f| f.span);
-        self.frames.retain(|f| is_open(f.span));
-        if self.frames.last().map(|f| f.span) != top {
-            // The new top was paused under a frame that is gone: it resumes now.
-            if let Some(frame) = self.frames.last_mut() {
-                frame.resumed_at = now;
-                frame.alloc_at_resume = alloc::thread_counters();
+    pub(crate) fn forget_closed(
+        &mut self,
+        now: u64,
+        is_open: impl Fn(u64) -> bool,
+        to_ns: impl Fn(u64, u64) -> u64,
+    ) {
+        let counters = alloc::thread_counters();
+        let mut kept: Vec<Frame> = Vec::with_capacity(self.frames.len());
+        for frame in self.frames.drain(..) {
+            if is_open(frame.span) {
+                kept.push(frame);
+            } else if let Some(below) = kept.last_mut() {
+                // The frame below was not innermost while the forgotten one
+                // was entered (its own children are already charged to it).
+                let ns = to_ns(frame.entered_at, now).saturating_sub(frame.child_ns);
+                let alloc = counters
+                    .since(&frame.alloc_at_enter)
+                    .since(&frame.child_alloc);
+                below.add_child(ns, &alloc);
             }
         }
+        self.frames = kept;
     }
 
-    /// Pushes `span`, pausing the frame below. `to_ns` converts a tick delta.
-    pub(crate) fn push(&mut self, span: u64, now: u64, to_ns: impl Fn(u64, u64) -> u64) {
+    /// Pushes `span`: one thread-local write, no other frame touched.
+    #[inline]
+    pub(crate) fn push(&mut self, span: u64, now: u64) {
         if self.frames.len() >= MAX_DEPTH {
             return;
         }
-        let counters = alloc::thread_counters();
         let reentry = self.frames.iter().any(|f| f.span == span);
-        if let Some(below) = self.frames.last_mut() {
-            below.pause(now, &counters, &to_ns);
+        if self.frames.len() == self.frames.capacity() {
+            // Growing the stack is the layer's allocation, not the span's.
+            let _pause = alloc::PauseCounting::new();
+            self.frames.reserve(8);
         }
         self.frames.push(Frame {
             span,
             entered_at: now,
-            resumed_at: now,
-            self_ticks_ns: 0,
-            alloc_at_enter: counters,
-            alloc_at_resume: counters,
-            self_alloc: AllocCounters::default(),
+            child_ns: 0,
+            alloc_at_enter: alloc::thread_counters(),
+            child_alloc: AllocCounters::default(),
             events: [0; 5],
             reentry,
         });
     }
 
     /// Pops `span` (normally the top; out-of-order exits are tolerated) and
-    /// resumes the frame below. `None` when the span is not on this stack.
+    /// charges its interval to the frame below it. `to_ns` converts a tick
+    /// delta. `None` when the span is not on this stack.
+    #[inline]
     pub(crate) fn pop(
         &mut self,
         span: u64,
         now: u64,
         to_ns: impl Fn(u64, u64) -> u64,
     ) -> Option<FinishedFrame> {
-        let index = self.frames.iter().rposition(|f| f.span == span)?;
-        let was_top = index + 1 == self.frames.len();
-        let mut frame = self.frames.remove(index);
-        let counters = alloc::thread_counters();
-        if was_top {
-            frame.pause(now, &counters, &to_ns);
-            if let Some(below) = self.frames.last_mut() {
-                below.resumed_at = now;
-                below.alloc_at_resume = counters;
-            }
+        let top = self.frames.len().checked_sub(1)?;
+        let index = if self.frames[top].span == span {
+            top
+        } else {
+            self.frames.iter().rposition(|f| f.span == span)?
+        };
+        let frame = self.frames.remove(index);
+        let interval_ns = to_ns(frame.entered_at, now);
+        let interval_alloc = alloc::thread_counters().since(&frame.alloc_at_enter);
+        if let Some(below) = index.checked_sub(1).and_then(|i| self.frames.get_mut(i)) {
+            below.add_child(interval_ns, &interval_alloc);
         }
         let (busy_ns, alloc) = if frame.reentry {
             (0, AllocCounters::default())
         } else {
-            (
-                to_ns(frame.entered_at, now),
-                counters.since(&frame.alloc_at_enter),
-            )
+            (interval_ns, interval_alloc)
         };
         Some(FinishedFrame {
             busy_ns,
-            self_ns: frame.self_ticks_ns,
+            self_ns: interval_ns.saturating_sub(frame.child_ns),
             alloc,
-            self_alloc: frame.self_alloc,
+            self_alloc: interval_alloc.since(&frame.child_alloc),
             events: frame.events,
         })
-    }
-}
-
-impl Frame {
-    fn pause(&mut self, now: u64, counters: &AllocCounters, to_ns: &impl Fn(u64, u64) -> u64) {
-        self.self_ticks_ns = self
-            .self_ticks_ns
-            .saturating_add(to_ns(self.resumed_at, now));
-        self.self_alloc.add(&counters.since(&self.alloc_at_resume));
-        // Until resumed, nothing more accrues to this frame.
-        self.resumed_at = now;
-        self.alloc_at_resume = *counters;
     }
 }
 
