@@ -151,7 +151,8 @@ pub enum Class {
     Waiting,
     /// The process spent much of the run at saturated CPU.
     ProcessCpu,
-    /// The process's memory spiked far above its usual level.
+    /// The process's memory spiked far above its usual level, or above the
+    /// RSS alert threshold.
     ProcessMemory,
 }
 
@@ -192,7 +193,7 @@ impl Class {
             Class::LeakSuspect => "leak suspect",
             Class::Waiting => "waiting, not working",
             Class::ProcessCpu => "process CPU saturation",
-            Class::ProcessMemory => "process memory spike",
+            Class::ProcessMemory => "process memory",
         }
     }
 }
@@ -867,6 +868,9 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
     }
 
     process_findings(dump, config, &process, &mut findings);
+    // A finding that gives nothing back (all of it instrumentation, or a
+    // process figure with no excess) is noise, not advice.
+    findings.retain(|f| f.score >= 0.1);
 
     findings.sort_by(|a, b| {
         b.score
@@ -1127,11 +1131,21 @@ fn process_findings(dump: &Dump, config: &Config, p: &ProcessSummary, out: &mut 
         } else {
             stats::sample_confidence(p.samples as u64, 4.0)
         };
-        let cost = if p.rss_peak_bytes > 0 {
-            stats::share(spike as f64, p.rss_peak_bytes as f64)
-        } else {
-            0.0
-        };
+        // The part of peak memory above the usual level, or above the
+        // threshold the user set for alerts, whichever is larger.
+        let peak = dump
+            .alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::Rss && a.value.is_finite())
+            .map(|a| a.value)
+            .fold(p.rss_peak_bytes as f64, f64::max);
+        let over_threshold = dump
+            .alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::Rss && a.threshold.is_finite())
+            .map(|a| stats::share(peak - a.threshold, peak))
+            .fold(0.0, f64::max);
+        let cost = stats::share(spike as f64, peak).max(over_threshold);
         out.push(finding(
             Class::ProcessMemory,
             None,
@@ -1140,10 +1154,17 @@ fn process_findings(dump: &Dump, config: &Config, p: &ProcessSummary, out: &mut 
             g.process,
             conf,
             format!(
-                "RSS peaked at {} against a median of {} ({} RSS alerts)",
-                crate::units::bytes(p.rss_peak_bytes as f64),
+                "RSS peaked at {} against a median of {}{}",
+                crate::units::bytes(peak),
                 crate::units::bytes(p.rss_median_bytes as f64),
-                p.rss_alerts
+                match dump.config.rss_alert_bytes {
+                    Some(limit) if p.rss_alerts > 0 => format!(
+                        "; {} RSS alerts above the {} threshold",
+                        p.rss_alerts,
+                        crate::units::bytes(limit as f64)
+                    ),
+                    _ => String::new(),
+                }
             ),
             vec![
                 Evidence::new("peak RSS", p.rss_peak_bytes as f64, Unit::Bytes, None),

@@ -321,7 +321,7 @@ fn step(f: &Finding) -> Step {
         ),
         Class::ProcessMemory => (
             format!(
-                "trimming {} of the spike ({cost} of peak memory) returns {gain} of peak memory",
+                "trimming {} of the excess memory ({cost} of peak memory above the usual level or the alert threshold) returns {gain} of peak memory",
                 units::pct(r)
             ),
             s(&[

@@ -38,9 +38,16 @@ pub(super) fn report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> Stri
         counts.insert(sev.into(), json!(n));
     }
     m.insert("finding_counts".into(), Value::Object(counts));
+    let count = |n: usize| json!({ "shown": opts.limit(n), "total": n });
     m.insert(
         "shown".into(),
-        json!({ "top": opts.top, "findings": opts.limit(a.findings.len()), "findings_total": a.findings.len() }),
+        json!({
+            "top": opts.top,
+            "findings": count(a.findings.len()),
+            "steps": count(r.plan.steps.len()),
+            "callsites": count(a.callsites.len()),
+            "weights": count(a.weights.len()),
+        }),
     );
     match kind {
         ReportKind::Full | ReportKind::Summary => {
