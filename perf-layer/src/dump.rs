@@ -178,18 +178,21 @@ pub struct EventCounts {
 }
 
 impl EventCounts {
-    /// All events of every level.
+    /// All events of every level (saturating: counts read from a file can
+    /// be anything).
     pub fn total(&self) -> u64 {
-        self.trace + self.debug + self.info + self.warn + self.error
+        [self.debug, self.info, self.warn, self.error]
+            .into_iter()
+            .fold(self.trace, u64::saturating_add)
     }
 
-    /// Adds another set of counts to this one.
+    /// Adds another set of counts to this one, saturating.
     pub fn add(&mut self, other: &EventCounts) {
-        self.trace += other.trace;
-        self.debug += other.debug;
-        self.info += other.info;
-        self.warn += other.warn;
-        self.error += other.error;
+        self.trace = self.trace.saturating_add(other.trace);
+        self.debug = self.debug.saturating_add(other.debug);
+        self.info = self.info.saturating_add(other.info);
+        self.warn = self.warn.saturating_add(other.warn);
+        self.error = self.error.saturating_add(other.error);
     }
 }
 
@@ -346,36 +349,83 @@ pub enum HistogramDecodeError {
     /// The header asks for a histogram larger than any profiler writes.
     #[error("histogram declares {0} significant digits (at most {MAX_SIGFIG} are allowed)")]
     Precision(u32),
+    /// The header declares a payload larger than the encoding can hold.
+    #[error(
+        "histogram header declares a payload of {declared} bytes, more than the {max} its encoding can hold"
+    )]
+    Payload {
+        /// The payload length the header declares.
+        declared: u32,
+        /// The most the encoding can hold.
+        max: usize,
+    },
 }
 
-/// Rejects a V2+DEFLATE header whose precision would make the decoder
-/// allocate an absurd counts array. The compressed layout is a cookie (4
-/// bytes), a length (4) and a zlib stream of the V2 body; the body's
-/// precision sits at byte 12 of the uncompressed V2 header, which we cannot
-/// read without inflating. So inflate at most the header's 40 bytes here.
+/// Rejects a V2 header (plain or DEFLATE-compressed) that would make the
+/// decoder allocate more than any real histogram needs: a precision above
+/// [`MAX_SIGFIG`] (an absurd counts array), or a payload length larger than
+/// the encoding can hold (the decoder allocates and zeroes the declared
+/// length before reading a byte of it, so a 60-character string could ask
+/// for 4 GiB).
+///
+/// The plain layout is the V2 header (40 bytes: cookie, payload length,
+/// normalizing offset, precision, lowest, highest, ratio) then the payload.
+/// The compressed one is a cookie (4 bytes), a length (4) and a zlib stream
+/// of the plain layout, so its header is inflated here, 16 bytes of it.
 fn check_v2_header(bytes: &[u8]) -> Result<(), HistogramDecodeError> {
     use std::io::Read as _;
-    const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9304;
+    // hdrhistogram's cookies: the base values with the word size bits (0x10).
+    const V2_COOKIE: u32 = 0x1c84_9313;
+    const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+    const V2_HEADER_LEN: usize = 40;
+    // DEFLATE cannot expand data more than about 1032 to 1 (a 258-byte
+    // match costs at least 2 bits).
+    const MAX_INFLATE_RATIO: usize = 1032;
     if bytes.len() < 8 {
         return Err(HistogramDecodeError::Hdr(
             "encoding shorter than its header".into(),
         ));
     }
     let cookie = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if cookie != V2_COMPRESSED_COOKIE {
-        // Let the deserializer give its own error for uncompressed or foreign input.
-        return Ok(());
-    }
     let mut header = [0u8; 16];
-    let mut inflater = flate2::read::ZlibDecoder::new(&bytes[8..]);
-    if inflater.read_exact(&mut header).is_err() {
-        return Err(HistogramDecodeError::Hdr(
-            "compressed header is truncated".into(),
-        ));
-    }
-    let sigfig = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
+    let room = match cookie {
+        V2_COOKIE => {
+            let Some(plain) = bytes.get(..16) else {
+                return Err(HistogramDecodeError::Hdr("header is truncated".into()));
+            };
+            header.copy_from_slice(plain);
+            bytes.len().saturating_sub(V2_HEADER_LEN)
+        }
+        V2_COMPRESSED_COOKIE => {
+            let mut inflater = flate2::read::ZlibDecoder::new(&bytes[8..]);
+            if inflater.read_exact(&mut header).is_err() {
+                return Err(HistogramDecodeError::Hdr(
+                    "compressed header is truncated".into(),
+                ));
+            }
+            (bytes.len() - 8).saturating_mul(MAX_INFLATE_RATIO)
+        }
+        // Let the deserializer give its own error for foreign input.
+        _ => return Ok(()),
+    };
+    let word = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let sigfig = word(12);
     if sigfig > u32::from(MAX_SIGFIG) {
         return Err(HistogramDecodeError::Precision(sigfig));
+    }
+    // At most one 9-byte varint per count, and at most 65 half-buckets of
+    // counts (HdrHistogram's layout: sub-buckets are the next power of two
+    // above 2 * 10^sigfig).
+    let sub_buckets = (2 * 10u64.pow(sigfig)).next_power_of_two();
+    let most_counts = 65 * sub_buckets / 2;
+    let max = usize::try_from(9 * most_counts)
+        .unwrap_or(usize::MAX)
+        .min(room);
+    let declared = word(4);
+    if usize::try_from(declared).map_or(true, |d| d > max) {
+        return Err(HistogramDecodeError::Payload { declared, max });
     }
     Ok(())
 }
