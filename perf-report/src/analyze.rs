@@ -407,6 +407,12 @@ pub struct Totals {
     pub self_alloc_bytes: Option<u64>,
     /// The layer's estimate of its own share of the run (0 to 1).
     pub overhead_share: f64,
+    /// Threads that recorded spans, estimated from the layer's overhead
+    /// figures (1 when unknown).
+    pub recording_threads: f64,
+    /// Self time over duration x recording threads (0 to 1): how busy the
+    /// instrumented threads were.
+    pub utilization: f64,
 }
 
 /// Everything the analysis found in one dump.
@@ -492,6 +498,21 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
             .fold(0.0, f64::max)
     };
 
+    // Threads that recorded spans, from the layer's overhead estimate
+    // (fraction = estimated / (duration x threads)); 1 when unknown, which
+    // overstates utilisation and so understates what waiting can give back.
+    let o = &dump.overhead;
+    let recording_threads = if o.fraction_of_run.is_finite()
+        && o.fraction_of_run > 0.0
+        && o.estimated_ns > 0
+        && run_wall_ns > 0.0
+    {
+        (o.estimated_ns as f64 / o.fraction_of_run / run_wall_ns).clamp(1.0, 1e6)
+    } else {
+        1.0
+    };
+    let utilization = stats::share(total_self_f, run_wall_ns * recording_threads);
+
     let process = process_summary(dump, config);
 
     let mut rows = Vec::with_capacity(dump.callsites.len());
@@ -551,7 +572,42 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
             && growth >= t.leak_min_growth_share * process.rss_first_bytes as f64
     });
 
-    let mut waiting_at: HashMap<u32, usize> = HashMap::new();
+    // Parent callsites of each callsite, from the call edges.
+    let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
+    for e in &dump.edges {
+        if e.parent != e.child {
+            parents.entry(e.child).or_default().push(e.parent);
+        }
+    }
+    let net_of: HashMap<u32, i64> = dump
+        .callsites
+        .iter()
+        .filter_map(|c| {
+            c.alloc
+                .filter(|_| alloc_tracked)
+                .map(|a| (c.id, a.net_bytes))
+        })
+        .collect();
+    // Memory a span keeps is a hand-off, not a leak, when a caller frees it:
+    // every ancestor must still hold at least half of it.
+    let kept_by_ancestors = |id: u32, net: i64| {
+        let mut seen = std::collections::HashSet::from([id]);
+        let mut todo: Vec<u32> = parents.get(&id).cloned().unwrap_or_default();
+        while let Some(p) = todo.pop() {
+            if !seen.insert(p) {
+                continue;
+            }
+            if let Some(&pn) = net_of.get(&p) {
+                if (pn as f64) < 0.5 * net as f64 {
+                    return false;
+                }
+            }
+            todo.extend(parents.get(&p).into_iter().flatten().copied());
+        }
+        true
+    };
+    // (class, callsite id) -> index in `findings`, for the innermost rule.
+    let mut nested: HashMap<(Class, u32), usize> = HashMap::new();
     for (i, (cs, row)) in dump.callsites.iter().zip(&rows).enumerate() {
         let loc = &row.location;
         let calls_f = cs.calls as f64;
@@ -647,6 +703,7 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
                 let excess = tail_excess[i];
                 let cost = stats::share(excess, total_self_f);
                 if cost >= t.tail_min_share {
+                    nested.insert((Class::TailLatency, cs.id), findings.len());
                     findings.push(finding(
                         Class::TailLatency,
                         Some(loc.clone()),
@@ -736,7 +793,9 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
             if a.net_retained_bytes > 0
                 && a.net_retained_bytes as u64 >= t.leak_min_net_bytes
                 && retaining >= t.leak_min_retaining_ratio
+                && kept_by_ancestors(cs.id, a.net_retained_bytes)
             {
+                nested.insert((Class::LeakSuspect, cs.id), findings.len());
                 let base = if process.rss_peak_bytes > 0 {
                     process.rss_peak_bytes as f64
                 } else {
@@ -795,9 +854,13 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
         }
 
         let idle_ratio = row.idle_share;
-        let wait_cost = stats::share(cs.idle_ns.sum as f64, run_wall_ns);
-        if idle_ratio >= t.wait_min_idle_ratio && wait_cost >= t.wait_min_share {
-            waiting_at.insert(cs.id, findings.len());
+        let wait_share = stats::share(cs.idle_ns.sum as f64, run_wall_ns);
+        // Concurrent tasks wait at the same time, and a wait overlapped by
+        // other work is not on the critical path: waiting can give back at
+        // most the wall time in which the recording threads were not busy.
+        let wait_cost = wait_share.min(1.0 - utilization);
+        if idle_ratio >= t.wait_min_idle_ratio && wait_share >= t.wait_min_share {
+            nested.insert((Class::Waiting, cs.id), findings.len());
             findings.push(finding(
                 Class::Waiting,
                 Some(loc.clone()),
@@ -806,9 +869,10 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
                 g.waiting,
                 idle_ratio * stats::sample_confidence(cs.calls, 2.0),
                 format!(
-                    "idle {} of its wall time ({} idle in total, {} of the run)",
+                    "idle {} of its wall time ({} idle in total); the threads were busy {} of the run, so waiting can give back at most {}",
                     crate::units::pct(idle_ratio),
                     crate::units::ns(cs.idle_ns.sum as f64),
+                    crate::units::pct(utilization),
                     crate::units::pct(wait_cost)
                 ),
                 vec![
@@ -820,10 +884,11 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
                     ),
                     Evidence::new(
                         "idle share of the run",
-                        wait_cost,
+                        wait_share,
                         Unit::Share,
                         Some(t.wait_min_share),
                     ),
+                    Evidence::new("thread utilisation", utilization, Unit::Share, None),
                     Evidence::new("busy time", cs.busy_ns.sum as f64, Unit::Ns, None),
                     Evidence::new("idle time", cs.idle_ns.sum as f64, Unit::Ns, None),
                 ],
@@ -832,14 +897,25 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
         }
     }
 
-    // An async parent waits whenever its child waits: keep the innermost
-    // waiting span, which is where the wait happens.
-    let mut drop_idx: Vec<usize> = dump
-        .edges
-        .iter()
-        .filter(|e| e.parent != e.child && waiting_at.contains_key(&e.child))
-        .filter_map(|e| waiting_at.get(&e.parent).copied())
-        .collect();
+    // Innermost rule: a parent waits whenever its child waits, has the
+    // child's slow calls in its own tail, and holds what its child keeps.
+    // Report the child, where the cause is; a pair of mutually recursive
+    // spans keeps both.
+    let edge_set: std::collections::HashSet<(u32, u32)> =
+        dump.edges.iter().map(|e| (e.parent, e.child)).collect();
+    let mut drop_idx: Vec<usize> = Vec::new();
+    for e in &dump.edges {
+        if e.parent == e.child || edge_set.contains(&(e.child, e.parent)) {
+            continue;
+        }
+        for class in [Class::Waiting, Class::TailLatency, Class::LeakSuspect] {
+            if nested.contains_key(&(class, e.child)) {
+                if let Some(&i) = nested.get(&(class, e.parent)) {
+                    drop_idx.push(i);
+                }
+            }
+        }
+    }
     drop_idx.sort_unstable();
     drop_idx.dedup();
     for i in drop_idx.into_iter().rev() {
@@ -926,6 +1002,8 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
             self_alloc_bytes: alloc_tracked
                 .then(|| u64::try_from(total_self_alloc).unwrap_or(u64::MAX)),
             overhead_share,
+            recording_threads,
+            utilization,
         },
         callsites: rows,
         findings,

@@ -151,9 +151,10 @@ pub fn timeline(d: &mut Dump, step_ms: u64, rss: impl Fn(u64) -> u64, cpu: f64, 
 /// waiting, leak suspect, tail latency. See the integration tests.
 pub fn ground_truth() -> Dump {
     let spans = [
+        // Inclusive net: main holds what cache_insert keeps.
         Span::new("main", 1, &[(8_000 * MS, 1)])
             .self_time(&[(10 * MS, 1)])
-            .alloc(MIB, 10, 0, 0),
+            .alloc(MIB, 10, 30 * MIB as i64, 1),
         Span::new("parse", 10, &[(6 * MS, 1_000)]).alloc(1_000 * 1024, 1_000, 0, 0),
         Span::new("lookup", 20, &[(50 * US, 1_960), (10 * MS, 40)]).alloc(0, 0, 0, 0),
         Span::new("cache_insert", 30, &[(200 * US, 500)]).alloc(
@@ -167,7 +168,7 @@ pub fn ground_truth() -> Dump {
     ];
     let mut spans = spans.to_vec();
     spans[5] = spans[5].clone().alloc(100 * 1024, 100, 0, 0);
-    let mut d = dump("ground-truth", 10_000 * MS, &spans);
+    let mut d = dump("ground-truth", 12_000 * MS, &spans);
     // RSS grows from 100 MiB to ~195 MiB in 20 samples with a little noise.
     timeline(
         &mut d,
