@@ -67,9 +67,10 @@ pub(crate) enum Command {
 
 const DIFF_HELP: &str = "\
 A callsite regressed (improved) when its mean busy time per call grew (shrank)
-by more than --threshold AND its busy-time distribution moved: a two-sample
-Kolmogorov-Smirnov test on the HDR histograms at alpha 0.01, or at least two of
-p50/p90/p99/p99.9 beyond the threshold in the same direction. Allocation per
+by more than --threshold AND its busy-time distribution moved the same way: a
+one-sided two-sample Kolmogorov-Smirnov test on the HDR histograms at alpha
+0.01, or at least two of p50/p90/p99/p99.9 beyond the threshold in the same
+direction. Allocation per
 call regresses when it grows by more than the threshold and at least 16 bytes.
 
 Examples:

@@ -10,10 +10,11 @@
 //! 2. the relative change of the exact mean busy time per call,
 //!    `Δ = mean_N / mean_B - 1`, is beyond the threshold: `|Δ| > T`;
 //! 3. the distribution moved the same way, shown by either
-//!    * the two-sample Kolmogorov-Smirnov statistic `D = sup |F_N - F_B|`,
-//!      computed on the histograms, above its critical value
-//!      `c(α) sqrt((n + m) / (n m))`, `c(α) = sqrt(-ln(α/2) / 2)`,
-//!      α = [`DiffOptions::alpha`] (default 0.01), or
+//!    * the one-sided two-sample Kolmogorov-Smirnov statistic in the
+//!      direction of `Δ` (`D+ = sup (F_B - F_N)` for a slow-down,
+//!      `D- = sup (F_N - F_B)` for a speed-up), computed on the histograms,
+//!      above its critical value `c(α) sqrt((n + m) / (n m))`,
+//!      `c(α) = sqrt(-ln(α) / 2)`, α = [`DiffOptions::alpha`] (default 0.01), or
 //!    * at least two of p50, p90, p99, p99.9 changing by more than `T` in
 //!      the direction of `Δ` (a shift of the tail, which KS is blind to).
 //!
@@ -169,9 +170,10 @@ pub struct CallsiteDiff {
     pub busy_max_ns: Change,
     /// Self-allocated bytes per call, when both dumps tracked allocation.
     pub alloc_bytes_per_call: Option<Change>,
-    /// The Kolmogorov-Smirnov statistic of the busy distributions.
+    /// The one-sided Kolmogorov-Smirnov statistic of the busy distributions
+    /// in the direction of the mean's change (`D+` when slower, `D-` when faster).
     pub ks_statistic: f64,
-    /// Its critical value at the configured α.
+    /// Its one-sided critical value at the configured α.
     pub ks_critical: f64,
     /// How many of p50, p90, p99, p99.9 moved beyond the threshold in the
     /// direction of the mean.
@@ -339,14 +341,19 @@ fn compare(
     let (hb, hn) = (decode(b), decode(n));
     let mean = |cs: &CallsiteStats| stats::ratio(cs.busy_ns.sum as f64, cs.busy_ns.count as f64);
     let busy_mean = Change::of(mean(b), mean(n));
+    let delta = busy_mean.relative.unwrap_or(0.0);
+    // The one-sided statistic in the direction of the mean's change: a mean
+    // pushed up by a few outliers while the bulk got faster is no regression.
     let (ks, crit) = match (&hb, &hn) {
-        (Some(x), Some(y)) => (
-            stats::ks_statistic(x, y),
-            stats::ks_critical(x.len(), y.len(), opts.alpha),
-        ),
+        (Some(x), Some(y)) => {
+            let (slower, faster) = stats::ks_one_sided(x, y);
+            (
+                if delta >= 0.0 { slower } else { faster },
+                stats::ks_critical_one_sided(x.len(), y.len(), opts.alpha),
+            )
+        }
         _ => (0.0, f64::INFINITY),
     };
-    let delta = busy_mean.relative.unwrap_or(0.0);
     let moved = [0.5, 0.9, 0.99, 0.999]
         .iter()
         .filter(|&&quantile| {

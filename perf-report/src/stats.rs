@@ -95,14 +95,23 @@ fn recorded(h: &Histogram<u64>) -> Vec<(u64, u64)> {
 /// Both empirical CDFs are stepped at the union of their bucket values, so
 /// `D` is exact up to the histograms' precision. 0 when either is empty.
 pub fn ks_statistic(a: &Histogram<u64>, b: &Histogram<u64>) -> f64 {
+    let (up, down) = ks_one_sided(a, b);
+    up.max(down)
+}
+
+/// The one-sided two-sample Kolmogorov-Smirnov statistics of two histograms:
+/// `(D+, D-)` with `D+ = sup_x (F_a(x) - F_b(x))`, large when `b` is
+/// stochastically larger (slower) than `a`, and `D- = sup_x (F_b(x) - F_a(x))`,
+/// large when `b` is smaller. Both 0 when either histogram is empty.
+pub fn ks_one_sided(a: &Histogram<u64>, b: &Histogram<u64>) -> (f64, f64) {
     let (na, nb) = (a.len(), b.len());
     if na == 0 || nb == 0 {
-        return 0.0;
+        return (0.0, 0.0);
     }
     let (ra, rb) = (recorded(a), recorded(b));
     let (mut i, mut j) = (0, 0);
     let (mut ca, mut cb) = (0u128, 0u128);
-    let mut d: f64 = 0.0;
+    let (mut up, mut down): (f64, f64) = (0.0, 0.0);
     while i < ra.len() || j < rb.len() {
         let va = ra.get(i).map_or(u64::MAX, |p| p.0);
         let vb = rb.get(j).map_or(u64::MAX, |p| p.0);
@@ -117,9 +126,10 @@ pub fn ks_statistic(a: &Histogram<u64>, b: &Histogram<u64>) -> f64 {
         }
         let fa = ca as f64 / na as f64;
         let fb = cb as f64 / nb as f64;
-        d = d.max((fa - fb).abs());
+        up = up.max(fa - fb);
+        down = down.max(fb - fa);
     }
-    d.min(1.0)
+    (up.min(1.0), down.min(1.0))
 }
 
 /// The critical value of the two-sample KS statistic at significance
@@ -132,10 +142,25 @@ pub fn ks_statistic(a: &Histogram<u64>, b: &Histogram<u64>) -> f64 {
 /// assert!((crit - 0.0728).abs() < 1e-3);
 /// ```
 pub fn ks_critical(n: u64, m: u64, alpha: f64) -> f64 {
+    ks_critical_with(n, m, (-(alpha / 2.0).ln() / 2.0).sqrt(), alpha)
+}
+
+/// The critical value of a one-sided KS statistic (`D+` or `D-`) at
+/// significance `alpha`: `c(α) sqrt((n + m) / (n m))` with
+/// `c(α) = sqrt(-ln(α) / 2)`. Infinite when a side is empty.
+///
+/// ```
+/// let crit = perf_report::stats::ks_critical_one_sided(1000, 1000, 0.01);
+/// assert!((crit - 0.0679).abs() < 1e-3);
+/// ```
+pub fn ks_critical_one_sided(n: u64, m: u64, alpha: f64) -> f64 {
+    ks_critical_with(n, m, (-alpha.ln() / 2.0).sqrt(), alpha)
+}
+
+fn ks_critical_with(n: u64, m: u64, c: f64, alpha: f64) -> f64 {
     if n == 0 || m == 0 || !(alpha > 0.0 && alpha < 1.0) {
         return f64::INFINITY;
     }
-    let c = (-(alpha / 2.0).ln() / 2.0).sqrt();
     let (n, m) = (n as f64, m as f64);
     c * ((n + m) / (n * m)).sqrt()
 }
@@ -219,6 +244,10 @@ mod tests {
         let c = hist(&[(100, 50), (10_000, 50)]);
         assert!((ks_statistic(&a, &c) - 0.5).abs() < 1e-9);
         assert_eq!(ks_statistic(&a, &hist(&[])), 0.0);
+        // c is slower than a: only D+ is large.
+        let (up, down) = ks_one_sided(&a, &c);
+        assert!((up - 0.5).abs() < 1e-9 && down == 0.0, "{up} {down}");
+        assert_eq!(ks_one_sided(&c, &a), (0.0, up));
     }
 
     #[test]

@@ -176,6 +176,15 @@ fn the_significance_rule_needs_both_a_change_and_a_shift() {
     assert_eq!(c.verdict, Verdict::Regressed, "{}", c.reason);
     assert!(c.quantiles_moved >= 2);
 
+    // The bulk got 10% faster while 1% of calls got very slow: the mean
+    // rises 39%, the two-sided KS gap is huge (0.99), but nothing moved the
+    // way of the mean except one quantile: not a regression.
+    let r = diff(&base, &one("s", &[(90 * US, 990), (5 * MS, 10)]), &opts);
+    let c = &r.callsites[0];
+    assert!(c.busy_mean_ns.relative.unwrap() > 0.3);
+    assert!(c.ks_statistic < c.ks_critical, "{}", c.reason);
+    assert_eq!(c.verdict, Verdict::Unchanged, "{}", c.reason);
+
     // Too few calls for any time verdict.
     let r = diff(
         &one("s", &[(100 * US, 3)]),
