@@ -1,12 +1,16 @@
 //! The `Layer` callbacks, and nothing else.
 //!
 //! Per span lifecycle the layer reads the clock four times (new, enter,
-//! exit, close), looks spans up in the registry three or four times (the new
-//! span and its parent, exit, close; entering touches only this thread's
-//! stack), and takes one lock:
-//! its own thread's shard, uncontended, at close. No syscall, no global
-//! lock, no allocation after a callsite's first use on a thread except the
-//! registry's extension slot.
+//! exit, close) and takes its own thread's shard lock, uncontended, three
+//! times (new, exit, close), where the span's state lives. It looks nothing
+//! up in the registry except the current span when a span opens inside
+//! another. Entering touches only this thread's stack. No syscall, no global
+//! lock, no allocation after a callsite's first use on a thread.
+//!
+//! The registry's span extensions would be the textbook place for per-span
+//! state; measured on the lifecycle bench (docs/benchmarks.md) they cost
+//! more than everything else the layer does: a boxed allocation, a type-map
+//! insert and removal, and a registry look-up at every exit and close.
 
 use std::sync::Arc;
 
@@ -20,6 +24,7 @@ use crate::alloc::PauseCounting;
 use crate::dump::AllocStats;
 use crate::shared::Shared;
 use crate::span_state::{SpanState, with_stack};
+use crate::store::Shard;
 use crate::store::{ClosedSpan, events_from_array, level_index};
 
 /// The profiling layer. Build it with [`PerfLayer::builder`].
@@ -62,26 +67,13 @@ where
         let _ = self.shared.dispatch.set(subscriber.downgrade());
     }
 
-    fn on_new_span(&self, _attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let _pause = PauseCounting::new();
         let created = self.now();
-        let Some(span) = ctx.span(id) else { return };
-        // The registry resolved the parent (contextual or explicit, and
-        // skipping spans our per-layer filter disabled); one more look-up.
-        let parent = span.parent().map(|p| p.metadata());
-        let state = SpanState::new(
-            self.shared.layer_id,
-            span.metadata(),
-            parent,
-            created,
-            self.shared.rss_now(),
-        );
-        let mut extensions = span.extensions_mut();
-        match extensions.get_mut::<SpanState>() {
-            // Another PerfLayer in this same subscriber got here first.
-            Some(first) => first.stack(state),
-            None => extensions.insert(state),
-        }
+        let mut shard = self.shared.store.local().lock();
+        let parent = parent_callsite(attrs, id, &ctx, &shard);
+        let state = SpanState::new(attrs.metadata(), parent, created, self.shared.rss_now());
+        shard.open.insert(id.into_u64(), state);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -102,7 +94,7 @@ where
         });
     }
 
-    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         // No pause: nothing here allocates.
         let now = self.now();
         let clock = &self.shared.config.clock;
@@ -112,18 +104,13 @@ where
             else {
                 return;
             };
-            let Some(span) = ctx.span(id) else { return };
-            let mut extensions = span.extensions_mut();
-            if let Some(state) = extensions
-                .get_mut::<SpanState>()
-                .and_then(|s| s.of_layer(layer_id))
-            {
-                state.absorb(&finished);
-            }
+            self.shared
+                .store
+                .with_open(id.into_u64(), |state| state.absorb(&finished));
         });
     }
 
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let level = level_index(event.metadata().level());
         if event.is_contextual() {
             with_stack(self.shared.layer_id, |stack| {
@@ -131,34 +118,31 @@ where
                     top.events[level] = top.events[level].saturating_add(1);
                 }
             });
-        } else if let Some(span) = event.parent().and_then(|id| ctx.span(id)) {
-            let mut extensions = span.extensions_mut();
-            if let Some(state) = extensions
-                .get_mut::<SpanState>()
-                .and_then(|s| s.of_layer(self.shared.layer_id))
-            {
+        } else if let Some(id) = event.parent() {
+            self.shared.store.with_open(id.into_u64(), |state| {
                 state.events[level] = state.events[level].saturating_add(1);
-            }
+            });
         }
     }
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+    fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
         let _pause = PauseCounting::new();
         let now = self.now();
-        let Some(span) = ctx.span(&id) else { return };
-        // Removed rather than read: the state's memory is freed here, while
-        // counting is paused, so the free is not charged to the parent span.
-        let state = {
-            let mut extensions = span.extensions_mut();
-            let layer_id = self.shared.layer_id;
-            match extensions.get_mut::<SpanState>() {
-                Some(first) if first.is_only(layer_id) => extensions.remove::<SpanState>(),
-                Some(first) => first.take_stacked(layer_id),
-                None => None,
+        let store = &self.shared.store;
+        let mut shard = store.local().lock();
+        // Removed, so the state's memory is reused here, while counting is
+        // paused. A span opened on another thread is in that thread's shard.
+        let state = match shard.open.remove(&id.into_u64()) {
+            Some(state) => state,
+            None => {
+                drop(shard);
+                let Some(state) = store.take_foreign(id.into_u64()) else {
+                    return;
+                };
+                shard = store.local().lock();
+                state
             }
         };
-        let Some(state) = state else { return };
-        drop(span);
 
         let clock = &self.shared.config.clock;
         let wall_ns = clock.delta_as_nanos(state.created, now);
@@ -192,6 +176,41 @@ where
             alloc,
             rss_delta,
         };
-        self.shared.store.record(state.meta, state.parent, &closed);
+        store.record(&mut shard, state.meta, state.parent, &closed);
+    }
+}
+
+/// The callsite of a new span's parent as the registry resolved it
+/// (contextual or explicit, skipping spans a per-layer filter disabled for
+/// us), looked up as little as possible: a parent this thread opened is in
+/// `shard` (and, being there, is enabled for us); only a parent opened on
+/// another thread or disabled for us needs the registry's walk.
+#[inline]
+fn parent_callsite<S>(
+    attrs: &Attributes<'_>,
+    id: &Id,
+    ctx: &Context<'_, S>,
+    shard: &Shard,
+) -> Option<&'static tracing_core::Metadata<'static>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let from_registry = || ctx.span(id)?.parent().map(|p| p.metadata());
+    if attrs.is_root() {
+        return None;
+    }
+    if let Some(explicit) = attrs.parent() {
+        return match shard.open.get(&explicit.into_u64()) {
+            Some(parent) => Some(parent.meta),
+            None => from_registry(),
+        };
+    }
+    // Contextual: the registry made the current span the parent.
+    let current = ctx.current_span();
+    // No current span: no parent, exactly as the registry decided.
+    let current_id = current.id()?;
+    match shard.open.get(&current_id.into_u64()) {
+        Some(parent) => Some(parent.meta),
+        None => from_registry(),
     }
 }

@@ -1,13 +1,13 @@
-//! Per-span state: the private extension each span carries, and the
-//! per-thread stack of entered spans.
+//! Per-span state (kept in the opening thread's shard, see `store`), and
+//! the per-thread stack of entered spans.
 //!
 //! The stack is what makes self time cheap. Exiting a span charges its
 //! interval to the frame below as child time, so each frame's self time and
 //! self allocation are its inclusive figures minus its children's, without
 //! ever looking up the parent span. Entering is one clock read and one push
 //! to thread-local memory, touching no other frame; exiting writes the
-//! frame's totals into the span's extension, where they survive the span
-//! moving to another thread.
+//! frame's totals into the span's state in the store, where they survive the
+//! span moving to another thread.
 
 use std::cell::RefCell;
 
@@ -15,17 +15,9 @@ use tracing_core::Metadata;
 
 use crate::alloc::{self, AllocCounters};
 
-/// The layer's private extension in a span's registry data. A private type,
-/// so no other layer can read or clobber it.
+/// What the layer keeps for one open span.
 #[derive(Debug)]
 pub(crate) struct SpanState {
-    /// The layer instance this state belongs to.
-    layer_id: u64,
-    /// The states of further `PerfLayer` instances stacked in the same
-    /// subscriber: extensions hold one value per type, so the first
-    /// instance's state carries the others' (almost always empty, so no
-    /// allocation).
-    stacked: Vec<SpanState>,
     pub(crate) meta: &'static Metadata<'static>,
     /// The parent's callsite, for call edges.
     pub(crate) parent: Option<&'static Metadata<'static>>,
@@ -41,15 +33,12 @@ pub(crate) struct SpanState {
 
 impl SpanState {
     pub(crate) fn new(
-        layer_id: u64,
         meta: &'static Metadata<'static>,
         parent: Option<&'static Metadata<'static>>,
         created: u64,
         rss_at_open: Option<u64>,
     ) -> Self {
         Self {
-            layer_id,
-            stacked: Vec::new(),
             meta,
             parent,
             created,
@@ -61,42 +50,6 @@ impl SpanState {
             events: [0; 5],
             rss_at_open,
         }
-    }
-
-    /// Adds `other`, the state of another layer instance in the same
-    /// subscriber, to the ones this extension carries.
-    pub(crate) fn stack(&mut self, other: SpanState) {
-        self.stacked.push(other);
-    }
-
-    /// Layer `layer_id`'s state: this one or one it carries.
-    #[inline]
-    pub(crate) fn of_layer(&mut self, layer_id: u64) -> Option<&mut SpanState> {
-        if self.layer_id == layer_id {
-            Some(self)
-        } else {
-            self.stacked.iter_mut().find(|s| s.layer_id == layer_id)
-        }
-    }
-
-    /// Whether this extension holds layer `layer_id`'s state and no other,
-    /// so closing may remove the extension whole.
-    #[inline]
-    pub(crate) fn is_only(&self, layer_id: u64) -> bool {
-        self.layer_id == layer_id && self.stacked.is_empty()
-    }
-
-    /// Takes layer `layer_id`'s state out, leaving the other instances'
-    /// (when it is this one, another instance's state takes its place).
-    pub(crate) fn take_stacked(&mut self, layer_id: u64) -> Option<SpanState> {
-        if self.layer_id != layer_id {
-            let index = self.stacked.iter().position(|s| s.layer_id == layer_id)?;
-            return Some(self.stacked.swap_remove(index));
-        }
-        let mut next = self.stacked.pop()?;
-        std::mem::swap(&mut next.stacked, &mut self.stacked);
-        std::mem::swap(self, &mut next);
-        Some(next)
     }
 
     /// Adds what one entered interval (a popped frame) measured.

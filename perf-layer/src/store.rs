@@ -1,9 +1,18 @@
-//! Per-callsite statistics: the only state shared between threads.
+//! Per-callsite statistics and the state of open spans: the only state
+//! shared between threads.
 //!
 //! Every thread records into its own shard, so two threads closing spans of
 //! the same callsite never touch the same memory. A shard sits behind a mutex
 //! that only its own thread takes on the span path (uncontended, a few
-//! nanoseconds); a snapshot takes each shard's lock briefly to copy it. The
+//! nanoseconds); a snapshot takes each shard's lock briefly to copy it.
+//!
+//! A shard also holds the state of the spans its thread opened, keyed by
+//! span id. This is the layer's per-span storage instead of the registry's
+//! extensions: an extension costs a boxed allocation, a type-map insert and
+//! removal, and a registry look-up at every exit and close, where the shard
+//! costs one hash-map operation under a lock the thread takes anyway. A span
+//! that moved to another thread is found by searching the other shards (see
+//! [`Store::with_open`]): slower, but only for spans that migrate. The
 //! `DashMap` is the registry of callsites, visited once per callsite per
 //! thread, which is where the callsite cap is enforced.
 //!
@@ -21,6 +30,7 @@ use thread_local::ThreadLocal;
 use tracing_core::{Level, Metadata};
 
 use crate::dump::{AllocStats, EventCounts, RssDelta};
+use crate::span_state::SpanState;
 
 /// A callsite's key: the address of its `'static` metadata, unique per
 /// callsite. Building it never allocates.
@@ -163,11 +173,14 @@ pub(crate) struct EdgeAcc {
     pub(crate) child_busy_ns: u64,
 }
 
-/// One thread's statistics.
+/// One thread's statistics, and the spans it opened that are still open.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
     pub(crate) callsites: FxHashMap<CallsiteKey, CallsiteAcc>,
     pub(crate) edges: FxHashMap<(CallsiteKey, CallsiteKey), EdgeAcc>,
+    /// Open spans by span id. Ids are unique among a registry's live spans,
+    /// and one layer serves one registry.
+    pub(crate) open: FxHashMap<u64, SpanState>,
 }
 
 /// All shards plus the callsite registry and the caps.
@@ -200,16 +213,72 @@ impl Store {
         }
     }
 
-    /// Records a closed span (and its edge from `parent`) in this thread's
-    /// shard. The only lock taken is this thread's own shard's.
+    /// This thread's shard.
+    #[inline]
+    pub(crate) fn local(&self) -> &Mutex<Shard> {
+        self.shards.get_or_default()
+    }
+
+    /// Runs `f` on the state of open span `id`, wherever it was opened: this
+    /// thread's shard first (one lock), then the others, each locked only
+    /// while it is searched. `None` when no shard holds the span.
+    #[inline]
+    pub(crate) fn with_open<R>(&self, id: u64, f: impl FnOnce(&mut SpanState) -> R) -> Option<R> {
+        let local = self.local();
+        {
+            let mut shard = local.lock();
+            if let Some(state) = shard.open.get_mut(&id) {
+                return Some(f(state));
+            }
+        }
+        self.with_foreign(local, id, f)
+    }
+
+    #[cold]
+    fn with_foreign<R>(
+        &self,
+        local: &Mutex<Shard>,
+        id: u64,
+        f: impl FnOnce(&mut SpanState) -> R,
+    ) -> Option<R> {
+        for shard in self.shards.iter() {
+            if std::ptr::eq(shard, local) {
+                continue;
+            }
+            let mut shard = shard.lock();
+            if let Some(state) = shard.open.get_mut(&id) {
+                return Some(f(state));
+            }
+        }
+        None
+    }
+
+    /// Takes open span `id` out of whichever shard holds it. Not this
+    /// thread's, which the caller has searched already under its own lock.
+    #[cold]
+    pub(crate) fn take_foreign(&self, id: u64) -> Option<SpanState> {
+        let local = self.local();
+        for shard in self.shards.iter() {
+            if std::ptr::eq(shard, local) {
+                continue;
+            }
+            if let Some(state) = shard.lock().open.remove(&id) {
+                return Some(state);
+            }
+        }
+        None
+    }
+
+    /// Records a closed span (and its edge from `parent`) in `shard`, this
+    /// thread's, which the caller holds locked.
     pub(crate) fn record(
         &self,
+        shard: &mut Shard,
         meta: &'static Metadata<'static>,
         parent: Option<&'static Metadata<'static>>,
         span: &ClosedSpan,
     ) {
         let key = CallsiteKey::of(meta);
-        let mut shard = self.shards.get_or_default().lock();
         let acc = match shard.callsites.get_mut(&key) {
             Some(acc) => acc,
             None => {
@@ -290,7 +359,10 @@ impl Store {
 
     /// Number of threads that have recorded at least one span.
     pub(crate) fn threads(&self) -> usize {
-        self.shards.iter().count()
+        self.shards
+            .iter()
+            .filter(|shard| !shard.lock().callsites.is_empty())
+            .count()
     }
 }
 
