@@ -16,7 +16,8 @@ pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
-            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '#' | '~' | '!' | '(' | ')' => {
+            // `(`, `)` and `!` are harmless once `[` and `]` are escaped.
+            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '#' | '~' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -45,13 +46,14 @@ fn row(out: &mut String, cells: &[String]) {
     out.push('\n');
 }
 
-fn head(out: &mut String, cells: &[&str], right_from: usize) {
+/// A table header; columns whose index is in `right` are right-aligned.
+fn head(out: &mut String, cells: &[&str], right: &[usize]) {
     row(
         out,
         &cells.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>(),
     );
     let seps: Vec<String> = (0..cells.len())
-        .map(|i| if i >= right_from { "---:" } else { "---" }.to_owned())
+        .map(|i| if right.contains(&i) { "---:" } else { "---" }.to_owned())
         .collect();
     row(out, &seps);
 }
@@ -82,7 +84,7 @@ fn findings(out: &mut String, a: &Analysis, opts: &RenderOptions) {
     head(
         out,
         &["#", "severity", "score", "class", "where", "summary"],
-        2,
+        &[0, 2],
     );
     let shown = opts.limit(a.findings.len());
     for (i, f) in a.findings[..shown].iter().enumerate() {
@@ -213,7 +215,7 @@ fn callsites(out: &mut String, a: &Analysis, opts: &RenderOptions) {
             "alloc/call",
             "net kept",
         ],
-        2,
+        &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
     );
     for c in &a.callsites[..shown] {
         let (apc, net) = match &c.alloc {
@@ -274,7 +276,7 @@ fn weights(out: &mut String, r: &Report, opts: &RenderOptions) {
             "memory",
             "frequency",
         ],
-        3,
+        &[0, 3, 4, 5, 6],
     );
     let shown = opts.limit(a.weights.len());
     for (i, row_) in a.weights[..shown].iter().enumerate() {
@@ -354,7 +356,7 @@ pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
             "alloc/call",
             "why",
         ],
-        3,
+        &[3, 4, 5, 6, 7, 8],
     );
     let shown = opts.limit(d.callsites.len());
     for c in &d.callsites[..shown] {
