@@ -18,6 +18,10 @@ Examples:
   # CI: fail when anything high or critical is found
   perf-report dump.json --kind summary --fail-on high
 
+  # Stricter thresholds from a file (any subset of the fields)
+  echo '{\"thresholds\": {\"hot_spot_min_share\": 0.05}, \"bands\": {\"critical\": 15}}' > cfg.json
+  perf-report dump.json --config cfg.json
+
   # Where does the session's weight go (40% CPU, 40% memory, 20% frequency)?
   perf-report dump.json --kind weight --top 20
 
@@ -93,6 +97,11 @@ pub(crate) struct ReportArgs {
     /// Exit 1 when a finding at or above this severity exists.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub(crate) fail_on: Option<SeverityArg>,
+
+    /// Thresholds, gains, severity bands and session weights from a JSON file;
+    /// fields left out keep their defaults (see docs/report-format.md).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
 
     #[command(flatten)]
     pub(crate) output: OutputArgs,

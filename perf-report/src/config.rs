@@ -5,7 +5,7 @@
 //! Every figure here is documented in `docs/report-format.md`; the defaults
 //! are the ones `perf-report` uses on the command line.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything the analysis can be tuned with.
 ///
@@ -18,12 +18,23 @@ use serde::Serialize;
 /// | `bands` | [`SeverityBands::default()`] |
 /// | `weights` | [`SessionWeights::default()`]: 40% CPU, 40% memory, 20% frequency |
 ///
+/// It reads from JSON with every field optional, so a file need only hold
+/// what it changes (`perf-report --config FILE`):
+///
+/// ```
+/// let config: perf_report::Config =
+///     serde_json::from_str(r#"{"thresholds": {"hot_spot_min_share": 0.2}}"#).unwrap();
+/// assert_eq!(config.thresholds.hot_spot_min_share, 0.2);
+/// assert_eq!(config.bands.critical, 20.0);
+/// ```
+///
 /// ```
 /// let mut config = perf_report::Config::default();
 /// config.thresholds.hot_spot_min_share = 0.05; // flag spans with 5% of self time
 /// assert_eq!(config.weights.cpu, 0.4);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
     /// When a callsite or the process triggers a finding.
@@ -39,7 +50,8 @@ pub struct Config {
 /// When a callsite or the process triggers a finding.
 ///
 /// Shares are fractions (0 to 1) of the run; times are nanoseconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Thresholds {
     /// Hot spot: the callsite's self time is at least this share of all self time.
@@ -135,7 +147,8 @@ impl Default for Thresholds {
 ///
 /// A fix that makes a part `S` times faster gives back `1 - 1/S` of that
 /// part (Amdahl's law): halving a span's self time gives back 0.5 of it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Gains {
     /// Hot spot: the fix halves the self time (speed-up 2).
@@ -179,7 +192,8 @@ impl Default for Gains {
 
 /// Impact-score boundaries: a score at or above `critical` is critical, and
 /// so on down; anything below `medium` is low.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SeverityBands {
     /// Lowest critical score (default 20: a fifth of the run recoverable).
@@ -202,7 +216,8 @@ impl Default for SeverityBands {
 
 /// The session-weight view's mix: each span's weight is
 /// `100 x (cpu x cpu_share + memory x memory_share + frequency x call_share)`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SessionWeights {
     /// Weight of the span's share of self time (default 0.4).

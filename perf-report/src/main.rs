@@ -73,7 +73,11 @@ fn run(cli: Cli) -> Result<u8> {
         None => {
             let args = cli.report;
             let dump = load_paths(&args.dumps, &load_options(&args.output))?;
-            let report = Report::build(&dump, &Config::default());
+            let config = match &args.config {
+                Some(path) => read_config(path)?,
+                None => Config::default(),
+            };
+            let report = Report::build(&dump, &config);
             let kind = match args.kind {
                 KindArg::Full => ReportKind::Full,
                 KindArg::Summary => ReportKind::Summary,
@@ -97,6 +101,22 @@ fn run(cli: Cli) -> Result<u8> {
             })
         }
     }
+}
+
+/// Reads a JSON [`Config`]; fields left out keep their defaults.
+fn read_config(path: &Path) -> Result<Config> {
+    let bytes = fs::read(path).map_err(|e| {
+        anyhow!(
+            "{}: cannot read the config ({e}); check the path",
+            path.display()
+        )
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        anyhow!(
+            "{}: not a valid perf-report config ({e}); see docs/report-format.md for the fields",
+            path.display()
+        )
+    })
 }
 
 fn load_options(o: &OutputArgs) -> LoadOptions {

@@ -378,3 +378,28 @@ fn a_hostile_span_name_cannot_break_markdown_or_the_terminal() {
     let text = cmd().arg(&p).output().unwrap();
     assert!(!String::from_utf8(text.stdout).unwrap().contains('\u{1b}'));
 }
+
+#[test]
+fn a_config_file_changes_thresholds_and_bands() {
+    let f = Files::new();
+    let gt = f.ground_truth();
+    // Two critical findings by default; with critical at 35 only the hot
+    // spot (40.1) stays critical.
+    let cfg = f.raw("cfg.json", br#"{"bands": {"critical": 35}}"#);
+    cmd()
+        .arg(&gt)
+        .arg("--config")
+        .arg(&cfg)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("1 critical, 3 high"));
+    let bad = f.raw("bad.json", br#"{"band": {"critical": 35}}"#);
+    let out = cmd().arg(&gt).arg("--config").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1);
+    assert!(
+        err.contains("not a valid perf-report config (unknown field `band`"),
+        "{err}"
+    );
+}
