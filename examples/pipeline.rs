@@ -12,7 +12,7 @@
 //! - a slow leak: `remember_order` keeps every order in a global list;
 //! - waiting, not working: `fetch_order` awaits a simulated database.
 //!
-//! Options: `--orders N` (default 3000), `--out PATH` (default
+//! Options: `--orders N` (default 6000, about 3 seconds), `--out PATH` (default
 //! `$PERF_LAYER_OUTPUT` or `dump.json`).
 
 use std::collections::hash_map::DefaultHasher;
@@ -27,8 +27,8 @@ use tracing_subscriber::prelude::*;
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::system();
 
-/// Every order ever seen: the leak.
-static HISTORY: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Every order ever seen, payload and receipt: the leak.
+static HISTORY: Mutex<Vec<(Vec<u8>, String)>> = Mutex::new(Vec::new());
 
 #[derive(Debug, Clone)]
 struct Order {
@@ -40,17 +40,19 @@ struct Order {
 #[instrument(skip_all, fields(id))]
 async fn fetch_order(id: u64) -> Order {
     // A database round trip: the task waits, the thread is free.
-    tokio::time::sleep(Duration::from_micros(400 + (id % 5) * 100)).await;
-    let items = (0..(id % 7 + 3) as u32).map(|i| i * 13 + id as u32).collect();
+    tokio::time::sleep(Duration::from_millis(2 + id % 3)).await;
+    let items = (0..(id % 7 + 3) as u32)
+        .map(|i| i * 13 + id as u32)
+        .collect();
     let payload = (0..2048u32).map(|i| (i as u64 ^ id) as u8).collect();
     Order { id, items, payload }
 }
 
 #[instrument(skip_all)]
 fn checksum(order: &Order) -> u64 {
-    // The hot spot: hashing one byte at a time, sixteen rounds.
+    // The hot spot: hashing one byte at a time, forty rounds.
     let mut h = DefaultHasher::new();
-    for round in 0..16u8 {
+    for round in 0..40u8 {
         for b in &order.payload {
             (b ^ round).hash(&mut h);
         }
@@ -62,11 +64,13 @@ fn checksum(order: &Order) -> u64 {
 fn lookup_price(item: u32) -> u64 {
     let mut x = u64::from(item);
     for _ in 0..200 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
     }
-    // One lookup in a hundred misses the cache and goes to slow storage.
-    if item % 100 == 7 {
-        std::thread::sleep(Duration::from_millis(3));
+    // One lookup in five hundred misses the cache and goes to slow storage.
+    if item % 500 == 7 {
+        std::thread::sleep(Duration::from_millis(2));
     }
     x % 10_000
 }
@@ -77,7 +81,11 @@ fn render_receipt(order: &Order, prices: &[u64]) -> String {
     let mut lines = Vec::new();
     for (item, price) in order.items.iter().zip(prices) {
         let mut line = String::new();
-        for part in [format!("item {item}"), format!("{price} cents"), "\n".repeat(8)] {
+        for part in [
+            format!("item {item}"),
+            format!("{price} cents"),
+            "\n".repeat(8),
+        ] {
             line.push_str(&part);
         }
         lines.push(line);
@@ -86,8 +94,12 @@ fn render_receipt(order: &Order, prices: &[u64]) -> String {
 }
 
 #[instrument(skip_all)]
-fn remember_order(receipt: &str) {
-    HISTORY.lock().unwrap_or_else(|e| e.into_inner()).push(receipt.to_owned());
+fn remember_order(order: &Order, receipt: &str) {
+    let entry = (order.payload.clone(), receipt.to_owned());
+    HISTORY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(entry);
 }
 
 #[instrument(skip_all, fields(id))]
@@ -96,7 +108,7 @@ async fn process(id: u64) -> u64 {
     let sum = checksum(&order);
     let prices: Vec<u64> = order.items.iter().map(|&i| lookup_price(i)).collect();
     let receipt = render_receipt(&order, &prices);
-    remember_order(&receipt);
+    remember_order(&order, &receipt);
     sum ^ order.id
 }
 
@@ -111,18 +123,27 @@ fn arg(name: &str) -> Option<String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let orders: u64 = arg("--orders").map(|n| n.parse()).transpose()?.unwrap_or(3000);
+    let orders: u64 = arg("--orders")
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(6000);
     let mut builder = PerfLayer::builder().from_env().rss_alert(2 << 30);
     if let Some(out) = arg("--out") {
         builder = builder.output_path(out);
     }
     let (layer, handle) = builder.build()?;
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_filter(tracing_subscriber::filter::LevelFilter::WARN))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_filter(tracing_subscriber::filter::LevelFilter::WARN),
+        )
         .with(layer)
         .init();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()?;
     let total = runtime.block_on(async {
         let mut total = 0u64;
         // Sixteen orders in flight at a time.
@@ -144,6 +165,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         dump.overhead.spans,
         path.display()
     );
-    eprintln!("next: cargo run --release -p perf-report -- {}", path.display());
+    eprintln!(
+        "next: cargo run --release -p perf-report -- {}",
+        path.display()
+    );
     Ok(())
 }
