@@ -168,7 +168,11 @@ pub struct Gains {
     /// Process level: this share of the saturated or spiking part.
     pub process: f64,
     /// How much one unit of allocation share counts against one unit of run
-    /// time in the score (allocation costs time, but not all of it).
+    /// time in the score. Allocation costs time (allocator calls, page
+    /// faults, cache misses) and memory, but in most programs far less than
+    /// the work it serves: on real runs a weight of 0.5 ranked a 2 KiB
+    /// buffer per call above a span holding 70% of the CPU time, so the
+    /// default is 0.25.
     pub allocation_weight: f64,
     /// How much one unit of memory share counts against one unit of run time.
     pub memory_weight: f64,
@@ -184,7 +188,7 @@ impl Default for Gains {
             leak_suspect: 0.9,
             waiting: 0.5,
             process: 0.25,
-            allocation_weight: 0.5,
+            allocation_weight: 0.25,
             memory_weight: 1.0,
         }
     }

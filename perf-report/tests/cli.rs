@@ -383,16 +383,23 @@ fn a_hostile_span_name_cannot_break_markdown_or_the_terminal() {
 fn a_config_file_changes_thresholds_and_bands() {
     let f = Files::new();
     let gt = f.ground_truth();
-    // Two critical findings by default; with critical at 35 only the hot
-    // spot (40.1) stays critical.
-    let cfg = f.raw("cfg.json", br#"{"bands": {"critical": 35}}"#);
+    // One critical finding by default (the hot spot, 40.1); with critical at
+    // 45 there is none, and --fail-on critical passes.
+    cmd()
+        .arg(&gt)
+        .args(["--fail-on", "critical"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("1 critical, 3 high"));
+    let cfg = f.raw("cfg.json", br#"{"bands": {"critical": 45}}"#);
     cmd()
         .arg(&gt)
         .arg("--config")
         .arg(&cfg)
+        .args(["--fail-on", "critical"])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("1 critical, 3 high"));
+        .stdout(predicate::str::contains("0 critical, 4 high"));
     let bad = f.raw("bad.json", br#"{"band": {"critical": 35}}"#);
     let out = cmd().arg(&gt).arg("--config").arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
