@@ -367,3 +367,56 @@ fn waiting_gives_back_no_more_than_the_idle_capacity_of_the_threads() {
         names(&a)
     );
 }
+
+#[test]
+fn rss_alerts_count_against_their_threshold() {
+    use perf_layer::dump::{Alert, AlertKind};
+    let spans = [Span::new("main", 1, &[(MS, 1)])];
+    let mut d = dump("alert", 10_000 * MS, &spans);
+    // Flat 100 MiB: no spike, no trend; but the user's limit is 80 MiB.
+    timeline(&mut d, 500, |_| 100 * MIB, 10.0, 20);
+    d.config.rss_alert_bytes = Some(80 * MIB);
+    d.alerts.push(Alert {
+        t_ms: 500,
+        kind: AlertKind::Rss,
+        value: (100 * MIB) as f64,
+        threshold: (80 * MIB) as f64,
+        message: "rss".into(),
+    });
+    let a = analyze(&d, &Config::default());
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.class == Class::ProcessMemory)
+        .expect("an RSS alert is a finding");
+    // 20 MiB of 100 MiB above the limit.
+    assert!((f.cost_share - 0.2).abs() < 1e-9, "{}", f.cost_share);
+    assert!(f.summary.contains("80.0 MiB threshold"), "{}", f.summary);
+
+    d.alerts.clear();
+    let a = analyze(&d, &Config::default());
+    assert!(a.findings.iter().all(|f| f.class != Class::ProcessMemory));
+}
+
+#[test]
+fn instrumentation_overhead_lowers_a_hot_spots_confidence() {
+    let spans = [
+        Span::new("main", 1, &[(100 * MS, 1)]).self_time(&[(10 * MS, 1)]),
+        Span::new("tiny", 2, &[(20 * US, 1_000)]),
+        Span::new("rest", 3, &[(70 * MS, 1)]),
+    ];
+    let mut d = dump("overhead", 100 * MS, &spans);
+    let before = analyze(&d, &Config::default());
+    let tiny = |a: &perf_report::Analysis| {
+        a.findings
+            .iter()
+            .find(|f| f.location.as_ref().is_some_and(|l| l.name == "tiny"))
+            .map(|f| f.confidence)
+            .unwrap()
+    };
+    assert!((tiny(&before) - 0.95).abs() < 1e-9);
+    // Half of each 20 µs call is the layer's own cost.
+    d.overhead.per_span_ns = 10_000.0;
+    let after = analyze(&d, &Config::default());
+    assert!((tiny(&after) - 0.475).abs() < 1e-6, "{}", tiny(&after));
+}

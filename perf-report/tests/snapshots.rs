@@ -78,6 +78,45 @@ fn text_diff() {
 }
 
 #[test]
+fn markdown_and_json_diff() {
+    let base = support::ground_truth();
+    let new = support::improved_and_regressed(&base);
+    let d = perf_report::diff::diff(&base, &new, &Default::default());
+    insta::assert_snapshot!(
+        "markdown_diff",
+        render_diff(&d, Format::Markdown, &RenderOptions::default())
+    );
+    insta::assert_snapshot!(
+        "json_diff",
+        render_diff(&d, Format::Json, &RenderOptions::default())
+    );
+}
+
+#[test]
+fn json_kinds_hold_their_parts() {
+    let r = report();
+    let json = |kind| {
+        let s = render(
+            &r,
+            Format::Json,
+            kind,
+            &RenderOptions::default().with_top(2),
+        );
+        serde_json::from_str::<serde_json::Value>(&s).unwrap()
+    };
+    let weight = json(ReportKind::Weight);
+    assert_eq!(weight["kind"], "weight");
+    assert_eq!(weight["weights"].as_array().unwrap().len(), 2);
+    assert!(weight.get("findings").is_none());
+    assert_eq!(weight["shown"]["weights"]["total"], 6);
+    let summary = json(ReportKind::Summary);
+    assert_eq!(summary["findings"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["plan"]["steps"][0]["rank"], 1);
+    assert!(summary.get("callsites").is_none());
+    assert_eq!(summary["finding_counts"]["critical"], 1);
+}
+
+#[test]
 fn colour_is_emitted_only_when_asked() {
     let r = report();
     let coloured = render(
