@@ -32,6 +32,7 @@ pub mod load;
 pub mod merge;
 pub mod plan;
 pub mod render;
+pub mod score;
 pub mod stats;
 pub mod units;
 

@@ -1,7 +1,5 @@
 //! Human formatting of the figures the report shows, and the unit of each.
 
-use std::fmt;
-
 use serde::Serialize;
 
 /// The unit of a figure in a finding's evidence.
@@ -142,16 +140,6 @@ pub fn count(v: f64) -> String {
         out.push(c);
     }
     if v < 0.0 { format!("-{out}") } else { out }
-}
-
-/// Displays a value in a unit; handy in `format!`.
-#[derive(Debug, Clone, Copy)]
-pub struct Shown(pub f64, pub Unit);
-
-impl fmt::Display for Shown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.1.format(self.0))
-    }
 }
 
 #[cfg(test)]
