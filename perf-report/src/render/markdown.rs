@@ -349,6 +349,8 @@ pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
             "span",
             "location",
             "calls",
+            "busy total",
+            "self total",
             "mean busy",
             "p50",
             "p99",
@@ -356,7 +358,7 @@ pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
             "alloc/call",
             "why",
         ],
-        &[3, 4, 5, 6, 7, 8],
+        &[3, 4, 5, 6, 7, 8, 9, 10],
     );
     let shown = opts.limit(d.callsites.len());
     for c in &d.callsites[..shown] {
@@ -371,6 +373,8 @@ pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
                 escape(&c.location.name),
                 escape(&c.location.source()),
                 change(&c.calls, units::count),
+                change(&c.busy_total_ns, units::ns),
+                change(&c.self_total_ns, units::ns),
                 change(&c.busy_mean_ns, units::ns),
                 change(&c.busy_p50_ns, units::ns),
                 change(&c.busy_p99_ns, units::ns),
