@@ -136,9 +136,10 @@ pub(crate) struct OutputArgs {
     #[arg(long, short = 'o', value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
 
-    /// Show at most N rows of each list (findings, steps, callsites); 0 for all.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    pub(crate) top: usize,
+    /// Show at most N rows of each list (findings, steps, callsites); 0 for
+    /// all. Default: 10 for text and Markdown, all for JSON.
+    #[arg(long, value_name = "N")]
+    pub(crate) top: Option<usize>,
 
     /// Refuse inputs larger than this (bytes, or with a KiB/MiB/GiB suffix).
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]

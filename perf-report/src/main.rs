@@ -142,7 +142,12 @@ fn render_options(o: &OutputArgs) -> RenderOptions {
                 && anstream::AutoStream::choice(&io::stdout()) != anstream::ColorChoice::Never
         }
     };
-    RenderOptions::default().with_color(color).with_top(o.top)
+    // Machines reading JSON get every row unless they ask for fewer.
+    let top = o.top.unwrap_or(match o.format {
+        FormatArg::Json => 0,
+        FormatArg::Text | FormatArg::Markdown => 10,
+    });
+    RenderOptions::default().with_color(color).with_top(top)
 }
 
 /// Writes the report; a closed pipe (`perf-report x | head`) is not an error.

@@ -282,6 +282,19 @@ fn diff_gates_on_regression_percentage() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["report_format_version"], 1);
     assert_eq!(v["verdict_counts"]["regressed"], 2);
+    // JSON lists every row unless --top says otherwise (text shows 10).
+    let out = cmd()
+        .arg(f.clean())
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["callsites"].as_array().unwrap().len(), 12);
+    assert_eq!(v["shown"]["top"], 0);
+    cmd()
+        .arg(f.clean())
+        .assert()
+        .stdout(predicate::str::contains("CALLSITES  10 of 12"));
 }
 
 #[test]
