@@ -132,6 +132,18 @@ fn broken_histograms_name_the_callsite() {
     }))
     .unwrap_err();
     assert!(matches!(e, LoadError::Histogram { .. }), "{e}");
+    // A well-formed header that asks for 9 significant digits (an absurd
+    // counts array) is refused before decoding.
+    let absurd = "HISTFAAAAB54nJNpmSzMgACcUJqRgYHZzWDHAgb7DxABAE7PBFE=";
+    let e = load(&edit(|v| {
+        v["callsites"][3]["idle_ns"]["encoded"] = absurd.into()
+    }))
+    .unwrap_err();
+    assert!(
+        matches!(&e, LoadError::Histogram { callsite, .. } if callsite == "cache_insert"),
+        "{e}"
+    );
+    assert!(message(&e).contains("significant digits"), "{e}");
 }
 
 #[test]
