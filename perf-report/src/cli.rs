@@ -28,6 +28,9 @@ Examples:
   # Compare a change against its baseline; fail on a >5% significant regression
   perf-report diff before.json after.json --fail-on-regression 5
 
+  # Self time by call path, as a flamegraph
+  perf-report flamegraph dump.json -o flame.svg
+
 Exit codes:
   0  success: no finding at or above --fail-on, no regression over --fail-on-regression
   1  findings at or above --fail-on, or a regression over --fail-on-regression
@@ -67,6 +70,40 @@ pub(crate) enum Command {
     /// allocation per call, each regressed, improved or unchanged.
     #[command(after_long_help = DIFF_HELP)]
     Diff(DiffArgs),
+    /// Draw self time by call path as a flamegraph SVG (or folded stacks).
+    #[command(after_long_help = FLAMEGRAPH_HELP)]
+    Flamegraph(FlamegraphArgs),
+}
+
+const FLAMEGRAPH_HELP: &str = "\
+Call paths are rebuilt from the dump's parent-to-child edges: a span's self
+time is split among its callers in proportion to the busy time it spent
+under each. Exact for call trees; a proportional estimate where one span is
+called from several places.
+
+Examples:
+  perf-report flamegraph dump.json -o flame.svg
+  perf-report flamegraph dump.json --folded > stacks.folded   # for inferno or flamegraph.pl
+
+Exit codes: 0 drawn, 2 error (unreadable dump, nothing to draw).";
+
+#[derive(Debug, Args)]
+pub(crate) struct FlamegraphArgs {
+    /// Dump files written by perf-layer; several are merged; - reads standard input.
+    #[arg(required = true, value_name = "DUMP")]
+    pub(crate) dumps: Vec<PathBuf>,
+
+    /// Print folded stacks (`a;b;c <self ns>`) instead of an SVG.
+    #[arg(long)]
+    pub(crate) folded: bool,
+
+    /// Write to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// Refuse inputs larger than this (bytes, or with a KiB/MiB/GiB suffix).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub(crate) max_size: u64,
 }
 
 const DIFF_HELP: &str = "\

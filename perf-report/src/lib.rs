@@ -5,7 +5,8 @@
 //! limit, version check, histogram validation) -> [`merge`] (several dumps
 //! into one, losslessly) -> [`analyze`] (per-callsite table, findings with an
 //! impact score, session weights) -> [`plan`] (ordered steps with Amdahl
-//! gains) -> [`render`] (text, Markdown, JSON). [`diff`] compares two dumps.
+//! gains) -> [`render`] (text, Markdown, JSON). [`diff`] compares two dumps;
+//! [`flamegraph`] draws self time by call path.
 //!
 //! ```
 //! use perf_layer::dump::Dump;
@@ -28,6 +29,7 @@
 pub mod analyze;
 pub mod config;
 pub mod diff;
+pub mod flamegraph;
 pub mod load;
 pub mod merge;
 pub mod plan;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, anyhow};
 use clap::Parser as _;
 use perf_report::diff::{DiffOptions, diff};
+use perf_report::flamegraph;
 use perf_report::load::{LoadOptions, load_path, load_paths};
 use perf_report::render::{Format, RenderOptions, ReportKind, render, render_diff};
 use perf_report::{Config, Report, Severity};
@@ -69,6 +70,28 @@ fn run(cli: Cli) -> Result<u8> {
                 })
             });
             Ok(if over { FOUND } else { CLEAN })
+        }
+        Some(Command::Flamegraph(args)) => {
+            let dump = load_paths(
+                &args.dumps,
+                &LoadOptions::default().with_max_bytes(args.max_size),
+            )?;
+            let mut out = Vec::new();
+            if args.folded {
+                for line in flamegraph::folded_stacks(&dump) {
+                    out.extend_from_slice(line.as_bytes());
+                    out.push(b'\n');
+                }
+            } else {
+                let source = args
+                    .dumps
+                    .first()
+                    .map_or_else(String::new, |p| p.display().to_string());
+                flamegraph::flamegraph_svg(&dump, &mut out)
+                    .map_err(|e| anyhow!("{source}: {e}"))?;
+            }
+            emit_bytes(&out, args.output.as_deref())?;
+            Ok(CLEAN)
         }
         None => {
             let args = cli.report;
@@ -152,8 +175,12 @@ fn render_options(o: &OutputArgs) -> RenderOptions {
 
 /// Writes the report; a closed pipe (`perf-report x | head`) is not an error.
 fn emit(text: &str, output: Option<&Path>) -> Result<()> {
+    emit_bytes(text.as_bytes(), output)
+}
+
+fn emit_bytes(bytes: &[u8], output: Option<&Path>) -> Result<()> {
     match output {
-        Some(path) => fs::write(path, text).map_err(|e| {
+        Some(path) => fs::write(path, bytes).map_err(|e| {
             anyhow!(
                 "{}: cannot write the report ({e}); check that the directory exists and is writable",
                 path.display()
@@ -161,7 +188,7 @@ fn emit(text: &str, output: Option<&Path>) -> Result<()> {
         }),
         None => {
             let mut out = io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            match out.write_all(bytes).and_then(|()| out.flush()) {
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
                 other => other.context("cannot write to standard output"),
             }

@@ -1,0 +1,195 @@
+//! Folded stacks and flamegraphs from a dump's call edges.
+//!
+//! perf-layer records callsite-to-callsite edges (how many child spans
+//! closed under each parent callsite, and their busy time), not whole call
+//! paths. Paths are rebuilt from the roots down: a callsite's self time is
+//! split among its parents in proportion to the busy time it spent under
+//! each (and, for calls with no parent, to the root), and the split is
+//! carried down every path. That is exact for call trees where each
+//! callsite has one parent, and the usual proportional estimate (as in
+//! gprof) where a callsite is called from several places.
+//!
+//! ```
+//! use perf_layer::dump::Dump;
+//!
+//! let lines = perf_report::flamegraph::folded_stacks(&Dump::empty("demo"));
+//! assert!(lines.is_empty());
+//! ```
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use perf_layer::dump::{CallsiteStats, Dump};
+
+/// The most stack lines written: a guard against path explosion in
+/// graphs where many callsites call each other.
+pub const MAX_LINES: usize = 100_000;
+/// The deepest path followed.
+pub const MAX_DEPTH: usize = 128;
+
+/// Why a flamegraph could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlamegraphError {
+    /// The dump has no self time to draw.
+    #[error(
+        "the dump has no span with self time to draw; run the workload longer or check the layer is installed"
+    )]
+    Empty,
+    /// inferno could not write the SVG.
+    #[error("cannot draw the flamegraph: {0}")]
+    Draw(String),
+}
+
+/// The dump as folded stacks (`root;child;grandchild <self ns>`), one line
+/// per call path, heaviest first; the input of any flamegraph tool.
+pub fn folded_stacks(dump: &Dump) -> Vec<String> {
+    let frames = frame_names(&dump.callsites);
+    let by_id: HashMap<u32, &CallsiteStats> = dump.callsites.iter().map(|c| (c.id, c)).collect();
+
+    // Each callsite's busy time under each parent, and at the root.
+    let mut children: HashMap<u32, Vec<(u32, f64)>> = HashMap::new();
+    let mut under_parents: HashMap<u32, f64> = HashMap::new();
+    for e in &dump.edges {
+        if e.parent == e.child || !by_id.contains_key(&e.parent) || !by_id.contains_key(&e.child) {
+            continue;
+        }
+        children
+            .entry(e.parent)
+            .or_default()
+            .push((e.child, e.child_busy_ns as f64));
+        *under_parents.entry(e.child).or_default() += e.child_busy_ns as f64;
+    }
+    // Fraction of a callsite's time spent under one parent (or at the root).
+    let share = |child: u32, busy_under: f64| {
+        let c = by_id[&child];
+        let total = (c.busy_ns.sum as f64).max(under_parents.get(&child).copied().unwrap_or(0.0));
+        if total > 0.0 { busy_under / total } else { 0.0 }
+    };
+
+    let mut weights: HashMap<String, f64> = HashMap::new();
+    let mut path: Vec<u32> = Vec::new();
+    for root in &dump.callsites {
+        let at_root = root.busy_ns.sum as f64 - under_parents.get(&root.id).copied().unwrap_or(0.0);
+        let fraction = share(root.id, at_root.max(0.0));
+        if fraction > 0.0 {
+            walk(
+                root.id,
+                fraction,
+                &mut path,
+                &children,
+                &by_id,
+                &frames,
+                &share,
+                &mut weights,
+            );
+        } else if root.busy_ns.sum == 0
+            && root.self_ns.sum > 0
+            && !under_parents.contains_key(&root.id)
+        {
+            // No busy time recorded but self time: draw it as a root.
+            walk(
+                root.id,
+                1.0,
+                &mut path,
+                &children,
+                &by_id,
+                &frames,
+                &share,
+                &mut weights,
+            );
+        }
+    }
+    let mut lines: Vec<(String, u64)> = weights
+        .into_iter()
+        .map(|(stack, w)| (stack, w.round() as u64))
+        .filter(|(_, w)| *w > 0)
+        .collect();
+    lines.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    lines.truncate(MAX_LINES);
+    lines
+        .into_iter()
+        .map(|(stack, w)| format!("{stack} {w}"))
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    id: u32,
+    fraction: f64,
+    path: &mut Vec<u32>,
+    children: &HashMap<u32, Vec<(u32, f64)>>,
+    by_id: &HashMap<u32, &CallsiteStats>,
+    frames: &HashMap<u32, String>,
+    share: &impl Fn(u32, f64) -> f64,
+    weights: &mut HashMap<String, f64>,
+) {
+    // Recursion through the same callsite folds into the first frame.
+    if path.contains(&id) || path.len() >= MAX_DEPTH || weights.len() >= MAX_LINES {
+        return;
+    }
+    path.push(id);
+    let stack = path
+        .iter()
+        .map(|p| frames[p].as_str())
+        .collect::<Vec<_>>()
+        .join(";");
+    *weights.entry(stack).or_default() += by_id[&id].self_ns.sum as f64 * fraction;
+    for &(child, busy_under) in children.get(&id).into_iter().flatten() {
+        let f = fraction * share(child, busy_under);
+        // Paths worth less than a nanosecond would only add noise.
+        if f * by_id[&child].busy_ns.sum as f64 >= 1.0 {
+            walk(child, f, path, children, by_id, frames, share, weights);
+        }
+    }
+    path.pop();
+}
+
+/// A frame name per callsite: the span name, with `file:line` added where
+/// two callsites share a name. Semicolons (the folded format's separator)
+/// and control characters are replaced.
+fn frame_names(callsites: &[CallsiteStats]) -> HashMap<u32, String> {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for c in callsites {
+        *count.entry(c.name.as_str()).or_default() += 1;
+    }
+    callsites
+        .iter()
+        .map(|c| {
+            let name = if count[c.name.as_str()] > 1 {
+                let file = c.file.as_deref().unwrap_or("?");
+                format!("{} ({file}:{})", c.name, c.line.unwrap_or(0))
+            } else {
+                c.name.clone()
+            };
+            let clean = name
+                .chars()
+                .map(|ch| {
+                    if ch == ';' || ch.is_control() {
+                        ':'
+                    } else {
+                        ch
+                    }
+                })
+                .collect();
+            (c.id, clean)
+        })
+        .collect()
+}
+
+/// Draws the dump's self time as a flamegraph SVG into `writer`.
+///
+/// # Errors
+/// [`FlamegraphError::Empty`] when there is nothing to draw;
+/// [`FlamegraphError::Draw`] when inferno fails or `writer` does.
+pub fn flamegraph_svg<W: Write>(dump: &Dump, writer: W) -> Result<(), FlamegraphError> {
+    let lines = folded_stacks(dump);
+    if lines.is_empty() {
+        return Err(FlamegraphError::Empty);
+    }
+    let mut options = inferno::flamegraph::Options::default();
+    options.title = format!("{}: self time by call path", dump.run.program);
+    options.count_name = "ns".to_owned();
+    inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), writer)
+        .map_err(|e| FlamegraphError::Draw(e.to_string()))
+}
