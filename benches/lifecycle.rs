@@ -6,7 +6,7 @@ mod support;
 
 use support::Subject;
 
-fn benches(c: &mut criterion::Criterion) {
+fn benches(c: &mut criterion::Criterion<support::ThreadTime>) {
     let subjects = [
         Subject::no_subscriber(),
         Subject::floor(),
@@ -20,7 +20,7 @@ fn benches(c: &mut criterion::Criterion) {
 
 criterion::criterion_group! {
     name = group;
-    config = support::criterion();
+    config = support::criterion_cpu();
     targets = benches
 }
 criterion::criterion_main!(group);

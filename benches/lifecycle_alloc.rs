@@ -12,7 +12,7 @@ use support::Subject;
 #[global_allocator]
 static ALLOC: perf_layer::CountingAllocator = perf_layer::CountingAllocator::system();
 
-fn benches(c: &mut criterion::Criterion) {
+fn benches(c: &mut criterion::Criterion<support::ThreadTime>) {
     let subjects = [
         Subject::no_subscriber(),
         Subject::floor(),
@@ -27,7 +27,7 @@ fn benches(c: &mut criterion::Criterion) {
 
 criterion::criterion_group! {
     name = group;
-    config = support::criterion();
+    config = support::criterion_cpu();
     targets = benches
 }
 criterion::criterion_main!(group);

@@ -15,17 +15,72 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use tracing::{Dispatch, Instrument as _};
 use tracing_subscriber::layer::{Layer, SubscriberExt as _};
 
 /// Short runs: the whole suite has to finish in minutes on two shared cores.
 /// Noise is handled by comparing ratios within one run, not by long runs.
+/// Wall time: for benches whose threads run in parallel.
 pub fn criterion() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(30)
         .configure_from_args()
+}
+
+/// As [`criterion`], measuring the benchmark thread's CPU time instead of
+/// wall time: on a machine shared with other work, time this thread spends
+/// descheduled is not counted. Work a subscriber hands to a thread of its
+/// own (tracing-chrome's writer, perf-layer's sampler) is not counted either.
+pub fn criterion_cpu() -> Criterion<ThreadTime> {
+    Criterion::default()
+        .with_measurement(ThreadTime)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+        .configure_from_args()
+}
+
+/// The calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a
+    // constant the kernel supports on every Linux this runs on.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Criterion measurement: CPU time of the benchmarking thread, in ns.
+pub struct ThreadTime;
+
+impl Measurement for ThreadTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu_time()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu_time().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        WallTime.formatter()
+    }
 }
 
 /// A layer that does nothing: `registry().with(NoopLayer)` is the floor.
@@ -242,7 +297,7 @@ pub const WORKLOADS: [(&str, fn()); 4] = [
 
 /// One criterion group per workload, `<binary>.<workload>`, each holding
 /// every subject, baselines first, so ratios come from one run.
-pub fn lifecycle_groups(c: &mut Criterion, binary: &str, subjects: &[Subject]) {
+pub fn lifecycle_groups(c: &mut Criterion<ThreadTime>, binary: &str, subjects: &[Subject]) {
     for (workload, run) in WORKLOADS {
         let mut group = c.benchmark_group(format!("{binary}.{workload}"));
         for subject in subjects {
