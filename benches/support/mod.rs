@@ -246,16 +246,22 @@ pub fn span_of_callsite(which: usize) {
     black_box(&span);
 }
 
+/// What [`run_threads`] measured: the wall time of the parallel section and
+/// the most CPU time any one thread spent in it.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadsTook {
+    pub wall: Duration,
+    pub max_cpu: Duration,
+}
+
 /// Runs `work(thread_index)` on `threads` threads at once, each with
 /// `dispatch` as its default and pinned to its own core (where the machine
-/// has enough), all released together by a barrier. Returns the longest
-/// time any thread took, measured from the barrier: the wall time of the
-/// parallel section.
+/// has enough), all released together by a barrier.
 pub fn run_threads(
     threads: usize,
     dispatch: &Dispatch,
     work: impl Fn(usize) + Send + Sync + 'static,
-) -> Duration {
+) -> ThreadsTook {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let barrier = Arc::new(Barrier::new(threads));
     let work = Arc::new(work);
@@ -271,40 +277,19 @@ pub fn run_threads(
                 }
                 tracing::dispatcher::with_default(&dispatch, || {
                     barrier.wait();
-                    let start = Instant::now();
+                    let (start, start_cpu) = (Instant::now(), thread_cpu_time());
                     work(index);
-                    start.elapsed()
+                    (start.elapsed(), thread_cpu_time() - start_cpu)
                 })
             })
         })
         .collect();
-    handles
+    let took: Vec<_> = handles
         .into_iter()
         .map(|h| h.join().expect("benchmark thread panicked"))
-        .max()
-        .unwrap_or_default()
-}
-
-/// The four lifecycle workloads, by the name their criterion group carries.
-pub const WORKLOADS: [(&str, fn()); 4] = [
-    ("span", span_lifecycle),
-    ("instrument_fn", || {
-        black_box(instrumented(black_box(7)));
-    }),
-    ("nested_3", nested_3),
-    ("async_4_polls", async_span),
-];
-
-/// One criterion group per workload, `<binary>.<workload>`, each holding
-/// every subject, baselines first, so ratios come from one run.
-pub fn lifecycle_groups(c: &mut Criterion<ThreadTime>, binary: &str, subjects: &[Subject]) {
-    for (workload, run) in WORKLOADS {
-        let mut group = c.benchmark_group(format!("{binary}.{workload}"));
-        for subject in subjects {
-            group.bench_function(subject.name, |b| {
-                tracing::dispatcher::with_default(&subject.dispatch, || b.iter(run));
-            });
-        }
-        group.finish();
+        .collect();
+    ThreadsTook {
+        wall: took.iter().map(|t| t.0).max().unwrap_or_default(),
+        max_cpu: took.iter().map(|t| t.1).max().unwrap_or_default(),
     }
 }
