@@ -293,3 +293,27 @@ pub fn run_threads(
         max_cpu: took.iter().map(|t| t.1).max().unwrap_or_default(),
     }
 }
+
+/// The four lifecycle workloads, by the name their criterion group carries.
+pub const WORKLOADS: [(&str, fn()); 4] = [
+    ("span", span_lifecycle),
+    ("instrument_fn", || {
+        black_box(instrumented(black_box(7)));
+    }),
+    ("nested_3", nested_3),
+    ("async_4_polls", async_span),
+];
+
+/// One criterion group per workload, `<binary>.<workload>`, each holding
+/// every subject, baselines first, so ratios come from one run.
+pub fn lifecycle_groups(c: &mut Criterion<ThreadTime>, binary: &str, subjects: &[Subject]) {
+    for (workload, run) in WORKLOADS {
+        let mut group = c.benchmark_group(format!("{binary}.{workload}"));
+        for subject in subjects {
+            group.bench_function(subject.name, |b| {
+                tracing::dispatcher::with_default(&subject.dispatch, || b.iter(run));
+            });
+        }
+        group.finish();
+    }
+}
