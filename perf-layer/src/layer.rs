@@ -68,11 +68,17 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let _pause = PauseCounting::new();
+        // Counting is paused only where the layer allocates (growing a map,
+        // a first shard or callsite), not on every span: pausing is two
+        // thread-local writes.
         let created = self.now();
         let mut shard = self.shared.store.local().lock();
         let parent = parent_callsite(attrs, id, &ctx, &shard);
         let state = SpanState::new(attrs.metadata(), parent, created, self.shared.rss_now());
+        if shard.open.len() == shard.open.capacity() {
+            let _pause = PauseCounting::new();
+            shard.open.reserve(1);
+        }
         shard.open.insert(id.into_u64(), state);
     }
 
@@ -126,12 +132,12 @@ where
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
-        let _pause = PauseCounting::new();
+        // Nothing here allocates but a callsite's first span on this thread,
+        // which `record` pauses counting for itself.
         let now = self.now();
         let store = &self.shared.store;
         let mut shard = store.local().lock();
-        // Removed, so the state's memory is reused here, while counting is
-        // paused. A span opened on another thread is in that thread's shard.
+        // A span opened on another thread is in that thread's shard.
         let state = match shard.open.remove(&id.into_u64()) {
             Some(state) => state,
             None => {

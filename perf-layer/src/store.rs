@@ -29,6 +29,7 @@ use rustc_hash::FxHashMap;
 use thread_local::ThreadLocal;
 use tracing_core::{Level, Metadata};
 
+use crate::alloc::PauseCounting;
 use crate::dump::{AllocStats, EventCounts, RssDelta};
 use crate::span_state::SpanState;
 
@@ -216,6 +217,16 @@ impl Store {
     /// This thread's shard.
     #[inline]
     pub(crate) fn local(&self) -> &Mutex<Shard> {
+        match self.shards.get() {
+            Some(shard) => shard,
+            None => self.first_local(),
+        }
+    }
+
+    /// Creates this thread's shard: the layer's allocation, not a span's.
+    #[cold]
+    fn first_local(&self) -> &Mutex<Shard> {
+        let _pause = PauseCounting::new();
         self.shards.get_or_default()
     }
 
@@ -282,6 +293,9 @@ impl Store {
         let acc = match shard.callsites.get_mut(&key) {
             Some(acc) => acc,
             None => {
+                // A callsite's first span on this thread: the histograms are
+                // the layer's allocation, not the span's.
+                let _pause = PauseCounting::new();
                 if !self.admit_callsite(key, meta) {
                     self.dropped_spans.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -301,6 +315,7 @@ impl Store {
                     edge.child_busy_ns = edge.child_busy_ns.saturating_add(span.busy_ns);
                 }
                 None => {
+                    let _pause = PauseCounting::new();
                     if self.edges_admitted.fetch_add(1, Ordering::Relaxed) < self.max_edges {
                         shard.edges.insert(
                             edge_key,
