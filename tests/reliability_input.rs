@@ -209,3 +209,27 @@ fn the_largest_real_histograms_still_decode() {
         assert_eq!(stored.decode().unwrap(), h, "sigfig {sigfig}, high {high}");
     }
 }
+
+/// Found by `scripts/fuzz histogram_decode` (kept as
+/// `fuzz/seeds/histogram_decode/count-overflow.bin`): counts that add up past
+/// u64 made hdrhistogram's `value_at_quantile` overflow, a panic in debug
+/// builds and garbage quantiles in release ones.
+#[test]
+fn histogram_counts_that_overflow_are_refused_and_never_panic() {
+    let mut stored =
+        HistogramDump::from_histogram(&hdrhistogram::Histogram::<u64>::new(2).unwrap(), 0, 0);
+    stored.encoded = "HISTFAAAAFx4nC2J0Q1AQBBEx9xtLhcRRPxJlEAH/vxoiwo0oAzt6EAJ5nL2bfJmd4b97ABsyMPfBejW+b6wvPlxNDon/3hSUlJSWqdS////D1JS0lJSUlJSUlJSUgBSUlJSAAAAAAAAAAAAAGwAAAAAUlJShQ==".to_owned();
+    let err = stored.decode().expect_err("counts beyond u64");
+    assert!(err.to_string().contains("2^64"), "{err}");
+
+    // A histogram built in memory (a merge of two such) is summarised
+    // without a panic. With the total saturated the quantiles cannot be
+    // exact; they stay recorded values.
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000, 2).unwrap();
+    h.record_n(10, u64::MAX).unwrap();
+    h.record_n(1_000, u64::MAX).unwrap();
+    let summary = HistogramDump::from_histogram(&h, u64::MAX, 0);
+    assert_eq!(summary.count, u64::MAX);
+    assert_eq!(summary.p50, h.highest_equivalent(10));
+    assert_eq!(summary.max, h.highest_equivalent(1_000));
+}

@@ -293,9 +293,15 @@ impl HistogramDump {
             Err(_) => String::new(),
         };
         let count = hist.len();
+        // hdrhistogram's `value_at_quantile` adds counts without saturating
+        // (a panic in debug builds) when they total more than u64: only a
+        // hostile dump, or a merge of such, gets there.
+        let overflows = total_count(hist).is_none();
         let q = |quantile: f64| {
             if count == 0 {
                 0
+            } else if overflows {
+                saturating_value_at_quantile(hist, quantile)
             } else {
                 hist.value_at_quantile(quantile)
             }
@@ -330,10 +336,38 @@ impl HistogramDump {
             .map_err(|e| HistogramDecodeError::Base64(e.to_string()))?;
         check_v2_header(&bytes)?;
         let mut reader = bytes.as_slice();
-        Deserializer::new()
+        let hist = Deserializer::new()
             .deserialize::<u64, _>(&mut reader)
-            .map_err(|e| HistogramDecodeError::Hdr(format!("{e:?}")))
+            .map_err(|e| HistogramDecodeError::Hdr(format!("{e:?}")))?;
+        // Counts adding up past u64 would make hdrhistogram's quantile
+        // functions overflow; no recorder writes that many values.
+        if total_count(&hist).is_none() {
+            return Err(HistogramDecodeError::CountOverflow);
+        }
+        Ok(hist)
     }
+}
+
+/// The sum of a histogram's counts, `None` when it does not fit a u64
+/// (its `len()` saturates instead).
+fn total_count(hist: &Histogram<u64>) -> Option<u64> {
+    hist.iter_recorded()
+        .try_fold(0u64, |total, v| total.checked_add(v.count_at_value()))
+}
+
+/// `value_at_quantile` for a histogram whose counts overflow u64: the first
+/// recorded value at which the (saturating) running count reaches the
+/// quantile of the (saturated) total.
+fn saturating_value_at_quantile(hist: &Histogram<u64>, quantile: f64) -> u64 {
+    let wanted = ((quantile.min(1.0) * hist.len() as f64).ceil() as u64).max(1);
+    let mut running = 0u64;
+    for v in hist.iter_recorded() {
+        running = running.saturating_add(v.count_at_value());
+        if running >= wanted {
+            return hist.highest_equivalent(v.value_iterated_to());
+        }
+    }
+    hist.max()
 }
 
 /// Why a stored histogram could not be read back.
@@ -349,6 +383,9 @@ pub enum HistogramDecodeError {
     /// The header asks for a histogram larger than any profiler writes.
     #[error("histogram declares {0} significant digits (at most {MAX_SIGFIG} are allowed)")]
     Precision(u32),
+    /// The counts add up to more than a u64 holds.
+    #[error("histogram counts add up to more than 2^64 - 1; no recorder writes that many values")]
+    CountOverflow,
     /// The header declares a payload larger than the encoding can hold.
     #[error(
         "histogram header declares a payload of {declared} bytes, more than the {max} its encoding can hold"
