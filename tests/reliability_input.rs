@@ -233,3 +233,22 @@ fn histogram_counts_that_overflow_are_refused_and_never_panic() {
     assert_eq!(summary.p50, h.highest_equivalent(10));
     assert_eq!(summary.max, h.highest_equivalent(1_000));
 }
+
+/// Found by `scripts/fuzz histogram_decode` (kept as
+/// `fuzz/seeds/histogram_decode/zero-run-min.bin`): a payload varint that
+/// zig-zag decodes to i64::MIN made hdrhistogram's decoder negate it, an
+/// overflow (a panic in debug builds).
+#[test]
+fn a_zero_run_the_decoder_cannot_negate_is_refused() {
+    let mut stored =
+        HistogramDump::from_histogram(&hdrhistogram::Histogram::<u64>::new(2).unwrap(), 0, 0);
+    stored.encoded = "HISTFB0AIFx4nCyJ0Q1AQBBEx9xtLhcRRPxJlEAH/vxoiwo0oAzt6EAJ5nL2bfJmd4b97ACOyMPfBeDW+b64vPlx7ej/////////adGc2csmAv8RAQAAAAAAK5YieJoAAAAAAAAAAAAAAAAAAAAAAAAAAABVAAAAAAAAAAAAAAAAAAAAAAAAQP//////////QBBEx9xtLhcRRPxJlEAH/jg4OPzoiwo0oAzt6EAJ5nL2bTpmd4b97ABsyMPfBeDW+b6wvPlx7ej//////////9Gc2csmAv8RAAD///8AAAArAgCWIhLWyqkygqOjpk8yNaHKqTWCozJPo/+mNf///z///////z3/////////////////////////////////Jmd+eCf/eg==".to_owned();
+    assert!(stored.decode().is_err());
+
+    // The same zero run in a plain (uncompressed) V2 encoding.
+    let mut plain = v2_header(9, 2);
+    plain.extend_from_slice(&[0xff; 9]); // the varint u64::MAX
+    stored.encoded = base64(&plain);
+    let err = stored.decode().expect_err("zero run of 2^63");
+    assert!(err.to_string().contains("zero run"), "{err}");
+}

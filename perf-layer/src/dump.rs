@@ -20,6 +20,7 @@
 //! assert_eq!(back.format_version, perf_layer::dump::FORMAT_VERSION);
 //! ```
 
+use std::borrow::Cow;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -334,8 +335,8 @@ impl HistogramDump {
         let bytes = BASE64
             .decode(self.encoded.as_bytes())
             .map_err(|e| HistogramDecodeError::Base64(e.to_string()))?;
-        check_v2_header(&bytes)?;
-        let mut reader = bytes.as_slice();
+        let plain = plain_v2(&bytes)?;
+        let mut reader: &[u8] = &plain;
         let hist = Deserializer::new()
             .deserialize::<u64, _>(&mut reader)
             .map_err(|e| HistogramDecodeError::Hdr(format!("{e:?}")))?;
@@ -398,18 +399,21 @@ pub enum HistogramDecodeError {
     },
 }
 
-/// Rejects a V2 header (plain or DEFLATE-compressed) that would make the
-/// decoder allocate more than any real histogram needs: a precision above
-/// [`MAX_SIGFIG`] (an absurd counts array), or a payload length larger than
-/// the encoding can hold (the decoder allocates and zeroes the declared
-/// length before reading a byte of it, so a 60-character string could ask
-/// for 4 GiB).
+/// Checks an encoding before hdrhistogram's decoder sees it, and returns
+/// it as plain (uncompressed) V2, inflated here once. Refused:
+///
+/// - a precision above [`MAX_SIGFIG`] (an absurd counts array);
+/// - a payload length larger than the encoding can hold (the decoder
+///   allocates and zeroes the declared length before reading a byte of it,
+///   so a 60-character string could ask for 4 GiB);
+/// - a zero run of 2^63 in the payload (the decoder negates it, which
+///   overflows: a panic in debug builds).
 ///
 /// The plain layout is the V2 header (40 bytes: cookie, payload length,
-/// normalizing offset, precision, lowest, highest, ratio) then the payload.
-/// The compressed one is a cookie (4 bytes), a length (4) and a zlib stream
-/// of the plain layout, so its header is inflated here, 16 bytes of it.
-fn check_v2_header(bytes: &[u8]) -> Result<(), HistogramDecodeError> {
+/// normalizing offset, precision, lowest, highest, ratio) then the payload,
+/// zig-zag LEB128 varints of at most 9 bytes. The compressed one is a
+/// cookie (4 bytes), a length (4) and a zlib stream of the plain layout.
+fn plain_v2(bytes: &[u8]) -> Result<Cow<'_, [u8]>, HistogramDecodeError> {
     use std::io::Read as _;
     // hdrhistogram's cookies: the base values with the word size bits (0x10).
     const V2_COOKIE: u32 = 0x1c84_9313;
@@ -418,37 +422,33 @@ fn check_v2_header(bytes: &[u8]) -> Result<(), HistogramDecodeError> {
     // DEFLATE cannot expand data more than about 1032 to 1 (a 258-byte
     // match costs at least 2 bits).
     const MAX_INFLATE_RATIO: usize = 1032;
+    let hdr = |what: &str| HistogramDecodeError::Hdr(what.to_owned());
     if bytes.len() < 8 {
-        return Err(HistogramDecodeError::Hdr(
-            "encoding shorter than its header".into(),
-        ));
+        return Err(hdr("encoding shorter than its header"));
     }
-    let cookie = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    let mut header = [0u8; 16];
-    let room = match cookie {
+    let word = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let (header, room, compressed) = match word(bytes, 0) {
         V2_COOKIE => {
-            let Some(plain) = bytes.get(..16) else {
-                return Err(HistogramDecodeError::Hdr("header is truncated".into()));
+            let Some(header) = bytes.get(..V2_HEADER_LEN) else {
+                return Err(hdr("header is truncated"));
             };
-            header.copy_from_slice(plain);
-            bytes.len().saturating_sub(V2_HEADER_LEN)
+            let mut h = [0u8; V2_HEADER_LEN];
+            h.copy_from_slice(header);
+            (h, bytes.len() - V2_HEADER_LEN, None)
         }
         V2_COMPRESSED_COOKIE => {
             let mut inflater = flate2::read::ZlibDecoder::new(&bytes[8..]);
-            if inflater.read_exact(&mut header).is_err() {
-                return Err(HistogramDecodeError::Hdr(
-                    "compressed header is truncated".into(),
-                ));
+            let mut h = [0u8; V2_HEADER_LEN];
+            if inflater.read_exact(&mut h).is_err() {
+                return Err(hdr("compressed header is truncated"));
             }
-            (bytes.len() - 8).saturating_mul(MAX_INFLATE_RATIO)
+            let room = (bytes.len() - 8).saturating_mul(MAX_INFLATE_RATIO);
+            (h, room, Some(inflater))
         }
         // Let the deserializer give its own error for foreign input.
-        _ => return Ok(()),
+        _ => return Ok(Cow::Borrowed(bytes)),
     };
-    let word = |at: usize| {
-        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-    };
-    let sigfig = word(12);
+    let sigfig = word(&header, 12);
     if sigfig > u32::from(MAX_SIGFIG) {
         return Err(HistogramDecodeError::Precision(sigfig));
     }
@@ -460,11 +460,57 @@ fn check_v2_header(bytes: &[u8]) -> Result<(), HistogramDecodeError> {
     let max = usize::try_from(9 * most_counts)
         .unwrap_or(usize::MAX)
         .min(room);
-    let declared = word(4);
-    if usize::try_from(declared).map_or(true, |d| d > max) {
+    let declared = word(&header, 4);
+    let len = usize::try_from(declared).unwrap_or(usize::MAX);
+    if len > max {
         return Err(HistogramDecodeError::Payload { declared, max });
     }
-    Ok(())
+    let plain = match compressed {
+        None => Cow::Borrowed(bytes),
+        Some(inflater) => {
+            let mut plain = Vec::with_capacity(V2_HEADER_LEN + len);
+            plain.extend_from_slice(&header);
+            let read = inflater
+                .take(len as u64)
+                .read_to_end(&mut plain)
+                .map_err(|e| HistogramDecodeError::Hdr(format!("cannot inflate: {e}")))?;
+            if read < len {
+                return Err(hdr("compressed payload is truncated"));
+            }
+            Cow::Owned(plain)
+        }
+    };
+    let payload = plain.get(V2_HEADER_LEN..V2_HEADER_LEN + len).unwrap_or(&[]);
+    if holds_max_varint(payload) {
+        return Err(hdr("payload holds a zero run of 2^63 counts"));
+    }
+    Ok(plain)
+}
+
+/// Whether the payload holds the varint u64::MAX, which zig-zag decodes to
+/// i64::MIN, the one zero run hdrhistogram cannot negate.
+fn holds_max_varint(payload: &[u8]) -> bool {
+    let mut bytes = payload.iter();
+    loop {
+        let mut value = 0u64;
+        for k in 0..9 {
+            let Some(&b) = bytes.next() else {
+                return false; // the end, or a truncated varint the decoder refuses
+            };
+            if k == 8 {
+                // The ninth byte carries 8 bits.
+                value |= u64::from(b) << 56;
+                break;
+            }
+            value |= u64::from(b & 0x7f) << (7 * k);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if value == u64::MAX {
+            return true;
+        }
+    }
 }
 
 /// A parent-to-child callsite edge.
