@@ -182,6 +182,7 @@ fn estimate_check(quick: bool) {
     let mut floor_times = Vec::new();
     let mut perf_times = Vec::new();
     let mut fractions = Vec::new();
+    let mut of_cpu = Vec::new();
     let mut per_span = Vec::new();
     let mut dump = None;
     for round in 0..rounds {
@@ -191,8 +192,13 @@ fn estimate_check(quick: bool) {
         // Built right before its run and snapshot right after, so the
         // dump's run is this run and nothing else.
         let (perf, handle) = perf_layer_full();
-        perf_times.push(time_requests(&perf, &input, requests));
+        let perf_time = time_requests(&perf, &input, requests);
+        perf_times.push(perf_time);
         let snapshot = handle.snapshot();
+        // The same estimate over the CPU time the run had rather than its
+        // wall time: on a loaded machine the dump's wall-time denominator
+        // counts time this thread spent descheduled.
+        of_cpu.push(snapshot.overhead.estimated_ns as f64 / perf_time.as_nanos() as f64);
         if round % 2 == 1 {
             floor_times.push(time_requests(&floor.dispatch, &input, requests));
         }
@@ -230,6 +236,7 @@ fn estimate_check(quick: bool) {
         "estimated_fraction_of_run": fraction,
         "per_span_ns": median(per_span),
         "fractions": fractions,
+        "estimated_fraction_of_cpu": median(of_cpu),
         "mean_self_ns_per_span": mean_self_ns,
         "spans": spans,
     });
