@@ -35,9 +35,9 @@ fn quiet_layer(path: &Path) -> (Dispatch, PerfHandle) {
     )
 }
 
-fn spans(dispatch: &Dispatch, name_count: u64) {
+fn spans(dispatch: &Dispatch, n: u64) {
     tracing::dispatcher::with_default(dispatch, || {
-        for _ in 0..name_count {
+        for _ in 0..n {
             info_span!("work").in_scope(|| {});
         }
     });
