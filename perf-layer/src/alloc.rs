@@ -25,7 +25,17 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// A [`GlobalAlloc`] that counts allocations per thread for perf-layer.
 ///
-/// See the [module docs](self) for how to install it.
+/// Install it once, in the binary; it wraps the system allocator, or any
+/// other with [`CountingAllocator::new`]:
+///
+/// ```
+/// #[global_allocator]
+/// static ALLOC: perf_layer::CountingAllocator = perf_layer::CountingAllocator::system();
+/// # fn main() {}
+/// ```
+///
+/// Counts are plain thread-local cells read by the layer when spans are
+/// entered and exited: no atomics, no locks, no syscalls.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CountingAllocator<A = System> {
     inner: A,
