@@ -633,7 +633,7 @@ pub enum DumpReadError {
 pub enum DumpWriteError {
     /// Creating, writing or renaming the file failed.
     #[error(
-        "cannot write dump to {path}: {source}; check that the directory exists and is writable"
+        "cannot write dump to {path}: {source}; check that the directory exists, is writable and has free space"
     )]
     Io {
         /// The dump's destination.
