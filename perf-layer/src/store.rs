@@ -199,6 +199,7 @@ pub(crate) struct Store {
     /// Every callsite admitted under the cap.
     registry: DashMap<CallsiteKey, &'static Metadata<'static>>,
     edges_admitted: AtomicUsize,
+    callsites_admitted: AtomicUsize,
     pub(crate) dropped_spans: AtomicU64,
     pub(crate) dropped_edges: AtomicU64,
     sigfig: u8,
@@ -213,6 +214,7 @@ impl Store {
             shards: ThreadLocal::new(),
             registry: DashMap::new(),
             edges_admitted: AtomicUsize::new(0),
+            callsites_admitted: AtomicUsize::new(0),
             dropped_spans: AtomicU64::new(0),
             dropped_edges: AtomicU64::new(0),
             sigfig,
@@ -347,11 +349,24 @@ impl Store {
         if self.registry.contains_key(&key) {
             return true;
         }
-        if self.registry.len() >= self.max_callsites {
-            return false;
+        match self.registry.entry(key) {
+            dashmap::mapref::entry::Entry::Occupied(_) => true,
+            dashmap::mapref::entry::Entry::Vacant(slot) => {
+                // The vacant entry holds its shard's lock, so one key reserves
+                // one place; the reservation itself is atomic, so threads
+                // admitting different keys at once cannot overshoot the cap.
+                let reserved = self.callsites_admitted.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |n| (n < self.max_callsites).then_some(n + 1),
+                );
+                if reserved.is_err() {
+                    return false;
+                }
+                slot.insert(meta);
+                true
+            }
         }
-        self.registry.entry(key).or_insert(meta);
-        true
     }
 
     /// Merges every shard, each locked only while it is copied.
