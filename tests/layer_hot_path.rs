@@ -84,7 +84,14 @@ fn callbacks_for_spans_the_layer_never_saw_open_are_ignored() {
         .build()
         .unwrap();
     let (reloadable, reload) = tracing_subscriber::reload::Layer::new(None::<PerfLayer>);
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(reloadable));
+    // The no-op layer keeps the subscriber interested in every span while
+    // the reloadable slot is empty (an empty slot alone hints "level OFF",
+    // and the early span would never be created).
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(NoopLayer)
+            .with(reloadable),
+    );
     tracing::dispatcher::with_default(&dispatch, || {
         let early = info_span!("opened_before_the_layer");
         // The layer arrives while `early` is open: it sees its enter, exit

@@ -137,12 +137,25 @@ fn soak(spans_per_thread: u64) -> Figures {
     handle.write_dump().unwrap();
     let on_disk = Dump::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(calls(&on_disk, "soak_outer"), total);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .filter(|n| n != "soak.json")
-        .collect();
-    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    // The layer's periodic dump may be mid-write right now, its temporary
+    // file present for a moment; a leaked one would stay. So: there must be
+    // an instant with none, soon.
+    let leftovers = || -> Vec<_> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "soak.json")
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !leftovers().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        leftovers().is_empty(),
+        "temporary files left: {:?}",
+        leftovers()
+    );
 
     let rss_at_end = rss_bytes().unwrap_or(0);
     Figures {
