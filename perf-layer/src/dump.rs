@@ -587,8 +587,9 @@ pub struct Overhead {
     pub spans: u64,
     /// `per_span_ns * spans`, in nanoseconds.
     pub estimated_ns: u64,
-    /// `estimated_ns` as a fraction of the CPU time the run had: run duration
-    /// times the number of threads that recorded spans (0 to 1).
+    /// `estimated_ns` as a fraction of the CPU time the process used during
+    /// the run (0 to 1); where that is unknown or too short to read, of the
+    /// run's wall time on each thread that recorded spans, at most one per core.
     pub fraction_of_run: f64,
 }
 

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) layer_id: u64,
     pub(crate) started: Instant,
     pub(crate) started_unix_ms: u64,
+    /// The process's CPU time when the layer was built, if readable.
+    pub(crate) started_cpu_ms: Option<u64>,
     /// The sampler's latest RSS reading, read by spans at open and close.
     pub(crate) latest_rss: AtomicU64,
     pub(crate) timeline: Mutex<TimelineRing>,
@@ -49,6 +51,23 @@ pub(crate) fn unix_ms(time: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// CPU time this process has used so far, in milliseconds (all threads, user
+/// and system), or `None` where the platform does not say. A sysinfo refresh:
+/// read when the layer is built and at snapshots, never on the span path.
+pub(crate) fn process_cpu_ms() -> Option<u64> {
+    let pid = sysinfo::Pid::from_u32(std::process::id());
+    let mut system = sysinfo::System::new();
+    system.refresh_processes_specifics(
+        sysinfo::ProcessesToUpdate::Some(&[pid]),
+        false,
+        sysinfo::ProcessRefreshKind::nothing().with_cpu(),
+    );
+    system
+        .process(pid)
+        .map(sysinfo::Process::accumulated_cpu_time)
+        .filter(|&ms| ms > 0)
+}
+
 impl Shared {
     pub(crate) fn start(config: Config) -> Result<Arc<Self>, BuildError> {
         let interval_ms = config.sampler_interval.map_or(0, |d| {
@@ -64,6 +83,7 @@ impl Shared {
             layer_id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
             started: Instant::now(),
             started_unix_ms: unix_ms(SystemTime::now()),
+            started_cpu_ms: process_cpu_ms(),
             latest_rss: AtomicU64::new(RSS_UNKNOWN),
             timeline: Mutex::new(TimelineRing::new(config.timeline_capacity, interval_ms)),
             alerts: Mutex::new(AlertRing::new(config.max_alerts)),

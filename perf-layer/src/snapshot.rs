@@ -11,7 +11,11 @@ use crate::dump::{
     RunInfo,
 };
 use crate::overhead;
-use crate::shared::{Shared, unix_ms};
+use crate::shared::{Shared, process_cpu_ms, unix_ms};
+
+/// Below this much process CPU time (the OS counts it in 10 ms ticks), the
+/// overhead fraction is taken over wall time instead.
+const MIN_CPU_NS: u64 = 200_000_000;
 use crate::store::{CallsiteAcc, CallsiteKey};
 
 impl Shared {
@@ -126,15 +130,28 @@ impl Shared {
                 ..Overhead::default()
             };
         }
+        // Read before calibrating: the calibration's own CPU is not the run's.
+        let cpu_ns = self
+            .started_cpu_ms
+            .zip(process_cpu_ms())
+            .map(|(start, now)| now.saturating_sub(start).saturating_mul(1_000_000))
+            .filter(|&ns| ns >= MIN_CPU_NS);
         let per_span_ns = *self
             .per_span_ns
             .get_or_init(|| overhead::calibrate(&self.config));
         let estimated_ns = (per_span_ns * spans as f64) as u64;
-        // The run had `duration` of wall time on each thread that recorded
-        // spans, but never more threads than cores can run at once.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = self.store.threads().clamp(1, cores) as f64;
-        let capacity_ns = duration_ns as f64 * threads;
+        // The share of the CPU the process used that the layer took: what a
+        // CPU-bound program loses in throughput. Where the CPU time is not
+        // known (or too short to be read precisely), fall back to the wall
+        // time of each thread that recorded spans, at most one per core.
+        let capacity_ns = cpu_ns.map_or_else(
+            || {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let threads = self.store.threads().clamp(1, cores) as f64;
+                duration_ns as f64 * threads
+            },
+            |ns| ns as f64,
+        );
         let fraction_of_run = if capacity_ns > 0.0 {
             (estimated_ns as f64 / capacity_ns).min(1.0)
         } else {
