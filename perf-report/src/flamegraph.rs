@@ -72,25 +72,15 @@ pub fn folded_stacks(dump: &Dump) -> Vec<String> {
     for root in &dump.callsites {
         let at_root = root.busy_ns.sum as f64 - under_parents.get(&root.id).copied().unwrap_or(0.0);
         let fraction = share(root.id, at_root.max(0.0));
-        if fraction > 0.0 {
+        // A callsite with self time but no busy time recorded (and no
+        // parent) is still drawn, as a root.
+        let drawn_whole =
+            root.busy_ns.sum == 0 && root.self_ns.sum > 0 && !under_parents.contains_key(&root.id);
+        let start = if drawn_whole { 1.0 } else { fraction };
+        if start > 0.0 {
             walk(
                 root.id,
-                fraction,
-                &mut path,
-                &children,
-                &by_id,
-                &frames,
-                &share,
-                &mut weights,
-            );
-        } else if root.busy_ns.sum == 0
-            && root.self_ns.sum > 0
-            && !under_parents.contains_key(&root.id)
-        {
-            // No busy time recorded but self time: draw it as a root.
-            walk(
-                root.id,
-                1.0,
+                start,
                 &mut path,
                 &children,
                 &by_id,
