@@ -7,6 +7,12 @@
 //! another. Entering touches only this thread's stack. No syscall, no global
 //! lock, no allocation after a callsite's first use on a thread.
 //!
+//! The cost of that choice: a span exited or closed on another thread than
+//! the one that opened it (an async task moved by a work-stealing runtime)
+//! is found by searching the other threads' shards, each locked only while
+//! it is searched. Correct, but slower with many threads; an owner-thread
+//! mailbox for such updates is the known next step (docs/benchmarks.md).
+//!
 //! The registry's span extensions would be the textbook place for per-span
 //! state; measured on the lifecycle bench (docs/benchmarks.md) they cost
 //! more than everything else the layer does: a boxed allocation, a type-map
