@@ -20,7 +20,6 @@
 //! assert_eq!(back.format_version, perf_layer::dump::FORMAT_VERSION);
 //! ```
 
-use std::borrow::Cow;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -332,20 +331,92 @@ impl HistogramDump {
     /// [`HistogramDecodeError`] when the text is not base64, not a V2
     /// histogram, or declares bounds no profiler would write.
     pub fn decode(&self) -> Result<Histogram<u64>, HistogramDecodeError> {
-        let bytes = BASE64
-            .decode(self.encoded.as_bytes())
+        DECODE_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let decoded = self.decode_with(&mut scratch);
+                scratch.trim();
+                decoded
+            }
+            // Only a decode running inside another on this thread gets here
+            // (none does today): it pays for scratch space of its own.
+            Err(_) => self.decode_with(&mut DecodeScratch::default()),
+        })
+    }
+
+    fn decode_with(
+        &self,
+        scratch: &mut DecodeScratch,
+    ) -> Result<Histogram<u64>, HistogramDecodeError> {
+        let DecodeScratch {
+            bytes,
+            plain,
+            inflater,
+            deserializer,
+        } = scratch;
+        bytes.clear();
+        BASE64
+            .decode_vec(self.encoded.as_bytes(), bytes)
             .map_err(|e| HistogramDecodeError::Base64(e.to_string()))?;
-        let plain = plain_v2(&bytes)?;
-        let mut reader: &[u8] = &plain;
-        let hist = Deserializer::new()
+        let plain = plain_v2(bytes, inflater, plain)?;
+        let mut reader: &[u8] = plain;
+        let hist = deserializer
             .deserialize::<u64, _>(&mut reader)
             .map_err(|e| HistogramDecodeError::Hdr(format!("{e:?}")))?;
         // Counts adding up past u64 would make hdrhistogram's quantile
-        // functions overflow; no recorder writes that many values.
-        if total_count(&hist).is_none() {
+        // functions overflow; no recorder writes that many values. The
+        // decoder's total saturates, so only a total at u64::MAX can hide
+        // an overflow, and only then are the counts summed again.
+        if hist.len() == u64::MAX && total_count(&hist).is_none() {
             return Err(HistogramDecodeError::CountOverflow);
         }
         Ok(hist)
+    }
+}
+
+thread_local! {
+    /// Each thread's decoding buffers and inflate state, reused from one
+    /// histogram to the next: a fresh inflate state (tens of kilobytes,
+    /// allocated and zeroed) per histogram cost more than the inflating.
+    static DECODE_SCRATCH: std::cell::RefCell<DecodeScratch> =
+        std::cell::RefCell::new(DecodeScratch::default());
+}
+
+/// Buffers larger than this are dropped after a decode rather than kept:
+/// the histograms profilers write fit well within it, and a hostile one
+/// should not pin its memory for the life of the thread.
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
+
+/// The reusable state of [`HistogramDump::decode`].
+struct DecodeScratch {
+    /// The base64-decoded encoding.
+    bytes: Vec<u8>,
+    /// The inflated (plain V2) encoding.
+    plain: Vec<u8>,
+    /// Reset before every use.
+    inflater: flate2::Decompress,
+    /// Keeps its payload buffer between uses.
+    deserializer: Deserializer,
+}
+
+impl Default for DecodeScratch {
+    fn default() -> Self {
+        Self {
+            bytes: Vec::new(),
+            plain: Vec::new(),
+            inflater: flate2::Decompress::new(true),
+            deserializer: Deserializer::new(),
+        }
+    }
+}
+
+impl DecodeScratch {
+    fn trim(&mut self) {
+        // The deserializer's payload buffer, which only grows, is never
+        // longer than the encoding (the plain one, or the decoded bytes).
+        if self.bytes.capacity() > SCRATCH_KEEP_BYTES || self.plain.capacity() > SCRATCH_KEEP_BYTES
+        {
+            *self = Self::default();
+        }
     }
 }
 
@@ -413,8 +484,11 @@ pub enum HistogramDecodeError {
 /// normalizing offset, precision, lowest, highest, ratio) then the payload,
 /// zig-zag LEB128 varints of at most 9 bytes. The compressed one is a
 /// cookie (4 bytes), a length (4) and a zlib stream of the plain layout.
-fn plain_v2(bytes: &[u8]) -> Result<Cow<'_, [u8]>, HistogramDecodeError> {
-    use std::io::Read as _;
+fn plain_v2<'a>(
+    bytes: &'a [u8],
+    inflater: &mut flate2::Decompress,
+    plain: &'a mut Vec<u8>,
+) -> Result<&'a [u8], HistogramDecodeError> {
     // hdrhistogram's cookies: the base values with the word size bits (0x10).
     const V2_COOKIE: u32 = 0x1c84_9313;
     const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
@@ -427,26 +501,28 @@ fn plain_v2(bytes: &[u8]) -> Result<Cow<'_, [u8]>, HistogramDecodeError> {
         return Err(hdr("encoding shorter than its header"));
     }
     let word = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    let (header, room, compressed) = match word(bytes, 0) {
+    let mut compressed: &[u8] = &[];
+    let (header, room, is_compressed) = match word(bytes, 0) {
         V2_COOKIE => {
             let Some(header) = bytes.get(..V2_HEADER_LEN) else {
                 return Err(hdr("header is truncated"));
             };
             let mut h = [0u8; V2_HEADER_LEN];
             h.copy_from_slice(header);
-            (h, bytes.len() - V2_HEADER_LEN, None)
+            (h, bytes.len() - V2_HEADER_LEN, false)
         }
         V2_COMPRESSED_COOKIE => {
-            let mut inflater = flate2::read::ZlibDecoder::new(&bytes[8..]);
+            inflater.reset(true);
+            compressed = &bytes[8..];
             let mut h = [0u8; V2_HEADER_LEN];
-            if inflater.read_exact(&mut h).is_err() {
+            if inflate_exact(inflater, &mut compressed, &mut h).is_err() {
                 return Err(hdr("compressed header is truncated"));
             }
             let room = (bytes.len() - 8).saturating_mul(MAX_INFLATE_RATIO);
-            (h, room, Some(inflater))
+            (h, room, true)
         }
         // Let the deserializer give its own error for foreign input.
-        _ => return Ok(Cow::Borrowed(bytes)),
+        _ => return Ok(bytes),
     };
     let sigfig = word(&header, 12);
     if sigfig > u32::from(MAX_SIGFIG) {
@@ -465,26 +541,91 @@ fn plain_v2(bytes: &[u8]) -> Result<Cow<'_, [u8]>, HistogramDecodeError> {
     if len > max {
         return Err(HistogramDecodeError::Payload { declared, max });
     }
-    let plain = match compressed {
-        None => Cow::Borrowed(bytes),
-        Some(inflater) => {
-            let mut plain = Vec::with_capacity(V2_HEADER_LEN + len);
-            plain.extend_from_slice(&header);
-            let read = inflater
-                .take(len as u64)
-                .read_to_end(&mut plain)
-                .map_err(|e| HistogramDecodeError::Hdr(format!("cannot inflate: {e}")))?;
-            if read < len {
-                return Err(hdr("compressed payload is truncated"));
+    let plain: &[u8] = if is_compressed {
+        plain.clear();
+        plain.extend_from_slice(&header);
+        // Bounded by the check above: at most 1032 times the input's length.
+        plain.resize(V2_HEADER_LEN + len, 0);
+        let mut read = 0;
+        while read < len {
+            match inflate_some(
+                inflater,
+                &mut compressed,
+                &mut plain[V2_HEADER_LEN + read..],
+            ) {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(e) => return Err(HistogramDecodeError::Hdr(format!("cannot inflate: {e}"))),
             }
-            Cow::Owned(plain)
         }
+        if read < len {
+            return Err(hdr("compressed payload is truncated"));
+        }
+        plain
+    } else {
+        bytes
     };
     let payload = plain.get(V2_HEADER_LEN..V2_HEADER_LEN + len).unwrap_or(&[]);
     if holds_max_varint(payload) {
         return Err(hdr("payload holds a zero run of 2^63 counts"));
     }
     Ok(plain)
+}
+
+/// One `Read::read` from a zlib stream held whole in `input`, with the
+/// results and errors of flate2's `read::ZlibDecoder` (which this replaces
+/// so that one inflate state serves every histogram): `Ok(0)` at the
+/// stream's end, an error for a corrupt or incomplete stream.
+fn inflate_some(
+    inflater: &mut flate2::Decompress,
+    input: &mut &[u8],
+    dst: &mut [u8],
+) -> io::Result<usize> {
+    use flate2::{FlushDecompress, Status};
+    loop {
+        let eof = input.is_empty();
+        let (before_in, before_out) = (inflater.total_in(), inflater.total_out());
+        let flush = if eof {
+            FlushDecompress::Finish
+        } else {
+            FlushDecompress::None
+        };
+        let ret = inflater.decompress(input, dst, flush);
+        let read = usize::try_from(inflater.total_out() - before_out).unwrap_or(usize::MAX);
+        let consumed = usize::try_from(inflater.total_in() - before_in).unwrap_or(usize::MAX);
+        *input = input.get(consumed..).unwrap_or(&[]);
+        match ret {
+            Ok(Status::Ok | Status::BufError) if read == 0 && !eof && !dst.is_empty() => {}
+            Ok(Status::Ok | Status::BufError) if read == 0 && eof && !dst.is_empty() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "incomplete deflate stream",
+                ));
+            }
+            Ok(_) => return Ok(read),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "corrupt deflate stream",
+                ));
+            }
+        }
+    }
+}
+
+/// `Read::read_exact` over [`inflate_some`].
+fn inflate_exact(
+    inflater: &mut flate2::Decompress,
+    input: &mut &[u8],
+    mut dst: &mut [u8],
+) -> io::Result<()> {
+    while !dst.is_empty() {
+        match inflate_some(inflater, input, dst)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => dst = &mut dst[n..],
+        }
+    }
+    Ok(())
 }
 
 /// Whether the payload holds the varint u64::MAX, which zig-zag decodes to
@@ -829,6 +970,21 @@ mod tests {
         ));
         stored.encoded = BASE64.encode([0x1c, 0x84, 0x93, 0x04, 0, 0, 0, 9, 1, 2]);
         assert!(stored.decode().is_err());
+    }
+
+    #[test]
+    fn a_broken_histogram_leaves_the_reused_decoder_sound() {
+        let good = HistogramDump::from_histogram(&hist(&[7, 70, 700_000]), 700_077, 0);
+        let mut bytes = BASE64.decode(&good.encoded).unwrap();
+        let cut = bytes.len() / 2;
+        bytes[cut..].fill(0xff);
+        let mut broken = good.clone();
+        broken.encoded = BASE64.encode(&bytes);
+        broken.decode().unwrap_err();
+        bytes.truncate(20);
+        broken.encoded = BASE64.encode(&bytes);
+        broken.decode().unwrap_err();
+        assert_eq!(good.decode().unwrap(), hist(&[7, 70, 700_000]));
     }
 
     #[test]
