@@ -13,6 +13,7 @@ use perf_layer::dump::{AlertKind, CallsiteStats, Dump, HistogramDump};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::par;
 use crate::score::finding;
 pub use crate::score::{Class, Evidence, Finding, Resource, Severity, impact_score};
 use crate::stats::{self, LinearFit};
@@ -206,22 +207,111 @@ impl Analysis {
     }
 }
 
-fn decode(h: &HistogramDump) -> Option<Histogram<u64>> {
-    h.decode().ok()
+/// What the analysis takes from a callsite's busy-time histogram.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BusySummary {
+    /// p50, p90, p99, p99.9 and max.
+    quantiles: [u64; 5],
+    /// The time calls above p90 spent beyond it.
+    tail_excess: f64,
 }
 
-/// Quantiles from the decoded histogram, or the stored summary.
-fn quantiles(stored: &HistogramDump, decoded: Option<&Histogram<u64>>) -> [u64; 5] {
-    match decoded {
-        Some(h) if !h.is_empty() => [
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.9),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-            h.max(),
-        ],
-        Some(_) => [0; 5],
-        None => [stored.p50, stored.p90, stored.p99, stored.p999, stored.max],
+impl BusySummary {
+    /// Everything the analysis needs from a decoded busy-time histogram, in
+    /// one walk of its recorded values.
+    pub(crate) fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self {
+                quantiles: [0; 5],
+                tail_excess: stats::excess_above(h, 0),
+            };
+        }
+        // (highest equivalent value, count) of each recorded bucket, in
+        // order: what both `value_at_quantile` and `stats::excess_above` walk.
+        let recorded: Vec<(u64, u64)> = h
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect();
+        // `Histogram::value_at_quantile` over the recorded buckets only (the
+        // running count does not move at empty ones): the first bucket whose
+        // running count reaches ceil(q x total), at least 1. The counts add
+        // up without overflow: decoding refuses histograms whose do not.
+        let total = h.len();
+        let at = |quantile: f64| {
+            let wanted = ((quantile * total as f64).ceil() as u64).max(1);
+            let mut running = 0u64;
+            for &(value, count) in &recorded {
+                running = running.saturating_add(count);
+                if running >= wanted {
+                    return value;
+                }
+            }
+            0
+        };
+        let p90 = at(0.9);
+        Self {
+            quantiles: [at(0.5), p90, at(0.99), at(0.999), h.max()],
+            tail_excess: stats::excess_above_recorded(&recorded, p90),
+        }
+    }
+
+    /// From the load's validation when it saw this encoding, else decoded
+    /// here; the stored summary (and no tail excess) when it does not decode.
+    fn for_stored(stored: &HistogramDump) -> Self {
+        if let Some(known) = busy_cache::get(&stored.encoded) {
+            return known;
+        }
+        match stored.decode() {
+            Ok(h) => Self::of(&h),
+            Err(_) => Self {
+                quantiles: [stored.p50, stored.p90, stored.p99, stored.p999, stored.max],
+                tail_excess: 0.0,
+            },
+        }
+    }
+}
+
+/// Busy-time summaries that [`crate::load`] computed while validating each
+/// histogram, so that the analysis of a freshly loaded dump decodes none of
+/// them again. Keyed by the whole encoding (a summary is a function of it
+/// alone), so a dump edited or merged since its load simply misses.
+pub(crate) mod busy_cache {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
+
+    use super::BusySummary;
+
+    /// The most encoding bytes kept; past it the cache starts over.
+    const MAX_KEY_BYTES: usize = 64 << 20;
+
+    #[derive(Default)]
+    struct Cache {
+        entries: HashMap<Box<str>, BusySummary>,
+        key_bytes: usize,
+    }
+
+    static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
+
+    /// Remembers the summaries of one load's busy-time histograms.
+    pub(crate) fn insert_all<'a>(summaries: impl Iterator<Item = (&'a str, BusySummary)>) {
+        let mut guard = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        let cache = guard.get_or_insert_with(Cache::default);
+        for (encoded, summary) in summaries {
+            if cache.key_bytes + encoded.len() > MAX_KEY_BYTES {
+                *cache = Cache::default();
+            }
+            if encoded.len() > MAX_KEY_BYTES {
+                continue;
+            }
+            if cache.entries.insert(encoded.into(), summary).is_none() {
+                cache.key_bytes += encoded.len();
+            }
+        }
+    }
+
+    pub(super) fn get(encoded: &str) -> Option<BusySummary> {
+        let guard = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.as_ref()?.entries.get(encoded).copied()
     }
 }
 
@@ -283,11 +373,10 @@ pub fn analyze(dump: &Dump, config: &Config) -> Analysis {
     // The time calls above p90 spent beyond it, per callsite. Histograms are
     // decoded one at a time and dropped: a hostile dump may hold many large ones.
     let mut tail_excess = Vec::with_capacity(dump.callsites.len());
-    for cs in &dump.callsites {
-        let busy = decode(&cs.busy_ns);
-        let [p50, p90, p99, p999, max] = quantiles(&cs.busy_ns, busy.as_ref());
-        tail_excess.push(busy.as_ref().map_or(0.0, |h| stats::excess_above(h, p90)));
-        drop(busy);
+    let busy = par::map(&dump.callsites, |cs| BusySummary::for_stored(&cs.busy_ns));
+    for (cs, busy) in dump.callsites.iter().zip(busy) {
+        let [p50, p90, p99, p999, max] = busy.quantiles;
+        tail_excess.push(busy.tail_excess);
         let calls_f = cs.calls as f64;
         let alloc = cs.alloc.filter(|_| alloc_tracked).map(|a| AllocRow {
             self_bytes_per_call: stats::ratio(a.self_alloc_bytes as f64, calls_f),
@@ -1002,4 +1091,37 @@ fn session_weights(
             .then_with(|| a.location.cmp(&b.location))
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_summary_matches_the_histogram_functions() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for values in [0usize, 1, 2, 3, 10, 999, 5_000] {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2).unwrap();
+            for _ in 0..values {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                h.record((1 + seed % 1_000) << (seed % 30)).unwrap();
+            }
+            let s = BusySummary::of(&h);
+            let q = |quantile| {
+                if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(quantile)
+                }
+            };
+            let max = if h.is_empty() { 0 } else { h.max() };
+            assert_eq!(s.quantiles, [q(0.5), q(0.9), q(0.99), q(0.999), max]);
+            assert_eq!(
+                s.tail_excess.to_bits(),
+                stats::excess_above(&h, q(0.9)).to_bits()
+            );
+        }
+    }
 }

@@ -32,6 +32,7 @@ pub mod diff;
 pub mod flamegraph;
 pub mod load;
 pub mod merge;
+mod par;
 pub mod plan;
 pub mod render;
 pub mod score;

@@ -169,15 +169,25 @@ fn ks_critical_with(n: u64, m: u64, c: f64, alpha: f64) -> f64 {
 /// over every recorded value `v`, in the histogram's unit.
 pub fn excess_above(h: &Histogram<u64>, cap: u64) -> f64 {
     h.iter_recorded()
-        .map(|v| {
-            let value = v.value_iterated_to();
-            if value > cap {
-                (value - cap) as f64 * v.count_at_value() as f64
-            } else {
-                0.0
-            }
-        })
+        .map(|v| excess_term(v.value_iterated_to(), v.count_at_value(), cap))
         .sum()
+}
+
+/// [`excess_above`] over a histogram's recorded `(value, count)` pairs,
+/// already collected, in the same order (so the same sum, to the bit).
+pub(crate) fn excess_above_recorded(recorded: &[(u64, u64)], cap: u64) -> f64 {
+    recorded
+        .iter()
+        .map(|&(value, count)| excess_term(value, count, cap))
+        .sum()
+}
+
+fn excess_term(value: u64, count: u64, cap: u64) -> f64 {
+    if value > cap {
+        (value - cap) as f64 * count as f64
+    } else {
+        0.0
+    }
 }
 
 /// `part / whole` as a fraction, 0 when `whole` is 0, clamped to 0..=1.
