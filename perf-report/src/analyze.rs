@@ -282,7 +282,7 @@ pub(crate) mod busy_cache {
     use super::BusySummary;
 
     /// The most encoding bytes kept; past it the cache starts over.
-    const MAX_KEY_BYTES: usize = 64 << 20;
+    const MAX_KEY_BYTES: usize = 32 << 20;
 
     #[derive(Default)]
     struct Cache {
