@@ -17,7 +17,6 @@ mod support;
 
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use support::Subject;
@@ -157,16 +156,6 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Where criterion writes, by criterion's own rule.
-fn criterion_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| "target".into(), PathBuf::from);
-    target.join("criterion")
-}
-
 /// Each round times the floor and a freshly built perf-layer over the same
 /// requests (in alternating order), snapshotting the layer at once so the
 /// dump's run is the timed run. On a shared machine other processes only
@@ -247,16 +236,7 @@ fn estimate_check(quick: bool) {
         mean_self_ns / 1000.0
     );
     if !quick {
-        let dir = criterion_home().join("end_to_end.estimate");
-        let written = std::fs::create_dir_all(&dir).and_then(|()| {
-            std::fs::write(
-                dir.join("estimate.json"),
-                serde_json::to_vec_pretty(&report).expect("plain JSON values"),
-            )
-        });
-        if let Err(e) = written {
-            eprintln!("end_to_end: cannot write {}: {e}", dir.display());
-        }
+        support::write_result("end_to_end.estimate", "estimate.json", &report);
     }
 }
 

@@ -10,7 +10,6 @@ mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hdrhistogram::Histogram;
@@ -232,16 +231,6 @@ fn pipeline(bytes: &[u8]) -> usize {
     full_text(&report).len()
 }
 
-/// Where criterion writes, by criterion's own rule.
-fn criterion_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| "target".into(), PathBuf::from);
-    target.join("criterion")
-}
-
 /// Peak heap of one load + analyze + render, above the input bytes already
 /// in memory.
 fn memory_check(bytes: &[u8], write: bool) {
@@ -259,16 +248,7 @@ fn memory_check(bytes: &[u8], write: bool) {
         peak_above_input as f64 / 1e6
     );
     if write {
-        let dir = criterion_home().join("perf_report.memory");
-        let written = std::fs::create_dir_all(&dir).and_then(|()| {
-            std::fs::write(
-                dir.join("memory.json"),
-                serde_json::to_vec_pretty(&report).expect("plain JSON values"),
-            )
-        });
-        if let Err(e) = written {
-            eprintln!("perf_report: cannot write {}: {e}", dir.display());
-        }
+        support::write_result("perf_report.memory", "memory.json", &report);
     }
 }
 

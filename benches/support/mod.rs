@@ -317,3 +317,30 @@ pub fn lifecycle_groups(c: &mut Criterion<ThreadTime>, binary: &str, subjects: &
         group.finish();
     }
 }
+
+/// Where criterion keeps its results: `$CRITERION_HOME`, else
+/// `$CARGO_TARGET_DIR/criterion`, else `target/criterion`.
+pub fn criterion_home() -> std::path::PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| "target".into(), std::path::PathBuf::from);
+    target.join("criterion")
+}
+
+/// Writes a bench's own result beside criterion's, as
+/// `<criterion home>/<group>/<file>`, for `scripts/bench-report`. A failure
+/// is reported and the bench goes on.
+pub fn write_result(group: &str, file: &str, value: &serde_json::Value) {
+    let dir = criterion_home().join(group);
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::write(
+            dir.join(file),
+            serde_json::to_vec_pretty(value).expect("plain JSON values"),
+        )
+    });
+    if let Err(e) = written {
+        eprintln!("{group}: cannot write {}: {e}", dir.display());
+    }
+}
