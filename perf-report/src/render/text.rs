@@ -178,24 +178,33 @@ fn plan_totals(plan: &Plan) -> String {
     parts.join(", ")
 }
 
-fn plan_full(out: &mut String, r: &Report, opts: &RenderOptions, p: &Paint) {
-    let plan = &r.plan;
+fn plan_heading(out: &mut String, plan: &crate::Plan, p: &Paint) {
     let _ = writeln!(
         out,
         "\n{}  estimated total gain: {}",
         p.heading("PLAN"),
         plan_totals(plan)
     );
+}
+
+/// A step's target as `name (file:line)`, or the process for process-level steps.
+fn step_target(s: &crate::plan::Step) -> String {
+    s.location.as_ref().map_or_else(
+        || "the process".to_owned(),
+        |l| format!("{} ({})", clean(&l.name), clean(&l.source())),
+    )
+}
+
+fn plan_full(out: &mut String, r: &Report, opts: &RenderOptions, p: &Paint) {
+    let plan = &r.plan;
+    plan_heading(out, plan, p);
     if plan.steps.is_empty() {
         let _ = writeln!(out, "Nothing to do.");
         return;
     }
     let shown = opts.limit(plan.steps.len());
     for s in &plan.steps[..shown] {
-        let target = match &s.location {
-            Some(l) => format!("{} ({})", clean(&l.name), clean(&l.source())),
-            None => "the process".to_owned(),
-        };
+        let target = step_target(s);
         let _ = writeln!(
             out,
             "\n{}. {} {}: {}",
@@ -231,18 +240,10 @@ fn plan_full(out: &mut String, r: &Report, opts: &RenderOptions, p: &Paint) {
 
 fn plan_short(out: &mut String, r: &Report, opts: &RenderOptions, p: &Paint) {
     let plan = &r.plan;
-    let _ = writeln!(
-        out,
-        "\n{}  estimated total gain: {}",
-        p.heading("PLAN"),
-        plan_totals(plan)
-    );
+    plan_heading(out, plan, p);
     let shown = opts.limit(plan.steps.len());
     for s in &plan.steps[..shown] {
-        let target = s.location.as_ref().map_or_else(
-            || "the process".to_owned(),
-            |l| format!("{} ({})", clean(&l.name), clean(&l.source())),
-        );
+        let target = step_target(s);
         let _ = writeln!(
             out,
             "{:>3}. {} {} {}: {} (complexity {}, risk {})",
