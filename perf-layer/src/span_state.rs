@@ -139,18 +139,26 @@ impl Stack {
     ) {
         let counters = alloc::thread_counters();
         let mut kept: Vec<Frame> = Vec::with_capacity(self.frames.len());
+        // Where the current run of forgotten frames began. From then until
+        // the next kept frame was entered (or until now), the kept frame
+        // below was not innermost: that stretch is its child time. Later on,
+        // the next kept frame charges its own interval when it exits.
+        let mut run_start: Option<(u64, AllocCounters)> = None;
         for frame in self.frames.drain(..) {
             if is_open(frame.span) {
+                if let (Some((at, alloc_at)), Some(below)) = (run_start.take(), kept.last_mut()) {
+                    below.add_child(
+                        to_ns(at, frame.entered_at),
+                        &frame.alloc_at_enter.since(&alloc_at),
+                    );
+                }
                 kept.push(frame);
-            } else if let Some(below) = kept.last_mut() {
-                // The frame below was not innermost while the forgotten one
-                // was entered (its own children are already charged to it).
-                let ns = to_ns(frame.entered_at, now).saturating_sub(frame.child_ns);
-                let alloc = counters
-                    .since(&frame.alloc_at_enter)
-                    .since(&frame.child_alloc);
-                below.add_child(ns, &alloc);
+            } else if run_start.is_none() {
+                run_start = Some((frame.entered_at, frame.alloc_at_enter));
             }
+        }
+        if let (Some((at, alloc_at)), Some(below)) = (run_start, kept.last_mut()) {
+            below.add_child(to_ns(at, now), &counters.since(&alloc_at));
         }
         self.frames = kept;
     }
@@ -239,4 +247,42 @@ pub(crate) fn with_stack<R>(layer_id: u64, f: impl FnOnce(&mut Stack) -> R) -> O
         })
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(a: u64, b: u64) -> u64 {
+        b.saturating_sub(a)
+    }
+
+    #[test]
+    fn forgetting_a_closed_frame_charges_the_frame_below_once() {
+        // below (0) > forgotten (10) > closed child of it (20..25) > kept (40)
+        let mut stack = Stack::default();
+        stack.push(1, 0);
+        stack.push(2, 10);
+        stack.push(3, 20);
+        assert!(stack.pop(3, 25, ns).is_some());
+        stack.push(4, 40);
+        stack.forget_closed(50, |span| span != 2, ns);
+        // The kept frame exits at 60 and charges 40..60 itself.
+        assert_eq!(stack.pop(4, 60, ns).map(|f| f.busy_ns), Some(20));
+        // `below` was innermost only 0..10 and 60..70; 10..40 (the forgotten
+        // frame and its closed child) is child time, counted once.
+        let below = stack.pop(1, 70, ns).unwrap();
+        assert_eq!((below.busy_ns, below.self_ns), (70, 20));
+    }
+
+    #[test]
+    fn forgetting_the_top_frames_charges_until_now() {
+        let mut stack = Stack::default();
+        stack.push(1, 0);
+        stack.push(2, 10);
+        stack.push(3, 15);
+        stack.forget_closed(40, |span| span == 1, ns);
+        let below = stack.pop(1, 50, ns).unwrap();
+        assert_eq!((below.busy_ns, below.self_ns), (50, 20));
+    }
 }
