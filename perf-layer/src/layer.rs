@@ -29,7 +29,7 @@ use crate::PerfLayerBuilder;
 use crate::alloc::PauseCounting;
 use crate::dump::AllocStats;
 use crate::shared::Shared;
-use crate::span_state::{SpanState, with_stack};
+use crate::span_state::{Current, SpanState, with_stack};
 use crate::store::Shard;
 use crate::store::{ClosedSpan, events_from_array, level_index};
 
@@ -78,13 +78,16 @@ where
         // a first shard or callsite), not on every span: pausing is two
         // thread-local writes.
         let created = self.now();
+        // The innermost span this thread has entered, as the registry's
+        // current span seen through this layer's filter; read before the
+        // lock, from thread-local memory.
+        let current = match attrs.is_contextual() {
+            true => with_stack(self.shared.layer_id, |stack| stack.current()),
+            false => None,
+        };
         let mut shard = self.shared.store.local().lock();
-        let parent = parent_callsite(attrs, id, &ctx, &shard);
+        let parent = parent_callsite(attrs, id, current, &ctx, &shard);
         let state = SpanState::new(attrs.metadata(), parent, created, self.shared.rss_now());
-        if shard.open.len() == shard.open.capacity() {
-            let _pause = PauseCounting::new();
-            shard.open.reserve(1);
-        }
         shard.open.insert(id.into_u64(), state);
     }
 
@@ -144,8 +147,8 @@ where
         let store = &self.shared.store;
         let mut shard = store.local().lock();
         // A span opened on another thread is in that thread's shard.
-        let state = match shard.open.remove(&id.into_u64()) {
-            Some(state) => state,
+        let state = match shard.open.remove(id.into_u64()) {
+            Some(state) => *state,
             None => {
                 drop(shard);
                 let Some(state) = store.take_foreign(id.into_u64()) else {
@@ -194,13 +197,17 @@ where
 
 /// The callsite of a new span's parent as the registry resolved it
 /// (contextual or explicit, skipping spans a per-layer filter disabled for
-/// us), looked up as little as possible: a parent this thread opened is in
-/// `shard` (and, being there, is enabled for us); only a parent opened on
-/// another thread or disabled for us needs the registry's walk.
+/// us), looked up as little as possible. A contextual span's parent is the
+/// innermost span entered on this thread that this layer sees, which is
+/// what the registry's `lookup_current` returns for this layer's filter:
+/// `current`, from this thread's stack, `Unknown` when the stack cannot say
+/// (full, or the thread is being torn down). A parent this thread opened is
+/// in `shard`; only one opened on another thread needs the registry.
 #[inline]
 fn parent_callsite<S>(
     attrs: &Attributes<'_>,
     id: &Id,
+    current: Option<Current>,
     ctx: &Context<'_, S>,
     shard: &Shard,
 ) -> Option<&'static tracing_core::Metadata<'static>>
@@ -211,17 +218,15 @@ where
     if attrs.is_root() {
         return None;
     }
-    if let Some(explicit) = attrs.parent() {
-        return match shard.open.get(&explicit.into_u64()) {
-            Some(parent) => Some(parent.meta),
-            None => from_registry(),
-        };
-    }
-    // Contextual: the registry made the current span the parent.
-    let current = ctx.current_span();
-    // No current span: no parent, exactly as the registry decided.
-    let current_id = current.id()?;
-    match shard.open.get(&current_id.into_u64()) {
+    let parent = match attrs.parent() {
+        Some(explicit) => explicit.into_u64(),
+        None => match current {
+            Some(Current::Span(span)) => span,
+            Some(Current::None) => return None,
+            Some(Current::Unknown) | None => return from_registry(),
+        },
+    };
+    match shard.open.get(parent) {
         Some(parent) => Some(parent.meta),
         None => from_registry(),
     }

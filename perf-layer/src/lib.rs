@@ -60,6 +60,7 @@
 mod alloc;
 mod builder;
 pub mod dump;
+mod flat_hist;
 mod handle;
 mod layer;
 mod overhead;

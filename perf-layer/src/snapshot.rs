@@ -16,6 +16,7 @@ use crate::shared::{Shared, process_cpu_ms, unix_ms};
 /// Below this much process CPU time (the OS counts it in 10 ms ticks), the
 /// overhead fraction is taken over wall time instead.
 const MIN_CPU_NS: u64 = 200_000_000;
+use crate::flat_hist::FlatHist;
 use crate::store::{CallsiteAcc, CallsiteKey};
 
 impl Shared {
@@ -178,15 +179,13 @@ fn callsite_stats(
     let acc = match acc {
         Some(acc) => acc,
         None => {
-            empty = CallsiteAcc::empty(
-                meta,
-                shared.config.histogram_sigfig,
-                shared.config.histogram_max_ns,
-            );
+            empty = CallsiteAcc::empty(meta, shared.store.layout());
             &empty
         }
     };
-    let hist = |h: &crate::store::Hist| HistogramDump::from_histogram(&h.hist, h.sum, h.clamped);
+    let hist = |h: &FlatHist| {
+        HistogramDump::from_histogram(&h.to_histogram(&acc.layout), h.sum, h.clamped)
+    };
     CallsiteStats {
         id,
         name: meta.name().to_owned(),

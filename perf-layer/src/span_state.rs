@@ -16,7 +16,7 @@ use tracing_core::Metadata;
 use crate::alloc::{self, AllocCounters};
 
 /// What the layer keeps for one open span.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct SpanState {
     pub(crate) meta: &'static Metadata<'static>,
     /// The parent's callsite, for call edges.
@@ -53,6 +53,7 @@ impl SpanState {
     }
 
     /// Adds what one entered interval (a popped frame) measured.
+    #[inline]
     pub(crate) fn absorb(&mut self, done: &FinishedFrame) {
         self.busy_ns = self.busy_ns.saturating_add(done.busy_ns);
         self.self_ns = self.self_ns.saturating_add(done.self_ns);
@@ -115,7 +116,32 @@ pub(crate) struct Stack {
     frames: Vec<Frame>,
 }
 
+/// What a thread's stack says about the current span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Current {
+    /// No span is entered.
+    None,
+    /// The innermost entered span.
+    Span(u64),
+    /// The stack is full: frames past it were not pushed.
+    Unknown,
+}
+
 impl Stack {
+    /// The innermost entered span, skipping re-entries as the registry's
+    /// span stack does (its current span is the innermost entry that is not
+    /// a duplicate).
+    #[inline]
+    pub(crate) fn current(&self) -> Current {
+        if self.is_full() {
+            return Current::Unknown;
+        }
+        match self.frames.iter().rev().find(|f| !f.reentry) {
+            Some(frame) => Current::Span(frame.span),
+            None => Current::None,
+        }
+    }
+
     pub(crate) fn top_mut(&mut self) -> Option<&mut Frame> {
         self.frames.last_mut()
     }
@@ -231,7 +257,7 @@ thread_local! {
 
 /// Runs `f` on this thread's stack for layer `layer_id`. `None` while the
 /// thread is being torn down or if called re-entrantly.
-#[inline]
+#[inline(always)]
 pub(crate) fn with_stack<R>(layer_id: u64, f: impl FnOnce(&mut Stack) -> R) -> Option<R> {
     STACKS
         .try_with(|stacks| {
@@ -240,7 +266,9 @@ pub(crate) fn with_stack<R>(layer_id: u64, f: impl FnOnce(&mut Stack) -> R) -> O
                 return Some(f(stack));
             }
             // First use by this layer on this thread: forget the empty stacks
-            // of layers that are gone or idle, so the list stays short.
+            // of layers that are gone or idle, so the list stays short. The
+            // list is the layer's allocation, not a span's.
+            let _pause = alloc::PauseCounting::new();
             stacks.retain(|(_, s)| !s.frames.is_empty());
             stacks.push((layer_id, Stack::default()));
             stacks.last_mut().map(|(_, stack)| f(stack))

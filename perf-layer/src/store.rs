@@ -2,9 +2,9 @@
 //! shared between threads.
 //!
 //! Every thread records into its own shard, so two threads closing spans of
-//! the same callsite never touch the same memory. A shard sits behind a mutex
-//! that only its own thread takes on the span path (uncontended, a few
-//! nanoseconds); a snapshot takes each shard's lock briefly to copy it.
+//! the same callsite never touch the same memory. A shard sits behind a spin
+//! lock that only its own thread takes on the span path (uncontended, one
+//! atomic operation); a snapshot takes each shard's lock briefly to copy it.
 //!
 //! A shard also holds the state of the spans its thread opened, keyed by
 //! span id. This is the layer's per-span storage instead of the registry's
@@ -23,14 +23,13 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
-use hdrhistogram::Histogram;
-use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use thread_local::ThreadLocal;
 use tracing_core::{Level, Metadata};
 
 use crate::alloc::PauseCounting;
 use crate::dump::{AllocStats, EventCounts, RssDelta};
+use crate::flat_hist::{FlatHist, Layout};
 use crate::span_state::SpanState;
 
 /// A callsite's key: the address of its `'static` metadata, unique per
@@ -55,70 +54,31 @@ pub(crate) struct ClosedSpan {
     pub(crate) rss_delta: Option<i64>,
 }
 
-/// One histogram with its exact sum and clamped count.
-#[derive(Debug, Clone)]
-pub(crate) struct Hist {
-    pub(crate) hist: Histogram<u64>,
-    pub(crate) sum: u64,
-    pub(crate) clamped: u64,
-}
-
-impl Hist {
-    fn new(sigfig: u8, max: u64) -> Self {
-        // Bounds are validated by the builder; `new_with_bounds` cannot fail
-        // for 1 <= sigfig <= 5 and max >= 1000.
-        let hist = Histogram::new_with_bounds(1, max, sigfig)
-            .or_else(|_| Histogram::new(sigfig))
-            .or_else(|_| Histogram::new(2))
-            .expect("a 2-digit histogram is always valid");
-        Self {
-            hist,
-            sum: 0,
-            clamped: 0,
-        }
-    }
-
-    #[inline]
-    fn record(&mut self, value: u64) {
-        self.sum = self.sum.saturating_add(value);
-        if value > self.hist.high() {
-            self.clamped += 1;
-        }
-        self.hist.saturating_record(value);
-    }
-
-    pub(crate) fn merge(&mut self, other: &Hist) {
-        self.sum = self.sum.saturating_add(other.sum);
-        self.clamped += other.clamped;
-        // Both come from one configuration, so their bounds match and `add`
-        // cannot fail; on the impossible error keep what we have.
-        let _ = self.hist.add(&other.hist);
-    }
-}
-
 /// Everything recorded for one callsite on one thread (or merged).
 #[derive(Debug, Clone)]
 pub(crate) struct CallsiteAcc {
     pub(crate) meta: &'static Metadata<'static>,
     pub(crate) calls: u64,
-    pub(crate) wall: Hist,
-    pub(crate) busy: Hist,
-    pub(crate) idle: Hist,
-    pub(crate) self_time: Hist,
+    pub(crate) layout: Layout,
+    pub(crate) wall: FlatHist,
+    pub(crate) busy: FlatHist,
+    pub(crate) idle: FlatHist,
+    pub(crate) self_time: FlatHist,
     pub(crate) events: EventCounts,
     pub(crate) alloc: AllocStats,
     pub(crate) rss: Option<RssDelta>,
 }
 
 impl CallsiteAcc {
-    pub(crate) fn empty(meta: &'static Metadata<'static>, sigfig: u8, max: u64) -> Self {
+    pub(crate) fn empty(meta: &'static Metadata<'static>, layout: Layout) -> Self {
         Self {
             meta,
             calls: 0,
-            wall: Hist::new(sigfig, max),
-            busy: Hist::new(sigfig, max),
-            idle: Hist::new(sigfig, max),
-            self_time: Hist::new(sigfig, max),
+            layout,
+            wall: FlatHist::new(&layout),
+            busy: FlatHist::new(&layout),
+            idle: FlatHist::new(&layout),
+            self_time: FlatHist::new(&layout),
             events: EventCounts::default(),
             alloc: AllocStats::default(),
             rss: None,
@@ -128,10 +88,11 @@ impl CallsiteAcc {
     #[inline]
     fn record(&mut self, span: &ClosedSpan) {
         self.calls += 1;
-        self.wall.record(span.wall_ns);
-        self.busy.record(span.busy_ns);
-        self.idle.record(span.wall_ns - span.busy_ns);
-        self.self_time.record(span.self_ns);
+        let layout = &self.layout;
+        self.wall.record(layout, span.wall_ns);
+        self.busy.record(layout, span.busy_ns);
+        self.idle.record(layout, span.wall_ns - span.busy_ns);
+        self.self_time.record(layout, span.self_ns);
         self.events.add(&span.events);
         if let Some(alloc) = &span.alloc {
             self.alloc.add(alloc);
@@ -181,8 +142,84 @@ pub(crate) struct Shard {
     pub(crate) edges: FxHashMap<(CallsiteKey, CallsiteKey), EdgeAcc>,
     /// Open spans by span id. Ids are unique among a registry's live spans,
     /// and one layer serves one registry.
-    pub(crate) open: FxHashMap<u64, SpanState>,
+    pub(crate) open: OpenSpans,
 }
+
+/// The spans one thread opened that are still open. States sit in a slab
+/// (a closed span's slot is reused) found by span id through a map of slot
+/// numbers, so no state is moved when the map grows or a span closes: moving
+/// a state out of a hash map on every close cost a store-forwarding stall
+/// (docs/benchmarks.md). Grows to the most spans the thread had open at
+/// once, and no further.
+#[derive(Debug, Default)]
+pub(crate) struct OpenSpans {
+    slot_of: FxHashMap<u64, u32>,
+    slots: Vec<SpanState>,
+    free: Vec<u32>,
+}
+
+impl OpenSpans {
+    pub(crate) fn get(&self, id: u64) -> Option<&SpanState> {
+        let slot = *self.slot_of.get(&id)?;
+        self.slots.get(slot as usize)
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut SpanState> {
+        let slot = *self.slot_of.get(&id)?;
+        self.slots.get_mut(slot as usize)
+    }
+
+    /// Adds span `id`. Growing is the layer's allocation, not the span's.
+    #[inline]
+    pub(crate) fn insert(&mut self, id: u64, state: SpanState) {
+        if self.slot_of.len() == self.slot_of.capacity()
+            || (self.free.is_empty() && self.slots.len() == self.slots.capacity())
+        {
+            let _pause = PauseCounting::new();
+            self.slot_of.reserve(1);
+            self.slots.reserve(1);
+            // Every slot can be free at once: `remove` never allocates.
+            self.free
+                .reserve(self.slots.capacity().saturating_sub(self.free.len()));
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = state;
+                slot
+            }
+            None => {
+                self.slots.push(state);
+                // More than u32::MAX spans open on one thread cannot happen
+                // before memory runs out; saturate rather than wrap.
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.slot_of.insert(id, slot);
+    }
+
+    /// Removes span `id`, returning its state. The slot is free for the next
+    /// span; the returned reference lives until then.
+    #[inline]
+    pub(crate) fn remove(&mut self, id: u64) -> Option<&SpanState> {
+        let slot = self.slot_of.remove(&id)?;
+        self.free.push(slot);
+        self.slots.get(slot as usize)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.slot_of.len()
+    }
+}
+
+/// A shard's lock. Only its own thread takes it on the span path, so it is
+/// almost never contended; a spin lock costs one atomic read-modify-write
+/// to take and a plain store to release, where `parking_lot`'s mutex costs
+/// two (about 2 ns less per lock, three locks per span; docs/benchmarks.md).
+/// The rare waiter (a snapshot copying the shard, or a thread looking for a
+/// span that moved) yields its time slice while it waits.
+pub(crate) type ShardLock = spin::mutex::SpinMutex<Shard, spin::relax::Yield>;
 
 /// A shard on cache lines of its own. `ThreadLocal` keeps neighbouring
 /// threads' values side by side, and every span writes its thread's lock
@@ -190,7 +227,7 @@ pub(crate) struct Shard {
 /// 128 bytes, as adjacent-line prefetching pairs 64-byte lines.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct PaddedShard(Mutex<Shard>);
+struct PaddedShard(ShardLock);
 
 /// All shards plus the callsite registry and the caps.
 #[derive(Debug)]
@@ -202,8 +239,7 @@ pub(crate) struct Store {
     callsites_admitted: AtomicUsize,
     pub(crate) dropped_spans: AtomicU64,
     pub(crate) dropped_edges: AtomicU64,
-    sigfig: u8,
-    max_ns: u64,
+    layout: Layout,
     max_callsites: usize,
     max_edges: usize,
 }
@@ -217,16 +253,20 @@ impl Store {
             callsites_admitted: AtomicUsize::new(0),
             dropped_spans: AtomicU64::new(0),
             dropped_edges: AtomicU64::new(0),
-            sigfig,
-            max_ns,
+            layout: Layout::new(sigfig, max_ns),
             max_callsites,
             max_edges,
         }
     }
 
+    /// The histogram layout every callsite records into.
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
     /// This thread's shard.
     #[inline]
-    pub(crate) fn local(&self) -> &Mutex<Shard> {
+    pub(crate) fn local(&self) -> &ShardLock {
         match self.shards.get() {
             Some(shard) => &shard.0,
             None => self.first_local(),
@@ -235,7 +275,7 @@ impl Store {
 
     /// Creates this thread's shard: the layer's allocation, not a span's.
     #[cold]
-    fn first_local(&self) -> &Mutex<Shard> {
+    fn first_local(&self) -> &ShardLock {
         let _pause = PauseCounting::new();
         &self.shards.get_or_default().0
     }
@@ -248,7 +288,7 @@ impl Store {
         let local = self.local();
         {
             let mut shard = local.lock();
-            if let Some(state) = shard.open.get_mut(&id) {
+            if let Some(state) = shard.open.get_mut(id) {
                 return Some(f(state));
             }
         }
@@ -258,7 +298,7 @@ impl Store {
     #[cold]
     fn with_foreign<R>(
         &self,
-        local: &Mutex<Shard>,
+        local: &ShardLock,
         id: u64,
         f: impl FnOnce(&mut SpanState) -> R,
     ) -> Option<R> {
@@ -267,7 +307,7 @@ impl Store {
                 continue;
             }
             let mut shard = shard.lock();
-            if let Some(state) = shard.open.get_mut(&id) {
+            if let Some(state) = shard.open.get_mut(id) {
                 return Some(f(state));
             }
         }
@@ -283,8 +323,8 @@ impl Store {
             if std::ptr::eq(shard, local) {
                 continue;
             }
-            if let Some(state) = shard.lock().open.remove(&id) {
-                return Some(state);
+            if let Some(state) = shard.lock().open.remove(id) {
+                return Some(*state);
             }
         }
         None
@@ -313,7 +353,7 @@ impl Store {
                 shard
                     .callsites
                     .entry(key)
-                    .or_insert_with(|| CallsiteAcc::empty(meta, self.sigfig, self.max_ns))
+                    .or_insert_with(|| CallsiteAcc::empty(meta, self.layout))
             }
         };
         acc.record(span);
@@ -424,5 +464,44 @@ pub(crate) fn events_from_array(counts: &[u32; 5]) -> EventCounts {
         info: u64::from(counts[2]),
         warn: u64::from(counts[3]),
         error: u64::from(counts[4]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static META: tracing_core::Metadata<'static> = tracing_core::metadata! {
+        name: "open",
+        target: "perf_layer",
+        level: Level::INFO,
+        fields: &[],
+        callsite: &CALLSITE,
+        kind: tracing_core::metadata::Kind::SPAN,
+    };
+    struct Callsite;
+    static CALLSITE: Callsite = Callsite;
+    impl tracing_core::Callsite for Callsite {
+        fn set_interest(&self, _: tracing_core::Interest) {}
+        fn metadata(&self) -> &tracing_core::Metadata<'_> {
+            &META
+        }
+    }
+
+    #[test]
+    fn open_spans_reuse_closed_slots_and_keep_each_state() {
+        let mut open = OpenSpans::default();
+        for id in 1..=3 {
+            open.insert(id, SpanState::new(&META, None, id * 10, None));
+        }
+        assert_eq!(open.remove(2).map(|s| s.created), Some(20));
+        assert!(open.remove(2).is_none());
+        open.insert(4, SpanState::new(&META, None, 40, None));
+        // Span 4 took span 2's slot: three slots for four spans.
+        assert_eq!((open.len(), open.slots.len()), (3, 3));
+        let created: Vec<_> = [1, 3, 4].map(|id| open.get(id).map(|s| s.created)).to_vec();
+        assert_eq!(created, [Some(10), Some(30), Some(40)]);
+        open.get_mut(3).unwrap().busy_ns = 7;
+        assert_eq!(open.remove(3).map(|s| s.busy_ns), Some(7));
     }
 }
