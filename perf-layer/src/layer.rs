@@ -2,10 +2,11 @@
 //!
 //! Per span lifecycle the layer reads the clock four times (new, enter,
 //! exit, close) and takes its own thread's shard lock, uncontended, three
-//! times (new, exit, close), where the span's state lives. It looks nothing
-//! up in the registry except the current span when a span opens inside
-//! another. Entering touches only this thread's stack. No syscall, no global
-//! lock, no allocation after a callsite's first use on a thread.
+//! times (new, exit, close), where the span's state lives. A new span's
+//! parent is the innermost span on this thread's stack; the registry is
+//! asked only when that parent was opened on another thread. Entering
+//! touches only this thread's stack. No syscall, no global lock, no
+//! allocation after a callsite's first use on a thread.
 //!
 //! The cost of that choice: a span exited or closed on another thread than
 //! the one that opened it (an async task moved by a work-stealing runtime)
