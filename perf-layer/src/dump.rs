@@ -343,6 +343,119 @@ impl HistogramDump {
         })
     }
 
+    /// Checks the stored histogram as [`decode`](Self::decode) does, with
+    /// the same result and the same error, without building it where it
+    /// can: a well-formed encoding is inflated and walked, and only one
+    /// this cannot vouch for is decoded to find out.
+    ///
+    /// # Errors
+    /// What [`decode`](Self::decode) would return.
+    pub fn check(&self) -> Result<(), HistogramDecodeError> {
+        let vouched = DECODE_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let vouched = self.check_with(&mut scratch);
+                scratch.trim();
+                vouched
+            }
+            Err(_) => self.check_with(&mut DecodeScratch::default()),
+        })?;
+        if vouched {
+            Ok(())
+        } else {
+            self.decode().map(drop)
+        }
+    }
+
+    /// The recorded buckets of the stored histogram, in order, as
+    /// `(value_iterated_to, count_at_value)` of `decode()?.iter_recorded()`:
+    /// the highest value of each non-zero bucket and its count. Read from
+    /// the encoding without building the histogram where it can (a lowest
+    /// discernible value of 1, which perf-layer always writes).
+    ///
+    /// ```
+    /// # use perf_layer::dump::HistogramDump;
+    /// let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000, 2).unwrap();
+    /// h.record_n(1_234, 3).unwrap();
+    /// h.record(70_000).unwrap();
+    /// let stored = HistogramDump::from_histogram(&h, 3 * 1_234 + 70_000, 0);
+    /// let expected: Vec<(u64, u64)> = h
+    ///     .iter_recorded()
+    ///     .map(|v| (v.value_iterated_to(), v.count_at_value()))
+    ///     .collect();
+    /// assert_eq!(stored.recorded_buckets().unwrap(), expected);
+    /// ```
+    ///
+    /// # Errors
+    /// What [`decode`](Self::decode) would return.
+    pub fn recorded_buckets(&self) -> Result<Vec<(u64, u64)>, HistogramDecodeError> {
+        let mut buckets = Vec::new();
+        let walked = DECODE_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let walked = self.walk_with(&mut scratch, &mut buckets);
+                scratch.trim();
+                walked
+            }
+            Err(_) => self.walk_with(&mut DecodeScratch::default(), &mut buckets),
+        })?;
+        if walked {
+            return Ok(buckets);
+        }
+        let hist = self.decode()?;
+        Ok(hist
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to(), v.count_at_value()))
+            .collect())
+    }
+
+    /// Walks the encoding into `buckets` (as indices and counts, then as
+    /// values): `false` when the walk cannot vouch for it, or its lowest
+    /// discernible value is not 1, and `buckets` is then to be ignored.
+    fn walk_with(
+        &self,
+        scratch: &mut DecodeScratch,
+        buckets: &mut Vec<(u64, u64)>,
+    ) -> Result<bool, HistogramDecodeError> {
+        let DecodeScratch {
+            bytes,
+            plain,
+            inflater,
+            ..
+        } = scratch;
+        bytes.clear();
+        BASE64
+            .decode_vec(self.encoded.as_bytes(), bytes)
+            .map_err(|e| HistogramDecodeError::Base64(e.to_string()))?;
+        let plain = plain_v2(bytes, inflater, plain)?;
+        let walked = crate::v2_check::walk(plain, |index, count| {
+            buckets.push((index as u64, count));
+        });
+        let Some((1, precision)) = walked else {
+            return Ok(false);
+        };
+        for (at, _) in buckets.iter_mut() {
+            *at =
+                crate::flat_hist::highest_at(precision, usize::try_from(*at).unwrap_or(usize::MAX));
+        }
+        Ok(true)
+    }
+
+    /// The steps of [`decode_with`](Self::decode_with) up to the decoder,
+    /// then [`crate::v2_check::accepts`].
+    fn check_with(&self, scratch: &mut DecodeScratch) -> Result<bool, HistogramDecodeError> {
+        let DecodeScratch {
+            bytes,
+            plain,
+            inflater,
+            ..
+        } = scratch;
+        bytes.clear();
+        BASE64
+            .decode_vec(self.encoded.as_bytes(), bytes)
+            .map_err(|e| HistogramDecodeError::Base64(e.to_string()))?;
+        let plain = plain_v2(bytes, inflater, plain)?;
+        Ok(crate::v2_check::accepts(plain))
+    }
+
     fn decode_with(
         &self,
         scratch: &mut DecodeScratch,
@@ -630,7 +743,7 @@ fn inflate_exact(
 
 /// Whether the payload holds the varint u64::MAX, which zig-zag decodes to
 /// i64::MIN, the one zero run hdrhistogram cannot negate.
-fn holds_max_varint(payload: &[u8]) -> bool {
+pub(crate) fn holds_max_varint(payload: &[u8]) -> bool {
     let mut bytes = payload.iter();
     loop {
         let mut value = 0u64;

@@ -82,6 +82,25 @@ impl Layout {
     }
 }
 
+/// The highest value HdrHistogram's bucket `index` holds, in a histogram
+/// of lowest discernible value 1 and this precision: what `iter_recorded`
+/// reports as `value_iterated_to` for that bucket.
+pub(crate) fn highest_at(precision: u8, index: usize) -> u64 {
+    let largest = 2 * 10_u64.pow(u32::from(precision.min(5)));
+    let count_magnitude = 64 - (largest - 1).leading_zeros();
+    let half_magnitude = count_magnitude.max(1) - 1;
+    let half = 1_u64 << half_magnitude;
+    let index = index as u64;
+    let bucket = (index >> half_magnitude).saturating_sub(1);
+    let lowest = match (index >> half_magnitude).checked_sub(1) {
+        Some(bucket) => ((index & (half - 1)) + half) << bucket,
+        None => index,
+    };
+    // HdrHistogram's `highest_equivalent`: the next bucket's lowest value,
+    // saturating, minus one.
+    lowest.saturating_add(1 << bucket) - 1
+}
+
 /// An empty HdrHistogram for these bounds.
 pub(crate) fn empty_histogram(sigfig: u8, max: u64) -> Histogram<u64> {
     Histogram::new_with_bounds(1, max, sigfig)

@@ -69,6 +69,7 @@ mod shared;
 mod snapshot;
 mod span_state;
 mod store;
+mod v2_check;
 
 pub use alloc::{
     AllocCounters, CountingAllocator, is_installed as allocator_installed, thread_counters,

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use hdrhistogram::Histogram;
 use perf_layer::dump::{AlertKind, CallsiteStats, Dump, HistogramDump};
 use serde::Serialize;
 
@@ -219,28 +218,38 @@ pub(crate) struct BusySummary {
 impl BusySummary {
     /// Everything the analysis needs from a decoded busy-time histogram, in
     /// one walk of its recorded values.
-    pub(crate) fn of(h: &Histogram<u64>) -> Self {
-        if h.is_empty() {
+    #[cfg(test)]
+    pub(crate) fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        Self::of_recorded(
+            &h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// [`of`](Self::of) from the histogram's recorded buckets,
+    /// `(value_iterated_to, count)` in order, as
+    /// `HistogramDump::recorded_buckets` reads them without building the
+    /// histogram. Its maximum is the last bucket's value, as `max()` is.
+    pub(crate) fn of_recorded(recorded: &[(u64, u64)]) -> Self {
+        let Some(&(max, _)) = recorded.last() else {
             return Self {
                 quantiles: [0; 5],
-                tail_excess: stats::excess_above(h, 0),
+                // The empty sum, as `stats::excess_above` gives it (-0.0).
+                tail_excess: stats::excess_above_recorded(&[], 0),
             };
-        }
-        // (highest equivalent value, count) of each recorded bucket, in
-        // order: what both `value_at_quantile` and `stats::excess_above` walk.
-        let recorded: Vec<(u64, u64)> = h
-            .iter_recorded()
-            .map(|v| (v.value_iterated_to(), v.count_at_value()))
-            .collect();
+        };
         // `Histogram::value_at_quantile` over the recorded buckets only (the
         // running count does not move at empty ones): the first bucket whose
         // running count reaches ceil(q x total), at least 1. The counts add
         // up without overflow: decoding refuses histograms whose do not.
-        let total = h.len();
+        let total = recorded
+            .iter()
+            .fold(0u64, |total, &(_, count)| total.saturating_add(count));
         let at = |quantile: f64| {
             let wanted = ((quantile * total as f64).ceil() as u64).max(1);
             let mut running = 0u64;
-            for &(value, count) in &recorded {
+            for &(value, count) in recorded {
                 running = running.saturating_add(count);
                 if running >= wanted {
                     return value;
@@ -250,8 +259,8 @@ impl BusySummary {
         };
         let p90 = at(0.9);
         Self {
-            quantiles: [at(0.5), p90, at(0.99), at(0.999), h.max()],
-            tail_excess: stats::excess_above_recorded(&recorded, p90),
+            quantiles: [at(0.5), p90, at(0.99), at(0.999), max],
+            tail_excess: stats::excess_above_recorded(recorded, p90),
         }
     }
 
@@ -261,8 +270,8 @@ impl BusySummary {
         if let Some(known) = busy_cache::get(&stored.encoded) {
             return known;
         }
-        match stored.decode() {
-            Ok(h) => Self::of(&h),
+        match stored.recorded_buckets() {
+            Ok(recorded) => Self::of_recorded(&recorded),
             Err(_) => Self {
                 quantiles: [stored.p50, stored.p90, stored.p99, stored.p999, stored.max],
                 tail_excess: 0.0,
@@ -1095,6 +1104,8 @@ fn session_weights(
 
 #[cfg(test)]
 mod tests {
+    use hdrhistogram::Histogram;
+
     use super::*;
 
     #[test]

@@ -328,10 +328,13 @@ pub fn load_slice(bytes: &[u8], source: &str, opts: &LoadOptions) -> Result<Dump
 fn validate_histograms(dump: &Dump) -> Result<(), DumpReadError> {
     let checked = par::map(&dump.callsites, |cs| {
         // In the order `Dump::validate_histograms` reports errors.
-        cs.wall_ns.decode()?;
-        let summary = BusySummary::of(&cs.busy_ns.decode()?);
-        cs.idle_ns.decode()?;
-        cs.self_ns.decode()?;
+        // Analysis reads only the busy-time histograms, and only their
+        // recorded buckets; none is built (`HistogramDump::check` and
+        // `recorded_buckets` walk the encoding).
+        cs.wall_ns.check()?;
+        let summary = BusySummary::of_recorded(&cs.busy_ns.recorded_buckets()?);
+        cs.idle_ns.check()?;
+        cs.self_ns.check()?;
         Ok(summary)
     });
     let mut summaries = Vec::with_capacity(checked.len());
