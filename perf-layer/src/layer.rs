@@ -30,7 +30,7 @@ use crate::PerfLayerBuilder;
 use crate::alloc::PauseCounting;
 use crate::dump::AllocStats;
 use crate::shared::Shared;
-use crate::span_state::{Current, SpanState, with_stack};
+use crate::span_state::{Current, SpanState, Stack, with_stack};
 use crate::store::Shard;
 use crate::store::{ClosedSpan, events_from_array, level_index};
 
@@ -99,12 +99,7 @@ where
         let clock = &self.shared.config.clock;
         with_stack(self.shared.layer_id, |stack| {
             if stack.is_full() {
-                let _pause = PauseCounting::new();
-                stack.forget_closed(
-                    now,
-                    |span| ctx.span(&Id::from_u64(span)).is_some(),
-                    |a, b| clock.delta_as_nanos(a, b),
-                );
+                forget_closed(stack, now, &ctx, clock);
             }
             stack.push(id.into_u64(), now);
         });
@@ -194,6 +189,23 @@ where
         };
         store.record(&mut shard, state.meta, state.parent, &closed);
     }
+}
+
+/// Forgets the frames of spans that closed while entered on this thread
+/// (see [`crate::span_state::Stack::forget_closed`]); out of line, as it
+/// runs only when the stack is full.
+#[cold]
+#[inline(never)]
+fn forget_closed<S>(stack: &mut Stack, now: u64, ctx: &Context<'_, S>, clock: &quanta::Clock)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let _pause = PauseCounting::new();
+    stack.forget_closed(
+        now,
+        |span| ctx.span(&Id::from_u64(span)).is_some(),
+        |a, b| clock.delta_as_nanos(a, b),
+    );
 }
 
 /// The callsite of a new span's parent as the registry resolved it

@@ -189,6 +189,14 @@ impl Stack {
         self.frames = kept;
     }
 
+    /// Growing the stack is the layer's allocation, not the span's.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let _pause = alloc::PauseCounting::new();
+        self.frames.reserve(8);
+    }
+
     /// Pushes `span`: one thread-local write, no other frame touched.
     #[inline]
     pub(crate) fn push(&mut self, span: u64, now: u64) {
@@ -197,9 +205,7 @@ impl Stack {
         }
         let reentry = self.frames.iter().any(|f| f.span == span);
         if self.frames.len() == self.frames.capacity() {
-            // Growing the stack is the layer's allocation, not the span's.
-            let _pause = alloc::PauseCounting::new();
-            self.frames.reserve(8);
+            self.grow();
         }
         self.frames.push(Frame {
             span,
@@ -262,19 +268,28 @@ pub(crate) fn with_stack<R>(layer_id: u64, f: impl FnOnce(&mut Stack) -> R) -> O
     STACKS
         .try_with(|stacks| {
             let mut stacks = stacks.try_borrow_mut().ok()?;
-            if let Some((_, stack)) = stacks.iter_mut().find(|(id, _)| *id == layer_id) {
-                return Some(f(stack));
-            }
-            // First use by this layer on this thread: forget the empty stacks
-            // of layers that are gone or idle, so the list stays short. The
-            // list is the layer's allocation, not a span's.
-            let _pause = alloc::PauseCounting::new();
-            stacks.retain(|(_, s)| !s.frames.is_empty());
-            stacks.push((layer_id, Stack::default()));
-            stacks.last_mut().map(|(_, stack)| f(stack))
+            let stack = match stacks.iter().position(|(id, _)| *id == layer_id) {
+                Some(index) => &mut stacks[index].1,
+                None => first_stack(&mut stacks, layer_id),
+            };
+            Some(f(stack))
         })
         .ok()
         .flatten()
+}
+
+/// A layer's first use of this thread's stacks: forgets the empty stacks of
+/// layers that are gone or idle, so the list stays short, and adds one. The
+/// list is the layer's allocation, not a span's. Out of line, so that the
+/// span path stays small.
+#[cold]
+#[inline(never)]
+fn first_stack(stacks: &mut Vec<(u64, Stack)>, layer_id: u64) -> &mut Stack {
+    let _pause = alloc::PauseCounting::new();
+    stacks.retain(|(_, s)| !s.frames.is_empty());
+    let index = stacks.len();
+    stacks.push((layer_id, Stack::default()));
+    &mut stacks[index].1
 }
 
 #[cfg(test)]

@@ -176,12 +176,7 @@ impl OpenSpans {
         if self.slot_of.len() == self.slot_of.capacity()
             || (self.free.is_empty() && self.slots.len() == self.slots.capacity())
         {
-            let _pause = PauseCounting::new();
-            self.slot_of.reserve(1);
-            self.slots.reserve(1);
-            // Every slot can be free at once: `remove` never allocates.
-            self.free
-                .reserve(self.slots.capacity().saturating_sub(self.free.len()));
+            self.grow();
         }
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -196,6 +191,19 @@ impl OpenSpans {
             }
         };
         self.slot_of.insert(id, slot);
+    }
+
+    /// Makes room for one more span, out of line: growing is the layer's
+    /// allocation, not the span's.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let _pause = PauseCounting::new();
+        self.slot_of.reserve(1);
+        self.slots.reserve(1);
+        // Every slot can be free at once: `remove` never allocates.
+        self.free
+            .reserve(self.slots.capacity().saturating_sub(self.free.len()));
     }
 
     /// Removes span `id`, returning its state. The slot is free for the next
@@ -340,23 +348,10 @@ impl Store {
         span: &ClosedSpan,
     ) {
         let key = CallsiteKey::of(meta);
-        let acc = match shard.callsites.get_mut(&key) {
-            Some(acc) => acc,
-            None => {
-                // A callsite's first span on this thread: the histograms are
-                // the layer's allocation, not the span's.
-                let _pause = PauseCounting::new();
-                if !self.admit_callsite(key, meta) {
-                    self.dropped_spans.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                shard
-                    .callsites
-                    .entry(key)
-                    .or_insert_with(|| CallsiteAcc::empty(meta, self.layout))
-            }
-        };
-        acc.record(span);
+        match shard.callsites.get_mut(&key) {
+            Some(acc) => acc.record(span),
+            None => self.record_first(shard, key, meta, span),
+        }
         if let Some(parent) = parent {
             let edge_key = (CallsiteKey::of(parent), key);
             match shard.edges.get_mut(&edge_key) {
@@ -364,23 +359,57 @@ impl Store {
                     edge.calls += 1;
                     edge.child_busy_ns = edge.child_busy_ns.saturating_add(span.busy_ns);
                 }
-                None => {
-                    let _pause = PauseCounting::new();
-                    if self.edges_admitted.fetch_add(1, Ordering::Relaxed) < self.max_edges {
-                        shard.edges.insert(
-                            edge_key,
-                            EdgeAcc {
-                                parent: Some(parent),
-                                calls: 1,
-                                child_busy_ns: span.busy_ns,
-                            },
-                        );
-                    } else {
-                        self.edges_admitted.fetch_sub(1, Ordering::Relaxed);
-                        self.dropped_edges.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                None => self.first_edge(shard, edge_key, parent, span),
             }
+        }
+    }
+
+    /// A callsite's first span on this thread, out of line: the histograms
+    /// are the layer's allocation, not the span's.
+    #[cold]
+    #[inline(never)]
+    fn record_first(
+        &self,
+        shard: &mut Shard,
+        key: CallsiteKey,
+        meta: &'static Metadata<'static>,
+        span: &ClosedSpan,
+    ) {
+        let _pause = PauseCounting::new();
+        if !self.admit_callsite(key, meta) {
+            self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        shard
+            .callsites
+            .entry(key)
+            .or_insert_with(|| CallsiteAcc::empty(meta, self.layout))
+            .record(span);
+    }
+
+    /// An edge's first child on this thread, out of line, under the cap.
+    #[cold]
+    #[inline(never)]
+    fn first_edge(
+        &self,
+        shard: &mut Shard,
+        edge_key: (CallsiteKey, CallsiteKey),
+        parent: &'static Metadata<'static>,
+        span: &ClosedSpan,
+    ) {
+        let _pause = PauseCounting::new();
+        if self.edges_admitted.fetch_add(1, Ordering::Relaxed) < self.max_edges {
+            shard.edges.insert(
+                edge_key,
+                EdgeAcc {
+                    parent: Some(parent),
+                    calls: 1,
+                    child_busy_ns: span.busy_ns,
+                },
+            );
+        } else {
+            self.edges_admitted.fetch_sub(1, Ordering::Relaxed);
+            self.dropped_edges.fetch_add(1, Ordering::Relaxed);
         }
     }
 
