@@ -76,6 +76,7 @@ pub struct AllocCounters {
 
 impl AllocCounters {
     /// The counts from `earlier` to `self`.
+    #[inline]
     pub(crate) fn since(&self, earlier: &AllocCounters) -> AllocCounters {
         AllocCounters {
             alloc_bytes: self.alloc_bytes.wrapping_sub(earlier.alloc_bytes),
@@ -85,6 +86,7 @@ impl AllocCounters {
         }
     }
 
+    #[inline]
     pub(crate) fn add(&mut self, other: &AllocCounters) {
         self.alloc_bytes = self.alloc_bytes.wrapping_add(other.alloc_bytes);
         self.allocs = self.allocs.wrapping_add(other.allocs);
@@ -118,6 +120,7 @@ thread_local! {
 }
 
 /// The current thread's totals (all zero without the counting allocator).
+#[inline]
 pub fn thread_counters() -> AllocCounters {
     COUNTERS
         .try_with(|c| AllocCounters {

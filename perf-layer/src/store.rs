@@ -88,11 +88,14 @@ impl CallsiteAcc {
     #[inline]
     fn record(&mut self, span: &ClosedSpan) {
         self.calls += 1;
-        let layout = &self.layout;
-        self.wall.record(layout, span.wall_ns);
-        self.busy.record(layout, span.busy_ns);
-        self.idle.record(layout, span.wall_ns - span.busy_ns);
-        self.self_time.record(layout, span.self_ns);
+        // A copy: the counts are written through pointers the compiler cannot
+        // tell apart from `self.layout`, so a reference would be re-read
+        // after every increment.
+        let layout = self.layout;
+        self.wall.record(&layout, span.wall_ns);
+        self.busy.record(&layout, span.busy_ns);
+        self.idle.record(&layout, span.wall_ns - span.busy_ns);
+        self.self_time.record(&layout, span.self_ns);
         self.events.add(&span.events);
         if let Some(alloc) = &span.alloc {
             self.alloc.add(alloc);
