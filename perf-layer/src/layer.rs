@@ -142,19 +142,27 @@ where
         let now = self.now();
         let store = &self.shared.store;
         let mut shard = store.local().lock();
-        // A span opened on another thread is in that thread's shard.
-        let state = match shard.open.remove(id.into_u64()) {
-            Some(state) => *state,
+        // Read in place: the state is not copied out of its slot.
+        let (meta, parent, closed) = match shard.open.remove(id.into_u64()) {
+            Some(state) => (state.meta, state.parent, self.closed(state, now)),
             None => {
+                // A span opened on another thread is in that thread's shard.
                 drop(shard);
                 let Some(state) = store.take_foreign(id.into_u64()) else {
                     return;
                 };
                 shard = store.local().lock();
-                state
+                (state.meta, state.parent, self.closed(&state, now))
             }
         };
+        store.record(&mut shard, meta, parent, &closed);
+    }
+}
 
+impl PerfLayer {
+    /// What a span closing at `now` contributes to its callsite.
+    #[inline]
+    fn closed(&self, state: &SpanState, now: u64) -> ClosedSpan {
         let clock = &self.shared.config.clock;
         let wall_ns = clock.delta_as_nanos(state.created, now);
         // Busy can exceed wall only when one span was entered on two threads
@@ -179,15 +187,14 @@ where
             (Some(open), Some(close)) => Some(close as i64 - open as i64),
             _ => None,
         };
-        let closed = ClosedSpan {
+        ClosedSpan {
             wall_ns,
             busy_ns,
             self_ns,
             events: events_from_array(&state.events),
             alloc,
             rss_delta,
-        };
-        store.record(&mut shard, state.meta, state.parent, &closed);
+        }
     }
 }
 
