@@ -743,28 +743,15 @@ fn inflate_exact(
 
 /// Whether the payload holds the varint u64::MAX, which zig-zag decodes to
 /// i64::MIN, the one zero run hdrhistogram cannot negate.
-pub(crate) fn holds_max_varint(payload: &[u8]) -> bool {
-    let mut bytes = payload.iter();
-    loop {
-        let mut value = 0u64;
-        for k in 0..9 {
-            let Some(&b) = bytes.next() else {
-                return false; // the end, or a truncated varint the decoder refuses
-            };
-            if k == 8 {
-                // The ninth byte carries 8 bits.
-                value |= u64::from(b) << 56;
-                break;
-            }
-            value |= u64::from(b & 0x7f) << (7 * k);
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
+pub(crate) fn holds_max_varint(mut payload: &[u8]) -> bool {
+    // Stops at the end, or at a truncated varint the decoder refuses.
+    while let Some((value, used)) = crate::v2_check::varint(payload) {
         if value == u64::MAX {
             return true;
         }
+        payload = &payload[used..];
     }
+    false
 }
 
 /// A parent-to-child callsite edge.

@@ -124,7 +124,7 @@ fn counts_fit(mut payload: &[u8], counts_len: usize, mut recorded: impl FnMut(us
 
 /// One LEB128 varint as hdrhistogram writes them: at most nine bytes, the
 /// ninth carrying eight bits. `None` when the input ends inside it.
-fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
+pub(crate) fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (k, &b) in bytes.iter().enumerate().take(9) {
         if k == 8 {
