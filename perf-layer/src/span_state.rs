@@ -319,6 +319,23 @@ mod tests {
     }
 
     #[test]
+    fn the_current_span_skips_reentries_as_the_registry_does() {
+        let mut stack = Stack::default();
+        assert_eq!(stack.current(), Current::None);
+        stack.push(1, 0);
+        stack.push(2, 1);
+        assert_eq!(stack.current(), Current::Span(2));
+        // Re-entering span 1 inside span 2: the registry's current span is
+        // still 2, the innermost entry that is not a duplicate.
+        stack.push(1, 2);
+        assert_eq!(stack.current(), Current::Span(2));
+        for span in 3..=MAX_DEPTH as u64 {
+            stack.push(span, 3);
+        }
+        assert_eq!(stack.current(), Current::Unknown);
+    }
+
+    #[test]
     fn forgetting_the_top_frames_charges_until_now() {
         let mut stack = Stack::default();
         stack.push(1, 0);
