@@ -43,7 +43,9 @@ struct Figures {
 
 /// Runs `spans_per_thread` outer spans (each with one child span and one
 /// event) on each of [`THREADS`] threads, with a dumper thread writing every
-/// 100 ms, and checks the counts. Returns the figures for the memory checks.
+/// 100 ms, and checks the counts. Halfway, each worker waits until the
+/// dumper has written twice, so that dumps overlap the spans however fast
+/// the machine runs them. Returns the figures for the memory checks.
 fn soak(spans_per_thread: u64) -> Figures {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("soak.json");
@@ -58,9 +60,11 @@ fn soak(spans_per_thread: u64) -> Figures {
     let start = Instant::now();
     let warm = Arc::new(AtomicU64::new(0)); // threads past their warm-up
     let done = Arc::new(AtomicBool::new(false));
+    let dumps_so_far = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..THREADS)
         .map(|t| {
             let (dispatch, warm) = (dispatch.clone(), warm.clone());
+            let dumps_so_far = dumps_so_far.clone();
             thread::Builder::new()
                 .name(format!("soak-{t}"))
                 .spawn(move || {
@@ -68,6 +72,11 @@ fn soak(spans_per_thread: u64) -> Figures {
                         for i in 0..spans_per_thread {
                             if i == spans_per_thread / 10 {
                                 warm.fetch_add(1, Ordering::SeqCst);
+                            }
+                            if i == spans_per_thread / 2 {
+                                while dumps_so_far.load(Ordering::SeqCst) < 2 {
+                                    thread::sleep(Duration::from_millis(5));
+                                }
                             }
                             info_span!("soak_outer", i).in_scope(|| {
                                 tracing::debug!("tick");
@@ -82,6 +91,7 @@ fn soak(spans_per_thread: u64) -> Figures {
 
     let dumper = {
         let (handle, path, warm, done) = (handle.clone(), path.clone(), warm.clone(), done.clone());
+        let dumps_so_far = dumps_so_far.clone();
         thread::spawn(move || {
             let mut last_calls = 0;
             let mut dumps = 0;
@@ -99,6 +109,7 @@ fn soak(spans_per_thread: u64) -> Figures {
                     .expect("the file on disk is always a whole dump");
                 assert!(calls(&on_disk, "soak_outer") <= THREADS * spans_per_thread);
                 dumps += 1;
+                dumps_so_far.store(dumps, Ordering::SeqCst);
                 if warm.load(Ordering::SeqCst) == THREADS {
                     let rss = rss_bytes().unwrap_or(0);
                     rss_after_warmup.get_or_insert(rss);
@@ -199,7 +210,9 @@ fn check_flat(figures: &Figures) {
 
 #[test]
 fn soak_short() {
-    // About two seconds in a debug build; the dumper writes about 20 times.
+    // About a second in a debug build; the dumper writes at least twice
+    // (the workers wait for it halfway), four or five times on a quiet
+    // machine.
     let figures = within("the short soak", Duration::from_secs(60), || soak(60_000));
     assert!(figures.dumps_written >= 2, "{figures:?}");
     check_flat(&figures);
