@@ -189,6 +189,14 @@ impl Stack {
         self.frames = kept;
     }
 
+    /// An exit out of order: `span` is below the top (or not here).
+    #[cold]
+    #[inline(never)]
+    fn remove_below_top(&mut self, span: u64) -> Option<(usize, Frame)> {
+        let index = self.frames.iter().rposition(|f| f.span == span)?;
+        Some((index, self.frames.remove(index)))
+    }
+
     /// Growing the stack is the layer's allocation, not the span's.
     #[cold]
     #[inline(never)]
@@ -229,12 +237,13 @@ impl Stack {
         to_ns: impl Fn(u64, u64) -> u64,
     ) -> Option<FinishedFrame> {
         let top = self.frames.len().checked_sub(1)?;
-        let index = if self.frames[top].span == span {
-            top
+        // The top, almost always: `pop`, which moves nothing (`remove` would
+        // call memmove even for the last element).
+        let (index, frame) = if self.frames[top].span == span {
+            (top, self.frames.pop()?)
         } else {
-            self.frames.iter().rposition(|f| f.span == span)?
+            self.remove_below_top(span)?
         };
-        let frame = self.frames.remove(index);
         let interval_ns = to_ns(frame.entered_at, now);
         let interval_alloc = alloc::thread_counters().since(&frame.alloc_at_enter);
         if let Some(below) = index.checked_sub(1).and_then(|i| self.frames.get_mut(i)) {
