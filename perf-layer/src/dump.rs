@@ -331,15 +331,20 @@ impl HistogramDump {
     /// [`HistogramDecodeError`] when the text is not base64, not a V2
     /// histogram, or declares bounds no profiler would write.
     pub fn decode(&self) -> Result<Histogram<u64>, HistogramDecodeError> {
-        DECODE_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => {
-                let decoded = self.decode_with(&mut scratch);
-                scratch.trim();
-                decoded
+        with_scratch(|scratch| {
+            let (plain, deserializer) = scratch.plain_v2(&self.encoded)?;
+            let mut reader: &[u8] = plain;
+            let hist = deserializer
+                .deserialize::<u64, _>(&mut reader)
+                .map_err(|e| HistogramDecodeError::Hdr(format!("{e:?}")))?;
+            // Counts adding up past u64 would make hdrhistogram's quantile
+            // functions overflow; no recorder writes that many values. The
+            // decoder's total saturates, so only a total at u64::MAX can
+            // hide an overflow, and only then are the counts summed again.
+            if hist.len() == u64::MAX && total_count(&hist).is_none() {
+                return Err(HistogramDecodeError::CountOverflow);
             }
-            // Only a decode running inside another on this thread gets here
-            // (none does today): it pays for scratch space of its own.
-            Err(_) => self.decode_with(&mut DecodeScratch::default()),
+            Ok(hist)
         })
     }
 
@@ -351,13 +356,9 @@ impl HistogramDump {
     /// # Errors
     /// What [`decode`](Self::decode) would return.
     pub fn check(&self) -> Result<(), HistogramDecodeError> {
-        let vouched = DECODE_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => {
-                let vouched = self.check_with(&mut scratch);
-                scratch.trim();
-                vouched
-            }
-            Err(_) => self.check_with(&mut DecodeScratch::default()),
+        let vouched = with_scratch(|scratch| {
+            let (plain, _) = scratch.plain_v2(&self.encoded)?;
+            Ok::<_, HistogramDecodeError>(crate::v2_check::accepts(plain))
         })?;
         if vouched {
             Ok(())
@@ -388,16 +389,25 @@ impl HistogramDump {
     /// # Errors
     /// What [`decode`](Self::decode) would return.
     pub fn recorded_buckets(&self) -> Result<Vec<(u64, u64)>, HistogramDecodeError> {
-        let mut buckets = Vec::new();
-        let walked = DECODE_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => {
-                let walked = self.walk_with(&mut scratch, &mut buckets);
-                scratch.trim();
-                walked
+        // Indices and counts while walking, then values: `None` when the
+        // walk cannot vouch for the encoding or its lowest discernible value
+        // is not 1.
+        let walked = with_scratch(|scratch| {
+            let (plain, _) = scratch.plain_v2(&self.encoded)?;
+            let mut buckets = Vec::new();
+            let header = crate::v2_check::walk(plain, |index, count| {
+                buckets.push((index as u64, count));
+            });
+            let Some((1, precision)) = header else {
+                return Ok::<_, HistogramDecodeError>(None);
+            };
+            for (at, _) in buckets.iter_mut() {
+                let index = usize::try_from(*at).unwrap_or(usize::MAX);
+                *at = crate::flat_hist::highest_at(precision, index);
             }
-            Err(_) => self.walk_with(&mut DecodeScratch::default(), &mut buckets),
+            Ok(Some(buckets))
         })?;
-        if walked {
+        if let Some(buckets) = walked {
             return Ok(buckets);
         }
         let hist = self.decode()?;
@@ -406,84 +416,20 @@ impl HistogramDump {
             .map(|v| (v.value_iterated_to(), v.count_at_value()))
             .collect())
     }
+}
 
-    /// Walks the encoding into `buckets` (as indices and counts, then as
-    /// values): `false` when the walk cannot vouch for it, or its lowest
-    /// discernible value is not 1, and `buckets` is then to be ignored.
-    fn walk_with(
-        &self,
-        scratch: &mut DecodeScratch,
-        buckets: &mut Vec<(u64, u64)>,
-    ) -> Result<bool, HistogramDecodeError> {
-        let DecodeScratch {
-            bytes,
-            plain,
-            inflater,
-            ..
-        } = scratch;
-        bytes.clear();
-        BASE64
-            .decode_vec(self.encoded.as_bytes(), bytes)
-            .map_err(|e| HistogramDecodeError::Base64(e.to_string()))?;
-        let plain = plain_v2(bytes, inflater, plain)?;
-        let walked = crate::v2_check::walk(plain, |index, count| {
-            buckets.push((index as u64, count));
-        });
-        let Some((1, precision)) = walked else {
-            return Ok(false);
-        };
-        for (at, _) in buckets.iter_mut() {
-            *at =
-                crate::flat_hist::highest_at(precision, usize::try_from(*at).unwrap_or(usize::MAX));
+/// Runs `f` on this thread's decoding scratch space, trimmed afterwards.
+/// Only a decode running inside another on this thread (none does today)
+/// pays for scratch space of its own.
+fn with_scratch<R>(f: impl FnOnce(&mut DecodeScratch) -> R) -> R {
+    DECODE_SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let out = f(&mut scratch);
+            scratch.trim();
+            out
         }
-        Ok(true)
-    }
-
-    /// The steps of [`decode_with`](Self::decode_with) up to the decoder,
-    /// then [`crate::v2_check::accepts`].
-    fn check_with(&self, scratch: &mut DecodeScratch) -> Result<bool, HistogramDecodeError> {
-        let DecodeScratch {
-            bytes,
-            plain,
-            inflater,
-            ..
-        } = scratch;
-        bytes.clear();
-        BASE64
-            .decode_vec(self.encoded.as_bytes(), bytes)
-            .map_err(|e| HistogramDecodeError::Base64(e.to_string()))?;
-        let plain = plain_v2(bytes, inflater, plain)?;
-        Ok(crate::v2_check::accepts(plain))
-    }
-
-    fn decode_with(
-        &self,
-        scratch: &mut DecodeScratch,
-    ) -> Result<Histogram<u64>, HistogramDecodeError> {
-        let DecodeScratch {
-            bytes,
-            plain,
-            inflater,
-            deserializer,
-        } = scratch;
-        bytes.clear();
-        BASE64
-            .decode_vec(self.encoded.as_bytes(), bytes)
-            .map_err(|e| HistogramDecodeError::Base64(e.to_string()))?;
-        let plain = plain_v2(bytes, inflater, plain)?;
-        let mut reader: &[u8] = plain;
-        let hist = deserializer
-            .deserialize::<u64, _>(&mut reader)
-            .map_err(|e| HistogramDecodeError::Hdr(format!("{e:?}")))?;
-        // Counts adding up past u64 would make hdrhistogram's quantile
-        // functions overflow; no recorder writes that many values. The
-        // decoder's total saturates, so only a total at u64::MAX can hide
-        // an overflow, and only then are the counts summed again.
-        if hist.len() == u64::MAX && total_count(&hist).is_none() {
-            return Err(HistogramDecodeError::CountOverflow);
-        }
-        Ok(hist)
-    }
+        Err(_) => f(&mut DecodeScratch::default()),
+    })
 }
 
 thread_local! {
@@ -523,6 +469,25 @@ impl Default for DecodeScratch {
 }
 
 impl DecodeScratch {
+    /// `encoded` decoded from base64, checked and inflated ([`plain_v2`]),
+    /// with the deserializer to read it.
+    fn plain_v2(
+        &mut self,
+        encoded: &str,
+    ) -> Result<(&[u8], &mut Deserializer), HistogramDecodeError> {
+        let DecodeScratch {
+            bytes,
+            plain,
+            inflater,
+            deserializer,
+        } = self;
+        bytes.clear();
+        BASE64
+            .decode_vec(encoded.as_bytes(), bytes)
+            .map_err(|e| HistogramDecodeError::Base64(e.to_string()))?;
+        Ok((plain_v2(bytes, inflater, plain)?, deserializer))
+    }
+
     fn trim(&mut self) {
         // The deserializer's payload buffer, which only grows, is never
         // longer than the encoding (the plain one, or the decoded bytes).
