@@ -178,12 +178,9 @@ mod tests {
             let p = 1_u64 << shift;
             values.extend([p - 1, p, p + 1]);
         }
-        let mut x = seed | 1;
+        let mut rng = crate::test_rng::Rng(seed | 1);
         for _ in 0..20_000 {
-            // xorshift64
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
+            let x = rng.next();
             values.push(x >> (x % 64));
         }
         values.push(u64::MAX);

@@ -69,6 +69,8 @@ mod shared;
 mod snapshot;
 mod span_state;
 mod store;
+#[cfg(test)]
+mod test_rng;
 mod v2_check;
 
 pub use alloc::{

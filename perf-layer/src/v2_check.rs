@@ -147,22 +147,7 @@ mod tests {
     use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
     use super::*;
-
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            // xorshift64
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// A random histogram's plain V2 encoding.
     fn encoding(rng: &mut Rng) -> Vec<u8> {
