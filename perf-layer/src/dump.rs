@@ -567,10 +567,7 @@ fn plain_v2<'a>(
     inflater: &mut flate2::Decompress,
     plain: &'a mut Vec<u8>,
 ) -> Result<&'a [u8], HistogramDecodeError> {
-    // hdrhistogram's cookies: the base values with the word size bits (0x10).
-    const V2_COOKIE: u32 = 0x1c84_9313;
-    const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
-    const V2_HEADER_LEN: usize = 40;
+    use crate::v2_check::{HEADER_LEN as V2_HEADER_LEN, V2_COMPRESSED_COOKIE, V2_COOKIE};
     // DEFLATE cannot expand data more than about 1032 to 1 (a 258-byte
     // match costs at least 2 bits).
     const MAX_INFLATE_RATIO: usize = 1032;

@@ -14,11 +14,12 @@ use std::cell::RefCell;
 
 use hdrhistogram::Histogram;
 
-/// hdrhistogram's plain V2 cookie (the base value with the word-size bits).
-const V2_COOKIE: u32 = 0x1c84_9313;
-/// Cookie, payload length, normalizing offset, precision, lowest, highest,
-/// integer-to-double ratio.
-const HEADER_LEN: usize = 40;
+/// hdrhistogram's V2 cookies: the base values with the word-size bits (0x10).
+pub(crate) const V2_COOKIE: u32 = 0x1c84_9313;
+pub(crate) const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+/// The plain V2 header: cookie, payload length, normalizing offset,
+/// precision, lowest, highest, integer-to-double ratio.
+pub(crate) const HEADER_LEN: usize = 40;
 /// Distinct (lowest, highest, precision) headers remembered per thread; a
 /// dump uses one.
 const LAYOUTS_KEPT: usize = 8;
