@@ -2,7 +2,8 @@
 //! 10,000 call edges and a 1,000-sample timeline, built here from
 //! `perf_layer::dump` types. Times loading (parse, validate, decode),
 //! analysis and plan (`Report::build`), text rendering, and the three
-//! together; then measures the peak heap of one load + analyze + render
+//! together, and the three on the same dump with its histograms compressed
+//! as perf-layer 0.1.0 wrote them (V2 + DEFLATE); then measures the peak heap of one load + analyze + render
 //! above what the input itself holds, written to
 //! `<criterion home>/perf_report.memory/memory.json` for `scripts/bench-report`.
 
@@ -12,7 +13,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use perf_layer::dump::{
     AllocStats, CallEdge, Dump, DumpConfig, EventCounts, FORMAT_VERSION, HistogramDump, Overhead,
     ProcessSample, Producer, RssDelta, RunInfo, Timeline,
@@ -212,6 +216,28 @@ fn large_dump() -> Value {
     })
 }
 
+/// `dump` with every histogram re-encoded as perf-layer 0.1.0 wrote it:
+/// V2 + DEFLATE rather than plain V2.
+fn deflated(dump: &Dump) -> Value {
+    let mut dump = dump.clone();
+    for cs in &mut dump.callsites {
+        for h in [
+            &mut cs.wall_ns,
+            &mut cs.busy_ns,
+            &mut cs.idle_ns,
+            &mut cs.self_ns,
+        ] {
+            let hist = h.decode().expect("the synthetic histograms decode");
+            let mut bytes = Vec::new();
+            V2DeflateSerializer::new()
+                .serialize(&hist, &mut bytes)
+                .expect("a histogram compresses");
+            h.encoded = BASE64.encode(&bytes);
+        }
+    }
+    serde_json::to_value(&dump).expect("a dump serializes")
+}
+
 fn load(bytes: &[u8]) -> Dump {
     load_slice(bytes, "large.json", &LoadOptions::default()).expect("the synthetic dump loads")
 }
@@ -261,6 +287,12 @@ fn main() {
     assert_eq!(dump.callsites.len(), CALLSITES as usize);
     assert_eq!(dump.timeline.samples.len(), TIMELINE_SAMPLES as usize);
     let report = Report::build(&dump, &Config::default());
+    let old_bytes = serde_json::to_vec(&deflated(&dump)).expect("a dump serializes");
+    println!(
+        "perf_report.large_dump: {:.1} MB; {:.1} MB with 0.1.0's V2 + DEFLATE histograms",
+        bytes.len() as f64 / 1e6,
+        old_bytes.len() as f64 / 1e6
+    );
 
     let mut criterion = support::criterion().sample_size(10);
     {
@@ -275,10 +307,13 @@ fn main() {
         group.bench_function("load_analyze_render", |b| {
             b.iter(|| pipeline(black_box(&bytes)))
         });
+        group.bench_function("load_analyze_render_deflated", |b| {
+            b.iter(|| pipeline(black_box(&old_bytes)))
+        });
         group.finish();
     }
     criterion.final_summary();
-    drop((dump, report));
+    drop((dump, report, old_bytes));
     if !listing {
         memory_check(&bytes, !quick);
     }

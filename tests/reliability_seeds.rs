@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer, V2Serializer};
 use perf_layer::dump::Dump;
 use perf_layer::{CountingAllocator, PerfLayer, PerfLayerBuilder};
 use tracing::{Dispatch, info_span};
@@ -125,14 +125,19 @@ fn write_fuzz_seeds() {
             .unwrap();
     }
 
-    // Raw histogram encodings, for the histogram_decode target.
+    // Raw histogram encodings, for the histogram_decode target: plain V2,
+    // as perf-layer writes them, and V2 + DEFLATE, as 0.1.0 wrote them.
     let dir = seeds_dir("histogram_decode");
     let requests = &dumps[1].1;
     for (i, cs) in requests.callsites.iter().take(3).enumerate() {
-        let mut bytes = Vec::new();
+        let hist = cs.busy_ns.decode().unwrap();
+        let mut plain = Vec::new();
+        V2Serializer::new().serialize(&hist, &mut plain).unwrap();
+        std::fs::write(dir.join(format!("busy_{i}.bin")), plain).unwrap();
+        let mut deflated = Vec::new();
         V2DeflateSerializer::new()
-            .serialize(&cs.busy_ns.decode().unwrap(), &mut bytes)
+            .serialize(&hist, &mut deflated)
             .unwrap();
-        std::fs::write(dir.join(format!("busy_{i}.bin")), bytes).unwrap();
+        std::fs::write(dir.join(format!("busy_{i}_deflated.bin")), deflated).unwrap();
     }
 }

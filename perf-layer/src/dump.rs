@@ -3,8 +3,8 @@
 //!
 //! Every field is documented in `docs/dump-format.md`; units are in the field
 //! names (`_ns`, `_bytes`, `_ms`). Histograms are stored whole, as HdrHistogram
-//! V2 + DEFLATE in base64, so dumps can be merged and any quantile recomputed;
-//! the percentile summary beside each one is for people reading the JSON.
+//! V2 in base64, so dumps can be merged and any quantile recomputed; the
+//! percentile summary beside each one is for people reading the JSON.
 //!
 //! ```
 //! use perf_layer::dump::{Dump, HistogramDump};
@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
 /// The format version this crate writes and the newest it reads.
@@ -277,7 +277,11 @@ pub struct HistogramDump {
     pub p999: u64,
     /// Values above the histogram's maximum, recorded as the maximum.
     pub clamped: u64,
-    /// The histogram, HdrHistogram V2 + DEFLATE, base64 (standard alphabet).
+    /// The histogram, HdrHistogram V2, base64 (standard alphabet).
+    ///
+    /// perf-layer writes the plain V2 encoding; dumps written by 0.1.0 hold
+    /// V2 + DEFLATE, which [`decode`](Self::decode) reads too, as every
+    /// HdrHistogram decoder does.
     pub encoded: String,
 }
 
@@ -288,7 +292,11 @@ impl HistogramDump {
         // Serializing into a Vec cannot fail for a histogram that exists: the
         // only errors are I/O errors and counts beyond i64, which saturating
         // recording never produces. Fall back to an empty string, never panic.
-        let encoded = match V2DeflateSerializer::new().serialize(hist, &mut bytes) {
+        // Plain V2, not V2 + DEFLATE: V2 already packs counts as varints
+        // with runs of zeros folded, so DEFLATE saved a fifth of a dump's
+        // size but made reading it twice as slow, a zlib stream with its own
+        // Huffman tables per histogram (docs/benchmarks.md, perf-report).
+        let encoded = match V2Serializer::new().serialize(hist, &mut bytes) {
             Ok(_) => BASE64.encode(&bytes),
             Err(_) => String::new(),
         };
@@ -332,8 +340,15 @@ impl HistogramDump {
     /// histogram, or declares bounds no profiler would write.
     pub fn decode(&self) -> Result<Histogram<u64>, HistogramDecodeError> {
         with_scratch(|scratch| {
-            let (plain, deserializer) = scratch.plain_v2(&self.encoded)?;
-            let mut reader: &[u8] = plain;
+            let (v2, deserializer) = scratch.plain_v2(&self.encoded)?;
+            // Only the decoder needs this scan: `check` and
+            // `recorded_buckets` refuse the zero run in their own walk.
+            if holds_max_varint(v2.payload) {
+                return Err(HistogramDecodeError::Hdr(
+                    "payload holds a zero run of 2^63 counts".to_owned(),
+                ));
+            }
+            let mut reader: &[u8] = v2.plain;
             let hist = deserializer
                 .deserialize::<u64, _>(&mut reader)
                 .map_err(|e| HistogramDecodeError::Hdr(format!("{e:?}")))?;
@@ -357,8 +372,8 @@ impl HistogramDump {
     /// What [`decode`](Self::decode) would return.
     pub fn check(&self) -> Result<(), HistogramDecodeError> {
         let vouched = with_scratch(|scratch| {
-            let (plain, _) = scratch.plain_v2(&self.encoded)?;
-            Ok::<_, HistogramDecodeError>(crate::v2_check::accepts(plain))
+            let (v2, _) = scratch.plain_v2(&self.encoded)?;
+            Ok::<_, HistogramDecodeError>(crate::v2_check::accepts(v2.plain))
         })?;
         if vouched {
             Ok(())
@@ -393,9 +408,9 @@ impl HistogramDump {
         // walk cannot vouch for the encoding or its lowest discernible value
         // is not 1.
         let walked = with_scratch(|scratch| {
-            let (plain, _) = scratch.plain_v2(&self.encoded)?;
+            let (v2, _) = scratch.plain_v2(&self.encoded)?;
             let mut buckets = Vec::new();
-            let header = crate::v2_check::walk(plain, |index, count| {
+            let header = crate::v2_check::walk(v2.plain, |index, count| {
                 buckets.push((index as u64, count));
             });
             let Some((1, precision)) = header else {
@@ -474,7 +489,7 @@ impl DecodeScratch {
     fn plain_v2(
         &mut self,
         encoded: &str,
-    ) -> Result<(&[u8], &mut Deserializer), HistogramDecodeError> {
+    ) -> Result<(PlainV2<'_>, &mut Deserializer), HistogramDecodeError> {
         let DecodeScratch {
             bytes,
             plain,
@@ -527,7 +542,7 @@ pub enum HistogramDecodeError {
     /// The `encoded` text is not valid base64.
     #[error("histogram is not valid base64: {0}")]
     Base64(String),
-    /// The bytes are not a valid HdrHistogram V2 (+DEFLATE) encoding.
+    /// The bytes are not a valid HdrHistogram V2 (or V2 + DEFLATE) encoding.
     #[error("histogram is not a valid HdrHistogram V2 encoding: {0}")]
     Hdr(String),
     /// The header asks for a histogram larger than any profiler writes.
@@ -555,8 +570,10 @@ pub enum HistogramDecodeError {
 /// - a payload length larger than the encoding can hold (the decoder
 ///   allocates and zeroes the declared length before reading a byte of it,
 ///   so a 60-character string could ask for 4 GiB);
-/// - a zero run of 2^63 in the payload (the decoder negates it, which
-///   overflows: a panic in debug builds).
+///
+/// A zero run of 2^63 in the payload (the decoder negates it, which
+/// overflows: a panic in debug builds) is left to the caller, which scans
+/// [`PlainV2::payload`] before decoding with hdrhistogram.
 ///
 /// The plain layout is the V2 header (40 bytes: cookie, payload length,
 /// normalizing offset, precision, lowest, highest, ratio) then the payload,
@@ -566,7 +583,7 @@ fn plain_v2<'a>(
     bytes: &'a [u8],
     inflater: &mut flate2::Decompress,
     plain: &'a mut Vec<u8>,
-) -> Result<&'a [u8], HistogramDecodeError> {
+) -> Result<PlainV2<'a>, HistogramDecodeError> {
     use crate::v2_check::{HEADER_LEN as V2_HEADER_LEN, V2_COMPRESSED_COOKIE, V2_COOKIE};
     // DEFLATE cannot expand data more than about 1032 to 1 (a 258-byte
     // match costs at least 2 bits).
@@ -597,7 +614,12 @@ fn plain_v2<'a>(
             (h, room, true)
         }
         // Let the deserializer give its own error for foreign input.
-        _ => return Ok(bytes),
+        _ => {
+            return Ok(PlainV2 {
+                plain: bytes,
+                payload: &[],
+            });
+        }
     };
     let sigfig = word(&header, 12);
     if sigfig > u32::from(MAX_SIGFIG) {
@@ -641,10 +663,15 @@ fn plain_v2<'a>(
         bytes
     };
     let payload = plain.get(V2_HEADER_LEN..V2_HEADER_LEN + len).unwrap_or(&[]);
-    if holds_max_varint(payload) {
-        return Err(hdr("payload holds a zero run of 2^63 counts"));
-    }
-    Ok(plain)
+    Ok(PlainV2 { plain, payload })
+}
+
+/// A plain V2 encoding from [`plain_v2`].
+struct PlainV2<'a> {
+    /// The header and payload, as hdrhistogram's deserializer reads them.
+    plain: &'a [u8],
+    /// The payload the header declares, empty for foreign input.
+    payload: &'a [u8],
 }
 
 /// One `Read::read` from a zlib stream held whole in `input`, with the

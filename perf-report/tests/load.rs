@@ -202,3 +202,50 @@ proptest! {
         }
     }
 }
+
+/// perf-layer 0.1.0 wrote every histogram as V2 + DEFLATE; later versions
+/// write plain V2. A dump of either kind gives the same report.
+#[test]
+fn a_dump_with_deflated_histograms_from_0_1_0_gives_the_same_report() {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+    use perf_report::render::{Format, RenderOptions, ReportKind, render};
+    use perf_report::{Config, Report};
+
+    let plain = support::ground_truth();
+    let mut deflated = plain.clone();
+    for cs in &mut deflated.callsites {
+        for h in [
+            &mut cs.wall_ns,
+            &mut cs.busy_ns,
+            &mut cs.idle_ns,
+            &mut cs.self_ns,
+        ] {
+            assert!(
+                h.encoded.starts_with("HISTE"),
+                "written plain: {}",
+                h.encoded
+            );
+            let mut bytes = Vec::new();
+            V2DeflateSerializer::new()
+                .serialize(&h.decode().unwrap(), &mut bytes)
+                .unwrap();
+            h.encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            assert!(h.encoded.starts_with("HISTF"), "deflated: {}", h.encoded);
+        }
+    }
+    let text = |dump: &perf_layer::dump::Dump| {
+        let bytes = serde_json::to_vec(dump).unwrap();
+        let loaded = load(&bytes).unwrap();
+        let report = Report::build(&loaded, &Config::default());
+        render(
+            &report,
+            Format::Json,
+            ReportKind::Full,
+            &RenderOptions::default(),
+        )
+    };
+    let (from_plain, from_deflated) = (text(&plain), text(&deflated));
+    assert!(from_plain.contains("\"hot_spot\""), "{from_plain}");
+    assert_eq!(from_plain, from_deflated);
+}
