@@ -154,11 +154,17 @@ pub(crate) struct Shard {
 /// a state out of a hash map on every close cost a store-forwarding stall
 /// (docs/benchmarks.md). Grows to the most spans the thread had open at
 /// once, and no further.
+///
+/// The last span inserted or looked up keeps its slot beside the map, so
+/// the exits of a span just created, or polled again and again, skip the
+/// map. Invariant: `last == Some((id, slot))` only while `slot_of[id] ==
+/// slot`.
 #[derive(Debug, Default)]
 pub(crate) struct OpenSpans {
     slot_of: FxHashMap<u64, u32>,
     slots: Vec<SpanState>,
     free: Vec<u32>,
+    last: Option<(u64, u32)>,
 }
 
 impl OpenSpans {
@@ -169,7 +175,14 @@ impl OpenSpans {
 
     #[inline]
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut SpanState> {
-        let slot = *self.slot_of.get(&id)?;
+        let slot = match self.last {
+            Some((last, slot)) if last == id => slot,
+            _ => {
+                let slot = *self.slot_of.get(&id)?;
+                self.last = Some((id, slot));
+                slot
+            }
+        };
         self.slots.get_mut(slot as usize)
     }
 
@@ -194,6 +207,7 @@ impl OpenSpans {
             }
         };
         self.slot_of.insert(id, slot);
+        self.last = Some((id, slot));
     }
 
     /// Makes room for one more span, out of line: growing is the layer's
@@ -214,6 +228,9 @@ impl OpenSpans {
     #[inline]
     pub(crate) fn remove(&mut self, id: u64) -> Option<&SpanState> {
         let slot = self.slot_of.remove(&id)?;
+        if matches!(self.last, Some((last, _)) if last == id) {
+            self.last = None;
+        }
         self.free.push(slot);
         self.slots.get(slot as usize)
     }
@@ -535,5 +552,27 @@ mod tests {
         assert_eq!(created, [Some(10), Some(30), Some(40)]);
         open.get_mut(3).unwrap().busy_ns = 7;
         assert_eq!(open.remove(3).map(|s| s.busy_ns), Some(7));
+    }
+
+    #[test]
+    fn the_last_span_looked_up_is_forgotten_when_it_closes() {
+        let mut open = OpenSpans::default();
+        open.insert(1, SpanState::new(&META, None, 10, None));
+        open.insert(2, SpanState::new(&META, None, 20, None));
+        // Span 1 is the last looked up; it closes, and span 3 takes its slot.
+        open.get_mut(1).unwrap().busy_ns = 5;
+        assert_eq!(open.remove(1).map(|s| s.busy_ns), Some(5));
+        assert!(open.get_mut(1).is_none(), "a closed span is not found");
+        open.insert(3, SpanState::new(&META, None, 30, None));
+        assert!(open.get_mut(1).is_none());
+        // Alternating look-ups each find their own state.
+        for (id, busy) in [(2, 1), (3, 2), (2, 3), (2, 4), (3, 5)] {
+            open.get_mut(id).unwrap().busy_ns += busy;
+        }
+        assert_eq!(open.get(2).map(|s| s.busy_ns), Some(8));
+        assert_eq!(open.get(3).map(|s| s.busy_ns), Some(7));
+        assert_eq!(open.remove(3).map(|s| s.created), Some(30));
+        assert!(open.get_mut(3).is_none());
+        assert_eq!(open.get_mut(2).map(|s| s.created), Some(20));
     }
 }
