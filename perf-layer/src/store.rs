@@ -157,29 +157,50 @@ pub(crate) struct Shard {
 ///
 /// The last span inserted or looked up keeps its slot beside the map, so
 /// the exits of a span just created, or polled again and again, skip the
-/// map. Invariant: `last == Some((id, slot))` only while `slot_of[id] ==
-/// slot`.
+/// map; and a span inserted is put in the map only when the next one is,
+/// so a span that closes before another opens on its thread (a leaf, or a
+/// root span) never touches the map at all.
 #[derive(Debug, Default)]
 pub(crate) struct OpenSpans {
     slot_of: FxHashMap<u64, u32>,
     slots: Vec<SpanState>,
     free: Vec<u32>,
-    last: Option<(u64, u32)>,
+    last: Option<Last>,
+}
+
+/// [`OpenSpans`]'s last span. Invariant: when `in_map`, `slot_of[id] ==
+/// slot`; otherwise `id` is not in `slot_of`, and is the only such span.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    id: u64,
+    slot: u32,
+    in_map: bool,
 }
 
 impl OpenSpans {
     pub(crate) fn get(&self, id: u64) -> Option<&SpanState> {
-        let slot = *self.slot_of.get(&id)?;
+        let slot = match self.last {
+            Some(last) if last.id == id => last.slot,
+            _ => *self.slot_of.get(&id)?,
+        };
         self.slots.get(slot as usize)
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut SpanState> {
         let slot = match self.last {
-            Some((last, slot)) if last == id => slot,
-            _ => {
+            Some(last) if last.id == id => last.slot,
+            last => {
                 let slot = *self.slot_of.get(&id)?;
-                self.last = Some((id, slot));
+                // A span not yet in the map stays the last one: replacing
+                // it would mean inserting it here.
+                if !matches!(last, Some(Last { in_map: false, .. })) {
+                    self.last = Some(Last {
+                        id,
+                        slot,
+                        in_map: true,
+                    });
+                }
                 slot
             }
         };
@@ -189,6 +210,7 @@ impl OpenSpans {
     /// Adds span `id`. Growing is the layer's allocation, not the span's.
     #[inline]
     pub(crate) fn insert(&mut self, id: u64, state: SpanState) {
+        // At most one map insert below: the previous span's.
         if self.slot_of.len() == self.slot_of.capacity()
             || (self.free.is_empty() && self.slots.len() == self.slots.capacity())
         {
@@ -206,8 +228,19 @@ impl OpenSpans {
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.slot_of.insert(id, slot);
-        self.last = Some((id, slot));
+        if let Some(Last {
+            id: previous,
+            slot: its_slot,
+            in_map: false,
+        }) = self.last
+        {
+            self.slot_of.insert(previous, its_slot);
+        }
+        self.last = Some(Last {
+            id,
+            slot,
+            in_map: false,
+        });
     }
 
     /// Makes room for one more span, out of line: growing is the layer's
@@ -227,17 +260,23 @@ impl OpenSpans {
     /// span; the returned reference lives until then.
     #[inline]
     pub(crate) fn remove(&mut self, id: u64) -> Option<&SpanState> {
-        let slot = self.slot_of.remove(&id)?;
-        if matches!(self.last, Some((last, _)) if last == id) {
-            self.last = None;
-        }
+        let slot = match self.last {
+            Some(last) if last.id == id => {
+                self.last = None;
+                if last.in_map {
+                    self.slot_of.remove(&id);
+                }
+                last.slot
+            }
+            _ => self.slot_of.remove(&id)?,
+        };
         self.free.push(slot);
         self.slots.get(slot as usize)
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.slot_of.len()
+        self.slot_of.len() + usize::from(matches!(self.last, Some(Last { in_map: false, .. })))
     }
 }
 
@@ -552,6 +591,60 @@ mod tests {
         assert_eq!(created, [Some(10), Some(30), Some(40)]);
         open.get_mut(3).unwrap().busy_ns = 7;
         assert_eq!(open.remove(3).map(|s| s.busy_ns), Some(7));
+    }
+
+    #[test]
+    fn open_spans_agree_with_a_plain_map_over_random_operations() {
+        use std::collections::HashMap;
+        let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15);
+        let mut open = OpenSpans::default();
+        // Span id -> (created, busy_ns), the reference.
+        let mut model: HashMap<u64, (u64, u64)> = HashMap::new();
+        // Live ids in insertion order, so that picks are reproducible.
+        let mut live: Vec<u64> = Vec::new();
+        let mut next_id = 1;
+        for step in 0..20_000 {
+            // The newest live span, any live span, or an id closed or never
+            // seen.
+            let id = match (rng.below(4), live.len() as u64) {
+                (0, n) if n > 0 => live[n as usize - 1],
+                (1 | 2, n) if n > 0 => live[rng.below(n) as usize],
+                _ => 1 + rng.below(next_id + 2),
+            };
+            match rng.below(5) {
+                0 if model.len() < 64 => {
+                    let created = rng.next();
+                    open.insert(next_id, SpanState::new(&META, None, created, None));
+                    model.insert(next_id, (created, 0));
+                    live.push(next_id);
+                    next_id += 1;
+                }
+                2 => {
+                    let add = rng.below(100);
+                    let ours = open.get_mut(id).map(|s| {
+                        s.busy_ns += add;
+                        (s.created, s.busy_ns)
+                    });
+                    let theirs = model.get_mut(&id).map(|m| {
+                        m.1 += add;
+                        *m
+                    });
+                    assert_eq!(ours, theirs, "step {step}: get_mut({id})");
+                }
+                1 | 3 => {
+                    let ours = open.remove(id).map(|s| (s.created, s.busy_ns));
+                    assert_eq!(ours, model.remove(&id), "step {step}: remove({id})");
+                    live.retain(|&l| l != id);
+                }
+                _ => {
+                    let ours = open.get(id).map(|s| (s.created, s.busy_ns));
+                    assert_eq!(ours, model.get(&id).copied(), "step {step}: get({id})");
+                }
+            }
+            assert_eq!(open.len(), model.len(), "step {step}");
+        }
+        // The slab never held more states than were open at once.
+        assert!(open.slots.len() <= 64, "{} slots", open.slots.len());
     }
 
     #[test]
