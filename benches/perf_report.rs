@@ -3,9 +3,10 @@
 //! `perf_layer::dump` types. Times loading (parse, validate, decode),
 //! analysis and plan (`Report::build`), text rendering, and the three
 //! together, and the three on the same dump with its histograms compressed
-//! as perf-layer 0.1.0 wrote them (V2 + DEFLATE); then measures the peak heap of one load + analyze + render
-//! above what the input itself holds, written to
-//! `<criterion home>/perf_report.memory/memory.json` for `scripts/bench-report`.
+//! as perf-layer 0.1.0 wrote them (V2 + DEFLATE); then measures the peak
+//! heap of one load + analyze + render above what the input itself holds,
+//! written to `<criterion home>/perf_report.memory/memory.json` for
+//! `scripts/bench-report`.
 
 mod support;
 

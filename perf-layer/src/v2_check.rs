@@ -151,6 +151,11 @@ mod tests {
     use super::*;
     use crate::test_rng::Rng;
 
+    /// The payload length a plain encoding's header declares.
+    fn declared_len(plain: &[u8]) -> u32 {
+        u32::from_be_bytes(plain[4..8].try_into().unwrap())
+    }
+
     /// A random histogram's plain V2 encoding.
     fn encoding(rng: &mut Rng) -> Vec<u8> {
         let precision = 1 + rng.below(3) as u8;
@@ -180,8 +185,9 @@ mod tests {
                 3 => plain.extend((0..rng.below(20)).map(|_| rng.next() as u8)),
                 4 if plain.len() >= 8 => {
                     // The payload length, shorter or longer.
-                    let len = u32::from_be_bytes(plain[4..8].try_into().unwrap());
-                    let len = len.wrapping_add(rng.below(20) as u32).wrapping_sub(10);
+                    let len = declared_len(plain)
+                        .wrapping_add(rng.below(20) as u32)
+                        .wrapping_sub(10);
                     plain[4..8].copy_from_slice(&len.to_be_bytes());
                 }
                 5 if plain.len() >= 32 => {
@@ -202,11 +208,8 @@ mod tests {
     fn decoder_accepts(plain: &[u8]) -> bool {
         // A payload longer than the input fails the decoder's `read_exact`,
         // after it allocates the declared length: skip the allocation.
-        if let Some(len) = plain.get(4..8) {
-            let declared = u32::from_be_bytes(len.try_into().unwrap()) as usize;
-            if plain.len() >= HEADER_LEN && declared > plain.len() - HEADER_LEN {
-                return false;
-            }
+        if plain.len() >= HEADER_LEN && declared_len(plain) as usize > plain.len() - HEADER_LEN {
+            return false;
         }
         let mut reader = plain;
         match Deserializer::new().deserialize::<u64, _>(&mut reader) {
@@ -234,8 +237,7 @@ mod tests {
             // refuses it before, and relies on this walk refusing it too),
             // so only ask it about the rest.
             if plain.len() > HEADER_LEN && crate::dump::holds_max_varint(&plain[HEADER_LEN..]) {
-                let declared = u32::from_be_bytes(plain[4..8].try_into().unwrap()) as usize;
-                let end = (HEADER_LEN + declared).min(plain.len());
+                let end = (HEADER_LEN + declared_len(&plain) as usize).min(plain.len());
                 if crate::dump::holds_max_varint(&plain[HEADER_LEN..end]) {
                     assert!(!ours, "case {case}: accepted a zero run of 2^63");
                 }
@@ -270,7 +272,7 @@ mod tests {
         let mut plain = encoding(&mut Rng(0x0123_4567_89ab_cdef));
         assert!(accepts(&plain));
         plain.extend([0xff; 9]);
-        let declared = u32::from_be_bytes(plain[4..8].try_into().unwrap()) + 9;
+        let declared = declared_len(&plain) + 9;
         plain[4..8].copy_from_slice(&declared.to_be_bytes());
         assert!(crate::dump::holds_max_varint(&plain[HEADER_LEN..]));
         assert!(!accepts(&plain));
