@@ -115,3 +115,46 @@ fn callbacks_for_spans_the_layer_never_saw_open_are_ignored() {
     assert_eq!(calls("child_of_unknown"), Some(1));
     assert_eq!(calls("normal"), Some(1));
 }
+
+#[test]
+fn a_span_created_under_a_span_entered_before_a_reload_gets_its_parent() {
+    let (layer, handle) = PerfLayer::builder()
+        .without_sampler()
+        .without_overhead_calibration()
+        .build()
+        .unwrap();
+    let (reloadable, reload) = tracing_subscriber::reload::Layer::new(None::<PerfLayer>);
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(NoopLayer)
+            .with(reloadable),
+    );
+    tracing::dispatcher::with_default(&dispatch, || {
+        // Entered before the layer arrives: its stack on this thread never
+        // sees that enter, only the registry knows.
+        info_span!("entered_before_the_layer").in_scope(|| {
+            reload.reload(Some(layer)).unwrap();
+            info_span!("child_of_unseen").in_scope(|| {});
+        });
+        // Once nothing is entered, a root span is a root again.
+        info_span!("root_after").in_scope(|| {});
+    });
+    let dump = handle.snapshot();
+    let id = |name: &str| dump.callsites.iter().find(|c| c.name == name).map(|c| c.id);
+    let (parent, child) = (id("entered_before_the_layer"), id("child_of_unseen"));
+    let names: Vec<_> = dump.callsites.iter().map(|c| &c.name).collect();
+    assert!(parent.is_some(), "the unseen parent is listed: {names:?}");
+    assert!(
+        dump.edges
+            .iter()
+            .any(|e| Some(e.parent) == parent && Some(e.child) == child),
+        "edges: {:?}",
+        dump.edges
+    );
+    let root = id("root_after");
+    assert!(
+        dump.edges.iter().all(|e| Some(e.child) != root),
+        "root_after has no parent: {:?}",
+        dump.edges
+    );
+}

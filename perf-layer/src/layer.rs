@@ -4,7 +4,9 @@
 //! exit, close) and takes its own thread's shard lock, uncontended, three
 //! times (new, exit, close), where the span's state lives. A new span's
 //! parent is the innermost span on this thread's stack; the registry is
-//! asked only when that parent was opened on another thread. Entering
+//! asked only when that parent was opened on another thread, or once per
+//! thread while the stack is empty (spans entered before the layer was
+//! added by a `reload` are on no stack). Entering
 //! touches only this thread's stack. No syscall, no global lock, no
 //! allocation after a callsite's first use on a thread.
 //!
@@ -90,6 +92,12 @@ where
         let parent = parent_callsite(attrs, id, current, &ctx, &shard);
         let state = SpanState::new(attrs.metadata(), parent, created, self.shared.rss_now());
         shard.open.insert(id.into_u64(), state);
+        drop(shard);
+        if parent.is_none() && current == Some(Current::Unknown) {
+            // The registry was asked and found no current span: this
+            // thread's stack is complete from here on.
+            mark_stack_complete(self.shared.layer_id);
+        }
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -215,14 +223,23 @@ where
     );
 }
 
+/// See [`Stack::mark_complete`]; out of line, as it runs once per thread.
+#[cold]
+#[inline(never)]
+fn mark_stack_complete(layer_id: u64) {
+    with_stack(layer_id, Stack::mark_complete);
+}
+
 /// The callsite of a new span's parent as the registry resolved it
 /// (contextual or explicit, skipping spans a per-layer filter disabled for
 /// us), looked up as little as possible. A contextual span's parent is the
 /// innermost span entered on this thread that this layer sees, which is
 /// what the registry's `lookup_current` returns for this layer's filter:
 /// `current`, from this thread's stack, `Unknown` when the stack cannot say
-/// (full, or the thread is being torn down). A parent this thread opened is
-/// in `shard`; only one opened on another thread needs the registry.
+/// (full, or spans entered before a `reload` added the layer may still be
+/// entered), `None` when the thread is being torn down. A parent this
+/// thread opened is in `shard`; only one opened on another thread needs the
+/// registry.
 #[inline]
 fn parent_callsite<S>(
     attrs: &Attributes<'_>,

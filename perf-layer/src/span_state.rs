@@ -114,6 +114,12 @@ pub(crate) const MAX_DEPTH: usize = 256;
 #[derive(Debug, Default)]
 pub(crate) struct Stack {
     frames: Vec<Frame>,
+    /// The registry has said this thread was outside every span (that this
+    /// layer sees) at a moment when the stack was empty, so every span
+    /// entered since is on the stack. Until then spans may have been entered
+    /// before the layer existed on this thread (it was added by a `reload`)
+    /// and only the registry knows them.
+    complete: bool,
 }
 
 /// What a thread's stack says about the current span.
@@ -123,7 +129,9 @@ pub(crate) enum Current {
     None,
     /// The innermost entered span.
     Span(u64),
-    /// The stack is full: frames past it were not pushed.
+    /// The stack cannot say: it is full (frames past it were not pushed),
+    /// or it is empty but spans entered before this layer existed on this
+    /// thread may still be entered (see [`Stack::mark_complete`]).
     Unknown,
 }
 
@@ -136,10 +144,24 @@ impl Stack {
         if self.is_full() {
             return Current::Unknown;
         }
+        // A frame on the stack was entered after the layer arrived, so it is
+        // inside any span entered before: the innermost frame is right even
+        // before the stack is complete.
         match self.frames.iter().rev().find(|f| !f.reentry) {
             Some(frame) => Current::Span(frame.span),
-            None => Current::None,
+            None if self.complete => Current::None,
+            None => Current::Unknown,
         }
+    }
+
+    /// Records that the registry found no current span on this thread: from
+    /// now on an empty stack means no span is entered. Until this is known
+    /// (once per thread and layer, at the first contextual span created
+    /// with an empty stack) an empty stack sends the parent look-up to the
+    /// registry. A layer removed by `reload` and added back later does not
+    /// see the spans entered meanwhile; that case is not detected.
+    pub(crate) fn mark_complete(&mut self) {
+        self.complete = true;
     }
 
     pub(crate) fn top_mut(&mut self) -> Option<&mut Frame> {
@@ -330,6 +352,9 @@ mod tests {
     #[test]
     fn the_current_span_skips_reentries_as_the_registry_does() {
         let mut stack = Stack::default();
+        // Empty, and no one has said the thread is outside every span.
+        assert_eq!(stack.current(), Current::Unknown);
+        stack.mark_complete();
         assert_eq!(stack.current(), Current::None);
         stack.push(1, 0);
         stack.push(2, 1);
