@@ -89,15 +89,10 @@ where
             false => None,
         };
         let mut shard = self.shared.store.local().lock();
-        let parent = parent_callsite(attrs, id, current, &ctx, &shard);
+        let layer_id = self.shared.layer_id;
+        let parent = parent_callsite(attrs, id, current, &ctx, &shard, layer_id);
         let state = SpanState::new(attrs.metadata(), parent, created, self.shared.rss_now());
         shard.open.insert(id.into_u64(), state);
-        drop(shard);
-        if parent.is_none() && current == Some(Current::Unknown) {
-            // The registry was asked and found no current span: this
-            // thread's stack is complete from here on.
-            mark_stack_complete(self.shared.layer_id);
-        }
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
@@ -223,11 +218,37 @@ where
     );
 }
 
-/// See [`Stack::mark_complete`]; out of line, as it runs once per thread.
+/// A contextual span's parent when this thread's stack cannot say, from
+/// the registry. When the registry finds no span entered, the stack is
+/// complete from then on ([`Stack::mark_complete`]). Out of line: it runs
+/// when the stack is full, and once per thread while it is empty.
 #[cold]
 #[inline(never)]
-fn mark_stack_complete(layer_id: u64) {
-    with_stack(layer_id, Stack::mark_complete);
+fn parent_from_registry<S>(
+    id: &Id,
+    ctx: &Context<'_, S>,
+    layer_id: u64,
+) -> Option<&'static tracing_core::Metadata<'static>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let parent = registry_parent(id, ctx);
+    if parent.is_none() {
+        with_stack(layer_id, Stack::mark_complete);
+    }
+    parent
+}
+
+/// The callsite of span `id`'s parent as the registry resolved it for this
+/// layer's filter.
+fn registry_parent<S>(
+    id: &Id,
+    ctx: &Context<'_, S>,
+) -> Option<&'static tracing_core::Metadata<'static>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    ctx.span(id)?.parent().map(|p| p.metadata())
 }
 
 /// The callsite of a new span's parent as the registry resolved it
@@ -247,11 +268,12 @@ fn parent_callsite<S>(
     current: Option<Current>,
     ctx: &Context<'_, S>,
     shard: &Shard,
+    layer_id: u64,
 ) -> Option<&'static tracing_core::Metadata<'static>>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let from_registry = || ctx.span(id)?.parent().map(|p| p.metadata());
+    let from_registry = || registry_parent(id, ctx);
     if attrs.is_root() {
         return None;
     }
@@ -260,7 +282,8 @@ where
         None => match current {
             Some(Current::Span(span)) => span,
             Some(Current::None) => return None,
-            Some(Current::Unknown) | None => return from_registry(),
+            Some(Current::Unknown) => return parent_from_registry(id, ctx, layer_id),
+            None => return from_registry(),
         },
     };
     match shard.open.get(parent) {
