@@ -239,3 +239,23 @@ fn the_sampler_records_a_timeline_and_rss_deltas() {
     assert!(dump.callsites[0].rss_delta.is_some());
     assert_eq!(dump.alerts.len(), 1, "{:?}", dump.alerts);
 }
+
+#[test]
+fn the_overhead_estimate_is_the_calibrated_cost_times_the_spans() {
+    let (layer, handle) = PerfLayer::builder().without_sampler().build().unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..100 {
+            info_span!("work").in_scope(|| std::hint::black_box(0));
+        }
+    });
+    let first = handle.snapshot().overhead;
+    // Every span costs the layer something, so the calibration finds more
+    // than zero (it is clamped at zero when the rounds disagree).
+    assert!(first.per_span_ns > 0.0, "{first:?}");
+    assert_eq!(first.spans, 100);
+    assert_eq!(first.estimated_ns, (first.per_span_ns * 100.0) as u64);
+    // Calibrated once per handle: the next snapshot reuses the figure.
+    let second = handle.snapshot().overhead;
+    assert_eq!(second.per_span_ns, first.per_span_ns);
+}

@@ -62,27 +62,31 @@ pub(crate) fn calibrate(config: &Config) -> f64 {
 }
 
 /// Nanoseconds per span lifecycle (new, enter, exit, close) under
-/// `dispatch`, for spans nested two deep after `scratch` evicted the cache.
-/// The eviction is timed too, under both subscribers alike, so it cancels
-/// out of the difference.
+/// `dispatch`, for spans nested two deep, each pair after `scratch` evicted
+/// the cache. Only the spans are timed: the eviction walk takes far longer
+/// than a pair of spans, and its jitter would drown the layer's cost.
 fn time_spans(dispatch: &tracing::Dispatch, scratch: &mut [u8]) -> f64 {
     tracing::dispatcher::with_default(dispatch, || {
-        let start = Instant::now();
+        let mut spent = std::time::Duration::ZERO;
         for round in 0..PAIRS_PER_ROUND {
             for line in scratch.iter_mut().step_by(LINE) {
                 *line = line.wrapping_add(round as u8);
             }
             std::hint::black_box(&mut *scratch);
-            let parent =
-                tracing::span!(target: "perf_layer::calibration", Level::ERROR, "calibration");
-            let _parent = parent.enter();
-            let child = tracing::span!(
-                target: "perf_layer::calibration",
-                Level::ERROR,
-                "calibration_child"
-            );
-            let _child = child.enter();
+            let start = Instant::now();
+            {
+                let parent =
+                    tracing::span!(target: "perf_layer::calibration", Level::ERROR, "calibration");
+                let _parent = parent.enter();
+                let child = tracing::span!(
+                    target: "perf_layer::calibration",
+                    Level::ERROR,
+                    "calibration_child"
+                );
+                let _child = child.enter();
+            }
+            spent += start.elapsed();
         }
-        start.elapsed().as_nanos() as f64 / f64::from(2 * PAIRS_PER_ROUND)
+        spent.as_nanos() as f64 / f64::from(2 * PAIRS_PER_ROUND)
     })
 }
