@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 
-use perf_layer::{CountingAllocator, PerfLayer};
+use perf_layer::{CountingAllocator, PerfHandle, PerfLayer};
 use tracing::{Dispatch, info_span};
 use tracing_subscriber::prelude::*;
 
@@ -76,8 +76,9 @@ fn after_first_use_the_layer_allocates_only_the_extension_slot() {
     assert_eq!(handle.snapshot().overhead.spans, 2 * 1_100);
 }
 
-#[test]
-fn callbacks_for_spans_the_layer_never_saw_open_are_ignored() {
+/// A subscriber whose perf-layer arrives only when `add_layer` is called,
+/// through `reload`, as a service adding profiling at run time would.
+fn layer_added_later() -> (Dispatch, impl FnOnce(), PerfHandle) {
     let (layer, handle) = PerfLayer::builder()
         .without_sampler()
         .without_overhead_calibration()
@@ -86,17 +87,27 @@ fn callbacks_for_spans_the_layer_never_saw_open_are_ignored() {
     let (reloadable, reload) = tracing_subscriber::reload::Layer::new(None::<PerfLayer>);
     // The no-op layer keeps the subscriber interested in every span while
     // the reloadable slot is empty (an empty slot alone hints "level OFF",
-    // and the early span would never be created).
+    // and spans created before the layer would never be created).
     let dispatch = Dispatch::new(
         tracing_subscriber::registry()
             .with(NoopLayer)
             .with(reloadable),
     );
+    (
+        dispatch,
+        move || reload.reload(Some(layer)).unwrap(),
+        handle,
+    )
+}
+
+#[test]
+fn callbacks_for_spans_the_layer_never_saw_open_are_ignored() {
+    let (dispatch, add_layer, handle) = layer_added_later();
     tracing::dispatcher::with_default(&dispatch, || {
         let early = info_span!("opened_before_the_layer");
         // The layer arrives while `early` is open: it sees its enter, exit
         // and close but never its creation.
-        reload.reload(Some(layer)).unwrap();
+        add_layer();
         early.in_scope(|| {
             info_span!("child_of_unknown").in_scope(|| tracing::info!("event"));
         });
@@ -118,22 +129,12 @@ fn callbacks_for_spans_the_layer_never_saw_open_are_ignored() {
 
 #[test]
 fn a_span_created_under_a_span_entered_before_a_reload_gets_its_parent() {
-    let (layer, handle) = PerfLayer::builder()
-        .without_sampler()
-        .without_overhead_calibration()
-        .build()
-        .unwrap();
-    let (reloadable, reload) = tracing_subscriber::reload::Layer::new(None::<PerfLayer>);
-    let dispatch = Dispatch::new(
-        tracing_subscriber::registry()
-            .with(NoopLayer)
-            .with(reloadable),
-    );
+    let (dispatch, add_layer, handle) = layer_added_later();
     tracing::dispatcher::with_default(&dispatch, || {
         // Entered before the layer arrives: its stack on this thread never
         // sees that enter, only the registry knows.
         info_span!("entered_before_the_layer").in_scope(|| {
-            reload.reload(Some(layer)).unwrap();
+            add_layer();
             info_span!("child_of_unseen").in_scope(|| {});
         });
         // Once nothing is entered, a root span is a root again.
