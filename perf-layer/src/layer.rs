@@ -6,9 +6,9 @@
 //! parent is the innermost span on this thread's stack; the registry is
 //! asked only when that parent was opened on another thread, or once per
 //! thread while the stack is empty (spans entered before the layer was
-//! added by a `reload` are on no stack). Entering
-//! touches only this thread's stack. No syscall, no global lock, no
-//! allocation after a callsite's first use on a thread.
+//! added by a `reload` are on no stack). Entering touches only this
+//! thread's stack. No syscall, no global lock, no allocation after a
+//! callsite's first use on a thread.
 //!
 //! The cost of that choice: a span exited or closed on another thread than
 //! the one that opened it (an async task moved by a work-stealing runtime)
