@@ -59,7 +59,7 @@ fn allocs_per_span(dispatch: &Dispatch) -> f64 {
 }
 
 #[test]
-fn after_first_use_the_layer_allocates_only_the_extension_slot() {
+fn after_first_use_the_layer_makes_no_allocation_of_its_own_per_span() {
     let floor = allocs_per_span(&Dispatch::new(
         tracing_subscriber::registry().with(NoopLayer),
     ));
@@ -69,8 +69,10 @@ fn after_first_use_the_layer_allocates_only_the_extension_slot() {
         .build()
         .unwrap();
     let with_layer = allocs_per_span(&Dispatch::new(tracing_subscriber::registry().with(layer)));
+    // The layer keeps span state in its own shards, not in the registry's
+    // extensions, so after first use it allocates nothing per span.
     assert!(
-        with_layer - floor <= 1.0,
+        with_layer - floor <= 0.01,
         "the layer allocates {with_layer} per span against a floor of {floor}"
     );
     assert_eq!(handle.snapshot().overhead.spans, 2 * 1_100);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::handle::PerfHandle;
 use crate::layer::PerfLayer;
-use crate::shared::Shared;
+use crate::profiler::Profiler;
 
 /// Environment variable: where dumps are written.
 pub const ENV_OUTPUT: &str = "PERF_LAYER_OUTPUT";
@@ -315,7 +315,7 @@ impl PerfLayerBuilder {
                 return Err(BuildError::CpuThreshold(p));
             }
         }
-        let shared = Shared::start(self.config)?;
+        let shared = Profiler::start(self.config)?;
         Ok((PerfLayer::new(shared.clone()), PerfHandle::new(shared)))
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::dump::{Dump, DumpWriteError};
-use crate::shared::Shared;
+use crate::profiler::Profiler;
 
 /// A cheap-to-clone handle to the data a [`PerfLayer`](crate::PerfLayer)
 /// records. Snapshots and dumps never stop recording.
@@ -26,23 +26,23 @@ use crate::shared::Shared;
 /// ```
 #[derive(Debug, Clone)]
 pub struct PerfHandle {
-    shared: Arc<Shared>,
+    profiler: Arc<Profiler>,
 }
 
 impl PerfHandle {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn new(profiler: Arc<Profiler>) -> Self {
+        Self { profiler }
     }
 
     /// Everything recorded so far. Spans still open are not included; their
     /// callsites appear once their first span closes.
     pub fn snapshot(&self) -> Dump {
-        self.shared.snapshot()
+        self.profiler.snapshot()
     }
 
     /// Where [`write_dump`](Self::write_dump) writes.
     pub fn output_path(&self) -> &Path {
-        &self.shared.config.output_path
+        &self.profiler.config.output_path
     }
 
     /// Writes a snapshot to the configured output path, atomically, and
@@ -53,7 +53,7 @@ impl PerfHandle {
     /// at that path, if any, is left whole.
     pub fn write_dump(&self) -> Result<PathBuf, DumpWriteError> {
         let path = self.output_path().to_owned();
-        self.shared.write_dump(&path)?;
+        self.profiler.write_dump(&path)?;
         Ok(path)
     }
 
@@ -62,7 +62,7 @@ impl PerfHandle {
     /// # Errors
     /// As [`write_dump`](Self::write_dump).
     pub fn write_dump_to(&self, path: impl AsRef<Path>) -> Result<(), DumpWriteError> {
-        self.shared.write_dump(path.as_ref())
+        self.profiler.write_dump(path.as_ref())
     }
 
     /// A guard that writes the dump to the output path when dropped, for
@@ -84,7 +84,7 @@ pub struct DumpGuard {
 impl Drop for DumpGuard {
     fn drop(&mut self) {
         if let Err(e) = self.handle.write_dump() {
-            self.handle.shared.report_error(&e);
+            self.handle.profiler.report_error(&e);
         }
     }
 }

@@ -29,12 +29,12 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::PerfLayerBuilder;
-use crate::alloc::PauseCounting;
-use crate::dump::AllocStats;
-use crate::shared::Shared;
-use crate::span_state::{Current, SpanState, Stack, with_stack};
-use crate::store::Shard;
-use crate::store::{ClosedSpan, events_from_array, level_index};
+use crate::profiler::Profiler;
+use crate::record::alloc::PauseCounting;
+use crate::record::open_spans::SpanState;
+use crate::record::shards::Shard;
+use crate::record::stack::{Current, Stack, with_stack};
+use crate::record::totals::{ClosedSpan, SpanAlloc, level_index};
 
 /// The profiling layer. Build it with [`PerfLayer::builder`].
 ///
@@ -49,7 +49,7 @@ use crate::store::{ClosedSpan, events_from_array, level_index};
 /// ```
 #[derive(Debug, Clone)]
 pub struct PerfLayer {
-    shared: Arc<Shared>,
+    profiler: Arc<Profiler>,
 }
 
 impl PerfLayer {
@@ -58,13 +58,13 @@ impl PerfLayer {
         PerfLayerBuilder::new()
     }
 
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    pub(crate) fn new(profiler: Arc<Profiler>) -> Self {
+        Self { profiler }
     }
 
     #[inline]
     fn now(&self) -> u64 {
-        self.shared.config.clock.raw()
+        self.profiler.config.clock.raw()
     }
 }
 
@@ -73,7 +73,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
-        let _ = self.shared.dispatch.set(subscriber.downgrade());
+        let _ = self.profiler.dispatch.set(subscriber.downgrade());
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
@@ -85,13 +85,13 @@ where
         // current span seen through this layer's filter; read before the
         // lock, from thread-local memory.
         let current = match attrs.is_contextual() {
-            true => with_stack(self.shared.layer_id, |stack| stack.current()),
+            true => with_stack(self.profiler.layer_id, |stack| stack.current()),
             false => None,
         };
-        let mut shard = self.shared.store.local().lock();
-        let layer_id = self.shared.layer_id;
+        let mut shard = self.profiler.shards.local().lock();
+        let layer_id = self.profiler.layer_id;
         let parent = parent_callsite(attrs, id, current, &ctx, &shard, layer_id);
-        let state = SpanState::new(attrs.metadata(), parent, created, self.shared.rss_now());
+        let state = SpanState::new(attrs.metadata(), parent, created, self.profiler.rss_now());
         shard.open.insert(id.into_u64(), state);
     }
 
@@ -99,8 +99,8 @@ where
         // No pause: pushing allocates only when the stack grows, and pauses
         // for that itself.
         let now = self.now();
-        let clock = &self.shared.config.clock;
-        with_stack(self.shared.layer_id, |stack| {
+        let clock = &self.profiler.config.clock;
+        with_stack(self.profiler.layer_id, |stack| {
             if stack.is_full() {
                 forget_closed(stack, now, &ctx, clock);
             }
@@ -111,15 +111,15 @@ where
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         // No pause: nothing here allocates.
         let now = self.now();
-        let clock = &self.shared.config.clock;
-        let layer_id = self.shared.layer_id;
+        let clock = &self.profiler.config.clock;
+        let layer_id = self.profiler.layer_id;
         with_stack(layer_id, |stack| {
             let Some(finished) = stack.pop(id.into_u64(), now, |a, b| clock.delta_as_nanos(a, b))
             else {
                 return;
             };
-            self.shared
-                .store
+            self.profiler
+                .shards
                 .with_open(id.into_u64(), |state| state.absorb(&finished));
         });
     }
@@ -127,13 +127,13 @@ where
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let level = level_index(event.metadata().level());
         if event.is_contextual() {
-            with_stack(self.shared.layer_id, |stack| {
+            with_stack(self.profiler.layer_id, |stack| {
                 if let Some(top) = stack.top_mut() {
                     top.events[level] = top.events[level].saturating_add(1);
                 }
             });
         } else if let Some(id) = event.parent() {
-            self.shared.store.with_open(id.into_u64(), |state| {
+            self.profiler.shards.with_open(id.into_u64(), |state| {
                 state.events[level] = state.events[level].saturating_add(1);
             });
         }
@@ -143,22 +143,22 @@ where
         // Nothing here allocates but a callsite's first span on this thread,
         // which `record` pauses counting for itself.
         let now = self.now();
-        let store = &self.shared.store;
-        let mut shard = store.local().lock();
+        let shards = &self.profiler.shards;
+        let mut shard = shards.local().lock();
         // Read in place: the state is not copied out of its slot.
         let (meta, parent, closed) = match shard.open.remove(id.into_u64()) {
             Some(state) => (state.meta, state.parent, self.closed(state, now)),
             None => {
                 // A span opened on another thread is in that thread's shard.
                 drop(shard);
-                let Some(state) = store.take_foreign(id.into_u64()) else {
+                let Some(state) = shards.take_foreign(id.into_u64()) else {
                     return;
                 };
-                shard = store.local().lock();
+                shard = shards.local().lock();
                 (state.meta, state.parent, self.closed(&state, now))
             }
         };
-        store.record(&mut shard, meta, parent, &closed);
+        shards.record(&mut shard, meta, parent, &closed);
     }
 }
 
@@ -166,27 +166,21 @@ impl PerfLayer {
     /// What a span closing at `now` contributes to its callsite.
     #[inline]
     fn closed(&self, state: &SpanState, now: u64) -> ClosedSpan {
-        let clock = &self.shared.config.clock;
+        let clock = &self.profiler.config.clock;
         let wall_ns = clock.delta_as_nanos(state.created, now);
         // Busy can exceed wall only when one span was entered on two threads
         // at once; clamp so idle (wall - busy) is never negative.
         let busy_ns = state.busy_ns.min(wall_ns);
         let self_ns = state.self_ns.min(busy_ns);
-        let alloc = crate::alloc::is_installed().then(|| {
-            let net = i128::from(state.alloc.alloc_bytes) - i128::from(state.alloc.freed_bytes);
-            let net_bytes = i64::try_from(net).unwrap_or(if net > 0 { i64::MAX } else { i64::MIN });
-            AllocStats {
-                alloc_bytes: state.alloc.alloc_bytes,
-                allocs: state.alloc.allocs,
-                freed_bytes: state.alloc.freed_bytes,
-                frees: state.alloc.frees,
-                self_alloc_bytes: state.self_alloc_bytes,
-                self_allocs: state.self_allocs,
-                net_bytes,
-                calls_retaining: u64::from(net_bytes > 0),
-            }
+        let alloc = crate::record::alloc::is_installed().then_some(SpanAlloc {
+            alloc_bytes: state.alloc.alloc_bytes,
+            allocs: state.alloc.allocs,
+            freed_bytes: state.alloc.freed_bytes,
+            frees: state.alloc.frees,
+            self_alloc_bytes: state.self_alloc_bytes,
+            self_allocs: state.self_allocs,
         });
-        let rss_delta = match (state.rss_at_open, self.shared.rss_now()) {
+        let rss_delta = match (state.rss_at_open, self.profiler.rss_now()) {
             (Some(open), Some(close)) => Some(close as i64 - open as i64),
             _ => None,
         };
@@ -194,7 +188,7 @@ impl PerfLayer {
             wall_ns,
             busy_ns,
             self_ns,
-            events: events_from_array(&state.events),
+            events: state.events,
             alloc,
             rss_delta,
         }
@@ -202,7 +196,7 @@ impl PerfLayer {
 }
 
 /// Forgets the frames of spans that closed while entered on this thread
-/// (see [`crate::span_state::Stack::forget_closed`]); out of line, as it
+/// (see [`Stack::forget_closed`]); out of line, as it
 /// runs only when the stack is full.
 #[cold]
 #[inline(never)]

@@ -54,35 +54,64 @@
 //! The span path takes no global lock, makes no syscall and no allocation of
 //! its own after a callsite's first use on a thread, and never calls
 //! `sysinfo`. Each thread records into its own shard; snapshots merge them.
+//!
+//! ## The data path, and where it lives
+//!
+//! Span callbacks ([`PerfLayer`], `layer.rs`) record into `record/` (the
+//! thread's stack of entered spans, the open spans' state, per-thread shards
+//! of per-callsite histograms, the counting allocator); `background/` runs
+//! off the span path (the process sampler, the overhead calibration,
+//! periodic dumps); `snapshot.rs` is the one place that turns recorder
+//! state into the wire types of [`dump`] (the schema, the histogram codec,
+//! atomic writes), which [`PerfHandle`] hands out. Each stage knows only the
+//! one before it.
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `recorder` | on | the layer, its builder and handle, the counting allocator, the sampler |
+//!
+//! Without `recorder` the crate is the [`dump`] schema and codec alone, with
+//! none of the recorder's dependencies: what a reader such as `perf-report`
+//! needs (`perf-layer = { version = "…", default-features = false }`).
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
-mod alloc;
-mod builder;
 pub mod dump;
-mod flat_hist;
-mod handle;
-mod layer;
-mod overhead;
-mod sampler;
-mod shared;
-mod snapshot;
-mod span_state;
-mod store;
 #[cfg(test)]
 mod test_rng;
-mod v2_check;
 
-pub use alloc::{
-    AllocCounters, CountingAllocator, is_installed as allocator_installed, thread_counters,
-};
+#[cfg(feature = "recorder")]
+mod background;
+#[cfg(feature = "recorder")]
+mod builder;
+#[cfg(feature = "recorder")]
+mod handle;
+#[cfg(feature = "recorder")]
+mod layer;
+#[cfg(feature = "recorder")]
+mod profiler;
+#[cfg(feature = "recorder")]
+mod record;
+#[cfg(feature = "recorder")]
+mod snapshot;
+
+#[cfg(feature = "recorder")]
 pub use builder::{BuildError, ENV_DUMP_EVERY_MS, ENV_OUTPUT, ENV_SAMPLE_MS, PerfLayerBuilder};
+#[cfg(feature = "recorder")]
 pub use handle::{DumpGuard, PerfHandle};
+#[cfg(feature = "recorder")]
 pub use layer::PerfLayer;
 /// The clock crate, for [`PerfLayerBuilder::clock`] (`quanta::Clock::mock()` in tests).
+#[cfg(feature = "recorder")]
 pub use quanta;
+#[cfg(feature = "recorder")]
+pub use record::alloc::{
+    AllocCounters, CountingAllocator, is_installed as allocator_installed, thread_counters,
+};
 
 /// The README's code blocks, compiled and run as doctests so they never rot.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "recorder"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;

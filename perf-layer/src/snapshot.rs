@@ -1,4 +1,5 @@
-//! Turning the live store into a [`Dump`], without stopping recording.
+//! Turning the live shards into a [`Dump`], without stopping recording: the
+//! one place where recorder state becomes wire types.
 
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
@@ -6,24 +7,25 @@ use std::time::SystemTime;
 use rustc_hash::{FxHashMap, FxHashSet};
 use tracing_core::Metadata;
 
+use crate::background::overhead;
 use crate::dump::{
-    CallEdge, CallsiteStats, Dump, DumpConfig, FORMAT_VERSION, HistogramDump, Overhead, Producer,
-    RunInfo,
+    AllocStats, CallEdge, CallsiteStats, Dump, DumpConfig, EventCounts, FORMAT_VERSION,
+    HistogramDump, Overhead, Producer, RssDelta, RunInfo,
 };
-use crate::overhead;
-use crate::shared::{Shared, process_cpu_ms, unix_ms};
+use crate::profiler::{Profiler, process_cpu_ms, unix_ms};
+use crate::record::flat_hist::FlatHist;
+use crate::record::shards::CallsiteKey;
+use crate::record::totals::{AllocTotals, CallsiteAcc, Events, RssTotals};
 
 /// Below this much process CPU time (the OS counts it in 10 ms ticks), the
 /// overhead fraction is taken over wall time instead.
 const MIN_CPU_NS: u64 = 200_000_000;
-use crate::flat_hist::FlatHist;
-use crate::store::{CallsiteAcc, CallsiteKey};
 
-impl Shared {
+impl Profiler {
     /// A consistent-enough copy of everything recorded so far: each thread's
     /// shard is copied under its own lock, one after the other.
     pub(crate) fn snapshot(&self) -> Dump {
-        let merged = self.store.merged();
+        let merged = self.shards.merged();
         let duration_ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
 
         // Parents that have not closed yet (a `main` span, say) still need an
@@ -56,7 +58,7 @@ impl Shared {
             .map(|(i, a)| (a.0, i as u32))
             .collect();
 
-        let allocations_tracked = crate::alloc::is_installed();
+        let allocations_tracked = crate::record::alloc::is_installed();
         let sampled = self.config.sampler_interval.is_some();
         let callsites = accs
             .iter()
@@ -114,9 +116,9 @@ impl Shared {
             },
             allocations_tracked,
             callsites,
-            callsites_dropped_spans: self.store.dropped_spans.load(Ordering::Relaxed),
+            callsites_dropped_spans: self.shards.dropped_spans.load(Ordering::Relaxed),
             edges,
-            edges_dropped: self.store.dropped_edges.load(Ordering::Relaxed),
+            edges_dropped: self.shards.dropped_edges.load(Ordering::Relaxed),
             timeline: self.timeline.lock().to_timeline(),
             alerts,
             alerts_dropped,
@@ -148,7 +150,7 @@ impl Shared {
         let capacity_ns = cpu_ns.map_or_else(
             || {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let threads = self.store.threads().clamp(1, cores) as f64;
+                let threads = self.shards.threads().clamp(1, cores) as f64;
                 duration_ns as f64 * threads
             },
             |ns| ns as f64,
@@ -171,7 +173,7 @@ fn callsite_stats(
     id: u32,
     meta: &'static Metadata<'static>,
     acc: Option<&CallsiteAcc>,
-    shared: &Shared,
+    shared: &Profiler,
     allocations_tracked: bool,
     sampled: bool,
 ) -> CallsiteStats {
@@ -179,7 +181,7 @@ fn callsite_stats(
     let acc = match acc {
         Some(acc) => acc,
         None => {
-            empty = CallsiteAcc::empty(meta, shared.store.layout());
+            empty = CallsiteAcc::empty(meta, shared.shards.layout());
             &empty
         }
     };
@@ -199,13 +201,41 @@ fn callsite_stats(
         busy_ns: hist(&acc.busy),
         idle_ns: hist(&acc.idle),
         self_ns: hist(&acc.self_time),
-        events: acc.events,
-        alloc: allocations_tracked.then_some(acc.alloc),
-        rss_delta: if sampled {
-            Some(acc.rss.unwrap_or_default())
-        } else {
-            None
-        },
+        events: event_counts(&acc.events),
+        alloc: allocations_tracked.then(|| alloc_stats(&acc.alloc)),
+        rss_delta: sampled.then(|| acc.rss.as_ref().map(rss_delta).unwrap_or_default()),
+    }
+}
+
+fn event_counts(events: &Events) -> EventCounts {
+    let [trace, debug, info, warn, error] = *events;
+    EventCounts {
+        trace,
+        debug,
+        info,
+        warn,
+        error,
+    }
+}
+
+fn alloc_stats(alloc: &AllocTotals) -> AllocStats {
+    AllocStats {
+        alloc_bytes: alloc.alloc_bytes,
+        allocs: alloc.allocs,
+        freed_bytes: alloc.freed_bytes,
+        frees: alloc.frees,
+        self_alloc_bytes: alloc.self_alloc_bytes,
+        self_allocs: alloc.self_allocs,
+        net_bytes: alloc.net_bytes,
+        calls_retaining: alloc.calls_retaining,
+    }
+}
+
+fn rss_delta(rss: &RssTotals) -> RssDelta {
+    RssDelta {
+        sum_bytes: rss.sum_bytes,
+        max_bytes: rss.max_bytes,
+        min_bytes: rss.min_bytes,
     }
 }
 

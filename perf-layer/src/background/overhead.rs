@@ -20,8 +20,8 @@ use std::time::Instant;
 use tracing::Level;
 use tracing_subscriber::layer::{Layer, SubscriberExt as _};
 
-use crate::alloc::PauseCounting;
 use crate::builder::{Config, PerfLayerBuilder};
+use crate::record::alloc::PauseCounting;
 
 const ROUNDS: usize = 7;
 /// Parent-and-child pairs per round.

@@ -13,6 +13,8 @@
 
 use hdrhistogram::Histogram;
 
+use crate::dump::v2::{half_magnitude, lowest_at};
+
 /// The bucket layout of `Histogram::new_with_bounds(1, high, sigfig)`: with
 /// a lowest discernible value of 1 the unit magnitude is 0, which the
 /// formulas below assume.
@@ -70,37 +72,6 @@ impl Layout {
     fn value_at(&self, index: usize) -> u64 {
         lowest_at(self.half_magnitude, index)
     }
-}
-
-/// log2 of half the number of sub-buckets per bucket at this precision:
-/// the largest value kept at single-unit resolution, 2 * 10^precision,
-/// rounded up to a power of two, is the number of sub-buckets.
-fn half_magnitude(precision: u8) -> u32 {
-    let largest = 2 * 10_u64.pow(u32::from(precision.min(5)));
-    let count_magnitude = 64 - (largest - 1).leading_zeros();
-    count_magnitude.max(1) - 1
-}
-
-/// The lowest value that lands at `index` with this half magnitude.
-fn lowest_at(half_magnitude: u32, index: usize) -> u64 {
-    let half = 1_u64 << half_magnitude;
-    let index = index as u64;
-    match (index >> half_magnitude).checked_sub(1) {
-        Some(bucket) => ((index & (half - 1)) + half) << bucket,
-        // The lower half of bucket 0: one value per index.
-        None => index,
-    }
-}
-
-/// The highest value HdrHistogram's bucket `index` holds, in a histogram
-/// of lowest discernible value 1 and this precision: what `iter_recorded`
-/// reports as `value_iterated_to` for that bucket.
-pub(crate) fn highest_at(precision: u8, index: usize) -> u64 {
-    let half_magnitude = half_magnitude(precision);
-    let bucket = ((index as u64) >> half_magnitude).saturating_sub(1);
-    // HdrHistogram's `highest_equivalent`: the next bucket's lowest value,
-    // saturating, minus one.
-    lowest_at(half_magnitude, index).saturating_add(1 << bucket) - 1
 }
 
 /// An empty HdrHistogram for these bounds.

@@ -1,4 +1,5 @@
-//! State shared by the layer, its handles and the background thread.
+//! The profiler: the state the layer, its handles and the background thread
+//! share (configuration, shards, timeline, alerts), behind one `Arc`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,10 +10,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use tracing_core::dispatcher::WeakDispatch;
 
+use crate::background::{
+    self,
+    sampler::{AlertRing, TimelineRing},
+};
 use crate::builder::{BuildError, Config};
 use crate::dump::{Alert, DumpWriteError};
-use crate::sampler::{self, AlertRing, TimelineRing};
-use crate::store::Store;
+use crate::record::shards::Shards;
 
 /// The target of the layer's own log events (alerts, write failures).
 pub(crate) const LOG_TARGET: &str = "perf_layer";
@@ -23,9 +27,9 @@ pub(crate) const RSS_UNKNOWN: u64 = u64::MAX;
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct Profiler {
     pub(crate) config: Config,
-    pub(crate) store: Store,
+    pub(crate) shards: Shards,
     /// Distinguishes this layer's per-thread stacks from other instances'.
     pub(crate) layer_id: u64,
     pub(crate) started: Instant,
@@ -68,13 +72,13 @@ pub(crate) fn process_cpu_ms() -> Option<u64> {
         .filter(|&ms| ms > 0)
 }
 
-impl Shared {
+impl Profiler {
     pub(crate) fn start(config: Config) -> Result<Arc<Self>, BuildError> {
         let interval_ms = config.sampler_interval.map_or(0, |d| {
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
         });
         let shared = Arc::new(Self {
-            store: Store::new(
+            shards: Shards::new(
                 config.histogram_sigfig,
                 config.histogram_max_ns,
                 config.max_callsites,
@@ -94,7 +98,7 @@ impl Shared {
             background: OnceLock::new(),
             config,
         });
-        if let Some(thread) = sampler::spawn(&shared).map_err(BuildError::Thread)? {
+        if let Some(thread) = background::spawn(&shared).map_err(BuildError::Thread)? {
             let _ = shared.background.set(thread);
         }
         Ok(shared)
@@ -138,7 +142,7 @@ impl Shared {
     }
 }
 
-impl Drop for Shared {
+impl Drop for Profiler {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::Release);
         if let Some(thread) = self.background.get() {

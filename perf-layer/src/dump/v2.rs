@@ -1,4 +1,5 @@
-//! Checking a plain HdrHistogram V2 encoding without building the histogram.
+//! Walking a plain HdrHistogram V2 encoding without building the histogram,
+//! and HdrHistogram's bucket layout.
 //!
 //! perf-report checks every histogram of a dump when it loads it, but its
 //! analysis reads only the busy-time ones: building the other three per
@@ -144,6 +145,55 @@ fn zig_zag(encoded: u64) -> i64 {
     ((encoded >> 1) as i64) ^ -((encoded & 1) as i64)
 }
 
+// HdrHistogram's bucket layout, shared by the codec (which reads bucket
+// indices from an encoding) and the recorder's flat histograms (which
+// write counts at them). With a lowest discernible value of 1, which
+// perf-layer always writes, the unit magnitude is 0.
+
+/// log2 of half the number of sub-buckets per bucket at this precision:
+/// the largest value kept at single-unit resolution, 2 * 10^precision,
+/// rounded up to a power of two, is the number of sub-buckets.
+pub(crate) fn half_magnitude(precision: u8) -> u32 {
+    let largest = 2 * 10_u64.pow(u32::from(precision.min(5)));
+    let count_magnitude = 64 - (largest - 1).leading_zeros();
+    count_magnitude.max(1) - 1
+}
+
+/// The lowest value that lands at `index` with this half magnitude.
+pub(crate) fn lowest_at(half_magnitude: u32, index: usize) -> u64 {
+    let half = 1_u64 << half_magnitude;
+    let index = index as u64;
+    match (index >> half_magnitude).checked_sub(1) {
+        Some(bucket) => ((index & (half - 1)) + half) << bucket,
+        // The lower half of bucket 0: one value per index.
+        None => index,
+    }
+}
+
+/// The highest value HdrHistogram's bucket `index` holds, in a histogram
+/// of lowest discernible value 1 and this precision: what `iter_recorded`
+/// reports as `value_iterated_to` for that bucket.
+pub(crate) fn highest_at(precision: u8, index: usize) -> u64 {
+    let half_magnitude = half_magnitude(precision);
+    let bucket = ((index as u64) >> half_magnitude).saturating_sub(1);
+    // HdrHistogram's `highest_equivalent`: the next bucket's lowest value,
+    // saturating, minus one.
+    lowest_at(half_magnitude, index).saturating_add(1 << bucket) - 1
+}
+
+/// Whether the payload holds the varint u64::MAX, which zig-zag decodes to
+/// i64::MIN, the one zero run hdrhistogram cannot negate.
+pub(crate) fn holds_max_varint(mut payload: &[u8]) -> bool {
+    // Stops at the end, or at a truncated varint the decoder refuses.
+    while let Some((value, used)) = varint(payload) {
+        if value == u64::MAX {
+            return true;
+        }
+        payload = &payload[used..];
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
@@ -236,9 +286,9 @@ mod tests {
             // The decoder panics on a zero run of 2^63 (the dump decoder
             // refuses it before, and relies on this walk refusing it too),
             // so only ask it about the rest.
-            if plain.len() > HEADER_LEN && crate::dump::holds_max_varint(&plain[HEADER_LEN..]) {
+            if plain.len() > HEADER_LEN && holds_max_varint(&plain[HEADER_LEN..]) {
                 let end = (HEADER_LEN + declared_len(&plain) as usize).min(plain.len());
-                if crate::dump::holds_max_varint(&plain[HEADER_LEN..end]) {
+                if holds_max_varint(&plain[HEADER_LEN..end]) {
                     assert!(!ours, "case {case}: accepted a zero run of 2^63");
                 }
                 continue;
@@ -274,7 +324,7 @@ mod tests {
         plain.extend([0xff; 9]);
         let declared = declared_len(&plain) + 9;
         plain[4..8].copy_from_slice(&declared.to_be_bytes());
-        assert!(crate::dump::holds_max_varint(&plain[HEADER_LEN..]));
+        assert!(holds_max_varint(&plain[HEADER_LEN..]));
         assert!(!accepts(&plain));
     }
 

@@ -1,18 +1,15 @@
-//! The process sampler: a background thread that reads process RSS, virtual
-//! memory, CPU and thread count through `sysinfo` into a bounded timeline,
-//! raises threshold alerts, and writes periodic dumps. Nothing here runs on
-//! the span path; spans only read the latest RSS from an atomic.
+//! The process sampler: reads process RSS, virtual memory, CPU and thread
+//! count through `sysinfo` into a bounded timeline, and raises threshold
+//! alerts. It runs on the background thread; spans only read the latest RSS
+//! from an atomic.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 use crate::dump::{Alert, AlertKind, ProcessSample, Timeline};
-use crate::shared::Shared;
+use crate::profiler::Profiler;
 
 /// A timeline that never holds more than `capacity` samples but always spans
 /// the whole run: when full, every other sample is dropped and from then on
@@ -92,65 +89,12 @@ impl AlertRing {
 /// falls back below, so a process that stays hot raises one alert, not one
 /// per sample.
 #[derive(Debug, Default)]
-struct Armed {
+pub(super) struct Armed {
     rss_above: bool,
     cpu_above: bool,
 }
 
-/// Starts the background thread when the configuration needs one (sampler or
-/// periodic dumps). It holds only a weak reference and exits once the layer
-/// and every handle are gone.
-pub(crate) fn spawn(shared: &Arc<Shared>) -> Result<Option<thread::Thread>, String> {
-    let sample_every = shared.config.sampler_interval;
-    let dump_every = shared.config.periodic_dump;
-    if sample_every.is_none() && dump_every.is_none() {
-        return Ok(None);
-    }
-    let weak = Arc::downgrade(shared);
-    let handle = thread::Builder::new()
-        .name("perf-layer".into())
-        .spawn(move || run(weak, sample_every, dump_every))
-        .map_err(|e| e.to_string())?;
-    Ok(Some(handle.thread().clone()))
-}
-
-fn run(weak: Weak<Shared>, sample_every: Option<Duration>, dump_every: Option<Duration>) {
-    let pid = Pid::from_u32(std::process::id());
-    let mut system = System::new();
-    let mut armed = Armed::default();
-    let start = Instant::now();
-    let mut next_sample = sample_every.map(|_| start);
-    let mut next_dump = dump_every.map(|d| start + d);
-    loop {
-        let now = Instant::now();
-        {
-            let Some(shared) = weak.upgrade() else { return };
-            if shared.stopping.load(Ordering::Acquire) {
-                return;
-            }
-            if let (Some(due), Some(every)) = (next_sample, sample_every) {
-                if now >= due {
-                    sample(&shared, &mut system, pid, &mut armed);
-                    next_sample = Some(due.max(now - every) + every);
-                }
-            }
-            if let (Some(due), Some(every)) = (next_dump, dump_every) {
-                if now >= due {
-                    if let Err(e) = shared.write_dump(&shared.config.output_path) {
-                        shared.report_error(&e);
-                    }
-                    next_dump = Some(Instant::now() + every);
-                }
-            }
-        }
-        let wake = [next_sample, next_dump].into_iter().flatten().min();
-        let Some(wake) = wake else { return };
-        // Parked, not slept: dropping the last handle unparks us to exit.
-        thread::park_timeout(wake.saturating_duration_since(Instant::now()));
-    }
-}
-
-fn sample(shared: &Shared, system: &mut System, pid: Pid, armed: &mut Armed) {
+pub(super) fn sample(shared: &Profiler, system: &mut System, pid: Pid, armed: &mut Armed) {
     system.refresh_processes_specifics(
         ProcessesToUpdate::Some(&[pid]),
         false,

@@ -1,5 +1,4 @@
-//! Per-span state (kept in the opening thread's shard, see `store`), and
-//! the per-thread stack of entered spans.
+//! The per-thread stack of entered spans.
 //!
 //! The stack is what makes self time cheap. Exiting a span charges its
 //! interval to the frame below as child time, so each frame's self time and
@@ -11,62 +10,7 @@
 
 use std::cell::RefCell;
 
-use tracing_core::Metadata;
-
-use crate::alloc::{self, AllocCounters};
-
-/// What the layer keeps for one open span.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SpanState {
-    pub(crate) meta: &'static Metadata<'static>,
-    /// The parent's callsite, for call edges.
-    pub(crate) parent: Option<&'static Metadata<'static>>,
-    pub(crate) created: u64,
-    pub(crate) busy_ns: u64,
-    pub(crate) self_ns: u64,
-    pub(crate) alloc: AllocCounters,
-    pub(crate) self_alloc_bytes: u64,
-    pub(crate) self_allocs: u64,
-    pub(crate) events: [u32; 5],
-    pub(crate) rss_at_open: Option<u64>,
-}
-
-impl SpanState {
-    pub(crate) fn new(
-        meta: &'static Metadata<'static>,
-        parent: Option<&'static Metadata<'static>>,
-        created: u64,
-        rss_at_open: Option<u64>,
-    ) -> Self {
-        Self {
-            meta,
-            parent,
-            created,
-            busy_ns: 0,
-            self_ns: 0,
-            alloc: AllocCounters::default(),
-            self_alloc_bytes: 0,
-            self_allocs: 0,
-            events: [0; 5],
-            rss_at_open,
-        }
-    }
-
-    /// Adds what one entered interval (a popped frame) measured.
-    #[inline]
-    pub(crate) fn absorb(&mut self, done: &FinishedFrame) {
-        self.busy_ns = self.busy_ns.saturating_add(done.busy_ns);
-        self.self_ns = self.self_ns.saturating_add(done.self_ns);
-        self.alloc.add(&done.alloc);
-        self.self_alloc_bytes = self
-            .self_alloc_bytes
-            .wrapping_add(done.self_alloc.alloc_bytes);
-        self.self_allocs = self.self_allocs.wrapping_add(done.self_alloc.allocs);
-        for (mine, theirs) in self.events.iter_mut().zip(done.events) {
-            *mine = mine.saturating_add(theirs);
-        }
-    }
-}
+use super::alloc::{self, AllocCounters};
 
 /// One entered span on this thread's stack.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,72 @@
+//! Off the span path: one background thread per layer, started by `build()`
+//! when the configuration needs it, that samples the process
+//! ([`sampler`]) and writes periodic dumps. [`overhead`] calibrates the
+//! layer's own per-span cost, on the thread that takes the first snapshot.
+//!
+//! The thread holds only a weak reference to the profiler and exits once the
+//! layer and every handle are gone.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sysinfo::{Pid, System};
+
+use crate::profiler::Profiler;
+
+pub(crate) mod overhead;
+pub(crate) mod sampler;
+
+/// Starts the background thread when the configuration needs one (sampler or
+/// periodic dumps). It holds only a weak reference and exits once the layer
+/// and every handle are gone.
+pub(crate) fn spawn(shared: &Arc<Profiler>) -> Result<Option<thread::Thread>, String> {
+    let sample_every = shared.config.sampler_interval;
+    let dump_every = shared.config.periodic_dump;
+    if sample_every.is_none() && dump_every.is_none() {
+        return Ok(None);
+    }
+    let weak = Arc::downgrade(shared);
+    let handle = thread::Builder::new()
+        .name("perf-layer".into())
+        .spawn(move || run(weak, sample_every, dump_every))
+        .map_err(|e| e.to_string())?;
+    Ok(Some(handle.thread().clone()))
+}
+
+fn run(weak: Weak<Profiler>, sample_every: Option<Duration>, dump_every: Option<Duration>) {
+    let pid = Pid::from_u32(std::process::id());
+    let mut system = System::new();
+    let mut armed = sampler::Armed::default();
+    let start = Instant::now();
+    let mut next_sample = sample_every.map(|_| start);
+    let mut next_dump = dump_every.map(|d| start + d);
+    loop {
+        let now = Instant::now();
+        {
+            let Some(shared) = weak.upgrade() else { return };
+            if shared.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            if let (Some(due), Some(every)) = (next_sample, sample_every) {
+                if now >= due {
+                    sampler::sample(&shared, &mut system, pid, &mut armed);
+                    next_sample = Some(due.max(now - every) + every);
+                }
+            }
+            if let (Some(due), Some(every)) = (next_dump, dump_every) {
+                if now >= due {
+                    if let Err(e) = shared.write_dump(&shared.config.output_path) {
+                        shared.report_error(&e);
+                    }
+                    next_dump = Some(Instant::now() + every);
+                }
+            }
+        }
+        let wake = [next_sample, next_dump].into_iter().flatten().min();
+        let Some(wake) = wake else { return };
+        // Parked, not slept: dropping the last handle unparks us to exit.
+        thread::park_timeout(wake.saturating_duration_since(Instant::now()));
+    }
+}

@@ -1,0 +1,381 @@
+//! The versioned dump format, shared by `perf-layer` (which writes it) and
+//! `perf-report` (which reads it). It builds without the recorder:
+//! `perf-layer = { default-features = false }` gives this module alone, with
+//! none of the recorder's dependencies (tracing-subscriber, dashmap, quanta,
+//! sysinfo).
+//!
+//! - this file: the schema;
+//! - `read`: parsing a dump, its version checked first ([`Dump::from_slice`]);
+//! - [`histogram`]: one whole histogram as stored ([`HistogramDump`]) and its
+//!   codec, HdrHistogram V2 in base64;
+//! - `v2`: walking a V2 encoding without building the histogram, and the
+//!   bucket layout that the recorder's flat histograms share;
+//! - `write`: atomic writes ([`Dump::write_atomic`]).
+//!
+//! Every field is documented in `docs/dump-format.md`; units are in the field
+//! names (`_ns`, `_bytes`, `_ms`). Histograms are stored whole, so dumps can
+//! be merged and any quantile recomputed; the percentile summary beside each
+//! one is for people reading the JSON.
+//!
+//! ```
+//! use perf_layer::dump::{Dump, HistogramDump};
+//! use hdrhistogram::Histogram;
+//!
+//! let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2).unwrap();
+//! h.record(1_500).unwrap();
+//! let stored = HistogramDump::from_histogram(&h, 1_500, 0);
+//! assert_eq!(stored.decode().unwrap(), h);
+//!
+//! let json = serde_json::to_vec(&Dump::empty("demo")).unwrap();
+//! let back = Dump::from_slice(&json).unwrap();
+//! assert_eq!(back.format_version, perf_layer::dump::FORMAT_VERSION);
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+mod decode;
+pub mod histogram;
+mod read;
+pub(crate) mod v2;
+mod write;
+
+pub use histogram::{HistogramDecodeError, HistogramDump};
+pub use read::DumpReadError;
+pub use write::DumpWriteError;
+
+/// The format version this crate writes and the newest it reads.
+///
+/// Bumped on any change that an older reader would misread. Adding an
+/// optional field does not bump it: readers ignore fields they do not know.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One whole profiling run: everything `perf-report` needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Dump {
+    /// The dump format version, [`FORMAT_VERSION`] when written by this crate.
+    pub format_version: u32,
+    /// The crate that wrote the dump.
+    pub producer: Producer,
+    /// What ran, where, and when.
+    pub run: RunInfo,
+    /// The layer's configuration for this run.
+    pub config: DumpConfig,
+    /// Whether the counting allocator was installed: when `false`, every
+    /// callsite's [`CallsiteStats::alloc`] is `None` (unknown, not zero).
+    pub allocations_tracked: bool,
+    /// Per-callsite statistics, one entry per span callsite seen.
+    pub callsites: Vec<CallsiteStats>,
+    /// Spans not recorded because `config.max_callsites` was reached.
+    #[serde(default)]
+    pub callsites_dropped_spans: u64,
+    /// Parent-to-child callsite edges, for call paths and flamegraphs.
+    pub edges: Vec<CallEdge>,
+    /// Edge observations not recorded because `config.max_edges` was reached.
+    #[serde(default)]
+    pub edges_dropped: u64,
+    /// The process timeline from the background sampler.
+    pub timeline: Timeline,
+    /// Threshold alerts raised during the run (a bounded ring: the newest kept).
+    pub alerts: Vec<Alert>,
+    /// Alerts raised but evicted from the bounded alert ring.
+    #[serde(default)]
+    pub alerts_dropped: u64,
+    /// The layer's estimate of its own cost.
+    pub overhead: Overhead,
+}
+
+/// The crate that wrote a dump.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Producer {
+    /// Crate name, `perf-layer`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// What ran, where, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The program name (the executable's file name).
+    pub program: String,
+    /// The process id.
+    pub pid: u32,
+    /// The host name, or `"unknown"`.
+    pub host: String,
+    /// When the layer was built, in milliseconds since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    /// When this dump was taken, in milliseconds since the Unix epoch.
+    pub ended_at_unix_ms: u64,
+    /// Time from the layer's build to this dump, in nanoseconds.
+    pub duration_ns: u64,
+}
+
+/// The layer configuration a dump was recorded with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DumpConfig {
+    /// Significant decimal digits of every histogram (1 to 5).
+    pub histogram_sigfig: u8,
+    /// The largest value a histogram tracks, in nanoseconds; larger values are
+    /// recorded as this value and counted in [`HistogramDump::clamped`].
+    pub histogram_max_ns: u64,
+    /// The sampler interval in milliseconds, `None` when the sampler was off.
+    pub sampler_interval_ms: Option<u64>,
+    /// The RSS alert threshold in bytes, if any.
+    pub rss_alert_bytes: Option<u64>,
+    /// The CPU alert threshold in percent of one core, if any.
+    pub cpu_alert_percent: Option<f64>,
+    /// The most callsites recorded.
+    pub max_callsites: usize,
+    /// The most distinct call edges recorded.
+    pub max_edges: usize,
+    /// The most timeline samples kept (older ones are thinned, not dropped).
+    pub timeline_capacity: usize,
+}
+
+/// Statistics of one span callsite (one place in the code), merged over every
+/// thread and every span it created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CallsiteStats {
+    /// Index of this callsite in the dump, referenced by [`CallEdge`].
+    pub id: u32,
+    /// Span name.
+    pub name: String,
+    /// Span target.
+    pub target: String,
+    /// Rust module path, if known.
+    pub module_path: Option<String>,
+    /// Source file, if known.
+    pub file: Option<String>,
+    /// Source line, if known.
+    pub line: Option<u32>,
+    /// Level: `TRACE`, `DEBUG`, `INFO`, `WARN` or `ERROR`.
+    pub level: String,
+    /// Number of spans of this callsite that closed.
+    pub calls: u64,
+    /// Creation to close.
+    pub wall_ns: HistogramDump,
+    /// Sum of the intervals the span was entered (on any thread).
+    pub busy_ns: HistogramDump,
+    /// Wall minus busy: time the span existed but was not entered.
+    pub idle_ns: HistogramDump,
+    /// Busy time when this span was the innermost entered span on its thread:
+    /// busy minus the busy time of its child spans.
+    pub self_ns: HistogramDump,
+    /// Events recorded inside the span, by level.
+    pub events: EventCounts,
+    /// Heap allocation while entered; `None` without the counting allocator.
+    pub alloc: Option<AllocStats>,
+    /// Process RSS change between open and close, as the sampler saw it.
+    /// Coarse: the sampler's resolution is its interval. `None` without sampler.
+    pub rss_delta: Option<RssDelta>,
+}
+
+/// Events recorded inside a span, per level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct EventCounts {
+    pub trace: u64,
+    pub debug: u64,
+    pub info: u64,
+    pub warn: u64,
+    pub error: u64,
+}
+
+impl EventCounts {
+    /// All events of every level (saturating: counts read from a file can
+    /// be anything).
+    pub fn total(&self) -> u64 {
+        [self.debug, self.info, self.warn, self.error]
+            .into_iter()
+            .fold(self.trace, u64::saturating_add)
+    }
+
+    /// Adds another set of counts to this one, saturating.
+    pub fn add(&mut self, other: &EventCounts) {
+        self.trace = self.trace.saturating_add(other.trace);
+        self.debug = self.debug.saturating_add(other.debug);
+        self.info = self.info.saturating_add(other.info);
+        self.warn = self.warn.saturating_add(other.warn);
+        self.error = self.error.saturating_add(other.error);
+    }
+}
+
+/// Heap allocation attributed to a callsite, summed over all its spans.
+///
+/// Counted only while a span was entered, on the thread that entered it.
+/// "Inclusive" counts include child spans; "self" counts do not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocStats {
+    /// Bytes allocated, inclusive.
+    pub alloc_bytes: u64,
+    /// Allocations made, inclusive.
+    pub allocs: u64,
+    /// Bytes freed, inclusive.
+    pub freed_bytes: u64,
+    /// Deallocations made, inclusive.
+    pub frees: u64,
+    /// Bytes allocated while this span was innermost.
+    pub self_alloc_bytes: u64,
+    /// Allocations made while this span was innermost.
+    pub self_allocs: u64,
+    /// Inclusive bytes allocated minus bytes freed: memory the spans kept.
+    pub net_bytes: i64,
+    /// Spans of this callsite that closed holding more than they freed.
+    pub calls_retaining: u64,
+}
+
+impl AllocStats {
+    /// Adds another callsite's figures to these.
+    pub fn add(&mut self, other: &AllocStats) {
+        self.alloc_bytes = self.alloc_bytes.saturating_add(other.alloc_bytes);
+        self.allocs = self.allocs.saturating_add(other.allocs);
+        self.freed_bytes = self.freed_bytes.saturating_add(other.freed_bytes);
+        self.frees = self.frees.saturating_add(other.frees);
+        self.self_alloc_bytes = self.self_alloc_bytes.saturating_add(other.self_alloc_bytes);
+        self.self_allocs = self.self_allocs.saturating_add(other.self_allocs);
+        self.net_bytes = self.net_bytes.saturating_add(other.net_bytes);
+        self.calls_retaining = self.calls_retaining.saturating_add(other.calls_retaining);
+    }
+}
+
+/// Process RSS change between a span's open and close, summed over its spans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RssDelta {
+    /// Sum of the per-span deltas, in bytes.
+    pub sum_bytes: i64,
+    /// The largest single-span growth, in bytes.
+    pub max_bytes: i64,
+    /// The largest single-span shrink (most negative delta), in bytes.
+    pub min_bytes: i64,
+}
+
+impl RssDelta {
+    /// Adds another callsite's figures to these.
+    pub fn add(&mut self, other: &RssDelta) {
+        self.sum_bytes = self.sum_bytes.saturating_add(other.sum_bytes);
+        self.max_bytes = self.max_bytes.max(other.max_bytes);
+        self.min_bytes = self.min_bytes.min(other.min_bytes);
+    }
+}
+
+/// A parent-to-child callsite edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEdge {
+    /// The parent callsite's [`CallsiteStats::id`].
+    pub parent: u32,
+    /// The child callsite's [`CallsiteStats::id`].
+    pub child: u32,
+    /// Child spans closed under this parent.
+    pub calls: u64,
+    /// Sum of those child spans' busy time, in nanoseconds.
+    pub child_busy_ns: u64,
+}
+
+/// The process timeline sampled in the background.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// The spacing of the kept samples in milliseconds. Starts at the sampler
+    /// interval and doubles each time a full timeline is thinned.
+    pub interval_ms: u64,
+    /// The samples, oldest first.
+    pub samples: Vec<ProcessSample>,
+}
+
+/// One process sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSample {
+    /// Milliseconds since the run started.
+    pub t_ms: u64,
+    /// Resident set size in bytes.
+    pub rss_bytes: u64,
+    /// Virtual memory in bytes.
+    pub virtual_bytes: u64,
+    /// CPU use since the previous sample, in percent of one core (can exceed 100).
+    pub cpu_percent: f64,
+    /// Number of threads in the process (0 when unknown).
+    pub threads: u32,
+}
+
+/// A threshold crossing raised by the sampler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Milliseconds since the run started.
+    pub t_ms: u64,
+    /// What crossed its threshold.
+    pub kind: AlertKind,
+    /// The measured value (bytes for RSS, percent for CPU).
+    pub value: f64,
+    /// The configured threshold, in the same unit.
+    pub threshold: f64,
+    /// The message that was logged.
+    pub message: String,
+}
+
+/// What an [`Alert`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AlertKind {
+    /// Resident memory above `rss_alert_bytes`.
+    Rss,
+    /// CPU above `cpu_alert_percent`.
+    Cpu,
+}
+
+/// The layer's estimate of its own cost during the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// Measured cost the layer adds to one span's lifecycle, in nanoseconds
+    /// (calibrated in-process against a no-op layer).
+    pub per_span_ns: f64,
+    /// Spans recorded.
+    pub spans: u64,
+    /// `per_span_ns * spans`, in nanoseconds.
+    pub estimated_ns: u64,
+    /// `estimated_ns` as a fraction of the CPU time the process used during
+    /// the run (0 to 1); where that is unknown or too short to read, of the
+    /// run's wall time on each thread that recorded spans, at most one per core.
+    pub fraction_of_run: f64,
+}
+
+impl Dump {
+    /// An empty dump for `program`: no callsites, no timeline.
+    pub fn empty(program: &str) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            producer: Producer {
+                name: env!("CARGO_PKG_NAME").to_owned(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            run: RunInfo {
+                program: program.to_owned(),
+                pid: 0,
+                host: "unknown".to_owned(),
+                started_at_unix_ms: 0,
+                ended_at_unix_ms: 0,
+                duration_ns: 0,
+            },
+            config: DumpConfig {
+                histogram_sigfig: 2,
+                histogram_max_ns: 3_600_000_000_000,
+                sampler_interval_ms: None,
+                rss_alert_bytes: None,
+                cpu_alert_percent: None,
+                max_callsites: 0,
+                max_edges: 0,
+                timeline_capacity: 0,
+            },
+            allocations_tracked: false,
+            callsites: Vec::new(),
+            callsites_dropped_spans: 0,
+            edges: Vec::new(),
+            edges_dropped: 0,
+            timeline: Timeline::default(),
+            alerts: Vec::new(),
+            alerts_dropped: 0,
+            overhead: Overhead::default(),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The span path: everything a span callback touches, and nothing else.
+//!
+//! Data flows through it in this order:
+//!
+//! 1. [`stack`]: the thread's stack of entered spans. Entering pushes a
+//!    frame (one clock read, the thread's allocation counters); exiting
+//!    pops it and charges its interval to the frame below as child time,
+//!    which is what makes self time cheap.
+//! 2. [`open_spans`]: the state of each open span (busy, self, allocation,
+//!    events), in the opening thread's shard, where a popped frame's
+//!    figures are added.
+//! 3. [`totals`]: at close, the span's figures are added into its
+//!    callsite's accumulator: four [`flat_hist`] histograms and counters.
+//! 4. [`shards`]: one accumulator map per thread behind an uncontended
+//!    lock, the callsite and edge caps, and the merge a snapshot reads.
+//!
+//! [`alloc`] is the optional counting global allocator whose thread-local
+//! counters the stack reads. Nothing here is a wire type: `snapshot`
+//! converts to the dump's schema.
+
+pub(crate) mod alloc;
+pub(crate) mod flat_hist;
+pub(crate) mod open_spans;
+pub(crate) mod shards;
+pub(crate) mod stack;
+pub(crate) mod totals;

@@ -1,0 +1,311 @@
+//! The state of the spans a thread opened that are still open: the layer's
+//! per-span storage, kept in the opening thread's shard (see
+//! [`super::shards`]) instead of the registry's extensions.
+
+use rustc_hash::FxHashMap;
+use tracing_core::Metadata;
+
+use super::alloc::{AllocCounters, PauseCounting};
+use super::stack::FinishedFrame;
+
+/// What the layer keeps for one open span.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpanState {
+    pub(crate) meta: &'static Metadata<'static>,
+    /// The parent's callsite, for call edges.
+    pub(crate) parent: Option<&'static Metadata<'static>>,
+    pub(crate) created: u64,
+    pub(crate) busy_ns: u64,
+    pub(crate) self_ns: u64,
+    pub(crate) alloc: AllocCounters,
+    pub(crate) self_alloc_bytes: u64,
+    pub(crate) self_allocs: u64,
+    pub(crate) events: [u32; 5],
+    pub(crate) rss_at_open: Option<u64>,
+}
+
+impl SpanState {
+    pub(crate) fn new(
+        meta: &'static Metadata<'static>,
+        parent: Option<&'static Metadata<'static>>,
+        created: u64,
+        rss_at_open: Option<u64>,
+    ) -> Self {
+        Self {
+            meta,
+            parent,
+            created,
+            busy_ns: 0,
+            self_ns: 0,
+            alloc: AllocCounters::default(),
+            self_alloc_bytes: 0,
+            self_allocs: 0,
+            events: [0; 5],
+            rss_at_open,
+        }
+    }
+
+    /// Adds what one entered interval (a popped frame) measured.
+    #[inline]
+    pub(crate) fn absorb(&mut self, done: &FinishedFrame) {
+        self.busy_ns = self.busy_ns.saturating_add(done.busy_ns);
+        self.self_ns = self.self_ns.saturating_add(done.self_ns);
+        self.alloc.add(&done.alloc);
+        self.self_alloc_bytes = self
+            .self_alloc_bytes
+            .wrapping_add(done.self_alloc.alloc_bytes);
+        self.self_allocs = self.self_allocs.wrapping_add(done.self_alloc.allocs);
+        for (mine, theirs) in self.events.iter_mut().zip(done.events) {
+            *mine = mine.saturating_add(theirs);
+        }
+    }
+}
+
+/// The spans one thread opened that are still open. States sit in a slab
+/// (a closed span's slot is reused) found by span id through a map of slot
+/// numbers, so no state is moved when the map grows or a span closes: moving
+/// a state out of a hash map on every close cost a store-forwarding stall
+/// (docs/benchmarks.md). Grows to the most spans the thread had open at
+/// once, and no further.
+///
+/// The last span inserted or looked up keeps its slot beside the map, so
+/// the exits of a span just created, or polled again and again, skip the
+/// map; and a span inserted is put in the map only when the next one is,
+/// so a span that closes before another opens on its thread (a leaf, or a
+/// root span) never touches the map at all.
+#[derive(Debug, Default)]
+pub(crate) struct OpenSpans {
+    slot_of: FxHashMap<u64, u32>,
+    slots: Vec<SpanState>,
+    free: Vec<u32>,
+    last: Option<Last>,
+}
+
+/// [`OpenSpans`]'s last span. Invariant: when `in_map`, `slot_of[id] ==
+/// slot`; otherwise `id` is not in `slot_of`, and is the only such span.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    id: u64,
+    slot: u32,
+    in_map: bool,
+}
+
+impl OpenSpans {
+    pub(crate) fn get(&self, id: u64) -> Option<&SpanState> {
+        let slot = match self.last {
+            Some(last) if last.id == id => last.slot,
+            _ => *self.slot_of.get(&id)?,
+        };
+        self.slots.get(slot as usize)
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut SpanState> {
+        let slot = match self.last {
+            Some(last) if last.id == id => last.slot,
+            last => {
+                let slot = *self.slot_of.get(&id)?;
+                // A span not yet in the map stays the last one: replacing
+                // it would mean inserting it here.
+                if !matches!(last, Some(Last { in_map: false, .. })) {
+                    self.last = Some(Last {
+                        id,
+                        slot,
+                        in_map: true,
+                    });
+                }
+                slot
+            }
+        };
+        self.slots.get_mut(slot as usize)
+    }
+
+    /// Adds span `id`. Growing is the layer's allocation, not the span's.
+    #[inline]
+    pub(crate) fn insert(&mut self, id: u64, state: SpanState) {
+        // At most one map insert below: the previous span's.
+        if self.slot_of.len() == self.slot_of.capacity()
+            || (self.free.is_empty() && self.slots.len() == self.slots.capacity())
+        {
+            self.grow();
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = state;
+                slot
+            }
+            None => {
+                self.slots.push(state);
+                // More than u32::MAX spans open on one thread cannot happen
+                // before memory runs out; saturate rather than wrap.
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        if let Some(Last {
+            id: previous,
+            slot: its_slot,
+            in_map: false,
+        }) = self.last
+        {
+            self.slot_of.insert(previous, its_slot);
+        }
+        self.last = Some(Last {
+            id,
+            slot,
+            in_map: false,
+        });
+    }
+
+    /// Makes room for one more span, out of line: growing is the layer's
+    /// allocation, not the span's.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let _pause = PauseCounting::new();
+        self.slot_of.reserve(1);
+        self.slots.reserve(1);
+        // Every slot can be free at once: `remove` never allocates.
+        self.free
+            .reserve(self.slots.capacity().saturating_sub(self.free.len()));
+    }
+
+    /// Removes span `id`, returning its state. The slot is free for the next
+    /// span; the returned reference lives until then.
+    #[inline]
+    pub(crate) fn remove(&mut self, id: u64) -> Option<&SpanState> {
+        let slot = match self.last {
+            Some(last) if last.id == id => {
+                self.last = None;
+                if last.in_map {
+                    self.slot_of.remove(&id);
+                }
+                last.slot
+            }
+            _ => self.slot_of.remove(&id)?,
+        };
+        self.free.push(slot);
+        self.slots.get(slot as usize)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.slot_of.len() + usize::from(matches!(self.last, Some(Last { in_map: false, .. })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_core::Level;
+
+    use super::*;
+
+    static META: tracing_core::Metadata<'static> = tracing_core::metadata! {
+        name: "open",
+        target: "perf_layer",
+        level: Level::INFO,
+        fields: &[],
+        callsite: &CALLSITE,
+        kind: tracing_core::metadata::Kind::SPAN,
+    };
+    struct Callsite;
+    static CALLSITE: Callsite = Callsite;
+    impl tracing_core::Callsite for Callsite {
+        fn set_interest(&self, _: tracing_core::Interest) {}
+        fn metadata(&self) -> &tracing_core::Metadata<'_> {
+            &META
+        }
+    }
+
+    #[test]
+    fn open_spans_reuse_closed_slots_and_keep_each_state() {
+        let mut open = OpenSpans::default();
+        for id in 1..=3 {
+            open.insert(id, SpanState::new(&META, None, id * 10, None));
+        }
+        assert_eq!(open.remove(2).map(|s| s.created), Some(20));
+        assert!(open.remove(2).is_none());
+        open.insert(4, SpanState::new(&META, None, 40, None));
+        // Span 4 took span 2's slot: three slots for four spans.
+        assert_eq!((open.len(), open.slots.len()), (3, 3));
+        let created: Vec<_> = [1, 3, 4].map(|id| open.get(id).map(|s| s.created)).to_vec();
+        assert_eq!(created, [Some(10), Some(30), Some(40)]);
+        open.get_mut(3).unwrap().busy_ns = 7;
+        assert_eq!(open.remove(3).map(|s| s.busy_ns), Some(7));
+    }
+
+    #[test]
+    fn open_spans_agree_with_a_plain_map_over_random_operations() {
+        use std::collections::HashMap;
+        let mut rng = crate::test_rng::Rng(0x9e37_79b9_7f4a_7c15);
+        let mut open = OpenSpans::default();
+        // Span id -> (created, busy_ns), the reference.
+        let mut model: HashMap<u64, (u64, u64)> = HashMap::new();
+        // Live ids in insertion order, so that picks are reproducible.
+        let mut live: Vec<u64> = Vec::new();
+        let mut next_id = 1;
+        for step in 0..20_000 {
+            // The newest live span, any live span, or an id closed or never
+            // seen.
+            let id = match (rng.below(4), live.len() as u64) {
+                (0, n) if n > 0 => live[n as usize - 1],
+                (1 | 2, n) if n > 0 => live[rng.below(n) as usize],
+                _ => 1 + rng.below(next_id + 2),
+            };
+            match rng.below(5) {
+                0 if model.len() < 64 => {
+                    let created = rng.next();
+                    open.insert(next_id, SpanState::new(&META, None, created, None));
+                    model.insert(next_id, (created, 0));
+                    live.push(next_id);
+                    next_id += 1;
+                }
+                2 => {
+                    let add = rng.below(100);
+                    let ours = open.get_mut(id).map(|s| {
+                        s.busy_ns += add;
+                        (s.created, s.busy_ns)
+                    });
+                    let theirs = model.get_mut(&id).map(|m| {
+                        m.1 += add;
+                        *m
+                    });
+                    assert_eq!(ours, theirs, "step {step}: get_mut({id})");
+                }
+                1 | 3 => {
+                    let ours = open.remove(id).map(|s| (s.created, s.busy_ns));
+                    assert_eq!(ours, model.remove(&id), "step {step}: remove({id})");
+                    live.retain(|&l| l != id);
+                }
+                _ => {
+                    let ours = open.get(id).map(|s| (s.created, s.busy_ns));
+                    assert_eq!(ours, model.get(&id).copied(), "step {step}: get({id})");
+                }
+            }
+            assert_eq!(open.len(), model.len(), "step {step}");
+        }
+        // The slab never held more states than were open at once.
+        assert!(open.slots.len() <= 64, "{} slots", open.slots.len());
+    }
+
+    #[test]
+    fn the_last_span_looked_up_is_forgotten_when_it_closes() {
+        let mut open = OpenSpans::default();
+        open.insert(1, SpanState::new(&META, None, 10, None));
+        open.insert(2, SpanState::new(&META, None, 20, None));
+        // Span 1 is the last looked up; it closes, and span 3 takes its slot.
+        open.get_mut(1).unwrap().busy_ns = 5;
+        assert_eq!(open.remove(1).map(|s| s.busy_ns), Some(5));
+        assert!(open.get_mut(1).is_none(), "a closed span is not found");
+        open.insert(3, SpanState::new(&META, None, 30, None));
+        assert!(open.get_mut(1).is_none());
+        // Alternating look-ups each find their own state.
+        for (id, busy) in [(2, 1), (3, 2), (2, 3), (2, 4), (3, 5)] {
+            open.get_mut(id).unwrap().busy_ns += busy;
+        }
+        assert_eq!(open.get(2).map(|s| s.busy_ns), Some(8));
+        assert_eq!(open.get(3).map(|s| s.busy_ns), Some(7));
+        assert_eq!(open.remove(3).map(|s| s.created), Some(30));
+        assert!(open.get_mut(3).is_none());
+        assert_eq!(open.get_mut(2).map(|s| s.created), Some(20));
+    }
+}

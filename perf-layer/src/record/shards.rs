@@ -1,0 +1,311 @@
+//! Per-callsite statistics and the state of open spans: the only state
+//! shared between threads.
+//!
+//! Every thread records into its own shard, so two threads closing spans of
+//! the same callsite never touch the same memory. A shard sits behind a spin
+//! lock that only its own thread takes on the span path (uncontended, one
+//! atomic operation); a snapshot takes each shard's lock briefly to copy it.
+//!
+//! A shard also holds the state of the spans its thread opened, keyed by
+//! span id. This is the layer's per-span storage instead of the registry's
+//! extensions: an extension costs a boxed allocation, a type-map insert and
+//! removal, and a registry look-up at every exit and close, where the shard
+//! costs one hash-map operation under a lock the thread takes anyway. A span
+//! that moved to another thread is found by searching the other shards (see
+//! [`Shards::with_open`]): slower, but only for spans that migrate. The
+//! `DashMap` holds the callsites admitted so far, visited once per callsite per
+//! thread, which is where the callsite cap is enforced.
+//!
+//! Shards live in a [`ThreadLocal`] owned by [`Shards`], so a thread's data
+//! outlives the thread: a thread that exits leaves its shard behind (a later
+//! thread may reuse it and keep adding to it), and snapshots still see it.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+use rustc_hash::FxHashMap;
+use thread_local::ThreadLocal;
+use tracing_core::Metadata;
+
+use super::alloc::PauseCounting;
+use super::flat_hist::Layout;
+use super::open_spans::{OpenSpans, SpanState};
+use super::totals::{CallsiteAcc, ClosedSpan, EdgeAcc};
+
+/// A callsite's key: the address of its `'static` metadata, unique per
+/// callsite. Building it never allocates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct CallsiteKey(usize);
+
+impl CallsiteKey {
+    pub(crate) fn of(meta: &'static Metadata<'static>) -> Self {
+        CallsiteKey(meta as *const Metadata<'static> as usize)
+    }
+}
+
+/// One thread's statistics, and the spans it opened that are still open.
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    pub(crate) callsites: FxHashMap<CallsiteKey, CallsiteAcc>,
+    pub(crate) edges: FxHashMap<(CallsiteKey, CallsiteKey), EdgeAcc>,
+    /// Open spans by span id. Ids are unique among a registry's live spans,
+    /// and one layer serves one registry.
+    pub(crate) open: OpenSpans,
+}
+
+/// Every thread's statistics added up, for a snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct Merged {
+    pub(crate) callsites: FxHashMap<CallsiteKey, CallsiteAcc>,
+    pub(crate) edges: FxHashMap<(CallsiteKey, CallsiteKey), EdgeAcc>,
+}
+
+/// A shard's lock. Only its own thread takes it on the span path, so it is
+/// almost never contended; a spin lock costs one atomic read-modify-write
+/// to take and a plain store to release, where `parking_lot`'s mutex costs
+/// two (about 2 ns less per lock, three locks per span; docs/benchmarks.md).
+/// The rare waiter (a snapshot copying the shard, or a thread looking for a
+/// span that moved) yields its time slice while it waits.
+pub(crate) type ShardLock = spin::mutex::SpinMutex<Shard, spin::relax::Yield>;
+
+/// A shard on cache lines of its own. `ThreadLocal` keeps neighbouring
+/// threads' values side by side, and every span writes its thread's lock
+/// word and open-span map: unpadded, two threads would write one line.
+/// 128 bytes, as adjacent-line prefetching pairs 64-byte lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct PaddedShard(ShardLock);
+
+/// All shards, the callsites admitted under the cap, and the caps.
+#[derive(Debug)]
+pub(crate) struct Shards {
+    shards: ThreadLocal<PaddedShard>,
+    /// Every callsite admitted under the cap.
+    admitted: DashMap<CallsiteKey, &'static Metadata<'static>>,
+    edges_admitted: AtomicUsize,
+    callsites_admitted: AtomicUsize,
+    pub(crate) dropped_spans: AtomicU64,
+    pub(crate) dropped_edges: AtomicU64,
+    layout: Layout,
+    max_callsites: usize,
+    max_edges: usize,
+}
+
+impl Shards {
+    pub(crate) fn new(sigfig: u8, max_ns: u64, max_callsites: usize, max_edges: usize) -> Self {
+        Self {
+            shards: ThreadLocal::new(),
+            admitted: DashMap::new(),
+            edges_admitted: AtomicUsize::new(0),
+            callsites_admitted: AtomicUsize::new(0),
+            dropped_spans: AtomicU64::new(0),
+            dropped_edges: AtomicU64::new(0),
+            layout: Layout::new(sigfig, max_ns),
+            max_callsites,
+            max_edges,
+        }
+    }
+
+    /// The histogram layout every callsite records into.
+    pub(crate) fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// This thread's shard.
+    #[inline]
+    pub(crate) fn local(&self) -> &ShardLock {
+        match self.shards.get() {
+            Some(shard) => &shard.0,
+            None => self.first_local(),
+        }
+    }
+
+    /// Creates this thread's shard: the layer's allocation, not a span's.
+    #[cold]
+    fn first_local(&self) -> &ShardLock {
+        let _pause = PauseCounting::new();
+        &self.shards.get_or_default().0
+    }
+
+    /// Runs `f` on the state of open span `id`, wherever it was opened: this
+    /// thread's shard first (one lock), then the others, each locked only
+    /// while it is searched. `None` when no shard holds the span.
+    #[inline]
+    pub(crate) fn with_open<R>(&self, id: u64, f: impl FnOnce(&mut SpanState) -> R) -> Option<R> {
+        let local = self.local();
+        {
+            let mut shard = local.lock();
+            if let Some(state) = shard.open.get_mut(id) {
+                return Some(f(state));
+            }
+        }
+        self.with_foreign(local, id, f)
+    }
+
+    #[cold]
+    fn with_foreign<R>(
+        &self,
+        local: &ShardLock,
+        id: u64,
+        f: impl FnOnce(&mut SpanState) -> R,
+    ) -> Option<R> {
+        for PaddedShard(shard) in self.shards.iter() {
+            if std::ptr::eq(shard, local) {
+                continue;
+            }
+            let mut shard = shard.lock();
+            if let Some(state) = shard.open.get_mut(id) {
+                return Some(f(state));
+            }
+        }
+        None
+    }
+
+    /// Takes open span `id` out of whichever shard holds it. Not this
+    /// thread's, which the caller has searched already under its own lock.
+    #[cold]
+    pub(crate) fn take_foreign(&self, id: u64) -> Option<SpanState> {
+        let local = self.local();
+        for PaddedShard(shard) in self.shards.iter() {
+            if std::ptr::eq(shard, local) {
+                continue;
+            }
+            if let Some(state) = shard.lock().open.remove(id) {
+                return Some(*state);
+            }
+        }
+        None
+    }
+
+    /// Records a closed span (and its edge from `parent`) in `shard`, this
+    /// thread's, which the caller holds locked.
+    pub(crate) fn record(
+        &self,
+        shard: &mut Shard,
+        meta: &'static Metadata<'static>,
+        parent: Option<&'static Metadata<'static>>,
+        span: &ClosedSpan,
+    ) {
+        let key = CallsiteKey::of(meta);
+        match shard.callsites.get_mut(&key) {
+            Some(acc) => acc.record(span),
+            None => self.record_first(shard, key, meta, span),
+        }
+        if let Some(parent) = parent {
+            let edge_key = (CallsiteKey::of(parent), key);
+            match shard.edges.get_mut(&edge_key) {
+                Some(edge) => {
+                    edge.calls += 1;
+                    edge.child_busy_ns = edge.child_busy_ns.saturating_add(span.busy_ns);
+                }
+                None => self.first_edge(shard, edge_key, parent, span),
+            }
+        }
+    }
+
+    /// A callsite's first span on this thread, out of line: the histograms
+    /// are the layer's allocation, not the span's.
+    #[cold]
+    #[inline(never)]
+    fn record_first(
+        &self,
+        shard: &mut Shard,
+        key: CallsiteKey,
+        meta: &'static Metadata<'static>,
+        span: &ClosedSpan,
+    ) {
+        let _pause = PauseCounting::new();
+        if !self.admit_callsite(key, meta) {
+            self.dropped_spans.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        shard
+            .callsites
+            .entry(key)
+            .or_insert_with(|| CallsiteAcc::empty(meta, self.layout))
+            .record(span);
+    }
+
+    /// An edge's first child on this thread, out of line, under the cap.
+    #[cold]
+    #[inline(never)]
+    fn first_edge(
+        &self,
+        shard: &mut Shard,
+        edge_key: (CallsiteKey, CallsiteKey),
+        parent: &'static Metadata<'static>,
+        span: &ClosedSpan,
+    ) {
+        let _pause = PauseCounting::new();
+        if self.edges_admitted.fetch_add(1, Ordering::Relaxed) < self.max_edges {
+            shard.edges.insert(
+                edge_key,
+                EdgeAcc {
+                    parent: Some(parent),
+                    calls: 1,
+                    child_busy_ns: span.busy_ns,
+                },
+            );
+        } else {
+            self.edges_admitted.fetch_sub(1, Ordering::Relaxed);
+            self.dropped_edges.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Admits a callsite under the cap; visited once per callsite per thread.
+    fn admit_callsite(&self, key: CallsiteKey, meta: &'static Metadata<'static>) -> bool {
+        if self.admitted.contains_key(&key) {
+            return true;
+        }
+        match self.admitted.entry(key) {
+            dashmap::mapref::entry::Entry::Occupied(_) => true,
+            dashmap::mapref::entry::Entry::Vacant(slot) => {
+                // The vacant entry holds its shard's lock, so one key reserves
+                // one place; the reservation itself is atomic, so threads
+                // admitting different keys at once cannot overshoot the cap.
+                let reserved = self.callsites_admitted.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |n| (n < self.max_callsites).then_some(n + 1),
+                );
+                if reserved.is_err() {
+                    return false;
+                }
+                slot.insert(meta);
+                true
+            }
+        }
+    }
+
+    /// Every shard's callsites and edges added up, each shard locked only
+    /// while it is copied.
+    pub(crate) fn merged(&self) -> Merged {
+        let mut total = Merged::default();
+        for PaddedShard(shard) in self.shards.iter() {
+            let copy = {
+                let shard = shard.lock();
+                (shard.callsites.clone(), shard.edges.clone())
+            };
+            for (key, acc) in copy.0 {
+                match total.callsites.get_mut(&key) {
+                    Some(mine) => mine.merge(&acc),
+                    None => {
+                        total.callsites.insert(key, acc);
+                    }
+                }
+            }
+            for (key, edge) in copy.1 {
+                total.edges.entry(key).or_default().merge(&edge);
+            }
+        }
+        total
+    }
+
+    /// Number of threads that have recorded at least one span.
+    pub(crate) fn threads(&self) -> usize {
+        self.shards
+            .iter()
+            .filter(|PaddedShard(shard)| !shard.lock().callsites.is_empty())
+            .count()
+    }
+}

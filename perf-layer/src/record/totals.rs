@@ -1,0 +1,208 @@
+//! What one callsite accumulates, in the recorder's own terms.
+//!
+//! Nothing here is a wire type: the span path adds plain integers into
+//! plain arrays, and only [`crate::snapshot`] turns them into the dump's
+//! schema. That keeps the dump free to change shape without touching the
+//! span path, and the span path free to keep whatever is cheapest to add.
+
+use tracing_core::{Level, Metadata};
+
+use super::flat_hist::{FlatHist, Layout};
+
+/// Events per level, trace to error: a small array, cheap to add to.
+pub(crate) type Events = [u64; 5];
+
+/// The level's index into [`Events`] (trace..error).
+#[inline]
+pub(crate) fn level_index(level: &Level) -> usize {
+    match *level {
+        Level::TRACE => 0,
+        Level::DEBUG => 1,
+        Level::INFO => 2,
+        Level::WARN => 3,
+        _ => 4,
+    }
+}
+
+/// Heap allocation one closed span made while entered.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SpanAlloc {
+    pub(crate) alloc_bytes: u64,
+    pub(crate) allocs: u64,
+    pub(crate) freed_bytes: u64,
+    pub(crate) frees: u64,
+    pub(crate) self_alloc_bytes: u64,
+    pub(crate) self_allocs: u64,
+}
+
+/// [`SpanAlloc`] summed over a callsite's spans, with the spans that closed
+/// holding more than they freed.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AllocTotals {
+    pub(crate) alloc_bytes: u64,
+    pub(crate) allocs: u64,
+    pub(crate) freed_bytes: u64,
+    pub(crate) frees: u64,
+    pub(crate) self_alloc_bytes: u64,
+    pub(crate) self_allocs: u64,
+    /// Allocated minus freed, summed per span.
+    pub(crate) net_bytes: i64,
+    pub(crate) calls_retaining: u64,
+}
+
+impl AllocTotals {
+    #[inline]
+    fn add_span(&mut self, span: &SpanAlloc) {
+        let net = i128::from(span.alloc_bytes) - i128::from(span.freed_bytes);
+        let net = i64::try_from(net).unwrap_or(if net > 0 { i64::MAX } else { i64::MIN });
+        self.add(&AllocTotals {
+            alloc_bytes: span.alloc_bytes,
+            allocs: span.allocs,
+            freed_bytes: span.freed_bytes,
+            frees: span.frees,
+            self_alloc_bytes: span.self_alloc_bytes,
+            self_allocs: span.self_allocs,
+            net_bytes: net,
+            calls_retaining: u64::from(net > 0),
+        });
+    }
+
+    fn add(&mut self, other: &AllocTotals) {
+        self.alloc_bytes = self.alloc_bytes.saturating_add(other.alloc_bytes);
+        self.allocs = self.allocs.saturating_add(other.allocs);
+        self.freed_bytes = self.freed_bytes.saturating_add(other.freed_bytes);
+        self.frees = self.frees.saturating_add(other.frees);
+        self.self_alloc_bytes = self.self_alloc_bytes.saturating_add(other.self_alloc_bytes);
+        self.self_allocs = self.self_allocs.saturating_add(other.self_allocs);
+        self.net_bytes = self.net_bytes.saturating_add(other.net_bytes);
+        self.calls_retaining = self.calls_retaining.saturating_add(other.calls_retaining);
+    }
+}
+
+/// Process RSS at close minus at open, summed over a callsite's spans.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RssTotals {
+    pub(crate) sum_bytes: i64,
+    pub(crate) max_bytes: i64,
+    pub(crate) min_bytes: i64,
+}
+
+impl RssTotals {
+    fn of(delta: i64) -> Self {
+        Self {
+            sum_bytes: delta,
+            max_bytes: delta,
+            min_bytes: delta,
+        }
+    }
+
+    fn add(&mut self, other: &RssTotals) {
+        self.sum_bytes = self.sum_bytes.saturating_add(other.sum_bytes);
+        self.max_bytes = self.max_bytes.max(other.max_bytes);
+        self.min_bytes = self.min_bytes.min(other.min_bytes);
+    }
+}
+
+/// What a closed span contributes to its callsite.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClosedSpan {
+    pub(crate) wall_ns: u64,
+    pub(crate) busy_ns: u64,
+    pub(crate) self_ns: u64,
+    pub(crate) events: [u32; 5],
+    /// `None` without the counting allocator.
+    pub(crate) alloc: Option<SpanAlloc>,
+    /// `None` without a sampler, or before its first sample.
+    pub(crate) rss_delta: Option<i64>,
+}
+
+/// Everything recorded for one callsite on one thread (or merged).
+#[derive(Debug, Clone)]
+pub(crate) struct CallsiteAcc {
+    pub(crate) meta: &'static Metadata<'static>,
+    pub(crate) calls: u64,
+    pub(crate) layout: Layout,
+    pub(crate) wall: FlatHist,
+    pub(crate) busy: FlatHist,
+    pub(crate) idle: FlatHist,
+    pub(crate) self_time: FlatHist,
+    pub(crate) events: Events,
+    pub(crate) alloc: AllocTotals,
+    pub(crate) rss: Option<RssTotals>,
+}
+
+impl CallsiteAcc {
+    pub(crate) fn empty(meta: &'static Metadata<'static>, layout: Layout) -> Self {
+        Self {
+            meta,
+            calls: 0,
+            layout,
+            wall: FlatHist::new(&layout),
+            busy: FlatHist::new(&layout),
+            idle: FlatHist::new(&layout),
+            self_time: FlatHist::new(&layout),
+            events: [0; 5],
+            alloc: AllocTotals::default(),
+            rss: None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record(&mut self, span: &ClosedSpan) {
+        self.calls += 1;
+        // A copy: the counts are written through pointers the compiler cannot
+        // tell apart from `self.layout`, so a reference would be re-read
+        // after every increment.
+        let layout = self.layout;
+        self.wall.record(&layout, span.wall_ns);
+        self.busy.record(&layout, span.busy_ns);
+        self.idle.record(&layout, span.wall_ns - span.busy_ns);
+        self.self_time.record(&layout, span.self_ns);
+        for (mine, &theirs) in self.events.iter_mut().zip(&span.events) {
+            *mine = mine.saturating_add(u64::from(theirs));
+        }
+        if let Some(alloc) = &span.alloc {
+            self.alloc.add_span(alloc);
+        }
+        if let Some(delta) = span.rss_delta {
+            let one = RssTotals::of(delta);
+            match &mut self.rss {
+                Some(rss) => rss.add(&one),
+                None => self.rss = Some(one),
+            }
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &CallsiteAcc) {
+        self.calls += other.calls;
+        self.wall.merge(&other.wall);
+        self.busy.merge(&other.busy);
+        self.idle.merge(&other.idle);
+        self.self_time.merge(&other.self_time);
+        for (mine, &theirs) in self.events.iter_mut().zip(&other.events) {
+            *mine = mine.saturating_add(theirs);
+        }
+        self.alloc.add(&other.alloc);
+        match (&mut self.rss, &other.rss) {
+            (Some(mine), Some(theirs)) => mine.add(theirs),
+            (None, Some(theirs)) => self.rss = Some(*theirs),
+            _ => {}
+        }
+    }
+}
+
+/// Child spans closed under one parent callsite.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EdgeAcc {
+    pub(crate) parent: Option<&'static Metadata<'static>>,
+    pub(crate) calls: u64,
+    pub(crate) child_busy_ns: u64,
+}
+
+impl EdgeAcc {
+    pub(crate) fn merge(&mut self, other: &EdgeAcc) {
+        self.parent = other.parent;
+        self.calls += other.calls;
+        self.child_busy_ns = self.child_busy_ns.saturating_add(other.child_busy_ns);
+    }
+}
