@@ -24,7 +24,7 @@ use perf_layer::dump::{
 };
 use perf_report::load::{LoadOptions, load_slice};
 use perf_report::render::{Format, RenderOptions, ReportKind, render};
-use perf_report::{Config, Report};
+use perf_report::{Config, LoadedDump, Report};
 use serde_json::{Value, json};
 
 /// The system allocator, keeping the current and the peak heap in use.
@@ -239,7 +239,7 @@ fn deflated(dump: &Dump) -> Value {
     serde_json::to_value(&dump).expect("a dump serializes")
 }
 
-fn load(bytes: &[u8]) -> Dump {
+fn load(bytes: &[u8]) -> LoadedDump {
     load_slice(bytes, "large.json", &LoadOptions::default()).expect("the synthetic dump loads")
 }
 

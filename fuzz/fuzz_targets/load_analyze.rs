@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
     for format in FORMATS {
         let _ = render_diff(&d, format, &RenderOptions::default());
     }
-    if let Ok(merged) = merge(vec![dump.clone(), dump]) {
-        let _ = Report::build(&merged, &Config::default());
+    if let Ok(merged) = merge(vec![dump.dump().clone(), dump.into_dump()]) {
+        let _ = Report::build(&merged.into(), &Config::default());
     }
 });

@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use perf_report::Severity;
+use perf_report::render::{Format, ReportKind};
 
 const EXAMPLES: &str = "\
 Examples:
   # Profile a run, then read the plan in the terminal
-  cargo run --example service && perf-report dump.json
+  cargo run --release --example pipeline && perf-report dump.json
 
   # Merge the dumps of several processes of one service
   perf-report host-a.json host-b.json host-c.json
@@ -19,7 +21,7 @@ Examples:
   perf-report dump.json --kind summary --fail-on high
 
   # Stricter thresholds from a file (any subset of the fields)
-  echo '{\"thresholds\": {\"hot_spot_min_share\": 0.05}, \"bands\": {\"critical\": 15}}' > cfg.json
+  echo '{\"classes\": {\"hot_spot\": {\"min_share\": 0.05}}, \"bands\": {\"critical\": 15}}' > cfg.json
   perf-report dump.json --config cfg.json
 
   # Where does the session's weight go (40% CPU, 40% memory, 20% frequency)?
@@ -128,14 +130,15 @@ pub(crate) struct ReportArgs {
     pub(crate) dumps: Vec<PathBuf>,
 
     /// Which report: the full plan, a short summary, or the session-weight view.
-    #[arg(long, short = 'k', value_enum, default_value_t = KindArg::Full)]
-    pub(crate) kind: KindArg,
+    #[arg(long, short = 'k', value_enum, default_value_t = ReportKind::Full)]
+    pub(crate) kind: ReportKind,
 
     /// Exit 1 when a finding at or above this severity exists.
     #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub(crate) fail_on: Option<SeverityArg>,
+    pub(crate) fail_on: Option<Severity>,
 
-    /// Thresholds, gains, severity bands and session weights from a JSON file;
+    /// Each finding class's thresholds, gain and confidence, the scoring weights,
+    /// severity bands and session weights, from a JSON file;
     /// fields left out keep their defaults (see docs/report-format.md).
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -166,8 +169,8 @@ pub(crate) struct DiffArgs {
 #[derive(Debug, Args)]
 pub(crate) struct OutputArgs {
     /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = FormatArg::Text)]
-    pub(crate) format: FormatArg,
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
 
     /// Write the report to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -185,36 +188,6 @@ pub(crate) struct OutputArgs {
     /// Colour: auto follows NO_COLOR, CLICOLOR_FORCE and whether stdout is a terminal.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     pub(crate) color: ColorArg,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum KindArg {
-    /// Findings, the whole plan, the callsite table, the process.
-    Full,
-    /// Findings and a one-line-per-step plan.
-    Summary,
-    /// Every span scored 40% CPU, 40% memory, 20% frequency.
-    Weight,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum FormatArg {
-    /// Aligned tables for a terminal.
-    Text,
-    /// Versioned JSON (docs/report-format.md).
-    Json,
-    /// Markdown for a pull request.
-    Markdown,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum SeverityArg {
-    /// Impact score >= 20.
-    Critical,
-    /// Impact score >= 10.
-    High,
-    /// Impact score >= 4.
-    Medium,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -27,13 +27,13 @@
 //! workload, not the code.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use hdrhistogram::Histogram;
 use perf_layer::dump::{CallsiteStats, Dump};
 use serde::Serialize;
 
-use crate::analyze::Location;
+use crate::callsite::Location;
+use crate::label::labelled;
 use crate::stats;
 
 /// How two dumps are compared.
@@ -79,38 +79,19 @@ impl DiffOptions {
     }
 }
 
-/// What happened to a callsite between the two dumps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Significantly slower, or allocating more per call.
-    Regressed,
-    /// Significantly faster, or allocating less per call.
-    Improved,
-    /// Within the noise threshold, or not significant.
-    Unchanged,
-    /// Only in the new dump.
-    Added,
-    /// Only in the base dump.
-    Removed,
-}
-
-impl Verdict {
-    /// `regressed`, `improved`, `unchanged`, `added` or `removed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Regressed => "regressed",
-            Verdict::Improved => "improved",
-            Verdict::Unchanged => "unchanged",
-            Verdict::Added => "added",
-            Verdict::Removed => "removed",
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+labelled! {
+    /// What happened to a callsite between the two dumps.
+    pub enum Verdict {
+        /// Significantly slower, or allocating more per call.
+        Regressed = "regressed",
+        /// Significantly faster, or allocating less per call.
+        Improved = "improved",
+        /// Within the noise threshold, or not significant.
+        Unchanged = "unchanged",
+        /// Only in the new dump.
+        Added = "added",
+        /// Only in the base dump.
+        Removed = "removed",
     }
 }
 

@@ -1,12 +1,16 @@
 //! perf-report turns perf-layer dumps into severity-ranked findings and an
 //! ordered optimization plan.
 //!
-//! The data path reads top to bottom: [`load`] (files, stdin, bytes; size
-//! limit, version check, histogram validation) -> [`merge`] (several dumps
-//! into one, losslessly) -> [`analyze`] (per-callsite table, findings with an
-//! impact score, session weights) -> [`plan`] (ordered steps with Amdahl
-//! gains) -> [`render`] (text, Markdown, JSON). [`diff`] compares two dumps;
-//! [`flamegraph`] draws self time by call path.
+//! The data path reads top to bottom, each stage handing its output to the
+//! next as a value: [`load`] (files, stdin, bytes; size limit, version check,
+//! histogram validation) -> [`merge`] (several dumps into one, losslessly)
+//! -> [`LoadedDump`] -> [`analyze`] (a context built once, then one detector
+//! per finding class: per-callsite table, findings with an impact score,
+//! session weights) -> [`plan`] (ordering and compounding of the detectors'
+//! advice) -> [`render`] (one [`render::Renderer`] per format over shared
+//! table columns). [`diff`] compares two dumps; [`flamegraph`] draws self
+//! time by call path. [`callsite`] (the identity of a callsite across dumps)
+//! sits below all of them.
 //!
 //! ```
 //! use perf_layer::dump::Dump;
@@ -27,23 +31,25 @@
 #![warn(missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
 
 pub mod analyze;
+pub mod callsite;
 pub mod config;
 pub mod diff;
 pub mod flamegraph;
+mod label;
 pub mod load;
+mod loaded;
 pub mod merge;
 mod par;
 pub mod plan;
 pub mod render;
-pub mod score;
+pub mod sanitize;
 pub mod stats;
 pub mod units;
 
 pub use analyze::{Analysis, Severity};
 pub use config::Config;
+pub use loaded::LoadedDump;
 pub use plan::Plan;
-
-use perf_layer::dump::Dump;
 
 /// An analysed dump and its plan: what the renderers show.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +65,7 @@ pub struct Report {
 
 impl Report {
     /// Analyses `dump` and plans from the findings.
-    pub fn build(dump: &Dump, config: &Config) -> Report {
+    pub fn build(dump: &LoadedDump, config: &Config) -> Report {
         let analysis = analyze::analyze(dump, config);
         let plan = plan::plan(&analysis);
         Report {

@@ -1,6 +1,7 @@
 //! Reading dumps: from files, standard input or bytes, with a size limit,
 //! version check and histogram validation, so that everything after this
-//! stage can trust what it gets.
+//! stage can trust what it gets. What it returns, a [`LoadedDump`], carries
+//! what the analysis needs of the histograms it checked.
 //!
 //! Every error's message has the form `<input>: <what is wrong>; <what to do>`
 //! on one line.
@@ -12,9 +13,9 @@ use std::path::{Path, PathBuf};
 use perf_layer::dump::{Dump, DumpReadError, FORMAT_VERSION};
 use serde_json::error::Category;
 
-use crate::analyze::{BusySummary, busy_cache};
+use crate::LoadedDump;
 use crate::merge::{self, MergeError};
-use crate::par;
+use crate::sanitize::one_line;
 
 /// The name [`load_paths`] gives standard input in messages.
 pub const STDIN_NAME: &str = "<stdin>";
@@ -188,18 +189,11 @@ pub enum LoadError {
     },
 }
 
-/// One line, whatever the parser or the file name put in it.
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 fn display_name(path: &Path) -> String {
     if path.as_os_str() == "-" {
         STDIN_NAME.to_owned()
     } else {
-        one_line(&path.display().to_string())
+        one_line(&path.display().to_string()).into_owned()
     }
 }
 
@@ -208,7 +202,7 @@ fn display_name(path: &Path) -> String {
 ///
 /// # Errors
 /// The first input that cannot be loaded, or a merge failure.
-pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dump, LoadError> {
+pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<LoadedDump, LoadError> {
     if paths.is_empty() {
         return Err(LoadError::NoInput);
     }
@@ -216,14 +210,20 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dump, LoadErr
     for path in paths {
         dumps.push(load_path(path, opts)?);
     }
-    merge::merge(dumps).map_err(|error| LoadError::Merge {
-        inputs: paths
-            .iter()
-            .map(|p| display_name(p))
-            .collect::<Vec<_>>()
-            .join(", "),
-        error,
-    })
+    if dumps.len() == 1 {
+        return Ok(dumps.remove(0));
+    }
+    let dumps = dumps.into_iter().map(LoadedDump::into_dump).collect();
+    merge::merge(dumps)
+        .map(LoadedDump::from)
+        .map_err(|error| LoadError::Merge {
+            inputs: paths
+                .iter()
+                .map(|p| display_name(p))
+                .collect::<Vec<_>>()
+                .join(", "),
+            error,
+        })
 }
 
 /// Loads one dump from a file, or from standard input for `-`.
@@ -233,7 +233,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Dump, LoadErr
 ///
 /// # Errors
 /// See [`LoadError`].
-pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<Dump, LoadError> {
+pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<LoadedDump, LoadError> {
     let input = display_name(path);
     if path.as_os_str() == "-" {
         return load_reader(io::stdin().lock(), &input, opts);
@@ -271,7 +271,11 @@ pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<Dump, LoadError> {
 ///
 /// # Errors
 /// See [`LoadError`].
-pub fn load_reader<R: Read>(reader: R, input: &str, opts: &LoadOptions) -> Result<Dump, LoadError> {
+pub fn load_reader<R: Read>(
+    reader: R,
+    input: &str,
+    opts: &LoadOptions,
+) -> Result<LoadedDump, LoadError> {
     let mut bytes = Vec::new();
     reader
         .take(opts.max_bytes.saturating_add(1))
@@ -298,8 +302,8 @@ pub fn load_reader<R: Read>(reader: R, input: &str, opts: &LoadOptions) -> Resul
 /// assert!(matches!(err, LoadError::Empty { .. }));
 /// assert!(err.to_string().starts_with("dump.json: "));
 /// ```
-pub fn load_slice(bytes: &[u8], source: &str, opts: &LoadOptions) -> Result<Dump, LoadError> {
-    let input = one_line(source);
+pub fn load_slice(bytes: &[u8], source: &str, opts: &LoadOptions) -> Result<LoadedDump, LoadError> {
+    let input = one_line(source).into_owned();
     if bytes.len() as u64 > opts.max_bytes {
         return Err(LoadError::TooLarge {
             input,
@@ -317,47 +321,14 @@ pub fn load_slice(bytes: &[u8], source: &str, opts: &LoadOptions) -> Result<Dump
         Ok(dump) if (1..=FORMAT_VERSION).contains(&dump.format_version) => dump,
         _ => Dump::from_slice(bytes).map_err(|e| read_error(e, &input))?,
     };
-    validate_histograms(&dump).map_err(|e| read_error(e, &input))?;
-    Ok(dump)
-}
-
-/// [`Dump::validate_histograms`] on every core: the same checks, and the
-/// same error (the first broken histogram in callsite order). What the
-/// analysis needs of each busy-time histogram is kept while it is decoded
-/// here, so that analysing the dump decodes none again.
-fn validate_histograms(dump: &Dump) -> Result<(), DumpReadError> {
-    let checked = par::map(&dump.callsites, |cs| {
-        // In the order `Dump::validate_histograms` reports errors.
-        // Analysis reads only the busy-time histograms, and only their
-        // recorded buckets; none is built (`HistogramDump::check` and
-        // `recorded_buckets` walk the encoding).
-        cs.wall_ns.check()?;
-        let summary = BusySummary::of_recorded(&cs.busy_ns.recorded_buckets()?);
-        cs.idle_ns.check()?;
-        cs.self_ns.check()?;
-        Ok(summary)
-    });
-    let mut summaries = Vec::with_capacity(checked.len());
-    for (cs, checked) in dump.callsites.iter().zip(checked) {
-        match checked {
-            Ok(summary) => summaries.push((cs.busy_ns.encoded.as_str(), summary)),
-            Err(source) => {
-                return Err(DumpReadError::Histogram {
-                    callsite: cs.name.clone(),
-                    source,
-                });
-            }
-        }
-    }
-    busy_cache::insert_all(summaries.into_iter());
-    Ok(())
+    LoadedDump::validated(dump).map_err(|e| read_error(e, &input))
 }
 
 fn read_error(e: DumpReadError, input: &str) -> LoadError {
     let input = input.to_owned();
     match e {
         DumpReadError::Json(e) => {
-            let detail = one_line(&e.to_string());
+            let detail = one_line(&e.to_string()).into_owned();
             match e.classify() {
                 Category::Eof => LoadError::Truncated { input, detail },
                 Category::Syntax if detail.contains("recursion limit") => {
@@ -389,12 +360,12 @@ fn read_error(e: DumpReadError, input: &str) -> LoadError {
         },
         DumpReadError::Histogram { callsite, source } => LoadError::Histogram {
             input,
-            callsite: one_line(&callsite),
-            detail: one_line(&source.to_string()),
+            callsite: one_line(&callsite).into_owned(),
+            detail: one_line(&source.to_string()).into_owned(),
         },
         other => LoadError::Schema {
             input,
-            detail: one_line(&other.to_string()),
+            detail: one_line(&other.to_string()).into_owned(),
         },
     }
 }

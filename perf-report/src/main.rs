@@ -11,12 +11,13 @@ use clap::Parser as _;
 use perf_report::diff::{DiffOptions, diff};
 use perf_report::flamegraph;
 use perf_report::load::{LoadOptions, load_path, load_paths};
-use perf_report::render::{Format, RenderOptions, ReportKind, render, render_diff};
-use perf_report::{Config, Report, Severity};
+use perf_report::render::{Format, RenderOptions, render, render_diff};
+use perf_report::sanitize::one_line;
+use perf_report::{Config, Report};
 
 mod cli;
 
-use cli::{Cli, ColorArg, Command, FormatArg, KindArg, OutputArgs, SeverityArg};
+use cli::{Cli, ColorArg, Command, OutputArgs};
 
 /// Exit code for "ran, nothing over the bar".
 const CLEAN: u8 = 0;
@@ -38,12 +39,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // Library errors already carry their cause in one line; print
             // it once, prefixed with the program's name.
-            let msg: String = e
-                .to_string()
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
-            eprintln!("perf-report: {msg}");
+            eprintln!("perf-report: {}", one_line(&e.to_string()));
             ExitCode::from(ERROR)
         }
     }
@@ -57,11 +53,7 @@ fn run(cli: Cli) -> Result<u8> {
             let new = load_path(&args.new, &load)?;
             let opts = DiffOptions::default().with_threshold(args.threshold / 100.0);
             let d = diff(&base, &new, &opts);
-            let text = render_diff(
-                &d,
-                format(args.output.format),
-                &render_options(&args.output),
-            );
+            let text = render_diff(&d, args.output.format, &render_options(&args.output));
             emit(&text, args.output.output.as_deref())?;
             let over = args.fail_on_regression.is_some_and(|pct| {
                 d.callsites.iter().any(|c| {
@@ -101,24 +93,14 @@ fn run(cli: Cli) -> Result<u8> {
                 None => Config::default(),
             };
             let report = Report::build(&dump, &config);
-            let kind = match args.kind {
-                KindArg::Full => ReportKind::Full,
-                KindArg::Summary => ReportKind::Summary,
-                KindArg::Weight => ReportKind::Weight,
-            };
             let text = render(
                 &report,
-                format(args.output.format),
-                kind,
+                args.output.format,
+                args.kind,
                 &render_options(&args.output),
             );
             emit(&text, args.output.output.as_deref())?;
-            let bar = args.fail_on.map(|s| match s {
-                SeverityArg::Critical => Severity::Critical,
-                SeverityArg::High => Severity::High,
-                SeverityArg::Medium => Severity::Medium,
-            });
-            Ok(match bar {
+            Ok(match args.fail_on {
                 Some(bar) if report.has_findings_at_or_above(bar) => FOUND,
                 _ => CLEAN,
             })
@@ -146,14 +128,6 @@ fn load_options(o: &OutputArgs) -> LoadOptions {
     LoadOptions::default().with_max_bytes(o.max_size)
 }
 
-fn format(f: FormatArg) -> Format {
-    match f {
-        FormatArg::Text => Format::Text,
-        FormatArg::Json => Format::Json,
-        FormatArg::Markdown => Format::Markdown,
-    }
-}
-
 fn render_options(o: &OutputArgs) -> RenderOptions {
     let color = match o.color {
         ColorArg::Always => true,
@@ -167,8 +141,8 @@ fn render_options(o: &OutputArgs) -> RenderOptions {
     };
     // Machines reading JSON get every row unless they ask for fewer.
     let top = o.top.unwrap_or(match o.format {
-        FormatArg::Json => 0,
-        FormatArg::Text | FormatArg::Markdown => 10,
+        Format::Json => 0,
+        _ => 10,
     });
     RenderOptions::default().with_color(color).with_top(top)
 }

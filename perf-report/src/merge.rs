@@ -9,8 +9,13 @@
 //! | allocation, RSS delta | summed; unknown (`None`) if any part is unknown, so `None` keeps meaning "not measured" |
 //! | edges | by the identities of both ends; calls and busy time summed |
 //! | timeline, alerts | put on one clock (each part's `t_ms` shifted by its start time minus the earliest start) and sorted by time |
-//! | run | earliest start, latest end; duration is the **sum** of the parts' durations (the wall-time budget of all processes) |
+//! | run | earliest start, latest end; duration is the **sum** of the parts' durations (the wall-time budget of all processes); programs joined with `+`; host `several` and pid 0 when they differ |
+//! | producer | names and versions joined with `+` when they differ |
+//! | config | the first part's histogram precision (the merged histograms have it); the largest histogram maximum and caps; the coarsest sampler interval; the strictest alert thresholds |
 //! | overhead | spans and estimated time summed; per-span cost weighted by spans |
+//!
+//! The merge names every field of the schema, so a field added to the dump
+//! does not compile here until the merge says how it combines.
 //!
 //! Dumps with different histogram settings merge as long as
 //! [`Histogram::add`] accepts them; when it does not (a value beyond the
@@ -19,9 +24,12 @@
 use std::collections::HashMap;
 
 use hdrhistogram::Histogram;
-use perf_layer::dump::{AllocStats, CallEdge, CallsiteStats, Dump, HistogramDump, RssDelta};
+use perf_layer::dump::{
+    Alert, AllocStats, CallEdge, CallsiteStats, Dump, DumpConfig, EventCounts, HistogramDump,
+    Overhead, ProcessSample, Producer, RssDelta, RunInfo, Timeline,
+};
 
-use crate::analyze::Location;
+use crate::callsite::Location;
 
 /// Why dumps could not be merged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,83 +123,128 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
         }
     }
 
-    let first = &dumps[0];
     let earliest = dumps
         .iter()
         .map(|d| d.run.started_at_unix_ms)
         .min()
         .unwrap_or(0);
-    let mut out = first.clone();
-    out.format_version = dumps.iter().map(|d| d.format_version).max().unwrap_or(1);
-    let same = |f: &dyn Fn(&Dump) -> String| dumps.iter().all(|d| f(d) == f(first));
-    if !same(&|d| d.run.program.clone()) {
-        let mut names: Vec<&str> = dumps.iter().map(|d| d.run.program.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        out.run.program = names.join("+");
-    }
-    if !same(&|d| d.run.host.clone()) {
-        out.run.host = "several".to_owned();
-    }
-    if !same(&|d| d.run.pid.to_string()) {
-        out.run.pid = 0;
-    }
-    out.run.started_at_unix_ms = earliest;
-    out.run.ended_at_unix_ms = dumps
-        .iter()
-        .map(|d| d.run.ended_at_unix_ms)
-        .max()
-        .unwrap_or(0);
-    out.run.duration_ns = dumps
-        .iter()
-        .fold(0u64, |a, d| a.saturating_add(d.run.duration_ns));
-    out.config.histogram_max_ns = dumps
-        .iter()
-        .map(|d| d.config.histogram_max_ns)
-        .max()
-        .unwrap_or(0);
-    out.allocations_tracked = dumps.iter().all(|d| d.allocations_tracked);
-    out.callsites = callsites;
-    out.callsites_dropped_spans = sum(dumps.iter().map(|d| d.callsites_dropped_spans));
-    out.edges = edges;
-    out.edges_dropped = sum(dumps.iter().map(|d| d.edges_dropped));
-
     let shift = |d: &Dump| d.run.started_at_unix_ms.saturating_sub(earliest);
-    out.timeline.interval_ms = dumps
-        .iter()
-        .map(|d| d.timeline.interval_ms)
-        .max()
-        .unwrap_or(0);
-    out.timeline.samples = dumps
+    let mut samples: Vec<ProcessSample> = dumps
         .iter()
         .flat_map(|d| {
             let s = shift(d);
-            d.timeline.samples.iter().map(move |x| {
-                let mut x = *x;
-                x.t_ms = x.t_ms.saturating_add(s);
-                x
+            d.timeline.samples.iter().map(move |x| ProcessSample {
+                t_ms: x.t_ms.saturating_add(s),
+                ..*x
             })
         })
         .collect();
-    out.timeline.samples.sort_by_key(|s| s.t_ms);
-    out.alerts = dumps
+    samples.sort_by_key(|s| s.t_ms);
+    let mut alerts: Vec<Alert> = dumps
         .iter()
         .flat_map(|d| {
             let s = shift(d);
-            d.alerts.iter().map(move |a| {
-                let mut a = a.clone();
-                a.t_ms = a.t_ms.saturating_add(s);
-                a
+            d.alerts.iter().map(move |a| Alert {
+                t_ms: a.t_ms.saturating_add(s),
+                ..a.clone()
             })
         })
         .collect();
-    out.alerts.sort_by_key(|a| a.t_ms);
-    out.alerts_dropped = sum(dumps.iter().map(|d| d.alerts_dropped));
+    alerts.sort_by_key(|a| a.t_ms);
 
+    // Every field named: a field added to the schema does not compile here
+    // until this merge says how it combines.
+    let first = &dumps[0];
+    Ok(Dump {
+        format_version: dumps.iter().map(|d| d.format_version).max().unwrap_or(1),
+        producer: Producer {
+            name: joined(&dumps, |d| &d.producer.name),
+            version: joined(&dumps, |d| &d.producer.version),
+        },
+        run: RunInfo {
+            program: joined(&dumps, |d| &d.run.program),
+            host: if dumps.iter().all(|d| d.run.host == first.run.host) {
+                first.run.host.clone()
+            } else {
+                "several".to_owned()
+            },
+            pid: if dumps.iter().all(|d| d.run.pid == first.run.pid) {
+                first.run.pid
+            } else {
+                0
+            },
+            started_at_unix_ms: earliest,
+            ended_at_unix_ms: dumps
+                .iter()
+                .map(|d| d.run.ended_at_unix_ms)
+                .max()
+                .unwrap_or(0),
+            duration_ns: sum(dumps.iter().map(|d| d.run.duration_ns)),
+        },
+        config: merge_config(&dumps),
+        allocations_tracked: dumps.iter().all(|d| d.allocations_tracked),
+        callsites,
+        callsites_dropped_spans: sum(dumps.iter().map(|d| d.callsites_dropped_spans)),
+        edges,
+        edges_dropped: sum(dumps.iter().map(|d| d.edges_dropped)),
+        timeline: Timeline {
+            interval_ms: dumps
+                .iter()
+                .map(|d| d.timeline.interval_ms)
+                .max()
+                .unwrap_or(0),
+            samples,
+        },
+        alerts,
+        alerts_dropped: sum(dumps.iter().map(|d| d.alerts_dropped)),
+        overhead: merge_overhead(&dumps),
+    })
+}
+
+/// The parts' values, each once, sorted, joined with `+` (one value when
+/// all agree).
+fn joined(dumps: &[Dump], field: impl Fn(&Dump) -> &String) -> String {
+    let mut values: Vec<&str> = dumps.iter().map(|d| field(d).as_str()).collect();
+    values.sort_unstable();
+    values.dedup();
+    values.join("+")
+}
+
+/// The recording settings: the first part's histogram precision (the merged
+/// histograms have it), the largest maximum and caps, the coarsest sampler
+/// interval, the strictest alert thresholds.
+fn merge_config(dumps: &[Dump]) -> DumpConfig {
+    let first = &dumps[0].config;
+    let max = |f: fn(&DumpConfig) -> usize| dumps.iter().map(|d| f(&d.config)).max().unwrap_or(0);
+    DumpConfig {
+        histogram_sigfig: first.histogram_sigfig,
+        histogram_max_ns: dumps
+            .iter()
+            .map(|d| d.config.histogram_max_ns)
+            .max()
+            .unwrap_or(0),
+        sampler_interval_ms: dumps
+            .iter()
+            .filter_map(|d| d.config.sampler_interval_ms)
+            .max(),
+        rss_alert_bytes: dumps.iter().filter_map(|d| d.config.rss_alert_bytes).min(),
+        cpu_alert_percent: dumps
+            .iter()
+            .filter_map(|d| d.config.cpu_alert_percent)
+            .filter(|p| p.is_finite())
+            .reduce(f64::min),
+        max_callsites: max(|c| c.max_callsites),
+        max_edges: max(|c| c.max_edges),
+        timeline_capacity: max(|c| c.timeline_capacity),
+    }
+}
+
+/// Spans and estimated time summed; per-span cost weighted by spans; the
+/// fraction over the parts' summed capacity.
+fn merge_overhead(dumps: &[Dump]) -> Overhead {
     let spans = sum(dumps.iter().map(|d| d.overhead.spans));
-    out.overhead.spans = spans;
-    out.overhead.estimated_ns = sum(dumps.iter().map(|d| d.overhead.estimated_ns));
-    out.overhead.per_span_ns = if spans == 0 {
+    let estimated_ns = sum(dumps.iter().map(|d| d.overhead.estimated_ns));
+    let per_span_ns = if spans == 0 {
         0.0
     } else {
         dumps
@@ -206,12 +259,16 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
         .filter(|d| finite(d.overhead.fraction_of_run) > 0.0)
         .map(|d| d.overhead.estimated_ns as f64 / d.overhead.fraction_of_run)
         .sum();
-    out.overhead.fraction_of_run = if capacity > 0.0 {
-        (out.overhead.estimated_ns as f64 / capacity).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    Ok(out)
+    Overhead {
+        per_span_ns,
+        spans,
+        estimated_ns,
+        fraction_of_run: if capacity > 0.0 {
+            (estimated_ns as f64 / capacity).clamp(0.0, 1.0)
+        } else {
+            0.0
+        },
+    }
 }
 
 fn finite(v: f64) -> f64 {
@@ -224,41 +281,49 @@ fn sum(it: impl Iterator<Item = u64>) -> u64 {
 
 fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
     let first = g.parts[0];
-    let mut out = first.clone();
-    out.id = id;
-    out.module_path = g.parts.iter().find_map(|c| c.module_path.clone());
-    out.calls = sum(g.parts.iter().map(|c| c.calls));
-    out.wall_ns = merge_histograms(first, "wall", g.parts.iter().map(|c| &c.wall_ns))?;
-    out.busy_ns = merge_histograms(first, "busy", g.parts.iter().map(|c| &c.busy_ns))?;
-    out.idle_ns = merge_histograms(first, "idle", g.parts.iter().map(|c| &c.idle_ns))?;
-    out.self_ns = merge_histograms(first, "self", g.parts.iter().map(|c| &c.self_ns))?;
-    for c in &g.parts[1..] {
-        out.events.add(&c.events);
+    let mut events = EventCounts::default();
+    for c in &g.parts {
+        events.add(&c.events);
     }
-    out.alloc = g
-        .parts
-        .iter()
-        .map(|c| c.alloc)
-        .try_fold(AllocStats::default(), |mut acc, a| {
-            acc.add(&a?);
-            Some(acc)
-        });
-    out.rss_delta = g
-        .parts
-        .iter()
-        .map(|c| c.rss_delta)
-        .try_fold(None::<RssDelta>, |acc, d| {
-            let d = d?;
-            Some(Some(match acc {
-                None => d,
-                Some(mut a) => {
-                    a.add(&d);
-                    a
-                }
-            }))
-        })
-        .flatten();
-    Ok(out)
+    // Every field named, as in `merge`.
+    Ok(CallsiteStats {
+        id,
+        name: first.name.clone(),
+        target: first.target.clone(),
+        module_path: g.parts.iter().find_map(|c| c.module_path.clone()),
+        file: first.file.clone(),
+        line: first.line,
+        level: first.level.clone(),
+        calls: sum(g.parts.iter().map(|c| c.calls)),
+        wall_ns: merge_histograms(first, "wall", g.parts.iter().map(|c| &c.wall_ns))?,
+        busy_ns: merge_histograms(first, "busy", g.parts.iter().map(|c| &c.busy_ns))?,
+        idle_ns: merge_histograms(first, "idle", g.parts.iter().map(|c| &c.idle_ns))?,
+        self_ns: merge_histograms(first, "self", g.parts.iter().map(|c| &c.self_ns))?,
+        events,
+        alloc: g
+            .parts
+            .iter()
+            .map(|c| c.alloc)
+            .try_fold(AllocStats::default(), |mut acc, a| {
+                acc.add(&a?);
+                Some(acc)
+            }),
+        rss_delta: g
+            .parts
+            .iter()
+            .map(|c| c.rss_delta)
+            .try_fold(None::<RssDelta>, |acc, d| {
+                let d = d?;
+                Some(Some(match acc {
+                    None => d,
+                    Some(mut a) => {
+                        a.add(&d);
+                        a
+                    }
+                }))
+            })
+            .flatten(),
+    })
 }
 
 fn merge_histograms<'a>(

@@ -1,28 +1,28 @@
 //! Human formatting of the figures the report shows, and the unit of each.
 
-use serde::Serialize;
+use crate::label::labelled;
 
-/// The unit of a figure in a finding's evidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Unit {
-    /// Nanoseconds.
-    Ns,
-    /// Bytes.
-    Bytes,
-    /// Bytes per second.
-    BytesPerSec,
-    /// A fraction of a whole, 0 to 1 (shown as a percentage).
-    Share,
-    /// A plain count.
-    Count,
-    /// A ratio of two like figures (shown as `12.0x`).
-    Ratio,
-    /// CPU use in percent of one core (shown as `%cpu`).
-    CpuPercent,
-    /// A plain number such as a coefficient (shown with two decimals).
-    Number,
+labelled! {
+    /// The unit of a figure in a finding's evidence.
+    #[non_exhaustive]
+    pub enum Unit {
+        /// Nanoseconds.
+        Ns = "ns",
+        /// Bytes.
+        Bytes = "bytes",
+        /// Bytes per second.
+        BytesPerSec = "bytes_per_sec",
+        /// A fraction of a whole, 0 to 1 (shown as a percentage).
+        Share = "share",
+        /// A plain count.
+        Count = "count",
+        /// A ratio of two like figures (shown as `12.0x`).
+        Ratio = "ratio",
+        /// CPU use in percent of one core (shown as `%cpu`).
+        CpuPercent = "cpu_percent",
+        /// A plain number such as a coefficient (shown with two decimals).
+        Number = "number",
+    }
 }
 
 impl Unit {

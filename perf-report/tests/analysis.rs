@@ -23,7 +23,7 @@ fn names(a: &perf_report::Analysis) -> Vec<(Class, String)> {
 
 #[test]
 fn ground_truth_is_found_with_the_right_class_and_order() {
-    let a = analyze(&ground_truth(), &Config::default());
+    let a = analyze(&ground_truth().into(), &Config::default());
     assert_eq!(
         names(&a),
         vec![
@@ -62,7 +62,7 @@ fn ground_truth_is_found_with_the_right_class_and_order() {
 
 #[test]
 fn the_leak_carries_its_rss_trend() {
-    let a = analyze(&ground_truth(), &Config::default());
+    let a = analyze(&ground_truth().into(), &Config::default());
     let trend = a.process.rss_trend.expect("a fit over 20 samples");
     // 5 MiB per 500 ms sample.
     assert!(
@@ -88,7 +88,7 @@ fn the_leak_carries_its_rss_trend() {
 
 #[test]
 fn plan_orders_by_gain_over_effort_and_ends_validation_with_a_diff() {
-    let r = Report::build(&ground_truth(), &Config::default());
+    let r = Report::build(&ground_truth().into(), &Config::default());
     let p = &r.plan;
     assert_eq!(p.steps.len(), 5);
     for w in p.steps.windows(2) {
@@ -135,13 +135,13 @@ fn plan_orders_by_gain_over_effort_and_ends_validation_with_a_diff() {
 #[test]
 fn thresholds_are_configurable() {
     let mut config = Config::default();
-    config.thresholds.hot_spot_min_share = 0.9;
-    let a = analyze(&ground_truth(), &config);
+    config.classes.hot_spot.min_share = 0.9;
+    let a = analyze(&ground_truth().into(), &config);
     assert!(a.findings.iter().all(|f| f.class != Class::HotSpot));
 
     let mut config = Config::default();
     config.bands.critical = 50.0;
-    let a = analyze(&ground_truth(), &config);
+    let a = analyze(&ground_truth().into(), &config);
     assert_eq!(a.findings[0].severity, Severity::High);
 }
 
@@ -154,7 +154,7 @@ fn a_hot_loop_is_not_also_reported_as_a_hot_spot() {
     ];
     let mut d = dump("loop", 300 * MS, &spans);
     d.overhead.per_span_ns = 150.0;
-    let a = analyze(&d, &Config::default());
+    let a = analyze(&d.clone().into(), &Config::default());
     assert_eq!(
         names(&a),
         vec![
@@ -185,7 +185,7 @@ fn process_cpu_and_memory_spikes_are_found() {
     for (i, s) in d.timeline.samples.iter_mut().enumerate() {
         s.cpu_percent = if i < 15 { 99.0 } else { 10.0 };
     }
-    let a = analyze(&d, &Config::default());
+    let a = analyze(&d.clone().into(), &Config::default());
     let classes: Vec<Class> = a.findings.iter().map(|f| f.class).collect();
     assert!(classes.contains(&Class::ProcessCpu), "{classes:?}");
     assert!(classes.contains(&Class::ProcessMemory), "{classes:?}");
@@ -203,7 +203,7 @@ fn growing_rss_without_a_retaining_span_is_a_process_leak() {
     let spans = [Span::new("main", 1, &[(MS, 1)]).alloc(0, 0, 0, 0)];
     let mut d = dump("grow", 10_000 * MS, &spans);
     timeline(&mut d, 500, |i| 100 * MIB + i * 4 * MIB, 10.0, 20);
-    let a = analyze(&d, &Config::default());
+    let a = analyze(&d.clone().into(), &Config::default());
     let leaks: Vec<_> = names(&a)
         .into_iter()
         .filter(|(c, _)| *c == Class::LeakSuspect)
@@ -212,7 +212,7 @@ fn growing_rss_without_a_retaining_span_is_a_process_leak() {
 
     // A sawtooth of the same range is no trend.
     timeline(&mut d, 500, |i| 100 * MIB + (i % 2) * 76 * MIB, 10.0, 20);
-    let a = analyze(&d, &Config::default());
+    let a = analyze(&d.clone().into(), &Config::default());
     assert!(
         a.findings.iter().all(|f| f.class != Class::LeakSuspect),
         "{:?}",
@@ -227,7 +227,7 @@ fn only_the_innermost_waiting_span_is_reported() {
         Span::new("db_query", 2, &[(MS, 10)]).idle(100 * MS),
     ];
     let d = dump("wait", 1_100 * MS, &spans);
-    let a = analyze(&d, &Config::default());
+    let a = analyze(&d.clone().into(), &Config::default());
     let waiting: Vec<_> = names(&a)
         .into_iter()
         .filter(|(c, _)| *c == Class::Waiting)
@@ -239,7 +239,7 @@ fn only_the_innermost_waiting_span_is_reported() {
 fn untracked_allocation_gives_no_allocation_findings_and_says_so() {
     let mut d = ground_truth();
     d.allocations_tracked = false;
-    let a = analyze(&d, &Config::default());
+    let a = analyze(&d.clone().into(), &Config::default());
     assert!(
         a.findings.iter().all(|f| f.class != Class::AllocationHeavy
             && (f.class != Class::LeakSuspect || f.location.is_none())),
@@ -258,7 +258,7 @@ fn untracked_allocation_gives_no_allocation_findings_and_says_so() {
 
 #[test]
 fn session_weights_mix_cpu_memory_and_frequency() {
-    let a = analyze(&ground_truth(), &Config::default());
+    let a = analyze(&ground_truth().into(), &Config::default());
     let top = &a.weights[0];
     assert_eq!(top.location.name, "encode");
     let expected =
@@ -271,7 +271,7 @@ fn session_weights_mix_cpu_memory_and_frequency() {
 
 #[test]
 fn a_clean_run_has_no_findings_and_an_empty_plan() {
-    let r = Report::build(&support::clean(), &Config::default());
+    let r = Report::build(&support::clean().into(), &Config::default());
     assert!(r.analysis.findings.is_empty(), "{:?}", names(&r.analysis));
     assert!(plan::plan(&r.analysis).steps.is_empty());
     assert!(!r.has_findings_at_or_above(Severity::Medium));
@@ -299,7 +299,7 @@ fn absurd_figures_do_not_panic() {
         s.rss_bytes = u64::MAX;
         s.cpu_percent = f64::MAX;
     }
-    let r = Report::build(&d, &Config::default());
+    let r = Report::build(&d.clone().into(), &Config::default());
     for f in &r.analysis.findings {
         assert!((0.0..=100.0).contains(&f.score), "{f:?}");
     }
@@ -317,7 +317,10 @@ fn memory_handed_to_a_caller_that_frees_it_is_not_a_leak() {
         Span::new("handler", 1, &[(2 * MS, 100)]).alloc(50 * MIB, 200, 1024, 100),
         Span::new("fetch", 2, &[(MS, 100)]).alloc(50 * MIB, 100, 50 * MIB as i64, 100),
     ];
-    let a = analyze(&dump("handoff", 300 * MS, &spans), &Config::default());
+    let a = analyze(
+        &dump("handoff", 300 * MS, &spans).into(),
+        &Config::default(),
+    );
     assert!(
         a.findings.iter().all(|f| f.class != Class::LeakSuspect),
         "{:?}",
@@ -330,7 +333,7 @@ fn memory_handed_to_a_caller_that_frees_it_is_not_a_leak() {
         Span::new("handler", 1, &[(2 * MS, 100)]).alloc(50 * MIB, 200, 50 * MIB as i64, 100),
         Span::new("fetch", 2, &[(MS, 100)]).alloc(50 * MIB, 100, 50 * MIB as i64, 100),
     ];
-    let a = analyze(&dump("kept", 300 * MS, &spans), &Config::default());
+    let a = analyze(&dump("kept", 300 * MS, &spans).into(), &Config::default());
     let leaks: Vec<_> = names(&a)
         .into_iter()
         .filter(|(c, _)| *c == Class::LeakSuspect)
@@ -345,7 +348,7 @@ fn waiting_gives_back_no_more_than_the_idle_capacity_of_the_threads() {
         Span::new("main", 1, &[(900 * MS, 1)]).self_time(&[(700 * MS, 1)]),
         Span::new("task", 2, &[(2 * MS, 100)]).idle(90 * MS),
     ];
-    let a = analyze(&dump("busy", 1_000 * MS, &spans), &Config::default());
+    let a = analyze(&dump("busy", 1_000 * MS, &spans).into(), &Config::default());
     let w = a
         .findings
         .iter()
@@ -360,7 +363,10 @@ fn waiting_gives_back_no_more_than_the_idle_capacity_of_the_threads() {
         Span::new("main", 1, &[(1_000 * MS, 1)]).self_time(&[(800 * MS, 1)]),
         Span::new("task", 2, &[(2 * MS, 100)]).idle(90 * MS),
     ];
-    let a = analyze(&dump("saturated", 1_000 * MS, &spans), &Config::default());
+    let a = analyze(
+        &dump("saturated", 1_000 * MS, &spans).into(),
+        &Config::default(),
+    );
     assert!(
         a.findings.iter().all(|f| f.class != Class::Waiting),
         "{:?}",
@@ -383,7 +389,7 @@ fn rss_alerts_count_against_their_threshold() {
         threshold: (80 * MIB) as f64,
         message: "rss".into(),
     });
-    let a = analyze(&d, &Config::default());
+    let a = analyze(&d.clone().into(), &Config::default());
     let f = a
         .findings
         .iter()
@@ -394,7 +400,7 @@ fn rss_alerts_count_against_their_threshold() {
     assert!(f.summary.contains("80.0 MiB threshold"), "{}", f.summary);
 
     d.alerts.clear();
-    let a = analyze(&d, &Config::default());
+    let a = analyze(&d.clone().into(), &Config::default());
     assert!(a.findings.iter().all(|f| f.class != Class::ProcessMemory));
 }
 
@@ -406,7 +412,7 @@ fn instrumentation_overhead_lowers_a_hot_spots_confidence() {
         Span::new("rest", 3, &[(70 * MS, 1)]),
     ];
     let mut d = dump("overhead", 100 * MS, &spans);
-    let before = analyze(&d, &Config::default());
+    let before = analyze(&d.clone().into(), &Config::default());
     let tiny = |a: &perf_report::Analysis| {
         a.findings
             .iter()
@@ -417,6 +423,6 @@ fn instrumentation_overhead_lowers_a_hot_spots_confidence() {
     assert!((tiny(&before) - 0.95).abs() < 1e-9);
     // Half of each 20 µs call is the layer's own cost.
     d.overhead.per_span_ns = 10_000.0;
-    let after = analyze(&d, &Config::default());
+    let after = analyze(&d.clone().into(), &Config::default());
     assert!((tiny(&after) - 0.475).abs() < 1e-6, "{}", tiny(&after));
 }

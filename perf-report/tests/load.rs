@@ -7,7 +7,7 @@ use perf_layer::dump::FORMAT_VERSION;
 use perf_report::load::{LoadError, LoadOptions, load_paths, load_slice};
 use proptest::prelude::*;
 
-fn load(bytes: &[u8]) -> Result<perf_layer::dump::Dump, LoadError> {
+fn load(bytes: &[u8]) -> Result<perf_report::LoadedDump, LoadError> {
     load_slice(bytes, "in.json", &LoadOptions::default())
 }
 

@@ -7,7 +7,7 @@ use perf_report::render::{Format, RenderOptions, ReportKind, render, render_diff
 use perf_report::{Config, Report};
 
 fn report() -> Report {
-    Report::build(&support::ground_truth(), &Config::default())
+    Report::build(&support::ground_truth().into(), &Config::default())
 }
 
 #[test]

@@ -50,8 +50,13 @@ pub use write::DumpWriteError;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// One whole profiling run: everything `perf-report` needs.
+///
+/// Deliberately not `#[non_exhaustive]`: a reader that combines dumps (as
+/// `perf-report`'s merge does) builds and destructures it field by field, so
+/// that a field added here is a compile error there until the reader decides
+/// how it combines. Adding a field is a breaking change of this crate, not of
+/// the format: older dumps lack it and read with its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct Dump {
     /// The dump format version, [`FORMAT_VERSION`] when written by this crate.
     pub format_version: u32,
@@ -134,9 +139,9 @@ pub struct DumpConfig {
 }
 
 /// Statistics of one span callsite (one place in the code), merged over every
-/// thread and every span it created.
+/// thread and every span it created. Not `#[non_exhaustive]`, for the reason
+/// given on [`Dump`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct CallsiteStats {
     /// Index of this callsite in the dump, referenced by [`CallEdge`].
     pub id: u32,

@@ -52,7 +52,7 @@ impl Dump {
     /// # Errors
     /// [`DumpReadError`] for invalid JSON, a missing or unsupported version,
     /// or a schema mismatch. Histograms are decoded lazily, by
-    /// [`HistogramDump::decode`] or [`Dump::validate_histograms`].
+    /// [`HistogramDump::decode`](super::HistogramDump::decode) or [`Dump::validate_histograms`].
     pub fn from_slice(bytes: &[u8]) -> Result<Self, DumpReadError> {
         let probe: VersionProbe = serde_json::from_slice(bytes)?;
         match probe.format_version {

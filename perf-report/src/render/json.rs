@@ -1,11 +1,40 @@
 //! The JSON report: `report_format_version` first, then the parts of the
 //! report kind. Documented in `docs/report-format.md`.
 
+use std::io;
+
 use serde_json::{Map, Value, json};
 
-use super::{RenderOptions, ReportKind};
+use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
+use crate::analyze::Severity;
 use crate::diff::{Diff, Verdict};
+
+/// The JSON renderer.
+#[derive(Debug)]
+pub(super) struct Json;
+
+impl Renderer for Json {
+    fn report(
+        &self,
+        report: &Report,
+        kind: ReportKind,
+        opts: &RenderOptions,
+        out: &mut dyn io::Write,
+    ) -> io::Result<()> {
+        write_value(out, render_report(report, kind, opts))
+    }
+
+    fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn io::Write) -> io::Result<()> {
+        write_value(out, render_diff(diff, opts))
+    }
+}
+
+/// Pretty JSON and a final newline.
+fn write_value(out: &mut dyn io::Write, value: Value) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &value)?;
+    out.write_all(b"\n")
+}
 
 /// The version of the JSON report schema. Bumped on any change that an
 /// existing consumer would misread; adding a field does not bump it.
@@ -21,7 +50,7 @@ fn top<T: serde::Serialize>(items: &[T], opts: &RenderOptions) -> Value {
     to_value(&&items[..opts.limit(items.len())])
 }
 
-pub(super) fn report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
+fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> Value {
     let a = &r.analysis;
     let mut m = Map::new();
     m.insert("report_format_version".into(), json!(REPORT_FORMAT_VERSION));
@@ -29,13 +58,9 @@ pub(super) fn report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> Stri
     m.insert("program".into(), json!(a.program));
     m.insert("totals".into(), to_value(&a.totals));
     let mut counts = Map::new();
-    for sev in ["critical", "high", "medium", "low"] {
-        let n = a
-            .findings
-            .iter()
-            .filter(|f| f.severity.as_str() == sev)
-            .count();
-        counts.insert(sev.into(), json!(n));
+    for &sev in Severity::ALL.iter().rev() {
+        let n = a.findings.iter().filter(|f| f.severity == sev).count();
+        counts.insert(sev.as_str().into(), json!(n));
     }
     m.insert("finding_counts".into(), Value::Object(counts));
     let count = |n: usize| json!({ "shown": opts.limit(n), "total": n });
@@ -75,12 +100,10 @@ pub(super) fn report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> Stri
             m.insert("weights".into(), top(&a.weights, opts));
         }
     }
-    let mut s = serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default();
-    s.push('\n');
-    s
+    Value::Object(m)
 }
 
-pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
+fn render_diff(d: &Diff, opts: &RenderOptions) -> Value {
     let mut m = Map::new();
     m.insert("report_format_version".into(), json!(REPORT_FORMAT_VERSION));
     m.insert("kind".into(), json!("diff"));
@@ -89,19 +112,11 @@ pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
     m.insert("options".into(), to_value(&d.options));
     m.insert("total_self_ns".into(), to_value(&d.total_self_ns));
     let mut counts = Map::new();
-    for v in [
-        Verdict::Regressed,
-        Verdict::Improved,
-        Verdict::Unchanged,
-        Verdict::Added,
-        Verdict::Removed,
-    ] {
+    for &v in Verdict::ALL {
         counts.insert(v.as_str().into(), json!(d.count(v)));
     }
     m.insert("verdict_counts".into(), Value::Object(counts));
     m.insert("worst_regression".into(), json!(d.worst_regression()));
     m.insert("callsites".into(), top(&d.callsites, opts));
-    let mut s = serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default();
-    s.push('\n');
-    s
+    Value::Object(m)
 }

@@ -2,19 +2,43 @@
 //! request. Everything taken from a dump goes through [`escape`].
 
 use std::fmt::Write as _;
+use std::io;
 
-use super::{RenderOptions, ReportKind};
+use super::table::{self, Align, Column, Tone};
+use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
-use crate::analyze::{Analysis, Location};
-use crate::diff::{Change, Diff, Verdict};
+use crate::analyze::Analysis;
+use crate::callsite::{Location, Subject};
+use crate::diff::{Diff, Verdict};
+use crate::sanitize::one_line;
 use crate::units;
+
+/// The Markdown renderer.
+#[derive(Debug)]
+pub(super) struct Markdown;
+
+impl Renderer for Markdown {
+    fn report(
+        &self,
+        report: &Report,
+        kind: ReportKind,
+        opts: &RenderOptions,
+        out: &mut dyn io::Write,
+    ) -> io::Result<()> {
+        out.write_all(render_report(report, kind, opts).as_bytes())
+    }
+
+    fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn io::Write) -> io::Result<()> {
+        out.write_all(render_diff(diff, opts).as_bytes())
+    }
+}
 
 /// Escapes text from a dump for a Markdown table cell or paragraph: the
 /// table separator `|`, code and emphasis markers, links, HTML and line
 /// breaks cannot survive, so a hostile span name renders as itself.
 pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in one_line(s).chars() {
         match c {
             // `(`, `)` and `!` are harmless once `[` and `]` are escaped.
             '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '#' | '~' => {
@@ -24,8 +48,6 @@ pub(crate) fn escape(s: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
-            '\n' | '\r' => out.push(' '),
-            c if c.is_control() => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -46,16 +68,44 @@ fn row(out: &mut String, cells: &[String]) {
     out.push('\n');
 }
 
-/// A table header; columns whose index is in `right` are right-aligned.
-fn head(out: &mut String, cells: &[&str], right: &[usize]) {
+/// A table of `rows` under the shared `columns`.
+fn table<T>(out: &mut String, columns: &[Column<T>], rows: &[T]) {
     row(
         out,
-        &cells.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>(),
+        &columns
+            .iter()
+            .map(|c| c.header.to_owned())
+            .collect::<Vec<_>>(),
     );
-    let seps: Vec<String> = (0..cells.len())
-        .map(|i| if right.contains(&i) { "---:" } else { "---" }.to_owned())
+    let seps: Vec<String> = columns
+        .iter()
+        .map(|c| match c.align {
+            Align::Left => "---".to_owned(),
+            Align::Right => "---:".to_owned(),
+        })
         .collect();
     row(out, &seps);
+    for cells in table::cells(columns, rows) {
+        let cells: Vec<String> = cells
+            .into_iter()
+            .zip(columns)
+            .map(|(cell, column)| {
+                // Our own text never holds Markdown; the dump's is escaped.
+                let text = if column.from_dump {
+                    escape(&cell.text)
+                } else {
+                    cell.text
+                };
+                match cell.tone {
+                    Tone::Severity(_) | Tone::Verdict(Verdict::Regressed | Verdict::Improved) => {
+                        format!("**{text}**")
+                    }
+                    _ => text,
+                }
+            })
+            .collect();
+        row(out, &cells);
+    }
 }
 
 fn more(out: &mut String, shown: usize, total: usize, what: &str) {
@@ -81,27 +131,8 @@ fn findings(out: &mut String, a: &Analysis, opts: &RenderOptions) {
         let _ = writeln!(out, "No findings: nothing crossed a threshold.");
         return;
     }
-    head(
-        out,
-        &["#", "severity", "score", "class", "where", "summary"],
-        &[0, 2],
-    );
     let shown = opts.limit(a.findings.len());
-    for (i, f) in a.findings[..shown].iter().enumerate() {
-        row(
-            out,
-            &[
-                (i + 1).to_string(),
-                format!("**{}**", f.severity),
-                format!("{:.1}", f.score),
-                f.class.title().to_owned(),
-                f.location
-                    .as_ref()
-                    .map_or_else(|| "process".to_owned(), loc),
-                escape(&f.summary),
-            ],
-        );
-    }
+    table(out, table::FINDINGS, &a.findings[..shown]);
     more(out, shown, a.findings.len(), "findings");
 }
 
@@ -117,10 +148,10 @@ fn plan(out: &mut String, r: &Report, opts: &RenderOptions, full: bool) {
     );
     let shown = opts.limit(p.steps.len());
     for s in &p.steps[..shown] {
-        let target = s
-            .location
-            .as_ref()
-            .map_or_else(|| "the process".to_owned(), loc);
+        let target = match &s.location {
+            Some(l) => loc(l),
+            None => Subject(None).to_string(),
+        };
         if !full {
             let _ = writeln!(
                 out,
@@ -199,50 +230,7 @@ fn callsites(out: &mut String, a: &Analysis, opts: &RenderOptions) {
     if a.callsites.is_empty() {
         return;
     }
-    head(
-        out,
-        &[
-            "span",
-            "location",
-            "calls",
-            "self",
-            "self %",
-            "mean",
-            "p50",
-            "p99",
-            "max",
-            "idle %",
-            "alloc/call",
-            "net kept",
-        ],
-        &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
-    );
-    for c in &a.callsites[..shown] {
-        let (apc, net) = match &c.alloc {
-            Some(al) => (
-                units::bytes(al.self_bytes_per_call),
-                units::bytes(al.net_retained_bytes as f64),
-            ),
-            None => ("-".into(), "-".into()),
-        };
-        row(
-            out,
-            &[
-                escape(&c.location.name),
-                escape(&c.location.source()),
-                units::count(c.calls as f64),
-                units::ns(c.self_total_ns as f64),
-                units::pct(c.self_share),
-                units::ns(c.busy_mean_ns),
-                units::ns(c.busy_p50_ns as f64),
-                units::ns(c.busy_p99_ns as f64),
-                units::ns(c.busy_max_ns as f64),
-                units::pct(c.idle_share),
-                apc,
-                net,
-            ],
-        );
-    }
+    table(out, table::CALLSITES, &a.callsites[..shown]);
 }
 
 fn notes(out: &mut String, a: &Analysis) {
@@ -265,38 +253,12 @@ fn weights(out: &mut String, r: &Report, opts: &RenderOptions) {
         w.memory * 100.0,
         w.frequency * 100.0
     );
-    head(
-        out,
-        &[
-            "#",
-            "span",
-            "location",
-            "weight",
-            "cpu",
-            "memory",
-            "frequency",
-        ],
-        &[0, 3, 4, 5, 6],
-    );
     let shown = opts.limit(a.weights.len());
-    for (i, row_) in a.weights[..shown].iter().enumerate() {
-        row(
-            out,
-            &[
-                (i + 1).to_string(),
-                escape(&row_.location.name),
-                escape(&row_.location.source()),
-                format!("{:.1}", row_.weight),
-                units::pct(row_.cpu_share),
-                row_.memory_share.map_or_else(|| "-".to_owned(), units::pct),
-                units::pct(row_.frequency_share),
-            ],
-        );
-    }
+    table(out, table::WEIGHTS, &a.weights[..shown]);
     more(out, shown, a.weights.len(), "spans");
 }
 
-pub(super) fn report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
+fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
     let a = &r.analysis;
     let mut out = String::new();
     title(&mut out, a);
@@ -317,21 +279,14 @@ pub(super) fn report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> Stri
     out
 }
 
-fn change(c: &Change, f: fn(f64) -> String) -> String {
-    match c.relative {
-        Some(r) => format!("{} → {} ({})", f(c.base), f(c.new), units::change(r)),
-        None => format!("{} → {}", f(c.base), f(c.new)),
-    }
-}
-
-pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
+fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "## perf-report diff: {} → {}\n\nSelf time in spans {}. **{}** regressed, **{}** improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%).\n",
         escape(&d.base_program),
         escape(&d.new_program),
-        change(&d.total_self_ns, units::ns),
+        table::change(&d.total_self_ns, units::ns),
         d.count(Verdict::Regressed),
         d.count(Verdict::Improved),
         d.count(Verdict::Unchanged),
@@ -342,51 +297,29 @@ pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
     if d.callsites.is_empty() {
         return out;
     }
-    head(
-        &mut out,
-        &[
-            "verdict",
-            "span",
-            "location",
-            "calls",
-            "busy total",
-            "self total",
-            "mean busy",
-            "p50",
-            "p99",
-            "max",
-            "alloc/call",
-            "why",
-        ],
-        &[3, 4, 5, 6, 7, 8, 9, 10],
-    );
     let shown = opts.limit(d.callsites.len());
-    for c in &d.callsites[..shown] {
-        let v = match c.verdict {
-            Verdict::Regressed | Verdict::Improved => format!("**{}**", c.verdict),
-            v => v.to_string(),
-        };
-        row(
-            &mut out,
-            &[
-                v,
-                escape(&c.location.name),
-                escape(&c.location.source()),
-                change(&c.calls, units::count),
-                change(&c.busy_total_ns, units::ns),
-                change(&c.self_total_ns, units::ns),
-                change(&c.busy_mean_ns, units::ns),
-                change(&c.busy_p50_ns, units::ns),
-                change(&c.busy_p99_ns, units::ns),
-                change(&c.busy_max_ns, units::ns),
-                c.alloc_bytes_per_call
-                    .as_ref()
-                    .map_or_else(|| "-".to_owned(), |a| change(a, units::bytes)),
-                escape(&c.reason),
-            ],
-        );
-    }
+    table(&mut out, table::DIFF, &d.callsites[..shown]);
+    let _ = writeln!(
+        out,
+        "\nCells show the new value and its change from the base."
+    );
     more(&mut out, shown, d.callsites.len(), "callsites");
+    let notable: Vec<_> = d.callsites[..shown]
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
+        .collect();
+    if !notable.is_empty() {
+        let _ = writeln!(out, "\n### Why\n");
+        for c in notable {
+            let _ = writeln!(
+                out,
+                "- **{}** {}: {}",
+                c.verdict,
+                escape(&c.location.name),
+                escape(&c.reason)
+            );
+        }
+    }
     out
 }
 

@@ -1,4 +1,5 @@
-//! Renderers: one per output format, sharing the report's structure.
+//! Renderers: one per output format behind one trait, [`Renderer`], over the
+//! column definitions of `table` that every tabular format shares.
 //!
 //! * [`Format::Text`]: aligned tables for a terminal; colour only when
 //!   [`RenderOptions::color`] is set (the binary sets it from `--color`,
@@ -7,59 +8,42 @@
 //!   dump is escaped so a hostile span name cannot break a table.
 //! * [`Format::Json`]: the versioned schema of `docs/report-format.md`.
 
-use std::fmt;
-
-use serde::Serialize;
+use std::io::{self, Write};
 
 use crate::Report;
 use crate::diff::Diff;
+use crate::label::labelled;
 
 mod json;
 mod markdown;
+pub(crate) mod table;
 mod text;
 
 pub use json::REPORT_FORMAT_VERSION;
 
-/// An output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Format {
-    /// Aligned tables for a terminal.
-    Text,
-    /// JSON, versioned by [`REPORT_FORMAT_VERSION`].
-    Json,
-    /// GitHub-flavoured Markdown.
-    Markdown,
-}
-
-/// Which report to render.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ReportKind {
-    /// Findings, the whole plan, the callsite table, the process.
-    Full,
-    /// Findings and a one-line-per-step plan.
-    Summary,
-    /// The session-weight view: 40% CPU, 40% memory, 20% frequency.
-    Weight,
-}
-
-impl ReportKind {
-    /// `full`, `summary` or `weight`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportKind::Full => "full",
-            ReportKind::Summary => "summary",
-            ReportKind::Weight => "weight",
-        }
+labelled! {
+    /// An output format.
+    #[non_exhaustive]
+    pub enum Format {
+        /// Aligned tables for a terminal.
+        Text = "text",
+        /// Versioned JSON (docs/report-format.md).
+        Json = "json",
+        /// Markdown for a pull request.
+        Markdown = "markdown",
     }
 }
 
-impl fmt::Display for ReportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+labelled! {
+    /// Which report to render.
+    #[non_exhaustive]
+    pub enum ReportKind {
+        /// Findings, the whole plan, the callsite table, the process.
+        Full = "full",
+        /// Findings and a one-line-per-step plan.
+        Summary = "summary",
+        /// Every span scored 40% CPU, 40% memory, 20% frequency.
+        Weight = "weight",
     }
 }
 
@@ -115,31 +99,64 @@ impl RenderOptions {
     }
 }
 
-/// Renders a report.
+/// One output format.
 ///
-/// The output is deterministic: the same dump and options give the same
+/// The output is deterministic: the same report and options give the same
 /// bytes (no clock, no paths beyond those in the dump).
+pub trait Renderer {
+    /// Writes a report of `kind`.
+    ///
+    /// # Errors
+    /// Any error of `out`.
+    fn report(
+        &self,
+        report: &Report,
+        kind: ReportKind,
+        opts: &RenderOptions,
+        out: &mut dyn Write,
+    ) -> io::Result<()>;
+
+    /// Writes the comparison of two dumps.
+    ///
+    /// # Errors
+    /// Any error of `out`.
+    fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()>;
+}
+
+impl Format {
+    /// The renderer of this format.
+    pub fn renderer(self) -> &'static dyn Renderer {
+        match self {
+            Format::Text => &text::Text,
+            Format::Markdown => &markdown::Markdown,
+            Format::Json => &json::Json,
+        }
+    }
+}
+
+/// Renders a report into a string.
+///
+/// ```
+/// use perf_layer::dump::Dump;
+/// use perf_report::render::{render, Format, RenderOptions, ReportKind};
+/// use perf_report::{Config, LoadedDump, Report};
+///
+/// let report = Report::build(&LoadedDump::from(Dump::empty("demo")), &Config::default());
+/// let text = render(&report, Format::Markdown, ReportKind::Summary, &RenderOptions::default());
+/// assert!(text.starts_with("## perf-report: demo"));
+/// ```
 pub fn render(report: &Report, format: Format, kind: ReportKind, opts: &RenderOptions) -> String {
-    match format {
-        Format::Text => text::report(report, kind, opts),
-        Format::Markdown => markdown::report(report, kind, opts),
-        Format::Json => json::report(report, kind, opts),
-    }
+    into_string(|out| format.renderer().report(report, kind, opts, out))
 }
 
-/// Renders the comparison of two dumps.
+/// Renders the comparison of two dumps into a string.
 pub fn render_diff(diff: &Diff, format: Format, opts: &RenderOptions) -> String {
-    match format {
-        Format::Text => text::diff(diff, opts),
-        Format::Markdown => markdown::diff(diff, opts),
-        Format::Json => json::diff(diff, opts),
-    }
+    into_string(|out| format.renderer().diff(diff, opts, out))
 }
 
-/// Replaces control characters (ANSI escapes, newlines) in text taken from a
-/// dump, so a hostile span name cannot move the cursor or fake a line.
-pub(crate) fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
+fn into_string(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> String {
+    let mut bytes = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = f(&mut bytes);
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }

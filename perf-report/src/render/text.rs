@@ -3,16 +3,44 @@
 //! right).
 
 use std::fmt::Write as _;
+use std::io;
 
 use comfy_table::{Attribute, Cell, CellAlignment, Color, Table};
 use owo_colors::OwoColorize;
 
-use super::{RenderOptions, ReportKind, clean};
+use super::table::{self, Align, Column, Tone};
+use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
 use crate::analyze::{Analysis, Severity};
-use crate::diff::{Change, Diff, Verdict};
+use crate::diff::{Diff, Verdict};
 use crate::plan::Plan;
+use crate::sanitize::one_line;
 use crate::units;
+
+/// The terminal renderer.
+#[derive(Debug)]
+pub(super) struct Text;
+
+impl Renderer for Text {
+    fn report(
+        &self,
+        report: &Report,
+        kind: ReportKind,
+        opts: &RenderOptions,
+        out: &mut dyn io::Write,
+    ) -> io::Result<()> {
+        out.write_all(render_report(report, kind, opts).as_bytes())
+    }
+
+    fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn io::Write) -> io::Result<()> {
+        out.write_all(render_diff(diff, opts).as_bytes())
+    }
+}
+
+/// Text from the dump, safe for a terminal.
+fn clean(s: &str) -> String {
+    one_line(s).into_owned()
+}
 
 struct Paint {
     on: bool,
@@ -51,7 +79,8 @@ impl Paint {
 /// No borders, one rule under the header: quiet enough for wide tables.
 const STYLE: &str = "     ──            ";
 
-fn table(opts: &RenderOptions, header: &[&str], right_from: usize) -> Table {
+/// A comfy-table of `rows` under the shared `columns`.
+fn table<T>(opts: &RenderOptions, columns: &[Column<T>], rows: &[T]) -> Table {
     let mut t = Table::new();
     t.load_preset(STYLE);
     if opts.color {
@@ -60,25 +89,42 @@ fn table(opts: &RenderOptions, header: &[&str], right_from: usize) -> Table {
         t.force_no_tty();
     }
     t.set_header(
-        header
+        columns
             .iter()
-            .map(|h| Cell::new(h).add_attribute(Attribute::Bold)),
+            .map(|c| Cell::new(c.header).add_attribute(Attribute::Bold)),
     );
-    for i in right_from..header.len() {
-        if let Some(c) = t.column_mut(i) {
+    for (i, column) in columns.iter().enumerate() {
+        if let (Align::Right, Some(c)) = (column.align, t.column_mut(i)) {
             c.set_cell_alignment(CellAlignment::Right);
         }
+    }
+    for row in table::cells(columns, rows) {
+        t.add_row(row.into_iter().map(|cell| {
+            let c = Cell::new(clean(&cell.text));
+            match cell.tone {
+                Tone::Plain => c,
+                Tone::Severity(s) => severity_style(c, s),
+                Tone::Verdict(v) => verdict_style(c, v),
+            }
+        }));
     }
     t
 }
 
-fn severity_cell(sev: Severity) -> Cell {
-    let c = Cell::new(sev.as_str());
+fn severity_style(c: Cell, sev: Severity) -> Cell {
     match sev {
         Severity::Critical => c.fg(Color::Red).add_attribute(Attribute::Bold),
         Severity::High => c.fg(Color::Red),
         Severity::Medium => c.fg(Color::Yellow),
         Severity::Low => c.add_attribute(Attribute::Dim),
+    }
+}
+
+fn verdict_style(c: Cell, v: Verdict) -> Cell {
+    match v {
+        Verdict::Regressed => c.fg(Color::Red).add_attribute(Attribute::Bold),
+        Verdict::Improved => c.fg(Color::Green),
+        _ => c,
     }
 }
 
@@ -131,30 +177,8 @@ fn findings(out: &mut String, a: &Analysis, opts: &RenderOptions, p: &Paint) {
         let _ = writeln!(out, "No findings: nothing crossed a threshold.");
         return;
     }
-    let mut t = table(
-        opts,
-        &["#", "severity", "score", "class", "span", "location"],
-        99,
-    );
-    if let Some(c) = t.column_mut(2) {
-        c.set_cell_alignment(CellAlignment::Right);
-    }
     let shown = opts.limit(a.findings.len());
-    for (i, f) in a.findings[..shown].iter().enumerate() {
-        let (name, loc) = match &f.location {
-            Some(l) => (clean(&l.name), clean(&l.source())),
-            None => ("(process)".to_owned(), String::new()),
-        };
-        t.add_row(vec![
-            Cell::new(i + 1),
-            severity_cell(f.severity),
-            Cell::new(format!("{:.1}", f.score)),
-            Cell::new(f.class.title()),
-            Cell::new(name),
-            Cell::new(loc),
-        ]);
-    }
-    push_table(out, &t);
+    push_table(out, &table(opts, table::FINDINGS, &a.findings[..shown]));
     more(out, shown, a.findings.len(), "findings", p);
 }
 
@@ -189,10 +213,7 @@ fn plan_heading(out: &mut String, plan: &crate::Plan, p: &Paint) {
 
 /// A step's target as `name (file:line)`, or the process for process-level steps.
 fn step_target(s: &crate::plan::Step) -> String {
-    s.location.as_ref().map_or_else(
-        || "the process".to_owned(),
-        |l| format!("{} ({})", clean(&l.name), clean(&l.source())),
-    )
+    clean(&crate::callsite::Subject(s.location.as_ref()).to_string())
 }
 
 fn plan_full(out: &mut String, r: &Report, opts: &RenderOptions, p: &Paint) {
@@ -271,58 +292,7 @@ fn callsites(out: &mut String, a: &Analysis, opts: &RenderOptions, p: &Paint) {
     if a.callsites.is_empty() {
         return;
     }
-    let mut t = table(
-        opts,
-        &[
-            "span",
-            "location",
-            "calls",
-            "self",
-            "self %",
-            "mean",
-            "p50",
-            "p90",
-            "p99",
-            "p99.9",
-            "max",
-            "idle %",
-            "alloc/call",
-            "allocs/call",
-            "net kept",
-            "rss Δ",
-        ],
-        2,
-    );
-    for c in &a.callsites[..shown] {
-        let (apc, npc, net) = match &c.alloc {
-            Some(al) => (
-                units::bytes(al.self_bytes_per_call),
-                units::count(al.self_allocs_per_call.round()),
-                units::bytes(al.net_retained_bytes as f64),
-            ),
-            None => ("-".into(), "-".into(), "-".into()),
-        };
-        t.add_row(vec![
-            clean(&c.location.name),
-            clean(&c.location.source()),
-            units::count(c.calls as f64),
-            units::ns(c.self_total_ns as f64),
-            units::pct(c.self_share),
-            units::ns(c.busy_mean_ns),
-            units::ns(c.busy_p50_ns as f64),
-            units::ns(c.busy_p90_ns as f64),
-            units::ns(c.busy_p99_ns as f64),
-            units::ns(c.busy_p999_ns as f64),
-            units::ns(c.busy_max_ns as f64),
-            units::pct(c.idle_share),
-            apc,
-            npc,
-            net,
-            c.rss_delta_bytes
-                .map_or_else(|| "-".to_owned(), |d| units::bytes(d as f64)),
-        ]);
-    }
-    push_table(out, &t);
+    push_table(out, &table(opts, table::CALLSITES, &a.callsites[..shown]));
     let _ = writeln!(
         out,
         "{}",
@@ -376,32 +346,8 @@ fn weights(out: &mut String, r: &Report, opts: &RenderOptions, p: &Paint) {
         w.memory * 100.0,
         w.frequency * 100.0
     );
-    let mut t = table(
-        opts,
-        &[
-            "#",
-            "span",
-            "location",
-            "weight",
-            "cpu",
-            "memory",
-            "frequency",
-        ],
-        3,
-    );
     let shown = opts.limit(a.weights.len());
-    for (i, row) in a.weights[..shown].iter().enumerate() {
-        t.add_row(vec![
-            (i + 1).to_string(),
-            clean(&row.location.name),
-            clean(&row.location.source()),
-            format!("{:.1}", row.weight),
-            units::pct(row.cpu_share),
-            row.memory_share.map_or_else(|| "-".to_owned(), units::pct),
-            units::pct(row.frequency_share),
-        ]);
-    }
-    push_table(out, &t);
+    push_table(out, &table(opts, table::WEIGHTS, &a.weights[..shown]));
     more(out, shown, a.weights.len(), "spans", p);
     if a.totals.self_alloc_bytes.is_none() {
         let _ = writeln!(
@@ -412,7 +358,7 @@ fn weights(out: &mut String, r: &Report, opts: &RenderOptions, p: &Paint) {
     }
 }
 
-pub(super) fn report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
+fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
     let p = Paint { on: opts.color };
     let a = &r.analysis;
     let mut out = String::new();
@@ -435,31 +381,7 @@ pub(super) fn report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> Stri
     out
 }
 
-fn verdict_cell(v: Verdict) -> Cell {
-    let c = Cell::new(v.as_str());
-    match v {
-        Verdict::Regressed => c.fg(Color::Red).add_attribute(Attribute::Bold),
-        Verdict::Improved => c.fg(Color::Green),
-        _ => c,
-    }
-}
-
-fn change_cell(c: &Change, f: fn(f64) -> String) -> String {
-    match c.relative {
-        Some(r) => format!("{} -> {} ({})", f(c.base), f(c.new), units::change(r)),
-        None => format!("{} -> {}", f(c.base), f(c.new)),
-    }
-}
-
-/// The new value and its change: the table stays narrow; JSON has both sides.
-fn new_cell(c: &Change, f: fn(f64) -> String) -> String {
-    match c.relative {
-        Some(r) => format!("{} ({})", f(c.new), units::change(r)),
-        None => format!("{} (new)", f(c.new)),
-    }
-}
-
-pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
+fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     let p = Paint { on: opts.color };
     let mut out = String::new();
     let _ = writeln!(
@@ -468,7 +390,7 @@ pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
         p.heading("perf-report diff"),
         clean(&d.base_program),
         clean(&d.new_program),
-        change_cell(&d.total_self_ns, units::ns)
+        table::change(&d.total_self_ns, units::ns)
     );
     let _ = writeln!(
         out,
@@ -484,43 +406,8 @@ pub(super) fn diff(d: &Diff, opts: &RenderOptions) -> String {
     if d.callsites.is_empty() {
         return out;
     }
-    let mut t = table(
-        opts,
-        &[
-            "verdict",
-            "span",
-            "location",
-            "calls",
-            "busy total",
-            "self total",
-            "mean busy (base -> new)",
-            "p50",
-            "p99",
-            "max",
-            "alloc/call",
-        ],
-        3,
-    );
     let shown = opts.limit(d.callsites.len());
-    for c in &d.callsites[..shown] {
-        t.add_row(vec![
-            verdict_cell(c.verdict),
-            Cell::new(clean(&c.location.name)),
-            Cell::new(clean(&c.location.source())),
-            Cell::new(new_cell(&c.calls, units::count)),
-            Cell::new(new_cell(&c.busy_total_ns, units::ns)),
-            Cell::new(new_cell(&c.self_total_ns, units::ns)),
-            Cell::new(change_cell(&c.busy_mean_ns, units::ns)),
-            Cell::new(new_cell(&c.busy_p50_ns, units::ns)),
-            Cell::new(new_cell(&c.busy_p99_ns, units::ns)),
-            Cell::new(new_cell(&c.busy_max_ns, units::ns)),
-            Cell::new(
-                c.alloc_bytes_per_call
-                    .as_ref()
-                    .map_or_else(|| "-".to_owned(), |a| new_cell(a, units::bytes)),
-            ),
-        ]);
-    }
+    let t = table(opts, table::DIFF, &d.callsites[..shown]);
     out.push('\n');
     push_table(&mut out, &t);
     let _ = writeln!(

@@ -5,7 +5,8 @@
 #![allow(dead_code, unreachable_pub)] // each test binary uses a part
 
 use hdrhistogram::Histogram;
-use perf_layer::dump::{Dump, HistogramDump};
+use perf_layer::dump::HistogramDump;
+use perf_report::LoadedDump;
 use perf_report::diff::{DiffOptions, diff};
 use perf_report::load::{LoadOptions, load_slice};
 use perf_report::merge::merge;
@@ -38,7 +39,7 @@ pub const KINDS: [ReportKind; 3] = [ReportKind::Full, ReportKind::Summary, Repor
 /// Everything a user can do with a loaded dump: analyze, plan, render every
 /// format and kind (all rows, and with colour), diff against itself, merge
 /// with itself. Returns the rendered reports.
-pub fn pipeline(dump: &Dump) -> Vec<String> {
+pub fn pipeline(dump: &LoadedDump) -> Vec<String> {
     let report = Report::build(dump, &Config::default());
     let mut out = Vec::new();
     let all = RenderOptions::default().with_top(0);
@@ -53,8 +54,8 @@ pub fn pipeline(dump: &Dump) -> Vec<String> {
     for format in FORMATS {
         out.push(render_diff(&d, format, &all));
     }
-    if let Ok(merged) = merge(vec![dump.clone(), dump.clone()]) {
-        let _ = Report::build(&merged, &Config::default());
+    if let Ok(merged) = merge(vec![dump.dump().clone(), dump.dump().clone()]) {
+        let _ = Report::build(&merged.into(), &Config::default());
     }
     out
 }

@@ -1,0 +1,128 @@
+//! Allocation-heavy: many bytes or allocations per call with a fair share
+//! of all allocation, or a dominant share on its own.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Class, Detector, Info};
+use crate::analyze::advice::{Advice, Effort, lines, speedup_phrase};
+use crate::analyze::context::Context;
+use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::units::{self, Unit};
+
+/// When a callsite is allocation-heavy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Settings {
+    /// At least this many self-allocated bytes per call... (default 64 KiB)
+    pub min_bytes_per_call: f64,
+    /// ...or at least this many self allocations per call... (64)
+    pub min_allocs_per_call: f64,
+    /// ...together with at least this share of all self-allocated bytes (0.05).
+    pub min_share: f64,
+    /// Allocation-heavy regardless of per-call figures: this share of all
+    /// self-allocated bytes (0.25).
+    pub dominant_share: f64,
+    /// The share of the bytes that buffer reuse or pre-sizing removes (0.5).
+    pub recoverable: f64,
+    /// How sure the finding is (0.9: allocation counts are exact).
+    pub confidence: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            min_bytes_per_call: 64.0 * 1024.0,
+            min_allocs_per_call: 64.0,
+            min_share: 0.05,
+            dominant_share: 0.25,
+            recoverable: 0.5,
+            confidence: 0.9,
+        }
+    }
+}
+
+pub(crate) struct AllocationHeavy;
+
+static INFO: Info = Info {
+    id: "allocation_heavy",
+    title: "allocation-heavy",
+    innermost: false,
+    supersedes: &[],
+};
+
+impl Detector for AllocationHeavy {
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
+        let s = &cx.config.classes.allocation_heavy;
+        for (_, cs, row) in cx.callsites() {
+            let Some(a) = &row.alloc else { continue };
+            let per_call = a.self_bytes_per_call >= s.min_bytes_per_call
+                || a.self_allocs_per_call >= s.min_allocs_per_call;
+            if !(per_call && a.alloc_share >= s.min_share) && a.alloc_share < s.dominant_share {
+                continue;
+            }
+            found.push(cx.score(Draft {
+                class: Class::AllocationHeavy,
+                callsite: Some((cs.id, row.location.clone())),
+                resource: Resource::Allocation,
+                cost_share: a.alloc_share,
+                recoverable: s.recoverable,
+                confidence: s.confidence,
+                summary: format!(
+                    "{} and {} allocations per call; {} of all bytes allocated",
+                    units::bytes(a.self_bytes_per_call),
+                    units::count(a.self_allocs_per_call.round()),
+                    units::pct(a.alloc_share)
+                ),
+                evidence: vec![
+                    Evidence::new(
+                        "bytes per call",
+                        a.self_bytes_per_call,
+                        Unit::Bytes,
+                        Some(s.min_bytes_per_call),
+                    ),
+                    Evidence::new(
+                        "allocations per call",
+                        a.self_allocs_per_call,
+                        Unit::Count,
+                        Some(s.min_allocs_per_call),
+                    ),
+                    Evidence::new(
+                        "allocation share",
+                        a.alloc_share,
+                        Unit::Share,
+                        Some(s.min_share),
+                    ),
+                ],
+            }));
+        }
+    }
+
+    fn advice(&self, f: &Finding) -> Advice {
+        let name = f.subject().in_prose();
+        Advice {
+            statement: format!(
+                "{} the bytes {name} allocates ({} of all bytes allocated) removes {} of the run's allocation",
+                speedup_phrase(f.recoverable),
+                units::pct(f.cost_share),
+                units::pct(f.expected_gain())
+            ),
+            fixes: lines(&[
+                "Reuse buffers: keep a `Vec`/`String` outside the loop or in the struct and `clear()` it, instead of allocating a new one per call",
+                "Pre-size collections: `Vec::with_capacity`, `String::with_capacity`, `HashMap::with_capacity` when the size is known or bounded",
+                "Borrow instead of cloning: take `&[T]`/`&str`, return `Cow<'_, str>`, avoid `to_vec()`, `to_string()` and `format!` in the hot path",
+                "Keep small short-lived collections on the stack (`smallvec`, `arrayvec`)",
+            ]),
+            prerequisites: lines(&[
+                "Keep perf-layer's counting allocator installed in the benchmark and the re-run, so allocation per call can be compared",
+            ]),
+            check: format!("{name}'s bytes and allocations per call must fall"),
+            complexity: Effort::Low,
+            risk: Effort::Low,
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Hot loop: very many cheap calls whose per-call cost (setup,
+//! instrumentation) adds up; batching is the fix. A more specific diagnosis
+//! of the same self time than a hot spot, which it supersedes.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Class, Detector, Info};
+use crate::analyze::advice::{Advice, Effort, lines, speedup_phrase};
+use crate::analyze::context::Context;
+use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::stats;
+use crate::units::{self, Unit};
+
+/// When a callsite is a hot loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Settings {
+    /// At least this many calls... (default 10,000)
+    pub min_calls: u64,
+    /// ...each costing at most this much self time on average, ns... (5,000)
+    pub max_mean_self_ns: f64,
+    /// ...adding up to at least this share of all self time (0.02).
+    pub min_share: f64,
+    /// The share of the self time batching gives back (0.5: it halves the
+    /// per-call cost).
+    pub recoverable: f64,
+    /// How sure the finding is (0.9: the counts are exact; the doubt is
+    /// whether the items can be batched).
+    pub confidence: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            min_calls: 10_000,
+            max_mean_self_ns: 5_000.0,
+            min_share: 0.02,
+            recoverable: 0.5,
+            confidence: 0.9,
+        }
+    }
+}
+
+pub(crate) struct HotLoop;
+
+static INFO: Info = Info {
+    id: "hot_loop",
+    title: "hot loop",
+    innermost: false,
+    supersedes: &[Class::HotSpot],
+};
+
+impl Detector for HotLoop {
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
+        let s = &cx.config.classes.hot_loop;
+        for (_, cs, row) in cx.callsites() {
+            let calls_f = cs.calls as f64;
+            let mean_self = stats::ratio(cs.self_ns.sum as f64, calls_f);
+            if cs.calls < s.min_calls
+                || mean_self > s.max_mean_self_ns
+                || row.self_share < s.min_share
+            {
+                continue;
+            }
+            let mut evidence = vec![
+                Evidence::new("calls", calls_f, Unit::Count, Some(s.min_calls as f64)),
+                Evidence::new(
+                    "mean self time per call",
+                    mean_self,
+                    Unit::Ns,
+                    Some(s.max_mean_self_ns),
+                ),
+                Evidence::new(
+                    "self time share",
+                    row.self_share,
+                    Unit::Share,
+                    Some(s.min_share),
+                ),
+            ];
+            if cx.per_span_ns > 0.0 {
+                evidence.push(Evidence::new(
+                    "instrumentation share of each call",
+                    stats::share(cx.per_span_ns, mean_self + cx.per_span_ns),
+                    Unit::Share,
+                    None,
+                ));
+            }
+            found.push(cx.score(Draft {
+                class: Class::HotLoop,
+                callsite: Some((cs.id, row.location.clone())),
+                resource: Resource::Time,
+                cost_share: row.self_share,
+                recoverable: s.recoverable,
+                confidence: s.confidence,
+                summary: format!(
+                    "{} calls at {} each add up to {} of self time",
+                    units::count(calls_f),
+                    units::ns(mean_self),
+                    units::pct(row.self_share)
+                ),
+                evidence,
+            }));
+        }
+    }
+
+    fn advice(&self, f: &Finding) -> Advice {
+        let name = f.subject().in_prose();
+        let cost = units::pct(f.cost_share);
+        Advice {
+            statement: format!(
+                "{} the per-call cost of {name} ({cost} of the run) by batching saves {} of the run",
+                speedup_phrase(f.recoverable),
+                units::pct(f.expected_gain())
+            ),
+            fixes: lines(&[
+                "Batch: process items in chunks (`chunks(256)`, a `Vec` of work) with one call and one span per batch instead of one per item",
+                "Hoist the span out of the loop, or lower it to `trace` and filter it out where it is not needed: per-call instrumentation is part of the cost",
+                "Strip per-call setup from the loop body: look-ups, lock acquisitions and allocations that could be done once outside",
+            ]),
+            prerequisites: vec![format!(
+                "Check that {name}'s items can be handled together (no per-item ordering or error-handling requirement)"
+            )],
+            check: format!("{name}'s call count or its self time share ({cost}) must fall"),
+            complexity: Effort::Low,
+            risk: Effort::Low,
+        }
+    }
+}

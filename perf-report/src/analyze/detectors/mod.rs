@@ -1,0 +1,154 @@
+//! One detector per finding class, registered in one list.
+//!
+//! Each file here owns everything about its class: the settings that
+//! trigger it (a documented `Settings` struct, a field of
+//! [`Config::classes`](crate::Config::classes)), the evidence it records,
+//! its confidence and gain model, and the advice of its plan step. Adding a
+//! class is one new file and one line in the `classes!` list below, which
+//! generates the [`Class`] enum, its name and title, the detector look-up
+//! and the [`ClassSettings`] config section, so none of them can be
+//! forgotten.
+//!
+//! Detectors run in list order over one shared context (totals, rows, the
+//! process summary, parents by call edge); the analysis then applies each
+//! class's `supersedes` and `innermost` rules and sorts.
+
+use serde::{Deserialize, Serialize};
+
+use super::advice::Advice;
+use super::context::Context;
+use super::finding::Finding;
+
+/// Static facts about a class.
+#[derive(Debug)]
+pub(crate) struct Info {
+    /// The name in every output format, e.g. `hot_spot`.
+    pub(crate) id: &'static str,
+    /// A short title for people, e.g. `hot spot`.
+    pub(crate) title: &'static str,
+    /// A parent and its child (by call edge) both found: only the child is
+    /// reported. For classes whose cost a parent inherits from its children
+    /// (waiting, tail latency, memory held).
+    pub(crate) innermost: bool,
+    /// Classes this one is a more specific diagnosis of, for the same
+    /// callsite: when both fire, only this one is reported.
+    pub(crate) supersedes: &'static [Class],
+}
+
+/// One finding class.
+pub(crate) trait Detector: Sync {
+    /// Its static facts.
+    fn info(&self) -> &'static Info;
+    /// Pushes its findings about the run onto `found`.
+    fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>);
+    /// The plan step's advice for one of its findings.
+    fn advice(&self, finding: &Finding) -> Advice;
+}
+
+/// Generates the class list: `Variant => module,` per class, each module
+/// defining `pub struct Settings` and a detector named like the variant.
+macro_rules! classes {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $module:ident, )+) => {
+        $( pub mod $module; )+
+
+        /// The kind of problem a finding describes: one per detector, in
+        /// the order they run.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Class {
+            $( $(#[doc = $doc])* $variant, )+
+        }
+
+        impl Class {
+            /// Every class, in a stable order.
+            pub const ALL: &'static [Class] = &[$(Class::$variant),+];
+
+            pub(crate) fn detector(self) -> &'static dyn Detector {
+                match self {
+                    $( Class::$variant => &$module::$variant, )+
+                }
+            }
+        }
+
+        /// The settings of every finding class: when it fires, what a fix
+        /// gives back, how sure the evidence is. Every field is optional in
+        /// a config file.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        #[non_exhaustive]
+        pub struct ClassSettings {
+            $( $(#[doc = $doc])* pub $module: $module::Settings, )+
+        }
+    };
+}
+
+classes! {
+    /// A large share of self time.
+    HotSpot => hot_spot,
+    /// p99 or max far above p50.
+    TailLatency => tail_latency,
+    /// Very many cheap calls: per-call overhead dominates.
+    HotLoop => hot_loop,
+    /// Many bytes or allocations per call, or a large share of all.
+    AllocationHeavy => allocation_heavy,
+    /// Memory kept across calls, or an RSS timeline that keeps growing.
+    LeakSuspect => leak_suspect,
+    /// Wall time far above busy time: waiting on I/O, locks, other tasks.
+    Waiting => waiting,
+    /// The process spent much of the run at saturated CPU.
+    ProcessCpu => process_cpu,
+    /// The process's memory spiked far above its usual level, or above the
+    /// RSS alert threshold.
+    ProcessMemory => process_memory,
+}
+
+impl Class {
+    /// The name used in every output format, e.g. `hot_spot`.
+    pub fn as_str(self) -> &'static str {
+        self.detector().info().id
+    }
+
+    /// A short title for people, e.g. `hot spot`.
+    pub fn title(self) -> &'static str {
+        self.detector().info().title
+    }
+
+    pub(crate) fn info(self) -> &'static Info {
+        self.detector().info()
+    }
+}
+
+impl std::fmt::Display for Class {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.title())
+    }
+}
+
+impl Serialize for Class {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Class;
+
+    #[test]
+    fn every_class_has_its_own_name_and_title() {
+        let mut ids: Vec<&str> = Class::ALL.iter().map(|c| c.as_str()).collect();
+        let mut titles: Vec<&str> = Class::ALL.iter().map(|c| c.title()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        titles.sort_unstable();
+        titles.dedup();
+        assert_eq!(
+            (ids.len(), titles.len()),
+            (Class::ALL.len(), Class::ALL.len())
+        );
+        // The registry's detector for each class reports that class's name.
+        for class in Class::ALL {
+            assert!(!class.info().id.is_empty() && !class.title().is_empty());
+        }
+    }
+}

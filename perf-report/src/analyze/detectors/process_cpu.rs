@@ -1,0 +1,137 @@
+//! Process CPU saturation: much of the run spent at or above a CPU level,
+//! from the sampler's timeline, or CPU alerts.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Class, Detector, Info};
+use crate::analyze::advice::{Advice, Effort, lines};
+use crate::analyze::context::Context;
+use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::stats;
+use crate::units::{self, Unit};
+
+/// When the process's CPU is saturated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Settings {
+    /// A sample at or above this CPU percentage (of one core) counts as
+    /// saturated (default 90). Set it to cores x 90 for a service that is
+    /// meant to use several cores.
+    pub saturated_percent: f64,
+    /// At least this share of samples saturated (0.25).
+    pub min_saturated_share: f64,
+    /// The share of the saturated time a fix relieves (0.25).
+    pub recoverable: f64,
+    /// Confidence is `samples / (samples + this)` (4)...
+    pub half_confidence_samples: f64,
+    /// ...and at least this with CPU alerts (0.9).
+    pub confidence_with_alerts: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            saturated_percent: 90.0,
+            min_saturated_share: 0.25,
+            recoverable: 0.25,
+            half_confidence_samples: 4.0,
+            confidence_with_alerts: 0.9,
+        }
+    }
+}
+
+pub(crate) struct ProcessCpu;
+
+static INFO: Info = Info {
+    id: "process_cpu",
+    title: "process CPU saturation",
+    innermost: false,
+    supersedes: &[],
+};
+
+impl Detector for ProcessCpu {
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
+        let s = &cx.config.classes.process_cpu;
+        let p = &cx.process;
+        let duration_ms = cx.dump.run.duration_ns as f64 / 1e6;
+        let interval_ms = cx.dump.timeline.interval_ms as f64;
+        // The share of samples at saturation; alerts alone count one
+        // sampler interval each.
+        let (share, confidence) = if p.samples >= 2 {
+            let conf = stats::sample_confidence(p.samples as u64, s.half_confidence_samples);
+            (
+                p.cpu_saturated_share,
+                if p.cpu_alerts > 0 {
+                    conf.max(s.confidence_with_alerts)
+                } else {
+                    conf
+                },
+            )
+        } else if p.cpu_alerts > 0 {
+            (
+                stats::share(p.cpu_alerts as f64 * interval_ms, duration_ms),
+                s.confidence_with_alerts,
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        let fires = (p.samples >= 2 && share >= s.min_saturated_share)
+            || (p.cpu_alerts > 0 && share > 0.0);
+        if !fires {
+            return;
+        }
+        found.push(cx.score(Draft {
+            class: Class::ProcessCpu,
+            callsite: None,
+            resource: Resource::WallTime,
+            cost_share: share,
+            recoverable: s.recoverable,
+            confidence,
+            summary: format!(
+                "CPU at or above {}% of a core in {} of the samples (peak {:.0}%, {} CPU alerts)",
+                s.saturated_percent,
+                units::pct(share),
+                p.cpu_max_percent,
+                p.cpu_alerts
+            ),
+            evidence: vec![
+                Evidence::new(
+                    "saturated share of samples",
+                    share,
+                    Unit::Share,
+                    Some(s.min_saturated_share),
+                ),
+                Evidence::new("peak CPU", p.cpu_max_percent, Unit::CpuPercent, None),
+                Evidence::new("mean CPU", p.cpu_mean_percent, Unit::CpuPercent, None),
+                Evidence::new("CPU alerts", p.cpu_alerts as f64, Unit::Count, None),
+            ],
+        }));
+    }
+
+    fn advice(&self, f: &Finding) -> Advice {
+        Advice {
+            statement: format!(
+                "relieving {} of the saturated time ({} of the run) gives back {} of the run's wall time",
+                units::pct(f.recoverable),
+                units::pct(f.cost_share),
+                units::pct(f.expected_gain())
+            ),
+            fixes: lines(&[
+                "Start with the hot spots and hot loops of this plan: process CPU is their sum",
+                "Spread independent work across cores (`rayon`, more tokio worker threads) when one core is saturated and others idle",
+                "Rate-limit or apply backpressure to background work so it cannot starve latency-sensitive tasks",
+            ]),
+            prerequisites: lines(&[
+                "Note the machine's core count and the sampler interval so runs are comparable",
+            ]),
+            check: "the share of saturated samples must fall".to_owned(),
+            complexity: Effort::High,
+            risk: Effort::Medium,
+        }
+    }
+}

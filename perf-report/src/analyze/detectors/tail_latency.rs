@@ -1,0 +1,128 @@
+//! Tail latency: a busy-time distribution whose p99 or maximum is far above
+//! its median, with enough time in the tail to matter.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Class, Detector, Info};
+use crate::analyze::advice::{Advice, Effort, lines};
+use crate::analyze::context::Context;
+use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::stats;
+use crate::units::{self, Unit};
+
+/// When a callsite has a bad tail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Settings {
+    /// At least this many calls, so that p99 means something (default 20).
+    pub min_calls: u64,
+    /// Busy p99 at least this many times busy p50... (5)
+    pub p99_over_p50: f64,
+    /// ...or busy max at least this many times busy p50 (20).
+    pub max_over_p50: f64,
+    /// The tail's excess time, `Σ max(0, v − p90)` over the busy histogram,
+    /// is at least this share of all self time (0.01).
+    pub min_share: f64,
+    /// The share of the tail's excess a fix removes (0.8).
+    pub recoverable: f64,
+    /// Confidence is `calls / (calls + this)` (50: half sure at 50 calls).
+    pub half_confidence_calls: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            min_calls: 20,
+            p99_over_p50: 5.0,
+            max_over_p50: 20.0,
+            min_share: 0.01,
+            recoverable: 0.8,
+            half_confidence_calls: 50.0,
+        }
+    }
+}
+
+pub(crate) struct TailLatency;
+
+static INFO: Info = Info {
+    id: "tail_latency",
+    title: "tail latency",
+    innermost: true,
+    supersedes: &[],
+};
+
+impl Detector for TailLatency {
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
+        let s = &cx.config.classes.tail_latency;
+        for (i, cs, row) in cx.callsites() {
+            if cs.calls < s.min_calls || row.busy_p50_ns == 0 {
+                continue;
+            }
+            let p50 = row.busy_p50_ns as f64;
+            let p99_ratio = row.busy_p99_ns as f64 / p50;
+            let max_ratio = row.busy_max_ns as f64 / p50;
+            if p99_ratio < s.p99_over_p50 && max_ratio < s.max_over_p50 {
+                continue;
+            }
+            let excess = cx.tail_excess_ns[i];
+            let cost = stats::share(excess, cx.total_self_ns());
+            if cost < s.min_share {
+                continue;
+            }
+            found.push(cx.score(Draft {
+                class: Class::TailLatency,
+                callsite: Some((cs.id, row.location.clone())),
+                resource: Resource::Time,
+                cost_share: cost,
+                recoverable: s.recoverable,
+                confidence: stats::sample_confidence(cs.calls, s.half_confidence_calls),
+                summary: format!(
+                    "p99 {} and max {} against p50 {}; calls above p90 spend {} beyond it",
+                    units::ns(row.busy_p99_ns as f64),
+                    units::ns(row.busy_max_ns as f64),
+                    units::ns(p50),
+                    units::ns(excess)
+                ),
+                evidence: vec![
+                    Evidence::new("p99 / p50", p99_ratio, Unit::Ratio, Some(s.p99_over_p50)),
+                    Evidence::new("max / p50", max_ratio, Unit::Ratio, Some(s.max_over_p50)),
+                    Evidence::new("p50", p50, Unit::Ns, None),
+                    Evidence::new("p99", row.busy_p99_ns as f64, Unit::Ns, None),
+                    Evidence::new("tail excess share", cost, Unit::Share, Some(s.min_share)),
+                ],
+            }));
+        }
+    }
+
+    fn advice(&self, f: &Finding) -> Advice {
+        let name = f.subject().in_prose();
+        Advice {
+            statement: format!(
+                "removing {} of the time its calls above p90 spend beyond p90 ({} of the run) saves {} of the run, and most of its p99",
+                units::pct(f.recoverable),
+                units::pct(f.cost_share),
+                units::pct(f.expected_gain())
+            ),
+            fixes: lines(&[
+                "Find what the slow calls share: record a distinguishing field on the span (input size, cache hit or miss, retry count) and compare slow and fast calls",
+                "Move rare blocking work off the hot path: file or network I/O, a `std::sync::Mutex` held across heavy work; in async code use `tokio::task::spawn_blocking`",
+                "Amortise occasional expensive work: pre-size collections (`with_capacity`) so they do not regrow or rehash mid-call, warm caches at start-up",
+                "Bound the work one call can do (chunking, pagination) and add timeouts so one slow input cannot stall the rest",
+            ]),
+            prerequisites: vec![
+                format!("Record a field on {name} that tells slow calls from fast ones"),
+                format!("Run long enough for at least 1,000 calls of {name} so its p99 is stable"),
+            ],
+            check: format!(
+                "{name}'s busy p99 must move towards its p50 (the p99/p50 ratio must fall)"
+            ),
+            complexity: Effort::Medium,
+            risk: Effort::Medium,
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! From a loaded dump to a per-callsite table, scored findings, the
+//! session-weight view and a process summary.
+//!
+//! - [`context`]: what every detector reads, built once (totals, one row per
+//!   callsite, the process summary, parents by call edge);
+//! - [`detectors`]: one file per finding class, registered in one list;
+//! - [`finding`]: the finding, its evidence and its impact score;
+//! - `advice`: what a plan step says, written by each class's detector.
+//!
+//! Every finding carries an impact score 0 to 100 ([`impact_score`]); the
+//! triggers of each class are its `Settings` in [`Config::classes`] and
+//! `docs/report-format.md`.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::LoadedDump;
+use crate::config::Config;
+
+pub(crate) mod advice;
+pub mod context;
+pub mod detectors;
+pub mod finding;
+pub mod process;
+pub mod weights;
+
+pub use advice::Effort;
+pub use context::{AllocRow, CallsiteRow, Totals};
+pub use detectors::{Class, ClassSettings};
+pub use finding::{Evidence, Finding, Resource, Severity, impact_score};
+pub use process::ProcessSummary;
+pub use weights::WeightRow;
+
+/// Everything the analysis found in one dump.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Analysis {
+    /// The program that ran.
+    pub program: String,
+    /// Run-wide totals.
+    pub totals: Totals,
+    /// Per-callsite table, by self time, largest first.
+    pub callsites: Vec<CallsiteRow>,
+    /// Findings, by impact score, highest first.
+    pub findings: Vec<Finding>,
+    /// The session-weight view, heaviest first.
+    pub weights: Vec<WeightRow>,
+    /// The process as the sampler saw it.
+    pub process: ProcessSummary,
+    /// Caveats about the data (dropped spans, untracked allocation...).
+    pub notes: Vec<String>,
+}
+
+impl Analysis {
+    /// The most severe finding, if any.
+    pub fn worst_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+}
+
+/// Analyzes a loaded dump.
+///
+/// Never fails: figures that cannot be computed (no timeline, allocation not
+/// tracked, an empty run) leave their findings out and add a note.
+///
+/// ```
+/// use perf_layer::dump::Dump;
+/// let dump = perf_report::LoadedDump::from(Dump::empty("demo"));
+/// let analysis = perf_report::analyze::analyze(&dump, &perf_report::Config::default());
+/// assert!(analysis.findings.is_empty());
+/// ```
+pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
+    let cx = context::Context::new(input, config);
+    let mut findings = Vec::new();
+    for class in Class::ALL {
+        class.detector().detect(&cx, &mut findings);
+    }
+    drop_superseded(&mut findings);
+    keep_innermost(&cx, &mut findings);
+    // A finding that gives nothing back (all of it instrumentation, or a
+    // process figure with no excess) is noise, not advice.
+    findings.retain(|f| f.score >= config.scoring.min_score);
+    findings.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.class.cmp(&b.class))
+            .then_with(|| a.location.cmp(&b.location))
+    });
+
+    let weights = weights::session_weights(
+        &cx.rows,
+        &config.weights,
+        cx.alloc_tracked,
+        cx.totals.calls as f64,
+    );
+    let notes = notes(&cx);
+    let context::Context {
+        mut rows,
+        totals,
+        process,
+        ..
+    } = cx;
+    rows.sort_by(|a, b| {
+        b.self_total_ns
+            .cmp(&a.self_total_ns)
+            .then_with(|| a.location.cmp(&b.location))
+    });
+    Analysis {
+        program: input.dump().run.program.clone(),
+        totals,
+        callsites: rows,
+        findings,
+        weights,
+        process,
+        notes,
+    }
+}
+
+/// A class that is the more specific diagnosis of another, for the same
+/// callsite, replaces it ([`detectors::Info::supersedes`]).
+fn drop_superseded(findings: &mut Vec<Finding>) {
+    let replaced: HashSet<(Class, u32)> = findings
+        .iter()
+        .filter_map(|f| Some((f.class.info().supersedes, f.callsite_id?)))
+        .flat_map(|(general, id)| general.iter().map(move |&class| (class, id)))
+        .collect();
+    findings.retain(|f| {
+        !f.callsite_id
+            .is_some_and(|id| replaced.contains(&(f.class, id)))
+    });
+}
+
+/// Innermost rule ([`detectors::Info::innermost`]): a parent waits whenever
+/// its child waits, has the child's slow calls in its own tail, and holds
+/// what its child keeps. Report the child, where the cause is; a pair of
+/// mutually recursive spans keeps both.
+fn keep_innermost(cx: &context::Context<'_>, findings: &mut Vec<Finding>) {
+    let found: HashSet<(Class, u32)> = findings
+        .iter()
+        .filter(|f| f.class.info().innermost)
+        .filter_map(|f| Some((f.class, f.callsite_id?)))
+        .collect();
+    let edges: HashSet<(u32, u32)> = cx.dump.edges.iter().map(|e| (e.parent, e.child)).collect();
+    let mut dropped: HashSet<(Class, u32)> = HashSet::new();
+    for e in &cx.dump.edges {
+        if e.parent == e.child || edges.contains(&(e.child, e.parent)) {
+            continue;
+        }
+        for &(class, child) in &found {
+            if child == e.child && found.contains(&(class, e.parent)) {
+                dropped.insert((class, e.parent));
+            }
+        }
+    }
+    findings.retain(|f| {
+        !f.callsite_id
+            .is_some_and(|id| dropped.contains(&(f.class, id)))
+    });
+}
+
+fn notes(cx: &context::Context<'_>) -> Vec<String> {
+    let dump = cx.dump;
+    let mut notes = Vec::new();
+    if dump.callsites_dropped_spans > 0 {
+        notes.push(format!(
+            "{} spans were not recorded because the callsite limit was reached; raise max_callsites",
+            dump.callsites_dropped_spans
+        ));
+    }
+    if !cx.alloc_tracked {
+        notes.push(
+            "allocation was not tracked: install perf-layer's counting allocator for allocation and leak findings"
+                .to_owned(),
+        );
+    }
+    if cx.process.samples == 0 {
+        notes.push(
+            "no process timeline: enable the sampler for RSS trends and CPU findings".to_owned(),
+        );
+    }
+    if cx.totals.overhead_share >= 0.05 {
+        notes.push(format!(
+            "instrumentation costs an estimated {} of the run: treat shares of very cheap spans with care",
+            crate::units::pct(cx.totals.overhead_share)
+        ));
+    }
+    notes
+}

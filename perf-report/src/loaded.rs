@@ -1,0 +1,197 @@
+//! The hand-off from loading to analysis: a dump whose histograms were
+//! checked, with what the analysis needs of each busy-time histogram read
+//! while checking it, so that nothing is decoded twice and no stage reaches
+//! into another through a global.
+
+use std::ops::Deref;
+
+use perf_layer::dump::{Dump, DumpReadError, HistogramDump};
+
+use crate::{par, stats};
+
+/// What the analysis takes from a callsite's busy-time histogram.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BusySummary {
+    /// p50, p90, p99, p99.9 and max.
+    pub(crate) quantiles: [u64; 5],
+    /// The time calls above p90 spent beyond it.
+    pub(crate) tail_excess: f64,
+}
+
+impl BusySummary {
+    /// Everything the analysis needs from a decoded busy-time histogram, in
+    /// one walk of its recorded values.
+    #[cfg(test)]
+    pub(crate) fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        Self::of_recorded(
+            &h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// [`of`](Self::of) from the histogram's recorded buckets,
+    /// `(value_iterated_to, count)` in order, as
+    /// `HistogramDump::recorded_buckets` reads them without building the
+    /// histogram. Its maximum is the last bucket's value, as `max()` is.
+    pub(crate) fn of_recorded(recorded: &[(u64, u64)]) -> Self {
+        let Some(&(max, _)) = recorded.last() else {
+            return Self {
+                quantiles: [0; 5],
+                // The empty sum, as `stats::excess_above` gives it (-0.0).
+                tail_excess: stats::excess_above_recorded(&[], 0),
+            };
+        };
+        // `Histogram::value_at_quantile` over the recorded buckets only (the
+        // running count does not move at empty ones): the first bucket whose
+        // running count reaches ceil(q x total), at least 1. The counts add
+        // up without overflow: decoding refuses histograms whose do not.
+        let total = recorded
+            .iter()
+            .fold(0u64, |total, &(_, count)| total.saturating_add(count));
+        let at = |quantile: f64| {
+            let wanted = ((quantile * total as f64).ceil() as u64).max(1);
+            let mut running = 0u64;
+            for &(value, count) in recorded {
+                running = running.saturating_add(count);
+                if running >= wanted {
+                    return value;
+                }
+            }
+            0
+        };
+        let p90 = at(0.9);
+        Self {
+            quantiles: [at(0.5), p90, at(0.99), at(0.999), max],
+            tail_excess: stats::excess_above_recorded(recorded, p90),
+        }
+    }
+
+    /// Decoded from the encoding; the stored summary (and no tail excess)
+    /// when it does not decode.
+    fn of_stored(stored: &HistogramDump) -> Self {
+        match stored.recorded_buckets() {
+            Ok(recorded) => Self::of_recorded(&recorded),
+            Err(_) => Self {
+                quantiles: [stored.p50, stored.p90, stored.p99, stored.p999, stored.max],
+                tail_excess: 0.0,
+            },
+        }
+    }
+}
+
+/// A dump ready for analysis: the dump, and what loading learned of its
+/// histograms. [`crate::load`] builds it after checking every histogram;
+/// `LoadedDump::from(dump)` builds it from a dump made in memory (a
+/// histogram that does not decode then falls back to its stored summary).
+///
+/// It dereferences to the [`Dump`].
+///
+/// ```
+/// use perf_layer::dump::Dump;
+/// let loaded = perf_report::LoadedDump::from(Dump::empty("demo"));
+/// assert_eq!(loaded.run.program, "demo");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedDump {
+    dump: Dump,
+    /// One per callsite, in the dump's order.
+    busy: Vec<BusySummary>,
+}
+
+impl LoadedDump {
+    /// Checks every histogram of `dump` as [`Dump::validate_histograms`]
+    /// does (the same error, for the first broken one in callsite order),
+    /// on every core, keeping what the analysis needs of the busy-time ones.
+    ///
+    /// # Errors
+    /// [`DumpReadError::Histogram`] naming the callsite.
+    pub fn validated(dump: Dump) -> Result<Self, DumpReadError> {
+        let checked = par::map(&dump.callsites, |cs| {
+            // In the order `Dump::validate_histograms` reports errors. None
+            // is built: `check` and `recorded_buckets` walk the encoding.
+            cs.wall_ns.check()?;
+            let summary = BusySummary::of_recorded(&cs.busy_ns.recorded_buckets()?);
+            cs.idle_ns.check()?;
+            cs.self_ns.check()?;
+            Ok(summary)
+        });
+        let mut busy = Vec::with_capacity(checked.len());
+        for (cs, checked) in dump.callsites.iter().zip(checked) {
+            match checked {
+                Ok(summary) => busy.push(summary),
+                Err(source) => {
+                    return Err(DumpReadError::Histogram {
+                        callsite: cs.name.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(Self { dump, busy })
+    }
+
+    /// The dump.
+    pub fn dump(&self) -> &Dump {
+        &self.dump
+    }
+
+    /// The dump, without what loading learned of it.
+    pub fn into_dump(self) -> Dump {
+        self.dump
+    }
+
+    pub(crate) fn busy_summaries(&self) -> &[BusySummary] {
+        &self.busy
+    }
+}
+
+impl From<Dump> for LoadedDump {
+    fn from(dump: Dump) -> Self {
+        let busy = par::map(&dump.callsites, |cs| BusySummary::of_stored(&cs.busy_ns));
+        Self { dump, busy }
+    }
+}
+
+impl Deref for LoadedDump {
+    type Target = Dump;
+
+    fn deref(&self) -> &Dump {
+        &self.dump
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hdrhistogram::Histogram;
+
+    use super::*;
+
+    #[test]
+    fn busy_summary_matches_the_histogram_functions() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for values in [0usize, 1, 2, 3, 10, 999, 5_000] {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 2).unwrap();
+            for _ in 0..values {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                h.record((1 + seed % 1_000) << (seed % 30)).unwrap();
+            }
+            let s = BusySummary::of(&h);
+            let q = |quantile| {
+                if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(quantile)
+                }
+            };
+            let max = if h.is_empty() { 0 } else { h.max() };
+            assert_eq!(s.quantiles, [q(0.5), q(0.9), q(0.99), q(0.999), max]);
+            assert_eq!(
+                s.tail_excess.to_bits(),
+                stats::excess_above(&h, q(0.9)).to_bits()
+            );
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Every table's columns, defined once: header, alignment, and how a row
+//! becomes a cell. The text and Markdown renderers (and any later one) lay
+//! out the same columns, so their tables cannot diverge.
+
+use crate::analyze::{CallsiteRow, Finding, Severity, WeightRow};
+use crate::diff::{CallsiteDiff, Change, Verdict};
+use crate::units;
+
+/// How a column's cells line up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Align {
+    Left,
+    Right,
+}
+
+/// How a cell is emphasised, where the format can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tone {
+    Plain,
+    Severity(Severity),
+    Verdict(Verdict),
+}
+
+/// One cell: its text and its emphasis.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Cell {
+    pub(crate) text: String,
+    pub(crate) tone: Tone,
+}
+
+impl From<String> for Cell {
+    fn from(text: String) -> Self {
+        Self {
+            text,
+            tone: Tone::Plain,
+        }
+    }
+}
+
+/// One column of a table of `T`s.
+pub(crate) struct Column<T> {
+    pub(crate) header: &'static str,
+    pub(crate) align: Align,
+    /// The cell text comes from the dump (a name, a path), not from us:
+    /// renderers escape it for their format.
+    pub(crate) from_dump: bool,
+    /// The cell of a row, given its 1-based position.
+    pub(crate) cell: fn(usize, &T) -> Cell,
+}
+
+const fn col<T>(header: &'static str, align: Align, cell: fn(usize, &T) -> Cell) -> Column<T> {
+    Column {
+        header,
+        align,
+        from_dump: false,
+        cell,
+    }
+}
+
+const fn dump_col<T>(header: &'static str, cell: fn(usize, &T) -> Cell) -> Column<T> {
+    Column {
+        header,
+        align: Align::Left,
+        from_dump: true,
+        cell,
+    }
+}
+
+fn text(s: impl Into<String>) -> Cell {
+    Cell::from(s.into())
+}
+
+/// The findings table.
+pub(crate) static FINDINGS: &[Column<Finding>] = &[
+    col("#", Align::Right, |i, _| text(i.to_string())),
+    col("severity", Align::Left, |_, f| Cell {
+        text: f.severity.to_string(),
+        tone: Tone::Severity(f.severity),
+    }),
+    col("score", Align::Right, |_, f| {
+        text(format!("{:.1}", f.score))
+    }),
+    col("class", Align::Left, |_, f| text(f.class.title())),
+    dump_col("span", |_, f| text(f.subject().name())),
+    dump_col("location", |_, f| text(f.subject().source())),
+];
+
+fn alloc_cell(c: &CallsiteRow, f: impl Fn(&crate::analyze::AllocRow) -> String) -> Cell {
+    text(c.alloc.as_ref().map_or_else(|| "-".to_owned(), f))
+}
+
+/// The per-callsite table.
+pub(crate) static CALLSITES: &[Column<CallsiteRow>] = &[
+    dump_col("span", |_, c| text(c.location.name.clone())),
+    dump_col("location", |_, c| text(c.location.source())),
+    col("calls", Align::Right, |_, c| {
+        text(units::count(c.calls as f64))
+    }),
+    col("self", Align::Right, |_, c| {
+        text(units::ns(c.self_total_ns as f64))
+    }),
+    col("self %", Align::Right, |_, c| {
+        text(units::pct(c.self_share))
+    }),
+    col("mean", Align::Right, |_, c| text(units::ns(c.busy_mean_ns))),
+    col("p50", Align::Right, |_, c| {
+        text(units::ns(c.busy_p50_ns as f64))
+    }),
+    col("p99", Align::Right, |_, c| {
+        text(units::ns(c.busy_p99_ns as f64))
+    }),
+    col("max", Align::Right, |_, c| {
+        text(units::ns(c.busy_max_ns as f64))
+    }),
+    col("idle %", Align::Right, |_, c| {
+        text(units::pct(c.idle_share))
+    }),
+    col("alloc/call", Align::Right, |_, c| {
+        alloc_cell(c, |a| units::bytes(a.self_bytes_per_call))
+    }),
+    col("net kept", Align::Right, |_, c| {
+        alloc_cell(c, |a| units::bytes(a.net_retained_bytes as f64))
+    }),
+];
+
+/// The session-weight table.
+pub(crate) static WEIGHTS: &[Column<WeightRow>] = &[
+    col("#", Align::Right, |i, _| text(i.to_string())),
+    dump_col("span", |_, w| text(w.location.name.clone())),
+    dump_col("location", |_, w| text(w.location.source())),
+    col("weight", Align::Right, |_, w| {
+        text(format!("{:.1}", w.weight))
+    }),
+    col("cpu", Align::Right, |_, w| text(units::pct(w.cpu_share))),
+    col("memory", Align::Right, |_, w| {
+        text(w.memory_share.map_or_else(|| "-".to_owned(), units::pct))
+    }),
+    col("frequency", Align::Right, |_, w| {
+        text(units::pct(w.frequency_share))
+    }),
+];
+
+/// `base -> new (+x%)`.
+pub(crate) fn change(c: &Change, f: fn(f64) -> String) -> String {
+    match c.relative {
+        Some(r) => format!("{} -> {} ({})", f(c.base), f(c.new), units::change(r)),
+        None => format!("{} -> {}", f(c.base), f(c.new)),
+    }
+}
+
+/// The new value and its change: the table stays narrow; JSON has both sides.
+fn new_value(c: &Change, f: fn(f64) -> String) -> Cell {
+    text(match c.relative {
+        Some(r) => format!("{} ({})", f(c.new), units::change(r)),
+        None => format!("{} (new)", f(c.new)),
+    })
+}
+
+/// The diff table.
+pub(crate) static DIFF: &[Column<CallsiteDiff>] = &[
+    col("verdict", Align::Left, |_, c| Cell {
+        text: c.verdict.to_string(),
+        tone: Tone::Verdict(c.verdict),
+    }),
+    dump_col("span", |_, c| text(c.location.name.clone())),
+    dump_col("location", |_, c| text(c.location.source())),
+    col("calls", Align::Right, |_, c| {
+        new_value(&c.calls, units::count)
+    }),
+    col("busy total", Align::Right, |_, c| {
+        new_value(&c.busy_total_ns, units::ns)
+    }),
+    col("self total", Align::Right, |_, c| {
+        new_value(&c.self_total_ns, units::ns)
+    }),
+    col("mean busy (base -> new)", Align::Right, |_, c| {
+        text(change(&c.busy_mean_ns, units::ns))
+    }),
+    col("p50", Align::Right, |_, c| {
+        new_value(&c.busy_p50_ns, units::ns)
+    }),
+    col("p99", Align::Right, |_, c| {
+        new_value(&c.busy_p99_ns, units::ns)
+    }),
+    col("max", Align::Right, |_, c| {
+        new_value(&c.busy_max_ns, units::ns)
+    }),
+    col("alloc/call", Align::Right, |_, c| {
+        c.alloc_bytes_per_call
+            .as_ref()
+            .map_or_else(|| text("-"), |a| new_value(a, units::bytes))
+    }),
+];
+
+/// The cells of `rows` under `columns`, one `Vec` per row.
+pub(crate) fn cells<T>(columns: &[Column<T>], rows: &[T]) -> Vec<Vec<Cell>> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| columns.iter().map(|c| (c.cell)(i + 1, row)).collect())
+        .collect()
+}
