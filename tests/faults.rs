@@ -262,12 +262,17 @@ fn child_periodic_dumps_into_a_vanished_directory() {
         return;
     }
     let root = tempfile::tempdir().unwrap();
+    // The directory is there when the layer is built (`build` checks it)
+    // and vanishes before the first periodic dump.
+    let gone = root.path().join("gone");
+    fs::create_dir(&gone).unwrap();
     let (layer, handle) = PerfLayer::builder()
-        .output_path(root.path().join("gone/dump.json"))
+        .output_path(gone.join("dump.json"))
         .without_sampler()
         .periodic_dump(Duration::from_millis(10))
         .build()
         .unwrap();
+    fs::remove_dir(&gone).unwrap();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     let start = Instant::now();
     spans(&dispatch, 100);

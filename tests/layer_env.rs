@@ -62,4 +62,11 @@ fn environment_variables_configure_the_layer_and_periodic_dumps_land() {
         .build()
         .unwrap();
     assert_eq!(handle.output_path(), std::path::Path::new("x.json"));
+
+    // An empty output path is refused at build, naming the variable.
+    unsafe { std::env::set_var(ENV_OUTPUT, "") };
+    let err = PerfLayer::builder().from_env().build().unwrap_err();
+    assert!(err.to_string().contains(ENV_OUTPUT), "{err}");
+    assert!(err.to_string().contains("unset it"), "{err}");
+    unsafe { std::env::remove_var(ENV_OUTPUT) };
 }

@@ -181,8 +181,13 @@ fn dumps_round_trip_losslessly_through_disk() {
 #[test]
 fn an_unwritable_output_path_is_an_error_and_the_program_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("missing-dir").join("dump.json");
+    // The directory exists when the layer is built (`build` checks it) and
+    // is gone by the time the dump is written.
+    let missing = dir.path().join("missing-dir");
+    std::fs::create_dir(&missing).unwrap();
+    let path = missing.join("dump.json");
     let (layer, handle) = quiet_builder().output_path(&path).build().unwrap();
+    std::fs::remove_dir(&missing).unwrap();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, || {
         info_span!("before").in_scope(|| {});
@@ -258,4 +263,77 @@ fn the_overhead_estimate_is_the_calibrated_cost_times_the_spans() {
     // Calibrated once per handle: the next snapshot reuses the figure.
     let second = handle.snapshot().overhead;
     assert_eq!(second.per_span_ns, first.per_span_ns);
+}
+
+#[test]
+fn a_bad_output_path_fails_build_with_a_sentence_that_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir").join("dump.json");
+    let err = PerfLayer::builder()
+        .output_path(&missing)
+        .without_sampler()
+        .build()
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("no-such-dir"), "{message}");
+    assert!(message.contains("create the directory"), "{message}");
+    assert!(
+        !message.contains("Output {"),
+        "a sentence, not Debug: {message}"
+    );
+
+    // A directory where the file should be.
+    let err = PerfLayer::builder()
+        .output_path(dir.path())
+        .without_sampler()
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("it is a directory"), "{err}");
+
+    // A directory that takes no new file, where the OS enforces it (root
+    // ignores permission bits).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let read_only = dir.path().join("read-only");
+        std::fs::create_dir(&read_only).unwrap();
+        std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let enforced = std::fs::write(read_only.join("probe"), b"").is_err();
+        let built = PerfLayer::builder()
+            .output_path(read_only.join("dump.json"))
+            .without_sampler()
+            .build();
+        if enforced {
+            let err = built.unwrap_err();
+            assert!(err.to_string().contains("cannot create a file"), "{err}");
+        }
+        std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // Checking leaves nothing behind.
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["read-only"]);
+}
+
+#[test]
+fn the_run_duration_and_its_end_time_agree() {
+    // With the overhead calibration, which the first snapshot runs.
+    let (layer, handle) = PerfLayer::builder().without_sampler().build().unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        info_span!("work").in_scope(|| std::thread::sleep(Duration::from_millis(20)));
+    });
+    // The first snapshot calibrates the layer's overhead, which takes tens
+    // of milliseconds: it must not count as part of the run.
+    let dump = handle.snapshot();
+    let wall_ms = dump.run.ended_at_unix_ms - dump.run.started_at_unix_ms;
+    let duration_ms = dump.run.duration_ns / 1_000_000;
+    assert!(
+        wall_ms.abs_diff(duration_ms) <= 2,
+        "ended - started = {wall_ms} ms, duration = {duration_ms} ms"
+    );
+    assert!(duration_ms >= 20, "{duration_ms} ms");
 }

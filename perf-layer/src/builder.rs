@@ -21,6 +21,8 @@ pub const ENV_DUMP_EVERY_MS: &str = "PERF_LAYER_DUMP_EVERY_MS";
 /// | setting | default | environment ([`from_env`](Self::from_env)) |
 /// |---|---|---|
 /// | [`output_path`](Self::output_path) | `dump.json` | `PERF_LAYER_OUTPUT` |
+/// | [`dump_on_signal`](Self::dump_on_signal) | off | |
+/// | [`dump_on_exit`](Self::dump_on_exit) | off | |
 /// | [`sampler_interval`](Self::sampler_interval) | 100 ms | `PERF_LAYER_SAMPLE_MS` (`0` = off) |
 /// | [`periodic_dump`](Self::periodic_dump) | off | `PERF_LAYER_DUMP_EVERY_MS` (`0` = off) |
 /// | [`histogram_sigfig`](Self::histogram_sigfig) | 2 (1% relative error) | |
@@ -84,6 +86,11 @@ pub(crate) struct Config {
     pub(crate) cpu_alert_percent: Option<f64>,
     pub(crate) clock: quanta::Clock,
     pub(crate) calibrate_overhead: bool,
+    pub(crate) dump_on_signal: bool,
+    pub(crate) dump_on_exit: bool,
+    /// The layer's own private layer (the overhead calibration): no output
+    /// check, no end-of-process hooks.
+    pub(crate) internal: bool,
 }
 
 impl Default for Config {
@@ -102,6 +109,9 @@ impl Default for Config {
             cpu_alert_percent: None,
             clock: quanta::Clock::new(),
             calibrate_overhead: true,
+            dump_on_signal: false,
+            dump_on_exit: false,
+            internal: false,
         }
     }
 }
@@ -138,6 +148,20 @@ pub enum BuildError {
     /// The background thread could not be started.
     #[error("cannot start the perf-layer background thread: {0}")]
     Thread(String),
+    /// Dumps could not be written where the configuration says.
+    #[error(
+        "cannot write dumps to {}: {reason}; create the directory or set another output_path (or PERF_LAYER_OUTPUT)",
+        path.display()
+    )]
+    Output {
+        /// The configured output path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The signal handler could not be installed.
+    #[error("cannot install the perf-layer signal handler for dump_on_signal: {0}")]
+    Signal(String),
 }
 
 impl Default for PerfLayerBuilder {
@@ -160,6 +184,13 @@ impl PerfLayerBuilder {
     /// override the environment; an invalid value makes `build()` fail.
     pub fn from_env(mut self) -> Self {
         if let Some(path) = std::env::var_os(ENV_OUTPUT) {
+            if path.is_empty() {
+                self.env_error.get_or_insert(BuildError::Env {
+                    var: ENV_OUTPUT,
+                    value: String::new(),
+                    reason: "expected the path of the dump file; unset it to write dump.json",
+                });
+            }
             self.config.output_path = PathBuf::from(path);
         }
         for (var, slot) in [
@@ -185,8 +216,41 @@ impl PerfLayerBuilder {
     }
 
     /// Where [`PerfHandle::write_dump`] and the drop guard write the dump.
+    /// [`build`](Self::build) checks that its directory exists and takes a
+    /// new file, so a bad path fails at start, not after the workload.
     pub fn output_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.output_path = path.into();
+        self
+    }
+
+    /// Writes the dump when the process receives SIGTERM or SIGINT (Ctrl-C),
+    /// then lets the signal take its usual course: the process ends as it
+    /// would have, killed by that signal. A second signal while the dump is
+    /// being written ends the process at once.
+    ///
+    /// For a long-running service stopped with `kill`, `systemctl stop`,
+    /// Kubernetes or Ctrl-C, which otherwise leaves no dump. A program that
+    /// handles these signals itself for a graceful shutdown (with
+    /// `tokio::signal`, say) should not use this, which would end it before
+    /// its shutdown runs: keep [`PerfHandle::dump_on_drop`]'s guard to the
+    /// end of `main` instead, or call [`PerfHandle::write_dump`] in the
+    /// shutdown path. The dump is written from a thread of the layer's, not
+    /// inside the signal handler. Unix only; elsewhere it does nothing.
+    pub fn dump_on_signal(mut self) -> Self {
+        self.config.dump_on_signal = true;
+        self
+    }
+
+    /// Writes the dump when the process exits through
+    /// [`std::process::exit`] or by returning from `main`, unless the
+    /// guard of [`PerfHandle::dump_on_drop`] already wrote it. For programs
+    /// that end with `exit` (which runs no destructors, so no guard), or
+    /// that install the subscriber globally and keep no guard.
+    ///
+    /// Without it, a process that recorded spans and ends without any dump
+    /// or snapshot taken says so on standard error.
+    pub fn dump_on_exit(mut self) -> Self {
+        self.config.dump_on_exit = true;
         self
     }
 
@@ -276,6 +340,13 @@ impl PerfLayerBuilder {
         self
     }
 
+    /// A layer for the layer's own use, which writes no dump: no output
+    /// check, no end-of-process hooks.
+    pub(crate) fn internal(mut self) -> Self {
+        self.config.internal = true;
+        self
+    }
+
     /// Validates the configuration, starts the background sampler (if any)
     /// and returns the layer with its handle.
     ///
@@ -315,7 +386,64 @@ impl PerfLayerBuilder {
                 return Err(BuildError::CpuThreshold(p));
             }
         }
+        if !c.internal {
+            check_output(&c.output_path)?;
+        }
         let shared = Profiler::start(self.config)?;
         Ok((PerfLayer::new(shared.clone()), PerfHandle::new(shared)))
+    }
+}
+
+/// Checks that dumps can be written to `path`: it names a file, not a
+/// directory, in a directory that exists and takes a new file (a probe file
+/// is created next to it and removed).
+fn check_output(path: &std::path::Path) -> Result<(), BuildError> {
+    let refuse = |reason: String| BuildError::Output {
+        path: path.to_owned(),
+        reason,
+    };
+    let Some(name) = path.file_name() else {
+        return Err(refuse("the path names no file".to_owned()));
+    };
+    if path.is_dir() {
+        return Err(refuse("it is a directory".to_owned()));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(refuse(format!("{} is not a directory", dir.display()))),
+        Err(e) => return Err(refuse(format!("directory {}: {e}", dir.display()))),
+    }
+    // Unique within the process too: layers may be built on several threads.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut probe_name = name.to_owned();
+    probe_name.push(format!(
+        ".probe{}.{}",
+        std::process::id(),
+        PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let probe = dir.join(probe_name);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        // Left behind by a crashed process that had this id: the directory
+        // takes files.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(refuse(format!(
+            "cannot create a file in {}: {e}",
+            dir.display()
+        ))),
     }
 }

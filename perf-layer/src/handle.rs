@@ -37,7 +37,9 @@ impl PerfHandle {
     /// Everything recorded so far. Spans still open are not included; their
     /// callsites appear once their first span closes.
     pub fn snapshot(&self) -> Dump {
-        self.profiler.snapshot()
+        let dump = self.profiler.snapshot();
+        self.profiler.mark_taken_out();
+        dump
     }
 
     /// Where [`write_dump`](Self::write_dump) writes.
@@ -83,8 +85,6 @@ pub struct DumpGuard {
 
 impl Drop for DumpGuard {
     fn drop(&mut self) {
-        if let Err(e) = self.handle.write_dump() {
-            self.handle.profiler.report_error(&e);
-        }
+        self.handle.profiler.write_final_dump();
     }
 }

@@ -20,19 +20,34 @@
 //!     id * 2
 //! }
 //!
-//! fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let (layer, handle) = perf_layer::PerfLayer::builder().from_env().build()?;
+//! fn main() -> std::process::ExitCode {
+//!     let built = perf_layer::PerfLayer::builder()
+//!         .from_env()
+//!         .dump_on_signal() // SIGTERM or Ctrl-C: the dump is written first
+//!         .build();
+//!     let (layer, handle) = match built {
+//!         Ok(built) => built,
+//!         Err(e) => {
+//!             eprintln!("perf-layer: {e}"); // says what is wrong and what to do
+//!             return std::process::ExitCode::FAILURE;
+//!         }
+//!     };
 //!     tracing_subscriber::registry().with(layer).init();
 //!     let _dump = handle.dump_on_drop(); // writes dump.json at the end of main
 //!
 //!     for id in 0..1000 {
 //!         handle_request(id);
 //!     }
-//!     Ok(())
+//!     std::process::ExitCode::SUCCESS
 //! }
 //! ```
 //!
-//! Then `perf-report dump.json`.
+//! Then `perf-report dump.json`. How the program ends decides what writes
+//! the dump: the guard when `main` returns,
+//! [`dump_on_signal`](PerfLayerBuilder::dump_on_signal) for SIGTERM and
+//! Ctrl-C, [`dump_on_exit`](PerfLayerBuilder::dump_on_exit) for
+//! `std::process::exit`, [`periodic_dump`](PerfLayerBuilder::periodic_dump)
+//! to bound what a crash loses.
 //!
 //! ## What is measured, per span callsite
 //!

@@ -1,7 +1,7 @@
 //! The profiler: the state the layer, its handles and the background thread
 //! share (configuration, shards, timeline, alerts), behind one `Arc`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
@@ -48,6 +48,18 @@ pub(crate) struct Profiler {
     last_error: Mutex<Option<String>>,
     pub(crate) stopping: AtomicBool,
     background: OnceLock<Thread>,
+    /// The output path made absolute, to tell when two layers of this
+    /// process write the same file.
+    pub(crate) output_key: PathBuf,
+    /// A snapshot or dump was taken: the data left the process at least once.
+    taken_out: AtomicBool,
+    /// The end-of-run dump was written (by the guard, a signal or `exit`).
+    pub(crate) final_dump_written: AtomicBool,
+    /// Spans in the last dump written to the output path; `u64::MAX` before
+    /// the first.
+    spans_in_last_dump: AtomicU64,
+    /// Another live layer writes the same file: said once.
+    warned_shared_output: AtomicBool,
 }
 
 pub(crate) fn unix_ms(time: SystemTime) -> u64 {
@@ -96,12 +108,60 @@ impl Profiler {
             last_error: Mutex::new(None),
             stopping: AtomicBool::new(false),
             background: OnceLock::new(),
+            output_key: std::path::absolute(&config.output_path)
+                .unwrap_or_else(|_| config.output_path.clone()),
+            taken_out: AtomicBool::new(false),
+            final_dump_written: AtomicBool::new(false),
+            spans_in_last_dump: AtomicU64::new(u64::MAX),
+            warned_shared_output: AtomicBool::new(false),
             config,
         });
+        if !shared.config.internal {
+            background::end::register(&shared).map_err(BuildError::Signal)?;
+        }
         if let Some(thread) = background::spawn(&shared).map_err(BuildError::Thread)? {
             let _ = shared.background.set(thread);
         }
         Ok(shared)
+    }
+
+    /// Records that the data left the process (a snapshot or a dump).
+    pub(crate) fn mark_taken_out(&self) {
+        self.taken_out.store(true, Ordering::Release);
+    }
+
+    /// Whether spans were recorded and nothing was ever taken out.
+    pub(crate) fn nothing_taken_out(&self) -> bool {
+        !self.taken_out.load(Ordering::Acquire) && self.spans_recorded() > 0
+    }
+
+    /// Spans recorded since the last dump written to the output path, and
+    /// whether there was one: what ending now would lose.
+    pub(crate) fn spans_not_dumped(&self) -> (u64, bool) {
+        let now = self.spans_recorded();
+        match self.spans_in_last_dump.load(Ordering::Acquire) {
+            u64::MAX => (now, false),
+            dumped => (now.saturating_sub(dumped), true),
+        }
+    }
+
+    /// Spans recorded so far, over every thread.
+    pub(crate) fn spans_recorded(&self) -> u64 {
+        self.shards
+            .merged()
+            .callsites
+            .values()
+            .map(|c| c.calls)
+            .sum()
+    }
+
+    /// Writes the end-of-run dump to the output path, once it is due (the
+    /// guard dropped, a signal, `exit`); a failure is reported, not raised.
+    pub(crate) fn write_final_dump(&self) {
+        match self.write_dump(&self.config.output_path) {
+            Ok(()) => self.final_dump_written.store(true, Ordering::Release),
+            Err(e) => self.report_error(&e),
+        }
     }
 
     /// The latest sampled RSS, `None` without a sampler or before its first sample.
@@ -126,7 +186,27 @@ impl Profiler {
     }
 
     pub(crate) fn write_dump(&self, path: &Path) -> Result<(), DumpWriteError> {
-        self.snapshot().write_atomic(path)
+        let dump = self.snapshot();
+        let written = dump.write_atomic(path);
+        if written.is_ok() {
+            self.mark_taken_out();
+            if path == self.config.output_path {
+                self.spans_in_last_dump
+                    .store(dump.overhead.spans, Ordering::Release);
+            }
+        }
+        if written.is_ok()
+            && path == self.config.output_path
+            && !self.warned_shared_output.load(Ordering::Relaxed)
+            && background::end::shares_output(self)
+        {
+            self.warned_shared_output.store(true, Ordering::Relaxed);
+            eprintln!(
+                "perf-layer: another layer in this process also writes its dumps to {}, and the last one written wins; give each layer its own output_path",
+                self.config.output_path.display()
+            );
+        }
+        written
     }
 
     /// Reports a failure once on standard error (the host's own output is
@@ -144,6 +224,9 @@ impl Profiler {
 
 impl Drop for Profiler {
     fn drop(&mut self) {
+        if !self.config.internal && self.nothing_taken_out() {
+            background::end::warn_lost(self, self.spans_recorded(), false);
+        }
         self.stopping.store(true, Ordering::Release);
         if let Some(thread) = self.background.get() {
             thread.unpark();

@@ -26,7 +26,15 @@ impl Profiler {
     /// shard is copied under its own lock, one after the other.
     pub(crate) fn snapshot(&self) -> Dump {
         let merged = self.shards.merged();
+        // The run ends here, before anything slow (the first snapshot's
+        // overhead calibration): duration, end time and CPU time are read
+        // together, so they agree.
+        let ended = SystemTime::now();
         let duration_ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let cpu_ns = self
+            .started_cpu_ms
+            .zip(process_cpu_ms())
+            .map(|(start, now)| now.saturating_sub(start).saturating_mul(1_000_000));
 
         // Parents that have not closed yet (a `main` span, say) still need an
         // entry for their edges to point at; they get one with zero calls.
@@ -82,7 +90,7 @@ impl Profiler {
         edges.sort_by_key(|e| (e.parent, e.child));
 
         let spans: u64 = merged.callsites.values().map(|acc| acc.calls).sum();
-        let overhead = self.overhead(spans, duration_ns);
+        let overhead = self.overhead(spans, duration_ns, cpu_ns);
         let config = &self.config;
         let (alerts, alerts_dropped) = {
             let ring = self.alerts.lock();
@@ -99,8 +107,9 @@ impl Profiler {
                 pid: std::process::id(),
                 host: sysinfo::System::host_name().unwrap_or_else(|| "unknown".to_owned()),
                 started_at_unix_ms: self.started_unix_ms,
-                ended_at_unix_ms: unix_ms(SystemTime::now()),
+                ended_at_unix_ms: unix_ms(ended),
                 duration_ns,
+                cpu_ns,
             },
             config: DumpConfig {
                 histogram_sigfig: config.histogram_sigfig,
@@ -126,19 +135,17 @@ impl Profiler {
         }
     }
 
-    fn overhead(&self, spans: u64, duration_ns: u64) -> Overhead {
+    fn overhead(&self, spans: u64, duration_ns: u64, cpu_ns: Option<u64>) -> Overhead {
         if !self.config.calibrate_overhead {
             return Overhead {
                 spans,
                 ..Overhead::default()
             };
         }
-        // Read before calibrating: the calibration's own CPU is not the run's.
-        let cpu_ns = self
-            .started_cpu_ms
-            .zip(process_cpu_ms())
-            .map(|(start, now)| now.saturating_sub(start).saturating_mul(1_000_000))
-            .filter(|&ns| ns >= MIN_CPU_NS);
+        // The CPU time was read before calibrating: the calibration's own CPU
+        // is not the run's. Too short a CPU time (the OS counts it in ticks)
+        // cannot be read precisely.
+        let cpu_ns = cpu_ns.filter(|&ns| ns >= MIN_CPU_NS);
         let per_span_ns = *self
             .per_span_ns
             .get_or_init(|| overhead::calibrate(&self.config));

@@ -1,7 +1,8 @@
 //! Off the span path: one background thread per layer, started by `build()`
 //! when the configuration needs it, that samples the process
 //! ([`sampler`]) and writes periodic dumps. [`overhead`] calibrates the
-//! layer's own per-span cost, on the thread that takes the first snapshot.
+//! layer's own per-span cost, on the thread that takes the first snapshot;
+//! [`end`] writes dumps when the process ends by a signal or `exit`.
 //!
 //! The thread holds only a weak reference to the profiler and exits once the
 //! layer and every handle are gone.
@@ -15,6 +16,7 @@ use sysinfo::{Pid, System};
 
 use crate::profiler::Profiler;
 
+pub(crate) mod end;
 pub(crate) mod overhead;
 pub(crate) mod sampler;
 

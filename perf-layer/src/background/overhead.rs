@@ -46,6 +46,7 @@ pub(crate) fn calibrate(config: &Config) -> f64 {
         .histogram_max(std::time::Duration::from_nanos(config.histogram_max_ns))
         .without_sampler()
         .without_overhead_calibration()
+        .internal()
         .build()
     else {
         return 0.0;

@@ -112,8 +112,16 @@ pub struct RunInfo {
     pub started_at_unix_ms: u64,
     /// When this dump was taken, in milliseconds since the Unix epoch.
     pub ended_at_unix_ms: u64,
-    /// Time from the layer's build to this dump, in nanoseconds.
+    /// Time from the layer's build to this dump, in nanoseconds: the same
+    /// interval as `ended_at_unix_ms - started_at_unix_ms`, on a monotonic
+    /// clock.
     pub duration_ns: u64,
+    /// CPU time the whole process used in that interval (every thread, user
+    /// and system), in nanoseconds; `None` where the platform does not say,
+    /// and in dumps of perf-layer 0.1.0. The OS counts it in ticks of about
+    /// 10 ms.
+    #[serde(default)]
+    pub cpu_ns: Option<u64>,
 }
 
 /// The layer configuration a dump was recorded with.
@@ -361,6 +369,7 @@ impl Dump {
                 started_at_unix_ms: 0,
                 ended_at_unix_ms: 0,
                 duration_ns: 0,
+                cpu_ns: None,
             },
             config: DumpConfig {
                 histogram_sigfig: 2,
