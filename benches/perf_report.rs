@@ -191,6 +191,7 @@ fn large_dump() -> Value {
             started_at_unix_ms: 1_700_000_000_000,
             ended_at_unix_ms: 1_700_000_000_000 + duration_ns / 1_000_000,
             duration_ns,
+            cpu_ns: Some(duration_ns),
         },
         "config": DumpConfig {
             histogram_sigfig: SIGFIG,

@@ -1,40 +1,74 @@
 //! The identity of a callsite across dumps, below everything that compares
 //! callsites (merge, diff, analysis), and the labels every renderer uses.
+//!
+//! # Identity
+//!
+//! A callsite is identified across dumps by what survives an edit: its
+//! **scope** (the Rust module path, or the span's target when the dump has
+//! none) and its **name**. File and line only break ties: when one dump
+//! holds several callsites of one scope and name (two `apply` methods in
+//! one module), they are told apart by file, then by their order of line
+//! within that file. So adding a line above a function changes nothing,
+//! while two spans of one name in two modules never merge.
+//!
+//! # Labels
+//!
+//! A span is shown by its bare name where that name is unambiguous in the
+//! report, and qualified by the shortest tail of its module path that tells
+//! it apart where it is not ([`qualify`]): `client::apply` and
+//! `server::apply`. Source files of dependencies are shown relative to
+//! their crate ([`short_file`]): `some-crate-0.4.1/src/client.rs:109`, not
+//! `$CARGO_HOME/registry/src/index.crates.io-…/some-crate-0.4.1/…`.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use perf_layer::dump::CallsiteStats;
 use serde::Serialize;
 
-/// Where a callsite lives in the code: its identity across dumps.
+/// Where a callsite lives in the code, as reports show it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Location {
     /// Span target (usually the module path).
     pub target: String,
+    /// Rust module path, if known.
+    pub module_path: Option<String>,
     /// Span name.
     pub name: String,
     /// Source file, if known.
     pub file: Option<String>,
     /// Source line, if known.
     pub line: Option<u32>,
+    /// The name as reports show it: the bare name, or qualified by its
+    /// module path where the bare name is ambiguous ([`qualify`]).
+    pub label: String,
 }
 
 impl Location {
-    /// The location of a dump's callsite.
+    /// The location of a dump's callsite, labelled by its bare name.
     pub fn of(cs: &CallsiteStats) -> Self {
         Self {
             target: cs.target.clone(),
+            module_path: cs.module_path.clone(),
             name: cs.name.clone(),
             file: cs.file.clone(),
             line: cs.line,
+            label: cs.name.clone(),
         }
     }
 
-    /// `file:line`, `file`, or `target` when the file is unknown.
+    /// The scope of the identity: the module path, or the target.
+    pub fn scope(&self) -> &str {
+        self.module_path.as_deref().unwrap_or(&self.target)
+    }
+
+    /// `file:line`, `file`, or `target` when the file is unknown; files of
+    /// dependencies relative to their crate ([`short_file`]).
     pub fn source(&self) -> String {
         match (&self.file, self.line) {
-            (Some(f), Some(l)) => format!("{f}:{l}"),
-            (Some(f), None) => f.clone(),
+            (Some(f), Some(l)) => format!("{}:{l}", short_file(f)),
+            (Some(f), None) => short_file(f).into_owned(),
             _ => self.target.clone(),
         }
     }
@@ -42,7 +76,7 @@ impl Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.name, self.source())
+        write!(f, "{} ({})", self.label, self.source())
     }
 }
 
@@ -52,9 +86,9 @@ impl fmt::Display for Location {
 pub struct Subject<'a>(pub Option<&'a Location>);
 
 impl Subject<'_> {
-    /// The span's name, or `(process)`: for a "span" column.
+    /// The span's label, or `(process)`: for a "span" column.
     pub fn name(&self) -> &str {
-        self.0.map_or("(process)", |l| l.name.as_str())
+        self.0.map_or("(process)", |l| l.label.as_str())
     }
 
     /// The span's source, or nothing: for a "location" column.
@@ -62,19 +96,211 @@ impl Subject<'_> {
         self.0.map(Location::source).unwrap_or_default()
     }
 
-    /// The span's name in backticks, or `the process`: inside a sentence.
+    /// The span's label in backticks, or `the process`: inside a sentence.
     pub fn in_prose(&self) -> String {
         self.0
-            .map_or_else(|| "the process".to_owned(), |l| format!("`{}`", l.name))
+            .map_or_else(|| "the process".to_owned(), |l| format!("`{}`", l.label))
     }
 }
 
 impl fmt::Display for Subject<'_> {
-    /// `name (file:line)`, or `the process`.
+    /// `label (file:line)`, or `the process`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Some(l) => l.fmt(f),
             None => f.write_str("the process"),
         }
+    }
+}
+
+/// A callsite's identity across dumps (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identity {
+    /// The module path, or the target.
+    pub scope: String,
+    /// The span name.
+    pub name: String,
+    /// The file, only when the dump has several callsites of this scope and
+    /// name.
+    pub file: Option<String>,
+    /// The callsite's rank by line among those of its scope, name and file
+    /// (0 for the first or only one).
+    pub rank: u32,
+}
+
+/// The identity of each of a dump's callsites, in their order.
+///
+/// ```
+/// use perf_layer::dump::Dump;
+/// let ids = perf_report::callsite::identities(&Dump::empty("demo").callsites);
+/// assert!(ids.is_empty());
+/// ```
+pub fn identities(callsites: &[CallsiteStats]) -> Vec<Identity> {
+    let scope = |cs: &CallsiteStats| cs.module_path.clone().unwrap_or_else(|| cs.target.clone());
+    let mut per_name: HashMap<(String, &str), usize> = HashMap::new();
+    for cs in callsites {
+        *per_name.entry((scope(cs), cs.name.as_str())).or_default() += 1;
+    }
+    let mut ids: Vec<Identity> = callsites
+        .iter()
+        .map(|cs| {
+            let s = scope(cs);
+            let ambiguous = per_name.get(&(s.clone(), cs.name.as_str())) > Some(&1);
+            Identity {
+                scope: s,
+                name: cs.name.clone(),
+                file: if ambiguous { cs.file.clone() } else { None },
+                rank: 0,
+            }
+        })
+        .collect();
+    // Ranks by line within each (scope, name, file) that still repeats.
+    let mut groups: HashMap<Identity, Vec<usize>> = HashMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        groups.entry(id.clone()).or_default().push(i);
+    }
+    for members in groups.into_values().filter(|m| m.len() > 1) {
+        let mut by_line = members;
+        by_line.sort_by_key(|&i| (callsites[i].line, i));
+        for (rank, i) in by_line.into_iter().enumerate() {
+            ids[i].rank = u32::try_from(rank).unwrap_or(u32::MAX);
+        }
+    }
+    ids
+}
+
+/// Sets every location's [`Location::label`]: the bare name where no other
+/// location of a different scope shares it, else the name qualified by the
+/// shortest tail of the module path that tells the scopes apart.
+///
+/// ```
+/// use perf_report::callsite::{Location, qualify};
+/// let at = |module: &str| Location {
+///     target: module.to_owned(),
+///     module_path: Some(module.to_owned()),
+///     name: "apply".to_owned(),
+///     file: None,
+///     line: None,
+///     label: "apply".to_owned(),
+/// };
+/// let mut locations = vec![at("kv::client"), at("kv::server")];
+/// qualify(locations.iter_mut());
+/// assert_eq!(locations[0].label, "client::apply");
+/// assert_eq!(locations[1].label, "server::apply");
+/// ```
+pub fn qualify<'a>(locations: impl Iterator<Item = &'a mut Location>) {
+    let mut by_name: HashMap<String, Vec<&'a mut Location>> = HashMap::new();
+    for l in locations {
+        by_name.entry(l.name.clone()).or_default().push(l);
+    }
+    for (name, group) in by_name {
+        let mut scopes: Vec<String> = group.iter().map(|l| l.scope().to_owned()).collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        if scopes.len() < 2 {
+            for l in group {
+                l.label = name.clone();
+            }
+            continue;
+        }
+        // Each scope's shortest tail that no other scope of the group ends
+        // with: `store::get` beside `x::cache::get` and `y::cache::get`.
+        // Tails of different lengths never coincide, so labels stay distinct.
+        let tail = |scope: &str, n: usize| {
+            let parts: Vec<&str> = scope.split("::").collect();
+            parts[parts.len().saturating_sub(n)..].join("::")
+        };
+        let shortest: HashMap<String, String> = scopes
+            .iter()
+            .map(|s| {
+                let depth = s.split("::").count();
+                let n = (1..=depth)
+                    .find(|&n| {
+                        scopes
+                            .iter()
+                            .all(|other| other == s || tail(other, n) != tail(s, n))
+                    })
+                    .unwrap_or(depth);
+                (s.clone(), tail(s, n))
+            })
+            .collect();
+        for l in group {
+            let qualified = format!("{}::{name}", shortest[l.scope()]);
+            l.label = qualified;
+        }
+    }
+}
+
+/// A source file as reports show it: a dependency's file relative to its
+/// crate, a git dependency's relative to its repository, the standard
+/// library's relative to the toolchain; anything else unchanged.
+///
+/// ```
+/// use perf_report::callsite::short_file;
+/// assert_eq!(
+///     short_file("/home/me/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/mini-redis-0.4.1/src/client.rs"),
+///     "mini-redis-0.4.1/src/client.rs"
+/// );
+/// assert_eq!(short_file("src/main.rs"), "src/main.rs");
+/// ```
+pub fn short_file(file: &str) -> Cow<'_, str> {
+    let unix = file.replace('\\', "/");
+    // …/registry/src/<index>/<crate>-<version>/…
+    if let Some(at) = unix.find("/registry/src/") {
+        let rest = &unix[at + "/registry/src/".len()..];
+        if let Some((_index, in_crate)) = rest.split_once('/') {
+            return Cow::Owned(in_crate.to_owned());
+        }
+    }
+    // …/git/checkouts/<repo>-<hash>/<rev>/…
+    if let Some(at) = unix.find("/git/checkouts/") {
+        let rest = &unix[at + "/git/checkouts/".len()..];
+        if let Some((checkout, after)) = rest.split_once('/') {
+            let repo = checkout.rsplit_once('-').map_or(checkout, |(repo, _)| repo);
+            if let Some((_rev, in_repo)) = after.split_once('/') {
+                return Cow::Owned(format!("{repo}/{in_repo}"));
+            }
+        }
+    }
+    // /rustc/<hash>/library/…
+    if let Some(rest) = unix.strip_prefix("/rustc/") {
+        if let Some((_hash, in_toolchain)) = rest.split_once('/') {
+            return Cow::Owned(format!("rust/{in_toolchain}"));
+        }
+    }
+    Cow::Borrowed(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_and_toolchain_files_are_shortened() {
+        assert_eq!(
+            short_file("/root/.cargo/git/checkouts/tokio-abcdef12/1a2b3c4/tokio/src/lib.rs"),
+            "tokio/tokio/src/lib.rs"
+        );
+        assert_eq!(
+            short_file("/rustc/59807616e/library/std/src/thread/mod.rs"),
+            "rust/library/std/src/thread/mod.rs"
+        );
+        assert_eq!(short_file("/abs/elsewhere/x.rs"), "/abs/elsewhere/x.rs");
+    }
+
+    #[test]
+    fn deep_scopes_are_qualified_as_far_as_needed() {
+        let at = |module: &str| Location {
+            target: module.to_owned(),
+            module_path: Some(module.to_owned()),
+            name: "get".to_owned(),
+            file: None,
+            line: None,
+            label: String::new(),
+        };
+        let mut l = [at("a::x::cache"), at("b::y::cache"), at("a::store")];
+        qualify(l.iter_mut());
+        let labels: Vec<&str> = l.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["x::cache::get", "y::cache::get", "store::get"]);
     }
 }

@@ -35,8 +35,10 @@ Examples:
 
 Exit codes:
   0  success: no finding at or above --fail-on, no regression over --fail-on-regression
-  1  findings at or above --fail-on, or a regression over --fail-on-regression
-  2  error: unreadable, empty, truncated, non-JSON, too new or damaged dump; bad arguments
+  1  findings at or above --fail-on (or a dump without spans under --fail-on), or a
+     regression over --fail-on-regression; standard error names what tripped
+  2  error: unreadable, empty, truncated, non-JSON, too new or damaged dump; the same
+     run given twice; bad arguments
 
 Severity comes from an impact score 0-100: the percentage of the run a fix is
 expected to give back, discounted by how sure the evidence is (critical >= 20,
@@ -57,7 +59,8 @@ Several dumps are merged losslessly; `diff` compares two.",
     after_help = "Run `perf-report --help` for examples and exit codes.",
     after_long_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    arg_required_else_help = true
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -113,8 +116,8 @@ A callsite regressed (improved) when its mean busy time per call grew (shrank)
 by more than --threshold AND its busy-time distribution moved the same way: a
 one-sided two-sample Kolmogorov-Smirnov test on the HDR histograms at alpha
 0.01, or at least two of p50/p90/p99/p99.9 beyond the threshold in the same
-direction. Allocation per
-call regresses when it grows by more than the threshold and at least 16 bytes.
+direction. Allocation per call regresses when it grows by more than the
+threshold and by at least 16 bytes.
 
 Examples:
   perf-report diff before.json after.json
@@ -184,6 +187,12 @@ pub(crate) struct OutputArgs {
     /// Refuse inputs larger than this (bytes, or with a KiB/MiB/GiB suffix).
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub(crate) max_size: u64,
+
+    /// Fit text to N columns: prose wraps, tables hide their least important
+    /// columns and say which; 0 for no limit. Default: the terminal's width,
+    /// else $COLUMNS, else no limit. Markdown and JSON are never cut.
+    #[arg(long, value_name = "N")]
+    pub(crate) width: Option<usize>,
 
     /// Colour: auto follows NO_COLOR, CLICOLOR_FORCE and whether stdout is a terminal.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]

@@ -70,6 +70,20 @@ pub struct Scoring {
     pub min_score: f64,
 }
 
+impl Scoring {
+    /// The weight of `resource` in the impact score, for a process whose
+    /// CPU utilisation (CPU time over wall time, at most 1) is `cpu_busy`.
+    pub fn weight(&self, resource: crate::analyze::Resource, cpu_busy: f64) -> f64 {
+        use crate::analyze::Resource;
+        match resource {
+            Resource::Time => cpu_busy.clamp(0.0, 1.0),
+            Resource::WallTime => 1.0,
+            Resource::Allocation => self.allocation_weight,
+            Resource::Memory => self.memory_weight,
+        }
+    }
+}
+
 impl Default for Scoring {
     fn default() -> Self {
         Self {

@@ -32,7 +32,7 @@ use hdrhistogram::Histogram;
 use perf_layer::dump::{CallsiteStats, Dump};
 use serde::Serialize;
 
-use crate::callsite::Location;
+use crate::callsite::{Identity, Location, identities, qualify};
 use crate::label::labelled;
 use crate::stats;
 
@@ -217,7 +217,8 @@ fn alloc_per_call(cs: &CallsiteStats) -> Option<f64> {
 }
 
 /// Compares `new` against `base`, callsite by callsite (matched by
-/// `(target, name, file, line)`).
+/// identity, [`crate::callsite::Identity`]: module path and name, so a
+/// line added above a function changes nothing).
 ///
 /// ```
 /// use perf_layer::dump::Dump;
@@ -227,28 +228,28 @@ fn alloc_per_call(cs: &CallsiteStats) -> Option<f64> {
 /// assert_eq!(d.worst_regression(), 0.0);
 /// ```
 pub fn diff(base: &Dump, new: &Dump, opts: &DiffOptions) -> Diff {
-    let mut new_by_key: HashMap<Location, &CallsiteStats> = HashMap::new();
-    for cs in &new.callsites {
-        new_by_key.entry(Location::of(cs)).or_insert(cs);
+    let mut new_by_key: HashMap<Identity, &CallsiteStats> = HashMap::new();
+    for (cs, id) in new.callsites.iter().zip(identities(&new.callsites)) {
+        new_by_key.entry(id).or_insert(cs);
     }
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for b in &base.callsites {
-        let key = Location::of(b);
-        if !seen.insert(key.clone()) {
+    for (b, id) in base.callsites.iter().zip(identities(&base.callsites)) {
+        if !seen.insert(id.clone()) {
             continue;
         }
-        match new_by_key.get(&key) {
-            Some(n) => out.push(compare(key, b, Some(n), opts)),
-            None => out.push(compare(key, b, None, opts)),
+        match new_by_key.get(&id) {
+            // Shown where the new dump has it: lines may have moved.
+            Some(n) => out.push(compare(Location::of(n), b, Some(n), opts)),
+            None => out.push(compare(Location::of(b), b, None, opts)),
         }
     }
-    for n in &new.callsites {
-        let key = Location::of(n);
-        if seen.insert(key.clone()) {
-            out.push(one_sided(key, n, Verdict::Added));
+    for (n, id) in new.callsites.iter().zip(identities(&new.callsites)) {
+        if seen.insert(id) {
+            out.push(one_sided(Location::of(n), n, Verdict::Added));
         }
     }
+    qualify(out.iter_mut().map(|c| &mut c.location));
     out.sort_by(|a, b| {
         a.verdict
             .cmp(&b.verdict)

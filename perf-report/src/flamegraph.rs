@@ -21,6 +21,8 @@ use std::io::Write;
 
 use perf_layer::dump::{CallsiteStats, Dump};
 
+use crate::callsite::{Location, qualify};
+
 /// The most stack lines written: a guard against path explosion in
 /// graphs where many callsites call each other.
 pub const MAX_LINES: usize = 100_000;
@@ -139,18 +141,22 @@ fn walk(
 /// two callsites share a name. Semicolons (the folded format's separator)
 /// and control characters are replaced.
 fn frame_names(callsites: &[CallsiteStats]) -> HashMap<u32, String> {
+    // The report's labels (module-qualified where a name is ambiguous),
+    // with the source where one module has two spans of that name.
+    let mut locations: Vec<Location> = callsites.iter().map(Location::of).collect();
+    qualify(locations.iter_mut());
     let mut count: HashMap<&str, usize> = HashMap::new();
-    for c in callsites {
-        *count.entry(c.name.as_str()).or_default() += 1;
+    for l in &locations {
+        *count.entry(l.label.as_str()).or_default() += 1;
     }
     callsites
         .iter()
-        .map(|c| {
-            let name = if count[c.name.as_str()] > 1 {
-                let file = c.file.as_deref().unwrap_or("?");
-                format!("{} ({file}:{})", c.name, c.line.unwrap_or(0))
+        .zip(&locations)
+        .map(|(c, l)| {
+            let name = if count[l.label.as_str()] > 1 {
+                format!("{} ({})", l.label, l.source())
             } else {
-                c.name.clone()
+                l.label.clone()
             };
             let clean = name
                 .chars()

@@ -116,6 +116,16 @@ pub enum LoadError {
         /// The parser's message.
         detail: String,
     },
+    /// The input is JSON, but not an object, so not a dump.
+    #[error(
+        "{input}: this is JSON, but {what}, not a perf-layer dump (a dump is an object with a `format_version`); pass a dump written by perf-layer"
+    )]
+    NotADump {
+        /// The input's name.
+        input: String,
+        /// What the JSON is, e.g. `an array`.
+        what: &'static str,
+    },
     /// The JSON nests deeper than the parser's recursion limit.
     #[error("{input}: JSON nested too deeply ({detail}); this is not a perf-layer dump")]
     TooDeep {
@@ -178,6 +188,19 @@ pub enum LoadError {
         /// What is wrong with it.
         detail: String,
     },
+    /// One file was given twice, or two files hold dumps of one run: merging
+    /// would count the same spans twice.
+    #[error(
+        "{first} and {second} {what}; merging would count its spans twice, so pass each run once (the latest dump of a run holds everything before it)"
+    )]
+    SameRun {
+        /// The earlier input.
+        first: String,
+        /// The later input.
+        second: String,
+        /// `are the same file`, or which run they share.
+        what: String,
+    },
     /// The dumps could not be merged.
     #[error("{inputs}: {error}")]
     Merge {
@@ -206,9 +229,44 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<LoadedDump, L
     if paths.is_empty() {
         return Err(LoadError::NoInput);
     }
+    let mut seen: Vec<(PathBuf, &Path)> = Vec::new();
+    for path in paths.iter().filter(|p| p.as_os_str() != "-") {
+        let Ok(canonical) = path.canonicalize() else {
+            continue; // the load below names the problem
+        };
+        if let Some((_, first)) = seen.iter().find(|(c, _)| *c == canonical) {
+            return Err(LoadError::SameRun {
+                first: display_name(first),
+                second: display_name(path),
+                what: "are the same file".to_owned(),
+            });
+        }
+        seen.push((canonical, path));
+    }
     let mut dumps = Vec::with_capacity(paths.len());
     for path in paths {
         dumps.push(load_path(path, opts)?);
+    }
+    // Two dumps of one process (periodic dumps, say): the later one holds
+    // the earlier one's spans. A pid of 0 says nothing (a dump made in
+    // memory, not by a process).
+    for (i, d) in dumps.iter().enumerate() {
+        let run = |d: &LoadedDump| (d.run.pid, d.run.host.clone(), d.run.started_at_unix_ms);
+        if d.run.pid == 0 {
+            continue;
+        }
+        if let Some(j) = dumps[..i].iter().position(|e| run(e) == run(d)) {
+            return Err(LoadError::SameRun {
+                first: display_name(&paths[j]),
+                second: display_name(&paths[i]),
+                what: format!(
+                    "are dumps of one run (pid {} on {}, started at {} ms since the epoch)",
+                    d.run.pid,
+                    one_line(&d.run.host),
+                    d.run.started_at_unix_ms
+                ),
+            });
+        }
     }
     if dumps.len() == 1 {
         return Ok(dumps.remove(0));
@@ -311,8 +369,27 @@ pub fn load_slice(bytes: &[u8], source: &str, opts: &LoadOptions) -> Result<Load
             max_bytes: opts.max_bytes,
         });
     }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let Some(&first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Err(LoadError::Empty { input });
+    };
+    // A dump is an object. Anything else is refused as what it is: JSON of
+    // another shape, or not JSON at all.
+    if first != b'{' {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => LoadError::NotADump {
+                    input,
+                    what: match first {
+                        b'[' => "an array",
+                        b'"' => "a string",
+                        b't' | b'f' => "a boolean",
+                        b'n' => "null",
+                        _ => "a number",
+                    },
+                },
+                Err(e) => read_error(DumpReadError::Json(e), &input),
+            },
+        );
     }
     // The schema first: a valid dump of a version this build reads needs no
     // second pass. Anything else goes through `Dump::from_slice`, whose

@@ -55,13 +55,33 @@ fn run(cli: Cli) -> Result<u8> {
             let d = diff(&base, &new, &opts);
             let text = render_diff(&d, args.output.format, &render_options(&args.output));
             emit(&text, args.output.output.as_deref())?;
-            let over = args.fail_on_regression.is_some_and(|pct| {
-                d.callsites.iter().any(|c| {
+            let Some(pct) = args.fail_on_regression else {
+                return Ok(CLEAN);
+            };
+            let tripped: Vec<String> = d
+                .callsites
+                .iter()
+                .filter(|c| {
                     c.verdict == perf_report::diff::Verdict::Regressed
                         && c.regression * 100.0 >= pct
                 })
-            });
-            Ok(if over { FOUND } else { CLEAN })
+                .map(|c| {
+                    format!(
+                        "{} ({}) regressed {}",
+                        c.location.label,
+                        c.location.source(),
+                        perf_report::units::change(c.regression)
+                    )
+                })
+                .collect();
+            if tripped.is_empty() {
+                return Ok(CLEAN);
+            }
+            eprintln!(
+                "perf-report: --fail-on-regression {pct}: {}",
+                one_line(&tripped.join("; "))
+            );
+            Ok(FOUND)
         }
         Some(Command::Flamegraph(args)) => {
             let dump = load_paths(
@@ -100,10 +120,50 @@ fn run(cli: Cli) -> Result<u8> {
                 &render_options(&args.output),
             );
             emit(&text, args.output.output.as_deref())?;
-            Ok(match args.fail_on {
-                Some(bar) if report.has_findings_at_or_above(bar) => FOUND,
-                _ => CLEAN,
-            })
+            let inputs = names(&args.dumps);
+            if report.analysis.totals.calls == 0 {
+                eprintln!(
+                    "perf-report: warning: {inputs} recorded no spans; a filter (RUST_LOG, an EnvFilter or a per-layer filter) may have disabled them all, the layer may not be in the subscriber that is in use, or the dump was taken before any span closed"
+                );
+                if let Some(bar) = args.fail_on {
+                    eprintln!(
+                        "perf-report: --fail-on {bar}: there is nothing to judge in a dump without spans"
+                    );
+                    return Ok(FOUND);
+                }
+            }
+            let Some(bar) = args.fail_on else {
+                return Ok(CLEAN);
+            };
+            let tripped: Vec<String> = report
+                .analysis
+                .findings
+                .iter()
+                .filter(|f| f.severity >= bar)
+                .map(|f| {
+                    let subject = match &f.location {
+                        Some(l) => format!("{} ({})", l.label, l.source()),
+                        None => "the process".to_owned(),
+                    };
+                    format!(
+                        "{} {} {} ({:.1})",
+                        f.severity,
+                        f.class.title(),
+                        subject,
+                        f.score
+                    )
+                })
+                .collect();
+            if tripped.is_empty() {
+                return Ok(CLEAN);
+            }
+            eprintln!(
+                "perf-report: --fail-on {bar}: {} finding{} at or above {bar}: {}",
+                tripped.len(),
+                if tripped.len() == 1 { "" } else { "s" },
+                one_line(&tripped.join("; "))
+            );
+            Ok(FOUND)
         }
     }
 }
@@ -122,6 +182,21 @@ fn read_config(path: &Path) -> Result<Config> {
             path.display()
         )
     })
+}
+
+/// The inputs as a user named them, for messages.
+fn names(paths: &[std::path::PathBuf]) -> String {
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                "<stdin>".to_owned()
+            } else {
+                p.display().to_string()
+            }
+        })
+        .collect();
+    names.join(", ")
 }
 
 fn load_options(o: &OutputArgs) -> LoadOptions {
@@ -144,7 +219,20 @@ fn render_options(o: &OutputArgs) -> RenderOptions {
         Format::Json => 0,
         _ => 10,
     });
-    RenderOptions::default().with_color(color).with_top(top)
+    let width = match o.width {
+        Some(0) => None,
+        Some(w) => Some(w),
+        // A terminal's own width; when writing to a file or a pipe, the
+        // width a shell exports, else none.
+        None if o.output.is_none() => terminal_size::terminal_size_of(io::stdout())
+            .map(|(w, _)| usize::from(w.0))
+            .or_else(|| std::env::var("COLUMNS").ok()?.trim().parse().ok()),
+        None => None,
+    };
+    RenderOptions::default()
+        .with_color(color)
+        .with_top(top)
+        .with_width(width)
 }
 
 /// Writes the report; a closed pipe (`perf-report x | head`) is not an error.

@@ -3,13 +3,13 @@
 //!
 //! | part | how it merges |
 //! |---|---|
-//! | callsites | by identity `(target, name, file, line)`; ids renumbered in order of first appearance |
+//! | callsites | by identity ([`crate::callsite::Identity`]: module path and name, file and line order only to tell apart spans of one name in one module); ids renumbered in order of first appearance; name, file and line from the first dump that has the callsite |
 //! | histograms | decoded, [`Histogram::add`]ed, re-encoded; sums and clamped counts added |
 //! | calls, events, dropped counts | summed (saturating) |
 //! | allocation, RSS delta | summed; unknown (`None`) if any part is unknown, so `None` keeps meaning "not measured" |
 //! | edges | by the identities of both ends; calls and busy time summed |
 //! | timeline, alerts | put on one clock (each part's `t_ms` shifted by its start time minus the earliest start) and sorted by time |
-//! | run | earliest start, latest end; duration is the **sum** of the parts' durations (the wall-time budget of all processes); programs joined with `+`; host `several` and pid 0 when they differ |
+//! | run | earliest start, latest end; duration and CPU time are the **sums** of the parts' (the budget of all processes; CPU unknown if any part's is); programs joined with `+`; host `several` and pid 0 when they differ |
 //! | producer | names and versions joined with `+` when they differ |
 //! | config | the first part's histogram precision (the merged histograms have it); the largest histogram maximum and caps; the coarsest sampler interval; the strictest alert thresholds |
 //! | overhead | spans and estimated time summed; per-span cost weighted by spans |
@@ -29,7 +29,7 @@ use perf_layer::dump::{
     Overhead, ProcessSample, Producer, RssDelta, RunInfo, Timeline,
 };
 
-use crate::callsite::Location;
+use crate::callsite::{Identity, identities};
 
 /// Why dumps could not be merged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,14 +78,13 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
     }
 
     // Group callsites by identity, keeping the order of first appearance.
-    let mut index: HashMap<Location, usize> = HashMap::new();
+    let mut index: HashMap<Identity, usize> = HashMap::new();
     let mut groups: Vec<Group<'_>> = Vec::new();
     // Per dump: its callsite id -> the merged id.
     let mut id_maps: Vec<HashMap<u32, u32>> = Vec::with_capacity(dumps.len());
     for d in &dumps {
         let mut ids = HashMap::new();
-        for cs in &d.callsites {
-            let key = Location::of(cs);
+        for (cs, key) in d.callsites.iter().zip(identities(&d.callsites)) {
             let g = *index.entry(key).or_insert_with(|| {
                 groups.push(Group { parts: Vec::new() });
                 groups.len() - 1
@@ -180,6 +179,10 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
                 .max()
                 .unwrap_or(0),
             duration_ns: sum(dumps.iter().map(|d| d.run.duration_ns)),
+            cpu_ns: dumps
+                .iter()
+                .map(|d| d.run.cpu_ns)
+                .try_fold(0u64, |total, ns| Some(total.saturating_add(ns?))),
         },
         config: merge_config(&dumps),
         allocations_tracked: dumps.iter().all(|d| d.allocations_tracked),

@@ -143,7 +143,7 @@ pub fn plan(analysis: &Analysis) -> Plan {
 
 fn step(f: &Finding) -> Step {
     let advice = f.class.detector().advice(f);
-    let bare = f.location.as_ref().map_or("process", |l| l.name.as_str());
+    let bare = f.location.as_ref().map_or("process", |l| l.label.as_str());
     let validation = vec![
         "Keep the current dump as the baseline: `before.json`".to_owned(),
         "Apply one fix, re-run the same workload with perf-layer and write `after.json`".to_owned(),

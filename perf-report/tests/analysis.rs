@@ -261,12 +261,47 @@ fn session_weights_mix_cpu_memory_and_frequency() {
     let a = analyze(&ground_truth().into(), &Config::default());
     let top = &a.weights[0];
     assert_eq!(top.location.name, "encode");
-    let expected =
-        100.0 * (0.4 * top.cpu_share + 0.4 * top.memory_share.unwrap() + 0.2 * top.frequency_share);
-    assert!((top.weight - expected).abs() < 0.051);
     for w in a.weights.windows(2) {
         assert!(w[0].weight >= w[1].weight);
     }
+}
+
+#[test]
+fn session_weights_normalise_each_dimension_by_its_heaviest_span() {
+    // `heavy` holds 96% of the self time, `chatty` 3.5% of it but nearly
+    // every call and most of the bytes. Over shares of totals the two came
+    // out nearly equal; over each dimension's heaviest span, each gets the
+    // whole 40 (or 20) points of the dimension it leads.
+    let spans = [
+        Span::new("heavy", 1, &[(961 * MS, 10)]).alloc(MIB, 10, 0, 0),
+        Span::new("chatty", 2, &[(3_500, 100_000)]).alloc(10 * MIB, 100_000, 0, 0),
+        Span::new("quiet", 3, &[(4 * MS, 10)]).alloc(0, 0, 0, 0),
+    ];
+    let a = analyze(
+        &dump("weights", 10_000 * MS, &spans).into(),
+        &Config::default(),
+    );
+    let weight = |name: &str| {
+        a.weights
+            .iter()
+            .find(|w| w.location.name == name)
+            .map(|w| w.weight)
+            .unwrap()
+    };
+    // heavy: 40 x 1 + 40 x 0.1 + 20 x 10 / 100,000
+    assert!(
+        (weight("heavy") - 44.0).abs() < 0.051,
+        "{}",
+        weight("heavy")
+    );
+    // chatty: 40 x 0.35 / 9.61 + 40 x 1 + 20 x 1
+    assert!(
+        (weight("chatty") - 61.5).abs() < 0.051,
+        "{}",
+        weight("chatty")
+    );
+    // quiet: 40 x 0.04 / 9.61 + 0 + 20 x 10 / 100,000
+    assert!((weight("quiet") - 0.2).abs() < 0.051, "{}", weight("quiet"));
 }
 
 #[test]

@@ -127,3 +127,32 @@ fn colour_is_emitted_only_when_asked() {
     );
     assert!(coloured.contains("\u{1b}["));
 }
+
+/// Every line of a text rendering fits `width` terminal columns.
+fn assert_fits(out: &str, width: usize) {
+    for line in out.lines() {
+        let w = unicode_width::UnicodeWidthStr::width(line);
+        assert!(w <= width, "{w} columns: {line}");
+    }
+}
+
+#[test]
+fn text_at_100_columns() {
+    let r = report();
+    let narrow = RenderOptions::default().with_width(Some(100));
+    for (name, kind) in [
+        ("text_full_100", ReportKind::Full),
+        ("text_summary_100", ReportKind::Summary),
+        ("text_weight_100", ReportKind::Weight),
+    ] {
+        let out = render(&r, Format::Text, kind, &narrow);
+        assert_fits(&out, 100);
+        insta::assert_snapshot!(name, out);
+    }
+    let base = support::ground_truth();
+    let new = support::improved_and_regressed(&base);
+    let d = perf_report::diff::diff(&base, &new, &Default::default());
+    let out = render_diff(&d, Format::Text, &narrow);
+    assert_fits(&out, 100);
+    insta::assert_snapshot!("text_diff_100", out);
+}

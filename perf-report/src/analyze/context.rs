@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use perf_layer::dump::Dump;
 use serde::Serialize;
 
-use super::finding::{Draft, Finding};
+use super::finding::{Draft, Finding, Resource};
 use super::process::ProcessSummary;
 use crate::LoadedDump;
 use crate::callsite::Location;
@@ -67,8 +67,16 @@ pub struct CallsiteRow {
     pub busy_max_ns: u64,
     /// Allocation figures, `None` when the dump did not track allocation.
     pub alloc: Option<AllocRow>,
-    /// Sum of RSS deltas between open and close, `None` without a sampler.
+    /// Sum over the spans of process RSS at close minus at open, `None`
+    /// without a sampler. Concurrent spans each count the same growth, so
+    /// the sum can exceed what the process ever held: read the per-call
+    /// figures.
     pub rss_delta_bytes: Option<i64>,
+    /// Process RSS at close minus at open, mean per call. Coarse: as the
+    /// sampler saw it (its interval), for the whole process.
+    pub rss_delta_per_call_bytes: Option<f64>,
+    /// The largest growth of process RSS over one call.
+    pub rss_delta_max_bytes: Option<i64>,
 }
 
 /// Run-wide totals the shares are computed against.
@@ -78,6 +86,15 @@ pub struct Totals {
     pub duration_ns: u64,
     /// Sum of every callsite's self time, ns: all instrumented work.
     pub self_ns: u64,
+    /// CPU time the process used over the run, ns (every thread), when the
+    /// dump records it.
+    pub cpu_ns: Option<u64>,
+    /// The whole that `time` shares are of, ns: the process's CPU time, or
+    /// all self time in spans when that is larger or the CPU time unknown.
+    pub time_whole_ns: u64,
+    /// CPU time over wall time: the cores the process kept busy on average
+    /// (1 when the CPU time is unknown).
+    pub cpu_utilization: f64,
     /// Spans closed.
     pub calls: u64,
     /// Sum of every callsite's self-allocated bytes, `None` when not tracked.
@@ -90,6 +107,23 @@ pub struct Totals {
     /// Self time over duration x recording threads (0 to 1): how busy the
     /// instrumented threads were.
     pub utilization: f64,
+}
+
+impl Totals {
+    /// The whole a resource's shares are of, in words: `the process's CPU
+    /// time` (or `all self time in spans`), `the run's wall time`, `all bytes
+    /// allocated`, `peak memory`.
+    pub fn share_of(&self, resource: Resource) -> &'static str {
+        match resource {
+            Resource::Time if self.cpu_ns.is_some_and(|cpu| cpu >= self.self_ns) => {
+                "the process's CPU time"
+            }
+            Resource::Time => "all self time in spans",
+            Resource::WallTime => "the run's wall time",
+            Resource::Allocation => "all bytes allocated",
+            Resource::Memory => "peak memory",
+        }
+    }
 }
 
 /// Everything the detectors read, built once.
@@ -188,8 +222,14 @@ impl<'a> Context<'a> {
                 busy_max_ns: max,
                 alloc,
                 rss_delta_bytes: cs.rss_delta.map(|d| d.sum_bytes),
+                rss_delta_per_call_bytes: cs
+                    .rss_delta
+                    .map(|d| stats::ratio(d.sum_bytes as f64, calls_f)),
+                rss_delta_max_bytes: cs.rss_delta.map(|d| d.max_bytes),
             });
         }
+
+        crate::callsite::qualify(rows.iter_mut().map(|r| &mut r.location));
 
         let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
         for e in &dump.edges {
@@ -203,6 +243,12 @@ impl<'a> Context<'a> {
         } else {
             0.0
         };
+        let cpu_ns = dump.run.cpu_ns.filter(|&ns| ns > 0);
+        let self_ns = u64::try_from(total_self).unwrap_or(u64::MAX);
+        let cpu_utilization = match cpu_ns {
+            Some(cpu) if run_wall_ns > 0.0 => cpu as f64 / run_wall_ns,
+            _ => 1.0,
+        };
         let per_span_ns = if o.per_span_ns.is_finite() {
             o.per_span_ns.max(0.0)
         } else {
@@ -213,7 +259,10 @@ impl<'a> Context<'a> {
             config,
             totals: Totals {
                 duration_ns: dump.run.duration_ns,
-                self_ns: u64::try_from(total_self).unwrap_or(u64::MAX),
+                self_ns,
+                cpu_ns,
+                time_whole_ns: cpu_ns.map_or(self_ns, |cpu| cpu.max(self_ns)),
+                cpu_utilization,
                 calls: u64::try_from(total_calls).unwrap_or(u64::MAX),
                 self_alloc_bytes: alloc_tracked
                     .then(|| u64::try_from(total_self_alloc).unwrap_or(u64::MAX)),
@@ -243,9 +292,15 @@ impl<'a> Context<'a> {
             .map(|(i, (cs, row))| (i, cs, row))
     }
 
-    /// The run's self time as a float, the whole of every `time` share.
-    pub(crate) fn total_self_ns(&self) -> f64 {
-        self.totals.self_ns as f64
+    /// `ns` of CPU work as a share of the whole of every `time` share
+    /// ([`Totals::time_whole_ns`]).
+    pub(crate) fn time_share(&self, ns: f64) -> f64 {
+        stats::share(ns, self.totals.time_whole_ns as f64)
+    }
+
+    /// The whole a resource's shares are of, in words.
+    pub(crate) fn share_of(&self, resource: Resource) -> &'static str {
+        self.totals.share_of(resource)
     }
 
     /// The first and last timeline samples' distance, in seconds.
@@ -259,6 +314,11 @@ impl<'a> Context<'a> {
 
     /// Scores a detector's draft with the configured weights and bands.
     pub(crate) fn score(&self, draft: Draft) -> Finding {
-        draft.score(&self.config.scoring, &self.config.bands)
+        let resource = draft.resource;
+        let weight = self
+            .config
+            .scoring
+            .weight(resource, self.totals.cpu_utilization);
+        draft.score(weight, self.share_of(resource), &self.config.bands)
     }
 }

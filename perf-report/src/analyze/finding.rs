@@ -5,17 +5,19 @@
 //! ```
 //!
 //! * `cost_share`: the share of the run the finding's cost represents, in its
-//!   own [`Resource`]: self time over all self time, idle time over the run's
-//!   wall time, allocated bytes over all allocated bytes, retained bytes over
-//!   peak RSS.
+//!   own [`Resource`] ([`Finding::share_of`] names the whole): self time over
+//!   the process's CPU time, idle time over the run's wall time, allocated
+//!   bytes over all allocated bytes, retained bytes over peak RSS.
 //! * `recoverable`: the share of that cost a typical fix of the class gives
 //!   back (each class's `recoverable` setting; Amdahl: a speed-up `S` gives
 //!   back `1 - 1/S`).
 //! * `confidence`: how sure the evidence is, 0 to 1 (sample counts, fit
 //!   quality, how much of the measurement is instrumentation).
-//! * `weight`: how much a unit of the resource counts against run time
-//!   (time 1, allocation [`Scoring::allocation_weight`], memory
-//!   [`Scoring::memory_weight`]).
+//! * `weight`: how much a unit of the resource counts against run time:
+//!   wall time 1; CPU time the process's CPU utilisation (CPU time over wall
+//!   time, at most 1: saving half the CPU of a process that computed a tenth
+//!   of the time gives back a twentieth of the run); allocation
+//!   [`Scoring::allocation_weight`]; memory [`Scoring::memory_weight`].
 //!
 //! So the score is the percentage of the run a fix is expected to give back,
 //! discounted by doubt. [`SeverityBands`] map it to a [`Severity`].
@@ -26,7 +28,9 @@ use serde::Serialize;
 
 use super::detectors::Class;
 use crate::callsite::{Location, Subject};
-use crate::config::{Scoring, SeverityBands};
+#[cfg(doc)]
+use crate::config::Scoring;
+use crate::config::SeverityBands;
 use crate::label::labelled;
 use crate::units::Unit;
 
@@ -63,7 +67,9 @@ labelled! {
     /// What a finding's cost is measured in.
     #[non_exhaustive]
     pub enum Resource {
-        /// Share of all self time (CPU work inside spans).
+        /// Share of the process's CPU time (of all self time in spans when
+        /// the dump does not record the CPU time, or when spans hold more
+        /// self time than the process used CPU).
         Time = "time",
         /// Share of the run's wall time.
         WallTime = "wall_time",
@@ -122,6 +128,10 @@ pub struct Finding {
     pub location: Option<Location>,
     /// What `cost_share` is a share of.
     pub resource: Resource,
+    /// The whole `cost_share` is a share of, in words: `the process's CPU
+    /// time`, `all self time in spans`, `the run's wall time`, `all bytes
+    /// allocated`, `peak memory`.
+    pub share_of: String,
     /// Share of the run (in `resource`) the finding's cost represents.
     pub cost_share: f64,
     /// Share of that cost a typical fix gives back.
@@ -167,12 +177,13 @@ pub(crate) struct Draft {
 
 impl Draft {
     /// Scores the draft: clamps its shares to 0..=1 and applies the score
-    /// formula and the severity bands.
-    pub(crate) fn score(self, scoring: &Scoring, bands: &SeverityBands) -> Finding {
+    /// formula, with the resource's `weight` and `share_of` as the context
+    /// gives them, and the severity bands.
+    pub(crate) fn score(self, weight: f64, share_of: &str, bands: &SeverityBands) -> Finding {
         let cost_share = clamp01(self.cost_share);
         let recoverable = clamp01(self.recoverable);
         let confidence = clamp01(self.confidence);
-        let score = impact_score(self.resource, cost_share, recoverable, confidence, scoring);
+        let score = impact_score(weight, cost_share, recoverable, confidence);
         let (callsite_id, location) = self.callsite.unzip();
         Finding {
             class: self.class,
@@ -180,6 +191,7 @@ impl Draft {
             score,
             location,
             resource: self.resource,
+            share_of: share_of.to_owned(),
             cost_share,
             recoverable,
             confidence,
@@ -198,28 +210,17 @@ pub(crate) fn clamp01(v: f64) -> f64 {
     }
 }
 
-/// The impact score, `100 x weight(resource) x cost_share x recoverable x
+/// The impact score, `100 x weight x cost_share x recoverable x
 /// confidence`, clamped to 0..=100 and rounded to one decimal so that the
-/// same dump always gives the same text.
+/// same dump always gives the same text. `weight` is the resource's
+/// ([`Scoring::weight`]).
 ///
 /// ```
-/// use perf_report::analyze::{impact_score, Resource};
-/// let scoring = perf_report::config::Scoring::default();
-/// // 60% of self time, halved, 95% sure: 28.5 points.
-/// assert_eq!(impact_score(Resource::Time, 0.6, 0.5, 0.95, &scoring), 28.5);
+/// use perf_report::analyze::impact_score;
+/// // 60% of the CPU time, halved, 95% sure, in a process busy all the time: 28.5 points.
+/// assert_eq!(impact_score(1.0, 0.6, 0.5, 0.95), 28.5);
 /// ```
-pub fn impact_score(
-    resource: Resource,
-    cost_share: f64,
-    recoverable: f64,
-    confidence: f64,
-    scoring: &Scoring,
-) -> f64 {
-    let weight = match resource {
-        Resource::Time | Resource::WallTime => 1.0,
-        Resource::Allocation => scoring.allocation_weight,
-        Resource::Memory => scoring.memory_weight,
-    };
+pub fn impact_score(weight: f64, cost_share: f64, recoverable: f64, confidence: f64) -> f64 {
     let raw = 100.0 * weight * cost_share * recoverable * confidence;
     if raw.is_finite() {
         (raw.clamp(0.0, 100.0) * 10.0).round() / 10.0

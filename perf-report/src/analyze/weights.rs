@@ -1,5 +1,15 @@
 //! The session-weight view: every span scored by a mix of its CPU, memory
-//! and call shares (`Config::weights`).
+//! and call figures (`Config::weights`), each normalised so that the
+//! heaviest span in that dimension scores 1:
+//!
+//! ```text
+//! weight = 100 x (0.4 x self / max self + 0.4 x bytes / max bytes + 0.2 x calls / max calls)
+//! ```
+//!
+//! So the span with the most self time gets the whole 40 CPU points, a span
+//! with a tenth of that gets 4, and the mix follows the 40/40/20 intent
+//! whatever the number of spans (shares of totals would squeeze a dimension
+//! that many spans share into nothing).
 
 use serde::Serialize;
 
@@ -19,7 +29,8 @@ pub struct WeightRow {
     pub memory_share: Option<f64>,
     /// Its share of all calls.
     pub frequency_share: f64,
-    /// The weighted mix, 0 to 100.
+    /// The weighted mix of its self time, allocated bytes and calls, each
+    /// over the largest of any span, 0 to 100.
     pub weight: f64,
 }
 
@@ -30,6 +41,10 @@ pub(crate) fn session_weights(
     alloc_tracked: bool,
     total_calls: f64,
 ) -> Vec<WeightRow> {
+    let max = |f: fn(&CallsiteRow) -> f64| rows.iter().map(f).fold(0.0, f64::max);
+    let max_self = max(|r| r.self_total_ns as f64);
+    let max_bytes = max(|r| r.alloc.as_ref().map_or(0.0, |a| a.self_alloc_bytes as f64));
+    let max_calls = max(|r| r.calls as f64);
     // Without allocation data the memory weight is shared out between CPU
     // and frequency in proportion, so weights still span 0 to 100.
     let (cpu_w, mem_w, freq_w) = if alloc_tracked {
@@ -51,9 +66,10 @@ pub(crate) fn session_weights(
         .map(|r| {
             let memory_share = r.alloc.as_ref().map(|a| a.alloc_share);
             let frequency_share = stats::share(r.calls as f64, total_calls);
-            let raw = cpu_w * r.self_share
-                + mem_w * memory_share.unwrap_or(0.0)
-                + freq_w * frequency_share;
+            let bytes = r.alloc.as_ref().map_or(0.0, |a| a.self_alloc_bytes as f64);
+            let raw = cpu_w * stats::share(r.self_total_ns as f64, max_self)
+                + mem_w * stats::share(bytes, max_bytes)
+                + freq_w * stats::share(r.calls as f64, max_calls);
             WeightRow {
                 location: r.location.clone(),
                 cpu_share: r.self_share,

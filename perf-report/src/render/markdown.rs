@@ -7,8 +7,8 @@ use std::io;
 use super::table::{self, Align, Column, Tone};
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
-use crate::analyze::Analysis;
-use crate::callsite::{Location, Subject};
+use crate::analyze::{Analysis, Resource};
+use crate::callsite::Location;
 use crate::diff::{Diff, Verdict};
 use crate::sanitize::one_line;
 use crate::units;
@@ -55,7 +55,7 @@ pub(crate) fn escape(s: &str) -> String {
 }
 
 fn loc(l: &Location) -> String {
-    format!("{} ({})", escape(&l.name), escape(&l.source()))
+    format!("{} ({})", escape(&l.label), escape(&l.source()))
 }
 
 fn row(out: &mut String, cells: &[String]) {
@@ -117,11 +117,19 @@ fn more(out: &mut String, shown: usize, total: usize, what: &str) {
 fn title(out: &mut String, a: &Analysis) {
     let _ = writeln!(
         out,
-        "## perf-report: {}\n\n{} run, {} spans, {} of self time in spans.",
+        "## perf-report: {}\n\n{} run, {} spans, {} of self time in spans{}.",
         escape(&a.program),
         units::ns(a.totals.duration_ns as f64),
         units::count(a.totals.calls as f64),
-        units::ns(a.totals.self_ns as f64)
+        units::ns(a.totals.self_ns as f64),
+        match a.totals.cpu_ns {
+            Some(cpu) => format!(
+                ", {} of CPU ({:.2} cores on average)",
+                units::ns(cpu as f64),
+                a.totals.cpu_utilization
+            ),
+            None => String::new(),
+        }
     );
 }
 
@@ -138,28 +146,33 @@ fn findings(out: &mut String, a: &Analysis, opts: &RenderOptions) {
 
 fn plan(out: &mut String, r: &Report, opts: &RenderOptions, full: bool) {
     let p = &r.plan;
+    let t = &r.analysis.totals;
     let _ = writeln!(
         out,
-        "\n### Plan\n\nEstimated total gain: **{}** of self time, {} of wall time, {} of allocated bytes, {} of peak memory.",
+        "\n### Plan\n\nEstimated total gain: **{}** of {}, {} of {}, {} of {}, {} of {}.",
         units::pct(p.total_time_gain),
+        t.share_of(Resource::Time),
         units::pct(p.total_wall_gain),
+        t.share_of(Resource::WallTime),
         units::pct(p.total_allocation_gain),
-        units::pct(p.total_memory_gain)
+        t.share_of(Resource::Allocation),
+        units::pct(p.total_memory_gain),
+        t.share_of(Resource::Memory)
     );
     let shown = opts.limit(p.steps.len());
     for s in &p.steps[..shown] {
-        let target = match &s.location {
-            Some(l) => loc(l),
-            None => Subject(None).to_string(),
+        // A process-wide step's title already names the process.
+        let title = match &s.location {
+            Some(l) => format!("{}: {}", s.class.title(), loc(l)),
+            None => s.class.title().to_owned(),
         };
         if !full {
             let _ = writeln!(
                 out,
-                "{}. **{}** {}: {}: {} (complexity {}, risk {})",
+                "{}. **{}** {}: {} (complexity {}, risk {})",
                 s.rank,
                 s.severity,
-                s.class.title(),
-                target,
+                title,
                 code_safe(&s.gain.statement, s.location.as_ref()),
                 s.complexity,
                 s.risk
@@ -168,10 +181,9 @@ fn plan(out: &mut String, r: &Report, opts: &RenderOptions, full: bool) {
         }
         let _ = writeln!(
             out,
-            "\n#### {}. {}: {}\n\n**{}**, score {:.1}; complexity {}, risk {}.\n\n- **Why:** {}\n- **Evidence:** {}\n- **Gain:** {}",
+            "\n#### {}. {}\n\n**{}**, score {:.1}; complexity {}, risk {}.\n\n- **Why:** {}\n- **Evidence:** {}\n- **Gain:** {}",
             s.rank,
-            s.class.title(),
-            target,
+            title,
             s.severity,
             s.score,
             s.complexity,
@@ -206,9 +218,9 @@ fn plan(out: &mut String, r: &Report, opts: &RenderOptions, full: bool) {
 fn code_safe(text: &str, location: Option<&Location>) -> String {
     match location {
         Some(l) => {
-            let raw = format!("`{}`", l.name);
+            let raw = format!("`{}`", l.label);
             let parts: Vec<&str> = text.split(raw.as_str()).collect();
-            let safe_name = escape(&l.name);
+            let safe_name = escape(&l.label);
             parts
                 .iter()
                 .map(|p| p.to_string())
@@ -248,7 +260,7 @@ fn weights(out: &mut String, r: &Report, opts: &RenderOptions) {
     let w = &r.config.weights;
     let _ = writeln!(
         out,
-        "\n### Session weights\n\nweight = {:.0}% CPU + {:.0}% memory + {:.0}% frequency.\n",
+        "\n### Session weights\n\nweight = {:.0}% CPU (self time) + {:.0}% memory (allocated bytes) + {:.0}% frequency (calls), each over the largest of any span.\n",
         w.cpu * 100.0,
         w.memory * 100.0,
         w.frequency * 100.0
@@ -315,7 +327,7 @@ fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
                 out,
                 "- **{}** {}: {}",
                 c.verdict,
-                escape(&c.location.name),
+                escape(&c.location.label),
                 escape(&c.reason)
             );
         }

@@ -55,6 +55,7 @@ labelled! {
 /// |---|---|
 /// | `color` | `false` |
 /// | `top` | 10 (0 shows everything) |
+/// | `width` | `None` (no limit) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RenderOptions {
@@ -63,6 +64,10 @@ pub struct RenderOptions {
     /// The most rows of each list (findings, steps, callsites, weights); 0
     /// for all.
     pub top: usize,
+    /// The text format's width in columns: prose wraps to it and tables hide
+    /// their least important columns to fit it, saying which. `None` for no
+    /// limit. Markdown and JSON ignore it.
+    pub width: Option<usize>,
 }
 
 impl Default for RenderOptions {
@@ -70,6 +75,7 @@ impl Default for RenderOptions {
         Self {
             color: false,
             top: 10,
+            width: None,
         }
     }
 }
@@ -86,6 +92,13 @@ impl RenderOptions {
     #[must_use]
     pub fn with_top(mut self, top: usize) -> Self {
         self.top = top;
+        self
+    }
+
+    /// Sets [`RenderOptions::width`].
+    #[must_use]
+    pub fn with_width(mut self, width: Option<usize>) -> Self {
+        self.width = width;
         self
     }
 

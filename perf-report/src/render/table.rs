@@ -44,6 +44,9 @@ pub(crate) struct Column<T> {
     /// The cell text comes from the dump (a name, a path), not from us:
     /// renderers escape it for their format.
     pub(crate) from_dump: bool,
+    /// Where a narrow terminal hides it: 0 never, else the higher the
+    /// sooner. Markdown and JSON show every column.
+    pub(crate) drop_order: u8,
     /// The cell of a row, given its 1-based position.
     pub(crate) cell: fn(usize, &T) -> Cell,
 }
@@ -53,6 +56,7 @@ const fn col<T>(header: &'static str, align: Align, cell: fn(usize, &T) -> Cell)
         header,
         align,
         from_dump: false,
+        drop_order: 0,
         cell,
     }
 }
@@ -62,7 +66,16 @@ const fn dump_col<T>(header: &'static str, cell: fn(usize, &T) -> Cell) -> Colum
         header,
         align: Align::Left,
         from_dump: true,
+        drop_order: 0,
         cell,
+    }
+}
+
+impl<T> Column<T> {
+    /// Hidden in a narrow terminal, in this order (see [`Column::drop_order`]).
+    const fn drops(mut self, order: u8) -> Self {
+        self.drop_order = order;
+        self
     }
 }
 
@@ -72,17 +85,17 @@ fn text(s: impl Into<String>) -> Cell {
 
 /// The findings table.
 pub(crate) static FINDINGS: &[Column<Finding>] = &[
-    col("#", Align::Right, |i, _| text(i.to_string())),
-    col("severity", Align::Left, |_, f| Cell {
+    col::<Finding>("#", Align::Right, |i, _| text(i.to_string())),
+    col::<Finding>("severity", Align::Left, |_, f| Cell {
         text: f.severity.to_string(),
         tone: Tone::Severity(f.severity),
     }),
-    col("score", Align::Right, |_, f| {
+    col::<Finding>("score", Align::Right, |_, f| {
         text(format!("{:.1}", f.score))
     }),
-    col("class", Align::Left, |_, f| text(f.class.title())),
-    dump_col("span", |_, f| text(f.subject().name())),
-    dump_col("location", |_, f| text(f.subject().source())),
+    col::<Finding>("class", Align::Left, |_, f| text(f.class.title())),
+    dump_col::<Finding>("span", |_, f| text(f.subject().name())),
+    dump_col::<Finding>("location", |_, f| text(f.subject().source())).drops(1),
 ];
 
 fn alloc_cell(c: &CallsiteRow, f: impl Fn(&crate::analyze::AllocRow) -> String) -> Cell {
@@ -91,53 +104,69 @@ fn alloc_cell(c: &CallsiteRow, f: impl Fn(&crate::analyze::AllocRow) -> String) 
 
 /// The per-callsite table.
 pub(crate) static CALLSITES: &[Column<CallsiteRow>] = &[
-    dump_col("span", |_, c| text(c.location.name.clone())),
-    dump_col("location", |_, c| text(c.location.source())),
-    col("calls", Align::Right, |_, c| {
+    dump_col::<CallsiteRow>("span", |_, c| text(c.location.label.clone())),
+    dump_col::<CallsiteRow>("location", |_, c| text(c.location.source())).drops(2),
+    col::<CallsiteRow>("calls", Align::Right, |_, c| {
         text(units::count(c.calls as f64))
-    }),
-    col("self", Align::Right, |_, c| {
+    })
+    .drops(3),
+    col::<CallsiteRow>("self", Align::Right, |_, c| {
         text(units::ns(c.self_total_ns as f64))
     }),
-    col("self %", Align::Right, |_, c| {
+    col::<CallsiteRow>("self %", Align::Right, |_, c| {
         text(units::pct(c.self_share))
     }),
-    col("mean", Align::Right, |_, c| text(units::ns(c.busy_mean_ns))),
-    col("p50", Align::Right, |_, c| {
+    col::<CallsiteRow>("mean", Align::Right, |_, c| text(units::ns(c.busy_mean_ns))).drops(1),
+    col::<CallsiteRow>("p50", Align::Right, |_, c| {
         text(units::ns(c.busy_p50_ns as f64))
-    }),
-    col("p99", Align::Right, |_, c| {
+    })
+    .drops(5),
+    col::<CallsiteRow>("p99", Align::Right, |_, c| {
         text(units::ns(c.busy_p99_ns as f64))
-    }),
-    col("max", Align::Right, |_, c| {
+    })
+    .drops(1),
+    col::<CallsiteRow>("max", Align::Right, |_, c| {
         text(units::ns(c.busy_max_ns as f64))
-    }),
-    col("idle %", Align::Right, |_, c| {
+    })
+    .drops(6),
+    col::<CallsiteRow>("idle %", Align::Right, |_, c| {
         text(units::pct(c.idle_share))
-    }),
-    col("alloc/call", Align::Right, |_, c| {
+    })
+    .drops(4),
+    col::<CallsiteRow>("alloc/call", Align::Right, |_, c| {
         alloc_cell(c, |a| units::bytes(a.self_bytes_per_call))
-    }),
-    col("net kept", Align::Right, |_, c| {
+    })
+    .drops(3),
+    col::<CallsiteRow>("net kept", Align::Right, |_, c| {
         alloc_cell(c, |a| units::bytes(a.net_retained_bytes as f64))
-    }),
+    })
+    .drops(5),
+    col::<CallsiteRow>("rss Δ/call", Align::Right, |_, c| {
+        text(
+            c.rss_delta_per_call_bytes
+                .map_or_else(|| "-".to_owned(), units::bytes),
+        )
+    })
+    .drops(7),
 ];
 
 /// The session-weight table.
 pub(crate) static WEIGHTS: &[Column<WeightRow>] = &[
-    col("#", Align::Right, |i, _| text(i.to_string())),
-    dump_col("span", |_, w| text(w.location.name.clone())),
-    dump_col("location", |_, w| text(w.location.source())),
-    col("weight", Align::Right, |_, w| {
+    col::<WeightRow>("#", Align::Right, |i, _| text(i.to_string())),
+    dump_col::<WeightRow>("span", |_, w| text(w.location.label.clone())),
+    dump_col::<WeightRow>("location", |_, w| text(w.location.source())).drops(1),
+    col::<WeightRow>("weight", Align::Right, |_, w| {
         text(format!("{:.1}", w.weight))
     }),
-    col("cpu", Align::Right, |_, w| text(units::pct(w.cpu_share))),
-    col("memory", Align::Right, |_, w| {
+    col::<WeightRow>("cpu", Align::Right, |_, w| text(units::pct(w.cpu_share))).drops(2),
+    col::<WeightRow>("memory", Align::Right, |_, w| {
         text(w.memory_share.map_or_else(|| "-".to_owned(), units::pct))
-    }),
-    col("frequency", Align::Right, |_, w| {
+    })
+    .drops(2),
+    col::<WeightRow>("frequency", Align::Right, |_, w| {
         text(units::pct(w.frequency_share))
-    }),
+    })
+    .drops(2),
 ];
 
 /// `base -> new (+x%)`.
@@ -158,38 +187,45 @@ fn new_value(c: &Change, f: fn(f64) -> String) -> Cell {
 
 /// The diff table.
 pub(crate) static DIFF: &[Column<CallsiteDiff>] = &[
-    col("verdict", Align::Left, |_, c| Cell {
+    col::<CallsiteDiff>("verdict", Align::Left, |_, c| Cell {
         text: c.verdict.to_string(),
         tone: Tone::Verdict(c.verdict),
     }),
-    dump_col("span", |_, c| text(c.location.name.clone())),
-    dump_col("location", |_, c| text(c.location.source())),
-    col("calls", Align::Right, |_, c| {
+    dump_col::<CallsiteDiff>("span", |_, c| text(c.location.label.clone())),
+    dump_col::<CallsiteDiff>("location", |_, c| text(c.location.source())).drops(3),
+    col::<CallsiteDiff>("calls", Align::Right, |_, c| {
         new_value(&c.calls, units::count)
-    }),
-    col("busy total", Align::Right, |_, c| {
+    })
+    .drops(5),
+    col::<CallsiteDiff>("busy total", Align::Right, |_, c| {
         new_value(&c.busy_total_ns, units::ns)
-    }),
-    col("self total", Align::Right, |_, c| {
+    })
+    .drops(6),
+    col::<CallsiteDiff>("self total", Align::Right, |_, c| {
         new_value(&c.self_total_ns, units::ns)
-    }),
-    col("mean busy (base -> new)", Align::Right, |_, c| {
+    })
+    .drops(2),
+    col::<CallsiteDiff>("mean busy (base -> new)", Align::Right, |_, c| {
         text(change(&c.busy_mean_ns, units::ns))
     }),
-    col("p50", Align::Right, |_, c| {
+    col::<CallsiteDiff>("p50", Align::Right, |_, c| {
         new_value(&c.busy_p50_ns, units::ns)
-    }),
-    col("p99", Align::Right, |_, c| {
+    })
+    .drops(4),
+    col::<CallsiteDiff>("p99", Align::Right, |_, c| {
         new_value(&c.busy_p99_ns, units::ns)
-    }),
-    col("max", Align::Right, |_, c| {
+    })
+    .drops(1),
+    col::<CallsiteDiff>("max", Align::Right, |_, c| {
         new_value(&c.busy_max_ns, units::ns)
-    }),
-    col("alloc/call", Align::Right, |_, c| {
+    })
+    .drops(5),
+    col::<CallsiteDiff>("alloc/call", Align::Right, |_, c| {
         c.alloc_bytes_per_call
             .as_ref()
             .map_or_else(|| text("-"), |a| new_value(a, units::bytes))
-    }),
+    })
+    .drops(2),
 ];
 
 /// The cells of `rows` under `columns`, one `Vec` per row.

@@ -1,19 +1,21 @@
 //! The terminal renderer: aligned tables (comfy-table) and optional colour
 //! (owo-colors for prose, comfy-table styling inside tables so widths stay
-//! right).
+//! right), fitted to [`RenderOptions::width`]: prose is wrapped (textwrap)
+//! and each table drops its least important columns until it fits, saying
+//! which; Markdown and JSON keep everything.
 
-use std::fmt::Write as _;
 use std::io;
 
-use comfy_table::{Attribute, Cell, CellAlignment, Color, Table};
+use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 use owo_colors::OwoColorize;
 
 use super::table::{self, Align, Column, Tone};
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
-use crate::analyze::{Analysis, Severity};
+use crate::analyze::{Analysis, Resource, Severity};
+use crate::callsite::Subject;
 use crate::diff::{Diff, Verdict};
-use crate::plan::Plan;
+use crate::plan::{Plan, Step};
 use crate::sanitize::one_line;
 use crate::units;
 
@@ -42,21 +44,147 @@ fn clean(s: &str) -> String {
     one_line(s).into_owned()
 }
 
-struct Paint {
-    on: bool,
+/// The output being built: its width, colour, and the lines so far.
+struct Out<'a> {
+    text: String,
+    opts: &'a RenderOptions,
 }
 
-impl Paint {
-    fn heading(&self, s: &str) -> String {
-        if self.on {
-            s.bold().to_string()
+impl<'a> Out<'a> {
+    fn new(opts: &'a RenderOptions) -> Self {
+        Self {
+            text: String::new(),
+            opts,
+        }
+    }
+
+    /// One line of prose (our words and cleaned names), wrapped to the
+    /// width: the first line starts with `first`, the rest with `rest`.
+    fn para(&mut self, first: &str, rest: &str, body: &str) {
+        match self.opts.width {
+            Some(width) => {
+                let options = textwrap::Options::new(width.max(20))
+                    .initial_indent(first)
+                    .subsequent_indent(rest);
+                for line in textwrap::wrap(body, options) {
+                    self.line(line.trim_end());
+                }
+            }
+            None => {
+                let line = format!("{first}{body}");
+                self.line(&line);
+            }
+        }
+    }
+
+    fn line(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.text.push('\n');
+    }
+
+    fn blank(&mut self) {
+        self.text.push('\n');
+    }
+
+    /// A heading with a plain tail, e.g. `FINDINGS  2 critical, …`.
+    fn heading(&mut self, title: &str, tail: &str) {
+        let plain = if tail.is_empty() {
+            title.to_owned()
         } else {
-            s.to_owned()
+            format!("{title}  {tail}")
+        };
+        if self.fits(&plain) {
+            let styled = if self.opts.color {
+                title.bold().to_string()
+            } else {
+                title.to_owned()
+            };
+            let line = if tail.is_empty() {
+                styled
+            } else {
+                format!("{styled}  {tail}")
+            };
+            self.line(&line);
+        } else {
+            self.para("", "  ", &plain);
+        }
+    }
+
+    fn dim(&mut self, s: &str) {
+        if self.opts.color {
+            let fitted: Vec<String> = match self.opts.width {
+                Some(w) => textwrap::wrap(s, w.max(20))
+                    .into_iter()
+                    .map(|l| l.into_owned())
+                    .collect(),
+                None => vec![s.to_owned()],
+            };
+            for l in fitted {
+                self.line(&l.dimmed().to_string());
+            }
+        } else {
+            self.para("", "", s);
+        }
+    }
+
+    fn fits(&self, s: &str) -> bool {
+        self.opts
+            .width
+            .is_none_or(|w| unicode_width::UnicodeWidthStr::width(s) <= w)
+    }
+
+    /// A table of `rows` under `columns`, with the least important columns
+    /// dropped until it fits the width, and a note naming them.
+    fn table<T>(&mut self, columns: &[Column<T>], rows: &[T]) {
+        let mut shown: Vec<&Column<T>> = columns.iter().collect();
+        let mut hidden: Vec<&Column<T>> = Vec::new();
+        let mut lines = render_table(self.opts, &shown, rows, None);
+        while let Some(width) = self.opts.width {
+            if lines.iter().all(|l| self.fits(l)) {
+                break;
+            }
+            // The least important column still shown, the rightmost first.
+            let Some((at, _)) = shown
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.drop_order > 0)
+                .max_by_key(|&(i, c)| (c.drop_order, i))
+            else {
+                // Only columns that must stay: let comfy-table wrap cells.
+                lines = render_table(self.opts, &shown, rows, Some(width));
+                break;
+            };
+            hidden.push(shown.remove(at));
+            lines = render_table(self.opts, &shown, rows, None);
+        }
+        for l in lines {
+            self.line(l.trim_end());
+        }
+        if let (false, Some(width)) = (hidden.is_empty(), self.opts.width) {
+            // In the table's own order.
+            let names: Vec<&str> = columns
+                .iter()
+                .filter(|c| hidden.iter().any(|h| std::ptr::eq(*h, *c)))
+                .map(|c| c.header)
+                .collect();
+            self.dim(&format!(
+                "(hidden to fit {width} columns: {}; --width 0 shows all, and Markdown and JSON have every column)",
+                names.join(", ")
+            ));
+        }
+    }
+
+    fn more(&mut self, shown: usize, total: usize, what: &str) {
+        if shown < total {
+            self.dim(&format!(
+                "({} more {what}; --top 0 shows all)",
+                total - shown
+            ));
         }
     }
 
     fn severity(&self, sev: Severity, s: &str) -> String {
-        if !self.on {
+        if !self.opts.color {
             return s.to_owned();
         }
         match sev {
@@ -66,27 +194,28 @@ impl Paint {
             Severity::Low => s.dimmed().to_string(),
         }
     }
-
-    fn dim(&self, s: &str) -> String {
-        if self.on {
-            s.dimmed().to_string()
-        } else {
-            s.to_owned()
-        }
-    }
 }
 
 /// No borders, one rule under the header: quiet enough for wide tables.
 const STYLE: &str = "     ──            ";
 
-/// A comfy-table of `rows` under the shared `columns`.
-fn table<T>(opts: &RenderOptions, columns: &[Column<T>], rows: &[T]) -> Table {
+/// The table's lines; `wrap_to` lets comfy-table wrap cells to that width.
+fn render_table<T>(
+    opts: &RenderOptions,
+    columns: &[&Column<T>],
+    rows: &[T],
+    wrap_to: Option<usize>,
+) -> Vec<String> {
     let mut t = Table::new();
     t.load_preset(STYLE);
     if opts.color {
         t.enforce_styling();
     } else {
         t.force_no_tty();
+    }
+    if let Some(width) = wrap_to {
+        t.set_content_arrangement(ContentArrangement::Dynamic);
+        t.set_width(u16::try_from(width).unwrap_or(u16::MAX));
     }
     t.set_header(
         columns
@@ -98,8 +227,9 @@ fn table<T>(opts: &RenderOptions, columns: &[Column<T>], rows: &[T]) -> Table {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    for row in table::cells(columns, rows) {
-        t.add_row(row.into_iter().map(|cell| {
+    for (n, row) in rows.iter().enumerate() {
+        t.add_row(columns.iter().map(|column| {
+            let cell = (column.cell)(n + 1, row);
             let c = Cell::new(clean(&cell.text));
             match cell.tone {
                 Tone::Plain => c,
@@ -108,7 +238,7 @@ fn table<T>(opts: &RenderOptions, columns: &[Column<T>], rows: &[T]) -> Table {
             }
         }));
     }
-    t
+    t.trim_fmt().lines().map(str::to_owned).collect()
 }
 
 fn severity_style(c: Cell, sev: Severity) -> Cell {
@@ -128,23 +258,33 @@ fn verdict_style(c: Cell, v: Verdict) -> Cell {
     }
 }
 
-fn push_table(out: &mut String, t: &Table) {
-    for line in t.trim_fmt().lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-}
-
-fn header(out: &mut String, a: &Analysis, p: &Paint) {
-    let _ = writeln!(
-        out,
-        "{} {}: {} run, {} spans, {} of self time in spans",
-        p.heading("perf-report"),
+fn header(out: &mut Out<'_>, a: &Analysis) {
+    let t = &a.totals;
+    let cpu = match t.cpu_ns {
+        Some(cpu) => format!(
+            ", {} of CPU ({:.2} cores on average)",
+            units::ns(cpu as f64),
+            t.cpu_utilization
+        ),
+        None => String::new(),
+    };
+    let title = if out.opts.color {
+        "perf-report".bold().to_string()
+    } else {
+        "perf-report".to_owned()
+    };
+    let body = format!(
+        "{}: {} run, {} spans, {} of self time in spans{cpu}",
         clean(&a.program),
-        units::ns(a.totals.duration_ns as f64),
-        units::count(a.totals.calls as f64),
-        units::ns(a.totals.self_ns as f64),
+        units::ns(t.duration_ns as f64),
+        units::count(t.calls as f64),
+        units::ns(t.self_ns as f64),
     );
+    if out.fits(&format!("perf-report {body}")) {
+        out.line(&format!("{title} {body}"));
+    } else {
+        out.para("perf-report ", "  ", &body);
+    }
 }
 
 fn counts(a: &Analysis) -> String {
@@ -158,149 +298,152 @@ fn counts(a: &Analysis) -> String {
     )
 }
 
-fn more(out: &mut String, shown: usize, total: usize, what: &str, p: &Paint) {
-    if shown < total {
-        let _ = writeln!(
-            out,
-            "{}",
-            p.dim(&format!(
-                "({} more {what}; --top 0 shows all)",
-                total - shown
-            ))
-        );
-    }
-}
-
-fn findings(out: &mut String, a: &Analysis, opts: &RenderOptions, p: &Paint) {
-    let _ = writeln!(out, "\n{}  {}", p.heading("FINDINGS"), counts(a));
+fn findings(out: &mut Out<'_>, a: &Analysis) {
+    out.blank();
+    out.heading("FINDINGS", &counts(a));
     if a.findings.is_empty() {
-        let _ = writeln!(out, "No findings: nothing crossed a threshold.");
+        out.para("", "", "No findings: nothing crossed a threshold.");
         return;
     }
-    let shown = opts.limit(a.findings.len());
-    push_table(out, &table(opts, table::FINDINGS, &a.findings[..shown]));
-    more(out, shown, a.findings.len(), "findings", p);
+    let shown = out.opts.limit(a.findings.len());
+    out.table(table::FINDINGS, &a.findings[..shown]);
+    out.more(shown, a.findings.len(), "findings");
 }
 
-fn plan_totals(plan: &Plan) -> String {
-    let mut parts = vec![format!("{} of self time", units::pct(plan.total_time_gain))];
-    if plan.total_wall_gain > 0.0 {
-        parts.push(format!("{} of wall time", units::pct(plan.total_wall_gain)));
-    }
-    if plan.total_allocation_gain > 0.0 {
-        parts.push(format!(
-            "{} of allocated bytes",
-            units::pct(plan.total_allocation_gain)
-        ));
-    }
-    if plan.total_memory_gain > 0.0 {
-        parts.push(format!(
-            "{} of peak memory",
-            units::pct(plan.total_memory_gain)
-        ));
-    }
+fn plan_totals(plan: &Plan, a: &Analysis) -> String {
+    let parts: Vec<String> = [
+        (plan.total_time_gain, Resource::Time),
+        (plan.total_wall_gain, Resource::WallTime),
+        (plan.total_allocation_gain, Resource::Allocation),
+        (plan.total_memory_gain, Resource::Memory),
+    ]
+    .into_iter()
+    .filter(|&(gain, resource)| gain > 0.0 || resource == Resource::Time)
+    .map(|(gain, resource)| format!("{} of {}", units::pct(gain), a.totals.share_of(resource)))
+    .collect();
     parts.join(", ")
 }
 
-fn plan_heading(out: &mut String, plan: &crate::Plan, p: &Paint) {
-    let _ = writeln!(
-        out,
-        "\n{}  estimated total gain: {}",
-        p.heading("PLAN"),
-        plan_totals(plan)
-    );
+/// A step's title: `hot spot: name (file:line)`, or the class alone for a
+/// process-wide step (its title names the process).
+fn step_title(s: &Step) -> String {
+    match &s.location {
+        Some(_) => format!(
+            "{}: {}",
+            s.class.title(),
+            clean(&Subject(s.location.as_ref()).to_string())
+        ),
+        None => s.class.title().to_owned(),
+    }
 }
 
-/// A step's target as `name (file:line)`, or the process for process-level steps.
-fn step_target(s: &crate::plan::Step) -> String {
-    clean(&crate::callsite::Subject(s.location.as_ref()).to_string())
-}
-
-fn plan_full(out: &mut String, r: &Report, opts: &RenderOptions, p: &Paint) {
+fn plan_full(out: &mut Out<'_>, r: &Report) {
     let plan = &r.plan;
-    plan_heading(out, plan, p);
+    out.blank();
+    out.heading(
+        "PLAN",
+        &format!("estimated total gain: {}", plan_totals(plan, &r.analysis)),
+    );
     if plan.steps.is_empty() {
-        let _ = writeln!(out, "Nothing to do.");
+        out.line("Nothing to do.");
         return;
     }
-    let shown = opts.limit(plan.steps.len());
+    const LABEL: &str = "               ";
+    let shown = out.opts.limit(plan.steps.len());
     for s in &plan.steps[..shown] {
-        let target = step_target(s);
-        let _ = writeln!(
-            out,
-            "\n{}. {} {}: {}",
-            s.rank,
-            p.severity(s.severity, &format!("[{} {:.1}]", s.severity, s.score)),
-            s.class.title(),
-            p.heading(&target)
-        );
-        let _ = writeln!(out, "   why       {}", clean(&s.summary));
+        out.blank();
+        let tag = format!("[{} {:.1}]", s.severity, s.score);
+        let title = step_title(s);
+        let plain = format!("{}. {tag} {title}", s.rank);
+        if out.fits(&plain) {
+            let styled_title = if out.opts.color {
+                title.bold().to_string()
+            } else {
+                title.clone()
+            };
+            let line = format!(
+                "{}. {} {styled_title}",
+                s.rank,
+                out.severity(s.severity, &tag)
+            );
+            out.line(&line);
+        } else {
+            out.para("", "   ", &plain);
+        }
+        out.para("   why       ", &LABEL[..13], &clean(&s.summary));
         let evidence: Vec<String> = s.evidence.iter().map(ToString::to_string).collect();
-        let _ = writeln!(out, "   evidence  {}", evidence.join("; "));
-        let _ = writeln!(out, "   gain      {}", clean(&s.gain.statement));
-        let _ = writeln!(
-            out,
-            "   effort    complexity {}, risk {}",
-            s.complexity, s.risk
+        out.para("   evidence  ", &LABEL[..13], &clean(&evidence.join("; ")));
+        out.para("   gain      ", &LABEL[..13], &clean(&s.gain.statement));
+        out.para(
+            "   effort    ",
+            &LABEL[..13],
+            &format!("complexity {}, risk {}", s.complexity, s.risk),
         );
         for (i, fix) in s.fixes.iter().enumerate() {
-            let label = if i == 0 { "fixes" } else { "" };
-            let _ = writeln!(out, "   {label:<9} - {fix}");
+            let first = if i == 0 {
+                "   fixes     - "
+            } else {
+                "             - "
+            };
+            out.para(first, LABEL, fix);
         }
         for (i, pre) in s.prerequisites.iter().enumerate() {
-            let label = if i == 0 { "first" } else { "" };
-            let _ = writeln!(out, "   {label:<9} - {}", clean(pre));
+            let first = if i == 0 {
+                "   first     - "
+            } else {
+                "             - "
+            };
+            out.para(first, LABEL, &clean(pre));
         }
         for (i, v) in s.validation.iter().enumerate() {
             let label = if i == 0 { "validate" } else { "" };
-            let _ = writeln!(out, "   {label:<9} {}. {}", i + 1, clean(v));
+            let first = format!("   {label:<9} {}. ", i + 1);
+            let rest = " ".repeat(first.len());
+            out.para(&first, &rest, &clean(v));
         }
     }
-    more(out, shown, plan.steps.len(), "steps", p);
+    out.more(shown, plan.steps.len(), "steps");
 }
 
-fn plan_short(out: &mut String, r: &Report, opts: &RenderOptions, p: &Paint) {
+fn plan_short(out: &mut Out<'_>, r: &Report) {
     let plan = &r.plan;
-    plan_heading(out, plan, p);
-    let shown = opts.limit(plan.steps.len());
+    out.blank();
+    out.heading(
+        "PLAN",
+        &format!("estimated total gain: {}", plan_totals(plan, &r.analysis)),
+    );
+    let shown = out.opts.limit(plan.steps.len());
     for s in &plan.steps[..shown] {
-        let target = step_target(s);
-        let _ = writeln!(
-            out,
-            "{:>3}. {} {} {}: {} (complexity {}, risk {})",
-            s.rank,
-            p.severity(s.severity, &format!("[{}]", s.severity)),
-            s.class.title(),
-            target,
+        let body = format!(
+            "[{}] {}: {} (complexity {}, risk {})",
+            s.severity,
+            step_title(s),
             clean(&s.gain.statement),
             s.complexity,
             s.risk
         );
+        out.para(&format!("{:>3}. ", s.rank), "     ", &body);
     }
-    more(out, shown, plan.steps.len(), "steps", p);
+    out.more(shown, plan.steps.len(), "steps");
 }
 
-fn callsites(out: &mut String, a: &Analysis, opts: &RenderOptions, p: &Paint) {
-    let shown = opts.limit(a.callsites.len());
-    let _ = writeln!(
-        out,
-        "\n{}  {} of {} by self time",
-        p.heading("CALLSITES"),
-        shown,
-        a.callsites.len()
+fn callsites(out: &mut Out<'_>, a: &Analysis) {
+    let shown = out.opts.limit(a.callsites.len());
+    out.blank();
+    out.heading(
+        "CALLSITES",
+        &format!("{} of {} by self time", shown, a.callsites.len()),
     );
     if a.callsites.is_empty() {
         return;
     }
-    push_table(out, &table(opts, table::CALLSITES, &a.callsites[..shown]));
-    let _ = writeln!(
-        out,
-        "{}",
-        p.dim("times are busy time per call unless named self; alloc is self-allocated")
+    out.table(table::CALLSITES, &a.callsites[..shown]);
+    out.dim(
+        "times are busy time per call unless named self; alloc is self-allocated; rss Δ/call is process RSS at close minus at open, as coarse as the sampler",
     );
 }
 
-fn process(out: &mut String, a: &Analysis, p: &Paint) {
+fn process(out: &mut Out<'_>, a: &Analysis) {
     let pr = &a.process;
     if pr.samples == 0 {
         return;
@@ -308,129 +451,140 @@ fn process(out: &mut String, a: &Analysis, p: &Paint) {
     let trend = pr.rss_trend.map_or_else(String::new, |f| {
         format!(", trend {}/s (R² {:.2})", units::bytes(f.slope), f.r2)
     });
-    let _ = writeln!(
-        out,
-        "\n{}  {} samples; RSS {} -> {} (median {}, peak {}{}); CPU mean {:.0}%, max {:.0}%; alerts: {} CPU, {} RSS",
-        p.heading("PROCESS"),
-        pr.samples,
-        units::bytes(pr.rss_first_bytes as f64),
-        units::bytes(pr.rss_last_bytes as f64),
-        units::bytes(pr.rss_median_bytes as f64),
-        units::bytes(pr.rss_peak_bytes as f64),
-        trend,
-        pr.cpu_mean_percent,
-        pr.cpu_max_percent,
-        pr.cpu_alerts,
-        pr.rss_alerts
+    out.blank();
+    out.heading(
+        "PROCESS",
+        &format!(
+            "{} samples; RSS {} -> {} (median {}, peak {}{}); CPU mean {:.0}%, max {:.0}%; alerts: {} CPU, {} RSS",
+            pr.samples,
+            units::bytes(pr.rss_first_bytes as f64),
+            units::bytes(pr.rss_last_bytes as f64),
+            units::bytes(pr.rss_median_bytes as f64),
+            units::bytes(pr.rss_peak_bytes as f64),
+            trend,
+            pr.cpu_mean_percent,
+            pr.cpu_max_percent,
+            pr.cpu_alerts,
+            pr.rss_alerts
+        ),
     );
 }
 
-fn notes(out: &mut String, a: &Analysis, p: &Paint) {
+fn notes(out: &mut Out<'_>, a: &Analysis) {
     if a.notes.is_empty() {
         return;
     }
-    let _ = writeln!(out, "\n{}", p.heading("NOTES"));
+    out.blank();
+    out.heading("NOTES", "");
     for n in &a.notes {
-        let _ = writeln!(out, " - {}", clean(n));
+        out.para(" - ", "   ", &clean(n));
     }
 }
 
-fn weights(out: &mut String, r: &Report, opts: &RenderOptions, p: &Paint) {
+fn weights(out: &mut Out<'_>, r: &Report) {
     let a = &r.analysis;
     let w = &r.config.weights;
-    let _ = writeln!(
-        out,
-        "\n{}  weight = {:.0}% CPU (self-time share) + {:.0}% memory (allocated-bytes share) + {:.0}% frequency (call share)",
-        p.heading("SESSION WEIGHTS"),
-        w.cpu * 100.0,
-        w.memory * 100.0,
-        w.frequency * 100.0
+    out.blank();
+    out.heading(
+        "SESSION WEIGHTS",
+        &format!(
+            "weight = {:.0}% CPU (self time) + {:.0}% memory (allocated bytes) + {:.0}% frequency (calls), each over the largest of any span",
+            w.cpu * 100.0,
+            w.memory * 100.0,
+            w.frequency * 100.0
+        ),
     );
-    let shown = opts.limit(a.weights.len());
-    push_table(out, &table(opts, table::WEIGHTS, &a.weights[..shown]));
-    more(out, shown, a.weights.len(), "spans", p);
+    let shown = out.opts.limit(a.weights.len());
+    out.table(table::WEIGHTS, &a.weights[..shown]);
+    out.more(shown, a.weights.len(), "spans");
     if a.totals.self_alloc_bytes.is_none() {
-        let _ = writeln!(
-            out,
-            "{}",
-            p.dim("allocation was not tracked: the memory weight is shared out between CPU and frequency")
+        out.dim(
+            "allocation was not tracked: the memory weight is shared out between CPU and frequency",
         );
     }
 }
 
 fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
-    let p = Paint { on: opts.color };
     let a = &r.analysis;
-    let mut out = String::new();
-    header(&mut out, a, &p);
+    let mut out = Out::new(opts);
+    header(&mut out, a);
     match kind {
         ReportKind::Full => {
-            findings(&mut out, a, opts, &p);
-            plan_full(&mut out, r, opts, &p);
-            callsites(&mut out, a, opts, &p);
-            process(&mut out, a, &p);
-            notes(&mut out, a, &p);
+            findings(&mut out, a);
+            plan_full(&mut out, r);
+            callsites(&mut out, a);
+            process(&mut out, a);
+            notes(&mut out, a);
         }
         ReportKind::Summary => {
-            findings(&mut out, a, opts, &p);
-            plan_short(&mut out, r, opts, &p);
-            notes(&mut out, a, &p);
+            findings(&mut out, a);
+            plan_short(&mut out, r);
+            notes(&mut out, a);
         }
-        ReportKind::Weight => weights(&mut out, r, opts, &p),
+        ReportKind::Weight => weights(&mut out, r),
     }
-    out
+    out.text
 }
 
 fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
-    let p = Paint { on: opts.color };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} base {} -> new {}: self time in spans {}",
-        p.heading("perf-report diff"),
+    let mut out = Out::new(opts);
+    let title = if opts.color {
+        "perf-report diff".bold().to_string()
+    } else {
+        "perf-report diff".to_owned()
+    };
+    let body = format!(
+        "base {} -> new {}: self time in spans {}",
         clean(&d.base_program),
         clean(&d.new_program),
         table::change(&d.total_self_ns, units::ns)
     );
-    let _ = writeln!(
-        out,
-        "{} regressed, {} improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%, KS α {})",
-        d.count(Verdict::Regressed),
-        d.count(Verdict::Improved),
-        d.count(Verdict::Unchanged),
-        d.count(Verdict::Added),
-        d.count(Verdict::Removed),
-        d.options.threshold * 100.0,
-        d.options.alpha
+    if out.fits(&format!("perf-report diff {body}")) {
+        out.line(&format!("{title} {body}"));
+    } else {
+        out.para("perf-report diff ", "  ", &body);
+    }
+    out.para(
+        "",
+        "",
+        &format!(
+            "{} regressed, {} improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%, KS α {})",
+            d.count(Verdict::Regressed),
+            d.count(Verdict::Improved),
+            d.count(Verdict::Unchanged),
+            d.count(Verdict::Added),
+            d.count(Verdict::Removed),
+            d.options.threshold * 100.0,
+            d.options.alpha
+        ),
     );
     if d.callsites.is_empty() {
-        return out;
+        return out.text;
     }
     let shown = opts.limit(d.callsites.len());
-    let t = table(opts, table::DIFF, &d.callsites[..shown]);
-    out.push('\n');
-    push_table(&mut out, &t);
-    let _ = writeln!(
-        out,
-        "{}",
-        p.dim("cells show the new value and its change from the base")
-    );
-    more(&mut out, shown, d.callsites.len(), "callsites", &p);
+    out.blank();
+    out.table(table::DIFF, &d.callsites[..shown]);
+    out.dim("cells show the new value and its change from the base");
+    out.more(shown, d.callsites.len(), "callsites");
     let notable: Vec<_> = d.callsites[..shown]
         .iter()
         .filter(|c| matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
         .collect();
     if !notable.is_empty() {
-        let _ = writeln!(out, "\n{}", p.heading("WHY"));
+        out.blank();
+        out.heading("WHY", "");
         for c in notable {
-            let _ = writeln!(
-                out,
-                " - {} {}: {}",
-                c.verdict,
-                clean(&c.location.name),
-                clean(&c.reason)
+            out.para(
+                " - ",
+                "   ",
+                &format!(
+                    "{} {}: {}",
+                    c.verdict,
+                    clean(&c.location.label),
+                    clean(&c.reason)
+                ),
             );
         }
     }
-    out
+    out.text
 }

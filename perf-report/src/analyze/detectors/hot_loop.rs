@@ -20,7 +20,7 @@ pub struct Settings {
     pub min_calls: u64,
     /// ...each costing at most this much self time on average, ns... (5,000)
     pub max_mean_self_ns: f64,
-    /// ...adding up to at least this share of all self time (0.02).
+    /// ...adding up to at least this share of the process's CPU time (0.02).
     pub min_share: f64,
     /// The share of the self time batching gives back (0.5: it halves the
     /// per-call cost).
@@ -58,13 +58,12 @@ impl Detector for HotLoop {
 
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.hot_loop;
+        let share_of = cx.share_of(Resource::Time);
         for (_, cs, row) in cx.callsites() {
             let calls_f = cs.calls as f64;
             let mean_self = stats::ratio(cs.self_ns.sum as f64, calls_f);
-            if cs.calls < s.min_calls
-                || mean_self > s.max_mean_self_ns
-                || row.self_share < s.min_share
-            {
+            let share = cx.time_share(cs.self_ns.sum as f64);
+            if cs.calls < s.min_calls || mean_self > s.max_mean_self_ns || share < s.min_share {
                 continue;
             }
             let mut evidence = vec![
@@ -76,8 +75,8 @@ impl Detector for HotLoop {
                     Some(s.max_mean_self_ns),
                 ),
                 Evidence::new(
-                    "self time share",
-                    row.self_share,
+                    &format!("share of {share_of}"),
+                    share,
                     Unit::Share,
                     Some(s.min_share),
                 ),
@@ -94,14 +93,14 @@ impl Detector for HotLoop {
                 class: Class::HotLoop,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Time,
-                cost_share: row.self_share,
+                cost_share: share,
                 recoverable: s.recoverable,
                 confidence: s.confidence,
                 summary: format!(
-                    "{} calls at {} each add up to {} of self time",
+                    "{} calls at {} each add up to {} of {share_of}",
                     units::count(calls_f),
                     units::ns(mean_self),
-                    units::pct(row.self_share)
+                    units::pct(share)
                 ),
                 evidence,
             }));
@@ -110,10 +109,11 @@ impl Detector for HotLoop {
 
     fn advice(&self, f: &Finding) -> Advice {
         let name = f.subject().in_prose();
+        let of = &f.share_of;
         let cost = units::pct(f.cost_share);
         Advice {
             statement: format!(
-                "{} the per-call cost of {name} ({cost} of the run) by batching saves {} of the run",
+                "{} the per-call cost of {name} ({cost} of {of}) by batching saves {} of {of}",
                 speedup_phrase(f.recoverable),
                 units::pct(f.expected_gain())
             ),
@@ -125,7 +125,7 @@ impl Detector for HotLoop {
             prerequisites: vec![format!(
                 "Check that {name}'s items can be handled together (no per-item ordering or error-handling requirement)"
             )],
-            check: format!("{name}'s call count or its self time share ({cost}) must fall"),
+            check: format!("{name}'s call count or its self time ({cost} of {of}) must fall"),
             complexity: Effort::Low,
             risk: Effort::Low,
         }

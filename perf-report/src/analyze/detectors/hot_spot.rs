@@ -9,13 +9,14 @@ use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::stats;
 use crate::units::{self, Unit};
 
-/// When a callsite is a hot spot.
+/// When a callsite is a hot spot. Shares are of the process's CPU time (of
+/// all self time in spans when the dump does not record it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Settings {
-    /// The callsite's self time is at least this share of all self time
-    /// (default 0.10).
+    /// The callsite's self time is at least this share of the process's CPU
+    /// time (default 0.10).
     pub min_share: f64,
     /// The share of its self time a fix gives back (0.5: halving it).
     pub recoverable: f64,
@@ -52,8 +53,10 @@ impl Detector for HotSpot {
 
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.hot_spot;
+        let share_of = cx.share_of(Resource::Time);
         for (_, cs, row) in cx.callsites() {
-            if row.self_share < s.min_share {
+            let share = cx.time_share(cs.self_ns.sum as f64);
+            if share < s.min_share {
                 continue;
             }
             let calls_f = cs.calls as f64;
@@ -63,19 +66,19 @@ impl Detector for HotSpot {
                 class: Class::HotSpot,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Time,
-                cost_share: row.self_share,
+                cost_share: share,
                 recoverable: s.recoverable,
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
-                    "{} of all self time ({} over {} calls)",
-                    units::pct(row.self_share),
+                    "{} of {share_of} ({} of self time over {} calls)",
+                    units::pct(share),
                     units::ns(cs.self_ns.sum as f64),
                     units::count(calls_f)
                 ),
                 evidence: vec![
                     Evidence::new(
-                        "self time share",
-                        row.self_share,
+                        &format!("share of {share_of}"),
+                        share,
                         Unit::Share,
                         Some(s.min_share),
                     ),
@@ -88,11 +91,12 @@ impl Detector for HotSpot {
 
     fn advice(&self, f: &Finding) -> Advice {
         let name = f.subject().in_prose();
+        let of = &f.share_of;
         let cost = units::pct(f.cost_share);
         let gain = f.expected_gain();
         Advice {
             statement: format!(
-                "{} {name}'s self time ({cost} of the run) saves {} of the run",
+                "{} {name}'s self time ({cost} of {of}) saves {} of {of}",
                 speedup_phrase(f.recoverable),
                 units::pct(gain)
             ),
@@ -106,7 +110,7 @@ impl Detector for HotSpot {
                 "Add a criterion benchmark of {name} with a representative input, so the speed-up is measured rather than assumed"
             )],
             check: format!(
-                "{name}'s self time share must fall from {cost} towards {}",
+                "{name}'s self time must fall from {cost} of {of} towards {}",
                 units::pct(f.cost_share - gain)
             ),
             complexity: Effort::Medium,

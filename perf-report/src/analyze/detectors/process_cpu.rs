@@ -116,7 +116,7 @@ impl Detector for ProcessCpu {
     fn advice(&self, f: &Finding) -> Advice {
         Advice {
             statement: format!(
-                "relieving {} of the saturated time ({} of the run) gives back {} of the run's wall time",
+                "relieving {} of the saturated time ({} of the run's wall time) gives back {} of the run's wall time",
                 units::pct(f.recoverable),
                 units::pct(f.cost_share),
                 units::pct(f.expected_gain())

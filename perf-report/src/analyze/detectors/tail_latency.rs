@@ -22,7 +22,7 @@ pub struct Settings {
     /// ...or busy max at least this many times busy p50 (20).
     pub max_over_p50: f64,
     /// The tail's excess time, `Σ max(0, v − p90)` over the busy histogram,
-    /// is at least this share of all self time (0.01).
+    /// is at least this share of the process's CPU time (0.01).
     pub min_share: f64,
     /// The share of the tail's excess a fix removes (0.8).
     pub recoverable: f64,
@@ -70,7 +70,7 @@ impl Detector for TailLatency {
                 continue;
             }
             let excess = cx.tail_excess_ns[i];
-            let cost = stats::share(excess, cx.total_self_ns());
+            let cost = cx.time_share(excess);
             if cost < s.min_share {
                 continue;
             }
@@ -101,9 +101,10 @@ impl Detector for TailLatency {
 
     fn advice(&self, f: &Finding) -> Advice {
         let name = f.subject().in_prose();
+        let of = &f.share_of;
         Advice {
             statement: format!(
-                "removing {} of the time its calls above p90 spend beyond p90 ({} of the run) saves {} of the run, and most of its p99",
+                "removing {} of the time its calls above p90 spend beyond p90 ({} of {of}) saves {} of {of}, and most of its p99",
                 units::pct(f.recoverable),
                 units::pct(f.cost_share),
                 units::pct(f.expected_gain())

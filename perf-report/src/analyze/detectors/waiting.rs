@@ -73,7 +73,7 @@ impl Detector for Waiting {
                 confidence: idle_ratio
                     * stats::sample_confidence(cs.calls, s.half_confidence_calls),
                 summary: format!(
-                    "idle {} of its wall time ({} idle in total); the threads were busy {} of the run, so waiting can give back at most {}",
+                    "idle {} of its wall time ({} idle in total); the recording threads were busy {} of the run's wall time, so waiting can give back at most {}",
                     units::pct(idle_ratio),
                     units::ns(cs.idle_ns.sum as f64),
                     units::pct(utilization),
