@@ -252,3 +252,48 @@ fn child_that_keeps_the_guard() {
         work(n);
     }
 }
+
+#[test]
+fn two_layers_writing_one_file_are_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.json");
+    let out = run_child(
+        "child_with_two_layers_on_one_file",
+        "",
+        &[(DUMP_ENV, path.to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr
+            .matches("another layer in this process also writes its dumps to")
+            .count(),
+        2,
+        "each layer says it once: {stderr}"
+    );
+}
+
+#[test]
+#[ignore = "child process of two_layers_writing_one_file_are_told_so"]
+fn child_with_two_layers_on_one_file() {
+    if !is_child("child_with_two_layers_on_one_file") {
+        return;
+    }
+    let path = std::env::var(DUMP_ENV).unwrap();
+    let build = || {
+        PerfLayer::builder()
+            .output_path(&path)
+            .without_sampler()
+            .without_overhead_calibration()
+            .build()
+            .unwrap()
+    };
+    let (first, first_handle) = build();
+    let (second, second_handle) = build();
+    tracing_subscriber::registry().with(first).with(second).init();
+    work(10);
+    for _ in 0..3 {
+        first_handle.write_dump().unwrap();
+        second_handle.write_dump().unwrap();
+    }
+}

@@ -27,8 +27,9 @@ use std::fmt;
 use perf_layer::dump::CallsiteStats;
 use serde::Serialize;
 
-/// Where a callsite lives in the code, as reports show it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// Where a callsite lives in the code, as reports show it. In JSON it also
+/// has `source`, the [`Location::source`] every other format shows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Location {
     /// Span target (usually the module path).
     pub target: String,
@@ -71,6 +72,21 @@ impl Location {
             (Some(f), None) => short_file(f).into_owned(),
             _ => self.target.clone(),
         }
+    }
+}
+
+impl Serialize for Location {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct("Location", 7)?;
+        s.serialize_field("target", &self.target)?;
+        s.serialize_field("module_path", &self.module_path)?;
+        s.serialize_field("name", &self.name)?;
+        s.serialize_field("file", &self.file)?;
+        s.serialize_field("line", &self.line)?;
+        s.serialize_field("label", &self.label)?;
+        s.serialize_field("source", &self.source())?;
+        s.end()
     }
 }
 
