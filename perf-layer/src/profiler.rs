@@ -34,8 +34,8 @@ pub(crate) struct Profiler {
     pub(crate) layer_id: u64,
     pub(crate) started: Instant,
     pub(crate) started_unix_ms: u64,
-    /// The process's CPU time when the layer was built, if readable.
-    pub(crate) started_cpu_ms: Option<u64>,
+    /// The process's CPU time when the layer was built, ns, if readable.
+    pub(crate) started_cpu_ns: Option<u64>,
     /// The sampler's latest RSS reading, read by spans at open and close.
     pub(crate) latest_rss: AtomicU64,
     pub(crate) timeline: Mutex<TimelineRing>,
@@ -67,21 +67,41 @@ pub(crate) fn unix_ms(time: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// CPU time this process has used so far, in milliseconds (all threads, user
-/// and system), or `None` where the platform does not say. A sysinfo refresh:
-/// read when the layer is built and at snapshots, never on the span path.
-pub(crate) fn process_cpu_ms() -> Option<u64> {
-    let pid = sysinfo::Pid::from_u32(std::process::id());
-    let mut system = sysinfo::System::new();
-    system.refresh_processes_specifics(
-        sysinfo::ProcessesToUpdate::Some(&[pid]),
-        false,
-        sysinfo::ProcessRefreshKind::nothing().with_cpu(),
-    );
-    system
-        .process(pid)
-        .map(sysinfo::Process::accumulated_cpu_time)
-        .filter(|&ms| ms > 0)
+/// CPU time this process has used so far, in nanoseconds (all threads,
+/// user and system, those that exited included), or `None` where the
+/// platform does not say. `getrusage` on Unix (microseconds); a sysinfo
+/// refresh elsewhere (milliseconds). Read when the layer is built and at
+/// snapshots, never on the span path.
+pub(crate) fn process_cpu_ns() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `getrusage` writes a `rusage` into the pointer it is given,
+        // which points at one, and reports failure by its return value.
+        let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } == 0;
+        if !ok {
+            return None;
+        }
+        // SAFETY: initialised by the successful call above (and zeroed before).
+        let usage = unsafe { usage.assume_init() };
+        let micros = |t: libc::timeval| {
+            u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
+        };
+        Some((micros(usage.ru_utime) + micros(usage.ru_stime)).saturating_mul(1_000))
+    }
+    #[cfg(not(unix))]
+    {
+        let pid = sysinfo::Pid::from_u32(std::process::id());
+        let mut system = sysinfo::System::new();
+        system.refresh_processes_specifics(
+            sysinfo::ProcessesToUpdate::Some(&[pid]),
+            false,
+            sysinfo::ProcessRefreshKind::nothing().with_cpu(),
+        );
+        system
+            .process(pid)
+            .map(|p| p.accumulated_cpu_time().saturating_mul(1_000_000))
+    }
 }
 
 impl Profiler {
@@ -99,7 +119,7 @@ impl Profiler {
             layer_id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
             started: Instant::now(),
             started_unix_ms: unix_ms(SystemTime::now()),
-            started_cpu_ms: process_cpu_ms(),
+            started_cpu_ns: process_cpu_ns(),
             latest_rss: AtomicU64::new(RSS_UNKNOWN),
             timeline: Mutex::new(TimelineRing::new(config.timeline_capacity, interval_ms)),
             alerts: Mutex::new(AlertRing::new(config.max_alerts)),

@@ -12,7 +12,7 @@ use crate::dump::{
     AllocStats, CallEdge, CallsiteStats, Dump, DumpConfig, EventCounts, FORMAT_VERSION,
     HistogramDump, Overhead, Producer, RssDelta, RunInfo,
 };
-use crate::profiler::{Profiler, process_cpu_ms, unix_ms};
+use crate::profiler::{Profiler, process_cpu_ns, unix_ms};
 use crate::record::flat_hist::FlatHist;
 use crate::record::shards::CallsiteKey;
 use crate::record::totals::{AllocTotals, CallsiteAcc, Events, RssTotals};
@@ -32,9 +32,9 @@ impl Profiler {
         let ended = SystemTime::now();
         let duration_ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let cpu_ns = self
-            .started_cpu_ms
-            .zip(process_cpu_ms())
-            .map(|(start, now)| now.saturating_sub(start).saturating_mul(1_000_000));
+            .started_cpu_ns
+            .zip(process_cpu_ns())
+            .map(|(start, now)| now.saturating_sub(start));
 
         // Parents that have not closed yet (a `main` span, say) still need an
         // entry for their edges to point at; they get one with zero calls.

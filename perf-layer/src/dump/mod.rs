@@ -117,9 +117,9 @@ pub struct RunInfo {
     /// clock.
     pub duration_ns: u64,
     /// CPU time the whole process used in that interval (every thread, user
-    /// and system), in nanoseconds; `None` where the platform does not say,
-    /// and in dumps of perf-layer 0.1.0. The OS counts it in ticks of about
-    /// 10 ms.
+    /// and system), in nanoseconds, from `getrusage` on Unix (microsecond
+    /// resolution); `None` where the platform does not say, and in dumps of
+    /// perf-layer 0.1.0.
     #[serde(default)]
     pub cpu_ns: Option<u64>,
 }
