@@ -30,6 +30,7 @@ pub const ENV_DUMP_EVERY_MS: &str = "PERF_LAYER_DUMP_EVERY_MS";
 /// | [`max_callsites`](Self::max_callsites) | 4096 | |
 /// | [`max_edges`](Self::max_edges) | 16384 | |
 /// | [`timeline_capacity`](Self::timeline_capacity) | 2048 samples | |
+/// | [`heap_timeline_points`](Self::heap_timeline_points) | 64 points per callsite | |
 /// | [`max_alerts`](Self::max_alerts) | 256 | |
 /// | [`rss_alert`](Self::rss_alert), [`cpu_alert`](Self::cpu_alert) | off | |
 /// | [`clock`](Self::clock) | `quanta::Clock::new()` (TSC where available) | |
@@ -81,6 +82,7 @@ pub(crate) struct Config {
     pub(crate) max_callsites: usize,
     pub(crate) max_edges: usize,
     pub(crate) timeline_capacity: usize,
+    pub(crate) heap_timeline_points: usize,
     pub(crate) max_alerts: usize,
     pub(crate) rss_alert_bytes: Option<u64>,
     pub(crate) cpu_alert_percent: Option<f64>,
@@ -104,6 +106,7 @@ impl Default for Config {
             max_callsites: 4096,
             max_edges: 16384,
             timeline_capacity: 2048,
+            heap_timeline_points: 64,
             max_alerts: 256,
             rss_alert_bytes: None,
             cpu_alert_percent: None,
@@ -308,6 +311,15 @@ impl PerfLayerBuilder {
         self
     }
 
+    /// The most points of each callsite's live-bytes timeline (with the
+    /// counting allocator and the sampler). When full, every other point is
+    /// dropped and the spacing doubles, so each timeline spans the run: at
+    /// most `points x 8` bytes per callsite that holds memory.
+    pub fn heap_timeline_points(mut self, points: usize) -> Self {
+        self.config.heap_timeline_points = points;
+        self
+    }
+
     /// The most alerts kept (the newest); older ones are counted as dropped.
     pub fn max_alerts(mut self, max: usize) -> Self {
         self.config.max_alerts = max;
@@ -367,6 +379,7 @@ impl PerfLayerBuilder {
             ("max_callsites", c.max_callsites),
             ("max_edges", c.max_edges),
             ("timeline_capacity", c.timeline_capacity),
+            ("heap_timeline_points", c.heap_timeline_points),
             ("max_alerts", c.max_alerts),
         ] {
             if value == 0 {

@@ -31,6 +31,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::PerfLayerBuilder;
 use crate::profiler::Profiler;
 use crate::record::alloc::PauseCounting;
+use crate::record::heap;
 use crate::record::open_spans::SpanState;
 use crate::record::shards::Shard;
 use crate::record::stack::{Current, Stack, with_stack};
@@ -81,13 +82,18 @@ where
         // a first shard or callsite), not on every span: pausing is two
         // thread-local writes.
         let created = self.now();
+        // The callsite's tag, which allocations carry while the span is
+        // innermost: cached by span id for its enters on this thread.
+        let tag = heap::tag_of(attrs.metadata());
+        let contextual = attrs.is_contextual();
         // The innermost span this thread has entered, as the registry's
         // current span seen through this layer's filter; read before the
         // lock, from thread-local memory.
-        let current = match attrs.is_contextual() {
-            true => with_stack(self.profiler.layer_id, |stack| stack.current()),
-            false => None,
-        };
+        let current = with_stack(self.profiler.layer_id, |stack| {
+            stack.tags().insert(id.into_u64(), tag);
+            contextual.then(|| stack.current())
+        })
+        .flatten();
         let mut shard = self.profiler.shards.local().lock();
         let layer_id = self.profiler.layer_id;
         let parent = parent_callsite(attrs, id, current, &ctx, &shard, layer_id);
@@ -104,7 +110,12 @@ where
             if stack.is_full() {
                 forget_closed(stack, now, &ctx, clock);
             }
-            stack.push(id.into_u64(), now);
+            let span = id.into_u64();
+            let tag = match stack.tags().get(span) {
+                Some(tag) => tag,
+                None => tag_of_open_span(stack, span, &self.profiler),
+            };
+            stack.push(span, now, tag);
         });
     }
 
@@ -193,6 +204,20 @@ impl PerfLayer {
             rss_delta,
         }
     }
+}
+
+/// The callsite tag of open span `span`, from its state (created on another
+/// thread, or pushed out of this thread's cache), cached for next time.
+/// Out of line: most enters find the tag in the cache.
+#[cold]
+#[inline(never)]
+fn tag_of_open_span(stack: &mut Stack, span: u64, profiler: &Profiler) -> u32 {
+    let tag = profiler
+        .shards
+        .with_open(span, |state| heap::tag_of(state.meta))
+        .unwrap_or(heap::TAG_NONE);
+    stack.tags().insert(span, tag);
+    tag
 }
 
 /// Forgets the frames of spans that closed while entered on this thread

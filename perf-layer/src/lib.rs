@@ -123,7 +123,8 @@ pub use layer::PerfLayer;
 pub use quanta;
 #[cfg(feature = "recorder")]
 pub use record::alloc::{
-    AllocCounters, CountingAllocator, is_installed as allocator_installed, thread_counters,
+    AllocCounters, CountingAllocator, heap_live_bytes, is_installed as allocator_installed,
+    thread_counters,
 };
 
 /// The README's code blocks, compiled and run as doctests so they never rot.

@@ -12,6 +12,7 @@ use tracing_core::dispatcher::WeakDispatch;
 
 use crate::background::{
     self,
+    heap_timeline::HeapTimeline,
     sampler::{AlertRing, TimelineRing},
 };
 use crate::builder::{BuildError, Config};
@@ -39,6 +40,8 @@ pub(crate) struct Profiler {
     /// The sampler's latest RSS reading, read by spans at open and close.
     pub(crate) latest_rss: AtomicU64,
     pub(crate) timeline: Mutex<TimelineRing>,
+    /// Every callsite's live bytes over the run, from the sampler.
+    pub(crate) heap_timeline: Mutex<HeapTimeline>,
     pub(crate) alerts: Mutex<AlertRing>,
     /// The subscriber this layer is part of, to log alerts into it from the
     /// background thread. Weak: the subscriber owns the layer that owns us.
@@ -122,6 +125,7 @@ impl Profiler {
             started_cpu_ns: process_cpu_ns(),
             latest_rss: AtomicU64::new(RSS_UNKNOWN),
             timeline: Mutex::new(TimelineRing::new(config.timeline_capacity, interval_ms)),
+            heap_timeline: Mutex::new(HeapTimeline::new(config.heap_timeline_points)),
             alerts: Mutex::new(AlertRing::new(config.max_alerts)),
             dispatch: OnceLock::new(),
             per_span_ns: OnceLock::new(),

@@ -9,13 +9,14 @@ use tracing_core::Metadata;
 
 use crate::background::overhead;
 use crate::dump::{
-    AllocStats, CallEdge, CallsiteStats, Dump, DumpConfig, EventCounts, FORMAT_VERSION,
-    HistogramDump, Overhead, Producer, RssDelta, RunInfo,
+    AllocStats, CallEdge, CallsiteStats, Dump, DumpConfig, EventCounts, FORMAT_VERSION, HeapStats,
+    HeapSummary, HistogramDump, Overhead, Producer, RssDelta, RunInfo,
 };
 use crate::profiler::{Profiler, process_cpu_ns, unix_ms};
 use crate::record::flat_hist::FlatHist;
 use crate::record::shards::CallsiteKey;
 use crate::record::totals::{AllocTotals, CallsiteAcc, Events, RssTotals};
+use crate::record::{alloc, heap};
 
 /// Below this much process CPU time (the OS counts it in 10 ms ticks), the
 /// overhead fraction is taken over wall time instead.
@@ -68,11 +69,22 @@ impl Profiler {
 
         let allocations_tracked = crate::record::alloc::is_installed();
         let sampled = self.config.sampler_interval.is_some();
+        let metas: Vec<&'static Metadata<'static>> = accs.iter().map(|a| a.2).collect();
+        let (heaps, heap) = if allocations_tracked {
+            let (heaps, summary) = self.heap(&metas, duration_ns);
+            (heaps, Some(summary))
+        } else {
+            (vec![None; metas.len()], None)
+        };
         let callsites = accs
             .iter()
+            .zip(heaps)
             .enumerate()
-            .map(|(i, (_, acc, meta))| {
-                callsite_stats(i as u32, meta, *acc, self, allocations_tracked, sampled)
+            .map(|(i, ((_, acc, meta), heap))| {
+                let mut stats =
+                    callsite_stats(i as u32, meta, *acc, self, allocations_tracked, sampled);
+                stats.heap = heap;
+                stats
             })
             .collect();
         let mut edges: Vec<CallEdge> = merged
@@ -122,6 +134,7 @@ impl Profiler {
                 max_callsites: config.max_callsites,
                 max_edges: config.max_edges,
                 timeline_capacity: config.timeline_capacity,
+                heap_timeline_points: config.heap_timeline_points,
             },
             allocations_tracked,
             callsites,
@@ -132,7 +145,69 @@ impl Profiler {
             alerts,
             alerts_dropped,
             overhead,
+            heap,
         }
+    }
+
+    /// The live heap of each of `metas` and of the rest of the process, as
+    /// the allocator's tables say now, with the sampler's timelines and
+    /// peaks; the dump is the timelines' last point.
+    fn heap(
+        &self,
+        metas: &[&'static Metadata<'static>],
+        duration_ns: u64,
+    ) -> (Vec<Option<HeapStats>>, HeapSummary) {
+        let counts = heap::totals();
+        let timeline = self.heap_timeline.lock();
+        let now_ms = duration_ns / 1_000_000;
+        let stats_of = |tag: u32| {
+            let c = counts.get(tag as usize).copied().unwrap_or_default();
+            let live = c.live_bytes();
+            let mut series = timeline.series.get(&tag).cloned().unwrap_or_else(|| {
+                // A callsite that held nothing at any kept point.
+                vec![0; timeline.t_ms.len()]
+            });
+            series.push(live);
+            HeapStats {
+                allocated_bytes: c.allocated_bytes,
+                allocations: c.allocations,
+                freed_bytes: c.freed_bytes,
+                frees: c.frees,
+                live_bytes: live,
+                peak_live_bytes: timeline.peak.get(&tag).copied().unwrap_or(0).max(live),
+                live_timeline_bytes: series,
+            }
+        };
+        let tags: Vec<u32> = metas.iter().map(|m| heap::tag_of(m)).collect();
+        let listed: FxHashSet<u32> = tags.iter().copied().collect();
+        let per_callsite = tags.iter().map(|&t| Some(stats_of(t))).collect();
+        let mut t_ms = timeline.t_ms.clone();
+        t_ms.push(now_ms);
+        let mut total = timeline.total.clone();
+        let live_bytes: u64 = counts.iter().map(heap::HeapCounts::live_bytes).sum();
+        total.push(live_bytes);
+        let reserved = |tag: u32| {
+            let mut s = stats_of(tag);
+            s.live_timeline_bytes.clear();
+            s
+        };
+        // Callsites past the cap, and those this dump does not list.
+        let mut other = reserved(heap::TAG_OVERFLOW);
+        for tag in heap::FIRST_CALLSITE_TAG..counts.len() as u32 {
+            if !listed.contains(&tag) {
+                other.add(&stats_of(tag));
+            }
+        }
+        let summary = HeapSummary {
+            tag_bytes: alloc::TAG_BYTES as u32,
+            live_bytes,
+            outside_spans: reserved(heap::TAG_NONE),
+            layer: reserved(heap::TAG_LAYER),
+            other,
+            timeline_t_ms: t_ms,
+            timeline_live_bytes: total,
+        };
+        (per_callsite, summary)
     }
 
     fn overhead(&self, spans: u64, duration_ns: u64, cpu_ns: Option<u64>) -> Overhead {
@@ -211,6 +286,7 @@ fn callsite_stats(
         events: event_counts(&acc.events),
         alloc: allocations_tracked.then(|| alloc_stats(&acc.alloc)),
         rss_delta: sampled.then(|| acc.rss.as_ref().map(rss_delta).unwrap_or_default()),
+        heap: None,
     }
 }
 

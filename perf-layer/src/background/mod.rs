@@ -17,6 +17,7 @@ use sysinfo::{Pid, System};
 use crate::profiler::Profiler;
 
 pub(crate) mod end;
+pub(crate) mod heap_timeline;
 pub(crate) mod overhead;
 pub(crate) mod sampler;
 

@@ -118,6 +118,10 @@ pub(super) fn sample(shared: &Profiler, system: &mut System, pid: Pid, armed: &m
     };
     shared.latest_rss.store(sample.rss_bytes, Ordering::Relaxed);
     shared.timeline.lock().push(sample);
+    if crate::record::alloc::is_installed() {
+        let counts = crate::record::heap::totals();
+        shared.heap_timeline.lock().record(t_ms, &counts);
+    }
 
     let config = &shared.config;
     if let Some(limit) = config.rss_alert_bytes {

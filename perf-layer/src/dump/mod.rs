@@ -88,6 +88,12 @@ pub struct Dump {
     pub alerts_dropped: u64,
     /// The layer's estimate of its own cost.
     pub overhead: Overhead,
+    /// The live heap as the counting allocator saw it: the process-wide
+    /// total, what no span of this dump made, and the times of the
+    /// callsites' live-bytes timelines. `None` without the counting
+    /// allocator (and in dumps of perf-layer 0.1.0).
+    #[serde(default)]
+    pub heap: Option<HeapSummary>,
 }
 
 /// The crate that wrote a dump.
@@ -144,6 +150,10 @@ pub struct DumpConfig {
     pub max_edges: usize,
     /// The most timeline samples kept (older ones are thinned, not dropped).
     pub timeline_capacity: usize,
+    /// The most points of each callsite's live-bytes timeline (thinned the
+    /// same way); 0 in dumps of perf-layer 0.1.0.
+    #[serde(default)]
+    pub heap_timeline_points: usize,
 }
 
 /// Statistics of one span callsite (one place in the code), merged over every
@@ -183,6 +193,11 @@ pub struct CallsiteStats {
     /// Process RSS change between open and close, as the sampler saw it.
     /// Coarse: the sampler's resolution is its interval. `None` without sampler.
     pub rss_delta: Option<RssDelta>,
+    /// The memory this callsite's spans allocated and what of it is still
+    /// live, whoever freed it: `None` without the counting allocator (and in
+    /// dumps of perf-layer 0.1.0).
+    #[serde(default)]
+    pub heap: Option<HeapStats>,
 }
 
 /// Events recorded inside a span, per level.
@@ -251,6 +266,73 @@ impl AllocStats {
         self.net_bytes = self.net_bytes.saturating_add(other.net_bytes);
         self.calls_retaining = self.calls_retaining.saturating_add(other.calls_retaining);
     }
+}
+
+/// Memory made by one callsite's spans, tracked by the counting allocator:
+/// every allocation carries the tag of the callsite innermost on its thread
+/// when it was made, and its free is credited to that callsite, on any
+/// thread, inside any span. Sizes are what the program asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeapStats {
+    /// Bytes allocated (a `realloc` counts its new size).
+    pub allocated_bytes: u64,
+    /// Allocations made (a `realloc` counts as one).
+    pub allocations: u64,
+    /// Bytes of those allocations freed, by anyone (a `realloc` frees its
+    /// old size).
+    pub freed_bytes: u64,
+    /// Frees of those allocations.
+    pub frees: u64,
+    /// Bytes still allocated when the dump was taken.
+    pub live_bytes: u64,
+    /// The most bytes live at once, as the sampler and the dumps saw it
+    /// (sampled: a peak between two samples is not seen).
+    pub peak_live_bytes: u64,
+    /// Live bytes at each time of [`HeapSummary::timeline_t_ms`], the last
+    /// at the dump; empty without a sampler. Bounded (see
+    /// [`HeapSummary::timeline_t_ms`]).
+    #[serde(default)]
+    pub live_timeline_bytes: Vec<u64>,
+}
+
+impl HeapStats {
+    /// Adds another part's counts (live bytes and the peak add up; the
+    /// timelines, on different clocks, are dropped).
+    pub fn add(&mut self, other: &HeapStats) {
+        self.allocated_bytes = self.allocated_bytes.saturating_add(other.allocated_bytes);
+        self.allocations = self.allocations.saturating_add(other.allocations);
+        self.freed_bytes = self.freed_bytes.saturating_add(other.freed_bytes);
+        self.frees = self.frees.saturating_add(other.frees);
+        self.live_bytes = self.live_bytes.saturating_add(other.live_bytes);
+        self.peak_live_bytes = self.peak_live_bytes.saturating_add(other.peak_live_bytes);
+        self.live_timeline_bytes.clear();
+    }
+}
+
+/// The live heap of the whole process, beside the per-callsite figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeapSummary {
+    /// Bytes the allocator adds to each allocation for its tag (8, plus the
+    /// padding of the size to a multiple of 8).
+    pub tag_bytes: u32,
+    /// Every live byte the allocator tracks when the dump was taken: the
+    /// callsites' `live_bytes` plus `outside_spans`, `layer` and `other`.
+    pub live_bytes: u64,
+    /// Allocations made while no span was entered on their thread (or
+    /// before any layer existed).
+    pub outside_spans: HeapStats,
+    /// perf-layer's own allocations.
+    pub layer: HeapStats,
+    /// Allocations of callsites this dump does not list (spans of another
+    /// layer, filtered out, past the callsite cap).
+    pub other: HeapStats,
+    /// Milliseconds since the run started of each point of the live-bytes
+    /// timelines, oldest first, the last at the dump. At most
+    /// `config.heap_timeline_points` points: when full, every other point is
+    /// dropped and the spacing doubles, so it always spans the run.
+    pub timeline_t_ms: Vec<u64>,
+    /// Every live byte at each point of `timeline_t_ms`.
+    pub timeline_live_bytes: Vec<u64>,
 }
 
 /// Process RSS change between a span's open and close, summed over its spans.
@@ -380,6 +462,7 @@ impl Dump {
                 max_callsites: 0,
                 max_edges: 0,
                 timeline_capacity: 0,
+                heap_timeline_points: 0,
             },
             allocations_tracked: false,
             callsites: Vec::new(),
@@ -390,6 +473,7 @@ impl Dump {
             alerts: Vec::new(),
             alerts_dropped: 0,
             overhead: Overhead::default(),
+            heap: None,
         }
     }
 }

@@ -20,6 +20,7 @@
 
 pub(crate) mod alloc;
 pub(crate) mod flat_hist;
+pub(crate) mod heap;
 pub(crate) mod open_spans;
 pub(crate) mod shards;
 pub(crate) mod stack;

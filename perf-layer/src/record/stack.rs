@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 
 use super::alloc::{self, AllocCounters};
+use super::heap;
 
 /// One entered span on this thread's stack.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +28,9 @@ pub(crate) struct Frame {
     /// is inside that one, so its busy time and allocation are not counted
     /// twice.
     reentry: bool,
+    /// The span's callsite tag, which allocations made while this frame is
+    /// innermost carry ([`super::heap`]).
+    tag: u32,
 }
 
 impl Frame {
@@ -64,6 +68,33 @@ pub(crate) struct Stack {
     /// before the layer existed on this thread (it was added by a `reload`)
     /// and only the registry knows them.
     complete: bool,
+    /// The callsite tags of spans seen on this thread, by span id: a span
+    /// created here is entered here almost always, and an async span polled
+    /// here again and again. Direct-mapped; a miss asks the span's state.
+    tags: TagCache,
+}
+
+/// Span id to callsite tag, direct-mapped over the low bits of the id. The
+/// registry's ids carry a generation, so an id is not reused while a stale
+/// entry could matter.
+#[derive(Debug, Default)]
+pub(crate) struct TagCache {
+    entries: [(u64, u32); TAG_CACHE],
+}
+
+const TAG_CACHE: usize = 32;
+
+impl TagCache {
+    #[inline]
+    pub(crate) fn get(&self, span: u64) -> Option<u32> {
+        let (id, tag) = self.entries[span as usize % TAG_CACHE];
+        (id == span).then_some(tag)
+    }
+
+    #[inline]
+    pub(crate) fn insert(&mut self, span: u64, tag: u32) {
+        self.entries[span as usize % TAG_CACHE] = (span, tag);
+    }
 }
 
 /// What a thread's stack says about the current span.
@@ -112,6 +143,20 @@ impl Stack {
         self.frames.last_mut()
     }
 
+    /// The cache of callsite tags by span id.
+    #[inline]
+    pub(crate) fn tags(&mut self) -> &mut TagCache {
+        &mut self.tags
+    }
+
+    /// Tags this thread's next allocations with the innermost frame's
+    /// callsite, or as made outside every span.
+    #[inline]
+    fn retag(&self) {
+        let tag = self.frames.last().map_or(heap::TAG_NONE, |f| f.tag);
+        alloc::set_current_tag(tag);
+    }
+
     /// Whether the stack is at [`MAX_DEPTH`] and would not take another frame.
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
@@ -153,6 +198,7 @@ impl Stack {
             below.add_child(to_ns(at, now), &counters.since(&alloc_at));
         }
         self.frames = kept;
+        self.retag();
     }
 
     /// An exit out of order: `span` is below the top (or not here).
@@ -171,12 +217,14 @@ impl Stack {
         self.frames.reserve(8);
     }
 
-    /// Pushes `span`: one thread-local write, no other frame touched.
+    /// Pushes `span`, of callsite `tag`: one thread-local write, no other
+    /// frame touched, and the thread's allocations tagged with it.
     #[inline]
-    pub(crate) fn push(&mut self, span: u64, now: u64) {
+    pub(crate) fn push(&mut self, span: u64, now: u64, tag: u32) {
         if self.frames.len() >= MAX_DEPTH {
             return;
         }
+        alloc::set_current_tag(tag);
         let reentry = self.frames.iter().any(|f| f.span == span);
         if self.frames.len() == self.frames.capacity() {
             self.grow();
@@ -189,6 +237,7 @@ impl Stack {
             child_alloc: AllocCounters::default(),
             events: [0; 5],
             reentry,
+            tag,
         });
     }
 
@@ -212,6 +261,7 @@ impl Stack {
         };
         let interval_ns = to_ns(frame.entered_at, now);
         let interval_alloc = alloc::thread_counters().since(&frame.alloc_at_enter);
+        self.retag();
         if let Some(below) = index.checked_sub(1).and_then(|i| self.frames.get_mut(i)) {
             below.add_child(interval_ns, &interval_alloc);
         }
@@ -279,11 +329,11 @@ mod tests {
     fn forgetting_a_closed_frame_charges_the_frame_below_once() {
         // below (0) > forgotten (10) > closed child of it (20..25) > kept (40)
         let mut stack = Stack::default();
-        stack.push(1, 0);
-        stack.push(2, 10);
-        stack.push(3, 20);
+        stack.push(1, 0, 0);
+        stack.push(2, 10, 0);
+        stack.push(3, 20, 0);
         assert!(stack.pop(3, 25, ns).is_some());
-        stack.push(4, 40);
+        stack.push(4, 40, 0);
         stack.forget_closed(50, |span| span != 2, ns);
         // The kept frame exits at 60 and charges 40..60 itself.
         assert_eq!(stack.pop(4, 60, ns).map(|f| f.busy_ns), Some(20));
@@ -300,15 +350,15 @@ mod tests {
         assert_eq!(stack.current(), Current::Unknown);
         stack.mark_complete();
         assert_eq!(stack.current(), Current::None);
-        stack.push(1, 0);
-        stack.push(2, 1);
+        stack.push(1, 0, 0);
+        stack.push(2, 1, 0);
         assert_eq!(stack.current(), Current::Span(2));
         // Re-entering span 1 inside span 2: the registry's current span is
         // still 2, the innermost entry that is not a duplicate.
-        stack.push(1, 2);
+        stack.push(1, 2, 0);
         assert_eq!(stack.current(), Current::Span(2));
         for span in 3..=MAX_DEPTH as u64 {
-            stack.push(span, 3);
+            stack.push(span, 3, 0);
         }
         assert_eq!(stack.current(), Current::Unknown);
     }
@@ -316,9 +366,9 @@ mod tests {
     #[test]
     fn forgetting_the_top_frames_charges_until_now() {
         let mut stack = Stack::default();
-        stack.push(1, 0);
-        stack.push(2, 10);
-        stack.push(3, 15);
+        stack.push(1, 0, 0);
+        stack.push(2, 10, 0);
+        stack.push(3, 15, 0);
         stack.forget_closed(40, |span| span == 1, ns);
         let below = stack.pop(1, 50, ns).unwrap();
         assert_eq!((below.busy_ns, below.self_ns), (50, 20));
