@@ -202,6 +202,7 @@ fn large_dump() -> Value {
             max_callsites: CALLSITES as usize,
             max_edges: CALLSITES as usize * 2,
             timeline_capacity: TIMELINE_SAMPLES as usize,
+            heap_timeline_points: 64,
         },
         "allocations_tracked": true,
         "callsites": callsites,

@@ -290,7 +290,10 @@ fn child_with_two_layers_on_one_file() {
     };
     let (first, first_handle) = build();
     let (second, second_handle) = build();
-    tracing_subscriber::registry().with(first).with(second).init();
+    tracing_subscriber::registry()
+        .with(first)
+        .with(second)
+        .init();
     work(10);
     for _ in 0..3 {
         first_handle.write_dump().unwrap();

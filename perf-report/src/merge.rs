@@ -6,7 +6,7 @@
 //! | callsites | by identity ([`crate::callsite::Identity`]: module path and name, file and line order only to tell apart spans of one name in one module); ids renumbered in order of first appearance; name, file and line from the first dump that has the callsite |
 //! | histograms | decoded, [`Histogram::add`]ed, re-encoded; sums and clamped counts added |
 //! | calls, events, dropped counts | summed (saturating) |
-//! | allocation, RSS delta | summed; unknown (`None`) if any part is unknown, so `None` keeps meaning "not measured" |
+//! | allocation, RSS delta, heap | summed; unknown (`None`) if any part is unknown, so `None` keeps meaning "not measured"; live-bytes timelines dropped (each is on its own process's clock) |
 //! | edges | by the identities of both ends; calls and busy time summed |
 //! | timeline, alerts | put on one clock (each part's `t_ms` shifted by its start time minus the earliest start) and sorted by time |
 //! | run | earliest start, latest end; duration and CPU time are the **sums** of the parts' (the budget of all processes; CPU unknown if any part's is); programs joined with `+`; host `several` and pid 0 when they differ |
@@ -25,8 +25,8 @@ use std::collections::HashMap;
 
 use hdrhistogram::Histogram;
 use perf_layer::dump::{
-    Alert, AllocStats, CallEdge, CallsiteStats, Dump, DumpConfig, EventCounts, HistogramDump,
-    Overhead, ProcessSample, Producer, RssDelta, RunInfo, Timeline,
+    Alert, AllocStats, CallEdge, CallsiteStats, Dump, DumpConfig, EventCounts, HeapStats,
+    HeapSummary, HistogramDump, Overhead, ProcessSample, Producer, RssDelta, RunInfo, Timeline,
 };
 
 use crate::callsite::{Identity, identities};
@@ -201,7 +201,33 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
         alerts,
         alerts_dropped: sum(dumps.iter().map(|d| d.alerts_dropped)),
         overhead: merge_overhead(&dumps),
+        heap: merge_heap(&dumps),
     })
+}
+
+/// The parts' live heaps added up; unknown if any part's is. The
+/// live-bytes timelines are dropped: each part's is on its own process's
+/// clock, and their sum is not any process's heap.
+fn merge_heap(dumps: &[Dump]) -> Option<HeapSummary> {
+    let mut parts = dumps.iter().map(|d| d.heap.as_ref());
+    let first = parts.next()??;
+    let mut out = HeapSummary {
+        tag_bytes: first.tag_bytes,
+        live_bytes: first.live_bytes,
+        outside_spans: first.outside_spans.clone(),
+        layer: first.layer.clone(),
+        other: first.other.clone(),
+        timeline_t_ms: Vec::new(),
+        timeline_live_bytes: Vec::new(),
+    };
+    for h in parts {
+        let h = h?;
+        out.live_bytes = out.live_bytes.saturating_add(h.live_bytes);
+        out.outside_spans.add(&h.outside_spans);
+        out.layer.add(&h.layer);
+        out.other.add(&h.other);
+    }
+    Some(out)
 }
 
 /// The parts' values, each once, sorted, joined with `+` (one value when
@@ -239,6 +265,7 @@ fn merge_config(dumps: &[Dump]) -> DumpConfig {
         max_callsites: max(|c| c.max_callsites),
         max_edges: max(|c| c.max_edges),
         timeline_capacity: max(|c| c.timeline_capacity),
+        heap_timeline_points: max(|c| c.heap_timeline_points),
     }
 }
 
@@ -326,7 +353,23 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
                 }))
             })
             .flatten(),
+        heap: merge_callsite_heap(g),
     })
+}
+
+/// A callsite's heap figures added up (timelines dropped, as in
+/// `merge_heap`); unknown if any part's is. One part is kept whole.
+fn merge_callsite_heap(g: &Group<'_>) -> Option<HeapStats> {
+    if let [only] = g.parts.as_slice() {
+        return only.heap.clone();
+    }
+    let mut parts = g.parts.iter().map(|c| c.heap.as_ref());
+    let mut out = parts.next()??.clone();
+    out.live_timeline_bytes.clear();
+    for h in parts {
+        out.add(h?);
+    }
+    Some(out)
 }
 
 fn merge_histograms<'a>(

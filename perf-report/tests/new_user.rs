@@ -103,8 +103,7 @@ fn dependency_dump() -> Dump {
             Span::new("apply", 55, &[(10 * MS, 20)]),
         ],
     );
-    let registry =
-        "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/mini-kv-0.4.1/src";
+    let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/mini-kv-0.4.1/src";
     d.callsites[1].module_path = Some("mini_kv::client".to_owned());
     d.callsites[1].target = "mini_kv::client".to_owned();
     d.callsites[1].file = Some(format!("{registry}/client.rs"));
@@ -236,7 +235,12 @@ fn a_process_step_reads_as_one_phrase() {
     let mut d = ground_truth();
     support::timeline(&mut d, 500, |_| 100 << 20, 99.0, 20);
     let r = perf_report::Report::build(&d.into(), &Config::default());
-    let text = render(&r, Format::Text, ReportKind::Summary, &RenderOptions::default());
+    let text = render(
+        &r,
+        Format::Text,
+        ReportKind::Summary,
+        &RenderOptions::default(),
+    );
     assert!(text.contains("process CPU saturation:"), "{text}");
     assert!(!text.contains("saturation the process"), "{text}");
 }
@@ -268,7 +272,11 @@ fn a_dump_without_spans_warns_and_fails_fail_on() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8(out.stderr).unwrap().contains("nothing to judge"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("nothing to judge")
+    );
 }
 
 #[test]
@@ -279,7 +287,10 @@ fn fail_on_names_what_tripped_it_and_accepts_low() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("--fail-on high: 4 findings at or above high"), "{err}");
+    assert!(
+        err.contains("--fail-on high: 4 findings at or above high"),
+        "{err}"
+    );
     assert!(err.contains("hot spot parse (src/work.rs:10)"), "{err}");
     let out = cmd().arg(&gt).args(["--fail-on", "low"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -301,7 +312,10 @@ fn fail_on_regression_names_the_callsite_that_tripped_it() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("--fail-on-regression 50"), "{err}");
-    assert!(err.contains("lookup (src/work.rs:20) regressed +60.0%"), "{err}");
+    assert!(
+        err.contains("lookup (src/work.rs:20) regressed +60.0%"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -322,7 +336,10 @@ fn the_same_run_given_twice_is_refused() {
     let out = cmd().arg(&a).arg(&b).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("are dumps of one run (pid 4242 on box"), "{err}");
+    assert!(
+        err.contains("are dumps of one run (pid 4242 on box"),
+        "{err}"
+    );
     assert!(err.contains("count its spans twice"), "{err}");
 }
 
@@ -348,7 +365,11 @@ fn no_argument_shows_the_subcommands() {
 
 #[test]
 fn help_texts_are_not_broken_mid_paragraph() {
-    for args in [&["--help"][..], &["diff", "--help"], &["flamegraph", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["diff", "--help"],
+        &["flamegraph", "--help"],
+    ] {
         let out = cmd().args(args).output().unwrap();
         let help = String::from_utf8(out.stdout).unwrap();
         // In each paragraph of prose, every line but the last runs most of
@@ -359,7 +380,10 @@ fn help_texts_are_not_broken_mid_paragraph() {
                 continue; // an indented list or a heading, not prose
             }
             for line in lines.iter().rev().skip(1) {
-                assert!(line.len() >= 50, "{args:?}: a short line inside a paragraph: {line:?}");
+                assert!(
+                    line.len() >= 50,
+                    "{args:?}: a short line inside a paragraph: {line:?}"
+                );
             }
         }
     }
@@ -379,5 +403,8 @@ fn the_terminal_width_is_followed_and_can_be_lifted() {
     // COLUMNS is read when stdout is not a terminal.
     let columns = cmd().arg(&gt).env("COLUMNS", "90").output().unwrap();
     let columns = String::from_utf8(columns.stdout).unwrap();
-    assert!(columns.lines().all(|l| l.chars().count() <= 90), "{columns}");
+    assert!(
+        columns.lines().all(|l| l.chars().count() <= 90),
+        "{columns}"
+    );
 }

@@ -1,8 +1,6 @@
 //! What every detector reads, built once per analysis: run-wide totals, one
-//! row per callsite, the process summary and its RSS fit, each callsite's
-//! parents by call edge.
-
-use std::collections::HashMap;
+//! row per callsite (with its live-heap growth), the process summary and
+//! its RSS fit.
 
 use perf_layer::dump::Dump;
 use serde::Serialize;
@@ -29,6 +27,24 @@ pub struct AllocRow {
     pub net_retained_bytes: i64,
     /// Spans that closed holding more than they freed.
     pub calls_retaining: u64,
+}
+
+/// What the callsite's spans made that is still allocated, from the counting
+/// allocator's tags (only when the dump has them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeapRow {
+    /// Bytes still allocated at the end of the run.
+    pub live_bytes: u64,
+    /// The most bytes live at once (sampled).
+    pub peak_live_bytes: u64,
+    /// Bytes the callsite's spans allocated in all.
+    pub allocated_bytes: u64,
+    /// The least-squares growth of its live bytes after warm-up, bytes per
+    /// second, when the timeline has enough points
+    /// (`classes.leak_suspect.warmup_share`, `min_points`).
+    pub growth_bytes_per_s: Option<f64>,
+    /// How well a line fits that growth (R², 0 to 1).
+    pub growth_r2: Option<f64>,
 }
 
 /// One row of the per-callsite table.
@@ -77,6 +93,8 @@ pub struct CallsiteRow {
     pub rss_delta_per_call_bytes: Option<f64>,
     /// The largest growth of process RSS over one call.
     pub rss_delta_max_bytes: Option<i64>,
+    /// Live heap figures, `None` when the dump has none.
+    pub heap: Option<HeapRow>,
 }
 
 /// Run-wide totals the shares are computed against.
@@ -107,6 +125,39 @@ pub struct Totals {
     /// Self time over duration x recording threads (0 to 1): how busy the
     /// instrumented threads were.
     pub utilization: f64,
+}
+
+/// The points of a callsite's live-bytes timeline after warm-up, as
+/// `(seconds, bytes)`: the first `warmup_share` of the run's points left
+/// out. Empty when the dump has no timeline.
+pub(crate) fn after_warmup(
+    dump: &Dump,
+    heap: &perf_layer::dump::HeapStats,
+    config: &Config,
+) -> Vec<(f64, f64)> {
+    let Some(summary) = &dump.heap else {
+        return Vec::new();
+    };
+    let t = &summary.timeline_t_ms;
+    let n = t.len().min(heap.live_timeline_bytes.len());
+    let skip = (n as f64 * config.classes.leak_suspect.warmup_share).ceil() as usize;
+    (skip.min(n)..n)
+        .map(|i| (t[i] as f64 / 1e3, heap.live_timeline_bytes[i] as f64))
+        .collect()
+}
+
+/// The least-squares growth of live bytes after warm-up, when there are at
+/// least `min_points` points.
+fn live_growth(
+    dump: &Dump,
+    heap: &perf_layer::dump::HeapStats,
+    config: &Config,
+) -> Option<stats::LinearFit> {
+    let points = after_warmup(dump, heap, config);
+    if points.len() < config.classes.leak_suspect.min_points {
+        return None;
+    }
+    stats::least_squares(&points)
 }
 
 impl Totals {
@@ -144,8 +195,6 @@ pub(crate) struct Context<'a> {
     pub(crate) per_span_ns: f64,
     /// Whether every callsite carries allocation figures.
     pub(crate) alloc_tracked: bool,
-    /// Parent callsite ids of each callsite id, from the call edges.
-    pub(crate) parents: HashMap<u32, Vec<u32>>,
 }
 
 impl<'a> Context<'a> {
@@ -226,17 +275,20 @@ impl<'a> Context<'a> {
                     .rss_delta
                     .map(|d| stats::ratio(d.sum_bytes as f64, calls_f)),
                 rss_delta_max_bytes: cs.rss_delta.map(|d| d.max_bytes),
+                heap: cs.heap.as_ref().filter(|_| alloc_tracked).map(|h| {
+                    let fit = live_growth(dump, h, config);
+                    HeapRow {
+                        live_bytes: h.live_bytes,
+                        peak_live_bytes: h.peak_live_bytes,
+                        allocated_bytes: h.allocated_bytes,
+                        growth_bytes_per_s: fit.map(|f| f.slope),
+                        growth_r2: fit.map(|f| f.r2),
+                    }
+                }),
             });
         }
 
         crate::callsite::qualify(rows.iter_mut().map(|r| &mut r.location));
-
-        let mut parents: HashMap<u32, Vec<u32>> = HashMap::new();
-        for e in &dump.edges {
-            if e.parent != e.child {
-                parents.entry(e.child).or_default().push(e.parent);
-            }
-        }
 
         let overhead_share = if o.fraction_of_run.is_finite() {
             o.fraction_of_run.clamp(0.0, 1.0)
@@ -276,7 +328,6 @@ impl<'a> Context<'a> {
             run_wall_ns,
             per_span_ns,
             alloc_tracked,
-            parents,
         }
     }
 

@@ -2,7 +2,7 @@
 //! session-weight view and a process summary.
 //!
 //! - [`context`]: what every detector reads, built once (totals, one row per
-//!   callsite, the process summary, parents by call edge);
+//!   callsite with its live-heap growth, the process summary);
 //! - [`detectors`]: one file per finding class, registered in one list;
 //! - [`finding`]: the finding, its evidence and its impact score;
 //! - `advice`: what a plan step says, written by each class's detector.
@@ -26,7 +26,7 @@ pub mod process;
 pub mod weights;
 
 pub use advice::Effort;
-pub use context::{AllocRow, CallsiteRow, Totals};
+pub use context::{AllocRow, CallsiteRow, HeapRow, Totals};
 pub use detectors::{Class, ClassSettings};
 pub use finding::{Evidence, Finding, Resource, Severity, impact_score};
 pub use process::ProcessSummary;

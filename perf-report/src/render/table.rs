@@ -137,8 +137,12 @@ pub(crate) static CALLSITES: &[Column<CallsiteRow>] = &[
         alloc_cell(c, |a| units::bytes(a.self_bytes_per_call))
     })
     .drops(3),
-    col::<CallsiteRow>("net kept", Align::Right, |_, c| {
-        alloc_cell(c, |a| units::bytes(a.net_retained_bytes as f64))
+    col::<CallsiteRow>("live", Align::Right, |_, c| {
+        text(
+            c.heap
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |h| units::bytes(h.live_bytes as f64)),
+        )
     })
     .drops(5),
     col::<CallsiteRow>("rss Δ/call", Align::Right, |_, c| {

@@ -1,13 +1,17 @@
-//! Leak suspect: a callsite whose spans keep memory across calls, or,
-//! where no span holds it, a process RSS that keeps growing.
-
-use std::collections::{HashMap, HashSet};
+//! Leak suspect: a callsite whose live bytes (what its spans made that is
+//! still allocated, whoever frees what) keep growing after warm-up and are
+//! still live at the end; or, where no callsite explains it (or the dump has
+//! no live heap), a process RSS that keeps growing.
+//!
+//! A hand-off (a span builds a `Vec` that its caller frees) ends with
+//! nothing live; a bounded cache fills and then holds steady (its growth
+//! stops before the end); neither is a leak.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
-use crate::analyze::context::Context;
+use crate::analyze::context::{Context, after_warmup};
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::stats::{self, LinearFit};
 use crate::units::{self, Unit};
@@ -17,46 +21,54 @@ use crate::units::{self, Unit};
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Settings {
-    /// Callsite: at least this share of its calls closed holding more than
-    /// they freed... (default 0.5)
-    pub min_retaining_ratio: f64,
-    /// ...and it kept at least this many bytes in total (1 MiB)...
-    pub min_net_bytes: u64,
-    /// ...and every ancestor (by call edges) still holds at least this share
-    /// of it; otherwise a caller freed it: a hand-off, not a leak (0.5).
-    pub min_ancestor_hold: f64,
-    /// RSS trend: at least this many timeline samples for a fit (8)...
-    pub min_samples: usize,
-    /// ...a least-squares fit explaining at least this much of the RSS
-    /// variance (R², 0.8)...
+    /// Callsite: at least this many of its bytes are live at the end
+    /// (default 1 MiB)...
+    pub min_live_bytes: u64,
+    /// ...its live-bytes timeline, without the first `warmup_share` of the
+    /// run's points (0.25, a warm-up that fills caches), has at least
+    /// `min_points` points (8)...
+    pub warmup_share: f64,
+    /// ...see above.
+    pub min_points: usize,
+    /// ...a least-squares line explains at least this much of it (R², 0.8)...
     pub min_r2: f64,
-    /// ...a fitted growth over the timeline of at least this share of the
-    /// first sample's RSS (0.10)...
-    pub min_growth_share: f64,
-    /// ...and of at least this many bytes (8 MiB).
+    /// ...it grew at least this many bytes over that window (1 MiB)...
     pub min_growth_bytes: u64,
-    /// The share of the retained memory a fix returns (0.9).
+    /// ...and at least this share of what is live at the end (0.25)...
+    pub min_growth_share: f64,
+    /// ...and it still grows at the end: over the window's last third, at
+    /// least this share of the window's rate (0.5; a cache that filled and
+    /// holds steady does not).
+    pub min_end_rate_share: f64,
+    /// Process (no live heap, or no callsite explains the growth): at least
+    /// this many timeline samples for an RSS fit (8)...
+    pub min_samples: usize,
+    /// ...a fit of R² at least `min_r2`, a fitted growth over the timeline
+    /// of at least this share of the first sample's RSS (0.10)...
+    pub min_rss_growth_share: f64,
+    /// ...and of at least this many bytes (8 MiB).
+    pub min_rss_growth_bytes: u64,
+    /// The share of what it holds a fix returns (0.9).
     pub recoverable: f64,
-    /// Callsite confidence is the retaining-call ratio, times this when no
-    /// significant RSS trend backs it (0.7).
-    pub confidence_without_trend: f64,
-    /// Process confidence is R² x `samples / (samples + this)` (4).
-    pub half_confidence_samples: f64,
+    /// Confidence is R² x `points / (points + this)` (4).
+    pub half_confidence_points: f64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            min_retaining_ratio: 0.5,
-            min_net_bytes: 1024 * 1024,
-            min_ancestor_hold: 0.5,
-            min_samples: 8,
+            min_live_bytes: 1024 * 1024,
+            warmup_share: 0.25,
+            min_points: 8,
             min_r2: 0.8,
-            min_growth_share: 0.10,
-            min_growth_bytes: 8 * 1024 * 1024,
+            min_growth_bytes: 1024 * 1024,
+            min_growth_share: 0.25,
+            min_end_rate_share: 0.5,
+            min_samples: 8,
+            min_rss_growth_share: 0.10,
+            min_rss_growth_bytes: 8 * 1024 * 1024,
             recoverable: 0.9,
-            confidence_without_trend: 0.7,
-            half_confidence_samples: 4.0,
+            half_confidence_points: 4.0,
         }
     }
 }
@@ -66,9 +78,15 @@ pub(crate) struct LeakSuspect;
 static INFO: Info = Info {
     id: "leak_suspect",
     title: "leak suspect",
-    innermost: true,
+    // Live bytes belong to the innermost span that made them: a parent
+    // does not inherit its children's.
+    innermost: false,
     supersedes: &[],
 };
+
+/// The evidence names that `advice` reads back.
+const LIVE: &str = "live at the end";
+const GROWTH: &str = "growth after warm-up";
 
 fn trend_evidence(fit: &LinearFit, min_r2: f64) -> Vec<Evidence> {
     vec![
@@ -85,134 +103,135 @@ impl Detector for LeakSuspect {
 
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.leak_suspect;
+        let base = match (cx.process.rss_peak_bytes, &cx.dump.heap) {
+            (0, Some(h)) => h.timeline_live_bytes.iter().copied().max().unwrap_or(h.live_bytes),
+            (peak, _) => peak,
+        } as f64;
+        // The process's RSS trend, when significant: corroboration for a
+        // callsite, the finding itself where no callsite explains it.
         let process = &cx.process;
-        // A significant RSS trend, shared by callsite and process findings.
         let trend = process.rss_trend.filter(|fit| {
             let growth = fit.slope * cx.timeline_span_s();
             fit.n >= s.min_samples
                 && fit.r2 >= s.min_r2
                 && fit.slope > 0.0
-                && growth >= s.min_growth_bytes as f64
-                && growth >= s.min_growth_share * process.rss_first_bytes as f64
+                && growth >= s.min_rss_growth_bytes as f64
+                && growth >= s.min_rss_growth_share * process.rss_first_bytes as f64
         });
-        let net_of: HashMap<u32, i64> = cx
-            .callsites()
-            .filter_map(|(_, cs, row)| row.alloc.as_ref().map(|a| (cs.id, a.net_retained_bytes)))
-            .collect();
-        // Memory a span keeps is a hand-off, not a leak, when a caller frees
-        // it: every ancestor must still hold enough of it.
-        let kept_by_ancestors = |id: u32, net: i64| {
-            let mut seen = HashSet::from([id]);
-            let mut todo: Vec<u32> = cx.parents.get(&id).cloned().unwrap_or_default();
-            while let Some(p) = todo.pop() {
-                if !seen.insert(p) {
-                    continue;
-                }
-                if let Some(&pn) = net_of.get(&p) {
-                    if (pn as f64) < s.min_ancestor_hold * net as f64 {
-                        return false;
-                    }
-                }
-                todo.extend(cx.parents.get(&p).into_iter().flatten().copied());
-            }
-            true
-        };
         let mut any = false;
         for (_, cs, row) in cx.callsites() {
-            let Some(a) = &row.alloc else { continue };
-            let calls_f = cs.calls as f64;
-            let retaining = stats::share(a.calls_retaining as f64, calls_f);
-            if a.net_retained_bytes <= 0
-                || (a.net_retained_bytes as u64) < s.min_net_bytes
-                || retaining < s.min_retaining_ratio
-                || !kept_by_ancestors(cs.id, a.net_retained_bytes)
+            let (Some(heap), Some(h)) = (&cs.heap, &row.heap) else {
+                continue;
+            };
+            let (Some(slope), Some(r2)) = (h.growth_bytes_per_s, h.growth_r2) else {
+                continue;
+            };
+            let points = after_warmup(cx.dump, heap, cx.config);
+            let span_s = points.last().map_or(0.0, |l| l.0) - points.first().map_or(0.0, |f| f.0);
+            let growth = slope * span_s;
+            // The rate over the window's last third.
+            let last_third = &points[points.len() - points.len() / 3..];
+            let end_rate = stats::least_squares(last_third).map_or(0.0, |f| f.slope);
+            let live = h.live_bytes as f64;
+            if h.live_bytes < s.min_live_bytes
+                || slope <= 0.0
+                || r2 < s.min_r2
+                || growth < s.min_growth_bytes as f64
+                || growth < s.min_growth_share * live
+                || end_rate < s.min_end_rate_share * slope
             {
                 continue;
             }
             any = true;
-            let base = if process.rss_peak_bytes > 0 {
-                process.rss_peak_bytes as f64
-            } else {
-                cx.totals.self_alloc_bytes.unwrap_or(0) as f64
-            };
-            let per_call = stats::ratio(a.net_retained_bytes as f64, calls_f);
-            let mut evidence = vec![
-                Evidence::new(
-                    "net retained",
-                    a.net_retained_bytes as f64,
-                    Unit::Bytes,
-                    Some(s.min_net_bytes as f64),
-                ),
-                Evidence::new(
-                    "calls retaining",
-                    retaining,
-                    Unit::Share,
-                    Some(s.min_retaining_ratio),
-                ),
-                Evidence::new("retained per call", per_call, Unit::Bytes, None),
-            ];
-            if let Some(fit) = &trend {
-                evidence.extend(trend_evidence(fit, s.min_r2));
-            }
             found.push(cx.score(Draft {
                 class: Class::LeakSuspect,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Memory,
-                cost_share: stats::share(a.net_retained_bytes as f64, base),
+                cost_share: stats::share(live, base),
                 recoverable: s.recoverable,
-                confidence: retaining
-                    * if trend.is_some() {
-                        1.0
-                    } else {
-                        s.confidence_without_trend
-                    },
+                confidence: r2
+                    * stats::sample_confidence(points.len() as u64, s.half_confidence_points),
                 summary: format!(
-                    "kept {} ({} per call) and {} of its calls closed holding memory{}",
-                    units::bytes(a.net_retained_bytes as f64),
-                    units::bytes(per_call),
-                    units::pct(retaining),
-                    match &trend {
-                        Some(fit) => format!(
-                            "; process RSS grows {}/s (R² {:.2})",
-                            units::bytes(fit.slope),
-                            fit.r2
-                        ),
-                        None => String::new(),
-                    }
+                    "holds {} at the end and grew {}/s after warm-up (R² {:.2} over {} points), still growing at the end",
+                    units::bytes(live),
+                    units::bytes(slope),
+                    r2,
+                    points.len()
                 ),
-                evidence,
+                evidence: vec![
+                    Evidence::new(LIVE, live, Unit::Bytes, Some(s.min_live_bytes as f64)),
+                    Evidence::new(GROWTH, slope, Unit::BytesPerSec, None),
+                    Evidence::new(
+                        "growth over the window",
+                        growth,
+                        Unit::Bytes,
+                        Some(s.min_growth_bytes as f64),
+                    ),
+                    Evidence::new("fit R²", r2, Unit::Number, Some(s.min_r2)),
+                    Evidence::new(
+                        "rate at the end / rate",
+                        stats::ratio(end_rate, slope),
+                        Unit::Ratio,
+                        Some(s.min_end_rate_share),
+                    ),
+                    Evidence::new("peak live", h.peak_live_bytes as f64, Unit::Bytes, None),
+                ]
+                .into_iter()
+                .chain(trend.iter().flat_map(|fit| trend_evidence(fit, s.min_r2)))
+                .collect(),
             }));
         }
-        if let (Some(fit), false) = (&trend, any) {
-            let growth = fit.slope * cx.timeline_span_s();
-            found.push(cx.score(Draft {
-                class: Class::LeakSuspect,
-                callsite: None,
-                resource: Resource::Memory,
-                cost_share: stats::share(growth, process.rss_peak_bytes as f64),
-                recoverable: s.recoverable,
-                confidence: fit.r2
-                    * stats::sample_confidence(fit.n as u64, s.half_confidence_samples),
-                summary: format!(
-                    "process RSS grows {}/s over the run (R² {:.2}, {} samples) and no span holds it",
-                    units::bytes(fit.slope),
-                    fit.r2,
-                    fit.n
-                ),
-                evidence: trend_evidence(fit, s.min_r2),
-            }));
+        if any {
+            return;
         }
+        // No callsite explains it: the process's RSS trend.
+        let Some(fit) = trend else {
+            return;
+        };
+        let growth = fit.slope * cx.timeline_span_s();
+        let held_by_spans = if cx.dump.heap.is_some() {
+            "no span's live heap explains it"
+        } else {
+            "the dump has no live heap per callsite (install perf-layer's counting allocator)"
+        };
+        found.push(cx.score(Draft {
+            class: Class::LeakSuspect,
+            callsite: None,
+            resource: Resource::Memory,
+            cost_share: stats::share(growth, process.rss_peak_bytes as f64),
+            recoverable: s.recoverable,
+            confidence: fit.r2 * stats::sample_confidence(fit.n as u64, s.half_confidence_points),
+            summary: format!(
+                "process RSS grows {}/s over the run (R² {:.2}, {} samples) and {held_by_spans}",
+                units::bytes(fit.slope),
+                fit.r2,
+                fit.n
+            ),
+            evidence: trend_evidence(&fit, s.min_r2),
+        }));
     }
 
     fn advice(&self, f: &Finding) -> Advice {
         let name = f.subject().in_prose();
-        Advice {
-            statement: format!(
-                "releasing {} of what {name} keeps ({} of peak memory) returns {} of peak memory and stops the growth",
+        let figure = |metric: &str| f.evidence.iter().find(|e| e.metric == metric).map(|e| e.value);
+        let statement = match (figure(LIVE), figure(GROWTH)) {
+            (Some(live), Some(growth)) => format!(
+                "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops its growth of {}/s",
                 units::pct(f.recoverable),
+                units::bytes(live),
                 units::pct(f.cost_share),
-                units::pct(f.expected_gain())
+                units::bytes(live * f.recoverable),
+                units::pct(f.expected_gain()),
+                units::bytes(growth)
             ),
+            _ => format!(
+                "stopping the growth returns {} of peak memory ({} of peak memory grew over the run)",
+                units::pct(f.expected_gain()),
+                units::pct(f.cost_share)
+            ),
+        };
+        Advice {
+            statement,
             fixes: lines(&[
                 "Bound caches and maps that grow with input: an LRU (`lru`, `moka`) or eviction by age or size",
                 "Break `Arc` reference cycles: hold back-references (parents, observers, callbacks) as `Weak`",
@@ -223,7 +242,7 @@ impl Detector for LeakSuspect {
             ]),
             check: if f.location.is_some() {
                 format!(
-                    "{name}'s net retained bytes must fall to near zero and the RSS slope must flatten"
+                    "{name}'s live bytes must stop growing after warm-up and its live bytes at the end must fall"
                 )
             } else {
                 "the RSS slope must flatten (a fit with low slope or low R²)".to_owned()

@@ -10,7 +10,7 @@
 //! forgotten.
 //!
 //! Detectors run in list order over one shared context (totals, rows, the
-//! process summary, parents by call edge); the analysis then applies each
+//! process summary); the analysis then applies each
 //! class's `supersedes` and `innermost` rules and sorts.
 
 use serde::{Deserialize, Serialize};
