@@ -71,8 +71,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Compare two dumps callsite by callsite: calls, self time, p50/p99/max,
-    /// allocation per call, each regressed, improved or unchanged.
+    /// Compare two dumps callsite by callsite on time, allocation and live
+    /// memory: each regressed, improved, mixed or unchanged.
     #[command(after_long_help = DIFF_HELP)]
     Diff(DiffArgs),
     /// Draw self time by call path as a flamegraph SVG (or folded stacks).
@@ -112,19 +112,27 @@ pub(crate) struct FlamegraphArgs {
 }
 
 const DIFF_HELP: &str = "\
-A callsite regressed (improved) when its mean busy time per call grew (shrank)
-by more than --threshold AND its busy-time distribution moved the same way: a
-one-sided two-sample Kolmogorov-Smirnov test on the HDR histograms at alpha
-0.01, or at least two of p50/p90/p99/p99.9 beyond the threshold in the same
-direction. Allocation per call regresses when it grows by more than the
-threshold and by at least 16 bytes.
+Each callsite gets a verdict on three axes. Time: the mean busy time per call
+grew (shrank) by more than --threshold AND the busy-time distribution moved
+the same way (a one-sided two-sample Kolmogorov-Smirnov test on the HDR
+histograms at alpha 0.01, or at least two of p50/p90/p99/p99.9 beyond the
+threshold in the same direction). Allocation: bytes allocated per call grew
+(shrank) by more than the threshold and by at least 16 bytes. Memory: the
+bytes the callsite made that are still live at the end grew (shrank) by more
+than the threshold and by at least 1 MiB. Overall, a callsite that got
+better on one axis and worse on another is mixed, never regressed.
 
 Examples:
   perf-report diff before.json after.json
   perf-report diff before.json after.json --threshold 5 --fail-on-regression 10
   perf-report diff before.json after.json --format markdown --output diff.md
 
-Exit codes: 0 no regression over --fail-on-regression, 1 regression over it, 2 error.";
+CI gates on each axis separately: --fail-on-regression (time),
+--fail-on-alloc-regression, --fail-on-memory-regression. When one trips,
+standard error names each callsite and axis.
+
+Exit codes: 0 no regression over a --fail-on-*regression bar, 1 a regression over one,
+2 error.";
 
 #[derive(Debug, Args)]
 pub(crate) struct ReportArgs {
@@ -161,9 +169,22 @@ pub(crate) struct DiffArgs {
     #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = parse_pct)]
     pub(crate) threshold: f64,
 
-    /// Exit 1 when a callsite regressed (significantly) by at least PCT percent.
+    /// Exit 1 when a callsite's time regressed (significantly) by at least
+    /// PCT percent. Time only: a span much faster that now allocates more is
+    /// no time regression; gate allocation and memory with their own options.
     #[arg(long, value_name = "PCT", value_parser = parse_pct)]
     pub(crate) fail_on_regression: Option<f64>,
+
+    /// Exit 1 when a callsite's allocated bytes per call grew by at least PCT
+    /// percent (and 16 bytes). Allocation counts are nearly deterministic:
+    /// a tight bar (1 to 5) is safe.
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    pub(crate) fail_on_alloc_regression: Option<f64>,
+
+    /// Exit 1 when what a callsite made and still holds at the end grew by at
+    /// least PCT percent (and 1 MiB).
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    pub(crate) fail_on_memory_regression: Option<f64>,
 
     #[command(flatten)]
     pub(crate) output: OutputArgs,

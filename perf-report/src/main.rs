@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow};
 use clap::Parser as _;
-use perf_report::diff::{DiffOptions, diff};
+use perf_report::diff::{Axis, DiffOptions, diff};
 use perf_report::flamegraph;
 use perf_report::load::{LoadOptions, load_path, load_paths};
 use perf_report::render::{Format, RenderOptions, render, render_diff};
@@ -55,33 +55,45 @@ fn run(cli: Cli) -> Result<u8> {
             let d = diff(&base, &new, &opts);
             let text = render_diff(&d, args.output.format, &render_options(&args.output));
             emit(&text, args.output.output.as_deref())?;
-            let Some(pct) = args.fail_on_regression else {
-                return Ok(CLEAN);
-            };
-            let tripped: Vec<String> = d
-                .callsites
-                .iter()
-                .filter(|c| {
-                    c.verdict == perf_report::diff::Verdict::Regressed
-                        && c.regression * 100.0 >= pct
-                })
-                .map(|c| {
-                    format!(
-                        "{} ({}) regressed {}",
-                        c.location.label,
-                        c.location.source(),
-                        perf_report::units::change(c.regression)
-                    )
-                })
-                .collect();
-            if tripped.is_empty() {
-                return Ok(CLEAN);
+            // Each axis gates on its own bar: time by --fail-on-regression,
+            // allocation and memory by theirs.
+            let gates = [
+                (Axis::Time, "--fail-on-regression", args.fail_on_regression),
+                (
+                    Axis::Allocation,
+                    "--fail-on-alloc-regression",
+                    args.fail_on_alloc_regression,
+                ),
+                (
+                    Axis::Memory,
+                    "--fail-on-memory-regression",
+                    args.fail_on_memory_regression,
+                ),
+            ];
+            let mut found = CLEAN;
+            for (axis, flag, pct) in gates {
+                let Some(pct) = pct else { continue };
+                let tripped: Vec<String> = d
+                    .regressions(axis, pct / 100.0)
+                    .into_iter()
+                    .map(|(c, r)| {
+                        format!(
+                            "{} ({}) regressed {} on {axis}",
+                            c.location.label,
+                            c.location.source(),
+                            perf_report::units::change(r)
+                        )
+                    })
+                    .collect();
+                if !tripped.is_empty() {
+                    eprintln!(
+                        "perf-report: {flag} {pct}: {}",
+                        one_line(&tripped.join("; "))
+                    );
+                    found = FOUND;
+                }
             }
-            eprintln!(
-                "perf-report: --fail-on-regression {pct}: {}",
-                one_line(&tripped.join("; "))
-            );
-            Ok(FOUND)
+            Ok(found)
         }
         Some(Command::Flamegraph(args)) => {
             let dump = load_paths(

@@ -295,11 +295,12 @@ fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## perf-report diff: {} → {}\n\nSelf time in spans {}. **{}** regressed, **{}** improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%).\n",
+        "## perf-report diff: {} → {}\n\nSelf time in spans {}. **{}** regressed, **{}** mixed, **{}** improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%).\n",
         escape(&d.base_program),
         escape(&d.new_program),
         table::change(&d.total_self_ns, units::ns),
         d.count(Verdict::Regressed),
+        d.count(Verdict::Mixed),
         d.count(Verdict::Improved),
         d.count(Verdict::Unchanged),
         d.count(Verdict::Added),
@@ -318,7 +319,12 @@ fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     more(&mut out, shown, d.callsites.len(), "callsites");
     let notable: Vec<_> = d.callsites[..shown]
         .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
+        .filter(|c| {
+            matches!(
+                c.verdict,
+                Verdict::Regressed | Verdict::Mixed | Verdict::Improved
+            )
+        })
         .collect();
     if !notable.is_empty() {
         let _ = writeln!(out, "\n### Why\n");

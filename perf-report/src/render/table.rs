@@ -230,6 +230,12 @@ pub(crate) static DIFF: &[Column<CallsiteDiff>] = &[
             .map_or_else(|| text("-"), |a| new_value(a, units::bytes))
     })
     .drops(2),
+    col::<CallsiteDiff>("live", Align::Right, |_, c| {
+        c.live_bytes
+            .as_ref()
+            .map_or_else(|| text("-"), |a| new_value(a, units::bytes))
+    })
+    .drops(3),
 ];
 
 /// The cells of `rows` under `columns`, one `Vec` per row.

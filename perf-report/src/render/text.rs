@@ -253,6 +253,7 @@ fn severity_style(c: Cell, sev: Severity) -> Cell {
 fn verdict_style(c: Cell, v: Verdict) -> Cell {
     match v {
         Verdict::Regressed => c.fg(Color::Red).add_attribute(Attribute::Bold),
+        Verdict::Mixed => c.fg(Color::Yellow),
         Verdict::Improved => c.fg(Color::Green),
         _ => c,
     }
@@ -548,8 +549,9 @@ fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
         "",
         "",
         &format!(
-            "{} regressed, {} improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%, KS α {})",
+            "{} regressed, {} mixed, {} improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%, KS α {})",
             d.count(Verdict::Regressed),
+            d.count(Verdict::Mixed),
             d.count(Verdict::Improved),
             d.count(Verdict::Unchanged),
             d.count(Verdict::Added),
@@ -568,7 +570,12 @@ fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     out.more(shown, d.callsites.len(), "callsites");
     let notable: Vec<_> = d.callsites[..shown]
         .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Regressed | Verdict::Improved))
+        .filter(|c| {
+            matches!(
+                c.verdict,
+                Verdict::Regressed | Verdict::Mixed | Verdict::Improved
+            )
+        })
         .collect();
     if !notable.is_empty() {
         out.blank();

@@ -1,10 +1,11 @@
-//! Comparing two dumps callsite by callsite.
+//! Comparing two dumps callsite by callsite, on three axes, each with its
+//! own verdict: time, allocation and memory.
 //!
 //! # The significance rule
 //!
-//! A callsite's **time** verdict uses the whole busy-time HDR distributions
-//! `B` (base) and `N` (new), with `n` and `m` calls and noise threshold `T`
-//! ([`DiffOptions::threshold`], default 10%):
+//! A callsite's **time** verdict ([`time`]) uses the whole busy-time HDR
+//! distributions `B` (base) and `N` (new), with `n` and `m` calls and noise
+//! threshold `T` ([`DiffOptions::threshold`], default 10%):
 //!
 //! 1. both sides have at least [`DiffOptions::min_calls`] calls;
 //! 2. the relative change of the exact mean busy time per call,
@@ -19,22 +20,31 @@
 //!      the direction of `Δ` (a shift of the tail, which KS is blind to).
 //!
 //! Then it is regressed when `Δ > 0`, improved when `Δ < 0`. The
-//! **allocation** verdict compares exact bytes per call: regressed (improved)
-//! when it grows (shrinks) by more than `T` and by at least
-//! [`DiffOptions::min_alloc_bytes_per_call`]. A callsite is regressed if
-//! either verdict is, improved if either is and neither regressed, unchanged
-//! otherwise. Call counts are reported but do not decide: they follow the
-//! workload, not the code.
+//! **allocation** verdict ([`alloc`]) compares exact bytes per call:
+//! regressed (improved) when it grows (shrinks) by more than `T` and by at
+//! least [`DiffOptions::min_alloc_bytes_per_call`]. The **memory** verdict
+//! ([`memory`]) compares the bytes the callsite made that are still live at
+//! the end (the counting allocator's tags): regressed (improved) when they
+//! grow (shrink) by more than `T` and by at least
+//! [`DiffOptions::min_live_bytes`]; the growth after warm-up is shown beside.
+//!
+//! The overall verdict is `regressed` when some axis regressed and none
+//! improved, `improved` the other way round, `mixed` when one axis got
+//! better and another worse (a span much faster that now allocates more is
+//! mixed, never regressed), and `unchanged` otherwise. Call counts are
+//! reported but do not decide: they follow the workload, not the code.
 
 use std::collections::HashMap;
 
-use hdrhistogram::Histogram;
 use perf_layer::dump::{CallsiteStats, Dump};
 use serde::Serialize;
 
 use crate::callsite::{Identity, Location, identities, qualify};
 use crate::label::labelled;
-use crate::stats;
+
+mod alloc;
+mod memory;
+mod time;
 
 /// How two dumps are compared.
 ///
@@ -46,6 +56,7 @@ use crate::stats;
 /// | `alpha` | 0.01 |
 /// | `min_calls` | 5 |
 /// | `min_alloc_bytes_per_call` | 16 |
+/// | `min_live_bytes` | 1 MiB |
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct DiffOptions {
@@ -57,6 +68,8 @@ pub struct DiffOptions {
     pub min_calls: u64,
     /// Smaller absolute changes in bytes per call are unchanged.
     pub min_alloc_bytes_per_call: f64,
+    /// Smaller absolute changes in live bytes at the end are unchanged.
+    pub min_live_bytes: u64,
 }
 
 impl Default for DiffOptions {
@@ -66,6 +79,7 @@ impl Default for DiffOptions {
             alpha: 0.01,
             min_calls: 5,
             min_alloc_bytes_per_call: 16.0,
+            min_live_bytes: 1024 * 1024,
         }
     }
 }
@@ -80,11 +94,16 @@ impl DiffOptions {
 }
 
 labelled! {
-    /// What happened to a callsite between the two dumps.
+    /// What happened to a callsite between the two dumps, on one axis or
+    /// overall.
     pub enum Verdict {
-        /// Significantly slower, or allocating more per call.
+        /// Significantly worse: slower, allocating more per call, or holding
+        /// more at the end (overall: some axis worse, none better).
         Regressed = "regressed",
-        /// Significantly faster, or allocating less per call.
+        /// Some axis better and another worse, e.g. faster but allocating
+        /// more (overall only).
+        Mixed = "mixed",
+        /// Significantly better (overall: some axis better, none worse).
         Improved = "improved",
         /// Within the noise threshold, or not significant.
         Unchanged = "unchanged",
@@ -106,8 +125,51 @@ pub struct Change {
     pub relative: Option<f64>,
 }
 
+labelled! {
+    /// What a diff compares.
+    pub enum Axis {
+        /// Mean busy time per call, confirmed by the distribution.
+        Time = "time",
+        /// Self-allocated bytes per call.
+        Allocation = "allocation",
+        /// Live bytes at the end (the counting allocator's tags).
+        Memory = "memory",
+    }
+}
+
+/// One axis's verdict on a callsite.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AxisVerdict {
+    /// Regressed, improved or unchanged.
+    pub verdict: Verdict,
+    /// The significant change, as a fraction (positive worse); 0 when
+    /// unchanged.
+    pub change: f64,
+    /// Why, for people.
+    pub reason: String,
+}
+
+impl AxisVerdict {
+    fn unchanged(reason: &str) -> Self {
+        Self {
+            verdict: Verdict::Unchanged,
+            change: 0.0,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// How far it regressed, as a fraction; 0 unless regressed.
+    pub fn regression(&self) -> f64 {
+        if self.verdict == Verdict::Regressed {
+            self.change.max(0.0)
+        } else {
+            0.0
+        }
+    }
+}
+
 impl Change {
-    fn of(base: f64, new: f64) -> Self {
+    pub(crate) fn of(base: f64, new: f64) -> Self {
         let relative = if base > 0.0 {
             Some(new / base - 1.0)
         } else if new == 0.0 {
@@ -129,12 +191,20 @@ impl Change {
 pub struct CallsiteDiff {
     /// The callsite.
     pub location: Location,
-    /// The overall verdict.
+    /// The overall verdict (see the module docs).
     pub verdict: Verdict,
     /// The time verdict alone.
     pub time_verdict: Verdict,
     /// The allocation verdict alone (unchanged when not tracked).
     pub alloc_verdict: Verdict,
+    /// The memory verdict alone (unchanged without live heap on both sides).
+    pub memory_verdict: Verdict,
+    /// Each axis's verdict, change and reason.
+    pub time: AxisVerdict,
+    /// See `time`.
+    pub allocation: AxisVerdict,
+    /// See `time`.
+    pub memory: AxisVerdict,
     /// Spans closed.
     pub calls: Change,
     /// Total busy time, ns.
@@ -151,6 +221,12 @@ pub struct CallsiteDiff {
     pub busy_max_ns: Change,
     /// Self-allocated bytes per call, when both dumps tracked allocation.
     pub alloc_bytes_per_call: Option<Change>,
+    /// Bytes the callsite made still live at the end, when both dumps have
+    /// the live heap.
+    pub live_bytes: Option<Change>,
+    /// Growth of those live bytes after warm-up, bytes per second, when both
+    /// timelines are long enough.
+    pub growth_bytes_per_s: Option<Change>,
     /// The one-sided Kolmogorov-Smirnov statistic of the busy distributions
     /// in the direction of the mean's change (`D+` when slower, `D-` when faster).
     pub ks_statistic: f64,
@@ -159,10 +235,22 @@ pub struct CallsiteDiff {
     /// How many of p50, p90, p99, p99.9 moved beyond the threshold in the
     /// direction of the mean.
     pub quantiles_moved: usize,
-    /// The largest significant worsening, as a fraction (0 when not regressed).
+    /// The largest significant worsening on any axis, as a fraction (0
+    /// when none regressed).
     pub regression: f64,
-    /// Why the verdict is what it is, for people.
+    /// Why the verdict is what it is, for people: each axis's reason.
     pub reason: String,
+}
+
+impl CallsiteDiff {
+    /// One axis's verdict.
+    pub fn axis(&self, axis: Axis) -> &AxisVerdict {
+        match axis {
+            Axis::Time => &self.time,
+            Axis::Allocation => &self.allocation,
+            Axis::Memory => &self.memory,
+        }
+    }
 }
 
 /// The comparison of two dumps.
@@ -191,29 +279,24 @@ impl Diff {
             .count()
     }
 
-    /// The largest significant regression, as a fraction (0 when none).
+    /// The largest significant regression on any axis, as a fraction (0
+    /// when none).
     pub fn worst_regression(&self) -> f64 {
         self.callsites
             .iter()
             .map(|c| c.regression)
             .fold(0.0, f64::max)
     }
-}
 
-fn decode(cs: &CallsiteStats) -> Option<Histogram<u64>> {
-    cs.busy_ns.decode().ok()
-}
-
-fn q(h: Option<&Histogram<u64>>, quantile: f64) -> f64 {
-    match h {
-        Some(h) if !h.is_empty() => h.value_at_quantile(quantile) as f64,
-        _ => 0.0,
+    /// The callsites that regressed on `axis` by at least `fraction`, with
+    /// how much: what a CI gate on that axis trips on.
+    pub fn regressions(&self, axis: Axis, fraction: f64) -> Vec<(&CallsiteDiff, f64)> {
+        self.callsites
+            .iter()
+            .map(|c| (c, c.axis(axis).regression()))
+            .filter(|&(_, r)| r > 0.0 && r >= fraction)
+            .collect()
     }
-}
-
-fn alloc_per_call(cs: &CallsiteStats) -> Option<f64> {
-    cs.alloc
-        .map(|a| stats::ratio(a.self_alloc_bytes as f64, cs.calls as f64))
 }
 
 /// Compares `new` against `base`, callsite by callsite (matched by
@@ -240,8 +323,8 @@ pub fn diff(base: &Dump, new: &Dump, opts: &DiffOptions) -> Diff {
         }
         match new_by_key.get(&id) {
             // Shown where the new dump has it: lines may have moved.
-            Some(n) => out.push(compare(Location::of(n), b, Some(n), opts)),
-            None => out.push(compare(Location::of(b), b, None, opts)),
+            Some(n) => out.push(compare(Location::of(n), (base, b), (new, n), opts)),
+            None => out.push(one_sided(Location::of(b), b, Verdict::Removed)),
         }
     }
     for (n, id) in new.callsites.iter().zip(identities(&new.callsites)) {
@@ -274,7 +357,7 @@ pub fn diff(base: &Dump, new: &Dump, opts: &DiffOptions) -> Diff {
 }
 
 fn one_sided(location: Location, cs: &CallsiteStats, verdict: Verdict) -> CallsiteDiff {
-    let h = decode(cs);
+    let h = time::decode(cs);
     let side = |v: f64| {
         if verdict == Verdict::Added {
             Change::of(0.0, v)
@@ -282,180 +365,111 @@ fn one_sided(location: Location, cs: &CallsiteStats, verdict: Verdict) -> Callsi
             Change::of(v, 0.0)
         }
     };
+    let reason = format!(
+        "only in the {} dump",
+        if verdict == Verdict::Added {
+            "new"
+        } else {
+            "base"
+        }
+    );
+    let axis = AxisVerdict {
+        verdict,
+        change: 0.0,
+        reason: reason.clone(),
+    };
     CallsiteDiff {
         location,
         verdict,
         time_verdict: verdict,
         alloc_verdict: verdict,
+        memory_verdict: verdict,
+        time: axis.clone(),
+        allocation: axis.clone(),
+        memory: axis,
         calls: side(cs.calls as f64),
         busy_total_ns: side(cs.busy_ns.sum as f64),
         self_total_ns: side(cs.self_ns.sum as f64),
-        busy_mean_ns: side(stats::ratio(cs.busy_ns.sum as f64, cs.busy_ns.count as f64)),
-        busy_p50_ns: side(q(h.as_ref(), 0.5)),
-        busy_p99_ns: side(q(h.as_ref(), 0.99)),
-        busy_max_ns: side(h.as_ref().map_or(0.0, |h| h.max() as f64)),
-        alloc_bytes_per_call: alloc_per_call(cs).map(side),
+        busy_mean_ns: side(time::mean(cs)),
+        busy_p50_ns: side(time::q(h.as_ref(), 0.5)),
+        busy_p99_ns: side(time::q(h.as_ref(), 0.99)),
+        busy_max_ns: side(time::max(h.as_ref())),
+        alloc_bytes_per_call: alloc::per_call(cs).map(side),
+        live_bytes: cs.heap.as_ref().map(|h| side(h.live_bytes as f64)),
+        growth_bytes_per_s: None,
         ks_statistic: 0.0,
         ks_critical: f64::INFINITY,
         quantiles_moved: 0,
         regression: 0.0,
-        reason: format!(
-            "only in the {} dump",
-            if verdict == Verdict::Added {
-                "new"
-            } else {
-                "base"
-            }
-        ),
+        reason,
+    }
+}
+
+/// The overall verdict of three axes (see the module docs).
+fn overall(axes: [&AxisVerdict; 3]) -> Verdict {
+    let worse = axes.iter().any(|a| a.verdict == Verdict::Regressed);
+    let better = axes.iter().any(|a| a.verdict == Verdict::Improved);
+    match (worse, better) {
+        (true, true) => Verdict::Mixed,
+        (true, false) => Verdict::Regressed,
+        (false, true) => Verdict::Improved,
+        (false, false) => Verdict::Unchanged,
     }
 }
 
 fn compare(
     location: Location,
-    b: &CallsiteStats,
-    n: Option<&&CallsiteStats>,
+    (base, b): (&Dump, &CallsiteStats),
+    (new, n): (&Dump, &CallsiteStats),
     opts: &DiffOptions,
 ) -> CallsiteDiff {
-    let Some(n) = n else {
-        return one_sided(location, b, Verdict::Removed);
+    let (time, figures) = time::compare(b, n, opts);
+    let (allocation, alloc_per_call) = match alloc::compare(b, n, opts) {
+        Some((axis, change)) => (axis, Some(change)),
+        None => (AxisVerdict::unchanged("not tracked on both sides"), None),
     };
-    let t = opts.threshold.max(0.0);
-    let (hb, hn) = (decode(b), decode(n));
-    let mean = |cs: &CallsiteStats| stats::ratio(cs.busy_ns.sum as f64, cs.busy_ns.count as f64);
-    let busy_mean = Change::of(mean(b), mean(n));
-    let delta = busy_mean.relative.unwrap_or(0.0);
-    // The one-sided statistic in the direction of the mean's change: a mean
-    // pushed up by a few outliers while the bulk got faster is no regression.
-    let (ks, crit) = match (&hb, &hn) {
-        (Some(x), Some(y)) => {
-            let (slower, faster) = stats::ks_one_sided(x, y);
-            (
-                if delta >= 0.0 { slower } else { faster },
-                stats::ks_critical_one_sided(x.len(), y.len(), opts.alpha),
-            )
-        }
-        _ => (0.0, f64::INFINITY),
+    let (memory, live) = match memory::compare((base, b), (new, n), opts) {
+        Some((axis, live)) => (axis, Some(live)),
+        None => (AxisVerdict::unchanged("no live heap on both sides"), None),
     };
-    let moved = [0.5, 0.9, 0.99, 0.999]
+    let verdict = overall([&time, &allocation, &memory]);
+    let regression = [&time, &allocation, &memory]
         .iter()
-        .filter(|&&quantile| {
-            let c = Change::of(q(hb.as_ref(), quantile), q(hn.as_ref(), quantile));
-            match c.relative {
-                Some(r) if delta > 0.0 => r > t,
-                Some(r) if delta < 0.0 => r < -t,
-                _ => false,
-            }
-        })
-        .count();
-    let enough = b.busy_ns.count >= opts.min_calls && n.busy_ns.count >= opts.min_calls;
-    let shifted = ks > crit || moved >= 2;
-    let (time_verdict, time_reason) = if !enough {
-        (
-            Verdict::Unchanged,
-            format!("fewer than {} calls on a side", opts.min_calls),
-        )
-    } else if delta.abs() <= t {
-        (
-            Verdict::Unchanged,
-            format!(
-                "mean {} is within the ±{:.0}% noise threshold",
-                crate::units::change(delta),
-                t * 100.0
-            ),
-        )
-    } else if !shifted {
-        (
-            Verdict::Unchanged,
-            format!(
-                "mean {} but the distribution did not move (KS D {:.3} ≤ {:.3}, {} of 4 quantiles moved)",
-                crate::units::change(delta),
-                ks,
-                crit,
-                moved
-            ),
-        )
-    } else {
-        (
-            if delta > 0.0 {
-                Verdict::Regressed
-            } else {
-                Verdict::Improved
-            },
-            format!(
-                "mean {} with the distribution moved (KS D {:.3} vs {:.3}, {} of 4 quantiles moved)",
-                crate::units::change(delta),
-                ks,
-                if crit.is_finite() { crit } else { 1.0 },
-                moved
-            ),
-        )
-    };
-
-    let alloc = match (alloc_per_call(b), alloc_per_call(n)) {
-        (Some(x), Some(y)) => Some(Change::of(x, y)),
-        _ => None,
-    };
-    let (alloc_verdict, alloc_delta) = match alloc {
-        Some(c) if (c.new - c.base).abs() >= opts.min_alloc_bytes_per_call => {
-            let r = c.relative.unwrap_or(f64::INFINITY);
-            if r > t {
-                (Verdict::Regressed, r)
-            } else if r < -t {
-                (Verdict::Improved, r)
-            } else {
-                (Verdict::Unchanged, r)
-            }
-        }
-        _ => (Verdict::Unchanged, 0.0),
-    };
-
-    let verdict = if time_verdict == Verdict::Regressed || alloc_verdict == Verdict::Regressed {
-        Verdict::Regressed
-    } else if time_verdict == Verdict::Improved || alloc_verdict == Verdict::Improved {
-        Verdict::Improved
-    } else {
-        Verdict::Unchanged
-    };
-    let mut regression: f64 = 0.0;
-    if time_verdict == Verdict::Regressed {
-        regression = regression.max(delta);
-    }
-    if alloc_verdict == Verdict::Regressed {
-        regression = regression.max(if alloc_delta.is_finite() {
-            alloc_delta
-        } else {
-            1.0
-        });
-    }
-    let mut reason = format!("time: {time_reason}");
-    if let Some(c) = alloc {
+        .map(|a| a.regression())
+        .fold(0.0, f64::max);
+    let mut reason = format!("time: {}", time.reason);
+    if alloc_per_call.is_some() {
         reason.push_str(&format!(
-            "; allocation: {} per call ({})",
-            crate::units::change(c.relative.unwrap_or(f64::INFINITY)),
-            alloc_verdict
+            "; allocation: {} ({})",
+            allocation.reason, allocation.verdict
         ));
     }
-
+    if live.is_some() {
+        reason.push_str(&format!("; memory: {} ({})", memory.reason, memory.verdict));
+    }
     CallsiteDiff {
         location,
         verdict,
-        time_verdict,
-        alloc_verdict,
+        time_verdict: time.verdict,
+        alloc_verdict: allocation.verdict,
+        memory_verdict: memory.verdict,
         calls: Change::of(b.calls as f64, n.calls as f64),
         busy_total_ns: Change::of(b.busy_ns.sum as f64, n.busy_ns.sum as f64),
         self_total_ns: Change::of(b.self_ns.sum as f64, n.self_ns.sum as f64),
-        busy_mean_ns: busy_mean,
-        busy_p50_ns: Change::of(q(hb.as_ref(), 0.5), q(hn.as_ref(), 0.5)),
-        busy_p99_ns: Change::of(q(hb.as_ref(), 0.99), q(hn.as_ref(), 0.99)),
-        busy_max_ns: Change::of(
-            hb.as_ref().map_or(0.0, |h| h.max() as f64),
-            hn.as_ref().map_or(0.0, |h| h.max() as f64),
-        ),
-        alloc_bytes_per_call: alloc,
-        ks_statistic: ks,
-        ks_critical: crit,
-        quantiles_moved: moved,
+        busy_mean_ns: figures.busy_mean_ns,
+        busy_p50_ns: figures.busy_p50_ns,
+        busy_p99_ns: figures.busy_p99_ns,
+        busy_max_ns: figures.busy_max_ns,
+        alloc_bytes_per_call: alloc_per_call,
+        live_bytes: live.as_ref().map(|l| l.live_bytes),
+        growth_bytes_per_s: live.and_then(|l| l.growth_bytes_per_s),
+        ks_statistic: figures.ks_statistic,
+        ks_critical: figures.ks_critical,
+        quantiles_moved: figures.quantiles_moved,
         regression,
         reason,
+        time,
+        allocation,
+        memory,
     }
 }

@@ -1,0 +1,108 @@
+//! The diff's three axes: time, allocation and live memory, each with its
+//! verdict, an overall verdict that never calls a faster span regressed
+//! because it now allocates, and a CI gate per axis.
+
+mod support;
+
+use assert_cmd::Command;
+use perf_report::diff::{Axis, DiffOptions, Verdict, diff};
+use support::{MIB, MS, Span, dump};
+
+/// A service whose `handle` keeps `leaked` MiB by the end, growing evenly.
+fn service(handle_ms: u64, alloc_per_call: u64, leaked: u64) -> perf_layer::dump::Dump {
+    dump(
+        "svc",
+        4_000 * MS,
+        &[
+            Span::new("main", 1, &[(3_900 * MS, 1)]).alloc(0, 0, 0, 0),
+            Span::new("handle", 2, &[(handle_ms * MS, 1_000)])
+                .alloc(alloc_per_call * 1_000, 1_000, 0, 0)
+                .live((0..40).map(|i| i * leaked * MIB / 39).collect()),
+        ],
+    )
+}
+
+fn handle(d: &perf_report::diff::Diff) -> &perf_report::diff::CallsiteDiff {
+    d.callsites
+        .iter()
+        .find(|c| c.location.name == "handle")
+        .unwrap()
+}
+
+#[test]
+fn fixing_a_leak_is_improved_on_memory_and_bringing_it_back_regressed() {
+    let leaking = service(2, 1024, 64);
+    let fixed = service(2, 1024, 0);
+    let d = diff(&leaking, &fixed, &DiffOptions::default());
+    let h = handle(&d);
+    assert_eq!(h.memory_verdict, Verdict::Improved, "{}", h.reason);
+    assert_eq!(
+        (h.time_verdict, h.verdict),
+        (Verdict::Unchanged, Verdict::Improved)
+    );
+    let live = h.live_bytes.unwrap();
+    assert_eq!((live.base, live.new), ((64 * MIB) as f64, 0.0));
+    assert!(h.growth_bytes_per_s.unwrap().base > 0.0);
+
+    let d = diff(&fixed, &leaking, &DiffOptions::default());
+    let h = handle(&d);
+    assert_eq!(
+        (h.memory_verdict, h.verdict),
+        (Verdict::Regressed, Verdict::Regressed)
+    );
+    assert!(
+        (h.memory.regression() - 1.0).abs() < 1e-9,
+        "from nothing: 100%"
+    );
+    assert_eq!(d.regressions(Axis::Memory, 0.5).len(), 1);
+    assert!(d.regressions(Axis::Time, 0.0).is_empty());
+}
+
+#[test]
+fn a_span_much_faster_that_now_allocates_is_mixed_never_regressed() {
+    // 83% faster, but allocating 4 KiB per call where it allocated 1 KiB.
+    let before = service(12, 1024, 0);
+    let after = service(2, 4096, 0);
+    let d = diff(&before, &after, &DiffOptions::default());
+    let h = handle(&d);
+    assert_eq!(h.time_verdict, Verdict::Improved);
+    assert_eq!(h.alloc_verdict, Verdict::Regressed);
+    assert_eq!(h.verdict, Verdict::Mixed);
+    assert!(d.regressions(Axis::Time, 0.0).is_empty());
+    assert_eq!(d.regressions(Axis::Allocation, 1.0).len(), 1);
+    assert_eq!(d.count(Verdict::Regressed), 0);
+}
+
+#[test]
+fn each_axis_gates_on_its_own_bar_and_says_which_tripped() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = support::write(dir.path(), "before.json", &service(12, 1024, 0));
+    let after = support::write(dir.path(), "after.json", &service(2, 4096, 0));
+    let run = |args: &[&str]| {
+        Command::cargo_bin("perf-report")
+            .unwrap()
+            .arg("diff")
+            .arg(&before)
+            .arg(&after)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Time gates by default, and time improved.
+    let out = run(&["--fail-on-regression", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("1 mixed"), "{text}");
+    // The allocation bar trips, naming the callsite and the axis.
+    let out = run(&["--fail-on-alloc-regression", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--fail-on-alloc-regression 5"), "{err}");
+    assert!(
+        err.contains("handle (src/work.rs:2) regressed +300.0% on allocation"),
+        "{err}"
+    );
+    // Memory did not change.
+    let out = run(&["--fail-on-memory-regression", "1"]);
+    assert_eq!(out.status.code(), Some(0));
+}
