@@ -41,11 +41,8 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::heap::{self, Side, TAG_LAYER, TAG_NONE, TAG_OVERFLOW, Table};
-
-static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// The footer's upper half, to tell a tagged block from stray memory in
 /// debug builds.
@@ -88,9 +85,9 @@ impl<A> CountingAllocator<A> {
 }
 
 /// Whether a [`CountingAllocator`] is installed as the global allocator and
-/// has served at least one allocation.
+/// has served at least one allocation (some thread has counted one).
 pub fn is_installed() -> bool {
-    INSTALLED.load(Ordering::Relaxed)
+    heap::any_counts()
 }
 
 /// Every byte the counting allocator has handed out and not yet seen freed,
@@ -231,11 +228,19 @@ impl Drop for PauseCounting {
 /// The block the inner allocator serves for `layout`: the footer after the
 /// allocation at its size rounded up to 8, at least 8-byte alignment.
 /// `None` when the sizes overflow (the allocation then fails, as it must).
-#[inline]
+#[inline(always)]
 fn outer(layout: Layout) -> Option<(Layout, usize)> {
-    let footer_at = layout.size().checked_add(TAG_BYTES - 1)? & !(TAG_BYTES - 1);
-    let size = footer_at.checked_add(TAG_BYTES)?;
-    let outer = Layout::from_size_align(size, layout.align().max(TAG_BYTES)).ok()?;
+    let align = layout.align().max(TAG_BYTES);
+    // A `Layout`'s size is at most `isize::MAX - (align - 1)`, so these sums
+    // cannot overflow `usize`; only the rounded outer size can pass
+    // `isize::MAX`, for sizes within 16 bytes of it.
+    if layout.size() > isize::MAX as usize - (2 * TAG_BYTES - 1) - (align - 1) {
+        return None;
+    }
+    let footer_at = (layout.size() + TAG_BYTES - 1) & !(TAG_BYTES - 1);
+    // SAFETY: `align` is a power of two (the larger of two), and the size
+    // rounded up to it stays within `isize::MAX` by the check above.
+    let outer = unsafe { Layout::from_size_align_unchecked(footer_at + TAG_BYTES, align) };
     Some((outer, footer_at))
 }
 
@@ -269,9 +274,6 @@ unsafe fn read_footer(block: *const u8, footer_at: usize) -> u32 {
 /// The tag of an allocation made now on this thread, with the span counts.
 #[inline]
 fn on_alloc(size: usize) -> u32 {
-    if !INSTALLED.load(Ordering::Relaxed) {
-        INSTALLED.store(true, Ordering::Relaxed);
-    }
     LOCAL
         .try_with(|l| {
             let tag = if l.paused.get() == 0 {

@@ -278,6 +278,16 @@ impl HeapCounts {
     }
 }
 
+/// Whether any allocation was ever counted: a table exists (every thread
+/// gets one at its first allocation), or the shared one has counts.
+pub(crate) fn any_counts() -> bool {
+    !TABLES.load(Ordering::Acquire).is_null()
+        || SHARED
+            .chunks
+            .iter()
+            .any(|c| !c.load(Ordering::Acquire).is_null())
+}
+
 /// Calls `f` on every table, the shared one first.
 fn each_table(mut f: impl FnMut(&Table)) {
     f(&SHARED);
