@@ -175,6 +175,7 @@ fn large_dump() -> Value {
             virtual_bytes: 2 << 30,
             cpu_percent: (rng.next() % 20_000) as f64 / 100.0,
             threads: 8 + (rng.next() % 4) as u32,
+            ..ProcessSample::default()
         })
         .collect();
     let duration_ns = TIMELINE_SAMPLES * 100 * 1_000_000;
@@ -203,6 +204,7 @@ fn large_dump() -> Value {
             max_edges: CALLSITES as usize * 2,
             timeline_capacity: TIMELINE_SAMPLES as usize,
             heap_timeline_points: 64,
+            cpu_time_threshold_ns: Some(50_000),
         },
         "allocations_tracked": true,
         "callsites": callsites,

@@ -35,7 +35,7 @@ use crate::record::heap;
 use crate::record::open_spans::SpanState;
 use crate::record::shards::Shard;
 use crate::record::stack::{Current, Stack, with_stack};
-use crate::record::totals::{ClosedSpan, SpanAlloc, level_index};
+use crate::record::totals::{ClosedSpan, SpanAlloc, SpanCpu, level_index};
 
 /// The profiling layer. Build it with [`PerfLayer::builder`].
 ///
@@ -115,7 +115,7 @@ where
                 Some(tag) => tag,
                 None => tag_of_open_span(stack, span, &self.profiler),
             };
-            stack.push(span, now, tag);
+            stack.push(span, now, tag, self.profiler.shards.cpu_timed(tag));
         });
     }
 
@@ -202,6 +202,10 @@ impl PerfLayer {
             events: state.events,
             alloc,
             rss_delta,
+            cpu: state.cpu.map(|timed| SpanCpu {
+                intervals: state.intervals,
+                timed,
+            }),
         }
     }
 }

@@ -118,6 +118,7 @@ impl Profiler {
                 config.histogram_max_ns,
                 config.max_callsites,
                 config.max_edges,
+                config.cpu_time_threshold_ns,
             ),
             layer_id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
             started: Instant::now(),

@@ -9,8 +9,8 @@ use tracing_core::Metadata;
 
 use crate::background::overhead;
 use crate::dump::{
-    AllocStats, CallEdge, CallsiteStats, Dump, DumpConfig, EventCounts, FORMAT_VERSION, HeapStats,
-    HeapSummary, HistogramDump, Overhead, Producer, RssDelta, RunInfo,
+    AllocStats, CallEdge, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts, FORMAT_VERSION,
+    HeapStats, HeapSummary, HistogramDump, Overhead, Producer, RssDelta, RunInfo,
 };
 use crate::profiler::{Profiler, process_cpu_ns, unix_ms};
 use crate::record::flat_hist::FlatHist;
@@ -135,6 +135,9 @@ impl Profiler {
                 max_edges: config.max_edges,
                 timeline_capacity: config.timeline_capacity,
                 heap_timeline_points: config.heap_timeline_points,
+                cpu_time_threshold_ns: config
+                    .cpu_time_threshold_ns
+                    .filter(|_| crate::record::cpu::available()),
             },
             allocations_tracked,
             callsites,
@@ -287,6 +290,18 @@ fn callsite_stats(
         alloc: allocations_tracked.then(|| alloc_stats(&acc.alloc)),
         rss_delta: sampled.then(|| acc.rss.as_ref().map(rss_delta).unwrap_or_default()),
         heap: None,
+        cpu: acc.cpu.as_ref().map(|c| CpuStats {
+            timed_calls: c.calls,
+            intervals: c.intervals,
+            busy_ns: c.sums.busy_ns,
+            self_ns: c.sums.self_ns,
+            on_cpu_ns: hist(&c.on_cpu),
+            self_on_cpu_ns: c.sums.self_on_cpu_ns,
+            off_cpu_ns: c.sums.busy_ns.saturating_sub(c.sums.on_cpu_ns),
+            preempted_ns: c.sums.preempted_ns,
+            voluntary_switches: c.sums.voluntary,
+            involuntary_switches: c.sums.involuntary,
+        }),
     }
 }
 

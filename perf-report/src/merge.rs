@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 use hdrhistogram::Histogram;
 use perf_layer::dump::{
-    Alert, AllocStats, CallEdge, CallsiteStats, Dump, DumpConfig, EventCounts, HeapStats,
+    Alert, AllocStats, CallEdge, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts, HeapStats,
     HeapSummary, HistogramDump, Overhead, ProcessSample, Producer, RssDelta, RunInfo, Timeline,
 };
 
@@ -266,6 +266,11 @@ fn merge_config(dumps: &[Dump]) -> DumpConfig {
         max_edges: max(|c| c.max_edges),
         timeline_capacity: max(|c| c.timeline_capacity),
         heap_timeline_points: max(|c| c.heap_timeline_points),
+        // Every part timed at least the spans above the largest threshold.
+        cpu_time_threshold_ns: dumps
+            .iter()
+            .filter_map(|d| d.config.cpu_time_threshold_ns)
+            .max(),
     }
 }
 
@@ -354,7 +359,36 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             })
             .flatten(),
         heap: merge_callsite_heap(g),
+        cpu: merge_callsite_cpu(first, g)?,
     })
+}
+
+/// The timed spans of every part that timed any, added up: the figures are
+/// over the timed spans only, so parts that timed none add nothing.
+fn merge_callsite_cpu(
+    first: &CallsiteStats,
+    g: &Group<'_>,
+) -> Result<Option<CpuStats>, MergeError> {
+    let timed: Vec<&CpuStats> = g.parts.iter().filter_map(|c| c.cpu.as_ref()).collect();
+    let Some(&one) = timed.first() else {
+        return Ok(None);
+    };
+    if timed.len() == 1 {
+        return Ok(Some(one.clone()));
+    }
+    let sum = |f: fn(&CpuStats) -> u64| timed.iter().fold(0u64, |a, c| a.saturating_add(f(c)));
+    Ok(Some(CpuStats {
+        timed_calls: sum(|c| c.timed_calls),
+        intervals: sum(|c| c.intervals),
+        busy_ns: sum(|c| c.busy_ns),
+        self_ns: sum(|c| c.self_ns),
+        on_cpu_ns: merge_histograms(first, "on-CPU", timed.iter().map(|c| &c.on_cpu_ns))?,
+        self_on_cpu_ns: sum(|c| c.self_on_cpu_ns),
+        off_cpu_ns: sum(|c| c.off_cpu_ns),
+        preempted_ns: sum(|c| c.preempted_ns),
+        voluntary_switches: sum(|c| c.voluntary_switches),
+        involuntary_switches: sum(|c| c.involuntary_switches),
+    }))
 }
 
 /// A callsite's heap figures added up (timelines dropped, as in

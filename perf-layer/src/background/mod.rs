@@ -19,6 +19,7 @@ use crate::profiler::Profiler;
 pub(crate) mod end;
 pub(crate) mod heap_timeline;
 pub(crate) mod overhead;
+mod procfs;
 pub(crate) mod sampler;
 
 /// Starts the background thread when the configuration needs one (sampler or
@@ -42,6 +43,7 @@ fn run(weak: Weak<Profiler>, sample_every: Option<Duration>, dump_every: Option<
     let pid = Pid::from_u32(std::process::id());
     let mut system = System::new();
     let mut armed = sampler::Armed::default();
+    let mut last = procfs::Reading::now();
     let start = Instant::now();
     let mut next_sample = sample_every.map(|_| start);
     let mut next_dump = dump_every.map(|d| start + d);
@@ -54,7 +56,7 @@ fn run(weak: Weak<Profiler>, sample_every: Option<Duration>, dump_every: Option<
             }
             if let (Some(due), Some(every)) = (next_sample, sample_every) {
                 if now >= due {
-                    sampler::sample(&shared, &mut system, pid, &mut armed);
+                    sampler::sample(&shared, &mut system, pid, &mut armed, &mut last);
                     next_sample = Some(due.max(now - every) + every);
                 }
             }

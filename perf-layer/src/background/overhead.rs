@@ -46,6 +46,7 @@ pub(crate) fn calibrate(config: &Config) -> f64 {
         .histogram_max(std::time::Duration::from_nanos(config.histogram_max_ns))
         .without_sampler()
         .without_overhead_calibration()
+        .without_cpu_time()
         .internal()
         .build()
     else {

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
+use super::procfs::{self, Reading};
 use crate::dump::{Alert, AlertKind, ProcessSample, Timeline};
 use crate::profiler::Profiler;
 
@@ -94,7 +95,13 @@ pub(super) struct Armed {
     cpu_above: bool,
 }
 
-pub(super) fn sample(shared: &Profiler, system: &mut System, pid: Pid, armed: &mut Armed) {
+pub(super) fn sample(
+    shared: &Profiler,
+    system: &mut System,
+    pid: Pid,
+    armed: &mut Armed,
+    last: &mut Reading,
+) {
     system.refresh_processes_specifics(
         ProcessesToUpdate::Some(&[pid]),
         false,
@@ -107,14 +114,26 @@ pub(super) fn sample(shared: &Profiler, system: &mut System, pid: Pid, armed: &m
         return;
     };
     let t_ms = u64::try_from(shared.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let now = Reading::now();
+    let rates = now.since(last);
+    *last = now;
     let sample = ProcessSample {
         t_ms,
         rss_bytes: process.memory(),
         virtual_bytes: process.virtual_memory(),
-        cpu_percent: f64::from(process.cpu_usage()),
+        // The process's CPU time over the interval, every thread; sysinfo's
+        // figure where the platform has no getrusage.
+        cpu_percent: rates
+            .cpu_percent
+            .unwrap_or_else(|| f64::from(process.cpu_usage())),
         threads: process
             .tasks()
             .map_or(0, |t| u32::try_from(t.len()).unwrap_or(u32::MAX)),
+        cpu_pressure_percent: rates.pressure_percent,
+        steal_percent: rates.steal_percent,
+        voluntary_switches: rates.voluntary_switches,
+        involuntary_switches: rates.involuntary_switches,
+        open_fds: procfs::open_fds(),
     };
     shared.latest_rss.store(sample.rss_bytes, Ordering::Relaxed);
     shared.timeline.lock().push(sample);
@@ -172,6 +191,11 @@ mod tests {
             virtual_bytes: 0,
             cpu_percent: 0.0,
             threads: 1,
+            cpu_pressure_percent: None,
+            steal_percent: None,
+            voluntary_switches: None,
+            involuntary_switches: None,
+            open_fds: None,
         }
     }
 

@@ -154,6 +154,10 @@ pub struct DumpConfig {
     /// same way); 0 in dumps of perf-layer 0.1.0.
     #[serde(default)]
     pub heap_timeline_points: usize,
+    /// The mean busy time from which a callsite's spans are timed on the
+    /// CPU, ns; `None` when off or where the platform cannot.
+    #[serde(default)]
+    pub cpu_time_threshold_ns: Option<u64>,
 }
 
 /// Statistics of one span callsite (one place in the code), merged over every
@@ -198,6 +202,12 @@ pub struct CallsiteStats {
     /// dumps of perf-layer 0.1.0).
     #[serde(default)]
     pub heap: Option<HeapStats>,
+    /// On-CPU and off-CPU time of the spans timed on the CPU: `None` for a
+    /// callsite never timed (its spans are shorter than
+    /// `config.cpu_time_threshold_ns` on average), where the platform cannot
+    /// say, and in dumps of perf-layer 0.1.0.
+    #[serde(default)]
+    pub cpu: Option<CpuStats>,
 }
 
 /// Events recorded inside a span, per level.
@@ -266,6 +276,37 @@ impl AllocStats {
         self.net_bytes = self.net_bytes.saturating_add(other.net_bytes);
         self.calls_retaining = self.calls_retaining.saturating_add(other.calls_retaining);
     }
+}
+
+/// What a callsite's spans did on the CPU, over the spans timed there (the
+/// thread's CPU time and context switches read at each enter and exit; see
+/// `config.cpu_time_threshold_ns`). Sums are over the timed spans only:
+/// compare them with `busy_ns` here, not with the callsite's histograms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuStats {
+    /// Spans timed (at least one of their intervals).
+    pub timed_calls: u64,
+    /// Entered intervals of those spans (polls, for an async span).
+    pub intervals: u64,
+    /// Busy time of the timed intervals, ns.
+    pub busy_ns: u64,
+    /// Self time of the timed intervals, ns.
+    pub self_ns: u64,
+    /// On-CPU time per timed span, ns (inclusive of children).
+    pub on_cpu_ns: HistogramDump,
+    /// On-CPU time while the span was innermost, ns: on-CPU minus its
+    /// children's (a child not timed counts as wholly on-CPU).
+    pub self_on_cpu_ns: u64,
+    /// Busy time off the CPU, ns: `busy_ns - on_cpu_ns.sum`.
+    pub off_cpu_ns: u64,
+    /// The part of `off_cpu_ns` that involuntary switches explain
+    /// (preemption: other threads, other processes, the hypervisor).
+    pub preempted_ns: u64,
+    /// Voluntary context switches while entered (sleep, blocking I/O, a
+    /// contended lock).
+    pub voluntary_switches: u64,
+    /// Involuntary context switches while entered.
+    pub involuntary_switches: u64,
 }
 
 /// Memory made by one callsite's spans, tracked by the counting allocator:
@@ -379,7 +420,7 @@ pub struct Timeline {
 }
 
 /// One process sample.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessSample {
     /// Milliseconds since the run started.
     pub t_ms: u64,
@@ -387,10 +428,30 @@ pub struct ProcessSample {
     pub rss_bytes: u64,
     /// Virtual memory in bytes.
     pub virtual_bytes: u64,
-    /// CPU use since the previous sample, in percent of one core (can exceed 100).
+    /// CPU the process used since the previous sample, over every thread,
+    /// in percent of one core: 200 is two cores busy all the time.
     pub cpu_percent: f64,
     /// Number of threads in the process (0 when unknown).
     pub threads: u32,
+    /// Share of the interval in which some task of the machine waited for a
+    /// CPU (Linux PSI, `/proc/pressure/cpu`), percent; `None` where the
+    /// kernel does not say.
+    #[serde(default)]
+    pub cpu_pressure_percent: Option<f64>,
+    /// Share of the machine's CPU time the hypervisor stole in the interval
+    /// (`/proc/stat`), percent.
+    #[serde(default)]
+    pub steal_percent: Option<f64>,
+    /// Voluntary context switches of the process in the interval (it
+    /// blocked: sleep, I/O, locks).
+    #[serde(default)]
+    pub voluntary_switches: Option<u64>,
+    /// Involuntary context switches in the interval (it was preempted).
+    #[serde(default)]
+    pub involuntary_switches: Option<u64>,
+    /// Open file descriptors.
+    #[serde(default)]
+    pub open_fds: Option<u32>,
 }
 
 /// A threshold crossing raised by the sampler.
@@ -463,6 +524,7 @@ impl Dump {
                 max_edges: 0,
                 timeline_capacity: 0,
                 heap_timeline_points: 0,
+                cpu_time_threshold_ns: None,
             },
             allocations_tracked: false,
             callsites: Vec::new(),

@@ -19,6 +19,7 @@
 //! converts to the dump's schema.
 
 pub(crate) mod alloc;
+pub(crate) mod cpu;
 pub(crate) mod flat_hist;
 pub(crate) mod heap;
 pub(crate) mod open_spans;

@@ -6,6 +6,7 @@ use rustc_hash::FxHashMap;
 use tracing_core::Metadata;
 
 use super::alloc::{AllocCounters, PauseCounting};
+use super::cpu::IntervalCpu;
 use super::stack::FinishedFrame;
 
 /// What the layer keeps for one open span.
@@ -22,6 +23,9 @@ pub(crate) struct SpanState {
     pub(crate) self_allocs: u64,
     pub(crate) events: [u32; 5],
     pub(crate) rss_at_open: Option<u64>,
+    /// Entered intervals, and what those timed on the CPU measured.
+    pub(crate) intervals: u32,
+    pub(crate) cpu: Option<IntervalCpu>,
 }
 
 impl SpanState {
@@ -42,6 +46,8 @@ impl SpanState {
             self_allocs: 0,
             events: [0; 5],
             rss_at_open,
+            intervals: 0,
+            cpu: None,
         }
     }
 
@@ -57,6 +63,10 @@ impl SpanState {
         self.self_allocs = self.self_allocs.wrapping_add(done.self_alloc.allocs);
         for (mine, theirs) in self.events.iter_mut().zip(done.events) {
             *mine = mine.saturating_add(theirs);
+        }
+        self.intervals = self.intervals.saturating_add(1);
+        if let Some(cpu) = &done.cpu {
+            self.cpu.get_or_insert_with(IntervalCpu::default).add(cpu);
         }
     }
 }

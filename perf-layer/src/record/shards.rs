@@ -20,7 +20,7 @@
 //! outlives the thread: a thread that exits leaves its shard behind (a later
 //! thread may reuse it and keep adding to it), and snapshots still see it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use rustc_hash::FxHashMap;
@@ -29,6 +29,7 @@ use tracing_core::Metadata;
 
 use super::alloc::PauseCounting;
 use super::flat_hist::Layout;
+use super::heap;
 use super::open_spans::{OpenSpans, SpanState};
 use super::totals::{CallsiteAcc, ClosedSpan, EdgeAcc};
 
@@ -89,11 +90,36 @@ pub(crate) struct Shards {
     layout: Layout,
     max_callsites: usize,
     max_edges: usize,
+    /// Callsites, by tag, whose spans read the thread's CPU time at enter
+    /// and exit ([`super::cpu`]): set once their mean busy time reaches
+    /// `cpu_threshold_ns`, never unset.
+    cpu_timed: Box<[AtomicBool]>,
+    /// `None`: CPU time is off, or the platform cannot read it.
+    cpu_threshold_ns: Option<u64>,
 }
 
+/// Closes of a callsite between two looks at its mean busy time (every one
+/// of the first ones): a division per close is not free.
+const CPU_CHECK_EVERY: u64 = 16;
+
 impl Shards {
-    pub(crate) fn new(sigfig: u8, max_ns: u64, max_callsites: usize, max_edges: usize) -> Self {
+    pub(crate) fn new(
+        sigfig: u8,
+        max_ns: u64,
+        max_callsites: usize,
+        max_edges: usize,
+        cpu_threshold_ns: Option<u64>,
+    ) -> Self {
+        let cpu_threshold_ns = cpu_threshold_ns.filter(|_| super::cpu::available());
         Self {
+            cpu_timed: (0..if cpu_threshold_ns.is_some() {
+                heap::MAX_TAGS
+            } else {
+                0
+            })
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            cpu_threshold_ns,
             shards: ThreadLocal::new(),
             admitted: DashMap::new(),
             edges_admitted: AtomicUsize::new(0),
@@ -188,7 +214,14 @@ impl Shards {
     ) {
         let key = CallsiteKey::of(meta);
         match shard.callsites.get_mut(&key) {
-            Some(acc) => acc.record(span),
+            Some(acc) => {
+                acc.record(span);
+                if let Some(threshold) = self.cpu_threshold_ns {
+                    if acc.calls < CPU_CHECK_EVERY || acc.calls % CPU_CHECK_EVERY == 0 {
+                        self.time_if_long(acc, meta, threshold);
+                    }
+                }
+            }
             None => self.record_first(shard, key, meta, span),
         }
         if let Some(parent) = parent {
@@ -199,6 +232,26 @@ impl Shards {
                     edge.child_busy_ns = edge.child_busy_ns.saturating_add(span.busy_ns);
                 }
                 None => self.first_edge(shard, edge_key, parent, span),
+            }
+        }
+    }
+
+    /// Whether spans of callsite `tag` read the thread's CPU time.
+    #[inline]
+    pub(crate) fn cpu_timed(&self, tag: u32) -> bool {
+        self.cpu_timed
+            .get(tag as usize)
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    }
+
+    /// Times a callsite on the CPU from now on once its spans are long
+    /// enough that the reads cost little beside them.
+    #[cold]
+    #[inline(never)]
+    fn time_if_long(&self, acc: &CallsiteAcc, meta: &'static Metadata<'static>, threshold: u64) {
+        if acc.mean_busy_ns() >= threshold {
+            if let Some(flag) = self.cpu_timed.get(heap::tag_of(meta) as usize) {
+                flag.store(true, Ordering::Relaxed);
             }
         }
     }

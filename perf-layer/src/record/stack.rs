@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 
 use super::alloc::{self, AllocCounters};
+use super::cpu::{self, IntervalCpu, ThreadCpu};
 use super::heap;
 
 /// One entered span on this thread's stack.
@@ -31,15 +32,22 @@ pub(crate) struct Frame {
     /// The span's callsite tag, which allocations made while this frame is
     /// innermost carry ([`super::heap`]).
     tag: u32,
+    /// The thread's CPU time at enter, for a span whose callsite is timed on
+    /// the CPU ([`super::cpu`]).
+    cpu_at_enter: Option<ThreadCpu>,
+    /// On-CPU time of the frames above this one (their whole interval where
+    /// they were not timed).
+    child_on_cpu_ns: u64,
 }
 
 impl Frame {
     /// Charges an interval of a frame above this one: this frame was not
     /// innermost meanwhile.
     #[inline]
-    fn add_child(&mut self, ns: u64, alloc: &AllocCounters) {
+    fn add_child(&mut self, ns: u64, alloc: &AllocCounters, on_cpu_ns: u64) {
         self.child_ns = self.child_ns.saturating_add(ns);
         self.child_alloc.add(alloc);
+        self.child_on_cpu_ns = self.child_on_cpu_ns.saturating_add(on_cpu_ns);
     }
 }
 
@@ -51,6 +59,8 @@ pub(crate) struct FinishedFrame {
     pub(crate) alloc: AllocCounters,
     pub(crate) self_alloc: AllocCounters,
     pub(crate) events: [u32; 5],
+    /// What the interval measured on the CPU, when its callsite is timed.
+    pub(crate) cpu: Option<IntervalCpu>,
 }
 
 /// The deepest stack kept per thread. Frames past it are not pushed (their
@@ -184,10 +194,8 @@ impl Stack {
         for frame in self.frames.drain(..) {
             if is_open(frame.span) {
                 if let (Some((at, alloc_at)), Some(below)) = (run_start.take(), kept.last_mut()) {
-                    below.add_child(
-                        to_ns(at, frame.entered_at),
-                        &frame.alloc_at_enter.since(&alloc_at),
-                    );
+                    let ns = to_ns(at, frame.entered_at);
+                    below.add_child(ns, &frame.alloc_at_enter.since(&alloc_at), ns);
                 }
                 kept.push(frame);
             } else if run_start.is_none() {
@@ -195,7 +203,8 @@ impl Stack {
             }
         }
         if let (Some((at, alloc_at)), Some(below)) = (run_start, kept.last_mut()) {
-            below.add_child(to_ns(at, now), &counters.since(&alloc_at));
+            let ns = to_ns(at, now);
+            below.add_child(ns, &counters.since(&alloc_at), ns);
         }
         self.frames = kept;
         self.retag();
@@ -218,9 +227,10 @@ impl Stack {
     }
 
     /// Pushes `span`, of callsite `tag`: one thread-local write, no other
-    /// frame touched, and the thread's allocations tagged with it.
+    /// frame touched, and the thread's allocations tagged with it. A `timed`
+    /// span also reads the thread's CPU time ([`super::cpu`]).
     #[inline]
-    pub(crate) fn push(&mut self, span: u64, now: u64, tag: u32) {
+    pub(crate) fn push(&mut self, span: u64, now: u64, tag: u32, timed: bool) {
         if self.frames.len() >= MAX_DEPTH {
             return;
         }
@@ -238,6 +248,8 @@ impl Stack {
             events: [0; 5],
             reentry,
             tag,
+            cpu_at_enter: if timed && !reentry { cpu::now() } else { None },
+            child_on_cpu_ns: 0,
         });
     }
 
@@ -261,9 +273,15 @@ impl Stack {
         };
         let interval_ns = to_ns(frame.entered_at, now);
         let interval_alloc = alloc::thread_counters().since(&frame.alloc_at_enter);
+        let self_ns = interval_ns.saturating_sub(frame.child_ns);
+        let cpu = match frame.cpu_at_enter {
+            Some(start) => interval_cpu(&start, interval_ns, self_ns, frame.child_on_cpu_ns),
+            None => None,
+        };
         self.retag();
         if let Some(below) = index.checked_sub(1).and_then(|i| self.frames.get_mut(i)) {
-            below.add_child(interval_ns, &interval_alloc);
+            let on_cpu = cpu.map_or(interval_ns, |c| c.on_cpu_ns);
+            below.add_child(interval_ns, &interval_alloc, on_cpu);
         }
         let (busy_ns, alloc) = if frame.reentry {
             (0, AllocCounters::default())
@@ -272,12 +290,33 @@ impl Stack {
         };
         Some(FinishedFrame {
             busy_ns,
-            self_ns: interval_ns.saturating_sub(frame.child_ns),
+            self_ns,
             alloc,
             self_alloc: interval_alloc.since(&frame.child_alloc),
             events: frame.events,
+            cpu,
         })
     }
+}
+
+/// The CPU figures of an interval timed from `start` to now; out of line,
+/// for the spans long enough to pay for the system call.
+#[cold]
+#[inline(never)]
+fn interval_cpu(
+    start: &ThreadCpu,
+    busy_ns: u64,
+    self_ns: u64,
+    children_on_cpu_ns: u64,
+) -> Option<IntervalCpu> {
+    let end = cpu::now()?;
+    Some(IntervalCpu::between(
+        start,
+        &end,
+        busy_ns,
+        self_ns,
+        children_on_cpu_ns,
+    ))
 }
 
 thread_local! {
@@ -329,11 +368,11 @@ mod tests {
     fn forgetting_a_closed_frame_charges_the_frame_below_once() {
         // below (0) > forgotten (10) > closed child of it (20..25) > kept (40)
         let mut stack = Stack::default();
-        stack.push(1, 0, 0);
-        stack.push(2, 10, 0);
-        stack.push(3, 20, 0);
+        stack.push(1, 0, 0, false);
+        stack.push(2, 10, 0, false);
+        stack.push(3, 20, 0, false);
         assert!(stack.pop(3, 25, ns).is_some());
-        stack.push(4, 40, 0);
+        stack.push(4, 40, 0, false);
         stack.forget_closed(50, |span| span != 2, ns);
         // The kept frame exits at 60 and charges 40..60 itself.
         assert_eq!(stack.pop(4, 60, ns).map(|f| f.busy_ns), Some(20));
@@ -350,15 +389,15 @@ mod tests {
         assert_eq!(stack.current(), Current::Unknown);
         stack.mark_complete();
         assert_eq!(stack.current(), Current::None);
-        stack.push(1, 0, 0);
-        stack.push(2, 1, 0);
+        stack.push(1, 0, 0, false);
+        stack.push(2, 1, 0, false);
         assert_eq!(stack.current(), Current::Span(2));
         // Re-entering span 1 inside span 2: the registry's current span is
         // still 2, the innermost entry that is not a duplicate.
-        stack.push(1, 2, 0);
+        stack.push(1, 2, 0, false);
         assert_eq!(stack.current(), Current::Span(2));
         for span in 3..=MAX_DEPTH as u64 {
-            stack.push(span, 3, 0);
+            stack.push(span, 3, 0, false);
         }
         assert_eq!(stack.current(), Current::Unknown);
     }
@@ -366,9 +405,9 @@ mod tests {
     #[test]
     fn forgetting_the_top_frames_charges_until_now() {
         let mut stack = Stack::default();
-        stack.push(1, 0, 0);
-        stack.push(2, 10, 0);
-        stack.push(3, 15, 0);
+        stack.push(1, 0, 0, false);
+        stack.push(2, 10, 0, false);
+        stack.push(3, 15, 0, false);
         stack.forget_closed(40, |span| span == 1, ns);
         let below = stack.pop(1, 50, ns).unwrap();
         assert_eq!((below.busy_ns, below.self_ns), (50, 20));

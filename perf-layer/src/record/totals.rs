@@ -7,6 +7,8 @@
 
 use tracing_core::{Level, Metadata};
 
+use super::alloc::PauseCounting;
+use super::cpu::IntervalCpu;
 use super::flat_hist::{FlatHist, Layout};
 
 /// Events per level, trace to error: a small array, cheap to add to.
@@ -103,6 +105,40 @@ impl RssTotals {
     }
 }
 
+/// What a closed span measured on the CPU, when at least one of its
+/// intervals was timed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpanCpu {
+    pub(crate) intervals: u32,
+    /// The timed intervals' sums.
+    pub(crate) timed: IntervalCpu,
+}
+
+/// A callsite's timed spans, summed, with a histogram of on-CPU time.
+#[derive(Debug, Clone)]
+pub(crate) struct CpuAcc {
+    pub(crate) calls: u64,
+    pub(crate) intervals: u64,
+    pub(crate) sums: IntervalCpu,
+    pub(crate) on_cpu: FlatHist,
+}
+
+impl CpuAcc {
+    fn record(&mut self, layout: &Layout, span: &SpanCpu) {
+        self.calls += 1;
+        self.intervals = self.intervals.saturating_add(u64::from(span.intervals));
+        self.sums.add(&span.timed);
+        self.on_cpu.record(layout, span.timed.on_cpu_ns);
+    }
+
+    fn merge(&mut self, other: &CpuAcc) {
+        self.calls += other.calls;
+        self.intervals = self.intervals.saturating_add(other.intervals);
+        self.sums.add(&other.sums);
+        self.on_cpu.merge(&other.on_cpu);
+    }
+}
+
 /// What a closed span contributes to its callsite.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClosedSpan {
@@ -114,6 +150,8 @@ pub(crate) struct ClosedSpan {
     pub(crate) alloc: Option<SpanAlloc>,
     /// `None` without a sampler, or before its first sample.
     pub(crate) rss_delta: Option<i64>,
+    /// `None` when no interval was timed on the CPU.
+    pub(crate) cpu: Option<SpanCpu>,
 }
 
 /// Everything recorded for one callsite on one thread (or merged).
@@ -129,6 +167,9 @@ pub(crate) struct CallsiteAcc {
     pub(crate) events: Events,
     pub(crate) alloc: AllocTotals,
     pub(crate) rss: Option<RssTotals>,
+    /// The spans timed on the CPU; made at the first (the histogram is
+    /// the layer's allocation, so out of line).
+    pub(crate) cpu: Option<Box<CpuAcc>>,
 }
 
 impl CallsiteAcc {
@@ -144,6 +185,7 @@ impl CallsiteAcc {
             events: [0; 5],
             alloc: AllocTotals::default(),
             rss: None,
+            cpu: None,
         }
     }
 
@@ -171,6 +213,26 @@ impl CallsiteAcc {
                 None => self.rss = Some(one),
             }
         }
+        if let Some(cpu) = &span.cpu {
+            match &mut self.cpu {
+                Some(acc) => acc.record(&layout, cpu),
+                None => self.first_cpu(cpu),
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn first_cpu(&mut self, span: &SpanCpu) {
+        let _pause = PauseCounting::new();
+        let mut acc = Box::new(CpuAcc {
+            calls: 0,
+            intervals: 0,
+            sums: IntervalCpu::default(),
+            on_cpu: FlatHist::new(&self.layout),
+        });
+        acc.record(&self.layout, span);
+        self.cpu = Some(acc);
     }
 
     pub(crate) fn merge(&mut self, other: &CallsiteAcc) {
@@ -188,6 +250,16 @@ impl CallsiteAcc {
             (None, Some(theirs)) => self.rss = Some(*theirs),
             _ => {}
         }
+        match (&mut self.cpu, &other.cpu) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => self.cpu = Some(theirs.clone()),
+            _ => {}
+        }
+    }
+
+    /// Mean busy time per closed span, ns (0 before the first).
+    pub(crate) fn mean_busy_ns(&self) -> u64 {
+        self.busy.sum.checked_div(self.calls).unwrap_or(0)
     }
 }
 

@@ -192,6 +192,7 @@ pub fn timeline(d: &mut Dump, step_ms: u64, rss: impl Fn(u64) -> u64, cpu: f64, 
             virtual_bytes: 4 * rss(i),
             cpu_percent: cpu,
             threads: 4,
+            ..ProcessSample::default()
         })
         .collect();
 }

@@ -1,0 +1,160 @@
+//! What the sampler reads of the process and the machine beside `sysinfo`,
+//! between two samples: the process's CPU time over every thread and its
+//! context switches (`getrusage(RUSAGE_SELF)`), and on Linux the CPU
+//! pressure (`/proc/pressure/cpu`, PSI), the CPU time the hypervisor stole
+//! (`/proc/stat`) and the open file descriptors (`/proc/self/fd`). Each is
+//! `None` where the platform does not say. Off the span path.
+
+use std::time::Instant;
+
+/// One reading of the counters the sampler turns into rates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading {
+    at: Instant,
+    cpu_ns: Option<u64>,
+    switches: Option<(u64, u64)>,
+    /// Microseconds some task waited for a CPU, since boot.
+    pressure_us: Option<u64>,
+    /// Stolen and total CPU time of the machine, in clock ticks.
+    steal: Option<(u64, u64)>,
+}
+
+/// Rates between two readings.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Rates {
+    /// CPU of the process in percent of one core, over every thread (200:
+    /// two cores busy).
+    pub(crate) cpu_percent: Option<f64>,
+    /// Share of the wall time in which some task waited for a CPU, percent.
+    pub(crate) pressure_percent: Option<f64>,
+    /// Share of the machine's CPU time the hypervisor stole, percent.
+    pub(crate) steal_percent: Option<f64>,
+    pub(crate) voluntary_switches: Option<u64>,
+    pub(crate) involuntary_switches: Option<u64>,
+}
+
+impl Reading {
+    pub(crate) fn now() -> Self {
+        let usage = rusage_self();
+        Self {
+            at: Instant::now(),
+            cpu_ns: usage.map(|u| u.0),
+            switches: usage.map(|u| (u.1, u.2)),
+            pressure_us: pressure_us(),
+            steal: steal_ticks(),
+        }
+    }
+
+    /// The rates from `earlier` to `self`.
+    pub(crate) fn since(&self, earlier: &Reading) -> Rates {
+        let wall_ns = self.at.duration_since(earlier.at).as_nanos() as f64;
+        let rate = |now: Option<u64>, then: Option<u64>, scale: f64| match (now, then) {
+            (Some(n), Some(t)) if wall_ns > 0.0 => {
+                Some(n.saturating_sub(t) as f64 * scale / wall_ns * 100.0)
+            }
+            _ => None,
+        };
+        let (switches_now, switches_then) = (self.switches, earlier.switches);
+        Rates {
+            cpu_percent: rate(self.cpu_ns, earlier.cpu_ns, 1.0),
+            pressure_percent: rate(self.pressure_us, earlier.pressure_us, 1_000.0)
+                .map(|p| p.min(100.0)),
+            steal_percent: match (self.steal, earlier.steal) {
+                (Some((s1, t1)), Some((s0, t0))) if t1 > t0 => {
+                    Some(s1.saturating_sub(s0) as f64 / (t1 - t0) as f64 * 100.0)
+                }
+                _ => None,
+            },
+            voluntary_switches: switches_now
+                .zip(switches_then)
+                .map(|(n, t)| n.0.saturating_sub(t.0)),
+            involuntary_switches: switches_now
+                .zip(switches_then)
+                .map(|(n, t)| n.1.saturating_sub(t.1)),
+        }
+    }
+}
+
+/// CPU time (ns) and voluntary and involuntary switches of every thread of
+/// the process.
+fn rusage_self() -> Option<(u64, u64, u64)> {
+    #[cfg(unix)]
+    {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `getrusage` fills the `rusage` it points at, or fails.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: filled by the successful call (and zeroed before).
+        let u = unsafe { usage.assume_init() };
+        let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
+        Some((
+            ns(u.ru_utime) + ns(u.ru_stime),
+            u.ru_nvcsw as u64,
+            u.ru_nivcsw as u64,
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// `total=` of the `some` line of `/proc/pressure/cpu`.
+fn pressure_us() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    parse_pressure(&text)
+}
+
+pub(crate) fn parse_pressure(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("some"))?;
+    line.split_whitespace()
+        .find_map(|field| field.strip_prefix("total="))?
+        .parse()
+        .ok()
+}
+
+/// Stolen and total ticks of the `cpu` line of `/proc/stat`.
+fn steal_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_steal(&text)
+}
+
+pub(crate) fn parse_steal(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice]:
+    // guest time is already counted in user, so it is left out of the total.
+    let steal = *ticks.get(7)?;
+    let total = ticks.iter().take(8).sum();
+    Some((steal, total))
+}
+
+/// Open file descriptors of the process.
+pub(crate) fn open_fds() -> Option<u32> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    // The directory handle itself is one of them.
+    Some(
+        u32::try_from(entries.count())
+            .unwrap_or(u32::MAX)
+            .saturating_sub(1),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pressure_and_steal_parse_as_the_kernel_writes_them() {
+        let psi = "some avg10=1.50 avg60=0.80 avg300=0.20 total=123456\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(parse_pressure(psi), Some(123_456));
+        let stat = "cpu  100 5 50 800 10 1 2 30 7 0\ncpu0 50 2 25 400 5 0 1 15 3 0\n";
+        assert_eq!(parse_steal(stat), Some((30, 998)));
+        assert_eq!(parse_steal("intr 1 2 3"), None);
+    }
+}
