@@ -193,6 +193,8 @@ fn large_dump() -> Value {
             ended_at_unix_ms: 1_700_000_000_000 + duration_ns / 1_000_000,
             duration_ns,
             cpu_ns: Some(duration_ns),
+            cores: Some(8),
+            span_threads: Some(8),
         },
         "config": DumpConfig {
             histogram_sigfig: SIGFIG,
@@ -204,7 +206,7 @@ fn large_dump() -> Value {
             max_edges: CALLSITES as usize * 2,
             timeline_capacity: TIMELINE_SAMPLES as usize,
             heap_timeline_points: 64,
-            cpu_time_threshold_ns: Some(50_000),
+            cpu_time_threshold_ns: Some(100_000),
         },
         "allocations_tracked": true,
         "callsites": callsites,

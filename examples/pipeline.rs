@@ -10,7 +10,9 @@
 //! - a bad tail: `lookup_price` is fast except when it misses the cache;
 //! - allocation-heavy work: `render_receipt` builds strings piece by piece;
 //! - a slow leak: `remember_order` keeps every order in a global list;
-//! - waiting, not working: `fetch_order` awaits a simulated database.
+//! - waiting, not working: `fetch_order` awaits a simulated database;
+//! - blocking a runtime worker: `audit` makes a synchronous call inside an
+//!   async fn, which stalls the worker thread and every task queued on it.
 //!
 //! Options: `--orders N` (default 6000, about 3 seconds), `--out PATH` (default
 //! `$PERF_LAYER_OUTPUT` or `dump.json`).
@@ -102,6 +104,15 @@ fn remember_order(order: &Order, receipt: &str) {
         .push(entry);
 }
 
+#[instrument(skip_all)]
+async fn audit(order: &Order) {
+    // Hands the record to the audit queue (a yield to the runtime)...
+    tokio::task::yield_now().await;
+    // ...then waits for the write to reach a slow disk with a blocking
+    // call on the runtime's worker thread: the stall.
+    std::thread::sleep(Duration::from_micros(300 + order.id % 200));
+}
+
 #[instrument(skip_all, fields(id))]
 async fn process(id: u64) -> u64 {
     let order = fetch_order(id).await;
@@ -109,6 +120,7 @@ async fn process(id: u64) -> u64 {
     let prices: Vec<u64> = order.items.iter().map(|&i| lookup_price(i)).collect();
     let receipt = render_receipt(&order, &prices);
     remember_order(&order, &receipt);
+    audit(&order).await;
     sum ^ order.id
 }
 

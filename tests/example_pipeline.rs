@@ -16,7 +16,7 @@ fn example() -> PathBuf {
 }
 
 #[test]
-fn the_pipeline_s_planted_leak_is_found_and_its_hand_off_is_not() {
+fn the_pipeline_s_planted_problems_are_found_and_its_hand_off_is_not_a_leak() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dump.json");
     let out = Command::new(example())
@@ -48,10 +48,43 @@ fn the_pipeline_s_planted_leak_is_found_and_its_hand_off_is_not() {
     );
     // The CPU it burns is where it was planted. (Whether waiting outweighs
     // it depends on the build: an unoptimized `checksum` is far slower.)
+    let classes_of = |name: &str| -> Vec<Class> {
+        a.findings
+            .iter()
+            .filter(|f| f.location.as_ref().is_some_and(|l| l.name == name))
+            .map(|f| f.class)
+            .collect()
+    };
     assert!(
-        a.findings.iter().any(|f| f.class == Class::HotSpot
-            && f.location.as_ref().is_some_and(|l| l.name == "checksum")),
+        classes_of("checksum").contains(&Class::HotSpot),
         "{:#?}",
         a.findings
+    );
+    // `audit` sleeps on a runtime worker: blocked, said to stall the worker,
+    // and not a hot spot; `fetch_order` awaits a timer: never blocked.
+    assert!(
+        classes_of("audit").contains(&Class::Blocked),
+        "{:#?}",
+        a.findings
+    );
+    assert!(
+        !classes_of("audit").contains(&Class::HotSpot),
+        "{:#?}",
+        a.findings
+    );
+    assert!(
+        !classes_of("fetch_order").contains(&Class::Blocked),
+        "{:#?}",
+        a.findings
+    );
+    let blocked = a
+        .findings
+        .iter()
+        .find(|f| f.class == Class::Blocked)
+        .unwrap();
+    assert!(
+        blocked.summary.contains("stalls a runtime worker"),
+        "{}",
+        blocked.summary
     );
 }

@@ -121,11 +121,22 @@ where
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         // No pause: nothing here allocates.
-        let now = self.now();
         let clock = &self.profiler.config.clock;
         let layer_id = self.profiler.layer_id;
+        let span = id.into_u64();
         with_stack(layer_id, |stack| {
-            let Some(finished) = stack.pop(id.into_u64(), now, |a, b| clock.delta_as_nanos(a, b))
+            // A timed span reads the thread's CPU time before the timestamp:
+            // a preemption the kernel defers to the return of that system
+            // call (lazy preemption) then falls inside the span's interval,
+            // where it happened, not after it.
+            let cpu_at_exit = if stack.timed(span) {
+                crate::record::cpu::at_exit()
+            } else {
+                None
+            };
+            let now = self.now();
+            let Some(finished) =
+                stack.pop(span, now, cpu_at_exit, |a, b| clock.delta_as_nanos(a, b))
             else {
                 return;
             };

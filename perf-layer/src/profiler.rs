@@ -72,25 +72,28 @@ pub(crate) fn unix_ms(time: SystemTime) -> u64 {
 
 /// CPU time this process has used so far, in nanoseconds (all threads,
 /// user and system, those that exited included), or `None` where the
-/// platform does not say. `getrusage` on Unix (microseconds); a sysinfo
-/// refresh elsewhere (milliseconds). Read when the layer is built and at
+/// platform does not say. `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` on Unix,
+/// which counts the slices running now (`getrusage` lags by up to a
+/// scheduler tick per running thread); a sysinfo refresh elsewhere
+/// (milliseconds). Read by the sampler, when the layer is built and at
 /// snapshots, never on the span path.
 pub(crate) fn process_cpu_ns() -> Option<u64> {
     #[cfg(unix)]
     {
-        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-        // SAFETY: `getrusage` writes a `rusage` into the pointer it is given,
-        // which points at one, and reports failure by its return value.
-        let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) } == 0;
-        if !ok {
+        let mut time = std::mem::MaybeUninit::<libc::timespec>::zeroed();
+        // SAFETY: `clock_gettime` writes a `timespec` into the pointer it is
+        // given, which points at one, and reports failure by its return value.
+        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, time.as_mut_ptr()) } != 0 {
             return None;
         }
         // SAFETY: initialised by the successful call above (and zeroed before).
-        let usage = unsafe { usage.assume_init() };
-        let micros = |t: libc::timeval| {
-            u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
-        };
-        Some((micros(usage.ru_utime) + micros(usage.ru_stime)).saturating_mul(1_000))
+        let time = unsafe { time.assume_init() };
+        Some(
+            u64::try_from(time.tv_sec)
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::try_from(time.tv_nsec).unwrap_or(0)),
+        )
     }
     #[cfg(not(unix))]
     {

@@ -122,6 +122,10 @@ impl Profiler {
                 ended_at_unix_ms: unix_ms(ended),
                 duration_ns,
                 cpu_ns,
+                cores: std::thread::available_parallelism()
+                    .ok()
+                    .and_then(|n| u32::try_from(n.get()).ok()),
+                span_threads: u32::try_from(self.shards.threads()).ok(),
             },
             config: DumpConfig {
                 histogram_sigfig: config.histogram_sigfig,
@@ -298,7 +302,7 @@ fn callsite_stats(
             on_cpu_ns: hist(&c.on_cpu),
             self_on_cpu_ns: c.sums.self_on_cpu_ns,
             off_cpu_ns: c.sums.busy_ns.saturating_sub(c.sums.on_cpu_ns),
-            preempted_ns: c.sums.preempted_ns,
+            preempted_ns: hist(&c.preempted),
             voluntary_switches: c.sums.voluntary,
             involuntary_switches: c.sums.involuntary,
         }),

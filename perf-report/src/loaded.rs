@@ -16,6 +16,9 @@ pub(crate) struct BusySummary {
     pub(crate) quantiles: [u64; 5],
     /// The time calls above p90 spent beyond it.
     pub(crate) tail_excess: f64,
+    /// The same of the per-span preempted time, when the spans were timed
+    /// on the CPU: the preemption the slowest spans had beyond the usual.
+    pub(crate) preempted_tail_excess: Option<f64>,
 }
 
 impl BusySummary {
@@ -40,6 +43,7 @@ impl BusySummary {
                 quantiles: [0; 5],
                 // The empty sum, as `stats::excess_above` gives it (-0.0).
                 tail_excess: stats::excess_above_recorded(&[], 0),
+                preempted_tail_excess: None,
             };
         };
         // `Histogram::value_at_quantile` over the recorded buckets only (the
@@ -64,6 +68,15 @@ impl BusySummary {
         Self {
             quantiles: [at(0.5), p90, at(0.99), at(0.999), max],
             tail_excess: stats::excess_above_recorded(recorded, p90),
+            preempted_tail_excess: None,
+        }
+    }
+
+    /// With the tail excess of a decoded preempted-time histogram.
+    fn with_preempted(self, recorded: Option<&[(u64, u64)]>) -> Self {
+        Self {
+            preempted_tail_excess: recorded.map(|r| Self::of_recorded(r).tail_excess),
+            ..self
         }
     }
 
@@ -75,6 +88,7 @@ impl BusySummary {
             Err(_) => Self {
                 quantiles: [stored.p50, stored.p90, stored.p99, stored.p999, stored.max],
                 tail_excess: 0.0,
+                preempted_tail_excess: None,
             },
         }
     }
@@ -114,7 +128,14 @@ impl LoadedDump {
             let summary = BusySummary::of_recorded(&cs.busy_ns.recorded_buckets()?);
             cs.idle_ns.check()?;
             cs.self_ns.check()?;
-            Ok(summary)
+            let preempted = match &cs.cpu {
+                Some(cpu) => {
+                    cpu.on_cpu_ns.check()?;
+                    Some(cpu.preempted_ns.recorded_buckets()?)
+                }
+                None => None,
+            };
+            Ok(summary.with_preempted(preempted.as_deref()))
         });
         let mut busy = Vec::with_capacity(checked.len());
         for (cs, checked) in dump.callsites.iter().zip(checked) {
@@ -148,7 +169,13 @@ impl LoadedDump {
 
 impl From<Dump> for LoadedDump {
     fn from(dump: Dump) -> Self {
-        let busy = par::map(&dump.callsites, |cs| BusySummary::of_stored(&cs.busy_ns));
+        let busy = par::map(&dump.callsites, |cs| {
+            let preempted = cs
+                .cpu
+                .as_ref()
+                .and_then(|c| c.preempted_ns.recorded_buckets().ok());
+            BusySummary::of_stored(&cs.busy_ns).with_preempted(preempted.as_deref())
+        });
         Self { dump, busy }
     }
 }

@@ -183,6 +183,12 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
                 .iter()
                 .map(|d| d.run.cpu_ns)
                 .try_fold(0u64, |total, ns| Some(total.saturating_add(ns?))),
+            // The parts' machines: the largest, the one a contention figure
+            // is least likely to overstate.
+            cores: dumps.iter().filter_map(|d| d.run.cores).max(),
+            // Runs side by side or one after another: the most of any part
+            // (a sum would count a thread for a run it was not in).
+            span_threads: dumps.iter().filter_map(|d| d.run.span_threads).max(),
         },
         config: merge_config(&dumps),
         allocations_tracked: dumps.iter().all(|d| d.allocations_tracked),
@@ -385,7 +391,7 @@ fn merge_callsite_cpu(
         on_cpu_ns: merge_histograms(first, "on-CPU", timed.iter().map(|c| &c.on_cpu_ns))?,
         self_on_cpu_ns: sum(|c| c.self_on_cpu_ns),
         off_cpu_ns: sum(|c| c.off_cpu_ns),
-        preempted_ns: sum(|c| c.preempted_ns),
+        preempted_ns: merge_histograms(first, "preempted", timed.iter().map(|c| &c.preempted_ns))?,
         voluntary_switches: sum(|c| c.voluntary_switches),
         involuntary_switches: sum(|c| c.involuntary_switches),
     }))

@@ -1,6 +1,7 @@
 //! What the sampler reads of the process and the machine beside `sysinfo`,
-//! between two samples: the process's CPU time over every thread and its
-//! context switches (`getrusage(RUSAGE_SELF)`), and on Linux the CPU
+//! between two samples: the process's CPU time over every thread
+//! ([`process_cpu_ns`](crate::profiler::process_cpu_ns)) and its context
+//! switches (`getrusage(RUSAGE_SELF)`), and on Linux the CPU
 //! pressure (`/proc/pressure/cpu`, PSI), the CPU time the hypervisor stole
 //! (`/proc/stat`) and the open file descriptors (`/proc/self/fd`). Each is
 //! `None` where the platform does not say. Off the span path.
@@ -35,11 +36,10 @@ pub(crate) struct Rates {
 
 impl Reading {
     pub(crate) fn now() -> Self {
-        let usage = rusage_self();
         Self {
             at: Instant::now(),
-            cpu_ns: usage.map(|u| u.0),
-            switches: usage.map(|u| (u.1, u.2)),
+            cpu_ns: crate::profiler::process_cpu_ns(),
+            switches: switches_self(),
             pressure_us: pressure_us(),
             steal: steal_ticks(),
         }
@@ -75,9 +75,9 @@ impl Reading {
     }
 }
 
-/// CPU time (ns) and voluntary and involuntary switches of every thread of
-/// the process.
-fn rusage_self() -> Option<(u64, u64, u64)> {
+/// Voluntary and involuntary context switches of every thread of the
+/// process, those that exited included.
+fn switches_self() -> Option<(u64, u64)> {
     #[cfg(unix)]
     {
         let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -87,12 +87,7 @@ fn rusage_self() -> Option<(u64, u64, u64)> {
         }
         // SAFETY: filled by the successful call (and zeroed before).
         let u = unsafe { usage.assume_init() };
-        let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
-        Some((
-            ns(u.ru_utime) + ns(u.ru_stime),
-            u.ru_nvcsw as u64,
-            u.ru_nivcsw as u64,
-        ))
+        Some((u.ru_nvcsw as u64, u.ru_nivcsw as u64))
     }
     #[cfg(not(unix))]
     {

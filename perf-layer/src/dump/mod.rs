@@ -123,11 +123,20 @@ pub struct RunInfo {
     /// clock.
     pub duration_ns: u64,
     /// CPU time the whole process used in that interval (every thread, user
-    /// and system), in nanoseconds, from `getrusage` on Unix (microsecond
-    /// resolution); `None` where the platform does not say, and in dumps of
+    /// and system), in nanoseconds, from the process CPU clock on Unix;
+    /// `None` where the platform does not say, and in dumps of
     /// perf-layer 0.1.0.
     #[serde(default)]
     pub cpu_ns: Option<u64>,
+    /// The CPUs the process could run on when the layer was built
+    /// (`std::thread::available_parallelism`: affinity and cgroup quota
+    /// count); `None` when unknown and in dumps before perf-layer 0.2.0.
+    #[serde(default)]
+    pub cores: Option<u32>,
+    /// Threads that recorded spans by the time of this dump (those that
+    /// exited included); `None` in dumps before perf-layer 0.2.0.
+    #[serde(default)]
+    pub span_threads: Option<u32>,
 }
 
 /// The layer configuration a dump was recorded with.
@@ -299,9 +308,13 @@ pub struct CpuStats {
     pub self_on_cpu_ns: u64,
     /// Busy time off the CPU, ns: `busy_ns - on_cpu_ns.sum`.
     pub off_cpu_ns: u64,
-    /// The part of `off_cpu_ns` that involuntary switches explain
-    /// (preemption: other threads, other processes, the hypervisor).
-    pub preempted_ns: u64,
+    /// Per timed span, the part of its off-CPU time that blocking does not
+    /// explain: preemption by other threads or processes (involuntary
+    /// switches), or time the hypervisor stole (off the CPU with no switch
+    /// at all), ns. Its sum is the callsite's; the rest of `off_cpu_ns` is
+    /// blocking (voluntary switches). Its tail tells whether the busy-time
+    /// tail is preemption.
+    pub preempted_ns: HistogramDump,
     /// Voluntary context switches while entered (sleep, blocking I/O, a
     /// contended lock).
     pub voluntary_switches: u64,
@@ -513,6 +526,8 @@ impl Dump {
                 ended_at_unix_ms: 0,
                 duration_ns: 0,
                 cpu_ns: None,
+                cores: None,
+                span_threads: None,
             },
             config: DumpConfig {
                 histogram_sigfig: 2,

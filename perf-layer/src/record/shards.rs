@@ -91,8 +91,9 @@ pub(crate) struct Shards {
     max_callsites: usize,
     max_edges: usize,
     /// Callsites, by tag, whose spans read the thread's CPU time at enter
-    /// and exit ([`super::cpu`]): set once their mean busy time reaches
-    /// `cpu_threshold_ns`, never unset.
+    /// and exit ([`super::cpu`]): set when their mean busy time reaches
+    /// `cpu_threshold_ns`, unset when it falls below half of it (a callsite
+    /// whose first calls were slow does not pay for the reads for ever).
     cpu_timed: Box<[AtomicBool]>,
     /// `None`: CPU time is off, or the platform cannot read it.
     cpu_threshold_ns: Option<u64>,
@@ -244,15 +245,21 @@ impl Shards {
             .is_some_and(|f| f.load(Ordering::Relaxed))
     }
 
-    /// Times a callsite on the CPU from now on once its spans are long
-    /// enough that the reads cost little beside them.
+    /// Times a callsite on the CPU while its spans are long enough that
+    /// the reads cost little beside them: from a mean busy time of
+    /// `threshold` (this thread's spans of it), until it falls below half
+    /// of that.
     #[cold]
     #[inline(never)]
     fn time_if_long(&self, acc: &CallsiteAcc, meta: &'static Metadata<'static>, threshold: u64) {
-        if acc.mean_busy_ns() >= threshold {
-            if let Some(flag) = self.cpu_timed.get(heap::tag_of(meta) as usize) {
-                flag.store(true, Ordering::Relaxed);
-            }
+        let Some(flag) = self.cpu_timed.get(heap::tag_of(meta) as usize) else {
+            return;
+        };
+        let mean = acc.mean_busy_ns();
+        if mean >= threshold {
+            flag.store(true, Ordering::Relaxed);
+        } else if mean < threshold / 2 {
+            flag.store(false, Ordering::Relaxed);
         }
     }
 

@@ -248,19 +248,37 @@ impl Stack {
             events: [0; 5],
             reentry,
             tag,
-            cpu_at_enter: if timed && !reentry { cpu::now() } else { None },
+            cpu_at_enter: if timed && !reentry {
+                cpu::at_enter()
+            } else {
+                None
+            },
             child_on_cpu_ns: 0,
         });
     }
 
+    /// Whether `span`'s innermost frame reads the thread's CPU time: the
+    /// exit must then read it ([`cpu::at_exit`]) before taking its timestamp.
+    #[inline]
+    pub(crate) fn timed(&self, span: u64) -> bool {
+        self.frames
+            .iter()
+            .rev()
+            .find(|f| f.span == span)
+            .is_some_and(|f| f.cpu_at_enter.is_some())
+    }
+
     /// Pops `span` (normally the top; out-of-order exits are tolerated) and
     /// charges its interval to the frame below it. `to_ns` converts a tick
-    /// delta. `None` when the span is not on this stack.
+    /// delta; `cpu_at_exit` is the thread's CPU time read just before `now`
+    /// ([`cpu::at_exit`]) when the span is [`timed`](Self::timed). `None`
+    /// when the span is not on this stack.
     #[inline]
     pub(crate) fn pop(
         &mut self,
         span: u64,
         now: u64,
+        cpu_at_exit: Option<u64>,
         to_ns: impl Fn(u64, u64) -> u64,
     ) -> Option<FinishedFrame> {
         let top = self.frames.len().checked_sub(1)?;
@@ -274,9 +292,15 @@ impl Stack {
         let interval_ns = to_ns(frame.entered_at, now);
         let interval_alloc = alloc::thread_counters().since(&frame.alloc_at_enter);
         let self_ns = interval_ns.saturating_sub(frame.child_ns);
-        let cpu = match frame.cpu_at_enter {
-            Some(start) => interval_cpu(&start, interval_ns, self_ns, frame.child_on_cpu_ns),
-            None => None,
+        let cpu = match (frame.cpu_at_enter, cpu_at_exit) {
+            (Some(start), Some(end)) => Some(IntervalCpu::between(
+                &start,
+                &cpu::exit_reading(&start, end, interval_ns),
+                interval_ns,
+                self_ns,
+                frame.child_on_cpu_ns,
+            )),
+            _ => None,
         };
         self.retag();
         if let Some(below) = index.checked_sub(1).and_then(|i| self.frames.get_mut(i)) {
@@ -297,26 +321,6 @@ impl Stack {
             cpu,
         })
     }
-}
-
-/// The CPU figures of an interval timed from `start` to now; out of line,
-/// for the spans long enough to pay for the system call.
-#[cold]
-#[inline(never)]
-fn interval_cpu(
-    start: &ThreadCpu,
-    busy_ns: u64,
-    self_ns: u64,
-    children_on_cpu_ns: u64,
-) -> Option<IntervalCpu> {
-    let end = cpu::now()?;
-    Some(IntervalCpu::between(
-        start,
-        &end,
-        busy_ns,
-        self_ns,
-        children_on_cpu_ns,
-    ))
 }
 
 thread_local! {
@@ -371,14 +375,14 @@ mod tests {
         stack.push(1, 0, 0, false);
         stack.push(2, 10, 0, false);
         stack.push(3, 20, 0, false);
-        assert!(stack.pop(3, 25, ns).is_some());
+        assert!(stack.pop(3, 25, None, ns).is_some());
         stack.push(4, 40, 0, false);
         stack.forget_closed(50, |span| span != 2, ns);
         // The kept frame exits at 60 and charges 40..60 itself.
-        assert_eq!(stack.pop(4, 60, ns).map(|f| f.busy_ns), Some(20));
+        assert_eq!(stack.pop(4, 60, None, ns).map(|f| f.busy_ns), Some(20));
         // `below` was innermost only 0..10 and 60..70; 10..40 (the forgotten
         // frame and its closed child) is child time, counted once.
-        let below = stack.pop(1, 70, ns).unwrap();
+        let below = stack.pop(1, 70, None, ns).unwrap();
         assert_eq!((below.busy_ns, below.self_ns), (70, 20));
     }
 
@@ -409,7 +413,7 @@ mod tests {
         stack.push(2, 10, 0, false);
         stack.push(3, 15, 0, false);
         stack.forget_closed(40, |span| span == 1, ns);
-        let below = stack.pop(1, 50, ns).unwrap();
+        let below = stack.pop(1, 50, None, ns).unwrap();
         assert_eq!((below.busy_ns, below.self_ns), (50, 20));
     }
 }

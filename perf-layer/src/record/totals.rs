@@ -114,13 +114,15 @@ pub(crate) struct SpanCpu {
     pub(crate) timed: IntervalCpu,
 }
 
-/// A callsite's timed spans, summed, with a histogram of on-CPU time.
+/// A callsite's timed spans, summed, with histograms of on-CPU and
+/// preempted time per span.
 #[derive(Debug, Clone)]
 pub(crate) struct CpuAcc {
     pub(crate) calls: u64,
     pub(crate) intervals: u64,
     pub(crate) sums: IntervalCpu,
     pub(crate) on_cpu: FlatHist,
+    pub(crate) preempted: FlatHist,
 }
 
 impl CpuAcc {
@@ -129,6 +131,7 @@ impl CpuAcc {
         self.intervals = self.intervals.saturating_add(u64::from(span.intervals));
         self.sums.add(&span.timed);
         self.on_cpu.record(layout, span.timed.on_cpu_ns);
+        self.preempted.record(layout, span.timed.preempted_ns);
     }
 
     fn merge(&mut self, other: &CpuAcc) {
@@ -136,6 +139,7 @@ impl CpuAcc {
         self.intervals = self.intervals.saturating_add(other.intervals);
         self.sums.add(&other.sums);
         self.on_cpu.merge(&other.on_cpu);
+        self.preempted.merge(&other.preempted);
     }
 }
 
@@ -230,6 +234,7 @@ impl CallsiteAcc {
             intervals: 0,
             sums: IntervalCpu::default(),
             on_cpu: FlatHist::new(&self.layout),
+            preempted: FlatHist::new(&self.layout),
         });
         acc.record(&self.layout, span);
         self.cpu = Some(acc);

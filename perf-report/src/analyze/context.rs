@@ -47,6 +47,76 @@ pub struct HeapRow {
     pub growth_r2: Option<f64>,
 }
 
+/// On-CPU and off-CPU figures of one callsite (only when the layer timed
+/// its spans on the CPU: long enough spans, on Linux).
+///
+/// Shares are of the timed spans; the `_ns` figures scale them to every
+/// call (the first spans of a callsite, before its mean busy time was
+/// known, are not timed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CpuRow {
+    /// Spans timed on the CPU.
+    pub timed_calls: u64,
+    /// On-CPU time over busy time (0 to 1).
+    pub on_cpu_share: f64,
+    /// On-CPU time while innermost over self time (0 to 1).
+    pub self_on_cpu_share: f64,
+    /// Self time off the CPU by the span's own doing (voluntary switches:
+    /// sleep, blocking I/O, a contended lock), over self time.
+    pub self_blocked_share: f64,
+    /// Self time off the CPU because the thread was preempted, over self
+    /// time.
+    pub self_preempted_share: f64,
+    /// Estimated on-CPU self time over every call, ns.
+    pub self_on_cpu_ns: f64,
+    /// Estimated blocked self time over every call, ns.
+    pub self_blocked_ns: f64,
+    /// Estimated self time lost to preemption over every call, ns.
+    pub self_preempted_ns: f64,
+    /// Estimated busy time lost to preemption over every call (inclusive of
+    /// children, like the busy histogram), ns.
+    pub preempted_ns: f64,
+    /// Voluntary context switches per timed span.
+    pub voluntary_per_call: f64,
+    /// Involuntary context switches per timed span.
+    pub involuntary_per_call: f64,
+    /// Entered intervals per timed span: above 1 for an async span polled
+    /// several times.
+    pub intervals_per_call: f64,
+}
+
+impl CpuRow {
+    fn of(cs: &perf_layer::dump::CallsiteStats) -> Option<Self> {
+        let c = cs
+            .cpu
+            .as_ref()
+            .filter(|c| c.timed_calls > 0 && c.busy_ns > 0)?;
+        let timed = c.timed_calls as f64;
+        let self_on_cpu_share = stats::share(c.self_on_cpu_ns as f64, c.self_ns as f64);
+        let self_off = 1.0 - self_on_cpu_share;
+        // The span's off-CPU time splits into blocked and preempted in the
+        // same proportion while it is innermost as over its whole interval.
+        let preempted_of_off = stats::share(c.preempted_ns.sum as f64, c.off_cpu_ns as f64);
+        let self_scale = stats::ratio(cs.self_ns.sum as f64, c.self_ns as f64).max(1.0);
+        let busy_scale = stats::ratio(cs.busy_ns.sum as f64, c.busy_ns as f64).max(1.0);
+        let self_blocked_share = self_off * (1.0 - preempted_of_off);
+        Some(Self {
+            timed_calls: c.timed_calls,
+            on_cpu_share: stats::share(c.on_cpu_ns.sum as f64, c.busy_ns as f64),
+            self_on_cpu_share,
+            self_blocked_share,
+            self_preempted_share: self_off * preempted_of_off,
+            self_on_cpu_ns: c.self_on_cpu_ns as f64 * self_scale,
+            self_blocked_ns: self_blocked_share * c.self_ns as f64 * self_scale,
+            self_preempted_ns: self_off * preempted_of_off * c.self_ns as f64 * self_scale,
+            preempted_ns: c.preempted_ns.sum as f64 * busy_scale,
+            voluntary_per_call: c.voluntary_switches as f64 / timed,
+            involuntary_per_call: c.involuntary_switches as f64 / timed,
+            intervals_per_call: c.intervals as f64 / timed,
+        })
+    }
+}
+
 /// One row of the per-callsite table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -63,6 +133,9 @@ pub struct CallsiteRow {
     pub self_total_ns: u64,
     /// Share of all self time in the run (0 to 1).
     pub self_share: f64,
+    /// Self time on the CPU, ns: estimated from the on-CPU figures where
+    /// the layer timed the spans, else the self time (short spans compute).
+    pub self_cpu_ns: f64,
     /// Sum of wall time, ns.
     pub wall_total_ns: u64,
     /// Sum of idle time, ns.
@@ -95,6 +168,9 @@ pub struct CallsiteRow {
     pub rss_delta_max_bytes: Option<i64>,
     /// Live heap figures, `None` when the dump has none.
     pub heap: Option<HeapRow>,
+    /// On-CPU figures, `None` when the layer did not time the spans on the
+    /// CPU.
+    pub cpu: Option<CpuRow>,
 }
 
 /// Run-wide totals the shares are computed against.
@@ -104,11 +180,14 @@ pub struct Totals {
     pub duration_ns: u64,
     /// Sum of every callsite's self time, ns: all instrumented work.
     pub self_ns: u64,
+    /// Sum of every callsite's self time on the CPU ([`CallsiteRow::self_cpu_ns`]), ns.
+    pub self_cpu_ns: f64,
     /// CPU time the process used over the run, ns (every thread), when the
     /// dump records it.
     pub cpu_ns: Option<u64>,
     /// The whole that `time` shares are of, ns: the process's CPU time, or
-    /// all self time in spans when that is larger or the CPU time unknown.
+    /// all self time in spans on the CPU when that is larger (all self time
+    /// when the CPU time is unknown).
     pub time_whole_ns: u64,
     /// CPU time over wall time: the cores the process kept busy on average
     /// (1 when the CPU time is unknown).
@@ -119,8 +198,8 @@ pub struct Totals {
     pub self_alloc_bytes: Option<u64>,
     /// The layer's estimate of its own share of the run (0 to 1).
     pub overhead_share: f64,
-    /// Threads that recorded spans, estimated from the layer's overhead
-    /// figures (1 when unknown).
+    /// Threads that recorded spans (`run.span_threads`; in dumps of 0.1
+    /// estimated from the layer's overhead figures; 1 when unknown).
     pub recording_threads: f64,
     /// Self time over duration x recording threads (0 to 1): how busy the
     /// instrumented threads were.
@@ -166,7 +245,11 @@ impl Totals {
     /// allocated`, `peak memory`.
     pub fn share_of(&self, resource: Resource) -> &'static str {
         match resource {
-            Resource::Time if self.cpu_ns.is_some_and(|cpu| cpu >= self.self_ns) => {
+            Resource::Time
+                if self
+                    .cpu_ns
+                    .is_some_and(|cpu| cpu as f64 >= self.self_cpu_ns) =>
+            {
                 "the process's CPU time"
             }
             Resource::Time => "all self time in spans",
@@ -188,6 +271,9 @@ pub(crate) struct Context<'a> {
     pub(crate) rows: Vec<CallsiteRow>,
     /// The time each callsite's calls above p90 spent beyond it, ns.
     pub(crate) tail_excess_ns: Vec<f64>,
+    /// The same of each callsite's per-span preempted time, scaled to every
+    /// call, when its spans were timed on the CPU.
+    pub(crate) preempted_tail_excess_ns: Vec<Option<f64>>,
     pub(crate) process: ProcessSummary,
     /// The dump's duration, or the longest span's wall time without one.
     pub(crate) run_wall_ns: f64,
@@ -223,12 +309,14 @@ impl<'a> Context<'a> {
                 .fold(0.0, f64::max)
         };
 
-        // Threads that recorded spans, from the layer's overhead estimate
-        // (fraction = estimated / (duration x threads)); 1 when unknown,
-        // which overstates utilisation and so understates what waiting can
-        // give back.
+        // Threads that recorded spans, as the dump says; in dumps of 0.1,
+        // from the layer's overhead estimate (fraction = estimated /
+        // (duration x threads)); 1 when unknown, which overstates
+        // utilisation and so understates what waiting can give back.
         let o = &dump.overhead;
-        let recording_threads = if o.fraction_of_run.is_finite()
+        let recording_threads = if let Some(n) = dump.run.span_threads {
+            f64::from(n.max(1))
+        } else if o.fraction_of_run.is_finite()
             && o.fraction_of_run > 0.0
             && o.estimated_ns > 0
             && run_wall_ns > 0.0
@@ -241,9 +329,14 @@ impl<'a> Context<'a> {
 
         let mut rows = Vec::with_capacity(dump.callsites.len());
         let mut tail_excess_ns = Vec::with_capacity(dump.callsites.len());
+        let mut preempted_tail_excess_ns = Vec::with_capacity(dump.callsites.len());
         for (cs, busy) in dump.callsites.iter().zip(input.busy_summaries()) {
             let [p50, p90, p99, p999, max] = busy.quantiles;
             tail_excess_ns.push(busy.tail_excess);
+            preempted_tail_excess_ns.push(busy.preempted_tail_excess.and_then(|excess| {
+                let timed = cs.cpu.as_ref()?.timed_calls;
+                (timed > 0).then(|| excess * cs.calls.max(timed) as f64 / timed as f64)
+            }));
             let calls_f = cs.calls as f64;
             let alloc = cs.alloc.filter(|_| alloc_tracked).map(|a| AllocRow {
                 self_bytes_per_call: stats::ratio(a.self_alloc_bytes as f64, calls_f),
@@ -253,6 +346,7 @@ impl<'a> Context<'a> {
                 net_retained_bytes: a.net_bytes,
                 calls_retaining: a.calls_retaining,
             });
+            let cpu = CpuRow::of(cs);
             rows.push(CallsiteRow {
                 location: Location::of(cs),
                 level: cs.level.clone(),
@@ -260,6 +354,9 @@ impl<'a> Context<'a> {
                 busy_total_ns: cs.busy_ns.sum,
                 self_total_ns: cs.self_ns.sum,
                 self_share: stats::share(cs.self_ns.sum as f64, total_self_f),
+                self_cpu_ns: cpu
+                    .as_ref()
+                    .map_or(cs.self_ns.sum as f64, |c| c.self_on_cpu_ns),
                 wall_total_ns: cs.wall_ns.sum,
                 idle_total_ns: cs.idle_ns.sum,
                 idle_share: stats::share(cs.idle_ns.sum as f64, cs.wall_ns.sum as f64),
@@ -285,6 +382,7 @@ impl<'a> Context<'a> {
                         growth_r2: fit.map(|f| f.r2),
                     }
                 }),
+                cpu,
             });
         }
 
@@ -297,6 +395,7 @@ impl<'a> Context<'a> {
         };
         let cpu_ns = dump.run.cpu_ns.filter(|&ns| ns > 0);
         let self_ns = u64::try_from(total_self).unwrap_or(u64::MAX);
+        let self_cpu_ns: f64 = rows.iter().map(|r| r.self_cpu_ns).sum();
         let cpu_utilization = match cpu_ns {
             Some(cpu) if run_wall_ns > 0.0 => cpu as f64 / run_wall_ns,
             _ => 1.0,
@@ -312,8 +411,9 @@ impl<'a> Context<'a> {
             totals: Totals {
                 duration_ns: dump.run.duration_ns,
                 self_ns,
+                self_cpu_ns,
                 cpu_ns,
-                time_whole_ns: cpu_ns.map_or(self_ns, |cpu| cpu.max(self_ns)),
+                time_whole_ns: cpu_ns.map_or(self_ns, |cpu| cpu.max(self_cpu_ns as u64)),
                 cpu_utilization,
                 calls: u64::try_from(total_calls).unwrap_or(u64::MAX),
                 self_alloc_bytes: alloc_tracked
@@ -324,6 +424,7 @@ impl<'a> Context<'a> {
             },
             rows,
             tail_excess_ns,
+            preempted_tail_excess_ns,
             process: ProcessSummary::of(dump, config),
             run_wall_ns,
             per_span_ns,
@@ -352,6 +453,33 @@ impl<'a> Context<'a> {
     /// The whole a resource's shares are of, in words.
     pub(crate) fn share_of(&self, resource: Resource) -> &'static str {
         self.totals.share_of(resource)
+    }
+
+    /// Callsite `i`'s self time on the CPU in its usual calls, ns: measured
+    /// where the layer timed its spans on the CPU; else its self time less
+    /// its tail's excess (a span too short to be timed that is sometimes
+    /// far slower mostly waits then: a miss that reads a disk, a lock; and
+    /// the tail latency finding has that time).
+    pub(crate) fn usual_cpu_ns(&self, i: usize) -> f64 {
+        let row = &self.rows[i];
+        match row.cpu {
+            Some(_) => row.self_cpu_ns,
+            None => row.self_cpu_ns - self.tail_excess_ns[i].clamp(0.0, row.self_cpu_ns),
+        }
+    }
+
+    /// The share of callsite `i`'s tail excess (its calls' busy time beyond
+    /// the busy p90) that preemption explains: the same excess of its
+    /// per-span preempted time (beyond the preempted p90) over it, at most
+    /// 1; 0 when the spans were not timed on the CPU. Preemption every call
+    /// shares moves p90 with the rest and explains no tail; preemption that
+    /// a few calls had is their tail.
+    pub(crate) fn tail_preempted_share(&self, i: usize) -> f64 {
+        let excess = self.tail_excess_ns[i];
+        match self.preempted_tail_excess_ns[i] {
+            Some(preempted) if excess > 0.0 => (preempted / excess).min(1.0),
+            _ => 0.0,
+        }
     }
 
     /// The first and last timeline samples' distance, in seconds.

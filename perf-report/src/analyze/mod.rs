@@ -26,7 +26,7 @@ pub mod process;
 pub mod weights;
 
 pub use advice::Effort;
-pub use context::{AllocRow, CallsiteRow, HeapRow, Totals};
+pub use context::{AllocRow, CallsiteRow, CpuRow, HeapRow, Totals};
 pub use detectors::{Class, ClassSettings};
 pub use finding::{Evidence, Finding, Resource, Severity, impact_score};
 pub use process::ProcessSummary;

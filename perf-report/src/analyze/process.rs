@@ -1,4 +1,5 @@
-//! The process as the sampler saw it: RSS levels and trend, CPU.
+//! The process as the sampler saw it: RSS levels and trend, CPU across all
+//! cores, CPU pressure and steal, context switches, threads and files.
 
 use perf_layer::dump::{AlertKind, Dump};
 use serde::Serialize;
@@ -22,13 +23,34 @@ pub struct ProcessSummary {
     /// Least-squares fit of RSS (bytes) over time (seconds), when there are
     /// at least two samples at distinct times.
     pub rss_trend: Option<LinearFit>,
-    /// Mean CPU, percent of one core.
+    /// Mean CPU over every thread, percent of one core (200: two cores
+    /// busy).
     pub cpu_mean_percent: f64,
     /// Peak CPU, percent of one core.
     pub cpu_max_percent: f64,
-    /// Share of samples at or above the saturation threshold
-    /// (`classes.process_cpu.saturated_percent`).
+    /// The CPUs the process could use, when the dump says.
+    pub cores: Option<u32>,
+    /// The CPU level a sample counts as saturated at, percent of one core:
+    /// `classes.process_cpu.saturated_percent` when set, else
+    /// `saturated_share_of_cores` of every core (of one core when the core
+    /// count is unknown).
+    pub cpu_saturated_at_percent: f64,
+    /// Share of samples at or above that level.
     pub cpu_saturated_share: f64,
+    /// Mean share of time some task of the machine waited for a CPU (Linux
+    /// PSI), percent, when the samples have it.
+    pub cpu_pressure_mean_percent: Option<f64>,
+    /// Mean share of the machine's CPU the hypervisor stole, percent.
+    pub steal_mean_percent: Option<f64>,
+    /// Voluntary context switches of the process per second.
+    pub voluntary_switches_per_s: Option<f64>,
+    /// Involuntary context switches of the process per second (it was
+    /// preempted).
+    pub involuntary_switches_per_s: Option<f64>,
+    /// The most threads the process had at once.
+    pub threads_max: u32,
+    /// The most file descriptors it had open at once.
+    pub open_fds_max: Option<u32>,
     /// CPU alerts raised.
     pub cpu_alerts: usize,
     /// RSS alerts raised.
@@ -49,10 +71,30 @@ impl ProcessSummary {
             .map(|s| s.cpu_percent)
             .filter(|c| c.is_finite())
             .collect();
-        let saturated = cpu
-            .iter()
-            .filter(|&&c| c >= config.classes.process_cpu.saturated_percent)
-            .count();
+        let settings = &config.classes.process_cpu;
+        let cores = dump.run.cores.filter(|&n| n > 0);
+        let saturated_at = settings.saturated_percent.unwrap_or_else(|| {
+            100.0 * settings.saturated_share_of_cores * f64::from(cores.unwrap_or(1))
+        });
+        let saturated = cpu.iter().filter(|&&c| c >= saturated_at).count();
+        let mean_of = |f: fn(&perf_layer::dump::ProcessSample) -> Option<f64>| {
+            let v: Vec<f64> = samples
+                .iter()
+                .filter_map(f)
+                .filter(|x| x.is_finite())
+                .collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let span_s = match (samples.first(), samples.last()) {
+            (Some(a), Some(b)) if b.t_ms > a.t_ms => Some((b.t_ms - a.t_ms) as f64 / 1e3),
+            _ => None,
+        };
+        // Each sample counts the switches since the one before: the first's
+        // are before the timeline starts.
+        let per_s = |f: fn(&perf_layer::dump::ProcessSample) -> Option<u64>| {
+            let total: Option<u64> = samples.iter().skip(1).map(f).sum();
+            total.zip(span_s).map(|(n, s)| n as f64 / s)
+        };
         let alerts = |kind: AlertKind| dump.alerts.iter().filter(|a| a.kind == kind).count();
         Self {
             samples: samples.len(),
@@ -67,7 +109,15 @@ impl ProcessSummary {
                 cpu.iter().sum::<f64>() / cpu.len() as f64
             },
             cpu_max_percent: cpu.iter().copied().fold(0.0, f64::max),
+            cores,
+            cpu_saturated_at_percent: saturated_at,
             cpu_saturated_share: stats::share(saturated as f64, cpu.len() as f64),
+            cpu_pressure_mean_percent: mean_of(|s| s.cpu_pressure_percent),
+            steal_mean_percent: mean_of(|s| s.steal_percent),
+            voluntary_switches_per_s: per_s(|s| s.voluntary_switches),
+            involuntary_switches_per_s: per_s(|s| s.involuntary_switches),
+            threads_max: samples.iter().map(|s| s.threads).max().unwrap_or(0),
+            open_fds_max: samples.iter().filter_map(|s| s.open_fds).max(),
             cpu_alerts: alerts(AlertKind::Cpu),
             rss_alerts: alerts(AlertKind::Rss),
         }

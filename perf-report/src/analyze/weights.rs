@@ -3,10 +3,12 @@
 //! heaviest span in that dimension scores 1:
 //!
 //! ```text
-//! weight = 100 x (0.4 x self / max self + 0.4 x bytes / max bytes + 0.2 x calls / max calls)
+//! weight = 100 x (0.4 x cpu / max cpu + 0.4 x bytes / max bytes + 0.2 x calls / max calls)
 //! ```
 //!
-//! So the span with the most self time gets the whole 40 CPU points, a span
+//! where `cpu` is the span's self time on the CPU (its self time where the
+//! layer did not time it on the CPU). So the span with the most of it gets
+//! the whole 40 CPU points, a span
 //! with a tenth of that gets 4, and the mix follows the 40/40/20 intent
 //! whatever the number of spans (shares of totals would squeeze a dimension
 //! that many spans share into nothing).
@@ -23,13 +25,13 @@ use crate::stats;
 pub struct WeightRow {
     /// The span.
     pub location: Location,
-    /// Its share of all self time.
+    /// Its share of all self time on the CPU.
     pub cpu_share: f64,
     /// Its share of all self-allocated bytes, `None` when not tracked.
     pub memory_share: Option<f64>,
     /// Its share of all calls.
     pub frequency_share: f64,
-    /// The weighted mix of its self time, allocated bytes and calls, each
+    /// The weighted mix of its self time on the CPU, allocated bytes and calls, each
     /// over the largest of any span, 0 to 100.
     pub weight: f64,
 }
@@ -42,7 +44,8 @@ pub(crate) fn session_weights(
     total_calls: f64,
 ) -> Vec<WeightRow> {
     let max = |f: fn(&CallsiteRow) -> f64| rows.iter().map(f).fold(0.0, f64::max);
-    let max_self = max(|r| r.self_total_ns as f64);
+    let max_cpu = max(|r| r.self_cpu_ns);
+    let total_cpu: f64 = rows.iter().map(|r| r.self_cpu_ns).sum();
     let max_bytes = max(|r| r.alloc.as_ref().map_or(0.0, |a| a.self_alloc_bytes as f64));
     let max_calls = max(|r| r.calls as f64);
     // Without allocation data the memory weight is shared out between CPU
@@ -67,12 +70,12 @@ pub(crate) fn session_weights(
             let memory_share = r.alloc.as_ref().map(|a| a.alloc_share);
             let frequency_share = stats::share(r.calls as f64, total_calls);
             let bytes = r.alloc.as_ref().map_or(0.0, |a| a.self_alloc_bytes as f64);
-            let raw = cpu_w * stats::share(r.self_total_ns as f64, max_self)
+            let raw = cpu_w * stats::share(r.self_cpu_ns, max_cpu)
                 + mem_w * stats::share(bytes, max_bytes)
                 + freq_w * stats::share(r.calls as f64, max_calls);
             WeightRow {
                 location: r.location.clone(),
-                cpu_share: r.self_share,
+                cpu_share: stats::share(r.self_cpu_ns, total_cpu),
                 memory_share,
                 frequency_share,
                 weight: ((100.0 * raw).clamp(0.0, 100.0) * 10.0).round() / 10.0,

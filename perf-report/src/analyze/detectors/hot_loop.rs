@@ -1,6 +1,10 @@
 //! Hot loop: very many cheap calls whose per-call cost (setup,
 //! instrumentation) adds up; batching is the fix. A more specific diagnosis
 //! of the same self time than a hot spot, which it supersedes.
+//!
+//! The per-call cost is the usual call's (self time less the tail's excess:
+//! such short spans are not timed on the CPU), so that a rare slow call (a
+//! cache miss that sleeps) makes a tail latency finding, not a hot loop.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +22,8 @@ use crate::units::{self, Unit};
 pub struct Settings {
     /// At least this many calls... (default 10,000)
     pub min_calls: u64,
-    /// ...each costing at most this much self time on average, ns... (5,000)
+    /// ...each costing at most this much self time on average, beside the
+    /// tail, ns... (5,000)
     pub max_mean_self_ns: f64,
     /// ...adding up to at least this share of the process's CPU time (0.02).
     pub min_share: f64,
@@ -59,10 +64,14 @@ impl Detector for HotLoop {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.hot_loop;
         let share_of = cx.share_of(Resource::Time);
-        for (_, cs, row) in cx.callsites() {
+        for (i, cs, row) in cx.callsites() {
             let calls_f = cs.calls as f64;
-            let mean_self = stats::ratio(cs.self_ns.sum as f64, calls_f);
-            let share = cx.time_share(cs.self_ns.sum as f64);
+            // The cost of the usual call: a rare slow call is a tail, not
+            // per-call overhead, and the tail latency finding has it.
+            let body = cx.usual_cpu_ns(i);
+            let tail = row.self_cpu_ns - body;
+            let mean_self = stats::ratio(body, calls_f);
+            let share = cx.time_share(body);
             if cs.calls < s.min_calls || mean_self > s.max_mean_self_ns || share < s.min_share {
                 continue;
             }
@@ -97,9 +106,14 @@ impl Detector for HotLoop {
                 recoverable: s.recoverable,
                 confidence: s.confidence,
                 summary: format!(
-                    "{} calls at {} each add up to {} of {share_of}",
+                    "{} calls at {} each{} add up to {} of {share_of}",
                     units::count(calls_f),
                     units::ns(mean_self),
+                    if tail > 0.1 * row.self_cpu_ns {
+                        " (beside its tail)"
+                    } else {
+                        ""
+                    },
                     units::pct(share)
                 ),
                 evidence,

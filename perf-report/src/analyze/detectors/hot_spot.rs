@@ -1,4 +1,7 @@
-//! Hot spot: a callsite holding a large share of all self time.
+//! Hot spot: a callsite holding a large share of the process's CPU time
+//! while innermost. Where the layer timed the spans on the CPU, that is
+//! their self time on the CPU: a span that sleeps is not a hot spot
+//! (`blocked` is its class).
 
 use serde::{Deserialize, Serialize};
 
@@ -9,14 +12,17 @@ use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::stats;
 use crate::units::{self, Unit};
 
-/// When a callsite is a hot spot. Shares are of the process's CPU time (of
-/// all self time in spans when the dump does not record it).
+/// When a callsite is a hot spot. Its cost is its self time on the CPU
+/// (where the spans were not timed on the CPU, its self time less its
+/// tail's excess, which the tail latency finding has); shares are of
+/// the process's CPU time (of all self time in spans when the dump does not
+/// record it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Settings {
-    /// The callsite's self time is at least this share of the process's CPU
-    /// time (default 0.10).
+    /// The callsite's self time on the CPU is at least this share of the
+    /// process's CPU time (default 0.10).
     pub min_share: f64,
     /// The share of its self time a fix gives back (0.5: halving it).
     pub recoverable: f64,
@@ -54,14 +60,45 @@ impl Detector for HotSpot {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.hot_spot;
         let share_of = cx.share_of(Resource::Time);
-        for (_, cs, row) in cx.callsites() {
-            let share = cx.time_share(cs.self_ns.sum as f64);
+        for (i, cs, row) in cx.callsites() {
+            let on_cpu = cx.usual_cpu_ns(i);
+            let share = cx.time_share(on_cpu);
             if share < s.min_share {
                 continue;
             }
             let calls_f = cs.calls as f64;
             // Instrumentation inflates the measured self time; discount by it.
-            let instr = stats::share(cx.per_span_ns * calls_f, cs.self_ns.sum as f64);
+            let instr = stats::share(cx.per_span_ns * calls_f, on_cpu);
+            let mut evidence = vec![
+                Evidence::new(
+                    &format!("share of {share_of}"),
+                    share,
+                    Unit::Share,
+                    Some(s.min_share),
+                ),
+                Evidence::new("self time", cs.self_ns.sum as f64, Unit::Ns, None),
+            ];
+            let what = match &row.cpu {
+                Some(c) => {
+                    evidence.push(Evidence::new(
+                        "self time on the CPU",
+                        c.self_on_cpu_share,
+                        Unit::Share,
+                        None,
+                    ));
+                    format!(
+                        "{} on the CPU, {} of its self time",
+                        units::ns(on_cpu),
+                        units::pct(c.self_on_cpu_share)
+                    )
+                }
+                None if on_cpu < 0.9 * row.self_cpu_ns => format!(
+                    "{} of self time beside its tail",
+                    units::ns(on_cpu)
+                ),
+                None => format!("{} of self time", units::ns(on_cpu)),
+            };
+            evidence.push(Evidence::new("calls", calls_f, Unit::Count, None));
             found.push(cx.score(Draft {
                 class: Class::HotSpot,
                 callsite: Some((cs.id, row.location.clone())),
@@ -70,21 +107,11 @@ impl Detector for HotSpot {
                 recoverable: s.recoverable,
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
-                    "{} of {share_of} ({} of self time over {} calls)",
+                    "{} of {share_of} ({what} over {} calls)",
                     units::pct(share),
-                    units::ns(cs.self_ns.sum as f64),
                     units::count(calls_f)
                 ),
-                evidence: vec![
-                    Evidence::new(
-                        &format!("share of {share_of}"),
-                        share,
-                        Unit::Share,
-                        Some(s.min_share),
-                    ),
-                    Evidence::new("self time", cs.self_ns.sum as f64, Unit::Ns, None),
-                    Evidence::new("calls", calls_f, Unit::Count, None),
-                ],
+                evidence,
             }));
         }
     }

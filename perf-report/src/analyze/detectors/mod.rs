@@ -95,6 +95,12 @@ classes! {
     LeakSuspect => leak_suspect,
     /// Wall time far above busy time: waiting on I/O, locks, other tasks.
     Waiting => waiting,
+    /// Self time mostly off the CPU by the span's own doing: sleep,
+    /// blocking I/O, a contended lock; inside a poll for an async span.
+    Blocked => blocked,
+    /// The threads lost time to preemption (other threads, processes, the
+    /// hypervisor): the machine is short of CPU.
+    CpuContention => cpu_contention,
     /// The process spent much of the run at saturated CPU.
     ProcessCpu => process_cpu,
     /// The process's memory spiked far above its usual level, or above the

@@ -15,10 +15,13 @@ use crate::units::{self, Unit};
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Settings {
-    /// A sample at or above this CPU percentage (of one core) counts as
-    /// saturated (default 90). Set it to cores x 90 for a service that is
-    /// meant to use several cores.
-    pub saturated_percent: f64,
+    /// A sample at or above this share of every core the process could use
+    /// counts as saturated (default 0.9: 180% on two cores). The timeline's
+    /// CPU is over every thread, in percent of one core.
+    pub saturated_share_of_cores: f64,
+    /// A fixed level instead, in percent of one core (unset by default),
+    /// e.g. 90 to flag a single-threaded program that keeps one core busy.
+    pub saturated_percent: Option<f64>,
     /// At least this share of samples saturated (0.25).
     pub min_saturated_share: f64,
     /// The share of the saturated time a fix relieves (0.25).
@@ -32,7 +35,8 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            saturated_percent: 90.0,
+            saturated_share_of_cores: 0.9,
+            saturated_percent: None,
             min_saturated_share: 0.25,
             recoverable: 0.25,
             half_confidence_samples: 4.0,
@@ -93,8 +97,16 @@ impl Detector for ProcessCpu {
             recoverable: s.recoverable,
             confidence,
             summary: format!(
-                "CPU at or above {}% of a core in {} of the samples (peak {:.0}%, {} CPU alerts)",
-                s.saturated_percent,
+                "CPU at or above {:.0}% ({}) in {} of the samples (peak {:.0}%, {} CPU alerts)",
+                p.cpu_saturated_at_percent,
+                match (s.saturated_percent, p.cores) {
+                    (Some(_), _) => "the configured level".to_owned(),
+                    (None, Some(n)) => format!(
+                        "{} of {n} cores",
+                        units::pct(s.saturated_share_of_cores)
+                    ),
+                    (None, None) => "of one core, the core count unknown".to_owned(),
+                },
                 units::pct(share),
                 p.cpu_max_percent,
                 p.cpu_alerts
@@ -105,6 +117,12 @@ impl Detector for ProcessCpu {
                     share,
                     Unit::Share,
                     Some(s.min_saturated_share),
+                ),
+                Evidence::new(
+                    "saturated at",
+                    p.cpu_saturated_at_percent,
+                    Unit::CpuPercent,
+                    None,
                 ),
                 Evidence::new("peak CPU", p.cpu_max_percent, Unit::CpuPercent, None),
                 Evidence::new("mean CPU", p.cpu_mean_percent, Unit::CpuPercent, None),
@@ -123,7 +141,7 @@ impl Detector for ProcessCpu {
             ),
             fixes: lines(&[
                 "Start with the hot spots and hot loops of this plan: process CPU is their sum",
-                "Spread independent work across cores (`rayon`, more tokio worker threads) when one core is saturated and others idle",
+                "When the work is needed, give the process more cores or more instances: every core it can use was busy",
                 "Rate-limit or apply backpressure to background work so it cannot starve latency-sensitive tasks",
             ]),
             prerequisites: lines(&[

@@ -1,0 +1,185 @@
+//! Blocked: a span whose self time is mostly off the CPU by its own doing
+//! (voluntary context switches: a sleep, blocking I/O, a contended lock).
+//!
+//! Read from the layer's on-CPU figures, so only for spans it timed on the
+//! CPU (long enough ones, on Linux). Off-CPU time that involuntary switches
+//! explain is preemption, not blocking: `cpu_contention` reports it. An
+//! async span that blocks does so inside a poll, which stalls the runtime
+//! worker running it and every task queued behind it.
+//!
+//! It is the diagnosis of a span that mostly blocks: not a hot spot (it
+//! does not compute), and its tail is its blocking's (a sleep or a read that
+//! sometimes takes longer), so it supersedes both for that span.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Class, Detector, Info};
+use crate::analyze::advice::{Advice, Effort, lines};
+use crate::analyze::context::Context;
+use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::stats;
+use crate::units::{self, Unit};
+
+/// When a callsite is blocked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Blocked (off-CPU, not preempted) time is at least this share of its
+    /// self time (default 0.5): the span mostly does not compute.
+    pub min_blocked_share: f64,
+    /// At least this many voluntary context switches per span (0.5): it
+    /// gave up the CPU itself.
+    pub min_voluntary_per_call: f64,
+    /// Its blocked time is at least this share of the recording threads'
+    /// wall time (0.05).
+    pub min_share: f64,
+    /// An async span: more than this many entered intervals (polls) per
+    /// span on average (1.5).
+    pub async_polls_per_call: f64,
+    /// The share of the blocked time a fix gives back (0.5).
+    pub recoverable: f64,
+    /// Confidence is the blocked share x `timed calls / (timed calls +
+    /// this)` (4).
+    pub half_confidence_calls: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            min_blocked_share: 0.5,
+            min_voluntary_per_call: 0.5,
+            min_share: 0.05,
+            async_polls_per_call: 1.5,
+            recoverable: 0.5,
+            half_confidence_calls: 4.0,
+        }
+    }
+}
+
+pub(crate) struct Blocked;
+
+static INFO: Info = Info {
+    id: "blocked",
+    title: "blocked, off the CPU",
+    innermost: false,
+    supersedes: &[Class::HotSpot, Class::TailLatency],
+};
+
+const POLLS: &str = "entered intervals per span";
+
+impl Detector for Blocked {
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
+        let s = &cx.config.classes.blocked;
+        let threads_wall = cx.run_wall_ns * cx.totals.recording_threads;
+        for (_, cs, row) in cx.callsites() {
+            let Some(c) = &row.cpu else { continue };
+            let share = stats::share(c.self_blocked_ns, threads_wall);
+            if c.self_blocked_share < s.min_blocked_share
+                || c.voluntary_per_call < s.min_voluntary_per_call
+                || share < s.min_share
+            {
+                continue;
+            }
+            let in_poll = c.intervals_per_call > s.async_polls_per_call;
+            found.push(cx.score(Draft {
+                class: Class::Blocked,
+                callsite: Some((cs.id, row.location.clone())),
+                resource: Resource::WallTime,
+                cost_share: share,
+                recoverable: s.recoverable,
+                confidence: c.self_blocked_share
+                    * stats::sample_confidence(c.timed_calls, s.half_confidence_calls),
+                summary: format!(
+                    "off the CPU {} of its self time ({} in all, {:.1} voluntary switches per call): it blocks, it does not compute{}",
+                    units::pct(c.self_blocked_share),
+                    units::ns(c.self_blocked_ns),
+                    c.voluntary_per_call,
+                    if in_poll {
+                        format!(
+                            "; async ({:.1} polls per span), so it blocks inside a poll and stalls a runtime worker",
+                            c.intervals_per_call
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+                evidence: vec![
+                    Evidence::new(
+                        "blocked share of self time",
+                        c.self_blocked_share,
+                        Unit::Share,
+                        Some(s.min_blocked_share),
+                    ),
+                    Evidence::new(
+                        "voluntary switches per span",
+                        c.voluntary_per_call,
+                        Unit::Number,
+                        Some(s.min_voluntary_per_call),
+                    ),
+                    Evidence::new(
+                        "share of the threads' wall time",
+                        share,
+                        Unit::Share,
+                        Some(s.min_share),
+                    ),
+                    Evidence::new("blocked time", c.self_blocked_ns, Unit::Ns, None),
+                    Evidence::new("self time on the CPU", c.self_on_cpu_ns, Unit::Ns, None),
+                    Evidence::new(
+                        POLLS,
+                        c.intervals_per_call,
+                        Unit::Number,
+                        Some(s.async_polls_per_call),
+                    ),
+                    Evidence::new("timed calls", c.timed_calls as f64, Unit::Count, None),
+                ],
+            }));
+        }
+    }
+
+    fn advice(&self, f: &Finding) -> Advice {
+        let name = f.subject().in_prose();
+        let in_poll = f
+            .evidence
+            .iter()
+            .any(|e| e.metric == POLLS && e.threshold.is_some_and(|t| e.value > t));
+        let mut fixes = Vec::new();
+        if in_poll {
+            fixes.push(
+                "It blocks inside a poll, stalling a runtime worker and every task queued on it: move the blocking call into `tokio::task::spawn_blocking`, or use the async API (`tokio::time::sleep`, `tokio::fs`, an async client); hold a `tokio::sync::Mutex`, not a `std` one, across `.await`".to_owned(),
+            );
+        }
+        fixes.extend(lines(&[
+            "Find what it blocks on: add child spans around its file and network I/O, lock acquisitions and sleeps; the child that is off the CPU is the cause",
+            "Batch or cache the blocking calls: one query or request for many items, reuse connections, read a file once",
+            "Shorten lock hold times or shard contended state (`dashmap`, per-thread state) when it waits for a lock",
+            "Overlap independent blocking calls (`std::thread::scope`, or async with `join!`) instead of making them one after another",
+        ]));
+        if !in_poll {
+            fixes.push(
+                "On an async runtime, run it with `tokio::task::spawn_blocking` so it does not stall a worker".to_owned(),
+            );
+        }
+        Advice {
+            statement: format!(
+                "removing {} of {name}'s blocked time ({} of the recording threads' wall time) gives back {} of it",
+                units::pct(f.recoverable),
+                units::pct(f.cost_share),
+                units::pct(f.expected_gain())
+            ),
+            fixes,
+            prerequisites: vec![format!(
+                "Know what {name} waits for: a child span around each blocking call, or `strace -f -T` on a run"
+            )],
+            check: format!(
+                "{name}'s blocked share of self time must fall and its busy time with it"
+            ),
+            complexity: Effort::Medium,
+            risk: Effort::Medium,
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! CPU contention: the instrumented threads lost time waiting for a CPU
+//! while their spans were entered, preempted by other threads, other
+//! processes or the hypervisor. The machine's problem, not a span's: the
+//! tails it explains are not reported as tail latency.
+//!
+//! Read from the layer's on-CPU figures (the off-CPU time of timed spans
+//! that involuntary switches explain), with the sampler's CPU pressure
+//! (Linux PSI), steal time and involuntary switches as corroboration. A VM
+//! whose hypervisor steals much of the CPU is reported from the timeline
+//! alone.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Class, Detector, Info};
+use crate::analyze::advice::{Advice, Effort, lines};
+use crate::analyze::context::Context;
+use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::stats;
+use crate::units::{self, Unit};
+
+/// When the process is short of CPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Time the timed spans lost to preemption is at least this share of
+    /// the recording threads' wall time (default 0.02)...
+    pub min_share: f64,
+    /// ...or the hypervisor stole at least this share of the machine's CPU
+    /// on average, percent (10).
+    pub min_steal_percent: f64,
+    /// CPU pressure (PSI `some`) or steal at least this high on average,
+    /// percent, corroborates the finding (5).
+    pub corroborating_percent: f64,
+    /// The share of the lost time a change of environment gives back (0.8).
+    pub recoverable: f64,
+    /// Confidence is `switches / (switches + this)` over the involuntary
+    /// switches inside timed spans (10), times 0.7, plus 0.3 when the
+    /// timeline corroborates.
+    pub half_confidence_switches: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            min_share: 0.02,
+            min_steal_percent: 10.0,
+            corroborating_percent: 5.0,
+            recoverable: 0.8,
+            half_confidence_switches: 10.0,
+        }
+    }
+}
+
+pub(crate) struct CpuContention;
+
+static INFO: Info = Info {
+    id: "cpu_contention",
+    title: "CPU contention",
+    innermost: false,
+    supersedes: &[],
+};
+
+impl Detector for CpuContention {
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
+        let s = &cx.config.classes.cpu_contention;
+        let p = &cx.process;
+        let threads_wall = cx.run_wall_ns * cx.totals.recording_threads;
+        let (mut preempted_ns, mut switches, mut tails) = (0.0, 0.0, 0usize);
+        let tail = &cx.config.classes.tail_latency;
+        for (i, cs, row) in cx.callsites() {
+            let Some(c) = &row.cpu else { continue };
+            preempted_ns += c.self_preempted_ns;
+            let timed = cs.cpu.as_ref().map_or(0, |c| c.involuntary_switches);
+            switches += timed as f64;
+            if super::tail_latency::tail_shaped(row, tail).is_some()
+                && cx.tail_preempted_share(i) >= tail.max_preempted_share
+            {
+                tails += 1;
+            }
+        }
+        let share = stats::share(preempted_ns, threads_wall);
+        let steal = p.steal_mean_percent.unwrap_or(0.0);
+        let pressure = p.cpu_pressure_mean_percent.unwrap_or(0.0);
+        let stolen = steal >= s.min_steal_percent;
+        if share < s.min_share && !stolen {
+            return;
+        }
+        let corroborated = pressure.max(steal) >= s.corroborating_percent;
+        let confidence = if share >= s.min_share {
+            0.7 * stats::sample_confidence(switches as u64, s.half_confidence_switches)
+                + if corroborated { 0.3 } else { 0.0 }
+        } else {
+            0.6
+        };
+        let cost_share = share.max(if stolen { steal / 100.0 } else { 0.0 });
+        let mut evidence = vec![
+            Evidence::new(
+                "preempted share of the threads' wall time",
+                share,
+                Unit::Share,
+                Some(s.min_share),
+            ),
+            Evidence::new("time preempted in spans", preempted_ns, Unit::Ns, None),
+            Evidence::new("involuntary switches in timed spans", switches, Unit::Count, None),
+            Evidence::new("span tails it explains", tails as f64, Unit::Count, None),
+        ];
+        let mut optional = |metric: &str, value: Option<f64>, unit, threshold| {
+            if let Some(v) = value {
+                evidence.push(Evidence::new(metric, v, unit, threshold));
+            }
+        };
+        optional(
+            "CPU pressure (PSI), mean %",
+            p.cpu_pressure_mean_percent,
+            Unit::Number,
+            Some(s.corroborating_percent),
+        );
+        optional(
+            "steal, mean %",
+            p.steal_mean_percent,
+            Unit::Number,
+            Some(s.min_steal_percent),
+        );
+        optional(
+            "involuntary switches per second",
+            p.involuntary_switches_per_s,
+            Unit::Number,
+            None,
+        );
+        optional("cores", p.cores.map(f64::from), Unit::Count, None);
+        optional(
+            "threads (most at once)",
+            (p.samples > 0).then_some(f64::from(p.threads_max)),
+            Unit::Count,
+            None,
+        );
+        let mut summary = format!(
+            "the spans were preempted for {} ({} of the recording threads' wall time)",
+            units::ns(preempted_ns),
+            units::pct(share)
+        );
+        if tails > 0 {
+            summary.push_str(&format!(
+                ", which explains the tails of {tails} span{}",
+                if tails == 1 { "" } else { "s" }
+            ));
+        }
+        let mut context = Vec::new();
+        if let Some(psi) = p.cpu_pressure_mean_percent {
+            context.push(format!("CPU pressure {psi:.0}%"));
+        }
+        if let Some(st) = p.steal_mean_percent.filter(|&st| st >= 0.5) {
+            context.push(format!("steal {st:.0}%"));
+        }
+        if let (Some(cores), true) = (p.cores, p.samples > 0) {
+            context.push(format!("{} threads on {cores} cores", p.threads_max));
+        }
+        if !context.is_empty() {
+            summary.push_str(&format!("; {}", context.join(", ")));
+        }
+        found.push(cx.score(Draft {
+            class: Class::CpuContention,
+            callsite: None,
+            resource: Resource::WallTime,
+            cost_share,
+            recoverable: s.recoverable,
+            confidence,
+            summary,
+            evidence,
+        }));
+    }
+
+    fn advice(&self, f: &Finding) -> Advice {
+        Advice {
+            statement: format!(
+                "the code is not the cause: giving the process the CPUs it waits for recovers {} of the {} of the threads' wall time it lost",
+                units::pct(f.recoverable),
+                units::pct(f.cost_share)
+            ),
+            fixes: lines(&[
+                "Run no more busy threads than cores: size the tokio runtime (`worker_threads`), rayon's pool and any thread pools to the cores the process gets, not to the machine's",
+                "Find what else competes on the host (`top`, `pidstat -w`, container CPU limits): move batch jobs or neighbours elsewhere, or lower their priority (`nice`, `SCHED_IDLE`)",
+                "On a VM with steal time, move to a dedicated or larger instance; noisy neighbours are outside the program",
+                "Give latency-critical work its own cores (cgroup `cpuset`, `taskset`) when it shares a machine",
+            ]),
+            prerequisites: lines(&[
+                "Profile and compare runs on a quiet machine with the same core count: contention makes every span slower and its tails longer",
+            ]),
+            check: "the CPU contention finding must shrink or go, and the span tails it explained with it".to_owned(),
+            complexity: Effort::Low,
+            risk: Effort::Low,
+        }
+    }
+}
