@@ -52,7 +52,9 @@ pub struct HeapRow {
 ///
 /// Shares are of the timed spans; the `_ns` figures scale them to every
 /// call (the first spans of a callsite, before its mean busy time was
-/// known, are not timed).
+/// known, are not timed). A callsite timed for fewer than half its calls
+/// (its mean busy time fell under the layer's threshold after a slow start)
+/// has none: so small and early a sample does not stand for its calls.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CpuRow {
     /// Spans timed on the CPU.
@@ -90,7 +92,7 @@ impl CpuRow {
         let c = cs
             .cpu
             .as_ref()
-            .filter(|c| c.timed_calls > 0 && c.busy_ns > 0)?;
+            .filter(|c| c.busy_ns > 0 && c.timed_calls > 0 && c.timed_calls >= cs.calls / 2)?;
         let timed = c.timed_calls as f64;
         let self_on_cpu_share = stats::share(c.self_on_cpu_ns as f64, c.self_ns as f64);
         let self_off = 1.0 - self_on_cpu_share;

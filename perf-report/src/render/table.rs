@@ -133,6 +133,14 @@ pub(crate) static CALLSITES: &[Column<CallsiteRow>] = &[
         text(units::pct(c.idle_share))
     })
     .drops(4),
+    col::<CallsiteRow>("on-cpu %", Align::Right, |_, c| {
+        text(
+            c.cpu
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |cpu| units::pct(cpu.on_cpu_share)),
+        )
+    })
+    .drops(4),
     col::<CallsiteRow>("alloc/call", Align::Right, |_, c| {
         alloc_cell(c, |a| units::bytes(a.self_bytes_per_call))
     })

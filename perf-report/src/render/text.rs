@@ -452,11 +452,28 @@ fn process(out: &mut Out<'_>, a: &Analysis) {
     let trend = pr.rss_trend.map_or_else(String::new, |f| {
         format!(", trend {}/s (R² {:.2})", units::bytes(f.slope), f.r2)
     });
+    let cores = pr
+        .cores
+        .map_or_else(String::new, |n| format!(", of {n} cores"));
+    let mut machine = Vec::new();
+    if let Some(psi) = pr.cpu_pressure_mean_percent {
+        machine.push(format!("CPU pressure {psi:.0}%"));
+    }
+    if let Some(steal) = pr.steal_mean_percent {
+        machine.push(format!("steal {steal:.0}%"));
+    }
+    if let Some(switches) = pr.involuntary_switches_per_s {
+        machine.push(format!("{} preemptions/s", units::count(switches)));
+    }
+    let mut resources = format!("{} threads", pr.threads_max);
+    if let Some(fds) = pr.open_fds_max {
+        resources.push_str(&format!(", {fds} open files"));
+    }
     out.blank();
     out.heading(
         "PROCESS",
         &format!(
-            "{} samples; RSS {} -> {} (median {}, peak {}{}); CPU mean {:.0}%, max {:.0}%; alerts: {} CPU, {} RSS",
+            "{} samples; RSS {} -> {} (median {}, peak {}{}); CPU mean {:.0}%, max {:.0}% (100% is one core{cores}){}; at most {resources}; alerts: {} CPU, {} RSS",
             pr.samples,
             units::bytes(pr.rss_first_bytes as f64),
             units::bytes(pr.rss_last_bytes as f64),
@@ -465,6 +482,11 @@ fn process(out: &mut Out<'_>, a: &Analysis) {
             trend,
             pr.cpu_mean_percent,
             pr.cpu_max_percent,
+            if machine.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", machine.join(", "))
+            },
             pr.cpu_alerts,
             pr.rss_alerts
         ),
