@@ -182,7 +182,9 @@ pub struct Totals {
     pub duration_ns: u64,
     /// Sum of every callsite's self time, ns: all instrumented work.
     pub self_ns: u64,
-    /// Sum of every callsite's self time on the CPU ([`CallsiteRow::self_cpu_ns`]), ns.
+    /// Sum of every callsite's self time on the CPU in its usual calls, ns:
+    /// its measured on-CPU self time where timed, else its self time less
+    /// its tail's excess.
     pub self_cpu_ns: f64,
     /// CPU time the process used over the run, ns (every thread), when the
     /// dump records it.
@@ -259,6 +261,14 @@ impl Totals {
             Resource::Allocation => "all bytes allocated",
             Resource::Memory => "peak memory",
         }
+    }
+}
+
+/// See [`Context::usual_cpu_ns`].
+fn usual_cpu_ns(row: &CallsiteRow, tail_excess_ns: f64) -> f64 {
+    match row.cpu {
+        Some(_) => row.self_cpu_ns,
+        None => row.self_cpu_ns - tail_excess_ns.clamp(0.0, row.self_cpu_ns),
     }
 }
 
@@ -397,7 +407,11 @@ impl<'a> Context<'a> {
         };
         let cpu_ns = dump.run.cpu_ns.filter(|&ns| ns > 0);
         let self_ns = u64::try_from(total_self).unwrap_or(u64::MAX);
-        let self_cpu_ns: f64 = rows.iter().map(|r| r.self_cpu_ns).sum();
+        let self_cpu_ns: f64 = rows
+            .iter()
+            .zip(&tail_excess_ns)
+            .map(|(row, &tail)| usual_cpu_ns(row, tail))
+            .sum();
         let cpu_utilization = match cpu_ns {
             Some(cpu) if run_wall_ns > 0.0 => cpu as f64 / run_wall_ns,
             _ => 1.0,
@@ -463,11 +477,7 @@ impl<'a> Context<'a> {
     /// far slower mostly waits then: a miss that reads a disk, a lock; and
     /// the tail latency finding has that time).
     pub(crate) fn usual_cpu_ns(&self, i: usize) -> f64 {
-        let row = &self.rows[i];
-        match row.cpu {
-            Some(_) => row.self_cpu_ns,
-            None => row.self_cpu_ns - self.tail_excess_ns[i].clamp(0.0, row.self_cpu_ns),
-        }
+        usual_cpu_ns(&self.rows[i], self.tail_excess_ns[i])
     }
 
     /// The share of callsite `i`'s tail excess (its calls' busy time beyond
