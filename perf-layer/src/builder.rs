@@ -249,8 +249,9 @@ impl PerfLayerBuilder {
 
     /// Times a callsite's spans on the CPU (the thread's CPU time and its
     /// voluntary and involuntary context switches, read at enter and exit)
-    /// while they average at least `mean_busy` of busy time (checked every
-    /// 16 closes; timing stops when the mean falls below half of it). The
+    /// while they average at least `mean_busy` of busy time (over each 16
+    /// closes on a thread; timing stops when that falls below half of it).
+    /// The
     /// reads are three system calls per span (four when it was off the
     /// CPU), about 0.7 µs in all here (`benches/cpu_time.rs`): at the
     /// default of 100 µs, under 1% of such a span (the budget is 2%; 50 µs

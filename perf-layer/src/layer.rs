@@ -125,18 +125,7 @@ where
         let layer_id = self.profiler.layer_id;
         let span = id.into_u64();
         with_stack(layer_id, |stack| {
-            // A timed span reads the thread's CPU time before the timestamp:
-            // a preemption the kernel defers to the return of that system
-            // call (lazy preemption) then falls inside the span's interval,
-            // where it happened, not after it.
-            let cpu_at_exit = if stack.timed(span) {
-                crate::record::cpu::at_exit()
-            } else {
-                None
-            };
-            let now = self.now();
-            let Some(finished) =
-                stack.pop(span, now, cpu_at_exit, |a, b| clock.delta_as_nanos(a, b))
+            let Some(finished) = stack.pop(span, || self.now(), |a, b| clock.delta_as_nanos(a, b))
             else {
                 return;
             };
@@ -213,10 +202,14 @@ impl PerfLayer {
             events: state.events,
             alloc,
             rss_delta,
-            cpu: state.cpu.map(|timed| SpanCpu {
-                intervals: state.intervals,
-                timed,
-            }),
+            cpu: if state.timed_intervals == state.intervals && state.intervals > 0 {
+                Some(SpanCpu {
+                    intervals: state.intervals,
+                    timed: state.cpu,
+                })
+            } else {
+                None
+            },
         }
     }
 }

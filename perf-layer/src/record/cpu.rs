@@ -6,8 +6,8 @@
 //! 0.7 µs in all here): far too much for a span of a microsecond, nothing
 //! for one of a millisecond. So it is adaptive, per callsite: while a
 //! callsite's spans average at least the threshold of busy time
-//! (`cpu_time_threshold`, 100 µs by default; checked every 16 closes, off
-//! again below half of it), its enters and exits read the thread's CPU time
+//! (`cpu_time_threshold`, 100 µs by default; over each 16 closes on a
+//! thread, off again below half of it), its enters and exits read the thread's CPU time
 //! and its voluntary and involuntary context switches. Shorter spans pay one
 //! flag check. Linux only; elsewhere nothing is read and the dump's `cpu`
 //! fields are absent, not zero.
@@ -146,21 +146,19 @@ pub(crate) fn available() -> bool {
     at_enter().is_some()
 }
 
-/// What one entered interval measured on the CPU.
+/// What one entered interval (or, added up, one span) measured on the CPU.
+/// Small, as it travels with every span: the busy and self time it is
+/// measured against are the span's own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct IntervalCpu {
-    /// The interval's length (busy time), for the ratios.
-    pub(crate) busy_ns: u64,
-    /// Its self time (busy minus entered children), likewise.
-    pub(crate) self_ns: u64,
     pub(crate) on_cpu_ns: u64,
     /// On-CPU time while innermost: on-CPU minus the children's (a child
-    /// that was not timed counts its whole interval as on-CPU: short spans
-    /// compute).
+    /// that was not timed counts as on the CPU but for the off-CPU time of
+    /// timed spans inside it).
     pub(crate) self_on_cpu_ns: u64,
     pub(crate) preempted_ns: u64,
-    pub(crate) voluntary: u64,
-    pub(crate) involuntary: u64,
+    pub(crate) voluntary: u32,
+    pub(crate) involuntary: u32,
 }
 
 impl IntervalCpu {
@@ -188,20 +186,17 @@ impl IntervalCpu {
             (_, 0) => 0,
             (v, i) => (u128::from(off) * u128::from(i) / u128::from(v + i)) as u64,
         };
+        let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Self {
-            busy_ns,
-            self_ns,
             on_cpu_ns,
             self_on_cpu_ns: on_cpu_ns.saturating_sub(children_on_cpu_ns).min(self_ns),
             preempted_ns,
-            voluntary,
-            involuntary,
+            voluntary: count(voluntary),
+            involuntary: count(involuntary),
         }
     }
 
     pub(crate) fn add(&mut self, other: &IntervalCpu) {
-        self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
-        self.self_ns = self.self_ns.saturating_add(other.self_ns);
         self.on_cpu_ns = self.on_cpu_ns.saturating_add(other.on_cpu_ns);
         self.self_on_cpu_ns = self.self_on_cpu_ns.saturating_add(other.self_on_cpu_ns);
         self.preempted_ns = self.preempted_ns.saturating_add(other.preempted_ns);

@@ -23,9 +23,11 @@ pub(crate) struct SpanState {
     pub(crate) self_allocs: u64,
     pub(crate) events: [u32; 5],
     pub(crate) rss_at_open: Option<u64>,
-    /// Entered intervals, and what those timed on the CPU measured.
+    /// Entered intervals, those of them timed on the CPU, and what those
+    /// measured.
     pub(crate) intervals: u32,
-    pub(crate) cpu: Option<IntervalCpu>,
+    pub(crate) timed_intervals: u32,
+    pub(crate) cpu: IntervalCpu,
 }
 
 impl SpanState {
@@ -47,7 +49,8 @@ impl SpanState {
             events: [0; 5],
             rss_at_open,
             intervals: 0,
-            cpu: None,
+            timed_intervals: 0,
+            cpu: IntervalCpu::default(),
         }
     }
 
@@ -66,7 +69,8 @@ impl SpanState {
         }
         self.intervals = self.intervals.saturating_add(1);
         if let Some(cpu) = &done.cpu {
-            self.cpu.get_or_insert_with(IntervalCpu::default).add(cpu);
+            self.timed_intervals = self.timed_intervals.saturating_add(1);
+            self.cpu.add(cpu);
         }
     }
 }

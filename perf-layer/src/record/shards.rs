@@ -99,8 +99,8 @@ pub(crate) struct Shards {
     cpu_threshold_ns: Option<u64>,
 }
 
-/// Closes of a callsite between two looks at its mean busy time (every one
-/// of the first ones): a division per close is not free.
+/// Closes of a callsite on one thread between two looks at their mean busy
+/// time, which is over those closes (a power of two: the test is a mask).
 const CPU_CHECK_EVERY: u64 = 16;
 
 impl Shards {
@@ -218,7 +218,7 @@ impl Shards {
             Some(acc) => {
                 acc.record(span);
                 if let Some(threshold) = self.cpu_threshold_ns {
-                    if acc.calls < CPU_CHECK_EVERY || acc.calls % CPU_CHECK_EVERY == 0 {
+                    if acc.calls & (CPU_CHECK_EVERY - 1) == 0 {
                         self.time_if_long(acc, meta, threshold);
                     }
                 }
@@ -247,15 +247,20 @@ impl Shards {
 
     /// Times a callsite on the CPU while its spans are long enough that
     /// the reads cost little beside them: from a mean busy time of
-    /// `threshold` (this thread's spans of it), until it falls below half
-    /// of that.
+    /// `threshold` over this thread's last [`CPU_CHECK_EVERY`] spans of it,
+    /// until that falls below half of it.
     #[cold]
     #[inline(never)]
-    fn time_if_long(&self, acc: &CallsiteAcc, meta: &'static Metadata<'static>, threshold: u64) {
+    fn time_if_long(
+        &self,
+        acc: &mut CallsiteAcc,
+        meta: &'static Metadata<'static>,
+        threshold: u64,
+    ) {
         let Some(flag) = self.cpu_timed.get(heap::tag_of(meta) as usize) else {
             return;
         };
-        let mean = acc.mean_busy_ns();
+        let mean = acc.recent_mean_busy_ns();
         if mean >= threshold {
             flag.store(true, Ordering::Relaxed);
         } else if mean < threshold / 2 {

@@ -29,26 +29,34 @@ pub(crate) struct Frame {
     /// is inside that one, so its busy time and allocation are not counted
     /// twice.
     reentry: bool,
+    /// The frame is timed on the CPU: its reading at enter is in
+    /// [`Stack::timed`].
+    timed: bool,
     /// The span's callsite tag, which allocations made while this frame is
     /// innermost carry ([`super::heap`]).
     tag: u32,
-    /// The thread's CPU time at enter, for a span whose callsite is timed on
-    /// the CPU ([`super::cpu`]).
-    cpu_at_enter: Option<ThreadCpu>,
-    /// On-CPU time of the frames above this one (their whole interval where
-    /// they were not timed).
-    child_on_cpu_ns: u64,
 }
 
 impl Frame {
     /// Charges an interval of a frame above this one: this frame was not
     /// innermost meanwhile.
     #[inline]
-    fn add_child(&mut self, ns: u64, alloc: &AllocCounters, on_cpu_ns: u64) {
+    fn add_child(&mut self, ns: u64, alloc: &AllocCounters) {
         self.child_ns = self.child_ns.saturating_add(ns);
         self.child_alloc.add(alloc);
-        self.child_on_cpu_ns = self.child_on_cpu_ns.saturating_add(on_cpu_ns);
     }
+}
+
+/// A frame timed on the CPU ([`super::cpu`]): kept beside the stack, so
+/// that the frames of spans not timed (almost all) carry nothing for it.
+#[derive(Debug, Clone, Copy)]
+struct TimedFrame {
+    span: u64,
+    /// The thread's CPU time and switches at enter.
+    start: ThreadCpu,
+    /// Off-CPU time of the timed frames above this one: the part of its
+    /// children's busy time that was not on the CPU.
+    child_off_cpu_ns: u64,
 }
 
 /// What a popped frame measured, in nanoseconds and allocation counts.
@@ -82,6 +90,8 @@ pub(crate) struct Stack {
     /// created here is entered here almost always, and an async span polled
     /// here again and again. Direct-mapped; a miss asks the span's state.
     tags: TagCache,
+    /// The timed frames, in stack order.
+    timed: Vec<TimedFrame>,
 }
 
 /// Span id to callsite tag, direct-mapped over the low bits of the id. The
@@ -195,7 +205,7 @@ impl Stack {
             if is_open(frame.span) {
                 if let (Some((at, alloc_at)), Some(below)) = (run_start.take(), kept.last_mut()) {
                     let ns = to_ns(at, frame.entered_at);
-                    below.add_child(ns, &frame.alloc_at_enter.since(&alloc_at), ns);
+                    below.add_child(ns, &frame.alloc_at_enter.since(&alloc_at));
                 }
                 kept.push(frame);
             } else if run_start.is_none() {
@@ -204,9 +214,12 @@ impl Stack {
         }
         if let (Some((at, alloc_at)), Some(below)) = (run_start, kept.last_mut()) {
             let ns = to_ns(at, now);
-            below.add_child(ns, &counters.since(&alloc_at), ns);
+            below.add_child(ns, &counters.since(&alloc_at));
         }
         self.frames = kept;
+        let frames = &self.frames;
+        self.timed
+            .retain(|t| frames.iter().any(|f| f.timed && f.span == t.span));
         self.retag();
     }
 
@@ -239,6 +252,7 @@ impl Stack {
         if self.frames.len() == self.frames.capacity() {
             self.grow();
         }
+        let timed = timed && !reentry && self.push_timed(span);
         self.frames.push(Frame {
             span,
             entered_at: now,
@@ -247,38 +261,48 @@ impl Stack {
             child_alloc: AllocCounters::default(),
             events: [0; 5],
             reentry,
+            timed,
             tag,
-            cpu_at_enter: if timed && !reentry {
-                cpu::at_enter()
-            } else {
-                None
-            },
-            child_on_cpu_ns: 0,
         });
     }
 
-    /// Whether `span`'s innermost frame reads the thread's CPU time: the
-    /// exit must then read it ([`cpu::at_exit`]) before taking its timestamp.
-    #[inline]
-    pub(crate) fn timed(&self, span: u64) -> bool {
-        self.frames
-            .iter()
-            .rev()
-            .find(|f| f.span == span)
-            .is_some_and(|f| f.cpu_at_enter.is_some())
+    /// The reading at enter of a timed frame; `false` when the platform
+    /// gives none. Out of line: the spans long enough to be timed pay for
+    /// the system calls anyway.
+    #[cold]
+    #[inline(never)]
+    fn push_timed(&mut self, span: u64) -> bool {
+        if self.timed.len() == self.timed.capacity() {
+            let _pause = alloc::PauseCounting::new();
+            self.timed.reserve(8);
+        }
+        match cpu::at_enter() {
+            Some(start) => {
+                self.timed.push(TimedFrame {
+                    span,
+                    start,
+                    child_off_cpu_ns: 0,
+                });
+                true
+            }
+            None => false,
+        }
     }
 
     /// Pops `span` (normally the top; out-of-order exits are tolerated) and
-    /// charges its interval to the frame below it. `to_ns` converts a tick
-    /// delta; `cpu_at_exit` is the thread's CPU time read just before `now`
-    /// ([`cpu::at_exit`]) when the span is [`timed`](Self::timed). `None`
-    /// when the span is not on this stack.
+    /// charges its interval, ending at `now()`, to the frame below it.
+    /// `to_ns` converts a tick delta. `None` when the span is not on this
+    /// stack.
+    ///
+    /// A timed frame reads the thread's CPU time before the timestamp: a
+    /// preemption the kernel defers to the return of that system call (lazy
+    /// preemption) then falls inside the span's interval, where it
+    /// happened, not after it.
     #[inline]
     pub(crate) fn pop(
         &mut self,
         span: u64,
-        now: u64,
-        cpu_at_exit: Option<u64>,
+        now: impl FnOnce() -> u64,
         to_ns: impl Fn(u64, u64) -> u64,
     ) -> Option<FinishedFrame> {
         let top = self.frames.len().checked_sub(1)?;
@@ -289,23 +313,19 @@ impl Stack {
         } else {
             self.remove_below_top(span)?
         };
+        let cpu_at_exit = if frame.timed { cpu::at_exit() } else { None };
+        let now = now();
         let interval_ns = to_ns(frame.entered_at, now);
         let interval_alloc = alloc::thread_counters().since(&frame.alloc_at_enter);
         let self_ns = interval_ns.saturating_sub(frame.child_ns);
-        let cpu = match (frame.cpu_at_enter, cpu_at_exit) {
-            (Some(start), Some(end)) => Some(IntervalCpu::between(
-                &start,
-                &cpu::exit_reading(&start, end, interval_ns),
-                interval_ns,
-                self_ns,
-                frame.child_on_cpu_ns,
-            )),
-            _ => None,
+        let cpu = if frame.timed {
+            self.pop_timed(span, interval_ns, &frame, cpu_at_exit)
+        } else {
+            None
         };
         self.retag();
         if let Some(below) = index.checked_sub(1).and_then(|i| self.frames.get_mut(i)) {
-            let on_cpu = cpu.map_or(interval_ns, |c| c.on_cpu_ns);
-            below.add_child(interval_ns, &interval_alloc, on_cpu);
+            below.add_child(interval_ns, &interval_alloc);
         }
         let (busy_ns, alloc) = if frame.reentry {
             (0, AllocCounters::default())
@@ -320,6 +340,34 @@ impl Stack {
             events: frame.events,
             cpu,
         })
+    }
+
+    /// The CPU figures of a timed frame's interval, and its off-CPU time
+    /// charged to the timed frame below it. Out of line, as
+    /// [`push_timed`](Self::push_timed).
+    #[cold]
+    #[inline(never)]
+    fn pop_timed(
+        &mut self,
+        span: u64,
+        interval_ns: u64,
+        frame: &Frame,
+        cpu_at_exit: Option<u64>,
+    ) -> Option<IntervalCpu> {
+        let at = self.timed.iter().rposition(|t| t.span == span)?;
+        let was_last = at + 1 == self.timed.len();
+        let timed = self.timed.remove(at);
+        let end = cpu::exit_reading(&timed.start, cpu_at_exit?, interval_ns);
+        let children_on_cpu = frame.child_ns.saturating_sub(timed.child_off_cpu_ns);
+        let self_ns = interval_ns.saturating_sub(frame.child_ns);
+        let cpu = IntervalCpu::between(&timed.start, &end, interval_ns, self_ns, children_on_cpu);
+        // The timed frames still here are below it when it was the top one.
+        if let (true, Some(below)) = (was_last, self.timed.last_mut()) {
+            below.child_off_cpu_ns = below
+                .child_off_cpu_ns
+                .saturating_add(interval_ns - cpu.on_cpu_ns);
+        }
+        Some(cpu)
     }
 }
 
@@ -375,14 +423,14 @@ mod tests {
         stack.push(1, 0, 0, false);
         stack.push(2, 10, 0, false);
         stack.push(3, 20, 0, false);
-        assert!(stack.pop(3, 25, None, ns).is_some());
+        assert!(stack.pop(3, || 25, ns).is_some());
         stack.push(4, 40, 0, false);
         stack.forget_closed(50, |span| span != 2, ns);
         // The kept frame exits at 60 and charges 40..60 itself.
-        assert_eq!(stack.pop(4, 60, None, ns).map(|f| f.busy_ns), Some(20));
+        assert_eq!(stack.pop(4, || 60, ns).map(|f| f.busy_ns), Some(20));
         // `below` was innermost only 0..10 and 60..70; 10..40 (the forgotten
         // frame and its closed child) is child time, counted once.
-        let below = stack.pop(1, 70, None, ns).unwrap();
+        let below = stack.pop(1, || 70, ns).unwrap();
         assert_eq!((below.busy_ns, below.self_ns), (70, 20));
     }
 
@@ -413,7 +461,7 @@ mod tests {
         stack.push(2, 10, 0, false);
         stack.push(3, 15, 0, false);
         stack.forget_closed(40, |span| span == 1, ns);
-        let below = stack.pop(1, 50, None, ns).unwrap();
+        let below = stack.pop(1, || 50, ns).unwrap();
         assert_eq!((below.busy_ns, below.self_ns), (50, 20));
     }
 }

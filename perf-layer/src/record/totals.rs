@@ -105,13 +105,38 @@ impl RssTotals {
     }
 }
 
-/// What a closed span measured on the CPU, when at least one of its
-/// intervals was timed.
+/// What a closed span measured on the CPU, when every one of its
+/// intervals was timed (a span whose callsite started or stopped being
+/// timed while it was open, or that re-entered itself, has none).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SpanCpu {
     pub(crate) intervals: u32,
-    /// The timed intervals' sums.
+    /// Its intervals' sums.
     pub(crate) timed: IntervalCpu,
+}
+
+/// The sums over a callsite's timed spans.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CpuSums {
+    pub(crate) busy_ns: u64,
+    pub(crate) self_ns: u64,
+    pub(crate) on_cpu_ns: u64,
+    pub(crate) self_on_cpu_ns: u64,
+    pub(crate) preempted_ns: u64,
+    pub(crate) voluntary: u64,
+    pub(crate) involuntary: u64,
+}
+
+impl CpuSums {
+    fn add(&mut self, other: &CpuSums) {
+        self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
+        self.self_ns = self.self_ns.saturating_add(other.self_ns);
+        self.on_cpu_ns = self.on_cpu_ns.saturating_add(other.on_cpu_ns);
+        self.self_on_cpu_ns = self.self_on_cpu_ns.saturating_add(other.self_on_cpu_ns);
+        self.preempted_ns = self.preempted_ns.saturating_add(other.preempted_ns);
+        self.voluntary = self.voluntary.saturating_add(other.voluntary);
+        self.involuntary = self.involuntary.saturating_add(other.involuntary);
+    }
 }
 
 /// A callsite's timed spans, summed, with histograms of on-CPU and
@@ -120,18 +145,27 @@ pub(crate) struct SpanCpu {
 pub(crate) struct CpuAcc {
     pub(crate) calls: u64,
     pub(crate) intervals: u64,
-    pub(crate) sums: IntervalCpu,
+    pub(crate) sums: CpuSums,
     pub(crate) on_cpu: FlatHist,
     pub(crate) preempted: FlatHist,
 }
 
 impl CpuAcc {
-    fn record(&mut self, layout: &Layout, span: &SpanCpu) {
+    fn record(&mut self, layout: &Layout, span: &ClosedSpan, cpu: &SpanCpu) {
         self.calls += 1;
-        self.intervals = self.intervals.saturating_add(u64::from(span.intervals));
-        self.sums.add(&span.timed);
-        self.on_cpu.record(layout, span.timed.on_cpu_ns);
-        self.preempted.record(layout, span.timed.preempted_ns);
+        self.intervals = self.intervals.saturating_add(u64::from(cpu.intervals));
+        let t = &cpu.timed;
+        self.sums.add(&CpuSums {
+            busy_ns: span.busy_ns,
+            self_ns: span.self_ns,
+            on_cpu_ns: t.on_cpu_ns,
+            self_on_cpu_ns: t.self_on_cpu_ns,
+            preempted_ns: t.preempted_ns,
+            voluntary: u64::from(t.voluntary),
+            involuntary: u64::from(t.involuntary),
+        });
+        self.on_cpu.record(layout, t.on_cpu_ns);
+        self.preempted.record(layout, t.preempted_ns);
     }
 
     fn merge(&mut self, other: &CpuAcc) {
@@ -174,6 +208,9 @@ pub(crate) struct CallsiteAcc {
     /// The spans timed on the CPU; made at the first (the histogram is
     /// the layer's allocation, so out of line).
     pub(crate) cpu: Option<Box<CpuAcc>>,
+    /// Calls and busy-time sum at the last look at the mean busy time
+    /// ([`recent_mean_busy_ns`](Self::recent_mean_busy_ns)).
+    checked: (u64, u64),
 }
 
 impl CallsiteAcc {
@@ -190,6 +227,7 @@ impl CallsiteAcc {
             alloc: AllocTotals::default(),
             rss: None,
             cpu: None,
+            checked: (0, 0),
         }
     }
 
@@ -219,24 +257,24 @@ impl CallsiteAcc {
         }
         if let Some(cpu) = &span.cpu {
             match &mut self.cpu {
-                Some(acc) => acc.record(&layout, cpu),
-                None => self.first_cpu(cpu),
+                Some(acc) => acc.record(&layout, span, cpu),
+                None => self.first_cpu(span, cpu),
             }
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn first_cpu(&mut self, span: &SpanCpu) {
+    fn first_cpu(&mut self, span: &ClosedSpan, cpu: &SpanCpu) {
         let _pause = PauseCounting::new();
         let mut acc = Box::new(CpuAcc {
             calls: 0,
             intervals: 0,
-            sums: IntervalCpu::default(),
+            sums: CpuSums::default(),
             on_cpu: FlatHist::new(&self.layout),
             preempted: FlatHist::new(&self.layout),
         });
-        acc.record(&self.layout, span);
+        acc.record(&self.layout, span, cpu);
         self.cpu = Some(acc);
     }
 
@@ -262,9 +300,17 @@ impl CallsiteAcc {
         }
     }
 
-    /// Mean busy time per closed span, ns (0 before the first).
-    pub(crate) fn mean_busy_ns(&self) -> u64 {
-        self.busy.sum.checked_div(self.calls).unwrap_or(0)
+    /// Mean busy time of the spans closed since the last call, ns (0 when
+    /// none did): a recent window, so a slow first call (cold caches, lazy
+    /// initialisation) does not hold the mean up for thousands of calls.
+    pub(crate) fn recent_mean_busy_ns(&mut self) -> u64 {
+        let (calls, busy) = self.checked;
+        self.checked = (self.calls, self.busy.sum);
+        self.busy
+            .sum
+            .wrapping_sub(busy)
+            .checked_div(self.calls - calls)
+            .unwrap_or(0)
     }
 }
 
