@@ -290,6 +290,13 @@ fn main() {
     let listing = args.iter().any(|a| a == "--list");
     let quick = args.iter().any(|a| a == "--test");
     let bytes = serde_json::to_vec(&large_dump()).expect("a dump serializes");
+    // `--write-dump PATH`: the large dump as a file, for timing whole
+    // commands on it (then nothing is measured).
+    if let Some(at) = args.iter().position(|a| a == "--write-dump") {
+        let path = args.get(at + 1).expect("--write-dump takes a path");
+        std::fs::write(path, &bytes).expect("the dump is written");
+        return;
+    }
     let dump = load(&bytes);
     assert_eq!(dump.callsites.len(), CALLSITES as usize);
     assert_eq!(dump.timeline.samples.len(), TIMELINE_SAMPLES as usize);
