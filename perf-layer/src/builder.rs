@@ -1,4 +1,7 @@
 //! Configuration of the layer, validated once in [`PerfLayerBuilder::build`].
+//!
+//! Over 400 lines, most of them the documentation of each option, which is
+//! the builder's public manual.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -30,6 +30,10 @@
 //! let back = Dump::from_slice(&json).unwrap();
 //! assert_eq!(back.format_version, perf_layer::dump::FORMAT_VERSION);
 //! ```
+//!
+//! Over 400 lines: the whole wire schema, each field documented, in one
+//! place a reader of the format can read top to bottom (reading, the
+//! histogram codec and writing are in their own files).
 
 use serde::{Deserialize, Serialize};
 

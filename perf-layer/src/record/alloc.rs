@@ -38,6 +38,10 @@
 //! whatever grows it. Tagging is on from the first allocation to the last;
 //! it is never switched at run time (a block freed with another layout
 //! than it was made with would be undefined behaviour).
+//!
+//! One file although over 400 lines: every `GlobalAlloc` path with its
+//! safety argument, and the tag footer they share, read best side by side
+//! (the counter tables are in `heap.rs`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

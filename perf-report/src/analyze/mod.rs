@@ -23,13 +23,15 @@ pub mod context;
 pub mod detectors;
 pub mod finding;
 pub mod process;
+pub mod rows;
 pub mod weights;
 
 pub use advice::Effort;
-pub use context::{AllocRow, CallsiteRow, CpuRow, HeapRow, Totals};
+pub use context::Totals;
 pub use detectors::{Class, ClassSettings};
 pub use finding::{Evidence, Finding, Resource, Severity, impact_score};
 pub use process::ProcessSummary;
+pub use rows::{AllocRow, CallsiteRow, CpuRow, HeapRow};
 pub use weights::WeightRow;
 
 /// Everything the analysis found in one dump.

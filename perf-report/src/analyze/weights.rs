@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 
-use super::context::CallsiteRow;
+use super::rows::CallsiteRow;
 use crate::callsite::Location;
 use crate::config::SessionWeights;
 use crate::stats;

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
-use crate::analyze::context::{CallsiteRow, Context};
+use crate::analyze::context::Context;
+use crate::analyze::rows::CallsiteRow;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::stats;
 use crate::units::{self, Unit};

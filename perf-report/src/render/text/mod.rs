@@ -3,20 +3,26 @@
 //! right), fitted to [`RenderOptions::width`]: prose is wrapped (textwrap)
 //! and each table drops its least important columns until it fits, saying
 //! which; Markdown and JSON keep everything.
+//!
+//! The report's sections are here; `out.rs` is the text being built (lines,
+//! paragraphs, fitted tables), `diff.rs` the diff.
 
 use std::io;
 
-use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
+mod diff;
+mod out;
+
 use owo_colors::OwoColorize;
 
-use super::table::{self, Align, Column, Tone};
+use self::diff::render_diff;
+use self::out::{Out, clean};
+use super::table;
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
 use crate::analyze::{Analysis, Resource, Severity};
 use crate::callsite::Subject;
-use crate::diff::{Diff, Verdict};
+use crate::diff::Diff;
 use crate::plan::{Plan, Step};
-use crate::sanitize::one_line;
 use crate::units;
 
 /// The terminal renderer.
@@ -36,226 +42,6 @@ impl Renderer for Text {
 
     fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn io::Write) -> io::Result<()> {
         out.write_all(render_diff(diff, opts).as_bytes())
-    }
-}
-
-/// Text from the dump, safe for a terminal.
-fn clean(s: &str) -> String {
-    one_line(s).into_owned()
-}
-
-/// The output being built: its width, colour, and the lines so far.
-struct Out<'a> {
-    text: String,
-    opts: &'a RenderOptions,
-}
-
-impl<'a> Out<'a> {
-    fn new(opts: &'a RenderOptions) -> Self {
-        Self {
-            text: String::new(),
-            opts,
-        }
-    }
-
-    /// One line of prose (our words and cleaned names), wrapped to the
-    /// width: the first line starts with `first`, the rest with `rest`.
-    fn para(&mut self, first: &str, rest: &str, body: &str) {
-        match self.opts.width {
-            Some(width) => {
-                let options = textwrap::Options::new(width.max(20))
-                    .initial_indent(first)
-                    .subsequent_indent(rest);
-                for line in textwrap::wrap(body, options) {
-                    self.line(line.trim_end());
-                }
-            }
-            None => {
-                let line = format!("{first}{body}");
-                self.line(&line);
-            }
-        }
-    }
-
-    fn line(&mut self, s: &str) {
-        self.text.push_str(s);
-        self.text.push('\n');
-    }
-
-    fn blank(&mut self) {
-        self.text.push('\n');
-    }
-
-    /// A heading with a plain tail, e.g. `FINDINGS  2 critical, …`.
-    fn heading(&mut self, title: &str, tail: &str) {
-        let plain = if tail.is_empty() {
-            title.to_owned()
-        } else {
-            format!("{title}  {tail}")
-        };
-        if self.fits(&plain) {
-            let styled = if self.opts.color {
-                title.bold().to_string()
-            } else {
-                title.to_owned()
-            };
-            let line = if tail.is_empty() {
-                styled
-            } else {
-                format!("{styled}  {tail}")
-            };
-            self.line(&line);
-        } else {
-            self.para("", "  ", &plain);
-        }
-    }
-
-    fn dim(&mut self, s: &str) {
-        if self.opts.color {
-            let fitted: Vec<String> = match self.opts.width {
-                Some(w) => textwrap::wrap(s, w.max(20))
-                    .into_iter()
-                    .map(|l| l.into_owned())
-                    .collect(),
-                None => vec![s.to_owned()],
-            };
-            for l in fitted {
-                self.line(&l.dimmed().to_string());
-            }
-        } else {
-            self.para("", "", s);
-        }
-    }
-
-    fn fits(&self, s: &str) -> bool {
-        self.opts
-            .width
-            .is_none_or(|w| unicode_width::UnicodeWidthStr::width(s) <= w)
-    }
-
-    /// A table of `rows` under `columns`, with the least important columns
-    /// dropped until it fits the width, and a note naming them.
-    fn table<T>(&mut self, columns: &[Column<T>], rows: &[T]) {
-        let mut shown: Vec<&Column<T>> = columns.iter().collect();
-        let mut hidden: Vec<&Column<T>> = Vec::new();
-        let mut lines = render_table(self.opts, &shown, rows, None);
-        while let Some(width) = self.opts.width {
-            if lines.iter().all(|l| self.fits(l)) {
-                break;
-            }
-            // The least important column still shown, the rightmost first.
-            let Some((at, _)) = shown
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.drop_order > 0)
-                .max_by_key(|&(i, c)| (c.drop_order, i))
-            else {
-                // Only columns that must stay: let comfy-table wrap cells.
-                lines = render_table(self.opts, &shown, rows, Some(width));
-                break;
-            };
-            hidden.push(shown.remove(at));
-            lines = render_table(self.opts, &shown, rows, None);
-        }
-        for l in lines {
-            self.line(l.trim_end());
-        }
-        if let (false, Some(width)) = (hidden.is_empty(), self.opts.width) {
-            // In the table's own order.
-            let names: Vec<&str> = columns
-                .iter()
-                .filter(|c| hidden.iter().any(|h| std::ptr::eq(*h, *c)))
-                .map(|c| c.header)
-                .collect();
-            self.dim(&format!(
-                "(hidden to fit {width} columns: {}; --width 0 shows all, and Markdown and JSON have every column)",
-                names.join(", ")
-            ));
-        }
-    }
-
-    fn more(&mut self, shown: usize, total: usize, what: &str) {
-        if shown < total {
-            self.dim(&format!(
-                "({} more {what}; --top 0 shows all)",
-                total - shown
-            ));
-        }
-    }
-
-    fn severity(&self, sev: Severity, s: &str) -> String {
-        if !self.opts.color {
-            return s.to_owned();
-        }
-        match sev {
-            Severity::Critical => s.red().bold().to_string(),
-            Severity::High => s.red().to_string(),
-            Severity::Medium => s.yellow().to_string(),
-            Severity::Low => s.dimmed().to_string(),
-        }
-    }
-}
-
-/// No borders, one rule under the header: quiet enough for wide tables.
-const STYLE: &str = "     ──            ";
-
-/// The table's lines; `wrap_to` lets comfy-table wrap cells to that width.
-fn render_table<T>(
-    opts: &RenderOptions,
-    columns: &[&Column<T>],
-    rows: &[T],
-    wrap_to: Option<usize>,
-) -> Vec<String> {
-    let mut t = Table::new();
-    t.load_preset(STYLE);
-    if opts.color {
-        t.enforce_styling();
-    } else {
-        t.force_no_tty();
-    }
-    if let Some(width) = wrap_to {
-        t.set_content_arrangement(ContentArrangement::Dynamic);
-        t.set_width(u16::try_from(width).unwrap_or(u16::MAX));
-    }
-    t.set_header(
-        columns
-            .iter()
-            .map(|c| Cell::new(c.header).add_attribute(Attribute::Bold)),
-    );
-    for (i, column) in columns.iter().enumerate() {
-        if let (Align::Right, Some(c)) = (column.align, t.column_mut(i)) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-    for (n, row) in rows.iter().enumerate() {
-        t.add_row(columns.iter().map(|column| {
-            let cell = (column.cell)(n + 1, row);
-            let c = Cell::new(clean(&cell.text));
-            match cell.tone {
-                Tone::Plain => c,
-                Tone::Severity(s) => severity_style(c, s),
-                Tone::Verdict(v) => verdict_style(c, v),
-            }
-        }));
-    }
-    t.trim_fmt().lines().map(str::to_owned).collect()
-}
-
-fn severity_style(c: Cell, sev: Severity) -> Cell {
-    match sev {
-        Severity::Critical => c.fg(Color::Red).add_attribute(Attribute::Bold),
-        Severity::High => c.fg(Color::Red),
-        Severity::Medium => c.fg(Color::Yellow),
-        Severity::Low => c.add_attribute(Attribute::Dim),
-    }
-}
-
-fn verdict_style(c: Cell, v: Verdict) -> Cell {
-    match v {
-        Verdict::Regressed => c.fg(Color::Red).add_attribute(Attribute::Bold),
-        Verdict::Mixed => c.fg(Color::Yellow),
-        Verdict::Improved => c.fg(Color::Green),
-        _ => c,
     }
 }
 
@@ -545,75 +331,6 @@ fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
             notes(&mut out, a);
         }
         ReportKind::Weight => weights(&mut out, r),
-    }
-    out.text
-}
-
-fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
-    let mut out = Out::new(opts);
-    let title = if opts.color {
-        "perf-report diff".bold().to_string()
-    } else {
-        "perf-report diff".to_owned()
-    };
-    let body = format!(
-        "base {} -> new {}: self time in spans {}",
-        clean(&d.base_program),
-        clean(&d.new_program),
-        table::change(&d.total_self_ns, units::ns)
-    );
-    if out.fits(&format!("perf-report diff {body}")) {
-        out.line(&format!("{title} {body}"));
-    } else {
-        out.para("perf-report diff ", "  ", &body);
-    }
-    out.para(
-        "",
-        "",
-        &format!(
-            "{} regressed, {} mixed, {} improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%, KS α {})",
-            d.count(Verdict::Regressed),
-            d.count(Verdict::Mixed),
-            d.count(Verdict::Improved),
-            d.count(Verdict::Unchanged),
-            d.count(Verdict::Added),
-            d.count(Verdict::Removed),
-            d.options.threshold * 100.0,
-            d.options.alpha
-        ),
-    );
-    if d.callsites.is_empty() {
-        return out.text;
-    }
-    let shown = opts.limit(d.callsites.len());
-    out.blank();
-    out.table(table::DIFF, &d.callsites[..shown]);
-    out.dim("cells show the new value and its change from the base");
-    out.more(shown, d.callsites.len(), "callsites");
-    let notable: Vec<_> = d.callsites[..shown]
-        .iter()
-        .filter(|c| {
-            matches!(
-                c.verdict,
-                Verdict::Regressed | Verdict::Mixed | Verdict::Improved
-            )
-        })
-        .collect();
-    if !notable.is_empty() {
-        out.blank();
-        out.heading("WHY", "");
-        for c in notable {
-            out.para(
-                " - ",
-                "   ",
-                &format!(
-                    "{} {}: {}",
-                    c.verdict,
-                    clean(&c.location.label),
-                    clean(&c.reason)
-                ),
-            );
-        }
     }
     out.text
 }
