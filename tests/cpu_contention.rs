@@ -6,42 +6,16 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use perf_layer::PerfLayer;
 use perf_report::analyze::{Analysis, Class, analyze};
+
+mod cpu_support;
+
+use cpu_support::{calibrate, classes_for, fixed_work};
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
-
-fn classes_for(a: &Analysis, name: &str) -> Vec<Class> {
-    a.findings
-        .iter()
-        .filter(|f| f.location.as_ref().is_some_and(|l| l.name == name))
-        .map(|f| f.class)
-        .collect()
-}
-
-/// Iterations of [`fixed_work`] that take about `d` on a free core.
-fn calibrate(d: Duration) -> u64 {
-    let mut n = 1_000u64;
-    loop {
-        let start = Instant::now();
-        fixed_work(n);
-        let took = start.elapsed();
-        if took >= Duration::from_millis(5) {
-            return (n as f64 * d.as_secs_f64() / took.as_secs_f64()) as u64;
-        }
-        n *= 2;
-    }
-}
-
-fn fixed_work(n: u64) -> u64 {
-    let mut x = 1u64;
-    for _ in 0..n {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-    }
-    x
-}
 
 /// Pins the calling thread to the first core the process may use, so
 /// that the span's thread and the hogs share it whatever else the machine

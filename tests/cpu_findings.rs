@@ -6,46 +6,17 @@
 #![cfg(target_os = "linux")]
 
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use perf_layer::PerfLayer;
-use perf_layer::dump::Dump;
-use perf_report::analyze::{Analysis, Class, Finding, analyze};
+mod cpu_support;
+
+use cpu_support::{calibrate, classes_for, findings_for, fixed_work, run, spin_for};
+use perf_report::analyze::{Class, analyze};
 use tracing::info_span;
-use tracing_subscriber::prelude::*;
-
-fn run(work: impl FnOnce()) -> Dump {
-    let (layer, handle) = PerfLayer::builder()
-        .without_overhead_calibration()
-        .sampler_interval(Duration::from_millis(20))
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, work);
-    handle.snapshot()
-}
-
-fn findings_for<'a>(a: &'a Analysis, name: &str) -> Vec<&'a Finding> {
-    a.findings
-        .iter()
-        .filter(|f| f.location.as_ref().is_some_and(|l| l.name == name))
-        .collect()
-}
-
-fn classes_for(a: &Analysis, name: &str) -> Vec<Class> {
-    findings_for(a, name).iter().map(|f| f.class).collect()
-}
-
-fn spin_for(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
 
 #[test]
 fn a_span_that_sleeps_is_blocked_and_one_that_computes_is_the_hot_spot() {
-    let dump = run(|| {
+    let dump = run(20, || {
         for _ in 0..80 {
             info_span!("sleeps").in_scope(|| std::thread::sleep(Duration::from_millis(1)));
             info_span!("computes").in_scope(|| spin_for(Duration::from_micros(800)));
@@ -82,7 +53,7 @@ fn a_span_that_sleeps_is_blocked_and_one_that_computes_is_the_hot_spot() {
 #[test]
 fn a_span_waiting_for_a_lock_another_thread_holds_is_blocked() {
     let lock = Arc::new(Mutex::new(0u64));
-    let dump = run(|| {
+    let dump = run(20, || {
         for _ in 0..40 {
             let barrier = Arc::new(Barrier::new(2));
             let holder = {
@@ -116,7 +87,7 @@ fn a_span_blocking_inside_a_poll_is_said_to_stall_a_runtime_worker() {
         // A synchronous call on the runtime's thread.
         std::thread::sleep(Duration::from_millis(1));
     }
-    let dump = run(|| {
+    let dump = run(20, || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -144,32 +115,10 @@ fn a_span_blocking_inside_a_poll_is_said_to_stall_a_runtime_worker() {
     assert!(step.fixes[0].contains("spawn_blocking"), "{:?}", step.fixes);
 }
 
-/// Iterations of [`fixed_work`] that take about `d` on a free core.
-fn calibrate(d: Duration) -> u64 {
-    let mut n = 1_000u64;
-    loop {
-        let start = Instant::now();
-        fixed_work(n);
-        let took = start.elapsed();
-        if took >= Duration::from_millis(5) {
-            return (n as f64 * d.as_secs_f64() / took.as_secs_f64()) as u64;
-        }
-        n *= 2;
-    }
-}
-
-fn fixed_work(n: u64) -> u64 {
-    let mut x = 1u64;
-    for _ in 0..n {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-    }
-    x
-}
-
 #[test]
 fn a_rare_call_that_blocks_is_still_the_span_s_tail() {
     let iterations = calibrate(Duration::from_micros(150));
-    let dump = run(|| {
+    let dump = run(20, || {
         for i in 0..400 {
             info_span!("mostly_fast").in_scope(|| {
                 fixed_work(iterations);

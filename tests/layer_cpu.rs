@@ -7,22 +7,13 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use perf_layer::PerfLayer;
+
+mod cpu_support;
+
+use cpu_support::run;
 use perf_layer::dump::{CpuStats, Dump};
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
-
-/// Runs `work` under a fresh layer sampling every `sample_ms` and returns
-/// the dump.
-fn run(sample_ms: u64, work: impl FnOnce()) -> Dump {
-    let (layer, handle) = PerfLayer::builder()
-        .without_overhead_calibration()
-        .sampler_interval(Duration::from_millis(sample_ms))
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, work);
-    handle.snapshot()
-}
 
 fn cpu_of<'a>(dump: &'a Dump, name: &str) -> &'a CpuStats {
     dump.callsites

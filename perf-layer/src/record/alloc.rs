@@ -66,7 +66,8 @@ pub(crate) const TAG_BYTES: usize = 8;
 /// ```
 ///
 /// Each allocation takes 8 to 15 bytes more from the inner allocator (the
-/// tag of the callsite that made it; see the [module docs](self)). The
+/// tag of the callsite that made it: a footer of 8 bytes after the size
+/// rounded up to a multiple of 8; docs/dump-format.md, `heap`). The
 /// span path reads thread-local counters; no allocation or free takes a
 /// lock or makes a syscall.
 #[derive(Debug, Default, Clone, Copy)]

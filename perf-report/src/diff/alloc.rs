@@ -31,20 +31,15 @@ pub(super) fn compare(
     } else {
         Verdict::Unchanged
     };
-    let axis = AxisVerdict {
+    let axis = AxisVerdict::of_relative(
         verdict,
-        // A callsite that did not allocate before: a 100% worsening.
-        change: match verdict {
-            Verdict::Unchanged => 0.0,
-            _ if r.is_finite() => r,
-            _ => 1.0,
-        },
-        reason: format!(
+        r,
+        format!(
             "{} per call ({} → {})",
             units::change(r),
             units::bytes(c.base),
             units::bytes(c.new)
         ),
-    };
+    );
     Some((axis, c))
 }

@@ -50,14 +50,10 @@ pub(super) fn compare(
         (Some(x), Some(y)) => Some(Change::of(x, y)),
         _ => None,
     };
-    let axis = AxisVerdict {
+    let axis = AxisVerdict::of_relative(
         verdict,
-        change: match verdict {
-            Verdict::Unchanged => 0.0,
-            _ if r.is_finite() => r,
-            _ => 1.0,
-        },
-        reason: format!(
+        r,
+        format!(
             "live at the end {} ({} → {}){}",
             units::change(r),
             units::bytes(live.base),
@@ -68,7 +64,7 @@ pub(super) fn compare(
                 units::bytes(g.new)
             ))
         ),
-    };
+    );
     Some((
         axis,
         MemoryFigures {

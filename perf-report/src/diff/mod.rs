@@ -3,7 +3,7 @@
 //!
 //! # The significance rule
 //!
-//! A callsite's **time** verdict ([`time`]) uses the whole busy-time HDR
+//! A callsite's **time** verdict (`time.rs`) uses the whole busy-time HDR
 //! distributions `B` (base) and `N` (new), with `n` and `m` calls and noise
 //! threshold `T` ([`DiffOptions::threshold`], default 10%):
 //!
@@ -20,10 +20,10 @@
 //!      the direction of `Δ` (a shift of the tail, which KS is blind to).
 //!
 //! Then it is regressed when `Δ > 0`, improved when `Δ < 0`. The
-//! **allocation** verdict ([`alloc`]) compares exact bytes per call:
+//! **allocation** verdict (`alloc.rs`) compares exact bytes per call:
 //! regressed (improved) when it grows (shrinks) by more than `T` and by at
 //! least [`DiffOptions::min_alloc_bytes_per_call`]. The **memory** verdict
-//! ([`memory`]) compares the bytes the callsite made that are still live at
+//! (`memory.rs`) compares the bytes the callsite made that are still live at
 //! the end (the counting allocator's tags): regressed (improved) when they
 //! grow (shrink) by more than `T` and by at least
 //! [`DiffOptions::min_live_bytes`]; the growth after warm-up is shown beside.
@@ -154,6 +154,21 @@ pub struct AxisVerdict {
 }
 
 impl AxisVerdict {
+    /// A verdict on a relative change `relative` of a figure that is worse
+    /// higher: the change is 0 when unchanged, and 100% where the base was
+    /// zero (a callsite that did not allocate or hold memory before).
+    fn of_relative(verdict: Verdict, relative: f64, reason: String) -> Self {
+        Self {
+            verdict,
+            change: match verdict {
+                Verdict::Unchanged => 0.0,
+                _ if relative.is_finite() => relative,
+                _ => 1.0,
+            },
+            reason,
+        }
+    }
+
     fn unchanged(reason: &str) -> Self {
         Self {
             verdict: Verdict::Unchanged,

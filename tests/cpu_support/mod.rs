@@ -1,0 +1,67 @@
+//! What the on/off-CPU tests share: a layer to run work under, a span's
+//! findings by class, and work that computes for a known time.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use perf_layer::PerfLayer;
+use perf_layer::dump::Dump;
+use perf_report::analyze::{Analysis, Class, Finding};
+use tracing_subscriber::prelude::*;
+
+/// Runs `work` under a fresh layer sampling every `sample_ms` (no overhead
+/// calibration) and returns the dump.
+pub fn run(sample_ms: u64, work: impl FnOnce()) -> Dump {
+    let (layer, handle) = PerfLayer::builder()
+        .without_overhead_calibration()
+        .sampler_interval(Duration::from_millis(sample_ms))
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, work);
+    handle.snapshot()
+}
+
+/// The findings about the span named `name`.
+pub fn findings_for<'a>(a: &'a Analysis, name: &str) -> Vec<&'a Finding> {
+    a.findings
+        .iter()
+        .filter(|f| f.location.as_ref().is_some_and(|l| l.name == name))
+        .collect()
+}
+
+/// Their classes.
+pub fn classes_for(a: &Analysis, name: &str) -> Vec<Class> {
+    findings_for(a, name).iter().map(|f| f.class).collect()
+}
+
+/// Spins for `d` of wall time.
+pub fn spin_for(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// `n` rounds of arithmetic: the same work whatever the machine does.
+pub fn fixed_work(n: u64) -> u64 {
+    let mut x = 1u64;
+    for _ in 0..n {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    x
+}
+
+/// Rounds of [`fixed_work`] that take about `d` on a free core.
+pub fn calibrate(d: Duration) -> u64 {
+    let mut n = 1_000u64;
+    loop {
+        let start = Instant::now();
+        fixed_work(n);
+        let took = start.elapsed();
+        if took >= Duration::from_millis(5) {
+            return (n as f64 * d.as_secs_f64() / took.as_secs_f64()) as u64;
+        }
+        n *= 2;
+    }
+}
