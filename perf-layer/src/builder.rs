@@ -37,6 +37,9 @@ pub const ENV_DUMP_EVERY_MS: &str = "PERF_LAYER_DUMP_EVERY_MS";
 /// | [`heap_timeline_points`](Self::heap_timeline_points) | 64 points per callsite | |
 /// | [`max_alerts`](Self::max_alerts) | 256 | |
 /// | [`rss_alert`](Self::rss_alert), [`cpu_alert`](Self::cpu_alert) | off | |
+/// | [`memory_limit`](Self::memory_limit) | the cgroup's limit, else physical memory | |
+/// | [`memory_pressure_thresholds`](Self::memory_pressure_thresholds) | 70%, 85%, 95% of the limit | |
+/// | [`on_memory_pressure`](Self::on_memory_pressure) | none | |
 /// | [`clock`](Self::clock) | `quanta::Clock::new()` (TSC where available) | |
 ///
 /// Why two significant digits: a histogram of three digits is about 220 KiB,
@@ -76,6 +79,17 @@ pub struct PerfLayerBuilder {
     env_error: Option<BuildError>,
 }
 
+/// The memory pressure callbacks (a list of closures, which print as their
+/// number).
+#[derive(Clone, Default)]
+pub(crate) struct Callbacks(pub(crate) Vec<crate::background::pressure::Callback>);
+
+impl std::fmt::Debug for Callbacks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} callbacks", self.0.len())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) output_path: PathBuf,
@@ -95,6 +109,12 @@ pub(crate) struct Config {
     pub(crate) dump_on_signal: bool,
     pub(crate) dump_on_exit: bool,
     pub(crate) cpu_time_threshold_ns: Option<u64>,
+    /// The memory limit the pressure levels are fractions of; `None`: the
+    /// cgroup's, else physical memory.
+    pub(crate) memory_limit: Option<u64>,
+    /// The warning, emergency and critical fractions of the limit.
+    pub(crate) pressure_thresholds: [f64; 3],
+    pub(crate) pressure_callbacks: Callbacks,
     /// The layer's own private layer (the overhead calibration): no output
     /// check, no end-of-process hooks.
     pub(crate) internal: bool,
@@ -120,6 +140,9 @@ impl Default for Config {
             dump_on_signal: false,
             dump_on_exit: false,
             cpu_time_threshold_ns: Some(100_000),
+            memory_limit: None,
+            pressure_thresholds: [0.70, 0.85, 0.95],
+            pressure_callbacks: Callbacks::default(),
             internal: false,
         }
     }
@@ -171,6 +194,14 @@ pub enum BuildError {
     /// The signal handler could not be installed.
     #[error("cannot install the perf-layer signal handler for dump_on_signal: {0}")]
     Signal(String),
+    /// Memory pressure fractions out of order or out of range.
+    #[error(
+        "memory pressure thresholds must rise within 0 to 1 (warning < emergency < critical <= 1), got {0:?}"
+    )]
+    PressureThresholds([f64; 3]),
+    /// A memory limit of zero.
+    #[error("memory_limit must be at least 1 byte")]
+    MemoryLimit,
 }
 
 impl Default for PerfLayerBuilder {
@@ -362,6 +393,56 @@ impl PerfLayerBuilder {
         self
     }
 
+    /// The memory limit the pressure levels are fractions of, bytes. By
+    /// default the process's cgroup limit (v2 `memory.max` of its cgroup or
+    /// an ancestor, else v1), else the machine's physical memory; the limit
+    /// used is in the dump (`memory_pressure`).
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.config.memory_limit = Some(bytes);
+        self
+    }
+
+    /// The fractions of the memory limit at which the pressure level becomes
+    /// WARNING, EMERGENCY and CRITICAL (default 0.70, 0.85, 0.95). A level
+    /// is left once RSS falls 2% of the limit below its fraction.
+    pub fn memory_pressure_thresholds(
+        mut self,
+        warning: f64,
+        emergency: f64,
+        critical: f64,
+    ) -> Self {
+        self.config.pressure_thresholds = [warning, emergency, critical];
+        self
+    }
+
+    /// Calls `callback` at every change of memory pressure level (with the
+    /// sampler on), so the program can shed caches at WARNING or stop taking
+    /// on work at EMERGENCY. Callbacks run on a thread of their own, one
+    /// after another: one that blocks delays only the next ones (changes
+    /// that arrive meanwhile, beyond a queue of 16, are counted and
+    /// dropped), one that panics is reported once; neither stalls the
+    /// sampler.
+    ///
+    /// ```
+    /// use perf_layer::{MemoryPressureEvent, PerfLayer, PressureLevel};
+    /// let builder = PerfLayer::builder().on_memory_pressure(|e: MemoryPressureEvent| {
+    ///     if e.level >= PressureLevel::Warning {
+    ///         // drop caches here
+    ///     }
+    /// });
+    /// # drop(builder);
+    /// ```
+    pub fn on_memory_pressure(
+        mut self,
+        callback: impl Fn(crate::MemoryPressureEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.config
+            .pressure_callbacks
+            .0
+            .push(std::sync::Arc::new(callback));
+        self
+    }
+
     /// Raises an alert when process CPU rises above `percent` of one core.
     pub fn cpu_alert(mut self, percent: f64) -> Self {
         self.config.cpu_alert_percent = Some(percent);
@@ -428,6 +509,20 @@ impl PerfLayerBuilder {
             if !(p.is_finite() && p > 0.0) {
                 return Err(BuildError::CpuThreshold(p));
             }
+        }
+        let [w, e, cr] = c.pressure_thresholds;
+        if !(w.is_finite()
+            && e.is_finite()
+            && cr.is_finite()
+            && 0.0 < w
+            && w < e
+            && e < cr
+            && cr <= 1.0)
+        {
+            return Err(BuildError::PressureThresholds(c.pressure_thresholds));
+        }
+        if c.memory_limit == Some(0) {
+            return Err(BuildError::MemoryLimit);
         }
         if !c.internal {
             check_output(&c.output_path)?;

@@ -113,7 +113,10 @@ mod record;
 mod snapshot;
 
 #[cfg(feature = "recorder")]
+pub use background::pressure::MemoryPressureEvent;
+#[cfg(feature = "recorder")]
 pub use builder::{BuildError, ENV_DUMP_EVERY_MS, ENV_OUTPUT, ENV_SAMPLE_MS, PerfLayerBuilder};
+pub use dump::PressureLevel;
 #[cfg(feature = "recorder")]
 pub use handle::{DumpGuard, PerfHandle};
 #[cfg(feature = "recorder")]

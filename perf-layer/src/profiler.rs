@@ -13,10 +13,11 @@ use tracing_core::dispatcher::WeakDispatch;
 use crate::background::{
     self,
     heap_timeline::HeapTimeline,
+    pressure::{self, PressureState},
     sampler::{AlertRing, TimelineRing},
 };
 use crate::builder::{BuildError, Config};
-use crate::dump::{Alert, DumpWriteError};
+use crate::dump::{Alert, DumpWriteError, LimitSource};
 use crate::record::shards::Shards;
 
 /// The target of the layer's own log events (alerts, write failures).
@@ -63,6 +64,11 @@ pub(crate) struct Profiler {
     spans_in_last_dump: AtomicU64,
     /// Another live layer writes the same file: said once.
     warned_shared_output: AtomicBool,
+    /// Memory pressure levels, with the sampler; `None` without one, or
+    /// where no limit can be found.
+    pub(crate) pressure: Option<Mutex<PressureState>>,
+    /// The thread that calls the memory pressure callbacks.
+    pub(crate) pressure_callbacks: Option<pressure::Callbacks>,
 }
 
 pub(crate) fn unix_ms(time: SystemTime) -> u64 {
@@ -142,6 +148,24 @@ impl Profiler {
             final_dump_written: AtomicBool::new(false),
             spans_in_last_dump: AtomicU64::new(u64::MAX),
             warned_shared_output: AtomicBool::new(false),
+            pressure: config
+                .sampler_interval
+                .and_then(|_| {
+                    config
+                        .memory_limit
+                        .map(|bytes| (bytes, LimitSource::Configured))
+                        .or_else(pressure::detect_limit)
+                })
+                .map(|(limit, source)| {
+                    Mutex::new(PressureState::new(
+                        limit,
+                        source,
+                        config.pressure_thresholds,
+                    ))
+                }),
+            pressure_callbacks: config
+                .sampler_interval
+                .and_then(|_| pressure::Callbacks::start(config.pressure_callbacks.0.clone())),
             config,
         });
         if !shared.config.internal {
@@ -199,6 +223,36 @@ impl Profiler {
         match self.latest_rss.load(Ordering::Relaxed) {
             RSS_UNKNOWN => None,
             rss => Some(rss),
+        }
+    }
+
+    /// Takes the sample's RSS into the memory pressure levels; a change of
+    /// level is logged, kept, and handed to the callbacks.
+    pub(crate) fn observe_pressure(&self, t_ms: u64, rss: u64) {
+        let Some(state) = &self.pressure else { return };
+        let Some(event) = state.lock().observe(t_ms, rss) else {
+            return;
+        };
+        if let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) {
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing::warn!(
+                    target: LOG_TARGET,
+                    level = event.level.as_str(),
+                    previous = event.previous.as_str(),
+                    rss_bytes = event.rss_bytes,
+                    limit_bytes = event.limit_bytes,
+                    "memory pressure {} (was {}): RSS {} MiB of a {} MiB limit",
+                    event.level,
+                    event.previous,
+                    event.rss_bytes >> 20,
+                    event.limit_bytes >> 20
+                );
+            });
+        }
+        if let Some(callbacks) = &self.pressure_callbacks {
+            if !callbacks.deliver(event) {
+                state.lock().dropped_callback_event();
+            }
         }
     }
 

@@ -126,6 +126,7 @@ impl Profiler {
                     .ok()
                     .and_then(|n| u32::try_from(n.get()).ok()),
                 span_threads: u32::try_from(self.shards.threads()).ok(),
+                cpu_model: cpu_model(),
             },
             config: DumpConfig {
                 histogram_sigfig: config.histogram_sigfig,
@@ -153,6 +154,7 @@ impl Profiler {
             alerts_dropped,
             overhead,
             heap,
+            memory_pressure: self.pressure.as_ref().map(|p| p.lock().to_dump()),
         }
     }
 
@@ -347,4 +349,21 @@ fn program_name() -> String {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .or_else(|| std::env::args().next())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The CPU's model name, read once per process (a machine constant).
+fn cpu_model() -> Option<String> {
+    static MODEL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let system = sysinfo::System::new_with_specifics(
+                sysinfo::RefreshKind::nothing().with_cpu(sysinfo::CpuRefreshKind::nothing()),
+            );
+            system
+                .cpus()
+                .first()
+                .map(|cpu| cpu.brand().trim().to_owned())
+                .filter(|brand| !brand.is_empty())
+        })
+        .clone()
 }

@@ -194,6 +194,11 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
             // Runs side by side or one after another: the most of any part
             // (a sum would count a thread for a run it was not in).
             span_threads: dumps.iter().filter_map(|d| d.run.span_threads).max(),
+            cpu_model: first.run.cpu_model.clone().filter(|model| {
+                dumps
+                    .iter()
+                    .all(|d| d.run.cpu_model.as_ref() == Some(model))
+            }),
         },
         config: merge_config(&dumps),
         allocations_tracked: dumps.iter().all(|d| d.allocations_tracked),
@@ -213,6 +218,19 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
         alerts_dropped: sum(dumps.iter().map(|d| d.alerts_dropped)),
         overhead: merge_overhead(&dumps),
         heap: merge_heap(&dumps),
+        // The part that came closest to its limit: a fleet is as pressed as
+        // its most pressed member (each part's transitions are on its own
+        // clock, so they are not combined).
+        memory_pressure: dumps
+            .iter()
+            .filter_map(|d| d.memory_pressure.as_ref())
+            .max_by(|a, b| {
+                a.peak_level.cmp(&b.peak_level).then(
+                    (a.peak_rss_bytes as f64 / a.limit_bytes.max(1) as f64)
+                        .total_cmp(&(b.peak_rss_bytes as f64 / b.limit_bytes.max(1) as f64)),
+                )
+            })
+            .cloned(),
     })
 }
 

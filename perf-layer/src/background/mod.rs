@@ -19,6 +19,7 @@ use crate::profiler::Profiler;
 pub(crate) mod end;
 pub(crate) mod heap_timeline;
 pub(crate) mod overhead;
+pub(crate) mod pressure;
 mod procfs;
 pub(crate) mod sampler;
 

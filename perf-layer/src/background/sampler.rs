@@ -137,6 +137,7 @@ pub(super) fn sample(
     };
     shared.latest_rss.store(sample.rss_bytes, Ordering::Relaxed);
     shared.timeline.lock().push(sample);
+    shared.observe_pressure(t_ms, sample.rss_bytes);
     if crate::record::alloc::is_installed() {
         let counts = crate::record::heap::totals();
         shared.heap_timeline.lock().record(t_ms, &counts);

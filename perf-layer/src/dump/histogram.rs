@@ -43,6 +43,34 @@ pub struct HistogramDump {
 }
 
 impl HistogramDump {
+    /// A stored histogram known only by its encoding (kept elsewhere, as a
+    /// run history keeps it), for [`decode`](Self::decode) and its
+    /// siblings; the summary fields are zero.
+    ///
+    /// ```
+    /// use perf_layer::dump::HistogramDump;
+    /// let mut h = hdrhistogram::Histogram::<u64>::new(2).unwrap();
+    /// h.record(1_000).unwrap();
+    /// let stored = HistogramDump::from_histogram(&h, 1_000, 0);
+    /// let again = HistogramDump::from_encoded(stored.encoded.clone());
+    /// assert_eq!(again.decode().unwrap().len(), 1);
+    /// ```
+    pub fn from_encoded(encoded: String) -> Self {
+        Self {
+            count: 0,
+            sum: 0,
+            min: 0,
+            max: 0,
+            mean: 0.0,
+            p50: 0,
+            p90: 0,
+            p99: 0,
+            p999: 0,
+            clamped: 0,
+            encoded,
+        }
+    }
+
     /// Stores a histogram with its exact sum and the number of clamped values.
     pub fn from_histogram(hist: &Histogram<u64>, sum: u64, clamped: u64) -> Self {
         let mut bytes = Vec::new();

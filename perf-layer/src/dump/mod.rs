@@ -39,11 +39,13 @@ use serde::{Deserialize, Serialize};
 
 mod decode;
 pub mod histogram;
+mod pressure;
 mod read;
 pub(crate) mod v2;
 mod write;
 
 pub use histogram::{HistogramDecodeError, HistogramDump};
+pub use pressure::{LimitSource, MemoryPressure, PressureLevel, PressureTransition};
 pub use read::DumpReadError;
 pub use write::DumpWriteError;
 
@@ -98,6 +100,10 @@ pub struct Dump {
     /// allocator (and in dumps of perf-layer 0.1.0).
     #[serde(default)]
     pub heap: Option<HeapSummary>,
+    /// RSS against the process's memory limit, with the pressure levels it
+    /// crossed. `None` without a sampler (and before perf-layer 0.2.0).
+    #[serde(default)]
+    pub memory_pressure: Option<MemoryPressure>,
 }
 
 /// The crate that wrote a dump.
@@ -141,6 +147,11 @@ pub struct RunInfo {
     /// exited included); `None` in dumps before perf-layer 0.2.0.
     #[serde(default)]
     pub span_threads: Option<u32>,
+    /// The CPU's model name (`/proc/cpuinfo` on Linux, through sysinfo),
+    /// for telling machines apart when runs are compared; `None` when
+    /// unknown and before 0.2.0.
+    #[serde(default)]
+    pub cpu_model: Option<String>,
 }
 
 /// The layer configuration a dump was recorded with.
@@ -532,6 +543,7 @@ impl Dump {
                 cpu_ns: None,
                 cores: None,
                 span_threads: None,
+                cpu_model: None,
             },
             config: DumpConfig {
                 histogram_sigfig: 2,
@@ -555,6 +567,7 @@ impl Dump {
             alerts_dropped: 0,
             overhead: Overhead::default(),
             heap: None,
+            memory_pressure: None,
         }
     }
 }
