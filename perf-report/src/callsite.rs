@@ -144,6 +144,29 @@ pub struct Identity {
     pub rank: u32,
 }
 
+impl Identity {
+    /// The identity as one string, stable across runs: `scope::name`, with
+    /// `@file` and `#rank` only where they break a tie. The run history
+    /// keys spans by it.
+    ///
+    /// ```
+    /// use perf_report::callsite::Identity;
+    /// let id = Identity { scope: "kv::client".into(), name: "apply".into(), file: None, rank: 0 };
+    /// assert_eq!(id.key(), "kv::client::apply");
+    /// ```
+    pub fn key(&self) -> String {
+        let mut key = format!("{}::{}", self.scope, self.name);
+        if let Some(file) = &self.file {
+            key.push('@');
+            key.push_str(file);
+        }
+        if self.rank > 0 {
+            key.push_str(&format!("#{}", self.rank));
+        }
+        key
+    }
+}
+
 /// The identity of each of a dump's callsites, in their order.
 ///
 /// ```

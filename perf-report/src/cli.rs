@@ -33,10 +33,19 @@ Examples:
   # Self time by call path, as a flamegraph
   perf-report flamegraph dump.json -o flame.svg
 
+  # One self-contained HTML page with the charts
+  perf-report dump.json -f html -o report.html
+
+  # Keep runs in a history (SQLite), gate a pull request on it, serve it
+  perf-report record dump.json --label branch=main
+  perf-report check dump.json --against branch=main
+  perf-report serve
+
 Exit codes:
   0  success: no finding at or above --fail-on, no regression over --fail-on-regression
-  1  findings at or above --fail-on (or a dump without spans under --fail-on), or a
-     regression over --fail-on-regression; standard error names what tripped
+  1  findings at or above --fail-on (or a dump without spans under --fail-on), a
+     regression over --fail-on-regression, or `check` found a regression against the
+     history; standard error names what tripped
   2  error: unreadable, empty, truncated, non-JSON, too new or damaged dump; the same
      run given twice; bad arguments
 
@@ -55,7 +64,8 @@ schema are in docs/report-format.md.";
     long_about = "Turns perf-layer dumps into severity-ranked findings (hot spots, tail latency, \
 hot loops, allocation-heavy spans, leak suspects, waiting, process CPU and memory) and an \
 ordered optimization plan with concrete Rust fixes and Amdahl estimates of the gain. \
-Several dumps are merged losslessly; `diff` compares two.",
+Several dumps are merged losslessly; `diff` compares two; `record`, `check` and `history` \
+keep runs in a history and judge a new one against it; `serve` offers the history over HTTP.",
     after_help = "Run `perf-report --help` for examples and exit codes.",
     after_long_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
@@ -78,6 +88,249 @@ pub(crate) enum Command {
     /// Draw self time by call path as a flamegraph SVG (or folded stacks).
     #[command(after_long_help = FLAMEGRAPH_HELP)]
     Flamegraph(FlamegraphArgs),
+    /// Store runs in the history database (SQLite), with labels such as
+    /// commit=... and branch=....
+    #[cfg(feature = "history")]
+    #[command(after_long_help = RECORD_HELP)]
+    Record(RecordArgs),
+    /// List the stored runs, or one span's trend across them with its change
+    /// points; `history prune` deletes old runs.
+    #[cfg(feature = "history")]
+    #[command(after_long_help = HISTORY_HELP, args_conflicts_with_subcommands = true)]
+    History(HistoryArgs),
+    /// Judge a new run against the history of comparable runs: exit 1 when a
+    /// span regressed beyond the bar and beyond the spread between runs.
+    #[cfg(feature = "history")]
+    #[command(after_long_help = CHECK_HELP)]
+    Check(CheckArgs),
+    /// Serve the history: a REST API and a dashboard, on 127.0.0.1 unless
+    /// told otherwise.
+    #[cfg(feature = "serve")]
+    #[command(after_long_help = SERVE_HELP)]
+    Serve(ServeArgs),
+}
+
+#[cfg(feature = "history")]
+const RECORD_HELP: &str = "\
+Each dump is stored once (recording the same dump again adds its new labels
+only), with its whole histograms, so any later comparison is exact. Runs are
+comparable when they are of the same program on the same kind of machine
+(CPU model and core count).
+
+Examples:
+  perf-report record dump.json --label commit=$(git rev-parse --short HEAD) --label branch=main
+  perf-report record nightly-*.json --db perf-history.db --keep-runs 200 --keep-days 90
+
+The database: --db, else $PERF_REPORT_DB, else perf-history.db.
+Exit codes: 0 stored, 2 error (a broken dump, or a database that is locked,
+read-only, full, damaged or from a newer perf-report; nothing stored is lost).";
+
+#[cfg(feature = "history")]
+const HISTORY_HELP: &str = "\
+Without --span: the runs, oldest first. With --span NAME (a span name or a
+module::name identity): its busy p50, p99, self share and live bytes run by
+run as sparklines, and the change points where a metric shifted (binary
+segmentation tested by permutation; docs/report-format.md).
+
+Examples:
+  perf-report history
+  perf-report history --span checksum --label branch=main
+  perf-report history --format json
+  perf-report history prune --keep-runs 100
+
+Exit codes: 0, 2 error.";
+
+#[cfg(feature = "history")]
+const CHECK_HELP: &str = "\
+The history is the newest --window comparable runs (same program, same kind
+of machine), narrowed by --against labels. A span's metric regresses when
+the change is over the bar (time: p50 and p99 of busy time, default 10%;
+allocation: bytes and allocations per call, default 1%), outside the
+spread between the stored runs (median and MAD, corrected for testing every
+span at once), and, for time, the busy-time distribution moved (a one-sided
+Kolmogorov-Smirnov test against the pooled history).
+
+In CI, record runs of the main branch and check pull requests against them:
+  perf-report record dump.json --label branch=main          # on main
+  perf-report check dump.json --against branch=main         # on a pull request
+
+Exit codes: 0 no regression, 1 a regression (standard error names each span and
+metric), 2 error. With fewer than 5 comparable runs nothing is judged (exit 0,
+with a warning).";
+
+#[cfg(feature = "serve")]
+const SERVE_HELP: &str = "\
+Endpoints (JSON unless said):
+  GET  /                              the dashboard (HTML)
+  GET  /api/status                    version, database, runs stored
+  GET  /api/runs?program=&label=k=v&limit=N
+  GET  /api/runs/{id}                 a run and its spans
+  GET  /api/runs/{id}/report          the report (JSON); /report.html the page
+  GET  /api/runs/{id}/flamegraph.svg
+  GET  /api/spans/{name}/trend        the span across runs, with change points
+  POST /api/runs?label=k=v            record a dump (the body), like `record`
+
+Listens on 127.0.0.1:8731 unless --addr says otherwise; another interface only
+when given explicitly. Stops cleanly on Ctrl-C or SIGTERM.
+
+Exit codes: 0 stopped, 2 error (address in use, database).";
+
+/// Where the history database is.
+#[cfg(feature = "history")]
+#[derive(Debug, Args)]
+pub(crate) struct DbArgs {
+    /// The history database (default: $PERF_REPORT_DB, else perf-history.db).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) db: Option<PathBuf>,
+}
+
+#[cfg(feature = "history")]
+#[derive(Debug, Args)]
+pub(crate) struct RecordArgs {
+    /// Dump files written by perf-layer; each is one run; - reads standard input.
+    #[arg(required = true, value_name = "DUMP")]
+    pub(crate) dumps: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// A label for the runs, KEY=VALUE (repeatable): commit=..., branch=...
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub(crate) labels: Vec<String>,
+
+    /// Afterwards keep only the newest N runs of each program.
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_runs: Option<usize>,
+
+    /// Afterwards delete runs that started more than D days ago.
+    #[arg(long, value_name = "D")]
+    pub(crate) keep_days: Option<u64>,
+
+    /// Refuse inputs larger than this (bytes, or with a KiB/MiB/GiB suffix).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub(crate) max_size: u64,
+}
+
+#[cfg(feature = "history")]
+#[derive(Debug, Args)]
+pub(crate) struct HistoryArgs {
+    #[command(subcommand)]
+    pub(crate) action: Option<HistoryAction>,
+
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// One span's trend: a span name, or a module::name identity.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) span: Option<String>,
+
+    /// Only runs of this program.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) program: Option<String>,
+
+    /// Only runs with this label, KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub(crate) labels: Vec<String>,
+
+    /// Only the newest N runs.
+    #[arg(long, value_name = "N")]
+    pub(crate) last: Option<usize>,
+
+    /// Output format: text or json.
+    #[arg(long, short = 'f', value_enum, default_value_t = HistoryFormat::Text)]
+    pub(crate) format: HistoryFormat,
+
+    /// Fit text to N columns (0: no limit; default: the terminal, else $COLUMNS).
+    #[arg(long, value_name = "N")]
+    pub(crate) width: Option<usize>,
+}
+
+#[cfg(feature = "history")]
+#[derive(Debug, Subcommand)]
+pub(crate) enum HistoryAction {
+    /// Delete old runs: beyond the newest --keep-runs of each program, or
+    /// older than --keep-days.
+    Prune(PruneArgs),
+}
+
+#[cfg(feature = "history")]
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// Keep only the newest N runs of each program.
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_runs: Option<usize>,
+
+    /// Delete runs that started more than D days ago.
+    #[arg(long, value_name = "D")]
+    pub(crate) keep_days: Option<u64>,
+}
+
+/// A format for the history's listings.
+#[cfg(feature = "history")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum HistoryFormat {
+    /// Tables for a terminal.
+    Text,
+    /// JSON.
+    Json,
+}
+
+#[cfg(feature = "history")]
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The new run's dump (- for standard input).
+    pub(crate) dump: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// Compare only with runs carrying this label, KEY=VALUE (repeatable),
+    /// e.g. branch=main.
+    #[arg(long = "against", value_name = "KEY=VALUE")]
+    pub(crate) against: Vec<String>,
+
+    /// The bar for time (busy p50 and p99), percent.
+    #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = parse_pct)]
+    pub(crate) fail_on_regression: f64,
+
+    /// The bar for allocation (bytes and allocations per call), percent.
+    #[arg(long, value_name = "PCT", default_value_t = 1.0, value_parser = parse_pct)]
+    pub(crate) fail_on_alloc_regression: f64,
+
+    /// How many of the newest comparable runs form the history.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub(crate) window: usize,
+
+    /// Output format: text or json.
+    #[arg(long, short = 'f', value_enum, default_value_t = HistoryFormat::Text)]
+    pub(crate) format: HistoryFormat,
+
+    /// Fit text to N columns (0: no limit; default: the terminal, else $COLUMNS).
+    #[arg(long, value_name = "N")]
+    pub(crate) width: Option<usize>,
+
+    /// Refuse inputs larger than this (bytes, or with a KiB/MiB/GiB suffix).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub(crate) max_size: u64,
+}
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// Where to listen. Another interface than loopback only when given
+    /// explicitly (the API has no authentication).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8731")]
+    pub(crate) addr: std::net::SocketAddr,
+
+    /// Refuse POSTed dumps larger than this (bytes, or with a KiB/MiB/GiB suffix).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub(crate) max_size: u64,
 }
 
 const FLAMEGRAPH_HELP: &str = "\

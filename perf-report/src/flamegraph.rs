@@ -183,9 +183,26 @@ pub fn flamegraph_svg<W: Write>(dump: &Dump, writer: W) -> Result<(), Flamegraph
     if lines.is_empty() {
         return Err(FlamegraphError::Empty);
     }
+    // inferno adds the counts up in a u64 (and panics past it in a debug
+    // build): only a dump whose self times make centuries gets there.
+    let total: u128 = lines
+        .iter()
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .map(u128::from)
+        .sum();
+    if total > u128::from(u64::MAX) {
+        return Err(FlamegraphError::Draw(
+            "the self times add up to more than 2^64 ns; the dump cannot be of a real run"
+                .to_owned(),
+        ));
+    }
     let mut options = inferno::flamegraph::Options::default();
     options.title = format!("{}: self time by call path", dump.run.program);
     options.count_name = "ns".to_owned();
+    // Colours from each frame's name rather than inferno's random draws
+    // (whose state lives on in the thread): the same dump draws the same
+    // bytes, as every renderer promises, and a span keeps its colour.
+    options.hash = true;
     inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), writer)
         .map_err(|e| FlamegraphError::Draw(e.to_string()))
 }

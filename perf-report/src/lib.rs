@@ -35,6 +35,8 @@ pub mod callsite;
 pub mod config;
 pub mod diff;
 pub mod flamegraph;
+#[cfg(feature = "history")]
+pub mod history;
 mod label;
 pub mod load;
 mod loaded;
@@ -43,6 +45,8 @@ mod par;
 pub mod plan;
 pub mod render;
 pub mod sanitize;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod stats;
 pub mod units;
 
@@ -50,6 +54,10 @@ pub use analyze::{Analysis, Severity};
 pub use config::Config;
 pub use loaded::LoadedDump;
 pub use plan::Plan;
+
+use std::sync::Arc;
+
+use perf_layer::dump::Dump;
 
 /// An analysed dump and its plan: what the renderers show.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +69,9 @@ pub struct Report {
     pub plan: Plan,
     /// The configuration the analysis used.
     pub config: Config,
+    /// The dump analysed, shared with the [`LoadedDump`] (not copied): the
+    /// HTML report draws its pictures from it.
+    dump: Arc<Dump>,
 }
 
 impl Report {
@@ -72,7 +83,14 @@ impl Report {
             analysis,
             plan,
             config: config.clone(),
+            dump: dump.shared(),
         }
+    }
+
+    /// The dump the report was built from (merged, when it was built from
+    /// several).
+    pub fn dump(&self) -> &Dump {
+        &self.dump
     }
 
     /// Whether a finding at or above `bar` exists (what `--fail-on` checks).

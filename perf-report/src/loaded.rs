@@ -4,6 +4,7 @@
 //! into another through a global.
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use perf_layer::dump::{Dump, DumpReadError, HistogramDump};
 
@@ -108,7 +109,9 @@ impl BusySummary {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedDump {
-    dump: Dump,
+    /// Shared, so that a [`crate::Report`] keeps the dump it was built from
+    /// (for the pictures of the HTML report) without copying it.
+    dump: Arc<Dump>,
     /// One per callsite, in the dump's order.
     busy: Vec<BusySummary>,
 }
@@ -149,7 +152,10 @@ impl LoadedDump {
                 }
             }
         }
-        Ok(Self { dump, busy })
+        Ok(Self {
+            dump: Arc::new(dump),
+            busy,
+        })
     }
 
     /// The dump.
@@ -159,7 +165,13 @@ impl LoadedDump {
 
     /// The dump, without what loading learned of it.
     pub fn into_dump(self) -> Dump {
-        self.dump
+        // A copy only when a report still shares it.
+        Arc::try_unwrap(self.dump).unwrap_or_else(|shared| (*shared).clone())
+    }
+
+    /// The dump, shared.
+    pub(crate) fn shared(&self) -> Arc<Dump> {
+        Arc::clone(&self.dump)
     }
 
     pub(crate) fn busy_summaries(&self) -> &[BusySummary] {
@@ -176,7 +188,10 @@ impl From<Dump> for LoadedDump {
                 .and_then(|c| c.preempted_ns.recorded_buckets().ok());
             BusySummary::of_stored(&cs.busy_ns).with_preempted(preempted.as_deref())
         });
-        Self { dump, busy }
+        Self {
+            dump: Arc::new(dump),
+            busy,
+        }
     }
 }
 

@@ -16,13 +16,15 @@ use perf_report::sanitize::one_line;
 use perf_report::{Config, Report};
 
 mod cli;
+#[cfg(feature = "history")]
+mod history_cmd;
 
 use cli::{Cli, ColorArg, Command, OutputArgs};
 
 /// Exit code for "ran, nothing over the bar".
-const CLEAN: u8 = 0;
+pub(crate) const CLEAN: u8 = 0;
 /// Exit code for "ran, and found something over the bar".
-const FOUND: u8 = 1;
+pub(crate) const FOUND: u8 = 1;
 /// Exit code for "could not do the job".
 const ERROR: u8 = 2;
 
@@ -117,6 +119,14 @@ fn run(cli: Cli) -> Result<u8> {
             emit_bytes(&out, args.output.as_deref())?;
             Ok(CLEAN)
         }
+        #[cfg(feature = "history")]
+        Some(Command::Record(args)) => history_cmd::record(args),
+        #[cfg(feature = "history")]
+        Some(Command::History(args)) => history_cmd::history(args),
+        #[cfg(feature = "history")]
+        Some(Command::Check(args)) => history_cmd::check_cmd(args),
+        #[cfg(feature = "serve")]
+        Some(Command::Serve(args)) => serve_cmd(args),
         None => {
             let args = cli.report;
             let dump = load_paths(&args.dumps, &load_options(&args.output))?;
@@ -231,24 +241,46 @@ fn render_options(o: &OutputArgs) -> RenderOptions {
         Format::Json => 0,
         _ => 10,
     });
-    let width = match o.width {
-        Some(0) => None,
-        Some(w) => Some(w),
-        // A terminal's own width; when writing to a file or a pipe, the
-        // width a shell exports, else none.
-        None if o.output.is_none() => terminal_size::terminal_size_of(io::stdout())
-            .map(|(w, _)| usize::from(w.0))
-            .or_else(|| std::env::var("COLUMNS").ok()?.trim().parse().ok()),
-        None => None,
-    };
+    let width = terminal_width(o.width, o.output.is_some());
     RenderOptions::default()
         .with_color(color)
         .with_top(top)
         .with_width(width)
 }
 
+/// The width to fit text to: `--width` (0 for none); else, writing to a
+/// terminal, its width; to a pipe, the width a shell exports; to a file,
+/// none.
+pub(crate) fn terminal_width(asked: Option<usize>, to_file: bool) -> Option<usize> {
+    match asked {
+        Some(0) => None,
+        Some(w) => Some(w),
+        None if !to_file => terminal_size::terminal_size_of(io::stdout())
+            .map(|(w, _)| usize::from(w.0))
+            .or_else(|| std::env::var("COLUMNS").ok()?.trim().parse().ok()),
+        None => None,
+    }
+}
+
+/// Serves the history until Ctrl-C or SIGTERM.
+#[cfg(feature = "serve")]
+fn serve_cmd(args: cli::ServeArgs) -> Result<u8> {
+    let path = history_cmd::db_path(&args.db);
+    if !args.addr.ip().is_loopback() {
+        eprintln!(
+            "perf-report: serve: listening on {}, beyond this machine: the API has no authentication",
+            args.addr
+        );
+    }
+    let options = perf_report::serve::ServeOptions::new(path).with_max_body(args.max_size);
+    perf_report::serve::run_blocking(args.addr, options, |addr| {
+        eprintln!("perf-report: serving http://{addr}/ (Ctrl-C to stop)");
+    })?;
+    Ok(CLEAN)
+}
+
 /// Writes the report; a closed pipe (`perf-report x | head`) is not an error.
-fn emit(text: &str, output: Option<&Path>) -> Result<()> {
+pub(crate) fn emit(text: &str, output: Option<&Path>) -> Result<()> {
     emit_bytes(text.as_bytes(), output)
 }
 

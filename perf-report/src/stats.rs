@@ -199,6 +199,23 @@ pub fn share(part: f64, whole: f64) -> f64 {
     }
 }
 
+/// The median of `values` (the mean of the two middle ones for an even
+/// count), 0 for none. Non-finite values sort last.
+///
+/// ```
+/// assert_eq!(perf_report::stats::median(&[3.0, 1.0, 2.0]), 2.0);
+/// assert_eq!(perf_report::stats::median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+/// ```
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// `part / whole` without clamping, 0 when `whole` is 0 or not finite.
 pub fn ratio(part: f64, whole: f64) -> f64 {
     if whole <= 0.0 || !whole.is_finite() || !part.is_finite() {

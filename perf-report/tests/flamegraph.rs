@@ -117,6 +117,39 @@ fn the_svg_is_drawn_and_an_empty_dump_is_an_error() {
 }
 
 #[test]
+fn self_times_past_u64_are_an_error_not_a_panic() {
+    // Two roots of 2^63 ns and more each: their sum passes u64.
+    let mut d = graph(
+        &[Span::new("a", 1, &[(MS, 1)]), Span::new("b", 2, &[(MS, 1)])],
+        &[],
+    );
+    for cs in &mut d.callsites {
+        cs.self_ns.sum = u64::MAX / 2 + 1;
+    }
+    d.edges.clear();
+    let err = flamegraph_svg(&d, Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("2^64"), "{err}");
+    // Each is drawn alone.
+    d.callsites.truncate(1);
+    assert!(flamegraph_svg(&d, Vec::new()).is_ok());
+}
+
+#[test]
+fn the_same_dump_draws_the_same_svg() {
+    let d = support::ground_truth();
+    let draw = || {
+        let mut svg = Vec::new();
+        flamegraph_svg(&d, &mut svg).unwrap();
+        svg
+    };
+    assert_eq!(
+        draw(),
+        draw(),
+        "colours come from the names, not a random draw"
+    );
+}
+
+#[test]
 fn the_cli_draws_to_a_file_and_refuses_an_empty_dump_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let dump = support::write(dir.path(), "gt.json", &support::ground_truth());

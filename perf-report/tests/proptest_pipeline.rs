@@ -2,7 +2,7 @@
 //! arbitrary dumps and byte- or JSON-mutated real dumps never make load ->
 //! analyze -> plan -> render (every format and kind), diff or merge panic;
 //! a dump diffed against itself shows no change; a Markdown table keeps its
-//! shape whatever the names in it.
+//! shape whatever the names in it; an HTML page holds no markup but its own.
 //!
 //! Case counts are modest so the suite stays fast; the fuzz target
 //! (`scripts/fuzz`) runs the same path for as long as one likes.
@@ -87,6 +87,29 @@ proptest! {
             let md = render(&report, Format::Markdown, kind, &all);
             check_tables(&md)?;
             prop_assert!(!md.contains("<script"), "raw HTML in:\n{}", md);
+        }
+    }
+
+    #[test]
+    fn html_pages_hold_no_markup_but_their_own(value in arbitrary_dump_json()) {
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let dump = load_slice(&bytes, "html.json", &LoadOptions::default()).unwrap();
+        let report = Report::build(&dump, &Config::default());
+        let all = RenderOptions::default().with_top(0);
+        let mut pages: Vec<String> = [ReportKind::Full, ReportKind::Summary, ReportKind::Weight]
+            .into_iter()
+            .map(|kind| render(&report, Format::Html, kind, &all))
+            .collect();
+        pages.push(perf_report::render::render_diff(
+            &diff(&dump, &dump, &DiffOptions::default()),
+            Format::Html,
+            &all,
+        ));
+        for page in &pages {
+            // The error hook and the self-check, and nothing a name brought.
+            prop_assert_eq!(page.matches("<script").count(), 2, "{}", page);
+            prop_assert!(page.matches("<img").count() <= 1, "{}", page);
+            prop_assert!(!page.contains("<script>alert"), "{}", page);
         }
     }
 }

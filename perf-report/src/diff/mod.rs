@@ -40,7 +40,7 @@
 
 use std::collections::HashMap;
 
-use perf_layer::dump::{CallsiteStats, Dump};
+use perf_layer::dump::{CallsiteStats, Dump, HistogramDump};
 use serde::Serialize;
 
 use crate::callsite::{Identity, Location, identities, qualify};
@@ -259,6 +259,15 @@ pub struct CallsiteDiff {
     pub regression: f64,
     /// Why the verdict is what it is, for people: each axis's reason.
     pub reason: String,
+    /// The base dump's busy-time histogram, as stored (`None` when the
+    /// callsite is only in the new dump): what the HTML diff draws. Not in
+    /// the JSON report, whose figures are above.
+    #[serde(skip)]
+    pub base_busy_ns: Option<HistogramDump>,
+    /// The new dump's busy-time histogram (`None` when the callsite is only
+    /// in the base dump). Not in the JSON report.
+    #[serde(skip)]
+    pub new_busy_ns: Option<HistogramDump>,
 }
 
 impl CallsiteDiff {
@@ -421,6 +430,8 @@ fn one_sided(location: Location, cs: &CallsiteStats, verdict: Verdict) -> Callsi
         quantiles_moved: 0,
         regression: 0.0,
         reason,
+        base_busy_ns: (verdict == Verdict::Removed).then(|| cs.busy_ns.clone()),
+        new_busy_ns: (verdict == Verdict::Added).then(|| cs.busy_ns.clone()),
     }
 }
 
@@ -490,5 +501,7 @@ fn compare(
         time,
         allocation,
         memory,
+        base_busy_ns: Some(b.busy_ns.clone()),
+        new_busy_ns: Some(n.busy_ns.clone()),
     }
 }

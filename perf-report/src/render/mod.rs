@@ -7,6 +7,8 @@
 //! * [`Format::Markdown`]: pastes into a pull request; every name from the
 //!   dump is escaped so a hostile span name cannot break a table.
 //! * [`Format::Json`]: the versioned schema of `docs/report-format.md`.
+//! * [`Format::Html`]: one self-contained page (inline CSS and SVG charts,
+//!   nothing fetched), with the flamegraph and the distributions drawn.
 
 use std::io::{self, Write};
 
@@ -14,6 +16,7 @@ use crate::Report;
 use crate::diff::Diff;
 use crate::label::labelled;
 
+pub(crate) mod html;
 mod json;
 mod markdown;
 pub(crate) mod table;
@@ -31,6 +34,8 @@ labelled! {
         Json = "json",
         /// Markdown for a pull request.
         Markdown = "markdown",
+        /// One self-contained HTML page with charts.
+        Html = "html",
     }
 }
 
@@ -66,7 +71,7 @@ pub struct RenderOptions {
     pub top: usize,
     /// The text format's width in columns: prose wraps to it and tables hide
     /// their least important columns to fit it, saying which. `None` for no
-    /// limit. Markdown and JSON ignore it.
+    /// limit. Markdown, JSON and HTML ignore it.
     pub width: Option<usize>,
 }
 
@@ -143,6 +148,7 @@ impl Format {
             Format::Text => &text::Text,
             Format::Markdown => &markdown::Markdown,
             Format::Json => &json::Json,
+            Format::Html => &html::Html,
         }
     }
 }

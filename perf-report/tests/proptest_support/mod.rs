@@ -33,7 +33,7 @@ pub const SEEDS: [&str; 4] = [
     include_str!("../../../fuzz/seeds/load_analyze/threads_alloc.json"),
 ];
 
-pub const FORMATS: [Format; 3] = [Format::Text, Format::Markdown, Format::Json];
+pub const FORMATS: [Format; 4] = [Format::Text, Format::Markdown, Format::Json, Format::Html];
 pub const KINDS: [ReportKind; 3] = [ReportKind::Full, ReportKind::Summary, ReportKind::Weight];
 
 /// Everything a user can do with a loaded dump: analyze, plan, render every

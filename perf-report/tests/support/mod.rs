@@ -10,6 +10,10 @@ use perf_layer::dump::{
 };
 use serde_json::json;
 
+pub mod browser;
+pub mod history;
+pub mod server;
+
 pub const MS: u64 = 1_000_000;
 pub const US: u64 = 1_000;
 pub const MIB: u64 = 1024 * 1024;

@@ -8,6 +8,22 @@ use crate::render::RenderOptions;
 use crate::render::table;
 use crate::units;
 
+/// The callsites by verdict and the rule's parameters (shared with the HTML
+/// diff).
+pub(in crate::render) fn diff_counts(d: &Diff) -> String {
+    format!(
+        "{} regressed, {} mixed, {} improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%, KS α {})",
+        d.count(Verdict::Regressed),
+        d.count(Verdict::Mixed),
+        d.count(Verdict::Improved),
+        d.count(Verdict::Unchanged),
+        d.count(Verdict::Added),
+        d.count(Verdict::Removed),
+        d.options.threshold * 100.0,
+        d.options.alpha
+    )
+}
+
 pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     let mut out = Out::new(opts);
     let title = if opts.color {
@@ -26,21 +42,7 @@ pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     } else {
         out.para("perf-report diff ", "  ", &body);
     }
-    out.para(
-        "",
-        "",
-        &format!(
-            "{} regressed, {} mixed, {} improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%, KS α {})",
-            d.count(Verdict::Regressed),
-            d.count(Verdict::Mixed),
-            d.count(Verdict::Improved),
-            d.count(Verdict::Unchanged),
-            d.count(Verdict::Added),
-            d.count(Verdict::Removed),
-            d.options.threshold * 100.0,
-            d.options.alpha
-        ),
-    );
+    out.para("", "", &diff_counts(d));
     if d.callsites.is_empty() {
         return out.text;
     }

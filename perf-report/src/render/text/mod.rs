@@ -14,6 +14,7 @@ mod out;
 
 use owo_colors::OwoColorize;
 
+pub(in crate::render) use self::diff::diff_counts;
 use self::diff::render_diff;
 use self::out::{Out, clean};
 use super::table;
@@ -45,7 +46,9 @@ impl Renderer for Text {
     }
 }
 
-fn header(out: &mut Out<'_>, a: &Analysis) {
+/// What the header says after the program's name: the run's length, its
+/// spans and their self time, and the CPU (shared with the HTML report).
+pub(in crate::render) fn run_summary(a: &Analysis) -> String {
     let t = &a.totals;
     let cpu = match t.cpu_ns {
         Some(cpu) => format!(
@@ -55,18 +58,21 @@ fn header(out: &mut Out<'_>, a: &Analysis) {
         ),
         None => String::new(),
     };
+    format!(
+        "{} run, {} spans, {} of self time in spans{cpu}",
+        units::ns(t.duration_ns as f64),
+        units::count(t.calls as f64),
+        units::ns(t.self_ns as f64),
+    )
+}
+
+fn header(out: &mut Out<'_>, a: &Analysis) {
     let title = if out.opts.color {
         "perf-report".bold().to_string()
     } else {
         "perf-report".to_owned()
     };
-    let body = format!(
-        "{}: {} run, {} spans, {} of self time in spans{cpu}",
-        clean(&a.program),
-        units::ns(t.duration_ns as f64),
-        units::count(t.calls as f64),
-        units::ns(t.self_ns as f64),
-    );
+    let body = format!("{}: {}", clean(&a.program), run_summary(a));
     if out.fits(&format!("perf-report {body}")) {
         out.line(&format!("{title} {body}"));
     } else {
@@ -74,7 +80,8 @@ fn header(out: &mut Out<'_>, a: &Analysis) {
     }
 }
 
-fn counts(a: &Analysis) -> String {
+/// The findings by severity (shared with the HTML report).
+pub(in crate::render) fn counts(a: &Analysis) -> String {
     let n = |s: Severity| a.findings.iter().filter(|f| f.severity == s).count();
     format!(
         "{} critical, {} high, {} medium, {} low",
@@ -97,7 +104,8 @@ fn findings(out: &mut Out<'_>, a: &Analysis) {
     out.more(shown, a.findings.len(), "findings");
 }
 
-fn plan_totals(plan: &Plan, a: &Analysis) -> String {
+/// The plan's compounded gains (shared with the HTML report).
+pub(in crate::render) fn plan_totals(plan: &Plan, a: &Analysis) -> String {
     let parts: Vec<String> = [
         (plan.total_time_gain, Resource::Time),
         (plan.total_wall_gain, Resource::WallTime),
@@ -230,10 +238,12 @@ fn callsites(out: &mut Out<'_>, a: &Analysis) {
     );
 }
 
-fn process(out: &mut Out<'_>, a: &Analysis) {
+/// The process as the sampler saw it, in one line; `None` without a
+/// timeline (shared with the HTML report).
+pub(in crate::render) fn process_line(a: &Analysis) -> Option<String> {
     let pr = &a.process;
     if pr.samples == 0 {
-        return;
+        return None;
     }
     let trend = pr.rss_trend.map_or_else(String::new, |f| {
         format!(", trend {}/s (R² {:.2})", units::bytes(f.slope), f.r2)
@@ -255,28 +265,31 @@ fn process(out: &mut Out<'_>, a: &Analysis) {
     if let Some(fds) = pr.open_fds_max {
         resources.push_str(&format!(", {fds} open files"));
     }
-    out.blank();
-    out.heading(
-        "PROCESS",
-        &format!(
-            "{} samples; RSS {} -> {} (median {}, peak {}{}); CPU mean {:.0}%, max {:.0}% (100% is one core{cores}){}; at most {resources}; alerts: {} CPU, {} RSS",
-            pr.samples,
-            units::bytes(pr.rss_first_bytes as f64),
-            units::bytes(pr.rss_last_bytes as f64),
-            units::bytes(pr.rss_median_bytes as f64),
-            units::bytes(pr.rss_peak_bytes as f64),
-            trend,
-            pr.cpu_mean_percent,
-            pr.cpu_max_percent,
-            if machine.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", machine.join(", "))
-            },
-            pr.cpu_alerts,
-            pr.rss_alerts
-        ),
-    );
+    Some(format!(
+        "{} samples; RSS {} -> {} (median {}, peak {}{}); CPU mean {:.0}%, max {:.0}% (100% is one core{cores}){}; at most {resources}; alerts: {} CPU, {} RSS",
+        pr.samples,
+        units::bytes(pr.rss_first_bytes as f64),
+        units::bytes(pr.rss_last_bytes as f64),
+        units::bytes(pr.rss_median_bytes as f64),
+        units::bytes(pr.rss_peak_bytes as f64),
+        trend,
+        pr.cpu_mean_percent,
+        pr.cpu_max_percent,
+        if machine.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", machine.join(", "))
+        },
+        pr.cpu_alerts,
+        pr.rss_alerts
+    ))
+}
+
+fn process(out: &mut Out<'_>, a: &Analysis) {
+    if let Some(line) = process_line(a) {
+        out.blank();
+        out.heading("PROCESS", &line);
+    }
 }
 
 fn notes(out: &mut Out<'_>, a: &Analysis) {

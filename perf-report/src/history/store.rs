@@ -1,0 +1,748 @@
+//! The store: open, record, read back, prune.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use perf_layer::dump::{CallsiteStats, Dump};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::error::HistoryError;
+use super::fingerprint;
+use super::schema::{self, APPLICATION_ID, SCHEMA_VERSION};
+use crate::callsite;
+use crate::stats;
+
+/// The database used when neither `--db` nor [`ENV_DB`] names one.
+pub const DEFAULT_DB: &str = "perf-history.db";
+
+/// The environment variable naming the database.
+pub const ENV_DB: &str = "PERF_REPORT_DB";
+
+/// How long to wait for another process's write to finish before
+/// reporting the database as locked, ms; `PERF_REPORT_DB_TIMEOUT_MS`
+/// overrides it.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// A run's label: `KEY=VALUE`, e.g. `commit=3f2a9c1`.
+pub type Label = (String, String);
+
+/// Parses `KEY=VALUE`.
+///
+/// ```
+/// use perf_report::history::parse_label;
+/// assert_eq!(parse_label("branch=main").unwrap(), ("branch".into(), "main".into()));
+/// assert!(parse_label("main").is_err());
+/// ```
+pub fn parse_label(s: &str) -> Result<Label, HistoryError> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(HistoryError::Label(s.to_owned())),
+    }
+}
+
+/// What [`Store::record`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RecordOutcome {
+    /// The run's id.
+    pub id: i64,
+    /// `false` when the same dump was already stored (its new labels are
+    /// added to it).
+    pub created: bool,
+}
+
+/// Which runs to list: every field narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunFilter {
+    /// Runs of this program.
+    pub program: Option<String>,
+    /// Runs on machines of this fingerprint.
+    pub machine: Option<String>,
+    /// Runs carrying every one of these labels.
+    pub labels: Vec<Label>,
+    /// Runs that started before this time (ms since the Unix epoch).
+    pub started_before_unix_ms: Option<u64>,
+    /// Leave this run out.
+    pub exclude: Option<i64>,
+    /// The newest this many (of those that match).
+    pub newest: Option<usize>,
+}
+
+impl RunFilter {
+    /// Runs of `program`.
+    pub fn program(mut self, program: &str) -> Self {
+        self.program = Some(program.to_owned());
+        self
+    }
+
+    /// Runs on machines of `fingerprint`.
+    pub fn machine(mut self, fingerprint: &str) -> Self {
+        self.machine = Some(fingerprint.to_owned());
+        self
+    }
+
+    /// Runs carrying every one of `labels`.
+    pub fn labels(mut self, labels: &[Label]) -> Self {
+        self.labels = labels.to_vec();
+        self
+    }
+
+    /// The newest `n` of the runs that match.
+    pub fn newest(mut self, n: usize) -> Self {
+        self.newest = Some(n);
+        self
+    }
+
+    /// Leave run `id` out.
+    pub fn exclude(mut self, id: i64) -> Self {
+        self.exclude = Some(id);
+        self
+    }
+
+    /// Runs that started before `unix_ms`.
+    pub fn started_before(mut self, unix_ms: u64) -> Self {
+        self.started_before_unix_ms = Some(unix_ms);
+        self
+    }
+}
+
+/// A stored run, without its spans.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Its id in this database.
+    pub id: i64,
+    /// SHA-256 of the dump: one dump is stored once.
+    pub digest: String,
+    /// The program.
+    pub program: String,
+    /// The host.
+    pub host: String,
+    /// The machine fingerprint ([`fingerprint`]).
+    pub machine: String,
+    /// The machine in words.
+    pub machine_desc: String,
+    /// When the run started, ms since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    /// Its duration, ns.
+    pub duration_ns: u64,
+    /// Its CPU time, ns, where the dump has it.
+    pub cpu_ns: Option<u64>,
+    /// When it was recorded, ms since the Unix epoch.
+    pub recorded_at_unix_ms: u64,
+    /// Spans it recorded.
+    pub spans: u64,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One span of one stored run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpanSummary {
+    /// The identity across runs ([`callsite::Identity::key`]).
+    pub identity: String,
+    /// The span name.
+    pub name: String,
+    /// Its target.
+    pub target: String,
+    /// Spans closed.
+    pub calls: u64,
+    /// Busy-time median, ns.
+    pub busy_p50_ns: u64,
+    /// Busy-time 99th percentile, ns.
+    pub busy_p99_ns: u64,
+    /// Mean busy time, ns.
+    pub busy_mean_ns: f64,
+    /// Self time, ns.
+    pub self_ns: u64,
+    /// Its share of all self time of the run.
+    pub self_share: f64,
+    /// Bytes allocated while innermost, per call, where tracked.
+    pub alloc_bytes_per_call: Option<f64>,
+    /// Allocations made while innermost, per call, where tracked.
+    pub allocs_per_call: Option<f64>,
+    /// Live bytes at the end, where the live heap was recorded.
+    pub live_bytes: Option<u64>,
+}
+
+/// A span's figures in one run, for its trend across runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpanPoint {
+    /// The run's id.
+    pub run_id: i64,
+    /// When the run started, ms since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    /// The span's figures.
+    pub span: SpanSummary,
+}
+
+/// The run history in one SQLite file.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens the database at `path`, creating it when it does not exist and
+    /// migrating it to [`SCHEMA_VERSION`]; refuses a newer schema, a damaged
+    /// file and a SQLite database of something else.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// Opens an existing database ([`HistoryError::Missing`] when there is
+    /// none); read-only when the file cannot be written, as long as it needs
+    /// no migration.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(HistoryError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, create: bool) -> Result<Self, HistoryError> {
+        let err = |e| HistoryError::sqlite(path, e);
+        let writable =
+            !path.exists() || std::fs::OpenOptions::new().append(true).open(path).is_ok();
+        let mut flags = OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        flags |= match (writable, create) {
+            (true, true) => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+            (true, false) => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            (false, _) => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        };
+        if !writable && create {
+            return Err(HistoryError::ReadOnly {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        let timeout = std::env::var("PERF_REPORT_DB_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(BUSY_TIMEOUT_MS);
+        conn.busy_timeout(Duration::from_millis(timeout))
+            .map_err(err)?;
+        // The first read of the file tells a database from anything else.
+        let app = schema::application_id(&conn).map_err(err)?;
+        let version = schema::version(&conn).map_err(err)?;
+        if app != APPLICATION_ID && (version != 0 || schema::has_tables(&conn).map_err(err)?) {
+            return Err(HistoryError::NotHistory {
+                path: path.to_path_buf(),
+                detail: "a SQLite database of something else".to_owned(),
+            });
+        }
+        if version > SCHEMA_VERSION {
+            return Err(HistoryError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            if !writable {
+                return Err(HistoryError::ReadOnly {
+                    path: path.to_path_buf(),
+                });
+            }
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(err)?;
+            schema::migrate(&mut conn, version, SCHEMA_VERSION).map_err(err)?;
+        }
+        conn.pragma_update(None, "foreign_keys", true)
+            .map_err(err)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the file (always [`SCHEMA_VERSION`] once
+    /// opened).
+    pub fn schema_version(&self) -> Result<u32, HistoryError> {
+        schema::version(&self.conn).map_err(|e| self.err(e))
+    }
+
+    fn err(&self, e: rusqlite::Error) -> HistoryError {
+        HistoryError::sqlite(&self.path, e)
+    }
+
+    /// Stores `dump` with `labels`, in one transaction: the run, its labels,
+    /// a summary and the whole busy-time histogram of each span, and the
+    /// dump itself (compressed). A dump already stored (same SHA-256 of its
+    /// content) is not stored again; its new labels are added.
+    pub fn record(&mut self, dump: &Dump, labels: &[Label]) -> Result<RecordOutcome, HistoryError> {
+        let json = serde_json::to_vec(dump).map_err(|e| HistoryError::Sqlite {
+            path: self.path.clone(),
+            detail: format!("the dump does not serialize: {e}"),
+        })?;
+        let digest = hex_sha256(&json);
+        let compressed = deflate(&json);
+        let path = self.path.clone();
+        let err = |e| HistoryError::sqlite(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let existing: Option<i64> = tx
+            .query_row("SELECT id FROM runs WHERE digest = ?1", [&digest], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err)?;
+        let (id, created) = match existing {
+            Some(id) => (id, false),
+            None => {
+                let spans: u64 = dump.callsites.iter().map(|c| c.calls).sum();
+                tx.execute(
+                    "INSERT INTO runs (digest, program, host, pid, started_at_unix_ms, duration_ns,
+                        cpu_ns, machine, machine_desc, recorded_at_unix_ms, spans, dump)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    params![
+                        digest,
+                        dump.run.program,
+                        dump.run.host,
+                        dump.run.pid,
+                        sql_u64(dump.run.started_at_unix_ms),
+                        sql_u64(dump.run.duration_ns),
+                        dump.run.cpu_ns.map(sql_u64),
+                        fingerprint::fingerprint(dump),
+                        fingerprint::describe(dump),
+                        sql_u64(now_unix_ms()),
+                        sql_u64(spans),
+                        compressed,
+                    ],
+                )
+                .map_err(err)?;
+                let id = tx.last_insert_rowid();
+                insert_spans(&tx, id, dump).map_err(err)?;
+                (id, true)
+            }
+        };
+        {
+            let mut insert = tx
+                .prepare("INSERT OR IGNORE INTO labels (run_id, key, value) VALUES (?1, ?2, ?3)")
+                .map_err(err)?;
+            for (k, v) in labels {
+                insert.execute(params![id, k, v]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(RecordOutcome { id, created })
+    }
+
+    /// The id of the stored run whose dump has this [`digest`], if any.
+    pub(crate) fn run_id_of_digest(&self, digest: &str) -> Result<Option<i64>, HistoryError> {
+        self.conn
+            .query_row("SELECT id FROM runs WHERE digest = ?1", [digest], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many runs are stored.
+    pub fn run_count(&self) -> Result<usize, HistoryError> {
+        self.conn
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+            .map(|n| usize::try_from(n).unwrap_or(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// The runs `filter` selects, oldest first.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<RunSummary>, HistoryError> {
+        let (sql, args) = select_runs(filter, "id");
+        let ids: Vec<i64> = {
+            let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+            stmt.query_map(params_from_iter(args.iter()), |r| r.get(0))
+                .map_err(|e| self.err(e))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))?
+        };
+        let mut labels = self.labels_of(&ids)?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(RUN_COLUMNS_BY_ID)
+            .map_err(|e| self.err(e))?;
+        let mut runs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut run = stmt
+                .query_row([id], run_from_row)
+                .map_err(|e| self.err(e))?;
+            run.labels = labels.remove(&id).unwrap_or_default();
+            runs.push(run);
+        }
+        Ok(runs)
+    }
+
+    /// The run `id`.
+    pub fn run(&self, id: i64) -> Result<RunSummary, HistoryError> {
+        let mut run = self
+            .conn
+            .query_row(RUN_COLUMNS_BY_ID, [id], run_from_row)
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| HistoryError::NoSuchRun {
+                path: self.path.clone(),
+                id,
+            })?;
+        run.labels = self.labels_of(&[id])?.remove(&id).unwrap_or_default();
+        Ok(run)
+    }
+
+    /// The dump of run `id`, as it was recorded.
+    pub fn dump(&self, id: i64) -> Result<Dump, HistoryError> {
+        let blob: Vec<u8> = self
+            .conn
+            .query_row("SELECT dump FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| HistoryError::NoSuchRun {
+                path: self.path.clone(),
+                id,
+            })?;
+        let bad = |detail: String| HistoryError::BadRun {
+            path: self.path.clone(),
+            id,
+            detail,
+        };
+        let mut json = Vec::new();
+        DeflateDecoder::new(blob.as_slice())
+            .read_to_end(&mut json)
+            .map_err(|e| bad(e.to_string()))?;
+        Dump::from_slice(&json).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The spans of run `id`, by self time, most first.
+    pub fn spans(&self, id: i64) -> Result<Vec<SpanSummary>, HistoryError> {
+        self.run(id)?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = ?1 ORDER BY self_ns DESC, identity"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([id], span_from_row)
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// One span's figures in every run `filter` selects that has it, oldest
+    /// first. `span` is an identity ([`SpanSummary::identity`]) or a name;
+    /// a name several identities share gives all of them.
+    pub fn span_series(
+        &self,
+        span: &str,
+        filter: &RunFilter,
+    ) -> Result<Vec<SpanPoint>, HistoryError> {
+        let (runs_sql, mut args) = select_runs(filter, "id, started_at_unix_ms");
+        args.push(span.to_owned());
+        args.push(span.to_owned());
+        let n = args.len();
+        let sql = format!(
+            "SELECT r.id, r.started_at_unix_ms, {cols} FROM ({runs_sql}) r
+             JOIN spans s ON s.run_id = r.id
+             WHERE s.identity = ?{a} OR s.name = ?{b}
+             ORDER BY r.started_at_unix_ms, r.id, s.identity",
+            cols = SPAN_COLUMNS
+                .split(", ")
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            a = n - 1,
+            b = n,
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        stmt.query_map(params_from_iter(args.iter()), |r| {
+            Ok(SpanPoint {
+                run_id: r.get(0)?,
+                started_at_unix_ms: from_sql_u64(r.get(1)?),
+                span: span_from_row_at(r, 2)?,
+            })
+        })
+        .map_err(|e| self.err(e))?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(|e| self.err(e))
+    }
+
+    /// The busy-time histograms (as the dump encodes them) of span
+    /// `identity` in each of `runs` that has it.
+    pub fn busy_histograms(
+        &self,
+        runs: &[i64],
+        identity: &str,
+    ) -> Result<Vec<(i64, String)>, HistoryError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT busy_hist FROM spans WHERE run_id = ?1 AND identity = ?2")
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for &run in runs {
+            if let Some(h) = stmt
+                .query_row(params![run, identity], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(|e| self.err(e))?
+            {
+                out.push((run, h));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes runs beyond the newest `keep_runs` of each program, and runs
+    /// that started more than `keep_days` before `now_unix_ms`. Returns how
+    /// many were deleted.
+    pub fn prune(
+        &mut self,
+        keep_runs: Option<usize>,
+        keep_days: Option<u64>,
+        now_unix_ms: u64,
+    ) -> Result<usize, HistoryError> {
+        let path = self.path.clone();
+        let err = |e| HistoryError::sqlite(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut deleted = 0;
+        if let Some(keep) = keep_runs {
+            deleted += tx
+                .execute(
+                    "DELETE FROM runs WHERE id IN (
+                        SELECT id FROM (
+                            SELECT id, ROW_NUMBER() OVER (
+                                PARTITION BY program ORDER BY started_at_unix_ms DESC, id DESC
+                            ) AS newer FROM runs
+                        ) WHERE newer > ?1
+                    )",
+                    [i64::try_from(keep).unwrap_or(i64::MAX)],
+                )
+                .map_err(err)?;
+        }
+        if let Some(days) = keep_days {
+            let cutoff = now_unix_ms.saturating_sub(days.saturating_mul(86_400_000));
+            deleted += tx
+                .execute(
+                    "DELETE FROM runs WHERE started_at_unix_ms < ?1",
+                    [sql_u64(cutoff)],
+                )
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(deleted)
+    }
+
+    fn labels_of(
+        &self,
+        ids: &[i64],
+    ) -> Result<BTreeMap<i64, BTreeMap<String, String>>, HistoryError> {
+        let mut out: BTreeMap<i64, BTreeMap<String, String>> = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM labels WHERE run_id = ?1 ORDER BY key")
+            .map_err(|e| self.err(e))?;
+        for &id in ids {
+            let rows = stmt
+                .query_map([id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                out.entry(id).or_default().insert(k, v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+const RUN_COLUMNS_BY_ID: &str = "SELECT id, digest, program, host, machine, machine_desc,
+    started_at_unix_ms, duration_ns, cpu_ns, recorded_at_unix_ms, spans FROM runs WHERE id = ?1";
+
+const SPAN_COLUMNS: &str = "identity, name, target, calls, busy_p50_ns, busy_p99_ns, busy_mean_ns, self_ns, self_share, alloc_bytes_per_call, allocs_per_call, live_bytes";
+
+fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
+    Ok(RunSummary {
+        id: r.get(0)?,
+        digest: r.get(1)?,
+        program: r.get(2)?,
+        host: r.get(3)?,
+        machine: r.get(4)?,
+        machine_desc: r.get(5)?,
+        started_at_unix_ms: from_sql_u64(r.get(6)?),
+        duration_ns: from_sql_u64(r.get(7)?),
+        cpu_ns: r.get::<_, Option<i64>>(8)?.map(from_sql_u64),
+        recorded_at_unix_ms: from_sql_u64(r.get(9)?),
+        spans: from_sql_u64(r.get(10)?),
+        labels: BTreeMap::new(),
+    })
+}
+
+fn span_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpanSummary> {
+    span_from_row_at(r, 0)
+}
+
+fn span_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<SpanSummary> {
+    Ok(SpanSummary {
+        identity: r.get(at)?,
+        name: r.get(at + 1)?,
+        target: r.get(at + 2)?,
+        calls: from_sql_u64(r.get(at + 3)?),
+        busy_p50_ns: from_sql_u64(r.get(at + 4)?),
+        busy_p99_ns: from_sql_u64(r.get(at + 5)?),
+        busy_mean_ns: r.get(at + 6)?,
+        self_ns: from_sql_u64(r.get(at + 7)?),
+        self_share: r.get(at + 8)?,
+        alloc_bytes_per_call: r.get(at + 9)?,
+        allocs_per_call: r.get(at + 10)?,
+        live_bytes: r.get::<_, Option<i64>>(at + 11)?.map(from_sql_u64),
+    })
+}
+
+/// The SQL selecting the runs of `filter` (oldest first) and its arguments.
+fn select_runs(filter: &RunFilter, columns: &str) -> (String, Vec<String>) {
+    let mut wheres = Vec::new();
+    let mut args: Vec<String> = Vec::new();
+    let arg = |v: String, args: &mut Vec<String>| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    if let Some(p) = &filter.program {
+        let a = arg(p.clone(), &mut args);
+        wheres.push(format!("program = {a}"));
+    }
+    if let Some(m) = &filter.machine {
+        let a = arg(m.clone(), &mut args);
+        wheres.push(format!("machine = {a}"));
+    }
+    for (k, v) in &filter.labels {
+        let (ka, va) = (arg(k.clone(), &mut args), arg(v.clone(), &mut args));
+        wheres.push(format!(
+            "EXISTS (SELECT 1 FROM labels l WHERE l.run_id = runs.id AND l.key = {ka} AND l.value = {va})"
+        ));
+    }
+    if let Some(t) = filter.started_before_unix_ms {
+        let a = arg(t.min(i64::MAX as u64).to_string(), &mut args);
+        wheres.push(format!("started_at_unix_ms < CAST({a} AS INTEGER)"));
+    }
+    if let Some(id) = filter.exclude {
+        let a = arg(id.to_string(), &mut args);
+        wheres.push(format!("id != CAST({a} AS INTEGER)"));
+    }
+    let where_sql = if wheres.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", wheres.join(" AND "))
+    };
+    let sql = match filter.newest {
+        Some(n) => format!(
+            "SELECT {columns} FROM (SELECT * FROM runs{where_sql}
+               ORDER BY started_at_unix_ms DESC, id DESC LIMIT {n})
+             ORDER BY started_at_unix_ms, id"
+        ),
+        None => format!("SELECT {columns} FROM runs{where_sql} ORDER BY started_at_unix_ms, id"),
+    };
+    (sql, args)
+}
+
+/// The figures of one callsite the history keeps, under identity `key`;
+/// `total_self_ns` is the run's self time in spans.
+pub(crate) fn summarize(
+    cs: &CallsiteStats,
+    key: &str,
+    total_self_ns: f64,
+    allocations_tracked: bool,
+) -> SpanSummary {
+    let calls = cs.calls as f64;
+    let alloc = cs.alloc.filter(|_| allocations_tracked);
+    SpanSummary {
+        identity: key.to_owned(),
+        name: cs.name.clone(),
+        target: cs.target.clone(),
+        calls: cs.calls,
+        busy_p50_ns: cs.busy_ns.p50,
+        busy_p99_ns: cs.busy_ns.p99,
+        busy_mean_ns: stats::ratio(cs.busy_ns.sum as f64, cs.busy_ns.count as f64),
+        self_ns: cs.self_ns.sum,
+        self_share: stats::share(cs.self_ns.sum as f64, total_self_ns),
+        alloc_bytes_per_call: alloc.map(|a| stats::ratio(a.self_alloc_bytes as f64, calls)),
+        allocs_per_call: alloc.map(|a| stats::ratio(a.self_allocs as f64, calls)),
+        live_bytes: cs.heap.as_ref().map(|h| h.live_bytes),
+    }
+}
+
+fn insert_spans(tx: &rusqlite::Transaction<'_>, run: i64, dump: &Dump) -> rusqlite::Result<()> {
+    let ids = callsite::identities(&dump.callsites);
+    let total_self: f64 = dump.callsites.iter().map(|c| c.self_ns.sum as f64).sum();
+    let mut insert = tx.prepare(
+        "INSERT OR IGNORE INTO spans (run_id, identity, name, target, calls, busy_p50_ns,
+            busy_p99_ns, busy_mean_ns, self_ns, self_share, alloc_bytes_per_call,
+            allocs_per_call, live_bytes, busy_hist)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?;
+    for (cs, id) in dump.callsites.iter().zip(ids) {
+        let s = summarize(cs, &id.key(), total_self, dump.allocations_tracked);
+        insert.execute(params![
+            run,
+            s.identity,
+            s.name,
+            s.target,
+            sql_u64(s.calls),
+            sql_u64(s.busy_p50_ns),
+            sql_u64(s.busy_p99_ns),
+            s.busy_mean_ns,
+            sql_u64(s.self_ns),
+            s.self_share,
+            s.alloc_bytes_per_call,
+            s.allocs_per_call,
+            s.live_bytes.map(sql_u64),
+            cs.busy_ns.encoded,
+        ])?;
+    }
+    Ok(())
+}
+
+/// The SHA-256 of a dump's JSON: one dump is stored once.
+pub(crate) fn digest(dump: &Dump) -> String {
+    hex_sha256(&serde_json::to_vec(dump).unwrap_or_default())
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// SQLite integers are signed 64-bit: larger values are stored as the
+/// largest.
+fn sql_u64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn from_sql_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = DeflateEncoder::new(Vec::with_capacity(bytes.len() / 4), Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
+/// Now, ms since the Unix epoch.
+pub(crate) fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,373 @@
+//! The report's pictures, from the dump: the flamegraph, the busy-time
+//! percentile distributions of the heaviest spans, the process timeline,
+//! the live heap of the callsites that hold the most, and, for a diff, the
+//! base and new distributions of each changed span.
+//!
+//! Each picture is drawn only for a few series ([`MAX_SERIES`]), so that a
+//! dump of ten thousand callsites still makes a page of a few megabytes.
+
+use hdrhistogram::Histogram;
+use perf_layer::dump::{CallsiteStats, Dump, HistogramDump};
+
+use super::axis;
+use super::page::Page;
+use super::svg::{self, LineChart, PALETTE, Series};
+use super::{base64, escape};
+use crate::callsite::{Location, qualify};
+use crate::diff::{CallsiteDiff, Diff, Verdict};
+use crate::flamegraph::{FlamegraphError, flamegraph_svg};
+use crate::render::RenderOptions;
+use crate::units;
+
+/// The most lines in one chart, and the most diff charts.
+pub(super) const MAX_SERIES: usize = 8;
+
+/// The most points of a timeline drawn: more than the chart has pixels.
+const MAX_POINTS: usize = 600;
+
+/// Steps of `log10(1 / (1 - p))` at which a distribution is read.
+const PERCENTILE_STEP: f64 = 0.025;
+
+/// The deepest percentile drawn: 99.999%, five decades.
+const MAX_DECADES: i32 = 5;
+
+/// The dump's callsites as the callsite table labels and orders them: by
+/// self time, largest first, then by location.
+fn by_self_time(dump: &Dump) -> Vec<(Location, &CallsiteStats)> {
+    let mut locations: Vec<Location> = dump.callsites.iter().map(Location::of).collect();
+    qualify(locations.iter_mut());
+    let mut rows: Vec<(Location, &CallsiteStats)> =
+        locations.into_iter().zip(&dump.callsites).collect();
+    rows.sort_by(|a, b| {
+        b.1.self_ns
+            .sum
+            .cmp(&a.1.self_ns.sum)
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    rows
+}
+
+/// A note in place of a picture that cannot be drawn.
+fn missing(page: &mut Page, what: &str) {
+    page.body.push_str("<p class=\"muted\">");
+    page.body.push_str(&escape(what));
+    page.body.push_str("</p>\n");
+}
+
+/// The flamegraph of self time by call path, as an image: inferno's SVG
+/// carries a script written for a page of its own, which inside an `<img>`
+/// neither runs nor throws.
+pub(super) fn flamegraph(page: &mut Page, dump: &Dump) {
+    let mut svg = Vec::new();
+    match flamegraph_svg(dump, &mut svg) {
+        Ok(()) => {
+            page.body.push_str(
+                "<figure><img class=\"flamegraph\" alt=\"Flamegraph of self time by call path\" src=\"data:image/svg+xml;base64,",
+            );
+            page.body.push_str(&base64::encode(&svg));
+            page.body.push_str(
+                "\"><figcaption class=\"muted\">Each box is a span on its call path; its width is the self time spent there and in what it called. Hover a box in the standalone SVG (<code>perf-report flamegraph</code>) for its figures.</figcaption></figure>\n",
+            );
+            page.charts += 1;
+        }
+        Err(FlamegraphError::Empty) => missing(page, "No span has self time to draw."),
+        Err(e) => missing(page, &e.to_string()),
+    }
+}
+
+/// `(1 / (1 - p), busy ns)` along the distribution of `h`, from the
+/// fastest call to the slowest; the curve ends where the calls run out
+/// (at `1 / (1 - p)` = calls, with the maximum) or at `10^decades`.
+fn percentile_curve(h: &Histogram<u64>, decades: i32) -> Vec<(f64, f64)> {
+    let calls = h.len();
+    if calls == 0 {
+        return Vec::new();
+    }
+    let end = (calls as f64).log10().min(f64::from(decades));
+    let mut points = Vec::new();
+    let mut step = 0u32;
+    loop {
+        let l = f64::from(step) * PERCENTILE_STEP;
+        if l >= end {
+            break;
+        }
+        let p = 1.0 - 10f64.powf(-l);
+        points.push((10f64.powf(l), h.value_at_quantile(p).max(1) as f64));
+        step += 1;
+    }
+    let last = if end < f64::from(decades) {
+        h.max()
+    } else {
+        h.value_at_quantile(1.0 - 10f64.powf(-end))
+    };
+    points.push((10f64.powf(end), last.max(1) as f64));
+    svg::drop_flat(points)
+}
+
+/// The decades of percentiles worth drawing for `calls`: enough for the
+/// slowest call, at least 99%, at most [`MAX_DECADES`].
+fn decades_for(calls: u64) -> i32 {
+    ((calls.max(1) as f64).log10().ceil() as i32).clamp(2, MAX_DECADES)
+}
+
+/// A percentile-distribution chart of named histograms.
+fn distribution_chart(
+    title: String,
+    note: &str,
+    curves: Vec<(String, Histogram<u64>, &'static str, bool)>,
+) -> Option<LineChart> {
+    let decades = decades_for(curves.iter().map(|c| c.1.len()).max().unwrap_or(0));
+    let series: Vec<Series> = curves
+        .into_iter()
+        .map(|(name, h, color, dashed)| Series {
+            name,
+            points: percentile_curve(&h, decades),
+            color,
+            dashed,
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    let values = series.iter().flat_map(|s| s.points.iter().map(|p| p.1));
+    let (min, max) = values.fold((f64::INFINITY, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if series.is_empty() {
+        return None;
+    }
+    Some(LineChart {
+        title,
+        note: note.to_owned(),
+        x: axis::percentile_axis(decades),
+        y: axis::log_ns_axis(min, max, "busy time per call"),
+        series,
+        wide: false,
+    })
+}
+
+fn decoded(h: &HistogramDump) -> Option<Histogram<u64>> {
+    h.decode().ok().filter(|h| !h.is_empty())
+}
+
+/// The busy-time distributions of the spans with the most self time.
+pub(super) fn latency(page: &mut Page, dump: &Dump, opts: &RenderOptions) {
+    let rows = by_self_time(dump);
+    let curves: Vec<(String, Histogram<u64>, &'static str, bool)> = rows
+        .iter()
+        .filter(|(_, cs)| cs.self_ns.sum > 0)
+        .filter_map(|(location, cs)| Some((location, decoded(&cs.busy_ns)?)))
+        .take(opts.limit(MAX_SERIES).min(MAX_SERIES))
+        .zip(PALETTE)
+        .map(|((location, h), color)| {
+            let name = format!(
+                "{} (p99 {}, {} call{})",
+                location.label,
+                units::ns(h.value_at_quantile(0.99) as f64),
+                units::count(h.len() as f64),
+                if h.len() == 1 { "" } else { "s" }
+            );
+            (name, h, color, false)
+        })
+        .collect();
+    match distribution_chart(
+        "Busy time by percentile".to_owned(),
+        "of the spans with the most self time. Right is rarer: the median at 50%, one call in a thousand beyond 99.9%; both axes are logarithmic.",
+        curves,
+    ) {
+        Some(chart) => {
+            LineChart {
+                wide: true,
+                ..chart
+            }
+            .write(&mut page.body);
+            page.charts += 1;
+        }
+        None => missing(page, "No span has a busy-time distribution to draw."),
+    }
+}
+
+/// RSS and CPU over the run, from the sampler's timeline.
+pub(super) fn timeline(page: &mut Page, dump: &Dump) {
+    let samples = &dump.timeline.samples;
+    if samples.is_empty() {
+        missing(
+            page,
+            "No process timeline: enable the sampler for RSS and CPU over time.",
+        );
+        return;
+    }
+    let max_t = samples.iter().map(|s| s.t_ms).max().unwrap_or(0) as f64;
+    let rss: Vec<(f64, f64)> = samples
+        .iter()
+        .map(|s| (s.t_ms as f64, s.rss_bytes as f64))
+        .collect();
+    let cpu: Vec<(f64, f64)> = samples
+        .iter()
+        .map(|s| (s.t_ms as f64, s.cpu_percent))
+        .collect();
+    let max_rss = rss.iter().map(|p| p.1).fold(0.0, f64::max);
+    let max_cpu = cpu.iter().map(|p| p.1).fold(100.0, f64::max);
+    let cores = dump
+        .run
+        .cores
+        .map_or_else(String::new, |n| format!(" of {n} cores"));
+    page.body.push_str("<div class=\"charts\">\n");
+    for chart in [
+        LineChart {
+            title: "Resident memory (RSS)".to_owned(),
+            note: "of the whole process, as the sampler saw it.".to_owned(),
+            x: axis::time_axis(max_t),
+            y: axis::bytes_axis(max_rss, "RSS"),
+            series: vec![Series {
+                name: "RSS".to_owned(),
+                points: svg::decimate(rss, MAX_POINTS),
+                color: PALETTE[0],
+                dashed: false,
+            }],
+            wide: false,
+        },
+        LineChart {
+            title: "CPU".to_owned(),
+            note: format!("of the whole process; 100% is one core{cores}."),
+            x: axis::time_axis(max_t),
+            y: axis::linear_axis(max_cpu, 1.0, "CPU (% of one core)", |v| {
+                format!("{}%", axis::number(v))
+            }),
+            series: vec![Series {
+                name: "CPU".to_owned(),
+                points: svg::decimate(cpu, MAX_POINTS),
+                color: PALETTE[1],
+                dashed: false,
+            }],
+            wide: false,
+        },
+    ] {
+        chart.write(&mut page.body);
+        page.charts += 1;
+    }
+    page.body.push_str("</div>\n");
+}
+
+/// Live bytes over the run of the callsites holding the most at their peak,
+/// where the dump has the counting allocator's timeline.
+pub(super) fn live_heap(page: &mut Page, dump: &Dump, opts: &RenderOptions) {
+    let Some(heap) = dump.heap.as_ref().filter(|h| !h.timeline_t_ms.is_empty()) else {
+        missing(
+            page,
+            "No live-heap timeline: install perf-layer's counting allocator to see what each callsite holds over time.",
+        );
+        return;
+    };
+    let mut holders: Vec<(Location, &CallsiteStats, u64)> = by_self_time(dump)
+        .into_iter()
+        .filter_map(|(location, cs)| {
+            let h = cs.heap.as_ref()?;
+            let peak = h.live_timeline_bytes.iter().copied().max()?;
+            (peak > 0).then_some((location, cs, peak))
+        })
+        .collect();
+    holders.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    holders.truncate(opts.limit(MAX_SERIES).min(MAX_SERIES));
+    if holders.is_empty() {
+        missing(page, "No callsite holds live heap.");
+        return;
+    }
+    let series: Vec<Series> = holders
+        .iter()
+        .zip(PALETTE)
+        .map(|((location, cs, peak), color)| {
+            let live = cs
+                .heap
+                .as_ref()
+                .map_or(&[][..], |h| &h.live_timeline_bytes[..]);
+            let points = heap
+                .timeline_t_ms
+                .iter()
+                .zip(live)
+                .map(|(&t, &b)| (t as f64, b as f64))
+                .collect();
+            Series {
+                name: format!("{} (peak {})", location.label, units::bytes(*peak as f64)),
+                points: svg::decimate(points, MAX_POINTS),
+                color,
+                dashed: false,
+            }
+        })
+        .collect();
+    let max_t = heap.timeline_t_ms.iter().copied().max().unwrap_or(0) as f64;
+    let max_bytes = holders.iter().map(|h| h.2).max().unwrap_or(0) as f64;
+    LineChart {
+        title: "Live heap by callsite".to_owned(),
+        note: "bytes the callsite's spans allocated that were still allocated, over the run."
+            .to_owned(),
+        x: axis::time_axis(max_t),
+        y: axis::bytes_axis(max_bytes, "live bytes"),
+        series,
+        wide: true,
+    }
+    .write(&mut page.body);
+    page.charts += 1;
+}
+
+/// The colour of a changed span's new distribution.
+fn verdict_color(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Regressed => "#d62728",
+        Verdict::Improved => "#2ca02c",
+        _ => "#e6a100",
+    }
+}
+
+fn changed(c: &CallsiteDiff) -> bool {
+    matches!(
+        c.verdict,
+        Verdict::Regressed | Verdict::Mixed | Verdict::Improved
+    )
+}
+
+/// For each changed span (at most [`MAX_SERIES`]), its base and new busy
+/// time by percentile, one over the other.
+pub(super) fn diff_curves(page: &mut Page, d: &Diff) {
+    let charts: Vec<LineChart> = d
+        .callsites
+        .iter()
+        .filter(|c| changed(c))
+        .filter_map(|c| {
+            let base = decoded(c.base_busy_ns.as_ref()?)?;
+            let new = decoded(c.new_busy_ns.as_ref()?)?;
+            let curves = vec![
+                (
+                    format!(
+                        "base (p99 {})",
+                        units::ns(base.value_at_quantile(0.99) as f64)
+                    ),
+                    base,
+                    "#8c8c8c",
+                    true,
+                ),
+                (
+                    format!(
+                        "new (p99 {})",
+                        units::ns(new.value_at_quantile(0.99) as f64)
+                    ),
+                    new,
+                    verdict_color(c.verdict),
+                    false,
+                ),
+            ];
+            distribution_chart(
+                format!("{}: {}", c.location.label, c.verdict),
+                &format!("{}.", c.location.source()),
+                curves,
+            )
+        })
+        .take(MAX_SERIES)
+        .collect();
+    if charts.is_empty() {
+        missing(page, "No span changed: nothing to compare.");
+        return;
+    }
+    page.body.push_str("<div class=\"charts\">\n");
+    for chart in charts {
+        chart.write(&mut page.body);
+        page.charts += 1;
+    }
+    page.body.push_str("</div>\n");
+}

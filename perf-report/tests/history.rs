@@ -1,0 +1,249 @@
+//! The run history as a library: round trips, idempotence, retention,
+//! migrations, and files that are not ours.
+
+mod support;
+
+use perf_report::history::check::{CheckOptions, Judgement, Metric, check};
+use perf_report::history::{HistoryError, RunFilter, SCHEMA_VERSION, Store};
+use support::history::run;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path().join("h.db")).unwrap();
+    (dir, s)
+}
+
+#[test]
+fn a_run_reads_back_exactly_with_its_histograms() {
+    let (_dir, mut s) = store();
+    let d = run(0, 0.02, None, 0.0);
+    let id = s.record(&d, &[("commit".into(), "abc".into())]).unwrap().id;
+    assert_eq!(s.dump(id).unwrap(), d);
+    let run = s.run(id).unwrap();
+    assert_eq!(run.program, "svc");
+    assert_eq!(run.labels.get("commit").map(String::as_str), Some("abc"));
+    assert_eq!(run.machine_desc, "Test CPU 9000, 4 CPUs");
+    let spans = s.spans(id).unwrap();
+    assert_eq!(spans.len(), 3);
+    assert_eq!(spans[0].name, "parse", "by self time, most first");
+    for cs in &d.callsites {
+        let key = format!("app::work::{}", cs.name);
+        let stored = s.busy_histograms(&[id], &key).unwrap();
+        assert_eq!(stored, [(id, cs.busy_ns.encoded.clone())], "{key}");
+    }
+}
+
+#[test]
+fn the_same_dump_is_stored_once_and_keeps_every_label() {
+    let (_dir, mut s) = store();
+    let d = run(1, 0.02, None, 0.0);
+    let a = s.record(&d, &[("branch".into(), "main".into())]).unwrap();
+    let b = s.record(&d, &[("commit".into(), "f00".into())]).unwrap();
+    assert!(a.created && !b.created);
+    assert_eq!(a.id, b.id);
+    assert_eq!(s.run_count().unwrap(), 1);
+    let labels = s.run(a.id).unwrap().labels;
+    assert_eq!(labels.len(), 2, "{labels:?}");
+    // A different run of the same program is another run.
+    assert!(s.record(&run(2, 0.02, None, 0.0), &[]).unwrap().created);
+    assert_eq!(s.run_count().unwrap(), 2);
+}
+
+#[test]
+fn filters_and_retention_keep_the_newest() {
+    let (_dir, mut s) = store();
+    for i in 0..6 {
+        let branch = if i % 2 == 0 { "main" } else { "topic" };
+        s.record(
+            &run(i, 0.02, None, 0.0),
+            &[("branch".into(), branch.into())],
+        )
+        .unwrap();
+    }
+    let main = s
+        .runs(&RunFilter::default().labels(&[("branch".into(), "main".into())]))
+        .unwrap();
+    assert_eq!(main.len(), 3);
+    let newest = s.runs(&RunFilter::default().newest(2)).unwrap();
+    assert_eq!(
+        newest
+            .iter()
+            .map(|r| r.started_at_unix_ms)
+            .collect::<Vec<_>>(),
+        [
+            run(4, 0.0, None, 0.0).run.started_at_unix_ms,
+            run(5, 0.0, None, 0.0).run.started_at_unix_ms
+        ]
+    );
+    assert_eq!(s.prune(Some(4), None, u64::MAX / 2).unwrap(), 2);
+    assert_eq!(s.run_count().unwrap(), 4);
+    // Labels and spans go with their runs.
+    let oldest_kept = s.runs(&RunFilter::default()).unwrap()[0].clone();
+    assert_eq!(
+        oldest_kept.started_at_unix_ms,
+        run(2, 0.0, None, 0.0).run.started_at_unix_ms
+    );
+    // Runs started more than a day before "now", 90 minutes short of a day
+    // after run 5 started: runs 2 and 3 (runs are an hour apart).
+    let now = run(5, 0.0, None, 0.0).run.started_at_unix_ms + 86_400_000 - 90 * 60_000;
+    assert_eq!(s.prune(None, Some(1), now).unwrap(), 2);
+    assert_eq!(s.run_count().unwrap(), 2);
+}
+
+#[test]
+fn an_older_schema_is_migrated_and_keeps_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let mut s = Store::open(&path).unwrap();
+    let id = s.record(&run(0, 0.02, None, 0.0), &[]).unwrap().id;
+    drop(s);
+    // Back to version 1, as perf-report 0.2.0's first history wrote it.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch("ALTER TABLE runs DROP COLUMN machine_desc; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(c);
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(s.run_count().unwrap(), 1);
+    assert_eq!(
+        s.run(id).unwrap().machine_desc,
+        "",
+        "a run from before has no description"
+    );
+}
+
+#[test]
+fn files_that_are_not_a_history_are_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    // A newer schema.
+    let newer = dir.path().join("newer.db");
+    drop(Store::open(&newer).unwrap());
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99;")
+        .unwrap();
+    let e = Store::open(&newer).unwrap_err();
+    assert!(
+        matches!(e, HistoryError::NewerSchema { found: 99, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("upgrade perf-report"), "{e}");
+    // Not a database at all.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x42u8; 8192]).unwrap();
+    let e = Store::open(&junk).unwrap_err();
+    assert!(matches!(e, HistoryError::NotHistory { .. }), "{e}");
+    assert_eq!(
+        std::fs::read(&junk).unwrap(),
+        vec![0x42u8; 8192],
+        "untouched"
+    );
+    // Someone else's SQLite database.
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE accounts (id INTEGER);")
+        .unwrap();
+    let e = Store::open(&other).unwrap_err();
+    assert!(matches!(e, HistoryError::NotHistory { .. }), "{e}");
+    // A history that does not exist is not created by a reader.
+    let e = Store::open_existing(dir.path().join("none.db")).unwrap_err();
+    assert!(matches!(e, HistoryError::Missing { .. }), "{e}");
+    assert!(!dir.path().join("none.db").exists());
+}
+
+/// Ten stored runs of the same code, each moved by up to ±4% of noise.
+fn history_of_identical_runs() -> (tempfile::TempDir, Store) {
+    let (dir, mut s) = store();
+    for i in 0..10 {
+        s.record(
+            &run(i, 0.04, None, 0.0),
+            &[("branch".into(), "main".into())],
+        )
+        .unwrap();
+    }
+    (dir, s)
+}
+
+#[test]
+fn identical_code_with_noise_is_never_a_regression() {
+    let (_dir, s) = history_of_identical_runs();
+    for i in 10..30 {
+        let r = check(&s, &run(i, 0.04, None, 0.0), &CheckOptions::default()).unwrap();
+        assert_eq!(r.history.len(), 10);
+        assert_eq!(r.regressions().count(), 0, "run {i}: {:#?}", r.checks);
+        assert_eq!(r.tests, 12, "3 spans x 4 metrics");
+    }
+}
+
+#[test]
+fn a_planted_twenty_percent_slowdown_of_one_span_is_caught_and_named() {
+    let (_dir, s) = history_of_identical_runs();
+    let r = check(
+        &s,
+        &run(40, 0.04, Some(("lookup", 1.2)), 0.0),
+        &CheckOptions::default(),
+    )
+    .unwrap();
+    let regressed: Vec<(&str, Metric)> = r
+        .regressions()
+        .map(|c| (c.identity.as_str(), c.metric))
+        .collect();
+    assert!(
+        regressed.contains(&("app::work::lookup", Metric::BusyP50)),
+        "{:#?}",
+        r.checks
+    );
+    assert!(
+        regressed.iter().all(|(id, _)| *id == "app::work::lookup"),
+        "{regressed:?}"
+    );
+    // And one 2% allocation growth, under the 1% allocation bar.
+    let r = check(&s, &run(41, 0.04, None, 0.02), &CheckOptions::default()).unwrap();
+    let regressed: Vec<(&str, Metric)> = r
+        .regressions()
+        .map(|c| (c.identity.as_str(), c.metric))
+        .collect();
+    assert_eq!(
+        regressed,
+        [("app::work::encode", Metric::AllocBytesPerCall)],
+        "{:#?}",
+        r.checks
+    );
+    // A faster span is an improvement, not a regression.
+    let r = check(
+        &s,
+        &run(42, 0.04, Some(("parse", 0.7)), 0.0),
+        &CheckOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(r.regressions().count(), 0);
+    assert!(
+        r.checks
+            .iter()
+            .any(|c| c.judgement == Judgement::Improved && c.identity == "app::work::parse")
+    );
+}
+
+#[test]
+fn other_machines_and_branches_are_not_the_history() {
+    let (_dir, mut s) = history_of_identical_runs();
+    let mut elsewhere = run(50, 0.04, Some(("lookup", 1.5)), 0.0);
+    elsewhere.run.cpu_model = Some("Other CPU".to_owned());
+    s.record(&elsewhere, &[("branch".into(), "main".into())])
+        .unwrap();
+    // The slow run on another machine is not in this machine's history...
+    let r = check(&s, &run(51, 0.04, None, 0.0), &CheckOptions::default()).unwrap();
+    assert_eq!(r.history.len(), 10);
+    // ...and a new machine has none.
+    let r = check(&s, &elsewhere, &CheckOptions::default()).unwrap();
+    assert_eq!(r.history.len(), 0, "itself left out");
+    let none = CheckOptions::default().against(&[("branch".into(), "topic".into())]);
+    assert_eq!(
+        check(&s, &run(52, 0.04, None, 0.0), &none)
+            .unwrap()
+            .history
+            .len(),
+        0
+    );
+}
