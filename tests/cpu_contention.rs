@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use perf_layer::PerfLayer;
 use perf_report::analyze::{Analysis, Class, analyze};
@@ -26,10 +26,27 @@ fn pin_to_first_core() -> bool {
         .is_some_and(core_affinity::set_for_current)
 }
 
+/// Whether calls of the work alone, timed by the clock between the span's
+/// calls, have a tail by the detector's default ratios and share: then the
+/// machine itself slowed some calls (a CPU quota, a noisy neighbour on the
+/// core, a hypervisor that does not report steal), and a tail found on the
+/// quiet run is the machine's truth, not the report's invention.
+fn has_a_tail(mut took: Vec<u64>) -> bool {
+    took.sort_unstable();
+    let (p50, p90, p99, max) = (took[500], took[900], took[990], took[999]);
+    let excess: u64 = took.iter().map(|v| v.saturating_sub(p90)).sum();
+    let total: u64 = took.iter().sum();
+    let s = perf_report::analyze::detectors::tail_latency::Settings::default();
+    let shaped =
+        p99 as f64 >= s.p99_over_p50 * p50 as f64 || max as f64 >= s.max_over_p50 * p50 as f64;
+    shaped && excess as f64 >= s.min_share * total as f64
+}
+
 /// Runs 1,000 calls of a span doing the same work each time on a thread
 /// pinned to one core, with two busy threads pinned to the same core or
-/// without them.
-fn compete(hog: bool, iterations: u64) -> Analysis {
+/// without them; and whether the work alone, run between the span's calls,
+/// had a tail on that core.
+fn compete(hog: bool, iterations: u64) -> (Analysis, bool) {
     std::thread::spawn(move || {
         let pinned = pin_to_first_core();
         let stop = Arc::new(AtomicBool::new(false));
@@ -52,14 +69,19 @@ fn compete(hog: bool, iterations: u64) -> Analysis {
             .build()
             .unwrap();
         let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let mut bare = Vec::with_capacity(1_000);
         tracing::dispatcher::with_default(&dispatch, || {
             for _ in 0..1_000 {
+                let start = Instant::now();
+                fixed_work(iterations);
+                bare.push(start.elapsed().as_nanos() as u64);
                 info_span!("fixed_work").in_scope(|| fixed_work(iterations));
             }
         });
         stop.store(true, Ordering::Relaxed);
         hogs.into_iter().for_each(|h| h.join().unwrap());
-        analyze(&handle.snapshot().into(), &Default::default())
+        let analysis = analyze(&handle.snapshot().into(), &Default::default());
+        (analysis, has_a_tail(bare))
     })
     .join()
     .unwrap()
@@ -77,8 +99,8 @@ fn preempted_share(a: &Analysis) -> f64 {
 #[test]
 fn calls_slowed_by_a_cpu_hog_are_contention_not_the_span_s_tail() {
     let iterations = calibrate(Duration::from_micros(200));
-    let quiet = compete(false, iterations);
-    let busy = compete(true, iterations);
+    let (quiet, quiet_machine_tail) = compete(false, iterations);
+    let (busy, _) = compete(true, iterations);
     // Two hogs on its core: the span's thread was preempted for much of its
     // busy time, more than without them (a loaded machine preempts it in
     // both runs).
@@ -87,12 +109,18 @@ fn calls_slowed_by_a_cpu_hog_are_contention_not_the_span_s_tail() {
         b > 0.3 && b > q,
         "preempted {b:.2} of busy time with the hogs, {q:.2} without"
     );
-    for a in [&quiet, &busy] {
+    for (a, machine_tail) in [(&quiet, quiet_machine_tail), (&busy, false)] {
         // Its slow calls are the machine's, never a tail of the span; it
         // computes the whole time it is on the CPU: still the hot spot, and
-        // never blocked.
+        // never blocked. Without the hogs, a machine that slows the bare
+        // work's calls without preempting it (CI once ran this on a CPU
+        // quota of one core) gives the span a tail that is there to find.
         let classes = classes_for(a, "fixed_work");
-        assert!(!classes.contains(&Class::TailLatency), "{:#?}", a.findings);
+        if machine_tail {
+            eprintln!("the bare work had a tail on this machine: the quiet run may show it");
+        } else {
+            assert!(!classes.contains(&Class::TailLatency), "{:#?}", a.findings);
+        }
         assert!(!classes.contains(&Class::Blocked), "{:#?}", a.findings);
         assert!(classes.contains(&Class::HotSpot), "{:#?}", a.findings);
     }
