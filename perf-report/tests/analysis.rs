@@ -468,6 +468,59 @@ fn rss_alerts_count_against_their_threshold() {
 }
 
 #[test]
+fn memory_pressure_is_worded_against_the_limit() {
+    let spans = [Span::new("main", 1, &[(MS, 1)])];
+    let mut d = dump("pressed", 60_000 * MS, &spans);
+    // Flat RSS: no spike, no alert; but 415 MiB is 81% of a 512 MiB
+    // container limit, 12 s in WARNING.
+    timeline(&mut d, 500, |_| 415 * MIB, 10.0, 20);
+    d.memory_pressure = Some(
+        serde_json::from_value(serde_json::json!({
+            "limit_bytes": 512 * MIB,
+            "limit_source": "cgroup_v2",
+            "thresholds": [0.70, 0.85, 0.95],
+            "hysteresis": 0.02,
+            "level": "warning",
+            "peak_level": "warning",
+            "peak_rss_bytes": 415 * MIB,
+            "time_in_level_ms": [48_000, 12_000, 0, 0],
+            "transitions": [{"t_ms": 48_000, "from": "normal", "to": "warning", "rss_bytes": 415 * MIB}],
+            "transitions_dropped": 0,
+            "callback_events_dropped": 0
+        }))
+        .unwrap(),
+    );
+    let a = analyze(&d.clone().into(), &Config::default());
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.class == Class::ProcessMemory)
+        .expect("time in WARNING is a finding");
+    assert_eq!(
+        f.summary,
+        "peak 81.1% of the container's 512 MiB limit, 12.0 s in WARNING"
+    );
+    // What must go to stay below 70%: (415 - 358.4) / 415 of peak memory.
+    let want = (415.0 - 0.70 * 512.0) / 415.0;
+    assert!((f.cost_share - want).abs() < 1e-6, "{}", f.cost_share);
+    let plan = perf_report::Report::build(&d.clone().into(), &Config::default());
+    let text = perf_report::render::render(
+        &plan,
+        perf_report::render::Format::Text,
+        perf_report::render::ReportKind::Full,
+        &Default::default(),
+    );
+    assert!(text.contains("on_memory_pressure"), "{text}");
+
+    // Never above NORMAL: no finding from flat RSS.
+    if let Some(m) = d.memory_pressure.as_mut() {
+        m.peak_level = perf_layer::dump::PressureLevel::Normal;
+    }
+    let a = analyze(&d.into(), &Config::default());
+    assert!(a.findings.iter().all(|f| f.class != Class::ProcessMemory));
+}
+
+#[test]
 fn instrumentation_overhead_lowers_a_hot_spots_confidence() {
     let spans = [
         Span::new("main", 1, &[(100 * MS, 1)]).self_time(&[(10 * MS, 1)]),

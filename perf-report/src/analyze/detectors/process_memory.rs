@@ -1,7 +1,14 @@
-//! Process memory: RSS that spiked far above its usual level, or above the
-//! RSS alert threshold.
+//! Process memory: RSS that spiked far above its usual level, above the
+//! RSS alert threshold, or into a memory pressure level (a fraction of the
+//! process's real limit: its container's, else the machine's).
+//!
+//! With pressure figures the finding is worded against the limit ("peak
+//! 81% of the container's 512 MiB limit, 12 s in WARNING"): a bare RSS
+//! number says nothing about how close the process came to being killed.
+//! The cost is then at least the share of peak memory above the warning
+//! fraction: what must go for the process to stay NORMAL.
 
-use perf_layer::dump::AlertKind;
+use perf_layer::dump::{AlertKind, MemoryPressure, PressureLevel};
 use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
@@ -61,10 +68,15 @@ impl Detector for ProcessMemory {
         let spiking = p.samples >= 2
             && p.rss_peak_bytes as f64 >= s.spike_over_median * p.rss_median_bytes as f64
             && spike >= s.spike_min_bytes;
-        if !spiking && p.rss_alerts == 0 {
+        let pressure = cx
+            .dump
+            .memory_pressure
+            .as_ref()
+            .filter(|m| m.peak_level > PressureLevel::Normal && m.limit_bytes > 0);
+        if !spiking && p.rss_alerts == 0 && pressure.is_none() {
             return;
         }
-        let confidence = if p.rss_alerts > 0 {
+        let confidence = if p.rss_alerts > 0 || pressure.is_some() {
             s.confidence_with_alerts
         } else {
             stats::sample_confidence(p.samples as u64, s.half_confidence_samples)
@@ -85,14 +97,50 @@ impl Detector for ProcessMemory {
             .filter(|a| a.threshold.is_finite())
             .map(|a| stats::share(peak - a.threshold, peak))
             .fold(0.0, f64::max);
+        let peak = pressure.map_or(peak, |m| peak.max(m.peak_rss_bytes as f64));
+        let over_warning = pressure.map_or(0.0, |m| {
+            stats::share(peak - m.thresholds[0] * m.limit_bytes as f64, peak)
+        });
+        let mut evidence = vec![
+            Evidence::new("peak RSS", p.rss_peak_bytes as f64, Unit::Bytes, None),
+            Evidence::new("median RSS", p.rss_median_bytes as f64, Unit::Bytes, None),
+            Evidence::new(
+                "peak / median",
+                stats::ratio(p.rss_peak_bytes as f64, p.rss_median_bytes as f64),
+                Unit::Ratio,
+                Some(s.spike_over_median),
+            ),
+            Evidence::new("RSS alerts", p.rss_alerts as f64, Unit::Count, None),
+        ];
+        if let Some(m) = pressure {
+            evidence.extend([
+                Evidence::new("memory limit", m.limit_bytes as f64, Unit::Bytes, None),
+                Evidence::new(
+                    "peak share of the limit",
+                    stats::share(peak, m.limit_bytes as f64),
+                    Unit::Share,
+                    Some(m.thresholds[0]),
+                ),
+                Evidence::new(
+                    "time at WARNING or above",
+                    m.time_in_level_ms[1..].iter().sum::<u64>() as f64 * 1e6,
+                    Unit::Ns,
+                    None,
+                ),
+            ]);
+        }
         found.push(cx.score(Draft {
             class: Class::ProcessMemory,
             callsite: None,
             resource: Resource::Memory,
-            cost_share: stats::share(spike as f64, peak).max(over_threshold),
+            cost_share: stats::share(spike as f64, peak)
+                .max(over_threshold)
+                .max(over_warning),
             recoverable: s.recoverable,
             confidence,
-            summary: format!(
+            summary: match pressure {
+                Some(m) => pressure_summary(m, peak),
+                None => format!(
                 "RSS peaked at {} against a median of {}{}",
                 units::bytes(peak),
                 units::bytes(p.rss_median_bytes as f64),
@@ -105,21 +153,13 @@ impl Detector for ProcessMemory {
                     _ => String::new(),
                 }
             ),
-            evidence: vec![
-                Evidence::new("peak RSS", p.rss_peak_bytes as f64, Unit::Bytes, None),
-                Evidence::new("median RSS", p.rss_median_bytes as f64, Unit::Bytes, None),
-                Evidence::new(
-                    "peak / median",
-                    stats::ratio(p.rss_peak_bytes as f64, p.rss_median_bytes as f64),
-                    Unit::Ratio,
-                    Some(s.spike_over_median),
-                ),
-                Evidence::new("RSS alerts", p.rss_alerts as f64, Unit::Count, None),
-            ],
+            },
+            evidence,
         }));
     }
 
     fn advice(&self, f: &Finding) -> Advice {
+        let against_limit = f.evidence.iter().any(|e| e.metric == "memory limit");
         Advice {
             statement: format!(
                 "trimming {} of the excess memory ({} of peak memory above the usual level or the alert threshold) returns {} of peak memory",
@@ -131,13 +171,41 @@ impl Detector for ProcessMemory {
                 "Stream instead of loading whole inputs (`BufReader`, iterators, `serde_json::Deserializer::from_reader`)",
                 "Limit the concurrency of memory-heavy work with a `tokio::sync::Semaphore` so peaks do not stack",
                 "Drop large buffers as soon as they are done and release capacity after spikes (`shrink_to_fit`)",
+                "React to pressure before the kernel does: register `PerfLayer::builder().on_memory_pressure(..)` to shed caches at WARNING and refuse new work at EMERGENCY",
             ]),
             prerequisites: lines(&[
                 "Enable the sampler with an RSS alert so the spike's time can be matched to the spans running then",
             ]),
-            check: "peak RSS must come down towards the median".to_owned(),
+            check: if against_limit {
+                "peak RSS must stay below the warning fraction of the limit: the dump's memory_pressure.peak_level normal".to_owned()
+            } else {
+                "peak RSS must come down towards the median".to_owned()
+            },
             complexity: Effort::Medium,
             risk: Effort::Medium,
         }
     }
+}
+
+/// "peak 81% of the container's 512 MiB limit, 12 s in WARNING, 2 s in
+/// EMERGENCY": the peak against the limit and the time at each level above
+/// NORMAL that the run spent any time in.
+fn pressure_summary(m: &MemoryPressure, peak: f64) -> String {
+    let mut s = format!(
+        "peak {} of {} {} limit",
+        units::pct(stats::share(peak, m.limit_bytes as f64)),
+        m.limit_source.describe(),
+        units::bytes(m.limit_bytes as f64)
+    );
+    let mut any = false;
+    for (level, &ms) in PressureLevel::ALL.iter().zip(&m.time_in_level_ms).skip(1) {
+        if ms > 0 {
+            s.push_str(&format!(", {} in {level}", units::ns(ms as f64 * 1e6)));
+            any = true;
+        }
+    }
+    if !any {
+        s.push_str(&format!(", reached {}", m.peak_level));
+    }
+    s
 }
