@@ -141,6 +141,18 @@ impl Subject {
         Self::new(name, Dispatch::new(subscriber), handle)
     }
 
+    /// perf-layer with the sampler and an idle Prometheus endpoint on a free
+    /// loopback port (nothing scrapes it).
+    pub fn perf_layer_prometheus(name: &'static str) -> Self {
+        let (layer, handle) = perf_layer::PerfLayer::builder()
+            .sampler_interval(Duration::from_millis(100))
+            .prometheus(([127, 0, 0, 1], 0).into())
+            .build()
+            .expect("a free loopback port");
+        let subscriber = tracing_subscriber::registry().with(layer);
+        Self::new(name, Dispatch::new(subscriber), handle)
+    }
+
     /// tracing-timing as a layer, recording a sample at every span close.
     pub fn peer_tracing_timing() -> Self {
         let layer = tracing_timing::Builder::default()

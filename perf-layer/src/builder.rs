@@ -16,6 +16,10 @@ pub const ENV_OUTPUT: &str = "PERF_LAYER_OUTPUT";
 pub const ENV_SAMPLE_MS: &str = "PERF_LAYER_SAMPLE_MS";
 /// Environment variable: periodic dump interval in milliseconds; `0` turns it off.
 pub const ENV_DUMP_EVERY_MS: &str = "PERF_LAYER_DUMP_EVERY_MS";
+/// Environment variable: the Prometheus endpoint's address (`HOST:PORT`, or
+/// a bare port for 127.0.0.1), with the `prometheus` feature.
+#[cfg(feature = "prometheus")]
+pub const ENV_PROMETHEUS: &str = "PERF_LAYER_PROMETHEUS";
 
 /// Builds a [`PerfLayer`] and its [`PerfHandle`].
 ///
@@ -40,6 +44,7 @@ pub const ENV_DUMP_EVERY_MS: &str = "PERF_LAYER_DUMP_EVERY_MS";
 /// | [`memory_limit`](Self::memory_limit) | the cgroup's limit, else physical memory | |
 /// | [`memory_pressure_thresholds`](Self::memory_pressure_thresholds) | 70%, 85%, 95% of the limit | |
 /// | [`on_memory_pressure`](Self::on_memory_pressure) | none | |
+/// | `prometheus` (feature `prometheus`) | off | `PERF_LAYER_PROMETHEUS` (`HOST:PORT`, or a port on 127.0.0.1) |
 /// | [`clock`](Self::clock) | `quanta::Clock::new()` (TSC where available) | |
 ///
 /// Why two significant digits: a histogram of three digits is about 220 KiB,
@@ -115,6 +120,9 @@ pub(crate) struct Config {
     /// The warning, emergency and critical fractions of the limit.
     pub(crate) pressure_thresholds: [f64; 3],
     pub(crate) pressure_callbacks: Callbacks,
+    /// Where the Prometheus endpoint listens; `None`: no endpoint.
+    #[cfg(feature = "prometheus")]
+    pub(crate) prometheus: Option<std::net::SocketAddr>,
     /// The layer's own private layer (the overhead calibration): no output
     /// check, no end-of-process hooks.
     pub(crate) internal: bool,
@@ -143,6 +151,8 @@ impl Default for Config {
             memory_limit: None,
             pressure_thresholds: [0.70, 0.85, 0.95],
             pressure_callbacks: Callbacks::default(),
+            #[cfg(feature = "prometheus")]
+            prometheus: None,
             internal: false,
         }
     }
@@ -202,6 +212,16 @@ pub enum BuildError {
     /// A memory limit of zero.
     #[error("memory_limit must be at least 1 byte")]
     MemoryLimit,
+    /// The Prometheus endpoint could not listen on its address.
+    #[error(
+        "the Prometheus endpoint cannot listen on {addr}: {reason}; pick a free port, or 127.0.0.1:0 for any"
+    )]
+    Prometheus {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why it cannot.
+        reason: String,
+    },
 }
 
 impl Default for PerfLayerBuilder {
@@ -252,6 +272,40 @@ impl PerfLayerBuilder {
                 }
             }
         }
+        #[cfg(feature = "prometheus")]
+        if let Ok(value) = std::env::var(ENV_PROMETHEUS) {
+            match parse_prometheus_addr(&value) {
+                Some(addr) => self.config.prometheus = Some(addr),
+                None => {
+                    self.env_error.get_or_insert(BuildError::Env {
+                        var: ENV_PROMETHEUS,
+                        value,
+                        reason: "expected HOST:PORT (such as 127.0.0.1:9898) or a port for 127.0.0.1",
+                    });
+                }
+            }
+        }
+        self
+    }
+
+    /// Serves the recorded figures in the Prometheus text format at
+    /// `http://ADDR/metrics` (feature `prometheus`), from a thread of its
+    /// own; scrapes never stall the span path. Give a loopback address
+    /// unless other hosts must scrape it: the figures name the program's
+    /// spans. Port 0 picks a free port ([`PerfHandle::prometheus_addr`]
+    /// says which). [`build`](Self::build) fails if it cannot listen.
+    ///
+    /// ```
+    /// let (_layer, handle) = perf_layer::PerfLayer::builder()
+    ///     .prometheus(([127, 0, 0, 1], 0).into())
+    ///     .without_sampler()
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(handle.prometheus_addr().is_some_and(|a| a.ip().is_loopback()));
+    /// ```
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus(mut self, addr: std::net::SocketAddr) -> Self {
+        self.config.prometheus = Some(addr);
         self
     }
 
@@ -527,7 +581,23 @@ impl PerfLayerBuilder {
         if !c.internal {
             check_output(&c.output_path)?;
         }
+        #[cfg(feature = "prometheus")]
+        let endpoint = match c.prometheus {
+            Some(addr) => Some(
+                crate::prometheus::Endpoint::bind(addr)
+                    .map_err(|reason| BuildError::Prometheus { addr, reason })?,
+            ),
+            None => None,
+        };
         let shared = Profiler::start(self.config)?;
+        #[cfg(feature = "prometheus")]
+        if let Some(endpoint) = endpoint {
+            let addr = endpoint.addr();
+            endpoint
+                .start(&shared)
+                .map_err(|reason| BuildError::Prometheus { addr, reason })?;
+            let _ = shared.prometheus_addr.set(addr);
+        }
         Ok((PerfLayer::new(shared.clone()), PerfHandle::new(shared)))
     }
 }
@@ -584,4 +654,14 @@ fn check_output(path: &std::path::Path) -> Result<(), BuildError> {
             dir.display()
         ))),
     }
+}
+
+/// `HOST:PORT`, or a bare port on 127.0.0.1.
+#[cfg(feature = "prometheus")]
+fn parse_prometheus_addr(value: &str) -> Option<std::net::SocketAddr> {
+    let v = value.trim();
+    if let Ok(port) = v.parse::<u16>() {
+        return Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    v.parse().ok()
 }

@@ -34,6 +34,13 @@ impl PerfHandle {
         Self { profiler }
     }
 
+    /// The address the Prometheus endpoint listens on (feature
+    /// `prometheus`), `None` without one.
+    #[cfg(feature = "prometheus")]
+    pub fn prometheus_addr(&self) -> Option<std::net::SocketAddr> {
+        self.profiler.prometheus_addr.get().copied()
+    }
+
     /// Everything recorded so far. Spans still open are not included; their
     /// callsites appear once their first span closes.
     pub fn snapshot(&self) -> Dump {

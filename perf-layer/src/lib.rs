@@ -107,6 +107,8 @@ mod handle;
 mod layer;
 #[cfg(feature = "recorder")]
 mod profiler;
+#[cfg(feature = "prometheus")]
+mod prometheus;
 #[cfg(feature = "recorder")]
 mod record;
 #[cfg(feature = "recorder")]
@@ -114,6 +116,8 @@ mod snapshot;
 
 #[cfg(feature = "recorder")]
 pub use background::pressure::MemoryPressureEvent;
+#[cfg(feature = "prometheus")]
+pub use builder::ENV_PROMETHEUS;
 #[cfg(feature = "recorder")]
 pub use builder::{BuildError, ENV_DUMP_EVERY_MS, ENV_OUTPUT, ENV_SAMPLE_MS, PerfLayerBuilder};
 pub use dump::PressureLevel;
@@ -130,7 +134,9 @@ pub use record::alloc::{
     thread_counters,
 };
 
-/// The README's code blocks, compiled and run as doctests so they never rot.
-#[cfg(all(doctest, feature = "recorder"))]
+/// The README's code blocks, compiled and run as doctests so they never rot
+/// (with the `prometheus` feature, which one block uses; `cargo test
+/// --workspace` turns it on through the examples' package).
+#[cfg(all(doctest, feature = "prometheus"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;

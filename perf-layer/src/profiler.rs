@@ -69,6 +69,9 @@ pub(crate) struct Profiler {
     pub(crate) pressure: Option<Mutex<PressureState>>,
     /// The thread that calls the memory pressure callbacks.
     pub(crate) pressure_callbacks: Option<pressure::Callbacks>,
+    /// Where the Prometheus endpoint listens, once it does.
+    #[cfg(feature = "prometheus")]
+    pub(crate) prometheus_addr: OnceLock<std::net::SocketAddr>,
 }
 
 pub(crate) fn unix_ms(time: SystemTime) -> u64 {
@@ -166,6 +169,8 @@ impl Profiler {
             pressure_callbacks: config
                 .sampler_interval
                 .and_then(|_| pressure::Callbacks::start(config.pressure_callbacks.0.clone())),
+            #[cfg(feature = "prometheus")]
+            prometheus_addr: OnceLock::new(),
             config,
         });
         if !shared.config.internal {

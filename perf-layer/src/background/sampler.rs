@@ -52,6 +52,12 @@ impl TimelineRing {
         self.samples.push(sample);
     }
 
+    /// The newest sample kept.
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn latest(&self) -> Option<&ProcessSample> {
+        self.samples.last()
+    }
+
     pub(crate) fn to_timeline(&self) -> Timeline {
         Timeline {
             interval_ms: self.base_interval_ms.saturating_mul(self.stride),

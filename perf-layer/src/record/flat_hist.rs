@@ -127,6 +127,30 @@ impl FlatHist {
         }
     }
 
+    /// Adds to `out[i]` the values below `bounds[i]` and to the last slot
+    /// (`out.len() == bounds.len() + 1`) every value: cumulative counts as
+    /// Prometheus buckets want them. Exact when each bound is the lowest
+    /// value of its HdrHistogram bucket (powers of two at or above the
+    /// sub-bucket count are).
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn add_cumulative(&self, layout: &Layout, bounds: &[u64], out: &mut [u64]) {
+        let mut start = 0;
+        let mut below = 0u64;
+        for (slot, &bound) in out.iter_mut().zip(bounds) {
+            let end = if bound > layout.high {
+                self.counts.len()
+            } else {
+                layout.index(bound).min(self.counts.len())
+            };
+            below += self.counts[start.min(end)..end].iter().sum::<u64>();
+            start = start.max(end);
+            *slot += below;
+        }
+        if let Some(all) = out.get_mut(bounds.len()) {
+            *all += below + self.counts[start..].iter().sum::<u64>();
+        }
+    }
+
     /// The HdrHistogram these counts stand for.
     pub(crate) fn to_histogram(&self, layout: &Layout) -> Histogram<u64> {
         let mut hist = empty_histogram(layout.sigfig, layout.high);
@@ -158,6 +182,28 @@ mod tests {
         }
         values.push(u64::MAX);
         values
+    }
+
+    #[cfg(feature = "prometheus")]
+    #[test]
+    fn cumulative_counts_below_powers_of_two_are_exact() {
+        let bounds: Vec<u64> = (10..=36).map(|k| 1_u64 << k).collect();
+        for sigfig in [2, 3] {
+            let layout = Layout::new(sigfig, 3_600_000_000_000);
+            let mut flat = FlatHist::new(&layout);
+            let values = values(7);
+            for &v in &values {
+                flat.record(&layout, v);
+            }
+            let mut out = vec![0; bounds.len() + 1];
+            flat.add_cumulative(&layout, &bounds, &mut out);
+            for (i, &b) in bounds.iter().enumerate() {
+                // Values past the layout's maximum are recorded as it.
+                let want = values.iter().filter(|&&v| v.min(layout.high) < b).count() as u64;
+                assert_eq!(out[i], want, "below {b} at {sigfig} digits");
+            }
+            assert_eq!(out[bounds.len()], values.len() as u64);
+        }
     }
 
     #[test]

@@ -366,6 +366,24 @@ impl Shards {
         total
     }
 
+    /// Calls `f` with every thread's accumulator of every callsite, one at
+    /// a time, holding that thread's lock only for that one callsite: a
+    /// reader (the Prometheus scrape) delays a span on that thread by one
+    /// callsite's worth of reading at most, never by the whole table.
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn for_each_callsite(&self, mut f: impl FnMut(&CallsiteAcc)) {
+        let mut keys = Vec::new();
+        for PaddedShard(shard) in self.shards.iter() {
+            keys.clear();
+            keys.extend(shard.lock().callsites.keys().copied());
+            for key in &keys {
+                if let Some(acc) = shard.lock().callsites.get(key) {
+                    f(acc);
+                }
+            }
+        }
+    }
+
     /// Number of threads that have recorded at least one span.
     pub(crate) fn threads(&self) -> usize {
         self.shards

@@ -1,0 +1,306 @@
+//! The scrape's text: what the layer recorded so far, in the Prometheus text
+//! exposition format (version 0.0.4).
+//!
+//! Series are labelled by `span` (the span's name) and `target` only: both
+//! come from the code, so their number is bounded by the program, never by
+//! field values. Callsites sharing a name and target (one function's spans
+//! at two lines) are added together, as Prometheus requires one series per
+//! label set.
+//!
+//! Time histograms use fixed bounds, the same in every process and every
+//! version: powers of two nanoseconds from 2^10 ns (1.024 µs) to 2^36 ns
+//! (68.7 s), 27 bounds and `+Inf`. A power of two is where an HdrHistogram
+//! bucket starts, so each bucket's count is exact against the layer's
+//! histograms: it counts the values *below* its bound (a value of exactly
+//! 2^k ns is counted in the next bucket, a difference smaller than the
+//! histograms' own resolution). The same bounds everywhere let a fleet's
+//! histograms be added in PromQL (`sum by (le, span)`).
+
+use std::fmt::Write as _;
+
+use rustc_hash::FxHashMap;
+
+use crate::dump::PressureLevel;
+use crate::profiler::Profiler;
+use crate::record::heap;
+
+/// The bucket bounds, in nanoseconds: 2^10 to 2^36.
+pub(crate) const BOUNDS_NS: [u64; 27] = {
+    let mut b = [0; 27];
+    let mut i = 0;
+    while i < 27 {
+        b[i] = 1 << (10 + i);
+        i += 1;
+    }
+    b
+};
+
+/// The metrics of one span name and target.
+#[derive(Debug, Clone)]
+struct Series {
+    calls: u64,
+    busy: Buckets,
+    self_time: Buckets,
+    self_alloc_bytes: u64,
+    /// Live bytes allocated by these callsites; `None` without the
+    /// counting allocator.
+    live_bytes: Option<u64>,
+}
+
+/// Cumulative counts at each bound, then the total, and the exact sum.
+#[derive(Debug, Clone)]
+struct Buckets {
+    cumulative: [u64; BOUNDS_NS.len() + 1],
+    sum_ns: u64,
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Self {
+            cumulative: [0; BOUNDS_NS.len() + 1],
+            sum_ns: 0,
+        }
+    }
+}
+
+/// The whole scrape, read from `profiler` now.
+pub(crate) fn render(profiler: &Profiler) -> String {
+    let mut series: FxHashMap<(&'static str, &'static str), Series> = FxHashMap::default();
+    let tracked = crate::record::alloc::is_installed();
+    let heap = if tracked { heap::totals() } else { Vec::new() };
+    let mut spans = 0u64;
+    profiler.shards.for_each_callsite(|acc| {
+        let key = (acc.meta.name(), acc.meta.target());
+        let s = series.entry(key).or_insert_with(|| Series {
+            calls: 0,
+            busy: Buckets::default(),
+            self_time: Buckets::default(),
+            self_alloc_bytes: 0,
+            live_bytes: None,
+        });
+        s.calls += acc.calls;
+        spans += acc.calls;
+        acc.busy
+            .add_cumulative(&acc.layout, &BOUNDS_NS, &mut s.busy.cumulative);
+        s.busy.sum_ns = s.busy.sum_ns.saturating_add(acc.busy.sum);
+        acc.self_time
+            .add_cumulative(&acc.layout, &BOUNDS_NS, &mut s.self_time.cumulative);
+        s.self_time.sum_ns = s.self_time.sum_ns.saturating_add(acc.self_time.sum);
+        s.self_alloc_bytes = s
+            .self_alloc_bytes
+            .saturating_add(acc.alloc.self_alloc_bytes);
+    });
+    if tracked {
+        // Live bytes by allocating callsite, once per callsite: the tables
+        // are per callsite, not per thread.
+        let mut seen = rustc_hash::FxHashSet::default();
+        profiler.shards.for_each_callsite(|acc| {
+            let tag = heap::tag_of(acc.meta);
+            if !seen.insert(tag) {
+                return;
+            }
+            let live = heap
+                .get(tag as usize)
+                .map_or(0, heap::HeapCounts::live_bytes);
+            if let Some(s) = series.get_mut(&(acc.meta.name(), acc.meta.target())) {
+                *s.live_bytes.get_or_insert(0) += live;
+            }
+        });
+    }
+    let mut rows: Vec<_> = series.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+
+    let mut out = String::with_capacity(512 + rows.len() * 6_000);
+    histogram_family(
+        &mut out,
+        "perf_layer_span_busy_seconds",
+        "Time spans were entered (busy), per span name and target.",
+        &rows,
+        |s| &s.busy,
+    );
+    histogram_family(
+        &mut out,
+        "perf_layer_span_self_seconds",
+        "Busy time of spans minus the busy time of their child spans.",
+        &rows,
+        |s| &s.self_time,
+    );
+    family(
+        &mut out,
+        "perf_layer_span_calls_total",
+        "counter",
+        "Spans closed.",
+        &rows,
+        |s| Some(s.calls as f64),
+    );
+    if tracked {
+        family(
+            &mut out,
+            "perf_layer_span_self_allocated_bytes_total",
+            "counter",
+            "Bytes allocated while a span of this name was the innermost entered.",
+            &rows,
+            |s| Some(s.self_alloc_bytes as f64),
+        );
+        family(
+            &mut out,
+            "perf_layer_span_live_bytes",
+            "gauge",
+            "Heap bytes allocated by spans of this name and not yet freed (by anyone).",
+            &rows,
+            |s| s.live_bytes.map(|b| b as f64),
+        );
+    }
+    process(&mut out, profiler, spans);
+    out
+}
+
+/// A label value as the format wants it: `\`, `"` and newlines escaped.
+fn label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Seconds from nanoseconds, printed as the shortest decimal that reads
+/// back the same (`0.000001024`).
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+fn histogram_family(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    rows: &[((&str, &str), Series)],
+    pick: impl Fn(&Series) -> &Buckets,
+) {
+    header(out, name, "histogram", help);
+    let les = bound_labels();
+    for ((span, target), s) in rows {
+        let labels = format!("span=\"{}\",target=\"{}\"", label(span), label(target));
+        let b = pick(s);
+        for (le, count) in les.iter().zip(&b.cumulative) {
+            out.push_str(name);
+            out.push_str("_bucket{");
+            out.push_str(&labels);
+            out.push_str(le);
+            let _ = writeln!(out, "{count}");
+        }
+        let total = b.cumulative[BOUNDS_NS.len()];
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", seconds(b.sum_ns));
+        let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+    }
+}
+
+/// `,le="0.000001024"} ` for each bound: written once, copied per line.
+fn bound_labels() -> &'static [String; BOUNDS_NS.len()] {
+    static LABELS: std::sync::OnceLock<[String; BOUNDS_NS.len()]> = std::sync::OnceLock::new();
+    LABELS.get_or_init(|| BOUNDS_NS.map(|ns| format!(",le=\"{}\"}} ", seconds(ns))))
+}
+
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    rows: &[((&str, &str), Series)],
+    value: impl Fn(&Series) -> Option<f64>,
+) {
+    header(out, name, kind, help);
+    for ((span, target), s) in rows {
+        if let Some(v) = value(s) {
+            let _ = writeln!(
+                out,
+                "{name}{{span=\"{}\",target=\"{}\"}} {v}",
+                label(span),
+                label(target)
+            );
+        }
+    }
+}
+
+/// One unlabelled sample with its header.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The process and the layer: RSS, CPU, threads, memory pressure, and the
+/// layer's estimate of its own cost.
+fn process(out: &mut String, p: &Profiler, spans: u64) {
+    if let Some(rss) = p.rss_now() {
+        single(
+            out,
+            "perf_layer_process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the process at the sampler's latest reading.",
+            rss as f64,
+        );
+    }
+    if let Some(cpu) = crate::profiler::process_cpu_ns() {
+        single(
+            out,
+            "perf_layer_process_cpu_seconds_total",
+            "counter",
+            "CPU time the process used on every core, user and system.",
+            seconds(cpu),
+        );
+    }
+    let threads = p.timeline.lock().latest().map(|s| s.threads);
+    if let Some(threads) = threads {
+        single(
+            out,
+            "perf_layer_process_threads",
+            "gauge",
+            "Threads of the process at the timeline's latest sample.",
+            f64::from(threads),
+        );
+    }
+    if let Some(pressure) = &p.pressure {
+        let m = pressure.lock().to_dump();
+        single(
+            out,
+            "perf_layer_memory_limit_bytes",
+            "gauge",
+            "The memory limit pressure levels are fractions of (the cgroup's, else physical memory).",
+            m.limit_bytes as f64,
+        );
+        single(
+            out,
+            "perf_layer_memory_pressure_level",
+            "gauge",
+            "Memory pressure level: 0 normal, 1 warning, 2 emergency, 3 critical.",
+            f64::from(m.level as u8),
+        );
+        debug_assert_eq!(PressureLevel::Critical as u8, 3);
+    }
+    single(
+        out,
+        "perf_layer_spans_total",
+        "counter",
+        "Spans the layer recorded.",
+        spans as f64,
+    );
+    if let Some(per_span) = p.per_span_ns.get() {
+        single(
+            out,
+            "perf_layer_overhead_seconds_total",
+            "counter",
+            "The layer's estimate of the time it added: its measured cost per span times the spans recorded.",
+            per_span * spans as f64 / 1e9,
+        );
+    }
+}
