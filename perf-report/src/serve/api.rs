@@ -160,38 +160,41 @@ pub(super) async fn report(
     State(opts): State<Arc<ServeOptions>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = run_id(&id)?;
-    let body = with_store(&opts, move |store| {
-        let dump = loaded(store, id)?;
-        let report = Report::build(&dump, &crate::Config::default());
-        Ok(render(
-            &report,
-            Format::Json,
-            ReportKind::Full,
-            &RenderOptions::default().with_top(0),
-        ))
-    })
-    .await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let options = RenderOptions::default().with_top(0);
+    rendered(&opts, &id, Format::Json, options, "application/json").await
 }
 
 pub(super) async fn report_html(
     State(opts): State<Arc<ServeOptions>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let id = run_id(&id)?;
-    let body = with_store(&opts, move |store| {
+    let options = RenderOptions::default();
+    rendered(
+        &opts,
+        &id,
+        Format::Html,
+        options,
+        "text/html; charset=utf-8",
+    )
+    .await
+}
+
+/// Run `id`'s full report in `format`, served as `content_type`.
+async fn rendered(
+    opts: &Arc<ServeOptions>,
+    id: &str,
+    format: Format,
+    options: RenderOptions,
+    content_type: &'static str,
+) -> ApiResult<Response> {
+    let id = run_id(id)?;
+    let body = with_store(opts, move |store| {
         let dump = loaded(store, id)?;
         let report = Report::build(&dump, &crate::Config::default());
-        Ok(render(
-            &report,
-            Format::Html,
-            ReportKind::Full,
-            &RenderOptions::default(),
-        ))
+        Ok(render(&report, format, ReportKind::Full, &options))
     })
     .await?;
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 pub(super) async fn flamegraph(
