@@ -1,6 +1,7 @@
 //! Span lifecycle cost with the system allocator: the baselines, perf-layer
 //! timing only (no counting allocator in this binary), and the peers.
 //! `lifecycle_alloc` is the same with the counting allocator installed.
+//! `clock.one_read` times one read of the layer's clock.
 
 mod support;
 
@@ -16,6 +17,13 @@ fn benches(c: &mut criterion::Criterion<support::ThreadTime>) {
     .chain(Subject::peers())
     .collect::<Vec<_>>();
     support::lifecycle_groups(c, "lifecycle", &subjects);
+    // One read of the clock perf-layer times spans with, for the clock
+    // budget: scripts/bench-report prints perf-layer's added cost with and
+    // without its reads (4 per span: new, enter, exit, close).
+    let clock = quanta::Clock::new();
+    let mut g = c.benchmark_group("clock");
+    g.bench_function("one_read", |b| b.iter(|| std::hint::black_box(clock.raw())));
+    g.finish();
 }
 
 criterion::criterion_group! {

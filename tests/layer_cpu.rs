@@ -78,7 +78,17 @@ fn short_spans_are_not_timed_on_the_cpu() {
         }
     });
     let short = dump.callsites.iter().find(|c| c.name == "short").unwrap();
-    assert!(short.cpu.is_none(), "{:?}", short.cpu);
+    // Never timed, except where the machine preempted the thread long
+    // enough to lift one window's mean (16 closes) to the threshold: then
+    // the next 16 calls are timed and the next look turns timing off. A
+    // loaded machine (a benchmark beside the tests) did that once; a few
+    // such windows are the rule working, more would be the rule broken.
+    let timed = short.cpu.as_ref().map_or(0, |c| c.timed_calls);
+    assert!(
+        timed <= 4 * 16,
+        "{timed} of 10,000 calls timed: {:?}",
+        short.cpu
+    );
 }
 
 #[test]
