@@ -78,11 +78,12 @@ fn short_spans_are_not_timed_on_the_cpu() {
         }
     });
     let short = dump.callsites.iter().find(|c| c.name == "short").unwrap();
-    // Never timed, except where the machine preempted the thread long
-    // enough to lift one window's mean (16 closes) to the threshold: then
-    // the next 16 calls are timed and the next look turns timing off. A
-    // loaded machine (a benchmark beside the tests) did that once; a few
-    // such windows are the rule working, more would be the rule broken.
+    // Timed only until the first look at their mean (16 closes), which
+    // turns timing off; and again only where the machine preempted the
+    // thread long enough to lift one window's mean to the threshold (a
+    // benchmark beside the tests did that once): then 16 calls are timed
+    // and the next look turns timing off. A few windows are the rule
+    // working, more would be the rule broken.
     let timed = short.cpu.as_ref().map_or(0, |c| c.timed_calls);
     assert!(
         timed <= 4 * 16,

@@ -162,9 +162,14 @@ impl Detector for ProcessMemory {
         let against_limit = f.evidence.iter().any(|e| e.metric == "memory limit");
         Advice {
             statement: format!(
-                "trimming {} of the excess memory ({} of peak memory above the usual level or the alert threshold) returns {} of peak memory",
+                "trimming {} of the excess memory ({} of peak memory above {}) returns {} of peak memory",
                 units::pct(f.recoverable),
                 units::pct(f.cost_share),
+                if against_limit {
+                    "the usual level, the alert threshold or the warning fraction of the limit"
+                } else {
+                    "the usual level or the alert threshold"
+                },
                 units::pct(f.expected_gain())
             ),
             fixes: lines(&[
