@@ -180,12 +180,33 @@ impl Subject {
         Self::new("peer_tracing_chrome", Dispatch::new(subscriber), guard)
     }
 
-    /// The three peers.
+    /// tracing-opentelemetry with the OpenTelemetry SDK, spans handed to
+    /// an in-memory exporter as they end (the simple processor: the whole
+    /// cost on the span's thread, as thread CPU time counts it). The
+    /// exporter keeps every span, so this peer's memory grows while it is
+    /// benched (a few hundred bytes a span).
+    pub fn peer_tracing_opentelemetry() -> Self {
+        use opentelemetry::trace::TracerProvider as _;
+        let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        Self::new(
+            "peer_tracing_opentelemetry",
+            Dispatch::new(subscriber),
+            (provider, exporter),
+        )
+    }
+
+    /// The peers.
     pub fn peers() -> Vec<Self> {
         vec![
             Self::peer_tracing_timing(),
             Self::peer_tracing_flame(),
             Self::peer_tracing_chrome(),
+            Self::peer_tracing_opentelemetry(),
         ]
     }
 }
