@@ -49,7 +49,20 @@ fn a_span_that_sleeps_is_off_the_cpu_and_one_that_spins_is_on_it() {
     // Timed once the mean was seen over the threshold: after the first 16.
     assert!(sleeps.timed_calls >= 40, "{sleeps:?}");
     assert!(spins.timed_calls >= 40, "{spins:?}");
-    assert!(on_cpu_share(sleeps) < 0.2, "sleeps: {sleeps:?}");
+    // The usual call is off the CPU. By the median, not the sum: every
+    // call is timed from the first, and on a loaded runner one call of 60
+    // was once on the CPU for 9.8 ms (21% of the sum).
+    let sleeps_busy_p50 = dump
+        .callsites
+        .iter()
+        .find(|c| c.name == "sleeps")
+        .unwrap()
+        .busy_ns
+        .p50;
+    assert!(
+        (sleeps.on_cpu_ns.p50 as f64) < 0.2 * sleeps_busy_p50 as f64,
+        "sleeps: {sleeps:?}"
+    );
     assert!(
         sleeps.voluntary_switches >= sleeps.timed_calls,
         "{sleeps:?}"
