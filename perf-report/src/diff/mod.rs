@@ -118,6 +118,17 @@ labelled! {
     }
 }
 
+impl Verdict {
+    /// Whether the callsite changed significantly: regressed, mixed or
+    /// improved (not unchanged, nor only in one dump).
+    pub fn is_change(self) -> bool {
+        matches!(
+            self,
+            Verdict::Regressed | Verdict::Mixed | Verdict::Improved
+        )
+    }
+}
+
 /// One figure before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Change {

@@ -319,12 +319,7 @@ fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     more(&mut out, shown, d.callsites.len(), "callsites");
     let notable: Vec<_> = d.callsites[..shown]
         .iter()
-        .filter(|c| {
-            matches!(
-                c.verdict,
-                Verdict::Regressed | Verdict::Mixed | Verdict::Improved
-            )
-        })
+        .filter(|c| c.verdict.is_change())
         .collect();
     if !notable.is_empty() {
         let _ = writeln!(out, "\n### Why\n");

@@ -14,7 +14,7 @@ use super::page::Page;
 use super::svg::{self, LineChart, PALETTE, Series};
 use super::{base64, escape};
 use crate::callsite::{Location, qualify};
-use crate::diff::{CallsiteDiff, Diff, Verdict};
+use crate::diff::{Diff, Verdict};
 use crate::flamegraph::{FlamegraphError, flamegraph_svg};
 use crate::render::RenderOptions;
 use crate::units;
@@ -315,20 +315,13 @@ fn verdict_color(v: Verdict) -> &'static str {
     }
 }
 
-fn changed(c: &CallsiteDiff) -> bool {
-    matches!(
-        c.verdict,
-        Verdict::Regressed | Verdict::Mixed | Verdict::Improved
-    )
-}
-
 /// For each changed span (at most [`MAX_SERIES`]), its base and new busy
 /// time by percentile, one over the other.
 pub(super) fn diff_curves(page: &mut Page, d: &Diff) {
     let charts: Vec<LineChart> = d
         .callsites
         .iter()
-        .filter(|c| changed(c))
+        .filter(|c| c.verdict.is_change())
         .filter_map(|c| {
             let base = decoded(c.base_busy_ns.as_ref()?)?;
             let new = decoded(c.new_busy_ns.as_ref()?)?;

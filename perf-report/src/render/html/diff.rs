@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::page::Page;
 use super::{charts, escape, more, prose, section, table, verdict_class};
-use crate::diff::{Diff, Verdict};
+use crate::diff::Diff;
 use crate::render::RenderOptions;
 use crate::render::table as columns;
 use crate::render::text::diff_counts;
@@ -16,12 +16,7 @@ pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     let shown = opts.limit(d.callsites.len());
     let notable: Vec<_> = d.callsites[..shown]
         .iter()
-        .filter(|c| {
-            matches!(
-                c.verdict,
-                Verdict::Regressed | Verdict::Mixed | Verdict::Improved
-            )
-        })
+        .filter(|c| c.verdict.is_change())
         .collect();
     let nav = match (d.callsites.is_empty(), notable.is_empty()) {
         (true, _) => "",

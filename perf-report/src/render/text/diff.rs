@@ -53,12 +53,7 @@ pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     out.more(shown, d.callsites.len(), "callsites");
     let notable: Vec<_> = d.callsites[..shown]
         .iter()
-        .filter(|c| {
-            matches!(
-                c.verdict,
-                Verdict::Regressed | Verdict::Mixed | Verdict::Improved
-            )
-        })
+        .filter(|c| c.verdict.is_change())
         .collect();
     if !notable.is_empty() {
         out.blank();
