@@ -47,6 +47,19 @@ fn recorded() -> (tracing::Dispatch, PerfHandle) {
     (dispatch, handle)
 }
 
+/// The dump's busy-time histogram of `work`, as a snapshot now has it.
+fn work_busy(handle: &PerfHandle) -> hdrhistogram::Histogram<u64> {
+    handle
+        .snapshot()
+        .callsites
+        .iter()
+        .find(|c| c.name == "work")
+        .unwrap()
+        .busy_ns
+        .decode()
+        .unwrap()
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -128,15 +141,7 @@ fn buckets_are_exact_against_the_dump_and_promtool_accepts_them() {
     );
     assert_eq!(sample(&text, "perf_layer_spans_total"), 1_100.0);
     // The same counts as the dump's histogram.
-    let dump = handle.snapshot();
-    let h = dump
-        .callsites
-        .iter()
-        .find(|c| c.name == "work")
-        .unwrap()
-        .busy_ns
-        .decode()
-        .unwrap();
+    let h = work_busy(&handle);
     let below = |ns: u64| {
         h.iter_recorded()
             .filter(|v| v.value_iterated_to() < ns)
@@ -249,16 +254,7 @@ fn a_real_prometheus_scrapes_it_and_its_p99_matches_the_dump() {
         );
         std::thread::sleep(Duration::from_millis(250));
     };
-    let dump = handle.snapshot();
-    let want_ns = dump
-        .callsites
-        .iter()
-        .find(|c| c.name == "work")
-        .unwrap()
-        .busy_ns
-        .decode()
-        .unwrap()
-        .value_at_quantile(0.99) as f64;
+    let want_ns = work_busy(&handle).value_at_quantile(0.99) as f64;
     // Within the bucket: both in [2^21, 2^22] ns.
     let bucket = |ns: f64| ns.log2().floor();
     assert_eq!(

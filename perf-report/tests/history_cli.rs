@@ -146,13 +146,7 @@ fn history_lists_runs_and_a_span_s_trend_with_its_change_point() {
 fn too_little_history_judges_nothing_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.db");
-    cmd()
-        .arg("record")
-        .arg(write_run(dir.path(), 0, None))
-        .arg("--db")
-        .arg(&db)
-        .assert()
-        .success();
+    record_first_run(dir.path(), &db);
     cmd()
         .arg("check")
         .arg(write_run(dir.path(), 1, Some(("lookup", 2.0))))
@@ -248,13 +242,7 @@ fn bad_databases_and_labels_are_one_line_errors_with_exit_2() {
 fn a_locked_database_is_an_error_and_the_stored_runs_survive() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.db");
-    cmd()
-        .arg("record")
-        .arg(write_run(dir.path(), 0, None))
-        .arg("--db")
-        .arg(&db)
-        .assert()
-        .success();
+    record_first_run(dir.path(), &db);
     // Another writer holds the database.
     let holder = rusqlite::Connection::open(&db).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE;").unwrap();
@@ -279,13 +267,7 @@ fn a_locked_database_is_an_error_and_the_stored_runs_survive() {
 fn a_full_disk_is_an_error_and_the_stored_runs_survive() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.db");
-    cmd()
-        .arg("record")
-        .arg(write_run(dir.path(), 0, None))
-        .arg("--db")
-        .arg(&db)
-        .assert()
-        .success();
+    record_first_run(dir.path(), &db);
     // The process may write no file past 512 bytes (RLIMIT_FSIZE, SIGXFSZ
     // ignored so the write fails): the write-ahead log cannot take a page,
     // as on a full disk.
@@ -326,13 +308,7 @@ fn a_read_only_database_is_an_error_for_a_writer_and_readable_for_a_reader() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.db");
-    cmd()
-        .arg("record")
-        .arg(write_run(dir.path(), 0, None))
-        .arg("--db")
-        .arg(&db)
-        .assert()
-        .success();
+    record_first_run(dir.path(), &db);
     // A clean checkpoint, so a reader needs no write-ahead log.
     rusqlite::Connection::open(&db)
         .unwrap()
@@ -398,4 +374,15 @@ fn runs_listed(db: &std::path::Path) -> usize {
         .as_array()
         .unwrap()
         .len()
+}
+
+/// Records run 0 into `db`, which must succeed.
+fn record_first_run(dir: &Path, db: &Path) {
+    cmd()
+        .arg("record")
+        .arg(write_run(dir, 0, None))
+        .arg("--db")
+        .arg(db)
+        .assert()
+        .success();
 }
