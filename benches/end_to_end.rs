@@ -7,9 +7,9 @@
 //! - the criterion group `end_to_end.request`: time per request under no
 //!   subscriber, the floor, and perf-layer; the throughput loss is
 //!   `1 - floor / perf_layer`;
-//! - the estimate check: alternating timed runs under the floor and under a
-//!   freshly built perf-layer, whose dump's `overhead.fraction_of_run` is set
-//!   against the loss measured in the same round. Written to
+//! - the estimate check: requests under the floor and under perf-layer
+//!   taking turns one by one, and the dump's overhead estimate for the
+//!   perf-layer requests set against the loss measured. Written to
 //!   `<criterion home>/end_to_end.estimate/estimate.json` for
 //!   `scripts/bench-report`, and printed.
 
@@ -140,13 +140,11 @@ fn benches(c: &mut criterion::Criterion<support::ThreadTime>) {
     group.finish();
 }
 
-/// CPU time of this thread for `requests` requests under `dispatch`.
-fn time_requests(dispatch: &Dispatch, input: &[u8], requests: u32) -> Duration {
+/// CPU time of this thread for one request under `dispatch`.
+fn time_request(dispatch: &Dispatch, input: &[u8]) -> Duration {
     tracing::dispatcher::with_default(dispatch, || {
         let start = support::thread_cpu_time();
-        for _ in 0..requests {
-            black_box(handle(black_box(input)));
-        }
+        black_box(handle(black_box(input)));
         support::thread_cpu_time() - start
     })
 }
@@ -156,51 +154,50 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Each round times the floor and a freshly built perf-layer over the same
-/// requests (in alternating order), snapshotting the layer at once so the
-/// dump's run is the timed run. On a shared machine other processes only
-/// ever add time, so the loss is taken between the fastest run of each
-/// (`1 - min(floor) / min(perf-layer)`); the dump's estimate is the median
-/// over rounds.
+/// The floor and one perf-layer take turns request by request, in the
+/// order floor, perf-layer, perf-layer, floor (so a drift in the machine's
+/// speed within a turn falls on both alike): on a shared host the speed
+/// drifts by tens of percent over tens of milliseconds, more than the loss
+/// being measured, and only requests timed side by side see the same
+/// machine. The loss is `1 - floor / perf-layer` over the sums, and the
+/// median over blocks of requests beside it as a check. The dump's
+/// estimate is the difference of two snapshots' `estimated_ns` around the
+/// measured requests (after a warm-up that pays the first-use costs), over
+/// the CPU time of the perf-layer requests: the dump's own
+/// `fraction_of_run` would be over the whole process, floor turns included.
 fn estimate_check(quick: bool) {
     let input = request_input();
-    let (rounds, requests) = if quick { (1, 50) } else { (15, 1_500) };
+    let (blocks, turns_per_block): (u32, u32) = if quick { (1, 10) } else { (40, 100) };
     let floor = Subject::floor();
-    // Warm both paths (callsite registration, first allocations).
-    time_requests(&floor.dispatch, &input, requests / 5 + 1);
-    let mut floor_times = Vec::new();
-    let mut perf_times = Vec::new();
-    let mut fractions = Vec::new();
-    let mut of_cpu = Vec::new();
-    let mut per_span = Vec::new();
-    let mut dump = None;
-    for round in 0..rounds {
-        if round % 2 == 0 {
-            floor_times.push(time_requests(&floor.dispatch, &input, requests));
-        }
-        // Built right before its run and snapshot right after, so the
-        // dump's run is this run and nothing else.
-        let (perf, handle) = perf_layer_full();
-        let perf_time = time_requests(&perf, &input, requests);
-        perf_times.push(perf_time);
-        let snapshot = handle.snapshot();
-        // The same estimate over the CPU time the run had rather than its
-        // wall time: on a loaded machine the dump's wall-time denominator
-        // counts time this thread spent descheduled.
-        of_cpu.push(snapshot.overhead.estimated_ns as f64 / perf_time.as_nanos() as f64);
-        if round % 2 == 1 {
-            floor_times.push(time_requests(&floor.dispatch, &input, requests));
-        }
-        fractions.push(snapshot.overhead.fraction_of_run);
-        per_span.push(snapshot.overhead.per_span_ns);
-        dump = Some(snapshot);
+    let (perf, handle) = perf_layer_full();
+    // Warm both paths (callsite registration, first allocations, the
+    // first-use CPU timing of each callsite).
+    for _ in 0..200 {
+        time_request(&floor.dispatch, &input);
+        time_request(&perf, &input);
     }
-    let best = |times: &[Duration]| times.iter().min().copied().unwrap_or_default();
-    let (floor_best, perf_best) = (best(&floor_times), best(&perf_times));
-    let loss = 1.0 - floor_best.as_secs_f64() / perf_best.as_secs_f64();
-    let fraction = median(fractions.clone());
-    let dump = dump.expect("at least one round");
-    let spans: Vec<_> = dump
+    let before = handle.snapshot();
+    let mut floor_total = Duration::ZERO;
+    let mut perf_total = Duration::ZERO;
+    let mut block_losses = Vec::new();
+    for _ in 0..blocks {
+        let (mut floor_block, mut perf_block) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..turns_per_block {
+            floor_block += time_request(&floor.dispatch, &input);
+            perf_block += time_request(&perf, &input);
+            perf_block += time_request(&perf, &input);
+            floor_block += time_request(&floor.dispatch, &input);
+        }
+        block_losses.push(1.0 - floor_block.as_secs_f64() / perf_block.as_secs_f64());
+        floor_total += floor_block;
+        perf_total += perf_block;
+    }
+    let after = handle.snapshot();
+    let requests = u64::from(blocks * turns_per_block * 2);
+    let loss = 1.0 - floor_total.as_secs_f64() / perf_total.as_secs_f64();
+    let estimated_ns = after.overhead.estimated_ns - before.overhead.estimated_ns;
+    let estimate = estimated_ns as f64 / perf_total.as_nanos() as f64;
+    let spans: Vec<_> = after
         .callsites
         .iter()
         .map(|c| {
@@ -210,29 +207,34 @@ fn estimate_check(quick: bool) {
                 "calls": c.calls,
                 "mean_busy_ns": c.busy_ns.sum as f64 / calls,
                 "mean_self_ns": c.self_ns.sum as f64 / calls,
+                "timed_calls": c.cpu.as_ref().map_or(0, |cpu| cpu.timed_calls),
             })
         })
         .collect();
-    let mean_self_ns = dump.callsites.iter().map(|c| c.self_ns.sum).sum::<u64>() as f64
-        / dump.callsites.iter().map(|c| c.calls).sum::<u64>().max(1) as f64;
-    let per_request_ns = |d: Duration| d.as_nanos() as f64 / f64::from(requests);
+    let mean_self_ns = after.callsites.iter().map(|c| c.self_ns.sum).sum::<u64>() as f64
+        / after.callsites.iter().map(|c| c.calls).sum::<u64>().max(1) as f64;
+    let per_request_ns = |d: Duration| d.as_nanos() as f64 / requests as f64;
     let report = serde_json::json!({
-        "rounds": rounds,
-        "requests_per_round": requests,
-        "floor_best_ns_per_request": per_request_ns(floor_best),
-        "perf_layer_best_ns_per_request": per_request_ns(perf_best),
+        "requests_per_subject": requests,
+        "blocks": blocks,
+        "floor_ns_per_request": per_request_ns(floor_total),
+        "perf_layer_ns_per_request": per_request_ns(perf_total),
         "measured_loss_fraction": loss,
-        "estimated_fraction_of_run": fraction,
-        "per_span_ns": median(per_span),
-        "fractions": fractions,
-        "estimated_fraction_of_cpu": median(of_cpu),
+        "median_block_loss_fraction": median(block_losses.clone()),
+        "block_losses": block_losses,
+        "estimated_ns": estimated_ns,
+        "estimated_fraction": estimate,
+        "per_span_ns": after.overhead.per_span_ns,
+        "per_timed_interval_ns": after.overhead.per_timed_interval_ns,
+        "timed_intervals": after.overhead.timed_intervals - before.overhead.timed_intervals,
         "mean_self_ns_per_span": mean_self_ns,
         "spans": spans,
     });
     println!(
-        "end_to_end.estimate: measured loss {:.2}%, dump estimate {:.2}% (mean self time per span {:.1} µs)",
+        "end_to_end.estimate: measured loss {:.2}% (median of blocks {:.2}%), dump estimate {:.2}% (mean self time per span {:.1} µs)",
         loss * 100.0,
-        fraction * 100.0,
+        median(block_losses) * 100.0,
+        estimate * 100.0,
         mean_self_ns / 1000.0
     );
     if !quick {

@@ -48,7 +48,7 @@ pub(crate) struct Profiler {
     /// background thread. Weak: the subscriber owns the layer that owns us.
     pub(crate) dispatch: OnceLock<WeakDispatch>,
     /// The layer's measured per-span cost, calibrated on first use.
-    pub(crate) per_span_ns: OnceLock<f64>,
+    pub(crate) calibration: OnceLock<crate::background::overhead::Calibration>,
     last_error: Mutex<Option<String>>,
     pub(crate) stopping: AtomicBool,
     background: OnceLock<Thread>,
@@ -141,7 +141,7 @@ impl Profiler {
             heap_timeline: Mutex::new(HeapTimeline::new(config.heap_timeline_points)),
             alerts: Mutex::new(AlertRing::new(config.max_alerts)),
             dispatch: OnceLock::new(),
-            per_span_ns: OnceLock::new(),
+            calibration: OnceLock::new(),
             last_error: Mutex::new(None),
             stopping: AtomicBool::new(false),
             background: OnceLock::new(),

@@ -76,7 +76,7 @@ impl Profiler {
         } else {
             (vec![None; metas.len()], None)
         };
-        let callsites = accs
+        let callsites: Vec<CallsiteStats> = accs
             .iter()
             .zip(heaps)
             .enumerate()
@@ -102,7 +102,12 @@ impl Profiler {
         edges.sort_by_key(|e| (e.parent, e.child));
 
         let spans: u64 = merged.callsites.values().map(|acc| acc.calls).sum();
-        let overhead = self.overhead(spans, duration_ns, cpu_ns);
+        let timed_intervals: u64 = callsites
+            .iter()
+            .filter_map(|c| c.cpu.as_ref())
+            .map(|cpu| cpu.intervals)
+            .sum();
+        let overhead = self.overhead(spans, timed_intervals, duration_ns, cpu_ns);
         let config = &self.config;
         let (alerts, alerts_dropped) = {
             let ring = self.alerts.lock();
@@ -219,10 +224,17 @@ impl Profiler {
         (per_callsite, summary)
     }
 
-    fn overhead(&self, spans: u64, duration_ns: u64, cpu_ns: Option<u64>) -> Overhead {
+    fn overhead(
+        &self,
+        spans: u64,
+        timed_intervals: u64,
+        duration_ns: u64,
+        cpu_ns: Option<u64>,
+    ) -> Overhead {
         if !self.config.calibrate_overhead {
             return Overhead {
                 spans,
+                timed_intervals,
                 ..Overhead::default()
             };
         }
@@ -230,10 +242,12 @@ impl Profiler {
         // is not the run's. Too short a CPU time (the OS counts it in ticks)
         // cannot be read precisely.
         let cpu_ns = cpu_ns.filter(|&ns| ns >= MIN_CPU_NS);
-        let per_span_ns = *self
-            .per_span_ns
+        let calibration = *self
+            .calibration
             .get_or_init(|| overhead::calibrate(&self.config));
-        let estimated_ns = (per_span_ns * spans as f64) as u64;
+        let estimated_ns = (calibration.per_span_ns * spans as f64
+            + calibration.per_timed_interval_ns * timed_intervals as f64)
+            as u64;
         // The share of the CPU the process used that the layer took: what a
         // CPU-bound program loses in throughput. Where the CPU time is not
         // known (or too short to be read precisely), fall back to the wall
@@ -252,8 +266,10 @@ impl Profiler {
             0.0
         };
         Overhead {
-            per_span_ns,
+            per_span_ns: calibration.per_span_ns,
             spans,
+            per_timed_interval_ns: calibration.per_timed_interval_ns,
+            timed_intervals,
             estimated_ns,
             fraction_of_run,
         }

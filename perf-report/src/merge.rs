@@ -303,10 +303,12 @@ fn merge_config(dumps: &[Dump]) -> DumpConfig {
     }
 }
 
-/// Spans and estimated time summed; per-span cost weighted by spans; the
+/// Spans, timed intervals and estimated time summed; per-span cost weighted
+/// by spans, per-timed-interval cost by timed intervals; the
 /// fraction over the parts' summed capacity.
 fn merge_overhead(dumps: &[Dump]) -> Overhead {
     let spans = sum(dumps.iter().map(|d| d.overhead.spans));
+    let timed_intervals = sum(dumps.iter().map(|d| d.overhead.timed_intervals));
     let estimated_ns = sum(dumps.iter().map(|d| d.overhead.estimated_ns));
     let per_span_ns = if spans == 0 {
         0.0
@@ -317,6 +319,15 @@ fn merge_overhead(dumps: &[Dump]) -> Overhead {
             .sum::<f64>()
             / spans as f64
     };
+    let per_timed_interval_ns = if timed_intervals == 0 {
+        0.0
+    } else {
+        dumps
+            .iter()
+            .map(|d| finite(d.overhead.per_timed_interval_ns) * d.overhead.timed_intervals as f64)
+            .sum::<f64>()
+            / timed_intervals as f64
+    };
     // fraction = estimated / capacity, so capacity = estimated / fraction.
     let capacity: f64 = dumps
         .iter()
@@ -326,6 +337,8 @@ fn merge_overhead(dumps: &[Dump]) -> Overhead {
     Overhead {
         per_span_ns,
         spans,
+        per_timed_interval_ns,
+        timed_intervals,
         estimated_ns,
         fraction_of_run: if capacity > 0.0 {
             (estimated_ns as f64 / capacity).clamp(0.0, 1.0)

@@ -1,11 +1,15 @@
 //! Measuring the layer's own per-span cost, in the process, on this machine.
 //!
-//! The dump's overhead estimate is this cost times the number of spans. It
-//! is calibrated once per handle, on the thread that takes the first
+//! The dump's overhead estimate is this cost times the number of spans, plus
+//! what reading the thread's CPU time adds to each interval timed on the CPU
+//! (the adaptive reads on long spans, and every callsite's first calls)
+//! times the number of such intervals. Both are
+//! calibrated once per handle, on the thread that takes the first
 //! snapshot, by timing span lifecycles through a private subscriber with a
-//! copy of the layer and through one with a no-op layer (the floor), and
-//! taking the best of several rounds of each (the least disturbed by other
-//! work). The difference is what the layer adds to every span.
+//! copy of the layer, through one that times every span on the CPU, and
+//! through one with a no-op layer (the floor), side by side in each of
+//! several rounds. The median over rounds of the differences is what the
+//! layer adds to every span, and to every timed interval.
 //!
 //! The spans are timed as real code runs them, not in a hot loop: nested
 //! (a child inside a parent, so parent resolution and self time are paid
@@ -37,30 +41,75 @@ const LINE: usize = 64;
 struct NoopLayer;
 impl<S: tracing_core::Subscriber> Layer<S> for NoopLayer {}
 
-pub(crate) fn calibrate(config: &Config) -> f64 {
+/// What the layer adds, measured in this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Calibration {
+    /// To one span lifecycle, not timed on the CPU, in nanoseconds.
+    pub(crate) per_span_ns: f64,
+    /// To one entered interval timed on the CPU, on top of `per_span_ns`;
+    /// zero when the layer does not time spans on the CPU.
+    pub(crate) per_timed_interval_ns: f64,
+}
+
+pub(crate) fn calibrate(config: &Config) -> Calibration {
     // The calibration's own allocations belong to no user span.
     let _pause = PauseCounting::new();
     let floor = tracing::Dispatch::new(tracing_subscriber::registry().with(NoopLayer));
-    let Ok((layer, _handle)) = PerfLayerBuilder::new()
-        .histogram_sigfig(config.histogram_sigfig)
-        .histogram_max(std::time::Duration::from_nanos(config.histogram_max_ns))
-        .without_sampler()
-        .without_overhead_calibration()
-        .without_cpu_time()
-        .internal()
-        .build()
-    else {
-        return 0.0;
+    let copy = |timed: bool| {
+        let builder = PerfLayerBuilder::new()
+            .histogram_sigfig(config.histogram_sigfig)
+            .histogram_max(std::time::Duration::from_nanos(config.histogram_max_ns))
+            .without_sampler()
+            .without_overhead_calibration()
+            .internal();
+        let builder = if timed {
+            // Every interval timed: a threshold no mean is below.
+            builder.cpu_time_threshold(std::time::Duration::ZERO)
+        } else {
+            builder.without_cpu_time()
+        };
+        let (layer, handle) = builder.build().ok()?;
+        Some((
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+            handle,
+        ))
     };
-    let with_layer = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let Some((untimed, _untimed_handle)) = copy(false) else {
+        return Calibration::default();
+    };
+    let timed = if config.cpu_time_threshold_ns.is_some() && crate::record::cpu::available() {
+        copy(true)
+    } else {
+        None
+    };
     let mut scratch = vec![0u8; EVICT_BYTES];
-    let mut best_floor = f64::MAX;
-    let mut best_layer = f64::MAX;
+    // Each round times the three side by side; the differences within a
+    // round see the same machine, and their median over rounds is the cost
+    // (the best of each alone came out at half the end-to-end loss: the
+    // least disturbed round is also the one with the warmest caches).
+    let mut untimed_over_floor = Vec::with_capacity(ROUNDS);
+    let mut timed_over_untimed = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
-        best_floor = best_floor.min(time_spans(&floor, &mut scratch));
-        best_layer = best_layer.min(time_spans(&with_layer, &mut scratch));
+        let floor_ns = time_spans(&floor, &mut scratch);
+        let untimed_ns = time_spans(&untimed, &mut scratch);
+        untimed_over_floor.push(untimed_ns - floor_ns);
+        if let Some((timed, _)) = &timed {
+            timed_over_untimed.push(time_spans(timed, &mut scratch) - untimed_ns);
+        }
     }
-    (best_layer - best_floor).max(0.0)
+    Calibration {
+        per_span_ns: median(&mut untimed_over_floor).max(0.0),
+        per_timed_interval_ns: if timed.is_some() {
+            median(&mut timed_over_untimed).max(0.0)
+        } else {
+            0.0
+        },
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Nanoseconds per span lifecycle (new, enter, exit, close) under

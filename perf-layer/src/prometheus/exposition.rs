@@ -287,13 +287,13 @@ fn process(out: &mut String, p: &Profiler, spans: u64) {
         "Spans the layer recorded.",
         spans as f64,
     );
-    if let Some(per_span) = p.per_span_ns.get() {
+    if let Some(calibration) = p.calibration.get() {
         single(
             out,
             "perf_layer_overhead_seconds_total",
             "counter",
             "The layer's estimate of the time it added: its measured cost per span times the spans recorded.",
-            per_span * spans as f64 / 1e9,
+            calibration.per_span_ns * spans as f64 / 1e9,
         );
     }
 }

@@ -73,7 +73,7 @@ fn serve(server: &tiny_http::Server, weak: &Weak<Profiler>) {
     // needs it (as the first snapshot would), off every span's path.
     if let Some(p) = weak.upgrade() {
         if p.config.calibrate_overhead {
-            p.per_span_ns.get_or_init(|| overhead::calibrate(&p.config));
+            p.calibration.get_or_init(|| overhead::calibrate(&p.config));
         }
     }
     loop {
