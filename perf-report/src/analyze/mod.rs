@@ -98,12 +98,12 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
     );
     let notes = notes(&cx);
     let context::Context {
-        mut rows,
+        rows,
         totals,
         process,
         ..
     } = cx;
-    rows.sort_by(|a, b| {
+    let rows = sorted_by(rows, |a, b| {
         b.self_total_ns
             .cmp(&a.self_total_ns)
             .then_with(|| a.location.cmp(&b.location))
@@ -117,6 +117,19 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
         process,
         notes,
     }
+}
+
+/// `items` in the order a stable sort by `compare` gives, moving each item
+/// twice rather than the sort's many times: rows are hundreds of bytes, and
+/// sorting 10,000 of them in place was mostly `memmove` (docs/benchmarks.md).
+pub(crate) fn sorted_by<T>(
+    items: Vec<T>,
+    mut compare: impl FnMut(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| compare(&items[a], &items[b]));
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// A class that is the more specific diagnosis of another, for the same

@@ -64,7 +64,7 @@ pub(crate) fn session_weights(
             (0.0, 0.0, 0.0)
         }
     };
-    let mut out: Vec<WeightRow> = rows
+    let out: Vec<WeightRow> = rows
         .iter()
         .map(|r| {
             let memory_share = r.alloc.as_ref().map(|a| a.alloc_share);
@@ -82,10 +82,9 @@ pub(crate) fn session_weights(
             }
         })
         .collect();
-    out.sort_by(|a, b| {
+    super::sorted_by(out, |a, b| {
         b.weight
             .total_cmp(&a.weight)
             .then_with(|| a.location.cmp(&b.location))
-    });
-    out
+    })
 }
