@@ -112,7 +112,16 @@ fn request_input() -> Vec<u8> {
 }
 
 fn perf_layer_full() -> (Dispatch, perf_layer::PerfHandle) {
-    let (layer, handle) = perf_layer::PerfLayer::builder()
+    perf_layer_with(perf_layer::PerfLayer::builder())
+}
+
+/// The full configuration less the CPU-time reads: what they cost, apart.
+fn perf_layer_without_cpu_time() -> (Dispatch, perf_layer::PerfHandle) {
+    perf_layer_with(perf_layer::PerfLayer::builder().without_cpu_time())
+}
+
+fn perf_layer_with(builder: perf_layer::PerfLayerBuilder) -> (Dispatch, perf_layer::PerfHandle) {
+    let (layer, handle) = builder
         .sampler_interval(Duration::from_millis(100))
         .build()
         .expect("default configuration is valid");
@@ -156,7 +165,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// The floor and one perf-layer take turns request by request, in the
 /// order floor, perf-layer, perf-layer, floor (so a drift in the machine's
-/// speed within a turn falls on both alike): on a shared host the speed
+/// speed within a turn falls on both alike), and a perf-layer without the
+/// CPU-time reads in the middle of each turn: on a shared host the speed
 /// drifts by tens of percent over tens of milliseconds, more than the loss
 /// being measured, and only requests timed side by side see the same
 /// machine. The loss is `1 - floor / perf-layer` over the sums, and the
@@ -170,21 +180,26 @@ fn estimate_check(quick: bool) {
     let (blocks, turns_per_block): (u32, u32) = if quick { (1, 10) } else { (40, 100) };
     let floor = Subject::floor();
     let (perf, handle) = perf_layer_full();
-    // Warm both paths (callsite registration, first allocations, the
+    let (without_cpu, _without_cpu_handle) = perf_layer_without_cpu_time();
+    // Warm every path (callsite registration, first allocations, the
     // first-use CPU timing of each callsite).
     for _ in 0..200 {
         time_request(&floor.dispatch, &input);
         time_request(&perf, &input);
+        time_request(&without_cpu, &input);
     }
     let before = handle.snapshot();
     let mut floor_total = Duration::ZERO;
     let mut perf_total = Duration::ZERO;
+    let mut without_cpu_total = Duration::ZERO;
     let mut block_losses = Vec::new();
     for _ in 0..blocks {
         let (mut floor_block, mut perf_block) = (Duration::ZERO, Duration::ZERO);
         for _ in 0..turns_per_block {
             floor_block += time_request(&floor.dispatch, &input);
             perf_block += time_request(&perf, &input);
+            without_cpu_total += time_request(&without_cpu, &input);
+            without_cpu_total += time_request(&without_cpu, &input);
             perf_block += time_request(&perf, &input);
             floor_block += time_request(&floor.dispatch, &input);
         }
@@ -195,6 +210,7 @@ fn estimate_check(quick: bool) {
     let after = handle.snapshot();
     let requests = u64::from(blocks * turns_per_block * 2);
     let loss = 1.0 - floor_total.as_secs_f64() / perf_total.as_secs_f64();
+    let loss_without_cpu = 1.0 - floor_total.as_secs_f64() / without_cpu_total.as_secs_f64();
     let estimated_ns = after.overhead.estimated_ns - before.overhead.estimated_ns;
     let estimate = estimated_ns as f64 / perf_total.as_nanos() as f64;
     let spans: Vec<_> = after
@@ -221,6 +237,7 @@ fn estimate_check(quick: bool) {
         "perf_layer_ns_per_request": per_request_ns(perf_total),
         "measured_loss_fraction": loss,
         "median_block_loss_fraction": median(block_losses.clone()),
+        "loss_without_cpu_time_fraction": loss_without_cpu,
         "block_losses": block_losses,
         "estimated_ns": estimated_ns,
         "estimated_fraction": estimate,
@@ -231,9 +248,10 @@ fn estimate_check(quick: bool) {
         "spans": spans,
     });
     println!(
-        "end_to_end.estimate: measured loss {:.2}% (median of blocks {:.2}%), dump estimate {:.2}% (mean self time per span {:.1} µs)",
+        "end_to_end.estimate: measured loss {:.2}% (median of blocks {:.2}%; {:.2}% without the CPU-time reads), dump estimate {:.2}% (mean self time per span {:.1} µs)",
         loss * 100.0,
         median(block_losses) * 100.0,
+        loss_without_cpu * 100.0,
         estimate * 100.0,
         mean_self_ns / 1000.0
     );
