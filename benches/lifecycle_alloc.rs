@@ -117,12 +117,13 @@ fn turns(quick: bool) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let listing = args.iter().any(|a| a == "--list");
+    // Listing, or profiling one group (`--profile-time`): no turns.
+    let skip = args.iter().any(|a| a == "--list" || a == "--profile-time");
     let quick = args.iter().any(|a| a == "--test");
     let mut criterion = support::criterion_cpu();
     benches(&mut criterion);
     criterion.final_summary();
-    if !listing {
+    if !skip {
         turns(quick);
     }
 }

@@ -342,10 +342,11 @@ impl PerfLayerBuilder {
     /// A callsite is timed from its first span until that first look, so a
     /// span called only a few times (a `main`, a one-off job) is timed too.
     /// The reads are three system calls per span (four when it was off the
-    /// CPU), about 0.7 µs in all here (`benches/cpu_time.rs`): at the
-    /// default of 100 µs, under 1% of such a span (the budget is 2%; 50 µs
-    /// would leave little margin where system calls cost more); shorter
-    /// spans pay one flag check after their first 16 calls on a thread. It tells computing from
+    /// CPU), 0.7 to 1.1 µs in all on the machines here
+    /// (`benches/cpu_time.rs`): at the default of 100 µs, about 1% of such
+    /// a span (the budget is 2%; 50 µs would leave little margin where
+    /// system calls cost more); shorter spans pay one flag check after
+    /// their first 16 calls on a thread. It tells computing from
     /// blocking and from being preempted (see the `cpu` figures of the
     /// dump). Linux only; elsewhere the figures are absent.
     pub fn cpu_time_threshold(mut self, mean_busy: Duration) -> Self {

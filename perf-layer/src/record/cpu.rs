@@ -2,8 +2,8 @@
 //! reading them.
 //!
 //! Reading a thread's CPU time and switches is system calls (`clock_gettime`
-//! and `getrusage`; three per span, four when it was off the CPU, about
-//! 0.7 µs in all here): far too much for a span of a microsecond, nothing
+//! and `getrusage`; three per span, four when it was off the CPU, 0.7 to
+//! 1.1 µs in all on the machines here): far too much for a span of a microsecond, nothing
 //! for one of a millisecond. So it is adaptive, per callsite: while a
 //! callsite's spans average at least the threshold of busy time
 //! (`cpu_time_threshold`, 100 µs by default; over each 16 closes on a
