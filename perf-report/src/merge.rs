@@ -310,24 +310,24 @@ fn merge_overhead(dumps: &[Dump]) -> Overhead {
     let spans = sum(dumps.iter().map(|d| d.overhead.spans));
     let timed_intervals = sum(dumps.iter().map(|d| d.overhead.timed_intervals));
     let estimated_ns = sum(dumps.iter().map(|d| d.overhead.estimated_ns));
-    let per_span_ns = if spans == 0 {
-        0.0
-    } else {
+    // A cost per event, averaged over the parts weighted by their events.
+    let weighted = |events: u64, per: fn(&Overhead) -> (f64, u64)| {
+        if events == 0 {
+            return 0.0;
+        }
         dumps
             .iter()
-            .map(|d| finite(d.overhead.per_span_ns) * d.overhead.spans as f64)
+            .map(|d| {
+                let (cost, n) = per(&d.overhead);
+                finite(cost) * n as f64
+            })
             .sum::<f64>()
-            / spans as f64
+            / events as f64
     };
-    let per_timed_interval_ns = if timed_intervals == 0 {
-        0.0
-    } else {
-        dumps
-            .iter()
-            .map(|d| finite(d.overhead.per_timed_interval_ns) * d.overhead.timed_intervals as f64)
-            .sum::<f64>()
-            / timed_intervals as f64
-    };
+    let per_span_ns = weighted(spans, |o| (o.per_span_ns, o.spans));
+    let per_timed_interval_ns = weighted(timed_intervals, |o| {
+        (o.per_timed_interval_ns, o.timed_intervals)
+    });
     // fraction = estimated / capacity, so capacity = estimated / fraction.
     let capacity: f64 = dumps
         .iter()

@@ -226,3 +226,23 @@ fn added_and_removed_callsites_are_reported() {
         ]
     );
 }
+
+#[test]
+fn merging_weights_each_overhead_cost_by_its_own_events() {
+    let mut a = dump("svc", 1_000 * MS, &[Span::new("work", 1, &[(MS, 10)])]);
+    let mut b = dump("svc", 1_000 * MS, &[Span::new("work", 1, &[(MS, 10)])]);
+    a.overhead.per_span_ns = 100.0;
+    a.overhead.spans = 3;
+    a.overhead.per_timed_interval_ns = 1_000.0;
+    a.overhead.timed_intervals = 1;
+    b.overhead.per_span_ns = 200.0;
+    b.overhead.spans = 1;
+    b.overhead.per_timed_interval_ns = 2_000.0;
+    b.overhead.timed_intervals = 3;
+    let m = merge(vec![a, b]).unwrap().overhead;
+    assert_eq!(m.spans, 4);
+    assert_eq!(m.timed_intervals, 4);
+    // (3 x 100 + 1 x 200) / 4 and (1 x 1,000 + 3 x 2,000) / 4.
+    assert_eq!(m.per_span_ns, 125.0);
+    assert_eq!(m.per_timed_interval_ns, 1_750.0);
+}
