@@ -333,3 +333,33 @@ fn a_busy_port_fails_the_build_with_the_address() {
         "{err}"
     );
 }
+
+#[test]
+fn the_overhead_counter_is_the_dump_s_estimate() {
+    let (layer, handle) = PerfLayer::builder()
+        .without_sampler()
+        .prometheus(([127, 0, 0, 1], 0).into())
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..200 {
+            info_span!("work").in_scope(|| std::hint::black_box(1));
+        }
+    });
+    // Calibrated at the first snapshot (or by the endpoint's thread first:
+    // once per handle either way), and nothing recorded since.
+    let overhead = handle.snapshot().overhead;
+    if cfg!(target_os = "linux") {
+        // The callsite's first spans are timed on the CPU, and counted.
+        assert!(overhead.timed_intervals >= 16, "{overhead:?}");
+    }
+    let text = scrape(handle.prometheus_addr().unwrap());
+    let counter = sample(&text, "perf_layer_overhead_seconds_total");
+    let estimate = overhead.estimated_ns as f64 / 1e9;
+    // The dump truncates to whole nanoseconds.
+    assert!(
+        (counter - estimate).abs() <= 1e-9 + estimate * 1e-9,
+        "scrape {counter} s, dump {estimate} s ({overhead:?})"
+    );
+}

@@ -68,6 +68,7 @@ pub(crate) fn render(profiler: &Profiler) -> String {
     let tracked = crate::record::alloc::is_installed();
     let heap = if tracked { heap::totals() } else { Vec::new() };
     let mut spans = 0u64;
+    let mut timed_intervals = 0u64;
     // Live bytes are per callsite, not per thread: counted at a callsite's
     // first accumulator.
     let mut live_counted = rustc_hash::FxHashSet::default();
@@ -82,6 +83,7 @@ pub(crate) fn render(profiler: &Profiler) -> String {
         });
         s.calls += acc.calls;
         spans += acc.calls;
+        timed_intervals += acc.cpu.as_ref().map_or(0, |cpu| cpu.intervals);
         acc.busy
             .add_cumulative(&acc.layout, &BOUNDS_NS, &mut s.busy.cumulative);
         s.busy.sum_ns = s.busy.sum_ns.saturating_add(acc.busy.sum);
@@ -145,7 +147,7 @@ pub(crate) fn render(profiler: &Profiler) -> String {
             |s| s.live_bytes.map(|b| b as f64),
         );
     }
-    process(&mut out, profiler, spans);
+    process(&mut out, profiler, spans, timed_intervals);
     out
 }
 
@@ -234,7 +236,7 @@ fn single(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
 
 /// The process and the layer: RSS, CPU, threads, memory pressure, and the
 /// layer's estimate of its own cost.
-fn process(out: &mut String, p: &Profiler, spans: u64) {
+fn process(out: &mut String, p: &Profiler, spans: u64, timed_intervals: u64) {
     if let Some(rss) = p.rss_now() {
         single(
             out,
@@ -292,8 +294,10 @@ fn process(out: &mut String, p: &Profiler, spans: u64) {
             out,
             "perf_layer_overhead_seconds_total",
             "counter",
-            "The layer's estimate of the time it added: its measured cost per span times the spans recorded.",
-            calibration.per_span_ns * spans as f64 / 1e9,
+            "The layer's estimate of the time it added: its measured cost per span times the spans recorded, plus its cost per interval timed on the CPU times those intervals.",
+            (calibration.per_span_ns * spans as f64
+                + calibration.per_timed_interval_ns * timed_intervals as f64)
+                / 1e9,
         );
     }
 }
