@@ -89,12 +89,16 @@ where
         // The innermost span this thread has entered, as the registry's
         // current span seen through this layer's filter; read before the
         // lock, from thread-local memory.
-        let current = with_stack(self.profiler.layer_id, |stack| {
+        let shards = &self.profiler.shards;
+        let found = with_stack(self.profiler.layer_id, |stack| {
             stack.tags().insert(id.into_u64(), tag);
-            contextual.then(|| stack.current())
-        })
-        .flatten();
-        let mut shard = self.profiler.shards.local().lock();
+            (contextual.then(|| stack.current()), stack.shard(shards))
+        });
+        let (current, local) = match found {
+            Some((current, local)) => (current, local),
+            None => (None, shards.local()),
+        };
+        let mut shard = local.lock();
         let layer_id = self.profiler.layer_id;
         let parent = parent_callsite(attrs, id, current, &ctx, &shard, layer_id);
         let state = SpanState::new(attrs.metadata(), parent, created, self.profiler.rss_now());
@@ -129,9 +133,9 @@ where
             else {
                 return;
             };
-            self.profiler
-                .shards
-                .with_open(id.into_u64(), |state| state.absorb(&finished));
+            let shards = &self.profiler.shards;
+            let local = stack.shard(shards);
+            shards.with_open_from(local, span, |state| state.absorb(&finished));
         });
     }
 

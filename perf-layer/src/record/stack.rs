@@ -14,10 +14,12 @@
 //! which reads best in one place.
 
 use std::cell::RefCell;
+use std::ptr::NonNull;
 
 use super::alloc::{self, AllocCounters};
 use super::cpu::{self, IntervalCpu, ThreadCpu};
 use super::heap;
+use super::shards::{ShardLock, Shards};
 
 /// One entered span on this thread's stack.
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +99,8 @@ pub(crate) struct Stack {
     tags: TagCache,
     /// The timed frames, in stack order.
     timed: Vec<TimedFrame>,
+    /// This thread's shard, and the store it is in ([`Stack::shard`]).
+    shard: Option<(NonNull<Shards>, NonNull<ShardLock>)>,
 }
 
 /// Span id to callsite tag, direct-mapped over the low bits of the id. The
@@ -166,6 +170,26 @@ impl Stack {
 
     pub(crate) fn top_mut(&mut self) -> Option<&mut Frame> {
         self.frames.last_mut()
+    }
+
+    /// This thread's shard in `shards`: `thread_local`'s look-up the first
+    /// time, a pointer kept here after that (the span path asks for it at
+    /// a span's creation and at every exit).
+    #[inline]
+    pub(crate) fn shard<'s>(&mut self, shards: &'s Shards) -> &'s ShardLock {
+        if let Some((of, shard)) = self.shard {
+            if of == NonNull::from(shards) {
+                // SAFETY: `shard` is what `shards.local()` returned on this
+                // thread (a stack never leaves its thread): this thread's
+                // entry of the `ThreadLocal` in `shards`, which never moves
+                // an entry and frees them only when it is dropped, and
+                // `shards` (the same store: checked above) lives for `'s`.
+                return unsafe { shard.as_ref() };
+            }
+        }
+        let shard = shards.local();
+        self.shard = Some((NonNull::from(shards), NonNull::from(shard)));
+        shard
     }
 
     /// The cache of callsite tags by span id.
@@ -416,6 +440,19 @@ fn first_stack(stacks: &mut Vec<(u64, Stack)>, layer_id: u64) -> &mut Stack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kept_shard_is_the_store_s_own_and_follows_the_store() {
+        let a = Shards::new(2, 1_000_000, 16, 16, None);
+        let b = Shards::new(2, 1_000_000, 16, 16, None);
+        let mut stack = Stack::default();
+        assert!(std::ptr::eq(stack.shard(&a), a.local()));
+        assert!(std::ptr::eq(stack.shard(&a), a.local()));
+        // Asked of another store: that store's shard, not the one kept.
+        assert!(std::ptr::eq(stack.shard(&b), b.local()));
+        assert!(!std::ptr::eq(stack.shard(&b), a.local()));
+        assert!(std::ptr::eq(stack.shard(&a), a.local()));
+    }
 
     fn ns(a: u64, b: u64) -> u64 {
         b.saturating_sub(a)
