@@ -158,11 +158,6 @@ fn time_request(dispatch: &Dispatch, input: &[u8]) -> Duration {
     })
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// The floor and one perf-layer take turns request by request, in the
 /// order floor, perf-layer, perf-layer, floor (so a drift in the machine's
 /// speed within a turn falls on both alike), and a perf-layer without the
@@ -236,7 +231,7 @@ fn estimate_check(quick: bool) {
         "floor_ns_per_request": per_request_ns(floor_total),
         "perf_layer_ns_per_request": per_request_ns(perf_total),
         "measured_loss_fraction": loss,
-        "median_block_loss_fraction": median(block_losses.clone()),
+        "median_block_loss_fraction": support::median(block_losses.clone()),
         "loss_without_cpu_time_fraction": loss_without_cpu,
         "block_losses": block_losses,
         "estimated_ns": estimated_ns,
@@ -250,7 +245,7 @@ fn estimate_check(quick: bool) {
     println!(
         "end_to_end.estimate: measured loss {:.2}% (median of blocks {:.2}%; {:.2}% without the CPU-time reads), dump estimate {:.2}% (mean self time per span {:.1} µs)",
         loss * 100.0,
-        median(block_losses) * 100.0,
+        support::median(block_losses) * 100.0,
         loss_without_cpu * 100.0,
         estimate * 100.0,
         mean_self_ns / 1000.0

@@ -49,11 +49,6 @@ fn time_runs(subject: &Subject, workload: fn(), n: u32) -> Duration {
     })
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// The criterion groups run one subject after another, seconds apart, and
 /// on a shared host the machine's speed drifts by more than the gaps being
 /// judged between them (in one run, perf-layer with fewer features came out
@@ -71,6 +66,10 @@ fn turns(quick: bool) {
     } else {
         (61, Duration::from_millis(2))
     };
+    let floor_at = subjects
+        .iter()
+        .position(|s| s.name == Subject::FLOOR)
+        .expect("the floor is among the subjects");
     let mut report = serde_json::Map::new();
     for (workload_name, workload) in support::WORKLOADS {
         // Runs per slot for each subject, from a first timing of 200.
@@ -94,7 +93,7 @@ fn turns(quick: bool) {
                 let took = time_runs(&subjects[i], workload, runs[i]);
                 per_run[i] = took.as_secs_f64() / f64::from(runs[i]);
             }
-            let floor = per_run[0];
+            let floor = per_run[floor_at];
             for (i, t) in per_run.iter().enumerate() {
                 ratios[i].push(t / floor);
             }
@@ -102,7 +101,7 @@ fn turns(quick: bool) {
         let mut row = serde_json::Map::new();
         let mut line = format!("lifecycle_alloc.turns {workload_name}:");
         for (subject, r) in subjects.iter().zip(ratios) {
-            let m = median(r);
+            let m = support::median(r);
             line.push_str(&format!(" {} {m:.2}×", subject.name));
             row.insert(subject.name.to_owned(), m.into());
         }

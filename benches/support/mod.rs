@@ -90,6 +90,12 @@ pub struct NoopLayer;
 
 impl<S: tracing::Subscriber> Layer<S> for NoopLayer {}
 
+/// The middle of `values` once sorted (the upper one of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// One subscriber under test. The name is the benchmark id, so it says which
 /// baseline or configuration it is.
 pub struct Subject {
@@ -100,6 +106,9 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// The floor's name: the baseline every ratio is over.
+    pub const FLOOR: &'static str = "floor_registry_noop_layer";
+
     fn new(name: &'static str, dispatch: Dispatch, keep: impl Any) -> Self {
         Self {
             name,
@@ -116,7 +125,7 @@ impl Subject {
     /// The floor: the registry with a no-op layer.
     pub fn floor() -> Self {
         let subscriber = tracing_subscriber::registry().with(NoopLayer);
-        Self::new("floor_registry_noop_layer", Dispatch::new(subscriber), ())
+        Self::new(Self::FLOOR, Dispatch::new(subscriber), ())
     }
 
     /// perf-layer without the sampler. In a binary whose global allocator is
