@@ -46,8 +46,8 @@ fn a_span_that_sleeps_is_off_the_cpu_and_one_that_spins_is_on_it() {
     });
     let sleeps = cpu_of(&dump, "sleeps");
     let spins = cpu_of(&dump, "spins");
-    // Timed from the first call, and still timed after the first look at
-    // the mean (16 closes), which is over the threshold.
+    // Timed from the first call, and still timed after it: their
+    // intervals average over the threshold.
     assert!(sleeps.timed_calls >= 40, "{sleeps:?}");
     assert!(spins.timed_calls >= 40, "{spins:?}");
     // The usual call is off the CPU. By the median, not the sum: every
@@ -92,18 +92,86 @@ fn short_spans_are_not_timed_on_the_cpu() {
         }
     });
     let short = dump.callsites.iter().find(|c| c.name == "short").unwrap();
-    // Timed only until the first look at their mean (16 closes), which
-    // turns timing off; and again only where the machine preempted the
-    // thread long enough to lift one window's mean to the threshold (a
-    // benchmark beside the tests did that once): then 16 calls are timed
-    // and the next look turns timing off. A few windows are the rule
-    // working, more would be the rule broken.
+    // The first is timed, before their length is known, then one in 512
+    // as a sample (19 of 10,000), and a few more where the machine
+    // preempted the thread long enough to lift their moving mean over the
+    // threshold for a while. More would be the rule broken.
     let timed = short.cpu.as_ref().map_or(0, |c| c.timed_calls);
     assert!(
         timed <= 4 * 16,
         "{timed} of 10,000 calls timed: {:?}",
         short.cpu
     );
+}
+
+/// Enters `span` `polls` times, doing `poll` in each: a long-lived async
+/// span (a connection, a worker loop) as the layer sees it.
+fn poll_often(span: &tracing::Span, polls: u32, poll: impl Fn()) {
+    for _ in 0..polls {
+        let _entered = span.enter();
+        poll();
+    }
+}
+
+#[test]
+fn a_long_lived_span_polled_often_has_a_sample_of_its_polls_timed() {
+    let dump = run(50, || {
+        poll_often(&info_span!("connection"), 20_000, || {
+            spin(Duration::from_micros(2))
+        });
+        poll_often(&info_span!("slow_polls"), 40, || {
+            spin(Duration::from_micros(300))
+        });
+    });
+    // Not every poll pays for the system calls: a uniform one in 512 of
+    // the short ones (plus the first, before their length was known, and
+    // any a preemption made long), and the dump says how many were not.
+    let connection = cpu_of(&dump, "connection");
+    assert_eq!(connection.intervals, 20_000, "{connection:?}");
+    assert!(connection.untimed_intervals >= 19_500, "{connection:?}");
+    let sampled = connection.sampled.expect("a sample of the short polls");
+    assert!((30..=45).contains(&sampled.intervals), "{sampled:?}");
+    // Long polls are each timed.
+    let slow = cpu_of(&dump, "slow_polls");
+    assert_eq!(
+        (slow.intervals, slow.untimed_intervals),
+        (40, 0),
+        "{slow:?}"
+    );
+
+    // The report scales the sample to the polls not timed, and says the
+    // figure is estimated: a spinning span is on the CPU (or preempted on
+    // a busy machine), never blocked.
+    let a = perf_report::analyze::analyze(&dump.into(), &Default::default());
+    let row = a
+        .callsites
+        .iter()
+        .find(|c| c.location.name == "connection")
+        .unwrap();
+    let cpu = row.cpu.as_ref().expect("CPU figures from the sample");
+    assert!(cpu.measured_share < 0.2, "{cpu:?}");
+    assert!(cpu.on_cpu_share + cpu.self_preempted_share > 0.8, "{cpu:?}");
+    assert!(cpu.self_blocked_share < 0.1, "{cpu:?}");
+}
+
+#[test]
+fn a_span_that_sleeps_in_short_polls_is_off_the_cpu_by_its_sample() {
+    let dump = run(50, || {
+        poll_often(&info_span!("naps"), 5_000, || {
+            std::thread::sleep(Duration::from_micros(10))
+        });
+    });
+    let a = perf_report::analyze::analyze(&dump.into(), &Default::default());
+    let row = a
+        .callsites
+        .iter()
+        .find(|c| c.location.name == "naps")
+        .unwrap();
+    // Sampled or timed throughout (a machine whose sleeps last over the
+    // threshold times every one): off the CPU either way, by blocking.
+    let cpu = row.cpu.as_ref().expect("CPU figures");
+    assert!(cpu.on_cpu_share < 0.4, "{cpu:?}");
+    assert!(cpu.self_blocked_share > 0.5, "{cpu:?}");
 }
 
 #[test]

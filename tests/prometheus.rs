@@ -351,8 +351,8 @@ fn the_overhead_counter_is_the_dump_s_estimate() {
     // once per handle either way), and nothing recorded since.
     let overhead = handle.snapshot().overhead;
     if cfg!(target_os = "linux") {
-        // The callsite's first spans are timed on the CPU, and counted.
-        assert!(overhead.timed_intervals >= 16, "{overhead:?}");
+        // The callsite's first interval is timed on the CPU, and counted.
+        assert!(overhead.timed_intervals >= 1, "{overhead:?}");
     }
     let text = scrape(handle.prometheus_addr().unwrap());
     let counter = sample(&text, "perf_layer_overhead_seconds_total");

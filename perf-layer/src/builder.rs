@@ -335,18 +335,23 @@ impl PerfLayerBuilder {
         self
     }
 
-    /// Times a callsite's spans on the CPU (the thread's CPU time and its
+    /// Times entered intervals on the CPU (the thread's CPU time and its
     /// voluntary and involuntary context switches, read at enter and exit)
-    /// while they average at least `mean_busy` of busy time (over each 16
-    /// closes on a thread; timing stops when that falls below half of it).
-    /// A callsite is timed from its first span until that first look, so a
-    /// span called only a few times (a `main`, a one-off job) is timed too.
-    /// The reads are three system calls per span (four when it was off the
-    /// CPU), 0.7 to 1.1 µs in all on the machines here
+    /// where a callsite's intervals on a thread last at least `mean_busy`
+    /// on average (a moving mean weighting the newest 1/8, so a slow first
+    /// call is forgotten within a few dozen). The decision is per interval,
+    /// not per span: an async span that lives for a whole connection is
+    /// entered at every poll, and its polls are what pay for the reads. A
+    /// callsite's first interval on a thread is timed, so a span entered
+    /// once (a `main`, a one-off job) is; of the shorter intervals, one in
+    /// 512 is timed, a uniform sample the report scales to the others and
+    /// marks as estimated (`~` in the on-CPU column).
+    /// The reads are three system calls per interval (four when it was off
+    /// the CPU), 0.7 to 1.1 µs in all on the machines here
     /// (`benches/cpu_time.rs`): at the default of 100 µs, about 1% of such
-    /// a span (the budget is 2%; 50 µs would leave little margin where
-    /// system calls cost more); shorter spans pay one flag check after
-    /// their first 16 calls on a thread. It tells computing from
+    /// an interval (the budget is 2%; 50 µs would leave little margin
+    /// where system calls cost more); shorter ones pay a table look-up and
+    /// a mean update, and a 512th of the reads. It tells computing from
     /// blocking and from being preempted (see the `cpu` figures of the
     /// dump). Linux only; elsewhere the figures are absent.
     pub fn cpu_time_threshold(mut self, mean_busy: Duration) -> Self {

@@ -119,7 +119,7 @@ where
                 Some(tag) => tag,
                 None => tag_of_open_span(stack, span, &self.profiler),
             };
-            stack.push(span, now, tag, self.profiler.shards.cpu_timed(tag));
+            stack.push(span, now, tag, self.profiler.shards.cpu_threshold_ns());
         });
     }
 
@@ -206,14 +206,13 @@ impl PerfLayer {
             events: state.events,
             alloc,
             rss_delta,
-            cpu: if state.timed_intervals == state.intervals && state.intervals > 0 {
-                Some(SpanCpu {
-                    intervals: state.intervals,
-                    timed: state.cpu,
-                })
-            } else {
-                None
-            },
+            cpu: (state.timed_intervals > 0).then_some(SpanCpu {
+                intervals: state.intervals,
+                timed_intervals: state.timed_intervals,
+                timed: state.cpu,
+                sampled_intervals: state.sampled_intervals,
+                sampled: state.sampled,
+            }),
         }
     }
 }

@@ -10,7 +10,7 @@ use tracing_core::Metadata;
 use crate::background::overhead;
 use crate::dump::{
     AllocStats, CallEdge, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts, FORMAT_VERSION,
-    HeapStats, HeapSummary, HistogramDump, Overhead, Producer, RssDelta, RunInfo,
+    HeapStats, HeapSummary, HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu,
 };
 use crate::profiler::{Profiler, process_cpu_ns, unix_ms};
 use crate::record::flat_hist::FlatHist;
@@ -105,7 +105,7 @@ impl Profiler {
         let timed_intervals: u64 = callsites
             .iter()
             .filter_map(|c| c.cpu.as_ref())
-            .map(|cpu| cpu.intervals)
+            .map(|cpu| cpu.intervals.saturating_sub(cpu.untimed_intervals))
             .sum();
         let overhead = self.overhead(spans, timed_intervals, duration_ns, cpu_ns);
         let config = &self.config;
@@ -315,6 +315,7 @@ fn callsite_stats(
         cpu: acc.cpu.as_ref().map(|c| CpuStats {
             timed_calls: c.calls,
             intervals: c.intervals,
+            untimed_intervals: c.untimed_intervals,
             busy_ns: c.sums.busy_ns,
             self_ns: c.sums.self_ns,
             on_cpu_ns: hist(&c.on_cpu),
@@ -323,6 +324,14 @@ fn callsite_stats(
             preempted_ns: hist(&c.preempted),
             voluntary_switches: c.sums.voluntary,
             involuntary_switches: c.sums.involuntary,
+            sampled: (c.sampled_intervals > 0).then_some(SampledCpu {
+                intervals: c.sampled_intervals,
+                busy_ns: c.sampled.busy_ns,
+                self_ns: c.sampled.self_ns,
+                on_cpu_ns: c.sampled.on_cpu_ns,
+                self_on_cpu_ns: c.sampled.self_on_cpu_ns,
+                preempted_ns: c.sampled.preempted_ns,
+            }),
         }),
     }
 }

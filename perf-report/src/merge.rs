@@ -31,7 +31,8 @@ use std::collections::HashMap;
 use hdrhistogram::Histogram;
 use perf_layer::dump::{
     Alert, AllocStats, CallEdge, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts, HeapStats,
-    HeapSummary, HistogramDump, Overhead, ProcessSample, Producer, RssDelta, RunInfo, Timeline,
+    HeapSummary, HistogramDump, Overhead, ProcessSample, Producer, RssDelta, RunInfo, SampledCpu,
+    Timeline,
 };
 
 use crate::callsite::{Identity, identities};
@@ -422,6 +423,7 @@ fn merge_callsite_cpu(
     Ok(Some(CpuStats {
         timed_calls: sum(|c| c.timed_calls),
         intervals: sum(|c| c.intervals),
+        untimed_intervals: sum(|c| c.untimed_intervals),
         busy_ns: sum(|c| c.busy_ns),
         self_ns: sum(|c| c.self_ns),
         on_cpu_ns: merge_histograms(first, "on-CPU", timed.iter().map(|c| &c.on_cpu_ns))?,
@@ -430,6 +432,14 @@ fn merge_callsite_cpu(
         preempted_ns: merge_histograms(first, "preempted", timed.iter().map(|c| &c.preempted_ns))?,
         voluntary_switches: sum(|c| c.voluntary_switches),
         involuntary_switches: sum(|c| c.involuntary_switches),
+        sampled: timed.iter().filter_map(|c| c.sampled.as_ref()).fold(
+            None,
+            |acc: Option<SampledCpu>, s| {
+                let mut acc = acc.unwrap_or_default();
+                acc.add(s);
+                Some(acc)
+            },
+        ),
     }))
 }
 

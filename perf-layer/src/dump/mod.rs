@@ -302,21 +302,31 @@ impl AllocStats {
     }
 }
 
-/// What a callsite's spans did on the CPU, over the spans timed there (the
-/// thread's CPU time and context switches read at each enter and exit; see
-/// `config.cpu_time_threshold_ns`). Sums are over the timed spans only:
-/// compare them with `busy_ns` here, not with the callsite's histograms.
+/// What a callsite's spans did on the CPU, over the entered intervals timed
+/// there (the thread's CPU time and context switches read at the enter and
+/// exit of each; see `config.cpu_time_threshold_ns`). Intervals at least
+/// that long on average are all timed; of shorter ones, a uniform sample
+/// (one in 512), so a long-lived async span polled thousands of times has
+/// a sample of its polls timed, `untimed_intervals` says how many were not.
+/// Sums are over the timed intervals only: compare them with `busy_ns`
+/// here, not with the callsite's histograms.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CpuStats {
     /// Spans timed (at least one of their intervals).
     pub timed_calls: u64,
     /// Entered intervals of those spans (polls, for an async span).
     pub intervals: u64,
+    /// Of `intervals`, those not timed (short ones outside the sample): 0
+    /// when every interval of the timed spans was timed, and in dumps
+    /// written before intervals were sampled (which timed all of them).
+    #[serde(default)]
+    pub untimed_intervals: u64,
     /// Busy time of the timed intervals, ns.
     pub busy_ns: u64,
     /// Self time of the timed intervals, ns.
     pub self_ns: u64,
-    /// On-CPU time per timed span, ns (inclusive of children).
+    /// On-CPU time per timed span over its timed intervals, ns (inclusive
+    /// of children); its sum is the callsite's.
     pub on_cpu_ns: HistogramDump,
     /// On-CPU time while the span was innermost, ns: on-CPU minus its
     /// children's (a child not timed counts as wholly on-CPU).
@@ -335,6 +345,43 @@ pub struct CpuStats {
     pub voluntary_switches: u64,
     /// Involuntary context switches while entered.
     pub involuntary_switches: u64,
+    /// The sampled intervals among the timed ones, summed apart: they stand
+    /// for the callsite's short intervals that were not timed (one timed in
+    /// 512), and the rest of the timed ones only for themselves. `None` when
+    /// no interval was sampled (every dump written before sampling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<SampledCpu>,
+}
+
+/// The sampled intervals of a callsite ([`CpuStats::sampled`]): a uniform
+/// sample of its intervals shorter than the CPU-time threshold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampledCpu {
+    /// Intervals sampled.
+    pub intervals: u64,
+    /// Their busy time, ns.
+    pub busy_ns: u64,
+    /// Their self time, ns.
+    pub self_ns: u64,
+    /// Their on-CPU time, ns.
+    pub on_cpu_ns: u64,
+    /// Their on-CPU time while innermost, ns.
+    pub self_on_cpu_ns: u64,
+    /// Their off-CPU time not explained by blocking, ns (see
+    /// [`CpuStats::preempted_ns`]).
+    pub preempted_ns: u64,
+}
+
+impl SampledCpu {
+    /// Adds another callsite's sample to this one, saturating.
+    pub fn add(&mut self, other: &SampledCpu) {
+        self.intervals = self.intervals.saturating_add(other.intervals);
+        self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
+        self.self_ns = self.self_ns.saturating_add(other.self_ns);
+        self.on_cpu_ns = self.on_cpu_ns.saturating_add(other.on_cpu_ns);
+        self.self_on_cpu_ns = self.self_on_cpu_ns.saturating_add(other.self_on_cpu_ns);
+        self.preempted_ns = self.preempted_ns.saturating_add(other.preempted_ns);
+    }
 }
 
 /// Memory made by one callsite's spans, tracked by the counting allocator:

@@ -3,14 +3,23 @@
 //!
 //! Reading a thread's CPU time and switches is system calls (`clock_gettime`
 //! and `getrusage`; three per span, four when it was off the CPU, 0.7 to
-//! 1.1 µs in all on the machines here): far too much for a span of a microsecond, nothing
-//! for one of a millisecond. So it is adaptive, per callsite: while a
-//! callsite's spans average at least the threshold of busy time
-//! (`cpu_time_threshold`, 100 µs by default; over each 16 closes on a
-//! thread, off again below half of it), its enters and exits read the thread's CPU time
-//! and its voluntary and involuntary context switches. Shorter spans pay one
-//! flag check. Linux only; elsewhere nothing is read and the dump's `cpu`
-//! fields are absent, not zero.
+//! 1.1 µs in all on the machines here): far too much for an interval of a
+//! microsecond, nothing for one of a millisecond. So it is adaptive, per
+//! entered interval, not per span: what one interval costs decides, since
+//! the interval is what pays for the reads. An async span that lives for a
+//! whole connection is entered at every poll; its busy time is large, its
+//! polls are microseconds each, and timing every poll cost a real server
+//! 15% of its throughput.
+//!
+//! Each thread keeps, per callsite, a moving mean of its entered intervals
+//! ([`Pace`]). An interval is timed when that mean is at least the threshold
+//! (`cpu_time_threshold`, 100 µs by default), when the callsite has not been
+//! seen on the thread yet (a span entered once, a `main` or a one-off job,
+//! is timed), and otherwise one interval in [`SAMPLE_EVERY`]: a uniform
+//! sample of the short ones, whose on-CPU share the report scales to all of
+//! them and says so. The dump counts the intervals that were not timed
+//! (`cpu.untimed_intervals`). Linux only; elsewhere nothing is read and the
+//! dump's `cpu` fields are absent, not zero.
 //!
 //! From the two readings of an entered interval:
 //!
@@ -146,11 +155,85 @@ pub(crate) fn available() -> bool {
     at_enter().is_some()
 }
 
+/// Of a callsite's intervals that are shorter than the threshold, one in
+/// this many is timed: a uniform sample for their on-CPU share, at a
+/// thousandth of a system call per interval.
+pub(crate) const SAMPLE_EVERY: u32 = 512;
+
+/// Whether an interval is timed on the CPU, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timing {
+    /// Short: not timed.
+    Skip,
+    /// Its callsite's intervals are long here (or not known yet): timed,
+    /// standing for itself.
+    Long,
+    /// Short, and the one in [`SAMPLE_EVERY`] timed: it stands for the
+    /// short intervals that were not (the report scales it to them).
+    Sampled,
+}
+
+/// How long a callsite's entered intervals last on one thread: the
+/// decision to time its next one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    /// Moving mean of its intervals, ns (weight 1/8 for the newest, so a
+    /// slow first call is forgotten within a few dozen); [`Pace::UNSEEN`]
+    /// before its first interval.
+    mean_ns: u32,
+    /// Short intervals since the last one timed.
+    untimed: u32,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self {
+            mean_ns: Self::UNSEEN,
+            untimed: 0,
+        }
+    }
+}
+
+impl Pace {
+    const UNSEEN: u32 = u32::MAX;
+
+    /// Whether the next interval is timed, and why, given the threshold.
+    #[inline]
+    pub(crate) fn timing(&mut self, threshold_ns: u32) -> Timing {
+        if self.mean_ns >= threshold_ns {
+            return Timing::Long;
+        }
+        self.untimed += 1;
+        if self.untimed >= SAMPLE_EVERY {
+            self.untimed = 0;
+            return Timing::Sampled;
+        }
+        Timing::Skip
+    }
+
+    /// Takes in an interval that just ended.
+    #[inline]
+    pub(crate) fn ended(&mut self, interval_ns: u64) {
+        // Capped below the sentinel: 4.3 s is long enough to time anything.
+        let x = interval_ns.min(u64::from(Self::UNSEEN - 1)) as i64;
+        self.mean_ns = if self.mean_ns == Self::UNSEEN {
+            x as u32
+        } else {
+            let m = i64::from(self.mean_ns);
+            (m + (x - m) / 8) as u32
+        };
+    }
+}
+
 /// What one entered interval (or, added up, one span) measured on the CPU.
 /// Small, as it travels with every span: the busy and self time it is
 /// measured against are the span's own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct IntervalCpu {
+    /// The timed intervals' busy and self time: a span's untimed intervals
+    /// are not in these sums, so its CPU figures are measured against them.
+    pub(crate) busy_ns: u64,
+    pub(crate) self_ns: u64,
     pub(crate) on_cpu_ns: u64,
     /// On-CPU time while innermost: on-CPU minus the children's (a child
     /// that was not timed counts as on the CPU but for the off-CPU time of
@@ -188,6 +271,8 @@ impl IntervalCpu {
         };
         let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Self {
+            busy_ns,
+            self_ns,
             on_cpu_ns,
             self_on_cpu_ns: on_cpu_ns.saturating_sub(children_on_cpu_ns).min(self_ns),
             preempted_ns,
@@ -197,6 +282,8 @@ impl IntervalCpu {
     }
 
     pub(crate) fn add(&mut self, other: &IntervalCpu) {
+        self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
+        self.self_ns = self.self_ns.saturating_add(other.self_ns);
         self.on_cpu_ns = self.on_cpu_ns.saturating_add(other.on_cpu_ns);
         self.self_on_cpu_ns = self.self_on_cpu_ns.saturating_add(other.self_on_cpu_ns);
         self.preempted_ns = self.preempted_ns.saturating_add(other.preempted_ns);
@@ -208,6 +295,37 @@ impl IntervalCpu {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_intervals_are_timed_and_short_ones_sampled() {
+        let mut pace = Pace::default();
+        // Unseen: timed, so a span entered once is.
+        assert_eq!(pace.timing(100_000), Timing::Long);
+        pace.ended(500_000);
+        assert_eq!(pace.timing(100_000), Timing::Long);
+        // Polls of 2 µs: the mean falls under the threshold within a few
+        // dozen, then one in SAMPLE_EVERY is timed.
+        for _ in 0..64 {
+            pace.ended(2_000);
+        }
+        let timed = (0..10 * SAMPLE_EVERY)
+            .filter(|_| {
+                let t = pace.timing(100_000);
+                pace.ended(2_000);
+                t != Timing::Skip
+            })
+            .count();
+        assert_eq!(timed, 10);
+        assert_eq!(pace.timing(100_000), Timing::Skip);
+        // Long again: timed again within a few intervals.
+        for _ in 0..8 {
+            pace.ended(2_000_000);
+        }
+        assert_eq!(pace.timing(100_000), Timing::Long);
+        // Beyond the cap it is still a mean, not the sentinel.
+        pace.ended(u64::MAX);
+        assert_eq!(pace.timing(100_000), Timing::Long);
+    }
 
     fn at(cpu_ns: u64, voluntary: u64, involuntary: u64) -> ThreadCpu {
         ThreadCpu {

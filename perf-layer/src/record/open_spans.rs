@@ -28,6 +28,10 @@ pub(crate) struct SpanState {
     pub(crate) intervals: u32,
     pub(crate) timed_intervals: u32,
     pub(crate) cpu: IntervalCpu,
+    /// Of the timed intervals, the sampled ones (short, one in
+    /// [`super::cpu::SAMPLE_EVERY`]), and what they measured.
+    pub(crate) sampled_intervals: u32,
+    pub(crate) sampled: IntervalCpu,
 }
 
 impl SpanState {
@@ -51,6 +55,8 @@ impl SpanState {
             intervals: 0,
             timed_intervals: 0,
             cpu: IntervalCpu::default(),
+            sampled_intervals: 0,
+            sampled: IntervalCpu::default(),
         }
     }
 
@@ -71,6 +77,10 @@ impl SpanState {
         if let Some(cpu) = &done.cpu {
             self.timed_intervals = self.timed_intervals.saturating_add(1);
             self.cpu.add(cpu);
+            if done.sampled {
+                self.sampled_intervals = self.sampled_intervals.saturating_add(1);
+                self.sampled.add(cpu);
+            }
         }
     }
 }

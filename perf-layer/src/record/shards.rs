@@ -20,7 +20,7 @@
 //! outlives the thread: a thread that exits leaves its shard behind (a later
 //! thread may reuse it and keep adding to it), and snapshots still see it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use rustc_hash::FxHashMap;
@@ -29,7 +29,6 @@ use tracing_core::Metadata;
 
 use super::alloc::PauseCounting;
 use super::flat_hist::Layout;
-use super::heap;
 use super::open_spans::{OpenSpans, SpanState};
 use super::totals::{CallsiteAcc, ClosedSpan, EdgeAcc};
 
@@ -90,18 +89,11 @@ pub(crate) struct Shards {
     layout: Layout,
     max_callsites: usize,
     max_edges: usize,
-    /// Callsites, by tag, whose spans read the thread's CPU time at enter
-    /// and exit ([`super::cpu`]): set when their mean busy time reaches
-    /// `cpu_threshold_ns`, unset when it falls below half of it (a callsite
-    /// whose first calls were slow does not pay for the reads for ever).
-    cpu_timed: Box<[AtomicBool]>,
-    /// `None`: CPU time is off, or the platform cannot read it.
-    cpu_threshold_ns: Option<u64>,
+    /// The interval from which spans are timed on the CPU
+    /// ([`super::cpu`]); `None`: CPU time is off, or the platform cannot
+    /// read it.
+    cpu_threshold_ns: Option<u32>,
 }
-
-/// Closes of a callsite on one thread between two looks at their mean busy
-/// time, which is over those closes (a power of two: the test is a mask).
-const CPU_CHECK_EVERY: u64 = 16;
 
 impl Shards {
     pub(crate) fn new(
@@ -111,18 +103,10 @@ impl Shards {
         max_edges: usize,
         cpu_threshold_ns: Option<u64>,
     ) -> Self {
-        let cpu_threshold_ns = cpu_threshold_ns.filter(|_| super::cpu::available());
+        let cpu_threshold_ns = cpu_threshold_ns
+            .filter(|_| super::cpu::available())
+            .map(|ns| u32::try_from(ns).unwrap_or(u32::MAX - 1));
         Self {
-            cpu_timed: (0..if cpu_threshold_ns.is_some() {
-                heap::MAX_TAGS
-            } else {
-                0
-            })
-                // Timed from the start: a callsite called a few times (a
-                // `main`, a one-off job) never reaches its first look at
-                // the mean, and untimed its sleep would read as CPU.
-                .map(|_| AtomicBool::new(true))
-                .collect(),
             cpu_threshold_ns,
             shards: ThreadLocal::new(),
             admitted: DashMap::new(),
@@ -230,11 +214,6 @@ impl Shards {
         match shard.callsites.get_mut(&key) {
             Some(acc) => {
                 acc.record(span);
-                if let Some(threshold) = self.cpu_threshold_ns {
-                    if acc.calls & (CPU_CHECK_EVERY - 1) == 0 {
-                        self.time_if_long(acc, meta, threshold);
-                    }
-                }
             }
             None => self.record_first(shard, key, meta, span),
         }
@@ -250,35 +229,11 @@ impl Shards {
         }
     }
 
-    /// Whether spans of callsite `tag` read the thread's CPU time.
+    /// The interval from which spans are timed on the CPU, ns; `None`
+    /// when CPU time is off or cannot be read here.
     #[inline]
-    pub(crate) fn cpu_timed(&self, tag: u32) -> bool {
-        self.cpu_timed
-            .get(tag as usize)
-            .is_some_and(|f| f.load(Ordering::Relaxed))
-    }
-
-    /// Times a callsite on the CPU while its spans are long enough that
-    /// the reads cost little beside them: from a mean busy time of
-    /// `threshold` over this thread's last [`CPU_CHECK_EVERY`] spans of it,
-    /// until that falls below half of it.
-    #[cold]
-    #[inline(never)]
-    fn time_if_long(
-        &self,
-        acc: &mut CallsiteAcc,
-        meta: &'static Metadata<'static>,
-        threshold: u64,
-    ) {
-        let Some(flag) = self.cpu_timed.get(heap::tag_of(meta) as usize) else {
-            return;
-        };
-        let mean = acc.recent_mean_busy_ns();
-        if mean >= threshold {
-            flag.store(true, Ordering::Relaxed);
-        } else if mean < threshold / 2 {
-            flag.store(false, Ordering::Relaxed);
-        }
+    pub(crate) fn cpu_threshold_ns(&self) -> Option<u32> {
+        self.cpu_threshold_ns
     }
 
     /// A callsite's first span on this thread, out of line: the histograms

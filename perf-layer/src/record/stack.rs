@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::ptr::NonNull;
 
 use super::alloc::{self, AllocCounters};
-use super::cpu::{self, IntervalCpu, ThreadCpu};
+use super::cpu::{self, IntervalCpu, Pace, ThreadCpu, Timing};
 use super::heap;
 use super::shards::{ShardLock, Shards};
 
@@ -39,6 +39,8 @@ pub(crate) struct Frame {
     /// The frame is timed on the CPU: its reading at enter is in
     /// [`Stack::timed`].
     timed: bool,
+    /// Timed as the sample of its callsite's short intervals.
+    sampled: bool,
     /// The span's callsite tag, which allocations made while this frame is
     /// innermost carry ([`super::heap`]).
     tag: u32,
@@ -74,8 +76,10 @@ pub(crate) struct FinishedFrame {
     pub(crate) alloc: AllocCounters,
     pub(crate) self_alloc: AllocCounters,
     pub(crate) events: [u32; 5],
-    /// What the interval measured on the CPU, when its callsite is timed.
+    /// What the interval measured on the CPU, when it was timed.
     pub(crate) cpu: Option<IntervalCpu>,
+    /// It was timed as a sample of its callsite's short intervals.
+    pub(crate) sampled: bool,
 }
 
 /// The deepest stack kept per thread. Frames past it are not pushed (their
@@ -99,6 +103,11 @@ pub(crate) struct Stack {
     tags: TagCache,
     /// The timed frames, in stack order.
     timed: Vec<TimedFrame>,
+    /// How long each callsite's intervals last on this thread, by tag: the
+    /// decision to time the next one on the CPU ([`super::cpu`]). Grown to a
+    /// callsite's tag at its first timed enter here (8 bytes a callsite;
+    /// tags are dense and bounded by [`heap::MAX_TAGS`]).
+    pace: Vec<Pace>,
     /// This thread's shard, and the store it is in ([`Stack::shard`]).
     shard: Option<(NonNull<Shards>, NonNull<ShardLock>)>,
 }
@@ -269,10 +278,11 @@ impl Stack {
     }
 
     /// Pushes `span`, of callsite `tag`: one thread-local write, no other
-    /// frame touched, and the thread's allocations tagged with it. A `timed`
-    /// span also reads the thread's CPU time ([`super::cpu`]).
+    /// frame touched, and the thread's allocations tagged with it. With CPU
+    /// time on (`cpu_threshold_ns`), an interval long enough, or sampled,
+    /// also reads the thread's CPU time ([`super::cpu`]).
     #[inline]
-    pub(crate) fn push(&mut self, span: u64, now: u64, tag: u32, timed: bool) {
+    pub(crate) fn push(&mut self, span: u64, now: u64, tag: u32, cpu_threshold_ns: Option<u32>) {
         if self.frames.len() >= MAX_DEPTH {
             return;
         }
@@ -281,7 +291,11 @@ impl Stack {
         if self.frames.len() == self.frames.capacity() {
             self.grow();
         }
-        let timed = timed && !reentry && self.push_timed(span);
+        let timing = match cpu_threshold_ns {
+            Some(threshold) if !reentry => self.pace_of(tag).timing(threshold),
+            _ => Timing::Skip,
+        };
+        let timed = timing != Timing::Skip && self.push_timed(span);
         self.frames.push(Frame {
             span,
             entered_at: now,
@@ -291,8 +305,32 @@ impl Stack {
             events: [0; 5],
             reentry,
             timed,
+            sampled: timing == Timing::Sampled,
             tag,
         });
+    }
+
+    /// The pace of callsite `tag` on this thread.
+    #[inline]
+    fn pace_of(&mut self, tag: u32) -> &mut Pace {
+        let at = tag as usize;
+        if at >= self.pace.len() {
+            self.grow_pace(at);
+        }
+        &mut self.pace[at]
+    }
+
+    /// A callsite's first interval on this thread with CPU time on: the
+    /// table is the layer's allocation.
+    #[cold]
+    #[inline(never)]
+    fn grow_pace(&mut self, at: usize) {
+        let _pause = alloc::PauseCounting::new();
+        // Room for the callsites that come next, which have the next tags.
+        let len = (at + 1)
+            .next_power_of_two()
+            .clamp(16, heap::MAX_TAGS.max(at + 1));
+        self.pace.resize(len, Pace::default());
     }
 
     /// The reading at enter of a timed frame; `false` when the platform
@@ -352,6 +390,10 @@ impl Stack {
         } else {
             None
         };
+        // Only callsites that were ever decided on have a pace.
+        if let Some(pace) = self.pace.get_mut(frame.tag as usize) {
+            pace.ended(interval_ns);
+        }
         self.retag();
         if let Some(below) = index.checked_sub(1).and_then(|i| self.frames.get_mut(i)) {
             below.add_child(interval_ns, &interval_alloc);
@@ -368,6 +410,7 @@ impl Stack {
             self_alloc: interval_alloc.since(&frame.child_alloc),
             events: frame.events,
             cpu,
+            sampled: frame.sampled,
         })
     }
 
@@ -462,11 +505,11 @@ mod tests {
     fn forgetting_a_closed_frame_charges_the_frame_below_once() {
         // below (0) > forgotten (10) > closed child of it (20..25) > kept (40)
         let mut stack = Stack::default();
-        stack.push(1, 0, 0, false);
-        stack.push(2, 10, 0, false);
-        stack.push(3, 20, 0, false);
+        stack.push(1, 0, 0, None);
+        stack.push(2, 10, 0, None);
+        stack.push(3, 20, 0, None);
         assert!(stack.pop(3, || 25, ns).is_some());
-        stack.push(4, 40, 0, false);
+        stack.push(4, 40, 0, None);
         stack.forget_closed(50, |span| span != 2, ns);
         // The kept frame exits at 60 and charges 40..60 itself.
         assert_eq!(stack.pop(4, || 60, ns).map(|f| f.busy_ns), Some(20));
@@ -483,15 +526,15 @@ mod tests {
         assert_eq!(stack.current(), Current::Unknown);
         stack.mark_complete();
         assert_eq!(stack.current(), Current::None);
-        stack.push(1, 0, 0, false);
-        stack.push(2, 1, 0, false);
+        stack.push(1, 0, 0, None);
+        stack.push(2, 1, 0, None);
         assert_eq!(stack.current(), Current::Span(2));
         // Re-entering span 1 inside span 2: the registry's current span is
         // still 2, the innermost entry that is not a duplicate.
-        stack.push(1, 2, 0, false);
+        stack.push(1, 2, 0, None);
         assert_eq!(stack.current(), Current::Span(2));
         for span in 3..=MAX_DEPTH as u64 {
-            stack.push(span, 3, 0, false);
+            stack.push(span, 3, 0, None);
         }
         assert_eq!(stack.current(), Current::Unknown);
     }
@@ -499,9 +542,9 @@ mod tests {
     #[test]
     fn forgetting_the_top_frames_charges_until_now() {
         let mut stack = Stack::default();
-        stack.push(1, 0, 0, false);
-        stack.push(2, 10, 0, false);
-        stack.push(3, 15, 0, false);
+        stack.push(1, 0, 0, None);
+        stack.push(2, 10, 0, None);
+        stack.push(3, 15, 0, None);
         stack.forget_closed(40, |span| span == 1, ns);
         let below = stack.pop(1, || 50, ns).unwrap();
         assert_eq!((below.busy_ns, below.self_ns), (50, 20));

@@ -105,17 +105,21 @@ impl RssTotals {
     }
 }
 
-/// What a closed span measured on the CPU, when every one of its
-/// intervals was timed (a span whose callsite started or stopped being
-/// timed while it was open, or that re-entered itself, has none).
+/// What a closed span measured on the CPU, when at least one of its
+/// intervals was timed: long ones always, short ones by a sample.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SpanCpu {
+    /// Its entered intervals, and how many of them were timed.
     pub(crate) intervals: u32,
-    /// Its intervals' sums.
+    pub(crate) timed_intervals: u32,
+    /// The timed intervals' sums.
     pub(crate) timed: IntervalCpu,
+    /// Of those, the sampled ones ([`super::cpu::Timing::Sampled`]).
+    pub(crate) sampled_intervals: u32,
+    pub(crate) sampled: IntervalCpu,
 }
 
-/// The sums over a callsite's timed spans.
+/// The sums over a callsite's timed intervals.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct CpuSums {
     pub(crate) busy_ns: u64,
@@ -128,6 +132,18 @@ pub(crate) struct CpuSums {
 }
 
 impl CpuSums {
+    fn of(t: &IntervalCpu) -> Self {
+        Self {
+            busy_ns: t.busy_ns,
+            self_ns: t.self_ns,
+            on_cpu_ns: t.on_cpu_ns,
+            self_on_cpu_ns: t.self_on_cpu_ns,
+            preempted_ns: t.preempted_ns,
+            voluntary: u64::from(t.voluntary),
+            involuntary: u64::from(t.involuntary),
+        }
+    }
+
     fn add(&mut self, other: &CpuSums) {
         self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
         self.self_ns = self.self_ns.saturating_add(other.self_ns);
@@ -145,25 +161,31 @@ impl CpuSums {
 pub(crate) struct CpuAcc {
     pub(crate) calls: u64,
     pub(crate) intervals: u64,
+    /// Intervals of the timed spans that were not timed themselves.
+    pub(crate) untimed_intervals: u64,
     pub(crate) sums: CpuSums,
+    /// The sampled intervals among the timed ones, and their sums.
+    pub(crate) sampled_intervals: u64,
+    pub(crate) sampled: CpuSums,
     pub(crate) on_cpu: FlatHist,
     pub(crate) preempted: FlatHist,
 }
 
 impl CpuAcc {
-    fn record(&mut self, layout: &Layout, span: &ClosedSpan, cpu: &SpanCpu) {
+    fn record(&mut self, layout: &Layout, cpu: &SpanCpu) {
         self.calls += 1;
         self.intervals = self.intervals.saturating_add(u64::from(cpu.intervals));
+        self.untimed_intervals = self
+            .untimed_intervals
+            .saturating_add(u64::from(cpu.intervals.saturating_sub(cpu.timed_intervals)));
         let t = &cpu.timed;
-        self.sums.add(&CpuSums {
-            busy_ns: span.busy_ns,
-            self_ns: span.self_ns,
-            on_cpu_ns: t.on_cpu_ns,
-            self_on_cpu_ns: t.self_on_cpu_ns,
-            preempted_ns: t.preempted_ns,
-            voluntary: u64::from(t.voluntary),
-            involuntary: u64::from(t.involuntary),
-        });
+        self.sums.add(&CpuSums::of(t));
+        if cpu.sampled_intervals > 0 {
+            self.sampled_intervals = self
+                .sampled_intervals
+                .saturating_add(u64::from(cpu.sampled_intervals));
+            self.sampled.add(&CpuSums::of(&cpu.sampled));
+        }
         self.on_cpu.record(layout, t.on_cpu_ns);
         self.preempted.record(layout, t.preempted_ns);
     }
@@ -171,7 +193,14 @@ impl CpuAcc {
     fn merge(&mut self, other: &CpuAcc) {
         self.calls += other.calls;
         self.intervals = self.intervals.saturating_add(other.intervals);
+        self.untimed_intervals = self
+            .untimed_intervals
+            .saturating_add(other.untimed_intervals);
         self.sums.add(&other.sums);
+        self.sampled_intervals = self
+            .sampled_intervals
+            .saturating_add(other.sampled_intervals);
+        self.sampled.add(&other.sampled);
         self.on_cpu.merge(&other.on_cpu);
         self.preempted.merge(&other.preempted);
     }
@@ -208,9 +237,6 @@ pub(crate) struct CallsiteAcc {
     /// The spans timed on the CPU; made at the first (the histogram is
     /// the layer's allocation, so out of line).
     pub(crate) cpu: Option<Box<CpuAcc>>,
-    /// Calls and busy-time sum at the last look at the mean busy time
-    /// ([`recent_mean_busy_ns`](Self::recent_mean_busy_ns)).
-    checked: (u64, u64),
 }
 
 impl CallsiteAcc {
@@ -227,7 +253,6 @@ impl CallsiteAcc {
             alloc: AllocTotals::default(),
             rss: None,
             cpu: None,
-            checked: (0, 0),
         }
     }
 
@@ -257,24 +282,27 @@ impl CallsiteAcc {
         }
         if let Some(cpu) = &span.cpu {
             match &mut self.cpu {
-                Some(acc) => acc.record(&layout, span, cpu),
-                None => self.first_cpu(span, cpu),
+                Some(acc) => acc.record(&layout, cpu),
+                None => self.first_cpu(cpu),
             }
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn first_cpu(&mut self, span: &ClosedSpan, cpu: &SpanCpu) {
+    fn first_cpu(&mut self, cpu: &SpanCpu) {
         let _pause = PauseCounting::new();
         let mut acc = Box::new(CpuAcc {
             calls: 0,
             intervals: 0,
+            untimed_intervals: 0,
             sums: CpuSums::default(),
+            sampled_intervals: 0,
+            sampled: CpuSums::default(),
             on_cpu: FlatHist::new(&self.layout),
             preempted: FlatHist::new(&self.layout),
         });
-        acc.record(&self.layout, span, cpu);
+        acc.record(&self.layout, cpu);
         self.cpu = Some(acc);
     }
 
@@ -298,19 +326,6 @@ impl CallsiteAcc {
             (None, Some(theirs)) => self.cpu = Some(theirs.clone()),
             _ => {}
         }
-    }
-
-    /// Mean busy time of the spans closed since the last call, ns (0 when
-    /// none did): a recent window, so a slow first call (cold caches, lazy
-    /// initialisation) does not hold the mean up for thousands of calls.
-    pub(crate) fn recent_mean_busy_ns(&mut self) -> u64 {
-        let (calls, busy) = self.checked;
-        self.checked = (self.calls, self.busy.sum);
-        self.busy
-            .sum
-            .wrapping_sub(busy)
-            .checked_div(self.calls - calls)
-            .unwrap_or(0)
     }
 }
 

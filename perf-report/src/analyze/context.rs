@@ -184,7 +184,10 @@ impl<'a> Context<'a> {
             let [p50, p90, p99, p999, max] = busy.quantiles;
             tail_excess_ns.push(busy.tail_excess);
             preempted_tail_excess_ns.push(busy.preempted_tail_excess.and_then(|excess| {
-                let timed = cs.cpu.as_ref()?.timed_calls;
+                // Per-span preemption stands for a span only when all its
+                // intervals were timed (sampled polls do not).
+                let cpu = cs.cpu.as_ref().filter(|c| c.untimed_intervals == 0)?;
+                let timed = cpu.timed_calls;
                 (timed > 0).then(|| excess * cs.calls.max(timed) as f64 / timed as f64)
             }));
             let calls_f = cs.calls as f64;

@@ -42,17 +42,23 @@ pub struct HeapRow {
 }
 
 /// On-CPU and off-CPU figures of one callsite (only when the layer timed
-/// its spans on the CPU: long enough spans, on Linux).
+/// its intervals on the CPU, on Linux).
 ///
-/// Shares are of the timed spans; the `_ns` figures scale them to every
-/// call (the first spans of a callsite, before its mean busy time was
-/// known, are not timed). A callsite timed for fewer than half its calls
-/// (its mean busy time fell under the layer's threshold after a slow start)
-/// has none: so small and early a sample does not stand for its calls.
+/// The layer times every entered interval of a callsite whose intervals
+/// are long on average, and one in 512 of the short ones (a uniform
+/// sample; a long-lived async span's polls are short). The figures here are
+/// over every call: the sampled intervals' shares are applied to the busy
+/// and self time that was not timed, the rest of the timed intervals count
+/// for themselves. Without a sample of at least 8 intervals,
+/// a callsite whose busy time was mostly not timed has no row: too few to
+/// stand for its calls.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CpuRow {
-    /// Spans timed on the CPU.
+    /// Spans timed on the CPU (at least one of their intervals).
     pub timed_calls: u64,
+    /// Share of the callsite's busy time that was timed (0 to 1): below 1
+    /// the rest is estimated from the sample.
+    pub measured_share: f64,
     /// On-CPU time over busy time (0 to 1).
     pub on_cpu_share: f64,
     /// On-CPU time while innermost over self time (0 to 1).
@@ -72,43 +78,77 @@ pub struct CpuRow {
     /// Estimated busy time lost to preemption over every call (inclusive of
     /// children, like the busy histogram), ns.
     pub preempted_ns: f64,
-    /// Voluntary context switches per timed span.
+    /// Voluntary context switches per span.
     pub voluntary_per_call: f64,
-    /// Involuntary context switches per timed span.
+    /// Involuntary context switches per span.
     pub involuntary_per_call: f64,
     /// Entered intervals per timed span: above 1 for an async span polled
     /// several times.
     pub intervals_per_call: f64,
 }
 
+/// Fewest sampled intervals whose shares stand for the untimed time.
+const MIN_SAMPLE: u64 = 8;
+
+/// Of a callsite's busy time, at least this share timed stands for the
+/// rest without a sample (a callsite timed from its first call whose few
+/// last calls were short, say).
+const MEASURED_ENOUGH: f64 = 0.5;
+
 impl CpuRow {
     pub(crate) fn of(cs: &perf_layer::dump::CallsiteStats) -> Option<Self> {
         let c = cs
             .cpu
             .as_ref()
-            .filter(|c| c.busy_ns > 0 && c.timed_calls > 0 && c.timed_calls >= cs.calls / 2)?;
-        let timed = c.timed_calls as f64;
-        let self_on_cpu_share = stats::share(c.self_on_cpu_ns as f64, c.self_ns as f64);
+            .filter(|c| c.busy_ns > 0 && c.timed_calls > 0)?;
+        let busy_all = (cs.busy_ns.sum as f64).max(c.busy_ns as f64);
+        let self_all = (cs.self_ns.sum as f64).max(c.self_ns as f64);
+        let measured_share = stats::share(c.busy_ns as f64, busy_all);
+        // What was not timed, and the shares that stand for it: the
+        // sample's when there is one, else those of every timed interval.
+        let untimed_busy = busy_all - c.busy_ns as f64;
+        let untimed_self = self_all - c.self_ns as f64;
+        let (on_rate, self_on_rate, preempted_rate) = match &c.sampled {
+            Some(s) if s.intervals >= MIN_SAMPLE && s.busy_ns > 0 => (
+                stats::share(s.on_cpu_ns as f64, s.busy_ns as f64),
+                stats::share(s.self_on_cpu_ns as f64, s.self_ns as f64),
+                stats::share(s.preempted_ns as f64, s.busy_ns as f64),
+            ),
+            _ if measured_share >= MEASURED_ENOUGH => (
+                stats::share(c.on_cpu_ns.sum as f64, c.busy_ns as f64),
+                stats::share(c.self_on_cpu_ns as f64, c.self_ns as f64),
+                stats::share(c.preempted_ns.sum as f64, c.busy_ns as f64),
+            ),
+            _ => return None,
+        };
+        let on_cpu = c.on_cpu_ns.sum as f64 + on_rate * untimed_busy;
+        let self_on_cpu = (c.self_on_cpu_ns as f64 + self_on_rate * untimed_self).min(self_all);
+        let preempted = c.preempted_ns.sum as f64 + preempted_rate * untimed_busy;
+        let self_on_cpu_share = stats::share(self_on_cpu, self_all);
         let self_off = 1.0 - self_on_cpu_share;
         // The span's off-CPU time splits into blocked and preempted in the
         // same proportion while it is innermost as over its whole interval.
-        let preempted_of_off = stats::share(c.preempted_ns.sum as f64, c.off_cpu_ns as f64);
-        let self_scale = stats::ratio(cs.self_ns.sum as f64, c.self_ns as f64).max(1.0);
-        let busy_scale = stats::ratio(cs.busy_ns.sum as f64, c.busy_ns as f64).max(1.0);
+        let preempted_of_off = stats::share(preempted, busy_all - on_cpu.min(busy_all));
         let self_blocked_share = self_off * (1.0 - preempted_of_off);
+        let timed = c.timed_calls as f64;
+        // Switches per timed interval, times the intervals of a span.
+        let timed_intervals = c.intervals.saturating_sub(c.untimed_intervals).max(1) as f64;
+        let intervals_per_call = c.intervals as f64 / timed;
+        let per_call = |n: u64| n as f64 / timed_intervals * intervals_per_call;
         Some(Self {
             timed_calls: c.timed_calls,
-            on_cpu_share: stats::share(c.on_cpu_ns.sum as f64, c.busy_ns as f64),
+            measured_share,
+            on_cpu_share: stats::share(on_cpu, busy_all),
             self_on_cpu_share,
             self_blocked_share,
             self_preempted_share: self_off * preempted_of_off,
-            self_on_cpu_ns: c.self_on_cpu_ns as f64 * self_scale,
-            self_blocked_ns: self_blocked_share * c.self_ns as f64 * self_scale,
-            self_preempted_ns: self_off * preempted_of_off * c.self_ns as f64 * self_scale,
-            preempted_ns: c.preempted_ns.sum as f64 * busy_scale,
-            voluntary_per_call: c.voluntary_switches as f64 / timed,
-            involuntary_per_call: c.involuntary_switches as f64 / timed,
-            intervals_per_call: c.intervals as f64 / timed,
+            self_on_cpu_ns: self_on_cpu,
+            self_blocked_ns: self_blocked_share * self_all,
+            self_preempted_ns: self_off * preempted_of_off * self_all,
+            preempted_ns: preempted,
+            voluntary_per_call: per_call(c.voluntary_switches),
+            involuntary_per_call: per_call(c.involuntary_switches),
+            intervals_per_call,
         })
     }
 }

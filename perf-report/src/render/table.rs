@@ -134,11 +134,7 @@ pub(crate) static CALLSITES: &[Column<CallsiteRow>] = &[
     })
     .drops(4),
     col::<CallsiteRow>("on-cpu %", Align::Right, |_, c| {
-        text(
-            c.cpu
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |cpu| units::pct(cpu.on_cpu_share)),
-        )
+        text(c.cpu.as_ref().map_or_else(|| "-".to_owned(), on_cpu_cell))
     })
     .drops(4),
     col::<CallsiteRow>("alloc/call", Align::Right, |_, c| {
@@ -252,4 +248,15 @@ pub(crate) fn cells<T>(columns: &[Column<T>], rows: &[T]) -> Vec<Vec<Cell>> {
         .enumerate()
         .map(|(i, row)| columns.iter().map(|c| (c.cell)(i + 1, row)).collect())
         .collect()
+}
+
+/// A callsite's on-CPU share, marked `~` when it is partly estimated from
+/// a sample of its short intervals (most of a long-lived async span's
+/// polls are not timed).
+fn on_cpu_cell(cpu: &crate::analyze::CpuRow) -> String {
+    if cpu.measured_share < 0.95 {
+        format!("~{}", units::pct(cpu.on_cpu_share))
+    } else {
+        units::pct(cpu.on_cpu_share)
+    }
 }
