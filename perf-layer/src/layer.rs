@@ -135,7 +135,7 @@ where
             };
             let shards = &self.profiler.shards;
             let local = stack.shard(shards);
-            shards.with_open_from(local, span, |state| state.absorb(&finished));
+            shards.with_open_here(local, span, |state| state.absorb(&finished));
         });
     }
 

@@ -12,7 +12,8 @@
 //! removal, and a registry look-up at every exit and close, where the shard
 //! costs one hash-map operation under a lock the thread takes anyway. A span
 //! that moved to another thread is found by searching the other shards (see
-//! [`Shards::with_open`]): slower, but only for spans that migrate. The
+//! [`Shards::with_open`]), and moved to the shard of the thread it exits on
+//! ([`Shards::with_open_here`]): slower, but once per migration. The
 //! `DashMap` holds the callsites admitted so far, visited once per callsite per
 //! thread, which is where the callsite cap is enforced.
 //!
@@ -185,11 +186,53 @@ impl Shards {
         None
     }
 
+    /// Runs `f` on the state of open span `id` as it exits on this thread,
+    /// whose shard is `local`. A span found in another thread's shard is
+    /// moved here first: an async span that the runtime moved to this
+    /// worker is then found here at its next polls, under this thread's own
+    /// lock, instead of being searched for under the other workers' locks
+    /// at every one (where a worker preempted while holding its lock made
+    /// the others spin and yield).
+    #[inline]
+    pub(crate) fn with_open_here<R>(
+        &self,
+        local: &ShardLock,
+        id: u64,
+        f: impl FnOnce(&mut SpanState) -> R,
+    ) -> Option<R> {
+        {
+            let mut shard = local.lock();
+            if let Some(state) = shard.open.get_mut(id) {
+                return Some(f(state));
+            }
+        }
+        self.adopt(local, id, f)
+    }
+
+    /// Moves open span `id` from another thread's shard into `local`, then
+    /// runs `f` on it.
+    #[cold]
+    #[inline(never)]
+    fn adopt<R>(
+        &self,
+        local: &ShardLock,
+        id: u64,
+        f: impl FnOnce(&mut SpanState) -> R,
+    ) -> Option<R> {
+        let state = self.take_foreign_from(local, id)?;
+        let mut shard = local.lock();
+        shard.open.insert(id, state);
+        shard.open.get_mut(id).map(f)
+    }
+
     /// Takes open span `id` out of whichever shard holds it. Not this
     /// thread's, which the caller has searched already under its own lock.
     #[cold]
     pub(crate) fn take_foreign(&self, id: u64) -> Option<SpanState> {
-        let local = self.local();
+        self.take_foreign_from(self.local(), id)
+    }
+
+    fn take_foreign_from(&self, local: &ShardLock, id: u64) -> Option<SpanState> {
         for PaddedShard(shard) in self.shards.iter() {
             if std::ptr::eq(shard, local) {
                 continue;
@@ -358,5 +401,62 @@ impl Shards {
             .iter()
             .filter(|PaddedShard(shard)| !shard.lock().callsites.is_empty())
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_core::Level;
+
+    use super::*;
+
+    static META: Metadata<'static> = tracing_core::metadata! {
+        name: "moves",
+        target: "perf_layer",
+        level: Level::INFO,
+        fields: &[],
+        callsite: &CALLSITE,
+        kind: tracing_core::metadata::Kind::SPAN,
+    };
+    struct Callsite;
+    static CALLSITE: Callsite = Callsite;
+    impl tracing_core::Callsite for Callsite {
+        fn set_interest(&self, _: tracing_core::Interest) {}
+        fn metadata(&self) -> &Metadata<'_> {
+            &META
+        }
+    }
+
+    #[test]
+    fn a_span_that_exits_on_another_thread_moves_to_that_thread_s_shard() {
+        let shards = Shards::new(2, 1_000_000, 16, 16, None);
+        // This thread's shard first: a thread that exited gives its shard
+        // to the next thread that asks.
+        let local = shards.local();
+        // Opened on another thread (a runtime worker): its shard would be
+        // searched, under its lock, at every exit here.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut state = SpanState::new(&META, None, 0, None);
+                state.busy_ns = 5;
+                shards.local().lock().open.insert(7, state);
+            });
+        });
+        assert!(local.lock().open.get(7).is_none());
+        // The first exit here finds it and moves it, whole.
+        let busy = shards.with_open_here(local, 7, |state| {
+            state.busy_ns += 1;
+            state.busy_ns
+        });
+        assert_eq!(busy, Some(6));
+        assert_eq!(local.lock().open.get(7).map(|s| s.busy_ns), Some(6));
+        let elsewhere = shards
+            .shards
+            .iter()
+            .filter(|PaddedShard(shard)| shard.lock().open.get(7).is_some())
+            .count();
+        assert_eq!(elsewhere, 1, "in this thread's shard only");
+        // A span no shard holds is nowhere.
+        assert_eq!(shards.with_open_here(local, 8, |_| ()), None);
     }
 }
