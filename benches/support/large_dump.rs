@@ -142,6 +142,7 @@ pub fn large_dump(callsites_n: u32) -> Value {
             timeline_capacity: TIMELINE_SAMPLES as usize,
             heap_timeline_points: 64,
             cpu_time_threshold_ns: Some(100_000),
+            cpu_time_source: None,
         },
         "allocations_tracked": true,
         "callsites": callsites,

@@ -114,6 +114,9 @@ pub(crate) struct Config {
     pub(crate) dump_on_signal: bool,
     pub(crate) dump_on_exit: bool,
     pub(crate) cpu_time_threshold_ns: Option<u64>,
+    /// Threads may read their CPU time from a perf_event task clock
+    /// (`record::task_clock`); off: system calls only.
+    pub(crate) task_clock: bool,
     /// The memory limit the pressure levels are fractions of; `None`: the
     /// cgroup's, else physical memory.
     pub(crate) memory_limit: Option<u64>,
@@ -148,6 +151,7 @@ impl Default for Config {
             dump_on_signal: false,
             dump_on_exit: false,
             cpu_time_threshold_ns: Some(100_000),
+            task_clock: true,
             memory_limit: None,
             pressure_thresholds: [0.70, 0.85, 0.95],
             pressure_callbacks: Callbacks::default(),
@@ -357,6 +361,26 @@ impl PerfLayerBuilder {
     pub fn cpu_time_threshold(mut self, mean_busy: Duration) -> Self {
         self.config.cpu_time_threshold_ns =
             Some(u64::try_from(mean_busy.as_nanos()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Reads CPU time with system calls only, never from a perf_event task
+    /// clock, for the whole process from this layer's build on (the clock
+    /// is per thread, shared by every layer).
+    ///
+    /// By default a thread that times more intervals than it makes context
+    /// switches opens `perf_event_open`'s software task-clock event for
+    /// itself and maps its first page: the page tells whether the thread
+    /// was switched out since its last reading, and while it was not, its
+    /// CPU time is the last reading plus the wall-clock time since, with no
+    /// system call (tens of nanoseconds, not a microsecond). Its intervals
+    /// are then timed from 2 µs, not from `cpu_time_threshold`. Where the
+    /// kernel refuses the event (`perf_event_paranoid`, a seccomp profile
+    /// such as Docker's default) the layer says so once on standard error,
+    /// records it in the dump (`config.cpu_time_source`) and uses the
+    /// system calls.
+    pub fn without_task_clock(mut self) -> Self {
+        self.config.task_clock = false;
         self
     }
 

@@ -119,7 +119,8 @@ where
                 Some(tag) => tag,
                 None => tag_of_open_span(stack, span, &self.profiler),
             };
-            stack.push(span, now, tag, self.profiler.shards.cpu_threshold_ns());
+            let cpu = self.profiler.shards.cpu_threshold_ns().map(|t| (t, clock));
+            stack.push(span, now, tag, cpu);
         });
     }
 

@@ -50,6 +50,9 @@ pub(crate) struct Profiler {
     /// The layer's measured per-span cost, calibrated on first use.
     pub(crate) calibration: OnceLock<crate::background::overhead::Calibration>,
     last_error: Mutex<Option<String>>,
+    /// Keeps the kernel's perf scheduler hooks in while the layer lives, so
+    /// threads open their task clocks cheaply (`record::task_clock`).
+    _task_clock: Option<crate::record::task_clock::Keeper>,
     pub(crate) stopping: AtomicBool,
     background: OnceLock<Thread>,
     /// The output path made absolute, to tell when two layers of this
@@ -124,6 +127,14 @@ impl Profiler {
         let interval_ms = config.sampler_interval.map_or(0, |d| {
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
         });
+        if !config.task_clock {
+            crate::record::task_clock::set_disabled(true);
+        }
+        let task_clock = (config.cpu_time_threshold_ns.is_some()
+            && !config.internal
+            && crate::record::cpu::available())
+        .then(crate::record::task_clock::Keeper::open)
+        .flatten();
         let shared = Arc::new(Self {
             shards: Shards::new(
                 config.histogram_sigfig,
@@ -143,6 +154,7 @@ impl Profiler {
             dispatch: OnceLock::new(),
             calibration: OnceLock::new(),
             last_error: Mutex::new(None),
+            _task_clock: task_clock,
             stopping: AtomicBool::new(false),
             background: OnceLock::new(),
             output_key: std::path::absolute(&config.output_path)

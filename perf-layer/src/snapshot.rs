@@ -148,6 +148,10 @@ impl Profiler {
                 cpu_time_threshold_ns: config
                     .cpu_time_threshold_ns
                     .filter(|_| crate::record::cpu::available()),
+                cpu_time_source: config
+                    .cpu_time_threshold_ns
+                    .filter(|_| crate::record::cpu::available())
+                    .map(|_| crate::record::task_clock::source()),
             },
             allocations_tracked,
             callsites,

@@ -301,6 +301,16 @@ fn merge_config(dumps: &[Dump]) -> DumpConfig {
             .iter()
             .filter_map(|d| d.config.cpu_time_threshold_ns)
             .max(),
+        // The parts' sources, each once.
+        cpu_time_source: {
+            let mut sources: Vec<&str> = dumps
+                .iter()
+                .filter_map(|d| d.config.cpu_time_source.as_deref())
+                .collect();
+            sources.sort_unstable();
+            sources.dedup();
+            (!sources.is_empty()).then(|| sources.join("; "))
+        },
     }
 }
 

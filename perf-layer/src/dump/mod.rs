@@ -178,10 +178,16 @@ pub struct DumpConfig {
     /// same way); 0 in dumps of perf-layer 0.1.0.
     #[serde(default)]
     pub heap_timeline_points: usize,
-    /// The mean busy time from which a callsite's spans are timed on the
-    /// CPU, ns; `None` when off or where the platform cannot.
+    /// The mean interval from which a callsite's entered intervals are
+    /// timed on the CPU with system calls, ns; `None` when off or where the
+    /// platform cannot.
     #[serde(default)]
     pub cpu_time_threshold_ns: Option<u64>,
+    /// Where CPU time came from, in words: the perf_event task clock (on
+    /// threads where it paid), or system calls and why. `None` when CPU
+    /// time was off, and in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_time_source: Option<String>,
 }
 
 /// Statistics of one span callsite (one place in the code), merged over every
@@ -614,6 +620,7 @@ impl Dump {
                 timeline_capacity: 0,
                 heap_timeline_points: 0,
                 cpu_time_threshold_ns: None,
+                cpu_time_source: None,
             },
             allocations_tracked: false,
             callsites: Vec::new(),

@@ -34,6 +34,8 @@
 //!   charge stolen time to the thread), none when it made only voluntary
 //!   ones, in proportion to the counts when there were both.
 
+use super::task_clock;
+
 /// A thread's CPU time and context switches at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ThreadCpu {
@@ -44,7 +46,10 @@ pub(crate) struct ThreadCpu {
 
 /// The reading at a span's enter: the switch counts, then the CPU time.
 ///
-/// Each reading is two system calls: the CPU time from
+/// Where this thread's task clock is open ([`super::task_clock`]) and the
+/// thread was not switched out since the last reading, no system call: the
+/// last reading plus the wall-clock ticks since (`now`, converted by
+/// `to_ns`). Otherwise two system calls: the CPU time from
 /// `clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, which includes the slice the
 /// thread is running now, and the switch counts from
 /// `getrusage(RUSAGE_THREAD)`. `getrusage`'s own CPU time is not used: the
@@ -63,14 +68,62 @@ pub(crate) struct ThreadCpu {
 /// a deferred preemption lands on the last call of a reading its switch is
 /// missed, but its time is not: off-CPU time without a voluntary switch is
 /// preemption ([`IntervalCpu::between`]).
+///
+/// Also returns the task clock's `lock` word as it was before any call
+/// (`None` where the clock is not open): a switch during this reading's
+/// own calls then shows at exit, which reads the calls again.
 #[inline]
-pub(crate) fn at_enter() -> Option<ThreadCpu> {
+pub(crate) fn at_enter(now: u64, clock: &quanta::Clock) -> Option<(ThreadCpu, Option<u32>)> {
+    let (fast, seq) = task_clock::extrapolate(now, |a, b| clock.delta_as_nanos(a, b));
+    if let Some(a) = fast {
+        task_clock::timed(None);
+        return Some((
+            ThreadCpu {
+                cpu_ns: a.cpu_ns,
+                voluntary: a.voluntary,
+                involuntary: a.involuntary,
+            },
+            seq,
+        ));
+    }
+    let reading = read_at_enter()?;
+    task_clock::anchored(
+        reading.cpu_ns,
+        clock.raw(),
+        reading.voluntary,
+        reading.involuntary,
+    );
+    task_clock::timed(Some(reading.voluntary.saturating_add(reading.involuntary)));
+    Some((reading, seq))
+}
+
+/// The system calls of [`at_enter`].
+#[inline]
+fn read_at_enter() -> Option<ThreadCpu> {
     let (voluntary, involuntary) = switches()?;
     Some(ThreadCpu {
         cpu_ns: cpu_ns()?,
         voluntary,
         involuntary,
     })
+}
+
+/// Whether an interval entered when the task clock's word was `seq` needs
+/// the system calls at exit: the clock is not open, or the thread was
+/// switched out since.
+#[inline]
+pub(crate) fn exit_needs_calls(seq: Option<u32>) -> bool {
+    seq.is_none_or(task_clock::switched_since)
+}
+
+/// The end of an interval the thread was not switched out of (see
+/// [`exit_needs_calls`]): on the CPU throughout, no switch made.
+#[inline]
+pub(crate) fn unswitched_exit(start: &ThreadCpu, busy_ns: u64) -> ThreadCpu {
+    ThreadCpu {
+        cpu_ns: start.cpu_ns.saturating_add(busy_ns),
+        ..*start
+    }
 }
 
 /// The first half of the reading at a span's exit, before its timestamp:
@@ -87,16 +140,25 @@ const SWITCH_FLOOR_NS: u64 = 2_000;
 
 /// The reading at a span's exit: the CPU time [`at_exit`] read, and the
 /// switch counts, read now when the interval of `busy_ns` spent enough of
-/// itself off the CPU to have been switched out, else those at `start`.
+/// itself off the CPU to have been switched out (or the task clock says it
+/// was: `switched`), else those at `start`. Anchors the task clock's next
+/// readings at `ticks`.
 #[inline]
-pub(crate) fn exit_reading(start: &ThreadCpu, cpu_ns: u64, busy_ns: u64) -> ThreadCpu {
+pub(crate) fn exit_reading(
+    start: &ThreadCpu,
+    cpu_ns: u64,
+    busy_ns: u64,
+    switched: bool,
+    ticks: u64,
+) -> ThreadCpu {
     let on_cpu = cpu_ns.saturating_sub(start.cpu_ns);
-    let switches = if busy_ns.saturating_sub(on_cpu) < SWITCH_FLOOR_NS {
+    let switches = if !switched && busy_ns.saturating_sub(on_cpu) < SWITCH_FLOOR_NS {
         None
     } else {
         switches()
     };
     let (voluntary, involuntary) = switches.unwrap_or((start.voluntary, start.involuntary));
+    task_clock::anchored(cpu_ns, ticks, voluntary, involuntary);
     ThreadCpu {
         cpu_ns,
         voluntary,
@@ -152,8 +214,18 @@ fn switches() -> Option<(u64, u64)> {
 
 /// Whether this platform can time spans on the CPU.
 pub(crate) fn available() -> bool {
-    at_enter().is_some()
+    read_at_enter().is_some()
 }
+
+/// The interval from which spans are timed on a thread whose task clock is
+/// open, when the threshold for the system calls is `threshold_ns`: a
+/// reading then costs tens of nanoseconds, not a microsecond.
+pub(crate) fn clock_threshold_ns(threshold_ns: u32) -> u32 {
+    threshold_ns.min(CLOCK_THRESHOLD_NS)
+}
+
+/// See [`clock_threshold_ns`]: about 1% of such an interval.
+const CLOCK_THRESHOLD_NS: u32 = 2_000;
 
 /// Of a callsite's intervals that are shorter than the threshold, one in
 /// this many is timed: a uniform sample for their on-CPU share, at a
@@ -359,7 +431,7 @@ mod tests {
     fn a_thread_that_spins_gains_cpu_time() {
         // However busy the machine, a spinning thread's CPU clock moves;
         // bounded in wall time.
-        let start = at_enter().unwrap();
+        let start = read_at_enter().unwrap();
         let t = std::time::Instant::now();
         let mut end = start.cpu_ns;
         while end - start.cpu_ns < 10_000_000 {
@@ -383,10 +455,13 @@ mod tests {
             involuntary: u64::MAX,
         };
         // On the CPU all along: the start's counts, no system call.
-        let computed = exit_reading(&start, 10_000, 10_500);
+        let computed = exit_reading(&start, 10_000, 10_500, false, 0);
         assert_eq!(computed.voluntary, u64::MAX);
         // Off it for 1 ms: the thread's real counts, read now.
-        let slept = exit_reading(&start, 10_000, 1_010_000);
+        let slept = exit_reading(&start, 10_000, 1_010_000, false, 0);
         assert_ne!(slept.voluntary, u64::MAX);
+        // The task clock saw a switch: read now however short.
+        let switched = exit_reading(&start, 10_000, 10_500, true, 0);
+        assert_ne!(switched.voluntary, u64::MAX);
     }
 }

@@ -25,4 +25,5 @@ pub(crate) mod heap;
 pub(crate) mod open_spans;
 pub(crate) mod shards;
 pub(crate) mod stack;
+pub(crate) mod task_clock;
 pub(crate) mod totals;

@@ -20,6 +20,7 @@ use super::alloc::{self, AllocCounters};
 use super::cpu::{self, IntervalCpu, Pace, ThreadCpu, Timing};
 use super::heap;
 use super::shards::{ShardLock, Shards};
+use super::task_clock;
 
 /// One entered span on this thread's stack.
 #[derive(Debug, Clone, Copy)]
@@ -63,9 +64,22 @@ struct TimedFrame {
     span: u64,
     /// The thread's CPU time and switches at enter.
     start: ThreadCpu,
+    /// The task clock's `lock` word at enter, where it is open
+    /// ([`super::task_clock`]).
+    seq: Option<u32>,
     /// Off-CPU time of the timed frames above this one: the part of its
     /// children's busy time that was not on the CPU.
     child_off_cpu_ns: u64,
+}
+
+/// What a timed frame's exit read before its timestamp.
+#[derive(Debug, Clone, Copy)]
+enum AtExit {
+    /// Nothing: the thread was not switched out of the interval (or the
+    /// frame is not timed).
+    Unswitched,
+    /// The thread's CPU time (`None`: the platform gave none).
+    Read(Option<u64>),
 }
 
 /// What a popped frame measured, in nanoseconds and allocation counts.
@@ -108,6 +122,9 @@ pub(crate) struct Stack {
     /// callsite's tag at its first timed enter here (8 bytes a callsite;
     /// tags are dense and bounded by [`heap::MAX_TAGS`]).
     pace: Vec<Pace>,
+    /// This thread's task clock was open at the last timed reading: the
+    /// threshold is then the clock's ([`cpu::clock_threshold_ns`]).
+    clock_open: bool,
     /// This thread's shard, and the store it is in ([`Stack::shard`]).
     shard: Option<(NonNull<Shards>, NonNull<ShardLock>)>,
 }
@@ -282,7 +299,13 @@ impl Stack {
     /// time on (`cpu_threshold_ns`), an interval long enough, or sampled,
     /// also reads the thread's CPU time ([`super::cpu`]).
     #[inline]
-    pub(crate) fn push(&mut self, span: u64, now: u64, tag: u32, cpu_threshold_ns: Option<u32>) {
+    pub(crate) fn push(
+        &mut self,
+        span: u64,
+        now: u64,
+        tag: u32,
+        cpu: Option<(u32, &quanta::Clock)>,
+    ) {
         if self.frames.len() >= MAX_DEPTH {
             return;
         }
@@ -291,11 +314,21 @@ impl Stack {
         if self.frames.len() == self.frames.capacity() {
             self.grow();
         }
-        let timing = match cpu_threshold_ns {
-            Some(threshold) if !reentry => self.pace_of(tag).timing(threshold),
-            _ => Timing::Skip,
+        let (timing, clock) = match cpu {
+            Some((threshold, clock)) if !reentry => {
+                let threshold = if self.clock_open {
+                    cpu::clock_threshold_ns(threshold)
+                } else {
+                    threshold
+                };
+                (self.pace_of(tag).timing(threshold), Some(clock))
+            }
+            _ => (Timing::Skip, None),
         };
-        let timed = timing != Timing::Skip && self.push_timed(span);
+        let timed = match clock {
+            Some(clock) if timing != Timing::Skip => self.push_timed(span, now, clock),
+            _ => false,
+        };
         self.frames.push(Frame {
             span,
             entered_at: now,
@@ -338,16 +371,18 @@ impl Stack {
     /// the system calls anyway.
     #[cold]
     #[inline(never)]
-    fn push_timed(&mut self, span: u64) -> bool {
+    fn push_timed(&mut self, span: u64, now: u64, clock: &quanta::Clock) -> bool {
         if self.timed.len() == self.timed.capacity() {
             let _pause = alloc::PauseCounting::new();
             self.timed.reserve(8);
         }
-        match cpu::at_enter() {
-            Some(start) => {
+        match cpu::at_enter(now, clock) {
+            Some((start, seq)) => {
+                self.clock_open = seq.is_some();
                 self.timed.push(TimedFrame {
                     span,
                     start,
+                    seq,
                     child_off_cpu_ns: 0,
                 });
                 true
@@ -380,13 +415,17 @@ impl Stack {
         } else {
             self.remove_below_top(span)?
         };
-        let cpu_at_exit = if frame.timed { cpu::at_exit() } else { None };
+        let at_exit = if frame.timed {
+            self.at_exit(span)
+        } else {
+            AtExit::Unswitched
+        };
         let now = now();
         let interval_ns = to_ns(frame.entered_at, now);
         let interval_alloc = alloc::thread_counters().since(&frame.alloc_at_enter);
         let self_ns = interval_ns.saturating_sub(frame.child_ns);
         let cpu = if frame.timed {
-            self.pop_timed(span, interval_ns, &frame, cpu_at_exit)
+            self.pop_timed(span, interval_ns, &frame, at_exit, now)
         } else {
             None
         };
@@ -414,6 +453,26 @@ impl Stack {
         })
     }
 
+    /// The first half of a timed frame's reading at exit, before the
+    /// timestamp: nothing when the task clock says the thread was not
+    /// switched out since the enter, else the CPU time, read now. Out of
+    /// line, as [`push_timed`](Self::push_timed).
+    #[cold]
+    #[inline(never)]
+    fn at_exit(&self, span: u64) -> AtExit {
+        let seq = self
+            .timed
+            .iter()
+            .rev()
+            .find(|t| t.span == span)
+            .and_then(|t| t.seq);
+        if cpu::exit_needs_calls(seq) {
+            AtExit::Read(cpu::at_exit())
+        } else {
+            AtExit::Unswitched
+        }
+    }
+
     /// The CPU figures of a timed frame's interval, and its off-CPU time
     /// charged to the timed frame below it. Out of line, as
     /// [`push_timed`](Self::push_timed).
@@ -424,12 +483,23 @@ impl Stack {
         span: u64,
         interval_ns: u64,
         frame: &Frame,
-        cpu_at_exit: Option<u64>,
+        at_exit: AtExit,
+        now: u64,
     ) -> Option<IntervalCpu> {
         let at = self.timed.iter().rposition(|t| t.span == span)?;
         let was_last = at + 1 == self.timed.len();
         let timed = self.timed.remove(at);
-        let end = cpu::exit_reading(&timed.start, cpu_at_exit?, interval_ns);
+        let end = match at_exit {
+            AtExit::Unswitched => cpu::unswitched_exit(&timed.start, interval_ns),
+            AtExit::Read(cpu_ns) => {
+                let switched = timed.seq.is_some();
+                cpu::exit_reading(&timed.start, cpu_ns?, interval_ns, switched, now)
+            }
+        };
+        self.clock_open = timed.seq.is_some();
+        // After the timestamp: opening the task clock is in no interval of
+        // this span.
+        task_clock::settle();
         let children_on_cpu = frame.child_ns.saturating_sub(timed.child_off_cpu_ns);
         let self_ns = interval_ns.saturating_sub(frame.child_ns);
         let cpu = IntervalCpu::between(&timed.start, &end, interval_ns, self_ns, children_on_cpu);

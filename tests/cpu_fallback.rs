@@ -1,0 +1,98 @@
+//! CPU time without the perf_event task clock: the system calls alone, as
+//! where the kernel refuses the event (a container's seccomp profile), and
+//! the same spans measured both ways. Its own binary: turning the clock off
+//! is for the whole process.
+
+#![cfg(target_os = "linux")]
+
+use std::time::{Duration, Instant};
+
+use perf_layer::PerfLayer;
+use perf_layer::dump::{CpuStats, Dump};
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+/// Spins for `d` of wall time.
+fn spin(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// On a fresh thread (the clock is per thread): enough long spans to open
+/// the clock where it may, then spans that compute and spans that sleep.
+fn workload(builder: perf_layer::PerfLayerBuilder) -> Dump {
+    std::thread::spawn(move || {
+        let (layer, handle) = builder
+            .without_overhead_calibration()
+            .without_sampler()
+            .build()
+            .unwrap();
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        tracing::dispatcher::with_default(&dispatch, || {
+            for _ in 0..100 {
+                info_span!("warm").in_scope(|| spin(Duration::from_micros(300)));
+            }
+            for _ in 0..60 {
+                info_span!("computes").in_scope(|| spin(Duration::from_micros(400)));
+                info_span!("sleeps").in_scope(|| std::thread::sleep(Duration::from_micros(400)));
+            }
+        });
+        handle.snapshot()
+    })
+    .join()
+    .unwrap()
+}
+
+fn cpu_of<'a>(dump: &'a Dump, name: &str) -> &'a CpuStats {
+    dump.callsites
+        .iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.cpu.as_ref())
+        .unwrap_or_else(|| panic!("no CPU figures for `{name}`"))
+}
+
+fn on_cpu_share(c: &CpuStats) -> f64 {
+    c.on_cpu_ns.sum as f64 / c.busy_ns.max(1) as f64
+}
+
+/// Blocked time over off-CPU time.
+fn blocked_share(c: &CpuStats) -> f64 {
+    1.0 - c.preempted_ns.sum as f64 / c.off_cpu_ns.max(1) as f64
+}
+
+#[test]
+fn the_task_clock_and_the_system_calls_split_the_same_spans_alike() {
+    // With the clock where the kernel gives it (first: turning it off is
+    // for the rest of the process), then with the system calls only.
+    let clock = workload(PerfLayer::builder());
+    let calls = workload(PerfLayer::builder().without_task_clock());
+    let source = calls.config.cpu_time_source.as_deref().unwrap_or_default();
+    assert!(
+        source.starts_with("system calls") && source.contains("turned off"),
+        "{source}"
+    );
+    for dump in [&clock, &calls] {
+        let computes = cpu_of(dump, "computes");
+        let sleeps = cpu_of(dump, "sleeps");
+        let says = dump.config.cpu_time_source.as_deref().unwrap_or_default();
+        // Computing is on the CPU (less what a busy machine preempts, never
+        // blocked); sleeping is off it, and blocked.
+        assert!(on_cpu_share(computes) > 0.6, "{says}: {computes:?}");
+        assert!(
+            computes.voluntary_switches <= computes.timed_calls / 4,
+            "{says}: {computes:?}"
+        );
+        assert!(on_cpu_share(sleeps) < 0.3, "{says}: {sleeps:?}");
+        assert!(blocked_share(sleeps) > 0.8, "{says}: {sleeps:?}");
+        assert_eq!(computes.timed_calls, 60, "{says}");
+        assert_eq!(sleeps.timed_calls, 60, "{says}");
+    }
+    // The same spans, measured both ways, agree within a few points.
+    let gap = |name: &str| {
+        (on_cpu_share(cpu_of(&clock, name)) - on_cpu_share(cpu_of(&calls, name))).abs()
+    };
+    assert!(gap("computes") < 0.2, "computes: {}", gap("computes"));
+    assert!(gap("sleeps") < 0.2, "sleeps: {}", gap("sleeps"));
+}
