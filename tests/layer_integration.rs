@@ -270,6 +270,8 @@ fn the_overhead_estimate_is_the_calibrated_cost_times_the_spans_and_timed_interv
         let timed = first.timed_intervals;
         assert!((1..=40).contains(&timed), "{first:?}");
     }
+    // One interval per span: no further polls to pay for.
+    assert_eq!(first.intervals, 100);
     assert_eq!(
         first.estimated_ns,
         (first.per_span_ns * 100.0 + first.per_timed_interval_ns * first.timed_intervals as f64)
@@ -279,6 +281,30 @@ fn the_overhead_estimate_is_the_calibrated_cost_times_the_spans_and_timed_interv
     let second = handle.snapshot().overhead;
     assert_eq!(second.per_span_ns, first.per_span_ns);
     assert_eq!(second.per_timed_interval_ns, first.per_timed_interval_ns);
+}
+
+#[test]
+fn the_overhead_estimate_counts_the_polls_of_spans_still_open() {
+    let (layer, handle) = PerfLayer::builder().without_sampler().build().unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let connection = tracing::dispatcher::with_default(&dispatch, || {
+        let connection = info_span!("connection");
+        for _ in 0..1_000 {
+            drop(connection.enter());
+        }
+        connection
+    });
+    // The connection is still open: no span has closed, yet its 1,000
+    // polls cost the layer something, and the estimate counts them.
+    let overhead = handle.snapshot().overhead;
+    assert_eq!((overhead.spans, overhead.intervals), (0, 1_000));
+    assert!(overhead.per_interval_ns > 0.0, "{overhead:?}");
+    assert_eq!(
+        overhead.estimated_ns,
+        (overhead.per_interval_ns * 1_000.0
+            + overhead.per_timed_interval_ns * overhead.timed_intervals as f64) as u64
+    );
+    drop(connection);
 }
 
 #[test]

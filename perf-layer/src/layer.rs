@@ -136,7 +136,7 @@ where
             };
             let shards = &self.profiler.shards;
             let local = stack.shard(shards);
-            shards.with_open_here(local, span, |state| state.absorb(&finished));
+            shards.exited(local, span, &finished);
         });
     }
 

@@ -102,12 +102,10 @@ impl Profiler {
         edges.sort_by_key(|e| (e.parent, e.child));
 
         let spans: u64 = merged.callsites.values().map(|acc| acc.calls).sum();
-        let timed_intervals: u64 = callsites
-            .iter()
-            .filter_map(|c| c.cpu.as_ref())
-            .map(|cpu| cpu.intervals.saturating_sub(cpu.untimed_intervals))
-            .sum();
-        let overhead = self.overhead(spans, timed_intervals, duration_ns, cpu_ns);
+        // Counted as they end, open spans' too: a connection still open at
+        // the snapshot has paid for its polls.
+        let (intervals, timed_intervals) = self.shards.exit_counts();
+        let overhead = self.overhead(spans, intervals, timed_intervals, duration_ns, cpu_ns);
         let config = &self.config;
         let (alerts, alerts_dropped) = {
             let ring = self.alerts.lock();
@@ -231,6 +229,7 @@ impl Profiler {
     fn overhead(
         &self,
         spans: u64,
+        intervals: u64,
         timed_intervals: u64,
         duration_ns: u64,
         cpu_ns: Option<u64>,
@@ -238,6 +237,7 @@ impl Profiler {
         if !self.config.calibrate_overhead {
             return Overhead {
                 spans,
+                intervals,
                 timed_intervals,
                 ..Overhead::default()
             };
@@ -249,7 +249,11 @@ impl Profiler {
         let calibration = *self
             .calibration
             .get_or_init(|| overhead::calibrate(&self.config));
+        // A span's lifecycle includes one entered interval; an async span
+        // polled many times pays for each further one.
+        let extra_intervals = intervals.saturating_sub(spans);
         let estimated_ns = (calibration.per_span_ns * spans as f64
+            + calibration.per_interval_ns * extra_intervals as f64
             + calibration.per_timed_interval_ns * timed_intervals as f64)
             as u64;
         // The share of the CPU the process used that the layer took: what a
@@ -272,6 +276,8 @@ impl Profiler {
         Overhead {
             per_span_ns: calibration.per_span_ns,
             spans,
+            per_interval_ns: calibration.per_interval_ns,
+            intervals,
             per_timed_interval_ns: calibration.per_timed_interval_ns,
             timed_intervals,
             estimated_ns,

@@ -314,12 +314,14 @@ fn merge_config(dumps: &[Dump]) -> DumpConfig {
     }
 }
 
-/// Spans, timed intervals and estimated time summed; per-span cost weighted
-/// by spans, per-timed-interval cost by timed intervals; the
+/// Spans, intervals, timed intervals and estimated time summed; per-span
+/// cost weighted by spans, per-interval cost by intervals, per-timed-interval
+/// cost by timed intervals; the
 /// fraction over the parts' summed capacity.
 fn merge_overhead(dumps: &[Dump]) -> Overhead {
     let spans = sum(dumps.iter().map(|d| d.overhead.spans));
     let timed_intervals = sum(dumps.iter().map(|d| d.overhead.timed_intervals));
+    let intervals = sum(dumps.iter().map(|d| d.overhead.intervals));
     let estimated_ns = sum(dumps.iter().map(|d| d.overhead.estimated_ns));
     // A cost per event, averaged over the parts weighted by their events.
     let weighted = |events: u64, per: fn(&Overhead) -> (f64, u64)| {
@@ -336,6 +338,7 @@ fn merge_overhead(dumps: &[Dump]) -> Overhead {
             / events as f64
     };
     let per_span_ns = weighted(spans, |o| (o.per_span_ns, o.spans));
+    let per_interval_ns = weighted(intervals, |o| (o.per_interval_ns, o.intervals));
     let per_timed_interval_ns = weighted(timed_intervals, |o| {
         (o.per_timed_interval_ns, o.timed_intervals)
     });
@@ -348,6 +351,8 @@ fn merge_overhead(dumps: &[Dump]) -> Overhead {
     Overhead {
         per_span_ns,
         spans,
+        per_interval_ns,
+        intervals,
         per_timed_interval_ns,
         timed_intervals,
         estimated_ns,

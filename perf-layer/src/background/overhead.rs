@@ -46,6 +46,9 @@ impl<S: tracing_core::Subscriber> Layer<S> for NoopLayer {}
 pub(crate) struct Calibration {
     /// To one span lifecycle, not timed on the CPU, in nanoseconds.
     pub(crate) per_span_ns: f64,
+    /// To one more enter and exit of an open span (an async span's next
+    /// poll), in nanoseconds.
+    pub(crate) per_interval_ns: f64,
     /// To one entered interval timed on the CPU, on top of `per_span_ns`;
     /// zero when the layer does not time spans on the CPU.
     pub(crate) per_timed_interval_ns: f64,
@@ -88,23 +91,49 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
     // (the best of each alone came out at half the end-to-end loss: the
     // least disturbed round is also the one with the warmest caches).
     let mut untimed_over_floor = Vec::with_capacity(ROUNDS);
+    let mut poll_over_floor = Vec::with_capacity(ROUNDS);
     let mut timed_over_untimed = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let floor_ns = time_spans(&floor, &mut scratch);
         let untimed_ns = time_spans(&untimed, &mut scratch);
         untimed_over_floor.push(untimed_ns - floor_ns);
+        poll_over_floor.push(time_polls(&untimed, &mut scratch) - time_polls(&floor, &mut scratch));
         if let Some((timed, _)) = &timed {
             timed_over_untimed.push(time_spans(timed, &mut scratch) - untimed_ns);
         }
     }
     Calibration {
         per_span_ns: median(&mut untimed_over_floor).max(0.0),
+        per_interval_ns: median(&mut poll_over_floor).max(0.0),
         per_timed_interval_ns: if timed.is_some() {
             median(&mut timed_over_untimed).max(0.0)
         } else {
             0.0
         },
     }
+}
+
+/// Nanoseconds per enter and exit of one open span under `dispatch`, as
+/// an async span is polled again: a parent span entered twice after each
+/// eviction, inside which the child opens (so the stack and the shard are
+/// as a poll finds them).
+fn time_polls(dispatch: &tracing::Dispatch, scratch: &mut [u8]) -> f64 {
+    tracing::dispatcher::with_default(dispatch, || {
+        let task =
+            tracing::span!(target: "perf_layer::calibration", Level::ERROR, "calibration_task");
+        let mut spent = std::time::Duration::ZERO;
+        for round in 0..PAIRS_PER_ROUND {
+            for line in scratch.iter_mut().step_by(LINE) {
+                *line = line.wrapping_add(round as u8);
+            }
+            std::hint::black_box(&mut *scratch);
+            let start = Instant::now();
+            drop(task.enter());
+            drop(task.enter());
+            spent += start.elapsed();
+        }
+        spent.as_nanos() as f64 / f64::from(2 * PAIRS_PER_ROUND)
+    })
 }
 
 fn median(values: &mut [f64]) -> f64 {

@@ -569,18 +569,27 @@ pub struct Overhead {
     pub per_span_ns: f64,
     /// Spans recorded.
     pub spans: u64,
+    /// Measured cost the layer adds to entering and exiting a span once
+    /// more (an async span's poll after its first), ns. Absent from older
+    /// dumps, read as 0.
+    #[serde(default)]
+    pub per_interval_ns: f64,
+    /// Entered intervals that ended, of open spans too (at least one per
+    /// span that was entered). Absent from older dumps, read as 0.
+    #[serde(default)]
+    pub intervals: u64,
     /// Measured cost that timing an entered interval on the CPU (reading
     /// the thread's CPU time and context switches at enter and exit) adds on
     /// top of `per_span_ns`, in nanoseconds; 0 where nothing is timed.
     /// Absent from older dumps, read as 0.
     #[serde(default)]
     pub per_timed_interval_ns: f64,
-    /// Entered intervals timed on the CPU (the sum of the callsites'
-    /// `cpu.intervals`); absent from older dumps, read as 0.
+    /// Entered intervals timed on the CPU, of open spans too; absent from
+    /// older dumps, read as 0.
     #[serde(default)]
     pub timed_intervals: u64,
-    /// `per_span_ns * spans + per_timed_interval_ns * timed_intervals`, in
-    /// nanoseconds.
+    /// `per_span_ns * spans + per_interval_ns * (intervals - spans) +
+    /// per_timed_interval_ns * timed_intervals`, in nanoseconds.
     pub estimated_ns: u64,
     /// `estimated_ns` as a fraction of the CPU time the process used during
     /// the run (0 to 1); where that is unknown or too short to read, of the

@@ -13,7 +13,7 @@
 //! costs one hash-map operation under a lock the thread takes anyway. A span
 //! that moved to another thread is found by searching the other shards (see
 //! [`Shards::with_open`]), and moved to the shard of the thread it exits on
-//! ([`Shards::with_open_here`]): slower, but once per migration. The
+//! ([`Shards::exited`]): slower, but once per migration. The
 //! `DashMap` holds the callsites admitted so far, visited once per callsite per
 //! thread, which is where the callsite cap is enforced.
 //!
@@ -31,6 +31,7 @@ use tracing_core::Metadata;
 use super::alloc::PauseCounting;
 use super::flat_hist::Layout;
 use super::open_spans::{OpenSpans, SpanState};
+use super::stack::FinishedFrame;
 use super::totals::{CallsiteAcc, ClosedSpan, EdgeAcc};
 
 /// A callsite's key: the address of its `'static` metadata, unique per
@@ -52,6 +53,11 @@ pub(crate) struct Shard {
     /// Open spans by span id. Ids are unique among a registry's live spans,
     /// and one layer serves one registry.
     pub(crate) open: OpenSpans,
+    /// Entered intervals that ended on this thread, and those of them timed
+    /// on the CPU: of open spans too (a connection's polls), for the
+    /// overhead estimate.
+    pub(crate) exits: u64,
+    pub(crate) timed_exits: u64,
 }
 
 /// Every thread's statistics added up, for a snapshot.
@@ -186,27 +192,38 @@ impl Shards {
         None
     }
 
-    /// Runs `f` on the state of open span `id` as it exits on this thread,
-    /// whose shard is `local`. A span found in another thread's shard is
+    /// Adds what an entered interval of open span `id` measured to its
+    /// state, as it exits on this thread (whose shard is `local`), and
+    /// counts the interval. A span found in another thread's shard is
     /// moved here first: an async span that the runtime moved to this
     /// worker is then found here at its next polls, under this thread's own
     /// lock, instead of being searched for under the other workers' locks
     /// at every one (where a worker preempted while holding its lock made
     /// the others spin and yield).
     #[inline]
-    pub(crate) fn with_open_here<R>(
-        &self,
-        local: &ShardLock,
-        id: u64,
-        f: impl FnOnce(&mut SpanState) -> R,
-    ) -> Option<R> {
+    pub(crate) fn exited(&self, local: &ShardLock, id: u64, done: &FinishedFrame) {
         {
             let mut shard = local.lock();
+            shard.exits += 1;
+            shard.timed_exits += u64::from(done.cpu.is_some());
             if let Some(state) = shard.open.get_mut(id) {
-                return Some(f(state));
+                state.absorb(done);
+                return;
             }
         }
-        self.adopt(local, id, f)
+        self.adopt(local, id, |state| state.absorb(done));
+    }
+
+    /// Entered intervals that ended, and those of them timed on the CPU,
+    /// on every thread.
+    pub(crate) fn exit_counts(&self) -> (u64, u64) {
+        self.shards
+            .iter()
+            .map(|PaddedShard(shard)| {
+                let shard = shard.lock();
+                (shard.exits, shard.timed_exits)
+            })
+            .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
     }
 
     /// Moves open span `id` from another thread's shard into `local`, then
@@ -443,20 +460,29 @@ mod tests {
             });
         });
         assert!(local.lock().open.get(7).is_none());
-        // The first exit here finds it and moves it, whole.
-        let busy = shards.with_open_here(local, 7, |state| {
-            state.busy_ns += 1;
-            state.busy_ns
-        });
-        assert_eq!(busy, Some(6));
+        // The first exit here finds it and moves it, whole, and counts the
+        // interval here.
+        let done = FinishedFrame {
+            busy_ns: 1,
+            self_ns: 1,
+            alloc: Default::default(),
+            self_alloc: Default::default(),
+            events: [0; 5],
+            cpu: None,
+            sampled: false,
+        };
+        shards.exited(local, 7, &done);
         assert_eq!(local.lock().open.get(7).map(|s| s.busy_ns), Some(6));
+        assert_eq!(shards.exit_counts(), (1, 0));
         let elsewhere = shards
             .shards
             .iter()
             .filter(|PaddedShard(shard)| shard.lock().open.get(7).is_some())
             .count();
         assert_eq!(elsewhere, 1, "in this thread's shard only");
-        // A span no shard holds is nowhere.
-        assert_eq!(shards.with_open_here(local, 8, |_| ()), None);
+        // A span no shard holds is nowhere; its interval still counts.
+        shards.exited(local, 8, &done);
+        assert!(local.lock().open.get(8).is_none());
+        assert_eq!(shards.exit_counts(), (2, 0));
     }
 }
