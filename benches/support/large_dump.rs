@@ -143,6 +143,8 @@ pub fn large_dump(callsites_n: u32) -> Value {
             heap_timeline_points: 64,
             cpu_time_threshold_ns: Some(100_000),
             cpu_time_source: None,
+            group_by: Vec::new(),
+            max_groups: 0,
         },
         "allocations_tracked": true,
         "callsites": callsites,

@@ -20,6 +20,9 @@ pub const ENV_DUMP_EVERY_MS: &str = "PERF_LAYER_DUMP_EVERY_MS";
 /// a bare port for 127.0.0.1), with the `prometheus` feature.
 #[cfg(feature = "prometheus")]
 pub const ENV_PROMETHEUS: &str = "PERF_LAYER_PROMETHEUS";
+/// Environment variable naming the fields to group spans by, comma-separated
+/// ([`PerfLayerBuilder::group_by`]).
+pub const ENV_GROUP_BY: &str = "PERF_LAYER_GROUP_BY";
 
 /// Builds a [`PerfLayer`] and its [`PerfHandle`].
 ///
@@ -33,6 +36,7 @@ pub const ENV_PROMETHEUS: &str = "PERF_LAYER_PROMETHEUS";
 /// | [`cpu_time_threshold`](Self::cpu_time_threshold) / [`without_cpu_time`](Self::without_cpu_time) | 100 µs (Linux) | |
 /// | [`sampler_interval`](Self::sampler_interval) | 100 ms | `PERF_LAYER_SAMPLE_MS` (`0` = off) |
 /// | [`periodic_dump`](Self::periodic_dump) | off | `PERF_LAYER_DUMP_EVERY_MS` (`0` = off) |
+/// | [`group_by`](Self::group_by) / [`max_groups`](Self::max_groups) | none / 32 | `PERF_LAYER_GROUP_BY` (comma-separated fields) |
 /// | [`histogram_sigfig`](Self::histogram_sigfig) | 2 (1% relative error) | |
 /// | [`histogram_max`](Self::histogram_max) | 1 hour | |
 /// | [`max_callsites`](Self::max_callsites) | 4096 | |
@@ -114,6 +118,10 @@ pub(crate) struct Config {
     pub(crate) dump_on_signal: bool,
     pub(crate) dump_on_exit: bool,
     pub(crate) cpu_time_threshold_ns: Option<u64>,
+    /// Fields whose values split a callsite's spans into groups.
+    pub(crate) group_by: Vec<String>,
+    pub(crate) max_groups: usize,
+    pub(crate) normalize_group_paths: bool,
     /// Threads may read their CPU time from a perf_event task clock
     /// (`record::task_clock`); off: system calls only.
     pub(crate) task_clock: bool,
@@ -152,6 +160,9 @@ impl Default for Config {
             dump_on_exit: false,
             cpu_time_threshold_ns: Some(100_000),
             task_clock: true,
+            group_by: Vec::new(),
+            max_groups: 32,
+            normalize_group_paths: false,
             memory_limit: None,
             pressure_thresholds: [0.70, 0.85, 0.95],
             pressure_callbacks: Callbacks::default(),
@@ -243,8 +254,8 @@ impl PerfLayerBuilder {
         }
     }
 
-    /// Reads `PERF_LAYER_OUTPUT`, `PERF_LAYER_SAMPLE_MS` and
-    /// `PERF_LAYER_DUMP_EVERY_MS`, where set. Settings made after this call
+    /// Reads `PERF_LAYER_OUTPUT`, `PERF_LAYER_SAMPLE_MS`,
+    /// `PERF_LAYER_DUMP_EVERY_MS` and `PERF_LAYER_GROUP_BY`, where set. Settings made after this call
     /// override the environment; an invalid value makes `build()` fail.
     pub fn from_env(mut self) -> Self {
         if let Some(path) = std::env::var_os(ENV_OUTPUT) {
@@ -275,6 +286,14 @@ impl PerfLayerBuilder {
                     });
                 }
             }
+        }
+        if let Ok(value) = std::env::var(ENV_GROUP_BY) {
+            self.config.group_by = value
+                .split(',')
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         #[cfg(feature = "prometheus")]
         if let Ok(value) = std::env::var(ENV_PROMETHEUS) {
@@ -381,6 +400,66 @@ impl PerfLayerBuilder {
     /// system calls.
     pub fn without_task_clock(mut self) -> Self {
         self.config.task_clock = false;
+        self
+    }
+
+    /// Splits each callsite's spans into groups by the values of these
+    /// fields (at most four), so that tower-http's one `request` callsite
+    /// becomes a row per route: `group_by(["http.route", "method"])`. Each
+    /// group is in the dump beside its callsite's totals
+    /// (`callsites[].groups`), and perf-report lists and ranks them as
+    /// their own rows.
+    ///
+    /// Only the named fields' values are ever read or stored; a span whose
+    /// callsite has none of them pays a cached check. Values are read from
+    /// the span's attributes and from later `Span::record` calls, cut at
+    /// 256 bytes, with control characters shown as `?`. Each callsite has
+    /// at most [`max_groups`](Self::max_groups) groups (32 by default);
+    /// spans past that are counted in one `other` group. Also set by
+    /// `PERF_LAYER_GROUP_BY` (comma-separated) in
+    /// [`from_env`](Self::from_env).
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let (layer, handle) = perf_layer::PerfLayer::builder()
+    ///     .without_sampler()
+    ///     .group_by(["route"])
+    ///     .build()
+    ///     .unwrap();
+    /// let _default = tracing_subscriber::registry().with(layer).set_default();
+    /// for route in ["/export", "/health", "/export"] {
+    ///     tracing::info_span!("request", route).in_scope(|| ());
+    /// }
+    /// let dump = handle.snapshot();
+    /// let request = &dump.callsites[0];
+    /// assert_eq!(request.calls, 3);
+    /// let export = request.groups.iter().find(|g| g.fields[0].value == "/export").unwrap();
+    /// assert_eq!(export.stats.calls, 2);
+    /// ```
+    pub fn group_by<I, F>(mut self, fields: I) -> Self
+    where
+        I: IntoIterator<Item = F>,
+        F: Into<String>,
+    {
+        self.config.group_by = fields.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The most groups per callsite under [`group_by`](Self::group_by)
+    /// (32 by default); spans past them go to one `other` group.
+    pub fn max_groups(mut self, max: usize) -> Self {
+        self.config.max_groups = max.max(1);
+        self
+    }
+
+    /// Reads grouped values as paths and replaces their variable segments
+    /// with `{}` (all digits, a UUID, 16 or more hex digits; the query
+    /// string dropped), so that a `uri` field can be grouped by when no
+    /// route field exists: `/users/42` and `/users/7` are one group,
+    /// `/users/{}`.
+    pub fn normalize_group_paths(mut self) -> Self {
+        self.config.normalize_group_paths = true;
         self
     }
 

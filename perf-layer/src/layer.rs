@@ -23,7 +23,7 @@
 
 use std::sync::Arc;
 
-use tracing_core::span::{Attributes, Id};
+use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Dispatch, Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
@@ -101,7 +101,12 @@ where
         let mut shard = local.lock();
         let layer_id = self.profiler.layer_id;
         let parent = parent_callsite(attrs, id, current, &ctx, &shard, layer_id);
-        let state = SpanState::new(attrs.metadata(), parent, created, self.profiler.rss_now());
+        let mut state = SpanState::new(attrs.metadata(), parent, created, self.profiler.rss_now());
+        if let Some(groups) = &shards.groups {
+            if groups.applies(tag, attrs.metadata()) {
+                groups.read_attrs(attrs, &mut state.group);
+            }
+        }
         shard.open.insert(id.into_u64(), state);
     }
 
@@ -137,6 +142,18 @@ where
             let shards = &self.profiler.shards;
             let local = stack.shard(shards);
             shards.exited(local, span, &finished);
+        });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
+        // Only grouping reads recorded values, and only the named fields.
+        let Some(groups) = &self.profiler.shards.groups else {
+            return;
+        };
+        self.profiler.shards.with_open(id.into_u64(), |state| {
+            if groups.applies(heap::tag_of(state.meta), state.meta) {
+                groups.read(values, &mut state.group);
+            }
         });
     }
 
@@ -214,6 +231,7 @@ impl PerfLayer {
                 sampled_intervals: state.sampled_intervals,
                 sampled: state.sampled,
             }),
+            group: state.group,
         }
     }
 }

@@ -119,7 +119,9 @@ pub use background::pressure::MemoryPressureEvent;
 #[cfg(feature = "prometheus")]
 pub use builder::ENV_PROMETHEUS;
 #[cfg(feature = "recorder")]
-pub use builder::{BuildError, ENV_DUMP_EVERY_MS, ENV_OUTPUT, ENV_SAMPLE_MS, PerfLayerBuilder};
+pub use builder::{
+    BuildError, ENV_DUMP_EVERY_MS, ENV_GROUP_BY, ENV_OUTPUT, ENV_SAMPLE_MS, PerfLayerBuilder,
+};
 pub use dump::PressureLevel;
 #[cfg(feature = "recorder")]
 pub use handle::{DumpGuard, PerfHandle};

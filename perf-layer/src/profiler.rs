@@ -142,6 +142,11 @@ impl Profiler {
                 config.max_callsites,
                 config.max_edges,
                 config.cpu_time_threshold_ns,
+                crate::record::groups::Groups::new(
+                    &config.group_by,
+                    config.normalize_group_paths,
+                    config.max_groups,
+                ),
             ),
             layer_id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
             started: Instant::now(),

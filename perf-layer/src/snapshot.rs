@@ -9,11 +9,13 @@ use tracing_core::Metadata;
 
 use crate::background::overhead;
 use crate::dump::{
-    AllocStats, CallEdge, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts, FORMAT_VERSION,
-    HeapStats, HeapSummary, HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu,
+    AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts,
+    FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupField, HeapStats, HeapSummary, HistogramDump,
+    Overhead, Producer, RssDelta, RunInfo, SampledCpu,
 };
 use crate::profiler::{Profiler, process_cpu_ns, unix_ms};
 use crate::record::flat_hist::FlatHist;
+use crate::record::groups::GroupKey;
 use crate::record::shards::CallsiteKey;
 use crate::record::totals::{AllocTotals, CallsiteAcc, Events, RssTotals};
 use crate::record::{alloc, heap};
@@ -76,17 +78,49 @@ impl Profiler {
         } else {
             (vec![None; metas.len()], None)
         };
+        // Each callsite's groups, in a stable order: by their fields' text.
+        let mut groups: FxHashMap<CallsiteKey, Vec<(GroupKey, &CallsiteAcc)>> =
+            FxHashMap::default();
+        for ((callsite, key), acc) in &merged.groups {
+            groups.entry(*callsite).or_default().push((*key, acc));
+        }
         let callsites: Vec<CallsiteStats> = accs
             .iter()
             .zip(heaps)
             .enumerate()
-            .map(|(i, ((_, acc, meta), heap))| {
+            .map(|(i, ((key, acc, meta), heap))| {
                 let mut stats =
                     callsite_stats(i as u32, meta, *acc, self, allocations_tracked, sampled);
                 stats.heap = heap;
+                if let (Some(of), Some(described)) = (groups.get(key), &self.shards.groups) {
+                    stats.groups = of
+                        .iter()
+                        .map(|(group, acc)| {
+                            let fields = described.describe(group);
+                            CallsiteGroup {
+                                other: fields.is_none(),
+                                fields: fields
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .map(|(field, value)| GroupField { field, value })
+                                    .collect(),
+                                stats: callsite_stats(
+                                    i as u32,
+                                    meta,
+                                    Some(acc),
+                                    self,
+                                    allocations_tracked,
+                                    sampled,
+                                ),
+                            }
+                        })
+                        .collect();
+                    stats.groups.sort_by_key(|g| (g.other, g.label()));
+                }
                 stats
             })
             .collect();
+        let grouped = callsites.iter().any(|c| !c.groups.is_empty());
         let mut edges: Vec<CallEdge> = merged
             .edges
             .iter()
@@ -112,7 +146,11 @@ impl Profiler {
             (ring.alerts.iter().cloned().collect(), ring.dropped)
         };
         Dump {
-            format_version: FORMAT_VERSION,
+            format_version: if grouped {
+                FORMAT_VERSION
+            } else {
+                FORMAT_VERSION_UNGROUPED
+            },
             producer: Producer {
                 name: env!("CARGO_PKG_NAME").to_owned(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -150,6 +188,13 @@ impl Profiler {
                     .cpu_time_threshold_ns
                     .filter(|_| crate::record::cpu::available())
                     .map(|_| crate::record::task_clock::source()),
+                group_by: self
+                    .shards
+                    .groups
+                    .as_ref()
+                    .map(|g| g.fields().to_vec())
+                    .unwrap_or_default(),
+                max_groups: self.shards.groups.as_ref().map_or(0, |_| config.max_groups),
             },
             allocations_tracked,
             callsites,
@@ -343,6 +388,7 @@ fn callsite_stats(
                 preempted_ns: c.sampled.preempted_ns,
             }),
         }),
+        groups: Vec::new(),
     }
 }
 

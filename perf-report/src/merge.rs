@@ -26,13 +26,13 @@
 //! field does not compile until it is decided here); split, the decisions
 //! would be scattered.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use hdrhistogram::Histogram;
 use perf_layer::dump::{
-    Alert, AllocStats, CallEdge, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts, HeapStats,
-    HeapSummary, HistogramDump, Overhead, ProcessSample, Producer, RssDelta, RunInfo, SampledCpu,
-    Timeline,
+    Alert, AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig,
+    EventCounts, GroupField, HeapStats, HeapSummary, HistogramDump, Overhead, ProcessSample,
+    Producer, RssDelta, RunInfo, SampledCpu, Timeline,
 };
 
 use crate::callsite::{Identity, identities};
@@ -301,6 +301,16 @@ fn merge_config(dumps: &[Dump]) -> DumpConfig {
             .iter()
             .filter_map(|d| d.config.cpu_time_threshold_ns)
             .max(),
+        // The parts' fields, each once, in their first order.
+        group_by: dumps.iter().fold(Vec::new(), |mut all, d| {
+            for field in &d.config.group_by {
+                if !all.contains(field) {
+                    all.push(field.clone());
+                }
+            }
+            all
+        }),
+        max_groups: max(|c| c.max_groups),
         // The parts' sources, each once.
         cpu_time_source: {
             let mut sources: Vec<&str> = dumps
@@ -418,7 +428,34 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             .flatten(),
         heap: merge_callsite_heap(g),
         cpu: merge_callsite_cpu(first, g)?,
+        groups: merge_callsite_groups(id, g)?,
     })
+}
+
+/// The parts' groups of one callsite, those with the same fields (or the
+/// `other` ones) merged as callsites are, in the order of their labels.
+fn merge_callsite_groups(id: u32, g: &Group<'_>) -> Result<Vec<CallsiteGroup>, MergeError> {
+    let mut by_label: BTreeMap<(bool, String), (Vec<GroupField>, Group<'_>)> = BTreeMap::new();
+    for part in &g.parts {
+        for group in &part.groups {
+            by_label
+                .entry((group.other, group.label()))
+                .or_insert_with(|| (group.fields.clone(), Group { parts: Vec::new() }))
+                .1
+                .parts
+                .push(&group.stats);
+        }
+    }
+    by_label
+        .into_iter()
+        .map(|((other, _), (fields, parts))| {
+            Ok(CallsiteGroup {
+                fields,
+                other,
+                stats: merge_group(id, &parts)?,
+            })
+        })
+        .collect()
 }
 
 /// The timed spans of every part that timed any, added up: the figures are

@@ -28,7 +28,8 @@
 //!
 //! let json = serde_json::to_vec(&Dump::empty("demo")).unwrap();
 //! let back = Dump::from_slice(&json).unwrap();
-//! assert_eq!(back.format_version, perf_layer::dump::FORMAT_VERSION);
+//! // No groups: the version every reader since 0.1 reads.
+//! assert_eq!(back.format_version, perf_layer::dump::FORMAT_VERSION_UNGROUPED);
 //! ```
 //!
 //! Over 400 lines: the whole wire schema, each field documented, in one
@@ -53,7 +54,15 @@ pub use write::DumpWriteError;
 ///
 /// Bumped on any change that an older reader would misread. Adding an
 /// optional field does not bump it: readers ignore fields they do not know.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Version 2 adds a callsite's groups ([`CallsiteStats::groups`]). A dump is
+/// written as version 2 only when it has groups, so that a reader of
+/// version 1 refuses it with "newer than this tool reads; upgrade" instead
+/// of reading it without them; every other dump is still version 1.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The version of a dump without groups (see [`FORMAT_VERSION`]).
+pub const FORMAT_VERSION_UNGROUPED: u32 = 1;
 
 /// One whole profiling run: everything `perf-report` needs.
 ///
@@ -188,6 +197,16 @@ pub struct DumpConfig {
     /// time was off, and in older dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_time_source: Option<String>,
+    /// The fields spans were grouped by (`group_by`); empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
+    /// The most groups per callsite; 0 when not grouping.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_groups: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Statistics of one span callsite (one place in the code), merged over every
@@ -238,6 +257,51 @@ pub struct CallsiteStats {
     /// say, and in dumps of perf-layer 0.1.0.
     #[serde(default)]
     pub cpu: Option<CpuStats>,
+    /// The callsite's spans split by the values of the fields the layer
+    /// groups by (`config.group_by`): each group with the same figures as a
+    /// callsite, whose own figures above stay the totals. Empty when the
+    /// layer groups by nothing this callsite has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<CallsiteGroup>,
+}
+
+/// One group of a callsite's spans ([`CallsiteStats::groups`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallsiteGroup {
+    /// The grouped fields' values, in `config.group_by` order, for the
+    /// fields the spans had. Values are text: cut at 256 bytes, control
+    /// characters as `?`. Empty for the `other` group.
+    pub fields: Vec<GroupField>,
+    /// The spans past the callsite's cap on groups (`config.max_groups`),
+    /// all values together.
+    #[serde(default)]
+    pub other: bool,
+    /// The group's figures, as a callsite's (its `id` is the callsite's;
+    /// its own `groups` are empty; `heap` is the callsite's only).
+    pub stats: CallsiteStats,
+}
+
+/// One field's value in a group's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupField {
+    /// The field's name, as `group_by` named it.
+    pub field: String,
+    /// Its value, as text.
+    pub value: String,
+}
+
+impl CallsiteGroup {
+    /// `route=/export,method=GET`, or `other`.
+    pub fn label(&self) -> String {
+        if self.other {
+            return "other".to_owned();
+        }
+        self.fields
+            .iter()
+            .map(|f| format!("{}={}", f.field, f.value))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// Events recorded inside a span, per level.
@@ -601,7 +665,7 @@ impl Dump {
     /// An empty dump for `program`: no callsites, no timeline.
     pub fn empty(program: &str) -> Self {
         Self {
-            format_version: FORMAT_VERSION,
+            format_version: FORMAT_VERSION_UNGROUPED,
             producer: Producer {
                 name: env!("CARGO_PKG_NAME").to_owned(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -630,6 +694,8 @@ impl Dump {
                 heap_timeline_points: 0,
                 cpu_time_threshold_ns: None,
                 cpu_time_source: None,
+                group_by: Vec::new(),
+                max_groups: 0,
             },
             allocations_tracked: false,
             callsites: Vec::new(),

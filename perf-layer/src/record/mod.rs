@@ -21,6 +21,7 @@
 pub(crate) mod alloc;
 pub(crate) mod cpu;
 pub(crate) mod flat_hist;
+pub(crate) mod groups;
 pub(crate) mod heap;
 pub(crate) mod open_spans;
 pub(crate) mod shards;

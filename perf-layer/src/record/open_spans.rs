@@ -7,6 +7,7 @@ use tracing_core::Metadata;
 
 use super::alloc::{AllocCounters, PauseCounting};
 use super::cpu::IntervalCpu;
+use super::groups::{GroupKey, MAX_FIELDS};
 use super::stack::FinishedFrame;
 
 /// What the layer keeps for one open span.
@@ -32,6 +33,9 @@ pub(crate) struct SpanState {
     /// [`super::cpu::SAMPLE_EVERY`]), and what they measured.
     pub(crate) sampled_intervals: u32,
     pub(crate) sampled: IntervalCpu,
+    /// The hashes of its grouped fields' values ([`super::groups`]); all 0
+    /// when the layer groups by nothing this span has.
+    pub(crate) group: GroupKey,
 }
 
 impl SpanState {
@@ -57,6 +61,7 @@ impl SpanState {
             cpu: IntervalCpu::default(),
             sampled_intervals: 0,
             sampled: IntervalCpu::default(),
+            group: [0; MAX_FIELDS],
         }
     }
 

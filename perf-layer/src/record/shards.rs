@@ -30,6 +30,7 @@ use tracing_core::Metadata;
 
 use super::alloc::PauseCounting;
 use super::flat_hist::Layout;
+use super::groups::{GroupKey, Groups};
 use super::open_spans::{OpenSpans, SpanState};
 use super::stack::FinishedFrame;
 use super::totals::{CallsiteAcc, ClosedSpan, EdgeAcc};
@@ -58,6 +59,9 @@ pub(crate) struct Shard {
     /// overhead estimate.
     pub(crate) exits: u64,
     pub(crate) timed_exits: u64,
+    /// Closed spans by callsite and group ([`super::groups`]), when the
+    /// layer groups by fields.
+    pub(crate) groups: FxHashMap<(CallsiteKey, GroupKey), CallsiteAcc>,
 }
 
 /// Every thread's statistics added up, for a snapshot.
@@ -65,6 +69,7 @@ pub(crate) struct Shard {
 pub(crate) struct Merged {
     pub(crate) callsites: FxHashMap<CallsiteKey, CallsiteAcc>,
     pub(crate) edges: FxHashMap<(CallsiteKey, CallsiteKey), EdgeAcc>,
+    pub(crate) groups: FxHashMap<(CallsiteKey, GroupKey), CallsiteAcc>,
 }
 
 /// A shard's lock. Only its own thread takes it on the span path, so it is
@@ -100,6 +105,8 @@ pub(crate) struct Shards {
     /// ([`super::cpu`]); `None`: CPU time is off, or the platform cannot
     /// read it.
     cpu_threshold_ns: Option<u32>,
+    /// The fields spans are grouped by; `None`: no grouping.
+    pub(crate) groups: Option<Groups>,
 }
 
 impl Shards {
@@ -109,12 +116,14 @@ impl Shards {
         max_callsites: usize,
         max_edges: usize,
         cpu_threshold_ns: Option<u64>,
+        groups: Option<Groups>,
     ) -> Self {
         let cpu_threshold_ns = cpu_threshold_ns
             .filter(|_| super::cpu::available())
             .map(|ns| u32::try_from(ns).unwrap_or(u32::MAX - 1));
         Self {
             cpu_threshold_ns,
+            groups,
             shards: ThreadLocal::new(),
             admitted: DashMap::new(),
             edges_admitted: AtomicUsize::new(0),
@@ -277,6 +286,9 @@ impl Shards {
             }
             None => self.record_first(shard, key, meta, span),
         }
+        if span.group != [0; super::groups::MAX_FIELDS] {
+            self.record_group(shard, key, meta, span);
+        }
         if let Some(parent) = parent {
             let edge_key = (CallsiteKey::of(parent), key);
             match shard.edges.get_mut(&edge_key) {
@@ -315,6 +327,32 @@ impl Shards {
         shard
             .callsites
             .entry(key)
+            .or_insert_with(|| CallsiteAcc::empty(meta, self.layout))
+            .record(span);
+    }
+
+    /// A closed span of a grouped callsite, into its group: out of line,
+    /// as only spans with grouped fields come here.
+    #[cold]
+    #[inline(never)]
+    fn record_group(
+        &self,
+        shard: &mut Shard,
+        key: CallsiteKey,
+        meta: &'static Metadata<'static>,
+        span: &ClosedSpan,
+    ) {
+        if let Some(acc) = shard.groups.get_mut(&(key, span.group)) {
+            acc.record(span);
+            return;
+        }
+        let Some(groups) = &self.groups else { return };
+        // A group's first span on this thread, or a span past the cap.
+        let group = groups.admit(key, span.group);
+        let _pause = PauseCounting::new();
+        shard
+            .groups
+            .entry((key, group))
             .or_insert_with(|| CallsiteAcc::empty(meta, self.layout))
             .record(span);
     }
@@ -377,7 +415,11 @@ impl Shards {
         for PaddedShard(shard) in self.shards.iter() {
             let copy = {
                 let shard = shard.lock();
-                (shard.callsites.clone(), shard.edges.clone())
+                (
+                    shard.callsites.clone(),
+                    shard.edges.clone(),
+                    shard.groups.clone(),
+                )
             };
             for (key, acc) in copy.0 {
                 match total.callsites.get_mut(&key) {
@@ -389,6 +431,14 @@ impl Shards {
             }
             for (key, edge) in copy.1 {
                 total.edges.entry(key).or_default().merge(&edge);
+            }
+            for (key, acc) in copy.2 {
+                match total.groups.get_mut(&key) {
+                    Some(mine) => mine.merge(&acc),
+                    None => {
+                        total.groups.insert(key, acc);
+                    }
+                }
             }
         }
         total
@@ -446,7 +496,7 @@ mod tests {
 
     #[test]
     fn a_span_that_exits_on_another_thread_moves_to_that_thread_s_shard() {
-        let shards = Shards::new(2, 1_000_000, 16, 16, None);
+        let shards = Shards::new(2, 1_000_000, 16, 16, None, None);
         // This thread's shard first: a thread that exited gives its shard
         // to the next thread that asks.
         let local = shards.local();

@@ -556,8 +556,8 @@ mod tests {
 
     #[test]
     fn the_kept_shard_is_the_store_s_own_and_follows_the_store() {
-        let a = Shards::new(2, 1_000_000, 16, 16, None);
-        let b = Shards::new(2, 1_000_000, 16, 16, None);
+        let a = Shards::new(2, 1_000_000, 16, 16, None, None);
+        let b = Shards::new(2, 1_000_000, 16, 16, None, None);
         let mut stack = Stack::default();
         assert!(std::ptr::eq(stack.shard(&a), a.local()));
         assert!(std::ptr::eq(stack.shard(&a), a.local()));

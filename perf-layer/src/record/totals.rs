@@ -219,6 +219,8 @@ pub(crate) struct ClosedSpan {
     pub(crate) rss_delta: Option<i64>,
     /// `None` when no interval was timed on the CPU.
     pub(crate) cpu: Option<SpanCpu>,
+    /// Its group ([`super::groups`]); all 0 when it has none.
+    pub(crate) group: super::groups::GroupKey,
 }
 
 /// Everything recorded for one callsite on one thread (or merged).
