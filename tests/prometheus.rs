@@ -363,3 +363,48 @@ fn the_overhead_counter_is_the_dump_s_estimate() {
         "scrape {counter} s, dump {estimate} s ({overhead:?})"
     );
 }
+
+#[test]
+fn groups_are_series_of_their_own_with_a_group_label() {
+    let (layer, handle) = PerfLayer::builder()
+        .without_sampler()
+        .group_by(["route"])
+        .prometheus(([127, 0, 0, 1], 0).into())
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for route in ["/a", "/b", "/a", "/we\"ird\\"] {
+            info_span!("request", route).in_scope(|| std::hint::black_box(1));
+        }
+    });
+    let text = scrape(handle.prometheus_addr().unwrap());
+    let calls = |group: &str| {
+        sample(
+            &text,
+            &format!(
+                "perf_layer_group_calls_total{{span=\"request\",target=\"prometheus\",group=\"{group}\"}}"
+            ),
+        )
+    };
+    assert_eq!(calls("route=/a"), 2.0);
+    assert_eq!(calls("route=/b"), 1.0);
+    // A value's quote and backslash are escaped, not markup.
+    assert_eq!(calls("route=/we\\\"ird\\\\"), 1.0);
+    // The span's own series still counts every call once.
+    assert_eq!(
+        sample(
+            &text,
+            "perf_layer_span_calls_total{span=\"request\",target=\"prometheus\"}"
+        ),
+        4.0
+    );
+    if tool("promtool").is_some() {
+        promtool_check(&text);
+    } else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is missing under CI=true"
+        );
+    }
+}

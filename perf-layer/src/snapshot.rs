@@ -296,11 +296,7 @@ impl Profiler {
             .get_or_init(|| overhead::calibrate(&self.config));
         // A span's lifecycle includes one entered interval; an async span
         // polled many times pays for each further one.
-        let extra_intervals = intervals.saturating_sub(spans);
-        let estimated_ns = (calibration.per_span_ns * spans as f64
-            + calibration.per_interval_ns * extra_intervals as f64
-            + calibration.per_timed_interval_ns * timed_intervals as f64)
-            as u64;
+        let estimated_ns = calibration.estimate_ns(spans, intervals, timed_intervals) as u64;
         // The share of the CPU the process used that the layer took: what a
         // CPU-bound program loses in throughput. Where the CPU time is not
         // known (or too short to be read precisely), fall back to the wall

@@ -54,6 +54,17 @@ pub(crate) struct Calibration {
     pub(crate) per_timed_interval_ns: f64,
 }
 
+impl Calibration {
+    /// What the layer added to `spans` spans, `intervals` entered intervals
+    /// (one per span is in the span's cost; the rest are further polls) and
+    /// `timed_intervals` intervals timed on the CPU, ns.
+    pub(crate) fn estimate_ns(&self, spans: u64, intervals: u64, timed_intervals: u64) -> f64 {
+        self.per_span_ns * spans as f64
+            + self.per_interval_ns * intervals.saturating_sub(spans) as f64
+            + self.per_timed_interval_ns * timed_intervals as f64
+    }
+}
+
 pub(crate) fn calibrate(config: &Config) -> Calibration {
     // The calibration's own allocations belong to no user span.
     let _pause = PauseCounting::new();

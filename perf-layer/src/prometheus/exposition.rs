@@ -3,7 +3,9 @@
 //!
 //! Series are labelled by `span` (the span's name) and `target` only: both
 //! come from the code, so their number is bounded by the program, never by
-//! field values. Callsites sharing a name and target (one function's spans
+//! field values. Grouped callsites (`group_by`) also have series with a
+//! `group` label, in families of their own (`perf_layer_group_*`), bounded
+//! by the cap on groups per callsite. Callsites sharing a name and target (one function's spans
 //! at two lines) are added together, as Prometheus requires one series per
 //! label set.
 //!
@@ -68,7 +70,6 @@ pub(crate) fn render(profiler: &Profiler) -> String {
     let tracked = crate::record::alloc::is_installed();
     let heap = if tracked { heap::totals() } else { Vec::new() };
     let mut spans = 0u64;
-    let mut timed_intervals = 0u64;
     // Live bytes are per callsite, not per thread: counted at a callsite's
     // first accumulator.
     let mut live_counted = rustc_hash::FxHashSet::default();
@@ -83,7 +84,6 @@ pub(crate) fn render(profiler: &Profiler) -> String {
         });
         s.calls += acc.calls;
         spans += acc.calls;
-        timed_intervals += acc.cpu.as_ref().map_or(0, |cpu| cpu.intervals);
         acc.busy
             .add_cumulative(&acc.layout, &BOUNDS_NS, &mut s.busy.cumulative);
         s.busy.sum_ns = s.busy.sum_ns.saturating_add(acc.busy.sum);
@@ -103,8 +103,17 @@ pub(crate) fn render(profiler: &Profiler) -> String {
             }
         }
     });
-    let mut rows: Vec<_> = series.into_iter().collect();
+    let mut rows: Vec<(String, Series)> = series
+        .into_iter()
+        .map(|((span, target), s)| {
+            (
+                format!("span=\"{}\",target=\"{}\"", label(span), label(target)),
+                s,
+            )
+        })
+        .collect();
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let groups = group_rows(profiler);
 
     let mut out = String::with_capacity(512 + rows.len() * 6_000);
     histogram_family(
@@ -147,8 +156,68 @@ pub(crate) fn render(profiler: &Profiler) -> String {
             |s| s.live_bytes.map(|b| b as f64),
         );
     }
-    process(&mut out, profiler, spans, timed_intervals);
+    if !groups.is_empty() {
+        histogram_family(
+            &mut out,
+            "perf_layer_group_busy_seconds",
+            "Time spans were entered (busy), per group of the fields the layer groups by (`group_by`), span name and target.",
+            &groups,
+            |s| &s.busy,
+        );
+        family(
+            &mut out,
+            "perf_layer_group_calls_total",
+            "counter",
+            "Spans closed, per group, span name and target.",
+            &groups,
+            |s| Some(s.calls as f64),
+        );
+    }
+    process(&mut out, profiler, spans);
     out
+}
+
+/// The series of each group of grouped callsites (`group_by`), labelled
+/// `group="route=/export,method=GET"` (or `other`) beside `span` and
+/// `target`: bounded by the callsites' cap on groups. In families of their
+/// own, so that summing a span's series never counts a span twice.
+fn group_rows(profiler: &Profiler) -> Vec<(String, Series)> {
+    let Some(groups) = &profiler.shards.groups else {
+        return Vec::new();
+    };
+    let mut series: FxHashMap<String, Series> = FxHashMap::default();
+    profiler.shards.for_each_group(|key, acc| {
+        let group = groups.describe(key).map_or_else(
+            || "other".to_owned(),
+            |fields| {
+                fields
+                    .iter()
+                    .map(|(f, v)| format!("{f}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            },
+        );
+        let labels = format!(
+            "span=\"{}\",target=\"{}\",group=\"{}\"",
+            label(acc.meta.name()),
+            label(acc.meta.target()),
+            label(&group)
+        );
+        let s = series.entry(labels).or_insert_with(|| Series {
+            calls: 0,
+            busy: Buckets::default(),
+            self_time: Buckets::default(),
+            self_alloc_bytes: 0,
+            live_bytes: None,
+        });
+        s.calls += acc.calls;
+        acc.busy
+            .add_cumulative(&acc.layout, &BOUNDS_NS, &mut s.busy.cumulative);
+        s.busy.sum_ns = s.busy.sum_ns.saturating_add(acc.busy.sum);
+    });
+    let mut rows: Vec<_> = series.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows
 }
 
 /// A label value as the format wants it: `\`, `"` and newlines escaped.
@@ -179,18 +248,17 @@ fn histogram_family(
     out: &mut String,
     name: &str,
     help: &str,
-    rows: &[((&str, &str), Series)],
+    rows: &[(String, Series)],
     pick: impl Fn(&Series) -> &Buckets,
 ) {
     header(out, name, "histogram", help);
     let les = bound_labels();
-    for ((span, target), s) in rows {
-        let labels = format!("span=\"{}\",target=\"{}\"", label(span), label(target));
+    for (labels, s) in rows {
         let b = pick(s);
         for (le, count) in les.iter().zip(&b.cumulative) {
             out.push_str(name);
             out.push_str("_bucket{");
-            out.push_str(&labels);
+            out.push_str(labels);
             out.push_str(le);
             let _ = writeln!(out, "{count}");
         }
@@ -212,18 +280,13 @@ fn family(
     name: &str,
     kind: &str,
     help: &str,
-    rows: &[((&str, &str), Series)],
+    rows: &[(String, Series)],
     value: impl Fn(&Series) -> Option<f64>,
 ) {
     header(out, name, kind, help);
-    for ((span, target), s) in rows {
+    for (labels, s) in rows {
         if let Some(v) = value(s) {
-            let _ = writeln!(
-                out,
-                "{name}{{span=\"{}\",target=\"{}\"}} {v}",
-                label(span),
-                label(target)
-            );
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
         }
     }
 }
@@ -236,7 +299,7 @@ fn single(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
 
 /// The process and the layer: RSS, CPU, threads, memory pressure, and the
 /// layer's estimate of its own cost.
-fn process(out: &mut String, p: &Profiler, spans: u64, timed_intervals: u64) {
+fn process(out: &mut String, p: &Profiler, spans: u64) {
     if let Some(rss) = p.rss_now() {
         single(
             out,
@@ -290,14 +353,14 @@ fn process(out: &mut String, p: &Profiler, spans: u64, timed_intervals: u64) {
         spans as f64,
     );
     if let Some(calibration) = p.calibration.get() {
+        // Counted as the dump counts them, open spans' polls too.
+        let (intervals, timed_intervals) = p.shards.exit_counts();
         single(
             out,
             "perf_layer_overhead_seconds_total",
             "counter",
-            "The layer's estimate of the time it added: its measured cost per span times the spans recorded, plus its cost per interval timed on the CPU times those intervals.",
-            (calibration.per_span_ns * spans as f64
-                + calibration.per_timed_interval_ns * timed_intervals as f64)
-                / 1e9,
+            "The layer's estimate of the time it added: its measured cost per span times the spans recorded, plus its cost per further poll of a span and per interval timed on the CPU.",
+            calibration.estimate_ns(spans, intervals, timed_intervals) / 1e9,
         );
     }
 }

@@ -462,6 +462,22 @@ impl Shards {
         }
     }
 
+    /// Calls `f` with every thread's accumulator of every group, as
+    /// [`for_each_callsite`](Self::for_each_callsite) does.
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn for_each_group(&self, mut f: impl FnMut(&GroupKey, &CallsiteAcc)) {
+        let mut keys = Vec::new();
+        for PaddedShard(shard) in self.shards.iter() {
+            keys.clear();
+            keys.extend(shard.lock().groups.keys().copied());
+            for key in &keys {
+                if let Some(acc) = shard.lock().groups.get(key) {
+                    f(&key.1, acc);
+                }
+            }
+        }
+    }
+
     /// Number of threads that have recorded at least one span.
     pub(crate) fn threads(&self) -> usize {
         self.shards
