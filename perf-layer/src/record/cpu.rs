@@ -69,14 +69,23 @@ pub(crate) struct ThreadCpu {
 /// missed, but its time is not: off-CPU time without a voluntary switch is
 /// preemption ([`IntervalCpu::between`]).
 ///
+/// `counts`: the interval would be timed without the task clock too, so it
+/// counts for the clock's policy ([`task_clock::timed`]).
+///
 /// Also returns the task clock's `lock` word as it was before any call
 /// (`None` where the clock is not open): a switch during this reading's
 /// own calls then shows at exit, which reads the calls again.
 #[inline]
-pub(crate) fn at_enter(now: u64, clock: &quanta::Clock) -> Option<(ThreadCpu, Option<u32>)> {
+pub(crate) fn at_enter(
+    now: u64,
+    clock: &quanta::Clock,
+    counts: bool,
+) -> Option<(ThreadCpu, Option<u32>)> {
     let (fast, seq) = task_clock::extrapolate(now, |a, b| clock.delta_as_nanos(a, b));
     if let Some(a) = fast {
-        task_clock::timed(None);
+        if counts {
+            task_clock::timed(None);
+        }
         return Some((
             ThreadCpu {
                 cpu_ns: a.cpu_ns,
@@ -93,7 +102,9 @@ pub(crate) fn at_enter(now: u64, clock: &quanta::Clock) -> Option<(ThreadCpu, Op
         reading.voluntary,
         reading.involuntary,
     );
-    task_clock::timed(Some(reading.voluntary.saturating_add(reading.involuntary)));
+    if counts {
+        task_clock::timed(Some(reading.voluntary.saturating_add(reading.involuntary)));
+    }
     Some((reading, seq))
 }
 
@@ -243,6 +254,10 @@ pub(crate) enum Timing {
     /// Short, and the one in [`SAMPLE_EVERY`] timed: it stands for the
     /// short intervals that were not (the report scales it to them).
     Sampled,
+    /// Short for the system calls but long enough for the task clock, which
+    /// is open: timed, standing for itself, and not counted as a reading
+    /// the clock saves (without it, the interval would not be timed).
+    Clock,
 }
 
 /// How long a callsite's entered intervals last on one thread: the
@@ -269,11 +284,16 @@ impl Default for Pace {
 impl Pace {
     const UNSEEN: u32 = u32::MAX;
 
-    /// Whether the next interval is timed, and why, given the threshold.
+    /// Whether the next interval is timed, and why, given the threshold of
+    /// the system calls and, when this thread's task clock is open, the
+    /// clock's.
     #[inline]
-    pub(crate) fn timing(&mut self, threshold_ns: u32) -> Timing {
+    pub(crate) fn timing(&mut self, threshold_ns: u32, clock_threshold_ns: Option<u32>) -> Timing {
         if self.mean_ns >= threshold_ns {
             return Timing::Long;
+        }
+        if clock_threshold_ns.is_some_and(|t| self.mean_ns >= t) {
+            return Timing::Clock;
         }
         self.untimed += 1;
         if self.untimed >= SAMPLE_EVERY {
@@ -372,9 +392,9 @@ mod tests {
     fn long_intervals_are_timed_and_short_ones_sampled() {
         let mut pace = Pace::default();
         // Unseen: timed, so a span entered once is.
-        assert_eq!(pace.timing(100_000), Timing::Long);
+        assert_eq!(pace.timing(100_000, None), Timing::Long);
         pace.ended(500_000);
-        assert_eq!(pace.timing(100_000), Timing::Long);
+        assert_eq!(pace.timing(100_000, None), Timing::Long);
         // Polls of 2 µs: the mean falls under the threshold within a few
         // dozen, then one in SAMPLE_EVERY is timed.
         for _ in 0..64 {
@@ -382,21 +402,29 @@ mod tests {
         }
         let timed = (0..10 * SAMPLE_EVERY)
             .filter(|_| {
-                let t = pace.timing(100_000);
+                let t = pace.timing(100_000, None);
                 pace.ended(2_000);
                 t != Timing::Skip
             })
             .count();
         assert_eq!(timed, 10);
-        assert_eq!(pace.timing(100_000), Timing::Skip);
+        assert_eq!(pace.timing(100_000, None), Timing::Skip);
         // Long again: timed again within a few intervals.
         for _ in 0..8 {
             pace.ended(2_000_000);
         }
-        assert_eq!(pace.timing(100_000), Timing::Long);
+        assert_eq!(pace.timing(100_000, None), Timing::Long);
         // Beyond the cap it is still a mean, not the sentinel.
         pace.ended(u64::MAX);
-        assert_eq!(pace.timing(100_000), Timing::Long);
+        assert_eq!(pace.timing(100_000, None), Timing::Long);
+        // 20 µs intervals: sampled for the system calls, all timed on the
+        // task clock, as the clock's own kind (once the 4 s interval above
+        // has faded from the mean).
+        for _ in 0..128 {
+            pace.ended(20_000);
+        }
+        assert_eq!(pace.timing(100_000, Some(2_000)), Timing::Clock);
+        assert_eq!(pace.timing(100_000, None), Timing::Skip);
     }
 
     fn at(cpu_ns: u64, voluntary: u64, involuntary: u64) -> ThreadCpu {

@@ -316,17 +316,15 @@ impl Stack {
         }
         let (timing, clock) = match cpu {
             Some((threshold, clock)) if !reentry => {
-                let threshold = if self.clock_open {
-                    cpu::clock_threshold_ns(threshold)
-                } else {
-                    threshold
-                };
-                (self.pace_of(tag).timing(threshold), Some(clock))
+                let on_clock = self.clock_open.then(|| cpu::clock_threshold_ns(threshold));
+                (self.pace_of(tag).timing(threshold, on_clock), Some(clock))
             }
             _ => (Timing::Skip, None),
         };
         let timed = match clock {
-            Some(clock) if timing != Timing::Skip => self.push_timed(span, now, clock),
+            Some(clock) if timing != Timing::Skip => {
+                self.push_timed(span, now, clock, timing != Timing::Clock)
+            }
             _ => false,
         };
         self.frames.push(Frame {
@@ -371,12 +369,12 @@ impl Stack {
     /// the system calls anyway.
     #[cold]
     #[inline(never)]
-    fn push_timed(&mut self, span: u64, now: u64, clock: &quanta::Clock) -> bool {
+    fn push_timed(&mut self, span: u64, now: u64, clock: &quanta::Clock, counts: bool) -> bool {
         if self.timed.len() == self.timed.capacity() {
             let _pause = alloc::PauseCounting::new();
             self.timed.reserve(8);
         }
-        match cpu::at_enter(now, clock) {
+        match cpu::at_enter(now, clock, counts) {
             Some((start, seq)) => {
                 self.clock_open = seq.is_some();
                 self.timed.push(TimedFrame {

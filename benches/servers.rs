@@ -1,0 +1,368 @@
+//! A real server from crates.io under the layer: mini-redis 0.4.1, its
+//! server and 8 clients in one process on a 2-worker tokio runtime, every
+//! client doing SET then GET of its own key as fast as the server answers.
+//! Its per-connection `run` span (`#[instrument]` in mini-redis) is a
+//! long-lived async span polled at every request: the shape that lost 15%
+//! of the throughput when every poll was timed on the CPU (issue 25).
+//!
+//! Subjects, each in a child process of this binary (the global allocator
+//! is chosen there, before the first allocation), taking turns round by
+//! round so that the machine's drift cancels:
+//!
+//! - `floor_registry_noop_layer`: `registry()` with a no-op layer, the
+//!   system allocator;
+//! - `perf_layer_all`: perf-layer as a user adds it (`PerfLayer::builder()`,
+//!   every feature on: sampler, CPU time, counting allocator);
+//! - `perf_layer_without_task_clock`, `perf_layer_without_cpu_time`,
+//!   `perf_layer_without_sampler`, `perf_layer_without_alloc` (the system
+//!   allocator): one feature off each.
+//!
+//! Each child serves for a window of wall time and reports the requests
+//! completed and the process's CPU time; the loss of a subject is
+//! `1 - its median requests / the floor's median` over the rounds (the
+//! per-round ratios are kept too: one process's luck in spreading the
+//! connections over the workers moves its throughput by ±15%). Then the same rounds with two threads spinning
+//! beside the server (CPU contention: the loss should not grow past 1.5×).
+//! For `perf_layer_all`, the dump's own estimate of its overhead
+//! (`overhead.fraction_of_run`) is set against the measured loss.
+//!
+//! `cargo bench --bench servers` (about 5 minutes: 10 rounds of 2 s, quiet
+//! and with hogs); `-- --quick` for two rounds of 1 s. `PERF_SUITE_SERVER_ROUNDS` and `PERF_SUITE_SERVER_WINDOW_MS`
+//! override. Results go to `<criterion home>/servers/servers.json`, which
+//! `scripts/bench-report` prints. Bounded: every child serves one window
+//! and is waited for; the server binds 127.0.0.1 only.
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// The global allocator of this binary: the counting allocator or the
+/// system's, as `PERF_SUITE_ALLOCATOR` says when the first allocation is
+/// made (before `main`, so before any thread), and never switched after:
+/// a block must be freed by the allocator that made it.
+struct Switch;
+
+static COUNTING: perf_layer::CountingAllocator = perf_layer::CountingAllocator::system();
+/// 0: not decided yet; 1: system; 2: counting.
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+fn counting() -> bool {
+    match MODE.load(Ordering::Relaxed) {
+        0 => {
+            // SAFETY: `getenv` with a NUL-terminated name; it allocates
+            // nothing, and only the main thread runs this early.
+            let value = unsafe { libc::getenv(c"PERF_SUITE_ALLOCATOR".as_ptr()) };
+            // SAFETY: a non-null `getenv` result is a NUL-terminated string.
+            let counting = !value.is_null()
+                && unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes() == b"counting";
+            MODE.store(if counting { 2 } else { 1 }, Ordering::Relaxed);
+            counting
+        }
+        mode => mode == 2,
+    }
+}
+
+// SAFETY: every call goes to one allocator for the whole process (the
+// choice is made once, at the first call), which upholds `GlobalAlloc`.
+unsafe impl GlobalAlloc for Switch {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if counting() {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { COUNTING.alloc(layout) }
+        } else {
+            // SAFETY: as above.
+            unsafe { System.alloc(layout) }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if counting() {
+            // SAFETY: `ptr` came from the same allocator (see above).
+            unsafe { COUNTING.dealloc(ptr, layout) }
+        } else {
+            // SAFETY: as above.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if counting() {
+            // SAFETY: forwarded with the caller's guarantees.
+            unsafe { COUNTING.alloc_zeroed(layout) }
+        } else {
+            // SAFETY: as above.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if counting() {
+            // SAFETY: `ptr` came from the same allocator (see above).
+            unsafe { COUNTING.realloc(ptr, layout, new_size) }
+        } else {
+            // SAFETY: as above.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Switch = Switch;
+
+const SUBJECT_ENV: &str = "PERF_SUITE_SERVER_SUBJECT";
+const WINDOW_ENV: &str = "PERF_SUITE_SERVER_WINDOW_MS";
+const CLIENTS: usize = 8;
+
+/// A subject: its name, and whether it runs under the counting allocator.
+const SUBJECTS: [(&str, bool); 6] = [
+    (support::Subject::FLOOR, false),
+    ("perf_layer_all", true),
+    ("perf_layer_without_task_clock", true),
+    ("perf_layer_without_cpu_time", true),
+    ("perf_layer_without_sampler", true),
+    ("perf_layer_without_alloc", false),
+];
+
+fn main() {
+    if let Ok(subject) = std::env::var(SUBJECT_ENV) {
+        child(&subject);
+        return;
+    }
+    // `cargo bench` passes `--bench`; a filter that is not ours skips us.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    if args
+        .iter()
+        .any(|a| !a.starts_with("--") && !"servers".contains(a.as_str()))
+    {
+        return;
+    }
+    let rounds = env_number("PERF_SUITE_SERVER_ROUNDS").unwrap_or(if quick { 2 } else { 10 });
+    let window_ms = env_number(WINDOW_ENV).unwrap_or(if quick { 1_000 } else { 2_000 });
+    let quiet = turns("quiet", rounds, window_ms, false);
+    let hogs = turns("two CPU hogs", rounds, window_ms, true);
+    let result = serde_json::json!({
+        "server": "mini-redis 0.4.1",
+        "clients": CLIENTS,
+        "workers": 2,
+        "rounds": rounds,
+        "window_ms": window_ms,
+        "quiet": quiet,
+        "hogs": hogs,
+    });
+    support::write_result("servers", "servers.json", &result);
+}
+
+fn env_number(var: &str) -> Option<u64> {
+    std::env::var(var).ok()?.parse().ok()
+}
+
+/// What one child served in its window.
+#[derive(Debug, Clone, Copy)]
+struct Served {
+    requests: f64,
+    cpu_ns: f64,
+    /// The dump's estimate of the layer's share of the process's CPU.
+    estimate: Option<f64>,
+}
+
+/// `rounds` rounds of every subject in turn; the medians of the per-round
+/// ratios to the floor.
+fn turns(label: &str, rounds: u64, window_ms: u64, hogs: bool) -> serde_json::Value {
+    let stop = Arc::new(AtomicBool::new(false));
+    let hog_threads: Vec<_> = (0..if hogs { 2 } else { 0 })
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 1u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let mut per_subject: Vec<Vec<Served>> = vec![Vec::new(); SUBJECTS.len()];
+    for round in 0..rounds {
+        // Each round in another order, so no subject always follows another.
+        let mut order: Vec<usize> = (0..SUBJECTS.len()).collect();
+        order.rotate_left(round as usize % SUBJECTS.len());
+        for i in order {
+            per_subject[i].push(run_child(SUBJECTS[i], window_ms));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    hog_threads.into_iter().for_each(|h| h.join().unwrap());
+
+    let floor = &per_subject[0];
+    let mut subjects = serde_json::Map::new();
+    eprintln!(
+        "\nservers ({label}): mini-redis, {CLIENTS} clients, {rounds} rounds of {window_ms} ms"
+    );
+    for (i, (name, _)) in SUBJECTS.iter().enumerate() {
+        let served = &per_subject[i];
+        let losses: Vec<f64> = served
+            .iter()
+            .zip(floor)
+            .map(|(s, f)| 1.0 - s.requests / f.requests)
+            .collect();
+        // The same server's throughput moves by ±15% from one process to
+        // the next (how the runtime happens to spread the connections over
+        // its two workers), floor included: a ratio of one run to one run
+        // carries both runs' luck. The medians over rounds carry less.
+        let per_s = |s: &Served| s.requests * 1e3 / window_ms as f64;
+        let requests_per_s = support::median(served.iter().map(per_s).collect());
+        let floor_per_s = support::median(floor.iter().map(per_s).collect());
+        let loss = 1.0 - requests_per_s / floor_per_s;
+        let per_request = |s: &Served| s.cpu_ns / s.requests;
+        let cpu_per_request = support::median(served.iter().map(per_request).collect())
+            / support::median(floor.iter().map(per_request).collect());
+        let estimate = {
+            let e: Vec<f64> = served.iter().filter_map(|s| s.estimate).collect();
+            (!e.is_empty()).then(|| support::median(e))
+        };
+        eprintln!(
+            "  {name:<32} {requests_per_s:>9.0} req/s  loss {:>6.2}%  CPU/request {cpu_per_request:.3}×{}",
+            loss * 100.0,
+            estimate.map_or_else(String::new, |e| format!("  estimate {:.2}%", e * 100.0))
+        );
+        let rounds: Vec<String> = losses.iter().map(|l| format!("{:.1}", l * 100.0)).collect();
+        eprintln!("  {:<32} rounds: {}", "", rounds.join(" "));
+        subjects.insert(
+            (*name).to_owned(),
+            serde_json::json!({
+                "requests_per_s": requests_per_s,
+                "loss": loss,
+                "round_losses": losses,
+                "cpu_per_request_ratio": cpu_per_request,
+                "estimate": estimate,
+            }),
+        );
+    }
+    serde_json::Value::Object(subjects)
+}
+
+/// Runs one subject in a child process of this binary for one window.
+fn run_child((name, counting): (&str, bool), window_ms: u64) -> Served {
+    let exe = std::env::current_exe().expect("the bench binary's path");
+    let output = Command::new(exe)
+        .env(SUBJECT_ENV, name)
+        .env(WINDOW_ENV, window_ms.to_string())
+        .env(
+            "PERF_SUITE_ALLOCATOR",
+            if counting { "counting" } else { "system" },
+        )
+        .output()
+        .expect("the bench binary runs as a child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "{name}: no result from the child ({}):\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    let v: serde_json::Value = serde_json::from_str(line).expect("the child's JSON line");
+    Served {
+        requests: v["requests"].as_f64().unwrap_or(0.0).max(1.0),
+        cpu_ns: v["cpu_ns"].as_f64().unwrap_or(0.0),
+        estimate: v["estimate"].as_f64(),
+    }
+}
+
+/// The child: one subject's subscriber, the server and its clients for one
+/// window, then one JSON line on standard output.
+fn child(subject: &str) {
+    let window = Duration::from_millis(env_number(WINDOW_ENV).unwrap_or(1_500));
+    let handle = match subject {
+        support::Subject::FLOOR => {
+            let subscriber = tracing_subscriber::registry().with(support::NoopLayer);
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+            None
+        }
+        _ => {
+            let builder = perf_layer::PerfLayer::builder().output_path(
+                std::env::temp_dir()
+                    .join(format!("perf-suite-servers-{}.json", std::process::id())),
+            );
+            let builder = match subject {
+                "perf_layer_without_cpu_time" => builder.without_cpu_time(),
+                "perf_layer_without_task_clock" => builder.without_task_clock(),
+                "perf_layer_without_sampler" => builder.without_sampler(),
+                _ => builder,
+            };
+            let (layer, handle) = builder.build().expect("a valid configuration");
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+                .expect("one global subscriber");
+            Some(handle)
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let requests = Arc::new(AtomicU64::new(0));
+    let cpu_at_start = support::process_cpu_time();
+    runtime.block_on(serve(window, Arc::clone(&requests)));
+    let cpu = support::process_cpu_time() - cpu_at_start;
+    let estimate = handle.map(|h| {
+        let dump = h.snapshot();
+        dump.overhead.fraction_of_run
+    });
+    println!(
+        "{}",
+        serde_json::json!({
+            "requests": requests.load(Ordering::Relaxed),
+            "cpu_ns": cpu.as_nanos() as u64,
+            "estimate": estimate,
+        })
+    );
+}
+
+/// The server on 127.0.0.1 and `CLIENTS` clients until `window` is over.
+async fn serve(window: Duration, requests: Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = mini_redis::server::run(listener, async {
+            let _ = stop_rx.await;
+        })
+        .await;
+    });
+    let deadline = Instant::now() + window;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let requests = Arc::clone(&requests);
+            tokio::spawn(async move {
+                let mut client = mini_redis::client::connect(addr)
+                    .await
+                    .expect("the server accepts");
+                let key = format!("key-{i}");
+                let value = bytes::Bytes::from(vec![b'x'; 64]);
+                while Instant::now() < deadline {
+                    client.set(&key, value.clone()).await.expect("SET");
+                    let got = client.get(&key).await.expect("GET");
+                    assert!(got.is_some());
+                    requests.fetch_add(2, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.expect("a client finished");
+    }
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+}
