@@ -35,6 +35,7 @@ pub mod callsite;
 pub mod config;
 pub mod diff;
 pub mod flamegraph;
+pub mod groups;
 #[cfg(feature = "history")]
 pub mod history;
 mod label;

@@ -120,10 +120,13 @@ impl LoadedDump {
     /// Checks every histogram of `dump` as [`Dump::validate_histograms`]
     /// does (the same error, for the first broken one in callsite order),
     /// on every core, keeping what the analysis needs of the busy-time ones.
+    /// Grouped callsites are first replaced by their groups
+    /// ([`crate::groups::expand`]): a row per route.
     ///
     /// # Errors
     /// [`DumpReadError::Histogram`] naming the callsite.
     pub fn validated(dump: Dump) -> Result<Self, DumpReadError> {
+        let dump = crate::groups::expand(dump);
         let checked = par::map(&dump.callsites, |cs| {
             // In the order `Dump::validate_histograms` reports errors. None
             // is built: `check` and `recorded_buckets` walk the encoding.
@@ -181,6 +184,7 @@ impl LoadedDump {
 
 impl From<Dump> for LoadedDump {
     fn from(dump: Dump) -> Self {
+        let dump = crate::groups::expand(dump);
         let busy = par::map(&dump.callsites, |cs| {
             let preempted = cs
                 .cpu

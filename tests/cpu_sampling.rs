@@ -1,0 +1,113 @@
+//! Short entered intervals timed by a sample, with the system calls: a
+//! long-lived span polled thousands of times for microseconds each has one
+//! poll in 512 timed, and the report scales the sample to the rest. Its own
+//! binary, with the task clock off for the whole process: with the clock a
+//! thread times such polls every time, cheaply (tests/cpu_task_clock.rs).
+
+#![cfg(target_os = "linux")]
+
+use std::time::{Duration, Instant};
+
+use perf_layer::PerfLayer;
+use perf_layer::dump::{CpuStats, Dump};
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+/// Runs `work` under a layer without the task clock.
+fn run(work: impl FnOnce()) -> Dump {
+    let (layer, handle) = PerfLayer::builder()
+        .without_task_clock()
+        .without_overhead_calibration()
+        .without_sampler()
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, work);
+    handle.snapshot()
+}
+
+fn cpu_of<'a>(dump: &'a Dump, name: &str) -> &'a CpuStats {
+    dump.callsites
+        .iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.cpu.as_ref())
+        .unwrap_or_else(|| panic!("no CPU figures for `{name}`"))
+}
+
+/// Spins for `d` of wall time.
+fn spin(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// Enters `span` `polls` times, doing `poll` in each: a long-lived async
+/// span (a connection, a worker loop) as the layer sees it.
+fn poll_often(span: &tracing::Span, polls: u32, poll: impl Fn()) {
+    for _ in 0..polls {
+        let _entered = span.enter();
+        poll();
+    }
+}
+
+#[test]
+fn a_long_lived_span_polled_often_has_a_sample_of_its_polls_timed() {
+    let dump = run(|| {
+        poll_often(&info_span!("connection"), 20_000, || {
+            spin(Duration::from_micros(2))
+        });
+        poll_often(&info_span!("slow_polls"), 40, || {
+            spin(Duration::from_micros(300))
+        });
+    });
+    // Not every poll pays for the system calls: a uniform one in 512 of
+    // the short ones (plus the first, before their length was known, and
+    // any a preemption made long), and the dump says how many were not.
+    let connection = cpu_of(&dump, "connection");
+    assert_eq!(connection.intervals, 20_000, "{connection:?}");
+    assert!(connection.untimed_intervals >= 19_500, "{connection:?}");
+    let sampled = connection.sampled.expect("a sample of the short polls");
+    assert!((30..=45).contains(&sampled.intervals), "{sampled:?}");
+    // Long polls are each timed.
+    let slow = cpu_of(&dump, "slow_polls");
+    assert_eq!(
+        (slow.intervals, slow.untimed_intervals),
+        (40, 0),
+        "{slow:?}"
+    );
+
+    // The report scales the sample to the polls not timed, and says the
+    // figure is estimated: a spinning span is on the CPU (or preempted on
+    // a busy machine), never blocked.
+    let a = perf_report::analyze::analyze(&dump.into(), &Default::default());
+    let row = a
+        .callsites
+        .iter()
+        .find(|c| c.location.name == "connection")
+        .unwrap();
+    let cpu = row.cpu.as_ref().expect("CPU figures from the sample");
+    assert!(cpu.measured_share < 0.2, "{cpu:?}");
+    assert!(cpu.on_cpu_share + cpu.self_preempted_share > 0.8, "{cpu:?}");
+    assert!(cpu.self_blocked_share < 0.1, "{cpu:?}");
+}
+
+#[test]
+fn a_span_that_sleeps_in_short_polls_is_off_the_cpu_by_its_sample() {
+    let dump = run(|| {
+        poll_often(&info_span!("naps"), 5_000, || {
+            std::thread::sleep(Duration::from_micros(10))
+        });
+    });
+    let a = perf_report::analyze::analyze(&dump.into(), &Default::default());
+    let row = a
+        .callsites
+        .iter()
+        .find(|c| c.location.name == "naps")
+        .unwrap();
+    // Sampled or timed throughout (a machine whose sleeps last over the
+    // threshold times every one): off the CPU either way, by blocking.
+    let cpu = row.cpu.as_ref().expect("CPU figures");
+    assert!(cpu.on_cpu_share < 0.4, "{cpu:?}");
+    assert!(cpu.self_blocked_share > 0.5, "{cpu:?}");
+}
