@@ -95,7 +95,7 @@ fn a_long_lived_span_polled_often_has_a_sample_of_its_polls_timed() {
 #[test]
 fn a_span_that_sleeps_in_short_polls_is_off_the_cpu_by_its_sample() {
     let dump = run(|| {
-        poll_often(&info_span!("naps"), 5_000, || {
+        poll_often(&info_span!("naps"), 8_000, || {
             std::thread::sleep(Duration::from_micros(10))
         });
     });

@@ -5,15 +5,25 @@
 //! the Amdahl estimate of what it gives back, its effort and risk, what to
 //! do first, what must change in the re-run) is written by the finding's own
 //! detector (`analyze::detectors`); the plan adds the validation steps every
-//! step shares and orders the steps by
+//! step shares and orders the steps, in one currency: the time they give
+//! back.
 //!
-//! ```text
-//! priority = (score / 100) / (effort(complexity) x effort(risk))
-//! ```
+//! - **Time first.** Steps that give back time (the process's CPU time or
+//!   the run's wall time) come before the steps that give back bytes
+//!   (allocation, memory), which form the plan's memory part: a user wants
+//!   time back first, and a byte is not a nanosecond. A memory step that is
+//!   critical (the process near its memory limit, a leak that will end it)
+//!   is urgent and goes first.
+//! - **By gain, then effort.** Within each part,
 //!
-//! with effort Low = 1, Medium = 2, High = 4 for complexity and Low = 1,
-//! Medium = 1.5, High = 2.5 for risk: the largest expected gain for the least
-//! effort and risk first.
+//!   ```text
+//!   priority = gain x confidence / min(2, sqrt(effort(complexity) x effort(risk)))
+//!   ```
+//!
+//!   with effort Low = 1, Medium = 2, High = 4 for complexity and Low = 1,
+//!   Medium = 1.5, High = 2.5 for risk: effort and risk break near-ties (at
+//!   most a factor of 2), and never put a step above one that gives back
+//!   more than twice as much.
 
 use serde::Serialize;
 
@@ -63,8 +73,11 @@ pub struct Step {
     pub prerequisites: Vec<String>,
     /// How to prove it worked, ending in a `perf-report diff`.
     pub validation: Vec<String>,
-    /// The ordering key (see the module docs).
+    /// The ordering key within its part (see the module docs).
     pub priority: f64,
+    /// Whether the step is in the memory part of the plan (it gives back
+    /// bytes, not time), after the time steps.
+    pub memory_part: bool,
 }
 
 /// The ordered plan and its total expected gain.
@@ -86,6 +99,10 @@ pub struct Plan {
     /// Share of peak memory the memory steps return, compounded.
     pub total_memory_gain: f64,
 }
+
+/// The most effort and risk together can weigh against a gain: they break
+/// near-ties, never outrank a gain more than this many times larger.
+const MAX_EFFORT_WEIGHT: f64 = 2.0;
 
 fn complexity_cost(e: Effort) -> f64 {
     match e {
@@ -116,8 +133,9 @@ fn risk_cost(e: Effort) -> f64 {
 pub fn plan(analysis: &Analysis) -> Plan {
     let mut steps: Vec<Step> = analysis.findings.iter().map(step).collect();
     steps.sort_by(|a, b| {
-        b.priority
-            .total_cmp(&a.priority)
+        a.memory_part
+            .cmp(&b.memory_part)
+            .then(b.priority.total_cmp(&a.priority))
             .then(b.score.total_cmp(&a.score))
             .then(a.class.cmp(&b.class))
             .then_with(|| a.location.cmp(&b.location))
@@ -152,8 +170,13 @@ fn step(f: &Finding) -> Step {
             "`perf-report diff before.json after.json --fail-on-regression 5` must show `{bare}` improved and nothing regressed"
         ),
     ];
-    let priority =
-        (f.score / 100.0) / (complexity_cost(advice.complexity) * risk_cost(advice.risk));
+    let effort = (complexity_cost(advice.complexity) * risk_cost(advice.risk))
+        .sqrt()
+        .min(MAX_EFFORT_WEIGHT);
+    // The gain as sure as the evidence is: a likely 30% before a doubtful one.
+    let priority = f.expected_gain() * f.confidence.clamp(0.0, 1.0) / effort;
+    let urgent = f.severity == Severity::Critical;
+    let memory_part = matches!(f.resource, Resource::Allocation | Resource::Memory) && !urgent;
     Step {
         rank: 0,
         location: f.location.clone(),
@@ -173,5 +196,6 @@ fn step(f: &Finding) -> Step {
         prerequisites: advice.prerequisites,
         validation,
         priority,
+        memory_part,
     }
 }

@@ -91,20 +91,42 @@ fn plan_orders_by_gain_over_effort_and_ends_validation_with_a_diff() {
     let r = Report::build(&ground_truth().into(), &Config::default());
     let p = &r.plan;
     assert_eq!(p.steps.len(), 5);
+    // Time steps first, by gain (as sure as the evidence) over effort;
+    // then the memory part.
     for w in p.steps.windows(2) {
-        assert!(w[0].priority >= w[1].priority);
+        assert!(
+            (w[0].memory_part, -w[0].priority) <= (w[1].memory_part, -w[1].priority),
+            "{:?} before {:?}",
+            (w[0].class, w[0].priority),
+            (w[1].class, w[1].priority)
+        );
     }
-    // The low-effort allocation fix (score 11.1) outranks the waiting and
-    // leak findings that score higher but cost more effort and risk.
+    // No step sits above a time step that gives back more than twice as
+    // much: effort and risk only break near-ties.
+    for (i, a) in p.steps.iter().enumerate() {
+        for b in &p.steps[i + 1..] {
+            if !a.memory_part && !b.memory_part {
+                assert!(
+                    a.gain.share * 2.0 >= b.gain.share * 0.999,
+                    "{:?} over {:?}",
+                    a.class,
+                    b.class
+                );
+            }
+        }
+    }
+    // The allocation fix, however cheap, and the leak that is not yet
+    // critical are in the memory part, after every step that gives back
+    // time: a byte is not a nanosecond.
     let order: Vec<Class> = p.steps.iter().map(|s| s.class).collect();
     assert_eq!(
         order,
         vec![
             Class::HotSpot,
-            Class::AllocationHeavy,
             Class::Waiting,
-            Class::LeakSuspect,
-            Class::TailLatency
+            Class::TailLatency,
+            Class::AllocationHeavy,
+            Class::LeakSuspect
         ]
     );
     for s in &p.steps {
