@@ -382,7 +382,10 @@ Examples:
 
 CI gates on each axis separately: --fail-on-regression (time),
 --fail-on-alloc-regression, --fail-on-memory-regression. When one trips,
-standard error names each callsite and axis.
+standard error names each callsite and axis. A time regression fails only
+when it is material: the time it adds is at least --min-regression-share
+(default 1%) of all self time in spans of the new run; a +60% on a span
+that is 0.5% of the run is listed on standard error and does not fail.
 
 Exit codes: 0 no regression over a --fail-on-*regression bar, 1 a regression over one,
 2 error.";
@@ -423,10 +426,18 @@ pub(crate) struct DiffArgs {
     pub(crate) threshold: f64,
 
     /// Exit 1 when a callsite's time regressed (significantly) by at least
-    /// PCT percent. Time only: a span much faster that now allocates more is
-    /// no time regression; gate allocation and memory with their own options.
+    /// PCT percent and the time it adds is material (--min-regression-share).
+    /// Time only: a span much faster that now allocates more is no time
+    /// regression; gate allocation and memory with their own options.
     #[arg(long, value_name = "PCT", value_parser = parse_pct)]
     pub(crate) fail_on_regression: Option<f64>,
+
+    /// With --fail-on-regression: a time regression fails the gate only when
+    /// the time it adds (its self time per call's growth times its calls) is
+    /// at least PCT percent of all self time in spans of the new run; smaller
+    /// ones are listed on standard error without failing.
+    #[arg(long, value_name = "PCT", default_value_t = 1.0, value_parser = parse_pct)]
+    pub(crate) min_regression_share: f64,
 
     /// Exit 1 when a callsite's allocated bytes per call grew by at least PCT
     /// percent (and 16 bytes). Allocation counts are nearly deterministic:

@@ -73,25 +73,52 @@ fn run(cli: Cli) -> Result<u8> {
                 ),
             ];
             let mut found = CLEAN;
+            let material = args.min_regression_share / 100.0;
             for (axis, flag, pct) in gates {
                 let Some(pct) = pct else { continue };
-                let tripped: Vec<String> = d
-                    .regressions(axis, pct / 100.0)
-                    .into_iter()
-                    .map(|(c, r)| {
-                        format!(
-                            "{} ({}) regressed {} on {axis}",
-                            c.location.label,
-                            c.location.source(),
-                            perf_report::units::change(r)
-                        )
-                    })
-                    .collect();
-                if !tripped.is_empty() {
-                    eprintln!(
-                        "perf-report: {flag} {pct}: {}",
-                        one_line(&tripped.join("; "))
+                let mut tripped = Vec::new();
+                let mut small = Vec::new();
+                for (c, r) in d.regressions(axis, pct / 100.0) {
+                    let line = format!(
+                        "{} ({}) regressed {} on {axis}",
+                        c.location.label,
+                        c.location.source(),
+                        perf_report::units::change(r)
                     );
+                    // Time is gated by what it adds to the run; a large
+                    // change on a negligible span is listed, not failed.
+                    let added = d.added_time_share(c);
+                    if axis == Axis::Time && added < material {
+                        small.push(format!(
+                            "{line}, adding {} of all self time in spans",
+                            perf_report::units::pct(added.max(0.0))
+                        ));
+                    } else if axis == Axis::Time {
+                        tripped.push(format!(
+                            "{line}, adding {} of all self time in spans",
+                            perf_report::units::pct(added)
+                        ));
+                    } else {
+                        tripped.push(line);
+                    }
+                }
+                if !small.is_empty() {
+                    eprintln!(
+                        "perf-report: {flag} {pct}: below --min-regression-share {} (not failing): {}",
+                        args.min_regression_share,
+                        one_line(&small.join("; "))
+                    );
+                }
+                if !tripped.is_empty() {
+                    let gate = if axis == Axis::Time {
+                        format!(
+                            "{flag} {pct} (and at least {}% of the run's self time in spans)",
+                            args.min_regression_share
+                        )
+                    } else {
+                        format!("{flag} {pct}")
+                    };
+                    eprintln!("perf-report: {gate}: {}", one_line(&tripped.join("; ")));
                     found = FOUND;
                 }
             }

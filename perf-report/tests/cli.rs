@@ -424,3 +424,58 @@ fn a_config_file_changes_thresholds_and_bands() {
         "{err}"
     );
 }
+
+/// The gate fails on what matters to the run: a fix that made the run 20%
+/// faster passes although a negligible span got 60% slower (listed on
+/// standard error), and a 20% regression of the main work fails.
+#[test]
+fn the_time_gate_fails_only_on_regressions_that_matter_to_the_run() {
+    use support::{Span, dump};
+    let f = Files::new();
+    let run = |main_ns: u64, tiny_ns: u64| {
+        dump(
+            "service",
+            2_000_000_000,
+            &[
+                Span::new("main_work", 10, &[(main_ns, 1_000)]),
+                // 600 calls of 1 µs: 0.06% of the run's self time.
+                Span::new("tiny", 20, &[(tiny_ns, 600)]),
+            ],
+        )
+    };
+    let base = support::write(f.dir.path(), "base.json", &run(1_000_000, 1_000));
+    let faster = support::write(f.dir.path(), "faster.json", &run(800_000, 1_600));
+    let out = cmd()
+        .arg("diff")
+        .args([&base, &faster])
+        .args(["--fail-on-regression", "5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("below --min-regression-share 1") && err.contains("tiny"),
+        "{err}"
+    );
+    let slower = support::write(f.dir.path(), "slower.json", &run(1_200_000, 1_000));
+    let out = cmd()
+        .arg("diff")
+        .args([&base, &slower])
+        .args(["--fail-on-regression", "5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("main_work") && err.contains("regressed +20.0%"),
+        "{err}"
+    );
+    assert!(err.contains("at least 1% of the run's self time"), "{err}");
+    // A bar of 0 restores the old gate: any significant regression fails.
+    cmd()
+        .arg("diff")
+        .args([&base, &faster])
+        .args(["--fail-on-regression", "5", "--min-regression-share", "0"])
+        .assert()
+        .code(1);
+}

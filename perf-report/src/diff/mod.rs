@@ -327,6 +327,23 @@ impl Diff {
             .fold(0.0, f64::max)
     }
 
+    /// The time callsite `c`'s change adds to the new run, as a share of
+    /// all self time in spans of the new run: its self time per call's
+    /// change times its calls now (negative when it got faster). Self time,
+    /// so a parent slowed by its child does not count the child's time
+    /// again.
+    pub fn added_time_share(&self, c: &CallsiteDiff) -> f64 {
+        let per_call = |total: f64, calls: f64| if calls > 0.0 { total / calls } else { 0.0 };
+        let added = (per_call(c.self_total_ns.new, c.calls.new)
+            - per_call(c.self_total_ns.base, c.calls.base))
+            * c.calls.new;
+        if self.total_self_ns.new > 0.0 {
+            added / self.total_self_ns.new
+        } else {
+            0.0
+        }
+    }
+
     /// The callsites that regressed on `axis` by at least `fraction`, with
     /// how much: what a CI gate on that axis trips on.
     pub fn regressions(&self, axis: Axis, fraction: f64) -> Vec<(&CallsiteDiff, f64)> {
