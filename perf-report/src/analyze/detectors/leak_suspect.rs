@@ -3,9 +3,17 @@
 //! still live at the end; or, where no callsite explains it (or the dump has
 //! no live heap), a process RSS that keeps growing.
 //!
-//! A hand-off (a span builds a `Vec` that its caller frees) ends with
-//! nothing live; a bounded cache fills and then holds steady (its growth
-//! stops before the end); neither is a leak.
+//! Or, by its own calls, however short the run and whether or not the calls
+//! went on to the end: most of its calls each closed holding memory they
+//! made, and what they held is still live at the end (a leak grows with
+//! the calls that leak, not with the clock; a phase that leaks and then
+//! ends stopped growing, but what it kept is still there).
+//!
+//! A hand-off (a span builds a `Vec` that its caller or another thread
+//! frees) ends with nothing live; a bounded cache fills and then holds
+//! steady (its growth stops before the end, and once full its calls free
+//! what they evict, so few of them close holding more than they freed);
+//! neither is a leak.
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +56,14 @@ pub struct Settings {
     pub min_rss_growth_share: f64,
     /// ...and of at least this many bytes (8 MiB).
     pub min_rss_growth_bytes: u64,
+    /// By its own calls: at least this many calls (100)...
+    pub min_calls: u64,
+    /// ...at least this share of which closed holding more than they freed
+    /// (0.5)...
+    pub min_retaining_share: f64,
+    /// ...and at least this share of what those calls kept is still live
+    /// at the end (0.5), at least `min_live_bytes` of it.
+    pub min_kept_live_share: f64,
     /// The share of what it holds a fix returns (0.9).
     pub recoverable: f64,
     /// Confidence is R² x `points / (points + this)` (4).
@@ -67,6 +83,9 @@ impl Default for Settings {
             min_samples: 8,
             min_rss_growth_share: 0.10,
             min_rss_growth_bytes: 8 * 1024 * 1024,
+            min_calls: 100,
+            min_retaining_share: 0.5,
+            min_kept_live_share: 0.5,
             recoverable: 0.9,
             half_confidence_points: 4.0,
         }
@@ -96,6 +115,68 @@ fn trend_evidence(fit: &LinearFit, min_r2: f64) -> Vec<Evidence> {
     ]
 }
 
+/// Whether most of the callsite's calls each kept memory they made and
+/// what they kept is still live at the end: a leak by its own calls.
+fn kept_by_calls(
+    cs: &perf_layer::dump::CallsiteStats,
+    h: &crate::analyze::HeapRow,
+    s: &Settings,
+) -> bool {
+    let Some(a) = cs.alloc else { return false };
+    let kept = a.net_bytes.max(0) as f64;
+    cs.calls >= s.min_calls
+        && a.calls_retaining as f64 >= s.min_retaining_share * cs.calls as f64
+        && h.live_bytes >= s.min_live_bytes
+        && kept > 0.0
+        && h.live_bytes as f64 >= s.min_kept_live_share * kept
+}
+
+/// The finding of a leak by its own calls ([`kept_by_calls`]).
+fn by_own_calls(
+    cx: &Context<'_>,
+    cs: &perf_layer::dump::CallsiteStats,
+    row: &crate::analyze::CallsiteRow,
+    base: f64,
+    s: &Settings,
+) -> Option<Finding> {
+    let h = row.heap.as_ref()?;
+    if !kept_by_calls(cs, h, s) {
+        return None;
+    }
+    let a = cs.alloc?;
+    let live = h.live_bytes as f64;
+    let retaining = stats::share(a.calls_retaining as f64, cs.calls as f64);
+    let per_call = stats::ratio(live, a.calls_retaining as f64);
+    Some(cx.score(Draft {
+        class: Class::LeakSuspect,
+        callsite: Some((cs.id, row.location.clone())),
+        resource: Resource::Memory,
+        cost_share: stats::share(live, base),
+        recoverable: s.recoverable,
+        confidence: retaining
+            * stats::sample_confidence(a.calls_retaining, s.half_confidence_points),
+        summary: format!(
+            "holds {} at the end, kept by its own calls: {} of its {} calls closed holding memory (about {} each), and it is still live",
+            units::bytes(live),
+            units::pct(retaining),
+            cs.calls,
+            units::bytes(per_call),
+        ),
+        evidence: vec![
+            Evidence::new(LIVE, live, Unit::Bytes, Some(s.min_live_bytes as f64)),
+            Evidence::new(
+                "calls that closed holding memory",
+                retaining,
+                Unit::Share,
+                Some(s.min_retaining_share),
+            ),
+            Evidence::new("kept per such call", per_call, Unit::Bytes, None),
+            Evidence::new("calls", cs.calls as f64, Unit::Count, Some(s.min_calls as f64)),
+            Evidence::new("peak live", h.peak_live_bytes as f64, Unit::Bytes, None),
+        ],
+    }))
+}
+
 impl Detector for LeakSuspect {
     fn info(&self) -> &'static Info {
         &INFO
@@ -123,7 +204,16 @@ impl Detector for LeakSuspect {
             let (Some(heap), Some(h)) = (&cs.heap, &row.heap) else {
                 continue;
             };
+            // A trend after warm-up where the run is long enough to show
+            // one; else (or where it does not hold) the callsite's own calls.
+            let by_calls = |found: &mut Vec<Finding>| {
+                let finding = by_own_calls(cx, cs, row, base, s);
+                let any = finding.is_some();
+                found.extend(finding);
+                any
+            };
             let (Some(slope), Some(r2)) = (h.growth_bytes_per_s, h.growth_r2) else {
+                any |= by_calls(found);
                 continue;
             };
             let points = after_warmup(cx.dump, heap, cx.config);
@@ -140,6 +230,7 @@ impl Detector for LeakSuspect {
                 || growth < s.min_growth_share * live
                 || end_rate < s.min_end_rate_share * slope
             {
+                any |= by_calls(found);
                 continue;
             }
             any = true;
@@ -223,6 +314,14 @@ impl Detector for LeakSuspect {
                 units::bytes(live * f.recoverable),
                 units::pct(f.expected_gain()),
                 units::bytes(growth)
+            ),
+            (Some(live), None) => format!(
+                "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops it growing with its calls",
+                units::pct(f.recoverable),
+                units::bytes(live),
+                units::pct(f.cost_share),
+                units::bytes(live * f.recoverable),
+                units::pct(f.expected_gain())
             ),
             _ => format!(
                 "stopping the growth returns {} of peak memory ({} of peak memory grew over the run)",

@@ -1,0 +1,116 @@
+//! Leaks found by the callsite's own calls, on runs far too short for a
+//! trend, and never a hand-off or a bounded cache: workloads written for
+//! issue 22, not tuned to the detector.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use perf_layer::PerfLayer;
+use perf_report::analyze::{Analysis, Class, analyze};
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+#[global_allocator]
+static ALLOC: perf_layer::CountingAllocator = perf_layer::CountingAllocator::system();
+
+/// One test at a time: the allocator's tables are the process's.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn run(work: impl FnOnce(&tracing::Dispatch)) -> Analysis {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (layer, handle) = PerfLayer::builder()
+        .without_overhead_calibration()
+        .sampler_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || work(&dispatch));
+    analyze(&handle.snapshot().into(), &Default::default())
+}
+
+fn leaks(a: &Analysis) -> Vec<String> {
+    a.findings
+        .iter()
+        .filter(|f| f.class == Class::LeakSuspect)
+        .map(|f| {
+            f.location
+                .as_ref()
+                .map_or("(process)".into(), |l| l.label.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn a_span_that_keeps_4_kib_per_call_is_a_leak_on_a_half_second_run() {
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    let a = run(|_| {
+        for i in 0..2_000u32 {
+            info_span!("remember").in_scope(|| kept.push(vec![i as u8; 4096]));
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    assert_eq!(leaks(&a), ["remember"], "{:#?}", a.findings);
+    let leak = a
+        .findings
+        .iter()
+        .find(|f| f.class == Class::LeakSuspect)
+        .unwrap();
+    assert!(
+        leak.summary.contains("kept by its own calls"),
+        "{}",
+        leak.summary
+    );
+    drop(kept);
+}
+
+#[test]
+fn a_leak_on_worker_threads_that_stops_with_its_phase_is_found() {
+    let kept = Mutex::new(Vec::new());
+    let a = run(|dispatch| {
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    tracing::dispatcher::with_default(dispatch, || {
+                        for i in 0..1_500u32 {
+                            info_span!("ingest").in_scope(|| {
+                                kept.lock().unwrap().push(vec![i as u8; 1024]);
+                            });
+                        }
+                    });
+                });
+            }
+        });
+        // The next phase does other work: the leak's growth has stopped,
+        // what it kept has not gone.
+        for _ in 0..200 {
+            info_span!("report").in_scope(|| std::hint::black_box(vec![0u8; 512]));
+        }
+    });
+    assert_eq!(leaks(&a), ["ingest"], "{:#?}", a.findings);
+    drop(kept);
+}
+
+#[test]
+fn a_hand_off_and_a_bounded_cache_are_no_leak() {
+    let a = run(|_| {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let consumer = std::thread::spawn(move || rx.into_iter().map(|v| v.len()).sum::<usize>());
+        let mut cache: VecDeque<Vec<u8>> = VecDeque::new();
+        for i in 0..2_000u32 {
+            // Built here, freed by the consumer thread.
+            info_span!("produce").in_scope(|| tx.send(vec![i as u8; 4096]).unwrap());
+            // At most 100 entries: once full, each insert evicts one.
+            info_span!("cache_put").in_scope(|| {
+                cache.push_back(vec![i as u8; 4096]);
+                if cache.len() > 100 {
+                    cache.pop_front();
+                }
+            });
+        }
+        drop(tx);
+        consumer.join().unwrap();
+        drop(cache);
+    });
+    assert!(leaks(&a).is_empty(), "{:#?}", a.findings);
+}
