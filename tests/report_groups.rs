@@ -60,6 +60,7 @@ fn grouped_by_route_the_first_finding_names_the_slow_route() {
     assert_eq!(calls("request{route=/export}"), 20);
     assert_eq!(calls("request{route=/health}"), 400);
     assert_eq!(calls("request"), 0, "the callsite is its groups");
+    assert!(!analysis.notes.iter().any(|n| n.contains("group_by")));
 }
 
 #[test]
@@ -68,4 +69,13 @@ fn without_groups_the_finding_is_the_shared_callsite() {
     let analysis = analyze(&dump.into(), &Default::default());
     let first = analysis.findings.first().expect("a finding");
     assert_eq!(first.location.as_ref().expect("a span").label, "request");
+    // The report says, once, that `request` mixes very different calls,
+    // and how to split them.
+    let said: Vec<&String> = analysis
+        .notes
+        .iter()
+        .filter(|n| n.contains("group_by"))
+        .collect();
+    assert_eq!(said.len(), 1, "{:?}", analysis.notes);
+    assert!(said[0].starts_with("`request` mixes calls"), "{}", said[0]);
 }

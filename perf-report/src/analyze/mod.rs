@@ -174,6 +174,14 @@ fn keep_innermost(cx: &context::Context<'_>, findings: &mut Vec<Finding>) {
     });
 }
 
+/// A callsite with at least this many calls...
+const MIXED_MIN_CALLS: u64 = 100;
+/// ...whose busy p99 is at least this many times its p50...
+const MIXED_P99_OVER_P50: f64 = 20.0;
+/// ...and that holds at least this share of all self time is worth
+/// splitting by a field (`group_by`).
+const MIXED_MIN_SELF_SHARE: f64 = 0.05;
+
 fn notes(cx: &context::Context<'_>) -> Vec<String> {
     let dump = cx.dump;
     let mut notes = Vec::new();
@@ -193,6 +201,28 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
         notes.push(
             "no process timeline: enable the sampler for RSS trends and CPU findings".to_owned(),
         );
+    }
+    // One callsite for very different calls (tower-http's `request` for
+    // every route): say it once, for the one that matters most, and how to
+    // split it.
+    if dump.config.group_by.is_empty() {
+        let mixed = cx
+            .rows
+            .iter()
+            .filter(|r| {
+                r.calls >= MIXED_MIN_CALLS
+                    && r.busy_p99_ns as f64 >= MIXED_P99_OVER_P50 * r.busy_p50_ns.max(1) as f64
+                    && r.self_share >= MIXED_MIN_SELF_SHARE
+            })
+            .max_by_key(|r| r.self_total_ns);
+        if let Some(r) = mixed {
+            notes.push(format!(
+                "`{}` mixes calls of very different lengths (p50 {}, p99 {}): if its spans carry a field that tells them apart (a route, a method, a kind), `PerfLayer::builder().group_by([\"http.route\"])` gives each value its own row",
+                r.location.label,
+                crate::units::ns(r.busy_p50_ns as f64),
+                crate::units::ns(r.busy_p99_ns as f64),
+            ));
+        }
     }
     if cx.totals.overhead_share >= 0.05 {
         notes.push(format!(
