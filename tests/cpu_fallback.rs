@@ -5,20 +5,16 @@
 
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use perf_layer::PerfLayer;
 use perf_layer::dump::{CpuStats, Dump};
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
-/// Spins for `d` of wall time.
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
+mod cpu_support;
+
+use cpu_support::{cpu_of, on_cpu_share, spin_for as spin};
 
 /// On a fresh thread (the clock is per thread): enough long spans to open
 /// the clock where it may, then spans that compute and spans that sleep.
@@ -43,18 +39,6 @@ fn workload(builder: perf_layer::PerfLayerBuilder) -> Dump {
     })
     .join()
     .unwrap()
-}
-
-fn cpu_of<'a>(dump: &'a Dump, name: &str) -> &'a CpuStats {
-    dump.callsites
-        .iter()
-        .find(|c| c.name == name)
-        .and_then(|c| c.cpu.as_ref())
-        .unwrap_or_else(|| panic!("no CPU figures for `{name}`"))
-}
-
-fn on_cpu_share(c: &CpuStats) -> f64 {
-    c.on_cpu_ns.sum as f64 / c.busy_ns.max(1) as f64
 }
 
 /// Blocked time over off-CPU time.

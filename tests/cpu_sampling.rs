@@ -6,12 +6,16 @@
 
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use perf_layer::PerfLayer;
-use perf_layer::dump::{CpuStats, Dump};
+use perf_layer::dump::Dump;
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
+
+mod cpu_support;
+
+use cpu_support::{cpu_of, spin_for as spin};
 
 /// Runs `work` under a layer without the task clock.
 fn run(work: impl FnOnce()) -> Dump {
@@ -24,22 +28,6 @@ fn run(work: impl FnOnce()) -> Dump {
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, work);
     handle.snapshot()
-}
-
-fn cpu_of<'a>(dump: &'a Dump, name: &str) -> &'a CpuStats {
-    dump.callsites
-        .iter()
-        .find(|c| c.name == name)
-        .and_then(|c| c.cpu.as_ref())
-        .unwrap_or_else(|| panic!("no CPU figures for `{name}`"))
-}
-
-/// Spins for `d` of wall time.
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
 }
 
 /// Enters `span` `polls` times, doing `poll` in each: a long-lived async

@@ -5,34 +5,13 @@
 
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use perf_layer::dump::{CpuStats, Dump};
 use tracing::info_span;
 
 mod cpu_support;
 
-use cpu_support::run;
-
-fn cpu_of<'a>(dump: &'a Dump, name: &str) -> &'a CpuStats {
-    dump.callsites
-        .iter()
-        .find(|c| c.name == name)
-        .and_then(|c| c.cpu.as_ref())
-        .unwrap_or_else(|| panic!("no CPU figures for `{name}`"))
-}
-
-/// Spins for `d` of wall time.
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
-
-fn on_cpu_share(c: &CpuStats) -> f64 {
-    c.on_cpu_ns.sum as f64 / c.busy_ns.max(1) as f64
-}
+use cpu_support::{cpu_of, on_cpu_share, run, spin_for as spin};
 
 #[test]
 fn a_thread_that_times_many_intervals_reads_its_task_clock_and_times_shorter_ones() {

@@ -10,31 +10,9 @@ use perf_layer::PerfLayer;
 
 mod cpu_support;
 
-use cpu_support::run;
-use perf_layer::dump::{CpuStats, Dump};
+use cpu_support::{cpu_of, on_cpu_share, run, spin_for as spin};
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
-
-fn cpu_of<'a>(dump: &'a Dump, name: &str) -> &'a CpuStats {
-    dump.callsites
-        .iter()
-        .find(|c| c.name == name)
-        .and_then(|c| c.cpu.as_ref())
-        .unwrap_or_else(|| panic!("no CPU figures for `{name}`"))
-}
-
-/// Spins for `d` of wall time.
-fn spin(d: Duration) {
-    let start = Instant::now();
-    let mut x = 0u64;
-    while start.elapsed() < d {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-    }
-}
-
-fn on_cpu_share(c: &CpuStats) -> f64 {
-    c.on_cpu_ns.sum as f64 / c.busy_ns.max(1) as f64
-}
 
 #[test]
 fn a_span_that_sleeps_is_off_the_cpu_and_one_that_spins_is_on_it() {

@@ -1,11 +1,12 @@
 //! What the on/off-CPU tests share: a layer to run work under, a span's
-//! findings by class, and work that computes for a known time.
+//! CPU figures and findings by class, and work that computes for a known
+//! time.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
 use perf_layer::PerfLayer;
-use perf_layer::dump::Dump;
+use perf_layer::dump::{CpuStats, Dump};
 use perf_report::analyze::{Analysis, Class, Finding};
 use tracing_subscriber::prelude::*;
 
@@ -33,6 +34,20 @@ pub fn findings_for<'a>(a: &'a Analysis, name: &str) -> Vec<&'a Finding> {
 /// Their classes.
 pub fn classes_for(a: &Analysis, name: &str) -> Vec<Class> {
     findings_for(a, name).iter().map(|f| f.class).collect()
+}
+
+/// The CPU figures of the span named `name`; panics when it has none.
+pub fn cpu_of<'a>(dump: &'a Dump, name: &str) -> &'a CpuStats {
+    dump.callsites
+        .iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.cpu.as_ref())
+        .unwrap_or_else(|| panic!("no CPU figures for `{name}`"))
+}
+
+/// On-CPU time over busy time of the timed intervals.
+pub fn on_cpu_share(c: &CpuStats) -> f64 {
+    c.on_cpu_ns.sum as f64 / c.busy_ns.max(1) as f64
 }
 
 /// Spins for `d` of wall time.

@@ -37,7 +37,7 @@ pub(crate) const BOUNDS_NS: [u64; 27] = {
 };
 
 /// The metrics of one span name and target.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Series {
     calls: u64,
     busy: Buckets,
@@ -75,13 +75,7 @@ pub(crate) fn render(profiler: &Profiler) -> String {
     let mut live_counted = rustc_hash::FxHashSet::default();
     profiler.shards.for_each_callsite(|acc| {
         let key = (acc.meta.name(), acc.meta.target());
-        let s = series.entry(key).or_insert_with(|| Series {
-            calls: 0,
-            busy: Buckets::default(),
-            self_time: Buckets::default(),
-            self_alloc_bytes: 0,
-            live_bytes: None,
-        });
+        let s = series.entry(key).or_default();
         s.calls += acc.calls;
         spans += acc.calls;
         acc.busy
@@ -203,13 +197,7 @@ fn group_rows(profiler: &Profiler) -> Vec<(String, Series)> {
             label(acc.meta.target()),
             label(&group)
         );
-        let s = series.entry(labels).or_insert_with(|| Series {
-            calls: 0,
-            busy: Buckets::default(),
-            self_time: Buckets::default(),
-            self_alloc_bytes: 0,
-            live_bytes: None,
-        });
+        let s = series.entry(labels).or_default();
         s.calls += acc.calls;
         acc.busy
             .add_cumulative(&acc.layout, &BOUNDS_NS, &mut s.busy.cumulative);
