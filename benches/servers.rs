@@ -1,9 +1,16 @@
-//! A real server from crates.io under the layer: mini-redis 0.4.1, its
-//! server and 8 clients in one process on a 2-worker tokio runtime, every
-//! client doing SET then GET of its own key as fast as the server answers.
-//! Its per-connection `run` span (`#[instrument]` in mini-redis) is a
-//! long-lived async span polled at every request: the shape that lost 15%
-//! of the throughput when every poll was timed on the CPU (issue 25).
+//! Real servers from crates.io under the layer, each with its server and 8
+//! clients in one process on a 2-worker tokio runtime:
+//!
+//! - **mini-redis 0.4.1**: every client does SET then GET of its own key as
+//!   fast as the server answers. Its per-connection `run` span
+//!   (`#[instrument]` in mini-redis) is a long-lived async span polled at
+//!   every request: the shape that lost 15% of the throughput when every
+//!   poll was timed on the CPU (issue 25).
+//! - **axum 0.8 behind tower-http's `TraceLayer`**: a JSON-ish service with
+//!   a route that computes (an `#[instrument]`ed checksum of about 50 µs)
+//!   and one that awaits an upstream call (a second in-process axum server
+//!   that sleeps 200 µs); every client asks three computes for each
+//!   upstream call, over a keep-alive connection.
 //!
 //! Subjects, each in a child process of this binary (the global allocator
 //! is chosen there, before the first allocation), taking turns round by
@@ -26,8 +33,9 @@
 //! For `perf_layer_all`, the dump's own estimate of its overhead
 //! (`overhead.fraction_of_run`) is set against the measured loss.
 //!
-//! `cargo bench --bench servers` (about 5 minutes: 10 rounds of 2 s, quiet
-//! and with hogs); `-- --quick` for two rounds of 1 s. `PERF_SUITE_SERVER_ROUNDS` and `PERF_SUITE_SERVER_WINDOW_MS`
+//! `cargo bench --bench servers` (about 10 minutes: two servers, 10 rounds
+//! of 2 s each, quiet and with hogs); `-- --quick` for two rounds of 1 s;
+//! `PERF_SUITE_SERVERS=axum` for one server. `PERF_SUITE_SERVER_ROUNDS` and `PERF_SUITE_SERVER_WINDOW_MS`
 //! override. Results go to `<criterion home>/servers/servers.json`, which
 //! `scripts/bench-report` prints. Bounded: every child serves one window
 //! and is waited for; the server binds 127.0.0.1 only.
@@ -116,6 +124,9 @@ unsafe impl GlobalAlloc for Switch {
 static ALLOC: Switch = Switch;
 
 const SUBJECT_ENV: &str = "PERF_SUITE_SERVER_SUBJECT";
+const SERVER_ENV: &str = "PERF_SUITE_SERVER";
+/// The servers, by the name `PERF_SUITE_SERVER` gives the child.
+const SERVERS: [&str; 2] = ["mini-redis", "axum"];
 const WINDOW_ENV: &str = "PERF_SUITE_SERVER_WINDOW_MS";
 const CLIENTS: usize = 8;
 
@@ -145,16 +156,29 @@ fn main() {
     }
     let rounds = env_number("PERF_SUITE_SERVER_ROUNDS").unwrap_or(if quick { 2 } else { 10 });
     let window_ms = env_number(WINDOW_ENV).unwrap_or(if quick { 1_000 } else { 2_000 });
-    let quiet = turns("quiet", rounds, window_ms, false);
-    let hogs = turns("two CPU hogs", rounds, window_ms, true);
+    // `PERF_SUITE_SERVERS=axum` runs only the named ones.
+    let only = std::env::var("PERF_SUITE_SERVERS").ok();
+    let mut servers = serde_json::Map::new();
+    for server in SERVERS {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|s| s == server))
+        {
+            continue;
+        }
+        let quiet = turns(server, "quiet", rounds, window_ms, false);
+        let hogs = turns(server, "two CPU hogs", rounds, window_ms, true);
+        servers.insert(
+            server.to_owned(),
+            serde_json::json!({"quiet": quiet, "hogs": hogs}),
+        );
+    }
     let result = serde_json::json!({
-        "server": "mini-redis 0.4.1",
+        "servers": servers,
         "clients": CLIENTS,
         "workers": 2,
         "rounds": rounds,
         "window_ms": window_ms,
-        "quiet": quiet,
-        "hogs": hogs,
     });
     support::write_result("servers", "servers.json", &result);
 }
@@ -174,7 +198,7 @@ struct Served {
 
 /// `rounds` rounds of every subject in turn; the medians of the per-round
 /// ratios to the floor.
-fn turns(label: &str, rounds: u64, window_ms: u64, hogs: bool) -> serde_json::Value {
+fn turns(server: &str, label: &str, rounds: u64, window_ms: u64, hogs: bool) -> serde_json::Value {
     let stop = Arc::new(AtomicBool::new(false));
     let hog_threads: Vec<_> = (0..if hogs { 2 } else { 0 })
         .map(|_| {
@@ -193,7 +217,7 @@ fn turns(label: &str, rounds: u64, window_ms: u64, hogs: bool) -> serde_json::Va
         let mut order: Vec<usize> = (0..SUBJECTS.len()).collect();
         order.rotate_left(round as usize % SUBJECTS.len());
         for i in order {
-            per_subject[i].push(run_child(SUBJECTS[i], window_ms));
+            per_subject[i].push(run_child(server, SUBJECTS[i], window_ms));
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -202,7 +226,7 @@ fn turns(label: &str, rounds: u64, window_ms: u64, hogs: bool) -> serde_json::Va
     let floor = &per_subject[0];
     let mut subjects = serde_json::Map::new();
     eprintln!(
-        "\nservers ({label}): mini-redis, {CLIENTS} clients, {rounds} rounds of {window_ms} ms"
+        "\nservers ({label}): {server}, {CLIENTS} clients, {rounds} rounds of {window_ms} ms"
     );
     for (i, (name, _)) in SUBJECTS.iter().enumerate() {
         let served = &per_subject[i];
@@ -248,10 +272,11 @@ fn turns(label: &str, rounds: u64, window_ms: u64, hogs: bool) -> serde_json::Va
 }
 
 /// Runs one subject in a child process of this binary for one window.
-fn run_child((name, counting): (&str, bool), window_ms: u64) -> Served {
+fn run_child(server: &str, (name, counting): (&str, bool), window_ms: u64) -> Served {
     let exe = std::env::current_exe().expect("the bench binary's path");
     let output = Command::new(exe)
         .env(SUBJECT_ENV, name)
+        .env(SERVER_ENV, server)
         .env(WINDOW_ENV, window_ms.to_string())
         .env(
             "PERF_SUITE_ALLOCATOR",
@@ -312,7 +337,10 @@ fn child(subject: &str) {
         .expect("a tokio runtime");
     let requests = Arc::new(AtomicU64::new(0));
     let cpu_at_start = support::process_cpu_time();
-    runtime.block_on(serve(window, Arc::clone(&requests)));
+    match std::env::var(SERVER_ENV).as_deref() {
+        Ok("axum") => runtime.block_on(serve_axum(window, Arc::clone(&requests))),
+        _ => runtime.block_on(serve(window, Arc::clone(&requests))),
+    }
     let cpu = support::process_cpu_time() - cpu_at_start;
     let estimate = handle.map(|h| {
         let dump = h.snapshot();
@@ -365,4 +393,103 @@ async fn serve(window: Duration, requests: Arc<AtomicU64>) {
     }
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+}
+
+/// The compute route's own work: about 50 µs of checksum.
+#[tracing::instrument(skip_all)]
+fn checksum(rounds: u64) -> u64 {
+    let mut x = 0xcbf2_9ce4_8422_2325_u64;
+    for i in 0..rounds {
+        x = (x ^ i).wrapping_mul(0x0100_0000_01b3);
+    }
+    std::hint::black_box(x)
+}
+
+async fn compute_route() -> String {
+    checksum(60_000).to_string()
+}
+
+/// The upstream route: one GET to the upstream server, over a connection of
+/// its own (as a client without a pool makes one).
+async fn upstream_route(upstream: std::net::SocketAddr) -> String {
+    let stream = tokio::net::TcpStream::connect(upstream)
+        .await
+        .expect("the upstream accepts");
+    let mut stream = tokio::io::BufStream::new(stream);
+    get(&mut stream, "/data").await.len().to_string()
+}
+
+/// One HTTP/1.1 GET over a keep-alive connection, its body returned.
+async fn get(stream: &mut tokio::io::BufStream<tokio::net::TcpStream>, path: &str) -> Vec<u8> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("a request");
+    stream.flush().await.expect("a request");
+    let mut length = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stream.read_line(&mut line).await.expect("a response") == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().expect("a length");
+        }
+    }
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).await.expect("a body");
+    body
+}
+
+/// The axum service behind `TraceLayer` on 127.0.0.1, its upstream, and
+/// `CLIENTS` clients until `window` is over.
+async fn serve_axum(window: Duration, requests: Arc<AtomicU64>) {
+    use axum::Router;
+    use axum::routing::get as route;
+    let upstream_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let upstream_addr = upstream_listener.local_addr().expect("its address");
+    let upstream = Router::new().route(
+        "/data",
+        route(|| async {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            "x".repeat(256)
+        }),
+    );
+    tokio::spawn(async move { axum::serve(upstream_listener, upstream).await });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    let app = Router::new()
+        .route("/compute", route(compute_route))
+        .route("/upstream", route(move || upstream_route(upstream_addr)))
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let deadline = Instant::now() + window;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let requests = Arc::clone(&requests);
+            tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .expect("the service accepts");
+                let mut stream = tokio::io::BufStream::new(stream);
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    let path = if i % 4 == 3 { "/upstream" } else { "/compute" };
+                    assert!(!get(&mut stream, path).await.is_empty());
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.expect("a client finished");
+    }
 }
