@@ -43,8 +43,11 @@ pub struct Totals {
     /// Threads that recorded spans (`run.span_threads`; in dumps of 0.1
     /// estimated from the layer's overhead figures; 1 when unknown).
     pub recording_threads: f64,
-    /// Self time over duration x recording threads (0 to 1): how busy the
-    /// instrumented threads were.
+    /// How busy the process kept the CPUs it could use (0 to 1): its CPU
+    /// time over duration x the recording threads (at most the cores);
+    /// where the dump does not record the CPU time, self time over duration
+    /// x recording threads. Taken from the process's CPU, not from time
+    /// inside spans: work outside spans keeps a core as busy.
     pub utilization: f64,
 }
 
@@ -175,7 +178,15 @@ impl<'a> Context<'a> {
         } else {
             1.0
         };
-        let utilization = stats::share(total_self_f, run_wall_ns * recording_threads);
+        let cores = dump
+            .run
+            .cores
+            .filter(|&c| c > 0)
+            .map_or(f64::INFINITY, f64::from);
+        let utilization = match dump.run.cpu_ns.filter(|&ns| ns > 0) {
+            Some(cpu) => stats::share(cpu as f64, run_wall_ns * recording_threads.min(cores)),
+            None => stats::share(total_self_f, run_wall_ns * recording_threads),
+        };
 
         let mut rows = Vec::with_capacity(dump.callsites.len());
         let mut tail_excess_ns = Vec::with_capacity(dump.callsites.len());

@@ -98,6 +98,9 @@ classes! {
     /// Self time mostly off the CPU by the span's own doing: sleep,
     /// blocking I/O, a contended lock; inside a poll for an async span.
     Blocked => blocked,
+    /// Several threads inside at once, at most about one on the CPU: they
+    /// queue behind each other (a lock convoy).
+    Serialization => serialization,
     /// The threads lost time to preemption (other threads, processes, the
     /// hypervisor): the machine is short of CPU.
     CpuContention => cpu_contention,

@@ -61,8 +61,8 @@ impl Detector for Waiting {
             }
             // Concurrent tasks wait at the same time, and a wait overlapped
             // by other work is not on the critical path: waiting can give
-            // back at most the wall time in which the recording threads were
-            // not busy.
+            // back at most the wall time in which the process left its
+            // threads' cores idle (utilisation from the process's CPU).
             let wait_cost = wait_share.min(1.0 - utilization);
             found.push(cx.score(Draft {
                 class: Class::Waiting,
@@ -73,7 +73,7 @@ impl Detector for Waiting {
                 confidence: idle_ratio
                     * stats::sample_confidence(cs.calls, s.half_confidence_calls),
                 summary: format!(
-                    "idle {} of its wall time ({} idle in total); the recording threads were busy {} of the run's wall time, so waiting can give back at most {}",
+                    "idle {} of its wall time ({} idle in total); the process kept {} of its threads' cores busy over the run's wall time, so waiting can give back at most {} of it",
                     units::pct(idle_ratio),
                     units::ns(cs.idle_ns.sum as f64),
                     units::pct(utilization),
@@ -92,7 +92,12 @@ impl Detector for Waiting {
                         Unit::Share,
                         Some(s.min_share),
                     ),
-                    Evidence::new("thread utilisation", utilization, Unit::Share, None),
+                    Evidence::new(
+                        "utilisation of the threads' cores",
+                        utilization,
+                        Unit::Share,
+                        None,
+                    ),
                     Evidence::new("busy time", cs.busy_ns.sum as f64, Unit::Ns, None),
                     Evidence::new("idle time", cs.idle_ns.sum as f64, Unit::Ns, None),
                 ],

@@ -1,0 +1,175 @@
+//! Serialization: several threads inside a span at once, but at most about
+//! one making progress: they queue behind each other (a lock convoy, a
+//! single connection, a `Mutex` held across I/O).
+//!
+//! Read from per-callsite figures, no timeline needed:
+//!
+//! * **threads inside at once**, `c = busy time summed over threads / the
+//!   run's wall time`: how many threads were inside the span on average;
+//! * **threads on the CPU inside**, `c x on-CPU share of busy time`;
+//! * **threads making progress**, `p = calls x the fastest call's busy time
+//!   / the run's wall time`: the fastest call is about what a call costs
+//!   when it waits for no one, so `p` is how many calls would have had to
+//!   run side by side to fit the run. Threads blocked each on their own
+//!   (four threads each sleeping 100 µs) have `p ≈ c`; threads queued
+//!   behind each other have `p ≈ 1` however many are inside.
+//!
+//! Serialized when `c` is at least `min_concurrency`, at most
+//! `max_on_cpu_threads` of them are on the CPU, and `p` is at most
+//! `max_progressing_threads`. Removing the serialization lets the `c`
+//! threads proceed side by side: of the part of the run's wall time the
+//! queue took, `1 - 1/c` comes back (Amdahl with a speed-up of `c`). The
+//! queue ran whenever a thread was inside; with `n` threads recording spans
+//! and `c` inside on average, that is at least `c / n` of the run (and at
+//! least `p`, the fastest calls end to end), so the cost is `min(1, max(c /
+//! n, p))`.
+//!
+//! Without per-thread timelines the fastest call stands for a call's own
+//! work: a span whose calls vary widely in their own work (one 10 µs, most
+//! 1 ms) reads as fewer threads making progress than there were.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Class, Detector, Info};
+use crate::analyze::advice::{Advice, Effort, lines};
+use crate::analyze::context::Context;
+use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::stats;
+use crate::units::{self, Unit};
+
+/// When a callsite is serialized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Settings {
+    /// At least this many threads inside at once on average over the run
+    /// (default 2): one thread cannot queue behind itself.
+    pub min_concurrency: f64,
+    /// At most this many of them on the CPU on average (1.25: the one
+    /// holding the lock, and a little of the others' time entering and
+    /// leaving).
+    pub max_on_cpu_threads: f64,
+    /// At most this many calls making progress at once, at the fastest
+    /// call's time each (1.5: about one).
+    pub max_progressing_threads: f64,
+    /// Its cost is at least this share of the run's wall time (0.05).
+    pub min_share: f64,
+    /// Confidence is the off-CPU share of its busy time x `calls / (calls +
+    /// this)` (20).
+    pub half_confidence_calls: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            min_concurrency: 2.0,
+            max_on_cpu_threads: 1.25,
+            max_progressing_threads: 1.5,
+            min_share: 0.05,
+            half_confidence_calls: 20.0,
+        }
+    }
+}
+
+pub(crate) struct Serialization;
+
+static INFO: Info = Info {
+    id: "serialization",
+    title: "serialization",
+    innermost: false,
+    supersedes: &[],
+};
+
+impl Detector for Serialization {
+    fn info(&self) -> &'static Info {
+        &INFO
+    }
+
+    fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
+        let s = &cx.config.classes.serialization;
+        if cx.run_wall_ns <= 0.0 {
+            return;
+        }
+        for (_, cs, row) in cx.callsites() {
+            let Some(c) = &row.cpu else { continue };
+            let inside = (row.busy_total_ns as f64 / cx.run_wall_ns).min(cx.totals.recording_threads);
+            let on_cpu = inside * c.on_cpu_share;
+            let progressing = cs.calls as f64 * cs.busy_ns.min as f64 / cx.run_wall_ns;
+            if inside < s.min_concurrency
+                || on_cpu > s.max_on_cpu_threads
+                || progressing > s.max_progressing_threads
+            {
+                continue;
+            }
+            let cost = (inside / cx.totals.recording_threads)
+                .max(progressing)
+                .min(1.0);
+            if cost < s.min_share {
+                continue;
+            }
+            found.push(cx.score(Draft {
+                class: Class::Serialization,
+                callsite: Some((cs.id, row.location.clone())),
+                resource: Resource::WallTime,
+                cost_share: cost,
+                recoverable: 1.0 - 1.0 / inside,
+                confidence: (1.0 - c.on_cpu_share)
+                    * stats::sample_confidence(cs.calls, s.half_confidence_calls),
+                summary: format!(
+                    "{inside:.1} threads inside at once on average over the run's wall time, {on_cpu:.2} of them on the CPU; at its fastest call's {} each, its {} calls end to end fill {} of the run's wall time: they ran one at a time, queued behind each other, for {} of the run's wall time",
+                    units::ns(cs.busy_ns.min as f64),
+                    units::count(cs.calls as f64),
+                    units::pct(progressing),
+                    units::pct(cost)
+                ),
+                evidence: vec![
+                    Evidence::new(
+                        "threads inside at once (busy time over the run's wall time)",
+                        inside,
+                        Unit::Number,
+                        Some(s.min_concurrency),
+                    ),
+                    Evidence::new(
+                        "of them on the CPU",
+                        on_cpu,
+                        Unit::Number,
+                        Some(s.max_on_cpu_threads),
+                    ),
+                    Evidence::new(
+                        "calls x fastest call over the run's wall time",
+                        progressing,
+                        Unit::Number,
+                        Some(s.max_progressing_threads),
+                    ),
+                    Evidence::new("fastest call", cs.busy_ns.min as f64, Unit::Ns, None),
+                    Evidence::new("calls", cs.calls as f64, Unit::Count, None),
+                ],
+            }));
+        }
+    }
+
+    fn advice(&self, f: &Finding) -> Advice {
+        let name = f.subject().in_prose();
+        Advice {
+            statement: format!(
+                "letting the threads inside {name} proceed side by side instead of one at a time ({} of the run's wall time went to its queue) gives back {} of the run's wall time",
+                units::pct(f.cost_share),
+                units::pct(f.expected_gain())
+            ),
+            fixes: lines(&[
+                "Do not hold a lock across I/O, a sleep or an `.await`: copy what you need out of the guard, drop it, then do the slow part",
+                "Shrink what the lock guards: shard the state (`dashmap`, one `Mutex` per shard or per key), or keep per-thread state and merge it at the end",
+                "Use a read-write lock (`RwLock`, `parking_lot::RwLock`) or an atomic or lock-free structure when most accesses read",
+                "Give each thread its own instance of a single shared resource (a connection pool instead of one connection, a pool of buffers)",
+            ]),
+            prerequisites: vec![format!(
+                "Find what {name} queues on: a child span around each lock acquisition and each call to a shared resource; the one whose busy time grows with the number of threads is it"
+            )],
+            check: format!(
+                "{name}'s threads inside at once must fall towards the threads on the CPU, and the run's wall time with them"
+            ),
+            complexity: Effort::Medium,
+            risk: Effort::Medium,
+        }
+    }
+}
