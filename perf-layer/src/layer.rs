@@ -104,7 +104,7 @@ where
         let mut state = SpanState::new(attrs.metadata(), parent, created, self.profiler.rss_now());
         if let Some(groups) = &shards.groups {
             if groups.applies(tag, attrs.metadata()) {
-                groups.read_attrs(attrs, &mut state.group);
+                groups.read(|v| attrs.record(v), &mut state.group);
             }
         }
         shard.open.insert(id.into_u64(), state);
@@ -152,7 +152,7 @@ where
         };
         self.profiler.shards.with_open(id.into_u64(), |state| {
             if groups.applies(heap::tag_of(state.meta), state.meta) {
-                groups.read(values, &mut state.group);
+                groups.read(|v| values.record(v), &mut state.group);
             }
         });
     }

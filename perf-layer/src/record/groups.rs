@@ -108,21 +108,12 @@ impl Groups {
             .any(|f| self.fields.iter().any(|name| name == f.name()))
     }
 
-    /// Reads the named fields of `values` (a new span's attributes or a
-    /// `record`) into `key`: a field present in `values` replaces its slot.
-    pub(crate) fn read(&self, values: &tracing_core::span::Record<'_>, key: &mut GroupKey) {
+    /// Reads the named fields of what `record` visits (a new span's
+    /// attributes, or a `record` call's values) into `key`: a field present
+    /// there replaces its slot.
+    pub(crate) fn read(&self, record: impl FnOnce(&mut dyn Visit), key: &mut GroupKey) {
         let mut visitor = Reader { groups: self, key };
-        values.record(&mut visitor);
-    }
-
-    /// [`read`](Self::read) for a new span's attributes.
-    pub(crate) fn read_attrs(
-        &self,
-        attrs: &tracing_core::span::Attributes<'_>,
-        key: &mut GroupKey,
-    ) {
-        let mut visitor = Reader { groups: self, key };
-        attrs.record(&mut visitor);
+        record(&mut visitor);
     }
 
     /// The group a closed span of callsite `callsite` is recorded in: its
