@@ -331,6 +331,11 @@ pub(crate) struct ServeArgs {
     /// Refuse POSTed dumps larger than this (bytes, or with a KiB/MiB/GiB suffix).
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub(crate) max_size: u64,
+
+    /// Uploads that may wait for the one writer; one more gets 503 with
+    /// Retry-After (each waiting upload holds its dump in memory).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub(crate) queue: usize,
 }
 
 const FLAMEGRAPH_HELP: &str = "\

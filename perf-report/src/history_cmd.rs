@@ -54,6 +54,12 @@ pub(crate) fn record(args: RecordArgs) -> Result<u8> {
             outcome.id,
             path.display()
         );
+        for (key, asked, kept) in &outcome.conflicting_labels {
+            eprintln!(
+                "perf-report: label {key}={asked} not applied: run {} already has {key}={kept} (a key holds one value; the first is kept)",
+                outcome.id
+            );
+        }
     }
     if args.keep_runs.is_some() || args.keep_days.is_some() {
         prune(&mut store, args.keep_runs, args.keep_days)?;

@@ -299,7 +299,9 @@ fn serve_cmd(args: cli::ServeArgs) -> Result<u8> {
             args.addr
         );
     }
-    let options = perf_report::serve::ServeOptions::new(path).with_max_body(args.max_size);
+    let options = perf_report::serve::ServeOptions::new(path)
+        .with_max_body(args.max_size)
+        .with_queue(args.queue);
     perf_report::serve::run_blocking(args.addr, options, |addr| {
         eprintln!("perf-report: serving http://{addr}/ (Ctrl-C to stop)");
     })?;

@@ -44,6 +44,26 @@ fn the_same_dump_is_stored_once_and_keeps_every_label() {
     assert_eq!(s.run_count().unwrap(), 1);
     let labels = s.run(a.id).unwrap().labels;
     assert_eq!(labels.len(), 2, "{labels:?}");
+    assert!(a.conflicting_labels.is_empty() && b.conflicting_labels.is_empty());
+    // A second runner recording the same dump with another value for a key
+    // it shares: the first value stays, and the outcome says which label
+    // was not applied (nothing is dropped silently).
+    let c = s
+        .record(
+            &d,
+            &[
+                ("branch".into(), "release".into()),
+                ("runner".into(), "r2".into()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        c.conflicting_labels,
+        [("branch".to_owned(), "release".to_owned(), "main".to_owned())]
+    );
+    let labels = s.run(a.id).unwrap().labels;
+    assert_eq!(labels.get("branch").map(String::as_str), Some("main"));
+    assert_eq!(labels.get("runner").map(String::as_str), Some("r2"));
     // A different run of the same program is another run.
     assert!(s.record(&run(2, 0.02, None, 0.0), &[]).unwrap().created);
     assert_eq!(s.run_count().unwrap(), 2);

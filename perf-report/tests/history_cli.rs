@@ -256,7 +256,17 @@ fn a_locked_database_is_an_error_and_the_stored_runs_survive() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("locked by another process"), "{err}");
+    // It says how long it waited and which process holds the file: this
+    // test's own.
+    assert!(
+        err.contains("stayed locked by another writer for 2"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("open in {} (", std::process::id())),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
     holder.execute_batch("ROLLBACK;").unwrap();
     drop(holder);
     assert_eq!(runs_listed(&db), 1);

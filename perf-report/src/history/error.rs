@@ -32,14 +32,23 @@ pub enum HistoryError {
         /// The newest this perf-report reads.
         supported: u32,
     },
-    /// Another process holds the database.
+    /// Another writer held the database for longer than the wait.
     #[error(
-        "{path}: the database is locked by another process; retry when it has finished (nothing was written)"
+        "{path}: the database stayed locked by another writer for {waited_ms} ms{}; retry when it has finished, or wait longer with PERF_REPORT_DB_TIMEOUT_MS (nothing was written)",
+        held_by(holders)
     )]
     Locked {
         /// The database file.
         path: PathBuf,
+        /// How long this waited, ms.
+        waited_ms: u64,
+        /// The processes that had the file open, `pid (name)`, where the
+        /// system tells.
+        holders: Vec<String>,
     },
+    /// `PERF_REPORT_DB_TIMEOUT_MS` is not a number of milliseconds.
+    #[error("PERF_REPORT_DB_TIMEOUT_MS={0:?} is not a number of milliseconds (for example 30000)")]
+    Timeout(String),
     /// The file or its directory cannot be written.
     #[error(
         "{path}: the database is read-only; make the file and its directory writable, or give another --db (nothing was written)"
@@ -122,7 +131,11 @@ impl HistoryError {
         let path = path.to_path_buf();
         let detail = e.to_string();
         match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Locked { path },
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Locked {
+                path,
+                waited_ms: 0,
+                holders: Vec::new(),
+            },
             Some(ErrorCode::ReadOnly) => Self::ReadOnly { path },
             Some(ErrorCode::DiskFull) => Self::Full { path },
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
@@ -132,5 +145,14 @@ impl HistoryError {
             Some(ErrorCode::SystemIoFailure) => Self::Io { path, detail },
             _ => Self::Sqlite { path, detail },
         }
+    }
+}
+
+/// ` (held by 123 (perf-report), ...)`, or nothing.
+fn held_by(holders: &[String]) -> String {
+    if holders.is_empty() {
+        String::new()
+    } else {
+        format!(" (open in {})", holders.join(", "))
     }
 }

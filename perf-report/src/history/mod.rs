@@ -47,6 +47,6 @@ pub mod trend;
 pub use error::HistoryError;
 pub use schema::SCHEMA_VERSION;
 pub use store::{
-    DEFAULT_DB, ENV_DB, Label, RecordOutcome, RunFilter, RunSummary, SpanPoint, SpanSummary, Store,
-    parse_label,
+    DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_DB, ENV_DB, ENV_DB_TIMEOUT, Label, RecordOutcome, RunFilter,
+    RunSummary, SpanPoint, SpanSummary, Store, busy_timeout, parse_label,
 };

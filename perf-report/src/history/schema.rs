@@ -7,7 +7,7 @@
 //! version is above [`SCHEMA_VERSION`] was written by a newer perf-report
 //! and is refused, never rewritten.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 /// Marks a SQLite file as a perf-report history (`PRAGMA application_id`):
 /// "PRHY".
@@ -83,24 +83,37 @@ pub(crate) fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
     .map(|n| n > 0)
 }
 
-/// Applies the migrations from `from` up to `to` (at most
-/// [`SCHEMA_VERSION`]), each in one transaction with its version bump.
-pub(crate) fn migrate(conn: &mut Connection, from: u32, to: u32) -> rusqlite::Result<()> {
-    for (i, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(from as usize)
-        .take(to.saturating_sub(from) as usize)
-    {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+/// The file's application id, schema version and whether it holds any
+/// table, read in one transaction: another process creating the schema at
+/// the same moment is seen either not at all or whole.
+pub(crate) fn identity(conn: &Connection) -> rusqlite::Result<(i32, u32, bool)> {
+    let tx = conn.unchecked_transaction()?;
+    let read = (application_id(&tx)?, version(&tx)?, has_tables(&tx)?);
+    tx.commit()?;
+    Ok(read)
+}
+
+/// Takes the file to version `to` (at most [`SCHEMA_VERSION`]): WAL mode
+/// first, then each migration above the file's version in one write
+/// transaction with its version bump. The version is read again inside
+/// that transaction, so of several processes migrating one file at once,
+/// one applies each step and the others find it applied. A file another
+/// program owns is left alone (the caller checks it afterwards).
+pub(crate) fn migrate(conn: &mut Connection, to: u32) -> rusqlite::Result<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))?;
+    }
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let from = version(&tx)?;
+        let foreign = application_id(&tx)? != APPLICATION_ID && (from != 0 || has_tables(&tx)?);
+        if from >= to || foreign {
+            return tx.commit();
+        }
+        tx.execute_batch(MIGRATIONS[from as usize])?;
         tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-        tx.pragma_update(
-            None,
-            "user_version",
-            i64::try_from(i + 1).unwrap_or(i64::MAX),
-        )?;
+        tx.pragma_update(None, "user_version", i64::from(from + 1))?;
         tx.commit()?;
     }
-    Ok(())
 }

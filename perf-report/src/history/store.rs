@@ -9,7 +9,10 @@ use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use perf_layer::dump::{CallsiteStats, Dump};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params,
+    params_from_iter,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -25,10 +28,37 @@ pub const DEFAULT_DB: &str = "perf-history.db";
 /// The environment variable naming the database.
 pub const ENV_DB: &str = "PERF_REPORT_DB";
 
-/// How long to wait for another process's write to finish before
-/// reporting the database as locked, ms; `PERF_REPORT_DB_TIMEOUT_MS`
-/// overrides it.
-const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// How long a writer waits for another's write to finish before reporting
+/// the database as locked, ms: a CI fleet's jobs record into one file at
+/// the same moment, and each write is one short transaction.
+/// [`ENV_DB_TIMEOUT`] overrides it.
+pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 30_000;
+
+/// The environment variable giving the wait for a locked database, ms.
+pub const ENV_DB_TIMEOUT: &str = "PERF_REPORT_DB_TIMEOUT_MS";
+
+/// The wait for a locked database: [`ENV_DB_TIMEOUT`] when set, else
+/// [`DEFAULT_BUSY_TIMEOUT_MS`]; a value that is not a number of ms is an
+/// error, not a silent default.
+///
+/// ```
+/// use perf_report::history::busy_timeout;
+/// // SAFETY: doc test on one thread.
+/// unsafe { std::env::set_var("PERF_REPORT_DB_TIMEOUT_MS", "250") };
+/// assert_eq!(busy_timeout().unwrap().as_millis(), 250);
+/// unsafe { std::env::set_var("PERF_REPORT_DB_TIMEOUT_MS", "soon") };
+/// assert!(busy_timeout().is_err());
+/// ```
+pub fn busy_timeout() -> Result<Duration, HistoryError> {
+    match std::env::var(ENV_DB_TIMEOUT) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|_| HistoryError::Timeout(v)),
+        Err(_) => Ok(Duration::from_millis(DEFAULT_BUSY_TIMEOUT_MS)),
+    }
+}
 
 /// A run's label: `KEY=VALUE`, e.g. `commit=3f2a9c1`.
 pub type Label = (String, String);
@@ -48,13 +78,18 @@ pub fn parse_label(s: &str) -> Result<Label, HistoryError> {
 }
 
 /// What [`Store::record`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordOutcome {
     /// The run's id.
     pub id: i64,
     /// `false` when the same dump was already stored (its new labels are
     /// added to it).
     pub created: bool,
+    /// Labels not applied because the run, stored before, already has a
+    /// different value for the key: `(key, value asked, value kept)`. A key
+    /// holds one value; the first record's is kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicting_labels: Vec<(String, String, String)>,
 }
 
 /// Which runs to list: every field narrows it.
@@ -187,6 +222,7 @@ pub struct SpanPoint {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    timeout: Duration,
 }
 
 impl Store {
@@ -211,6 +247,7 @@ impl Store {
     }
 
     fn open_with(path: &Path, create: bool) -> Result<Self, HistoryError> {
+        let timeout = busy_timeout()?;
         let err = |e| HistoryError::sqlite(path, e);
         let writable =
             !path.exists() || std::fs::OpenOptions::new().append(true).open(path).is_ok();
@@ -226,43 +263,31 @@ impl Store {
             });
         }
         let mut conn = Connection::open_with_flags(path, flags).map_err(err)?;
-        let timeout = std::env::var("PERF_REPORT_DB_TIMEOUT_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(BUSY_TIMEOUT_MS);
-        conn.busy_timeout(Duration::from_millis(timeout))
-            .map_err(err)?;
+        conn.busy_timeout(timeout).map_err(err)?;
         // The first read of the file tells a database from anything else.
-        let app = schema::application_id(&conn).map_err(err)?;
-        let version = schema::version(&conn).map_err(err)?;
-        if app != APPLICATION_ID && (version != 0 || schema::has_tables(&conn).map_err(err)?) {
-            return Err(HistoryError::NotHistory {
-                path: path.to_path_buf(),
-                detail: "a SQLite database of something else".to_owned(),
-            });
-        }
-        if version > SCHEMA_VERSION {
-            return Err(HistoryError::NewerSchema {
-                path: path.to_path_buf(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
-        }
+        let read = |conn: &Connection| locked(path, timeout, || schema::identity(conn));
+        let (app, version, tables) = read(&conn)?;
+        check_ours(path, app, version, tables)?;
         if version < SCHEMA_VERSION {
             if !writable {
                 return Err(HistoryError::ReadOnly {
                     path: path.to_path_buf(),
                 });
             }
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(err)?;
-            schema::migrate(&mut conn, version, SCHEMA_VERSION).map_err(err)?;
+            // Many processes may open a new or old file at once: one
+            // migrates under the write lock, the others wait for it and then
+            // find the file already at the version (migrate re-reads it
+            // inside the lock).
+            locked(path, timeout, || schema::migrate(&mut conn, SCHEMA_VERSION))?;
+            let (app, version, tables) = read(&conn)?;
+            check_ours(path, app, version, tables)?;
         }
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(err)?;
         Ok(Self {
             conn,
             path: path.to_path_buf(),
+            timeout,
         })
     }
 
@@ -293,53 +318,10 @@ impl Store {
         let digest = hex_sha256(&json);
         let compressed = deflate(&json);
         let path = self.path.clone();
-        let err = |e| HistoryError::sqlite(&path, e);
-        let tx = self.conn.transaction().map_err(err)?;
-        let existing: Option<i64> = tx
-            .query_row("SELECT id FROM runs WHERE digest = ?1", [&digest], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(err)?;
-        let (id, created) = match existing {
-            Some(id) => (id, false),
-            None => {
-                let spans: u64 = dump.callsites.iter().map(|c| c.calls).sum();
-                tx.execute(
-                    "INSERT INTO runs (digest, program, host, pid, started_at_unix_ms, duration_ns,
-                        cpu_ns, machine, machine_desc, recorded_at_unix_ms, spans, dump)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                    params![
-                        digest,
-                        dump.run.program,
-                        dump.run.host,
-                        dump.run.pid,
-                        sql_u64(dump.run.started_at_unix_ms),
-                        sql_u64(dump.run.duration_ns),
-                        dump.run.cpu_ns.map(sql_u64),
-                        fingerprint::fingerprint(dump),
-                        fingerprint::describe(dump),
-                        sql_u64(now_unix_ms()),
-                        sql_u64(spans),
-                        compressed,
-                    ],
-                )
-                .map_err(err)?;
-                let id = tx.last_insert_rowid();
-                insert_spans(&tx, id, dump).map_err(err)?;
-                (id, true)
-            }
-        };
-        {
-            let mut insert = tx
-                .prepare("INSERT OR IGNORE INTO labels (run_id, key, value) VALUES (?1, ?2, ?3)")
-                .map_err(err)?;
-            for (k, v) in labels {
-                insert.execute(params![id, k, v]).map_err(err)?;
-            }
-        }
-        tx.commit().map_err(err)?;
-        Ok(RecordOutcome { id, created })
+        let conn = &mut self.conn;
+        locked(&path, self.timeout, || {
+            record_in(conn, dump, labels, &digest, &compressed)
+        })
     }
 
     /// The id of the stored run whose dump has this [`digest`], if any.
@@ -512,7 +494,10 @@ impl Store {
     ) -> Result<usize, HistoryError> {
         let path = self.path.clone();
         let err = |e| HistoryError::sqlite(&path, e);
-        let tx = self.conn.transaction().map_err(err)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
         let mut deleted = 0;
         if let Some(keep) = keep_runs {
             deleted += tx
@@ -678,6 +663,164 @@ pub(crate) fn summarize(
         allocs_per_call: alloc.map(|a| stats::ratio(a.self_allocs as f64, calls)),
         live_bytes: cs.heap.as_ref().map(|h| h.live_bytes),
     }
+}
+
+/// Stores one run in one write transaction, taken at its start (a
+/// transaction that reads first and then writes would be refused when
+/// another writer committed in between, without waiting).
+fn record_in(
+    conn: &mut Connection,
+    dump: &Dump,
+    labels: &[Label],
+    digest: &str,
+    compressed: &[u8],
+) -> rusqlite::Result<RecordOutcome> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let existing: Option<i64> = tx
+        .query_row("SELECT id FROM runs WHERE digest = ?1", [digest], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let (id, created) = match existing {
+        Some(id) => (id, false),
+        None => {
+            let spans: u64 = dump.callsites.iter().map(|c| c.calls).sum();
+            tx.execute(
+                "INSERT INTO runs (digest, program, host, pid, started_at_unix_ms, duration_ns,
+                    cpu_ns, machine, machine_desc, recorded_at_unix_ms, spans, dump)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    digest,
+                    dump.run.program,
+                    dump.run.host,
+                    dump.run.pid,
+                    sql_u64(dump.run.started_at_unix_ms),
+                    sql_u64(dump.run.duration_ns),
+                    dump.run.cpu_ns.map(sql_u64),
+                    fingerprint::fingerprint(dump),
+                    fingerprint::describe(dump),
+                    sql_u64(now_unix_ms()),
+                    sql_u64(spans),
+                    compressed,
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            insert_spans(&tx, id, dump)?;
+            (id, true)
+        }
+    };
+    let mut conflicting_labels = Vec::new();
+    {
+        let mut insert =
+            tx.prepare("INSERT OR IGNORE INTO labels (run_id, key, value) VALUES (?1, ?2, ?3)")?;
+        let mut kept = tx.prepare("SELECT value FROM labels WHERE run_id = ?1 AND key = ?2")?;
+        for (k, v) in labels {
+            if insert.execute(params![id, k, v])? == 0 {
+                let old: String = kept.query_row(params![id, k], |r| r.get(0))?;
+                if &old != v {
+                    conflicting_labels.push((k.clone(), v.clone(), old));
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(RecordOutcome {
+        id,
+        created,
+        conflicting_labels,
+    })
+}
+
+/// Refuses a file that is not a history of a version this reads.
+fn check_ours(path: &Path, app: i32, version: u32, tables: bool) -> Result<(), HistoryError> {
+    if app != APPLICATION_ID && (version != 0 || tables) {
+        return Err(HistoryError::NotHistory {
+            path: path.to_path_buf(),
+            detail: "a SQLite database of something else".to_owned(),
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(HistoryError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Runs `f`, retrying while SQLite reports the database busy in a way its
+/// busy handler does not wait for (a snapshot gone stale, or the switch to
+/// WAL), up to `timeout`; a lock still held then is
+/// [`HistoryError::Locked`] with the wait and the processes holding the
+/// file.
+fn locked<T>(
+    path: &Path,
+    timeout: Duration,
+    mut f: impl FnMut() -> rusqlite::Result<T>,
+) -> Result<T, HistoryError> {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && start.elapsed() < timeout => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) if is_busy(&e) => {
+                return Err(HistoryError::Locked {
+                    path: path.to_path_buf(),
+                    waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    holders: holders(path),
+                });
+            }
+            other => return other.map_err(|e| HistoryError::sqlite(path, e)),
+        }
+    }
+}
+
+/// SQLite's "busy" and "locked", whatever the extended code.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// The other processes that have `path` (or its WAL) open, as `pid (name)`,
+/// for the message of a lock that outlasted the wait; empty where /proc
+/// does not tell.
+fn holders(path: &Path) -> Vec<String> {
+    let Ok(target) = std::fs::canonicalize(path) else {
+        return Vec::new();
+    };
+    let wal = PathBuf::from(format!("{}-wal", target.display()));
+    let me = std::process::id().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in procs.flatten() {
+        let pid = p.file_name().to_string_lossy().into_owned();
+        if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        let open = fds
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .any(|l| l == target || l == wal);
+        if open {
+            let name = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            out.push(format!("{pid} ({})", name.trim()));
+        }
+        if out.len() >= 8 {
+            break;
+        }
+    }
+    out
 }
 
 fn insert_spans(tx: &rusqlite::Transaction<'_>, run: i64, dump: &Dump) -> rusqlite::Result<()> {

@@ -10,7 +10,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::ServeOptions;
+use super::writer::Refused;
+use super::{ServeOptions, Shared};
 use crate::history::{HistoryError, Label, RunFilter, Store, parse_label, trend};
 use crate::load::{LoadOptions, load_slice};
 use crate::render::{Format, RenderOptions, ReportKind, render};
@@ -107,7 +108,7 @@ fn filter_of(pairs: &[(String, String)]) -> ApiResult<RunFilter> {
     Ok(filter)
 }
 
-pub(super) async fn status(State(opts): State<Arc<ServeOptions>>) -> ApiResult<Json<Value>> {
+pub(super) async fn status(State(opts): State<Arc<Shared>>) -> ApiResult<Json<Value>> {
     let db = opts.db.display().to_string();
     with_store(&opts, move |store| {
         Ok(Json(json!({
@@ -121,7 +122,7 @@ pub(super) async fn status(State(opts): State<Arc<ServeOptions>>) -> ApiResult<J
 }
 
 pub(super) async fn runs(
-    State(opts): State<Arc<ServeOptions>>,
+    State(opts): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let filter = filter_of(&pairs(query)?)?;
@@ -129,7 +130,7 @@ pub(super) async fn runs(
 }
 
 pub(super) async fn run(
-    State(opts): State<Arc<ServeOptions>>,
+    State(opts): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let id = run_id(&id)?;
@@ -157,7 +158,7 @@ fn loaded(store: &Store, id: i64) -> ApiResult<LoadedDump> {
 }
 
 pub(super) async fn report(
-    State(opts): State<Arc<ServeOptions>>,
+    State(opts): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let options = RenderOptions::default().with_top(0);
@@ -165,7 +166,7 @@ pub(super) async fn report(
 }
 
 pub(super) async fn report_html(
-    State(opts): State<Arc<ServeOptions>>,
+    State(opts): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let options = RenderOptions::default();
@@ -181,7 +182,7 @@ pub(super) async fn report_html(
 
 /// Run `id`'s full report in `format`, served as `content_type`.
 async fn rendered(
-    opts: &Arc<ServeOptions>,
+    opts: &Arc<Shared>,
     id: &str,
     format: Format,
     options: RenderOptions,
@@ -198,7 +199,7 @@ async fn rendered(
 }
 
 pub(super) async fn flamegraph(
-    State(opts): State<Arc<ServeOptions>>,
+    State(opts): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let id = run_id(&id)?;
@@ -218,7 +219,7 @@ pub(super) async fn flamegraph(
 }
 
 pub(super) async fn trend(
-    State(opts): State<Arc<ServeOptions>>,
+    State(opts): State<Arc<Shared>>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
@@ -237,7 +238,7 @@ pub(super) async fn trend(
 }
 
 pub(super) async fn record(
-    State(opts): State<Arc<ServeOptions>>,
+    State(opts): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
@@ -264,13 +265,35 @@ pub(super) async fn record(
     let load = LoadOptions::default().with_max_bytes(opts.max_body);
     let dump = load_slice(&body, "the request body", &load)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let db = opts.db.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut store = Store::open(&db)?;
-        store.record(&dump, &labels).map_err(ApiError::from)
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let outcome = match opts.writer.submit(dump.into_dump(), labels) {
+        Ok(outcome) => outcome,
+        Err(Refused::Full { capacity }) => {
+            let message = format!(
+                "{capacity} uploads are already waiting to be stored; retry in a second (nothing was stored)"
+            );
+            return Ok((
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                Json(json!({ "error": message })),
+            )
+                .into_response());
+        }
+        Err(Refused::Stopped) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server's writer has stopped; restart perf-report serve (nothing was stored)",
+            ));
+        }
+    };
+    let outcome = outcome
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server's writer stopped before answering; the run may not be stored",
+            )
+        })?
+        .map_err(ApiError::from)?;
     let status = if outcome.created {
         StatusCode::CREATED
     } else {

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::ServeOptions;
+use super::Shared;
 use super::api::ApiError;
 use crate::history::render::when;
 use crate::history::trend::{Series, Trend, trends};
@@ -22,7 +22,7 @@ const RUNS_SHOWN: usize = 50;
 /// Spans whose trends are drawn.
 const SPANS_DRAWN: usize = 6;
 
-pub(super) async fn page(State(opts): State<Arc<ServeOptions>>) -> Result<Response, ApiError> {
+pub(super) async fn page(State(opts): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let db = opts.db.clone();
     let html = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
         let store = Store::open_existing(&db)?;

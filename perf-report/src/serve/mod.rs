@@ -15,7 +15,8 @@
 //! Errors are JSON, `{"error": "..."}`: 404 for an unknown run or route,
 //! 400 for a body that is not a valid dump or a bad query, 413 for a body
 //! over the size limit (`--max-size`, checked before it is read whole),
-//! 503 when the database is locked, 500 otherwise. The dump in a POST is
+//! 503 when the queue is full or another process held the database past
+//! the wait, 500 otherwise. The dump in a POST is
 //! checked exactly as the command line checks a file.
 //!
 //! The server binds 127.0.0.1 unless given another address, and stops
@@ -34,6 +35,7 @@ use axum::routing::get;
 
 mod api;
 mod dashboard;
+mod writer;
 
 use crate::history::{HistoryError, Store};
 
@@ -45,6 +47,10 @@ pub struct ServeOptions {
     pub db: PathBuf,
     /// The largest body `POST /api/runs` accepts, bytes (256 MiB).
     pub max_body: u64,
+    /// How many uploads may wait for the writer (256); one more gets 503.
+    /// Each waiting upload holds its parsed dump, so memory is bounded by
+    /// this times the largest dump.
+    pub queue: usize,
 }
 
 impl ServeOptions {
@@ -53,7 +59,14 @@ impl ServeOptions {
         Self {
             db: db.into(),
             max_body: 256 << 20,
+            queue: 256,
         }
+    }
+
+    /// With a queue of `uploads` waiting for the writer.
+    pub fn with_queue(mut self, uploads: usize) -> Self {
+        self.queue = uploads;
+        self
     }
 
     /// With a body limit of `bytes`.
@@ -85,11 +98,28 @@ pub enum ServeError {
     Server(std::io::Error),
 }
 
-/// The routes over `opts` (the database is opened per request).
-pub fn router(opts: ServeOptions) -> Router {
+/// What every handler shares: the options and the one writer.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    opts: ServeOptions,
+    writer: writer::Writer,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = ServeOptions;
+
+    fn deref(&self) -> &ServeOptions {
+        &self.opts
+    }
+}
+
+/// The routes over `opts`: reads open the database per request, uploads go
+/// to one writer thread (started here; it ends when the router is dropped).
+pub fn router(opts: ServeOptions) -> Result<Router, ServeError> {
     let limit = usize::try_from(opts.max_body).unwrap_or(usize::MAX);
-    let state = Arc::new(opts);
-    Router::new()
+    let writer = writer::Writer::start(opts.db.clone(), opts.queue).map_err(ServeError::Server)?;
+    let state = Arc::new(Shared { opts, writer });
+    Ok(Router::new()
         .route("/", get(dashboard::page))
         .route("/api/status", get(api::status))
         .route("/api/runs", get(api::runs).post(api::record))
@@ -100,7 +130,7 @@ pub fn router(opts: ServeOptions) -> Router {
         .route("/api/spans/{name}/trend", get(api::trend))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
+        .with_state(state))
 }
 
 /// Serves on `addr` until `shutdown` completes; `on_ready` is told the
@@ -123,7 +153,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
     on_ready(bound);
-    axum::serve(listener, router(opts))
+    axum::serve(listener, router(opts)?)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(ServeError::Server)
