@@ -74,6 +74,11 @@ fn every_endpoint_answers_and_every_error_is_json() {
             201
         );
     }
+    // A method a route does not serve: 405, and still a JSON error.
+    let mut r = a.delete(&format!("{b}/api/runs/{id}")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("DELETE"), "{v}");
     // Bodies that are not dumps, and a bad query.
     let (code, v) = post(&a, &format!("{b}/api/runs"), b"{\"not\": \"a dump\"}");
     assert_eq!(code, 400, "{v}");

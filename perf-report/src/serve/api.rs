@@ -308,3 +308,12 @@ pub(super) async fn not_found() -> ApiError {
         "no such endpoint; see `perf-report serve --help` for the routes",
     )
 }
+
+pub(super) async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{method} is not served here: the API reads with GET, and POST /api/runs records a dump"
+        ),
+    )
+}

@@ -129,6 +129,7 @@ pub fn router(opts: ServeOptions) -> Result<Router, ServeError> {
         .route("/api/runs/{id}/flamegraph.svg", get(api::flamegraph))
         .route("/api/spans/{name}/trend", get(api::trend))
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state))
 }
