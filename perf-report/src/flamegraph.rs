@@ -158,7 +158,7 @@ fn frame_names(callsites: &[CallsiteStats]) -> HashMap<u32, String> {
             } else {
                 l.label.clone()
             };
-            let clean = name
+            let clean = crate::sanitize::bounded(&name, crate::sanitize::MAX_NAME_CHARS)
                 .chars()
                 .map(|ch| {
                     if ch == ';' || ch.is_control() {
@@ -179,6 +179,32 @@ fn frame_names(callsites: &[CallsiteStats]) -> HashMap<u32, String> {
 /// [`FlamegraphError::Empty`] when there is nothing to draw;
 /// [`FlamegraphError::Draw`] when inferno fails or `writer` does.
 pub fn flamegraph_svg<W: Write>(dump: &Dump, writer: W) -> Result<(), FlamegraphError> {
+    draw(dump, writer, |_| {})
+}
+
+/// The flamegraph drawn for a page, where it is scaled to the page's width:
+/// 900 px wide (the page shows it at least that wide, scrolling inside its
+/// box in a narrower window), with taller rows and larger text, so three
+/// rows read as well as thirty.
+pub(crate) fn flamegraph_svg_for_page<W: Write>(
+    dump: &Dump,
+    writer: W,
+) -> Result<(), FlamegraphError> {
+    draw(dump, writer, |o| {
+        o.image_width = Some(PAGE_WIDTH_PX);
+        o.frame_height = 24;
+        o.font_size = 14;
+    })
+}
+
+/// The width the page's flamegraph is drawn for, px.
+pub(crate) const PAGE_WIDTH_PX: usize = 900;
+
+fn draw<W: Write>(
+    dump: &Dump,
+    writer: W,
+    size: impl FnOnce(&mut inferno::flamegraph::Options<'_>),
+) -> Result<(), FlamegraphError> {
     let lines = folded_stacks(dump);
     if lines.is_empty() {
         return Err(FlamegraphError::Empty);
@@ -197,12 +223,16 @@ pub fn flamegraph_svg<W: Write>(dump: &Dump, writer: W) -> Result<(), Flamegraph
         ));
     }
     let mut options = inferno::flamegraph::Options::default();
-    options.title = format!("{}: self time by call path", dump.run.program);
+    options.title = format!(
+        "{}: self time by call path",
+        crate::sanitize::bounded(&dump.run.program, crate::sanitize::MAX_NAME_CHARS)
+    );
     options.count_name = "ns".to_owned();
     // Colours from each frame's name rather than inferno's random draws
     // (whose state lives on in the thread): the same dump draws the same
     // bytes, as every renderer promises, and a span keeps its colour.
     options.hash = true;
+    size(&mut options);
     inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), writer)
         .map_err(|e| FlamegraphError::Draw(e.to_string()))
 }

@@ -121,12 +121,15 @@ impl LoadedDump {
     /// does (the same error, for the first broken one in callsite order),
     /// on every core, keeping what the analysis needs of the busy-time ones.
     /// Grouped callsites are first replaced by their groups
-    /// ([`crate::groups::expand`]): a row per route.
+    /// ([`crate::groups::expand`]): a row per route. Names longer than
+    /// [`crate::sanitize::MAX_NAME_CHARS`] are cut (a hostile dump's
+    /// megabyte name is not shown whole in every page).
     ///
     /// # Errors
     /// [`DumpReadError::Histogram`] naming the callsite.
     pub fn validated(dump: Dump) -> Result<Self, DumpReadError> {
-        let dump = crate::groups::expand(dump);
+        let mut dump = crate::groups::expand(dump);
+        crate::sanitize::bound_names(&mut dump);
         let checked = par::map(&dump.callsites, |cs| {
             // In the order `Dump::validate_histograms` reports errors. None
             // is built: `check` and `recorded_buckets` walk the encoding.
@@ -184,7 +187,8 @@ impl LoadedDump {
 
 impl From<Dump> for LoadedDump {
     fn from(dump: Dump) -> Self {
-        let dump = crate::groups::expand(dump);
+        let mut dump = crate::groups::expand(dump);
+        crate::sanitize::bound_names(&mut dump);
         let busy = par::map(&dump.callsites, |cs| {
             let preempted = cs
                 .cpu

@@ -154,7 +154,8 @@ fn the_dashboard_and_a_served_report_draw_in_the_browser() {
     );
     // Every run is a row of the table, each span drawn has sparklines, and
     // lookup's shift is marked.
-    assert_eq!(dom.matches("/report.html\"").count(), 12, "{:.2000}", dom);
+    // (and the latest run's heading links its report once more).
+    assert_eq!(dom.matches("/report.html\"").count(), 13, "{:.2000}", dom);
     let lines = dom.matches("<polyline").count();
     assert!(lines >= 3, "{lines} sparklines:\n{:.2000}", dom);
     assert!(
@@ -169,5 +170,173 @@ fn the_dashboard_and_a_served_report_draw_in_the_browser() {
         &browser,
         &format!("{}/api/runs/{last}/report.html", server.base),
         2,
+    );
+}
+
+/// The ground truth's report with hostile names: markup, quotes, control
+/// characters, and a megabyte of unbroken text.
+fn hostile_page() -> String {
+    let mut d = support::ground_truth();
+    let names = [
+        "<script>alert(1)</script><img src=x onerror=alert(2)>\"'&\u{1b}[31m\r\n".to_owned(),
+        "x".repeat(1 << 20),
+    ];
+    for (cs, name) in d.callsites.iter_mut().zip(names) {
+        cs.name = name;
+    }
+    d.callsites[2].file = Some(format!("/{}/src/lib.rs", "deep".repeat(2_000)));
+    let r = Report::build(&d.into(), &Config::default());
+    render(
+        &r,
+        Format::Html,
+        ReportKind::Full,
+        &RenderOptions::default(),
+    )
+}
+
+/// Loads `html` at a window `width` px wide; returns the dumped DOM after
+/// checking that nothing failed and nothing is wider than the window.
+fn assert_fits(browser: &Path, html: &str, width: u32) -> String {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, html).expect("the page is written");
+    let dom = run_browser(
+        browser,
+        &format!("file://{}", page.display()),
+        &[
+            "--dump-dom".to_owned(),
+            format!("--window-size={width},1600"),
+        ],
+    );
+    assert_eq!(body_data(&dom, "errors").as_deref(), Some("0"));
+    assert_eq!(
+        body_data(&dom, "overflow").as_deref(),
+        Some("0"),
+        "the page is wider than a {width} px window"
+    );
+    dom
+}
+
+#[test]
+fn the_report_fits_a_1280_and_an_800_pixel_window_with_a_readable_flamegraph() {
+    let Some(browser) = chromium() else { return };
+    let page = ground_truth_page();
+    for width in [1280, 800] {
+        let dom = assert_fits(&browser, &page, width);
+        let flame: u32 = body_data(&dom, "flame-height")
+            .expect("a flamegraph")
+            .parse()
+            .unwrap();
+        // Three rows of 24 px at no less than their natural size (it was
+        // 99 px at 1280 and 65 at 800, rows of 16 px scaled down).
+        assert!(
+            flame >= 125,
+            "the flamegraph is {flame} px high at {width} px"
+        );
+        if width == 1280 {
+            // Every table fits; at 800 px a wide one may scroll in its box.
+            assert_eq!(
+                body_data(&dom, "table-overflow").as_deref(),
+                Some("0"),
+                "a table scrolls at {width} px"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_names_are_inert_and_bounded_in_the_report() {
+    let Some(browser) = chromium() else { return };
+    let html = hostile_page();
+    // The megabyte name is shown cut, not a megabyte of page per mention
+    // (it was 10.9 MB).
+    assert!(html.len() < 2 << 20, "{} bytes of page", html.len());
+    for width in [1280, 800] {
+        let dom = assert_fits(&browser, &html, width);
+        assert_eq!(dom.matches("<script").count(), 2, "ours only");
+        assert!(!dom.contains("<img src=\"x\""));
+    }
+}
+
+#[test]
+fn the_dashboard_names_the_newest_run_and_hostile_labels_stay_inert_and_bounded() {
+    let Some(browser) = chromium() else { return };
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("dash.db");
+    let mut store = Store::open(&db).expect("a new history");
+    // Recorded out of order: run 7 started last, but is recorded first.
+    let mut runs: Vec<_> = (0..8).map(|i| run(i, 0.02, None, 0.0)).collect();
+    for (i, r) in runs.iter_mut().enumerate() {
+        r.run.started_at_unix_ms = 1_700_000_000_000 + i as u64 * 60_000;
+    }
+    runs.rotate_right(1);
+    let hostile = format!("<script>alert(1)</script>\"'{}", "y".repeat(1_000));
+    let mut newest = 0;
+    for (k, r) in runs.iter().enumerate() {
+        let id = store
+            .record(r, &[("note".into(), hostile.clone())])
+            .expect("recorded")
+            .id;
+        if k == 0 {
+            newest = id;
+        }
+    }
+    drop(store);
+    let server = serve(&db, &[]);
+    for width in [1280, 800] {
+        let dom = run_browser(
+            &browser,
+            &format!("{}/", server.base),
+            &[
+                "--dump-dom".to_owned(),
+                format!("--window-size={width},1600"),
+            ],
+        );
+        assert_eq!(body_data(&dom, "errors").as_deref(), Some("0"));
+        assert_eq!(
+            body_data(&dom, "overflow").as_deref(),
+            Some("0"),
+            "the dashboard is wider than a {width} px window"
+        );
+        // The latest run is the one that started last, recorded first.
+        assert!(
+            dom.contains(&format!(
+                "Latest run: <a href=\"/api/runs/{newest}/report.html\">#{newest}</a>"
+            )),
+            "{:.3000}",
+            dom
+        );
+        // Only our self-check script; the label is text, cut.
+        assert_eq!(dom.matches("<script").count(), 1);
+        assert!(dom.contains("&lt;script&gt;alert(1)"));
+        assert!(!dom.contains(&"y".repeat(200)), "the label is shown whole");
+        // Axes: the sparklines say their units and runs.
+        assert!(dom.contains("run #"), "no x axis");
+        assert!(dom.contains("busy time, median"), "no metric title");
+    }
+    // The API answers the label as JSON text, whole (1,000 characters is
+    // under the bound); a longer one is refused at the door.
+    let a = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut r = a
+        .get(&format!("{}/api/runs/{newest}", server.base))
+        .call()
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(v["run"]["labels"]["note"].as_str(), Some(hostile.as_str()));
+    let long = format!("note={}", "z".repeat(2_000));
+    let body = serde_json::to_vec(&run(50, 0.02, None, 0.0)).unwrap();
+    let mut r = a
+        .post(&format!("{}/api/runs?label={long}", server.base))
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text = r.body_mut().read_to_string().unwrap();
+    assert!(
+        text.contains("the most is 1024") && text.len() < 400,
+        "{text}"
     );
 }

@@ -115,6 +115,14 @@ pub enum HistoryError {
     /// A `--label` that is not `KEY=VALUE`.
     #[error("label {0:?} is not KEY=VALUE (for example commit=3f2a9c1 or branch=main)")]
     Label(String),
+    /// A `--label` too long or holding a control character.
+    #[error("label {label:?} {reason}")]
+    BadLabel {
+        /// The label's start.
+        label: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Any other SQLite error.
     #[error("{path}: {detail}")]
     Sqlite {

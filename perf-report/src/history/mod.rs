@@ -47,6 +47,7 @@ pub mod trend;
 pub use error::HistoryError;
 pub use schema::SCHEMA_VERSION;
 pub use store::{
-    DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_DB, ENV_DB, ENV_DB_TIMEOUT, Label, RecordOutcome, RunFilter,
-    RunSummary, SpanPoint, SpanSummary, Store, busy_timeout, parse_label,
+    DEFAULT_BUSY_TIMEOUT_MS, DEFAULT_DB, ENV_DB, ENV_DB_TIMEOUT, Label, MAX_LABEL_KEY,
+    MAX_LABEL_VALUE, RecordOutcome, RunFilter, RunSummary, SpanPoint, SpanSummary, Store,
+    busy_timeout, parse_label,
 };

@@ -63,18 +63,51 @@ pub fn busy_timeout() -> Result<Duration, HistoryError> {
 /// A run's label: `KEY=VALUE`, e.g. `commit=3f2a9c1`.
 pub type Label = (String, String);
 
-/// Parses `KEY=VALUE`.
+/// The longest label key, in characters.
+pub const MAX_LABEL_KEY: usize = 128;
+/// The longest label value, in characters.
+pub const MAX_LABEL_VALUE: usize = 1024;
+
+/// Parses `KEY=VALUE`: a key of at most [`MAX_LABEL_KEY`] characters and a
+/// value of at most [`MAX_LABEL_VALUE`], neither with a control character
+/// (a label is a commit, a branch, a runner: never a newline or an escape
+/// sequence, never a megabyte).
 ///
 /// ```
 /// use perf_report::history::parse_label;
 /// assert_eq!(parse_label("branch=main").unwrap(), ("branch".into(), "main".into()));
 /// assert!(parse_label("main").is_err());
+/// assert!(parse_label("commit=a\nb").is_err());
+/// assert!(parse_label(&format!("k={}", "x".repeat(2000))).is_err());
 /// ```
 pub fn parse_label(s: &str) -> Result<Label, HistoryError> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
-        _ => Err(HistoryError::Label(s.to_owned())),
+    let bad = |reason: String| HistoryError::BadLabel {
+        label: crate::sanitize::one_line(&crate::sanitize::bounded(s, 60)).into_owned(),
+        reason,
+    };
+    let (k, v) = match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => (k.trim(), v.trim()),
+        _ => {
+            return Err(HistoryError::Label(
+                crate::sanitize::bounded(s, 200).into_owned(),
+            ));
+        }
+    };
+    if s.chars().any(char::is_control) {
+        return Err(bad("holds a control character".to_owned()));
     }
+    let (kn, vn) = (k.chars().count(), v.chars().count());
+    if kn > MAX_LABEL_KEY {
+        return Err(bad(format!(
+            "has a key of {kn} characters; the most is {MAX_LABEL_KEY}"
+        )));
+    }
+    if vn > MAX_LABEL_VALUE {
+        return Err(bad(format!(
+            "has a value of {vn} characters; the most is {MAX_LABEL_VALUE}"
+        )));
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 /// What [`Store::record`] did.

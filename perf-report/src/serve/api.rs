@@ -43,7 +43,7 @@ impl From<HistoryError> for ApiError {
     fn from(e: HistoryError) -> Self {
         let status = match &e {
             HistoryError::NoSuchRun { .. } => StatusCode::NOT_FOUND,
-            HistoryError::Label(_) => StatusCode::BAD_REQUEST,
+            HistoryError::Label(_) | HistoryError::BadLabel { .. } => StatusCode::BAD_REQUEST,
             HistoryError::Locked { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

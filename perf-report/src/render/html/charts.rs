@@ -15,7 +15,7 @@ use super::svg::{self, LineChart, PALETTE, Series};
 use super::{base64, escape};
 use crate::callsite::{Location, qualify};
 use crate::diff::{Diff, Verdict};
-use crate::flamegraph::{FlamegraphError, flamegraph_svg};
+use crate::flamegraph::{FlamegraphError, flamegraph_svg_for_page};
 use crate::render::RenderOptions;
 use crate::units;
 
@@ -59,14 +59,14 @@ fn missing(page: &mut Page, what: &str) {
 /// neither runs nor throws.
 pub(super) fn flamegraph(page: &mut Page, dump: &Dump) {
     let mut svg = Vec::new();
-    match flamegraph_svg(dump, &mut svg) {
+    match flamegraph_svg_for_page(dump, &mut svg) {
         Ok(()) => {
             page.body.push_str(
-                "<figure><img class=\"flamegraph\" alt=\"Flamegraph of self time by call path\" src=\"data:image/svg+xml;base64,",
+                "<figure><div class=\"flame-wrap\"><img class=\"flamegraph\" alt=\"Flamegraph of self time by call path\" src=\"data:image/svg+xml;base64,",
             );
             page.body.push_str(&base64::encode(&svg));
             page.body.push_str(
-                "\"><figcaption class=\"muted\">Each box is a span on its call path; its width is the self time spent there and in what it called. Hover a box in the standalone SVG (<code>perf-report flamegraph</code>) for its figures.</figcaption></figure>\n",
+                "\"></div><figcaption class=\"muted\">Each box is a span on its call path; its width is the self time spent there and in what it called. Hover a box in the standalone SVG (<code>perf-report flamegraph</code>) for its figures.</figcaption></figure>\n",
             );
             page.charts += 1;
         }

@@ -153,7 +153,7 @@ fn table<T>(out: &mut String, name: &str, columns: &[Column<T>], rows: &[T]) {
     if !names.is_empty() {
         let _ = write!(
             out,
-            "{}{{font-family:var(--mono);font-size:.88em;overflow-wrap:break-word;min-width:9em;max-width:28em}}",
+            "{}{{font-family:var(--mono);font-size:.88em;overflow-wrap:anywhere;min-width:9em;max-width:28em}}",
             names.join(",")
         );
     }

@@ -11,7 +11,12 @@
 //! the charts that drew (each `svg.chart` holding a line, and each
 //! flamegraph `<img>` that decoded to a non-zero width) and sets
 //! `data-charts` and `data-errors` on `<body>`, beside `data-expected-charts`,
-//! what the renderer drew.
+//! what the renderer drew. It also sets `data-overflow`, how many pixels
+//! the page is wider than the window (0: nothing is cut off or scrolls the
+//! page sideways; a wide table scrolls inside its own box),
+//! `data-table-overflow`, how many pixels the widest table scrolls inside
+//! its box (0: every table fits), and
+//! `data-flame-height`, the flamegraph's drawn height in pixels.
 
 use super::escape;
 
@@ -27,7 +32,7 @@ pub(super) struct Page {
 const ERROR_HOOK: &str = "<script>window.perfReportErrors=0;window.addEventListener('error',function(){window.perfReportErrors+=1;},true);</script>";
 
 /// Counts what drew, once everything has loaded.
-const SELF_CHECK: &str = "<script>window.addEventListener('load',function(){var n=0;document.querySelectorAll('svg.chart').forEach(function(s){if(s.querySelector('polyline,path')){n+=1;}});document.querySelectorAll('img.flamegraph').forEach(function(i){if(i.complete&&i.naturalWidth>0){n+=1;}});document.body.dataset.charts=String(n);document.body.dataset.errors=String(window.perfReportErrors);});</script>";
+const SELF_CHECK: &str = "<script>window.addEventListener('load',function(){var n=0;document.querySelectorAll('svg.chart').forEach(function(s){if(s.querySelector('polyline,path')){n+=1;}});document.querySelectorAll('img.flamegraph').forEach(function(i){if(i.complete&&i.naturalWidth>0){n+=1;}});document.body.dataset.charts=String(n);document.body.dataset.errors=String(window.perfReportErrors);var d=document.documentElement;document.body.dataset.overflow=String(Math.max(0,d.scrollWidth-d.clientWidth));var t=0;document.querySelectorAll('.table-wrap').forEach(function(w){t=Math.max(t,w.scrollWidth-w.clientWidth);});document.body.dataset.tableOverflow=String(t);var f=document.querySelector('img.flamegraph');if(f){document.body.dataset.flameHeight=String(Math.round(f.getBoundingClientRect().height));}});</script>";
 
 /// Nothing is fetched: images are `data:` URLs, style and script inline.
 const POLICY: &str =
@@ -41,7 +46,7 @@ const STYLE: &str = r#"
 --stripe:#151b23;--accent:#4493f8;--critical:#f87171;--high:#fca5a5;--medium:#facc15;--low:#9ca3af;--good:#4ade80}}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",sans-serif}
-.page{max-width:1200px;margin:0 auto;padding:24px 28px 48px}
+.page{max-width:1200px;margin:0 auto;padding:24px 28px 48px;overflow-wrap:anywhere}
 header h1{font-size:1.6rem;margin:0 0 4px}
 header p{margin:2px 0;color:var(--muted)}
 nav{margin:14px 0 6px;display:flex;flex-wrap:wrap;gap:6px 16px;font-size:.9rem}
@@ -50,7 +55,7 @@ h2{font-size:1.2rem;margin:32px 0 6px;padding-bottom:4px;border-bottom:1px solid
 h3{font-size:1rem;margin:0 0 6px}
 .muted,.lede{color:var(--muted)}.lede{margin:0 0 10px}
 code,.name,.src{font-family:var(--mono);font-size:.88em}
-.name{overflow-wrap:break-word}.src{color:var(--muted);overflow-wrap:break-word}
+.name{overflow-wrap:anywhere}.src{color:var(--muted);overflow-wrap:anywhere}
 code{background:var(--panel);padding:0 3px;border-radius:3px}
 .table-wrap{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:.85rem;font-variant-numeric:tabular-nums}
@@ -78,9 +83,10 @@ svg.chart .grid{stroke:var(--line);stroke-width:1}
 svg.chart text{fill:var(--muted);font-size:12px;font-family:inherit}
 svg.chart .axis-title{fill:var(--fg);font-size:13px}
 ul.legend{list-style:none;padding:0;margin:6px 0 0;display:flex;flex-wrap:wrap;gap:4px 16px;font-size:.82rem}
-ul.legend li{display:flex;align-items:center;gap:6px;overflow-wrap:break-word;min-width:0}
+ul.legend li{display:flex;align-items:center;gap:6px;overflow-wrap:anywhere;min-width:0}
 svg.swatch{flex:none}
-img.flamegraph{width:100%;height:auto;display:block;border:1px solid var(--line);border-radius:6px;background:#fff}
+.flame-wrap{overflow-x:auto}
+img.flamegraph{width:100%;min-width:900px;height:auto;display:block;border:1px solid var(--line);border-radius:6px;background:#fff}
 ul.notes li{margin:3px 0}
 footer{margin-top:40px;color:var(--muted);font-size:.8rem}
 "#;
