@@ -74,6 +74,11 @@ fn every_endpoint_answers_and_every_error_is_json() {
             201
         );
     }
+    // A path parameter that does not decode to UTF-8: still a JSON error
+    // (found by fuzz/fuzz_targets/http_api.rs).
+    let (code, kind, body) = get(&a, &format!("{b}/api/runs/%ff%fe/report"));
+    assert_eq!(code, 400, "{body}");
+    assert!(kind.starts_with("application/json"), "{kind}: {body}");
     // A method a route does not serve: 405, and still a JSON error.
     let mut r = a.delete(&format!("{b}/api/runs/{id}")).call().unwrap();
     assert_eq!(r.status().as_u16(), 405);

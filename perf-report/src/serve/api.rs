@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -131,15 +131,22 @@ pub(super) async fn runs(
 
 pub(super) async fn run(
     State(opts): State<Arc<Shared>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
-    let id = run_id(&id)?;
+    let id = run_id(&param(id)?)?;
     with_store(&opts, move |store| {
         Ok(Json(
             json!({ "run": store.run(id)?, "spans": store.spans(id)? }),
         ))
     })
     .await
+}
+
+/// The path's parameter, or the rejection as a JSON error (a parameter
+/// that does not percent-decode to UTF-8, say).
+fn param(p: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    p.map(|Path(v)| v)
+        .map_err(|e| ApiError::new(e.status(), format!("bad path: {}", e.body_text())))
 }
 
 fn run_id(raw: &str) -> ApiResult<i64> {
@@ -159,20 +166,27 @@ fn loaded(store: &Store, id: i64) -> ApiResult<LoadedDump> {
 
 pub(super) async fn report(
     State(opts): State<Arc<Shared>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let options = RenderOptions::default().with_top(0);
-    rendered(&opts, &id, Format::Json, options, "application/json").await
+    rendered(
+        &opts,
+        &param(id)?,
+        Format::Json,
+        options,
+        "application/json",
+    )
+    .await
 }
 
 pub(super) async fn report_html(
     State(opts): State<Arc<Shared>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let options = RenderOptions::default();
     rendered(
         &opts,
-        &id,
+        &param(id)?,
         Format::Html,
         options,
         "text/html; charset=utf-8",
@@ -200,9 +214,9 @@ async fn rendered(
 
 pub(super) async fn flamegraph(
     State(opts): State<Arc<Shared>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
-    let id = run_id(&id)?;
+    let id = run_id(&param(id)?)?;
     let svg = with_store(&opts, move |store| {
         let dump = store.dump(id)?;
         let mut out = Vec::new();
@@ -220,9 +234,10 @@ pub(super) async fn flamegraph(
 
 pub(super) async fn trend(
     State(opts): State<Arc<Shared>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Value>> {
+    let name = param(name)?;
     let filter = filter_of(&pairs(query)?)?;
     with_store(&opts, move |store| {
         let trends = trend::trends(store, &name, &filter)?;
