@@ -44,7 +44,17 @@ impl From<HistoryError> for ApiError {
         let status = match &e {
             HistoryError::NoSuchRun { .. } => StatusCode::NOT_FOUND,
             HistoryError::Label(_) | HistoryError::BadLabel { .. } => StatusCode::BAD_REQUEST,
-            HistoryError::Locked { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            // The database cannot be used as it is now (locked, deleted,
+            // replaced, read-only, full, failing): the server is fine and
+            // serves again once the file is; nothing was written.
+            HistoryError::Locked { .. }
+            | HistoryError::Missing { .. }
+            | HistoryError::NotHistory { .. }
+            | HistoryError::NewerSchema { .. }
+            | HistoryError::ReadOnly { .. }
+            | HistoryError::Full { .. }
+            | HistoryError::Io { .. }
+            | HistoryError::Open { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self::new(status, e.to_string())

@@ -22,10 +22,18 @@ impl Drop for Server {
 
 /// Starts `perf-report serve` on `db` with `extra` arguments.
 pub fn serve(db: &std::path::Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("perf-report"))
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("perf-report"));
+    command
         .args(["serve", "--addr", "127.0.0.1:0", "--db"])
         .arg(db)
-        .args(extra)
+        .args(extra);
+    serve_command(command)
+}
+
+/// Starts `command`, which runs `perf-report serve --addr 127.0.0.1:0`
+/// (directly or through a shell that sets limits first).
+pub fn serve_command(mut command: Command) -> Server {
+    let mut child = command
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
