@@ -34,7 +34,8 @@ pub enum HistoryError {
     },
     /// Another writer held the database for longer than the wait.
     #[error(
-        "{path}: the database stayed locked by another writer for {waited_ms} ms{}; retry when it has finished, or wait longer with PERF_REPORT_DB_TIMEOUT_MS (nothing was written)",
+        "{path}: the database stayed locked by another writer{}{}; retry when it has finished, or wait longer with PERF_REPORT_DB_TIMEOUT_MS (nothing was written)",
+        held_for(*waited_ms),
         held_by(holders)
     )]
     Locked {
@@ -156,7 +157,16 @@ impl HistoryError {
     }
 }
 
-/// ` (held by 123 (perf-report), ...)`, or nothing.
+/// ` for 200 ms`, or nothing when the wait is not known.
+fn held_for(waited_ms: u64) -> String {
+    if waited_ms == 0 {
+        String::new()
+    } else {
+        format!(" for {waited_ms} ms")
+    }
+}
+
+/// ` (open in 123 (perf-report), ...)`, or nothing.
 fn held_by(holders: &[String]) -> String {
     if holders.is_empty() {
         String::new()

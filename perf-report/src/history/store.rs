@@ -526,37 +526,10 @@ impl Store {
         now_unix_ms: u64,
     ) -> Result<usize, HistoryError> {
         let path = self.path.clone();
-        let err = |e| HistoryError::sqlite(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let mut deleted = 0;
-        if let Some(keep) = keep_runs {
-            deleted += tx
-                .execute(
-                    "DELETE FROM runs WHERE id IN (
-                        SELECT id FROM (
-                            SELECT id, ROW_NUMBER() OVER (
-                                PARTITION BY program ORDER BY started_at_unix_ms DESC, id DESC
-                            ) AS newer FROM runs
-                        ) WHERE newer > ?1
-                    )",
-                    [i64::try_from(keep).unwrap_or(i64::MAX)],
-                )
-                .map_err(err)?;
-        }
-        if let Some(days) = keep_days {
-            let cutoff = now_unix_ms.saturating_sub(days.saturating_mul(86_400_000));
-            deleted += tx
-                .execute(
-                    "DELETE FROM runs WHERE started_at_unix_ms < ?1",
-                    [sql_u64(cutoff)],
-                )
-                .map_err(err)?;
-        }
-        tx.commit().map_err(err)?;
-        Ok(deleted)
+        let conn = &mut self.conn;
+        locked(&path, self.timeout, || {
+            prune_in(conn, keep_runs, keep_days, now_unix_ms)
+        })
     }
 
     fn labels_of(
@@ -810,6 +783,38 @@ fn locked<T>(
             other => return other.map_err(|e| HistoryError::sqlite(path, e)),
         }
     }
+}
+
+/// Deletes the runs [`Store::prune`] names, in one write transaction.
+fn prune_in(
+    conn: &mut Connection,
+    keep_runs: Option<usize>,
+    keep_days: Option<u64>,
+    now_unix_ms: u64,
+) -> rusqlite::Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut deleted = 0;
+    if let Some(keep) = keep_runs {
+        deleted += tx.execute(
+            "DELETE FROM runs WHERE id IN (
+                SELECT id FROM (
+                    SELECT id, ROW_NUMBER() OVER (
+                        PARTITION BY program ORDER BY started_at_unix_ms DESC, id DESC
+                    ) AS newer FROM runs
+                ) WHERE newer > ?1
+            )",
+            [i64::try_from(keep).unwrap_or(i64::MAX)],
+        )?;
+    }
+    if let Some(days) = keep_days {
+        let cutoff = now_unix_ms.saturating_sub(days.saturating_mul(86_400_000));
+        deleted += tx.execute(
+            "DELETE FROM runs WHERE started_at_unix_ms < ?1",
+            [sql_u64(cutoff)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(deleted)
 }
 
 /// SQLite's "busy" and "locked", whatever the extended code.
