@@ -108,6 +108,56 @@ pub(crate) enum Command {
     #[cfg(feature = "serve")]
     #[command(after_long_help = SERVE_HELP)]
     Serve(ServeArgs),
+    /// Watch a running process: its spans, process line and findings over
+    /// the last second, from perf-layer's endpoint.
+    #[cfg(feature = "live")]
+    #[command(after_long_help = LIVE_HELP)]
+    Live(LiveArgs),
+}
+
+#[cfg(feature = "live")]
+const LIVE_HELP: &str = "\
+The process serves its snapshot when its layer has an endpoint:
+  PerfLayer::builder().prometheus(\"127.0.0.1:9464\".parse()?)   (or PERF_LAYER_PROMETHEUS=127.0.0.1:9464)
+which serves /metrics for Prometheus and /snapshot.json for this view.
+
+Every second the view takes a snapshot and shows the window since the last
+one (histograms subtract, so p50 and p99 are of that second alone): the spans
+that closed in it by self time, calls/s, busy p50/p99, on-CPU share, bytes
+allocated per second, live heap; RSS, CPU and memory pressure; and the
+findings of that window. A span open the whole window (a connection) shows
+in the window it closes in.
+
+Keys: s sort (self time, calls/s, p99, alloc/s) · / filter by name (Enter
+keeps, Esc clears) · p pause · q quit. When the service goes away the view
+says so and retries every second.
+
+Examples:
+  perf-report live 127.0.0.1:9464
+  perf-report live 127.0.0.1:9464 --record live.json    # then: perf-report live.json
+  perf-report live 127.0.0.1:9464 --once                # one window as text
+
+Exit codes: 0 quit, 2 error (nothing answers at ADDR, it is not perf-layer's
+endpoint, or the terminal cannot be used).";
+
+#[cfg(feature = "live")]
+#[derive(Debug, Args)]
+pub(crate) struct LiveArgs {
+    /// The layer's endpoint, HOST:PORT (what `prometheus(ADDR)` bound).
+    #[arg(value_name = "ADDR")]
+    pub(crate) addr: String,
+
+    /// Seconds between snapshots.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub(crate) interval: f64,
+
+    /// On the way out, write the last snapshot seen as a dump.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) record: Option<PathBuf>,
+
+    /// Print one window as text and exit (for scripts; no terminal needed).
+    #[arg(long)]
+    pub(crate) once: bool,
 }
 
 #[cfg(feature = "history")]

@@ -39,6 +39,8 @@ pub mod groups;
 #[cfg(feature = "history")]
 pub mod history;
 mod label;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod load;
 mod loaded;
 pub mod merge;

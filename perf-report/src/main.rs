@@ -154,6 +154,8 @@ fn run(cli: Cli) -> Result<u8> {
         Some(Command::Check(args)) => history_cmd::check_cmd(args),
         #[cfg(feature = "serve")]
         Some(Command::Serve(args)) => serve_cmd(args),
+        #[cfg(feature = "live")]
+        Some(Command::Live(args)) => live_cmd(&args),
         None => {
             let args = cli.report;
             let dump = load_paths(&args.dumps, &load_options(&args.output))?;
@@ -305,6 +307,27 @@ fn serve_cmd(args: cli::ServeArgs) -> Result<u8> {
     perf_report::serve::run_blocking(args.addr, options, |addr| {
         eprintln!("perf-report: serving http://{addr}/ (Ctrl-C to stop)");
     })?;
+    Ok(CLEAN)
+}
+
+/// Watches a running process until `q`.
+#[cfg(feature = "live")]
+fn live_cmd(args: &cli::LiveArgs) -> Result<u8> {
+    if !(args.interval.is_finite() && (0.1..=3600.0).contains(&args.interval)) {
+        return Err(anyhow!(
+            "--interval {} is not between 0.1 and 3600 seconds",
+            args.interval
+        ));
+    }
+    let mut opts = perf_report::live::LiveOptions::new(&args.addr)
+        .with_interval(std::time::Duration::from_secs_f64(args.interval));
+    if let Some(path) = &args.record {
+        opts = opts.with_record(path);
+    }
+    if args.once {
+        opts = opts.once();
+    }
+    perf_report::live::run(&opts)?;
     Ok(CLEAN)
 }
 

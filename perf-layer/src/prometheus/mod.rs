@@ -3,6 +3,14 @@
 //! builder or `PERF_LAYER_PROMETHEUS` gives, 127.0.0.1 unless another
 //! address is asked for.
 //!
+//! It also serves `GET /snapshot.json`, the recorder's current snapshot as
+//! a dump (the format of `dump.json`), for `perf-report live`. A snapshot is
+//! taken at most every [`SNAPSHOT_EVERY`]: asked more often, the endpoint
+//! answers the last one again, so a client polling in a loop costs the
+//! process at most four snapshots a second. Its size is the dump's, bounded
+//! by the layer's own bounds (`max_callsites`, `max_groups`, the heap
+//! timeline's cap).
+//!
 //! A scrape reads the recorder the way a snapshot does but lighter: each
 //! callsite's histograms are summed into the fixed buckets of
 //! [`exposition`] in place, each thread's table locked for one callsite at
@@ -24,6 +32,9 @@ pub(crate) mod exposition;
 
 /// How often the thread looks whether the layer is gone.
 const POLL: Duration = Duration::from_millis(250);
+
+/// The least time between two snapshots `/snapshot.json` takes.
+pub(crate) const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
 
 /// The content type of the text exposition format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -76,6 +87,7 @@ fn serve(server: &tiny_http::Server, weak: &Weak<Profiler>) {
             p.calibration.get_or_init(|| overhead::calibrate(&p.config));
         }
     }
+    let mut last_snapshot: Option<(std::time::Instant, Vec<u8>)> = None;
     loop {
         let request = match server.recv_timeout(POLL) {
             Ok(request) => request,
@@ -95,10 +107,26 @@ fn serve(server: &tiny_http::Server, weak: &Weak<Profiler>) {
                 // the text costs more time than sending it.
                 text(200, exposition::render(&profiler), CONTENT_TYPE)
             }
-            (_, "/metrics") => text(405, "only GET /metrics\n".to_owned(), "text/plain"),
+            (tiny_http::Method::Get | tiny_http::Method::Head, "/snapshot.json") => {
+                let fresh = last_snapshot
+                    .as_ref()
+                    .is_some_and(|(at, _)| at.elapsed() < SNAPSHOT_EVERY);
+                if !fresh {
+                    let json = serde_json::to_vec(&profiler.snapshot()).unwrap_or_default();
+                    last_snapshot = Some((std::time::Instant::now(), json));
+                }
+                let body = last_snapshot.as_ref().map_or(Vec::new(), |(_, b)| b.clone());
+                bytes(200, body, "application/json")
+            }
+            (_, "/metrics" | "/snapshot.json") => text(
+                405,
+                "only GET /metrics and GET /snapshot.json\n".to_owned(),
+                "text/plain",
+            ),
             _ => text(
                 404,
-                "perf-layer serves Prometheus metrics at /metrics\n".to_owned(),
+                "perf-layer serves Prometheus metrics at /metrics and its snapshot at /snapshot.json\n"
+                    .to_owned(),
                 "text/plain",
             ),
         };
@@ -109,7 +137,11 @@ fn serve(server: &tiny_http::Server, weak: &Weak<Profiler>) {
 }
 
 fn text(status: u16, body: String, kind: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
+    bytes(status, body.into_bytes(), kind)
+}
+
+fn bytes(status: u16, body: Vec<u8>, kind: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let mut response = tiny_http::Response::from_data(body).with_status_code(status);
     if let Ok(header) = tiny_http::Header::from_bytes("Content-Type", kind) {
         response.add_header(header);
     }

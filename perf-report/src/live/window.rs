@@ -1,0 +1,268 @@
+//! What happened between two snapshots of one process: a dump of the
+//! window, made by subtracting the older snapshot from the newer one.
+//! Histograms subtract bucket by bucket (they are exact counts), counters
+//! subtract, and what is a level rather than a total (live heap, RSS, the
+//! pressure level) is the newer snapshot's. The window's dump goes through
+//! the same analysis as a whole run's, so its findings are the window's.
+//!
+//! Spans are recorded when they close: a span open across the whole window
+//! (a connection, a worker loop) shows in the window it closes in.
+
+use perf_layer::dump::{
+    AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, EventCounts, HistogramDump,
+    SampledCpu,
+};
+
+/// Why two snapshots have no window between them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowError {
+    /// Of two processes (the pid, the host or the start differs): the
+    /// service restarted.
+    Restarted,
+    /// The newer snapshot is not newer.
+    NotLater,
+}
+
+/// The dump of what happened between `old` and `new`, two snapshots of the
+/// same process, `old` first.
+///
+/// # Errors
+/// [`WindowError::Restarted`] when they are not of one process (the view
+/// starts again from `new`), [`WindowError::NotLater`] when `new` is not
+/// later.
+///
+/// ```
+/// use perf_layer::dump::Dump;
+/// use perf_report::live::window;
+///
+/// let mut old = Dump::empty("svc");
+/// old.run.duration_ns = 1_000_000_000;
+/// let mut new = old.clone();
+/// new.run.duration_ns = 3_000_000_000;
+/// let w = window(&old, &new).unwrap();
+/// assert_eq!(w.run.duration_ns, 2_000_000_000);
+/// ```
+pub fn window(old: &Dump, new: &Dump) -> Result<Dump, WindowError> {
+    if old.run.pid != new.run.pid
+        || old.run.host != new.run.host
+        || old.run.started_at_unix_ms != new.run.started_at_unix_ms
+    {
+        return Err(WindowError::Restarted);
+    }
+    if new.run.duration_ns <= old.run.duration_ns {
+        return Err(WindowError::NotLater);
+    }
+    let mut w = new.clone();
+    let offset_ms = old.run.duration_ns / 1_000_000;
+    w.run.started_at_unix_ms = old.run.ended_at_unix_ms;
+    w.run.duration_ns = new.run.duration_ns - old.run.duration_ns;
+    w.run.cpu_ns = match (new.run.cpu_ns, old.run.cpu_ns) {
+        (Some(n), Some(o)) => Some(n.saturating_sub(o)),
+        _ => None,
+    };
+    w.callsites = new
+        .callsites
+        .iter()
+        .map(
+            |cs| match old.callsites.iter().find(|o| same_callsite(o, cs)) {
+                Some(o) => callsite(o, cs),
+                None => cs.clone(),
+            },
+        )
+        .filter(|cs| cs.calls > 0 || cs.busy_ns.count > 0)
+        .collect();
+    w.callsites_dropped_spans = new
+        .callsites_dropped_spans
+        .saturating_sub(old.callsites_dropped_spans);
+    w.edges = new
+        .edges
+        .iter()
+        .map(|e| {
+            let before = old
+                .edges
+                .iter()
+                .find(|o| o.parent == e.parent && o.child == e.child);
+            CallEdge {
+                calls: e.calls.saturating_sub(before.map_or(0, |b| b.calls)),
+                child_busy_ns: e
+                    .child_busy_ns
+                    .saturating_sub(before.map_or(0, |b| b.child_busy_ns)),
+                ..*e
+            }
+        })
+        .filter(|e| e.calls > 0)
+        .collect();
+    // The process's samples and alerts inside the window, on its clock.
+    w.timeline.samples = new
+        .timeline
+        .samples
+        .iter()
+        .filter(|s| s.t_ms > offset_ms)
+        .map(|s| {
+            let mut s = *s;
+            s.t_ms -= offset_ms;
+            s
+        })
+        .collect();
+    w.alerts = new
+        .alerts
+        .iter()
+        .filter(|a| a.t_ms > offset_ms)
+        .map(|a| {
+            let mut a = a.clone();
+            a.t_ms -= offset_ms;
+            a
+        })
+        .collect();
+    w.overhead.spans = new.overhead.spans.saturating_sub(old.overhead.spans);
+    w.overhead.intervals = new
+        .overhead
+        .intervals
+        .saturating_sub(old.overhead.intervals);
+    w.overhead.timed_intervals = new
+        .overhead
+        .timed_intervals
+        .saturating_sub(old.overhead.timed_intervals);
+    w.overhead.estimated_ns = new
+        .overhead
+        .estimated_ns
+        .saturating_sub(old.overhead.estimated_ns);
+    w.overhead.fraction_of_run = if w.run.duration_ns > 0 {
+        w.overhead.estimated_ns as f64 / w.run.duration_ns as f64
+    } else {
+        0.0
+    };
+    if let Some(heap) = &mut w.heap {
+        let keep: Vec<usize> = heap
+            .timeline_t_ms
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| **t > offset_ms)
+            .map(|(i, _)| i)
+            .collect();
+        heap.timeline_t_ms = keep
+            .iter()
+            .map(|&i| heap.timeline_t_ms[i] - offset_ms)
+            .collect();
+        heap.timeline_live_bytes = keep
+            .iter()
+            .filter_map(|&i| heap.timeline_live_bytes.get(i).copied())
+            .collect();
+    }
+    Ok(w)
+}
+
+/// One callsite in both snapshots: the same id, name and place.
+fn same_callsite(a: &CallsiteStats, b: &CallsiteStats) -> bool {
+    a.id == b.id && a.name == b.name && a.file == b.file && a.line == b.line
+}
+
+/// `new − old` of one callsite.
+fn callsite(old: &CallsiteStats, new: &CallsiteStats) -> CallsiteStats {
+    let mut w = new.clone();
+    w.calls = new.calls.saturating_sub(old.calls);
+    w.wall_ns = histogram(&old.wall_ns, &new.wall_ns);
+    w.busy_ns = histogram(&old.busy_ns, &new.busy_ns);
+    w.idle_ns = histogram(&old.idle_ns, &new.idle_ns);
+    w.self_ns = histogram(&old.self_ns, &new.self_ns);
+    w.events = EventCounts {
+        trace: new.events.trace.saturating_sub(old.events.trace),
+        debug: new.events.debug.saturating_sub(old.events.debug),
+        info: new.events.info.saturating_sub(old.events.info),
+        warn: new.events.warn.saturating_sub(old.events.warn),
+        error: new.events.error.saturating_sub(old.events.error),
+    };
+    w.alloc = match (&old.alloc, &new.alloc) {
+        (Some(o), Some(n)) => Some(alloc(o, n)),
+        (_, n) => *n,
+    };
+    if let (Some(o), Some(n)) = (&old.rss_delta, &mut w.rss_delta) {
+        n.sum_bytes = n.sum_bytes.saturating_sub(o.sum_bytes);
+    }
+    // The live heap is a level: the newer snapshot's, as it is.
+    w.cpu = match (&old.cpu, &new.cpu) {
+        (Some(o), Some(n)) => Some(cpu(o, n)),
+        (_, n) => n.clone(),
+    };
+    w.groups = new
+        .groups
+        .iter()
+        .map(|g| {
+            match old
+                .groups
+                .iter()
+                .find(|o| o.other == g.other && o.fields == g.fields)
+            {
+                Some(o) => CallsiteGroup {
+                    stats: callsite(&o.stats, &g.stats),
+                    ..g.clone()
+                },
+                None => g.clone(),
+            }
+        })
+        .filter(|g| g.stats.calls > 0)
+        .collect();
+    w
+}
+
+/// `new − old` of one histogram: exact, bucket by bucket. Where either does
+/// not decode, or `old` holds a count `new` does not (not one process's
+/// histogram twice), the newer one whole.
+fn histogram(old: &HistogramDump, new: &HistogramDump) -> HistogramDump {
+    if old.count == 0 {
+        return new.clone();
+    }
+    let (Ok(o), Ok(mut n)) = (old.decode(), new.decode()) else {
+        return new.clone();
+    };
+    if n.subtract(&o).is_err() {
+        return new.clone();
+    }
+    HistogramDump::from_histogram(
+        &n,
+        new.sum.saturating_sub(old.sum),
+        new.clamped.saturating_sub(old.clamped),
+    )
+}
+
+fn alloc(o: &AllocStats, n: &AllocStats) -> AllocStats {
+    AllocStats {
+        alloc_bytes: n.alloc_bytes.saturating_sub(o.alloc_bytes),
+        allocs: n.allocs.saturating_sub(o.allocs),
+        freed_bytes: n.freed_bytes.saturating_sub(o.freed_bytes),
+        frees: n.frees.saturating_sub(o.frees),
+        self_alloc_bytes: n.self_alloc_bytes.saturating_sub(o.self_alloc_bytes),
+        self_allocs: n.self_allocs.saturating_sub(o.self_allocs),
+        net_bytes: n.net_bytes.saturating_sub(o.net_bytes),
+        calls_retaining: n.calls_retaining.saturating_sub(o.calls_retaining),
+    }
+}
+
+fn cpu(o: &CpuStats, n: &CpuStats) -> CpuStats {
+    CpuStats {
+        timed_calls: n.timed_calls.saturating_sub(o.timed_calls),
+        intervals: n.intervals.saturating_sub(o.intervals),
+        untimed_intervals: n.untimed_intervals.saturating_sub(o.untimed_intervals),
+        busy_ns: n.busy_ns.saturating_sub(o.busy_ns),
+        self_ns: n.self_ns.saturating_sub(o.self_ns),
+        on_cpu_ns: histogram(&o.on_cpu_ns, &n.on_cpu_ns),
+        self_on_cpu_ns: n.self_on_cpu_ns.saturating_sub(o.self_on_cpu_ns),
+        off_cpu_ns: n.off_cpu_ns.saturating_sub(o.off_cpu_ns),
+        preempted_ns: histogram(&o.preempted_ns, &n.preempted_ns),
+        voluntary_switches: n.voluntary_switches.saturating_sub(o.voluntary_switches),
+        involuntary_switches: n
+            .involuntary_switches
+            .saturating_sub(o.involuntary_switches),
+        sampled: match (&o.sampled, &n.sampled) {
+            (Some(o), Some(n)) => Some(SampledCpu {
+                intervals: n.intervals.saturating_sub(o.intervals),
+                busy_ns: n.busy_ns.saturating_sub(o.busy_ns),
+                self_ns: n.self_ns.saturating_sub(o.self_ns),
+                on_cpu_ns: n.on_cpu_ns.saturating_sub(o.on_cpu_ns),
+                self_on_cpu_ns: n.self_on_cpu_ns.saturating_sub(o.self_on_cpu_ns),
+                preempted_ns: n.preempted_ns.saturating_sub(o.preempted_ns),
+            }),
+            (_, n) => *n,
+        },
+    }
+}
