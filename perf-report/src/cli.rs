@@ -386,6 +386,11 @@ pub(crate) struct ServeArgs {
     /// Retry-After (each waiting upload holds its dump in memory).
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub(crate) queue: usize,
+
+    /// Also show a live view at /live of the process whose perf-layer
+    /// endpoint is ADDR (what `perf-report live ADDR` shows, in the browser).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) live: Option<String>,
 }
 
 const FLAMEGRAPH_HELP: &str = "\

@@ -304,6 +304,10 @@ fn serve_cmd(args: cli::ServeArgs) -> Result<u8> {
     let options = perf_report::serve::ServeOptions::new(path)
         .with_max_body(args.max_size)
         .with_queue(args.queue);
+    let options = match &args.live {
+        Some(addr) => options.with_live(addr),
+        None => options,
+    };
     perf_report::serve::run_blocking(args.addr, options, |addr| {
         eprintln!("perf-report: serving http://{addr}/ (Ctrl-C to stop)");
     })?;

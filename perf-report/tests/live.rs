@@ -55,6 +55,8 @@ impl Service {
                     while !stop.load(Ordering::Relaxed) {
                         tracing::info_span!("checkout")
                             .in_scope(|| std::thread::sleep(Duration::from_millis(2)));
+                        // A name that is markup: text in every view.
+                        tracing::info_span!("<img src=x onerror=alert(1)>").in_scope(|| {});
                         tracing::info_span!("render").in_scope(|| {
                             for i in 0..20_000 {
                                 x = x.wrapping_mul(31).wrapping_add(i);
@@ -358,4 +360,78 @@ fn a_window_is_the_exact_difference_of_two_snapshots() {
     other.run.pid += 1;
     assert_eq!(window(&old, &other), Err(WindowError::Restarted));
     assert_eq!(window(&new, &old), Err(WindowError::NotLater));
+}
+
+use support::{browser, server};
+
+#[test]
+fn serve_live_shows_the_process_in_the_browser_and_its_windows_move() {
+    let service = Service::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    let served = server::serve(&db, &["--live", &service.addr]);
+    // The API: windows of the running process, one after another.
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let live = |agent: &ureq::Agent| -> serde_json::Value {
+        let text = agent
+            .get(&format!("{}/api/live", served.base))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    assert_eq!(live(&agent)["status"], "waiting for a second snapshot");
+    std::thread::sleep(Duration::from_millis(700));
+    let first = live(&agent);
+    std::thread::sleep(Duration::from_millis(700));
+    let second = live(&agent);
+    assert!(
+        second["ended_at_unix_ms"].as_u64() > first["ended_at_unix_ms"].as_u64(),
+        "{first} then {second}"
+    );
+    assert!(
+        second["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "render")
+    );
+    // The page: its script fills the table from the API, again and again,
+    // as text.
+    let Some(chromium) = browser::chromium() else {
+        return;
+    };
+    let dom = browser::run_browser(
+        &chromium,
+        &format!("{}/live", served.base),
+        &["--dump-dom".to_owned()],
+    );
+    assert_eq!(browser::body_data(&dom, "errors").as_deref(), Some("0"));
+    let updates: u32 = browser::body_data(&dom, "updates")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        updates >= 2,
+        "the table was drawn {updates} times:\n{dom:.3000}"
+    );
+    assert!(dom.contains("<td>render</td>"), "{dom:.3000}");
+    assert!(
+        dom.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{dom:.3000}"
+    );
+    assert!(!dom.contains("<img"), "a span name became markup");
+    // Without --live there is no live view, and the API says so as JSON.
+    let plain = server::serve(&dir.path().join("other.db"), &[]);
+    let mut r = agent
+        .get(&format!("{}/api/live", plain.base))
+        .call()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.body_mut().read_to_string().unwrap().contains("--live"));
 }

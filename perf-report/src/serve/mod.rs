@@ -3,6 +3,8 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /` | the dashboard (HTML): the runs, the top spans' trends with change points, each run's report |
+//! | `GET /live` | the live view of `--live ADDR`'s process (404 without `--live`) |
+//! | `GET /api/live` | the window since the previous snapshot of that process, as JSON |
 //! | `GET /api/status` | `{version, db, schema_version, runs}` |
 //! | `GET /api/runs?program=&label=k=v&limit=N` | the runs, oldest first (`limit`: the newest N) |
 //! | `GET /api/runs/{id}` | `{run, spans}` |
@@ -35,6 +37,7 @@ use axum::routing::get;
 
 mod api;
 mod dashboard;
+mod live;
 mod writer;
 
 use crate::history::{HistoryError, Store};
@@ -51,6 +54,8 @@ pub struct ServeOptions {
     /// Each waiting upload holds its parsed dump, so memory is bounded by
     /// this times the largest dump.
     pub queue: usize,
+    /// The live view's process: perf-layer's endpoint (`/live`).
+    pub live: Option<String>,
 }
 
 impl ServeOptions {
@@ -60,7 +65,14 @@ impl ServeOptions {
             db: db.into(),
             max_body: 256 << 20,
             queue: 256,
+            live: None,
         }
+    }
+
+    /// With a live view of the process whose perf-layer endpoint is `addr`.
+    pub fn with_live(mut self, addr: impl Into<String>) -> Self {
+        self.live = Some(addr.into());
+        self
     }
 
     /// With a queue of `uploads` waiting for the writer.
@@ -103,6 +115,7 @@ pub enum ServeError {
 pub(crate) struct Shared {
     opts: ServeOptions,
     writer: writer::Writer,
+    live: Option<live::Live>,
 }
 
 impl std::ops::Deref for Shared {
@@ -118,9 +131,12 @@ impl std::ops::Deref for Shared {
 pub fn router(opts: ServeOptions) -> Result<Router, ServeError> {
     let limit = usize::try_from(opts.max_body).unwrap_or(usize::MAX);
     let writer = writer::Writer::start(opts.db.clone(), opts.queue).map_err(ServeError::Server)?;
-    let state = Arc::new(Shared { opts, writer });
+    let live = opts.live.clone().map(live::Live::new);
+    let state = Arc::new(Shared { opts, writer, live });
     Ok(Router::new()
         .route("/", get(dashboard::page))
+        .route("/live", get(live::page))
+        .route("/api/live", get(live::api))
         .route("/api/status", get(api::status))
         .route("/api/runs", get(api::runs).post(api::record))
         .route("/api/runs/{id}", get(api::run))
