@@ -333,6 +333,46 @@ pub fn short_file(file: &str) -> Cow<'_, str> {
     Cow::Borrowed(file)
 }
 
+/// A location (`file:line`, as [`Location::source`] gives it) shorter for a
+/// narrow terminal: at `level` 1 a path of three parts or more keeps its
+/// first part (a dependency's crate name, without its version) and its file
+/// (`tower-http…/make_span.rs:109`); at 2, a dependency is its crate name
+/// alone (`tower-http`) and a file of the project its file name
+/// (`pipeline.rs:107`). Anything else is as it was.
+///
+/// ```
+/// use perf_report::callsite::shorter_source;
+/// let dep = "tower-http-0.7.1/src/trace/make_span.rs:109";
+/// assert_eq!(shorter_source(dep, 1), "tower-http…/make_span.rs:109");
+/// assert_eq!(shorter_source(dep, 2), "tower-http");
+/// assert_eq!(shorter_source("examples/pipeline.rs:107", 1), "examples/pipeline.rs:107");
+/// assert_eq!(shorter_source("examples/pipeline.rs:107", 2), "pipeline.rs:107");
+/// ```
+pub fn shorter_source(source: &str, level: u8) -> String {
+    if level == 0 || !source.contains('/') {
+        return source.to_owned();
+    }
+    let (path, line) = match source.rsplit_once(':') {
+        Some((p, l)) if l.bytes().all(|b| b.is_ascii_digit()) => (p, format!(":{l}")),
+        _ => (source, String::new()),
+    };
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let (Some(first), Some(file)) = (parts.first(), parts.last()) else {
+        return source.to_owned();
+    };
+    // `name-1.2.3`: a dependency's folder, its crate name before the version.
+    let krate = first
+        .rsplit_once('-')
+        .filter(|(_, v)| v.starts_with(|c: char| c.is_ascii_digit()) && v.contains('.'))
+        .map(|(name, _)| name);
+    match (level, krate) {
+        (1, _) if parts.len() >= 3 => format!("{}…/{file}{line}", krate.unwrap_or(first)),
+        (1, _) => source.to_owned(),
+        (_, Some(name)) => name.to_owned(),
+        _ => format!("{file}{line}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -479,3 +479,27 @@ fn the_time_gate_fails_only_on_regressions_that_matter_to_the_run() {
         .assert()
         .code(1);
 }
+
+#[test]
+fn a_dependency_path_is_shortened_before_the_location_column_is_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = support::ground_truth();
+    for cs in &mut d.callsites {
+        cs.file = Some(
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tower-http-0.7.1/src/trace/make_span.rs"
+                .to_owned(),
+        );
+        cs.line = Some(109);
+    }
+    let path = support::write(dir.path(), "deps.json", &d);
+    let out = cmd().arg(&path).args(["--width", "100"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tower-http…/make_span.rs:109"), "{text}");
+    // Shortened, the column stays (it was hidden at 100 columns).
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("(hidden to fit"))
+            .all(|l| !l.contains("location")),
+        "{text}"
+    );
+}

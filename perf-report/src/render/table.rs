@@ -47,6 +47,9 @@ pub(crate) struct Column<T> {
     /// Where a narrow terminal hides it: 0 never, else the higher the
     /// sooner. Markdown and JSON show every column.
     pub(crate) drop_order: u8,
+    /// A source location a narrow terminal shortens
+    /// ([`crate::callsite::shorter_source`]) before it hides the column.
+    pub(crate) shortens: bool,
     /// The cell of a row, given its 1-based position.
     pub(crate) cell: fn(usize, &T) -> Cell,
 }
@@ -57,6 +60,7 @@ const fn col<T>(header: &'static str, align: Align, cell: fn(usize, &T) -> Cell)
         align,
         from_dump: false,
         drop_order: 0,
+        shortens: false,
         cell,
     }
 }
@@ -67,11 +71,18 @@ const fn dump_col<T>(header: &'static str, cell: fn(usize, &T) -> Cell) -> Colum
         align: Align::Left,
         from_dump: true,
         drop_order: 0,
+        shortens: false,
         cell,
     }
 }
 
 impl<T> Column<T> {
+    /// A location: shortened before it is hidden.
+    const fn shortens(mut self) -> Self {
+        self.shortens = true;
+        self
+    }
+
     /// Hidden in a narrow terminal, in this order (see [`Column::drop_order`]).
     const fn drops(mut self, order: u8) -> Self {
         self.drop_order = order;
@@ -95,7 +106,7 @@ pub(crate) static FINDINGS: &[Column<Finding>] = &[
     }),
     col::<Finding>("class", Align::Left, |_, f| text(f.class.title())),
     dump_col::<Finding>("span", |_, f| text(f.subject().name())),
-    dump_col::<Finding>("location", |_, f| text(f.subject().source())).drops(1),
+    dump_col::<Finding>("location", |_, f| text(f.subject().source())).shortens().drops(1),
 ];
 
 fn alloc_cell(c: &CallsiteRow, f: impl Fn(&crate::analyze::AllocRow) -> String) -> Cell {
@@ -105,7 +116,7 @@ fn alloc_cell(c: &CallsiteRow, f: impl Fn(&crate::analyze::AllocRow) -> String) 
 /// The per-callsite table.
 pub(crate) static CALLSITES: &[Column<CallsiteRow>] = &[
     dump_col::<CallsiteRow>("span", |_, c| text(c.location.label.clone())),
-    dump_col::<CallsiteRow>("location", |_, c| text(c.location.source())).drops(2),
+    dump_col::<CallsiteRow>("location", |_, c| text(c.location.source())).shortens().drops(2),
     col::<CallsiteRow>("calls", Align::Right, |_, c| {
         text(units::count(c.calls as f64))
     })
@@ -162,7 +173,7 @@ pub(crate) static CALLSITES: &[Column<CallsiteRow>] = &[
 pub(crate) static WEIGHTS: &[Column<WeightRow>] = &[
     col::<WeightRow>("#", Align::Right, |i, _| text(i.to_string())),
     dump_col::<WeightRow>("span", |_, w| text(w.location.label.clone())),
-    dump_col::<WeightRow>("location", |_, w| text(w.location.source())).drops(1),
+    dump_col::<WeightRow>("location", |_, w| text(w.location.source())).shortens().drops(1),
     col::<WeightRow>("weight", Align::Right, |_, w| {
         text(format!("{:.1}", w.weight))
     }),
@@ -200,7 +211,7 @@ pub(crate) static DIFF: &[Column<CallsiteDiff>] = &[
         tone: Tone::Verdict(c.verdict),
     }),
     dump_col::<CallsiteDiff>("span", |_, c| text(c.location.label.clone())),
-    dump_col::<CallsiteDiff>("location", |_, c| text(c.location.source())).drops(3),
+    dump_col::<CallsiteDiff>("location", |_, c| text(c.location.source())).shortens().drops(3),
     col::<CallsiteDiff>("calls", Align::Right, |_, c| {
         new_value(&c.calls, units::count)
     })

@@ -109,7 +109,8 @@ impl<'a> Out<'a> {
     pub(super) fn table<T>(&mut self, columns: &[Column<T>], rows: &[T]) {
         let mut shown: Vec<&Column<T>> = columns.iter().collect();
         let mut hidden: Vec<&Column<T>> = Vec::new();
-        let mut lines = render_table(self.opts, &shown, rows, None);
+        let mut shrink = 0;
+        let mut lines = render_table(self.opts, &shown, rows, None, shrink);
         while let Some(width) = self.opts.width {
             if lines.iter().all(|l| self.fits(l)) {
                 break;
@@ -122,11 +123,16 @@ impl<'a> Out<'a> {
                 .max_by_key(|&(i, c)| (c.drop_order, i))
             else {
                 // Only columns that must stay: let comfy-table wrap cells.
-                lines = render_table(self.opts, &shown, rows, Some(width));
+                lines = render_table(self.opts, &shown, rows, Some(width), shrink);
                 break;
             };
-            hidden.push(shown.remove(at));
-            lines = render_table(self.opts, &shown, rows, None);
+            // A location is shortened, twice, before it is hidden.
+            if shown[at].shortens && shrink < 2 {
+                shrink += 1;
+            } else {
+                hidden.push(shown.remove(at));
+            }
+            lines = render_table(self.opts, &shown, rows, None, shrink);
         }
         for l in lines {
             self.line(l.trim_end());
@@ -170,12 +176,14 @@ impl<'a> Out<'a> {
 /// No borders, one rule under the header: quiet enough for wide tables.
 pub(super) const STYLE: &str = "     ──            ";
 
-/// The table's lines; `wrap_to` lets comfy-table wrap cells to that width.
+/// The table's lines; `wrap_to` lets comfy-table wrap cells to that width;
+/// locations shortened `shrink` steps ([`crate::callsite::shorter_source`]).
 pub(super) fn render_table<T>(
     opts: &RenderOptions,
     columns: &[&Column<T>],
     rows: &[T],
     wrap_to: Option<usize>,
+    shrink: u8,
 ) -> Vec<String> {
     let mut t = Table::new();
     t.load_preset(STYLE);
@@ -201,7 +209,12 @@ pub(super) fn render_table<T>(
     for (n, row) in rows.iter().enumerate() {
         t.add_row(columns.iter().map(|column| {
             let cell = (column.cell)(n + 1, row);
-            let c = Cell::new(clean(&cell.text));
+            let text = if column.shortens && shrink > 0 {
+                crate::callsite::shorter_source(&cell.text, shrink)
+            } else {
+                cell.text
+            };
+            let c = Cell::new(clean(&text));
             match cell.tone {
                 Tone::Plain => c,
                 Tone::Severity(s) => severity_style(c, s),
