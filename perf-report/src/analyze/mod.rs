@@ -89,6 +89,7 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
             .then(a.class.cmp(&b.class))
             .then_with(|| a.location.cmp(&b.location))
     });
+    name_groups(input.dump(), &mut findings);
 
     let weights = weights::session_weights(
         &cx.rows,
@@ -116,6 +117,52 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
         weights,
         process,
         notes,
+    }
+}
+
+/// Says under which group (a route, `request{uri=/export}`) a finding's
+/// span runs, when its calls come from one: the span whose busy time most
+/// of its own comes from, followed up to four levels, is a group of a
+/// grouped callsite. A user of a web service fixes a route.
+fn name_groups(dump: &perf_layer::dump::Dump, findings: &mut [Finding]) {
+    use crate::callsite::Location;
+    if !dump.callsites.iter().any(|c| c.name.contains('{')) {
+        return;
+    }
+    // The caller most of a callsite's busy time comes from, if it is most.
+    let main_caller = |child: u32| -> Option<u32> {
+        let mut total = 0u64;
+        let mut best: Option<(u32, u64)> = None;
+        for e in dump.edges.iter().filter(|e| e.child == child) {
+            total = total.saturating_add(e.child_busy_ns);
+            if best.is_none_or(|(_, b)| e.child_busy_ns > b) {
+                best = Some((e.parent, e.child_busy_ns));
+            }
+        }
+        best.filter(|&(_, b)| total > 0 && b as f64 >= 0.8 * total as f64)
+            .map(|(p, _)| p)
+    };
+    for f in findings.iter_mut() {
+        let Some(loc) = &f.location else { continue };
+        if loc.label.contains('{') {
+            continue;
+        }
+        let Some(cs) = dump.callsites.iter().find(|c| Location::of(c) == *loc) else {
+            continue;
+        };
+        let mut at = cs.id;
+        for _ in 0..4 {
+            let Some(parent) = main_caller(at) else { break };
+            let Some(p) = dump.callsites.iter().find(|c| c.id == parent) else {
+                break;
+            };
+            if p.name.contains('{') {
+                f.summary
+                    .push_str(&format!("; it runs under `{}`", Location::of(p).label));
+                break;
+            }
+            at = parent;
+        }
     }
 }
 
@@ -178,8 +225,9 @@ fn keep_innermost(cx: &context::Context<'_>, findings: &mut Vec<Finding>) {
 const MIXED_MIN_CALLS: u64 = 100;
 /// ...whose busy p99 is at least this many times its p50...
 const MIXED_P99_OVER_P50: f64 = 20.0;
-/// ...and that holds at least this share of all self time is worth
-/// splitting by a field (`group_by`).
+/// ...and whose busy time (its children's included: a `request` span's
+/// time is mostly the handler spans inside it) is at least this share of
+/// all self time is worth splitting by a field (`group_by`).
 const MIXED_MIN_SELF_SHARE: f64 = 0.05;
 
 fn notes(cx: &context::Context<'_>) -> Vec<String> {
@@ -212,12 +260,19 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
             .filter(|r| {
                 r.calls >= MIXED_MIN_CALLS
                     && r.busy_p99_ns as f64 >= MIXED_P99_OVER_P50 * r.busy_p50_ns.max(1) as f64
-                    && r.self_share >= MIXED_MIN_SELF_SHARE
+                    && r.busy_total_ns as f64
+                        >= MIXED_MIN_SELF_SHARE * cx.totals.self_ns.max(1) as f64
             })
-            .max_by_key(|r| r.self_total_ns);
+            .max_by_key(|r| r.busy_total_ns);
         if let Some(r) = mixed {
+            // tower-http's default span records the `uri`, not a route.
+            let how = if r.location.target.starts_with("tower_http") {
+                "`PerfLayer::builder().group_by([\"uri\"]).normalize_group_paths()` gives each route its own row (ids in paths become `{}`)"
+            } else {
+                "`PerfLayer::builder().group_by([\"http.route\"])` gives each value its own row"
+            };
             notes.push(format!(
-                "`{}` mixes calls of very different lengths (p50 {}, p99 {}): if its spans carry a field that tells them apart (a route, a method, a kind), `PerfLayer::builder().group_by([\"http.route\"])` gives each value its own row",
+                "`{}` mixes calls of very different lengths (p50 {}, p99 {}): if its spans carry a field that tells them apart (a route, a method, a kind), {how}",
                 r.location.label,
                 crate::units::ns(r.busy_p50_ns as f64),
                 crate::units::ns(r.busy_p99_ns as f64),

@@ -106,7 +106,9 @@ pub(crate) static FINDINGS: &[Column<Finding>] = &[
     }),
     col::<Finding>("class", Align::Left, |_, f| text(f.class.title())),
     dump_col::<Finding>("span", |_, f| text(f.subject().name())),
-    dump_col::<Finding>("location", |_, f| text(f.subject().source())).shortens().drops(1),
+    dump_col::<Finding>("location", |_, f| text(f.subject().source()))
+        .shortens()
+        .drops(1),
 ];
 
 fn alloc_cell(c: &CallsiteRow, f: impl Fn(&crate::analyze::AllocRow) -> String) -> Cell {
@@ -116,7 +118,9 @@ fn alloc_cell(c: &CallsiteRow, f: impl Fn(&crate::analyze::AllocRow) -> String) 
 /// The per-callsite table.
 pub(crate) static CALLSITES: &[Column<CallsiteRow>] = &[
     dump_col::<CallsiteRow>("span", |_, c| text(c.location.label.clone())),
-    dump_col::<CallsiteRow>("location", |_, c| text(c.location.source())).shortens().drops(2),
+    dump_col::<CallsiteRow>("location", |_, c| text(c.location.source()))
+        .shortens()
+        .drops(2),
     col::<CallsiteRow>("calls", Align::Right, |_, c| {
         text(units::count(c.calls as f64))
     })
@@ -173,7 +177,9 @@ pub(crate) static CALLSITES: &[Column<CallsiteRow>] = &[
 pub(crate) static WEIGHTS: &[Column<WeightRow>] = &[
     col::<WeightRow>("#", Align::Right, |i, _| text(i.to_string())),
     dump_col::<WeightRow>("span", |_, w| text(w.location.label.clone())),
-    dump_col::<WeightRow>("location", |_, w| text(w.location.source())).shortens().drops(1),
+    dump_col::<WeightRow>("location", |_, w| text(w.location.source()))
+        .shortens()
+        .drops(1),
     col::<WeightRow>("weight", Align::Right, |_, w| {
         text(format!("{:.1}", w.weight))
     }),
@@ -211,7 +217,9 @@ pub(crate) static DIFF: &[Column<CallsiteDiff>] = &[
         tone: Tone::Verdict(c.verdict),
     }),
     dump_col::<CallsiteDiff>("span", |_, c| text(c.location.label.clone())),
-    dump_col::<CallsiteDiff>("location", |_, c| text(c.location.source())).shortens().drops(3),
+    dump_col::<CallsiteDiff>("location", |_, c| text(c.location.source()))
+        .shortens()
+        .drops(3),
     col::<CallsiteDiff>("calls", Align::Right, |_, c| {
         new_value(&c.calls, units::count)
     })
