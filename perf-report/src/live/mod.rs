@@ -3,7 +3,7 @@
 //! `/snapshot.json` beside `/metrics`).
 //!
 //! Every interval (1 s) the view takes a snapshot and shows the window
-//! since the previous one ([`window`]): the spans by self time with their
+//! since the previous one ([`window()`]): the spans by self time with their
 //! calls per second, busy p50 and p99, on-CPU share, bytes allocated per
 //! second and live heap; the process line (RSS, CPU, memory pressure); and
 //! the findings of that window, from the same analysis as a whole run's.
