@@ -2,6 +2,8 @@
 //! timing only (no counting allocator in this binary), and the peers.
 //! `lifecycle_alloc` is the same with the counting allocator installed.
 //! `clock.one_read` times one read of the layer's clock.
+//! `lifecycle.grouped_field` and `lifecycle.ungrouped_field` price
+//! `group_by`: a span with the grouped field, and one without it.
 
 mod support;
 
@@ -17,6 +19,23 @@ fn benches(c: &mut criterion::Criterion<support::ThreadTime>) {
     .chain(Subject::peers())
     .collect::<Vec<_>>();
     support::lifecycle_groups(c, "lifecycle", &subjects);
+    // The cost of grouping (issue 23): a span whose callsite has the
+    // grouped field (`uri`, eight values) and one whose callsite has not,
+    // under perf-layer without and with `group_by(["uri"])`.
+    let grouping = [
+        Subject::floor(),
+        Subject::perf_layer("perf_layer_timing"),
+        Subject::perf_layer_grouped("perf_layer_group_by_uri"),
+    ];
+    support::workload_groups(
+        c,
+        "lifecycle",
+        &grouping,
+        &[
+            ("grouped_field", support::span_with_uri),
+            ("ungrouped_field", support::span_lifecycle),
+        ],
+    );
     // One read of the clock perf-layer times spans with, for the clock
     // budget: scripts/bench-report prints perf-layer's added cost with and
     // without its reads (4 per span: new, enter, exit, close).

@@ -98,6 +98,32 @@ fn past_the_cap_spans_go_to_one_other_group_and_memory_stays_bounded() {
     }
 }
 
+/// Resident memory of this process, in bytes (Linux).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[test]
+fn a_million_distinct_values_cost_bounded_memory() {
+    let before = rss_bytes();
+    let dump = run(PerfLayer::builder().group_by(["uri"]), || {
+        for i in 0..1_000_000u64 {
+            info_span!("request", uri = i).in_scope(|| ());
+        }
+    });
+    let grown = rss_bytes().saturating_sub(before);
+    let request = dump.callsites.iter().find(|c| c.name == "request").unwrap();
+    // 32 groups by default, then `other`.
+    assert_eq!(request.groups.len(), 33);
+    let other = request.groups.iter().find(|g| g.other).unwrap();
+    assert_eq!(other.stats.calls, 1_000_000 - 32);
+    // A text and a group per value would take well over 64 MiB here; the
+    // layer keeps at most 16,384 texts and 32 groups per callsite.
+    assert!(grown < 32 << 20, "resident memory grew {grown} bytes");
+}
+
 #[test]
 fn paths_are_normalised_on_request() {
     let dump = run(

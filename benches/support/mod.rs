@@ -152,6 +152,18 @@ impl Subject {
         Self::new(name, Dispatch::new(subscriber), handle)
     }
 
+    /// perf-layer without the sampler, grouping spans by their `uri` field
+    /// (`group_by(["uri"])`, issue 23).
+    pub fn perf_layer_grouped(name: &'static str) -> Self {
+        let (layer, handle) = perf_layer::PerfLayer::builder()
+            .without_sampler()
+            .group_by(["uri"])
+            .build()
+            .expect("default configuration is valid");
+        let subscriber = tracing_subscriber::registry().with(layer);
+        Self::new(name, Dispatch::new(subscriber), handle)
+    }
+
     /// perf-layer with the background sampler at its default interval.
     pub fn perf_layer_sampler(name: &'static str) -> Self {
         let (layer, handle) = perf_layer::PerfLayer::builder()
@@ -236,6 +248,26 @@ impl Subject {
 #[inline(never)]
 pub fn span_lifecycle() {
     let span = tracing::info_span!("lifecycle");
+    let _entered = span.enter();
+    black_box(&span);
+}
+
+/// A span with a `uri` field, one of eight paths in turn: what a grouped
+/// layer reads, hashes and files under its group.
+pub fn span_with_uri() {
+    const URIS: [&str; 8] = [
+        "/",
+        "/health",
+        "/orders",
+        "/orders/new",
+        "/export",
+        "/login",
+        "/logout",
+        "/static/app.js",
+    ];
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let uri = URIS[NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % URIS.len()];
+    let span = tracing::info_span!("request", uri);
     let _entered = span.enter();
     black_box(&span);
 }
@@ -361,7 +393,17 @@ pub const WORKLOADS: [(&str, fn()); 4] = [
 /// One criterion group per workload, `<binary>.<workload>`, each holding
 /// every subject, baselines first, so ratios come from one run.
 pub fn lifecycle_groups(c: &mut Criterion<ThreadTime>, binary: &str, subjects: &[Subject]) {
-    for (workload, run) in WORKLOADS {
+    workload_groups(c, binary, subjects, &WORKLOADS);
+}
+
+/// [`lifecycle_groups`] over the given workloads.
+pub fn workload_groups(
+    c: &mut Criterion<ThreadTime>,
+    binary: &str,
+    subjects: &[Subject],
+    workloads: &[(&str, fn())],
+) {
+    for &(workload, run) in workloads {
         let mut group = c.benchmark_group(format!("{binary}.{workload}"));
         for subject in subjects {
             group.bench_function(subject.name, |b| {
