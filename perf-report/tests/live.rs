@@ -155,6 +155,11 @@ fn once_prints_a_window_of_the_running_process() {
         .unwrap();
     assert!((50.0..=600.0).contains(&calls_per_s), "{row}");
     assert!(text.contains("findings of this window:"), "{text}");
+    // Every share names its whole.
+    assert!(
+        text.contains("self %: of the recording threads' wall time"),
+        "{text}"
+    );
 }
 
 #[test]

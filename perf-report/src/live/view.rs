@@ -299,6 +299,8 @@ impl WindowView {
         if self.rows.is_empty() {
             out.push_str("(no span closed in this window)\n");
         }
+        out.push_str(LEGEND);
+        out.push('\n');
         out.push_str("\nfindings of this window:\n");
         if self.findings.is_empty() {
             out.push_str("  none\n");
@@ -309,6 +311,9 @@ impl WindowView {
         out
     }
 }
+
+/// What the table's shares are of, under it.
+const LEGEND: &str = "self %: of the recording threads' wall time · on-CPU: of the span's busy time · alloc: bytes/s";
 
 /// The table's header.
 const COLUMNS: [&str; 8] = [
@@ -427,7 +432,7 @@ mod tui {
     use ratatui::text::Line;
     use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
-    use super::{COLUMNS, LiveError, LiveOptions, State, WindowView, matches};
+    use super::{COLUMNS, LEGEND, LiveError, LiveOptions, State, WindowView, matches};
     use crate::analyze::Severity;
 
     /// Restores the terminal when dropped.
@@ -558,9 +563,11 @@ mod tui {
         let header =
             Row::new(COLUMNS).style(style(Style::default().add_modifier(Modifier::BOLD).cyan()));
         f.render_widget(
-            Table::new(rows, widths)
-                .header(header)
-                .block(Block::bordered().title(" spans that closed in the window ")),
+            Table::new(rows, widths).header(header).block(
+                Block::bordered()
+                    .title(" spans that closed in the window ")
+                    .title_bottom(format!(" {LEGEND} ")),
+            ),
             table,
         );
         let lines: Vec<Line<'_>> = match &state.view {
