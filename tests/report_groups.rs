@@ -79,3 +79,90 @@ fn without_groups_the_finding_is_the_shared_callsite() {
     assert_eq!(said.len(), 1, "{:?}", analysis.notes);
     assert!(said[0].starts_with("`request` mixes calls"), "{}", said[0]);
 }
+
+/// Two routes of one `request` callsite: `/export` (40 calls of 3 ms of its
+/// own work) and `/users` (400 calls, each a 150 µs `lookup`). Most of the
+/// callsite's time is the export's, but `lookup` runs only under `/users`.
+fn two_routes() -> perf_layer::dump::Dump {
+    let (layer, handle) = PerfLayer::builder()
+        .group_by(["route"])
+        .without_overhead_calibration()
+        .without_sampler()
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..440 {
+            let route = if i % 11 == 10 { "/export" } else { "/users" };
+            info_span!("request", route).in_scope(|| {
+                if route == "/export" {
+                    compute(Duration::from_millis(3));
+                } else {
+                    info_span!("lookup").in_scope(|| compute(Duration::from_micros(150)));
+                }
+            });
+        }
+    });
+    handle.snapshot()
+}
+
+#[test]
+fn a_child_is_placed_under_the_route_it_ran_under_not_the_busiest() {
+    let dump = two_routes();
+    // The dump says which group each child ran under.
+    let id = |name: &str| dump.callsites.iter().find(|c| c.name == name).unwrap().id;
+    let request = dump.callsites.iter().find(|c| c.name == "request").unwrap();
+    let users = request
+        .groups
+        .iter()
+        .position(|g| g.label() == "route=/users")
+        .unwrap() as u32;
+    let to_lookup: Vec<_> = dump
+        .group_edges
+        .iter()
+        .filter(|e| e.child == id("lookup"))
+        .collect();
+    assert_eq!(to_lookup.len(), 1, "{:?}", dump.group_edges);
+    assert_eq!(to_lookup[0].parent, id("request"));
+    assert_eq!(to_lookup[0].parent_group, Some(users));
+    assert_eq!(to_lookup[0].calls, 400);
+
+    // The report: `lookup`'s finding names `/users`, and the flame graph
+    // has it under `/users` alone, though `/export` has most of the time.
+    let analysis = analyze(&dump.clone().into(), &Default::default());
+    let lookup = analysis
+        .findings
+        .iter()
+        .find(|f| f.location.as_ref().is_some_and(|l| l.label == "lookup"))
+        .expect("a finding on lookup");
+    assert!(
+        lookup
+            .summary
+            .ends_with("it runs under `request{route=/users}`"),
+        "{}",
+        lookup.summary
+    );
+    let stacks = perf_report::flamegraph::folded_stacks(&perf_report::groups::expand(dump));
+    let with_lookup: Vec<&String> = stacks.iter().filter(|s| s.contains("lookup")).collect();
+    assert_eq!(with_lookup.len(), 1, "{stacks:?}");
+    assert!(
+        with_lookup[0].starts_with("request{route=/users};lookup "),
+        "{stacks:?}"
+    );
+}
+
+#[test]
+fn merged_runs_keep_which_route_a_child_ran_under() {
+    let merged = perf_report::merge::merge(vec![two_routes(), two_routes()]).unwrap();
+    let id = |name: &str| merged.callsites.iter().find(|c| c.name == name).unwrap().id;
+    let request = merged.callsites.iter().find(|c| c.name == "request").unwrap();
+    let to_lookup: Vec<_> = merged
+        .group_edges
+        .iter()
+        .filter(|e| e.child == id("lookup"))
+        .collect();
+    assert_eq!(to_lookup.len(), 1, "{:?}", merged.group_edges);
+    let group = to_lookup[0].parent_group.expect("a group") as usize;
+    assert_eq!(request.groups[group].label(), "route=/users");
+    assert_eq!(to_lookup[0].calls, 800);
+}

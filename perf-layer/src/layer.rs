@@ -100,8 +100,9 @@ where
         };
         let mut shard = local.lock();
         let layer_id = self.profiler.layer_id;
-        let parent = parent_callsite(attrs, id, current, &ctx, &shard, layer_id);
+        let (parent, parent_group) = parent_callsite(attrs, id, current, &ctx, &shard, layer_id);
         let mut state = SpanState::new(attrs.metadata(), parent, created, self.profiler.rss_now());
+        state.parent_group = parent_group;
         if let Some(groups) = &shards.groups {
             if groups.applies(tag, attrs.metadata()) {
                 groups.read(|v| attrs.record(v), &mut state.group);
@@ -232,6 +233,7 @@ impl PerfLayer {
                 sampled: state.sampled,
             }),
             group: state.group,
+            parent_group: state.parent_group,
         }
     }
 }
@@ -309,7 +311,8 @@ where
 /// (full, or spans entered before a `reload` added the layer may still be
 /// entered), `None` when the thread is being torn down. A parent this
 /// thread opened is in `shard`; only one opened on another thread needs the
-/// registry.
+/// registry. Beside it, the parent's group folded (0 when it has none or
+/// is not known here).
 #[inline]
 fn parent_callsite<S>(
     attrs: &Attributes<'_>,
@@ -318,25 +321,30 @@ fn parent_callsite<S>(
     ctx: &Context<'_, S>,
     shard: &Shard,
     layer_id: u64,
-) -> Option<&'static tracing_core::Metadata<'static>>
+) -> (Option<&'static tracing_core::Metadata<'static>>, u64)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let from_registry = || registry_parent(id, ctx);
+    let from_registry = || (registry_parent(id, ctx), 0);
     if attrs.is_root() {
-        return None;
+        return (None, 0);
     }
     let parent = match attrs.parent() {
         Some(explicit) => explicit.into_u64(),
         None => match current {
             Some(Current::Span(span)) => span,
-            Some(Current::None) => return None,
-            Some(Current::Unknown) => return parent_from_registry(id, ctx, layer_id),
+            Some(Current::None) => return (None, 0),
+            Some(Current::Unknown) => return (parent_from_registry(id, ctx, layer_id), 0),
             None => return from_registry(),
         },
     };
+    // The parent's group, when it is known here: the parent opened on this
+    // thread. Elsewhere the edge's group is left to the report's estimate.
     match shard.open.get(parent) {
-        Some(parent) => Some(parent.meta),
+        Some(parent) => (
+            Some(parent.meta),
+            crate::record::groups::fold(&parent.group),
+        ),
         None => from_registry(),
     }
 }

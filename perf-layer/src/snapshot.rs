@@ -10,12 +10,12 @@ use tracing_core::Metadata;
 use crate::background::overhead;
 use crate::dump::{
     AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts,
-    FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupField, HeapStats, HeapSummary, HistogramDump,
-    Overhead, Producer, RssDelta, RunInfo, SampledCpu,
+    FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats, HeapSummary,
+    HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu,
 };
 use crate::profiler::{Profiler, process_cpu_ns, unix_ms};
 use crate::record::flat_hist::FlatHist;
-use crate::record::groups::GroupKey;
+use crate::record::groups::{GroupKey, OTHER, fold};
 use crate::record::shards::CallsiteKey;
 use crate::record::totals::{AllocTotals, CallsiteAcc, Events, RssTotals};
 use crate::record::{alloc, heap};
@@ -84,6 +84,9 @@ impl Profiler {
         for ((callsite, key), acc) in &merged.groups {
             groups.entry(*callsite).or_default().push((*key, acc));
         }
+        // Where each group landed in its callsite's list, by folded key,
+        // for the group edges.
+        let mut group_index: FxHashMap<(CallsiteKey, u64), u32> = FxHashMap::default();
         let callsites: Vec<CallsiteStats> = accs
             .iter()
             .zip(heaps)
@@ -93,11 +96,11 @@ impl Profiler {
                     callsite_stats(i as u32, meta, *acc, self, allocations_tracked, sampled);
                 stats.heap = heap;
                 if let (Some(of), Some(described)) = (groups.get(key), &self.shards.groups) {
-                    stats.groups = of
+                    let mut listed: Vec<(CallsiteGroup, GroupKey)> = of
                         .iter()
                         .map(|(group, acc)| {
                             let fields = described.describe(group);
-                            CallsiteGroup {
+                            let listed = CallsiteGroup {
                                 other: fields.is_none(),
                                 fields: fields
                                     .unwrap_or_default()
@@ -112,14 +115,64 @@ impl Profiler {
                                     allocations_tracked,
                                     sampled,
                                 ),
-                            }
+                            };
+                            (listed, *group)
                         })
                         .collect();
-                    stats.groups.sort_by_key(|g| (g.other, g.label()));
+                    listed.sort_by_key(|(g, _)| (g.other, g.label()));
+                    for (index, (_, group)) in listed.iter().enumerate() {
+                        group_index.insert((*key, fold(group)), index as u32);
+                    }
+                    stats.groups = listed.into_iter().map(|(g, _)| g).collect();
                 }
                 stats
             })
             .collect();
+        let other_fold = fold(&OTHER);
+        // A parent's group not listed went to `other` past the cap, if the
+        // callsite has one; else it was not admitted yet (the parent is
+        // still open) and is left unattributed.
+        let group_of = |callsite: &CallsiteKey, folded: u64| -> Option<u32> {
+            if folded == 0 {
+                return None;
+            }
+            group_index
+                .get(&(*callsite, folded))
+                .or_else(|| group_index.get(&(*callsite, other_fold)))
+                .copied()
+        };
+        // Keys that resolve alike (groups past the cap) add up.
+        let mut by_groups: FxHashMap<(u32, u32, Option<u32>, Option<u32>), (u64, u64)> =
+            FxHashMap::default();
+        for ((parent, parent_group, child, child_group), edge) in &merged.group_edges {
+            let (Some(&p), Some(&c)) = (ids.get(parent), ids.get(child)) else {
+                continue;
+            };
+            let parent_group = group_of(parent, *parent_group);
+            let child_group = group_of(child, *child_group);
+            if parent_group.is_none() && child_group.is_none() {
+                continue;
+            }
+            let sum = by_groups
+                .entry((p, c, parent_group, child_group))
+                .or_default();
+            sum.0 = sum.0.saturating_add(edge.calls);
+            sum.1 = sum.1.saturating_add(edge.child_busy_ns);
+        }
+        let mut group_edges: Vec<GroupEdge> = by_groups
+            .into_iter()
+            .map(
+                |((parent, child, parent_group, child_group), (calls, child_busy_ns))| GroupEdge {
+                    parent,
+                    parent_group,
+                    child,
+                    child_group,
+                    calls,
+                    child_busy_ns,
+                },
+            )
+            .collect();
+        group_edges.sort_by_key(|e| (e.parent, e.child, e.parent_group, e.child_group));
         let grouped = callsites.iter().any(|c| !c.groups.is_empty());
         let mut edges: Vec<CallEdge> = merged
             .edges
@@ -201,6 +254,7 @@ impl Profiler {
             callsites_dropped_spans: self.shards.dropped_spans.load(Ordering::Relaxed),
             edges,
             edges_dropped: self.shards.dropped_edges.load(Ordering::Relaxed),
+            group_edges,
             timeline: self.timeline.lock().to_timeline(),
             alerts,
             alerts_dropped,

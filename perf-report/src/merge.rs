@@ -8,6 +8,7 @@
 //! | calls, events, dropped counts | summed (saturating) |
 //! | allocation, RSS delta, heap | summed; unknown (`None`) if any part is unknown, so `None` keeps meaning "not measured"; live-bytes timelines dropped (each is on its own process's clock) |
 //! | edges | by the identities of both ends; calls and busy time summed |
+//! | group edges | by the identities of both ends and their groups' labels; summed |
 //! | timeline, alerts | put on one clock (each part's `t_ms` shifted by its start time minus the earliest start) and sorted by time |
 //! | run | earliest start, latest end; duration and CPU time are the **sums** of the parts' (the budget of all processes; CPU unknown if any part's is); programs joined with `+`; host `several` and pid 0 when they differ |
 //! | producer | names and versions joined with `+` when they differ |
@@ -160,6 +161,25 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
     // Every field named: a field added to the schema does not compile here
     // until this merge says how it combines.
     let first = &dumps[0];
+    // Group edges by the merged ids and groups (matched by label).
+    let mut group_edges = crate::groups::GroupEdges::default();
+    for (d, ids) in dumps.iter().zip(&id_maps) {
+        if d.group_edges.is_empty() {
+            continue;
+        }
+        let by_id: HashMap<u32, &CallsiteStats> = d.callsites.iter().map(|c| (c.id, c)).collect();
+        for e in &d.group_edges {
+            if let Some(e) = crate::groups::translate(
+                e,
+                |id| by_id.get(&id).copied(),
+                |id| ids.get(&id).copied(),
+                |id| callsites.get(id as usize),
+            ) {
+                group_edges.add(e);
+            }
+        }
+    }
+
     Ok(Dump {
         format_version: dumps.iter().map(|d| d.format_version).max().unwrap_or(1),
         producer: Producer {
@@ -207,6 +227,7 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
         callsites_dropped_spans: sum(dumps.iter().map(|d| d.callsites_dropped_spans)),
         edges,
         edges_dropped: sum(dumps.iter().map(|d| d.edges_dropped)),
+        group_edges: group_edges.into_vec(),
         timeline: Timeline {
             interval_ms: dumps
                 .iter()

@@ -367,6 +367,52 @@ fn a_window_is_the_exact_difference_of_two_snapshots() {
     assert_eq!(window(&new, &old), Err(WindowError::NotLater));
 }
 
+#[test]
+fn a_callsite_that_first_closes_between_snapshots_moves_no_other_s_window() {
+    use perf_layer::PerfLayer;
+    use perf_report::live::window;
+    use tracing_subscriber::prelude::*;
+    // Ids are positions in a sorted list: `a_first` closing for the first
+    // time between the snapshots moves `b_then`'s id. Its window must
+    // still be its 5 new calls, not its 105 since the start.
+    let (layer, handle) = PerfLayer::builder()
+        .without_sampler()
+        .without_overhead_calibration()
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let old = tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..100 {
+            tracing::info_span!("b_then").in_scope(|| ());
+        }
+        handle.snapshot()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let new = tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info_span!("a_first").in_scope(|| {
+            for _ in 0..5 {
+                tracing::info_span!("b_then").in_scope(|| ());
+            }
+        });
+        handle.snapshot()
+    });
+    let id = |d: &perf_layer::dump::Dump, name: &str| {
+        d.callsites.iter().find(|c| c.name == name).unwrap().id
+    };
+    assert_ne!(id(&old, "b_then"), id(&new, "b_then"), "the id moved");
+    let w = window(&old, &new).unwrap();
+    let calls = |name: &str| w.callsites.iter().find(|c| c.name == name).unwrap().calls;
+    assert_eq!(calls("b_then"), 5);
+    assert_eq!(calls("a_first"), 1);
+    // The edge a_first -> b_then is the window's 5 calls, in its ids.
+    let edge = w
+        .edges
+        .iter()
+        .find(|e| e.parent == id(&w, "a_first") && e.child == id(&w, "b_then"))
+        .expect("the new edge");
+    assert_eq!(edge.calls, 5);
+}
+
 use support::{browser, server};
 
 #[test]

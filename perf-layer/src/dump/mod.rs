@@ -94,6 +94,11 @@ pub struct Dump {
     /// Edge observations not recorded because `config.max_edges` was reached.
     #[serde(default)]
     pub edges_dropped: u64,
+    /// The part of `edges` whose parent or child is a grouped span, by
+    /// group ([`GroupEdge`]): which route a child ran under. Empty without
+    /// grouping.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_edges: Vec<GroupEdge>,
     /// The process timeline from the background sampler.
     pub timeline: Timeline,
     /// Threshold alerts raised during the run (a bounded ring: the newest kept).
@@ -554,6 +559,31 @@ pub struct CallEdge {
     pub child_busy_ns: u64,
 }
 
+/// The part of a [`CallEdge`] between given groups of its callsites
+/// ([`CallsiteStats::groups`]): `request{uri=/export}` to `compress_json`.
+/// A group is an index in its callsite's `groups`; `None` where that end's
+/// callsite is not grouped, or its group was not known when the child
+/// opened (a value recorded later, or a parent opened on another thread).
+/// An edge's group edges add up to at most the edge; the rest is
+/// unattributed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEdge {
+    /// The parent callsite's [`CallsiteStats::id`].
+    pub parent: u32,
+    /// The parent's group, an index in its callsite's `groups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_group: Option<u32>,
+    /// The child callsite's [`CallsiteStats::id`].
+    pub child: u32,
+    /// The child's group, an index in its callsite's `groups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_group: Option<u32>,
+    /// Child spans closed under a parent of that group.
+    pub calls: u64,
+    /// Sum of those child spans' busy time, in nanoseconds.
+    pub child_busy_ns: u64,
+}
+
 /// The process timeline sampled in the background.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timeline {
@@ -702,6 +732,7 @@ impl Dump {
             callsites_dropped_spans: 0,
             edges: Vec::new(),
             edges_dropped: 0,
+            group_edges: Vec::new(),
             timeline: Timeline::default(),
             alerts: Vec::new(),
             alerts_dropped: 0,

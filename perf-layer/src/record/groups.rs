@@ -38,6 +38,20 @@ pub(crate) type GroupKey = [u64; MAX_FIELDS];
 /// The group of spans past a callsite's cap.
 pub(crate) const OTHER: GroupKey = [u64::MAX; MAX_FIELDS];
 
+/// A group key folded into one word, for the group edges a span keeps of
+/// its parent: 0 when the span has no group.
+#[inline]
+pub(crate) fn fold(key: &GroupKey) -> u64 {
+    if *key == [0; MAX_FIELDS] {
+        return 0;
+    }
+    let mut h = FxHasher::default();
+    for part in key {
+        h.write_u64(*part);
+    }
+    h.finish().max(1)
+}
+
 /// The grouping configuration and what it learned.
 #[derive(Debug)]
 pub(crate) struct Groups {

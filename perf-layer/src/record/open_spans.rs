@@ -16,6 +16,9 @@ pub(crate) struct SpanState {
     pub(crate) meta: &'static Metadata<'static>,
     /// The parent's callsite, for call edges.
     pub(crate) parent: Option<&'static Metadata<'static>>,
+    /// The parent's group when this span opened, folded
+    /// ([`super::groups::fold`]); 0 when it had none or is not known.
+    pub(crate) parent_group: u64,
     pub(crate) created: u64,
     pub(crate) busy_ns: u64,
     pub(crate) self_ns: u64,
@@ -48,6 +51,7 @@ impl SpanState {
         Self {
             meta,
             parent,
+            parent_group: 0,
             created,
             busy_ns: 0,
             self_ns: 0,

@@ -62,7 +62,13 @@ pub(crate) struct Shard {
     /// Closed spans by callsite and group ([`super::groups`]), when the
     /// layer groups by fields.
     pub(crate) groups: FxHashMap<(CallsiteKey, GroupKey), CallsiteAcc>,
+    /// Edges with a grouped end, by the groups of both ends (folded,
+    /// [`super::groups::fold`]; 0 for an end without a group).
+    pub(crate) group_edges: FxHashMap<GroupEdgeKey, EdgeAcc>,
 }
+
+/// A group edge's key: the parent's callsite and folded group, the child's.
+pub(crate) type GroupEdgeKey = (CallsiteKey, u64, CallsiteKey, u64);
 
 /// Every thread's statistics added up, for a snapshot.
 #[derive(Debug, Default)]
@@ -70,6 +76,7 @@ pub(crate) struct Merged {
     pub(crate) callsites: FxHashMap<CallsiteKey, CallsiteAcc>,
     pub(crate) edges: FxHashMap<(CallsiteKey, CallsiteKey), EdgeAcc>,
     pub(crate) groups: FxHashMap<(CallsiteKey, GroupKey), CallsiteAcc>,
+    pub(crate) group_edges: FxHashMap<GroupEdgeKey, EdgeAcc>,
 }
 
 /// A shard's lock. Only its own thread takes it on the span path, so it is
@@ -95,6 +102,7 @@ pub(crate) struct Shards {
     /// Every callsite admitted under the cap.
     admitted: DashMap<CallsiteKey, &'static Metadata<'static>>,
     edges_admitted: AtomicUsize,
+    group_edges_admitted: AtomicUsize,
     callsites_admitted: AtomicUsize,
     pub(crate) dropped_spans: AtomicU64,
     pub(crate) dropped_edges: AtomicU64,
@@ -127,6 +135,7 @@ impl Shards {
             shards: ThreadLocal::new(),
             admitted: DashMap::new(),
             edges_admitted: AtomicUsize::new(0),
+            group_edges_admitted: AtomicUsize::new(0),
             callsites_admitted: AtomicUsize::new(0),
             dropped_spans: AtomicU64::new(0),
             dropped_edges: AtomicU64::new(0),
@@ -286,9 +295,8 @@ impl Shards {
             }
             None => self.record_first(shard, key, meta, span),
         }
-        if span.group != [0; super::groups::MAX_FIELDS] {
-            self.record_group(shard, key, meta, span);
-        }
+        let grouped = span.group != [0; super::groups::MAX_FIELDS];
+        let group = grouped.then(|| self.record_group(shard, key, meta, span));
         if let Some(parent) = parent {
             let edge_key = (CallsiteKey::of(parent), key);
             match shard.edges.get_mut(&edge_key) {
@@ -298,7 +306,44 @@ impl Shards {
                 }
                 None => self.first_edge(shard, edge_key, parent, span),
             }
+            if grouped || span.parent_group != 0 {
+                let child_group = group.map_or(0, |g| super::groups::fold(&g));
+                let edge_key = (edge_key.0, span.parent_group, key, child_group);
+                self.record_group_edge(shard, edge_key, parent, span);
+            }
         }
+    }
+
+    /// A closed span's edge by group, when it or its parent has one: out
+    /// of line, as only grouped spans and their children come here. Past
+    /// the edge cap the edge is left to the report's estimate.
+    #[cold]
+    #[inline(never)]
+    fn record_group_edge(
+        &self,
+        shard: &mut Shard,
+        edge_key: GroupEdgeKey,
+        parent: &'static Metadata<'static>,
+        span: &ClosedSpan,
+    ) {
+        if let Some(edge) = shard.group_edges.get_mut(&edge_key) {
+            edge.calls += 1;
+            edge.child_busy_ns = edge.child_busy_ns.saturating_add(span.busy_ns);
+            return;
+        }
+        if self.group_edges_admitted.fetch_add(1, Ordering::Relaxed) >= self.max_edges {
+            self.group_edges_admitted.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let _pause = PauseCounting::new();
+        shard.group_edges.insert(
+            edge_key,
+            EdgeAcc {
+                parent: Some(parent),
+                calls: 1,
+                child_busy_ns: span.busy_ns,
+            },
+        );
     }
 
     /// The interval from which spans are timed on the CPU, ns; `None`
@@ -332,7 +377,8 @@ impl Shards {
     }
 
     /// A closed span of a grouped callsite, into its group: out of line,
-    /// as only spans with grouped fields come here.
+    /// as only spans with grouped fields come here. Returns the group it
+    /// went to: its own, or [`OTHER`](super::groups::OTHER) past the cap.
     #[cold]
     #[inline(never)]
     fn record_group(
@@ -341,12 +387,14 @@ impl Shards {
         key: CallsiteKey,
         meta: &'static Metadata<'static>,
         span: &ClosedSpan,
-    ) {
+    ) -> GroupKey {
         if let Some(acc) = shard.groups.get_mut(&(key, span.group)) {
             acc.record(span);
-            return;
+            return span.group;
         }
-        let Some(groups) = &self.groups else { return };
+        let Some(groups) = &self.groups else {
+            return span.group;
+        };
         // A group's first span on this thread, or a span past the cap.
         let group = groups.admit(key, span.group);
         let _pause = PauseCounting::new();
@@ -355,6 +403,7 @@ impl Shards {
             .entry((key, group))
             .or_insert_with(|| CallsiteAcc::empty(meta, self.layout))
             .record(span);
+        group
     }
 
     /// An edge's first child on this thread, out of line, under the cap.
@@ -419,6 +468,7 @@ impl Shards {
                     shard.callsites.clone(),
                     shard.edges.clone(),
                     shard.groups.clone(),
+                    shard.group_edges.clone(),
                 )
             };
             for (key, acc) in copy.0 {
@@ -439,6 +489,9 @@ impl Shards {
                         total.groups.insert(key, acc);
                     }
                 }
+            }
+            for (key, edge) in copy.3 {
+                total.group_edges.entry(key).or_default().merge(&edge);
             }
         }
         total

@@ -221,6 +221,8 @@ pub(crate) struct ClosedSpan {
     pub(crate) cpu: Option<SpanCpu>,
     /// Its group ([`super::groups`]); all 0 when it has none.
     pub(crate) group: super::groups::GroupKey,
+    /// Its parent's group, folded ([`super::groups::fold`]); 0 when none.
+    pub(crate) parent_group: u64,
 }
 
 /// Everything recorded for one callsite on one thread (or merged).

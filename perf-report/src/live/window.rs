@@ -9,9 +9,10 @@
 //! (a connection, a worker loop) shows in the window it closes in.
 
 use perf_layer::dump::{
-    AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, EventCounts, HistogramDump,
-    SampledCpu,
+    AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, EventCounts, GroupEdge,
+    HistogramDump, SampledCpu,
 };
+use std::collections::HashMap;
 
 /// Why two snapshots have no window between them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,28 +61,38 @@ pub fn window(old: &Dump, new: &Dump) -> Result<Dump, WindowError> {
         (Some(n), Some(o)) => Some(n.saturating_sub(o)),
         _ => None,
     };
+    let before = counterparts(old, new);
+    // An old callsite id -> the new one: ids move when a callsite that
+    // sorts before others first closes between the snapshots.
+    let new_id: HashMap<u32, u32> = new
+        .callsites
+        .iter()
+        .zip(&before)
+        .filter_map(|(n, o)| o.map(|o| (o.id, n.id)))
+        .collect();
     w.callsites = new
         .callsites
         .iter()
-        .map(
-            |cs| match old.callsites.iter().find(|o| same_callsite(o, cs)) {
-                Some(o) => callsite(o, cs),
-                None => cs.clone(),
-            },
-        )
+        .zip(&before)
+        .map(|(cs, o)| match o {
+            Some(o) => callsite(o, cs),
+            None => cs.clone(),
+        })
         .filter(|cs| cs.calls > 0 || cs.busy_ns.count > 0)
         .collect();
     w.callsites_dropped_spans = new
         .callsites_dropped_spans
         .saturating_sub(old.callsites_dropped_spans);
+    let old_edges: HashMap<(u32, u32), &CallEdge> = old
+        .edges
+        .iter()
+        .filter_map(|o| Some(((*new_id.get(&o.parent)?, *new_id.get(&o.child)?), o)))
+        .collect();
     w.edges = new
         .edges
         .iter()
         .map(|e| {
-            let before = old
-                .edges
-                .iter()
-                .find(|o| o.parent == e.parent && o.child == e.child);
+            let before = old_edges.get(&(e.parent, e.child));
             CallEdge {
                 calls: e.calls.saturating_sub(before.map_or(0, |b| b.calls)),
                 child_busy_ns: e
@@ -149,14 +160,11 @@ pub fn window(old: &Dump, new: &Dump) -> Result<Dump, WindowError> {
             .filter_map(|&i| heap.timeline_live_bytes.get(i).copied())
             .collect();
     }
+    w.group_edges = group_edges(old, new, &w, &new_id);
     Ok(w)
 }
 
 /// One callsite in both snapshots: the same id, name and place.
-fn same_callsite(a: &CallsiteStats, b: &CallsiteStats) -> bool {
-    a.id == b.id && a.name == b.name && a.file == b.file && a.line == b.line
-}
-
 /// `new − old` of one callsite.
 fn callsite(old: &CallsiteStats, new: &CallsiteStats) -> CallsiteStats {
     let mut w = new.clone();
@@ -203,6 +211,90 @@ fn callsite(old: &CallsiteStats, new: &CallsiteStats) -> CallsiteStats {
         .filter(|g| g.stats.calls > 0)
         .collect();
     w
+}
+
+/// Each callsite of `new` with the same callsite in `old`: matched by what
+/// names it (target, module, name, file, line), those alike in order, as
+/// ids move between snapshots.
+fn counterparts<'a>(old: &'a Dump, new: &'a Dump) -> Vec<Option<&'a CallsiteStats>> {
+    type Key<'k> = (
+        &'k str,
+        &'k str,
+        Option<&'k str>,
+        Option<&'k str>,
+        Option<u32>,
+    );
+    let key = |c: &'a CallsiteStats| -> Key<'a> {
+        (
+            &c.name,
+            &c.target,
+            c.module_path.as_deref(),
+            c.file.as_deref(),
+            c.line,
+        )
+    };
+    let mut olds: HashMap<Key<'a>, std::collections::VecDeque<&'a CallsiteStats>> = HashMap::new();
+    for o in &old.callsites {
+        olds.entry(key(o)).or_default().push_back(o);
+    }
+    new.callsites
+        .iter()
+        .map(|n| {
+            let k = (
+                n.name.as_str(),
+                n.target.as_str(),
+                n.module_path.as_deref(),
+                n.file.as_deref(),
+                n.line,
+            );
+            olds.get_mut(&k)
+                .and_then(std::collections::VecDeque::pop_front)
+        })
+        .collect()
+}
+
+/// `new − old` of the group edges, in the window's ids and groups (`w`,
+/// whose callsites are `new`'s less those idle in the window).
+fn group_edges(old: &Dump, new: &Dump, w: &Dump, new_id: &HashMap<u32, u32>) -> Vec<GroupEdge> {
+    use crate::groups::{GroupEdges, translate};
+    fn by_id(d: &Dump) -> HashMap<u32, &CallsiteStats> {
+        d.callsites.iter().map(|c| (c.id, c)).collect()
+    }
+    let (old_cs, new_cs, w_cs) = (by_id(old), by_id(new), by_id(w));
+    let mut before = GroupEdges::default();
+    for e in &old.group_edges {
+        if let Some(e) = translate(
+            e,
+            |id| old_cs.get(&id).copied(),
+            |id| new_id.get(&id).copied(),
+            |id| new_cs.get(&id).copied(),
+        ) {
+            before.add(e);
+        }
+    }
+    let mut window = GroupEdges::default();
+    for e in &new.group_edges {
+        let b = before.get(e);
+        let e = GroupEdge {
+            calls: e.calls.saturating_sub(b.map_or(0, |b| b.calls)),
+            child_busy_ns: e
+                .child_busy_ns
+                .saturating_sub(b.map_or(0, |b| b.child_busy_ns)),
+            ..*e
+        };
+        if e.calls == 0 {
+            continue;
+        }
+        if let Some(e) = translate(
+            &e,
+            |id| new_cs.get(&id).copied(),
+            |id| w_cs.contains_key(&id).then_some(id),
+            |id| w_cs.get(&id).copied(),
+        ) {
+            window.add(e);
+        }
+    }
+    window.into_vec()
 }
 
 /// `new − old` of one histogram: exact, bucket by bucket. Where either does
