@@ -155,7 +155,11 @@ fn a_child_is_placed_under_the_route_it_ran_under_not_the_busiest() {
 fn merged_runs_keep_which_route_a_child_ran_under() {
     let merged = perf_report::merge::merge(vec![two_routes(), two_routes()]).unwrap();
     let id = |name: &str| merged.callsites.iter().find(|c| c.name == name).unwrap().id;
-    let request = merged.callsites.iter().find(|c| c.name == "request").unwrap();
+    let request = merged
+        .callsites
+        .iter()
+        .find(|c| c.name == "request")
+        .unwrap();
     let to_lookup: Vec<_> = merged
         .group_edges
         .iter()

@@ -142,8 +142,9 @@ impl Profiler {
                 .copied()
         };
         // Keys that resolve alike (groups past the cap) add up.
-        let mut by_groups: FxHashMap<(u32, u32, Option<u32>, Option<u32>), (u64, u64)> =
-            FxHashMap::default();
+        // (parent, child, parent's group, child's) -> (calls, busy ns).
+        type Ends = (u32, u32, Option<u32>, Option<u32>);
+        let mut by_groups: FxHashMap<Ends, (u64, u64)> = FxHashMap::default();
         for ((parent, parent_group, child, child_group), edge) in &merged.group_edges {
             let (Some(&p), Some(&c)) = (ids.get(parent), ids.get(child)) else {
                 continue;
