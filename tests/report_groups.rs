@@ -19,13 +19,7 @@ fn compute(d: Duration) {
 /// 400 cheap health checks and 20 exports of 3 ms each, under one
 /// `request` callsite as tower-http makes it.
 fn service(builder: perf_layer::PerfLayerBuilder) -> perf_layer::dump::Dump {
-    let (layer, handle) = builder
-        .without_overhead_calibration()
-        .without_sampler()
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, || {
+    recorded(builder, || {
         for i in 0..420 {
             let route = if i % 21 == 20 { "/export" } else { "/health" };
             info_span!("request", route).in_scope(|| {
@@ -36,7 +30,18 @@ fn service(builder: perf_layer::PerfLayerBuilder) -> perf_layer::dump::Dump {
                 }
             });
         }
-    });
+    })
+}
+
+/// What `work` records under a layer built from `builder`.
+fn recorded(builder: perf_layer::PerfLayerBuilder, work: impl FnOnce()) -> perf_layer::dump::Dump {
+    let (layer, handle) = builder
+        .without_overhead_calibration()
+        .without_sampler()
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, work);
     handle.snapshot()
 }
 
@@ -84,14 +89,7 @@ fn without_groups_the_finding_is_the_shared_callsite() {
 /// own work) and `/users` (400 calls, each a 150 µs `lookup`). Most of the
 /// callsite's time is the export's, but `lookup` runs only under `/users`.
 fn two_routes() -> perf_layer::dump::Dump {
-    let (layer, handle) = PerfLayer::builder()
-        .group_by(["route"])
-        .without_overhead_calibration()
-        .without_sampler()
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, || {
+    recorded(PerfLayer::builder().group_by(["route"]), || {
         for i in 0..440 {
             let route = if i % 11 == 10 { "/export" } else { "/users" };
             info_span!("request", route).in_scope(|| {
@@ -102,8 +100,7 @@ fn two_routes() -> perf_layer::dump::Dump {
                 }
             });
         }
-    });
-    handle.snapshot()
+    })
 }
 
 #[test]

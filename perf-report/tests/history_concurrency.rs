@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use perf_report::history::{RunFilter, Store};
 use serde_json::Value;
 use support::history::run;
-use support::server::{serve, stop};
+use support::server::{agent, serve, stop};
 
 const WRITERS: u64 = 16;
 
@@ -115,14 +115,6 @@ fn sixteen_record_processes_on_an_existing_file_all_store_their_run() {
     record_all_at_once(&db, &files, 0);
     assert_stored(&db, 0, WRITERS, WRITERS as usize + 3);
     assert_stored(&db, 100, 3, WRITERS as usize + 3);
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
 }
 
 #[test]

@@ -3,19 +3,9 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::Value;
 use support::history::run;
-use support::server::{serve, stop};
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
+use support::server::{agent, serve, stop};
 
 fn get(a: &ureq::Agent, url: &str) -> (u16, String, String) {
     let mut r = a.get(url).call().unwrap();

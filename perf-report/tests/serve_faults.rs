@@ -6,20 +6,11 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use perf_report::history::{RunFilter, Store};
 use serde_json::Value;
 use support::history::run;
-use support::server::{serve, serve_command, stop};
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
+use support::server::{agent, serve, serve_command, stop};
 
 /// `GET url`: the status and the JSON answer.
 fn get(a: &ureq::Agent, url: &str) -> (u16, Value) {

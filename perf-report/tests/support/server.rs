@@ -20,6 +20,16 @@ impl Drop for Server {
     }
 }
 
+/// An HTTP client for the server: statuses are answers, not errors, and
+/// a request gives up after 60 s.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
 /// Starts `perf-report serve` on `db` with `extra` arguments.
 pub fn serve(db: &std::path::Path, extra: &[&str]) -> Server {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("perf-report"));
