@@ -437,6 +437,18 @@ fn serve_live_shows_the_process_in_the_browser_and_its_windows_move() {
         serde_json::from_str(&text).unwrap()
     };
     assert_eq!(live(&agent)["status"], "waiting for a second snapshot");
+    // The dashboard links to the live view.
+    let dashboard = agent
+        .get(&format!("{}/", served.base))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        dashboard.contains("<a href=\"/live\">Live view</a>"),
+        "{dashboard:.2000}"
+    );
     std::thread::sleep(Duration::from_millis(700));
     let first = live(&agent);
     std::thread::sleep(Duration::from_millis(700));

@@ -25,6 +25,7 @@ const SPANS_DRAWN: usize = 6;
 
 pub(super) async fn page(State(opts): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let db = opts.db.clone();
+    let live = opts.opts.live.clone();
     let html = tokio::task::spawn_blocking(move || -> Result<String, ApiError> {
         let store = Store::open_existing(&db)?;
         let runs = store.runs(&RunFilter::default().newest(RUNS_SHOWN))?;
@@ -37,7 +38,12 @@ pub(super) async fn page(State(opts): State<Arc<Shared>>) -> Result<Response, Ap
                 drawn.extend(trends(&store, &span.identity, &filter)?);
             }
         }
-        Ok(render(&db.display().to_string(), &runs, &drawn))
+        Ok(render(
+            &db.display().to_string(),
+            &runs,
+            &drawn,
+            live.as_deref(),
+        ))
     })
     .await
     .map_err(|e| {
@@ -63,7 +69,7 @@ fn shown(s: &str) -> String {
 /// itself needs no script.
 const SELF_CHECK: &str = "<script>window.perfReportErrors=0;window.addEventListener('error',function(){window.perfReportErrors+=1;},true);window.addEventListener('load',function(){var d=document.documentElement;document.body.dataset.errors=String(window.perfReportErrors);document.body.dataset.overflow=String(Math.max(0,d.scrollWidth-d.clientWidth));});</script>";
 
-fn render(db: &str, runs: &[RunSummary], drawn: &[Trend]) -> String {
+fn render(db: &str, runs: &[RunSummary], drawn: &[Trend], live: Option<&str>) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -74,6 +80,14 @@ fn render(db: &str, runs: &[RunSummary], drawn: &[Trend]) -> String {
         runs.len(),
         db = shown(db)
     );
+    if let Some(addr) = live {
+        let _ = write!(
+            h,
+            "<p><a href=\"/live\">Live view</a> of the process at {}: its last second, \
+refreshed every second.</p>",
+            shown(addr)
+        );
+    }
     let Some(latest) = runs.last() else {
         h.push_str(
             "<p>No runs stored yet. Record one with <code>perf-report record DUMP</code>, \
