@@ -114,6 +114,57 @@ pub struct LoadedDump {
     dump: Arc<Dump>,
     /// One per callsite, in the dump's order.
     busy: Vec<BusySummary>,
+    /// The callsites that were split into groups, whole.
+    grouped: Vec<GroupedCallsite>,
+}
+
+/// A callsite the dump split into groups (`group_by`), as it was whole:
+/// the report shows its groups as rows, and its totals in a note.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupedCallsite {
+    /// The span name.
+    pub name: String,
+    /// How many groups it was split into.
+    pub groups: usize,
+    /// The fields it was grouped by.
+    pub fields: Vec<String>,
+    /// All its calls.
+    pub calls: u64,
+    /// Busy time: median and 99th percentile of all its calls, ns.
+    pub busy_p50_ns: u64,
+    pub busy_p99_ns: u64,
+    /// All its self time, ns.
+    pub self_ns: u64,
+}
+
+impl GroupedCallsite {
+    /// The grouped callsites of `dump`, before it is expanded.
+    fn of(dump: &Dump) -> Vec<Self> {
+        dump.callsites
+            .iter()
+            .filter(|c| !c.groups.is_empty())
+            .map(|c| {
+                let mut fields: Vec<String> = Vec::new();
+                for g in &c.groups {
+                    for f in &g.fields {
+                        if !fields.contains(&f.field) {
+                            fields.push(f.field.clone());
+                        }
+                    }
+                }
+                Self {
+                    name: crate::sanitize::bounded(&c.name, crate::sanitize::MAX_NAME_CHARS)
+                        .into_owned(),
+                    groups: c.groups.len(),
+                    fields,
+                    calls: c.calls,
+                    busy_p50_ns: c.busy_ns.p50,
+                    busy_p99_ns: c.busy_ns.p99,
+                    self_ns: c.self_ns.sum,
+                }
+            })
+            .collect()
+    }
 }
 
 impl LoadedDump {
@@ -128,6 +179,7 @@ impl LoadedDump {
     /// # Errors
     /// [`DumpReadError::Histogram`] naming the callsite.
     pub fn validated(dump: Dump) -> Result<Self, DumpReadError> {
+        let grouped = GroupedCallsite::of(&dump);
         let mut dump = crate::groups::expand(dump);
         crate::sanitize::bound_names(&mut dump);
         let checked = par::map(&dump.callsites, |cs| {
@@ -161,6 +213,7 @@ impl LoadedDump {
         Ok(Self {
             dump: Arc::new(dump),
             busy,
+            grouped,
         })
     }
 
@@ -183,10 +236,17 @@ impl LoadedDump {
     pub(crate) fn busy_summaries(&self) -> &[BusySummary] {
         &self.busy
     }
+
+    /// The callsites the dump split into groups, as they were whole (the
+    /// dump itself lists their groups as callsites).
+    pub fn grouped(&self) -> &[GroupedCallsite] {
+        &self.grouped
+    }
 }
 
 impl From<Dump> for LoadedDump {
     fn from(dump: Dump) -> Self {
+        let grouped = GroupedCallsite::of(&dump);
         let mut dump = crate::groups::expand(dump);
         crate::sanitize::bound_names(&mut dump);
         let busy = par::map(&dump.callsites, |cs| {
@@ -199,6 +259,7 @@ impl From<Dump> for LoadedDump {
         Self {
             dump: Arc::new(dump),
             busy,
+            grouped,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! its RSS fit.
 
 use perf_layer::dump::Dump;
+
+use crate::loaded::GroupedCallsite;
 use serde::Serialize;
 
 use super::finding::{Draft, Finding, Resource};
@@ -134,6 +136,8 @@ pub(crate) struct Context<'a> {
     pub(crate) per_span_ns: f64,
     /// Whether every callsite carries allocation figures.
     pub(crate) alloc_tracked: bool,
+    /// The callsites the dump split into groups, as they were whole.
+    pub(crate) grouped: &'a [GroupedCallsite],
 }
 
 impl<'a> Context<'a> {
@@ -297,6 +301,7 @@ impl<'a> Context<'a> {
             run_wall_ns,
             per_span_ns,
             alloc_tracked,
+            grouped: input.grouped(),
         }
     }
 

@@ -279,6 +279,24 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
             ));
         }
     }
+    // A callsite shown as its groups: its totals, once, for the three with
+    // the most self time.
+    let mut grouped: Vec<&crate::loaded::GroupedCallsite> = cx.grouped.iter().collect();
+    grouped.sort_by_key(|g| std::cmp::Reverse(g.self_ns));
+    for g in grouped.iter().take(3) {
+        let fields: Vec<String> = g.fields.iter().map(|f| format!("`{f}`")).collect();
+        notes.push(format!(
+            "`{}` is shown as {} rows, one per {}; together they are {} calls, busy p50 {}, p99 {}, and {} of self time ({} of all self time)",
+            g.name,
+            g.groups,
+            fields.join(" and "),
+            crate::units::count(g.calls as f64),
+            crate::units::ns(g.busy_p50_ns as f64),
+            crate::units::ns(g.busy_p99_ns as f64),
+            crate::units::ns(g.self_ns as f64),
+            crate::units::pct(g.self_ns as f64 / cx.totals.self_ns.max(1) as f64),
+        ));
+    }
     if cx.totals.overhead_share >= 0.05 {
         notes.push(format!(
             "instrumentation costs an estimated {} of the run: treat shares of very cheap spans with care",
