@@ -119,6 +119,19 @@ fn write_fuzz_seeds() {
     assert!(workers.allocations_tracked);
     dumps.push(("threads_alloc", workers));
 
+    // Grouped by route, one group past the cap (`other`), with group edges.
+    dumps.push((
+        "routes",
+        record(quiet().group_by(["route"]).max_groups(2), || {
+            for n in 0..30 {
+                let route = ["/a", "/b", "/c"][n % 3];
+                info_span!("request", route).in_scope(|| {
+                    info_span!("handler").in_scope(|| handle_request(n * 10));
+                });
+            }
+        }),
+    ));
+
     let dir = seeds_dir("load_analyze");
     for (name, dump) in &dumps {
         dump.write_atomic(&dir.join(format!("{name}.json")))
