@@ -153,7 +153,33 @@ fn alloc() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A callsite, split into up to three groups (`group_by`) of arbitrary
+/// fields, values and figures, some of them `other`.
 fn callsite(ids: u32, sigfig: u8, max: u64) -> impl Strategy<Value = Value> {
+    (
+        plain_callsite(ids, sigfig, max),
+        prop::collection::vec(
+            (
+                hostile_string(),
+                hostile_string(),
+                any::<bool>(),
+                plain_callsite(ids, sigfig, max),
+            ),
+            0..3,
+        ),
+    )
+        .prop_map(|(mut cs, groups)| {
+            cs["groups"] = groups
+                .into_iter()
+                .map(|(field, value, other, stats)| {
+                    json!({"fields": [{"field": field, "value": value}], "other": other, "stats": stats})
+                })
+                .collect();
+            cs
+        })
+}
+
+fn plain_callsite(ids: u32, sigfig: u8, max: u64) -> impl Strategy<Value = Value> {
     (
         (
             0..ids.max(1),
@@ -212,7 +238,8 @@ fn alert() -> impl Strategy<Value = Value> {
 
 /// A structurally valid dump with arbitrary content: ids that collide or
 /// dangle, counts that overflow when summed, summaries that disagree with
-/// their histograms, hostile names.
+/// their histograms, hostile names, groups and group edges that point
+/// anywhere.
 pub fn arbitrary_dump_json() -> impl Strategy<Value = Value> {
     (
         1u8..=3,
@@ -221,7 +248,20 @@ pub fn arbitrary_dump_json() -> impl Strategy<Value = Value> {
         .prop_flat_map(|(sigfig, max)| {
             (
                 prop::collection::vec(callsite(6, sigfig, max), 0..6),
-                prop::collection::vec((0..8u32, 0..8u32, count(), count()), 0..8),
+                (
+                    prop::collection::vec((0..8u32, 0..8u32, count(), count()), 0..8),
+                    prop::collection::vec(
+                        (
+                            0..8u32,
+                            prop::option::of(0..4u32),
+                            0..8u32,
+                            prop::option::of(0..4u32),
+                            count(),
+                            count(),
+                        ),
+                        0..8,
+                    ),
+                ),
                 prop::collection::vec(sample(), 0..6),
                 prop::collection::vec(alert(), 0..3),
                 (count(), count(), count(), any::<bool>()),
@@ -231,15 +271,31 @@ pub fn arbitrary_dump_json() -> impl Strategy<Value = Value> {
             )
         })
         .prop_map(
-            |(callsites, edges, samples, alerts, dropped, run, overhead, (sigfig, max))| {
+            |(
+                callsites,
+                (edges, group_edges),
+                samples,
+                alerts,
+                dropped,
+                run,
+                overhead,
+                (sigfig, max),
+            )| {
                 let edges: Vec<Value> = edges
                     .into_iter()
                     .map(|(p, c, calls, busy)| {
                         json!({"parent": p, "child": c, "calls": calls, "child_busy_ns": busy})
                     })
                     .collect();
+                let group_edges: Vec<Value> = group_edges
+                    .into_iter()
+                    .map(|(p, pg, c, cg, calls, busy)| {
+                        json!({"parent": p, "parent_group": pg, "child": c, "child_group": cg,
+                               "calls": calls, "child_busy_ns": busy})
+                    })
+                    .collect();
                 json!({
-                    "format_version": 1,
+                    "format_version": 2,
                     "producer": {"name": "perf-layer", "version": "0.1.0"},
                     "run": {
                         "program": run.0, "pid": 1, "host": "h",
@@ -257,6 +313,7 @@ pub fn arbitrary_dump_json() -> impl Strategy<Value = Value> {
                     "callsites_dropped_spans": dropped.0,
                     "edges": edges,
                     "edges_dropped": dropped.1,
+                    "group_edges": group_edges,
                     "timeline": {"interval_ms": 100, "samples": samples},
                     "alerts": alerts,
                     "alerts_dropped": dropped.2,
