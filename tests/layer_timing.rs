@@ -203,3 +203,25 @@ fn without_the_counting_allocator_allocation_is_unknown_not_zero() {
     assert!(!dump.allocations_tracked);
     assert!(dump.callsites[0].alloc.is_none());
 }
+
+#[test]
+fn the_active_window_runs_from_the_first_opening_to_the_last_closing() {
+    let (dispatch, handle, mock) = mocked();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let phase = || info_span!("phase");
+        mock.increment(100);
+        let first = phase();
+        mock.increment(20);
+        // A second span of the callsite opens later and closes first.
+        phase().in_scope(|| mock.increment(7));
+        mock.increment(50);
+        drop(first);
+        mock.increment(1_000);
+        // Opened, never closed: in no window.
+        std::mem::forget(phase());
+    });
+    let dump = handle.snapshot();
+    let w = callsite(&dump, "phase").active.expect("a window");
+    assert_eq!((w.first_open_ns, w.last_close_ns), (100, 177));
+    assert_eq!(w.len_ns(), 77);
+}

@@ -234,6 +234,8 @@ impl PerfLayer {
             }),
             group: state.group,
             parent_group: state.parent_group,
+            opened: state.created,
+            closed: now,
         }
     }
 }

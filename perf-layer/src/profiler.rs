@@ -38,6 +38,8 @@ pub(crate) struct Profiler {
     pub(crate) started_unix_ms: u64,
     /// The process's CPU time when the layer was built, ns, if readable.
     pub(crate) started_cpu_ns: Option<u64>,
+    /// The clock's raw reading at the start ([`crate::dump::ActiveWindow`]).
+    pub(crate) started_raw: u64,
     /// The sampler's latest RSS reading, read by spans at open and close.
     pub(crate) latest_rss: AtomicU64,
     pub(crate) timeline: Mutex<TimelineRing>,
@@ -152,6 +154,7 @@ impl Profiler {
             started: Instant::now(),
             started_unix_ms: unix_ms(SystemTime::now()),
             started_cpu_ns: process_cpu_ns(),
+            started_raw: config.clock.raw(),
             latest_rss: AtomicU64::new(RSS_UNKNOWN),
             timeline: Mutex::new(TimelineRing::new(config.timeline_capacity, interval_ms)),
             heap_timeline: Mutex::new(HeapTimeline::new(config.heap_timeline_points)),

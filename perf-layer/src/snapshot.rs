@@ -9,9 +9,9 @@ use tracing_core::Metadata;
 
 use crate::background::overhead;
 use crate::dump::{
-    AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts,
-    FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats, HeapSummary,
-    HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu,
+    ActiveWindow, AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig,
+    EventCounts, FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats,
+    HeapSummary, HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu,
 };
 use crate::profiler::{Profiler, process_cpu_ns, unix_ms};
 use crate::record::flat_hist::FlatHist;
@@ -440,6 +440,19 @@ fn callsite_stats(
             }),
         }),
         groups: Vec::new(),
+        active: (acc.calls > 0).then(|| {
+            let since_start = |raw: u64| {
+                if raw <= shared.started_raw {
+                    0
+                } else {
+                    shared.config.clock.delta_as_nanos(shared.started_raw, raw)
+                }
+            };
+            ActiveWindow {
+                first_open_ns: since_start(acc.first_open),
+                last_close_ns: since_start(acc.last_close),
+            }
+        }),
     }
 }
 

@@ -7,6 +7,7 @@
 //! | histograms | decoded, [`Histogram::add`]ed, re-encoded; sums and clamped counts added |
 //! | calls, events, dropped counts | summed (saturating) |
 //! | allocation, RSS delta, heap | summed; unknown (`None`) if any part is unknown, so `None` keeps meaning "not measured"; live-bytes timelines dropped (each is on its own process's clock) |
+//! | active window | the part's when one part has the callsite, else unknown (each is on its own process's clock) |
 //! | edges | by the identities of both ends; calls and busy time summed |
 //! | group edges | by the identities of both ends and their groups' labels; summed |
 //! | timeline, alerts | put on one clock (each part's `t_ms` shifted by its start time minus the earliest start) and sorted by time |
@@ -450,6 +451,11 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
         heap: merge_callsite_heap(g),
         cpu: merge_callsite_cpu(first, g)?,
         groups: merge_callsite_groups(id, g)?,
+        // Each part's window is on its own process's clock.
+        active: match g.parts.as_slice() {
+            [one] => one.active,
+            _ => None,
+        },
     })
 }
 

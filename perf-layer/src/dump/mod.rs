@@ -268,6 +268,42 @@ pub struct CallsiteStats {
     /// layer groups by nothing this callsite has.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<CallsiteGroup>,
+    /// When the callsite's spans were live: the first one's opening and the
+    /// last one's closing, in ns since the run started. `None` without a
+    /// closed span, and in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<ActiveWindow>,
+}
+
+/// The part of the run in which a callsite's spans were live
+/// ([`CallsiteStats::active`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveWindow {
+    /// When its first span opened, ns since the run started.
+    pub first_open_ns: u64,
+    /// When its last span closed, ns since the run started.
+    pub last_close_ns: u64,
+}
+
+impl ActiveWindow {
+    /// Its length, ns (0 when the ends are out of order).
+    ///
+    /// ```
+    /// use perf_layer::dump::ActiveWindow;
+    /// let w = ActiveWindow { first_open_ns: 2_000, last_close_ns: 5_000 };
+    /// assert_eq!(w.len_ns(), 3_000);
+    /// ```
+    pub fn len_ns(&self) -> u64 {
+        self.last_close_ns.saturating_sub(self.first_open_ns)
+    }
+
+    /// The window covering both.
+    pub fn union(&self, other: &ActiveWindow) -> ActiveWindow {
+        ActiveWindow {
+            first_open_ns: self.first_open_ns.min(other.first_open_ns),
+            last_close_ns: self.last_close_ns.max(other.last_close_ns),
+        }
+    }
 }
 
 /// One group of a callsite's spans ([`CallsiteStats::groups`]).

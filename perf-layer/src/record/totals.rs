@@ -223,6 +223,9 @@ pub(crate) struct ClosedSpan {
     pub(crate) group: super::groups::GroupKey,
     /// Its parent's group, folded ([`super::groups::fold`]); 0 when none.
     pub(crate) parent_group: u64,
+    /// When it opened and closed, raw clock readings.
+    pub(crate) opened: u64,
+    pub(crate) closed: u64,
 }
 
 /// Everything recorded for one callsite on one thread (or merged).
@@ -241,6 +244,10 @@ pub(crate) struct CallsiteAcc {
     /// The spans timed on the CPU; made at the first (the histogram is
     /// the layer's allocation, so out of line).
     pub(crate) cpu: Option<Box<CpuAcc>>,
+    /// The first span's opening and the last one's closing, raw clock
+    /// readings (`u64::MAX` and 0 before the first).
+    pub(crate) first_open: u64,
+    pub(crate) last_close: u64,
 }
 
 impl CallsiteAcc {
@@ -257,6 +264,8 @@ impl CallsiteAcc {
             alloc: AllocTotals::default(),
             rss: None,
             cpu: None,
+            first_open: u64::MAX,
+            last_close: 0,
         }
     }
 
@@ -271,6 +280,8 @@ impl CallsiteAcc {
         self.busy.record(&layout, span.busy_ns);
         self.idle.record(&layout, span.wall_ns - span.busy_ns);
         self.self_time.record(&layout, span.self_ns);
+        self.first_open = self.first_open.min(span.opened);
+        self.last_close = self.last_close.max(span.closed);
         for (mine, &theirs) in self.events.iter_mut().zip(&span.events) {
             *mine = mine.saturating_add(u64::from(theirs));
         }
@@ -316,6 +327,8 @@ impl CallsiteAcc {
         self.busy.merge(&other.busy);
         self.idle.merge(&other.idle);
         self.self_time.merge(&other.self_time);
+        self.first_open = self.first_open.min(other.first_open);
+        self.last_close = self.last_close.max(other.last_close);
         for (mine, &theirs) in self.events.iter_mut().zip(&other.events) {
             *mine = mine.saturating_add(theirs);
         }

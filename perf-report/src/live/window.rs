@@ -9,8 +9,8 @@
 //! (a connection, a worker loop) shows in the window it closes in.
 
 use perf_layer::dump::{
-    AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, EventCounts, GroupEdge,
-    HistogramDump, SampledCpu,
+    ActiveWindow, AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, EventCounts,
+    GroupEdge, HistogramDump, SampledCpu,
 };
 use std::collections::HashMap;
 
@@ -80,6 +80,9 @@ pub fn window(old: &Dump, new: &Dump) -> Result<Dump, WindowError> {
         })
         .filter(|cs| cs.calls > 0 || cs.busy_ns.count > 0)
         .collect();
+    for cs in &mut w.callsites {
+        onto_window(cs, old.run.duration_ns);
+    }
     w.callsites_dropped_spans = new
         .callsites_dropped_spans
         .saturating_sub(old.callsites_dropped_spans);
@@ -162,6 +165,19 @@ pub fn window(old: &Dump, new: &Dump) -> Result<Dump, WindowError> {
     }
     w.group_edges = group_edges(old, new, &w, &new_id);
     Ok(w)
+}
+
+/// A callsite's active window on the window's clock, which starts `offset_ns`
+/// into the run: at most from its first span or the window's start to its
+/// last close (a span that closed in the window may have opened before).
+fn onto_window(cs: &mut CallsiteStats, offset_ns: u64) {
+    cs.active = cs.active.map(|a| ActiveWindow {
+        first_open_ns: a.first_open_ns.saturating_sub(offset_ns),
+        last_close_ns: a.last_close_ns.saturating_sub(offset_ns),
+    });
+    for g in &mut cs.groups {
+        onto_window(&mut g.stats, offset_ns);
+    }
 }
 
 /// One callsite in both snapshots: the same id, name and place.
