@@ -257,6 +257,59 @@ fn only_the_innermost_waiting_span_is_reported() {
     assert_eq!(waiting, vec![(Class::Waiting, "db_query".to_owned())]);
 }
 
+/// tower-http's `request` around a route whose `compress` is sometimes
+/// slow: `request`'s busy time has the tail, its own time has none.
+#[test]
+fn a_parents_tail_that_is_its_childs_is_found_on_the_child_and_noted_on_the_parent() {
+    let spans = [
+        Span::new("request", 1, &[(50 * US, 1_960), (10 * MS, 40)]).self_time(&[(35 * US, 2_000)]),
+        Span::new("compress", 2, &[(10 * US, 1_960), (10 * MS, 40)]),
+        Span::new("parse", 3, &[(5 * US, 2_000)]),
+    ];
+    let mut d = dump("route", 1_000 * MS, &spans);
+    for e in &mut d.edges {
+        e.child_busy_ns = d.callsites[e.child as usize].busy_ns.sum;
+    }
+    let a = analyze(&d.clone().into(), &Config::default());
+    let tails: Vec<_> = names(&a)
+        .into_iter()
+        .filter(|(c, _)| *c == Class::TailLatency)
+        .collect();
+    assert_eq!(tails, vec![(Class::TailLatency, "compress".to_owned())]);
+    let note = a
+        .notes
+        .iter()
+        .find(|n| n.starts_with("`request`'s slow calls"))
+        .unwrap_or_else(|| panic!("no note on request's tail: {:?}", a.notes));
+    assert!(note.contains("is `compress`"), "{note}");
+    assert!(
+        !a.notes
+            .iter()
+            .any(|n| n.starts_with("`compress`'s slow calls"))
+    );
+
+    // The same parent with a tail of its own keeps its finding, and says
+    // how much of the tail is its own.
+    let mut d = d.clone();
+    let own = Span::new("request", 1, &[(50 * US, 1_960), (10 * MS, 40)])
+        .self_time(&[(35 * US, 1_960), (5 * MS, 40)])
+        .callsite(0);
+    d.callsites[0] = own;
+    let a = analyze(&d.into(), &Config::default());
+    let request = a
+        .findings
+        .iter()
+        .find(|f| f.class == Class::TailLatency && f.location.as_ref().unwrap().name == "request")
+        .expect("request's own tail is found");
+    let share = request
+        .evidence
+        .iter()
+        .find(|e| e.metric == "tail in its own time, not its children's")
+        .expect("the own share is evidence")
+        .value;
+    assert!((0.3..0.7).contains(&share), "{share}");
+}
+
 #[test]
 fn untracked_allocation_gives_no_allocation_findings_and_says_so() {
     let mut d = ground_truth();
@@ -456,6 +509,43 @@ fn waiting_gives_back_no_more_than_the_idle_capacity_of_the_threads() {
         a.findings.iter().all(|f| f.class != Class::Waiting),
         "{:?}",
         names(&a)
+    );
+}
+
+#[test]
+fn waiting_gives_back_no_more_than_the_phase_its_spans_lived_in() {
+    // 100 tasks idle 90 ms each, all inside the same 150 ms of a 1 s run in
+    // which the threads are mostly idle: 9 s of waiting, but no fix to it
+    // can shorten the run by more than that phase.
+    let spans = [
+        Span::new("main", 1, &[(300 * MS, 1)]).self_time(&[(100 * MS, 1)]),
+        Span::new("task", 2, &[(2 * MS, 100)]).idle(90 * MS),
+    ];
+    let mut d = dump("phase", 1_000 * MS, &spans);
+    let unbounded = analyze(&d.clone().into(), &Config::default());
+    let before = unbounded
+        .findings
+        .iter()
+        .find(|f| f.class == Class::Waiting)
+        .unwrap()
+        .cost_share;
+    assert!(before > 0.5, "{before}");
+    d.callsites[1].active = Some(perf_layer::dump::ActiveWindow {
+        first_open_ns: 400 * MS,
+        last_close_ns: 550 * MS,
+    });
+    let a = analyze(&d.into(), &Config::default());
+    let w = a
+        .findings
+        .iter()
+        .find(|f| f.class == Class::Waiting)
+        .unwrap();
+    assert!((w.cost_share - 0.15).abs() < 1e-9, "{}", w.cost_share);
+    assert!(
+        w.summary
+            .contains("live in only 15.0% of the run's wall time"),
+        "{}",
+        w.summary
     );
 }
 

@@ -5,6 +5,8 @@
 //!   callsite with its live-heap growth, the process summary);
 //! - [`detectors`]: one file per finding class, registered in one list;
 //! - [`finding`]: the finding, its evidence and its impact score;
+//! - `starvation`: waiting that a span blocking the runtime's workers
+//!   caused, said as that span's symptom;
 //! - `advice`: what a plan step says, written by each class's detector.
 //!
 //! Every finding carries an impact score 0 to 100 ([`impact_score`]); the
@@ -24,6 +26,7 @@ pub mod detectors;
 pub mod finding;
 pub mod process;
 pub mod rows;
+mod starvation;
 pub mod weights;
 
 pub use advice::Effort;
@@ -80,6 +83,7 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
     }
     drop_superseded(&mut findings);
     keep_innermost(&cx, &mut findings);
+    let symptoms = starvation::attribute(&cx, &mut findings);
     // A finding that gives nothing back (all of it instrumentation, or a
     // process figure with no excess) is noise, not advice.
     findings.retain(|f| f.score >= config.scoring.min_score);
@@ -97,7 +101,8 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
         cx.alloc_tracked,
         cx.totals.calls as f64,
     );
-    let notes = notes(&cx);
+    let mut notes = notes(&cx);
+    notes.extend(symptoms);
     let context::Context {
         rows,
         totals,
@@ -194,8 +199,7 @@ fn drop_superseded(findings: &mut Vec<Finding>) {
 }
 
 /// Innermost rule ([`detectors::Info::innermost`]): a parent waits whenever
-/// its child waits, has the child's slow calls in its own tail, and holds
-/// what its child keeps. Report the child, where the cause is; a pair of
+/// its child waits and holds what its child keeps. Report the child, where the cause is; a pair of
 /// mutually recursive spans keeps both.
 fn keep_innermost(cx: &context::Context<'_>, findings: &mut Vec<Finding>) {
     let found: HashSet<(Class, u32)> = findings
@@ -278,6 +282,21 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
                 crate::units::ns(r.busy_p99_ns as f64),
             ));
         }
+    }
+    // A tail that is the children's: said once per callsite, naming the
+    // child (the finding, if any, is on the child).
+    for (i, child) in detectors::tail_latency::children_s_tail(cx)
+        .into_iter()
+        .take(3)
+    {
+        let row = &cx.rows[i];
+        notes.push(format!(
+            "`{}`'s slow calls (p99 {} against p50 {}) are time in its children, not its own; the child with the most busy time under it is `{}`",
+            row.location.label,
+            crate::units::ns(row.busy_p99_ns as f64),
+            crate::units::ns(row.busy_p50_ns as f64),
+            cx.rows[child].location.label,
+        ));
     }
     // A callsite shown as its groups: its totals, once, for the three with
     // the most self time.

@@ -62,8 +62,26 @@ impl Detector for Waiting {
             // Concurrent tasks wait at the same time, and a wait overlapped
             // by other work is not on the critical path: waiting can give
             // back at most the wall time in which the process left its
-            // threads' cores idle (utilisation from the process's CPU).
-            let wait_cost = wait_share.min(1.0 - utilization);
+            // threads' cores idle (utilisation from the process's CPU), and
+            // never more than the part of the run its spans were live in
+            // (a phase of the run, however many tasks waited in it).
+            let live_share = cs
+                .active
+                .map(|a| stats::share(a.len_ns() as f64, cx.run_wall_ns).min(1.0));
+            let wait_cost = wait_share
+                .min(1.0 - utilization)
+                .min(live_share.unwrap_or(1.0));
+            let phase = match live_share {
+                Some(live) if live < 1.0 - utilization && live < wait_share => format!(
+                    "; its spans were live in only {} of the run's wall time, so waiting can give back at most that",
+                    units::pct(live)
+                ),
+                _ => format!(
+                    "; the process kept {} of its threads' cores busy over the run's wall time, so waiting can give back at most {} of it",
+                    units::pct(utilization),
+                    units::pct(wait_cost)
+                ),
+            };
             found.push(cx.score(Draft {
                 class: Class::Waiting,
                 callsite: Some((cs.id, row.location.clone())),
@@ -73,11 +91,9 @@ impl Detector for Waiting {
                 confidence: idle_ratio
                     * stats::sample_confidence(cs.calls, s.half_confidence_calls),
                 summary: format!(
-                    "idle {} of its wall time ({} idle in total); the process kept {} of its threads' cores busy over the run's wall time, so waiting can give back at most {} of it",
+                    "idle {} of its wall time ({} idle in total){phase}",
                     units::pct(idle_ratio),
                     units::ns(cs.idle_ns.sum as f64),
-                    units::pct(utilization),
-                    units::pct(wait_cost)
                 ),
                 evidence: vec![
                     Evidence::new(
@@ -99,8 +115,15 @@ impl Detector for Waiting {
                         None,
                     ),
                     Evidence::new("busy time", cs.busy_ns.sum as f64, Unit::Ns, None),
+                ]
+                .into_iter()
+                .chain(live_share.map(|live| {
+                    Evidence::new("live share of the run's wall time", live, Unit::Share, None)
+                }))
+                .chain([
                     Evidence::new("idle time", cs.idle_ns.sum as f64, Unit::Ns, None),
-                ],
+                ])
+                .collect(),
             }));
         }
     }

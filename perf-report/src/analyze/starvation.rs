@@ -1,0 +1,99 @@
+//! Causes over symptoms in async code: a task that is ready is not polled
+//! while its runtime's workers are blocked, so a span that waits in the
+//! phase in which another span blocked the workers is that blocker's
+//! symptom, not a finding of its own.
+//!
+//! The rule, after the detectors: a `blocked` finding on an async span
+//! (it blocks inside its polls) that held at least [`MIN_WORKERS_HELD`]
+//! workers on average over the part of the run its spans were live in (its
+//! blocked time over that window) supersedes every `waiting` finding whose
+//! spans lived mostly ([`MIN_OVERLAP`]) inside the same window. The waiting
+//! span is named in a note, with its blocker. Without the dump's `active`
+//! windows (older dumps, merges of several processes), nothing changes.
+
+use perf_layer::dump::ActiveWindow;
+
+use super::context::Context;
+use super::detectors::Class;
+use super::finding::Finding;
+use crate::units;
+
+/// Workers a blocker held on average over its window, at least.
+const MIN_WORKERS_HELD: f64 = 0.5;
+/// The share of a waiting span's window inside the blocker's, at least.
+const MIN_OVERLAP: f64 = 0.5;
+
+/// Drops the waiting findings that are a blocker's symptom; returns a note
+/// for each.
+pub(crate) fn attribute(cx: &Context<'_>, findings: &mut Vec<Finding>) -> Vec<String> {
+    let polls = cx.config.classes.blocked.async_polls_per_call;
+    let window = |id: u32| -> Option<(usize, ActiveWindow)> {
+        let i = cx.dump.callsites.iter().position(|c| c.id == id)?;
+        Some((i, cx.dump.callsites[i].active?))
+    };
+    // Each async blocker: its index, window and workers held on average.
+    let blockers: Vec<(usize, ActiveWindow, f64)> = findings
+        .iter()
+        .filter(|f| f.class == Class::Blocked)
+        .filter_map(|f| window(f.callsite_id?))
+        .filter_map(|(i, w)| {
+            let c = cx.rows[i].cpu.as_ref()?;
+            let held = c.self_blocked_ns / w.len_ns().max(1) as f64;
+            (c.intervals_per_call > polls && held >= MIN_WORKERS_HELD).then_some((i, w, held))
+        })
+        .collect();
+    if blockers.is_empty() {
+        return Vec::new();
+    }
+    let mut notes = Vec::new();
+    findings.retain(|f| {
+        if f.class != Class::Waiting {
+            return true;
+        }
+        let Some((i, w)) = f.callsite_id.and_then(window) else {
+            return true;
+        };
+        let cause = blockers
+            .iter()
+            .filter(|&&(b, bw, _)| b != i && overlap(&w, &bw) >= MIN_OVERLAP * w.len_ns() as f64)
+            .max_by(|a, b| a.2.total_cmp(&b.2));
+        let Some(&(b, bw, held)) = cause else {
+            return true;
+        };
+        notes.push(format!(
+            "`{}` waited {} in all while `{}` blocked the runtime's workers in the same part of the run ({:.1} workers held on average over its {}): a ready task is not polled while its workers are blocked, so that waiting is a symptom; fix `{}` first, then look again",
+            cx.rows[i].location.label,
+            units::ns(cx.dump.callsites[i].idle_ns.sum as f64),
+            cx.rows[b].location.label,
+            held,
+            units::ns(bw.len_ns() as f64),
+            cx.rows[b].location.label,
+        ));
+        false
+    });
+    notes
+}
+
+/// The length of the part two windows share, ns.
+fn overlap(a: &ActiveWindow, b: &ActiveWindow) -> f64 {
+    let start = a.first_open_ns.max(b.first_open_ns);
+    let end = a.last_close_ns.min(b.last_close_ns);
+    end.saturating_sub(start) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_is_the_shared_part_or_nothing() {
+        let w = |a, b| ActiveWindow {
+            first_open_ns: a,
+            last_close_ns: b,
+        };
+        assert_eq!(overlap(&w(0, 10), &w(5, 20)), 5.0);
+        assert_eq!(overlap(&w(0, 10), &w(10, 20)), 0.0);
+        assert_eq!(overlap(&w(30, 40), &w(0, 20)), 0.0);
+        assert_eq!(overlap(&w(2, 3), &w(0, 20)), 1.0);
+    }
+}

@@ -1,0 +1,154 @@
+//! Issue 22, causes over symptoms in async code: tasks whose runtime's
+//! workers were blocked wait, but the span that blocked the workers is the
+//! cause, and the waiting can give back no more of the run than the phase
+//! in which those tasks lived.
+
+#![cfg(target_os = "linux")]
+
+use std::time::{Duration, Instant};
+
+use perf_layer::PerfLayer;
+use perf_report::analyze::analyze;
+use tracing::instrument::WithSubscriber;
+use tracing::{Instrument, info_span};
+use tracing_subscriber::prelude::*;
+
+/// CPU work in spans of about `each` until `total` has passed.
+fn crunch(total: Duration, each: Duration) {
+    let end = Instant::now() + total;
+    let mut x = 1u64;
+    while Instant::now() < end {
+        info_span!("crunch").in_scope(|| {
+            let t = Instant::now();
+            while t.elapsed() < each {
+                for _ in 0..1_000 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                }
+            }
+        });
+    }
+    std::hint::black_box(x);
+}
+
+/// A sync phase, 256 tasks on 2 runtime workers that each await a 1 ms
+/// timer in `fetch_user` and then, in `load_profile`, sleep 2 ms (blocking
+/// the worker when `blocking`, else awaiting a timer), then a longer sync
+/// phase. The analysis and the async phase's share of the run.
+fn starved(blocking: bool) -> (perf_report::Analysis, f64) {
+    let (layer, handle) = PerfLayer::builder().build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let run = Instant::now();
+    let phase = tracing::dispatcher::with_default(&dispatch, || {
+        crunch(Duration::from_millis(500), Duration::from_millis(2));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..256)
+                .map(|i| {
+                    let dispatch = dispatch.clone();
+                    tokio::spawn(
+                        async move {
+                            // Awaits a timer: nothing to fix here.
+                            tokio::time::sleep(Duration::from_millis(1))
+                                .instrument(info_span!("fetch_user"))
+                                .await;
+                            // Blocks the runtime's worker: the cause.
+                            async move {
+                                if blocking {
+                                    std::thread::sleep(Duration::from_millis(2));
+                                } else {
+                                    tokio::time::sleep(Duration::from_millis(2)).await;
+                                }
+                            }
+                            .instrument(info_span!("load_profile"))
+                            .await;
+                            i
+                        }
+                        .with_subscriber(dispatch),
+                    )
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let phase = started.elapsed();
+        drop(rt);
+        crunch(Duration::from_millis(1_000), Duration::from_millis(2));
+        phase
+    });
+    let phase_share = phase.as_secs_f64() / run.elapsed().as_secs_f64();
+    let dump = handle.snapshot();
+    (analyze(&dump.into(), &Default::default()), phase_share)
+}
+
+#[test]
+fn tasks_starved_by_a_blocking_call_name_the_blocker_and_wait_no_longer_than_their_phase() {
+    let (a, phase_share) = starved(true);
+    let blocker = a
+        .findings
+        .iter()
+        .position(|f| {
+            f.location
+                .as_ref()
+                .is_some_and(|l| l.name == "load_profile")
+        })
+        .unwrap_or_else(|| panic!("load_profile is not found: {:#?}", a.findings));
+    assert_eq!(
+        a.findings[blocker].class.as_str(),
+        "blocked",
+        "{:#?}",
+        a.findings[blocker]
+    );
+    // fetch_user's tasks sat ready but unpolled while load_profile held
+    // the workers: its waiting is said as load_profile's symptom.
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.starts_with("`fetch_user` waited") && n.contains("fix `load_profile` first")),
+        "{:#?}",
+        a.notes
+    );
+    if let Some(waiting) = a
+        .findings
+        .iter()
+        .position(|f| f.location.as_ref().is_some_and(|l| l.name == "fetch_user"))
+    {
+        let f = &a.findings[waiting];
+        // Its tasks lived in the async phase only (about a fifth of the
+        // run): no fix inside it can shorten the run by more.
+        assert!(
+            f.expected_gain() <= phase_share + 0.02,
+            "gain {} against the phase's {phase_share}: {f:#?}",
+            f.expected_gain()
+        );
+        assert!(
+            blocker < waiting,
+            "the symptom ranks above its cause: {:#?}",
+            a.findings
+        );
+    }
+}
+
+#[test]
+fn tasks_that_await_timers_side_by_side_are_nobody_s_symptom() {
+    let (a, _) = starved(false);
+    // Nothing blocks the workers: no blocked finding, and no waiting is
+    // put on anyone else.
+    assert!(
+        a.findings.iter().all(|f| f.class.as_str() != "blocked"),
+        "{:#?}",
+        a.findings
+    );
+    assert!(
+        a.notes
+            .iter()
+            .all(|n| !n.contains("blocked the runtime's workers")),
+        "{:#?}",
+        a.notes
+    );
+}
