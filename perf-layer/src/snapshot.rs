@@ -428,6 +428,7 @@ fn callsite_stats(
             self_on_cpu_ns: c.sums.self_on_cpu_ns,
             off_cpu_ns: c.sums.busy_ns.saturating_sub(c.sums.on_cpu_ns),
             preempted_ns: hist(&c.preempted),
+            self_preempted_ns: Some(c.sums.self_preempted_ns),
             voluntary_switches: c.sums.voluntary,
             involuntary_switches: c.sums.involuntary,
             sampled: (c.sampled_intervals > 0).then_some(SampledCpu {
@@ -437,6 +438,7 @@ fn callsite_stats(
                 on_cpu_ns: c.sampled.on_cpu_ns,
                 self_on_cpu_ns: c.sampled.self_on_cpu_ns,
                 preempted_ns: c.sampled.preempted_ns,
+                self_preempted_ns: Some(c.sampled.self_preempted_ns),
             }),
         }),
         groups: Vec::new(),

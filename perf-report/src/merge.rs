@@ -509,6 +509,9 @@ fn merge_callsite_cpu(
         self_on_cpu_ns: sum(|c| c.self_on_cpu_ns),
         off_cpu_ns: sum(|c| c.off_cpu_ns),
         preempted_ns: merge_histograms(first, "preempted", timed.iter().map(|c| &c.preempted_ns))?,
+        self_preempted_ns: timed.iter().try_fold(0u64, |a, c| {
+            c.self_preempted_ns.map(|n| a.saturating_add(n))
+        }),
         voluntary_switches: sum(|c| c.voluntary_switches),
         involuntary_switches: sum(|c| c.involuntary_switches),
         sampled: timed.iter().filter_map(|c| c.sampled.as_ref()).fold(

@@ -451,6 +451,12 @@ pub struct CpuStats {
     /// blocking (voluntary switches). Its tail tells whether the busy-time
     /// tail is preemption.
     pub preempted_ns: HistogramDump,
+    /// Preempted while innermost, ns: the span's self time off the CPU,
+    /// split as `preempted_ns` is but by the switches its timed children did
+    /// not have. `None` in older dumps (perf-report then splits the self
+    /// time off the CPU in `preempted_ns`'s proportion).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_preempted_ns: Option<u64>,
     /// Voluntary context switches while entered (sleep, blocking I/O, a
     /// contended lock).
     pub voluntary_switches: u64,
@@ -481,6 +487,10 @@ pub struct SampledCpu {
     /// Their off-CPU time not explained by blocking, ns (see
     /// [`CpuStats::preempted_ns`]).
     pub preempted_ns: u64,
+    /// Their preempted time while innermost, ns (see
+    /// [`CpuStats::self_preempted_ns`]); `None` in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_preempted_ns: Option<u64>,
 }
 
 impl SampledCpu {
@@ -492,6 +502,10 @@ impl SampledCpu {
         self.on_cpu_ns = self.on_cpu_ns.saturating_add(other.on_cpu_ns);
         self.self_on_cpu_ns = self.self_on_cpu_ns.saturating_add(other.self_on_cpu_ns);
         self.preempted_ns = self.preempted_ns.saturating_add(other.preempted_ns);
+        self.self_preempted_ns = match (self.self_preempted_ns, other.self_preempted_ns) {
+            (Some(a), Some(b)) => Some(a.saturating_add(b)),
+            _ => None,
+        };
     }
 }
 

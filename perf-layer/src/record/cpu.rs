@@ -332,8 +332,35 @@ pub(crate) struct IntervalCpu {
     /// timed spans inside it).
     pub(crate) self_on_cpu_ns: u64,
     pub(crate) preempted_ns: u64,
+    /// Preempted while innermost: its self time off the CPU, split by the
+    /// switches its children (timed ones) did not have.
+    pub(crate) self_preempted_ns: u64,
     pub(crate) voluntary: u32,
     pub(crate) involuntary: u32,
+}
+
+/// What the timed children of an interval measured, for its self figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Children {
+    /// Their on-CPU time (a child not timed counts as on the CPU).
+    pub(crate) on_cpu_ns: u64,
+    /// Their switches.
+    pub(crate) voluntary: u64,
+    pub(crate) involuntary: u64,
+}
+
+/// The part of `off_ns` off the CPU that blocking does not explain, given
+/// the switches in it. Blocking always gives up the CPU with a voluntary
+/// switch. Off-CPU time without one is preemption, with an involuntary
+/// switch or with none: a guest kernel does not count the time the
+/// hypervisor stole as the thread's CPU time, and does not switch the thread
+/// out for it either.
+fn preempted_part(off_ns: u64, voluntary: u64, involuntary: u64) -> u64 {
+    match (voluntary, involuntary) {
+        (0, _) => off_ns,
+        (_, 0) => 0,
+        (v, i) => (u128::from(off_ns) * u128::from(i) / (u128::from(v) + u128::from(i))) as u64,
+    }
 }
 
 impl IntervalCpu {
@@ -343,7 +370,7 @@ impl IntervalCpu {
         end: &ThreadCpu,
         busy_ns: u64,
         self_ns: u64,
-        children_on_cpu_ns: u64,
+        children: &Children,
     ) -> Self {
         // The thread's CPU clock and the span's clock are separate: clamp so
         // on-CPU never exceeds the interval.
@@ -351,23 +378,24 @@ impl IntervalCpu {
         let voluntary = end.voluntary.saturating_sub(start.voluntary);
         let involuntary = end.involuntary.saturating_sub(start.involuntary);
         let off = busy_ns - on_cpu_ns;
-        // Blocking always gives up the CPU with a voluntary switch. Off-CPU
-        // time without one is preemption, with an involuntary switch or
-        // with none: a guest kernel does not count the time the hypervisor
-        // stole as the thread's CPU time, and does not switch the thread out
-        // for it either.
-        let preempted_ns = match (voluntary, involuntary) {
-            (0, _) => off,
-            (_, 0) => 0,
-            (v, i) => (u128::from(off) * u128::from(i) / u128::from(v + i)) as u64,
-        };
+        let preempted_ns = preempted_part(off, voluntary, involuntary);
+        // The same split over the time it was innermost, by the switches
+        // that were not its children's: a parent that sleeps around a child
+        // that is preempted is charged its sleep, not the child's queueing.
+        let self_on_cpu_ns = on_cpu_ns.saturating_sub(children.on_cpu_ns).min(self_ns);
+        let self_preempted_ns = preempted_part(
+            self_ns - self_on_cpu_ns,
+            voluntary.saturating_sub(children.voluntary),
+            involuntary.saturating_sub(children.involuntary),
+        );
         let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Self {
             busy_ns,
             self_ns,
             on_cpu_ns,
-            self_on_cpu_ns: on_cpu_ns.saturating_sub(children_on_cpu_ns).min(self_ns),
+            self_on_cpu_ns,
             preempted_ns,
+            self_preempted_ns,
             voluntary: count(voluntary),
             involuntary: count(involuntary),
         }
@@ -379,6 +407,9 @@ impl IntervalCpu {
         self.on_cpu_ns = self.on_cpu_ns.saturating_add(other.on_cpu_ns);
         self.self_on_cpu_ns = self.self_on_cpu_ns.saturating_add(other.self_on_cpu_ns);
         self.preempted_ns = self.preempted_ns.saturating_add(other.preempted_ns);
+        self.self_preempted_ns = self
+            .self_preempted_ns
+            .saturating_add(other.self_preempted_ns);
         self.voluntary = self.voluntary.saturating_add(other.voluntary);
         self.involuntary = self.involuntary.saturating_add(other.involuntary);
     }
@@ -437,20 +468,74 @@ mod tests {
 
     #[test]
     fn off_cpu_time_is_split_by_what_switched_the_thread_out() {
-        let slept = IntervalCpu::between(&at(0, 0, 0), &at(100, 3, 0), 1_000, 1_000, 0);
+        let slept = IntervalCpu::between(
+            &at(0, 0, 0),
+            &at(100, 3, 0),
+            1_000,
+            1_000,
+            &Children::default(),
+        );
         assert_eq!((slept.on_cpu_ns, slept.preempted_ns), (100, 0));
-        let preempted = IntervalCpu::between(&at(0, 0, 0), &at(600, 0, 2), 1_000, 1_000, 0);
+        let preempted = IntervalCpu::between(
+            &at(0, 0, 0),
+            &at(600, 0, 2),
+            1_000,
+            1_000,
+            &Children::default(),
+        );
         assert_eq!(preempted.preempted_ns, 400);
-        let both = IntervalCpu::between(&at(0, 0, 0), &at(0, 1, 3), 1_000, 1_000, 0);
+        let both = IntervalCpu::between(
+            &at(0, 0, 0),
+            &at(0, 1, 3),
+            1_000,
+            1_000,
+            &Children::default(),
+        );
         assert_eq!(both.preempted_ns, 750);
         // Off the CPU without any switch: stolen by the hypervisor.
-        let stolen = IntervalCpu::between(&at(0, 0, 0), &at(900, 0, 0), 1_000, 1_000, 0);
+        let stolen = IntervalCpu::between(
+            &at(0, 0, 0),
+            &at(900, 0, 0),
+            1_000,
+            1_000,
+            &Children::default(),
+        );
         assert_eq!(stolen.preempted_ns, 100);
         // A child's on-CPU time is not the parent's own.
-        let parent = IntervalCpu::between(&at(0, 0, 0), &at(900, 0, 0), 1_000, 400, 600);
+        let parent = IntervalCpu::between(
+            &at(0, 0, 0),
+            &at(900, 0, 0),
+            1_000,
+            400,
+            &Children {
+                on_cpu_ns: 600,
+                ..Children::default()
+            },
+        );
         assert_eq!(parent.self_on_cpu_ns, 300);
+        // A parent that slept (one voluntary switch) around a child that
+        // was preempted twice: its own off-CPU time is blocking.
+        let sleeper = IntervalCpu::between(
+            &at(0, 0, 0),
+            &at(500, 1, 2),
+            1_000,
+            500,
+            &Children {
+                on_cpu_ns: 300,
+                voluntary: 0,
+                involuntary: 2,
+            },
+        );
+        assert_eq!((sleeper.self_on_cpu_ns, sleeper.preempted_ns), (200, 333));
+        assert_eq!(sleeper.self_preempted_ns, 0);
         // Never more on-CPU time than the interval had.
-        let clamped = IntervalCpu::between(&at(0, 0, 0), &at(5_000, 0, 0), 1_000, 1_000, 0);
+        let clamped = IntervalCpu::between(
+            &at(0, 0, 0),
+            &at(5_000, 0, 0),
+            1_000,
+            1_000,
+            &Children::default(),
+        );
         assert_eq!(clamped.on_cpu_ns, 1_000);
     }
 

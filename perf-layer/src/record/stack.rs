@@ -70,6 +70,9 @@ struct TimedFrame {
     /// Off-CPU time of the timed frames above this one: the part of its
     /// children's busy time that was not on the CPU.
     child_off_cpu_ns: u64,
+    /// Their context switches.
+    child_voluntary: u64,
+    child_involuntary: u64,
 }
 
 /// What a timed frame's exit read before its timestamp.
@@ -382,6 +385,8 @@ impl Stack {
                     start,
                     seq,
                     child_off_cpu_ns: 0,
+                    child_voluntary: 0,
+                    child_involuntary: 0,
                 });
                 true
             }
@@ -498,14 +503,24 @@ impl Stack {
         // After the timestamp: opening the task clock is in no interval of
         // this span.
         task_clock::settle();
-        let children_on_cpu = frame.child_ns.saturating_sub(timed.child_off_cpu_ns);
+        let children = cpu::Children {
+            on_cpu_ns: frame.child_ns.saturating_sub(timed.child_off_cpu_ns),
+            voluntary: timed.child_voluntary,
+            involuntary: timed.child_involuntary,
+        };
         let self_ns = interval_ns.saturating_sub(frame.child_ns);
-        let cpu = IntervalCpu::between(&timed.start, &end, interval_ns, self_ns, children_on_cpu);
+        let cpu = IntervalCpu::between(&timed.start, &end, interval_ns, self_ns, &children);
         // The timed frames still here are below it when it was the top one.
         if let (true, Some(below)) = (was_last, self.timed.last_mut()) {
             below.child_off_cpu_ns = below
                 .child_off_cpu_ns
                 .saturating_add(interval_ns - cpu.on_cpu_ns);
+            below.child_voluntary = below
+                .child_voluntary
+                .saturating_add(u64::from(cpu.voluntary));
+            below.child_involuntary = below
+                .child_involuntary
+                .saturating_add(u64::from(cpu.involuntary));
         }
         Some(cpu)
     }

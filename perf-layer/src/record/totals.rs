@@ -127,6 +127,7 @@ pub(crate) struct CpuSums {
     pub(crate) on_cpu_ns: u64,
     pub(crate) self_on_cpu_ns: u64,
     pub(crate) preempted_ns: u64,
+    pub(crate) self_preempted_ns: u64,
     pub(crate) voluntary: u64,
     pub(crate) involuntary: u64,
 }
@@ -139,6 +140,7 @@ impl CpuSums {
             on_cpu_ns: t.on_cpu_ns,
             self_on_cpu_ns: t.self_on_cpu_ns,
             preempted_ns: t.preempted_ns,
+            self_preempted_ns: t.self_preempted_ns,
             voluntary: u64::from(t.voluntary),
             involuntary: u64::from(t.involuntary),
         }
@@ -150,6 +152,9 @@ impl CpuSums {
         self.on_cpu_ns = self.on_cpu_ns.saturating_add(other.on_cpu_ns);
         self.self_on_cpu_ns = self.self_on_cpu_ns.saturating_add(other.self_on_cpu_ns);
         self.preempted_ns = self.preempted_ns.saturating_add(other.preempted_ns);
+        self.self_preempted_ns = self
+            .self_preempted_ns
+            .saturating_add(other.self_preempted_ns);
         self.voluntary = self.voluntary.saturating_add(other.voluntary);
         self.involuntary = self.involuntary.saturating_add(other.involuntary);
     }

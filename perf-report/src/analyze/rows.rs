@@ -108,16 +108,21 @@ impl CpuRow {
         // sample's when there is one, else those of every timed interval.
         let untimed_busy = busy_all - c.busy_ns as f64;
         let untimed_self = self_all - c.self_ns as f64;
-        let (on_rate, self_on_rate, preempted_rate) = match &c.sampled {
+        // The preempted share of self time, where the dump measured it.
+        let self_preempted_rate =
+            |ns: Option<u64>, self_ns: u64| ns.map(|ns| stats::share(ns as f64, self_ns as f64));
+        let (on_rate, self_on_rate, preempted_rate, self_preempted_of) = match &c.sampled {
             Some(s) if s.intervals >= MIN_SAMPLE && s.busy_ns > 0 => (
                 stats::share(s.on_cpu_ns as f64, s.busy_ns as f64),
                 stats::share(s.self_on_cpu_ns as f64, s.self_ns as f64),
                 stats::share(s.preempted_ns as f64, s.busy_ns as f64),
+                self_preempted_rate(s.self_preempted_ns, s.self_ns),
             ),
             _ if measured_share >= MEASURED_ENOUGH => (
                 stats::share(c.on_cpu_ns.sum as f64, c.busy_ns as f64),
                 stats::share(c.self_on_cpu_ns as f64, c.self_ns as f64),
                 stats::share(c.preempted_ns.sum as f64, c.busy_ns as f64),
+                self_preempted_rate(c.self_preempted_ns, c.self_ns),
             ),
             _ => return None,
         };
@@ -126,10 +131,17 @@ impl CpuRow {
         let preempted = c.preempted_ns.sum as f64 + preempted_rate * untimed_busy;
         let self_on_cpu_share = stats::share(self_on_cpu, self_all);
         let self_off = 1.0 - self_on_cpu_share;
-        // The span's off-CPU time splits into blocked and preempted in the
-        // same proportion while it is innermost as over its whole interval.
-        let preempted_of_off = stats::share(preempted, busy_all - on_cpu.min(busy_all));
-        let self_blocked_share = self_off * (1.0 - preempted_of_off);
+        // The span's self time off the CPU splits into preempted and
+        // blocked by the switches while it was innermost, as the layer
+        // measured it; in older dumps, in the same proportion as over its
+        // whole interval (children's switches included).
+        let self_preempted_share = match (c.self_preempted_ns, self_preempted_of) {
+            (Some(ns), Some(rate)) => {
+                stats::share(ns as f64 + rate * untimed_self, self_all).min(self_off)
+            }
+            _ => self_off * stats::share(preempted, busy_all - on_cpu.min(busy_all)),
+        };
+        let self_blocked_share = self_off - self_preempted_share;
         let timed = c.timed_calls as f64;
         // Switches per timed interval, times the intervals of a span.
         let timed_intervals = c.intervals.saturating_sub(c.untimed_intervals).max(1) as f64;
@@ -141,10 +153,10 @@ impl CpuRow {
             on_cpu_share: stats::share(on_cpu, busy_all),
             self_on_cpu_share,
             self_blocked_share,
-            self_preempted_share: self_off * preempted_of_off,
+            self_preempted_share,
             self_on_cpu_ns: self_on_cpu,
             self_blocked_ns: self_blocked_share * self_all,
-            self_preempted_ns: self_off * preempted_of_off * self_all,
+            self_preempted_ns: self_preempted_share * self_all,
             preempted_ns: preempted,
             voluntary_per_call: per_call(c.voluntary_switches),
             involuntary_per_call: per_call(c.involuntary_switches),

@@ -346,6 +346,11 @@ fn alloc(o: &AllocStats, n: &AllocStats) -> AllocStats {
     }
 }
 
+/// `new − old` of a figure older dumps lack: unknown if either is.
+fn since(old: Option<u64>, new: Option<u64>) -> Option<u64> {
+    Some(new?.saturating_sub(old?))
+}
+
 fn cpu(o: &CpuStats, n: &CpuStats) -> CpuStats {
     CpuStats {
         timed_calls: n.timed_calls.saturating_sub(o.timed_calls),
@@ -357,6 +362,7 @@ fn cpu(o: &CpuStats, n: &CpuStats) -> CpuStats {
         self_on_cpu_ns: n.self_on_cpu_ns.saturating_sub(o.self_on_cpu_ns),
         off_cpu_ns: n.off_cpu_ns.saturating_sub(o.off_cpu_ns),
         preempted_ns: histogram(&o.preempted_ns, &n.preempted_ns),
+        self_preempted_ns: since(o.self_preempted_ns, n.self_preempted_ns),
         voluntary_switches: n.voluntary_switches.saturating_sub(o.voluntary_switches),
         involuntary_switches: n
             .involuntary_switches
@@ -369,6 +375,7 @@ fn cpu(o: &CpuStats, n: &CpuStats) -> CpuStats {
                 on_cpu_ns: n.on_cpu_ns.saturating_sub(o.on_cpu_ns),
                 self_on_cpu_ns: n.self_on_cpu_ns.saturating_sub(o.self_on_cpu_ns),
                 preempted_ns: n.preempted_ns.saturating_sub(o.preempted_ns),
+                self_preempted_ns: since(o.self_preempted_ns, n.self_preempted_ns),
             }),
             (_, n) => *n,
         },
