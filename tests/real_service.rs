@@ -92,9 +92,15 @@ fn grouped_by_uri_the_report_names_the_export_s_compression_first() {
     // One row per route.
     assert_eq!(calls("request{uri=/export}"), 20, "{:#?}", a.callsites);
     assert_eq!(calls("request{uri=/health}"), 380);
-    // The first finding is the compression, by its own self time: the
-    // `request` spans wrap it, and their time is its time.
-    let first = a.findings.first().expect("a finding");
+    // The first span finding is the compression, by its own self time: the
+    // `request` spans wrap it, and their time is its time. (A process-wide
+    // finding may come first on a loaded machine: CPU contention is true
+    // there.)
+    let first = a
+        .findings
+        .iter()
+        .find(|f| f.location.is_some())
+        .expect("a span finding");
     assert_eq!(
         (
             first.class,

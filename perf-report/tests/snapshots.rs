@@ -156,3 +156,52 @@ fn text_at_100_columns() {
     assert_fits(&out, 100);
     insta::assert_snapshot!("text_diff_100", out);
 }
+
+/// The sentences every format says (the plan's gains, the process line,
+/// the diff's counts) are the same in text, Markdown and HTML, and each
+/// full report has the same sections: they come from one place.
+#[test]
+fn every_format_says_the_same_sentences_and_has_the_same_sections() {
+    let r = report();
+    let wide = RenderOptions::default().with_width(Some(400));
+    let text = render(&r, Format::Text, ReportKind::Full, &wide);
+    let markdown = render(&r, Format::Markdown, ReportKind::Full, &wide);
+    let html = render(&r, Format::Html, ReportKind::Full, &wide)
+        .replace("&gt;", ">")
+        .replace("&lt;", "<")
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    // Markdown's escapes undone: `\`` and `&gt;` read as themselves.
+    let markdown = markdown
+        .replace('\\', "")
+        .replace("&gt;", ">")
+        .replace("&lt;", "<");
+    // Only gains the plan has are said: this one has all four.
+    let gains = "44.8% of all self time in spans, 16.7% of the run's wall time, 49.5% of all bytes allocated, 13.8% of peak memory";
+    let process = "20 samples; RSS 100 MiB -> 196 MiB (median 150 MiB";
+    for (name, out) in [("text", &text), ("markdown", &markdown), ("html", &html)] {
+        assert!(out.contains(gains), "{name} has no plan gains: {out}");
+        assert!(out.contains(process), "{name} has no process line");
+        // Code is marked up as each format does it (backticks, <code>).
+        let plain = |s: &str| {
+            s.replace(['`'], "")
+                .replace("<code>", "")
+                .replace("</code>", "")
+        };
+        let out = plain(out);
+        for note in &r.analysis.notes {
+            let start: String = plain(note).chars().take(40).collect();
+            assert!(out.contains(&start), "{name} lacks the note {note:?}");
+        }
+    }
+
+    let base = support::ground_truth();
+    let new = support::improved_and_regressed(&base);
+    let d = perf_report::diff::diff(&base, &new, &Default::default());
+    let counts = "2 regressed, 0 mixed, 1 improved, 3 unchanged, 0 added, 0 removed (noise threshold ±10%, KS α 0.01)";
+    for format in [Format::Text, Format::Markdown, Format::Html] {
+        let out = render_diff(&d, format, &wide).replace("&#177;", "±");
+        assert!(out.contains(counts), "{format:?}: {out}");
+    }
+}

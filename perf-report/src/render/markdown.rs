@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use std::io;
 
 use super::table::{self, Align, Column, Tone};
-use super::{RenderOptions, Renderer, ReportKind};
+use super::{RenderOptions, Renderer, ReportKind, wording};
 use crate::Report;
-use crate::analyze::{Analysis, Resource};
+use crate::analyze::Analysis;
 use crate::callsite::Location;
 use crate::diff::{Diff, Verdict};
 use crate::sanitize::one_line;
@@ -117,19 +117,9 @@ fn more(out: &mut String, shown: usize, total: usize, what: &str) {
 fn title(out: &mut String, a: &Analysis) {
     let _ = writeln!(
         out,
-        "## perf-report: {}\n\n{} run, {} spans, {} of self time in spans{}.",
+        "## perf-report: {}\n\n{}.",
         escape(&a.program),
-        units::ns(a.totals.duration_ns as f64),
-        units::count(a.totals.calls as f64),
-        units::ns(a.totals.self_ns as f64),
-        match a.totals.cpu_ns {
-            Some(cpu) => format!(
-                ", {} of CPU ({:.2} cores on average)",
-                units::ns(cpu as f64),
-                a.totals.cpu_utilization
-            ),
-            None => String::new(),
-        }
+        wording::run_summary(a)
     );
 }
 
@@ -146,18 +136,10 @@ fn findings(out: &mut String, a: &Analysis, opts: &RenderOptions) {
 
 fn plan(out: &mut String, r: &Report, opts: &RenderOptions, full: bool) {
     let p = &r.plan;
-    let t = &r.analysis.totals;
     let _ = writeln!(
         out,
-        "\n### Plan\n\nEstimated total gain: **{}** of {}, {} of {}, {} of {}, {} of {}.",
-        units::pct(p.total_time_gain),
-        t.share_of(Resource::Time),
-        units::pct(p.total_wall_gain),
-        t.share_of(Resource::WallTime),
-        units::pct(p.total_allocation_gain),
-        t.share_of(Resource::Allocation),
-        units::pct(p.total_memory_gain),
-        t.share_of(Resource::Memory)
+        "\n### Plan\n\nEstimated total gain: {}.",
+        wording::plan_totals(p, &r.analysis)
     );
     let shown = opts.limit(p.steps.len());
     for s in &p.steps[..shown] {
@@ -245,6 +227,12 @@ fn callsites(out: &mut String, a: &Analysis, opts: &RenderOptions) {
     table(out, table::CALLSITES, &a.callsites[..shown]);
 }
 
+fn process(out: &mut String, a: &Analysis) {
+    if let Some(line) = wording::process_line(a) {
+        let _ = writeln!(out, "\n### Process\n\n{}.", escape(&line));
+    }
+}
+
 fn notes(out: &mut String, a: &Analysis) {
     if a.notes.is_empty() {
         return;
@@ -279,6 +267,7 @@ fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
             findings(&mut out, a, opts);
             plan(&mut out, r, opts, true);
             callsites(&mut out, a, opts);
+            process(&mut out, a);
             notes(&mut out, a);
         }
         ReportKind::Summary => {
@@ -295,17 +284,11 @@ fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## perf-report diff: {} → {}\n\nSelf time in spans {}. **{}** regressed, **{}** mixed, **{}** improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%).\n",
+        "## perf-report diff: {} → {}\n\nSelf time in spans {}. {}.\n",
         escape(&d.base_program),
         escape(&d.new_program),
         table::change(&d.total_self_ns, units::ns),
-        d.count(Verdict::Regressed),
-        d.count(Verdict::Mixed),
-        d.count(Verdict::Improved),
-        d.count(Verdict::Unchanged),
-        d.count(Verdict::Added),
-        d.count(Verdict::Removed),
-        d.options.threshold * 100.0
+        wording::diff_counts(d)
     );
     if d.callsites.is_empty() {
         return out;

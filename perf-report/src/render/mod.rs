@@ -21,6 +21,7 @@ mod json;
 mod markdown;
 pub(crate) mod table;
 mod text;
+mod wording;
 
 pub use json::REPORT_FORMAT_VERSION;
 

@@ -9,7 +9,7 @@ use super::{charts, escape, more, prose, section, table, verdict_class};
 use crate::diff::Diff;
 use crate::render::RenderOptions;
 use crate::render::table as columns;
-use crate::render::text::diff_counts;
+use crate::render::wording::diff_counts;
 use crate::units;
 
 pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {

@@ -8,7 +8,7 @@ use super::{charts, escape, location, more, prose, section, severity_class, tabl
 use crate::Report;
 use crate::plan::Step;
 use crate::render::table as columns;
-use crate::render::text::{counts, plan_totals, process_line, run_summary};
+use crate::render::wording::{counts, plan_totals, process_line, run_summary};
 use crate::render::{RenderOptions, ReportKind};
 
 /// The sections of a report of `kind`, in the text format's order, with

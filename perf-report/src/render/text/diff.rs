@@ -3,26 +3,11 @@
 use owo_colors::OwoColorize;
 
 use super::out::{Out, clean};
-use crate::diff::{Diff, Verdict};
+use crate::diff::Diff;
 use crate::render::RenderOptions;
 use crate::render::table;
+use crate::render::wording::diff_counts;
 use crate::units;
-
-/// The callsites by verdict and the rule's parameters (shared with the HTML
-/// diff).
-pub(in crate::render) fn diff_counts(d: &Diff) -> String {
-    format!(
-        "{} regressed, {} mixed, {} improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%, KS α {})",
-        d.count(Verdict::Regressed),
-        d.count(Verdict::Mixed),
-        d.count(Verdict::Improved),
-        d.count(Verdict::Unchanged),
-        d.count(Verdict::Added),
-        d.count(Verdict::Removed),
-        d.options.threshold * 100.0,
-        d.options.alpha
-    )
-}
 
 pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     let mut out = Out::new(opts);

@@ -14,17 +14,16 @@ mod out;
 
 use owo_colors::OwoColorize;
 
-pub(in crate::render) use self::diff::diff_counts;
 use self::diff::render_diff;
 use self::out::{Out, clean};
 use super::table;
+use super::wording::{counts, plan_totals, process_line, run_summary};
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
-use crate::analyze::{Analysis, Resource, Severity};
+use crate::analyze::Analysis;
 use crate::callsite::Subject;
 use crate::diff::Diff;
-use crate::plan::{Plan, Step};
-use crate::units;
+use crate::plan::Step;
 
 /// The terminal renderer.
 #[derive(Debug)]
@@ -46,26 +45,6 @@ impl Renderer for Text {
     }
 }
 
-/// What the header says after the program's name: the run's length, its
-/// spans and their self time, and the CPU (shared with the HTML report).
-pub(in crate::render) fn run_summary(a: &Analysis) -> String {
-    let t = &a.totals;
-    let cpu = match t.cpu_ns {
-        Some(cpu) => format!(
-            ", {} of CPU ({:.2} cores on average)",
-            units::ns(cpu as f64),
-            t.cpu_utilization
-        ),
-        None => String::new(),
-    };
-    format!(
-        "{} run, {} spans, {} of self time in spans{cpu}",
-        units::ns(t.duration_ns as f64),
-        units::count(t.calls as f64),
-        units::ns(t.self_ns as f64),
-    )
-}
-
 fn header(out: &mut Out<'_>, a: &Analysis) {
     let title = if out.opts.color {
         "perf-report".bold().to_string()
@@ -80,18 +59,6 @@ fn header(out: &mut Out<'_>, a: &Analysis) {
     }
 }
 
-/// The findings by severity (shared with the HTML report).
-pub(in crate::render) fn counts(a: &Analysis) -> String {
-    let n = |s: Severity| a.findings.iter().filter(|f| f.severity == s).count();
-    format!(
-        "{} critical, {} high, {} medium, {} low",
-        n(Severity::Critical),
-        n(Severity::High),
-        n(Severity::Medium),
-        n(Severity::Low)
-    )
-}
-
 fn findings(out: &mut Out<'_>, a: &Analysis) {
     out.blank();
     out.heading("FINDINGS", &counts(a));
@@ -102,21 +69,6 @@ fn findings(out: &mut Out<'_>, a: &Analysis) {
     let shown = out.opts.limit(a.findings.len());
     out.table(table::FINDINGS, &a.findings[..shown]);
     out.more(shown, a.findings.len(), "findings");
-}
-
-/// The plan's compounded gains (shared with the HTML report).
-pub(in crate::render) fn plan_totals(plan: &Plan, a: &Analysis) -> String {
-    let parts: Vec<String> = [
-        (plan.total_time_gain, Resource::Time),
-        (plan.total_wall_gain, Resource::WallTime),
-        (plan.total_allocation_gain, Resource::Allocation),
-        (plan.total_memory_gain, Resource::Memory),
-    ]
-    .into_iter()
-    .filter(|&(gain, resource)| gain > 0.0 || resource == Resource::Time)
-    .map(|(gain, resource)| format!("{} of {}", units::pct(gain), a.totals.share_of(resource)))
-    .collect();
-    parts.join(", ")
 }
 
 /// A step's title: `hot spot: name (file:line)`, or the class alone for a
@@ -236,53 +188,6 @@ fn callsites(out: &mut Out<'_>, a: &Analysis) {
     out.dim(
         "times are busy time per call unless named self; alloc is self-allocated; rss Δ/call is process RSS at close minus at open, as coarse as the sampler",
     );
-}
-
-/// The process as the sampler saw it, in one line; `None` without a
-/// timeline (shared with the HTML report).
-pub(in crate::render) fn process_line(a: &Analysis) -> Option<String> {
-    let pr = &a.process;
-    if pr.samples == 0 {
-        return None;
-    }
-    let trend = pr.rss_trend.map_or_else(String::new, |f| {
-        format!(", trend {}/s (R² {:.2})", units::bytes(f.slope), f.r2)
-    });
-    let cores = pr
-        .cores
-        .map_or_else(String::new, |n| format!(", of {n} cores"));
-    let mut machine = Vec::new();
-    if let Some(psi) = pr.cpu_pressure_mean_percent {
-        machine.push(format!("CPU pressure {psi:.0}%"));
-    }
-    if let Some(steal) = pr.steal_mean_percent {
-        machine.push(format!("steal {steal:.0}%"));
-    }
-    if let Some(switches) = pr.involuntary_switches_per_s {
-        machine.push(format!("{} preemptions/s", units::count(switches)));
-    }
-    let mut resources = format!("{} threads", pr.threads_max);
-    if let Some(fds) = pr.open_fds_max {
-        resources.push_str(&format!(", {fds} open files"));
-    }
-    Some(format!(
-        "{} samples; RSS {} -> {} (median {}, peak {}{}); CPU mean {:.0}%, max {:.0}% (100% is one core{cores}){}; at most {resources}; alerts: {} CPU, {} RSS",
-        pr.samples,
-        units::bytes(pr.rss_first_bytes as f64),
-        units::bytes(pr.rss_last_bytes as f64),
-        units::bytes(pr.rss_median_bytes as f64),
-        units::bytes(pr.rss_peak_bytes as f64),
-        trend,
-        pr.cpu_mean_percent,
-        pr.cpu_max_percent,
-        if machine.is_empty() {
-            String::new()
-        } else {
-            format!("; {}", machine.join(", "))
-        },
-        pr.cpu_alerts,
-        pr.rss_alerts
-    ))
 }
 
 fn process(out: &mut Out<'_>, a: &Analysis) {

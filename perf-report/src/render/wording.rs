@@ -1,0 +1,118 @@
+//! The report's shared wording: the sentences every format says the same
+//! way (the run's summary, the findings by severity, the plan's gains, the
+//! process line, the diff's counts), so that the text, Markdown and HTML
+//! renderers cannot drift apart. A renderer only styles and escapes them.
+
+use crate::analyze::{Analysis, Resource, Severity};
+use crate::diff::{Diff, Verdict};
+use crate::plan::Plan;
+use crate::units;
+
+/// What the header says after the program's name: the run's length, its
+/// spans and their self time, and the CPU.
+pub(in crate::render) fn run_summary(a: &Analysis) -> String {
+    let t = &a.totals;
+    let cpu = match t.cpu_ns {
+        Some(cpu) => format!(
+            ", {} of CPU ({:.2} cores on average)",
+            units::ns(cpu as f64),
+            t.cpu_utilization
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{} run, {} spans, {} of self time in spans{cpu}",
+        units::ns(t.duration_ns as f64),
+        units::count(t.calls as f64),
+        units::ns(t.self_ns as f64),
+    )
+}
+
+/// The findings by severity.
+pub(in crate::render) fn counts(a: &Analysis) -> String {
+    let n = |s: Severity| a.findings.iter().filter(|f| f.severity == s).count();
+    format!(
+        "{} critical, {} high, {} medium, {} low",
+        n(Severity::Critical),
+        n(Severity::High),
+        n(Severity::Medium),
+        n(Severity::Low)
+    )
+}
+
+/// The plan's compounded gains.
+pub(in crate::render) fn plan_totals(plan: &Plan, a: &Analysis) -> String {
+    let parts: Vec<String> = [
+        (plan.total_time_gain, Resource::Time),
+        (plan.total_wall_gain, Resource::WallTime),
+        (plan.total_allocation_gain, Resource::Allocation),
+        (plan.total_memory_gain, Resource::Memory),
+    ]
+    .into_iter()
+    .filter(|&(gain, resource)| gain > 0.0 || resource == Resource::Time)
+    .map(|(gain, resource)| format!("{} of {}", units::pct(gain), a.totals.share_of(resource)))
+    .collect();
+    parts.join(", ")
+}
+
+/// The process as the sampler saw it, in one line; `None` without a
+/// timeline.
+pub(in crate::render) fn process_line(a: &Analysis) -> Option<String> {
+    let pr = &a.process;
+    if pr.samples == 0 {
+        return None;
+    }
+    let trend = pr.rss_trend.map_or_else(String::new, |f| {
+        format!(", trend {}/s (R² {:.2})", units::bytes(f.slope), f.r2)
+    });
+    let cores = pr
+        .cores
+        .map_or_else(String::new, |n| format!(", of {n} cores"));
+    let mut machine = Vec::new();
+    if let Some(psi) = pr.cpu_pressure_mean_percent {
+        machine.push(format!("CPU pressure {psi:.0}%"));
+    }
+    if let Some(steal) = pr.steal_mean_percent {
+        machine.push(format!("steal {steal:.0}%"));
+    }
+    if let Some(switches) = pr.involuntary_switches_per_s {
+        machine.push(format!("{} preemptions/s", units::count(switches)));
+    }
+    let mut resources = format!("{} threads", pr.threads_max);
+    if let Some(fds) = pr.open_fds_max {
+        resources.push_str(&format!(", {fds} open files"));
+    }
+    Some(format!(
+        "{} samples; RSS {} -> {} (median {}, peak {}{}); CPU mean {:.0}%, max {:.0}% (100% is one core{cores}){}; at most {resources}; alerts: {} CPU, {} RSS",
+        pr.samples,
+        units::bytes(pr.rss_first_bytes as f64),
+        units::bytes(pr.rss_last_bytes as f64),
+        units::bytes(pr.rss_median_bytes as f64),
+        units::bytes(pr.rss_peak_bytes as f64),
+        trend,
+        pr.cpu_mean_percent,
+        pr.cpu_max_percent,
+        if machine.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", machine.join(", "))
+        },
+        pr.cpu_alerts,
+        pr.rss_alerts
+    ))
+}
+
+/// The callsites by verdict and the rule's parameters.
+pub(in crate::render) fn diff_counts(d: &Diff) -> String {
+    format!(
+        "{} regressed, {} mixed, {} improved, {} unchanged, {} added, {} removed (noise threshold ±{:.0}%, KS α {})",
+        d.count(Verdict::Regressed),
+        d.count(Verdict::Mixed),
+        d.count(Verdict::Improved),
+        d.count(Verdict::Unchanged),
+        d.count(Verdict::Added),
+        d.count(Verdict::Removed),
+        d.options.threshold * 100.0,
+        d.options.alpha
+    )
+}
