@@ -4,8 +4,6 @@
 
 #![cfg(target_os = "linux")]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use perf_layer::PerfLayer;
@@ -13,18 +11,9 @@ use perf_report::analyze::{Analysis, Class, analyze};
 
 mod cpu_support;
 
-use cpu_support::{calibrate, classes_for, fixed_work};
+use cpu_support::{Hogs, calibrate, classes_for, fixed_work, pin_to_first_core};
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
-
-/// Pins the calling thread to the first core the process may use, so
-/// that the span's thread and the hogs share it whatever else the machine
-/// runs; `false` when the platform will not.
-fn pin_to_first_core() -> bool {
-    core_affinity::get_core_ids()
-        .and_then(|ids| ids.first().copied())
-        .is_some_and(core_affinity::set_for_current)
-}
 
 /// Whether calls of the work alone, timed by the clock between the span's
 /// calls, have a tail by the detector's default ratios and share: then the
@@ -49,20 +38,7 @@ fn has_a_tail(mut took: Vec<u64>) -> bool {
 fn compete(hog: bool, iterations: u64) -> (Analysis, bool) {
     std::thread::spawn(move || {
         let pinned = pin_to_first_core();
-        let stop = Arc::new(AtomicBool::new(false));
-        let hogs: Vec<_> = (0..if hog { 2 } else { 0 })
-            .map(|_| {
-                let stop = Arc::clone(&stop);
-                std::thread::spawn(move || {
-                    if pinned {
-                        pin_to_first_core();
-                    }
-                    while !stop.load(Ordering::Relaxed) {
-                        fixed_work(1_000);
-                    }
-                })
-            })
-            .collect();
+        let hogs = Hogs::start(if hog { 2 } else { 0 }, pinned);
         let (layer, handle) = PerfLayer::builder()
             .without_overhead_calibration()
             .sampler_interval(Duration::from_millis(20))
@@ -78,8 +54,7 @@ fn compete(hog: bool, iterations: u64) -> (Analysis, bool) {
                 info_span!("fixed_work").in_scope(|| fixed_work(iterations));
             }
         });
-        stop.store(true, Ordering::Relaxed);
-        hogs.into_iter().for_each(|h| h.join().unwrap());
+        drop(hogs);
         let analysis = analyze(&handle.snapshot().into(), &Default::default());
         (analysis, has_a_tail(bare))
     })

@@ -6,8 +6,6 @@
 
 #![cfg(target_os = "linux")]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use perf_layer::PerfLayer;
@@ -17,33 +15,13 @@ use tracing_subscriber::prelude::*;
 
 mod cpu_support;
 
-use cpu_support::{calibrate, fixed_work};
-
-fn pin_to_first_core() -> bool {
-    core_affinity::get_core_ids()
-        .and_then(|ids| ids.first().copied())
-        .is_some_and(core_affinity::set_for_current)
-}
+use cpu_support::{Hogs, calibrate, fixed_work, pin_to_first_core};
 
 #[test]
 fn a_parent_is_charged_the_preemption_of_its_own_time_not_its_child_s() {
     let work = calibrate(Duration::from_millis(2));
     let a = std::thread::spawn(move || {
-        let pinned = pin_to_first_core();
-        let stop = Arc::new(AtomicBool::new(false));
-        let hogs: Vec<_> = (0..2)
-            .map(|_| {
-                let stop = Arc::clone(&stop);
-                std::thread::spawn(move || {
-                    if pinned {
-                        pin_to_first_core();
-                    }
-                    while !stop.load(Ordering::Relaxed) {
-                        fixed_work(1_000);
-                    }
-                })
-            })
-            .collect();
+        let hogs = Hogs::start(2, pin_to_first_core());
         let (layer, handle) = PerfLayer::builder()
             .without_overhead_calibration()
             .sampler_interval(Duration::from_millis(20))
@@ -60,10 +38,7 @@ fn a_parent_is_charged_the_preemption_of_its_own_time_not_its_child_s() {
                 });
             }
         });
-        stop.store(true, Ordering::Relaxed);
-        for h in hogs {
-            h.join().unwrap();
-        }
+        drop(hogs);
         analyze(&handle.snapshot().into(), &Default::default())
     })
     .join()

@@ -80,3 +80,48 @@ pub fn calibrate(d: Duration) -> u64 {
         n *= 2;
     }
 }
+
+/// Pins the calling thread to the first core the process may use, so that
+/// it and [`Hogs`] share that core whatever else the machine runs; `false`
+/// when the platform will not.
+pub fn pin_to_first_core() -> bool {
+    core_affinity::get_core_ids()
+        .and_then(|ids| ids.first().copied())
+        .is_some_and(core_affinity::set_for_current)
+}
+
+/// Threads that compute until dropped, pinned to the first core when
+/// `pinned` (the caller pinned itself there).
+pub struct Hogs {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Hogs {
+    pub fn start(n: usize, pinned: bool) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|_| {
+                let stop = std::sync::Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    if pinned {
+                        pin_to_first_core();
+                    }
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        fixed_work(1_000);
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

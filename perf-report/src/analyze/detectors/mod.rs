@@ -160,4 +160,23 @@ mod tests {
             assert!(!class.info().id.is_empty() && !class.title().is_empty());
         }
     }
+
+    /// One class, one file: each class's id is the name of the file its
+    /// detector is in, and every file here but this one is a class.
+    #[test]
+    fn every_class_is_the_file_of_its_name() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/analyze/detectors");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f != "mod.rs")
+            .collect();
+        files.sort_unstable();
+        let mut ids: Vec<String> = Class::ALL
+            .iter()
+            .map(|c| format!("{}.rs", c.info().id))
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(files, ids);
+    }
 }
