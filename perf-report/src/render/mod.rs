@@ -23,7 +23,7 @@ pub(crate) mod table;
 mod text;
 mod wording;
 
-pub use json::REPORT_FORMAT_VERSION;
+pub use json::{Count, JsonDiff, JsonPlan, JsonReport, REPORT_FORMAT_VERSION, Shown};
 
 labelled! {
     /// An output format.
