@@ -202,10 +202,14 @@ fn plain_callsite(ids: u32, sigfig: u8, max: u64) -> impl Strategy<Value = Value
         prop::array::uniform5(count()),
         prop::option::of(alloc()),
         prop::option::of((signed(), signed(), signed())),
+        prop::option::of(cpu(sigfig, max)),
+        prop::option::of((count(), count())),
     )
         .prop_map(
-            |((id, name, target, module, file, line, level, calls), h, ev, alloc, rss)| {
+            |((id, name, target, module, file, line, level, calls), h, ev, alloc, rss, cpu, active)| {
                 json!({
+                    "cpu": cpu,
+                    "active": active.map(|(a, b)| json!({"first_open_ns": a, "last_close_ns": b})),
                     "id": id, "name": name, "target": target, "module_path": module,
                     "file": file, "line": line, "level": level, "calls": calls,
                     "wall_ns": h[0], "busy_ns": h[1], "idle_ns": h[2], "self_ns": h[3],
@@ -215,6 +219,28 @@ fn plain_callsite(ids: u32, sigfig: u8, max: u64) -> impl Strategy<Value = Value
                 })
             },
         )
+}
+
+/// On/off-CPU figures of timed spans, any of them absurd or at odds.
+fn cpu(sigfig: u8, max: u64) -> impl Strategy<Value = Value> {
+    (
+        prop::array::uniform8(count()),
+        prop::collection::vec(histogram(sigfig, max), 2),
+        prop::option::of(count()),
+        prop::option::of((prop::array::uniform6(count()), prop::option::of(count()))),
+    )
+        .prop_map(|(c, h, self_preempted, sampled)| {
+            json!({
+                "timed_calls": c[0], "intervals": c[1], "untimed_intervals": c[2],
+                "busy_ns": c[3], "self_ns": c[4], "on_cpu_ns": h[0], "self_on_cpu_ns": c[5],
+                "off_cpu_ns": c[6], "preempted_ns": h[1], "self_preempted_ns": self_preempted,
+                "voluntary_switches": c[7], "involuntary_switches": c[0] / 2,
+                "sampled": sampled.map(|(s, sp)| json!({
+                    "intervals": s[0], "busy_ns": s[1], "self_ns": s[2], "on_cpu_ns": s[3],
+                    "self_on_cpu_ns": s[4], "preempted_ns": s[5], "self_preempted_ns": sp,
+                })),
+            })
+        })
 }
 
 fn sample() -> impl Strategy<Value = Value> {
