@@ -85,4 +85,24 @@ fn grouped_the_slow_route_comes_first_and_ungrouped_the_report_says_how_to_split
         "{}",
         mixed[0]
     );
+    // `request`'s slow calls are the export's compression: that has the
+    // finding, and `request` none of its own (its own time has no tail).
+    let first = a
+        .findings
+        .iter()
+        .find(|f| f.location.is_some())
+        .expect("a span finding");
+    assert_eq!(
+        first.location.as_ref().unwrap().name,
+        "compress_json",
+        "{:#?}",
+        a.findings
+    );
+    assert!(
+        a.findings
+            .iter()
+            .all(|f| f.location.as_ref().is_none_or(|l| l.name != "request")),
+        "{:#?}",
+        a.findings
+    );
 }
