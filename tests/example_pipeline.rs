@@ -77,6 +77,23 @@ fn the_pipeline_s_planted_problems_are_found_and_its_hand_off_is_not_a_leak() {
         "{:#?}",
         a.findings
     );
+    // `audit` holds about one of the two workers, so `fetch_order`'s tasks
+    // find the other free: its waiting on its database is its own, not
+    // put on `audit` as a starved task's.
+    assert!(
+        !a.notes
+            .iter()
+            .any(|n| n.starts_with("`fetch_order` waited")),
+        "{:#?}",
+        a.notes
+    );
+    // `audit`'s own queueing between its polls goes with its blocking: no
+    // waiting finding of its own ranked above the cause.
+    assert!(
+        !classes_of("audit").contains(&Class::Waiting),
+        "{:#?}",
+        a.findings
+    );
     let blocked = a
         .findings
         .iter()

@@ -3,13 +3,20 @@
 //! phase in which another span blocked the workers is that blocker's
 //! symptom, not a finding of its own.
 //!
-//! The rule, after the detectors: a `blocked` finding on an async span
-//! (it blocks inside its polls) that held at least [`MIN_WORKERS_HELD`]
-//! workers on average over the part of the run its spans were live in (its
-//! blocked time over that window) supersedes every `waiting` finding whose
-//! spans lived mostly ([`MIN_OVERLAP`]) inside the same window. The waiting
-//! span is named in a note, with its blocker. Without the dump's `active`
-//! windows (older dumps, merges of several processes), nothing changes.
+//! First, an async span with a `blocked` finding does not also get a
+//! `waiting` one: between its polls it queues behind the tasks its own
+//! blocking stalled (`examples/pipeline.rs`'s `audit`), and the note says
+//! so. Then, a `blocked` finding on an async span
+//! (it blocks inside its polls) that held at least [`MIN_THREADS_HELD`] of
+//! the threads that record spans on average over the part of the run its
+//! spans were live in (its blocked time over that window) supersedes every
+//! `waiting` finding whose spans lived mostly ([`MIN_OVERLAP`]) inside the
+//! same window. The waiting span is named in a note, with its blocker.
+//! With fewer held, a ready task finds a free worker most of the time and
+//! its waiting is its own (examples/pipeline.rs: `audit` holds 0.8 of 2
+//! workers, and `fetch_order` really awaits its database). Without the
+//! dump's `active` windows (older dumps, merges of several processes),
+//! this second rule does nothing.
 
 use perf_layer::dump::ActiveWindow;
 
@@ -18,8 +25,9 @@ use super::detectors::Class;
 use super::finding::Finding;
 use crate::units;
 
-/// Workers a blocker held on average over its window, at least.
-const MIN_WORKERS_HELD: f64 = 0.5;
+/// The share of the recording threads a blocker held on average over its
+/// window, at least.
+const MIN_THREADS_HELD: f64 = 0.5;
 /// The share of a waiting span's window inside the blocker's, at least.
 const MIN_OVERLAP: f64 = 0.5;
 
@@ -27,6 +35,7 @@ const MIN_OVERLAP: f64 = 0.5;
 /// for each.
 pub(crate) fn attribute(cx: &Context<'_>, findings: &mut Vec<Finding>) -> Vec<String> {
     let polls = cx.config.classes.blocked.async_polls_per_call;
+    let mut notes = own_blocking(cx, findings, polls);
     let window = |id: u32| -> Option<(usize, ActiveWindow)> {
         let i = cx.dump.callsites.iter().position(|c| c.id == id)?;
         Some((i, cx.dump.callsites[i].active?))
@@ -39,13 +48,13 @@ pub(crate) fn attribute(cx: &Context<'_>, findings: &mut Vec<Finding>) -> Vec<St
         .filter_map(|(i, w)| {
             let c = cx.rows[i].cpu.as_ref()?;
             let held = c.self_blocked_ns / w.len_ns().max(1) as f64;
-            (c.intervals_per_call > polls && held >= MIN_WORKERS_HELD).then_some((i, w, held))
+            let share = held / cx.totals.recording_threads.max(1.0);
+            (c.intervals_per_call > polls && share >= MIN_THREADS_HELD).then_some((i, w, held))
         })
         .collect();
     if blockers.is_empty() {
-        return Vec::new();
+        return notes;
     }
-    let mut notes = Vec::new();
     findings.retain(|f| {
         if f.class != Class::Waiting {
             return true;
@@ -68,6 +77,39 @@ pub(crate) fn attribute(cx: &Context<'_>, findings: &mut Vec<Finding>) -> Vec<St
             held,
             units::ns(bw.len_ns() as f64),
             cx.rows[b].location.label,
+        ));
+        false
+    });
+    notes
+}
+
+/// An async span that blocks inside its polls and also waits between them
+/// queues behind the tasks its blocking stalled: its waiting goes with its
+/// blocking, which has the finding. Drops such waiting findings; a note for
+/// each.
+fn own_blocking(cx: &Context<'_>, findings: &mut Vec<Finding>, polls: f64) -> Vec<String> {
+    let index = |id: u32| cx.dump.callsites.iter().position(|c| c.id == id);
+    let blockers: Vec<u32> = findings
+        .iter()
+        .filter(|f| f.class == Class::Blocked)
+        .filter_map(|f| f.callsite_id)
+        .filter(|&id| {
+            index(id)
+                .and_then(|i| cx.rows[i].cpu.as_ref())
+                .is_some_and(|c| c.intervals_per_call > polls)
+        })
+        .collect();
+    let mut notes = Vec::new();
+    findings.retain(|f| {
+        let Some(id) = f.callsite_id.filter(|id| f.class == Class::Waiting && blockers.contains(id))
+        else {
+            return true;
+        };
+        let Some(i) = index(id) else { return true };
+        notes.push(format!(
+            "`{}` also waits between its polls ({} idle in all): a task that blocks its worker queues behind the tasks its blocking stalled, so that waiting goes with the blocking; fix the blocking first",
+            cx.rows[i].location.label,
+            units::ns(cx.dump.callsites[i].idle_ns.sum as f64),
         ));
         false
     });
