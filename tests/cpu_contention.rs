@@ -13,7 +13,6 @@ mod cpu_support;
 
 use cpu_support::{Hogs, calibrate, classes_for, fixed_work, pin_to_first_core};
 use tracing::info_span;
-use tracing_subscriber::prelude::*;
 
 /// Whether calls of the work alone, timed by the clock between the span's
 /// calls, have a tail by the detector's default ratios and share: then the
@@ -39,14 +38,15 @@ fn compete(hog: bool, iterations: u64) -> (Analysis, bool) {
     std::thread::spawn(move || {
         let pinned = pin_to_first_core();
         let hogs = Hogs::start(if hog { 2 } else { 0 }, pinned);
-        let (layer, handle) = PerfLayer::builder()
-            .without_overhead_calibration()
-            .sampler_interval(Duration::from_millis(20))
-            .build()
-            .unwrap();
-        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
         let mut bare = Vec::with_capacity(1_000);
-        tracing::dispatcher::with_default(&dispatch, || {
+        // Every span timed on the CPU: calibrated on a busy machine, the
+        // work is shorter on a free core, and spans under the default
+        // 100 µs threshold would only be sampled (seen once, right after a
+        // build: no CPU figures at all).
+        let layer = PerfLayer::builder()
+            .sampler_interval(Duration::from_millis(20))
+            .cpu_time_threshold(Duration::from_micros(20));
+        let dump = cpu_support::run_with(layer, || {
             for _ in 0..1_000 {
                 let start = Instant::now();
                 fixed_work(iterations);
@@ -55,7 +55,7 @@ fn compete(hog: bool, iterations: u64) -> (Analysis, bool) {
             }
         });
         drop(hogs);
-        let analysis = analyze(&handle.snapshot().into(), &Default::default());
+        let analysis = analyze(&dump.into(), &Default::default());
         (analysis, has_a_tail(bare))
     })
     .join()

@@ -8,10 +8,8 @@
 
 use std::time::Duration;
 
-use perf_layer::PerfLayer;
 use perf_report::analyze::analyze;
 use tracing::info_span;
-use tracing_subscriber::prelude::*;
 
 mod cpu_support;
 
@@ -22,13 +20,7 @@ fn a_parent_is_charged_the_preemption_of_its_own_time_not_its_child_s() {
     let work = calibrate(Duration::from_millis(2));
     let a = std::thread::spawn(move || {
         let hogs = Hogs::start(2, pin_to_first_core());
-        let (layer, handle) = PerfLayer::builder()
-            .without_overhead_calibration()
-            .sampler_interval(Duration::from_millis(20))
-            .build()
-            .unwrap();
-        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-        tracing::dispatcher::with_default(&dispatch, || {
+        let dump = cpu_support::run(20, || {
             for _ in 0..200 {
                 info_span!("handle").in_scope(|| {
                     // Blocks: its own time is a sleep.
@@ -39,7 +31,7 @@ fn a_parent_is_charged_the_preemption_of_its_own_time_not_its_child_s() {
             }
         });
         drop(hogs);
-        analyze(&handle.snapshot().into(), &Default::default())
+        analyze(&dump.into(), &Default::default())
     })
     .join()
     .unwrap();

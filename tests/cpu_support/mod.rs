@@ -13,11 +13,15 @@ use tracing_subscriber::prelude::*;
 /// Runs `work` under a fresh layer sampling every `sample_ms` (no overhead
 /// calibration) and returns the dump.
 pub fn run(sample_ms: u64, work: impl FnOnce()) -> Dump {
-    let (layer, handle) = PerfLayer::builder()
-        .without_overhead_calibration()
-        .sampler_interval(Duration::from_millis(sample_ms))
-        .build()
-        .unwrap();
+    run_with(
+        PerfLayer::builder().sampler_interval(Duration::from_millis(sample_ms)),
+        work,
+    )
+}
+
+/// [`run`] under a layer of `builder` (no overhead calibration).
+pub fn run_with(builder: perf_layer::PerfLayerBuilder, work: impl FnOnce()) -> Dump {
+    let (layer, handle) = builder.without_overhead_calibration().build().unwrap();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, work);
     handle.snapshot()

@@ -15,7 +15,7 @@
 //! slow calls are its children's (tower-http's `request` around a slow
 //! handler) inherits their tail in its busy time but has none in its self
 //! time, and the children's findings carry it. Such a tail is said once in
-//! the notes, naming the child that holds most of it ([`children_s_tail`]).
+//! the notes, naming the child that holds most of it (`children_s_tail`).
 
 use serde::{Deserialize, Serialize};
 
