@@ -13,9 +13,14 @@ use perf_report::analyze::analyze;
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
+/// The tests take turns: run side by side, one's threads delay the other's
+/// wake-ups on two cores, which is contention, not what either measures.
+static TURNS: Mutex<()> = Mutex::new(());
+
 /// Runs `work` on `threads` threads at once under one default layer and
 /// returns the dump.
 fn on_threads(threads: usize, work: impl Fn() + Send + Sync + 'static) -> Dump {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
     let (layer, handle) = PerfLayer::builder().build().unwrap();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let work = Arc::new(work);
