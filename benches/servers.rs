@@ -36,7 +36,8 @@
 //! `cargo bench --bench servers` (about 10 minutes: two servers, 10 rounds
 //! of 2 s each, quiet and with hogs); `-- --quick` for two rounds of 1 s;
 //! `PERF_SUITE_SERVERS=axum` for one server. `PERF_SUITE_SERVER_ROUNDS` and `PERF_SUITE_SERVER_WINDOW_MS`
-//! override. Results go to `<criterion home>/servers/servers.json`, which
+//! override; `PERF_SUITE_SERVER_DUMP=path` makes each perf-layer child
+//! write its dump there. Results go to `<criterion home>/servers/servers.json`, which
 //! `scripts/bench-report` prints. Bounded: every child serves one window
 //! and is waited for; the server binds 127.0.0.1 only.
 
@@ -342,16 +343,22 @@ fn child(subject: &str) {
         _ => runtime.block_on(serve(window, Arc::clone(&requests))),
     }
     let cpu = support::process_cpu_time() - cpu_at_start;
-    let estimate = handle.map(|h| {
-        let dump = h.snapshot();
-        dump.overhead.fraction_of_run
+    // The dump's whole overhead record rides along, for reading the
+    // estimate's terms against the measured loss; the whole dump is written
+    // where `PERF_SUITE_SERVER_DUMP` says, for perf-report.
+    let overhead = handle.map(|h| {
+        if let Ok(path) = std::env::var("PERF_SUITE_SERVER_DUMP") {
+            h.write_dump_to(path).expect("the dump is written");
+        }
+        h.snapshot().overhead
     });
     println!(
         "{}",
         serde_json::json!({
             "requests": requests.load(Ordering::Relaxed),
             "cpu_ns": cpu.as_nanos() as u64,
-            "estimate": estimate,
+            "estimate": overhead.as_ref().map(|o| o.fraction_of_run),
+            "overhead": overhead,
         })
     );
 }

@@ -272,15 +272,55 @@ fn the_overhead_estimate_is_the_calibrated_cost_times_the_spans_and_timed_interv
     }
     // One interval per span: no further polls to pay for.
     assert_eq!(first.intervals, 100);
+    // 400 callbacks, about 6 of them timed as they ran: too few, so the
+    // calibrated model stands in for the callbacks. No counting allocator
+    // in this binary, no background thread.
+    assert!(first.callbacks_sampled < 16, "{first:?}");
+    assert_eq!((first.allocations, first.background_cpu_ns), (0, 0));
+    let called = first.called_intervals as f64;
+    let clock_timed = (first.timed_intervals - first.called_intervals) as f64;
     assert_eq!(
         first.estimated_ns,
-        (first.per_span_ns * 100.0 + first.per_timed_interval_ns * first.timed_intervals as f64)
-            as u64
+        (first.per_span_ns * 100.0
+            + first.per_timed_interval_ns * clock_timed
+            + first.per_called_interval_ns * called) as u64
     );
     // Calibrated once per handle: the next snapshot reuses the figures.
     let second = handle.snapshot().overhead;
     assert_eq!(second.per_span_ns, first.per_span_ns);
     assert_eq!(second.per_timed_interval_ns, first.per_timed_interval_ns);
+}
+
+#[test]
+fn on_a_longer_run_the_overhead_estimate_is_the_callbacks_timed_as_they_ran() {
+    let (layer, handle) = PerfLayer::builder().without_sampler().build().unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let spans = 10_000u64;
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..spans {
+            info_span!("work").in_scope(|| std::hint::black_box(0));
+        }
+    });
+    let o = handle.snapshot().overhead;
+    // Four callbacks a span (new, enter, exit, close); one in about 64
+    // timed, each standing for the callbacks since the one before.
+    let callbacks = 4 * spans;
+    assert!(
+        o.callbacks <= callbacks && o.callbacks + 128 > callbacks,
+        "{o:?}"
+    );
+    assert!((400..=900).contains(&o.callbacks_sampled), "{o:?}");
+    // The callbacks' measured time, less one clock read per callback (the
+    // samples' own timing), is the estimate: no allocator, no sampler here.
+    assert!(o.per_clock_read_ns > 0.0, "{o:?}");
+    let measured = o.callbacks_ns as f64 - o.per_clock_read_ns * o.callbacks as f64;
+    assert_eq!(o.estimated_ns, measured.max(0.0) as u64, "{o:?}");
+    // A span's four callbacks take some time, and not a millisecond.
+    let per_span = o.estimated_ns as f64 / spans as f64;
+    assert!(
+        per_span > 1.0 && per_span < 1_000_000.0,
+        "{per_span} ns a span: {o:?}"
+    );
 }
 
 #[test]
@@ -299,11 +339,12 @@ fn the_overhead_estimate_counts_the_polls_of_spans_still_open() {
     let overhead = handle.snapshot().overhead;
     assert_eq!((overhead.spans, overhead.intervals), (0, 1_000));
     assert!(overhead.per_interval_ns > 0.0, "{overhead:?}");
-    assert_eq!(
-        overhead.estimated_ns,
-        (overhead.per_interval_ns * 1_000.0
-            + overhead.per_timed_interval_ns * overhead.timed_intervals as f64) as u64
-    );
+    // 2,001 callbacks (a new span, then an enter and an exit a poll): about
+    // 31 timed as they ran, which is what the estimate counts.
+    assert!(overhead.callbacks_sampled >= 16, "{overhead:?}");
+    let measured =
+        overhead.callbacks_ns as f64 - overhead.per_clock_read_ns * overhead.callbacks as f64;
+    assert_eq!(overhead.estimated_ns, measured.max(0.0) as u64);
     drop(connection);
 }
 

@@ -1,5 +1,8 @@
 //! The `Layer` callbacks, and nothing else.
 //!
+//! One callback in about 64 is timed as it runs, for the dump's overhead
+//! estimate ([`self_time`]); the others pay a thread-local decrement.
+//!
 //! Per span lifecycle the layer reads the clock four times (new, enter,
 //! exit, close) and takes its own thread's shard lock, uncontended, three
 //! times (new, exit, close), where the span's state lives. A new span's
@@ -33,6 +36,7 @@ use crate::profiler::Profiler;
 use crate::record::alloc::PauseCounting;
 use crate::record::heap;
 use crate::record::open_spans::SpanState;
+use crate::record::self_time;
 use crate::record::shards::Shard;
 use crate::record::stack::{Current, Stack, with_stack};
 use crate::record::totals::{ClosedSpan, SpanAlloc, SpanCpu, level_index};
@@ -67,6 +71,14 @@ impl PerfLayer {
     fn now(&self) -> u64 {
         self.profiler.config.clock.raw()
     }
+
+    /// Times this callback when it is the one in about 64 that is sampled
+    /// ([`self_time`]): its time is added to the shard when the returned
+    /// guard drops, so it is declared first, to drop last.
+    #[inline(always)]
+    fn timed(&self) -> Option<self_time::Timed<'_>> {
+        self_time::start(&self.profiler.config.clock, &self.profiler.shards)
+    }
 }
 
 impl<S> Layer<S> for PerfLayer
@@ -78,6 +90,7 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let _timed = self.timed();
         // Counting is paused only where the layer allocates (growing a map,
         // a first shard or callsite), not on every span: pausing is two
         // thread-local writes.
@@ -112,6 +125,7 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let _timed = self.timed();
         // No pause: pushing allocates only when the stack grows, and pauses
         // for that itself.
         let now = self.now();
@@ -131,6 +145,7 @@ where
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        let _timed = self.timed();
         // No pause: nothing here allocates.
         let clock = &self.profiler.config.clock;
         let layer_id = self.profiler.layer_id;
@@ -151,6 +166,7 @@ where
         let Some(groups) = &self.profiler.shards.groups else {
             return;
         };
+        let _timed = self.timed();
         self.profiler.shards.with_open(id.into_u64(), |state| {
             if groups.applies(heap::tag_of(state.meta), state.meta) {
                 groups.read(|v| values.record(v), &mut state.group);
@@ -159,6 +175,7 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let _timed = self.timed();
         let level = level_index(event.metadata().level());
         if event.is_contextual() {
             with_stack(self.profiler.layer_id, |stack| {
@@ -174,6 +191,7 @@ where
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
+        let _timed = self.timed();
         // Nothing here allocates but a callsite's first span on this thread,
         // which `record` pauses counting for itself.
         let now = self.now();

@@ -51,6 +51,9 @@ pub(crate) struct Profiler {
     pub(crate) dispatch: OnceLock<WeakDispatch>,
     /// The layer's measured per-span cost, calibrated on first use.
     pub(crate) calibration: OnceLock<crate::background::overhead::Calibration>,
+    /// The CPU time the background thread (sampler, periodic dumps) has
+    /// used, ns, as it last read it: part of the layer's overhead.
+    pub(crate) background_cpu_ns: AtomicU64,
     last_error: Mutex<Option<String>>,
     /// Keeps the kernel's perf scheduler hooks in while the layer lives, so
     /// threads open their task clocks cheaply (`record::task_clock`).
@@ -161,6 +164,7 @@ impl Profiler {
             alerts: Mutex::new(AlertRing::new(config.max_alerts)),
             dispatch: OnceLock::new(),
             calibration: OnceLock::new(),
+            background_cpu_ns: AtomicU64::new(0),
             last_error: Mutex::new(None),
             _task_clock: task_clock,
             stopping: AtomicBool::new(false),

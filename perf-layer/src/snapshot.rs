@@ -192,8 +192,8 @@ impl Profiler {
         let spans: u64 = merged.callsites.values().map(|acc| acc.calls).sum();
         // Counted as they end, open spans' too: a connection still open at
         // the snapshot has paid for its polls.
-        let (intervals, timed_intervals) = self.shards.exit_counts();
-        let overhead = self.overhead(spans, intervals, timed_intervals, duration_ns, cpu_ns);
+        let counts = overhead::Counts::of(self, spans);
+        let overhead = self.overhead(&counts, duration_ns, cpu_ns);
         let config = &self.config;
         let (alerts, alerts_dropped) = {
             let ring = self.alerts.lock();
@@ -326,21 +326,28 @@ impl Profiler {
         (per_callsite, summary)
     }
 
+    /// The overhead record of `counts`, read before the calibration (whose
+    /// own work is not the run's).
     fn overhead(
         &self,
-        spans: u64,
-        intervals: u64,
-        timed_intervals: u64,
+        counts: &overhead::Counts,
         duration_ns: u64,
         cpu_ns: Option<u64>,
     ) -> Overhead {
+        let counted = Overhead {
+            spans: counts.spans,
+            intervals: counts.exits.intervals,
+            timed_intervals: counts.exits.timed,
+            called_intervals: counts.exits.called,
+            allocations: counts.allocations,
+            callbacks: counts.callbacks.callbacks,
+            callbacks_sampled: counts.callbacks.sampled,
+            callbacks_ns: counts.callbacks.ns,
+            background_cpu_ns: counts.background_ns,
+            ..Overhead::default()
+        };
         if !self.config.calibrate_overhead {
-            return Overhead {
-                spans,
-                intervals,
-                timed_intervals,
-                ..Overhead::default()
-            };
+            return counted;
         }
         // The CPU time was read before calibrating: the calibration's own CPU
         // is not the run's. Too short a CPU time (the OS counts it in ticks)
@@ -349,9 +356,7 @@ impl Profiler {
         let calibration = *self
             .calibration
             .get_or_init(|| overhead::calibrate(&self.config));
-        // A span's lifecycle includes one entered interval; an async span
-        // polled many times pays for each further one.
-        let estimated_ns = calibration.estimate_ns(spans, intervals, timed_intervals) as u64;
+        let estimated_ns = calibration.estimate_ns(counts) as u64;
         // The share of the CPU the process used that the layer took: what a
         // CPU-bound program loses in throughput. Where the CPU time is not
         // known (or too short to be read precisely), fall back to the wall
@@ -371,13 +376,14 @@ impl Profiler {
         };
         Overhead {
             per_span_ns: calibration.per_span_ns,
-            spans,
             per_interval_ns: calibration.per_interval_ns,
-            intervals,
             per_timed_interval_ns: calibration.per_timed_interval_ns,
-            timed_intervals,
+            per_called_interval_ns: calibration.per_called_interval_ns,
+            per_allocation_ns: calibration.per_allocation_ns,
+            per_clock_read_ns: calibration.per_clock_read_ns,
             estimated_ns,
             fraction_of_run,
+            ..counted
         }
     }
 }

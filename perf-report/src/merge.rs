@@ -346,14 +346,16 @@ fn merge_config(dumps: &[Dump]) -> DumpConfig {
     }
 }
 
-/// Spans, intervals, timed intervals and estimated time summed; per-span
-/// cost weighted by spans, per-interval cost by intervals, per-timed-interval
-/// cost by timed intervals; the
-/// fraction over the parts' summed capacity.
+/// Spans, intervals, timed intervals, allocations and estimated time
+/// summed; each cost weighted by what it is paid for (per-span cost by
+/// spans, per-interval cost by intervals, and so on); the fraction over the
+/// parts' summed capacity.
 fn merge_overhead(dumps: &[Dump]) -> Overhead {
     let spans = sum(dumps.iter().map(|d| d.overhead.spans));
     let timed_intervals = sum(dumps.iter().map(|d| d.overhead.timed_intervals));
     let intervals = sum(dumps.iter().map(|d| d.overhead.intervals));
+    let called_intervals = sum(dumps.iter().map(|d| d.overhead.called_intervals));
+    let allocations = sum(dumps.iter().map(|d| d.overhead.allocations));
     let estimated_ns = sum(dumps.iter().map(|d| d.overhead.estimated_ns));
     // A cost per event, averaged over the parts weighted by their events.
     let weighted = |events: u64, per: fn(&Overhead) -> (f64, u64)| {
@@ -374,6 +376,12 @@ fn merge_overhead(dumps: &[Dump]) -> Overhead {
     let per_timed_interval_ns = weighted(timed_intervals, |o| {
         (o.per_timed_interval_ns, o.timed_intervals)
     });
+    let per_called_interval_ns = weighted(called_intervals, |o| {
+        (o.per_called_interval_ns, o.called_intervals)
+    });
+    let per_allocation_ns = weighted(allocations, |o| (o.per_allocation_ns, o.allocations));
+    let callbacks = sum(dumps.iter().map(|d| d.overhead.callbacks));
+    let per_clock_read_ns = weighted(callbacks, |o| (o.per_clock_read_ns, o.callbacks));
     // fraction = estimated / capacity, so capacity = estimated / fraction.
     let capacity: f64 = dumps
         .iter()
@@ -387,6 +395,15 @@ fn merge_overhead(dumps: &[Dump]) -> Overhead {
         intervals,
         per_timed_interval_ns,
         timed_intervals,
+        per_called_interval_ns,
+        called_intervals,
+        per_allocation_ns,
+        allocations,
+        callbacks_ns: sum(dumps.iter().map(|d| d.overhead.callbacks_ns)),
+        callbacks,
+        per_clock_read_ns,
+        callbacks_sampled: sum(dumps.iter().map(|d| d.overhead.callbacks_sampled)),
+        background_cpu_ns: sum(dumps.iter().map(|d| d.overhead.background_cpu_ns)),
         estimated_ns,
         fraction_of_run: if capacity > 0.0 {
             (estimated_ns as f64 / capacity).clamp(0.0, 1.0)

@@ -69,6 +69,10 @@ fn run(weak: Weak<Profiler>, sample_every: Option<Duration>, dump_every: Option<
                     next_dump = Some(Instant::now() + every);
                 }
             }
+            // This thread's work is the layer's overhead too.
+            if let Some(ns) = crate::record::cpu::thread_cpu_ns() {
+                shared.background_cpu_ns.store(ns, Ordering::Relaxed);
+            }
         }
         let wake = [next_sample, next_dump].into_iter().flatten().min();
         let Some(wake) = wake else { return };

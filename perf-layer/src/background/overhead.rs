@@ -1,23 +1,37 @@
-//! Measuring the layer's own per-span cost, in the process, on this machine.
+//! What the layer costs the program it measures, for the dump's estimate.
 //!
-//! The dump's overhead estimate is this cost times the number of spans, plus
-//! what reading the thread's CPU time adds to each interval timed on the CPU
-//! (the adaptive reads on long spans, and every callsite's first calls)
-//! times the number of such intervals. Both are
-//! calibrated once per handle, on the thread that takes the first
-//! snapshot, by timing span lifecycles through a private subscriber with a
-//! copy of the layer, through one that times every span on the CPU, and
-//! through one with a no-op layer (the floor), side by side in each of
-//! several rounds. The median over rounds of the differences is what the
-//! layer adds to every span, and to every timed interval.
+//! The estimate adds three parts:
+//!
+//! - **the callbacks**: the layer's time in its `tracing` callbacks, as one
+//!   in about 64 of them was timed while it ran (`record::self_time`), so
+//!   what only a real workload shows is in it: spans moving between a
+//!   runtime's workers, cache lines another core wrote last, CPU-time reads
+//!   by system calls on threads that switch often. Where fewer than
+//!   [`MIN_CALLBACKS_SAMPLED`] were timed (a short run), the calibrated
+//!   model below stands in;
+//! - **the counting allocator**, when installed: its calibrated cost per
+//!   allocation and free times the allocations it served;
+//! - **the background thread** (sampler, periodic dumps): its CPU time.
+//!
+//! The calibrated costs are measured once per handle, on the thread that
+//! takes the first snapshot: span lifecycles through a private subscriber
+//! with a copy of the layer, through copies that time every interval on
+//! the CPU (on the task clock, and with the system calls only), and through
+//! one with a no-op layer (the floor), side by side in each of several
+//! rounds; and batches of allocations through the global allocator beside
+//! the same ones through the system allocator. The median over rounds of
+//! the differences is each cost. The model: a span's cost times the spans,
+//! plus a further poll's cost times the intervals past a span's first, plus
+//! a timed interval's cost (of its kind) times the timed intervals.
 //!
 //! The spans are timed as real code runs them, not in a hot loop: nested
 //! (a child inside a parent, so parent resolution and self time are paid
 //! for), with the CPU's caches flushed by other work (see `EVICT_BYTES`)
-//! before each pair. In a hot loop the layer's histograms, shard and stack stay in L1
-//! and the layer looks several times cheaper than it is beside real work:
-//! measured on the end-to-end bench (docs/benchmarks.md), the hot-loop
-//! figure came out at an eighth to under half of the throughput loss.
+//! before each pair. In a hot loop the layer's histograms, shard and stack
+//! stay in L1 and the layer looks several times cheaper than it is beside
+//! real work: measured on the end-to-end bench (docs/benchmarks.md), the
+//! hot-loop figure came out at an eighth to under half of the throughput
+//! loss.
 
 use std::time::Instant;
 
@@ -25,7 +39,9 @@ use tracing::Level;
 use tracing_subscriber::layer::{Layer, SubscriberExt as _};
 
 use crate::builder::{Config, PerfLayerBuilder};
+use crate::profiler::Profiler;
 use crate::record::alloc::PauseCounting;
+use crate::record::shards::{CallbackTime, ExitCounts};
 
 const ROUNDS: usize = 7;
 /// Parent-and-child pairs per round.
@@ -50,18 +66,82 @@ pub(crate) struct Calibration {
     /// poll), in nanoseconds.
     pub(crate) per_interval_ns: f64,
     /// To one entered interval timed on the CPU, on top of `per_span_ns`;
-    /// zero when the layer does not time spans on the CPU.
+    /// zero when the layer does not time spans on the CPU. As this thread
+    /// measured it: on the task clock once it opened.
     pub(crate) per_timed_interval_ns: f64,
+    /// To one entered interval timed with system calls only (the task clock
+    /// not open, or the thread switched out), on top of `per_span_ns`.
+    pub(crate) per_called_interval_ns: f64,
+    /// The counting allocator's cost per allocation and its free, against
+    /// the system allocator; zero when it is not installed.
+    pub(crate) per_allocation_ns: f64,
+    /// One read of the layer's clock: what timing a sampled callback adds
+    /// to its own measured time.
+    pub(crate) per_clock_read_ns: f64,
+}
+
+/// Fewer callbacks timed than this, and the estimate uses the calibrated
+/// costs for the callbacks instead (a short run, or very few spans).
+pub(crate) const MIN_CALLBACKS_SAMPLED: u64 = 16;
+
+/// What the layer did in a run, which its costs are multiplied by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) spans: u64,
+    pub(crate) exits: ExitCounts,
+    /// Allocations the counting allocator served (0 without it).
+    pub(crate) allocations: u64,
+    /// The callbacks' own time, sampled as they ran.
+    pub(crate) callbacks: CallbackTime,
+    /// The background thread's CPU time, ns.
+    pub(crate) background_ns: u64,
+}
+
+impl Counts {
+    /// What the layer has done so far in `profiler`'s run, `spans` spans
+    /// recorded.
+    pub(crate) fn of(profiler: &Profiler, spans: u64) -> Self {
+        Counts {
+            spans,
+            exits: profiler.shards.exit_counts(),
+            allocations: if crate::record::alloc::is_installed() {
+                crate::record::heap::allocations_total()
+            } else {
+                0
+            },
+            callbacks: profiler.shards.callback_time(),
+            background_ns: profiler
+                .background_cpu_ns
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
 }
 
 impl Calibration {
-    /// What the layer added to `spans` spans, `intervals` entered intervals
-    /// (one per span is in the span's cost; the rest are further polls) and
-    /// `timed_intervals` intervals timed on the CPU, ns.
-    pub(crate) fn estimate_ns(&self, spans: u64, intervals: u64, timed_intervals: u64) -> f64 {
-        self.per_span_ns * spans as f64
-            + self.per_interval_ns * intervals.saturating_sub(spans) as f64
-            + self.per_timed_interval_ns * timed_intervals as f64
+    /// What the layer added to its callbacks, ns: as they were timed while
+    /// they ran, when enough were; else from the calibrated costs of spans
+    /// (one entered interval per span is in the span's cost; the rest are
+    /// further polls; the timed ones by how they were read).
+    pub(crate) fn callbacks_ns(&self, counts: &Counts) -> f64 {
+        if counts.callbacks.sampled >= MIN_CALLBACKS_SAMPLED {
+            // Each sample's time holds one clock read of its own timing.
+            let timing = self.per_clock_read_ns * counts.callbacks.callbacks as f64;
+            return (counts.callbacks.ns as f64 - timing).max(0.0);
+        }
+        let exits = &counts.exits;
+        let called = exits.called.min(exits.timed);
+        self.per_span_ns * counts.spans as f64
+            + self.per_interval_ns * exits.intervals.saturating_sub(counts.spans) as f64
+            + self.per_timed_interval_ns * (exits.timed - called) as f64
+            + self.per_called_interval_ns * called as f64
+    }
+
+    /// What the layer added to the run, ns: its callbacks, the counting
+    /// allocator's cost on every allocation, and its background thread.
+    pub(crate) fn estimate_ns(&self, counts: &Counts) -> f64 {
+        self.callbacks_ns(counts)
+            + self.per_allocation_ns * counts.allocations as f64
+            + counts.background_ns as f64
     }
 }
 
@@ -69,18 +149,20 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
     // The calibration's own allocations belong to no user span.
     let _pause = PauseCounting::new();
     let floor = tracing::Dispatch::new(tracing_subscriber::registry().with(NoopLayer));
-    let copy = |timed: bool| {
+    let copy = |timing: Timing| {
         let builder = PerfLayerBuilder::new()
             .histogram_sigfig(config.histogram_sigfig)
             .histogram_max(std::time::Duration::from_nanos(config.histogram_max_ns))
             .without_sampler()
             .without_overhead_calibration()
             .internal();
-        let builder = if timed {
-            // Every interval timed: a threshold no mean is below.
-            builder.cpu_time_threshold(std::time::Duration::ZERO)
-        } else {
-            builder.without_cpu_time()
+        // Every interval timed: a threshold no mean is below.
+        let builder = match timing {
+            Timing::Off => builder.without_cpu_time(),
+            Timing::Clock => builder.cpu_time_threshold(std::time::Duration::ZERO),
+            Timing::Calls => builder
+                .cpu_time_threshold(std::time::Duration::ZERO)
+                .without_task_clock(),
         };
         let (layer, handle) = builder.build().ok()?;
         Some((
@@ -88,14 +170,16 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
             handle,
         ))
     };
-    let Some((untimed, _untimed_handle)) = copy(false) else {
+    let Some((untimed, _untimed_handle)) = copy(Timing::Off) else {
         return Calibration::default();
     };
-    let timed = if config.cpu_time_threshold_ns.is_some() && crate::record::cpu::available() {
-        copy(true)
-    } else {
-        None
-    };
+    let (timed, called) =
+        if config.cpu_time_threshold_ns.is_some() && crate::record::cpu::available() {
+            (copy(Timing::Clock), copy(Timing::Calls))
+        } else {
+            (None, None)
+        };
+    let allocator = crate::record::alloc::is_installed();
     let mut scratch = vec![0u8; EVICT_BYTES];
     // Each round times the three side by side; the differences within a
     // round see the same machine, and their median over rounds is the cost
@@ -104,7 +188,11 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
     let mut untimed_over_floor = Vec::with_capacity(ROUNDS);
     let mut poll_over_floor = Vec::with_capacity(ROUNDS);
     let mut timed_over_untimed = Vec::with_capacity(ROUNDS);
+    let mut called_over_untimed = Vec::with_capacity(ROUNDS);
+    let mut counting_over_system = Vec::with_capacity(ROUNDS);
+    let mut clock_reads = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
+        clock_reads.push(time_clock_reads(&config.clock));
         let floor_ns = time_spans(&floor, &mut scratch);
         let untimed_ns = time_spans(&untimed, &mut scratch);
         untimed_over_floor.push(untimed_ns - floor_ns);
@@ -112,16 +200,103 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
         if let Some((timed, _)) = &timed {
             timed_over_untimed.push(time_spans(timed, &mut scratch) - untimed_ns);
         }
+        if let Some((called, _)) = &called {
+            called_over_untimed.push(time_spans(called, &mut scratch) - untimed_ns);
+        }
+        if allocator {
+            let system = time_allocations(&std::alloc::System, &mut scratch);
+            let global = time_allocations(&GlobalAllocator, &mut scratch);
+            counting_over_system.push(global - system);
+        }
     }
+    // Zero where nothing was measured (an empty list's median).
+    let cost = |values: &mut Vec<f64>| median(values).max(0.0);
     Calibration {
-        per_span_ns: median(&mut untimed_over_floor).max(0.0),
-        per_interval_ns: median(&mut poll_over_floor).max(0.0),
-        per_timed_interval_ns: if timed.is_some() {
-            median(&mut timed_over_untimed).max(0.0)
-        } else {
-            0.0
-        },
+        per_span_ns: cost(&mut untimed_over_floor),
+        per_interval_ns: cost(&mut poll_over_floor),
+        per_timed_interval_ns: cost(&mut timed_over_untimed),
+        per_called_interval_ns: cost(&mut called_over_untimed),
+        per_allocation_ns: cost(&mut counting_over_system),
+        per_clock_read_ns: cost(&mut clock_reads),
     }
+}
+
+/// Nanoseconds per read of `clock`, read back to back.
+fn time_clock_reads(clock: &quanta::Clock) -> f64 {
+    const READS: u32 = 1_000;
+    let start = clock.raw();
+    for _ in 0..READS {
+        std::hint::black_box(clock.raw());
+    }
+    clock.delta_as_nanos(start, clock.raw()) as f64 / f64::from(READS + 1)
+}
+
+/// How a calibration copy of the layer times intervals on the CPU.
+#[derive(Debug, Clone, Copy)]
+enum Timing {
+    Off,
+    /// Every interval, on the task clock where the kernel allows it.
+    Clock,
+    /// Every interval, with the system calls only.
+    Calls,
+}
+
+/// The process's global allocator (the counting allocator, when this is
+/// asked), as a value to time beside the system allocator.
+struct GlobalAllocator;
+
+// SAFETY: forwards every call to the global allocator unchanged.
+unsafe impl std::alloc::GlobalAlloc for GlobalAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's guarantees, forwarded.
+        unsafe { std::alloc::alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from `alloc` above with `layout`.
+        unsafe { std::alloc::dealloc(ptr, layout) }
+    }
+}
+
+/// Sizes allocated by [`time_allocations`], in turn: small to a page, the
+/// mix a service's buffers, strings and boxes make.
+const ALLOCATION_SIZES: [usize; 8] = [16, 24, 48, 64, 96, 256, 1024, 4096];
+
+/// A `size`-byte, 8-aligned layout (the sizes above are all valid ones).
+fn allocation_layout(size: usize) -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(size, 8).unwrap_or(std::alloc::Layout::new::<u64>())
+}
+
+/// Nanoseconds per allocation and its free through `allocator`, each batch
+/// of [`ALLOCATION_SIZES`] made and freed after `scratch` evicted the cache
+/// (so the counting allocator's tables come from farther away, as beside
+/// real work). The calibration's pause on counting is on: a paused
+/// allocation skips three thread-local counts, a nanosecond or so.
+fn time_allocations(allocator: &impl std::alloc::GlobalAlloc, scratch: &mut [u8]) -> f64 {
+    let mut spent = std::time::Duration::ZERO;
+    let mut blocks = [std::ptr::null_mut::<u8>(); ALLOCATION_SIZES.len()];
+    for round in 0..PAIRS_PER_ROUND {
+        for line in scratch.iter_mut().step_by(LINE) {
+            *line = line.wrapping_add(round as u8);
+        }
+        std::hint::black_box(&mut *scratch);
+        let start = Instant::now();
+        for (block, &size) in blocks.iter_mut().zip(&ALLOCATION_SIZES) {
+            let layout = allocation_layout(size);
+            // SAFETY: a non-zero size.
+            *block = unsafe { allocator.alloc(layout) };
+        }
+        std::hint::black_box(&mut blocks);
+        for (block, &size) in blocks.iter_mut().zip(&ALLOCATION_SIZES) {
+            let layout = allocation_layout(size);
+            if !block.is_null() {
+                // SAFETY: allocated just above by `allocator` with `layout`.
+                unsafe { allocator.dealloc(*block, layout) };
+            }
+        }
+        spent += start.elapsed();
+    }
+    spent.as_nanos() as f64 / (f64::from(PAIRS_PER_ROUND) * ALLOCATION_SIZES.len() as f64)
 }
 
 /// Nanoseconds per enter and exit of one open span under `dispatch`, as

@@ -732,8 +732,58 @@ pub struct Overhead {
     /// older dumps, read as 0.
     #[serde(default)]
     pub timed_intervals: u64,
-    /// `per_span_ns * spans + per_interval_ns * (intervals - spans) +
-    /// per_timed_interval_ns * timed_intervals`, in nanoseconds.
+    /// Measured cost that timing an entered interval with system calls
+    /// only (no task clock, or the thread was switched out, as a server's
+    /// workers often are) adds on top of `per_span_ns`, ns. Absent from
+    /// older dumps, read as 0.
+    #[serde(default)]
+    pub per_called_interval_ns: f64,
+    /// Of `timed_intervals`, those read with system calls at exit. Absent
+    /// from older dumps, read as 0.
+    #[serde(default)]
+    pub called_intervals: u64,
+    /// Measured cost the counting allocator adds to one allocation and its
+    /// free, against the system allocator, ns; 0 without it. Absent from
+    /// older dumps, read as 0.
+    #[serde(default)]
+    pub per_allocation_ns: f64,
+    /// Allocations the counting allocator served (of every thread, in spans
+    /// or not; a `realloc` is one); 0 without it. Absent from older dumps,
+    /// read as 0.
+    #[serde(default)]
+    pub allocations: u64,
+    /// The layer's time in its callbacks, estimated from a sample of them
+    /// (about one in 64) timed while they ran: each sample's time times the
+    /// callbacks it stands for, summed, ns. Absent from older dumps, read as
+    /// 0.
+    #[serde(default)]
+    pub callbacks_ns: u64,
+    /// Callbacks the samples stand for. Absent from older dumps, read as 0.
+    #[serde(default)]
+    pub callbacks: u64,
+    /// Callbacks timed. Absent from older dumps, read as 0.
+    #[serde(default)]
+    pub callbacks_sampled: u64,
+    /// CPU time of the layer's background thread (sampler, periodic dumps),
+    /// ns. Absent from older dumps, read as 0.
+    #[serde(default)]
+    pub background_cpu_ns: u64,
+    /// One read of the layer's clock, calibrated, ns: what timing a sampled
+    /// callback adds to its own time, taken off `callbacks_ns` once per
+    /// callback in the estimate. Absent from older dumps, read as 0.
+    #[serde(default)]
+    pub per_clock_read_ns: f64,
+    /// What the layer added to the run, ns, in three parts:
+    ///
+    /// - its callbacks: `callbacks_ns - per_clock_read_ns * callbacks` when
+    ///   at least 16 callbacks were timed; otherwise the calibrated model,
+    ///   `per_span_ns * spans + per_interval_ns * (intervals - spans) +
+    ///   per_timed_interval_ns * (timed_intervals - called_intervals) +
+    ///   per_called_interval_ns * called_intervals`;
+    /// - the counting allocator: `per_allocation_ns * allocations`;
+    /// - the background thread: `background_cpu_ns`.
+    ///
+    /// Dumps before these fields used the model alone.
     pub estimated_ns: u64,
     /// `estimated_ns` as a fraction of the CPU time the process used during
     /// the run (0 to 1); where that is unknown or too short to read, of the

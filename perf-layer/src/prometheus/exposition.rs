@@ -342,13 +342,13 @@ fn process(out: &mut String, p: &Profiler, spans: u64) {
     );
     if let Some(calibration) = p.calibration.get() {
         // Counted as the dump counts them, open spans' polls too.
-        let (intervals, timed_intervals) = p.shards.exit_counts();
+        let counts = crate::background::overhead::Counts::of(p, spans);
         single(
             out,
             "perf_layer_overhead_seconds_total",
             "counter",
-            "The layer's estimate of the time it added: its measured cost per span times the spans recorded, plus its cost per further poll of a span and per interval timed on the CPU.",
-            calibration.estimate_ns(spans, intervals, timed_intervals) / 1e9,
+            "The layer's estimate of the time it added: its callbacks' time as a sample of them was timed (or its calibrated cost per span, poll and timed interval), plus its cost per allocation counted and its background thread's CPU time.",
+            calibration.estimate_ns(&counts) / 1e9,
         );
     }
 }

@@ -177,6 +177,13 @@ pub(crate) fn exit_reading(
     }
 }
 
+/// This thread's CPU time in nanoseconds (the background thread reads its
+/// own for the overhead estimate).
+#[inline]
+pub(crate) fn thread_cpu_ns() -> Option<u64> {
+    cpu_ns()
+}
+
 /// This thread's CPU time in nanoseconds.
 #[inline]
 fn cpu_ns() -> Option<u64> {

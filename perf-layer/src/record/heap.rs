@@ -303,7 +303,21 @@ fn each_table(mut f: impl FnMut(&Table)) {
 /// Every live byte of every tag, read without allocating (so the reading
 /// does not count itself).
 pub(crate) fn live_total() -> u64 {
-    let (mut allocated, mut freed) = (0u64, 0u64);
+    let [_, allocated, _, freed] = sum_entries();
+    allocated.saturating_sub(freed)
+}
+
+/// Every allocation the counting allocator served, of every tag (a
+/// `realloc` is one): what its per-allocation cost is multiplied by in the
+/// overhead estimate. Read without allocating.
+pub(crate) fn allocations_total() -> u64 {
+    sum_entries()[0]
+}
+
+/// The four counters (allocations, bytes, frees, bytes freed) summed over
+/// every tag of every table.
+fn sum_entries() -> [u64; 4] {
+    let mut sums = [0u64; 4];
     each_table(|table| {
         for slot in &table.chunks {
             let chunk = slot.load(Ordering::Acquire);
@@ -312,12 +326,13 @@ pub(crate) fn live_total() -> u64 {
             }
             // SAFETY: chunks are never freed.
             for e in unsafe { &(*chunk).entries } {
-                allocated = allocated.wrapping_add(e[1].load(Ordering::Relaxed));
-                freed = freed.wrapping_add(e[3].load(Ordering::Relaxed));
+                for (sum, counter) in sums.iter_mut().zip(e) {
+                    *sum = sum.wrapping_add(counter.load(Ordering::Relaxed));
+                }
             }
         }
     });
-    allocated.saturating_sub(freed)
+    sums
 }
 
 /// Every tag's counts summed over every table, indexed by tag, up to the

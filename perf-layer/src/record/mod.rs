@@ -14,6 +14,9 @@
 //! 4. [`shards`]: one accumulator map per thread behind an uncontended
 //!    lock, the callsite and edge caps, and the merge a snapshot reads.
 //!
+//! [`self_time`] times one callback in about 64 as it runs, for the dump's
+//! overhead estimate.
+//!
 //! [`alloc`] is the optional counting global allocator whose thread-local
 //! counters the stack reads. Nothing here is a wire type: `snapshot`
 //! converts to the dump's schema.
@@ -24,6 +27,7 @@ pub(crate) mod flat_hist;
 pub(crate) mod groups;
 pub(crate) mod heap;
 pub(crate) mod open_spans;
+pub(crate) mod self_time;
 pub(crate) mod shards;
 pub(crate) mod stack;
 pub(crate) mod task_clock;

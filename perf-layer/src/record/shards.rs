@@ -59,12 +59,45 @@ pub(crate) struct Shard {
     /// overhead estimate.
     pub(crate) exits: u64,
     pub(crate) timed_exits: u64,
+    /// Of the timed ones, those read with system calls at exit.
+    pub(crate) called_exits: u64,
+    /// This thread's callbacks as [`super::self_time`] sampled them: the
+    /// weighted time, the callbacks the samples stand for, the samples.
+    pub(crate) callbacks_ns: u64,
+    pub(crate) callbacks: u64,
+    pub(crate) callbacks_sampled: u64,
     /// Closed spans by callsite and group ([`super::groups`]), when the
     /// layer groups by fields.
     pub(crate) groups: FxHashMap<(CallsiteKey, GroupKey), CallsiteAcc>,
     /// Edges with a grouped end, by the groups of both ends (folded,
     /// [`super::groups::fold`]; 0 for an end without a group).
     pub(crate) group_edges: FxHashMap<GroupEdgeKey, EdgeAcc>,
+}
+
+/// Entered intervals that ended, of open spans too, summed over threads:
+/// what the overhead estimate multiplies its calibrated costs by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ExitCounts {
+    /// Every interval.
+    pub(crate) intervals: u64,
+    /// Those timed on the CPU.
+    pub(crate) timed: u64,
+    /// Of the timed ones, those whose CPU time was read with system calls
+    /// at exit (no task clock, or the thread was switched out).
+    pub(crate) called: u64,
+}
+
+/// The layer's time in its callbacks as every thread sampled it
+/// ([`super::self_time`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CallbackTime {
+    /// The sampled callbacks' time, each weighted by the callbacks it
+    /// stands for, ns: the estimate of the time spent in every callback.
+    pub(crate) ns: u64,
+    /// Callbacks the samples stand for.
+    pub(crate) callbacks: u64,
+    /// Callbacks timed.
+    pub(crate) sampled: u64,
 }
 
 /// A group edge's key: the parent's callsite and folded group, the child's.
@@ -224,6 +257,7 @@ impl Shards {
             let mut shard = local.lock();
             shard.exits += 1;
             shard.timed_exits += u64::from(done.cpu.is_some());
+            shard.called_exits += u64::from(done.by_calls);
             if let Some(state) = shard.open.get_mut(id) {
                 state.absorb(done);
                 return;
@@ -232,16 +266,29 @@ impl Shards {
         self.adopt(local, id, |state| state.absorb(done));
     }
 
-    /// Entered intervals that ended, and those of them timed on the CPU,
-    /// on every thread.
-    pub(crate) fn exit_counts(&self) -> (u64, u64) {
-        self.shards
-            .iter()
-            .map(|PaddedShard(shard)| {
-                let shard = shard.lock();
-                (shard.exits, shard.timed_exits)
-            })
-            .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
+    /// Entered intervals that ended on every thread, and how they were
+    /// timed on the CPU.
+    pub(crate) fn exit_counts(&self) -> ExitCounts {
+        let mut counts = ExitCounts::default();
+        for PaddedShard(shard) in self.shards.iter() {
+            let shard = shard.lock();
+            counts.intervals += shard.exits;
+            counts.timed += shard.timed_exits;
+            counts.called += shard.called_exits;
+        }
+        counts
+    }
+
+    /// The layer's time in its callbacks, as every thread sampled it.
+    pub(crate) fn callback_time(&self) -> CallbackTime {
+        let mut time = CallbackTime::default();
+        for PaddedShard(shard) in self.shards.iter() {
+            let shard = shard.lock();
+            time.ns = time.ns.saturating_add(shard.callbacks_ns);
+            time.callbacks = time.callbacks.saturating_add(shard.callbacks);
+            time.sampled = time.sampled.saturating_add(shard.callbacks_sampled);
+        }
+        time
     }
 
     /// Moves open span `id` from another thread's shard into `local`, then
@@ -589,10 +636,18 @@ mod tests {
             events: [0; 5],
             cpu: None,
             sampled: false,
+            by_calls: false,
         };
         shards.exited(local, 7, &done);
         assert_eq!(local.lock().open.get(7).map(|s| s.busy_ns), Some(6));
-        assert_eq!(shards.exit_counts(), (1, 0));
+        assert_eq!(
+            shards.exit_counts(),
+            ExitCounts {
+                intervals: 1,
+                timed: 0,
+                called: 0
+            }
+        );
         let elsewhere = shards
             .shards
             .iter()
@@ -602,6 +657,6 @@ mod tests {
         // A span no shard holds is nowhere; its interval still counts.
         shards.exited(local, 8, &done);
         assert!(local.lock().open.get(8).is_none());
-        assert_eq!(shards.exit_counts(), (2, 0));
+        assert_eq!(shards.exit_counts().intervals, 2);
     }
 }

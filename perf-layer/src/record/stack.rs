@@ -97,6 +97,10 @@ pub(crate) struct FinishedFrame {
     pub(crate) cpu: Option<IntervalCpu>,
     /// It was timed as a sample of its callsite's short intervals.
     pub(crate) sampled: bool,
+    /// Its CPU time was read with system calls at exit (the task clock was
+    /// not open, or the thread was switched out): the dearer kind of timed
+    /// interval, counted apart for the overhead estimate.
+    pub(crate) by_calls: bool,
 }
 
 /// The deepest stack kept per thread. Frames past it are not pushed (their
@@ -423,6 +427,7 @@ impl Stack {
         } else {
             AtExit::Unswitched
         };
+        let by_calls = matches!(at_exit, AtExit::Read(_));
         let now = now();
         let interval_ns = to_ns(frame.entered_at, now);
         let interval_alloc = alloc::thread_counters().since(&frame.alloc_at_enter);
@@ -453,6 +458,7 @@ impl Stack {
             events: frame.events,
             cpu,
             sampled: frame.sampled,
+            by_calls,
         })
     }
 

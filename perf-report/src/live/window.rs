@@ -137,6 +137,20 @@ pub fn window(old: &Dump, new: &Dump) -> Result<Dump, WindowError> {
         .overhead
         .timed_intervals
         .saturating_sub(old.overhead.timed_intervals);
+    w.overhead.called_intervals = new
+        .overhead
+        .called_intervals
+        .saturating_sub(old.overhead.called_intervals);
+    w.overhead.allocations = new
+        .overhead
+        .allocations
+        .saturating_sub(old.overhead.allocations);
+    let o = &old.overhead;
+    let n = &new.overhead;
+    w.overhead.callbacks_ns = n.callbacks_ns.saturating_sub(o.callbacks_ns);
+    w.overhead.callbacks = n.callbacks.saturating_sub(o.callbacks);
+    w.overhead.callbacks_sampled = n.callbacks_sampled.saturating_sub(o.callbacks_sampled);
+    w.overhead.background_cpu_ns = n.background_cpu_ns.saturating_sub(o.background_cpu_ns);
     w.overhead.estimated_ns = new
         .overhead
         .estimated_ns

@@ -1,0 +1,151 @@
+//! The layer's own time in its callbacks, measured where it is spent.
+//!
+//! The calibrated costs (`background/overhead.rs`) time spans through a copy
+//! of the layer on one thread. A server's callbacks also pay for what one
+//! thread cannot show: spans that move between workers (found in another
+//! thread's shard and moved), shard locks whose cache line another core
+//! wrote last, CPU-time reads by system calls on threads that switch often.
+//! On mini-redis (docs/benchmarks.md) the calibrated figure came to about
+//! half of the CPU the layer added per request.
+//!
+//! So a sample of the callbacks is timed as they run. Each thread counts
+//! down a random number of callbacks (1 to 127, 64 on average, from a
+//! per-thread xorshift, so that a request's fixed sequence of callbacks
+//! cannot line up with the period), times the callback it reaches with two
+//! clock reads, and adds that time, weighted by the callbacks the sample
+//! stands for, to its shard. Every other callback pays one thread-local
+//! decrement.
+
+use std::cell::Cell;
+
+use super::shards::Shards;
+
+/// The mean of the sampling period, in callbacks.
+pub(crate) const MEAN_PERIOD: u32 = 64;
+
+struct Countdown {
+    /// Callbacks left until the next sampled one.
+    left: Cell<u32>,
+    /// The period the next sample stands for.
+    period: Cell<u32>,
+    /// xorshift32 state; 0 until the first draw seeds it.
+    rng: Cell<u32>,
+}
+
+thread_local! {
+    // `const`, no destructor: reading it never allocates, so the counting
+    // allocator's bookkeeping never sees it.
+    static COUNTDOWN: Countdown = const {
+        Countdown {
+            left: Cell::new(MEAN_PERIOD),
+            period: Cell::new(MEAN_PERIOD),
+            rng: Cell::new(0),
+        }
+    };
+}
+
+/// A callback being timed: dropped at its end, it adds its time to this
+/// thread's shard.
+pub(crate) struct Timed<'a> {
+    at: u64,
+    weight: u32,
+    clock: &'a quanta::Clock,
+    shards: &'a Shards,
+}
+
+/// Starts timing this callback when it is the sampled one.
+#[inline(always)]
+pub(crate) fn start<'a>(clock: &'a quanta::Clock, shards: &'a Shards) -> Option<Timed<'a>> {
+    let weight = COUNTDOWN
+        .try_with(|c| {
+            let left = c.left.get();
+            if left > 1 {
+                c.left.set(left - 1);
+                None
+            } else {
+                Some(next_period(c))
+            }
+        })
+        .ok()
+        .flatten()?;
+    Some(Timed {
+        at: clock.raw(),
+        weight,
+        clock,
+        shards,
+    })
+}
+
+/// The period the sample now taken stands for, and the next one drawn.
+/// Out of line: once in 64 callbacks.
+#[cold]
+#[inline(never)]
+fn next_period(c: &Countdown) -> u32 {
+    let mut x = c.rng.get();
+    if x == 0 {
+        // A seed of this thread's own: the address of its countdown.
+        x = (std::ptr::from_ref(c) as usize as u32) | 1;
+    }
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c.rng.set(x);
+    let next = x % (2 * MEAN_PERIOD - 1) + 1;
+    c.left.set(next);
+    c.period.replace(next)
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        let spent = self.clock.delta_as_nanos(self.at, self.clock.raw());
+        let mut shard = self.shards.local().lock();
+        shard.callbacks_ns = shard
+            .callbacks_ns
+            .saturating_add(spent.saturating_mul(u64::from(self.weight)));
+        shard.callbacks = shard.callbacks.saturating_add(u64::from(self.weight));
+        shard.callbacks_sampled = shard.callbacks_sampled.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_average_the_mean_and_never_repeat_in_step() {
+        let c = Countdown {
+            left: Cell::new(1),
+            period: Cell::new(MEAN_PERIOD),
+            rng: Cell::new(0),
+        };
+        let draws: Vec<u32> = (0..10_000).map(|_| next_period(&c)).collect();
+        assert!(draws.iter().all(|&p| (1..2 * MEAN_PERIOD).contains(&p)));
+        let mean = draws.iter().map(|&p| f64::from(p)).sum::<f64>() / draws.len() as f64;
+        assert!((mean - f64::from(MEAN_PERIOD)).abs() < 3.0, "mean {mean}");
+        // Not a fixed period: a request's callbacks cannot line up with it.
+        let distinct: std::collections::HashSet<_> = draws.iter().collect();
+        assert!(distinct.len() > 100, "{} distinct periods", distinct.len());
+    }
+
+    #[test]
+    fn one_callback_in_about_64_is_timed() {
+        let clock = quanta::Clock::new();
+        let shards = Shards::new(2, 1_000_000, 16, 16, None, None);
+        let n = 64_000;
+        for _ in 0..n {
+            drop(start(&clock, &shards));
+        }
+        let time = shards.callback_time();
+        assert!(
+            (700..1_300).contains(&time.sampled),
+            "{} sampled of {n}",
+            time.sampled
+        );
+        // Every sample stands for the callbacks since the one before.
+        assert!(
+            time.callbacks <= n && time.callbacks > n - 2 * u64::from(MEAN_PERIOD),
+            "{} callbacks",
+            time.callbacks
+        );
+    }
+}
