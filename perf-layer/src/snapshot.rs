@@ -342,6 +342,7 @@ impl Profiler {
             allocations: counts.allocations,
             callbacks: counts.callbacks.callbacks,
             callbacks_sampled: counts.callbacks.sampled,
+            callbacks_dropped: counts.callbacks.dropped,
             callbacks_ns: counts.callbacks.ns,
             background_cpu_ns: counts.background_ns,
             ..Overhead::default()

@@ -403,6 +403,7 @@ fn merge_overhead(dumps: &[Dump]) -> Overhead {
         callbacks,
         per_clock_read_ns,
         callbacks_sampled: sum(dumps.iter().map(|d| d.overhead.callbacks_sampled)),
+        callbacks_dropped: sum(dumps.iter().map(|d| d.overhead.callbacks_dropped)),
         background_cpu_ns: sum(dumps.iter().map(|d| d.overhead.background_cpu_ns)),
         estimated_ns,
         fraction_of_run: if capacity > 0.0 {

@@ -753,17 +753,22 @@ pub struct Overhead {
     #[serde(default)]
     pub allocations: u64,
     /// The layer's time in its callbacks, estimated from a sample of them
-    /// (about one in 64) timed while they ran: each sample's time times the
-    /// callbacks it stands for, summed, ns. Absent from older dumps, read as
-    /// 0.
+    /// (about one in 64) timed while they ran: each kept sample's time times
+    /// the callbacks it stands for, summed, scaled to every callback, ns.
+    /// Absent from older dumps, read as 0.
     #[serde(default)]
     pub callbacks_ns: u64,
     /// Callbacks the samples stand for. Absent from older dumps, read as 0.
     #[serde(default)]
     pub callbacks: u64,
-    /// Callbacks timed. Absent from older dumps, read as 0.
+    /// Callbacks timed and kept. Absent from older dumps, read as 0.
     #[serde(default)]
     pub callbacks_sampled: u64,
+    /// Callbacks whose samples were dropped: over 50 µs, the thread was
+    /// switched out inside the timed callback. Counted in `callbacks`, their
+    /// time is the kept samples' mean. Absent from older dumps, read as 0.
+    #[serde(default)]
+    pub callbacks_dropped: u64,
     /// CPU time of the layer's background thread (sampler, periodic dumps),
     /// ns. Absent from older dumps, read as 0.
     #[serde(default)]

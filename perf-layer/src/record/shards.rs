@@ -66,6 +66,8 @@ pub(crate) struct Shard {
     pub(crate) callbacks_ns: u64,
     pub(crate) callbacks: u64,
     pub(crate) callbacks_sampled: u64,
+    /// Callbacks whose sample was dropped, switched out while timed.
+    pub(crate) callbacks_dropped: u64,
     /// Closed spans by callsite and group ([`super::groups`]), when the
     /// layer groups by fields.
     pub(crate) groups: FxHashMap<(CallsiteKey, GroupKey), CallsiteAcc>,
@@ -91,13 +93,16 @@ pub(crate) struct ExitCounts {
 /// ([`super::self_time`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CallbackTime {
-    /// The sampled callbacks' time, each weighted by the callbacks it
-    /// stands for, ns: the estimate of the time spent in every callback.
+    /// The kept samples' time, each weighted by the callbacks it stands
+    /// for, scaled to every callback, ns: the estimate of the time spent in
+    /// every callback.
     pub(crate) ns: u64,
     /// Callbacks the samples stand for.
     pub(crate) callbacks: u64,
-    /// Callbacks timed.
+    /// Callbacks timed and kept.
     pub(crate) sampled: u64,
+    /// Callbacks whose samples were dropped (switched out while timed).
+    pub(crate) dropped: u64,
 }
 
 /// A group edge's key: the parent's callsite and folded group, the child's.
@@ -279,16 +284,29 @@ impl Shards {
         counts
     }
 
-    /// The layer's time in its callbacks, as every thread sampled it.
+    /// The layer's time in its callbacks, as every thread sampled it: the
+    /// kept samples' time scaled to the callbacks of the dropped ones too.
     pub(crate) fn callback_time(&self) -> CallbackTime {
-        let mut time = CallbackTime::default();
+        let (mut kept_ns, mut kept, mut dropped, mut sampled) = (0u64, 0u64, 0u64, 0u64);
         for PaddedShard(shard) in self.shards.iter() {
             let shard = shard.lock();
-            time.ns = time.ns.saturating_add(shard.callbacks_ns);
-            time.callbacks = time.callbacks.saturating_add(shard.callbacks);
-            time.sampled = time.sampled.saturating_add(shard.callbacks_sampled);
+            kept_ns = kept_ns.saturating_add(shard.callbacks_ns);
+            kept = kept.saturating_add(shard.callbacks);
+            dropped = dropped.saturating_add(shard.callbacks_dropped);
+            sampled = sampled.saturating_add(shard.callbacks_sampled);
         }
-        time
+        let callbacks = kept.saturating_add(dropped);
+        let ns = if kept > 0 {
+            (kept_ns as f64 * callbacks as f64 / kept as f64) as u64
+        } else {
+            0
+        };
+        CallbackTime {
+            ns,
+            callbacks,
+            sampled,
+            dropped,
+        }
     }
 
     /// Moves open span `id` from another thread's shard into `local`, then

@@ -150,6 +150,7 @@ pub fn window(old: &Dump, new: &Dump) -> Result<Dump, WindowError> {
     w.overhead.callbacks_ns = n.callbacks_ns.saturating_sub(o.callbacks_ns);
     w.overhead.callbacks = n.callbacks.saturating_sub(o.callbacks);
     w.overhead.callbacks_sampled = n.callbacks_sampled.saturating_sub(o.callbacks_sampled);
+    w.overhead.callbacks_dropped = n.callbacks_dropped.saturating_sub(o.callbacks_dropped);
     w.overhead.background_cpu_ns = n.background_cpu_ns.saturating_sub(o.background_cpu_ns);
     w.overhead.estimated_ns = new
         .overhead
