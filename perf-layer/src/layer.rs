@@ -31,7 +31,6 @@ use tracing_core::{Dispatch, Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::PerfLayerBuilder;
 use crate::profiler::Profiler;
 use crate::record::alloc::PauseCounting;
 use crate::record::heap;
@@ -58,11 +57,6 @@ pub struct PerfLayer {
 }
 
 impl PerfLayer {
-    /// A builder with the default configuration.
-    pub fn builder() -> PerfLayerBuilder {
-        PerfLayerBuilder::new()
-    }
-
     pub(crate) fn new(profiler: Arc<Profiler>) -> Self {
         Self { profiler }
     }

@@ -102,6 +102,8 @@ mod background;
 #[cfg(feature = "recorder")]
 mod builder;
 #[cfg(feature = "recorder")]
+mod config;
+#[cfg(feature = "recorder")]
 mod handle;
 #[cfg(feature = "recorder")]
 mod layer;
@@ -119,9 +121,9 @@ pub use background::pressure::MemoryPressureEvent;
 #[cfg(feature = "prometheus")]
 pub use builder::ENV_PROMETHEUS;
 #[cfg(feature = "recorder")]
-pub use builder::{
-    BuildError, ENV_DUMP_EVERY_MS, ENV_GROUP_BY, ENV_OUTPUT, ENV_SAMPLE_MS, PerfLayerBuilder,
-};
+pub use builder::{ENV_DUMP_EVERY_MS, ENV_GROUP_BY, ENV_OUTPUT, ENV_SAMPLE_MS, PerfLayerBuilder};
+#[cfg(feature = "recorder")]
+pub use config::BuildError;
 pub use dump::PressureLevel;
 #[cfg(feature = "recorder")]
 pub use handle::{DumpGuard, PerfHandle};

@@ -10,13 +10,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use tracing_core::dispatcher::WeakDispatch;
 
+use crate::background::procfs::process_cpu_ns;
 use crate::background::{
     self,
     heap_timeline::HeapTimeline,
     pressure::{self, PressureState},
     sampler::{AlertRing, TimelineRing},
 };
-use crate::builder::{BuildError, Config};
+use crate::config::{BuildError, Config};
 use crate::dump::{Alert, DumpWriteError, LimitSource};
 use crate::record::shards::Shards;
 
@@ -85,46 +86,6 @@ pub(crate) struct Profiler {
 pub(crate) fn unix_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// CPU time this process has used so far, in nanoseconds (all threads,
-/// user and system, those that exited included), or `None` where the
-/// platform does not say. `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` on Unix,
-/// which counts the slices running now (`getrusage` lags by up to a
-/// scheduler tick per running thread); a sysinfo refresh elsewhere
-/// (milliseconds). Read by the sampler, when the layer is built and at
-/// snapshots, never on the span path.
-pub(crate) fn process_cpu_ns() -> Option<u64> {
-    #[cfg(unix)]
-    {
-        let mut time = std::mem::MaybeUninit::<libc::timespec>::zeroed();
-        // SAFETY: `clock_gettime` writes a `timespec` into the pointer it is
-        // given, which points at one, and reports failure by its return value.
-        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, time.as_mut_ptr()) } != 0 {
-            return None;
-        }
-        // SAFETY: initialised by the successful call above (and zeroed before).
-        let time = unsafe { time.assume_init() };
-        Some(
-            u64::try_from(time.tv_sec)
-                .unwrap_or(0)
-                .saturating_mul(1_000_000_000)
-                .saturating_add(u64::try_from(time.tv_nsec).unwrap_or(0)),
-        )
-    }
-    #[cfg(not(unix))]
-    {
-        let pid = sysinfo::Pid::from_u32(std::process::id());
-        let mut system = sysinfo::System::new();
-        system.refresh_processes_specifics(
-            sysinfo::ProcessesToUpdate::Some(&[pid]),
-            false,
-            sysinfo::ProcessRefreshKind::nothing().with_cpu(),
-        );
-        system
-            .process(pid)
-            .map(|p| p.accumulated_cpu_time().saturating_mul(1_000_000))
-    }
 }
 
 impl Profiler {

@@ -8,15 +8,16 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use tracing_core::Metadata;
 
 use crate::background::overhead;
+use crate::background::procfs::process_cpu_ns;
 use crate::dump::{
     ActiveWindow, AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig,
     EventCounts, FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats,
     HeapSummary, HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu,
 };
-use crate::profiler::{Profiler, process_cpu_ns, unix_ms};
+use crate::profiler::{Profiler, unix_ms};
+use crate::record::callsite::CallsiteKey;
 use crate::record::flat_hist::FlatHist;
 use crate::record::groups::{GroupKey, OTHER, fold};
-use crate::record::shards::CallsiteKey;
 use crate::record::totals::{AllocTotals, CallsiteAcc, Events, RssTotals};
 use crate::record::{alloc, heap};
 

@@ -20,7 +20,7 @@ pub(crate) mod end;
 pub(crate) mod heap_timeline;
 pub(crate) mod overhead;
 pub(crate) mod pressure;
-mod procfs;
+pub(crate) mod procfs;
 pub(crate) mod sampler;
 
 /// Starts the background thread when the configuration needs one (sampler or

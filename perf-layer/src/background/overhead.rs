@@ -38,7 +38,8 @@ use std::time::Instant;
 use tracing::Level;
 use tracing_subscriber::layer::{Layer, SubscriberExt as _};
 
-use crate::builder::{Config, PerfLayerBuilder};
+use crate::config::Config;
+use crate::layer::PerfLayer;
 use crate::profiler::Profiler;
 use crate::record::alloc::PauseCounting;
 use crate::record::shards::{CallbackTime, ExitCounts};
@@ -149,28 +150,29 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
     // The calibration's own allocations belong to no user span.
     let _pause = PauseCounting::new();
     let floor = tracing::Dispatch::new(tracing_subscriber::registry().with(NoopLayer));
+    // A copy of the layer as built by default, with this one's histograms,
+    // for the layer's own use: no sampler, no dump, no calibration of its
+    // own; every interval timed (a threshold no mean is below) or none.
     let copy = |timing: Timing| {
-        let builder = PerfLayerBuilder::new()
-            .histogram_sigfig(config.histogram_sigfig)
-            .histogram_max(std::time::Duration::from_nanos(config.histogram_max_ns))
-            .without_sampler()
-            .without_overhead_calibration()
-            .internal();
-        // Every interval timed: a threshold no mean is below.
-        let builder = match timing {
-            Timing::Off => builder.without_cpu_time(),
-            Timing::Clock => builder.cpu_time_threshold(std::time::Duration::ZERO),
-            Timing::Calls => builder
-                .cpu_time_threshold(std::time::Duration::ZERO)
-                .without_task_clock(),
+        let copy = Config {
+            histogram_sigfig: config.histogram_sigfig,
+            histogram_max_ns: config.histogram_max_ns,
+            sampler_interval: None,
+            calibrate_overhead: false,
+            internal: true,
+            cpu_time_threshold_ns: match timing {
+                Timing::Off => None,
+                Timing::Clock | Timing::Calls => Some(0),
+            },
+            task_clock: !matches!(timing, Timing::Calls),
+            ..Config::default()
         };
-        let (layer, handle) = builder.build().ok()?;
-        Some((
-            tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
-            handle,
+        let profiler = Profiler::start(copy).ok()?;
+        Some(tracing::Dispatch::new(
+            tracing_subscriber::registry().with(PerfLayer::new(profiler)),
         ))
     };
-    let Some((untimed, _untimed_handle)) = copy(Timing::Off) else {
+    let Some(untimed) = copy(Timing::Off) else {
         return Calibration::default();
     };
     let (timed, called) =
@@ -197,10 +199,10 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
         let untimed_ns = time_spans(&untimed, &mut scratch);
         untimed_over_floor.push(untimed_ns - floor_ns);
         poll_over_floor.push(time_polls(&untimed, &mut scratch) - time_polls(&floor, &mut scratch));
-        if let Some((timed, _)) = &timed {
+        if let Some(timed) = &timed {
             timed_over_untimed.push(time_spans(timed, &mut scratch) - untimed_ns);
         }
-        if let Some((called, _)) = &called {
+        if let Some(called) = &called {
             called_over_untimed.push(time_spans(called, &mut scratch) - untimed_ns);
         }
         if allocator {

@@ -1,6 +1,6 @@
 //! What the sampler reads of the process and the machine beside `sysinfo`,
 //! between two samples: the process's CPU time over every thread
-//! ([`process_cpu_ns`](crate::profiler::process_cpu_ns)) and its context
+//! ([`process_cpu_ns`]) and its context
 //! switches (`getrusage(RUSAGE_SELF)`), and on Linux the CPU
 //! pressure (`/proc/pressure/cpu`, PSI), the CPU time the hypervisor stole
 //! (`/proc/stat`) and the open file descriptors (`/proc/self/fd`). Each is
@@ -38,7 +38,7 @@ impl Reading {
     pub(crate) fn now() -> Self {
         Self {
             at: Instant::now(),
-            cpu_ns: crate::profiler::process_cpu_ns(),
+            cpu_ns: process_cpu_ns(),
             switches: switches_self(),
             pressure_us: pressure_us(),
             steal: steal_ticks(),
@@ -151,5 +151,45 @@ mod tests {
         let stat = "cpu  100 5 50 800 10 1 2 30 7 0\ncpu0 50 2 25 400 5 0 1 15 3 0\n";
         assert_eq!(parse_steal(stat), Some((30, 998)));
         assert_eq!(parse_steal("intr 1 2 3"), None);
+    }
+}
+
+/// CPU time this process has used so far, in nanoseconds (all threads,
+/// user and system, those that exited included), or `None` where the
+/// platform does not say. `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` on Unix,
+/// which counts the slices running now (`getrusage` lags by up to a
+/// scheduler tick per running thread); a sysinfo refresh elsewhere
+/// (milliseconds). Read by the sampler, when the layer is built and at
+/// snapshots, never on the span path.
+pub(crate) fn process_cpu_ns() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut time = std::mem::MaybeUninit::<libc::timespec>::zeroed();
+        // SAFETY: `clock_gettime` writes a `timespec` into the pointer it is
+        // given, which points at one, and reports failure by its return value.
+        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, time.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: initialised by the successful call above (and zeroed before).
+        let time = unsafe { time.assume_init() };
+        Some(
+            u64::try_from(time.tv_sec)
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(u64::try_from(time.tv_nsec).unwrap_or(0)),
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        let pid = sysinfo::Pid::from_u32(std::process::id());
+        let mut system = sysinfo::System::new();
+        system.refresh_processes_specifics(
+            sysinfo::ProcessesToUpdate::Some(&[pid]),
+            false,
+            sysinfo::ProcessRefreshKind::nothing().with_cpu(),
+        );
+        system
+            .process(pid)
+            .map(|p| p.accumulated_cpu_time().saturating_mul(1_000_000))
     }
 }

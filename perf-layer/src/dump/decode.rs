@@ -8,7 +8,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hdrhistogram::serialization::Deserializer;
 
-use super::histogram::HistogramDecodeError;
 use super::v2;
 
 /// The largest number of significant digits a stored histogram may declare.
@@ -262,4 +261,32 @@ fn inflate_exact(
         }
     }
     Ok(())
+}
+
+/// Why a stored histogram could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistogramDecodeError {
+    /// The `encoded` text is not valid base64.
+    #[error("histogram is not valid base64: {0}")]
+    Base64(String),
+    /// The bytes are not a valid HdrHistogram V2 (or V2 + DEFLATE) encoding.
+    #[error("histogram is not a valid HdrHistogram V2 encoding: {0}")]
+    Hdr(String),
+    /// The header asks for a histogram larger than any profiler writes.
+    #[error("histogram declares {0} significant digits (at most {MAX_SIGFIG} are allowed)")]
+    Precision(u32),
+    /// The counts add up to more than a u64 holds.
+    #[error("histogram counts add up to more than 2^64 - 1; no recorder writes that many values")]
+    CountOverflow,
+    /// The header declares a payload larger than the encoding can hold.
+    #[error(
+        "histogram header declares a payload of {declared} bytes, more than the {max} its encoding can hold"
+    )]
+    Payload {
+        /// The payload length the header declares.
+        declared: u32,
+        /// The most the encoding can hold.
+        max: usize,
+    },
 }

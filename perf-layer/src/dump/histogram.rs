@@ -8,7 +8,8 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
-use super::decode::{MAX_SIGFIG, with_scratch};
+pub use super::decode::HistogramDecodeError;
+use super::decode::with_scratch;
 use super::v2;
 
 /// A whole HDR histogram of nanosecond values, with a readable summary.
@@ -238,34 +239,6 @@ fn saturating_value_at_quantile(hist: &Histogram<u64>, quantile: f64) -> u64 {
         }
     }
     hist.max()
-}
-
-/// Why a stored histogram could not be read back.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HistogramDecodeError {
-    /// The `encoded` text is not valid base64.
-    #[error("histogram is not valid base64: {0}")]
-    Base64(String),
-    /// The bytes are not a valid HdrHistogram V2 (or V2 + DEFLATE) encoding.
-    #[error("histogram is not a valid HdrHistogram V2 encoding: {0}")]
-    Hdr(String),
-    /// The header asks for a histogram larger than any profiler writes.
-    #[error("histogram declares {0} significant digits (at most {MAX_SIGFIG} are allowed)")]
-    Precision(u32),
-    /// The counts add up to more than a u64 holds.
-    #[error("histogram counts add up to more than 2^64 - 1; no recorder writes that many values")]
-    CountOverflow,
-    /// The header declares a payload larger than the encoding can hold.
-    #[error(
-        "histogram header declares a payload of {declared} bytes, more than the {max} its encoding can hold"
-    )]
-    Payload {
-        /// The payload length the header declares.
-        declared: u32,
-        /// The most the encoding can hold.
-        max: usize,
-    },
 }
 
 #[cfg(test)]

@@ -297,7 +297,7 @@ fn process(out: &mut String, p: &Profiler, spans: u64) {
             rss as f64,
         );
     }
-    if let Some(cpu) = crate::profiler::process_cpu_ns() {
+    if let Some(cpu) = crate::background::procfs::process_cpu_ns() {
         single(
             out,
             "perf_layer_process_cpu_seconds_total",

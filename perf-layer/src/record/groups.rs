@@ -22,8 +22,8 @@ use tracing_core::Metadata;
 use tracing_core::field::{Field, Visit};
 
 use super::alloc::PauseCounting;
+use super::callsite::CallsiteKey;
 use super::heap;
-use super::shards::CallsiteKey;
 
 /// The most fields a layer groups by.
 pub(crate) const MAX_FIELDS: usize = 4;

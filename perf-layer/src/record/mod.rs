@@ -22,6 +22,7 @@
 //! converts to the dump's schema.
 
 pub(crate) mod alloc;
+pub(crate) mod callsite;
 pub(crate) mod cpu;
 pub(crate) mod flat_hist;
 pub(crate) mod groups;

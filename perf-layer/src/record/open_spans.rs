@@ -8,7 +8,25 @@ use tracing_core::Metadata;
 use super::alloc::{AllocCounters, PauseCounting};
 use super::cpu::IntervalCpu;
 use super::groups::{GroupKey, MAX_FIELDS};
-use super::stack::FinishedFrame;
+
+/// What a popped frame measured, in nanoseconds and allocation counts:
+/// what an entered interval adds to its open span ([`SpanState::absorb`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FinishedFrame {
+    pub(crate) busy_ns: u64,
+    pub(crate) self_ns: u64,
+    pub(crate) alloc: AllocCounters,
+    pub(crate) self_alloc: AllocCounters,
+    pub(crate) events: [u32; 5],
+    /// What the interval measured on the CPU, when it was timed.
+    pub(crate) cpu: Option<IntervalCpu>,
+    /// It was timed as a sample of its callsite's short intervals.
+    pub(crate) sampled: bool,
+    /// Its CPU time was read with system calls at exit (the task clock was
+    /// not open, or the thread was switched out): the dearer kind of timed
+    /// interval, counted apart for the overhead estimate.
+    pub(crate) by_calls: bool,
+}
 
 /// What the layer keeps for one open span.
 #[derive(Debug, Clone, Copy)]

@@ -29,22 +29,11 @@ use thread_local::ThreadLocal;
 use tracing_core::Metadata;
 
 use super::alloc::PauseCounting;
+use super::callsite::CallsiteKey;
 use super::flat_hist::Layout;
 use super::groups::{GroupKey, Groups};
-use super::open_spans::{OpenSpans, SpanState};
-use super::stack::FinishedFrame;
+use super::open_spans::{FinishedFrame, OpenSpans, SpanState};
 use super::totals::{CallsiteAcc, ClosedSpan, EdgeAcc};
-
-/// A callsite's key: the address of its `'static` metadata, unique per
-/// callsite. Building it never allocates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct CallsiteKey(usize);
-
-impl CallsiteKey {
-    pub(crate) fn of(meta: &'static Metadata<'static>) -> Self {
-        CallsiteKey(meta as *const Metadata<'static> as usize)
-    }
-}
 
 /// One thread's statistics, and the spans it opened that are still open.
 #[derive(Debug, Default)]

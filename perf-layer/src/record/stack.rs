@@ -19,6 +19,7 @@ use std::ptr::NonNull;
 use super::alloc::{self, AllocCounters};
 use super::cpu::{self, IntervalCpu, Pace, ThreadCpu, Timing};
 use super::heap;
+use super::open_spans::FinishedFrame;
 use super::shards::{ShardLock, Shards};
 use super::task_clock;
 
@@ -83,24 +84,6 @@ enum AtExit {
     Unswitched,
     /// The thread's CPU time (`None`: the platform gave none).
     Read(Option<u64>),
-}
-
-/// What a popped frame measured, in nanoseconds and allocation counts.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FinishedFrame {
-    pub(crate) busy_ns: u64,
-    pub(crate) self_ns: u64,
-    pub(crate) alloc: AllocCounters,
-    pub(crate) self_alloc: AllocCounters,
-    pub(crate) events: [u32; 5],
-    /// What the interval measured on the CPU, when it was timed.
-    pub(crate) cpu: Option<IntervalCpu>,
-    /// It was timed as a sample of its callsite's short intervals.
-    pub(crate) sampled: bool,
-    /// Its CPU time was read with system calls at exit (the task clock was
-    /// not open, or the thread was switched out): the dearer kind of timed
-    /// interval, counted apart for the overhead estimate.
-    pub(crate) by_calls: bool,
 }
 
 /// The deepest stack kept per thread. Frames past it are not pushed (their
