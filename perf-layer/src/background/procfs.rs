@@ -140,20 +140,6 @@ pub(crate) fn open_fds() -> Option<u32> {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pressure_and_steal_parse_as_the_kernel_writes_them() {
-        let psi = "some avg10=1.50 avg60=0.80 avg300=0.20 total=123456\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
-        assert_eq!(parse_pressure(psi), Some(123_456));
-        let stat = "cpu  100 5 50 800 10 1 2 30 7 0\ncpu0 50 2 25 400 5 0 1 15 3 0\n";
-        assert_eq!(parse_steal(stat), Some((30, 998)));
-        assert_eq!(parse_steal("intr 1 2 3"), None);
-    }
-}
-
 /// CPU time this process has used so far, in nanoseconds (all threads,
 /// user and system, those that exited included), or `None` where the
 /// platform does not say. `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` on Unix,
@@ -191,5 +177,19 @@ pub(crate) fn process_cpu_ns() -> Option<u64> {
         system
             .process(pid)
             .map(|p| p.accumulated_cpu_time().saturating_mul(1_000_000))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pressure_and_steal_parse_as_the_kernel_writes_them() {
+        let psi = "some avg10=1.50 avg60=0.80 avg300=0.20 total=123456\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(parse_pressure(psi), Some(123_456));
+        let stat = "cpu  100 5 50 800 10 1 2 30 7 0\ncpu0 50 2 25 400 5 0 1 15 3 0\n";
+        assert_eq!(parse_steal(stat), Some((30, 998)));
+        assert_eq!(parse_steal("intr 1 2 3"), None);
     }
 }

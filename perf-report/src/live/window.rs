@@ -128,34 +128,25 @@ pub fn window(old: &Dump, new: &Dump) -> Result<Dump, WindowError> {
             a
         })
         .collect();
-    w.overhead.spans = new.overhead.spans.saturating_sub(old.overhead.spans);
-    w.overhead.intervals = new
-        .overhead
-        .intervals
-        .saturating_sub(old.overhead.intervals);
-    w.overhead.timed_intervals = new
-        .overhead
-        .timed_intervals
-        .saturating_sub(old.overhead.timed_intervals);
-    w.overhead.called_intervals = new
-        .overhead
-        .called_intervals
-        .saturating_sub(old.overhead.called_intervals);
-    w.overhead.allocations = new
-        .overhead
-        .allocations
-        .saturating_sub(old.overhead.allocations);
-    let o = &old.overhead;
-    let n = &new.overhead;
-    w.overhead.callbacks_ns = n.callbacks_ns.saturating_sub(o.callbacks_ns);
-    w.overhead.callbacks = n.callbacks.saturating_sub(o.callbacks);
-    w.overhead.callbacks_sampled = n.callbacks_sampled.saturating_sub(o.callbacks_sampled);
-    w.overhead.callbacks_dropped = n.callbacks_dropped.saturating_sub(o.callbacks_dropped);
-    w.overhead.background_cpu_ns = n.background_cpu_ns.saturating_sub(o.background_cpu_ns);
-    w.overhead.estimated_ns = new
-        .overhead
-        .estimated_ns
-        .saturating_sub(old.overhead.estimated_ns);
+    // The layer's counters over the window: each the new total less the old.
+    macro_rules! since {
+        ($($field:ident),*) => {
+            $(w.overhead.$field = new.overhead.$field.saturating_sub(old.overhead.$field);)*
+        };
+    }
+    since!(
+        spans,
+        intervals,
+        timed_intervals,
+        called_intervals,
+        allocations,
+        callbacks_ns,
+        callbacks,
+        callbacks_sampled,
+        callbacks_dropped,
+        background_cpu_ns,
+        estimated_ns
+    );
     w.overhead.fraction_of_run = if w.run.duration_ns > 0 {
         w.overhead.estimated_ns as f64 / w.run.duration_ns as f64
     } else {
