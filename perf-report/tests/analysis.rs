@@ -193,6 +193,44 @@ fn a_hot_loop_is_not_also_reported_as_a_hot_spot() {
 }
 
 #[test]
+fn the_instrumentation_share_is_what_the_callbacks_measured_where_the_dump_has_it() {
+    let spans = [
+        Span::new("main", 1, &[(300 * MS, 1)]).self_time(&[(MS, 1)]),
+        Span::new("checksum", 2, &[(2 * US, 100_000)]),
+    ];
+    let share = |d: &perf_layer::dump::Dump| {
+        let a = analyze(&d.clone().into(), &Config::default());
+        let f = a
+            .findings
+            .iter()
+            .find(|f| f.class == Class::HotLoop)
+            .expect("the hot loop");
+        f.evidence
+            .iter()
+            .find(|e| e.metric.contains("instrumentation"))
+            .expect("the instrumentation share")
+            .value
+    };
+    let mut d = dump("loop", 300 * MS, &spans);
+    d.overhead.per_span_ns = 150.0;
+    // The calibrated cost: 150 ns against 2 µs of self time.
+    let calibrated = share(&d);
+    assert!((calibrated - 150.0 / 2_150.0).abs() < 0.01, "{calibrated}");
+    // The run's callbacks measured 2 µs a span (polls and events included),
+    // less a 10 ns clock read a callback: that is the cost that counts.
+    d.overhead.spans = 100_001;
+    d.overhead.callbacks = 400_004;
+    d.overhead.callbacks_sampled = 6_250;
+    d.overhead.per_clock_read_ns = 10.0;
+    d.overhead.callbacks_ns = 100_001 * 2_000 + 4_000_040;
+    let measured = share(&d);
+    assert!((measured - 0.5).abs() < 0.01, "{measured}");
+    // Too few callbacks timed: the calibrated cost again.
+    d.overhead.callbacks_sampled = 15;
+    assert_eq!(share(&d), calibrated);
+}
+
+#[test]
 fn process_cpu_and_memory_spikes_are_found() {
     let spans = [Span::new("main", 1, &[(MS, 1)])];
     let mut d = dump("proc", 10_000 * MS, &spans);

@@ -132,7 +132,8 @@ pub(crate) struct Context<'a> {
     pub(crate) process: ProcessSummary,
     /// The dump's duration, or the longest span's wall time without one.
     pub(crate) run_wall_ns: f64,
-    /// The layer's measured cost per span, ns (0 when unknown).
+    /// The layer's cost per span, ns (0 when unknown): its callbacks' time
+    /// as the run measured it over the spans, or the calibrated cost of one.
     pub(crate) per_span_ns: f64,
     /// Whether every callsite carries allocation figures.
     pub(crate) alloc_tracked: bool,
@@ -272,11 +273,11 @@ impl<'a> Context<'a> {
             Some(cpu) if run_wall_ns > 0.0 => cpu as f64 / run_wall_ns,
             _ => 1.0,
         };
-        let per_span_ns = if o.per_span_ns.is_finite() {
+        let per_span_ns = measured_per_span_ns(o).unwrap_or(if o.per_span_ns.is_finite() {
             o.per_span_ns.max(0.0)
         } else {
             0.0
-        };
+        });
         Self {
             dump,
             config,
@@ -369,4 +370,16 @@ impl<'a> Context<'a> {
             .weight(resource, self.totals.cpu_utilization);
         draft.score(weight, self.share_of(resource), &self.config.bands)
     }
+}
+
+/// The layer's cost per span as the run measured it: its callbacks' time
+/// (a span's polls and events included), less the samples' own clock reads,
+/// over the spans; `None` where too few callbacks were timed (fewer than 16,
+/// as perf-layer's own estimate) or the figures are not usable.
+fn measured_per_span_ns(o: &perf_layer::dump::Overhead) -> Option<f64> {
+    if o.callbacks_sampled < 16 || o.spans == 0 || !o.per_clock_read_ns.is_finite() {
+        return None;
+    }
+    let timing = o.per_clock_read_ns.max(0.0) * o.callbacks as f64;
+    Some((o.callbacks_ns as f64 - timing).max(0.0) / o.spans as f64)
 }

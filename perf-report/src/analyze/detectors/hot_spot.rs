@@ -28,8 +28,9 @@ pub struct Settings {
     pub recoverable: f64,
     /// How sure the finding is before the instrumentation discount (0.95):
     /// the confidence is this times one minus the share of the callsite's
-    /// self time that is the layer's own cost (`overhead.per_span_ns` x
-    /// calls).
+    /// self time that is the layer's own cost (its cost per span, measured
+    /// from its callbacks where the dump has them, else
+    /// `overhead.per_span_ns`, times the calls).
     pub confidence: f64,
 }
 
