@@ -15,6 +15,7 @@
 
 mod support;
 
+use perf_layer::dump::Overhead;
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::hint::black_box;
 use std::time::Duration;
@@ -207,14 +208,9 @@ fn estimate_check(quick: bool) {
     let requests = u64::from(blocks * turns_per_block * 2);
     let loss = 1.0 - floor_total.as_secs_f64() / perf_total.as_secs_f64();
     let loss_without_cpu = 1.0 - floor_total.as_secs_f64() / without_cpu_total.as_secs_f64();
-    // The counting allocator is this binary's global allocator, under the
-    // floor as under perf-layer, so the loss measured here has none of its
-    // cost: its part of the estimate (over every subject's allocations) is
-    // left out.
     let (a, b) = (&after.overhead, &before.overhead);
-    let allocator_ns = a.per_allocation_ns * a.allocations.saturating_sub(b.allocations) as f64;
-    let estimated_ns =
-        (a.estimated_ns.saturating_sub(b.estimated_ns) as f64 - allocator_ns).max(0.0) as u64;
+    let (estimate_ns, allocator_ns) = estimate_between(b, a);
+    let estimated_ns = estimate_ns as u64;
     let estimate = estimated_ns as f64 / perf_total.as_nanos() as f64;
     let spans: Vec<_> = after
         .callsites
@@ -265,6 +261,19 @@ fn estimate_check(quick: bool) {
     }
 }
 
+/// The dump's estimate between two snapshots, ns, and the counting
+/// allocator's part of it, which is left out: the allocator is this binary's
+/// global allocator, under the floor as under perf-layer, so the losses
+/// measured here have none of its cost (and it counts every subject's
+/// allocations).
+fn estimate_between(before: &Overhead, after: &Overhead) -> (f64, f64) {
+    let allocator_ns =
+        after.per_allocation_ns * after.allocations.saturating_sub(before.allocations) as f64;
+    let estimate_ns =
+        (after.estimated_ns.saturating_sub(before.estimated_ns) as f64 - allocator_ns).max(0.0);
+    (estimate_ns, allocator_ns)
+}
+
 /// The estimate's other end: spans with nothing in them, a parent and a
 /// child in a hot loop, where the layer's data stays in the caches. The
 /// floor and perf-layer (every feature on) take turns, five
@@ -293,11 +302,7 @@ fn hot_loop_check(quick: bool) {
     }
     let after = handle.snapshot().overhead;
     let measured_pairs = f64::from(rounds * pairs);
-    let allocator_ns =
-        after.per_allocation_ns * after.allocations.saturating_sub(before.allocations) as f64;
-    let estimate = (after.estimated_ns.saturating_sub(before.estimated_ns) as f64 - allocator_ns)
-        .max(0.0)
-        / measured_pairs;
+    let estimate = estimate_between(&before, &after).0 / measured_pairs;
     println!(
         "end_to_end.hot_loop: perf-layer adds {:.0} ns a parent-and-child pair (best of {rounds} rounds), dump estimate {:.0} ns ({:.2}×), calibrated model {:.0} ns",
         perf_best - floor_best,

@@ -7,7 +7,7 @@
 //!   what only a real workload shows is in it: spans moving between a
 //!   runtime's workers, cache lines another core wrote last, CPU-time reads
 //!   by system calls on threads that switch often. Where fewer than
-//!   [`MIN_CALLBACKS_SAMPLED`] were timed (a short run), the calibrated
+//!   [`MIN_CALLBACKS_SAMPLED`](crate::dump::MIN_CALLBACKS_SAMPLED) were timed (a short run), the calibrated
 //!   model below stands in;
 //! - **the counting allocator**, when installed: its calibrated cost per
 //!   allocation and free times the allocations it served;
@@ -39,6 +39,7 @@ use tracing::Level;
 use tracing_subscriber::layer::{Layer, SubscriberExt as _};
 
 use crate::config::Config;
+use crate::dump::Overhead;
 use crate::layer::PerfLayer;
 use crate::profiler::Profiler;
 use crate::record::alloc::PauseCounting;
@@ -81,10 +82,6 @@ pub(crate) struct Calibration {
     pub(crate) per_clock_read_ns: f64,
 }
 
-/// Fewer callbacks timed than this, and the estimate uses the calibrated
-/// costs for the callbacks instead (a short run, or very few spans).
-pub(crate) const MIN_CALLBACKS_SAMPLED: u64 = 16;
-
 /// What the layer did in a run, which its costs are multiplied by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
@@ -124,10 +121,15 @@ impl Calibration {
     /// (one entered interval per span is in the span's cost; the rest are
     /// further polls; the timed ones by how they were read).
     pub(crate) fn callbacks_ns(&self, counts: &Counts) -> f64 {
-        if counts.callbacks.sampled >= MIN_CALLBACKS_SAMPLED {
-            // Each sample's time holds one clock read of its own timing.
-            let timing = self.per_clock_read_ns * counts.callbacks.callbacks as f64;
-            return (counts.callbacks.ns as f64 - timing).max(0.0);
+        let measured = Overhead {
+            callbacks_ns: counts.callbacks.ns,
+            callbacks: counts.callbacks.callbacks,
+            callbacks_sampled: counts.callbacks.sampled,
+            per_clock_read_ns: self.per_clock_read_ns,
+            ..Overhead::default()
+        };
+        if let Some(ns) = measured.measured_callbacks_ns() {
+            return ns;
         }
         let exits = &counts.exits;
         let called = exits.called.min(exits.timed);

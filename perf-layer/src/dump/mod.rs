@@ -796,6 +796,34 @@ pub struct Overhead {
     pub fraction_of_run: f64,
 }
 
+/// Fewer callbacks timed than this, and [`Overhead::measured_callbacks_ns`]
+/// has no figure: the estimate's callbacks part is then the calibrated model.
+pub const MIN_CALLBACKS_SAMPLED: u64 = 16;
+
+impl Overhead {
+    /// The layer's time in its callbacks as the run measured it:
+    /// `callbacks_ns` less one clock read a callback (the samples' own
+    /// timing), ns; `None` where fewer than [`MIN_CALLBACKS_SAMPLED`] were
+    /// timed or the clock read is not a number.
+    ///
+    /// ```
+    /// let mut o = perf_layer::dump::Overhead::default();
+    /// assert_eq!(o.measured_callbacks_ns(), None);
+    /// (o.callbacks_ns, o.callbacks, o.callbacks_sampled, o.per_clock_read_ns) =
+    ///     (64_000, 640, 10, 20.0);
+    /// assert_eq!(o.measured_callbacks_ns(), None);
+    /// o.callbacks_sampled = 16;
+    /// assert_eq!(o.measured_callbacks_ns(), Some(51_200.0));
+    /// ```
+    pub fn measured_callbacks_ns(&self) -> Option<f64> {
+        if self.callbacks_sampled < MIN_CALLBACKS_SAMPLED || !self.per_clock_read_ns.is_finite() {
+            return None;
+        }
+        let timing = self.per_clock_read_ns.max(0.0) * self.callbacks as f64;
+        Some((self.callbacks_ns as f64 - timing).max(0.0))
+    }
+}
+
 impl Dump {
     /// An empty dump for `program`: no callsites, no timeline.
     pub fn empty(program: &str) -> Self {

@@ -373,13 +373,9 @@ impl<'a> Context<'a> {
 }
 
 /// The layer's cost per span as the run measured it: its callbacks' time
-/// (a span's polls and events included), less the samples' own clock reads,
-/// over the spans; `None` where too few callbacks were timed (fewer than 16,
-/// as perf-layer's own estimate) or the figures are not usable.
+/// (a span's polls and events included) over the spans; `None` where the
+/// dump has no measured figure or no span.
 fn measured_per_span_ns(o: &perf_layer::dump::Overhead) -> Option<f64> {
-    if o.callbacks_sampled < 16 || o.spans == 0 || !o.per_clock_read_ns.is_finite() {
-        return None;
-    }
-    let timing = o.per_clock_read_ns.max(0.0) * o.callbacks as f64;
-    Some((o.callbacks_ns as f64 - timing).max(0.0) / o.spans as f64)
+    let ns = o.measured_callbacks_ns()?;
+    (o.spans > 0).then(|| ns / o.spans as f64)
 }
