@@ -124,6 +124,69 @@ fn an_async_span_polled_on_several_threads_keeps_busy_and_idle() {
     assert_eq!(sums(c), (76, 60, 16, 60));
 }
 
+/// Two long-lived workers poll the same spans in turn, as a work-stealing
+/// runtime does: each worker keeps the sums of the polls it ran, and a
+/// span's close adds them up wherever it closes, with its events.
+#[test]
+fn spans_polled_in_turn_by_two_workers_add_up_every_poll_wherever_they_close() {
+    use std::sync::mpsc;
+    let (dispatch, handle, mock) = mocked();
+    // Opened here (the main thread), polled on workers 0 and 1 in turn.
+    let spans: Vec<tracing::Span> = tracing::dispatcher::with_default(&dispatch, || {
+        (0..4).map(|i| info_span!("task", i)).collect()
+    });
+    let mut to_worker = Vec::new();
+    let (back, from_workers) = mpsc::channel::<(tracing::Span, bool)>();
+    let mut workers = Vec::new();
+    for w in 0..2u64 {
+        let (tx, rx) = mpsc::channel::<(tracing::Span, u64, bool)>();
+        to_worker.push(tx);
+        let (dispatch, mock, back) = (dispatch.clone(), mock.clone(), back.clone());
+        workers.push(thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                for (span, poll_ns, close_here) in rx {
+                    span.in_scope(|| {
+                        mock.increment(poll_ns + w);
+                        tracing::info!("polled");
+                    });
+                    if close_here {
+                        drop(span);
+                        back.send((tracing::Span::none(), true)).unwrap();
+                    } else {
+                        back.send((span, false)).unwrap();
+                    }
+                }
+            })
+        }));
+    }
+    drop(back);
+    // Span k: 5 polls alternating between the workers, of 10 ns (+1 on
+    // worker 1); spans 0 and 1 close on a worker, 2 and 3 back here.
+    for (k, span) in spans.into_iter().enumerate() {
+        let mut span = span;
+        for poll in 0..5 {
+            let close_here = k < 2 && poll == 4;
+            to_worker[(poll + k) % 2]
+                .send((span, 10, close_here))
+                .unwrap();
+            let (next, closed) = from_workers.recv().unwrap();
+            span = next;
+            assert_eq!(closed, close_here);
+        }
+        tracing::dispatcher::with_default(&dispatch, || drop(span));
+    }
+    drop(to_worker);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let c = callsite(&handle.snapshot(), "task").clone();
+    assert_eq!(c.calls, 4);
+    // Even spans: polls on workers 0,1,0,1,0 = 50 + 2; odd ones 50 + 3.
+    assert_eq!(sums(&c).1, 2 * 52 + 2 * 53, "busy of every poll, summed");
+    assert_eq!(c.events.info, 20, "every poll's event");
+    assert_eq!(c.busy_ns.max, 53);
+}
+
 #[test]
 fn children_on_another_thread_do_not_eat_the_parents_self_time() {
     let (dispatch, handle, mock) = mocked();

@@ -13,11 +13,12 @@
 //! thread's stack. No syscall, no global lock, no allocation after a
 //! callsite's first use on a thread.
 //!
-//! The cost of that choice: a span exited or closed on another thread than
-//! the one that opened it (an async task moved by a work-stealing runtime)
-//! is found by searching the other threads' shards, each locked only while
-//! it is searched. Correct, but slower with many threads; an owner-thread
-//! mailbox for such updates is the known next step (docs/benchmarks.md).
+//! The cost of that choice: a span entered on another thread than the one
+//! that opened it (an async task moved by a work-stealing runtime) is found
+//! by searching the other threads' shards, each locked only while it is
+//! searched, once per span and thread: its intervals that end there are
+//! summed in that thread's own shard (a visit), and its close adds the
+//! visits up ([`crate::record::shards`]).
 //!
 //! The registry's span extensions would be the textbook place for per-span
 //! state; measured on the lifecycle bench (docs/benchmarks.md) they cost
@@ -179,7 +180,7 @@ where
             });
         } else if let Some(id) = event.parent() {
             self.profiler.shards.with_open(id.into_u64(), |state| {
-                state.events[level] = state.events[level].saturating_add(1);
+                state.sums.events[level] = state.sums.events[level].saturating_add(1);
             });
         }
     }
@@ -190,17 +191,23 @@ where
         // which `record` pauses counting for itself.
         let now = self.now();
         let shards = &self.profiler.shards;
-        let mut shard = shards.local().lock();
+        let local = shards.local();
+        let mut shard = local.lock();
         // Read in place: the state is not copied out of its slot.
         let (meta, parent, closed) = match shard.open.remove(id.into_u64()) {
-            Some(state) => (state.meta, state.parent, self.closed(state, now)),
-            None => {
-                // A span opened on another thread is in that thread's shard.
+            Some(state) if state.visitors == 0 => {
+                (state.meta, state.parent, self.closed(state, now))
+            }
+            found => {
+                // Opened on another thread (its state is in that thread's
+                // shard), or with intervals that ended on other threads
+                // (their sums are in theirs): gathered with no lock held.
+                let found = found.copied();
                 drop(shard);
-                let Some(state) = shards.take_foreign(id.into_u64()) else {
+                let Some(state) = shards.closing(local, id.into_u64(), found) else {
                     return;
                 };
-                shard = shards.local().lock();
+                shard = local.lock();
                 (state.meta, state.parent, self.closed(&state, now))
             }
         };
@@ -216,15 +223,16 @@ impl PerfLayer {
         let wall_ns = clock.delta_as_nanos(state.created, now);
         // Busy can exceed wall only when one span was entered on two threads
         // at once; clamp so idle (wall - busy) is never negative.
-        let busy_ns = state.busy_ns.min(wall_ns);
-        let self_ns = state.self_ns.min(busy_ns);
+        let sums = &state.sums;
+        let busy_ns = sums.busy_ns.min(wall_ns);
+        let self_ns = sums.self_ns.min(busy_ns);
         let alloc = crate::record::alloc::is_installed().then_some(SpanAlloc {
-            alloc_bytes: state.alloc.alloc_bytes,
-            allocs: state.alloc.allocs,
-            freed_bytes: state.alloc.freed_bytes,
-            frees: state.alloc.frees,
-            self_alloc_bytes: state.self_alloc_bytes,
-            self_allocs: state.self_allocs,
+            alloc_bytes: sums.alloc.alloc_bytes,
+            allocs: sums.alloc.allocs,
+            freed_bytes: sums.alloc.freed_bytes,
+            frees: sums.alloc.frees,
+            self_alloc_bytes: sums.self_alloc_bytes,
+            self_allocs: sums.self_allocs,
         });
         let rss_delta = match (state.rss_at_open, self.profiler.rss_now()) {
             (Some(open), Some(close)) => Some(close as i64 - open as i64),
@@ -234,15 +242,15 @@ impl PerfLayer {
             wall_ns,
             busy_ns,
             self_ns,
-            events: state.events,
+            events: sums.events,
             alloc,
             rss_delta,
-            cpu: (state.timed_intervals > 0).then_some(SpanCpu {
-                intervals: state.intervals,
-                timed_intervals: state.timed_intervals,
-                timed: state.cpu,
-                sampled_intervals: state.sampled_intervals,
-                sampled: state.sampled,
+            cpu: (sums.timed_intervals > 0).then_some(SpanCpu {
+                intervals: sums.intervals,
+                timed_intervals: sums.timed_intervals,
+                timed: sums.cpu,
+                sampled_intervals: sums.sampled_intervals,
+                sampled: sums.sampled,
             }),
             group: state.group,
             parent_group: state.parent_group,

@@ -28,23 +28,18 @@ pub(crate) struct FinishedFrame {
     pub(crate) by_calls: bool,
 }
 
-/// What the layer keeps for one open span.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SpanState {
-    pub(crate) meta: &'static Metadata<'static>,
-    /// The parent's callsite, for call edges.
-    pub(crate) parent: Option<&'static Metadata<'static>>,
-    /// The parent's group when this span opened, folded
-    /// ([`super::groups::fold`]); 0 when it had none or is not known.
-    pub(crate) parent_group: u64,
-    pub(crate) created: u64,
+/// What an open span's entered intervals added up to: the part of its
+/// state that sums, kept where the intervals ended ([`SpanState::sums`] on
+/// the thread that opened it, a visit's on each thread it moved to; see
+/// [`super::shards`]) and added up at its close.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sums {
     pub(crate) busy_ns: u64,
     pub(crate) self_ns: u64,
     pub(crate) alloc: AllocCounters,
     pub(crate) self_alloc_bytes: u64,
     pub(crate) self_allocs: u64,
     pub(crate) events: [u32; 5],
-    pub(crate) rss_at_open: Option<u64>,
     /// Entered intervals, those of them timed on the CPU, and what those
     /// measured.
     pub(crate) intervals: u32,
@@ -54,39 +49,9 @@ pub(crate) struct SpanState {
     /// [`super::cpu::SAMPLE_EVERY`]), and what they measured.
     pub(crate) sampled_intervals: u32,
     pub(crate) sampled: IntervalCpu,
-    /// The hashes of its grouped fields' values ([`super::groups`]); all 0
-    /// when the layer groups by nothing this span has.
-    pub(crate) group: GroupKey,
 }
 
-impl SpanState {
-    pub(crate) fn new(
-        meta: &'static Metadata<'static>,
-        parent: Option<&'static Metadata<'static>>,
-        created: u64,
-        rss_at_open: Option<u64>,
-    ) -> Self {
-        Self {
-            meta,
-            parent,
-            parent_group: 0,
-            created,
-            busy_ns: 0,
-            self_ns: 0,
-            alloc: AllocCounters::default(),
-            self_alloc_bytes: 0,
-            self_allocs: 0,
-            events: [0; 5],
-            rss_at_open,
-            intervals: 0,
-            timed_intervals: 0,
-            cpu: IntervalCpu::default(),
-            sampled_intervals: 0,
-            sampled: IntervalCpu::default(),
-            group: [0; MAX_FIELDS],
-        }
-    }
-
+impl Sums {
     /// Adds what one entered interval (a popped frame) measured.
     #[inline]
     pub(crate) fn absorb(&mut self, done: &FinishedFrame) {
@@ -108,6 +73,66 @@ impl SpanState {
                 self.sampled_intervals = self.sampled_intervals.saturating_add(1);
                 self.sampled.add(cpu);
             }
+        }
+    }
+
+    /// Adds the sums of the same span's intervals kept elsewhere.
+    pub(crate) fn add(&mut self, other: &Sums) {
+        self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
+        self.self_ns = self.self_ns.saturating_add(other.self_ns);
+        self.alloc.add(&other.alloc);
+        self.self_alloc_bytes = self.self_alloc_bytes.wrapping_add(other.self_alloc_bytes);
+        self.self_allocs = self.self_allocs.wrapping_add(other.self_allocs);
+        for (mine, theirs) in self.events.iter_mut().zip(other.events) {
+            *mine = mine.saturating_add(theirs);
+        }
+        self.intervals = self.intervals.saturating_add(other.intervals);
+        self.timed_intervals = self.timed_intervals.saturating_add(other.timed_intervals);
+        self.cpu.add(&other.cpu);
+        self.sampled_intervals = self
+            .sampled_intervals
+            .saturating_add(other.sampled_intervals);
+        self.sampled.add(&other.sampled);
+    }
+}
+
+/// What the layer keeps for one open span.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpanState {
+    pub(crate) meta: &'static Metadata<'static>,
+    /// The parent's callsite, for call edges.
+    pub(crate) parent: Option<&'static Metadata<'static>>,
+    /// The parent's group when this span opened, folded
+    /// ([`super::groups::fold`]); 0 when it had none or is not known.
+    pub(crate) parent_group: u64,
+    pub(crate) created: u64,
+    pub(crate) rss_at_open: Option<u64>,
+    /// Its intervals that ended on the thread that opened it.
+    pub(crate) sums: Sums,
+    /// The other threads keeping sums of its intervals (a visit each,
+    /// [`super::shards::Shard::visits`]), which its close adds up.
+    pub(crate) visitors: u32,
+    /// The hashes of its grouped fields' values ([`super::groups`]); all 0
+    /// when the layer groups by nothing this span has.
+    pub(crate) group: GroupKey,
+}
+
+impl SpanState {
+    pub(crate) fn new(
+        meta: &'static Metadata<'static>,
+        parent: Option<&'static Metadata<'static>>,
+        created: u64,
+        rss_at_open: Option<u64>,
+    ) -> Self {
+        Self {
+            meta,
+            parent,
+            parent_group: 0,
+            created,
+            rss_at_open,
+            sums: Sums::default(),
+            visitors: 0,
+            group: [0; MAX_FIELDS],
         }
     }
 }
@@ -280,8 +305,8 @@ mod tests {
         assert_eq!((open.len(), open.slots.len()), (3, 3));
         let created: Vec<_> = [1, 3, 4].map(|id| open.get(id).map(|s| s.created)).to_vec();
         assert_eq!(created, [Some(10), Some(30), Some(40)]);
-        open.get_mut(3).unwrap().busy_ns = 7;
-        assert_eq!(open.remove(3).map(|s| s.busy_ns), Some(7));
+        open.get_mut(3).unwrap().sums.busy_ns = 7;
+        assert_eq!(open.remove(3).map(|s| s.sums.busy_ns), Some(7));
     }
 
     #[test]
@@ -313,8 +338,8 @@ mod tests {
                 2 => {
                     let add = rng.below(100);
                     let ours = open.get_mut(id).map(|s| {
-                        s.busy_ns += add;
-                        (s.created, s.busy_ns)
+                        s.sums.busy_ns += add;
+                        (s.created, s.sums.busy_ns)
                     });
                     let theirs = model.get_mut(&id).map(|m| {
                         m.1 += add;
@@ -323,12 +348,12 @@ mod tests {
                     assert_eq!(ours, theirs, "step {step}: get_mut({id})");
                 }
                 1 | 3 => {
-                    let ours = open.remove(id).map(|s| (s.created, s.busy_ns));
+                    let ours = open.remove(id).map(|s| (s.created, s.sums.busy_ns));
                     assert_eq!(ours, model.remove(&id), "step {step}: remove({id})");
                     live.retain(|&l| l != id);
                 }
                 _ => {
-                    let ours = open.get(id).map(|s| (s.created, s.busy_ns));
+                    let ours = open.get(id).map(|s| (s.created, s.sums.busy_ns));
                     assert_eq!(ours, model.get(&id).copied(), "step {step}: get({id})");
                 }
             }
@@ -344,17 +369,17 @@ mod tests {
         open.insert(1, SpanState::new(&META, None, 10, None));
         open.insert(2, SpanState::new(&META, None, 20, None));
         // Span 1 is the last looked up; it closes, and span 3 takes its slot.
-        open.get_mut(1).unwrap().busy_ns = 5;
-        assert_eq!(open.remove(1).map(|s| s.busy_ns), Some(5));
+        open.get_mut(1).unwrap().sums.busy_ns = 5;
+        assert_eq!(open.remove(1).map(|s| s.sums.busy_ns), Some(5));
         assert!(open.get_mut(1).is_none(), "a closed span is not found");
         open.insert(3, SpanState::new(&META, None, 30, None));
         assert!(open.get_mut(1).is_none());
         // Alternating look-ups each find their own state.
         for (id, busy) in [(2, 1), (3, 2), (2, 3), (2, 4), (3, 5)] {
-            open.get_mut(id).unwrap().busy_ns += busy;
+            open.get_mut(id).unwrap().sums.busy_ns += busy;
         }
-        assert_eq!(open.get(2).map(|s| s.busy_ns), Some(8));
-        assert_eq!(open.get(3).map(|s| s.busy_ns), Some(7));
+        assert_eq!(open.get(2).map(|s| s.sums.busy_ns), Some(8));
+        assert_eq!(open.get(3).map(|s| s.sums.busy_ns), Some(7));
         assert_eq!(open.remove(3).map(|s| s.created), Some(30));
         assert!(open.get_mut(3).is_none());
         assert_eq!(open.get_mut(2).map(|s| s.created), Some(20));

@@ -10,11 +10,20 @@
 //! span id. This is the layer's per-span storage instead of the registry's
 //! extensions: an extension costs a boxed allocation, a type-map insert and
 //! removal, and a registry look-up at every exit and close, where the shard
-//! costs one hash-map operation under a lock the thread takes anyway. A span
-//! that moved to another thread is found by searching the other shards (see
-//! [`Shards::with_open`]), and moved to the shard of the thread it exits on
-//! ([`Shards::exited`]): slower, but once per migration. The
-//! `DashMap` holds the callsites admitted so far, visited once per callsite per
+//! costs one hash-map operation under a lock the thread takes anyway.
+//!
+//! A span that moved to another thread (an async task a work-stealing
+//! runtime polls on any worker) keeps its state where it opened. The first
+//! of its intervals to end on another thread finds that state by searching
+//! the other shards, counts a visitor there, and starts a *visit* in its own
+//! shard: the sums of the span's intervals that end on that thread
+//! ([`Shard::visits`]). Its later intervals there add to the visit under
+//! that thread's own lock, touching no memory another core wrote; its close
+//! adds the visits up ([`Shards::closing`]). Moving the state to the
+//! exiting thread instead cost a search, another core's lock and two map
+//! operations at every migration: about one a request on mini-redis's
+//! connection span, 16% of its exits (docs/benchmarks.md). The `DashMap`
+//! holds the callsites admitted so far, visited once per callsite per
 //! thread, which is where the callsite cap is enforced.
 //!
 //! Shards live in a [`ThreadLocal`] owned by [`Shards`], so a thread's data
@@ -32,7 +41,7 @@ use super::alloc::PauseCounting;
 use super::callsite::CallsiteKey;
 use super::flat_hist::Layout;
 use super::groups::{GroupKey, Groups};
-use super::open_spans::{FinishedFrame, OpenSpans, SpanState};
+use super::open_spans::{FinishedFrame, OpenSpans, SpanState, Sums};
 use super::totals::{CallsiteAcc, ClosedSpan, EdgeAcc};
 
 /// One thread's statistics, and the spans it opened that are still open.
@@ -43,6 +52,10 @@ pub(crate) struct Shard {
     /// Open spans by span id. Ids are unique among a registry's live spans,
     /// and one layer serves one registry.
     pub(crate) open: OpenSpans,
+    /// Visits: the sums of the intervals that ended on this thread of open
+    /// spans other threads opened, by span id; each span's close takes its
+    /// visits out. At most one per span open at once.
+    pub(crate) visits: FxHashMap<u64, Sums>,
     /// Entered intervals that ended on this thread, and those of them timed
     /// on the CPU: of open spans too (a connection's polls), for the
     /// overhead estimate.
@@ -238,13 +251,10 @@ impl Shards {
     }
 
     /// Adds what an entered interval of open span `id` measured to its
-    /// state, as it exits on this thread (whose shard is `local`), and
-    /// counts the interval. A span found in another thread's shard is
-    /// moved here first: an async span that the runtime moved to this
-    /// worker is then found here at its next polls, under this thread's own
-    /// lock, instead of being searched for under the other workers' locks
-    /// at every one (where a worker preempted while holding its lock made
-    /// the others spin and yield).
+    /// sums, as it exits on this thread (whose shard is `local`), and counts
+    /// the interval: to its state when this thread opened it, else to this
+    /// thread's visit of it, started at its first interval here
+    /// ([`first_visit`](Self::first_visit)).
     #[inline]
     pub(crate) fn exited(&self, local: &ShardLock, id: u64, done: &FinishedFrame) {
         {
@@ -253,11 +263,65 @@ impl Shards {
             shard.timed_exits += u64::from(done.cpu.is_some());
             shard.called_exits += u64::from(done.by_calls);
             if let Some(state) = shard.open.get_mut(id) {
-                state.absorb(done);
+                state.sums.absorb(done);
+                return;
+            }
+            if let Some(visit) = shard.visits.get_mut(&id) {
+                visit.absorb(done);
                 return;
             }
         }
-        self.adopt(local, id, |state| state.absorb(done));
+        self.first_visit(local, id, done);
+    }
+
+    /// The first interval of open span `id` to end on this thread when
+    /// another opened it: the state is told it has one more visitor (under
+    /// its thread's lock, released before this thread's is taken: no thread
+    /// ever holds two), and the visit starts here. Nothing when no shard
+    /// holds the span (opened before this layer saw it).
+    #[cold]
+    #[inline(never)]
+    fn first_visit(&self, local: &ShardLock, id: u64, done: &FinishedFrame) {
+        let counted = self.with_foreign(local, id, |state| {
+            state.visitors = state.visitors.saturating_add(1);
+        });
+        if counted.is_none() {
+            return;
+        }
+        let mut visit = Sums::default();
+        visit.absorb(done);
+        // Growing the map is the layer's allocation, not the span's.
+        let _pause = PauseCounting::new();
+        local.lock().visits.insert(id, visit);
+    }
+
+    /// The state of span `id` as it closes on this thread (shard `local`,
+    /// not held), with every visit's sums added: `found`, when this thread
+    /// opened it, else taken from the thread that did. `None` when no shard
+    /// holds the span.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn closing(
+        &self,
+        local: &ShardLock,
+        id: u64,
+        found: Option<SpanState>,
+    ) -> Option<SpanState> {
+        let mut state = match found {
+            Some(state) => state,
+            None => self.take_foreign_from(local, id)?,
+        };
+        let mut left = state.visitors;
+        for PaddedShard(shard) in self.shards.iter() {
+            if left == 0 {
+                break;
+            }
+            if let Some(visit) = shard.lock().visits.remove(&id) {
+                state.sums.add(&visit);
+                left -= 1;
+            }
+        }
+        Some(state)
     }
 
     /// Entered intervals that ended on every thread, and how they were
@@ -298,29 +362,8 @@ impl Shards {
         }
     }
 
-    /// Moves open span `id` from another thread's shard into `local`, then
-    /// runs `f` on it.
-    #[cold]
-    #[inline(never)]
-    fn adopt<R>(
-        &self,
-        local: &ShardLock,
-        id: u64,
-        f: impl FnOnce(&mut SpanState) -> R,
-    ) -> Option<R> {
-        let state = self.take_foreign_from(local, id)?;
-        let mut shard = local.lock();
-        shard.open.insert(id, state);
-        shard.open.get_mut(id).map(f)
-    }
-
-    /// Takes open span `id` out of whichever shard holds it. Not this
-    /// thread's, which the caller has searched already under its own lock.
-    #[cold]
-    pub(crate) fn take_foreign(&self, id: u64) -> Option<SpanState> {
-        self.take_foreign_from(self.local(), id)
-    }
-
+    /// Takes open span `id` out of whichever shard holds it but `local`,
+    /// which the caller has searched already under its own lock.
     fn take_foreign_from(&self, local: &ShardLock, id: u64) -> Option<SpanState> {
         for PaddedShard(shard) in self.shards.iter() {
             if std::ptr::eq(shard, local) {
@@ -618,23 +661,19 @@ mod tests {
     }
 
     #[test]
-    fn a_span_that_exits_on_another_thread_moves_to_that_thread_s_shard() {
+    fn a_span_s_intervals_on_another_thread_are_summed_there_and_added_at_its_close() {
         let shards = Shards::new(2, 1_000_000, 16, 16, None, None);
         // This thread's shard first: a thread that exited gives its shard
         // to the next thread that asks.
         let local = shards.local();
-        // Opened on another thread (a runtime worker): its shard would be
-        // searched, under its lock, at every exit here.
+        // Opened on another thread (a runtime worker), which keeps its state.
         std::thread::scope(|s| {
             s.spawn(|| {
                 let mut state = SpanState::new(&META, None, 0, None);
-                state.busy_ns = 5;
+                state.sums.busy_ns = 5;
                 shards.local().lock().open.insert(7, state);
             });
         });
-        assert!(local.lock().open.get(7).is_none());
-        // The first exit here finds it and moves it, whole, and counts the
-        // interval here.
         let done = FinishedFrame {
             busy_ns: 1,
             self_ns: 1,
@@ -645,25 +684,43 @@ mod tests {
             sampled: false,
             by_calls: false,
         };
+        // Two intervals end here: the first starts a visit and counts this
+        // thread as a visitor where the state is; neither moves the state.
         shards.exited(local, 7, &done);
-        assert_eq!(local.lock().open.get(7).map(|s| s.busy_ns), Some(6));
+        shards.exited(local, 7, &done);
+        assert!(local.lock().open.get(7).is_none());
+        assert_eq!(local.lock().visits.get(&7).map(|v| v.busy_ns), Some(2));
+        let owner = shards.shards.iter().find_map(|PaddedShard(shard)| {
+            let shard = shard.lock();
+            shard.open.get(7).map(|s| (s.sums.busy_ns, s.visitors))
+        });
+        assert_eq!(owner, Some((5, 1)), "the state stays where it opened");
         assert_eq!(
             shards.exit_counts(),
             ExitCounts {
-                intervals: 1,
+                intervals: 2,
                 timed: 0,
                 called: 0
             }
         );
-        let elsewhere = shards
+        // Its close here adds the visit to the state and leaves nothing
+        // behind in any shard.
+        let closed = shards.closing(local, 7, None).expect("the span is open");
+        assert_eq!((closed.sums.busy_ns, closed.sums.intervals), (7, 2));
+        let left = shards
             .shards
             .iter()
-            .filter(|PaddedShard(shard)| shard.lock().open.get(7).is_some())
+            .filter(|PaddedShard(shard)| {
+                let shard = shard.lock();
+                shard.open.get(7).is_some() || shard.visits.contains_key(&7)
+            })
             .count();
-        assert_eq!(elsewhere, 1, "in this thread's shard only");
-        // A span no shard holds is nowhere; its interval still counts.
+        assert_eq!(left, 0);
+        // A span no shard holds is nowhere, and starts no visit; its
+        // interval still counts.
         shards.exited(local, 8, &done);
-        assert!(local.lock().open.get(8).is_none());
-        assert_eq!(shards.exit_counts().intervals, 2);
+        assert!(local.lock().visits.is_empty());
+        assert_eq!(shards.exit_counts().intervals, 3);
+        assert!(shards.closing(local, 8, None).is_none());
     }
 }
