@@ -19,6 +19,8 @@ use crate::label::labelled;
 pub(crate) mod html;
 mod json;
 mod markdown;
+mod markup;
+mod outline;
 pub(crate) mod table;
 mod text;
 mod wording;

@@ -8,6 +8,7 @@ use super::page::Page;
 use super::{charts, escape, more, prose, section, table, verdict_class};
 use crate::diff::Diff;
 use crate::render::RenderOptions;
+use crate::render::outline::Table;
 use crate::render::table as columns;
 use crate::render::wording::diff_counts;
 use crate::units;
@@ -44,7 +45,10 @@ pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
             "Callsites",
             "Cells show the new value and its change from the base.",
         );
-        table(out, "diff", columns::DIFF, &d.callsites[..shown]);
+        table(
+            out,
+            &Table::new("diff", columns::DIFF, &d.callsites[..shown]),
+        );
         more(out, shown, d.callsites.len(), "callsites");
         out.push_str("</section>\n");
         if !notable.is_empty() {

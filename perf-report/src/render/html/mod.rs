@@ -32,7 +32,8 @@ mod page;
 mod report;
 mod svg;
 
-use super::table::{self, Align, Column, Tone};
+use super::outline::{Head, Table};
+use super::table::{Align, Tone};
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
 use crate::analyze::Severity;
@@ -131,8 +132,10 @@ fn verdict_class(v: Verdict) -> &'static str {
 /// style: the columns' alignment and fonts are rules written once beside
 /// the table rather than a class on every cell, which keeps a table of ten
 /// thousand callsites a third smaller.
-fn table<T>(out: &mut String, name: &str, columns: &[Column<T>], rows: &[T]) {
-    let cells_of = |wanted: &dyn Fn(&Column<T>) -> bool| -> Vec<String> {
+fn table(out: &mut String, table: &Table) {
+    let name = table.name;
+    let columns = &table.heads;
+    let cells_of = |wanted: &dyn Fn(&Head) -> bool| -> Vec<String> {
         columns
             .iter()
             .enumerate()
@@ -169,9 +172,9 @@ fn table<T>(out: &mut String, name: &str, columns: &[Column<T>], rows: &[T]) {
         let _ = write!(out, "<th scope=\"col\"{align}>{}</th>", escape(c.header));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    for cells in table::cells(columns, rows) {
+    for cells in &table.rows {
         out.push_str("<tr>");
-        for cell in &cells {
+        for cell in cells {
             let text = escape(&cell.text);
             let _ = match cell.tone {
                 Tone::Plain => write!(out, "<td>{text}</td>"),

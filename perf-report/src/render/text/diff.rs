@@ -5,6 +5,7 @@ use owo_colors::OwoColorize;
 use super::out::{Out, clean};
 use crate::diff::Diff;
 use crate::render::RenderOptions;
+use crate::render::outline::Table;
 use crate::render::table;
 use crate::render::wording::diff_counts;
 use crate::units;
@@ -33,7 +34,7 @@ pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     }
     let shown = opts.limit(d.callsites.len());
     out.blank();
-    out.table(table::DIFF, &d.callsites[..shown]);
+    out.fitted_table(&Table::new("diff", table::DIFF, &d.callsites[..shown]));
     out.dim("cells show the new value and its change from the base");
     out.more(shown, d.callsites.len(), "callsites");
     let notable: Vec<_> = d.callsites[..shown]
@@ -42,7 +43,7 @@ pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
         .collect();
     if !notable.is_empty() {
         out.blank();
-        out.heading("WHY", "");
+        out.heading_line("WHY", "");
         for c in notable {
             out.para(
                 " - ",
