@@ -9,9 +9,9 @@ use std::io;
 use super::markup::{self, Markup};
 use super::outline::{self, Detail, Outline, Section, Table};
 use super::wording::Words;
-use super::{RenderOptions, Renderer, ReportKind, table};
+use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
-use crate::diff::Diff;
+use crate::diff::{CallsiteDiff, Diff};
 use crate::plan::Step;
 use crate::sanitize::one_line;
 
@@ -28,8 +28,7 @@ impl Renderer for Csv {
 
     fn diff(&self, d: &Diff, opts: &RenderOptions, out: &mut dyn io::Write) -> io::Result<()> {
         let mut csv = Tables(String::new());
-        let shown = opts.limit(d.callsites.len());
-        csv.table(&Table::new("diff", table::DIFF, &d.callsites[..shown]));
+        markup::write(&mut csv, &outline::diff(d, opts));
         out.write_all(csv.0.as_bytes())
     }
 }
@@ -59,6 +58,7 @@ impl Markup for Tables {
     fn more(&mut self, _: usize, _: &str) {}
     fn list(&mut self, _: &[String]) {}
     fn steps(&mut self, _: &[Step], _: Detail) {}
+    fn reasons(&mut self, _: &[&CallsiteDiff]) {}
 }
 
 /// One field: quoted when it holds a comma, a quote or a line break, its

@@ -5,16 +5,15 @@ use std::fmt::Write as _;
 use std::io;
 
 use super::markup::{self, Markup};
-use super::outline::{self, Detail, Outline, Section, Table};
-use super::table::{self, Align, Tone};
-use super::wording::{self, Words};
+use super::outline::{self, Detail, Outline, Section, Table, Title};
+use super::table::{Align, Tone};
+use super::wording::Words;
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
 use crate::callsite::Location;
-use crate::diff::{Diff, Verdict};
+use crate::diff::{CallsiteDiff, Diff, Verdict};
 use crate::plan::Step;
 use crate::sanitize::one_line;
-use crate::units;
 
 /// The Markdown renderer.
 #[derive(Debug)]
@@ -112,26 +111,35 @@ fn table(out: &mut String, table: &Table) {
     }
 }
 
-fn more(out: &mut String, shown: usize, total: usize, what: &str) {
-    if shown < total {
-        let _ = writeln!(out, "\n_{} more {what} not shown._", total - shown);
-    }
-}
-
 /// The report being written.
 struct Md(String);
 
 impl Markup for Md {
     fn title(&mut self, outline: &Outline<'_>) {
-        let _ = writeln!(
-            self.0,
-            "## perf-report: {}\n\n{}.",
-            escape(outline.program),
-            outline.summary
-        );
+        let _ = match &outline.title {
+            Title::Report { program, summary } => writeln!(
+                self.0,
+                "## perf-report: {}\n\n{summary}.",
+                escape(program)
+            ),
+            Title::Diff {
+                base,
+                new,
+                self_time,
+                counts,
+            } => writeln!(
+                self.0,
+                "## perf-report diff: {} → {}\n\nSelf time in spans {self_time}. {counts}.",
+                escape(base),
+                escape(new)
+            ),
+        };
     }
 
     fn heading(&mut self, section: &Section<'_>) {
+        if !section.titled {
+            return;
+        }
         let _ = writeln!(self.0, "\n### {}", section.title);
         if let Some(lede) = &section.lede {
             // A lede is a sentence here, figures too.
@@ -171,6 +179,19 @@ impl Markup for Md {
     fn steps(&mut self, steps: &[Step], detail: Detail) {
         for s in steps {
             step(&mut self.0, s, detail);
+        }
+    }
+
+    fn reasons(&mut self, changed: &[&CallsiteDiff]) {
+        self.0.push('\n');
+        for c in changed {
+            let _ = writeln!(
+                self.0,
+                "- **{}** {}: {}",
+                c.verdict,
+                escape(&c.location.label),
+                escape(&c.reason)
+            );
         }
     }
 }
@@ -251,45 +272,9 @@ fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
 }
 
 fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "## perf-report diff: {} → {}\n\nSelf time in spans {}. {}.\n",
-        escape(&d.base_program),
-        escape(&d.new_program),
-        table::change(&d.total_self_ns, units::ns),
-        wording::diff_counts(d)
-    );
-    if d.callsites.is_empty() {
-        return out;
-    }
-    let shown = opts.limit(d.callsites.len());
-    table(
-        &mut out,
-        &Table::new("diff", table::DIFF, &d.callsites[..shown]),
-    );
-    let _ = writeln!(
-        out,
-        "\nCells show the new value and its change from the base."
-    );
-    more(&mut out, shown, d.callsites.len(), "callsites");
-    let notable: Vec<_> = d.callsites[..shown]
-        .iter()
-        .filter(|c| c.verdict.is_change())
-        .collect();
-    if !notable.is_empty() {
-        let _ = writeln!(out, "\n### Why\n");
-        for c in notable {
-            let _ = writeln!(
-                out,
-                "- **{}** {}: {}",
-                c.verdict,
-                escape(&c.location.label),
-                escape(&c.reason)
-            );
-        }
-    }
-    out
+    let mut md = Md(String::new());
+    markup::write(&mut md, &outline::diff(d, opts));
+    md.0
 }
 
 #[cfg(test)]

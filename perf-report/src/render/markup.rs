@@ -6,6 +6,7 @@
 
 use super::outline::{Block, Chart, Detail, Outline, Section, Table};
 use super::wording::Words;
+use crate::diff::CallsiteDiff;
 use crate::plan::Step;
 
 /// How one format lays out the outline's blocks. Text from the dump (names,
@@ -42,6 +43,9 @@ pub(crate) trait Markup {
 
     fn steps(&mut self, steps: &[Step], detail: Detail);
 
+    /// The diff's changed callsites: verdict, name, why.
+    fn reasons(&mut self, changed: &[&CallsiteDiff]);
+
     fn chart(&mut self, _chart: Chart<'_>) {}
 
     /// After the last section.
@@ -65,6 +69,7 @@ pub(crate) fn write(m: &mut impl Markup, outline: &Outline<'_>) {
                 Block::More(hidden, what) => m.more(*hidden, what),
                 Block::List(items) => m.list(items),
                 Block::Steps(steps, detail) => m.steps(steps, *detail),
+                Block::Reasons(changed) => m.reasons(changed),
                 Block::Chart(c) => {
                     if m.draws_charts() {
                         m.chart(*c);

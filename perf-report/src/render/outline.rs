@@ -11,18 +11,33 @@ use super::table::{self, Align, Cell, Column};
 use super::wording::{self, Words};
 use super::{RenderOptions, ReportKind};
 use crate::Report;
+use crate::diff::{CallsiteDiff, Diff};
 use crate::plan::Step;
+use crate::units;
 
-/// A report laid out as blocks.
+/// A report or a diff laid out as blocks.
 #[derive(Debug)]
 pub(crate) struct Outline<'a> {
     /// What the page is called: `perf-report: program`.
     pub(crate) page_title: String,
-    /// The program the report is about (from the dump: escape it).
-    pub(crate) program: &'a str,
-    /// What the header says after the program's name.
-    pub(crate) summary: String,
+    pub(crate) title: Title<'a>,
     pub(crate) sections: Vec<Section<'a>>,
+}
+
+/// What the outline is about, for its header. Names are from the dump:
+/// the format escapes them.
+#[derive(Debug)]
+pub(crate) enum Title<'a> {
+    /// A report of one run: its program, and the run's summary.
+    Report { program: &'a str, summary: String },
+    /// A comparison: the two programs, the self time's change and the
+    /// callsites by verdict.
+    Diff {
+        base: &'a str,
+        new: &'a str,
+        self_time: String,
+        counts: String,
+    },
 }
 
 /// A titled part of the report.
@@ -33,6 +48,9 @@ pub(crate) struct Section<'a> {
     pub(crate) title: &'static str,
     /// Its name in a page's navigation bar.
     pub(crate) nav: &'static str,
+    /// Whether a document shows its title; if not, only a page does (for
+    /// its navigation), and a document starts the section without one.
+    pub(crate) titled: bool,
     /// What a heading says about the section: the terminal puts it on the
     /// heading's line, the other formats under it.
     pub(crate) lede: Option<Words>,
@@ -60,6 +78,8 @@ pub(crate) enum Block<'a> {
     List(&'a [String]),
     /// The plan's steps, each in full or in one line.
     Steps(&'a [Step], Detail),
+    /// The diff's changed callsites, each with its verdict and why.
+    Reasons(Vec<&'a CallsiteDiff>),
     Chart(Chart<'a>),
 }
 
@@ -83,6 +103,9 @@ pub(crate) enum Chart<'a> {
     Timeline(&'a Dump),
     /// Live heap over the run, by callsite.
     LiveHeap(&'a Dump),
+    /// The base and new busy-time distributions of the changed callsites,
+    /// with their caption.
+    DiffCurves(&'a Diff, &'static str),
 }
 
 /// A table: its columns' heads and its rows' cells, taken from the
@@ -135,6 +158,7 @@ fn section<'a>(
         id,
         title,
         nav: title,
+        titled: true,
         lede,
         blocks,
     }
@@ -293,8 +317,60 @@ pub(crate) fn report<'a>(r: &'a Report, kind: ReportKind, opts: &RenderOptions) 
     }
     Outline {
         page_title: format!("perf-report: {}", a.program),
-        program: &a.program,
-        summary: wording::run_summary(a),
+        title: Title::Report {
+            program: &a.program,
+            summary: wording::run_summary(a),
+        },
+        sections,
+    }
+}
+
+/// The outline of a diff: its table, why each changed callsite changed,
+/// and their distributions.
+pub(crate) fn diff<'a>(d: &'a Diff, opts: &RenderOptions) -> Outline<'a> {
+    let mut sections = Vec::new();
+    if !d.callsites.is_empty() {
+        let shown = opts.limit(d.callsites.len());
+        let mut callsites = section(
+            "callsites",
+            "Callsites",
+            None,
+            vec![
+                Block::Table(Table::new("diff", table::DIFF, &d.callsites[..shown])),
+                Block::Aside(Words::sentence(wording::DIFF_READING.to_owned())),
+                Block::More(d.callsites.len() - shown, "callsites"),
+            ],
+        );
+        // The diff opens with its table.
+        callsites.titled = false;
+        sections.push(callsites);
+        let changed: Vec<&CallsiteDiff> = d.callsites[..shown]
+            .iter()
+            .filter(|c| c.verdict.is_change())
+            .collect();
+        if !changed.is_empty() {
+            sections.push(section("why", "Why", None, vec![Block::Reasons(changed)]));
+        }
+        let mut latency = section(
+            "latency",
+            "Latency distributions of the changed spans",
+            None,
+            vec![Block::Chart(Chart::DiffCurves(
+                d,
+                wording::DIFF_CURVES_CAPTION,
+            ))],
+        );
+        latency.nav = "Latency";
+        sections.push(latency);
+    }
+    Outline {
+        page_title: format!("perf-report diff: {} → {}", d.base_program, d.new_program),
+        title: Title::Diff {
+            base: &d.base_program,
+            new: &d.new_program,
+            self_time: table::change(&d.total_self_ns, units::ns),
+            counts: wording::diff_counts(d),
+        },
         sections,
     }
 }

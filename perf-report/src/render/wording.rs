@@ -60,6 +60,14 @@ pub(in crate::render) const CALLSITES_READING: &str = "times are busy time per c
 pub(in crate::render) const ALLOCATION_UNTRACKED: &str =
     "allocation was not tracked: the memory weight is shared out between CPU and frequency";
 
+/// How to read the diff's table.
+pub(in crate::render) const DIFF_READING: &str =
+    "cells show the new value and its change from the base";
+
+/// Under the diff's distributions' heading.
+pub(in crate::render) const DIFF_CURVES_CAPTION: &str =
+    "Busy time by percentile, base dashed, new solid; both axes are logarithmic.";
+
 /// Under the flamegraph's heading.
 pub(in crate::render) const FLAMEGRAPH_CAPTION: &str = "Self time by call path.";
 

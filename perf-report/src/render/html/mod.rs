@@ -13,7 +13,7 @@
 //! Here: the renderer, the escaping, and the parts both pages use (tables,
 //! sections, prose). Beside it:
 //!
-//! - `report.rs` and `diff.rs`: the report's page and the diff's;
+//! - `report.rs`: the page of a report or a diff, from its outline;
 //! - `page.rs`: the document around the body, its style and the self-check
 //!   a browser test reads;
 //! - `charts.rs`: which pictures, from which figures;
@@ -27,7 +27,6 @@ use std::io;
 mod axis;
 mod base64;
 mod charts;
-mod diff;
 mod page;
 mod report;
 mod svg;
@@ -56,7 +55,7 @@ impl Renderer for Html {
     }
 
     fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn io::Write) -> io::Result<()> {
-        out.write_all(diff::render_diff(diff, opts).as_bytes())
+        out.write_all(report::render_diff(diff, opts).as_bytes())
     }
 }
 
@@ -193,17 +192,6 @@ fn table(out: &mut String, table: &Table) {
         out.push_str("</tr>\n");
     }
     out.push_str("</tbody></table></div>\n");
-}
-
-/// `(N more things; --top 0 shows all)`, as the text format says it.
-fn more(out: &mut String, shown: usize, total: usize, what: &str) {
-    if shown < total {
-        let _ = writeln!(
-            out,
-            "<p class=\"more\">({} more {what}; --top 0 shows all)</p>",
-            total - shown
-        );
-    }
 }
 
 fn section(out: &mut String, id: &str, title: &str, lede: &str) {

@@ -1,15 +1,15 @@
-//! The report's page: the outline's sections, with the pictures between
-//! the callsites and the notes of a full report, and a navigation bar over
-//! the sections.
+//! The page of a report or a diff: the outline's sections, pictures
+//! included, and a navigation bar over them.
 
 use std::fmt::Write as _;
 
 use super::page::Page;
-use super::{charts, escape, location, more, prose, section, severity_class, table};
+use super::{charts, escape, location, prose, section, severity_class, table, verdict_class};
 use crate::Report;
+use crate::diff::{CallsiteDiff, Diff};
 use crate::plan::Step;
 use crate::render::markup::{self, Markup};
-use crate::render::outline::{self, Chart, Detail, Outline, Section, Table};
+use crate::render::outline::{self, Chart, Detail, Outline, Section, Table, Title};
 use crate::render::wording::Words;
 use crate::render::{RenderOptions, ReportKind};
 
@@ -26,12 +26,29 @@ impl Markup for Html<'_> {
 
     fn title(&mut self, outline: &Outline<'_>) {
         let out = &mut self.page.body;
-        let _ = writeln!(
-            out,
-            "<header>\n<h1>perf-report: <span class=\"name\">{}</span></h1>\n<p>{}</p>",
-            escape(outline.program),
-            escape(&outline.summary)
-        );
+        let _ = match &outline.title {
+            Title::Report { program, summary } => writeln!(
+                out,
+                "<header>\n<h1>perf-report: <span class=\"name\">{}</span></h1>\n<p>{}</p>",
+                escape(program),
+                escape(summary)
+            ),
+            Title::Diff {
+                base,
+                new,
+                self_time,
+                counts,
+            } => writeln!(
+                out,
+                "<header>\n<h1>perf-report diff: <span class=\"name\">{}</span> → <span class=\"name\">{}</span></h1>\n<p>base {} -> new {}: self time in spans {}</p>\n<p>{}</p>",
+                escape(base),
+                escape(new),
+                escape(base),
+                escape(new),
+                escape(self_time),
+                escape(counts)
+            ),
+        };
         let links: Vec<String> = outline
             .sections
             .iter()
@@ -67,7 +84,10 @@ impl Markup for Html<'_> {
     }
 
     fn more(&mut self, hidden: usize, what: &str) {
-        more(&mut self.page.body, 0, hidden, what);
+        let _ = writeln!(
+            self.page.body,
+            "<p class=\"more\">({hidden} more {what}; --top 0 shows all)</p>"
+        );
     }
 
     fn list(&mut self, items: &[String]) {
@@ -108,6 +128,22 @@ impl Markup for Html<'_> {
         out.push_str("</ol>\n");
     }
 
+    fn reasons(&mut self, changed: &[&CallsiteDiff]) {
+        let out = &mut self.page.body;
+        out.push_str("<ul class=\"notes\">");
+        for c in changed {
+            let _ = write!(
+                out,
+                "<li><span class=\"{}\">{}</span> <span class=\"name\">{}</span>: {}</li>",
+                verdict_class(c.verdict),
+                c.verdict,
+                escape(&c.location.label),
+                prose(&c.reason)
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+
     fn chart(&mut self, chart: Chart<'_>) {
         let page = &mut self.page;
         match chart {
@@ -118,6 +154,10 @@ impl Markup for Html<'_> {
             }
             Chart::Timeline(dump) => charts::timeline(page, dump),
             Chart::LiveHeap(dump) => charts::live_heap(page, dump, self.opts),
+            Chart::DiffCurves(diff, caption) => {
+                let _ = writeln!(page.body, "<p class=\"lede\">{}</p>", prose(caption));
+                charts::diff_curves(page, diff);
+            }
         }
     }
 
@@ -177,12 +217,21 @@ fn step_full(out: &mut String, s: &Step) {
     out.push_str("</dl></li>\n");
 }
 
+/// The page of a report of `kind`.
 pub(super) fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
-    let outline = outline::report(r, kind, opts);
+    render(&outline::report(r, kind, opts), opts)
+}
+
+/// The page of a diff.
+pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
+    render(&outline::diff(d, opts), opts)
+}
+
+fn render(outline: &Outline<'_>, opts: &RenderOptions) -> String {
     let mut html = Html {
         page: Page::default(),
         opts,
     };
-    markup::write(&mut html, &outline);
+    markup::write(&mut html, outline);
     html.page.finish(&outline.page_title)
 }

@@ -5,24 +5,22 @@
 //! which; Markdown and JSON keep everything.
 //!
 //! Here: how the outline's blocks look in a terminal; `out.rs` is the text
-//! being built (lines, paragraphs, fitted tables), `diff.rs` the diff.
+//! being built (lines, paragraphs, fitted tables).
 
 use std::io;
 
-mod diff;
 mod out;
 
 use owo_colors::OwoColorize;
 
-use self::diff::render_diff;
 use self::out::{Out, clean};
 use super::markup::{self, Markup};
-use super::outline::{self, Detail, Outline, Section, Table};
+use super::outline::{self, Detail, Outline, Section, Table, Title};
 use super::wording::Words;
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
 use crate::callsite::Subject;
-use crate::diff::Diff;
+use crate::diff::{CallsiteDiff, Diff};
 use crate::plan::Step;
 
 /// The terminal renderer.
@@ -41,27 +39,52 @@ impl Renderer for Text {
     }
 
     fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn io::Write) -> io::Result<()> {
-        out.write_all(render_diff(diff, opts).as_bytes())
+        let mut text = Out::new(opts);
+        markup::write(&mut text, &outline::diff(diff, opts));
+        out.write_all(text.text.as_bytes())
     }
 }
 
 impl Markup for Out<'_> {
     fn title(&mut self, outline: &Outline<'_>) {
-        let title = if self.opts.color {
-            "perf-report".bold().to_string()
-        } else {
-            "perf-report".to_owned()
+        let (command, body) = match &outline.title {
+            Title::Report { program, summary } => {
+                ("perf-report", format!("{}: {summary}", clean(program)))
+            }
+            Title::Diff {
+                base,
+                new,
+                self_time,
+                ..
+            } => (
+                "perf-report diff",
+                format!(
+                    "base {} -> new {}: self time in spans {self_time}",
+                    clean(base),
+                    clean(new)
+                ),
+            ),
         };
-        let body = format!("{}: {}", clean(outline.program), outline.summary);
-        if self.fits(&format!("perf-report {body}")) {
-            self.line(&format!("{title} {body}"));
+        let styled = if self.opts.color {
+            command.bold().to_string()
         } else {
-            self.para("perf-report ", "  ", &body);
+            command.to_owned()
+        };
+        if self.fits(&format!("{command} {body}")) {
+            self.line(&format!("{styled} {body}"));
+        } else {
+            self.para(&format!("{command} "), "  ", &body);
+        }
+        if let Title::Diff { counts, .. } = &outline.title {
+            self.para("", "", counts);
         }
     }
 
     fn heading(&mut self, section: &Section<'_>) {
         self.blank();
+        if !section.titled {
+            return;
+        }
         let tail = section.lede.as_ref().map_or("", |w| w.terse.as_str());
         self.heading_line(&section.title.to_uppercase(), tail);
     }
@@ -94,6 +117,18 @@ impl Markup for Out<'_> {
                 Detail::Full => step_full(self, s),
                 Detail::Line => step_line(self, s),
             }
+        }
+    }
+
+    fn reasons(&mut self, changed: &[&CallsiteDiff]) {
+        for c in changed {
+            let line = format!(
+                "{} {}: {}",
+                c.verdict,
+                clean(&c.location.label),
+                clean(&c.reason)
+            );
+            self.para(" - ", "   ", &line);
         }
     }
 }

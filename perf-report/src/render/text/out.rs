@@ -151,15 +151,6 @@ impl<'a> Out<'a> {
         }
     }
 
-    pub(super) fn more(&mut self, shown: usize, total: usize, what: &str) {
-        if shown < total {
-            self.dim(&format!(
-                "({} more {what}; --top 0 shows all)",
-                total - shown
-            ));
-        }
-    }
-
     pub(super) fn severity(&self, sev: Severity, s: &str) -> String {
         if !self.opts.color {
             return s.to_owned();
