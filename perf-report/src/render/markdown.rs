@@ -4,14 +4,16 @@
 use std::fmt::Write as _;
 use std::io;
 
-use super::table::{self, Align, Column, Tone};
-use super::{RenderOptions, Renderer, ReportKind, wording};
+use super::markup::{self, Markup};
+use super::outline::{self, Detail, Outline, Section, Table, Title};
+use super::table::{Align, Tone};
+use super::wording::Words;
+use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
-use crate::analyze::Analysis;
 use crate::callsite::Location;
-use crate::diff::{Diff, Verdict};
+use crate::diff::{CallsiteDiff, Diff, Verdict};
+use crate::plan::Step;
 use crate::sanitize::one_line;
-use crate::units;
 
 /// The Markdown renderer.
 #[derive(Debug)]
@@ -68,16 +70,17 @@ fn row(out: &mut String, cells: &[String]) {
     out.push('\n');
 }
 
-/// A table of `rows` under the shared `columns`.
-fn table<T>(out: &mut String, columns: &[Column<T>], rows: &[T]) {
+/// A table under the shared columns.
+fn table(out: &mut String, table: &Table) {
+    let heads = &table.heads;
     row(
         out,
-        &columns
+        &heads
             .iter()
             .map(|c| c.header.to_owned())
             .collect::<Vec<_>>(),
     );
-    let seps: Vec<String> = columns
+    let seps: Vec<String> = heads
         .iter()
         .map(|c| match c.align {
             Align::Left => "---".to_owned(),
@@ -85,16 +88,16 @@ fn table<T>(out: &mut String, columns: &[Column<T>], rows: &[T]) {
         })
         .collect();
     row(out, &seps);
-    for cells in table::cells(columns, rows) {
+    for cells in &table.rows {
         let cells: Vec<String> = cells
-            .into_iter()
-            .zip(columns)
+            .iter()
+            .zip(heads)
             .map(|(cell, column)| {
                 // Our own text never holds Markdown; the dump's is escaped.
                 let text = if column.from_dump {
                     escape(&cell.text)
                 } else {
-                    cell.text
+                    cell.text.clone()
                 };
                 match cell.tone {
                     Tone::Severity(_) | Tone::Verdict(Verdict::Regressed | Verdict::Improved) => {
@@ -108,91 +111,140 @@ fn table<T>(out: &mut String, columns: &[Column<T>], rows: &[T]) {
     }
 }
 
-fn more(out: &mut String, shown: usize, total: usize, what: &str) {
-    if shown < total {
-        let _ = writeln!(out, "\n_{} more {what} not shown._", total - shown);
-    }
-}
+/// The report being written.
+struct Md(String);
 
-fn title(out: &mut String, a: &Analysis) {
-    let _ = writeln!(
-        out,
-        "## perf-report: {}\n\n{}.",
-        escape(&a.program),
-        wording::run_summary(a)
-    );
-}
-
-fn findings(out: &mut String, a: &Analysis, opts: &RenderOptions) {
-    let _ = writeln!(out, "\n### Findings\n");
-    if a.findings.is_empty() {
-        let _ = writeln!(out, "No findings: nothing crossed a threshold.");
-        return;
-    }
-    let shown = opts.limit(a.findings.len());
-    table(out, table::FINDINGS, &a.findings[..shown]);
-    more(out, shown, a.findings.len(), "findings");
-}
-
-fn plan(out: &mut String, r: &Report, opts: &RenderOptions, full: bool) {
-    let p = &r.plan;
-    let _ = writeln!(
-        out,
-        "\n### Plan\n\nEstimated total gain: {}.",
-        wording::plan_totals(p, &r.analysis)
-    );
-    let shown = opts.limit(p.steps.len());
-    for s in &p.steps[..shown] {
-        // A process-wide step's title already names the process.
-        let title = match &s.location {
-            Some(l) => format!("{}: {}", s.class.title(), loc(l)),
-            None => s.class.title().to_owned(),
+impl Markup for Md {
+    fn title(&mut self, outline: &Outline<'_>) {
+        let _ = match &outline.title {
+            Title::Report { program, summary } => writeln!(
+                self.0,
+                "## perf-report: {}\n\n{summary}.",
+                escape(program)
+            ),
+            Title::Diff {
+                base,
+                new,
+                self_time,
+                counts,
+            } => writeln!(
+                self.0,
+                "## perf-report diff: {} → {}\n\nSelf time in spans {self_time}. {counts}.",
+                escape(base),
+                escape(new)
+            ),
         };
-        if !full {
-            let _ = writeln!(
-                out,
-                "{}. **{}** {}: {} (complexity {}, risk {})",
-                s.rank,
-                s.severity,
-                title,
-                code_safe(&s.gain.statement, s.location.as_ref()),
-                s.complexity,
-                s.risk
-            );
-            continue;
+    }
+
+    fn heading(&mut self, section: &Section<'_>) {
+        if !section.titled {
+            return;
         }
+        let _ = writeln!(self.0, "\n### {}", section.title);
+        if let Some(lede) = &section.lede {
+            // A lede is a sentence here, figures too.
+            let stop = if lede.sentence.ends_with('.') {
+                ""
+            } else {
+                "."
+            };
+            let _ = writeln!(self.0, "\n{}{stop}", escape(&lede.sentence));
+        }
+    }
+
+    fn table(&mut self, t: &Table) {
+        self.0.push('\n');
+        table(&mut self.0, t);
+    }
+
+    fn paragraph(&mut self, text: &str) {
+        let _ = writeln!(self.0, "\n{}", escape(text));
+    }
+
+    fn aside(&mut self, words: &Words) {
+        let _ = writeln!(self.0, "\n{}", escape(&words.sentence));
+    }
+
+    fn more(&mut self, hidden: usize, what: &str) {
+        let _ = writeln!(self.0, "\n_{hidden} more {what} not shown._");
+    }
+
+    fn list(&mut self, items: &[String]) {
+        self.0.push('\n');
+        for item in items {
+            let _ = writeln!(self.0, "- {}", escape(item));
+        }
+    }
+
+    fn steps(&mut self, steps: &[Step], detail: Detail) {
+        for s in steps {
+            step(&mut self.0, s, detail);
+        }
+    }
+
+    fn reasons(&mut self, changed: &[&CallsiteDiff]) {
+        self.0.push('\n');
+        for c in changed {
+            let _ = writeln!(
+                self.0,
+                "- **{}** {}: {}",
+                c.verdict,
+                escape(&c.location.label),
+                escape(&c.reason)
+            );
+        }
+    }
+}
+
+fn step(out: &mut String, s: &Step, detail: Detail) {
+    // A process-wide step's title already names the process.
+    let title = match &s.location {
+        Some(l) => format!("{}: {}", s.class.title(), loc(l)),
+        None => s.class.title().to_owned(),
+    };
+    if detail == Detail::Line {
         let _ = writeln!(
             out,
-            "\n#### {}. {}\n\n**{}**, score {:.1}; complexity {}, risk {}.\n\n- **Why:** {}\n- **Evidence:** {}\n- **Gain:** {}",
+            "{}. **{}** {}: {} (complexity {}, risk {})",
             s.rank,
-            title,
             s.severity,
-            s.score,
+            title,
+            code_safe(&s.gain.statement, s.location.as_ref()),
             s.complexity,
-            s.risk,
-            escape(&s.summary),
-            s.evidence
-                .iter()
-                .map(|e| escape(&e.to_string()))
-                .collect::<Vec<_>>()
-                .join("; "),
-            code_safe(&s.gain.statement, s.location.as_ref())
+            s.risk
         );
-        let _ = writeln!(out, "- **Fixes:**");
-        for f in &s.fixes {
-            // Our own text: its backticks are meant as code.
-            let _ = writeln!(out, "  - {f}");
-        }
-        let _ = writeln!(out, "- **First:**");
-        for f in &s.prerequisites {
-            let _ = writeln!(out, "  - {}", code_safe(f, s.location.as_ref()));
-        }
-        let _ = writeln!(out, "- **Validate:**");
-        for (i, v) in s.validation.iter().enumerate() {
-            let _ = writeln!(out, "  {}. {}", i + 1, code_safe(v, s.location.as_ref()));
-        }
+        return;
     }
-    more(out, shown, p.steps.len(), "steps");
+    let _ = writeln!(
+        out,
+        "\n#### {}. {}\n\n**{}**, score {:.1}; complexity {}, risk {}.\n\n- **Why:** {}\n- **Evidence:** {}\n- **Gain:** {}",
+        s.rank,
+        title,
+        s.severity,
+        s.score,
+        s.complexity,
+        s.risk,
+        escape(&s.summary),
+        s.evidence
+            .iter()
+            .map(|e| escape(&e.to_string()))
+            .collect::<Vec<_>>()
+            .join("; "),
+        code_safe(&s.gain.statement, s.location.as_ref())
+    );
+    let _ = writeln!(out, "- **Fixes:**");
+    for f in &s.fixes {
+        // Our own text: its backticks are meant as code.
+        let _ = writeln!(out, "  - {f}");
+    }
+    let _ = writeln!(out, "- **First:**");
+    for f in &s.prerequisites {
+        let _ = writeln!(out, "  - {}", code_safe(f, s.location.as_ref()));
+    }
+    let _ = writeln!(out, "- **Validate:**");
+    for (i, v) in s.validation.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {}", i + 1, code_safe(v, s.location.as_ref()));
+    }
 }
 
 /// Plan text embeds the span name inside backticks; rebuild such sentences
@@ -213,110 +265,16 @@ fn code_safe(text: &str, location: Option<&Location>) -> String {
     }
 }
 
-fn callsites(out: &mut String, a: &Analysis, opts: &RenderOptions) {
-    let shown = opts.limit(a.callsites.len());
-    let _ = writeln!(
-        out,
-        "\n### Callsites\n\n{} of {} by self time; busy time per call unless named self.\n",
-        shown,
-        a.callsites.len()
-    );
-    if a.callsites.is_empty() {
-        return;
-    }
-    table(out, table::CALLSITES, &a.callsites[..shown]);
-}
-
-fn process(out: &mut String, a: &Analysis) {
-    if let Some(line) = wording::process_line(a) {
-        let _ = writeln!(out, "\n### Process\n\n{}.", escape(&line));
-    }
-}
-
-fn notes(out: &mut String, a: &Analysis) {
-    if a.notes.is_empty() {
-        return;
-    }
-    let _ = writeln!(out, "\n### Notes\n");
-    for n in &a.notes {
-        let _ = writeln!(out, "- {}", escape(n));
-    }
-}
-
-fn weights(out: &mut String, r: &Report, opts: &RenderOptions) {
-    let a = &r.analysis;
-    let w = &r.config.weights;
-    let _ = writeln!(
-        out,
-        "\n### Session weights\n\nweight = {:.0}% CPU (self time) + {:.0}% memory (allocated bytes) + {:.0}% frequency (calls), each over the largest of any span.\n",
-        w.cpu * 100.0,
-        w.memory * 100.0,
-        w.frequency * 100.0
-    );
-    let shown = opts.limit(a.weights.len());
-    table(out, table::WEIGHTS, &a.weights[..shown]);
-    more(out, shown, a.weights.len(), "spans");
-}
-
 fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
-    let a = &r.analysis;
-    let mut out = String::new();
-    title(&mut out, a);
-    match kind {
-        ReportKind::Full => {
-            findings(&mut out, a, opts);
-            plan(&mut out, r, opts, true);
-            callsites(&mut out, a, opts);
-            process(&mut out, a);
-            notes(&mut out, a);
-        }
-        ReportKind::Summary => {
-            findings(&mut out, a, opts);
-            plan(&mut out, r, opts, false);
-            notes(&mut out, a);
-        }
-        ReportKind::Weight => weights(&mut out, r, opts),
-    }
-    out
+    let mut md = Md(String::new());
+    markup::write(&mut md, &outline::report(r, kind, opts));
+    md.0
 }
 
 fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "## perf-report diff: {} → {}\n\nSelf time in spans {}. {}.\n",
-        escape(&d.base_program),
-        escape(&d.new_program),
-        table::change(&d.total_self_ns, units::ns),
-        wording::diff_counts(d)
-    );
-    if d.callsites.is_empty() {
-        return out;
-    }
-    let shown = opts.limit(d.callsites.len());
-    table(&mut out, table::DIFF, &d.callsites[..shown]);
-    let _ = writeln!(
-        out,
-        "\nCells show the new value and its change from the base."
-    );
-    more(&mut out, shown, d.callsites.len(), "callsites");
-    let notable: Vec<_> = d.callsites[..shown]
-        .iter()
-        .filter(|c| c.verdict.is_change())
-        .collect();
-    if !notable.is_empty() {
-        let _ = writeln!(out, "\n### Why\n");
-        for c in notable {
-            let _ = writeln!(
-                out,
-                "- **{}** {}: {}",
-                c.verdict,
-                escape(&c.location.label),
-                escape(&c.reason)
-            );
-        }
-    }
-    out
+    let mut md = Md(String::new());
+    markup::write(&mut md, &outline::diff(d, opts));
+    md.0
 }
 
 #[cfg(test)]

@@ -9,6 +9,12 @@
 //! * [`Format::Json`]: the versioned schema of `docs/report-format.md`.
 //! * [`Format::Html`]: one self-contained page (inline CSS and SVG charts,
 //!   nothing fetched), with the flamegraph and the distributions drawn.
+//! * [`Format::Csv`]: the report's tables, each a header row and its rows,
+//!   the tables apart by an empty line.
+//!
+//! The text, Markdown, HTML and CSV reports are one outline (which
+//! sections, in which order, with which words), laid out by each format's
+//! few primitives; JSON serialises the typed [`JsonReport`].
 
 use std::io::{self, Write};
 
@@ -16,27 +22,64 @@ use crate::Report;
 use crate::diff::Diff;
 use crate::label::labelled;
 
-pub(crate) mod html;
-mod json;
-mod markdown;
+mod markup;
+mod outline;
 pub(crate) mod table;
-mod text;
 mod wording;
 
 pub use json::{Count, JsonDiff, JsonPlan, JsonReport, REPORT_FORMAT_VERSION, Shown};
 
-labelled! {
+/// Declares the formats: each line is a variant of [`Format`], its label
+/// (for `--format`, with the doc comment as its `--help` text) and the
+/// module that holds its renderer, a type named as the variant. A new
+/// format is its file and one line here.
+macro_rules! formats {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $variant:ident = $label:literal in $module:ident,
+            )+
+        }
+    ) => {
+        $(pub(crate) mod $module;)+
+
+        labelled! {
+            $(#[$meta])*
+            pub enum $name {
+                $(
+                    $(#[doc = $doc])*
+                    $variant = $label,
+                )+
+            }
+        }
+
+        impl $name {
+            /// The renderer of this format.
+            pub fn renderer(self) -> &'static dyn Renderer {
+                match self {
+                    $($name::$variant => &$module::$variant,)+
+                }
+            }
+        }
+    };
+}
+
+formats! {
     /// An output format.
     #[non_exhaustive]
     pub enum Format {
         /// Aligned tables for a terminal.
-        Text = "text",
+        Text = "text" in text,
         /// Versioned JSON (docs/report-format.md).
-        Json = "json",
+        Json = "json" in json,
         /// Markdown for a pull request.
-        Markdown = "markdown",
+        Markdown = "markdown" in markdown,
         /// One self-contained HTML page with charts.
-        Html = "html",
+        Html = "html" in html,
+        /// The report's tables as CSV, for a spreadsheet or a script.
+        Csv = "csv" in csv,
     }
 }
 
@@ -140,18 +183,6 @@ pub trait Renderer {
     /// # Errors
     /// Any error of `out`.
     fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()>;
-}
-
-impl Format {
-    /// The renderer of this format.
-    pub fn renderer(self) -> &'static dyn Renderer {
-        match self {
-            Format::Text => &text::Text,
-            Format::Markdown => &markdown::Markdown,
-            Format::Json => &json::Json,
-            Format::Html => &html::Html,
-        }
-    }
 }
 
 /// Renders a report into a string.

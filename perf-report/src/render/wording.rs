@@ -1,12 +1,85 @@
 //! The report's shared wording: the sentences every format says the same
 //! way (the run's summary, the findings by severity, the plan's gains, the
-//! process line, the diff's counts), so that the text, Markdown and HTML
-//! renderers cannot drift apart. A renderer only styles and escapes them.
+//! process line, the diff's counts, what a table means), so that the
+//! formats cannot drift apart. The outline places them; a format only
+//! styles and escapes them.
 
 use crate::analyze::{Analysis, Resource, Severity};
+use crate::config::SessionWeights;
 use crate::diff::{Diff, Verdict};
 use crate::plan::Plan;
 use crate::units;
+
+/// Words in two forms: terse for a terminal heading's line (`estimated
+/// total gain: …`), and as a sentence for a paragraph (`Estimated total
+/// gain: ….`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Words {
+    pub(crate) terse: String,
+    pub(crate) sentence: String,
+}
+
+impl Words {
+    /// Prose: the sentence starts with a capital and ends with a full stop.
+    pub(crate) fn sentence(terse: String) -> Self {
+        let mut chars = terse.chars();
+        let sentence = match chars.next() {
+            Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+            None => String::new(),
+        };
+        Self { terse, sentence }
+    }
+
+    /// A list of figures: the same in both forms.
+    pub(crate) fn figures(terse: String) -> Self {
+        Self {
+            sentence: terse.clone(),
+            terse,
+        }
+    }
+
+    /// A formula (`weight = …`): no capital, but a full stop.
+    pub(crate) fn formula(terse: String) -> Self {
+        Self {
+            sentence: format!("{terse}."),
+            terse,
+        }
+    }
+}
+
+/// The findings section without findings.
+pub(in crate::render) const NO_FINDINGS: &str = "No findings: nothing crossed a threshold.";
+
+/// The plan without steps.
+pub(in crate::render) const NOTHING_TO_DO: &str = "Nothing to do.";
+
+/// How to read the callsite table.
+pub(in crate::render) const CALLSITES_READING: &str = "times are busy time per call unless named self; alloc is self-allocated; rss Δ/call is process RSS at close minus at open, as coarse as the sampler";
+
+/// Under the session weights when allocation was not tracked.
+pub(in crate::render) const ALLOCATION_UNTRACKED: &str =
+    "allocation was not tracked: the memory weight is shared out between CPU and frequency";
+
+/// How to read the diff's table.
+pub(in crate::render) const DIFF_READING: &str =
+    "cells show the new value and its change from the base";
+
+/// Under the diff's distributions' heading.
+pub(in crate::render) const DIFF_CURVES_CAPTION: &str =
+    "Busy time by percentile, base dashed, new solid; both axes are logarithmic.";
+
+/// Under the flamegraph's heading.
+pub(in crate::render) const FLAMEGRAPH_CAPTION: &str = "Self time by call path.";
+
+/// How a span's session weight is made.
+pub(in crate::render) fn weights_formula(w: &SessionWeights) -> String {
+    format!(
+        "weight = {:.0}% CPU (self time) + {:.0}% memory (allocated bytes) + {:.0}% frequency (calls), each over the largest of any span",
+        w.cpu * 100.0,
+        w.memory * 100.0,
+        w.frequency * 100.0
+    )
+}
 
 /// What the header says after the program's name: the run's length, its
 /// spans and their self time, and the CPU.

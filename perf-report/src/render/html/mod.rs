@@ -13,7 +13,7 @@
 //! Here: the renderer, the escaping, and the parts both pages use (tables,
 //! sections, prose). Beside it:
 //!
-//! - `report.rs` and `diff.rs`: the report's page and the diff's;
+//! - `report.rs`: the page of a report or a diff, from its outline;
 //! - `page.rs`: the document around the body, its style and the self-check
 //!   a browser test reads;
 //! - `charts.rs`: which pictures, from which figures;
@@ -27,12 +27,12 @@ use std::io;
 mod axis;
 mod base64;
 mod charts;
-mod diff;
 mod page;
 mod report;
 mod svg;
 
-use super::table::{self, Align, Column, Tone};
+use super::outline::{Head, Table};
+use super::table::{Align, Tone};
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
 use crate::analyze::Severity;
@@ -55,7 +55,7 @@ impl Renderer for Html {
     }
 
     fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn io::Write) -> io::Result<()> {
-        out.write_all(diff::render_diff(diff, opts).as_bytes())
+        out.write_all(report::render_diff(diff, opts).as_bytes())
     }
 }
 
@@ -131,8 +131,10 @@ fn verdict_class(v: Verdict) -> &'static str {
 /// style: the columns' alignment and fonts are rules written once beside
 /// the table rather than a class on every cell, which keeps a table of ten
 /// thousand callsites a third smaller.
-fn table<T>(out: &mut String, name: &str, columns: &[Column<T>], rows: &[T]) {
-    let cells_of = |wanted: &dyn Fn(&Column<T>) -> bool| -> Vec<String> {
+fn table(out: &mut String, table: &Table) {
+    let name = table.name;
+    let columns = &table.heads;
+    let cells_of = |wanted: &dyn Fn(&Head) -> bool| -> Vec<String> {
         columns
             .iter()
             .enumerate()
@@ -169,9 +171,9 @@ fn table<T>(out: &mut String, name: &str, columns: &[Column<T>], rows: &[T]) {
         let _ = write!(out, "<th scope=\"col\"{align}>{}</th>", escape(c.header));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    for cells in table::cells(columns, rows) {
+    for cells in &table.rows {
         out.push_str("<tr>");
-        for cell in &cells {
+        for cell in cells {
             let text = escape(&cell.text);
             let _ = match cell.tone {
                 Tone::Plain => write!(out, "<td>{text}</td>"),
@@ -190,17 +192,6 @@ fn table<T>(out: &mut String, name: &str, columns: &[Column<T>], rows: &[T]) {
         out.push_str("</tr>\n");
     }
     out.push_str("</tbody></table></div>\n");
-}
-
-/// `(N more things; --top 0 shows all)`, as the text format says it.
-fn more(out: &mut String, shown: usize, total: usize, what: &str) {
-    if shown < total {
-        let _ = writeln!(
-            out,
-            "<p class=\"more\">({} more {what}; --top 0 shows all)</p>",
-            total - shown
-        );
-    }
 }
 
 fn section(out: &mut String, id: &str, title: &str, lede: &str) {

@@ -1,66 +1,169 @@
-//! The report's page: the sections of the text report in its order, with
-//! the pictures between the callsites and the notes of a full report.
+//! The page of a report or a diff: the outline's sections, pictures
+//! included, and a navigation bar over them.
 
 use std::fmt::Write as _;
 
 use super::page::Page;
-use super::{charts, escape, location, more, prose, section, severity_class, table};
+use super::{charts, escape, location, prose, section, severity_class, table, verdict_class};
 use crate::Report;
+use crate::diff::{CallsiteDiff, Diff};
 use crate::plan::Step;
-use crate::render::table as columns;
-use crate::render::wording::{counts, plan_totals, process_line, run_summary};
+use crate::render::markup::{self, Markup};
+use crate::render::outline::{self, Chart, Detail, Outline, Section, Table, Title};
+use crate::render::wording::Words;
 use crate::render::{RenderOptions, ReportKind};
 
-/// The sections of a report of `kind`, in the text format's order, with
-/// the anchors a navigation bar links to.
-fn sections(kind: ReportKind) -> &'static [(&'static str, &'static str)] {
-    match kind {
-        ReportKind::Full => &[
-            ("findings", "Findings"),
-            ("plan", "Plan"),
-            ("callsites", "Callsites"),
-            ("latency", "Latency"),
-            ("flamegraph", "Flamegraph"),
-            ("process", "Process"),
-            ("heap", "Live heap"),
-            ("notes", "Notes"),
-        ],
-        ReportKind::Summary => &[
-            ("findings", "Findings"),
-            ("plan", "Plan"),
-            ("notes", "Notes"),
-        ],
-        ReportKind::Weight => &[("weights", "Session weights")],
-    }
+/// The page being written.
+struct Html<'o> {
+    page: Page,
+    opts: &'o RenderOptions,
 }
 
-fn header(out: &mut String, r: &Report, kind: ReportKind) {
-    let a = &r.analysis;
-    let _ = writeln!(
-        out,
-        "<header>\n<h1>perf-report: <span class=\"name\">{}</span></h1>\n<p>{}</p>",
-        escape(&a.program),
-        escape(&run_summary(a))
-    );
-    let links: Vec<String> = sections(kind)
-        .iter()
-        .filter(|(id, _)| *id != "notes" || !a.notes.is_empty())
-        .map(|(id, title)| format!("<a href=\"#{id}\">{}</a>", escape(title)))
-        .collect();
-    let _ = writeln!(out, "<nav>{}</nav>\n</header>", links.join(""));
-}
-
-fn findings(out: &mut String, r: &Report, opts: &RenderOptions) {
-    let a = &r.analysis;
-    section(out, "findings", "Findings", &counts(a));
-    if a.findings.is_empty() {
-        out.push_str("<p>No findings: nothing crossed a threshold.</p>\n");
-    } else {
-        let shown = opts.limit(a.findings.len());
-        table(out, "findings", columns::FINDINGS, &a.findings[..shown]);
-        more(out, shown, a.findings.len(), "findings");
+impl Markup for Html<'_> {
+    fn draws_charts(&self) -> bool {
+        true
     }
-    out.push_str("</section>\n");
+
+    fn title(&mut self, outline: &Outline<'_>) {
+        let out = &mut self.page.body;
+        let _ = match &outline.title {
+            Title::Report { program, summary } => writeln!(
+                out,
+                "<header>\n<h1>perf-report: <span class=\"name\">{}</span></h1>\n<p>{}</p>",
+                escape(program),
+                escape(summary)
+            ),
+            Title::Diff {
+                base,
+                new,
+                self_time,
+                counts,
+            } => writeln!(
+                out,
+                "<header>\n<h1>perf-report diff: <span class=\"name\">{}</span> → <span class=\"name\">{}</span></h1>\n<p>base {} -> new {}: self time in spans {}</p>\n<p>{}</p>",
+                escape(base),
+                escape(new),
+                escape(base),
+                escape(new),
+                escape(self_time),
+                escape(counts)
+            ),
+        };
+        let links: Vec<String> = outline
+            .sections
+            .iter()
+            .map(|s| format!("<a href=\"#{}\">{}</a>", s.id, escape(s.nav)))
+            .collect();
+        let _ = writeln!(out, "<nav>{}</nav>\n</header>", links.join(""));
+        out.push_str("<main>\n");
+    }
+
+    fn heading(&mut self, s: &Section<'_>) {
+        let lede = s.lede.as_ref().map_or("", |w| w.sentence.as_str());
+        section(&mut self.page.body, s.id, s.title, lede);
+    }
+
+    fn end_section(&mut self) {
+        self.page.body.push_str("</section>\n");
+    }
+
+    fn table(&mut self, t: &Table) {
+        table(&mut self.page.body, t);
+    }
+
+    fn paragraph(&mut self, text: &str) {
+        let _ = writeln!(self.page.body, "<p>{}</p>", prose(text));
+    }
+
+    fn aside(&mut self, words: &Words) {
+        let _ = writeln!(
+            self.page.body,
+            "<p class=\"more\">{}</p>",
+            prose(&words.sentence)
+        );
+    }
+
+    fn more(&mut self, hidden: usize, what: &str) {
+        let _ = writeln!(
+            self.page.body,
+            "<p class=\"more\">({hidden} more {what}; --top 0 shows all)</p>"
+        );
+    }
+
+    fn list(&mut self, items: &[String]) {
+        let out = &mut self.page.body;
+        out.push_str("<ul class=\"notes\">");
+        for item in items {
+            let _ = write!(out, "<li>{}</li>", prose(item));
+        }
+        out.push_str("</ul>\n");
+    }
+
+    fn steps(&mut self, steps: &[Step], detail: Detail) {
+        let out = &mut self.page.body;
+        match detail {
+            Detail::Full => {
+                out.push_str("<ol class=\"steps\">\n");
+                for s in steps {
+                    step_full(out, s);
+                }
+            }
+            Detail::Line => {
+                out.push_str("<ol class=\"short\">\n");
+                for s in steps {
+                    let _ = writeln!(
+                        out,
+                        "<li value=\"{}\"><span class=\"{}\">[{}]</span> {}: {} (complexity {}, risk {})</li>",
+                        s.rank,
+                        severity_class(s.severity),
+                        s.severity,
+                        step_title(s),
+                        prose(&s.gain.statement),
+                        s.complexity,
+                        s.risk
+                    );
+                }
+            }
+        }
+        out.push_str("</ol>\n");
+    }
+
+    fn reasons(&mut self, changed: &[&CallsiteDiff]) {
+        let out = &mut self.page.body;
+        out.push_str("<ul class=\"notes\">");
+        for c in changed {
+            let _ = write!(
+                out,
+                "<li><span class=\"{}\">{}</span> <span class=\"name\">{}</span>: {}</li>",
+                verdict_class(c.verdict),
+                c.verdict,
+                escape(&c.location.label),
+                prose(&c.reason)
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+
+    fn chart(&mut self, chart: Chart<'_>) {
+        let page = &mut self.page;
+        match chart {
+            Chart::Latency(dump) => charts::latency(page, dump, self.opts),
+            Chart::Flamegraph(dump, caption) => {
+                let _ = writeln!(page.body, "<p class=\"lede\">{}</p>", prose(caption));
+                charts::flamegraph(page, dump);
+            }
+            Chart::Timeline(dump) => charts::timeline(page, dump),
+            Chart::LiveHeap(dump) => charts::live_heap(page, dump, self.opts),
+            Chart::DiffCurves(diff, caption) => {
+                let _ = writeln!(page.body, "<p class=\"lede\">{}</p>", prose(caption));
+                charts::diff_curves(page, diff);
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        self.page.body.push_str("</main>\n");
+    }
 }
 
 /// `hot spot: name (file:line)`, or the class alone for a process-wide step.
@@ -114,138 +217,21 @@ fn step_full(out: &mut String, s: &Step) {
     out.push_str("</dl></li>\n");
 }
 
-fn plan(out: &mut String, r: &Report, opts: &RenderOptions, full: bool) {
-    let p = &r.plan;
-    section(
-        out,
-        "plan",
-        "Plan",
-        &format!("Estimated total gain: {}.", plan_totals(p, &r.analysis)),
-    );
-    if p.steps.is_empty() {
-        out.push_str("<p>Nothing to do.</p>\n</section>\n");
-        return;
-    }
-    let shown = opts.limit(p.steps.len());
-    if full {
-        out.push_str("<ol class=\"steps\">\n");
-        for s in &p.steps[..shown] {
-            step_full(out, s);
-        }
-    } else {
-        out.push_str("<ol class=\"short\">\n");
-        for s in &p.steps[..shown] {
-            let _ = writeln!(
-                out,
-                "<li value=\"{}\"><span class=\"{}\">[{}]</span> {}: {} (complexity {}, risk {})</li>",
-                s.rank,
-                severity_class(s.severity),
-                s.severity,
-                step_title(s),
-                prose(&s.gain.statement),
-                s.complexity,
-                s.risk
-            );
-        }
-    }
-    out.push_str("</ol>\n");
-    more(out, shown, p.steps.len(), "steps");
-    out.push_str("</section>\n");
-}
-
-fn callsites(out: &mut String, r: &Report, opts: &RenderOptions) {
-    let a = &r.analysis;
-    let shown = opts.limit(a.callsites.len());
-    section(
-        out,
-        "callsites",
-        "Callsites",
-        &format!("{} of {} by self time.", shown, a.callsites.len()),
-    );
-    if !a.callsites.is_empty() {
-        table(out, "callsites", columns::CALLSITES, &a.callsites[..shown]);
-        out.push_str("<p class=\"more\">Times are busy time per call unless named self; alloc is self-allocated; rss Δ/call is process RSS at close minus at open, as coarse as the sampler.</p>\n");
-    }
-    out.push_str("</section>\n");
-}
-
-fn pictures(page: &mut Page, r: &Report, opts: &RenderOptions) {
-    let dump = r.dump();
-    section(&mut page.body, "latency", "Latency distributions", "");
-    charts::latency(page, dump, opts);
-    page.body.push_str("</section>\n");
-    section(
-        &mut page.body,
-        "flamegraph",
-        "Flamegraph",
-        "Self time by call path.",
-    );
-    charts::flamegraph(page, dump);
-    page.body.push_str("</section>\n");
-    let line = process_line(&r.analysis).unwrap_or_default();
-    section(&mut page.body, "process", "Process", &line);
-    charts::timeline(page, dump);
-    page.body.push_str("</section>\n");
-    section(&mut page.body, "heap", "Live heap", "");
-    charts::live_heap(page, dump, opts);
-    page.body.push_str("</section>\n");
-}
-
-fn notes(out: &mut String, r: &Report) {
-    let a = &r.analysis;
-    if a.notes.is_empty() {
-        return;
-    }
-    section(out, "notes", "Notes", "");
-    out.push_str("<ul class=\"notes\">");
-    for n in &a.notes {
-        let _ = write!(out, "<li>{}</li>", prose(n));
-    }
-    out.push_str("</ul>\n</section>\n");
-}
-
-fn weights(out: &mut String, r: &Report, opts: &RenderOptions) {
-    let a = &r.analysis;
-    let w = &r.config.weights;
-    section(
-        out,
-        "weights",
-        "Session weights",
-        &format!(
-            "weight = {:.0}% CPU (self time) + {:.0}% memory (allocated bytes) + {:.0}% frequency (calls), each over the largest of any span.",
-            w.cpu * 100.0,
-            w.memory * 100.0,
-            w.frequency * 100.0
-        ),
-    );
-    let shown = opts.limit(a.weights.len());
-    table(out, "weights", columns::WEIGHTS, &a.weights[..shown]);
-    more(out, shown, a.weights.len(), "spans");
-    if a.totals.self_alloc_bytes.is_none() {
-        out.push_str("<p class=\"more\">Allocation was not tracked: the memory weight is shared out between CPU and frequency.</p>\n");
-    }
-    out.push_str("</section>\n");
-}
-
+/// The page of a report of `kind`.
 pub(super) fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
-    let mut page = Page::default();
-    header(&mut page.body, r, kind);
-    page.body.push_str("<main>\n");
-    match kind {
-        ReportKind::Full => {
-            findings(&mut page.body, r, opts);
-            plan(&mut page.body, r, opts, true);
-            callsites(&mut page.body, r, opts);
-            pictures(&mut page, r, opts);
-            notes(&mut page.body, r);
-        }
-        ReportKind::Summary => {
-            findings(&mut page.body, r, opts);
-            plan(&mut page.body, r, opts, false);
-            notes(&mut page.body, r);
-        }
-        ReportKind::Weight => weights(&mut page.body, r, opts),
-    }
-    page.body.push_str("</main>\n");
-    page.finish(&format!("perf-report: {}", r.analysis.program))
+    render(&outline::report(r, kind, opts), opts)
+}
+
+/// The page of a diff.
+pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
+    render(&outline::diff(d, opts), opts)
+}
+
+fn render(outline: &Outline<'_>, opts: &RenderOptions) -> String {
+    let mut html = Html {
+        page: Page::default(),
+        opts,
+    };
+    markup::write(&mut html, outline);
+    html.page.finish(&outline.page_title)
 }

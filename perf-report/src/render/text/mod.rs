@@ -4,25 +4,23 @@
 //! and each table drops its least important columns until it fits, saying
 //! which; Markdown and JSON keep everything.
 //!
-//! The report's sections are here; `out.rs` is the text being built (lines,
-//! paragraphs, fitted tables), `diff.rs` the diff.
+//! Here: how the outline's blocks look in a terminal; `out.rs` is the text
+//! being built (lines, paragraphs, fitted tables).
 
 use std::io;
 
-mod diff;
 mod out;
 
 use owo_colors::OwoColorize;
 
-use self::diff::render_diff;
 use self::out::{Out, clean};
-use super::table;
-use super::wording::{counts, plan_totals, process_line, run_summary};
+use super::markup::{self, Markup};
+use super::outline::{self, Detail, Outline, Section, Table, Title};
+use super::wording::Words;
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
-use crate::analyze::Analysis;
 use crate::callsite::Subject;
-use crate::diff::Diff;
+use crate::diff::{CallsiteDiff, Diff};
 use crate::plan::Step;
 
 /// The terminal renderer.
@@ -41,34 +39,98 @@ impl Renderer for Text {
     }
 
     fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn io::Write) -> io::Result<()> {
-        out.write_all(render_diff(diff, opts).as_bytes())
+        let mut text = Out::new(opts);
+        markup::write(&mut text, &outline::diff(diff, opts));
+        out.write_all(text.text.as_bytes())
     }
 }
 
-fn header(out: &mut Out<'_>, a: &Analysis) {
-    let title = if out.opts.color {
-        "perf-report".bold().to_string()
-    } else {
-        "perf-report".to_owned()
-    };
-    let body = format!("{}: {}", clean(&a.program), run_summary(a));
-    if out.fits(&format!("perf-report {body}")) {
-        out.line(&format!("{title} {body}"));
-    } else {
-        out.para("perf-report ", "  ", &body);
+impl Markup for Out<'_> {
+    fn title(&mut self, outline: &Outline<'_>) {
+        let (command, body) = match &outline.title {
+            Title::Report { program, summary } => {
+                ("perf-report", format!("{}: {summary}", clean(program)))
+            }
+            Title::Diff {
+                base,
+                new,
+                self_time,
+                ..
+            } => (
+                "perf-report diff",
+                format!(
+                    "base {} -> new {}: self time in spans {self_time}",
+                    clean(base),
+                    clean(new)
+                ),
+            ),
+        };
+        let styled = if self.opts.color {
+            command.bold().to_string()
+        } else {
+            command.to_owned()
+        };
+        if self.fits(&format!("{command} {body}")) {
+            self.line(&format!("{styled} {body}"));
+        } else {
+            self.para(&format!("{command} "), "  ", &body);
+        }
+        if let Title::Diff { counts, .. } = &outline.title {
+            self.para("", "", counts);
+        }
     }
-}
 
-fn findings(out: &mut Out<'_>, a: &Analysis) {
-    out.blank();
-    out.heading("FINDINGS", &counts(a));
-    if a.findings.is_empty() {
-        out.para("", "", "No findings: nothing crossed a threshold.");
-        return;
+    fn heading(&mut self, section: &Section<'_>) {
+        self.blank();
+        if !section.titled {
+            return;
+        }
+        let tail = section.lede.as_ref().map_or("", |w| w.terse.as_str());
+        self.heading_line(&section.title.to_uppercase(), tail);
     }
-    let shown = out.opts.limit(a.findings.len());
-    out.table(table::FINDINGS, &a.findings[..shown]);
-    out.more(shown, a.findings.len(), "findings");
+
+    fn table(&mut self, table: &Table) {
+        self.fitted_table(table);
+    }
+
+    fn paragraph(&mut self, text: &str) {
+        self.para("", "", &clean(text));
+    }
+
+    fn aside(&mut self, words: &Words) {
+        self.dim(&words.terse);
+    }
+
+    fn more(&mut self, hidden: usize, what: &str) {
+        self.dim(&format!("({hidden} more {what}; --top 0 shows all)"));
+    }
+
+    fn list(&mut self, items: &[String]) {
+        for item in items {
+            self.para(" - ", "   ", &clean(item));
+        }
+    }
+
+    fn steps(&mut self, steps: &[Step], detail: Detail) {
+        for s in steps {
+            match detail {
+                Detail::Full => step_full(self, s),
+                Detail::Line => step_line(self, s),
+            }
+        }
+    }
+
+    fn reasons(&mut self, changed: &[&CallsiteDiff]) {
+        for c in changed {
+            let line = format!(
+                "{} {}: {}",
+                c.verdict,
+                clean(&c.location.label),
+                clean(&c.reason)
+            );
+            self.para(" - ", "   ", &line);
+        }
+    }
 }
 
 /// A step's title: `hot spot: name (file:line)`, or the class alone for a
@@ -84,171 +146,74 @@ fn step_title(s: &Step) -> String {
     }
 }
 
-fn plan_full(out: &mut Out<'_>, r: &Report) {
-    let plan = &r.plan;
-    out.blank();
-    out.heading(
-        "PLAN",
-        &format!("estimated total gain: {}", plan_totals(plan, &r.analysis)),
-    );
-    if plan.steps.is_empty() {
-        out.line("Nothing to do.");
-        return;
-    }
+fn step_full(out: &mut Out<'_>, s: &Step) {
     const LABEL: &str = "               ";
-    let shown = out.opts.limit(plan.steps.len());
-    for s in &plan.steps[..shown] {
-        out.blank();
-        let tag = format!("[{} {:.1}]", s.severity, s.score);
-        let title = step_title(s);
-        let plain = format!("{}. {tag} {title}", s.rank);
-        if out.fits(&plain) {
-            let styled_title = if out.opts.color {
-                title.bold().to_string()
-            } else {
-                title.clone()
-            };
-            let line = format!(
-                "{}. {} {styled_title}",
-                s.rank,
-                out.severity(s.severity, &tag)
-            );
-            out.line(&line);
+    out.blank();
+    let tag = format!("[{} {:.1}]", s.severity, s.score);
+    let title = step_title(s);
+    let plain = format!("{}. {tag} {title}", s.rank);
+    if out.fits(&plain) {
+        let styled_title = if out.opts.color {
+            title.bold().to_string()
         } else {
-            out.para("", "   ", &plain);
-        }
-        out.para("   why       ", &LABEL[..13], &clean(&s.summary));
-        let evidence: Vec<String> = s.evidence.iter().map(ToString::to_string).collect();
-        out.para("   evidence  ", &LABEL[..13], &clean(&evidence.join("; ")));
-        out.para("   gain      ", &LABEL[..13], &clean(&s.gain.statement));
-        out.para(
-            "   effort    ",
-            &LABEL[..13],
-            &format!("complexity {}, risk {}", s.complexity, s.risk),
+            title.clone()
+        };
+        let line = format!(
+            "{}. {} {styled_title}",
+            s.rank,
+            out.severity(s.severity, &tag)
         );
-        for (i, fix) in s.fixes.iter().enumerate() {
-            let first = if i == 0 {
-                "   fixes     - "
-            } else {
-                "             - "
-            };
-            out.para(first, LABEL, fix);
-        }
-        for (i, pre) in s.prerequisites.iter().enumerate() {
-            let first = if i == 0 {
-                "   first     - "
-            } else {
-                "             - "
-            };
-            out.para(first, LABEL, &clean(pre));
-        }
-        for (i, v) in s.validation.iter().enumerate() {
-            let label = if i == 0 { "validate" } else { "" };
-            let first = format!("   {label:<9} {}. ", i + 1);
-            let rest = " ".repeat(first.len());
-            out.para(&first, &rest, &clean(v));
-        }
+        out.line(&line);
+    } else {
+        out.para("", "   ", &plain);
     }
-    out.more(shown, plan.steps.len(), "steps");
-}
-
-fn plan_short(out: &mut Out<'_>, r: &Report) {
-    let plan = &r.plan;
-    out.blank();
-    out.heading(
-        "PLAN",
-        &format!("estimated total gain: {}", plan_totals(plan, &r.analysis)),
+    out.para("   why       ", &LABEL[..13], &clean(&s.summary));
+    let evidence: Vec<String> = s.evidence.iter().map(ToString::to_string).collect();
+    out.para("   evidence  ", &LABEL[..13], &clean(&evidence.join("; ")));
+    out.para("   gain      ", &LABEL[..13], &clean(&s.gain.statement));
+    out.para(
+        "   effort    ",
+        &LABEL[..13],
+        &format!("complexity {}, risk {}", s.complexity, s.risk),
     );
-    let shown = out.opts.limit(plan.steps.len());
-    for s in &plan.steps[..shown] {
-        let body = format!(
-            "[{}] {}: {} (complexity {}, risk {})",
-            s.severity,
-            step_title(s),
-            clean(&s.gain.statement),
-            s.complexity,
-            s.risk
-        );
-        out.para(&format!("{:>3}. ", s.rank), "     ", &body);
+    for (i, fix) in s.fixes.iter().enumerate() {
+        let first = if i == 0 {
+            "   fixes     - "
+        } else {
+            "             - "
+        };
+        out.para(first, LABEL, fix);
     }
-    out.more(shown, plan.steps.len(), "steps");
+    for (i, pre) in s.prerequisites.iter().enumerate() {
+        let first = if i == 0 {
+            "   first     - "
+        } else {
+            "             - "
+        };
+        out.para(first, LABEL, &clean(pre));
+    }
+    for (i, v) in s.validation.iter().enumerate() {
+        let label = if i == 0 { "validate" } else { "" };
+        let first = format!("   {label:<9} {}. ", i + 1);
+        let rest = " ".repeat(first.len());
+        out.para(&first, &rest, &clean(v));
+    }
 }
 
-fn callsites(out: &mut Out<'_>, a: &Analysis) {
-    let shown = out.opts.limit(a.callsites.len());
-    out.blank();
-    out.heading(
-        "CALLSITES",
-        &format!("{} of {} by self time", shown, a.callsites.len()),
+fn step_line(out: &mut Out<'_>, s: &Step) {
+    let body = format!(
+        "[{}] {}: {} (complexity {}, risk {})",
+        s.severity,
+        step_title(s),
+        clean(&s.gain.statement),
+        s.complexity,
+        s.risk
     );
-    if a.callsites.is_empty() {
-        return;
-    }
-    out.table(table::CALLSITES, &a.callsites[..shown]);
-    out.dim(
-        "times are busy time per call unless named self; alloc is self-allocated; rss Δ/call is process RSS at close minus at open, as coarse as the sampler",
-    );
-}
-
-fn process(out: &mut Out<'_>, a: &Analysis) {
-    if let Some(line) = process_line(a) {
-        out.blank();
-        out.heading("PROCESS", &line);
-    }
-}
-
-fn notes(out: &mut Out<'_>, a: &Analysis) {
-    if a.notes.is_empty() {
-        return;
-    }
-    out.blank();
-    out.heading("NOTES", "");
-    for n in &a.notes {
-        out.para(" - ", "   ", &clean(n));
-    }
-}
-
-fn weights(out: &mut Out<'_>, r: &Report) {
-    let a = &r.analysis;
-    let w = &r.config.weights;
-    out.blank();
-    out.heading(
-        "SESSION WEIGHTS",
-        &format!(
-            "weight = {:.0}% CPU (self time) + {:.0}% memory (allocated bytes) + {:.0}% frequency (calls), each over the largest of any span",
-            w.cpu * 100.0,
-            w.memory * 100.0,
-            w.frequency * 100.0
-        ),
-    );
-    let shown = out.opts.limit(a.weights.len());
-    out.table(table::WEIGHTS, &a.weights[..shown]);
-    out.more(shown, a.weights.len(), "spans");
-    if a.totals.self_alloc_bytes.is_none() {
-        out.dim(
-            "allocation was not tracked: the memory weight is shared out between CPU and frequency",
-        );
-    }
+    out.para(&format!("{:>3}. ", s.rank), "     ", &body);
 }
 
 fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
-    let a = &r.analysis;
     let mut out = Out::new(opts);
-    header(&mut out, a);
-    match kind {
-        ReportKind::Full => {
-            findings(&mut out, a);
-            plan_full(&mut out, r);
-            callsites(&mut out, a);
-            process(&mut out, a);
-            notes(&mut out, a);
-        }
-        ReportKind::Summary => {
-            findings(&mut out, a);
-            plan_short(&mut out, r);
-            notes(&mut out, a);
-        }
-        ReportKind::Weight => weights(&mut out, r),
-    }
+    markup::write(&mut out, &outline::report(r, kind, opts));
     out.text
 }

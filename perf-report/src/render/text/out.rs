@@ -7,7 +7,8 @@ use owo_colors::OwoColorize;
 use crate::analyze::Severity;
 use crate::diff::Verdict;
 use crate::render::RenderOptions;
-use crate::render::table::{Align, Column, Tone};
+use crate::render::outline::{self, Head};
+use crate::render::table::{Align, Cell as TableCell, Tone};
 use crate::sanitize::one_line;
 
 /// Text from the dump, safe for a terminal.
@@ -58,7 +59,7 @@ impl<'a> Out<'a> {
     }
 
     /// A heading with a plain tail, e.g. `FINDINGS  2 critical, …`.
-    pub(super) fn heading(&mut self, title: &str, tail: &str) {
+    pub(super) fn heading_line(&mut self, title: &str, tail: &str) {
         let plain = if tail.is_empty() {
             title.to_owned()
         } else {
@@ -106,11 +107,13 @@ impl<'a> Out<'a> {
 
     /// A table of `rows` under `columns`, with the least important columns
     /// dropped until it fits the width, and a note naming them.
-    pub(super) fn table<T>(&mut self, columns: &[Column<T>], rows: &[T]) {
-        let mut shown: Vec<&Column<T>> = columns.iter().collect();
-        let mut hidden: Vec<&Column<T>> = Vec::new();
+    pub(super) fn fitted_table(&mut self, table: &outline::Table) {
+        let columns = &table.heads;
+        let rows = &table.rows;
+        let mut shown: Vec<usize> = (0..columns.len()).collect();
+        let mut hidden: Vec<usize> = Vec::new();
         let mut shrink = 0;
-        let mut lines = render_table(self.opts, &shown, rows, None, shrink);
+        let mut lines = render_table(self.opts, columns, &shown, rows, None, shrink);
         while let Some(width) = self.opts.width {
             if lines.iter().all(|l| self.fits(l)) {
                 break;
@@ -119,43 +122,31 @@ impl<'a> Out<'a> {
             let Some((at, _)) = shown
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.drop_order > 0)
-                .max_by_key(|&(i, c)| (c.drop_order, i))
+                .filter(|&(_, &c)| columns[c].drop_order > 0)
+                .max_by_key(|&(i, &c)| (columns[c].drop_order, i))
             else {
                 // Only columns that must stay: let comfy-table wrap cells.
-                lines = render_table(self.opts, &shown, rows, Some(width), shrink);
+                lines = render_table(self.opts, columns, &shown, rows, Some(width), shrink);
                 break;
             };
             // A location is shortened, twice, before it is hidden.
-            if shown[at].shortens && shrink < 2 {
+            if columns[shown[at]].shortens && shrink < 2 {
                 shrink += 1;
             } else {
                 hidden.push(shown.remove(at));
             }
-            lines = render_table(self.opts, &shown, rows, None, shrink);
+            lines = render_table(self.opts, columns, &shown, rows, None, shrink);
         }
         for l in lines {
             self.line(l.trim_end());
         }
         if let (false, Some(width)) = (hidden.is_empty(), self.opts.width) {
             // In the table's own order.
-            let names: Vec<&str> = columns
-                .iter()
-                .filter(|c| hidden.iter().any(|h| std::ptr::eq(*h, *c)))
-                .map(|c| c.header)
-                .collect();
+            hidden.sort_unstable();
+            let names: Vec<&str> = hidden.iter().map(|&c| columns[c].header).collect();
             self.dim(&format!(
                 "(hidden to fit {width} columns: {}; --width 0 shows all, and Markdown and JSON have every column)",
                 names.join(", ")
-            ));
-        }
-    }
-
-    pub(super) fn more(&mut self, shown: usize, total: usize, what: &str) {
-        if shown < total {
-            self.dim(&format!(
-                "({} more {what}; --top 0 shows all)",
-                total - shown
             ));
         }
     }
@@ -176,12 +167,14 @@ impl<'a> Out<'a> {
 /// No borders, one rule under the header: quiet enough for wide tables.
 pub(super) const STYLE: &str = "     ──            ";
 
-/// The table's lines; `wrap_to` lets comfy-table wrap cells to that width;
-/// locations shortened `shrink` steps ([`crate::callsite::shorter_source`]).
-pub(super) fn render_table<T>(
+/// The lines of the `shown` columns' of a table; `wrap_to` lets comfy-table
+/// wrap cells to that width; locations shortened `shrink` steps
+/// ([`crate::callsite::shorter_source`]).
+pub(super) fn render_table(
     opts: &RenderOptions,
-    columns: &[&Column<T>],
-    rows: &[T],
+    heads: &[Head],
+    shown: &[usize],
+    rows: &[Vec<TableCell>],
     wrap_to: Option<usize>,
     shrink: u8,
 ) -> Vec<String> {
@@ -197,22 +190,22 @@ pub(super) fn render_table<T>(
         t.set_width(u16::try_from(width).unwrap_or(u16::MAX));
     }
     t.set_header(
-        columns
+        shown
             .iter()
-            .map(|c| Cell::new(c.header).add_attribute(Attribute::Bold)),
+            .map(|&c| Cell::new(heads[c].header).add_attribute(Attribute::Bold)),
     );
-    for (i, column) in columns.iter().enumerate() {
-        if let (Align::Right, Some(c)) = (column.align, t.column_mut(i)) {
+    for (i, &column) in shown.iter().enumerate() {
+        if let (Align::Right, Some(c)) = (heads[column].align, t.column_mut(i)) {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    for (n, row) in rows.iter().enumerate() {
-        t.add_row(columns.iter().map(|column| {
-            let cell = (column.cell)(n + 1, row);
-            let text = if column.shortens && shrink > 0 {
+    for row in rows {
+        t.add_row(shown.iter().map(|&column| {
+            let cell = &row[column];
+            let text = if heads[column].shortens && shrink > 0 {
                 crate::callsite::shorter_source(&cell.text, shrink)
             } else {
-                cell.text
+                cell.text.clone()
             };
             let c = Cell::new(clean(&text));
             match cell.tone {
