@@ -45,7 +45,6 @@ impl Default for Settings {
 pub(crate) struct AllocationHeavy;
 
 static INFO: Info = Info {
-    id: "allocation_heavy",
     title: "allocation-heavy",
     innermost: false,
     supersedes: &[],

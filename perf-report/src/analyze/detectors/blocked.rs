@@ -60,7 +60,6 @@ impl Default for Settings {
 pub(crate) struct Blocked;
 
 static INFO: Info = Info {
-    id: "blocked",
     title: "blocked, off the CPU",
     innermost: false,
     supersedes: &[Class::HotSpot, Class::TailLatency],

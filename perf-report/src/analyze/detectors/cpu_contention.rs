@@ -55,7 +55,6 @@ impl Default for Settings {
 pub(crate) struct CpuContention;
 
 static INFO: Info = Info {
-    id: "cpu_contention",
     title: "CPU contention",
     innermost: false,
     supersedes: &[],

@@ -50,7 +50,6 @@ impl Default for Settings {
 pub(crate) struct HotLoop;
 
 static INFO: Info = Info {
-    id: "hot_loop",
     title: "hot loop",
     innermost: false,
     supersedes: &[Class::HotSpot],

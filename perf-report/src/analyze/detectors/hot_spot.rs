@@ -47,7 +47,6 @@ impl Default for Settings {
 pub(crate) struct HotSpot;
 
 static INFO: Info = Info {
-    id: "hot_spot",
     title: "hot spot",
     innermost: false,
     supersedes: &[],

@@ -95,7 +95,6 @@ impl Default for Settings {
 pub(crate) struct LeakSuspect;
 
 static INFO: Info = Info {
-    id: "leak_suspect",
     title: "leak suspect",
     // Live bytes belong to the innermost span that made them: a parent
     // does not inherit its children's.

@@ -48,7 +48,6 @@ impl Default for Settings {
 pub(crate) struct ProcessCpu;
 
 static INFO: Info = Info {
-    id: "process_cpu",
     title: "process CPU saturation",
     innermost: false,
     supersedes: &[],

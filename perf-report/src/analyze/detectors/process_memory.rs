@@ -50,7 +50,6 @@ impl Default for Settings {
 pub(crate) struct ProcessMemory;
 
 static INFO: Info = Info {
-    id: "process_memory",
     title: "process memory",
     innermost: false,
     supersedes: &[],

@@ -74,7 +74,6 @@ impl Default for Settings {
 pub(crate) struct Serialization;
 
 static INFO: Info = Info {
-    id: "serialization",
     title: "serialization",
     innermost: false,
     supersedes: &[],

@@ -128,7 +128,6 @@ pub(crate) fn tail_shaped(row: &CallsiteRow, s: &Settings) -> Option<(f64, f64)>
 }
 
 static INFO: Info = Info {
-    id: "tail_latency",
     title: "tail latency",
     // Its cost is the tail of the span's own time, which a parent does not
     // inherit: a parent with a tail of its own is found beside its child.

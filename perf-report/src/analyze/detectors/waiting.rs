@@ -39,7 +39,6 @@ impl Default for Settings {
 pub(crate) struct Waiting;
 
 static INFO: Info = Info {
-    id: "waiting",
     title: "waiting, not working",
     innermost: true,
     supersedes: &[],
