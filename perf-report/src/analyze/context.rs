@@ -7,6 +7,7 @@ use perf_layer::dump::Dump;
 use crate::loaded::GroupedCallsite;
 use serde::Serialize;
 
+use super::advice::Advice;
 use super::finding::{Draft, Finding, Resource};
 use super::process::ProcessSummary;
 use super::rows::{AllocRow, CallsiteRow, CpuRow, HeapRow};
@@ -361,14 +362,15 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Scores a detector's draft with the configured weights and bands.
-    pub(crate) fn score(&self, draft: Draft) -> Finding {
+    /// Scores a detector's draft with the configured weights and bands,
+    /// and gives the finding the advice `advise` writes for it.
+    pub(crate) fn score(&self, draft: Draft, advise: impl FnOnce(&Finding) -> Advice) -> Finding {
         let resource = draft.resource;
         let weight = self
             .config
             .scoring
             .weight(resource, self.totals.cpu_utilization);
-        draft.score(weight, self.share_of(resource), &self.config.bands)
+        draft.score(weight, self.share_of(resource), &self.config.bands, advise)
     }
 }
 

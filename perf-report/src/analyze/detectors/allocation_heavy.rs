@@ -64,7 +64,7 @@ impl Detector for AllocationHeavy {
             if !(per_call && a.alloc_share >= s.min_share) && a.alloc_share < s.dominant_share {
                 continue;
             }
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::AllocationHeavy,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Allocation,
@@ -97,31 +97,34 @@ impl Detector for AllocationHeavy {
                         Some(s.min_share),
                     ),
                 ],
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        Advice {
-            statement: format!(
-                "{} the bytes {name} allocates ({} of all bytes allocated) removes {} of the run's allocation",
-                speedup_phrase(f.recoverable),
-                units::pct(f.cost_share),
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Reuse buffers: keep a `Vec`/`String` outside the loop or in the struct and `clear()` it, instead of allocating a new one per call",
-                "Pre-size collections: `Vec::with_capacity`, `String::with_capacity`, `HashMap::with_capacity` when the size is known or bounded",
-                "Borrow instead of cloning: take `&[T]`/`&str`, return `Cow<'_, str>`, avoid `to_vec()`, `to_string()` and `format!` in the hot path",
-                "Keep small short-lived collections on the stack (`smallvec`, `arrayvec`)",
-            ]),
-            prerequisites: lines(&[
-                "Keep perf-layer's counting allocator installed in the benchmark and the re-run, so allocation per call can be compared",
-            ]),
-            check: format!("{name}'s bytes and allocations per call must fall"),
-            complexity: Effort::Low,
-            risk: Effort::Low,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    Advice {
+        statement: format!(
+            "{} the bytes {name} allocates ({} of all bytes allocated) removes {} of the run's allocation",
+            speedup_phrase(f.recoverable),
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Reuse buffers: keep a `Vec`/`String` outside the loop or in the struct and `clear()` it, instead of allocating a new one per call",
+            "Pre-size collections: `Vec::with_capacity`, `String::with_capacity`, `HashMap::with_capacity` when the size is known or bounded",
+            "Borrow instead of cloning: take `&[T]`/`&str`, return `Cow<'_, str>`, avoid `to_vec()`, `to_string()` and `format!` in the hot path",
+            "Keep small short-lived collections on the stack (`smallvec`, `arrayvec`)",
+        ]),
+        prerequisites: lines(&[
+            "Keep perf-layer's counting allocator installed in the benchmark and the re-run, so allocation per call can be compared",
+        ]),
+        check: format!("{name}'s bytes and allocations per call must fall"),
+        complexity: Effort::Low,
+        risk: Effort::Low,
     }
 }

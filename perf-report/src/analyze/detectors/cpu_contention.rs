@@ -162,7 +162,7 @@ impl Detector for CpuContention {
         if !context.is_empty() {
             summary.push_str(&format!("; {}", context.join(", ")));
         }
-        found.push(cx.score(Draft {
+        let draft = Draft {
             class: Class::CpuContention,
             callsite: None,
             resource: Resource::WallTime,
@@ -171,28 +171,31 @@ impl Detector for CpuContention {
             confidence,
             summary,
             evidence,
-        }));
+        };
+        found.push(cx.score(draft, advice));
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        Advice {
-            statement: format!(
-                "the code is not the cause: giving the process the CPUs it waits for recovers {} of the {} of the threads' wall time it lost",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share)
-            ),
-            fixes: lines(&[
-                "Run no more busy threads than cores: size the tokio runtime (`worker_threads`), rayon's pool and any thread pools to the cores the process gets, not to the machine's",
-                "Find what else competes on the host (`top`, `pidstat -w`, container CPU limits): move batch jobs or neighbours elsewhere, or lower their priority (`nice`, `SCHED_IDLE`)",
-                "On a VM with steal time, move to a dedicated or larger instance; noisy neighbours are outside the program",
-                "Give latency-critical work its own cores (cgroup `cpuset`, `taskset`) when it shares a machine",
-            ]),
-            prerequisites: lines(&[
-                "Profile and compare runs on a quiet machine with the same core count: contention makes every span slower and its tails longer",
-            ]),
-            check: "the CPU contention finding must shrink or go, and the span tails it explained with it".to_owned(),
-            complexity: Effort::Low,
-            risk: Effort::Low,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    Advice {
+        statement: format!(
+            "the code is not the cause: giving the process the CPUs it waits for recovers {} of the {} of the threads' wall time it lost",
+            units::pct(f.recoverable),
+            units::pct(f.cost_share)
+        ),
+        fixes: lines(&[
+            "Run no more busy threads than cores: size the tokio runtime (`worker_threads`), rayon's pool and any thread pools to the cores the process gets, not to the machine's",
+            "Find what else competes on the host (`top`, `pidstat -w`, container CPU limits): move batch jobs or neighbours elsewhere, or lower their priority (`nice`, `SCHED_IDLE`)",
+            "On a VM with steal time, move to a dedicated or larger instance; noisy neighbours are outside the program",
+            "Give latency-critical work its own cores (cgroup `cpuset`, `taskset`) when it shares a machine",
+        ]),
+        prerequisites: lines(&[
+            "Profile and compare runs on a quiet machine with the same core count: contention makes every span slower and its tails longer",
+        ]),
+        check: "the CPU contention finding must shrink or go, and the span tails it explained with it".to_owned(),
+        complexity: Effort::Low,
+        risk: Effort::Low,
     }
 }

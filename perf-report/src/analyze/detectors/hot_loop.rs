@@ -97,7 +97,7 @@ impl Detector for HotLoop {
                     None,
                 ));
             }
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::HotLoop,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Time,
@@ -116,31 +116,34 @@ impl Detector for HotLoop {
                     units::pct(share)
                 ),
                 evidence,
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        let of = &f.share_of;
-        let cost = units::pct(f.cost_share);
-        Advice {
-            statement: format!(
-                "{} the per-call cost of {name} ({cost} of {of}) by batching saves {} of {of}",
-                speedup_phrase(f.recoverable),
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Batch: process items in chunks (`chunks(256)`, a `Vec` of work) with one call and one span per batch instead of one per item",
-                "Hoist the span out of the loop, or lower it to `trace` and filter it out where it is not needed: per-call instrumentation is part of the cost",
-                "Strip per-call setup from the loop body: look-ups, lock acquisitions and allocations that could be done once outside",
-            ]),
-            prerequisites: vec![format!(
-                "Check that {name}'s items can be handled together (no per-item ordering or error-handling requirement)"
-            )],
-            check: format!("{name}'s call count or its self time ({cost} of {of}) must fall"),
-            complexity: Effort::Low,
-            risk: Effort::Low,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    let of = &f.share_of;
+    let cost = units::pct(f.cost_share);
+    Advice {
+        statement: format!(
+            "{} the per-call cost of {name} ({cost} of {of}) by batching saves {} of {of}",
+            speedup_phrase(f.recoverable),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Batch: process items in chunks (`chunks(256)`, a `Vec` of work) with one call and one span per batch instead of one per item",
+            "Hoist the span out of the loop, or lower it to `trace` and filter it out where it is not needed: per-call instrumentation is part of the cost",
+            "Strip per-call setup from the loop body: look-ups, lock acquisitions and allocations that could be done once outside",
+        ]),
+        prerequisites: vec![format!(
+            "Check that {name}'s items can be handled together (no per-item ordering or error-handling requirement)"
+        )],
+        check: format!("{name}'s call count or its self time ({cost} of {of}) must fall"),
+        complexity: Effort::Low,
+        risk: Effort::Low,
     }
 }

@@ -99,7 +99,7 @@ impl Detector for HotSpot {
                 None => format!("{} of self time", units::ns(on_cpu)),
             };
             evidence.push(Evidence::new("calls", calls_f, Unit::Count, None));
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::HotSpot,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Time,
@@ -112,36 +112,39 @@ impl Detector for HotSpot {
                     units::count(calls_f)
                 ),
                 evidence,
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        let of = &f.share_of;
-        let cost = units::pct(f.cost_share);
-        let gain = f.expected_gain();
-        Advice {
-            statement: format!(
-                "{} {name}'s self time ({cost} of {of}) saves {} of {of}",
-                speedup_phrase(f.recoverable),
-                units::pct(gain)
-            ),
-            fixes: lines(&[
-                "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments",
-                "Use a better algorithm or data structure: replace linear searches (`Vec::contains`, `iter().find`) with a `HashSet`/`HashMap` or a sorted `binary_search`, remove nested loops and repeated sorting",
-                "Parallelise independent items with `rayon` (`par_iter`) when the work per item is independent",
-                "Cut needless copies in the hot path: borrow (`&str`, `&[T]`, `Cow`) instead of `clone()`/`to_string()`",
-            ]),
-            prerequisites: vec![format!(
-                "Add a criterion benchmark of {name} with a representative input, so the speed-up is measured rather than assumed"
-            )],
-            check: format!(
-                "{name}'s self time must fall from {cost} of {of} towards {}",
-                units::pct(f.cost_share - gain)
-            ),
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    let of = &f.share_of;
+    let cost = units::pct(f.cost_share);
+    let gain = f.expected_gain();
+    Advice {
+        statement: format!(
+            "{} {name}'s self time ({cost} of {of}) saves {} of {of}",
+            speedup_phrase(f.recoverable),
+            units::pct(gain)
+        ),
+        fixes: lines(&[
+            "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments",
+            "Use a better algorithm or data structure: replace linear searches (`Vec::contains`, `iter().find`) with a `HashSet`/`HashMap` or a sorted `binary_search`, remove nested loops and repeated sorting",
+            "Parallelise independent items with `rayon` (`par_iter`) when the work per item is independent",
+            "Cut needless copies in the hot path: borrow (`&str`, `&[T]`, `Cow`) instead of `clone()`/`to_string()`",
+        ]),
+        prerequisites: vec![format!(
+            "Add a criterion benchmark of {name} with a representative input, so the speed-up is measured rather than assumed"
+        )],
+        check: format!(
+            "{name}'s self time must fall from {cost} of {of} towards {}",
+            units::pct(f.cost_share - gain)
+        ),
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
     }
 }

@@ -102,9 +102,17 @@ static INFO: Info = Info {
     supersedes: &[],
 };
 
-/// The evidence names that `advice` reads back.
-const LIVE: &str = "live at the end";
-const GROWTH: &str = "growth after warm-up";
+/// What a leak finding is about, with the figures its advice states.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// A callsite's bytes live at the end, growing this many bytes per
+    /// second after warm-up.
+    Growing { live: f64, per_s: f64 },
+    /// A callsite's bytes live at the end, kept by its own calls.
+    KeptByCalls { live: f64 },
+    /// The process's RSS, growing with no callsite to explain it.
+    ProcessRss,
+}
 
 fn trend_evidence(fit: &LinearFit, min_r2: f64) -> Vec<Evidence> {
     vec![
@@ -146,7 +154,7 @@ fn by_own_calls(
     let live = h.live_bytes as f64;
     let retaining = stats::share(a.calls_retaining as f64, cs.calls as f64);
     let per_call = stats::ratio(live, a.calls_retaining as f64);
-    Some(cx.score(Draft {
+    let draft = Draft {
         class: Class::LeakSuspect,
         callsite: Some((cs.id, row.location.clone())),
         resource: Resource::Memory,
@@ -162,7 +170,7 @@ fn by_own_calls(
             units::bytes(per_call),
         ),
         evidence: vec![
-            Evidence::new(LIVE, live, Unit::Bytes, Some(s.min_live_bytes as f64)),
+            Evidence::new("live at the end", live, Unit::Bytes, Some(s.min_live_bytes as f64)),
             Evidence::new(
                 "calls that closed holding memory",
                 retaining,
@@ -173,7 +181,8 @@ fn by_own_calls(
             Evidence::new("calls", cs.calls as f64, Unit::Count, Some(s.min_calls as f64)),
             Evidence::new("peak live", h.peak_live_bytes as f64, Unit::Bytes, None),
         ],
-    }))
+    };
+    Some(cx.score(draft, |f| advice(f, Held::KeptByCalls { live })))
 }
 
 impl Detector for LeakSuspect {
@@ -233,7 +242,7 @@ impl Detector for LeakSuspect {
                 continue;
             }
             any = true;
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::LeakSuspect,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Memory,
@@ -249,8 +258,13 @@ impl Detector for LeakSuspect {
                     points.len()
                 ),
                 evidence: vec![
-                    Evidence::new(LIVE, live, Unit::Bytes, Some(s.min_live_bytes as f64)),
-                    Evidence::new(GROWTH, slope, Unit::BytesPerSec, None),
+                    Evidence::new(
+                        "live at the end",
+                        live,
+                        Unit::Bytes,
+                        Some(s.min_live_bytes as f64),
+                    ),
+                    Evidence::new("growth after warm-up", slope, Unit::BytesPerSec, None),
                     Evidence::new(
                         "growth over the window",
                         growth,
@@ -269,7 +283,8 @@ impl Detector for LeakSuspect {
                 .into_iter()
                 .chain(trend.iter().flat_map(|fit| trend_evidence(fit, s.min_r2)))
                 .collect(),
-            }));
+            };
+            found.push(cx.score(draft, |f| advice(f, Held::Growing { live, per_s: slope })));
         }
         if any {
             return;
@@ -284,7 +299,7 @@ impl Detector for LeakSuspect {
         } else {
             "the dump has no live heap per callsite (install perf-layer's counting allocator)"
         };
-        found.push(cx.score(Draft {
+        let draft = Draft {
             class: Class::LeakSuspect,
             callsite: None,
             resource: Resource::Memory,
@@ -298,55 +313,58 @@ impl Detector for LeakSuspect {
                 fit.n
             ),
             evidence: trend_evidence(&fit, s.min_r2),
-        }));
+        };
+        found.push(cx.score(draft, |f| advice(f, Held::ProcessRss)));
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        let figure = |metric: &str| f.evidence.iter().find(|e| e.metric == metric).map(|e| e.value);
-        let statement = match (figure(LIVE), figure(GROWTH)) {
-            (Some(live), Some(growth)) => format!(
-                "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops its growth of {}/s",
-                units::pct(f.recoverable),
-                units::bytes(live),
-                units::pct(f.cost_share),
-                units::bytes(live * f.recoverable),
-                units::pct(f.expected_gain()),
-                units::bytes(growth)
+}
+
+/// The plan step's advice for one of its findings, about what it holds.
+fn advice(f: &Finding, held: Held) -> Advice {
+    let name = f.subject().in_prose();
+    let statement = match held {
+        Held::Growing { live, per_s } => format!(
+            "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops its growth of {}/s",
+            units::pct(f.recoverable),
+            units::bytes(live),
+            units::pct(f.cost_share),
+            units::bytes(live * f.recoverable),
+            units::pct(f.expected_gain()),
+            units::bytes(per_s)
+        ),
+        Held::KeptByCalls { live } => format!(
+            "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops it growing with its calls",
+            units::pct(f.recoverable),
+            units::bytes(live),
+            units::pct(f.cost_share),
+            units::bytes(live * f.recoverable),
+            units::pct(f.expected_gain())
+        ),
+        Held::ProcessRss => format!(
+            "stopping the growth returns {} of peak memory ({} of peak memory grew over the run)",
+            units::pct(f.expected_gain()),
+            units::pct(f.cost_share)
+        ),
+    };
+    Advice {
+        statement,
+        fixes: lines(&[
+            "Bound caches and maps that grow with input: an LRU (`lru`, `moka`) or eviction by age or size",
+            "Break `Arc` reference cycles: hold back-references (parents, observers, callbacks) as `Weak`",
+            "Drain or bound what is never emptied: unbounded `mpsc` queues, spawned tasks that never finish, `Box::leak`/`mem::forget`, `static` collections",
+        ]),
+        prerequisites: lines(&[
+            "Run long enough past warm-up to see the trend, so a cache filling to its bound is not mistaken for a leak",
+        ]),
+        check: match held {
+            Held::Growing { .. } | Held::KeptByCalls { .. } => format!(
+                "{name}'s live bytes must stop growing after warm-up and its live bytes at the end must fall"
             ),
-            (Some(live), None) => format!(
-                "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops it growing with its calls",
-                units::pct(f.recoverable),
-                units::bytes(live),
-                units::pct(f.cost_share),
-                units::bytes(live * f.recoverable),
-                units::pct(f.expected_gain())
-            ),
-            _ => format!(
-                "stopping the growth returns {} of peak memory ({} of peak memory grew over the run)",
-                units::pct(f.expected_gain()),
-                units::pct(f.cost_share)
-            ),
-        };
-        Advice {
-            statement,
-            fixes: lines(&[
-                "Bound caches and maps that grow with input: an LRU (`lru`, `moka`) or eviction by age or size",
-                "Break `Arc` reference cycles: hold back-references (parents, observers, callbacks) as `Weak`",
-                "Drain or bound what is never emptied: unbounded `mpsc` queues, spawned tasks that never finish, `Box::leak`/`mem::forget`, `static` collections",
-            ]),
-            prerequisites: lines(&[
-                "Run long enough past warm-up to see the trend, so a cache filling to its bound is not mistaken for a leak",
-            ]),
-            check: if f.location.is_some() {
-                format!(
-                    "{name}'s live bytes must stop growing after warm-up and its live bytes at the end must fall"
-                )
-            } else {
+            Held::ProcessRss => {
                 "the RSS slope must flatten (a fit with low slope or low R²)".to_owned()
-            },
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+            }
+        },
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
     }
 }

@@ -15,7 +15,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::advice::Advice;
 use super::context::Context;
 use super::finding::Finding;
 
@@ -37,10 +36,9 @@ pub(crate) struct Info {
 pub(crate) trait Detector: Sync {
     /// Its static facts.
     fn info(&self) -> &'static Info;
-    /// Pushes its findings about the run onto `found`.
+    /// Pushes its findings about the run onto `found`, each with the advice
+    /// of its plan step, written from the figures the detector measured.
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>);
-    /// The plan step's advice for one of its findings.
-    fn advice(&self, finding: &Finding) -> Advice;
 }
 
 /// Generates the class list: `Variant => module,` per class, each module

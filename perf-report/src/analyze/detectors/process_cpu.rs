@@ -88,7 +88,7 @@ impl Detector for ProcessCpu {
         if !fires {
             return;
         }
-        found.push(cx.score(Draft {
+        let draft = Draft {
             class: Class::ProcessCpu,
             callsite: None,
             resource: Resource::WallTime,
@@ -127,28 +127,31 @@ impl Detector for ProcessCpu {
                 Evidence::new("mean CPU", p.cpu_mean_percent, Unit::CpuPercent, None),
                 Evidence::new("CPU alerts", p.cpu_alerts as f64, Unit::Count, None),
             ],
-        }));
+        };
+        found.push(cx.score(draft, advice));
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        Advice {
-            statement: format!(
-                "relieving {} of the saturated time ({} of the run's wall time) gives back {} of the run's wall time",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share),
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Start with the hot spots and hot loops of this plan: process CPU is their sum",
-                "When the work is needed, give the process more cores or more instances: every core it can use was busy",
-                "Rate-limit or apply backpressure to background work so it cannot starve latency-sensitive tasks",
-            ]),
-            prerequisites: lines(&[
-                "Note the machine's core count and the sampler interval so runs are comparable",
-            ]),
-            check: "the share of saturated samples must fall".to_owned(),
-            complexity: Effort::High,
-            risk: Effort::Medium,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    Advice {
+        statement: format!(
+            "relieving {} of the saturated time ({} of the run's wall time) gives back {} of the run's wall time",
+            units::pct(f.recoverable),
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Start with the hot spots and hot loops of this plan: process CPU is their sum",
+            "When the work is needed, give the process more cores or more instances: every core it can use was busy",
+            "Rate-limit or apply backpressure to background work so it cannot starve latency-sensitive tasks",
+        ]),
+        prerequisites: lines(&[
+            "Note the machine's core count and the sampler interval so runs are comparable",
+        ]),
+        check: "the share of saturated samples must fall".to_owned(),
+        complexity: Effort::High,
+        risk: Effort::Medium,
     }
 }

@@ -128,7 +128,7 @@ impl Detector for ProcessMemory {
                 ),
             ]);
         }
-        found.push(cx.score(Draft {
+        let draft = Draft {
             class: Class::ProcessMemory,
             callsite: None,
             resource: Resource::Memory,
@@ -154,40 +154,43 @@ impl Detector for ProcessMemory {
             ),
             },
             evidence,
-        }));
+        };
+        found.push(cx.score(draft, |f| advice(f, pressure.is_some())));
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let against_limit = f.evidence.iter().any(|e| e.metric == "memory limit");
-        Advice {
-            statement: format!(
-                "trimming {} of the excess memory ({} of peak memory above {}) returns {} of peak memory",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share),
-                if against_limit {
-                    "the usual level, the alert threshold or the warning fraction of the limit"
-                } else {
-                    "the usual level or the alert threshold"
-                },
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Stream instead of loading whole inputs (`BufReader`, iterators, `serde_json::Deserializer::from_reader`)",
-                "Limit the concurrency of memory-heavy work with a `tokio::sync::Semaphore` so peaks do not stack",
-                "Drop large buffers as soon as they are done and release capacity after spikes (`shrink_to_fit`)",
-                "React to pressure before the kernel does: register `PerfLayer::builder().on_memory_pressure(..)` to shed caches at WARNING and refuse new work at EMERGENCY",
-            ]),
-            prerequisites: lines(&[
-                "Enable the sampler with an RSS alert so the spike's time can be matched to the spans running then",
-            ]),
-            check: if against_limit {
-                "peak RSS must stay below the warning fraction of the limit: the dump's memory_pressure.peak_level normal".to_owned()
+}
+
+/// The plan step's advice for one of its findings, worded against the
+/// memory limit where the dump has one (`against_limit`).
+fn advice(f: &Finding, against_limit: bool) -> Advice {
+    Advice {
+        statement: format!(
+            "trimming {} of the excess memory ({} of peak memory above {}) returns {} of peak memory",
+            units::pct(f.recoverable),
+            units::pct(f.cost_share),
+            if against_limit {
+                "the usual level, the alert threshold or the warning fraction of the limit"
             } else {
-                "peak RSS must come down towards the median".to_owned()
+                "the usual level or the alert threshold"
             },
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Stream instead of loading whole inputs (`BufReader`, iterators, `serde_json::Deserializer::from_reader`)",
+            "Limit the concurrency of memory-heavy work with a `tokio::sync::Semaphore` so peaks do not stack",
+            "Drop large buffers as soon as they are done and release capacity after spikes (`shrink_to_fit`)",
+            "React to pressure before the kernel does: register `PerfLayer::builder().on_memory_pressure(..)` to shed caches at WARNING and refuse new work at EMERGENCY",
+        ]),
+        prerequisites: lines(&[
+            "Enable the sampler with an RSS alert so the spike's time can be matched to the spans running then",
+        ]),
+        check: if against_limit {
+            "peak RSS must stay below the warning fraction of the limit: the dump's memory_pressure.peak_level normal".to_owned()
+        } else {
+            "peak RSS must come down towards the median".to_owned()
+        },
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
     }
 }
 

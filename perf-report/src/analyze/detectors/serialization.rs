@@ -106,7 +106,7 @@ impl Detector for Serialization {
             if cost < s.min_share {
                 continue;
             }
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::Serialization,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::WallTime,
@@ -143,32 +143,35 @@ impl Detector for Serialization {
                     Evidence::new("fastest call", cs.busy_ns.min as f64, Unit::Ns, None),
                     Evidence::new("calls", cs.calls as f64, Unit::Count, None),
                 ],
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        Advice {
-            statement: format!(
-                "letting the threads inside {name} proceed side by side instead of one at a time ({} of the run's wall time went to its queue) gives back {} of the run's wall time",
-                units::pct(f.cost_share),
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Do not hold a lock across I/O, a sleep or an `.await`: copy what you need out of the guard, drop it, then do the slow part",
-                "Shrink what the lock guards: shard the state (`dashmap`, one `Mutex` per shard or per key), or keep per-thread state and merge it at the end",
-                "Use a read-write lock (`RwLock`, `parking_lot::RwLock`) or an atomic or lock-free structure when most accesses read",
-                "Give each thread its own instance of a single shared resource (a connection pool instead of one connection, a pool of buffers)",
-            ]),
-            prerequisites: vec![format!(
-                "Find what {name} queues on: a child span around each lock acquisition and each call to a shared resource; the one whose busy time grows with the number of threads is it"
-            )],
-            check: format!(
-                "{name}'s threads inside at once must fall towards the threads on the CPU, and the run's wall time with them"
-            ),
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    Advice {
+        statement: format!(
+            "letting the threads inside {name} proceed side by side instead of one at a time ({} of the run's wall time went to its queue) gives back {} of the run's wall time",
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Do not hold a lock across I/O, a sleep or an `.await`: copy what you need out of the guard, drop it, then do the slow part",
+            "Shrink what the lock guards: shard the state (`dashmap`, one `Mutex` per shard or per key), or keep per-thread state and merge it at the end",
+            "Use a read-write lock (`RwLock`, `parking_lot::RwLock`) or an atomic or lock-free structure when most accesses read",
+            "Give each thread its own instance of a single shared resource (a connection pool instead of one connection, a pool of buffers)",
+        ]),
+        prerequisites: vec![format!(
+            "Find what {name} queues on: a child span around each lock acquisition and each call to a shared resource; the one whose busy time grows with the number of threads is it"
+        )],
+        check: format!(
+            "{name}'s threads inside at once must fall towards the threads on the CPU, and the run's wall time with them"
+        ),
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
     }
 }

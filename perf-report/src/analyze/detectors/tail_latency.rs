@@ -180,7 +180,7 @@ impl Detector for TailLatency {
                     Some(s.max_preempted_share),
                 ));
             }
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::TailLatency,
                 callsite: Some((cx.dump.callsites[i].id, row.location.clone())),
                 resource: Resource::Time,
@@ -200,35 +200,38 @@ impl Detector for TailLatency {
                     }
                 ),
                 evidence,
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        let of = &f.share_of;
-        Advice {
-            statement: format!(
-                "removing {} of the time its calls above p90 spend beyond p90 ({} of {of}) saves {} of {of}, and most of its p99",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share),
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Find what the slow calls share: record a distinguishing field on the span (input size, cache hit or miss, retry count) and compare slow and fast calls",
-                "Move rare blocking work off the hot path: file or network I/O, a `std::sync::Mutex` held across heavy work; in async code use `tokio::task::spawn_blocking`",
-                "Amortise occasional expensive work: pre-size collections (`with_capacity`) so they do not regrow or rehash mid-call, warm caches at start-up",
-                "Bound the work one call can do (chunking, pagination) and add timeouts so one slow input cannot stall the rest",
-            ]),
-            prerequisites: vec![
-                format!("Record a field on {name} that tells slow calls from fast ones"),
-                format!("Run long enough for at least 1,000 calls of {name} so its p99 is stable"),
-            ],
-            check: format!(
-                "{name}'s busy p99 must move towards its p50 (the p99/p50 ratio must fall)"
-            ),
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    let of = &f.share_of;
+    Advice {
+        statement: format!(
+            "removing {} of the time its calls above p90 spend beyond p90 ({} of {of}) saves {} of {of}, and most of its p99",
+            units::pct(f.recoverable),
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Find what the slow calls share: record a distinguishing field on the span (input size, cache hit or miss, retry count) and compare slow and fast calls",
+            "Move rare blocking work off the hot path: file or network I/O, a `std::sync::Mutex` held across heavy work; in async code use `tokio::task::spawn_blocking`",
+            "Amortise occasional expensive work: pre-size collections (`with_capacity`) so they do not regrow or rehash mid-call, warm caches at start-up",
+            "Bound the work one call can do (chunking, pagination) and add timeouts so one slow input cannot stall the rest",
+        ]),
+        prerequisites: vec![
+            format!("Record a field on {name} that tells slow calls from fast ones"),
+            format!("Run long enough for at least 1,000 calls of {name} so its p99 is stable"),
+        ],
+        check: format!(
+            "{name}'s busy p99 must move towards its p50 (the p99/p50 ratio must fall)"
+        ),
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
     }
 }

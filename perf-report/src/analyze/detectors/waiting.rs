@@ -81,7 +81,7 @@ impl Detector for Waiting {
                     units::pct(wait_cost)
                 ),
             };
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::Waiting,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::WallTime,
@@ -123,31 +123,34 @@ impl Detector for Waiting {
                     Evidence::new("idle time", cs.idle_ns.sum as f64, Unit::Ns, None),
                 ])
                 .collect(),
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        Advice {
-            statement: format!(
-                "overlapping or unblocking {} of {name}'s waiting ({} of the run's wall time) shortens the run by {}",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share),
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Move blocking calls off async worker threads with `tokio::task::spawn_blocking`, or use the async version of the API",
-                "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another",
-                "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace",
-                "Shorten lock hold times: never hold a `Mutex` guard across `.await` or I/O; use `RwLock` or sharding for read-mostly state",
-            ]),
-            prerequisites: vec![format!(
-                "Know what {name} waits on: add child spans around each `.await`, lock and I/O call"
-            )],
-            check: format!("{name}'s idle share of wall time must fall"),
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    Advice {
+        statement: format!(
+            "overlapping or unblocking {} of {name}'s waiting ({} of the run's wall time) shortens the run by {}",
+            units::pct(f.recoverable),
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Move blocking calls off async worker threads with `tokio::task::spawn_blocking`, or use the async version of the API",
+            "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another",
+            "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace",
+            "Shorten lock hold times: never hold a `Mutex` guard across `.await` or I/O; use `RwLock` or sharding for read-mostly state",
+        ]),
+        prerequisites: vec![format!(
+            "Know what {name} waits on: add child spans around each `.await`, lock and I/O call"
+        )],
+        check: format!("{name}'s idle share of wall time must fall"),
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
     }
 }
