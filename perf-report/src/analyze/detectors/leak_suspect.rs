@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
-use crate::analyze::context::{Context, after_warmup};
+use crate::analyze::context::{Context, GrowthWindow};
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::stats::{self, LinearFit};
 use crate::units::{self, Unit};
@@ -88,6 +88,17 @@ impl Default for Settings {
             min_kept_live_share: 0.5,
             recoverable: 0.9,
             half_confidence_points: 4.0,
+        }
+    }
+}
+
+impl Settings {
+    /// The part of a live-bytes timeline a growth fit reads, for the rows'
+    /// growth and the memory axis of a diff.
+    pub(crate) fn growth_window(&self) -> GrowthWindow {
+        GrowthWindow {
+            warmup_share: self.warmup_share,
+            min_points: self.min_points,
         }
     }
 }
@@ -224,7 +235,7 @@ impl Detector for LeakSuspect {
                 any |= by_calls(found);
                 continue;
             };
-            let points = after_warmup(cx.dump, heap, cx.config);
+            let points = s.growth_window().points(cx.dump, heap);
             let span_s = points.last().map_or(0.0, |l| l.0) - points.first().map_or(0.0, |f| f.0);
             let growth = slope * span_s;
             // The rate over the window's last third.

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::context::Context;
+use super::context::{Context, Measures};
 use super::finding::Finding;
 
 /// Static facts about a class.
@@ -113,6 +113,19 @@ classes! {
     /// The process's memory spiked far above its usual level, or above the
     /// RSS alert threshold.
     ProcessMemory => process_memory,
+}
+
+impl ClassSettings {
+    /// What the shared figures are measured with, from the classes whose
+    /// settings they are: leak_suspect's warm-up window for the rows'
+    /// live-heap growth, process_cpu's saturation level for the process
+    /// summary.
+    pub(crate) fn measures(&self) -> Measures {
+        Measures {
+            growth: self.leak_suspect.growth_window(),
+            saturation: self.process_cpu.saturation(),
+        }
+    }
 }
 
 impl Class {

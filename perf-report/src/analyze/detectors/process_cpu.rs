@@ -7,6 +7,7 @@ use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::analyze::process::CpuLevel;
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -41,6 +42,16 @@ impl Default for Settings {
             recoverable: 0.25,
             half_confidence_samples: 4.0,
             confidence_with_alerts: 0.9,
+        }
+    }
+}
+
+impl Settings {
+    /// The level a timeline sample counts as saturated at.
+    pub(crate) fn saturation(&self) -> CpuLevel {
+        match self.saturated_percent {
+            Some(percent) => CpuLevel::Percent(percent),
+            None => CpuLevel::ShareOfCores(self.saturated_share_of_cores),
         }
     }
 }
