@@ -27,6 +27,8 @@ pub mod finding;
 pub mod process;
 pub mod rows;
 mod starvation;
+#[cfg(test)]
+pub(crate) mod test_dump;
 pub mod weights;
 
 pub use advice::Effort;

@@ -128,3 +128,31 @@ fn advice(f: &Finding) -> Advice {
         risk: Effort::Low,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump, evidence};
+
+    const KIB: u64 = 1024;
+
+    /// `big` allocates 128 KiB a call; `near` 63 KiB in 63 allocations, just
+    /// under both per-call levels with a fair share (16%); the four others
+    /// are cheap per call and under the dominant share.
+    #[test]
+    fn finds_the_large_allocations_per_call_and_not_ones_just_under() {
+        let mut spans = vec![
+            Span::new("big", &[(MS, 100)]).alloc(100 * 128 * KIB, 100, 0, 0),
+            Span::new("near", &[(MS, 100)]).alloc(100 * 63 * KIB, 100 * 63, 0, 0),
+        ];
+        for name in ["c", "d", "e", "f"] {
+            spans.push(Span::new(name, &[(MS, 10_000)]).alloc(5_000 * KIB, 10_000, 0, 0));
+        }
+        let found = detect(Class::AllocationHeavy, dump(2_000 * MS, &spans));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "big").unwrap();
+        assert_eq!(evidence(f, "bytes per call"), (128 * KIB) as f64);
+        assert_near(f.cost_share, 12_800.0 / 39_100.0, 1e-9);
+        assert_eq!((f.recoverable, f.confidence), (0.5, 0.9));
+    }
+}

@@ -180,3 +180,35 @@ fn advice(f: &Finding, in_poll: bool) -> Advice {
         risk: Effort::Medium,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump, evidence};
+
+    /// Both spans: 100 calls of 10 ms, one voluntary switch each, in a 2 s
+    /// run. `sleeps` is on the CPU 10% of its self time (90% blocked);
+    /// `computes` 51% (49% blocked, just under half).
+    #[test]
+    fn finds_a_span_off_the_cpu_most_of_its_time_and_not_one_just_under_half() {
+        let found = detect(
+            Class::Blocked,
+            dump(
+                2_000 * MS,
+                &[
+                    Span::new("sleeps", &[(10 * MS, 100)]).on_cpu(100 * MS, 0, 100, 0),
+                    Span::new("computes", &[(10 * MS, 100)]).on_cpu(510 * MS, 0, 100, 0),
+                ],
+            ),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "sleeps").unwrap();
+        assert_near(evidence(f, "blocked share of self time"), 0.9, 1e-9);
+        // 900 ms blocked of the one recording thread's 2 s.
+        assert_near(f.cost_share, 0.45, 1e-9);
+        assert_near(f.confidence, 0.9 * 100.0 / 104.0, 1e-9);
+        // One interval a call: not async, so the runtime advice comes last.
+        assert!(f.advice.fixes[0].starts_with("Find what it blocks on"));
+        assert!(f.advice.fixes[4].contains("spawn_blocking"));
+    }
+}

@@ -199,3 +199,36 @@ fn advice(f: &Finding) -> Advice {
         risk: Effort::Low,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, Span, assert_near, detect, dump, evidence};
+
+    /// One thread's 2 s run with 1 s in `work`, of which `preempted_ms`
+    /// were lost to 50 involuntary switches.
+    fn run(preempted_ms: u64) -> perf_layer::dump::Dump {
+        let on_cpu = (1_000 - preempted_ms) * MS;
+        dump(
+            2_000 * MS,
+            &[Span::new("work", &[(10 * MS, 100)]).on_cpu(on_cpu, preempted_ms * MS, 0, 50)],
+        )
+    }
+
+    /// 100 ms preempted is 5% of the thread's wall time; 39 ms is 1.95%,
+    /// just under the 2% it takes.
+    #[test]
+    fn finds_time_lost_to_preemption_and_not_just_under_two_percent() {
+        let found = detect(Class::CpuContention, run(100));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        assert!(f.location.is_none());
+        assert_near(f.cost_share, 0.05, 1e-9);
+        assert_eq!(evidence(f, "involuntary switches in timed spans"), 50.0);
+        // No timeline to corroborate it: 0.7 x 50 / (50 + 10).
+        assert_near(f.confidence, 0.7 * 50.0 / 60.0, 1e-9);
+        assert_eq!(f.recoverable, 0.8);
+
+        assert!(detect(Class::CpuContention, run(39)).is_empty());
+    }
+}

@@ -147,3 +147,33 @@ fn advice(f: &Finding) -> Advice {
         risk: Effort::Low,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, US, Span, about, assert_near, detect, dump, evidence};
+
+    /// 50,000 calls of 1 µs (5% of the time) are a hot loop; 9,999 calls
+    /// of 5 µs, as much time but one call short of 10,000, are not.
+    #[test]
+    fn finds_many_cheap_calls_and_not_one_call_fewer() {
+        let found = detect(
+            Class::HotLoop,
+            dump(
+                2_000 * MS,
+                &[
+                    Span::new("work", &[(MS, 900)]),
+                    Span::new("loop", &[(US, 50_000)]),
+                    Span::new("almost", &[(5 * US, 9_999)]),
+                ],
+            ),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "loop").unwrap();
+        assert_near(f.cost_share, 50.0 / 999.995, 1e-9);
+        assert_eq!(evidence(f, "calls"), 50_000.0);
+        assert_eq!(evidence(f, "mean self time per call"), 1_000.0);
+        assert_eq!((f.recoverable, f.confidence), (0.5, 0.9));
+        assert!(f.advice.check.contains("`loop`'s call count"), "{}", f.advice.check);
+    }
+}

@@ -148,3 +148,36 @@ fn advice(f: &Finding) -> Advice {
         risk: Effort::Medium,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump};
+
+    /// Of 1 s of self time, `hot` has 900 ms (90%) and `warm` 99 ms, just
+    /// under the 10% it takes.
+    #[test]
+    fn finds_the_span_with_a_tenth_of_the_time_and_not_one_just_under() {
+        let found = detect(
+            Class::HotSpot,
+            dump(
+                2_000 * MS,
+                &[
+                    Span::new("hot", &[(MS, 900)]),
+                    Span::new("warm", &[(MS, 99)]),
+                    Span::new("cold", &[(MS, 1)]),
+                ],
+            ),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "hot").unwrap();
+        assert_near(f.cost_share, 0.9, 1e-9);
+        assert_eq!((f.recoverable, f.confidence), (0.5, 0.95));
+        // 100 x 0.9 x 0.5 x 0.95, the process's CPU time unknown (weight 1).
+        assert_eq!(f.score, 42.8);
+        assert_eq!(
+            f.advice.statement,
+            "halving `hot`'s self time (90.0% of all self time in spans) saves 45.0% of all self time in spans"
+        );
+    }
+}

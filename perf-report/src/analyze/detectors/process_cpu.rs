@@ -166,3 +166,37 @@ fn advice(f: &Finding) -> Advice {
         risk: Effort::Medium,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MIB, assert_near, detect, dump, evidence, timeline};
+
+    /// Eight samples on two cores (saturated at 180%), half of them at
+    /// `busy` percent and half at 50%.
+    fn run(busy: f64) -> perf_layer::dump::Dump {
+        let mut d = dump(8_000_000_000, &[]);
+        d.run.cores = Some(2);
+        let samples: Vec<(u64, f64)> = (0..8)
+            .map(|i| (100 * MIB, if i % 2 == 0 { busy } else { 50.0 }))
+            .collect();
+        timeline(&mut d, &samples);
+        d
+    }
+
+    /// Half the samples at 190% of one core are saturated; at 179.9%, just
+    /// under 90% of two cores, none is.
+    #[test]
+    fn finds_saturated_samples_and_not_ones_just_under_the_level() {
+        let found = detect(Class::ProcessCpu, run(190.0));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        assert_eq!(evidence(f, "saturated at"), 180.0);
+        assert_near(f.cost_share, 0.5, 1e-9);
+        // No alerts: 8 / (8 + 4).
+        assert_near(f.confidence, 8.0 / 12.0, 1e-9);
+        assert_eq!(f.recoverable, 0.25);
+
+        assert!(detect(Class::ProcessCpu, run(179.9)).is_empty());
+    }
+}

@@ -216,3 +216,36 @@ fn pressure_summary(m: &MemoryPressure, peak: f64) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MIB, assert_near, detect, dump, evidence, timeline};
+
+    /// Ten samples at 100 MiB but one at `peak` MiB.
+    fn run(peak: u64) -> perf_layer::dump::Dump {
+        let mut d = dump(10_000_000_000, &[]);
+        let samples: Vec<(u64, f64)> = (0..10)
+            .map(|i| (if i == 6 { peak } else { 100 } * MIB, 10.0))
+            .collect();
+        timeline(&mut d, &samples);
+        d
+    }
+
+    /// A 300 MiB peak over a 100 MiB median is a spike (3x, 200 MiB above);
+    /// 199 MiB is 1.99x, just under twice.
+    #[test]
+    fn finds_a_spike_over_twice_the_median_and_not_one_just_under() {
+        let found = detect(Class::ProcessMemory, run(300));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        assert_near(evidence(f, "peak / median"), 3.0, 1e-9);
+        // The 200 MiB above the median, of the 300 MiB peak.
+        assert_near(f.cost_share, 2.0 / 3.0, 1e-9);
+        assert_near(f.confidence, 10.0 / 14.0, 1e-9);
+        // No memory limit in the dump: the advice says the median, not it.
+        assert_eq!(f.advice.check, "peak RSS must come down towards the median");
+
+        assert!(detect(Class::ProcessMemory, run(199)).is_empty());
+    }
+}

@@ -175,3 +175,47 @@ fn advice(f: &Finding) -> Advice {
         risk: Effort::Medium,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump, evidence};
+
+    /// A 10 s run on 4 recording threads. `queue`'s 100 calls add up to
+    /// 29.8 s of busy time (2.98 threads inside at once), 10% of it on the
+    /// CPU, and its fastest calls take 10 ms (100 of them end to end fill
+    /// 0.1 of the run): they queued. `pair` has 19.9 s (1.99 threads), just
+    /// under two.
+    #[test]
+    fn finds_threads_queued_in_a_span_and_not_fewer_than_two() {
+        let queue = [(10 * MS, 10), (330 * MS, 90)];
+        let pair = [(10 * MS, 10), (220 * MS, 90)];
+        let mut d = dump(
+            10_000 * MS,
+            &[
+                Span::new("queue", &queue).on_cpu(2_980 * MS, 0, 100, 0),
+                Span::new("pair", &pair).on_cpu(1_990 * MS, 0, 100, 0),
+            ],
+        );
+        d.run.span_threads = Some(4);
+        let found = detect(Class::Serialization, d);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "queue").unwrap();
+        let inside = evidence(
+            f,
+            "threads inside at once (busy time over the run's wall time)",
+        );
+        assert_near(inside, 2.98, 1e-9);
+        assert_near(evidence(f, "of them on the CPU"), 0.298, 1e-9);
+        // HDR's lowest value of the 10 ms bucket: within 1%.
+        assert_near(
+            evidence(f, "calls x fastest call over the run's wall time"),
+            0.1,
+            0.01,
+        );
+        // The queue ran whenever one of the 4 threads was inside: 2.98 / 4.
+        assert_near(f.cost_share, 0.745, 1e-9);
+        assert_near(f.recoverable, 1.0 - 1.0 / 2.98, 1e-9);
+        assert_near(f.confidence, 0.9 * 100.0 / 120.0, 1e-9);
+    }
+}

@@ -235,3 +235,34 @@ fn advice(f: &Finding) -> Advice {
         risk: Effort::Medium,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, US, Span, about, assert_near, detect, dump, evidence};
+
+    /// `slow`: 2% of its calls take 5 ms against a p50 of 100 µs (p99 / p50
+    /// 50); `even`: its slowest take 490 µs, 4.9 times p50, under both
+    /// ratios.
+    #[test]
+    fn finds_a_tail_fifty_times_p50_and_not_one_under_five() {
+        let found = detect(
+            Class::TailLatency,
+            dump(
+                2_000 * MS,
+                &[
+                    Span::new("slow", &[(100 * US, 980), (5 * MS, 20)]),
+                    Span::new("even", &[(100 * US, 980), (490 * US, 20)]),
+                ],
+            ),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "slow").unwrap();
+        // HDR buckets of two significant figures: within 1%.
+        assert_near(evidence(f, "p99 / p50"), 50.0, 0.01);
+        // 20 calls 4.9 ms beyond p90, of 98 + 100 + 98 + 9.8 ms of self time.
+        assert_near(f.cost_share, 98.0 / 305.8, 0.01);
+        assert_eq!(f.recoverable, 0.8);
+        assert_near(f.confidence, 1_000.0 / 1_050.0, 1e-9);
+    }
+}

@@ -154,3 +154,31 @@ fn advice(f: &Finding) -> Advice {
         risk: Effort::Medium,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, US, Span, about, assert_near, detect, dump, evidence};
+
+    /// `wait` is idle 90% of its wall time, 9% of the run; `near` is idle
+    /// 49% of its wall time (960 µs of 1.96 ms), 9.6% of the run.
+    #[test]
+    fn finds_a_span_idle_most_of_its_life_and_not_one_idle_just_under_half() {
+        let found = detect(
+            Class::Waiting,
+            dump(
+                1_000 * MS,
+                &[
+                    Span::new("wait", &[(MS, 10)]).idle(9 * MS),
+                    Span::new("near", &[(MS, 100)]).idle(960 * US),
+                ],
+            ),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "wait").unwrap();
+        assert_near(evidence(f, "idle / wall"), 0.9, 1e-9);
+        // 90 ms idle of the run's 1 s; 110 ms busy of it leaves 89% idle.
+        assert_near(f.cost_share, 0.09, 1e-9);
+        assert_near(f.confidence, 0.9 * 10.0 / 12.0, 1e-9);
+    }
+}
