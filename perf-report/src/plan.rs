@@ -160,7 +160,7 @@ pub fn plan(analysis: &Analysis) -> Plan {
 }
 
 fn step(f: &Finding) -> Step {
-    let advice = f.class.detector().advice(f);
+    let advice = f.advice.clone();
     let bare = f.location.as_ref().map_or("process", |l| l.label.as_str());
     let validation = vec![
         "Keep the current dump as the baseline: `before.json`".to_owned(),

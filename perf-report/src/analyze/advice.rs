@@ -1,5 +1,6 @@
 //! What a plan step says to do: each detector writes the advice for its own
-//! findings; the plan only orders the steps.
+//! findings as it scores them, and the finding carries it; the plan only
+//! orders the steps.
 
 use crate::label::labelled;
 
@@ -31,6 +32,19 @@ pub(crate) struct Advice {
     pub(crate) complexity: Effort,
     /// How likely it is to break something.
     pub(crate) risk: Effort,
+}
+
+impl Advice {
+    /// No advice yet: a finding's until its detector has written it from
+    /// the scored finding (`Draft::score`), never seen outside.
+    pub(crate) const PENDING: Advice = Advice {
+        statement: String::new(),
+        fixes: Vec::new(),
+        prerequisites: Vec::new(),
+        check: String::new(),
+        complexity: Effort::Low,
+        risk: Effort::Low,
+    };
 }
 
 /// Owned copies of a list of our own sentences.

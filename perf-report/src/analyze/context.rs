@@ -7,8 +7,9 @@ use perf_layer::dump::Dump;
 use crate::loaded::GroupedCallsite;
 use serde::Serialize;
 
+use super::advice::Advice;
 use super::finding::{Draft, Finding, Resource};
-use super::process::ProcessSummary;
+use super::process::{CpuLevel, ProcessSummary};
 use super::rows::{AllocRow, CallsiteRow, CpuRow, HeapRow};
 use crate::LoadedDump;
 use crate::callsite::Location;
@@ -53,37 +54,62 @@ pub struct Totals {
     pub utilization: f64,
 }
 
-/// The points of a callsite's live-bytes timeline after warm-up, as
-/// `(seconds, bytes)`: the first `warmup_share` of the run's points left
-/// out. Empty when the dump has no timeline.
-pub(crate) fn after_warmup(
-    dump: &Dump,
-    heap: &perf_layer::dump::HeapStats,
-    config: &Config,
-) -> Vec<(f64, f64)> {
-    let Some(summary) = &dump.heap else {
-        return Vec::new();
-    };
-    let t = &summary.timeline_t_ms;
-    let n = t.len().min(heap.live_timeline_bytes.len());
-    let skip = (n as f64 * config.classes.leak_suspect.warmup_share).ceil() as usize;
-    (skip.min(n)..n)
-        .map(|i| (t[i] as f64 / 1e3, heap.live_timeline_bytes[i] as f64))
-        .collect()
+/// How the figures every detector and renderer reads are measured, where a
+/// setting shapes them: the live-heap growth of each row and the process
+/// summary's CPU saturation. The analysis takes them from the classes that
+/// own those settings (`ClassSettings::measures`), so the context reads no
+/// class's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Measures {
+    /// The part of a live-bytes timeline the rows' growth is fitted over.
+    pub(crate) growth: GrowthWindow,
+    /// The CPU level a timeline sample counts as saturated at.
+    pub(crate) saturation: CpuLevel,
 }
 
-/// The least-squares growth of live bytes after warm-up, when there are at
-/// least `min_points` points.
-fn live_growth(
-    dump: &Dump,
-    heap: &perf_layer::dump::HeapStats,
-    config: &Config,
-) -> Option<stats::LinearFit> {
-    let points = after_warmup(dump, heap, config);
-    if points.len() < config.classes.leak_suspect.min_points {
-        return None;
+/// The part of a callsite's live-bytes timeline a growth fit reads: the
+/// points after the first `warmup_share` of them, and only when at least
+/// `min_points` are left.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct GrowthWindow {
+    /// The share of the run's points left out as warm-up (0 to 1).
+    pub(crate) warmup_share: f64,
+    /// The fewest points a fit is made of.
+    pub(crate) min_points: usize,
+}
+
+impl GrowthWindow {
+    /// The points of a callsite's live-bytes timeline after warm-up, as
+    /// `(seconds, bytes)`. Empty when the dump has no timeline.
+    pub(crate) fn points(
+        &self,
+        dump: &Dump,
+        heap: &perf_layer::dump::HeapStats,
+    ) -> Vec<(f64, f64)> {
+        let Some(summary) = &dump.heap else {
+            return Vec::new();
+        };
+        let t = &summary.timeline_t_ms;
+        let n = t.len().min(heap.live_timeline_bytes.len());
+        let skip = (n as f64 * self.warmup_share).ceil() as usize;
+        (skip.min(n)..n)
+            .map(|i| (t[i] as f64 / 1e3, heap.live_timeline_bytes[i] as f64))
+            .collect()
     }
-    stats::least_squares(&points)
+
+    /// The least-squares growth of live bytes after warm-up, when there are
+    /// at least `min_points` points.
+    pub(crate) fn fit(
+        &self,
+        dump: &Dump,
+        heap: &perf_layer::dump::HeapStats,
+    ) -> Option<stats::LinearFit> {
+        let points = self.points(dump, heap);
+        if points.len() < self.min_points {
+            return None;
+        }
+        stats::least_squares(&points)
+    }
 }
 
 impl Totals {
@@ -142,7 +168,8 @@ pub(crate) struct Context<'a> {
 }
 
 impl<'a> Context<'a> {
-    pub(crate) fn new(input: &'a LoadedDump, config: &'a Config) -> Self {
+    /// The context of a dump, its figures measured with `measures`.
+    pub(crate) fn new(input: &'a LoadedDump, config: &'a Config, measures: Measures) -> Self {
         let dump = input.dump();
         let total_self: u128 = dump
             .callsites
@@ -242,7 +269,7 @@ impl<'a> Context<'a> {
                     .map(|d| stats::ratio(d.sum_bytes as f64, calls_f)),
                 rss_delta_max_bytes: cs.rss_delta.map(|d| d.max_bytes),
                 heap: cs.heap.as_ref().filter(|_| alloc_tracked).map(|h| {
-                    let fit = live_growth(dump, h, config);
+                    let fit = measures.growth.fit(dump, h);
                     HeapRow {
                         live_bytes: h.live_bytes,
                         peak_live_bytes: h.peak_live_bytes,
@@ -298,7 +325,7 @@ impl<'a> Context<'a> {
             rows,
             tail_excess_ns,
             preempted_tail_excess_ns,
-            process: ProcessSummary::of(dump, config),
+            process: ProcessSummary::of(dump, measures.saturation),
             run_wall_ns,
             per_span_ns,
             alloc_tracked,
@@ -361,14 +388,15 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Scores a detector's draft with the configured weights and bands.
-    pub(crate) fn score(&self, draft: Draft) -> Finding {
+    /// Scores a detector's draft with the configured weights and bands,
+    /// and gives the finding the advice `advise` writes for it.
+    pub(crate) fn score(&self, draft: Draft, advise: impl FnOnce(&Finding) -> Advice) -> Finding {
         let resource = draft.resource;
         let weight = self
             .config
             .scoring
             .weight(resource, self.totals.cpu_utilization);
-        draft.score(weight, self.share_of(resource), &self.config.bands)
+        draft.score(weight, self.share_of(resource), &self.config.bands, advise)
     }
 }
 

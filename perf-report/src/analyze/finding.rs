@@ -26,6 +26,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::advice::Advice;
 use super::detectors::Class;
 use crate::callsite::{Location, Subject};
 #[cfg(doc)]
@@ -146,6 +147,10 @@ pub struct Finding {
     /// findings by call edge.
     #[serde(skip)]
     pub(crate) callsite_id: Option<u32>,
+    /// What its plan step says, written by its detector from the figures
+    /// it measured (the report shows it in the plan, not in the finding).
+    #[serde(skip)]
+    pub(crate) advice: Advice,
 }
 
 impl Finding {
@@ -178,14 +183,22 @@ pub(crate) struct Draft {
 impl Draft {
     /// Scores the draft: clamps its shares to 0..=1 and applies the score
     /// formula, with the resource's `weight` and `share_of` as the context
-    /// gives them, and the severity bands.
-    pub(crate) fn score(self, weight: f64, share_of: &str, bands: &SeverityBands) -> Finding {
+    /// gives them, and the severity bands; then `advise` writes the plan
+    /// step's advice from the scored finding (its gain is of the clamped
+    /// shares).
+    pub(crate) fn score(
+        self,
+        weight: f64,
+        share_of: &str,
+        bands: &SeverityBands,
+        advise: impl FnOnce(&Finding) -> Advice,
+    ) -> Finding {
         let cost_share = clamp01(self.cost_share);
         let recoverable = clamp01(self.recoverable);
         let confidence = clamp01(self.confidence);
         let score = impact_score(weight, cost_share, recoverable, confidence);
         let (callsite_id, location) = self.callsite.unzip();
-        Finding {
+        let mut finding = Finding {
             class: self.class,
             severity: Severity::from_score(score, bands),
             score,
@@ -198,7 +211,10 @@ impl Draft {
             summary: self.summary,
             evidence: self.evidence,
             callsite_id,
-        }
+            advice: Advice::PENDING,
+        };
+        finding.advice = advise(&finding);
+        finding
     }
 }
 

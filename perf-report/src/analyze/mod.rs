@@ -27,6 +27,8 @@ pub mod finding;
 pub mod process;
 pub mod rows;
 mod starvation;
+#[cfg(test)]
+pub(crate) mod test_dump;
 pub mod weights;
 
 pub use advice::Effort;
@@ -76,7 +78,7 @@ impl Analysis {
 /// assert!(analysis.findings.is_empty());
 /// ```
 pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
-    let cx = context::Context::new(input, config);
+    let cx = context::Context::new(input, config, config.classes.measures());
     let mut findings = Vec::new();
     for class in Class::ALL {
         class.detector().detect(&cx, &mut findings);

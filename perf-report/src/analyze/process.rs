@@ -4,8 +4,28 @@
 use perf_layer::dump::{AlertKind, Dump};
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::stats::{self, LinearFit};
+
+/// The CPU level a timeline sample counts as saturated at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum CpuLevel {
+    /// A fixed level, percent of one core.
+    Percent(f64),
+    /// This share of every core the process could use (of one core when
+    /// the core count is unknown).
+    ShareOfCores(f64),
+}
+
+impl CpuLevel {
+    /// The level in percent of one core, for a process that could use
+    /// `cores` (unknown: `None`).
+    fn percent(self, cores: Option<u32>) -> f64 {
+        match self {
+            CpuLevel::Percent(p) => p,
+            CpuLevel::ShareOfCores(share) => 100.0 * share * f64::from(cores.unwrap_or(1)),
+        }
+    }
+}
 
 /// The process as the sampler saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,7 +78,9 @@ pub struct ProcessSummary {
 }
 
 impl ProcessSummary {
-    pub(crate) fn of(dump: &Dump, config: &Config) -> Self {
+    /// The summary of a dump's timeline and alerts, a sample counting as
+    /// saturated at `saturation`.
+    pub(crate) fn of(dump: &Dump, saturation: CpuLevel) -> Self {
         let samples = &dump.timeline.samples;
         let mut rss: Vec<u64> = samples.iter().map(|s| s.rss_bytes).collect();
         rss.sort_unstable();
@@ -71,11 +93,8 @@ impl ProcessSummary {
             .map(|s| s.cpu_percent)
             .filter(|c| c.is_finite())
             .collect();
-        let settings = &config.classes.process_cpu;
         let cores = dump.run.cores.filter(|&n| n > 0);
-        let saturated_at = settings.saturated_percent.unwrap_or_else(|| {
-            100.0 * settings.saturated_share_of_cores * f64::from(cores.unwrap_or(1))
-        });
+        let saturated_at = saturation.percent(cores);
         let saturated = cpu.iter().filter(|&&c| c >= saturated_at).count();
         let mean_of = |f: fn(&perf_layer::dump::ProcessSample) -> Option<f64>| {
             let v: Vec<f64> = samples

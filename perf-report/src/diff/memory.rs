@@ -18,12 +18,8 @@ pub(super) struct MemoryFigures {
 /// detector fits it.
 fn growth(dump: &Dump, cs: &CallsiteStats) -> Option<f64> {
     let heap = cs.heap.as_ref()?;
-    let config = crate::Config::default();
-    let points = crate::analyze::context::after_warmup(dump, heap, &config);
-    if points.len() < config.classes.leak_suspect.min_points {
-        return None;
-    }
-    crate::stats::least_squares(&points).map(|f| f.slope)
+    let window = crate::analyze::detectors::leak_suspect::Settings::default().growth_window();
+    window.fit(dump, heap).map(|f| f.slope)
 }
 
 /// The memory verdict of `b` (of dump `base`) against `n` (of `new`);

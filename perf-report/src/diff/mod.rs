@@ -98,8 +98,10 @@ impl DiffOptions {
 }
 
 labelled! {
-    /// What happened to a callsite between the two dumps, on one axis or
-    /// overall.
+    /// What happened to a callsite between two dumps, on one axis or
+    /// overall; and to one metric of a span between its run history and a
+    /// new run (`history::check`, which gives only regressed, improved or
+    /// unchanged).
     pub enum Verdict {
         /// Significantly worse: slower, allocating more per call, or holding
         /// more at the end (overall: some axis worse, none better).

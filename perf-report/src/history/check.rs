@@ -44,6 +44,7 @@ use super::error::HistoryError;
 use super::fingerprint;
 use super::store::{Label, RunFilter, SpanSummary, Store};
 use crate::callsite;
+use crate::diff::Verdict;
 use crate::label::labelled;
 use crate::stats;
 
@@ -136,18 +137,13 @@ impl Metric {
     }
 }
 
-labelled! {
-    /// What [`check`] concluded about one metric of one span.
-    pub enum Judgement {
-        /// Worse, past every test.
-        Regressed = "regressed",
-        /// Better, past every test.
-        Improved = "improved",
-        /// Within the bar, the history's spread, or a distribution that did
-        /// not move.
-        Unchanged = "unchanged",
-    }
-}
+/// What [`check`] concluded about one metric of one span: the diff's
+/// [`Verdict`], one vocabulary for both. A check gives
+/// [`Regressed`](Verdict::Regressed) (worse, past every test),
+/// [`Improved`](Verdict::Improved) (better, past every test) or
+/// [`Unchanged`](Verdict::Unchanged) (within the bar, the history's spread,
+/// or a distribution that did not move).
+pub type Judgement = Verdict;
 
 /// One metric of one span against its history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -159,7 +155,7 @@ pub struct MetricCheck {
     /// The metric.
     pub metric: Metric,
     /// The verdict.
-    pub judgement: Judgement,
+    pub judgement: Verdict,
     /// The history's median.
     pub history_median: f64,
     /// The history's spread (1.4826 × MAD, floored for time).
@@ -202,7 +198,7 @@ impl CheckReport {
     pub fn regressions(&self) -> impl Iterator<Item = &MetricCheck> {
         self.checks
             .iter()
-            .filter(|c| c.judgement == Judgement::Regressed)
+            .filter(|c| c.judgement == Verdict::Regressed)
     }
 }
 
@@ -285,9 +281,9 @@ pub fn check(store: &Store, dump: &Dump, opts: &CheckOptions) -> Result<CheckRep
             opts.alloc_threshold
         };
         let direction = if change > bar && z > z_critical {
-            Some(Judgement::Regressed)
+            Some(Verdict::Regressed)
         } else if change < -bar && z < -z_critical {
-            Some(Judgement::Improved)
+            Some(Verdict::Improved)
         } else {
             None
         };
@@ -312,14 +308,14 @@ pub fn check(store: &Store, dump: &Dump, opts: &CheckOptions) -> Result<CheckRep
                 ),
             ),
             Some(_) => (
-                Judgement::Unchanged,
+                Verdict::Unchanged,
                 format!(
                     "{metric} {} but the busy-time distribution did not move against the history's",
                     crate::units::change(change)
                 ),
             ),
             None if change.abs() <= bar => (
-                Judgement::Unchanged,
+                Verdict::Unchanged,
                 format!(
                     "{metric} {} is within the ±{:.0}% bar",
                     crate::units::change(change),
@@ -327,7 +323,7 @@ pub fn check(store: &Store, dump: &Dump, opts: &CheckOptions) -> Result<CheckRep
                 ),
             ),
             None => (
-                Judgement::Unchanged,
+                Verdict::Unchanged,
                 format!(
                     "{metric} {} is within the spread of the history (z {:.1} ≤ {:.1})",
                     crate::units::change(change),
@@ -351,10 +347,11 @@ pub fn check(store: &Store, dump: &Dump, opts: &CheckOptions) -> Result<CheckRep
         });
     }
     checks.sort_by(|a, b| {
-        let rank = |j: Judgement| match j {
-            Judgement::Regressed => 0,
-            Judgement::Improved => 1,
-            Judgement::Unchanged => 2,
+        // A check gives no other verdict than these three.
+        let rank = |v: Verdict| match v {
+            Verdict::Regressed => 0,
+            Verdict::Improved => 1,
+            _ => 2,
         };
         rank(a.judgement)
             .cmp(&rank(b.judgement))
@@ -379,7 +376,7 @@ fn distribution_moved(
     history: &[i64],
     identity: &str,
     new: &HistogramDump,
-    j: Judgement,
+    j: Verdict,
     alpha: f64,
 ) -> Result<bool, HistoryError> {
     let Ok(new) = new.decode() else {
@@ -405,7 +402,7 @@ fn distribution_moved(
         return Ok(true);
     };
     let (slower, faster) = stats::ks_one_sided(&pooled, &new);
-    let d = if j == Judgement::Regressed {
+    let d = if j == Verdict::Regressed {
         slower
     } else {
         faster

@@ -45,7 +45,6 @@ impl Default for Settings {
 pub(crate) struct AllocationHeavy;
 
 static INFO: Info = Info {
-    id: "allocation_heavy",
     title: "allocation-heavy",
     innermost: false,
     supersedes: &[],
@@ -65,7 +64,7 @@ impl Detector for AllocationHeavy {
             if !(per_call && a.alloc_share >= s.min_share) && a.alloc_share < s.dominant_share {
                 continue;
             }
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::AllocationHeavy,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Allocation,
@@ -98,31 +97,62 @@ impl Detector for AllocationHeavy {
                         Some(s.min_share),
                     ),
                 ],
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        Advice {
-            statement: format!(
-                "{} the bytes {name} allocates ({} of all bytes allocated) removes {} of the run's allocation",
-                speedup_phrase(f.recoverable),
-                units::pct(f.cost_share),
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Reuse buffers: keep a `Vec`/`String` outside the loop or in the struct and `clear()` it, instead of allocating a new one per call",
-                "Pre-size collections: `Vec::with_capacity`, `String::with_capacity`, `HashMap::with_capacity` when the size is known or bounded",
-                "Borrow instead of cloning: take `&[T]`/`&str`, return `Cow<'_, str>`, avoid `to_vec()`, `to_string()` and `format!` in the hot path",
-                "Keep small short-lived collections on the stack (`smallvec`, `arrayvec`)",
-            ]),
-            prerequisites: lines(&[
-                "Keep perf-layer's counting allocator installed in the benchmark and the re-run, so allocation per call can be compared",
-            ]),
-            check: format!("{name}'s bytes and allocations per call must fall"),
-            complexity: Effort::Low,
-            risk: Effort::Low,
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    Advice {
+        statement: format!(
+            "{} the bytes {name} allocates ({} of all bytes allocated) removes {} of the run's allocation",
+            speedup_phrase(f.recoverable),
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Reuse buffers: keep a `Vec`/`String` outside the loop or in the struct and `clear()` it, instead of allocating a new one per call",
+            "Pre-size collections: `Vec::with_capacity`, `String::with_capacity`, `HashMap::with_capacity` when the size is known or bounded",
+            "Borrow instead of cloning: take `&[T]`/`&str`, return `Cow<'_, str>`, avoid `to_vec()`, `to_string()` and `format!` in the hot path",
+            "Keep small short-lived collections on the stack (`smallvec`, `arrayvec`)",
+        ]),
+        prerequisites: lines(&[
+            "Keep perf-layer's counting allocator installed in the benchmark and the re-run, so allocation per call can be compared",
+        ]),
+        check: format!("{name}'s bytes and allocations per call must fall"),
+        complexity: Effort::Low,
+        risk: Effort::Low,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump, evidence};
+
+    const KIB: u64 = 1024;
+
+    /// `big` allocates 128 KiB a call; `near` 63 KiB in 63 allocations, just
+    /// under both per-call levels with a fair share (16%); the four others
+    /// are cheap per call and under the dominant share.
+    #[test]
+    fn finds_the_large_allocations_per_call_and_not_ones_just_under() {
+        let mut spans = vec![
+            Span::new("big", &[(MS, 100)]).alloc(100 * 128 * KIB, 100, 0, 0),
+            Span::new("near", &[(MS, 100)]).alloc(100 * 63 * KIB, 100 * 63, 0, 0),
+        ];
+        for name in ["c", "d", "e", "f"] {
+            spans.push(Span::new(name, &[(MS, 10_000)]).alloc(5_000 * KIB, 10_000, 0, 0));
         }
+        let found = detect(Class::AllocationHeavy, dump(2_000 * MS, &spans));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "big").unwrap();
+        assert_eq!(evidence(f, "bytes per call"), (128 * KIB) as f64);
+        assert_near(f.cost_share, 12_800.0 / 39_100.0, 1e-9);
+        assert_eq!((f.recoverable, f.confidence), (0.5, 0.9));
     }
 }

@@ -60,13 +60,10 @@ impl Default for Settings {
 pub(crate) struct Blocked;
 
 static INFO: Info = Info {
-    id: "blocked",
     title: "blocked, off the CPU",
     innermost: false,
     supersedes: &[Class::HotSpot, Class::TailLatency],
 };
-
-const POLLS: &str = "entered intervals per span";
 
 impl Detector for Blocked {
     fn info(&self) -> &'static Info {
@@ -86,7 +83,7 @@ impl Detector for Blocked {
                 continue;
             }
             let in_poll = c.intervals_per_call > s.async_polls_per_call;
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::Blocked,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::WallTime,
@@ -130,56 +127,88 @@ impl Detector for Blocked {
                     Evidence::new("blocked time", c.self_blocked_ns, Unit::Ns, None),
                     Evidence::new("self time on the CPU", c.self_on_cpu_ns, Unit::Ns, None),
                     Evidence::new(
-                        POLLS,
+                        "entered intervals per span",
                         c.intervals_per_call,
                         Unit::Number,
                         Some(s.async_polls_per_call),
                     ),
                     Evidence::new("timed calls", c.timed_calls as f64, Unit::Count, None),
                 ],
-            }));
+            };
+            found.push(cx.score(draft, |f| advice(f, in_poll)));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        let in_poll = f
-            .evidence
-            .iter()
-            .any(|e| e.metric == POLLS && e.threshold.is_some_and(|t| e.value > t));
-        let mut fixes = Vec::new();
-        if in_poll {
-            fixes.push(
-                "It blocks inside a poll, stalling a runtime worker and every task queued on it: move the blocking call into `tokio::task::spawn_blocking`, or use the async API (`tokio::time::sleep`, `tokio::fs`, an async client); hold a `tokio::sync::Mutex`, not a `std` one, across `.await`".to_owned(),
-            );
-        }
-        fixes.extend(lines(&[
-            "Find what it blocks on: add child spans around its file and network I/O, lock acquisitions and sleeps; the child that is off the CPU is the cause",
-            "Batch or cache the blocking calls: one query or request for many items, reuse connections, read a file once",
-            "Shorten lock hold times or shard contended state (`dashmap`, per-thread state) when it waits for a lock",
-            "Overlap independent blocking calls (`std::thread::scope`, or async with `join!`) instead of making them one after another",
-        ]));
-        if !in_poll {
-            fixes.push(
-                "On an async runtime, run it with `tokio::task::spawn_blocking` so it does not stall a worker".to_owned(),
-            );
-        }
-        Advice {
-            statement: format!(
-                "removing {} of {name}'s blocked time ({} of the recording threads' wall time) gives back {} of it",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share),
-                units::pct(f.expected_gain())
+}
+
+/// The plan step's advice for one of its findings, of a span that blocks
+/// inside its polls (`in_poll`) or not.
+fn advice(f: &Finding, in_poll: bool) -> Advice {
+    let name = f.subject().in_prose();
+    let mut fixes = Vec::new();
+    if in_poll {
+        fixes.push(
+            "It blocks inside a poll, stalling a runtime worker and every task queued on it: move the blocking call into `tokio::task::spawn_blocking`, or use the async API (`tokio::time::sleep`, `tokio::fs`, an async client); hold a `tokio::sync::Mutex`, not a `std` one, across `.await`".to_owned(),
+        );
+    }
+    fixes.extend(lines(&[
+        "Find what it blocks on: add child spans around its file and network I/O, lock acquisitions and sleeps; the child that is off the CPU is the cause",
+        "Batch or cache the blocking calls: one query or request for many items, reuse connections, read a file once",
+        "Shorten lock hold times or shard contended state (`dashmap`, per-thread state) when it waits for a lock",
+        "Overlap independent blocking calls (`std::thread::scope`, or async with `join!`) instead of making them one after another",
+    ]));
+    if !in_poll {
+        fixes.push(
+            "On an async runtime, run it with `tokio::task::spawn_blocking` so it does not stall a worker".to_owned(),
+        );
+    }
+    Advice {
+        statement: format!(
+            "removing {} of {name}'s blocked time ({} of the recording threads' wall time) gives back {} of it",
+            units::pct(f.recoverable),
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain())
+        ),
+        fixes,
+        prerequisites: vec![format!(
+            "Know what {name} waits for: a child span around each blocking call, or `strace -f -T` on a run"
+        )],
+        check: format!(
+            "{name}'s blocked share of self time must fall and its busy time with it"
+        ),
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump, evidence};
+
+    /// Both spans: 100 calls of 10 ms, one voluntary switch each, in a 2 s
+    /// run. `sleeps` is on the CPU 10% of its self time (90% blocked);
+    /// `computes` 51% (49% blocked, just under half).
+    #[test]
+    fn finds_a_span_off_the_cpu_most_of_its_time_and_not_one_just_under_half() {
+        let found = detect(
+            Class::Blocked,
+            dump(
+                2_000 * MS,
+                &[
+                    Span::new("sleeps", &[(10 * MS, 100)]).on_cpu(100 * MS, 0, 100, 0),
+                    Span::new("computes", &[(10 * MS, 100)]).on_cpu(510 * MS, 0, 100, 0),
+                ],
             ),
-            fixes,
-            prerequisites: vec![format!(
-                "Know what {name} waits for: a child span around each blocking call, or `strace -f -T` on a run"
-            )],
-            check: format!(
-                "{name}'s blocked share of self time must fall and its busy time with it"
-            ),
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "sleeps").unwrap();
+        assert_near(evidence(f, "blocked share of self time"), 0.9, 1e-9);
+        // 900 ms blocked of the one recording thread's 2 s.
+        assert_near(f.cost_share, 0.45, 1e-9);
+        assert_near(f.confidence, 0.9 * 100.0 / 104.0, 1e-9);
+        // One interval a call: not async, so the runtime advice comes last.
+        assert!(f.advice.fixes[0].starts_with("Find what it blocks on"));
+        assert!(f.advice.fixes[4].contains("spawn_blocking"));
     }
 }

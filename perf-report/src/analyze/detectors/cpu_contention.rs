@@ -55,7 +55,6 @@ impl Default for Settings {
 pub(crate) struct CpuContention;
 
 static INFO: Info = Info {
-    id: "cpu_contention",
     title: "CPU contention",
     innermost: false,
     supersedes: &[],
@@ -163,7 +162,7 @@ impl Detector for CpuContention {
         if !context.is_empty() {
             summary.push_str(&format!("; {}", context.join(", ")));
         }
-        found.push(cx.score(Draft {
+        let draft = Draft {
             class: Class::CpuContention,
             callsite: None,
             resource: Resource::WallTime,
@@ -172,28 +171,64 @@ impl Detector for CpuContention {
             confidence,
             summary,
             evidence,
-        }));
+        };
+        found.push(cx.score(draft, advice));
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        Advice {
-            statement: format!(
-                "the code is not the cause: giving the process the CPUs it waits for recovers {} of the {} of the threads' wall time it lost",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share)
-            ),
-            fixes: lines(&[
-                "Run no more busy threads than cores: size the tokio runtime (`worker_threads`), rayon's pool and any thread pools to the cores the process gets, not to the machine's",
-                "Find what else competes on the host (`top`, `pidstat -w`, container CPU limits): move batch jobs or neighbours elsewhere, or lower their priority (`nice`, `SCHED_IDLE`)",
-                "On a VM with steal time, move to a dedicated or larger instance; noisy neighbours are outside the program",
-                "Give latency-critical work its own cores (cgroup `cpuset`, `taskset`) when it shares a machine",
-            ]),
-            prerequisites: lines(&[
-                "Profile and compare runs on a quiet machine with the same core count: contention makes every span slower and its tails longer",
-            ]),
-            check: "the CPU contention finding must shrink or go, and the span tails it explained with it".to_owned(),
-            complexity: Effort::Low,
-            risk: Effort::Low,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    Advice {
+        statement: format!(
+            "the code is not the cause: giving the process the CPUs it waits for recovers {} of the {} of the threads' wall time it lost",
+            units::pct(f.recoverable),
+            units::pct(f.cost_share)
+        ),
+        fixes: lines(&[
+            "Run no more busy threads than cores: size the tokio runtime (`worker_threads`), rayon's pool and any thread pools to the cores the process gets, not to the machine's",
+            "Find what else competes on the host (`top`, `pidstat -w`, container CPU limits): move batch jobs or neighbours elsewhere, or lower their priority (`nice`, `SCHED_IDLE`)",
+            "On a VM with steal time, move to a dedicated or larger instance; noisy neighbours are outside the program",
+            "Give latency-critical work its own cores (cgroup `cpuset`, `taskset`) when it shares a machine",
+        ]),
+        prerequisites: lines(&[
+            "Profile and compare runs on a quiet machine with the same core count: contention makes every span slower and its tails longer",
+        ]),
+        check: "the CPU contention finding must shrink or go, and the span tails it explained with it".to_owned(),
+        complexity: Effort::Low,
+        risk: Effort::Low,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, Span, assert_near, detect, dump, evidence};
+
+    /// One thread's 2 s run with 1 s in `work`, of which `preempted_ms`
+    /// were lost to 50 involuntary switches.
+    fn run(preempted_ms: u64) -> perf_layer::dump::Dump {
+        let on_cpu = (1_000 - preempted_ms) * MS;
+        dump(
+            2_000 * MS,
+            &[Span::new("work", &[(10 * MS, 100)]).on_cpu(on_cpu, preempted_ms * MS, 0, 50)],
+        )
+    }
+
+    /// 100 ms preempted is 5% of the thread's wall time; 39 ms is 1.95%,
+    /// just under the 2% it takes.
+    #[test]
+    fn finds_time_lost_to_preemption_and_not_just_under_two_percent() {
+        let found = detect(Class::CpuContention, run(100));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        assert!(f.location.is_none());
+        assert_near(f.cost_share, 0.05, 1e-9);
+        assert_eq!(evidence(f, "involuntary switches in timed spans"), 50.0);
+        // No timeline to corroborate it: 0.7 x 50 / (50 + 10).
+        assert_near(f.confidence, 0.7 * 50.0 / 60.0, 1e-9);
+        assert_eq!(f.recoverable, 0.8);
+
+        assert!(detect(Class::CpuContention, run(39)).is_empty());
     }
 }

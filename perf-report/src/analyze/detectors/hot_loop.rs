@@ -50,7 +50,6 @@ impl Default for Settings {
 pub(crate) struct HotLoop;
 
 static INFO: Info = Info {
-    id: "hot_loop",
     title: "hot loop",
     innermost: false,
     supersedes: &[Class::HotSpot],
@@ -98,7 +97,7 @@ impl Detector for HotLoop {
                     None,
                 ));
             }
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::HotLoop,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Time,
@@ -117,31 +116,64 @@ impl Detector for HotLoop {
                     units::pct(share)
                 ),
                 evidence,
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        let of = &f.share_of;
-        let cost = units::pct(f.cost_share);
-        Advice {
-            statement: format!(
-                "{} the per-call cost of {name} ({cost} of {of}) by batching saves {} of {of}",
-                speedup_phrase(f.recoverable),
-                units::pct(f.expected_gain())
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    let of = &f.share_of;
+    let cost = units::pct(f.cost_share);
+    Advice {
+        statement: format!(
+            "{} the per-call cost of {name} ({cost} of {of}) by batching saves {} of {of}",
+            speedup_phrase(f.recoverable),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Batch: process items in chunks (`chunks(256)`, a `Vec` of work) with one call and one span per batch instead of one per item",
+            "Hoist the span out of the loop, or lower it to `trace` and filter it out where it is not needed: per-call instrumentation is part of the cost",
+            "Strip per-call setup from the loop body: look-ups, lock acquisitions and allocations that could be done once outside",
+        ]),
+        prerequisites: vec![format!(
+            "Check that {name}'s items can be handled together (no per-item ordering or error-handling requirement)"
+        )],
+        check: format!("{name}'s call count or its self time ({cost} of {of}) must fall"),
+        complexity: Effort::Low,
+        risk: Effort::Low,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, US, Span, about, assert_near, detect, dump, evidence};
+
+    /// 50,000 calls of 1 µs (5% of the time) are a hot loop; 9,999 calls
+    /// of 5 µs, as much time but one call short of 10,000, are not.
+    #[test]
+    fn finds_many_cheap_calls_and_not_one_call_fewer() {
+        let found = detect(
+            Class::HotLoop,
+            dump(
+                2_000 * MS,
+                &[
+                    Span::new("work", &[(MS, 900)]),
+                    Span::new("loop", &[(US, 50_000)]),
+                    Span::new("almost", &[(5 * US, 9_999)]),
+                ],
             ),
-            fixes: lines(&[
-                "Batch: process items in chunks (`chunks(256)`, a `Vec` of work) with one call and one span per batch instead of one per item",
-                "Hoist the span out of the loop, or lower it to `trace` and filter it out where it is not needed: per-call instrumentation is part of the cost",
-                "Strip per-call setup from the loop body: look-ups, lock acquisitions and allocations that could be done once outside",
-            ]),
-            prerequisites: vec![format!(
-                "Check that {name}'s items can be handled together (no per-item ordering or error-handling requirement)"
-            )],
-            check: format!("{name}'s call count or its self time ({cost} of {of}) must fall"),
-            complexity: Effort::Low,
-            risk: Effort::Low,
-        }
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "loop").unwrap();
+        assert_near(f.cost_share, 50.0 / 999.995, 1e-9);
+        assert_eq!(evidence(f, "calls"), 50_000.0);
+        assert_eq!(evidence(f, "mean self time per call"), 1_000.0);
+        assert_eq!((f.recoverable, f.confidence), (0.5, 0.9));
+        assert!(f.advice.check.contains("`loop`'s call count"), "{}", f.advice.check);
     }
 }

@@ -47,7 +47,6 @@ impl Default for Settings {
 pub(crate) struct HotSpot;
 
 static INFO: Info = Info {
-    id: "hot_spot",
     title: "hot spot",
     innermost: false,
     supersedes: &[],
@@ -100,7 +99,7 @@ impl Detector for HotSpot {
                 None => format!("{} of self time", units::ns(on_cpu)),
             };
             evidence.push(Evidence::new("calls", calls_f, Unit::Count, None));
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::HotSpot,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Time,
@@ -113,36 +112,72 @@ impl Detector for HotSpot {
                     units::count(calls_f)
                 ),
                 evidence,
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        let of = &f.share_of;
-        let cost = units::pct(f.cost_share);
-        let gain = f.expected_gain();
-        Advice {
-            statement: format!(
-                "{} {name}'s self time ({cost} of {of}) saves {} of {of}",
-                speedup_phrase(f.recoverable),
-                units::pct(gain)
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    let of = &f.share_of;
+    let cost = units::pct(f.cost_share);
+    let gain = f.expected_gain();
+    Advice {
+        statement: format!(
+            "{} {name}'s self time ({cost} of {of}) saves {} of {of}",
+            speedup_phrase(f.recoverable),
+            units::pct(gain)
+        ),
+        fixes: lines(&[
+            "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments",
+            "Use a better algorithm or data structure: replace linear searches (`Vec::contains`, `iter().find`) with a `HashSet`/`HashMap` or a sorted `binary_search`, remove nested loops and repeated sorting",
+            "Parallelise independent items with `rayon` (`par_iter`) when the work per item is independent",
+            "Cut needless copies in the hot path: borrow (`&str`, `&[T]`, `Cow`) instead of `clone()`/`to_string()`",
+        ]),
+        prerequisites: vec![format!(
+            "Add a criterion benchmark of {name} with a representative input, so the speed-up is measured rather than assumed"
+        )],
+        check: format!(
+            "{name}'s self time must fall from {cost} of {of} towards {}",
+            units::pct(f.cost_share - gain)
+        ),
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump};
+
+    /// Of 1 s of self time, `hot` has 900 ms (90%) and `warm` 99 ms, just
+    /// under the 10% it takes.
+    #[test]
+    fn finds_the_span_with_a_tenth_of_the_time_and_not_one_just_under() {
+        let found = detect(
+            Class::HotSpot,
+            dump(
+                2_000 * MS,
+                &[
+                    Span::new("hot", &[(MS, 900)]),
+                    Span::new("warm", &[(MS, 99)]),
+                    Span::new("cold", &[(MS, 1)]),
+                ],
             ),
-            fixes: lines(&[
-                "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments",
-                "Use a better algorithm or data structure: replace linear searches (`Vec::contains`, `iter().find`) with a `HashSet`/`HashMap` or a sorted `binary_search`, remove nested loops and repeated sorting",
-                "Parallelise independent items with `rayon` (`par_iter`) when the work per item is independent",
-                "Cut needless copies in the hot path: borrow (`&str`, `&[T]`, `Cow`) instead of `clone()`/`to_string()`",
-            ]),
-            prerequisites: vec![format!(
-                "Add a criterion benchmark of {name} with a representative input, so the speed-up is measured rather than assumed"
-            )],
-            check: format!(
-                "{name}'s self time must fall from {cost} of {of} towards {}",
-                units::pct(f.cost_share - gain)
-            ),
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "hot").unwrap();
+        assert_near(f.cost_share, 0.9, 1e-9);
+        assert_eq!((f.recoverable, f.confidence), (0.5, 0.95));
+        // 100 x 0.9 x 0.5 x 0.95, the process's CPU time unknown (weight 1).
+        assert_eq!(f.score, 42.8);
+        assert_eq!(
+            f.advice.statement,
+            "halving `hot`'s self time (90.0% of all self time in spans) saves 45.0% of all self time in spans"
+        );
     }
 }

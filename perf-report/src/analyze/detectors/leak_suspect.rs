@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
-use crate::analyze::context::{Context, after_warmup};
+use crate::analyze::context::{Context, GrowthWindow};
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::stats::{self, LinearFit};
 use crate::units::{self, Unit};
@@ -92,10 +92,20 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The part of a live-bytes timeline a growth fit reads, for the rows'
+    /// growth and the memory axis of a diff.
+    pub(crate) fn growth_window(&self) -> GrowthWindow {
+        GrowthWindow {
+            warmup_share: self.warmup_share,
+            min_points: self.min_points,
+        }
+    }
+}
+
 pub(crate) struct LeakSuspect;
 
 static INFO: Info = Info {
-    id: "leak_suspect",
     title: "leak suspect",
     // Live bytes belong to the innermost span that made them: a parent
     // does not inherit its children's.
@@ -103,9 +113,17 @@ static INFO: Info = Info {
     supersedes: &[],
 };
 
-/// The evidence names that `advice` reads back.
-const LIVE: &str = "live at the end";
-const GROWTH: &str = "growth after warm-up";
+/// What a leak finding is about, with the figures its advice states.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// A callsite's bytes live at the end, growing this many bytes per
+    /// second after warm-up.
+    Growing { live: f64, per_s: f64 },
+    /// A callsite's bytes live at the end, kept by its own calls.
+    KeptByCalls { live: f64 },
+    /// The process's RSS, growing with no callsite to explain it.
+    ProcessRss,
+}
 
 fn trend_evidence(fit: &LinearFit, min_r2: f64) -> Vec<Evidence> {
     vec![
@@ -147,7 +165,7 @@ fn by_own_calls(
     let live = h.live_bytes as f64;
     let retaining = stats::share(a.calls_retaining as f64, cs.calls as f64);
     let per_call = stats::ratio(live, a.calls_retaining as f64);
-    Some(cx.score(Draft {
+    let draft = Draft {
         class: Class::LeakSuspect,
         callsite: Some((cs.id, row.location.clone())),
         resource: Resource::Memory,
@@ -163,7 +181,7 @@ fn by_own_calls(
             units::bytes(per_call),
         ),
         evidence: vec![
-            Evidence::new(LIVE, live, Unit::Bytes, Some(s.min_live_bytes as f64)),
+            Evidence::new("live at the end", live, Unit::Bytes, Some(s.min_live_bytes as f64)),
             Evidence::new(
                 "calls that closed holding memory",
                 retaining,
@@ -174,7 +192,8 @@ fn by_own_calls(
             Evidence::new("calls", cs.calls as f64, Unit::Count, Some(s.min_calls as f64)),
             Evidence::new("peak live", h.peak_live_bytes as f64, Unit::Bytes, None),
         ],
-    }))
+    };
+    Some(cx.score(draft, |f| advice(f, Held::KeptByCalls { live })))
 }
 
 impl Detector for LeakSuspect {
@@ -216,7 +235,7 @@ impl Detector for LeakSuspect {
                 any |= by_calls(found);
                 continue;
             };
-            let points = after_warmup(cx.dump, heap, cx.config);
+            let points = s.growth_window().points(cx.dump, heap);
             let span_s = points.last().map_or(0.0, |l| l.0) - points.first().map_or(0.0, |f| f.0);
             let growth = slope * span_s;
             // The rate over the window's last third.
@@ -234,7 +253,7 @@ impl Detector for LeakSuspect {
                 continue;
             }
             any = true;
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::LeakSuspect,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Memory,
@@ -250,8 +269,13 @@ impl Detector for LeakSuspect {
                     points.len()
                 ),
                 evidence: vec![
-                    Evidence::new(LIVE, live, Unit::Bytes, Some(s.min_live_bytes as f64)),
-                    Evidence::new(GROWTH, slope, Unit::BytesPerSec, None),
+                    Evidence::new(
+                        "live at the end",
+                        live,
+                        Unit::Bytes,
+                        Some(s.min_live_bytes as f64),
+                    ),
+                    Evidence::new("growth after warm-up", slope, Unit::BytesPerSec, None),
                     Evidence::new(
                         "growth over the window",
                         growth,
@@ -270,7 +294,8 @@ impl Detector for LeakSuspect {
                 .into_iter()
                 .chain(trend.iter().flat_map(|fit| trend_evidence(fit, s.min_r2)))
                 .collect(),
-            }));
+            };
+            found.push(cx.score(draft, |f| advice(f, Held::Growing { live, per_s: slope })));
         }
         if any {
             return;
@@ -285,7 +310,7 @@ impl Detector for LeakSuspect {
         } else {
             "the dump has no live heap per callsite (install perf-layer's counting allocator)"
         };
-        found.push(cx.score(Draft {
+        let draft = Draft {
             class: Class::LeakSuspect,
             callsite: None,
             resource: Resource::Memory,
@@ -299,55 +324,123 @@ impl Detector for LeakSuspect {
                 fit.n
             ),
             evidence: trend_evidence(&fit, s.min_r2),
-        }));
+        };
+        found.push(cx.score(draft, |f| advice(f, Held::ProcessRss)));
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        let figure = |metric: &str| f.evidence.iter().find(|e| e.metric == metric).map(|e| e.value);
-        let statement = match (figure(LIVE), figure(GROWTH)) {
-            (Some(live), Some(growth)) => format!(
-                "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops its growth of {}/s",
-                units::pct(f.recoverable),
-                units::bytes(live),
-                units::pct(f.cost_share),
-                units::bytes(live * f.recoverable),
-                units::pct(f.expected_gain()),
-                units::bytes(growth)
+}
+
+/// The plan step's advice for one of its findings, about what it holds.
+fn advice(f: &Finding, held: Held) -> Advice {
+    let name = f.subject().in_prose();
+    let statement = match held {
+        Held::Growing { live, per_s } => format!(
+            "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops its growth of {}/s",
+            units::pct(f.recoverable),
+            units::bytes(live),
+            units::pct(f.cost_share),
+            units::bytes(live * f.recoverable),
+            units::pct(f.expected_gain()),
+            units::bytes(per_s)
+        ),
+        Held::KeptByCalls { live } => format!(
+            "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops it growing with its calls",
+            units::pct(f.recoverable),
+            units::bytes(live),
+            units::pct(f.cost_share),
+            units::bytes(live * f.recoverable),
+            units::pct(f.expected_gain())
+        ),
+        Held::ProcessRss => format!(
+            "stopping the growth returns {} of peak memory ({} of peak memory grew over the run)",
+            units::pct(f.expected_gain()),
+            units::pct(f.cost_share)
+        ),
+    };
+    Advice {
+        statement,
+        fixes: lines(&[
+            "Bound caches and maps that grow with input: an LRU (`lru`, `moka`) or eviction by age or size",
+            "Break `Arc` reference cycles: hold back-references (parents, observers, callbacks) as `Weak`",
+            "Drain or bound what is never emptied: unbounded `mpsc` queues, spawned tasks that never finish, `Box::leak`/`mem::forget`, `static` collections",
+        ]),
+        prerequisites: lines(&[
+            "Run long enough past warm-up to see the trend, so a cache filling to its bound is not mistaken for a leak",
+        ]),
+        check: match held {
+            Held::Growing { .. } | Held::KeptByCalls { .. } => format!(
+                "{name}'s live bytes must stop growing after warm-up and its live bytes at the end must fall"
             ),
-            (Some(live), None) => format!(
-                "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops it growing with its calls",
-                units::pct(f.recoverable),
-                units::bytes(live),
-                units::pct(f.cost_share),
-                units::bytes(live * f.recoverable),
-                units::pct(f.expected_gain())
-            ),
-            _ => format!(
-                "stopping the growth returns {} of peak memory ({} of peak memory grew over the run)",
-                units::pct(f.expected_gain()),
-                units::pct(f.cost_share)
-            ),
-        };
-        Advice {
-            statement,
-            fixes: lines(&[
-                "Bound caches and maps that grow with input: an LRU (`lru`, `moka`) or eviction by age or size",
-                "Break `Arc` reference cycles: hold back-references (parents, observers, callbacks) as `Weak`",
-                "Drain or bound what is never emptied: unbounded `mpsc` queues, spawned tasks that never finish, `Box::leak`/`mem::forget`, `static` collections",
-            ]),
-            prerequisites: lines(&[
-                "Run long enough past warm-up to see the trend, so a cache filling to its bound is not mistaken for a leak",
-            ]),
-            check: if f.location.is_some() {
-                format!(
-                    "{name}'s live bytes must stop growing after warm-up and its live bytes at the end must fall"
-                )
-            } else {
+            Held::ProcessRss => {
                 "the RSS slope must flatten (a fit with low slope or low R²)".to_owned()
-            },
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+            }
+        },
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MIB, MS, Span, about, assert_near, detect, dump, evidence};
+
+    /// Two spans of 200 calls, each still holding the 2 MiB its calls kept,
+    /// on a timeline too short for a trend: in `leaks` 150 calls closed
+    /// holding memory (75%), in `near` 99 (just under half).
+    #[test]
+    fn finds_memory_kept_by_most_calls_and_not_by_just_under_half() {
+        let found = detect(
+            Class::LeakSuspect,
+            dump(
+                1_000 * MS,
+                &[
+                    Span::new("leaks", &[(MS, 200)])
+                        .alloc(4 * MIB, 200, 2 * MIB as i64, 150)
+                        .live(vec![0, 2 * MIB]),
+                    Span::new("near", &[(MS, 200)])
+                        .alloc(4 * MIB, 200, 2 * MIB as i64, 99)
+                        .live(vec![0, 2 * MIB]),
+                ],
+            ),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "leaks").unwrap();
+        assert_eq!(evidence(f, "live at the end"), (2 * MIB) as f64);
+        assert_eq!(evidence(f, "calls that closed holding memory"), 0.75);
+        // 2 MiB of the heap's 4 MiB peak.
+        assert_near(f.cost_share, 0.5, 1e-9);
+        assert_near(f.confidence, 0.75 * 150.0 / 154.0, 1e-9);
+        assert_eq!(
+            f.advice.statement,
+            "releasing 90.0% of the 2.00 MiB `leaks` holds (50.0% of peak memory) returns 1.80 MiB, 45.0% of peak memory, and stops it growing with its calls"
+        );
+    }
+
+    /// Live bytes rising evenly to 30 MiB over 40 points (one a
+    /// millisecond): a trend after warm-up, still growing at the end.
+    #[test]
+    fn finds_live_bytes_that_keep_growing() {
+        let series: Vec<u64> = (0..40).map(|i| i * 30 * MIB / 39).collect();
+        let found = detect(
+            Class::LeakSuspect,
+            dump(
+                1_000 * MS,
+                &[Span::new("grows", &[(MS, 200)])
+                    .alloc(30 * MIB, 200, 30 * MIB as i64, 0)
+                    .live(series)],
+            ),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        // 30/39 MiB a millisecond.
+        let per_s = 30.0 * MIB as f64 / 39.0 * 1e3;
+        assert_near(evidence(f, "growth after warm-up"), per_s, 1e-3);
+        assert_near(evidence(f, "fit R²"), 1.0, 1e-6);
+        assert!(
+            f.advice.statement.ends_with("and stops its growth of 769 MiB/s"),
+            "{}",
+            f.advice.statement
+        );
     }
 }

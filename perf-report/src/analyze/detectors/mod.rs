@@ -15,15 +15,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::advice::Advice;
-use super::context::Context;
+use super::context::{Context, Measures};
 use super::finding::Finding;
 
 /// Static facts about a class.
 #[derive(Debug)]
 pub(crate) struct Info {
-    /// The name in every output format, e.g. `hot_spot`.
-    pub(crate) id: &'static str,
     /// A short title for people, e.g. `hot spot`.
     pub(crate) title: &'static str,
     /// A parent and its child (by call edge) both found: only the child is
@@ -39,10 +36,9 @@ pub(crate) struct Info {
 pub(crate) trait Detector: Sync {
     /// Its static facts.
     fn info(&self) -> &'static Info;
-    /// Pushes its findings about the run onto `found`.
+    /// Pushes its findings about the run onto `found`, each with the advice
+    /// of its plan step, written from the figures the detector measured.
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>);
-    /// The plan step's advice for one of its findings.
-    fn advice(&self, finding: &Finding) -> Advice;
 }
 
 /// Generates the class list: `Variant => module,` per class, each module
@@ -62,6 +58,14 @@ macro_rules! classes {
         impl Class {
             /// Every class, in a stable order.
             pub const ALL: &'static [Class] = &[$(Class::$variant),+];
+
+            /// The name used in every output format, e.g. `hot_spot`: the
+            /// name of its detector's module, so the two cannot differ.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( Class::$variant => stringify!($module), )+
+                }
+            }
 
             pub(crate) fn detector(self) -> &'static dyn Detector {
                 match self {
@@ -111,12 +115,20 @@ classes! {
     ProcessMemory => process_memory,
 }
 
-impl Class {
-    /// The name used in every output format, e.g. `hot_spot`.
-    pub fn as_str(self) -> &'static str {
-        self.detector().info().id
+impl ClassSettings {
+    /// What the shared figures are measured with, from the classes whose
+    /// settings they are: leak_suspect's warm-up window for the rows'
+    /// live-heap growth, process_cpu's saturation level for the process
+    /// summary.
+    pub(crate) fn measures(&self) -> Measures {
+        Measures {
+            growth: self.leak_suspect.growth_window(),
+            saturation: self.process_cpu.saturation(),
+        }
     }
+}
 
+impl Class {
     /// A short title for people, e.g. `hot spot`.
     pub fn title(self) -> &'static str {
         self.detector().info().title
@@ -155,9 +167,9 @@ mod tests {
             (ids.len(), titles.len()),
             (Class::ALL.len(), Class::ALL.len())
         );
-        // The registry's detector for each class reports that class's name.
+        // Each class has a name (its module's) and a title (its detector's).
         for class in Class::ALL {
-            assert!(!class.info().id.is_empty() && !class.title().is_empty());
+            assert!(!class.as_str().is_empty() && !class.title().is_empty());
         }
     }
 
@@ -174,7 +186,7 @@ mod tests {
         files.sort_unstable();
         let mut ids: Vec<String> = Class::ALL
             .iter()
-            .map(|c| format!("{}.rs", c.info().id))
+            .map(|c| format!("{}.rs", c.as_str()))
             .collect();
         ids.sort_unstable();
         assert_eq!(files, ids);

@@ -7,6 +7,7 @@ use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::analyze::process::CpuLevel;
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -45,10 +46,19 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The level a timeline sample counts as saturated at.
+    pub(crate) fn saturation(&self) -> CpuLevel {
+        match self.saturated_percent {
+            Some(percent) => CpuLevel::Percent(percent),
+            None => CpuLevel::ShareOfCores(self.saturated_share_of_cores),
+        }
+    }
+}
+
 pub(crate) struct ProcessCpu;
 
 static INFO: Info = Info {
-    id: "process_cpu",
     title: "process CPU saturation",
     innermost: false,
     supersedes: &[],
@@ -89,7 +99,7 @@ impl Detector for ProcessCpu {
         if !fires {
             return;
         }
-        found.push(cx.score(Draft {
+        let draft = Draft {
             class: Class::ProcessCpu,
             callsite: None,
             resource: Resource::WallTime,
@@ -128,28 +138,65 @@ impl Detector for ProcessCpu {
                 Evidence::new("mean CPU", p.cpu_mean_percent, Unit::CpuPercent, None),
                 Evidence::new("CPU alerts", p.cpu_alerts as f64, Unit::Count, None),
             ],
-        }));
+        };
+        found.push(cx.score(draft, advice));
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        Advice {
-            statement: format!(
-                "relieving {} of the saturated time ({} of the run's wall time) gives back {} of the run's wall time",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share),
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Start with the hot spots and hot loops of this plan: process CPU is their sum",
-                "When the work is needed, give the process more cores or more instances: every core it can use was busy",
-                "Rate-limit or apply backpressure to background work so it cannot starve latency-sensitive tasks",
-            ]),
-            prerequisites: lines(&[
-                "Note the machine's core count and the sampler interval so runs are comparable",
-            ]),
-            check: "the share of saturated samples must fall".to_owned(),
-            complexity: Effort::High,
-            risk: Effort::Medium,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    Advice {
+        statement: format!(
+            "relieving {} of the saturated time ({} of the run's wall time) gives back {} of the run's wall time",
+            units::pct(f.recoverable),
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Start with the hot spots and hot loops of this plan: process CPU is their sum",
+            "When the work is needed, give the process more cores or more instances: every core it can use was busy",
+            "Rate-limit or apply backpressure to background work so it cannot starve latency-sensitive tasks",
+        ]),
+        prerequisites: lines(&[
+            "Note the machine's core count and the sampler interval so runs are comparable",
+        ]),
+        check: "the share of saturated samples must fall".to_owned(),
+        complexity: Effort::High,
+        risk: Effort::Medium,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MIB, assert_near, detect, dump, evidence, timeline};
+
+    /// Eight samples on two cores (saturated at 180%), half of them at
+    /// `busy` percent and half at 50%.
+    fn run(busy: f64) -> perf_layer::dump::Dump {
+        let mut d = dump(8_000_000_000, &[]);
+        d.run.cores = Some(2);
+        let samples: Vec<(u64, f64)> = (0..8)
+            .map(|i| (100 * MIB, if i % 2 == 0 { busy } else { 50.0 }))
+            .collect();
+        timeline(&mut d, &samples);
+        d
+    }
+
+    /// Half the samples at 190% of one core are saturated; at 179.9%, just
+    /// under 90% of two cores, none is.
+    #[test]
+    fn finds_saturated_samples_and_not_ones_just_under_the_level() {
+        let found = detect(Class::ProcessCpu, run(190.0));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        assert_eq!(evidence(f, "saturated at"), 180.0);
+        assert_near(f.cost_share, 0.5, 1e-9);
+        // No alerts: 8 / (8 + 4).
+        assert_near(f.confidence, 8.0 / 12.0, 1e-9);
+        assert_eq!(f.recoverable, 0.25);
+
+        assert!(detect(Class::ProcessCpu, run(179.9)).is_empty());
     }
 }

@@ -50,7 +50,6 @@ impl Default for Settings {
 pub(crate) struct ProcessMemory;
 
 static INFO: Info = Info {
-    id: "process_memory",
     title: "process memory",
     innermost: false,
     supersedes: &[],
@@ -129,7 +128,7 @@ impl Detector for ProcessMemory {
                 ),
             ]);
         }
-        found.push(cx.score(Draft {
+        let draft = Draft {
             class: Class::ProcessMemory,
             callsite: None,
             resource: Resource::Memory,
@@ -155,40 +154,43 @@ impl Detector for ProcessMemory {
             ),
             },
             evidence,
-        }));
+        };
+        found.push(cx.score(draft, |f| advice(f, pressure.is_some())));
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let against_limit = f.evidence.iter().any(|e| e.metric == "memory limit");
-        Advice {
-            statement: format!(
-                "trimming {} of the excess memory ({} of peak memory above {}) returns {} of peak memory",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share),
-                if against_limit {
-                    "the usual level, the alert threshold or the warning fraction of the limit"
-                } else {
-                    "the usual level or the alert threshold"
-                },
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Stream instead of loading whole inputs (`BufReader`, iterators, `serde_json::Deserializer::from_reader`)",
-                "Limit the concurrency of memory-heavy work with a `tokio::sync::Semaphore` so peaks do not stack",
-                "Drop large buffers as soon as they are done and release capacity after spikes (`shrink_to_fit`)",
-                "React to pressure before the kernel does: register `PerfLayer::builder().on_memory_pressure(..)` to shed caches at WARNING and refuse new work at EMERGENCY",
-            ]),
-            prerequisites: lines(&[
-                "Enable the sampler with an RSS alert so the spike's time can be matched to the spans running then",
-            ]),
-            check: if against_limit {
-                "peak RSS must stay below the warning fraction of the limit: the dump's memory_pressure.peak_level normal".to_owned()
+}
+
+/// The plan step's advice for one of its findings, worded against the
+/// memory limit where the dump has one (`against_limit`).
+fn advice(f: &Finding, against_limit: bool) -> Advice {
+    Advice {
+        statement: format!(
+            "trimming {} of the excess memory ({} of peak memory above {}) returns {} of peak memory",
+            units::pct(f.recoverable),
+            units::pct(f.cost_share),
+            if against_limit {
+                "the usual level, the alert threshold or the warning fraction of the limit"
             } else {
-                "peak RSS must come down towards the median".to_owned()
+                "the usual level or the alert threshold"
             },
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Stream instead of loading whole inputs (`BufReader`, iterators, `serde_json::Deserializer::from_reader`)",
+            "Limit the concurrency of memory-heavy work with a `tokio::sync::Semaphore` so peaks do not stack",
+            "Drop large buffers as soon as they are done and release capacity after spikes (`shrink_to_fit`)",
+            "React to pressure before the kernel does: register `PerfLayer::builder().on_memory_pressure(..)` to shed caches at WARNING and refuse new work at EMERGENCY",
+        ]),
+        prerequisites: lines(&[
+            "Enable the sampler with an RSS alert so the spike's time can be matched to the spans running then",
+        ]),
+        check: if against_limit {
+            "peak RSS must stay below the warning fraction of the limit: the dump's memory_pressure.peak_level normal".to_owned()
+        } else {
+            "peak RSS must come down towards the median".to_owned()
+        },
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
     }
 }
 
@@ -213,4 +215,37 @@ fn pressure_summary(m: &MemoryPressure, peak: f64) -> String {
         s.push_str(&format!(", reached {}", m.peak_level));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MIB, assert_near, detect, dump, evidence, timeline};
+
+    /// Ten samples at 100 MiB but one at `peak` MiB.
+    fn run(peak: u64) -> perf_layer::dump::Dump {
+        let mut d = dump(10_000_000_000, &[]);
+        let samples: Vec<(u64, f64)> = (0..10)
+            .map(|i| (if i == 6 { peak } else { 100 } * MIB, 10.0))
+            .collect();
+        timeline(&mut d, &samples);
+        d
+    }
+
+    /// A 300 MiB peak over a 100 MiB median is a spike (3x, 200 MiB above);
+    /// 199 MiB is 1.99x, just under twice.
+    #[test]
+    fn finds_a_spike_over_twice_the_median_and_not_one_just_under() {
+        let found = detect(Class::ProcessMemory, run(300));
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        assert_near(evidence(f, "peak / median"), 3.0, 1e-9);
+        // The 200 MiB above the median, of the 300 MiB peak.
+        assert_near(f.cost_share, 2.0 / 3.0, 1e-9);
+        assert_near(f.confidence, 10.0 / 14.0, 1e-9);
+        // No memory limit in the dump: the advice says the median, not it.
+        assert_eq!(f.advice.check, "peak RSS must come down towards the median");
+
+        assert!(detect(Class::ProcessMemory, run(199)).is_empty());
+    }
 }

@@ -74,7 +74,6 @@ impl Default for Settings {
 pub(crate) struct Serialization;
 
 static INFO: Info = Info {
-    id: "serialization",
     title: "serialization",
     innermost: false,
     supersedes: &[],
@@ -107,7 +106,7 @@ impl Detector for Serialization {
             if cost < s.min_share {
                 continue;
             }
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::Serialization,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::WallTime,
@@ -144,32 +143,79 @@ impl Detector for Serialization {
                     Evidence::new("fastest call", cs.busy_ns.min as f64, Unit::Ns, None),
                     Evidence::new("calls", cs.calls as f64, Unit::Count, None),
                 ],
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        Advice {
-            statement: format!(
-                "letting the threads inside {name} proceed side by side instead of one at a time ({} of the run's wall time went to its queue) gives back {} of the run's wall time",
-                units::pct(f.cost_share),
-                units::pct(f.expected_gain())
-            ),
-            fixes: lines(&[
-                "Do not hold a lock across I/O, a sleep or an `.await`: copy what you need out of the guard, drop it, then do the slow part",
-                "Shrink what the lock guards: shard the state (`dashmap`, one `Mutex` per shard or per key), or keep per-thread state and merge it at the end",
-                "Use a read-write lock (`RwLock`, `parking_lot::RwLock`) or an atomic or lock-free structure when most accesses read",
-                "Give each thread its own instance of a single shared resource (a connection pool instead of one connection, a pool of buffers)",
-            ]),
-            prerequisites: vec![format!(
-                "Find what {name} queues on: a child span around each lock acquisition and each call to a shared resource; the one whose busy time grows with the number of threads is it"
-            )],
-            check: format!(
-                "{name}'s threads inside at once must fall towards the threads on the CPU, and the run's wall time with them"
-            ),
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    Advice {
+        statement: format!(
+            "letting the threads inside {name} proceed side by side instead of one at a time ({} of the run's wall time went to its queue) gives back {} of the run's wall time",
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Do not hold a lock across I/O, a sleep or an `.await`: copy what you need out of the guard, drop it, then do the slow part",
+            "Shrink what the lock guards: shard the state (`dashmap`, one `Mutex` per shard or per key), or keep per-thread state and merge it at the end",
+            "Use a read-write lock (`RwLock`, `parking_lot::RwLock`) or an atomic or lock-free structure when most accesses read",
+            "Give each thread its own instance of a single shared resource (a connection pool instead of one connection, a pool of buffers)",
+        ]),
+        prerequisites: vec![format!(
+            "Find what {name} queues on: a child span around each lock acquisition and each call to a shared resource; the one whose busy time grows with the number of threads is it"
+        )],
+        check: format!(
+            "{name}'s threads inside at once must fall towards the threads on the CPU, and the run's wall time with them"
+        ),
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump, evidence};
+
+    /// A 10 s run on 4 recording threads. `queue`'s 100 calls add up to
+    /// 29.8 s of busy time (2.98 threads inside at once), 10% of it on the
+    /// CPU, and its fastest calls take 10 ms (100 of them end to end fill
+    /// 0.1 of the run): they queued. `pair` has 19.9 s (1.99 threads), just
+    /// under two.
+    #[test]
+    fn finds_threads_queued_in_a_span_and_not_fewer_than_two() {
+        let queue = [(10 * MS, 10), (330 * MS, 90)];
+        let pair = [(10 * MS, 10), (220 * MS, 90)];
+        let mut d = dump(
+            10_000 * MS,
+            &[
+                Span::new("queue", &queue).on_cpu(2_980 * MS, 0, 100, 0),
+                Span::new("pair", &pair).on_cpu(1_990 * MS, 0, 100, 0),
+            ],
+        );
+        d.run.span_threads = Some(4);
+        let found = detect(Class::Serialization, d);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "queue").unwrap();
+        let inside = evidence(
+            f,
+            "threads inside at once (busy time over the run's wall time)",
+        );
+        assert_near(inside, 2.98, 1e-9);
+        assert_near(evidence(f, "of them on the CPU"), 0.298, 1e-9);
+        // HDR's lowest value of the 10 ms bucket: within 1%.
+        assert_near(
+            evidence(f, "calls x fastest call over the run's wall time"),
+            0.1,
+            0.01,
+        );
+        // The queue ran whenever one of the 4 threads was inside: 2.98 / 4.
+        assert_near(f.cost_share, 0.745, 1e-9);
+        assert_near(f.recoverable, 1.0 - 1.0 / 2.98, 1e-9);
+        assert_near(f.confidence, 0.9 * 100.0 / 120.0, 1e-9);
     }
 }

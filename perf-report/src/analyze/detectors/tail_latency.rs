@@ -128,7 +128,6 @@ pub(crate) fn tail_shaped(row: &CallsiteRow, s: &Settings) -> Option<(f64, f64)>
 }
 
 static INFO: Info = Info {
-    id: "tail_latency",
     title: "tail latency",
     // Its cost is the tail of the span's own time, which a parent does not
     // inherit: a parent with a tail of its own is found beside its child.
@@ -181,7 +180,7 @@ impl Detector for TailLatency {
                     Some(s.max_preempted_share),
                 ));
             }
-            found.push(cx.score(Draft {
+            let draft = Draft {
                 class: Class::TailLatency,
                 callsite: Some((cx.dump.callsites[i].id, row.location.clone())),
                 resource: Resource::Time,
@@ -201,35 +200,69 @@ impl Detector for TailLatency {
                     }
                 ),
                 evidence,
-            }));
+            };
+            found.push(cx.score(draft, advice));
         }
     }
 
-    fn advice(&self, f: &Finding) -> Advice {
-        let name = f.subject().in_prose();
-        let of = &f.share_of;
-        Advice {
-            statement: format!(
-                "removing {} of the time its calls above p90 spend beyond p90 ({} of {of}) saves {} of {of}, and most of its p99",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share),
-                units::pct(f.expected_gain())
+}
+
+/// The plan step's advice for one of its findings.
+fn advice(f: &Finding) -> Advice {
+    let name = f.subject().in_prose();
+    let of = &f.share_of;
+    Advice {
+        statement: format!(
+            "removing {} of the time its calls above p90 spend beyond p90 ({} of {of}) saves {} of {of}, and most of its p99",
+            units::pct(f.recoverable),
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain())
+        ),
+        fixes: lines(&[
+            "Find what the slow calls share: record a distinguishing field on the span (input size, cache hit or miss, retry count) and compare slow and fast calls",
+            "Move rare blocking work off the hot path: file or network I/O, a `std::sync::Mutex` held across heavy work; in async code use `tokio::task::spawn_blocking`",
+            "Amortise occasional expensive work: pre-size collections (`with_capacity`) so they do not regrow or rehash mid-call, warm caches at start-up",
+            "Bound the work one call can do (chunking, pagination) and add timeouts so one slow input cannot stall the rest",
+        ]),
+        prerequisites: vec![
+            format!("Record a field on {name} that tells slow calls from fast ones"),
+            format!("Run long enough for at least 1,000 calls of {name} so its p99 is stable"),
+        ],
+        check: format!(
+            "{name}'s busy p99 must move towards its p50 (the p99/p50 ratio must fall)"
+        ),
+        complexity: Effort::Medium,
+        risk: Effort::Medium,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, US, Span, about, assert_near, detect, dump, evidence};
+
+    /// `slow`: 2% of its calls take 5 ms against a p50 of 100 µs (p99 / p50
+    /// 50); `even`: its slowest take 490 µs, 4.9 times p50, under both
+    /// ratios.
+    #[test]
+    fn finds_a_tail_fifty_times_p50_and_not_one_under_five() {
+        let found = detect(
+            Class::TailLatency,
+            dump(
+                2_000 * MS,
+                &[
+                    Span::new("slow", &[(100 * US, 980), (5 * MS, 20)]),
+                    Span::new("even", &[(100 * US, 980), (490 * US, 20)]),
+                ],
             ),
-            fixes: lines(&[
-                "Find what the slow calls share: record a distinguishing field on the span (input size, cache hit or miss, retry count) and compare slow and fast calls",
-                "Move rare blocking work off the hot path: file or network I/O, a `std::sync::Mutex` held across heavy work; in async code use `tokio::task::spawn_blocking`",
-                "Amortise occasional expensive work: pre-size collections (`with_capacity`) so they do not regrow or rehash mid-call, warm caches at start-up",
-                "Bound the work one call can do (chunking, pagination) and add timeouts so one slow input cannot stall the rest",
-            ]),
-            prerequisites: vec![
-                format!("Record a field on {name} that tells slow calls from fast ones"),
-                format!("Run long enough for at least 1,000 calls of {name} so its p99 is stable"),
-            ],
-            check: format!(
-                "{name}'s busy p99 must move towards its p50 (the p99/p50 ratio must fall)"
-            ),
-            complexity: Effort::Medium,
-            risk: Effort::Medium,
-        }
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "slow").unwrap();
+        // HDR buckets of two significant figures: within 1%.
+        assert_near(evidence(f, "p99 / p50"), 50.0, 0.01);
+        // 20 calls 4.9 ms beyond p90, of 98 + 100 + 98 + 9.8 ms of self time.
+        assert_near(f.cost_share, 98.0 / 305.8, 0.01);
+        assert_eq!(f.recoverable, 0.8);
+        assert_near(f.confidence, 1_000.0 / 1_050.0, 1e-9);
     }
 }
