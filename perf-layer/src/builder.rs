@@ -9,7 +9,6 @@ use std::time::Duration;
 use crate::config::{BuildError, Config};
 use crate::handle::PerfHandle;
 use crate::layer::PerfLayer;
-use crate::profiler::Profiler;
 
 /// Environment variable: where dumps are written.
 pub const ENV_OUTPUT: &str = "PERF_LAYER_OUTPUT";
@@ -549,7 +548,7 @@ impl PerfLayerBuilder {
             ),
             None => None,
         };
-        let shared = Profiler::start(self.config)?;
+        let shared = crate::background::start(self.config)?;
         #[cfg(feature = "prometheus")]
         if let Some(endpoint) = endpoint {
             let addr = endpoint.addr();

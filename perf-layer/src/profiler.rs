@@ -3,21 +3,19 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::Thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use tracing_core::dispatcher::WeakDispatch;
 
+use crate::background::estimate::Calibration;
+use crate::background::heap_timeline::HeapTimeline;
+use crate::background::pressure::{self, PressureState};
 use crate::background::procfs::process_cpu_ns;
-use crate::background::{
-    self,
-    heap_timeline::HeapTimeline,
-    pressure::{self, PressureState},
-    sampler::{AlertRing, TimelineRing},
-};
-use crate::config::{BuildError, Config};
+use crate::background::rings::{AlertRing, TimelineRing};
+use crate::config::Config;
 use crate::dump::{Alert, DumpWriteError, LimitSource};
 use crate::record::shards::Shards;
 
@@ -51,7 +49,7 @@ pub(crate) struct Profiler {
     /// background thread. Weak: the subscriber owns the layer that owns us.
     pub(crate) dispatch: OnceLock<WeakDispatch>,
     /// The layer's measured per-span cost, calibrated on first use.
-    pub(crate) calibration: OnceLock<crate::background::overhead::Calibration>,
+    pub(crate) calibration: OnceLock<Calibration>,
     /// The CPU time the background thread (sampler, periodic dumps) has
     /// used, ns, as it last read it: part of the layer's overhead.
     pub(crate) background_cpu_ns: AtomicU64,
@@ -88,8 +86,26 @@ pub(crate) fn unix_ms(time: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Every profiler built in this process that may still be alive: for the
+/// process's end (`background::end`) and to tell when two write one file.
+static LIVE: Mutex<Vec<Weak<Profiler>>> = Mutex::new(Vec::new());
+
+/// Adds a new profiler to the process's list of live ones.
+pub(crate) fn remember(profiler: &Arc<Profiler>) {
+    let mut live = LIVE.lock();
+    live.retain(|p| p.strong_count() > 0);
+    live.push(Arc::downgrade(profiler));
+}
+
+/// The profilers still alive, each upgraded.
+pub(crate) fn live() -> Vec<Arc<Profiler>> {
+    LIVE.lock().iter().filter_map(Weak::upgrade).collect()
+}
+
 impl Profiler {
-    pub(crate) fn start(config: Config) -> Result<Arc<Self>, BuildError> {
+    /// The profiler of `config`, not yet started: `background::start`
+    /// starts its thread and the process's end hooks.
+    pub(crate) fn new(config: Config) -> Arc<Self> {
         let interval_ms = config.sampler_interval.map_or(0, |d| {
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
         });
@@ -101,7 +117,7 @@ impl Profiler {
             && crate::record::cpu::available())
         .then(crate::record::task_clock::Keeper::open)
         .flatten();
-        let shared = Arc::new(Self {
+        Arc::new(Self {
             shards: Shards::new(
                 config.histogram_sigfig,
                 config.histogram_max_ns,
@@ -157,14 +173,33 @@ impl Profiler {
             #[cfg(feature = "prometheus")]
             prometheus_addr: OnceLock::new(),
             config,
-        });
-        if !shared.config.internal {
-            background::end::register(&shared).map_err(BuildError::Signal)?;
-        }
-        if let Some(thread) = background::spawn(&shared).map_err(BuildError::Thread)? {
-            let _ = shared.background.set(thread);
-        }
-        Ok(shared)
+        })
+    }
+
+    /// The background thread serving this profiler, to wake it when the
+    /// profiler goes.
+    pub(crate) fn set_background(&self, thread: Thread) {
+        let _ = self.background.set(thread);
+    }
+
+    /// Whether another live profiler writes to the same file.
+    fn shares_output(&self) -> bool {
+        live()
+            .iter()
+            .any(|other| !std::ptr::eq(&**other, self) && other.output_key == self.output_key)
+    }
+
+    /// Says on standard error that `spans` recorded spans are in no dump.
+    pub(crate) fn warn_lost(&self, spans: u64, any_dump: bool) {
+        let since = if any_dump {
+            "since the last dump"
+        } else {
+            "but no dump was ever"
+        };
+        eprintln!(
+            "perf-layer: {spans} spans were recorded {since} written to {}; keep the guard of `handle.dump_on_drop()` alive to the end of main (`let _dump = ...`, not `let _ = ...`), or build the layer with `.dump_on_exit()`",
+            self.config.output_path.display()
+        );
     }
 
     /// Records that the data left the process (a snapshot or a dump).
@@ -270,7 +305,7 @@ impl Profiler {
         if written.is_ok()
             && path == self.config.output_path
             && !self.warned_shared_output.load(Ordering::Relaxed)
-            && background::end::shares_output(self)
+            && self.shares_output()
         {
             self.warned_shared_output.store(true, Ordering::Relaxed);
             eprintln!(
@@ -297,7 +332,7 @@ impl Profiler {
 impl Drop for Profiler {
     fn drop(&mut self) {
         if !self.config.internal && self.nothing_taken_out() {
-            background::end::warn_lost(self, self.spans_recorded(), false);
+            self.warn_lost(self.spans_recorded(), false);
         }
         self.stopping.store(true, Ordering::Release);
         if let Some(thread) = self.background.get() {

@@ -1,8 +1,8 @@
 //! The end of the process: dumps on SIGTERM and SIGINT, at `exit`, and the
 //! warning when a process that recorded spans ends with none taken out.
 //!
-//! Every live profiler is in one process-wide list of weak references. Two
-//! hooks read it, each installed once per process when the first profiler
+//! Every live profiler is in one process-wide list of weak references
+//! (`profiler::live`). Two hooks read it, each installed once per process when the first profiler
 //! is built:
 //!
 //! - an `atexit` handler, which runs when the process exits through
@@ -24,42 +24,19 @@
 //! explicit `write_dump` writes them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Once, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 
-use crate::profiler::Profiler;
+use crate::config::Config;
+use crate::profiler::live;
 
-/// Every profiler built in this process that may still be alive.
-static LIVE: Mutex<Vec<Weak<Profiler>>> = Mutex::new(Vec::new());
-
-/// Adds a new profiler to the list and installs the process hooks it
-/// needs. Called once per profiler, by `build()`.
-pub(crate) fn register(profiler: &Arc<Profiler>) -> Result<(), String> {
-    {
-        let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
-        live.retain(|p| p.strong_count() > 0);
-        live.push(Arc::downgrade(profiler));
-    }
+/// Installs the process hooks a new profiler of `config` needs, each once
+/// per process. Called once per profiler, by `build()`.
+pub(crate) fn install(config: &Config) -> Result<(), String> {
     install_exit_hook();
-    if profiler.config.dump_on_signal {
+    if config.dump_on_signal {
         install_signal_thread()?;
     }
     Ok(())
-}
-
-/// The profilers still alive, each upgraded.
-fn live() -> Vec<Arc<Profiler>> {
-    LIVE.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .filter_map(Weak::upgrade)
-        .collect()
-}
-
-/// Other live profilers that write to the same file as `profiler`.
-pub(crate) fn shares_output(profiler: &Profiler) -> bool {
-    live()
-        .iter()
-        .any(|other| !std::ptr::eq(&**other, profiler) && other.output_key == profiler.output_key)
 }
 
 fn install_exit_hook() {
@@ -105,23 +82,10 @@ fn on_exit_here() {
         } else {
             let (lost, dumped) = profiler.spans_not_dumped();
             if lost > 0 {
-                warn_lost(&profiler, lost, dumped);
+                profiler.warn_lost(lost, dumped);
             }
         }
     }
-}
-
-/// Says on standard error that recorded spans are in no dump.
-pub(crate) fn warn_lost(profiler: &Profiler, spans: u64, any_dump: bool) {
-    let since = if any_dump {
-        "since the last dump"
-    } else {
-        "but no dump was ever"
-    };
-    eprintln!(
-        "perf-layer: {spans} spans were recorded {since} written to {}; keep the guard of `handle.dump_on_drop()` alive to the end of main (`let _dump = ...`, not `let _ = ...`), or build the layer with `.dump_on_exit()`",
-        profiler.config.output_path.display()
-    );
 }
 
 #[cfg(unix)]

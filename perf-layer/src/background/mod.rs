@@ -14,19 +14,37 @@ use std::time::{Duration, Instant};
 
 use sysinfo::{Pid, System};
 
-use crate::profiler::Profiler;
+use crate::config::{BuildError, Config};
+use crate::profiler::{self, Profiler};
 
 pub(crate) mod end;
+pub(crate) mod estimate;
 pub(crate) mod heap_timeline;
 pub(crate) mod overhead;
 pub(crate) mod pressure;
 pub(crate) mod procfs;
+pub(crate) mod rings;
 pub(crate) mod sampler;
+
+/// The profiler of `config`, started: in the process's list of live ones,
+/// with the end hooks it asks for (not for the overhead calibration's
+/// internal copies), and its background thread when it needs one.
+pub(crate) fn start(config: Config) -> Result<Arc<Profiler>, BuildError> {
+    let shared = Profiler::new(config);
+    if !shared.config.internal {
+        profiler::remember(&shared);
+        end::install(&shared.config).map_err(BuildError::Signal)?;
+    }
+    if let Some(thread) = spawn(&shared).map_err(BuildError::Thread)? {
+        shared.set_background(thread);
+    }
+    Ok(shared)
+}
 
 /// Starts the background thread when the configuration needs one (sampler or
 /// periodic dumps). It holds only a weak reference and exits once the layer
 /// and every handle are gone.
-pub(crate) fn spawn(shared: &Arc<Profiler>) -> Result<Option<thread::Thread>, String> {
+fn spawn(shared: &Arc<Profiler>) -> Result<Option<thread::Thread>, String> {
     let sample_every = shared.config.sampler_interval;
     let dump_every = shared.config.periodic_dump;
     if sample_every.is_none() && dump_every.is_none() {
