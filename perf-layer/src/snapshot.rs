@@ -9,6 +9,7 @@ use tracing_core::Metadata;
 
 use crate::background::overhead;
 use crate::background::procfs::process_cpu_ns;
+use crate::config::Config;
 use crate::dump::{
     ActiveWindow, AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig,
     EventCounts, FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats,
@@ -16,8 +17,9 @@ use crate::dump::{
 };
 use crate::profiler::{Profiler, unix_ms};
 use crate::record::callsite::CallsiteKey;
-use crate::record::flat_hist::FlatHist;
-use crate::record::groups::{GroupKey, OTHER, fold};
+use crate::record::flat_hist::{FlatHist, Layout};
+use crate::record::groups::{GroupKey, Groups, OTHER, fold};
+use crate::record::shards::{Merged, Shards};
 use crate::record::totals::{AllocTotals, CallsiteAcc, Events, RssTotals};
 use crate::record::{alloc, heap};
 
@@ -40,162 +42,32 @@ impl Profiler {
             .zip(process_cpu_ns())
             .map(|(start, now)| now.saturating_sub(start));
 
-        // Parents that have not closed yet (a `main` span, say) still need an
-        // entry for their edges to point at; they get one with zero calls.
-        let mut accs: Vec<(
-            CallsiteKey,
-            Option<&CallsiteAcc>,
-            &'static Metadata<'static>,
-        )> = merged
-            .callsites
-            .iter()
-            .map(|(k, acc)| (*k, Some(acc), acc.meta))
-            .collect();
-        let mut listed: FxHashSet<CallsiteKey> = merged.callsites.keys().copied().collect();
-        for ((parent_key, _), edge) in &merged.edges {
-            if let Some(meta) = edge.parent {
-                if listed.insert(*parent_key) {
-                    accs.push((*parent_key, None, meta));
-                }
-            }
-        }
-        // A stable order, so two dumps of one program list callsites alike.
-        accs.sort_by(|a, b| {
-            let key = |m: &'static Metadata<'static>| (m.target(), m.name(), m.file(), m.line());
-            key(a.2).cmp(&key(b.2)).then(a.0.cmp(&b.0))
-        });
-        let ids: FxHashMap<CallsiteKey, u32> = accs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.0, i as u32))
-            .collect();
-
-        let allocations_tracked = crate::record::alloc::is_installed();
-        let sampled = self.config.sampler_interval.is_some();
+        let (accs, ids) = listed_callsites(&merged);
+        let facts = Facts {
+            layout: self.shards.layout(),
+            started_raw: self.started_raw,
+            clock: &self.config.clock,
+            allocations_tracked: crate::record::alloc::is_installed(),
+            sampled: self.config.sampler_interval.is_some(),
+        };
         let metas: Vec<&'static Metadata<'static>> = accs.iter().map(|a| a.2).collect();
-        let (heaps, heap) = if allocations_tracked {
+        let (heaps, heap) = if facts.allocations_tracked {
             let (heaps, summary) = self.heap(&metas, duration_ns);
             (heaps, Some(summary))
         } else {
             (vec![None; metas.len()], None)
         };
-        // Each callsite's groups, in a stable order: by their fields' text.
-        let mut groups: FxHashMap<CallsiteKey, Vec<(GroupKey, &CallsiteAcc)>> =
-            FxHashMap::default();
-        for ((callsite, key), acc) in &merged.groups {
-            groups.entry(*callsite).or_default().push((*key, acc));
-        }
-        // Where each group landed in its callsite's list, by folded key,
-        // for the group edges.
-        let mut group_index: FxHashMap<(CallsiteKey, u64), u32> = FxHashMap::default();
-        let callsites: Vec<CallsiteStats> = accs
-            .iter()
-            .zip(heaps)
-            .enumerate()
-            .map(|(i, ((key, acc, meta), heap))| {
-                let mut stats =
-                    callsite_stats(i as u32, meta, *acc, self, allocations_tracked, sampled);
-                stats.heap = heap;
-                if let (Some(of), Some(described)) = (groups.get(key), &self.shards.groups) {
-                    let mut listed: Vec<(CallsiteGroup, GroupKey)> = of
-                        .iter()
-                        .map(|(group, acc)| {
-                            let fields = described.describe(group);
-                            let listed = CallsiteGroup {
-                                other: fields.is_none(),
-                                fields: fields
-                                    .unwrap_or_default()
-                                    .into_iter()
-                                    .map(|(field, value)| GroupField { field, value })
-                                    .collect(),
-                                stats: callsite_stats(
-                                    i as u32,
-                                    meta,
-                                    Some(acc),
-                                    self,
-                                    allocations_tracked,
-                                    sampled,
-                                ),
-                            };
-                            (listed, *group)
-                        })
-                        .collect();
-                    listed.sort_by_key(|(g, _)| (g.other, g.label()));
-                    for (index, (_, group)) in listed.iter().enumerate() {
-                        group_index.insert((*key, fold(group)), index as u32);
-                    }
-                    stats.groups = listed.into_iter().map(|(g, _)| g).collect();
-                }
-                stats
-            })
-            .collect();
-        let other_fold = fold(&OTHER);
-        // A parent's group not listed went to `other` past the cap, if the
-        // callsite has one; else it was not admitted yet (the parent is
-        // still open) and is left unattributed.
-        let group_of = |callsite: &CallsiteKey, folded: u64| -> Option<u32> {
-            if folded == 0 {
-                return None;
-            }
-            group_index
-                .get(&(*callsite, folded))
-                .or_else(|| group_index.get(&(*callsite, other_fold)))
-                .copied()
-        };
-        // Keys that resolve alike (groups past the cap) add up.
-        // (parent, child, parent's group, child's) -> (calls, busy ns).
-        type Ends = (u32, u32, Option<u32>, Option<u32>);
-        let mut by_groups: FxHashMap<Ends, (u64, u64)> = FxHashMap::default();
-        for ((parent, parent_group, child, child_group), edge) in &merged.group_edges {
-            let (Some(&p), Some(&c)) = (ids.get(parent), ids.get(child)) else {
-                continue;
-            };
-            let parent_group = group_of(parent, *parent_group);
-            let child_group = group_of(child, *child_group);
-            if parent_group.is_none() && child_group.is_none() {
-                continue;
-            }
-            let sum = by_groups
-                .entry((p, c, parent_group, child_group))
-                .or_default();
-            sum.0 = sum.0.saturating_add(edge.calls);
-            sum.1 = sum.1.saturating_add(edge.child_busy_ns);
-        }
-        let mut group_edges: Vec<GroupEdge> = by_groups
-            .into_iter()
-            .map(
-                |((parent, child, parent_group, child_group), (calls, child_busy_ns))| GroupEdge {
-                    parent,
-                    parent_group,
-                    child,
-                    child_group,
-                    calls,
-                    child_busy_ns,
-                },
-            )
-            .collect();
-        group_edges.sort_by_key(|e| (e.parent, e.child, e.parent_group, e.child_group));
+        let (callsites, group_index) =
+            callsites(&accs, heaps, &merged, self.shards.groups.as_ref(), &facts);
+        let group_edges = group_edges(&merged, &ids, &group_index);
         let grouped = callsites.iter().any(|c| !c.groups.is_empty());
-        let mut edges: Vec<CallEdge> = merged
-            .edges
-            .iter()
-            .filter_map(|((parent, child), edge)| {
-                Some(CallEdge {
-                    parent: *ids.get(parent)?,
-                    child: *ids.get(child)?,
-                    calls: edge.calls,
-                    child_busy_ns: edge.child_busy_ns,
-                })
-            })
-            .collect();
-        edges.sort_by_key(|e| (e.parent, e.child));
+        let edges = edges(&merged, &ids);
 
         let spans: u64 = merged.callsites.values().map(|acc| acc.calls).sum();
         // Counted as they end, open spans' too: a connection still open at
         // the snapshot has paid for its polls.
         let counts = overhead::Counts::of(self, spans);
         let overhead = self.overhead(&counts, duration_ns, cpu_ns);
-        let config = &self.config;
         let (alerts, alerts_dropped) = {
             let ring = self.alerts.lock();
             (ring.alerts.iter().cloned().collect(), ring.dropped)
@@ -224,34 +96,8 @@ impl Profiler {
                 span_threads: u32::try_from(self.shards.threads()).ok(),
                 cpu_model: cpu_model(),
             },
-            config: DumpConfig {
-                histogram_sigfig: config.histogram_sigfig,
-                histogram_max_ns: config.histogram_max_ns,
-                sampler_interval_ms: config
-                    .sampler_interval
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-                rss_alert_bytes: config.rss_alert_bytes,
-                cpu_alert_percent: config.cpu_alert_percent,
-                max_callsites: config.max_callsites,
-                max_edges: config.max_edges,
-                timeline_capacity: config.timeline_capacity,
-                heap_timeline_points: config.heap_timeline_points,
-                cpu_time_threshold_ns: config
-                    .cpu_time_threshold_ns
-                    .filter(|_| crate::record::cpu::available()),
-                cpu_time_source: config
-                    .cpu_time_threshold_ns
-                    .filter(|_| crate::record::cpu::available())
-                    .map(|_| crate::record::task_clock::source()),
-                group_by: self
-                    .shards
-                    .groups
-                    .as_ref()
-                    .map(|g| g.fields().to_vec())
-                    .unwrap_or_default(),
-                max_groups: self.shards.groups.as_ref().map_or(0, |_| config.max_groups),
-            },
-            allocations_tracked,
+            config: dump_config(&self.config, &self.shards),
+            allocations_tracked: facts.allocations_tracked,
             callsites,
             callsites_dropped_spans: self.shards.dropped_spans.load(Ordering::Relaxed),
             edges,
@@ -390,19 +236,220 @@ impl Profiler {
     }
 }
 
+/// A callsite the dump lists: its key, what it recorded (`None`: a parent
+/// still open, whose callsite has no closed span yet), its metadata.
+type Listed<'a> = (
+    CallsiteKey,
+    Option<&'a CallsiteAcc>,
+    &'static Metadata<'static>,
+);
+
+/// What every callsite's figures are read with.
+struct Facts<'a> {
+    layout: Layout,
+    /// The clock's raw reading when the layer was built, and the clock.
+    started_raw: u64,
+    clock: &'a quanta::Clock,
+    allocations_tracked: bool,
+    /// The sampler runs: spans have RSS deltas.
+    sampled: bool,
+}
+
+/// The callsites the dump lists, in a stable order (two dumps of one
+/// program list callsites alike), and each one's id, its index. Parents
+/// that have not closed yet (a `main` span, say) still need an entry for
+/// their edges to point at; they get one with zero calls.
+fn listed_callsites(merged: &Merged) -> (Vec<Listed<'_>>, FxHashMap<CallsiteKey, u32>) {
+    let mut accs: Vec<Listed<'_>> = merged
+        .callsites
+        .iter()
+        .map(|(k, acc)| (*k, Some(acc), acc.meta))
+        .collect();
+    let mut listed: FxHashSet<CallsiteKey> = merged.callsites.keys().copied().collect();
+    for ((parent_key, _), edge) in &merged.edges {
+        if let Some(meta) = edge.parent {
+            if listed.insert(*parent_key) {
+                accs.push((*parent_key, None, meta));
+            }
+        }
+    }
+    accs.sort_by(|a, b| {
+        let key = |m: &'static Metadata<'static>| (m.target(), m.name(), m.file(), m.line());
+        key(a.2).cmp(&key(b.2)).then(a.0.cmp(&b.0))
+    });
+    let ids = accs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.0, i as u32))
+        .collect();
+    (accs, ids)
+}
+
+/// Each listed callsite's figures, its live heap and its groups (in a
+/// stable order: by their fields' text); beside them, where each group
+/// landed in its callsite's list, by folded key, for the group edges.
+fn callsites(
+    accs: &[Listed<'_>],
+    heaps: Vec<Option<HeapStats>>,
+    merged: &Merged,
+    described: Option<&Groups>,
+    facts: &Facts<'_>,
+) -> (Vec<CallsiteStats>, FxHashMap<(CallsiteKey, u64), u32>) {
+    let mut groups: FxHashMap<CallsiteKey, Vec<(GroupKey, &CallsiteAcc)>> = FxHashMap::default();
+    for ((callsite, key), acc) in &merged.groups {
+        groups.entry(*callsite).or_default().push((*key, acc));
+    }
+    let mut group_index: FxHashMap<(CallsiteKey, u64), u32> = FxHashMap::default();
+    let callsites = accs
+        .iter()
+        .zip(heaps)
+        .enumerate()
+        .map(|(i, ((key, acc, meta), heap))| {
+            let mut stats = callsite_stats(i as u32, meta, *acc, facts);
+            stats.heap = heap;
+            if let (Some(of), Some(described)) = (groups.get(key), described) {
+                let mut listed: Vec<(CallsiteGroup, GroupKey)> = of
+                    .iter()
+                    .map(|(group, acc)| {
+                        let fields = described.describe(group);
+                        let listed = CallsiteGroup {
+                            other: fields.is_none(),
+                            fields: fields
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(field, value)| GroupField { field, value })
+                                .collect(),
+                            stats: callsite_stats(i as u32, meta, Some(acc), facts),
+                        };
+                        (listed, *group)
+                    })
+                    .collect();
+                listed.sort_by_key(|(g, _)| (g.other, g.label()));
+                for (index, (_, group)) in listed.iter().enumerate() {
+                    group_index.insert((*key, fold(group)), index as u32);
+                }
+                stats.groups = listed.into_iter().map(|(g, _)| g).collect();
+            }
+            stats
+        })
+        .collect();
+    (callsites, group_index)
+}
+
+/// The call edges with a grouped end, between listed callsites, by the
+/// groups `group_index` placed.
+fn group_edges(
+    merged: &Merged,
+    ids: &FxHashMap<CallsiteKey, u32>,
+    group_index: &FxHashMap<(CallsiteKey, u64), u32>,
+) -> Vec<GroupEdge> {
+    let other_fold = fold(&OTHER);
+    // A parent's group not listed went to `other` past the cap, if the
+    // callsite has one; else it was not admitted yet (the parent is
+    // still open) and is left unattributed.
+    let group_of = |callsite: &CallsiteKey, folded: u64| -> Option<u32> {
+        if folded == 0 {
+            return None;
+        }
+        group_index
+            .get(&(*callsite, folded))
+            .or_else(|| group_index.get(&(*callsite, other_fold)))
+            .copied()
+    };
+    // Keys that resolve alike (groups past the cap) add up.
+    // (parent, child, parent's group, child's) -> (calls, busy ns).
+    type Ends = (u32, u32, Option<u32>, Option<u32>);
+    let mut by_groups: FxHashMap<Ends, (u64, u64)> = FxHashMap::default();
+    for ((parent, parent_group, child, child_group), edge) in &merged.group_edges {
+        let (Some(&p), Some(&c)) = (ids.get(parent), ids.get(child)) else {
+            continue;
+        };
+        let parent_group = group_of(parent, *parent_group);
+        let child_group = group_of(child, *child_group);
+        if parent_group.is_none() && child_group.is_none() {
+            continue;
+        }
+        let sum = by_groups
+            .entry((p, c, parent_group, child_group))
+            .or_default();
+        sum.0 = sum.0.saturating_add(edge.calls);
+        sum.1 = sum.1.saturating_add(edge.child_busy_ns);
+    }
+    let mut group_edges: Vec<GroupEdge> = by_groups
+        .into_iter()
+        .map(
+            |((parent, child, parent_group, child_group), (calls, child_busy_ns))| GroupEdge {
+                parent,
+                parent_group,
+                child,
+                child_group,
+                calls,
+                child_busy_ns,
+            },
+        )
+        .collect();
+    group_edges.sort_by_key(|e| (e.parent, e.child, e.parent_group, e.child_group));
+    group_edges
+}
+
+/// The call edges between listed callsites, in a stable order.
+fn edges(merged: &Merged, ids: &FxHashMap<CallsiteKey, u32>) -> Vec<CallEdge> {
+    let mut edges: Vec<CallEdge> = merged
+        .edges
+        .iter()
+        .filter_map(|((parent, child), edge)| {
+            Some(CallEdge {
+                parent: *ids.get(parent)?,
+                child: *ids.get(child)?,
+                calls: edge.calls,
+                child_busy_ns: edge.child_busy_ns,
+            })
+        })
+        .collect();
+    edges.sort_by_key(|e| (e.parent, e.child));
+    edges
+}
+
+/// The configuration as the dump records it: what was asked, and what this
+/// platform could do of it (CPU time).
+fn dump_config(config: &Config, shards: &Shards) -> DumpConfig {
+    let cpu_time_threshold_ns = config
+        .cpu_time_threshold_ns
+        .filter(|_| crate::record::cpu::available());
+    DumpConfig {
+        histogram_sigfig: config.histogram_sigfig,
+        histogram_max_ns: config.histogram_max_ns,
+        sampler_interval_ms: config
+            .sampler_interval
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        rss_alert_bytes: config.rss_alert_bytes,
+        cpu_alert_percent: config.cpu_alert_percent,
+        max_callsites: config.max_callsites,
+        max_edges: config.max_edges,
+        timeline_capacity: config.timeline_capacity,
+        heap_timeline_points: config.heap_timeline_points,
+        cpu_time_threshold_ns,
+        cpu_time_source: cpu_time_threshold_ns.map(|_| crate::record::task_clock::source()),
+        group_by: shards
+            .groups
+            .as_ref()
+            .map(|g| g.fields().to_vec())
+            .unwrap_or_default(),
+        max_groups: shards.groups.as_ref().map_or(0, |_| config.max_groups),
+    }
+}
+
 fn callsite_stats(
     id: u32,
     meta: &'static Metadata<'static>,
     acc: Option<&CallsiteAcc>,
-    shared: &Profiler,
-    allocations_tracked: bool,
-    sampled: bool,
+    facts: &Facts<'_>,
 ) -> CallsiteStats {
     let empty;
     let acc = match acc {
         Some(acc) => acc,
         None => {
-            empty = CallsiteAcc::empty(meta, shared.shards.layout());
+            empty = CallsiteAcc::empty(meta, facts.layout);
             &empty
         }
     };
@@ -423,8 +470,10 @@ fn callsite_stats(
         idle_ns: hist(&acc.idle),
         self_ns: hist(&acc.self_time),
         events: event_counts(&acc.events),
-        alloc: allocations_tracked.then(|| alloc_stats(&acc.alloc)),
-        rss_delta: sampled.then(|| acc.rss.as_ref().map(rss_delta).unwrap_or_default()),
+        alloc: facts.allocations_tracked.then(|| alloc_stats(&acc.alloc)),
+        rss_delta: facts
+            .sampled
+            .then(|| acc.rss.as_ref().map(rss_delta).unwrap_or_default()),
         heap: None,
         cpu: acc.cpu.as_ref().map(|c| CpuStats {
             timed_calls: c.calls,
@@ -452,10 +501,10 @@ fn callsite_stats(
         groups: Vec::new(),
         active: (acc.calls > 0).then(|| {
             let since_start = |raw: u64| {
-                if raw <= shared.started_raw {
+                if raw <= facts.started_raw {
                     0
                 } else {
-                    shared.config.clock.delta_as_nanos(shared.started_raw, raw)
+                    facts.clock.delta_as_nanos(facts.started_raw, raw)
                 }
             };
             ActiveWindow {
