@@ -33,12 +33,8 @@ pub(crate) struct Profiler {
     pub(crate) shards: Shards,
     /// Distinguishes this layer's per-thread stacks from other instances'.
     pub(crate) layer_id: u64,
-    pub(crate) started: Instant,
-    pub(crate) started_unix_ms: u64,
-    /// The process's CPU time when the layer was built, ns, if readable.
-    pub(crate) started_cpu_ns: Option<u64>,
-    /// The clock's raw reading at the start ([`crate::dump::ActiveWindow`]).
-    pub(crate) started_raw: u64,
+    /// When the layer was built, on every clock the dump reads.
+    pub(crate) started: Start,
     /// The sampler's latest RSS reading, read by spans at open and close.
     pub(crate) latest_rss: AtomicU64,
     pub(crate) timeline: Mutex<TimelineRing>,
@@ -61,7 +57,7 @@ pub(crate) struct Profiler {
     background: OnceLock<Thread>,
     /// The output path made absolute, to tell when two layers of this
     /// process write the same file.
-    pub(crate) output_key: PathBuf,
+    output_key: PathBuf,
     /// A snapshot or dump was taken: the data left the process at least once.
     taken_out: AtomicBool,
     /// The end-of-run dump was written (by the guard, a signal or `exit`).
@@ -79,6 +75,17 @@ pub(crate) struct Profiler {
     /// Where the Prometheus endpoint listens, once it does.
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus_addr: OnceLock<std::net::SocketAddr>,
+}
+
+/// When a profiler was built, on every clock the dump reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Start {
+    pub(crate) at: Instant,
+    pub(crate) unix_ms: u64,
+    /// The process's CPU time, ns, if readable.
+    pub(crate) cpu_ns: Option<u64>,
+    /// The layer clock's raw reading ([`crate::dump::ActiveWindow`]).
+    pub(crate) raw: u64,
 }
 
 pub(crate) fn unix_ms(time: SystemTime) -> u64 {
@@ -131,10 +138,12 @@ impl Profiler {
                 ),
             ),
             layer_id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
-            started: Instant::now(),
-            started_unix_ms: unix_ms(SystemTime::now()),
-            started_cpu_ns: process_cpu_ns(),
-            started_raw: config.clock.raw(),
+            started: Start {
+                at: Instant::now(),
+                unix_ms: unix_ms(SystemTime::now()),
+                cpu_ns: process_cpu_ns(),
+                raw: config.clock.raw(),
+            },
             latest_rss: AtomicU64::new(RSS_UNKNOWN),
             timeline: Mutex::new(TimelineRing::new(config.timeline_capacity, interval_ms)),
             heap_timeline: Mutex::new(HeapTimeline::new(config.heap_timeline_points)),

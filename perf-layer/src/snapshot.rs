@@ -36,16 +36,17 @@ impl Profiler {
         // overhead calibration): duration, end time and CPU time are read
         // together, so they agree.
         let ended = SystemTime::now();
-        let duration_ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let duration_ns = u64::try_from(self.started.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let cpu_ns = self
-            .started_cpu_ns
+            .started
+            .cpu_ns
             .zip(process_cpu_ns())
             .map(|(start, now)| now.saturating_sub(start));
 
         let (accs, ids) = listed_callsites(&merged);
         let facts = Facts {
             layout: self.shards.layout(),
-            started_raw: self.started_raw,
+            started_raw: self.started.raw,
             clock: &self.config.clock,
             allocations_tracked: crate::record::alloc::is_installed(),
             sampled: self.config.sampler_interval.is_some(),
@@ -86,7 +87,7 @@ impl Profiler {
                 program: program_name(),
                 pid: std::process::id(),
                 host: sysinfo::System::host_name().unwrap_or_else(|| "unknown".to_owned()),
-                started_at_unix_ms: self.started_unix_ms,
+                started_at_unix_ms: self.started.unix_ms,
                 ended_at_unix_ms: unix_ms(ended),
                 duration_ns,
                 cpu_ns,

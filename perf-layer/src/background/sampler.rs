@@ -38,7 +38,7 @@ pub(super) fn sample(
     let Some(process) = system.process(pid) else {
         return;
     };
-    let t_ms = u64::try_from(shared.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let t_ms = u64::try_from(shared.started.at.elapsed().as_millis()).unwrap_or(u64::MAX);
     let now = Reading::now();
     let rates = now.since(last);
     *last = now;
