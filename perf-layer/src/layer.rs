@@ -109,14 +109,16 @@ where
         let mut shard = local.lock();
         let layer_id = self.profiler.layer_id;
         let (parent, parent_group) = parent_callsite(attrs, id, current, &ctx, &shard, layer_id);
-        let mut state = SpanState::new(attrs.metadata(), parent, created, self.profiler.rss_now());
+        let rss = self.profiler.rss_now();
+        let state = shard
+            .open
+            .open(id.into_u64(), attrs.metadata(), parent, created, rss);
         state.parent_group = parent_group;
         if let Some(groups) = &shards.groups {
             if groups.applies(tag, attrs.metadata()) {
                 groups.read(|v| attrs.record(v), &mut state.group);
             }
         }
-        shard.open.insert(id.into_u64(), state);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {

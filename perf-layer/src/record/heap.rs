@@ -29,7 +29,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use tracing_core::Metadata;
 
@@ -195,7 +195,10 @@ fn new_chunk(slot: &AtomicPtr<Chunk>) -> Option<*mut Chunk> {
         return None;
     }
     match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => Some(fresh),
+        Ok(_) => {
+            CHUNKED.store(true, Ordering::Release);
+            Some(fresh)
+        }
         // The shared table: another thread made it first.
         Err(existing) => {
             // SAFETY: allocated just above with this layout, never shared.
@@ -280,13 +283,17 @@ impl HeapCounts {
 
 /// Whether any allocation was ever counted: a table exists (every thread
 /// gets one at its first allocation), or the shared one has counts.
+///
+/// Two loads: every span's close asks (`alloc::is_installed`), and walking
+/// the shared table's chunks cost a span about 100 instructions where the
+/// counting allocator is not the global one (callgrind, docs/benchmarks.md).
+#[inline]
 pub(crate) fn any_counts() -> bool {
-    !TABLES.load(Ordering::Acquire).is_null()
-        || SHARED
-            .chunks
-            .iter()
-            .any(|c| !c.load(Ordering::Acquire).is_null())
+    !TABLES.load(Ordering::Acquire).is_null() || CHUNKED.load(Ordering::Acquire)
 }
+
+/// Some table has a chunk: set once, by the first chunk made.
+static CHUNKED: AtomicBool = AtomicBool::new(false);
 
 /// Calls `f` on every table, the shared one first.
 fn each_table(mut f: impl FnMut(&Table)) {
