@@ -28,7 +28,10 @@
 //! completed and the process's CPU time; the loss of a subject is
 //! `1 - its median requests / the floor's median` over the rounds (the
 //! per-round ratios are kept too: one process's luck in spreading the
-//! connections over the workers moves its throughput by ±15%). Then the same rounds with two threads spinning
+//! connections over the workers moves its throughput by ±15%), and the
+//! median of the per-round losses, which `scripts/bench-report`'s verdicts
+//! take (a load that comes and goes moves a round's floor with its
+//! subjects). Then the same rounds with two threads spinning
 //! beside the server (CPU contention: the loss should not grow past 1.5×).
 //! For `perf_layer_all`, the dump's own estimate of its overhead
 //! (`overhead.fraction_of_run`) is set against the measured loss.
@@ -244,6 +247,13 @@ fn turns(server: &str, label: &str, rounds: u64, window_ms: u64, hogs: bool) -> 
         let requests_per_s = support::median(served.iter().map(per_s).collect());
         let floor_per_s = support::median(floor.iter().map(per_s).collect());
         let loss = 1.0 - requests_per_s / floor_per_s;
+        // The median of the per-round losses: each round's subjects run
+        // within seconds of each other, so a load that comes and goes (a
+        // build beside the bench) moves a round's floor with its subjects
+        // and cancels; the ratio of medians can pair one subject's slow
+        // rounds with the floor's fast ones (27% against 8% per round, seen
+        // with two compilations running).
+        let paired_loss = support::median(losses.clone());
         let per_request = |s: &Served| s.cpu_ns / s.requests;
         let cpu_per_request = support::median(served.iter().map(per_request).collect())
             / support::median(floor.iter().map(per_request).collect());
@@ -252,8 +262,9 @@ fn turns(server: &str, label: &str, rounds: u64, window_ms: u64, hogs: bool) -> 
             (!e.is_empty()).then(|| support::median(e))
         };
         eprintln!(
-            "  {name:<32} {requests_per_s:>9.0} req/s  loss {:>6.2}%  CPU/request {cpu_per_request:.3}×{}",
+            "  {name:<32} {requests_per_s:>9.0} req/s  loss {:>6.2}% (per round {:>6.2}%)  CPU/request {cpu_per_request:.3}×{}",
             loss * 100.0,
+            paired_loss * 100.0,
             estimate.map_or_else(String::new, |e| format!("  estimate {:.2}%", e * 100.0))
         );
         let rounds: Vec<String> = losses.iter().map(|l| format!("{:.1}", l * 100.0)).collect();
@@ -263,6 +274,7 @@ fn turns(server: &str, label: &str, rounds: u64, window_ms: u64, hogs: bool) -> 
             serde_json::json!({
                 "requests_per_s": requests_per_s,
                 "loss": loss,
+                "paired_loss": paired_loss,
                 "round_losses": losses,
                 "cpu_per_request_ratio": cpu_per_request,
                 "estimate": estimate,
