@@ -179,18 +179,20 @@ fn frame_names(callsites: &[CallsiteStats]) -> HashMap<u32, String> {
 /// [`FlamegraphError::Empty`] when there is nothing to draw;
 /// [`FlamegraphError::Draw`] when inferno fails or `writer` does.
 pub fn flamegraph_svg<W: Write>(dump: &Dump, writer: W) -> Result<(), FlamegraphError> {
-    draw(dump, writer, |_| {})
+    draw(&folded_stacks(dump), &dump.run.program, writer, |_| {})
 }
 
 /// The flamegraph drawn for a page, where it is scaled to the page's width:
 /// 900 px wide (the page shows it at least that wide, scrolling inside its
 /// box in a narrower window), with taller rows and larger text, so three
-/// rows read as well as thirty.
+/// rows read as well as thirty. It draws the `folded_stacks` of a run of
+/// `program`, as the analysis keeps them.
 pub(crate) fn flamegraph_svg_for_page<W: Write>(
-    dump: &Dump,
+    folded_stacks: &[String],
+    program: &str,
     writer: W,
 ) -> Result<(), FlamegraphError> {
-    draw(dump, writer, |o| {
+    draw(folded_stacks, program, writer, |o| {
         o.image_width = Some(PAGE_WIDTH_PX);
         o.frame_height = 24;
         o.font_size = 14;
@@ -201,11 +203,11 @@ pub(crate) fn flamegraph_svg_for_page<W: Write>(
 pub(crate) const PAGE_WIDTH_PX: usize = 900;
 
 fn draw<W: Write>(
-    dump: &Dump,
+    lines: &[String],
+    program: &str,
     writer: W,
     size: impl FnOnce(&mut inferno::flamegraph::Options<'_>),
 ) -> Result<(), FlamegraphError> {
-    let lines = folded_stacks(dump);
     if lines.is_empty() {
         return Err(FlamegraphError::Empty);
     }
@@ -225,7 +227,7 @@ fn draw<W: Write>(
     let mut options = inferno::flamegraph::Options::default();
     options.title = format!(
         "{}: self time by call path",
-        crate::sanitize::bounded(&dump.run.program, crate::sanitize::MAX_NAME_CHARS)
+        crate::sanitize::bounded(program, crate::sanitize::MAX_NAME_CHARS)
     );
     options.count_name = "ns".to_owned();
     // Colours from each frame's name rather than inferno's random draws
