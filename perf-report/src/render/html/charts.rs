@@ -282,18 +282,18 @@ pub(super) fn diff_curves(page: &mut Page, d: &Diff) {
         .iter()
         .filter(|c| c.verdict.is_change())
         .filter_map(|c| {
-            let base = Distribution::of(c.base_busy_ns.as_ref()?)?;
-            let new = Distribution::of(c.new_busy_ns.as_ref()?)?;
+            let base = c.base_busy_ns.as_ref()?;
+            let new = c.new_busy_ns.as_ref()?;
             let curves = vec![
                 (
                     format!("base (p99 {})", units::ns(base.p99_ns as f64)),
-                    &base,
+                    base,
                     "#8c8c8c",
                     true,
                 ),
                 (
                     format!("new (p99 {})", units::ns(new.p99_ns as f64)),
-                    &new,
+                    new,
                     verdict_color(c.verdict),
                     false,
                 ),
