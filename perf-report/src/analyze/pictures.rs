@@ -1,5 +1,5 @@
 //! What the report's pictures draw, taken from the dump once, where the
-//! analysis is built, so that no renderer reads the dump: the folded stacks
+//! analysis is built, so that no renderer reads the dump: the call graph
 //! of the flamegraph, the busy-time distributions of the callsites with the
 //! most self time, the sampler's timeline and the live heap of the
 //! callsites that hold the most.
@@ -12,6 +12,7 @@ use perf_layer::dump::{Dump, HistogramDump};
 
 use super::rows::CallsiteRow;
 use crate::callsite::Location;
+use crate::flamegraph::CallGraph;
 
 /// The most series a picture keeps (lines in one chart, charts of a diff).
 pub const MAX_SERIES: usize = 8;
@@ -27,9 +28,11 @@ pub const MAX_DECADES: i32 = 5;
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Pictures {
-    /// Self time by call path as folded stacks (`root;child <self ns>`),
-    /// heaviest first ([`crate::flamegraph::folded_stacks`]).
-    pub folded_stacks: Vec<String>,
+    /// The call graph the flamegraph folds into call paths when it is
+    /// drawn: folding a graph of ten thousand callsites costs as much as the
+    /// rest of the analysis, which a report without a flamegraph need not
+    /// pay.
+    pub call_graph: CallGraph,
     /// The busy-time distributions of the callsites with the most self time
     /// (at most [`MAX_SERIES`], of those with self time and a recorded
     /// distribution), by self time, largest first.
@@ -178,7 +181,7 @@ impl Pictures {
             .take(MAX_SERIES)
             .collect();
         Self {
-            folded_stacks: crate::flamegraph::folded_stacks(dump),
+            call_graph: CallGraph::with_labels(dump, rows.iter().map(|r| &r.location)),
             latency,
             timeline: Timeline {
                 samples: dump

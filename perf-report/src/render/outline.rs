@@ -12,6 +12,7 @@ use crate::Report;
 use crate::analyze::pictures::{Distribution, LiveHeap, Timeline};
 use crate::callsite::Location;
 use crate::diff::{CallsiteDiff, Diff};
+use crate::flamegraph::CallGraph;
 use crate::plan::Step;
 use crate::units;
 
@@ -98,9 +99,9 @@ pub(crate) enum Detail {
 pub(crate) enum Chart<'a> {
     /// Busy-time distributions of the callsites with the most self time.
     Latency(&'a [(Location, Distribution)]),
-    /// Self time by call path: the folded stacks of a run of the program,
-    /// and the caption.
-    Flamegraph(&'a [String], &'a str, &'static str),
+    /// Self time by call path: the call graph of a run of the program, and
+    /// the caption.
+    Flamegraph(&'a CallGraph, &'a str, &'static str),
     /// The sampler's RSS and CPU over the run.
     Timeline(&'a Timeline),
     /// Live heap over the run, by callsite, where the dump has it.
@@ -258,7 +259,7 @@ fn pictures(r: &Report) -> [Section<'_>; 4] {
             "Flamegraph",
             None,
             vec![Block::Chart(Chart::Flamegraph(
-                &pictures.folded_stacks,
+                &pictures.call_graph,
                 &a.program,
                 wording::FLAMEGRAPH_CAPTION,
             ))],

@@ -16,7 +16,7 @@ use crate::analyze::pictures::{
 };
 use crate::callsite::Location;
 use crate::diff::{Diff, Verdict};
-use crate::flamegraph::{FlamegraphError, flamegraph_svg_for_page};
+use crate::flamegraph::{CallGraph, FlamegraphError, flamegraph_svg_for_page};
 use crate::render::RenderOptions;
 use crate::units;
 
@@ -33,9 +33,9 @@ fn missing(page: &mut Page, what: &str) {
 /// The flamegraph of self time by call path, as an image: inferno's SVG
 /// carries a script written for a page of its own, which inside an `<img>`
 /// neither runs nor throws.
-pub(super) fn flamegraph(page: &mut Page, folded_stacks: &[String], program: &str) {
+pub(super) fn flamegraph(page: &mut Page, call_graph: &CallGraph, program: &str) {
     let mut svg = Vec::new();
-    match flamegraph_svg_for_page(folded_stacks, program, &mut svg) {
+    match flamegraph_svg_for_page(&call_graph.folded_stacks(), program, &mut svg) {
         Ok(()) => {
             page.body.push_str(
                 "<figure><div class=\"flame-wrap\"><img class=\"flamegraph\" alt=\"Flamegraph of self time by call path\" src=\"data:image/svg+xml;base64,",

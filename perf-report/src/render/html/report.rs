@@ -148,9 +148,9 @@ impl Markup for Html<'_> {
         let page = &mut self.page;
         match chart {
             Chart::Latency(latency) => charts::latency(page, latency, self.opts),
-            Chart::Flamegraph(folded_stacks, program, caption) => {
+            Chart::Flamegraph(call_graph, program, caption) => {
                 let _ = writeln!(page.body, "<p class=\"lede\">{}</p>", prose(caption));
-                charts::flamegraph(page, folded_stacks, program);
+                charts::flamegraph(page, call_graph, program);
             }
             Chart::Timeline(timeline) => charts::timeline(page, timeline),
             Chart::LiveHeap(heap) => charts::live_heap(page, heap, self.opts),
