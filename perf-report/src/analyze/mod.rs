@@ -5,6 +5,8 @@
 //!   callsite with its live-heap growth, the process summary);
 //! - [`detectors`]: one file per finding class, registered in one list;
 //! - [`finding`]: the finding, its evidence and its impact score;
+//! - [`pictures`]: what the HTML report's charts draw, taken from the dump
+//!   once so that no renderer reads it;
 //! - `starvation`: waiting that a span blocking the runtime's workers
 //!   caused, said as that span's symptom;
 //! - `advice`: what a plan step says, written by each class's detector.

@@ -48,11 +48,22 @@ pub struct Pictures {
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Timeline {
-    /// `(ms since the start, RSS bytes, CPU percent of one core)` per
-    /// sample, in the dump's order.
-    pub samples: Vec<(u64, u64, f64)>,
+    /// The samples, in the dump's order.
+    pub samples: Vec<Sample>,
     /// The machine's cores, as the dump says.
     pub cores: Option<u32>,
+}
+
+/// One sample of the process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct Sample {
+    /// When it was taken, ms since the start.
+    pub t_ms: u64,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    /// CPU over every thread, percent of one core.
+    pub cpu_percent: f64,
 }
 
 /// Live bytes over the run, by callsite.
@@ -188,7 +199,11 @@ impl Pictures {
                     .timeline
                     .samples
                     .iter()
-                    .map(|s| (s.t_ms, s.rss_bytes, s.cpu_percent))
+                    .map(|s| Sample {
+                        t_ms: s.t_ms,
+                        rss_bytes: s.rss_bytes,
+                        cpu_percent: s.cpu_percent,
+                    })
                     .collect(),
                 cores: dump.run.cores,
             },

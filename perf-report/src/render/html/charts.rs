@@ -162,14 +162,14 @@ pub(super) fn timeline(page: &mut Page, timeline: &Timeline) {
         );
         return;
     }
-    let max_t = samples.iter().map(|s| s.0).max().unwrap_or(0) as f64;
+    let max_t = samples.iter().map(|s| s.t_ms).max().unwrap_or(0) as f64;
     let rss: Vec<(f64, f64)> = samples
         .iter()
-        .map(|&(t_ms, rss_bytes, _)| (t_ms as f64, rss_bytes as f64))
+        .map(|s| (s.t_ms as f64, s.rss_bytes as f64))
         .collect();
     let cpu: Vec<(f64, f64)> = samples
         .iter()
-        .map(|&(t_ms, _, cpu_percent)| (t_ms as f64, cpu_percent))
+        .map(|s| (s.t_ms as f64, s.cpu_percent))
         .collect();
     let max_rss = rss.iter().map(|p| p.1).fold(0.0, f64::max);
     let max_cpu = cpu.iter().map(|p| p.1).fold(100.0, f64::max);
