@@ -58,10 +58,6 @@ pub use config::Config;
 pub use loaded::LoadedDump;
 pub use plan::Plan;
 
-use std::sync::Arc;
-
-use perf_layer::dump::Dump;
-
 /// An analysed dump and its plan: what the renderers show.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -72,9 +68,6 @@ pub struct Report {
     pub plan: Plan,
     /// The configuration the analysis used.
     pub config: Config,
-    /// The dump analysed, shared with the [`LoadedDump`] (not copied): the
-    /// HTML report draws its pictures from it.
-    dump: Arc<Dump>,
 }
 
 impl Report {
@@ -86,14 +79,7 @@ impl Report {
             analysis,
             plan,
             config: config.clone(),
-            dump: dump.shared(),
         }
-    }
-
-    /// The dump the report was built from (merged, when it was built from
-    /// several).
-    pub fn dump(&self) -> &Dump {
-        &self.dump
     }
 
     /// Whether a finding at or above `bar` exists (what `--fail-on` checks).

@@ -109,8 +109,7 @@ impl BusySummary {
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedDump {
-    /// Shared, so that a [`crate::Report`] keeps the dump it was built from
-    /// (for the pictures of the HTML report) without copying it.
+    /// Shared, so that a clone of the loaded dump does not copy it.
     dump: Arc<Dump>,
     /// One per callsite, in the dump's order.
     busy: Vec<BusySummary>,
@@ -224,13 +223,8 @@ impl LoadedDump {
 
     /// The dump, without what loading learned of it.
     pub fn into_dump(self) -> Dump {
-        // A copy only when a report still shares it.
+        // A copy only when a clone still shares it.
         Arc::try_unwrap(self.dump).unwrap_or_else(|shared| (*shared).clone())
-    }
-
-    /// The dump, shared.
-    pub(crate) fn shared(&self) -> Arc<Dump> {
-        Arc::clone(&self.dump)
     }
 
     pub(crate) fn busy_summaries(&self) -> &[BusySummary] {

@@ -5,6 +5,8 @@
 //!   callsite with its live-heap growth, the process summary);
 //! - [`detectors`]: one file per finding class, registered in one list;
 //! - [`finding`]: the finding, its evidence and its impact score;
+//! - [`pictures`]: what the HTML report's charts draw, taken from the dump
+//!   once so that no renderer reads it;
 //! - `starvation`: waiting that a span blocking the runtime's workers
 //!   caused, said as that span's symptom;
 //! - `advice`: what a plan step says, written by each class's detector.
@@ -24,6 +26,7 @@ pub(crate) mod advice;
 pub mod context;
 pub mod detectors;
 pub mod finding;
+pub mod pictures;
 pub mod process;
 pub mod rows;
 mod starvation;
@@ -35,6 +38,7 @@ pub use advice::Effort;
 pub use context::Totals;
 pub use detectors::{Class, ClassSettings};
 pub use finding::{Evidence, Finding, Resource, Severity, impact_score};
+pub use pictures::Pictures;
 pub use process::ProcessSummary;
 pub use rows::{AllocRow, CallsiteRow, CpuRow, HeapRow};
 pub use weights::WeightRow;
@@ -57,6 +61,10 @@ pub struct Analysis {
     pub process: ProcessSummary,
     /// Caveats about the data (dropped spans, untracked allocation...).
     pub notes: Vec<String>,
+    /// What the HTML report draws, taken from the dump here so that no
+    /// renderer reads it. Not in the JSON report.
+    #[serde(skip)]
+    pub pictures: Pictures,
 }
 
 impl Analysis {
@@ -111,11 +119,13 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
         process,
         ..
     } = cx;
-    let rows = sorted_by(rows, |a, b| {
+    let by_self_time = order_by(&rows, |a, b| {
         b.self_total_ns
             .cmp(&a.self_total_ns)
             .then_with(|| a.location.cmp(&b.location))
     });
+    let pictures = Pictures::of(input.dump(), &rows, &by_self_time);
+    let rows = in_order(rows, by_self_time);
     Analysis {
         program: input.dump().run.program.clone(),
         totals,
@@ -124,6 +134,7 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
         weights,
         process,
         notes,
+        pictures,
     }
 }
 
@@ -178,10 +189,21 @@ fn name_groups(dump: &perf_layer::dump::Dump, findings: &mut [Finding]) {
 /// sorting 10,000 of them in place was mostly `memmove` (docs/benchmarks.md).
 pub(crate) fn sorted_by<T>(
     items: Vec<T>,
-    mut compare: impl FnMut(&T, &T) -> std::cmp::Ordering,
+    compare: impl FnMut(&T, &T) -> std::cmp::Ordering,
 ) -> Vec<T> {
+    let order = order_by(&items, compare);
+    in_order(items, order)
+}
+
+/// The indices of `items` in the order a stable sort by `compare` gives.
+fn order_by<T>(items: &[T], mut compare: impl FnMut(&T, &T) -> std::cmp::Ordering) -> Vec<usize> {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by(|&a, &b| compare(&items[a], &items[b]));
+    order
+}
+
+/// `items` in `order` (a permutation of their indices).
+fn in_order<T>(items: Vec<T>, order: Vec<usize>) -> Vec<T> {
     let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }

@@ -40,9 +40,10 @@
 
 use std::collections::HashMap;
 
-use perf_layer::dump::{CallsiteStats, Dump, HistogramDump};
+use perf_layer::dump::{CallsiteStats, Dump};
 use serde::Serialize;
 
+use crate::analyze::pictures::Distribution;
 use crate::callsite::{Identity, Location, identities, qualify};
 use crate::label::labelled;
 
@@ -272,15 +273,15 @@ pub struct CallsiteDiff {
     pub regression: f64,
     /// Why the verdict is what it is, for people: each axis's reason.
     pub reason: String,
-    /// The base dump's busy-time histogram, as stored (`None` when the
-    /// callsite is only in the new dump): what the HTML diff draws. Not in
-    /// the JSON report, whose figures are above.
+    /// The base dump's busy-time distribution, read at the points a chart
+    /// draws, of a changed callsite in both dumps (`None` for the others):
+    /// what the HTML diff draws. Not in the JSON report, whose figures are
+    /// above.
     #[serde(skip)]
-    pub base_busy_ns: Option<HistogramDump>,
-    /// The new dump's busy-time histogram (`None` when the callsite is only
-    /// in the base dump). Not in the JSON report.
+    pub base_busy_ns: Option<Distribution>,
+    /// The new dump's, alike. Not in the JSON report.
     #[serde(skip)]
-    pub new_busy_ns: Option<HistogramDump>,
+    pub new_busy_ns: Option<Distribution>,
 }
 
 impl CallsiteDiff {
@@ -460,8 +461,8 @@ fn one_sided(location: Location, cs: &CallsiteStats, verdict: Verdict) -> Callsi
         quantiles_moved: 0,
         regression: 0.0,
         reason,
-        base_busy_ns: (verdict == Verdict::Removed).then(|| cs.busy_ns.clone()),
-        new_busy_ns: (verdict == Verdict::Added).then(|| cs.busy_ns.clone()),
+        base_busy_ns: None,
+        new_busy_ns: None,
     }
 }
 
@@ -531,7 +532,14 @@ fn compare(
         time,
         allocation,
         memory,
-        base_busy_ns: Some(b.busy_ns.clone()),
-        new_busy_ns: Some(n.busy_ns.clone()),
+        // Read only for the changed, which are all that is drawn.
+        base_busy_ns: verdict
+            .is_change()
+            .then(|| Distribution::of(&b.busy_ns))
+            .flatten(),
+        new_busy_ns: verdict
+            .is_change()
+            .then(|| Distribution::of(&n.busy_ns))
+            .flatten(),
     }
 }

@@ -211,3 +211,46 @@ fn into_string(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> String {
     let _ = f(&mut bytes);
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Renderers take the analysis, never the wire types: no code under
+    /// `render/` names perf-layer (its dump) or decodes a histogram. A doc
+    /// example may build a report from a dump, as a user does.
+    #[test]
+    fn no_renderer_reads_the_dump() {
+        // Split, so that this test does not find itself.
+        const NAMES: [&str; 2] = [concat!("perf", "_layer"), concat!("hdr", "histogram")];
+        fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    files(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut sources = Vec::new();
+        files(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/render"),
+            &mut sources,
+        );
+        assert!(sources.len() > 10, "render/ has its files");
+        let readers: Vec<String> = sources
+            .iter()
+            .flat_map(|path| {
+                let text = std::fs::read_to_string(path).unwrap();
+                text.lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim_start().starts_with("//"))
+                    .filter(|(_, l)| NAMES.iter().any(|name| l.contains(name)))
+                    .map(|(i, l)| format!("{}:{}: {}", path.display(), i + 1, l.trim()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(readers.is_empty(), "{readers:#?}");
+    }
+}

@@ -5,13 +5,14 @@
 //! come from `wording.rs`; a format only lays the blocks out
 //! ([`super::markup::Markup`]), so the formats cannot drift apart.
 
-use perf_layer::dump::Dump;
-
 use super::table::{self, Align, Cell, Column};
 use super::wording::{self, Words};
 use super::{RenderOptions, ReportKind};
 use crate::Report;
+use crate::analyze::pictures::{Distribution, LiveHeap, Timeline};
+use crate::callsite::Location;
 use crate::diff::{CallsiteDiff, Diff};
+use crate::flamegraph::CallGraph;
 use crate::plan::Step;
 use crate::units;
 
@@ -92,17 +93,19 @@ pub(crate) enum Detail {
     Line,
 }
 
-/// A picture, drawn from the dump by the formats that draw (HTML).
+/// A picture, drawn by the formats that draw (HTML) from what the analysis
+/// took of the dump for it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Chart<'a> {
     /// Busy-time distributions of the callsites with the most self time.
-    Latency(&'a Dump),
-    /// Self time by call path, with its caption.
-    Flamegraph(&'a Dump, &'static str),
+    Latency(&'a [(Location, Distribution)]),
+    /// Self time by call path: the call graph of a run of the program, and
+    /// the caption.
+    Flamegraph(&'a CallGraph, &'a str, &'static str),
     /// The sampler's RSS and CPU over the run.
-    Timeline(&'a Dump),
-    /// Live heap over the run, by callsite.
-    LiveHeap(&'a Dump),
+    Timeline(&'a Timeline),
+    /// Live heap over the run, by callsite, where the dump has it.
+    LiveHeap(Option<&'a LiveHeap>),
     /// The base and new busy-time distributions of the changed callsites,
     /// with their caption.
     DiffCurves(&'a Diff, &'static str),
@@ -240,12 +243,13 @@ fn callsites<'a>(r: &'a Report, opts: &RenderOptions) -> Section<'a> {
 
 /// The pictures and the process line between the callsites and the notes.
 fn pictures(r: &Report) -> [Section<'_>; 4] {
-    let dump = r.dump();
+    let a = &r.analysis;
+    let pictures = &a.pictures;
     let mut latency = section(
         "latency",
         "Latency distributions",
         None,
-        vec![Block::Chart(Chart::Latency(dump))],
+        vec![Block::Chart(Chart::Latency(&pictures.latency))],
     );
     latency.nav = "Latency";
     [
@@ -255,21 +259,22 @@ fn pictures(r: &Report) -> [Section<'_>; 4] {
             "Flamegraph",
             None,
             vec![Block::Chart(Chart::Flamegraph(
-                dump,
+                &pictures.call_graph,
+                &a.program,
                 wording::FLAMEGRAPH_CAPTION,
             ))],
         ),
         section(
             "process",
             "Process",
-            wording::process_line(&r.analysis).map(Words::figures),
-            vec![Block::Chart(Chart::Timeline(dump))],
+            wording::process_line(a).map(Words::figures),
+            vec![Block::Chart(Chart::Timeline(&pictures.timeline))],
         ),
         section(
             "heap",
             "Live heap",
             None,
-            vec![Block::Chart(Chart::LiveHeap(dump))],
+            vec![Block::Chart(Chart::LiveHeap(pictures.live_heap.as_ref()))],
         ),
     ]
 }

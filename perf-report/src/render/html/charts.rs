@@ -1,51 +1,27 @@
-//! The report's pictures, from the dump: the flamegraph, the busy-time
-//! percentile distributions of the heaviest spans, the process timeline,
-//! the live heap of the callsites that hold the most, and, for a diff, the
-//! base and new distributions of each changed span.
+//! The report's pictures, from what the analysis took of the dump
+//! ([`Pictures`]): the flamegraph, the busy-time percentile distributions of
+//! the heaviest spans, the process timeline, the live heap of the callsites
+//! that hold the most, and, for a diff, the base and new distributions of
+//! each changed span.
 //!
 //! Each picture is drawn only for a few series ([`MAX_SERIES`]), so that a
 //! dump of ten thousand callsites still makes a page of a few megabytes.
-
-use hdrhistogram::Histogram;
-use perf_layer::dump::{CallsiteStats, Dump, HistogramDump};
 
 use super::axis;
 use super::page::Page;
 use super::svg::{self, LineChart, PALETTE, Series};
 use super::{base64, escape};
-use crate::callsite::{Location, qualify};
+use crate::analyze::pictures::{
+    Distribution, LiveHeap, MAX_DECADES, MAX_SERIES, PERCENTILE_STEP, Timeline,
+};
+use crate::callsite::Location;
 use crate::diff::{Diff, Verdict};
-use crate::flamegraph::{FlamegraphError, flamegraph_svg_for_page};
+use crate::flamegraph::{CallGraph, FlamegraphError, flamegraph_svg_for_page};
 use crate::render::RenderOptions;
 use crate::units;
 
-/// The most lines in one chart, and the most diff charts.
-pub(super) const MAX_SERIES: usize = 8;
-
 /// The most points of a timeline drawn: more than the chart has pixels.
 const MAX_POINTS: usize = 600;
-
-/// Steps of `log10(1 / (1 - p))` at which a distribution is read.
-const PERCENTILE_STEP: f64 = 0.025;
-
-/// The deepest percentile drawn: 99.999%, five decades.
-const MAX_DECADES: i32 = 5;
-
-/// The dump's callsites as the callsite table labels and orders them: by
-/// self time, largest first, then by location.
-fn by_self_time(dump: &Dump) -> Vec<(Location, &CallsiteStats)> {
-    let mut locations: Vec<Location> = dump.callsites.iter().map(Location::of).collect();
-    qualify(locations.iter_mut());
-    let mut rows: Vec<(Location, &CallsiteStats)> =
-        locations.into_iter().zip(&dump.callsites).collect();
-    rows.sort_by(|a, b| {
-        b.1.self_ns
-            .sum
-            .cmp(&a.1.self_ns.sum)
-            .then_with(|| a.0.cmp(&b.0))
-    });
-    rows
-}
 
 /// A note in place of a picture that cannot be drawn.
 fn missing(page: &mut Page, what: &str) {
@@ -57,9 +33,9 @@ fn missing(page: &mut Page, what: &str) {
 /// The flamegraph of self time by call path, as an image: inferno's SVG
 /// carries a script written for a page of its own, which inside an `<img>`
 /// neither runs nor throws.
-pub(super) fn flamegraph(page: &mut Page, dump: &Dump) {
+pub(super) fn flamegraph(page: &mut Page, call_graph: &CallGraph, program: &str) {
     let mut svg = Vec::new();
-    match flamegraph_svg_for_page(dump, &mut svg) {
+    match flamegraph_svg_for_page(&call_graph.folded_stacks(), program, &mut svg) {
         Ok(()) => {
             page.body.push_str(
                 "<figure><div class=\"flame-wrap\"><img class=\"flamegraph\" alt=\"Flamegraph of self time by call path\" src=\"data:image/svg+xml;base64,",
@@ -75,30 +51,30 @@ pub(super) fn flamegraph(page: &mut Page, dump: &Dump) {
     }
 }
 
-/// `(1 / (1 - p), busy ns)` along the distribution of `h`, from the
-/// fastest call to the slowest; the curve ends where the calls run out
-/// (at `1 / (1 - p)` = calls, with the maximum) or at `10^decades`.
-fn percentile_curve(h: &Histogram<u64>, decades: i32) -> Vec<(f64, f64)> {
-    let calls = h.len();
-    if calls == 0 {
+/// `(1 / (1 - p), busy ns)` along the distribution `d`, from the fastest
+/// call to the slowest; the curve ends where the calls run out (at
+/// `1 / (1 - p)` = calls, with the maximum) or at `10^decades`.
+fn percentile_curve(d: &Distribution, decades: i32) -> Vec<(f64, f64)> {
+    if d.calls == 0 {
         return Vec::new();
     }
-    let end = (calls as f64).log10().min(f64::from(decades));
+    let end = (d.calls as f64).log10().min(f64::from(decades));
     let mut points = Vec::new();
-    let mut step = 0u32;
-    loop {
+    for (step, &value) in (0u32..).zip(&d.steps_ns) {
         let l = f64::from(step) * PERCENTILE_STEP;
         if l >= end {
             break;
         }
-        let p = 1.0 - 10f64.powf(-l);
-        points.push((10f64.powf(l), h.value_at_quantile(p).max(1) as f64));
-        step += 1;
+        points.push((10f64.powf(l), value.max(1) as f64));
     }
     let last = if end < f64::from(decades) {
-        h.max()
+        d.max_ns
     } else {
-        h.value_at_quantile(1.0 - 10f64.powf(-end))
+        // `end` is the whole `decades`, which the calls reach.
+        usize::try_from(decades - 1)
+            .ok()
+            .and_then(|i| d.decades_ns.get(i).copied())
+            .unwrap_or(d.max_ns)
     };
     points.push((10f64.powf(end), last.max(1) as f64));
     svg::drop_flat(points)
@@ -114,14 +90,14 @@ fn decades_for(calls: u64) -> i32 {
 fn distribution_chart(
     title: String,
     note: &str,
-    curves: Vec<(String, Histogram<u64>, &'static str, bool)>,
+    curves: Vec<(String, &Distribution, &'static str, bool)>,
 ) -> Option<LineChart> {
-    let decades = decades_for(curves.iter().map(|c| c.1.len()).max().unwrap_or(0));
+    let decades = decades_for(curves.iter().map(|c| c.1.calls).max().unwrap_or(0));
     let series: Vec<Series> = curves
         .into_iter()
         .map(|(name, h, color, dashed)| Series {
             name,
-            points: percentile_curve(&h, decades),
+            points: percentile_curve(h, decades),
             color,
             dashed,
         })
@@ -142,28 +118,21 @@ fn distribution_chart(
     })
 }
 
-fn decoded(h: &HistogramDump) -> Option<Histogram<u64>> {
-    h.decode().ok().filter(|h| !h.is_empty())
-}
-
 /// The busy-time distributions of the spans with the most self time.
-pub(super) fn latency(page: &mut Page, dump: &Dump, opts: &RenderOptions) {
-    let rows = by_self_time(dump);
-    let curves: Vec<(String, Histogram<u64>, &'static str, bool)> = rows
+pub(super) fn latency(page: &mut Page, latency: &[(Location, Distribution)], opts: &RenderOptions) {
+    let curves: Vec<(String, &Distribution, &'static str, bool)> = latency
         .iter()
-        .filter(|(_, cs)| cs.self_ns.sum > 0)
-        .filter_map(|(location, cs)| Some((location, decoded(&cs.busy_ns)?)))
         .take(opts.limit(MAX_SERIES).min(MAX_SERIES))
         .zip(PALETTE)
-        .map(|((location, h), color)| {
+        .map(|((location, d), color)| {
             let name = format!(
                 "{} (p99 {}, {} call{})",
                 location.label,
-                units::ns(h.value_at_quantile(0.99) as f64),
-                units::count(h.len() as f64),
-                if h.len() == 1 { "" } else { "s" }
+                units::ns(d.p99_ns as f64),
+                units::count(d.calls as f64),
+                if d.calls == 1 { "" } else { "s" }
             );
-            (name, h, color, false)
+            (name, d, color, false)
         })
         .collect();
     match distribution_chart(
@@ -184,8 +153,8 @@ pub(super) fn latency(page: &mut Page, dump: &Dump, opts: &RenderOptions) {
 }
 
 /// RSS and CPU over the run, from the sampler's timeline.
-pub(super) fn timeline(page: &mut Page, dump: &Dump) {
-    let samples = &dump.timeline.samples;
+pub(super) fn timeline(page: &mut Page, timeline: &Timeline) {
+    let samples = &timeline.samples;
     if samples.is_empty() {
         missing(
             page,
@@ -204,8 +173,7 @@ pub(super) fn timeline(page: &mut Page, dump: &Dump) {
         .collect();
     let max_rss = rss.iter().map(|p| p.1).fold(0.0, f64::max);
     let max_cpu = cpu.iter().map(|p| p.1).fold(100.0, f64::max);
-    let cores = dump
-        .run
+    let cores = timeline
         .cores
         .map_or_else(String::new, |n| format!(" of {n} cores"));
     page.body.push_str("<div class=\"charts\">\n");
@@ -247,24 +215,15 @@ pub(super) fn timeline(page: &mut Page, dump: &Dump) {
 
 /// Live bytes over the run of the callsites holding the most at their peak,
 /// where the dump has the counting allocator's timeline.
-pub(super) fn live_heap(page: &mut Page, dump: &Dump, opts: &RenderOptions) {
-    let Some(heap) = dump.heap.as_ref().filter(|h| !h.timeline_t_ms.is_empty()) else {
+pub(super) fn live_heap(page: &mut Page, heap: Option<&LiveHeap>, opts: &RenderOptions) {
+    let Some(heap) = heap else {
         missing(
             page,
             "No live-heap timeline: install perf-layer's counting allocator to see what each callsite holds over time.",
         );
         return;
     };
-    let mut holders: Vec<(Location, &CallsiteStats, u64)> = by_self_time(dump)
-        .into_iter()
-        .filter_map(|(location, cs)| {
-            let h = cs.heap.as_ref()?;
-            let peak = h.live_timeline_bytes.iter().copied().max()?;
-            (peak > 0).then_some((location, cs, peak))
-        })
-        .collect();
-    holders.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-    holders.truncate(opts.limit(MAX_SERIES).min(MAX_SERIES));
+    let holders = &heap.holders[..heap.holders.len().min(opts.limit(MAX_SERIES).min(MAX_SERIES))];
     if holders.is_empty() {
         missing(page, "No callsite holds live heap.");
         return;
@@ -272,27 +231,27 @@ pub(super) fn live_heap(page: &mut Page, dump: &Dump, opts: &RenderOptions) {
     let series: Vec<Series> = holders
         .iter()
         .zip(PALETTE)
-        .map(|((location, cs, peak), color)| {
-            let live = cs
-                .heap
-                .as_ref()
-                .map_or(&[][..], |h| &h.live_timeline_bytes[..]);
+        .map(|(holder, color)| {
             let points = heap
-                .timeline_t_ms
+                .t_ms
                 .iter()
-                .zip(live)
+                .zip(&holder.live_bytes)
                 .map(|(&t, &b)| (t as f64, b as f64))
                 .collect();
             Series {
-                name: format!("{} (peak {})", location.label, units::bytes(*peak as f64)),
+                name: format!(
+                    "{} (peak {})",
+                    holder.location.label,
+                    units::bytes(holder.peak_bytes as f64)
+                ),
                 points: svg::decimate(points, MAX_POINTS),
                 color,
                 dashed: false,
             }
         })
         .collect();
-    let max_t = heap.timeline_t_ms.iter().copied().max().unwrap_or(0) as f64;
-    let max_bytes = holders.iter().map(|h| h.2).max().unwrap_or(0) as f64;
+    let max_t = heap.t_ms.iter().copied().max().unwrap_or(0) as f64;
+    let max_bytes = holders.iter().map(|h| h.peak_bytes).max().unwrap_or(0) as f64;
     LineChart {
         title: "Live heap by callsite".to_owned(),
         note: "bytes the callsite's spans allocated that were still allocated, over the run."
@@ -323,23 +282,17 @@ pub(super) fn diff_curves(page: &mut Page, d: &Diff) {
         .iter()
         .filter(|c| c.verdict.is_change())
         .filter_map(|c| {
-            let base = decoded(c.base_busy_ns.as_ref()?)?;
-            let new = decoded(c.new_busy_ns.as_ref()?)?;
+            let base = c.base_busy_ns.as_ref()?;
+            let new = c.new_busy_ns.as_ref()?;
             let curves = vec![
                 (
-                    format!(
-                        "base (p99 {})",
-                        units::ns(base.value_at_quantile(0.99) as f64)
-                    ),
+                    format!("base (p99 {})", units::ns(base.p99_ns as f64)),
                     base,
                     "#8c8c8c",
                     true,
                 ),
                 (
-                    format!(
-                        "new (p99 {})",
-                        units::ns(new.value_at_quantile(0.99) as f64)
-                    ),
+                    format!("new (p99 {})", units::ns(new.p99_ns as f64)),
                     new,
                     verdict_color(c.verdict),
                     false,

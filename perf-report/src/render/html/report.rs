@@ -147,13 +147,13 @@ impl Markup for Html<'_> {
     fn chart(&mut self, chart: Chart<'_>) {
         let page = &mut self.page;
         match chart {
-            Chart::Latency(dump) => charts::latency(page, dump, self.opts),
-            Chart::Flamegraph(dump, caption) => {
+            Chart::Latency(latency) => charts::latency(page, latency, self.opts),
+            Chart::Flamegraph(call_graph, program, caption) => {
                 let _ = writeln!(page.body, "<p class=\"lede\">{}</p>", prose(caption));
-                charts::flamegraph(page, dump);
+                charts::flamegraph(page, call_graph, program);
             }
-            Chart::Timeline(dump) => charts::timeline(page, dump),
-            Chart::LiveHeap(dump) => charts::live_heap(page, dump, self.opts),
+            Chart::Timeline(timeline) => charts::timeline(page, timeline),
+            Chart::LiveHeap(heap) => charts::live_heap(page, heap, self.opts),
             Chart::DiffCurves(diff, caption) => {
                 let _ = writeln!(page.body, "<p class=\"lede\">{}</p>", prose(caption));
                 charts::diff_curves(page, diff);
