@@ -286,9 +286,9 @@ pub(crate) struct HistoryArgs {
     #[arg(long, value_name = "N")]
     pub(crate) last: Option<usize>,
 
-    /// Output format: text or json.
-    #[arg(long, short = 'f', value_enum, default_value_t = HistoryFormat::Text)]
-    pub(crate) format: HistoryFormat,
+    /// Output format (CSV: the tables only).
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
 
     /// Fit text to N columns (0: no limit; default: the terminal, else $COLUMNS).
     #[arg(long, value_name = "N")]
@@ -318,16 +318,6 @@ pub(crate) struct PruneArgs {
     pub(crate) keep_days: Option<u64>,
 }
 
-/// A format for the history's listings.
-#[cfg(feature = "history")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum HistoryFormat {
-    /// Tables for a terminal.
-    Text,
-    /// JSON.
-    Json,
-}
-
 #[cfg(feature = "history")]
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
@@ -354,9 +344,9 @@ pub(crate) struct CheckArgs {
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub(crate) window: usize,
 
-    /// Output format: text or json.
-    #[arg(long, short = 'f', value_enum, default_value_t = HistoryFormat::Text)]
-    pub(crate) format: HistoryFormat,
+    /// Output format (CSV: the tables only).
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
 
     /// Fit text to N columns (0: no limit; default: the terminal, else $COLUMNS).
     #[arg(long, value_name = "N")]

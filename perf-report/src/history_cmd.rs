@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow};
 use perf_report::history::check::{CheckOptions, check};
 use perf_report::history::{
-    DEFAULT_DB, ENV_DB, Label, RunFilter, Store, parse_label, render as text, trend,
+    DEFAULT_DB, ENV_DB, Label, RunFilter, Store, parse_label, render as view, trend,
 };
 use perf_report::load::{LoadOptions, load_path};
+use perf_report::render::RenderOptions;
 use perf_report::sanitize::one_line;
 
-use crate::cli::{CheckArgs, DbArgs, HistoryAction, HistoryArgs, HistoryFormat, RecordArgs};
+use crate::cli::{CheckArgs, DbArgs, HistoryAction, HistoryArgs, RecordArgs};
 use crate::{CLEAN, FOUND, emit, terminal_width};
 
 /// The database: `--db`, else `$PERF_REPORT_DB`, else `perf-history.db`.
@@ -27,12 +28,6 @@ fn labels(raw: &[String]) -> Result<Vec<Label>> {
     raw.iter()
         .map(|l| parse_label(l).map_err(|e| anyhow!("{e}")))
         .collect()
-}
-
-fn json(value: &impl serde::Serialize) -> Result<String> {
-    let mut s = serde_json::to_string_pretty(value)?;
-    s.push('\n');
-    Ok(s)
 }
 
 pub(crate) fn record(args: RecordArgs) -> Result<u8> {
@@ -99,22 +94,10 @@ pub(crate) fn history(args: HistoryArgs) -> Result<u8> {
     if let Some(n) = args.last {
         filter = filter.newest(n);
     }
-    let width = terminal_width(args.width, false);
+    let opts = RenderOptions::default().with_width(terminal_width(args.width, false));
     let out = match &args.span {
-        Some(span) => {
-            let trends = trend::trends(&store, span, &filter)?;
-            match args.format {
-                HistoryFormat::Json => json(&trends)?,
-                HistoryFormat::Text => text::trends_text(&trends, width),
-            }
-        }
-        None => {
-            let runs = store.runs(&filter)?;
-            match args.format {
-                HistoryFormat::Json => json(&runs)?,
-                HistoryFormat::Text => text::runs_text(&runs, width),
-            }
-        }
+        Some(span) => view::trends(&trend::trends(&store, span, &filter)?, args.format, &opts),
+        None => view::runs(&store.runs(&filter)?, args.format, &opts),
     };
     emit(&out, None)?;
     Ok(CLEAN)
@@ -132,10 +115,8 @@ pub(crate) fn check_cmd(args: CheckArgs) -> Result<u8> {
         .with_alloc_threshold(args.fail_on_alloc_regression / 100.0)
         .with_window(args.window);
     let report = check(&store, &dump, &opts)?;
-    let out = match args.format {
-        HistoryFormat::Json => json(&report)?,
-        HistoryFormat::Text => text::check_text(&report, terminal_width(args.width, false)),
-    };
+    let render = RenderOptions::default().with_width(terminal_width(args.width, false));
+    let out = view::check(&report, args.format, &render);
     emit(&out, None)?;
     if report.history.len() < opts.min_runs {
         eprintln!(

@@ -143,6 +143,41 @@ fn history_lists_runs_and_a_span_s_trend_with_its_change_point() {
 }
 
 #[test]
+fn the_history_s_views_come_in_every_report_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db");
+    main_history(dir.path(), &db);
+    let out = |args: &[&str]| {
+        let out = cmd().args(args).arg("--db").arg(&db).output().unwrap();
+        // 1: a check that found a regression.
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // CSV: the runs table, its header row first.
+    let csv = out(&["history", "--format", "csv"]);
+    assert!(
+        csv.starts_with("id,started (UTC),program,duration,spans,machine,labels\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 11, "{csv}");
+    // Markdown: a check's title and its table.
+    let slower = write_run(dir.path(), 21, Some(("lookup", 1.2)));
+    let md = out(&["check", slower.to_str().unwrap(), "--format", "markdown"]);
+    assert!(
+        md.starts_with("## perf-report check: svc\n\nAgainst 10"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| **regressed** | app::work::lookup | busy_p50 |"),
+        "{md}"
+    );
+    // HTML: a span's trend is a page with its table.
+    let html = out(&["history", "--span", "lookup", "--format", "html"]);
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html:.300}");
+    assert!(html.contains("<table class=\"t-trend\">"), "{html}");
+}
+
+#[test]
 fn too_little_history_judges_nothing_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("h.db");

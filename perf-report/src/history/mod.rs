@@ -14,7 +14,8 @@
 //!   same kind of machine (CPU model and core count, never the boot id).
 //! * [`changepoint`]: when a span's metric shifted across runs.
 //! * [`check`]: regression gating against history.
-//! * [`trend`]: a span across runs; [`render`]: the text of all of these.
+//! * [`trend`]: a span across runs; [`render`]: all of these as outlines
+//!   of the report's blocks, in any [`Format`](crate::render::Format).
 //!
 //! The database is SQLite through rusqlite with SQLite compiled in (no
 //! system library), in WAL mode. Its schema is versioned

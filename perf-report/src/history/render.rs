@@ -1,34 +1,18 @@
-//! The history's text for a terminal: the runs, trends with sparklines and
-//! change points, and a check's verdicts. JSON is the types themselves
-//! (`serde`).
+//! The history's views (the runs, a span's trends with sparklines and
+//! change points, a check's verdicts) as outlines of the report's blocks,
+//! so every format that lays out a report lays them out too: text,
+//! Markdown, HTML and CSV. JSON is the types themselves (`serde`).
 
-use comfy_table::{CellAlignment, ContentArrangement, Table};
+use serde::Serialize;
 
-use super::check::{CheckReport, Judgement, Metric};
+use super::check::{CheckReport, Judgement, Metric, MetricCheck};
 use super::store::RunSummary;
-use super::trend::{Trend, sparkline};
-use crate::sanitize::one_line;
+use super::trend::{Series, Trend, sparkline};
+use crate::render::outline::{self, Block, Outline, Section, Table, Title};
+use crate::render::table::{Align, Cell, Column, Tone};
+use crate::render::wording::Words;
+use crate::render::{Format, RenderOptions};
 use crate::units;
-
-fn table(width: Option<usize>, header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(comfy_table::presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
-    if let Some(w) = width {
-        t.set_width(u16::try_from(w).unwrap_or(u16::MAX));
-    }
-    t
-}
-
-fn right(t: &mut Table, columns: &[usize]) {
-    for &c in columns {
-        if let Some(col) = t.column_mut(c) {
-            col.set_cell_alignment(CellAlignment::Right);
-        }
-    }
-}
-
 /// A date and time for people, UTC, from ms since the Unix epoch.
 pub(crate) fn when(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
@@ -50,7 +34,32 @@ pub(crate) fn when(unix_ms: u64) -> String {
     )
 }
 
-fn labels(run: &RunSummary) -> String {
+/// A column of ours.
+const fn col<T>(header: &'static str, align: Align, cell: fn(usize, &T) -> Cell) -> Column<T> {
+    Column {
+        header,
+        align,
+        from_dump: false,
+        drop_order: 0,
+        shortens: false,
+        cell,
+    }
+}
+
+/// A column of text from the dump: the format escapes it.
+const fn dump_col<T>(header: &'static str, cell: fn(usize, &T) -> Cell) -> Column<T> {
+    Column {
+        header,
+        align: Align::Left,
+        from_dump: true,
+        drop_order: 0,
+        shortens: false,
+        cell,
+    }
+}
+
+/// A run's labels, `key=value` apart by spaces.
+pub(crate) fn labels(run: &RunSummary) -> String {
     run.labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -58,38 +67,22 @@ fn labels(run: &RunSummary) -> String {
         .join(" ")
 }
 
-/// The runs, one line each.
-pub fn runs_text(runs: &[RunSummary], width: Option<usize>) -> String {
-    if runs.is_empty() {
-        return "No runs stored (or none match). Record one with `perf-report record DUMP`.\n"
-            .to_owned();
-    }
-    let mut t = table(
-        width,
-        &[
-            "id",
-            "started (UTC)",
-            "program",
-            "duration",
-            "spans",
-            "machine",
-            "labels",
-        ],
-    );
-    for r in runs {
-        t.add_row(vec![
-            r.id.to_string(),
-            when(r.started_at_unix_ms),
-            one_line(&r.program).into_owned(),
-            units::ns(r.duration_ns as f64),
-            units::count(r.spans as f64),
-            one_line(&r.machine_desc).into_owned(),
-            one_line(&labels(r)).into_owned(),
-        ]);
-    }
-    right(&mut t, &[0, 3, 4]);
-    format!("RUNS  {} stored\n{t}\n", runs.len())
-}
+/// The runs table (the dashboard's too).
+pub(crate) static RUNS: &[Column<RunSummary>] = &[
+    col::<RunSummary>("id", Align::Right, |_, r| Cell::from(r.id.to_string())),
+    col::<RunSummary>("started (UTC)", Align::Left, |_, r| {
+        Cell::from(when(r.started_at_unix_ms))
+    }),
+    dump_col::<RunSummary>("program", |_, r| Cell::from(r.program.clone())),
+    col::<RunSummary>("duration", Align::Right, |_, r| {
+        Cell::from(units::ns(r.duration_ns as f64))
+    }),
+    col::<RunSummary>("spans", Align::Right, |_, r| {
+        Cell::from(units::count(r.spans as f64))
+    }),
+    dump_col::<RunSummary>("machine", |_, r| Cell::from(r.machine_desc.clone())),
+    dump_col::<RunSummary>("labels", |_, r| Cell::from(labels(r))),
+];
 
 fn format_metric(metric: &str, v: f64) -> String {
     match metric {
@@ -99,77 +92,28 @@ fn format_metric(metric: &str, v: f64) -> String {
     }
 }
 
-/// Each trend: the span's metrics as sparklines, the latest values, and
-/// every change point.
-pub fn trends_text(trends: &[Trend], width: Option<usize>) -> String {
-    if trends.is_empty() {
-        return "No stored run has that span.\n".to_owned();
-    }
-    let mut out = String::new();
-    for tr in trends {
-        out.push_str(&format!(
-            "SPAN  {} ({} runs)\n",
-            one_line(&tr.identity),
-            tr.points.len()
-        ));
-        let mut t = table(
-            width,
-            &["metric", "trend (oldest → newest)", "first", "latest"],
-        );
-        for s in &tr.series {
-            let present: Vec<f64> = s.values.iter().flatten().copied().collect();
-            t.add_row(vec![
-                s.metric.to_owned(),
-                sparkline(&s.values),
-                present
-                    .first()
-                    .map_or_else(|| "-".to_owned(), |&v| format_metric(s.metric, v)),
-                present
-                    .last()
-                    .map_or_else(|| "-".to_owned(), |&v| format_metric(s.metric, v)),
-            ]);
-        }
-        right(&mut t, &[2, 3]);
-        out.push_str(&format!("{t}\n"));
-        let shifts: Vec<String> = tr
-            .series
-            .iter()
-            .flat_map(|s| {
-                // Indices count the runs that have the metric.
-                let runs: Vec<usize> = s
-                    .values
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| v.is_some())
-                    .map(|(i, _)| i)
-                    .collect();
-                s.change_points.iter().map(move |c| {
-                    let at = runs.get(c.index).copied().unwrap_or(0);
-                    let run = &tr.points[at];
-                    format!(
-                        "{} shifted {} at run {} ({}): {} → {} (p {:.3})",
-                        s.metric,
-                        units::change(c.relative_change),
-                        run.run_id,
-                        when(run.started_at_unix_ms),
-                        format_metric(s.metric, c.before),
-                        format_metric(s.metric, c.after),
-                        c.p_value
-                    )
-                })
-            })
-            .collect();
-        if shifts.is_empty() {
-            out.push_str("  no change points\n\n");
-        } else {
-            for s in shifts {
-                out.push_str(&format!("  - {s}\n"));
-            }
-            out.push('\n');
-        }
-    }
-    out
+/// The first or last value of a series, in its unit.
+fn end_value(s: &Series, last: bool) -> Cell {
+    let mut present = s.values.iter().flatten();
+    let v = if last {
+        present.next_back()
+    } else {
+        present.next()
+    };
+    Cell::from(v.map_or_else(|| "-".to_owned(), |&v| format_metric(s.metric, v)))
 }
+
+/// A trend's table: one row per metric.
+static TREND: &[Column<Series>] = &[
+    col::<Series>("metric", Align::Left, |_, s| {
+        Cell::from(s.metric.to_owned())
+    }),
+    col::<Series>("trend (oldest → newest)", Align::Left, |_, s| {
+        Cell::from(sparkline(&s.values))
+    }),
+    col::<Series>("first", Align::Right, |_, s| end_value(s, false)),
+    col::<Series>("latest", Align::Right, |_, s| end_value(s, true)),
+];
 
 fn format_check_value(metric: Metric, v: f64) -> String {
     match metric {
@@ -179,18 +123,157 @@ fn format_check_value(metric: Metric, v: f64) -> String {
     }
 }
 
-/// A check's verdicts: the regressions and improvements, then a count of
-/// the rest.
-pub fn check_text(r: &CheckReport, width: Option<usize>) -> String {
+/// A check's table: one row per span and metric judged.
+static CHECK: &[Column<MetricCheck>] = &[
+    col::<MetricCheck>("verdict", Align::Left, |_, c| Cell {
+        text: c.judgement.to_string(),
+        tone: Tone::Verdict(c.judgement),
+    }),
+    dump_col::<MetricCheck>("span", |_, c| Cell::from(c.identity.clone())),
+    col::<MetricCheck>("metric", Align::Left, |_, c| {
+        Cell::from(c.metric.to_string())
+    }),
+    col::<MetricCheck>("now", Align::Right, |_, c| {
+        Cell::from(format_check_value(c.metric, c.value))
+    }),
+    col::<MetricCheck>("history", Align::Left, |_, c| {
+        Cell::from(format!(
+            "{} ± {} ({} runs)",
+            format_check_value(c.metric, c.history_median),
+            format_check_value(c.metric, c.history_spread),
+            c.history_runs
+        ))
+    }),
+    col::<MetricCheck>("change", Align::Right, |_, c| {
+        Cell::from(units::change(c.change))
+    }),
+    col::<MetricCheck>("z", Align::Right, |_, c| {
+        Cell::from(if c.z.is_finite() {
+            format!("{:.1}", c.z)
+        } else {
+            "∞".to_owned()
+        })
+    }),
+];
+
+/// The sentence of a listing that has nothing to list.
+fn nothing(id: &'static str, sentence: &'static str) -> Section<'static> {
+    let mut s = outline::section(id, "", None, vec![Block::Paragraph(sentence)]);
+    s.titled = false;
+    s
+}
+
+fn listing<'a>(page_title: &str, sections: Vec<Section<'a>>) -> Outline<'a> {
+    Outline {
+        page_title: format!("perf-report history: {page_title}"),
+        title: Title::History {
+            command: "perf-report history",
+            program: None,
+            summary: None,
+        },
+        sections,
+    }
+}
+
+/// The runs as an outline: one table.
+pub(crate) fn runs_outline(runs: &[RunSummary]) -> Outline<'_> {
+    let section = if runs.is_empty() {
+        nothing(
+            "runs",
+            "No runs stored (or none match). Record one with `perf-report record DUMP`.",
+        )
+    } else {
+        outline::section(
+            "runs",
+            "Runs",
+            Some(Words::figures(format!("{} stored", runs.len()))),
+            vec![Block::Table(Table::new("runs", RUNS, runs))],
+        )
+    };
+    listing("runs", vec![section])
+}
+
+/// Where each of a trend's series shifted, in words.
+fn shifts(tr: &Trend) -> Vec<String> {
+    tr.series
+        .iter()
+        .flat_map(|s| {
+            // Indices count the runs that have the metric.
+            let runs: Vec<usize> = s
+                .values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_some())
+                .map(|(i, _)| i)
+                .collect();
+            s.change_points.iter().map(move |c| {
+                let at = runs.get(c.index).copied().unwrap_or(0);
+                let run = &tr.points[at];
+                format!(
+                    "{} shifted {} at run {} ({}): {} → {} (p {:.3})",
+                    s.metric,
+                    units::change(c.relative_change),
+                    run.run_id,
+                    when(run.started_at_unix_ms),
+                    format_metric(s.metric, c.before),
+                    format_metric(s.metric, c.after),
+                    c.p_value
+                )
+            })
+        })
+        .collect()
+}
+
+/// The trends as an outline: a section per span, its table and its change
+/// points (`shifts[i]` for `trends[i]`, from [`shifts`]).
+fn trends_outline<'a>(trends: &'a [Trend], shifts: &'a [Vec<String>]) -> Outline<'a> {
+    if trends.is_empty() {
+        return listing(
+            "trends",
+            vec![nothing("trends", "No stored run has that span.")],
+        );
+    }
+    let sections = trends
+        .iter()
+        .zip(shifts)
+        .enumerate()
+        .map(|(i, (tr, shifts))| {
+            let changes = if shifts.is_empty() {
+                Block::Aside(Words::sentence("no change points".to_owned()))
+            } else {
+                Block::List(shifts)
+            };
+            let mut s = outline::section(
+                "span",
+                "Span",
+                Some(Words::figures(format!(
+                    "{} ({} runs)",
+                    tr.identity,
+                    tr.points.len()
+                ))),
+                vec![
+                    Block::Table(Table::new("trend", TREND, &tr.series)),
+                    changes,
+                ],
+            );
+            s.id = format!("span-{}", i + 1);
+            s
+        })
+        .collect();
+    listing("trends", sections)
+}
+
+/// A check as an outline: its summary, then the spans and metrics that
+/// regressed or improved.
+pub(crate) fn check_outline(r: &CheckReport) -> Outline<'_> {
     let regressed = r.regressions().count();
     let improved = r
         .checks
         .iter()
         .filter(|c| c.judgement == Judgement::Improved)
         .count();
-    let mut out = format!(
-        "perf-report check {}: against {} comparable runs (same program and machine {}); {} tests, z > {:.2} each (α split over them); {} regressed, {} improved, {} unchanged; {} spans without enough history\n",
-        one_line(&r.program),
+    let summary = format!(
+        "against {} comparable runs (same program and machine {}); {} tests, z > {:.2} each (α split over them); {} regressed, {} improved, {} unchanged; {} spans without enough history",
         r.history.len(),
         r.machine,
         r.tests,
@@ -200,41 +283,85 @@ pub fn check_text(r: &CheckReport, width: Option<usize>) -> String {
         r.tests - regressed - improved,
         r.not_judged
     );
-    let notable: Vec<_> = r
+    let notable: Vec<MetricCheck> = r
         .checks
         .iter()
         .filter(|c| c.judgement != Judgement::Unchanged)
+        .cloned()
         .collect();
-    if notable.is_empty() {
-        return out;
+    let mut sections = Vec::new();
+    if !notable.is_empty() {
+        let mut changed = outline::section(
+            "changed",
+            "Changed",
+            None,
+            vec![Block::Table(Table::new("check", CHECK, &notable))],
+        );
+        // The check's summary leads into its table.
+        changed.titled = false;
+        sections.push(changed);
     }
-    let mut t = table(
-        width,
-        &["verdict", "span", "metric", "now", "history", "change", "z"],
-    );
-    for c in &notable {
-        t.add_row(vec![
-            c.judgement.to_string(),
-            one_line(&c.identity).into_owned(),
-            c.metric.to_string(),
-            format_check_value(c.metric, c.value),
-            format!(
-                "{} ± {} ({} runs)",
-                format_check_value(c.metric, c.history_median),
-                format_check_value(c.metric, c.history_spread),
-                c.history_runs
-            ),
-            units::change(c.change),
-            if c.z.is_finite() {
-                format!("{:.1}", c.z)
-            } else {
-                "∞".to_owned()
-            },
-        ]);
+    Outline {
+        page_title: format!("perf-report check: {}", r.program),
+        title: Title::History {
+            command: "perf-report check",
+            program: Some(&r.program),
+            summary: Some(Words::sentence(summary)),
+        },
+        sections,
     }
-    right(&mut t, &[3, 5, 6]);
-    out.push_str(&format!("{t}\n"));
-    out
+}
+
+/// `outline` in `format`; JSON is `value` itself.
+fn render(
+    outline: &Outline<'_>,
+    value: &impl Serialize,
+    format: Format,
+    opts: &RenderOptions,
+) -> String {
+    format.outline(outline, opts).unwrap_or_else(|| {
+        // Serialising our own types into memory cannot fail.
+        let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
+        s.push('\n');
+        s
+    })
+}
+
+/// The runs in `format`: a table, or their JSON.
+pub fn runs(runs: &[RunSummary], format: Format, opts: &RenderOptions) -> String {
+    render(&runs_outline(runs), &runs, format, opts)
+}
+
+/// Each trend in `format`: the span's metrics as sparklines, the first
+/// and latest values, and every change point; or their JSON.
+pub fn trends(trends: &[Trend], format: Format, opts: &RenderOptions) -> String {
+    let shifts: Vec<Vec<String>> = trends.iter().map(shifts).collect();
+    render(&trends_outline(trends, &shifts), &trends, format, opts)
+}
+
+/// A check in `format`: its summary, the regressions and improvements,
+/// and a count of the rest; or its JSON.
+pub fn check(r: &CheckReport, format: Format, opts: &RenderOptions) -> String {
+    render(&check_outline(r), r, format, opts)
+}
+
+fn text(width: Option<usize>) -> RenderOptions {
+    RenderOptions::default().with_width(width)
+}
+
+/// The runs for a terminal: [`runs`] in [`Format::Text`].
+pub fn runs_text(list: &[RunSummary], width: Option<usize>) -> String {
+    runs(list, Format::Text, &text(width))
+}
+
+/// The trends for a terminal: [`trends`] in [`Format::Text`].
+pub fn trends_text(list: &[Trend], width: Option<usize>) -> String {
+    trends(list, Format::Text, &text(width))
+}
+
+/// A check for a terminal: [`check`] in [`Format::Text`].
+pub fn check_text(r: &CheckReport, width: Option<usize>) -> String {
+    check(r, Format::Text, &text(width))
 }
 
 #[cfg(test)]

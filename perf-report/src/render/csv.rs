@@ -33,6 +33,13 @@ impl Renderer for Csv {
     }
 }
 
+/// The tables of any outline.
+pub(super) fn outline(outline: &Outline<'_>, _: &RenderOptions) -> Option<String> {
+    let mut csv = Tables(String::new());
+    markup::write(&mut csv, outline);
+    Some(csv.0)
+}
+
 /// The tables so far.
 struct Tables(String);
 

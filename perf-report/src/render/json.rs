@@ -8,6 +8,7 @@ use std::io;
 
 use serde::Serialize;
 
+use super::outline::Outline;
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
 use crate::analyze::{CallsiteRow, Finding, ProcessSummary, Severity, Totals, WeightRow};
@@ -224,4 +225,9 @@ impl<'a> JsonDiff<'a> {
             callsites: &d.callsites[..opts.limit(d.callsites.len())],
         }
     }
+}
+
+/// JSON serialises its own types, never an outline.
+pub(super) fn outline(_: &Outline<'_>, _: &RenderOptions) -> Option<String> {
+    None
 }

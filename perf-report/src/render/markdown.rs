@@ -133,6 +133,20 @@ impl Markup for Md {
                 escape(base),
                 escape(new)
             ),
+            Title::History {
+                command,
+                program,
+                summary,
+            } => {
+                let _ = write!(self.0, "## {command}");
+                if let Some(program) = program {
+                    let _ = write!(self.0, ": {}", escape(program));
+                }
+                match summary {
+                    Some(summary) => writeln!(self.0, "\n\n{}", escape(&summary.sentence)),
+                    None => writeln!(self.0),
+                }
+            }
         };
     }
 
@@ -263,6 +277,13 @@ fn code_safe(text: &str, location: Option<&Location>) -> String {
         }
         None => text.to_owned(),
     }
+}
+
+/// Any outline in Markdown.
+pub(super) fn outline(outline: &Outline<'_>, _: &RenderOptions) -> Option<String> {
+    let mut md = Md(String::new());
+    markup::write(&mut md, outline);
+    Some(md.0)
 }
 
 fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {

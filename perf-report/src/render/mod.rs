@@ -22,17 +22,18 @@ use crate::Report;
 use crate::diff::Diff;
 use crate::label::labelled;
 
-mod markup;
-mod outline;
+pub(crate) mod markup;
+pub(crate) mod outline;
 pub(crate) mod table;
-mod wording;
+pub(crate) mod wording;
 
 pub use json::{Count, JsonDiff, JsonPlan, JsonReport, REPORT_FORMAT_VERSION, Shown};
 
 /// Declares the formats: each line is a variant of [`Format`], its label
 /// (for `--format`, with the doc comment as its `--help` text) and the
-/// module that holds its renderer, a type named as the variant. A new
-/// format is its file and one line here.
+/// module that holds its renderer, a type named as the variant, and its
+/// `outline` function (how it lays out any outline: a report's, a diff's,
+/// the history's). A new format is its file and one line here.
 macro_rules! formats {
     (
         $(#[$meta:meta])*
@@ -60,6 +61,18 @@ macro_rules! formats {
             pub fn renderer(self) -> &'static dyn Renderer {
                 match self {
                     $($name::$variant => &$module::$variant,)+
+                }
+            }
+
+            /// An outline laid out in this format, or `None` for a format
+            /// that serialises its own types instead (JSON).
+            pub(crate) fn outline(
+                self,
+                outline: &outline::Outline<'_>,
+                opts: &RenderOptions,
+            ) -> Option<String> {
+                match self {
+                    $($name::$variant => $module::outline(outline, opts),)+
                 }
             }
         }

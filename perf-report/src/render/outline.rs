@@ -39,13 +39,21 @@ pub(crate) enum Title<'a> {
         self_time: String,
         counts: String,
     },
+    /// A view of the run history: its command (`perf-report check`), the
+    /// program it is about, and its summary; a listing has neither and
+    /// starts with its first section.
+    History {
+        command: &'static str,
+        program: Option<&'a str>,
+        summary: Option<Words>,
+    },
 }
 
 /// A titled part of the report.
 #[derive(Debug)]
 pub(crate) struct Section<'a> {
-    /// Its anchor, for a page's navigation.
-    pub(crate) id: &'static str,
+    /// Its anchor, for a page's navigation (unique within the outline).
+    pub(crate) id: String,
     pub(crate) title: &'static str,
     /// Its name in a page's navigation bar.
     pub(crate) nav: &'static str,
@@ -151,14 +159,14 @@ impl Table {
     }
 }
 
-fn section<'a>(
+pub(crate) fn section<'a>(
     id: &'static str,
     title: &'static str,
     lede: Option<Words>,
     blocks: Vec<Block<'a>>,
 ) -> Section<'a> {
     Section {
-        id,
+        id: id.to_owned(),
         title,
         nav: title,
         titled: true,

@@ -11,10 +11,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::Shared;
 use super::api::ApiError;
-use crate::history::render::when;
+use crate::history::render::{RUNS, when};
 use crate::history::trend::{Series, Trend, trends};
 use crate::history::{RunFilter, RunSummary, Store};
 use crate::render::html::escape;
+use crate::render::table::Align;
 use crate::sanitize::bounded;
 use crate::units;
 
@@ -108,38 +109,44 @@ a change point, with the shift.</p><div class=\"trends\">",
     for t in drawn {
         trend_card(&mut h, t);
     }
-    h.push_str(
-        "</div><h2>Runs, newest first</h2><div class=\"table-wrap\"><table><thead><tr><th>id</th><th>started (UTC)</th>\
-<th>program</th><th>duration</th><th>spans</th><th>machine</th><th>labels</th><th>report</th>\
-</tr></thead><tbody>",
-    );
+    // The runs table's columns are the CLI's (`history::render::RUNS`), each
+    // cell bounded here, then a column of links.
+    h.push_str("</div><h2>Runs, newest first</h2><div class=\"table-wrap\"><table><thead><tr>");
+    for c in RUNS {
+        let _ = write!(h, "<th{}>{}</th>", num(c.align), escape(c.header));
+    }
+    h.push_str("<th>report</th></tr></thead><tbody>");
     for r in runs.iter().rev() {
-        let labels: Vec<String> = r
-            .labels
-            .iter()
-            .map(|(k, v)| format!("<code>{}={}</code>", shown(k), shown(v)))
-            .collect();
+        h.push_str(if r.id == latest.id {
+            "<tr class=\"latest\">"
+        } else {
+            "<tr>"
+        });
+        for c in RUNS {
+            let _ = write!(
+                h,
+                "<td{}>{}</td>",
+                num(c.align),
+                shown(&(c.cell)(0, r).text)
+            );
+        }
         let _ = write!(
             h,
-            "<tr{}><td class=\"num\">{id}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-<td class=\"num\">{}</td><td>{}</td><td>{}</td><td><a href=\"/api/runs/{id}/report.html\">report</a> \
+            "<td><a href=\"/api/runs/{id}/report.html\">report</a> \
 <a href=\"/api/runs/{id}/flamegraph.svg\">flamegraph</a> <a href=\"/api/runs/{id}\">json</a></td></tr>",
-            if r.id == latest.id {
-                " class=\"latest\""
-            } else {
-                ""
-            },
-            when(r.started_at_unix_ms),
-            shown(&r.program),
-            units::ns(r.duration_ns as f64),
-            units::count(r.spans as f64),
-            shown(&r.machine_desc),
-            labels.join(" "),
             id = r.id,
         );
     }
     h.push_str("</tbody></table></div></body></html>");
     h
+}
+
+/// The class of a cell that lines up on the right.
+fn num(align: Align) -> &'static str {
+    match align {
+        Align::Right => " class=\"num\"",
+        Align::Left => "",
+    }
 }
 
 fn trend_card(h: &mut String, t: &Trend) {

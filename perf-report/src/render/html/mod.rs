@@ -31,7 +31,7 @@ mod page;
 mod report;
 mod svg;
 
-use super::outline::{Head, Table};
+use super::outline::{Head, Outline, Table};
 use super::table::{Align, Tone};
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
@@ -57,6 +57,11 @@ impl Renderer for Html {
     fn diff(&self, diff: &Diff, opts: &RenderOptions, out: &mut dyn io::Write) -> io::Result<()> {
         out.write_all(report::render_diff(diff, opts).as_bytes())
     }
+}
+
+/// Any outline as a page.
+pub(super) fn outline(outline: &Outline<'_>, opts: &RenderOptions) -> Option<String> {
+    Some(report::render(outline, opts))
 }
 
 /// Escapes text for HTML: `&`, `<`, `>`, `"` and `'` become entities, so

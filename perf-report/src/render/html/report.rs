@@ -48,6 +48,21 @@ impl Markup for Html<'_> {
                 escape(self_time),
                 escape(counts)
             ),
+            Title::History {
+                command,
+                program,
+                summary,
+            } => {
+                let _ = write!(out, "<header>\n<h1>{}", escape(command));
+                if let Some(program) = program {
+                    let _ = write!(out, ": <span class=\"name\">{}</span>", escape(program));
+                }
+                out.push_str("</h1>\n");
+                match summary {
+                    Some(summary) => writeln!(out, "<p>{}</p>", escape(&summary.sentence)),
+                    None => Ok(()),
+                }
+            }
         };
         let links: Vec<String> = outline
             .sections
@@ -60,7 +75,7 @@ impl Markup for Html<'_> {
 
     fn heading(&mut self, s: &Section<'_>) {
         let lede = s.lede.as_ref().map_or("", |w| w.sentence.as_str());
-        section(&mut self.page.body, s.id, s.title, lede);
+        section(&mut self.page.body, &s.id, s.title, lede);
     }
 
     fn end_section(&mut self) {
@@ -227,7 +242,7 @@ pub(super) fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
     render(&outline::diff(d, opts), opts)
 }
 
-fn render(outline: &Outline<'_>, opts: &RenderOptions) -> String {
+pub(super) fn render(outline: &Outline<'_>, opts: &RenderOptions) -> String {
     let mut html = Html {
         page: Page::default(),
         opts,

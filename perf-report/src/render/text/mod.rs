@@ -64,6 +64,19 @@ impl Markup for Out<'_> {
                     clean(new)
                 ),
             ),
+            // A listing starts with its first heading.
+            Title::History { summary: None, .. } => return,
+            Title::History {
+                command,
+                program,
+                summary: Some(summary),
+            } => (
+                *command,
+                match program {
+                    Some(program) => format!("{}: {}", clean(program), clean(&summary.terse)),
+                    None => clean(&summary.terse),
+                },
+            ),
         };
         let styled = if self.opts.color {
             command.bold().to_string()
@@ -81,12 +94,17 @@ impl Markup for Out<'_> {
     }
 
     fn heading(&mut self, section: &Section<'_>) {
-        self.blank();
+        // Apart from what came before; an outline without a title line
+        // starts with its first section.
+        if !self.text.is_empty() {
+            self.blank();
+        }
         if !section.titled {
             return;
         }
-        let tail = section.lede.as_ref().map_or("", |w| w.terse.as_str());
-        self.heading_line(&section.title.to_uppercase(), tail);
+        // A lede may quote a name from the dump (a history's span).
+        let tail = section.lede.as_ref().map_or_else(String::new, |w| clean(&w.terse));
+        self.heading_line(&section.title.to_uppercase(), &tail);
     }
 
     fn table(&mut self, table: &Table) {
@@ -210,6 +228,13 @@ fn step_line(out: &mut Out<'_>, s: &Step) {
         s.risk
     );
     out.para(&format!("{:>3}. ", s.rank), "     ", &body);
+}
+
+/// Any outline for a terminal.
+pub(super) fn outline(outline: &Outline<'_>, opts: &RenderOptions) -> Option<String> {
+    let mut text = Out::new(opts);
+    markup::write(&mut text, outline);
+    Some(text.text)
 }
 
 fn render_report(r: &Report, kind: ReportKind, opts: &RenderOptions) -> String {
