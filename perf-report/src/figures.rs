@@ -76,8 +76,9 @@ pub(crate) enum Drawn {
 }
 
 labelled! {
-    /// A metric [`check`](crate::history::check::check) judges: a per-span
-    /// figure the check judges, named as its outputs name it.
+    /// A metric [`check`](crate::history::check::check) judges, named as
+    /// its outputs name it; the figure it reads, its unit and its bar are
+    /// stated once beside it (`figures.rs`).
     pub enum Metric {
         /// Busy-time median.
         BusyP50 = "busy_p50",
