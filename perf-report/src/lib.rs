@@ -34,6 +34,7 @@ pub mod analyze;
 pub mod callsite;
 pub mod config;
 pub mod diff;
+mod figures;
 pub mod flamegraph;
 pub mod groups;
 #[cfg(feature = "history")]

@@ -4,6 +4,7 @@
 //! into another through a global.
 
 use std::ops::Deref;
+use std::ptr;
 use std::sync::Arc;
 
 use perf_layer::dump::{Dump, DumpReadError, HistogramDump};
@@ -182,20 +183,22 @@ impl LoadedDump {
         let mut dump = crate::groups::expand(dump);
         crate::sanitize::bound_names(&mut dump);
         let checked = par::map(&dump.callsites, |cs| {
-            // In the order `Dump::validate_histograms` reports errors. None
-            // is built: `check` and `recorded_buckets` walk the encoding.
-            cs.wall_ns.check()?;
-            let summary = BusySummary::of_recorded(&cs.busy_ns.recorded_buckets()?);
-            cs.idle_ns.check()?;
-            cs.self_ns.check()?;
-            let preempted = match &cs.cpu {
-                Some(cpu) => {
-                    cpu.on_cpu_ns.check()?;
-                    Some(cpu.preempted_ns.recorded_buckets()?)
+            // Every histogram, in the order `Dump::validate_histograms`
+            // reports errors; the busy-time and preempted ones read while
+            // checked. None is built: `check` and `recorded_buckets` walk
+            // the encoding.
+            let preempted = cs.cpu.as_ref().map(|c| &c.preempted_ns);
+            let (mut busy, mut preempted_read) = (Vec::new(), None);
+            for h in cs.histograms() {
+                if ptr::eq(h, &cs.busy_ns) {
+                    busy = h.recorded_buckets()?;
+                } else if preempted.is_some_and(|p| ptr::eq(h, p)) {
+                    preempted_read = Some(h.recorded_buckets()?);
+                } else {
+                    h.check()?;
                 }
-                None => None,
-            };
-            Ok(summary.with_preempted(preempted.as_deref()))
+            }
+            Ok(BusySummary::of_recorded(&busy).with_preempted(preempted_read.as_deref()))
         });
         let mut busy = Vec::with_capacity(checked.len());
         for (cs, checked) in dump.callsites.iter().zip(checked) {

@@ -4,7 +4,7 @@
 //! | part | how it merges |
 //! |---|---|
 //! | callsites | by identity ([`crate::callsite::Identity`]: module path and name, file and line order only to tell apart spans of one name in one module); ids renumbered in order of first appearance; name, file and line from the first dump that has the callsite |
-//! | histograms | decoded, [`Histogram::add`]ed, re-encoded; sums and clamped counts added |
+//! | histograms | decoded, [`Histogram::add`]ed, re-encoded; sums and clamped counts added (every one that `CallsiteStats::HISTOGRAMS` and `CpuStats::HISTOGRAMS` list) |
 //! | calls, events, dropped counts | summed (saturating) |
 //! | allocation, RSS delta, heap | summed; unknown (`None`) if any part is unknown, so `None` keeps meaning "not measured"; live-bytes timelines dropped (each is on its own process's clock) |
 //! | active window | the part's when one part has the callsite, else unknown (each is on its own process's clock) |
@@ -33,8 +33,8 @@ use std::collections::{BTreeMap, HashMap};
 use hdrhistogram::Histogram;
 use perf_layer::dump::{
     Alert, AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig,
-    EventCounts, GroupField, HeapStats, HeapSummary, HistogramDump, Overhead, ProcessSample,
-    Producer, RssDelta, RunInfo, SampledCpu, Timeline,
+    EventCounts, GroupField, HeapStats, HeapSummary, HistogramDump, HistogramField, Overhead,
+    ProcessSample, Producer, RssDelta, RunInfo, SampledCpu, Timeline,
 };
 
 use crate::callsite::{Identity, identities};
@@ -53,7 +53,8 @@ pub enum MergeError {
     Histogram {
         /// The callsite's name.
         callsite: String,
-        /// `wall`, `busy`, `idle` or `self`.
+        /// Which histogram: its [`HistogramField::label`] (`wall`, `busy`,
+        /// `idle`, `self`, `on-CPU`, `preempted`).
         which: &'static str,
         /// What went wrong.
         detail: String,
@@ -428,8 +429,10 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
     for c in &g.parts {
         events.add(&c.events);
     }
+    // First, as their errors come first.
+    let histograms = merge_fields(first, &CallsiteStats::HISTOGRAMS, &g.parts)?;
     // Every field named, as in `merge`.
-    Ok(CallsiteStats {
+    let mut merged = CallsiteStats {
         id,
         name: first.name.clone(),
         target: first.target.clone(),
@@ -438,10 +441,13 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
         line: first.line,
         level: first.level.clone(),
         calls: sum(g.parts.iter().map(|c| c.calls)),
-        wall_ns: merge_histograms(first, "wall", g.parts.iter().map(|c| &c.wall_ns))?,
-        busy_ns: merge_histograms(first, "busy", g.parts.iter().map(|c| &c.busy_ns))?,
-        idle_ns: merge_histograms(first, "idle", g.parts.iter().map(|c| &c.idle_ns))?,
-        self_ns: merge_histograms(first, "self", g.parts.iter().map(|c| &c.self_ns))?,
+        // The histograms, each merged above: a new one is added to
+        // `CallsiteStats::HISTOGRAMS` (perf-layer's test checks the list
+        // against the schema), not here.
+        wall_ns: unset(),
+        busy_ns: unset(),
+        idle_ns: unset(),
+        self_ns: unset(),
         events,
         alloc: g
             .parts
@@ -474,7 +480,9 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             [one] => one.active,
             _ => None,
         },
-    })
+    };
+    set_fields(&mut merged, &CallsiteStats::HISTOGRAMS, histograms);
+    Ok(merged)
 }
 
 /// The parts' groups of one callsite, those with the same fields (or the
@@ -517,16 +525,18 @@ fn merge_callsite_cpu(
         return Ok(Some(one.clone()));
     }
     let sum = |f: fn(&CpuStats) -> u64| timed.iter().fold(0u64, |a, c| a.saturating_add(f(c)));
-    Ok(Some(CpuStats {
+    let histograms = merge_fields(first, &CpuStats::HISTOGRAMS, &timed)?;
+    let mut merged = CpuStats {
         timed_calls: sum(|c| c.timed_calls),
         intervals: sum(|c| c.intervals),
         untimed_intervals: sum(|c| c.untimed_intervals),
         busy_ns: sum(|c| c.busy_ns),
         self_ns: sum(|c| c.self_ns),
-        on_cpu_ns: merge_histograms(first, "on-CPU", timed.iter().map(|c| &c.on_cpu_ns))?,
+        // Merged above, as the callsite's are.
+        on_cpu_ns: unset(),
         self_on_cpu_ns: sum(|c| c.self_on_cpu_ns),
         off_cpu_ns: sum(|c| c.off_cpu_ns),
-        preempted_ns: merge_histograms(first, "preempted", timed.iter().map(|c| &c.preempted_ns))?,
+        preempted_ns: unset(),
         self_preempted_ns: timed.iter().try_fold(0u64, |a, c| {
             c.self_preempted_ns.map(|n| a.saturating_add(n))
         }),
@@ -540,7 +550,9 @@ fn merge_callsite_cpu(
                 Some(acc)
             },
         ),
-    }))
+    };
+    set_fields(&mut merged, &CpuStats::HISTOGRAMS, histograms);
+    Ok(Some(merged))
 }
 
 /// A callsite's heap figures added up (timelines dropped, as in
@@ -556,6 +568,31 @@ fn merge_callsite_heap(g: &Group<'_>) -> Option<HeapStats> {
         out.add(h?);
     }
     Some(out)
+}
+
+/// Each histogram field of `fields` merged over the parts, in the fields'
+/// order (the first error is the first field's that fails).
+fn merge_fields<T>(
+    cs: &CallsiteStats,
+    fields: &[HistogramField<T>],
+    parts: &[&T],
+) -> Result<Vec<HistogramDump>, MergeError> {
+    fields
+        .iter()
+        .map(|f| merge_histograms(cs, f.label, parts.iter().map(|p| (f.get)(p))))
+        .collect()
+}
+
+/// A histogram field before [`set_fields`] sets it.
+fn unset() -> HistogramDump {
+    HistogramDump::from_encoded(String::new())
+}
+
+/// Sets what [`merge_fields`] merged of the same `fields`.
+fn set_fields<T>(out: &mut T, fields: &[HistogramField<T>], merged: Vec<HistogramDump>) {
+    for (f, h) in fields.iter().zip(merged) {
+        *(f.get_mut)(out) = h;
+    }
 }
 
 fn merge_histograms<'a>(

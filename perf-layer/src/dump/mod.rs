@@ -8,6 +8,8 @@
 //! - `read`: parsing a dump, its version checked first ([`Dump::from_slice`]);
 //! - [`histogram`]: one whole histogram as stored ([`HistogramDump`]) and its
 //!   codec, HdrHistogram V2 in base64;
+//! - `fields`: which fields are histograms ([`CallsiteStats::HISTOGRAMS`],
+//!   [`CallsiteStats::histograms`]), for everything that walks them;
 //! - `v2`: walking a V2 encoding without building the histogram, and the
 //!   bucket layout that the recorder's flat histograms share;
 //! - `write`: atomic writes ([`Dump::write_atomic`]).
@@ -39,12 +41,14 @@
 use serde::{Deserialize, Serialize};
 
 mod decode;
+mod fields;
 pub mod histogram;
 mod pressure;
 mod read;
 pub(crate) mod v2;
 mod write;
 
+pub use fields::HistogramField;
 pub use histogram::{HistogramDecodeError, HistogramDump};
 pub use pressure::{LimitSource, MemoryPressure, PressureLevel, PressureTransition};
 pub use read::DumpReadError;

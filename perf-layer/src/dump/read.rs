@@ -69,11 +69,7 @@ impl Dump {
     /// [`DumpReadError::Histogram`] naming the callsite.
     pub fn validate_histograms(&self) -> Result<(), DumpReadError> {
         for cs in &self.callsites {
-            let cpu = cs.cpu.iter().flat_map(|c| [&c.on_cpu_ns, &c.preempted_ns]);
-            for h in [&cs.wall_ns, &cs.busy_ns, &cs.idle_ns, &cs.self_ns]
-                .into_iter()
-                .chain(cpu)
-            {
+            for h in cs.histograms() {
                 h.decode().map_err(|source| DumpReadError::Histogram {
                     callsite: cs.name.clone(),
                     source,

@@ -3,13 +3,13 @@
 
 use perf_layer::dump::CallsiteStats;
 
-use super::{AxisVerdict, Change, DiffOptions, Verdict};
-use crate::stats;
+use super::{Axis, AxisVerdict, Change, DiffOptions, Verdict};
 use crate::units;
 
+/// Self-allocated bytes per call, the figure this axis compares
+/// (`crate::figures`); `None` when not tracked.
 pub(super) fn per_call(cs: &CallsiteStats) -> Option<f64> {
-    cs.alloc
-        .map(|a| stats::ratio(a.self_alloc_bytes as f64, cs.calls as f64))
+    Axis::Allocation.of(cs)
 }
 
 /// The allocation verdict of `b` against `n`, with bytes per call on both

@@ -4,7 +4,7 @@
 
 use perf_layer::dump::{CallsiteStats, Dump};
 
-use super::{AxisVerdict, Change, DiffOptions, Verdict};
+use super::{Axis, AxisVerdict, Change, DiffOptions, Verdict};
 use crate::units;
 
 /// Live bytes at the end and growth after warm-up, on both sides.
@@ -29,8 +29,7 @@ pub(super) fn compare(
     (new, n): (&Dump, &CallsiteStats),
     opts: &DiffOptions,
 ) -> Option<(AxisVerdict, MemoryFigures)> {
-    let (hb, hn) = (b.heap.as_ref()?, n.heap.as_ref()?);
-    let live = Change::of(hb.live_bytes as f64, hn.live_bytes as f64);
+    let live = Change::of(Axis::Memory.of(b)?, Axis::Memory.of(n)?);
     let t = opts.threshold.max(0.0);
     let r = live.relative.unwrap_or(f64::INFINITY);
     let verdict = if (live.new - live.base).abs() < opts.min_live_bytes as f64 {

@@ -4,7 +4,7 @@
 use hdrhistogram::Histogram;
 use perf_layer::dump::CallsiteStats;
 
-use super::{AxisVerdict, Change, DiffOptions, Verdict};
+use super::{Axis, AxisVerdict, Change, DiffOptions, Verdict};
 use crate::stats;
 use crate::units;
 
@@ -35,8 +35,10 @@ pub(super) fn max(h: Option<&Histogram<u64>>) -> f64 {
     h.map_or(0.0, |h| h.max() as f64)
 }
 
+/// Mean busy time per call, the figure this axis compares
+/// (`crate::figures`).
 pub(super) fn mean(cs: &CallsiteStats) -> f64 {
-    stats::ratio(cs.busy_ns.sum as f64, cs.busy_ns.count as f64)
+    Axis::Time.of(cs).unwrap_or(0.0)
 }
 
 /// The time verdict of `b` against `n`.

@@ -45,7 +45,7 @@ use super::fingerprint;
 use super::store::{Label, RunFilter, SpanSummary, Store};
 use crate::callsite;
 use crate::diff::Verdict;
-use crate::label::labelled;
+use crate::figures::{Bar, FIGURES};
 use crate::stats;
 
 /// Settings of [`check`].
@@ -108,32 +108,15 @@ impl CheckOptions {
     }
 }
 
-labelled! {
-    /// A metric [`check`] judges.
-    pub enum Metric {
-        /// Busy-time median.
-        BusyP50 = "busy_p50",
-        /// Busy-time 99th percentile.
-        BusyP99 = "busy_p99",
-        /// Bytes allocated while innermost, per call.
-        AllocBytesPerCall = "alloc_bytes_per_call",
-        /// Allocations made while innermost, per call.
-        AllocsPerCall = "allocs_per_call",
-    }
-}
+pub use crate::figures::Metric;
 
 impl Metric {
     fn is_time(self) -> bool {
-        matches!(self, Metric::BusyP50 | Metric::BusyP99)
+        self.bar() == Bar::Time
     }
 
     fn of(self, s: &SpanSummary) -> Option<f64> {
-        match self {
-            Metric::BusyP50 => Some(s.busy_p50_ns as f64),
-            Metric::BusyP99 => Some(s.busy_p99_ns as f64),
-            Metric::AllocBytesPerCall => s.alloc_bytes_per_call,
-            Metric::AllocsPerCall => s.allocs_per_call,
-        }
+        (self.figure().of)(s)
     }
 }
 
@@ -235,7 +218,7 @@ pub fn check(store: &Store, dump: &Dump, opts: &CheckOptions) -> Result<CheckRep
             continue;
         }
         let now = super::store::summarize(cs, &key, total_self, dump.allocations_tracked);
-        for metric in Metric::ALL {
+        for metric in FIGURES.iter().filter_map(|f| f.check.map(|c| c.metric)) {
             let (Some(v), values) = (
                 metric.of(&now),
                 past.iter()
@@ -245,7 +228,7 @@ pub fn check(store: &Store, dump: &Dump, opts: &CheckOptions) -> Result<CheckRep
                 continue;
             };
             if values.len() >= opts.min_runs {
-                candidates.push((cs, key.clone(), *metric, v, values));
+                candidates.push((cs, key.clone(), metric, v, values));
             }
         }
     }
@@ -411,11 +394,7 @@ fn distribution_moved(
 }
 
 fn format_value(metric: Metric, v: f64) -> String {
-    match metric {
-        Metric::BusyP50 | Metric::BusyP99 => crate::units::ns(v),
-        Metric::AllocBytesPerCall => crate::units::bytes(v),
-        Metric::AllocsPerCall => format!("{v:.2}"),
-    }
+    metric.figure().unit.format(v)
 }
 
 /// The standard normal quantile `Φ⁻¹(p)`, by Acklam's rational

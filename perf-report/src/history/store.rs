@@ -8,7 +8,7 @@ use std::time::Duration;
 use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
-use perf_layer::dump::{CallsiteStats, Dump};
+use perf_layer::dump::Dump;
 use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params,
     params_from_iter,
@@ -20,7 +20,8 @@ use super::error::HistoryError;
 use super::fingerprint;
 use super::schema::{self, APPLICATION_ID, SCHEMA_VERSION};
 use crate::callsite;
-use crate::stats;
+pub use crate::figures::SpanSummary;
+pub(crate) use crate::figures::summarize;
 
 /// The database used when neither `--db` nor [`ENV_DB`] names one.
 pub const DEFAULT_DB: &str = "perf-history.db";
@@ -208,35 +209,6 @@ pub struct RunSummary {
     pub spans: u64,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
-}
-
-/// One span of one stored run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SpanSummary {
-    /// The identity across runs ([`callsite::Identity::key`]).
-    pub identity: String,
-    /// The span name.
-    pub name: String,
-    /// Its target.
-    pub target: String,
-    /// Spans closed.
-    pub calls: u64,
-    /// Busy-time median, ns.
-    pub busy_p50_ns: u64,
-    /// Busy-time 99th percentile, ns.
-    pub busy_p99_ns: u64,
-    /// Mean busy time, ns.
-    pub busy_mean_ns: f64,
-    /// Self time, ns.
-    pub self_ns: u64,
-    /// Its share of all self time of the run.
-    pub self_share: f64,
-    /// Bytes allocated while innermost, per call, where tracked.
-    pub alloc_bytes_per_call: Option<f64>,
-    /// Allocations made while innermost, per call, where tracked.
-    pub allocs_per_call: Option<f64>,
-    /// Live bytes at the end, where the live heap was recorded.
-    pub live_bytes: Option<u64>,
 }
 
 /// A span's figures in one run, for its trend across runs.
@@ -643,32 +615,6 @@ fn select_runs(filter: &RunFilter, columns: &str) -> (String, Vec<String>) {
         None => format!("SELECT {columns} FROM runs{where_sql} ORDER BY started_at_unix_ms, id"),
     };
     (sql, args)
-}
-
-/// The figures of one callsite the history keeps, under identity `key`;
-/// `total_self_ns` is the run's self time in spans.
-pub(crate) fn summarize(
-    cs: &CallsiteStats,
-    key: &str,
-    total_self_ns: f64,
-    allocations_tracked: bool,
-) -> SpanSummary {
-    let calls = cs.calls as f64;
-    let alloc = cs.alloc.filter(|_| allocations_tracked);
-    SpanSummary {
-        identity: key.to_owned(),
-        name: cs.name.clone(),
-        target: cs.target.clone(),
-        calls: cs.calls,
-        busy_p50_ns: cs.busy_ns.p50,
-        busy_p99_ns: cs.busy_ns.p99,
-        busy_mean_ns: stats::ratio(cs.busy_ns.sum as f64, cs.busy_ns.count as f64),
-        self_ns: cs.self_ns.sum,
-        self_share: stats::share(cs.self_ns.sum as f64, total_self_ns),
-        alloc_bytes_per_call: alloc.map(|a| stats::ratio(a.self_alloc_bytes as f64, calls)),
-        allocs_per_call: alloc.map(|a| stats::ratio(a.self_allocs as f64, calls)),
-        live_bytes: cs.heap.as_ref().map(|h| h.live_bytes),
-    }
 }
 
 /// Stores one run in one write transaction, taken at its start (a

@@ -6,11 +6,13 @@ use serde::Serialize;
 use super::changepoint::{ChangeOptions, ChangePoint, change_points};
 use super::error::HistoryError;
 use super::store::{RunFilter, SpanPoint, Store};
+use crate::figures::{Drawn, FIGURES};
 
 /// One metric of a span across runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Series {
-    /// Its name: `busy_p50_ns`, `busy_p99_ns`, `self_share`, `live_bytes`.
+    /// Its name: a figure's (`busy_p50_ns`, `busy_p99_ns`, `self_share`,
+    /// `live_bytes`).
     pub metric: &'static str,
     /// One value per point of the trend (`None` where the run lacks it).
     pub values: Vec<Option<f64>>,
@@ -55,25 +57,25 @@ pub fn trends(store: &Store, span: &str, filter: &RunFilter) -> Result<Vec<Trend
 /// The trend of one span's points.
 pub fn trend(identity: String, points: Vec<SpanPoint>) -> Trend {
     let opts = ChangeOptions::default();
-    let metric = |name: &'static str, f: fn(&SpanPoint) -> Option<f64>| {
-        let values: Vec<Option<f64>> = points.iter().map(f).collect();
-        let present: Vec<f64> = values.iter().flatten().copied().collect();
-        Series {
-            metric: name,
-            change_points: change_points(&present, &opts),
-            values,
-        }
-    };
-    let mut series = vec![
-        metric("busy_p50_ns", |p| Some(p.span.busy_p50_ns as f64)),
-        metric("busy_p99_ns", |p| Some(p.span.busy_p99_ns as f64)),
-        metric("self_share", |p| Some(p.span.self_share)),
-    ];
-    if points.iter().any(|p| p.span.live_bytes.is_some()) {
-        series.push(metric("live_bytes", |p| {
-            p.span.live_bytes.map(|b| b as f64)
-        }));
-    }
+    let series = FIGURES
+        .iter()
+        .filter_map(|f| {
+            let values: Vec<Option<f64>> = points.iter().map(|p| (f.of)(&p.span)).collect();
+            let drawn = match f.trend {
+                Drawn::Never => false,
+                Drawn::Always => true,
+                Drawn::WhenMeasured => values.iter().any(Option::is_some),
+            };
+            drawn.then(|| {
+                let present: Vec<f64> = values.iter().flatten().copied().collect();
+                Series {
+                    metric: f.name,
+                    change_points: change_points(&present, &opts),
+                    values,
+                }
+            })
+        })
+        .collect();
     Trend {
         name: points
             .first()
