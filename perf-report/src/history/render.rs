@@ -116,11 +116,7 @@ static TREND: &[Column<Series>] = &[
 ];
 
 fn format_check_value(metric: Metric, v: f64) -> String {
-    match metric {
-        Metric::BusyP50 | Metric::BusyP99 => units::ns(v),
-        Metric::AllocBytesPerCall => units::bytes(v),
-        Metric::AllocsPerCall => format!("{v:.2}"),
-    }
+    metric.figure().unit.format(v)
 }
 
 /// A check's table: one row per span and metric judged.
