@@ -11,16 +11,16 @@ use crate::background::overhead;
 use crate::background::procfs::process_cpu_ns;
 use crate::config::Config;
 use crate::dump::{
-    ActiveWindow, AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig,
-    EventCounts, FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats,
-    HeapSummary, HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu,
+    ActiveWindow, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts,
+    FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats, HeapSummary,
+    HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu,
 };
 use crate::profiler::{Profiler, unix_ms};
 use crate::record::callsite::CallsiteKey;
 use crate::record::flat_hist::{FlatHist, Layout};
 use crate::record::groups::{GroupKey, Groups, OTHER, fold};
 use crate::record::shards::{Merged, Shards};
-use crate::record::totals::{AllocTotals, CallsiteAcc, Events, RssTotals};
+use crate::record::totals::{CallsiteAcc, Events, RssTotals};
 use crate::record::{alloc, heap};
 
 /// Below this much process CPU time (the OS counts it in 10 ms ticks), the
@@ -471,7 +471,7 @@ fn callsite_stats(
         idle_ns: hist(&acc.idle),
         self_ns: hist(&acc.self_time),
         events: event_counts(&acc.events),
-        alloc: facts.allocations_tracked.then(|| alloc_stats(&acc.alloc)),
+        alloc: facts.allocations_tracked.then_some(acc.alloc),
         rss_delta: facts
             .sampled
             .then(|| acc.rss.as_ref().map(rss_delta).unwrap_or_default()),
@@ -524,19 +524,6 @@ fn event_counts(events: &Events) -> EventCounts {
         info,
         warn,
         error,
-    }
-}
-
-fn alloc_stats(alloc: &AllocTotals) -> AllocStats {
-    AllocStats {
-        alloc_bytes: alloc.alloc_bytes,
-        allocs: alloc.allocs,
-        freed_bytes: alloc.freed_bytes,
-        frees: alloc.frees,
-        self_alloc_bytes: alloc.self_alloc_bytes,
-        self_allocs: alloc.self_allocs,
-        net_bytes: alloc.net_bytes,
-        calls_retaining: alloc.calls_retaining,
     }
 }
 

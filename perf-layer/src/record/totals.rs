@@ -10,6 +10,7 @@ use tracing_core::{Level, Metadata};
 use super::alloc::PauseCounting;
 use super::cpu::IntervalCpu;
 use super::flat_hist::{FlatHist, Layout};
+use crate::dump::AllocStats;
 
 /// Events per level, trace to error: a small array, cheap to add to.
 pub(crate) type Events = [u64; 5];
@@ -37,48 +38,23 @@ pub(crate) struct SpanAlloc {
     pub(crate) self_allocs: u64,
 }
 
-/// [`SpanAlloc`] summed over a callsite's spans, with the spans that closed
-/// holding more than they freed.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct AllocTotals {
-    pub(crate) alloc_bytes: u64,
-    pub(crate) allocs: u64,
-    pub(crate) freed_bytes: u64,
-    pub(crate) frees: u64,
-    pub(crate) self_alloc_bytes: u64,
-    pub(crate) self_allocs: u64,
-    /// Allocated minus freed, summed per span.
-    pub(crate) net_bytes: i64,
-    pub(crate) calls_retaining: u64,
-}
-
-impl AllocTotals {
-    #[inline]
-    fn add_span(&mut self, span: &SpanAlloc) {
-        let net = i128::from(span.alloc_bytes) - i128::from(span.freed_bytes);
-        let net = i64::try_from(net).unwrap_or(if net > 0 { i64::MAX } else { i64::MIN });
-        self.add(&AllocTotals {
-            alloc_bytes: span.alloc_bytes,
-            allocs: span.allocs,
-            freed_bytes: span.freed_bytes,
-            frees: span.frees,
-            self_alloc_bytes: span.self_alloc_bytes,
-            self_allocs: span.self_allocs,
-            net_bytes: net,
-            calls_retaining: u64::from(net > 0),
-        });
-    }
-
-    fn add(&mut self, other: &AllocTotals) {
-        self.alloc_bytes = self.alloc_bytes.saturating_add(other.alloc_bytes);
-        self.allocs = self.allocs.saturating_add(other.allocs);
-        self.freed_bytes = self.freed_bytes.saturating_add(other.freed_bytes);
-        self.frees = self.frees.saturating_add(other.frees);
-        self.self_alloc_bytes = self.self_alloc_bytes.saturating_add(other.self_alloc_bytes);
-        self.self_allocs = self.self_allocs.saturating_add(other.self_allocs);
-        self.net_bytes = self.net_bytes.saturating_add(other.net_bytes);
-        self.calls_retaining = self.calls_retaining.saturating_add(other.calls_retaining);
-    }
+/// A span's allocation, added to its callsite's totals (the dump's own
+/// [`AllocStats`], kept as it will be written): with whether it closed
+/// holding more than it freed.
+#[inline]
+fn add_span(totals: &mut AllocStats, span: &SpanAlloc) {
+    let net = i128::from(span.alloc_bytes) - i128::from(span.freed_bytes);
+    let net = i64::try_from(net).unwrap_or(if net > 0 { i64::MAX } else { i64::MIN });
+    totals.add(&AllocStats {
+        alloc_bytes: span.alloc_bytes,
+        allocs: span.allocs,
+        freed_bytes: span.freed_bytes,
+        frees: span.frees,
+        self_alloc_bytes: span.self_alloc_bytes,
+        self_allocs: span.self_allocs,
+        net_bytes: net,
+        calls_retaining: u64::from(net > 0),
+    });
 }
 
 /// Process RSS at close minus at open, summed over a callsite's spans.
@@ -244,7 +220,7 @@ pub(crate) struct CallsiteAcc {
     pub(crate) idle: FlatHist,
     pub(crate) self_time: FlatHist,
     pub(crate) events: Events,
-    pub(crate) alloc: AllocTotals,
+    pub(crate) alloc: AllocStats,
     pub(crate) rss: Option<RssTotals>,
     /// The spans timed on the CPU; made at the first (the histogram is
     /// the layer's allocation, so out of line).
@@ -266,7 +242,7 @@ impl CallsiteAcc {
             idle: FlatHist::new(&layout),
             self_time: FlatHist::new(&layout),
             events: [0; 5],
-            alloc: AllocTotals::default(),
+            alloc: AllocStats::default(),
             rss: None,
             cpu: None,
             first_open: u64::MAX,
@@ -291,7 +267,7 @@ impl CallsiteAcc {
             *mine = mine.saturating_add(u64::from(theirs));
         }
         if let Some(alloc) = &span.alloc {
-            self.alloc.add_span(alloc);
+            add_span(&mut self.alloc, alloc);
         }
         if let Some(delta) = span.rss_delta {
             let one = RssTotals::of(delta);
