@@ -2,7 +2,7 @@
 //! row per callsite (with its live-heap growth), the process summary and
 //! its RSS fit.
 
-use perf_layer::dump::Dump;
+use perf_layer::dump::{CallsiteStats, Dump};
 
 use crate::loaded::GroupedCallsite;
 use serde::Serialize;
@@ -185,31 +185,9 @@ impl<'a> Context<'a> {
             .iter()
             .filter_map(|c| c.alloc.map(|a| u128::from(a.self_alloc_bytes)))
             .sum();
-        let run_wall_ns = if dump.run.duration_ns > 0 {
-            dump.run.duration_ns as f64
-        } else {
-            dump.callsites
-                .iter()
-                .map(|c| c.wall_ns.sum as f64)
-                .fold(0.0, f64::max)
-        };
-
-        // Threads that recorded spans, as the dump says; in dumps of 0.1,
-        // from the layer's overhead estimate (fraction = estimated /
-        // (duration x threads)); 1 when unknown, which overstates
-        // utilisation and so understates what waiting can give back.
+        let run_wall_ns = run_wall_ns(dump);
         let o = &dump.overhead;
-        let recording_threads = if let Some(n) = dump.run.span_threads {
-            f64::from(n.max(1))
-        } else if o.fraction_of_run.is_finite()
-            && o.fraction_of_run > 0.0
-            && o.estimated_ns > 0
-            && run_wall_ns > 0.0
-        {
-            (o.estimated_ns as f64 / o.fraction_of_run / run_wall_ns).clamp(1.0, 1e6)
-        } else {
-            1.0
-        };
+        let recording_threads = recording_threads(dump, run_wall_ns);
         let cores = dump
             .run
             .cores
@@ -223,63 +201,15 @@ impl<'a> Context<'a> {
         let mut rows = Vec::with_capacity(dump.callsites.len());
         let mut tail_excess_ns = Vec::with_capacity(dump.callsites.len());
         let mut preempted_tail_excess_ns = Vec::with_capacity(dump.callsites.len());
+        let wholes = Wholes {
+            self_ns: total_self_f,
+            self_alloc_bytes: total_self_alloc as f64,
+            alloc_tracked,
+        };
         for (cs, busy) in dump.callsites.iter().zip(input.busy_summaries()) {
-            let [p50, p90, p99, p999, max] = busy.quantiles;
             tail_excess_ns.push(busy.tail_excess);
-            preempted_tail_excess_ns.push(busy.preempted_tail_excess.and_then(|excess| {
-                // Per-span preemption stands for a span only when all its
-                // intervals were timed (sampled polls do not).
-                let cpu = cs.cpu.as_ref().filter(|c| c.untimed_intervals == 0)?;
-                let timed = cpu.timed_calls;
-                (timed > 0).then(|| excess * cs.calls.max(timed) as f64 / timed as f64)
-            }));
-            let calls_f = cs.calls as f64;
-            let alloc = cs.alloc.filter(|_| alloc_tracked).map(|a| AllocRow {
-                self_bytes_per_call: stats::ratio(a.self_alloc_bytes as f64, calls_f),
-                self_allocs_per_call: stats::ratio(a.self_allocs as f64, calls_f),
-                self_alloc_bytes: a.self_alloc_bytes,
-                alloc_share: stats::share(a.self_alloc_bytes as f64, total_self_alloc as f64),
-                net_retained_bytes: a.net_bytes,
-                calls_retaining: a.calls_retaining,
-            });
-            let cpu = CpuRow::of(cs);
-            rows.push(CallsiteRow {
-                location: Location::of(cs),
-                level: cs.level.clone(),
-                calls: cs.calls,
-                busy_total_ns: cs.busy_ns.sum,
-                self_total_ns: cs.self_ns.sum,
-                self_share: stats::share(cs.self_ns.sum as f64, total_self_f),
-                self_cpu_ns: cpu
-                    .as_ref()
-                    .map_or(cs.self_ns.sum as f64, |c| c.self_on_cpu_ns),
-                wall_total_ns: cs.wall_ns.sum,
-                idle_total_ns: cs.idle_ns.sum,
-                idle_share: stats::share(cs.idle_ns.sum as f64, cs.wall_ns.sum as f64),
-                busy_mean_ns: stats::ratio(cs.busy_ns.sum as f64, cs.busy_ns.count as f64),
-                busy_p50_ns: p50,
-                busy_p90_ns: p90,
-                busy_p99_ns: p99,
-                busy_p999_ns: p999,
-                busy_max_ns: max,
-                alloc,
-                rss_delta_bytes: cs.rss_delta.map(|d| d.sum_bytes),
-                rss_delta_per_call_bytes: cs
-                    .rss_delta
-                    .map(|d| stats::ratio(d.sum_bytes as f64, calls_f)),
-                rss_delta_max_bytes: cs.rss_delta.map(|d| d.max_bytes),
-                heap: cs.heap.as_ref().filter(|_| alloc_tracked).map(|h| {
-                    let fit = measures.growth.fit(dump, h);
-                    HeapRow {
-                        live_bytes: h.live_bytes,
-                        peak_live_bytes: h.peak_live_bytes,
-                        allocated_bytes: h.allocated_bytes,
-                        growth_bytes_per_s: fit.map(|f| f.slope),
-                        growth_r2: fit.map(|f| f.r2),
-                    }
-                }),
-                cpu,
-            });
+            preempted_tail_excess_ns.push(preempted_tail_excess(cs, busy.preempted_tail_excess));
+            rows.push(row(cs, busy.quantiles, &wholes, &measures.growth, dump));
         }
 
         crate::callsite::qualify(rows.iter_mut().map(|r| &mut r.location));
@@ -397,6 +327,115 @@ impl<'a> Context<'a> {
             .scoring
             .weight(resource, self.totals.cpu_utilization);
         draft.score(weight, self.share_of(resource), &self.config.bands, advise)
+    }
+}
+
+/// The run's wall time, ns: its duration, or in a dump without one the
+/// longest span.
+fn run_wall_ns(dump: &Dump) -> f64 {
+    if dump.run.duration_ns > 0 {
+        dump.run.duration_ns as f64
+    } else {
+        dump.callsites
+            .iter()
+            .map(|c| c.wall_ns.sum as f64)
+            .fold(0.0, f64::max)
+    }
+}
+
+/// Threads that recorded spans, as the dump says; in dumps of 0.1, from the
+/// layer's overhead estimate (fraction = estimated / (duration x threads));
+/// 1 when unknown, which overstates utilisation and so understates what
+/// waiting can give back.
+fn recording_threads(dump: &Dump, run_wall_ns: f64) -> f64 {
+    let o = &dump.overhead;
+    if let Some(n) = dump.run.span_threads {
+        f64::from(n.max(1))
+    } else if o.fraction_of_run.is_finite()
+        && o.fraction_of_run > 0.0
+        && o.estimated_ns > 0
+        && run_wall_ns > 0.0
+    {
+        (o.estimated_ns as f64 / o.fraction_of_run / run_wall_ns).clamp(1.0, 1e6)
+    } else {
+        1.0
+    }
+}
+
+/// What a row's shares are shares of.
+struct Wholes {
+    /// Self time in every span, ns.
+    self_ns: f64,
+    /// Bytes allocated in every span as its innermost.
+    self_alloc_bytes: f64,
+    /// Every callsite has allocation figures.
+    alloc_tracked: bool,
+}
+
+/// A span's busy-time tail beyond its usual calls that preemption
+/// explains, scaled from its timed calls to all: only where every interval
+/// was timed (sampled polls do not stand for a span).
+fn preempted_tail_excess(cs: &CallsiteStats, excess: Option<f64>) -> Option<f64> {
+    let excess = excess?;
+    let cpu = cs.cpu.as_ref().filter(|c| c.untimed_intervals == 0)?;
+    let timed = cpu.timed_calls;
+    (timed > 0).then(|| excess * cs.calls.max(timed) as f64 / timed as f64)
+}
+
+/// Callsite `cs`'s row, its busy time's quantiles read by loading.
+fn row(
+    cs: &CallsiteStats,
+    [p50, p90, p99, p999, max]: [u64; 5],
+    wholes: &Wholes,
+    growth: &GrowthWindow,
+    dump: &Dump,
+) -> CallsiteRow {
+    let calls_f = cs.calls as f64;
+    let alloc = cs.alloc.filter(|_| wholes.alloc_tracked).map(|a| AllocRow {
+        self_bytes_per_call: stats::ratio(a.self_alloc_bytes as f64, calls_f),
+        self_allocs_per_call: stats::ratio(a.self_allocs as f64, calls_f),
+        self_alloc_bytes: a.self_alloc_bytes,
+        alloc_share: stats::share(a.self_alloc_bytes as f64, wholes.self_alloc_bytes),
+        net_retained_bytes: a.net_bytes,
+        calls_retaining: a.calls_retaining,
+    });
+    let cpu = CpuRow::of(cs);
+    CallsiteRow {
+        location: Location::of(cs),
+        level: cs.level.clone(),
+        calls: cs.calls,
+        busy_total_ns: cs.busy_ns.sum,
+        self_total_ns: cs.self_ns.sum,
+        self_share: stats::share(cs.self_ns.sum as f64, wholes.self_ns),
+        self_cpu_ns: cpu
+            .as_ref()
+            .map_or(cs.self_ns.sum as f64, |c| c.self_on_cpu_ns),
+        wall_total_ns: cs.wall_ns.sum,
+        idle_total_ns: cs.idle_ns.sum,
+        idle_share: stats::share(cs.idle_ns.sum as f64, cs.wall_ns.sum as f64),
+        busy_mean_ns: stats::ratio(cs.busy_ns.sum as f64, cs.busy_ns.count as f64),
+        busy_p50_ns: p50,
+        busy_p90_ns: p90,
+        busy_p99_ns: p99,
+        busy_p999_ns: p999,
+        busy_max_ns: max,
+        alloc,
+        rss_delta_bytes: cs.rss_delta.map(|d| d.sum_bytes),
+        rss_delta_per_call_bytes: cs
+            .rss_delta
+            .map(|d| stats::ratio(d.sum_bytes as f64, calls_f)),
+        rss_delta_max_bytes: cs.rss_delta.map(|d| d.max_bytes),
+        heap: cs.heap.as_ref().filter(|_| wholes.alloc_tracked).map(|h| {
+            let fit = growth.fit(dump, h);
+            HeapRow {
+                live_bytes: h.live_bytes,
+                peak_live_bytes: h.peak_live_bytes,
+                allocated_bytes: h.allocated_bytes,
+                growth_bytes_per_s: fit.map(|f| f.slope),
+                growth_r2: fit.map(|f| f.r2),
+            }
+        }),
+        cpu,
     }
 }
 
