@@ -9,10 +9,11 @@ use super::check::{CheckReport, Judgement, Metric, MetricCheck};
 use super::store::RunSummary;
 use super::trend::{Series, Trend, sparkline};
 use crate::render::outline::{self, Block, Outline, Section, Table, Title};
-use crate::render::table::{Align, Cell, Column, Tone};
+use crate::render::table::{Align, Cell, Column, Tone, col, dump_col};
 use crate::render::wording::Words;
 use crate::render::{Format, RenderOptions};
 use crate::units;
+
 /// A date and time for people, UTC, from ms since the Unix epoch.
 pub(crate) fn when(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
@@ -32,30 +33,6 @@ pub(crate) fn when(unix_ms: u64) -> String {
         rem / 3600,
         (rem % 3600) / 60
     )
-}
-
-/// A column of ours.
-const fn col<T>(header: &'static str, align: Align, cell: fn(usize, &T) -> Cell) -> Column<T> {
-    Column {
-        header,
-        align,
-        from_dump: false,
-        drop_order: 0,
-        shortens: false,
-        cell,
-    }
-}
-
-/// A column of text from the dump: the format escapes it.
-const fn dump_col<T>(header: &'static str, cell: fn(usize, &T) -> Cell) -> Column<T> {
-    Column {
-        header,
-        align: Align::Left,
-        from_dump: true,
-        drop_order: 0,
-        shortens: false,
-        cell,
-    }
 }
 
 /// A run's labels, `key=value` apart by spaces.

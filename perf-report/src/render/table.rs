@@ -54,7 +54,12 @@ pub(crate) struct Column<T> {
     pub(crate) cell: fn(usize, &T) -> Cell,
 }
 
-const fn col<T>(header: &'static str, align: Align, cell: fn(usize, &T) -> Cell) -> Column<T> {
+/// A column of our own text (figures, words), never hidden.
+pub(crate) const fn col<T>(
+    header: &'static str,
+    align: Align,
+    cell: fn(usize, &T) -> Cell,
+) -> Column<T> {
     Column {
         header,
         align,
@@ -65,7 +70,8 @@ const fn col<T>(header: &'static str, align: Align, cell: fn(usize, &T) -> Cell)
     }
 }
 
-const fn dump_col<T>(header: &'static str, cell: fn(usize, &T) -> Cell) -> Column<T> {
+/// A column of text from the dump (a name, a path): the format escapes it.
+pub(crate) const fn dump_col<T>(header: &'static str, cell: fn(usize, &T) -> Cell) -> Column<T> {
     Column {
         header,
         align: Align::Left,
