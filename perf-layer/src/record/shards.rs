@@ -211,17 +211,7 @@ impl Shards {
     /// while it is searched. `None` when no shard holds the span.
     #[inline]
     pub(crate) fn with_open<R>(&self, id: u64, f: impl FnOnce(&mut SpanState) -> R) -> Option<R> {
-        self.with_open_from(self.local(), id, f)
-    }
-
-    /// [`with_open`](Self::with_open), given this thread's shard.
-    #[inline]
-    pub(crate) fn with_open_from<R>(
-        &self,
-        local: &ShardLock,
-        id: u64,
-        f: impl FnOnce(&mut SpanState) -> R,
-    ) -> Option<R> {
+        let local = self.local();
         {
             let mut shard = local.lock();
             if let Some(state) = shard.open.get_mut(id) {
