@@ -7,7 +7,8 @@
 //! (compare `floor_registry_noop_layer` across the two binaries).
 //!
 //! After the criterion groups, the same workloads with the floor,
-//! everything on and the peers taking turns (see [`turns`]): written to
+//! everything on, the peers and the clock floor
+//! ([`support::ClockOnlyLayer`]) taking turns (see [`turns`]): written to
 //! `<criterion home>/lifecycle_alloc.turns/turns.json` for
 //! `scripts/bench-report`, and printed.
 
@@ -57,9 +58,12 @@ fn time_runs(subject: &Subject, workload: fn(), n: u32) -> Duration {
 /// every subject's time over the floor's in that same round: the median
 /// over rounds is the ratio, from subjects that saw the same machine.
 fn turns(quick: bool) {
+    // The clock floor takes turns too (not a criterion group): what reading
+    // the clock at every callback costs, the least any timing layer adds.
     let subjects: Vec<Subject> = subjects()
         .into_iter()
         .filter(|s| s.name != "no_subscriber")
+        .chain([Subject::clock_only()])
         .collect();
     let (rounds, slot) = if quick {
         (3, Duration::from_micros(200))

@@ -22,7 +22,10 @@
 //!   every feature on: sampler, CPU time, counting allocator);
 //! - `perf_layer_without_task_clock`, `perf_layer_without_cpu_time`,
 //!   `perf_layer_without_sampler`, `perf_layer_without_alloc` (the system
-//!   allocator): one feature off each.
+//!   allocator): one feature off each;
+//! - `clock_only_layer` ([`support::ClockOnlyLayer`]): the clock read at
+//!   every callback perf-layer times and each interval counted, nothing
+//!   else: the least any layer timing every span adds.
 //!
 //! Each child serves for a window of wall time and reports the requests
 //! completed and the process's CPU time; the loss of a subject is
@@ -135,8 +138,9 @@ const WINDOW_ENV: &str = "PERF_SUITE_SERVER_WINDOW_MS";
 const CLIENTS: usize = 8;
 
 /// A subject: its name, and whether it runs under the counting allocator.
-const SUBJECTS: [(&str, bool); 6] = [
+const SUBJECTS: [(&str, bool); 7] = [
     (support::Subject::FLOOR, false),
+    (support::Subject::CLOCK_ONLY, false),
     ("perf_layer_all", true),
     ("perf_layer_without_task_clock", true),
     ("perf_layer_without_cpu_time", true),
@@ -228,6 +232,7 @@ fn turns(server: &str, label: &str, rounds: u64, window_ms: u64, hogs: bool) -> 
     hog_threads.into_iter().for_each(|h| h.join().unwrap());
 
     let floor = &per_subject[0];
+    let clock_only = &per_subject[1];
     let mut subjects = serde_json::Map::new();
     eprintln!(
         "\nservers ({label}): {server}, {CLIENTS} clients, {rounds} rounds of {window_ms} ms"
@@ -254,6 +259,15 @@ fn turns(server: &str, label: &str, rounds: u64, window_ms: u64, hogs: bool) -> 
         // rounds with the floor's fast ones (27% against 8% per round, seen
         // with two compilations running).
         let paired_loss = support::median(losses.clone());
+        // Against the clock floor, round by round: the part of the loss a
+        // layer that reads the clock at every callback could still cut.
+        let over_clock = support::median(
+            served
+                .iter()
+                .zip(clock_only)
+                .map(|(s, c)| 1.0 - s.requests / c.requests)
+                .collect(),
+        );
         let per_request = |s: &Served| s.cpu_ns / s.requests;
         let cpu_per_request = support::median(served.iter().map(per_request).collect())
             / support::median(floor.iter().map(per_request).collect());
@@ -262,9 +276,10 @@ fn turns(server: &str, label: &str, rounds: u64, window_ms: u64, hogs: bool) -> 
             (!e.is_empty()).then(|| support::median(e))
         };
         eprintln!(
-            "  {name:<32} {requests_per_s:>9.0} req/s  loss {:>6.2}% (per round {:>6.2}%)  CPU/request {cpu_per_request:.3}×{}",
+            "  {name:<32} {requests_per_s:>9.0} req/s  loss {:>6.2}% (per round {:>6.2}%, over the clock floor {:>6.2}%)  CPU/request {cpu_per_request:.3}×{}",
             loss * 100.0,
             paired_loss * 100.0,
+            over_clock * 100.0,
             estimate.map_or_else(String::new, |e| format!("  estimate {:.2}%", e * 100.0))
         );
         let rounds: Vec<String> = losses.iter().map(|l| format!("{:.1}", l * 100.0)).collect();
@@ -275,6 +290,7 @@ fn turns(server: &str, label: &str, rounds: u64, window_ms: u64, hogs: bool) -> 
                 "requests_per_s": requests_per_s,
                 "loss": loss,
                 "paired_loss": paired_loss,
+                "paired_loss_over_clock_floor": over_clock,
                 "round_losses": losses,
                 "cpu_per_request_ratio": cpu_per_request,
                 "estimate": estimate,
@@ -326,6 +342,11 @@ fn child(subject: &str) {
             tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
             None
         }
+        support::Subject::CLOCK_ONLY => {
+            let subscriber = tracing_subscriber::registry().with(support::ClockOnlyLayer::new());
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+            None
+        }
         _ => {
             let builder = perf_layer::PerfLayer::builder().output_path(
                 std::env::temp_dir()
@@ -343,16 +364,11 @@ fn child(subject: &str) {
             Some(handle)
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
     let requests = Arc::new(AtomicU64::new(0));
     let cpu_at_start = support::process_cpu_time();
     match std::env::var(SERVER_ENV).as_deref() {
-        Ok("axum") => runtime.block_on(serve_axum(window, Arc::clone(&requests))),
-        _ => runtime.block_on(serve(window, Arc::clone(&requests))),
+        Ok("axum") => two_workers().block_on(serve_axum(window, Arc::clone(&requests))),
+        _ => two_workers().block_on(serve(window, Arc::clone(&requests))),
     }
     let cpu = support::process_cpu_time() - cpu_at_start;
     // The dump's whole overhead record rides along, for reading the
@@ -375,19 +391,18 @@ fn child(subject: &str) {
     );
 }
 
-/// The server on 127.0.0.1 and `CLIENTS` clients until `window` is over.
-async fn serve(window: Duration, requests: Arc<AtomicU64>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let addr = listener.local_addr().expect("its address");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let _ = mini_redis::server::run(listener, async {
-            let _ = stop_rx.await;
-        })
-        .await;
-    });
+/// A tokio runtime of two workers, as a server would run on this machine.
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// `CLIENTS` clients of the mini-redis server at `addr`, each doing SET
+/// then GET of its own key until `window` is over.
+async fn clients(addr: std::net::SocketAddr, window: Duration, requests: Arc<AtomicU64>) {
     let deadline = Instant::now() + window;
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
@@ -410,6 +425,22 @@ async fn serve(window: Duration, requests: Arc<AtomicU64>) {
     for c in clients {
         c.await.expect("a client finished");
     }
+}
+
+/// The server on 127.0.0.1 and `CLIENTS` clients until `window` is over.
+async fn serve(window: Duration, requests: Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = mini_redis::server::run(listener, async {
+            let _ = stop_rx.await;
+        })
+        .await;
+    });
+    clients(addr, window, requests).await;
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
 }

@@ -102,6 +102,92 @@ pub struct NoopLayer;
 
 impl<S: tracing::Subscriber> Layer<S> for NoopLayer {}
 
+/// The least a layer that times every span does: it reads the clock at
+/// each of the four callbacks perf-layer times (a span's creation, every
+/// enter and exit, its close) and counts each entered interval into a
+/// per-thread power-of-two histogram. It keeps no state per span, no
+/// callsite, no self time, no allocation or CPU figure: it is not a
+/// profiler, only the floor under any profiler that timestamps those
+/// callbacks. A target below this layer's ratio cannot be met by reading
+/// the clock at each of them (issue 25's lifecycle and server targets are
+/// set against it in `scripts/bench-report`).
+pub struct ClockOnlyLayer {
+    clock: quanta::Clock,
+}
+
+thread_local! {
+    static CLOCK_ONLY: std::cell::RefCell<ClockOnlyThread> = std::cell::RefCell::new(ClockOnlyThread {
+        entered: Vec::with_capacity(64),
+        counts: [0; 64],
+        last_created: 0,
+    });
+}
+
+struct ClockOnlyThread {
+    /// Entered spans and the clock at their enter, innermost last.
+    entered: Vec<(u64, u64)>,
+    /// Intervals by the power of two of their nanoseconds.
+    counts: [u64; 64],
+    /// The clock at this thread's last span creation.
+    last_created: u64,
+}
+
+impl ClockOnlyThread {
+    fn count(&mut self, clock: &quanta::Clock, from: u64, to: u64) {
+        let ns = clock.delta_as_nanos(from, to);
+        self.counts[(64 - ns.leading_zeros() as usize).min(63)] += 1;
+    }
+}
+
+impl ClockOnlyLayer {
+    pub fn new() -> Self {
+        Self {
+            clock: quanta::Clock::new(),
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for ClockOnlyLayer {
+    fn on_new_span(
+        &self,
+        _: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let now = self.clock.raw();
+        let _ = CLOCK_ONLY.try_with(|t| t.borrow_mut().last_created = now);
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        let now = self.clock.raw();
+        let _ = CLOCK_ONLY.try_with(|t| t.borrow_mut().entered.push((id.into_u64(), now)));
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        let now = self.clock.raw();
+        let _ = CLOCK_ONLY.try_with(|t| {
+            let mut t = t.borrow_mut();
+            if let Some(at) = t
+                .entered
+                .iter()
+                .rposition(|(span, _)| *span == id.into_u64())
+            {
+                let (_, entered) = t.entered.remove(at);
+                t.count(&self.clock, entered, now);
+            }
+        });
+    }
+
+    fn on_close(&self, _: tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        let now = self.clock.raw();
+        let _ = CLOCK_ONLY.try_with(|t| {
+            let mut t = t.borrow_mut();
+            let created = t.last_created;
+            t.count(&self.clock, created, now);
+        });
+    }
+}
+
 /// The middle of `values` once sorted (the upper one of an even count).
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -120,6 +206,8 @@ pub struct Subject {
 impl Subject {
     /// The floor's name: the baseline every ratio is over.
     pub const FLOOR: &'static str = "floor_registry_noop_layer";
+    /// The clock floor's name ([`ClockOnlyLayer`]).
+    pub const CLOCK_ONLY: &'static str = "clock_only_layer";
 
     fn new(name: &'static str, dispatch: Dispatch, keep: impl Any) -> Self {
         Self {
@@ -138,6 +226,12 @@ impl Subject {
     pub fn floor() -> Self {
         let subscriber = tracing_subscriber::registry().with(NoopLayer);
         Self::new(Self::FLOOR, Dispatch::new(subscriber), ())
+    }
+
+    /// The clock floor: [`ClockOnlyLayer`] on the registry.
+    pub fn clock_only() -> Self {
+        let subscriber = tracing_subscriber::registry().with(ClockOnlyLayer::new());
+        Self::new(Self::CLOCK_ONLY, Dispatch::new(subscriber), ())
     }
 
     /// perf-layer without the sampler. In a binary whose global allocator is
