@@ -147,14 +147,13 @@ where
         let clock = &self.profiler.config.clock;
         let layer_id = self.profiler.layer_id;
         let span = id.into_u64();
+        let shards = &self.profiler.shards;
         with_stack(layer_id, |stack| {
-            let Some(finished) = stack.pop(span, || self.now(), |a, b| clock.delta_as_nanos(a, b))
-            else {
-                return;
-            };
-            let shards = &self.profiler.shards;
-            let local = stack.shard(shards);
-            shards.exited(local, span, &finished);
+            let now = || self.now();
+            let to_ns = |a, b| clock.delta_as_nanos(a, b);
+            stack.pop_then(span, now, to_ns, |stack, finished| {
+                shards.exited(stack.shard(shards), span, finished);
+            });
         });
     }
 
@@ -195,10 +194,14 @@ where
         let shards = &self.profiler.shards;
         let local = shards.local();
         let mut shard = local.lock();
-        // Read in place: the state is not copied out of its slot.
-        let (meta, parent, closed) = match shard.open.remove(id.into_u64()) {
+        // Read in place: the state is not copied out of its slot. The
+        // closed span is the match's value, not part of a tuple with the
+        // callsites: moved out of one, its 300 bytes were copied again.
+        let (meta, parent);
+        let closed = match shard.open.remove(id.into_u64()) {
             Some(state) if state.visitors == 0 => {
-                (state.meta, state.parent, self.closed(state, now))
+                (meta, parent) = (state.meta, state.parent);
+                self.closed(state, now)
             }
             found => {
                 // Opened on another thread (its state is in that thread's
@@ -210,7 +213,8 @@ where
                     return;
                 };
                 shard = local.lock();
-                (state.meta, state.parent, self.closed(&state, now))
+                (meta, parent) = (state.meta, state.parent);
+                self.closed(&state, now)
             }
         };
         shards.record(&mut shard, meta, parent, &closed);
@@ -247,7 +251,8 @@ impl PerfLayer {
             events: sums.events,
             alloc,
             rss_delta,
-            cpu: (sums.timed_intervals > 0).then_some(SpanCpu {
+            // `then`, not `then_some`: built only when there is one.
+            cpu: (sums.timed_intervals > 0).then(|| SpanCpu {
                 intervals: sums.intervals,
                 timed_intervals: sums.timed_intervals,
                 timed: sums.cpu,
