@@ -251,14 +251,19 @@ impl PerfLayer {
             events: sums.events,
             alloc,
             rss_delta,
-            // `then`, not `then_some`: built only when there is one.
-            cpu: (sums.timed_intervals > 0).then(|| SpanCpu {
-                intervals: sums.intervals,
-                timed_intervals: sums.timed_intervals,
-                timed: sums.cpu,
-                sampled_intervals: sums.sampled_intervals,
-                sampled: sums.sampled,
-            }),
+            // Not `then_some`, which builds its value first: the CPU part
+            // is copied only when there is one.
+            cpu: if sums.timed_intervals > 0 {
+                Some(SpanCpu {
+                    intervals: sums.intervals,
+                    timed_intervals: sums.timed_intervals,
+                    timed: sums.cpu,
+                    sampled_intervals: sums.sampled_intervals,
+                    sampled: sums.sampled,
+                })
+            } else {
+                None
+            },
             group: state.group,
             parent_group: state.parent_group,
             opened: state.created,
