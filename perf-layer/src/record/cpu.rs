@@ -290,6 +290,8 @@ impl Default for Pace {
 
 impl Pace {
     const UNSEEN: u32 = u32::MAX;
+    /// The most one interval counts for, in means ([`Pace::ended`]).
+    const OUTLIER: i64 = 16;
 
     /// Whether the next interval is timed, and why, given the threshold of
     /// the system calls and, when this thread's task clock is open, the
@@ -311,6 +313,15 @@ impl Pace {
     }
 
     /// Takes in an interval that just ended.
+    ///
+    /// One interval counts for at most [`Pace::OUTLIER`] times the mean (and
+    /// at least a microsecond): a preemption or a stray block in a short
+    /// callsite's interval is wall time, not the callsite's length, and
+    /// counted whole it made the callsite "long" for the next few dozen
+    /// intervals, each then timed with system calls (beside two CPU hogs,
+    /// a 4 ms preemption of a 2 µs poll did that about every 4 ms). A
+    /// callsite that does turn long still crosses the threshold within a
+    /// few intervals: the mean can grow 2.9 times an interval.
     #[inline]
     pub(crate) fn ended(&mut self, interval_ns: u64) {
         // Capped below the sentinel: 4.3 s is long enough to time anything.
@@ -319,6 +330,7 @@ impl Pace {
             x as u32
         } else {
             let m = i64::from(self.mean_ns);
+            let x = x.min((m * Self::OUTLIER).max(1_000));
             (m + (x - m) / 8) as u32
         };
     }
@@ -452,6 +464,13 @@ mod tests {
             pace.ended(2_000_000);
         }
         assert_eq!(pace.timing(100_000, None), Timing::Long);
+        // One preemption of 4 ms in polls of 2 µs does not make them long.
+        let mut polls = Pace::default();
+        for _ in 0..64 {
+            polls.ended(2_000);
+        }
+        polls.ended(4_000_000);
+        assert_ne!(polls.timing(100_000, None), Timing::Long);
         // Beyond the cap it is still a mean, not the sentinel.
         pace.ended(u64::MAX);
         assert_eq!(pace.timing(100_000, None), Timing::Long);
