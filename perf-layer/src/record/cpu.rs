@@ -12,7 +12,8 @@
 //! 15% of its throughput.
 //!
 //! Each thread keeps, per callsite, a moving mean of its entered intervals
-//! ([`Pace`]). An interval is timed when that mean is at least the threshold
+//! ([`Pace`]; one interval counts for at most 16 means, so a preemption
+//! does not make a short callsite long). An interval is timed when that mean is at least the threshold
 //! (`cpu_time_threshold`, 100 µs by default), when the callsite has not been
 //! seen on the thread yet (a span entered once, a `main` or a one-off job,
 //! is timed), and otherwise one interval in [`SAMPLE_EVERY`]: a uniform
