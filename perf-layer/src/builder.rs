@@ -216,17 +216,16 @@ impl PerfLayerBuilder {
 
     /// Times entered intervals on the CPU (the thread's CPU time and its
     /// voluntary and involuntary context switches, read at enter and exit)
-    /// where a callsite's intervals on a thread last at least `mean_busy`
-    /// on average (a moving mean weighting the newest 1/8, so a slow first
-    /// call is forgotten within a few dozen; one interval counts for at most
-    /// 16 times the mean, so a preempted poll does not make its callsite
-    /// long). The decision is per interval,
-    /// not per span: an async span that lives for a whole connection is
-    /// entered at every poll, and its polls are what pay for the reads. A
-    /// callsite's first interval on a thread is timed, so a span entered
-    /// once (a `main`, a one-off job) is; of the shorter intervals, one in
-    /// 512 is timed, a uniform sample the report scales to the others and
-    /// marks as estimated (`~` in the on-CPU column).
+    /// where a callsite's intervals on a thread last at least `mean_busy` on
+    /// average (a moving mean weighting the newest 1/8, so a slow first call is
+    /// forgotten within a few dozen; one interval counts for at most 16 times
+    /// the mean, so a preempted poll does not make its callsite long). The
+    /// decision is per interval, not per span: an async span that lives for a
+    /// whole connection is entered at every poll, and its polls are what pay
+    /// for the reads. A callsite's first interval on a thread is timed, so a
+    /// span entered once (a `main`, a one-off job) is; of the shorter
+    /// intervals, one in 512 is timed, a uniform sample the report scales to
+    /// the others and marks as estimated (`~` in the on-CPU column).
     /// The reads are three system calls per interval (four when it was off
     /// the CPU), 0.7 to 1.1 µs in all on the machines here
     /// (`benches/cpu_time.rs`): at the default of 100 µs, about 1% of such

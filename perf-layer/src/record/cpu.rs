@@ -12,15 +12,16 @@
 //! 15% of its throughput.
 //!
 //! Each thread keeps, per callsite, a moving mean of its entered intervals
-//! ([`Pace`]; one interval counts for at most 16 means, so a preemption
-//! does not make a short callsite long). An interval is timed when that mean is at least the threshold
-//! (`cpu_time_threshold`, 100 µs by default), when the callsite has not been
-//! seen on the thread yet (a span entered once, a `main` or a one-off job,
-//! is timed), and otherwise one interval in [`SAMPLE_EVERY`]: a uniform
-//! sample of the short ones, whose on-CPU share the report scales to all of
-//! them and says so. The dump counts the intervals that were not timed
-//! (`cpu.untimed_intervals`). Linux only; elsewhere nothing is read and the
-//! dump's `cpu` fields are absent, not zero.
+//! ([`Pace`]; one interval counts for at most 16 means, so a preemption does
+//! not make a short callsite long). An interval is timed when that mean is at
+//! least the threshold (`cpu_time_threshold`, 100 µs by default), when the
+//! callsite has not been seen on the thread yet (a span entered once, a
+//! `main` or a one-off job, is timed), and otherwise one interval in
+//! [`SAMPLE_EVERY`]: a uniform sample of the short ones, whose on-CPU share
+//! the report scales to all of them and says so. The dump counts the
+//! intervals that were not timed (`cpu.untimed_intervals`). Linux only;
+//! elsewhere nothing is read and the dump's `cpu` fields are absent, not
+//! zero.
 //!
 //! From the two readings of an entered interval:
 //!

@@ -423,8 +423,8 @@ impl Stack {
             return;
         };
         // The top, almost always. The frame is read where it lies and cut
-        // off at the end: copying its 120 bytes out (as `pop` does, twice
-        // through an `Option`) was a tenth of an exit's instructions.
+        // off at the end: copying its 120 bytes out (as `Vec::pop` does,
+        // twice through an `Option`) cost 10 of an exit's instructions.
         let below_at = if self.frames[top].span == span {
             top.checked_sub(1)
         } else {
