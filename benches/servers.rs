@@ -39,8 +39,10 @@
 //! For `perf_layer_all`, the dump's own estimate of its overhead
 //! (`overhead.fraction_of_run`) is set against the measured loss.
 //!
-//! `cargo bench --bench servers` (about 10 minutes: two servers, 10 rounds
-//! of 2 s each, quiet and with hogs); `-- --quick` for two rounds of 1 s;
+//! `cargo bench --bench servers` (about 7 minutes: two servers, 24 rounds
+//! of 500 ms each, quiet and with hogs; short windows taking turns often
+//! cancel a shared guest's drift better than long ones: docs/benchmarks.md,
+//! "Shorter windows"); `-- --quick` for two rounds of 1 s;
 //! `PERF_SUITE_SERVERS=axum` for one server. `PERF_SUITE_SERVER_ROUNDS` and `PERF_SUITE_SERVER_WINDOW_MS`
 //! override; `PERF_SUITE_SERVER_DUMP=path` makes each perf-layer child
 //! write its dump there. Results go to `<criterion home>/servers/servers.json`, which
@@ -162,8 +164,8 @@ fn main() {
     {
         return;
     }
-    let rounds = env_number("PERF_SUITE_SERVER_ROUNDS").unwrap_or(if quick { 2 } else { 10 });
-    let window_ms = env_number(WINDOW_ENV).unwrap_or(if quick { 1_000 } else { 2_000 });
+    let rounds = env_number("PERF_SUITE_SERVER_ROUNDS").unwrap_or(if quick { 2 } else { 24 });
+    let window_ms = env_number(WINDOW_ENV).unwrap_or(if quick { 1_000 } else { 500 });
     // `PERF_SUITE_SERVERS=axum` runs only the named ones.
     let only = std::env::var("PERF_SUITE_SERVERS").ok();
     let mut servers = serde_json::Map::new();
