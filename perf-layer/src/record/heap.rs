@@ -59,8 +59,7 @@ static NEXT_TAG: AtomicU32 = AtomicU32::new(FIRST_CALLSITE_TAG);
 #[inline]
 pub(crate) fn tag_of(meta: &'static Metadata<'static>) -> u32 {
     let key = meta as *const Metadata<'static> as usize;
-    // Fibonacci hashing of the address (metadata are 8-aligned statics).
-    let mut slot = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50) % SLOTS;
+    let mut slot = home_slot(key);
     loop {
         match KEYS[slot].load(Ordering::Acquire) {
             k if k == key => return value_at(slot),
@@ -74,6 +73,13 @@ pub(crate) fn tag_of(meta: &'static Metadata<'static>) -> u32 {
             _ => slot = (slot + 1) % SLOTS,
         }
     }
+}
+
+/// The slot a callsite's probe starts at: Fibonacci hashing of its
+/// metadata's address (metadata are 8-aligned statics).
+#[inline]
+fn home_slot(key: usize) -> usize {
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50) % SLOTS
 }
 
 /// The tag in `slot`, once its claimer has stored it. The claimer stores
@@ -417,7 +423,7 @@ mod tests {
         // hand as `claim` does, with its tag stored only 20 ms later: long
         // past the reader's spins, well into its yields.
         let key = 8usize;
-        let mut slot = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50) % SLOTS;
+        let mut slot = home_slot(key);
         while KEYS[slot]
             .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
