@@ -54,16 +54,8 @@ fn main() {
     };
     let n: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let (dispatch, _handle) = match subject.as_str() {
-        "floor" => (
-            tracing::Dispatch::new(tracing_subscriber::registry().with(support::NoopLayer)),
-            None,
-        ),
-        "clock_only" => (
-            tracing::Dispatch::new(
-                tracing_subscriber::registry().with(support::ClockOnlyLayer::new()),
-            ),
-            None,
-        ),
+        "floor" => (support::Subject::floor().dispatch, None),
+        "clock_only" => (support::Subject::clock_only().dispatch, None),
         "perf_layer" => {
             let (layer, handle) = perf_layer::PerfLayer::builder()
                 .without_sampler()

@@ -340,13 +340,13 @@ fn child(subject: &str) {
     let window = Duration::from_millis(env_number(WINDOW_ENV).unwrap_or(1_500));
     let handle = match subject {
         support::Subject::FLOOR => {
-            let subscriber = tracing_subscriber::registry().with(support::NoopLayer);
-            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+            tracing::dispatcher::set_global_default(support::Subject::floor().dispatch)
+                .expect("one global subscriber");
             None
         }
         support::Subject::CLOCK_ONLY => {
-            let subscriber = tracing_subscriber::registry().with(support::ClockOnlyLayer::new());
-            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+            tracing::dispatcher::set_global_default(support::Subject::clock_only().dispatch)
+                .expect("one global subscriber");
             None
         }
         _ => {
