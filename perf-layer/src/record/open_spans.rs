@@ -15,8 +15,9 @@ use super::groups::{GroupKey, MAX_FIELDS};
 pub(crate) struct FinishedFrame {
     pub(crate) busy_ns: u64,
     pub(crate) self_ns: u64,
-    pub(crate) alloc: AllocCounters,
-    pub(crate) self_alloc: AllocCounters,
+    /// What it allocated, where the counting allocator counts (`None`
+    /// without it: nothing to add).
+    pub(crate) alloc: Option<IntervalAlloc>,
     pub(crate) events: [u32; 5],
     /// What the interval measured on the CPU, when it was timed.
     pub(crate) cpu: Option<IntervalCpu>,
@@ -26,6 +27,15 @@ pub(crate) struct FinishedFrame {
     /// not open, or the thread was switched out): the dearer kind of timed
     /// interval, counted apart for the overhead estimate.
     pub(crate) by_calls: bool,
+}
+
+/// What an entered interval allocated: in it (nothing for a re-entry,
+/// already counted by the interval around it), and in it outside the
+/// frames above it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct IntervalAlloc {
+    pub(crate) inclusive: AllocCounters,
+    pub(crate) own: AllocCounters,
 }
 
 /// What an open span's entered intervals added up to: the part of its
@@ -59,11 +69,11 @@ impl Sums {
         // need no saturation (an instruction each, on every exit).
         self.busy_ns = self.busy_ns.wrapping_add(done.busy_ns);
         self.self_ns = self.self_ns.wrapping_add(done.self_ns);
-        self.alloc.add(&done.alloc);
-        self.self_alloc_bytes = self
-            .self_alloc_bytes
-            .wrapping_add(done.self_alloc.alloc_bytes);
-        self.self_allocs = self.self_allocs.wrapping_add(done.self_alloc.allocs);
+        if let Some(alloc) = &done.alloc {
+            self.alloc.add(&alloc.inclusive);
+            self.self_alloc_bytes = self.self_alloc_bytes.wrapping_add(alloc.own.alloc_bytes);
+            self.self_allocs = self.self_allocs.wrapping_add(alloc.own.allocs);
+        }
         // Most intervals see no event.
         if done.events != [0; 5] {
             for (mine, theirs) in self.events.iter_mut().zip(done.events) {

@@ -667,8 +667,7 @@ mod tests {
         let done = FinishedFrame {
             busy_ns: 1,
             self_ns: 1,
-            alloc: Default::default(),
-            self_alloc: Default::default(),
+            alloc: None,
             events: [0; 5],
             cpu: None,
             sampled: false,

@@ -19,7 +19,7 @@ use std::ptr::NonNull;
 use super::alloc::{self, AllocCounters};
 use super::cpu::{self, IntervalCpu, Pace, ThreadCpu, Timing};
 use super::heap;
-use super::open_spans::FinishedFrame;
+use super::open_spans::{FinishedFrame, IntervalAlloc};
 use super::shards::{ShardLock, Shards};
 use super::task_clock;
 
@@ -117,6 +117,14 @@ pub(crate) struct Stack {
     clock_open: bool,
     /// This thread's shard, and the store it is in ([`Stack::shard`]).
     shard: Option<(NonNull<Shards>, NonNull<ShardLock>)>,
+    /// The counting allocator is the global one: frames read its counters
+    /// and tag the thread's allocations. Without it (it is optional) they
+    /// would read zeros and write a tag nothing reads, and the exit would
+    /// add up zeros: 18 instructions an entered interval (callgrind,
+    /// docs/benchmarks.md).
+    /// Decided when the stack is made, after the layer was built: with the
+    /// allocator installed, building the layer was counted.
+    counts_allocs: bool,
 }
 
 /// Span id to callsite tag, direct-mapped over the low bits of the id. The
@@ -218,8 +226,22 @@ impl Stack {
     /// callsite, or as made outside every span.
     #[inline]
     fn retag(&self) {
+        if !self.counts_allocs {
+            return;
+        }
         let tag = self.frames.last().map_or(heap::TAG_NONE, |f| f.tag);
         alloc::set_current_tag(tag);
+    }
+
+    /// The counting allocator's totals for this thread, or zeros without it
+    /// (not read: see `counts_allocs`).
+    #[inline]
+    fn thread_counters(&self) -> AllocCounters {
+        if self.counts_allocs {
+            alloc::thread_counters()
+        } else {
+            AllocCounters::default()
+        }
     }
 
     /// Whether the stack is at [`MAX_DEPTH`] and would not take another frame.
@@ -239,7 +261,7 @@ impl Stack {
         is_open: impl Fn(u64) -> bool,
         to_ns: impl Fn(u64, u64) -> u64,
     ) {
-        let counters = alloc::thread_counters();
+        let counters = self.thread_counters();
         let mut kept: Vec<Frame> = Vec::with_capacity(self.frames.len());
         // Where the current run of forgotten frames began. From then until
         // the next kept frame was entered (or until now), the kept frame
@@ -303,7 +325,9 @@ impl Stack {
         if self.frames.len() >= MAX_DEPTH {
             return;
         }
-        alloc::set_current_tag(tag);
+        if self.counts_allocs {
+            alloc::set_current_tag(tag);
+        }
         let reentry = self.frames.iter().any(|f| f.span == span);
         if self.frames.len() == self.frames.capacity() {
             self.grow();
@@ -325,7 +349,7 @@ impl Stack {
             span,
             entered_at: now,
             child_ns: 0,
-            alloc_at_enter: alloc::thread_counters(),
+            alloc_at_enter: self.thread_counters(),
             child_alloc: AllocCounters::default(),
             events: [0; 5],
             reentry,
@@ -443,7 +467,6 @@ impl Stack {
         let by_calls = matches!(at_exit, AtExit::Read(_));
         let now = now();
         let interval_ns = to_ns(frame.entered_at, now);
-        let interval_alloc = alloc::thread_counters().since(&frame.alloc_at_enter);
         let self_ns = interval_ns.saturating_sub(frame.child_ns);
         let cpu = if frame.timed {
             let open = &mut self.clock_open;
@@ -463,19 +486,32 @@ impl Stack {
         if let Some(pace) = self.pace.get_mut(frame.tag as usize) {
             pace.ended(interval_ns);
         }
-        if let Some(below) = below_at.map(|i| &mut rest[i]) {
-            below.add_child(interval_ns, &interval_alloc);
+        let mut below = below_at.map(|i| &mut rest[i]);
+        // The allocation figures only where the counting allocator counts:
+        // without it they are zeros, not worth adding up (see
+        // `counts_allocs`).
+        let alloc = self.counts_allocs.then(|| {
+            let interval = alloc::thread_counters().since(&frame.alloc_at_enter);
+            if let Some(below) = below.as_deref_mut() {
+                below.child_alloc.add(&interval);
+            }
+            IntervalAlloc {
+                inclusive: if frame.reentry {
+                    AllocCounters::default()
+                } else {
+                    interval
+                },
+                own: interval.since(&frame.child_alloc),
+            }
+        });
+        if let Some(below) = below {
+            below.child_ns = below.child_ns.saturating_add(interval_ns);
         }
-        let (busy_ns, alloc) = if frame.reentry {
-            (0, AllocCounters::default())
-        } else {
-            (interval_ns, interval_alloc)
-        };
+        let busy_ns = if frame.reentry { 0 } else { interval_ns };
         let finished = FinishedFrame {
             busy_ns,
             self_ns,
             alloc,
-            self_alloc: interval_alloc.since(&frame.child_alloc),
             events: frame.events,
             cpu,
             sampled: frame.sampled,
@@ -589,7 +625,11 @@ fn first_stack(stacks: &mut Vec<(u64, Stack)>, layer_id: u64) -> &mut Stack {
     let _pause = alloc::PauseCounting::new();
     stacks.retain(|(_, s)| !s.frames.is_empty());
     let index = stacks.len();
-    stacks.push((layer_id, Stack::default()));
+    let stack = Stack {
+        counts_allocs: alloc::is_installed(),
+        ..Stack::default()
+    };
+    stacks.push((layer_id, stack));
     &mut stacks[index].1
 }
 
@@ -612,6 +652,19 @@ mod tests {
 
     fn ns(a: u64, b: u64) -> u64 {
         b.saturating_sub(a)
+    }
+
+    #[test]
+    fn without_the_counting_allocator_a_frame_carries_no_allocation() {
+        // A stack made where the counting allocator is not the global one
+        // (`first_stack` asks; a heap test here fills its shared table).
+        let mut stack = Stack::default();
+        stack.push(1, 0, 0, None);
+        stack.push(2, 10, 0, None);
+        let child = stack.pop(2, || 15, ns).unwrap();
+        let parent = stack.pop(1, || 20, ns).unwrap();
+        assert!(child.alloc.is_none() && parent.alloc.is_none());
+        assert_eq!((parent.busy_ns, parent.self_ns), (20, 15));
     }
 
     #[test]
