@@ -1,5 +1,5 @@
-//! Allocation-heavy: many bytes or allocations per call with a fair share
-//! of all allocation, or a dominant share on its own.
+//! Allocation-heavy: many bytes or allocations per call, over enough calls,
+//! with a fair share of all allocation, or a dominant share on its own.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +14,12 @@ use crate::units::{self, Unit};
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Settings {
-    /// At least this many self-allocated bytes per call... (default 64 KiB)
+    /// Per-call figures count from this many calls (default 20): a span run
+    /// once or twice (a start-up cache filled once) has no calls to make
+    /// cheaper, its "per call" is its total. The dominant share below
+    /// still applies to it.
+    pub min_calls: u64,
+    /// At least this many self-allocated bytes per call... (64 KiB)
     pub min_bytes_per_call: f64,
     /// ...or at least this many self allocations per call... (64)
     pub min_allocs_per_call: f64,
@@ -32,6 +37,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            min_calls: 20,
             min_bytes_per_call: 64.0 * 1024.0,
             min_allocs_per_call: 64.0,
             min_share: 0.05,
@@ -59,8 +65,9 @@ impl Detector for AllocationHeavy {
         let s = &cx.config.classes.allocation_heavy;
         for (_, cs, row) in cx.callsites() {
             let Some(a) = &row.alloc else { continue };
-            let per_call = a.self_bytes_per_call >= s.min_bytes_per_call
-                || a.self_allocs_per_call >= s.min_allocs_per_call;
+            let per_call = row.calls >= s.min_calls
+                && (a.self_bytes_per_call >= s.min_bytes_per_call
+                    || a.self_allocs_per_call >= s.min_allocs_per_call);
             if !(per_call && a.alloc_share >= s.min_share) && a.alloc_share < s.dominant_share {
                 continue;
             }
@@ -89,6 +96,12 @@ impl Detector for AllocationHeavy {
                         a.self_allocs_per_call,
                         Unit::Count,
                         Some(s.min_allocs_per_call),
+                    ),
+                    Evidence::new(
+                        "calls",
+                        row.calls as f64,
+                        Unit::Count,
+                        Some(s.min_calls as f64),
                     ),
                     Evidence::new(
                         "allocation share",
@@ -154,5 +167,25 @@ mod tests {
         assert_eq!(evidence(f, "bytes per call"), (128 * KIB) as f64);
         assert_near(f.cost_share, 12_800.0 / 39_100.0, 1e-9);
         assert_eq!((f.recoverable, f.confidence), (0.5, 0.9));
+    }
+
+    /// A span that fills a cache once at start-up (8 MiB in 10 allocations,
+    /// a fifth of the run's bytes: under the dominant share) has no calls
+    /// to make cheaper; the same bytes over 20 calls are 410 KiB a call.
+    #[test]
+    fn a_one_off_allocation_is_not_heavy_per_call_and_twenty_calls_are() {
+        let with = |calls: u64| {
+            let mut spans =
+                vec![Span::new("warm", &[(MS, calls)]).alloc(8 * 1024 * KIB, 10, 0, 0)];
+            for name in ["c", "d", "e", "f"] {
+                spans.push(Span::new(name, &[(MS, 10_000)]).alloc(8 * 1024 * KIB, 10_000, 0, 0));
+            }
+            detect(Class::AllocationHeavy, dump(2_000 * MS, &spans))
+        };
+        assert!(with(1).is_empty(), "{:?}", with(1));
+        let found = with(20);
+        let f = about(&found, "warm").unwrap();
+        assert_eq!(evidence(f, "calls"), 20.0);
+        assert_near(f.cost_share, 0.2, 1e-9);
     }
 }
