@@ -60,6 +60,13 @@ fn the_pipeline_s_planted_problems_are_found_and_its_hand_off_is_not_a_leak() {
         "{:#?}",
         a.findings
     );
+    // `render_receipt` makes nine in ten of the run's allocations, small
+    // ones (a fifth of its bytes): found by their number.
+    assert!(
+        classes_of("render_receipt").contains(&Class::AllocationHeavy),
+        "{:#?}",
+        a.findings
+    );
     // `audit` sleeps on a runtime worker: blocked, said to stall the worker,
     // and not a hot spot; `fetch_order` awaits a timer: never blocked.
     assert!(

@@ -185,6 +185,11 @@ impl<'a> Context<'a> {
             .iter()
             .filter_map(|c| c.alloc.map(|a| u128::from(a.self_alloc_bytes)))
             .sum();
+        let total_self_allocs: u128 = dump
+            .callsites
+            .iter()
+            .filter_map(|c| c.alloc.map(|a| u128::from(a.self_allocs)))
+            .sum();
         let run_wall_ns = run_wall_ns(dump);
         let o = &dump.overhead;
         let recording_threads = recording_threads(dump, run_wall_ns);
@@ -204,6 +209,7 @@ impl<'a> Context<'a> {
         let wholes = Wholes {
             self_ns: total_self_f,
             self_alloc_bytes: total_self_alloc as f64,
+            self_allocs: total_self_allocs as f64,
             alloc_tracked,
         };
         for (cs, busy) in dump.callsites.iter().zip(input.busy_summaries()) {
@@ -368,6 +374,8 @@ struct Wholes {
     self_ns: f64,
     /// Bytes allocated in every span as its innermost.
     self_alloc_bytes: f64,
+    /// Allocations made in every span as its innermost.
+    self_allocs: f64,
     /// Every callsite has allocation figures.
     alloc_tracked: bool,
 }
@@ -396,6 +404,7 @@ fn row(
         self_allocs_per_call: stats::ratio(a.self_allocs as f64, calls_f),
         self_alloc_bytes: a.self_alloc_bytes,
         alloc_share: stats::share(a.self_alloc_bytes as f64, wholes.self_alloc_bytes),
+        allocs_share: stats::share(a.self_allocs as f64, wholes.self_allocs),
         net_retained_bytes: a.net_bytes,
         calls_retaining: a.calls_retaining,
     });

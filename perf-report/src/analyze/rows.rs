@@ -17,6 +17,9 @@ pub struct AllocRow {
     pub self_alloc_bytes: u64,
     /// This callsite's share of all self-allocated bytes (0 to 1).
     pub alloc_share: f64,
+    /// Its share of all allocations made in spans, by count (0 to 1): small
+    /// allocations cost by their number, not their bytes.
+    pub allocs_share: f64,
     /// Inclusive bytes allocated minus freed: what the spans kept.
     pub net_retained_bytes: i64,
     /// Spans that closed holding more than they freed.
