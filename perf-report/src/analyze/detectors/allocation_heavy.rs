@@ -69,8 +69,9 @@ impl Detector for AllocationHeavy {
             let per_call = row.calls >= s.min_calls
                 && (a.self_bytes_per_call >= s.min_bytes_per_call
                     || a.self_allocs_per_call >= s.min_allocs_per_call);
+            let fair = per_call && a.alloc_share >= s.min_share;
             let dominant = a.alloc_share.max(a.allocs_share) >= s.dominant_share;
-            if !(per_call && a.alloc_share >= s.min_share) && !dominant {
+            if !(fair || dominant) {
                 continue;
             }
             let draft = Draft {
