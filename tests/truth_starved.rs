@@ -152,3 +152,53 @@ fn tasks_that_await_timers_side_by_side_are_nobody_s_symptom() {
         a.notes
     );
 }
+
+/// 128 tasks on 2 runtime workers, each an async `handle` span that awaits
+/// a 1 ms timer, then calls a plain function whose `audit` span sleeps 2 ms
+/// with `std`: `audit` is entered once a span, but inside `handle`'s poll,
+/// so it blocks the worker as much as an async span's own poll would.
+#[test]
+fn a_plain_function_that_blocks_inside_an_async_span_is_said_to_stall_a_worker() {
+    let (layer, handle) = PerfLayer::builder().build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..128)
+                .map(|i| {
+                    tokio::spawn(
+                        async move {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            info_span!("audit")
+                                .in_scope(|| std::thread::sleep(Duration::from_millis(2)));
+                            i
+                        }
+                        .instrument(info_span!("handle"))
+                        .with_subscriber(dispatch.clone()),
+                    )
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+    });
+    let a = analyze(&handle.snapshot().into(), &Default::default());
+    let audit = a
+        .findings
+        .iter()
+        .find(|f| {
+            f.class.as_str() == "blocked" && f.location.as_ref().is_some_and(|l| l.name == "audit")
+        })
+        .unwrap_or_else(|| panic!("audit is not found blocked: {:#?}", a.findings));
+    assert!(
+        audit
+            .summary
+            .contains("called inside the polls of async `handle`"),
+        "{audit:#?}"
+    );
+}

@@ -5,7 +5,9 @@
 //! CPU (long enough ones, on Linux). Off-CPU time that involuntary switches
 //! explain is preemption, not blocking: `cpu_contention` reports it. An
 //! async span that blocks does so inside a poll, which stalls the runtime
-//! worker running it and every task queued behind it.
+//! worker running it and every task queued behind it; so does a
+//! synchronous span called inside an async span's polls (a `std` sleep or
+//! a blocking read in a plain function an `async fn` calls).
 //!
 //! It is the diagnosis of a span that mostly blocks: not a hot spot (it
 //! does not compute), and its tail is its blocking's (a sleep or a read that
@@ -82,7 +84,11 @@ impl Detector for Blocked {
             {
                 continue;
             }
-            let in_poll = c.intervals_per_call > s.async_polls_per_call;
+            let own_polls = c.intervals_per_call > s.async_polls_per_call;
+            let caller = (!own_polls)
+                .then(|| async_caller(cx, cs.id, row.calls, s.async_polls_per_call))
+                .flatten();
+            let in_poll = own_polls || caller.is_some();
             let draft = Draft {
                 class: Class::Blocked,
                 callsite: Some((cs.id, row.location.clone())),
@@ -96,13 +102,15 @@ impl Detector for Blocked {
                     units::pct(c.self_blocked_share),
                     units::ns(c.self_blocked_ns),
                     c.voluntary_per_call,
-                    if in_poll {
-                        format!(
+                    match caller {
+                        _ if own_polls => format!(
                             "; async ({:.1} polls per span), so it blocks inside a poll and stalls a runtime worker",
                             c.intervals_per_call
-                        )
-                    } else {
-                        String::new()
+                        ),
+                        Some(caller) => format!(
+                            "; called inside the polls of async `{caller}`, so it stalls a runtime worker"
+                        ),
+                        None => String::new(),
                     }
                 ),
                 evidence: vec![
@@ -139,6 +147,29 @@ impl Detector for Blocked {
         }
     }
 
+}
+
+/// The async span that calls callsite `id` (of `calls` spans) inside its
+/// polls for at least half of those calls: its direct parent in the call
+/// edges with more than `polls` entered intervals per span. Its label;
+/// `None` when no such caller, or none of them timed on the CPU (the
+/// intervals per span are read from those figures).
+fn async_caller<'c>(cx: &'c Context<'_>, id: u32, calls: u64, polls: f64) -> Option<&'c str> {
+    let mut in_polls = 0u64;
+    let mut top: Option<(u64, &'c str)> = None;
+    for e in cx.dump.edges.iter().filter(|e| e.child == id && e.parent != id) {
+        let Some(at) = cx.dump.callsites.iter().position(|c| c.id == e.parent) else {
+            continue;
+        };
+        let parent = &cx.rows[at];
+        if parent.cpu.as_ref().is_some_and(|p| p.intervals_per_call > polls) {
+            in_polls += e.calls;
+            if top.is_none_or(|(n, _)| e.calls > n) {
+                top = Some((e.calls, parent.location.label.as_str()));
+            }
+        }
+    }
+    top.filter(|_| in_polls * 2 >= calls).map(|(_, label)| label)
 }
 
 /// The plan step's advice for one of its findings, of a span that blocks
@@ -210,5 +241,36 @@ mod tests {
         // One interval a call: not async, so the runtime advice comes last.
         assert!(f.advice.fixes[0].starts_with("Find what it blocks on"));
         assert!(f.advice.fixes[4].contains("spawn_blocking"));
+    }
+
+    /// `audit` (a plain function, one interval a span) blocks 90% of its
+    /// self time under `handle`: async, four polls a span, so `audit`
+    /// blocks inside its polls and stalls the worker; the same parent
+    /// entered once a span is a plain function, and so is `audit`.
+    #[test]
+    fn a_plain_function_blocking_inside_an_async_span_s_polls_stalls_a_worker() {
+        let with_polls = |intervals: u64| {
+            let mut d = dump(
+                2_000 * MS,
+                &[
+                    Span::new("handle", &[(10 * MS, 100)]).on_cpu(900 * MS, 0, 0, 0),
+                    Span::new("audit", &[(10 * MS, 100)]).on_cpu(100 * MS, 0, 100, 0),
+                ],
+            );
+            d.callsites[0].cpu.as_mut().unwrap().intervals = intervals;
+            detect(Class::Blocked, d)
+        };
+        let found = with_polls(400);
+        let f = about(&found, "audit").unwrap();
+        assert!(
+            f.summary.contains("called inside the polls of async `handle`"),
+            "{}",
+            f.summary
+        );
+        assert!(f.advice.fixes[0].contains("spawn_blocking"));
+        let found = with_polls(100);
+        let f = about(&found, "audit").unwrap();
+        assert!(!f.summary.contains("async"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Find what it blocks on"));
     }
 }
