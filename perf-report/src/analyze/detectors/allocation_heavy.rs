@@ -15,10 +15,10 @@ use crate::units::{self, Unit};
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Settings {
-    /// Per-call figures count from this many calls (default 20): a span run
-    /// once or twice (a start-up cache filled once) has no calls to make
-    /// cheaper, its "per call" is its total. The dominant share below
-    /// still applies to it.
+    /// A span is allocation-heavy only with this many calls (default 20),
+    /// or with `min_allocs_per_call` allocations a call (a loop inside it):
+    /// a start-up cache filled once in a few large blocks has neither calls
+    /// nor a loop to make cheaper (its memory is the memory findings').
     pub min_calls: u64,
     /// At least this many self-allocated bytes per call... (64 KiB)
     pub min_bytes_per_call: f64,
@@ -66,9 +66,11 @@ impl Detector for AllocationHeavy {
         let s = &cx.config.classes.allocation_heavy;
         for (_, cs, row) in cx.callsites() {
             let Some(a) = &row.alloc else { continue };
-            let per_call = row.calls >= s.min_calls
-                && (a.self_bytes_per_call >= s.min_bytes_per_call
-                    || a.self_allocs_per_call >= s.min_allocs_per_call);
+            let many_allocs = a.self_allocs_per_call >= s.min_allocs_per_call;
+            if row.calls < s.min_calls && !many_allocs {
+                continue;
+            }
+            let per_call = a.self_bytes_per_call >= s.min_bytes_per_call || many_allocs;
             let fair = per_call && a.alloc_share >= s.min_share;
             let dominant = a.alloc_share.max(a.allocs_share) >= s.dominant_share;
             if !(fair || dominant) {
@@ -179,24 +181,28 @@ mod tests {
         assert_eq!((f.recoverable, f.confidence), (0.5, 0.9));
     }
 
-    /// A span that fills a cache once at start-up (8 MiB in 10 allocations,
-    /// a fifth of the run's bytes: under the dominant share) has no calls
-    /// to make cheaper; the same bytes over 20 calls are 410 KiB a call.
+    /// A span that fills a cache once at start-up (8 MiB in 10 allocations)
+    /// has no calls to make cheaper, whether its bytes are a fifth of the
+    /// run's or half; the same bytes over 20 calls are 410 KiB a call, and
+    /// a loader that makes 100,000 allocations in its one call has a loop.
     #[test]
-    fn a_one_off_allocation_is_not_heavy_per_call_and_twenty_calls_are() {
-        let with = |calls: u64| {
+    fn a_one_off_allocation_is_not_heavy_but_twenty_calls_or_a_loop_are() {
+        let with = |calls: u64, allocs: u64, others: u64| {
             let mut spans =
-                vec![Span::new("warm", &[(MS, calls)]).alloc(8 * 1024 * KIB, 10, 0, 0)];
+                vec![Span::new("warm", &[(MS, calls)]).alloc(8 * 1024 * KIB, allocs, 0, 0)];
             for name in ["c", "d", "e", "f"] {
-                spans.push(Span::new(name, &[(MS, 10_000)]).alloc(8 * 1024 * KIB, 10_000, 0, 0));
+                spans.push(Span::new(name, &[(MS, 10_000)]).alloc(others * KIB, 10_000, 0, 0));
             }
             detect(Class::AllocationHeavy, dump(2_000 * MS, &spans))
         };
-        assert!(with(1).is_empty(), "{:?}", with(1));
-        let found = with(20);
+        assert!(with(1, 10, 8 * 1024).is_empty(), "{:?}", with(1, 10, 8 * 1024));
+        // Half of all bytes: a dominant share, still one call.
+        assert!(with(1, 10, 2 * 1024).is_empty(), "{:?}", with(1, 10, 2 * 1024));
+        let found = with(20, 10, 8 * 1024);
         let f = about(&found, "warm").unwrap();
         assert_eq!(evidence(f, "calls"), 20.0);
         assert_near(f.cost_share, 0.2, 1e-9);
+        assert!(about(&with(1, 100_000, 8 * 1024), "warm").is_some());
     }
 
     /// `render` makes 45 small allocations a call (1 KiB), 92% of the run's
