@@ -20,6 +20,13 @@ pub struct Settings {
     /// a start-up cache filled once in a few large blocks has neither calls
     /// nor a loop to make cheaper (its memory is the memory findings').
     pub min_calls: u64,
+    /// Over the run, at least this many self-allocated bytes (1 MiB)...
+    pub min_bytes: u64,
+    /// ...or this many allocations (10,000): a span that allocated less
+    /// than both costs the run nothing worth a step, whatever its share of
+    /// a run that barely allocates (a producer whose channel allocated 27
+    /// KB in 2 s held 99% of it).
+    pub min_allocs: u64,
     /// At least this many self-allocated bytes per call... (64 KiB)
     pub min_bytes_per_call: f64,
     /// ...or at least this many self allocations per call... (64)
@@ -39,6 +46,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             min_calls: 20,
+            min_bytes: 1024 * 1024,
+            min_allocs: 10_000,
             min_bytes_per_call: 64.0 * 1024.0,
             min_allocs_per_call: 64.0,
             min_share: 0.05,
@@ -68,6 +77,10 @@ impl Detector for AllocationHeavy {
             let Some(a) = &row.alloc else { continue };
             let many_allocs = a.self_allocs_per_call >= s.min_allocs_per_call;
             if row.calls < s.min_calls && !many_allocs {
+                continue;
+            }
+            let allocs = a.self_allocs_per_call * row.calls as f64;
+            if a.self_alloc_bytes < s.min_bytes && allocs < s.min_allocs as f64 {
                 continue;
             }
             let per_call = a.self_bytes_per_call >= s.min_bytes_per_call || many_allocs;
@@ -221,5 +234,21 @@ mod tests {
         let f = about(&found, "render").unwrap();
         assert_near(evidence(f, "allocation count share"), 45.0 / 49.0, 1e-9);
         assert_near(f.cost_share, 1.0 / 9.0, 1e-9);
+    }
+
+    /// A run that barely allocates: `send` made 99% of its 27 KB (16 bytes
+    /// and 0.03 allocations a call, a channel's occasional block), under
+    /// both of the run's floors; the same share of 2 MiB is a finding.
+    #[test]
+    fn a_dominant_share_of_almost_nothing_is_not_a_finding() {
+        let with = |bytes: u64| {
+            let spans = [
+                Span::new("send", &[(MS, 1_700)]).alloc(bytes, 56, 0, 0),
+                Span::new("work", &[(MS, 1_700)]).alloc(bytes / 100, 5, 0, 0),
+            ];
+            detect(Class::AllocationHeavy, dump(2_000 * MS, &spans))
+        };
+        assert!(with(27_000).is_empty(), "{:?}", with(27_000));
+        assert!(about(&with(2 * 1024 * KIB), "send").is_some());
     }
 }
