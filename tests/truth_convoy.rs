@@ -1,6 +1,7 @@
 //! Issue 22, serialization: threads queued behind one lock are a
 //! serialization finding, ranked first; threads that block side by side,
-//! each on its own, are not.
+//! each on its own, are not, and neither are workers that all wait
+//! together for a producer too slow for them.
 
 #![cfg(target_os = "linux")]
 
@@ -80,6 +81,55 @@ fn four_threads_each_sleeping_on_their_own_are_not_serialized() {
     let a = analyze(&dump.into(), &Default::default());
     // Four threads inside at once and none on the CPU, as in a convoy; but
     // each call took no longer than its own sleep, so nothing queued.
+    assert!(
+        a.findings
+            .iter()
+            .all(|f| f.class.as_str() != "serialization"),
+        "{:#?}",
+        a.findings
+    );
+}
+
+#[test]
+fn workers_waiting_together_for_a_slow_producer_are_not_serialized() {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let (layer, handle) = PerfLayer::builder().build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    let rx = Arc::new(Mutex::new(rx));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (dispatch, rx) = (dispatch.clone(), Arc::clone(&rx));
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    loop {
+                        // Four workers share one receiver: one waits in
+                        // `recv` holding the lock, three wait for the lock.
+                        let job = info_span!("wait_job").in_scope(|| rx.lock().unwrap().recv());
+                        let Ok(job) = job else { break };
+                        info_span!("process_job").in_scope(|| std::hint::black_box(job * 2));
+                    }
+                })
+            })
+        })
+        .collect();
+    tracing::dispatcher::with_default(&dispatch, || {
+        for job in 0..300 {
+            info_span!("produce").in_scope(|| {
+                // The slow source: a job a millisecond.
+                std::thread::sleep(Duration::from_millis(1));
+                tx.send(job).unwrap();
+            });
+        }
+    });
+    drop(tx);
+    for w in workers {
+        w.join().unwrap();
+    }
+    let a = analyze(&handle.snapshot().into(), &Default::default());
+    // Three or four threads inside `wait_job` at once, none on the CPU, as
+    // in a convoy; but nobody inside moves: the lock's holder waits for
+    // the producer too. Letting them in side by side gives nothing back.
     assert!(
         a.findings
             .iter()
