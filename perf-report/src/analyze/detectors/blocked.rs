@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::serialization::Crowd;
 use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
@@ -89,6 +90,8 @@ impl Detector for Blocked {
                 .then(|| async_caller(cx, cs.id, row.calls, s.async_polls_per_call))
                 .flatten();
             let in_poll = own_polls || caller.is_some();
+            let crowd = Crowd::of(cx, cs, row)
+                .filter(|crowd| crowd.waits_for_a_source(&cx.config.classes.serialization));
             let draft = Draft {
                 class: Class::Blocked,
                 callsite: Some((cs.id, row.location.clone())),
@@ -98,7 +101,7 @@ impl Detector for Blocked {
                 confidence: c.self_blocked_share
                     * stats::sample_confidence(c.timed_calls, s.half_confidence_calls),
                 summary: format!(
-                    "off the CPU {} of its self time ({} in all, {:.1} voluntary switches per call): it blocks, it does not compute{}",
+                    "off the CPU {} of its self time ({} in all, {:.1} voluntary switches per call): it blocks, it does not compute{}{}",
                     units::pct(c.self_blocked_share),
                     units::ns(c.self_blocked_ns),
                     c.voluntary_per_call,
@@ -109,6 +112,13 @@ impl Detector for Blocked {
                         ),
                         Some(caller) => format!(
                             "; called inside the polls of async `{caller}`, so it stalls a runtime worker"
+                        ),
+                        None => String::new(),
+                    },
+                    match crowd {
+                        Some(crowd) => format!(
+                            "; {:.1} threads inside at once and none moving: if they wait for work (a job queue, a channel), what feeds them sets the pace, not this span",
+                            crowd.inside
                         ),
                         None => String::new(),
                     }
@@ -272,5 +282,26 @@ mod tests {
         let f = about(&found, "audit").unwrap();
         assert!(!f.summary.contains("async"), "{}", f.summary);
         assert!(f.advice.fixes[0].starts_with("Find what it blocks on"));
+    }
+
+    /// Workers on an empty job queue: three threads inside `wait_job` at
+    /// once, 1% of it on the CPU, and its calls at their fastest (1 ms)
+    /// end to end fill a tenth of the run. Blocked, and said to be perhaps
+    /// waiting for what feeds them; `sleeps` alone is not a crowd.
+    #[test]
+    fn a_crowd_that_waits_together_is_said_to_wait_perhaps_for_its_source() {
+        let mut d = dump(
+            10_000 * MS,
+            &[
+                Span::new("sleeps", &[(100 * MS, 100)]).on_cpu(1_000 * MS, 0, 100, 0),
+                Span::new("wait_job", &[(MS, 100), (33 * MS, 900)]).on_cpu(300 * MS, 0, 1_000, 0),
+            ],
+        );
+        d.run.span_threads = Some(4);
+        let found = detect(Class::Blocked, d);
+        let f = about(&found, "wait_job").unwrap();
+        assert!(f.summary.contains("3.0 threads inside at once and none moving"), "{}", f.summary);
+        let f = about(&found, "sleeps").unwrap();
+        assert!(!f.summary.contains("none moving"), "{}", f.summary);
     }
 }

@@ -42,6 +42,8 @@ use serde::{Deserialize, Serialize};
 use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
+use crate::analyze::rows::CallsiteRow;
+use perf_layer::dump::CallsiteStats;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::stats;
 use crate::units::{self, Unit};
@@ -93,6 +95,36 @@ static INFO: Info = Info {
     supersedes: &[],
 };
 
+/// How many threads were inside a callsite at once on average, how many of
+/// them on the CPU, and how many calls made progress at once at the
+/// fastest call's time each (`c`, `c x on-CPU share`, `p` above); `None`
+/// without CPU figures or a run's wall time.
+pub(crate) struct Crowd {
+    pub(crate) inside: f64,
+    pub(crate) on_cpu: f64,
+    pub(crate) progressing: f64,
+}
+
+impl Crowd {
+    pub(crate) fn of(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option<Self> {
+        let c = row.cpu.as_ref().filter(|_| cx.run_wall_ns > 0.0)?;
+        let inside = (row.busy_total_ns as f64 / cx.run_wall_ns).min(cx.totals.recording_threads);
+        Some(Self {
+            inside,
+            on_cpu: inside * c.on_cpu_share,
+            progressing: cs.calls as f64 * cs.busy_ns.min as f64 / cx.run_wall_ns,
+        })
+    }
+
+    /// Several threads inside (`min_concurrency`) and none moving
+    /// (`min_progressing_threads`): they all wait for something outside the
+    /// span, not for each other.
+    pub(crate) fn waits_for_a_source(&self, s: &Settings) -> bool {
+        self.inside >= s.min_concurrency
+            && self.progressing.max(self.on_cpu) < s.min_progressing_threads
+    }
+}
+
 impl Detector for Serialization {
     fn info(&self) -> &'static Info {
         &INFO
@@ -100,14 +132,10 @@ impl Detector for Serialization {
 
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.serialization;
-        if cx.run_wall_ns <= 0.0 {
-            return;
-        }
         for (_, cs, row) in cx.callsites() {
+            let Some(crowd) = Crowd::of(cx, cs, row) else { continue };
             let Some(c) = &row.cpu else { continue };
-            let inside = (row.busy_total_ns as f64 / cx.run_wall_ns).min(cx.totals.recording_threads);
-            let on_cpu = inside * c.on_cpu_share;
-            let progressing = cs.calls as f64 * cs.busy_ns.min as f64 / cx.run_wall_ns;
+            let Crowd { inside, on_cpu, progressing } = crowd;
             if inside < s.min_concurrency
                 || on_cpu > s.max_on_cpu_threads
                 || progressing > s.max_progressing_threads
