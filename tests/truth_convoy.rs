@@ -43,6 +43,17 @@ fn on_threads(threads: usize, work: impl Fn() + Send + Sync + 'static) -> Dump {
     handle.snapshot()
 }
 
+/// No finding of `a` is a serialization.
+fn assert_not_serialized(a: &perf_report::Analysis) {
+    assert!(
+        a.findings
+            .iter()
+            .all(|f| f.class.as_str() != "serialization"),
+        "{:#?}",
+        a.findings
+    );
+}
+
 #[test]
 fn four_threads_holding_one_lock_across_a_sleep_are_serialized_first() {
     let account = Arc::new(Mutex::new(0u64));
@@ -81,13 +92,7 @@ fn four_threads_each_sleeping_on_their_own_are_not_serialized() {
     let a = analyze(&dump.into(), &Default::default());
     // Four threads inside at once and none on the CPU, as in a convoy; but
     // each call took no longer than its own sleep, so nothing queued.
-    assert!(
-        a.findings
-            .iter()
-            .all(|f| f.class.as_str() != "serialization"),
-        "{:#?}",
-        a.findings
-    );
+    assert_not_serialized(&a);
 }
 
 #[test]
@@ -130,11 +135,5 @@ fn workers_waiting_together_for_a_slow_producer_are_not_serialized() {
     // Three or four threads inside `wait_job` at once, none on the CPU, as
     // in a convoy; but nobody inside moves: the lock's holder waits for
     // the producer too. Letting them in side by side gives nothing back.
-    assert!(
-        a.findings
-            .iter()
-            .all(|f| f.class.as_str() != "serialization"),
-        "{:#?}",
-        a.findings
-    );
+    assert_not_serialized(&a);
 }
