@@ -79,8 +79,8 @@ impl Detector for AllocationHeavy {
             if row.calls < s.min_calls && !many_allocs {
                 continue;
             }
-            let allocs = a.self_allocs_per_call * row.calls as f64;
-            if a.self_alloc_bytes < s.min_bytes && allocs < s.min_allocs as f64 {
+            let allocs = cs.alloc.map_or(0, |a| a.self_allocs);
+            if a.self_alloc_bytes < s.min_bytes && allocs < s.min_allocs {
                 continue;
             }
             let per_call = a.self_bytes_per_call >= s.min_bytes_per_call || many_allocs;

@@ -37,14 +37,14 @@
 //! CPU (a lock held across I/O of widely varying length) such a queue is
 //! not told from threads waiting for a source, and is not reported.
 
+use perf_layer::dump::CallsiteStats;
 use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
-use crate::analyze::rows::CallsiteRow;
-use perf_layer::dump::CallsiteStats;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::analyze::rows::CallsiteRow;
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -99,6 +99,7 @@ static INFO: Info = Info {
 /// them on the CPU, and how many calls made progress at once at the
 /// fastest call's time each (`c`, `c x on-CPU share`, `p` above); `None`
 /// without CPU figures or a run's wall time.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Crowd {
     pub(crate) inside: f64,
     pub(crate) on_cpu: f64,
@@ -133,13 +134,14 @@ impl Detector for Serialization {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.serialization;
         for (_, cs, row) in cx.callsites() {
-            let Some(crowd) = Crowd::of(cx, cs, row) else { continue };
-            let Some(c) = &row.cpu else { continue };
+            let (Some(crowd), Some(c)) = (Crowd::of(cx, cs, row), &row.cpu) else {
+                continue;
+            };
             let Crowd { inside, on_cpu, progressing } = crowd;
             if inside < s.min_concurrency
                 || on_cpu > s.max_on_cpu_threads
                 || progressing > s.max_progressing_threads
-                || progressing.max(on_cpu) < s.min_progressing_threads
+                || crowd.waits_for_a_source(s)
             {
                 continue;
             }
