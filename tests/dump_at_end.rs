@@ -253,6 +253,89 @@ fn child_that_keeps_the_guard() {
     }
 }
 
+/// A program that writes its dump itself, to a path of its own, at the end
+/// of `main`, while a few spans still close as it tears down (as a
+/// runtime's tasks do): no warning. Writing there early and recording on
+/// is still said, naming that path.
+#[test]
+fn a_dump_written_elsewhere_counts_and_teardown_spans_are_not_a_loss() {
+    for (child, expected) in [
+        ("child_that_writes_elsewhere_at_the_end", None),
+        (
+            "child_that_writes_elsewhere_then_goes_on",
+            Some("200 spans were recorded since the last dump written to"),
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.json");
+        let mine = dir.path().join("mine.json");
+        let out = run_child(
+            child,
+            "",
+            &[
+                (DUMP_ENV, path.to_str().unwrap()),
+                ("PERF_END_MINE", mine.to_str().unwrap()),
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match expected {
+            None => assert!(!stderr.contains("perf-layer:"), "{child}: {stderr}"),
+            Some(expected) => {
+                assert!(stderr.contains(expected), "{child}: {stderr}");
+                assert!(stderr.contains("mine.json"), "names the path: {stderr}");
+            }
+        }
+        assert!(!path.exists(), "nothing written to the output path");
+        assert!(calls(&read_dump(&mine), "work") >= 10);
+    }
+}
+
+#[test]
+#[ignore = "child process of a_dump_written_elsewhere_counts_and_teardown_spans_are_not_a_loss"]
+fn child_that_writes_elsewhere_at_the_end() {
+    if !is_child("child_that_writes_elsewhere_at_the_end") {
+        return;
+    }
+    let (layer, handle) = PerfLayer::builder()
+        .output_path(std::env::var(DUMP_ENV).unwrap())
+        .without_sampler()
+        .build()
+        .unwrap();
+    tracing_subscriber::registry().with(layer).init();
+    for n in 0..1_000 {
+        work(n);
+    }
+    handle
+        .write_dump_to(std::env::var("PERF_END_MINE").unwrap())
+        .unwrap();
+    // One span closes after the dump, as a task dropped at teardown.
+    work(1);
+}
+
+#[test]
+#[ignore = "child process of a_dump_written_elsewhere_counts_and_teardown_spans_are_not_a_loss"]
+fn child_that_writes_elsewhere_then_goes_on() {
+    if !is_child("child_that_writes_elsewhere_then_goes_on") {
+        return;
+    }
+    let (layer, handle) = PerfLayer::builder()
+        .output_path(std::env::var(DUMP_ENV).unwrap())
+        .without_sampler()
+        .build()
+        .unwrap();
+    tracing_subscriber::registry().with(layer).init();
+    for n in 0..10 {
+        work(n);
+    }
+    handle
+        .write_dump_to(std::env::var("PERF_END_MINE").unwrap())
+        .unwrap();
+    for n in 0..200 {
+        work(n);
+    }
+}
+
 #[test]
 fn two_layers_writing_one_file_are_told_so() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,6 +25,10 @@ pub(crate) const LOG_TARGET: &str = "perf_layer";
 /// `latest_rss` before the first sample.
 pub(crate) const RSS_UNKNOWN: u64 = u64::MAX;
 
+/// The share of a run's spans that must be missing from its last dump for
+/// the end of the process to warn about them (see [`Profiler::spans_lost`]).
+const LOST_SHARE_WORTH_SAYING: f64 = 0.01;
+
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug)]
@@ -62,9 +66,9 @@ pub(crate) struct Profiler {
     taken_out: AtomicBool,
     /// The end-of-run dump was written (by the guard, a signal or `exit`).
     pub(crate) final_dump_written: AtomicBool,
-    /// Spans in the last dump written to the output path; `u64::MAX` before
-    /// the first.
-    spans_in_last_dump: AtomicU64,
+    /// The last dump written, to any path: its spans and where it went;
+    /// `None` before the first.
+    last_dump: Mutex<Option<(u64, PathBuf)>>,
     /// Another live layer writes the same file: said once.
     warned_shared_output: AtomicBool,
     /// Memory pressure levels, with the sampler; `None` without one, or
@@ -159,7 +163,7 @@ impl Profiler {
                 .unwrap_or_else(|_| config.output_path.clone()),
             taken_out: AtomicBool::new(false),
             final_dump_written: AtomicBool::new(false),
-            spans_in_last_dump: AtomicU64::new(u64::MAX),
+            last_dump: Mutex::new(None),
             warned_shared_output: AtomicBool::new(false),
             pressure: config
                 .sampler_interval
@@ -198,16 +202,16 @@ impl Profiler {
             .any(|other| !std::ptr::eq(&**other, self) && other.output_key == self.output_key)
     }
 
-    /// Says on standard error that `spans` recorded spans are in no dump.
-    pub(crate) fn warn_lost(&self, spans: u64, any_dump: bool) {
-        let since = if any_dump {
-            "since the last dump"
-        } else {
-            "but no dump was ever"
+    /// Says on standard error that `spans` recorded spans are in no dump:
+    /// since the last one, written to `last`, or in none at all.
+    pub(crate) fn warn_lost(&self, spans: u64, last: Option<&Path>) {
+        let (since, path) = match last {
+            Some(path) => ("since the last dump", path),
+            None => ("but no dump was ever", self.config.output_path.as_path()),
         };
         eprintln!(
             "perf-layer: {spans} spans were recorded {since} written to {}; keep the guard of `handle.dump_on_drop()` alive to the end of main (`let _dump = ...`, not `let _ = ...`), or build the layer with `.dump_on_exit()`",
-            self.config.output_path.display()
+            path.display()
         );
     }
 
@@ -221,13 +225,21 @@ impl Profiler {
         !self.taken_out.load(Ordering::Acquire) && self.spans_recorded() > 0
     }
 
-    /// Spans recorded since the last dump written to the output path, and
-    /// whether there was one: what ending now would lose.
-    pub(crate) fn spans_not_dumped(&self) -> (u64, bool) {
+    /// What ending now would lose, when it is worth saying: the spans
+    /// recorded since the last dump (to whichever path it went, returned
+    /// with it) or, without one, every span. Spans that close after the
+    /// last dump while the program tears down (a runtime's tasks dropped
+    /// after `main` wrote its dump) are not worth a warning: under
+    /// [`LOST_SHARE_WORTH_SAYING`] of the run's, nothing is said.
+    pub(crate) fn spans_lost(&self) -> Option<(u64, Option<PathBuf>)> {
         let now = self.spans_recorded();
-        match self.spans_in_last_dump.load(Ordering::Acquire) {
-            u64::MAX => (now, false),
-            dumped => (now.saturating_sub(dumped), true),
+        match self.last_dump.lock().clone() {
+            None => (now > 0).then_some((now, None)),
+            Some((dumped, path)) => {
+                let lost = now.saturating_sub(dumped);
+                (lost > 0 && lost as f64 >= LOST_SHARE_WORTH_SAYING * now as f64)
+                    .then_some((lost, Some(path)))
+            }
         }
     }
 
@@ -306,10 +318,7 @@ impl Profiler {
         let written = dump.write_atomic(path);
         if written.is_ok() {
             self.mark_taken_out();
-            if path == self.config.output_path {
-                self.spans_in_last_dump
-                    .store(dump.overhead.spans, Ordering::Release);
-            }
+            *self.last_dump.lock() = Some((dump.overhead.spans, path.to_owned()));
         }
         if written.is_ok()
             && path == self.config.output_path
@@ -341,7 +350,7 @@ impl Profiler {
 impl Drop for Profiler {
     fn drop(&mut self) {
         if !self.config.internal && self.nothing_taken_out() {
-            self.warn_lost(self.spans_recorded(), false);
+            self.warn_lost(self.spans_recorded(), None);
         }
         self.stopping.store(true, Ordering::Release);
         if let Some(thread) = self.background.get() {

@@ -80,9 +80,8 @@ fn on_exit_here() {
                 profiler.write_final_dump();
             }
         } else {
-            let (lost, dumped) = profiler.spans_not_dumped();
-            if lost > 0 {
-                profiler.warn_lost(lost, dumped);
+            if let Some((lost, last)) = profiler.spans_lost() {
+                profiler.warn_lost(lost, last.as_deref());
             }
         }
     }
