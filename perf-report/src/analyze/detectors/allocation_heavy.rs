@@ -1,6 +1,13 @@
 //! Allocation-heavy: many bytes or allocations per call, over enough calls,
 //! with a fair share of all allocation, or a dominant share on its own, of
 //! the bytes or of the allocations (many small ones cost by their number).
+//!
+//! Allocating less gives back time only out of the span's own time (its
+//! allocations are made while it is innermost): a span whose self time on
+//! the CPU is a sliver of the process's CPU (a health route whose framework
+//! allocates 700 bytes a call: half the run's allocations, 0.1% of its CPU)
+//! is not a step, whatever its share of the bytes. That bound needs no
+//! model of what an allocation costs.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +47,11 @@ pub struct Settings {
     pub recoverable: f64,
     /// How sure the finding is (0.9: allocation counts are exact).
     pub confidence: f64,
+    /// The span's self time on the CPU is at least this share of the
+    /// process's CPU time (all self time in spans where the dump has no CPU
+    /// time) (0.01): allocating less cannot give back more time than the
+    /// span spends on its own.
+    pub min_self_cpu_share: f64,
 }
 
 impl Default for Settings {
@@ -54,6 +66,7 @@ impl Default for Settings {
             dominant_share: 0.25,
             recoverable: 0.5,
             confidence: 0.9,
+            min_self_cpu_share: 0.01,
         }
     }
 }
@@ -87,6 +100,10 @@ impl Detector for AllocationHeavy {
             let fair = per_call && a.alloc_share >= s.min_share;
             let dominant = a.alloc_share.max(a.allocs_share) >= s.dominant_share;
             if !(fair || dominant) {
+                continue;
+            }
+            let self_cpu_share = row.self_cpu_ns / cx.totals.time_whole_ns.max(1) as f64;
+            if self_cpu_share < s.min_self_cpu_share {
                 continue;
             }
             let draft = Draft {
@@ -133,6 +150,15 @@ impl Detector for AllocationHeavy {
                         a.allocs_share,
                         Unit::Share,
                         Some(s.dominant_share),
+                    ),
+                    Evidence::new(
+                        &format!(
+                            "self time on the CPU, share of {}",
+                            cx.share_of(Resource::Time)
+                        ),
+                        self_cpu_share,
+                        Unit::Share,
+                        Some(s.min_self_cpu_share),
                     ),
                 ],
             };
@@ -183,8 +209,10 @@ mod tests {
             Span::new("big", &[(MS, 100)]).alloc(100 * 128 * KIB, 100, 0, 0),
             Span::new("near", &[(MS, 100)]).alloc(100 * 63 * KIB, 100 * 63, 0, 0),
         ];
+        // The others' own time (10 µs a call) leaves `big` and `near` a
+        // sixth of the CPU each: the time floor is not what decides here.
         for name in ["c", "d", "e", "f"] {
-            spans.push(Span::new(name, &[(MS, 10_000)]).alloc(5_000 * KIB, 10_000, 0, 0));
+            spans.push(Span::new(name, &[(MS / 100, 10_000)]).alloc(5_000 * KIB, 10_000, 0, 0));
         }
         let found = detect(Class::AllocationHeavy, dump(2_000 * MS, &spans));
         assert_eq!(found.len(), 1, "{found:?}");
@@ -202,9 +230,9 @@ mod tests {
     fn a_one_off_allocation_is_not_heavy_but_twenty_calls_or_a_loop_are() {
         let with = |calls: u64, allocs: u64, others: u64| {
             let mut spans =
-                vec![Span::new("warm", &[(MS, calls)]).alloc(8 * 1024 * KIB, allocs, 0, 0)];
+                vec![Span::new("warm", &[(50 * MS, calls)]).alloc(8 * 1024 * KIB, allocs, 0, 0)];
             for name in ["c", "d", "e", "f"] {
-                spans.push(Span::new(name, &[(MS, 10_000)]).alloc(others * KIB, 10_000, 0, 0));
+                spans.push(Span::new(name, &[(MS / 100, 10_000)]).alloc(others * KIB, 10_000, 0, 0));
             }
             detect(Class::AllocationHeavy, dump(2_000 * MS, &spans))
         };
@@ -250,5 +278,34 @@ mod tests {
         };
         assert!(with(27_000).is_empty(), "{:?}", with(27_000));
         assert!(about(&with(2 * 1024 * KIB), "send").is_some());
+    }
+
+    /// A health route behind a web framework: 700 bytes in 5 allocations a
+    /// call over 10,000 calls, half of the run's allocations, but its own
+    /// time (1 µs a call, 10 ms) is 0.2% of the process's CPU beside the
+    /// 5 s of `render` (which allocates nothing). Allocating less cannot
+    /// give back more than that: not a step. With 100 µs a call (1 s, 17%
+    /// of the CPU), the same allocations are one.
+    #[test]
+    fn allocations_in_a_sliver_of_the_cpu_are_not_a_step() {
+        let with = |health_ns: u64| {
+            let spans = [
+                Span::new("health", &[(health_ns, 10_000)]).alloc(10_000 * 700, 50_000, 0, 0),
+                Span::new("render", &[(5 * MS, 1_000)]).alloc(0, 0, 0, 0),
+                Span::new("search", &[(MS, 1_000)]).alloc(1_000 * 7_000, 50_000, 0, 0),
+            ];
+            detect(Class::AllocationHeavy, dump(4_000 * MS, &spans))
+        };
+        let quiet = with(1_000);
+        assert!(about(&quiet, "health").is_none(), "{quiet:?}");
+        // `search`'s own time (1 s of about 6 s) does qualify.
+        assert!(about(&quiet, "search").is_some(), "{quiet:?}");
+        let busy = with(100_000);
+        let f = about(&busy, "health").expect("a step with 17% of the CPU");
+        assert_near(
+            evidence(f, "self time on the CPU, share of all self time in spans"),
+            1.0 / 7.0,
+            0.01,
+        );
     }
 }
