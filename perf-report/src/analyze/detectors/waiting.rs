@@ -1,6 +1,15 @@
 //! Waiting, not working: a span that exists far longer than it is entered,
 //! with enough idle time to matter to the run.
+//!
+//! When its caller awaits it several times a call, one after another (an
+//! N+1: a list fetched item by item), the fix is in the caller, and the
+//! finding names it. Read from the call edges, no timeline needed: a
+//! caller that makes `k >= min_calls_per_caller` calls a call, whose
+//! calls' wall time adds up to about the caller's own wall time
+//! (`sequential_fill`, 80% to 105%), ran them one after another: `k`
+//! waits side by side would add up to about `k` times it.
 
+use perf_layer::dump::CallsiteStats;
 use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
@@ -23,6 +32,13 @@ pub struct Settings {
     pub recoverable: f64,
     /// Confidence is the idle ratio x `calls / (calls + this)` (2).
     pub half_confidence_calls: f64,
+    /// A caller that makes at least this many calls of the span per call
+    /// of its own (2)...
+    pub min_calls_per_caller: f64,
+    /// ...whose calls' wall time adds up to between this share of the
+    /// caller's wall time and 105% of it (0.8), awaits them one after
+    /// another: the finding names it, and overlapping comes first.
+    pub sequential_fill: f64,
 }
 
 impl Default for Settings {
@@ -32,6 +48,8 @@ impl Default for Settings {
             min_share: 0.05,
             recoverable: 0.5,
             half_confidence_calls: 2.0,
+            min_calls_per_caller: 2.0,
+            sequential_fill: 0.8,
         }
     }
 }
@@ -81,6 +99,16 @@ impl Detector for Waiting {
                     units::pct(wait_cost)
                 ),
             };
+            let chain = sequential_caller(cx, cs, s);
+            let chained = chain.as_ref().map_or(String::new(), |c| {
+                format!(
+                    "; `{}` awaits it {:.1} times a call, one after another (their wall time is {} of `{}`'s)",
+                    c.caller,
+                    c.per_call,
+                    units::pct(c.fill),
+                    c.caller
+                )
+            });
             let draft = Draft {
                 class: Class::Waiting,
                 callsite: Some((cs.id, row.location.clone())),
@@ -90,7 +118,7 @@ impl Detector for Waiting {
                 confidence: idle_ratio
                     * stats::sample_confidence(cs.calls, s.half_confidence_calls),
                 summary: format!(
-                    "idle {} of its wall time ({} idle in total){phase}",
+                    "idle {} of its wall time ({} idle in total){chained}{phase}",
                     units::pct(idle_ratio),
                     units::ns(cs.idle_ns.sum as f64),
                 ),
@@ -122,17 +150,83 @@ impl Detector for Waiting {
                 .chain([
                     Evidence::new("idle time", cs.idle_ns.sum as f64, Unit::Ns, None),
                 ])
+                .chain(chain.as_ref().into_iter().flat_map(|c| {
+                    [
+                        Evidence::new(
+                            "calls per caller's call",
+                            c.per_call,
+                            Unit::Number,
+                            Some(s.min_calls_per_caller),
+                        ),
+                        Evidence::new(
+                            "their wall time over the caller's",
+                            c.fill,
+                            Unit::Share,
+                            Some(s.sequential_fill),
+                        ),
+                    ]
+                }))
                 .collect(),
             };
-            found.push(cx.score(draft, advice));
+            found.push(cx.score(draft, |f| advice(f, chain.as_ref())));
         }
     }
 
 }
 
-/// The plan step's advice for one of its findings.
-fn advice(f: &Finding) -> Advice {
+/// A caller that awaits a waiting span several times a call, one after
+/// another.
+struct Chain {
+    caller: String,
+    /// The span's calls per call of the caller.
+    per_call: f64,
+    /// The span's wall time under this caller over the caller's wall time.
+    fill: f64,
+}
+
+/// The caller of `cs` that awaits it one after another (see the module),
+/// the one with the most of its calls; `None` when none does.
+fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Option<Chain> {
+    cx.dump
+        .edges
+        .iter()
+        .filter(|e| e.child == cs.id && e.parent != cs.id && cs.calls > 0)
+        .filter_map(|e| {
+            let at = cx.dump.callsites.iter().position(|c| c.id == e.parent)?;
+            let caller = &cx.dump.callsites[at];
+            let per_call = e.calls as f64 / caller.calls.max(1) as f64;
+            // The span's wall time under this caller: its share of the calls.
+            let wall = cs.wall_ns.sum as f64 * e.calls as f64 / cs.calls as f64;
+            let fill = wall / (caller.wall_ns.sum as f64).max(1.0);
+            (per_call >= s.min_calls_per_caller
+                && (s.sequential_fill..=1.05).contains(&fill))
+            .then(|| (e.calls, Chain {
+                caller: cx.rows[at].location.label.clone(),
+                per_call,
+                fill,
+            }))
+        })
+        .max_by_key(|(calls, _)| *calls)
+        .map(|(_, chain)| chain)
+}
+
+/// The plan step's advice for one of its findings; `chain`, the caller
+/// that awaits it one after another.
+fn advice(f: &Finding, chain: Option<&Chain>) -> Advice {
     let name = f.subject().in_prose();
+    let mut fixes = Vec::new();
+    if let Some(c) = chain {
+        fixes.push(format!(
+            "Overlap the calls in `{}`: it awaits {name} {:.0} times a call, one after another; start them together (`futures::future::join_all`, a `JoinSet`, or `buffer_unordered(n)` to bound them), or fetch the items in one batched call",
+            c.caller, c.per_call
+        ));
+    }
+    fixes.extend(lines(&[
+        "Move blocking calls off async worker threads with `tokio::task::spawn_blocking`, or use the async version of the API",
+        "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another",
+        "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace",
+        "Shorten lock hold times: never hold a `Mutex` guard across `.await` or I/O; use `RwLock` or sharding for read-mostly state",
+    ]));
     Advice {
         statement: format!(
             "overlapping or unblocking {} of {name}'s waiting ({} of the run's wall time) shortens the run by {}",
@@ -140,12 +234,7 @@ fn advice(f: &Finding) -> Advice {
             units::pct(f.cost_share),
             units::pct(f.expected_gain())
         ),
-        fixes: lines(&[
-            "Move blocking calls off async worker threads with `tokio::task::spawn_blocking`, or use the async version of the API",
-            "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another",
-            "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace",
-            "Shorten lock hold times: never hold a `Mutex` guard across `.await` or I/O; use `RwLock` or sharding for read-mostly state",
-        ]),
+        fixes,
         prerequisites: vec![format!(
             "Know what {name} waits on: add child spans around each `.await`, lock and I/O call"
         )],
@@ -180,5 +269,40 @@ mod tests {
         // 90 ms idle of the run's 1 s; 110 ms busy of it leaves 89% idle.
         assert_near(f.cost_share, 0.09, 1e-9);
         assert_near(f.confidence, 0.9 * 10.0 / 12.0, 1e-9);
+    }
+
+    /// `list` makes 10 calls of `fetch` a call; each `fetch` waits 1 ms and
+    /// each `list` lives 10 ms: their wall time adds up to `list`'s, so it
+    /// awaited them one after another, and the finding on `fetch` names
+    /// `list` and puts overlapping them there first. The same calls waiting
+    /// 10 ms each, side by side (10 times `list`'s wall time), are no chain.
+    #[test]
+    fn a_caller_awaiting_the_waits_one_after_another_is_named() {
+        let with = |fetch_idle: u64| {
+            detect(
+                Class::Waiting,
+                dump(
+                    2_000 * MS,
+                    &[
+                        Span::new("list", &[(20 * US, 100)]).idle(10 * MS - 20 * US),
+                        Span::new("fetch", &[(US, 1_000)]).idle(fetch_idle),
+                    ],
+                ),
+            )
+        };
+        let found = with(MS - US);
+        let f = about(&found, "fetch").unwrap();
+        assert_near(evidence(f, "calls per caller's call"), 10.0, 1e-9);
+        assert_near(evidence(f, "their wall time over the caller's"), 1.0, 1e-9);
+        assert!(
+            f.summary.contains("`list` awaits it 10.0 times a call, one after another"),
+            "{}",
+            f.summary
+        );
+        assert!(f.advice.fixes[0].starts_with("Overlap the calls in `list`"), "{:?}", f.advice.fixes);
+        let side_by_side = with(10 * MS - US);
+        let f = about(&side_by_side, "fetch").unwrap();
+        assert!(!f.summary.contains("one after another"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Move blocking calls"), "{:?}", f.advice.fixes);
     }
 }
