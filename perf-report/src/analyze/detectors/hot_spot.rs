@@ -2,13 +2,20 @@
 //! while innermost. Where the layer timed the spans on the CPU, that is
 //! their self time on the CPU: a span that sleeps is not a hot spot
 //! (`blocked` is its class).
+//!
+//! A hot spot that computes inside a runtime's poll (an async span's own
+//! polls, or a plain function its async caller runs inside its polls, as
+//! `blocked` tells them) for at least `poll_stall_ns` at a time also
+//! stalls that worker and every task queued on it: the finding says so,
+//! and moving the work off the runtime is among its fixes.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Class, Detector, Info};
+use super::{Class, Detector, Info, async_caller};
 use crate::analyze::advice::{Advice, Effort, lines, speedup_phrase};
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::analyze::rows::CallsiteRow;
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -32,6 +39,10 @@ pub struct Settings {
     /// from its callbacks where the dump has them, else
     /// `overhead.per_span_ns`, times the calls).
     pub confidence: f64,
+    /// On the CPU this long at a time inside a poll (1 ms, ten times the
+    /// most tokio's guide allows between two `.await`s), a hot spot also
+    /// stalls its runtime worker.
+    pub poll_stall_ns: f64,
 }
 
 impl Default for Settings {
@@ -40,6 +51,7 @@ impl Default for Settings {
             min_share: 0.10,
             recoverable: 0.5,
             confidence: 0.95,
+            poll_stall_ns: 1_000_000.0,
         }
     }
 }
@@ -99,6 +111,25 @@ impl Detector for HotSpot {
                 None => format!("{} of self time", units::ns(on_cpu)),
             };
             evidence.push(Evidence::new("calls", calls_f, Unit::Count, None));
+            let stall = poll_stall(cx, cs.id, row, on_cpu).filter(|st| st.ns >= s.poll_stall_ns);
+            if let Some(st) = &stall {
+                evidence.push(Evidence::new(
+                    "on the CPU at a time inside a poll",
+                    st.ns,
+                    Unit::Ns,
+                    Some(s.poll_stall_ns),
+                ));
+            }
+            let stalls = stall.as_ref().map_or(String::new(), |st| {
+                format!(
+                    "; {} at a time inside the polls of {}, so it stalls a runtime worker and every task queued on it",
+                    units::ns(st.ns),
+                    match &st.caller {
+                        Some(caller) => format!("async `{caller}`"),
+                        None => "its own async span".to_owned(),
+                    }
+                )
+            });
             let draft = Draft {
                 class: Class::HotSpot,
                 callsite: Some((cs.id, row.location.clone())),
@@ -107,36 +138,72 @@ impl Detector for HotSpot {
                 recoverable: s.recoverable,
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
-                    "{} of {share_of} ({what} over {} calls)",
+                    "{} of {share_of} ({what} over {} calls){stalls}",
                     units::pct(share),
                     units::count(calls_f)
                 ),
                 evidence,
             };
-            found.push(cx.score(draft, advice));
+            found.push(cx.score(draft, |f| advice(f, stall.is_some())));
         }
     }
 
 }
 
-/// The plan step's advice for one of its findings.
-fn advice(f: &Finding) -> Advice {
+/// How long a hot spot computes at a time inside a runtime's poll.
+struct Stall {
+    /// Its self time on the CPU per call, or per poll of its own.
+    ns: f64,
+    /// The async span whose polls it runs in; `None`: its own.
+    caller: Option<String>,
+}
+
+/// A hot spot's time on the CPU at a time inside a poll, when it runs in
+/// one: its own polls (an async span), or its async caller's (see
+/// [`async_caller`]); `None` otherwise.
+fn poll_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow, on_cpu: f64) -> Option<Stall> {
+    let polls = cx.config.classes.blocked.async_polls_per_call;
+    let per_call = on_cpu / row.calls.max(1) as f64;
+    match &row.cpu {
+        Some(c) if c.intervals_per_call > polls => Some(Stall {
+            ns: per_call / c.intervals_per_call,
+            caller: None,
+        }),
+        _ => async_caller(cx, id, row.calls, polls).map(|caller| Stall {
+            ns: per_call,
+            caller: Some(caller.to_owned()),
+        }),
+    }
+}
+
+/// The plan step's advice for one of its findings; `stalls`, when it
+/// computes inside a poll long enough to stall a runtime worker.
+fn advice(f: &Finding, stalls: bool) -> Advice {
     let name = f.subject().in_prose();
     let of = &f.share_of;
     let cost = units::pct(f.cost_share);
     let gain = f.expected_gain();
+    let mut fixes = lines(&[
+        "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments",
+        "Use a better algorithm or data structure: replace linear searches (`Vec::contains`, `iter().find`) with a `HashSet`/`HashMap` or a sorted `binary_search`, remove nested loops and repeated sorting",
+        "Parallelise independent items with `rayon` (`par_iter`) when the work per item is independent",
+        "Cut needless copies in the hot path: borrow (`&str`, `&[T]`, `Cow`) instead of `clone()`/`to_string()`",
+    ]);
+    if stalls {
+        fixes.insert(
+            1,
+            format!(
+                "Keep the runtime's workers free while it computes: run it in `tokio::task::spawn_blocking` or a rayon pool (awaiting the result), or `tokio::task::yield_now().await` between chunks; this moves {name}'s CPU time off the workers, it does not remove it"
+            ),
+        );
+    }
     Advice {
         statement: format!(
             "{} {name}'s self time ({cost} of {of}) saves {} of {of}",
             speedup_phrase(f.recoverable),
             units::pct(gain)
         ),
-        fixes: lines(&[
-            "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments",
-            "Use a better algorithm or data structure: replace linear searches (`Vec::contains`, `iter().find`) with a `HashSet`/`HashMap` or a sorted `binary_search`, remove nested loops and repeated sorting",
-            "Parallelise independent items with `rayon` (`par_iter`) when the work per item is independent",
-            "Cut needless copies in the hot path: borrow (`&str`, `&[T]`, `Cow`) instead of `clone()`/`to_string()`",
-        ]),
+        fixes,
         prerequisites: vec![format!(
             "Add a criterion benchmark of {name} with a representative input, so the speed-up is measured rather than assumed"
         )],
@@ -152,7 +219,7 @@ fn advice(f: &Finding) -> Advice {
 #[cfg(test)]
 mod tests {
     use crate::analyze::Class;
-    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump};
+    use crate::analyze::test_dump::{MS, Span, US, about, assert_near, detect, dump, evidence};
 
     /// Of 1 s of self time, `hot` has 900 ms (90%) and `warm` 99 ms, just
     /// under the 10% it takes.
@@ -179,5 +246,45 @@ mod tests {
             f.advice.statement,
             "halving `hot`'s self time (90.0% of all self time in spans) saves 45.0% of all self time in spans"
         );
+    }
+
+    /// `render` computes 2 ms a call (on the CPU) under `handle`, an async
+    /// span polled four times a span: it runs inside `handle`'s polls for
+    /// 2 ms at a time, so it stalls the worker; moving it off the runtime is
+    /// its second fix. Under a `handle` entered once a span (a plain
+    /// function), or at 0.5 ms a call, nothing is said of polls.
+    #[test]
+    fn a_hot_spot_computing_inside_an_async_caller_s_polls_stalls_a_worker() {
+        let with = |render_ns: u64, intervals: u64| {
+            let mut d = dump(
+                2_000 * MS,
+                &[
+                    Span::new("handle", &[(render_ns + 10 * US, 100)]).on_cpu(MS, 0, 0, 0),
+                    Span::new("render", &[(render_ns, 100)]).on_cpu(100 * render_ns, 0, 0, 0),
+                ],
+            );
+            d.callsites[0].cpu.as_mut().unwrap().intervals = intervals;
+            detect(Class::HotSpot, d)
+        };
+        let found = with(2 * MS, 400);
+        let f = about(&found, "render").unwrap();
+        assert!(
+            f.summary
+                .contains("2.00 ms at a time inside the polls of async `handle`, so it stalls a runtime worker"),
+            "{}",
+            f.summary
+        );
+        assert_near(evidence(f, "on the CPU at a time inside a poll"), 2e6, 1e-9);
+        assert!(f.advice.fixes[1].contains("spawn_blocking"), "{:?}", f.advice.fixes);
+        for (render_ns, intervals) in [(2 * MS, 100), (MS / 2, 400)] {
+            let found = with(render_ns, intervals);
+            let f = about(&found, "render").unwrap();
+            assert!(!f.summary.contains("polls"), "{}", f.summary);
+            assert!(
+                f.advice.fixes.iter().all(|x| !x.contains("spawn_blocking")),
+                "{:?}",
+                f.advice.fixes
+            );
+        }
     }
 }

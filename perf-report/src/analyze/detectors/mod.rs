@@ -151,6 +151,44 @@ impl Serialize for Class {
     }
 }
 
+/// The async span that calls callsite `id` (of `calls` spans) inside its
+/// polls for at least half of those calls: its direct parent in the call
+/// edges with more than `polls` entered intervals per span. Its label;
+/// `None` when no such caller, or none of them timed on the CPU (the
+/// intervals per span are read from those figures).
+pub(crate) fn async_caller<'c>(
+    cx: &'c Context<'_>,
+    id: u32,
+    calls: u64,
+    polls: f64,
+) -> Option<&'c str> {
+    let mut in_polls = 0u64;
+    let mut top: Option<(u64, &'c str)> = None;
+    for e in cx
+        .dump
+        .edges
+        .iter()
+        .filter(|e| e.child == id && e.parent != id)
+    {
+        let Some(at) = cx.dump.callsites.iter().position(|c| c.id == e.parent) else {
+            continue;
+        };
+        let parent = &cx.rows[at];
+        if parent
+            .cpu
+            .as_ref()
+            .is_some_and(|p| p.intervals_per_call > polls)
+        {
+            in_polls += e.calls;
+            if top.is_none_or(|(n, _)| e.calls > n) {
+                top = Some((e.calls, parent.location.label.as_str()));
+            }
+        }
+    }
+    top.filter(|_| in_polls * 2 >= calls)
+        .map(|(_, label)| label)
+}
+
 #[cfg(test)]
 mod tests {
     use super::Class;
