@@ -7,7 +7,9 @@
 //! caller that makes `k >= min_calls_per_caller` calls a call, whose
 //! calls' wall time adds up to about the caller's own wall time
 //! (`sequential_fill`, 80% to 105%), ran them one after another: `k`
-//! waits side by side would add up to about `k` times it.
+//! waits side by side would add up to about `k` times it. Whether they
+//! could overlap the figures do not say (a connection's loop reading one
+//! frame after another cannot): the fix says when it applies.
 
 use perf_layer::dump::CallsiteStats;
 use serde::{Deserialize, Serialize};
@@ -217,7 +219,7 @@ fn advice(f: &Finding, chain: Option<&Chain>) -> Advice {
     let mut fixes = Vec::new();
     if let Some(c) = chain {
         fixes.push(format!(
-            "Overlap the calls in `{}`: it awaits {name} {:.0} times a call, one after another; start them together (`futures::future::join_all`, a `JoinSet`, or `buffer_unordered(n)` to bound them), or fetch the items in one batched call",
+            "Overlap the calls in `{}` when they are independent (items fetched one by one): it awaits {name} {:.0} times a call, one after another; start them together (`futures::future::join_all`, a `JoinSet`, or `buffer_unordered(n)` to bound them), or fetch the items in one batched call. Calls that each need the last one's result (frames read from one stream) cannot overlap",
             c.caller, c.per_call
         ));
     }
