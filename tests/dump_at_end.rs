@@ -291,48 +291,40 @@ fn a_dump_written_elsewhere_counts_and_teardown_spans_are_not_a_loss() {
     }
 }
 
-#[test]
-#[ignore = "child process of a_dump_written_elsewhere_counts_and_teardown_spans_are_not_a_loss"]
-fn child_that_writes_elsewhere_at_the_end() {
-    if !is_child("child_that_writes_elsewhere_at_the_end") {
-        return;
-    }
+/// A child that records `before` spans, writes its dump itself to
+/// `PERF_END_MINE` (not its output path), and records `after` more.
+fn write_elsewhere_between(before: u64, after: u64) {
     let (layer, handle) = PerfLayer::builder()
         .output_path(std::env::var(DUMP_ENV).unwrap())
         .without_sampler()
         .build()
         .unwrap();
     tracing_subscriber::registry().with(layer).init();
-    for n in 0..1_000 {
+    for n in 0..before {
         work(n);
     }
     handle
         .write_dump_to(std::env::var("PERF_END_MINE").unwrap())
         .unwrap();
-    // One span closes after the dump, as a task dropped at teardown.
-    work(1);
+    for n in 0..after {
+        work(n);
+    }
+}
+
+#[test]
+#[ignore = "child process of a_dump_written_elsewhere_counts_and_teardown_spans_are_not_a_loss"]
+fn child_that_writes_elsewhere_at_the_end() {
+    if is_child("child_that_writes_elsewhere_at_the_end") {
+        // One span closes after the dump, as a task dropped at teardown.
+        write_elsewhere_between(1_000, 1);
+    }
 }
 
 #[test]
 #[ignore = "child process of a_dump_written_elsewhere_counts_and_teardown_spans_are_not_a_loss"]
 fn child_that_writes_elsewhere_then_goes_on() {
-    if !is_child("child_that_writes_elsewhere_then_goes_on") {
-        return;
-    }
-    let (layer, handle) = PerfLayer::builder()
-        .output_path(std::env::var(DUMP_ENV).unwrap())
-        .without_sampler()
-        .build()
-        .unwrap();
-    tracing_subscriber::registry().with(layer).init();
-    for n in 0..10 {
-        work(n);
-    }
-    handle
-        .write_dump_to(std::env::var("PERF_END_MINE").unwrap())
-        .unwrap();
-    for n in 0..200 {
-        work(n);
+    if is_child("child_that_writes_elsewhere_then_goes_on") {
+        write_elsewhere_between(10, 200);
     }
 }
 
