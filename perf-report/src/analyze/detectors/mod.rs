@@ -179,13 +179,13 @@ pub(crate) fn async_caller<'c>(
             .as_ref()
             .is_some_and(|p| p.intervals_per_call > polls)
         {
-            in_polls += e.calls;
+            in_polls = in_polls.saturating_add(e.calls);
             if top.is_none_or(|(n, _)| e.calls > n) {
                 top = Some((e.calls, parent.location.label.as_str()));
             }
         }
     }
-    top.filter(|_| in_polls * 2 >= calls)
+    top.filter(|_| in_polls.saturating_mul(2) >= calls)
         .map(|(_, label)| label)
 }
 
