@@ -248,8 +248,9 @@ fn step(out: &mut String, s: &Step, detail: Detail) {
     );
     let _ = writeln!(out, "- **Fixes:**");
     for f in &s.fixes {
-        // Our own text: its backticks are meant as code.
-        let _ = writeln!(out, "  - {f}");
+        // Our own text, whose backticks are meant as code, but it may name
+        // the span (a hot spot's "moves `name`'s CPU time").
+        let _ = writeln!(out, "  - {}", code_safe(f, s.location.as_ref()));
     }
     let _ = writeln!(out, "- **First:**");
     for f in &s.prerequisites {

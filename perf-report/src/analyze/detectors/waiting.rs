@@ -218,16 +218,23 @@ fn advice(f: &Finding, chain: Option<&Chain>) -> Advice {
     let name = f.subject().in_prose();
     let mut fixes = Vec::new();
     if let Some(c) = chain {
+        // The caller is named in the summary (escaped by every renderer),
+        // not here: fixes are the report's own text.
         fixes.push(format!(
-            "Overlap the calls in `{}` when they are independent (items fetched one by one): it awaits {name} {:.0} times a call, one after another; start them together (`futures::future::join_all`, a `JoinSet`, or `buffer_unordered(n)` to bound them), or fetch the items in one batched call. Calls that each need the last one's result (frames read from one stream) cannot overlap",
-            c.caller, c.per_call
+            "Overlap the calls in its caller when they are independent (items fetched one by one): it awaits {name} {:.0} times a call, one after another; start them together (`futures::future::join_all`, a `JoinSet`, or `buffer_unordered(n)` to bound them), or fetch the items in one batched call. Calls that each need the last one's result (frames read from one stream) cannot overlap",
+            c.per_call
         ));
     }
+    // Idle time is time the span exists without being entered: an await,
+    // a queue, a hand-off; a call that blocks its thread keeps its span
+    // entered (busy: `blocked`'s). So the runtime advice comes last, for
+    // waits that are a blocked worker's symptom.
     fixes.extend(lines(&[
-        "Move blocking calls off async worker threads with `tokio::task::spawn_blocking`, or use the async version of the API",
         "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another",
+        "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first",
         "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace",
-        "Shorten lock hold times: never hold a `Mutex` guard across `.await` or I/O; use `RwLock` or sharding for read-mostly state",
+        "Make what it waits on answer sooner: cache the answers, batch the requests, reuse connections from a pool",
+        "When it waits for a free runtime worker (another task blocks the runtime: a `blocked` finding on an async span), fix that first: `tokio::task::spawn_blocking` or the async API there",
     ]));
     Advice {
         statement: format!(
@@ -301,10 +308,10 @@ mod tests {
             "{}",
             f.summary
         );
-        assert!(f.advice.fixes[0].starts_with("Overlap the calls in `list`"), "{:?}", f.advice.fixes);
+        assert!(f.advice.fixes[0].starts_with("Overlap the calls in its caller"), "{:?}", f.advice.fixes);
         let side_by_side = with(10 * MS - US);
         let f = about(&side_by_side, "fetch").unwrap();
         assert!(!f.summary.contains("one after another"), "{}", f.summary);
-        assert!(f.advice.fixes[0].starts_with("Move blocking calls"), "{:?}", f.advice.fixes);
+        assert!(f.advice.fixes[0].starts_with("Overlap independent waits"), "{:?}", f.advice.fixes);
     }
 }
