@@ -2,15 +2,19 @@
 //! one making progress: they queue behind each other (a lock convoy, a
 //! single connection, a `Mutex` held across I/O).
 //!
-//! Read from per-callsite figures, no timeline needed:
+//! Read from per-callsite figures, no timeline needed, over the part of
+//! the run the callsite's spans were live in (its `active` window, from its
+//! first span's opening to its last one's closing; the whole run without
+//! one): a convoy in one phase of a program is as dense in that phase
+//! whatever the phases around it.
 //!
 //! * **threads inside at once**, `c = busy time summed over threads / the
-//!   run's wall time`: how many threads were inside the span on average;
+//!   window`: how many threads were inside the span on average;
 //! * **threads on the CPU inside**, `c x on-CPU share of busy time`;
 //! * **threads making progress**, `p = calls x the fastest call's busy time
 //!   / the run's wall time`: the fastest call is about what a call costs
 //!   when it waits for no one, so `p` is how many calls would have had to
-//!   run side by side to fit the run. Threads blocked each on their own
+//!   run side by side to fit the window. Threads blocked each on their own
 //!   (four threads each sleeping 100 µs) have `p ≈ c`; threads queued
 //!   behind each other have `p ≈ 1` however many are inside.
 //!
@@ -27,9 +31,9 @@
 //! threads proceed side by side: of the part of the run's wall time the
 //! queue took, `1 - 1/c` comes back (Amdahl with a speed-up of `c`). The
 //! queue ran whenever a thread was inside; with `n` threads recording spans
-//! and `c` inside on average, that is at least `c / n` of the run (and at
-//! least `p`, the fastest calls end to end), so the cost is `min(1, max(c /
-//! n, p))`.
+//! and `c` inside on average, that is at least `c / n` of the window (and
+//! at least `p`, the fastest calls end to end), so the cost is the
+//! window's share of the run times `min(1, max(c / n, p))`.
 //!
 //! Without per-thread timelines the fastest call stands for a call's own
 //! work: a span whose calls vary widely in their own work (one 10 µs, most
@@ -104,16 +108,25 @@ pub(crate) struct Crowd {
     pub(crate) inside: f64,
     pub(crate) on_cpu: f64,
     pub(crate) progressing: f64,
+    /// The window the figures are over, as a share of the run's wall time
+    /// (1 without an `active` window).
+    pub(crate) window_share: f64,
 }
 
 impl Crowd {
     pub(crate) fn of(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option<Self> {
         let c = row.cpu.as_ref().filter(|_| cx.run_wall_ns > 0.0)?;
-        let inside = (row.busy_total_ns as f64 / cx.run_wall_ns).min(cx.totals.recording_threads);
+        let window = cs
+            .active
+            .map(|a| a.len_ns() as f64)
+            .filter(|&w| w > 0.0)
+            .map_or(cx.run_wall_ns, |w| w.min(cx.run_wall_ns));
+        let inside = (row.busy_total_ns as f64 / window).min(cx.totals.recording_threads);
         Some(Self {
             inside,
             on_cpu: inside * c.on_cpu_share,
-            progressing: cs.calls as f64 * cs.busy_ns.min as f64 / cx.run_wall_ns,
+            progressing: cs.calls as f64 * cs.busy_ns.min as f64 / window,
+            window_share: window / cx.run_wall_ns,
         })
     }
 
@@ -137,7 +150,7 @@ impl Detector for Serialization {
             let (Some(crowd), Some(c)) = (Crowd::of(cx, cs, row), &row.cpu) else {
                 continue;
             };
-            let Crowd { inside, on_cpu, progressing } = crowd;
+            let Crowd { inside, on_cpu, progressing, window_share } = crowd;
             if inside < s.min_concurrency
                 || on_cpu > s.max_on_cpu_threads
                 || progressing > s.max_progressing_threads
@@ -145,9 +158,18 @@ impl Detector for Serialization {
             {
                 continue;
             }
-            let cost = (inside / cx.totals.recording_threads)
-                .max(progressing)
-                .min(1.0);
+            let cost = window_share
+                * (inside / cx.totals.recording_threads)
+                    .max(progressing)
+                    .min(1.0);
+            let over = if window_share < 1.0 {
+                format!(
+                    "the {} of the run's wall time its spans were live in",
+                    units::pct(window_share)
+                )
+            } else {
+                "the run's wall time".to_owned()
+            };
             if cost < s.min_share {
                 continue;
             }
@@ -160,7 +182,7 @@ impl Detector for Serialization {
                 confidence: (1.0 - c.on_cpu_share)
                     * stats::sample_confidence(cs.calls, s.half_confidence_calls),
                 summary: format!(
-                    "{inside:.1} threads inside at once on average over the run's wall time, {on_cpu:.2} of them on the CPU; at its fastest call's {} each, its {} calls end to end fill {} of the run's wall time: they ran one at a time, queued behind each other, for {} of the run's wall time",
+                    "{inside:.1} threads inside at once on average over {over}, {on_cpu:.2} of them on the CPU; at its fastest call's {} each, its {} calls end to end fill {} of it: they ran one at a time, queued behind each other, for {} of the run's wall time",
                     units::ns(cs.busy_ns.min as f64),
                     units::count(cs.calls as f64),
                     units::pct(progressing),
@@ -168,7 +190,7 @@ impl Detector for Serialization {
                 ),
                 evidence: vec![
                     Evidence::new(
-                        "threads inside at once (busy time over the run's wall time)",
+                        "threads inside at once (busy time over the wall time its spans were live in)",
                         inside,
                         Unit::Number,
                         Some(s.min_concurrency),
@@ -180,13 +202,19 @@ impl Detector for Serialization {
                         Some(s.max_on_cpu_threads),
                     ),
                     Evidence::new(
-                        "calls x fastest call over the run's wall time",
+                        "calls x fastest call over the wall time its spans were live in",
                         progressing,
                         Unit::Number,
                         Some(s.max_progressing_threads),
                     ),
                     Evidence::new("fastest call", cs.busy_ns.min as f64, Unit::Ns, None),
                     Evidence::new("calls", cs.calls as f64, Unit::Count, None),
+                    Evidence::new(
+                        "live share of the run's wall time",
+                        window_share,
+                        Unit::Share,
+                        None,
+                    ),
                 ],
             };
             found.push(cx.score(draft, advice));
@@ -248,13 +276,13 @@ mod tests {
         let f = about(&found, "queue").unwrap();
         let inside = evidence(
             f,
-            "threads inside at once (busy time over the run's wall time)",
+            "threads inside at once (busy time over the wall time its spans were live in)",
         );
         assert_near(inside, 2.863, 1e-9);
         assert_near(evidence(f, "of them on the CPU"), 0.2863, 1e-9);
         // HDR's lowest value of the 100 ms bucket: within 1%.
         assert_near(
-            evidence(f, "calls x fastest call over the run's wall time"),
+            evidence(f, "calls x fastest call over the wall time its spans were live in"),
             1.0,
             0.01,
         );
@@ -285,5 +313,40 @@ mod tests {
         let found = with_cpu(6_000 * MS);
         let f = about(&found, "wait_job").unwrap();
         assert_near(evidence(f, "of them on the CPU"), 0.6, 1e-9);
+    }
+
+    /// The same convoy as above in one phase of a 20 s run: over the whole
+    /// run it is 1.43 threads inside at once and no queue; over the 10 s its
+    /// spans were live in, 2.86 threads with the fastest calls filling it,
+    /// and the queue ran for half the run.
+    #[test]
+    fn a_convoy_in_one_phase_is_read_over_that_phase() {
+        let queue = [(100 * MS, 10), (307 * MS, 90)];
+        let with_window = |window: Option<u64>| {
+            let mut d = dump(
+                20_000 * MS,
+                &[Span::new("queue", &queue).on_cpu(2_863 * MS, 0, 100, 0)],
+            );
+            d.run.span_threads = Some(4);
+            d.callsites[0].active = window.map(|len| perf_layer::dump::ActiveWindow {
+                first_open_ns: 0,
+                last_close_ns: len,
+            });
+            detect(Class::Serialization, d)
+        };
+        assert!(with_window(None).is_empty(), "{:?}", with_window(None));
+        let found = with_window(Some(10_000 * MS));
+        let f = about(&found, "queue").unwrap();
+        assert_near(
+            evidence(
+                f,
+                "threads inside at once (busy time over the wall time its spans were live in)",
+            ),
+            2.863,
+            1e-9,
+        );
+        assert_near(evidence(f, "live share of the run's wall time"), 0.5, 1e-9);
+        assert_near(f.cost_share, 0.5, 0.01);
+        assert!(f.summary.contains("over the 50.0% of the run's wall time its spans were live in"), "{}", f.summary);
     }
 }
