@@ -286,7 +286,13 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
             .rows
             .iter()
             .filter(|r| {
-                r.calls >= MIXED_MIN_CALLS
+                // Spread made of its own time off the CPU (a lock queue, a
+                // disk) is one kind of call waiting more or less, which
+                // the blocked and serialization findings read; no field
+                // tells those calls apart.
+                let waits = r.cpu.as_ref().is_some_and(|c| c.on_cpu_share < 0.5);
+                !waits
+                    && r.calls >= MIXED_MIN_CALLS
                     && r.busy_p99_ns as f64 >= MIXED_P99_OVER_P50 * r.busy_p50_ns.max(1) as f64
                     && r.busy_total_ns as f64
                         >= MIXED_MIN_SELF_SHARE * cx.totals.self_ns.max(1) as f64
@@ -347,4 +353,40 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
         ));
     }
     notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::analyze;
+    use super::test_dump::{MS, Span, US, dump};
+    use crate::config::Config;
+
+    /// `lookup`'s 200 calls take 50 µs, a tenth of them 10 ms: a spread
+    /// that a field may tell apart, said in a note, while they compute.
+    /// Off the CPU four fifths of the time, the spread is their waiting
+    /// (a lock queue, a disk), one kind of call: no note.
+    #[test]
+    fn a_spread_of_waiting_is_not_mixed_calls() {
+        let with_on_cpu = |on_cpu_ns: u64| {
+            let d = dump(
+                2_000 * MS,
+                &[Span::new("lookup", &[(50 * US, 180), (10 * MS, 20)])
+                    .on_cpu(on_cpu_ns, 0, 200, 0)],
+            );
+            analyze(&d.into(), &Config::default()).notes
+        };
+        let busy_ns = 180 * 50 * US + 20 * 10 * MS;
+        let computing = with_on_cpu(busy_ns * 9 / 10);
+        assert!(
+            computing
+                .iter()
+                .any(|n| n.starts_with("`lookup` mixes calls")),
+            "{computing:?}"
+        );
+        let waiting = with_on_cpu(busy_ns / 5);
+        assert!(
+            !waiting.iter().any(|n| n.contains("mixes calls")),
+            "{waiting:?}"
+        );
+    }
 }
