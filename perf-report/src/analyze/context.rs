@@ -287,6 +287,13 @@ impl<'a> Context<'a> {
         stats::share(ns, self.totals.time_whole_ns as f64)
     }
 
+    /// The index of callsite `id` in the dump's callsites and in
+    /// [`rows`](Self::rows); `None` when no callsite has it (an edge of a
+    /// hostile or trimmed dump).
+    pub(crate) fn index_of(&self, id: u32) -> Option<usize> {
+        self.dump.callsites.iter().position(|c| c.id == id)
+    }
+
     /// The whole a resource's shares are of, in words.
     pub(crate) fn share_of(&self, resource: Resource) -> &'static str {
         self.totals.share_of(resource)

@@ -37,7 +37,7 @@ pub(crate) fn attribute(cx: &Context<'_>, findings: &mut Vec<Finding>) -> Vec<St
     let polls = cx.config.classes.blocked.async_polls_per_call;
     let mut notes = own_blocking(cx, findings, polls);
     let window = |id: u32| -> Option<(usize, ActiveWindow)> {
-        let i = cx.dump.callsites.iter().position(|c| c.id == id)?;
+        let i = cx.index_of(id)?;
         Some((i, cx.dump.callsites[i].active?))
     };
     // Each async blocker: its index, window and workers held on average.
@@ -88,13 +88,12 @@ pub(crate) fn attribute(cx: &Context<'_>, findings: &mut Vec<Finding>) -> Vec<St
 /// blocking, which has the finding. Drops such waiting findings; a note for
 /// each.
 fn own_blocking(cx: &Context<'_>, findings: &mut Vec<Finding>, polls: f64) -> Vec<String> {
-    let index = |id: u32| cx.dump.callsites.iter().position(|c| c.id == id);
     let blockers: Vec<u32> = findings
         .iter()
         .filter(|f| f.class == Class::Blocked)
         .filter_map(|f| f.callsite_id)
         .filter(|&id| {
-            index(id)
+            cx.index_of(id)
                 .and_then(|i| cx.rows[i].cpu.as_ref())
                 .is_some_and(|c| c.intervals_per_call > polls)
         })
@@ -105,7 +104,7 @@ fn own_blocking(cx: &Context<'_>, findings: &mut Vec<Finding>, polls: f64) -> Ve
         else {
             return true;
         };
-        let Some(i) = index(id) else { return true };
+        let Some(i) = cx.index_of(id) else { return true };
         notes.push(format!(
             "`{}` also waits between its polls ({} idle in all): a task that blocks its worker queues behind the tasks its blocking stalled, so that waiting goes with the blocking; fix the blocking first",
             cx.rows[i].location.label,

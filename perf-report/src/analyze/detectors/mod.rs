@@ -170,7 +170,7 @@ pub(crate) fn async_caller<'c>(
         .iter()
         .filter(|e| e.child == id && e.parent != id)
     {
-        let Some(at) = cx.dump.callsites.iter().position(|c| c.id == e.parent) else {
+        let Some(at) = cx.index_of(e.parent) else {
             continue;
         };
         let parent = &cx.rows[at];

@@ -107,7 +107,7 @@ pub(crate) fn children_s_tail(cx: &Context<'_>) -> Vec<(usize, usize)> {
             .iter()
             .filter(|e| e.parent == cs.id && e.child != cs.id)
             .max_by_key(|e| e.child_busy_ns)
-            .and_then(|e| cx.dump.callsites.iter().position(|c| c.id == e.child));
+            .and_then(|e| cx.index_of(e.child));
         if let Some(child) = child {
             out.push((i, child));
         }

@@ -194,7 +194,7 @@ fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Opti
         .iter()
         .filter(|e| e.child == cs.id && e.parent != cs.id && cs.calls > 0)
         .filter_map(|e| {
-            let at = cx.dump.callsites.iter().position(|c| c.id == e.parent)?;
+            let at = cx.index_of(e.parent)?;
             let caller = &cx.dump.callsites[at];
             let per_call = e.calls as f64 / caller.calls.max(1) as f64;
             // The span's wall time under this caller: its share of the calls.
