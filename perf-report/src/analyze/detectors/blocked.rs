@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::serialization::Crowd;
-use super::{Class, Detector, Info, async_caller};
+use super::{Class, Detector, InPoll, Info, in_poll};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
@@ -85,11 +85,7 @@ impl Detector for Blocked {
             {
                 continue;
             }
-            let own_polls = c.intervals_per_call > s.async_polls_per_call;
-            let caller = (!own_polls)
-                .then(|| async_caller(cx, cs.id, row.calls, s.async_polls_per_call))
-                .flatten();
-            let in_poll = own_polls || caller.is_some();
+            let poll = in_poll(cx, cs.id, row, s.async_polls_per_call);
             let crowd = Crowd::of(cx, cs, row)
                 .filter(|crowd| crowd.waits_for_a_source(&cx.config.classes.serialization));
             let draft = Draft {
@@ -105,12 +101,12 @@ impl Detector for Blocked {
                     units::pct(c.self_blocked_share),
                     units::ns(c.self_blocked_ns),
                     c.voluntary_per_call,
-                    match caller {
-                        _ if own_polls => format!(
+                    match poll {
+                        Some(InPoll::Own) => format!(
                             "; async ({:.1} polls per span), so it blocks inside a poll and stalls a runtime worker",
                             c.intervals_per_call
                         ),
-                        Some(caller) => format!(
+                        Some(InPoll::Caller(caller)) => format!(
                             "; called inside the polls of async `{caller}`, so it stalls a runtime worker"
                         ),
                         None => String::new(),
@@ -153,7 +149,7 @@ impl Detector for Blocked {
                     Evidence::new("timed calls", c.timed_calls as f64, Unit::Count, None),
                 ],
             };
-            found.push(cx.score(draft, |f| advice(f, in_poll)));
+            found.push(cx.score(draft, |f| advice(f, poll.is_some())));
         }
     }
 

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Class, Detector, Info, async_caller};
+use super::{Class, Detector, InPoll, Info, in_poll};
 use crate::analyze::advice::{Advice, Effort, lines, speedup_phrase};
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
@@ -160,20 +160,20 @@ struct Stall {
 
 /// A hot spot's time on the CPU at a time inside a poll, when it runs in
 /// one: its own polls (an async span), or its async caller's (see
-/// [`async_caller`]); `None` otherwise.
+/// [`super::async_caller`]); `None` otherwise.
 fn poll_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow, on_cpu: f64) -> Option<Stall> {
     let polls = cx.config.classes.blocked.async_polls_per_call;
     let per_call = on_cpu / row.calls.max(1) as f64;
-    match &row.cpu {
-        Some(c) if c.intervals_per_call > polls => Some(Stall {
-            ns: per_call / c.intervals_per_call,
+    Some(match in_poll(cx, id, row, polls)? {
+        InPoll::Own => Stall {
+            ns: per_call / row.cpu.as_ref().map_or(1.0, |c| c.intervals_per_call),
             caller: None,
-        }),
-        _ => async_caller(cx, id, row.calls, polls).map(|caller| Stall {
+        },
+        InPoll::Caller(caller) => Stall {
             ns: per_call,
             caller: Some(caller.to_owned()),
-        }),
-    }
+        },
+    })
 }
 
 /// The plan step's advice for one of its findings; `stalls`, when it

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::context::{Context, Measures};
 use super::finding::Finding;
+use super::rows::CallsiteRow;
 
 /// Static facts about a class.
 #[derive(Debug)]
@@ -148,6 +149,34 @@ impl std::fmt::Display for Class {
 impl Serialize for Class {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Whose poll a span runs inside, as `blocked` and `hot_spot` tell it.
+pub(crate) enum InPoll<'c> {
+    /// Its own: more than `polls` entered intervals per span (an async span).
+    Own,
+    /// Its async caller's (see [`async_caller`]), by label.
+    Caller(&'c str),
+}
+
+/// Whose poll callsite `id` (its row `row`) runs inside: its own when its
+/// spans are entered more than `polls` times each, else its async
+/// caller's; `None` when neither.
+pub(crate) fn in_poll<'c>(
+    cx: &'c Context<'_>,
+    id: u32,
+    row: &CallsiteRow,
+    polls: f64,
+) -> Option<InPoll<'c>> {
+    if row
+        .cpu
+        .as_ref()
+        .is_some_and(|c| c.intervals_per_call > polls)
+    {
+        Some(InPoll::Own)
+    } else {
+        async_caller(cx, id, row.calls, polls).map(InPoll::Caller)
     }
 }
 
