@@ -29,7 +29,12 @@
 //! would give nothing back (they are `blocked`, and the cause is the
 //! source they wait for). Removing the serialization lets the `c`
 //! threads proceed side by side: of the part of the run's wall time the
-//! queue took, `1 - 1/c` comes back (Amdahl with a speed-up of `c`). The
+//! queue took, `1 - 1/s` comes back (Amdahl with a speed-up of `s`), where
+//! `s` is `c`, but no more than the cores the process may use can carry
+//! when the work under the lock is on the CPU: with `f` the on-CPU share
+//! of the queue's head (threads on the CPU over threads making progress,
+//! at most 1), `s = min(c, cores / f)`. Four threads queued on a lock
+//! whose holder computes run at most two at a time on two cores. The
 //! queue ran whenever a thread was inside; with `n` threads recording spans
 //! and `c` inside on average, that is at least `c / n` of the window (and
 //! at least `p`, the fastest calls end to end), so the cost is the
@@ -113,6 +118,14 @@ pub(crate) struct Crowd {
     pub(crate) window_share: f64,
 }
 
+/// How much faster the queued threads would go side by side (`s` above),
+/// and whether the cores are what bounds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Speedup {
+    factor: f64,
+    core_bound: Option<f64>,
+}
+
 impl Crowd {
     pub(crate) fn of(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option<Self> {
         let c = row.cpu.as_ref().filter(|_| cx.run_wall_ns > 0.0)?;
@@ -136,6 +149,25 @@ impl Crowd {
     pub(crate) fn waits_for_a_source(&self, s: &Settings) -> bool {
         self.inside >= s.min_concurrency
             && self.progressing.max(self.on_cpu) < s.min_progressing_threads
+    }
+
+    /// `s = min(c, cores / f)`: the threads inside side by side, as far as
+    /// the cores carry the on-CPU part of the queue's head (`cores` unknown:
+    /// `c`).
+    fn speedup(&self, cores: Option<u32>) -> Speedup {
+        let head_on_cpu = if self.progressing > 0.0 {
+            (self.on_cpu / self.progressing).min(1.0)
+        } else {
+            1.0
+        };
+        let core_bound = cores
+            .filter(|&n| n > 0)
+            .map(|n| f64::from(n) / head_on_cpu.max(f64::MIN_POSITIVE))
+            .filter(|&bound| bound < self.inside);
+        Speedup {
+            factor: core_bound.unwrap_or(self.inside),
+            core_bound,
+        }
     }
 }
 
@@ -173,16 +205,24 @@ impl Detector for Serialization {
             if cost < s.min_share {
                 continue;
             }
+            let speedup = crowd.speedup(cx.dump.run.cores);
+            let side_by_side = match (speedup.core_bound, cx.dump.run.cores) {
+                (Some(_), Some(cores)) => format!(
+                    "; side by side its work on the CPU would run on at most the process's {cores} cores, {:.1} threads' worth",
+                    speedup.factor
+                ),
+                _ => String::new(),
+            };
             let draft = Draft {
                 class: Class::Serialization,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::WallTime,
                 cost_share: cost,
-                recoverable: 1.0 - 1.0 / inside,
+                recoverable: 1.0 - 1.0 / speedup.factor,
                 confidence: (1.0 - c.on_cpu_share)
                     * stats::sample_confidence(cs.calls, s.half_confidence_calls),
                 summary: format!(
-                    "{inside:.1} threads inside at once on average over {over}, {on_cpu:.2} of them on the CPU; at its fastest call's {} each, its {} calls end to end fill {} of it: they ran one at a time, queued behind each other, for {} of the run's wall time",
+                    "{inside:.1} threads inside at once on average over {over}, {on_cpu:.2} of them on the CPU; at its fastest call's {} each, its {} calls end to end fill {} of it: they ran one at a time, queued behind each other, for {} of the run's wall time{side_by_side}",
                     units::ns(cs.busy_ns.min as f64),
                     units::count(cs.calls as f64),
                     units::pct(progressing),
@@ -213,6 +253,12 @@ impl Detector for Serialization {
                         "live share of the run's wall time",
                         window_share,
                         Unit::Share,
+                        None,
+                    ),
+                    Evidence::new(
+                        "speed-up side by side (threads inside, as far as the cores carry them)",
+                        speedup.factor,
+                        Unit::Number,
                         None,
                     ),
                 ],
@@ -348,5 +394,33 @@ mod tests {
         assert_near(evidence(f, "live share of the run's wall time"), 0.5, 1e-9);
         assert_near(f.cost_share, 0.5, 0.01);
         assert!(f.summary.contains("over the 50.0% of the run's wall time its spans were live in"), "{}", f.summary);
+    }
+
+    /// The convoy of the first test with its holder computing (one thread
+    /// on the CPU inside, as many as make progress): side by side, 2.86
+    /// threads' work on the CPU needs 2.86 cores. On two cores, at most two
+    /// run at once and half the queue's time comes back, not 65%; on four
+    /// cores, all of them.
+    #[test]
+    fn the_cores_bound_what_a_computing_queue_gives_back() {
+        let queue = [(100 * MS, 10), (307 * MS, 90)];
+        let with_cores = |cores: Option<u32>| {
+            let mut d = dump(
+                10_000 * MS,
+                &[Span::new("queue", &queue).on_cpu(10_000 * MS, 0, 100, 0)],
+            );
+            d.run.span_threads = Some(4);
+            d.run.cores = cores;
+            let found = detect(Class::Serialization, d);
+            about(&found, "queue").unwrap().clone()
+        };
+        let on_two = with_cores(Some(2));
+        assert_near(evidence(&on_two, "of them on the CPU"), 1.0, 1e-9);
+        assert_near(on_two.recoverable, 0.5, 1e-9);
+        assert!(on_two.summary.contains("at most the process's 2 cores, 2.0 threads' worth"), "{}", on_two.summary);
+        for free in [with_cores(Some(4)), with_cores(None)] {
+            assert_near(free.recoverable, 1.0 - 1.0 / 2.863, 1e-9);
+            assert!(!free.summary.contains("cores"), "{}", free.summary);
+        }
     }
 }
