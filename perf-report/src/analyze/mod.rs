@@ -328,6 +328,23 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
             cx.rows[child].location.label,
         ));
     }
+    // A timer pacing a loop beside the work: why it is no waiting finding.
+    let waiting = &cx.config.classes.waiting;
+    for (_, cs, row) in cx.callsites() {
+        if row.idle_share < waiting.min_idle_ratio
+            || crate::stats::share(cs.idle_ns.sum as f64, cx.run_wall_ns) < waiting.min_share
+        {
+            continue;
+        }
+        if let Some(p) = detectors::waiting::paces_a_loop(cx, cs, row.idle_share, waiting) {
+            notes.push(format!(
+                "`{}` waits about {} a call, one call after another, while other spans did {} of work beside it: a timer or interval pacing a loop (a flush, a heartbeat), not a wait the run depends on, so it is no waiting finding",
+                row.location.label,
+                crate::units::ns(p.call_ns),
+                crate::units::ns(p.beside_ns),
+            ));
+        }
+    }
     // A callsite shown as its groups: its totals, once, for the three with
     // the most self time.
     let mut grouped: Vec<&crate::loaded::GroupedCallsite> = cx.grouped.iter().collect();
@@ -388,5 +405,40 @@ mod tests {
             !waiting.iter().any(|n| n.contains("mixes calls")),
             "{waiting:?}"
         );
+    }
+
+    /// `tick` wakes every 50 ms for 2 µs, twenty calls back to back over
+    /// the 1 s run, while `work` computes 500 ms beside it: a timer pacing
+    /// a loop, said in a note and not found. The same ticks with nothing
+    /// else working (a loop of fetches the program waits for), or with
+    /// gaps between them the work fits in (it ran between the waits), are
+    /// a waiting finding.
+    #[test]
+    fn a_timer_pacing_a_loop_beside_the_work_is_a_note_not_a_finding() {
+        use crate::analyze::Class;
+        let run = |tick_wall: u64, work: bool| {
+            let mut spans = vec![Span::new("tick", &[(2 * US, 20)]).idle(tick_wall - 2 * US)];
+            if work {
+                spans.push(Span::new("work", &[(500 * US, 1_000)]));
+            }
+            let mut d = dump(1_000 * MS, &spans);
+            d.callsites[0].active = Some(perf_layer::dump::ActiveWindow {
+                first_open_ns: 0,
+                last_close_ns: 1_000 * MS,
+            });
+            let report = analyze(&d.into(), &Config::default());
+            let found = report
+                .findings
+                .iter()
+                .any(|f| f.class == Class::Waiting && f.subject().in_prose() == "`tick`");
+            let noted = report.notes.iter().any(|n| {
+                n.starts_with("`tick` waits about 50.1 ms a call")
+                    && n.contains("500 ms of work beside it")
+            });
+            (found, noted)
+        };
+        assert_eq!(run(50 * MS, true), (false, true));
+        assert_eq!(run(50 * MS, false), (true, false));
+        assert_eq!(run(25 * MS, true), (true, false));
     }
 }

@@ -231,9 +231,13 @@ pub(crate) fn timeline(d: &mut Dump, samples: &[(u64, f64)]) {
 /// The findings of one class's detector over `dump`, with the default
 /// settings.
 pub(crate) fn detect(class: Class, dump: Dump) -> Vec<Finding> {
+    detect_with(class, dump, &Config::default())
+}
+
+/// The findings of one class's detector over `dump`, with `config`.
+pub(crate) fn detect_with(class: Class, dump: Dump, config: &Config) -> Vec<Finding> {
     let input = LoadedDump::from(dump);
-    let config = Config::default();
-    let cx = Context::new(&input, &config, config.classes.measures());
+    let cx = Context::new(&input, config, config.classes.measures());
     let mut found = Vec::new();
     class.detector().detect(&cx, &mut found);
     found

@@ -9,7 +9,17 @@
 //! (`sequential_fill`, 80% to 105%), ran them one after another: `k`
 //! waits side by side would add up to about `k` times it. Whether they
 //! could overlap the figures do not say (a connection's loop reading one
-//! frame after another cannot): the fix says when it applies.
+//! frame after another cannot): the fix says when it applies. A caller
+//! that already awaits them side by side (their wall time `k` times its
+//! own) is said too, and overlapping is no longer the first fix.
+//!
+//! A span that paces a loop is not a wait the run depends on: a metrics
+//! flush or heartbeat waking on a timer, its calls one after another with
+//! nothing between them, each waiting about the same time, while the rest
+//! of the program works beside it (`paces_a_loop`). Waiting less would
+//! make the loop turn faster, not the program finish sooner; it is said in
+//! the notes, not found. A loop of fetches whose results the program waits
+//! for does work between its calls, or its waits vary.
 
 use perf_layer::dump::CallsiteStats;
 use serde::{Deserialize, Serialize};
@@ -41,6 +51,15 @@ pub struct Settings {
     /// caller's wall time and 105% of it (0.8), awaits them one after
     /// another: the finding names it, and overlapping comes first.
     pub sequential_fill: f64,
+    /// A span idle at least this share of its wall time (0.95)...
+    pub pacing_idle_ratio: f64,
+    /// ...whose calls' wall time p99 is at most this multiple of its p50
+    /// (1.25: each waits about the same time), that follow each other
+    /// (their wall time fills at least 90% of the window its spans were
+    /// live in, and at most 105%: one at a time), in at least five calls,
+    /// while other spans did work beside its waits worth at least 5% of
+    /// that window, paces a loop: a note, not a finding.
+    pub pacing_spread: f64,
 }
 
 impl Default for Settings {
@@ -52,6 +71,8 @@ impl Default for Settings {
             half_confidence_calls: 2.0,
             min_calls_per_caller: 2.0,
             sequential_fill: 0.8,
+            pacing_idle_ratio: 0.95,
+            pacing_spread: 1.25,
         }
     }
 }
@@ -75,7 +96,10 @@ impl Detector for Waiting {
         for (_, cs, row) in cx.callsites() {
             let idle_ratio = row.idle_share;
             let wait_share = stats::share(cs.idle_ns.sum as f64, cx.run_wall_ns);
-            if idle_ratio < s.min_idle_ratio || wait_share < s.min_share {
+            if idle_ratio < s.min_idle_ratio
+                || wait_share < s.min_share
+                || paces_a_loop(cx, cs, row.idle_share, s).is_some()
+            {
                 continue;
             }
             // Concurrent tasks wait at the same time, and a wait overlapped
@@ -103,13 +127,20 @@ impl Detector for Waiting {
             };
             let chain = sequential_caller(cx, cs, s);
             let chained = chain.as_ref().map_or(String::new(), |c| {
-                format!(
-                    "; `{}` awaits it {:.1} times a call, one after another (their wall time is {} of `{}`'s)",
-                    c.caller,
-                    c.per_call,
-                    units::pct(c.fill),
-                    c.caller
-                )
+                if c.side_by_side {
+                    format!(
+                        "; `{}` already awaits it {:.1} times a call side by side (their wall time is {:.1} times `{}`'s)",
+                        c.caller, c.per_call, c.fill, c.caller
+                    )
+                } else {
+                    format!(
+                        "; `{}` awaits it {:.1} times a call, one after another (their wall time is {} of `{}`'s)",
+                        c.caller,
+                        c.per_call,
+                        units::pct(c.fill),
+                        c.caller
+                    )
+                }
             });
             let draft = Draft {
                 class: Class::Waiting,
@@ -160,12 +191,21 @@ impl Detector for Waiting {
                             Unit::Number,
                             Some(s.min_calls_per_caller),
                         ),
-                        Evidence::new(
-                            "their wall time over the caller's",
-                            c.fill,
-                            Unit::Share,
-                            Some(s.sequential_fill),
-                        ),
+                        if c.side_by_side {
+                            Evidence::new(
+                                "their wall time over the caller's",
+                                c.fill,
+                                Unit::Ratio,
+                                None,
+                            )
+                        } else {
+                            Evidence::new(
+                                "their wall time over the caller's",
+                                c.fill,
+                                Unit::Share,
+                                Some(s.sequential_fill),
+                            )
+                        },
                     ]
                 }))
                 .collect(),
@@ -176,18 +216,57 @@ impl Detector for Waiting {
 
 }
 
+/// How a span paces a loop (see the module): the wall time of its usual
+/// call, and the span work other callsites did beside its waits.
+pub(crate) struct Pacing {
+    pub(crate) call_ns: f64,
+    pub(crate) beside_ns: f64,
+}
+
+/// Whether callsite `cs` (idle `idle_ratio` of its wall time) paces a
+/// loop beside the rest of the program (`Settings::pacing_spread`).
+pub(crate) fn paces_a_loop(
+    cx: &Context<'_>,
+    cs: &CallsiteStats,
+    idle_ratio: f64,
+    s: &Settings,
+) -> Option<Pacing> {
+    const MIN_CALLS: u64 = 5;
+    const BACK_TO_BACK: f64 = 0.9;
+    const ONE_AT_A_TIME: f64 = 1.05;
+    const MIN_BESIDE: f64 = 0.05;
+    let window = cs.active?.len_ns() as f64;
+    let wall = &cs.wall_ns;
+    let fill = wall.sum as f64 / window.max(1.0);
+    let others_ns = cx.totals.self_ns.saturating_sub(cs.self_ns.sum) as f64;
+    // Other spans' work that does not fit in the gaps between its calls
+    // ran while it waited.
+    let beside_ns = others_ns - (window - wall.sum as f64).max(0.0);
+    (cs.calls >= MIN_CALLS
+        && idle_ratio >= s.pacing_idle_ratio
+        && wall.p50 > 0
+        && wall.p99 as f64 <= s.pacing_spread * wall.p50 as f64
+        && (BACK_TO_BACK..=ONE_AT_A_TIME).contains(&fill)
+        && beside_ns >= MIN_BESIDE * window)
+        .then_some(Pacing { call_ns: wall.p50 as f64, beside_ns })
+}
+
 /// A caller that awaits a waiting span several times a call, one after
-/// another.
+/// another, or already side by side.
 struct Chain {
     caller: String,
     /// The span's calls per call of the caller.
     per_call: f64,
     /// The span's wall time under this caller over the caller's wall time.
     fill: f64,
+    /// The calls overlap already: their wall time is at least
+    /// `sequential_fill` x `per_call` times the caller's.
+    side_by_side: bool,
 }
 
-/// The caller of `cs` that awaits it one after another (see the module),
-/// the one with the most of its calls; `None` when none does.
+/// The caller of `cs` that awaits it several times a call, one after
+/// another or side by side (see the module), the one with the most of its
+/// calls; `None` when none does.
 fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Option<Chain> {
     cx.dump
         .edges
@@ -200,13 +279,17 @@ fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Opti
             // The span's wall time under this caller: its share of the calls.
             let wall = cs.wall_ns.sum as f64 * e.calls as f64 / cs.calls as f64;
             let fill = wall / (caller.wall_ns.sum as f64).max(1.0);
-            (per_call >= s.min_calls_per_caller
-                && (s.sequential_fill..=1.05).contains(&fill))
-            .then(|| (e.calls, Chain {
-                caller: cx.rows[at].location.label.clone(),
-                per_call,
-                fill,
-            }))
+            let one_after_another = (s.sequential_fill..=1.05).contains(&fill);
+            let side_by_side = fill > 1.05 && fill >= s.sequential_fill * per_call;
+            (per_call >= s.min_calls_per_caller && (one_after_another || side_by_side))
+                .then(|| {
+                    (e.calls, Chain {
+                        caller: cx.rows[at].location.label.clone(),
+                        per_call,
+                        fill,
+                        side_by_side,
+                    })
+                })
         })
         .max_by_key(|(calls, _)| *calls)
         .map(|(_, chain)| chain)
@@ -215,27 +298,31 @@ fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Opti
 /// The plan step's advice for one of its findings; `chain`, the caller
 /// that awaits it one after another.
 fn advice(f: &Finding, chain: Option<&Chain>) -> Advice {
+    const OVERLAP: &str = "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another";
+    const LOCKS: &str = "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first";
+    const QUEUE: &str = "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace";
+    const SOONER: &str = "Make what it waits on answer sooner: cache the answers, batch the requests, reuse connections from a pool";
+    const IN_FLIGHT: &str = "Its calls already overlap in its caller: when what it waits on has room, keep more of its callers in flight (a larger `buffer_unordered(n)` bound, more semaphore permits, a larger pool)";
+    const WORKER: &str = "When it waits for a free runtime worker (another task blocks the runtime: a `blocked` finding on an async span), fix that first: `tokio::task::spawn_blocking` or the async API there";
     let name = f.subject().in_prose();
-    let mut fixes = Vec::new();
-    if let Some(c) = chain {
-        // The caller is named in the summary (escaped by every renderer),
-        // not here: fixes are the report's own text.
-        fixes.push(format!(
-            "Overlap the calls in its caller when they are independent (items fetched one by one): it awaits {name} {:.0} times a call, one after another; start them together (`futures::future::join_all`, a `JoinSet`, or `buffer_unordered(n)` to bound them), or fetch the items in one batched call. Calls that each need the last one's result (frames read from one stream) cannot overlap",
-            c.per_call
-        ));
-    }
     // Idle time is time the span exists without being entered: an await,
     // a queue, a hand-off; a call that blocks its thread keeps its span
     // entered (busy: `blocked`'s). So the runtime advice comes last, for
     // waits that are a blocked worker's symptom.
-    fixes.extend(lines(&[
-        "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another",
-        "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first",
-        "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace",
-        "Make what it waits on answer sooner: cache the answers, batch the requests, reuse connections from a pool",
-        "When it waits for a free runtime worker (another task blocks the runtime: a `blocked` finding on an async span), fix that first: `tokio::task::spawn_blocking` or the async API there",
-    ]));
+    let fixes = match chain {
+        // Its caller overlaps its calls already (said in the summary): what
+        // is left is each wait, and how many callers run at once.
+        Some(c) if c.side_by_side => lines(&[SOONER, IN_FLIGHT, LOCKS, QUEUE, WORKER]),
+        // The caller is named in the summary (escaped by every renderer),
+        // not here: fixes are the report's own text.
+        Some(c) => std::iter::once(format!(
+            "Overlap the calls in its caller when they are independent (items fetched one by one): it awaits {name} {:.0} times a call, one after another; start them together (`futures::future::join_all`, a `JoinSet`, or `buffer_unordered(n)` to bound them), or fetch the items in one batched call. Calls that each need the last one's result (frames read from one stream) cannot overlap",
+            c.per_call
+        ))
+        .chain(lines(&[OVERLAP, LOCKS, QUEUE, SOONER, WORKER]))
+        .collect(),
+        None => lines(&[OVERLAP, LOCKS, QUEUE, SOONER, WORKER]),
+    };
     Advice {
         statement: format!(
             "overlapping or unblocking {} of {name}'s waiting ({} of the run's wall time) shortens the run by {}",
@@ -312,6 +399,18 @@ mod tests {
         let side_by_side = with(10 * MS - US);
         let f = about(&side_by_side, "fetch").unwrap();
         assert!(!f.summary.contains("one after another"), "{}", f.summary);
+        assert!(
+            f.summary.contains("`list` already awaits it 10.0 times a call side by side"),
+            "{}",
+            f.summary
+        );
+        assert!(f.advice.fixes[0].starts_with("Make what it waits on answer sooner"), "{:?}", f.advice.fixes);
+        assert!(!f.advice.fixes.iter().any(|x| x.starts_with("Overlap")), "{:?}", f.advice.fixes);
+        // Five calls a call, each as long as `list`: neither one after
+        // another nor all side by side; the generic advice.
+        let between = with(5 * MS - US);
+        let f = about(&between, "fetch").unwrap();
+        assert!(!f.summary.contains("a call"), "{}", f.summary);
         assert!(f.advice.fixes[0].starts_with("Overlap independent waits"), "{:?}", f.advice.fixes);
     }
 }
