@@ -92,7 +92,11 @@ fn the_pipeline_s_planted_problems_are_found_and_its_hand_off_is_not_a_leak() {
         a.findings
     );
     for payload in ["fetch_order", "remember_order"] {
-        assert!(shares(payload).1 < settings.min_alloc_time_share, "{:?}", shares(payload));
+        assert!(
+            shares(payload).1 < settings.min_alloc_time_share,
+            "{:?}",
+            shares(payload)
+        );
         assert!(
             !classes_of(payload).contains(&Class::AllocationHeavy),
             "{:#?}",

@@ -513,6 +513,7 @@ fn callsite_stats(
                 last_close_ns: since_start(acc.last_close),
             }
         }),
+        runtime_worker_calls: Some(acc.worker_calls),
     }
 }
 

@@ -480,6 +480,12 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             [one] => one.active,
             _ => None,
         },
+        // Known only when every part says it.
+        runtime_worker_calls: g
+            .parts
+            .iter()
+            .map(|c| c.runtime_worker_calls)
+            .try_fold(0u64, |acc, n| Some(acc.saturating_add(n?))),
     };
     set_fields(&mut merged, &CallsiteStats::HISTOGRAMS, histograms);
     Ok(merged)

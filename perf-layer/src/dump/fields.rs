@@ -151,6 +151,7 @@ mod tests {
             }),
             groups: Vec::new(),
             active: None,
+            runtime_worker_calls: None,
         }
     }
 

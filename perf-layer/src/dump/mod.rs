@@ -277,6 +277,13 @@ pub struct CallsiteStats {
     /// closed span, and in older dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<ActiveWindow>,
+    /// How many of its spans closed on an async runtime's worker thread
+    /// (known by the names tokio and actix give their workers): such a span
+    /// ran inside a task's poll, even when it is entered once, like a
+    /// plain function called from an `async fn`. `None` in older dumps and
+    /// merges of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_worker_calls: Option<u64>,
 }
 
 /// The part of the run in which a callsite's spans were live

@@ -28,6 +28,7 @@ pub(crate) mod flat_hist;
 pub(crate) mod groups;
 pub(crate) mod heap;
 pub(crate) mod open_spans;
+pub(crate) mod runtime_worker;
 pub(crate) mod self_time;
 pub(crate) mod shards;
 pub(crate) mod stack;

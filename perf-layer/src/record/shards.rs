@@ -56,6 +56,14 @@ pub(crate) struct Shard {
     /// spans other threads opened, by span id; each span's close takes its
     /// visits out. At most one per span open at once.
     pub(crate) visits: FxHashMap<u64, Sums>,
+    /// Whether this thread bears the name of an async runtime's threads
+    /// ([`super::runtime_worker`]): read once, when the shard is made.
+    pub(crate) runtime_named: bool,
+    /// Whether a span was entered on this thread more than once, or after
+    /// another thread opened it: this thread polls tasks. With
+    /// `runtime_named`, a runtime's worker, not its blocking pool (whose
+    /// threads tokio names alike, and which run closures, not tasks).
+    pub(crate) polls_async: bool,
     /// Entered intervals that ended on this thread, and those of them timed
     /// on the CPU: of open spans too (a connection's polls), for the
     /// overhead estimate.
@@ -76,6 +84,15 @@ pub(crate) struct Shard {
     /// Edges with a grouped end, by the groups of both ends (folded,
     /// [`super::groups::fold`]; 0 for an end without a group).
     pub(crate) group_edges: FxHashMap<GroupEdgeKey, EdgeAcc>,
+}
+
+impl Shard {
+    /// Whether a span closing now on this thread closes on an async
+    /// runtime's worker ([`super::runtime_worker`]).
+    #[inline]
+    pub(crate) fn on_runtime_worker(&self) -> bool {
+        self.runtime_named && self.polls_async
+    }
 }
 
 /// Entered intervals that ended, of open spans too, summed over threads:
@@ -203,7 +220,15 @@ impl Shards {
     #[cold]
     fn first_local(&self) -> &ShardLock {
         let _pause = PauseCounting::new();
-        &self.shards.get_or_default().0
+        &self
+            .shards
+            .get_or(|| {
+                PaddedShard(ShardLock::new(Shard {
+                    runtime_named: super::runtime_worker::named_as_one(),
+                    ..Shard::default()
+                }))
+            })
+            .0
     }
 
     /// Runs `f` on the state of open span `id`, wherever it was opened: this
@@ -248,16 +273,20 @@ impl Shards {
     #[inline]
     pub(crate) fn exited(&self, local: &ShardLock, id: u64, done: &FinishedFrame) {
         {
-            let mut shard = local.lock();
+            let mut guard = local.lock();
+            let shard = &mut *guard;
             shard.exits += 1;
             shard.timed_exits += u64::from(done.cpu.is_some());
             shard.called_exits += u64::from(done.by_calls);
             if let Some(state) = shard.open.get_mut(id) {
                 state.sums.absorb(done);
+                // Entered again: a span polled more than once.
+                shard.polls_async |= state.sums.intervals > 1;
                 return;
             }
             if let Some(visit) = shard.visits.get_mut(&id) {
                 visit.absorb(done);
+                shard.polls_async = true;
                 return;
             }
         }
@@ -282,7 +311,10 @@ impl Shards {
         visit.absorb(done);
         // Growing the map is the layer's allocation, not the span's.
         let _pause = PauseCounting::new();
-        local.lock().visits.insert(id, visit);
+        let mut shard = local.lock();
+        shard.visits.insert(id, visit);
+        // A span another thread opened, entered here: a task that moved.
+        shard.polls_async = true;
     }
 
     /// The state of span `id` as it closes on this thread (shard `local`,
@@ -376,9 +408,10 @@ impl Shards {
         span: &ClosedSpan,
     ) {
         let key = CallsiteKey::of(meta);
+        let on_worker = shard.on_runtime_worker();
         match shard.callsites.get_mut(&key) {
             Some(acc) => {
-                acc.record(span);
+                acc.record(span, on_worker);
             }
             None => self.record_first(shard, key, meta, span),
         }
@@ -452,6 +485,7 @@ impl Shards {
         span: &ClosedSpan,
     ) {
         let _pause = PauseCounting::new();
+        let on_worker = shard.on_runtime_worker();
         if !self.admit_callsite(key, meta) {
             self.dropped_spans.fetch_add(1, Ordering::Relaxed);
             return;
@@ -460,7 +494,7 @@ impl Shards {
             .callsites
             .entry(key)
             .or_insert_with(|| CallsiteAcc::empty(meta, self.layout))
-            .record(span);
+            .record(span, on_worker);
     }
 
     /// A closed span of a grouped callsite, into its group: out of line,
@@ -475,8 +509,9 @@ impl Shards {
         meta: &'static Metadata<'static>,
         span: &ClosedSpan,
     ) -> GroupKey {
+        let on_worker = shard.on_runtime_worker();
         if let Some(acc) = shard.groups.get_mut(&(key, span.group)) {
-            acc.record(span);
+            acc.record(span, on_worker);
             return span.group;
         }
         let Some(groups) = &self.groups else {
@@ -489,7 +524,7 @@ impl Shards {
             .groups
             .entry((key, group))
             .or_insert_with(|| CallsiteAcc::empty(meta, self.layout))
-            .record(span);
+            .record(span, on_worker);
         group
     }
 

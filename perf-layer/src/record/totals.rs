@@ -229,6 +229,8 @@ pub(crate) struct CallsiteAcc {
     /// readings (`u64::MAX` and 0 before the first).
     pub(crate) first_open: u64,
     pub(crate) last_close: u64,
+    /// Spans that closed on an async runtime's worker thread.
+    pub(crate) worker_calls: u64,
 }
 
 impl CallsiteAcc {
@@ -247,12 +249,15 @@ impl CallsiteAcc {
             cpu: None,
             first_open: u64::MAX,
             last_close: 0,
+            worker_calls: 0,
         }
     }
 
+    /// Adds a closed span; `on_worker`, closed on a runtime's worker.
     #[inline]
-    pub(crate) fn record(&mut self, span: &ClosedSpan) {
+    pub(crate) fn record(&mut self, span: &ClosedSpan, on_worker: bool) {
         self.calls += 1;
+        self.worker_calls += u64::from(on_worker);
         // A copy: the counts are written through pointers the compiler cannot
         // tell apart from `self.layout`, so a reference would be re-read
         // after every increment.
@@ -304,6 +309,7 @@ impl CallsiteAcc {
 
     pub(crate) fn merge(&mut self, other: &CallsiteAcc) {
         self.calls += other.calls;
+        self.worker_calls += other.worker_calls;
         self.wall.merge(&other.wall);
         self.busy.merge(&other.busy);
         self.idle.merge(&other.idle);

@@ -191,6 +191,10 @@ fn onto_window(cs: &mut CallsiteStats, offset_ns: u64) {
 fn callsite(old: &CallsiteStats, new: &CallsiteStats) -> CallsiteStats {
     let mut w = new.clone();
     w.calls = new.calls.saturating_sub(old.calls);
+    w.runtime_worker_calls = match (old.runtime_worker_calls, new.runtime_worker_calls) {
+        (Some(o), Some(n)) => Some(n.saturating_sub(o)),
+        (_, n) => n,
+    };
     w.wall_ns = histogram(&old.wall_ns, &new.wall_ns);
     w.busy_ns = histogram(&old.busy_ns, &new.busy_ns);
     w.idle_ns = histogram(&old.idle_ns, &new.idle_ns);

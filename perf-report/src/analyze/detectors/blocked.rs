@@ -109,6 +109,7 @@ impl Detector for Blocked {
                         Some(InPoll::Caller(caller)) => format!(
                             "; called inside the polls of async `{caller}`, so it stalls a runtime worker"
                         ),
+                        Some(InPoll::Worker) => "; it runs on a runtime's worker threads, inside a task's poll, so it stalls a runtime worker".to_owned(),
                         None => String::new(),
                     },
                     match crowd {

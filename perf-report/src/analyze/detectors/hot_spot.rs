@@ -7,7 +7,10 @@
 //! polls, or a plain function its async caller runs inside its polls, as
 //! `blocked` tells them) for at least `poll_stall_ns` at a time also
 //! stalls that worker and every task queued on it: the finding says so,
-//! and moving the work off the runtime is among its fixes.
+//! and moving the work off the runtime is among its fixes. Such a span is
+//! a hot spot from `min_stall_share` of the CPU, under `min_share`: a
+//! background task computing 15 ms every 100 ms (7% of a service's CPU)
+//! adds up to 15 ms to every request queued on its worker.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +46,9 @@ pub struct Settings {
     /// most tokio's guide allows between two `.await`s), a hot spot also
     /// stalls its runtime worker.
     pub poll_stall_ns: f64,
+    /// A span that stalls a worker so is a hot spot from this share of the
+    /// process's CPU time (0.02), below `min_share`.
+    pub min_stall_share: f64,
 }
 
 impl Default for Settings {
@@ -52,6 +58,7 @@ impl Default for Settings {
             recoverable: 0.5,
             confidence: 0.95,
             poll_stall_ns: 1_000_000.0,
+            min_stall_share: 0.02,
         }
     }
 }
@@ -75,7 +82,11 @@ impl Detector for HotSpot {
         for (i, cs, row) in cx.callsites() {
             let on_cpu = cx.usual_cpu_ns(i);
             let share = cx.time_share(on_cpu);
-            if share < s.min_share {
+            if share < s.min_share.min(s.min_stall_share) {
+                continue;
+            }
+            let stall = poll_stall(cx, cs.id, row, on_cpu).filter(|st| st.ns >= s.poll_stall_ns);
+            if share < s.min_share && stall.is_none() {
                 continue;
             }
             let calls_f = cs.calls as f64;
@@ -86,7 +97,11 @@ impl Detector for HotSpot {
                     &format!("share of {share_of}"),
                     share,
                     Unit::Share,
-                    Some(s.min_share),
+                    Some(if stall.is_some() {
+                        s.min_share.min(s.min_stall_share)
+                    } else {
+                        s.min_share
+                    }),
                 ),
                 Evidence::new("self time", cs.self_ns.sum as f64, Unit::Ns, None),
             ];
@@ -111,7 +126,6 @@ impl Detector for HotSpot {
                 None => format!("{} of self time", units::ns(on_cpu)),
             };
             evidence.push(Evidence::new("calls", calls_f, Unit::Count, None));
-            let stall = poll_stall(cx, cs.id, row, on_cpu).filter(|st| st.ns >= s.poll_stall_ns);
             if let Some(st) = &stall {
                 evidence.push(Evidence::new(
                     "on the CPU at a time inside a poll",
@@ -122,12 +136,10 @@ impl Detector for HotSpot {
             }
             let stalls = stall.as_ref().map_or(String::new(), |st| {
                 format!(
-                    "; {} at a time inside the polls of {}, so it stalls a runtime worker and every task queued on it",
+                    "; {}{} at a time inside {}, so it stalls a runtime worker and every task queued on it",
                     units::ns(st.ns),
-                    match &st.caller {
-                        Some(caller) => format!("async `{caller}`"),
-                        None => "its own async span".to_owned(),
-                    }
+                    if st.at_least { " or more" } else { "" },
+                    st.whose
                 )
             });
             let draft = Draft {
@@ -154,8 +166,12 @@ impl Detector for HotSpot {
 struct Stall {
     /// Its self time on the CPU per call, or per poll of its own.
     ns: f64,
-    /// The async span whose polls it runs in; `None`: its own.
-    caller: Option<String>,
+    /// Whose polls it runs in ([`InPoll::whose`]).
+    whose: String,
+    /// Its own polls: `ns` is their mean, and the longest is at least that
+    /// (an `#[instrument]`ed `async fn` is entered once more when dropped,
+    /// so one poll of all its work reads as two).
+    at_least: bool,
 }
 
 /// A hot spot's time on the CPU at a time inside a poll, when it runs in
@@ -164,15 +180,15 @@ struct Stall {
 fn poll_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow, on_cpu: f64) -> Option<Stall> {
     let polls = cx.config.classes.blocked.async_polls_per_call;
     let per_call = on_cpu / row.calls.max(1) as f64;
-    Some(match in_poll(cx, id, row, polls)? {
-        InPoll::Own => Stall {
-            ns: per_call / row.cpu.as_ref().map_or(1.0, |c| c.intervals_per_call),
-            caller: None,
-        },
-        InPoll::Caller(caller) => Stall {
-            ns: per_call,
-            caller: Some(caller.to_owned()),
-        },
+    let poll = in_poll(cx, id, row, polls)?;
+    let ns = match poll {
+        InPoll::Own => per_call / row.cpu.as_ref().map_or(1.0, |c| c.intervals_per_call),
+        InPoll::Caller(_) | InPoll::Worker => per_call,
+    };
+    Some(Stall {
+        ns,
+        whose: poll.whose(),
+        at_least: matches!(poll, InPoll::Own),
     })
 }
 
@@ -285,6 +301,39 @@ mod tests {
                 "{:?}",
                 f.advice.fixes
             );
+        }
+    }
+
+    /// `rebuild` computes 15 ms a call, 34 calls (5% of the CPU, under the
+    /// 10% a hot spot takes), on a runtime's worker threads: each call
+    /// stalls a worker for 15 ms, a hot spot from 2%. The same calls on
+    /// other threads, or in a dump that does not count workers, are not.
+    #[test]
+    fn a_span_stalling_a_worker_is_a_hot_spot_from_two_percent() {
+        let with = |on_workers: Option<u64>| {
+            let mut d = dump(
+                2_000 * MS,
+                &[
+                    Span::new("work", &[(MS, 9_690)]),
+                    Span::new("rebuild", &[(15 * MS, 34)]).on_cpu(34 * 15 * MS, 0, 0, 0),
+                ],
+            );
+            d.callsites[1].runtime_worker_calls = on_workers;
+            detect(Class::HotSpot, d)
+        };
+        let found = with(Some(34));
+        let f = about(&found, "rebuild").expect("a 15 ms stall at 5% of the CPU");
+        assert!(
+            f.summary.contains(
+                "15.0 ms at a time inside a task's poll on a runtime worker thread, so it stalls a runtime worker"
+            ),
+            "{}",
+            f.summary
+        );
+        assert_near(evidence(f, "share of all self time in spans"), 0.05, 0.01);
+        for elsewhere in [Some(0), None] {
+            let found = with(elsewhere);
+            assert!(about(&found, "rebuild").is_none(), "{found:?}");
         }
     }
 }

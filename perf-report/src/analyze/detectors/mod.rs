@@ -158,11 +158,28 @@ pub(crate) enum InPoll<'c> {
     Own,
     /// Its async caller's (see [`async_caller`]), by label.
     Caller(&'c str),
+    /// A task's, unnamed: at least half of its spans closed on a runtime's
+    /// worker thread (`runtime_worker_calls` in the dump), so they ran
+    /// inside whatever task that worker was polling (a plain function a
+    /// few calls below an `async fn`, or an `async fn` that never awaits).
+    Worker,
+}
+
+impl InPoll<'_> {
+    /// Whose polls, for a finding's summary: "the polls of async `x`".
+    pub(crate) fn whose(&self) -> String {
+        match self {
+            InPoll::Own => "its own async span's polls".to_owned(),
+            InPoll::Caller(caller) => format!("the polls of async `{caller}`"),
+            InPoll::Worker => "a task's poll on a runtime worker thread".to_owned(),
+        }
+    }
 }
 
 /// Whose poll callsite `id` (its row `row`) runs inside: its own when its
 /// spans are entered more than `polls` times each, else its async
-/// caller's; `None` when neither.
+/// caller's, else a task's when it ran on a runtime's workers; `None`
+/// when none of these.
 pub(crate) fn in_poll<'c>(
     cx: &'c Context<'_>,
     id: u32,
@@ -174,10 +191,16 @@ pub(crate) fn in_poll<'c>(
         .as_ref()
         .is_some_and(|c| c.intervals_per_call > polls)
     {
-        Some(InPoll::Own)
-    } else {
-        async_caller(cx, id, row.calls, polls).map(InPoll::Caller)
+        return Some(InPoll::Own);
     }
+    if let Some(caller) = async_caller(cx, id, row.calls, polls) {
+        return Some(InPoll::Caller(caller));
+    }
+    let on_workers = cx
+        .index_of(id)
+        .and_then(|i| cx.dump.callsites[i].runtime_worker_calls)
+        .unwrap_or(0);
+    (row.calls > 0 && on_workers.saturating_mul(2) >= row.calls).then_some(InPoll::Worker)
 }
 
 /// The async span that calls callsite `id` (of `calls` spans) inside its

@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Class, Detector, Info};
+use super::{Class, Detector, InPoll, Info, in_poll};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
 use crate::analyze::rows::CallsiteRow;
@@ -180,7 +180,7 @@ impl Detector for TailLatency {
                     Some(s.max_preempted_share),
                 ));
             }
-            let draft = Draft {
+            let mut draft = Draft {
                 class: Class::TailLatency,
                 callsite: Some((cx.dump.callsites[i].id, row.location.clone())),
                 resource: Resource::Time,
@@ -201,16 +201,73 @@ impl Detector for TailLatency {
                 ),
                 evidence,
             };
-            found.push(cx.score(draft, advice));
+            let stall = tail_stall(cx, cs.id, row);
+            if let Some(st) = &stall {
+                draft.summary.push_str(&format!(
+                    "; they run inside {}, so each slow call stalls a runtime worker and every task queued on it for {} {}",
+                    st.whose,
+                    if st.at_least { "at least" } else { "up to" },
+                    units::ns(st.ns)
+                ));
+                draft.evidence.push(Evidence::new(
+                    "p99 inside a poll",
+                    row.busy_p99_ns as f64,
+                    Unit::Ns,
+                    Some(cx.config.classes.hot_spot.poll_stall_ns),
+                ));
+            }
+            found.push(cx.score(draft, |f| advice(f, stall.is_some())));
         }
     }
 
 }
 
-/// The plan step's advice for one of its findings.
-fn advice(f: &Finding) -> Advice {
+/// How a callsite's slow calls hold a runtime's worker.
+struct TailStall {
+    /// Whose poll they run inside ([`InPoll::whose`]).
+    whose: String,
+    /// How long one holds it: a plain function's slowest call, or for an
+    /// async span at least its p99 over its polls per span (its busy time
+    /// is spread over them, and one of them is at least that long).
+    ns: f64,
+    at_least: bool,
+}
+
+/// How a callsite's slow calls stall a runtime worker, when they hold it
+/// for hot spot's `poll_stall_ns` or more (`in_poll`); `None` otherwise.
+fn tail_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow) -> Option<TailStall> {
+    let polls = cx.config.classes.blocked.async_polls_per_call;
+    let poll = in_poll(cx, id, row, polls)?;
+    let (ns, at_least) = match poll {
+        InPoll::Own => {
+            let per_span = row.cpu.as_ref().map_or(1.0, |c| c.intervals_per_call.max(1.0));
+            (row.busy_p99_ns as f64 / per_span, true)
+        }
+        InPoll::Caller(_) | InPoll::Worker => (row.busy_max_ns as f64, false),
+    };
+    (ns >= cx.config.classes.hot_spot.poll_stall_ns && row.busy_p99_ns as f64 >= cx.config.classes.hot_spot.poll_stall_ns)
+        .then(|| TailStall { whose: poll.whose(), ns, at_least })
+}
+
+/// The plan step's advice for one of its findings; `stalls`, when its slow
+/// calls stall a runtime worker.
+fn advice(f: &Finding, stalls: bool) -> Advice {
     let name = f.subject().in_prose();
     let of = &f.share_of;
+    let mut fixes = lines(&[
+        "Find what the slow calls share: record a distinguishing field on the span (input size, cache hit or miss, retry count) and compare slow and fast calls",
+        "Move rare blocking work off the hot path: file or network I/O, a `std::sync::Mutex` held across heavy work; in async code use `tokio::task::spawn_blocking`",
+        "Amortise occasional expensive work: pre-size collections (`with_capacity`) so they do not regrow or rehash mid-call, warm caches at start-up",
+        "Bound the work one call can do (chunking, pagination) and add timeouts so one slow input cannot stall the rest",
+    ]);
+    if stalls {
+        fixes.insert(
+            1,
+            format!(
+                "Keep the runtime's workers free during its slow calls: run {name} in `tokio::task::spawn_blocking` or a rayon pool (awaiting the result) when its input is large, or `tokio::task::yield_now().await` between chunks"
+            ),
+        );
+    }
     Advice {
         statement: format!(
             "removing {} of the time its calls above p90 spend beyond p90 ({} of {of}) saves {} of {of}, and most of its p99",
@@ -218,12 +275,7 @@ fn advice(f: &Finding) -> Advice {
             units::pct(f.cost_share),
             units::pct(f.expected_gain())
         ),
-        fixes: lines(&[
-            "Find what the slow calls share: record a distinguishing field on the span (input size, cache hit or miss, retry count) and compare slow and fast calls",
-            "Move rare blocking work off the hot path: file or network I/O, a `std::sync::Mutex` held across heavy work; in async code use `tokio::task::spawn_blocking`",
-            "Amortise occasional expensive work: pre-size collections (`with_capacity`) so they do not regrow or rehash mid-call, warm caches at start-up",
-            "Bound the work one call can do (chunking, pagination) and add timeouts so one slow input cannot stall the rest",
-        ]),
+        fixes,
         prerequisites: vec![
             format!("Record a field on {name} that tells slow calls from fast ones"),
             format!("Run long enough for at least 1,000 calls of {name} so its p99 is stable"),
@@ -264,5 +316,41 @@ mod tests {
         assert_near(f.cost_share, 98.0 / 305.8, 0.01);
         assert_eq!(f.recoverable, 0.8);
         assert_near(f.confidence, 1_000.0 / 1_050.0, 1e-9);
+    }
+
+    /// `compress`, a plain function, takes 30 µs a call and 4 ms one call
+    /// in forty, on a runtime's worker threads (below an `async fn`): each
+    /// slow call holds the worker for up to 4 ms, said in the summary, and
+    /// moving it off the runtime is its second fix. Off the workers, or in
+    /// a dump that does not count them, neither.
+    #[test]
+    fn slow_calls_on_a_runtime_worker_stall_it() {
+        let with = |on_workers: Option<u64>| {
+            let mut d = dump(
+                2_000 * MS,
+                &[
+                    Span::new("work", &[(MS, 300)]),
+                    Span::new("compress", &[(30 * US, 3_900), (4 * MS, 100)]),
+                ],
+            );
+            d.callsites[1].runtime_worker_calls = on_workers;
+            detect(Class::TailLatency, d)
+        };
+        let found = with(Some(4_000));
+        let f = about(&found, "compress").unwrap();
+        assert!(
+            f.summary.contains(
+                "they run inside a task's poll on a runtime worker thread, so each slow call stalls a runtime worker and every task queued on it for up to 4.0"
+            ),
+            "{}",
+            f.summary
+        );
+        assert!(f.advice.fixes[1].contains("spawn_blocking"), "{:?}", f.advice.fixes);
+        for elsewhere in [Some(0), None] {
+            let found = with(elsewhere);
+            let f = about(&found, "compress").unwrap();
+            assert!(!f.summary.contains("stalls"), "{}", f.summary);
+            assert!(!f.advice.fixes[1].contains("Keep the runtime"), "{:?}", f.advice.fixes);
+        }
     }
 }
