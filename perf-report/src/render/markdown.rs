@@ -7,7 +7,7 @@ use std::io;
 use super::markup::{self, Markup};
 use super::outline::{self, Detail, Outline, Section, Table, Title};
 use super::table::{Align, Tone};
-use super::wording::Words;
+use super::wording::{self, Words};
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
 use crate::callsite::Location;
@@ -180,7 +180,7 @@ impl Markup for Md {
     }
 
     fn more(&mut self, hidden: usize, what: &str) {
-        let _ = writeln!(self.0, "\n_{hidden} more {what} not shown._");
+        let _ = writeln!(self.0, "\n_{} not shown._", wording::more(hidden, what));
     }
 
     fn list(&mut self, items: &[String]) {

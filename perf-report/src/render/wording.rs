@@ -71,6 +71,17 @@ pub(in crate::render) const DIFF_CURVES_CAPTION: &str =
 /// Under the flamegraph's heading.
 pub(in crate::render) const FLAMEGRAPH_CAPTION: &str = "Self time by call path.";
 
+/// `5 more findings`, `1 more finding`: what a table or list left out,
+/// `what` a plural that ends in `s` (findings, steps, callsites).
+pub(in crate::render) fn more(hidden: usize, what: &str) -> String {
+    let noun = if hidden == 1 {
+        what.strip_suffix('s').unwrap_or(what)
+    } else {
+        what
+    };
+    format!("{hidden} more {noun}")
+}
+
 /// How a span's session weight is made.
 pub(in crate::render) fn weights_formula(w: &SessionWeights) -> String {
     format!(
@@ -188,4 +199,14 @@ pub(in crate::render) fn diff_counts(d: &Diff) -> String {
         d.options.threshold * 100.0,
         d.options.alpha
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_left_out_is_said_in_the_singular() {
+        assert_eq!(super::more(1, "findings"), "1 more finding");
+        assert_eq!(super::more(5, "steps"), "5 more steps");
+        assert_eq!(super::more(0, "callsites"), "0 more callsites");
+    }
 }

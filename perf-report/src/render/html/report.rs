@@ -10,7 +10,7 @@ use crate::diff::{CallsiteDiff, Diff};
 use crate::plan::Step;
 use crate::render::markup::{self, Markup};
 use crate::render::outline::{self, Chart, Detail, Outline, Section, Table, Title};
-use crate::render::wording::Words;
+use crate::render::wording::{self, Words};
 use crate::render::{RenderOptions, ReportKind};
 
 /// The page being written.
@@ -101,7 +101,8 @@ impl Markup for Html<'_> {
     fn more(&mut self, hidden: usize, what: &str) {
         let _ = writeln!(
             self.page.body,
-            "<p class=\"more\">({hidden} more {what}; --top 0 shows all)</p>"
+            "<p class=\"more\">({}; --top 0 shows all)</p>",
+            wording::more(hidden, what)
         );
     }
 

@@ -16,7 +16,7 @@ use owo_colors::OwoColorize;
 use self::out::{Out, clean};
 use super::markup::{self, Markup};
 use super::outline::{self, Detail, Outline, Section, Table, Title};
-use super::wording::Words;
+use super::wording::{self, Words};
 use super::{RenderOptions, Renderer, ReportKind};
 use crate::Report;
 use crate::callsite::Subject;
@@ -120,7 +120,7 @@ impl Markup for Out<'_> {
     }
 
     fn more(&mut self, hidden: usize, what: &str) {
-        self.dim(&format!("({hidden} more {what}; --top 0 shows all)"));
+        self.dim(&format!("({}; --top 0 shows all)", wording::more(hidden, what)));
     }
 
     fn list(&mut self, items: &[String]) {
