@@ -67,6 +67,11 @@ impl Default for Settings {
 
 pub(crate) struct TailLatency;
 
+/// A tail whose excess is at least this share blocked time (off the CPU,
+/// not preempted: the span's blocked self time, over its tail's excess) is
+/// a blocking tail, costed over the recording threads' wall time.
+const BLOCKED_TAIL: f64 = 0.5;
+
 /// The share of a callsite's busy-time tail excess (`busy_excess_ns`) that
 /// is in its own time: the same excess over its self-time histogram, over
 /// the busy one. 1 when the self time does not decode or there is no busy
@@ -153,7 +158,20 @@ impl Detector for TailLatency {
             }
             let own = own_tail_share(cs, cx.tail_excess_ns[i]);
             let excess = cx.tail_excess_ns[i] * (1.0 - preempted) * own;
-            let cost = cx.time_share(excess);
+            // A tail spent off the CPU (a retry's sleep, a slow disk) costs
+            // the threads' wall time, not the process's CPU: shared as
+            // `blocked` shares its time.
+            let blocked = row
+                .cpu
+                .as_ref()
+                .filter(|c| excess > 0.0 && c.self_blocked_ns >= BLOCKED_TAIL * excess);
+            let (resource, cost) = match blocked {
+                Some(_) => (
+                    Resource::WallTime,
+                    stats::share(excess, cx.run_wall_ns * cx.totals.recording_threads),
+                ),
+                None => (Resource::Time, cx.time_share(excess)),
+            };
             if cost < s.min_share {
                 continue;
             }
@@ -180,10 +198,18 @@ impl Detector for TailLatency {
                     Some(s.max_preempted_share),
                 ));
             }
+            if let Some(c) = blocked {
+                evidence.push(Evidence::new(
+                    "blocked self time over the tail's excess",
+                    c.self_blocked_ns / excess,
+                    Unit::Ratio,
+                    Some(BLOCKED_TAIL),
+                ));
+            }
             let mut draft = Draft {
                 class: Class::TailLatency,
                 callsite: Some((cx.dump.callsites[i].id, row.location.clone())),
-                resource: Resource::Time,
+                resource,
                 cost_share: cost,
                 recoverable: s.recoverable,
                 confidence: stats::sample_confidence(row.calls, s.half_confidence_calls),
@@ -193,10 +219,13 @@ impl Detector for TailLatency {
                     units::ns(row.busy_max_ns as f64),
                     units::ns(p50),
                     units::ns(excess),
-                    if preempted > 0.0 {
-                        " that preemption does not explain"
-                    } else {
-                        ""
+                    match (blocked, preempted > 0.0) {
+                        (Some(_), _) => format!(
+                            ", off the CPU (blocked: a sleep, I/O, a lock), {} of the recording threads' wall time",
+                            units::pct(cost)
+                        ),
+                        (None, true) => " that preemption does not explain".to_owned(),
+                        (None, false) => String::new(),
                     }
                 ),
                 evidence,
@@ -352,5 +381,37 @@ mod tests {
             assert!(!f.summary.contains("stalls"), "{}", f.summary);
             assert!(!f.advice.fixes[1].contains("Keep the runtime"), "{:?}", f.advice.fixes);
         }
+    }
+
+    /// `fetch` takes 20 µs a call on the CPU, and one call in twenty sleeps
+    /// 12 ms (a retry's backoff), on 3 threads over a 2 s run: its tail is
+    /// off the CPU, so its cost is the 570 ms of the threads' 6 s wall time
+    /// beyond p90, not a share of the CPU it never used. On the CPU (the
+    /// same tail computing), it is a share of the CPU.
+    #[test]
+    fn a_tail_spent_off_the_cpu_costs_wall_time_not_cpu() {
+        let with = |on_cpu_ns: u64| {
+            let mut d = dump(
+                2_000 * MS,
+                &[
+                    Span::new("work", &[(MS, 100)]).on_cpu(100 * MS, 0, 0, 0),
+                    Span::new("fetch", &[(20 * US, 950), (12 * MS, 50)])
+                        .on_cpu(on_cpu_ns, 0, 50, 0),
+                ],
+            );
+            d.run.span_threads = Some(3);
+            d.run.cpu_ns = Some(150 * MS);
+            detect(Class::TailLatency, d)
+        };
+        let found = with(20 * MS);
+        let f = about(&found, "fetch").unwrap();
+        assert_eq!(f.resource, crate::analyze::Resource::WallTime);
+        // 50 calls x (12 ms - p90's 20 µs), of 3 threads x 2 s.
+        assert_near(f.cost_share, 50.0 * 11.98 / 6_000.0, 0.02);
+        assert!(f.summary.contains("off the CPU (blocked: a sleep, I/O, a lock)"), "{}", f.summary);
+        let computing = with(619 * MS);
+        let f = about(&computing, "fetch").unwrap();
+        assert_eq!(f.resource, crate::analyze::Resource::Time);
+        assert!(!f.summary.contains("off the CPU"), "{}", f.summary);
     }
 }
