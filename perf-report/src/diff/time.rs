@@ -108,13 +108,25 @@ pub(super) fn compare(
             } else {
                 Verdict::Improved
             },
-            format!(
-                "mean {} with the distribution moved (KS D {:.3} vs {:.3}, {} of 4 quantiles moved)",
-                units::change(delta),
-                ks,
-                if crit.is_finite() { crit } else { 1.0 },
-                moved
-            ),
+            if ks > crit {
+                format!(
+                    "mean {} with the distribution moved (KS D {:.3} vs {:.3}, {} of 4 quantiles moved)",
+                    units::change(delta),
+                    ks,
+                    crit,
+                    moved
+                )
+            } else {
+                // The quantiles decided: a shift of the tail, which KS, read
+                // over the whole distribution, does not see.
+                format!(
+                    "mean {} with its tail moved ({} of 4 quantiles moved; KS D {:.3} ≤ {:.3} over the whole distribution)",
+                    units::change(delta),
+                    moved,
+                    ks,
+                    if crit.is_finite() { crit } else { 1.0 }
+                )
+            },
         )
     };
     let axis = AxisVerdict {
