@@ -97,8 +97,10 @@ impl Detector for HotSpot {
                     &format!("share of {share_of}"),
                     share,
                     Unit::Share,
-                    Some(if stall.is_some() {
-                        s.min_share.min(s.min_stall_share)
+                    // The bar it cleared: a stall's lower one only when
+                    // it is under the usual.
+                    Some(if share < s.min_share {
+                        s.min_stall_share
                     } else {
                         s.min_share
                     }),
