@@ -127,7 +127,9 @@ fn a_tail_that_moved_alone_is_regressed_and_said_to_be_the_tail() {
     let h = handle(&d);
     assert_eq!(h.time.verdict, Verdict::Regressed, "{:?}", h.time);
     assert!(
-        h.time.reason.contains("with its tail moved (2 of 4 quantiles moved; KS D 0.050"),
+        h.time
+            .reason
+            .contains("with its tail moved (2 of 4 quantiles moved; KS D 0.050"),
         "{}",
         h.time.reason
     );

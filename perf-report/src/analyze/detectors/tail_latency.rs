@@ -72,6 +72,55 @@ pub(crate) struct TailLatency;
 /// a blocking tail, costed over the recording threads' wall time.
 const BLOCKED_TAIL: f64 = 0.5;
 
+/// Why a tail is known to be spent off the CPU.
+enum BlockedTail {
+    /// The span's blocked self time over its tail's excess, at least
+    /// [`BLOCKED_TAIL`].
+    Measured(f64),
+    /// Not timed on the CPU, but its tail's excess over the process's CPU
+    /// time is at least `1 / (1 - BLOCKED_TAIL)`: the CPU could hold no
+    /// more than the rest of it.
+    BeyondTheCpu(f64),
+}
+
+impl BlockedTail {
+    fn evidence(&self) -> Evidence {
+        match *self {
+            BlockedTail::Measured(r) => Evidence::new(
+                "blocked self time over the tail's excess",
+                r,
+                Unit::Ratio,
+                Some(BLOCKED_TAIL),
+            ),
+            BlockedTail::BeyondTheCpu(r) => Evidence::new(
+                "the tail's excess over the process's CPU time",
+                r,
+                Unit::Ratio,
+                Some(1.0 / (1.0 - BLOCKED_TAIL)),
+            ),
+        }
+    }
+}
+
+/// Whether callsite `row`'s tail (its unexplained excess, `excess` ns) is
+/// spent off the CPU: by its measured blocked time, or, where it was not
+/// timed, by an excess the process's CPU time could not have held.
+fn blocked_tail(cx: &Context<'_>, row: &CallsiteRow, excess: f64) -> Option<BlockedTail> {
+    if excess <= 0.0 {
+        return None;
+    }
+    match &row.cpu {
+        Some(c) => {
+            let r = c.self_blocked_ns / excess;
+            (r >= BLOCKED_TAIL).then_some(BlockedTail::Measured(r))
+        }
+        None => {
+            let r = excess / cx.totals.cpu_ns.filter(|&ns| ns > 0)? as f64;
+            (r >= 1.0 / (1.0 - BLOCKED_TAIL)).then_some(BlockedTail::BeyondTheCpu(r))
+        }
+    }
+}
+
 /// The share of a callsite's busy-time tail excess (`busy_excess_ns`) that
 /// is in its own time: the same excess over its self-time histogram, over
 /// the busy one. 1 when the self time does not decode or there is no busy
@@ -161,10 +210,7 @@ impl Detector for TailLatency {
             // A tail spent off the CPU (a retry's sleep, a slow disk) costs
             // the threads' wall time, not the process's CPU: shared as
             // `blocked` shares its time.
-            let blocked = row
-                .cpu
-                .as_ref()
-                .filter(|c| excess > 0.0 && c.self_blocked_ns >= BLOCKED_TAIL * excess);
+            let blocked = blocked_tail(cx, row, excess);
             let (resource, cost) = match blocked {
                 Some(_) => (
                     Resource::WallTime,
@@ -198,13 +244,8 @@ impl Detector for TailLatency {
                     Some(s.max_preempted_share),
                 ));
             }
-            if let Some(c) = blocked {
-                evidence.push(Evidence::new(
-                    "blocked self time over the tail's excess",
-                    c.self_blocked_ns / excess,
-                    Unit::Ratio,
-                    Some(BLOCKED_TAIL),
-                ));
+            if let Some(b) = &blocked {
+                evidence.push(b.evidence());
             }
             let mut draft = Draft {
                 class: Class::TailLatency,
@@ -413,5 +454,32 @@ mod tests {
         let f = about(&computing, "fetch").unwrap();
         assert_eq!(f.resource, crate::analyze::Resource::Time);
         assert!(!f.summary.contains("off the CPU"), "{}", f.summary);
+    }
+
+    /// The same `fetch` never timed on the CPU: its 600 ms of excess is 4x
+    /// the process's 150 ms of CPU time, which could hold no more than a
+    /// quarter of it: a blocking tail. Beside 1 s of CPU it could be
+    /// computing, and is a share of the CPU.
+    #[test]
+    fn an_untimed_tail_larger_than_the_cpu_could_hold_is_off_the_cpu() {
+        let with = |cpu_ms: u64| {
+            let mut d = dump(
+                2_000 * MS,
+                &[
+                    Span::new("work", &[(MS, 100)]),
+                    Span::new("fetch", &[(20 * US, 950), (12 * MS, 50)]),
+                ],
+            );
+            d.run.span_threads = Some(3);
+            d.run.cpu_ns = Some(cpu_ms * MS);
+            detect(Class::TailLatency, d)
+        };
+        let found = with(150);
+        let f = about(&found, "fetch").unwrap();
+        assert_eq!(f.resource, crate::analyze::Resource::WallTime);
+        assert_near(evidence(f, "the tail's excess over the process's CPU time"), 599.0 / 150.0, 0.02);
+        let found = with(1_000);
+        let f = about(&found, "fetch").unwrap();
+        assert_eq!(f.resource, crate::analyze::Resource::Time);
     }
 }
