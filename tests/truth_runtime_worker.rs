@@ -9,12 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use perf_layer::PerfLayer;
+mod runtime_support;
+
 use perf_layer::dump::Dump;
 use perf_report::analyze::{Class, analyze};
+use runtime_support::{traced, two_workers};
 use tracing::instrument::WithSubscriber;
 use tracing::{Instrument, info_span};
-use tracing_subscriber::prelude::*;
 
 /// CPU work for about `d`, counted by the clock.
 fn compute(d: Duration) -> u64 {
@@ -33,14 +34,8 @@ fn compute(d: Duration) -> u64 {
 /// computes 3 ms. 60 `offload` spans compute 3 ms each on tokio's blocking
 /// pool, and 60 `on_main` spans 3 ms each on the main thread.
 fn run() -> Dump {
-    let (layer, handle) = PerfLayer::builder().build().unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_time()
-            .build()
-            .unwrap();
+    let ((), dump) = traced(|dispatch| {
+        let rt = two_workers();
         rt.block_on(async {
             let tasks: Vec<_> = (0..60)
                 .map(|_| {
@@ -76,7 +71,7 @@ fn run() -> Dump {
             info_span!("on_main").in_scope(|| compute(Duration::from_millis(3)));
         }
     });
-    handle.snapshot()
+    dump
 }
 
 #[test]

@@ -7,11 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use perf_layer::PerfLayer;
+mod runtime_support;
+
 use perf_report::analyze::analyze;
+use runtime_support::{traced, two_workers};
 use tracing::instrument::WithSubscriber;
 use tracing::{Instrument, info_span};
-use tracing_subscriber::prelude::*;
 
 /// CPU work in spans of about `each` until `total` has passed.
 fn crunch(total: Duration, each: Duration) {
@@ -35,16 +36,10 @@ fn crunch(total: Duration, each: Duration) {
 /// the worker when `blocking`, else awaiting a timer), then a longer sync
 /// phase. The analysis and the async phase's share of the run.
 fn starved(blocking: bool) -> (perf_report::Analysis, f64) {
-    let (layer, handle) = PerfLayer::builder().build().unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let run = Instant::now();
-    let phase = tracing::dispatcher::with_default(&dispatch, || {
+    let (phase, dump) = traced(|dispatch| {
         crunch(Duration::from_millis(500), Duration::from_millis(2));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_time()
-            .build()
-            .unwrap();
+        let rt = two_workers();
         let started = Instant::now();
         rt.block_on(async {
             let tasks: Vec<_> = (0..256)
@@ -82,7 +77,6 @@ fn starved(blocking: bool) -> (perf_report::Analysis, f64) {
         phase
     });
     let phase_share = phase.as_secs_f64() / run.elapsed().as_secs_f64();
-    let dump = handle.snapshot();
     (analyze(&dump.into(), &Default::default()), phase_share)
 }
 
@@ -159,14 +153,8 @@ fn tasks_that_await_timers_side_by_side_are_nobody_s_symptom() {
 /// so it blocks the worker as much as an async span's own poll would.
 #[test]
 fn a_plain_function_that_blocks_inside_an_async_span_is_said_to_stall_a_worker() {
-    let (layer, handle) = PerfLayer::builder().build().unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_time()
-            .build()
-            .unwrap();
+    let ((), dump) = traced(|dispatch| {
+        let rt = two_workers();
         rt.block_on(async {
             let tasks: Vec<_> = (0..128)
                 .map(|i| {
@@ -187,7 +175,7 @@ fn a_plain_function_that_blocks_inside_an_async_span_is_said_to_stall_a_worker()
             }
         });
     });
-    let a = analyze(&handle.snapshot().into(), &Default::default());
+    let a = analyze(&dump.into(), &Default::default());
     let audit = a
         .findings
         .iter()
