@@ -12,7 +12,7 @@
 //! to tell such a span's stall from a thread's ordinary work.
 //!
 //! Known by the names runtimes give their threads by default: tokio's
-//! `tokio-rt-worker` (`tokio-runtime-worker` before 1.4x) and actix's
+//! `tokio-rt-worker` (`tokio-runtime-worker` in older releases) and actix's
 //! `actix-rt|system:…`. A runtime built with its own `thread_name` is not
 //! recognised, nor a current-thread runtime (its tasks run on the thread
 //! that called `block_on`), nor a worker on which no span is ever entered

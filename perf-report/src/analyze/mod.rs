@@ -360,9 +360,7 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
     // A timer pacing a loop beside the work: why it is no waiting finding.
     let waiting = &cx.config.classes.waiting;
     for (_, cs, row) in cx.callsites() {
-        if row.idle_share < waiting.min_idle_ratio
-            || crate::stats::share(cs.idle_ns.sum as f64, cx.run_wall_ns) < waiting.min_share
-        {
+        if !detectors::waiting::idle_enough(cx, cs, row, waiting) {
             continue;
         }
         if let Some(p) = detectors::waiting::paces_a_loop(cx, cs, row.idle_share, waiting) {

@@ -101,15 +101,15 @@ impl Detector for Blocked {
                     units::pct(c.self_blocked_share),
                     units::ns(c.self_blocked_ns),
                     c.voluntary_per_call,
-                    match poll {
+                    match &poll {
                         Some(InPoll::Own) => format!(
                             "; async ({:.1} polls per span), so it blocks inside a poll and stalls a runtime worker",
                             c.intervals_per_call
                         ),
-                        Some(InPoll::Caller(caller)) => format!(
-                            "; called inside the polls of async `{caller}`, so it stalls a runtime worker"
+                        Some(poll @ (InPoll::Caller(_) | InPoll::Worker)) => format!(
+                            "; called inside {}, so it stalls a runtime worker",
+                            poll.whose()
                         ),
-                        Some(InPoll::Worker) => "; it runs on a runtime's worker threads, inside a task's poll, so it stalls a runtime worker".to_owned(),
                         None => String::new(),
                     },
                     match crowd {

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Class, Detector, InPoll, Info, in_poll};
+use super::{Class, Detector, Info, Stall, in_poll};
 use crate::analyze::advice::{Advice, Effort, lines, speedup_phrase};
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
@@ -164,34 +164,13 @@ impl Detector for HotSpot {
 
 }
 
-/// How long a hot spot computes at a time inside a runtime's poll.
-struct Stall {
-    /// Its self time on the CPU per call, or per poll of its own.
-    ns: f64,
-    /// Whose polls it runs in ([`InPoll::whose`]).
-    whose: String,
-    /// Its own polls: `ns` is their mean, and the longest is at least that
-    /// (an `#[instrument]`ed `async fn` is entered once more when dropped,
-    /// so one poll of all its work reads as two).
-    at_least: bool,
-}
-
 /// A hot spot's time on the CPU at a time inside a poll, when it runs in
 /// one: its own polls (an async span), or its async caller's (see
 /// [`super::async_caller`]); `None` otherwise.
 fn poll_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow, on_cpu: f64) -> Option<Stall> {
     let polls = cx.config.classes.blocked.async_polls_per_call;
     let per_call = on_cpu / row.calls.max(1) as f64;
-    let poll = in_poll(cx, id, row, polls)?;
-    let ns = match poll {
-        InPoll::Own => per_call / row.cpu.as_ref().map_or(1.0, |c| c.intervals_per_call),
-        InPoll::Caller(_) | InPoll::Worker => per_call,
-    };
-    Some(Stall {
-        ns,
-        whose: poll.whose(),
-        at_least: matches!(poll, InPoll::Own),
-    })
+    Some(in_poll(cx, id, row, polls)?.stall(row, per_call))
 }
 
 /// The plan step's advice for one of its findings; `stalls`, when it

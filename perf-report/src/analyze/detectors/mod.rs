@@ -174,6 +174,38 @@ impl InPoll<'_> {
             InPoll::Worker => "a task's poll on a runtime worker thread".to_owned(),
         }
     }
+
+    /// How long a span that takes `per_span_ns` holds the worker at a time:
+    /// all of it inside a caller's poll or a task's; inside its own polls,
+    /// spread over them, and the longest at least `per_span_ns` over its
+    /// polls per span (an `#[instrument]`ed `async fn` is entered once
+    /// more when dropped, so one poll of all its work reads as two).
+    pub(crate) fn stall(&self, row: &CallsiteRow, per_span_ns: f64) -> Stall {
+        let own = matches!(self, InPoll::Own);
+        let polls = row
+            .cpu
+            .as_ref()
+            .map_or(1.0, |c| c.intervals_per_call.max(1.0));
+        Stall {
+            ns: if own {
+                per_span_ns / polls
+            } else {
+                per_span_ns
+            },
+            whose: self.whose(),
+            at_least: own,
+        }
+    }
+}
+
+/// How long a span holds a runtime worker at a time, inside whose poll
+/// ([`InPoll::stall`]).
+pub(crate) struct Stall {
+    pub(crate) ns: f64,
+    /// [`InPoll::whose`].
+    pub(crate) whose: String,
+    /// Inside its own polls: `ns` is a lower bound of the longest.
+    pub(crate) at_least: bool,
 }
 
 /// Whose poll callsite `id` (its row `row`) runs inside: its own when its

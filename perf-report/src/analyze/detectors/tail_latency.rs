@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Class, Detector, InPoll, Info, in_poll};
+use super::{Class, Detector, InPoll, Info, Stall, in_poll};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
 use crate::analyze::rows::CallsiteRow;
@@ -292,31 +292,21 @@ impl Detector for TailLatency {
 
 }
 
-/// How a callsite's slow calls hold a runtime's worker.
-struct TailStall {
-    /// Whose poll they run inside ([`InPoll::whose`]).
-    whose: String,
-    /// How long one holds it: a plain function's slowest call, or for an
-    /// async span at least its p99 over its polls per span (its busy time
-    /// is spread over them, and one of them is at least that long).
-    ns: f64,
-    at_least: bool,
-}
-
 /// How a callsite's slow calls stall a runtime worker, when they hold it
 /// for hot spot's `poll_stall_ns` or more (`in_poll`); `None` otherwise.
-fn tail_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow) -> Option<TailStall> {
+fn tail_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow) -> Option<Stall> {
     let polls = cx.config.classes.blocked.async_polls_per_call;
+    let bar = cx.config.classes.hot_spot.poll_stall_ns;
     let poll = in_poll(cx, id, row, polls)?;
-    let (ns, at_least) = match poll {
-        InPoll::Own => {
-            let per_span = row.cpu.as_ref().map_or(1.0, |c| c.intervals_per_call.max(1.0));
-            (row.busy_p99_ns as f64 / per_span, true)
-        }
-        InPoll::Caller(_) | InPoll::Worker => (row.busy_max_ns as f64, false),
+    // An async span's slowest call may be slow between its polls (a
+    // wait): its p99 is the figure spread over them, a plain function's
+    // slowest call is all one hold.
+    let per_span = match poll {
+        InPoll::Own => row.busy_p99_ns,
+        InPoll::Caller(_) | InPoll::Worker => row.busy_max_ns,
     };
-    (ns >= cx.config.classes.hot_spot.poll_stall_ns && row.busy_p99_ns as f64 >= cx.config.classes.hot_spot.poll_stall_ns)
-        .then(|| TailStall { whose: poll.whose(), ns, at_least })
+    let stall = poll.stall(row, per_span as f64);
+    (stall.ns >= bar && row.busy_p99_ns as f64 >= bar).then_some(stall)
 }
 
 /// The plan step's advice for one of its findings; `stalls`, when its slow

@@ -28,6 +28,7 @@ use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::analyze::rows::CallsiteRow;
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -96,10 +97,7 @@ impl Detector for Waiting {
         for (_, cs, row) in cx.callsites() {
             let idle_ratio = row.idle_share;
             let wait_share = stats::share(cs.idle_ns.sum as f64, cx.run_wall_ns);
-            if idle_ratio < s.min_idle_ratio
-                || wait_share < s.min_share
-                || paces_a_loop(cx, cs, row.idle_share, s).is_some()
-            {
+            if !idle_enough(cx, cs, row, s) || paces_a_loop(cx, cs, idle_ratio, s).is_some() {
                 continue;
             }
             // Concurrent tasks wait at the same time, and a wait overlapped
@@ -214,6 +212,13 @@ impl Detector for Waiting {
         }
     }
 
+}
+
+/// Whether callsite `cs` is idle enough to be a waiting finding: idle
+/// `min_idle_ratio` of its wall time and `min_share` of the run's.
+pub(crate) fn idle_enough(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow, s: &Settings) -> bool {
+    row.idle_share >= s.min_idle_ratio
+        && stats::share(cs.idle_ns.sum as f64, cx.run_wall_ns) >= s.min_share
 }
 
 /// How a span paces a loop (see the module): the wall time of its usual
