@@ -123,7 +123,7 @@ fn a_tail_that_moved_alone_is_regressed_and_said_to_be_the_tail() {
             ],
         )
     };
-    let d = diff(&with(0).into(), &with(50).into(), &DiffOptions::default());
+    let d = diff(&with(0), &with(50), &DiffOptions::default());
     let h = handle(&d);
     assert_eq!(h.time.verdict, Verdict::Regressed, "{:?}", h.time);
     assert!(
