@@ -287,6 +287,13 @@ impl<'a> Context<'a> {
         stats::share(ns, self.totals.time_whole_ns as f64)
     }
 
+    /// The recording threads' wall time, ns: the run's wall time times the
+    /// threads that recorded spans; the whole of `blocked`'s, a blocking
+    /// tail's and CPU contention's shares.
+    pub(crate) fn threads_wall_ns(&self) -> f64 {
+        self.run_wall_ns * self.totals.recording_threads
+    }
+
     /// The index of callsite `id` in the dump's callsites and in
     /// [`rows`](Self::rows); `None` when no callsite has it (an edge of a
     /// hostile or trimmed dump).

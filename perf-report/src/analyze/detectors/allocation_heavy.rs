@@ -124,10 +124,10 @@ impl Detector for AllocationHeavy {
             if !(fair || dominant) {
                 continue;
             }
-            let whole = cx.totals.time_whole_ns.max(1) as f64;
-            let self_cpu_share = row.self_cpu_ns / whole;
-            let alloc_time_share =
-                (allocs as f64 * s.allocation_ns + a.self_alloc_bytes as f64 * s.byte_ns) / whole;
+            let self_cpu_share = cx.time_share(row.self_cpu_ns);
+            let alloc_time_share = cx.time_share(
+                allocs as f64 * s.allocation_ns + a.self_alloc_bytes as f64 * s.byte_ns,
+            );
             if self_cpu_share < s.min_self_cpu_share || alloc_time_share < s.min_alloc_time_share {
                 continue;
             }

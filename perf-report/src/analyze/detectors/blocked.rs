@@ -75,7 +75,7 @@ impl Detector for Blocked {
 
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.blocked;
-        let threads_wall = cx.run_wall_ns * cx.totals.recording_threads;
+        let threads_wall = cx.threads_wall_ns();
         for (_, cs, row) in cx.callsites() {
             let Some(c) = &row.cpu else { continue };
             let share = stats::share(c.self_blocked_ns, threads_wall);

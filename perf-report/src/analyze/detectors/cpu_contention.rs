@@ -68,7 +68,7 @@ impl Detector for CpuContention {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.cpu_contention;
         let p = &cx.process;
-        let threads_wall = cx.run_wall_ns * cx.totals.recording_threads;
+        let threads_wall = cx.threads_wall_ns();
         let (mut preempted_ns, mut switches, mut tails) = (0.0, 0.0, 0usize);
         let tail = &cx.config.classes.tail_latency;
         for (i, cs, row) in cx.callsites() {

@@ -214,7 +214,7 @@ impl Detector for TailLatency {
             let (resource, cost) = match blocked {
                 Some(_) => (
                     Resource::WallTime,
-                    stats::share(excess, cx.run_wall_ns * cx.totals.recording_threads),
+                    stats::share(excess, cx.threads_wall_ns()),
                 ),
                 None => (Resource::Time, cx.time_share(excess)),
             };
