@@ -30,8 +30,8 @@ fn ground_truth_is_found_with_the_right_class_and_order() {
             (Class::HotSpot, "parse".to_owned()),
             (Class::Waiting, "fetch".to_owned()),
             (Class::LeakSuspect, "cache_insert".to_owned()),
-            (Class::AllocationHeavy, "encode".to_owned()),
             (Class::TailLatency, "lookup".to_owned()),
+            (Class::AllocationHeavy, "encode".to_owned()),
         ]
     );
     let sev: Vec<Severity> = a.findings.iter().map(|f| f.severity).collect();
@@ -41,8 +41,8 @@ fn ground_truth_is_found_with_the_right_class_and_order() {
             Severity::Critical,
             Severity::High,
             Severity::High,
-            Severity::High,
-            Severity::Medium
+            Severity::Medium,
+            Severity::Low
         ]
     );
     // Scores strictly decrease and follow the documented formula.

@@ -404,7 +404,7 @@ fn a_config_file_changes_thresholds_and_bands() {
         .args(["--fail-on", "critical"])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("1 critical, 3 high"));
+        .stdout(predicate::str::contains("1 critical, 2 high"));
     let cfg = f.raw("cfg.json", br#"{"bands": {"critical": 45}}"#);
     cmd()
         .arg(&gt)
@@ -413,7 +413,7 @@ fn a_config_file_changes_thresholds_and_bands() {
         .args(["--fail-on", "critical"])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("0 critical, 4 high"));
+        .stdout(predicate::str::contains("0 critical, 3 high"));
     let bad = f.raw("bad.json", br#"{"band": {"critical": 35}}"#);
     let out = cmd().arg(&gt).arg("--config").arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

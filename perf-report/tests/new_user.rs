@@ -288,7 +288,7 @@ fn fail_on_names_what_tripped_it_and_accepts_low() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("--fail-on high: 4 findings at or above high"),
+        err.contains("--fail-on high: 3 findings at or above high"),
         "{err}"
     );
     assert!(err.contains("hot spot parse (src/work.rs:10)"), "{err}");

@@ -341,11 +341,24 @@ impl<'a> Context<'a> {
     /// Scores a detector's draft with the configured weights and bands,
     /// and gives the finding the advice `advise` writes for it.
     pub(crate) fn score(&self, draft: Draft, advise: impl FnOnce(&Finding) -> Advice) -> Finding {
+        self.score_scaled(draft, 1.0, advise)
+    }
+
+    /// [`Context::score`] with the resource's weight times `scale` (0 to
+    /// 1): a finding whose resource matters less here than it usually
+    /// does (allocations whose allocator calls cost the process little).
+    pub(crate) fn score_scaled(
+        &self,
+        draft: Draft,
+        scale: f64,
+        advise: impl FnOnce(&Finding) -> Advice,
+    ) -> Finding {
         let resource = draft.resource;
         let weight = self
             .config
             .scoring
-            .weight(resource, self.totals.cpu_utilization);
+            .weight(resource, self.totals.cpu_utilization)
+            * scale.clamp(0.0, 1.0);
         draft.score(weight, self.share_of(resource), &self.config.bands, advise)
     }
 }

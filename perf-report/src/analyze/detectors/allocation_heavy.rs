@@ -16,6 +16,11 @@
 //! `min_alloc_time_share` of the process's CPU time. A task that builds a
 //! 1.5 KiB future list per call, 60% of a run's bytes at 10 MB a second,
 //! spends about 0.1% of the CPU on it.
+//!
+//! The same estimate sets how much the finding weighs: it scores in full
+//! by its share of the bytes from `full_score_alloc_time_share` of the
+//! process's CPU, and in proportion below, so a span that allocates every
+//! byte of a run at 0.6% of its CPU is low, not high beside a hot spot.
 
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +76,12 @@ pub struct Settings {
     /// process's CPU time (all self time in spans where the dump has no
     /// CPU time) (0.005).
     pub min_alloc_time_share: f64,
+    /// The estimated allocator time at which the finding scores in full
+    /// by its share of the bytes (0.05 of the process's CPU time); under
+    /// it, the score falls in proportion. Allocation costs the process
+    /// through its time: a 16 KiB buffer a call that is all of a run's
+    /// bytes and 0.6% of its CPU is a low finding, not a high one.
+    pub full_score_alloc_time_share: f64,
 }
 
 impl Default for Settings {
@@ -89,6 +100,7 @@ impl Default for Settings {
             allocation_ns: 50.0,
             byte_ns: 0.1,
             min_alloc_time_share: 0.005,
+            full_score_alloc_time_share: 0.05,
         }
     }
 }
@@ -196,7 +208,9 @@ impl Detector for AllocationHeavy {
                     ),
                 ],
             };
-            found.push(cx.score(draft, advice));
+            // `min_alloc_time_share` ≤ the estimate here, so the scale is never 0.
+            let scale = alloc_time_share / s.full_score_alloc_time_share.max(f64::MIN_POSITIVE);
+            found.push(cx.score_scaled(draft, scale, advice));
         }
     }
 
@@ -380,5 +394,37 @@ mod tests {
             (4_000.0 * 200.0 * 50.0 + 4_000.0 * 1_590.0 * 0.1) / (800.0 * MS as f64),
             1e-9,
         );
+    }
+
+    /// A fresh request service's `render`: one 16 KiB buffer a call, 2,600
+    /// calls, every byte the run allocated, 150 µs of CPU a call. Its
+    /// allocator time, about 4.4 ms, is 0.64% of the process's 685 ms: a
+    /// finding (over the 0.5% floor) whose score is 0.64 / 5 of the full
+    /// one by its bytes, low where the bytes alone made it high. Three
+    /// hundred allocations a call (5.7% by the estimate) score in full.
+    #[test]
+    fn the_score_follows_the_allocator_time() {
+        use crate::analyze::Severity;
+        let with = |allocs_per_call: u64| {
+            let mut d = dump(
+                3_000 * MS,
+                &[
+                    Span::new("render", &[(150 * US, 2_600)])
+                        .alloc(2_600 * 16 * KIB, 2_600 * allocs_per_call, 0, 0),
+                    Span::new("warm_up", &[(150 * MS, 1)]).alloc(0, 0, 0, 0),
+                ],
+            );
+            d.run.cpu_ns = Some(685 * MS);
+            detect(Class::AllocationHeavy, d)
+        };
+        let light = with(1);
+        let f = about(&light, "render").expect("over the allocator-time floor");
+        let estimate = (2_600.0 * 50.0 + 2_600.0 * 16_384.0 * 0.1) / (685.0 * MS as f64);
+        assert_near(f.score, (100.0 * 0.25 * estimate / 0.05 * 0.5 * 0.9 * 10.0).round() / 10.0, 1e-9);
+        assert_eq!(f.severity, Severity::Low);
+        assert_near(f.cost_share, 1.0, 1e-9);
+        let heavy = with(300);
+        let f = about(&heavy, "render").unwrap();
+        assert_eq!((f.score, f.severity), (11.3, Severity::High));
     }
 }
