@@ -13,6 +13,13 @@
 //! that already awaits them side by side (their wall time `k` times its
 //! own) is said too, and overlapping is no longer the first fix.
 //!
+//! Tasks wait side by side: eight clients each looping on `handle` wait
+//! eight times the run's wall time between them. A wait's share is of the
+//! lanes it waits in, the run's wall time times the calls of its outermost
+//! caller open at once (`Lanes`), so a pool wait that is 78% of each
+//! client's time and a lock wait that is 20% are told apart, where both
+//! used to exceed the run and tie at the idle cores' cap.
+//!
 //! A span that paces a loop is not a wait the run depends on: a metrics
 //! flush or heartbeat waking on a timer, its calls one after another with
 //! nothing between them, each waiting about the same time, while the rest
@@ -109,13 +116,30 @@ impl Detector for Waiting {
             let live_share = cs
                 .active
                 .map(|a| stats::share(a.len_ns() as f64, cx.run_wall_ns).min(1.0));
-            let wait_cost = wait_share
+            let chain = sequential_caller(cx, cs, s);
+            // Tasks that wait side by side each wait their own share: the
+            // idle time over the wall time of the lanes it waits in (and
+            // calls its caller already overlaps count once).
+            let lanes = lanes(cx, cs);
+            let overlap = chain.as_ref().filter(|c| c.side_by_side).map_or(1.0, |c| c.fill);
+            let lane_share = stats::ratio(
+                cs.idle_ns.sum as f64,
+                cx.run_wall_ns * lanes.as_ref().map_or(1.0, |l| l.open_at_once) * overlap,
+            )
+            .min(1.0);
+            let wait_cost = lane_share
                 .min(1.0 - utilization)
                 .min(live_share.unwrap_or(1.0));
-            let phase = match live_share {
-                Some(live) if live < 1.0 - utilization && live < wait_share => format!(
+            let phase = match (live_share, &lanes) {
+                (Some(live), _) if live < 1.0 - utilization && live < lane_share => format!(
                     "; its spans were live in only {} of the run's wall time, so waiting can give back at most that",
                     units::pct(live)
+                ),
+                (_, Some(l)) if lane_share < 1.0 - utilization => format!(
+                    "; `{}` ran {:.1} at a time, and its waits are {} of their wall time",
+                    l.root,
+                    l.open_at_once,
+                    units::pct(lane_share)
                 ),
                 _ => format!(
                     "; the process kept {} of its threads' cores busy over the run's wall time, so waiting can give back at most {} of it",
@@ -123,7 +147,6 @@ impl Detector for Waiting {
                     units::pct(wait_cost)
                 ),
             };
-            let chain = sequential_caller(cx, cs, s);
             let chained = chain.as_ref().map_or(String::new(), |c| {
                 if c.side_by_side {
                     format!(
@@ -181,6 +204,14 @@ impl Detector for Waiting {
                 .chain([
                     Evidence::new("idle time", cs.idle_ns.sum as f64, Unit::Ns, None),
                 ])
+                .chain(lanes.as_ref().map(|l| {
+                    Evidence::new(
+                        &format!("`{}` open at once", l.root),
+                        l.open_at_once,
+                        Unit::Number,
+                        None,
+                    )
+                }))
                 .chain(chain.as_ref().into_iter().flat_map(|c| {
                     [
                         Evidence::new(
@@ -254,6 +285,44 @@ pub(crate) fn paces_a_loop(
         && (BACK_TO_BACK..=ONE_AT_A_TIME).contains(&fill)
         && beside_ns >= MIN_BESIDE * window)
         .then_some(Pacing { call_ns: wall.p50 as f64, beside_ns })
+}
+
+/// The span's outermost caller, with the number of its calls open at once
+/// on average over its live window: the tasks (or threads) a wait is
+/// shared between.
+struct Lanes {
+    root: String,
+    open_at_once: f64,
+}
+
+/// The lanes `cs` waits in: its outermost caller, reached through each
+/// span's most frequent caller, when more than one of its calls were open
+/// at once on average (`None` for one at a time, or a dump without live
+/// windows: every wait then counts over the run's wall time).
+fn lanes(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Lanes> {
+    let mut at = cx.index_of(cs.id)?;
+    // A caller chain is at most as long as the callsites; a cycle of
+    // recursive callsites ends the walk where it began.
+    for _ in 0..cx.dump.callsites.len() {
+        let id = cx.dump.callsites[at].id;
+        let parent = cx
+            .dump
+            .edges
+            .iter()
+            .filter(|e| e.child == id && e.parent != id)
+            .max_by_key(|e| (e.calls, std::cmp::Reverse(e.parent)))
+            .and_then(|e| cx.index_of(e.parent));
+        match parent {
+            Some(p) if p != cx.index_of(cs.id)? => at = p,
+            _ => break,
+        }
+    }
+    let root = &cx.dump.callsites[at];
+    let open_at_once = stats::ratio(root.wall_ns.sum as f64, root.active?.len_ns() as f64);
+    (open_at_once > 1.05).then(|| Lanes {
+        root: cx.rows[at].location.label.clone(),
+        open_at_once,
+    })
 }
 
 /// A caller that awaits a waiting span several times a call, one after
@@ -417,5 +486,52 @@ mod tests {
         let f = about(&between, "fetch").unwrap();
         assert!(!f.summary.contains("a call"), "{}", f.summary);
         assert!(f.advice.fixes[0].starts_with("Overlap independent waits"), "{:?}", f.advice.fixes);
+    }
+
+    /// A fresh request service: eight clients each loop on `handle` (8.0
+    /// open at once over the 3 s run), whose `query_db` waits 7.2 ms a call
+    /// for a pool of two and whose `update_cache` (one call in four) waits
+    /// 7.2 ms behind a lock. Summed, both waits exceed the run (18.7 s and
+    /// 4.7 s of a 3 s run), so with the run's wall time as the whole both
+    /// were capped at the idle cores and tied; over the wall time of the
+    /// eight lanes they wait in they are 78% and 20%. Fixing the pool and
+    /// the lock gave that service 2.6 times the requests; the lock alone
+    /// nothing (the pool was the bound). Without live windows (an older
+    /// dump) nothing says how many ran at once: the run's wall time again.
+    #[test]
+    fn waits_in_tasks_side_by_side_are_shares_of_their_lanes() {
+        use perf_layer::dump::ActiveWindow;
+        let with = |windows: bool| {
+            let mut d = dump(
+                3_000 * MS,
+                &[
+                    Span::new("handle", &[(170 * US, 2_600)]).idle(9_050 * US),
+                    Span::new("query_db", &[(11 * US, 2_600)]).idle(7_200 * US),
+                    Span::new("update_cache", &[(US, 650)]).idle(7_200 * US),
+                    Span::new("render", &[(150 * US, 2_600)]),
+                ],
+            );
+            if windows {
+                for cs in &mut d.callsites {
+                    cs.active = Some(ActiveWindow { first_open_ns: 0, last_close_ns: 3_000 * MS });
+                }
+            }
+            // 13% of the one recording thread's core: waiting could give
+            // back 87% of the run, more than either wait.
+            d.run.cpu_ns = Some(400 * MS);
+            detect(Class::Waiting, d)
+        };
+        let lanes = with(true);
+        let open_at_once = 2_600.0 * 9_220.0 / 3_000_000.0;
+        let (db, cache) = (about(&lanes, "query_db").unwrap(), about(&lanes, "update_cache").unwrap());
+        assert_near(evidence(db, "`handle` open at once"), open_at_once, 1e-9);
+        assert_near(db.cost_share, 2_600.0 * 7.2 / (3_000.0 * open_at_once), 1e-9);
+        assert_near(cache.cost_share, 650.0 * 7.2 / (3_000.0 * open_at_once), 1e-9);
+        assert!(db.score > 3.0 * cache.score, "{} vs {}", db.score, cache.score);
+        assert!(db.summary.contains("`handle` ran 8.0 at a time, and its waits are 78.1% of their wall time"), "{}", db.summary);
+        let older = with(false);
+        let (db, cache) = (about(&older, "query_db").unwrap(), about(&older, "update_cache").unwrap());
+        assert_eq!(db.cost_share, cache.cost_share);
+        assert!(db.evidence.iter().all(|e| !e.metric.contains("open at once")));
     }
 }
