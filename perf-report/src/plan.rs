@@ -14,16 +14,21 @@
 //!   time back first, and a byte is not a nanosecond. A memory step that is
 //!   critical (the process near its memory limit, a leak that will end it)
 //!   is urgent and goes first.
-//! - **By gain, then effort.** Within each part,
+//! - **By what the run gets back, then effort.** Within each part,
 //!
 //!   ```text
-//!   priority = gain x confidence / min(2, sqrt(effort(complexity) x effort(risk)))
+//!   priority = score / min(2, sqrt(effort(complexity) x effort(risk)))
 //!   ```
 //!
-//!   with effort Low = 1, Medium = 2, High = 4 for complexity and Low = 1,
-//!   Medium = 1.5, High = 2.5 for risk: effort and risk break near-ties (at
-//!   most a factor of 2), and never put a step above one that gives back
-//!   more than twice as much.
+//!   where the finding's score is its gain as sure as the evidence and
+//!   weighed by what its resource is worth to the run (CPU time by the
+//!   process's utilisation: halving the CPU of a process that computes a
+//!   fifth of the time gives back a tenth of the run, less than halving a
+//!   wait it spends most of the run in), so the order agrees with the
+//!   severities; with effort Low = 1, Medium = 2, High = 4 for complexity
+//!   and Low = 1, Medium = 1.5, High = 2.5 for risk: effort and risk break
+//!   near-ties (at most a factor of 2), and never put a step above one that
+//!   scores more than twice as much.
 
 use serde::Serialize;
 
@@ -173,8 +178,9 @@ fn step(f: &Finding) -> Step {
     let effort = (complexity_cost(advice.complexity) * risk_cost(advice.risk))
         .sqrt()
         .min(MAX_EFFORT_WEIGHT);
-    // The gain as sure as the evidence is: a likely 30% before a doubtful one.
-    let priority = f.expected_gain() * f.confidence.clamp(0.0, 1.0) / effort;
+    // The gain as sure as the evidence is (a likely 30% before a doubtful
+    // one) and as much as its resource is worth to the run: the score.
+    let priority = f.score / effort;
     let urgent = f.severity == Severity::Critical;
     let memory_part = matches!(f.resource, Resource::Allocation | Resource::Memory) && !urgent;
     Step {
