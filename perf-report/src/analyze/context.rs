@@ -294,6 +294,32 @@ impl<'a> Context<'a> {
         self.run_wall_ns * self.totals.recording_threads
     }
 
+    /// The process's CPU time that ran outside every span, ns, when it is
+    /// worth saying: the process's CPU less the spans' self time on the
+    /// CPU (their self time where not timed) and the layer's background
+    /// threads', at least `OUTSIDE_MIN_SHARE` of the process's CPU and
+    /// `OUTSIDE_MIN_NS`; with that CPU. Threads that record no span (a
+    /// rayon pool) or code between spans: no finding can name it, and a
+    /// span that waits for it reads as blocked.
+    pub(crate) fn outside_cpu_ns(&self) -> Option<(f64, f64)> {
+        /// At least this share of the process's CPU...
+        const OUTSIDE_MIN_SHARE: f64 = 0.25;
+        /// ...and at least this much, ns (100 ms).
+        const OUTSIDE_MIN_NS: f64 = 100e6;
+        let cpu = self.totals.cpu_ns.filter(|&ns| ns > 0)? as f64;
+        let in_spans: f64 = self
+            .rows
+            .iter()
+            .map(|r| {
+                r.cpu
+                    .as_ref()
+                    .map_or(r.self_total_ns as f64, |c| c.self_on_cpu_ns)
+            })
+            .sum();
+        let outside = cpu - in_spans - self.dump.overhead.background_cpu_ns as f64;
+        (outside >= OUTSIDE_MIN_SHARE * cpu && outside >= OUTSIDE_MIN_NS).then_some((outside, cpu))
+    }
+
     /// The index of callsite `id` in the dump's callsites and in
     /// [`rows`](Self::rows); `None` when no callsite has it (an edge of a
     /// hostile or trimmed dump).

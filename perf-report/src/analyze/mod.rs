@@ -258,13 +258,6 @@ const MIXED_P99_OVER_P50: f64 = 20.0;
 /// all self time is worth splitting by a field (`group_by`).
 const MIXED_MIN_SELF_SHARE: f64 = 0.05;
 
-/// CPU time outside every span (the process's, less the spans' self time
-/// on the CPU and the layer's background threads') worth a note: at least
-/// this share of the process's CPU...
-const OUTSIDE_MIN_SHARE: f64 = 0.25;
-/// ...and at least this much, ns (100 ms).
-const OUTSIDE_MIN_NS: f64 = 100e6;
-
 fn notes(cx: &context::Context<'_>) -> Vec<String> {
     let dump = cx.dump;
     let mut notes = Vec::new();
@@ -338,24 +331,12 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
     // CPU no span holds: threads that record none (a rayon pool) or code
     // between spans. No finding can name it, and a span that waits for it
     // reads as blocked.
-    if let Some(cpu) = cx.totals.cpu_ns.filter(|&ns| ns > 0) {
-        let in_spans: f64 = cx
-            .rows
-            .iter()
-            .map(|r| {
-                r.cpu
-                    .as_ref()
-                    .map_or(r.self_total_ns as f64, |c| c.self_on_cpu_ns)
-            })
-            .sum();
-        let outside = cpu as f64 - in_spans - dump.overhead.background_cpu_ns as f64;
-        if outside >= OUTSIDE_MIN_SHARE * cpu as f64 && outside >= OUTSIDE_MIN_NS {
-            notes.push(format!(
-                "{} of the process's CPU time ({}) ran outside every span: on threads that record none (a rayon pool, a runtime's blocking pool, a library's own threads) or in code between spans. No finding can name it; a span there shows where it goes, and a span that waits for that work (a `par_iter` from a traced thread) reads as blocked",
-                crate::units::pct(outside / cpu as f64),
-                crate::units::ns(outside),
-            ));
-        }
+    if let Some((outside, cpu)) = cx.outside_cpu_ns() {
+        notes.push(format!(
+            "{} of the process's CPU time ({}) ran outside every span: on threads that record none (a rayon pool, a runtime's blocking pool, a library's own threads) or in code between spans. No finding can name it; a span there shows where it goes, and a span that waits for that work (a `par_iter` from a traced thread) reads as blocked",
+            crate::units::pct(outside / cpu),
+            crate::units::ns(outside),
+        ));
     }
     // A timer pacing a loop beside the work: why it is no waiting finding.
     let waiting = &cx.config.classes.waiting;

@@ -88,6 +88,14 @@ impl Detector for Blocked {
             let poll = in_poll(cx, cs.id, row, s.async_polls_per_call);
             let crowd = Crowd::of(cx, cs, row)
                 .filter(|crowd| crowd.waits_for_a_source(&cx.config.classes.serialization));
+            // Much of the CPU ran where no span was: a thread's span may be
+            // waiting for work it handed to a pool (a `par_iter`). Several
+            // threads wait for one pool at once, so their blocked time is
+            // not comparable to the pool's CPU: said as an if.
+            let pool = cx
+                .outside_cpu_ns()
+                .filter(|_| poll.is_none())
+                .map(|(outside, cpu)| outside / cpu);
             let draft = Draft {
                 class: Class::Blocked,
                 callsite: Some((cs.id, row.location.clone())),
@@ -97,7 +105,7 @@ impl Detector for Blocked {
                 confidence: c.self_blocked_share
                     * stats::sample_confidence(c.timed_calls, s.half_confidence_calls),
                 summary: format!(
-                    "off the CPU {} of its self time ({} in all, {:.1} voluntary switches per call): it blocks, it does not compute{}{}",
+                    "off the CPU {} of its self time ({} in all, {:.1} voluntary switches per call): it blocks, it does not compute{}{}{}",
                     units::pct(c.self_blocked_share),
                     units::ns(c.self_blocked_ns),
                     c.voluntary_per_call,
@@ -118,7 +126,11 @@ impl Detector for Blocked {
                             crowd.inside
                         ),
                         None => String::new(),
-                    }
+                    },
+                    pool.map_or(String::new(), |share| format!(
+                        "; {} of the process's CPU ran outside every span: if it waits for work it hands to a pool (rayon's `par_iter`, worker threads), that work is its blocked time",
+                        units::pct(share)
+                    )),
                 ),
                 evidence: vec![
                     Evidence::new(
@@ -150,17 +162,23 @@ impl Detector for Blocked {
                     Evidence::new("timed calls", c.timed_calls as f64, Unit::Count, None),
                 ],
             };
-            found.push(cx.score(draft, |f| advice(f, poll.is_some())));
+            found.push(cx.score(draft, |f| advice(f, poll.is_some(), pool.is_some())));
         }
     }
 
 }
 
 /// The plan step's advice for one of its findings, of a span that blocks
-/// inside its polls (`in_poll`) or not.
-fn advice(f: &Finding, in_poll: bool) -> Advice {
+/// inside its polls (`in_poll`) or not, in a process whose CPU ran largely
+/// outside every span (`pool`).
+fn advice(f: &Finding, in_poll: bool, pool: bool) -> Advice {
     let name = f.subject().in_prose();
     let mut fixes = Vec::new();
+    if pool {
+        fixes.push(
+            "If it hands work to a pool and waits for it (rayon's `par_iter` or `join`, a channel to worker threads), its blocked time is that work: put a span on the work the pool runs (`#[instrument]` on the function each item calls) to see it in the report, and make that work cheaper or give the pool more cores".to_owned(),
+        );
+    }
     if in_poll {
         fixes.push(
             "It blocks inside a poll, stalling a runtime worker and every task queued on it: move the blocking call into `tokio::task::spawn_blocking`, or use the async API (`tokio::time::sleep`, `tokio::fs`, an async client); hold a `tokio::sync::Mutex`, not a `std` one, across `.await`".to_owned(),
@@ -277,5 +295,34 @@ mod tests {
         assert!(f.summary.contains("3.0 threads inside at once and none moving"), "{}", f.summary);
         let f = about(&found, "sleeps").unwrap();
         assert!(!f.summary.contains("none moving"), "{}", f.summary);
+    }
+
+    /// A fresh job service's `score_batch` hands each batch to rayon and
+    /// waits: 900 ms blocked, while the process's 1 s of CPU ran mostly on
+    /// rayon's threads, which record no span (800 ms outside every span).
+    /// The finding says the CPU went elsewhere and puts the pool first
+    /// among its fixes; the same span in a process whose CPU its spans hold
+    /// does not.
+    #[test]
+    fn a_span_blocked_while_the_cpu_ran_outside_every_span_names_the_pool() {
+        let with = |cpu_ms: u64| {
+            let mut d = dump(
+                2_000 * MS,
+                &[
+                    Span::new("score_batch", &[(10 * MS, 100)]).on_cpu(100 * MS, 0, 100, 0),
+                    Span::new("parse", &[(MS, 100)]).on_cpu(100 * MS, 0, 0, 0),
+                ],
+            );
+            d.run.cpu_ns = Some(cpu_ms * MS);
+            detect(Class::Blocked, d)
+        };
+        let pooled = with(1_000);
+        let f = about(&pooled, "score_batch").unwrap();
+        assert!(f.summary.contains("; 80.0% of the process's CPU ran outside every span: if it waits for work it hands to a pool"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("If it hands work to a pool"), "{:?}", f.advice.fixes);
+        let held = with(210);
+        let f = about(&held, "score_batch").unwrap();
+        assert!(!f.summary.contains("outside every span"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Find what it blocks on"), "{:?}", f.advice.fixes);
     }
 }
