@@ -14,6 +14,12 @@
 //! steady (its growth stops before the end, and once full its calls free
 //! what they evict, so few of them close holding more than they freed);
 //! neither is a leak.
+//!
+//! A growing callsite whose kept memory is freed again, but slower than
+//! its calls keep it (a share `drained_share` of what they held when they
+//! closed freed since), is more likely a backlog than memory nothing frees: events queued on an
+//! unbounded channel for a consumer that falls behind. The finding says
+//! so and puts bounding the queue first among its fixes.
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +70,11 @@ pub struct Settings {
     /// ...and at least this share of what those calls kept is still live
     /// at the end (0.5), at least `min_live_bytes` of it.
     pub min_kept_live_share: f64,
+    /// A growing callsite at least this share of whose kept bytes (what
+    /// its calls held when they closed) were freed since (0.25) is said to
+    /// be drained slower than it fills (a backlog), and bounding the queue
+    /// comes first among its fixes.
+    pub drained_share: f64,
     /// The share of what it holds a fix returns (0.9).
     pub recoverable: f64,
     /// Confidence is R² x `points / (points + this)` (4).
@@ -86,6 +97,7 @@ impl Default for Settings {
             min_calls: 100,
             min_retaining_share: 0.5,
             min_kept_live_share: 0.5,
+            drained_share: 0.25,
             recoverable: 0.9,
             half_confidence_points: 4.0,
         }
@@ -117,8 +129,8 @@ static INFO: Info = Info {
 #[derive(Debug, Clone, Copy)]
 enum Held {
     /// A callsite's bytes live at the end, growing this many bytes per
-    /// second after warm-up.
-    Growing { live: f64, per_s: f64 },
+    /// second after warm-up; drained slower than it fills, or not.
+    Growing { live: f64, per_s: f64, drained: bool },
     /// A callsite's bytes live at the end, kept by its own calls.
     KeptByCalls { live: f64 },
     /// The process's RSS, growing with no callsite to explain it.
@@ -253,6 +265,12 @@ impl Detector for LeakSuspect {
                 continue;
             }
             any = true;
+            // What its calls kept when they closed and was freed since
+            // (temporaries freed inside a call are not counted: a leak that
+            // formats a key to keep a copy is still one).
+            let kept = cs.alloc.map_or(0.0, |a| a.net_bytes.max(0) as f64);
+            let freed = stats::ratio((kept - live).max(0.0), kept);
+            let drained = freed >= s.drained_share;
             let draft = Draft {
                 class: Class::LeakSuspect,
                 callsite: Some((cs.id, row.location.clone())),
@@ -262,11 +280,19 @@ impl Detector for LeakSuspect {
                 confidence: r2
                     * stats::sample_confidence(points.len() as u64, s.half_confidence_points),
                 summary: format!(
-                    "holds {} at the end and grew {}/s after warm-up (R² {:.2} over {} points), still growing at the end",
+                    "holds {} at the end and grew {}/s after warm-up (R² {:.2} over {} points), still growing at the end{}",
                     units::bytes(live),
                     units::bytes(slope),
                     r2,
-                    points.len()
+                    points.len(),
+                    if drained {
+                        format!(
+                            "; {} of what its calls kept was freed since, slower than they kept it: a backlog (a queue a slower consumer drains) more likely than memory nothing frees",
+                            units::pct(freed)
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
                 evidence: vec![
                     Evidence::new(
@@ -290,12 +316,20 @@ impl Detector for LeakSuspect {
                         Some(s.min_end_rate_share),
                     ),
                     Evidence::new("peak live", h.peak_live_bytes as f64, Unit::Bytes, None),
+                    Evidence::new(
+                        "kept by its calls and freed since",
+                        freed,
+                        Unit::Share,
+                        Some(s.drained_share),
+                    ),
                 ]
                 .into_iter()
                 .chain(trend.iter().flat_map(|fit| trend_evidence(fit, s.min_r2)))
                 .collect(),
             };
-            found.push(cx.score(draft, |f| advice(f, Held::Growing { live, per_s: slope })));
+            found.push(cx.score(draft, |f| {
+                advice(f, Held::Growing { live, per_s: slope, drained })
+            }));
         }
         if any {
             return;
@@ -334,7 +368,7 @@ impl Detector for LeakSuspect {
 fn advice(f: &Finding, held: Held) -> Advice {
     let name = f.subject().in_prose();
     let statement = match held {
-        Held::Growing { live, per_s } => format!(
+        Held::Growing { live, per_s, .. } => format!(
             "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops its growth of {}/s",
             units::pct(f.recoverable),
             units::bytes(live),
@@ -359,11 +393,19 @@ fn advice(f: &Finding, held: Held) -> Advice {
     };
     Advice {
         statement,
-        fixes: lines(&[
-            "Bound caches and maps that grow with input: an LRU (`lru`, `moka`) or eviction by age or size",
-            "Break `Arc` reference cycles: hold back-references (parents, observers, callbacks) as `Weak`",
-            "Drain or bound what is never emptied: unbounded `mpsc` queues, spawned tasks that never finish, `Box::leak`/`mem::forget`, `static` collections",
-        ]),
+        fixes: if matches!(held, Held::Growing { drained: true, .. }) {
+            lines(&[
+                "Bound the queue it fills: a bounded channel (`tokio::sync::mpsc::channel(n)`, `std::sync::mpsc::sync_channel(n)`) makes the producer wait for the consumer (backpressure), or shed what it cannot take; and let the consumer keep pace (a faster one, or several)",
+                "Bound caches and maps that grow with input: an LRU (`lru`, `moka`) or eviction by age or size",
+                "Break `Arc` reference cycles: hold back-references (parents, observers, callbacks) as `Weak`",
+            ])
+        } else {
+            lines(&[
+                "Bound caches and maps that grow with input: an LRU (`lru`, `moka`) or eviction by age or size",
+                "Break `Arc` reference cycles: hold back-references (parents, observers, callbacks) as `Weak`",
+                "Drain or bound what is never emptied: unbounded `mpsc` queues, spawned tasks that never finish, `Box::leak`/`mem::forget`, `static` collections",
+            ])
+        },
         prerequisites: lines(&[
             "Run long enough past warm-up to see the trend, so a cache filling to its bound is not mistaken for a leak",
         ]),
@@ -442,5 +484,38 @@ mod tests {
             "{}",
             f.advice.statement
         );
+    }
+
+    /// A fresh event processor's `ingest` puts a 4 KiB event on an
+    /// unbounded channel a call for a consumer that falls behind: its calls
+    /// kept 60 MiB when they closed, 30 MiB of which the consumer freed
+    /// since, and the other 30 MiB still grows. A backlog: said, and
+    /// bounding the queue is its first fix. The same growth with what its
+    /// calls kept all still live is memory nothing frees: the cache and
+    /// cycle fixes first.
+    #[test]
+    fn growth_that_is_freed_slower_than_it_is_kept_is_a_backlog() {
+        let with = |kept: u64| {
+            let series: Vec<u64> = (0..40).map(|i| i * 30 * MIB / 39).collect();
+            detect(
+                Class::LeakSuspect,
+                dump(
+                    1_000 * MS,
+                    &[Span::new("ingest", &[(MS, 200)])
+                        .alloc(kept, 200, kept as i64, 200)
+                        .live(series)],
+                ),
+            )
+        };
+        let backlog = with(60 * MIB);
+        let f = about(&backlog, "ingest").unwrap();
+        assert_near(evidence(f, "kept by its calls and freed since"), 0.5, 1e-9);
+        assert!(f.summary.contains("; 50.0% of what its calls kept was freed since"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Bound the queue it fills"), "{:?}", f.advice.fixes);
+        let leak = with(30 * MIB);
+        let f = about(&leak, "ingest").unwrap();
+        assert_eq!(evidence(f, "kept by its calls and freed since"), 0.0);
+        assert!(!f.summary.contains("backlog"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Bound caches and maps"), "{:?}", f.advice.fixes);
     }
 }
