@@ -117,6 +117,19 @@ pub fn change(fraction: f64) -> String {
     format!("{:+.1}%", fraction * 100.0)
 }
 
+/// A number of calls: `1 call`, `2,608 calls`.
+///
+/// ```
+/// assert_eq!(perf_report::units::calls(1), "1 call");
+/// assert_eq!(perf_report::units::calls(2_608), "2,608 calls");
+/// ```
+pub fn calls(n: u64) -> String {
+    match n {
+        1 => "1 call".to_owned(),
+        n => format!("{} calls", count(n as f64)),
+    }
+}
+
 /// A count with thousands separators below ten million, then `12.3M`.
 pub fn count(v: f64) -> String {
     if !v.is_finite() {

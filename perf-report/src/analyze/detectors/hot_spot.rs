@@ -152,13 +152,13 @@ impl Detector for HotSpot {
                 recoverable: s.recoverable,
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
-                    "{} of {share_of} ({what} over {} calls){stalls}",
+                    "{} of {share_of} ({what} over {}){stalls}",
                     units::pct(share),
-                    units::count(calls_f)
+                    units::calls(cs.calls)
                 ),
                 evidence,
             };
-            found.push(cx.score(draft, |f| advice(f, stall.is_some())));
+            found.push(cx.score(draft, |f| advice(f, stall.is_some(), cs.calls == 1)));
         }
     }
 
@@ -174,14 +174,19 @@ fn poll_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow, on_cpu: f64) -> Opti
 }
 
 /// The plan step's advice for one of its findings; `stalls`, when it
-/// computes inside a poll long enough to stall a runtime worker.
-fn advice(f: &Finding, stalls: bool) -> Advice {
+/// computes inside a poll long enough to stall a runtime worker; `once`,
+/// when it ran in one call (start-up work: nothing to memoize).
+fn advice(f: &Finding, stalls: bool, once: bool) -> Advice {
     let name = f.subject().in_prose();
     let of = &f.share_of;
     let cost = units::pct(f.cost_share);
     let gain = f.expected_gain();
     let mut fixes = lines(&[
-        "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments",
+        if once {
+            "It ran once: if it is start-up work, do it on first use (`std::sync::LazyLock`), off the start-up path (a background thread), or ahead of time (at build time, or loaded from a file written once); a one-off costs a long-running process less than its share of this run"
+        } else {
+            "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments"
+        },
         "Use a better algorithm or data structure: replace linear searches (`Vec::contains`, `iter().find`) with a `HashSet`/`HashMap` or a sorted `binary_search`, remove nested loops and repeated sorting",
         "Parallelise independent items with `rayon` (`par_iter`) when the work per item is independent",
         "Cut needless copies in the hot path: borrow (`&str`, `&[T]`, `Cow`) instead of `clone()`/`to_string()`",
@@ -316,5 +321,29 @@ mod tests {
             let found = with(elsewhere);
             assert!(about(&found, "rebuild").is_none(), "{found:?}");
         }
+    }
+
+    /// A fresh request service's `warm_up`: 150 ms of CPU in one call at
+    /// start, a fifth of a short run's CPU. There is no repeated work to
+    /// memoize: its first fix is about start-up work, and its summary says
+    /// "1 call".
+    #[test]
+    fn a_hot_spot_in_one_call_is_start_up_work() {
+        let found = detect(
+            Class::HotSpot,
+            dump(
+                1_000 * MS,
+                &[
+                    Span::new("warm_up", &[(150 * MS, 1)]),
+                    Span::new("render", &[(150 * US, 3_000)]),
+                ],
+            ),
+        );
+        let f = about(&found, "warm_up").unwrap();
+        assert!(f.summary.ends_with("over 1 call)"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("It ran once"), "{:?}", f.advice.fixes);
+        let f = about(&found, "render").unwrap();
+        assert!(f.summary.ends_with("over 3,000 calls)"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Memoize"), "{:?}", f.advice.fixes);
     }
 }
