@@ -239,7 +239,8 @@ impl Detector for Waiting {
                 }))
                 .collect(),
             };
-            found.push(cx.score(draft, |f| advice(f, chain.as_ref())));
+            let tasks = lanes.as_ref().filter(|l| l.open_at_once >= TASKS_SIDE_BY_SIDE);
+            found.push(cx.score(draft, |f| advice(f, chain.as_ref(), tasks)));
         }
     }
 
@@ -286,6 +287,11 @@ pub(crate) fn paces_a_loop(
         && beside_ns >= MIN_BESIDE * window)
         .then_some(Pacing { call_ns: wall.p50 as f64, beside_ns })
 }
+
+/// From this many calls of its outermost caller open at once, a span's
+/// waits already overlap across tasks: overlapping is no longer its first
+/// fix.
+const TASKS_SIDE_BY_SIDE: f64 = 2.0;
 
 /// The span's outermost caller, with the number of its calls open at once
 /// on average over its live window: the tasks (or threads) a wait is
@@ -370,8 +376,9 @@ fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Opti
 }
 
 /// The plan step's advice for one of its findings; `chain`, the caller
-/// that awaits it one after another.
-fn advice(f: &Finding, chain: Option<&Chain>) -> Advice {
+/// that awaits it one after another; `tasks`, the lanes it already waits
+/// in side by side.
+fn advice(f: &Finding, chain: Option<&Chain>, tasks: Option<&Lanes>) -> Advice {
     const OVERLAP: &str = "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another";
     const LOCKS: &str = "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first";
     const QUEUE: &str = "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace";
@@ -395,6 +402,15 @@ fn advice(f: &Finding, chain: Option<&Chain>) -> Advice {
         ))
         .chain(lines(&[OVERLAP, LOCKS, QUEUE, SOONER, WORKER]))
         .collect(),
+        // Its tasks wait side by side already (`crawl_one` ten at a time):
+        // each wait, and how many run at once, before more overlap.
+        None if tasks.is_some() => std::iter::once(SOONER.to_owned())
+            .chain(tasks.map(|t| format!(
+                "Its waits already overlap across tasks (`{}` {:.1} at a time): when what it waits on has room, keep more in flight (a larger `buffer_unordered(n)` bound, more semaphore permits, a larger pool); when it has none, that limit is what to raise",
+                t.root, t.open_at_once
+            )))
+            .chain(lines(&[LOCKS, QUEUE, OVERLAP, WORKER]))
+            .collect(),
         None => lines(&[OVERLAP, LOCKS, QUEUE, SOONER, WORKER]),
     };
     Advice {
@@ -529,9 +545,14 @@ mod tests {
         assert_near(cache.cost_share, 650.0 * 7.2 / (3_000.0 * open_at_once), 1e-9);
         assert!(db.score > 3.0 * cache.score, "{} vs {}", db.score, cache.score);
         assert!(db.summary.contains("`handle` ran 8.0 at a time, and its waits are 78.1% of their wall time"), "{}", db.summary);
+        // Eight tasks wait side by side already: answering sooner and more
+        // in flight (the pool's size) come before overlapping.
+        assert!(db.advice.fixes[0].starts_with("Make what it waits on answer sooner"), "{:?}", db.advice.fixes);
+        assert!(db.advice.fixes[1].starts_with("Its waits already overlap across tasks (`handle` 8.0 at a time)"), "{:?}", db.advice.fixes);
         let older = with(false);
         let (db, cache) = (about(&older, "query_db").unwrap(), about(&older, "update_cache").unwrap());
         assert_eq!(db.cost_share, cache.cost_share);
+        assert!(db.advice.fixes[0].starts_with("Overlap independent waits"), "{:?}", db.advice.fixes);
         assert!(db.evidence.iter().all(|e| !e.metric.contains("open at once")));
     }
 }
