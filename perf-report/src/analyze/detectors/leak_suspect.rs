@@ -131,8 +131,9 @@ enum Held {
     /// A callsite's bytes live at the end, growing this many bytes per
     /// second after warm-up; drained slower than it fills, or not.
     Growing { live: f64, per_s: f64, drained: bool },
-    /// A callsite's bytes live at the end, kept by its own calls.
-    KeptByCalls { live: f64 },
+    /// A callsite's bytes live at the end, kept by its own calls; drained
+    /// slower than they keep it, or not.
+    KeptByCalls { live: f64, drained: bool },
     /// The process's RSS, growing with no callsite to explain it.
     ProcessRss,
 }
@@ -143,6 +144,27 @@ fn trend_evidence(fit: &LinearFit, min_r2: f64) -> Vec<Evidence> {
         Evidence::new("RSS fit R²", fit.r2, Unit::Number, Some(min_r2)),
         Evidence::new("timeline samples", fit.n as f64, Unit::Count, None),
     ]
+}
+
+/// The share of what the callsite's calls kept when they closed
+/// (`alloc.net_bytes`) that has been freed since, `live` bytes of it left:
+/// temporaries freed inside a call are not in it, so a leak that formats a
+/// key to keep a copy is still one.
+fn freed_since(cs: &perf_layer::dump::CallsiteStats, live: f64) -> f64 {
+    let kept = cs.alloc.map_or(0.0, |a| a.net_bytes.max(0) as f64);
+    stats::ratio((kept - live).max(0.0), kept)
+}
+
+/// The summary's words for memory drained slower than it is kept.
+fn backlog(drained: bool, freed: f64) -> String {
+    if drained {
+        format!(
+            "; {} of what its calls kept was freed since, slower than they kept it: a backlog (a queue a slower consumer drains) more likely than memory nothing frees",
+            units::pct(freed)
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Whether most of the callsite's calls each kept memory they made and
@@ -177,6 +199,8 @@ fn by_own_calls(
     let live = h.live_bytes as f64;
     let retaining = stats::share(a.calls_retaining as f64, cs.calls as f64);
     let per_call = stats::ratio(live, a.calls_retaining as f64);
+    let freed = freed_since(cs, live);
+    let drained = freed >= s.drained_share;
     let draft = Draft {
         class: Class::LeakSuspect,
         callsite: Some((cs.id, row.location.clone())),
@@ -186,11 +210,12 @@ fn by_own_calls(
         confidence: retaining
             * stats::sample_confidence(a.calls_retaining, s.half_confidence_points),
         summary: format!(
-            "holds {} at the end, kept by its own calls: {} of its {} calls closed holding memory (about {} each), and it is still live",
+            "holds {} at the end, kept by its own calls: {} of its {} closed holding memory (about {} each), and it is still live{}",
             units::bytes(live),
             units::pct(retaining),
-            cs.calls,
+            units::calls(cs.calls),
             units::bytes(per_call),
+            backlog(drained, freed),
         ),
         evidence: vec![
             Evidence::new("live at the end", live, Unit::Bytes, Some(s.min_live_bytes as f64)),
@@ -203,9 +228,15 @@ fn by_own_calls(
             Evidence::new("kept per such call", per_call, Unit::Bytes, None),
             Evidence::new("calls", cs.calls as f64, Unit::Count, Some(s.min_calls as f64)),
             Evidence::new("peak live", h.peak_live_bytes as f64, Unit::Bytes, None),
+            Evidence::new(
+                "kept by its calls and freed since",
+                freed,
+                Unit::Share,
+                Some(s.drained_share),
+            ),
         ],
     };
-    Some(cx.score(draft, |f| advice(f, Held::KeptByCalls { live })))
+    Some(cx.score(draft, |f| advice(f, Held::KeptByCalls { live, drained })))
 }
 
 impl Detector for LeakSuspect {
@@ -265,11 +296,7 @@ impl Detector for LeakSuspect {
                 continue;
             }
             any = true;
-            // What its calls kept when they closed and was freed since
-            // (temporaries freed inside a call are not counted: a leak that
-            // formats a key to keep a copy is still one).
-            let kept = cs.alloc.map_or(0.0, |a| a.net_bytes.max(0) as f64);
-            let freed = stats::ratio((kept - live).max(0.0), kept);
+            let freed = freed_since(cs, live);
             let drained = freed >= s.drained_share;
             let draft = Draft {
                 class: Class::LeakSuspect,
@@ -285,14 +312,7 @@ impl Detector for LeakSuspect {
                     units::bytes(slope),
                     r2,
                     points.len(),
-                    if drained {
-                        format!(
-                            "; {} of what its calls kept was freed since, slower than they kept it: a backlog (a queue a slower consumer drains) more likely than memory nothing frees",
-                            units::pct(freed)
-                        )
-                    } else {
-                        String::new()
-                    }
+                    backlog(drained, freed),
                 ),
                 evidence: vec![
                     Evidence::new(
@@ -377,7 +397,7 @@ fn advice(f: &Finding, held: Held) -> Advice {
             units::pct(f.expected_gain()),
             units::bytes(per_s)
         ),
-        Held::KeptByCalls { live } => format!(
+        Held::KeptByCalls { live, .. } => format!(
             "releasing {} of the {} {name} holds ({} of peak memory) returns {}, {} of peak memory, and stops it growing with its calls",
             units::pct(f.recoverable),
             units::bytes(live),
@@ -393,7 +413,10 @@ fn advice(f: &Finding, held: Held) -> Advice {
     };
     Advice {
         statement,
-        fixes: if matches!(held, Held::Growing { drained: true, .. }) {
+        fixes: if matches!(
+            held,
+            Held::Growing { drained: true, .. } | Held::KeptByCalls { drained: true, .. }
+        ) {
             lines(&[
                 "Bound the queue it fills: a bounded channel (`tokio::sync::mpsc::channel(n)`, `std::sync::mpsc::sync_channel(n)`) makes the producer wait for the consumer (backpressure), or shed what it cannot take; and let the consumer keep pace (a faster one, or several)",
                 "Bound caches and maps that grow with input: an LRU (`lru`, `moka`) or eviction by age or size",
@@ -517,5 +540,20 @@ mod tests {
         assert_eq!(evidence(f, "kept by its calls and freed since"), 0.0);
         assert!(!f.summary.contains("backlog"), "{}", f.summary);
         assert!(f.advice.fixes[0].starts_with("Bound caches and maps"), "{:?}", f.advice.fixes);
+        // A run too short for a trend: found by its own calls, the same
+        // words for what its consumer freed.
+        let short = detect(
+            Class::LeakSuspect,
+            dump(
+                100 * MS,
+                &[Span::new("ingest", &[(MS, 200)])
+                    .alloc(4 * MIB, 200, 4 * MIB as i64, 200)
+                    .live(vec![0, 3 * MIB])],
+            ),
+        );
+        let f = about(&short, "ingest").unwrap();
+        assert!(f.summary.contains("kept by its own calls"), "{}", f.summary);
+        assert!(f.summary.contains("; 25.0% of what its calls kept was freed since"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Bound the queue it fills"), "{:?}", f.advice.fixes);
     }
 }
