@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use perf_layer::PerfLayer;
-use perf_report::analyze::{Analysis, Class, analyze};
+use perf_report::analyze::{Analysis, Class, Finding, analyze};
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
@@ -41,6 +41,15 @@ fn leaks(a: &Analysis) -> Vec<String> {
         .collect()
 }
 
+/// The one leak finding, which must be `name`'s.
+fn the_leak<'a>(a: &'a Analysis, name: &str) -> &'a Finding {
+    assert_eq!(leaks(a), [name], "{:#?}", a.findings);
+    a.findings
+        .iter()
+        .find(|f| f.class == Class::LeakSuspect)
+        .unwrap()
+}
+
 #[test]
 fn a_span_that_keeps_4_kib_per_call_is_a_leak_on_a_half_second_run() {
     let mut kept: Vec<Vec<u8>> = Vec::new();
@@ -50,12 +59,7 @@ fn a_span_that_keeps_4_kib_per_call_is_a_leak_on_a_half_second_run() {
             std::thread::sleep(Duration::from_micros(200));
         }
     });
-    assert_eq!(leaks(&a), ["remember"], "{:#?}", a.findings);
-    let leak = a
-        .findings
-        .iter()
-        .find(|f| f.class == Class::LeakSuspect)
-        .unwrap();
+    let leak = the_leak(&a, "remember");
     assert!(
         leak.summary.contains("kept by its own calls"),
         "{}",
@@ -152,12 +156,7 @@ fn a_backlog_on_an_unbounded_channel_is_said_to_be_one() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         queue_at_end = Some(consumer.join().unwrap());
     });
-    assert_eq!(leaks(&a), ["produce"], "{:#?}", a.findings);
-    let leak = a
-        .findings
-        .iter()
-        .find(|f| f.class == Class::LeakSuspect)
-        .unwrap();
+    let leak = the_leak(&a, "produce");
     assert!(
         leak.summary.contains("slower than they kept it: a backlog"),
         "{}",
