@@ -15,11 +15,12 @@
 //! what they evict, so few of them close holding more than they freed);
 //! neither is a leak.
 //!
-//! A growing callsite whose kept memory is freed again, but slower than
-//! its calls keep it (a share `drained_share` of what they held when they
-//! closed freed since), is more likely a backlog than memory nothing frees: events queued on an
-//! unbounded channel for a consumer that falls behind. The finding says
-//! so and puts bounding the queue first among its fixes.
+//! A callsite whose kept memory is freed again, but slower than its calls
+//! keep it (a share `drained_share` of what they held when they closed
+//! freed since), is more likely a backlog than memory nothing frees:
+//! events queued on an unbounded channel for a consumer that falls
+//! behind. The finding says so, on a trend or by its own calls, and puts
+//! bounding the queue first among its fixes.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +71,7 @@ pub struct Settings {
     /// ...and at least this share of what those calls kept is still live
     /// at the end (0.5), at least `min_live_bytes` of it.
     pub min_kept_live_share: f64,
-    /// A growing callsite at least this share of whose kept bytes (what
+    /// A leaking callsite at least this share of whose kept bytes (what
     /// its calls held when they closed) were freed since (0.25) is said to
     /// be drained slower than it fills (a backlog), and bounding the queue
     /// comes first among its fixes.

@@ -101,6 +101,7 @@ impl Detector for Waiting {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.waiting;
         let utilization = cx.totals.utilization;
+        let callers = heaviest_callers(cx);
         for (_, cs, row) in cx.callsites() {
             let idle_ratio = row.idle_share;
             let wait_share = stats::share(cs.idle_ns.sum as f64, cx.run_wall_ns);
@@ -120,7 +121,7 @@ impl Detector for Waiting {
             // Tasks that wait side by side each wait their own share: the
             // idle time over the wall time of the lanes it waits in (and
             // calls its caller already overlaps count once).
-            let lanes = lanes(cx, cs);
+            let lanes = lanes(cx, &callers, cs);
             let overlap = chain.as_ref().filter(|c| c.side_by_side).map_or(1.0, |c| c.fill);
             let lane_share = stats::ratio(
                 cs.idle_ns.sum as f64,
@@ -305,23 +306,17 @@ struct Lanes {
 /// span's most frequent caller, when more than one of its calls were open
 /// at once on average (`None` for one at a time, or a dump without live
 /// windows: every wait then counts over the run's wall time).
-fn lanes(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Lanes> {
+fn lanes(cx: &Context<'_>, callers: &[Option<usize>], cs: &CallsiteStats) -> Option<Lanes> {
     let mut at = cx.index_of(cs.id)?;
-    // A caller chain is at most as long as the callsites; a cycle of
-    // recursive callsites ends the walk where it began.
-    for _ in 0..cx.dump.callsites.len() {
-        let id = cx.dump.callsites[at].id;
-        let parent = cx
-            .dump
-            .edges
-            .iter()
-            .filter(|e| e.child == id && e.parent != id)
-            .max_by_key(|e| (e.calls, std::cmp::Reverse(e.parent)))
-            .and_then(|e| cx.index_of(e.parent));
-        match parent {
-            Some(p) if p != cx.index_of(cs.id)? => at = p,
-            _ => break,
+    // A cycle of recursive callsites ends the walk at the first callsite
+    // seen twice.
+    let mut seen = vec![false; callers.len()];
+    while let Some(&Some(caller)) = callers.get(at) {
+        seen[at] = true;
+        if seen[caller] {
+            break;
         }
+        at = caller;
     }
     let root = &cx.dump.callsites[at];
     let open_at_once = stats::ratio(root.wall_ns.sum as f64, root.active?.len_ns() as f64);
@@ -329,6 +324,24 @@ fn lanes(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Lanes> {
         root: cx.rows[at].location.label.clone(),
         open_at_once,
     })
+}
+
+/// Each callsite's most frequent caller (by the call edges' counts; ties
+/// to the lower id), by index in the dump's callsites: one pass over the
+/// edges, however many waits walk up from them.
+fn heaviest_callers(cx: &Context<'_>) -> Vec<Option<usize>> {
+    let mut best: Vec<Option<(u64, std::cmp::Reverse<u32>, usize)>> =
+        vec![None; cx.dump.callsites.len()];
+    for e in cx.dump.edges.iter().filter(|e| e.parent != e.child) {
+        let (Some(child), Some(parent)) = (cx.index_of(e.child), cx.index_of(e.parent)) else {
+            continue;
+        };
+        let key = (e.calls, std::cmp::Reverse(e.parent), parent);
+        if best[child].is_none_or(|b| (key.0, key.1) > (b.0, b.1)) {
+            best[child] = Some(key);
+        }
+    }
+    best.into_iter().map(|b| b.map(|(_, _, parent)| parent)).collect()
 }
 
 /// A caller that awaits a waiting span several times a call, one after
