@@ -131,12 +131,19 @@ impl Detector for Waiting {
             let wait_cost = lane_share
                 .min(1.0 - utilization)
                 .min(live_share.unwrap_or(1.0));
-            let phase = match (live_share, &lanes) {
+            // What the cost is a share of: the lanes' wall time where their
+            // share decided it, else the run's.
+            let of_lanes = match (live_share, &lanes) {
+                (Some(live), _) if live < 1.0 - utilization && live < lane_share => None,
+                (_, Some(l)) if lane_share < 1.0 - utilization => Some(l),
+                _ => None,
+            };
+            let phase = match (live_share, of_lanes) {
                 (Some(live), _) if live < 1.0 - utilization && live < lane_share => format!(
                     "; its spans were live in only {} of the run's wall time, so waiting can give back at most that",
                     units::pct(live)
                 ),
-                (_, Some(l)) if lane_share < 1.0 - utilization => format!(
+                (_, Some(l)) => format!(
                     "; `{}` ran {:.1} at a time, and its waits are {} of their wall time",
                     l.root,
                     l.open_at_once,
@@ -241,7 +248,11 @@ impl Detector for Waiting {
                 .collect(),
             };
             let tasks = lanes.as_ref().filter(|l| l.open_at_once >= TASKS_SIDE_BY_SIDE);
-            found.push(cx.score(draft, |f| advice(f, chain.as_ref(), tasks)));
+            let whole = of_lanes.map_or_else(
+                || "the run's wall time".to_owned(),
+                |l| format!("the wall time of the `{}` calls it waits in, {:.1} at a time", l.root, l.open_at_once),
+            );
+            found.push(cx.score(draft, |f| advice(f, chain.as_ref(), tasks, &whole)));
         }
     }
 
@@ -390,8 +401,8 @@ fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Opti
 
 /// The plan step's advice for one of its findings; `chain`, the caller
 /// that awaits it one after another; `tasks`, the lanes it already waits
-/// in side by side.
-fn advice(f: &Finding, chain: Option<&Chain>, tasks: Option<&Lanes>) -> Advice {
+/// in side by side; `whole`, what its cost is a share of.
+fn advice(f: &Finding, chain: Option<&Chain>, tasks: Option<&Lanes>, whole: &str) -> Advice {
     const OVERLAP: &str = "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another";
     const LOCKS: &str = "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first";
     const QUEUE: &str = "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace";
@@ -428,7 +439,7 @@ fn advice(f: &Finding, chain: Option<&Chain>, tasks: Option<&Lanes>) -> Advice {
     };
     Advice {
         statement: format!(
-            "overlapping or unblocking {} of {name}'s waiting ({} of the run's wall time) shortens the run by {}",
+            "overlapping or unblocking {} of {name}'s waiting ({} of {whole}) shortens the run by {}",
             units::pct(f.recoverable),
             units::pct(f.cost_share),
             units::pct(f.expected_gain())
@@ -558,6 +569,12 @@ mod tests {
         assert_near(cache.cost_share, 650.0 * 7.2 / (3_000.0 * open_at_once), 1e-9);
         assert!(db.score > 3.0 * cache.score, "{} vs {}", db.score, cache.score);
         assert!(db.summary.contains("`handle` ran 8.0 at a time, and its waits are 78.1% of their wall time"), "{}", db.summary);
+        // Its cost is a share of the clients' time; the gain, of the run.
+        assert!(
+            db.advice.statement.contains("(78.1% of the wall time of the `handle` calls it waits in, 8.0 at a time) shortens the run by 39.0%"),
+            "{}",
+            db.advice.statement
+        );
         // Eight tasks wait side by side already: answering sooner and more
         // in flight (the pool's size) come before overlapping.
         assert!(db.advice.fixes[0].starts_with("Make what it waits on answer sooner"), "{:?}", db.advice.fixes);
@@ -566,6 +583,7 @@ mod tests {
         let (db, cache) = (about(&older, "query_db").unwrap(), about(&older, "update_cache").unwrap());
         assert_eq!(db.cost_share, cache.cost_share);
         assert!(db.advice.fixes[0].starts_with("Overlap independent waits"), "{:?}", db.advice.fixes);
+        assert!(db.advice.statement.contains("of the run's wall time) shortens the run by"), "{}", db.advice.statement);
         assert!(db.evidence.iter().all(|e| !e.metric.contains("open at once")));
     }
 }
