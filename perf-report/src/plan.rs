@@ -167,13 +167,20 @@ pub fn plan(analysis: &Analysis) -> Plan {
 fn step(f: &Finding) -> Step {
     let advice = f.advice.clone();
     let bare = f.location.as_ref().map_or("process", |l| l.label.as_str());
+    let diff = "`perf-report diff before.json after.json --fail-on-regression 5`";
     let validation = vec![
         "Keep the current dump as the baseline: `before.json`".to_owned(),
         "Apply one fix, re-run the same workload with perf-layer and write `after.json`".to_owned(),
         format!("In `perf-report after.json`, {}", advice.check),
-        format!(
-            "`perf-report diff before.json after.json --fail-on-regression 5` must show `{bare}` improved and nothing regressed"
-        ),
+        if f.class == Class::Waiting {
+            // The diff compares busy time, which a wait is not part of:
+            // its fall is the report's idle share (the step before).
+            format!(
+                "{diff} must show nothing regressed (a wait is not busy time, which the diff compares: the step before is its proof)"
+            )
+        } else {
+            format!("{diff} must show `{bare}` improved and nothing regressed")
+        },
     ];
     let effort = (complexity_cost(advice.complexity) * risk_cost(advice.risk))
         .sqrt()
