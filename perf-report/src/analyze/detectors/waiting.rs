@@ -131,15 +131,16 @@ impl Detector for Waiting {
             let wait_cost = lane_share
                 .min(1.0 - utilization)
                 .min(live_share.unwrap_or(1.0));
-            // What the cost is a share of: the lanes' wall time where their
-            // share decided it, else the run's.
-            let of_lanes = match (live_share, &lanes) {
-                (Some(live), _) if live < 1.0 - utilization && live < lane_share => None,
-                (_, Some(l)) if lane_share < 1.0 - utilization => Some(l),
-                _ => None,
-            };
-            let phase = match (live_share, of_lanes) {
-                (Some(live), _) if live < 1.0 - utilization && live < lane_share => format!(
+            // Which bound decided the cost: the phase its spans were live
+            // in, the lanes' share (the cost is then of the lanes' wall
+            // time, not the run's), or the idle cores.
+            let phase_bound =
+                live_share.filter(|&live| live < 1.0 - utilization && live < lane_share);
+            let of_lanes = lanes
+                .as_ref()
+                .filter(|_| phase_bound.is_none() && lane_share < 1.0 - utilization);
+            let phase = match (phase_bound, of_lanes) {
+                (Some(live), _) => format!(
                     "; its spans were live in only {} of the run's wall time, so waiting can give back at most that",
                     units::pct(live)
                 ),
