@@ -172,14 +172,12 @@ fn step(f: &Finding) -> Step {
         "Keep the current dump as the baseline: `before.json`".to_owned(),
         "Apply one fix, re-run the same workload with perf-layer and write `after.json`".to_owned(),
         format!("In `perf-report after.json`, {}", advice.check),
-        if f.class == Class::Waiting {
-            // The diff compares busy time, which a wait is not part of:
-            // its fall is the report's idle share (the step before).
-            format!(
-                "{diff} must show nothing regressed (a wait is not busy time, which the diff compares: the step before is its proof)"
-            )
-        } else {
-            format!("{diff} must show `{bare}` improved and nothing regressed")
+        match f.class.info().diff_blind {
+            // Its fall is the report's own figure (the step before).
+            Some(why) => {
+                format!("{diff} must show nothing regressed ({why}: the step before is its proof)")
+            }
+            None => format!("{diff} must show `{bare}` improved and nothing regressed"),
         },
     ];
     let effort = (complexity_cost(advice.complexity) * risk_cost(advice.risk))

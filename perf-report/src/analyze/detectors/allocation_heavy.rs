@@ -110,6 +110,7 @@ pub(crate) struct AllocationHeavy;
 static INFO: Info = Info {
     title: "allocation-heavy",
     innermost: false,
+    diff_blind: None,
     supersedes: &[],
 };
 

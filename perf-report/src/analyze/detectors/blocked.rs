@@ -65,6 +65,7 @@ pub(crate) struct Blocked;
 static INFO: Info = Info {
     title: "blocked, off the CPU",
     innermost: false,
+    diff_blind: None,
     supersedes: &[Class::HotSpot, Class::TailLatency],
 };
 

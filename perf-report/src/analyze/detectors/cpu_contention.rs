@@ -57,6 +57,7 @@ pub(crate) struct CpuContention;
 static INFO: Info = Info {
     title: "CPU contention",
     innermost: false,
+    diff_blind: None,
     supersedes: &[],
 };
 

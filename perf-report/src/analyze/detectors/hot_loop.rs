@@ -52,6 +52,7 @@ pub(crate) struct HotLoop;
 static INFO: Info = Info {
     title: "hot loop",
     innermost: false,
+    diff_blind: None,
     supersedes: &[Class::HotSpot],
 };
 

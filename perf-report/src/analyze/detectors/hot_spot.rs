@@ -68,6 +68,7 @@ pub(crate) struct HotSpot;
 static INFO: Info = Info {
     title: "hot spot",
     innermost: false,
+    diff_blind: None,
     supersedes: &[],
 };
 

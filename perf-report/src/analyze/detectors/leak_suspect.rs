@@ -123,6 +123,7 @@ static INFO: Info = Info {
     // Live bytes belong to the innermost span that made them: a parent
     // does not inherit its children's.
     innermost: false,
+    diff_blind: None,
     supersedes: &[],
 };
 

@@ -61,6 +61,7 @@ pub(crate) struct ProcessCpu;
 static INFO: Info = Info {
     title: "process CPU saturation",
     innermost: false,
+    diff_blind: None,
     supersedes: &[],
 };
 

@@ -52,6 +52,7 @@ pub(crate) struct ProcessMemory;
 static INFO: Info = Info {
     title: "process memory",
     innermost: false,
+    diff_blind: None,
     supersedes: &[],
 };
 

@@ -101,6 +101,7 @@ pub(crate) struct Serialization;
 static INFO: Info = Info {
     title: "serialization",
     innermost: false,
+    diff_blind: None,
     supersedes: &[],
 };
 
