@@ -481,6 +481,16 @@ pub struct CpuStats {
     pub sampled: Option<SampledCpu>,
 }
 
+/// Of a callsite's intervals shorter than the CPU-time threshold, one in
+/// this many is timed ([`CpuStats::sampled`]): each sampled interval stands
+/// for `CPU_SAMPLE_EVERY - 1` that were not, which is how a reader counts
+/// the untimed intervals of spans that were never timed.
+///
+/// ```
+/// assert_eq!(perf_layer::dump::CPU_SAMPLE_EVERY, 512);
+/// ```
+pub const CPU_SAMPLE_EVERY: u32 = 512;
+
 /// The sampled intervals of a callsite ([`CpuStats::sampled`]): a uniform
 /// sample of its intervals shorter than the CPU-time threshold.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

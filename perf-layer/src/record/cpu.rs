@@ -17,8 +17,9 @@
 //! least the threshold (`cpu_time_threshold`, 100 µs by default), when the
 //! callsite has not been seen on the thread yet (a span entered once, a
 //! `main` or a one-off job, is timed), and otherwise one interval in
-//! [`SAMPLE_EVERY`]: a uniform sample of the short ones, whose on-CPU share
-//! the report scales to all of them and says so. The dump counts the
+//! [`SAMPLE_EVERY`] on average, at random gaps: a uniform sample of the
+//! short ones, whose on-CPU time per interval the report scales to those
+//! not timed and says so. The dump counts the
 //! intervals that were not timed (`cpu.untimed_intervals`). Linux only;
 //! elsewhere nothing is read and the dump's `cpu` fields are absent, not
 //! zero.
@@ -248,9 +249,9 @@ pub(crate) fn clock_threshold_ns(threshold_ns: u32) -> u32 {
 const CLOCK_THRESHOLD_NS: u32 = 2_000;
 
 /// Of a callsite's intervals that are shorter than the threshold, one in
-/// this many is timed: a uniform sample for their on-CPU share, at a
-/// thousandth of a system call per interval.
-pub(crate) const SAMPLE_EVERY: u32 = 512;
+/// this many is timed: a uniform sample for their on-CPU time, at a
+/// thousandth of a system call per interval. Part of the dump's format.
+pub(crate) const SAMPLE_EVERY: u32 = crate::dump::CPU_SAMPLE_EVERY;
 
 /// Whether an interval is timed on the CPU, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,15 +278,18 @@ pub(crate) struct Pace {
     /// slow first call is forgotten within a few dozen); [`Pace::UNSEEN`]
     /// before its first interval.
     mean_ns: u32,
-    /// Short intervals since the last one timed.
-    untimed: u32,
+    /// Short intervals left until the next sampled one.
+    left: u16,
+    /// The state drawing each gap between sampled intervals (xorshift).
+    draw: u16,
 }
 
 impl Default for Pace {
     fn default() -> Self {
         Self {
             mean_ns: Self::UNSEEN,
-            untimed: 0,
+            left: SAMPLE_EVERY as u16,
+            draw: 0xACE1,
         }
     }
 }
@@ -306,12 +310,30 @@ impl Pace {
         if clock_threshold_ns.is_some_and(|t| self.mean_ns >= t) {
             return Timing::Clock;
         }
-        self.untimed += 1;
-        if self.untimed >= SAMPLE_EVERY {
-            self.untimed = 0;
+        self.left = self.left.saturating_sub(1);
+        if self.left == 0 {
+            self.left = self.next_gap();
             return Timing::Sampled;
         }
         Timing::Skip
+    }
+
+    /// The short intervals from one sampled interval to the next: 257 to
+    /// 767, [`SAMPLE_EVERY`] on average. Not a fixed 512: an async span
+    /// polled twice a call (an `async fn` that awaits once) had the same
+    /// poll of every call sampled, the other never, when its polls differ
+    /// (a fresh service's `store`: its 14 sampled polls all the 3 µs first
+    /// ones, none of the 30 µs second ones).
+    #[cold]
+    fn next_gap(&mut self) -> u16 {
+        // xorshift16 (7, 9, 8): every nonzero state, period 65,535.
+        let mut x = self.draw;
+        x ^= x << 7;
+        x ^= x >> 9;
+        x ^= x << 8;
+        self.draw = x;
+        let spread = SAMPLE_EVERY as u16 - 1;
+        (SAMPLE_EVERY / 2) as u16 + 1 + x % spread
     }
 
     /// Takes in an interval that just ended.
@@ -395,9 +417,16 @@ impl IntervalCpu {
     ) -> Self {
         // The thread's CPU clock and the span's clock are separate: clamp so
         // on-CPU never exceeds the interval.
-        let on_cpu_ns = end.cpu_ns.saturating_sub(start.cpu_ns).min(busy_ns);
+        let mut on_cpu_ns = end.cpu_ns.saturating_sub(start.cpu_ns).min(busy_ns);
         let voluntary = end.voluntary.saturating_sub(start.voluntary);
         let involuntary = end.involuntary.saturating_sub(start.involuntary);
+        // Less off the CPU than a switch costs, and no switch: the thread
+        // never left, the two clocks were read on either side of a system
+        // call (a microsecond or two of "preemption" in every timed poll of
+        // a few microseconds, a third of their time).
+        if voluntary == 0 && involuntary == 0 && busy_ns - on_cpu_ns < SWITCH_FLOOR_NS {
+            on_cpu_ns = busy_ns;
+        }
         let off = busy_ns - on_cpu_ns;
         let preempted_ns = preempted_part(off, voluntary, involuntary);
         // The same split over the time it was innermost, by the switches
@@ -452,14 +481,14 @@ mod tests {
         for _ in 0..64 {
             pace.ended(2_000);
         }
-        let timed = (0..10 * SAMPLE_EVERY)
+        let timed = (0..200 * SAMPLE_EVERY)
             .filter(|_| {
                 let t = pace.timing(100_000, None);
                 pace.ended(2_000);
                 t != Timing::Skip
             })
             .count();
-        assert_eq!(timed, 10);
+        assert!((185..=215).contains(&timed), "{timed} sampled of 200 x 512");
         assert_eq!(pace.timing(100_000, None), Timing::Skip);
         // Long again: timed again within a few intervals.
         for _ in 0..8 {
@@ -484,6 +513,31 @@ mod tests {
         }
         assert_eq!(pace.timing(100_000, Some(2_000)), Timing::Clock);
         assert_eq!(pace.timing(100_000, None), Timing::Skip);
+    }
+
+    #[test]
+    fn gaps_between_samples_average_sample_every_and_do_not_alias_with_polls() {
+        let mut pace = Pace::default();
+        let gaps: Vec<u64> = (0..4_096).map(|_| u64::from(pace.next_gap())).collect();
+        let mean = gaps.iter().sum::<u64>() as f64 / gaps.len() as f64;
+        assert!(
+            (mean - f64::from(SAMPLE_EVERY)).abs() < 8.0,
+            "mean gap {mean}"
+        );
+        assert!(gaps.iter().all(|g| (257..=767).contains(g)));
+        // An async span polled twice a call: a 3 µs poll, then a 30 µs one.
+        // Both kinds are sampled, about as often.
+        let mut pace = Pace::default();
+        let mut sampled = [0u32; 2];
+        for i in 0..400 * SAMPLE_EVERY as usize {
+            let kind = i % 2;
+            if pace.timing(100_000, None) == Timing::Sampled {
+                sampled[kind] += 1;
+            }
+            pace.ended([3_000, 30_000][kind]);
+        }
+        let [first, second] = sampled;
+        assert!(first > 150 && second > 150, "sampled polls {sampled:?}");
     }
 
     fn at(cpu_ns: u64, voluntary: u64, involuntary: u64) -> ThreadCpu {
@@ -523,24 +577,34 @@ mod tests {
         // Off the CPU without any switch: stolen by the hypervisor.
         let stolen = IntervalCpu::between(
             &at(0, 0, 0),
-            &at(900, 0, 0),
-            1_000,
-            1_000,
+            &at(7_000, 0, 0),
+            10_000,
+            10_000,
             &Children::default(),
         );
-        assert_eq!(stolen.preempted_ns, 100);
+        assert_eq!(stolen.preempted_ns, 3_000);
+        // Less than a switch costs, without one: the clocks read apart, on
+        // the CPU throughout.
+        let read_apart = IntervalCpu::between(
+            &at(0, 0, 0),
+            &at(2_500, 0, 0),
+            4_000,
+            4_000,
+            &Children::default(),
+        );
+        assert_eq!((read_apart.on_cpu_ns, read_apart.preempted_ns), (4_000, 0));
         // A child's on-CPU time is not the parent's own.
         let parent = IntervalCpu::between(
             &at(0, 0, 0),
-            &at(900, 0, 0),
-            1_000,
-            400,
+            &at(5_000, 0, 0),
+            10_000,
+            4_000,
             &Children {
-                on_cpu_ns: 600,
+                on_cpu_ns: 3_000,
                 ..Children::default()
             },
         );
-        assert_eq!(parent.self_on_cpu_ns, 300);
+        assert_eq!(parent.self_on_cpu_ns, 2_000);
         // A parent that slept (one voluntary switch) around a child that
         // was preempted twice: its own off-CPU time is blocking.
         let sleeper = IntervalCpu::between(
