@@ -32,7 +32,8 @@ pub struct Totals {
     pub cpu_ns: Option<u64>,
     /// The whole that `time` shares are of, ns: the process's CPU time, or
     /// all self time in spans on the CPU when that is larger (all self time
-    /// when the CPU time is unknown).
+    /// when the CPU time is unknown). Up to 10% larger, it is the estimate's
+    /// error and shares are still called of the process's CPU time.
     pub time_whole_ns: u64,
     /// CPU time over wall time: the cores the process kept busy on average
     /// (1 when the CPU time is unknown).
@@ -112,6 +113,14 @@ impl GrowthWindow {
     }
 }
 
+/// The spans' CPU time, estimated from samples of their intervals, may come
+/// out this much above the process's measured CPU time and still be of it:
+/// a sampled interval's on-CPU time includes part of its own reading and
+/// the switch that timing brings (four threads spinning on two cores: 6%
+/// over). Beyond it, the spans' self time is not all CPU (untimed spans that
+/// wait), and shares are of all self time in spans.
+const CPU_ESTIMATE_SLACK: f64 = 1.1;
+
 impl Totals {
     /// The whole a resource's shares are of, in words: `the process's CPU
     /// time` (or `all self time in spans`), `the run's wall time`, `all bytes
@@ -121,7 +130,7 @@ impl Totals {
             Resource::Time
                 if self
                     .cpu_ns
-                    .is_some_and(|cpu| cpu as f64 >= self.self_cpu_ns) =>
+                    .is_some_and(|cpu| cpu as f64 * CPU_ESTIMATE_SLACK >= self.self_cpu_ns) =>
             {
                 "the process's CPU time"
             }
@@ -461,7 +470,7 @@ fn row(
         net_retained_bytes: a.net_bytes,
         calls_retaining: a.calls_retaining,
     });
-    let cpu = CpuRow::of(cs);
+    let cpu = CpuRow::of(cs, p90);
     CallsiteRow {
         location: Location::of(cs),
         level: cs.level.clone(),

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use perf_layer::dump::{CPU_SAMPLE_EVERY, CallsiteStats, CpuStats, SampledCpu};
+
 use crate::callsite::Location;
 use crate::stats;
 
@@ -50,11 +52,17 @@ pub struct HeapRow {
 /// The layer times every entered interval of a callsite whose intervals
 /// are long on average, and one in 512 of the short ones (a uniform
 /// sample; a long-lived async span's polls are short). The figures here are
-/// over every call: the sampled intervals' shares are applied to the busy
-/// and self time that was not timed, the rest of the timed intervals count
-/// for themselves. Without a sample of at least 8 intervals,
-/// a callsite whose busy time was mostly not timed has no row: too few to
-/// stand for its calls.
+/// over every call: the timed intervals count for themselves, and the
+/// sample stands for the intervals that were not timed by what one sampled
+/// interval spent on the CPU, times how many were not timed. Not by its
+/// on-CPU *share*: under contention the sampled intervals are where the
+/// scheduler preempts (reading the thread's CPU clock updates its run time,
+/// and a thread past its slice is switched out right there), so their busy
+/// time is mostly waiting for a core and their share was a fraction of the
+/// truth (four threads spinning on two cores: 8% of their CPU time; per
+/// interval, 106%). Without a
+/// sample of at least 8 intervals, a callsite whose busy time was mostly
+/// not timed has no row: too few to stand for its calls.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CpuRow {
     /// Spans timed on the CPU (at least one of their intervals).
@@ -98,8 +106,118 @@ const MIN_SAMPLE: u64 = 8;
 /// last calls were short, say).
 const MEASURED_ENOUGH: f64 = 0.5;
 
+/// What the intervals that were not timed are estimated to have spent, ns.
+struct Untimed {
+    on_cpu: f64,
+    self_on_cpu: f64,
+    preempted: f64,
+    /// `None` where the dump did not measure the preempted self time.
+    self_preempted: Option<f64>,
+}
+
+impl Untimed {
+    /// By the sample: what a sampled interval spent on the CPU, times the
+    /// `count` intervals not timed, at most all of their time (a sampled
+    /// interval's on-CPU time includes part of its own reading). Their time
+    /// off the CPU splits into preempted and blocked as the sample's did
+    /// ([`preempted_split`]).
+    ///
+    /// A sampled interval's on-CPU time also holds part of its own reading
+    /// (a system call, more in a debug build: three times a 1 µs poll):
+    /// per interval it counts for at most `cap` ns, the usual interval's
+    /// length where that is known.
+    fn by_sample(s: &SampledCpu, c: &CpuStats, untimed: Count, busy: f64, self_: f64) -> Self {
+        let n = s.intervals as f64;
+        let scaled = |on: u64, time: f64| {
+            (untimed.intervals * (on as f64 / n).min(untimed.cap_ns)).clamp(0.0, time.max(0.0))
+        };
+        let on_cpu = scaled(s.on_cpu_ns, busy);
+        let self_on_cpu = scaled(s.self_on_cpu_ns, self_);
+        let busy_split = preempted_split(
+            c,
+            (s.preempted_ns, s.busy_ns.saturating_sub(s.on_cpu_ns)),
+            (c.preempted_ns.sum, c.off_cpu_ns),
+        );
+        let self_split = s
+            .self_preempted_ns
+            .zip(c.self_preempted_ns)
+            .map(|(p, all)| {
+                preempted_split(
+                    c,
+                    (p, s.self_ns.saturating_sub(s.self_on_cpu_ns)),
+                    (all, c.self_ns.saturating_sub(c.self_on_cpu_ns)),
+                )
+            });
+        Self {
+            on_cpu,
+            self_on_cpu,
+            preempted: (busy - on_cpu) * busy_split,
+            self_preempted: self_split.map(|split| (self_ - self_on_cpu) * split),
+        }
+    }
+
+    /// By every timed interval's shares, when most of the time was timed.
+    fn by_rate(c: &CpuStats, busy: f64, self_: f64) -> Self {
+        let rate = |part: u64, of: u64| stats::share(part as f64, of as f64);
+        Self {
+            on_cpu: rate(c.on_cpu_ns.sum, c.busy_ns) * busy,
+            self_on_cpu: rate(c.self_on_cpu_ns, c.self_ns) * self_,
+            preempted: rate(c.preempted_ns.sum, c.busy_ns) * busy,
+            self_preempted: c.self_preempted_ns.map(|p| rate(p, c.self_ns) * self_),
+        }
+    }
+}
+
+/// The preempted share of the time off the CPU, from `(preempted, off)`
+/// of the sample, or of every timed interval where the sample was never
+/// off the CPU. 0 (blocked) where no timed interval was switched out at
+/// all: their time off the CPU without a switch is then their clocks read
+/// apart, not evidence that the untimed ones were preempted (a rare sleep
+/// the sample missed).
+fn preempted_split(c: &CpuStats, sample: (u64, u64), all: (u64, u64)) -> f64 {
+    if c.voluntary_switches == 0 && c.involuntary_switches == 0 {
+        return 0.0;
+    }
+    let (preempted, off) = if sample.1 > 0 { sample } else { all };
+    stats::share(preempted as f64, off as f64)
+}
+
+/// The entered intervals of a callsite that were not timed.
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    intervals: f64,
+    /// The most on-CPU time one of them is taken to have, ns.
+    cap_ns: f64,
+}
+
+impl Count {
+    /// Spans entered once each (every timed span was) leave their calls
+    /// not timed, each at most as long as the usual call (`busy_p90_ns`);
+    /// spans entered many times (async spans' polls) leave at least the
+    /// intervals their timed spans did not time, and each sampled interval
+    /// stands for `CPU_SAMPLE_EVERY - 1` others, counting the spans never
+    /// timed at all.
+    fn of(calls: u64, c: &CpuStats, s: &SampledCpu, busy_p90_ns: u64) -> Self {
+        if c.intervals == c.timed_calls {
+            Self {
+                intervals: calls.saturating_sub(c.timed_calls) as f64,
+                cap_ns: busy_p90_ns as f64,
+            }
+        } else {
+            let per_sample = u64::from(CPU_SAMPLE_EVERY - 1);
+            Self {
+                intervals: c
+                    .untimed_intervals
+                    .max(s.intervals.saturating_mul(per_sample)) as f64,
+                cap_ns: f64::INFINITY,
+            }
+        }
+    }
+}
+
 impl CpuRow {
-    pub(crate) fn of(cs: &perf_layer::dump::CallsiteStats) -> Option<Self> {
+    /// The figures of `cs`, whose calls' busy-time p90 is `busy_p90_ns`.
+    pub(crate) fn of(cs: &CallsiteStats, busy_p90_ns: u64) -> Option<Self> {
         let c = cs
             .cpu
             .as_ref()
@@ -107,41 +225,34 @@ impl CpuRow {
         let busy_all = (cs.busy_ns.sum as f64).max(c.busy_ns as f64);
         let self_all = (cs.self_ns.sum as f64).max(c.self_ns as f64);
         let measured_share = stats::share(c.busy_ns as f64, busy_all);
-        // What was not timed, and the shares that stand for it: the
-        // sample's when there is one, else those of every timed interval.
+        // What was not timed, and what stands for it: the sample when there
+        // is one, else every timed interval.
         let untimed_busy = busy_all - c.busy_ns as f64;
         let untimed_self = self_all - c.self_ns as f64;
-        // The preempted share of self time, where the dump measured it.
-        let self_preempted_rate =
-            |ns: Option<u64>, self_ns: u64| ns.map(|ns| stats::share(ns as f64, self_ns as f64));
-        let (on_rate, self_on_rate, preempted_rate, self_preempted_of) = match &c.sampled {
-            Some(s) if s.intervals >= MIN_SAMPLE && s.busy_ns > 0 => (
-                stats::share(s.on_cpu_ns as f64, s.busy_ns as f64),
-                stats::share(s.self_on_cpu_ns as f64, s.self_ns as f64),
-                stats::share(s.preempted_ns as f64, s.busy_ns as f64),
-                self_preempted_rate(s.self_preempted_ns, s.self_ns),
+        let untimed = match &c.sampled {
+            Some(s) if s.intervals >= MIN_SAMPLE && s.busy_ns > 0 => Untimed::by_sample(
+                s,
+                c,
+                Count::of(cs.calls, c, s, busy_p90_ns),
+                untimed_busy,
+                untimed_self,
             ),
-            _ if measured_share >= MEASURED_ENOUGH => (
-                stats::share(c.on_cpu_ns.sum as f64, c.busy_ns as f64),
-                stats::share(c.self_on_cpu_ns as f64, c.self_ns as f64),
-                stats::share(c.preempted_ns.sum as f64, c.busy_ns as f64),
-                self_preempted_rate(c.self_preempted_ns, c.self_ns),
-            ),
+            _ if measured_share >= MEASURED_ENOUGH => {
+                Untimed::by_rate(c, untimed_busy, untimed_self)
+            }
             _ => return None,
         };
-        let on_cpu = c.on_cpu_ns.sum as f64 + on_rate * untimed_busy;
-        let self_on_cpu = (c.self_on_cpu_ns as f64 + self_on_rate * untimed_self).min(self_all);
-        let preempted = c.preempted_ns.sum as f64 + preempted_rate * untimed_busy;
+        let on_cpu = c.on_cpu_ns.sum as f64 + untimed.on_cpu;
+        let self_on_cpu = (c.self_on_cpu_ns as f64 + untimed.self_on_cpu).min(self_all);
+        let preempted = c.preempted_ns.sum as f64 + untimed.preempted;
         let self_on_cpu_share = stats::share(self_on_cpu, self_all);
         let self_off = 1.0 - self_on_cpu_share;
         // The span's self time off the CPU splits into preempted and
         // blocked by the switches while it was innermost, as the layer
         // measured it; in older dumps, in the same proportion as over its
         // whole interval (children's switches included).
-        let self_preempted_share = match (c.self_preempted_ns, self_preempted_of) {
-            (Some(ns), Some(rate)) => {
-                stats::share(ns as f64 + rate * untimed_self, self_all).min(self_off)
-            }
+        let self_preempted_share = match (c.self_preempted_ns, untimed.self_preempted) {
+            (Some(ns), Some(more)) => stats::share(ns as f64 + more, self_all).min(self_off),
             _ => self_off * stats::share(preempted, busy_all - on_cpu.min(busy_all)),
         };
         let self_blocked_share = self_off - self_preempted_share;
