@@ -110,4 +110,17 @@ fn calls_slowed_by_a_cpu_hog_are_contention_not_the_span_s_tail() {
         "{}",
         contention.summary
     );
+    // The diff compares spans: the step's last check does not ask it to
+    // show `process` improved, which it has no row for.
+    let plan = perf_report::plan::plan(&busy);
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.class == Class::CpuContention)
+        .unwrap_or_else(|| panic!("{:#?}", plan.steps));
+    let last = step.validation.last().unwrap();
+    assert!(
+        last.contains("must show nothing regressed") && !last.contains("`process`"),
+        "{last}"
+    );
 }

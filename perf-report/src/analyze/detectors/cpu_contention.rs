@@ -57,7 +57,7 @@ pub(crate) struct CpuContention;
 static INFO: Info = Info {
     title: "CPU contention",
     innermost: false,
-    diff_blind: None,
+    diff_blind: Some("the diff compares spans, not the process"),
     supersedes: &[],
 };
 

@@ -52,7 +52,7 @@ pub(crate) struct ProcessMemory;
 static INFO: Info = Info {
     title: "process memory",
     innermost: false,
-    diff_blind: None,
+    diff_blind: Some("the diff compares spans, not the process"),
     supersedes: &[],
 };
 
