@@ -415,11 +415,14 @@ pub(crate) struct FlamegraphArgs {
 }
 
 const DIFF_HELP: &str = "\
-Each callsite gets a verdict on three axes. Time: the mean busy time per call
+Each callsite gets a verdict on four axes. Time: the mean busy time per call
 grew (shrank) by more than --threshold AND the busy-time distribution moved
 the same way (a one-sided two-sample Kolmogorov-Smirnov test on the HDR
 histograms at alpha 0.01, or at least two of p50/p90/p99/p99.9 beyond the
-threshold in the same direction). Allocation: bytes allocated per call grew
+threshold in the same direction). Wait: the same rule on the idle time per
+call (open but not entered: an .await on a pool, a lock, an upstream), for
+a span idle at least 10% of its wall time in one of the dumps; a fix to a
+wait shows here, where busy time does not move. Allocation: bytes allocated per call grew
 (shrank) by more than the threshold and by at least 16 bytes. Memory: the
 bytes the callsite made that are still live at the end grew (shrank) by more
 than the threshold and by at least 1 MiB. Overall, a callsite that got
@@ -431,11 +434,12 @@ Examples:
   perf-report diff before.json after.json --format markdown --output diff.md
 
 CI gates on each axis separately: --fail-on-regression (time),
---fail-on-alloc-regression, --fail-on-memory-regression. When one trips,
-standard error names each callsite and axis. A time regression fails only
-when it is material: the time it adds is at least --min-regression-share
-(default 1%) of all self time in spans of the new run; a +60% on a span
-that is 0.5% of the run is listed on standard error and does not fail.
+--fail-on-wait-regression, --fail-on-alloc-regression and
+--fail-on-memory-regression. When one trips, standard error names each
+callsite and axis. A time regression fails only when it is material: the
+time it adds is at least --min-regression-share (default 1%) of all self
+time in spans of the new run; a +60% on a span that is 0.5% of the run is
+listed on standard error and does not fail.
 
 Exit codes: 0 no regression over a --fail-on-*regression bar, 1 a regression over one,
 2 error.";
@@ -488,6 +492,12 @@ pub(crate) struct DiffArgs {
     /// ones are listed on standard error without failing.
     #[arg(long, value_name = "PCT", default_value_t = 1.0, value_parser = parse_pct)]
     pub(crate) min_regression_share: f64,
+
+    /// Exit 1 when a callsite's wait (mean idle time per call) grew
+    /// (significantly) by at least PCT percent: a slower upstream, a
+    /// smaller pool, a lock held longer.
+    #[arg(long, value_name = "PCT", value_parser = parse_pct)]
+    pub(crate) fail_on_wait_regression: Option<f64>,
 
     /// Exit 1 when a callsite's allocated bytes per call grew by at least PCT
     /// percent (and 16 bytes). Allocation counts are nearly deterministic:

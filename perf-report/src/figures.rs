@@ -128,6 +128,15 @@ pub(crate) const FIGURES: &[Figure] = &[
         axis: Some(Axis::Time),
     },
     Figure {
+        name: "idle_mean_ns",
+        unit: Unit::Ns,
+        of: |s| s.idle_mean_ns,
+        of_callsite: Some(|c| Some(stats::ratio(c.idle_ns.sum as f64, c.idle_ns.count as f64))),
+        check: None,
+        trend: Drawn::Never,
+        axis: Some(Axis::Wait),
+    },
+    Figure {
         name: "self_share",
         unit: Unit::Share,
         of: |s| Some(s.self_share),
@@ -225,6 +234,9 @@ pub struct SpanSummary {
     pub busy_p99_ns: u64,
     /// Mean busy time, ns.
     pub busy_mean_ns: f64,
+    /// Mean idle time (open but not entered: waiting), ns; `None` for runs
+    /// stored before the history kept it (schema 2).
+    pub idle_mean_ns: Option<f64>,
     /// Self time, ns.
     pub self_ns: u64,
     /// Its share of all self time of the run.
@@ -255,6 +267,7 @@ pub(crate) fn summarize(
         busy_p50_ns: cs.busy_ns.p50,
         busy_p99_ns: cs.busy_ns.p99,
         busy_mean_ns: stats::ratio(cs.busy_ns.sum as f64, cs.busy_ns.count as f64),
+        idle_mean_ns: Some(stats::ratio(cs.idle_ns.sum as f64, cs.idle_ns.count as f64)),
         self_ns: cs.self_ns.sum,
         self_share: stats::share(cs.self_ns.sum as f64, total_self_ns),
         alloc_bytes_per_call: alloc.map(|a| stats::ratio(a.self_alloc_bytes as f64, calls)),

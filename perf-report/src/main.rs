@@ -58,9 +58,14 @@ fn run(cli: Cli) -> Result<u8> {
             let text = render_diff(&d, args.output.format, &render_options(&args.output));
             emit(&text, args.output.output.as_deref())?;
             // Each axis gates on its own bar: time by --fail-on-regression,
-            // allocation and memory by theirs.
+            // wait, allocation and memory by theirs.
             let gates = [
                 (Axis::Time, "--fail-on-regression", args.fail_on_regression),
+                (
+                    Axis::Wait,
+                    "--fail-on-wait-regression",
+                    args.fail_on_wait_regression,
+                ),
                 (
                     Axis::Allocation,
                     "--fail-on-alloc-regression",

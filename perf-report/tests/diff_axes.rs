@@ -1,4 +1,4 @@
-//! The diff's three axes: time, allocation and live memory, each with its
+//! The diff's four axes: time, wait, allocation and live memory, each with its
 //! verdict, an overall verdict that never calls a faster span regressed
 //! because it now allocates, and a CI gate per axis.
 
@@ -133,4 +133,65 @@ fn a_tail_that_moved_alone_is_regressed_and_said_to_be_the_tail() {
         "{}",
         h.time.reason
     );
+}
+
+/// A query waiting 8 ms a call for a pool of two, then 2 ms with a larger
+/// pool: its busy time (8 µs a call) did not move, its wait did. The wait
+/// axis says improved, the way back regressed, and its gate trips on it; a
+/// span that does not wait gets no wait verdict.
+#[test]
+fn a_shorter_wait_is_improved_on_the_wait_axis_where_busy_time_did_not_move() {
+    let pool = |wait_ms: u64| {
+        dump(
+            "svc",
+            4_000 * MS,
+            &[
+                Span::new("main", 1, &[(3_900 * MS, 1)]),
+                Span::new("handle", 2, &[(MS / 100, 400)]).idle(wait_ms * MS),
+            ],
+        )
+    };
+    let d = diff(&pool(8), &pool(2), &DiffOptions::default());
+    let h = handle(&d);
+    assert_eq!(
+        (h.time_verdict, h.wait_verdict, h.verdict),
+        (Verdict::Unchanged, Verdict::Improved, Verdict::Improved),
+        "{}",
+        h.reason
+    );
+    let wait = h.idle_mean_ns.unwrap();
+    assert_eq!((wait.base, wait.new), ((8 * MS) as f64, (2 * MS) as f64));
+    assert!(h.reason.contains("wait: mean -75.0%"), "{}", h.reason);
+    // `main` never waits: no wait verdict, no wait figure.
+    let main = d
+        .callsites
+        .iter()
+        .find(|c| c.location.name == "main")
+        .unwrap();
+    assert_eq!(main.wait_verdict, Verdict::Unchanged);
+    assert!(main.idle_mean_ns.is_none() && !main.reason.contains("wait"));
+
+    let d = diff(&pool(2), &pool(8), &DiffOptions::default());
+    assert_eq!(handle(&d).wait_verdict, Verdict::Regressed);
+    assert_eq!(d.regressions(Axis::Wait, 1.0).len(), 1);
+    assert!(d.regressions(Axis::Time, 0.0).is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let before = support::write(dir.path(), "before.json", &pool(2));
+    let after = support::write(dir.path(), "after.json", &pool(8));
+    let out = Command::cargo_bin("perf-report")
+        .unwrap()
+        .args(["diff", "--fail-on-wait-regression", "50"])
+        .arg(&before)
+        .arg(&after)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("handle (src/work.rs:2) regressed +300.0% on wait"),
+        "{err}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("wait"), "{text}");
 }

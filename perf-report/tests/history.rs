@@ -119,16 +119,29 @@ fn an_older_schema_is_migrated_and_keeps_its_runs() {
     drop(s);
     // Back to version 1, as perf-report 0.2.0's first history wrote it.
     let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch("ALTER TABLE runs DROP COLUMN machine_desc; PRAGMA user_version = 1;")
-        .unwrap();
+    c.execute_batch(
+        "ALTER TABLE runs DROP COLUMN machine_desc; ALTER TABLE spans DROP COLUMN idle_mean_ns;
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
     drop(c);
-    let s = Store::open(&path).unwrap();
+    let mut s = Store::open(&path).unwrap();
     assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(s.run_count().unwrap(), 1);
     assert_eq!(
         s.run(id).unwrap().machine_desc,
         "",
         "a run from before has no description"
+    );
+    // Its spans have no wait figure (schema 3); a run stored now has one.
+    let old = s.spans(id).unwrap();
+    assert!(!old.is_empty() && old.iter().all(|sp| sp.idle_mean_ns.is_none()));
+    let new = s.record(&run(1, 0.02, None, 0.0), &[]).unwrap().id;
+    assert!(
+        s.spans(new)
+            .unwrap()
+            .iter()
+            .all(|sp| sp.idle_mean_ns.is_some())
     );
 }
 

@@ -1,5 +1,5 @@
-//! Comparing two dumps callsite by callsite, on three axes, each with its
-//! own verdict: time, allocation and memory.
+//! Comparing two dumps callsite by callsite, on four axes, each with its
+//! own verdict: time, wait, allocation and memory.
 //!
 //! # The significance rule
 //!
@@ -19,8 +19,13 @@
 //!    * at least two of p50, p90, p99, p99.9 changing by more than `T` in
 //!      the direction of `Δ` (a shift of the tail, which KS is blind to).
 //!
-//! Then it is regressed when `Δ > 0`, improved when `Δ < 0`. The
-//! **allocation** verdict (`alloc.rs`) compares exact bytes per call:
+//! Then it is regressed when `Δ > 0`, improved when `Δ < 0`. The **wait**
+//! verdict (`wait.rs`) applies the same rule to the idle-time distributions
+//! (the time a span was open but not entered: its `.await`s), for a span
+//! idle at least [`DiffOptions::min_wait_share`] of its wall time in one
+//! of the dumps: a larger pool that halves a query's wait shows there, where
+//! its busy time does not move (and a change under
+//! [`DiffOptions::min_wait_ns_per_call`] is unchanged). The **allocation** verdict (`alloc.rs`) compares exact bytes per call:
 //! regressed (improved) when it grows (shrinks) by more than `T` and by at
 //! least [`DiffOptions::min_alloc_bytes_per_call`]. The **memory** verdict
 //! (`memory.rs`) compares the bytes the callsite made that are still live at
@@ -36,7 +41,7 @@
 //!
 //! Over 400 lines: the public diff types and their documentation, the
 //! pairing of callsites and the overall verdict; each axis's rule is in its
-//! own file (`time.rs`, `alloc.rs`, `memory.rs`).
+//! own file (`time.rs`, `wait.rs`, `alloc.rs`, `memory.rs`).
 
 use std::collections::HashMap;
 
@@ -50,6 +55,7 @@ use crate::label::labelled;
 mod alloc;
 mod memory;
 mod time;
+mod wait;
 
 /// How two dumps are compared.
 ///
@@ -62,6 +68,8 @@ mod time;
 /// | `min_calls` | 5 |
 /// | `min_alloc_bytes_per_call` | 16 |
 /// | `min_live_bytes` | 1 MiB |
+/// | `min_wait_share` | 0.10 (10%) |
+/// | `min_wait_ns_per_call` | 5 µs |
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct DiffOptions {
@@ -75,6 +83,13 @@ pub struct DiffOptions {
     pub min_alloc_bytes_per_call: f64,
     /// Smaller absolute changes in live bytes at the end are unchanged.
     pub min_live_bytes: u64,
+    /// A span idle less than this share of its wall time in both dumps
+    /// does not wait: no wait verdict (a synchronous span's few
+    /// nanoseconds between its creation and its entry are not a wait).
+    pub min_wait_share: f64,
+    /// Smaller absolute changes in the mean wait per call are unchanged: a
+    /// task's wake-up alone moves by microseconds.
+    pub min_wait_ns_per_call: f64,
 }
 
 impl Default for DiffOptions {
@@ -85,6 +100,8 @@ impl Default for DiffOptions {
             min_calls: 5,
             min_alloc_bytes_per_call: 16.0,
             min_live_bytes: 1024 * 1024,
+            min_wait_share: 0.10,
+            min_wait_ns_per_call: 5_000.0,
         }
     }
 }
@@ -148,6 +165,8 @@ labelled! {
     pub enum Axis {
         /// Mean busy time per call, confirmed by the distribution.
         Time = "time",
+        /// Mean idle time per call (waiting), confirmed by the distribution.
+        Wait = "wait",
         /// Self-allocated bytes per call.
         Allocation = "allocation",
         /// Live bytes at the end (the counting allocator's tags).
@@ -228,12 +247,16 @@ pub struct CallsiteDiff {
     pub verdict: Verdict,
     /// The time verdict alone.
     pub time_verdict: Verdict,
+    /// The wait verdict alone (unchanged for a span that does not wait).
+    pub wait_verdict: Verdict,
     /// The allocation verdict alone (unchanged when not tracked).
     pub alloc_verdict: Verdict,
     /// The memory verdict alone (unchanged without live heap on both sides).
     pub memory_verdict: Verdict,
     /// Each axis's verdict, change and reason.
     pub time: AxisVerdict,
+    /// See `time`.
+    pub wait: AxisVerdict,
     /// See `time`.
     pub allocation: AxisVerdict,
     /// See `time`.
@@ -252,6 +275,9 @@ pub struct CallsiteDiff {
     pub busy_p99_ns: Change,
     /// Busy max, ns.
     pub busy_max_ns: Change,
+    /// Mean idle time per call (open but not entered: waiting), ns, for a
+    /// span that waits ([`DiffOptions::min_wait_share`]).
+    pub idle_mean_ns: Option<Change>,
     /// Self-allocated bytes per call, when both dumps tracked allocation.
     pub alloc_bytes_per_call: Option<Change>,
     /// Bytes the callsite made still live at the end, when both dumps have
@@ -289,6 +315,7 @@ impl CallsiteDiff {
     pub fn axis(&self, axis: Axis) -> &AxisVerdict {
         match axis {
             Axis::Time => &self.time,
+            Axis::Wait => &self.wait,
             Axis::Allocation => &self.allocation,
             Axis::Memory => &self.memory,
         }
@@ -383,12 +410,12 @@ pub fn diff(base: &Dump, new: &Dump, opts: &DiffOptions) -> Diff {
         match new_by_key.get(&id) {
             // Shown where the new dump has it: lines may have moved.
             Some(n) => out.push(compare(Location::of(n), (base, b), (new, n), opts)),
-            None => out.push(one_sided(Location::of(b), b, Verdict::Removed)),
+            None => out.push(one_sided(Location::of(b), b, Verdict::Removed, opts)),
         }
     }
     for (n, id) in new.callsites.iter().zip(identities(&new.callsites)) {
         if seen.insert(id) {
-            out.push(one_sided(Location::of(n), n, Verdict::Added));
+            out.push(one_sided(Location::of(n), n, Verdict::Added, opts));
         }
     }
     qualify(out.iter_mut().map(|c| &mut c.location));
@@ -415,7 +442,12 @@ pub fn diff(base: &Dump, new: &Dump, opts: &DiffOptions) -> Diff {
     }
 }
 
-fn one_sided(location: Location, cs: &CallsiteStats, verdict: Verdict) -> CallsiteDiff {
+fn one_sided(
+    location: Location,
+    cs: &CallsiteStats,
+    verdict: Verdict,
+    opts: &DiffOptions,
+) -> CallsiteDiff {
     let h = time::decode(cs);
     let side = |v: f64| {
         if verdict == Verdict::Added {
@@ -441,9 +473,11 @@ fn one_sided(location: Location, cs: &CallsiteStats, verdict: Verdict) -> Callsi
         location,
         verdict,
         time_verdict: verdict,
+        wait_verdict: verdict,
         alloc_verdict: verdict,
         memory_verdict: verdict,
         time: axis.clone(),
+        wait: axis.clone(),
         allocation: axis.clone(),
         memory: axis,
         calls: side(cs.calls as f64),
@@ -453,6 +487,7 @@ fn one_sided(location: Location, cs: &CallsiteStats, verdict: Verdict) -> Callsi
         busy_p50_ns: side(time::q(h.as_ref(), 0.5)),
         busy_p99_ns: side(time::q(h.as_ref(), 0.99)),
         busy_max_ns: side(time::max(h.as_ref())),
+        idle_mean_ns: wait::waits(cs, opts).then(|| side(wait::mean(cs))),
         alloc_bytes_per_call: alloc::per_call(cs).map(side),
         live_bytes: cs.heap.as_ref().map(|h| side(h.live_bytes as f64)),
         growth_bytes_per_s: None,
@@ -466,8 +501,8 @@ fn one_sided(location: Location, cs: &CallsiteStats, verdict: Verdict) -> Callsi
     }
 }
 
-/// The overall verdict of three axes (see the module docs).
-fn overall(axes: [&AxisVerdict; 3]) -> Verdict {
+/// The overall verdict of the axes (see the module docs).
+fn overall(axes: [&AxisVerdict; 4]) -> Verdict {
     let worse = axes.iter().any(|a| a.verdict == Verdict::Regressed);
     let better = axes.iter().any(|a| a.verdict == Verdict::Improved);
     match (worse, better) {
@@ -485,6 +520,9 @@ fn compare(
     opts: &DiffOptions,
 ) -> CallsiteDiff {
     let (time, figures) = time::compare(b, n, opts);
+    let waits = wait::compare(b, n, opts);
+    let waited = waits.is_some();
+    let wait = waits.unwrap_or_else(|| AxisVerdict::unchanged("it does not wait"));
     let (allocation, alloc_per_call) = match alloc::compare(b, n, opts) {
         Some((axis, change)) => (axis, Some(change)),
         None => (AxisVerdict::unchanged("not tracked on both sides"), None),
@@ -493,12 +531,15 @@ fn compare(
         Some((axis, live)) => (axis, Some(live)),
         None => (AxisVerdict::unchanged("no live heap on both sides"), None),
     };
-    let verdict = overall([&time, &allocation, &memory]);
-    let regression = [&time, &allocation, &memory]
+    let verdict = overall([&time, &wait, &allocation, &memory]);
+    let regression = [&time, &wait, &allocation, &memory]
         .iter()
         .map(|a| a.regression())
         .fold(0.0, f64::max);
     let mut reason = format!("time: {}", time.reason);
+    if waited {
+        reason.push_str(&format!("; wait: {} ({})", wait.reason, wait.verdict));
+    }
     if alloc_per_call.is_some() {
         reason.push_str(&format!(
             "; allocation: {} ({})",
@@ -512,6 +553,7 @@ fn compare(
         location,
         verdict,
         time_verdict: time.verdict,
+        wait_verdict: wait.verdict,
         alloc_verdict: allocation.verdict,
         memory_verdict: memory.verdict,
         calls: Change::of(b.calls as f64, n.calls as f64),
@@ -521,6 +563,7 @@ fn compare(
         busy_p50_ns: figures.busy_p50_ns,
         busy_p99_ns: figures.busy_p99_ns,
         busy_max_ns: figures.busy_max_ns,
+        idle_mean_ns: waited.then(|| Change::of(wait::mean(b), wait::mean(n))),
         alloc_bytes_per_call: alloc_per_call,
         live_bytes: live.as_ref().map(|l| l.live_bytes),
         growth_bytes_per_s: live.and_then(|l| l.growth_bytes_per_s),
@@ -530,6 +573,7 @@ fn compare(
         regression,
         reason,
         time,
+        wait,
         allocation,
         memory,
         // Read only for the changed, which are all that is drawn.

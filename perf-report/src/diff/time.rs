@@ -47,13 +47,50 @@ pub(super) fn compare(
     n: &CallsiteStats,
     opts: &DiffOptions,
 ) -> (AxisVerdict, TimeFigures) {
-    let t = opts.threshold.max(0.0);
     let (hb, hn) = (decode(b), decode(n));
-    let busy_mean = Change::of(mean(b), mean(n));
-    let delta = busy_mean.relative.unwrap_or(0.0);
+    let (axis, shift) = judge(
+        (hb.as_ref(), hn.as_ref()),
+        Change::of(mean(b), mean(n)),
+        b.busy_ns.count.min(n.busy_ns.count),
+        opts,
+    );
+    let figures = TimeFigures {
+        busy_mean_ns: shift.mean,
+        busy_p50_ns: Change::of(q(hb.as_ref(), 0.5), q(hn.as_ref(), 0.5)),
+        busy_p99_ns: Change::of(q(hb.as_ref(), 0.99), q(hn.as_ref(), 0.99)),
+        busy_max_ns: Change::of(max(hb.as_ref()), max(hn.as_ref())),
+        ks_statistic: shift.ks_statistic,
+        ks_critical: shift.ks_critical,
+        quantiles_moved: shift.quantiles_moved,
+    };
+    (axis, figures)
+}
+
+/// How a distribution moved between two dumps, beside its verdict.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Shift {
+    pub(super) mean: Change,
+    pub(super) ks_statistic: f64,
+    pub(super) ks_critical: f64,
+    pub(super) quantiles_moved: usize,
+}
+
+/// The verdict on a per-call distribution (busy time, or idle time for the
+/// wait axis), the base's and the new's histograms `h`, by the rule of the
+/// module docs: the mean's change `mean` beyond the threshold, confirmed
+/// by the one-sided KS statistic or two quantiles moving its way, with at
+/// least `opts.min_calls` calls on the side with fewer (`fewest_calls`).
+pub(super) fn judge(
+    (hb, hn): (Option<&Histogram<u64>>, Option<&Histogram<u64>>),
+    mean: Change,
+    fewest_calls: u64,
+    opts: &DiffOptions,
+) -> (AxisVerdict, Shift) {
+    let t = opts.threshold.max(0.0);
+    let delta = mean.relative.unwrap_or(0.0);
     // The one-sided statistic in the direction of the mean's change: a mean
     // pushed up by a few outliers while the bulk got faster is no regression.
-    let (ks, crit) = match (&hb, &hn) {
+    let (ks, crit) = match (hb, hn) {
         (Some(x), Some(y)) => {
             let (slower, faster) = stats::ks_one_sided(x, y);
             (
@@ -66,7 +103,7 @@ pub(super) fn compare(
     let moved = [0.5, 0.9, 0.99, 0.999]
         .iter()
         .filter(|&&quantile| {
-            let c = Change::of(q(hb.as_ref(), quantile), q(hn.as_ref(), quantile));
+            let c = Change::of(q(hb, quantile), q(hn, quantile));
             match c.relative {
                 Some(r) if delta > 0.0 => r > t,
                 Some(r) if delta < 0.0 => r < -t,
@@ -74,7 +111,7 @@ pub(super) fn compare(
             }
         })
         .count();
-    let enough = b.busy_ns.count >= opts.min_calls && n.busy_ns.count >= opts.min_calls;
+    let enough = fewest_calls >= opts.min_calls;
     let shifted = ks > crit || moved >= 2;
     let (verdict, reason) = if !enough {
         (
@@ -138,14 +175,11 @@ pub(super) fn compare(
         },
         reason,
     };
-    let figures = TimeFigures {
-        busy_mean_ns: busy_mean,
-        busy_p50_ns: Change::of(q(hb.as_ref(), 0.5), q(hn.as_ref(), 0.5)),
-        busy_p99_ns: Change::of(q(hb.as_ref(), 0.99), q(hn.as_ref(), 0.99)),
-        busy_max_ns: Change::of(max(hb.as_ref()), max(hn.as_ref())),
+    let shift = Shift {
+        mean,
         ks_statistic: ks,
         ks_critical: crit,
         quantiles_moved: moved,
     };
-    (axis, figures)
+    (axis, shift)
 }

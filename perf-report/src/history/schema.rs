@@ -61,6 +61,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX spans_by_name ON spans (name, run_id);",
     // 2: a description of the machine for people, beside its fingerprint.
     "ALTER TABLE runs ADD COLUMN machine_desc TEXT NOT NULL DEFAULT '';",
+    // 3: each span's mean idle time (its waits), what `diff` compares on
+    // its wait axis; NULL for the runs stored before.
+    "ALTER TABLE spans ADD COLUMN idle_mean_ns REAL;",
 ];
 
 /// The file's schema version.

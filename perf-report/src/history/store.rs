@@ -531,7 +531,7 @@ impl Store {
 const RUN_COLUMNS_BY_ID: &str = "SELECT id, digest, program, host, machine, machine_desc,
     started_at_unix_ms, duration_ns, cpu_ns, recorded_at_unix_ms, spans FROM runs WHERE id = ?1";
 
-const SPAN_COLUMNS: &str = "identity, name, target, calls, busy_p50_ns, busy_p99_ns, busy_mean_ns, self_ns, self_share, alloc_bytes_per_call, allocs_per_call, live_bytes";
+const SPAN_COLUMNS: &str = "identity, name, target, calls, busy_p50_ns, busy_p99_ns, busy_mean_ns, self_ns, self_share, alloc_bytes_per_call, allocs_per_call, live_bytes, idle_mean_ns";
 
 fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
     Ok(RunSummary {
@@ -568,6 +568,7 @@ fn span_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<SpanSu
         alloc_bytes_per_call: r.get(at + 9)?,
         allocs_per_call: r.get(at + 10)?,
         live_bytes: r.get::<_, Option<i64>>(at + 11)?.map(from_sql_u64),
+        idle_mean_ns: r.get(at + 12)?,
     })
 }
 
@@ -813,8 +814,8 @@ fn insert_spans(tx: &rusqlite::Transaction<'_>, run: i64, dump: &Dump) -> rusqli
     let mut insert = tx.prepare(
         "INSERT OR IGNORE INTO spans (run_id, identity, name, target, calls, busy_p50_ns,
             busy_p99_ns, busy_mean_ns, self_ns, self_share, alloc_bytes_per_call,
-            allocs_per_call, live_bytes, busy_hist)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            allocs_per_call, live_bytes, busy_hist, idle_mean_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     for (cs, id) in dump.callsites.iter().zip(ids) {
         let s = summarize(cs, &id.key(), total_self, dump.allocations_tracked);
@@ -833,6 +834,7 @@ fn insert_spans(tx: &rusqlite::Transaction<'_>, run: i64, dump: &Dump) -> rusqli
             s.allocs_per_call,
             s.live_bytes.map(sql_u64),
             cs.busy_ns.encoded,
+            s.idle_mean_ns,
         ])?;
     }
     Ok(())

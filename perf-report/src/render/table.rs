@@ -253,6 +253,12 @@ pub(crate) static DIFF: &[Column<CallsiteDiff>] = &[
         new_value(&c.busy_max_ns, units::ns)
     })
     .drops(5),
+    col::<CallsiteDiff>("wait", Align::Right, |_, c| {
+        c.idle_mean_ns
+            .as_ref()
+            .map_or_else(|| text("-"), |w| new_value(w, units::ns))
+    })
+    .drops(3),
     col::<CallsiteDiff>("alloc/call", Align::Right, |_, c| {
         c.alloc_bytes_per_call
             .as_ref()

@@ -32,9 +32,9 @@ pub(crate) struct Info {
     /// callsite: when both fire, only this one is reported.
     pub(crate) supersedes: &'static [Class],
     /// Why `perf-report diff` cannot show a fix to it as its span
-    /// improved, when it cannot (the diff compares busy time, allocation
-    /// and live memory); the plan's last check then asks only that nothing
-    /// regressed.
+    /// improved, when it cannot (the diff compares spans: their busy and
+    /// idle time, allocation and live memory; not the process); the plan's
+    /// last check then asks only that nothing regressed.
     pub(crate) diff_blind: Option<&'static str>,
 }
 
