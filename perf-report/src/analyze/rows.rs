@@ -59,10 +59,10 @@ pub struct HeapRow {
 /// scheduler preempts (reading the thread's CPU clock updates its run time,
 /// and a thread past its slice is switched out right there), so their busy
 /// time is mostly waiting for a core and their share was a fraction of the
-/// truth (four threads spinning on two cores: 8% of their CPU time; per
-/// interval, 106%). Without a
-/// sample of at least 8 intervals, a callsite whose busy time was mostly
-/// not timed has no row: too few to stand for its calls.
+/// truth (four threads spinning on two cores: 8% of their CPU time by
+/// their threads' clocks; per interval, 99%). Without a sample of at least
+/// 8 intervals, a callsite whose busy time was mostly not timed has no row:
+/// too few to stand for its calls.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CpuRow {
     /// Spans timed on the CPU (at least one of their intervals).
@@ -117,15 +117,12 @@ struct Untimed {
 
 impl Untimed {
     /// By the sample: what a sampled interval spent on the CPU, times the
-    /// `count` intervals not timed, at most all of their time (a sampled
-    /// interval's on-CPU time includes part of its own reading). Their time
-    /// off the CPU splits into preempted and blocked as the sample's did
-    /// ([`preempted_split`]).
-    ///
-    /// A sampled interval's on-CPU time also holds part of its own reading
-    /// (a system call, more in a debug build: three times a 1 µs poll):
-    /// per interval it counts for at most `cap` ns, the usual interval's
-    /// length where that is known.
+    /// intervals not timed, at most all of their time. A sampled interval's
+    /// on-CPU time also holds part of its own reading (a system call, more
+    /// in a debug build: three times a 1 µs poll), so per interval it counts
+    /// for at most the usual interval's length where that is known
+    /// ([`Count`]). Their time off the CPU splits into preempted and blocked
+    /// as the sample's did ([`preempted_split`]).
     fn by_sample(s: &SampledCpu, c: &CpuStats, untimed: Count, busy: f64, self_: f64) -> Self {
         let n = s.intervals as f64;
         let scaled = |on: u64, time: f64| {
