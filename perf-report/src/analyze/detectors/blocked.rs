@@ -123,7 +123,7 @@ impl Detector for Blocked {
                     },
                     match crowd {
                         Some(crowd) => format!(
-                            "; {:.1} threads inside at once and none moving: if they wait for work (a job queue, a channel), what feeds them sets the pace, not this span",
+                            "; {:.1} threads inside at once and none moving: they wait together, for work (a job queue, a channel: what feeds them sets the pace) or for one another (a lock held across I/O: shorten what is done under it)",
                             crowd.inside
                         ),
                         None => String::new(),
