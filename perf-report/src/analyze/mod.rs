@@ -97,6 +97,7 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
     // A finding that gives nothing back (all of it instrumentation, or a
     // process figure with no excess) is noise, not advice.
     findings.retain(|f| f.score >= config.scoring.min_score);
+    detectors::waiting::in_series(&cx, &mut findings);
     findings.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
