@@ -24,8 +24,9 @@
 //! (the time a span was open but not entered: its `.await`s), for a span
 //! idle at least [`DiffOptions::min_wait_share`] of its wall time in one
 //! of the dumps: a larger pool that halves a query's wait shows there, where
-//! its busy time does not move (and a change under
-//! [`DiffOptions::min_wait_ns_per_call`] is unchanged). The **allocation** verdict (`alloc.rs`) compares exact bytes per call:
+//! its busy time does not move (a change under
+//! [`DiffOptions::min_wait_ns_per_call`] is unchanged). The **allocation**
+//! verdict (`alloc.rs`) compares exact bytes per call:
 //! regressed (improved) when it grows (shrinks) by more than `T` and by at
 //! least [`DiffOptions::min_alloc_bytes_per_call`]. The **memory** verdict
 //! (`memory.rs`) compares the bytes the callsite made that are still live at
