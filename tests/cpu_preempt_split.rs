@@ -61,8 +61,11 @@ fn a_parent_is_charged_the_preemption_of_its_own_time_not_its_child_s() {
     // handle's own time is a sleep, entered with a voluntary switch: its
     // time off the CPU is blocking, whatever its child went through.
     // Split by the switches of its whole interval (its child's many
-    // involuntary ones), half of it was charged as preemption.
+    // involuntary ones), half of it was charged as preemption. Its own
+    // share is 0 to 2% here; a CI run once read 25% (the wake-up's wait for
+    // the core the hogs share, or time the hypervisor stole, is preemption
+    // of its own), so the bound sits between that and the fault's half.
     let off = handle.self_preempted_ns + handle.self_blocked_ns;
-    assert!(handle.self_preempted_ns <= 0.25 * off, "{seen}");
+    assert!(handle.self_preempted_ns <= 0.35 * off, "{seen}");
     assert!(handle.self_blocked_ns >= 300_000.0 * calls, "{seen}");
 }
