@@ -303,6 +303,20 @@ impl<'a> Context<'a> {
         self.run_wall_ns * self.totals.recording_threads
     }
 
+    /// The runtime workers' wall time, ns, the whole of a stall inside a
+    /// task's poll: the run's wall time times the recording threads, at
+    /// most one per core (a runtime's default workers; the threads of its
+    /// blocking pool also record spans, and run no task).
+    pub(crate) fn workers_wall_ns(&self) -> f64 {
+        let cores = self
+            .dump
+            .run
+            .cores
+            .filter(|&n| n > 0)
+            .map_or(f64::INFINITY, f64::from);
+        self.run_wall_ns * self.totals.recording_threads.min(cores)
+    }
+
     /// The process's CPU time that ran outside every span, ns, when it is
     /// worth saying: the process's CPU less the spans' self time on the
     /// CPU (their self time where not timed) and the layer's background
