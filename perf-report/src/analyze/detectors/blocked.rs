@@ -76,17 +76,24 @@ impl Detector for Blocked {
 
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.blocked;
-        let threads_wall = cx.threads_wall_ns();
         for (_, cs, row) in cx.callsites() {
             let Some(c) = &row.cpu else { continue };
-            let share = stats::share(c.self_blocked_ns, threads_wall);
+            // Blocking inside a task's poll stalls a runtime worker: a share
+            // of the workers' wall time (at most one per core), not of a
+            // blocking pool's threads that also record spans.
+            let poll = in_poll(cx, cs.id, row, s.async_polls_per_call);
+            let whole = if poll.is_some() {
+                cx.workers_wall_ns()
+            } else {
+                cx.threads_wall_ns()
+            };
+            let share = stats::share(c.self_blocked_ns, whole);
             if c.self_blocked_share < s.min_blocked_share
                 || c.voluntary_per_call < s.min_voluntary_per_call
                 || share < s.min_share
             {
                 continue;
             }
-            let poll = in_poll(cx, cs.id, row, s.async_polls_per_call);
             let crowd = Crowd::of(cx, cs, row)
                 .filter(|crowd| crowd.waits_for_a_source(&cx.config.classes.serialization));
             // Much of the CPU ran where no span was: a thread's span may be
@@ -147,7 +154,11 @@ impl Detector for Blocked {
                         Some(s.min_voluntary_per_call),
                     ),
                     Evidence::new(
-                        "share of the threads' wall time",
+                        if poll.is_some() {
+                            "share of the runtime workers' wall time"
+                        } else {
+                            "share of the threads' wall time"
+                        },
                         share,
                         Unit::Share,
                         Some(s.min_share),
@@ -198,9 +209,14 @@ fn advice(f: &Finding, in_poll: bool, pool: bool) -> Advice {
     }
     Advice {
         statement: format!(
-            "removing {} of {name}'s blocked time ({} of the recording threads' wall time) gives back {} of it",
+            "removing {} of {name}'s blocked time ({} of the {} wall time) gives back {} of it",
             units::pct(f.recoverable),
             units::pct(f.cost_share),
+            if in_poll {
+                "runtime workers'"
+            } else {
+                "recording threads'"
+            },
             units::pct(f.expected_gain())
         ),
         fixes,
@@ -270,6 +286,22 @@ mod tests {
             "{}",
             f.summary
         );
+        // It stalls a runtime worker: its share is of the workers' wall
+        // time, at most one per core, not of a blocking pool's threads
+        // that also record spans.
+        let mut d = dump(
+            2_000 * MS,
+            &[
+                Span::new("handle", &[(10 * MS, 100)]).on_cpu(900 * MS, 0, 0, 0),
+                Span::new("audit", &[(10 * MS, 100)]).on_cpu(100 * MS, 0, 100, 0),
+            ],
+        );
+        d.callsites[0].cpu.as_mut().unwrap().intervals = 400;
+        (d.run.span_threads, d.run.cores) = (Some(10), Some(2));
+        let found = detect(Class::Blocked, d);
+        let f = about(&found, "audit").unwrap();
+        assert_near(evidence(f, "share of the runtime workers' wall time"), 0.9 / 4.0, 0.01);
+        assert!(f.advice.statement.contains("of the runtime workers' wall time"), "{}", f.advice.statement);
         assert!(f.advice.fixes[0].contains("spawn_blocking"));
         let found = with_polls(100);
         let f = about(&found, "audit").unwrap();
