@@ -303,18 +303,27 @@ impl<'a> Context<'a> {
         self.run_wall_ns * self.totals.recording_threads
     }
 
-    /// The runtime workers' wall time, ns, the whole of a stall inside a
-    /// task's poll: the run's wall time times the recording threads, at
-    /// most one per core (a runtime's default workers; the threads of its
-    /// blocking pool also record spans, and run no task).
-    pub(crate) fn workers_wall_ns(&self) -> f64 {
-        let cores = self
-            .dump
-            .run
-            .cores
-            .filter(|&n| n > 0)
-            .map_or(f64::INFINITY, f64::from);
-        self.run_wall_ns * self.totals.recording_threads.min(cores)
+    /// The whole of time spent off the CPU, ns, and its name: the
+    /// recording threads' wall time ([`threads_wall_ns`](Self::threads_wall_ns)),
+    /// or, for time `in_poll` (inside a task's poll, stalling a runtime
+    /// worker), the runtime workers': the recording threads at most one per
+    /// core (a runtime's default workers; the threads of its blocking pool
+    /// also record spans, and run no task).
+    pub(crate) fn off_cpu_whole(&self, in_poll: bool) -> (f64, &'static str) {
+        if in_poll {
+            let cores = self
+                .dump
+                .run
+                .cores
+                .filter(|&n| n > 0)
+                .map_or(f64::INFINITY, f64::from);
+            (
+                self.run_wall_ns * self.totals.recording_threads.min(cores),
+                "the runtime workers' wall time",
+            )
+        } else {
+            (self.threads_wall_ns(), "the recording threads' wall time")
+        }
     }
 
     /// The process's CPU time that ran outside every span, ns, when it is

@@ -82,11 +82,7 @@ impl Detector for Blocked {
             // of the workers' wall time (at most one per core), not of a
             // blocking pool's threads that also record spans.
             let poll = in_poll(cx, cs.id, row, s.async_polls_per_call);
-            let whole = if poll.is_some() {
-                cx.workers_wall_ns()
-            } else {
-                cx.threads_wall_ns()
-            };
+            let (whole, whole_name) = cx.off_cpu_whole(poll.is_some());
             let share = stats::share(c.self_blocked_ns, whole);
             if c.self_blocked_share < s.min_blocked_share
                 || c.voluntary_per_call < s.min_voluntary_per_call
@@ -153,13 +149,7 @@ impl Detector for Blocked {
                         Unit::Number,
                         Some(s.min_voluntary_per_call),
                     ),
-                    Evidence::new(
-                        if poll.is_some() {
-                            "share of the runtime workers' wall time"
-                        } else {
-                            "share of the threads' wall time"
-                        },
-                        share,
+                    Evidence::new(&format!("share of {whole_name}"), share,
                         Unit::Share,
                         Some(s.min_share),
                     ),
@@ -174,7 +164,9 @@ impl Detector for Blocked {
                     Evidence::new("timed calls", c.timed_calls as f64, Unit::Count, None),
                 ],
             };
-            found.push(cx.score(draft, |f| advice(f, poll.is_some(), pool.is_some())));
+            found.push(cx.score(draft, |f| {
+                advice(f, poll.is_some(), pool.is_some(), whole_name)
+            }));
         }
     }
 
@@ -183,7 +175,7 @@ impl Detector for Blocked {
 /// The plan step's advice for one of its findings, of a span that blocks
 /// inside its polls (`in_poll`) or not, in a process whose CPU ran largely
 /// outside every span (`pool`).
-fn advice(f: &Finding, in_poll: bool, pool: bool) -> Advice {
+fn advice(f: &Finding, in_poll: bool, pool: bool, whole: &str) -> Advice {
     let name = f.subject().in_prose();
     let mut fixes = Vec::new();
     if pool {
@@ -209,14 +201,9 @@ fn advice(f: &Finding, in_poll: bool, pool: bool) -> Advice {
     }
     Advice {
         statement: format!(
-            "removing {} of {name}'s blocked time ({} of the {} wall time) gives back {} of it",
+            "removing {} of {name}'s blocked time ({} of {whole}) gives back {} of it",
             units::pct(f.recoverable),
             units::pct(f.cost_share),
-            if in_poll {
-                "runtime workers'"
-            } else {
-                "recording threads'"
-            },
             units::pct(f.expected_gain())
         ),
         fixes,

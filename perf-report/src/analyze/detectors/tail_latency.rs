@@ -228,16 +228,10 @@ impl Detector for TailLatency {
             // record spans).
             let blocked = blocked_tail(cx, row, excess);
             let stall = tail_stall(cx, cs.id, row);
-            let (resource, cost) = match (&blocked, &stall) {
-                (Some(_), Some(_)) => (
-                    Resource::WallTime,
-                    stats::share(excess, cx.workers_wall_ns()),
-                ),
-                (Some(_), None) => (
-                    Resource::WallTime,
-                    stats::share(excess, cx.threads_wall_ns()),
-                ),
-                (None, _) => (Resource::Time, cx.time_share(excess)),
+            let (whole, whole_name) = cx.off_cpu_whole(stall.is_some());
+            let (resource, cost) = match blocked {
+                Some(_) => (Resource::WallTime, stats::share(excess, whole)),
+                None => (Resource::Time, cx.time_share(excess)),
             };
             if cost < s.min_share {
                 continue;
@@ -283,13 +277,8 @@ impl Detector for TailLatency {
                     units::ns(excess),
                     match (blocked, preempted > 0.0) {
                         (Some(_), _) => format!(
-                            ", off the CPU (blocked: a sleep, I/O, a lock), {} of the {} wall time",
-                            units::pct(cost),
-                            if stall.is_some() {
-                                "runtime workers'"
-                            } else {
-                                "recording threads'"
-                            }
+                            ", off the CPU (blocked: a sleep, I/O, a lock), {} of {whole_name}",
+                            units::pct(cost)
                         ),
                         (None, true) => " that preemption does not explain".to_owned(),
                         (None, false) => String::new(),
