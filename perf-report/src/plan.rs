@@ -166,18 +166,21 @@ pub fn plan(analysis: &Analysis) -> Plan {
 
 fn step(f: &Finding) -> Step {
     let advice = f.advice.clone();
-    let bare = f.location.as_ref().map_or("process", |l| l.label.as_str());
     let diff = "`perf-report diff before.json after.json --fail-on-regression 5`";
     let validation = vec![
         "Keep the current dump as the baseline: `before.json`".to_owned(),
         "Apply one fix, re-run the same workload with perf-layer and write `after.json`".to_owned(),
         format!("In `perf-report after.json`, {}", advice.check),
-        match f.class.info().diff_blind {
-            // Its fall is the report's own figure (the step before).
-            Some(why) => {
-                format!("{diff} must show nothing regressed ({why}: the step before is its proof)")
-            }
-            None => format!("{diff} must show `{bare}` improved and nothing regressed"),
+        match &f.location {
+            Some(l) => format!(
+                "{diff} must show `{}` improved and nothing regressed",
+                l.label
+            ),
+            // The diff compares spans: a process-wide finding's fall is the
+            // report's own figure (the step before).
+            None => format!(
+                "{diff} must show nothing regressed (the diff compares spans, not the process: the step before is its proof)"
+            ),
         },
     ];
     let effort = (complexity_cost(advice.complexity) * risk_cost(advice.risk))

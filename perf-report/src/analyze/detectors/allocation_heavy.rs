@@ -110,7 +110,6 @@ pub(crate) struct AllocationHeavy;
 static INFO: Info = Info {
     title: "allocation-heavy",
     innermost: false,
-    diff_blind: None,
     supersedes: &[],
 };
 

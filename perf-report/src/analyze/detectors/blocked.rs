@@ -65,7 +65,6 @@ pub(crate) struct Blocked;
 static INFO: Info = Info {
     title: "blocked, off the CPU",
     innermost: false,
-    diff_blind: None,
     supersedes: &[Class::HotSpot, Class::TailLatency],
 };
 

@@ -57,7 +57,6 @@ pub(crate) struct CpuContention;
 static INFO: Info = Info {
     title: "CPU contention",
     innermost: false,
-    diff_blind: Some("the diff compares spans, not the process"),
     supersedes: &[],
 };
 

@@ -52,7 +52,6 @@ pub(crate) struct HotLoop;
 static INFO: Info = Info {
     title: "hot loop",
     innermost: false,
-    diff_blind: None,
     supersedes: &[Class::HotSpot],
 };
 

@@ -68,7 +68,6 @@ pub(crate) struct HotSpot;
 static INFO: Info = Info {
     title: "hot spot",
     innermost: false,
-    diff_blind: None,
     supersedes: &[],
 };
 

@@ -123,7 +123,6 @@ static INFO: Info = Info {
     // Live bytes belong to the innermost span that made them: a parent
     // does not inherit its children's.
     innermost: false,
-    diff_blind: None,
     supersedes: &[],
 };
 

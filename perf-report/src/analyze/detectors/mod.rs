@@ -31,11 +31,6 @@ pub(crate) struct Info {
     /// Classes this one is a more specific diagnosis of, for the same
     /// callsite: when both fire, only this one is reported.
     pub(crate) supersedes: &'static [Class],
-    /// Why `perf-report diff` cannot show a fix to it as its span
-    /// improved, when it cannot (the diff compares spans: their busy and
-    /// idle time, allocation and live memory; not the process); the plan's
-    /// last check then asks only that nothing regressed.
-    pub(crate) diff_blind: Option<&'static str>,
 }
 
 /// One finding class.

@@ -61,7 +61,6 @@ pub(crate) struct ProcessCpu;
 static INFO: Info = Info {
     title: "process CPU saturation",
     innermost: false,
-    diff_blind: Some("the diff compares spans, not the process"),
     supersedes: &[],
 };
 

@@ -52,7 +52,6 @@ pub(crate) struct ProcessMemory;
 static INFO: Info = Info {
     title: "process memory",
     innermost: false,
-    diff_blind: Some("the diff compares spans, not the process"),
     supersedes: &[],
 };
 

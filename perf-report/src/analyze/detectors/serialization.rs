@@ -101,7 +101,6 @@ pub(crate) struct Serialization;
 static INFO: Info = Info {
     title: "serialization",
     innermost: false,
-    diff_blind: None,
     supersedes: &[],
 };
 

@@ -199,7 +199,6 @@ static INFO: Info = Info {
     // Its cost is the tail of the span's own time, which a parent does not
     // inherit: a parent with a tail of its own is found beside its child.
     innermost: false,
-    diff_blind: None,
     supersedes: &[],
 };
 

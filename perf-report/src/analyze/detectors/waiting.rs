@@ -90,8 +90,6 @@ pub(crate) struct Waiting;
 static INFO: Info = Info {
     title: "waiting, not working",
     innermost: true,
-    // Its time is idle time, which the diff does not compare.
-    diff_blind: None,
     supersedes: &[],
 };
 
