@@ -137,3 +137,37 @@ fn workers_waiting_together_for_a_slow_producer_are_not_serialized() {
     // the producer too. Letting them in side by side gives nothing back.
     assert_not_serialized(&a);
 }
+
+/// Work of about `us` microseconds on the CPU, counted in iterations (a
+/// preempted thread's loop does not end early, as one timed by the wall
+/// clock would).
+fn compute(iterations: u64) -> u64 {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..iterations {
+        x = std::hint::black_box(x.rotate_left(5) ^ i);
+    }
+    x
+}
+
+#[test]
+fn threads_computing_on_fewer_cores_than_threads_are_not_serialized() {
+    // Iterations in about 30 µs on this machine.
+    let start = std::time::Instant::now();
+    std::hint::black_box(compute(3_000_000));
+    let per_30_us = (3_000_000 * 30 / start.elapsed().as_micros().max(1) as u64).max(1);
+    let dump = on_threads(4, move || {
+        let deadline = std::time::Instant::now() + Duration::from_millis(600);
+        while std::time::Instant::now() < deadline {
+            info_span!("score").in_scope(|| compute(per_30_us));
+            // As much again outside the span.
+            std::hint::black_box(compute(per_30_us * 5 / 6));
+        }
+    });
+    let a = analyze(&dump.into(), &Default::default());
+    // On two cores: about two threads inside `score` at once and one on
+    // the CPU, its calls end to end filling the run, as a lock's queue
+    // would; but the threads not on the CPU are preempted, ready to run,
+    // waiting for a core, not blocked behind each other. (On four cores
+    // or more they are all on the CPU.)
+    assert_not_serialized(&a);
+}

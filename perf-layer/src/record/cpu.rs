@@ -387,6 +387,8 @@ pub(crate) struct IntervalCpu {
 pub(crate) struct Children {
     /// Their on-CPU time (a child not timed counts as on the CPU).
     pub(crate) on_cpu_ns: u64,
+    /// Their time preempted, each split by its own switches.
+    pub(crate) preempted_ns: u64,
     /// Their switches.
     pub(crate) voluntary: u64,
     pub(crate) involuntary: u64,
@@ -428,16 +430,21 @@ impl IntervalCpu {
             on_cpu_ns = busy_ns;
         }
         let off = busy_ns - on_cpu_ns;
-        let preempted_ns = preempted_part(off, voluntary, involuntary);
-        // The same split over the time it was innermost, by the switches
-        // that were not its children's: a parent that sleeps around a child
-        // that is preempted is charged its sleep, not the child's queueing.
+        // Split over the time it was innermost, by the switches that were
+        // not its children's: a parent that sleeps around a child that is
+        // preempted is charged its sleep, not the child's queueing.
         let self_on_cpu_ns = on_cpu_ns.saturating_sub(children.on_cpu_ns).min(self_ns);
         let self_preempted_ns = preempted_part(
             self_ns - self_on_cpu_ns,
             voluntary.saturating_sub(children.voluntary),
             involuntary.saturating_sub(children.involuntary),
         );
+        // The whole interval's: its own part and its timed children's, each
+        // split by its own switches. One split over all of them mixed a
+        // child's blocking with the parent's preemption: a parent preempted
+        // while it computes around a child blocked on a lock read a third of
+        // the lock's wait as preempted.
+        let preempted_ns = self_preempted_ns.saturating_add(children.preempted_ns).min(off);
         let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Self {
             busy_ns,
@@ -614,11 +621,13 @@ mod tests {
             500,
             &Children {
                 on_cpu_ns: 300,
+                preempted_ns: 200,
                 voluntary: 0,
                 involuntary: 2,
             },
         );
-        assert_eq!((sleeper.self_on_cpu_ns, sleeper.preempted_ns), (200, 333));
+        // Preempted: the child's 200 ns, not two thirds of all 500 ns off.
+        assert_eq!((sleeper.self_on_cpu_ns, sleeper.preempted_ns), (200, 200));
         assert_eq!(sleeper.self_preempted_ns, 0);
         // Never more on-CPU time than the interval had.
         let clamped = IntervalCpu::between(

@@ -71,6 +71,8 @@ struct TimedFrame {
     /// Off-CPU time of the timed frames above this one: the part of its
     /// children's busy time that was not on the CPU.
     child_off_cpu_ns: u64,
+    /// The part of it they were preempted.
+    child_preempted_ns: u64,
     /// Their context switches.
     child_voluntary: u64,
     child_involuntary: u64,
@@ -400,6 +402,7 @@ impl Stack {
                     start,
                     seq,
                     child_off_cpu_ns: 0,
+                    child_preempted_ns: 0,
                     child_voluntary: 0,
                     child_involuntary: 0,
                 });
@@ -572,6 +575,7 @@ fn pop_timed(
     task_clock::settle();
     let children = cpu::Children {
         on_cpu_ns: frame.child_ns.saturating_sub(timed.child_off_cpu_ns),
+        preempted_ns: timed.child_preempted_ns,
         voluntary: timed.child_voluntary,
         involuntary: timed.child_involuntary,
     };
@@ -582,6 +586,7 @@ fn pop_timed(
         below.child_off_cpu_ns = below
             .child_off_cpu_ns
             .saturating_add(interval_ns - cpu.on_cpu_ns);
+        below.child_preempted_ns = below.child_preempted_ns.saturating_add(cpu.preempted_ns);
         below.child_voluntary = below
             .child_voluntary
             .saturating_add(u64::from(cpu.voluntary));

@@ -10,7 +10,13 @@
 //!
 //! * **threads inside at once**, `c = busy time summed over threads / the
 //!   window`: how many threads were inside the span on average;
-//! * **threads on the CPU inside**, `c x on-CPU share of busy time`;
+//! * **threads on the CPU inside**, `c x on-CPU share of busy time`, and
+//!   **runnable inside**, those on the CPU and those preempted (ready to
+//!   run, waiting for a core): a queue has one runnable thread, its head,
+//!   and the rest blocked behind it; threads preempted inside a span wait
+//!   for the cores, not for each other (four threads computing on two
+//!   cores are two inside at once and two on the CPU at most, with no lock
+//!   between them);
 //! * **threads making progress**, `p = calls x the fastest call's busy time
 //!   / the run's wall time`: the fastest call is about what a call costs
 //!   when it waits for no one, so `p` is how many calls would have had to
@@ -19,7 +25,7 @@
 //!   behind each other have `p ≈ 1` however many are inside.
 //!
 //! Serialized when `c` is at least `min_concurrency`, at most
-//! `max_on_cpu_threads` of them are on the CPU, `p` is at most
+//! `max_on_cpu_threads` of them are runnable, `p` is at most
 //! `max_progressing_threads`, and about one thread does make progress:
 //! `p`, or the threads on the CPU, at least `min_progressing_threads`. A
 //! queue has a head that moves: a lock's holder computing, or doing its
@@ -65,9 +71,9 @@ pub struct Settings {
     /// At least this many threads inside at once on average over the run
     /// (default 2): one thread cannot queue behind itself.
     pub min_concurrency: f64,
-    /// At most this many of them on the CPU on average (1.25: the one
-    /// holding the lock, and a little of the others' time entering and
-    /// leaving).
+    /// At most this many of them runnable on average, on the CPU or
+    /// preempted (1.25: the one holding the lock, and a little of the
+    /// others' time entering and leaving).
     pub max_on_cpu_threads: f64,
     /// At most this many calls making progress at once, at the fastest
     /// call's time each (1.5: about one).
@@ -112,6 +118,8 @@ static INFO: Info = Info {
 pub(crate) struct Crowd {
     pub(crate) inside: f64,
     pub(crate) on_cpu: f64,
+    /// On the CPU or preempted: ready to run.
+    pub(crate) runnable: f64,
     pub(crate) progressing: f64,
     /// The window the figures are over, as a share of the run's wall time
     /// (1 without an `active` window).
@@ -135,9 +143,11 @@ impl Crowd {
             .filter(|&w| w > 0.0)
             .map_or(cx.run_wall_ns, |w| w.min(cx.run_wall_ns));
         let inside = (row.busy_total_ns as f64 / window).min(cx.totals.recording_threads);
+        let preempted_share = stats::share(c.preempted_ns, row.busy_total_ns as f64);
         Some(Self {
             inside,
             on_cpu: inside * c.on_cpu_share,
+            runnable: inside * (c.on_cpu_share + preempted_share).min(1.0),
             progressing: cs.calls as f64 * cs.busy_ns.min as f64 / window,
             window_share: window / cx.run_wall_ns,
         })
@@ -182,9 +192,9 @@ impl Detector for Serialization {
             let (Some(crowd), Some(c)) = (Crowd::of(cx, cs, row), &row.cpu) else {
                 continue;
             };
-            let Crowd { inside, on_cpu, progressing, window_share } = crowd;
+            let Crowd { inside, on_cpu, runnable, progressing, window_share } = crowd;
             if inside < s.min_concurrency
-                || on_cpu > s.max_on_cpu_threads
+                || runnable > s.max_on_cpu_threads
                 || progressing > s.max_progressing_threads
                 || crowd.waits_for_a_source(s)
             {
@@ -235,9 +245,10 @@ impl Detector for Serialization {
                         Unit::Number,
                         Some(s.min_concurrency),
                     ),
+                    Evidence::new("of them on the CPU", on_cpu, Unit::Number, None),
                     Evidence::new(
-                        "of them on the CPU",
-                        on_cpu,
+                        "of them runnable (on the CPU or preempted)",
+                        runnable,
                         Unit::Number,
                         Some(s.max_on_cpu_threads),
                     ),
@@ -394,6 +405,31 @@ mod tests {
         assert_near(evidence(f, "live share of the run's wall time"), 0.5, 1e-9);
         assert_near(f.cost_share, 0.5, 0.01);
         assert!(f.summary.contains("over the 50.0% of the run's wall time its spans were live in"), "{}", f.summary);
+    }
+
+    /// Four threads computing on two cores (a fresh indexer's `score`):
+    /// two inside at once, 1.1 on the CPU, and the calls at their fastest
+    /// fill the window, as a queue's would; but the other 0.9 are
+    /// preempted, waiting for a core, not blocked behind each other. With
+    /// that time blocked instead, the same figures are a queue.
+    #[test]
+    fn threads_preempted_inside_wait_for_the_cores_not_each_other() {
+        let calls = [(100 * MS, 10), (215 * MS, 90)];
+        let with_preempted = |preempted_ns: u64| {
+            let mut d = dump(
+                10_000 * MS,
+                &[Span::new("score", &calls).on_cpu(11_000 * MS, preempted_ns, 0, 100)],
+            );
+            d.run.span_threads = Some(4);
+            d.run.cores = Some(2);
+            detect(Class::Serialization, d)
+        };
+        let preempted = with_preempted(9_000 * MS);
+        assert!(preempted.is_empty(), "{preempted:?}");
+        let blocked = with_preempted(0);
+        let f = about(&blocked, "score").unwrap();
+        assert_near(evidence(f, "of them on the CPU"), 1.1, 0.01);
+        assert_near(evidence(f, "of them runnable (on the CPU or preempted)"), 1.1, 0.01);
     }
 
     /// The convoy of the first test with its holder computing (one thread
