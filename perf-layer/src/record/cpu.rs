@@ -444,7 +444,9 @@ impl IntervalCpu {
         // child's blocking with the parent's preemption: a parent preempted
         // while it computes around a child blocked on a lock read a third of
         // the lock's wait as preempted.
-        let preempted_ns = self_preempted_ns.saturating_add(children.preempted_ns).min(off);
+        let preempted_ns = self_preempted_ns
+            .saturating_add(children.preempted_ns)
+            .min(off);
         let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         Self {
             busy_ns,

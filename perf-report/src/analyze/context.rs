@@ -8,6 +8,7 @@ use crate::loaded::GroupedCallsite;
 use serde::Serialize;
 
 use super::advice::Advice;
+use super::busy_cores::BusyCores;
 use super::finding::{Draft, Finding, Resource};
 use super::process::{CpuLevel, ProcessSummary};
 use super::rows::{AllocRow, CallsiteRow, CpuRow, HeapRow};
@@ -227,6 +228,7 @@ impl<'a> Context<'a> {
             rows.push(row(cs, busy.quantiles, &wholes, &measures.growth, dump));
         }
 
+        refine_by_children(dump, &mut rows);
         crate::callsite::qualify(rows.iter_mut().map(|r| &mut r.location));
 
         let overhead_share = if o.fraction_of_run.is_finite() {
@@ -350,6 +352,18 @@ impl<'a> Context<'a> {
             .sum();
         let outside = cpu - in_spans - self.dump.overhead.background_cpu_ns as f64;
         (outside >= OUTSIDE_MIN_SHARE * cpu && outside >= OUTSIDE_MIN_NS).then_some((outside, cpu))
+    }
+
+    /// What the process's busy cores leave of a gain of `cost ×
+    /// recoverable` of the run's wall time from time `cs`'s spans spent off
+    /// the CPU ([`BusyCores`]); `None` when they leave all of it.
+    pub(crate) fn busy_cores(
+        &self,
+        cs: &CallsiteStats,
+        cost: f64,
+        recoverable: f64,
+    ) -> Option<BusyCores> {
+        BusyCores::of(self.dump, self.run_wall_ns, cs.active, cost, recoverable)
     }
 
     /// The index of callsite `id` in the dump's callsites and in
@@ -493,7 +507,7 @@ fn row(
         net_retained_bytes: a.net_bytes,
         calls_retaining: a.calls_retaining,
     });
-    let cpu = CpuRow::of(cs, p90);
+    let cpu = CpuRow::of(cs, p90, None);
     CallsiteRow {
         location: Location::of(cs),
         level: cs.level.clone(),
@@ -533,10 +547,101 @@ fn row(
     }
 }
 
+/// The rows' on-CPU figures again where their time in children is better
+/// read from the children's rows than from a sample of their own
+/// intervals ([`CpuRow::of`]): the on-CPU share of each callsite's
+/// children's busy time under it, weighted by the call edges' busy time.
+fn refine_by_children(dump: &Dump, rows: &mut [CallsiteRow]) {
+    let index: std::collections::HashMap<u32, usize> = dump
+        .callsites
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id, i))
+        .collect();
+    let mut under = vec![(0.0f64, 0.0f64); rows.len()];
+    for e in &dump.edges {
+        let (Some(&p), Some(&c)) = (index.get(&e.parent), index.get(&e.child)) else {
+            continue;
+        };
+        if let Some(child) = rows[c].cpu.as_ref().filter(|_| p != c) {
+            let busy = e.child_busy_ns as f64;
+            under[p].0 += busy * child.on_cpu_share;
+            under[p].1 += busy;
+        }
+    }
+    for (i, cs) in dump.callsites.iter().enumerate() {
+        let (on_cpu, busy) = under[i];
+        let sampled = cs.cpu.as_ref().is_some_and(|c| c.sampled.is_some());
+        if busy > 0.0 && sampled && rows[i].cpu.is_some() {
+            rows[i].cpu = CpuRow::of(cs, rows[i].busy_p90_ns, Some(on_cpu / busy));
+        }
+    }
+}
+
 /// The layer's cost per span as the run measured it: its callbacks' time
 /// (a span's polls and events included) over the spans; `None` where the
 /// dump has no measured figure or no span.
 fn measured_per_span_ns(o: &perf_layer::dump::Overhead) -> Option<f64> {
     let ns = o.measured_callbacks_ns()?;
     (o.spans > 0).then(|| ns / o.spans as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use perf_layer::dump::{CpuStats, SampledCpu};
+
+    use super::*;
+    use crate::analyze::test_dump::{MS, Span, US, assert_near, dump, hist};
+
+    /// An async `request` polled three times a call: 2,990 polls of 1 µs
+    /// on the CPU, and in 10 of its 1,000 calls one poll that runs
+    /// `compress` for 5 ms (timed: on the CPU throughout). Its sample of 8
+    /// polls holds none of those. Scaled from the sample, its 4,088 untimed
+    /// polls spent 4.1 ms on the CPU of its 53 ms: 7.7%. Its own time is
+    /// the sample's, and the 50 ms in `compress` is on the CPU as
+    /// `compress`'s row says: all of it.
+    #[test]
+    fn a_sampled_parent_reads_its_childrens_time_from_their_rows() {
+        let with_edge_busy = |child_busy_ns: u64| {
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    Span::new("request", &[(3 * US, 990), (5_002 * US, 10)]),
+                    Span::new("compress", &[(5 * MS, 10)]).on_cpu(50 * MS, 0, 0, 0),
+                ],
+            );
+            d.callsites[0].self_ns = hist(&[(3 * US, 1_000)]);
+            d.callsites[0].cpu = Some(CpuStats {
+                timed_calls: 8,
+                intervals: 24,
+                untimed_intervals: 16,
+                busy_ns: 8 * US,
+                self_ns: 8 * US,
+                on_cpu_ns: hist(&[(US, 8)]),
+                self_on_cpu_ns: 8 * US,
+                off_cpu_ns: 0,
+                preempted_ns: hist(&[(0, 8)]),
+                self_preempted_ns: Some(0),
+                voluntary_switches: 0,
+                involuntary_switches: 0,
+                sampled: Some(SampledCpu {
+                    intervals: 8,
+                    busy_ns: 8 * US,
+                    self_ns: 8 * US,
+                    on_cpu_ns: 8 * US,
+                    self_on_cpu_ns: 8 * US,
+                    preempted_ns: 0,
+                    self_preempted_ns: Some(0),
+                }),
+            });
+            d.edges[0].child_busy_ns = child_busy_ns;
+            let input = LoadedDump::from(d);
+            let config = Config::default();
+            let cx = Context::new(&input, &config, config.classes.measures());
+            cx.rows[0].cpu.as_ref().unwrap().on_cpu_share
+        };
+        assert_near(with_edge_busy(50 * MS), 1.0, 0.001);
+        // Without the edge's busy time, scaled from the sample as before.
+        assert_near(with_edge_busy(0), 4.096 / 52.99, 0.001);
+    }
 }

@@ -23,6 +23,7 @@ use crate::LoadedDump;
 use crate::config::Config;
 
 pub(crate) mod advice;
+pub(crate) mod busy_cores;
 pub mod context;
 pub mod detectors;
 pub mod finding;

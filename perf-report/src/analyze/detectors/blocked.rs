@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::serialization::Crowd;
 use super::{Class, Detector, InPoll, Info, in_poll};
 use crate::analyze::advice::{Advice, Effort, lines};
+use crate::analyze::busy_cores::BusyCores;
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::stats;
@@ -99,12 +100,14 @@ impl Detector for Blocked {
                 .outside_cpu_ns()
                 .filter(|_| poll.is_none())
                 .map(|(outside, cpu)| outside / cpu);
-            let draft = Draft {
+            // Waits give back wall time only where the cores would idle.
+            let busy = cx.busy_cores(cs, share, s.recoverable);
+            let mut draft = Draft {
                 class: Class::Blocked,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::WallTime,
                 cost_share: share,
-                recoverable: s.recoverable,
+                recoverable: busy.map_or(s.recoverable, |b| b.recoverable(share)),
                 confidence: c.self_blocked_share
                     * stats::sample_confidence(c.timed_calls, s.half_confidence_calls),
                 summary: format!(
@@ -163,8 +166,12 @@ impl Detector for Blocked {
                     Evidence::new("timed calls", c.timed_calls as f64, Unit::Count, None),
                 ],
             };
+            if let Some(b) = &busy {
+                draft.summary.push_str(&b.summary());
+                draft.evidence.push(b.evidence());
+            }
             found.push(cx.score(draft, |f| {
-                advice(f, poll.is_some(), pool.is_some(), whole_name)
+                advice(f, poll.is_some(), pool.is_some(), whole_name, busy)
             }));
         }
     }
@@ -173,8 +180,15 @@ impl Detector for Blocked {
 
 /// The plan step's advice for one of its findings, of a span that blocks
 /// inside its polls (`in_poll`) or not, in a process whose CPU ran largely
-/// outside every span (`pool`).
-fn advice(f: &Finding, in_poll: bool, pool: bool, whole: &str) -> Advice {
+/// outside every span (`pool`); `busy`, when the process's busy cores
+/// bound its gain.
+fn advice(
+    f: &Finding,
+    in_poll: bool,
+    pool: bool,
+    whole: &str,
+    busy: Option<BusyCores>,
+) -> Advice {
     let name = f.subject().in_prose();
     let mut fixes = Vec::new();
     if pool {
@@ -199,12 +213,22 @@ fn advice(f: &Finding, in_poll: bool, pool: bool, whole: &str) -> Advice {
         );
     }
     Advice {
-        statement: format!(
-            "removing {} of {name}'s blocked time ({} of {whole}) gives back {} of it",
-            units::pct(f.recoverable),
-            units::pct(f.cost_share),
-            units::pct(f.expected_gain())
-        ),
+        statement: match busy {
+            Some(b) => format!(
+                "removing {} of {name}'s blocked time ({} of {whole}) gives back {} of {}{}",
+                units::pct(b.fix),
+                units::pct(f.cost_share),
+                units::pct(f.expected_gain()),
+                f.share_of,
+                b.gain_clause()
+            ),
+            None => format!(
+                "removing {} of {name}'s blocked time ({} of {whole}) gives back {} of it",
+                units::pct(f.recoverable),
+                units::pct(f.cost_share),
+                units::pct(f.expected_gain())
+            ),
+        },
         fixes,
         prerequisites: vec![format!(
             "Know what {name} waits for: a child span around each blocking call, or `strace -f -T` on a run"

@@ -57,6 +57,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
+use crate::analyze::busy_cores::BusyCores;
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::analyze::rows::CallsiteRow;
@@ -223,12 +224,16 @@ impl Detector for Serialization {
                 ),
                 _ => String::new(),
             };
-            let draft = Draft {
+            // The queue's threads wait; that gives back wall time only
+            // where the cores would idle.
+            let recoverable = 1.0 - 1.0 / speedup.factor;
+            let busy = cx.busy_cores(cs, cost, recoverable);
+            let mut draft = Draft {
                 class: Class::Serialization,
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::WallTime,
                 cost_share: cost,
-                recoverable: 1.0 - 1.0 / speedup.factor,
+                recoverable: busy.map_or(recoverable, |b| b.recoverable(cost)),
                 confidence: (1.0 - c.on_cpu_share)
                     * stats::sample_confidence(cs.calls, s.half_confidence_calls),
                 summary: format!(
@@ -274,20 +279,26 @@ impl Detector for Serialization {
                     ),
                 ],
             };
-            found.push(cx.score(draft, advice));
+            if let Some(b) = &busy {
+                draft.summary.push_str(&b.summary());
+                draft.evidence.push(b.evidence());
+            }
+            found.push(cx.score(draft, |f| advice(f, busy)));
         }
     }
 
 }
 
-/// The plan step's advice for one of its findings.
-fn advice(f: &Finding) -> Advice {
+/// The plan step's advice for one of its findings; `busy`, when the
+/// process's busy cores bound its gain.
+fn advice(f: &Finding, busy: Option<BusyCores>) -> Advice {
     let name = f.subject().in_prose();
     Advice {
         statement: format!(
-            "letting the threads inside {name} proceed side by side instead of one at a time ({} of the run's wall time went to its queue) gives back {} of the run's wall time",
+            "letting the threads inside {name} proceed side by side instead of one at a time ({} of the run's wall time went to its queue) gives back {} of the run's wall time{}",
             units::pct(f.cost_share),
-            units::pct(f.expected_gain())
+            units::pct(f.expected_gain()),
+            busy.map_or_else(String::new, |b| b.gain_clause())
         ),
         fixes: lines(&[
             "Do not hold a lock across I/O, a sleep or an `.await`: copy what you need out of the guard, drop it, then do the slow part",
