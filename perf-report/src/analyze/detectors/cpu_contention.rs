@@ -162,6 +162,18 @@ impl Detector for CpuContention {
         if !context.is_empty() {
             summary.push_str(&format!("; {}", context.join(", ")));
         }
+        // The process itself keeps its cores busy (process CPU saturation's
+        // test): its own threads preempt each other, and the code's work is
+        // what they queue for.
+        let saturation = &cx.config.classes.process_cpu;
+        let own = (p.samples >= 2 && p.cpu_saturated_share >= saturation.min_saturated_share)
+            .then_some(p.cpu_saturated_share);
+        if let Some(saturated) = own {
+            summary.push_str(&format!(
+                "; the process kept its cores busy itself in {} of the samples: its own threads preempt each other",
+                units::pct(saturated)
+            ));
+        }
         let draft = Draft {
             class: Class::CpuContention,
             callsite: None,
@@ -172,19 +184,28 @@ impl Detector for CpuContention {
             summary,
             evidence,
         };
-        found.push(cx.score(draft, advice));
+        found.push(cx.score(draft, |f| advice(f, own.is_some())));
     }
 
 }
 
-/// The plan step's advice for one of its findings.
-fn advice(f: &Finding) -> Advice {
+/// The plan step's advice for one of its findings; `own`, when the
+/// process's own threads keep its cores busy.
+fn advice(f: &Finding, own: bool) -> Advice {
     Advice {
-        statement: format!(
-            "the code is not the cause: giving the process the CPUs it waits for recovers {} of the {} of the threads' wall time it lost",
-            units::pct(f.recoverable),
-            units::pct(f.cost_share)
-        ),
+        statement: if own {
+            format!(
+                "its own threads outnumber its cores: more cores recover {} of the {} of the threads' wall time it lost; fewer busy threads shorten each call but not the run, and less work (its CPU findings) shortens both",
+                units::pct(f.recoverable),
+                units::pct(f.cost_share)
+            )
+        } else {
+            format!(
+                "the code is not the cause: giving the process the CPUs it waits for recovers {} of the {} of the threads' wall time it lost",
+                units::pct(f.recoverable),
+                units::pct(f.cost_share)
+            )
+        },
         fixes: lines(&[
             "Run no more busy threads than cores: size the tokio runtime (`worker_threads`), rayon's pool and any thread pools to the cores the process gets, not to the machine's",
             "Find what else competes on the host (`top`, `pidstat -w`, container CPU limits): move batch jobs or neighbours elsewhere, or lower their priority (`nice`, `SCHED_IDLE`)",
@@ -230,5 +251,25 @@ mod tests {
         assert_eq!(f.recoverable, 0.8);
 
         assert!(detect(Class::CpuContention, run(39)).is_empty());
+    }
+
+    /// The same preemption in a process that kept its 2 cores busy itself
+    /// (190% in every sample): its own threads preempt each other, and the
+    /// step does not say the code is not the cause.
+    #[test]
+    fn a_process_that_fills_its_cores_itself_is_told_so() {
+        let with_cpu = |percent: f64| {
+            let mut d = run(100);
+            d.run.cores = Some(2);
+            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, percent); 3]);
+            let found = detect(Class::CpuContention, d);
+            found[0].clone()
+        };
+        let own = with_cpu(190.0);
+        assert!(own.summary.contains("its own threads preempt each other"), "{}", own.summary);
+        assert!(own.advice.statement.starts_with("its own threads outnumber its cores"), "{}", own.advice.statement);
+        let neighbours = with_cpu(60.0);
+        assert!(!neighbours.summary.contains("its own threads"), "{}", neighbours.summary);
+        assert!(neighbours.advice.statement.starts_with("the code is not the cause"), "{}", neighbours.advice.statement);
     }
 }
