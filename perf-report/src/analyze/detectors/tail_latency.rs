@@ -229,6 +229,7 @@ impl Detector for TailLatency {
             let blocked = blocked_tail(cx, row, excess);
             let stall = tail_stall(cx, cs.id, row);
             let (whole, whole_name) = cx.off_cpu_whole(stall.is_some());
+            let cost_of = blocked.as_ref().map(|_| whole_name);
             let (resource, cost) = match blocked {
                 Some(_) => (Resource::WallTime, stats::share(excess, whole)),
                 None => (Resource::Time, cx.time_share(excess)),
@@ -308,7 +309,7 @@ impl Detector for TailLatency {
                 draft.summary.push_str(&b.summary());
                 draft.evidence.push(b.evidence());
             }
-            found.push(cx.score(draft, |f| advice(f, stall.is_some(), busy)));
+            found.push(cx.score(draft, |f| advice(f, stall.is_some(), cost_of, busy)));
         }
     }
 
@@ -332,11 +333,18 @@ fn tail_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow) -> Option<Stall> {
 }
 
 /// The plan step's advice for one of its findings; `stalls`, when its slow
-/// calls stall a runtime worker; `busy`, when the process's busy cores
-/// bound its gain.
-fn advice(f: &Finding, stalls: bool, busy: Option<BusyCores>) -> Advice {
+/// calls stall a runtime worker; `cost_of`, the whole its cost is a share
+/// of when that is not its gain's (a blocking tail's, of the threads' wall
+/// time); `busy`, when the process's busy cores bound its gain.
+fn advice(
+    f: &Finding,
+    stalls: bool,
+    cost_of: Option<&str>,
+    busy: Option<BusyCores>,
+) -> Advice {
     let name = f.subject().in_prose();
     let of = &f.share_of;
+    let cost_of = cost_of.unwrap_or(of);
     let mut fixes = lines(&[
         "Find what the slow calls share: record a distinguishing field on the span (input size, cache hit or miss, retry count) and compare slow and fast calls",
         "Move rare blocking work off the hot path: file or network I/O, a `std::sync::Mutex` held across heavy work; in async code use `tokio::task::spawn_blocking`",
@@ -353,7 +361,7 @@ fn advice(f: &Finding, stalls: bool, busy: Option<BusyCores>) -> Advice {
     }
     Advice {
         statement: format!(
-            "removing {} of the time its calls above p90 spend beyond p90 ({} of {of}) saves {} of {of}{}, and most of its p99",
+            "removing {} of the time its calls above p90 spend beyond p90 ({} of {cost_of}) saves {} of {of}{}, and most of its p99",
             units::pct(busy.map_or(f.recoverable, |b| b.fix)),
             units::pct(f.cost_share),
             units::pct(f.expected_gain()),
