@@ -24,6 +24,50 @@ use crate::units::{self, Unit};
 /// Fewest timeline samples inside the window that say how busy it was.
 const MIN_SAMPLES: usize = 2;
 
+/// How busy the process kept its cores over a callsite's `active` window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CoresInWindow {
+    /// The process's CPU over its cores' time in the window (0 to 1).
+    pub(crate) busy: f64,
+    /// The cores the process may use.
+    pub(crate) cores: u32,
+    /// The window's share of the run's wall time.
+    pub(crate) window_share: f64,
+}
+
+impl CoresInWindow {
+    /// Over `active` (the whole run when `None`); `None` without the cores
+    /// or two timeline samples inside the window.
+    pub(crate) fn of(dump: &Dump, run_wall_ns: f64, active: Option<ActiveWindow>) -> Option<Self> {
+        let cores = dump.run.cores.filter(|&n| n > 0)?;
+        if run_wall_ns <= 0.0 {
+            return None;
+        }
+        let (from_ns, to_ns) = match active {
+            Some(w) if w.len_ns() > 0 => (w.first_open_ns as f64, w.last_close_ns as f64),
+            _ => (0.0, run_wall_ns),
+        };
+        // A sample's CPU is over the interval since the one before it.
+        let inside: Vec<f64> = dump
+            .timeline
+            .samples
+            .windows(2)
+            .filter(|p| p[0].t_ms as f64 * 1e6 >= from_ns && p[1].t_ms as f64 * 1e6 <= to_ns)
+            .map(|p| p[1].cpu_percent)
+            .filter(|c| c.is_finite())
+            .collect();
+        if inside.len() < MIN_SAMPLES {
+            return None;
+        }
+        let mean = inside.iter().sum::<f64>() / inside.len() as f64;
+        Some(Self {
+            busy: (mean / (100.0 * f64::from(cores))).clamp(0.0, 1.0),
+            cores,
+            window_share: ((to_ns - from_ns) / run_wall_ns).clamp(0.0, 1.0),
+        })
+    }
+}
+
 /// How busy the process kept its cores while a callsite's spans were live,
 /// when that bounds a wall-time gain below what the finding would claim.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,34 +98,12 @@ impl BusyCores {
         cost: f64,
         recoverable: f64,
     ) -> Option<Self> {
-        let cores = dump.run.cores.filter(|&n| n > 0)?;
-        if run_wall_ns <= 0.0 {
-            return None;
-        }
-        let (from_ns, to_ns) = match active {
-            Some(w) if w.len_ns() > 0 => (w.first_open_ns as f64, w.last_close_ns as f64),
-            _ => (0.0, run_wall_ns),
-        };
-        // A sample's CPU is over the interval since the one before it.
-        let inside: Vec<f64> = dump
-            .timeline
-            .samples
-            .windows(2)
-            .filter(|p| p[0].t_ms as f64 * 1e6 >= from_ns && p[1].t_ms as f64 * 1e6 <= to_ns)
-            .map(|p| p[1].cpu_percent)
-            .filter(|c| c.is_finite())
-            .collect();
-        if inside.len() < MIN_SAMPLES {
-            return None;
-        }
-        let mean = inside.iter().sum::<f64>() / inside.len() as f64;
-        let busy = (mean / (100.0 * f64::from(cores))).clamp(0.0, 1.0);
-        let window_share = ((to_ns - from_ns) / run_wall_ns).clamp(0.0, 1.0);
-        let cap = (1.0 - busy) * window_share;
+        let w = CoresInWindow::of(dump, run_wall_ns, active)?;
+        let cap = (1.0 - w.busy) * w.window_share;
         let uncapped = cost * recoverable;
         (cap < uncapped).then_some(Self {
-            busy,
-            cores,
+            busy: w.busy,
+            cores: w.cores,
             cap,
             fix: recoverable,
             uncapped,

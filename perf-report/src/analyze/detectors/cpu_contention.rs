@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
+use crate::analyze::busy_cores::CoresInWindow;
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::stats;
@@ -70,10 +71,17 @@ impl Detector for CpuContention {
         let p = &cx.process;
         let threads_wall = cx.threads_wall_ns();
         let (mut preempted_ns, mut switches, mut tails) = (0.0, 0.0, 0usize);
+        // How busy the process kept its cores itself where the time was
+        // lost: over each callsite's window, weighted by its preempted time.
+        let (mut own_busy, mut own_weight) = (0.0, 0.0);
         let tail = &cx.config.classes.tail_latency;
         for (i, cs, row) in cx.callsites() {
             let Some(c) = &row.cpu else { continue };
             preempted_ns += c.self_preempted_ns;
+            if let Some(w) = CoresInWindow::of(cx.dump, cx.run_wall_ns, cs.active) {
+                own_busy += w.busy * c.self_preempted_ns;
+                own_weight += c.self_preempted_ns;
+            }
             let timed = cs.cpu.as_ref().map_or(0, |c| c.involuntary_switches);
             switches += timed as f64;
             if super::tail_latency::tail_shaped(row, tail).is_some()
@@ -162,16 +170,23 @@ impl Detector for CpuContention {
         if !context.is_empty() {
             summary.push_str(&format!("; {}", context.join(", ")));
         }
-        // The process itself keeps its cores busy (process CPU saturation's
-        // test): its own threads preempt each other, and the code's work is
-        // what they queue for.
-        let saturation = &cx.config.classes.process_cpu;
-        let own = (p.samples >= 2 && p.cpu_saturated_share >= saturation.min_saturated_share)
-            .then_some(p.cpu_saturated_share);
-        if let Some(saturated) = own {
+        // The process itself kept its cores busy where the time was lost (at
+        // process CPU saturation's level): its own threads preempt each
+        // other, and the code's work is what they queue for.
+        let saturated = cx.config.classes.process_cpu.saturated_share_of_cores;
+        let own = (own_weight > 0.0)
+            .then(|| own_busy / own_weight)
+            .filter(|&busy| busy >= saturated);
+        if let Some(busy) = own {
             summary.push_str(&format!(
-                "; the process kept its cores busy itself in {} of the samples: its own threads preempt each other",
-                units::pct(saturated)
+                "; the process itself kept {} of its cores busy while those spans ran: its own threads preempt each other",
+                units::pct(busy)
+            ));
+            evidence.push(Evidence::new(
+                "cores the process kept busy while the preempted spans ran",
+                busy,
+                Unit::Share,
+                Some(saturated),
             ));
         }
         let draft = Draft {
@@ -254,8 +269,8 @@ mod tests {
     }
 
     /// The same preemption in a process that kept its 2 cores busy itself
-    /// (190% in every sample): its own threads preempt each other, and the
-    /// step does not say the code is not the cause.
+    /// (190% in every sample while the span ran): its own threads preempt
+    /// each other, and the step does not say the code is not the cause.
     #[test]
     fn a_process_that_fills_its_cores_itself_is_told_so() {
         let with_cpu = |percent: f64| {
