@@ -42,7 +42,10 @@ fn short_spans_sharing_their_core_are_on_the_cpu_for_their_cpu_time() {
         let iterations = calibrate(Duration::from_micros(40));
         let hogs = Hogs::start(2, pinned);
         let mut truth_ns = 0;
-        let layer = PerfLayer::builder().without_task_clock().without_sampler();
+        // With the sampler: where the sample saw no switch at all (one run
+        // in five or so), the process's switches say how the rest of the
+        // time off the CPU splits.
+        let layer = PerfLayer::builder().without_task_clock();
         let dump = cpu_support::run_with(layer, || {
             let start = thread_cpu_ns();
             for _ in 0..8_000 {

@@ -11,7 +11,7 @@ use super::advice::Advice;
 use super::busy_cores::BusyCores;
 use super::finding::{Draft, Finding, Resource};
 use super::process::{CpuLevel, ProcessSummary};
-use super::rows::{AllocRow, CallsiteRow, CpuRow, HeapRow};
+use super::rows::{AllocRow, Beside, CallsiteRow, CpuRow, HeapRow};
 use crate::LoadedDump;
 use crate::callsite::Location;
 use crate::config::Config;
@@ -222,13 +222,24 @@ impl<'a> Context<'a> {
             self_allocs: total_self_allocs as f64,
             alloc_tracked,
         };
+        let beside = Beside {
+            children_on_cpu: None,
+            process_preempted: process_preempted(dump),
+        };
         for (cs, busy) in dump.callsites.iter().zip(input.busy_summaries()) {
             tail_excess_ns.push(busy.tail_excess);
             preempted_tail_excess_ns.push(preempted_tail_excess(cs, busy.preempted_tail_excess));
-            rows.push(row(cs, busy.quantiles, &wholes, &measures.growth, dump));
+            rows.push(row(
+                cs,
+                busy.quantiles,
+                &wholes,
+                &measures.growth,
+                dump,
+                beside,
+            ));
         }
 
-        refine_by_children(dump, &mut rows);
+        refine_by_children(dump, &mut rows, beside);
         crate::callsite::qualify(rows.iter_mut().map(|r| &mut r.location));
 
         let overhead_share = if o.fraction_of_run.is_finite() {
@@ -496,6 +507,7 @@ fn row(
     wholes: &Wholes,
     growth: &GrowthWindow,
     dump: &Dump,
+    beside: Beside,
 ) -> CallsiteRow {
     let calls_f = cs.calls as f64;
     let alloc = cs.alloc.filter(|_| wholes.alloc_tracked).map(|a| AllocRow {
@@ -507,7 +519,7 @@ fn row(
         net_retained_bytes: a.net_bytes,
         calls_retaining: a.calls_retaining,
     });
-    let cpu = CpuRow::of(cs, p90, None);
+    let cpu = CpuRow::of(cs, p90, beside);
     CallsiteRow {
         location: Location::of(cs),
         level: cs.level.clone(),
@@ -550,8 +562,9 @@ fn row(
 /// The rows' on-CPU figures again where their time in children is better
 /// read from the children's rows than from a sample of their own
 /// intervals ([`CpuRow::of`]): the on-CPU share of each callsite's
-/// children's busy time under it, weighted by the call edges' busy time.
-fn refine_by_children(dump: &Dump, rows: &mut [CallsiteRow]) {
+/// children's busy time under it, weighted by the call edges' busy time,
+/// `beside` the rest as the first reading had it.
+fn refine_by_children(dump: &Dump, rows: &mut [CallsiteRow], beside: Beside) {
     let index: std::collections::HashMap<u32, usize> = dump
         .callsites
         .iter()
@@ -573,9 +586,30 @@ fn refine_by_children(dump: &Dump, rows: &mut [CallsiteRow]) {
         let (on_cpu, busy) = under[i];
         let sampled = cs.cpu.as_ref().is_some_and(|c| c.sampled.is_some());
         if busy > 0.0 && sampled && rows[i].cpu.is_some() {
-            rows[i].cpu = CpuRow::of(cs, rows[i].busy_p90_ns, Some(on_cpu / busy));
+            let beside = Beside {
+                children_on_cpu: Some(on_cpu / busy),
+                ..beside
+            };
+            rows[i].cpu = CpuRow::of(cs, rows[i].busy_p90_ns, beside);
         }
     }
+}
+
+/// The process's involuntary share of its context switches over the run,
+/// from the timeline; `None` without switch counts.
+fn process_preempted(dump: &Dump) -> Option<f64> {
+    let (voluntary, involuntary) = dump
+        .timeline
+        .samples
+        .iter()
+        .fold((0u64, 0u64), |(v, i), s| {
+            (
+                v.saturating_add(s.voluntary_switches.unwrap_or(0)),
+                i.saturating_add(s.involuntary_switches.unwrap_or(0)),
+            )
+        });
+    let all = voluntary.saturating_add(involuntary);
+    (all > 0).then(|| involuntary as f64 / all as f64)
 }
 
 /// The layer's cost per span as the run measured it: its callbacks' time
@@ -643,5 +677,60 @@ mod tests {
         assert_near(with_edge_busy(50 * MS), 1.0, 0.001);
         // Without the edge's busy time, scaled from the sample as before.
         assert_near(with_edge_busy(0), 4.096 / 52.99, 0.001);
+    }
+
+    /// 8,000 calls of 40 µs, half their time off the CPU, and a sample of
+    /// 16 that was never switched out (its calls ran within a slice): what
+    /// the other calls' time off the CPU was, the sample cannot say. The
+    /// process's switches can: 95% involuntary (threads computing beside
+    /// each other) splits it as preempted; without a timeline it is
+    /// blocked, as before.
+    #[test]
+    fn a_sample_never_switched_out_splits_as_the_process_switched() {
+        let with_switches = |switches: Option<(u64, u64)>| {
+            let mut d = dump(
+                1_000 * MS,
+                &[Span::new("share_a_core", &[(80 * US, 8_000)])],
+            );
+            d.callsites[0].cpu = Some(CpuStats {
+                timed_calls: 16,
+                intervals: 16,
+                untimed_intervals: 0,
+                busy_ns: 640 * US,
+                self_ns: 640 * US,
+                on_cpu_ns: hist(&[(40 * US, 16)]),
+                self_on_cpu_ns: 640 * US,
+                off_cpu_ns: 0,
+                preempted_ns: hist(&[(0, 16)]),
+                self_preempted_ns: Some(0),
+                voluntary_switches: 0,
+                involuntary_switches: 0,
+                sampled: Some(SampledCpu {
+                    intervals: 16,
+                    busy_ns: 640 * US,
+                    self_ns: 640 * US,
+                    on_cpu_ns: 640 * US,
+                    self_on_cpu_ns: 640 * US,
+                    preempted_ns: 0,
+                    self_preempted_ns: Some(0),
+                }),
+            });
+            if let Some((voluntary, involuntary)) = switches {
+                crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 100.0); 2]);
+                for s in &mut d.timeline.samples {
+                    s.voluntary_switches = Some(voluntary);
+                    s.involuntary_switches = Some(involuntary);
+                }
+            }
+            let input = LoadedDump::from(d);
+            let config = Config::default();
+            let cx = Context::new(&input, &config, config.classes.measures());
+            cx.rows[0].cpu.clone().unwrap()
+        };
+        let busy = with_switches(Some((5, 95)));
+        assert_near(busy.self_on_cpu_share, 0.5, 0.01);
+        assert_near(busy.self_preempted_share, 0.5 * 0.95, 0.01);
+        let unknown = with_switches(None);
+        assert_near(unknown.self_blocked_share, 0.5, 0.01);
     }
 }
