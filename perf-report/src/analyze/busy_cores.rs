@@ -72,10 +72,8 @@ impl CoresInWindow {
 /// when that bounds a wall-time gain below what the finding would claim.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct BusyCores {
-    /// The process's CPU over its cores' time in the window (0 to 1).
-    pub(crate) busy: f64,
-    /// The cores the process may use.
-    pub(crate) cores: u32,
+    /// How busy the cores were over the window.
+    pub(crate) window: CoresInWindow,
     /// The most the run's wall time can shorten, as a share of it: the
     /// cores' idle share times the window's share of the run.
     pub(crate) cap: f64,
@@ -102,8 +100,7 @@ impl BusyCores {
         let cap = (1.0 - w.busy) * w.window_share;
         let uncapped = cost * recoverable;
         (cap < uncapped).then_some(Self {
-            busy: w.busy,
-            cores: w.cores,
+            window: w,
             cap,
             fix: recoverable,
             uncapped,
@@ -123,8 +120,8 @@ impl BusyCores {
     pub(crate) fn summary(&self) -> String {
         format!(
             "; but the process kept {} of its {} cores busy while its spans were live, so only their idle time can come back: its other threads ran while these waited",
-            units::pct(self.busy),
-            self.cores
+            units::pct(self.window.busy),
+            self.window.cores
         )
     }
 
@@ -133,8 +130,8 @@ impl BusyCores {
         format!(
             " (the cores' idle time while its spans were live, not {}: the process kept {} of its {} cores busy, and its other threads ran while these waited)",
             units::pct(self.uncapped),
-            units::pct(self.busy),
-            self.cores
+            units::pct(self.window.busy),
+            self.window.cores
         )
     }
 
@@ -142,7 +139,7 @@ impl BusyCores {
     pub(crate) fn evidence(&self) -> Evidence {
         Evidence::new(
             "cores busy while its spans were live (the process's CPU)",
-            self.busy,
+            self.window.busy,
             Unit::Share,
             None,
         )
@@ -181,7 +178,7 @@ mod tests {
         // 190% of 2 cores: 5% idle over 60% of the run, 3% of it at most.
         let d = with_cpu(190.0, Some(2));
         let b = BusyCores::of(&d, 10e9, Some(WINDOW), 0.2, 0.8).unwrap();
-        assert!((b.busy - 0.95).abs() < 1e-9, "{b:?}");
+        assert!((b.window.busy - 0.95).abs() < 1e-9, "{b:?}");
         assert!((b.cap - 0.03).abs() < 1e-9, "{b:?}");
         assert!((b.recoverable(0.2) - 0.15).abs() < 1e-9);
         assert!((b.uncapped - 0.16).abs() < 1e-9);
