@@ -304,11 +304,14 @@ fn hot_loop_check(quick: bool) {
     let measured_pairs = f64::from(rounds * pairs);
     let estimate = estimate_between(&before, &after).0 / measured_pairs;
     println!(
-        "end_to_end.hot_loop: perf-layer adds {:.0} ns a parent-and-child pair (best of {rounds} rounds), dump estimate {:.0} ns ({:.2}×), calibrated model {:.0} ns",
+        "end_to_end.hot_loop: perf-layer adds {:.0} ns a parent-and-child pair (best of {rounds} rounds), dump estimate {:.0} ns ({:.2}×), calibrated model {:.0} ns, calibrated in a loop {:.0} ns (the floor {:.0} ns a pair here, {:.0} ns calibrated)",
         perf_best - floor_best,
         estimate,
         estimate / (perf_best - floor_best),
         2.0 * after.per_span_ns,
+        2.0 * after.loop_per_span_ns,
+        floor_best,
+        2.0 * after.floor_per_span_ns,
     );
 }
 

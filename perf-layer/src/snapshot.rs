@@ -230,6 +230,8 @@ impl Profiler {
             per_called_interval_ns: calibration.per_called_interval_ns,
             per_allocation_ns: calibration.per_allocation_ns,
             per_clock_read_ns: calibration.per_clock_read_ns,
+            floor_per_span_ns: calibration.floor_per_span_ns,
+            loop_per_span_ns: calibration.loop_per_span_ns,
             estimated_ns,
             fraction_of_run,
             ..counted

@@ -383,6 +383,8 @@ fn merge_overhead(dumps: &[Dump]) -> Overhead {
     let per_allocation_ns = weighted(allocations, |o| (o.per_allocation_ns, o.allocations));
     let callbacks = sum(dumps.iter().map(|d| d.overhead.callbacks));
     let per_clock_read_ns = weighted(callbacks, |o| (o.per_clock_read_ns, o.callbacks));
+    let floor_per_span_ns = weighted(spans, |o| (o.floor_per_span_ns, o.spans));
+    let loop_per_span_ns = weighted(spans, |o| (o.loop_per_span_ns, o.spans));
     // fraction = estimated / capacity, so capacity = estimated / fraction.
     let capacity: f64 = dumps
         .iter()
@@ -403,6 +405,8 @@ fn merge_overhead(dumps: &[Dump]) -> Overhead {
         callbacks_ns: sum(dumps.iter().map(|d| d.overhead.callbacks_ns)),
         callbacks,
         per_clock_read_ns,
+        floor_per_span_ns,
+        loop_per_span_ns,
         callbacks_sampled: sum(dumps.iter().map(|d| d.overhead.callbacks_sampled)),
         callbacks_dropped: sum(dumps.iter().map(|d| d.overhead.callbacks_dropped)),
         background_cpu_ns: sum(dumps.iter().map(|d| d.overhead.background_cpu_ns)),

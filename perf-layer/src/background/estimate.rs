@@ -28,6 +28,14 @@ pub(crate) struct Calibration {
     /// One read of the layer's clock: what timing a sampled callback adds
     /// to its own measured time.
     pub(crate) per_clock_read_ns: f64,
+    /// One span lifecycle through the floor alone (a registry and a no-op
+    /// layer), spans back to back as a loop makes them: tracing's own part
+    /// of such a span's cost, which perf-layer does not add but a span in a
+    /// loop pays too.
+    pub(crate) floor_per_span_ns: f64,
+    /// What the layer adds to such a span in a loop, not timed on the CPU:
+    /// `per_span_ns` with warm caches.
+    pub(crate) loop_per_span_ns: f64,
 }
 
 /// What the layer did in a run, which its costs are multiplied by.

@@ -126,9 +126,14 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
     let mut called_over_untimed = Vec::with_capacity(ROUNDS);
     let mut counting_over_system = Vec::with_capacity(ROUNDS);
     let mut clock_reads = Vec::with_capacity(ROUNDS);
+    let mut floor_spans = Vec::with_capacity(ROUNDS);
+    let mut loop_over_floor = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         clock_reads.push(time_clock_reads(&config.clock));
         let floor_ns = time_spans(&floor, &mut scratch);
+        let floor_loop_ns = time_spans_in_a_loop(&floor);
+        floor_spans.push(floor_loop_ns);
+        loop_over_floor.push(time_spans_in_a_loop(&untimed) - floor_loop_ns);
         let untimed_ns = time_spans(&untimed, &mut scratch);
         untimed_over_floor.push(untimed_ns - floor_ns);
         poll_over_floor.push(time_polls(&untimed, &mut scratch) - time_polls(&floor, &mut scratch));
@@ -153,6 +158,8 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
         per_called_interval_ns: cost(&mut called_over_untimed),
         per_allocation_ns: cost(&mut counting_over_system),
         per_clock_read_ns: cost(&mut clock_reads),
+        floor_per_span_ns: cost(&mut floor_spans),
+        loop_per_span_ns: cost(&mut loop_over_floor),
     }
 }
 
@@ -254,6 +261,27 @@ fn time_polls(dispatch: &tracing::Dispatch, scratch: &mut [u8]) -> f64 {
             spent += start.elapsed();
         }
         spent.as_nanos() as f64 / f64::from(2 * PAIRS_PER_ROUND)
+    })
+}
+
+/// Nanoseconds per span lifecycle under `dispatch` for spans created back
+/// to back inside one parent, as a loop's body makes them: warm caches,
+/// unlike [`time_spans`].
+fn time_spans_in_a_loop(dispatch: &tracing::Dispatch) -> f64 {
+    const SPANS: u32 = 1_000;
+    tracing::dispatcher::with_default(dispatch, || {
+        let parent = tracing::span!(target: "perf_layer::calibration", Level::ERROR, "calibration");
+        let _parent = parent.enter();
+        let start = Instant::now();
+        for _ in 0..SPANS {
+            let item = tracing::span!(
+                target: "perf_layer::calibration",
+                Level::ERROR,
+                "calibration_item"
+            );
+            drop(std::hint::black_box(item.enter()));
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(SPANS)
     })
 }
 

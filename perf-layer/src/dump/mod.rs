@@ -799,6 +799,20 @@ pub struct Overhead {
     /// callback in the estimate. Absent from older dumps, read as 0.
     #[serde(default)]
     pub per_clock_read_ns: f64,
+    /// One span's lifecycle through tracing alone (a registry and a no-op
+    /// layer), calibrated in-process on spans made back to back inside one
+    /// parent, as a loop makes them (warm caches), ns: the part of
+    /// a span's instrumentation perf-layer does not add, which a span
+    /// called in a loop pays too (the report's hot loop counts both). Not
+    /// part of `estimated_ns`. Absent from older dumps, read as 0.
+    #[serde(default)]
+    pub floor_per_span_ns: f64,
+    /// What the layer adds to such a span, made back to back inside one
+    /// parent and not timed on the CPU, calibrated beside
+    /// `floor_per_span_ns`, ns: `per_span_ns` with a loop's warm caches.
+    /// Not part of `estimated_ns`. Absent from older dumps, read as 0.
+    #[serde(default)]
+    pub loop_per_span_ns: f64,
     /// What the layer added to the run, ns, in three parts:
     ///
     /// - its callbacks: `callbacks_ns - per_clock_read_ns * callbacks` when
