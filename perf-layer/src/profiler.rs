@@ -44,6 +44,9 @@ pub(crate) struct Profiler {
     pub(crate) timeline: Mutex<TimelineRing>,
     /// Every callsite's live bytes over the run, from the sampler.
     pub(crate) heap_timeline: Mutex<HeapTimeline>,
+    /// What each callsite's spans waited beside, from the background
+    /// thread's watch.
+    pub(crate) waits: Mutex<crate::background::waits::WaitTable>,
     pub(crate) alerts: Mutex<AlertRing>,
     /// The subscriber this layer is part of, to log alerts into it from the
     /// background thread. Weak: the subscriber owns the layer that owns us.
@@ -140,7 +143,8 @@ impl Profiler {
                     config.normalize_group_paths,
                     config.max_groups,
                 ),
-            ),
+            )
+            .watching(config.sampler_interval.is_some()),
             layer_id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
             started: Start {
                 at: Instant::now(),
@@ -151,6 +155,7 @@ impl Profiler {
             latest_rss: AtomicU64::new(RSS_UNKNOWN),
             timeline: Mutex::new(TimelineRing::new(config.timeline_capacity, interval_ms)),
             heap_timeline: Mutex::new(HeapTimeline::new(config.heap_timeline_points)),
+            waits: Mutex::default(),
             alerts: Mutex::new(AlertRing::new(config.max_alerts)),
             dispatch: OnceLock::new(),
             calibration: OnceLock::new(),

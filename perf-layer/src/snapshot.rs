@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::dump::{
     ActiveWindow, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts,
     FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats, HeapSummary,
-    HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu,
+    HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu, WatchedWaits,
 };
 use crate::profiler::{Profiler, unix_ms};
 use crate::record::callsite::CallsiteKey;
@@ -50,6 +50,8 @@ impl Profiler {
             clock: &self.config.clock,
             allocations_tracked: crate::record::alloc::is_installed(),
             sampled: self.config.sampler_interval.is_some(),
+            waits: (self.config.sampler_interval.is_some() && cfg!(target_os = "linux"))
+                .then(|| self.waits.lock().clone()),
         };
         let metas: Vec<&'static Metadata<'static>> = accs.iter().map(|a| a.2).collect();
         let (heaps, heap) = if facts.allocations_tracked {
@@ -256,6 +258,8 @@ struct Facts<'a> {
     allocations_tracked: bool,
     /// The sampler runs: spans have RSS deltas.
     sampled: bool,
+    /// The background thread's watched waits by tag, where it watches.
+    waits: Option<crate::background::waits::WaitTable>,
 }
 
 /// The callsites the dump lists, in a stable order (two dumps of one
@@ -310,6 +314,17 @@ fn callsites(
         .map(|(i, ((key, acc, meta), heap))| {
             let mut stats = callsite_stats(i as u32, meta, *acc, facts);
             stats.heap = heap;
+            stats.watched_waits = facts.waits.as_ref().map(|waits| {
+                let sums = waits
+                    .get(&crate::record::heap::tag_of(meta))
+                    .copied()
+                    .unwrap_or_default();
+                WatchedWaits {
+                    intervals: sums.intervals,
+                    wait_ns: sums.wait_ns,
+                    others_cpu_ns: sums.others_cpu_ns,
+                }
+            });
             if let (Some(of), Some(described)) = (groups.get(key), described) {
                 let mut listed: Vec<(CallsiteGroup, GroupKey)> = of
                     .iter()
@@ -516,6 +531,7 @@ fn callsite_stats(
             }
         }),
         runtime_worker_calls: Some(acc.worker_calls),
+        watched_waits: None,
     }
 }
 

@@ -34,7 +34,7 @@ use hdrhistogram::Histogram;
 use perf_layer::dump::{
     Alert, AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig,
     EventCounts, GroupField, HeapStats, HeapSummary, HistogramDump, HistogramField, Overhead,
-    ProcessSample, Producer, RssDelta, RunInfo, SampledCpu, Timeline,
+    ProcessSample, Producer, RssDelta, RunInfo, SampledCpu, Timeline, WatchedWaits,
 };
 
 use crate::callsite::{Identity, identities};
@@ -490,6 +490,18 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             .iter()
             .map(|c| c.runtime_worker_calls)
             .try_fold(0u64, |acc, n| Some(acc.saturating_add(n?))),
+        // Known only when every part says it.
+        watched_waits: g.parts.iter().map(|c| c.watched_waits).try_fold(
+            WatchedWaits::default(),
+            |acc, w| {
+                let w = w?;
+                Some(WatchedWaits {
+                    intervals: acc.intervals.saturating_add(w.intervals),
+                    wait_ns: acc.wait_ns.saturating_add(w.wait_ns),
+                    others_cpu_ns: acc.others_cpu_ns.saturating_add(w.others_cpu_ns),
+                })
+            },
+        ),
     };
     set_fields(&mut merged, &CallsiteStats::HISTOGRAMS, histograms);
     Ok(merged)

@@ -25,6 +25,7 @@ pub(crate) mod pressure;
 pub(crate) mod procfs;
 pub(crate) mod rings;
 pub(crate) mod sampler;
+pub(crate) mod waits;
 
 /// The profiler of `config`, started: in the process's list of live ones,
 /// with the end hooks it asks for (not for the overhead calibration's
@@ -66,6 +67,9 @@ fn run(weak: Weak<Profiler>, sample_every: Option<Duration>, dump_every: Option<
     let start = Instant::now();
     let mut next_sample = sample_every.map(|_| start);
     let mut next_dump = dump_every.map(|d| start + d);
+    // The waits are watched with the sampler, more often than it samples.
+    let mut watcher = waits::Watcher::default();
+    let mut next_watch = sample_every.map(|_| start);
     loop {
         let now = Instant::now();
         {
@@ -77,6 +81,12 @@ fn run(weak: Weak<Profiler>, sample_every: Option<Duration>, dump_every: Option<
                 if now >= due {
                     sampler::sample(&shared, &mut system, pid, &mut armed, &mut last);
                     next_sample = Some(due.max(now - every) + every);
+                }
+            }
+            if let Some(due) = next_watch {
+                if now >= due {
+                    watcher.read(&shared.shards.watched, &shared.waits);
+                    next_watch = Some(watcher.next_after(now));
                 }
             }
             if let (Some(due), Some(every)) = (next_dump, dump_every) {
@@ -92,7 +102,10 @@ fn run(weak: Weak<Profiler>, sample_every: Option<Duration>, dump_every: Option<
                 shared.background_cpu_ns.store(ns, Ordering::Relaxed);
             }
         }
-        let wake = [next_sample, next_dump].into_iter().flatten().min();
+        let wake = [next_sample, next_dump, next_watch]
+            .into_iter()
+            .flatten()
+            .min();
         let Some(wake) = wake else { return };
         // Parked, not slept: dropping the last handle unparks us to exit.
         thread::park_timeout(wake.saturating_duration_since(Instant::now()));

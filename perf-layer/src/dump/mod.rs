@@ -284,6 +284,46 @@ pub struct CallsiteStats {
     /// merges of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_worker_calls: Option<u64>,
+    /// What its spans waited beside, as the layer's background thread
+    /// watched every thread (a 250 µs probe every 20 ms, less often past 64
+    /// threads): zeros
+    /// where it never saw one wait. `None` without the sampler, where a
+    /// thread's CPU time cannot be read from another (not Linux), for a
+    /// group, and in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watched_waits: Option<WatchedWaits>,
+}
+
+/// What a callsite's spans waited beside ([`CallsiteStats::watched_waits`]):
+/// the watch's intervals in which one of its spans stayed innermost on its
+/// thread (no span entered or exited there) while the thread ran for under
+/// a tenth of the interval, and what the rest of the process did with the
+/// CPU meanwhile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedWaits {
+    /// Such intervals.
+    pub intervals: u64,
+    /// Their lengths, summed, ns.
+    pub wait_ns: u64,
+    /// The process's CPU time over them, less the waiting thread's, ns.
+    pub others_cpu_ns: u64,
+}
+
+impl WatchedWaits {
+    /// The cores the rest of the process kept busy, on average, while the
+    /// callsite's spans waited; `None` without a watched wait.
+    ///
+    /// ```
+    /// use perf_layer::dump::WatchedWaits;
+    /// // Waiting 100 ms in all while the process's other threads used
+    /// // 190 ms of CPU: 1.9 cores.
+    /// let w = WatchedWaits { intervals: 10, wait_ns: 100_000_000, others_cpu_ns: 190_000_000 };
+    /// assert_eq!(w.others_cores(), Some(1.9));
+    /// assert_eq!(WatchedWaits::default().others_cores(), None);
+    /// ```
+    pub fn others_cores(&self) -> Option<f64> {
+        (self.wait_ns > 0).then(|| self.others_cpu_ns as f64 / self.wait_ns as f64)
+    }
 }
 
 /// The part of the run in which a callsite's spans were live

@@ -192,24 +192,33 @@ pub(crate) fn thread_cpu_ns() -> Option<u64> {
 fn cpu_ns() -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
-        let mut time = std::mem::MaybeUninit::<libc::timespec>::zeroed();
-        // SAFETY: `clock_gettime` fills the `timespec` it is given a pointer
-        // to and reports failure by its return value.
-        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, time.as_mut_ptr()) } != 0 {
-            return None;
-        }
-        // SAFETY: filled by the successful call above (and zeroed before).
-        let time = unsafe { time.assume_init() };
-        Some(
-            (time.tv_sec as u64)
-                .saturating_mul(1_000_000_000)
-                .saturating_add(time.tv_nsec as u64),
-        )
+        clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
     }
     #[cfg(not(target_os = "linux"))]
     {
         None
     }
+}
+
+/// The time on clock `clock` (a CPU clock: this thread's, the process's,
+/// another thread's), ns; `None` when it cannot be read (a thread that has
+/// exited).
+#[cfg(target_os = "linux")]
+#[inline]
+pub(crate) fn clock_ns(clock: libc::clockid_t) -> Option<u64> {
+    let mut time = std::mem::MaybeUninit::<libc::timespec>::zeroed();
+    // SAFETY: `clock_gettime` fills the `timespec` it is given a pointer to
+    // and reports failure by its return value.
+    if unsafe { libc::clock_gettime(clock, time.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: filled by the successful call above (and zeroed before).
+    let time = unsafe { time.assume_init() };
+    Some(
+        (time.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(time.tv_nsec as u64),
+    )
 }
 
 /// This thread's voluntary and involuntary context switches so far.

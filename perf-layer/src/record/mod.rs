@@ -17,6 +17,10 @@
 //! [`self_time`] times one callback in about 64 as it runs, for the dump's
 //! overhead estimate.
 //!
+//! [`watch`] publishes each thread's innermost callsite (one store an
+//! enter or exit) for the background thread, which tells what a span
+//! waiting off the CPU waited beside.
+//!
 //! [`alloc`] is the optional counting global allocator whose thread-local
 //! counters the stack reads. Nothing here is a wire type: `snapshot`
 //! converts to the dump's schema.
@@ -34,3 +38,4 @@ pub(crate) mod shards;
 pub(crate) mod stack;
 pub(crate) mod task_clock;
 pub(crate) mod totals;
+pub(crate) mod watch;

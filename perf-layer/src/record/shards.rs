@@ -172,6 +172,8 @@ pub(crate) struct Shards {
     cpu_threshold_ns: Option<u32>,
     /// The fields spans are grouped by; `None`: no grouping.
     pub(crate) groups: Option<Groups>,
+    /// Each thread's innermost callsite, for the background thread.
+    pub(crate) watched: super::watch::Watched,
 }
 
 impl Shards {
@@ -199,7 +201,15 @@ impl Shards {
             layout: Layout::new(sigfig, max_ns),
             max_callsites,
             max_edges,
+            watched: super::watch::Watched::default(),
         }
+    }
+
+    /// The same, its threads publishing their innermost callsite when
+    /// `on` (something reads them: [`super::watch`]).
+    pub(crate) fn watching(mut self, on: bool) -> Self {
+        self.watched = super::watch::Watched::new(on);
+        self
     }
 
     /// The histogram layout every callsite records into.

@@ -15,6 +15,7 @@
 
 use std::cell::RefCell;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use super::alloc::{self, AllocCounters};
 use super::cpu::{self, IntervalCpu, Pace, ThreadCpu, Timing};
@@ -22,6 +23,7 @@ use super::heap;
 use super::open_spans::{FinishedFrame, IntervalAlloc};
 use super::shards::{ShardLock, Shards};
 use super::task_clock;
+use super::watch::Watch;
 
 /// One entered span on this thread's stack.
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +129,32 @@ pub(crate) struct Stack {
     /// Decided when the stack is made, after the layer was built: with the
     /// allocator installed, building the layer was counted.
     counts_allocs: bool,
+    /// Where this thread publishes its innermost callsite for the
+    /// background thread ([`super::watch`]): registered with the shard.
+    watch: Option<Publisher>,
+}
+
+/// A stack's watch and the pushes and pops it has published.
+#[derive(Debug)]
+struct Publisher {
+    watch: Arc<Watch>,
+    count: u32,
+}
+
+impl Publisher {
+    #[inline]
+    fn publish(&mut self, tag: u32) {
+        self.count = self.count.wrapping_add(1);
+        self.watch.publish(self.count, tag);
+    }
+}
+
+impl Drop for Publisher {
+    /// The stack is gone (its thread exits, or its layer is): inside no
+    /// span any more.
+    fn drop(&mut self) {
+        self.publish(heap::TAG_NONE);
+    }
 }
 
 /// Span id to callsite tag, direct-mapped over the low bits of the id. The
@@ -215,6 +243,10 @@ impl Stack {
         }
         let shard = shards.local();
         self.shard = Some((NonNull::from(shards), NonNull::from(shard)));
+        self.watch = shards
+            .watched
+            .register()
+            .map(|watch| Publisher { watch, count: 0 });
         shard
     }
 
@@ -225,14 +257,25 @@ impl Stack {
     }
 
     /// Tags this thread's next allocations with the innermost frame's
-    /// callsite, or as made outside every span.
+    /// callsite, or as made outside every span, and publishes it.
     #[inline]
-    fn retag(&self) {
-        if !self.counts_allocs {
+    fn retag(&mut self) {
+        if !self.counts_allocs && self.watch.is_none() {
             return;
         }
         let tag = self.frames.last().map_or(heap::TAG_NONE, |f| f.tag);
-        alloc::set_current_tag(tag);
+        self.publish(tag);
+        if self.counts_allocs {
+            alloc::set_current_tag(tag);
+        }
+    }
+
+    /// Publishes `tag` as this thread's innermost callsite: one store.
+    #[inline]
+    fn publish(&mut self, tag: u32) {
+        if let Some(p) = &mut self.watch {
+            p.publish(tag);
+        }
     }
 
     /// The counting allocator's totals for this thread, or zeros without it
@@ -330,6 +373,7 @@ impl Stack {
         if self.counts_allocs {
             alloc::set_current_tag(tag);
         }
+        self.publish(tag);
         let reentry = self.frames.iter().any(|f| f.span == span);
         if self.frames.len() == self.frames.capacity() {
             self.grow();

@@ -1,0 +1,269 @@
+//! What a span waiting off the CPU waited beside: every [`WATCH_EVERY`]
+//! (longer with many threads), the background thread reads each thread's
+//! published innermost callsite ([`crate::record::watch`]) and CPU time,
+//! and the process's CPU time, twice, [`PROBE`] apart. A thread whose
+//! innermost span stayed the same over the probe (no push or pop) while it
+//! ran under a tenth of it waited there; the probe's length, and the
+//! process's CPU time over it less that thread's, are added to the
+//! callsite's [`WaitSums`]. Short probes catch short waits (a 300 µs
+//! blocking write) that a whole interval would not hold; spaced, they cost
+//! little: about 3 ms of the background thread's CPU a second with ten
+//! threads (each probe lists `/proc/self/task` and reads every thread's CPU
+//! clock twice), counted in the dump's overhead estimate.
+//!
+//! `others_cpu_ns / wait_ns` is then how many cores the rest of the
+//! process kept busy while the callsite's spans waited: about none for a
+//! sleep or a read in a program that waits for it, all of them for a
+//! thread that waits for its pool's work.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+
+#[cfg(target_os = "linux")]
+use crate::record::cpu::clock_ns as cpu_ns;
+use crate::record::heap;
+use crate::record::watch::Watch;
+
+/// How often the threads are probed, with up to [`THREADS_PER_WATCH`]
+/// threads: twice about 0.5 µs a thread (a relaxed load and a CPU clock
+/// read) each time.
+pub(crate) const WATCH_EVERY: Duration = Duration::from_millis(20);
+
+/// A probe's length: its two readings this far apart.
+pub(crate) const PROBE: Duration = Duration::from_micros(250);
+
+/// Past this many threads, the interval grows in proportion, so the
+/// watch's cost stays bounded whatever the thread count.
+const THREADS_PER_WATCH: usize = 64;
+
+/// A thread on the CPU under this share of an interval waited through it.
+const WAITING_BELOW: f64 = 0.1;
+
+/// One callsite's watched waits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WaitSums {
+    /// Intervals in which one of its spans stayed innermost on a thread that
+    /// was off the CPU.
+    pub(crate) intervals: u64,
+    /// Their lengths, ns.
+    pub(crate) wait_ns: u64,
+    /// The process's CPU time over them, less the waiting thread's, ns.
+    pub(crate) others_cpu_ns: u64,
+}
+
+/// The watched waits of every callsite, by tag (at most
+/// [`heap::MAX_TAGS`] and the reserved ones: bounded).
+pub(crate) type WaitTable = FxHashMap<u32, WaitSums>;
+
+/// The background thread's last reading of every thread.
+#[derive(Debug, Default)]
+pub(crate) struct Watcher {
+    /// When a probe's first reading was made; `None` between probes.
+    last: Option<Instant>,
+    /// Every thread of the process, for the CPU time they use over a probe.
+    all: AllThreads,
+    /// Each watch's published state and CPU time then, by address.
+    threads: FxHashMap<usize, (u64, u64)>,
+    /// The next reading's, made in place of `threads` (kept to reuse).
+    next: FxHashMap<usize, (u64, u64)>,
+    /// The waits of one reading, before the table is locked (kept to reuse).
+    waits: Vec<(u32, u64, u64)>,
+    /// Draws the gap to the next probe: at random, so that a program
+    /// whose phases repeat at the watch's period is not always probed in
+    /// the same one.
+    rng: u64,
+}
+
+impl Watcher {
+    /// When to read next, after a reading at `now`: the probe's end, or
+    /// the next probe.
+    pub(crate) fn next_after(&self, now: Instant) -> Instant {
+        if self.last.is_some() {
+            return now + PROBE;
+        }
+        let scale = self.threads.len().div_ceil(THREADS_PER_WATCH).max(1);
+        let every = WATCH_EVERY * u32::try_from(scale).unwrap_or(u32::MAX);
+        // Half to one and a half times the period, uniformly.
+        let fraction = 0.5 + (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+        now + every.mul_f64(fraction)
+    }
+
+    /// A step of the gap's draw (xorshift64).
+    fn draw(&mut self) {
+        if self.rng == 0 {
+            self.rng = 0x9e37_79b9_7f4a_7c15;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+    }
+
+    /// Reads every watched thread: a probe's first reading, or its second,
+    /// which adds the waits over the probe to `table`.
+    pub(crate) fn read(
+        &mut self,
+        watched: &crate::record::watch::Watched,
+        table: &parking_lot::Mutex<WaitTable>,
+    ) {
+        // The watcher's tables are the layer's memory, not a span's.
+        let _pause = crate::record::alloc::PauseCounting::new();
+        let now = Instant::now();
+        self.draw();
+        let last = match self.last.take() {
+            Some(first) => self.all.since_start().map(|process| (first, process)),
+            None => {
+                self.all.start();
+                self.last = Some(now);
+                None
+            }
+        };
+        let (threads, waits, before) = (&mut self.next, &mut self.waits, &self.threads);
+        threads.clear();
+        waits.clear();
+        watched.for_each(|watch: &Arc<Watch>| {
+            let state = watch.state();
+            let Some(cpu_ns) = watch.cpu_ns() else {
+                return;
+            };
+            let key = Arc::as_ptr(watch) as usize;
+            threads.insert(key, (state, cpu_ns));
+            let Some((at, process)) = last else {
+                return;
+            };
+            let Some(&(state_before, cpu_before)) = before.get(&key) else {
+                return;
+            };
+            let tag = Watch::tag_of(state);
+            if state != state_before || tag == heap::TAG_NONE {
+                return;
+            }
+            let interval_ns = u64::try_from(now.duration_since(at).as_nanos()).unwrap_or(u64::MAX);
+            let own = cpu_ns.saturating_sub(cpu_before);
+            if interval_ns == 0 || own as f64 >= WAITING_BELOW * interval_ns as f64 {
+                return;
+            }
+            let others = process.saturating_sub(own);
+            waits.push((tag, interval_ns, others));
+        });
+        std::mem::swap(&mut self.threads, &mut self.next);
+        if self.waits.is_empty() {
+            return;
+        }
+        let mut table = table.lock();
+        for &(tag, wait_ns, others_cpu_ns) in &self.waits {
+            let sums = table.entry(tag).or_default();
+            sums.intervals += 1;
+            sums.wait_ns = sums.wait_ns.saturating_add(wait_ns);
+            sums.others_cpu_ns = sums.others_cpu_ns.saturating_add(others_cpu_ns);
+        }
+    }
+}
+
+/// The CPU time of every thread of the process over a probe, each read on
+/// its own clock: precise, where the process's clock adds a thread running
+/// on another CPU only at its last scheduler tick (4 ms at 250 Hz, longer
+/// than a probe). Threads born during the probe count all their CPU time;
+/// those that end during it, none.
+#[derive(Debug, Default)]
+struct AllThreads {
+    /// Each listed thread's id and its time at the probe's start, by id.
+    #[cfg(target_os = "linux")]
+    threads: Vec<(i32, Option<u64>)>,
+    /// The threads listed at the probe's end (kept to reuse).
+    #[cfg(target_os = "linux")]
+    at_end: Vec<i32>,
+    /// The process's clock at the probe's start, where no list is read.
+    process_at_start: Option<u64>,
+}
+
+impl AllThreads {
+    /// A probe's first reading.
+    fn start(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            // Listed at every probe: a pool's threads may live 10 ms.
+            self.threads.clear();
+            if list(&mut self.at_end) {
+                self.threads
+                    .extend(self.at_end.iter().map(|&tid| (tid, cpu_ns(clock_of(tid)))));
+                self.threads.sort_unstable_by_key(|t| t.0);
+                self.process_at_start = None;
+            } else {
+                self.process_at_start = cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID);
+            }
+        }
+    }
+
+    /// The process's CPU time since [`start`](Self::start), ns.
+    fn since_start(&mut self) -> Option<u64> {
+        #[cfg(target_os = "linux")]
+        {
+            if let Some(at) = self.process_at_start {
+                return cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID).map(|now| now.saturating_sub(at));
+            }
+            let mut sum = 0u64;
+            for &(tid, at) in &self.threads {
+                if let (Some(at), Some(now)) = (at, cpu_ns(clock_of(tid))) {
+                    sum = sum.saturating_add(now.saturating_sub(at));
+                }
+            }
+            if list(&mut self.at_end) {
+                for &tid in &self.at_end {
+                    if self.threads.binary_search_by_key(&tid, |t| t.0).is_err() {
+                        sum = sum.saturating_add(cpu_ns(clock_of(tid)).unwrap_or(0));
+                    }
+                }
+            }
+            Some(sum)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            None
+        }
+    }
+}
+
+/// At most this many threads are read for the process's CPU time; past
+/// them, the process's own clock (coarser: it adds other CPUs' running
+/// threads at their last scheduler tick).
+#[cfg(target_os = "linux")]
+const MAX_LISTED: usize = 1_024;
+
+/// Lists the process's thread ids into `tids`, but the calling one (the
+/// watcher's own reading is not the process's work); `false` past
+/// [`MAX_LISTED`] or where `/proc` cannot be read.
+#[cfg(target_os = "linux")]
+fn list(tids: &mut Vec<i32>) -> bool {
+    tids.clear();
+    // SAFETY: `gettid` has no preconditions.
+    let own = unsafe { libc::gettid() };
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    for entry in dir.flatten() {
+        if let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        {
+            if tid == own {
+                continue;
+            }
+            if tids.len() == MAX_LISTED {
+                return false;
+            }
+            tids.push(tid);
+        }
+    }
+    !tids.is_empty()
+}
+
+/// The CPU clock of thread `tid` of this process: glibc's
+/// `pthread_getcpuclockid`, for a thread known by its id (the kernel's
+/// per-thread scheduler clock).
+#[cfg(target_os = "linux")]
+fn clock_of(tid: i32) -> libc::clockid_t {
+    (!tid << 3) | 6
+}
