@@ -15,14 +15,73 @@
 //! the samples whose intervals lie inside it, the process's CPU over
 //! `run.cores`. Without the cores, or with fewer than two such samples,
 //! nothing is known and the gain stands.
+//!
+//! Finer, where the layer watched the callsite's spans wait
+//! (`watched_waits`, at least [`MIN_WATCHED`] times): the cores the rest of
+//! the process kept busy *while they waited*, `b` of them, leave at most
+//! `1 − b` of the wait to come back. A thread that waits for its own pool's
+//! work (a `par_iter`, a join) waits while the pool fills the cores: a fresh
+//! batch program's `process_batch` read "blocked, gives back 9%", where
+//! its wait was its pool's computing (`b` = 1); its `load_batch` (a read
+//! the whole process idled through, `b` = 0.01) was the real fix, 32%.
+//!
+//! The watch sees a thread off the CPU, not why: a preempted thread waits
+//! while others run by definition. Where more than
+//! [`MAX_PREEMPTED_SHARE`] of a span's self time off the CPU is preemption
+//! (its timed intervals' switches say so), its watched waits are not used:
+//! a lock's holder preempted while it computes would read its queue's
+//! cores as busy.
 
-use perf_layer::dump::{ActiveWindow, Dump};
+use perf_layer::dump::{ActiveWindow, CallsiteStats, Dump};
 
 use super::finding::Evidence;
 use crate::units::{self, Unit};
 
 /// Fewest timeline samples inside the window that say how busy it was.
 const MIN_SAMPLES: usize = 2;
+
+/// Fewest watched waits that say how busy the rest of the process was
+/// while a callsite's spans waited.
+pub(crate) const MIN_WATCHED: u64 = 8;
+
+/// Above this share of preemption in a span's self time off the CPU, its
+/// watched waits are not read as blocking.
+pub(crate) const MAX_PREEMPTED_SHARE: f64 = 0.25;
+
+/// How busy the rest of the process kept the cores while a callsite's
+/// spans waited, as the layer watched them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CoresWhileWaiting {
+    /// The other threads' CPU over the cores' time while it waited (0 to 1).
+    pub(crate) busy: f64,
+    /// The cores the process may use.
+    pub(crate) cores: u32,
+    /// The waits watched.
+    pub(crate) watched: u64,
+}
+
+impl CoresWhileWaiting {
+    /// Of `cs`; `None` without the cores or [`MIN_WATCHED`] watched waits.
+    pub(crate) fn of(dump: &Dump, cs: &CallsiteStats) -> Option<Self> {
+        let cores = dump.run.cores.filter(|&n| n > 0)?;
+        let w = cs.watched_waits.filter(|w| w.intervals >= MIN_WATCHED)?;
+        let others = w.others_cores().filter(|c| c.is_finite())?;
+        Some(Self {
+            busy: (others / f64::from(cores)).clamp(0.0, 1.0),
+            cores,
+            watched: w.intervals,
+        })
+    }
+}
+
+/// What a bound on a gain from waiting was read from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Busy {
+    /// The cores over the window the callsite's spans were live in.
+    Window(CoresInWindow),
+    /// The cores while its spans waited.
+    Waiting(CoresWhileWaiting),
+}
 
 /// How busy the process kept its cores over a callsite's `active` window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,14 +127,16 @@ impl CoresInWindow {
     }
 }
 
-/// How busy the process kept its cores while a callsite's spans were live,
-/// when that bounds a wall-time gain below what the finding would claim.
+/// How busy the process kept its cores while a callsite's spans were live
+/// or waited, when that bounds a wall-time gain below what the finding
+/// would claim.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct BusyCores {
-    /// How busy the cores were over the window.
-    pub(crate) window: CoresInWindow,
+    /// How busy the cores were, and when.
+    pub(crate) busy: Busy,
     /// The most the run's wall time can shorten, as a share of it: the
-    /// cores' idle share times the window's share of the run.
+    /// cores' idle share times the window's share of the run, or times the
+    /// cost while the spans waited.
     pub(crate) cap: f64,
     /// The share of the cost the fix itself removes (the detector's
     /// `recoverable`).
@@ -86,21 +147,31 @@ pub(crate) struct BusyCores {
 
 impl BusyCores {
     /// The bound on a gain of `cost × recoverable` (shares of the run's wall
-    /// time) from time off the CPU in `active` (the whole run when `None`);
-    /// `None` when the cores were idle enough to carry it, or when the dump
-    /// does not say.
+    /// time) from time `cs`'s spans spent off the CPU: the tighter of the
+    /// cores' idle time while they waited (where watched, and `blocking`:
+    /// their time off the CPU is blocking, not preemption) and over their
+    /// `active` window (the whole run when `None`); `None` when the cores
+    /// were idle enough to carry it, or when the dump does not say.
     pub(crate) fn of(
         dump: &Dump,
         run_wall_ns: f64,
-        active: Option<ActiveWindow>,
+        cs: &CallsiteStats,
+        blocking: bool,
         cost: f64,
         recoverable: f64,
     ) -> Option<Self> {
-        let w = CoresInWindow::of(dump, run_wall_ns, active)?;
-        let cap = (1.0 - w.busy) * w.window_share;
+        let window = CoresInWindow::of(dump, run_wall_ns, cs.active)
+            .map(|w| ((1.0 - w.busy) * w.window_share, Busy::Window(w)));
+        let waiting = CoresWhileWaiting::of(dump, cs)
+            .filter(|_| blocking)
+            .map(|w| ((1.0 - w.busy) * cost, Busy::Waiting(w)));
+        let (cap, busy) = [window, waiting]
+            .into_iter()
+            .flatten()
+            .min_by(|a, b| a.0.total_cmp(&b.0))?;
         let uncapped = cost * recoverable;
         (cap < uncapped).then_some(Self {
-            window: w,
+            busy,
             cap,
             fix: recoverable,
             uncapped,
@@ -116,41 +187,92 @@ impl BusyCores {
         }
     }
 
+    /// Whether the rest of the process kept most cores busy while the
+    /// spans waited: they wait beside work running elsewhere (a pool they
+    /// joined, a lock's holder, a channel's sender), likely for it.
+    pub(crate) fn waits_beside_work(&self) -> bool {
+        matches!(self.busy, Busy::Waiting(w) if w.busy >= 0.5)
+    }
+
     /// The clause a summary ends with.
     pub(crate) fn summary(&self) -> String {
-        format!(
-            "; but the process kept {} of its {} cores busy while its spans were live, so only their idle time can come back: its other threads ran while these waited",
-            units::pct(self.window.busy),
-            self.window.cores
-        )
+        match self.busy {
+            Busy::Window(w) => format!(
+                "; but the process kept {} of its {} cores busy while its spans were live, so only their idle time can come back: its other threads ran while these waited",
+                units::pct(w.busy),
+                w.cores
+            ),
+            Busy::Waiting(w) => format!(
+                "; but while its spans waited the rest of the process kept {} of its {} cores busy ({} waits watched), so only their idle time can come back: they wait beside work running elsewhere (a pool they joined, a lock's holder, a channel's sender), and that work's findings are where the time goes",
+                units::pct(w.busy),
+                w.cores,
+                units::count(w.watched as f64)
+            ),
+        }
     }
 
     /// What a plan step's gain says beside its figure, in brackets.
     pub(crate) fn gain_clause(&self) -> String {
-        format!(
-            " (the cores' idle time while its spans were live, not {}: the process kept {} of its {} cores busy, and its other threads ran while these waited)",
-            units::pct(self.uncapped),
-            units::pct(self.window.busy),
-            self.window.cores
-        )
+        match self.busy {
+            Busy::Window(w) => format!(
+                " (the cores' idle time while its spans were live, not {}: the process kept {} of its {} cores busy, and its other threads ran while these waited)",
+                units::pct(self.uncapped),
+                units::pct(w.busy),
+                w.cores
+            ),
+            Busy::Waiting(w) => format!(
+                " (the cores' idle time while its spans waited, not {}: the rest of the process kept {} of its {} cores busy then)",
+                units::pct(self.uncapped),
+                units::pct(w.busy),
+                w.cores
+            ),
+        }
     }
 
     /// The evidence it adds.
     pub(crate) fn evidence(&self) -> Evidence {
-        Evidence::new(
-            "cores busy while its spans were live (the process's CPU)",
-            self.window.busy,
-            Unit::Share,
-            None,
-        )
+        match self.busy {
+            Busy::Window(w) => Evidence::new(
+                "cores busy while its spans were live (the process's CPU)",
+                w.busy,
+                Unit::Share,
+                None,
+            ),
+            Busy::Waiting(w) => Evidence::new(
+                "cores the rest of the process kept busy while its spans waited",
+                w.busy,
+                Unit::Share,
+                None,
+            ),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::test_dump::{MS, dump};
-    use perf_layer::dump::ProcessSample;
+    use crate::analyze::test_dump::{MS, Span, dump};
+    use perf_layer::dump::{ProcessSample, WatchedWaits};
+
+    /// A callsite live over `active`, its waits watched as `waits`.
+    fn callsite(active: Option<ActiveWindow>, waits: Option<WatchedWaits>) -> CallsiteStats {
+        let mut cs = dump(10_000 * MS, &[Span::new("wait", &[(MS, 1)])])
+            .callsites
+            .remove(0);
+        cs.active = active;
+        cs.watched_waits = waits;
+        cs
+    }
+
+    /// The bound over `active` alone.
+    fn of(
+        d: &Dump,
+        active: Option<ActiveWindow>,
+        cost: f64,
+        recoverable: f64,
+    ) -> Option<BusyCores> {
+        BusyCores::of(d, 10e9, &callsite(active, None), true, cost, recoverable)
+    }
 
     /// A 10 s run on 2 cores, the process at `cpu` percent from 2 s to 8 s
     /// and idle around it; a span live over those 6 s.
@@ -177,34 +299,71 @@ mod tests {
     fn busy_cores_bound_a_gain_from_waiting_by_their_idle_time() {
         // 190% of 2 cores: 5% idle over 60% of the run, 3% of it at most.
         let d = with_cpu(190.0, Some(2));
-        let b = BusyCores::of(&d, 10e9, Some(WINDOW), 0.2, 0.8).unwrap();
-        assert!((b.window.busy - 0.95).abs() < 1e-9, "{b:?}");
+        let b = of(&d, Some(WINDOW), 0.2, 0.8).unwrap();
+        assert!(
+            matches!(b.busy, Busy::Window(w) if (w.busy - 0.95).abs() < 1e-9),
+            "{b:?}"
+        );
         assert!((b.cap - 0.03).abs() < 1e-9, "{b:?}");
         assert!((b.recoverable(0.2) - 0.15).abs() < 1e-9);
         assert!((b.uncapped - 0.16).abs() < 1e-9);
         // Over the whole run the idle edges count too: (1 − 0.6 × 0.95 −
         // 0.4 × 0.025) of 10 s, 42%, which carries the 16%.
-        assert_eq!(BusyCores::of(&d, 10e9, None, 0.2, 0.8), None);
+        assert_eq!(of(&d, None, 0.2, 0.8), None);
     }
 
     #[test]
     fn idle_cores_or_an_unknown_count_leave_the_gain_alone() {
-        assert_eq!(
-            BusyCores::of(&with_cpu(80.0, Some(2)), 10e9, Some(WINDOW), 0.2, 0.8),
-            None
-        );
-        assert_eq!(
-            BusyCores::of(&with_cpu(200.0, None), 10e9, Some(WINDOW), 0.2, 0.8),
-            None
-        );
+        assert_eq!(of(&with_cpu(80.0, Some(2)), Some(WINDOW), 0.2, 0.8), None);
+        assert_eq!(of(&with_cpu(200.0, None), Some(WINDOW), 0.2, 0.8), None);
         // A window shorter than two samples says nothing.
         let short = ActiveWindow {
             first_open_ns: 2_000_000_000,
             last_close_ns: 3_500_000_000,
         };
-        assert_eq!(
-            BusyCores::of(&with_cpu(200.0, Some(2)), 10e9, Some(short), 0.2, 0.8),
-            None
+        assert_eq!(of(&with_cpu(200.0, Some(2)), Some(short), 0.2, 0.8), None);
+    }
+
+    /// Waits watched while the rest of the process kept 1.9 of 2 cores busy
+    /// (a thread joining its pool) leave 5% of the wait; over its window
+    /// (the process idle around it) the whole gain would stand.
+    #[test]
+    fn waits_beside_busy_cores_leave_only_their_idle_share() {
+        let d = with_cpu(100.0, Some(2));
+        let waits = WatchedWaits {
+            intervals: 20,
+            wait_ns: 100 * MS,
+            others_cpu_ns: 190 * MS,
+        };
+        let cs = callsite(None, Some(waits));
+        let b = BusyCores::of(&d, 10e9, &cs, true, 0.4, 0.5).expect("bounded");
+        assert!((b.cap - 0.05 * 0.4).abs() < 1e-9, "{b:?}");
+        assert!((b.recoverable(0.4) - 0.05).abs() < 1e-9);
+        assert!(b.waits_beside_work());
+        assert!(
+            b.summary()
+                .contains("while its spans waited the rest of the process kept 95.0%")
         );
+        // Mostly preempted, the waits say nothing of blocking: unused.
+        assert_eq!(BusyCores::of(&d, 10e9, &cs, false, 0.4, 0.5), None);
+        // Too few watched.
+        let few = callsite(
+            None,
+            Some(WatchedWaits {
+                intervals: MIN_WATCHED - 1,
+                ..waits
+            }),
+        );
+        assert_eq!(BusyCores::of(&d, 10e9, &few, true, 0.4, 0.5), None);
+        // Beside idle cores (a read the process waits through), the gain
+        // stands.
+        let idle = callsite(
+            None,
+            Some(WatchedWaits {
+                others_cpu_ns: 2 * MS,
+                ..waits
+            }),
+        );
+        assert_eq!(BusyCores::of(&d, 10e9, &idle, true, 0.4, 0.5), None);
     }
 }

@@ -8,7 +8,7 @@ use crate::loaded::GroupedCallsite;
 use serde::Serialize;
 
 use super::advice::Advice;
-use super::busy_cores::BusyCores;
+use super::busy_cores::{BusyCores, MAX_PREEMPTED_SHARE};
 use super::finding::{Draft, Finding, Resource};
 use super::process::{CpuLevel, ProcessSummary};
 use super::rows::{AllocRow, Beside, CallsiteRow, CpuRow, HeapRow};
@@ -374,7 +374,16 @@ impl<'a> Context<'a> {
         cost: f64,
         recoverable: f64,
     ) -> Option<BusyCores> {
-        BusyCores::of(self.dump, self.run_wall_ns, cs.active, cost, recoverable)
+        // The watch cannot tell blocking from preemption: its waits are read
+        // only for a span whose time off the CPU is mostly blocking.
+        let blocking = self
+            .index_of(cs.id)
+            .and_then(|i| self.rows[i].cpu.as_ref())
+            .is_some_and(|c| {
+                let off = c.self_blocked_ns + c.self_preempted_ns;
+                off > 0.0 && c.self_preempted_ns <= MAX_PREEMPTED_SHARE * off
+            });
+        BusyCores::of(self.dump, self.run_wall_ns, cs, blocking, cost, recoverable)
     }
 
     /// The index of callsite `id` in the dump's callsites and in

@@ -171,7 +171,8 @@ impl Detector for Blocked {
                 draft.evidence.push(b.evidence());
             }
             found.push(cx.score(draft, |f| {
-                advice(f, poll.is_some(), pool.is_some(), whole_name, busy)
+                let beside_work = busy.is_some_and(|b| b.waits_beside_work());
+                advice(f, poll.is_some(), pool.is_some() || beside_work, whole_name, busy)
             }));
         }
     }
