@@ -1,0 +1,102 @@
+//! A span that waits while the rest of its process computes (a pool it
+//! joined, a `par_iter`) is not a blocking to remove: its wait is that
+//! work, and nothing comes back by itself. One that waits while the process
+//! idles (a read, a sleep) is. The layer's background thread watches which
+//! span each thread waits in and what the rest of the process does then
+//! (`watched_waits`); perf-report bounds a wait's gain by the cores left
+//! idle while it waited.
+
+#![cfg(target_os = "linux")]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use perf_layer::PerfLayer;
+use perf_layer::dump::{Dump, WatchedWaits};
+use perf_report::analyze::{Class, analyze};
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+/// Computes for `time`.
+fn spin(time: Duration) {
+    let end = Instant::now() + time;
+    let mut x = 0u64;
+    while Instant::now() < end {
+        for i in 0..1_000u64 {
+            x = black_box(x.rotate_left(5) ^ i);
+        }
+    }
+}
+
+/// Runs `work` on this thread under a default layer and returns the dump.
+fn profile(work: impl FnOnce()) -> Dump {
+    let (layer, handle) = PerfLayer::builder().build().unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, work);
+    handle.snapshot()
+}
+
+fn waits(dump: &Dump, name: &str) -> WatchedWaits {
+    dump.callsites
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no callsite {name}"))
+        .watched_waits
+        .unwrap_or_else(|| panic!("{name} was not watched"))
+}
+
+#[test]
+fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
+    // Forty rounds of a 10 ms read the process idles through, then a
+    // 10 ms join of two threads computing (untraced, as a pool's often
+    // are).
+    let dump = profile(|| {
+        for _ in 0..40 {
+            info_span!("read_input").in_scope(|| std::thread::sleep(Duration::from_millis(10)));
+            info_span!("join_pool").in_scope(|| {
+                std::thread::scope(|s| {
+                    for _ in 0..2 {
+                        s.spawn(|| spin(Duration::from_millis(10)));
+                    }
+                });
+            });
+        }
+    });
+    let (read, join) = (waits(&dump, "read_input"), waits(&dump, "join_pool"));
+    // About 19 watched waits each in 400 ms (a probe every 20 ms).
+    assert!(read.intervals >= 8, "{read:?}");
+    assert!(join.intervals >= 8, "{join:?}");
+    let cores = f64::from(dump.run.cores.unwrap_or(1).min(2));
+    let idle = read.others_cores().unwrap();
+    let busy = join.others_cores().unwrap();
+    assert!(idle < 0.25, "the read waited beside {idle} cores busy");
+    assert!(
+        busy > 0.6 * cores,
+        "the join waited beside {busy} cores busy, of {cores}"
+    );
+    let a = analyze(&dump.into(), &Default::default());
+    let blocked = |name: &str| {
+        a.findings.iter().position(|f| {
+            f.class == Class::Blocked && f.location.as_ref().is_some_and(|l| l.name == name)
+        })
+    };
+    let read_at = blocked("read_input").unwrap_or_else(|| panic!("{:#?}", a.findings));
+    // Both are off the CPU half the run; only the read's wait can come
+    // back. The join's, if said at all, is bounded by the few cores the
+    // pool left idle (its threads' start and end), after the read's and
+    // well under it.
+    if let Some(join_at) = blocked("join_pool") {
+        let (read, join) = (&a.findings[read_at], &a.findings[join_at]);
+        assert!(join_at > read_at, "{:#?}", a.findings);
+        assert!(
+            join.expected_gain() < 0.5 * read.expected_gain(),
+            "{:#?}",
+            a.findings
+        );
+        assert!(
+            join.summary.contains("wait beside work"),
+            "{}",
+            join.summary
+        );
+    }
+}
