@@ -21,8 +21,9 @@
 //! - `perf_layer_all`: perf-layer as a user adds it (`PerfLayer::builder()`,
 //!   every feature on: sampler, CPU time, counting allocator);
 //! - `perf_layer_without_task_clock`, `perf_layer_without_cpu_time`,
-//!   `perf_layer_without_sampler`, `perf_layer_without_alloc` (the system
-//!   allocator): one feature off each;
+//!   `perf_layer_without_sampler`, `perf_layer_without_wait_watch`,
+//!   `perf_layer_without_alloc` (the system allocator): one feature off
+//!   each;
 //! - `clock_only_layer` ([`support::ClockOnlyLayer`]): the clock read at
 //!   every callback perf-layer times and each interval counted, nothing
 //!   else: the least any layer timing every span adds.
@@ -140,13 +141,14 @@ const WINDOW_ENV: &str = "PERF_SUITE_SERVER_WINDOW_MS";
 const CLIENTS: usize = 8;
 
 /// A subject: its name, and whether it runs under the counting allocator.
-const SUBJECTS: [(&str, bool); 7] = [
+const SUBJECTS: [(&str, bool); 8] = [
     (support::Subject::FLOOR, false),
     (support::Subject::CLOCK_ONLY, false),
     ("perf_layer_all", true),
     ("perf_layer_without_task_clock", true),
     ("perf_layer_without_cpu_time", true),
     ("perf_layer_without_sampler", true),
+    ("perf_layer_without_wait_watch", true),
     ("perf_layer_without_alloc", false),
 ];
 
@@ -358,6 +360,7 @@ fn child(subject: &str) {
                 "perf_layer_without_cpu_time" => builder.without_cpu_time(),
                 "perf_layer_without_task_clock" => builder.without_task_clock(),
                 "perf_layer_without_sampler" => builder.without_sampler(),
+                "perf_layer_without_wait_watch" => builder.without_wait_watch(),
                 _ => builder,
             };
             let (layer, handle) = builder.build().expect("a valid configuration");

@@ -30,7 +30,18 @@ fn spin(time: Duration) {
 
 /// Runs `work` on this thread under a default layer and returns the dump.
 fn profile(work: impl FnOnce()) -> Dump {
-    let (layer, handle) = PerfLayer::builder().build().unwrap();
+    profile_with(PerfLayer::builder(), work)
+}
+
+/// One profile at a time: the watch reads the whole process's CPU, and
+/// another test's layer calibrating beside a wait would be work it waited
+/// beside.
+static TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `work` on this thread under `builder`'s layer and returns the dump.
+fn profile_with(builder: perf_layer::PerfLayerBuilder, work: impl FnOnce()) -> Dump {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let (layer, handle) = builder.build().unwrap();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, work);
     handle.snapshot()
@@ -99,4 +110,23 @@ fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
             join.summary
         );
     }
+}
+
+#[test]
+fn without_the_wait_watch_no_callsite_is_watched() {
+    let read =
+        || info_span!("read_input").in_scope(|| std::thread::sleep(Duration::from_millis(5)));
+    let dump = profile_with(PerfLayer::builder().without_wait_watch(), || {
+        (0..20).for_each(|_| read())
+    });
+    let cs = dump
+        .callsites
+        .iter()
+        .find(|c| c.name == "read_input")
+        .unwrap();
+    assert_eq!(cs.calls, 20);
+    assert_eq!(cs.watched_waits, None);
+    // And with it, the same sleeps are watched.
+    let dump = profile(|| (0..20).for_each(|_| read()));
+    assert!(waits(&dump, "read_input").intervals > 0);
 }

@@ -260,6 +260,29 @@ impl PerfLayerBuilder {
         self
     }
 
+    /// Does not watch what waiting spans wait beside: no callsite gets
+    /// `watched_waits` in the dump, and threads publish nothing on the span
+    /// path.
+    ///
+    /// By default, with the sampler on, each thread publishes its innermost
+    /// callsite on every enter and exit (one relaxed atomic store), and the
+    /// background thread probes every thread every 20 ms: its published
+    /// callsite and CPU clock, twice 250 µs apart, with the rest of the
+    /// process's CPU time. perf-report tells a span that waits for work done
+    /// elsewhere (a pool it joined, a lock's holder computing) from an idle
+    /// wait with it. The probes cost the background thread about half a
+    /// percent of one core; turn them off where that matters more than the
+    /// finding.
+    ///
+    /// ```
+    /// let layer = perf_layer::PerfLayer::builder().without_wait_watch().build();
+    /// # drop(layer);
+    /// ```
+    pub fn without_wait_watch(mut self) -> Self {
+        self.config.watch_waits = false;
+        self
+    }
+
     /// Splits each callsite's spans into groups by the values of these
     /// fields (at most four), so that tower-http's one `request` callsite
     /// becomes a row per route: `group_by(["http.route", "method"])`. Each

@@ -41,6 +41,9 @@ pub(crate) struct Config {
     /// Threads may read their CPU time from a perf_event task clock
     /// (`record::task_clock`); off: system calls only.
     pub(crate) task_clock: bool,
+    /// The background thread watches what waiting spans wait beside
+    /// (`background::waits`), when the sampler runs.
+    pub(crate) watch_waits: bool,
     /// The memory limit the pressure levels are fractions of; `None`: the
     /// cgroup's, else physical memory.
     pub(crate) memory_limit: Option<u64>,
@@ -53,6 +56,14 @@ pub(crate) struct Config {
     /// The layer's own private layer (the overhead calibration): no output
     /// check, no end-of-process hooks.
     pub(crate) internal: bool,
+}
+
+impl Config {
+    /// The background thread watches what waiting spans wait beside: with
+    /// the sampler, unless turned off, where threads' CPU clocks can be read.
+    pub(crate) fn watches_waits(&self) -> bool {
+        self.watch_waits && self.sampler_interval.is_some() && cfg!(target_os = "linux")
+    }
 }
 
 impl Default for Config {
@@ -76,6 +87,7 @@ impl Default for Config {
             dump_on_exit: false,
             cpu_time_threshold_ns: Some(100_000),
             task_clock: true,
+            watch_waits: true,
             group_by: Vec::new(),
             max_groups: 32,
             normalize_group_paths: false,

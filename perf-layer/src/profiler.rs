@@ -144,7 +144,7 @@ impl Profiler {
                     config.max_groups,
                 ),
             )
-            .watching(config.sampler_interval.is_some()),
+            .watching(config.watches_waits()),
             layer_id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
             started: Start {
                 at: Instant::now(),

@@ -50,7 +50,9 @@ impl Profiler {
             clock: &self.config.clock,
             allocations_tracked: crate::record::alloc::is_installed(),
             sampled: self.config.sampler_interval.is_some(),
-            waits: (self.config.sampler_interval.is_some() && cfg!(target_os = "linux"))
+            waits: self
+                .config
+                .watches_waits()
                 .then(|| self.waits.lock().clone()),
         };
         let metas: Vec<&'static Metadata<'static>> = accs.iter().map(|a| a.2).collect();

@@ -51,15 +51,21 @@ fn spawn(shared: &Arc<Profiler>) -> Result<Option<thread::Thread>, String> {
     if sample_every.is_none() && dump_every.is_none() {
         return Ok(None);
     }
+    let watch = shared.config.watches_waits();
     let weak = Arc::downgrade(shared);
     let handle = thread::Builder::new()
         .name("perf-layer".into())
-        .spawn(move || run(weak, sample_every, dump_every))
+        .spawn(move || run(weak, sample_every, dump_every, watch))
         .map_err(|e| e.to_string())?;
     Ok(Some(handle.thread().clone()))
 }
 
-fn run(weak: Weak<Profiler>, sample_every: Option<Duration>, dump_every: Option<Duration>) {
+fn run(
+    weak: Weak<Profiler>,
+    sample_every: Option<Duration>,
+    dump_every: Option<Duration>,
+    watch: bool,
+) {
     let pid = Pid::from_u32(std::process::id());
     let mut system = System::new();
     let mut armed = sampler::Armed::default();
@@ -69,7 +75,7 @@ fn run(weak: Weak<Profiler>, sample_every: Option<Duration>, dump_every: Option<
     let mut next_dump = dump_every.map(|d| start + d);
     // The waits are watched with the sampler, more often than it samples.
     let mut watcher = waits::Watcher::default();
-    let mut next_watch = sample_every.map(|_| start);
+    let mut next_watch = watch.then_some(start);
     loop {
         let now = Instant::now();
         {
