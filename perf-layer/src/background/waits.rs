@@ -165,7 +165,7 @@ impl Watcher {
 /// its own clock: precise, where the process's clock adds a thread running
 /// on another CPU only at its last scheduler tick (4 ms at 250 Hz, longer
 /// than a probe). Threads born during the probe count all their CPU time;
-/// those that end during it, none.
+/// a probe during which one ended is not read.
 #[derive(Debug, Default)]
 struct AllThreads {
     /// Each listed thread's id and its time at the probe's start, by id.
@@ -196,7 +196,8 @@ impl AllThreads {
         }
     }
 
-    /// The process's CPU time since [`start`](Self::start), ns.
+    /// The process's CPU time since [`start`](Self::start), ns; `None`
+    /// when a thread listed then has ended since (its time is gone).
     fn since_start(&mut self) -> Option<u64> {
         #[cfg(target_os = "linux")]
         {
@@ -205,9 +206,12 @@ impl AllThreads {
             }
             let mut sum = 0u64;
             for &(tid, at) in &self.threads {
-                if let (Some(at), Some(now)) = (at, cpu_ns(clock_of(tid))) {
-                    sum = sum.saturating_add(now.saturating_sub(at));
-                }
+                let Some(at) = at else { continue };
+                // A thread that ended during the probe took its time with
+                // it: the sum would be short, and a span waiting for it (a
+                // join) would seem to wait beside idle cores. Not read.
+                let now = cpu_ns(clock_of(tid))?;
+                sum = sum.saturating_add(now.saturating_sub(at));
             }
             if list(&mut self.at_end) {
                 for &tid in &self.at_end {
