@@ -17,13 +17,17 @@
 //! nothing is known and the gain stands.
 //!
 //! Finer, where the layer watched the callsite's spans wait
-//! (`watched_waits`, at least [`MIN_WATCHED`] times): the cores the rest of
-//! the process kept busy *while they waited*, `b` of them, leave at most
-//! `1 − b` of the wait to come back. A thread that waits for its own pool's
-//! work (a `par_iter`, a join) waits while the pool fills the cores: a fresh
-//! batch program's `process_batch` read "blocked, gives back 9%", where
-//! its wait was its pool's computing (`b` = 1); its `load_batch` (a read
-//! the whole process idled through, `b` = 0.01) was the real fix, 32%.
+//! (`watched_waits`, at least [`MIN_WATCHED`] times): the rest of the
+//! process kept a share `b` of the `C` cores busy *while they waited*, so
+//! `C × (1 − b)` cores sat idle then, and a waiting thread given back its
+//! time can use one core at most: at most `min(1, C × (1 − b))` of the wait
+//! can come back. A thread that waits for its own pool's work (a
+//! `par_iter`, a join) waits while the pool fills the cores: a fresh batch
+//! program's `process_batch` read "blocked, gives back 9%", where its wait
+//! was its pool's computing (1.95 of 2 cores busy); its `load_batch` (a
+//! read the whole process idled through) was the real fix, 32%. A runtime
+//! worker blocked beside another that computes still has its own core
+//! idle: its wait can all come back.
 //!
 //! The watch sees a thread off the CPU, not why: a preempted thread waits
 //! while others run by definition. Where more than
@@ -44,6 +48,9 @@ const MIN_SAMPLES: usize = 2;
 /// while a callsite's spans waited.
 pub(crate) const MIN_WATCHED: u64 = 8;
 
+/// Below this many idle cores while a span waited, it waits beside work.
+pub(crate) const BESIDE_WORK_IDLE_CORES: f64 = 0.5;
+
 /// Above this share of preemption in a span's self time off the CPU, its
 /// watched waits are not read as blocking.
 pub(crate) const MAX_PREEMPTED_SHARE: f64 = 0.25;
@@ -61,6 +68,17 @@ pub(crate) struct CoresWhileWaiting {
 }
 
 impl CoresWhileWaiting {
+    /// The cores idle, on average, while the spans waited.
+    pub(crate) fn idle_cores(&self) -> f64 {
+        f64::from(self.cores) * (1.0 - self.busy)
+    }
+
+    /// The most of a wait that can come back: the idle cores, at most the
+    /// one core a waiting thread would run on.
+    pub(crate) fn left(&self) -> f64 {
+        self.idle_cores().min(1.0)
+    }
+
     /// Of `cs`; `None` without the cores or [`MIN_WATCHED`] watched waits.
     pub(crate) fn of(dump: &Dump, cs: &CallsiteStats) -> Option<Self> {
         let cores = dump.run.cores.filter(|&n| n > 0)?;
@@ -164,7 +182,7 @@ impl BusyCores {
             .map(|w| ((1.0 - w.busy) * w.window_share, Busy::Window(w)));
         let waiting = CoresWhileWaiting::of(dump, cs)
             .filter(|_| blocking)
-            .map(|w| ((1.0 - w.busy) * cost, Busy::Waiting(w)));
+            .map(|w| (w.left() * cost, Busy::Waiting(w)));
         let (cap, busy) = [window, waiting]
             .into_iter()
             .flatten()
@@ -187,11 +205,12 @@ impl BusyCores {
         }
     }
 
-    /// Whether the rest of the process kept most cores busy while the
-    /// spans waited: they wait beside work running elsewhere (a pool they
-    /// joined, a lock's holder, a channel's sender), likely for it.
+    /// Whether the rest of the process left less than
+    /// [`BESIDE_WORK_IDLE_CORES`] of a core idle while the spans waited:
+    /// they wait beside work running elsewhere (a pool they joined, a
+    /// lock's holder, a channel's sender), likely for it.
     pub(crate) fn waits_beside_work(&self) -> bool {
-        matches!(self.busy, Busy::Waiting(w) if w.busy >= 0.5)
+        matches!(self.busy, Busy::Waiting(w) if w.idle_cores() < BESIDE_WORK_IDLE_CORES)
     }
 
     /// The clause a summary ends with.
@@ -203,10 +222,16 @@ impl BusyCores {
                 w.cores
             ),
             Busy::Waiting(w) => format!(
-                "; but while its spans waited the rest of the process kept {} of its {} cores busy ({} waits watched), so only their idle time can come back: they wait beside work running elsewhere (a pool they joined, a lock's holder, a channel's sender), and that work's findings are where the time goes",
+                "; but while its spans waited the rest of the process kept {} of its {} cores busy ({} waits watched), {:.2} of a core idle, so at most that share of the wait can come back{}",
                 units::pct(w.busy),
                 w.cores,
-                units::count(w.watched as f64)
+                units::count(w.watched as f64),
+                w.idle_cores(),
+                if self.waits_beside_work() {
+                    ": they wait beside work running elsewhere (a pool they joined, a lock's holder, a channel's sender), and that work's findings are where the time goes"
+                } else {
+                    ""
+                }
             ),
         }
     }
@@ -221,10 +246,11 @@ impl BusyCores {
                 w.cores
             ),
             Busy::Waiting(w) => format!(
-                " (the cores' idle time while its spans waited, not {}: the rest of the process kept {} of its {} cores busy then)",
+                " (the cores' idle time while its spans waited, not {}: the rest of the process kept {} of its {} cores busy then, {:.2} of a core idle)",
                 units::pct(self.uncapped),
                 units::pct(w.busy),
-                w.cores
+                w.cores,
+                w.idle_cores()
             ),
         }
     }
@@ -325,8 +351,9 @@ mod tests {
     }
 
     /// Waits watched while the rest of the process kept 1.9 of 2 cores busy
-    /// (a thread joining its pool) leave 5% of the wait; over its window
-    /// (the process idle around it) the whole gain would stand.
+    /// (a thread joining its pool) leave a tenth of a core, 10% of the
+    /// wait; over its window (the process idle around it) the whole gain
+    /// would stand.
     #[test]
     fn waits_beside_busy_cores_leave_only_their_idle_share() {
         let d = with_cpu(100.0, Some(2));
@@ -337,13 +364,39 @@ mod tests {
         };
         let cs = callsite(None, Some(waits));
         let b = BusyCores::of(&d, 10e9, &cs, true, 0.4, 0.5).expect("bounded");
-        assert!((b.cap - 0.05 * 0.4).abs() < 1e-9, "{b:?}");
-        assert!((b.recoverable(0.4) - 0.05).abs() < 1e-9);
+        assert!((b.cap - 0.1 * 0.4).abs() < 1e-9, "{b:?}");
+        assert!((b.recoverable(0.4) - 0.1).abs() < 1e-9);
         assert!(b.waits_beside_work());
         assert!(
             b.summary()
-                .contains("while its spans waited the rest of the process kept 95.0%")
+                .contains("while its spans waited the rest of the process kept 95.0%"),
+            "{}",
+            b.summary()
         );
+        assert!(b.summary().contains("0.10 of a core idle"));
+        assert!(b.summary().contains("wait beside work running elsewhere"));
+        // One of the two cores busy elsewhere (a runtime worker blocked
+        // beside another computing): its own core is idle, and the wait can
+        // all come back.
+        let one = callsite(
+            None,
+            Some(WatchedWaits {
+                others_cpu_ns: 100 * MS,
+                ..waits
+            }),
+        );
+        assert_eq!(BusyCores::of(&d, 10e9, &one, true, 0.4, 0.5), None);
+        // 1.6 of 2 busy: 0.4 of a core, and beside work.
+        let most = callsite(
+            None,
+            Some(WatchedWaits {
+                others_cpu_ns: 160 * MS,
+                ..waits
+            }),
+        );
+        let b = BusyCores::of(&d, 10e9, &most, true, 0.4, 0.5).expect("bounded");
+        assert!((b.recoverable(0.4) - 0.4).abs() < 1e-9, "{b:?}");
+        assert!(b.waits_beside_work());
         // Mostly preempted, the waits say nothing of blocking: unused.
         assert_eq!(BusyCores::of(&d, 10e9, &cs, false, 0.4, 0.5), None);
         // Too few watched.
