@@ -210,3 +210,38 @@ fn advice(f: &Finding) -> Advice {
         risk: Effort::Low,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::Class;
+    use crate::analyze::test_dump::{MS, US, Span, about, assert_near, detect, dump, evidence};
+
+    /// 50,000 calls of 1 µs, each with 400 ns of instrumentation (29% of a
+    /// call), are a hot loop that gives back that instrumentation; 9,999
+    /// such calls, one short of 10,000, are not, nor are 50,000 calls of
+    /// 5 µs (7% of each call instrumentation: a hot spot's business).
+    #[test]
+    fn finds_many_cheap_calls_and_not_one_call_fewer() {
+        let mut d = dump(
+            2_000 * MS,
+            &[
+                Span::new("work", &[(MS, 100)]),
+                Span::new("loop", &[(US, 50_000)]),
+                // 3% of the CPU with its instrumentation: out only by count.
+                Span::new("almost", &[(US, 9_999)]),
+                Span::new("dearer", &[(5 * US, 50_000)]),
+            ],
+        );
+        d.overhead.loop_per_span_ns = 400.0;
+        d.overhead.floor_per_span_ns = 0.0;
+        let found = detect(Class::HotLoop, d);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = about(&found, "loop").unwrap();
+        assert_eq!(evidence(f, "calls"), 50_000.0);
+        assert_eq!(evidence(f, "mean self time per call"), 1_000.0);
+        assert_eq!(evidence(f, "instrumentation per call"), 400.0);
+        // The instrumentation alone comes back: 400 of each 1,400 ns.
+        assert_near(f.recoverable, 400.0 / 1_400.0, 1e-9);
+        assert!(f.advice.check.contains("`loop`'s call count"), "{}", f.advice.check);
+    }
+}
