@@ -71,11 +71,37 @@ fn preempted_share(a: &Analysis) -> f64 {
     row.cpu.as_ref().map_or(0.0, |c| c.self_preempted_share)
 }
 
+/// Whether the span's calls were given a tail the machine does not
+/// explain: a tail on the span where the bare work between its calls had
+/// none (with the hogs, every tail is theirs and must be called contention).
+fn invented_tail(a: &Analysis, machine_tail: bool, hog: bool) -> bool {
+    let tail = classes_for(a, "fixed_work").contains(&Class::TailLatency);
+    tail && (hog || !machine_tail)
+}
+
+/// [`compete`], run again (at most three times in all) while the span gets
+/// a tail the bare work did not have. One stall of a virtual machine (a
+/// call 20 times the median: 4 ms of steal) is a tail by the detector's
+/// `max_over_p50`; it falls in the span's calls or in the bare work's by
+/// chance (CI once saw it in the span's only). A report that invents the
+/// tail does so on every run; a stall does not come back three times.
+fn compete_until_truthful(hog: bool, iterations: u64) -> (Analysis, bool) {
+    let mut run = compete(hog, iterations);
+    for _ in 0..2 {
+        if !invented_tail(&run.0, run.1, hog) {
+            break;
+        }
+        eprintln!("a tail the bare work did not have (hogs: {hog}): run again");
+        run = compete(hog, iterations);
+    }
+    run
+}
+
 #[test]
 fn calls_slowed_by_a_cpu_hog_are_contention_not_the_span_s_tail() {
     let iterations = calibrate(Duration::from_micros(200));
-    let (quiet, quiet_machine_tail) = compete(false, iterations);
-    let (busy, _) = compete(true, iterations);
+    let (quiet, quiet_machine_tail) = compete_until_truthful(false, iterations);
+    let (busy, _) = compete_until_truthful(true, iterations);
     // Two hogs on its core: the span's thread was preempted for much of its
     // busy time, more than without them (a loaded machine preempts it in
     // both runs).
@@ -84,18 +110,17 @@ fn calls_slowed_by_a_cpu_hog_are_contention_not_the_span_s_tail() {
         b > 0.3 && b > q,
         "preempted {b:.2} of busy time with the hogs, {q:.2} without"
     );
-    for (a, machine_tail) in [(&quiet, quiet_machine_tail), (&busy, false)] {
+    for (a, machine_tail, hog) in [(&quiet, quiet_machine_tail, false), (&busy, false, true)] {
         // Its slow calls are the machine's, never a tail of the span; it
         // computes the whole time it is on the CPU: still the hot spot, and
         // never blocked. Without the hogs, a machine that slows the bare
         // work's calls without preempting it (CI once ran this on a CPU
         // quota of one core) gives the span a tail that is there to find.
-        let classes = classes_for(a, "fixed_work");
         if machine_tail {
             eprintln!("the bare work had a tail on this machine: the quiet run may show it");
-        } else {
-            assert!(!classes.contains(&Class::TailLatency), "{:#?}", a.findings);
         }
+        assert!(!invented_tail(a, machine_tail, hog), "{:#?}", a.findings);
+        let classes = classes_for(a, "fixed_work");
         assert!(!classes.contains(&Class::Blocked), "{:#?}", a.findings);
         assert!(classes.contains(&Class::HotSpot), "{:#?}", a.findings);
     }
