@@ -32,14 +32,19 @@ fn profile(work: impl FnOnce()) -> Dump {
     profile_with(PerfLayer::builder(), work)
 }
 
-/// One profile at a time: the watch reads the whole process's CPU, and
-/// another test's layer calibrating beside a wait would be work it waited
-/// beside.
+/// One test at a time: the watch reads the whole process's CPU, and
+/// another test's layer calibrating or report analysing beside a wait
+/// would be work it waited beside (with the other processes of one test
+/// taking cores from the other).
 static TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `work` on this thread under `builder`'s layer and returns the dump.
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    TURNS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `work` on this thread under `builder`'s layer and returns the dump;
+/// the caller has its [`turn`].
 fn profile_with(builder: perf_layer::PerfLayerBuilder, work: impl FnOnce()) -> Dump {
-    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
     let (layer, handle) = builder.build().unwrap();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     tracing::dispatcher::with_default(&dispatch, work);
@@ -55,13 +60,42 @@ fn waits(dump: &Dump, name: &str) -> WatchedWaits {
         .unwrap_or_else(|| panic!("{name} was not watched"))
 }
 
-#[test]
-fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
-    // Forty rounds of a 10 ms read the process idles through, then a
-    // 10 ms join of a pool of one more thread than there are cores
-    // (long-lived and untraced, as a pool's often are): the pool fills the
-    // cores while the join waits.
+/// Processes that compute until dropped: other programs on the machine.
+struct OtherProcesses(Vec<std::process::Child>);
+
+impl OtherProcesses {
+    fn start(n: usize) -> Self {
+        Self(
+            (0..n)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("sh starts")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for OtherProcesses {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sixty rounds of a 10 ms read the process idles through, then a 10 ms
+/// join of a pool of one more thread than there are cores (long-lived and
+/// untraced, as a pool's often are): the pool fills the cores while the
+/// join waits. Beside `others` other processes computing, which take cores
+/// the pool wants. Checks what the watch and the report say of both spans.
+fn read_then_join(others: usize) {
+    let _turn = turn();
     let pool = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+    let other_processes = OtherProcesses::start(others);
     let dump = profile(|| {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let workers: Vec<_> = (0..pool)
@@ -78,7 +112,7 @@ fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
                 (tx, thread)
             })
             .collect();
-        for _ in 0..40 {
+        for _ in 0..60 {
             info_span!("read_input").in_scope(|| std::thread::sleep(Duration::from_millis(10)));
             info_span!("join_pool").in_scope(|| {
                 let end = Instant::now() + Duration::from_millis(10);
@@ -95,18 +129,37 @@ fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
             thread.join().unwrap();
         }
     });
+    drop(other_processes);
     let (read, join) = (waits(&dump, "read_input"), waits(&dump, "join_pool"));
-    // About 19 watched waits each in 400 ms (a probe every 20 ms).
-    assert!(read.intervals >= 8, "{read:?}");
-    assert!(join.intervals >= 8, "{join:?}");
+    // About 29 watched waits each in 600 ms (a probe every 20 ms) on a
+    // quiet machine. Fewer on a loaded one: the watcher waits for a core,
+    // and a probe in which the joining thread was runnable throughout
+    // (woken by the pool, waiting for a core) is preemption, not a wait
+    // (three computing processes on two cores left 4 to 7 of 40 rounds).
+    assert!(read.intervals >= 5, "{read:?}");
+    assert!(join.intervals >= 5, "{join:?}");
     let cores = f64::from(dump.run.cores.unwrap_or(1));
-    let idle = read.others_cores().unwrap();
+    let idle = read.others_wanted_cores().unwrap();
     let busy = join.others_cores().unwrap();
-    eprintln!("read waited beside {idle:.2} cores busy, join beside {busy:.2} of {cores}");
-    assert!(idle < 0.25, "the read waited beside {idle} cores busy");
+    let wanted = join.others_wanted_cores().unwrap();
+    eprintln!(
+        "beside {others} other processes: read waited beside {idle:.2} cores wanted, join beside {busy:.2} busy and {wanted:.2} wanted of {cores}"
+    );
+    // A core idle for the read: its wait can all come back. (Beside
+    // other processes, a pool thread preempted between its last send and
+    // its next receive is runnable through a probe of the read: a machine
+    // with three computing processes on two cores read 0.83.)
     assert!(
-        busy > 0.5 * cores,
-        "the join waited beside {busy} cores busy, of {cores}"
+        idle <= cores - 1.0,
+        "the read waited beside {idle} cores wanted, of {cores}"
+    );
+    // The pool's threads want a core each all along, whoever has the
+    // cores: beside other processes they get fewer (a CI run read 0.94 to
+    // 0.98 busy of 2), and still want them.
+    assert!(wanted >= busy, "{join:?}");
+    assert!(
+        wanted > 0.75 * cores,
+        "the join waited beside {wanted} cores wanted ({busy} busy), of {cores}"
     );
     let a = analyze(&dump.into(), &Default::default());
     let blocked = |name: &str| {
@@ -135,7 +188,7 @@ fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
             e.metric
                 .starts_with("cores the rest of the process kept busy")
         });
-        let idle = cores - busy;
+        let idle = (cores - wanted).max(0.0);
         if watched {
             assert!(
                 join.expected_gain() <= idle.min(1.0) * join.cost_share + 1e-9,
@@ -154,9 +207,24 @@ fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
 }
 
 #[test]
+fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
+    read_then_join(0);
+}
+
+/// Beside as many other processes computing as there are cores, the pool
+/// gets about half of them: the cores it does not get are not idle for the
+/// join.
+#[test]
+fn cores_other_processes_take_from_a_pool_are_not_idle_for_its_join() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    read_then_join(cores);
+}
+
+#[test]
 fn without_the_wait_watch_no_callsite_is_watched() {
     let read =
         || info_span!("read_input").in_scope(|| std::thread::sleep(Duration::from_millis(5)));
+    let _turn = turn();
     let dump = profile_with(PerfLayer::builder().without_wait_watch(), || {
         (0..20).for_each(|_| read())
     });

@@ -325,6 +325,7 @@ fn callsites(
                     intervals: sums.intervals,
                     wait_ns: sums.wait_ns,
                     others_cpu_ns: sums.others_cpu_ns,
+                    others_wanted_ns: Some(sums.others_wanted_ns),
                 }
             });
             if let (Some(of), Some(described)) = (groups.get(key), described) {

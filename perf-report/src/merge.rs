@@ -492,13 +492,21 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             .try_fold(0u64, |acc, n| Some(acc.saturating_add(n?))),
         // Known only when every part says it.
         watched_waits: g.parts.iter().map(|c| c.watched_waits).try_fold(
-            WatchedWaits::default(),
+            WatchedWaits {
+                others_wanted_ns: Some(0),
+                ..WatchedWaits::default()
+            },
             |acc, w| {
                 let w = w?;
                 Some(WatchedWaits {
                     intervals: acc.intervals.saturating_add(w.intervals),
                     wait_ns: acc.wait_ns.saturating_add(w.wait_ns),
                     others_cpu_ns: acc.others_cpu_ns.saturating_add(w.others_cpu_ns),
+                    // Known only when every part says it.
+                    others_wanted_ns: acc
+                        .others_wanted_ns
+                        .zip(w.others_wanted_ns)
+                        .map(|(a, b)| a.saturating_add(b)),
                 })
             },
         ),

@@ -4,7 +4,8 @@
 //! switches (`getrusage(RUSAGE_SELF)`), and on Linux the CPU
 //! pressure (`/proc/pressure/cpu`, PSI), the CPU time the hypervisor stole
 //! (`/proc/stat`) and the open file descriptors (`/proc/self/fd`). Each is
-//! `None` where the platform does not say. Off the span path.
+//! `None` where the platform does not say. And for the watch of waits, a
+//! thread's scheduler state ([`ThreadStates`]). Off the span path.
 
 use std::time::Instant;
 
@@ -180,9 +181,48 @@ pub(crate) fn process_cpu_ns() -> Option<u64> {
     }
 }
 
+/// Reads a thread's scheduler state from `/proc/self/task/<tid>/stat`
+/// (about 2 µs), with its path and buffer kept to reuse.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Default)]
+pub(crate) struct ThreadStates {
+    path: String,
+    buf: Vec<u8>,
+}
+
+#[cfg(target_os = "linux")]
+impl ThreadStates {
+    /// Whether thread `tid` of this process is running or waiting for a
+    /// core (`R`); `None` when its state cannot be read (it is gone).
+    pub(crate) fn runnable(&mut self, tid: i32) -> Option<bool> {
+        use std::fmt::Write as _;
+        use std::io::Read as _;
+        self.path.clear();
+        let _ = write!(self.path, "/proc/self/task/{tid}/stat");
+        self.buf.clear();
+        let file = std::fs::File::open(&self.path).ok()?;
+        // The state is the first field after the name; 512 bytes hold it
+        // whatever the name (at most 64 bytes).
+        file.take(512).read_to_end(&mut self.buf).ok()?;
+        state_of(&self.buf).map(|state| state == b'R')
+    }
+}
+
+/// The state letter of a `/proc/<pid>/stat` line: the first field after
+/// the name, which is in parentheses and may hold any byte, `)` too.
+#[cfg(target_os = "linux")]
+fn state_of(stat: &[u8]) -> Option<u8> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(close + 2).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_os = "linux")]
+    use std::sync::Arc;
+    #[cfg(target_os = "linux")]
+    use std::time::Duration;
 
     #[test]
     fn pressure_and_steal_parse_as_the_kernel_writes_them() {
@@ -191,5 +231,52 @@ mod tests {
         let stat = "cpu  100 5 50 800 10 1 2 30 7 0\ncpu0 50 2 25 400 5 0 1 15 3 0\n";
         assert_eq!(parse_steal(stat), Some((30, 998)));
         assert_eq!(parse_steal("intr 1 2 3"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_state_is_read_after_the_last_parenthesis_of_the_name() {
+        assert_eq!(state_of(b"42 (worker) R 1 42 42"), Some(b'R'));
+        assert_eq!(state_of(b"42 (a) S (b)) S 1 42"), Some(b'S'));
+        assert_eq!(state_of(b"42 (cut"), None);
+        assert_eq!(state_of(b"42 (x)"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_computing_thread_is_runnable_and_a_sleeping_one_is_not() {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spinner = {
+            let stop = Arc::clone(&stop);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                // SAFETY: `gettid` has no preconditions.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        let sleeper = std::thread::spawn(move || {
+            // SAFETY: `gettid` has no preconditions.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        let (a, b) = (rx.recv().unwrap(), rx.recv().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+        let mut stat = ThreadStates::default();
+        // Which sent first is not known: one is runnable, the other not.
+        let (ra, rb) = (stat.runnable(a), stat.runnable(b));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        spinner.join().unwrap();
+        sleeper.join().unwrap();
+        assert!(
+            matches!(
+                (ra, rb),
+                (Some(true), Some(false)) | (Some(false), Some(true))
+            ),
+            "{ra:?} {rb:?}"
+        );
     }
 }

@@ -15,12 +15,24 @@
 //! process kept busy while the callsite's spans waited: about none for a
 //! sleep or a read in a program that waits for it, all of them for a
 //! thread that waits for its pool's work.
+//!
+//! Busy cores are not all the rest of the process wanted: beside other
+//! processes (a shared CI runner, a noisy neighbour), a pool of three
+//! spinning threads on two cores got one, and its join seemed to wait
+//! beside an idle core. Each thread's scheduler state is read at both ends
+//! of the probe too (`/proc/self/task/<tid>/stat`): a thread runnable at
+//! both ends wanted a core throughout, so `others_wanted_ns` adds the
+//! probe's length for it where its CPU time is less. A waiting thread that
+//! was itself runnable at both ends was preempted, not waiting in its
+//! span: that probe is not a wait.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
+#[cfg(target_os = "linux")]
+use super::procfs::ThreadStates;
 #[cfg(target_os = "linux")]
 use crate::record::cpu::clock_ns as cpu_ns;
 use crate::record::heap;
@@ -51,6 +63,19 @@ pub(crate) struct WaitSums {
     pub(crate) wait_ns: u64,
     /// The process's CPU time over them, less the waiting thread's, ns.
     pub(crate) others_cpu_ns: u64,
+    /// The same, where a thread runnable at both ends of an interval counts
+    /// the whole interval (it wanted a core throughout), ns; at least
+    /// `others_cpu_ns`.
+    pub(crate) others_wanted_ns: u64,
+}
+
+/// What one probe's reading of a waiting thread adds to its callsite.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    tag: u32,
+    wait_ns: u64,
+    others_cpu_ns: u64,
+    others_wanted_ns: u64,
 }
 
 /// The watched waits of every callsite, by tag (at most
@@ -69,7 +94,7 @@ pub(crate) struct Watcher {
     /// The next reading's, made in place of `threads` (kept to reuse).
     next: FxHashMap<usize, (u64, u64)>,
     /// The waits of one reading, before the table is locked (kept to reuse).
-    waits: Vec<(u32, u64, u64)>,
+    waits: Vec<Wait>,
     /// Draws the gap to the next probe: at random, so that a program
     /// whose phases repeat at the watch's period is not always probed in
     /// the same one.
@@ -112,14 +137,20 @@ impl Watcher {
         let now = Instant::now();
         self.draw();
         let last = match self.last.take() {
-            Some(first) => self.all.since_start().map(|process| (first, process)),
+            Some(first) => {
+                let probe_ns = u64::try_from(now.duration_since(first).as_nanos()).unwrap_or(0);
+                self.all
+                    .since_start(probe_ns)
+                    .map(|process| (first, process))
+            }
             None => {
                 self.all.start();
                 self.last = Some(now);
                 None
             }
         };
-        let (threads, waits, before) = (&mut self.next, &mut self.waits, &self.threads);
+        let (threads, waits, before, all) =
+            (&mut self.next, &mut self.waits, &self.threads, &self.all);
         threads.clear();
         waits.clear();
         watched.for_each(|watch: &Arc<Watch>| {
@@ -144,36 +175,67 @@ impl Watcher {
             if interval_ns == 0 || own as f64 >= WAITING_BELOW * interval_ns as f64 {
                 return;
             }
-            let others = process.saturating_sub(own);
-            waits.push((tag, interval_ns, others));
+            // Runnable throughout and hardly run: it waited for a core.
+            if all.runnable_throughout(watch) {
+                return;
+            }
+            let others_cpu_ns = process.cpu_ns.saturating_sub(own);
+            let others_wanted_ns = process
+                .wanted_ns
+                .map_or(others_cpu_ns, |w| w.saturating_sub(own).max(others_cpu_ns));
+            waits.push(Wait {
+                tag,
+                wait_ns: interval_ns,
+                others_cpu_ns,
+                others_wanted_ns,
+            });
         });
         std::mem::swap(&mut self.threads, &mut self.next);
         if self.waits.is_empty() {
             return;
         }
         let mut table = table.lock();
-        for &(tag, wait_ns, others_cpu_ns) in &self.waits {
-            let sums = table.entry(tag).or_default();
+        for w in &self.waits {
+            let sums = table.entry(w.tag).or_default();
             sums.intervals += 1;
-            sums.wait_ns = sums.wait_ns.saturating_add(wait_ns);
-            sums.others_cpu_ns = sums.others_cpu_ns.saturating_add(others_cpu_ns);
+            sums.wait_ns = sums.wait_ns.saturating_add(w.wait_ns);
+            sums.others_cpu_ns = sums.others_cpu_ns.saturating_add(w.others_cpu_ns);
+            sums.others_wanted_ns = sums.others_wanted_ns.saturating_add(w.others_wanted_ns);
         }
     }
+}
+
+/// What the process's threads did over a probe.
+#[derive(Debug, Clone, Copy)]
+struct OverProbe {
+    /// Their CPU time, ns.
+    cpu_ns: u64,
+    /// Their CPU time, where a thread runnable at both ends counts the
+    /// probe's length if more, ns; `None` where the states were not read.
+    wanted_ns: Option<u64>,
 }
 
 /// The CPU time of every thread of the process over a probe, each read on
 /// its own clock: precise, where the process's clock adds a thread running
 /// on another CPU only at its last scheduler tick (4 ms at 250 Hz, longer
 /// than a probe). Threads born during the probe count all their CPU time;
-/// a probe during which one ended is not read.
+/// a probe during which one ended is not read. With it, which threads were
+/// runnable at both ends: they wanted a core throughout.
 #[derive(Debug, Default)]
 struct AllThreads {
-    /// Each listed thread's id and its time at the probe's start, by id.
+    /// Each listed thread's id, its time and whether it was runnable at
+    /// the probe's start, by id.
     #[cfg(target_os = "linux")]
-    threads: Vec<(i32, Option<u64>)>,
+    threads: Vec<(i32, Option<u64>, bool)>,
     /// The threads listed at the probe's end (kept to reuse).
     #[cfg(target_os = "linux")]
     at_end: Vec<i32>,
+    /// The threads runnable at both ends of the last probe, sorted.
+    #[cfg(target_os = "linux")]
+    runnable: Vec<i32>,
+    /// Where a thread's state is read (kept to reuse).
+    #[cfg(target_os = "linux")]
+    stat: ThreadStates,
     /// The process's clock at the probe's start, where no list is read.
     process_at_start: Option<u64>,
 }
@@ -185,9 +247,14 @@ impl AllThreads {
         {
             // Listed at every probe: a pool's threads may live 10 ms.
             self.threads.clear();
+            self.runnable.clear();
             if list(&mut self.at_end) {
-                self.threads
-                    .extend(self.at_end.iter().map(|&tid| (tid, cpu_ns(clock_of(tid)))));
+                let stat = &mut self.stat;
+                self.threads.extend(
+                    self.at_end
+                        .iter()
+                        .map(|&tid| (tid, cpu_ns(clock_of(tid)), stat.runnable(tid) == Some(true))),
+                );
                 self.threads.sort_unstable_by_key(|t| t.0);
                 self.process_at_start = None;
             } else {
@@ -196,35 +263,66 @@ impl AllThreads {
         }
     }
 
-    /// The process's CPU time since [`start`](Self::start), ns; `None`
-    /// when a thread listed then has ended since (its time is gone).
-    fn since_start(&mut self) -> Option<u64> {
+    /// What the process's threads did since [`start`](Self::start), a
+    /// probe of `probe_ns`; `None` when a thread listed then has ended
+    /// since (its time is gone).
+    fn since_start(&mut self, probe_ns: u64) -> Option<OverProbe> {
         #[cfg(target_os = "linux")]
         {
             if let Some(at) = self.process_at_start {
-                return cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID).map(|now| now.saturating_sub(at));
+                return cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID).map(|now| OverProbe {
+                    cpu_ns: now.saturating_sub(at),
+                    wanted_ns: None,
+                });
             }
-            let mut sum = 0u64;
-            for &(tid, at) in &self.threads {
+            let (mut cpu, mut wanted) = (0u64, 0u64);
+            for &(tid, at, runnable_at_start) in &self.threads {
                 let Some(at) = at else { continue };
                 // A thread that ended during the probe took its time with
                 // it: the sum would be short, and a span waiting for it (a
                 // join) would seem to wait beside idle cores. Not read.
                 let now = cpu_ns(clock_of(tid))?;
-                sum = sum.saturating_add(now.saturating_sub(at));
+                let ran = now.saturating_sub(at);
+                cpu = cpu.saturating_add(ran);
+                if runnable_at_start && self.stat.runnable(tid) == Some(true) {
+                    self.runnable.push(tid);
+                    wanted = wanted.saturating_add(ran.max(probe_ns));
+                } else {
+                    wanted = wanted.saturating_add(ran);
+                }
             }
             if list(&mut self.at_end) {
                 for &tid in &self.at_end {
                     if self.threads.binary_search_by_key(&tid, |t| t.0).is_err() {
-                        sum = sum.saturating_add(cpu_ns(clock_of(tid)).unwrap_or(0));
+                        let ran = cpu_ns(clock_of(tid)).unwrap_or(0);
+                        cpu = cpu.saturating_add(ran);
+                        wanted = wanted.saturating_add(ran);
                     }
                 }
             }
-            Some(sum)
+            Some(OverProbe {
+                cpu_ns: cpu,
+                wanted_ns: Some(wanted),
+            })
         }
         #[cfg(not(target_os = "linux"))]
         {
+            let _ = probe_ns;
             None
+        }
+    }
+
+    /// Whether `watch`'s thread was runnable at both ends of the last
+    /// probe.
+    fn runnable_throughout(&self, watch: &crate::record::watch::Watch) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            self.runnable.binary_search(&watch.tid()).is_ok()
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = watch;
+            false
         }
     }
 }

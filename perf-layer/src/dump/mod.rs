@@ -307,6 +307,13 @@ pub struct WatchedWaits {
     pub wait_ns: u64,
     /// The process's CPU time over them, less the waiting thread's, ns.
     pub others_cpu_ns: u64,
+    /// What the rest of the process wanted of the CPU over them, ns: its
+    /// CPU time, where a thread runnable at both ends of an interval (on a
+    /// core or waiting for one) counts the whole interval. Above
+    /// `others_cpu_ns` when other processes took cores the rest of this one
+    /// wanted. `None` in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub others_wanted_ns: Option<u64>,
 }
 
 impl WatchedWaits {
@@ -317,12 +324,41 @@ impl WatchedWaits {
     /// use perf_layer::dump::WatchedWaits;
     /// // Waiting 100 ms in all while the process's other threads used
     /// // 190 ms of CPU: 1.9 cores.
-    /// let w = WatchedWaits { intervals: 10, wait_ns: 100_000_000, others_cpu_ns: 190_000_000 };
+    /// let w = WatchedWaits {
+    ///     intervals: 10,
+    ///     wait_ns: 100_000_000,
+    ///     others_cpu_ns: 190_000_000,
+    ///     others_wanted_ns: None,
+    /// };
     /// assert_eq!(w.others_cores(), Some(1.9));
     /// assert_eq!(WatchedWaits::default().others_cores(), None);
     /// ```
     pub fn others_cores(&self) -> Option<f64> {
         (self.wait_ns > 0).then(|| self.others_cpu_ns as f64 / self.wait_ns as f64)
+    }
+
+    /// The cores the rest of the process kept busy or had threads waiting
+    /// for, on average, while the callsite's spans waited: at least
+    /// [`others_cores`](Self::others_cores); that where the dump does not
+    /// say (older dumps); `None` without a watched wait.
+    ///
+    /// ```
+    /// use perf_layer::dump::WatchedWaits;
+    /// // Three threads of a pool computing through 100 ms of waits, given
+    /// // one core between them by a busy machine: one core busy, three
+    /// // wanted.
+    /// let w = WatchedWaits {
+    ///     intervals: 10,
+    ///     wait_ns: 100_000_000,
+    ///     others_cpu_ns: 100_000_000,
+    ///     others_wanted_ns: Some(300_000_000),
+    /// };
+    /// assert_eq!(w.others_cores(), Some(1.0));
+    /// assert_eq!(w.others_wanted_cores(), Some(3.0));
+    /// ```
+    pub fn others_wanted_cores(&self) -> Option<f64> {
+        let wanted = self.others_wanted_ns.unwrap_or(0).max(self.others_cpu_ns);
+        (self.wait_ns > 0).then(|| wanted as f64 / self.wait_ns as f64)
     }
 }
 

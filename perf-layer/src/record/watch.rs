@@ -25,6 +25,9 @@ pub(crate) struct Watch {
     /// The thread's CPU clock, read from the background thread.
     #[cfg(target_os = "linux")]
     clock: libc::clockid_t,
+    /// The thread's id, for its scheduler state in `/proc`.
+    #[cfg(target_os = "linux")]
+    tid: i32,
 }
 
 impl Watch {
@@ -43,6 +46,8 @@ impl Watch {
             Some(Watch {
                 state: AtomicU64::new(0),
                 clock,
+                // SAFETY: `gettid` has no preconditions.
+                tid: unsafe { libc::gettid() },
             })
         }
         #[cfg(not(target_os = "linux"))]
@@ -67,6 +72,12 @@ impl Watch {
     /// The tag in a published state.
     pub(crate) fn tag_of(state: u64) -> u32 {
         state as u32
+    }
+
+    /// The thread's id (the kernel's).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn tid(&self) -> i32 {
+        self.tid
     }
 
     /// The thread's CPU time, ns; `None` once it cannot be read (the thread

@@ -29,6 +29,13 @@
 //! worker blocked beside another that computes still has its own core
 //! idle: its wait can all come back.
 //!
+//! Busy is not all the rest of the process wanted: beside other processes
+//! (a shared CI runner), a pool of three spinning threads got one core of
+//! two, and its join read 0.94 to 0.98 cores busy, one idle, where no core
+//! was idle for it. Where the dump says what the rest of the process
+//! wanted (`others_wanted_ns`: a thread runnable at both ends of a probe
+//! counts it all), the idle cores are those it neither used nor wanted.
+//!
 //! The watch sees a thread off the CPU, not why: a preempted thread waits
 //! while others run by definition. Where more than
 //! [`MAX_PREEMPTED_SHARE`] of a span's self time off the CPU is preemption
@@ -61,6 +68,11 @@ pub(crate) const MAX_PREEMPTED_SHARE: f64 = 0.25;
 pub(crate) struct CoresWhileWaiting {
     /// The other threads' CPU over the cores' time while it waited (0 to 1).
     pub(crate) busy: f64,
+    /// What the other threads wanted of the cores then, at least `busy`
+    /// (above 1 when they wanted more cores than there are): their CPU, and
+    /// whole probes for threads that were runnable throughout (on a core or
+    /// waiting for one).
+    pub(crate) wanted: f64,
     /// The cores the process may use.
     pub(crate) cores: u32,
     /// The waits watched.
@@ -68,9 +80,33 @@ pub(crate) struct CoresWhileWaiting {
 }
 
 impl CoresWhileWaiting {
-    /// The cores idle, on average, while the spans waited.
+    /// The cores the rest of the process neither used nor wanted, on
+    /// average, while the spans waited.
     pub(crate) fn idle_cores(&self) -> f64 {
-        f64::from(self.cores) * (1.0 - self.busy)
+        f64::from(self.cores) * (1.0 - self.wanted.max(self.busy)).max(0.0)
+    }
+
+    /// Whether the rest of the process wanted noticeably more than it got
+    /// (a twentieth of the cores): other processes had the rest.
+    fn wanted_more(&self) -> bool {
+        self.wanted > self.busy + 0.05
+    }
+
+    /// What the rest of the process kept busy, and wanted where more.
+    fn kept_busy(&self) -> String {
+        let wanted = if self.wanted_more() {
+            format!(
+                " and had threads waiting for more ({:.2} cores wanted: other processes had the rest)",
+                self.wanted * f64::from(self.cores)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "kept {} of its {} cores busy{wanted}",
+            units::pct(self.busy),
+            self.cores
+        )
     }
 
     /// The most of a wait that can come back: the idle cores, at most the
@@ -84,8 +120,11 @@ impl CoresWhileWaiting {
         let cores = dump.run.cores.filter(|&n| n > 0)?;
         let w = cs.watched_waits.filter(|w| w.intervals >= MIN_WATCHED)?;
         let others = w.others_cores().filter(|c| c.is_finite())?;
+        let wanted = w.others_wanted_cores().filter(|c| c.is_finite())?;
         Some(Self {
             busy: (others / f64::from(cores)).clamp(0.0, 1.0),
+            // Not bounded by 1: three threads may want two cores.
+            wanted: (wanted / f64::from(cores)).max(0.0),
             cores,
             watched: w.intervals,
         })
@@ -222,9 +261,8 @@ impl BusyCores {
                 w.cores
             ),
             Busy::Waiting(w) => format!(
-                "; but while its spans waited the rest of the process kept {} of its {} cores busy ({} waits watched), {:.2} of a core idle, so at most that share of the wait can come back{}",
-                units::pct(w.busy),
-                w.cores,
+                "; but while its spans waited the rest of the process {} ({} waits watched), {:.2} of a core idle, so at most that share of the wait can come back{}",
+                w.kept_busy(),
                 units::count(w.watched as f64),
                 w.idle_cores(),
                 if self.waits_beside_work() {
@@ -246,10 +284,9 @@ impl BusyCores {
                 w.cores
             ),
             Busy::Waiting(w) => format!(
-                " (the cores' idle time while its spans waited, not {}: the rest of the process kept {} of its {} cores busy then, {:.2} of a core idle)",
+                " (the cores' idle time while its spans waited, not {}: the rest of the process {} then, {:.2} of a core idle)",
                 units::pct(self.uncapped),
-                units::pct(w.busy),
-                w.cores,
+                w.kept_busy(),
                 w.idle_cores()
             ),
         }
@@ -261,6 +298,12 @@ impl BusyCores {
             Busy::Window(w) => Evidence::new(
                 "cores busy while its spans were live (the process's CPU)",
                 w.busy,
+                Unit::Share,
+                None,
+            ),
+            Busy::Waiting(w) if w.wanted_more() => Evidence::new(
+                "cores the rest of the process kept busy or had threads waiting for while its spans waited",
+                w.wanted.min(1.0),
                 Unit::Share,
                 None,
             ),
@@ -357,10 +400,12 @@ mod tests {
     #[test]
     fn waits_beside_busy_cores_leave_only_their_idle_share() {
         let d = with_cpu(100.0, Some(2));
+        // An older dump: what the rest wanted is not said.
         let waits = WatchedWaits {
             intervals: 20,
             wait_ns: 100 * MS,
             others_cpu_ns: 190 * MS,
+            others_wanted_ns: None,
         };
         let cs = callsite(None, Some(waits));
         let b = BusyCores::of(&d, 10e9, &cs, true, 0.4, 0.5).expect("bounded");
@@ -415,6 +460,53 @@ mod tests {
             Some(WatchedWaits {
                 others_cpu_ns: 2 * MS,
                 ..waits
+            }),
+        );
+        assert_eq!(BusyCores::of(&d, 10e9, &idle, true, 0.4, 0.5), None);
+    }
+
+    /// A pool of three threads computing while a span joins it, given one
+    /// of the two cores by other processes: one core busy, three wanted.
+    /// Nothing was idle for the join; by its busy cores alone, a whole core
+    /// seemed to be.
+    #[test]
+    fn cores_other_processes_took_from_the_rest_of_the_process_are_not_idle() {
+        let d = with_cpu(100.0, Some(2));
+        let starved = WatchedWaits {
+            intervals: 20,
+            wait_ns: 100 * MS,
+            others_cpu_ns: 100 * MS,
+            others_wanted_ns: Some(300 * MS),
+        };
+        let b = BusyCores::of(&d, 10e9, &callsite(None, Some(starved)), true, 0.4, 0.5)
+            .expect("bounded");
+        assert_eq!(b.recoverable(0.4), 0.0, "{b:?}");
+        assert!(b.waits_beside_work());
+        let summary = b.summary();
+        assert!(
+            summary.contains(
+                "kept 50.0% of its 2 cores busy and had threads waiting for more (3.00 cores wanted: other processes had the rest)"
+            ) && summary.contains("0.00 of a core idle"),
+            "{summary}"
+        );
+        assert!(b.evidence().metric.contains("had threads waiting for"));
+        // Said by the busy cores alone, as an older dump does: one idle.
+        let unsaid = callsite(
+            None,
+            Some(WatchedWaits {
+                others_wanted_ns: None,
+                ..starved
+            }),
+        );
+        assert_eq!(BusyCores::of(&d, 10e9, &unsaid, true, 0.4, 0.5), None);
+        // Wanting what it got (a read beside an idle process): nothing more
+        // is said, and the gain stands.
+        let idle = callsite(
+            None,
+            Some(WatchedWaits {
+                others_cpu_ns: 2 * MS,
+                others_wanted_ns: Some(3 * MS),
+                ..starved
             }),
         );
         assert_eq!(BusyCores::of(&d, 10e9, &idle, true, 0.4, 0.5), None);
