@@ -206,6 +206,30 @@ impl ThreadStates {
         file.take(512).read_to_end(&mut self.buf).ok()?;
         state_of(&self.buf).map(|state| state == b'R')
     }
+
+    /// Whether thread `tid` of this process is blocked in a `futex` system
+    /// call (`/proc/self/task/<tid>/syscall`); `None` when that cannot be
+    /// read.
+    pub(crate) fn in_futex(&mut self, tid: i32) -> Option<bool> {
+        use std::fmt::Write as _;
+        use std::io::Read as _;
+        self.path.clear();
+        let _ = write!(self.path, "/proc/self/task/{tid}/syscall");
+        self.buf.clear();
+        let file = std::fs::File::open(&self.path).ok()?;
+        file.take(32).read_to_end(&mut self.buf).ok()?;
+        Some(syscall_of(&self.buf)? == libc::SYS_futex)
+    }
+}
+
+/// The system call a `/proc/<pid>/task/<tid>/syscall` line says the
+/// thread is blocked in: its first field; `None` for "running" or a thread
+/// blocked outside one (-1).
+#[cfg(target_os = "linux")]
+fn syscall_of(line: &[u8]) -> Option<libc::c_long> {
+    let first = line.split(|b| b.is_ascii_whitespace()).next()?;
+    let n: libc::c_long = std::str::from_utf8(first).ok()?.parse().ok()?;
+    (n >= 0).then_some(n)
 }
 
 /// The state letter of a `/proc/<pid>/stat` line: the first field after
@@ -231,6 +255,47 @@ mod tests {
         let stat = "cpu  100 5 50 800 10 1 2 30 7 0\ncpu0 50 2 25 400 5 0 1 15 3 0\n";
         assert_eq!(parse_steal(stat), Some((30, 998)));
         assert_eq!(parse_steal("intr 1 2 3"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_thread_blocked_on_a_lock_is_in_a_futex_and_a_sleeping_one_is_not() {
+        assert_eq!(syscall_of(b"running"), None);
+        assert_eq!(syscall_of(b"-1 0x7ffd 0x7f12"), None);
+        assert_eq!(syscall_of(b"202 0x1 0x80 0x2"), Some(202));
+        let lock = Arc::new(std::sync::Mutex::new(()));
+        let held = lock.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let lock = Arc::clone(&lock);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                // SAFETY: `gettid` has no preconditions.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                drop(lock.lock());
+            })
+        };
+        let sleeper = std::thread::spawn(move || {
+            // SAFETY: `gettid` has no preconditions.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        let (a, b) = (rx.recv().unwrap(), rx.recv().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+        let mut states = ThreadStates::default();
+        let (fa, fb) = (states.in_futex(a), states.in_futex(b));
+        drop(held);
+        waiter.join().unwrap();
+        sleeper.join().unwrap();
+        // Which sent first is not known: one waits on the lock, the other
+        // sleeps.
+        assert!(
+            matches!(
+                (fa, fb),
+                (Some(true), Some(false)) | (Some(false), Some(true))
+            ),
+            "{fa:?} {fb:?}"
+        );
     }
 
     #[cfg(target_os = "linux")]

@@ -22,9 +22,15 @@
 //! beside an idle core. Each thread's scheduler state is read at both ends
 //! of the probe too (`/proc/self/task/<tid>/stat`): a thread runnable at
 //! both ends wanted a core throughout, so `others_wanted_ns` adds the
-//! probe's length for it where its CPU time is less. A waiting thread that
-//! was itself runnable at both ends was preempted, not waiting in its
-//! span: that probe is not a wait.
+//! probe's length for it where its CPU time is less, for a wait blocked in
+//! a futex (`/proc/self/task/<tid>/syscall`: a join, a lock, a channel,
+//! waiting for another thread). A sleep or a read waits for no thread, and
+//! the threads runnable beside it may be idle workers yielding (beside two
+//! other processes, a fresh batch program's idle rayon workers, yielding
+//! before they sleep, read 1.5 cores wanted beside its read): its
+//! `others_wanted_ns` is its `others_cpu_ns`. A waiting thread that was
+//! itself runnable at both ends was preempted, not waiting in its span:
+//! that probe is not a wait.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,8 +155,12 @@ impl Watcher {
                 None
             }
         };
-        let (threads, waits, before, all) =
-            (&mut self.next, &mut self.waits, &self.threads, &self.all);
+        let (threads, waits, before, all) = (
+            &mut self.next,
+            &mut self.waits,
+            &self.threads,
+            &mut self.all,
+        );
         threads.clear();
         waits.clear();
         watched.for_each(|watch: &Arc<Watch>| {
@@ -180,9 +190,16 @@ impl Watcher {
                 return;
             }
             let others_cpu_ns = process.cpu_ns.saturating_sub(own);
-            let others_wanted_ns = process
-                .wanted_ns
-                .map_or(others_cpu_ns, |w| w.saturating_sub(own).max(others_cpu_ns));
+            // What the others wanted is what this wait waited beside only
+            // where it waits for one of them (a futex: a join, a lock, a
+            // channel); a sleep or a read waits for no thread, and runnable
+            // threads beside it may be idle workers yielding.
+            let others_wanted_ns = match process.wanted_ns {
+                Some(w) if all.waits_for_a_thread(watch) => {
+                    w.saturating_sub(own).max(others_cpu_ns)
+                }
+                _ => others_cpu_ns,
+            };
             waits.push(Wait {
                 tag,
                 wait_ns: interval_ns,
@@ -309,6 +326,20 @@ impl AllThreads {
         {
             let _ = probe_ns;
             None
+        }
+    }
+
+    /// Whether `watch`'s thread is blocked in a futex (waiting for another
+    /// thread: a join, a lock, a condition variable, a channel).
+    fn waits_for_a_thread(&mut self, watch: &crate::record::watch::Watch) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            self.stat.in_futex(watch.tid()) == Some(true)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = watch;
+            false
         }
     }
 

@@ -309,7 +309,9 @@ pub struct WatchedWaits {
     pub others_cpu_ns: u64,
     /// What the rest of the process wanted of the CPU over them, ns: its
     /// CPU time, where a thread runnable at both ends of an interval (on a
-    /// core or waiting for one) counts the whole interval. Above
+    /// core or waiting for one) counts the whole interval, for waits
+    /// blocked in a futex (waiting for another thread: a join, a lock, a
+    /// channel); `others_cpu_ns` for a sleep or a read. Above
     /// `others_cpu_ns` when other processes took cores the rest of this one
     /// wanted. `None` in older dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
