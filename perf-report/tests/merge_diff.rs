@@ -3,7 +3,7 @@
 mod support;
 
 use hdrhistogram::Histogram;
-use perf_layer::dump::{Alert, AlertKind, HistogramDump};
+use perf_layer::dump::{Alert, AlertKind, HistogramDump, WatchedWaits};
 use perf_report::diff::{DiffOptions, Verdict, diff};
 use perf_report::merge::{MergeError, merge};
 use support::{MIB, MS, Span, US, dump, ground_truth, hist, timeline};
@@ -79,6 +79,46 @@ fn merging_adds_histograms_and_sums_counts() {
     let m = merge(vec![a, c]).unwrap();
     let parse = m.callsites.iter().find(|c| c.name == "parse").unwrap();
     assert_eq!(parse.alloc, None);
+}
+
+/// What a callsite's spans waited beside adds up across parts; what the
+/// rest of the process wanted is known only where every part says it.
+#[test]
+fn merging_adds_watched_waits_and_keeps_what_was_wanted_only_where_all_say_it() {
+    let waits = |wanted| WatchedWaits {
+        intervals: 10,
+        wait_ns: 100 * MS,
+        others_cpu_ns: 50 * MS,
+        others_wanted_ns: wanted,
+    };
+    let part = |w: Option<WatchedWaits>| {
+        let mut d = dump("svc", 1_000 * MS, &[Span::new("join", 1, &[(MS, 10)])]);
+        d.callsites[0].watched_waits = w;
+        d
+    };
+    let both = merge(vec![
+        part(Some(waits(Some(200 * MS)))),
+        part(Some(waits(Some(100 * MS)))),
+    ])
+    .unwrap();
+    let w = both.callsites[0].watched_waits.unwrap();
+    assert_eq!(
+        (w.intervals, w.wait_ns, w.others_cpu_ns, w.others_wanted_ns),
+        (20, 200 * MS, 100 * MS, Some(300 * MS))
+    );
+    assert_eq!(w.others_wanted_cores(), Some(1.5));
+    // An older part does not say what was wanted: the busy cores stand.
+    let older = merge(vec![
+        part(Some(waits(Some(200 * MS)))),
+        part(Some(waits(None))),
+    ])
+    .unwrap();
+    let w = older.callsites[0].watched_waits.unwrap();
+    assert_eq!((w.intervals, w.others_wanted_ns), (20, None));
+    assert_eq!(w.others_wanted_cores(), w.others_cores());
+    // A part that was not watched: nothing is known.
+    let unwatched = merge(vec![part(Some(waits(Some(200 * MS)))), part(None)]).unwrap();
+    assert_eq!(unwatched.callsites[0].watched_waits, None);
 }
 
 #[test]
