@@ -132,9 +132,7 @@ fn read_then_join(others: usize) {
     drop(other_processes);
     let (read, join) = (waits(&dump, "read_input"), waits(&dump, "join_pool"));
     // About 29 watched waits each in 600 ms (a probe every 20 ms) on a
-    // quiet machine. Fewer on a loaded one: the watcher waits for a core,
-    // and a probe in which the joining thread was runnable throughout
-    // (woken by the pool, waiting for a core) is preemption, not a wait
+    // quiet machine. Fewer on a loaded one: the watcher waits for a core
     // (three computing processes on two cores left 4 to 7 of 40 rounds).
     assert!(read.intervals >= 5, "{read:?}");
     assert!(join.intervals >= 5, "{join:?}");
@@ -218,6 +216,74 @@ fn a_span_waiting_for_its_pool_is_not_blocked_and_one_waiting_for_a_read_is() {
 fn cores_other_processes_take_from_a_pool_are_not_idle_for_its_join() {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     read_then_join(cores);
+}
+
+/// A lock whose holder writes to disk under it (a 10 ms sleep) waits for
+/// no work: its wait can all come back, even beside other processes and
+/// idle workers that yield (a pool's sleep protocol), which are runnable
+/// and want no core for work.
+#[test]
+fn idle_workers_yielding_beside_a_lock_wait_are_no_work_it_waits_for() {
+    let _turn = turn();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let other_processes = OtherProcesses::start(cores);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let yielders: Vec<_> = (0..cores)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::yield_now();
+                }
+            })
+        })
+        .collect();
+    let lock = std::sync::Arc::new(std::sync::Mutex::new(0u64));
+    let dump = profile(|| {
+        for _ in 0..30 {
+            let (held_tx, held_rx) = std::sync::mpsc::channel();
+            let holder = {
+                let lock = std::sync::Arc::clone(&lock);
+                std::thread::spawn(move || {
+                    let mut guard = lock.lock().unwrap();
+                    held_tx.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(10));
+                    *guard += 1;
+                })
+            };
+            held_rx.recv().unwrap();
+            info_span!("wait_for_lock").in_scope(|| drop(lock.lock().unwrap()));
+            holder.join().unwrap();
+        }
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    yielders.into_iter().for_each(|t| t.join().unwrap());
+    drop(other_processes);
+    let w = waits(&dump, "wait_for_lock");
+    let (busy, wanted) = (w.others_cores().unwrap(), w.others_wanted_cores().unwrap());
+    eprintln!("the lock wait waited beside {busy:.2} cores busy and {wanted:.2} wanted ({w:?})");
+    assert!(w.intervals >= 5, "{w:?}");
+    // Counting every runnable thread read all the cores wanted here.
+    assert!(
+        wanted < 0.5 * cores as f64,
+        "the lock wait waited beside {wanted} cores wanted ({busy} busy)"
+    );
+    let a = analyze(&dump.into(), &Default::default());
+    let lock_wait = a
+        .findings
+        .iter()
+        .find(|f| {
+            f.class == Class::Blocked
+                && f.location
+                    .as_ref()
+                    .is_some_and(|l| l.name == "wait_for_lock")
+        })
+        .unwrap_or_else(|| panic!("{:#?}", a.findings));
+    assert!(
+        !lock_wait.summary.contains("wait beside work"),
+        "{}",
+        lock_wait.summary
+    );
 }
 
 #[test]

@@ -207,6 +207,21 @@ impl ThreadStates {
         state_of(&self.buf).map(|state| state == b'R')
     }
 
+    /// Thread `tid`'s CPU time, ns (as of its last scheduler update), and
+    /// the times it has been given a core, from
+    /// `/proc/self/task/<tid>/schedstat`; `None` when that cannot be read
+    /// (the thread is gone, or the kernel keeps no scheduler statistics).
+    pub(crate) fn sched(&mut self, tid: i32) -> Option<(u64, u64)> {
+        use std::fmt::Write as _;
+        use std::io::Read as _;
+        self.path.clear();
+        let _ = write!(self.path, "/proc/self/task/{tid}/schedstat");
+        self.buf.clear();
+        let file = std::fs::File::open(&self.path).ok()?;
+        file.take(128).read_to_end(&mut self.buf).ok()?;
+        parse_schedstat(&self.buf)
+    }
+
     /// Whether thread `tid` of this process is blocked in a `futex` system
     /// call (`/proc/self/task/<tid>/syscall`); `None` when that cannot be
     /// read.
@@ -220,6 +235,17 @@ impl ThreadStates {
         file.take(32).read_to_end(&mut self.buf).ok()?;
         Some(syscall_of(&self.buf)? == libc::SYS_futex)
     }
+}
+
+/// The CPU time and the times given a core of a `schedstat` line: its
+/// first and third fields (the second is the time spent waiting for one).
+#[cfg(target_os = "linux")]
+fn parse_schedstat(line: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let mut fields = text.split_ascii_whitespace();
+    let ran = fields.next()?.parse().ok()?;
+    let got = fields.nth(1)?.parse().ok()?;
+    Some((ran, got))
 }
 
 /// The system call a `/proc/<pid>/task/<tid>/syscall` line says the
@@ -295,6 +321,23 @@ mod tests {
                 (Some(true), Some(false)) | (Some(false), Some(true))
             ),
             "{fa:?} {fb:?}"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn schedstat_is_the_cpu_time_then_the_wait_then_the_times_given_a_core() {
+        assert_eq!(parse_schedstat(b"123456 789 42\n"), Some((123_456, 42)));
+        assert_eq!(parse_schedstat(b"123456 789"), None);
+        let mut states = ThreadStates::default();
+        // SAFETY: `gettid` has no preconditions.
+        let me = unsafe { libc::gettid() };
+        let before = states.sched(me).expect("this thread's schedstat");
+        std::thread::sleep(Duration::from_millis(2));
+        let after = states.sched(me).unwrap();
+        assert!(
+            after.1 > before.1,
+            "a sleep gives the core up: {before:?} {after:?}"
         );
     }
 

@@ -19,18 +19,21 @@
 //! Busy cores are not all the rest of the process wanted: beside other
 //! processes (a shared CI runner, a noisy neighbour), a pool of three
 //! spinning threads on two cores got one, and its join seemed to wait
-//! beside an idle core. Each thread's scheduler state is read at both ends
-//! of the probe too (`/proc/self/task/<tid>/stat`): a thread runnable at
-//! both ends wanted a core throughout, so `others_wanted_ns` adds the
-//! probe's length for it where its CPU time is less, for a wait blocked in
-//! a futex (`/proc/self/task/<tid>/syscall`: a join, a lock, a channel,
-//! waiting for another thread). A sleep or a read waits for no thread, and
-//! the threads runnable beside it may be idle workers yielding (beside two
-//! other processes, a fresh batch program's idle rayon workers, yielding
-//! before they sleep, read 1.5 cores wanted beside its read): its
-//! `others_wanted_ns` is its `others_cpu_ns`. A waiting thread that was
-//! itself runnable at both ends was preempted, not waiting in its span:
-//! that probe is not a wait.
+//! beside an idle core. Where a waiting thread is blocked in a futex
+//! (`/proc/self/task/<tid>/syscall`: a join, a lock, a channel, waiting for
+//! another thread), the probe's end also reads the state of every thread
+//! that ran under half the probe (`/proc/self/task/<tid>/stat`): one
+//! runnable then waited for a core, and wanted the whole probe, unless it
+//! ran only moments each time it got a core since its schedule was last
+//! read ([`YIELDS_BELOW_NS`], from `/proc/self/task/<tid>/schedstat`: an
+//! idle pool's worker spinning on `sched_yield`); one that ran over half
+//! wanted the whole probe too. That is `others_wanted_ns`. A sleep or a
+//! read waits for no thread, and the threads runnable beside it may be
+//! idle workers yielding (beside two other processes, a fresh batch
+//! program's idle rayon workers read 1.5 cores wanted beside its read):
+//! its `others_wanted_ns` is its `others_cpu_ns`. Read only then, once a
+//! probe: reading every thread's state at both ends of every probe slowed
+//! a debug build's pipeline by 1 to 4% of its wall time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,9 +72,9 @@ pub(crate) struct WaitSums {
     pub(crate) wait_ns: u64,
     /// The process's CPU time over them, less the waiting thread's, ns.
     pub(crate) others_cpu_ns: u64,
-    /// The same, where a thread runnable at both ends of an interval counts
-    /// the whole interval (it wanted a core throughout), ns; at least
-    /// `others_cpu_ns`.
+    /// The same, where a thread waiting for a core at an interval's end (or
+    /// on one most of it) counts the whole interval, for waits blocked in
+    /// a futex, ns; at least `others_cpu_ns`.
     pub(crate) others_wanted_ns: u64,
 }
 
@@ -185,20 +188,16 @@ impl Watcher {
             if interval_ns == 0 || own as f64 >= WAITING_BELOW * interval_ns as f64 {
                 return;
             }
-            // Runnable throughout and hardly run: it waited for a core.
-            if all.runnable_throughout(watch) {
-                return;
-            }
             let others_cpu_ns = process.cpu_ns.saturating_sub(own);
             // What the others wanted is what this wait waited beside only
             // where it waits for one of them (a futex: a join, a lock, a
             // channel); a sleep or a read waits for no thread, and runnable
             // threads beside it may be idle workers yielding.
-            let others_wanted_ns = match process.wanted_ns {
-                Some(w) if all.waits_for_a_thread(watch) => {
-                    w.saturating_sub(own).max(others_cpu_ns)
-                }
-                _ => others_cpu_ns,
+            let others_wanted_ns = if all.waits_for_a_thread(watch) {
+                all.wanted(process)
+                    .map_or(others_cpu_ns, |w| w.saturating_sub(own).max(others_cpu_ns))
+            } else {
+                others_cpu_ns
             };
             waits.push(Wait {
                 tag,
@@ -222,37 +221,57 @@ impl Watcher {
     }
 }
 
+/// A thread found waiting for a core at a probe's end that, since its
+/// schedule was last read, ran less than this each time it got a core
+/// yields (an idle pool's worker spinning on `sched_yield` before it
+/// sleeps): beside other processes it is runnable for tens of milliseconds
+/// and wants no core for work. A thread that computes runs whole time
+/// slices, and one that computed since and yields now (a pool's worker in
+/// its channel's back-off between jobs) still ran long slices. Beside two
+/// other processes, a fresh program's idle rayon workers read 2.1 cores
+/// wanted beside a lock wait without this; two threads yielding beside a
+/// planted lock wait read 0.9 to 1.8 when only the probe itself was read
+/// (a thread given no core in 250 µs cannot be told).
+const YIELDS_BELOW_NS: u64 = 10_000;
+
 /// What the process's threads did over a probe.
 #[derive(Debug, Clone, Copy)]
 struct OverProbe {
     /// Their CPU time, ns.
     cpu_ns: u64,
-    /// Their CPU time, where a thread runnable at both ends counts the
-    /// probe's length if more, ns; `None` where the states were not read.
-    wanted_ns: Option<u64>,
+    /// The probe's length, ns.
+    probe_ns: u64,
+    /// Each thread's CPU time over it was read ([`AllThreads::wanted`]
+    /// can be asked).
+    by_thread: bool,
 }
 
 /// The CPU time of every thread of the process over a probe, each read on
 /// its own clock: precise, where the process's clock adds a thread running
 /// on another CPU only at its last scheduler tick (4 ms at 250 Hz, longer
 /// than a probe). Threads born during the probe count all their CPU time;
-/// a probe during which one ended is not read. With it, which threads were
-/// runnable at both ends: they wanted a core throughout.
+/// a probe during which one ended is not read. Asked, what they wanted of
+/// the cores ([`wanted`](Self::wanted)).
 #[derive(Debug, Default)]
 struct AllThreads {
-    /// Each listed thread's id, its time and whether it was runnable at
-    /// the probe's start, by id.
+    /// Each listed thread's id and its time at the probe's start, by id.
     #[cfg(target_os = "linux")]
-    threads: Vec<(i32, Option<u64>, bool)>,
+    threads: Vec<(i32, Option<u64>)>,
     /// The threads listed at the probe's end (kept to reuse).
     #[cfg(target_os = "linux")]
     at_end: Vec<i32>,
-    /// The threads runnable at both ends of the last probe, sorted.
+    /// Each thread's CPU time over the last probe, ns, by id.
     #[cfg(target_os = "linux")]
-    runnable: Vec<i32>,
+    ran: Vec<(i32, u64)>,
+    /// What they wanted over it, once asked.
+    wanted: Option<u64>,
     /// Where a thread's state is read (kept to reuse).
     #[cfg(target_os = "linux")]
     stat: ThreadStates,
+    /// Each thread's CPU time and times given a core when last read, by id
+    /// (`schedstat`, read for threads waiting for a core).
+    #[cfg(target_os = "linux")]
+    schedules: Vec<(i32, (u64, u64))>,
     /// The process's clock at the probe's start, where no list is read.
     process_at_start: Option<u64>,
 }
@@ -264,14 +283,9 @@ impl AllThreads {
         {
             // Listed at every probe: a pool's threads may live 10 ms.
             self.threads.clear();
-            self.runnable.clear();
             if list(&mut self.at_end) {
-                let stat = &mut self.stat;
-                self.threads.extend(
-                    self.at_end
-                        .iter()
-                        .map(|&tid| (tid, cpu_ns(clock_of(tid)), stat.runnable(tid) == Some(true))),
-                );
+                self.threads
+                    .extend(self.at_end.iter().map(|&tid| (tid, cpu_ns(clock_of(tid)))));
                 self.threads.sort_unstable_by_key(|t| t.0);
                 self.process_at_start = None;
             } else {
@@ -284,42 +298,41 @@ impl AllThreads {
     /// probe of `probe_ns`; `None` when a thread listed then has ended
     /// since (its time is gone).
     fn since_start(&mut self, probe_ns: u64) -> Option<OverProbe> {
+        self.wanted = None;
         #[cfg(target_os = "linux")]
         {
+            self.ran.clear();
             if let Some(at) = self.process_at_start {
                 return cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID).map(|now| OverProbe {
                     cpu_ns: now.saturating_sub(at),
-                    wanted_ns: None,
+                    probe_ns,
+                    by_thread: false,
                 });
             }
-            let (mut cpu, mut wanted) = (0u64, 0u64);
-            for &(tid, at, runnable_at_start) in &self.threads {
+            let mut sum = 0u64;
+            for &(tid, at) in &self.threads {
                 let Some(at) = at else { continue };
                 // A thread that ended during the probe took its time with
                 // it: the sum would be short, and a span waiting for it (a
                 // join) would seem to wait beside idle cores. Not read.
                 let now = cpu_ns(clock_of(tid))?;
                 let ran = now.saturating_sub(at);
-                cpu = cpu.saturating_add(ran);
-                if runnable_at_start && self.stat.runnable(tid) == Some(true) {
-                    self.runnable.push(tid);
-                    wanted = wanted.saturating_add(ran.max(probe_ns));
-                } else {
-                    wanted = wanted.saturating_add(ran);
-                }
+                self.ran.push((tid, ran));
+                sum = sum.saturating_add(ran);
             }
             if list(&mut self.at_end) {
                 for &tid in &self.at_end {
                     if self.threads.binary_search_by_key(&tid, |t| t.0).is_err() {
                         let ran = cpu_ns(clock_of(tid)).unwrap_or(0);
-                        cpu = cpu.saturating_add(ran);
-                        wanted = wanted.saturating_add(ran);
+                        self.ran.push((tid, ran));
+                        sum = sum.saturating_add(ran);
                     }
                 }
             }
             Some(OverProbe {
-                cpu_ns: cpu,
-                wanted_ns: Some(wanted),
+                cpu_ns: sum,
+                probe_ns,
+                by_thread: true,
             })
         }
         #[cfg(not(target_os = "linux"))]
@@ -329,26 +342,74 @@ impl AllThreads {
         }
     }
 
+    /// What the process's threads wanted of the cores over the last probe,
+    /// ns: their CPU time, and the whole probe for a thread that ran under
+    /// half of it and waits for a core at its end (runnable, `/proc/self/
+    /// task/<tid>/stat`) unless it yields ([`YIELDS_BELOW_NS`]); one that
+    /// ran over half counts the whole probe too. Read only when a waiting
+    /// span asks, once a probe: the reads cost about 2 µs a thread, and
+    /// reading every thread's state at every probe slowed a debug build's
+    /// pipeline by 1 to 4% of its wall time.
+    fn wanted(&mut self, probe: OverProbe) -> Option<u64> {
+        if !probe.by_thread {
+            return None;
+        }
+        if let Some(w) = self.wanted {
+            return Some(w);
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let probe_ns = probe.probe_ns;
+            let mut wanted = 0u64;
+            let threads = std::mem::take(&mut self.ran);
+            for &(tid, ran) in &threads {
+                let waits_for_a_core = ran < probe_ns / 2 && self.stat.runnable(tid) == Some(true);
+                let computes = ran >= probe_ns / 2 || (waits_for_a_core && self.computes(tid));
+                wanted = wanted.saturating_add(if computes { ran.max(probe_ns) } else { ran });
+            }
+            self.ran = threads;
+            self.wanted = Some(wanted);
+            Some(wanted)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            None
+        }
+    }
+
+    /// Whether thread `tid` ran a whole slice each time it got a core since
+    /// its schedule was last read (`true` the first time, or when it got
+    /// none: it is taken to want one for work).
+    #[cfg(target_os = "linux")]
+    fn computes(&mut self, tid: i32) -> bool {
+        let Some(now) = self.stat.sched(tid) else {
+            return true;
+        };
+        match self.schedules.binary_search_by_key(&tid, |s| s.0) {
+            Ok(i) => {
+                let (ran_before, got_before) = std::mem::replace(&mut self.schedules[i].1, now);
+                let got = now.1.saturating_sub(got_before);
+                got == 0 || now.0.saturating_sub(ran_before) >= got * YIELDS_BELOW_NS
+            }
+            Err(i) => {
+                // Bounded: forgotten past the threads a probe reads.
+                if self.schedules.len() >= MAX_LISTED {
+                    self.schedules.clear();
+                    self.schedules.push((tid, now));
+                } else {
+                    self.schedules.insert(i, (tid, now));
+                }
+                true
+            }
+        }
+    }
+
     /// Whether `watch`'s thread is blocked in a futex (waiting for another
     /// thread: a join, a lock, a condition variable, a channel).
     fn waits_for_a_thread(&mut self, watch: &crate::record::watch::Watch) -> bool {
         #[cfg(target_os = "linux")]
         {
             self.stat.in_futex(watch.tid()) == Some(true)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = watch;
-            false
-        }
-    }
-
-    /// Whether `watch`'s thread was runnable at both ends of the last
-    /// probe.
-    fn runnable_throughout(&self, watch: &crate::record::watch::Watch) -> bool {
-        #[cfg(target_os = "linux")]
-        {
-            self.runnable.binary_search(&watch.tid()).is_ok()
         }
         #[cfg(not(target_os = "linux"))]
         {

@@ -308,7 +308,9 @@ pub struct WatchedWaits {
     /// The process's CPU time over them, less the waiting thread's, ns.
     pub others_cpu_ns: u64,
     /// What the rest of the process wanted of the CPU over them, ns: its
-    /// CPU time, where a thread runnable at both ends of an interval (on a
+    /// CPU time, where a thread waiting for a core at an interval's end (or
+    /// on one most of it; not one yielding while idle) counts the whole
+    /// interval (on a
     /// core or waiting for one) counts the whole interval, for waits
     /// blocked in a futex (waiting for another thread: a join, a lock, a
     /// channel); `others_cpu_ns` for a sleep or a read. Above

@@ -33,7 +33,7 @@
 //! (a shared CI runner), a pool of three spinning threads got one core of
 //! two, and its join read 0.94 to 0.98 cores busy, one idle, where no core
 //! was idle for it. Where the dump says what the rest of the process
-//! wanted (`others_wanted_ns`: a thread runnable at both ends of a probe
+//! wanted (`others_wanted_ns`: a thread waiting for a core at a probe's end
 //! counts it all), the idle cores are those it neither used nor wanted.
 //!
 //! The watch sees a thread off the CPU, not why: a preempted thread waits
@@ -70,7 +70,7 @@ pub(crate) struct CoresWhileWaiting {
     pub(crate) busy: f64,
     /// What the other threads wanted of the cores then, at least `busy`
     /// (above 1 when they wanted more cores than there are): their CPU, and
-    /// whole probes for threads that were runnable throughout (on a core or
+    /// whole probes for threads that waited for a core (on a core or
     /// waiting for one).
     pub(crate) wanted: f64,
     /// The cores the process may use.
