@@ -195,16 +195,9 @@ impl ThreadStates {
     /// Whether thread `tid` of this process is running or waiting for a
     /// core (`R`); `None` when its state cannot be read (it is gone).
     pub(crate) fn runnable(&mut self, tid: i32) -> Option<bool> {
-        use std::fmt::Write as _;
-        use std::io::Read as _;
-        self.path.clear();
-        let _ = write!(self.path, "/proc/self/task/{tid}/stat");
-        self.buf.clear();
-        let file = std::fs::File::open(&self.path).ok()?;
         // The state is the first field after the name; 512 bytes hold it
         // whatever the name (at most 64 bytes).
-        file.take(512).read_to_end(&mut self.buf).ok()?;
-        state_of(&self.buf).map(|state| state == b'R')
+        state_of(self.read(tid, "stat", 512)?).map(|state| state == b'R')
     }
 
     /// Thread `tid`'s CPU time, ns (as of its last scheduler update), and
@@ -212,28 +205,26 @@ impl ThreadStates {
     /// `/proc/self/task/<tid>/schedstat`; `None` when that cannot be read
     /// (the thread is gone, or the kernel keeps no scheduler statistics).
     pub(crate) fn sched(&mut self, tid: i32) -> Option<(u64, u64)> {
-        use std::fmt::Write as _;
-        use std::io::Read as _;
-        self.path.clear();
-        let _ = write!(self.path, "/proc/self/task/{tid}/schedstat");
-        self.buf.clear();
-        let file = std::fs::File::open(&self.path).ok()?;
-        file.take(128).read_to_end(&mut self.buf).ok()?;
-        parse_schedstat(&self.buf)
+        parse_schedstat(self.read(tid, "schedstat", 128)?)
     }
 
     /// Whether thread `tid` of this process is blocked in a `futex` system
     /// call (`/proc/self/task/<tid>/syscall`); `None` when that cannot be
     /// read.
     pub(crate) fn in_futex(&mut self, tid: i32) -> Option<bool> {
+        Some(syscall_of(self.read(tid, "syscall", 32)?)? == libc::SYS_futex)
+    }
+
+    /// The first `at_most` bytes of `/proc/self/task/<tid>/<file>`.
+    fn read(&mut self, tid: i32, file: &str, at_most: u64) -> Option<&[u8]> {
         use std::fmt::Write as _;
         use std::io::Read as _;
         self.path.clear();
-        let _ = write!(self.path, "/proc/self/task/{tid}/syscall");
+        let _ = write!(self.path, "/proc/self/task/{tid}/{file}");
         self.buf.clear();
-        let file = std::fs::File::open(&self.path).ok()?;
-        file.take(32).read_to_end(&mut self.buf).ok()?;
-        Some(syscall_of(&self.buf)? == libc::SYS_futex)
+        let opened = std::fs::File::open(&self.path).ok()?;
+        opened.take(at_most).read_to_end(&mut self.buf).ok()?;
+        Some(&self.buf)
     }
 }
 
@@ -283,6 +274,35 @@ mod tests {
         assert_eq!(parse_steal("intr 1 2 3"), None);
     }
 
+    /// What `read` says of a thread running `other` and of one sleeping,
+    /// read 50 ms after both started; `release` lets `other` end.
+    #[cfg(target_os = "linux")]
+    fn beside_a_sleeper(
+        other: impl FnOnce() + Send + 'static,
+        release: impl FnOnce(),
+        read: impl Fn(&mut ThreadStates, i32) -> Option<bool>,
+    ) -> [Option<bool>; 2] {
+        let start = |work: Box<dyn FnOnce() + Send>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                // SAFETY: `gettid` has no preconditions.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                work();
+            });
+            (rx.recv().unwrap(), thread)
+        };
+        let (busy, busy_thread) = start(Box::new(other));
+        let (sleeper, sleeper_thread) =
+            start(Box::new(|| std::thread::sleep(Duration::from_millis(300))));
+        std::thread::sleep(Duration::from_millis(50));
+        let mut states = ThreadStates::default();
+        let said = [read(&mut states, busy), read(&mut states, sleeper)];
+        release();
+        busy_thread.join().unwrap();
+        sleeper_thread.join().unwrap();
+        said
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn a_thread_blocked_on_a_lock_is_in_a_futex_and_a_sleeping_one_is_not() {
@@ -291,37 +311,13 @@ mod tests {
         assert_eq!(syscall_of(b"202 0x1 0x80 0x2"), Some(202));
         let lock = Arc::new(std::sync::Mutex::new(()));
         let held = lock.lock().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let waiter = {
-            let lock = Arc::clone(&lock);
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                // SAFETY: `gettid` has no preconditions.
-                tx.send(unsafe { libc::gettid() }).unwrap();
-                drop(lock.lock());
-            })
-        };
-        let sleeper = std::thread::spawn(move || {
-            // SAFETY: `gettid` has no preconditions.
-            tx.send(unsafe { libc::gettid() }).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-        });
-        let (a, b) = (rx.recv().unwrap(), rx.recv().unwrap());
-        std::thread::sleep(Duration::from_millis(50));
-        let mut states = ThreadStates::default();
-        let (fa, fb) = (states.in_futex(a), states.in_futex(b));
-        drop(held);
-        waiter.join().unwrap();
-        sleeper.join().unwrap();
-        // Which sent first is not known: one waits on the lock, the other
-        // sleeps.
-        assert!(
-            matches!(
-                (fa, fb),
-                (Some(true), Some(false)) | (Some(false), Some(true))
-            ),
-            "{fa:?} {fb:?}"
+        let waiter = Arc::clone(&lock);
+        let said = beside_a_sleeper(
+            move || drop(waiter.lock()),
+            || drop(held),
+            ThreadStates::in_futex,
         );
+        assert_eq!(said, [Some(true), Some(false)]);
     }
 
     #[cfg(target_os = "linux")]
@@ -354,37 +350,16 @@ mod tests {
     #[test]
     fn a_computing_thread_is_runnable_and_a_sleeping_one_is_not() {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let spinner = {
-            let stop = Arc::clone(&stop);
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                // SAFETY: `gettid` has no preconditions.
-                tx.send(unsafe { libc::gettid() }).unwrap();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let spinning = Arc::clone(&stop);
+        let said = beside_a_sleeper(
+            move || {
+                while !spinning.load(std::sync::atomic::Ordering::Relaxed) {
                     std::hint::spin_loop();
                 }
-            })
-        };
-        let sleeper = std::thread::spawn(move || {
-            // SAFETY: `gettid` has no preconditions.
-            tx.send(unsafe { libc::gettid() }).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-        });
-        let (a, b) = (rx.recv().unwrap(), rx.recv().unwrap());
-        std::thread::sleep(Duration::from_millis(50));
-        let mut stat = ThreadStates::default();
-        // Which sent first is not known: one is runnable, the other not.
-        let (ra, rb) = (stat.runnable(a), stat.runnable(b));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        spinner.join().unwrap();
-        sleeper.join().unwrap();
-        assert!(
-            matches!(
-                (ra, rb),
-                (Some(true), Some(false)) | (Some(false), Some(true))
-            ),
-            "{ra:?} {rb:?}"
+            },
+            || stop.store(true, std::sync::atomic::Ordering::Relaxed),
+            ThreadStates::runnable,
         );
+        assert_eq!(said, [Some(true), Some(false)]);
     }
 }
