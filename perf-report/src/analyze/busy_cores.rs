@@ -87,17 +87,24 @@ impl CoresWhileWaiting {
     }
 
     /// Whether the rest of the process wanted noticeably more than it got
-    /// (a twentieth of the cores): other processes had the rest.
+    /// (a twentieth of the cores).
     fn wanted_more(&self) -> bool {
         self.wanted > self.busy + 0.05
     }
 
-    /// What the rest of the process kept busy, and wanted where more.
+    /// What the rest of the process kept busy, and wanted where more: with
+    /// cores it did not use, other processes had them; with every core
+    /// busy, it ran more threads than cores.
     fn kept_busy(&self) -> String {
         let wanted = if self.wanted_more() {
             format!(
-                " and had threads waiting for more ({:.2} cores wanted: other processes had the rest)",
-                self.wanted * f64::from(self.cores)
+                " and had threads waiting for more ({:.2} cores wanted: {})",
+                self.wanted * f64::from(self.cores),
+                if self.busy < 0.95 {
+                    "other processes had the rest"
+                } else {
+                    "more threads than cores"
+                }
             )
         } else {
             String::new()
@@ -490,6 +497,22 @@ mod tests {
             "{summary}"
         );
         assert!(b.evidence().metric.contains("had threads waiting for"));
+        // Every core busy and more wanted: the process's own threads
+        // outnumber the cores, no other process is named.
+        let crowded = callsite(
+            None,
+            Some(WatchedWaits {
+                others_cpu_ns: 200 * MS,
+                ..starved
+            }),
+        );
+        let b = BusyCores::of(&d, 10e9, &crowded, true, 0.4, 0.5).expect("bounded");
+        assert!(
+            b.summary()
+                .contains("(3.00 cores wanted: more threads than cores)"),
+            "{}",
+            b.summary()
+        );
         // Said by the busy cores alone, as an older dump does: one idle.
         let unsaid = callsite(
             None,
