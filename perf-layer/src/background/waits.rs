@@ -25,8 +25,9 @@
 //! that ran under half the probe (`/proc/self/task/<tid>/stat`): one
 //! runnable then waited for a core, and wanted the whole probe, unless it
 //! ran only moments each time it got a core since its schedule was last
-//! read ([`YIELDS_BELOW_NS`], from `/proc/self/task/<tid>/schedstat`: an
-//! idle pool's worker spinning on `sched_yield`); one that ran over half
+//! read, or got none since and did so before ([`YIELDS_BELOW_NS`], from
+//! `/proc/self/task/<tid>/schedstat`: an idle pool's worker spinning on
+//! `sched_yield`); one that ran over half
 //! wanted the whole probe too. That is `others_wanted_ns`. A sleep or a
 //! read waits for no thread, and the threads runnable beside it may be
 //! idle workers yielding (beside two other processes, a fresh batch
@@ -241,9 +242,6 @@ struct OverProbe {
     cpu_ns: u64,
     /// The probe's length, ns.
     probe_ns: u64,
-    /// Each thread's CPU time over it was read ([`AllThreads::wanted`]
-    /// can be asked).
-    by_thread: bool,
 }
 
 /// The CPU time of every thread of the process over a probe, each read on
@@ -268,10 +266,11 @@ struct AllThreads {
     /// Where a thread's state is read (kept to reuse).
     #[cfg(target_os = "linux")]
     stat: ThreadStates,
-    /// Each thread's CPU time and times given a core when last read, by id
-    /// (`schedstat`, read for threads waiting for a core).
+    /// Each thread's CPU time and times given a core when last read, and
+    /// whether it computed then, by id (`schedstat`, read for threads
+    /// waiting for a core).
     #[cfg(target_os = "linux")]
-    schedules: Vec<(i32, (u64, u64))>,
+    schedules: Vec<(i32, (u64, u64), bool)>,
     /// The process's clock at the probe's start, where no list is read.
     process_at_start: Option<u64>,
 }
@@ -306,7 +305,6 @@ impl AllThreads {
                 return cpu_ns(libc::CLOCK_PROCESS_CPUTIME_ID).map(|now| OverProbe {
                     cpu_ns: now.saturating_sub(at),
                     probe_ns,
-                    by_thread: false,
                 });
             }
             let mut sum = 0u64;
@@ -332,7 +330,6 @@ impl AllThreads {
             Some(OverProbe {
                 cpu_ns: sum,
                 probe_ns,
-                by_thread: true,
             })
         }
         #[cfg(not(target_os = "linux"))]
@@ -351,7 +348,8 @@ impl AllThreads {
     /// reading every thread's state at every probe slowed a debug build's
     /// pipeline by 1 to 4% of its wall time.
     fn wanted(&mut self, probe: OverProbe) -> Option<u64> {
-        if !probe.by_thread {
+        // Read on the process's clock, no thread's own time is known.
+        if self.process_at_start.is_some() {
             return None;
         }
         if let Some(w) = self.wanted {
@@ -378,28 +376,35 @@ impl AllThreads {
     }
 
     /// Whether thread `tid` ran a whole slice each time it got a core since
-    /// its schedule was last read (`true` the first time, or when it got
-    /// none: it is taken to want one for work).
+    /// its schedule was last read; over its whole life the first time.
+    /// Given no core since, it has done nothing since: the last verdict
+    /// stands (`true` where there is none: it is taken to want one for
+    /// work).
     #[cfg(target_os = "linux")]
     fn computes(&mut self, tid: i32) -> bool {
         let Some(now) = self.stat.sched(tid) else {
             return true;
         };
+        let slices = |ran: u64, got: u64| ran >= got * YIELDS_BELOW_NS;
         match self.schedules.binary_search_by_key(&tid, |s| s.0) {
             Ok(i) => {
-                let (ran_before, got_before) = std::mem::replace(&mut self.schedules[i].1, now);
+                let (_, (ran_before, got_before), verdict) = self.schedules[i];
                 let got = now.1.saturating_sub(got_before);
-                got == 0 || now.0.saturating_sub(ran_before) >= got * YIELDS_BELOW_NS
+                let computes =
+                    got == 0 && verdict || got > 0 && slices(now.0.saturating_sub(ran_before), got);
+                self.schedules[i] = (tid, now, computes);
+                computes
             }
             Err(i) => {
+                let computes = slices(now.0, now.1);
                 // Bounded: forgotten past the threads a probe reads.
                 if self.schedules.len() >= MAX_LISTED {
                     self.schedules.clear();
-                    self.schedules.push((tid, now));
+                    self.schedules.push((tid, now, computes));
                 } else {
-                    self.schedules.insert(i, (tid, now));
+                    self.schedules.insert(i, (tid, now, computes));
                 }
-                true
+                computes
             }
         }
     }
