@@ -222,10 +222,57 @@ fn cores_other_processes_take_from_a_pool_are_not_idle_for_its_join() {
 /// no work: its wait can all come back, even beside other processes and
 /// idle workers that yield (a pool's sleep protocol), which are runnable
 /// and want no core for work.
+///
+/// Run again (three times at most) while the wait reads half the cores
+/// wanted or more: in about one run in twenty on the 2-vCPU guest (0.01 to
+/// 0.76 cores in twelve runs, then 1.13 in a whole-suite run) the reads
+/// take a yielder for a thread that wants a core. Counting every runnable
+/// thread, the bug this guards against, reads all the cores wanted in
+/// every run.
 #[test]
 fn idle_workers_yielding_beside_a_lock_wait_are_no_work_it_waits_for() {
     let _turn = turn();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut runs = 1;
+    let dump = loop {
+        let dump = lock_wait_beside_yielders(cores);
+        let wanted = waits(&dump, "wait_for_lock").others_wanted_cores();
+        if runs == 3 || wanted.is_some_and(|w| w < 0.5 * cores as f64) {
+            break dump;
+        }
+        eprintln!("the lock wait read {wanted:?} cores wanted: run again");
+        runs += 1;
+    };
+    let w = waits(&dump, "wait_for_lock");
+    let (busy, wanted) = (w.others_cores().unwrap(), w.others_wanted_cores().unwrap());
+    eprintln!("the lock wait waited beside {busy:.2} cores busy and {wanted:.2} wanted ({w:?})");
+    assert!(w.intervals >= 5, "{w:?}");
+    // Counting every runnable thread read all the cores wanted here.
+    assert!(
+        wanted < 0.5 * cores as f64,
+        "the lock wait waited beside {wanted} cores wanted ({busy} busy)"
+    );
+    let a = analyze(&dump.into(), &Default::default());
+    let lock_wait = a
+        .findings
+        .iter()
+        .find(|f| {
+            f.class == Class::Blocked
+                && f.location
+                    .as_ref()
+                    .is_some_and(|l| l.name == "wait_for_lock")
+        })
+        .unwrap_or_else(|| panic!("{:#?}", a.findings));
+    assert!(
+        !lock_wait.summary.contains("wait beside work"),
+        "{}",
+        lock_wait.summary
+    );
+}
+
+/// A lock wait, thirty times, beside one yielding thread and one computing
+/// process per core.
+fn lock_wait_beside_yielders(cores: usize) -> Dump {
     let other_processes = OtherProcesses::start(cores);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let yielders: Vec<_> = (0..cores)
@@ -259,31 +306,7 @@ fn idle_workers_yielding_beside_a_lock_wait_are_no_work_it_waits_for() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     yielders.into_iter().for_each(|t| t.join().unwrap());
     drop(other_processes);
-    let w = waits(&dump, "wait_for_lock");
-    let (busy, wanted) = (w.others_cores().unwrap(), w.others_wanted_cores().unwrap());
-    eprintln!("the lock wait waited beside {busy:.2} cores busy and {wanted:.2} wanted ({w:?})");
-    assert!(w.intervals >= 5, "{w:?}");
-    // Counting every runnable thread read all the cores wanted here.
-    assert!(
-        wanted < 0.5 * cores as f64,
-        "the lock wait waited beside {wanted} cores wanted ({busy} busy)"
-    );
-    let a = analyze(&dump.into(), &Default::default());
-    let lock_wait = a
-        .findings
-        .iter()
-        .find(|f| {
-            f.class == Class::Blocked
-                && f.location
-                    .as_ref()
-                    .is_some_and(|l| l.name == "wait_for_lock")
-        })
-        .unwrap_or_else(|| panic!("{:#?}", a.findings));
-    assert!(
-        !lock_wait.summary.contains("wait beside work"),
-        "{}",
-        lock_wait.summary
-    );
+    dump
 }
 
 #[test]
