@@ -157,26 +157,47 @@ impl Drop for Publisher {
     }
 }
 
-/// Span id to callsite tag, direct-mapped over the low bits of the id. The
-/// registry's ids carry a generation, so an id is not reused while a stale
-/// entry could matter.
+/// Span id to callsite tag: 32 sets of two entries, the set chosen by the
+/// low bits of the id, the least recently used entry of a set replaced.
+/// The registry's ids carry a generation, so an id is not reused while a
+/// stale entry could matter.
+///
+/// Two ways, not one: a slab slot's ids share their low bits on every
+/// thread, so a connection's span, entered at every poll, shared its one
+/// entry with the request spans other threads open in the same slot, and
+/// on mini-redis about one enter in seven missed (each miss is a registry
+/// look-up, [`crate::layer`]). With the entry used last kept, a span
+/// entered between every two spans its set takes in stays.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub(crate) struct TagCache {
-    entries: [(u64, u32); TAG_CACHE],
+    /// Each set's entry used last first.
+    sets: [[(u64, u32); 2]; TAG_SETS],
 }
 
-const TAG_CACHE: usize = 32;
+const TAG_SETS: usize = 32;
 
 impl TagCache {
     #[inline]
-    pub(crate) fn get(&self, span: u64) -> Option<u32> {
-        let (id, tag) = self.entries[span as usize % TAG_CACHE];
-        (id == span).then_some(tag)
+    pub(crate) fn get(&mut self, span: u64) -> Option<u32> {
+        let set = &mut self.sets[span as usize % TAG_SETS];
+        if set[0].0 == span {
+            return Some(set[0].1);
+        }
+        if set[1].0 == span {
+            set.swap(0, 1);
+            return Some(set[0].1);
+        }
+        None
     }
 
     #[inline]
     pub(crate) fn insert(&mut self, span: u64, tag: u32) {
-        self.entries[span as usize % TAG_CACHE] = (span, tag);
+        let set = &mut self.sets[span as usize % TAG_SETS];
+        if set[0].0 != span {
+            set[1] = set[0];
+        }
+        set[0] = (span, tag);
     }
 }
 
@@ -697,6 +718,33 @@ mod tests {
         assert!(std::ptr::eq(stack.shard(&b), b.local()));
         assert!(!std::ptr::eq(stack.shard(&b), a.local()));
         assert!(std::ptr::eq(stack.shard(&a), a.local()));
+    }
+
+    #[test]
+    fn a_span_entered_between_the_spans_its_set_takes_in_keeps_its_tag() {
+        // Slab slot 6's ids on two threads and their later generations: the
+        // same low bits, so the same set (the ids mini-redis's spans had).
+        let connection = 0x0008_0040_0000_0006;
+        let mut cache = TagCache::default();
+        cache.insert(connection, 7);
+        for generation in 1..100u64 {
+            // A request span in the same slot, opened and entered...
+            let request = (generation << 48) | 6;
+            cache.insert(request, 9);
+            assert_eq!(cache.get(request), Some(9));
+            // ... and the connection polled again: still cached.
+            assert_eq!(cache.get(connection), Some(7), "generation {generation}");
+        }
+        // Two spans taken in since its last use: the oldest goes.
+        cache.insert(1 << 48 | 6, 1);
+        cache.insert(2 << 48 | 6, 2);
+        assert_eq!(cache.get(connection), None);
+        assert_eq!(cache.get(2 << 48 | 6), Some(2));
+        assert_eq!(cache.get(1 << 48 | 6), Some(1));
+        // Other sets are untouched.
+        cache.insert(5, 3);
+        assert_eq!(cache.get(5), Some(3));
+        assert_eq!(cache.get(1 << 48 | 6), Some(1));
     }
 
     fn ns(a: u64, b: u64) -> u64 {
