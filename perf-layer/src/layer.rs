@@ -201,7 +201,7 @@ where
         // callsites: moved out of one, its 300 bytes were copied again.
         let (meta, parent);
         let closed = match shard.open.remove(id.into_u64()) {
-            Some(state) if state.visitors == 0 => {
+            Some(state) if !shards.may_have_visits(id.into_u64()) => {
                 (meta, parent) = (state.meta, state.parent);
                 self.closed(state, now)
             }

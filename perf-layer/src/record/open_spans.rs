@@ -124,9 +124,6 @@ pub(crate) struct SpanState {
     pub(crate) rss_at_open: Option<u64>,
     /// Its intervals that ended on the thread that opened it.
     pub(crate) sums: Sums,
-    /// The other threads keeping sums of its intervals (a visit each,
-    /// [`super::shards::Shard::visits`]), which its close adds up.
-    pub(crate) visitors: u32,
     /// The hashes of its grouped fields' values ([`super::groups`]); all 0
     /// when the layer groups by nothing this span has.
     pub(crate) group: GroupKey,
@@ -151,7 +148,6 @@ impl SpanState {
         self.created = created;
         self.rss_at_open = rss_at_open;
         self.sums = Sums::default();
-        self.visitors = 0;
         self.group = [0; MAX_FIELDS];
     }
 
@@ -168,7 +164,6 @@ impl SpanState {
             created,
             rss_at_open,
             sums: Sums::default(),
-            visitors: 0,
             group: [0; MAX_FIELDS],
         }
     }

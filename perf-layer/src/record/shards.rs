@@ -14,15 +14,18 @@
 //!
 //! A span that moved to another thread (an async task a work-stealing
 //! runtime polls on any worker) keeps its state where it opened. The first
-//! of its intervals to end on another thread finds that state by searching
-//! the other shards, counts a visitor there, and starts a *visit* in its own
-//! shard: the sums of the span's intervals that end on that thread
-//! ([`Shard::visits`]). Its later intervals there add to the visit under
-//! that thread's own lock, touching no memory another core wrote; its close
-//! adds the visits up ([`Shards::closing`]). Moving the state to the
-//! exiting thread instead cost a search, another core's lock and two map
-//! operations at every migration: about one a request on mini-redis's
-//! connection span, 16% of its exits (docs/benchmarks.md). The `DashMap`
+//! of its intervals to end on another thread starts a *visit* in that
+//! thread's own shard: the sums of the span's intervals that end there
+//! ([`Shard::visits`]), counted in a lock-free table by a hash of the span's
+//! id. Its later intervals there add to the visit under that thread's own
+//! lock, touching no memory another core wrote; its close, when the count
+//! says it may have visits, looks for them and adds them up
+//! ([`Shards::closing`]). Moving the state to the exiting thread instead
+//! cost a search, another core's lock and two map operations at every
+//! migration: about one a request on mini-redis's connection span, 16% of
+//! its exits (docs/benchmarks.md); telling the state of each visit, where
+//! it opened, cost that thread's lock at the first interval of every
+//! request span a worker took over. The `DashMap`
 //! holds the callsites admitted so far, visited once per callsite per
 //! thread, which is where the callsite cap is enforced.
 //!
@@ -30,7 +33,7 @@
 //! outlives the thread: a thread that exits leaves its shard behind (a later
 //! thread may reuse it and keep adding to it), and snapshots still see it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use rustc_hash::FxHashMap;
@@ -152,6 +155,56 @@ pub(crate) type ShardLock = spin::mutex::SpinMutex<Shard, spin::relax::Yield>;
 #[repr(align(128))]
 struct PaddedShard(ShardLock);
 
+/// The visits open spans have ([`Shard::visits`]), counted in slots by a
+/// hash of the span's id, without a lock: what a span's close reads to know
+/// whether to look for its visits in the other threads' shards. A slot
+/// counts every span hashed to it, so a count over 0 may be another span's
+/// (the close then looks, and finds none); a count of 0 is never wrong.
+#[derive(Debug)]
+struct VisitCounts {
+    slots: Box<[AtomicU32]>,
+}
+
+/// Slots in [`VisitCounts`]: spans with visits at once are a few per
+/// worker (those that moved and are not closed yet); 4 KiB.
+const VISIT_SLOTS: usize = 1024;
+
+impl VisitCounts {
+    fn new() -> Self {
+        Self {
+            slots: (0..VISIT_SLOTS).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    #[inline]
+    fn slot(&self, id: u64) -> &AtomicU32 {
+        let at = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - VISIT_SLOTS.trailing_zeros());
+        &self.slots[at as usize]
+    }
+
+    /// A visit of span `id` was put in a shard. Release: a close that
+    /// reads the count sees the visit in its shard.
+    fn started(&self, id: u64) {
+        self.slot(id).fetch_add(1, Ordering::Release);
+    }
+
+    /// A visit of span `id` was taken out of its shard.
+    fn ended(&self, id: u64) {
+        self.slot(id).fetch_sub(1, Ordering::Release);
+    }
+
+    /// Visits counted in span `id`'s slot, its own among them.
+    #[inline]
+    fn count(&self, id: u64) -> u32 {
+        self.slot(id).load(Ordering::Acquire)
+    }
+
+    #[inline]
+    fn may_have(&self, id: u64) -> bool {
+        self.count(id) > 0
+    }
+}
+
 /// All shards, the callsites admitted under the cap, and the caps.
 #[derive(Debug)]
 pub(crate) struct Shards {
@@ -174,6 +227,8 @@ pub(crate) struct Shards {
     pub(crate) groups: Option<Groups>,
     /// Each thread's innermost callsite, for the background thread.
     pub(crate) watched: super::watch::Watched,
+    /// How many visits spans have, counted by a hash of their ids.
+    visits: VisitCounts,
 }
 
 impl Shards {
@@ -202,6 +257,7 @@ impl Shards {
             max_callsites,
             max_edges,
             watched: super::watch::Watched::default(),
+            visits: VisitCounts::new(),
         }
     }
 
@@ -282,55 +338,54 @@ impl Shards {
     /// ([`first_visit`](Self::first_visit)).
     #[inline]
     pub(crate) fn exited(&self, local: &ShardLock, id: u64, done: &FinishedFrame) {
-        {
-            let mut guard = local.lock();
-            let shard = &mut *guard;
-            shard.exits += 1;
-            shard.timed_exits += u64::from(done.cpu.is_some());
-            shard.called_exits += u64::from(done.by_calls);
-            if let Some(state) = shard.open.get_mut(id) {
-                state.sums.absorb(done);
-                // Entered again: a span polled more than once.
-                shard.polls_async |= state.sums.intervals > 1;
-                return;
-            }
-            if let Some(visit) = shard.visits.get_mut(&id) {
-                visit.absorb(done);
-                shard.polls_async = true;
-                return;
-            }
-        }
-        self.first_visit(local, id, done);
-    }
-
-    /// The first interval of open span `id` to end on this thread when
-    /// another opened it: the state is told it has one more visitor (under
-    /// its thread's lock, released before this thread's is taken: no thread
-    /// ever holds two), and the visit starts here. Nothing when no shard
-    /// holds the span (opened before this layer saw it).
-    #[cold]
-    #[inline(never)]
-    fn first_visit(&self, local: &ShardLock, id: u64, done: &FinishedFrame) {
-        let counted = self.with_foreign(local, id, |state| {
-            state.visitors = state.visitors.saturating_add(1);
-        });
-        if counted.is_none() {
+        let mut guard = local.lock();
+        let shard = &mut *guard;
+        shard.exits += 1;
+        shard.timed_exits += u64::from(done.cpu.is_some());
+        shard.called_exits += u64::from(done.by_calls);
+        if let Some(state) = shard.open.get_mut(id) {
+            state.sums.absorb(done);
+            // Entered again: a span polled more than once.
+            shard.polls_async |= state.sums.intervals > 1;
             return;
         }
-        let mut visit = Sums::default();
-        visit.absorb(done);
-        // Growing the map is the layer's allocation, not the span's.
-        let _pause = PauseCounting::new();
-        let mut shard = local.lock();
-        shard.visits.insert(id, visit);
         // A span another thread opened, entered here: a task that moved.
         shard.polls_async = true;
+        match shard.visits.get_mut(&id) {
+            Some(visit) => visit.absorb(done),
+            None => self.first_visit(shard, id, done),
+        }
+    }
+
+    /// The first interval of open span `id` to end on this thread (whose
+    /// shard, locked, is `shard`) when another opened it: the visit starts
+    /// here, and the span's slot in [`visits`](Self::visits) counts one
+    /// more, so that its close looks for it. No other thread's shard is
+    /// locked: telling the span's state itself, where it opened, took that
+    /// thread's lock and cache lines off its own span path, at about every
+    /// request a server's worker took over from the other (a fifth of the
+    /// exits' time on mini-redis, docs/benchmarks.md). A span no shard
+    /// holds (opened before this layer saw it) gets a visit too, which its
+    /// close throws away.
+    #[cold]
+    #[inline(never)]
+    fn first_visit(&self, shard: &mut Shard, id: u64, done: &FinishedFrame) {
+        let mut visit = Sums::default();
+        visit.absorb(done);
+        {
+            // Growing the map is the layer's allocation, not the span's.
+            let _pause = PauseCounting::new();
+            shard.visits.insert(id, visit);
+        }
+        // After the visit is in the map; the close that reads the count
+        // comes after this interval's exit.
+        self.visits.started(id);
     }
 
     /// The state of span `id` as it closes on this thread (shard `local`,
     /// not held), with every visit's sums added: `found`, when this thread
     /// opened it, else taken from the thread that did. `None` when no shard
-    /// holds the span.
+    /// holds the span; its visits, if any, are taken away all the same.
     #[cold]
     #[inline(never)]
     pub(crate) fn closing(
@@ -339,21 +394,55 @@ impl Shards {
         id: u64,
         found: Option<SpanState>,
     ) -> Option<SpanState> {
-        let mut state = match found {
-            Some(state) => state,
-            None => self.take_foreign_from(local, id)?,
+        let state = match found {
+            Some(state) => Some(state),
+            None => self.take_foreign_from(local, id),
         };
-        let mut left = state.visitors;
-        for PaddedShard(shard) in self.shards.iter() {
-            if left == 0 {
-                break;
-            }
-            if let Some(visit) = shard.lock().visits.remove(&id) {
-                state.sums.add(&visit);
-                left -= 1;
-            }
+        let visits = self.take_visits(local, id);
+        let mut state = state?;
+        if let Some(visits) = visits {
+            state.sums.add(&visits);
         }
         Some(state)
+    }
+
+    /// Whether span `id` may have visits to add up at its close: `false`
+    /// means it has none.
+    #[inline]
+    pub(crate) fn may_have_visits(&self, id: u64) -> bool {
+        self.visits.may_have(id)
+    }
+
+    /// Takes span `id`'s visits out of every shard and adds them up: this
+    /// thread's shard (`local`) first, where a span closing on a thread
+    /// that took it over has its visit, then the others, until as many
+    /// were found as its slot counts (every shard when other spans share
+    /// the slot). `None` when it had none.
+    fn take_visits(&self, local: &ShardLock, id: u64) -> Option<Sums> {
+        let mut left = self.visits.count(id);
+        if left == 0 {
+            return None;
+        }
+        let mut total: Option<Sums> = None;
+        let others = self
+            .shards
+            .iter()
+            .map(|PaddedShard(shard)| shard)
+            .filter(|shard| !std::ptr::eq(*shard, local));
+        for shard in std::iter::once(local).chain(others) {
+            if let Some(visit) = shard.lock().visits.remove(&id) {
+                self.visits.ended(id);
+                match &mut total {
+                    Some(total) => total.add(&visit),
+                    None => total = Some(visit),
+                }
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        total
     }
 
     /// Entered intervals that ended on every thread, and how they were
@@ -718,17 +807,18 @@ mod tests {
             sampled: false,
             by_calls: false,
         };
-        // Two intervals end here: the first starts a visit and counts this
-        // thread as a visitor where the state is; neither moves the state.
+        // Two intervals end here: the first starts a visit and counts it in
+        // the span's slot; neither moves the state nor touches it.
         shards.exited(local, 7, &done);
         shards.exited(local, 7, &done);
         assert!(local.lock().open.get(7).is_none());
         assert_eq!(local.lock().visits.get(&7).map(|v| v.busy_ns), Some(2));
         let owner = shards.shards.iter().find_map(|PaddedShard(shard)| {
             let shard = shard.lock();
-            shard.open.get(7).map(|s| (s.sums.busy_ns, s.visitors))
+            shard.open.get(7).map(|s| s.sums.busy_ns)
         });
-        assert_eq!(owner, Some((5, 1)), "the state stays where it opened");
+        assert_eq!(owner, Some(5), "the state stays where it opened");
+        assert_eq!(shards.visits.count(7), 1);
         assert_eq!(
             shards.exit_counts(),
             ExitCounts {
@@ -750,11 +840,74 @@ mod tests {
             })
             .count();
         assert_eq!(left, 0);
-        // A span no shard holds is nowhere, and starts no visit; its
-        // interval still counts.
+        assert_eq!(shards.visits.count(7), 0);
+        // A span no shard holds (opened before the layer saw it) starts a
+        // visit all the same; its interval counts, and its close finds no
+        // state and throws the visit away.
         shards.exited(local, 8, &done);
-        assert!(local.lock().visits.is_empty());
+        assert_eq!(local.lock().visits.len(), 1);
         assert_eq!(shards.exit_counts().intervals, 3);
         assert!(shards.closing(local, 8, None).is_none());
+        assert!(local.lock().visits.is_empty());
+        assert!(!shards.may_have_visits(8));
+    }
+
+    #[test]
+    fn a_close_takes_its_own_visits_wherever_they_are_and_leaves_a_slot_mate_s() {
+        let shards = Shards::new(2, 1_000_000, 16, 16, None, None);
+        let local = shards.local();
+        // Two span ids counted in the same slot.
+        let a = 7u64;
+        let b = (8..)
+            .find(|&id| std::ptr::eq(shards.visits.slot(id), shards.visits.slot(a)))
+            .expect("a slot mate");
+        let done = FinishedFrame {
+            busy_ns: 1,
+            self_ns: 1,
+            alloc: None,
+            events: [0; 5],
+            cpu: None,
+            sampled: false,
+            by_calls: false,
+        };
+        shards
+            .local()
+            .lock()
+            .open
+            .insert(a, SpanState::new(&META, None, 0, None));
+        // Both visited on two other threads (each keeps its shard: the
+        // scopes are nested so neither thread's shard is reused).
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                shards.exited(shards.local(), a, &done);
+                shards.exited(shards.local(), b, &done);
+                std::thread::scope(|s| {
+                    s.spawn(|| {
+                        shards.exited(shards.local(), a, &done);
+                        shards.exited(shards.local(), a, &done);
+                        shards.exited(shards.local(), b, &done);
+                    });
+                });
+            });
+        });
+        assert_eq!(shards.visits.count(a), 4);
+        let found = local.lock().open.remove(a).copied();
+        let closed = shards.closing(local, a, found).expect("the span is open");
+        assert_eq!((closed.sums.busy_ns, closed.sums.intervals), (3, 3));
+        // Its slot mate's visits are left, and counted.
+        assert_eq!(shards.visits.count(b), 2);
+        assert!(shards.may_have_visits(a), "a slot shared: maybe");
+        let left: usize = shards
+            .shards
+            .iter()
+            .map(|PaddedShard(shard)| {
+                let shard = shard.lock();
+                assert!(!shard.visits.contains_key(&a));
+                shard.visits.len()
+            })
+            .sum();
+        assert_eq!(left, 2);
+        assert!(shards.closing(local, b, None).is_none());
+        assert_eq!(shards.visits.count(a), 0);
     }
 }
