@@ -110,7 +110,9 @@ where
         };
         let mut shard = local.lock();
         let layer_id = self.profiler.layer_id;
-        let (parent, parent_group) = parent_callsite(attrs, id, current, &ctx, &shard, layer_id);
+        let grouping = shards.groups.is_some();
+        let (parent, parent_group) =
+            parent_callsite(attrs, id, current, &ctx, &shard, layer_id, grouping);
         let rss = self.profiler.rss_now();
         let state = shard
             .open
@@ -350,10 +352,12 @@ where
 /// what the registry's `lookup_current` returns for this layer's filter:
 /// `current`, from this thread's stack, `Unknown` when the stack cannot say
 /// (full, or spans entered before a `reload` added the layer may still be
-/// entered), `None` when the thread is being torn down. A parent this
-/// thread opened is in `shard`; only one opened on another thread needs the
-/// registry. Beside it, the parent's group folded (0 when it has none or
-/// is not known here).
+/// entered), `None` when the thread is being torn down. The current span's
+/// callsite is known from the tag it was entered with; when the layer
+/// groups by fields (`grouping`), or for an explicit parent, the parent's
+/// state is read: a parent this thread opened is in `shard`, and only one
+/// opened on another thread needs the registry. Beside it, the parent's
+/// group folded (0 when it has none or is not known here).
 #[inline]
 fn parent_callsite<S>(
     attrs: &Attributes<'_>,
@@ -362,6 +366,7 @@ fn parent_callsite<S>(
     ctx: &Context<'_, S>,
     shard: &Shard,
     layer_id: u64,
+    grouping: bool,
 ) -> (Option<&'static tracing_core::Metadata<'static>>, u64)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -373,7 +378,16 @@ where
     let parent = match attrs.parent() {
         Some(explicit) => explicit.into_u64(),
         None => match current {
-            Some(Current::Span(span)) => span,
+            // Its callsite from the tag it was entered with, where nothing
+            // else is asked of its state: no search of the open spans (nor
+            // of the registry, for a parent another thread opened, as a
+            // request's span under a connection's a worker took over).
+            Some(Current::Span { span, tag }) => {
+                if let Some(callsite) = heap::callsite_of(tag).filter(|_| !grouping) {
+                    return (Some(callsite), 0);
+                }
+                span
+            }
             Some(Current::None) => return (None, 0),
             Some(Current::Unknown) => return (parent_from_registry(id, ctx, layer_id), 0),
             None => return from_registry(),

@@ -24,7 +24,7 @@
 //! ran. Where a thread has no table (while it is torn down), a process-wide
 //! table takes the counts with atomic additions.
 //!
-//! Memory: 192 KiB of static look-up tables, then 8 KiB per chunk a thread
+//! Memory: 256 KiB of static look-up tables, then 8 KiB per chunk a thread
 //! touches (one chunk covers 256 callsites) and 256 bytes per table.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -53,6 +53,10 @@ static KEYS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
 /// Tag + 1 of the callsite in the same slot (0: being claimed).
 static VALUES: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
 static NEXT_TAG: AtomicU32 = AtomicU32::new(FIRST_CALLSITE_TAG);
+/// Each callsite tag's metadata (null: a reserved tag, or not claimed yet):
+/// [`callsite_of`].
+static CALLSITES: [AtomicPtr<Metadata<'static>>; MAX_TAGS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_TAGS];
 
 /// The tag of a span callsite: the same for every layer, for the life of
 /// the process.
@@ -114,8 +118,24 @@ fn claim(slot: usize, key: usize) -> Option<u32> {
     } else {
         TAG_OVERFLOW
     };
+    if tag != TAG_OVERFLOW {
+        // Before the tag is published: whoever has the tag finds its
+        // callsite.
+        CALLSITES[tag as usize].store(key as *mut Metadata<'static>, Ordering::Relaxed);
+    }
     VALUES[slot].store(tag + 1, Ordering::Release);
     Some(tag)
+}
+
+/// The span callsite that tag `tag` names ([`tag_of`]); `None` for the
+/// reserved tags. A span's callsite from a tag already at hand, such as a
+/// stack frame's, without a look-up by span id.
+#[inline]
+pub(crate) fn callsite_of(tag: u32) -> Option<&'static Metadata<'static>> {
+    let callsite = CALLSITES.get(tag as usize)?.load(Ordering::Acquire);
+    // SAFETY: only `claim` stores here, the address of a `&'static
+    // Metadata<'static>` (`tag_of`'s key).
+    unsafe { callsite.as_ref() }
 }
 
 /// Allocations, bytes allocated, frees, bytes freed.
@@ -435,5 +455,30 @@ mod tests {
         assert!(!reader.is_finished(), "read a tag that was not stored");
         VALUES[slot].store(TAG_OVERFLOW + 1, Ordering::Release);
         assert_eq!(reader.join().unwrap(), TAG_OVERFLOW);
+    }
+
+    #[test]
+    fn a_tag_names_its_callsite_and_a_reserved_tag_none() {
+        struct Callsite;
+        static CALLSITE: Callsite = Callsite;
+        static META: Metadata<'static> = tracing_core::metadata! {
+            name: "named",
+            target: "perf_layer",
+            level: tracing_core::Level::INFO,
+            fields: &[],
+            callsite: &CALLSITE,
+            kind: tracing_core::metadata::Kind::SPAN,
+        };
+        impl tracing_core::Callsite for Callsite {
+            fn set_interest(&self, _: tracing_core::Interest) {}
+            fn metadata(&self) -> &Metadata<'_> {
+                &META
+            }
+        }
+        let tag = tag_of(&META);
+        assert!(std::ptr::eq(callsite_of(tag).unwrap(), &META));
+        for reserved in [TAG_NONE, TAG_LAYER, TAG_OVERFLOW, MAX_TAGS as u32] {
+            assert!(callsite_of(reserved).is_none(), "{reserved}");
+        }
     }
 }

@@ -206,8 +206,9 @@ impl TagCache {
 pub(crate) enum Current {
     /// No span is entered.
     None,
-    /// The innermost entered span.
-    Span(u64),
+    /// The innermost entered span, and its callsite's tag as it was
+    /// entered ([`heap::tag_of`]).
+    Span { span: u64, tag: u32 },
     /// The stack cannot say: it is full (frames past it were not pushed),
     /// or it is empty but spans entered before this layer existed on this
     /// thread may still be entered (see [`Stack::mark_complete`]).
@@ -227,7 +228,10 @@ impl Stack {
         // inside any span entered before: the innermost frame is right even
         // before the stack is complete.
         match self.frames.iter().rev().find(|f| !f.reentry) {
-            Some(frame) => Current::Span(frame.span),
+            Some(frame) => Current::Span {
+                span: frame.span,
+                tag: frame.tag,
+            },
             None if self.complete => Current::None,
             None => Current::Unknown,
         }
@@ -791,7 +795,7 @@ mod tests {
         stack.push(3, 20, 0, None);
         // 2 exits while 3, above it, is still entered.
         assert_eq!(stack.pop(2, || 30, ns).map(|f| f.busy_ns), Some(20));
-        assert_eq!(stack.current(), Current::Span(3));
+        assert_eq!(stack.current(), Current::Span { span: 3, tag: 0 });
         assert_eq!(stack.pop(3, || 40, ns).map(|f| f.busy_ns), Some(20));
         // 1 was below both: 40 of its 50 ns were theirs.
         let one = stack.pop(1, || 50, ns).unwrap();
@@ -808,11 +812,11 @@ mod tests {
         assert_eq!(stack.current(), Current::None);
         stack.push(1, 0, 0, None);
         stack.push(2, 1, 0, None);
-        assert_eq!(stack.current(), Current::Span(2));
+        assert_eq!(stack.current(), Current::Span { span: 2, tag: 0 });
         // Re-entering span 1 inside span 2: the registry's current span is
         // still 2, the innermost entry that is not a duplicate.
         stack.push(1, 2, 0, None);
-        assert_eq!(stack.current(), Current::Span(2));
+        assert_eq!(stack.current(), Current::Span { span: 2, tag: 0 });
         for span in 3..=MAX_DEPTH as u64 {
             stack.push(span, 3, 0, None);
         }
