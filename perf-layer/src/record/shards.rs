@@ -784,6 +784,19 @@ mod tests {
         }
     }
 
+    /// An entered interval of 1 ns, none of it timed on the CPU.
+    fn one_ns_interval() -> FinishedFrame {
+        FinishedFrame {
+            busy_ns: 1,
+            self_ns: 1,
+            alloc: None,
+            events: [0; 5],
+            cpu: None,
+            sampled: false,
+            by_calls: false,
+        }
+    }
+
     #[test]
     fn a_span_s_intervals_on_another_thread_are_summed_there_and_added_at_its_close() {
         let shards = Shards::new(2, 1_000_000, 16, 16, None, None);
@@ -798,15 +811,7 @@ mod tests {
                 shards.local().lock().open.insert(7, state);
             });
         });
-        let done = FinishedFrame {
-            busy_ns: 1,
-            self_ns: 1,
-            alloc: None,
-            events: [0; 5],
-            cpu: None,
-            sampled: false,
-            by_calls: false,
-        };
+        let done = one_ns_interval();
         // Two intervals end here: the first starts a visit and counts it in
         // the span's slot; neither moves the state nor touches it.
         shards.exited(local, 7, &done);
@@ -861,15 +866,7 @@ mod tests {
         let b = (8..)
             .find(|&id| std::ptr::eq(shards.visits.slot(id), shards.visits.slot(a)))
             .expect("a slot mate");
-        let done = FinishedFrame {
-            busy_ns: 1,
-            self_ns: 1,
-            alloc: None,
-            events: [0; 5],
-            cpu: None,
-            sampled: false,
-            by_calls: false,
-        };
+        let done = one_ns_interval();
         shards
             .local()
             .lock()
