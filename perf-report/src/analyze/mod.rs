@@ -374,12 +374,32 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
         ));
     }
     if cx.totals.overhead_share >= 0.05 {
-        notes.push(format!(
-            "instrumentation costs an estimated {} of the run: treat shares of very cheap spans with care",
-            crate::units::pct(cx.totals.overhead_share)
-        ));
+        notes.push(overhead_note(cx));
     }
     notes
+}
+
+/// What the layer's own cost was, of which whole: the layer divides its
+/// estimate by the process's CPU time when it could read it, else by the
+/// wall time of the threads that recorded spans (`Overhead::fraction_of_run`).
+fn overhead_note(cx: &context::Context<'_>) -> String {
+    let o = &cx.dump.overhead;
+    let share = cx.totals.overhead_share;
+    let of_cpu = cx.dump.run.cpu_ns.is_some_and(|cpu| {
+        let cpu_share = o.estimated_ns as f64 / cpu.max(1) as f64;
+        (cpu_share.min(1.0) - share).abs() <= share * 0.01
+    });
+    if of_cpu {
+        format!(
+            "perf-layer itself took an estimated {} of the process's CPU time (about what a CPU-bound program loses in throughput; one with idle cores loses less): treat shares of very cheap spans with care",
+            crate::units::pct(share)
+        )
+    } else {
+        format!(
+            "perf-layer itself took an estimated {} of the wall time of the threads that recorded spans: treat shares of very cheap spans with care",
+            crate::units::pct(share)
+        )
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +407,39 @@ mod tests {
     use super::analyze;
     use super::test_dump::{MS, Span, US, dump};
     use crate::config::Config;
+
+    /// The layer's own cost names its whole: the process's CPU time when
+    /// the layer divided by it, else the recording threads' wall time.
+    #[test]
+    fn the_layers_own_cost_names_its_whole() {
+        let note_with = |cpu_ns: Option<u64>, estimated_ns: u64, share: f64| {
+            let mut d = dump(2_000 * MS, &[Span::new("work", &[(500 * US, 1_000)])]);
+            d.run.cpu_ns = cpu_ns;
+            d.overhead.estimated_ns = estimated_ns;
+            d.overhead.fraction_of_run = share;
+            analyze(&d.into(), &Config::default())
+                .notes
+                .into_iter()
+                .find(|n| n.starts_with("perf-layer itself took"))
+        };
+        // 80 ms of 1 s of CPU.
+        let of_cpu = note_with(Some(1_000 * MS), 80 * MS, 0.08).unwrap();
+        assert!(
+            of_cpu.contains("8.0% of the process's CPU time"),
+            "{of_cpu}"
+        );
+        // No CPU time read: 160 ms of the 2 s wall time of its one thread.
+        let of_wall = note_with(None, 160 * MS, 0.08).unwrap();
+        assert!(
+            of_wall.contains("8.0% of the wall time of the threads that recorded spans"),
+            "{of_wall}"
+        );
+        // A CPU time too short for the layer to divide by (it fell back).
+        let short = note_with(Some(100 * MS), 160 * MS, 0.08).unwrap();
+        assert!(short.contains("of the wall time"), "{short}");
+        // Under 5%: no note.
+        assert_eq!(note_with(Some(1_000 * MS), 10 * MS, 0.01), None);
+    }
 
     /// `lookup`'s 200 calls take 50 µs, a tenth of them 10 ms: a spread
     /// that a field may tell apart, said in a note, while they compute.
