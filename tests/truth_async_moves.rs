@@ -12,10 +12,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use perf_layer::CountingAllocator;
 use perf_layer::dump::{CallsiteStats, Dump};
-use perf_layer::{CountingAllocator, PerfLayer};
+use runtime_support::{traced, two_workers};
 use tracing::Instrument;
-use tracing_subscriber::prelude::*;
+use tracing::instrument::WithSubscriber;
+
+mod runtime_support;
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::system();
@@ -104,40 +107,25 @@ async fn job(i: u64) {
 
 fn run() -> Dump {
     KEPT.lock().unwrap().reserve(JOBS as usize / 4 + IN_FLIGHT);
-    let (layer, handle) = PerfLayer::builder()
-        .without_sampler()
-        .without_overhead_calibration()
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .on_thread_start({
-            let dispatch = dispatch.clone();
-            move || {
-                // Leaked guard: the worker threads use this dispatcher for life.
-                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
-            }
-        })
-        .build()
-        .unwrap();
-    tracing::dispatcher::with_default(&dispatch, || {
-        runtime.block_on(async {
+    let ((), dump) = traced(|dispatch| {
+        two_workers().block_on(async {
             let mut set = tokio::task::JoinSet::new();
             for i in 0..JOBS {
                 while set.len() >= IN_FLIGHT {
                     set.join_next().await.unwrap().unwrap();
                 }
-                set.spawn(job(i).instrument(tracing::info_span!("job")));
+                set.spawn(
+                    job(i)
+                        .instrument(tracing::info_span!("job"))
+                        .with_subscriber(dispatch.clone()),
+                );
             }
             while let Some(done) = set.join_next().await {
                 done.unwrap();
             }
         });
     });
-    drop(runtime);
-    handle.snapshot()
+    dump
 }
 
 fn callsite<'d>(dump: &'d Dump, name: &str) -> &'d CallsiteStats {
