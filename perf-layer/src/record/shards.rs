@@ -205,6 +205,63 @@ impl VisitCounts {
     }
 }
 
+/// The callsite tag of each open span as it opened, by a hash of its id,
+/// without a lock: what a worker that did not open a span reads at its
+/// first enter there, in place of a registry look-up (the slab slot's
+/// reference count, two read-modify-writes on a line the other worker
+/// writes). Each slot is one word: the tag and 51 bits of the id's hash,
+/// so a slot another span took since is not read as this span's (the hash
+/// is a bijection of the id: two ids share a slot and those bits only when
+/// their hashes differ in the one bit left out), and a reader that finds
+/// another span there asks the registry. Per layer, as span ids are
+/// unique only within one subscriber.
+#[derive(Debug)]
+struct OpenTags {
+    slots: Box<[AtomicU64]>,
+}
+
+/// Slots in [`OpenTags`]: spans open at once that a worker may take over;
+/// 32 KiB.
+const OPEN_TAG_SLOTS: usize = 4096;
+/// Bits of a slot for the tag: every tag fits ([`super::heap::MAX_TAGS`]).
+const OPEN_TAG_BITS: u32 = 13;
+const OPEN_TAG_MASK: u64 = (1 << OPEN_TAG_BITS) - 1;
+/// Bits of the hash kept beside the tag: the rest of the word.
+const OPEN_TAG_CHECK: u64 = (1 << (64 - OPEN_TAG_BITS)) - 1;
+const _: () = assert!(super::heap::MAX_TAGS as u64 - 1 <= OPEN_TAG_MASK);
+
+impl OpenTags {
+    fn new() -> Self {
+        Self {
+            slots: (0..OPEN_TAG_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// The slot of span `id` and the word that says it is this span's.
+    #[inline]
+    fn slot(&self, id: u64) -> (&AtomicU64, u64) {
+        // A bijection (an xor-shift, then an odd multiplier) that moves
+        // the id's high bits into the low ones: a slab's ids of one slot
+        // differ only in their high (generation) bits.
+        let h = (id ^ (id >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let at = (h >> (64 - OPEN_TAG_SLOTS.trailing_zeros())) as usize;
+        (&self.slots[at], (h & OPEN_TAG_CHECK) << OPEN_TAG_BITS)
+    }
+
+    #[inline]
+    fn publish(&self, id: u64, tag: u32) {
+        let (slot, check) = self.slot(id);
+        slot.store(check | (u64::from(tag) & OPEN_TAG_MASK), Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn get(&self, id: u64) -> Option<u32> {
+        let (slot, check) = self.slot(id);
+        let word = slot.load(Ordering::Relaxed);
+        (word != 0 && word & !OPEN_TAG_MASK == check).then_some((word & OPEN_TAG_MASK) as u32)
+    }
+}
+
 /// All shards, the callsites admitted under the cap, and the caps.
 #[derive(Debug)]
 pub(crate) struct Shards {
@@ -229,6 +286,8 @@ pub(crate) struct Shards {
     pub(crate) watched: super::watch::Watched,
     /// How many visits spans have, counted by a hash of their ids.
     visits: VisitCounts,
+    /// Open spans' callsite tags, by a hash of their ids.
+    open_tags: OpenTags,
 }
 
 impl Shards {
@@ -258,6 +317,7 @@ impl Shards {
             max_edges,
             watched: super::watch::Watched::default(),
             visits: VisitCounts::new(),
+            open_tags: OpenTags::new(),
         }
     }
 
@@ -404,6 +464,20 @@ impl Shards {
             state.sums.add(&visits);
         }
         Some(state)
+    }
+
+    /// Says that span `id`, opening on this thread, has callsite tag `tag`
+    /// ([`published_tag`](Self::published_tag)).
+    #[inline]
+    pub(crate) fn publish_tag(&self, id: u64, tag: u32) {
+        self.open_tags.publish(id, tag);
+    }
+
+    /// Span `id`'s callsite tag as its opening published it; `None` when
+    /// its slot holds another span's since (ask the registry then).
+    #[inline]
+    pub(crate) fn published_tag(&self, id: u64) -> Option<u32> {
+        self.open_tags.get(id)
     }
 
     /// Whether span `id` may have visits to add up at its close: `false`
@@ -766,6 +840,37 @@ mod tests {
     use tracing_core::Level;
 
     use super::*;
+
+    /// A published tag is read back for its span only: a span that took
+    /// the slot since and a span never published read as unknown (the
+    /// registry is asked then).
+    #[test]
+    fn open_tags_are_read_back_for_their_own_span_only() {
+        let tags = OpenTags::new();
+        tags.publish(7, 42);
+        assert_eq!(tags.get(7), Some(42));
+        assert_eq!(tags.get(8), None);
+        // Another id in span 7's slot (registry ids are slab slots; any
+        // two may share a slot here).
+        let slot_of = |id| tags.slot(id).0 as *const AtomicU64;
+        let mate = (8..).find(|&id| slot_of(id) == slot_of(7)).unwrap();
+        tags.publish(mate, 9);
+        assert_eq!(tags.get(mate), Some(9));
+        assert_eq!(tags.get(7), None, "its slot is another span's now");
+        // Tag 0 (no callsite) is published and read as itself.
+        tags.publish(11, 0);
+        assert_eq!(tags.get(11), Some(0));
+        // Ids of one slab slot, generations apart (only their high bits
+        // differ), in one slot here: the newer is not read as the older.
+        let a = 5;
+        let b = (1..)
+            .map(|generation: u64| a | (generation << 40))
+            .find(|&b| slot_of(b) == slot_of(a))
+            .unwrap();
+        tags.publish(a, 3);
+        tags.publish(b, 4);
+        assert_eq!((tags.get(a), tags.get(b)), (None, Some(4)));
+    }
 
     static META: Metadata<'static> = tracing_core::metadata! {
         name: "moves",
