@@ -1,10 +1,12 @@
 //! CPU time without the perf_event task clock: the system calls alone, as
 //! where the kernel refuses the event (a container's seccomp profile), and
-//! the same spans measured both ways. Its own binary: turning the clock off
-//! is for the whole process.
+//! the same spans measured both ways: spans that compute, sleep, wait for a
+//! lock another thread holds, and compute on a core shared with two hogs.
+//! Its own binary: turning the clock off is for the whole process.
 
 #![cfg(target_os = "linux")]
 
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use perf_layer::PerfLayer;
@@ -14,12 +16,46 @@ use tracing_subscriber::prelude::*;
 
 mod cpu_support;
 
-use cpu_support::{cpu_of, on_cpu_share, spin_for as spin};
+use cpu_support::{
+    Hogs, calibrate, cpu_of, fixed_work, on_cpu_share, pin_to_first_core, spin_for as spin,
+};
+
+/// How long the other thread holds the lock a `waits_for_lock` span waits
+/// for.
+const HELD: Duration = Duration::from_micros(400);
+
+/// `times` spans, each waiting for a lock another thread took just before
+/// and holds for [`HELD`]: off the CPU, blocked in a futex.
+fn wait_for_lock(times: usize) {
+    let lock = Arc::new(Mutex::new(()));
+    let (go, holder_goes) = mpsc::channel::<()>();
+    let (taken, is_taken) = mpsc::channel::<()>();
+    let holder = {
+        let lock = Arc::clone(&lock);
+        std::thread::spawn(move || {
+            for () in holder_goes {
+                let _held = lock.lock().unwrap();
+                taken.send(()).unwrap();
+                std::thread::sleep(HELD);
+            }
+        })
+    };
+    for _ in 0..times {
+        go.send(()).unwrap();
+        is_taken.recv().unwrap();
+        info_span!("waits_for_lock").in_scope(|| drop(lock.lock().unwrap()));
+    }
+    drop(go);
+    holder.join().unwrap();
+}
 
 /// On a fresh thread (the clock is per thread): enough long spans to open
-/// the clock where it may, then spans that compute and spans that sleep.
+/// the clock where it may, then spans that compute, sleep and wait for a
+/// lock; last, pinned to the first core beside two hogs pinned there,
+/// spans that compute about 2 ms each.
 fn workload(builder: perf_layer::PerfLayerBuilder) -> Dump {
     std::thread::spawn(move || {
+        let work = calibrate(Duration::from_millis(2));
         let (layer, handle) = builder
             .without_overhead_calibration()
             .without_sampler()
@@ -34,6 +70,12 @@ fn workload(builder: perf_layer::PerfLayerBuilder) -> Dump {
                 info_span!("computes").in_scope(|| spin(Duration::from_micros(400)));
                 info_span!("sleeps").in_scope(|| std::thread::sleep(Duration::from_micros(400)));
             }
+            wait_for_lock(60);
+            let hogs = Hogs::start(2, pin_to_first_core());
+            for _ in 0..30 {
+                info_span!("preempted").in_scope(|| fixed_work(work));
+            }
+            drop(hogs);
         });
         handle.snapshot()
     })
@@ -75,6 +117,31 @@ fn the_task_clock_and_the_system_calls_split_the_same_spans_alike() {
         assert!(blocked_share(sleeps) > 0.8, "{says}: {sleeps:?}");
         assert_eq!(computes.timed_calls, 60, "{says}");
         assert_eq!(sleeps.timed_calls, 60, "{says}");
+        // Waiting for a lock is blocking, as a sleep is.
+        let waits = cpu_of(dump, "waits_for_lock");
+        assert!(on_cpu_share(waits) < 0.3, "{says}: {waits:?}");
+        assert!(blocked_share(waits) > 0.8, "{says}: {waits:?}");
+        assert_eq!(waits.timed_calls, 60, "{says}");
+        // Computing beside two hogs on one core is preempted, not blocked.
+        let preempted = cpu_of(dump, "preempted");
+        let blocked_ns = preempted
+            .off_cpu_ns
+            .saturating_sub(preempted.preempted_ns.sum);
+        assert!(blocked_ns < preempted.busy_ns / 10, "{says}: {preempted:?}");
+        assert!(
+            preempted.preempted_ns.sum as f64 >= 0.1 * preempted.busy_ns as f64,
+            "{says}: {preempted:?}"
+        );
+        assert_eq!(preempted.timed_calls, 30, "{says}");
+        eprintln!(
+            "{says}: waits_for_lock on CPU {:.3}, blocked share {:.3}; \
+             preempted: on CPU {:.3}, preempted {:.3}, blocked {:.3} of busy",
+            on_cpu_share(waits),
+            blocked_share(waits),
+            on_cpu_share(preempted),
+            preempted.preempted_ns.sum as f64 / preempted.busy_ns as f64,
+            blocked_ns as f64 / preempted.busy_ns as f64,
+        );
     }
     // The same spans, measured both ways, agree on what is not blocking:
     // on the CPU plus preempted (how much of it the machine preempted
@@ -85,4 +152,10 @@ fn the_task_clock_and_the_system_calls_split_the_same_spans_alike() {
         |name: &str| (not_blocked(cpu_of(&clock, name)) - not_blocked(cpu_of(&calls, name))).abs();
     assert!(gap("computes") < 0.1, "computes: {}", gap("computes"));
     assert!(gap("sleeps") < 0.2, "sleeps: {}", gap("sleeps"));
+    assert!(
+        gap("waits_for_lock") < 0.2,
+        "waits_for_lock: {}",
+        gap("waits_for_lock")
+    );
+    assert!(gap("preempted") < 0.1, "preempted: {}", gap("preempted"));
 }
