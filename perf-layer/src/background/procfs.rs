@@ -1,5 +1,6 @@
-//! What the sampler reads of the process and the machine beside `sysinfo`,
-//! between two samples: the process's CPU time over every thread
+//! What the sampler reads of the process and the machine: its memory and
+//! threads ([`self_stat`], one read of `/proc/self/stat`; `sysinfo` where
+//! there is no `/proc`), and between two samples the process's CPU time over every thread
 //! ([`process_cpu_ns`]) and its context
 //! switches (`getrusage(RUSAGE_SELF)`), and on Linux the CPU
 //! pressure (`/proc/pressure/cpu`, PSI), the CPU time the hypervisor stole
@@ -130,8 +131,54 @@ pub(crate) fn parse_steal(text: &str) -> Option<(u64, u64)> {
     Some((steal, total))
 }
 
-/// Open file descriptors of the process.
+/// The process's memory and threads, from one read of `/proc/self/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SelfStat {
+    pub(crate) rss_bytes: u64,
+    pub(crate) virtual_bytes: u64,
+    /// Every thread, the main one included.
+    pub(crate) threads: u32,
+}
+
+/// [`SelfStat`] now; `None` where `/proc` cannot be read (not Linux), and
+/// the sampler asks `sysinfo` instead (which lists every thread's
+/// directory and reads several files: about three times the CPU).
+pub(crate) fn self_stat() -> Option<SelfStat> {
+    #[cfg(target_os = "linux")]
+    {
+        let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // SAFETY: `sysconf` has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        parse_self_stat(&text, u64::try_from(page).ok()?)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// `num_threads` (field 20), `vsize` (23, bytes) and `rss` (24, pages) of
+/// a `/proc/<pid>/stat` line, counted from after the name's last `)` (a
+/// name may hold spaces and parentheses).
+pub(crate) fn parse_self_stat(line: &str, page_bytes: u64) -> Option<SelfStat> {
+    let after_name = &line[line.rfind(')')? + 1..];
+    // Field 3 (the state) is the first after the name.
+    let field = |n: usize| after_name.split_whitespace().nth(n - 3);
+    Some(SelfStat {
+        threads: field(20)?.parse().ok()?,
+        virtual_bytes: field(23)?.parse().ok()?,
+        rss_bytes: field(24)?.parse::<u64>().ok()?.saturating_mul(page_bytes),
+    })
+}
+
+/// Open file descriptors of the process: the size Linux 6.2 and later
+/// give `/proc/self/fd` (one `stat`), else the directory's entries.
 pub(crate) fn open_fds() -> Option<u32> {
+    if let Ok(size) = std::fs::metadata("/proc/self/fd").map(|m| m.len()) {
+        if size > 0 {
+            return u32::try_from(size).ok();
+        }
+    }
     let entries = std::fs::read_dir("/proc/self/fd").ok()?;
     // The directory handle itself is one of them.
     Some(
@@ -272,6 +319,71 @@ mod tests {
         let stat = "cpu  100 5 50 800 10 1 2 30 7 0\ncpu0 50 2 25 400 5 0 1 15 3 0\n";
         assert_eq!(parse_steal(stat), Some((30, 998)));
         assert_eq!(parse_steal("intr 1 2 3"), None);
+    }
+
+    #[test]
+    fn the_process_s_stat_line_is_read_after_its_name() {
+        // A name with spaces and parentheses in it, as a thread may set.
+        let line = "12345 (my (odd) name) S 1 12345 12345 0 -1 4194304 100 0 0 0 5 3 0 0 20 0 7 0 1000 123456789 2048 18446744073709551615\n";
+        assert_eq!(
+            parse_self_stat(line, 4096),
+            Some(SelfStat {
+                rss_bytes: 2048 * 4096,
+                virtual_bytes: 123_456_789,
+                threads: 7,
+            })
+        );
+        assert_eq!(parse_self_stat("12345 (cut) S 1 2 3", 4096), None);
+        assert_eq!(parse_self_stat("no name at all", 4096), None);
+    }
+
+    /// The one read of `/proc/self/stat` says what `sysinfo` said (its
+    /// tasks leave the main thread out), and the size of `/proc/self/fd`
+    /// what listing it says.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_process_is_read_as_sysinfo_and_the_listing_read_it() {
+        // Three threads more, each until its sender is dropped.
+        let (stops, threads): (Vec<_>, Vec<_>) = (0..3)
+            .map(|_| {
+                let (stop, stopped) = std::sync::mpsc::channel::<()>();
+                let thread = std::thread::spawn(move || {
+                    let _ = stopped.recv_timeout(Duration::from_secs(10));
+                });
+                (stop, thread)
+            })
+            .unzip();
+        let ours = self_stat().unwrap();
+        let pid = sysinfo::Pid::from_u32(std::process::id());
+        let mut system = sysinfo::System::new();
+        system.refresh_processes_specifics(
+            sysinfo::ProcessesToUpdate::Some(&[pid]),
+            false,
+            sysinfo::ProcessRefreshKind::nothing()
+                .with_memory()
+                .with_tasks(),
+        );
+        let theirs = system.process(pid).unwrap();
+        // Other tests of this binary start and end threads meanwhile.
+        let tasks = u32::try_from(theirs.tasks().unwrap().len()).unwrap();
+        assert!(
+            ours.threads >= 4 && ours.threads.abs_diff(tasks + 1) <= 8,
+            "{ours:?} {tasks}"
+        );
+        assert_eq!(ours.virtual_bytes > 0, theirs.virtual_memory() > 0);
+        let rss_ratio = ours.rss_bytes as f64 / theirs.memory() as f64;
+        assert!(
+            (0.8..1.25).contains(&rss_ratio),
+            "{ours:?} {}",
+            theirs.memory()
+        );
+        drop(stops);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let listed = std::fs::read_dir("/proc/self/fd").unwrap().count() - 1;
+        let fds = open_fds().unwrap() as usize;
+        assert!(fds.abs_diff(listed) <= 4, "{fds} against {listed} listed");
     }
 
     /// What `read` says of a thread running `other` and of one sleeping,

@@ -1,5 +1,6 @@
 //! The process sampler: reads process RSS, virtual memory, CPU and thread
-//! count through `sysinfo` into a bounded timeline, and raises threshold
+//! count (from `/proc/self/stat` on Linux, through `sysinfo` elsewhere)
+//! into a bounded timeline, and raises threshold
 //! alerts. It runs on the background thread; spans only read the latest RSS
 //! from an atomic.
 
@@ -20,13 +21,26 @@ pub(super) struct Armed {
     cpu_above: bool,
 }
 
-pub(super) fn sample(
-    shared: &Profiler,
-    system: &mut System,
-    pid: Pid,
-    armed: &mut Armed,
-    last: &mut Reading,
-) {
+/// The process's memory and threads, and sysinfo's CPU figure where it was
+/// asked.
+struct Process {
+    rss_bytes: u64,
+    virtual_bytes: u64,
+    threads: u32,
+    cpu_percent: Option<f64>,
+}
+
+/// One read of `/proc/self/stat` on Linux; elsewhere (or where `/proc`
+/// cannot be read) a `sysinfo` refresh.
+fn read_process(system: &mut System, pid: Pid) -> Option<Process> {
+    if let Some(stat) = procfs::self_stat() {
+        return Some(Process {
+            rss_bytes: stat.rss_bytes,
+            virtual_bytes: stat.virtual_bytes,
+            threads: stat.threads,
+            cpu_percent: None,
+        });
+    }
     system.refresh_processes_specifics(
         ProcessesToUpdate::Some(&[pid]),
         false,
@@ -35,25 +49,39 @@ pub(super) fn sample(
             .with_cpu()
             .with_tasks(),
     );
-    let Some(process) = system.process(pid) else {
+    let process = system.process(pid)?;
+    Some(Process {
+        rss_bytes: process.memory(),
+        virtual_bytes: process.virtual_memory(),
+        threads: process
+            .tasks()
+            .map_or(0, |t| u32::try_from(t.len()).unwrap_or(u32::MAX)),
+        cpu_percent: Some(f64::from(process.cpu_usage())),
+    })
+}
+
+pub(super) fn sample(
+    shared: &Profiler,
+    system: &mut System,
+    pid: Pid,
+    armed: &mut Armed,
+    last: &mut Reading,
+) {
+    let t_ms = u64::try_from(shared.started.at.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let Some(process) = read_process(system, pid) else {
         return;
     };
-    let t_ms = u64::try_from(shared.started.at.elapsed().as_millis()).unwrap_or(u64::MAX);
     let now = Reading::now();
     let rates = now.since(last);
     *last = now;
     let sample = ProcessSample {
         t_ms,
-        rss_bytes: process.memory(),
-        virtual_bytes: process.virtual_memory(),
+        rss_bytes: process.rss_bytes,
+        virtual_bytes: process.virtual_bytes,
         // The process's CPU time over the interval, every thread; sysinfo's
-        // figure where the platform has no getrusage.
-        cpu_percent: rates
-            .cpu_percent
-            .unwrap_or_else(|| f64::from(process.cpu_usage())),
-        threads: process
-            .tasks()
-            .map_or(0, |t| u32::try_from(t.len()).unwrap_or(u32::MAX)),
+        // figure where the platform has no such clock.
+        cpu_percent: rates.cpu_percent.or(process.cpu_percent).unwrap_or(0.0),
+        threads: process.threads,
         cpu_pressure_percent: rates.pressure_percent,
         steal_percent: rates.steal_percent,
         voluntary_switches: rates.voluntary_switches,

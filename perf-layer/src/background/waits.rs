@@ -1,5 +1,7 @@
 //! What a span waiting off the CPU waited beside: every [`WATCH_EVERY`]
-//! (longer with many threads), the background thread reads each thread's
+//! (longer with many threads, and up to [`IDLE_BACKOFF`] times longer in a
+//! program idle for about 100 ms; a probe is skipped when no thread is
+//! inside a span), the background thread reads each thread's
 //! published innermost callsite ([`crate::record::watch`]) and CPU time,
 //! and the process's CPU time, twice, [`PROBE`] apart. A thread whose
 //! innermost span stayed the same over the probe (no push or pop) while it
@@ -109,7 +111,19 @@ pub(crate) struct Watcher {
     /// whose phases repeat at the watch's period is not always probed in
     /// the same one.
     rng: u64,
+    /// Probes skipped in a row because no thread was inside a span: past
+    /// [`IDLE_SKIPS`] of them, the gap to the next grows, up to
+    /// [`IDLE_BACKOFF`] periods.
+    idle: u32,
 }
+
+/// Skipped probes in a row (about 100 ms with no thread inside a span) after
+/// which the program is taken to be idle, not between two requests.
+const IDLE_SKIPS: u32 = 5;
+
+/// The most periods between probes while the program is idle: its watch
+/// wakes the background thread about 17 times a second, not fifty.
+const IDLE_BACKOFF: u32 = 3;
 
 impl Watcher {
     /// When to read next, after a reading at `now`: the probe's end, or
@@ -119,7 +133,9 @@ impl Watcher {
             return now + PROBE;
         }
         let scale = self.threads.len().div_ceil(THREADS_PER_WATCH).max(1);
-        let every = WATCH_EVERY * u32::try_from(scale).unwrap_or(u32::MAX);
+        let scale = u32::try_from(scale).unwrap_or(u32::MAX);
+        let backoff = (self.idle / IDLE_SKIPS + 1).min(IDLE_BACKOFF);
+        let every = WATCH_EVERY * scale.saturating_mul(backoff);
         // Half to one and a half times the period, uniformly.
         let fraction = 0.5 + (self.rng >> 11) as f64 / (1u64 << 53) as f64;
         now + every.mul_f64(fraction)
@@ -154,6 +170,15 @@ impl Watcher {
                     .map(|process| (first, process))
             }
             None => {
+                // No span can wait over a probe that starts with no thread
+                // inside one: skipped, without listing the threads.
+                let mut inside = false;
+                watched.for_each(|watch| inside |= Watch::tag_of(watch.state()) != heap::TAG_NONE);
+                if !inside {
+                    self.idle = self.idle.saturating_add(1);
+                    return;
+                }
+                self.idle = 0;
                 self.all.start();
                 self.last = Some(now);
                 None
@@ -465,4 +490,47 @@ fn list(tids: &mut Vec<i32>) -> bool {
 #[cfg(target_os = "linux")]
 fn clock_of(tid: i32) -> libc::clockid_t {
     (!tid << 3) | 6
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::record::watch::Watched;
+
+    /// A probe that would start with no thread inside a span is skipped
+    /// (no thread listed, no second reading), and after about 100 ms of
+    /// such skips the watch is made less often; a span entered anywhere
+    /// starts the next probe at once.
+    #[test]
+    fn an_idle_program_is_not_probed_and_is_watched_less_often() {
+        let watched = Watched::new(true);
+        let watch = watched.register().unwrap();
+        let table = parking_lot::Mutex::new(WaitTable::default());
+        let mut watcher = Watcher::default();
+        let at = Instant::now();
+        let gap = |w: &Watcher| w.next_after(at) - at;
+        watcher.read(&watched, &table);
+        assert!(watcher.last.is_none() && watcher.threads.is_empty());
+        // Between two requests: the usual period, 10 to 30 ms.
+        assert!(gap(&watcher) <= WATCH_EVERY.mul_f64(1.5));
+        for _ in 0..2 * IDLE_SKIPS {
+            watcher.read(&watched, &table);
+        }
+        // Idle: three periods, 30 to 90 ms.
+        let idle_gap = gap(&watcher);
+        assert!(
+            idle_gap >= (WATCH_EVERY * IDLE_BACKOFF).mul_f64(0.5),
+            "{idle_gap:?}"
+        );
+        assert!(
+            idle_gap <= (WATCH_EVERY * IDLE_BACKOFF).mul_f64(1.5),
+            "{idle_gap:?}"
+        );
+        // A span entered: the probe starts, and ends a probe's length on.
+        watch.publish(1, heap::FIRST_CALLSITE_TAG);
+        watcher.read(&watched, &table);
+        assert!(watcher.last.is_some());
+        assert_eq!(watcher.idle, 0);
+        assert_eq!(gap(&watcher), PROBE);
+    }
 }
