@@ -180,6 +180,80 @@ fn a_forgotten_guard_is_said_on_standard_error() {
     }
 }
 
+/// A program that reads its data its own way (snapshots, or a Prometheus
+/// scrape) and never writes a dump loses nothing: no warning at its end.
+#[test]
+fn a_program_that_takes_its_data_out_another_way_is_not_warned() {
+    for child in [
+        "child_that_takes_a_snapshot",
+        "child_that_is_scraped_by_prometheus",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dump.json");
+        let out = run_child(child, "", &[(DUMP_ENV, path.to_str().unwrap())]);
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("took 200 spans out"), "{child}: {stdout}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("spans were recorded"), "{child}: {stderr}");
+    }
+}
+
+#[test]
+#[ignore = "child process of a_program_that_takes_its_data_out_another_way_is_not_warned"]
+fn child_that_takes_a_snapshot() {
+    if !is_child("child_that_takes_a_snapshot") {
+        return;
+    }
+    let path = std::env::var(DUMP_ENV).unwrap();
+    let (layer, handle) = PerfLayer::builder()
+        .output_path(&path)
+        .without_sampler()
+        .build()
+        .unwrap();
+    tracing_subscriber::registry().with(layer).init();
+    for n in 0..200 {
+        work(n);
+    }
+    println!("took {} spans out", calls(&handle.snapshot(), "work"));
+}
+
+#[test]
+#[ignore = "child process of a_program_that_takes_its_data_out_another_way_is_not_warned"]
+fn child_that_is_scraped_by_prometheus() {
+    use std::io::{Read as _, Write as _};
+    if !is_child("child_that_is_scraped_by_prometheus") {
+        return;
+    }
+    let path = std::env::var(DUMP_ENV).unwrap();
+    let (layer, handle) = PerfLayer::builder()
+        .output_path(&path)
+        .without_sampler()
+        .prometheus("127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap();
+    tracing_subscriber::registry().with(layer).init();
+    for n in 0..200 {
+        work(n);
+    }
+    let addr = handle.prometheus_addr().expect("the endpoint is up");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("perf_layer_span_calls_total") && l.contains("\"work\""))
+        .unwrap_or_else(|| panic!("no calls of work in the scrape: {body}"));
+    let spans = line.rsplit(' ').next().unwrap();
+    println!("took {spans} spans out");
+}
+
 #[test]
 #[ignore = "child process of a_forgotten_guard_is_said_on_standard_error"]
 fn child_that_forgets_the_guard() {

@@ -232,14 +232,17 @@ impl Profiler {
 
     /// What ending now would lose, when it is worth saying: the spans
     /// recorded since the last dump (to whichever path it went, returned
-    /// with it) or, without one, every span. Spans that close after the
+    /// with it) or, without one, every span, unless a snapshot or a
+    /// Prometheus scrape took the data out. Spans that close after the
     /// last dump while the program tears down (a runtime's tasks dropped
     /// after `main` wrote its dump) are not worth a warning: under
     /// [`LOST_SHARE_WORTH_SAYING`] of the run's, nothing is said.
     pub(crate) fn spans_lost(&self) -> Option<(u64, Option<PathBuf>)> {
         let now = self.spans_recorded();
         match self.last_dump.lock().clone() {
-            None => (now > 0).then_some((now, None)),
+            // Taken out by snapshots or scrapes, never dumped: the program
+            // reads its data its own way, and nothing is lost.
+            None => (now > 0 && !self.taken_out.load(Ordering::Acquire)).then_some((now, None)),
             Some((dumped, path)) => {
                 let lost = now.saturating_sub(dumped);
                 (lost > 0 && lost as f64 >= LOST_SHARE_WORTH_SAYING * now as f64)

@@ -64,8 +64,11 @@ impl Default for Buckets {
     }
 }
 
-/// The whole scrape, read from `profiler` now.
+/// The whole scrape, read from `profiler` now. A scrape takes the data out
+/// of the process: a program watched through Prometheus alone is not warned
+/// at its end that no dump was written.
 pub(crate) fn render(profiler: &Profiler) -> String {
+    profiler.mark_taken_out();
     let mut series: FxHashMap<(&'static str, &'static str), Series> = FxHashMap::default();
     let tracked = crate::record::alloc::is_installed();
     let heap = if tracked { heap::totals() } else { Vec::new() };
