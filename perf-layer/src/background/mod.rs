@@ -92,7 +92,7 @@ fn run(
             if let Some(due) = next_watch {
                 if now >= due {
                     watcher.read(&shared.shards.watched, &shared.waits);
-                    next_watch = Some(watcher.next_after(now));
+                    next_watch = Some(watcher.next_after(now, next_sample));
                 }
             }
             if let (Some(due), Some(every)) = (next_dump, dump_every) {

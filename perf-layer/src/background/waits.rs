@@ -121,16 +121,25 @@ pub(crate) struct Watcher {
 /// which the program is taken to be idle, not between two requests.
 const IDLE_SKIPS: u32 = 5;
 
-/// The most periods between probes while the program is idle: its watch
-/// wakes the background thread about 17 times a second, not fifty.
+/// The most periods between probes while the program is idle.
 const IDLE_BACKOFF: u32 = 3;
+
+/// While the program is idle, the watch looks at the sampler's next
+/// wake-up instead when it comes within this: one wake-up for both.
+const IDLE_SHARED_WAKE: Duration = Duration::from_millis(100);
 
 impl Watcher {
     /// When to read next, after a reading at `now`: the probe's end, or
-    /// the next probe.
-    pub(crate) fn next_after(&self, now: Instant) -> Instant {
+    /// the next probe; idle, the sampler's next wake-up (`sampler`) when it
+    /// comes within [`IDLE_SHARED_WAKE`].
+    pub(crate) fn next_after(&self, now: Instant, sampler: Option<Instant>) -> Instant {
         if self.last.is_some() {
             return now + PROBE;
+        }
+        if let Some(wake) = sampler {
+            if self.idle >= IDLE_SKIPS && wake > now && wake <= now + IDLE_SHARED_WAKE {
+                return wake;
+            }
         }
         let scale = self.threads.len().div_ceil(THREADS_PER_WATCH).max(1);
         let scale = u32::try_from(scale).unwrap_or(u32::MAX);
@@ -508,7 +517,7 @@ mod tests {
         let table = parking_lot::Mutex::new(WaitTable::default());
         let mut watcher = Watcher::default();
         let at = Instant::now();
-        let gap = |w: &Watcher| w.next_after(at) - at;
+        let gap = |w: &Watcher| w.next_after(at, None) - at;
         watcher.read(&watched, &table);
         assert!(watcher.last.is_none() && watcher.threads.is_empty());
         // Between two requests: the usual period, 10 to 30 ms.
@@ -526,6 +535,11 @@ mod tests {
             idle_gap <= (WATCH_EVERY * IDLE_BACKOFF).mul_f64(1.5),
             "{idle_gap:?}"
         );
+        // Idle, it looks when the sampler wakes the thread, if soon.
+        let sampler = at + Duration::from_millis(70);
+        assert_eq!(watcher.next_after(at, Some(sampler)), sampler);
+        let later = at + Duration::from_millis(500);
+        assert_ne!(watcher.next_after(at, Some(later)), later);
         // A span entered: the probe starts, and ends a probe's length on.
         watch.publish(1, heap::FIRST_CALLSITE_TAG);
         watcher.read(&watched, &table);
