@@ -81,6 +81,8 @@ fn a_span_entered_many_times_sums_its_busy_intervals() {
     let c = &handle.snapshot().callsites[0];
     assert_eq!(c.calls, 1);
     assert_eq!(sums(c), (45, 30, 15, 30));
+    // Each poll is one entered interval.
+    assert_eq!(c.intervals, Some(3));
 }
 
 #[test]
@@ -98,6 +100,9 @@ fn re_entering_a_span_already_entered_does_not_count_twice() {
     });
     let c = &handle.snapshot().callsites[0];
     assert_eq!(sums(c), (40, 40, 0, 40));
+    // Each enter and exit is an interval, the re-entry's too: what the
+    // layer's callbacks cost is counted by.
+    assert_eq!(c.intervals, Some(2));
 }
 
 #[test]
@@ -122,6 +127,8 @@ fn an_async_span_polled_on_several_threads_keeps_busy_and_idle() {
     assert_eq!(c.calls, 1);
     // wall = 7 + (10 + 3) + (20 + 3) + (30 + 3) = 76; busy = 60
     assert_eq!(sums(c), (76, 60, 16, 60));
+    // Three polls, on three threads, counted where the span closed.
+    assert_eq!(c.intervals, Some(3));
 }
 
 /// Two long-lived workers poll the same spans in turn, as a work-stealing

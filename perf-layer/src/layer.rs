@@ -258,6 +258,7 @@ impl PerfLayer {
             busy_ns,
             self_ns,
             events: sums.events,
+            intervals: sums.intervals,
             alloc,
             rss_delta,
             // Not `then_some`, which builds its value first: the CPU part

@@ -534,6 +534,7 @@ fn callsite_stats(
             }
         }),
         runtime_worker_calls: Some(acc.worker_calls),
+        intervals: Some(acc.intervals),
         watched_waits: None,
     }
 }

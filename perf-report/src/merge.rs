@@ -491,6 +491,12 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             .map(|c| c.runtime_worker_calls)
             .try_fold(0u64, |acc, n| Some(acc.saturating_add(n?))),
         // Known only when every part says it.
+        intervals: g
+            .parts
+            .iter()
+            .map(|c| c.intervals)
+            .try_fold(0u64, |acc, n| Some(acc.saturating_add(n?))),
+        // Known only when every part says it.
         watched_waits: g.parts.iter().map(|c| c.watched_waits).try_fold(
             WatchedWaits {
                 others_wanted_ns: Some(0),

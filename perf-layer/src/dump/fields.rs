@@ -152,6 +152,7 @@ mod tests {
             groups: Vec::new(),
             active: None,
             runtime_worker_calls: None,
+            intervals: None,
             watched_waits: None,
         }
     }

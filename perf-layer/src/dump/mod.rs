@@ -284,6 +284,13 @@ pub struct CallsiteStats {
     /// merges of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime_worker_calls: Option<u64>,
+    /// Its spans' entered intervals: one per enter and exit, so an async
+    /// span's polls, and at least `calls` where every span was entered.
+    /// What the layer's cost per callsite is counted from (perf-report's
+    /// note on the layer's own cost). `None` in older dumps and merges of
+    /// them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<u64>,
     /// What its spans waited beside, as the layer's background thread
     /// watched every thread (a 250 µs probe every 20 ms, less often past 64
     /// threads): zeros

@@ -194,6 +194,8 @@ pub(crate) struct ClosedSpan {
     pub(crate) busy_ns: u64,
     pub(crate) self_ns: u64,
     pub(crate) events: [u32; 5],
+    /// Its entered intervals (an async span's polls), wherever they ended.
+    pub(crate) intervals: u32,
     /// `None` without the counting allocator.
     pub(crate) alloc: Option<SpanAlloc>,
     /// `None` without a sampler, or before its first sample.
@@ -231,6 +233,8 @@ pub(crate) struct CallsiteAcc {
     pub(crate) last_close: u64,
     /// Spans that closed on an async runtime's worker thread.
     pub(crate) worker_calls: u64,
+    /// Their entered intervals.
+    pub(crate) intervals: u64,
 }
 
 impl CallsiteAcc {
@@ -250,6 +254,7 @@ impl CallsiteAcc {
             first_open: u64::MAX,
             last_close: 0,
             worker_calls: 0,
+            intervals: 0,
         }
     }
 
@@ -258,6 +263,7 @@ impl CallsiteAcc {
     pub(crate) fn record(&mut self, span: &ClosedSpan, on_worker: bool) {
         self.calls += 1;
         self.worker_calls += u64::from(on_worker);
+        self.intervals += u64::from(span.intervals);
         // A copy: the counts are written through pointers the compiler cannot
         // tell apart from `self.layout`, so a reference would be re-read
         // after every increment.
@@ -310,6 +316,7 @@ impl CallsiteAcc {
     pub(crate) fn merge(&mut self, other: &CallsiteAcc) {
         self.calls += other.calls;
         self.worker_calls += other.worker_calls;
+        self.intervals += other.intervals;
         self.wall.merge(&other.wall);
         self.busy.merge(&other.busy);
         self.idle.merge(&other.idle);

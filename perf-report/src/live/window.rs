@@ -195,6 +195,10 @@ fn callsite(old: &CallsiteStats, new: &CallsiteStats) -> CallsiteStats {
         (Some(o), Some(n)) => Some(n.saturating_sub(o)),
         (_, n) => n,
     };
+    w.intervals = match (old.intervals, new.intervals) {
+        (Some(o), Some(n)) => Some(n.saturating_sub(o)),
+        (_, n) => n,
+    };
     w.wall_ns = histogram(&old.wall_ns, &new.wall_ns);
     w.busy_ns = histogram(&old.busy_ns, &new.busy_ns);
     w.idle_ns = histogram(&old.idle_ns, &new.idle_ns);
