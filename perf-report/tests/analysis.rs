@@ -495,6 +495,7 @@ fn absurd_figures_do_not_panic() {
     let mut d = ground_truth();
     for cs in &mut d.callsites {
         cs.calls = u64::MAX;
+        cs.intervals = Some(u64::MAX);
         cs.self_ns.sum = u64::MAX;
         cs.busy_ns.sum = u64::MAX;
         cs.idle_ns.sum = u64::MAX;

@@ -389,17 +389,87 @@ fn overhead_note(cx: &context::Context<'_>) -> String {
         let cpu_share = o.estimated_ns as f64 / cpu.max(1) as f64;
         (cpu_share.min(1.0) - share).abs() <= share * 0.01
     });
-    if of_cpu {
-        format!(
-            "perf-layer itself took an estimated {} of the process's CPU time (about what a CPU-bound program loses in throughput; one with idle cores loses less): treat shares of very cheap spans with care",
-            crate::units::pct(share)
-        )
+    let whole = if of_cpu {
+        "of the process's CPU time (about what a CPU-bound program loses in throughput; one with idle cores loses less)"
     } else {
-        format!(
-            "perf-layer itself took an estimated {} of the wall time of the threads that recorded spans: treat shares of very cheap spans with care",
-            crate::units::pct(share)
-        )
+        "of the wall time of the threads that recorded spans"
+    };
+    let mut note = format!(
+        "perf-layer itself took an estimated {} {whole}: treat shares of very cheap spans with care",
+        crate::units::pct(share)
+    );
+    if let Some(most) = overhead_by_callsite(cx) {
+        note.push_str(&most);
     }
+    note
+}
+
+/// Where the layer's cost went, by its calibrated costs of a span, of each
+/// entered interval past a span's first (an async span's polls) and of a
+/// timed one: the callsites that took at least a tenth of it, most first
+/// (at most three), as the rest of the note; `None` when none did or the
+/// costs are unknown. Events are left out: the layer has no calibrated
+/// cost for one.
+fn overhead_by_callsite(cx: &context::Context<'_>) -> Option<String> {
+    let o = &cx.dump.overhead;
+    if o.per_span_ns <= 0.0 {
+        return None;
+    }
+    let per_timed = if o.timed_intervals > 0 {
+        let called = o.called_intervals.min(o.timed_intervals);
+        ((o.timed_intervals - called) as f64 * o.per_timed_interval_ns
+            + called as f64 * o.per_called_interval_ns)
+            / o.timed_intervals as f64
+    } else {
+        0.0
+    };
+    // (cost, label, spans, intervals)
+    let mut costs: Vec<(f64, &str, u64, u64)> = cx
+        .callsites()
+        .map(|(_, cs, row)| {
+            let intervals = cs.intervals.unwrap_or(cs.calls);
+            let timed = cs
+                .cpu
+                .as_ref()
+                .map_or(0, |c| c.intervals.saturating_sub(c.untimed_intervals));
+            let cost = cs.calls as f64 * o.per_span_ns
+                + intervals.saturating_sub(cs.calls) as f64 * o.per_interval_ns
+                + timed as f64 * per_timed;
+            (cost, row.location.label.as_str(), cs.calls, intervals)
+        })
+        .collect();
+    let total: f64 = costs.iter().map(|c| c.0).sum();
+    // Absurd calibrations (a hostile or broken dump) name nothing.
+    if !(total.is_finite() && total > 0.0) {
+        return None;
+    }
+    costs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let named: Vec<String> = costs
+        .iter()
+        .take(3)
+        .take_while(|c| c.0 >= 0.1 * total)
+        .map(|&(cost, label, spans, intervals)| {
+            let polls = if spans > 0 && intervals >= spans.saturating_mul(2) {
+                format!(", {:.0} polls each", intervals as f64 / spans as f64)
+            } else if spans < 100 && intervals > spans.max(1).saturating_mul(100) {
+                format!(", {} polls", crate::units::count(intervals as f64))
+            } else {
+                String::new()
+            };
+            format!(
+                "`{label}` ({} of it: {} spans{polls})",
+                crate::units::pct(cost / total),
+                crate::units::count(spans as f64),
+            )
+        })
+        .collect();
+    if named.is_empty() {
+        return None;
+    }
+    Some(format!(
+        ". By its cost per span, per poll and per CPU-time read, most went to measuring {}; leaving a span out of the layer (a per-layer filter, `layer.with_filter(...)`) removes its part",
+        named.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -439,6 +509,41 @@ mod tests {
         assert!(short.contains("of the wall time"), "{short}");
         // Under 5%: no note.
         assert_eq!(note_with(Some(1_000 * MS), 10 * MS, 0.01), None);
+    }
+
+    /// The note on the layer's own cost names the callsites it went to, by
+    /// the calibrated cost of a span, of each poll past its first and of a
+    /// CPU-time read.
+    #[test]
+    fn the_layers_own_cost_is_shared_out_over_its_callsites() {
+        let mut d = dump(
+            2_000 * MS,
+            &[
+                Span::new("poller", &[(500 * US, 1_000)]),
+                Span::new("leaf", &[(400 * US, 1_000)]),
+                Span::new("rare", &[(300 * US, 10)]),
+            ],
+        );
+        d.run.cpu_ns = Some(1_000 * MS);
+        d.overhead.estimated_ns = 80 * MS;
+        d.overhead.fraction_of_run = 0.08;
+        d.overhead.per_span_ns = 200.0;
+        d.overhead.per_interval_ns = 50.0;
+        for (cs, intervals) in d.callsites.iter_mut().zip([10_000, 1_000, 10]) {
+            cs.intervals = Some(intervals);
+        }
+        let note = analyze(&d.into(), &Config::default())
+            .notes
+            .into_iter()
+            .find(|n| n.starts_with("perf-layer itself took"))
+            .unwrap();
+        // poller: 1,000 × 200 + 9,000 × 50 = 650 µs; leaf: 200 µs; rare:
+        // 2 µs, under a tenth of the whole: not named.
+        assert!(
+            note.contains("`poller` (76.3% of it: 1,000 spans, 10 polls each), `leaf` (23.5% of it: 1,000 spans)"),
+            "{note}"
+        );
+        assert!(!note.contains("rare"), "{note}");
     }
 
     /// `lookup`'s 200 calls take 50 µs, a tenth of them 10 ms: a spread
