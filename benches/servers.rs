@@ -24,6 +24,11 @@
 //!   `perf_layer_without_sampler`, `perf_layer_without_wait_watch`,
 //!   `perf_layer_without_alloc` (the system allocator): one feature off
 //!   each;
+//! - `perf_layer_without_client_spans`, run by hand only
+//!   (`PERF_SUITE_SERVER_SUBJECT=perf_layer_without_client_spans` on this
+//!   binary): every feature, with mini-redis's client spans (`get`, `set`)
+//!   left out by a per-layer filter, as perf-report's note on the layer's
+//!   own cost suggests (docs/benchmarks.md);
 //! - `clock_only_layer` ([`support::ClockOnlyLayer`]): the clock read at
 //!   every callback perf-layer times and each interval counted, nothing
 //!   else: the least any layer timing every span adds.
@@ -364,8 +369,22 @@ fn child(subject: &str) {
                 _ => builder,
             };
             let (layer, handle) = builder.build().expect("a valid configuration");
-            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            if subject == "perf_layer_without_client_spans" {
+                // What perf-report's note on the layer's own cost suggests
+                // for mini-redis: its client's spans, which it names first,
+                // left out of the layer by a per-layer filter.
+                use tracing_subscriber::Layer as _;
+                let filter = tracing_subscriber::filter::filter_fn(|m| {
+                    !(m.is_span() && m.target() == "mini_redis::client")
+                });
+                tracing::subscriber::set_global_default(
+                    tracing_subscriber::registry().with(layer.with_filter(filter)),
+                )
                 .expect("one global subscriber");
+            } else {
+                tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+                    .expect("one global subscriber");
+            }
             Some(handle)
         }
     };
