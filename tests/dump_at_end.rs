@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use perf_layer::PerfLayer;
 use perf_layer::dump::Dump;
+use perf_layer::{PerfHandle, PerfLayer, PerfLayerBuilder};
 use reliability_support::{CHILD_ENV, calls, is_child, run_child};
 use tracing_subscriber::prelude::*;
 
@@ -23,6 +23,23 @@ const DUMP_ENV: &str = "PERF_END_DUMP";
 #[tracing::instrument]
 fn work(n: u64) -> u64 {
     (0..n).sum()
+}
+
+/// In the child process `name` (else `None`): the layer of `builder`, its
+/// dump at the test's path and no sampler, installed as the process's
+/// subscriber, as a program installs it.
+fn installed(name: &str, builder: PerfLayerBuilder) -> Option<PerfHandle> {
+    if !is_child(name) {
+        return None;
+    }
+    let path = std::env::var(DUMP_ENV).unwrap();
+    let (layer, handle) = builder
+        .output_path(&path)
+        .without_sampler()
+        .build()
+        .unwrap();
+    tracing_subscriber::registry().with(layer).init();
+    Some(handle)
 }
 
 fn read_dump(path: &Path) -> Dump {
@@ -140,17 +157,10 @@ fn a_program_that_calls_exit_leaves_a_dump_with_dump_on_exit() {
 #[test]
 #[ignore = "child process of a_program_that_calls_exit_leaves_a_dump_with_dump_on_exit"]
 fn child_that_calls_exit() {
-    if !is_child("child_that_calls_exit") {
+    let Some(_handle) = installed("child_that_calls_exit", PerfLayer::builder().dump_on_exit())
+    else {
         return;
-    }
-    let path = std::env::var(DUMP_ENV).unwrap();
-    let (layer, _handle) = PerfLayer::builder()
-        .output_path(&path)
-        .without_sampler()
-        .dump_on_exit()
-        .build()
-        .unwrap();
-    tracing_subscriber::registry().with(layer).init();
+    };
     for n in 0..500 {
         work(n);
     }
@@ -202,16 +212,9 @@ fn a_program_that_takes_its_data_out_another_way_is_not_warned() {
 #[test]
 #[ignore = "child process of a_program_that_takes_its_data_out_another_way_is_not_warned"]
 fn child_that_takes_a_snapshot() {
-    if !is_child("child_that_takes_a_snapshot") {
+    let Some(handle) = installed("child_that_takes_a_snapshot", PerfLayer::builder()) else {
         return;
-    }
-    let path = std::env::var(DUMP_ENV).unwrap();
-    let (layer, handle) = PerfLayer::builder()
-        .output_path(&path)
-        .without_sampler()
-        .build()
-        .unwrap();
-    tracing_subscriber::registry().with(layer).init();
+    };
     for n in 0..200 {
         work(n);
     }
@@ -222,17 +225,10 @@ fn child_that_takes_a_snapshot() {
 #[ignore = "child process of a_program_that_takes_its_data_out_another_way_is_not_warned"]
 fn child_that_is_scraped_by_prometheus() {
     use std::io::{Read as _, Write as _};
-    if !is_child("child_that_is_scraped_by_prometheus") {
+    let builder = PerfLayer::builder().prometheus("127.0.0.1:0".parse().unwrap());
+    let Some(handle) = installed("child_that_is_scraped_by_prometheus", builder) else {
         return;
-    }
-    let path = std::env::var(DUMP_ENV).unwrap();
-    let (layer, handle) = PerfLayer::builder()
-        .output_path(&path)
-        .without_sampler()
-        .prometheus("127.0.0.1:0".parse().unwrap())
-        .build()
-        .unwrap();
-    tracing_subscriber::registry().with(layer).init();
+    };
     for n in 0..200 {
         work(n);
     }
@@ -257,16 +253,9 @@ fn child_that_is_scraped_by_prometheus() {
 #[test]
 #[ignore = "child process of a_forgotten_guard_is_said_on_standard_error"]
 fn child_that_forgets_the_guard() {
-    if !is_child("child_that_forgets_the_guard") {
+    let Some(_handle) = installed("child_that_forgets_the_guard", PerfLayer::builder()) else {
         return;
-    }
-    let path = std::env::var(DUMP_ENV).unwrap();
-    let (layer, _handle) = PerfLayer::builder()
-        .output_path(&path)
-        .without_sampler()
-        .build()
-        .unwrap();
-    tracing_subscriber::registry().with(layer).init();
+    };
     for n in 0..200 {
         work(n);
     }
@@ -275,16 +264,9 @@ fn child_that_forgets_the_guard() {
 #[test]
 #[ignore = "child process of a_forgotten_guard_is_said_on_standard_error"]
 fn child_that_drops_the_guard_at_once() {
-    if !is_child("child_that_drops_the_guard_at_once") {
+    let Some(handle) = installed("child_that_drops_the_guard_at_once", PerfLayer::builder()) else {
         return;
-    }
-    let path = std::env::var(DUMP_ENV).unwrap();
-    let (layer, handle) = PerfLayer::builder()
-        .output_path(&path)
-        .without_sampler()
-        .build()
-        .unwrap();
-    tracing_subscriber::registry().with(layer).init();
+    };
     // The classic slip: `let _ =` drops the guard here, writing an empty dump.
     #[allow(clippy::let_underscore_must_use)]
     let _ = handle.dump_on_drop();
@@ -311,16 +293,9 @@ fn a_guard_kept_to_the_end_leaves_a_dump_and_no_warning() {
 #[test]
 #[ignore = "child process of a_guard_kept_to_the_end_leaves_a_dump_and_no_warning"]
 fn child_that_keeps_the_guard() {
-    if !is_child("child_that_keeps_the_guard") {
+    let Some(handle) = installed("child_that_keeps_the_guard", PerfLayer::builder()) else {
         return;
-    }
-    let path = std::env::var(DUMP_ENV).unwrap();
-    let (layer, handle) = PerfLayer::builder()
-        .output_path(&path)
-        .without_sampler()
-        .build()
-        .unwrap();
-    tracing_subscriber::registry().with(layer).init();
+    };
     let _dump = handle.dump_on_drop();
     for n in 0..100 {
         work(n);
