@@ -87,7 +87,7 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let _timed = self.timed();
+        let mut timed = self.timed();
         // Counting is paused only where the layer allocates (growing a map,
         // a first shard or callsite), not on every span: pausing is two
         // thread-local writes.
@@ -95,6 +95,7 @@ where
         // The callsite's tag, which allocations carry while the span is
         // innermost: cached by span id for its enters on this thread.
         let tag = heap::tag_of(attrs.metadata());
+        self_time::serves(&mut timed, || tag);
         let contextual = attrs.is_contextual();
         // The innermost span this thread has entered, as the registry's
         // current span seen through this layer's filter; read before the
@@ -131,7 +132,7 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let _timed = self.timed();
+        let mut timed = self.timed();
         // No pause: pushing allocates only when the stack grows, and pauses
         // for that itself.
         let now = self.now();
@@ -145,19 +146,21 @@ where
                 Some(tag) => tag,
                 None => tag_of_open_span(stack, id, &ctx, &self.profiler.shards),
             };
+            self_time::serves(&mut timed, || tag);
             let cpu = self.profiler.shards.cpu_threshold_ns().map(|t| (t, clock));
             stack.push(span, now, tag, cpu);
         });
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        let _timed = self.timed();
+        let mut timed = self.timed();
         // No pause: nothing here allocates.
         let clock = &self.profiler.config.clock;
         let layer_id = self.profiler.layer_id;
         let span = id.into_u64();
         let shards = &self.profiler.shards;
         with_stack(layer_id, |stack| {
+            self_time::serves(&mut timed, || stack.top_tag());
             let now = || self.now();
             let to_ns = |a, b| clock.delta_as_nanos(a, b);
             stack.pop_then(span, now, to_ns, |stack, finished| {
@@ -180,10 +183,11 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let _timed = self.timed();
+        let mut timed = self.timed();
         let level = level_index(event.metadata().level());
         if event.is_contextual() {
             with_stack(self.profiler.layer_id, |stack| {
+                self_time::serves(&mut timed, || stack.top_tag());
                 if let Some(top) = stack.top_mut() {
                     top.events[level] = top.events[level].saturating_add(1);
                 }
@@ -196,7 +200,7 @@ where
     }
 
     fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
-        let _timed = self.timed();
+        let mut timed = self.timed();
         // Nothing here allocates but a callsite's first span on this thread,
         // which `record` pauses counting for itself.
         let now = self.now();
@@ -227,6 +231,7 @@ where
             }
         };
         shards.record(&mut shard, meta, parent, &closed);
+        self_time::serves(&mut timed, || heap::tag_of(meta));
     }
 }
 

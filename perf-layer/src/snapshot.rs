@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::dump::{
     ActiveWindow, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts,
     FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats, HeapSummary,
-    HistogramDump, Overhead, Producer, RssDelta, RunInfo, SampledCpu, WatchedWaits,
+    HistogramDump, LayerTime, Overhead, Producer, RssDelta, RunInfo, SampledCpu, WatchedWaits,
 };
 use crate::profiler::{Profiler, unix_ms};
 use crate::record::callsite::CallsiteKey;
@@ -54,6 +54,7 @@ impl Profiler {
                 .config
                 .watches_waits()
                 .then(|| self.waits.lock().clone()),
+            layer_by_tag: self.shards.callbacks_by_tag(),
         };
         let metas: Vec<&'static Metadata<'static>> = accs.iter().map(|a| a.2).collect();
         let (heaps, heap) = if facts.allocations_tracked {
@@ -262,6 +263,8 @@ struct Facts<'a> {
     sampled: bool,
     /// The background thread's watched waits by tag, where it watches.
     waits: Option<crate::background::waits::WaitTable>,
+    /// The layer's sampled callback time and callbacks by tag.
+    layer_by_tag: FxHashMap<u32, (u64, u64)>,
 }
 
 /// The callsites the dump lists, in a stable order (two dumps of one
@@ -316,6 +319,12 @@ fn callsites(
         .map(|(i, ((key, acc, meta), heap))| {
             let mut stats = callsite_stats(i as u32, meta, *acc, facts);
             stats.heap = heap;
+            let (ns, callbacks) = facts
+                .layer_by_tag
+                .get(&crate::record::heap::tag_of(meta))
+                .copied()
+                .unwrap_or_default();
+            stats.layer = Some(LayerTime { ns, callbacks });
             stats.watched_waits = facts.waits.as_ref().map(|waits| {
                 let sums = waits
                     .get(&crate::record::heap::tag_of(meta))
@@ -535,6 +544,7 @@ fn callsite_stats(
         }),
         runtime_worker_calls: Some(acc.worker_calls),
         intervals: Some(acc.intervals),
+        layer: None,
         watched_waits: None,
     }
 }

@@ -497,6 +497,17 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             .map(|c| c.intervals)
             .try_fold(0u64, |acc, n| Some(acc.saturating_add(n?))),
         // Known only when every part says it.
+        layer: g.parts.iter().map(|c| c.layer).try_fold(
+            perf_layer::dump::LayerTime::default(),
+            |acc, l| {
+                let l = l?;
+                Some(perf_layer::dump::LayerTime {
+                    ns: acc.ns.saturating_add(l.ns),
+                    callbacks: acc.callbacks.saturating_add(l.callbacks),
+                })
+            },
+        ),
+        // Known only when every part says it.
         watched_waits: g.parts.iter().map(|c| c.watched_waits).try_fold(
             WatchedWaits {
                 others_wanted_ns: Some(0),

@@ -153,6 +153,7 @@ mod tests {
             active: None,
             runtime_worker_calls: None,
             intervals: None,
+            layer: None,
             watched_waits: None,
         }
     }

@@ -291,6 +291,12 @@ pub struct CallsiteStats {
     /// them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intervals: Option<u64>,
+    /// The layer's own time in the callbacks that served its spans (their
+    /// creation, enters, exits, close, and the events inside them), as the
+    /// layer's sample of its callbacks timed them (`Overhead::callbacks_ns`
+    /// split by callsite). `None` in older dumps and merges of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<LayerTime>,
     /// What its spans waited beside, as the layer's background thread
     /// watched every thread (a 250 µs probe every 20 ms, less often past 64
     /// threads): zeros
@@ -299,6 +305,18 @@ pub struct CallsiteStats {
     /// group, and in older dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watched_waits: Option<WatchedWaits>,
+}
+
+/// The layer's sampled time in the callbacks of one callsite's spans
+/// ([`CallsiteStats::layer`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerTime {
+    /// The kept samples' time, each weighted by the callbacks it stands
+    /// for, ns (each sample's own clock read included, as in
+    /// `Overhead::callbacks_ns`).
+    pub ns: u64,
+    /// The callbacks those samples stand for.
+    pub callbacks: u64,
 }
 
 /// What a callsite's spans waited beside ([`CallsiteStats::watched_waits`]):

@@ -61,6 +61,9 @@ thread_local! {
 pub(crate) struct Timed<'a> {
     at: u64,
     weight: u32,
+    /// The callsite whose span the callback serves (its tag), for the
+    /// layer's time by callsite; [`super::heap::TAG_NONE`] where none.
+    tag: u32,
     clock: &'a quanta::Clock,
     shards: &'a Shards,
 }
@@ -83,6 +86,7 @@ pub(crate) fn start<'a>(clock: &'a quanta::Clock, shards: &'a Shards) -> Option<
     Some(Timed {
         at: clock.raw(),
         weight,
+        tag: super::heap::TAG_NONE,
         clock,
         shards,
     })
@@ -107,10 +111,29 @@ fn next_period(c: &Countdown) -> u32 {
     c.period.replace(next)
 }
 
+impl Timed<'_> {
+    /// Names the callsite the callback serves.
+    #[inline]
+    pub(crate) fn serves(&mut self, tag: u32) {
+        self.tag = tag;
+    }
+}
+
+/// [`Timed::serves`] on a callback that is being timed.
+#[inline(always)]
+pub(crate) fn serves(timed: &mut Option<Timed<'_>>, tag: impl FnOnce() -> u32) {
+    if let Some(t) = timed {
+        t.serves(tag());
+    }
+}
+
 impl Drop for Timed<'_> {
     fn drop(&mut self) {
         let spent = self.clock.delta_as_nanos(self.at, self.clock.raw());
         let weight = u64::from(self.weight);
+        // A callsite's first sample on this thread grows its map: the
+        // layer's allocation.
+        let _pause = super::alloc::PauseCounting::new();
         let mut shard = self.shards.local().lock();
         if spent > PREEMPTED_NS {
             shard.callbacks_dropped = shard.callbacks_dropped.saturating_add(weight);
@@ -121,6 +144,9 @@ impl Drop for Timed<'_> {
             .saturating_add(spent.saturating_mul(weight));
         shard.callbacks = shard.callbacks.saturating_add(weight);
         shard.callbacks_sampled = shard.callbacks_sampled.saturating_add(1);
+        let by_tag = shard.callbacks_by_tag.entry(self.tag).or_default();
+        by_tag.0 = by_tag.0.saturating_add(spent.saturating_mul(weight));
+        by_tag.1 = by_tag.1.saturating_add(weight);
     }
 }
 
@@ -148,23 +174,30 @@ mod tests {
     fn a_sample_switched_out_is_dropped_and_the_kept_ones_stand_for_it() {
         let (clock, mock) = quanta::Clock::mock();
         let shards = Shards::new(2, 1_000_000, 16, 16, None, None);
-        let sample = |ns: u64| {
-            let timed = Timed {
+        let sample = |ns: u64, tag: u32| {
+            let mut timed = Some(Timed {
                 at: clock.raw(),
                 weight: 10,
+                tag: super::super::heap::TAG_NONE,
                 clock: &clock,
                 shards: &shards,
-            };
+            });
+            serves(&mut timed, || tag);
             mock.increment(ns);
             drop(timed);
         };
-        sample(100);
+        sample(100, 7);
         // A time slice lost inside the callback: not its cost.
-        sample(3_000_000);
+        sample(3_000_000, 7);
+        sample(40, 9);
         let time = shards.callback_time();
-        assert_eq!((time.sampled, time.dropped, time.callbacks), (1, 10, 20));
-        // The kept sample's 100 ns a callback, for all 20.
-        assert_eq!(time.ns, 2_000);
+        assert_eq!((time.sampled, time.dropped, time.callbacks), (2, 10, 30));
+        // The kept samples' 70 ns a callback on average, for all 30.
+        assert_eq!(time.ns, 2_100);
+        // By the callsite each served: the kept samples only.
+        let by_tag = shards.callbacks_by_tag();
+        assert_eq!(by_tag.get(&7), Some(&(1_000, 10)));
+        assert_eq!(by_tag.get(&9), Some(&(400, 10)));
     }
 
     #[test]

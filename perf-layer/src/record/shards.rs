@@ -81,6 +81,9 @@ pub(crate) struct Shard {
     pub(crate) callbacks_sampled: u64,
     /// Callbacks whose sample was dropped, switched out while timed.
     pub(crate) callbacks_dropped: u64,
+    /// The kept samples by the callsite their callback served (its tag):
+    /// the weighted time and the callbacks they stand for.
+    pub(crate) callbacks_by_tag: FxHashMap<u32, (u64, u64)>,
     /// Closed spans by callsite and group ([`super::groups`]), when the
     /// layer groups by fields.
     pub(crate) groups: FxHashMap<(CallsiteKey, GroupKey), CallsiteAcc>,
@@ -555,6 +558,20 @@ impl Shards {
             sampled,
             dropped,
         }
+    }
+
+    /// The kept samples of every thread by callsite tag: the weighted time
+    /// and the callbacks they stand for.
+    pub(crate) fn callbacks_by_tag(&self) -> FxHashMap<u32, (u64, u64)> {
+        let mut by_tag: FxHashMap<u32, (u64, u64)> = FxHashMap::default();
+        for PaddedShard(shard) in self.shards.iter() {
+            for (&tag, &(ns, callbacks)) in &shard.lock().callbacks_by_tag {
+                let sum = by_tag.entry(tag).or_default();
+                sum.0 = sum.0.saturating_add(ns);
+                sum.1 = sum.1.saturating_add(callbacks);
+            }
+        }
+        by_tag
     }
 
     /// Takes open span `id` out of whichever shard holds it but `local`,

@@ -251,6 +251,11 @@ impl Stack {
         self.frames.last_mut()
     }
 
+    /// The innermost frame's callsite tag, [`heap::TAG_NONE`] with none.
+    pub(crate) fn top_tag(&self) -> u32 {
+        self.frames.last().map_or(heap::TAG_NONE, |f| f.tag)
+    }
+
     /// This thread's shard in `shards`: `thread_local`'s look-up the first
     /// time, a pointer kept here after that (the span path asks for it at
     /// a span's creation and at every exit).

@@ -199,6 +199,13 @@ fn callsite(old: &CallsiteStats, new: &CallsiteStats) -> CallsiteStats {
         (Some(o), Some(n)) => Some(n.saturating_sub(o)),
         (_, n) => n,
     };
+    w.layer = match (old.layer, new.layer) {
+        (Some(o), Some(n)) => Some(perf_layer::dump::LayerTime {
+            ns: n.ns.saturating_sub(o.ns),
+            callbacks: n.callbacks.saturating_sub(o.callbacks),
+        }),
+        (_, n) => n,
+    };
     w.wall_ns = histogram(&old.wall_ns, &new.wall_ns);
     w.busy_ns = histogram(&old.busy_ns, &new.busy_ns);
     w.idle_ns = histogram(&old.idle_ns, &new.idle_ns);
