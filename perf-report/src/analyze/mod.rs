@@ -404,17 +404,22 @@ fn overhead_note(cx: &context::Context<'_>) -> String {
     note
 }
 
-/// Where the layer's cost went, by its calibrated costs of a span, of each
+/// Where the layer's cost went: by the callbacks it timed as they ran, split
+/// by the callsite each served, where the dump has them for every callsite
+/// (and enough samples); else by its calibrated costs of a span, of each
 /// entered interval past a span's first (an async span's polls) and of a
-/// timed one: the callsites that took at least a tenth of it, most first
-/// (at most three), as the rest of the note; `None` when none did or the
-/// costs are unknown. Events are left out: the layer has no calibrated
-/// cost for one.
+/// timed one, which leave out events and what crossing workers costs. The
+/// callsites that took at least a tenth of it, most first (at most three),
+/// as the rest of the note; `None` when none did or the figures are
+/// unknown.
 fn overhead_by_callsite(cx: &context::Context<'_>) -> Option<String> {
     let o = &cx.dump.overhead;
-    if o.per_span_ns <= 0.0 {
-        return None;
-    }
+    let measured = o.measured_callbacks_ns().is_some()
+        && cx
+            .dump
+            .callsites
+            .iter()
+            .all(|cs| cs.calls == 0 || cs.layer.is_some());
     let per_timed = if o.timed_intervals > 0 {
         let called = o.called_intervals.min(o.timed_intervals);
         ((o.timed_intervals - called) as f64 * o.per_timed_interval_ns
@@ -423,18 +428,29 @@ fn overhead_by_callsite(cx: &context::Context<'_>) -> Option<String> {
     } else {
         0.0
     };
+    if !measured && o.per_span_ns <= 0.0 {
+        return None;
+    }
     // (cost, label, spans, intervals)
     let mut costs: Vec<(f64, &str, u64, u64)> = cx
         .callsites()
         .map(|(_, cs, row)| {
             let intervals = cs.intervals.unwrap_or(cs.calls);
-            let timed = cs
-                .cpu
-                .as_ref()
-                .map_or(0, |c| c.intervals.saturating_sub(c.untimed_intervals));
-            let cost = cs.calls as f64 * o.per_span_ns
-                + intervals.saturating_sub(cs.calls) as f64 * o.per_interval_ns
-                + timed as f64 * per_timed;
+            let cost = match cs.layer {
+                // Less each sample's own clock read, as the estimate does.
+                Some(l) if measured => {
+                    (l.ns as f64 - o.per_clock_read_ns * l.callbacks as f64).max(0.0)
+                }
+                _ => {
+                    let timed = cs
+                        .cpu
+                        .as_ref()
+                        .map_or(0, |c| c.intervals.saturating_sub(c.untimed_intervals));
+                    cs.calls as f64 * o.per_span_ns
+                        + intervals.saturating_sub(cs.calls) as f64 * o.per_interval_ns
+                        + timed as f64 * per_timed
+                }
+            };
             (cost, row.location.label.as_str(), cs.calls, intervals)
         })
         .collect();
@@ -466,8 +482,13 @@ fn overhead_by_callsite(cx: &context::Context<'_>) -> Option<String> {
     if named.is_empty() {
         return None;
     }
+    let by = if measured {
+        "By its callbacks as it timed them"
+    } else {
+        "By its cost per span, per poll and per CPU-time read"
+    };
     Some(format!(
-        ". By its cost per span, per poll and per CPU-time read, most went to measuring {}; leaving a span out of the layer (a per-layer filter, `layer.with_filter(...)`) removes its part",
+        ". {by}, most went to measuring {}; leaving a span out of the layer (a per-layer filter, `layer.with_filter(...)`) removes its part",
         named.join(", ")
     ))
 }
@@ -544,6 +565,44 @@ mod tests {
             "{note}"
         );
         assert!(!note.contains("rare"), "{note}");
+    }
+
+    /// Where the dump splits the callbacks the layer timed by callsite, the
+    /// note's shares are those, less each sample's own clock read, not the
+    /// calibrated model's.
+    #[test]
+    fn the_layers_own_cost_is_shared_out_as_it_was_timed() {
+        use perf_layer::dump::LayerTime;
+        let mut d = dump(
+            2_000 * MS,
+            &[
+                Span::new("poller", &[(500 * US, 1_000)]),
+                Span::new("leaf", &[(400 * US, 1_000)]),
+            ],
+        );
+        d.run.cpu_ns = Some(1_000 * MS);
+        d.overhead.estimated_ns = 80 * MS;
+        d.overhead.fraction_of_run = 0.08;
+        d.overhead.per_span_ns = 200.0;
+        d.overhead.per_interval_ns = 50.0;
+        (d.overhead.callbacks_ns, d.overhead.callbacks) = (1_000_000, 10_000);
+        (d.overhead.callbacks_sampled, d.overhead.per_clock_read_ns) = (160, 10.0);
+        // The model would say poller 76%; as timed, leaf took more: 700 µs
+        // less 2,000 clock reads of 10 ns against 300 µs less 20 µs.
+        let timed = [(300_000, 2_000), (700_000, 2_000)];
+        for (cs, (ns, callbacks)) in d.callsites.iter_mut().zip(timed) {
+            cs.intervals = Some(if cs.name == "poller" { 10_000 } else { 1_000 });
+            cs.layer = Some(LayerTime { ns, callbacks });
+        }
+        let note = analyze(&d.into(), &Config::default())
+            .notes
+            .into_iter()
+            .find(|n| n.starts_with("perf-layer itself took"))
+            .unwrap();
+        assert!(
+            note.contains("By its callbacks as it timed them, most went to measuring `leaf` (70.8% of it: 1,000 spans), `poller` (29.2% of it: 1,000 spans, 10 polls each)"),
+            "{note}"
+        );
     }
 
     /// `lookup`'s 200 calls take 50 µs, a tenth of them 10 ms: a spread
