@@ -13,8 +13,10 @@
 //! per-thread xorshift, so that a request's fixed sequence of callbacks
 //! cannot line up with the period), times the callback it reaches with two
 //! clock reads, and adds that time, weighted by the callbacks the sample
-//! stands for, to its shard. Every other callback pays one thread-local
-//! decrement.
+//! stands for, to its shard, in all and under the callsite whose span the
+//! callback served ([`serves`]; the dump's per-callsite `layer`, which
+//! perf-report's note on the layer's cost shares out). Every other
+//! callback pays one thread-local decrement and a branch.
 //!
 //! A sample is wall time: a thread switched out inside the timed callback
 //! (another process took its core) would count the whole time slice, 64
