@@ -532,32 +532,41 @@ mod tests {
         assert_eq!(note_with(Some(1_000 * MS), 10 * MS, 0.01), None);
     }
 
-    /// The note on the layer's own cost names the callsites it went to, by
-    /// the calibrated cost of a span, of each poll past its first and of a
-    /// CPU-time read.
-    #[test]
-    fn the_layers_own_cost_is_shared_out_over_its_callsites() {
-        let mut d = dump(
-            2_000 * MS,
-            &[
-                Span::new("poller", &[(500 * US, 1_000)]),
-                Span::new("leaf", &[(400 * US, 1_000)]),
-                Span::new("rare", &[(300 * US, 10)]),
-            ],
-        );
+    /// A dump of `spans` whose layer took 8% of its 1 s of CPU, at a
+    /// calibrated 200 ns a span and 50 ns a poll.
+    fn costly(spans: &[Span]) -> perf_layer::dump::Dump {
+        let mut d = dump(2_000 * MS, spans);
         d.run.cpu_ns = Some(1_000 * MS);
         d.overhead.estimated_ns = 80 * MS;
         d.overhead.fraction_of_run = 0.08;
         d.overhead.per_span_ns = 200.0;
         d.overhead.per_interval_ns = 50.0;
-        for (cs, intervals) in d.callsites.iter_mut().zip([10_000, 1_000, 10]) {
-            cs.intervals = Some(intervals);
-        }
-        let note = analyze(&d.into(), &Config::default())
+        d
+    }
+
+    /// The note on the layer's own cost.
+    fn layer_note(d: perf_layer::dump::Dump) -> String {
+        analyze(&d.into(), &Config::default())
             .notes
             .into_iter()
             .find(|n| n.starts_with("perf-layer itself took"))
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The note on the layer's own cost names the callsites it went to, by
+    /// the calibrated cost of a span, of each poll past its first and of a
+    /// CPU-time read.
+    #[test]
+    fn the_layers_own_cost_is_shared_out_over_its_callsites() {
+        let mut d = costly(&[
+            Span::new("poller", &[(500 * US, 1_000)]),
+            Span::new("leaf", &[(400 * US, 1_000)]),
+            Span::new("rare", &[(300 * US, 10)]),
+        ]);
+        for (cs, intervals) in d.callsites.iter_mut().zip([10_000, 1_000, 10]) {
+            cs.intervals = Some(intervals);
+        }
+        let note = layer_note(d);
         // poller: 1,000 × 200 + 9,000 × 50 = 650 µs; leaf: 200 µs; rare:
         // 2 µs, under a tenth of the whole: not named.
         assert!(
@@ -573,18 +582,10 @@ mod tests {
     #[test]
     fn the_layers_own_cost_is_shared_out_as_it_was_timed() {
         use perf_layer::dump::LayerTime;
-        let mut d = dump(
-            2_000 * MS,
-            &[
-                Span::new("poller", &[(500 * US, 1_000)]),
-                Span::new("leaf", &[(400 * US, 1_000)]),
-            ],
-        );
-        d.run.cpu_ns = Some(1_000 * MS);
-        d.overhead.estimated_ns = 80 * MS;
-        d.overhead.fraction_of_run = 0.08;
-        d.overhead.per_span_ns = 200.0;
-        d.overhead.per_interval_ns = 50.0;
+        let mut d = costly(&[
+            Span::new("poller", &[(500 * US, 1_000)]),
+            Span::new("leaf", &[(400 * US, 1_000)]),
+        ]);
         (d.overhead.callbacks_ns, d.overhead.callbacks) = (1_000_000, 10_000);
         (d.overhead.callbacks_sampled, d.overhead.per_clock_read_ns) = (160, 10.0);
         // The model would say poller 76%; as timed, leaf took more: 700 µs
@@ -594,11 +595,7 @@ mod tests {
             cs.intervals = Some(if cs.name == "poller" { 10_000 } else { 1_000 });
             cs.layer = Some(LayerTime { ns, callbacks });
         }
-        let note = analyze(&d.into(), &Config::default())
-            .notes
-            .into_iter()
-            .find(|n| n.starts_with("perf-layer itself took"))
-            .unwrap();
+        let note = layer_note(d);
         assert!(
             note.contains("By its callbacks as it timed them, most went to measuring `leaf` (70.8% of it: 1,000 spans), `poller` (29.2% of it: 1,000 spans, 10 polls each)"),
             "{note}"
