@@ -3,8 +3,10 @@
 //! from the dump's own `background_cpu_ns` over windows of wall time.
 //!
 //! The process builds the layer as a user adds it (`PerfLayer::builder()`,
-//! every feature on), makes one span on each of ten threads, as a pool's
-//! workers would, and then idles: no span is open while it is measured.
+//! every feature of the layer on; the counting allocator is not installed,
+//! and an idle process would not allocate), makes one span on each of ten
+//! threads, as a pool's workers would, and then idles: no span is open
+//! while it is measured.
 //!
 //! `cargo bench --bench idle` (about 7 s: a 1 s warm-up, then 6 windows of
 //! 1 s); `scripts/bench-report` prints the result, which goes to
