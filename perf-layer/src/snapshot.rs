@@ -319,17 +319,11 @@ fn callsites(
         .map(|(i, ((key, acc, meta), heap))| {
             let mut stats = callsite_stats(i as u32, meta, *acc, facts);
             stats.heap = heap;
-            let (ns, callbacks) = facts
-                .layer_by_tag
-                .get(&crate::record::heap::tag_of(meta))
-                .copied()
-                .unwrap_or_default();
+            let tag = crate::record::heap::tag_of(meta);
+            let (ns, callbacks) = facts.layer_by_tag.get(&tag).copied().unwrap_or_default();
             stats.layer = Some(LayerTime { ns, callbacks });
             stats.watched_waits = facts.waits.as_ref().map(|waits| {
-                let sums = waits
-                    .get(&crate::record::heap::tag_of(meta))
-                    .copied()
-                    .unwrap_or_default();
+                let sums = waits.get(&tag).copied().unwrap_or_default();
                 WatchedWaits {
                     intervals: sums.intervals,
                     wait_ns: sums.wait_ns,
