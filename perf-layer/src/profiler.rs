@@ -123,7 +123,11 @@ impl Profiler {
         let interval_ms = config.sampler_interval.map_or(0, |d| {
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
         });
-        if !config.task_clock {
+        // The calibration's copies (`internal`) force their source on
+        // their own thread ([`crate::record::task_clock::Forced`]): turning
+        // the clock off for the process from one of them turned it off for
+        // the user's layer at its first dump or scrape.
+        if !config.task_clock && !config.internal {
             crate::record::task_clock::set_disabled(true);
         }
         let task_clock = (config.cpu_time_threshold_ns.is_some()

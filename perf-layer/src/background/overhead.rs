@@ -42,6 +42,7 @@ use crate::config::Config;
 use crate::layer::PerfLayer;
 use crate::profiler::Profiler;
 use crate::record::alloc::PauseCounting;
+use crate::record::task_clock;
 
 pub(crate) use super::estimate::{Calibration, Counts};
 
@@ -138,9 +139,11 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
         untimed_over_floor.push(untimed_ns - floor_ns);
         poll_over_floor.push(time_polls(&untimed, &mut scratch) - time_polls(&floor, &mut scratch));
         if let Some(timed) = &timed {
+            let _clock = task_clock::Forced::new(true);
             timed_over_untimed.push(time_spans(timed, &mut scratch) - untimed_ns);
         }
         if let Some(called) = &called {
+            let _calls = task_clock::Forced::new(false);
             called_over_untimed.push(time_spans(called, &mut scratch) - untimed_ns);
         }
         if allocator {

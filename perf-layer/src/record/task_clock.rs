@@ -110,6 +110,9 @@ struct ThreadClock {
     /// [`settle`], after an exit's timestamp, so that the open is in no
     /// timed interval of the span that decided it.
     want_open: bool,
+    /// Held to one source by a [`Forced`] guard: the policy neither opens
+    /// nor closes the event meanwhile.
+    forced: bool,
 }
 
 thread_local! {
@@ -118,6 +121,7 @@ thread_local! {
             mapped: None,
             anchor: None,
             want_open: false,
+            forced: false,
             policy: Policy {
                 timed: 0,
                 switches_at: 0,
@@ -238,7 +242,7 @@ pub(crate) fn timed(switches: Option<u64>) {
 pub(crate) fn settle() {
     let _ = CLOCK.try_with(|clock| {
         let mut clock = clock.borrow_mut();
-        if !std::mem::take(&mut clock.want_open) || clock.mapped.is_some() {
+        if !std::mem::take(&mut clock.want_open) || clock.mapped.is_some() || clock.forced {
             return;
         }
         if let Some(mapped) = open() {
@@ -285,6 +289,51 @@ impl Drop for Keeper {
     }
 }
 
+/// This thread's CPU-time source held to one choice while the guard lives,
+/// whatever the policy would do, and given back as it was when it drops:
+/// the overhead calibration's copies of the layer time their intervals with
+/// the task clock and with the system calls on the thread that asks for a
+/// dump, and must change nothing for the rest of the process.
+#[derive(Debug)]
+pub(crate) struct Forced {
+    /// The thread's event before the guard, put back at its drop.
+    before: Option<Mapped>,
+}
+
+impl Forced {
+    /// The system calls only on this thread (its event, if open, set
+    /// aside), or the task clock opened for it when `clock` and the kernel
+    /// allows (the system calls where the clock is off or refused).
+    pub(crate) fn new(clock: bool) -> Option<Self> {
+        CLOCK
+            .try_with(|c| {
+                let mut c = c.borrow_mut();
+                let before = c.mapped.take();
+                c.anchor = None;
+                c.forced = true;
+                if clock {
+                    c.mapped = open();
+                }
+                Forced { before }
+            })
+            .ok()
+    }
+}
+
+impl Drop for Forced {
+    fn drop(&mut self) {
+        let before = self.before.take();
+        let _ = CLOCK.try_with(|c| {
+            let mut c = c.borrow_mut();
+            c.mapped = before;
+            c.anchor = None;
+            c.forced = false;
+            c.want_open = false;
+            c.policy.timed = 0;
+        });
+    }
+}
+
 impl ThreadClock {
     /// One more timed interval; at the end of a window, whether to open or
     /// close the event. `switches` is the thread's count now, when read
@@ -293,6 +342,10 @@ impl ThreadClock {
         let p = &mut self.policy;
         p.timed = p.timed.saturating_add(1);
         if p.timed < WINDOW {
+            return;
+        }
+        if self.forced {
+            p.timed = 0;
             return;
         }
         let made = match seq {
@@ -467,6 +520,40 @@ mod tests {
             mapped.seq() == before
         });
         assert!(still, "the word moved in 20 spins of 50 µs");
+    }
+
+    #[test]
+    fn a_forced_source_holds_on_its_thread_only_and_is_given_back() {
+        std::thread::spawn(|| {
+            let mapped = || CLOCK.with(|c| c.borrow().mapped.as_ref().map(|m| m.page));
+            let Some(own) = open() else {
+                assert!(REFUSAL.get().is_some());
+                return;
+            };
+            let page = own.page;
+            CLOCK.with(|c| c.borrow_mut().mapped = Some(own));
+            {
+                // The system calls: the thread's event set aside, and the
+                // policy's wish to open one not acted on.
+                let _calls = Forced::new(false).unwrap();
+                assert_eq!(mapped(), None);
+                CLOCK.with(|c| c.borrow_mut().want_open = true);
+                settle();
+                assert_eq!(mapped(), None);
+            }
+            assert_eq!(mapped(), Some(page), "the thread's own event is back");
+            // The clock: an event of its own while the guard lives.
+            CLOCK.with(|c| c.borrow_mut().mapped = None);
+            {
+                let _clock = Forced::new(true).unwrap();
+                assert!(mapped().is_some());
+            }
+            assert_eq!(mapped(), None, "the thread had none before");
+            // Neither touches the process: another thread still opens one.
+            assert!(!DISABLED.load(Ordering::Relaxed));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
