@@ -500,13 +500,27 @@ struct Wholes {
 }
 
 /// A span's busy-time tail beyond its usual calls that preemption
-/// explains, scaled from its timed calls to all: only where every interval
-/// was timed (sampled polls do not stand for a span).
+/// explains: scaled from its timed calls to all where every interval was
+/// timed; as the timed calls measured it where some were not (sampled
+/// polls do not stand for a span, but a slow call's long intervals are
+/// the ones timed). A fresh service's `handle`, whose own time was mostly
+/// preempted beside a blocking pool's threads, had its tail reported as
+/// its own when partly timed spans read no preemption at all.
 fn preempted_tail_excess(cs: &CallsiteStats, excess: Option<f64>) -> Option<f64> {
     let excess = excess?;
-    let cpu = cs.cpu.as_ref().filter(|c| c.untimed_intervals == 0)?;
+    let cpu = cs.cpu.as_ref()?;
     let timed = cpu.timed_calls;
-    (timed > 0).then(|| excess * cs.calls.max(timed) as f64 / timed as f64)
+    if timed == 0 {
+        return None;
+    }
+    if cpu.untimed_intervals == 0 {
+        return Some(excess * cs.calls.max(timed) as f64 / timed as f64);
+    }
+    // Some intervals were too short to time (an async span's quick polls):
+    // the slow calls' long intervals were timed, so the timed calls'
+    // preempted tail is the tail's, not scaled up by calls that are not in
+    // it. A lower bound: preemption in an untimed interval is not counted.
+    Some(excess)
 }
 
 /// Callsite `cs`'s row, its busy time's quantiles read by loading.
@@ -741,5 +755,77 @@ mod tests {
         assert_near(busy.self_preempted_share, 0.5 * 0.95, 0.01);
         let unknown = with_switches(None);
         assert_near(unknown.self_blocked_share, 0.5, 0.01);
+    }
+
+    /// 2,000 calls, 400 of them waiting 2 ms for a lock and the rest under
+    /// a microsecond; 300 calls timed (120 waits among them: 240 ms, 40%
+    /// of the busy time), on the CPU 1% of it, and no sample of the short
+    /// ones. So many timed calls stand for the rest: blocked, not
+    /// computing. Under 256 timed calls and half the busy time, nothing is
+    /// said, as before.
+    #[test]
+    fn many_timed_calls_stand_for_the_rest_without_a_sample() {
+        let with_timed = |timed_calls: u64| {
+            let mut d = dump(
+                1_000 * MS,
+                &[Span::new("lookup_session", &[(US, 1_600), (2 * MS, 400)])],
+            );
+            d.callsites[0].cpu = Some(CpuStats {
+                timed_calls,
+                intervals: timed_calls,
+                untimed_intervals: 0,
+                busy_ns: 240 * MS,
+                self_ns: 240 * MS,
+                on_cpu_ns: hist(&[(8 * US, timed_calls)]),
+                self_on_cpu_ns: 2_400 * US,
+                off_cpu_ns: 237_600 * US,
+                preempted_ns: hist(&[(0, timed_calls)]),
+                self_preempted_ns: Some(0),
+                voluntary_switches: 120,
+                involuntary_switches: 0,
+                sampled: None,
+            });
+            let input = LoadedDump::from(d);
+            let config = Config::default();
+            let cx = Context::new(&input, &config, config.classes.measures());
+            cx.rows[0].cpu.clone()
+        };
+        let row = with_timed(300).expect("figures from 300 timed calls");
+        assert_near(row.self_blocked_share, 0.99, 0.01);
+        assert!(with_timed(200).is_none());
+    }
+
+    /// An async span of 1,000 calls, each timed in some of its polls (a
+    /// thousand quick polls not timed): its 100 slow calls (5 ms beyond a
+    /// usual 100 µs) were preempted 4 ms each. That explains their tail, as measured on the
+    /// timed calls, not scaled up by the calls that are not in it; before,
+    /// a span with any untimed interval read no preemption at all.
+    #[test]
+    fn a_partly_timed_span_s_tail_reads_the_preemption_its_timed_calls_saw() {
+        let mut d = dump(
+            1_000 * MS,
+            &[Span::new("handle", &[(100 * US, 900), (5_100 * US, 100)])],
+        );
+        d.callsites[0].cpu = Some(CpuStats {
+            timed_calls: 1_000,
+            intervals: 3_000,
+            untimed_intervals: 1_000,
+            busy_ns: 600 * MS,
+            self_ns: 600 * MS,
+            on_cpu_ns: hist(&[(100 * US, 900), (1_100 * US, 100)]),
+            self_on_cpu_ns: 200 * MS,
+            off_cpu_ns: 400 * MS,
+            preempted_ns: hist(&[(0, 900), (4 * MS, 100)]),
+            self_preempted_ns: Some(400 * MS),
+            voluntary_switches: 0,
+            involuntary_switches: 100,
+            sampled: None,
+        });
+        let input = LoadedDump::from(d);
+        let config = Config::default();
+        let cx = Context::new(&input, &config, config.classes.measures());
+        // The busy tail: 100 calls 5 ms beyond p90 (100 µs), 500 ms; the
+        // preempted one: 100 calls 4 ms beyond its p90 (0), 400 ms.
+        assert_near(cx.tail_preempted_share(0), 0.8, 0.02);
     }
 }
