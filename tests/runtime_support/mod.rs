@@ -1,6 +1,8 @@
 //! What the async truth tests share: a fresh layer installed as the default
 //! while a workload runs, and the runtime they run it on.
 
+#![allow(dead_code)] // each test binary uses a part
+
 use perf_layer::PerfLayer;
 use perf_layer::dump::Dump;
 use tracing::Dispatch;

@@ -167,7 +167,7 @@ impl Detector for HotLoop {
 /// lower of the two, for a lower bound. A loop's polls or timed intervals
 /// beyond one untimed enter are not counted: hot loops are cheap
 /// synchronous spans, timed one in 512.
-fn instrumentation_per_call(cx: &Context<'_>) -> f64 {
+pub(crate) fn instrumentation_per_call(cx: &Context<'_>) -> f64 {
     let o = &cx.dump.overhead;
     let known = |ns: f64| if ns.is_finite() { ns.max(0.0) } else { 0.0 };
     let layer = if known(o.loop_per_span_ns) > 0.0 {
