@@ -104,6 +104,7 @@ pub(crate) fn at_enter(
         clock.raw(),
         reading.voluntary,
         reading.involuntary,
+        seq,
     );
     if counts {
         task_clock::timed(Some(reading.voluntary.saturating_add(reading.involuntary)));
@@ -141,10 +142,12 @@ pub(crate) fn unswitched_exit(start: &ThreadCpu, busy_ns: u64) -> ThreadCpu {
 }
 
 /// The first half of the reading at a span's exit, before its timestamp:
-/// the CPU time (see [`at_enter`]). [`exit_reading`] completes it.
+/// the task clock's `lock` word (where it is open), then the CPU time (see
+/// [`at_enter`]). [`exit_reading`] completes it.
 #[inline]
-pub(crate) fn at_exit() -> Option<u64> {
-    cpu_ns()
+pub(crate) fn at_exit() -> (Option<u64>, Option<u32>) {
+    let seq = task_clock::seq_now();
+    (cpu_ns(), seq)
 }
 
 /// Off the CPU for less than this in an interval, the thread was not
@@ -156,7 +159,7 @@ const SWITCH_FLOOR_NS: u64 = 2_000;
 /// switch counts, read now when the interval of `busy_ns` spent enough of
 /// itself off the CPU to have been switched out (or the task clock says it
 /// was: `switched`), else those at `start`. Anchors the task clock's next
-/// readings at `ticks`.
+/// readings at `ticks`, while its word stays `seq` ([`at_exit`]'s).
 #[inline]
 pub(crate) fn exit_reading(
     start: &ThreadCpu,
@@ -164,6 +167,7 @@ pub(crate) fn exit_reading(
     busy_ns: u64,
     switched: bool,
     ticks: u64,
+    seq: Option<u32>,
 ) -> ThreadCpu {
     let on_cpu = cpu_ns.saturating_sub(start.cpu_ns);
     let switches = if !switched && busy_ns.saturating_sub(on_cpu) < SWITCH_FLOOR_NS {
@@ -172,7 +176,7 @@ pub(crate) fn exit_reading(
         switches()
     };
     let (voluntary, involuntary) = switches.unwrap_or((start.voluntary, start.involuntary));
-    task_clock::anchored(cpu_ns, ticks, voluntary, involuntary);
+    task_clock::anchored(cpu_ns, ticks, voluntary, involuntary, seq);
     ThreadCpu {
         cpu_ns,
         voluntary,
@@ -665,7 +669,7 @@ mod tests {
                 "the CPU clock did not move: {start:?} {end}"
             );
             std::hint::black_box(0);
-            end = at_exit().unwrap();
+            end = at_exit().0.unwrap();
         }
         // And never faster than the wall clock.
         assert!(u128::from(end - start.cpu_ns) <= t.elapsed().as_nanos() + 1_000_000);
@@ -680,13 +684,13 @@ mod tests {
             involuntary: u64::MAX,
         };
         // On the CPU all along: the start's counts, no system call.
-        let computed = exit_reading(&start, 10_000, 10_500, false, 0);
+        let computed = exit_reading(&start, 10_000, 10_500, false, 0, None);
         assert_eq!(computed.voluntary, u64::MAX);
         // Off it for 1 ms: the thread's real counts, read now.
-        let slept = exit_reading(&start, 10_000, 1_010_000, false, 0);
+        let slept = exit_reading(&start, 10_000, 1_010_000, false, 0, None);
         assert_ne!(slept.voluntary, u64::MAX);
         // The task clock saw a switch: read now however short.
-        let switched = exit_reading(&start, 10_000, 10_500, true, 0);
+        let switched = exit_reading(&start, 10_000, 10_500, true, 0, None);
         assert_ne!(switched.voluntary, u64::MAX);
     }
 }

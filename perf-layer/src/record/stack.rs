@@ -86,8 +86,9 @@ enum AtExit {
     /// Nothing: the thread was not switched out of the interval (or the
     /// frame is not timed).
     Unswitched,
-    /// The thread's CPU time (`None`: the platform gave none).
-    Read(Option<u64>),
+    /// The thread's CPU time (`None`: the platform gave none), and the
+    /// task clock's word read before it (`None`: not open).
+    Read(Option<u64>, Option<u32>),
 }
 
 /// The deepest stack kept per thread. Frames past it are not pushed (their
@@ -541,7 +542,7 @@ impl Stack {
         } else {
             AtExit::Unswitched
         };
-        let by_calls = matches!(at_exit, AtExit::Read(_));
+        let by_calls = matches!(at_exit, AtExit::Read(..));
         let now = now();
         let interval_ns = to_ns(frame.entered_at, now);
         let self_ns = interval_ns.saturating_sub(frame.child_ns);
@@ -613,7 +614,8 @@ fn at_exit(timed: &[TimedFrame], span: u64) -> AtExit {
         .find(|t| t.span == span)
         .and_then(|t| t.seq);
     if cpu::exit_needs_calls(seq) {
-        AtExit::Read(cpu::at_exit())
+        let (cpu_ns, seq) = cpu::at_exit();
+        AtExit::Read(cpu_ns, seq)
     } else {
         AtExit::Unswitched
     }
@@ -638,9 +640,9 @@ fn pop_timed(
     let timed = timed_frames.remove(at);
     let end = match at_exit {
         AtExit::Unswitched => cpu::unswitched_exit(&timed.start, interval_ns),
-        AtExit::Read(cpu_ns) => {
+        AtExit::Read(cpu_ns, seq) => {
             let switched = timed.seq.is_some();
-            cpu::exit_reading(&timed.start, cpu_ns?, interval_ns, switched, now)
+            cpu::exit_reading(&timed.start, cpu_ns?, interval_ns, switched, now, seq)
         }
     };
     *clock_open = timed.seq.is_some();
