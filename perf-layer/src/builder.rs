@@ -217,8 +217,8 @@ impl PerfLayerBuilder {
     /// Times entered intervals on the CPU (the thread's CPU time and its
     /// voluntary and involuntary context switches, read at enter and exit)
     /// where a callsite's intervals on a thread last at least `mean_busy` on
-    /// average (a moving mean weighting the newest 1/8, so a slow first call is
-    /// forgotten within a few dozen; one interval counts for at most 16 times
+    /// average (a moving mean weighting the newest 1/64, so a slow first call
+    /// is forgotten within a few hundred; one interval counts for at most 16 times
     /// the mean, so a preempted poll does not make its callsite long). The
     /// decision is per interval, not per span: an async span that lives for a
     /// whole connection is entered at every poll, and its polls are what pay

@@ -287,8 +287,11 @@ pub(crate) enum Timing {
 /// decision to time its next one.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pace {
-    /// Moving mean of its intervals, ns (weight 1/8 for the newest, so a
-    /// slow first call is forgotten within a few dozen); [`Pace::UNSEEN`]
+    /// Moving mean of its intervals, ns (weight 1/64 for the newest: the
+    /// reads' cost is a share of the callsite's busy time, which its
+    /// long-run mean sets; a slow first call is forgotten within a few
+    /// hundred intervals, their reads a fraction of its own time);
+    /// [`Pace::UNSEEN`]
     /// before its first interval.
     mean_ns: u32,
     /// Short intervals left until the next sampled one.
@@ -311,6 +314,16 @@ impl Pace {
     const UNSEEN: u32 = u32::MAX;
     /// The most one interval counts for, in means ([`Pace::ended`]).
     const OUTLIER: i64 = 16;
+    /// The newest interval's weight in the mean is one in this many. At 8,
+    /// a callsite with one long interval among ten short ones (a tower-http
+    /// `request` span whose `/search` route blocks 2 ms in one poll, the
+    /// other routes' polls taking microseconds) never had its long ones
+    /// timed: each pushed the mean up at most 16 times, capped, and the
+    /// short ones after it brought it back under the threshold before the
+    /// next long one, so the polls timed were the short ones after it. Its
+    /// long-run mean, 185 µs, is over the threshold: at 64 the mean finds
+    /// it, and the reads cost the callsite under 1% of its busy time.
+    const WEIGHT: i64 = 64;
 
     /// Whether the next interval is timed, and why, given the threshold of
     /// the system calls and, when this thread's task clock is open, the
@@ -368,7 +381,7 @@ impl Pace {
         } else {
             let m = i64::from(self.mean_ns);
             let x = x.min((m * Self::OUTLIER).max(1_000));
-            (m + (x - m) / 8) as u32
+            (m + (x - m) / Self::WEIGHT) as u32
         };
     }
 }
@@ -498,9 +511,9 @@ mod tests {
         assert_eq!(pace.timing(100_000, None), Timing::Long);
         pace.ended(500_000);
         assert_eq!(pace.timing(100_000, None), Timing::Long);
-        // Polls of 2 µs: the mean falls under the threshold within a few
-        // dozen, then one in SAMPLE_EVERY is timed.
-        for _ in 0..64 {
+        // Polls of 2 µs: the mean falls under the threshold within about a
+        // hundred, then one in SAMPLE_EVERY is timed.
+        for _ in 0..300 {
             pace.ended(2_000);
         }
         let timed = (0..200 * SAMPLE_EVERY)
@@ -512,11 +525,26 @@ mod tests {
             .count();
         assert!((185..=215).contains(&timed), "{timed} sampled of 200 x 512");
         assert_eq!(pace.timing(100_000, None), Timing::Skip);
-        // Long again: timed again within a few intervals.
-        for _ in 0..8 {
+        // Long again: timed again within a few dozen intervals (each counts
+        // for at most 16 means: 1.23 times the mean an interval).
+        for _ in 0..24 {
             pace.ended(2_000_000);
         }
         assert_eq!(pace.timing(100_000, None), Timing::Long);
+        // One long interval among ten short ones, whose long-run mean is
+        // over the threshold (2 ms and ten of 3 µs: 185 µs): the mean finds
+        // it, and the long ones are timed.
+        let mut mixed = Pace::default();
+        let mut long_timed = 0;
+        for i in 0..11 * 200 {
+            let long = i % 11 == 10;
+            let timed = mixed.timing(100_000, None) == Timing::Long;
+            if long && timed && i > 11 * 100 {
+                long_timed += 1;
+            }
+            mixed.ended(if long { 2_000_000 } else { 3_000 });
+        }
+        assert_eq!(long_timed, 100, "of the last 100 long intervals");
         // One preemption of 4 ms in polls of 2 µs does not make them long.
         let mut polls = Pace::default();
         for _ in 0..64 {
@@ -530,7 +558,7 @@ mod tests {
         // 20 µs intervals: sampled for the system calls, all timed on the
         // task clock, as the clock's own kind (once the 4 s interval above
         // has faded from the mean).
-        for _ in 0..128 {
+        for _ in 0..1_024 {
             pace.ended(20_000);
         }
         assert_eq!(pace.timing(100_000, Some(2_000)), Timing::Clock);

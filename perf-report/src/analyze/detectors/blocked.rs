@@ -32,12 +32,13 @@ pub struct Settings {
     /// Blocked (off-CPU, not preempted) time is at least this share of its
     /// self time (default 0.5): the span mostly does not compute.
     pub min_blocked_share: f64,
-    /// At least this many voluntary context switches per span (0.1): it
-    /// gave up the CPU itself, in one call in ten or more. A `std` lock that
-    /// another thread holds now and then blocks a caller in one call in
-    /// four or five, for as long as the holder keeps it: a fresh service's
-    /// session lock, at 0.22 switches a call, was 16% of its runtime
-    /// workers' wall time, and at 0.5 it was no finding.
+    /// At least this many voluntary context switches per span (0.05): it
+    /// gave up the CPU itself, in one call in twenty or more. A `std` lock
+    /// that another thread holds now and then blocks a caller in one call
+    /// in five to eleven, for as long as the holder keeps it: a fresh
+    /// service's session lock, at 0.09 to 0.22 switches a call, was 10 to
+    /// 16% of its runtime workers' wall time, and at 0.5 it was no finding.
+    /// Rarer blocks are a blocking tail (`tail_latency`).
     pub min_voluntary_per_call: f64,
     /// Its blocked time is at least this share of the recording threads'
     /// wall time (0.05).
@@ -56,7 +57,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             min_blocked_share: 0.5,
-            min_voluntary_per_call: 0.1,
+            min_voluntary_per_call: 0.05,
             min_share: 0.05,
             async_polls_per_call: 1.5,
             recoverable: 0.5,
