@@ -421,6 +421,22 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// The process's CPU time that the spans timed on the CPU left to the
+    /// others, ns (at least one): the most a span not timed on it can have
+    /// spent there. `None` when the dump has no process CPU time.
+    pub(crate) fn cpu_left_by_timed_spans(&self) -> Option<f64> {
+        let cpu = self.totals.cpu_ns.filter(|&ns| ns > 0)? as f64;
+        let timed: f64 = self
+            .rows
+            .iter()
+            .filter_map(|r| r.cpu.as_ref())
+            .map(|c| c.self_on_cpu_ns)
+            .sum();
+        // At least a nanosecond: the timed spans' estimate may come out
+        // above the process's measured CPU.
+        Some((cpu - timed).max(1.0))
+    }
+
     /// The first and last timeline samples' distance, in seconds.
     pub(crate) fn timeline_span_s(&self) -> f64 {
         let s = &self.dump.timeline.samples;

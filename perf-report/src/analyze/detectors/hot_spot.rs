@@ -88,7 +88,21 @@ impl Detector for HotSpot {
             // `tokenize_word` spans, was a hot spot of 11.9% of the CPU
             // that was their instrumentation (the hot loop finding has it).
             let children_instr = per_child * children_calls(cx, cs.id);
-            let on_cpu = (cx.usual_cpu_ns(i) - children_instr).max(0.0);
+            let mut on_cpu = (cx.usual_cpu_ns(i) - children_instr).max(0.0);
+            // Not timed on the CPU: its self time was there at most as far
+            // as the process's CPU time the timed spans left can hold, and
+            // at more than twice that, at least half of it was not (a
+            // route of a grouped `request` span blocking 2 ms a call, 1.05 s
+            // of self time in a process of 0.32 s of CPU, read "on the CPU
+            // at a time inside a poll").
+            if row.cpu.is_none() {
+                if let Some(room) = cx.cpu_left_by_timed_spans() {
+                    if on_cpu > 2.0 * room {
+                        continue;
+                    }
+                    on_cpu = on_cpu.min(room);
+                }
+            }
             let share = cx.time_share(on_cpu);
             if share < s.min_share.min(s.min_stall_share) {
                 continue;
@@ -275,6 +289,32 @@ mod tests {
             f.advice.statement,
             "halving `hot`'s self time (90.0% of all self time in spans) saves 45.0% of all self time in spans"
         );
+    }
+
+    /// `search`, not timed on the CPU, has 1.05 s of self time in a
+    /// process of 320 ms of CPU: at least two thirds of it was off the
+    /// CPU, so it is no hot spot. With 2 s of CPU it is one, at its self
+    /// time; with 600 ms, at what the CPU could hold.
+    #[test]
+    fn a_span_not_timed_on_the_cpu_is_a_hot_spot_only_as_far_as_the_cpu_holds() {
+        let with = |cpu_ms: u64| {
+            let mut d = dump(
+                3_000 * MS,
+                &[
+                    Span::new("search", &[(2_100 * US, 500)]),
+                    Span::new("health", &[(2 * US, 1_000)]),
+                ],
+            );
+            d.run.cpu_ns = Some(cpu_ms * MS);
+            detect(Class::HotSpot, d)
+        };
+        assert!(about(&with(320), "search").is_none());
+        let f = about(&with(2_000), "search").map(|f| f.cost_share);
+        assert_near(f.unwrap(), 1_050.0 / 2_000.0, 1e-3);
+        // 600 ms of 1.05 s (the share's whole is the larger of the two):
+        // not all of its self time.
+        let f = about(&with(600), "search").map(|f| f.cost_share);
+        assert_near(f.unwrap(), 600.0 / 1_052.0, 1e-3);
     }
 
     /// `render` computes 2 ms a call (on the CPU) under `handle`, an async

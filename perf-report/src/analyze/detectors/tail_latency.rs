@@ -120,16 +120,7 @@ fn blocked_tail(cx: &Context<'_>, row: &CallsiteRow, excess: f64) -> Option<Bloc
             (r >= BLOCKED_TAIL).then_some(BlockedTail::Measured(r))
         }
         None => {
-            let cpu = cx.totals.cpu_ns.filter(|&ns| ns > 0)? as f64;
-            let timed: f64 = cx
-                .rows
-                .iter()
-                .filter_map(|r| r.cpu.as_ref())
-                .map(|c| c.self_on_cpu_ns)
-                .sum();
-            // At least a nanosecond left: the timed spans' estimate may
-            // come out above the process's measured CPU.
-            let r = excess / (cpu - timed).max(1.0);
+            let r = excess / cx.cpu_left_by_timed_spans()?;
             (r >= 1.0 / (1.0 - BLOCKED_TAIL)).then_some(BlockedTail::BeyondTheCpu(r))
         }
     }
