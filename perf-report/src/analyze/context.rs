@@ -2,7 +2,7 @@
 //! row per callsite (with its live-heap growth), the process summary and
 //! its RSS fit.
 
-use perf_layer::dump::{CallsiteStats, Dump};
+use perf_layer::dump::{CallEdge, CallsiteStats, Dump};
 
 use crate::loaded::GroupedCallsite;
 use serde::Serialize;
@@ -419,6 +419,40 @@ impl<'a> Context<'a> {
             Some(preempted) if excess > 0.0 => (preempted / excess).min(1.0),
             _ => 0.0,
         }
+    }
+
+    /// One span's instrumentation in a loop, ns: the layer's cost and
+    /// tracing's (the floor's; 0 in older dumps), both calibrated on spans
+    /// made back to back. Older dumps have only the layer's cost per span
+    /// as the run's callbacks measured it (an average over every span, an
+    /// async span's polls and events included) and as calibrated on cold
+    /// caches: the lower of the two, for a lower bound. A loop's polls or
+    /// timed intervals beyond one untimed enter are not counted: hot loops
+    /// are cheap synchronous spans, timed one in 512. What a hot loop's
+    /// calls cost beside their own time, what a parent's self time holds
+    /// of its children's, and what a span's wall time holds beside its
+    /// busy time.
+    pub(crate) fn instrumentation_per_span(&self) -> f64 {
+        let o = &self.dump.overhead;
+        let known = |ns: f64| if ns.is_finite() { ns.max(0.0) } else { 0.0 };
+        let layer = if known(o.loop_per_span_ns) > 0.0 {
+            known(o.loop_per_span_ns)
+        } else {
+            match known(o.per_span_ns) {
+                0.0 => self.per_span_ns,
+                calibrated => calibrated.min(self.per_span_ns),
+            }
+        };
+        layer + known(o.floor_per_span_ns)
+    }
+
+    /// The call edges from callsite `id` to its direct children, itself
+    /// excluded.
+    pub(crate) fn child_edges(&self, id: u32) -> impl Iterator<Item = &'a CallEdge> {
+        self.dump
+            .edges
+            .iter()
+            .filter(move |e| e.parent == id && e.child != id)
     }
 
     /// The process's CPU time that the spans timed on the CPU left to the

@@ -343,7 +343,7 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
     // A timer pacing a loop beside the work: why it is no waiting finding.
     let waiting = &cx.config.classes.waiting;
     for (_, cs, row) in cx.callsites() {
-        if !detectors::waiting::idle_enough(cx, cs, row, waiting) {
+        if !detectors::waiting::idle_enough(cx, cs, waiting) {
             continue;
         }
         if let Some(p) = detectors::waiting::paces_a_loop(cx, cs, row.idle_share, waiting) {

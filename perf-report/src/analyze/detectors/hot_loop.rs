@@ -83,7 +83,7 @@ impl Detector for HotLoop {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.hot_loop;
         let share_of = cx.share_of(Resource::Time);
-        let per_call = instrumentation_per_call(cx);
+        let per_call = cx.instrumentation_per_span();
         if per_call <= 0.0 {
             return;
         }
@@ -157,28 +157,6 @@ impl Detector for HotLoop {
             found.push(cx.score(draft, advice));
         }
     }
-}
-
-/// One span's instrumentation in a loop, ns: the layer's cost and
-/// tracing's (the floor's; 0 in older dumps), both calibrated on spans made
-/// back to back. Older dumps have only the layer's cost per span as the
-/// run's callbacks measured it (an average over every span, an async
-/// span's polls and events included) and as calibrated on cold caches: the
-/// lower of the two, for a lower bound. A loop's polls or timed intervals
-/// beyond one untimed enter are not counted: hot loops are cheap
-/// synchronous spans, timed one in 512.
-pub(crate) fn instrumentation_per_call(cx: &Context<'_>) -> f64 {
-    let o = &cx.dump.overhead;
-    let known = |ns: f64| if ns.is_finite() { ns.max(0.0) } else { 0.0 };
-    let layer = if known(o.loop_per_span_ns) > 0.0 {
-        known(o.loop_per_span_ns)
-    } else {
-        match known(o.per_span_ns) {
-            0.0 => cx.per_span_ns,
-            calibrated => calibrated.min(cx.per_span_ns),
-        }
-    };
-    layer + known(o.floor_per_span_ns)
 }
 
 /// The plan step's advice for one of its findings.

@@ -161,10 +161,7 @@ pub(crate) fn children_s_tail(cx: &Context<'_>) -> Vec<(usize, usize)> {
             continue; // a finding of its own
         }
         let child = cx
-            .dump
-            .edges
-            .iter()
-            .filter(|e| e.parent == cs.id && e.child != cs.id)
+            .child_edges(cs.id)
             .max_by_key(|e| e.child_busy_ns)
             .and_then(|e| cx.index_of(e.child));
         if let Some(child) = child {

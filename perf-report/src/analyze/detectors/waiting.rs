@@ -35,7 +35,6 @@ use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
-use crate::analyze::rows::CallsiteRow;
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -114,7 +113,7 @@ impl Detector for Waiting {
             };
             let idle_ratio = row.idle_share;
             let wait_share = stats::share(cs.idle_ns.sum as f64, cx.run_wall_ns);
-            if !idle_enough(cx, cs, row, s) || paces_a_loop(cx, cs, idle_ratio, s).is_some() {
+            if !idle_enough(cx, cs, s) || paces_a_loop(cx, cs, idle_ratio, s).is_some() {
                 continue;
             }
             // Concurrent tasks wait at the same time, and a wait overlapped
@@ -284,11 +283,10 @@ impl Detector for Waiting {
 /// time: a fresh pipeline's `tokenize_word`, 52 ns of work inside 2.7
 /// million spans, was "idle 64% of its wall time" for 93 ns a call of the
 /// layer's and tracing's own callbacks.
-pub(crate) fn idle_enough(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow, s: &Settings) -> bool {
-    let instrumentation = super::hot_loop::instrumentation_per_call(cx) * cs.calls as f64;
+pub(crate) fn idle_enough(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> bool {
+    let instrumentation = cx.instrumentation_per_span() * cs.calls as f64;
     let idle = (cs.idle_ns.sum as f64 - instrumentation).max(0.0);
-    row.idle_share >= s.min_idle_ratio
-        && stats::share(idle, cs.wall_ns.sum as f64) >= s.min_idle_ratio
+    stats::share(idle, cs.wall_ns.sum as f64) >= s.min_idle_ratio
         && stats::share(idle, cx.run_wall_ns) >= s.min_share
 }
 
