@@ -98,7 +98,10 @@ pub(crate) fn calibrate(config: &Config) -> Calibration {
                 Timing::Off => None,
                 Timing::Clock | Timing::Calls => Some(0),
             },
-            task_clock: !matches!(timing, Timing::Calls),
+            // Not `task_clock: false` for the system calls' copy: an
+            // internal copy never turns the clock off for the process;
+            // each copy's source is held on this thread while it is timed
+            // (`task_clock::Forced`, below).
             ..Config::default()
         };
         let profiler = super::start(copy).ok()?;
