@@ -129,6 +129,7 @@ pub fn large_dump(callsites_n: u32) -> Value {
             cpu_ns: Some(duration_ns),
             cores: Some(8),
             span_threads: Some(8),
+            span_threads_active_ns: None,
             cpu_model: Some("bench CPU".to_owned()),
         },
         "config": DumpConfig {

@@ -37,6 +37,11 @@ impl Profiler {
         // together, so they agree.
         let ended = SystemTime::now();
         let duration_ns = u64::try_from(self.started.at.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let threads_active_ns = self.shards.threads_active_ns(
+            &self.config.clock,
+            self.started.raw,
+            self.config.clock.raw(),
+        );
         let cpu_ns = self
             .started
             .cpu_ns
@@ -100,6 +105,13 @@ impl Profiler {
                     .ok()
                     .and_then(|n| u32::try_from(n.get()).ok()),
                 span_threads: u32::try_from(self.shards.threads()).ok(),
+                span_threads_active_ns: Some(
+                    threads_active_ns.min(
+                        duration_ns.saturating_mul(
+                            u64::try_from(self.shards.threads()).unwrap_or(u64::MAX),
+                        ),
+                    ),
+                ),
                 cpu_model: cpu_model(),
             },
             config: dump_config(&self.config, &self.shards),

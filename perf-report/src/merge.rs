@@ -217,6 +217,11 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
             // Runs side by side or one after another: the most of any part
             // (a sum would count a thread for a run it was not in).
             span_threads: dumps.iter().filter_map(|d| d.run.span_threads).max(),
+            // Thread time, like the duration: the parts' sum.
+            span_threads_active_ns: dumps
+                .iter()
+                .map(|d| d.run.span_threads_active_ns)
+                .try_fold(0u64, |total, ns| Some(total.saturating_add(ns?))),
             cpu_model: first.run.cpu_model.clone().filter(|model| {
                 dumps
                     .iter()

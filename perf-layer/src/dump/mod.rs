@@ -165,6 +165,16 @@ pub struct RunInfo {
     /// exited included); `None` in dumps before perf-layer 0.2.0.
     #[serde(default)]
     pub span_threads: Option<u32>,
+    /// The time the threads that recorded spans were recording, summed
+    /// over threads, ns: each thread from its first entered interval to
+    /// its last (to the dump while a span it opened is open). Threads that
+    /// recorded in one phase only (scoped workers of a parallel step)
+    /// count for that phase, not the run. A thread that exits leaves its
+    /// slot to the next one spawned, and a slot's time runs from its
+    /// first thread's first interval to its last thread's last. At most
+    /// `duration_ns x span_threads`; `None` in dumps of earlier versions.
+    #[serde(default)]
+    pub span_threads_active_ns: Option<u64>,
     /// The CPU's model name (`/proc/cpuinfo` on Linux, through sysinfo),
     /// for telling machines apart when runs are compared; `None` when
     /// unknown and before 0.2.0.
@@ -983,6 +993,7 @@ impl Dump {
                 cpu_ns: None,
                 cores: None,
                 span_threads: None,
+                span_threads_active_ns: None,
                 cpu_model: None,
             },
             config: DumpConfig {

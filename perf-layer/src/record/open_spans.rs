@@ -14,6 +14,10 @@ use super::groups::{GroupKey, MAX_FIELDS};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FinishedFrame {
     pub(crate) busy_ns: u64,
+    /// The clock's raw readings at the interval's entry and exit: the
+    /// thread was recording spans between them ([`super::shards::Shard::active`]).
+    pub(crate) entered_at: u64,
+    pub(crate) ended_at: u64,
     pub(crate) self_ns: u64,
     /// What it allocated, where the counting allocator counts (`None`
     /// without it: nothing to add).
@@ -321,6 +325,11 @@ impl OpenSpans {
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.slot_of.len() + usize::from(matches!(self.last, Some(Last { in_map: false, .. })))
+    }
+
+    /// Whether no span is open.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slot_of.is_empty() && !matches!(self.last, Some(Last { in_map: false, .. }))
     }
 }
 

@@ -74,6 +74,12 @@ pub(crate) struct Shard {
     pub(crate) timed_exits: u64,
     /// Of the timed ones, those read with system calls at exit.
     pub(crate) called_exits: u64,
+    /// The clock's raw readings at the entry of the first interval that
+    /// ended on this thread and at the exit of the last: the part of the
+    /// run in which the thread recorded spans (`None` before its first).
+    /// A thread that exits leaves its shard to the next thread that takes
+    /// its slot, so a shard's window covers both and the time between.
+    pub(crate) active: Option<(u64, u64)>,
     /// This thread's callbacks as [`super::self_time`] sampled them: the
     /// weighted time, the callbacks the samples stand for, the samples.
     pub(crate) callbacks_ns: u64,
@@ -406,6 +412,10 @@ impl Shards {
         shard.exits += 1;
         shard.timed_exits += u64::from(done.cpu.is_some());
         shard.called_exits += u64::from(done.by_calls);
+        match &mut shard.active {
+            Some((_, last)) => *last = done.ended_at,
+            None => shard.active = Some((done.entered_at, done.ended_at)),
+        }
         if let Some(state) = shard.open.get_mut(id) {
             state.sums.absorb(done);
             // Entered again: a span polled more than once.
@@ -520,6 +530,27 @@ impl Shards {
             }
         }
         total
+    }
+
+    /// The time every thread recorded spans in, ns, summed over threads:
+    /// from a shard's first interval (or `since`, the layer's start, a raw
+    /// reading of `clock`) to its last, or to `now` while a span it opened
+    /// is still open (a thread inside a long span, or whose tasks are
+    /// open).
+    pub(crate) fn threads_active_ns(&self, clock: &quanta::Clock, since: u64, now: u64) -> u64 {
+        self.shards
+            .iter()
+            .filter_map(|PaddedShard(shard)| {
+                let shard = shard.lock();
+                let (first, last) = shard.active?;
+                let end = if shard.open.is_empty() {
+                    last
+                } else {
+                    now.max(last)
+                };
+                Some(clock.delta_as_nanos(first.max(since), end.max(since)))
+            })
+            .fold(0u64, u64::saturating_add)
     }
 
     /// Entered intervals that ended on every thread, and how they were
@@ -910,6 +941,8 @@ mod tests {
     fn one_ns_interval() -> FinishedFrame {
         FinishedFrame {
             busy_ns: 1,
+            entered_at: 0,
+            ended_at: 1,
             self_ns: 1,
             alloc: None,
             events: [0; 5],
@@ -917,6 +950,58 @@ mod tests {
             sampled: false,
             by_calls: false,
         }
+    }
+
+    /// A thread records from its first interval's entry to its last
+    /// interval's exit, or to the snapshot while a span it opened is open;
+    /// a shard no interval ended in recorded nothing.
+    #[test]
+    fn a_thread_records_from_its_first_interval_to_its_last_or_while_a_span_is_open() {
+        let clock = quanta::Clock::new();
+        let start = clock.raw();
+        let shards = Shards::new(2, 1_000_000, 16, 16, None, None);
+        // Raw readings 1 ms apart, read from the clock itself: its raw unit
+        // is not the nanosecond everywhere.
+        let raw_after = |ns: u64| {
+            let t0 = clock.raw();
+            while clock.delta_as_nanos(t0, clock.raw()) < ns {}
+            clock.raw()
+        };
+        let first = raw_after(0);
+        let second = raw_after(1_000_000);
+        let local = shards.local();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                shards.local();
+            });
+        });
+        shards.exited(
+            local,
+            7,
+            &FinishedFrame {
+                entered_at: first,
+                ended_at: first,
+                ..one_ns_interval()
+            },
+        );
+        shards.exited(
+            local,
+            7,
+            &FinishedFrame {
+                entered_at: second,
+                ended_at: second,
+                ..one_ns_interval()
+            },
+        );
+        let now = raw_after(1_000_000);
+        let closed = shards.threads_active_ns(&clock, start, now);
+        assert!((1_000_000..2_000_000).contains(&closed), "{closed}");
+        local
+            .lock()
+            .open
+            .insert(8, SpanState::new(&META, None, 0, None));
+        let open = shards.threads_active_ns(&clock, start, now);
+        assert!(open >= closed + 1_000_000, "{closed} then {open}");
     }
 
     #[test]

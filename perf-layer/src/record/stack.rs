@@ -588,6 +588,8 @@ impl Stack {
         let busy_ns = if frame.reentry { 0 } else { interval_ns };
         let finished = FinishedFrame {
             busy_ns,
+            entered_at: frame.entered_at,
+            ended_at: now,
             self_ns,
             alloc,
             events: frame.events,

@@ -45,8 +45,10 @@ pub struct Totals {
     pub self_alloc_bytes: Option<u64>,
     /// The layer's estimate of its own share of the run (0 to 1).
     pub overhead_share: f64,
-    /// Threads that recorded spans (`run.span_threads`; in dumps of 0.1
-    /// estimated from the layer's overhead figures; 1 when unknown).
+    /// Threads that recorded spans, on average over the run (their time
+    /// recording, `run.span_threads_active_ns`, over the run's wall time;
+    /// in older dumps `run.span_threads`; in dumps of 0.1 estimated from
+    /// the layer's overhead figures; 1 when unknown).
     pub recording_threads: f64,
     /// How busy the process kept the CPUs it could use (0 to 1): its CPU
     /// time over duration x the recording threads (at most the cores);
@@ -518,14 +520,22 @@ fn run_wall_ns(dump: &Dump) -> f64 {
     }
 }
 
-/// Threads that recorded spans, as the dump says; in dumps of 0.1, from the
-/// layer's overhead estimate (fraction = estimated / (duration x threads));
-/// 1 when unknown, which overstates utilisation and so understates what
-/// waiting can give back.
+/// Threads that recorded spans, on average over the run: their recording
+/// time over the run's wall time (`run.span_threads_active_ns`), so that
+/// workers that recorded in one phase count for that phase; at least 1,
+/// at most the dump's thread count. In dumps without it, the thread count
+/// (`run.span_threads`); in dumps of 0.1, from the layer's overhead
+/// estimate (fraction = estimated / (duration x threads)); 1 when unknown,
+/// which overstates utilisation and so understates what waiting can give
+/// back.
 fn recording_threads(dump: &Dump, run_wall_ns: f64) -> f64 {
     let o = &dump.overhead;
     if let Some(n) = dump.run.span_threads {
-        f64::from(n.max(1))
+        let count = f64::from(n.max(1));
+        match dump.run.span_threads_active_ns {
+            Some(active) if run_wall_ns > 0.0 => (active as f64 / run_wall_ns).clamp(1.0, count),
+            _ => count,
+        }
     } else if o.fraction_of_run.is_finite()
         && o.fraction_of_run > 0.0
         && o.estimated_ns > 0
