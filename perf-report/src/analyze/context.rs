@@ -762,6 +762,48 @@ mod tests {
         assert_near(with_edge_busy(0), 4.096 / 52.99, 0.001);
     }
 
+    /// One long-lived span that naps in 8,000 polls of 100 µs: 2,000 of
+    /// them timed (asleep but 5 µs each), a third of its busy time, and 7
+    /// in its sample, too few to stand for the rest. Its 2,000 timed polls
+    /// do: it is off the CPU. Counted by calls (one), it had no CPU figures.
+    #[test]
+    fn hundreds_of_timed_polls_of_one_span_stand_for_the_rest() {
+        let with_timed = |timed: u64| {
+            let mut d = dump(1_000 * MS, &[Span::new("naps", &[(800 * MS, 1)])]);
+            d.callsites[0].cpu = Some(CpuStats {
+                timed_calls: 1,
+                intervals: 8_000,
+                untimed_intervals: 8_000 - timed,
+                busy_ns: timed * 100 * US,
+                self_ns: timed * 100 * US,
+                on_cpu_ns: hist(&[(timed * 5 * US, 1)]),
+                self_on_cpu_ns: timed * 5 * US,
+                off_cpu_ns: timed * 95 * US,
+                preempted_ns: hist(&[(0, 1)]),
+                self_preempted_ns: Some(0),
+                voluntary_switches: timed,
+                involuntary_switches: 0,
+                sampled: Some(SampledCpu {
+                    intervals: 7,
+                    busy_ns: 700 * US,
+                    self_ns: 700 * US,
+                    on_cpu_ns: 35 * US,
+                    self_on_cpu_ns: 35 * US,
+                    preempted_ns: 0,
+                    self_preempted_ns: Some(0),
+                }),
+            });
+            let input = LoadedDump::from(d);
+            let config = Config::default();
+            let cx = Context::new(&input, &config, config.classes.measures());
+            cx.rows[0].cpu.clone()
+        };
+        let cpu = with_timed(2_000).expect("CPU figures from 2,000 timed polls");
+        assert_near(cpu.on_cpu_share, 0.05, 0.001);
+        assert!(cpu.self_blocked_share > 0.9, "{cpu:?}");
+        assert!(with_timed(200).is_none());
+    }
+
     /// 8,000 calls of 40 µs, half their time off the CPU, and a sample of
     /// 16 that was never switched out (its calls ran within a slice): what
     /// the other calls' time off the CPU was, the sample cannot say. The
