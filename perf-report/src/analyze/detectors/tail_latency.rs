@@ -438,6 +438,53 @@ mod tests {
     /// cores 97.5% busy over the run: while these calls waited, its other
     /// threads computed, and only the cores' 2.5% idle time can come back,
     /// not 80% of the tail's 10%. With the cores half idle the gain stands.
+    /// A 230 ns lookup among threads computing on two cores: 40 of its
+    /// 9,040 calls took 20 ms, and its 60 timed calls (a sample) hold none
+    /// of them. Its figures estimate its untimed time off the CPU as the
+    /// process switched: 95% involuntary, preempted, which lands in the
+    /// tail of a call this short; no finding. With the process's switches
+    /// 95% voluntary (sleeps), the same tail is a blocking one.
+    #[test]
+    fn a_tail_of_short_calls_preempted_as_the_process_was_is_explained() {
+        let with_switches = |voluntary: u64, involuntary: u64| {
+            let mut d = dump(1_000 * MS, &[Span::new("lookup", &[(230, 9_000), (20 * MS, 40)])]);
+            d.callsites[0].cpu = Some(perf_layer::dump::CpuStats {
+                timed_calls: 60,
+                intervals: 60,
+                untimed_intervals: 0,
+                busy_ns: 60 * 230,
+                self_ns: 60 * 230,
+                on_cpu_ns: crate::analyze::test_dump::hist(&[(230, 60)]),
+                self_on_cpu_ns: 60 * 230,
+                off_cpu_ns: 0,
+                preempted_ns: crate::analyze::test_dump::hist(&[(0, 60)]),
+                self_preempted_ns: Some(0),
+                voluntary_switches: 0,
+                involuntary_switches: 0,
+                sampled: Some(perf_layer::dump::SampledCpu {
+                    intervals: 45,
+                    busy_ns: 45 * 230,
+                    self_ns: 45 * 230,
+                    on_cpu_ns: 45 * 230,
+                    self_on_cpu_ns: 45 * 230,
+                    preempted_ns: 0,
+                    self_preempted_ns: Some(0),
+                }),
+            });
+            (d.run.span_threads, d.run.cores, d.run.cpu_ns) = (Some(8), Some(2), Some(2_000 * MS));
+            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 200.0); 2]);
+            for s in &mut d.timeline.samples {
+                (s.voluntary_switches, s.involuntary_switches) = (Some(voluntary), Some(involuntary));
+            }
+            detect(Class::TailLatency, d)
+        };
+        let preempted = with_switches(5, 95);
+        assert!(preempted.is_empty(), "{preempted:#?}");
+        let blocking = with_switches(95, 5);
+        let f = about(&blocking, "lookup").unwrap();
+        assert!(f.summary.contains("off the CPU (blocked"), "{}", f.summary);
+    }
+
     #[test]
     fn a_blocking_tail_gives_back_no_more_than_the_idle_cores() {
         let with = |cpu_percent: f64| {
