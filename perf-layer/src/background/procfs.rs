@@ -18,8 +18,8 @@ pub(crate) struct Reading {
     switches: Option<(u64, u64)>,
     /// Microseconds some task waited for a CPU, since boot.
     pressure_us: Option<u64>,
-    /// Stolen and total CPU time of the machine, in clock ticks.
-    steal: Option<(u64, u64)>,
+    /// The machine's CPU time in clock ticks ([`parse_stat`]).
+    stat: Option<StatTicks>,
 }
 
 /// Rates between two readings.
@@ -32,6 +32,9 @@ pub(crate) struct Rates {
     pub(crate) pressure_percent: Option<f64>,
     /// Share of the machine's CPU time the hypervisor stole, percent.
     pub(crate) steal_percent: Option<f64>,
+    /// CPU the whole machine used (all but idle and iowait), percent of
+    /// one CPU.
+    pub(crate) machine_cpu_percent: Option<f64>,
     pub(crate) voluntary_switches: Option<u64>,
     pub(crate) involuntary_switches: Option<u64>,
 }
@@ -43,7 +46,7 @@ impl Reading {
             cpu_ns: process_cpu_ns(),
             switches: switches_self(),
             pressure_us: pressure_us(),
-            steal: steal_ticks(),
+            stat: stat_ticks(),
         }
     }
 
@@ -61,12 +64,10 @@ impl Reading {
             cpu_percent: rate(self.cpu_ns, earlier.cpu_ns, 1.0),
             pressure_percent: rate(self.pressure_us, earlier.pressure_us, 1_000.0)
                 .map(|p| p.min(100.0)),
-            steal_percent: match (self.steal, earlier.steal) {
-                (Some((s1, t1)), Some((s0, t0))) if t1 > t0 => {
-                    Some(s1.saturating_sub(s0) as f64 / (t1 - t0) as f64 * 100.0)
-                }
-                _ => None,
-            },
+            steal_percent: stat_share(self.stat, earlier.stat, |t| t.steal),
+            machine_cpu_percent: stat_share(self.stat, earlier.stat, |t| t.busy)
+                .zip(self.stat)
+                .map(|(share, t)| share * f64::from(t.cpus)),
             voluntary_switches: switches_now
                 .zip(switches_then)
                 .map(|(n, t)| n.0.saturating_sub(t.0)),
@@ -111,13 +112,40 @@ pub(crate) fn parse_pressure(text: &str) -> Option<u64> {
         .ok()
 }
 
-/// Stolen and total ticks of the `cpu` line of `/proc/stat`.
-fn steal_ticks() -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    parse_steal(&text)
+/// The machine's CPU time, in clock ticks since boot, from the `cpu` line
+/// of `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatTicks {
+    /// Stolen by the hypervisor.
+    pub(crate) steal: u64,
+    /// Busy: all but idle and iowait (stolen time included).
+    pub(crate) busy: u64,
+    pub(crate) total: u64,
+    /// Its CPUs: the `cpuN` lines.
+    pub(crate) cpus: u32,
 }
 
-pub(crate) fn parse_steal(text: &str) -> Option<(u64, u64)> {
+/// The share of the machine's CPU time between two readings that `part`
+/// of it was, percent.
+fn stat_share(
+    now: Option<StatTicks>,
+    then: Option<StatTicks>,
+    part: impl Fn(&StatTicks) -> u64,
+) -> Option<f64> {
+    match (now, then) {
+        (Some(n), Some(t)) if n.total > t.total => {
+            Some(part(&n).saturating_sub(part(&t)) as f64 / (n.total - t.total) as f64 * 100.0)
+        }
+        _ => None,
+    }
+}
+
+fn stat_ticks() -> Option<StatTicks> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_stat(&text)
+}
+
+pub(crate) fn parse_stat(text: &str) -> Option<StatTicks> {
     let line = text.lines().find(|l| l.starts_with("cpu "))?;
     let ticks: Vec<u64> = line
         .split_whitespace()
@@ -127,8 +155,21 @@ pub(crate) fn parse_steal(text: &str) -> Option<(u64, u64)> {
     // user nice system idle iowait irq softirq steal [guest guest_nice]:
     // guest time is already counted in user, so it is left out of the total.
     let steal = *ticks.get(7)?;
-    let total = ticks.iter().take(8).sum();
-    Some((steal, total))
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks[3].saturating_add(ticks[4]);
+    let cpus = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
+    Some(StatTicks {
+        steal,
+        busy: total.saturating_sub(idle),
+        total,
+        cpus: u32::try_from(cpus).unwrap_or(u32::MAX).max(1),
+    })
 }
 
 /// The process's memory and threads, from one read of `/proc/self/stat`.
@@ -317,8 +358,13 @@ mod tests {
         let psi = "some avg10=1.50 avg60=0.80 avg300=0.20 total=123456\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
         assert_eq!(parse_pressure(psi), Some(123_456));
         let stat = "cpu  100 5 50 800 10 1 2 30 7 0\ncpu0 50 2 25 400 5 0 1 15 3 0\n";
-        assert_eq!(parse_steal(stat), Some((30, 998)));
-        assert_eq!(parse_steal("intr 1 2 3"), None);
+        let ticks = parse_stat(stat).unwrap();
+        // Busy: all but idle (800) and iowait (10).
+        assert_eq!(
+            (ticks.steal, ticks.busy, ticks.total, ticks.cpus),
+            (30, 188, 998, 1)
+        );
+        assert_eq!(parse_stat("intr 1 2 3"), None);
     }
 
     #[test]

@@ -100,6 +100,7 @@ mod tests {
             threads: 1,
             cpu_pressure_percent: None,
             steal_percent: None,
+            machine_cpu_percent: None,
             voluntary_switches: None,
             involuntary_switches: None,
             open_fds: None,

@@ -84,6 +84,7 @@ pub(super) fn sample(
         threads: process.threads,
         cpu_pressure_percent: rates.pressure_percent,
         steal_percent: rates.steal_percent,
+        machine_cpu_percent: rates.machine_cpu_percent,
         voluntary_switches: rates.voluntary_switches,
         involuntary_switches: rates.involuntary_switches,
         open_fds: procfs::open_fds(),

@@ -803,6 +803,14 @@ pub struct ProcessSample {
     /// (`/proc/stat`), percent.
     #[serde(default)]
     pub steal_percent: Option<f64>,
+    /// CPU the whole machine used in the interval, every process's (this
+    /// one's included) and the hypervisor's steal, in percent of one CPU
+    /// like `cpu_percent` (`/proc/stat`: all but idle and iowait, over its
+    /// `cpuN` lines); `None` where the kernel does not say, and in dumps of
+    /// earlier versions. Less `cpu_percent`: what the rest of the machine
+    /// used beside the process.
+    #[serde(default)]
+    pub machine_cpu_percent: Option<f64>,
     /// Voluntary context switches of the process in the interval (it
     /// blocked: sleep, I/O, locks).
     #[serde(default)]

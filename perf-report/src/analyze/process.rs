@@ -62,6 +62,10 @@ pub struct ProcessSummary {
     pub cpu_pressure_mean_percent: Option<f64>,
     /// Mean share of the machine's CPU the hypervisor stole, percent.
     pub steal_mean_percent: Option<f64>,
+    /// Mean CPU the rest of the machine used beside the process (the
+    /// machine's busy CPU less the process's), percent of one core, when
+    /// the samples have the machine's.
+    pub others_cpu_mean_percent: Option<f64>,
     /// Voluntary context switches of the process per second.
     pub voluntary_switches_per_s: Option<f64>,
     /// Involuntary context switches of the process per second (it was
@@ -133,6 +137,9 @@ impl ProcessSummary {
             cpu_saturated_share: stats::share(saturated as f64, cpu.len() as f64),
             cpu_pressure_mean_percent: mean_of(|s| s.cpu_pressure_percent),
             steal_mean_percent: mean_of(|s| s.steal_percent),
+            others_cpu_mean_percent: mean_of(|s| {
+                s.machine_cpu_percent.map(|m| (m - s.cpu_percent).max(0.0))
+            }),
             voluntary_switches_per_s: per_s(|s| s.voluntary_switches),
             involuntary_switches_per_s: per_s(|s| s.involuntary_switches),
             threads_max: samples.iter().map(|s| s.threads).max().unwrap_or(0),

@@ -177,6 +177,21 @@ impl Detector for CpuContention {
         let own = (own_weight > 0.0)
             .then(|| own_busy / own_weight)
             .filter(|&busy| busy >= saturated);
+        // Short of that, the rest of the machine: where it used too little
+        // CPU beside the process to have taken the time the spans lost
+        // (four readers computing on two cores, stopped together by a
+        // writer 40% of the time, kept 80% of them busy on average and all
+        // of them between the writes), the process preempts itself in
+        // bursts its 100 ms samples average away.
+        let lost_threads = preempted_ns / cx.run_wall_ns.max(1.0);
+        let others = p.others_cpu_mean_percent.map(|o| o / 100.0);
+        let quiet_machine = others
+            .filter(|&o| own.is_none() && o < OTHERS_EXPLAIN * lost_threads);
+        let cause = if own.is_some() || quiet_machine.is_some() {
+            Cause::Own
+        } else {
+            Cause::Others
+        };
         if let Some(busy) = own {
             summary.push_str(&format!(
                 "; the process itself kept {} of its cores busy while those spans ran: its own threads preempt each other",
@@ -189,6 +204,17 @@ impl Detector for CpuContention {
                 Some(saturated),
             ));
         }
+        if let Some(o) = quiet_machine {
+            summary.push_str(&format!(
+                "; the rest of the machine used {o:.2} cores beside it, too little to have taken the {lost_threads:.2} threads' worth of time the spans lost: its own threads preempt each other, in bursts"
+            ));
+            evidence.push(Evidence::new(
+                "cores the rest of the machine used, over the threads' worth of time lost",
+                stats::ratio(o, lost_threads),
+                Unit::Ratio,
+                Some(OTHERS_EXPLAIN),
+            ));
+        }
         let draft = Draft {
             class: Class::CpuContention,
             callsite: None,
@@ -199,27 +225,38 @@ impl Detector for CpuContention {
             summary,
             evidence,
         };
-        found.push(cx.score(draft, |f| advice(f, own.is_some())));
+        found.push(cx.score(draft, |f| advice(f, cause)));
     }
 
 }
 
-/// The plan step's advice for one of its findings; `own`, when the
-/// process's own threads keep its cores busy.
-fn advice(f: &Finding, own: bool) -> Advice {
+/// Whose threads took the CPU from the spans.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cause {
+    /// The process's own: it kept its cores busy while the spans were
+    /// preempted, or the rest of the machine used too little CPU to have.
+    Own,
+    /// Other processes or the hypervisor (or the machine's CPU is not
+    /// known).
+    Others,
+}
+
+/// The rest of the machine's CPU, in cores, under this share of the
+/// threads' worth of time the spans lost to preemption (time preempted
+/// over the run's wall time) cannot have taken it (0.25).
+const OTHERS_EXPLAIN: f64 = 0.25;
+
+/// The plan step's advice for one of its findings, by its `cause`.
+fn advice(f: &Finding, cause: Cause) -> Advice {
+    let (recoverable, cost) = (units::pct(f.recoverable), units::pct(f.cost_share));
     Advice {
-        statement: if own {
-            format!(
-                "its own threads outnumber its cores: more cores recover {} of the {} of the threads' wall time it lost; fewer busy threads shorten each call but not the run, and less work (its CPU findings) shortens both",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share)
-            )
-        } else {
-            format!(
-                "the code is not the cause: giving the process the CPUs it waits for recovers {} of the {} of the threads' wall time it lost",
-                units::pct(f.recoverable),
-                units::pct(f.cost_share)
-            )
+        statement: match cause {
+            Cause::Own => format!(
+                "its own threads outnumber its cores: more cores recover {recoverable} of the {cost} of the threads' wall time it lost; fewer busy threads shorten each call but not the run, and less work (its CPU findings) shortens both"
+            ),
+            Cause::Others => format!(
+                "the code is not the cause: giving the process the CPUs it waits for recovers {recoverable} of the {cost} of the threads' wall time it lost"
+            ),
         },
         fixes: lines(&[
             "Run no more busy threads than cores: size the tokio runtime (`worker_threads`), rayon's pool and any thread pools to the cores the process gets, not to the machine's",
@@ -286,5 +323,29 @@ mod tests {
         let neighbours = with_cpu(60.0);
         assert!(!neighbours.summary.contains("its own threads"), "{}", neighbours.summary);
         assert!(neighbours.advice.statement.starts_with("the code is not the cause"), "{}", neighbours.advice.statement);
+    }
+
+    /// The same preemption, 100 ms of a 2 s run (0.05 threads' worth), in
+    /// a process at 60%: with the rest of the machine at half a percent of
+    /// a core beside it, nothing else can have taken that time, and its
+    /// own threads preempt each other; with another core busy beside it,
+    /// the neighbours are the cause.
+    #[test]
+    fn a_machine_too_quiet_to_have_taken_the_time_leaves_the_process_itself() {
+        let with_machine = |machine_percent: f64| {
+            let mut d = run(100);
+            d.run.cores = Some(2);
+            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 60.0); 3]);
+            for s in &mut d.timeline.samples {
+                s.machine_cpu_percent = Some(machine_percent);
+            }
+            detect(Class::CpuContention, d)[0].clone()
+        };
+        let quiet = with_machine(60.5);
+        assert!(quiet.summary.contains("the rest of the machine used 0.01 cores beside it"), "{}", quiet.summary);
+        assert!(quiet.advice.statement.starts_with("its own threads outnumber its cores"), "{}", quiet.advice.statement);
+        let busy = with_machine(160.0);
+        assert!(!busy.summary.contains("the rest of the machine"), "{}", busy.summary);
+        assert!(busy.advice.statement.starts_with("the code is not the cause"), "{}", busy.advice.statement);
     }
 }
