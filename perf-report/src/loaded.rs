@@ -43,8 +43,8 @@ impl BusySummary {
         let Some(&(max, _)) = recorded.last() else {
             return Self {
                 quantiles: [0; 5],
-                // The empty sum, as `stats::excess_above` gives it (-0.0).
-                tail_excess: stats::excess_above_recorded(&[], 0),
+                // The empty sum, as `stats::tail_excess` gives it (-0.0).
+                tail_excess: stats::tail_excess_recorded(&[], 0),
                 preempted_tail_excess: None,
             };
         };
@@ -69,7 +69,7 @@ impl BusySummary {
         let p90 = at(0.9);
         Self {
             quantiles: [at(0.5), p90, at(0.99), at(0.999), max],
-            tail_excess: stats::excess_above_recorded(recorded, p90),
+            tail_excess: stats::tail_excess_recorded(recorded, p90),
             preempted_tail_excess: None,
         }
     }
@@ -298,7 +298,7 @@ mod tests {
             assert_eq!(s.quantiles, [q(0.5), q(0.9), q(0.99), q(0.999), max]);
             assert_eq!(
                 s.tail_excess.to_bits(),
-                stats::excess_above(&h, q(0.9)).to_bits()
+                stats::tail_excess(&h, q(0.9)).to_bits()
             );
         }
     }

@@ -284,9 +284,17 @@ fn notes(cx: &context::Context<'_>) -> Vec<String> {
     // every route): say it once, for the one that matters most, and how to
     // split it.
     if dump.config.group_by.is_empty() {
+        // A span that calls itself spreads over its levels (a recursive
+        // walk's root call is its whole tree), which no field splits.
+        let recursive = |id: u32| {
+            dump.edges
+                .iter()
+                .any(|e| e.parent == id && e.child == id && e.calls > 0)
+        };
         let mixed = cx
-            .rows
-            .iter()
+            .callsites()
+            .filter(|(_, cs, _)| !recursive(cs.id))
+            .map(|(_, _, r)| r)
             .filter(|r| {
                 // Spread made of its own time off the CPU (a lock queue, a
                 // disk) is one kind of call waiting more or less, which
