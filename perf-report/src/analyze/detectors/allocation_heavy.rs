@@ -76,6 +76,13 @@ pub struct Settings {
     /// process's CPU time (all self time in spans where the dump has no
     /// CPU time) (0.005).
     pub min_alloc_time_share: f64,
+    /// ...and at least this many cores over the run's wall time (0.001: a
+    /// millisecond a second): a process that barely runs spends nothing
+    /// worth a step on allocation, whatever its share. A quiet service's
+    /// handler parsing a small JSON body (four allocations a request, 1,300
+    /// requests a second, in a process using 0.04 cores) was 1% of its CPU
+    /// and 0.35 ms a second.
+    pub min_alloc_cores: f64,
     /// The estimated allocator time at which the finding scores in full
     /// by its share of the bytes (0.05 of the process's CPU time); under
     /// it, the score falls in proportion. Allocation costs the process
@@ -100,6 +107,7 @@ impl Default for Settings {
             allocation_ns: 50.0,
             byte_ns: 0.1,
             min_alloc_time_share: 0.005,
+            min_alloc_cores: 0.001,
             full_score_alloc_time_share: 0.05,
         }
     }
@@ -137,10 +145,13 @@ impl Detector for AllocationHeavy {
                 continue;
             }
             let self_cpu_share = cx.time_share(row.self_cpu_ns);
-            let alloc_time_share = cx.time_share(
-                allocs as f64 * s.allocation_ns + a.self_alloc_bytes as f64 * s.byte_ns,
-            );
-            if self_cpu_share < s.min_self_cpu_share || alloc_time_share < s.min_alloc_time_share {
+            let alloc_time_ns = allocs as f64 * s.allocation_ns + a.self_alloc_bytes as f64 * s.byte_ns;
+            let alloc_time_share = cx.time_share(alloc_time_ns);
+            let alloc_cores = alloc_time_ns / cx.run_wall_ns.max(1.0);
+            if self_cpu_share < s.min_self_cpu_share
+                || alloc_time_share < s.min_alloc_time_share
+                || alloc_cores < s.min_alloc_cores
+            {
                 continue;
             }
             let draft = Draft {
@@ -206,6 +217,12 @@ impl Detector for AllocationHeavy {
                         Unit::Share,
                         Some(s.min_alloc_time_share),
                     ),
+                    Evidence::new(
+                        "estimated allocator time per second of the run",
+                        alloc_cores * 1e9,
+                        Unit::Ns,
+                        Some(s.min_alloc_cores * 1e9),
+                    ),
                 ],
             };
             // `min_alloc_time_share` ≤ the estimate here, so the scale is never 0.
@@ -266,7 +283,9 @@ mod tests {
         for name in ["c", "d", "e", "f"] {
             spans.push(Span::new(name, &[(US, 10_000)]).alloc(5_000 * KIB, 10_000, 0, 0));
         }
-        let found = detect(Class::AllocationHeavy, dump(2_000 * MS, &spans));
+        // Over 200 ms: `big`'s allocator time is 6.4 ms a second, over the
+        // floor of one.
+        let found = detect(Class::AllocationHeavy, dump(200 * MS, &spans));
         assert_eq!(found.len(), 1, "{found:?}");
         let f = about(&found, "big").unwrap();
         assert_eq!(evidence(f, "bytes per call"), (128 * KIB) as f64);
@@ -286,7 +305,7 @@ mod tests {
             for name in ["c", "d", "e", "f"] {
                 spans.push(Span::new(name, &[(US, 10_000)]).alloc(others * KIB, 10_000, 0, 0));
             }
-            detect(Class::AllocationHeavy, dump(2_000 * MS, &spans))
+            detect(Class::AllocationHeavy, dump(200 * MS, &spans))
         };
         assert!(with(1, 10, 8 * 1024).is_empty(), "{:?}", with(1, 10, 8 * 1024));
         // Half of all bytes: a dominant share, still one call.
@@ -318,18 +337,20 @@ mod tests {
 
     /// A run that barely allocates: `send` made 99% of its 27 KB (16 bytes
     /// and 0.03 allocations a call, a channel's occasional block), under
-    /// both of the run's floors; the same share of 2 MiB is a finding.
+    /// both of the run's floors; the same share of 2 MiB in 100 ms is a
+    /// finding, and in 2 s is not (0.1 ms of allocator time a second).
     #[test]
     fn a_dominant_share_of_almost_nothing_is_not_a_finding() {
-        let with = |bytes: u64| {
+        let with = |bytes: u64, run_ms: u64| {
             let spans = [
                 Span::new("send", &[(10 * US, 1_700)]).alloc(bytes, 56, 0, 0),
                 Span::new("work", &[(10 * US, 1_700)]).alloc(bytes / 100, 5, 0, 0),
             ];
-            detect(Class::AllocationHeavy, dump(2_000 * MS, &spans))
+            detect(Class::AllocationHeavy, dump(run_ms * MS, &spans))
         };
-        assert!(with(27_000).is_empty(), "{:?}", with(27_000));
-        assert!(about(&with(2 * 1024 * KIB), "send").is_some());
+        assert!(with(27_000, 100).is_empty(), "{:?}", with(27_000, 100));
+        assert!(about(&with(2 * 1024 * KIB, 100), "send").is_some());
+        assert!(with(2 * 1024 * KIB, 2_000).is_empty(), "{:?}", with(2 * 1024 * KIB, 2_000));
     }
 
     /// A health route behind a web framework: 700 bytes in 5 allocations a
@@ -346,9 +367,10 @@ mod tests {
                 Span::new("render", &[(5 * MS, 1_000)]).alloc(0, 0, 0, 0),
                 Span::new("search", &[(MS, 1_000)]).alloc(1_000 * 7_000, 50_000, 0, 0),
             ];
-            // The allocator-time floor off: this is the own-time one.
+            // The allocator-time floors off: this is the own-time one.
             let mut config = Config::default();
             config.classes.allocation_heavy.min_alloc_time_share = 0.0;
+            config.classes.allocation_heavy.min_alloc_cores = 0.0;
             detect_with(Class::AllocationHeavy, dump(4_000 * MS, &spans), &config)
         };
         let quiet = with(1_000);
