@@ -71,14 +71,15 @@ fn short_spans_are_not_timed_on_the_cpu() {
     });
     let short = dump.callsites.iter().find(|c| c.name == "short").unwrap();
     // The first is timed, before their length is known, then one in 512
-    // as a sample (19 of 10,000), and about a dozen more each time the
-    // machine preempts the thread inside one: a stall of milliseconds lifts
-    // their moving mean over the threshold until it fades. Under a loaded
-    // test run that was up to a few stalls; timing every call (the rule
-    // broken) is 10,000.
+    // as a sample (19 of 10,000), and more each time the machine preempts
+    // the thread inside one: a stall of milliseconds lifts their moving
+    // mean over the threshold until it fades, about 64 x ln(stall / (64 x
+    // threshold)) intervals with the mean weighting the newest 1/64 (some
+    // 70 for a 10 ms stall). A full test run read 363 from a few stalls;
+    // timing every call (the rule broken) is 10,000.
     let timed = short.cpu.as_ref().map_or(0, |c| c.timed_calls);
     assert!(
-        timed <= 200,
+        timed <= 1_000,
         "{timed} of 10,000 calls timed: {:?}",
         short.cpu
     );

@@ -14,14 +14,21 @@ use perf_report::analyze::analyze;
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
-/// The tests take turns: run side by side, one's threads delay the other's
-/// wake-ups on two cores, which is contention, not what either measures.
+/// The tests take turns, from their first thread to their analysis: run
+/// side by side, one's threads (or its analysis, hundreds of milliseconds
+/// of CPU in a debug build) delay the other's wake-ups on two cores, which
+/// is contention, not what either measures. A full test run failed two of
+/// them when only the threads took turns.
 static TURNS: Mutex<()> = Mutex::new(());
+
+/// This test's turn, held to its end.
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    TURNS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Runs `work` on `threads` threads at once under one default layer and
 /// returns the dump.
 fn on_threads(threads: usize, work: impl Fn() + Send + Sync + 'static) -> Dump {
-    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
     let (layer, handle) = PerfLayer::builder().build().unwrap();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let work = Arc::new(work);
@@ -56,6 +63,7 @@ fn assert_not_serialized(a: &perf_report::Analysis) {
 
 #[test]
 fn four_threads_holding_one_lock_across_a_sleep_are_serialized_first() {
+    let _turn = turn();
     let account = Arc::new(Mutex::new(0u64));
     let dump = on_threads(4, move || {
         for _ in 0..200 {
@@ -95,6 +103,7 @@ fn four_threads_holding_one_lock_across_a_sleep_are_serialized_first() {
 /// blocks, it does not compute") when a queue allowed 1.25 runnable.
 #[test]
 fn four_threads_computing_under_one_lock_are_serialized_not_blocked() {
+    let _turn = turn();
     let index = Arc::new(Mutex::new(0u64));
     let (tx, rx) = std::sync::mpsc::channel::<u64>();
     let consumer = std::thread::spawn(move || rx.iter().map(|v| v & 1).sum::<u64>());
@@ -145,6 +154,7 @@ fn spin(d: Duration, seed: u64) -> u64 {
 
 #[test]
 fn four_threads_each_sleeping_on_their_own_are_not_serialized() {
+    let _turn = turn();
     let dump = on_threads(4, || {
         for _ in 0..200 {
             info_span!("fetch_page").in_scope(|| std::thread::sleep(Duration::from_micros(100)));
@@ -158,7 +168,7 @@ fn four_threads_each_sleeping_on_their_own_are_not_serialized() {
 
 #[test]
 fn workers_waiting_together_for_a_slow_producer_are_not_serialized() {
-    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = turn();
     let (layer, handle) = PerfLayer::builder().build().unwrap();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let (tx, rx) = std::sync::mpsc::channel::<u64>();
@@ -212,6 +222,7 @@ fn compute(iterations: u64) -> u64 {
 
 #[test]
 fn threads_computing_on_fewer_cores_than_threads_are_not_serialized() {
+    let _turn = turn();
     // Iterations in about 30 µs on this machine.
     let start = std::time::Instant::now();
     std::hint::black_box(compute(3_000_000));

@@ -153,10 +153,12 @@ fn read_then_join(others: usize) {
     );
     // The pool's threads want a core each all along, whoever has the
     // cores: beside other processes they get fewer (a CI run read 0.94 to
-    // 0.98 busy of 2), and still want them.
+    // 0.98 busy of 2), and still want them. Wanted over one core is what
+    // tells the join from the read; a full test run on a loaded machine
+    // read 1.48 of 2 (the watcher, too, waits for a core).
     assert!(wanted >= busy, "{join:?}");
     assert!(
-        wanted > 0.75 * cores,
+        wanted > 0.7 * cores,
         "the join waited beside {wanted} cores wanted ({busy} busy), of {cores}"
     );
     let a = analyze(&dump.into(), &Default::default());
