@@ -464,6 +464,16 @@ impl<'a> Context<'a> {
             .filter(move |e| e.parent == id && e.child != id)
     }
 
+    /// The wall time callsite `cs`'s spans were live in, ns: its `active`
+    /// window (first opening to last closing), at most the run's; the
+    /// run's without one. What a crowd of calls is counted over.
+    pub(crate) fn live_window_ns(&self, cs: &CallsiteStats) -> f64 {
+        cs.active
+            .map(|a| a.len_ns() as f64)
+            .filter(|&w| w > 0.0)
+            .map_or(self.run_wall_ns, |w| w.min(self.run_wall_ns))
+    }
+
     /// The process's CPU time that the spans timed on the CPU left to the
     /// others, ns (at least one): the most a span not timed on it can have
     /// spent there. `None` when the dump has no process CPU time.

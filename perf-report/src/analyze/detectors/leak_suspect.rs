@@ -283,9 +283,7 @@ impl Detector for LeakSuspect {
             let points = s.growth_window().points(cx.dump, heap);
             let span_s = points.last().map_or(0.0, |l| l.0) - points.first().map_or(0.0, |f| f.0);
             let growth = slope * span_s;
-            // The rate over the window's last third.
-            let last_third = &points[points.len() - points.len() / 3..];
-            let end_rate = stats::least_squares(last_third).map_or(0.0, |f| f.slope);
+            let end_rate = end_rate(&points);
             let live = h.live_bytes as f64;
             if h.live_bytes < s.min_live_bytes
                 || slope <= 0.0
@@ -370,7 +368,7 @@ impl Detector for LeakSuspect {
             .iter()
             .map(|p| (p.t_ms as f64 / 1e3, p.rss_bytes as f64))
             .collect();
-        let end_rate = stats::least_squares(&rss[rss.len() - rss.len() / 3..]).map_or(0.0, |f| f.slope);
+        let end_rate = end_rate(&rss);
         if end_rate < s.min_end_rate_share * fit.slope {
             return;
         }
@@ -406,6 +404,13 @@ impl Detector for LeakSuspect {
         found.push(cx.score(draft, |f| advice(f, Held::ProcessRss)));
     }
 
+}
+
+/// The growth rate over the last third of `points` (`(seconds, bytes)`),
+/// by least squares: a callsite's live bytes or the process's RSS still
+/// rising at the end, or not.
+fn end_rate(points: &[(f64, f64)]) -> f64 {
+    stats::least_squares(&points[points.len() - points.len() / 3..]).map_or(0.0, |f| f.slope)
 }
 
 /// The plan step's advice for one of its findings, about what it holds.

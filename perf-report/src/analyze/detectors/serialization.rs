@@ -146,11 +146,7 @@ struct Speedup {
 impl Crowd {
     pub(crate) fn of(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option<Self> {
         let c = row.cpu.as_ref().filter(|_| cx.run_wall_ns > 0.0)?;
-        let window = cs
-            .active
-            .map(|a| a.len_ns() as f64)
-            .filter(|&w| w > 0.0)
-            .map_or(cx.run_wall_ns, |w| w.min(cx.run_wall_ns));
+        let window = cx.live_window_ns(cs);
         let inside = (row.busy_total_ns as f64 / window).min(cx.totals.recording_threads);
         let preempted_share = stats::share(c.preempted_ns, row.busy_total_ns as f64);
         Some(Self {

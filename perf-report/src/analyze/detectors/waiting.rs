@@ -327,11 +327,7 @@ struct Turns {
 
 impl Turns {
     fn of(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Self> {
-        let window = cs
-            .active
-            .map(|a| a.len_ns() as f64)
-            .filter(|&w| w > 0.0)
-            .unwrap_or(cx.run_wall_ns);
+        let window = cx.live_window_ns(cs);
         let wall = &cs.wall_ns;
         let open_at_once = stats::ratio(wall.sum as f64, window);
         let end_to_end = stats::ratio(cs.calls as f64 * wall.min as f64, window);
