@@ -130,7 +130,6 @@ impl Detector for Waiting {
             // idle time over the wall time of the lanes it waits in (and
             // calls its caller already overlaps count once).
             let lanes = lanes(cx, &callers, cs);
-            let turns = Turns::of(cx, cs);
             let overlap = chain.as_ref().filter(|c| c.side_by_side).map_or(1.0, |c| c.fill);
             let lane_share = stats::ratio(
                 cs.idle_ns.sum as f64,
@@ -186,15 +185,6 @@ impl Detector for Waiting {
                     )
                 }
             });
-            let took_turns = turns.as_ref().map_or(String::new(), |t| {
-                format!(
-                    "; its calls took turns: at its fastest call's {}, its {} calls end to end fill {} of the wall time its spans were live in, while {:.1} were open at once, each as long as the others' turns: what they wait for serves one at a time (a lock held across an `.await`, one connection, a semaphore of one permit)",
-                    units::ns(cs.wall_ns.min as f64),
-                    units::count(cs.calls as f64),
-                    units::pct(t.end_to_end),
-                    t.open_at_once
-                )
-            });
             let draft = Draft {
                 class: Class::Waiting,
                 callsite: Some((cs.id, row.location.clone())),
@@ -204,7 +194,7 @@ impl Detector for Waiting {
                 confidence: idle_ratio
                     * stats::sample_confidence(cs.calls, s.half_confidence_calls),
                 summary: format!(
-                    "idle {} of its wall time ({} idle in total){chained}{phase}{took_turns}",
+                    "idle {} of its wall time ({} idle in total){chained}{phase}",
                     units::pct(idle_ratio),
                     units::ns(cs.idle_ns.sum as f64),
                 ),
@@ -248,22 +238,6 @@ impl Detector for Waiting {
                         None,
                     )
                 }))
-                .chain(turns.as_ref().into_iter().flat_map(|t| {
-                    [
-                        Evidence::new(
-                            "calls open at once (wall time over the time its spans were live in)",
-                            t.open_at_once,
-                            Unit::Number,
-                            Some(TURNS_MIN_OPEN),
-                        ),
-                        Evidence::new(
-                            "calls x fastest call over the time its spans were live in",
-                            t.end_to_end,
-                            Unit::Number,
-                            None,
-                        ),
-                    ]
-                }))
                 .chain(chain.as_ref().into_iter().flat_map(|c| {
                     [
                         Evidence::new(
@@ -296,46 +270,10 @@ impl Detector for Waiting {
                 || "the run's wall time".to_owned(),
                 |l| format!("the wall time of the `{}` calls it waits in, {:.1} at a time", l.root, l.open_at_once),
             );
-            found.push(cx.score(draft, |f| {
-                advice(f, chain.as_ref(), tasks, &whole, turns.is_some())
-            }));
+            found.push(cx.score(draft, |f| advice(f, chain.as_ref(), tasks, &whole)));
         }
     }
 
-}
-
-/// From this many calls of a span open at once on average, calls that end
-/// one at a time took turns (2).
-const TURNS_MIN_OPEN: f64 = 2.0;
-
-/// A waiting span whose calls took turns: several open at once, yet its
-/// calls at its fastest call's wall time, end to end, fill about the time
-/// its spans were live in (one at a time: from half to one and a half),
-/// and its usual call (p50) lasts at least half as long as all those open
-/// waiting their turn at that pace would (each waits out the others').
-/// Tasks that wait each for their own answer end side by side: sixteen
-/// tasks each sleeping 2 ms fill the window sixteen times over. A fresh
-/// service's sixteen tasks holding one `tokio::sync::Mutex` across a 1 ms
-/// sleep: 15.2 open at once, 1,747 calls of at least 2.13 ms filling 92%
-/// of the 4 s, a p50 of 35 ms. What the figures cannot tell is a wait
-/// whose fastest calls are a rare few (a cache hit in twenty): the
-/// summary says what the calls did, and what serves one at a time.
-struct Turns {
-    open_at_once: f64,
-    end_to_end: f64,
-}
-
-impl Turns {
-    fn of(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Self> {
-        let window = cx.live_window_ns(cs);
-        let wall = &cs.wall_ns;
-        let open_at_once = stats::ratio(wall.sum as f64, window);
-        let end_to_end = stats::ratio(cs.calls as f64 * wall.min as f64, window);
-        (open_at_once >= TURNS_MIN_OPEN
-            && (0.5..=1.5).contains(&end_to_end)
-            && wall.p50 as f64 >= 0.5 * open_at_once * wall.min as f64)
-            .then_some(Self { open_at_once, end_to_end })
-    }
 }
 
 /// Whether callsite `cs` is idle enough to be a waiting finding: idle
@@ -546,13 +484,7 @@ fn workers_occupancy(cx: &Context<'_>) -> Option<f64> {
 /// The plan step's advice for one of its findings; `chain`, the caller
 /// that awaits it one after another; `tasks`, the lanes it already waits
 /// in side by side; `whole`, what its cost is a share of.
-fn advice(
-    f: &Finding,
-    chain: Option<&Chain>,
-    tasks: Option<&Lanes>,
-    whole: &str,
-    took_turns: bool,
-) -> Advice {
+fn advice(f: &Finding, chain: Option<&Chain>, tasks: Option<&Lanes>, whole: &str) -> Advice {
     const OVERLAP: &str = "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another";
     const LOCKS: &str = "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first";
     const QUEUE: &str = "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace";
@@ -565,14 +497,6 @@ fn advice(
     // entered (busy: `blocked`'s). So the runtime advice comes last, for
     // waits that are a blocked worker's symptom.
     let fixes = match chain {
-        // Its calls took turns (said in the summary): what serves one at a
-        // time comes first.
-        _ if took_turns => std::iter::once(LOCKS.to_owned())
-            .chain(std::iter::once(
-                "Give each task its own instance of a single shared resource (a connection pool instead of one connection, more semaphore permits), or shard what the lock guards (one lock per key)".to_owned(),
-            ))
-            .chain(lines(&[SOONER, QUEUE, WORKER]))
-            .collect(),
         // Its caller overlaps its calls already (said in the summary): what
         // is left is each wait, and how many callers run at once.
         Some(c) if c.side_by_side => lines(&[SOONER, IN_FLIGHT, LOCKS, QUEUE, WORKER]),
@@ -616,34 +540,6 @@ fn advice(
 mod tests {
     use crate::analyze::Class;
     use crate::analyze::test_dump::{MS, US, Span, about, assert_near, detect, dump, evidence};
-
-    /// Sixteen tasks holding one async lock across a sleep (a fresh
-    /// service's `load_profile`): 1,747 calls in 4 s, the first 16 at
-    /// 2.13 ms, the rest waiting out the others' turns, 35 ms. 15.2 open
-    /// at once, their fastest calls end to end fill 93% of the run: they
-    /// took turns, and the lock comes first among the fixes. Sixteen tasks
-    /// each sleeping 2 ms on their own end 15 at a time: no turns.
-    #[test]
-    fn calls_that_end_one_at_a_time_while_many_are_open_took_turns() {
-        let mut d = dump(4_000 * MS, &[Span::new("load_profile", &[(US, 1_747)]).idle(34 * MS)]);
-        d.callsites[0].wall_ns = crate::analyze::test_dump::hist(&[(2_130 * US, 16), (35 * MS, 1_731)]);
-        let found = detect(Class::Waiting, d);
-        let f = about(&found, "load_profile").unwrap();
-        assert!(f.summary.contains("its calls took turns"), "{}", f.summary);
-        assert_near(
-            evidence(f, "calls x fastest call over the time its spans were live in"),
-            0.93,
-            0.01,
-        );
-        assert!(f.advice.fixes[0].starts_with("Shorten lock hold times"), "{:?}", f.advice.fixes);
-
-        let own = detect(
-            Class::Waiting,
-            dump(4_000 * MS, &[Span::new("fetch", &[(US, 30_000)]).idle(2 * MS)]),
-        );
-        let f = about(&own, "fetch").unwrap();
-        assert!(!f.summary.contains("took turns"), "{}", f.summary);
-    }
 
     /// `wait` is idle 90% of its wall time, 9% of the run; `near` is idle
     /// 49% of its wall time (960 µs of 1.96 ms), 9.6% of the run.
