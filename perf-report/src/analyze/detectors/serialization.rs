@@ -112,7 +112,13 @@ pub(crate) struct Serialization;
 
 static INFO: Info = Info {
     title: "serialization",
-    innermost: false,
+    // Its figures are busy times, which a parent inherits: a connection's
+    // span whose `audit` child queues on the log's lock is as crowded as
+    // `audit` (a fresh thread-per-connection server read as two queues,
+    // the parent first, 90% of the run's wall time between them). The
+    // child is where the lock is; a parent that holds one around a child
+    // has the child alone inside, never two.
+    innermost: true,
     // Its threads' time off the CPU is the queue's: `blocked` for the same
     // span would say it again, less exactly ("it does not compute", of a
     // convoy whose holder computes), and count the same wall time twice.
@@ -445,6 +451,31 @@ mod tests {
         let f = about(&blocked, "score").unwrap();
         assert_near(evidence(f, "of them on the CPU"), 1.1, 0.01);
         assert_near(evidence(f, "of them runnable (on the CPU or preempted)"), 1.1, 0.01);
+    }
+
+    /// A connection's span whose child queues on a lock: the parent's busy
+    /// time is the child's, so both read as the same queue. Only the child
+    /// is reported, where the lock is.
+    #[test]
+    fn a_parent_crowded_by_its_childs_queue_is_not_a_second_queue() {
+        let queue = [(100 * MS, 10), (307 * MS, 90)];
+        let mut d = dump(
+            10_000 * MS,
+            &[
+                Span::new("handle_conn", &queue).on_cpu(2_863 * MS, 0, 100, 0),
+                Span::new("audit", &queue).on_cpu(2_863 * MS, 0, 100, 0),
+            ],
+        );
+        d.run.span_threads = Some(4);
+        assert_eq!(detect(Class::Serialization, d.clone()).len(), 2);
+        let analysis = crate::analyze::analyze(&d.into(), &crate::Config::default());
+        let queues: Vec<_> = analysis
+            .findings
+            .iter()
+            .filter(|f| f.class == Class::Serialization)
+            .collect();
+        assert_eq!(queues.len(), 1, "{queues:?}");
+        assert_eq!(queues[0].location.as_ref().unwrap().name, "audit");
     }
 
     /// The convoy of the first test with its holder computing (one thread
