@@ -163,9 +163,13 @@ where
             self_time::serves(&mut timed, || stack.top_tag());
             let now = || self.now();
             let to_ns = |a, b| clock.delta_as_nanos(a, b);
-            stack.pop_then(span, now, to_ns, |stack, finished| {
-                shards.exited(stack.shard(shards), span, finished);
-            });
+            stack.pop_then(
+                span,
+                now,
+                to_ns,
+                |stack, finished| shards.exited(stack.shard(shards), span, finished),
+                |stack, tag| misnested_exit(stack, span, tag, shards),
+            );
         });
     }
 
@@ -308,6 +312,21 @@ where
     };
     stack.tags().insert(id.into_u64(), tag);
     tag
+}
+
+/// Counts an exit that was not of the innermost span entered on this
+/// thread, of callsite `tag` (`None`: not entered on this thread, looked
+/// up in the thread's tag cache, then in the table new spans publish their
+/// tags in: a span whose slot another took since is not counted). Out of line: nested guards never come here.
+#[cold]
+#[inline(never)]
+fn misnested_exit(stack: &mut Stack, span: u64, tag: Option<u32>, shards: &Shards) {
+    let tag = tag
+        .or_else(|| stack.tags().get(span))
+        .or_else(|| shards.published_tag(span));
+    if let Some(tag) = tag.filter(|&tag| tag != heap::TAG_NONE) {
+        shards.misnested_exit(stack.shard(shards), tag);
+    }
 }
 
 /// Forgets the frames of spans that closed while entered on this thread

@@ -60,6 +60,7 @@ impl Profiler {
                 .watches_waits()
                 .then(|| self.waits.lock().clone()),
             layer_by_tag: self.shards.callbacks_by_tag(),
+            misnested_by_tag: self.shards.misnested_by_tag(),
         };
         let metas: Vec<&'static Metadata<'static>> = accs.iter().map(|a| a.2).collect();
         let (heaps, heap) = if facts.allocations_tracked {
@@ -277,6 +278,8 @@ struct Facts<'a> {
     waits: Option<crate::background::waits::WaitTable>,
     /// The layer's sampled callback time and callbacks by tag.
     layer_by_tag: FxHashMap<u32, (u64, u64)>,
+    /// Exits that did not nest, by tag.
+    misnested_by_tag: FxHashMap<u32, u64>,
 }
 
 /// The callsites the dump lists, in a stable order (two dumps of one
@@ -334,6 +337,11 @@ fn callsites(
             let tag = crate::record::heap::tag_of(meta);
             let (ns, callbacks) = facts.layer_by_tag.get(&tag).copied().unwrap_or_default();
             stats.layer = Some(LayerTime { ns, callbacks });
+            stats.misnested_exits = facts
+                .misnested_by_tag
+                .get(&tag)
+                .copied()
+                .unwrap_or_default();
             stats.watched_waits = facts.waits.as_ref().map(|waits| {
                 let sums = waits.get(&tag).copied().unwrap_or_default();
                 WatchedWaits {
@@ -552,6 +560,7 @@ fn callsite_stats(
         intervals: Some(acc.intervals),
         layer: None,
         watched_waits: None,
+        misnested_exits: 0,
     }
 }
 

@@ -532,6 +532,10 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
                 })
             },
         ),
+        misnested_exits: g
+            .parts
+            .iter()
+            .fold(0u64, |acc, c| acc.saturating_add(c.misnested_exits)),
     };
     set_fields(&mut merged, &CallsiteStats::HISTOGRAMS, histograms);
     Ok(merged)

@@ -155,6 +155,7 @@ mod tests {
             intervals: None,
             layer: None,
             watched_waits: None,
+            misnested_exits: 0,
         }
     }
 

@@ -315,6 +315,21 @@ pub struct CallsiteStats {
     /// group, and in older dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watched_waits: Option<WatchedWaits>,
+    /// Exits of its spans that were not of the innermost span entered on
+    /// their thread: the span was entered on another thread, or spans
+    /// entered after it exited before it. Nested guards exit in the reverse
+    /// order of their enters on their thread; a guard of `Span::enter` held
+    /// across an `.await` does not (the task yields with the span entered,
+    /// the worker polls other tasks inside it, and the guard drops on
+    /// whichever thread polls the task last), and the span's busy time then
+    /// holds the worker's time between polls. 0 (and left out) when every
+    /// exit nested, and in older dumps.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub misnested_exits: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The layer's sampled time in the callbacks of one callsite's spans

@@ -90,6 +90,10 @@ pub(crate) struct Shard {
     /// The kept samples by the callsite their callback served (its tag):
     /// the weighted time and the callbacks they stand for.
     pub(crate) callbacks_by_tag: FxHashMap<u32, (u64, u64)>,
+    /// Exits that were not of the innermost span entered on this thread
+    /// (entered by a guard held across an `.await`), by callsite tag
+    /// ([`super::stack::Stack::pop_then`]).
+    pub(crate) misnested_by_tag: FxHashMap<u32, u64>,
     /// Closed spans by callsite and group ([`super::groups`]), when the
     /// layer groups by fields.
     pub(crate) groups: FxHashMap<(CallsiteKey, GroupKey), CallsiteAcc>,
@@ -600,6 +604,27 @@ impl Shards {
                 let sum = by_tag.entry(tag).or_default();
                 sum.0 = sum.0.saturating_add(ns);
                 sum.1 = sum.1.saturating_add(callbacks);
+            }
+        }
+        by_tag
+    }
+
+    /// Counts an exit of a span of callsite `tag` that was not the innermost
+    /// entered on this thread (whose shard is `local`). Out of line: a
+    /// program that nests its guards never comes here.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn misnested_exit(&self, local: &ShardLock, tag: u32) {
+        let _pause = PauseCounting::new();
+        *local.lock().misnested_by_tag.entry(tag).or_default() += 1;
+    }
+
+    /// Every thread's misnested exits by callsite tag.
+    pub(crate) fn misnested_by_tag(&self) -> FxHashMap<u32, u64> {
+        let mut by_tag: FxHashMap<u32, u64> = FxHashMap::default();
+        for PaddedShard(shard) in self.shards.iter() {
+            for (&tag, &exits) in &shard.lock().misnested_by_tag {
+                *by_tag.entry(tag).or_default() += exits;
             }
         }
         by_tag

@@ -497,7 +497,13 @@ impl Stack {
         to_ns: impl Fn(u64, u64) -> u64,
     ) -> Option<FinishedFrame> {
         let mut finished = None;
-        self.pop_then(span, now, to_ns, |_, done| finished = Some(*done));
+        self.pop_then(
+            span,
+            now,
+            to_ns,
+            |_, done| finished = Some(*done),
+            |_, _| {},
+        );
         finished
     }
 
@@ -505,6 +511,15 @@ impl Stack {
     /// charges its interval, ending at `now()`, to the frame below it, and
     /// hands what the interval measured to `then`, with the stack. `to_ns`
     /// converts a tick delta. Nothing when `span` is not on this stack.
+    ///
+    /// An exit that is not the top's, `misnested` is told first, with the
+    /// stack and the frame's tag (`None` when `span` is not on this stack,
+    /// and the stack is not full: a span entered where a full stack took no
+    /// frame exits where it is still full). Nested `enter`s exit in the
+    /// reverse order on their thread; one that does not was entered by a
+    /// guard held across an `.await` (the task polled on, or moved to,
+    /// another span's turn or another thread), or a guard dropped out of
+    /// order.
     ///
     /// Handed on, not returned: returned, the 130-byte record was copied
     /// twice on its way out (callgrind: 24 of an exit's 290 instructions).
@@ -520,8 +535,10 @@ impl Stack {
         now: impl FnOnce() -> u64,
         to_ns: impl Fn(u64, u64) -> u64,
         then: impl FnOnce(&mut Self, &FinishedFrame),
+        misnested: impl FnOnce(&mut Self, Option<u32>),
     ) {
         let Some(top) = self.frames.len().checked_sub(1) else {
+            misnested(self, None);
             return;
         };
         // The top, almost always. The frame is read where it lies and cut
@@ -531,8 +548,15 @@ impl Stack {
             top.checked_sub(1)
         } else {
             match self.move_to_top(span) {
-                Some(below_at) => below_at,
-                None => return,
+                Some(below_at) => {
+                    misnested(self, Some(self.frames[top].tag));
+                    below_at
+                }
+                None if self.is_full() => return,
+                None => {
+                    misnested(self, None);
+                    return;
+                }
             }
         };
         let (rest, last) = self.frames.split_at_mut(top);
@@ -810,6 +834,38 @@ mod tests {
         let one = stack.pop(1, || 50, ns).unwrap();
         assert_eq!((one.busy_ns, one.self_ns), (50, 10));
         assert!(stack.pop(1, || 60, ns).is_none());
+    }
+
+    /// What the exits tell `misnested`: nothing when they nest; the
+    /// frame's tag for one below the top; `None` for a span entered on
+    /// another thread (not here), but not where a full stack took no frame.
+    #[test]
+    fn exits_that_do_not_nest_are_told_with_their_tag() {
+        let ns = |a: u64, b: u64| b - a;
+        let exit = |stack: &mut Stack, span: u64| {
+            let mut told = None;
+            stack.pop_then(span, || 0, ns, |_, _| {}, |_, tag| told = Some(tag));
+            told
+        };
+        let mut stack = Stack::default();
+        stack.push(1, 0, 7, None);
+        stack.push(2, 0, 8, None);
+        assert_eq!(exit(&mut stack, 2), None);
+        stack.push(3, 0, 9, None);
+        // 1's guard drops while 3, entered after it, is still entered.
+        assert_eq!(exit(&mut stack, 1), Some(Some(7)));
+        assert_eq!(exit(&mut stack, 3), None);
+        // Entered on another thread, exited here, empty or not.
+        assert_eq!(exit(&mut stack, 4), Some(None));
+        stack.push(5, 0, 7, None);
+        assert_eq!(exit(&mut stack, 4), Some(None));
+        assert_eq!(exit(&mut stack, 5), None);
+        // A full stack takes no frame for span 999, whose exit nests.
+        for span in 10..10 + MAX_DEPTH as u64 {
+            stack.push(span, 0, 7, None);
+        }
+        stack.push(999, 0, 7, None);
+        assert_eq!(exit(&mut stack, 999), None);
     }
 
     #[test]

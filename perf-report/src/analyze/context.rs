@@ -258,10 +258,15 @@ impl<'a> Context<'a> {
         };
         let cpu_ns = dump.run.cpu_ns.filter(|&ns| ns > 0);
         let self_ns = u64::try_from(total_self).unwrap_or(u64::MAX);
+        // A span whose guards did not nest has the worker's CPU between
+        // other spans as its own, and would make the spans' CPU read as more
+        // than the process's.
         let self_cpu_ns: f64 = rows
             .iter()
             .zip(&tail_excess_ns)
-            .map(|(row, &tail)| usual_cpu_ns(row, tail))
+            .zip(&dump.callsites)
+            .filter(|(_, cs)| !super::misnested::misnested(cs))
+            .map(|((row, &tail), _)| usual_cpu_ns(row, tail))
             .sum();
         let cpu_utilization = match cpu_ns {
             Some(cpu) if run_wall_ns > 0.0 => cpu as f64 / run_wall_ns,
@@ -300,7 +305,9 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Every callsite with its row, in the dump's order.
+    /// Every callsite with its row, in the dump's order, but those whose
+    /// guards did not nest ([`super::misnested`]): their figures are other
+    /// tasks' and idle workers', for no detector to read.
     pub(crate) fn callsites(
         &self,
     ) -> impl Iterator<Item = (usize, &'a perf_layer::dump::CallsiteStats, &CallsiteRow)> {
@@ -309,6 +316,7 @@ impl<'a> Context<'a> {
             .iter()
             .zip(&self.rows)
             .enumerate()
+            .filter(|(_, (cs, _))| !super::misnested::misnested(cs))
             .map(|(i, (cs, row))| (i, cs, row))
     }
 

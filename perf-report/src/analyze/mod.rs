@@ -7,6 +7,8 @@
 //! - [`finding`]: the finding, its evidence and its impact score;
 //! - [`pictures`]: what the HTML report's charts draw, taken from the dump
 //!   once so that no renderer reads it;
+//! - `misnested`: spans whose guards did not nest (held across an
+//!   `.await`), whose figures are not theirs: a note, no findings;
 //! - `starvation`: waiting that a span blocking the runtime's workers
 //!   caused, said as that span's symptom;
 //! - `advice`: what a plan step says, written by each class's detector.
@@ -27,6 +29,7 @@ pub(crate) mod busy_cores;
 pub mod context;
 pub mod detectors;
 pub mod finding;
+mod misnested;
 pub mod pictures;
 pub mod process;
 pub mod rows;
@@ -92,6 +95,7 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
     for class in Class::ALL {
         class.detector().detect(&cx, &mut findings);
     }
+    let misnested = misnested::set_aside(&cx, &mut findings);
     drop_superseded(&mut findings);
     keep_innermost(&cx, &mut findings);
     let symptoms = starvation::attribute(&cx, &mut findings);
@@ -113,7 +117,9 @@ pub fn analyze(input: &LoadedDump, config: &Config) -> Analysis {
         cx.alloc_tracked,
         cx.totals.calls as f64,
     );
-    let mut notes = notes(&cx);
+    // First: they say which figures not to read.
+    let mut notes = misnested;
+    notes.extend(notes_of(&cx));
     notes.extend(symptoms);
     let context::Context {
         rows,
@@ -260,7 +266,7 @@ const MIXED_P99_OVER_P50: f64 = 20.0;
 /// all self time is worth splitting by a field (`group_by`).
 const MIXED_MIN_SELF_SHARE: f64 = 0.05;
 
-fn notes(cx: &context::Context<'_>) -> Vec<String> {
+fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
     let dump = cx.dump;
     let mut notes = Vec::new();
     if dump.callsites_dropped_spans > 0 {

@@ -195,6 +195,7 @@ fn callsite(old: &CallsiteStats, new: &CallsiteStats) -> CallsiteStats {
         (Some(o), Some(n)) => Some(n.saturating_sub(o)),
         (_, n) => n,
     };
+    w.misnested_exits = new.misnested_exits.saturating_sub(old.misnested_exits);
     w.intervals = match (old.intervals, new.intervals) {
         (Some(o), Some(n)) => Some(n.saturating_sub(o)),
         (_, n) => n,
