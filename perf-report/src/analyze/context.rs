@@ -817,6 +817,53 @@ mod tests {
         assert_near(with_edge_busy(0), 4.096 / 52.99, 0.001);
     }
 
+    /// A cache lookup of 10 µs whose every hundredth call rebuilds its
+    /// index for 5 ms, all on the CPU: 35,000 short calls and 350 rebuilds
+    /// timed, and 34,650 calls not (the thread's task clock not yet open),
+    /// with a sample of 64 short ones. The sample stands for 34,650 calls
+    /// of 10 µs; the 1.75 s of rebuilds among them it missed are on the CPU
+    /// as the timed rebuilds were. Read as the sample's calls, they were
+    /// off the CPU: 58% on the CPU.
+    #[test]
+    fn untimed_time_a_sample_missed_reads_as_the_timed_intervals() {
+        let short = 10 * US;
+        let long = 5 * MS;
+        let mut d = dump(
+            4_000 * MS,
+            &[Span::new("lookup", &[(short, 69_300), (long, 700)])],
+        );
+        let timed_busy = 35_000 * short + 350 * long;
+        d.callsites[0].cpu = Some(CpuStats {
+            timed_calls: 35_350,
+            intervals: 35_350,
+            untimed_intervals: 0,
+            busy_ns: timed_busy,
+            self_ns: timed_busy,
+            on_cpu_ns: hist(&[(short, 35_000), (long, 350)]),
+            self_on_cpu_ns: timed_busy,
+            off_cpu_ns: 0,
+            preempted_ns: hist(&[(0, 35_350)]),
+            self_preempted_ns: Some(0),
+            voluntary_switches: 0,
+            involuntary_switches: 0,
+            sampled: Some(SampledCpu {
+                intervals: 64,
+                busy_ns: 64 * short,
+                self_ns: 64 * short,
+                on_cpu_ns: 64 * short,
+                self_on_cpu_ns: 64 * short,
+                preempted_ns: 0,
+                self_preempted_ns: Some(0),
+            }),
+        });
+        let input = LoadedDump::from(d);
+        let config = Config::default();
+        let cx = Context::new(&input, &config, config.classes.measures());
+        let cpu = cx.rows[0].cpu.clone().unwrap();
+        assert!(cpu.on_cpu_share > 0.97, "{cpu:?}");
+        assert!(cpu.self_preempted_share < 0.03, "{cpu:?}");
+    }
+
     /// One long-lived span that naps in 8,000 polls of 100 µs: 2,000 of
     /// them timed (asleep but 5 µs each), a third of its busy time, and 7
     /// in its sample, too few to stand for the rest. Its 2,000 timed polls
