@@ -198,7 +198,7 @@ impl Detector for CpuContention {
                 units::pct(busy)
             ));
             evidence.push(Evidence::new(
-                "cores the process kept busy while the preempted spans ran",
+                OWN_BUSY,
                 busy,
                 Unit::Share,
                 Some(saturated),
@@ -209,7 +209,7 @@ impl Detector for CpuContention {
                 "; the rest of the machine used {o:.2} cores beside it, too little to have taken the {lost_threads:.2} threads' worth of time the spans lost: its own threads preempt each other, in bursts"
             ));
             evidence.push(Evidence::new(
-                "cores the rest of the machine used, over the threads' worth of time lost",
+                QUIET_MACHINE,
                 stats::ratio(o, lost_threads),
                 Unit::Ratio,
                 Some(OTHERS_EXPLAIN),
@@ -228,6 +228,21 @@ impl Detector for CpuContention {
         found.push(cx.score(draft, |f| advice(f, cause)));
     }
 
+}
+
+/// The evidence that the process's own threads took the CPU: its busy
+/// cores where the spans were preempted...
+const OWN_BUSY: &str = "cores the process kept busy while the preempted spans ran";
+/// ...or the rest of the machine's, too few to have.
+const QUIET_MACHINE: &str =
+    "cores the rest of the machine used, over the threads' worth of time lost";
+
+/// Whether a CPU contention finding blames the process's own threads.
+pub(crate) fn blames_own_threads(f: &Finding) -> bool {
+    f.class == Class::CpuContention
+        && f.evidence
+            .iter()
+            .any(|e| e.metric == OWN_BUSY || e.metric == QUIET_MACHINE)
 }
 
 /// Whose threads took the CPU from the spans.
@@ -323,6 +338,21 @@ mod tests {
         let neighbours = with_cpu(60.0);
         assert!(!neighbours.summary.contains("its own threads"), "{}", neighbours.summary);
         assert!(neighbours.advice.statement.starts_with("the code is not the cause"), "{}", neighbours.advice.statement);
+    }
+
+    /// A process at 190% of its 2 cores is saturated, and its own threads
+    /// preempt each other: that is CPU contention's finding, and process
+    /// CPU saturation beside it would count the same wall time again.
+    #[test]
+    fn a_cpu_bound_process_is_one_finding_not_two() {
+        let mut d = run(100);
+        d.run.cores = Some(2);
+        crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 190.0); 3]);
+        assert_eq!(detect(Class::ProcessCpu, d.clone()).len(), 1);
+        let analysis = crate::analyze::analyze(&d.into(), &Default::default());
+        let classes: Vec<Class> = analysis.findings.iter().map(|f| f.class).collect();
+        assert!(classes.contains(&Class::CpuContention), "{classes:?}");
+        assert!(!classes.contains(&Class::ProcessCpu), "{classes:?}");
     }
 
     /// The same preemption, 100 ms of a 2 s run (0.05 threads' worth), in
