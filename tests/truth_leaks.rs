@@ -18,8 +18,15 @@ static ALLOC: perf_layer::CountingAllocator = perf_layer::CountingAllocator::sys
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn run(work: impl FnOnce(&tracing::Dispatch)) -> Analysis {
+    run_with(PerfLayer::builder(), work)
+}
+
+fn run_with(
+    builder: perf_layer::PerfLayerBuilder,
+    work: impl FnOnce(&tracing::Dispatch),
+) -> Analysis {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (layer, handle) = PerfLayer::builder()
+    let (layer, handle) = builder
         .without_overhead_calibration()
         .sampler_interval(Duration::from_millis(100))
         .build()
@@ -65,6 +72,35 @@ fn a_span_that_keeps_4_kib_per_call_is_a_leak_on_a_half_second_run() {
         "{}",
         leak.summary
     );
+    drop(kept);
+}
+
+/// One `request` callsite grouped by route: `/upload` keeps its 16 KiB
+/// bodies, `/report` waits longer and keeps nothing. The live
+/// heap is the callsite's, one for all routes: it goes to the route that
+/// allocated, not the one that was busiest.
+#[test]
+fn a_grouped_callsite_s_leak_is_the_route_that_allocated() {
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    let a = run_with(PerfLayer::builder().group_by(["route"]), |_| {
+        for i in 0..1_000u32 {
+            let route = if i % 2 == 0 { "/upload" } else { "/report" };
+            info_span!("request", route).in_scope(|| {
+                if route == "/upload" {
+                    kept.push(vec![i as u8; 16 * 1024]);
+                } else {
+                    std::thread::sleep(Duration::from_micros(1_500));
+                }
+            });
+        }
+    });
+    the_leak(&a, "request{route=/upload}");
+    let note = a
+        .notes
+        .iter()
+        .find(|n| n.contains("its live heap"))
+        .unwrap();
+    assert!(note.contains("shown on `request{route=/upload}`"), "{note}");
     drop(kept);
 }
 

@@ -135,6 +135,11 @@ pub struct GroupedCallsite {
     pub busy_p99_ns: u64,
     /// All its self time, ns.
     pub self_ns: u64,
+    /// Its live heap, one for all its groups: the bytes live at the end,
+    /// the group's label it is shown on ([`crate::groups::expand`]), and
+    /// that group's share of the bytes the callsite allocated in its own
+    /// time. `None` without the live heap.
+    pub heap: Option<(u64, String, f64)>,
 }
 
 impl GroupedCallsite {
@@ -161,6 +166,20 @@ impl GroupedCallsite {
                     busy_p50_ns: c.busy_ns.p50,
                     busy_p99_ns: c.busy_ns.p99,
                     self_ns: c.self_ns.sum,
+                    heap: c.heap.as_ref().map(|h| {
+                        let on = &c.groups[crate::groups::heap_group(&c.groups)];
+                        let label = if on.other {
+                            "other".to_owned()
+                        } else {
+                            on.label()
+                        };
+                        let own = |g: &perf_layer::dump::CallsiteGroup| {
+                            g.stats.alloc.map_or(0, |a| a.self_alloc_bytes) as f64
+                        };
+                        let all: f64 = c.groups.iter().map(own).sum();
+                        let share = if all > 0.0 { own(on) / all } else { 0.0 };
+                        (h.live_bytes, label, share)
+                    }),
                 }
             })
             .collect()

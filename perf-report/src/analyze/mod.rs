@@ -392,8 +392,19 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
     grouped.sort_by_key(|g| std::cmp::Reverse(g.self_ns));
     for g in grouped.iter().take(3) {
         let fields: Vec<String> = g.fields.iter().map(|f| format!("`{f}`")).collect();
+        // Allocations are tagged by callsite: which group keeps what is
+        // not known, only which allocated.
+        let heap = match &g.heap {
+            Some((live, label, share)) if *live > 0 => format!(
+                "; its live heap ({} at the end) is one for all of them, shown on `{}{{{label}}}`, which allocated {} of its bytes",
+                crate::units::bytes(*live as f64),
+                g.name,
+                crate::units::pct(*share),
+            ),
+            _ => String::new(),
+        };
         notes.push(format!(
-            "`{}` is shown as {} rows, one per {}; together they are {} calls, busy p50 {}, p99 {}, and {} of self time ({} of all self time)",
+            "`{}` is shown as {} rows, one per {}; together they are {} calls, busy p50 {}, p99 {}, and {} of self time ({} of all self time){heap}",
             g.name,
             g.groups,
             fields.join(" and "),
