@@ -11,7 +11,7 @@
 //! thread, a dump without them) is divided in proportion to each group's
 //! share of the callsite's busy time (of its calls, for the edge's call
 //! count), an estimate. The live heap is per callsite: it goes to the
-//! group that allocated the most bytes in its own time ([`heap_group`]),
+//! group that allocated the most bytes in its own time (`heap_group`),
 //! where live bytes can come from.
 
 use std::collections::{HashMap, HashSet};

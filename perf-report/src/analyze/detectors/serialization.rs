@@ -25,7 +25,9 @@
 //!   behind each other have `p ≈ 1` however many are inside.
 //!
 //! Serialized when `c` is at least `min_concurrency`, at most
-//! `max_on_cpu_threads` of them are runnable, `p` is at most
+//! `max_on_cpu_threads` of them are runnable or at least
+//! `min_blocked_threads` blocked (a queue's waiters, where other load
+//! preempts its head and the threads it passes to), `p` is at most
 //! `max_progressing_threads`, and about one thread does make progress:
 //! `p`, or the threads on the CPU, at least `min_progressing_threads`. A
 //! queue has a head that moves: a lock's holder computing, or doing its
@@ -81,6 +83,13 @@ pub struct Settings {
     /// it as `blocked` only. Threads computing side by side on too few
     /// cores are all runnable: as many as are inside).
     pub max_on_cpu_threads: f64,
+    /// ...unless at least this many are blocked inside, neither on the CPU
+    /// nor preempted (1.0): threads waiting for the cores, not each other,
+    /// block nowhere, and a queue's waiters do. A fresh convoy (four
+    /// threads computing 200 µs under one lock on two cores) beside a shell
+    /// loop had its holder preempted: 1.68 runnable and 1.53 blocked of
+    /// 3.2 inside, read as threads waiting for cores, a hot spot.
+    pub min_blocked_threads: f64,
     /// At most this many calls making progress at once, at the fastest
     /// call's time each (1.5: about one).
     pub max_progressing_threads: f64,
@@ -100,6 +109,7 @@ impl Default for Settings {
         Self {
             min_concurrency: 2.0,
             max_on_cpu_threads: 1.5,
+            min_blocked_threads: 1.0,
             max_progressing_threads: 1.5,
             min_progressing_threads: 0.5,
             min_share: 0.05,
@@ -204,8 +214,10 @@ impl Detector for Serialization {
                 continue;
             };
             let Crowd { inside, on_cpu, runnable, progressing, window_share } = crowd;
+            // Blocked inside: neither on the CPU nor preempted.
+            let blocked = inside - runnable;
             if inside < s.min_concurrency
-                || runnable > s.max_on_cpu_threads
+                || (runnable > s.max_on_cpu_threads && blocked < s.min_blocked_threads)
                 || progressing > s.max_progressing_threads
                 || crowd.waits_for_a_source(s)
             {
@@ -266,6 +278,12 @@ impl Detector for Serialization {
                         runnable,
                         Unit::Number,
                         Some(s.max_on_cpu_threads),
+                    ),
+                    Evidence::new(
+                        "of them blocked (neither on the CPU nor preempted)",
+                        blocked,
+                        Unit::Number,
+                        (runnable > s.max_on_cpu_threads).then_some(s.min_blocked_threads),
                     ),
                     Evidence::new(
                         "calls x fastest call over the wall time its spans were live in",
@@ -476,6 +494,32 @@ mod tests {
             .collect();
         assert_eq!(queues.len(), 1, "{queues:?}");
         assert_eq!(queues[0].location.as_ref().unwrap().name, "audit");
+    }
+
+    /// The first test's queue with other load beside it: its holder and
+    /// the waiters it wakes preempted, 1.6 runnable of 2.86 inside, but
+    /// 1.26 blocked, waiting for each other, not for cores: a queue still.
+    /// With nothing blocked (all of them waiting for cores), not one.
+    #[test]
+    fn a_queue_whose_head_is_preempted_is_told_by_its_blocked_waiters() {
+        let queue = [(100 * MS, 10), (307 * MS, 90)];
+        let with_preempted = |on_cpu_ns: u64, preempted_ns: u64| {
+            let mut d = dump(
+                10_000 * MS,
+                &[Span::new("queue", &queue).on_cpu(on_cpu_ns, preempted_ns, 100, 100)],
+            );
+            d.run.span_threads = Some(4);
+            detect(Class::Serialization, d)
+        };
+        let found = with_preempted(8_000 * MS, 8_000 * MS);
+        let f = about(&found, "queue").unwrap();
+        assert_near(evidence(f, "of them runnable (on the CPU or preempted)"), 1.6, 1e-9);
+        assert_near(
+            evidence(f, "of them blocked (neither on the CPU nor preempted)"),
+            1.263,
+            1e-9,
+        );
+        assert!(with_preempted(14_000 * MS, 14_630 * MS).is_empty());
     }
 
     /// The convoy of the first test with its holder computing (one thread
