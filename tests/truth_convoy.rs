@@ -103,11 +103,12 @@ fn four_threads_holding_one_lock_across_a_sleep_are_serialized_first() {
 /// blocks, it does not compute") when a queue allowed 1.25 runnable.
 ///
 /// Under load from outside the test (a full test run, CI), the holder is
-/// preempted more and more than 1.5 threads are runnable inside: the rule
-/// reads the same convoy as threads waiting for cores, a hot spot (seen
-/// with a shell loop beside it: 1.68 runnable). So the workload runs up to
-/// three times, and the test passes on the first run that reads right; it
-/// fails when none does.
+/// preempted more and more than 1.5 threads are runnable inside (1.68 with
+/// a shell loop beside it), which read as threads waiting for cores, a hot
+/// spot, until the 1.53 blocked among them told a queue
+/// (`min_blocked_threads`). The gain moves with the load too, so the
+/// workload runs up to three times, and the test passes on the first run
+/// that reads right; it fails when none does.
 #[test]
 fn four_threads_computing_under_one_lock_are_serialized_not_blocked() {
     let _turn = turn();
