@@ -371,7 +371,8 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             crate::units::ns(outside),
         ));
     }
-    // A timer pacing a loop beside the work: why it is no waiting finding.
+    // A loop something else paces, beside the work: why it is no waiting
+    // finding.
     let waiting = &cx.config.classes.waiting;
     for (_, cs, row) in cx.callsites() {
         if !detectors::waiting::idle_enough(cx, cs, waiting) {
@@ -379,7 +380,7 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
         }
         if let Some(p) = detectors::waiting::paces_a_loop(cx, cs, row.idle_share, waiting) {
             notes.push(format!(
-                "`{}` waits about {} a call, one call after another, while other spans did {} of work beside it: a timer or interval pacing a loop (a flush, a heartbeat), not a wait the run depends on, so it is no waiting finding",
+                "`{}` waits about {} a call, one call after another, while other spans did {} of work beside it: something else paces its loop, a timer or interval (a flush, a heartbeat) or work it waits for elsewhere (a blocking pool, a channel's other end), whose own spans show that work, so it is no waiting finding",
                 row.location.label,
                 crate::units::ns(p.call_ns),
                 crate::units::ns(p.beside_ns),
@@ -700,6 +701,9 @@ mod tests {
             let noted = report.notes.iter().any(|n| {
                 n.starts_with("`tick` waits about 50.1 ms a call")
                     && n.contains("500 ms of work beside it")
+                    // The shape is a timer's or a hand-off's: both said.
+                    && n.contains("a timer or interval")
+                    && n.contains("work it waits for elsewhere")
             });
             (found, noted)
         };

@@ -25,8 +25,12 @@
 //! nothing between them, each waiting about the same time, while the rest
 //! of the program works beside it (`paces_a_loop`). Waiting less would
 //! make the loop turn faster, not the program finish sooner; it is said in
-//! the notes, not found. A loop of fetches whose results the program waits
-//! for does work between its calls, or its waits vary.
+//! the notes, not found. The same shape is a loop paced by work it hands
+//! elsewhere and awaits, each item the same (a consumer awaiting a
+//! `spawn_blocking` computation, a producer awaiting a bounded channel's
+//! room): that work's spans have its findings, and the note says either.
+//! A loop of fetches whose results the program waits for does work
+//! between its calls, or its waits vary.
 
 use perf_layer::dump::CallsiteStats;
 use serde::{Deserialize, Serialize};
