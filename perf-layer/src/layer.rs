@@ -317,7 +317,8 @@ where
 /// Counts an exit that was not of the innermost span entered on this
 /// thread, of callsite `tag` (`None`: not entered on this thread, looked
 /// up in the thread's tag cache, then in the table new spans publish their
-/// tags in: a span whose slot another took since is not counted). Out of line: nested guards never come here.
+/// tags in: a span whose slot another took since is not counted). Out of
+/// line: nested guards never come here.
 #[cold]
 #[inline(never)]
 fn misnested_exit(stack: &mut Stack, span: u64, tag: Option<u32>, shards: &Shards) {
