@@ -138,7 +138,7 @@ where
         let now = self.now();
         let clock = &self.profiler.config.clock;
         with_stack(self.profiler.layer_id, |stack| {
-            if stack.is_full() {
+            if stack.is_full() && stack.forget_due() {
                 forget_closed(stack, now, &ctx, clock);
             }
             let span = id.into_u64();
