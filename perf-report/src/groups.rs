@@ -45,11 +45,7 @@ pub fn expand(mut dump: Dump) -> Dump {
         let mut shares = Vec::with_capacity(groups.len());
         let heap = cs.heap.take();
         for (i, group) in groups.into_iter().enumerate() {
-            let label = if group.other {
-                "other".to_owned()
-            } else {
-                group.label()
-            };
+            let label = shown_label(&group);
             let mut stats: CallsiteStats = group.stats;
             stats.id = callsites.len() as u32;
             stats.name = format!("{}{{{label}}}", cs.name);
@@ -116,6 +112,15 @@ pub fn expand(mut dump: Dump) -> Dump {
     // Spent: their ids and group indices are the unexpanded dump's.
     dump.group_edges = Vec::new();
     dump
+}
+
+/// A group's label in its row's name: its fields' values, or `other`.
+pub(crate) fn shown_label(group: &perf_layer::dump::CallsiteGroup) -> String {
+    if group.other {
+        "other".to_owned()
+    } else {
+        group.label()
+    }
 }
 
 /// The group of a callsite its live heap goes to: the one that allocated

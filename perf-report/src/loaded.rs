@@ -135,11 +135,22 @@ pub struct GroupedCallsite {
     pub busy_p99_ns: u64,
     /// All its self time, ns.
     pub self_ns: u64,
-    /// Its live heap, one for all its groups: the bytes live at the end,
-    /// the group's label it is shown on ([`crate::groups::expand`]), and
-    /// that group's share of the bytes the callsite allocated in its own
-    /// time. `None` without the live heap.
-    pub heap: Option<(u64, String, f64)>,
+    /// Its live heap, one for all its groups. `None` without the live
+    /// heap.
+    pub heap: Option<GroupedHeap>,
+}
+
+/// A grouped callsite's live heap, which allocations tag by callsite, not
+/// group: shown on one group's row ([`crate::groups::expand`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupedHeap {
+    /// Bytes live at the end.
+    pub live_bytes: u64,
+    /// The label of the group it is shown on.
+    pub shown_on: String,
+    /// That group's share of the bytes the callsite allocated in its own
+    /// time.
+    pub alloc_share: f64,
 }
 
 impl GroupedCallsite {
@@ -168,17 +179,15 @@ impl GroupedCallsite {
                     self_ns: c.self_ns.sum,
                     heap: c.heap.as_ref().map(|h| {
                         let on = &c.groups[crate::groups::heap_group(&c.groups)];
-                        let label = if on.other {
-                            "other".to_owned()
-                        } else {
-                            on.label()
-                        };
                         let own = |g: &perf_layer::dump::CallsiteGroup| {
                             g.stats.alloc.map_or(0, |a| a.self_alloc_bytes) as f64
                         };
                         let all: f64 = c.groups.iter().map(own).sum();
-                        let share = if all > 0.0 { own(on) / all } else { 0.0 };
-                        (h.live_bytes, label, share)
+                        GroupedHeap {
+                            live_bytes: h.live_bytes,
+                            shown_on: crate::groups::shown_label(on),
+                            alloc_share: if all > 0.0 { own(on) / all } else { 0.0 },
+                        }
                     }),
                 }
             })

@@ -396,11 +396,12 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
         // Allocations are tagged by callsite: which group keeps what is
         // not known, only which allocated.
         let heap = match &g.heap {
-            Some((live, label, share)) if *live > 0 => format!(
-                "; its live heap ({} at the end) is one for all of them, shown on `{}{{{label}}}`, which allocated {} of its bytes",
-                crate::units::bytes(*live as f64),
+            Some(h) if h.live_bytes > 0 => format!(
+                "; its live heap ({} at the end) is one for all of them, shown on `{}{{{}}}`, which allocated {} of its bytes",
+                crate::units::bytes(h.live_bytes as f64),
                 g.name,
-                crate::units::pct(*share),
+                h.shown_on,
+                crate::units::pct(h.alloc_share),
             ),
             _ => String::new(),
         };
