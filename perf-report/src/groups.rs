@@ -41,7 +41,7 @@ pub fn expand(mut dump: Dump) -> Dump {
         grouped.insert(old);
         let busy: f64 = groups.iter().map(|g| g.stats.busy_ns.sum as f64).sum();
         let calls: f64 = groups.iter().map(|g| g.stats.calls as f64).sum();
-        let heaviest = heap_group(&groups);
+        let (heaviest, _) = heap_group(&groups);
         let mut shares = Vec::with_capacity(groups.len());
         let heap = cs.heap.take();
         for (i, group) in groups.into_iter().enumerate() {
@@ -127,18 +127,22 @@ pub(crate) fn shown_label(group: &perf_layer::dump::CallsiteGroup) -> String {
 /// the most bytes in its own time, where live bytes can come from (a fresh
 /// service's `/upload` kept a tenth of its bodies; given to the group with
 /// the most busy time, the leak was `/report`'s, which kept nothing);
-/// without allocation figures, the one with the most busy time.
-pub(crate) fn heap_group(groups: &[perf_layer::dump::CallsiteGroup]) -> usize {
-    groups
+/// without allocation figures, the one with the most busy time. Its index,
+/// and its share of the bytes the groups allocated in their own time (0
+/// without allocation figures).
+pub(crate) fn heap_group(groups: &[perf_layer::dump::CallsiteGroup]) -> (usize, f64) {
+    let own = |g: &perf_layer::dump::CallsiteGroup| g.stats.alloc.map_or(0, |a| a.self_alloc_bytes);
+    let Some((at, on)) = groups
         .iter()
         .enumerate()
-        .max_by_key(|(_, g)| {
-            (
-                g.stats.alloc.map_or(0, |a| a.self_alloc_bytes),
-                g.stats.busy_ns.sum,
-            )
-        })
-        .map_or(0, |(i, _)| i)
+        .max_by_key(|(_, g)| (own(g), g.stats.busy_ns.sum))
+    else {
+        return (0, 0.0);
+    };
+    // In f64: a hostile dump's byte counts may add up past u64.
+    let all: f64 = groups.iter().map(|g| own(g) as f64).sum();
+    let share = if all > 0.0 { own(on) as f64 / all } else { 0.0 };
+    (at, share)
 }
 
 /// A group edge of one dump in another's callsite ids and group indices:

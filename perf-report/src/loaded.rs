@@ -178,15 +178,11 @@ impl GroupedCallsite {
                     busy_p99_ns: c.busy_ns.p99,
                     self_ns: c.self_ns.sum,
                     heap: c.heap.as_ref().map(|h| {
-                        let on = &c.groups[crate::groups::heap_group(&c.groups)];
-                        let own = |g: &perf_layer::dump::CallsiteGroup| {
-                            g.stats.alloc.map_or(0, |a| a.self_alloc_bytes) as f64
-                        };
-                        let all: f64 = c.groups.iter().map(own).sum();
+                        let (at, alloc_share) = crate::groups::heap_group(&c.groups);
                         GroupedHeap {
                             live_bytes: h.live_bytes,
-                            shown_on: crate::groups::shown_label(on),
-                            alloc_share: if all > 0.0 { own(on) / all } else { 0.0 },
+                            shown_on: crate::groups::shown_label(&c.groups[at]),
+                            alloc_share,
                         }
                     }),
                 }
