@@ -5,7 +5,7 @@ mod support;
 
 use perf_report::history::check::{CheckOptions, Judgement, Metric, check};
 use perf_report::history::{HistoryError, RunFilter, SCHEMA_VERSION, Store};
-use support::history::run;
+use support::history::{run, shaped_run};
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -256,6 +256,98 @@ fn a_planted_twenty_percent_slowdown_of_one_span_is_caught_and_named() {
             .iter()
             .any(|c| c.judgement == Judgement::Improved && c.identity == "app::work::parse")
     );
+}
+
+/// Five stored runs where `parse` and `encode` move by up to ±10% from run
+/// to run and `lookup`, by chance, by ±0.2%.
+fn five_runs_one_span_agreeing_by_chance() -> (tempfile::TempDir, Store) {
+    let (dir, mut s) = store();
+    for (i, f) in [0.90, 0.95, 1.0, 1.05, 1.10].into_iter().enumerate() {
+        let lookup = 1.0 + 0.002 * (i as f64 - 2.0);
+        s.record(&shaped_run(i as u64, [f, lookup, f], 1.0, 0.0), &[])
+            .unwrap();
+    }
+    (dir, s)
+}
+
+#[test]
+fn five_runs_that_agreed_by_chance_on_one_span_do_not_make_its_noise_a_regression() {
+    // Found on a fresh three-thread program checked unchanged against five
+    // runs: four runs of six failed, on spans whose five stored values
+    // happened to agree.
+    let (_dir, s) = five_runs_one_span_agreeing_by_chance();
+    let r = check(
+        &s,
+        &shaped_run(10, [1.0, 1.11, 1.0], 1.0, 0.0),
+        &CheckOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(r.regressions().count(), 0, "{:#?}", r.checks);
+    let lookup = r
+        .checks
+        .iter()
+        .find(|c| c.identity == "app::work::lookup" && c.metric == Metric::BusyP50)
+        .unwrap();
+    // Its spread is the program's (about 7%), not its own 0.3%.
+    assert!(
+        lookup.history_spread / lookup.history_median > 0.05,
+        "{lookup:#?}"
+    );
+    assert!(
+        lookup.z_critical > 8.0,
+        "five runs, twelve tests: {lookup:#?}"
+    );
+    // A real slowdown still stands out of the program's noise.
+    let r = check(
+        &s,
+        &shaped_run(11, [1.0, 1.8, 1.0], 1.0, 0.0),
+        &CheckOptions::default(),
+    )
+    .unwrap();
+    let regressed: Vec<(&str, Metric)> = r
+        .regressions()
+        .map(|c| (c.identity.as_str(), c.metric))
+        .collect();
+    assert!(
+        regressed.contains(&("app::work::lookup", Metric::BusyP50)),
+        "{:#?}",
+        r.checks
+    );
+}
+
+#[test]
+fn a_tail_excursion_the_history_already_showed_is_not_a_regression() {
+    // Ten runs; in one, lookup's slowest calls took 2.5 times as long (a
+    // burst of preemption), as a microsecond span's p99 does in about one
+    // run of six on a quiet machine.
+    let (_dir, mut s) = store();
+    for i in 0..10 {
+        let tail = if i == 4 {
+            2.5
+        } else {
+            1.0 + 0.01 * (i % 3) as f64
+        };
+        s.record(&shaped_run(i, [1.0, 1.0, 1.0], tail, 0.0), &[])
+            .unwrap();
+    }
+    let p99 = |tail: f64| {
+        let r = check(
+            &s,
+            &shaped_run(20, [1.0, 1.0, 1.0], tail, 0.0),
+            &CheckOptions::default(),
+        )
+        .unwrap();
+        r.checks
+            .into_iter()
+            .find(|c| c.identity == "app::work::lookup" && c.metric == Metric::BusyP99)
+            .unwrap()
+    };
+    let seen = p99(2.3);
+    assert_eq!(seen.judgement, Judgement::Unchanged, "{seen:#?}");
+    assert!(seen.reason.contains("already showed"), "{}", seen.reason);
+    // Past anything the history showed, it is one.
+    let beyond = p99(4.0);
+    assert_eq!(beyond.judgement, Judgement::Regressed, "{beyond:#?}");
 }
 
 #[test]

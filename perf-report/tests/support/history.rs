@@ -26,14 +26,14 @@ impl Noise {
 }
 
 /// A busy-time distribution around `base_ns`: most calls near it, a tenth
-/// slower, a few far slower.
-fn calls(base_ns: f64, n: u64) -> Vec<(u64, u64)> {
+/// slower, a few (the tail) `tail` times three times slower.
+fn calls(base_ns: f64, n: u64, tail: f64) -> Vec<(u64, u64)> {
     let at = |f: f64| (base_ns * f) as u64;
     vec![
         (at(0.9), n * 30 / 100),
         (at(1.0), n * 40 / 100),
         (at(1.2), n * 25 / 100),
-        (at(3.0), n * 5 / 100),
+        (at(3.0 * tail), n * 5 / 100),
     ]
 }
 
@@ -42,13 +42,21 @@ fn calls(base_ns: f64, n: u64) -> Vec<(u64, u64)> {
 /// span slower by a factor, `alloc_growth` making `encode` allocate more.
 pub fn run(i: u64, noise: f64, slow: Option<(&str, f64)>, alloc_growth: f64) -> Dump {
     let mut rng = Noise::new(i + 1);
-    let factor = |name: &str, rng: &mut Noise| {
+    let mut factor = |name: &str| {
         let jitter = 1.0 + noise * rng.next();
         jitter * slow.filter(|(s, _)| *s == name).map_or(1.0, |(_, f)| f)
     };
-    let parse = calls(200.0 * US as f64 * factor("parse", &mut rng), 1_000);
-    let lookup = calls(50.0 * US as f64 * factor("lookup", &mut rng), 2_000);
-    let encode = calls(30.0 * US as f64 * factor("encode", &mut rng), 1_000);
+    let factors = [factor("parse"), factor("lookup"), factor("encode")];
+    shaped_run(i, factors, 1.0, alloc_growth)
+}
+
+/// Run `i` of program `svc` with each span's busy time (`parse`, `lookup`,
+/// `encode`) multiplied by its factor, and `lookup`'s tail by `tail`.
+pub fn shaped_run(i: u64, factors: [f64; 3], tail: f64, alloc_growth: f64) -> Dump {
+    let [parse, lookup, encode] = factors;
+    let parse = calls(200.0 * US as f64 * parse, 1_000, 1.0);
+    let lookup = calls(50.0 * US as f64 * lookup, 2_000, tail);
+    let encode = calls(30.0 * US as f64 * encode, 1_000, 1.0);
     let bytes = (4096.0 * (1.0 + alloc_growth)) as u64;
     let mut d = dump(
         "svc",
