@@ -418,7 +418,8 @@ pub(crate) struct FlamegraphArgs {
 
 const DIFF_HELP: &str = "\
 Each callsite gets a verdict on four axes. Time: the mean busy time per call
-grew (shrank) by more than --threshold AND the busy-time distribution moved
+(less the time preempted, when both dumps timed it on the CPU) grew
+(shrank) by more than --threshold AND the busy-time distribution moved
 the same way (a one-sided two-sample Kolmogorov-Smirnov test on the HDR
 histograms at alpha 0.01, or at least two of p50/p90/p99/p99.9 beyond the
 threshold in the same direction). Wait: the same rule on the idle time per

@@ -9,7 +9,9 @@
 //!
 //! 1. both sides have at least [`DiffOptions::min_calls`] calls;
 //! 2. the relative change of the exact mean busy time per call,
-//!    `Δ = mean_N / mean_B - 1`, is beyond the threshold: `|Δ| > T`;
+//!    `Δ = mean_N / mean_B - 1`, is beyond the threshold: `|Δ| > T`; with
+//!    both sides timed on the CPU, each mean less its preempted share (the
+//!    time another thread or process had the core is not the span's code);
 //! 3. the distribution moved the same way, shown by either
 //!    * the one-sided two-sample Kolmogorov-Smirnov statistic in the
 //!      direction of `Δ` (`D+ = sup (F_B - F_N)` for a slow-down,

@@ -39,7 +39,7 @@ pub(super) fn compare(
     let change = Change::of(mean(b), mean(n));
     let (axis, _) = judge(
         (hb.as_ref(), hn.as_ref()),
-        change,
+        (change, "mean"),
         b.idle_ns.count.min(n.idle_ns.count),
         opts,
     );
