@@ -247,9 +247,10 @@ fn one_cpu_bound_process(findings: &mut Vec<Finding>) {
     }
 }
 
-/// Innermost rule ([`detectors::Info::innermost`]): a parent waits whenever
-/// its child waits and holds what its child keeps. Report the child, where the cause is; a pair of
-/// mutually recursive spans keeps both.
+/// Innermost rule ([`detectors::Info::innermost`]): a parent's busy time
+/// holds its child's queue. Report the child, where the cause is; a pair
+/// of mutually recursive spans keeps both. (Waiting reads each span's own
+/// idle time instead, and live bytes belong to the span that made them.)
 fn keep_innermost(cx: &context::Context<'_>, findings: &mut Vec<Finding>) {
     let found: HashSet<(Class, u32)> = findings
         .iter()

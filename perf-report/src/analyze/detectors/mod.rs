@@ -26,7 +26,7 @@ pub(crate) struct Info {
     pub(crate) title: &'static str,
     /// A parent and its child (by call edge) both found: only the child is
     /// reported. For classes whose cost a parent inherits from its children
-    /// (waiting, memory held).
+    /// (a queue: serialization).
     pub(crate) innermost: bool,
     /// Classes this one is a more specific diagnosis of, for the same
     /// callsite: when both fire, only this one is reported.
