@@ -262,3 +262,44 @@ fn a_thread_that_never_exits_its_spans_stays_bounded() {
     assert_eq!(still.calls, 1);
     assert_eq!((still.wall_ns.sum, still.busy_ns.sum), (100, 100));
 }
+
+/// The first sample is one interval in, so its CPU figure is a rate over
+/// a whole interval: taken at once, a fresh one-second job's first sample
+/// read 567% of a two-core machine. No sample reads more than the machine's
+/// CPUs.
+#[cfg(target_os = "linux")]
+#[test]
+fn every_sample_covers_an_interval_and_no_more_cpu_than_the_machine_has() {
+    let (_dispatch, handle) = dispatch_of(
+        PerfLayer::builder()
+            .sampler_interval(Duration::from_millis(20))
+            .without_overhead_calibration(),
+    );
+    // A thread computing beside the sampler.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::black_box(0u64.wrapping_add(1));
+            }
+        })
+    };
+    let dump = wait_for(&handle, Duration::from_secs(10), |d| {
+        d.timeline.samples.len() >= 3
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    spinner.join().unwrap();
+    let samples = &dump.timeline.samples;
+    assert!(samples[0].t_ms >= 20, "{samples:?}");
+    let cpus = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l[3..].starts_with(|c: char| c.is_ascii_digit()))
+        .count() as f64;
+    assert!(
+        samples.iter().all(|s| s.cpu_percent <= 100.0 * cpus),
+        "{samples:?}"
+    );
+    assert!(samples.iter().any(|s| s.cpu_percent > 50.0), "{samples:?}");
+}

@@ -61,7 +61,13 @@ impl Reading {
         };
         let (switches_now, switches_then) = (self.switches, earlier.switches);
         Rates {
-            cpu_percent: rate(self.cpu_ns, earlier.cpu_ns, 1.0),
+            // At most every CPU busy: the process clock adds a running
+            // thread's time at its next tick or switch, so a short window
+            // can read more than the machine has.
+            cpu_percent: rate(self.cpu_ns, earlier.cpu_ns, 1.0).map(|p| match self.stat {
+                Some(t) => p.min(100.0 * f64::from(t.cpus)),
+                None => p,
+            }),
             pressure_percent: rate(self.pressure_us, earlier.pressure_us, 1_000.0)
                 .map(|p| p.min(100.0)),
             steal_percent: stat_share(self.stat, earlier.stat, |t| t.steal),
@@ -365,6 +371,37 @@ mod tests {
             (30, 188, 998, 1)
         );
         assert_eq!(parse_stat("intr 1 2 3"), None);
+    }
+
+    /// The process clock adds a running thread's time at its next tick:
+    /// 3 ms of it over a 1 ms window is no 300% on a two-CPU machine.
+    #[test]
+    fn a_short_window_never_reads_more_cpu_than_the_machine_has() {
+        let stat = |busy| StatTicks {
+            steal: 0,
+            busy,
+            total: 1_000,
+            cpus: 2,
+        };
+        let then = Reading {
+            at: Instant::now(),
+            cpu_ns: Some(0),
+            switches: None,
+            pressure_us: None,
+            stat: Some(stat(0)),
+        };
+        let now = Reading {
+            at: then.at + std::time::Duration::from_millis(1),
+            cpu_ns: Some(3_000_000),
+            stat: Some(stat(10)),
+            ..then
+        };
+        assert_eq!(now.since(&then).cpu_percent, Some(200.0));
+        let within = Reading {
+            cpu_ns: Some(1_500_000),
+            ..now
+        };
+        assert_eq!(within.since(&then).cpu_percent, Some(150.0));
     }
 
     #[test]
