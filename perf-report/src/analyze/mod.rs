@@ -379,11 +379,25 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
         if !detectors::waiting::idle_enough(cx, cs, waiting) {
             continue;
         }
-        if let Some(p) = detectors::waiting::paces_a_loop(cx, cs, row.idle_share, waiting) {
+        let own = crate::stats::share(
+            detectors::waiting::own_idle_ns(cx, cs, waiting),
+            cs.wall_ns.sum as f64,
+        );
+        if let Some(p) = detectors::waiting::paces_a_loop(cx, cs, own, waiting) {
+            let shape = if p.drives {
+                format!(
+                    "is open through the run, {} a call, and waits nearly all of it",
+                    crate::units::ns(p.call_ns)
+                )
+            } else {
+                format!(
+                    "waits about {} a call, one call after another",
+                    crate::units::ns(p.call_ns)
+                )
+            };
             notes.push(format!(
-                "`{}` waits about {} a call, one call after another, while other spans did {} of work beside it: something else paces its loop, a timer or interval (a flush, a heartbeat) or work it waits for elsewhere (a blocking pool, a channel's other end), whose own spans show that work, so it is no waiting finding",
+                "`{}` {shape}, while other spans did {} of work beside it: something else paces it, a timer or interval (a flush, a heartbeat, a producer's tick) or work it waits for elsewhere (a blocking pool, a channel's other end), whose own spans show that work, so it is no waiting finding",
                 row.location.label,
-                crate::units::ns(p.call_ns),
                 crate::units::ns(p.beside_ns),
             ));
         }

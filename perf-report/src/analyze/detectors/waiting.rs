@@ -107,6 +107,7 @@ impl Detector for Waiting {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.waiting;
         let occupancy = workers_occupancy(cx);
+        let paced_by = driver(cx, s);
         let callers = heaviest_callers(cx);
         for (_, cs, row) in cx.callsites() {
             // A task's wait gives back time only where a runtime worker is
@@ -199,8 +200,12 @@ impl Detector for Waiting {
                 resource: Resource::WallTime,
                 cost_share: wait_cost,
                 recoverable: s.recoverable,
+                // Beside a span that paces the run, a wait shortens the
+                // calls it is in; the run only where they hold the pacer
+                // back, which the figures cannot tell.
                 confidence: idle_ratio
-                    * stats::sample_confidence(cs.calls, s.half_confidence_calls),
+                    * stats::sample_confidence(cs.calls, s.half_confidence_calls)
+                    * if paced_by.is_some() { PACED_CONFIDENCE } else { 1.0 },
                 summary: format!(
                     "idle {} of its wall time ({}){chained}{phase}",
                     units::pct(idle_ratio),
@@ -278,7 +283,9 @@ impl Detector for Waiting {
                 || "the run's wall time".to_owned(),
                 |l| format!("the wall time of the `{}` calls it waits in, {:.1} at a time", l.root, l.open_at_once),
             );
-            found.push(cx.score(draft, |f| advice(f, chain.as_ref(), tasks, &whole)));
+            found.push(cx.score(draft, |f| {
+                advice(f, chain.as_ref(), tasks, &whole, paced_by.as_deref())
+            }));
         }
     }
 
@@ -351,10 +358,19 @@ fn idle_in_total(cs: &CallsiteStats, own_ns: f64) -> String {
 pub(crate) struct Pacing {
     pub(crate) call_ns: f64,
     pub(crate) beside_ns: f64,
+    /// Fewer calls than a loop's, open through nearly the whole run.
+    pub(crate) drives: bool,
 }
 
 /// Whether callsite `cs` (idle `idle_ratio` of its wall time) paces a
-/// loop beside the rest of the program (`Settings::pacing_spread`).
+/// loop beside the rest of the program (`Settings::pacing_spread`). A
+/// span of fewer calls, open through nearly the whole run, one at a time,
+/// drives it: a producer ticking on a timer or a server's accept loop,
+/// waiting while the work it hands off runs beside it. Its wait is the
+/// pace or the work's, never its own cause. A fresh service whose
+/// producer sent a request every 500 µs to sixteen handlers (the run 1.51
+/// s for the producer's 1.5 s) read "`producer` waiting, 42.9% of the
+/// run's wall time to gain", high.
 pub(crate) fn paces_a_loop(
     cx: &Context<'_>,
     cs: &CallsiteStats,
@@ -365,20 +381,44 @@ pub(crate) fn paces_a_loop(
     const BACK_TO_BACK: f64 = 0.9;
     const ONE_AT_A_TIME: f64 = 1.05;
     const MIN_BESIDE: f64 = 0.05;
+    /// A driver's window is at least this share of the run.
+    const DRIVES: f64 = 0.9;
     let window = cs.active?.len_ns() as f64;
+    let drives = window >= DRIVES * cx.run_wall_ns;
     let wall = &cs.wall_ns;
     let fill = wall.sum as f64 / window.max(1.0);
     let others_ns = cx.totals.self_ns.saturating_sub(cs.self_ns.sum) as f64;
     // Other spans' work that does not fit in the gaps between its calls
     // ran while it waited.
     let beside_ns = others_ns - (window - wall.sum as f64).max(0.0);
-    (cs.calls >= MIN_CALLS
+    ((cs.calls >= MIN_CALLS || drives)
         && idle_ratio >= s.pacing_idle_ratio
         && wall.p50 > 0
         && wall.p99 as f64 <= s.pacing_spread * wall.p50 as f64
         && (BACK_TO_BACK..=ONE_AT_A_TIME).contains(&fill)
         && beside_ns >= MIN_BESIDE * window)
-        .then_some(Pacing { call_ns: wall.p50 as f64, beside_ns })
+        .then_some(Pacing {
+            call_ns: wall.p50 as f64,
+            beside_ns,
+            drives: cs.calls < MIN_CALLS,
+        })
+}
+
+/// A wait's confidence beside a span that paces the run ([`driver`]).
+const PACED_CONFIDENCE: f64 = 0.5;
+
+/// The span that drives the run, paced by a timer or by the work it hands
+/// off ([`paces_a_loop`]), by its label: waits elsewhere shorten the calls
+/// they are in, and the run only where those hold it back. The healthy
+/// service of `paces_a_loop`'s docs read "`upstream` waiting, shortens
+/// the run by 42.9%", critical, where nothing shortens it.
+fn driver(cx: &Context<'_>, s: &Settings) -> Option<String> {
+    cx.callsites().find_map(|(_, cs, row)| {
+        let own = stats::share(own_idle_ns(cx, cs, s), cs.wall_ns.sum as f64);
+        paces_a_loop(cx, cs, own, s)
+            .filter(|p| p.drives)
+            .map(|_| row.location.label.clone())
+    })
 }
 
 /// From this many calls of its outermost caller open at once, a span's
@@ -540,7 +580,13 @@ fn workers_occupancy(cx: &Context<'_>) -> Option<f64> {
 /// The plan step's advice for one of its findings; `chain`, the caller
 /// that awaits it one after another; `tasks`, the lanes it already waits
 /// in side by side; `whole`, what its cost is a share of.
-fn advice(f: &Finding, chain: Option<&Chain>, tasks: Option<&Lanes>, whole: &str) -> Advice {
+fn advice(
+    f: &Finding,
+    chain: Option<&Chain>,
+    tasks: Option<&Lanes>,
+    whole: &str,
+    paced_by: Option<&str>,
+) -> Advice {
     const OVERLAP: &str = "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another";
     const LOCKS: &str = "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first";
     const QUEUE: &str = "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace";
@@ -576,12 +622,20 @@ fn advice(f: &Finding, chain: Option<&Chain>, tasks: Option<&Lanes>, whole: &str
         None => lines(&[OVERLAP, LOCKS, QUEUE, SOONER, WORKER]),
     };
     Advice {
-        statement: format!(
-            "overlapping or unblocking {} of {name}'s waiting ({} of {whole}) shortens the run by {}",
-            units::pct(f.recoverable),
-            units::pct(f.cost_share),
-            units::pct(f.expected_gain())
-        ),
+        statement: match paced_by {
+            None => format!(
+                "overlapping or unblocking {} of {name}'s waiting ({} of {whole}) shortens the run by {}",
+                units::pct(f.recoverable),
+                units::pct(f.cost_share),
+                units::pct(f.expected_gain())
+            ),
+            Some(pacer) => format!(
+                "overlapping or unblocking {} of {name}'s waiting ({} of {whole}) gives back {} of it in the calls it waits in; the run shortens only as far as they hold back `{pacer}`, which paces it (a timer, or the work it hands off)",
+                units::pct(f.recoverable),
+                units::pct(f.cost_share),
+                units::pct(f.expected_gain())
+            ),
+        },
         fixes,
         prerequisites: vec![format!(
             "Know what {name} waits on: add child spans around each `.await`, lock and I/O call"
@@ -774,6 +828,49 @@ mod tests {
         // back 87% of the run, more than either wait.
         d.run.cpu_ns = Some(400 * MS);
         d
+    }
+
+    /// A producer, one span through the whole 1.5 s run, ticking on a
+    /// timer, and the requests it hands to handlers beside it: `upstream`
+    /// waits 1 ms of each. The producer is no finding (a note says it
+    /// paces the run); `upstream` is, its gain in the calls it waits in
+    /// and the run only as far as they hold the producer back. Without the
+    /// producer's span, `upstream` shortens the run.
+    fn paced(with_producer: bool) -> Vec<crate::analyze::finding::Finding> {
+        use perf_layer::dump::ActiveWindow;
+        let run = 1_500 * MS;
+        let mut spans = vec![
+            Span::new("handle", &[(60 * US, 3_000)]).idle(1_000 * US),
+            Span::new("upstream", &[(2 * US, 3_000)]).idle(1_000 * US),
+        ];
+        if with_producer {
+            spans.insert(0, Span::new("producer", &[(6 * MS, 1)]).idle(run - 6 * MS));
+        }
+        let mut d = dump(run, &spans);
+        // The handlers' spans are no children of the producer's.
+        d.edges.retain(|e| d.callsites[e.parent as usize].name == "handle");
+        d.edges.iter_mut().for_each(|e| e.calls = 3_000);
+        for cs in &mut d.callsites {
+            cs.active = Some(ActiveWindow { first_open_ns: 0, last_close_ns: run });
+        }
+        d.run.cpu_ns = Some(200 * MS);
+        detect(Class::Waiting, d)
+    }
+
+    #[test]
+    fn a_span_that_drives_the_run_is_no_wait_and_waits_beside_it_shorten_their_calls() {
+        let found = paced(true);
+        assert!(about(&found, "producer").is_none(), "{found:?}");
+        let upstream = about(&found, "upstream").expect("its wait is most of each request");
+        assert!(
+            upstream.advice.statement.contains("the run shortens only as far as they hold back `producer`, which paces it"),
+            "{}",
+            upstream.advice.statement
+        );
+        let alone = paced(false);
+        let upstream_alone = about(&alone, "upstream").unwrap();
+        assert!(upstream_alone.advice.statement.contains("shortens the run by"), "{}", upstream_alone.advice.statement);
+        assert_near(upstream.confidence, 0.5 * upstream_alone.confidence, 1e-9);
     }
 
     #[test]
