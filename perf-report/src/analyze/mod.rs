@@ -375,14 +375,12 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
     // A loop something else paces, beside the work: why it is no waiting
     // finding.
     let waiting = &cx.config.classes.waiting;
-    for (_, cs, row) in cx.callsites() {
-        if !detectors::waiting::idle_enough(cx, cs, waiting) {
+    let own_idle = detectors::waiting::OwnIdle::of(cx, waiting);
+    for (i, cs, row) in cx.callsites() {
+        if !detectors::waiting::idle_enough(cx, cs, own_idle.ns(i), waiting) {
             continue;
         }
-        let own = crate::stats::share(
-            detectors::waiting::own_idle_ns(cx, cs, waiting),
-            cs.wall_ns.sum as f64,
-        );
+        let own = crate::stats::share(own_idle.ns(i), cs.wall_ns.sum as f64);
         if let Some(p) = detectors::waiting::paces_a_loop(cx, cs, own, waiting) {
             let shape = if p.drives {
                 format!(

@@ -93,7 +93,7 @@ pub(crate) struct Waiting;
 static INFO: Info = Info {
     title: "waiting, not working",
     // A span awaiting a waiting child is idle whenever the child is: its
-    // own idle time leaves its children's out (`own_idle_ns`), so a parent
+    // own idle time leaves its children's out (`OwnIdle`), so a parent
     // is found for its own waits only, beside its child.
     innermost: false,
     supersedes: &[],
@@ -107,9 +107,10 @@ impl Detector for Waiting {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.waiting;
         let occupancy = workers_occupancy(cx);
-        let paced_by = driver(cx, s);
+        let own = OwnIdle::of(cx, s);
+        let paced_by = driver(cx, &own, s);
         let callers = heaviest_callers(cx);
-        for (_, cs, row) in cx.callsites() {
+        for (i, cs, row) in cx.callsites() {
             // A task's wait gives back time only where a runtime worker is
             // free to run it: the workers' occupancy (computing, blocked or
             // preempted inside polls) where the span closed on them and
@@ -119,10 +120,10 @@ impl Detector for Waiting {
                 Some(o) if on_workers && o > cx.totals.utilization => (o, true),
                 _ => (cx.totals.utilization, false),
             };
-            let idle_ns = own_idle_ns(cx, cs, s);
+            let idle_ns = own.ns(i);
             let idle_ratio = stats::share(idle_ns, cs.wall_ns.sum as f64);
             let wait_share = stats::share(idle_ns, cx.run_wall_ns);
-            if !idle_enough(cx, cs, s) || paces_a_loop(cx, cs, idle_ratio, s).is_some() {
+            if !idle_enough(cx, cs, idle_ns, s) || paces_a_loop(cx, cs, idle_ratio, s).is_some() {
                 continue;
             }
             // Concurrent tasks wait at the same time, and a wait overlapped
@@ -297,45 +298,50 @@ impl Detector for Waiting {
 /// exit outside their timestamps, are in its wall time and not its busy
 /// time: a fresh pipeline's `tokenize_word`, 52 ns of work inside 2.7
 /// million spans, was "idle 64% of its wall time" for 93 ns a call of the
-/// layer's and tracing's own callbacks.
-pub(crate) fn idle_enough(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> bool {
-    enough(cx, cs, own_idle_ns(cx, cs, s), s)
-}
-
-/// Whether `idle_ns` of callsite `cs`'s idle time passes the thresholds.
-fn enough(cx: &Context<'_>, cs: &CallsiteStats, idle_ns: f64, s: &Settings) -> bool {
+/// layer's and tracing's own callbacks. `idle_ns` is the part of its idle
+/// time read (its own: [`OwnIdle`]).
+pub(crate) fn idle_enough(cx: &Context<'_>, cs: &CallsiteStats, idle_ns: f64, s: &Settings) -> bool {
     let instrumentation = cx.instrumentation_per_span() * cs.calls as f64;
     let idle = (idle_ns - instrumentation).max(0.0);
     stats::share(idle, cs.wall_ns.sum as f64) >= s.min_idle_ratio
         && stats::share(idle, cx.run_wall_ns) >= s.min_share
 }
 
-/// The idle time of `cs` that is its own: its idle time less that of its
+/// Each callsite's own idle time: its idle time less that of its
 /// children idle enough to be found themselves. A span awaiting a child
 /// is idle whenever the child is, so such a child's wait is the child's
 /// finding; what is left is what the span itself awaited (a lock, a
 /// channel, a call no span covers, children too small to be found alone).
 /// Each child's idle time is shared among its callers by their calls, and
-/// children awaited side by side can explain all of it, never more. A fresh async
-/// service held a `tokio::sync::Mutex` across a 2 ms `persist`: `update`
-/// waited 8.4 s of its 9.9 s idle for the lock, 70% of its eight clients'
-/// wall time, and was no finding because its child `persist` was one.
-pub(crate) fn own_idle_ns(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> f64 {
-    let children: f64 = cx
-        .dump
-        .edges
-        .iter()
-        .filter(|e| e.parent == cs.id && e.child != cs.id)
-        .filter_map(|e| {
-            let child = &cx.dump.callsites[cx.index_of(e.child)?];
-            if !enough(cx, child, child.idle_ns.sum as f64, s) {
-                return None;
+/// children awaited side by side can explain all of it, never more. A
+/// fresh async service held a `tokio::sync::Mutex` across a 2 ms
+/// `persist`: `update` waited 8.4 s of its 9.9 s idle for the lock, 70% of
+/// its eight clients' wall time, and was no finding because its child
+/// `persist` was one. One pass over the call edges.
+pub(crate) struct OwnIdle(Vec<f64>);
+
+impl OwnIdle {
+    pub(crate) fn of(cx: &Context<'_>, s: &Settings) -> Self {
+        let callsites = &cx.dump.callsites;
+        let mut ns: Vec<f64> = callsites.iter().map(|c| c.idle_ns.sum as f64).collect();
+        for e in cx.dump.edges.iter().filter(|e| e.parent != e.child) {
+            let (Some(parent), Some(child)) = (cx.index_of(e.parent), cx.index_of(e.child)) else {
+                continue;
+            };
+            let child = &callsites[child];
+            let idle = child.idle_ns.sum as f64;
+            if idle_enough(cx, child, idle, s) {
+                let share = stats::ratio(e.calls.min(child.calls) as f64, child.calls as f64);
+                ns[parent] -= idle * share;
             }
-            let share = stats::ratio(e.calls.min(child.calls) as f64, child.calls as f64);
-            Some(child.idle_ns.sum as f64 * share)
-        })
-        .sum();
-    (cs.idle_ns.sum as f64 - children).max(0.0)
+        }
+        Self(ns.into_iter().map(|n| n.max(0.0)).collect())
+    }
+
+    /// The own idle time of the callsite at `index` in the dump, ns.
+    pub(crate) fn ns(&self, index: usize) -> f64 {
+        self.0.get(index).copied().unwrap_or(0.0)
+    }
 }
 
 /// "N idle in total", or, when its children waited in part of it, its
@@ -412,9 +418,9 @@ const PACED_CONFIDENCE: f64 = 0.5;
 /// they are in, and the run only where those hold it back. The healthy
 /// service of `paces_a_loop`'s docs read "`upstream` waiting, shortens
 /// the run by 42.9%", critical, where nothing shortens it.
-fn driver(cx: &Context<'_>, s: &Settings) -> Option<String> {
-    cx.callsites().find_map(|(_, cs, row)| {
-        let own = stats::share(own_idle_ns(cx, cs, s), cs.wall_ns.sum as f64);
+fn driver(cx: &Context<'_>, own: &OwnIdle, s: &Settings) -> Option<String> {
+    cx.callsites().find_map(|(i, cs, row)| {
+        let own = stats::share(own.ns(i), cs.wall_ns.sum as f64);
         paces_a_loop(cx, cs, own, s)
             .filter(|p| p.drives)
             .map(|_| row.location.label.clone())
