@@ -200,7 +200,8 @@ spread between the stored runs (median and MAD, at least the program's
 pooled spread for time; Student's t for a history of few runs, corrected
 for testing every span at once), and, for time, the busy-time distribution
 moved (a one-sided Kolmogorov-Smirnov test against the pooled history). A
-p99 that some stored run already reached is not a regression.
+p99 that some stored run already reached is not a regression, nor a rise
+that is all time preempted in the new run (another process on its core).
 
 In CI, record runs of the main branch and check pull requests against them:
   perf-report record dump.json --label branch=main          # on main

@@ -351,6 +351,59 @@ fn a_tail_excursion_the_history_already_showed_is_not_a_regression() {
 }
 
 #[test]
+fn a_tail_that_rose_by_preemption_alone_is_not_a_regression() {
+    // Checked beside two CPU hogs, unchanged code read busy p99 +122% and
+    // +152% on two computing spans, all of it preemption.
+    let (_dir, mut s) = store();
+    for i in 0..10 {
+        let tail = 1.0 + 0.01 * (i % 3) as f64;
+        s.record(&shaped_run(i, [1.0, 1.0, 1.0], tail, 0.0), &[])
+            .unwrap();
+    }
+    // lookup's slowest calls, 150 µs usually, take 3.5 times as long.
+    let slow_tail = |preempted_us: u64| {
+        let mut d = shaped_run(20, [1.0, 1.0, 1.0], 3.5, 0.0);
+        let cs = d.callsites.iter_mut().find(|c| c.name == "lookup").unwrap();
+        let busy = cs.busy_ns.sum;
+        let preempted = support::hist(&[(0, 1_900), (preempted_us * support::US, 100)]);
+        cs.cpu = Some(
+            serde_json::from_value(serde_json::json!({
+                "timed_calls": cs.calls,
+                "intervals": cs.calls,
+                "untimed_intervals": 0,
+                "busy_ns": busy,
+                "self_ns": busy,
+                "on_cpu_ns": support::hist(&[(busy / cs.calls, cs.calls)]),
+                "self_on_cpu_ns": busy - preempted.sum,
+                "off_cpu_ns": preempted.sum,
+                "preempted_ns": preempted,
+                "self_preempted_ns": null,
+                "voluntary_switches": 0,
+                "involuntary_switches": 100,
+                "sampled": null,
+            }))
+            .unwrap(),
+        );
+        let r = check(&s, &d, &CheckOptions::default()).unwrap();
+        r.checks
+            .into_iter()
+            .find(|c| c.identity == "app::work::lookup" && c.metric == Metric::BusyP99)
+            .unwrap()
+    };
+    // 375 µs of the 525 µs tail preempted: the code's own tail is 150 µs.
+    let machine = slow_tail(375);
+    assert_eq!(machine.judgement, Judgement::Unchanged, "{machine:#?}");
+    assert!(
+        machine.reason.contains("time preempted"),
+        "{}",
+        machine.reason
+    );
+    // Preempted for a tenth of it, the tail is the code's.
+    let code = slow_tail(50);
+    assert_eq!(code.judgement, Judgement::Regressed, "{code:#?}");
+}
+
+#[test]
 fn other_machines_and_branches_are_not_the_history() {
     let (_dir, mut s) = history_of_identical_runs();
     let mut elsewhere = run(50, 0.04, Some(("lookup", 1.5)), 0.0);
