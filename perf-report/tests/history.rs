@@ -352,7 +352,7 @@ fn a_tail_excursion_the_history_already_showed_is_not_a_regression() {
 
 #[test]
 fn a_tail_that_rose_by_preemption_alone_is_not_a_regression() {
-    // Checked beside two CPU hogs, unchanged code read busy p99 +122% and
+    // Checked beside a CPU hog, unchanged code read busy p99 +122% and
     // +152% on two computing spans, all of it preemption.
     let (_dir, mut s) = store();
     for i in 0..10 {

@@ -469,8 +469,8 @@ fn distribution_moved(
 /// The preempted time at the quantile of a time `metric` in the new run
 /// (busy p50 less the preempted p50 approximates the own time's p50: the
 /// calls preempted longest are the slowest), where at least half of the
-/// callsite's calls, and 100, were timed on the CPU. Checked beside two
-/// CPU hogs, unchanged code read busy p99 +122% and +152% on two computing
+/// callsite's calls, and 100, were timed on the CPU. Checked beside a
+/// CPU hog, unchanged code read busy p99 +122% and +152% on two computing
 /// spans, all of it preemption.
 fn preempted_at(cs: &CallsiteStats, metric: Metric) -> Option<f64> {
     const MIN_TIMED: u64 = 100;
