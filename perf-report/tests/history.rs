@@ -3,7 +3,7 @@
 
 mod support;
 
-use perf_report::history::check::{CheckOptions, Judgement, Metric, check};
+use perf_report::history::check::{CheckOptions, CheckReport, Judgement, Metric, check};
 use perf_report::history::{HistoryError, RunFilter, SCHEMA_VERSION, Store};
 use support::history::{run, shaped_run};
 
@@ -185,6 +185,13 @@ fn files_that_are_not_a_history_are_refused_and_left_alone() {
     assert!(!dir.path().join("none.db").exists());
 }
 
+/// The (span, metric) pairs `r` found regressed.
+fn regressions(r: &CheckReport) -> Vec<(&str, Metric)> {
+    r.regressions()
+        .map(|c| (c.identity.as_str(), c.metric))
+        .collect()
+}
+
 /// Ten stored runs of the same code, each moved by up to ±4% of noise.
 fn history_of_identical_runs() -> (tempfile::TempDir, Store) {
     let (dir, mut s) = store();
@@ -218,10 +225,7 @@ fn a_planted_twenty_percent_slowdown_of_one_span_is_caught_and_named() {
         &CheckOptions::default(),
     )
     .unwrap();
-    let regressed: Vec<(&str, Metric)> = r
-        .regressions()
-        .map(|c| (c.identity.as_str(), c.metric))
-        .collect();
+    let regressed = regressions(&r);
     assert!(
         regressed.contains(&("app::work::lookup", Metric::BusyP50)),
         "{:#?}",
@@ -233,10 +237,7 @@ fn a_planted_twenty_percent_slowdown_of_one_span_is_caught_and_named() {
     );
     // And one 2% allocation growth, under the 1% allocation bar.
     let r = check(&s, &run(41, 0.04, None, 0.02), &CheckOptions::default()).unwrap();
-    let regressed: Vec<(&str, Metric)> = r
-        .regressions()
-        .map(|c| (c.identity.as_str(), c.metric))
-        .collect();
+    let regressed = regressions(&r);
     assert_eq!(
         regressed,
         [("app::work::encode", Metric::AllocBytesPerCall)],
@@ -304,10 +305,7 @@ fn five_runs_that_agreed_by_chance_on_one_span_do_not_make_its_noise_a_regressio
         &CheckOptions::default(),
     )
     .unwrap();
-    let regressed: Vec<(&str, Metric)> = r
-        .regressions()
-        .map(|c| (c.identity.as_str(), c.metric))
-        .collect();
+    let regressed = regressions(&r);
     assert!(
         regressed.contains(&("app::work::lookup", Metric::BusyP50)),
         "{:#?}",

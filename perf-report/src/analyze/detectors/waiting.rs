@@ -686,16 +686,20 @@ mod tests {
     /// child is where the cause is.
     #[test]
     fn a_parent_is_found_for_its_own_waits_beside_its_waiting_child() {
-        let found = detect(
-            Class::Waiting,
-            dump(
-                1_000 * MS,
-                &[
-                    Span::new("update", &[(10 * US, 100)]).idle(9 * MS),
-                    Span::new("persist", &[(5 * US, 100)]).idle(2 * MS),
-                ],
-            ),
-        );
+        // A parent and its child, 100 calls each, idle so long a call.
+        let pair = |(parent, parent_idle): (&'static str, u64), (child, child_idle): (&'static str, u64)| {
+            detect(
+                Class::Waiting,
+                dump(
+                    1_000 * MS,
+                    &[
+                        Span::new(parent, &[(10 * US, 100)]).idle(parent_idle),
+                        Span::new(child, &[(5 * US, 100)]).idle(child_idle),
+                    ],
+                ),
+            )
+        };
+        let found = pair(("update", 9 * MS), ("persist", 2 * MS));
         let update = about(&found, "update").expect("its own waits");
         assert_near(evidence(update, "idle time"), 700.0 * MS as f64, 1e-6);
         assert!(
@@ -704,16 +708,7 @@ mod tests {
             update.summary
         );
         assert!(about(&found, "persist").is_some());
-        let found = detect(
-            Class::Waiting,
-            dump(
-                1_000 * MS,
-                &[
-                    Span::new("handler", &[(10 * US, 100)]).idle(2 * MS),
-                    Span::new("query", &[(5 * US, 100)]).idle(2 * MS),
-                ],
-            ),
-        );
+        let found = pair(("handler", 2 * MS), ("query", 2 * MS));
         assert!(about(&found, "handler").is_none(), "{found:?}");
         assert!(about(&found, "query").is_some());
     }
