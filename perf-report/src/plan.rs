@@ -83,6 +83,9 @@ pub struct Step {
     /// Whether the step is in the memory part of the plan (it gives back
     /// bytes, not time), after the time steps.
     pub memory_part: bool,
+    /// Its finding's pacer ([`Finding`]'s): not in the wall-time total.
+    #[serde(skip)]
+    pub(crate) paced_by: Option<String>,
 }
 
 /// The ordered plan and its total expected gain.
@@ -97,7 +100,9 @@ pub struct Plan {
     /// touch disjoint spans).
     pub total_time_gain: f64,
     /// Share of the run's wall time the waiting and process-CPU steps give
-    /// back, compounded the same way.
+    /// back, compounded the same way; waits beside a span that paces the
+    /// run (a producer's timer) are left out: they shorten the calls they
+    /// are in, the run only where those hold the pacer back.
     pub total_wall_gain: f64,
     /// Share of allocated bytes the allocation steps remove, compounded.
     pub total_allocation_gain: f64,
@@ -151,7 +156,7 @@ pub fn plan(analysis: &Analysis) -> Plan {
     let compound = |r: Resource| {
         1.0 - steps
             .iter()
-            .filter(|s| s.gain.resource == r)
+            .filter(|s| s.gain.resource == r && s.paced_by.is_none())
             .map(|s| 1.0 - s.gain.share.clamp(0.0, 1.0))
             .product::<f64>()
     };
@@ -211,5 +216,6 @@ fn step(f: &Finding) -> Step {
         validation,
         priority,
         memory_part,
+        paced_by: f.paced_by.clone(),
     }
 }

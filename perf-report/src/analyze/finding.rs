@@ -151,6 +151,11 @@ pub struct Finding {
     /// it measured (the report shows it in the plan, not in the finding).
     #[serde(skip)]
     pub(crate) advice: Advice,
+    /// The span that paces the run, for a wait beside it: its gain is in
+    /// the calls it waits in, the run's only where they hold the pacer
+    /// back, so the plan's total of the run's wall time leaves it out.
+    #[serde(skip)]
+    pub(crate) paced_by: Option<String>,
 }
 
 impl Finding {
@@ -212,6 +217,7 @@ impl Draft {
             evidence: self.evidence,
             callsite_id,
             advice: Advice::PENDING,
+            paced_by: None,
         };
         finding.advice = advise(&finding);
         finding

@@ -136,7 +136,14 @@ pub(in crate::render) fn plan_totals(plan: &Plan, a: &Analysis) -> String {
     .filter(|&(gain, resource)| gain > 0.0 || resource == Resource::Time)
     .map(|(gain, resource)| format!("{} of {}", units::pct(gain), a.totals.share_of(resource)))
     .collect();
-    parts.join(", ")
+    let paced = plan.steps.iter().find_map(|s| s.paced_by.as_deref());
+    match paced {
+        Some(pacer) => format!(
+            "{} (waits beside `{pacer}`, which paces the run, not counted in its wall time)",
+            parts.join(", ")
+        ),
+        None => parts.join(", "),
+    }
 }
 
 /// The process as the sampler saw it, in one line; `None` without a

@@ -284,9 +284,11 @@ impl Detector for Waiting {
                 || "the run's wall time".to_owned(),
                 |l| format!("the wall time of the `{}` calls it waits in, {:.1} at a time", l.root, l.open_at_once),
             );
-            found.push(cx.score(draft, |f| {
+            let mut finding = cx.score(draft, |f| {
                 advice(f, chain.as_ref(), tasks, &whole, paced_by.as_deref())
-            }));
+            });
+            finding.paced_by.clone_from(&paced_by);
+            found.push(finding);
         }
     }
 
@@ -837,7 +839,7 @@ mod tests {
     /// paces the run); `upstream` is, its gain in the calls it waits in
     /// and the run only as far as they hold the producer back. Without the
     /// producer's span, `upstream` shortens the run.
-    fn paced(with_producer: bool) -> Vec<crate::analyze::finding::Finding> {
+    fn paced(with_producer: bool) -> perf_layer::dump::Dump {
         use perf_layer::dump::ActiveWindow;
         let run = 1_500 * MS;
         let mut spans = vec![
@@ -855,12 +857,12 @@ mod tests {
             cs.active = Some(ActiveWindow { first_open_ns: 0, last_close_ns: run });
         }
         d.run.cpu_ns = Some(200 * MS);
-        detect(Class::Waiting, d)
+        d
     }
 
     #[test]
     fn a_span_that_drives_the_run_is_no_wait_and_waits_beside_it_shorten_their_calls() {
-        let found = paced(true);
+        let found = detect(Class::Waiting, paced(true));
         assert!(about(&found, "producer").is_none(), "{found:?}");
         let upstream = about(&found, "upstream").expect("its wait is most of each request");
         assert!(
@@ -868,10 +870,19 @@ mod tests {
             "{}",
             upstream.advice.statement
         );
-        let alone = paced(false);
+        let alone = detect(Class::Waiting, paced(false));
         let upstream_alone = about(&alone, "upstream").unwrap();
         assert!(upstream_alone.advice.statement.contains("shortens the run by"), "{}", upstream_alone.advice.statement);
         assert_near(upstream.confidence, 0.5 * upstream_alone.confidence, 1e-9);
+        // The plan's total of the run's wall time leaves the paced wait out
+        // and says so; without the producer, it counts.
+        let total = |d| {
+            let analysis =
+                crate::analyze::analyze(&crate::LoadedDump::from(d), &crate::config::Config::default());
+            crate::plan::plan(&analysis).total_wall_gain
+        };
+        assert_eq!(total(paced(true)), 0.0);
+        assert!(total(paced(false)) > 0.1);
     }
 
     #[test]
