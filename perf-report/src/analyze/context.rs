@@ -472,6 +472,16 @@ impl<'a> Context<'a> {
             .filter(move |e| e.parent == id && e.child != id)
     }
 
+    /// The instrumentation of callsite `id`'s direct children, ns: a child
+    /// span's creation, close, and its enter and exit up to and from their
+    /// timestamps run while the parent is innermost, so they are in its
+    /// self time ([`Self::instrumentation_per_span`] times the spans it
+    /// opened as their direct parent).
+    pub(crate) fn children_instrumentation_ns(&self, id: u32) -> f64 {
+        let children: f64 = self.child_edges(id).map(|e| e.calls as f64).sum();
+        self.instrumentation_per_span() * children
+    }
+
     /// The wall time callsite `cs`'s spans were live in, ns: its `active`
     /// window (first opening to last closing), at most the run's; the
     /// run's without one. What a crowd of calls is counted over.

@@ -79,7 +79,6 @@ impl Detector for HotSpot {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.hot_spot;
         let share_of = cx.share_of(Resource::Time);
-        let per_child = cx.instrumentation_per_span();
         for (i, cs, row) in cx.callsites() {
             // A child span's creation, close, and its enter and exit up to
             // and from their timestamps run while the parent is innermost:
@@ -87,8 +86,7 @@ impl Detector for HotSpot {
             // fresh pipeline's `process_file`, a loop over 200
             // `tokenize_word` spans, was a hot spot of 11.9% of the CPU
             // that was their instrumentation (the hot loop finding has it).
-            let children: f64 = cx.child_edges(cs.id).map(|e| e.calls as f64).sum();
-            let children_instr = per_child * children;
+            let children_instr = cx.children_instrumentation_ns(cs.id);
             let mut on_cpu = (cx.usual_cpu_ns(i) - children_instr).max(0.0);
             // Not timed on the CPU: its self time was there at most as far
             // as the process's CPU time the timed spans left can hold, and
