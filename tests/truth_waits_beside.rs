@@ -57,6 +57,7 @@ fn waits(dump: &Dump, name: &str) -> WatchedWaits {
         .find(|c| c.name == name)
         .unwrap_or_else(|| panic!("no callsite {name}"))
         .watched_waits
+        .clone()
         .unwrap_or_else(|| panic!("{name} was not watched"))
 }
 
@@ -329,4 +330,125 @@ fn without_the_wait_watch_no_callsite_is_watched() {
     // And with it, the same sleeps are watched.
     let dump = profile(|| (0..20).for_each(|_| read()));
     assert!(waits(&dump, "read_input").intervals > 0);
+}
+
+/// A producer on a timer (`tick`, a 3 ms sleep) and a consumer blocked on
+/// the channel between its batches (`recv_batch`), which keeps up: the run
+/// is the producer's. When `heartbeat` is true, the producer's sleep is in no
+/// span, and a third thread sleeps in `heartbeat` through the run in three
+/// calls beside the consumer's waits.
+fn producer_and_consumer(heartbeat: bool) -> Dump {
+    const BATCHES: u64 = 150;
+    profile(|| {
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+        let traced = |f: Box<dyn FnOnce() + Send>| {
+            let dispatch = dispatch.clone();
+            std::thread::spawn(move || tracing::dispatcher::with_default(&dispatch, f))
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(2);
+        let producer = traced(Box::new(move || {
+            for n in 0..BATCHES {
+                let sleep = || std::thread::sleep(Duration::from_millis(3));
+                if heartbeat {
+                    sleep();
+                } else {
+                    info_span!("tick").in_scope(sleep);
+                }
+                tx.send(n).unwrap();
+            }
+        }));
+        let consumer = traced(Box::new(move || {
+            while let Some(n) = info_span!("recv_batch").in_scope(|| rx.recv().ok()) {
+                info_span!("ship").in_scope(|| spin(Instant::now() + Duration::from_micros(200)));
+                black_box(n);
+            }
+        }));
+        let beside = heartbeat.then(|| {
+            traced(Box::new(|| {
+                for _ in 0..3 {
+                    info_span!("heartbeat")
+                        .in_scope(|| std::thread::sleep(Duration::from_millis(150)));
+                }
+            }))
+        });
+        producer.join().unwrap();
+        consumer.join().unwrap();
+        if let Some(t) = beside {
+            t.join().unwrap();
+        }
+    })
+}
+
+/// The consumer is blocked in a futex, waiting for the producer, which
+/// sleeps in `tick` then: the watch puts its waits beside `tick`, and the
+/// report says so in a note, not as a second blocked finding of the one
+/// wait. Written fresh on 2026-12-06: the consumer's wait was the plan's
+/// second critical step, 20% of the threads' wall time, beside `tick`'s.
+#[test]
+fn a_consumer_blocked_for_a_sleeping_producer_is_the_producer_s_wait() {
+    let _turn = turn();
+    let dump = producer_and_consumer(false);
+    let tick = dump.callsites.iter().find(|c| c.name == "tick").unwrap().id;
+    let w = waits(&dump, "recv_batch");
+    eprintln!("recv_batch's watched waits: {w:?}");
+    assert!(w.intervals >= 8, "{w:?}");
+    // A channel's receive is a futex wait.
+    assert!(w.for_a_thread_ns.unwrap() * 2 >= w.wait_ns, "{w:?}");
+    assert_eq!(w.beside.first().map(|b| b.callsite), Some(tick), "{w:?}");
+    assert!(w.beside[0].ns * 2 >= w.for_a_thread_ns.unwrap(), "{w:?}");
+    // A sleep is not.
+    assert_eq!(waits(&dump, "tick").for_a_thread_ns, Some(0));
+    assert!(waits(&dump, "tick").beside.is_empty());
+
+    let a = analyze(&dump.into(), &Default::default());
+    let blocked = |name: &str| {
+        a.findings.iter().any(|f| {
+            f.class == Class::Blocked && f.location.as_ref().is_some_and(|l| l.name == name)
+        })
+    };
+    assert!(blocked("tick"), "{:#?}", a.findings);
+    assert!(!blocked("recv_batch"), "{:#?}", a.findings);
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.starts_with("`recv_batch` is blocked") && n.contains("waited in `tick`")),
+        "{:#?}",
+        a.notes
+    );
+}
+
+/// The same consumer, its producer's sleep in no span, beside a thread
+/// that sleeps in `heartbeat` through the run in three calls: no cause of
+/// its wait, which stays a blocked finding.
+#[test]
+fn a_sleeper_beside_in_a_few_long_calls_is_not_the_wait_a_consumer_waits_for() {
+    let _turn = turn();
+    let dump = producer_and_consumer(true);
+    let heartbeat = dump
+        .callsites
+        .iter()
+        .find(|c| c.name == "heartbeat")
+        .unwrap()
+        .id;
+    let w = waits(&dump, "recv_batch");
+    eprintln!("recv_batch's watched waits: {w:?}");
+    // The watch sees it beside the heartbeat...
+    assert_eq!(
+        w.beside.first().map(|b| b.callsite),
+        Some(heartbeat),
+        "{w:?}"
+    );
+    // ...and the report does not take that for its cause.
+    let a = analyze(&dump.into(), &Default::default());
+    assert!(
+        a.findings.iter().any(|f| f.class == Class::Blocked
+            && f.location.as_ref().is_some_and(|l| l.name == "recv_batch")),
+        "{:#?}",
+        a.findings
+    );
+    assert!(
+        !a.notes.iter().any(|n| n.contains("waited in `heartbeat`")),
+        "{:#?}",
+        a.notes
+    );
 }

@@ -13,7 +13,8 @@ use crate::config::Config;
 use crate::dump::{
     ActiveWindow, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts,
     FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats, HeapSummary,
-    HistogramDump, LayerTime, Overhead, Producer, RssDelta, RunInfo, SampledCpu, WatchedWaits,
+    HistogramDump, LayerTime, Overhead, Producer, RssDelta, RunInfo, SampledCpu, WaitedBeside,
+    WatchedWaits,
 };
 use crate::profiler::{Profiler, unix_ms};
 use crate::record::callsite::CallsiteKey;
@@ -327,6 +328,12 @@ fn callsites(
         groups.entry(*callsite).or_default().push((*key, acc));
     }
     let mut group_index: FxHashMap<(CallsiteKey, u64), u32> = FxHashMap::default();
+    // A watched wait names the callsites waited beside by tag.
+    let id_of_tag: FxHashMap<u32, u32> = accs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, meta))| (crate::record::heap::tag_of(meta), i as u32))
+        .collect();
     let callsites = accs
         .iter()
         .zip(heaps)
@@ -344,11 +351,24 @@ fn callsites(
                 .unwrap_or_default();
             stats.watched_waits = facts.waits.as_ref().map(|waits| {
                 let sums = waits.get(&tag).copied().unwrap_or_default();
+                let mut beside: Vec<WaitedBeside> = sums
+                    .beside
+                    .iter()
+                    .filter(|&&(_, ns)| ns > 0)
+                    .filter_map(|&(tag, ns)| {
+                        id_of_tag
+                            .get(&tag)
+                            .map(|&callsite| WaitedBeside { callsite, ns })
+                    })
+                    .collect();
+                beside.sort_by_key(|b| (std::cmp::Reverse(b.ns), b.callsite));
                 WatchedWaits {
                     intervals: sums.intervals,
                     wait_ns: sums.wait_ns,
                     others_cpu_ns: sums.others_cpu_ns,
                     others_wanted_ns: Some(sums.others_wanted_ns),
+                    for_a_thread_ns: Some(sums.for_a_thread_ns),
+                    beside,
                 }
             });
             if let (Some(of), Some(described)) = (groups.get(key), described) {

@@ -512,10 +512,12 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
                 })
             },
         ),
-        // Known only when every part says it.
-        watched_waits: g.parts.iter().map(|c| c.watched_waits).try_fold(
+        // Known only when every part says it. What each waited beside
+        // names callsites by their part's ids: left out.
+        watched_waits: g.parts.iter().map(|c| c.watched_waits.as_ref()).try_fold(
             WatchedWaits {
                 others_wanted_ns: Some(0),
+                for_a_thread_ns: Some(0),
                 ..WatchedWaits::default()
             },
             |acc, w| {
@@ -529,6 +531,11 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
                         .others_wanted_ns
                         .zip(w.others_wanted_ns)
                         .map(|(a, b)| a.saturating_add(b)),
+                    for_a_thread_ns: acc
+                        .for_a_thread_ns
+                        .zip(w.for_a_thread_ns)
+                        .map(|(a, b)| a.saturating_add(b)),
+                    beside: Vec::new(),
                 })
             },
         ),

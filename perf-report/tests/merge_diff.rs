@@ -3,7 +3,7 @@
 mod support;
 
 use hdrhistogram::Histogram;
-use perf_layer::dump::{Alert, AlertKind, HistogramDump, WatchedWaits};
+use perf_layer::dump::{Alert, AlertKind, HistogramDump, WaitedBeside, WatchedWaits};
 use perf_report::diff::{DiffOptions, Verdict, diff};
 use perf_report::merge::{MergeError, merge};
 use support::{MIB, MS, Span, US, dump, ground_truth, hist, timeline};
@@ -90,6 +90,11 @@ fn merging_adds_watched_waits_and_keeps_what_was_wanted_only_where_all_say_it() 
         wait_ns: 100 * MS,
         others_cpu_ns: 50 * MS,
         others_wanted_ns: wanted,
+        for_a_thread_ns: wanted.map(|_| 60 * MS),
+        beside: vec![WaitedBeside {
+            callsite: 0,
+            ns: 40 * MS,
+        }],
     };
     let part = |w: Option<WatchedWaits>| {
         let mut d = dump("svc", 1_000 * MS, &[Span::new("join", 1, &[(MS, 10)])]);
@@ -101,11 +106,15 @@ fn merging_adds_watched_waits_and_keeps_what_was_wanted_only_where_all_say_it() 
         part(Some(waits(Some(100 * MS)))),
     ])
     .unwrap();
-    let w = both.callsites[0].watched_waits.unwrap();
+    let w = both.callsites[0].watched_waits.clone().unwrap();
     assert_eq!(
         (w.intervals, w.wait_ns, w.others_cpu_ns, w.others_wanted_ns),
         (20, 200 * MS, 100 * MS, Some(300 * MS))
     );
+    // The futex waits add up; what they waited beside names callsites by
+    // each part's ids, and is left out.
+    assert_eq!(w.for_a_thread_ns, Some(120 * MS));
+    assert!(w.beside.is_empty(), "{w:?}");
     assert_eq!(w.others_wanted_cores(), Some(1.5));
     // An older part does not say what was wanted: the busy cores stand.
     let older = merge(vec![
@@ -113,8 +122,11 @@ fn merging_adds_watched_waits_and_keeps_what_was_wanted_only_where_all_say_it() 
         part(Some(waits(None))),
     ])
     .unwrap();
-    let w = older.callsites[0].watched_waits.unwrap();
-    assert_eq!((w.intervals, w.others_wanted_ns), (20, None));
+    let w = older.callsites[0].watched_waits.clone().unwrap();
+    assert_eq!(
+        (w.intervals, w.others_wanted_ns, w.for_a_thread_ns),
+        (20, None, None)
+    );
     assert_eq!(w.others_wanted_cores(), w.others_cores());
     // A part that was not watched: nothing is known.
     let unwatched = merge(vec![part(Some(waits(Some(200 * MS)))), part(None)]).unwrap();

@@ -37,6 +37,15 @@
 //! its `others_wanted_ns` is its `others_cpu_ns`. Read only then, once a
 //! probe: reading every thread's state at both ends of every probe slowed
 //! a debug build's pipeline by 1 to 4% of its wall time.
+//!
+//! A thread blocked in a futex waits for another thread; when that one
+//! waits too, outside a futex (a sleep, a read), the wait is the other's:
+//! a consumer blocked on a channel while its producer sleeps on a timer, a
+//! caller blocked on a lock whose holder writes to disk. Each futex wait's
+//! probe is shared among the callsites other threads waited in outside a
+//! futex at the same probe (`beside`), so perf-report can name the wait a
+//! wait is part of. Nothing more is read for it: the futex test is the
+//! one `others_wanted_ns` makes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,6 +74,9 @@ const THREADS_PER_WATCH: usize = 64;
 /// A thread on the CPU under this share of an interval waited through it.
 const WAITING_BELOW: f64 = 0.1;
 
+/// The most callsites a wait's [`WaitSums::beside`] keeps.
+pub(crate) const BESIDE_SLOTS: usize = 4;
+
 /// One callsite's watched waits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct WaitSums {
@@ -79,6 +91,33 @@ pub(crate) struct WaitSums {
     /// on one most of it) counts the whole interval, for waits blocked in
     /// a futex, ns; at least `others_cpu_ns`.
     pub(crate) others_wanted_ns: u64,
+    /// Of `wait_ns`, the probes in which the thread was blocked in a futex
+    /// (waiting for another thread: a channel, a lock, a join), ns.
+    pub(crate) for_a_thread_ns: u64,
+    /// For those probes, the callsites other threads waited in at the same
+    /// time outside a futex (a sleep, a read: the end of a chain of waits)
+    /// and the time, ns, a probe's length shared among them: `(tag, ns)`,
+    /// empty slots at 0 ns. Bounded to [`BESIDE_SLOTS`]: a callsite not
+    /// kept takes the slot with the least time and adds to it (the
+    /// space-saving count), so a kept callsite's time is an upper bound and
+    /// one that waited beside it most of the time is never dropped.
+    pub(crate) beside: [(u32, u64); BESIDE_SLOTS],
+}
+
+impl WaitSums {
+    /// Adds `ns` of waiting beside callsite `tag` (see [`Self::beside`]).
+    fn add_beside(&mut self, tag: u32, ns: u64) {
+        let slots = &mut self.beside;
+        let slot = match slots.iter().position(|s| s.1 > 0 && s.0 == tag) {
+            Some(i) => i,
+            None => slots
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.1)
+                .map_or(0, |(i, _)| i),
+        };
+        slots[slot] = (tag, slots[slot].1.saturating_add(ns));
+    }
 }
 
 /// What one probe's reading of a waiting thread adds to its callsite.
@@ -88,7 +127,14 @@ struct Wait {
     wait_ns: u64,
     others_cpu_ns: u64,
     others_wanted_ns: u64,
+    /// Blocked in a futex: waiting for another thread.
+    for_a_thread: bool,
 }
+
+/// The most distinct callsites waiting outside a futex in one probe that
+/// its futex waits are shared among; past them, a probe's futex waits are
+/// put beside none (bounded work per probe, whatever the thread count).
+const MAX_CHAIN_ENDS: usize = 8;
 
 /// The watched waits of every callsite, by tag (at most
 /// [`heap::MAX_TAGS`] and the reserved ones: bounded).
@@ -228,7 +274,8 @@ impl Watcher {
             // where it waits for one of them (a futex: a join, a lock, a
             // channel); a sleep or a read waits for no thread, and runnable
             // threads beside it may be idle workers yielding.
-            let others_wanted_ns = if all.waits_for_a_thread(watch) {
+            let for_a_thread = all.waits_for_a_thread(watch);
+            let others_wanted_ns = if for_a_thread {
                 all.wanted(process)
                     .map_or(others_cpu_ns, |w| w.saturating_sub(own).max(others_cpu_ns))
             } else {
@@ -239,12 +286,29 @@ impl Watcher {
                 wait_ns: interval_ns,
                 others_cpu_ns,
                 others_wanted_ns,
+                for_a_thread,
             });
         });
         std::mem::swap(&mut self.threads, &mut self.next);
         if self.waits.is_empty() {
             return;
         }
+        // The ends of the chains: callsites waiting outside a futex (a
+        // sleep, a read), each with its threads.
+        let mut ends = [(heap::TAG_NONE, 0u64); MAX_CHAIN_ENDS];
+        let mut ended = 0;
+        let mut too_many = false;
+        for w in self.waits.iter().filter(|w| !w.for_a_thread) {
+            match ends[..ended].iter_mut().find(|e| e.0 == w.tag) {
+                Some(e) => e.1 += 1,
+                None if ended < MAX_CHAIN_ENDS => {
+                    ends[ended] = (w.tag, 1);
+                    ended += 1;
+                }
+                None => too_many = true,
+            }
+        }
+        let ends = if too_many { &[][..] } else { &ends[..ended] };
         let mut table = table.lock();
         for w in &self.waits {
             let sums = table.entry(w.tag).or_default();
@@ -252,6 +316,15 @@ impl Watcher {
             sums.wait_ns = sums.wait_ns.saturating_add(w.wait_ns);
             sums.others_cpu_ns = sums.others_cpu_ns.saturating_add(w.others_cpu_ns);
             sums.others_wanted_ns = sums.others_wanted_ns.saturating_add(w.others_wanted_ns);
+            if !w.for_a_thread {
+                continue;
+            }
+            sums.for_a_thread_ns = sums.for_a_thread_ns.saturating_add(w.wait_ns);
+            // Shared among the other callsites' waiting threads.
+            let threads: u64 = ends.iter().filter(|e| e.0 != w.tag).map(|e| e.1).sum();
+            for &(tag, n) in ends.iter().filter(|e| e.0 != w.tag) {
+                sums.add_beside(tag, w.wait_ns.saturating_mul(n) / threads);
+            }
         }
     }
 }
@@ -505,6 +578,21 @@ fn clock_of(tid: i32) -> libc::clockid_t {
 mod tests {
     use super::*;
     use crate::record::watch::Watched;
+
+    /// Four callsites are kept; a fifth takes the least one's place and
+    /// adds to its time, so one kept most of the time is never dropped.
+    #[test]
+    fn what_a_wait_waited_beside_keeps_four_callsites_the_most_time_first() {
+        let mut sums = WaitSums::default();
+        for (tag, ns) in [(3, 500), (4, 100), (5, 200), (3, 500), (6, 300)] {
+            sums.add_beside(tag, ns);
+        }
+        assert_eq!(sums.beside, [(3, 1_000), (4, 100), (5, 200), (6, 300)]);
+        sums.add_beside(7, 50);
+        assert_eq!(sums.beside, [(3, 1_000), (7, 150), (5, 200), (6, 300)]);
+        sums.add_beside(3, 1);
+        assert_eq!(sums.beside[0], (3, 1_001));
+    }
 
     /// A probe that would start with no thread inside a span is skipped
     /// (no thread listed, no second reading), and after about 100 ms of

@@ -349,7 +349,7 @@ pub struct LayerTime {
 /// thread (no span entered or exited there) while the thread ran for under
 /// a tenth of the interval, and what the rest of the process did with the
 /// CPU meanwhile.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchedWaits {
     /// Such intervals.
     pub intervals: u64,
@@ -368,6 +368,29 @@ pub struct WatchedWaits {
     /// wanted. `None` in older dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub others_wanted_ns: Option<u64>,
+    /// Of `wait_ns`, the intervals in which the waiting thread was blocked
+    /// in a futex, waiting for another thread (a channel, a lock, a join),
+    /// ns. `None` in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_a_thread_ns: Option<u64>,
+    /// Over those intervals, the callsites other threads waited in at the
+    /// same time outside a futex (a sleep, a read), each with the time, an
+    /// interval's length shared among them: the waits at the end of the
+    /// chain this one was part of. At most four, the most time first; a
+    /// kept callsite's time may be over (a callsite dropped adds its time
+    /// to the least one's place). Empty in older dumps and in a merge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub beside: Vec<WaitedBeside>,
+}
+
+/// A callsite another thread waited in while a callsite's span waited for
+/// a thread ([`WatchedWaits::beside`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitedBeside {
+    /// The callsite's id in this dump.
+    pub callsite: u32,
+    /// The time, ns.
+    pub ns: u64,
 }
 
 impl WatchedWaits {
@@ -383,6 +406,7 @@ impl WatchedWaits {
     ///     wait_ns: 100_000_000,
     ///     others_cpu_ns: 190_000_000,
     ///     others_wanted_ns: None,
+    ///     ..WatchedWaits::default()
     /// };
     /// assert_eq!(w.others_cores(), Some(1.9));
     /// assert_eq!(WatchedWaits::default().others_cores(), None);
@@ -406,6 +430,7 @@ impl WatchedWaits {
     ///     wait_ns: 100_000_000,
     ///     others_cpu_ns: 100_000_000,
     ///     others_wanted_ns: Some(300_000_000),
+    ///     ..WatchedWaits::default()
     /// };
     /// assert_eq!(w.others_cores(), Some(1.0));
     /// assert_eq!(w.others_wanted_cores(), Some(3.0));

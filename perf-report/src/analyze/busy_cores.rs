@@ -125,7 +125,10 @@ impl CoresWhileWaiting {
     /// Of `cs`; `None` without the cores or [`MIN_WATCHED`] watched waits.
     pub(crate) fn of(dump: &Dump, cs: &CallsiteStats) -> Option<Self> {
         let cores = dump.run.cores.filter(|&n| n > 0)?;
-        let w = cs.watched_waits.filter(|w| w.intervals >= MIN_WATCHED)?;
+        let w = cs
+            .watched_waits
+            .as_ref()
+            .filter(|w| w.intervals >= MIN_WATCHED)?;
         let others = w.others_cores().filter(|c| c.is_finite())?;
         let wanted = w.others_wanted_cores().filter(|c| c.is_finite())?;
         Some(Self {
@@ -413,8 +416,9 @@ mod tests {
             wait_ns: 100 * MS,
             others_cpu_ns: 190 * MS,
             others_wanted_ns: None,
+            ..WatchedWaits::default()
         };
-        let cs = callsite(None, Some(waits));
+        let cs = callsite(None, Some(waits.clone()));
         let b = BusyCores::of(&d, 10e9, &cs, true, 0.4, 0.5).expect("bounded");
         assert!((b.cap - 0.1 * 0.4).abs() < 1e-9, "{b:?}");
         assert!((b.recoverable(0.4) - 0.1).abs() < 1e-9);
@@ -434,7 +438,7 @@ mod tests {
             None,
             Some(WatchedWaits {
                 others_cpu_ns: 100 * MS,
-                ..waits
+                ..waits.clone()
             }),
         );
         assert_eq!(BusyCores::of(&d, 10e9, &one, true, 0.4, 0.5), None);
@@ -443,7 +447,7 @@ mod tests {
             None,
             Some(WatchedWaits {
                 others_cpu_ns: 160 * MS,
-                ..waits
+                ..waits.clone()
             }),
         );
         let b = BusyCores::of(&d, 10e9, &most, true, 0.4, 0.5).expect("bounded");
@@ -456,7 +460,7 @@ mod tests {
             None,
             Some(WatchedWaits {
                 intervals: MIN_WATCHED - 1,
-                ..waits
+                ..waits.clone()
             }),
         );
         assert_eq!(BusyCores::of(&d, 10e9, &few, true, 0.4, 0.5), None);
@@ -466,7 +470,7 @@ mod tests {
             None,
             Some(WatchedWaits {
                 others_cpu_ns: 2 * MS,
-                ..waits
+                ..waits.clone()
             }),
         );
         assert_eq!(BusyCores::of(&d, 10e9, &idle, true, 0.4, 0.5), None);
@@ -484,9 +488,17 @@ mod tests {
             wait_ns: 100 * MS,
             others_cpu_ns: 100 * MS,
             others_wanted_ns: Some(300 * MS),
+            ..WatchedWaits::default()
         };
-        let b = BusyCores::of(&d, 10e9, &callsite(None, Some(starved)), true, 0.4, 0.5)
-            .expect("bounded");
+        let b = BusyCores::of(
+            &d,
+            10e9,
+            &callsite(None, Some(starved.clone())),
+            true,
+            0.4,
+            0.5,
+        )
+        .expect("bounded");
         assert_eq!(b.recoverable(0.4), 0.0, "{b:?}");
         assert!(b.waits_beside_work());
         let summary = b.summary();
@@ -503,7 +515,7 @@ mod tests {
             None,
             Some(WatchedWaits {
                 others_cpu_ns: 200 * MS,
-                ..starved
+                ..starved.clone()
             }),
         );
         let b = BusyCores::of(&d, 10e9, &crowded, true, 0.4, 0.5).expect("bounded");
@@ -518,7 +530,7 @@ mod tests {
             None,
             Some(WatchedWaits {
                 others_wanted_ns: None,
-                ..starved
+                ..starved.clone()
             }),
         );
         assert_eq!(BusyCores::of(&d, 10e9, &unsaid, true, 0.4, 0.5), None);
@@ -529,7 +541,7 @@ mod tests {
             Some(WatchedWaits {
                 others_cpu_ns: 2 * MS,
                 others_wanted_ns: Some(3 * MS),
-                ..starved
+                ..starved.clone()
             }),
         );
         assert_eq!(BusyCores::of(&d, 10e9, &idle, true, 0.4, 0.5), None);

@@ -12,7 +12,20 @@
 //! It is the diagnosis of a span that mostly blocks: not a hot spot (it
 //! does not compute), and its tail is its blocking's (a sleep or a read that
 //! sometimes takes longer), so it supersedes both for that span.
+//!
+//! A span blocked for another thread that was itself waiting is not the
+//! wait to fix (`waits_on_a_wait`): a consumer blocked on a channel while
+//! its producer sleeps on a timer, a caller blocked on a lock whose holder
+//! writes to disk. The layer's watch sees the first blocked in a futex,
+//! the rest of the process idle, and another thread waiting in a span of
+//! its own outside a futex at the same moments; that span is the wait,
+//! and has the finding. A fresh two-thread shipper (a producer on a 2 ms
+//! timer, a consumer encoding and uploading each batch) read its
+//! consumer's `recv` critical, 20% of the threads' wall time, beside the
+//! producer's `tick` it waited for: the plan counted the one wait twice.
+//! It is a note now.
 
+use perf_layer::dump::CallsiteStats;
 use serde::{Deserialize, Serialize};
 
 use super::serialization::Crowd;
@@ -93,6 +106,9 @@ impl Detector for Blocked {
                 || c.voluntary_per_call < s.min_voluntary_per_call
                 || share < s.min_share
             {
+                continue;
+            }
+            if waits_on_a_wait(cx, cs).is_some() {
                 continue;
             }
             let crowd = Crowd::of(cx, cs, row)
@@ -182,6 +198,50 @@ impl Detector for Blocked {
         }
     }
 
+}
+
+/// A blocked span whose watched waits were, at least this share of their
+/// time, in a futex: waiting for another thread...
+const FOR_A_THREAD_SHARE: f64 = 0.5;
+/// ...while the rest of the process kept under this many cores busy: the
+/// thread it waited for was waiting too...
+const IDLE_BESIDE_CORES: f64 = 0.25;
+/// ...and one other callsite was waiting outside a futex (a sleep, a read)
+/// through at least this share of those futex waits...
+const BESIDE_SHARE: f64 = 0.5;
+/// ...in a number of calls within this factor of its own: the waits go in
+/// step (a batch a tick, a write a lock). A thread that sleeps beside it
+/// through the run in a few long calls (a heartbeat) is no cause: the
+/// thread it waits for may record no span.
+const CALLS_IN_STEP: f64 = 4.0;
+
+/// The wait `cs`'s blocking is part of: the callsite (its row index) that
+/// another thread waited in, outside a futex, through most of the time
+/// `cs`'s spans were blocked in one with the rest of the process idle, and
+/// that share. `None` without [`MIN_WATCHED`] watched waits, in older
+/// dumps, or where no one wait explains it.
+///
+/// [`MIN_WATCHED`]: crate::analyze::busy_cores::MIN_WATCHED
+pub(crate) fn waits_on_a_wait(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize, f64)> {
+    let w = cs
+        .watched_waits
+        .as_ref()
+        .filter(|w| w.intervals >= crate::analyze::busy_cores::MIN_WATCHED && w.wait_ns > 0)?;
+    let for_a_thread = w.for_a_thread_ns? as f64;
+    if for_a_thread < FOR_A_THREAD_SHARE * w.wait_ns as f64
+        || w.others_cores()? >= IDLE_BESIDE_CORES
+    {
+        return None;
+    }
+    let top = w.beside.iter().filter(|b| b.callsite != cs.id).max_by_key(|b| b.ns)?;
+    let share = (top.ns as f64 / for_a_thread).min(1.0);
+    let other = cx.index_of(top.callsite)?;
+    let calls = |c: u64| c.max(1) as f64;
+    let step = calls(cx.dump.callsites[other].calls) / calls(cs.calls);
+    if share < BESIDE_SHARE || !(1.0 / CALLS_IN_STEP..=CALLS_IN_STEP).contains(&step) {
+        return None;
+    }
+    Some((other, share))
 }
 
 /// The plan step's advice for one of its findings, of a span that blocks
