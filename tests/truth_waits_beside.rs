@@ -332,12 +332,22 @@ fn without_the_wait_watch_no_callsite_is_watched() {
     assert!(waits(&dump, "read_input").intervals > 0);
 }
 
-/// A producer on a timer (`tick`, a 3 ms sleep) and a consumer blocked on
-/// the channel between its batches (`recv_batch`), which keeps up: the run
-/// is the producer's. When `heartbeat` is true, the producer's sleep is in no
-/// span, and a third thread sleeps in `heartbeat` through the run in three
-/// calls beside the consumer's waits.
-fn producer_and_consumer(heartbeat: bool) -> Dump {
+/// What the producer of [`producer_and_consumer`] does between batches.
+#[derive(Clone, Copy, PartialEq)]
+enum Producer {
+    /// Sleeps 3 ms in `tick`: a timer.
+    SleepsInTick,
+    /// Sleeps 3 ms in no span, beside a third thread that sleeps in
+    /// `heartbeat` through the run in three calls.
+    SleepsBesideAHeartbeat,
+    /// Computes 3 ms in `tick`.
+    ComputesInTick,
+}
+
+/// A producer making a batch every 3 ms and a consumer blocked on the
+/// channel between its batches (`recv_batch`), which keeps up: the run is
+/// the producer's.
+fn producer_and_consumer(producer: Producer) -> Dump {
     const BATCHES: u64 = 150;
     profile(|| {
         let dispatch = tracing::dispatcher::get_default(|d| d.clone());
@@ -346,13 +356,14 @@ fn producer_and_consumer(heartbeat: bool) -> Dump {
             std::thread::spawn(move || tracing::dispatcher::with_default(&dispatch, f))
         };
         let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(2);
-        let producer = traced(Box::new(move || {
+        let producing = traced(Box::new(move || {
             for n in 0..BATCHES {
                 let sleep = || std::thread::sleep(Duration::from_millis(3));
-                if heartbeat {
-                    sleep();
-                } else {
-                    info_span!("tick").in_scope(sleep);
+                match producer {
+                    Producer::SleepsInTick => info_span!("tick").in_scope(sleep),
+                    Producer::SleepsBesideAHeartbeat => sleep(),
+                    Producer::ComputesInTick => info_span!("tick")
+                        .in_scope(|| spin(Instant::now() + Duration::from_millis(3))),
                 }
                 tx.send(n).unwrap();
             }
@@ -363,7 +374,7 @@ fn producer_and_consumer(heartbeat: bool) -> Dump {
                 black_box(n);
             }
         }));
-        let beside = heartbeat.then(|| {
+        let beside = (producer == Producer::SleepsBesideAHeartbeat).then(|| {
             traced(Box::new(|| {
                 for _ in 0..3 {
                     info_span!("heartbeat")
@@ -371,7 +382,7 @@ fn producer_and_consumer(heartbeat: bool) -> Dump {
                 }
             }))
         });
-        producer.join().unwrap();
+        producing.join().unwrap();
         consumer.join().unwrap();
         if let Some(t) = beside {
             t.join().unwrap();
@@ -387,7 +398,7 @@ fn producer_and_consumer(heartbeat: bool) -> Dump {
 #[test]
 fn a_consumer_blocked_for_a_sleeping_producer_is_the_producer_s_wait() {
     let _turn = turn();
-    let dump = producer_and_consumer(false);
+    let dump = producer_and_consumer(Producer::SleepsInTick);
     let tick = dump.callsites.iter().find(|c| c.name == "tick").unwrap().id;
     let w = waits(&dump, "recv_batch");
     eprintln!("recv_batch's watched waits: {w:?}");
@@ -423,7 +434,7 @@ fn a_consumer_blocked_for_a_sleeping_producer_is_the_producer_s_wait() {
 #[test]
 fn a_sleeper_beside_in_a_few_long_calls_is_not_the_wait_a_consumer_waits_for() {
     let _turn = turn();
-    let dump = producer_and_consumer(true);
+    let dump = producer_and_consumer(Producer::SleepsBesideAHeartbeat);
     let heartbeat = dump
         .callsites
         .iter()
@@ -451,4 +462,25 @@ fn a_sleeper_beside_in_a_few_long_calls_is_not_the_wait_a_consumer_waits_for() {
         "{:#?}",
         a.notes
     );
+}
+
+/// The same consumer, its producer computing in `tick` beside two other
+/// processes per core, which preempt it: a thread waiting for a core is
+/// work, not a wait at the end of the consumer's chain, whatever little it
+/// ran over a probe.
+#[test]
+fn a_preempted_producer_is_no_wait_a_consumer_waits_beside() {
+    let _turn = turn();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let other_processes = OtherProcesses::start(2 * cores);
+    let dump = producer_and_consumer(Producer::ComputesInTick);
+    drop(other_processes);
+    let tick = dump.callsites.iter().find(|c| c.name == "tick").unwrap().id;
+    let w = waits(&dump, "recv_batch");
+    eprintln!(
+        "recv_batch's watched waits: {w:?}; tick's: {:?}",
+        waits(&dump, "tick")
+    );
+    assert!(w.for_a_thread_ns.unwrap() > 0, "{w:?}");
+    assert!(w.beside.iter().all(|b| b.callsite != tick), "{w:?}");
 }

@@ -44,8 +44,10 @@
 //! caller blocked on a lock whose holder writes to disk. Each futex wait's
 //! probe is shared among the callsites other threads waited in outside a
 //! futex at the same probe (`beside`), so perf-report can name the wait a
-//! wait is part of. Nothing more is read for it: the futex test is the
-//! one `others_wanted_ns` makes.
+//! wait is part of. A thread runnable at the probe's end (preempted,
+//! waiting for a core: a computing stage beside other processes) is work,
+//! not such a wait: its state is read for it, once a probe with a futex
+//! wait, for each thread waiting outside one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -129,6 +131,8 @@ struct Wait {
     others_wanted_ns: u64,
     /// Blocked in a futex: waiting for another thread.
     for_a_thread: bool,
+    /// The waiting thread's id.
+    tid: i32,
 }
 
 /// The most distinct callsites waiting outside a futex in one probe that
@@ -287,6 +291,7 @@ impl Watcher {
                 others_cpu_ns,
                 others_wanted_ns,
                 for_a_thread,
+                tid: watch.tid(),
             });
         });
         std::mem::swap(&mut self.threads, &mut self.next);
@@ -294,11 +299,17 @@ impl Watcher {
             return;
         }
         // The ends of the chains: callsites waiting outside a futex (a
-        // sleep, a read), each with its threads.
+        // sleep, a read), each with its threads; read only for a probe with
+        // a futex wait. A thread runnable at the probe's end was not
+        // waiting but preempted: work waiting for a core, no end.
         let mut ends = [(heap::TAG_NONE, 0u64); MAX_CHAIN_ENDS];
         let mut ended = 0;
         let mut too_many = false;
-        for w in self.waits.iter().filter(|w| !w.for_a_thread) {
+        let chained = self.waits.iter().any(|w| w.for_a_thread);
+        for w in self.waits.iter().filter(|w| chained && !w.for_a_thread) {
+            if !self.all.sleeps(w.tid) {
+                continue;
+            }
             match ends[..ended].iter_mut().find(|e| e.0 == w.tag) {
                 Some(e) => e.1 += 1,
                 None if ended < MAX_CHAIN_ENDS => {
@@ -513,6 +524,20 @@ impl AllThreads {
                 }
                 computes
             }
+        }
+    }
+
+    /// Whether thread `tid` is off the CPU and not waiting for a core
+    /// (asleep: a sleep, a read, a futex), at the probe's end.
+    fn sleeps(&mut self, tid: i32) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            self.stat.runnable(tid) == Some(false)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = tid;
+            false
         }
     }
 

@@ -398,11 +398,20 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             crate::units::count(cs.calls as f64),
         ));
     }
-    // A loop something else paces, beside the work: why it is no waiting
-    // finding.
+    // A loop something else paces, beside the work, or a synchronous span
+    // open past its work: why it is no waiting finding.
     let waiting = &cx.config.classes.waiting;
     let own_idle = detectors::waiting::OwnIdle::of(cx, waiting);
     for (i, cs, row) in cx.callsites() {
+        if detectors::waiting::lingers(cx, cs, own_idle.ns(i), waiting) {
+            notes.push(format!(
+                "`{}` is open {} while not entered ({} of its wall time), each of its spans entered once and none on an async runtime: time before its work began (a job queued for a thread) or after it ended (a span kept alive past its work: a `while let`'s scrutinee lives through the loop's body, a span bound to a variable outlives its `in_scope`), its thread doing other work meanwhile. No waiting finding: close the span where its work ends to make its wall time its own",
+                row.location.label,
+                crate::units::ns(own_idle.ns(i)),
+                crate::units::pct(crate::stats::share(own_idle.ns(i), cs.wall_ns.sum as f64)),
+            ));
+            continue;
+        }
         if !detectors::waiting::idle_enough(cx, cs, own_idle.ns(i), waiting) {
             continue;
         }

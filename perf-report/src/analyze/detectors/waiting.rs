@@ -302,11 +302,44 @@ impl Detector for Waiting {
 /// million spans, was "idle 64% of its wall time" for 93 ns a call of the
 /// layer's and tracing's own callbacks. `idle_ns` is the part of its idle
 /// time read (its own: [`OwnIdle`]).
+///
+/// A span entered once off an async runtime has no wait of its own to
+/// find ([`entered_once_off_a_runtime`]).
 pub(crate) fn idle_enough(cx: &Context<'_>, cs: &CallsiteStats, idle_ns: f64, s: &Settings) -> bool {
+    !entered_once_off_a_runtime(cs) && idle_past_thresholds(cx, cs, idle_ns, s)
+}
+
+/// Whether `cs`, entered once off an async runtime, is open and not entered
+/// long enough to be a waiting finding, were it async: the note says why
+/// it is none.
+pub(crate) fn lingers(cx: &Context<'_>, cs: &CallsiteStats, idle_ns: f64, s: &Settings) -> bool {
+    entered_once_off_a_runtime(cs) && idle_past_thresholds(cx, cs, idle_ns, s)
+}
+
+/// [`idle_enough`]'s thresholds alone.
+fn idle_past_thresholds(cx: &Context<'_>, cs: &CallsiteStats, idle_ns: f64, s: &Settings) -> bool {
     let instrumentation = cx.instrumentation_per_span() * cs.calls as f64;
     let idle = (idle_ns - instrumentation).max(0.0);
     stats::share(idle, cs.wall_ns.sum as f64) >= s.min_idle_ratio
         && stats::share(idle, cx.run_wall_ns) >= s.min_share
+}
+
+/// Whether every span of `cs` was entered at most once, none on an async
+/// runtime's worker: synchronous code, whose waits are blocking, inside
+/// the span (`blocked`). Its idle time, open and not entered, is before its
+/// work began (a job queued for a thread) or after it ended (a span kept
+/// alive past its work: a `while let`'s scrutinee lives through the loop's
+/// body, a span bound to a variable outlives its `in_scope`), the thread
+/// doing other work meanwhile: no wait that overlapping or unblocking
+/// could shorten. A fresh three-stage pipeline's
+/// `while let Some(v) = info_span!("next_record").in_scope(|| rx.recv().ok())`
+/// read "waiting, not working", critical, "shortens the run by 25%": its
+/// span lived through the loop's `transform`. Not read without `intervals`
+/// (older dumps).
+pub(crate) fn entered_once_off_a_runtime(cs: &CallsiteStats) -> bool {
+    cs.calls > 0
+        && cs.intervals.is_some_and(|n| n <= cs.calls)
+        && cs.runtime_worker_calls.unwrap_or(0) == 0
 }
 
 /// Each callsite's own idle time: its idle time less that of its
@@ -679,6 +712,33 @@ mod tests {
         // 90 ms idle of the run's 1 s; 110 ms busy of it leaves 89% idle.
         assert_near(f.cost_share, 0.09, 1e-9);
         assert_near(f.confidence, 0.9 * 10.0 / 12.0, 1e-9);
+    }
+
+    /// `next` is open 9 ms a call while not entered, each span entered
+    /// once and none on a runtime's worker: synchronous, open before or
+    /// past its work (a fresh pipeline's span in a `while let`'s
+    /// scrutinee), no wait, and a note says why. Polled twice a call, or
+    /// closed on a runtime's workers, it is a task's wait.
+    #[test]
+    fn a_synchronous_span_open_past_its_work_is_no_wait() {
+        let with = |intervals_per_call: u64, on_workers: bool| {
+            let mut d = dump(1_000 * MS, &[Span::new("next", &[(MS, 10)]).idle(9 * MS)]);
+            let cs = &mut d.callsites[0];
+            cs.intervals = Some(cs.calls * intervals_per_call);
+            cs.runtime_worker_calls = Some(if on_workers { cs.calls } else { 0 });
+            let report = crate::analyze::analyze(&d.into(), &Default::default());
+            let found = report.findings.iter().any(|f| {
+                f.class == Class::Waiting && f.location.as_ref().is_some_and(|l| l.name == "next")
+            });
+            let noted = report
+                .notes
+                .iter()
+                .any(|n| n.starts_with("`next` is open 90.0 ms while not entered (90.0% of its wall time)"));
+            (found, noted)
+        };
+        assert_eq!(with(1, false), (false, true));
+        assert_eq!(with(2, false), (true, false));
+        assert_eq!(with(1, true), (true, false));
     }
 
     /// `update` waits 9 ms a call, 2 ms of them in its child `persist`:
