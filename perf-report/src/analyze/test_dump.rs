@@ -119,7 +119,7 @@ impl Span {
     }
 
     /// The dump's callsite.
-    fn callsite(&self, id: u32) -> CallsiteStats {
+    pub(crate) fn callsite(&self, id: u32) -> CallsiteStats {
         let calls = self.calls();
         let wall: Vec<_> = self
             .busy

@@ -95,6 +95,9 @@ impl Detector for HotSpot {
             // of self time in a process of 0.32 s of CPU, read "on the CPU
             // at a time inside a poll").
             if row.cpu.is_none() {
+                if let Some(rate) = few_timed_off_the_cpu(cs) {
+                    on_cpu = on_cpu.min(rate * cs.self_ns.sum as f64);
+                }
                 if let Some(room) = cx.cpu_left_by_timed_spans() {
                     if on_cpu > 2.0 * room {
                         continue;
@@ -191,6 +194,25 @@ impl Detector for HotSpot {
         }
     }
 
+}
+
+/// Fewest timed intervals that say how a span without CPU figures spends
+/// its self time...
+const FEW_TIMED: u64 = 3;
+
+/// ...when they were off the CPU more than on it, a voluntary switch in at
+/// least half of them: the on-CPU share of their self time, at which the
+/// rest is read. Under a sample worth the name (the row has no CPU
+/// figures), but evidence that the span blocks: a fresh 55 ms pipeline's
+/// `send_record`, a channel send blocking on a full channel 16 µs a call,
+/// had six intervals timed, all switched out, and was read as computing,
+/// the plan's first step, "32.8% of all self time in spans".
+fn few_timed_off_the_cpu(cs: &perf_layer::dump::CallsiteStats) -> Option<f64> {
+    let c = cs.cpu.as_ref()?;
+    let timed = c.intervals.saturating_sub(c.untimed_intervals);
+    let rate = stats::share(c.self_on_cpu_ns as f64, c.self_ns as f64);
+    (timed >= FEW_TIMED && c.self_ns > 0 && c.voluntary_switches.saturating_mul(2) >= timed && rate < 0.5)
+        .then_some(rate)
 }
 
 /// A hot spot's time on the CPU at a time inside a poll, when it runs in
@@ -303,6 +325,32 @@ mod tests {
         // not all of its self time.
         let f = about(&with(600), "search").map(|f| f.cost_share);
         assert_near(f.unwrap(), 600.0 / 1_052.0, 1e-3);
+    }
+
+    /// `send`, 3,000 calls of 16 µs, has six intervals timed (under a
+    /// sample worth the name: no CPU figures), each switched out and 1 µs
+    /// of it on the CPU: it blocks, and is no hot spot (3 ms of the CPU's
+    /// 60 ms at that rate). The same six
+    /// intervals on the CPU, or switched out in two of six, tell nothing
+    /// against its self time, and it is one.
+    #[test]
+    fn a_span_whose_few_timed_intervals_blocked_is_no_hot_spot() {
+        let with = |on_cpu_ns: u64, voluntary: u64| {
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    Span::new("send", &[(16 * US, 3_000)]),
+                    Span::new("work", &[(5 * US, 1_000)]),
+                ],
+            );
+            d.run.cpu_ns = Some(60 * MS);
+            let timed = Span::new("send", &[(16 * US, 6)]).on_cpu(on_cpu_ns, 0, voluntary, 0);
+            d.callsites[0].cpu = timed.callsite(0).cpu;
+            about(&detect(Class::HotSpot, d), "send").is_some()
+        };
+        assert!(!with(6 * US, 6));
+        assert!(with(90 * US, 6));
+        assert!(with(6 * US, 2));
     }
 
     /// `render` computes 2 ms a call (on the CPU) under `handle`, an async
