@@ -218,10 +218,10 @@ pub(crate) fn in_poll<'c>(
     row: &CallsiteRow,
     polls: f64,
 ) -> Option<InPoll<'c>> {
-    if row
-        .cpu
-        .as_ref()
-        .is_some_and(|c| c.intervals_per_call > polls)
+    if cx
+        .index_of(id)
+        .and_then(|i| polls_per_span(cx, i))
+        .is_some_and(|n| n > polls)
     {
         return Some(InPoll::Own);
     }
@@ -235,11 +235,24 @@ pub(crate) fn in_poll<'c>(
     (row.calls > 0 && on_workers.saturating_mul(2) >= row.calls).then_some(InPoll::Worker)
 }
 
+/// Entered intervals per span of the callsite at index `i`: from every
+/// closed span (`intervals` in the dump), else from the spans timed on the
+/// CPU (older dumps); `None` when neither says. Every span counts: a
+/// request span polled three times for microseconds each has too few
+/// timed intervals for CPU figures in a short run, and a blocking call
+/// inside its polls was, in one run of five, not said to stall its worker.
+pub(crate) fn polls_per_span(cx: &Context<'_>, i: usize) -> Option<f64> {
+    let cs = &cx.dump.callsites[i];
+    match cs.intervals {
+        Some(n) if cs.calls > 0 => Some(n as f64 / cs.calls as f64),
+        _ => cx.rows[i].cpu.as_ref().map(|c| c.intervals_per_call),
+    }
+}
+
 /// The async span that calls callsite `id` (of `calls` spans) inside its
 /// polls for at least half of those calls: its direct parent in the call
-/// edges with more than `polls` entered intervals per span. Its label;
-/// `None` when no such caller, or none of them timed on the CPU (the
-/// intervals per span are read from those figures).
+/// edges with more than `polls` entered intervals per span
+/// ([`polls_per_span`]). Its label; `None` when no such caller.
 pub(crate) fn async_caller<'c>(
     cx: &'c Context<'_>,
     id: u32,
@@ -258,11 +271,7 @@ pub(crate) fn async_caller<'c>(
             continue;
         };
         let parent = &cx.rows[at];
-        if parent
-            .cpu
-            .as_ref()
-            .is_some_and(|p| p.intervals_per_call > polls)
-        {
+        if polls_per_span(cx, at).is_some_and(|n| n > polls) {
             in_polls = in_polls.saturating_add(e.calls);
             if top.is_none_or(|(n, _)| e.calls > n) {
                 top = Some((e.calls, parent.location.label.as_str()));
