@@ -26,7 +26,7 @@
 use perf_layer::dump::ActiveWindow;
 
 use super::context::Context;
-use super::detectors::{Class, in_poll};
+use super::detectors::{Class, in_poll, polls_per_span};
 use super::finding::Finding;
 use crate::units;
 
@@ -101,8 +101,8 @@ fn own_blocking(cx: &Context<'_>, findings: &mut Vec<Finding>, polls: f64) -> Ve
         .filter_map(|f| f.callsite_id)
         .filter(|&id| {
             cx.index_of(id)
-                .and_then(|i| cx.rows[i].cpu.as_ref())
-                .is_some_and(|c| c.intervals_per_call > polls)
+                .and_then(|i| polls_per_span(cx, i))
+                .is_some_and(|n| n > polls)
         })
         .collect();
     let mut notes = Vec::new();
