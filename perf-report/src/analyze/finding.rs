@@ -69,8 +69,8 @@ labelled! {
     #[non_exhaustive]
     pub enum Resource {
         /// Share of the process's CPU time (of all self time in spans when
-        /// the dump does not record the CPU time, or when spans hold more
-        /// self time than the process used CPU).
+        /// the dump does not record the CPU time; of the spans' estimated
+        /// CPU time when that is over 10% more than the process used).
         Time = "time",
         /// Share of the run's wall time.
         WallTime = "wall_time",
