@@ -96,41 +96,63 @@ impl Drop for OtherProcesses {
 fn read_then_join(others: usize) {
     let _turn = turn();
     let pool = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
-    let other_processes = OtherProcesses::start(others);
-    let dump = profile(|| {
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let workers: Vec<_> = (0..pool)
-            .map(|_| {
-                let (tx, rx) = std::sync::mpsc::channel::<Instant>();
-                let done = done_tx.clone();
-                let thread = std::thread::spawn(move || {
-                    // One deadline for all, so none computes alone at the end.
-                    for end in rx {
-                        spin(end);
-                        let _ = done.send(());
+    let run_once = || {
+        let other_processes = OtherProcesses::start(others);
+        let dump = profile(|| {
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let workers: Vec<_> = (0..pool)
+                .map(|_| {
+                    let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+                    let done = done_tx.clone();
+                    let thread = std::thread::spawn(move || {
+                        // One deadline for all, so none computes alone at the end.
+                        for end in rx {
+                            spin(end);
+                            let _ = done.send(());
+                        }
+                    });
+                    (tx, thread)
+                })
+                .collect();
+            for _ in 0..60 {
+                info_span!("read_input").in_scope(|| std::thread::sleep(Duration::from_millis(10)));
+                info_span!("join_pool").in_scope(|| {
+                    let end = Instant::now() + Duration::from_millis(10);
+                    for (tx, _) in &workers {
+                        tx.send(end).unwrap();
+                    }
+                    for _ in 0..pool {
+                        done_rx.recv().unwrap();
                     }
                 });
-                (tx, thread)
-            })
-            .collect();
-        for _ in 0..60 {
-            info_span!("read_input").in_scope(|| std::thread::sleep(Duration::from_millis(10)));
-            info_span!("join_pool").in_scope(|| {
-                let end = Instant::now() + Duration::from_millis(10);
-                for (tx, _) in &workers {
-                    tx.send(end).unwrap();
-                }
-                for _ in 0..pool {
-                    done_rx.recv().unwrap();
-                }
-            });
+            }
+            for (tx, thread) in workers {
+                drop(tx);
+                thread.join().unwrap();
+            }
+        });
+        drop(other_processes);
+        dump
+    };
+    // Beside other processes the pool wants every core, and reads so in
+    // most runs; in one clean-clone CI run of five (2026-12-06) it read
+    // 1.61 of 2, the idle 0.39 left the join's gain a hair over the
+    // read's, and the order below failed. Run again (three times at most)
+    // while it reads under 0.8 of the cores: the assertions stand on the
+    // last run.
+    let mut runs = 1;
+    let dump = loop {
+        let dump = run_once();
+        let cores = f64::from(dump.run.cores.unwrap_or(1));
+        let wanted = waits(&dump, "join_pool").others_wanted_cores();
+        if others == 0 || runs == 3 || wanted.is_some_and(|w| w >= 0.8 * cores) {
+            break dump;
         }
-        for (tx, thread) in workers {
-            drop(tx);
-            thread.join().unwrap();
-        }
-    });
-    drop(other_processes);
+        eprintln!(
+            "the join read {wanted:?} cores wanted beside {others} other processes: run again"
+        );
+        runs += 1;
+    };
     let (read, join) = (waits(&dump, "read_input"), waits(&dump, "join_pool"));
     // About 29 watched waits each in 600 ms (a probe every 20 ms) on a
     // quiet machine. Fewer on a loaded one: the watcher waits for a core
