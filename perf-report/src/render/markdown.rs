@@ -262,22 +262,60 @@ fn step(out: &mut String, s: &Step, detail: Detail) {
     }
 }
 
-/// Plan text embeds the span name inside backticks; rebuild such sentences
-/// so the name is escaped rather than trusted.
+/// Plan text embeds span names inside backticks: the step's own, and
+/// others' (a waiting step names the caller whose calls it waits in).
+/// Rebuild such sentences so no name is trusted: the step's own name, and
+/// any code span holding what Markdown would not keep as code (a line
+/// break, which ends it) or a tag, become escaped bold text; the rest stay
+/// code, and the prose between has no HTML left (a name with a backtick
+/// of its own splits wrongly, and part of it lands there). A fuzzed span
+/// name with a line break and `<script>`, named as a waiting step's
+/// caller, came out as raw HTML.
 fn code_safe(text: &str, location: Option<&Location>) -> String {
-    match location {
-        Some(l) => {
-            let raw = format!("`{}`", l.label);
-            let parts: Vec<&str> = text.split(raw.as_str()).collect();
-            let safe_name = escape(&l.label);
-            parts
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(&format!("**{safe_name}**"))
+    let own = location.map(|l| (format!("`{}`", l.label), format!("**{}**", escape(&l.label))));
+    // Markdown keeps a code span's text as it is, up to a line break; what
+    // could open a tag (`<` before a letter, `/`, `!` or `?`) is taken for a
+    // name's, not our own code (`Cow<'_, str>`, `&[T]`).
+    let plain = |code: &str| {
+        !code.contains(['\n', '\r'])
+            && !code
+                .as_bytes()
+                .windows(2)
+                .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || b"/!?".contains(&w[1])))
+    };
+    let mut out = String::with_capacity(text.len());
+    let pieces: Vec<&str> = match &own {
+        Some((raw, _)) => text.split(raw.as_str()).collect(),
+        None => vec![text],
+    };
+    for (n, piece) in pieces.iter().enumerate() {
+        if n > 0 {
+            out.push_str(own.as_ref().map_or("", |(_, safe)| safe.as_str()));
         }
-        None => text.to_owned(),
+        for (i, part) in piece.split('`').enumerate() {
+            match (i % 2 == 1, part) {
+                (false, prose) => {
+                    for c in prose.chars() {
+                        match c {
+                            '<' => out.push_str("&lt;"),
+                            '>' => out.push_str("&gt;"),
+                            '&' => out.push_str("&amp;"),
+                            c => out.push(c),
+                        }
+                    }
+                }
+                (true, code) if plain(code) => {
+                    out.push('`');
+                    out.push_str(code);
+                    out.push('`');
+                }
+                (true, name) => {
+                    let _ = write!(out, "**{}**", escape(name));
+                }
+            }
+        }
     }
+    out
 }
 
 /// Any outline in Markdown.
@@ -301,7 +339,19 @@ fn render_diff(d: &Diff, opts: &RenderOptions) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{code_safe, escape};
+
+    /// Plan text naming another span in backticks (a waiting step's
+    /// caller): a name with a line break and a tag is bold and escaped,
+    /// our own code (`Cow<'_, str>`, `&[T]`) stays code.
+    #[test]
+    fn names_in_plan_text_cannot_inject_markup_and_our_code_stays_code() {
+        let text = "the wall time of the `n\n><script>alert(1)</script>` calls; take `&[T]`, return `Cow<'_, str>`";
+        let s = code_safe(text, None);
+        assert!(!s.contains("<script"), "{s}");
+        assert!(s.contains("**n") && s.contains("&gt;&lt;script&gt;alert(1)&lt;/script&gt;**"), "{s}");
+        assert!(s.contains("`&[T]`") && s.contains("`Cow<'_, str>`"), "{s}");
+    }
 
     #[test]
     fn hostile_names_cannot_break_a_table_or_inject_markup() {
