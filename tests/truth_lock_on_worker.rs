@@ -116,9 +116,10 @@ fn finding<'a>(
 #[test]
 fn a_lock_that_blocks_a_worker_now_and_then_is_found_blocked_and_only_then() {
     // Run again (three times at most) while the lock is not found blocked:
-    // on 2026-12-06 it was not in three clean-clone CI runs of eight, two
-    // of them beside other builds, one quiet (its tail was found instead);
-    // it was found in every one of fourteen runs alone here. Its calls are
+    // on 2026-12-06 it was not in two clean-clone CI runs of nine, one
+    // beside other builds and one quiet (its tail was found instead), and
+    // in one full local run beside a CI run; it was found in every one of
+    // fourteen runs alone here. Its calls are
     // timed on the CPU as the adaptive decision goes (a 450 ns lookup that
     // now and then waits 2 ms); the cause of the misses is not known.
     let mut runs = 1;

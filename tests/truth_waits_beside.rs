@@ -135,7 +135,7 @@ fn read_then_join(others: usize) {
         dump
     };
     // Beside other processes the pool wants every core, and reads so in
-    // most runs; in one clean-clone CI run of five (2026-12-06) it read
+    // most runs; in one clean-clone CI run of seven (2026-12-06) it read
     // 1.61 of 2, the idle 0.39 left the join's gain a hair over the
     // read's, and the order below failed. Run again (three times at most)
     // while it reads under 0.8 of the cores: the assertions stand on the
