@@ -374,24 +374,19 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
     }
     // A span blocked for a thread that waited elsewhere: why it is no
     // blocked finding.
-    let blocked = &cx.config.classes.blocked;
     for (_, cs, row) in cx.callsites() {
-        let Some(c) = &row.cpu else { continue };
-        if c.self_blocked_share < blocked.min_blocked_share {
+        let (Some(b), Some(c)) = (detectors::blocked::blocking(cx, cs, row), &row.cpu) else {
             continue;
-        }
+        };
         let Some((other, share)) = detectors::blocked::waits_on_a_wait(cx, cs) else {
             continue;
         };
-        let of_threads = crate::stats::share(c.self_blocked_ns, cx.threads_wall_ns());
-        if of_threads < blocked.min_share {
-            continue;
-        }
         notes.push(format!(
-            "`{}` is blocked {} of its self time ({} of the recording threads' wall time), waiting for another thread (a channel, a lock, a join) while the rest of the process idled; through {} of it another thread waited in `{}` (a sleep, a read; {} calls to its {}): its wait is that one's, counted there, so it is no blocked finding",
+            "`{}` is blocked {} of its self time ({} of {}), waiting for another thread (a channel, a lock, a join) while the rest of the process idled; through {} of it another thread waited in `{}` (a sleep, a read; {} calls to its {}): its wait is that one's, counted there, so it is no blocked finding",
             row.location.label,
             crate::units::pct(c.self_blocked_share),
-            crate::units::pct(of_threads),
+            crate::units::pct(b.share),
+            b.whole_name,
             crate::units::pct(share),
             cx.rows[other].location.label,
             crate::units::count(cx.dump.callsites[other].calls as f64),

@@ -34,6 +34,7 @@ use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::busy_cores::BusyCores;
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::analyze::rows::CallsiteRow;
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -95,19 +96,15 @@ impl Detector for Blocked {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.blocked;
         for (_, cs, row) in cx.callsites() {
-            let Some(c) = &row.cpu else { continue };
-            // Blocking inside a task's poll stalls a runtime worker: a share
-            // of the workers' wall time (at most one per core), not of a
-            // blocking pool's threads that also record spans.
-            let poll = in_poll(cx, cs.id, row, s.async_polls_per_call);
-            let (whole, whole_name) = cx.off_cpu_whole(poll.is_some());
-            let share = stats::share(c.self_blocked_ns, whole);
-            if c.self_blocked_share < s.min_blocked_share
-                || c.voluntary_per_call < s.min_voluntary_per_call
-                || share < s.min_share
-            {
+            let Some(Blocking {
+                poll,
+                share,
+                whole_name,
+            }) = blocking(cx, cs, row)
+            else {
                 continue;
-            }
+            };
+            let Some(c) = &row.cpu else { continue };
             if waits_on_a_wait(cx, cs).is_some() {
                 continue;
             }
@@ -198,6 +195,44 @@ impl Detector for Blocked {
         }
     }
 
+}
+
+/// A span blocked past the finding's bars: where it blocks, and its
+/// blocked time's share of the whole it is reckoned in.
+pub(crate) struct Blocking<'c> {
+    /// Whose poll it blocks inside, if any.
+    pub(crate) poll: Option<InPoll<'c>>,
+    /// Its blocked self time over the whole.
+    pub(crate) share: f64,
+    /// The whole, in words.
+    pub(crate) whole_name: &'static str,
+}
+
+/// Whether `cs` (its row `row`) blocks enough to be found: blocked at
+/// least `min_blocked_share` of its self time, `min_voluntary_per_call`
+/// switches a span, and `min_share` of the recording threads' wall time
+/// (inside a task's poll, of the runtime workers': blocking there stalls a
+/// worker, at most one per core, not a blocking pool's threads that also
+/// record spans). The detector's bars, and the note's of a span whose
+/// wait is another's.
+pub(crate) fn blocking<'c>(
+    cx: &'c Context<'_>,
+    cs: &CallsiteStats,
+    row: &CallsiteRow,
+) -> Option<Blocking<'c>> {
+    let s = &cx.config.classes.blocked;
+    let c = row.cpu.as_ref()?;
+    let poll = in_poll(cx, cs.id, row, s.async_polls_per_call);
+    let (whole, whole_name) = cx.off_cpu_whole(poll.is_some());
+    let share = stats::share(c.self_blocked_ns, whole);
+    (c.self_blocked_share >= s.min_blocked_share
+        && c.voluntary_per_call >= s.min_voluntary_per_call
+        && share >= s.min_share)
+        .then_some(Blocking {
+            poll,
+            share,
+            whole_name,
+        })
 }
 
 /// A blocked span whose watched waits were, at least this share of their
