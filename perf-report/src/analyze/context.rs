@@ -996,27 +996,31 @@ mod tests {
     /// a microsecond; 300 calls timed (120 waits among them: 240 ms, 40%
     /// of the busy time), on the CPU 1% of it, and no sample of the short
     /// ones. So many timed calls stand for the rest: blocked, not
-    /// computing. Under 256 timed calls and half the busy time, nothing is
-    /// said, as before.
+    /// computing. 200 timed calls stand for the rest when they hold waits
+    /// as the rest do (40 of them, a mean of 400 µs a call against the
+    /// rest's 401 µs), and not when they are mostly waits (120 of them, a
+    /// mean of 1.2 ms against 312 µs): then, under 256 timed calls and half
+    /// the busy time, nothing is said, as before.
     #[test]
-    fn many_timed_calls_stand_for_the_rest_without_a_sample() {
-        let with_timed = |timed_calls: u64| {
+    fn many_timed_calls_or_calls_like_the_rest_stand_for_the_rest_without_a_sample() {
+        let with_timed = |timed_calls: u64, waits: u64| {
             let mut d = dump(
                 1_000 * MS,
                 &[Span::new("lookup_session", &[(US, 1_600), (2 * MS, 400)])],
             );
+            let busy_ns = waits * 2 * MS;
             d.callsites[0].cpu = Some(CpuStats {
                 timed_calls,
                 intervals: timed_calls,
                 untimed_intervals: 0,
-                busy_ns: 240 * MS,
-                self_ns: 240 * MS,
-                on_cpu_ns: hist(&[(8 * US, timed_calls)]),
-                self_on_cpu_ns: 2_400 * US,
-                off_cpu_ns: 237_600 * US,
+                busy_ns,
+                self_ns: busy_ns,
+                on_cpu_ns: hist(&[(busy_ns / 100 / timed_calls, timed_calls)]),
+                self_on_cpu_ns: busy_ns / 100,
+                off_cpu_ns: busy_ns - busy_ns / 100,
                 preempted_ns: hist(&[(0, timed_calls)]),
                 self_preempted_ns: Some(0),
-                voluntary_switches: 120,
+                voluntary_switches: waits,
                 involuntary_switches: 0,
                 sampled: None,
             });
@@ -1025,9 +1029,12 @@ mod tests {
             let cx = Context::new(&input, &config, config.classes.measures());
             cx.rows[0].cpu.clone()
         };
-        let row = with_timed(300).expect("figures from 300 timed calls");
+        let row = with_timed(300, 120).expect("figures from 300 timed calls");
         assert_near(row.self_blocked_share, 0.99, 0.01);
-        assert!(with_timed(200).is_none());
+        let row = with_timed(200, 40).expect("figures from 200 calls like the rest");
+        assert_near(row.self_blocked_share, 0.99, 0.01);
+        assert!(with_timed(200, 120).is_none());
+        assert!(with_timed(50, 10).is_none(), "too few to stand for 1,950");
     }
 
     /// An async span of 1,000 calls, each timed in some of its polls (a
