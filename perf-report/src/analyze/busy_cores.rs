@@ -210,6 +210,10 @@ pub(crate) struct BusyCores {
     pub(crate) fix: f64,
     /// The gain the finding would claim without the bound.
     pub(crate) uncapped: f64,
+    /// Of the cores' time over the window, the share the spans' own
+    /// waiters burnt spinning or yielding, which the fix frees and the
+    /// cap counts as idle ([`BusyCores::less_spinning`]).
+    pub(crate) spun: f64,
 }
 
 impl BusyCores {
@@ -242,7 +246,35 @@ impl BusyCores {
             cap,
             fix: recoverable,
             uncapped,
+            spun: 0.0,
         })
+    }
+
+    /// The bound when `cores` of the process's busy cores over the window
+    /// were the spans' own waiters spinning or yielding (a queue on a
+    /// `parking_lot` or spin lock): the fix frees them, so they count as
+    /// idle; `None` when the bound then leaves the whole gain. Only the
+    /// window's bound reads the process's CPU; the watched waits' is left.
+    pub(crate) fn less_spinning(self, cores: f64) -> Option<Self> {
+        let Busy::Window(w) = self.busy else {
+            return Some(self);
+        };
+        let spun = (cores / f64::from(w.cores)).clamp(0.0, w.busy);
+        let cap = self.cap + spun * w.window_share;
+        (cap < self.uncapped).then_some(Self { cap, spun, ..self })
+    }
+
+    /// The window's busy share, and what of it the spans' waiters spun.
+    fn kept_busy(&self, w: &CoresInWindow) -> String {
+        let spun = if self.spun > 0.0 {
+            format!(
+                " ({} of them its own waiters spinning, which the fix frees)",
+                units::pct(self.spun)
+            )
+        } else {
+            String::new()
+        };
+        format!("{} of its {} cores busy{spun}", units::pct(w.busy), w.cores)
     }
 
     /// The finding's `recoverable` under the bound, for a cost of `cost`.
@@ -266,9 +298,8 @@ impl BusyCores {
     pub(crate) fn summary(&self) -> String {
         match self.busy {
             Busy::Window(w) => format!(
-                "; but the process kept {} of its {} cores busy while its spans were live, so only their idle time can come back: its other threads ran while these waited",
-                units::pct(w.busy),
-                w.cores
+                "; but the process kept {} while its spans were live, so only their idle time can come back: its other threads ran while these waited",
+                self.kept_busy(&w)
             ),
             Busy::Waiting(w) => format!(
                 "; but while its spans waited the rest of the process {} ({} waits watched), {:.2} of a core idle, so at most that share of the wait can come back{}",
@@ -288,10 +319,9 @@ impl BusyCores {
     pub(crate) fn gain_clause(&self) -> String {
         match self.busy {
             Busy::Window(w) => format!(
-                " (the cores' idle time while its spans were live, not {}: the process kept {} of its {} cores busy, and its other threads ran while these waited)",
+                " (the cores' idle time while its spans were live, not {}: the process kept {}, and its other threads ran while these waited)",
                 units::pct(self.uncapped),
-                units::pct(w.busy),
-                w.cores
+                self.kept_busy(&w)
             ),
             Busy::Waiting(w) => format!(
                 " (the cores' idle time while its spans waited, not {}: the rest of the process {} then, {:.2} of a core idle)",

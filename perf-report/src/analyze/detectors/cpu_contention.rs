@@ -77,6 +77,12 @@ impl Detector for CpuContention {
         let tail = &cx.config.classes.tail_latency;
         for (i, cs, row) in cx.callsites() {
             let Some(c) = &row.cpu else { continue };
+            // A queue whose waiters spin or yield is preempted by its own
+            // waiters, for the lock, not the cores: the serialization
+            // finding has that time.
+            if super::serialization::queue_of_runnable_waiters(cx, cs, row).is_some() {
+                continue;
+            }
             preempted_ns += c.self_preempted_ns;
             if let Some(w) = CoresInWindow::of(cx.dump, cx.run_wall_ns, cs.active) {
                 own_busy += w.busy * c.self_preempted_ns;

@@ -105,6 +105,15 @@ impl Detector for HotSpot {
                     on_cpu = on_cpu.min(room);
                 }
             }
+            // A queue whose waiters spin or yield inside it burns CPU
+            // there that is the queue's, beyond its head's work: the
+            // serialization finding has it. A fresh `parking_lot` convoy's
+            // span read 85% of the process's CPU, first, where its holder's
+            // work was under half of that.
+            let spinning = super::serialization::queue_of_runnable_waiters(cx, cs, row);
+            if let Some(q) = spinning {
+                on_cpu *= q.head_share;
+            }
             let share = cx.time_share(on_cpu);
             if share < s.min_share.min(s.min_stall_share) {
                 continue;
@@ -139,11 +148,27 @@ impl Detector for HotSpot {
                         Unit::Share,
                         None,
                     ));
-                    format!(
-                        "{} on the CPU, {} of its self time",
-                        units::ns(on_cpu),
-                        units::pct(c.self_on_cpu_share)
-                    )
+                    match spinning {
+                        Some(q) => {
+                            evidence.push(Evidence::new(
+                                "its queue's head's share of that (the rest its waiters spinning)",
+                                q.head_share,
+                                Unit::Share,
+                                None,
+                            ));
+                            format!(
+                                "{} on the CPU in its head, the one thread its queue lets work, of {} on the CPU, {} of its self time; its waiters spun the rest (its serialization finding)",
+                                units::ns(on_cpu),
+                                units::ns(c.self_on_cpu_ns),
+                                units::pct(c.self_on_cpu_share)
+                            )
+                        }
+                        None => format!(
+                            "{} on the CPU, {} of its self time",
+                            units::ns(on_cpu),
+                            units::pct(c.self_on_cpu_share)
+                        ),
+                    }
                 }
                 None if on_cpu < 0.9 * row.self_cpu_ns => format!(
                     "{} of self time beside its tail",
