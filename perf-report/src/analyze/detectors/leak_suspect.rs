@@ -172,6 +172,41 @@ fn backlog(drained: bool, freed: f64) -> String {
     }
 }
 
+/// Where memory that `cs`'s calls made and closed holding is kept, for a
+/// summary: where they put it, or by their caller (the one with the most
+/// calls of it) if they returned it; the dump cannot tell which. Empty when most calls closed holding nothing, or no caller
+/// is known. A fresh program's sessions (async spans open to the end) each
+/// pushed every message `handle_message` rendered into a history nobody
+/// trimmed: the leak was read, rightly, as `handle_message`'s, whose code
+/// keeps nothing.
+fn kept_past_its_calls(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, s: &Settings) -> String {
+    let Some(a) = cs.alloc else {
+        return String::new();
+    };
+    if cs.calls == 0 || (a.calls_retaining as f64) < s.min_retaining_share * cs.calls as f64 {
+        return String::new();
+    }
+    let caller = cx
+        .dump
+        .edges
+        .iter()
+        .filter(|e| e.child == cs.id && e.parent != cs.id)
+        .max_by_key(|e| e.calls)
+        .and_then(|e| cx.index_of(e.parent));
+    let Some(i) = caller else {
+        return String::new();
+    };
+    let open = if cx.dump.callsites[i].calls == 0 {
+        " (its spans all still open when the dump was written)"
+    } else {
+        ""
+    };
+    format!(
+        "; what its calls made outlived them: it is kept where they put it (a shared or `static` collection, a cache, a channel) or by their caller `{}`{open}, if they returned it",
+        cx.rows[i].location.label
+    )
+}
+
 /// Whether most of the callsite's calls each kept memory they made and
 /// what they kept is still live at the end: a leak by its own calls.
 fn kept_by_calls(
@@ -234,12 +269,13 @@ fn by_own_calls(
             * stats::sample_confidence(a.calls_retaining, s.half_confidence_points)
             * if ended.is_some() { ENDED_EARLY_CONFIDENCE } else { 1.0 },
         summary: format!(
-            "holds {} at the end, kept by its own calls: {} of its {} closed holding memory (about {} each), and it is still live{}{}",
+            "holds {} at the end, kept by its own calls: {} of its {} closed holding memory (about {} each), and it is still live{}{}{}",
             units::bytes(live),
             units::pct(retaining),
             units::calls(cs.calls),
             units::bytes(per_call),
             backlog(drained, freed),
+            kept_past_its_calls(cx, cs, s),
             ended.map_or(String::new(), |at| format!(
                 "; its calls ended {} into the run and nothing was added since: memory built once and kept on purpose (a table, a cache loaded at start-up) reads the same, and is a leak only if nothing uses it again",
                 units::pct(at)
@@ -333,12 +369,13 @@ impl Detector for LeakSuspect {
                 confidence: r2
                     * stats::sample_confidence(points.len() as u64, s.half_confidence_points),
                 summary: format!(
-                    "holds {} at the end and grew {}/s after warm-up (R² {:.2} over {} points), still growing at the end{}",
+                    "holds {} at the end and grew {}/s after warm-up (R² {:.2} over {} points), still growing at the end{}{}",
                     units::bytes(live),
                     units::bytes(slope),
                     r2,
                     points.len(),
                     backlog(drained, freed),
+                    kept_past_its_calls(cx, cs, s),
                 ),
                 evidence: vec![
                     Evidence::new(
@@ -618,6 +655,34 @@ mod tests {
             "{}",
             f.advice.statement
         );
+    }
+
+    /// Memory its calls made and returned, kept past them by their caller
+    /// `session`, open to the end: the summary says where to look. A span
+    /// with no caller says nothing of one.
+    #[test]
+    fn memory_returned_by_its_calls_is_looked_for_in_their_caller() {
+        let series: Vec<u64> = (0..40).map(|i| i * 30 * MIB / 39).collect();
+        let grows = Span::new("handle_message", &[(MS, 200)])
+            .alloc(30 * MIB, 200, 30 * MIB as i64, 200)
+            .live(series);
+        let found = detect(
+            Class::LeakSuspect,
+            dump(
+                1_000 * MS,
+                &[Span::new("session", &[]).alloc(0, 0, 0, 0), grows.clone()],
+            ),
+        );
+        let f = about(&found, "handle_message").unwrap_or_else(|| panic!("{found:#?}"));
+        assert!(
+            f.summary.contains(
+                "or by their caller `session` (its spans all still open when the dump was written), if they returned it"
+            ),
+            "{}",
+            f.summary
+        );
+        let alone = detect(Class::LeakSuspect, dump(1_000 * MS, &[grows]));
+        assert!(!alone[0].summary.contains("caller"), "{}", alone[0].summary);
     }
 
     /// A fresh event processor's `ingest` puts a 4 KiB event on an
