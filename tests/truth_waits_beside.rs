@@ -441,6 +441,30 @@ fn a_consumer_blocked_for_a_sleeping_producer_is_the_producer_s_wait() {
     };
     assert!(blocked("tick"), "{:#?}", a.findings);
     assert!(!blocked("recv_batch"), "{:#?}", a.findings);
+    // The producer's sleeps, one at a time, hold the consumer up: they are
+    // of the run's wall time, not spread over both threads'.
+    let tick_finding = a
+        .findings
+        .iter()
+        .find(|f| {
+            f.class == Class::Blocked && f.location.as_ref().is_some_and(|l| l.name == "tick")
+        })
+        .unwrap();
+    assert!(
+        tick_finding
+            .summary
+            .contains("other threads wait for it (`recv_batch` is blocked while it waits)"),
+        "{}",
+        tick_finding.summary
+    );
+    assert!(
+        tick_finding
+            .evidence
+            .iter()
+            .any(|e| e.metric == "share of the run's wall time" && e.value > 0.5),
+        "{:#?}",
+        tick_finding.evidence
+    );
     assert!(
         a.notes
             .iter()

@@ -100,6 +100,7 @@ impl Detector for Blocked {
                 poll,
                 share,
                 whole_name,
+                waited_by,
             }) = blocking(cx, cs, row)
             else {
                 continue;
@@ -129,7 +130,7 @@ impl Detector for Blocked {
                 confidence: c.self_blocked_share
                     * stats::sample_confidence(c.timed_calls, s.half_confidence_calls),
                 summary: format!(
-                    "off the CPU {} of its self time ({} in all, {:.1} voluntary switches per call): it blocks, it does not compute{}{}{}",
+                    "off the CPU {} of its self time ({} in all, {:.1} voluntary switches per call): it blocks, it does not compute{}{}{}{}",
                     units::pct(c.self_blocked_share),
                     units::ns(c.self_blocked_ns),
                     c.voluntary_per_call,
@@ -154,6 +155,10 @@ impl Detector for Blocked {
                     pool.map_or(String::new(), |share| format!(
                         "; {} of the process's CPU ran outside every span: if it waits for work it hands to a pool (rayon's `par_iter`, worker threads), that work is its blocked time",
                         units::pct(share)
+                    )),
+                    waited_by.map_or(String::new(), |i| format!(
+                        "; other threads wait for it (`{}` is blocked while it waits) and its spans ran one at a time: its waits hold the run up, and are of the run's wall time",
+                        cx.rows[i].location.label
                     )),
                 ),
                 evidence: vec![
@@ -206,6 +211,9 @@ pub(crate) struct Blocking<'c> {
     pub(crate) share: f64,
     /// The whole, in words.
     pub(crate) whole_name: &'static str,
+    /// A callsite (its row index) whose waits are this one's, when its
+    /// spans ran one at a time: its waits hold the run up.
+    pub(crate) waited_by: Option<usize>,
 }
 
 /// Whether `cs` (its row `row`) blocks enough to be found: blocked at
@@ -223,7 +231,11 @@ pub(crate) fn blocking<'c>(
     let s = &cx.config.classes.blocked;
     let c = row.cpu.as_ref()?;
     let poll = in_poll(cx, cs.id, row, s.async_polls_per_call);
-    let (whole, whole_name) = cx.off_cpu_whole(poll.is_some());
+    let waited_by = waited_for(cx, cs, row).filter(|_| poll.is_none());
+    let (whole, whole_name) = match waited_by {
+        Some(_) => (cx.run_wall_ns, "the run's wall time"),
+        None => cx.off_cpu_whole(poll.is_some()),
+    };
     let share = stats::share(c.self_blocked_ns, whole);
     (c.self_blocked_share >= s.min_blocked_share
         && c.voluntary_per_call >= s.min_voluntary_per_call
@@ -232,7 +244,30 @@ pub(crate) fn blocking<'c>(
             poll,
             share,
             whole_name,
+            waited_by,
         })
+}
+
+/// At most this many threads inside a span at once on average, for its
+/// waits to be one thread's, in series ([`waited_for`]).
+const ONE_AT_A_TIME: f64 = 1.2;
+
+/// Whether other threads' waits are `cs`'s ([`waits_on_a_wait`] of
+/// another callsite names it) and its spans ran one at a time: its waits
+/// hold the others up, so they are of the run's wall time, not spread over
+/// every recording thread's. A fresh worker pool's producer (`read_item`,
+/// a 1 ms read an item, four workers waiting on it) bounded the run: its
+/// waits were 82% of the run's wall time, and read as 16% of the five
+/// recording threads', medium.
+fn waited_for(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option<usize> {
+    let me = cx.index_of(cs.id)?;
+    if row.busy_total_ns as f64 / cx.live_window_ns(cs) > ONE_AT_A_TIME {
+        return None;
+    }
+    cx.callsites()
+        .filter(|(_, other, _)| other.id != cs.id)
+        .find(|(_, other, _)| waits_on_a_wait(cx, other).is_some_and(|(i, _)| i == me))
+        .map(|(i, _, _)| i)
 }
 
 /// A blocked span whose watched waits were, at least this share of their
