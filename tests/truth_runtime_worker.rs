@@ -32,7 +32,10 @@ fn compute(d: Duration) -> u64 {
 /// 60 tasks on 2 workers: each awaits a timer in `handle` (its span polled
 /// twice), then calls `pack`, a plain function, whose child `compress`
 /// computes 3 ms. 60 `offload` spans compute 3 ms each on tokio's blocking
-/// pool, and 60 `on_main` spans 3 ms each on the main thread.
+/// pool, and 60 `on_main` spans 3 ms each on the main thread. Between
+/// them, 60 tasks one after another `carry` their span into a blocking
+/// closure that enters it (`span.in_scope`, as tracing's docs show) and
+/// computes 3 ms in `carried` there.
 fn run() -> Dump {
     let ((), dump) = traced(|dispatch| {
         let rt = two_workers();
@@ -54,6 +57,29 @@ fn run() -> Dump {
                 .collect();
             for t in tasks {
                 t.await.unwrap();
+            }
+            for _ in 0..60 {
+                let pool = dispatch.clone();
+                tokio::spawn(
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        let span = tracing::Span::current();
+                        tokio::task::spawn_blocking(move || {
+                            tracing::dispatcher::with_default(&pool, || {
+                                span.in_scope(|| {
+                                    info_span!("carried")
+                                        .in_scope(|| compute(Duration::from_millis(3)))
+                                })
+                            })
+                        })
+                        .await
+                        .unwrap()
+                    }
+                    .instrument(info_span!("carry"))
+                    .with_subscriber(dispatch.clone()),
+                )
+                .await
+                .unwrap();
             }
             for _ in 0..60 {
                 let dispatch = dispatch.clone();
@@ -91,6 +117,9 @@ fn work_below_an_async_fn_on_a_worker_is_said_to_stall_it_and_offloaded_work_is_
     }
     assert_eq!(on_workers("offload"), (Some(0), 60));
     assert_eq!(on_workers("on_main"), (Some(0), 60));
+    // A blocking closure that enters the span of the task that handed it
+    // over is entered once there: no poll, and the pool's thread no worker.
+    assert_eq!(on_workers("carried"), (Some(0), 60));
 
     let a = analyze(&dump.clone().into(), &Default::default());
     let hot = |name: &str| {
@@ -109,7 +138,7 @@ fn work_below_an_async_fn_on_a_worker_is_said_to_stall_it_and_offloaded_work_is_
         "{}",
         compress.summary
     );
-    for elsewhere in ["offload", "on_main"] {
+    for elsewhere in ["offload", "on_main", "carried"] {
         let f = hot(elsewhere);
         assert!(!f.summary.contains("stalls"), "{elsewhere}: {}", f.summary);
     }

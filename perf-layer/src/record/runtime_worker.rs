@@ -1,8 +1,14 @@
 //! Whether this thread is an async runtime's worker: its name, read once
 //! per thread (when its shard is made), is a runtime's, and it polls tasks
-//! (a span entered on it more than once, or after another thread opened
-//! it: `Shard::polls_async`). tokio gives its blocking pool's threads its
-//! workers' name; they run closures, not tasks, and are not counted.
+//! (a span entered on it more than once: `Shard::polls_async`). tokio gives
+//! its blocking pool's threads its workers' name; they run closures, not
+//! tasks, and are not counted, even where a closure enters the span of the
+//! task that handed it over (`span.in_scope` in `spawn_blocking`): that
+//! span, opened on another thread, is entered once. A span another thread
+//! opened counted as a poll at its first interval here until a fresh
+//! service's blocking calls, run so in a pool of two, read "called inside
+//! the polls of async `request`, so it stalls a runtime worker", and their
+//! first fix was to move them into `spawn_blocking`.
 //!
 //! A span closed on a worker ran inside a task's poll, however it looks
 //! from its own intervals: a plain function called from an `async fn`, or
@@ -16,7 +22,7 @@
 //! `actix-rt|system:…`. A runtime built with its own `thread_name` is not
 //! recognised, nor a current-thread runtime (its tasks run on the thread
 //! that called `block_on`), nor a worker on which no span is ever entered
-//! twice.
+//! twice (every task done in one poll).
 
 /// The worker names, as the kernel keeps them: at most 15 bytes on Linux.
 const WORKER_NAMES: [&[u8]; 3] = [b"tokio-rt-worker", b"tokio-runtime-w", b"actix-rt|system"];

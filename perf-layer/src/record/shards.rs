@@ -426,10 +426,16 @@ impl Shards {
             shard.polls_async |= state.sums.intervals > 1;
             return;
         }
-        // A span another thread opened, entered here: a task that moved.
-        shard.polls_async = true;
+        // A span another thread opened, entered here: a task that moved,
+        // or a span carried into a blocking pool's closure (`in_scope` of
+        // the caller's span in `spawn_blocking`, as tracing's docs show).
+        // Only a second interval here tells a poll: a pool's closure enters
+        // the span it carries once.
         match shard.visits.get_mut(&id) {
-            Some(visit) => visit.absorb(done),
+            Some(visit) => {
+                visit.absorb(done);
+                shard.polls_async = true;
+            }
             None => self.first_visit(shard, id, done),
         }
     }

@@ -195,7 +195,8 @@ impl Detector for Blocked {
             }
             found.push(cx.score(draft, |f| {
                 let beside_work = busy.is_some_and(|b| b.waits_beside_work());
-                advice(f, poll.is_some(), pool.is_some() || beside_work, whole_name, busy)
+                let carried = super::carried_off_workers(cx, cs.id);
+                advice(f, poll.is_some(), carried, pool.is_some() || beside_work, whole_name, busy)
             }));
         }
     }
@@ -315,12 +316,14 @@ pub(crate) fn waits_on_a_wait(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(u
 }
 
 /// The plan step's advice for one of its findings, of a span that blocks
-/// inside its polls (`in_poll`) or not, in a process whose CPU ran largely
+/// inside its polls (`in_poll`) or not, carried off a runtime's workers by
+/// its async caller (`carried`) or not, in a process whose CPU ran largely
 /// outside every span (`pool`); `busy`, when the process's busy cores
 /// bound its gain.
 fn advice(
     f: &Finding,
     in_poll: bool,
+    carried: bool,
     pool: bool,
     whole: &str,
     busy: Option<BusyCores>,
@@ -343,7 +346,11 @@ fn advice(
         "Shorten lock hold times or shard contended state (`dashmap`, per-thread state) when it waits for a lock",
         "Overlap independent blocking calls (`std::thread::scope`, or async with `join!`) instead of making them one after another",
     ]));
-    if !in_poll {
+    if carried {
+        fixes.push(
+            "It already runs off the runtime's workers (its async caller's spans closed on them, its own did not: a blocking pool's closure): the pool's size bounds how many such calls wait at once, so a larger pool (`max_blocking_threads`, 512 by default) or an async client lets more proceed".to_owned(),
+        );
+    } else if !in_poll {
         fixes.push(
             "On an async runtime, run it with `tokio::task::spawn_blocking` so it does not stall a worker".to_owned(),
         );
@@ -453,6 +460,38 @@ mod tests {
         let f = about(&found, "audit").unwrap();
         assert!(!f.summary.contains("async"), "{}", f.summary);
         assert!(f.advice.fixes[0].starts_with("Find what it blocks on"));
+    }
+
+    /// The same `audit`, its spans closed off the runtime's workers while
+    /// `handle`'s closed on them: `handle` carried it into a blocking pool
+    /// (`span.in_scope` in `spawn_blocking`). No stall, and no advice to
+    /// move it into `spawn_blocking`; the pool's size is what bounds it.
+    #[test]
+    fn a_blocking_call_carried_into_a_pool_by_its_async_caller_stalls_no_worker() {
+        let mut d = dump(
+            2_000 * MS,
+            &[
+                Span::new("handle", &[(10 * MS, 100)]).on_cpu(900 * MS, 0, 0, 0),
+                Span::new("audit", &[(10 * MS, 100)]).on_cpu(100 * MS, 0, 100, 0),
+            ],
+        );
+        d.callsites[0].cpu.as_mut().unwrap().intervals = 400;
+        d.callsites[0].runtime_worker_calls = Some(100);
+        d.callsites[1].runtime_worker_calls = Some(0);
+        let found = detect(Class::Blocked, d);
+        let f = about(&found, "audit").unwrap();
+        assert!(!f.summary.contains("stalls"), "{}", f.summary);
+        assert!(
+            f.advice.fixes.iter().all(|x| !x.contains("move the blocking call into")
+                && !x.starts_with("On an async runtime")),
+            "{:#?}",
+            f.advice.fixes
+        );
+        assert!(
+            f.advice.fixes.iter().any(|x| x.contains("`max_blocking_threads`")),
+            "{:#?}",
+            f.advice.fixes
+        );
     }
 
     /// Workers on an empty job queue: three threads inside `wait_job` at

@@ -249,16 +249,49 @@ pub(crate) fn polls_per_span(cx: &Context<'_>, i: usize) -> Option<f64> {
     }
 }
 
+/// Whether most of the spans of the callsite at index `i` closed on a
+/// runtime's workers; `None` where the dump does not say.
+fn mostly_on_workers(cx: &Context<'_>, i: usize) -> Option<bool> {
+    let cs = &cx.dump.callsites[i];
+    let on = cs.runtime_worker_calls?;
+    Some(cs.calls > 0 && on.saturating_mul(2) >= cs.calls)
+}
+
+/// Whether callsite `id`'s spans closed off a runtime's workers while a
+/// caller's (a call edge's parent) closed on them: handed to another thread
+/// by a task, a blocking pool's closure most likely (`spawn_blocking`).
+pub(crate) fn carried_off_workers(cx: &Context<'_>, id: u32) -> bool {
+    cx.index_of(id)
+        .and_then(|i| mostly_on_workers(cx, i))
+        .is_some_and(|on| !on)
+        && cx
+            .dump
+            .edges
+            .iter()
+            .filter(|e| e.child == id && e.parent != id)
+            .filter_map(|e| cx.index_of(e.parent))
+            .any(|at| mostly_on_workers(cx, at) == Some(true))
+}
+
 /// The async span that calls callsite `id` (of `calls` spans) inside its
 /// polls for at least half of those calls: its direct parent in the call
 /// edges with more than `polls` entered intervals per span
-/// ([`polls_per_span`]). Its label; `None` when no such caller.
+/// ([`polls_per_span`]). Its label; `None` when no such caller. A parent
+/// whose spans closed on a runtime's workers while this callsite's did not
+/// handed it to another thread (a blocking pool's closure entering the
+/// task's span, `span.in_scope` in `spawn_blocking`): not inside its polls.
+/// A current-thread runtime's spans close on no worker the layer knows, the
+/// caller's and the callee's alike, and keep the reading.
 pub(crate) fn async_caller<'c>(
     cx: &'c Context<'_>,
     id: u32,
     calls: u64,
     polls: f64,
 ) -> Option<&'c str> {
+    let off_workers = cx
+        .index_of(id)
+        .and_then(|i| mostly_on_workers(cx, i))
+        .is_some_and(|on| !on);
     let mut in_polls = 0u64;
     let mut top: Option<(u64, &'c str)> = None;
     for e in cx
@@ -271,6 +304,9 @@ pub(crate) fn async_caller<'c>(
             continue;
         };
         let parent = &cx.rows[at];
+        if off_workers && mostly_on_workers(cx, at) == Some(true) {
+            continue;
+        }
         if polls_per_span(cx, at).is_some_and(|n| n > polls) {
             in_polls = in_polls.saturating_add(e.calls);
             if top.is_none_or(|(n, _)| e.calls > n) {
