@@ -235,6 +235,10 @@ const BESIDE_MIN_ON_CPU: f64 = 0.1;
 /// the other's.
 const BESIDE_OVERLAP: f64 = 0.5;
 
+/// Waiters that stay runnable are preempted at least half as long as the
+/// span is on the CPU ([`Settings::min_preempted_over_beside`]).
+const MIN_PREEMPTED_OVER_ON_CPU: f64 = 0.5;
+
 impl Yielding {
     /// `cs`'s self time preempted over its self time on the CPU, and the
     /// same summed over the other callsites whose spans were live through
@@ -262,7 +266,7 @@ impl Yielding {
     }
 
     fn stays_runnable(&self, s: &Settings) -> bool {
-        self.own >= 0.5 && self.own >= s.min_preempted_over_beside * self.beside
+        self.own >= MIN_PREEMPTED_OVER_ON_CPU && self.own >= s.min_preempted_over_beside * self.beside
     }
 }
 
