@@ -261,31 +261,33 @@ pub(crate) fn blocking<'c>(
         })
 }
 
-/// A blocked span's watched waits, at least this share of them in a
-/// futex...
-const FOR_COMPUTING_SHARE: f64 = 0.5;
-/// ...while the rest of the process kept at least this much of a core busy
-/// on average: it waits for threads that compute.
+/// A blocked span whose watched waits were mostly in a futex
+/// ([`waits_for_a_thread`]) while the rest of the process kept at least
+/// this much of a core busy on average waits for threads that compute.
 const COMPUTING_BESIDE_CORES: f64 = 0.75;
 
 /// The cores the rest of the process kept busy while `cs` waited, when it
-/// waited mostly in a futex ([`FOR_COMPUTING_SHARE`]) beside at least
+/// waited for another thread ([`waits_for_a_thread`]) beside at least
 /// [`COMPUTING_BESIDE_CORES`]: a barrier or a join waiting for a straggler,
 /// a lock whose holder computes. Two workers meeting at a `Barrier` after
 /// chunks of 1 and 2 ms read "it blocks, it does not compute", advice for
-/// I/O and locks; balancing the chunks made the run 26% shorter. `None`
-/// without [`MIN_WATCHED`] watched waits or in older dumps.
+/// I/O and locks; balancing the chunks made the run 26% shorter.
+fn waits_for_computing_threads(cs: &CallsiteStats) -> Option<f64> {
+    let cores = waits_for_a_thread(cs)?.others_cores()?;
+    (cores >= COMPUTING_BESIDE_CORES).then_some(cores)
+}
+
+/// `cs`'s watched waits when there are [`MIN_WATCHED`] of them and at
+/// least [`FOR_A_THREAD_SHARE`] of their time was in a futex: waiting for
+/// another thread (a channel, a lock, a join). `None` in older dumps.
 ///
 /// [`MIN_WATCHED`]: crate::analyze::busy_cores::MIN_WATCHED
-fn waits_for_computing_threads(cs: &CallsiteStats) -> Option<f64> {
+fn waits_for_a_thread(cs: &CallsiteStats) -> Option<&perf_layer::dump::WatchedWaits> {
     let w = cs
         .watched_waits
         .as_ref()
         .filter(|w| w.intervals >= crate::analyze::busy_cores::MIN_WATCHED && w.wait_ns > 0)?;
-    let in_futex = w.for_a_thread_ns? as f64;
-    let cores = w.others_cores()?;
-    (in_futex >= FOR_COMPUTING_SHARE * w.wait_ns as f64 && cores >= COMPUTING_BESIDE_CORES)
-        .then_some(cores)
+    (w.for_a_thread_ns? as f64 >= FOR_A_THREAD_SHARE * w.wait_ns as f64).then_some(w)
 }
 
 /// At most this many threads inside a span at once on average, for its
@@ -333,14 +335,9 @@ const CALLS_IN_STEP: f64 = 4.0;
 ///
 /// [`MIN_WATCHED`]: crate::analyze::busy_cores::MIN_WATCHED
 pub(crate) fn waits_on_a_wait(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize, f64)> {
-    let w = cs
-        .watched_waits
-        .as_ref()
-        .filter(|w| w.intervals >= crate::analyze::busy_cores::MIN_WATCHED && w.wait_ns > 0)?;
+    let w = waits_for_a_thread(cs)?;
     let for_a_thread = w.for_a_thread_ns? as f64;
-    if for_a_thread < FOR_A_THREAD_SHARE * w.wait_ns as f64
-        || w.others_cores()? >= IDLE_BESIDE_CORES
-    {
+    if w.others_cores()? >= IDLE_BESIDE_CORES {
         return None;
     }
     let top = w.beside.iter().filter(|b| b.callsite != cs.id).max_by_key(|b| b.ns)?;
