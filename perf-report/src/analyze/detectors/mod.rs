@@ -257,13 +257,19 @@ fn mostly_on_workers(cx: &Context<'_>, i: usize) -> Option<bool> {
     Some(cs.calls > 0 && on.saturating_mul(2) >= cs.calls)
 }
 
+/// Whether the dump says callsite `id`'s spans mostly closed off a
+/// runtime's workers (`false` where it does not say).
+fn known_off_workers(cx: &Context<'_>, id: u32) -> bool {
+    cx.index_of(id)
+        .and_then(|i| mostly_on_workers(cx, i))
+        .is_some_and(|on| !on)
+}
+
 /// Whether callsite `id`'s spans closed off a runtime's workers while a
 /// caller's (a call edge's parent) closed on them: handed to another thread
 /// by a task, a blocking pool's closure most likely (`spawn_blocking`).
 pub(crate) fn carried_off_workers(cx: &Context<'_>, id: u32) -> bool {
-    cx.index_of(id)
-        .and_then(|i| mostly_on_workers(cx, i))
-        .is_some_and(|on| !on)
+    known_off_workers(cx, id)
         && cx
             .dump
             .edges
@@ -288,10 +294,7 @@ pub(crate) fn async_caller<'c>(
     calls: u64,
     polls: f64,
 ) -> Option<&'c str> {
-    let off_workers = cx
-        .index_of(id)
-        .and_then(|i| mostly_on_workers(cx, i))
-        .is_some_and(|on| !on);
+    let off_workers = known_off_workers(cx, id);
     let mut in_polls = 0u64;
     let mut top: Option<(u64, &'c str)> = None;
     for e in cx
