@@ -156,6 +156,10 @@ pub struct Finding {
     /// back, so the plan's total of the run's wall time leaves it out.
     #[serde(skip)]
     pub(crate) paced_by: Option<String>,
+    /// The other callsites of a queue it heads, which it stands for: it
+    /// supersedes their findings as its own callsite's.
+    #[serde(skip)]
+    pub(crate) queued_with: Vec<u32>,
 }
 
 impl Finding {
@@ -218,6 +222,7 @@ impl Draft {
             callsite_id,
             advice: Advice::PENDING,
             paced_by: None,
+            queued_with: Vec::new(),
         };
         finding.advice = advise(&finding);
         finding

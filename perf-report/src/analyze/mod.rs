@@ -218,12 +218,18 @@ fn in_order<T>(items: Vec<T>, order: Vec<usize>) -> Vec<T> {
 }
 
 /// A class that is the more specific diagnosis of another, for the same
-/// callsite, replaces it ([`detectors::Info::supersedes`]).
+/// callsite, replaces it ([`detectors::Info::supersedes`]), and so on the
+/// other callsites of a queue it heads (`Finding::queued_with`).
 fn drop_superseded(findings: &mut Vec<Finding>) {
     let replaced: HashSet<(Class, u32)> = findings
         .iter()
-        .filter_map(|f| Some((f.class.info().supersedes, f.callsite_id?)))
-        .flat_map(|(general, id)| general.iter().map(move |&class| (class, id)))
+        .flat_map(|f| {
+            let general = f.class.info().supersedes;
+            f.callsite_id
+                .into_iter()
+                .chain(f.queued_with.iter().copied())
+                .flat_map(move |id| general.iter().map(move |&class| (class, id)))
+        })
         .collect();
     findings.retain(|f| {
         !f.callsite_id

@@ -282,7 +282,7 @@ fn waits_for_computing_threads(cs: &CallsiteStats) -> Option<f64> {
 /// another thread (a channel, a lock, a join). `None` in older dumps.
 ///
 /// [`MIN_WATCHED`]: crate::analyze::busy_cores::MIN_WATCHED
-fn waits_for_a_thread(cs: &CallsiteStats) -> Option<&perf_layer::dump::WatchedWaits> {
+pub(crate) fn waits_for_a_thread(cs: &CallsiteStats) -> Option<&perf_layer::dump::WatchedWaits> {
     let w = cs
         .watched_waits
         .as_ref()

@@ -53,6 +53,26 @@
 //! 1 ms) reads as fewer threads making progress than there were; off the
 //! CPU (a lock held across I/O of widely varying length) such a queue is
 //! not told from threads waiting for a source, and is not reported.
+//!
+//! **A queue several callsites share** (one connection that a query and an
+//! insert both lock, each in a span of its own): each span alone may hold
+//! under two threads, or its fastest call may not fill the window, and the
+//! waiters read as `blocked` one callsite at a time, the waiter first
+//! where it waits most. Callsites whose watched waits were mostly in a
+//! futex (waiting for another thread of the process, not for I/O), none
+//! the parent of another, their spans live together, are read as one
+//! crowd ([`shared_queue`]): the same bars over their summed figures, and
+//! at least two of them holding a share of it. The finding is the head's,
+//! the callsite whose calls end to end fill most of the queue (the
+//! fastest insert's 600 µs sync against the fastest query's 17 µs), and
+//! it supersedes the others' `blocked`: their waits are its queue. A fresh
+//! SQLite service (four threads, one `Mutex<Connection>`, 70% indexed
+//! queries and 30% inserts each syncing the journal) read `query_orders`
+//! blocked first ("gives back 21.9%") and `insert_order` second (20.8%);
+//! without the syncs the run took 85% less. Threads that wait in a futex
+//! for something else beside such a queue (a consumer on an empty
+//! channel) are summed in too: the figures do not say which thread a wait
+//! is for.
 
 use perf_layer::dump::CallsiteStats;
 use serde::{Deserialize, Serialize};
@@ -197,6 +217,16 @@ impl Crowd {
             && self.progressing.max(self.on_cpu) < s.min_progressing_threads
     }
 
+    /// Whether the crowd is a queue by the bars above; `yielding`, when its
+    /// waiters stay runnable ([`queue_of_runnable_waiters`]).
+    fn queues(&self, s: &Settings, yielding: bool) -> bool {
+        let blocked = self.inside - self.runnable;
+        self.inside >= s.min_concurrency
+            && (self.runnable <= s.max_on_cpu_threads || blocked >= s.min_blocked_threads || yielding)
+            && self.progressing <= s.max_progressing_threads
+            && !self.waits_for_a_source(s)
+    }
+
     /// `s = min(c, cores / f)`: the threads inside side by side, as far as
     /// the cores carry the on-CPU part of the queue's head (`cores` unknown:
     /// `c`).
@@ -312,6 +342,121 @@ pub(crate) fn queue_of_runnable_waiters(
     })
 }
 
+/// A queue several callsites share ([`shared_queue`]).
+#[derive(Debug, Clone)]
+struct SharedQueue {
+    /// Its head (a row index): the member whose calls end to end fill most
+    /// of the queue.
+    head: usize,
+    /// The other members (row indices).
+    others: Vec<usize>,
+    /// The members' figures summed, over the head's window.
+    crowd: Crowd,
+    /// The members' calls.
+    calls: u64,
+    /// The head's share of the queue's pace (`calls x fastest call`).
+    head_pace: f64,
+}
+
+/// A member of a shared queue holds at least this many of its threads
+/// inside at once on average (0.25)...
+const MIN_MEMBER_INSIDE: f64 = 0.25;
+/// ...and at least this share of the crowd beyond the head's own (0.1).
+const MIN_MEMBERS_SHARE: f64 = 0.1;
+/// A member's mean wait a call (mean busy time less its fastest call) is
+/// within this factor of the head's (4).
+const MEMBER_WAIT_WITHIN: f64 = 4.0;
+
+/// Callsites that queue on one thing together (a module doc paragraph):
+/// those whose watched waits were mostly in a futex, each holding at least
+/// [`MIN_MEMBER_INSIDE`] threads inside at once, none the parent of
+/// another (the parent goes), their spans live through at least half of
+/// each other's windows, each waiting about as long a call as the head
+/// ([`MEMBER_WAIT_WITHIN`]), whose summed figures over the head's window
+/// pass the queue's bars, with the members beyond the head holding at
+/// least [`MIN_MEMBERS_SHARE`] of its crowd. It stands for the one
+/// member's own queue, if one queues alone; two that do are two queues.
+/// `None` with fewer than two.
+fn shared_queue(cx: &Context<'_>, s: &Settings) -> Option<SharedQueue> {
+    let candidates: Vec<(usize, &CallsiteStats, &CallsiteRow, Crowd)> = cx
+        .callsites()
+        .filter(|(_, cs, _)| super::blocked::waits_for_a_thread(cs).is_some())
+        .filter_map(|(i, cs, row)| Some((i, cs, row, Crowd::of(cx, cs, row)?)))
+        .filter(|(_, _, _, crowd)| crowd.inside >= MIN_MEMBER_INSIDE)
+        .collect();
+    let ids: Vec<u32> = candidates.iter().map(|(_, cs, _, _)| cs.id).collect();
+    let parent_of_another = |id: u32| cx.child_edges(id).any(|e| ids.contains(&e.child));
+    let candidates: Vec<_> = candidates
+        .into_iter()
+        .filter(|(_, cs, _, _)| !parent_of_another(cs.id))
+        .collect();
+    let pace = |cs: &CallsiteStats| cs.calls as f64 * cs.busy_ns.min as f64;
+    let &(head, head_cs, _, _) = candidates
+        .iter()
+        .max_by(|a, b| pace(a.1).total_cmp(&pace(b.1)))?;
+    let together = |a: &CallsiteStats, b: &CallsiteStats| match (a.active, b.active) {
+        (Some(x), Some(y)) => {
+            let from = x.first_open_ns.max(y.first_open_ns);
+            let to = x.last_close_ns.min(y.last_close_ns);
+            let both = to.saturating_sub(from) as f64;
+            both >= BESIDE_OVERLAP * x.len_ns() as f64 && both >= BESIDE_OVERLAP * y.len_ns() as f64
+        }
+        _ => true,
+    };
+    let members: Vec<_> = candidates
+        .iter()
+        .filter(|(_, cs, _, _)| together(head_cs, cs))
+        .collect();
+    // Waiting in one queue, each member waits about as long a call beyond
+    // its own work (its fastest call) as the head does: a consumer beside
+    // it waiting for a channel fed every 10 ms waits for something else.
+    let wait = |cs: &CallsiteStats| (cs.busy_ns.mean - cs.busy_ns.min as f64).max(0.0);
+    let head_wait = wait(head_cs);
+    let members: Vec<_> = members
+        .into_iter()
+        .filter(|(_, cs, _, _)| {
+            let w = wait(cs);
+            w * MEMBER_WAIT_WITHIN >= head_wait && w <= MEMBER_WAIT_WITHIN * head_wait
+        })
+        .collect();
+    // Two members that each queue alone are two queues (two locks), each
+    // its own finding: summed, their paces would read as one.
+    if members.len() < 2 || members.iter().filter(|m| m.3.queues(s, false)).count() > 1 {
+        return None;
+    }
+    let window = cx.live_window_ns(head_cs);
+    let (mut busy, mut on_cpu, mut runnable, mut paced, mut calls) = (0.0, 0.0, 0.0, 0.0, 0);
+    for (_, cs, row, _) in &members {
+        let c = row.cpu.as_ref()?;
+        let b = row.busy_total_ns as f64;
+        busy += b;
+        on_cpu += b * c.on_cpu_share;
+        runnable += b * (c.on_cpu_share + stats::share(c.preempted_ns, b)).min(1.0);
+        paced += pace(cs);
+        calls += cs.calls;
+    }
+    let inside = (busy / window).min(cx.totals.recording_threads);
+    let scale = if busy > 0.0 { inside / (busy / window) } else { 0.0 };
+    let crowd = Crowd {
+        inside,
+        on_cpu: on_cpu / window * scale,
+        runnable: runnable / window * scale,
+        progressing: paced / window,
+        window_share: window / cx.run_wall_ns,
+    };
+    let head_inside = members.iter().find(|m| m.0 == head).map_or(0.0, |m| m.3.inside);
+    if !crowd.queues(s, false) || head_inside > (1.0 - MIN_MEMBERS_SHARE) * inside {
+        return None;
+    }
+    Some(SharedQueue {
+        head,
+        others: members.iter().map(|m| m.0).filter(|&i| i != head).collect(),
+        crowd,
+        calls,
+        head_pace: stats::share(pace(head_cs), paced),
+    })
+}
+
 impl Detector for Serialization {
     fn info(&self) -> &'static Info {
         &INFO
@@ -319,21 +464,22 @@ impl Detector for Serialization {
 
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.serialization;
-        for (_, cs, row) in cx.callsites() {
-            let (Some(crowd), Some(c)) = (Crowd::of(cx, cs, row), &row.cpu) else {
+        let shared = shared_queue(cx, s);
+        for (i, cs, row) in cx.callsites() {
+            let (Some(own_crowd), Some(c)) = (Crowd::of(cx, cs, row), &row.cpu) else {
                 continue;
+            };
+            // A member of a shared queue is read with it, on its head.
+            let crowd = match &shared {
+                Some(q) if q.head == i => q.crowd,
+                Some(q) if q.others.contains(&i) => continue,
+                _ => own_crowd,
             };
             let Crowd { inside, on_cpu, runnable, progressing, window_share } = crowd;
             // Blocked inside: neither on the CPU nor preempted.
             let blocked = inside - runnable;
             let yielding = queue_of_runnable_waiters(cx, cs, row);
-            if inside < s.min_concurrency
-                || (runnable > s.max_on_cpu_threads
-                    && blocked < s.min_blocked_threads
-                    && yielding.is_none())
-                || progressing > s.max_progressing_threads
-                || crowd.waits_for_a_source(s)
-            {
+            if !crowd.queues(s, yielding.is_some()) {
                 continue;
             }
             let cost = window_share
@@ -368,6 +514,32 @@ impl Detector for Serialization {
                 Some(q) => b.less_spinning(q.spinning_cores),
                 None => Some(b),
             });
+            let members = shared.as_ref().filter(|q| q.head == i);
+            let summary = match members {
+                Some(q) => format!(
+                    "`{}` and {} take turns on one thing they each wait for in a futex (a lock or a connection they all take): {inside:.1} threads inside them at once on average over {over}, {on_cpu:.2} of them on the CPU; at their fastest calls' times (`{}`'s {} each) their {} calls end to end fill {} of it: they ran one at a time, queued behind each other, for {} of the run's wall time; `{}`'s calls are {} of the queue's pace at those times: its work on what they share is what the others wait for{side_by_side}",
+                    row.location.label,
+                    q.others
+                        .iter()
+                        .map(|&o| format!("`{}`", cx.rows[o].location.label))
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                    row.location.label,
+                    units::ns(cs.busy_ns.min as f64),
+                    units::count(q.calls as f64),
+                    units::pct(progressing),
+                    units::pct(cost),
+                    row.location.label,
+                    units::pct(q.head_pace),
+                ),
+                None => format!(
+                    "{inside:.1} threads inside at once on average over {over}, {on_cpu:.2} of them on the CPU; at its fastest call's {} each, its {} calls end to end fill {} of it: they ran one at a time, queued behind each other, for {} of the run's wall time{side_by_side}",
+                    units::ns(cs.busy_ns.min as f64),
+                    units::count(cs.calls as f64),
+                    units::pct(progressing),
+                    units::pct(cost)
+                ),
+            };
             let mut draft = Draft {
                 class: Class::Serialization,
                 callsite: Some((cs.id, row.location.clone())),
@@ -376,13 +548,7 @@ impl Detector for Serialization {
                 recoverable: busy.map_or(recoverable, |b| b.recoverable(cost)),
                 confidence: (1.0 - c.on_cpu_share)
                     * stats::sample_confidence(cs.calls, s.half_confidence_calls),
-                summary: format!(
-                    "{inside:.1} threads inside at once on average over {over}, {on_cpu:.2} of them on the CPU; at its fastest call's {} each, its {} calls end to end fill {} of it: they ran one at a time, queued behind each other, for {} of the run's wall time{side_by_side}",
-                    units::ns(cs.busy_ns.min as f64),
-                    units::count(cs.calls as f64),
-                    units::pct(progressing),
-                    units::pct(cost)
-                ),
+                summary,
                 evidence: vec![
                     Evidence::new(
                         "threads inside at once (busy time over the wall time its spans were live in)",
@@ -447,7 +613,22 @@ impl Detector for Serialization {
                 draft.summary.push_str(&b.summary());
                 draft.evidence.push(b.evidence());
             }
-            found.push(cx.score(draft, |f| advice(f, busy)));
+            if let Some(q) = members {
+                draft.evidence.push(Evidence::new(
+                    "its calls' share of the queue's pace (calls x fastest call)",
+                    q.head_pace,
+                    Unit::Share,
+                    None,
+                ));
+            }
+            let others: Vec<&str> = members.map_or_else(Vec::new, |q| {
+                q.others.iter().map(|&o| cx.rows[o].location.label.as_str()).collect()
+            });
+            let mut finding = cx.score(draft, |f| advice(f, busy, &others));
+            if let Some(q) = members {
+                finding.queued_with = q.others.iter().map(|&o| cx.dump.callsites[o].id).collect();
+            }
+            found.push(finding);
         }
     }
 
@@ -455,21 +636,37 @@ impl Detector for Serialization {
 
 /// The plan step's advice for one of its findings; `busy`, when the
 /// process's busy cores bound its gain.
-fn advice(f: &Finding, busy: Option<BusyCores>) -> Advice {
+///
+/// `others`: the callsites that share the queue with it (its waiters'
+/// spans), when it heads one [`shared_queue`].
+fn advice(f: &Finding, busy: Option<BusyCores>, others: &[&str]) -> Advice {
     let name = f.subject().in_prose();
-    Advice {
-        statement: format!(
-            "letting the threads inside {name} proceed side by side instead of one at a time ({} of the run's wall time went to its queue) gives back {} of the run's wall time{}",
-            units::pct(f.cost_share),
-            units::pct(f.expected_gain()),
-            busy.map_or_else(String::new, |b| b.gain_clause())
-        ),
-        fixes: lines(&[
+    let mut fixes = Vec::new();
+    if !others.is_empty() {
+        fixes.push(format!(
+            "{name} and {} wait for one thing, and {name}'s calls hold it longest: shorten what {name} does while holding it (a sync or a write: batch them, one transaction for many; a computation: do it before taking the lock), or give each thread its own instance (a connection each, from a pool) so the others need not wait for it",
+            others.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(" and ")
+        ));
+    }
+    fixes.extend(lines(&[
             "Do not hold a lock across I/O, a sleep or an `.await`: copy what you need out of the guard, drop it, then do the slow part",
             "Shrink what the lock guards: shard the state (`dashmap`, one `Mutex` per shard or per key), or keep per-thread state and merge it at the end",
             "Use a read-write lock (`RwLock`, `parking_lot::RwLock`) or an atomic or lock-free structure when most accesses read",
             "Give each thread its own instance of a single shared resource (a connection pool instead of one connection, a pool of buffers)",
-        ]),
+        ]));
+    Advice {
+        statement: format!(
+            "letting the threads inside {name}{} proceed side by side instead of one at a time ({} of the run's wall time went to its queue) gives back {} of the run's wall time{}",
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(" and {}", others.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(" and "))
+            },
+            units::pct(f.cost_share),
+            units::pct(f.expected_gain()),
+            busy.map_or_else(String::new, |b| b.gain_clause())
+        ),
+        fixes,
         prerequisites: vec![format!(
             "Find what {name} queues on: a child span around each lock acquisition and each call to a shared resource; the one whose busy time grows with the number of threads is it"
         )],
@@ -730,5 +927,96 @@ mod tests {
         let alike = run(220 * MS);
         assert!(detect(Class::Serialization, alike.clone()).is_empty());
         assert!(!detect(Class::CpuContention, alike).is_empty());
+    }
+
+    /// A 1 s run on 4 threads: `insert` (1,000 calls, the fastest 600 µs)
+    /// and `query` (2,000, the fastest 20 µs) each hold 1.8 threads inside
+    /// at once, under the two a queue takes, both waiting in a futex. Read
+    /// together: 3.6 threads inside, their fastest calls end to end filling
+    /// 64% of the run, one queue headed by `insert`. `next_job` beside them,
+    /// waiting 10 ms a call in a futex (a consumer on a quiet channel), is
+    /// waiting for something else and stays out. Without the watched waits
+    /// there is no queue.
+    #[test]
+    fn callsites_waiting_in_a_futex_that_together_queue_are_one_queue_on_its_head() {
+        let futex = |wait_ns: u64| perf_layer::dump::WatchedWaits {
+            intervals: 40,
+            wait_ns,
+            others_cpu_ns: wait_ns / 4,
+            others_wanted_ns: Some(wait_ns / 4),
+            for_a_thread_ns: Some(wait_ns * 9 / 10),
+            beside: Vec::new(),
+        };
+        let with_waits = |watched: bool| {
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    // The dump's first span is the others' parent.
+                    Span::new("worker", &[(1_000 * MS, 4)]),
+                    Span::new("insert", &[(600 * US, 500), (3 * MS, 500)]).on_cpu(200 * MS, 0, 5_000, 0),
+                    Span::new("query", &[(20 * US, 1_000), (1_780 * US, 1_000)]).on_cpu(40 * MS, 0, 1_000, 0),
+                    Span::new("next_job", &[(10 * US, 50), (20 * MS, 50)]).on_cpu(MS, 0, 100, 0),
+                ],
+            );
+            d.run.span_threads = Some(4);
+            if watched {
+                for cs in d.callsites.iter_mut().skip(1) {
+                    cs.watched_waits = Some(futex(10 * MS));
+                }
+            }
+            detect(Class::Serialization, d)
+        };
+        assert!(with_waits(false).is_empty(), "{:#?}", with_waits(false));
+        let found = with_waits(true);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = about(&found, "insert").unwrap();
+        assert!(f.summary.starts_with("`insert` and `query` take turns"), "{}", f.summary);
+        assert_near(
+            evidence(f, "threads inside at once (busy time over the wall time its spans were live in)"),
+            3.6,
+            0.05,
+        );
+        assert_near(
+            evidence(f, "calls x fastest call over the wall time its spans were live in"),
+            0.64,
+            0.02,
+        );
+        assert_near(evidence(f, "its calls' share of the queue's pace (calls x fastest call)"), 0.6 / 0.64, 0.02);
+        let query = f.queued_with.clone();
+        assert_eq!(query.len(), 1, "{query:?}");
+        assert!(f.advice.statement.contains("`insert` and `query`"), "{}", f.advice.statement);
+        assert!(f.advice.fixes[0].contains("hold it longest"), "{:#?}", f.advice.fixes);
+    }
+
+    /// Two locks, each with its own queue: `debit` and `credit` each hold
+    /// 2.4 threads inside a 1 s run on 6 threads, their fastest calls end
+    /// to end filling 60% of it. Summed they would read as one queue
+    /// (1.2 making progress); each is its own finding.
+    #[test]
+    fn two_callsites_that_each_queue_alone_are_two_queues() {
+        let futex = |wait_ns: u64| perf_layer::dump::WatchedWaits {
+            intervals: 40,
+            wait_ns,
+            others_cpu_ns: wait_ns / 4,
+            others_wanted_ns: Some(wait_ns / 4),
+            for_a_thread_ns: Some(wait_ns * 9 / 10),
+            beside: Vec::new(),
+        };
+        let calls = [(600 * US, 500), (4_200 * US, 500)];
+        let mut d = dump(
+            1_000 * MS,
+            &[
+                Span::new("worker", &[(1_000 * MS, 6)]),
+                Span::new("debit", &calls).on_cpu(200 * MS, 0, 5_000, 0),
+                Span::new("credit", &calls).on_cpu(200 * MS, 0, 5_000, 0),
+            ],
+        );
+        d.run.span_threads = Some(6);
+        for cs in d.callsites.iter_mut().skip(1) {
+            cs.watched_waits = Some(futex(10 * MS));
+        }
+        let found = detect(Class::Serialization, d);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found.iter().all(|f| f.queued_with.is_empty() && !f.summary.contains("take turns")));
     }
 }
