@@ -61,7 +61,7 @@
 //! where it waits most. Callsites whose watched waits were mostly in a
 //! futex (waiting for another thread of the process, not for I/O), none
 //! the parent of another, their spans live together, are read as one
-//! crowd ([`shared_queue`]): the same bars over their summed figures, and
+//! crowd (`shared_queue`): the same bars over their summed figures, and
 //! at least two of them holding a share of it. The finding is the head's,
 //! the callsite whose calls end to end fill most of the queue (the
 //! fastest insert's 600 µs sync against the fastest query's 17 µs), and
