@@ -369,6 +369,14 @@ impl<'a> Context<'a> {
         const OUTSIDE_MIN_SHARE: f64 = 0.25;
         /// ...and at least this much, ns (100 ms).
         const OUTSIDE_MIN_NS: f64 = 100e6;
+        let (outside, cpu) = self.cpu_outside_spans_ns()?;
+        (outside >= OUTSIDE_MIN_SHARE * cpu && outside >= OUTSIDE_MIN_NS).then_some((outside, cpu))
+    }
+
+    /// The process's CPU time outside every span (less the layer's
+    /// background thread), ns, with the process's CPU time; `None` where
+    /// the dump does not record the process's CPU.
+    pub(crate) fn cpu_outside_spans_ns(&self) -> Option<(f64, f64)> {
         let cpu = self.totals.cpu_ns.filter(|&ns| ns > 0)? as f64;
         let in_spans: f64 = self
             .rows
@@ -380,7 +388,7 @@ impl<'a> Context<'a> {
             })
             .sum();
         let outside = cpu - in_spans - self.dump.overhead.background_cpu_ns as f64;
-        (outside >= OUTSIDE_MIN_SHARE * cpu && outside >= OUTSIDE_MIN_NS).then_some((outside, cpu))
+        Some((outside.max(0.0), cpu))
     }
 
     /// What the process's busy cores leave of a gain of `cost ×

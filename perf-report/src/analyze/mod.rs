@@ -423,14 +423,24 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
                     "is open through the run, {} a call, and waits nearly all of it",
                     crate::units::ns(p.call_ns)
                 )
+            } else if p.periodic {
+                format!(
+                    "waits about {} a call, its calls spaced by gaps in which the process did little outside every span (a periodic task sleeping between them)",
+                    crate::units::ns(p.call_ns)
+                )
             } else {
                 format!(
                     "waits about {} a call, one call after another",
                     crate::units::ns(p.call_ns)
                 )
             };
+            let unless = if p.periodic {
+                "; its wait shortens the run only if the rest waits for it (a lock it holds across the wait: then their waits are found)"
+            } else {
+                ""
+            };
             notes.push(format!(
-                "`{}` {shape}, while other spans did {} of work beside it: something else paces it, a timer or interval (a flush, a heartbeat, a producer's tick) or work it waits for elsewhere (a blocking pool, a channel's other end), whose own spans show that work, so it is no waiting finding",
+                "`{}` {shape}, while other spans did {} of work beside it: something else paces it, a timer or interval (a flush, a heartbeat, a producer's tick) or work it waits for elsewhere (a blocking pool, a channel's other end), whose own spans show that work, so it is no waiting finding{unless}",
                 row.location.label,
                 crate::units::ns(p.beside_ns),
             ));
