@@ -642,4 +642,42 @@ mod tests {
         assert_near(f.cost_share, 600.0 / 4_000.0, 0.01);
         assert!(f.summary.contains("of the runtime workers' wall time"), "{}", f.summary);
     }
+
+    /// `record`: 95,000 calls of 5 µs and 5,000 of 300 µs (a shard's
+    /// holder preempted), 300 intervals timed, all short and on the CPU.
+    /// Read at their rate, its 1.98 s read as CPU, a tail of 1.48 s
+    /// "CPU". In a process whose CPU was 0.5 s the tail cannot have been:
+    /// it was off the CPU, explained, and no finding. Where the process's
+    /// CPU holds it (2 s), the tail stands.
+    #[test]
+    fn a_missed_tail_the_process_cpu_cannot_hold_was_off_the_cpu() {
+        let with_cpu = |cpu_ms: u64| {
+            let mut d = dump(
+                1_000 * MS,
+                &[Span::new("record", &[(5 * US, 95_000), (300 * US, 5_000)]).on_cpu(0, 0, 0, 0)],
+            );
+            let c = d.callsites[0].cpu.as_mut().unwrap();
+            c.timed_calls = 300;
+            c.intervals = 300;
+            c.busy_ns = 300 * 5 * US;
+            c.self_ns = 300 * 5 * US;
+            c.on_cpu_ns = crate::analyze::test_dump::hist(&[(5 * US, 300)]);
+            c.self_on_cpu_ns = 300 * 5 * US;
+            c.off_cpu_ns = 0;
+            c.preempted_ns = crate::analyze::test_dump::hist(&[(0, 300)]);
+            c.self_preempted_ns = Some(0);
+            d.run.cpu_ns = Some(cpu_ms * MS);
+            d.run.cores = Some(2);
+            d.run.span_threads = Some(4);
+            d
+        };
+        let found = detect(Class::TailLatency, with_cpu(2_000));
+        assert!(about(&found, "record").is_some(), "{found:#?}");
+        let found = detect(Class::TailLatency, with_cpu(500));
+        assert!(about(&found, "record").is_none(), "{found:#?}");
+        let hot = detect(Class::HotSpot, with_cpu(500));
+        let f = about(&hot, "record").unwrap();
+        // Its usual calls' CPU is left: 0.5 s of the process's 0.5 s.
+        assert!(evidence(f, "self time on the CPU") < 0.3, "{f:#?}");
+    }
 }
