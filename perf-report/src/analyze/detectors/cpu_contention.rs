@@ -403,6 +403,18 @@ mod tests {
         assert!(!classes.contains(&Class::ProcessCpu), "{classes:?}");
     }
 
+    /// The finding of [`run`]'s 100 ms preempted on 2 cores, in a process
+    /// at 60% of a core, beside a machine at `machine_percent`.
+    fn with_machine(machine_percent: f64) -> crate::analyze::Finding {
+        let mut d = run(100);
+        d.run.cores = Some(2);
+        crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 60.0); 3]);
+        for s in &mut d.timeline.samples {
+            s.machine_cpu_percent = Some(machine_percent);
+        }
+        detect(Class::CpuContention, d)[0].clone()
+    }
+
     /// The same preemption, 100 ms of a 2 s run (0.05 threads' worth), in
     /// a process at 60%: with the rest of the machine at half a percent of
     /// a core beside it, nothing else can have taken that time, and its
@@ -410,15 +422,6 @@ mod tests {
     /// the neighbours are the cause.
     #[test]
     fn a_machine_too_quiet_to_have_taken_the_time_leaves_the_process_itself() {
-        let with_machine = |machine_percent: f64| {
-            let mut d = run(100);
-            d.run.cores = Some(2);
-            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 60.0); 3]);
-            for s in &mut d.timeline.samples {
-                s.machine_cpu_percent = Some(machine_percent);
-            }
-            detect(Class::CpuContention, d)[0].clone()
-        };
         let quiet = with_machine(60.5);
         assert!(quiet.summary.contains("the rest of the machine used 0.01 cores beside it"), "{}", quiet.summary);
         assert!(quiet.advice.statement.starts_with("its own threads outnumber its cores"), "{}", quiet.advice.statement);
@@ -434,15 +437,6 @@ mod tests {
     /// went in bursts, and more cores are not the fix. At 60% they are.
     #[test]
     fn a_machine_with_free_cores_lost_the_time_in_bursts() {
-        let with_machine = |machine_percent: f64| {
-            let mut d = run(100);
-            d.run.cores = Some(2);
-            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 60.0); 3]);
-            for s in &mut d.timeline.samples {
-                s.machine_cpu_percent = Some(machine_percent);
-            }
-            detect(Class::CpuContention, d)[0].clone()
-        };
         let free = with_machine(80.0);
         assert!(free.summary.contains("the machine kept only 40.0% of its cores busy"), "{}", free.summary);
         assert!(free.advice.statement.starts_with("the cores were free most of the run"), "{}", free.advice.statement);

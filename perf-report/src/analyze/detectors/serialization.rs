@@ -929,6 +929,19 @@ mod tests {
         assert!(!detect(Class::CpuContention, alike).is_empty());
     }
 
+    /// 40 watched waits of `wait_ns` in all, 90% of it in a futex, beside
+    /// a quarter of a core.
+    fn futex(wait_ns: u64) -> perf_layer::dump::WatchedWaits {
+        perf_layer::dump::WatchedWaits {
+            intervals: 40,
+            wait_ns,
+            others_cpu_ns: wait_ns / 4,
+            others_wanted_ns: Some(wait_ns / 4),
+            for_a_thread_ns: Some(wait_ns * 9 / 10),
+            beside: Vec::new(),
+        }
+    }
+
     /// A 1 s run on 4 threads: `insert` (1,000 calls, the fastest 600 µs)
     /// and `query` (2,000, the fastest 20 µs) each hold 1.8 threads inside
     /// at once, under the two a queue takes, both waiting in a futex. Read
@@ -939,14 +952,6 @@ mod tests {
     /// there is no queue.
     #[test]
     fn callsites_waiting_in_a_futex_that_together_queue_are_one_queue_on_its_head() {
-        let futex = |wait_ns: u64| perf_layer::dump::WatchedWaits {
-            intervals: 40,
-            wait_ns,
-            others_cpu_ns: wait_ns / 4,
-            others_wanted_ns: Some(wait_ns / 4),
-            for_a_thread_ns: Some(wait_ns * 9 / 10),
-            beside: Vec::new(),
-        };
         let with_waits = |watched: bool| {
             let mut d = dump(
                 1_000 * MS,
@@ -994,14 +999,6 @@ mod tests {
     /// (1.2 making progress); each is its own finding.
     #[test]
     fn two_callsites_that_each_queue_alone_are_two_queues() {
-        let futex = |wait_ns: u64| perf_layer::dump::WatchedWaits {
-            intervals: 40,
-            wait_ns,
-            others_cpu_ns: wait_ns / 4,
-            others_wanted_ns: Some(wait_ns / 4),
-            for_a_thread_ns: Some(wait_ns * 9 / 10),
-            beside: Vec::new(),
-        };
         let calls = [(600 * US, 500), (4_200 * US, 500)];
         let mut d = dump(
             1_000 * MS,
