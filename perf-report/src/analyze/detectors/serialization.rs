@@ -265,6 +265,15 @@ const BESIDE_MIN_ON_CPU: f64 = 0.1;
 /// the other's.
 const BESIDE_OVERLAP: f64 = 0.5;
 
+/// How long `a`'s and `b`'s spans were live together, with each one's
+/// live window, ns; `None` where either has no window.
+fn live_together(a: &CallsiteStats, b: &CallsiteStats) -> Option<(f64, f64, f64)> {
+    let (x, y) = (a.active?, b.active?);
+    let from = x.first_open_ns.max(y.first_open_ns);
+    let to = x.last_close_ns.min(y.last_close_ns);
+    Some((to.saturating_sub(from) as f64, x.len_ns() as f64, y.len_ns() as f64))
+}
+
 /// Waiters that stay runnable are preempted at least half as long as the
 /// span is on the CPU ([`Settings::min_preempted_over_beside`]).
 const MIN_PREEMPTED_OVER_ON_CPU: f64 = 0.5;
@@ -276,13 +285,8 @@ impl Yielding {
     /// too little on the CPU beside it to compare.
     pub(crate) fn of(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option<Self> {
         let c = row.cpu.as_ref().filter(|c| c.self_on_cpu_ns > 0.0)?;
-        let overlaps = |other: &CallsiteStats| match (cs.active, other.active) {
-            (Some(a), Some(b)) => {
-                let from = a.first_open_ns.max(b.first_open_ns);
-                let to = a.last_close_ns.min(b.last_close_ns);
-                to.saturating_sub(from) as f64 >= BESIDE_OVERLAP * a.len_ns() as f64
-            }
-            _ => true,
+        let overlaps = |other: &CallsiteStats| {
+            live_together(cs, other).is_none_or(|(both, a, _)| both >= BESIDE_OVERLAP * a)
         };
         let (preempted, on_cpu) = cx
             .callsites()
@@ -394,14 +398,9 @@ fn shared_queue(cx: &Context<'_>, s: &Settings) -> Option<SharedQueue> {
     let &(head, head_cs, _, _) = candidates
         .iter()
         .max_by(|a, b| pace(a.1).total_cmp(&pace(b.1)))?;
-    let together = |a: &CallsiteStats, b: &CallsiteStats| match (a.active, b.active) {
-        (Some(x), Some(y)) => {
-            let from = x.first_open_ns.max(y.first_open_ns);
-            let to = x.last_close_ns.min(y.last_close_ns);
-            let both = to.saturating_sub(from) as f64;
-            both >= BESIDE_OVERLAP * x.len_ns() as f64 && both >= BESIDE_OVERLAP * y.len_ns() as f64
-        }
-        _ => true,
+    let together = |a: &CallsiteStats, b: &CallsiteStats| {
+        live_together(a, b)
+            .is_none_or(|(both, x, y)| both >= BESIDE_OVERLAP * x && both >= BESIDE_OVERLAP * y)
     };
     let members: Vec<_> = candidates
         .iter()
@@ -519,11 +518,7 @@ impl Detector for Serialization {
                 Some(q) => format!(
                     "`{}` and {} take turns on one thing they each wait for in a futex (a lock or a connection they all take): {inside:.1} threads inside them at once on average over {over}, {on_cpu:.2} of them on the CPU; at their fastest calls' times (`{}`'s {} each) their {} calls end to end fill {} of it: they ran one at a time, queued behind each other, for {} of the run's wall time; `{}`'s calls are {} of the queue's pace at those times: its work on what they share is what the others wait for{side_by_side}",
                     row.location.label,
-                    q.others
-                        .iter()
-                        .map(|&o| format!("`{}`", cx.rows[o].location.label))
-                        .collect::<Vec<_>>()
-                        .join(" and "),
+                    in_backticks(q.others.iter().map(|&o| cx.rows[o].location.label.as_str())),
                     row.location.label,
                     units::ns(cs.busy_ns.min as f64),
                     units::count(q.calls as f64),
@@ -634,6 +629,11 @@ impl Detector for Serialization {
 
 }
 
+/// Span names in backticks, joined by "and".
+fn in_backticks<'n>(names: impl Iterator<Item = &'n str>) -> String {
+    names.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" and ")
+}
+
 /// The plan step's advice for one of its findings; `busy`, when the
 /// process's busy cores bound its gain.
 ///
@@ -645,7 +645,7 @@ fn advice(f: &Finding, busy: Option<BusyCores>, others: &[&str]) -> Advice {
     if !others.is_empty() {
         fixes.push(format!(
             "{name} and {} wait for one thing, and {name}'s calls hold it longest: shorten what {name} does while holding it (a sync or a write: batch them, one transaction for many; a computation: do it before taking the lock), or give each thread its own instance (a connection each, from a pool) so the others need not wait for it",
-            others.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(" and ")
+            in_backticks(others.iter().copied())
         ));
     }
     fixes.extend(lines(&[
@@ -660,7 +660,7 @@ fn advice(f: &Finding, busy: Option<BusyCores>, others: &[&str]) -> Advice {
             if others.is_empty() {
                 String::new()
             } else {
-                format!(" and {}", others.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(" and "))
+                format!(" and {}", in_backticks(others.iter().copied()))
             },
             units::pct(f.cost_share),
             units::pct(f.expected_gain()),
