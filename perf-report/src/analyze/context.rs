@@ -266,16 +266,7 @@ impl<'a> Context<'a> {
         };
         let cpu_ns = cpu_ns_of(dump);
         let self_ns = u64::try_from(total_self).unwrap_or(u64::MAX);
-        // A span whose guards did not nest has the worker's CPU between
-        // other spans as its own, and would make the spans' CPU read as more
-        // than the process's.
-        let self_cpu_ns: f64 = rows
-            .iter()
-            .zip(&tail_excess_ns)
-            .zip(&dump.callsites)
-            .filter(|(_, cs)| !super::misnested::misnested(cs))
-            .map(|((row, &tail), _)| usual_cpu_ns(row, tail))
-            .sum();
+        let self_cpu_ns = spans_cpu_ns(dump, &rows, &tail_excess_ns);
         let cpu_utilization = match cpu_ns {
             Some(cpu) if run_wall_ns > 0.0 => cpu as f64 / run_wall_ns,
             _ => 1.0,
@@ -664,6 +655,19 @@ fn preempted_tail_of_short_calls(
     Some(measured.map_or(estimated, |m| m.max(estimated)))
 }
 
+/// The spans' self time on the CPU as estimated, ns: each row's usual
+/// calls' ([`usual_cpu_ns`]). A span whose guards did not nest has the
+/// worker's CPU between other spans as its own, and would make the spans'
+/// CPU read as more than the process's: left out.
+fn spans_cpu_ns(dump: &Dump, rows: &[CallsiteRow], tail_excess_ns: &[f64]) -> f64 {
+    rows.iter()
+        .zip(tail_excess_ns)
+        .zip(&dump.callsites)
+        .filter(|(_, cs)| !super::misnested::misnested(cs))
+        .map(|((row, &tail), _)| usual_cpu_ns(row, tail))
+        .sum()
+}
+
 /// The process's CPU time, ns, where the dump records it.
 fn cpu_ns_of(dump: &Dump) -> Option<u64> {
     dump.run.cpu_ns.filter(|&ns| ns > 0)
@@ -693,13 +697,7 @@ fn missed_tails_off_the_cpu(
     let Some(cpu) = cpu_ns.map(|ns| ns as f64) else {
         return;
     };
-    let estimated: f64 = rows
-        .iter()
-        .zip(tail_excess_ns)
-        .zip(&dump.callsites)
-        .filter(|(_, cs)| !super::misnested::misnested(cs))
-        .map(|((row, &tail), _)| usual_cpu_ns(row, tail))
-        .sum();
+    let estimated = spans_cpu_ns(dump, rows, tail_excess_ns);
     if estimated <= cpu * CPU_ESTIMATE_SLACK {
         return;
     }

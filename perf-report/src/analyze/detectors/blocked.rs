@@ -292,7 +292,7 @@ pub(crate) fn waits_for_a_thread(cs: &CallsiteStats) -> Option<&perf_layer::dump
 
 /// At most this many threads inside a span at once on average, for its
 /// waits to be one thread's, in series ([`waited_for`]).
-const ONE_AT_A_TIME: f64 = 1.2;
+pub(crate) const ONE_AT_A_TIME: f64 = 1.2;
 
 /// Whether other threads' waits are `cs`'s ([`waits_on_a_wait`] of
 /// another callsite names it) and its spans ran one at a time: its waits

@@ -14,6 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::blocked::ONE_AT_A_TIME;
 use super::{Class, Detector, Info, Stall, in_poll};
 use crate::analyze::advice::{Advice, Effort, lines, speedup_phrase};
 use crate::analyze::context::Context;
@@ -236,11 +237,10 @@ impl Detector for HotSpot {
 
 }
 
-/// A hot spot whose calls ran one at a time (at most this many inside at
-/// once on average over its window: 1.2, as `blocked` reads a wait one
-/// thread's)...
-const ONE_AT_A_TIME: f64 = 1.2;
-/// ...filling at least this share of the run's wall time (0.5)...
+/// A hot spot whose calls ran one at a time (at most `blocked`'s
+/// [`ONE_AT_A_TIME`] inside at once on average over its window, as it
+/// reads a wait one thread's), filling at least this share of the run's
+/// wall time (0.5)...
 const MIN_SERIAL_FILL: f64 = 0.5;
 /// ...in a process with more than one recording thread (at least this
 /// many on average: 1.5; two runtime workers recording from their first

@@ -423,7 +423,6 @@ pub(crate) fn paces_a_loop(
     const MIN_CALLS: u64 = 5;
     const BACK_TO_BACK: f64 = 0.9;
     const ONE_AT_A_TIME: f64 = 1.05;
-    const MIN_BESIDE: f64 = 0.05;
     /// A driver's window is at least this share of the run.
     const DRIVES: f64 = 0.9;
     let window = cs.active?.len_ns() as f64;
@@ -456,6 +455,10 @@ pub(crate) fn paces_a_loop(
         })
 }
 
+/// Other spans' work beside a loop's waits, at least this share of its
+/// window, for something else to pace it ([`paces_a_loop`], [`periodic`]).
+const MIN_BESIDE: f64 = 0.05;
+
 /// The process's CPU outside every span, over the gaps between a
 /// periodic task's calls, at most this (0.25): the gaps were idle, not
 /// untraced work between its waits.
@@ -479,7 +482,6 @@ const IN_STEP: f64 = 4.0;
 /// did no work beside it worth 5% of its window (`beside_ns`, at most all
 /// their self time).
 fn periodic(cx: &Context<'_>, cs: &CallsiteStats, gaps: f64, beside_ns: f64, window: f64) -> bool {
-    const MIN_BESIDE: f64 = 0.05;
     let calls = cs.calls.max(1) as f64;
     let in_step = |other: &CallsiteStats| {
         let ratio = other.calls.max(1) as f64 / calls;
