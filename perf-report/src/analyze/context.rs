@@ -631,6 +631,13 @@ fn preempted_tail_excess(cs: &CallsiteStats, excess: Option<f64>) -> Option<f64>
 /// ms a switch for eight threads computing on two cores).
 const SHORT_FOR_A_PREEMPTION_NS: u64 = 100_000;
 
+/// Whether `row`'s calls are short enough for a preemption to land in
+/// their tail ([`SHORT_FOR_A_PREEMPTION_NS`]) and its timed calls fewer
+/// than the tail's (a tenth of the calls): its slow calls were not timed.
+fn tail_missed_by_its_timing(row: &CallsiteRow, c: &CpuRow) -> bool {
+    row.busy_p90_ns <= SHORT_FOR_A_PREEMPTION_NS && c.timed_calls < row.calls / 10
+}
+
 /// The preemption that explains a tail of short calls whose slow calls
 /// were not timed: the row's preempted time, as its figures estimate it
 /// for the calls not timed (from its sample and the process's switches),
@@ -647,8 +654,7 @@ fn preempted_tail_of_short_calls(
     let Some(c) = row.cpu.as_ref() else {
         return measured;
     };
-    let tail_calls = row.calls / 10;
-    if row.busy_p90_ns > SHORT_FOR_A_PREEMPTION_NS || c.timed_calls >= tail_calls {
+    if !tail_missed_by_its_timing(row, c) {
         return measured;
     }
     let estimated = c.preempted_ns.min(excess);
@@ -706,8 +712,7 @@ fn missed_tails_off_the_cpu(
         .enumerate()
         .filter_map(|(i, row)| {
             let c = row.cpu.as_ref()?;
-            let missed =
-                row.busy_p90_ns <= SHORT_FOR_A_PREEMPTION_NS && c.timed_calls < row.calls / 10;
+            let missed = tail_missed_by_its_timing(row, c);
             let left = (tail_excess_ns[i] - explained[i].unwrap_or(0.0))
                 .max(0.0)
                 .min(c.self_on_cpu_ns);

@@ -402,20 +402,18 @@ fn shared_queue(cx: &Context<'_>, s: &Settings) -> Option<SharedQueue> {
         live_together(a, b)
             .is_none_or(|(both, x, y)| both >= BESIDE_OVERLAP * x && both >= BESIDE_OVERLAP * y)
     };
-    let members: Vec<_> = candidates
-        .iter()
-        .filter(|(_, cs, _, _)| together(head_cs, cs))
-        .collect();
     // Waiting in one queue, each member waits about as long a call beyond
     // its own work (its fastest call) as the head does: a consumer beside
     // it waiting for a channel fed every 10 ms waits for something else.
     let wait = |cs: &CallsiteStats| (cs.busy_ns.mean - cs.busy_ns.min as f64).max(0.0);
     let head_wait = wait(head_cs);
-    let members: Vec<_> = members
-        .into_iter()
+    let members: Vec<_> = candidates
+        .iter()
         .filter(|(_, cs, _, _)| {
             let w = wait(cs);
-            w * MEMBER_WAIT_WITHIN >= head_wait && w <= MEMBER_WAIT_WITHIN * head_wait
+            together(head_cs, cs)
+                && w * MEMBER_WAIT_WITHIN >= head_wait
+                && w <= MEMBER_WAIT_WITHIN * head_wait
         })
         .collect();
     // Two members that each queue alone are two queues (two locks), each
