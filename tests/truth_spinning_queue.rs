@@ -51,42 +51,40 @@ fn run(locked: bool, seconds: f64) -> perf_report::Analysis {
     analyze(&dump.into(), &Default::default())
 }
 
+/// Whether `a` reads the lock's queue as the locked run should: `update`
+/// first, a serialization, and no CPU contention.
+fn the_queue_is_first(a: &perf_report::Analysis) -> bool {
+    a.findings
+        .first()
+        .and_then(|f| f.location.as_ref())
+        .is_some_and(|l| l.name == "update")
+        && classes_for(a, "update").contains(&perf_report::analyze::Class::Serialization)
+        && a.findings
+            .iter()
+            .all(|f| f.class.as_str() != "cpu_contention")
+}
+
 #[test]
 fn a_queue_of_spinning_waiters_is_serialization_first_and_without_the_lock_contention() {
-    // Run again (three times at most) while the queue is not found: beside
-    // two CPU hogs every span is preempted about as much as the lock's
-    // (6.3 times its time on the CPU against 3.6 beside it), the process
-    // gets a core and a third, and CPU contention is first, rightly.
+    // Run again (three times at most) while the queue is not read first.
+    // Beside two CPU hogs every span is preempted about as much as the
+    // lock's (6.3 times its time on the CPU against 3.6 beside it), the
+    // process gets a core and a third, and CPU contention is first,
+    // rightly. On a CI runner whose other processes took a core, the
+    // queue's parked waiters waited while the rest of the process wanted
+    // both cores (1.96) and got 0.94: no core was idle for them, the
+    // queue's gain was bounded to 3.8% of the run, and `prepare`'s CPU came
+    // first, rightly too.
     let mut runs = 1;
     let a = loop {
         let a = run(true, 1.0);
-        if runs == 3
-            || classes_for(&a, "update").contains(&perf_report::analyze::Class::Serialization)
-        {
+        if runs == 3 || the_queue_is_first(&a) {
             break a;
         }
-        eprintln!("update is not found a queue in run {runs}: run again");
+        eprintln!("the queue is not read first in run {runs}: run again");
         runs += 1;
     };
-    let first = a.findings.first().expect("findings");
-    assert_eq!(
-        first.location.as_ref().map(|l| l.name.as_str()),
-        Some("update"),
-        "{:#?}",
-        a.findings
-    );
-    assert!(
-        classes_for(&a, "update").contains(&perf_report::analyze::Class::Serialization),
-        "{:#?}",
-        a.findings
-    );
-    assert!(
-        a.findings
-            .iter()
-            .all(|f| f.class.as_str() != "cpu_contention"),
-        "{:#?}",
-        a.findings
-    );
+    assert!(the_queue_is_first(&a), "{:#?}", a.findings);
 
     let a = run(false, 1.0);
     assert!(
