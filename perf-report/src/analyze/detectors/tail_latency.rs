@@ -519,6 +519,51 @@ mod tests {
     }
 
     #[test]
+    fn a_tail_of_short_calls_preempted_more_than_one_in_ten_is_explained() {
+        // A service's `/login` polls: 16 µs usually, one call in seven
+        // preempted beside a blocking pool's threads, so the p90 (600 µs)
+        // is itself a preempted call; one timed call in 166, the sample.
+        let with_switches = |voluntary: u32, involuntary: u32| {
+            let calls = [(16 * US, 8_500), (600 * US, 1_000), (1_800 * US, 500)];
+            let mut d = dump(1_000 * MS, &[Span::new("request", &calls)]);
+            let (busy, on_cpu) = (52 * 16 * US + 8 * 700 * US, 60 * 16 * US);
+            let preempted = if involuntary > 0 { busy - on_cpu } else { 0 };
+            d.callsites[0].cpu = Some(perf_layer::dump::CpuStats {
+                timed_calls: 60,
+                intervals: 60,
+                untimed_intervals: 0,
+                busy_ns: busy,
+                self_ns: busy,
+                on_cpu_ns: crate::analyze::test_dump::hist(&[(16 * US, 60)]),
+                self_on_cpu_ns: on_cpu,
+                off_cpu_ns: busy - on_cpu,
+                preempted_ns: crate::analyze::test_dump::hist(&[
+                    (0, 52),
+                    (preempted / 8, 8),
+                ]),
+                self_preempted_ns: Some(preempted),
+                voluntary_switches: u64::from(voluntary),
+                involuntary_switches: u64::from(involuntary),
+                sampled: Some(perf_layer::dump::SampledCpu {
+                    intervals: 60,
+                    busy_ns: busy,
+                    self_ns: busy,
+                    on_cpu_ns: on_cpu,
+                    self_on_cpu_ns: on_cpu,
+                    preempted_ns: preempted,
+                    self_preempted_ns: Some(preempted),
+                }),
+            });
+            (d.run.span_threads, d.run.cores, d.run.cpu_ns) = (Some(20), Some(2), Some(2_000 * MS));
+            detect(Class::TailLatency, d)
+        };
+        let preempted = with_switches(0, 8);
+        assert!(preempted.is_empty(), "{preempted:#?}");
+        let blocking = with_switches(8, 0);
+        assert!(about(&blocking, "request").is_some(), "{blocking:#?}");
+    }
+
+    #[test]
     fn a_blocking_tail_gives_back_no_more_than_the_idle_cores() {
         let with = |cpu_percent: f64| {
             let mut d = dump(
