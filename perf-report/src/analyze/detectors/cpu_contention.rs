@@ -322,7 +322,7 @@ fn advice(f: &Finding, cause: Cause) -> Advice {
             ),
         },
         fixes: lines(&[
-            "Run no more busy threads than cores: size the tokio runtime (`worker_threads`), rayon's pool and any thread pools to the cores the process gets, not to the machine's",
+            "Run no more busy threads than cores: size the tokio runtime (`worker_threads`), rayon's pool and any thread pools to the cores the process gets, not to the machine's; CPU-bound work sent to `tokio::task::spawn_blocking` gets a thread per waiting call (up to 512), so cap it (`max_blocking_threads`) or give it a pool of the cores' size (rayon)",
             "Find what else competes on the host (`top`, `pidstat -w`, container CPU limits): move batch jobs or neighbours elsewhere, or lower their priority (`nice`, `SCHED_IDLE`)",
             "On a VM with steal time, move to a dedicated or larger instance; noisy neighbours are outside the program",
             "Give latency-critical work its own cores (cgroup `cpuset`, `taskset`) when it shares a machine",
