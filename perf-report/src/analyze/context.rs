@@ -243,12 +243,13 @@ impl<'a> Context<'a> {
         }
 
         refine_by_children(dump, &mut rows, beside);
-        for ((row, explained), &excess) in rows
+        for (((row, cs), explained), &excess) in rows
             .iter()
+            .zip(&dump.callsites)
             .zip(&mut preempted_tail_excess_ns)
             .zip(&tail_excess_ns)
         {
-            *explained = preempted_tail_of_short_calls(row, excess, *explained);
+            *explained = preempted_tail_of_short_calls(row, cs, excess, *explained);
         }
         missed_tails_off_the_cpu(
             dump,
@@ -648,13 +649,23 @@ fn tail_missed_by_its_timing(row: &CallsiteRow, c: &CpuRow) -> bool {
 /// The preemption that explains a tail of short calls whose slow calls
 /// were not timed: the row's preempted time, as its figures estimate it
 /// for the calls not timed (from its sample and the process's switches),
-/// at most the tail's `excess`, where that is more than the timed calls
-/// measured (`measured`). A lookup of 230 ns among eight threads computing
-/// on two cores had a tail of 20 ms calls, preempted, which its sample of
-/// 60 calls never held: "4.1% of the process's CPU time" was the other
-/// threads' turns on the cores.
+/// or the sample's preempted share of its busy time over the row's busy
+/// time, whichever is more, at most the tail's `excess`, where that is
+/// more than the timed calls measured (`measured`). A lookup of 230 ns
+/// among eight threads computing on two cores had a tail of 20 ms calls,
+/// preempted, which its sample of 60 calls never held: "4.1% of the
+/// process's CPU time" was the other threads' turns on the cores.
+///
+/// The row's estimate scales the sample's on-CPU time per interval to the
+/// intervals not timed, at most their busy time: where the sampled
+/// intervals ran longer than the rest (a few preempted ones among a
+/// hundred), it fills the busy time and leaves nothing preempted. A fresh
+/// service's `/items` requests, 56% of their sampled polls' time
+/// preempted beside sixteen blocking-pool threads, read a tail 13%
+/// explained by preemption.
 fn preempted_tail_of_short_calls(
     row: &CallsiteRow,
+    cs: &CallsiteStats,
     excess: f64,
     measured: Option<f64>,
 ) -> Option<f64> {
@@ -664,7 +675,15 @@ fn preempted_tail_of_short_calls(
     if !tail_missed_by_its_timing(row, c) {
         return measured;
     }
-    let estimated = c.preempted_ns.min(excess);
+    let sampled = cs
+        .cpu
+        .as_ref()
+        .and_then(|c| c.sampled.as_ref())
+        .filter(|s| s.intervals >= super::rows::MIN_SAMPLE && s.busy_ns > 0)
+        .map_or(0.0, |s| {
+            stats::share(s.preempted_ns as f64, s.busy_ns as f64) * row.busy_total_ns as f64
+        });
+    let estimated = c.preempted_ns.max(sampled).min(excess);
     Some(measured.map_or(estimated, |m| m.max(estimated)))
 }
 

@@ -99,7 +99,7 @@ pub struct CpuRow {
 }
 
 /// Fewest sampled intervals whose shares stand for the untimed time.
-const MIN_SAMPLE: u64 = 8;
+pub(crate) const MIN_SAMPLE: u64 = 8;
 
 /// Of a callsite's busy time, at least this share timed stands for the
 /// rest without a sample (a callsite timed from its first call whose few

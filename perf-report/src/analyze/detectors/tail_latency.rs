@@ -564,6 +564,51 @@ mod tests {
     }
 
     #[test]
+    fn a_tail_of_short_polls_reads_its_sample_s_preemption_where_the_estimate_fills_the_busy_time() {
+        // A service's `/items` requests, three polls each, 5 µs a poll on
+        // the CPU; three of the sixty sampled polls preempted for 400 µs,
+        // so the sample's polls (25 µs on average) ran longer than the
+        // rest (4.9 µs): scaled to the polls not timed, its on-CPU time
+        // fills their busy time and leaves none preempted.
+        let with_switches = |voluntary: u64, involuntary: u64| {
+            let calls = [(8 * US, 9_000), (20 * US, 800), (300 * US, 200)];
+            let mut d = dump(1_000 * MS, &[Span::new("request", &calls)]);
+            let (busy, on_cpu) = (57 * 5 * US + 3 * 400 * US, 60 * 5 * US);
+            let preempted = if involuntary > 0 { busy - on_cpu } else { 0 };
+            let sample = perf_layer::dump::SampledCpu {
+                intervals: 60,
+                busy_ns: busy,
+                self_ns: busy,
+                on_cpu_ns: on_cpu,
+                self_on_cpu_ns: on_cpu,
+                preempted_ns: preempted,
+                self_preempted_ns: Some(preempted),
+            };
+            d.callsites[0].cpu = Some(perf_layer::dump::CpuStats {
+                timed_calls: 20,
+                intervals: 30_000,
+                untimed_intervals: 29_940,
+                busy_ns: busy,
+                self_ns: busy,
+                on_cpu_ns: crate::analyze::test_dump::hist(&[(5 * US, 60)]),
+                self_on_cpu_ns: on_cpu,
+                off_cpu_ns: busy - on_cpu,
+                preempted_ns: crate::analyze::test_dump::hist(&[(0, 57), (preempted / 3, 3)]),
+                self_preempted_ns: Some(preempted),
+                voluntary_switches: voluntary,
+                involuntary_switches: involuntary,
+                sampled: Some(sample),
+            });
+            (d.run.span_threads, d.run.cores, d.run.cpu_ns) = (Some(20), Some(2), Some(1_000 * MS));
+            detect(Class::TailLatency, d)
+        };
+        let preempted = with_switches(0, 3);
+        assert!(preempted.is_empty(), "{preempted:#?}");
+        let blocking = with_switches(3, 0);
+        assert!(about(&blocking, "request").is_some(), "{blocking:#?}");
+    }
+
+    #[test]
     fn a_blocking_tail_gives_back_no_more_than_the_idle_cores() {
         let with = |cpu_percent: f64| {
             let mut d = dump(
