@@ -433,13 +433,16 @@ mod tests {
     /// allocator time, about 4.4 ms, is 0.64% of the process's 685 ms: a
     /// finding (over the 0.5% floor) whose score is 0.64 / 5 of the full
     /// one by its bytes, low where the bytes alone made it high. Three
-    /// hundred allocations a call (5.7% by the estimate) score in full.
+    /// hundred allocations a call (5.7% by the estimate) score in full, in
+    /// a process that kept its core busy (685 ms of CPU in 700 ms); in one
+    /// that idled (the same CPU in 3 s), times its CPU utilisation, as CPU
+    /// time's findings are.
     #[test]
     fn the_score_follows_the_allocator_time() {
         use crate::analyze::Severity;
-        let with = |allocs_per_call: u64| {
+        let with = |allocs_per_call: u64, wall_ms: u64| {
             let mut d = dump(
-                3_000 * MS,
+                wall_ms * MS,
                 &[
                     Span::new("render", &[(150 * US, 2_600)])
                         .alloc(2_600 * 16 * KIB, 2_600 * allocs_per_call, 0, 0),
@@ -449,14 +452,22 @@ mod tests {
             d.run.cpu_ns = Some(685 * MS);
             detect(Class::AllocationHeavy, d)
         };
-        let light = with(1);
+        let busy = 685.0 / 700.0;
+        let light = with(1, 700);
         let f = about(&light, "render").expect("over the allocator-time floor");
         let estimate = (2_600.0 * 50.0 + 2_600.0 * 16_384.0 * 0.1) / (685.0 * MS as f64);
-        assert_near(f.score, (100.0 * 0.25 * estimate / 0.05 * 0.5 * 0.9 * 10.0).round() / 10.0, 1e-9);
+        assert_near(
+            f.score,
+            (100.0 * 0.25 * busy * estimate / 0.05 * 0.5 * 0.9 * 10.0).round() / 10.0,
+            1e-9,
+        );
         assert_eq!(f.severity, Severity::Low);
         assert_near(f.cost_share, 1.0, 1e-9);
-        let heavy = with(300);
+        let heavy = with(300, 700);
         let f = about(&heavy, "render").unwrap();
-        assert_eq!((f.score, f.severity), (11.3, Severity::High));
+        assert_eq!((f.score, f.severity), (11.0, Severity::High));
+        let idle = with(300, 3_000);
+        let f = about(&idle, "render").unwrap();
+        assert_eq!((f.score, f.severity), (2.6, Severity::Low));
     }
 }
