@@ -372,6 +372,39 @@ impl<'a> Context<'a> {
         (outside >= OUTSIDE_MIN_SHARE * cpu && outside >= OUTSIDE_MIN_NS).then_some((outside, cpu))
     }
 
+    /// Whether the process idled through most of the run outside every
+    /// span: its CPU under [`IDLE_CORES_SHARE`] of its cores, and its spans
+    /// with no parent open for under [`IDLE_OPEN_SHARE`] of the time of the
+    /// threads that recorded them (overlapping spans count twice, so that
+    /// is at most the share any span was open). Returns the cores busy, the
+    /// cores, and that open share; `None` where the dump does not record
+    /// the CPU, the cores or the recording time.
+    pub(crate) fn idle_outside_spans(&self) -> Option<(f64, u32, f64)> {
+        let cpu = self.totals.cpu_ns.filter(|&ns| ns > 0)? as f64;
+        let cores = self.dump.run.cores.filter(|&n| n > 0)?;
+        let recording = self.dump.run.span_threads_active_ns.filter(|&ns| ns > 0)? as f64;
+        let busy = cpu / self.run_wall_ns.max(1.0);
+        let open: f64 = self
+            .dump
+            .callsites
+            .iter()
+            .map(|cs| {
+                let under_a_parent: u64 = self
+                    .dump
+                    .edges
+                    .iter()
+                    .filter(|e| e.child == cs.id && e.parent != cs.id)
+                    .map(|e| e.calls)
+                    .sum();
+                let roots = cs.calls.saturating_sub(under_a_parent);
+                stats::share(roots as f64, cs.calls as f64) * cs.wall_ns.sum as f64
+            })
+            .sum();
+        let open = open / recording;
+        (busy < IDLE_CORES_SHARE * f64::from(cores) && open < IDLE_OPEN_SHARE)
+            .then_some((busy, cores, open))
+    }
+
     /// The process's CPU time outside every span (less the layer's
     /// background thread), ns, with the process's CPU time; `None` where
     /// the dump does not record the process's CPU.
@@ -625,6 +658,13 @@ fn preempted_tail_excess(cs: &CallsiteStats, excess: Option<f64>) -> Option<f64>
     // it. A lower bound: preemption in an untimed interval is not counted.
     Some(excess)
 }
+
+/// Below this share of its cores busy, and...
+const IDLE_CORES_SHARE: f64 = 0.25;
+
+/// ...its spans open for under this share of the recording threads' time,
+/// the process idled outside every span ([`Context::idle_outside_spans`]).
+const IDLE_OPEN_SHARE: f64 = 0.25;
 
 /// Calls whose usual length (busy p50) is at most this cannot be
 /// preempted without landing in their tail: a preemption holds a thread

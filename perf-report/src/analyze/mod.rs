@@ -299,6 +299,14 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             dump.callsites_dropped_spans
         ));
     }
+    // A run that waited outside every span: what it waited for no span
+    // shows, and the findings are about the little time inside them.
+    if let Some((busy, cores, open)) = cx.idle_outside_spans() {
+        notes.push(format!(
+            "the process idled through most of the run: it kept {busy:.2} of its {cores} cores busy, and its spans were open for at most {} of the time of the threads that recorded them. What it waited for is outside every span: work arriving (clients, a queue, a timer), the network, or calls made between spans. If the run took longer than its work, a span around what those threads do between spans (a receive or accept loop, a client call) shows where that time went; the findings are about the time inside spans",
+            crate::units::pct(open),
+        ));
+    }
     if !cx.alloc_tracked {
         notes.push(
             "allocation was not tracked: install perf-layer's counting allocator for allocation and leak findings"
@@ -633,6 +641,40 @@ mod tests {
         assert!(short.contains("of the wall time"), "{short}");
         // Under 5%: no note.
         assert_eq!(note_with(Some(1_000 * MS), 10 * MS, 0.01), None);
+    }
+
+    /// A server whose clients waited on the network (Nagle's algorithm
+    /// against delayed acknowledgements, 43 ms a request): its four
+    /// workers' `handle` spans were open under 1% of their time, the
+    /// process at 0.06 of its 2 cores.
+    #[test]
+    fn a_run_idle_outside_every_span_is_said() {
+        let with = |calls: u64, cpu_ms: u64| {
+            let mut d = dump(
+                4_000 * MS,
+                &[
+                    Span::new("handle", &[(100 * US, calls)]),
+                    Span::new("render", &[(20 * US, calls)]),
+                ],
+            );
+            d.run.cpu_ns = Some(cpu_ms * MS);
+            d.run.cores = Some(2);
+            d.run.span_threads_active_ns = Some(16_000 * MS);
+            analyze(&d.into(), &Config::default())
+                .notes
+                .into_iter()
+                .find(|n| n.starts_with("the process idled"))
+        };
+        // 500 calls of 100 µs, 50 ms open of 16 s (the child not counted).
+        let idle = with(500, 120).expect("a note");
+        assert!(
+            idle.contains("0.03 of its 2 cores busy") && idle.contains("at most 0.3% of the time"),
+            "{idle}"
+        );
+        // Open 62% of the threads' time (a service waiting inside them).
+        assert_eq!(with(100_000, 120), None);
+        // The cores kept busy (0.75 of 2).
+        assert_eq!(with(500, 3_000), None);
     }
 
     /// A dump of `spans` whose layer took 8% of its 1 s of CPU, at a
