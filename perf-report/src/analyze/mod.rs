@@ -376,6 +376,27 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             cx.rows[child].location.label,
         ));
     }
+    // Live heap growing steadily under the leak finding's bars: a short
+    // run of a leak, or a cache still filling; the three fastest.
+    let min_live = cx.config.classes.leak_suspect.min_live_bytes as f64;
+    let mut growing: Vec<(usize, detectors::leak_suspect::SmallGrowth)> = cx
+        .callsites()
+        .filter_map(|(i, cs, row)| {
+            Some((i, detectors::leak_suspect::SmallGrowth::of(cx, cs, row)?))
+        })
+        .collect();
+    growing.sort_by(|a, b| b.1.slope.total_cmp(&a.1.slope));
+    for (i, g) in growing.into_iter().take(3) {
+        notes.push(format!(
+            "`{}`'s live heap grew steadily through the run, {}/s (R² {:.2}), to {} at the end: under the {} a leak finding needs, but at that rate {} an hour. A longer run tells a cache that levels off from a leak that keeps growing",
+            cx.rows[i].location.label,
+            crate::units::bytes(g.slope),
+            g.r2,
+            crate::units::bytes(g.live),
+            crate::units::bytes(min_live),
+            crate::units::bytes(g.slope * 3_600.0),
+        ));
+    }
     // CPU no span holds: threads that record none (a rayon pool) or code
     // between spans. No finding can name it, and a span that waits for it
     // reads as blocked.
