@@ -331,8 +331,21 @@ fn advice(f: &Finding, cause: Cause) -> Advice {
             "Profile and compare runs on a quiet machine with the same core count: contention makes every span slower and its tails longer",
         ]),
         check: "the CPU contention finding must shrink or go, and the span tails it explained with it".to_owned(),
-        complexity: Effort::Low,
-        risk: Effort::Low,
+        // Its own threads on its own cores: the gain is the platform's
+        // (more cores, which cost), not a change to the code, and fewer
+        // threads shorten calls, not the run. Four threads loading blobs
+        // on two cores read it as the plan's first step, low effort,
+        // before the hot spot whose fix made 56 times as many jobs.
+        complexity: if cause == Cause::Own {
+            Effort::Medium
+        } else {
+            Effort::Low
+        },
+        risk: if cause == Cause::Own {
+            Effort::Medium
+        } else {
+            Effort::Low
+        },
     }
 }
 
@@ -383,6 +396,10 @@ mod tests {
         let own = with_cpu(190.0);
         assert!(own.summary.contains("its own threads preempt each other"), "{}", own.summary);
         assert!(own.advice.statement.starts_with("its own threads outnumber its cores"), "{}", own.advice.statement);
+        assert_eq!(
+            (own.advice.complexity, own.advice.risk),
+            (crate::analyze::advice::Effort::Medium, crate::analyze::advice::Effort::Medium)
+        );
         let neighbours = with_cpu(60.0);
         assert!(!neighbours.summary.contains("its own threads"), "{}", neighbours.summary);
         assert!(neighbours.advice.statement.starts_with("the code is not the cause"), "{}", neighbours.advice.statement);
