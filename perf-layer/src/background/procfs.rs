@@ -16,6 +16,8 @@ pub(crate) struct Reading {
     at: Instant,
     cpu_ns: Option<u64>,
     switches: Option<(u64, u64)>,
+    /// The process's user and system CPU time, µs (`getrusage`).
+    times_us: Option<(u64, u64)>,
     /// Microseconds some task waited for a CPU, since boot.
     pressure_us: Option<u64>,
     /// The machine's CPU time in clock ticks ([`parse_stat`]).
@@ -37,14 +39,18 @@ pub(crate) struct Rates {
     pub(crate) machine_cpu_percent: Option<f64>,
     pub(crate) voluntary_switches: Option<u64>,
     pub(crate) involuntary_switches: Option<u64>,
+    /// Of the process's CPU time, the share in the kernel, percent.
+    pub(crate) system_cpu_share_percent: Option<f64>,
 }
 
 impl Reading {
     pub(crate) fn now() -> Self {
+        let usage = usage_self();
         Self {
             at: Instant::now(),
             cpu_ns: process_cpu_ns(),
-            switches: switches_self(),
+            switches: usage.map(|u| u.switches),
+            times_us: usage.map(|u| u.times_us),
             pressure_us: pressure_us(),
             stat: stat_ticks(),
         }
@@ -80,13 +86,28 @@ impl Reading {
             involuntary_switches: switches_now
                 .zip(switches_then)
                 .map(|(n, t)| n.1.saturating_sub(t.1)),
+            system_cpu_share_percent: self.times_us.zip(earlier.times_us).and_then(
+                |((user, system), (user_then, system_then))| {
+                    let system = system.saturating_sub(system_then);
+                    let all = user.saturating_sub(user_then) + system;
+                    (all > 0).then(|| system as f64 / all as f64 * 100.0)
+                },
+            ),
         }
     }
 }
 
-/// Voluntary and involuntary context switches of every thread of the
-/// process, those that exited included.
-fn switches_self() -> Option<(u64, u64)> {
+/// What `getrusage(RUSAGE_SELF)` says of every thread of the process,
+/// those that exited included.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    /// Voluntary and involuntary context switches.
+    switches: (u64, u64),
+    /// User and system CPU time, µs.
+    times_us: (u64, u64),
+}
+
+fn usage_self() -> Option<Usage> {
     #[cfg(unix)]
     {
         let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -96,7 +117,11 @@ fn switches_self() -> Option<(u64, u64)> {
         }
         // SAFETY: filled by the successful call (and zeroed before).
         let u = unsafe { usage.assume_init() };
-        Some((u.ru_nvcsw as u64, u.ru_nivcsw as u64))
+        let us = |t: libc::timeval| (t.tv_sec.max(0) as u64) * 1_000_000 + t.tv_usec.max(0) as u64;
+        Some(Usage {
+            switches: (u.ru_nvcsw as u64, u.ru_nivcsw as u64),
+            times_us: (us(u.ru_utime), us(u.ru_stime)),
+        })
     }
     #[cfg(not(unix))]
     {
@@ -373,6 +398,57 @@ mod tests {
         assert_eq!(parse_stat("intr 1 2 3"), None);
     }
 
+    /// The kernel's share of the process's CPU between two readings: its
+    /// system time over its user and system time; none without CPU.
+    #[test]
+    fn the_kernel_s_share_is_system_time_over_all_cpu_time() {
+        let then = Reading {
+            at: Instant::now(),
+            cpu_ns: None,
+            switches: None,
+            times_us: Some((1_000, 500)),
+            pressure_us: None,
+            stat: None,
+        };
+        let now = Reading {
+            times_us: Some((1_250, 1_250)),
+            ..then
+        };
+        assert_eq!(now.since(&then).system_cpu_share_percent, Some(75.0));
+        assert_eq!(then.since(&then).system_cpu_share_percent, None);
+    }
+
+    /// A process that writes a file a line at a time spends its CPU in the
+    /// kernel, and the reading says so (77% here alone). The reading is the
+    /// whole process's: other tests computing beside it lower it, so the
+    /// best of three windows.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn unbuffered_writes_read_as_the_kernel_s_cpu() {
+        use std::io::Write as _;
+        let mut file = tempfile::tempfile().unwrap();
+        let mut shares = Vec::new();
+        for _ in 0..3 {
+            let then = Reading::now();
+            let started = Instant::now();
+            while started.elapsed() < std::time::Duration::from_millis(200) {
+                for _ in 0..1_000 {
+                    file.write_all(b"a line of a file\n").unwrap();
+                }
+            }
+            shares.push(
+                Reading::now()
+                    .since(&then)
+                    .system_cpu_share_percent
+                    .unwrap(),
+            );
+            if shares.last().is_some_and(|&s| s > 50.0) {
+                break;
+            }
+        }
+        assert!(shares.iter().any(|&s| s > 50.0), "{shares:?}");
+    }
+
     /// The process clock adds a running thread's time at its next tick:
     /// 3 ms of it over a 1 ms window is no 300% on a two-CPU machine.
     #[test]
@@ -387,6 +463,7 @@ mod tests {
             at: Instant::now(),
             cpu_ns: Some(0),
             switches: None,
+            times_us: None,
             pressure_us: None,
             stat: Some(stat(0)),
         };

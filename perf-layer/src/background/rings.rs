@@ -103,6 +103,7 @@ mod tests {
             machine_cpu_percent: None,
             voluntary_switches: None,
             involuntary_switches: None,
+            system_cpu_share_percent: None,
             open_fds: None,
         }
     }

@@ -87,6 +87,7 @@ pub(super) fn sample(
         machine_cpu_percent: rates.machine_cpu_percent,
         voluntary_switches: rates.voluntary_switches,
         involuntary_switches: rates.involuntary_switches,
+        system_cpu_share_percent: rates.system_cpu_share_percent,
         open_fds: procfs::open_fds(),
     };
     shared.latest_rss.store(sample.rss_bytes, Ordering::Relaxed);

@@ -858,6 +858,14 @@ pub struct ProcessSample {
     /// Involuntary context switches in the interval (it was preempted).
     #[serde(default)]
     pub involuntary_switches: Option<u64>,
+    /// Of the process's CPU time in the interval, the share spent in the
+    /// kernel on its behalf (system calls, page faults), percent: its
+    /// system time over its user and system time (`getrusage`, which the
+    /// kernel splits between them by the ticks it sampled); `None` where
+    /// the platform does not say, when the process used no CPU in the
+    /// interval, and in dumps of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_cpu_share_percent: Option<f64>,
     /// Open file descriptors.
     #[serde(default)]
     pub open_fds: Option<u32>,
