@@ -418,37 +418,6 @@ mod tests {
         assert_eq!(then.since(&then).system_cpu_share_percent, None);
     }
 
-    /// A process that writes a file a line at a time spends its CPU in the
-    /// kernel, and the reading says so (77% here alone). The reading is the
-    /// whole process's: other tests computing beside it lower it, so the
-    /// best of three windows.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn unbuffered_writes_read_as_the_kernel_s_cpu() {
-        use std::io::Write as _;
-        let mut file = tempfile::tempfile().unwrap();
-        let mut shares = Vec::new();
-        for _ in 0..3 {
-            let then = Reading::now();
-            let started = Instant::now();
-            while started.elapsed() < std::time::Duration::from_millis(200) {
-                for _ in 0..1_000 {
-                    file.write_all(b"a line of a file\n").unwrap();
-                }
-            }
-            shares.push(
-                Reading::now()
-                    .since(&then)
-                    .system_cpu_share_percent
-                    .unwrap(),
-            );
-            if shares.last().is_some_and(|&s| s > 50.0) {
-                break;
-            }
-        }
-        assert!(shares.iter().any(|&s| s > 50.0), "{shares:?}");
-    }
-
     /// The process clock adds a running thread's time at its next tick:
     /// 3 ms of it over a 1 ms window is no 300% on a two-CPU machine.
     #[test]

@@ -234,6 +234,19 @@ impl Detector for HotSpot {
                     units::pct(al.part)
                 )
             });
+            let kernel = in_the_kernel(cx, cs, on_cpu);
+            let in_kernel = kernel.map_or(String::new(), |k| {
+                evidence.push(Evidence::new(
+                    "the kernel's share of the process's CPU while its spans were live",
+                    k,
+                    Unit::Share,
+                    Some(MIN_KERNEL_SHARE),
+                ));
+                format!(
+                    "; while its spans were live, {} of the process's CPU was in the kernel (system calls, page faults), and most of that CPU was its",
+                    units::pct(k)
+                )
+            });
             let serial = one_at_a_time(cx, cs, row);
             let serially = serial.map_or(String::new(), |fill| {
                 evidence.push(Evidence::new(
@@ -257,14 +270,14 @@ impl Detector for HotSpot {
                 recoverable: s.recoverable,
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
-                    "{} of {share_of} ({what} over {}){allocates}{stalls}{serially}",
+                    "{} of {share_of} ({what} over {}){allocates}{in_kernel}{stalls}{serially}",
                     units::pct(share),
                     units::calls(cs.calls)
                 ),
                 evidence,
             };
             found.push(cx.score(draft, |f| {
-                advice(f, stall.is_some(), cs.calls == 1, serial.is_some(), allocating)
+                advice(f, stall.is_some(), cs.calls == 1, serial.is_some(), allocating, kernel)
             }));
         }
     }
@@ -294,7 +307,8 @@ const MIN_IDLE_BESIDE: f64 = 0.25;
 fn one_at_a_time(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, row: &CallsiteRow) -> Option<f64> {
     let busy = row.busy_total_ns as f64;
     let fill = stats::share(busy, cx.run_wall_ns);
-    (cx.totals.recording_threads >= MIN_RECORDING_THREADS
+    (cs.calls > 1
+        && cx.totals.recording_threads >= MIN_RECORDING_THREADS
         && 1.0 - cx.totals.utilization >= MIN_IDLE_BESIDE
         && busy / cx.live_window_ns(cs) <= ONE_AT_A_TIME
         && fill >= MIN_SERIAL_FILL)
@@ -333,6 +347,47 @@ fn poll_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow, on_cpu: f64) -> Opti
 /// computes inside a poll long enough to stall a runtime worker; `once`,
 /// when it ran in one call (start-up work: nothing to memoize); `serial`,
 /// when its calls ran one at a time beside idle cores ([`one_at_a_time`]).
+/// At least this share of the process's CPU in the kernel while a hot
+/// spot's spans were live makes fewer system calls its first fix...
+const MIN_KERNEL_SHARE: f64 = 0.5;
+
+/// ...where its own time on the CPU was at least this share of the
+/// process's CPU then, so the split is mostly its own.
+const MIN_OWN_SHARE_FOR_KERNEL: f64 = 0.5;
+
+/// The kernel's share of the process's CPU over `cs`'s `active` window
+/// (the timeline samples whose intervals lie inside it, weighted by their
+/// CPU), where the hot spot's `on_cpu` time was at least
+/// [`MIN_OWN_SHARE_FOR_KERNEL`] of the process's CPU in those samples and
+/// the share is at least [`MIN_KERNEL_SHARE`]. A batch's `write_results`
+/// wrote a file a line at a time, 300,000 `write` calls: a hot spot whose
+/// first fixes were to run it side by side and to memoize, where a
+/// `BufWriter` made the run 63% shorter.
+fn in_the_kernel(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, on_cpu: f64) -> Option<f64> {
+    let w = cs.active.filter(|w| w.len_ns() > 0)?;
+    let (from_ms, to_ms) = (w.first_open_ns as f64 / 1e6, w.last_close_ns as f64 / 1e6);
+    let (mut cpu_ns, mut kernel_ns, mut samples) = (0.0, 0.0, 0);
+    for p in cx.dump.timeline.samples.windows(2) {
+        let (t0, t1) = (p[0].t_ms as f64, p[1].t_ms as f64);
+        if t0 < from_ms || t1 > to_ms {
+            continue;
+        }
+        let (Some(share), cpu) = (p[1].system_cpu_share_percent, p[1].cpu_percent) else {
+            continue;
+        };
+        if !(share.is_finite() && cpu.is_finite()) {
+            continue;
+        }
+        let ns = cpu.max(0.0) / 100.0 * (t1 - t0) * 1e6;
+        cpu_ns += ns;
+        kernel_ns += ns * (share / 100.0).clamp(0.0, 1.0);
+        samples += 1;
+    }
+    let share = stats::share(kernel_ns, cpu_ns);
+    (samples >= 2 && on_cpu >= MIN_OWN_SHARE_FOR_KERNEL * cpu_ns && share >= MIN_KERNEL_SHARE)
+        .then_some(share)
+}
+
 /// At least this share of a hot spot's self time on the CPU estimated as
 /// its allocator's makes allocating less its first fix.
 const MIN_ALLOCATING_SHARE: f64 = 0.25;
@@ -355,6 +410,7 @@ fn advice(
     once: bool,
     serial: bool,
     allocating: Option<Allocating>,
+    kernel: Option<f64>,
 ) -> Advice {
     let name = f.subject().in_prose();
     let of = &f.share_of;
@@ -374,6 +430,15 @@ fn advice(
         fixes.insert(
             0,
             "Run it side by side: its calls ran one at a time beside idle cores, so if one task or thread does it for the others (an actor, a single consumer, a lock around it), give it company: several actors or consumers sharded by key, or the work split so that each caller does its own part".to_owned(),
+        );
+    }
+    if let Some(k) = kernel {
+        fixes.insert(
+            0,
+            format!(
+                "Make fewer system calls: {} of the CPU was the kernel's while it ran, so buffer its I/O (`BufWriter`/`BufReader` around a file or socket written or read in small pieces), read and write in larger blocks, batch small operations (one query, one `write_all`), and reuse memory rather than mapping fresh pages; `strace -c -f` on a run counts the calls",
+                units::pct(k)
+            ),
         );
     }
     if let Some(al) = allocating {
@@ -622,6 +687,41 @@ mod tests {
         let f = about(&compute, "load_blob").unwrap();
         assert!(!f.summary.contains("allocations"), "{}", f.summary);
         assert!(f.advice.fixes[0].starts_with("Memoize"), "{:?}", f.advice.fixes);
+    }
+
+    /// A batch's `write_results`, one call writing a file a line at a time:
+    /// 85% of the process's CPU in the kernel while it ran, and most of
+    /// that CPU its own. Fewer system calls is its first fix; not where the
+    /// kernel's share is low, nor where the CPU then was mostly others'.
+    #[test]
+    fn a_hot_spot_whose_cpu_is_the_kernel_s_says_so() {
+        let with = |kernel_percent: f64, own_ms: u64| {
+            let mut d = dump(
+                4_000 * MS,
+                &[Span::new("write_results", &[(own_ms * MS, 1)]).on_cpu(own_ms * MS, 0, 0, 0)],
+            );
+            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 100.0); 5]);
+            for s in &mut d.timeline.samples {
+                s.system_cpu_share_percent = Some(kernel_percent);
+            }
+            d.callsites[0].active = Some(perf_layer::dump::ActiveWindow {
+                first_open_ns: 0,
+                last_close_ns: 4_000 * MS,
+            });
+            d.run.cpu_ns = Some(4_000 * MS);
+            detect(Class::HotSpot, d)
+        };
+        let writes = with(85.0, 3_000);
+        let f = about(&writes, "write_results").unwrap();
+        assert!(f.summary.contains("85.0% of the process's CPU was in the kernel"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Make fewer system calls"), "{:?}", f.advice.fixes);
+        // A phase of one call is not said to run its calls one at a time.
+        assert!(!f.summary.contains("one at a time"), "{}", f.summary);
+        for (kernel, own) in [(20.0, 3_000), (85.0, 1_000)] {
+            let found = with(kernel, own);
+            let f = about(&found, "write_results").unwrap();
+            assert!(!f.summary.contains("kernel"), "{}", f.summary);
+        }
     }
 
     /// One actor computing for two threads' clients: `handle_command`'s
