@@ -518,93 +518,88 @@ mod tests {
         assert!(f.summary.contains("off the CPU (blocked"), "{}", f.summary);
     }
 
-    #[test]
-    fn a_tail_of_short_calls_preempted_more_than_one_in_ten_is_explained() {
-        // A service's `/login` polls: 16 µs usually, one call in seven
-        // preempted beside a blocking pool's threads, so the p90 (600 µs)
-        // is itself a preempted call; one timed call in 166, the sample.
-        let with_switches = |voluntary: u32, involuntary: u32| {
-            let calls = [(16 * US, 8_500), (600 * US, 1_000), (1_800 * US, 500)];
-            let mut d = dump(1_000 * MS, &[Span::new("request", &calls)]);
-            let (busy, on_cpu) = (52 * 16 * US + 8 * 700 * US, 60 * 16 * US);
-            let preempted = if involuntary > 0 { busy - on_cpu } else { 0 };
-            d.callsites[0].cpu = Some(perf_layer::dump::CpuStats {
-                timed_calls: 60,
-                intervals: 60,
-                untimed_intervals: 0,
-                busy_ns: busy,
-                self_ns: busy,
-                on_cpu_ns: crate::analyze::test_dump::hist(&[(16 * US, 60)]),
-                self_on_cpu_ns: on_cpu,
-                off_cpu_ns: busy - on_cpu,
-                preempted_ns: crate::analyze::test_dump::hist(&[
-                    (0, 52),
-                    (preempted / 8, 8),
-                ]),
-                self_preempted_ns: Some(preempted),
-                voluntary_switches: u64::from(voluntary),
-                involuntary_switches: u64::from(involuntary),
-                sampled: Some(perf_layer::dump::SampledCpu {
-                    intervals: 60,
-                    busy_ns: busy,
-                    self_ns: busy,
-                    on_cpu_ns: on_cpu,
-                    self_on_cpu_ns: on_cpu,
-                    preempted_ns: preempted,
-                    self_preempted_ns: Some(preempted),
-                }),
-            });
-            (d.run.span_threads, d.run.cores, d.run.cpu_ns) = (Some(20), Some(2), Some(2_000 * MS));
-            detect(Class::TailLatency, d)
-        };
-        let preempted = with_switches(0, 8);
-        assert!(preempted.is_empty(), "{preempted:#?}");
-        let blocking = with_switches(8, 0);
-        assert!(about(&blocking, "request").is_some(), "{blocking:#?}");
-    }
-
-    #[test]
-    fn a_tail_of_short_polls_reads_its_sample_s_preemption_where_the_estimate_fills_the_busy_time() {
-        // A service's `/items` requests, three polls each, 5 µs a poll on
-        // the CPU; three of the sixty sampled polls preempted for 400 µs,
-        // so the sample's polls (25 µs on average) ran longer than the
-        // rest (4.9 µs): scaled to the polls not timed, its on-CPU time
-        // fills their busy time and leaves none preempted.
-        let with_switches = |voluntary: u64, involuntary: u64| {
-            let calls = [(8 * US, 9_000), (20 * US, 800), (300 * US, 200)];
-            let mut d = dump(1_000 * MS, &[Span::new("request", &calls)]);
-            let (busy, on_cpu) = (57 * 5 * US + 3 * 400 * US, 60 * 5 * US);
-            let preempted = if involuntary > 0 { busy - on_cpu } else { 0 };
-            let sample = perf_layer::dump::SampledCpu {
-                intervals: 60,
+    /// The tail findings of `request`, whose `calls` (`(busy, count)`)
+    /// were timed on the CPU as a sample: `timed` calls over `intervals`
+    /// intervals, `untimed` of them not timed; the `n` timed intervals
+    /// `on_cpu_each` on the CPU each, `slow` of them off it for the rest of
+    /// `busy`, preempted where the switches are involuntary, blocked where
+    /// voluntary; the process's CPU `cpu_ns`.
+    fn sampled_tail(
+        calls: &[(u64, u64)],
+        (timed, intervals, untimed): (u64, u64, u64),
+        (n, slow, on_cpu_each, busy): (u64, u64, u64, u64),
+        (voluntary, involuntary): (u64, u64),
+        cpu_ns: u64,
+    ) -> Vec<crate::analyze::Finding> {
+        let mut d = dump(1_000 * MS, &[Span::new("request", calls)]);
+        let on_cpu = n * on_cpu_each;
+        let preempted = if involuntary > 0 { busy - on_cpu } else { 0 };
+        d.callsites[0].cpu = Some(perf_layer::dump::CpuStats {
+            timed_calls: timed,
+            intervals,
+            untimed_intervals: untimed,
+            busy_ns: busy,
+            self_ns: busy,
+            on_cpu_ns: crate::analyze::test_dump::hist(&[(on_cpu_each, n)]),
+            self_on_cpu_ns: on_cpu,
+            off_cpu_ns: busy - on_cpu,
+            preempted_ns: crate::analyze::test_dump::hist(&[(0, n - slow), (preempted / slow, slow)]),
+            self_preempted_ns: Some(preempted),
+            voluntary_switches: voluntary,
+            involuntary_switches: involuntary,
+            sampled: Some(perf_layer::dump::SampledCpu {
+                intervals: n,
                 busy_ns: busy,
                 self_ns: busy,
                 on_cpu_ns: on_cpu,
                 self_on_cpu_ns: on_cpu,
                 preempted_ns: preempted,
                 self_preempted_ns: Some(preempted),
-            };
-            d.callsites[0].cpu = Some(perf_layer::dump::CpuStats {
-                timed_calls: 20,
-                intervals: 30_000,
-                untimed_intervals: 29_940,
-                busy_ns: busy,
-                self_ns: busy,
-                on_cpu_ns: crate::analyze::test_dump::hist(&[(5 * US, 60)]),
-                self_on_cpu_ns: on_cpu,
-                off_cpu_ns: busy - on_cpu,
-                preempted_ns: crate::analyze::test_dump::hist(&[(0, 57), (preempted / 3, 3)]),
-                self_preempted_ns: Some(preempted),
-                voluntary_switches: voluntary,
-                involuntary_switches: involuntary,
-                sampled: Some(sample),
-            });
-            (d.run.span_threads, d.run.cores, d.run.cpu_ns) = (Some(20), Some(2), Some(1_000 * MS));
-            detect(Class::TailLatency, d)
+            }),
+        });
+        (d.run.span_threads, d.run.cores, d.run.cpu_ns) = (Some(20), Some(2), Some(cpu_ns));
+        detect(Class::TailLatency, d)
+    }
+
+    /// A service's `/login` polls: 16 µs usually, one call in seven
+    /// preempted beside a blocking pool's threads, so the p90 (600 µs) is
+    /// itself a preempted call; one timed call in 166, the sample.
+    #[test]
+    fn a_tail_of_short_calls_preempted_more_than_one_in_ten_is_explained() {
+        let with_switches = |switches: (u64, u64)| {
+            sampled_tail(
+                &[(16 * US, 8_500), (600 * US, 1_000), (1_800 * US, 500)],
+                (60, 60, 0),
+                (60, 8, 16 * US, 52 * 16 * US + 8 * 700 * US),
+                switches,
+                2_000 * MS,
+            )
         };
-        let preempted = with_switches(0, 3);
+        let preempted = with_switches((0, 8));
         assert!(preempted.is_empty(), "{preempted:#?}");
-        let blocking = with_switches(3, 0);
+        let blocking = with_switches((8, 0));
+        assert!(about(&blocking, "request").is_some(), "{blocking:#?}");
+    }
+
+    /// A service's `/items` requests, three polls each, 5 µs a poll on the
+    /// CPU; three of the sixty sampled polls preempted for 400 µs, so the
+    /// sample's polls (25 µs on average) ran longer than the rest (4.9 µs):
+    /// scaled to the polls not timed, its on-CPU time fills their busy
+    /// time and leaves none preempted.
+    #[test]
+    fn a_tail_of_short_polls_reads_its_sample_s_preemption_where_the_estimate_fills_the_busy_time() {
+        let with_switches = |switches: (u64, u64)| {
+            sampled_tail(
+                &[(8 * US, 9_000), (20 * US, 800), (300 * US, 200)],
+                (20, 30_000, 29_940),
+                (60, 3, 5 * US, 57 * 5 * US + 3 * 400 * US),
+                switches,
+                1_000 * MS,
+            )
+        };
+        let preempted = with_switches((0, 3));
+        assert!(preempted.is_empty(), "{preempted:#?}");
+        let blocking = with_switches((3, 0));
         assert!(about(&blocking, "request").is_some(), "{blocking:#?}");
     }
 
