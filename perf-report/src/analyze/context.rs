@@ -376,7 +376,8 @@ impl<'a> Context<'a> {
     /// span: its CPU under [`IDLE_CORES_SHARE`] of its cores, and its spans
     /// with no parent open for under [`IDLE_OPEN_SHARE`] of the time of the
     /// threads that recorded them (overlapping spans count twice, so that
-    /// is at most the share any span was open). Returns the cores busy, the
+    /// is at most the share any span was open; spans still open when the
+    /// dump was written are not in it). Returns the cores busy, the
     /// cores, and that open share; `None` where the dump does not record
     /// the CPU, the cores or the recording time.
     pub(crate) fn idle_outside_spans(&self) -> Option<(f64, u32, f64)> {

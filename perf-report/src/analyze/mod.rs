@@ -303,7 +303,7 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
     // shows, and the findings are about the little time inside them.
     if let Some((busy, cores, open)) = cx.idle_outside_spans() {
         notes.push(format!(
-            "the process idled through most of the run: it kept {busy:.2} of its {cores} cores busy, and its spans were open for at most {} of the time of the threads that recorded them. What it waited for is outside every span: work arriving (clients, a queue, a timer), the network, or calls made between spans. If the run took longer than its work, a span around what those threads do between spans (a receive or accept loop, a client call) shows where that time went; the findings are about the time inside spans",
+            "the process idled through most of the run: it kept {busy:.2} of its {cores} cores busy, and its spans that closed were open for at most {} of the time of the threads that recorded them (spans still open when the dump was written are not counted). What it waited for is outside every span: work arriving (clients, a queue, a timer), the network, or calls made between spans. If the run took longer than its work, a span around what those threads do between spans (a receive or accept loop, a client call) shows where that time went; the findings are about the time inside spans",
             crate::units::pct(open),
         ));
     }
