@@ -436,7 +436,7 @@ fn advice(
         fixes.insert(
             0,
             format!(
-                "Make fewer system calls: {} of the CPU was the kernel's while it ran, so buffer its I/O (`BufWriter`/`BufReader` around a file or socket written or read in small pieces), read and write in larger blocks, batch small operations (one query, one `write_all`), and reuse memory rather than mapping fresh pages; `strace -c -f` on a run counts the calls",
+                "Make fewer system calls: {} of the CPU was the kernel's while it ran, so buffer its I/O (`BufWriter`/`BufReader` around a file or socket written or read in small pieces), read and write in larger blocks, batch small operations (one query, one `write_all`), and reuse memory rather than mapping fresh pages; `strace -c -f` on a run counts the calls, and where they are few and large (a copy of big blocks) the kernel's work is the work itself",
                 units::pct(k)
             ),
         );
