@@ -43,7 +43,7 @@
 //! a lock's holder preempted while it computes would read its queue's
 //! cores as busy.
 
-use perf_layer::dump::{ActiveWindow, CallsiteStats, Dump};
+use perf_layer::dump::{ActiveWindow, CallsiteStats, Dump, ProcessSample};
 
 use super::finding::Evidence;
 use crate::units::{self, Unit};
@@ -173,13 +173,8 @@ impl CoresInWindow {
             Some(w) if w.len_ns() > 0 => (w.first_open_ns as f64, w.last_close_ns as f64),
             _ => (0.0, run_wall_ns),
         };
-        // A sample's CPU is over the interval since the one before it.
-        let inside: Vec<f64> = dump
-            .timeline
-            .samples
-            .windows(2)
-            .filter(|p| p[0].t_ms as f64 * 1e6 >= from_ns && p[1].t_ms as f64 * 1e6 <= to_ns)
-            .map(|p| p[1].cpu_percent)
+        let inside: Vec<f64> = samples_inside(dump, from_ns, to_ns)
+            .map(|(_, s)| s.cpu_percent)
             .filter(|c| c.is_finite())
             .collect();
         if inside.len() < MIN_SAMPLES {
@@ -192,6 +187,21 @@ impl CoresInWindow {
             window_share: ((to_ns - from_ns) / run_wall_ns).clamp(0.0, 1.0),
         })
     }
+}
+
+/// The timeline's samples whose intervals (from the sample before, the
+/// first of each pair) lie inside `from_ns..=to_ns` of the run, with the
+/// sample before each: a sample's CPU is over the interval since it.
+pub(crate) fn samples_inside(
+    dump: &Dump,
+    from_ns: f64,
+    to_ns: f64,
+) -> impl Iterator<Item = (&ProcessSample, &ProcessSample)> {
+    dump.timeline
+        .samples
+        .windows(2)
+        .filter(move |p| p[0].t_ms as f64 * 1e6 >= from_ns && p[1].t_ms as f64 * 1e6 <= to_ns)
+        .map(|p| (&p[0], &p[1]))
 }
 
 /// How busy the process kept its cores while a callsite's spans were live

@@ -365,20 +365,17 @@ const MIN_OWN_SHARE_FOR_KERNEL: f64 = 0.5;
 /// `BufWriter` made the run 63% shorter.
 fn in_the_kernel(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, on_cpu: f64) -> Option<f64> {
     let w = cs.active.filter(|w| w.len_ns() > 0)?;
-    let (from_ms, to_ms) = (w.first_open_ns as f64 / 1e6, w.last_close_ns as f64 / 1e6);
     let (mut cpu_ns, mut kernel_ns, mut samples) = (0.0, 0.0, 0);
-    for p in cx.dump.timeline.samples.windows(2) {
-        let (t0, t1) = (p[0].t_ms as f64, p[1].t_ms as f64);
-        if t0 < from_ms || t1 > to_ms {
-            continue;
-        }
-        let (Some(share), cpu) = (p[1].system_cpu_share_percent, p[1].cpu_percent) else {
+    let inside =
+        crate::analyze::busy_cores::samples_inside(cx.dump, w.first_open_ns as f64, w.last_close_ns as f64);
+    for (before, s) in inside {
+        let (Some(share), cpu) = (s.system_cpu_share_percent, s.cpu_percent) else {
             continue;
         };
         if !(share.is_finite() && cpu.is_finite()) {
             continue;
         }
-        let ns = cpu.max(0.0) / 100.0 * (t1 - t0) * 1e6;
+        let ns = cpu.max(0.0) / 100.0 * s.t_ms.saturating_sub(before.t_ms) as f64 * 1e6;
         cpu_ns += ns;
         kernel_ns += ns * (share / 100.0).clamp(0.0, 1.0);
         samples += 1;
