@@ -312,7 +312,7 @@ fn advice(f: &Finding, cause: Cause) -> Advice {
     Advice {
         statement: match cause {
             Cause::Own => format!(
-                "its own threads outnumber its cores: more cores recover {recoverable} of the {cost} of the threads' wall time it lost; fewer busy threads shorten each call but not the run, and less work (its CPU findings) shortens both"
+                "its own threads outnumber its cores: more cores recover {recoverable} of the {cost} of the threads' wall time it lost; fewer busy threads shorten each call (a service's latency, and its throughput where its clients wait for answers) but not a batch's run, and less work (its CPU findings) shortens both"
             ),
             Cause::Bursts => format!(
                 "the cores were free most of the run: the {cost} of the threads' wall time it lost went in bursts, threads woken onto a busy core, which more cores would not recover; fewer hand-overs between threads (its queue and lock findings) and less work shorten it"
