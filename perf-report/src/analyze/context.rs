@@ -390,13 +390,7 @@ impl<'a> Context<'a> {
             .callsites
             .iter()
             .map(|cs| {
-                let under_a_parent: u64 = self
-                    .dump
-                    .edges
-                    .iter()
-                    .filter(|e| e.child == cs.id && e.parent != cs.id)
-                    .map(|e| e.calls)
-                    .sum();
+                let under_a_parent: u64 = self.edges_into(cs.id).map(|e| e.calls).sum();
                 let roots = cs.calls.saturating_sub(under_a_parent);
                 stats::share(roots as f64, cs.calls as f64) * cs.wall_ns.sum as f64
             })
@@ -443,6 +437,15 @@ impl<'a> Context<'a> {
                 off > 0.0 && c.self_preempted_ns <= MAX_PREEMPTED_SHARE * off
             });
         BusyCores::of(self.dump, self.run_wall_ns, cs, blocking, cost, recoverable)
+    }
+
+    /// The call edges into callsite `id` from another callsite (its
+    /// callers; a recursive span's edge to itself left out).
+    pub(crate) fn edges_into(&self, id: u32) -> impl Iterator<Item = &'a CallEdge> {
+        self.dump
+            .edges
+            .iter()
+            .filter(move |e| e.child == id && e.parent != id)
     }
 
     /// The index of callsite `id` in the dump's callsites and in

@@ -187,10 +187,7 @@ fn kept_past_its_calls(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, s
         return String::new();
     }
     let caller = cx
-        .dump
-        .edges
-        .iter()
-        .filter(|e| e.child == cs.id && e.parent != cs.id)
+        .edges_into(cs.id)
         .max_by_key(|e| e.calls)
         .and_then(|e| cx.index_of(e.parent));
     let Some(i) = caller else {
@@ -338,18 +335,21 @@ impl Detector for LeakSuspect {
                 found.extend(finding);
                 any
             };
-            let (Some(slope), Some(r2)) = (h.growth_bytes_per_s, h.growth_r2) else {
+            let Some(fit) = Fitted::of(cx, s, heap, h) else {
                 any |= by_calls(found);
                 continue;
             };
-            let points = s.growth_window().points(cx.dump, heap);
-            let span_s = points.last().map_or(0.0, |l| l.0) - points.first().map_or(0.0, |f| f.0);
-            let growth = slope * span_s;
-            let end_rate = end_rate(&points);
+            let Fitted {
+                slope,
+                r2,
+                growth,
+                end_rate,
+                points,
+            } = fit;
             let live = h.live_bytes as f64;
             if h.live_bytes < s.min_live_bytes
                 || growth < s.min_growth_bytes as f64
-                || !grows_steadily(slope, r2, growth, live, end_rate, s)
+                || !fit.grows_steadily(live, s)
             {
                 any |= by_calls(found);
                 continue;
@@ -364,13 +364,13 @@ impl Detector for LeakSuspect {
                 cost_share: stats::share(live, base),
                 recoverable: s.recoverable,
                 confidence: r2
-                    * stats::sample_confidence(points.len() as u64, s.half_confidence_points),
+                    * stats::sample_confidence(points as u64, s.half_confidence_points),
                 summary: format!(
                     "holds {} at the end and grew {}/s after warm-up (R² {:.2} over {} points), still growing at the end{}{}",
                     units::bytes(live),
                     units::bytes(slope),
                     r2,
-                    points.len(),
+                    points,
                     backlog(drained, freed),
                     kept_past_its_calls(cx, cs, s),
                 ),
@@ -466,16 +466,54 @@ impl Detector for LeakSuspect {
 
 }
 
-/// Whether a callsite's live bytes after warm-up grew steadily and still
-/// grow at the end, whatever their size: a line of R² at least `min_r2`
-/// and positive slope, a growth over the window of at least
-/// `min_growth_share` of what is live, and a rate over the last third at
-/// least `min_end_rate_share` of the line's.
-fn grows_steadily(slope: f64, r2: f64, growth: f64, live: f64, end_rate: f64, s: &Settings) -> bool {
-    slope > 0.0
-        && r2 >= s.min_r2
-        && growth >= s.min_growth_share * live
-        && end_rate >= s.min_end_rate_share * slope
+/// A callsite's live-bytes line after warm-up, as its row fitted it, with
+/// what the window's points say beside it.
+#[derive(Debug, Clone, Copy)]
+struct Fitted {
+    /// The line's growth, bytes a second.
+    slope: f64,
+    /// The line's R².
+    r2: f64,
+    /// Its growth over the window, bytes.
+    growth: f64,
+    /// The growth rate over the window's last third ([`end_rate`]).
+    end_rate: f64,
+    /// The window's points.
+    points: usize,
+}
+
+impl Fitted {
+    /// Of `heap`, whose row's heap figures are `h`; `None` where the row
+    /// has no line.
+    fn of(
+        cx: &Context<'_>,
+        s: &Settings,
+        heap: &perf_layer::dump::HeapStats,
+        h: &crate::analyze::HeapRow,
+    ) -> Option<Self> {
+        let (slope, r2) = (h.growth_bytes_per_s?, h.growth_r2?);
+        let points = s.growth_window().points(cx.dump, heap);
+        let span_s = points.last().map_or(0.0, |l| l.0) - points.first().map_or(0.0, |f| f.0);
+        Some(Self {
+            slope,
+            r2,
+            growth: slope * span_s,
+            end_rate: end_rate(&points),
+            points: points.len(),
+        })
+    }
+
+    /// Whether the live bytes (`live` at the end) grew steadily and still
+    /// grow at the end, whatever their size: a line of R² at least
+    /// `min_r2` and positive slope, a growth over the window of at least
+    /// `min_growth_share` of what is live, and a rate over the last third
+    /// at least `min_end_rate_share` of the line's.
+    fn grows_steadily(&self, live: f64, s: &Settings) -> bool {
+        self.slope > 0.0
+            && self.r2 >= s.min_r2
+            && self.growth >= s.min_growth_share * live
+            && self.end_rate >= s.min_end_rate_share * self.slope
+    }
 }
 
 /// At least this much live at the end for a growth under the finding's
@@ -502,7 +540,7 @@ pub(crate) struct SmallGrowth {
 
 impl SmallGrowth {
     /// Of `cs`, with `row`: `None` unless its live bytes after warm-up grew
-    /// steadily ([`grows_steadily`]), under `min_live_bytes` and at least
+    /// steadily ([`Fitted::grows_steadily`]), under `min_live_bytes` and at least
     /// [`SMALL_MIN_LIVE_BYTES`] at the end, at a rate that makes
     /// `min_live_bytes` within an hour, over a run of at least
     /// [`SMALL_MIN_RUN_NS`].
@@ -513,19 +551,18 @@ impl SmallGrowth {
     ) -> Option<Self> {
         let s = &cx.config.classes.leak_suspect;
         let (heap, h) = (cs.heap.as_ref()?, row.heap.as_ref()?);
-        let (slope, r2) = (h.growth_bytes_per_s?, h.growth_r2?);
-        if cx.run_wall_ns < SMALL_MIN_RUN_NS
-            || h.live_bytes >= s.min_live_bytes
-            || h.live_bytes < SMALL_MIN_LIVE_BYTES
-            || slope * 3_600.0 < s.min_live_bytes as f64
-        {
-            return None;
-        }
-        let points = s.growth_window().points(cx.dump, heap);
-        let span_s = points.last().map_or(0.0, |l| l.0) - points.first().map_or(0.0, |f| f.0);
+        let fit = Fitted::of(cx, s, heap, h)?;
         let live = h.live_bytes as f64;
-        grows_steadily(slope, r2, slope * span_s, live, end_rate(&points), s)
-            .then_some(Self { live, slope, r2 })
+        (cx.run_wall_ns >= SMALL_MIN_RUN_NS
+            && h.live_bytes < s.min_live_bytes
+            && h.live_bytes >= SMALL_MIN_LIVE_BYTES
+            && fit.slope * 3_600.0 >= s.min_live_bytes as f64
+            && fit.grows_steadily(live, s))
+            .then_some(Self {
+                live,
+                slope: fit.slope,
+                r2: fit.r2,
+            })
     }
 }
 

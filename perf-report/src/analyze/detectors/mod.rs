@@ -271,10 +271,7 @@ fn known_off_workers(cx: &Context<'_>, id: u32) -> bool {
 pub(crate) fn carried_off_workers(cx: &Context<'_>, id: u32) -> bool {
     known_off_workers(cx, id)
         && cx
-            .dump
-            .edges
-            .iter()
-            .filter(|e| e.child == id && e.parent != id)
+            .edges_into(id)
             .filter_map(|e| cx.index_of(e.parent))
             .any(|at| mostly_on_workers(cx, at) == Some(true))
 }
@@ -297,12 +294,7 @@ pub(crate) fn async_caller<'c>(
     let off_workers = known_off_workers(cx, id);
     let mut in_polls = 0u64;
     let mut top: Option<(u64, &'c str)> = None;
-    for e in cx
-        .dump
-        .edges
-        .iter()
-        .filter(|e| e.child == id && e.parent != id)
-    {
+    for e in cx.edges_into(id) {
         let Some(at) = cx.index_of(e.parent) else {
             continue;
         };

@@ -620,10 +620,8 @@ struct Chain {
 /// another or side by side (see the module), the one with the most of its
 /// calls; `None` when none does.
 fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Option<Chain> {
-    cx.dump
-        .edges
-        .iter()
-        .filter(|e| e.child == cs.id && e.parent != cs.id && cs.calls > 0)
+    cx.edges_into(cs.id)
+        .filter(|_| cs.calls > 0)
         .filter_map(|e| {
             let at = cx.index_of(e.parent)?;
             let caller = &cx.dump.callsites[at];
