@@ -2,10 +2,10 @@
 //! path that a shared 2-vCPU guest does not move (its timings drift by more
 //! than most changes to the path). `scripts/instructions` builds this
 //! binary and runs it under `valgrind --tool=callgrind`, collecting only
-//! inside [`spans`] and [`polls`], once per subject, and prints the counts
+//! inside [`spans`], [`polls`] and [`events`], once per subject, and prints the counts
 //! per span and their ratio to the floor's.
 //!
-//! Run by hand: `instructions <subject> <spans|polls> [n]`, subject one of
+//! Run by hand: `instructions <subject> <spans|polls|events> [n]`, subject one of
 //! `floor` (`registry()` and a no-op layer), `clock_only`
 //! ([`support::ClockOnlyLayer`]) and `perf_layer` (timing, without the
 //! sampler, CPU time and overhead calibration: under valgrind every
@@ -46,6 +46,23 @@ fn polls(n: u64) -> u64 {
     x
 }
 
+/// `n` spans, each entered once with four `info!` events inside (a
+/// handler logging as it goes), with no layer writing them: what the layer
+/// adds to an event inside a span.
+#[inline(never)]
+fn events(n: u64) -> u64 {
+    let mut x = 0u64;
+    for i in 0..n {
+        let span = tracing::info_span!("handler");
+        let _entered = span.enter();
+        for k in 0..4u64 {
+            tracing::info!(k, "step");
+            x = black_box(x.wrapping_add(i));
+        }
+    }
+    x
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(subject), Some(workload)) = (args.first(), args.get(1)) else {
@@ -76,8 +93,9 @@ fn main() {
     let run: fn(u64) -> u64 = match workload.as_str() {
         "spans" => spans,
         "polls" => polls,
+        "events" => events,
         other => {
-            eprintln!("instructions: no workload {other:?} (spans, polls)");
+            eprintln!("instructions: no workload {other:?} (spans, polls, events)");
             std::process::exit(2);
         }
     };

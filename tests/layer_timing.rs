@@ -295,3 +295,76 @@ fn the_active_window_runs_from_the_first_opening_to_the_last_closing() {
     assert_eq!((w.first_open_ns, w.last_close_ns), (100, 177));
     assert_eq!(w.len_ns(), 77);
 }
+
+/// A layer that takes `ns` of the mock clock to handle each event, as a
+/// `fmt` layer formatting and writing a line does.
+struct SlowWriter {
+    mock: Arc<Mock>,
+    ns: u64,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SlowWriter {
+    fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        self.mock.increment(self.ns);
+    }
+}
+
+/// The subscriber's time handling the events inside a span is the dump's
+/// `events.ns`, part of the span's self time, from a sample of the events
+/// (one in about 16, each weighted by the events it stands for): whole
+/// where perf-layer is the outermost layer (asked first, told last),
+/// nothing where it is the innermost (told before the writer runs). An
+/// event with an explicit parent is counted, not timed; one outside every
+/// span is neither.
+#[test]
+fn the_subscriber_s_time_on_events_inside_a_span_is_counted_where_the_layer_is_outermost() {
+    for outermost in [true, false] {
+        let (clock, mock) = Clock::mock();
+        let (layer, handle) = PerfLayer::builder()
+            .clock(clock)
+            .without_sampler()
+            .without_overhead_calibration()
+            .build()
+            .unwrap();
+        let writer = SlowWriter {
+            mock: mock.clone(),
+            ns: 100,
+        };
+        let dispatch = if outermost {
+            Dispatch::new(tracing_subscriber::registry().with(writer).with(layer))
+        } else {
+            Dispatch::new(tracing_subscriber::registry().with(layer).with(writer))
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::info!("before any span");
+            let other = info_span!("other");
+            info_span!("report").in_scope(|| {
+                mock.increment(10);
+                for row in 0..1_600 {
+                    tracing::info!(row, "report row");
+                }
+                tracing::warn!(parent: &other, "explicit parent");
+                mock.increment(5);
+            });
+        });
+        let dump = handle.snapshot();
+        let report = callsite(&dump, "report");
+        // 10 + 5 of its own, 100 for each of the 1,601 events' writing.
+        assert_eq!(sums(report).3, 160_115, "outermost: {outermost}");
+        assert_eq!(report.events.info, 1_600, "outermost: {outermost}");
+        if outermost {
+            // The sample's weights add up to the events within a gap (at
+            // most 31) at either end.
+            let ns = report.events.ns;
+            assert!((160_000 - 6_200..=160_000 + 6_200).contains(&ns), "{ns}");
+        } else {
+            assert_eq!(report.events.ns, 0);
+        }
+        let other = callsite(&dump, "other");
+        assert_eq!(
+            (other.events.warn, other.events.ns),
+            (1, 0),
+            "outermost: {outermost}"
+        );
+    }
+}

@@ -15,11 +15,12 @@ fn event_counts_from_a_file_saturate_instead_of_overflowing() {
         info: 1,
         warn: 0,
         error: u64::MAX,
+        ns: u64::MAX,
     };
     assert_eq!(huge.total(), u64::MAX);
     let mut sum = huge;
     sum.add(&huge);
-    assert_eq!((sum.trace, sum.info, sum.warn), (u64::MAX, 2, 0));
+    assert_eq!((sum.trace, sum.info, sum.warn, sum.ns), (u64::MAX, 2, 0, u64::MAX));
 }
 
 #[test]

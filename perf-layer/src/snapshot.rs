@@ -533,7 +533,7 @@ fn callsite_stats(
         busy_ns: hist(&acc.busy),
         idle_ns: hist(&acc.idle),
         self_ns: hist(&acc.self_time),
-        events: event_counts(&acc.events),
+        events: event_counts(&acc.events, acc.events_ns),
         alloc: facts.allocations_tracked.then_some(acc.alloc),
         rss_delta: facts
             .sampled
@@ -584,7 +584,7 @@ fn callsite_stats(
     }
 }
 
-fn event_counts(events: &Events) -> EventCounts {
+fn event_counts(events: &Events, ns: u64) -> EventCounts {
     let [trace, debug, info, warn, error] = *events;
     EventCounts {
         trace,
@@ -592,6 +592,7 @@ fn event_counts(events: &Events) -> EventCounts {
         info,
         warn,
         error,
+        ns,
     }
 }
 

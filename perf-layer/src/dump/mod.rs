@@ -511,15 +511,30 @@ impl CallsiteGroup {
     }
 }
 
-/// Events recorded inside a span, per level.
+/// Events recorded inside a span, per level, and the subscriber's time
+/// handling them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct EventCounts {
+    /// `TRACE` events.
     pub trace: u64,
+    /// `DEBUG` events.
     pub debug: u64,
+    /// `INFO` events.
     pub info: u64,
+    /// `WARN` events.
     pub warn: u64,
+    /// `ERROR` events.
     pub error: u64,
+    /// The subscriber's time handling the events recorded inside the span
+    /// (contextual ones: an event with an explicit `parent:` is counted,
+    /// not timed), ns: from perf-layer's `event_enabled` to its `on_event`,
+    /// so what the layers between them did (a `fmt` layer formatting and
+    /// writing each line, a filter, an exporter). Whole only where
+    /// perf-layer is the outermost layer (the last `.with(...)`), which is
+    /// asked first and told last; near 0 where it is the innermost. Part of
+    /// the span's self time. 0 in older dumps (left out when 0).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub ns: u64,
 }
 
 impl EventCounts {
@@ -538,6 +553,7 @@ impl EventCounts {
         self.info = self.info.saturating_add(other.info);
         self.warn = self.warn.saturating_add(other.warn);
         self.error = self.error.saturating_add(other.error);
+        self.ns = self.ns.saturating_add(other.ns);
     }
 }
 

@@ -23,6 +23,8 @@ pub(crate) struct FinishedFrame {
     /// without it: nothing to add).
     pub(crate) alloc: Option<IntervalAlloc>,
     pub(crate) events: [u32; 5],
+    /// The subscriber's time handling them, ns.
+    pub(crate) events_ns: u32,
     /// What the interval measured on the CPU, when it was timed.
     pub(crate) cpu: Option<IntervalCpu>,
     /// It was timed as a sample of its callsite's short intervals.
@@ -54,6 +56,8 @@ pub(crate) struct Sums {
     pub(crate) self_alloc_bytes: u64,
     pub(crate) self_allocs: u64,
     pub(crate) events: [u32; 5],
+    /// The subscriber's time handling them, ns.
+    pub(crate) events_ns: u64,
     /// Entered intervals, those of them timed on the CPU, and what those
     /// measured.
     pub(crate) intervals: u32,
@@ -78,11 +82,12 @@ impl Sums {
             self.self_alloc_bytes = self.self_alloc_bytes.wrapping_add(alloc.own.alloc_bytes);
             self.self_allocs = self.self_allocs.wrapping_add(alloc.own.allocs);
         }
-        // Most intervals see no event.
+        // Most intervals see no event (and no event's time without one).
         if done.events != [0; 5] {
             for (mine, theirs) in self.events.iter_mut().zip(done.events) {
                 *mine = mine.saturating_add(theirs);
             }
+            self.events_ns = self.events_ns.saturating_add(u64::from(done.events_ns));
         }
         self.intervals = self.intervals.saturating_add(1);
         if let Some(cpu) = &done.cpu {
@@ -105,6 +110,7 @@ impl Sums {
         for (mine, theirs) in self.events.iter_mut().zip(other.events) {
             *mine = mine.saturating_add(theirs);
         }
+        self.events_ns = self.events_ns.saturating_add(other.events_ns);
         self.intervals = self.intervals.saturating_add(other.intervals);
         self.timed_intervals = self.timed_intervals.saturating_add(other.timed_intervals);
         self.cpu.add(&other.cpu);

@@ -977,6 +977,7 @@ mod tests {
             self_ns: 1,
             alloc: None,
             events: [0; 5],
+            events_ns: 0,
             cpu: None,
             sampled: false,
             by_calls: false,

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use super::alloc::{self, AllocCounters};
 use super::cpu::{self, IntervalCpu, Pace, ThreadCpu, Timing};
+use super::event_time;
 use super::heap;
 use super::open_spans::{FinishedFrame, IntervalAlloc};
 use super::shards::{ShardLock, Shards};
@@ -36,6 +37,10 @@ pub(crate) struct Frame {
     /// What this thread allocated in frames above this one.
     child_alloc: AllocCounters,
     pub(crate) events: [u32; 5],
+    /// The subscriber's time handling those events, ns (saturating: an
+    /// interval of over 4 s of events keeps 4 s). Beside `events`, in what
+    /// was the frame's padding.
+    pub(crate) events_ns: u32,
     /// The same span is already entered lower on this stack: this interval
     /// is inside that one, so its busy time and allocation are not counted
     /// twice.
@@ -254,8 +259,27 @@ impl Stack {
         self.complete = true;
     }
 
-    pub(crate) fn top_mut(&mut self) -> Option<&mut Frame> {
-        self.frames.last_mut()
+    /// An event was handled: counted in the innermost frame, with the
+    /// subscriber's time on it where it is the sampled one
+    /// ([`event_time`]): `to_ns(asked.at, now())` times the events it
+    /// stands for (the clock is read only then).
+    #[inline]
+    pub(crate) fn event_handled(
+        &mut self,
+        level: usize,
+        asked: Option<event_time::Asked>,
+        now: impl FnOnce() -> u64,
+        to_ns: impl FnOnce(u64, u64) -> u64,
+    ) {
+        if let Some(top) = self.frames.last_mut() {
+            top.events[level] = top.events[level].saturating_add(1);
+            if let Some(asked) = asked {
+                let ns = to_ns(asked.at, now()).saturating_mul(u64::from(asked.weight));
+                top.events_ns = top
+                    .events_ns
+                    .saturating_add(u32::try_from(ns).unwrap_or(u32::MAX));
+            }
+        }
     }
 
     /// The innermost frame's callsite tag, [`heap::TAG_NONE`] with none.
@@ -448,6 +472,7 @@ impl Stack {
             alloc_at_enter: self.thread_counters(),
             child_alloc: AllocCounters::default(),
             events: [0; 5],
+            events_ns: 0,
             reentry,
             timed,
             sampled: timing == Timing::Sampled,
@@ -636,6 +661,7 @@ impl Stack {
             self_ns,
             alloc,
             events: frame.events,
+            events_ns: frame.events_ns,
             cpu,
             sampled: frame.sampled,
             by_calls,

@@ -194,6 +194,8 @@ pub(crate) struct ClosedSpan {
     pub(crate) busy_ns: u64,
     pub(crate) self_ns: u64,
     pub(crate) events: [u32; 5],
+    /// The subscriber's time handling them, ns.
+    pub(crate) events_ns: u64,
     /// Its entered intervals (an async span's polls), wherever they ended.
     pub(crate) intervals: u32,
     /// `None` without the counting allocator.
@@ -222,6 +224,8 @@ pub(crate) struct CallsiteAcc {
     pub(crate) idle: FlatHist,
     pub(crate) self_time: FlatHist,
     pub(crate) events: Events,
+    /// The subscriber's time handling them, ns.
+    pub(crate) events_ns: u64,
     pub(crate) alloc: AllocStats,
     pub(crate) rss: Option<RssTotals>,
     /// The spans timed on the CPU; made at the first (the histogram is
@@ -248,6 +252,7 @@ impl CallsiteAcc {
             idle: FlatHist::new(&layout),
             self_time: FlatHist::new(&layout),
             events: [0; 5],
+            events_ns: 0,
             alloc: AllocStats::default(),
             rss: None,
             cpu: None,
@@ -274,8 +279,12 @@ impl CallsiteAcc {
         self.self_time.record(&layout, span.self_ns);
         self.first_open = self.first_open.min(span.opened);
         self.last_close = self.last_close.max(span.closed);
-        for (mine, &theirs) in self.events.iter_mut().zip(&span.events) {
-            *mine = mine.saturating_add(u64::from(theirs));
+        // Most spans see no event (and no event's time without one).
+        if span.events != [0; 5] {
+            for (mine, &theirs) in self.events.iter_mut().zip(&span.events) {
+                *mine = mine.saturating_add(u64::from(theirs));
+            }
+            self.events_ns = self.events_ns.saturating_add(span.events_ns);
         }
         if let Some(alloc) = &span.alloc {
             add_span(&mut self.alloc, alloc);
@@ -326,6 +335,7 @@ impl CallsiteAcc {
         for (mine, &theirs) in self.events.iter_mut().zip(&other.events) {
             *mine = mine.saturating_add(theirs);
         }
+        self.events_ns = self.events_ns.saturating_add(other.events_ns);
         self.alloc.add(&other.alloc);
         match (&mut self.rss, &other.rss) {
             (Some(mine), Some(theirs)) => mine.add(theirs),

@@ -217,6 +217,7 @@ fn callsite(old: &CallsiteStats, new: &CallsiteStats) -> CallsiteStats {
         info: new.events.info.saturating_sub(old.events.info),
         warn: new.events.warn.saturating_sub(old.events.warn),
         error: new.events.error.saturating_sub(old.events.error),
+        ns: new.events.ns.saturating_sub(old.events.ns),
     };
     w.alloc = match (&old.alloc, &new.alloc) {
         (Some(o), Some(n)) => Some(alloc(o, n)),
