@@ -234,6 +234,20 @@ impl Detector for HotSpot {
                     units::pct(al.part)
                 )
             });
+            let logging = logging(cs);
+            let logs = logging.map_or(String::new(), |lg| {
+                evidence.push(Evidence::new(
+                    "the subscriber's handling of its events, share of its self time",
+                    lg.part,
+                    Unit::Share,
+                    Some(MIN_LOGGING_SHARE),
+                ));
+                format!(
+                    "; its events ({} a call) are {} of its self time, the subscriber's layers handling them (a `fmt` layer formatting and writing each line)",
+                    units::count(lg.per_call),
+                    units::pct(lg.part)
+                )
+            });
             let kernel = in_the_kernel(cx, cs, on_cpu);
             let in_kernel = kernel.map_or(String::new(), |k| {
                 evidence.push(Evidence::new(
@@ -270,14 +284,24 @@ impl Detector for HotSpot {
                 recoverable: s.recoverable,
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
-                    "{} of {share_of} ({what} over {}){allocates}{in_kernel}{stalls}{serially}",
+                    "{} of {share_of} ({what} over {}){logs}{allocates}{in_kernel}{stalls}{serially}",
                     units::pct(share),
                     units::calls(cs.calls)
                 ),
                 evidence,
             };
             found.push(cx.score(draft, |f| {
-                advice(f, stall.is_some(), cs.calls == 1, serial.is_some(), allocating, kernel)
+                advice(
+                    f,
+                    stall.is_some(),
+                    cs.calls == 1,
+                    serial.is_some(),
+                    Costs {
+                        logging,
+                        allocating,
+                        kernel,
+                    },
+                )
             }));
         }
     }
@@ -401,14 +425,54 @@ struct Allocating {
     huge: bool,
 }
 
-fn advice(
-    f: &Finding,
-    stalls: bool,
-    once: bool,
-    serial: bool,
+/// At least this share of a hot spot's self time in the subscriber's
+/// handling of its events makes logging less its first fix.
+const MIN_LOGGING_SHARE: f64 = 0.25;
+
+/// A hot spot's events, where the subscriber's handling of them (the dump's
+/// `events.ns`) is at least [`MIN_LOGGING_SHARE`] of its self time. An axum
+/// service's `build_report` logged an `info!` a row, 300 a call, through a
+/// `fmt` layer writing to a file: a hot spot of 33% of the process's CPU
+/// whose fixes were to memoize and to find a better algorithm, where 90% of
+/// its self time was the events (one event a call made its requests 63%
+/// faster and the process's CPU 31% less).
+#[derive(Debug, Clone, Copy)]
+struct Logging {
+    /// Their share of its self time.
+    part: f64,
+    /// Events a call.
+    per_call: f64,
+}
+
+/// Fewest events that make the layer's sample of their time (one in about
+/// 16, each weighted by the events it stands for) worth reading: about 16
+/// timed. Under it one slow write weighted 16 times could read as logging.
+const MIN_LOGGED_EVENTS: u64 = 256;
+
+fn logging(cs: &perf_layer::dump::CallsiteStats) -> Option<Logging> {
+    let part = stats::share(cs.events.ns as f64, cs.self_ns.sum as f64).min(1.0);
+    (part >= MIN_LOGGING_SHARE && cs.events.total() >= MIN_LOGGED_EVENTS).then(|| Logging {
+        part,
+        per_call: cs.events.total() as f64 / cs.calls.max(1) as f64,
+    })
+}
+
+/// What a hot spot's CPU went to, where one thing is a large part of it:
+/// each makes its own fix the first.
+#[derive(Debug, Clone, Copy)]
+struct Costs {
+    logging: Option<Logging>,
     allocating: Option<Allocating>,
+    /// The kernel's share of the process's CPU while it ran.
     kernel: Option<f64>,
-) -> Advice {
+}
+
+fn advice(f: &Finding, stalls: bool, once: bool, serial: bool, costs: Costs) -> Advice {
+    let Costs {
+        logging,
+        allocating,
+        kernel,
+    } = costs;
     let name = f.subject().in_prose();
     let of = &f.share_of;
     let cost = units::pct(f.cost_share);
@@ -453,6 +517,16 @@ fn advice(
             ),
         );
     }
+    if let Some(lg) = logging {
+        fixes.insert(
+            0,
+            format!(
+                "Log less inside it: its {} events a call took {} of its self time in the subscriber (formatting and writing each line); log once a call with a count or a summary instead of once an item, lower the per-item event below the level the service runs at (`debug!`, `trace!`), or filter its target out; where every line must stay, write through `tracing_appender::non_blocking` so a background thread writes them",
+                units::count(lg.per_call),
+                units::pct(lg.part)
+            ),
+        );
+    }
     if stalls {
         fixes.insert(
             1,
@@ -475,14 +549,16 @@ fn advice(
             "{name}'s self time must fall from {cost} of {of} towards {}",
             units::pct(f.cost_share - gain)
         ),
-        complexity: Effort::Medium,
-        risk: Effort::Medium,
+        // Logging less is a line or a filter changed, and the work stays.
+        complexity: if logging.is_some() { Effort::Low } else { Effort::Medium },
+        risk: if logging.is_some() { Effort::Low } else { Effort::Medium },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::analyze::Class;
+    use crate::analyze::advice::Effort;
     use crate::analyze::test_dump::{MIB, MS, Span, US, about, assert_near, detect, dump, evidence};
 
     /// Of 1 s of self time, `hot` has 900 ms (90%) and `warm` 99 ms, just
@@ -684,6 +760,36 @@ mod tests {
         let f = about(&compute, "load_blob").unwrap();
         assert!(!f.summary.contains("allocations"), "{}", f.summary);
         assert!(f.advice.fixes[0].starts_with("Memoize"), "{:?}", f.advice.fixes);
+    }
+
+    /// A service's `build_report` logging an event a row, 300 a call, 90%
+    /// of its self time in the subscriber's handling of them: said, with
+    /// logging less first and low effort. The same span whose events took a
+    /// tenth of its self time (a filter dropping them early), or with too
+    /// few events to read the sample of their time, is not told so.
+    #[test]
+    fn a_hot_spot_whose_time_is_its_events_says_so() {
+        let with_events = |events: u64, events_ms: u64| {
+            let mut d = dump(1_000 * MS, &[Span::new("build_report", &[(400 * US, 2_000)])]);
+            d.callsites[0].events.info = events;
+            d.callsites[0].events.ns = events_ms * MS;
+            detect(Class::HotSpot, d)
+        };
+        let with = |events_ms: u64| with_events(600_000, events_ms);
+        let logs = with(720);
+        let f = about(&logs, "build_report").unwrap();
+        assert!(f.summary.contains("its events (300 a call) are 90.0% of its self time"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Log less inside it: its 300 events a call"), "{:?}", f.advice.fixes);
+        assert_eq!((f.advice.complexity, f.advice.risk), (Effort::Low, Effort::Low));
+        let filtered = with(80);
+        let f = about(&filtered, "build_report").unwrap();
+        assert!(!f.summary.contains("events"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Memoize"), "{:?}", f.advice.fixes);
+        assert_eq!(f.advice.complexity, Effort::Medium);
+        // Under 256 events the sample (one in 16) is too thin to read.
+        let few = with_events(200, 720);
+        let f = about(&few, "build_report").unwrap();
+        assert!(!f.summary.contains("events"), "{}", f.summary);
     }
 
     /// A batch's `write_results`, one call writing a file a line at a time:
