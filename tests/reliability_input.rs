@@ -20,7 +20,10 @@ fn event_counts_from_a_file_saturate_instead_of_overflowing() {
     assert_eq!(huge.total(), u64::MAX);
     let mut sum = huge;
     sum.add(&huge);
-    assert_eq!((sum.trace, sum.info, sum.warn, sum.ns), (u64::MAX, 2, 0, u64::MAX));
+    assert_eq!(
+        (sum.trace, sum.info, sum.warn, sum.ns),
+        (u64::MAX, 2, 0, u64::MAX)
+    );
 }
 
 #[test]
