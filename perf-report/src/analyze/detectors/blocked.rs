@@ -34,6 +34,7 @@ use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::busy_cores::BusyCores;
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::analyze::logging::{self, Logging};
 use crate::analyze::rows::CallsiteRow;
 use crate::stats;
 use crate::units::{self, Unit};
@@ -197,15 +198,32 @@ impl Detector for Blocked {
                 draft.summary.push_str(&b.summary());
                 draft.evidence.push(b.evidence());
             }
+            let logs = logging::of(cs);
+            if let Some(lg) = logs {
+                draft.summary.push_str(&format!(
+                    "; its events ({} a call) are {} of its self time, the subscriber's layers handling them: a writer that blocks (a full pipe a slow reader drains, a slow disk, the lock of a stdout other threads write to)",
+                    units::count(lg.per_call),
+                    units::pct(lg.part)
+                ));
+                draft.evidence.push(Evidence::new(
+                    "the subscriber's handling of its events, share of its self time",
+                    lg.part,
+                    Unit::Share,
+                    Some(logging::MIN_LOGGING_SHARE),
+                ));
+            }
             found.push(cx.score(draft, |f| {
                 let beside_work = busy.is_some_and(|b| b.waits_beside_work());
                 let carried = super::carried_off_workers(cx, cs.id);
                 advice(
                     f,
-                    poll.is_some(),
-                    carried,
-                    for_workers.is_some(),
-                    pool.is_some() || beside_work,
+                    Causes {
+                        in_poll: poll.is_some(),
+                        carried,
+                        for_workers: for_workers.is_some(),
+                        pool: pool.is_some() || beside_work,
+                        logs,
+                    },
                     whole_name,
                     busy,
                 )
@@ -351,22 +369,41 @@ pub(crate) fn waits_on_a_wait(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(u
     Some((other, share))
 }
 
-/// The plan step's advice for one of its findings, of a span that blocks
-/// inside its polls (`in_poll`) or not, carried off a runtime's workers by
-/// its async caller (`carried`) or not, in a process whose CPU ran largely
-/// outside every span (`pool`); `busy`, when the process's busy cores
-/// bound its gain.
-fn advice(
-    f: &Finding,
+/// What a blocked span's waits were found to be, each with its own fix.
+struct Causes {
+    /// It blocks inside a runtime's poll.
     in_poll: bool,
+    /// It already runs off the runtime's workers (a blocking pool's
+    /// closure).
     carried: bool,
+    /// It waits for other threads while they compute.
     for_workers: bool,
+    /// It may wait for work it hands to a pool.
     pool: bool,
-    whole: &str,
-    busy: Option<BusyCores>,
-) -> Advice {
+    /// Its events' handling is a large part of it.
+    logs: Option<Logging>,
+}
+
+/// The plan step's advice for one of its findings, of a span that blocks
+/// for the `causes` found; its blocked time is a share of `whole`; `busy`,
+/// when the process's busy cores bound its gain.
+fn advice(f: &Finding, causes: Causes, whole: &str, busy: Option<BusyCores>) -> Advice {
+    let Causes {
+        in_poll,
+        carried,
+        for_workers,
+        pool,
+        logs,
+    } = causes;
     let name = f.subject().in_prose();
     let mut fixes = Vec::new();
+    if let Some(lg) = logs {
+        fixes.push(format!(
+            "Log without blocking, and less: its {} events a call took {} of its self time in the subscriber, waiting on the writer; write through `tracing_appender::non_blocking` (a background thread writes the lines, and a full buffer drops them rather than stall the caller), make what reads the process's output keep up (a pipe to a slow reader blocks every writer), and log once a call rather than once an item",
+            units::count(lg.per_call),
+            units::pct(lg.part)
+        ));
+    }
     if for_workers {
         fixes.push(format!(
             "It waits for threads that are computing: if they meet at a barrier or a join, balance the work between them (smaller pieces, handed out as threads free up: rayon's work stealing, a shared queue) so none waits for a straggler; if it waits for a lock, shorten the holder's work under it. Halving {name}'s wait means halving the straggler's extra work, not the wait itself"
@@ -461,6 +498,32 @@ mod tests {
     /// self time under `handle`: async, four polls a span, so `audit`
     /// blocks inside its polls and stalls the worker; the same parent
     /// entered once a span is a plain function, and so is `audit`.
+    /// Four threads logging five lines a job to a stdout a slow reader
+    /// drained: `handle` blocked, its events' handling all of its self
+    /// time. Logging without blocking is said, and the first fix; the same
+    /// span whose events took a tenth of it is told to find its blocking
+    /// call first.
+    #[test]
+    fn a_span_blocked_in_its_logging_is_told_to_log_without_blocking() {
+        let with = |events_ms: u64| {
+            let mut d = dump(
+                2_000 * MS,
+                &[Span::new("handle", &[(10 * MS, 100)]).on_cpu(50 * MS, 0, 100, 0)],
+            );
+            d.callsites[0].events.info = 500;
+            d.callsites[0].events.ns = events_ms * MS;
+            detect(Class::Blocked, d)
+        };
+        let logs = with(950);
+        let f = about(&logs, "handle").unwrap();
+        assert!(f.summary.contains("its events (5 a call) are 95.0% of its self time"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Log without blocking, and less: its 5 events a call"), "{:?}", f.advice.fixes);
+        let other = with(100);
+        let f = about(&other, "handle").unwrap();
+        assert!(!f.summary.contains("events"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Find what it blocks on"), "{:?}", f.advice.fixes);
+    }
+
     #[test]
     fn a_plain_function_blocking_inside_an_async_span_s_polls_stalls_a_worker() {
         let with_polls = |intervals: u64| {

@@ -18,6 +18,7 @@ use super::blocked::ONE_AT_A_TIME;
 use super::{Class, Detector, Info, Stall, in_poll};
 use crate::analyze::advice::{Advice, Effort, lines, speedup_phrase};
 use crate::analyze::context::Context;
+use crate::analyze::logging::{self, Logging, MIN_LOGGING_SHARE};
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::analyze::rows::CallsiteRow;
 use crate::stats;
@@ -234,7 +235,7 @@ impl Detector for HotSpot {
                     units::pct(al.part)
                 )
             });
-            let logging = logging(cs);
+            let logging = logging::of(cs);
             let logs = logging.map_or(String::new(), |lg| {
                 evidence.push(Evidence::new(
                     "the subscriber's handling of its events, share of its self time",
@@ -423,38 +424,6 @@ struct Allocating {
     allocs_per_call: f64,
     /// Blocks of `huge_block_bytes` on average, mapped fresh each time.
     huge: bool,
-}
-
-/// At least this share of a hot spot's self time in the subscriber's
-/// handling of its events makes logging less its first fix.
-const MIN_LOGGING_SHARE: f64 = 0.25;
-
-/// A hot spot's events, where the subscriber's handling of them (the dump's
-/// `events.ns`) is at least [`MIN_LOGGING_SHARE`] of its self time. An axum
-/// service's `build_report` logged an `info!` a row, 300 a call, through a
-/// `fmt` layer writing to a file: a hot spot of 33% of the process's CPU
-/// whose fixes were to memoize and to find a better algorithm, where 90% of
-/// its self time was the events (one event a call made its requests 63%
-/// faster and the process's CPU 31% less).
-#[derive(Debug, Clone, Copy)]
-struct Logging {
-    /// Their share of its self time.
-    part: f64,
-    /// Events a call.
-    per_call: f64,
-}
-
-/// Fewest events that make the layer's sample of their time (one in about
-/// 16, each weighted by the events it stands for) worth reading: about 16
-/// timed. Under it one slow write weighted 16 times could read as logging.
-const MIN_LOGGED_EVENTS: u64 = 256;
-
-fn logging(cs: &perf_layer::dump::CallsiteStats) -> Option<Logging> {
-    let part = stats::share(cs.events.ns as f64, cs.self_ns.sum as f64).min(1.0);
-    (part >= MIN_LOGGING_SHARE && cs.events.total() >= MIN_LOGGED_EVENTS).then(|| Logging {
-        part,
-        per_call: cs.events.total() as f64 / cs.calls.max(1) as f64,
-    })
 }
 
 /// What a hot spot's CPU went to, where one thing is a large part of it:
