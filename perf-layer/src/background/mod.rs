@@ -68,7 +68,7 @@ fn run(
 ) {
     let pid = Pid::from_u32(std::process::id());
     let mut system = System::new();
-    let mut armed = sampler::Armed::default();
+    let mut kept = sampler::Kept::new();
     let mut last = procfs::Reading::now();
     let start = Instant::now();
     // The first sample one interval in: a rate over the microseconds since
@@ -89,7 +89,7 @@ fn run(
             }
             if let (Some(due), Some(every)) = (next_sample, sample_every) {
                 if now >= due {
-                    sampler::sample(&shared, &mut system, pid, &mut armed, &mut last);
+                    sampler::sample(&shared, &mut system, pid, &mut kept, &mut last);
                     next_sample = Some(due.max(now - every) + every);
                 }
             }

@@ -104,6 +104,7 @@ mod tests {
             voluntary_switches: None,
             involuntary_switches: None,
             system_cpu_share_percent: None,
+            waiting_for_cpu_percent: None,
             open_fds: None,
         }
     }

@@ -60,11 +60,38 @@ fn read_process(system: &mut System, pid: Pid) -> Option<Process> {
     })
 }
 
+/// What the sampler keeps between samples.
+#[derive(Debug, Default)]
+pub(super) struct Kept {
+    pub(super) armed: Armed,
+    /// The threads' waits for a core at the last sample.
+    #[cfg(target_os = "linux")]
+    pub(super) core_waits: procfs::CoreWaits,
+}
+
+impl Kept {
+    /// Kept from the layer's start: the first sample's wait for a core is
+    /// since then.
+    pub(super) fn new() -> Self {
+        let mut kept = Self::default();
+        let _ = kept.waiting_for_cpu_percent();
+        kept
+    }
+
+    /// The threads' wait for a core since the last sample, percent.
+    fn waiting_for_cpu_percent(&mut self) -> Option<f64> {
+        #[cfg(target_os = "linux")]
+        return self.core_waits.since_last_percent();
+        #[cfg(not(target_os = "linux"))]
+        None
+    }
+}
+
 pub(super) fn sample(
     shared: &Profiler,
     system: &mut System,
     pid: Pid,
-    armed: &mut Armed,
+    kept: &mut Kept,
     last: &mut Reading,
 ) {
     let t_ms = u64::try_from(shared.started.at.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -88,6 +115,7 @@ pub(super) fn sample(
         voluntary_switches: rates.voluntary_switches,
         involuntary_switches: rates.involuntary_switches,
         system_cpu_share_percent: rates.system_cpu_share_percent,
+        waiting_for_cpu_percent: kept.waiting_for_cpu_percent(),
         open_fds: procfs::open_fds(),
     };
     shared.latest_rss.store(sample.rss_bytes, Ordering::Relaxed);
@@ -101,7 +129,7 @@ pub(super) fn sample(
     let config = &shared.config;
     if let Some(limit) = config.rss_alert_bytes {
         let above = sample.rss_bytes > limit;
-        if above && !armed.rss_above {
+        if above && !kept.armed.rss_above {
             let message = format!(
                 "process RSS {} MiB is above the alert threshold of {} MiB",
                 sample.rss_bytes >> 20,
@@ -115,11 +143,11 @@ pub(super) fn sample(
                 message,
             });
         }
-        armed.rss_above = above;
+        kept.armed.rss_above = above;
     }
     if let Some(limit) = config.cpu_alert_percent {
         let above = sample.cpu_percent > limit;
-        if above && !armed.cpu_above {
+        if above && !kept.armed.cpu_above {
             let message = format!(
                 "process CPU {:.0}% is above the alert threshold of {limit:.0}%",
                 sample.cpu_percent
@@ -132,6 +160,6 @@ pub(super) fn sample(
                 message,
             });
         }
-        armed.cpu_above = above;
+        kept.armed.cpu_above = above;
     }
 }

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 
 #[cfg(target_os = "linux")]
-use super::procfs::ThreadStates;
+use super::procfs::{self, ThreadStates};
 #[cfg(target_os = "linux")]
 use crate::record::cpu::clock_ns as cpu_ns;
 use crate::record::heap;
@@ -400,7 +400,7 @@ impl AllThreads {
         {
             // Listed at every probe: a pool's threads may live 10 ms.
             self.threads.clear();
-            if list(&mut self.at_end) {
+            if procfs::list_threads(&mut self.at_end, MAX_LISTED) {
                 self.threads
                     .extend(self.at_end.iter().map(|&tid| (tid, cpu_ns(clock_of(tid)))));
                 self.threads.sort_unstable_by_key(|t| t.0);
@@ -436,7 +436,7 @@ impl AllThreads {
                 self.ran.push((tid, ran));
                 sum = sum.saturating_add(ran);
             }
-            if list(&mut self.at_end) {
+            if procfs::list_threads(&mut self.at_end, MAX_LISTED) {
                 for &tid in &self.at_end {
                     if self.threads.binary_search_by_key(&tid, |t| t.0).is_err() {
                         let ran = cpu_ns(clock_of(tid)).unwrap_or(0);
@@ -561,35 +561,6 @@ impl AllThreads {
 /// threads at their last scheduler tick).
 #[cfg(target_os = "linux")]
 const MAX_LISTED: usize = 1_024;
-
-/// Lists the process's thread ids into `tids`, but the calling one (the
-/// watcher's own reading is not the process's work); `false` past
-/// [`MAX_LISTED`] or where `/proc` cannot be read.
-#[cfg(target_os = "linux")]
-fn list(tids: &mut Vec<i32>) -> bool {
-    tids.clear();
-    // SAFETY: `gettid` has no preconditions.
-    let own = unsafe { libc::gettid() };
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return false;
-    };
-    for entry in dir.flatten() {
-        if let Some(tid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        {
-            if tid == own {
-                continue;
-            }
-            if tids.len() == MAX_LISTED {
-                return false;
-            }
-            tids.push(tid);
-        }
-    }
-    !tids.is_empty()
-}
 
 /// The CPU clock of thread `tid` of this process: glibc's
 /// `pthread_getcpuclockid`, for a thread known by its id (the kernel's

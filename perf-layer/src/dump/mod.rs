@@ -882,6 +882,16 @@ pub struct ProcessSample {
     /// interval, and in dumps of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_cpu_share_percent: Option<f64>,
+    /// The process's threads' time runnable and waiting for a core in the
+    /// interval (preempted, or woken with every core taken), summed over
+    /// threads, in percent of the interval: 150 is one and a half threads
+    /// waiting all the time (`/proc/self/task/<tid>/schedstat`'s run
+    /// delay, the background thread's own not counted; a thread that ended
+    /// in the interval takes its last piece with it). `None` past 128
+    /// threads, where the kernel keeps no scheduler statistics, off Linux,
+    /// and in dumps of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for_cpu_percent: Option<f64>,
     /// Open file descriptors.
     #[serde(default)]
     pub open_fds: Option<u32>,
