@@ -258,6 +258,7 @@ impl<'a> Context<'a> {
             &tail_excess_ns,
             &mut preempted_tail_excess_ns,
         );
+        preempted_within_the_wait_for_cores(dump, &mut rows);
         crate::callsite::qualify(rows.iter_mut().map(|r| &mut r.location));
 
         let overhead_share = if o.fraction_of_run.is_finite() {
@@ -810,6 +811,66 @@ fn missed_tails_off_the_cpu(
     }
 }
 
+/// The spans' time preempted, summed, may be at most this many times the
+/// time the process's threads waited for a core (1.25): the timeline's
+/// measure counts a woken thread's wait for a core too, so it is the
+/// larger of the two, and the slack keeps a timeline sample's own error
+/// from moving time that was preempted.
+const CORE_WAIT_SLACK: f64 = 1.25;
+
+/// Preempted time is time a thread waited for a core, and the timeline
+/// measured that for the whole process (`waiting_for_cpu_percent`, the
+/// kernel's run delay of every thread). Where the spans' preempted self
+/// time adds up to more than [`CORE_WAIT_SLACK`] times it, every row's
+/// preempted time is scaled down to it and the rest is blocked: an interval
+/// with both kinds of switch splits its time off the CPU by their counts
+/// on the span path, and a long wait with one short preemption in it read
+/// half preempted. Four threads logging to a pipe a slow reader drained
+/// read 2.96 s preempted where their threads waited 0.52 s for a core, and
+/// CPU contention came second, high, in a process using a tenth of its
+/// two cores.
+fn preempted_within_the_wait_for_cores(dump: &Dump, rows: &mut [CallsiteRow]) {
+    let Some(waited) = waited_for_cores_ns(dump) else {
+        return;
+    };
+    let preempted: f64 = rows
+        .iter()
+        .filter_map(|r| r.cpu.as_ref())
+        .map(|c| c.self_preempted_ns)
+        .sum();
+    let bound = CORE_WAIT_SLACK * waited;
+    if preempted.is_nan() || preempted <= bound {
+        return;
+    }
+    let keep = bound / preempted;
+    for row in rows {
+        let self_all = row.self_total_ns as f64;
+        let Some(c) = row.cpu.as_mut() else { continue };
+        let moved = c.self_preempted_ns * (1.0 - keep);
+        c.self_preempted_ns -= moved;
+        c.self_blocked_ns += moved;
+        c.preempted_ns *= keep;
+        c.self_preempted_share = stats::share(c.self_preempted_ns, self_all);
+        c.self_blocked_share = stats::share(c.self_blocked_ns, self_all);
+    }
+}
+
+/// The time the process's threads waited for a core over the run, ns, from
+/// the timeline; `None` unless every sample has the figure and they cover
+/// at least four fifths of the run.
+fn waited_for_cores_ns(dump: &Dump) -> Option<f64> {
+    let (mut waited, mut covered_ms, mut before) = (0.0, 0u64, 0u64);
+    for s in &dump.timeline.samples {
+        let percent = s.waiting_for_cpu_percent.filter(|p| p.is_finite())?;
+        let ms = s.t_ms.saturating_sub(before);
+        before = s.t_ms;
+        waited += percent.max(0.0) / 100.0 * ms as f64 * 1e6;
+        covered_ms = covered_ms.saturating_add(ms);
+    }
+    (covered_ms as f64 * 1e6 >= 0.8 * dump.run.duration_ns as f64 && covered_ms > 0)
+        .then_some(waited)
+}
+
 /// Callsite `cs`'s row, its busy time's quantiles read by loading.
 fn row(
     cs: &CallsiteStats,
@@ -955,6 +1016,41 @@ mod tests {
         assert_eq!(whole(Some(480)), ("the process's CPU time", 500));
         assert_eq!(whole(Some(400)), ("the spans' estimated CPU time", 500));
         assert_eq!(whole(None), ("all self time in spans", 500));
+    }
+
+    /// Four threads logging to a pipe a slow reader drained: `handle`'s
+    /// 3 s of self time read 1.4 s preempted (its waits had preemptions in
+    /// them, and the span path splits by the switches' counts), where the
+    /// timeline says the process's threads waited 200 ms for a core in all.
+    /// Its preempted time is 1.25 times that, the rest blocked. Without the
+    /// timeline's figure, or within it, the split stays as measured.
+    #[test]
+    fn the_spans_preempted_time_is_at_most_the_process_s_wait_for_cores() {
+        let split = |waiting_percent: Option<f64>| {
+            let mut d = dump(
+                4_000 * MS,
+                &[Span::new("handle", &[(10 * MS, 300)]).on_cpu(200 * MS, 1_400 * MS, 300, 300)],
+            );
+            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 20.0); 5]);
+            for s in &mut d.timeline.samples {
+                s.waiting_for_cpu_percent = waiting_percent;
+            }
+            let input = LoadedDump::from(d);
+            let config = Config::default();
+            let cx = Context::new(&input, &config, config.classes.measures());
+            let c = cx.rows[0].cpu.clone().unwrap();
+            (c.self_preempted_ns, c.self_blocked_ns, c.self_blocked_share)
+        };
+        // 5% of a 4 s timeline: 200 ms waited.
+        let (preempted, blocked, share) = split(Some(5.0));
+        assert_near(preempted, 250.0 * MS as f64, 1.0);
+        assert_near(blocked, 2_550.0 * MS as f64, 1.0);
+        assert_near(share, 0.85, 1e-9);
+        for (waiting, expected) in [(None, 1_400.0), (Some(40.0), 1_400.0)] {
+            let (preempted, blocked, _) = split(waiting);
+            assert_near(preempted, expected * MS as f64, 1.0);
+            assert_near(blocked, 1_400.0 * MS as f64, 1.0);
+        }
     }
 
     /// An async `request` polled three times a call: 2,990 polls of 1 µs
