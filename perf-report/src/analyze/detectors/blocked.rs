@@ -416,7 +416,7 @@ fn advice(f: &Finding, causes: Causes, whole: &str, busy: Option<BusyCores>) -> 
     }
     if in_poll {
         fixes.push(
-            "It blocks inside a poll, stalling a runtime worker and every task queued on it: move the blocking call into `tokio::task::spawn_blocking`, or use the async API (`tokio::time::sleep`, `tokio::fs`, an async client); hold a `tokio::sync::Mutex`, not a `std` one, across `.await`".to_owned(),
+            "It blocks inside a poll, stalling a runtime worker and every task queued on it: move the blocking call into `tokio::task::spawn_blocking` (on another executor, its blocking pool: `blocking::unblock` for smol and async-std, or a thread of its own), or use the async API (`tokio::time::sleep`, `tokio::fs`, an async client); hold an async mutex (`tokio::sync::Mutex`), not a `std` one, across `.await`".to_owned(),
         );
     }
     fixes.extend(lines(&[
