@@ -10,7 +10,8 @@ use quanta::{Clock, Mock};
 use tracing::{Dispatch, info_span};
 use tracing_subscriber::prelude::*;
 
-fn mocked() -> (Dispatch, perf_layer::PerfHandle, Arc<Mock>) {
+/// The layer on a mock clock, with nothing that reads the real one.
+fn mocked_layer() -> (PerfLayer, perf_layer::PerfHandle, Arc<Mock>) {
     let (clock, mock) = Clock::mock();
     let (layer, handle) = PerfLayer::builder()
         .clock(clock)
@@ -18,6 +19,11 @@ fn mocked() -> (Dispatch, perf_layer::PerfHandle, Arc<Mock>) {
         .without_overhead_calibration()
         .build()
         .unwrap();
+    (layer, handle, mock)
+}
+
+fn mocked() -> (Dispatch, perf_layer::PerfHandle, Arc<Mock>) {
+    let (layer, handle, mock) = mocked_layer();
     (
         Dispatch::new(tracing_subscriber::registry().with(layer)),
         handle,
@@ -319,13 +325,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SlowWriter {
 #[test]
 fn the_subscriber_s_time_on_events_inside_a_span_is_counted_where_the_layer_is_outermost() {
     for outermost in [true, false] {
-        let (clock, mock) = Clock::mock();
-        let (layer, handle) = PerfLayer::builder()
-            .clock(clock)
-            .without_sampler()
-            .without_overhead_calibration()
-            .build()
-            .unwrap();
+        let (layer, handle, mock) = mocked_layer();
         let writer = SlowWriter {
             mock: mock.clone(),
             ns: 100,

@@ -13,22 +13,20 @@
 //! as the layer's whole handling of an event before, so one event in
 //! [`MEAN_PERIOD`] is timed, at random gaps (1 to 31, from a per-thread
 //! xorshift, so that a loop's fixed sequence of events cannot line up with
-//! the period), and its time is weighted by the events it stands for. The
-//! others pay a thread-local decrement and a branch when asked, and a
-//! thread-local read when told.
+//! the period: [`super::countdown`]), and its time is weighted by the events
+//! it stands for. The others pay a thread-local decrement and a branch
+//! when asked, and a thread-local read when told.
 
 use std::cell::Cell;
+
+use super::countdown::Countdown;
 
 /// The mean of the sampling period, in events.
 pub(crate) const MEAN_PERIOD: u32 = 16;
 
 struct Sampler {
     /// Events left until the next timed one.
-    left: Cell<u32>,
-    /// The events the next timed one stands for: the gap up to it.
-    period: Cell<u32>,
-    /// xorshift32 state; 0 until the first draw seeds it.
-    rng: Cell<u32>,
+    countdown: Countdown<MEAN_PERIOD>,
     /// The timed event being dispatched: its layer, the clock's raw reading
     /// when that layer was asked, and the events it stands for; `at` 0 when
     /// none is.
@@ -55,9 +53,7 @@ thread_local! {
     // `const`, no destructor: never allocates.
     static SAMPLER: Sampler = const {
         Sampler {
-            left: Cell::new(MEAN_PERIOD),
-            period: Cell::new(MEAN_PERIOD),
-            rng: Cell::new(0),
+            countdown: Countdown::new(),
             asked: Cell::new(NONE),
         }
     };
@@ -69,11 +65,7 @@ thread_local! {
 #[inline]
 pub(crate) fn asked(layer_id: u64, now: impl FnOnce() -> u64) {
     let _ = SAMPLER.try_with(|s| {
-        let left = s.left.get();
-        if left > 1 {
-            s.left.set(left - 1);
-        } else {
-            let weight = next_period(s);
+        if let Some(weight) = s.countdown.tick() {
             s.asked.set(Asked {
                 layer_id,
                 at: now(),
@@ -100,25 +92,6 @@ pub(crate) fn take(layer_id: u64) -> Option<Asked> {
         })
         .ok()
         .flatten()
-}
-
-/// The period the sample now taken stands for, and the next gap drawn.
-/// Out of line: once in 16 events.
-#[cold]
-#[inline(never)]
-fn next_period(s: &Sampler) -> u32 {
-    let mut x = s.rng.get();
-    if x == 0 {
-        // A seed of this thread's own: the address of its sampler.
-        x = (std::ptr::from_ref(s) as usize as u32) | 1;
-    }
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    s.rng.set(x);
-    let next = x % (2 * MEAN_PERIOD - 1) + 1;
-    s.left.set(next);
-    s.period.replace(next)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@
 
 pub(crate) mod alloc;
 pub(crate) mod callsite;
+pub(crate) mod countdown;
 pub(crate) mod cpu;
 pub(crate) mod event_time;
 pub(crate) mod flat_hist;

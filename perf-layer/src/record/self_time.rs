@@ -25,8 +25,7 @@
 //! dropped, its callbacks counted, its time not: the kept samples' mean
 //! stands for them.
 
-use std::cell::Cell;
-
+use super::countdown::Countdown;
 use super::shards::Shards;
 
 /// The mean of the sampling period, in callbacks.
@@ -37,25 +36,10 @@ pub(crate) const MEAN_PERIOD: u32 = 64;
 /// which allocate its tables), and is not kept.
 pub(crate) const PREEMPTED_NS: u64 = 50_000;
 
-struct Countdown {
-    /// Callbacks left until the next sampled one.
-    left: Cell<u32>,
-    /// The period the next sample stands for.
-    period: Cell<u32>,
-    /// xorshift32 state; 0 until the first draw seeds it.
-    rng: Cell<u32>,
-}
-
 thread_local! {
     // `const`, no destructor: reading it never allocates, so the counting
     // allocator's bookkeeping never sees it.
-    static COUNTDOWN: Countdown = const {
-        Countdown {
-            left: Cell::new(MEAN_PERIOD),
-            period: Cell::new(MEAN_PERIOD),
-            rng: Cell::new(0),
-        }
-    };
+    static COUNTDOWN: Countdown<MEAN_PERIOD> = const { Countdown::new() };
 }
 
 /// A callback being timed: dropped at its end, it adds its time to this
@@ -73,18 +57,7 @@ pub(crate) struct Timed<'a> {
 /// Starts timing this callback when it is the sampled one.
 #[inline(always)]
 pub(crate) fn start<'a>(clock: &'a quanta::Clock, shards: &'a Shards) -> Option<Timed<'a>> {
-    let weight = COUNTDOWN
-        .try_with(|c| {
-            let left = c.left.get();
-            if left > 1 {
-                c.left.set(left - 1);
-                None
-            } else {
-                Some(next_period(c))
-            }
-        })
-        .ok()
-        .flatten()?;
+    let weight = COUNTDOWN.try_with(Countdown::tick).ok().flatten()?;
     Some(Timed {
         at: clock.raw(),
         weight,
@@ -92,25 +65,6 @@ pub(crate) fn start<'a>(clock: &'a quanta::Clock, shards: &'a Shards) -> Option<
         clock,
         shards,
     })
-}
-
-/// The period the sample now taken stands for, and the next one drawn.
-/// Out of line: once in 64 callbacks.
-#[cold]
-#[inline(never)]
-fn next_period(c: &Countdown) -> u32 {
-    let mut x = c.rng.get();
-    if x == 0 {
-        // A seed of this thread's own: the address of its countdown.
-        x = (std::ptr::from_ref(c) as usize as u32) | 1;
-    }
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c.rng.set(x);
-    let next = x % (2 * MEAN_PERIOD - 1) + 1;
-    c.left.set(next);
-    c.period.replace(next)
 }
 
 impl Timed<'_> {
@@ -155,22 +109,6 @@ impl Drop for Timed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn periods_average_the_mean_and_never_repeat_in_step() {
-        let c = Countdown {
-            left: Cell::new(1),
-            period: Cell::new(MEAN_PERIOD),
-            rng: Cell::new(0),
-        };
-        let draws: Vec<u32> = (0..10_000).map(|_| next_period(&c)).collect();
-        assert!(draws.iter().all(|&p| (1..2 * MEAN_PERIOD).contains(&p)));
-        let mean = draws.iter().map(|&p| f64::from(p)).sum::<f64>() / draws.len() as f64;
-        assert!((mean - f64::from(MEAN_PERIOD)).abs() < 3.0, "mean {mean}");
-        // Not a fixed period: a request's callbacks cannot line up with it.
-        let distinct: std::collections::HashSet<_> = draws.iter().collect();
-        assert!(distinct.len() > 100, "{} distinct periods", distinct.len());
-    }
 
     #[test]
     fn a_sample_switched_out_is_dropped_and_the_kept_ones_stand_for_it() {
