@@ -4,9 +4,10 @@
 //! estimate ([`self_time`]); the others pay a thread-local decrement.
 //!
 //! Per span lifecycle the layer reads the clock four times (new, enter,
-//! exit, close), twice for one event in about 16 (asked, then told: the
-//! subscriber's handling between), and takes its own thread's shard lock, uncontended, three
-//! times (new, exit, close), where the span's state lives. A new span's
+//! exit, close), and twice for one event in about 16 (asked, then told:
+//! the subscriber's handling between), and takes its own thread's shard
+//! lock, uncontended, three times (new, exit, close), where the span's
+//! state lives. A new span's
 //! parent is the innermost span on this thread's stack; the registry is
 //! asked only when that parent was opened on another thread, or once per
 //! thread while the stack is empty (spans entered before the layer was

@@ -71,6 +71,11 @@ pub(crate) fn asked(layer_id: u64, now: impl FnOnce() -> u64) {
                 at: now(),
                 weight,
             });
+        } else if s.asked.get().at != 0 {
+            // The last sampled event was never told (a layer inside this
+            // one refused it in its own `event_enabled`): forgotten, or
+            // this event's handling would be timed from its start.
+            s.asked.set(NONE);
         }
     });
 }
@@ -124,5 +129,19 @@ mod tests {
             assert_eq!(take(8), None);
             assert_eq!(take(7), None);
         }
+        // A sampled event never told (refused inside): the next event asked
+        // is not timed from its start, only (when it is the sampled one) from
+        // its own.
+        let mut refused = 0;
+        for i in 1..=4_096 {
+            asked(7, || i);
+            if SAMPLER.with(|s| s.asked.get().at) != 0 {
+                refused += 1;
+                asked(7, || 10_000 + i);
+                let next = take(7).map(|a| a.at);
+                assert!(next.is_none() || next == Some(10_000 + i), "{next:?}");
+            }
+        }
+        assert!(refused > 100, "{refused} sampled");
     }
 }
