@@ -88,7 +88,13 @@ impl Detector for HotSpot {
             // fresh pipeline's `process_file`, a loop over 200
             // `tokenize_word` spans, was a hot spot of 11.9% of the CPU
             // that was their instrumentation (the hot loop finding has it).
-            let children_instr = cx.children_instrumentation_ns(cs.id);
+            // The subscriber's other layers' work on those children (an
+            // OpenTelemetry exporter) runs there too: a `handle` opening 50
+            // `lookup` spans a call beside `tracing-opentelemetry` read a
+            // critical hot spot of 43% of the CPU, whose own loop was a
+            // few percent of it.
+            let children_instr =
+                cx.children_instrumentation_ns(cs.id) + cx.children_other_layers_ns(cs.id);
             let mut on_cpu = (cx.usual_cpu_ns(i) - children_instr).max(0.0);
             // Not timed on the CPU: its self time was there at most as far
             // as the process's CPU time the timed spans left can hold, and
@@ -181,7 +187,7 @@ impl Detector for HotSpot {
             evidence.push(Evidence::new("calls", calls_f, Unit::Count, None));
             if children_instr > 0.0 {
                 evidence.push(Evidence::new(
-                    "its children's instrumentation, not counted",
+                    "its children's instrumentation (the layers'), not counted",
                     children_instr,
                     Unit::Ns,
                     None,
@@ -729,6 +735,32 @@ mod tests {
         let f = about(&compute, "load_blob").unwrap();
         assert!(!f.summary.contains("allocations"), "{}", f.summary);
         assert!(f.advice.fixes[0].starts_with("Memoize"), "{:?}", f.advice.fixes);
+    }
+
+    /// `handle` opens 50 `lookup` spans a call, each idling 15.1 µs at its
+    /// edges while the subscriber's other layers work on it (an exporter):
+    /// 750 ms of `handle`'s 1 s of self time is theirs (with 5 ms of the
+    /// layer's own instrumentation), so its share is of the rest.
+    #[test]
+    fn a_parent_s_self_time_leaves_other_layers_work_on_its_children_out() {
+        let with = |idle_ns: u64| {
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    Span::new("handle", &[(MS, 1_000)]),
+                    Span::new("lookup", &[(US, 50_000)]).idle(idle_ns),
+                ],
+            );
+            d.callsites[1].intervals = Some(50_000);
+            d.overhead.loop_per_span_ns = 100.0;
+            d.overhead.floor_per_span_ns = 0.0;
+            detect(Class::HotSpot, d)
+        };
+        let f = about(&with(15_100), "handle").unwrap().clone();
+        // Of all self time in spans (1.05 s): 1 s less 750 and 5 ms.
+        assert_near(f.cost_share, 245.0 / 1_050.0, 1e-6);
+        let f = about(&with(0), "handle").unwrap().clone();
+        assert_near(f.cost_share, 995.0 / 1_050.0, 1e-6);
     }
 
     /// A service's `build_report` logging an event a row, 300 a call, 90%
