@@ -453,6 +453,12 @@ impl<'a> Context<'a> {
     /// [`rows`](Self::rows); `None` when no callsite has it (an edge of a
     /// hostile or trimmed dump).
     pub(crate) fn index_of(&self, id: u32) -> Option<usize> {
+        // perf-layer numbers its callsites in order: the id is the index,
+        // but in a trimmed or merged dump.
+        let at = id as usize;
+        if self.dump.callsites.get(at).is_some_and(|c| c.id == id) {
+            return Some(at);
+        }
         self.dump.callsites.iter().position(|c| c.id == id)
     }
 
