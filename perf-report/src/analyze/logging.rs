@@ -7,11 +7,13 @@
 
 use perf_layer::dump::CallsiteStats;
 
+use crate::analyze::finding::Evidence;
 use crate::stats;
+use crate::units::{self, Unit};
 
 /// At least this share of a span's self time in the subscriber's handling
 /// of its events makes logging less its first fix (0.25).
-pub(crate) const MIN_LOGGING_SHARE: f64 = 0.25;
+const MIN_LOGGING_SHARE: f64 = 0.25;
 
 /// Fewest events that make the layer's sample of their time (one in about
 /// 16, each weighted by the events it stands for) worth reading: about 16
@@ -42,4 +44,26 @@ pub(crate) fn of(cs: &CallsiteStats) -> Option<Logging> {
         part,
         per_call: cs.events.total() as f64 / cs.calls.max(1) as f64,
     })
+}
+
+impl Logging {
+    /// The finding's evidence of it.
+    pub(crate) fn evidence(&self) -> Evidence {
+        Evidence::new(
+            "the subscriber's handling of its events, share of its self time",
+            self.part,
+            Unit::Share,
+            Some(MIN_LOGGING_SHARE),
+        )
+    }
+
+    /// The finding's summary of it: "its events (5 a call) are 96.0% of its
+    /// self time, the subscriber's layers handling them".
+    pub(crate) fn clause(&self) -> String {
+        format!(
+            "its events ({} a call) are {} of its self time, the subscriber's layers handling them",
+            units::count(self.per_call),
+            units::pct(self.part)
+        )
+    }
 }

@@ -201,16 +201,10 @@ impl Detector for Blocked {
             let logs = logging::of(cs);
             if let Some(lg) = logs {
                 draft.summary.push_str(&format!(
-                    "; its events ({} a call) are {} of its self time, the subscriber's layers handling them: a writer that blocks (a full pipe a slow reader drains, a slow disk, the lock of a stdout other threads write to)",
-                    units::count(lg.per_call),
-                    units::pct(lg.part)
+                    "; {}: a writer that blocks (a full pipe a slow reader drains, a slow disk, the lock of a stdout other threads write to)",
+                    lg.clause()
                 ));
-                draft.evidence.push(Evidence::new(
-                    "the subscriber's handling of its events, share of its self time",
-                    lg.part,
-                    Unit::Share,
-                    Some(logging::MIN_LOGGING_SHARE),
-                ));
+                draft.evidence.push(lg.evidence());
             }
             found.push(cx.score(draft, |f| {
                 let beside_work = busy.is_some_and(|b| b.waits_beside_work());

@@ -18,7 +18,7 @@ use super::blocked::ONE_AT_A_TIME;
 use super::{Class, Detector, Info, Stall, in_poll};
 use crate::analyze::advice::{Advice, Effort, lines, speedup_phrase};
 use crate::analyze::context::Context;
-use crate::analyze::logging::{self, Logging, MIN_LOGGING_SHARE};
+use crate::analyze::logging::{self, Logging};
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::analyze::rows::CallsiteRow;
 use crate::stats;
@@ -243,16 +243,10 @@ impl Detector for HotSpot {
             });
             let logging = logging::of(cs);
             let logs = logging.map_or(String::new(), |lg| {
-                evidence.push(Evidence::new(
-                    "the subscriber's handling of its events, share of its self time",
-                    lg.part,
-                    Unit::Share,
-                    Some(MIN_LOGGING_SHARE),
-                ));
+                evidence.push(lg.evidence());
                 format!(
-                    "; its events ({} a call) are {} of its self time, the subscriber's layers handling them (a `fmt` layer formatting and writing each line)",
-                    units::count(lg.per_call),
-                    units::pct(lg.part)
+                    "; {} (a `fmt` layer formatting and writing each line)",
+                    lg.clause()
                 )
             });
             let kernel = in_the_kernel(cx, cs, on_cpu);
