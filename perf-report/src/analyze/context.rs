@@ -527,11 +527,20 @@ impl<'a> Context<'a> {
     /// The instrumentation of callsite `id`'s direct children, ns: a child
     /// span's creation, close, and its enter and exit up to and from their
     /// timestamps run while the parent is innermost, so they are in its
-    /// self time ([`Self::instrumentation_per_span`] times the spans it
-    /// opened as their direct parent).
+    /// self time. For each span it opened as their direct parent,
+    /// [`Self::instrumentation_per_span`] (perf-layer's and tracing's), and
+    /// [`Self::other_layers_per_span`] of the child's callsite (the
+    /// subscriber's other layers' work at its edges).
     pub(crate) fn children_instrumentation_ns(&self, id: u32) -> f64 {
-        let children: f64 = self.child_edges(id).map(|e| e.calls as f64).sum();
-        self.instrumentation_per_span() * children
+        let per_span = self.instrumentation_per_span();
+        self.child_edges(id)
+            .map(|e| {
+                let others = self
+                    .index_of(e.child)
+                    .map_or(0.0, |i| self.other_layers_per_span(&self.dump.callsites[i]));
+                e.calls as f64 * (per_span + others)
+            })
+            .sum()
     }
 
     /// What the subscriber's other layers spent on each of callsite `cs`'s
@@ -559,19 +568,6 @@ impl<'a> Context<'a> {
             return 0.0;
         }
         (idle - self.instrumentation_per_span()).max(0.0)
-    }
-
-    /// The other layers' time on callsite `id`'s direct children outside
-    /// their busy time ([`Self::other_layers_per_span`] times the spans it
-    /// opened as their direct parent), ns: their creation and close run
-    /// while the parent is innermost, so it is in the parent's self time.
-    pub(crate) fn children_other_layers_ns(&self, id: u32) -> f64 {
-        self.child_edges(id)
-            .filter_map(|e| {
-                let child = &self.dump.callsites[self.index_of(e.child)?];
-                Some(e.calls as f64 * self.other_layers_per_span(child))
-            })
-            .sum()
     }
 
     /// The wall time callsite `cs`'s spans were live in, ns: its `active`

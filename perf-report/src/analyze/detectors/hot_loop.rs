@@ -101,10 +101,7 @@ impl Detector for HotLoop {
             // `encode` spans a call read "828 ns of self time each" and
             // 21.0% of the CPU, where its own part was 5.8%.
             let usual = cx.usual_cpu_ns(i);
-            let body = (usual
-                - cx.children_instrumentation_ns(cs.id)
-                - cx.children_other_layers_ns(cs.id))
-            .max(0.0);
+            let body = (usual - cx.children_instrumentation_ns(cs.id)).max(0.0);
             let tail = row.self_cpu_ns - usual;
             let mean_self = stats::ratio(body, calls_f);
             let instrumented = per_call * calls_f;

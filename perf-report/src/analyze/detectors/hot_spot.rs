@@ -93,8 +93,7 @@ impl Detector for HotSpot {
             // `lookup` spans a call beside `tracing-opentelemetry` read a
             // critical hot spot of 43% of the CPU, whose own loop was a
             // few percent of it.
-            let children_instr =
-                cx.children_instrumentation_ns(cs.id) + cx.children_other_layers_ns(cs.id);
+            let children_instr = cx.children_instrumentation_ns(cs.id);
             let mut on_cpu = (cx.usual_cpu_ns(i) - children_instr).max(0.0);
             // Not timed on the CPU: its self time was there at most as far
             // as the process's CPU time the timed spans left can hold, and
