@@ -13,8 +13,8 @@ use crate::config::Config;
 use crate::dump::{
     ActiveWindow, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts,
     FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats, HeapSummary,
-    HistogramDump, LayerTime, Overhead, Producer, RssDelta, RunInfo, SampledCpu, WaitedBeside,
-    WatchedWaits,
+    HistogramDump, LayerTime, LongSpan, LongSpans, Overhead, Producer, RssDelta, RunInfo,
+    SampledCpu, WaitedBeside, WatchedWaits,
 };
 use crate::profiler::{Profiler, unix_ms};
 use crate::record::callsite::CallsiteKey;
@@ -22,7 +22,7 @@ use crate::record::flat_hist::{FlatHist, Layout};
 use crate::record::groups::{GroupKey, Groups, OTHER, fold};
 use crate::record::shards::{Merged, Shards};
 use crate::record::totals::{CallsiteAcc, Events, RssTotals};
-use crate::record::{alloc, heap};
+use crate::record::{self, alloc, heap};
 
 /// Below this much process CPU time (the OS counts it in 10 ms ticks), the
 /// overhead fraction is taken over wall time instead.
@@ -281,6 +281,17 @@ struct Facts<'a> {
     layer_by_tag: FxHashMap<u32, (u64, u64)>,
     /// Exits that did not nest, by tag.
     misnested_by_tag: FxHashMap<u32, u64>,
+}
+
+impl Facts<'_> {
+    /// A raw clock reading as ns since the run started (0 before it).
+    fn since_start(&self, raw: u64) -> u64 {
+        if raw <= self.started_raw {
+            0
+        } else {
+            self.clock.delta_as_nanos(self.started_raw, raw)
+        }
+    }
 }
 
 /// The callsites the dump lists, in a stable order (two dumps of one
@@ -563,24 +574,38 @@ fn callsite_stats(
             }),
         }),
         groups: Vec::new(),
-        active: (acc.calls > 0).then(|| {
-            let since_start = |raw: u64| {
-                if raw <= facts.started_raw {
-                    0
-                } else {
-                    facts.clock.delta_as_nanos(facts.started_raw, raw)
-                }
-            };
-            ActiveWindow {
-                first_open_ns: since_start(acc.first_open),
-                last_close_ns: since_start(acc.last_close),
-            }
+        active: (acc.calls > 0).then(|| ActiveWindow {
+            first_open_ns: facts.since_start(acc.first_open),
+            last_close_ns: facts.since_start(acc.last_close),
         }),
         runtime_worker_calls: Some(acc.worker_calls),
         intervals: Some(acc.intervals),
         layer: None,
         watched_waits: None,
         misnested_exits: 0,
+        long_spans: acc.long.as_deref().map(|long| long_spans(long, facts)),
+    }
+}
+
+/// A callsite's long spans, in ns since the run started, by closing time.
+fn long_spans(long: &record::long_spans::LongSpans, facts: &Facts<'_>) -> LongSpans {
+    let mut spans: Vec<LongSpan> = long
+        .spans()
+        .iter()
+        .map(|s| LongSpan {
+            opened_ns: facts.since_start(s.opened),
+            closed_ns: facts.since_start(s.closed),
+            idle_ns: s.idle_ns,
+        })
+        .collect();
+    spans.sort_unstable_by_key(|s| s.closed_ns);
+    LongSpans {
+        threshold_ns: record::long_spans::LONG_SPAN_NS,
+        complete_after_ns: match long.complete_after() {
+            0 => 0,
+            raw => facts.since_start(raw),
+        },
+        spans,
     }
 }
 

@@ -7,7 +7,7 @@
 //! | histograms | decoded, [`Histogram::add`]ed, re-encoded; sums and clamped counts added (every one that `CallsiteStats::HISTOGRAMS` and `CpuStats::HISTOGRAMS` list) |
 //! | calls, events, dropped counts | summed (saturating) |
 //! | allocation, RSS delta, heap | summed; unknown (`None`) if any part is unknown, so `None` keeps meaning "not measured"; live-bytes timelines dropped (each is on its own process's clock) |
-//! | active window | the part's when one part has the callsite, else unknown (each is on its own process's clock) |
+//! | active window, long spans | the part's when one part has the callsite, else unknown (each is on its own process's clock) |
 //! | edges | by the identities of both ends; calls and busy time summed |
 //! | group edges | by the identities of both ends and their groups' labels; summed |
 //! | timeline, alerts | put on one clock (each part's `t_ms` shifted by its start time minus the earliest start) and sorted by time |
@@ -543,6 +543,11 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             .parts
             .iter()
             .fold(0u64, |acc, c| acc.saturating_add(c.misnested_exits)),
+        // On its own process's clock, as the active window.
+        long_spans: match g.parts.as_slice() {
+            [one] => one.long_spans.clone(),
+            _ => None,
+        },
     };
     set_fields(&mut merged, &CallsiteStats::HISTOGRAMS, histograms);
     Ok(merged)

@@ -108,7 +108,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::dump::{EventCounts, SampledCpu};
+    use crate::dump::{EventCounts, LongSpans, SampledCpu};
 
     /// A callsite timed on the CPU, every histogram distinct.
     fn callsite() -> CallsiteStats {
@@ -156,6 +156,7 @@ mod tests {
             layer: None,
             watched_waits: None,
             misnested_exits: 0,
+            long_spans: Some(LongSpans::default()),
         }
     }
 

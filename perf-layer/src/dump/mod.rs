@@ -326,6 +326,13 @@ pub struct CallsiteStats {
     /// exit nested, and in older dumps.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub misnested_exits: u64,
+    /// Its latest long spans (1 ms of wall time or more): when each opened
+    /// and closed, and its idle time. Which other span a long wait ended
+    /// just after is how perf-report ties a task's waits to the span that
+    /// held what it waited for. `None` when none was long, for a group, in
+    /// a merge of runs, and in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_spans: Option<LongSpans>,
 }
 
 fn is_zero_u64(n: &u64) -> bool {
@@ -470,6 +477,33 @@ impl ActiveWindow {
             last_close_ns: self.last_close_ns.max(other.last_close_ns),
         }
     }
+}
+
+/// A callsite's latest long spans ([`CallsiteStats::long_spans`]).
+///
+/// Each thread keeps its latest 64 long spans of a callsite; a dump keeps
+/// the latest 256 of all threads' that it holds whole: every long span
+/// that closed after `complete_after_ns` is here, none before it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LongSpans {
+    /// The wall time from which a span is long, ns.
+    pub threshold_ns: u64,
+    /// Every long span of the callsite that closed after this is in
+    /// `spans`, ns since the run started; 0 when none was left out.
+    pub complete_after_ns: u64,
+    /// The spans, by closing time.
+    pub spans: Vec<LongSpan>,
+}
+
+/// One long span ([`LongSpans::spans`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LongSpan {
+    /// When it opened, ns since the run started.
+    pub opened_ns: u64,
+    /// When it closed, ns since the run started.
+    pub closed_ns: u64,
+    /// Its wall time not entered on any thread, ns.
+    pub idle_ns: u64,
 }
 
 /// One group of a callsite's spans ([`CallsiteStats::groups`]).

@@ -18,6 +18,10 @@
 //! overhead estimate; [`event_time`] one event in about 16 inside spans,
 //! for the subscriber's time on them.
 //!
+//! [`long_spans`] keeps, at a close, a callsite's latest spans of 1 ms or
+//! more (when each opened and closed), for perf-report to tell which
+//! span's close ends another's waits.
+//!
 //! [`watch`] publishes each thread's innermost callsite (one store an
 //! enter or exit) for the background thread, which tells what a span
 //! waiting off the CPU waited beside.
@@ -34,6 +38,7 @@ pub(crate) mod event_time;
 pub(crate) mod flat_hist;
 pub(crate) mod groups;
 pub(crate) mod heap;
+pub(crate) mod long_spans;
 pub(crate) mod open_spans;
 pub(crate) mod runtime_worker;
 pub(crate) mod self_time;

@@ -44,6 +44,7 @@ use super::alloc::PauseCounting;
 use super::callsite::CallsiteKey;
 use super::flat_hist::Layout;
 use super::groups::{GroupKey, Groups};
+use super::long_spans::LONG_SPAN_NS;
 use super::open_spans::{FinishedFrame, OpenSpans, SpanState, Sums};
 use super::totals::{CallsiteAcc, ClosedSpan, EdgeAcc};
 
@@ -664,6 +665,9 @@ impl Shards {
         match shard.callsites.get_mut(&key) {
             Some(acc) => {
                 acc.record(span, on_worker);
+                if span.wall_ns >= LONG_SPAN_NS {
+                    acc.keep_long(span);
+                }
             }
             None => self.record_first(shard, key, meta, span),
         }
@@ -742,11 +746,14 @@ impl Shards {
             self.dropped_spans.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        shard
+        let acc = shard
             .callsites
             .entry(key)
-            .or_insert_with(|| CallsiteAcc::empty(meta, self.layout))
-            .record(span, on_worker);
+            .or_insert_with(|| CallsiteAcc::empty(meta, self.layout));
+        acc.record(span, on_worker);
+        if span.wall_ns >= LONG_SPAN_NS {
+            acc.keep_long(span);
+        }
     }
 
     /// A closed span of a grouped callsite, into its group: out of line,

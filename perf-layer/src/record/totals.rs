@@ -10,6 +10,7 @@ use tracing_core::{Level, Metadata};
 use super::alloc::PauseCounting;
 use super::cpu::IntervalCpu;
 use super::flat_hist::{FlatHist, Layout};
+use super::long_spans::{LongSpan, LongSpans};
 use crate::dump::AllocStats;
 
 /// Events per level, trace to error: a small array, cheap to add to.
@@ -239,6 +240,8 @@ pub(crate) struct CallsiteAcc {
     pub(crate) worker_calls: u64,
     /// Their entered intervals.
     pub(crate) intervals: u64,
+    /// The latest long spans ([`super::long_spans`]); made at the first.
+    pub(crate) long: Option<Box<LongSpans>>,
 }
 
 impl CallsiteAcc {
@@ -260,6 +263,22 @@ impl CallsiteAcc {
             last_close: 0,
             worker_calls: 0,
             intervals: 0,
+            long: None,
+        }
+    }
+
+    /// Keeps a span of [`super::long_spans::LONG_SPAN_NS`] or more (the caller compares, for
+    /// the callsite's totals only, not its groups).
+    #[inline]
+    pub(crate) fn keep_long(&mut self, span: &ClosedSpan) {
+        let long = LongSpan {
+            opened: span.opened,
+            closed: span.closed,
+            idle_ns: span.wall_ns - span.busy_ns,
+        };
+        match &mut self.long {
+            Some(ring) => ring.keep(long),
+            None => self.long = Some(LongSpans::first(long)),
         }
     }
 
@@ -346,6 +365,11 @@ impl CallsiteAcc {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.cpu = Some(theirs.clone()),
             _ => {}
+        }
+        if let Some(theirs) = &other.long {
+            self.long
+                .get_or_insert_with(|| Box::new(LongSpans::default()))
+                .merge(theirs);
         }
     }
 }

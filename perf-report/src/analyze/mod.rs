@@ -29,6 +29,7 @@ pub(crate) mod busy_cores;
 pub mod context;
 pub mod detectors;
 pub mod finding;
+pub(crate) mod holders;
 pub(crate) mod logging;
 mod misnested;
 pub mod pictures;

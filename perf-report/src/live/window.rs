@@ -10,7 +10,7 @@
 
 use perf_layer::dump::{
     ActiveWindow, AllocStats, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, EventCounts,
-    GroupEdge, HistogramDump, SampledCpu,
+    GroupEdge, HistogramDump, LongSpan, LongSpans, SampledCpu,
 };
 use std::collections::HashMap;
 
@@ -180,6 +180,24 @@ fn onto_window(cs: &mut CallsiteStats, offset_ns: u64) {
     cs.active = cs.active.map(|a| ActiveWindow {
         first_open_ns: a.first_open_ns.saturating_sub(offset_ns),
         last_close_ns: a.last_close_ns.saturating_sub(offset_ns),
+    });
+    // The window's long spans: those that opened in it.
+    cs.long_spans = cs.long_spans.take().and_then(|long| {
+        let spans: Vec<LongSpan> = long
+            .spans
+            .iter()
+            .filter(|s| s.opened_ns >= offset_ns)
+            .map(|s| LongSpan {
+                opened_ns: s.opened_ns - offset_ns,
+                closed_ns: s.closed_ns.saturating_sub(offset_ns),
+                idle_ns: s.idle_ns,
+            })
+            .collect();
+        (!spans.is_empty()).then(|| LongSpans {
+            threshold_ns: long.threshold_ns,
+            complete_after_ns: long.complete_after_ns.saturating_sub(offset_ns),
+            spans,
+        })
     });
     for g in &mut cs.groups {
         onto_window(&mut g.stats, offset_ns);

@@ -39,6 +39,7 @@ use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
+use crate::analyze::holders;
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -195,6 +196,10 @@ impl Detector for Waiting {
                     )
                 }
             });
+            // The span whose spans held what these waited for, when the
+            // order their long spans closed in says so.
+            let holder = holders::of(cx, i);
+            let held = holder.as_ref().map_or(String::new(), |h| h.clause(cx));
             let draft = Draft {
                 class: Class::Waiting,
                 callsite: Some((cs.id, row.location.clone())),
@@ -208,7 +213,7 @@ impl Detector for Waiting {
                     * stats::sample_confidence(cs.calls, s.half_confidence_calls)
                     * if paced_by.is_some() { PACED_CONFIDENCE } else { 1.0 },
                 summary: format!(
-                    "idle {} of its wall time ({}){chained}{phase}",
+                    "idle {} of its wall time ({}){chained}{held}{phase}",
                     units::pct(idle_ratio),
                     idle_in_total(cs, idle_ns),
                 ),
@@ -277,6 +282,7 @@ impl Detector for Waiting {
                         },
                     ]
                 }))
+                .chain(holder.as_ref().map(holders::Holder::evidence))
                 .collect(),
             };
             let tasks = lanes.as_ref().filter(|l| l.open_at_once >= TASKS_SIDE_BY_SIDE);
@@ -285,7 +291,11 @@ impl Detector for Waiting {
                 |l| format!("the wall time of the `{}` calls it waits in, {:.1} at a time", l.root, l.open_at_once),
             );
             let mut finding = cx.score(draft, |f| {
-                advice(f, chain.as_ref(), tasks, &whole, paced_by.as_deref())
+                let mut advice = advice(f, chain.as_ref(), tasks, &whole, paced_by.as_deref());
+                if let Some(h) = &holder {
+                    held_by(&mut advice, cx, h, &f.subject().in_prose());
+                }
+                advice
             });
             finding.paced_by.clone_from(&paced_by);
             found.push(finding);
@@ -666,6 +676,17 @@ fn workers_occupancy(cx: &Context<'_>) -> Option<f64> {
     (any && whole > 0.0).then(|| stats::share(busy, whole))
 }
 
+/// Where a holder's spans account for the waits, releasing what it holds
+/// is the first fix (the generic lock fix goes, as it says the same), and
+/// finding what it holds the first step.
+fn held_by(advice: &mut Advice, cx: &Context<'_>, holder: &holders::Holder, name: &str) {
+    advice.fixes.retain(|f| f != LOCKS);
+    advice.fixes.insert(0, holder.fix(cx));
+    advice.prerequisites = vec![holder.prerequisite(cx, name)];
+}
+
+const LOCKS: &str = "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first";
+
 /// The plan step's advice for one of its findings; `chain`, the caller
 /// that awaits it one after another; `tasks`, the lanes it already waits
 /// in side by side; `whole`, what its cost is a share of.
@@ -677,7 +698,6 @@ fn advice(
     paced_by: Option<&str>,
 ) -> Advice {
     const OVERLAP: &str = "Overlap independent waits: `tokio::join!` or `futures::future::join_all` instead of awaiting one after another";
-    const LOCKS: &str = "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first";
     const QUEUE: &str = "Bound the queue it waits on (a bounded `tokio::sync::mpsc::channel`) and size pools and semaphores so producers and consumers keep pace";
     const SOONER: &str = "Make what it waits on answer sooner: cache the answers, batch the requests, reuse connections from a pool";
     const IN_FLIGHT: &str = "Its calls already overlap in its caller: when what it waits on has room, keep more of its callers in flight (a larger `buffer_unordered(n)` bound, more semaphore permits, a larger pool)";

@@ -1,0 +1,457 @@
+//! The span that held what a waiting span waited for, read from the order
+//! in which their long spans closed (the dump's `long_spans`).
+//!
+//! A task that holds a `tokio::sync::Mutex` guard (or a permit, or a
+//! pooled connection) across a slow `.await` makes every task that needs
+//! it wait out its wait, and each of those waits ends just after the
+//! holder's span closes. A waiting span's findings said it waited and
+//! listed the lock among five fixes; the holder, idle itself, had none. A
+//! fresh service whose `refresh_config` held the config's lock across a
+//! 30 ms fetch every 100 ms: `handle` was a critical wait whose first step
+//! was to add spans around its awaits; fetching before locking served 44%
+//! more requests.
+//!
+//! A wait (a long span idle at least half its wall time) is tied to a
+//! holder's span when the holder's span was open when the wait began and
+//! closed before it ended, within the waiter's own busy time and
+//! [`SLACK_NS`]. Chance ties are counted too: the holder's spans close at
+//! some rate, and a window of that length after any one of them catches a
+//! random close that often. A holder is named when at least half the
+//! waits are tied, four times what chance gives, and few waits end just
+//! before one of its spans closes instead (two tasks woken by the same
+//! event close in either order; a waiter released by a holder closes
+//! after it).
+
+use perf_layer::dump::{CallsiteStats, LongSpan, LongSpans};
+
+use crate::analyze::context::Context;
+use crate::analyze::finding::Evidence;
+use crate::units::{self, Unit};
+
+/// A long span is a wait when idle at least this share of its wall time.
+const MIN_IDLE: f64 = 0.5;
+
+/// A tied wait ends at most this long after the holder's span closed, past
+/// its own busy time (the waiter's wake-up and its turn on a worker; a
+/// queue of waiters each taking the lock in turn), ns.
+const SLACK_NS: u64 = 1_000_000;
+
+/// A candidate with at least this share of the most ties is weighed as
+/// a holder beside it (a parent and the child it awaits while holding).
+const NEAR_MOST: f64 = 0.9;
+
+/// Fewest waits a holder is read from.
+const MIN_WAITS: usize = 8;
+
+/// At least this share of the waits tied to one holder...
+const MIN_TIED: f64 = 0.5;
+
+/// ...at least this many times the ties chance would give...
+const MIN_OVER_CHANCE: f64 = 4.0;
+
+/// ...and waits that ended just before one of its spans closed at most
+/// this share of the tied ones.
+const MAX_BEFORE: f64 = 0.25;
+
+/// A callsite whose spans held what another's waited for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Holder {
+    /// Its index in the dump.
+    pub(crate) index: usize,
+    /// The waits that ended just after one of its spans closed...
+    pub(crate) tied: usize,
+    /// ...of the waiter's long waits read.
+    pub(crate) waits: usize,
+    /// The ties chance would give.
+    pub(crate) by_chance: f64,
+    /// Its child that tied nearly as many: what it awaited while holding.
+    pub(crate) across: Option<usize>,
+}
+
+/// The holder of what callsite `waiter`'s waits waited for, where one
+/// callsite's long spans account for them.
+///
+/// A holder's child that it awaits while holding (`fetch_config` inside
+/// `refresh_config`) was open when the waits began and closed just before
+/// its parent, so it ties as many; the parent is named, holding across
+/// the child's wait. A child that takes the lock itself releases it at its
+/// own close, well before a parent that works on, which then ties none.
+pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
+    let w = cx.dump.callsites.get(waiter)?.long_spans.as_ref()?;
+    let ancestors = ancestors(cx, waiter);
+    let tied: Vec<Holder> = cx
+        .callsites()
+        .filter(|&(i, _, _)| i != waiter && !ancestors.contains(&i))
+        .filter_map(|(i, cs, _)| {
+            let t = ties(w, cs.long_spans.as_ref()?);
+            tied_enough(&t).then_some(Holder {
+                index: i,
+                tied: t.tied,
+                waits: t.waits,
+                by_chance: t.by_chance,
+                across: None,
+            })
+        })
+        .collect();
+    let most = tied.iter().map(|h| h.tied).max()?;
+    // Nearly as many ties as the most: a parent of another such is the
+    // holder, the child what it awaited.
+    let near: Vec<&Holder> = tied
+        .iter()
+        .filter(|h| h.tied as f64 >= NEAR_MOST * most as f64)
+        .collect();
+    let child_of = |parent: &Holder| {
+        let id = cx.dump.callsites[parent.index].id;
+        near.iter().copied().find(|c| {
+            cx.edges_into(cx.dump.callsites[c.index].id)
+                .any(|e| e.parent == id)
+        })
+    };
+    let chosen = near
+        .iter()
+        .copied()
+        .filter(|h| child_of(h).is_some())
+        .max_by_key(|h| h.tied)
+        .or_else(|| near.iter().copied().max_by_key(|h| h.tied))?;
+    Some(Holder {
+        across: child_of(chosen).map(|c| c.index),
+        ..chosen.clone()
+    })
+}
+
+/// The callsites above `waiter` in the call graph. A waiter's parent
+/// closes after it, but another call's parent may close just before it
+/// ends (the waiter ahead in the lock's queue, its parent closing at once):
+/// a holder among the waiter's own callers would name the queue, not what
+/// holds it.
+fn ancestors(cx: &Context<'_>, waiter: usize) -> Vec<usize> {
+    let mut found = vec![waiter];
+    let mut next = 0;
+    while next < found.len() && found.len() <= MAX_ANCESTORS {
+        let id = cx.dump.callsites[found[next]].id;
+        for e in cx.edges_into(id) {
+            if let Some(i) = cx.index_of(e.parent).filter(|i| !found.contains(i)) {
+                found.push(i);
+            }
+        }
+        next += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Callers read above a waiter, at most (a bound on a hostile dump's graph).
+const MAX_ANCESTORS: usize = 64;
+
+/// How a waiter's long waits ended against a candidate's long spans.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Ties {
+    waits: usize,
+    tied: usize,
+    before: usize,
+    by_chance: f64,
+}
+
+fn tied_enough(t: &Ties) -> bool {
+    t.waits >= MIN_WAITS
+        && t.tied as f64 >= MIN_TIED * t.waits as f64
+        && t.tied as f64 >= MIN_OVER_CHANCE * t.by_chance
+        && t.before as f64 <= MAX_BEFORE * t.tied as f64
+}
+
+fn ties(waiter: &LongSpans, holder: &LongSpans) -> Ties {
+    // Both hold every long span that closed after this.
+    let complete = waiter.complete_after_ns.max(holder.complete_after_ns);
+    let mut spans: Vec<&LongSpan> = holder
+        .spans
+        .iter()
+        .filter(|h| h.closed_ns > complete && h.opened_ns <= h.closed_ns)
+        .collect();
+    spans.sort_unstable_by_key(|h| h.closed_ns);
+    let waits: Vec<&LongSpan> = waiter
+        .spans
+        .iter()
+        .filter(|w| {
+            let wall = w.closed_ns.saturating_sub(w.opened_ns);
+            w.opened_ns > complete
+                && wall > 0
+                && w.idle_ns as f64 >= MIN_IDLE * wall as f64
+                && w.idle_ns <= wall
+        })
+        .collect();
+    let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
+        return Ties {
+            waits: waits.len(),
+            tied: 0,
+            before: 0,
+            by_chance: 0.0,
+        };
+    };
+    // The holder's spans close this often, a ns, over the part of the run
+    // both hold whole.
+    let end = last
+        .closed_ns
+        .max(waits.iter().map(|w| w.closed_ns).max().unwrap_or(0));
+    let from = complete.max(first.opened_ns.min(first.closed_ns));
+    let rate = spans.len() as f64 / end.saturating_sub(from).max(1) as f64;
+    let (mut tied, mut before, mut by_chance) = (0, 0, 0.0);
+    for w in &waits {
+        let busy = w.closed_ns - w.opened_ns - w.idle_ns;
+        let window = busy.saturating_add(SLACK_NS);
+        // A holder's span open when the wait began, closed in `lo..=hi`.
+        let closes_in = |lo: u64, hi: u64| {
+            let start = spans.partition_point(|h| h.closed_ns < lo);
+            spans[start..]
+                .iter()
+                .take_while(|h| h.closed_ns <= hi)
+                .any(|h| h.opened_ns < w.opened_ns && h.closed_ns > w.opened_ns)
+        };
+        if closes_in(
+            w.closed_ns.saturating_sub(window).max(w.opened_ns + 1),
+            w.closed_ns,
+        ) {
+            tied += 1;
+        } else if closes_in(
+            w.closed_ns.saturating_add(1),
+            w.closed_ns.saturating_add(window),
+        ) {
+            before += 1;
+        }
+        by_chance += (rate * window as f64).min(1.0);
+    }
+    Ties {
+        waits: waits.len(),
+        tied,
+        before,
+        by_chance,
+    }
+}
+
+impl Holder {
+    /// The finding's summary of it: "; 28 of its 30 latest waits over
+    /// 1 ms ended just after a `refresh_config` span closed that was open
+    /// when they began (chance would tie 0.4): it holds what they wait
+    /// for".
+    pub(crate) fn clause(&self, cx: &Context<'_>) -> String {
+        format!(
+            "; {} of its {} latest waits over {} ended just after a `{}` span closed that was open when they began (chance would tie {:.1}): `{}` holds what they wait for{}",
+            self.tied,
+            self.waits,
+            units::ns(self.threshold_ns(cx) as f64),
+            self.label(cx),
+            self.by_chance,
+            self.label(cx),
+            self.across_clause(cx),
+        )
+    }
+
+    /// The finding's evidence of it.
+    pub(crate) fn evidence(&self) -> Evidence {
+        Evidence::new(
+            "its long waits that ended just after a span of the holder closed",
+            self.tied as f64 / self.waits.max(1) as f64,
+            Unit::Share,
+            Some(MIN_TIED),
+        )
+    }
+
+    /// The first fix: release what the holder holds before it waits.
+    pub(crate) fn fix(&self, cx: &Context<'_>) -> String {
+        let cs = &cx.dump.callsites[self.index];
+        format!(
+            "Release what `{}` holds before it {}: a lock's guard (a `tokio::sync::Mutex` included), a semaphore permit or a pooled connection held across its `.await`s makes every task that needs it wait out its wait; await the slow call first and take the lock only to write, or copy what you need and drop the guard",
+            self.label(cx),
+            self.across.map_or_else(
+                || format!(
+                    "waits (it is idle {} of its {} a call)",
+                    units::pct(idle_share(cs)),
+                    units::ns(mean_wall_ns(cs)),
+                ),
+                |c| format!(
+                    "awaits `{}` ({} a call; `{}` is idle {} of its {} a call)",
+                    cx.rows[c].location.label,
+                    units::ns(mean_wall_ns(&cx.dump.callsites[c])),
+                    self.label(cx),
+                    units::pct(idle_share(cs)),
+                    units::ns(mean_wall_ns(cs)),
+                )
+            ),
+        )
+    }
+
+    /// The step before the fixes.
+    pub(crate) fn prerequisite(&self, cx: &Context<'_>, waiter: &str) -> String {
+        format!(
+            "Find what `{}` holds across its awaits that {waiter} takes (a lock, a permit, a connection)",
+            self.label(cx)
+        )
+    }
+
+    /// ", across `fetch_config` (31.2 ms a call)", or nothing.
+    fn across_clause(&self, cx: &Context<'_>) -> String {
+        self.across.map_or(String::new(), |c| {
+            format!(
+                ", across `{}` ({} a call)",
+                cx.rows[c].location.label,
+                units::ns(mean_wall_ns(&cx.dump.callsites[c]))
+            )
+        })
+    }
+
+    fn label<'c>(&self, cx: &'c Context<'_>) -> &'c str {
+        &cx.rows[self.index].location.label
+    }
+
+    fn threshold_ns(&self, cx: &Context<'_>) -> u64 {
+        cx.dump.callsites[self.index]
+            .long_spans
+            .as_ref()
+            .map_or(1_000_000, |l| l.threshold_ns)
+    }
+}
+
+fn mean_wall_ns(cs: &CallsiteStats) -> f64 {
+    cs.wall_ns.sum as f64 / cs.calls.max(1) as f64
+}
+
+fn idle_share(cs: &CallsiteStats) -> f64 {
+    crate::stats::share(cs.idle_ns.sum as f64, cs.wall_ns.sum as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn long(spans: &[(u64, u64, u64)]) -> LongSpans {
+        LongSpans {
+            threshold_ns: MS,
+            complete_after_ns: 0,
+            spans: spans
+                .iter()
+                .map(|&(opened_ns, closed_ns, idle_ns)| LongSpan {
+                    opened_ns,
+                    closed_ns,
+                    idle_ns,
+                })
+                .collect(),
+        }
+    }
+
+    /// A holder opening every 100 ms for 30 ms (a config refresh holding
+    /// the lock across its fetch), and two waiters a cycle that began
+    /// inside it and ended 50 µs and 120 µs after it.
+    fn lock_held_across_an_await() -> (LongSpans, LongSpans) {
+        let mut holder = Vec::new();
+        let mut waits = Vec::new();
+        for cycle in 0..10 {
+            let start = cycle * 100 * MS;
+            holder.push((start, start + 30 * MS, 29 * MS));
+            for (began, after) in [(5 * MS, 50_000), (20 * MS, 120_000)] {
+                let end = start + 30 * MS + after;
+                waits.push((start + began, end, end - start - began - 40_000));
+            }
+        }
+        waits.sort_by_key(|w| w.1);
+        (long(&waits), long(&holder))
+    }
+
+    #[test]
+    fn waits_that_end_just_after_the_holder_are_tied_to_it() {
+        let (waiter, holder) = lock_held_across_an_await();
+        let t = ties(&waiter, &holder);
+        assert_eq!((t.waits, t.tied, t.before), (20, 20, 0));
+        // Ten closes in a second, a window of 1.04 ms after each: about a
+        // hundredth of a wait.
+        assert!(t.by_chance < 0.5, "{t:?}");
+        assert!(tied_enough(&t));
+    }
+
+    /// Two tasks woken by one event (a broadcast, a shared timer) close
+    /// in either order: half the waits end just before the other's span.
+    #[test]
+    fn spans_woken_together_are_not_a_holder() {
+        let mut other = Vec::new();
+        let mut waits = Vec::new();
+        for cycle in 0..20 {
+            let start = cycle * 50 * MS;
+            other.push((start, start + 10 * MS, 9 * MS));
+            let end = if cycle % 2 == 0 {
+                start + 10 * MS + 100_000
+            } else {
+                start + 10 * MS - 100_000
+            };
+            waits.push((start + MS, end, end - start - MS - 50_000));
+        }
+        let t = ties(&long(&waits), &long(&other));
+        assert_eq!((t.waits, t.tied, t.before), (20, 10, 10));
+        assert!(!tied_enough(&t));
+    }
+
+    /// A parent closes after its waiting child, and a span opened after
+    /// the wait began cannot hold what it waits for.
+    #[test]
+    fn a_parent_or_a_later_span_is_not_a_holder() {
+        let (mut waiter, _) = lock_held_across_an_await();
+        // One wait a cycle: another wait's parent closing just before this
+        // one ends would tie (a waiter before it in the lock's queue).
+        waiter.spans.retain(|w| w.opened_ns % (100 * MS) == 5 * MS);
+        let parent = long(
+            &waiter
+                .spans
+                .iter()
+                .map(|w| (w.opened_ns - 100, w.closed_ns + 10_000, 0))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(ties(&waiter, &parent).tied, 0);
+        let later = long(
+            &waiter
+                .spans
+                .iter()
+                .map(|w| (w.opened_ns + 10, w.closed_ns - 10_000, 0))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(ties(&waiter, &later).tied, 0);
+    }
+
+    /// A holder closing every 2 ms ties most waits by chance alone.
+    #[test]
+    fn a_holder_closing_all_the_time_ties_by_chance_only() {
+        let (waiter, _) = lock_held_across_an_await();
+        let busy = long(
+            &(0..500)
+                .map(|i| (i * 2 * MS, i * 2 * MS + 1_900_000, 0))
+                .collect::<Vec<_>>(),
+        );
+        let t = ties(&waiter, &busy);
+        assert!(t.by_chance > 5.0, "{t:?}");
+        assert!(!tied_enough(&t), "{t:?}");
+    }
+
+    /// A hostile dump's spans (closing before they open, idle past their
+    /// wall time, at the clock's end) are read without a panic, and name
+    /// no holder.
+    #[test]
+    fn spans_out_of_order_or_at_the_clock_s_end_tie_nothing() {
+        let odd = long(&[
+            (5 * MS, MS, 0),
+            (0, 2 * MS, 3 * MS),
+            (u64::MAX - 1, u64::MAX, 1),
+            (0, u64::MAX, u64::MAX),
+        ]);
+        let t = ties(&odd, &odd);
+        assert!(t.waits < MIN_WAITS && !tied_enough(&t), "{t:?}");
+    }
+
+    /// Waits before the part of the run the holder's spans are whole for
+    /// (its ring overwrote them) are not read.
+    #[test]
+    fn waits_before_what_both_hold_whole_are_left_out() {
+        let (waiter, mut holder) = lock_held_across_an_await();
+        holder.complete_after_ns = 500 * MS;
+        let t = ties(&waiter, &holder);
+        assert_eq!(t.waits, 10);
+        assert_eq!(t.tied, 10);
+    }
+}
