@@ -368,3 +368,40 @@ fn the_subscriber_s_time_on_events_inside_a_span_is_counted_where_the_layer_is_o
         );
     }
 }
+
+/// A callsite keeps its spans of 1 ms or more (when each opened and
+/// closed, and its idle time), a thread its latest 64, and the dump says
+/// from when it holds every one; shorter spans are not kept.
+#[test]
+fn long_spans_are_kept_with_their_times_and_a_thread_keeps_its_latest() {
+    let (dispatch, handle, mock) = mocked();
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..70u64 {
+            let span = info_span!("long");
+            mock.increment(400_000);
+            {
+                let _e = span.enter();
+                mock.increment(600_000 + i);
+            }
+            drop(span);
+            let short = info_span!("short");
+            let _e = short.enter();
+            mock.increment(999_999);
+        }
+    });
+    let dump = handle.snapshot();
+    assert_eq!(callsite(&dump, "short").long_spans, None);
+    let long = callsite(&dump, "long").long_spans.as_ref().unwrap();
+    assert_eq!(long.threshold_ns, 1_000_000);
+    // Span i opens after i rounds of 1,999,999 ns plus 0 + 1 + ... + (i - 1).
+    let opened = |i: u64| i * 1_999_999 + i * i.saturating_sub(1) / 2;
+    let closed = |i: u64| opened(i) + 1_000_000 + i;
+    let kept: Vec<(u64, u64, u64)> = long
+        .spans
+        .iter()
+        .map(|s| (s.opened_ns, s.closed_ns, s.idle_ns))
+        .collect();
+    let expected: Vec<(u64, u64, u64)> = (6..70).map(|i| (opened(i), closed(i), 400_000)).collect();
+    assert_eq!(kept, expected);
+    assert_eq!(long.complete_after_ns, closed(5));
+}

@@ -50,7 +50,12 @@ impl Profiler {
             .map(|(start, now)| now.saturating_sub(start));
 
         let (accs, ids) = listed_callsites(&merged);
+        let with_long = accs
+            .iter()
+            .filter(|a| a.1.is_some_and(|acc| acc.long.is_some()))
+            .count();
         let facts = Facts {
+            long_kept: long_spans_kept(with_long),
             layout: self.shards.layout(),
             started_raw: self.started.raw,
             clock: &self.config.clock,
@@ -281,6 +286,18 @@ struct Facts<'a> {
     layer_by_tag: FxHashMap<u32, (u64, u64)>,
     /// Exits that did not nest, by tag.
     misnested_by_tag: FxHashMap<u32, u64>,
+    /// Long spans a callsite keeps in the dump ([`long_spans_kept`]).
+    long_kept: usize,
+}
+
+/// Long spans in a dump, over every callsite: about 1 MB of JSON.
+const LONG_SPANS_IN_DUMP: usize = 16_384;
+
+/// Long spans each of `callsites` keeps in the dump: the merge's 256 while
+/// the dump's budget holds them, fewer (down to 16) where thousands of
+/// callsites have long spans.
+fn long_spans_kept(callsites: usize) -> usize {
+    (LONG_SPANS_IN_DUMP / callsites.max(1)).clamp(16, 256)
 }
 
 impl Facts<'_> {
@@ -589,23 +606,29 @@ fn callsite_stats(
 
 /// A callsite's long spans, in ns since the run started, by closing time.
 fn long_spans(long: &record::long_spans::LongSpans, facts: &Facts<'_>) -> LongSpans {
-    let mut spans: Vec<LongSpan> = long
-        .spans()
-        .iter()
-        .map(|s| LongSpan {
-            opened_ns: facts.since_start(s.opened),
-            closed_ns: facts.since_start(s.closed),
-            idle_ns: s.idle_ns,
-        })
-        .collect();
-    spans.sort_unstable_by_key(|s| s.closed_ns);
+    let mut raw = long.spans().to_vec();
+    raw.sort_unstable_by_key(|s| s.closed);
+    let mut complete_after = long.complete_after();
+    // The latest, within the dump's budget.
+    if raw.len() > facts.long_kept {
+        let dropped = raw.len() - facts.long_kept;
+        complete_after = complete_after.max(raw[dropped - 1].closed);
+        raw.drain(..dropped);
+    }
     LongSpans {
         threshold_ns: record::long_spans::LONG_SPAN_NS,
-        complete_after_ns: match long.complete_after() {
+        complete_after_ns: match complete_after {
             0 => 0,
             raw => facts.since_start(raw),
         },
-        spans,
+        spans: raw
+            .iter()
+            .map(|s| LongSpan {
+                opened_ns: facts.since_start(s.opened),
+                closed_ns: facts.since_start(s.closed),
+                idle_ns: s.idle_ns,
+            })
+            .collect(),
     }
 }
 
