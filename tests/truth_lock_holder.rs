@@ -88,6 +88,52 @@ fn service(held: bool) -> Dump {
     dump
 }
 
+/// A consumer awaiting pages one at a time from a producer whose `fetch`
+/// takes 4 ms (`produce`, which sends each page on a channel), then
+/// computing 1.5 ms on it. Written fresh on 2026-12-06: the consumer's wait
+/// ended just after each `produce` span closed, which first read as
+/// "`produce` holds what they wait for", release it first; four producers
+/// processed 3.4 times the pages.
+fn pipeline() -> Dump {
+    let ((), dump) = traced(|dispatch| {
+        let rt = two_workers();
+        rt.block_on(
+            async {
+                let deadline = Instant::now() + Duration::from_millis(900);
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(8);
+                tokio::spawn(
+                    async move {
+                        let mut n = 0;
+                        while Instant::now() < deadline {
+                            n += 1;
+                            let sent = async {
+                                tokio::time::sleep(Duration::from_millis(4))
+                                    .instrument(info_span!("fetch"))
+                                    .await;
+                                tx.send(n).await.is_ok()
+                            }
+                            .instrument(info_span!("produce"))
+                            .await;
+                            if !sent {
+                                break;
+                            }
+                        }
+                    }
+                    .with_subscriber(dispatch.clone()),
+                );
+                while Instant::now() < deadline {
+                    let Some(page) = rx.recv().instrument(info_span!("next_page")).await else {
+                        break;
+                    };
+                    info_span!("process").in_scope(|| spin(Duration::from_micros(1500), page));
+                }
+            }
+            .with_subscriber(dispatch.clone()),
+        );
+    });
+    dump
+}
+
 fn spin(d: Duration, seed: u64) -> u64 {
     let mut x = seed | 1;
     let start = Instant::now();
@@ -117,7 +163,8 @@ fn the_span_holding_a_lock_across_its_fetch_is_named_for_its_waiters() {
         step.summary
     );
     assert!(
-        step.fixes[0].starts_with("Release what `refresh` holds before it awaits `fetch`"),
+        step.fixes[0]
+            .starts_with("Release what `refresh` holds before it waits (it awaits `fetch`"),
         "{:#?}",
         step.fixes
     );
@@ -133,4 +180,28 @@ fn a_refresh_that_fetches_before_taking_the_lock_holds_nothing() {
             report.plan.steps
         );
     }
+}
+
+#[test]
+fn a_producer_whose_spans_each_end_one_wait_hands_over_and_holds_nothing() {
+    let report = Report::build(&pipeline().into(), &Default::default());
+    let step = report
+        .plan
+        .steps
+        .iter()
+        .find(|s| {
+            s.class == Class::Waiting && s.location.as_ref().is_some_and(|l| l.name == "next_page")
+        })
+        .unwrap_or_else(|| panic!("{:#?}", report.plan.steps));
+    assert!(
+        step.summary
+            .contains("it waits for what `produce` hands over as it ends"),
+        "{}",
+        step.summary
+    );
+    assert!(
+        step.fixes[0].starts_with("Have what `produce` hands over sooner"),
+        "{:#?}",
+        step.fixes
+    );
 }

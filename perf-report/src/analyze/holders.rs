@@ -21,6 +21,13 @@
 //! before one of its spans closes instead (two tasks woken by the same
 //! event close in either order; a waiter released by a holder closes
 //! after it).
+//!
+//! A holder whose spans each release several waits holds something the
+//! waiters share (a lock); one whose spans each end one wait hands
+//! something over (a producer sending on a channel, a task's result), and
+//! the fix is to have it sooner, not to release it. A consumer awaiting a
+//! producer's pages first read "`produce` holds what they wait for";
+//! four producers processed 3.4 times the pages.
 
 use perf_layer::dump::{CallsiteStats, LongSpan, LongSpans};
 
@@ -36,9 +43,18 @@ const MIN_IDLE: f64 = 0.5;
 /// queue of waiters each taking the lock in turn), ns.
 const SLACK_NS: u64 = 1_000_000;
 
-/// A candidate with at least this share of the most ties is weighed as
-/// a holder beside it (a parent and the child it awaits while holding).
+/// Waits released by each of the holder's spans, on average, from which
+/// it holds something its waiters share (a lock); under it, each of its
+/// spans ends one wait, a hand-off (1.5).
+const MIN_SHARED: f64 = 1.5;
+
+/// A child of the callsite that tied the most, with at least this share
+/// of its ties, is what it awaited while holding (0.9).
 const NEAR_MOST: f64 = 0.9;
+
+/// A parent of the callsite that tied the most, with at least this share
+/// of its ties, is the holder, holding across it (0.5).
+const PARENT_TIES: f64 = 0.5;
 
 /// Fewest waits a holder is read from.
 const MIN_WAITS: usize = 8;
@@ -58,10 +74,17 @@ const MAX_BEFORE: f64 = 0.25;
 pub(crate) struct Holder {
     /// Its index in the dump.
     pub(crate) index: usize,
+    /// The callsite whose closes the waits ended after: the holder, or
+    /// its child awaited while holding (`across`).
+    pub(crate) tied_on: usize,
     /// The waits that ended just after one of its spans closed...
     pub(crate) tied: usize,
     /// ...of the waiter's long waits read.
     pub(crate) waits: usize,
+    /// Its spans those waits ended after: fewer than the waits where each
+    /// released several (a lock's waiters), as many where each handed
+    /// over one thing (a channel's item, a task's result).
+    pub(crate) released: usize,
     /// The ties chance would give.
     pub(crate) by_chance: f64,
     /// Its child that tied nearly as many: what it awaited while holding.
@@ -73,49 +96,59 @@ pub(crate) struct Holder {
 ///
 /// A holder's child that it awaits while holding (`fetch_config` inside
 /// `refresh_config`) was open when the waits began and closed just before
-/// its parent, so it ties as many; the parent is named, holding across
-/// the child's wait. A child that takes the lock itself releases it at its
-/// own close, well before a parent that works on, which then ties none.
+/// its parent, so it ties as many, or more: a holder preempted between
+/// releasing the lock (or sending the item) and its span's close closes
+/// after the waiter it woke. The callsite that tied the most gives the
+/// figures; its parent, when it tied at least [`PARENT_TIES`] as many, is
+/// the holder, holding across it. Else a child of the callsite that tied
+/// nearly as many ([`NEAR_MOST`]) is what it awaited. A child that takes
+/// the lock itself releases it at its own close, well before a parent
+/// that works on, which then ties none.
 pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
     let w = cx.dump.callsites.get(waiter)?.long_spans.as_ref()?;
     let ancestors = ancestors(cx, waiter);
-    let tied: Vec<Holder> = cx
+    let all: Vec<(usize, Ties)> = cx
         .callsites()
         .filter(|&(i, _, _)| i != waiter && !ancestors.contains(&i))
-        .filter_map(|(i, cs, _)| {
-            let t = ties(w, cs.long_spans.as_ref()?);
-            tied_enough(&t).then_some(Holder {
-                index: i,
-                tied: t.tied,
-                waits: t.waits,
-                by_chance: t.by_chance,
-                across: None,
+        .filter_map(|(i, cs, _)| Some((i, ties(w, cs.long_spans.as_ref()?))))
+        .collect();
+    let &(best, t) = all
+        .iter()
+        .filter(|(_, t)| tied_enough(t))
+        .max_by_key(|(_, t)| t.tied)?;
+    let id = |i: usize| cx.dump.callsites[i].id;
+    let parent_of = |child: usize, at_least: f64| {
+        all.iter()
+            .filter(|(p, pt)| {
+                pt.tied as f64 >= at_least * t.tied as f64
+                    && cx.edges_into(id(child)).any(|e| e.parent == id(*p))
             })
-        })
-        .collect();
-    let most = tied.iter().map(|h| h.tied).max()?;
-    // Nearly as many ties as the most: a parent of another such is the
-    // holder, the child what it awaited.
-    let near: Vec<&Holder> = tied
-        .iter()
-        .filter(|h| h.tied as f64 >= NEAR_MOST * most as f64)
-        .collect();
-    let child_of = |parent: &Holder| {
-        let id = cx.dump.callsites[parent.index].id;
-        near.iter().copied().find(|c| {
-            cx.edges_into(cx.dump.callsites[c.index].id)
-                .any(|e| e.parent == id)
-        })
+            .max_by_key(|(_, pt)| pt.tied)
+            .map(|&(p, _)| p)
     };
-    let chosen = near
-        .iter()
-        .copied()
-        .filter(|h| child_of(h).is_some())
-        .max_by_key(|h| h.tied)
-        .or_else(|| near.iter().copied().max_by_key(|h| h.tied))?;
+    let (index, across) = match parent_of(best, PARENT_TIES) {
+        Some(parent) => (parent, Some(best)),
+        None => {
+            let child = all
+                .iter()
+                .filter(|(c, ct)| {
+                    tied_enough(ct)
+                        && ct.tied as f64 >= NEAR_MOST * t.tied as f64
+                        && cx.edges_into(id(*c)).any(|e| e.parent == id(best))
+                })
+                .max_by_key(|(_, ct)| ct.tied)
+                .map(|&(c, _)| c);
+            (best, child)
+        }
+    };
     Some(Holder {
-        across: child_of(chosen).map(|c| c.index),
-        ..chosen.clone()
+        index,
+        tied_on: best,
+        across,
+        tied: t.tied,
+        waits: t.waits,
+        released: t.released,
+        by_chance: t.by_chance,
     })
 }
 
@@ -148,6 +181,8 @@ const MAX_ANCESTORS: usize = 64;
 struct Ties {
     waits: usize,
     tied: usize,
+    /// The holder's spans the tied waits ended after.
+    released: usize,
     before: usize,
     by_chance: f64,
 }
@@ -183,6 +218,7 @@ fn ties(waiter: &LongSpans, holder: &LongSpans) -> Ties {
         return Ties {
             waits: waits.len(),
             tied: 0,
+            released: 0,
             before: 0,
             by_chance: 0.0,
         };
@@ -195,26 +231,32 @@ fn ties(waiter: &LongSpans, holder: &LongSpans) -> Ties {
     let from = complete.max(first.opened_ns.min(first.closed_ns));
     let rate = spans.len() as f64 / end.saturating_sub(from).max(1) as f64;
     let (mut tied, mut before, mut by_chance) = (0, 0, 0.0);
+    // The holder's spans that ended a wait.
+    let mut released = vec![false; spans.len()];
     for w in &waits {
         let busy = w.closed_ns - w.opened_ns - w.idle_ns;
         let window = busy.saturating_add(SLACK_NS);
-        // A holder's span open when the wait began, closed in `lo..=hi`.
+        // The last of the holder's spans open when the wait began that
+        // closed in `lo..=hi`.
         let closes_in = |lo: u64, hi: u64| {
             let start = spans.partition_point(|h| h.closed_ns < lo);
-            spans[start..]
-                .iter()
-                .take_while(|h| h.closed_ns <= hi)
-                .any(|h| h.opened_ns < w.opened_ns && h.closed_ns > w.opened_ns)
+            (start..spans.len())
+                .take_while(|&k| spans[k].closed_ns <= hi)
+                .filter(|&k| spans[k].opened_ns < w.opened_ns && spans[k].closed_ns > w.opened_ns)
+                .last()
         };
-        if closes_in(
+        if let Some(k) = closes_in(
             w.closed_ns.saturating_sub(window).max(w.opened_ns + 1),
             w.closed_ns,
         ) {
             tied += 1;
+            released[k] = true;
         } else if closes_in(
             w.closed_ns.saturating_add(1),
             w.closed_ns.saturating_add(window),
-        ) {
+        )
+        .is_some()
+        {
             before += 1;
         }
         by_chance += (rate * window as f64).min(1.0);
@@ -222,27 +264,57 @@ fn ties(waiter: &LongSpans, holder: &LongSpans) -> Ties {
     Ties {
         waits: waits.len(),
         tied,
+        released: released.iter().filter(|&&r| r).count(),
         before,
         by_chance,
     }
 }
 
 impl Holder {
-    /// The finding's summary of it: "; 28 of its 30 latest waits over
-    /// 1 ms ended just after a `refresh_config` span closed that was open
-    /// when they began (chance would tie 0.4): it holds what they wait
-    /// for".
+    /// Whether its spans each released several waits: it holds something
+    /// they share (a lock), not one thing handed to each.
+    pub(crate) fn shared(&self) -> bool {
+        self.tied as f64 >= MIN_SHARED * self.released as f64
+    }
+
+    /// The finding's summary of it: "; 120 of its 120 latest waits over
+    /// 1.00 ms ended just after a `refresh_config` span closed that was
+    /// open when they began, 8.0 a span (chance would tie 1.3):
+    /// `refresh_config` holds what they wait for, across `fetch_config`
+    /// (31.1 ms a call)".
     pub(crate) fn clause(&self, cx: &Context<'_>) -> String {
-        format!(
-            "; {} of its {} latest waits over {} ended just after a `{}` span closed that was open when they began (chance would tie {:.1}): `{}` holds what they wait for{}",
+        let ties = format!(
+            "; {} of its {} latest waits over {} ended just after a `{}` span closed that was open when they began{}",
             self.tied,
             self.waits,
             units::ns(self.threshold_ns(cx) as f64),
-            self.label(cx),
-            self.by_chance,
-            self.label(cx),
-            self.across_clause(cx),
-        )
+            cx.rows[self.tied_on].location.label,
+            if self.tied_on == self.index {
+                String::new()
+            } else {
+                format!(" (inside `{}`)", self.label(cx))
+            },
+        );
+        if self.shared() {
+            format!(
+                "{ties}, {:.1} a span (chance would tie {:.1}): `{}` holds what they wait for{}",
+                self.tied as f64 / self.released.max(1) as f64,
+                self.by_chance,
+                self.label(cx),
+                self.across_clause(cx),
+            )
+        } else {
+            format!(
+                "{ties}, one a span (chance would tie {:.1}): it waits for what `{}` hands over as it ends (a channel's item, a task's result){}",
+                self.by_chance,
+                self.label(cx),
+                self.across.map_or(String::new(), |c| format!(
+                    ", once its `{}` ({} a call) is done",
+                    cx.rows[c].location.label,
+                    units::ns(mean_wall_ns(&cx.dump.callsites[c]))
+                )),
+            )
+        }
     }
 
     /// The finding's evidence of it.
@@ -255,36 +327,53 @@ impl Holder {
         )
     }
 
-    /// The first fix: release what the holder holds before it waits.
+    /// The first fix: release what the holder holds before it waits, or
+    /// have what it hands over sooner.
     pub(crate) fn fix(&self, cx: &Context<'_>) -> String {
         let cs = &cx.dump.callsites[self.index];
-        format!(
-            "Release what `{}` holds before it {}: a lock's guard (a `tokio::sync::Mutex` included), a semaphore permit or a pooled connection held across its `.await`s makes every task that needs it wait out its wait; await the slow call first and take the lock only to write, or copy what you need and drop the guard",
-            self.label(cx),
-            self.across.map_or_else(
-                || format!(
-                    "waits (it is idle {} of its {} a call)",
-                    units::pct(idle_share(cs)),
-                    units::ns(mean_wall_ns(cs)),
-                ),
-                |c| format!(
-                    "awaits `{}` ({} a call; `{}` is idle {} of its {} a call)",
-                    cx.rows[c].location.label,
-                    units::ns(mean_wall_ns(&cx.dump.callsites[c])),
-                    self.label(cx),
+        let label = self.label(cx);
+        let its_wait = self.across.map_or_else(
+            || {
+                format!(
+                    "it is idle {} of its {} a call",
                     units::pct(idle_share(cs)),
                     units::ns(mean_wall_ns(cs)),
                 )
-            ),
-        )
+            },
+            |c| {
+                format!(
+                    "it awaits `{}`, {} a call, and is idle {} of its {} a call",
+                    cx.rows[c].location.label,
+                    units::ns(mean_wall_ns(&cx.dump.callsites[c])),
+                    units::pct(idle_share(cs)),
+                    units::ns(mean_wall_ns(cs)),
+                )
+            },
+        );
+        if self.shared() {
+            format!(
+                "Release what `{label}` holds before it waits ({its_wait}): a lock's guard (a `tokio::sync::Mutex` included), a semaphore permit or a pooled connection held across its `.await`s makes every task that needs it wait out its wait; await the slow call first and take the lock only to write, or copy what you need and drop the guard"
+            )
+        } else {
+            format!(
+                "Have what `{label}` hands over sooner ({its_wait}): start its work earlier or run more of it side by side (more producers, the next item fetched while this one is processed, a `buffered(n)` stream); its own findings are this wait's"
+            )
+        }
     }
 
     /// The step before the fixes.
     pub(crate) fn prerequisite(&self, cx: &Context<'_>, waiter: &str) -> String {
-        format!(
-            "Find what `{}` holds across its awaits that {waiter} takes (a lock, a permit, a connection)",
-            self.label(cx)
-        )
+        if self.shared() {
+            format!(
+                "Find what `{}` holds across its awaits that {waiter} takes (a lock, a permit, a connection)",
+                self.label(cx)
+            )
+        } else {
+            format!(
+                "Find what {waiter} awaits that `{}` sends or completes (a channel, a oneshot, a task's `JoinHandle`)",
+                self.label(cx)
+            )
+        }
     }
 
     /// ", across `fetch_config` (31.2 ms a call)", or nothing.
@@ -303,7 +392,7 @@ impl Holder {
     }
 
     fn threshold_ns(&self, cx: &Context<'_>) -> u64 {
-        cx.dump.callsites[self.index]
+        cx.dump.callsites[self.tied_on]
             .long_spans
             .as_ref()
             .map_or(1_000_000, |l| l.threshold_ns)
@@ -361,11 +450,34 @@ mod tests {
     fn waits_that_end_just_after_the_holder_are_tied_to_it() {
         let (waiter, holder) = lock_held_across_an_await();
         let t = ties(&waiter, &holder);
-        assert_eq!((t.waits, t.tied, t.before), (20, 20, 0));
+        assert_eq!((t.waits, t.tied, t.before, t.released), (20, 20, 0, 10));
         // Ten closes in a second, a window of 1.04 ms after each: about a
         // hundredth of a wait.
         assert!(t.by_chance < 0.5, "{t:?}");
         assert!(tied_enough(&t));
+    }
+
+    /// A producer's spans each hand one item to a consumer waiting on a
+    /// channel: tied one wait a span, a hand-off, not a lock.
+    #[test]
+    fn one_wait_ended_by_each_span_is_a_hand_off() {
+        let mut produce = Vec::new();
+        let mut waits = Vec::new();
+        for i in 0..40 {
+            let start = i * 6 * MS;
+            produce.push((start, start + 5 * MS, 5 * MS - 20_000));
+            // The consumer waits from just after the last item until 30 µs
+            // after this one's span closed.
+            let opened = start + 100_000;
+            let closed = start + 5 * MS + 30_000;
+            waits.push((opened, closed, closed - opened - 10_000));
+        }
+        let t = ties(&long(&waits), &long(&produce));
+        assert_eq!((t.waits, t.tied, t.released), (40, 40, 40));
+        assert!(tied_enough(&t));
+        let (waiter, holder) = lock_held_across_an_await();
+        let lock = ties(&waiter, &holder);
+        assert_eq!((lock.tied, lock.released), (20, 10));
     }
 
     /// Two tasks woken by one event (a broadcast, a shared timer) close

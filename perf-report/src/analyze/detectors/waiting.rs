@@ -677,10 +677,13 @@ fn workers_occupancy(cx: &Context<'_>) -> Option<f64> {
 }
 
 /// Where a holder's spans account for the waits, releasing what it holds
-/// is the first fix (the generic lock fix goes, as it says the same), and
-/// finding what it holds the first step.
+/// (or having what it hands over sooner) is the first fix, and finding
+/// it the first step; the general lock fix goes where it holds what its
+/// waiters share, as the first fix says the same.
 fn held_by(advice: &mut Advice, cx: &Context<'_>, holder: &holders::Holder, name: &str) {
-    advice.fixes.retain(|f| f != LOCKS);
+    if holder.shared() {
+        advice.fixes.retain(|f| f != LOCKS);
+    }
     advice.fixes.insert(0, holder.fix(cx));
     advice.prerequisites = vec![holder.prerequisite(cx, name)];
 }
