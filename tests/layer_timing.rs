@@ -404,4 +404,9 @@ fn long_spans_are_kept_with_their_times_and_a_thread_keeps_its_latest() {
     let expected: Vec<(u64, u64, u64)> = (6..70).map(|i| (opened(i), closed(i), 400_000)).collect();
     assert_eq!(kept, expected);
     assert_eq!(long.complete_after_ns, closed(5));
+    // The 16 a thread keeps idle the longest, whenever they closed: every
+    // span was idle alike, so its first 16 stay.
+    let longest: Vec<u64> = long.longest_waits.iter().map(|s| s.opened_ns).collect();
+    assert_eq!(longest.len(), 16);
+    assert!(longest.contains(&opened(0)), "{longest:?}");
 }

@@ -301,6 +301,15 @@ fn long_spans_kept(callsites: usize) -> usize {
 }
 
 impl Facts<'_> {
+    /// A long span in ns since the run started.
+    fn long_span(&self, s: &record::long_spans::LongSpan) -> LongSpan {
+        LongSpan {
+            opened_ns: self.since_start(s.opened),
+            closed_ns: self.since_start(s.closed),
+            idle_ns: s.idle_ns,
+        }
+    }
+
     /// A raw clock reading as ns since the run started (0 before it).
     fn since_start(&self, raw: u64) -> u64 {
         if raw <= self.started_raw {
@@ -621,14 +630,13 @@ fn long_spans(long: &record::long_spans::LongSpans, facts: &Facts<'_>) -> LongSp
             0 => 0,
             raw => facts.since_start(raw),
         },
-        spans: raw
-            .iter()
-            .map(|s| LongSpan {
-                opened_ns: facts.since_start(s.opened),
-                closed_ns: facts.since_start(s.closed),
-                idle_ns: s.idle_ns,
-            })
-            .collect(),
+        spans: raw.iter().map(|s| facts.long_span(s)).collect(),
+        longest_waits: {
+            let mut longest = long.longest().to_vec();
+            longest.sort_unstable_by_key(|s| std::cmp::Reverse(s.idle_ns));
+            longest.truncate(facts.long_kept / 4);
+            longest.iter().map(|s| facts.long_span(s)).collect()
+        },
     }
 }
 

@@ -483,7 +483,8 @@ impl ActiveWindow {
 ///
 /// Each thread keeps its latest 64 long spans of a callsite; a dump keeps
 /// the latest 256 of all threads' that it holds whole: every long span
-/// that closed after `complete_after_ns` is here, none before it is.
+/// that closed after `complete_after_ns` is here, none before it is. The
+/// spans idle the longest are kept apart, over the whole run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LongSpans {
     /// The wall time from which a span is long, ns.
@@ -493,6 +494,13 @@ pub struct LongSpans {
     pub complete_after_ns: u64,
     /// The spans, by closing time.
     pub spans: Vec<LongSpan>,
+    /// The long spans idle the longest over the whole run, whenever they
+    /// closed, the most idle first: 16 a thread, 64 in a dump (fewer where
+    /// `spans` are cut to the dump's budget). A callsite whose spans are
+    /// all long fills `spans` in a few milliseconds; its longest waits are
+    /// here. Empty in older dumps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub longest_waits: Vec<LongSpan>,
 }
 
 /// One long span ([`LongSpans::spans`]).

@@ -27,6 +27,12 @@ const KEPT: usize = 64;
 /// Long spans a merge keeps per callsite (the latest).
 const MERGED_KEPT: usize = 256;
 
+/// Spans idle the longest a thread keeps per callsite.
+const LONGEST: usize = 16;
+
+/// Spans idle the longest a merge keeps per callsite.
+const MERGED_LONGEST: usize = 64;
+
 /// One long span, in raw clock readings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LongSpan {
@@ -45,6 +51,13 @@ pub(crate) struct LongSpans {
     /// Every long span that closed after this reading is in `spans`; 0
     /// while none was lost.
     complete_after: u64,
+    /// The spans idle the longest over the whole run, at most
+    /// [`LONGEST`] (a merge's [`MERGED_LONGEST`]): a callsite whose spans
+    /// are all long (a request behind a 1 ms timer) fills its ring in a
+    /// few milliseconds, and its longest waits would be lost.
+    longest: Vec<LongSpan>,
+    /// The least idle time in `longest` once full.
+    longest_floor: u64,
 }
 
 impl LongSpans {
@@ -56,10 +69,14 @@ impl LongSpans {
         let _pause = PauseCounting::new();
         let mut spans = Vec::with_capacity(KEPT);
         spans.push(span);
+        let mut longest = Vec::with_capacity(LONGEST);
+        longest.push(span);
         Box::new(Self {
             spans,
             next: 1,
             complete_after: 0,
+            longest,
+            longest_floor: 0,
         })
     }
 
@@ -77,6 +94,24 @@ impl LongSpans {
             self.spans[slot] = span;
         }
         self.next = (self.next + 1) % KEPT;
+        if self.longest.len() < LONGEST {
+            self.longest.push(span);
+            if self.longest.len() == LONGEST {
+                self.longest_floor = self.longest.iter().map(|s| s.idle_ns).min().unwrap_or(0);
+            }
+        } else if span.idle_ns > self.longest_floor {
+            self.replace_least_idle(span);
+        }
+    }
+
+    /// Puts `span` in the place of the least idle of the full `longest`.
+    #[cold]
+    #[inline(never)]
+    fn replace_least_idle(&mut self, span: LongSpan) {
+        if let Some(least) = self.longest.iter_mut().min_by_key(|s| s.idle_ns) {
+            *least = span;
+        }
+        self.longest_floor = self.longest.iter().map(|s| s.idle_ns).min().unwrap_or(0);
     }
 
     /// Adds another thread's (or merge's) long spans: the spans both hold
@@ -102,6 +137,12 @@ impl LongSpans {
         self.spans = spans;
         self.next = 0;
         self.complete_after = complete_after;
+        let mut longest: Vec<LongSpan> =
+            self.longest.iter().chain(&other.longest).copied().collect();
+        longest.sort_unstable_by_key(|s| std::cmp::Reverse(s.idle_ns));
+        longest.truncate(MERGED_LONGEST);
+        self.longest_floor = longest.last().map_or(0, |s| s.idle_ns);
+        self.longest = longest;
     }
 
     /// The spans kept, in no particular order for a thread's ring.
@@ -113,6 +154,11 @@ impl LongSpans {
     /// none was lost.
     pub(crate) fn complete_after(&self) -> u64 {
         self.complete_after
+    }
+
+    /// The spans idle the longest, in no particular order.
+    pub(crate) fn longest(&self) -> &[LongSpan] {
+        &self.longest
     }
 }
 
@@ -158,6 +204,34 @@ mod tests {
         assert!(kept.contains(&50));
         assert_eq!(kept.len(), 65);
         assert_eq!(b.complete_after(), 36);
+    }
+
+    #[test]
+    fn the_longest_waits_are_kept_whenever_they_were() {
+        let idle = |closed: u64, idle_ns: u64| LongSpan {
+            opened: closed - 10,
+            closed,
+            idle_ns,
+        };
+        // An early long wait among hundreds of short ones: the ring loses
+        // it, the longest keep it.
+        let mut ring = LongSpans::first(idle(10, 5));
+        ring.keep(idle(20, 9_000));
+        for closed in 30..500 {
+            ring.keep(idle(closed, closed % 7));
+        }
+        assert!(ring.spans().iter().all(|s| s.closed != 20));
+        assert!(ring.longest().iter().any(|s| s.closed == 20));
+        assert_eq!(ring.longest().len(), LONGEST);
+        // A span no more idle than the least kept does not take its place.
+        let mut equal = LongSpans::first(idle(11, 7));
+        for closed in 12..=50 {
+            equal.keep(idle(closed, 7));
+        }
+        assert!(equal.longest().iter().any(|s| s.closed == 11));
+        let mut merged = LongSpans::default();
+        merged.merge(&ring);
+        assert_eq!(merged.longest()[0].idle_ns, 9_000);
     }
 
     #[test]

@@ -195,17 +195,20 @@ fn tied_enough(t: &Ties) -> bool {
 }
 
 fn ties(waiter: &LongSpans, holder: &LongSpans) -> Ties {
-    // Both hold every long span that closed after this.
-    let complete = waiter.complete_after_ns.max(holder.complete_after_ns);
+    // The holder's every long span that closed after this is known; the
+    // waiter's waits are a sample (its latest, and its longest over the
+    // run), which a wait left out does not bias.
+    let complete = holder.complete_after_ns;
     let mut spans: Vec<&LongSpan> = holder
         .spans
         .iter()
         .filter(|h| h.closed_ns > complete && h.opened_ns <= h.closed_ns)
         .collect();
     spans.sort_unstable_by_key(|h| h.closed_ns);
-    let waits: Vec<&LongSpan> = waiter
+    let mut waits: Vec<&LongSpan> = waiter
         .spans
         .iter()
+        .chain(&waiter.longest_waits)
         .filter(|w| {
             let wall = w.closed_ns.saturating_sub(w.opened_ns);
             w.opened_ns > complete
@@ -214,6 +217,9 @@ fn ties(waiter: &LongSpans, holder: &LongSpans) -> Ties {
                 && w.idle_ns <= wall
         })
         .collect();
+    // A wait both among the latest and the longest counts once.
+    waits.sort_unstable_by_key(|w| (w.closed_ns, w.opened_ns, w.idle_ns));
+    waits.dedup();
     let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
         return Ties {
             waits: waits.len(),
@@ -277,14 +283,14 @@ impl Holder {
         self.tied as f64 >= MIN_SHARED * self.released as f64
     }
 
-    /// The finding's summary of it: "; 120 of its 120 latest waits over
+    /// The finding's summary of it: "; 120 of its 120 waits over
     /// 1.00 ms ended just after a `refresh_config` span closed that was
     /// open when they began, 8.0 a span (chance would tie 1.3):
     /// `refresh_config` holds what they wait for, across `fetch_config`
     /// (31.1 ms a call)".
     pub(crate) fn clause(&self, cx: &Context<'_>) -> String {
         let ties = format!(
-            "; {} of its {} latest waits over {} ended just after a `{}` span closed that was open when they began{}",
+            "; {} of its {} waits over {} read (its latest, and its longest) ended just after a `{}` span closed that was open when they began{}",
             self.tied,
             self.waits,
             units::ns(self.threshold_ns(cx) as f64),
@@ -417,6 +423,7 @@ mod tests {
         LongSpans {
             threshold_ns: MS,
             complete_after_ns: 0,
+            longest_waits: Vec::new(),
             spans: spans
                 .iter()
                 .map(|&(opened_ns, closed_ns, idle_ns)| LongSpan {

@@ -183,20 +183,23 @@ fn onto_window(cs: &mut CallsiteStats, offset_ns: u64) {
     });
     // The window's long spans: those that opened in it.
     cs.long_spans = cs.long_spans.take().and_then(|long| {
-        let spans: Vec<LongSpan> = long
-            .spans
-            .iter()
-            .filter(|s| s.opened_ns >= offset_ns)
-            .map(|s| LongSpan {
-                opened_ns: s.opened_ns - offset_ns,
-                closed_ns: s.closed_ns.saturating_sub(offset_ns),
-                idle_ns: s.idle_ns,
-            })
-            .collect();
+        let in_window = |spans: &[LongSpan]| -> Vec<LongSpan> {
+            spans
+                .iter()
+                .filter(|s| s.opened_ns >= offset_ns)
+                .map(|s| LongSpan {
+                    opened_ns: s.opened_ns - offset_ns,
+                    closed_ns: s.closed_ns.saturating_sub(offset_ns),
+                    idle_ns: s.idle_ns,
+                })
+                .collect()
+        };
+        let spans = in_window(&long.spans);
         (!spans.is_empty()).then(|| LongSpans {
             threshold_ns: long.threshold_ns,
             complete_after_ns: long.complete_after_ns.saturating_sub(offset_ns),
             spans,
+            longest_waits: in_window(&long.longest_waits),
         })
     });
     for g in &mut cs.groups {
