@@ -11,10 +11,11 @@
 //! was to add spans around its awaits; fetching before locking served 44%
 //! more requests.
 //!
-//! A wait (a long span idle at least half its wall time) is tied to a
-//! holder's span when the holder's span was open when the wait began and
-//! closed before it ended, within the waiter's own busy time and
-//! [`SLACK_NS`]. Chance ties are counted too: the holder's spans close at
+//! A wait (one of the waiter's longest long spans, idle at least half its
+//! wall time) is tied to a holder's span when the holder's span was open
+//! when the wait began and closed before it ended, within the waiter's own
+//! busy time and [`SLACK_NS`] (or, where that ties too few, [`STRETCH`] of
+//! its idle time more). Chance ties are counted too: the holder's spans close at
 //! some rate, and a window of that length after any one of them catches a
 //! random close that often. A holder is named when at least half the
 //! waits are tied, four times what chance gives, and few waits end just
@@ -56,6 +57,12 @@ const NEAR_MOST: f64 = 0.9;
 /// of its ties, is the holder, holding across it (0.5).
 const PARENT_TIES: f64 = 0.5;
 
+/// Where the window of [`SLACK_NS`] past a wait's busy time ties too few,
+/// this share of its idle time is added to it: a lock's waiter whose span
+/// sleeps on a 1 ms timer tick after the lock ended 2.2 to 2.7 ms after a
+/// 6.4 ms holder closed, 8.9 ms into its wait (0.25).
+const STRETCH: f64 = 0.25;
+
 /// Fewest waits a holder is read from.
 const MIN_WAITS: usize = 8;
 
@@ -79,8 +86,10 @@ pub(crate) struct Holder {
     pub(crate) tied_on: usize,
     /// The waits that ended just after one of its spans closed...
     pub(crate) tied: usize,
-    /// ...of the waiter's long waits read.
+    /// ...of the waiter's long waits read...
     pub(crate) waits: usize,
+    /// ...its longest over the run, or else its latest too.
+    pub(crate) longest: bool,
     /// Its spans those waits ended after: fewer than the waits where each
     /// released several (a lock's waiters), as many where each handed
     /// over one thing (a channel's item, a task's result).
@@ -110,7 +119,21 @@ pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
     let all: Vec<(usize, Ties)> = cx
         .callsites()
         .filter(|&(i, _, _)| i != waiter && !ancestors.contains(&i))
-        .filter_map(|(i, cs, _)| Some((i, ties(w, cs.long_spans.as_ref()?))))
+        .filter_map(|(i, cs, _)| {
+            let h = cs.long_spans.as_ref()?;
+            let narrow = ties(w, h, 0.0);
+            // A waiter whose own waits go on after the release (a timer,
+            // a second await) ends later: the window widens with its wait,
+            // and chance with it.
+            Some((
+                i,
+                if tied_enough(&narrow) {
+                    narrow
+                } else {
+                    ties(w, h, STRETCH)
+                },
+            ))
+        })
         .collect();
     let &(best, t) = all
         .iter()
@@ -147,6 +170,7 @@ pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
         across,
         tied: t.tied,
         waits: t.waits,
+        longest: t.longest,
         released: t.released,
         by_chance: t.by_chance,
     })
@@ -179,6 +203,8 @@ const MAX_ANCESTORS: usize = 64;
 /// How a waiter's long waits ended against a candidate's long spans.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Ties {
+    /// The waits read are the waiter's longest (else its latest too).
+    longest: bool,
     waits: usize,
     tied: usize,
     /// The holder's spans the tied waits ended after.
@@ -194,10 +220,10 @@ fn tied_enough(t: &Ties) -> bool {
         && t.before as f64 <= MAX_BEFORE * t.tied as f64
 }
 
-fn ties(waiter: &LongSpans, holder: &LongSpans) -> Ties {
+/// `stretch`: the share of each wait's idle time added to its window.
+fn ties(waiter: &LongSpans, holder: &LongSpans, stretch: f64) -> Ties {
     // The holder's every long span that closed after this is known; the
-    // waiter's waits are a sample (its latest, and its longest over the
-    // run), which a wait left out does not bias.
+    // waiter's waits are a sample, which a wait left out does not bias.
     let complete = holder.complete_after_ns;
     let mut spans: Vec<&LongSpan> = holder
         .spans
@@ -205,23 +231,29 @@ fn ties(waiter: &LongSpans, holder: &LongSpans) -> Ties {
         .filter(|h| h.closed_ns > complete && h.opened_ns <= h.closed_ns)
         .collect();
     spans.sort_unstable_by_key(|h| h.closed_ns);
-    let mut waits: Vec<&LongSpan> = waiter
-        .spans
-        .iter()
-        .chain(&waiter.longest_waits)
-        .filter(|w| {
-            let wall = w.closed_ns.saturating_sub(w.opened_ns);
-            w.opened_ns > complete
-                && wall > 0
-                && w.idle_ns as f64 >= MIN_IDLE * wall as f64
-                && w.idle_ns <= wall
-        })
-        .collect();
+    let is_wait = |w: &&LongSpan| {
+        let wall = w.closed_ns.saturating_sub(w.opened_ns);
+        w.opened_ns > complete
+            && wall > 0
+            && w.idle_ns as f64 >= MIN_IDLE * wall as f64
+            && w.idle_ns <= wall
+    };
+    // Its longest waits over the run, the ones a holder would lengthen;
+    // its latest too where too few of those fall in the part of the run
+    // the holder's spans are known for. A callsite whose every call is
+    // long (a 1 ms timer tick) has latest waits that are its usual ones:
+    // a lock's victims were 32 of 141.
+    let mut waits: Vec<&LongSpan> = waiter.longest_waits.iter().filter(is_wait).collect();
+    let longest = waits.len() >= MIN_WAITS;
+    if !longest {
+        waits.extend(waiter.spans.iter().filter(is_wait));
+    }
     // A wait both among the latest and the longest counts once.
     waits.sort_unstable_by_key(|w| (w.closed_ns, w.opened_ns, w.idle_ns));
     waits.dedup();
     let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
         return Ties {
+            longest,
             waits: waits.len(),
             tied: 0,
             released: 0,
@@ -241,7 +273,9 @@ fn ties(waiter: &LongSpans, holder: &LongSpans) -> Ties {
     let mut released = vec![false; spans.len()];
     for w in &waits {
         let busy = w.closed_ns - w.opened_ns - w.idle_ns;
-        let window = busy.saturating_add(SLACK_NS);
+        let window = busy
+            .saturating_add(SLACK_NS)
+            .saturating_add((stretch * w.idle_ns as f64) as u64);
         // The last of the holder's spans open when the wait began that
         // closed in `lo..=hi`.
         let closes_in = |lo: u64, hi: u64| {
@@ -268,6 +302,7 @@ fn ties(waiter: &LongSpans, holder: &LongSpans) -> Ties {
         by_chance += (rate * window as f64).min(1.0);
     }
     Ties {
+        longest,
         waits: waits.len(),
         tied,
         released: released.iter().filter(|&&r| r).count(),
@@ -283,16 +318,17 @@ impl Holder {
         self.tied as f64 >= MIN_SHARED * self.released as f64
     }
 
-    /// The finding's summary of it: "; 120 of its 120 waits over
+    /// The finding's summary of it: "; 32 of its 32 longest waits over
     /// 1.00 ms ended just after a `refresh_config` span closed that was
-    /// open when they began, 8.0 a span (chance would tie 1.3):
+    /// open when they began, 4.6 a span (chance would tie 0.3):
     /// `refresh_config` holds what they wait for, across `fetch_config`
     /// (31.1 ms a call)".
     pub(crate) fn clause(&self, cx: &Context<'_>) -> String {
         let ties = format!(
-            "; {} of its {} waits over {} read (its latest, and its longest) ended just after a `{}` span closed that was open when they began{}",
+            "; {} of its {} {} waits over {} ended just after a `{}` span closed that was open when they began{}",
             self.tied,
             self.waits,
+            if self.longest { "longest" } else { "latest" },
             units::ns(self.threshold_ns(cx) as f64),
             cx.rows[self.tied_on].location.label,
             if self.tied_on == self.index {
@@ -356,7 +392,14 @@ impl Holder {
                 )
             },
         );
-        if self.shared() {
+        if self.shared() && idle_share(cs) < MIN_IDLE {
+            // It holds while it computes, not while it waits.
+            format!(
+                "Do `{label}`'s work outside what it holds (it is busy {} of its {} a call): build the new value before taking the lock's guard (a `tokio::sync::Mutex` included) and take it only to swap the value in; a long computation inside an async task also stalls its runtime worker (`tokio::task::spawn_blocking`)",
+                units::pct(1.0 - idle_share(cs)),
+                units::ns(mean_wall_ns(cs)),
+            )
+        } else if self.shared() {
             format!(
                 "Release what `{label}` holds before it waits ({its_wait}): a lock's guard (a `tokio::sync::Mutex` included), a semaphore permit or a pooled connection held across its `.await`s makes every task that needs it wait out its wait; await the slow call first and take the lock only to write, or copy what you need and drop the guard"
             )
@@ -371,7 +414,7 @@ impl Holder {
     pub(crate) fn prerequisite(&self, cx: &Context<'_>, waiter: &str) -> String {
         if self.shared() {
             format!(
-                "Find what `{}` holds across its awaits that {waiter} takes (a lock, a permit, a connection)",
+                "Find what `{}` holds that {waiter} takes (a lock, a permit, a connection)",
                 self.label(cx)
             )
         } else {
@@ -456,12 +499,33 @@ mod tests {
     #[test]
     fn waits_that_end_just_after_the_holder_are_tied_to_it() {
         let (waiter, holder) = lock_held_across_an_await();
-        let t = ties(&waiter, &holder);
+        let t = ties(&waiter, &holder, 0.0);
         assert_eq!((t.waits, t.tied, t.before, t.released), (20, 20, 0, 10));
         // Ten closes in a second, a window of 1.04 ms after each: about a
         // hundredth of a wait.
         assert!(t.by_chance < 0.5, "{t:?}");
         assert!(tied_enough(&t));
+    }
+
+    /// A waiter that sleeps a timer's tick after taking the lock ends
+    /// 2.5 ms after the holder: past the narrow window, inside the
+    /// stretched one (a quarter of its 8.5 ms idle time).
+    #[test]
+    fn a_waiter_with_its_own_wait_after_the_lock_is_tied_in_the_stretched_window() {
+        let mut holder = Vec::new();
+        let mut waits = Vec::new();
+        for cycle in 0..20 {
+            let start = cycle * 46 * MS;
+            holder.push((start, start + 6 * MS + 400_000, 0));
+            let opened = start + 300_000;
+            let closed = start + 6 * MS + 400_000 + 2_500_000;
+            waits.push((opened, closed, 8_500_000));
+        }
+        let (waiter, holder) = (long(&waits), long(&holder));
+        assert_eq!(ties(&waiter, &holder, 0.0).tied, 0);
+        let t = ties(&waiter, &holder, STRETCH);
+        assert_eq!(t.tied, 20, "{t:?}");
+        assert!(tied_enough(&t), "{t:?}");
     }
 
     /// A producer's spans each hand one item to a consumer waiting on a
@@ -479,11 +543,11 @@ mod tests {
             let closed = start + 5 * MS + 30_000;
             waits.push((opened, closed, closed - opened - 10_000));
         }
-        let t = ties(&long(&waits), &long(&produce));
+        let t = ties(&long(&waits), &long(&produce), 0.0);
         assert_eq!((t.waits, t.tied, t.released), (40, 40, 40));
         assert!(tied_enough(&t));
         let (waiter, holder) = lock_held_across_an_await();
-        let lock = ties(&waiter, &holder);
+        let lock = ties(&waiter, &holder, 0.0);
         assert_eq!((lock.tied, lock.released), (20, 10));
     }
 
@@ -503,7 +567,7 @@ mod tests {
             };
             waits.push((start + MS, end, end - start - MS - 50_000));
         }
-        let t = ties(&long(&waits), &long(&other));
+        let t = ties(&long(&waits), &long(&other), 0.0);
         assert_eq!((t.waits, t.tied, t.before), (20, 10, 10));
         assert!(!tied_enough(&t));
     }
@@ -523,7 +587,7 @@ mod tests {
                 .map(|w| (w.opened_ns - 100, w.closed_ns + 10_000, 0))
                 .collect::<Vec<_>>(),
         );
-        assert_eq!(ties(&waiter, &parent).tied, 0);
+        assert_eq!(ties(&waiter, &parent, 0.0).tied, 0);
         let later = long(
             &waiter
                 .spans
@@ -531,7 +595,7 @@ mod tests {
                 .map(|w| (w.opened_ns + 10, w.closed_ns - 10_000, 0))
                 .collect::<Vec<_>>(),
         );
-        assert_eq!(ties(&waiter, &later).tied, 0);
+        assert_eq!(ties(&waiter, &later, 0.0).tied, 0);
     }
 
     /// A holder closing every 2 ms ties most waits by chance alone.
@@ -543,7 +607,7 @@ mod tests {
                 .map(|i| (i * 2 * MS, i * 2 * MS + 1_900_000, 0))
                 .collect::<Vec<_>>(),
         );
-        let t = ties(&waiter, &busy);
+        let t = ties(&waiter, &busy, 0.0);
         assert!(t.by_chance > 5.0, "{t:?}");
         assert!(!tied_enough(&t), "{t:?}");
     }
@@ -559,7 +623,7 @@ mod tests {
             (u64::MAX - 1, u64::MAX, 1),
             (0, u64::MAX, u64::MAX),
         ]);
-        let t = ties(&odd, &odd);
+        let t = ties(&odd, &odd, 0.0);
         assert!(t.waits < MIN_WAITS && !tied_enough(&t), "{t:?}");
     }
 
@@ -569,7 +633,7 @@ mod tests {
     fn waits_before_what_both_hold_whole_are_left_out() {
         let (waiter, mut holder) = lock_held_across_an_await();
         holder.complete_after_ns = 500 * MS;
-        let t = ties(&waiter, &holder);
+        let t = ties(&waiter, &holder, 0.0);
         assert_eq!(t.waits, 10);
         assert_eq!(t.tied, 10);
     }
