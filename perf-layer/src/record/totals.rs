@@ -240,7 +240,8 @@ pub(crate) struct CallsiteAcc {
     pub(crate) worker_calls: u64,
     /// Their entered intervals.
     pub(crate) intervals: u64,
-    /// The latest long spans ([`super::long_spans`]); made at the first.
+    /// Its latest long spans and those idle the longest
+    /// ([`super::long_spans`]); made at the first.
     pub(crate) long: Option<Box<LongSpans>>,
 }
 

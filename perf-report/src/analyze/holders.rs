@@ -50,8 +50,10 @@ const SLACK_NS: u64 = 1_000_000;
 const MIN_SHARED: f64 = 1.5;
 
 /// A child of the callsite that tied the most, with at least this share
-/// of its ties, is what it awaited while holding (0.9).
-const NEAR_MOST: f64 = 0.9;
+/// of its ties, is what it awaited while holding (0.5): open when the
+/// waits began, it closed before them (its close is further from theirs
+/// than its parent's, so its narrow window ties fewer under load).
+const CHILD_TIES: f64 = 0.5;
 
 /// A parent of the callsite that tied the most, with at least this share
 /// of its ties, is the holder, holding across it (0.5).
@@ -62,6 +64,18 @@ const PARENT_TIES: f64 = 0.5;
 /// sleeps on a 1 ms timer tick after the lock ended 2.2 to 2.7 ms after a
 /// 6.4 ms holder closed, 8.9 ms into its wait (0.25).
 const STRETCH: f64 = 0.25;
+
+/// Bounds on what one reading takes in, so that a hostile dump's
+/// thousands of callsites and spans cannot make it run for minutes: the
+/// candidates with long spans read (in the dump's order), the spans and
+/// waits of each read (perf-layer writes at most 256 and 320), and the
+/// holder's spans looked at in one wait's window (more than that close
+/// in it by chance alone).
+const MAX_CANDIDATES: usize = 1_024;
+/// Waiting spans a report reads a holder for.
+pub(crate) const MAX_READS: usize = 32;
+const MAX_SPANS: usize = 512;
+const MAX_IN_WINDOW: usize = 16;
 
 /// Fewest waits a holder is read from.
 const MIN_WAITS: usize = 8;
@@ -96,7 +110,8 @@ pub(crate) struct Holder {
     pub(crate) released: usize,
     /// The ties chance would give.
     pub(crate) by_chance: f64,
-    /// Its child that tied nearly as many: what it awaited while holding.
+    /// Its child that tied at least half as many: what it awaited while
+    /// holding.
     pub(crate) across: Option<usize>,
 }
 
@@ -110,7 +125,7 @@ pub(crate) struct Holder {
 /// after the waiter it woke. The callsite that tied the most gives the
 /// figures; its parent, when it tied at least [`PARENT_TIES`] as many, is
 /// the holder, holding across it. Else a child of the callsite that tied
-/// nearly as many ([`NEAR_MOST`]) is what it awaited. A child that takes
+/// at least half as many ([`CHILD_TIES`]) is what it awaited. A child that takes
 /// the lock itself releases it at its own close, well before a parent
 /// that works on, which then ties none.
 pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
@@ -119,6 +134,8 @@ pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
     let all: Vec<(usize, Ties)> = cx
         .callsites()
         .filter(|&(i, _, _)| i != waiter && !ancestors.contains(&i))
+        .filter(|(_, cs, _)| cs.long_spans.is_some())
+        .take(MAX_CANDIDATES)
         .filter_map(|(i, cs, _)| {
             let h = cs.long_spans.as_ref()?;
             let narrow = ties(w, h, 0.0);
@@ -155,8 +172,7 @@ pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
             let child = all
                 .iter()
                 .filter(|(c, ct)| {
-                    tied_enough(ct)
-                        && ct.tied as f64 >= NEAR_MOST * t.tied as f64
+                    ct.tied as f64 >= CHILD_TIES * t.tied as f64
                         && cx.edges_into(id(*c)).any(|e| e.parent == id(best))
                 })
                 .max_by_key(|(_, ct)| ct.tied)
@@ -231,6 +247,8 @@ fn ties(waiter: &LongSpans, holder: &LongSpans, stretch: f64) -> Ties {
         .filter(|h| h.closed_ns > complete && h.opened_ns <= h.closed_ns)
         .collect();
     spans.sort_unstable_by_key(|h| h.closed_ns);
+    // perf-layer writes at most 256; a hostile dump's more are not read.
+    let spans = &spans[spans.len().saturating_sub(MAX_SPANS)..];
     let is_wait = |w: &&LongSpan| {
         let wall = w.closed_ns.saturating_sub(w.opened_ns);
         w.opened_ns > complete
@@ -251,6 +269,7 @@ fn ties(waiter: &LongSpans, holder: &LongSpans, stretch: f64) -> Ties {
     // A wait both among the latest and the longest counts once.
     waits.sort_unstable_by_key(|w| (w.closed_ns, w.opened_ns, w.idle_ns));
     waits.dedup();
+    waits.truncate(MAX_SPANS);
     let (Some(first), Some(last)) = (spans.first(), spans.last()) else {
         return Ties {
             longest,
@@ -281,6 +300,7 @@ fn ties(waiter: &LongSpans, holder: &LongSpans, stretch: f64) -> Ties {
         let closes_in = |lo: u64, hi: u64| {
             let start = spans.partition_point(|h| h.closed_ns < lo);
             (start..spans.len())
+                .take(MAX_IN_WINDOW)
                 .take_while(|&k| spans[k].closed_ns <= hi)
                 .filter(|&k| spans[k].opened_ns < w.opened_ns && spans[k].closed_ns > w.opened_ns)
                 .last()
@@ -625,6 +645,19 @@ mod tests {
         ]);
         let t = ties(&odd, &odd, 0.0);
         assert!(t.waits < MIN_WAITS && !tied_enough(&t), "{t:?}");
+    }
+
+    /// A hostile dump's tens of thousands of identical spans are read up
+    /// to the bounds, not each against each.
+    #[test]
+    fn a_hostile_dump_s_spans_are_read_up_to_the_bounds() {
+        let many = long(
+            &(0..20_000)
+                .map(|i| (i, i + 10 * MS, 9 * MS))
+                .collect::<Vec<_>>(),
+        );
+        let t = ties(&many, &many, STRETCH);
+        assert_eq!(t.waits, MAX_SPANS, "{t:?}");
     }
 
     /// Waits before the part of the run the holder's spans are whole for

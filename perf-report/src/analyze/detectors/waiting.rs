@@ -111,6 +111,7 @@ impl Detector for Waiting {
         let own = OwnIdle::of(cx, s);
         let paced_by = driver(cx, &own, s);
         let callers = heaviest_callers(cx);
+        let mut holder_reads = 0;
         for (i, cs, row) in cx.callsites() {
             // A task's wait gives back time only where a runtime worker is
             // free to run it: the workers' occupancy (computing, blocked or
@@ -197,8 +198,15 @@ impl Detector for Waiting {
                 }
             });
             // The span whose spans held what these waited for, when the
-            // order their long spans closed in says so.
-            let holder = holders::of(cx, i);
+            // order their long spans closed in says so (for the first
+            // `holders::MAX_READS` waiting spans: a bound for a hostile
+            // dump's thousands).
+            let holder = (holder_reads < holders::MAX_READS)
+                .then(|| {
+                    holder_reads += 1;
+                    holders::of(cx, i)
+                })
+                .flatten();
             let held = holder.as_ref().map_or(String::new(), |h| h.clause(cx));
             let draft = Draft {
                 class: Class::Waiting,
@@ -1108,5 +1116,60 @@ mod tests {
         assert!(cache.summary.contains("`handle` also waits in `query_db`"), "{}", cache.summary);
         let a = report(false);
         assert!(a.findings.iter().all(|f| !f.summary.contains("also waits in")), "{:#?}", a.findings);
+    }
+
+    /// A waiter whose every long wait began inside a `rebuild` span and
+    /// ended 0.5 ms after it closed names `rebuild` as the holder; the
+    /// first fix is to release it before its wait where `rebuild` is idle,
+    /// and to do its work outside the guard where it computes.
+    #[test]
+    fn a_holder_is_named_and_its_fix_follows_what_it_does_while_holding() {
+        use perf_layer::dump::{LongSpan, LongSpans};
+        let found = |rebuild_idle: u64| {
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    Span::new("query", &[(50 * US, 100)]).idle(8 * MS),
+                    Span::new("rebuild", &[(6 * MS - rebuild_idle, 20)]).idle(rebuild_idle),
+                ],
+            );
+            let long = |spans: Vec<LongSpan>| {
+                Some(LongSpans {
+                    threshold_ns: MS,
+                    complete_after_ns: 0,
+                    spans: Vec::new(),
+                    longest_waits: spans,
+                })
+            };
+            let holds = (0..20).map(|k| LongSpan {
+                opened_ns: k * 46 * MS,
+                closed_ns: k * 46 * MS + 6 * MS,
+                idle_ns: rebuild_idle,
+            });
+            d.callsites[1].long_spans = long(Vec::new());
+            if let Some(l) = d.callsites[1].long_spans.as_mut() {
+                l.spans = holds.collect();
+            }
+            d.callsites[0].long_spans = long(
+                (0..20)
+                    .flat_map(|k| {
+                        [MS, 2 * MS].map(|began| LongSpan {
+                            opened_ns: k * 46 * MS + began,
+                            closed_ns: k * 46 * MS + 6 * MS + 500 * US,
+                            idle_ns: 6 * MS + 500 * US - began - 50 * US,
+                        })
+                    })
+                    .collect(),
+            );
+            detect(Class::Waiting, d)
+        };
+        let idle = found(6 * MS - 10 * US);
+        let query = about(&idle, "query").expect("a waiting finding");
+        assert!(query.summary.contains("`rebuild` holds what they wait for"), "{}", query.summary);
+        assert!(query.advice.fixes[0].starts_with("Release what `rebuild` holds"), "{:?}", query.advice.fixes);
+        let busy = found(0);
+        let query = about(&busy, "query").expect("a waiting finding");
+        assert!(query.advice.fixes[0].starts_with("Do `rebuild`'s work outside what it holds"), "{:?}", query.advice.fixes);
+        assert!(query.advice.prerequisites[0].starts_with("Find what `rebuild` holds"), "{:?}", query.advice.prerequisites);
     }
 }
