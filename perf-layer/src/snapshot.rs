@@ -615,15 +615,8 @@ fn callsite_stats(
 
 /// A callsite's long spans, in ns since the run started, by closing time.
 fn long_spans(long: &record::long_spans::LongSpans, facts: &Facts<'_>) -> LongSpans {
-    let mut raw = long.spans().to_vec();
-    raw.sort_unstable_by_key(|s| s.closed);
-    let mut complete_after = long.complete_after();
     // The latest, within the dump's budget.
-    if raw.len() > facts.long_kept {
-        let dropped = raw.len() - facts.long_kept;
-        complete_after = complete_after.max(raw[dropped - 1].closed);
-        raw.drain(..dropped);
-    }
+    let (raw, complete_after) = long.latest(facts.long_kept);
     LongSpans {
         threshold_ns: record::long_spans::LONG_SPAN_NS,
         complete_after_ns: match complete_after {

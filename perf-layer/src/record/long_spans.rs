@@ -127,16 +127,9 @@ impl LongSpans {
             .filter(|s| s.closed > after)
             .copied()
             .collect();
-        spans.sort_unstable_by_key(|s| s.closed);
-        let mut complete_after = after;
-        if spans.len() > MERGED_KEPT {
-            let dropped = spans.len() - MERGED_KEPT;
-            complete_after = complete_after.max(spans[dropped - 1].closed);
-            spans.drain(..dropped);
-        }
+        self.complete_after = keep_latest(&mut spans, after, MERGED_KEPT);
         self.spans = spans;
         self.next = 0;
-        self.complete_after = complete_after;
         let mut longest: Vec<LongSpan> =
             self.longest.iter().chain(&other.longest).copied().collect();
         longest.sort_unstable_by_key(|s| std::cmp::Reverse(s.idle_ns));
@@ -146,20 +139,36 @@ impl LongSpans {
     }
 
     /// The spans kept, in no particular order for a thread's ring.
-    pub(crate) fn spans(&self) -> &[LongSpan] {
+    #[cfg(test)]
+    fn spans(&self) -> &[LongSpan] {
         &self.spans
     }
 
-    /// Every long span that closed after this raw reading is kept; 0 when
-    /// none was lost.
-    pub(crate) fn complete_after(&self) -> u64 {
-        self.complete_after
+    /// The latest `n` spans, by closing time, and the reading after which
+    /// every long span is among them (0 when none was left out).
+    pub(crate) fn latest(&self, n: usize) -> (Vec<LongSpan>, u64) {
+        let mut spans = self.spans.clone();
+        let complete_after = keep_latest(&mut spans, self.complete_after, n);
+        (spans, complete_after)
     }
 
     /// The spans idle the longest, in no particular order.
     pub(crate) fn longest(&self) -> &[LongSpan] {
         &self.longest
     }
+}
+
+/// Sorts `spans` by closing time and keeps the latest `n`; returns the
+/// reading after which every long span is kept: `complete_after`, or the
+/// last one dropped.
+fn keep_latest(spans: &mut Vec<LongSpan>, complete_after: u64, n: usize) -> u64 {
+    spans.sort_unstable_by_key(|s| s.closed);
+    let Some(dropped) = spans.len().checked_sub(n).filter(|&d| d > 0) else {
+        return complete_after;
+    };
+    let after = complete_after.max(spans[dropped - 1].closed);
+    spans.drain(..dropped);
+    after
 }
 
 #[cfg(test)]
@@ -184,7 +193,7 @@ mod tests {
         kept.sort_unstable();
         assert_eq!(kept, (37..=100).collect::<Vec<_>>());
         // Span 36 was the last one overwritten: every span after it is kept.
-        assert_eq!(ring.complete_after(), 36);
+        assert_eq!(ring.latest(usize::MAX).1, 36);
     }
 
     #[test]
@@ -203,7 +212,7 @@ mod tests {
         assert_eq!(kept.first(), Some(&37));
         assert!(kept.contains(&50));
         assert_eq!(kept.len(), 65);
-        assert_eq!(b.complete_after(), 36);
+        assert_eq!(b.latest(usize::MAX).1, 36);
     }
 
     #[test]
@@ -246,7 +255,7 @@ mod tests {
         }
         assert_eq!(all.spans().len(), MERGED_KEPT);
         let first_kept = all.spans()[0].closed;
-        assert!(all.complete_after() < first_kept);
+        assert!(all.latest(usize::MAX).1 < first_kept);
         assert!(all.spans().windows(2).all(|w| w[0].closed <= w[1].closed));
         assert_eq!(all.spans().last().map(|s| s.closed), Some(7_040));
     }

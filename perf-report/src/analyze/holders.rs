@@ -124,32 +124,31 @@ pub(crate) struct Holder {
 /// releasing the lock (or sending the item) and its span's close closes
 /// after the waiter it woke. The callsite that tied the most gives the
 /// figures; its parent, when it tied at least [`PARENT_TIES`] as many, is
-/// the holder, holding across it. Else a child of the callsite that tied
-/// at least half as many ([`CHILD_TIES`]) is what it awaited. A child that takes
-/// the lock itself releases it at its own close, well before a parent
-/// that works on, which then ties none.
+/// the holder, holding across it. Else its child that tied at least
+/// [`CHILD_TIES`] as many is what it awaited. A child that takes the lock
+/// itself releases it at its own close, well before a parent that works
+/// on, which then ties none.
 pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
     let w = cx.dump.callsites.get(waiter)?.long_spans.as_ref()?;
     let ancestors = ancestors(cx, waiter);
     let all: Vec<(usize, Ties)> = cx
         .callsites()
         .filter(|&(i, _, _)| i != waiter && !ancestors.contains(&i))
-        .filter(|(_, cs, _)| cs.long_spans.is_some())
+        .filter_map(|(i, cs, _)| cs.long_spans.as_ref().map(|h| (i, h)))
         .take(MAX_CANDIDATES)
-        .filter_map(|(i, cs, _)| {
-            let h = cs.long_spans.as_ref()?;
+        .map(|(i, h)| {
             let narrow = ties(w, h, 0.0);
             // A waiter whose own waits go on after the release (a timer,
             // a second await) ends later: the window widens with its wait,
             // and chance with it.
-            Some((
+            (
                 i,
                 if tied_enough(&narrow) {
                     narrow
                 } else {
                     ties(w, h, STRETCH)
                 },
-            ))
+            )
         })
         .collect();
     let &(best, t) = all
@@ -157,28 +156,19 @@ pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
         .filter(|(_, t)| tied_enough(t))
         .max_by_key(|(_, t)| t.tied)?;
     let id = |i: usize| cx.dump.callsites[i].id;
-    let parent_of = |child: usize, at_least: f64| {
+    let is_edge =
+        |parent: usize, child: usize| cx.edges_into(id(child)).any(|e| e.parent == id(parent));
+    // The candidate that tied the most of those `linked` to `best`, with
+    // at least `share` of its ties.
+    let most_tied = |share: f64, linked: &dyn Fn(usize) -> bool| {
         all.iter()
-            .filter(|(p, pt)| {
-                pt.tied as f64 >= at_least * t.tied as f64
-                    && cx.edges_into(id(child)).any(|e| e.parent == id(*p))
-            })
-            .max_by_key(|(_, pt)| pt.tied)
-            .map(|&(p, _)| p)
+            .filter(|&&(c, ct)| ct.tied as f64 >= share * t.tied as f64 && linked(c))
+            .max_by_key(|(_, ct)| ct.tied)
+            .map(|&(c, _)| c)
     };
-    let (index, across) = match parent_of(best, PARENT_TIES) {
+    let (index, across) = match most_tied(PARENT_TIES, &|p| is_edge(p, best)) {
         Some(parent) => (parent, Some(best)),
-        None => {
-            let child = all
-                .iter()
-                .filter(|(c, ct)| {
-                    ct.tied as f64 >= CHILD_TIES * t.tied as f64
-                        && cx.edges_into(id(*c)).any(|e| e.parent == id(best))
-                })
-                .max_by_key(|(_, ct)| ct.tied)
-                .map(|&(c, _)| c);
-            (best, child)
-        }
+        None => (best, most_tied(CHILD_TIES, &|c| is_edge(best, c))),
     };
     Some(Holder {
         index,
