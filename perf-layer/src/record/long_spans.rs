@@ -1,5 +1,5 @@
-//! The latest long spans of a callsite: when each opened and closed, and
-//! how long it was idle.
+//! A callsite's latest long spans, and those idle the longest: when each
+//! opened and closed, and how long it was idle.
 //!
 //! The histograms say how long a callsite's spans waited, not when. Which
 //! other span a long wait ended beside is what ties an async task's wait
@@ -12,9 +12,9 @@
 //! once, and only long spans, at most a thousand a second a thread for a
 //! 1 ms span, are written. Each thread keeps the latest [`KEPT`] of a
 //! callsite in a ring made at its first long span; a ring that overwrote
-//! an entry says from when it holds every long span
-//! ([`LongSpans::complete_after`]), so a reader never takes a span it lost
-//! for one that did not happen.
+//! an entry says from when it holds every long span ([`LongSpans::latest`]),
+//! so a reader never takes a span it lost for one that did not happen.
+//! Apart, it keeps the [`LONGEST`] idle the longest over the run.
 
 use super::alloc::PauseCounting;
 
@@ -97,7 +97,7 @@ impl LongSpans {
         if self.longest.len() < LONGEST {
             self.longest.push(span);
             if self.longest.len() == LONGEST {
-                self.longest_floor = self.longest.iter().map(|s| s.idle_ns).min().unwrap_or(0);
+                self.longest_floor = least_idle(&self.longest);
             }
         } else if span.idle_ns > self.longest_floor {
             self.replace_least_idle(span);
@@ -111,7 +111,7 @@ impl LongSpans {
         if let Some(least) = self.longest.iter_mut().min_by_key(|s| s.idle_ns) {
             *least = span;
         }
-        self.longest_floor = self.longest.iter().map(|s| s.idle_ns).min().unwrap_or(0);
+        self.longest_floor = least_idle(&self.longest);
     }
 
     /// Adds another thread's (or merge's) long spans: the spans both hold
@@ -134,7 +134,7 @@ impl LongSpans {
             self.longest.iter().chain(&other.longest).copied().collect();
         longest.sort_unstable_by_key(|s| std::cmp::Reverse(s.idle_ns));
         longest.truncate(MERGED_LONGEST);
-        self.longest_floor = longest.last().map_or(0, |s| s.idle_ns);
+        self.longest_floor = least_idle(&longest);
         self.longest = longest;
     }
 
@@ -156,6 +156,11 @@ impl LongSpans {
     pub(crate) fn longest(&self) -> &[LongSpan] {
         &self.longest
     }
+}
+
+/// The least idle time among `spans` (0 for none).
+fn least_idle(spans: &[LongSpan]) -> u64 {
+    spans.iter().map(|s| s.idle_ns).min().unwrap_or(0)
 }
 
 /// Sorts `spans` by closing time and keeps the latest `n`; returns the

@@ -268,8 +268,8 @@ impl CallsiteAcc {
         }
     }
 
-    /// Keeps a span of [`super::long_spans::LONG_SPAN_NS`] or more (the caller compares, for
-    /// the callsite's totals only, not its groups).
+    /// Keeps a span of [`super::long_spans::LONG_SPAN_NS`] or more (the
+    /// caller compares, for the callsite's totals only, not its groups).
     #[inline]
     pub(crate) fn keep_long(&mut self, span: &ClosedSpan) {
         let long = LongSpan {
