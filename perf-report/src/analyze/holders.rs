@@ -271,7 +271,7 @@ fn ties(waiter: &LongSpans, holder: &LongSpans, stretch: f64) -> Ties {
         };
     };
     // The holder's spans close this often, a ns, over the part of the run
-    // both hold whole.
+    // its spans are known for.
     let end = last
         .closed_ns
         .max(waits.iter().map(|w| w.closed_ns).max().unwrap_or(0));
