@@ -26,6 +26,10 @@
 //! enter or exit) for the background thread, which tells what a span
 //! waiting off the CPU waited beside.
 //!
+//! [`thread_end`] has a thread that recorded spans say, as it exits, how
+//! long it waited for a core over its life, for the sampler, which reads
+//! only the threads alive at its samples.
+//!
 //! [`alloc`] is the optional counting global allocator whose thread-local
 //! counters the stack reads. Nothing here is a wire type: `snapshot`
 //! converts to the dump's schema.
@@ -45,5 +49,6 @@ pub(crate) mod self_time;
 pub(crate) mod shards;
 pub(crate) mod stack;
 pub(crate) mod task_clock;
+pub(crate) mod thread_end;
 pub(crate) mod totals;
 pub(crate) mod watch;

@@ -775,6 +775,7 @@ pub(crate) fn with_stack<R>(layer_id: u64, f: impl FnOnce(&mut Stack) -> R) -> O
 #[inline(never)]
 fn first_stack(stacks: &mut Vec<(u64, Stack)>, layer_id: u64) -> &mut Stack {
     let _pause = alloc::PauseCounting::new();
+    super::thread_end::arm();
     stacks.retain(|(_, s)| !s.frames.is_empty());
     let index = stacks.len();
     let stack = Stack {

@@ -82,7 +82,7 @@ use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::busy_cores::BusyCores;
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
-use crate::analyze::rows::CallsiteRow;
+use crate::analyze::rows::{CallsiteRow, measured_as_a_whole};
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -281,8 +281,9 @@ const MIN_PREEMPTED_OVER_ON_CPU: f64 = 0.5;
 impl Yielding {
     /// `cs`'s self time preempted over its self time on the CPU, and the
     /// same summed over the other callsites whose spans were live through
-    /// at least half of its window; `None` without CPU figures, or with
-    /// too little on the CPU beside it to compare.
+    /// at least half of its window, those whose figures stand for their
+    /// calls as a whole ([`measured_as_a_whole`]); `None` without CPU
+    /// figures, or with too little on the CPU beside it to compare.
     pub(crate) fn of(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option<Self> {
         let c = row.cpu.as_ref().filter(|c| c.self_on_cpu_ns > 0.0)?;
         let overlaps = |other: &CallsiteStats| {
@@ -291,7 +292,7 @@ impl Yielding {
         let (preempted, on_cpu) = cx
             .callsites()
             .filter(|(_, other, _)| other.id != cs.id && overlaps(other))
-            .filter_map(|(_, _, r)| r.cpu.as_ref())
+            .filter_map(|(_, other, r)| r.cpu.as_ref().filter(|c| measured_as_a_whole(other, c)))
             .fold((0.0, 0.0), |(p, o), r| (p + r.self_preempted_ns, o + r.self_on_cpu_ns));
         (on_cpu >= BESIDE_MIN_ON_CPU * c.self_on_cpu_ns).then(|| Self {
             own: c.self_preempted_ns / c.self_on_cpu_ns,
