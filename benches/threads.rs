@@ -3,6 +3,12 @@
 //! against one thread doing the same, in CPU time per thread (`threads.*`)
 //! and in wall time (`threads_wall.*`). The counting allocator is installed,
 //! so perf-layer runs in its full configuration.
+//!
+//! Thread churn (`thread_churn.*`): wall time per thread started, entering
+//! one span and joined, one after another. With the sampler on, a thread
+//! that recorded a span reads its wait for a core as it exits
+//! (`/proc/thread-self/schedstat`, three system calls): `perf_layer_sampler`
+//! against `perf_layer` is that read.
 
 mod support;
 
@@ -51,9 +57,38 @@ fn benches(c: &mut criterion::Criterion) {
     }
 }
 
+/// A thread per span, started and joined one after another.
+fn churn(c: &mut criterion::Criterion) {
+    let subjects = [
+        Subject::floor(),
+        Subject::perf_layer("perf_layer"),
+        Subject::perf_layer_sampler("perf_layer_sampler"),
+    ];
+    let mut group = c.benchmark_group("thread_churn");
+    for subject in &subjects {
+        group.bench_function(subject.name, |b| {
+            b.iter_custom(|iters| {
+                let start = std::time::Instant::now();
+                for _ in 0..iters {
+                    let dispatch = subject.dispatch.clone();
+                    std::thread::spawn(move || {
+                        tracing::dispatcher::with_default(&dispatch, || {
+                            support::span_of_callsite(black_box(0));
+                        })
+                    })
+                    .join()
+                    .expect("benchmark thread panicked");
+                }
+                start.elapsed()
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion::criterion_group! {
     name = group;
     config = support::criterion();
-    targets = benches
+    targets = benches, churn
 }
 criterion::criterion_main!(group);

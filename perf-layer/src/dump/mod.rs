@@ -928,8 +928,10 @@ pub struct ProcessSample {
     /// interval (preempted, or woken with every core taken), summed over
     /// threads, in percent of the interval: 150 is one and a half threads
     /// waiting all the time (`/proc/self/task/<tid>/schedstat`'s run
-    /// delay, the background thread's own not counted; a thread that ended
-    /// in the interval takes its last piece with it). `None` past 128
+    /// delay, the background thread's own not counted; a thread that
+    /// recorded a span and ended in the interval says the rest of its
+    /// delay as it exits, others take their last piece with them). `None`
+    /// past 128
     /// threads, where the kernel keeps no scheduler statistics, off Linux,
     /// and in dumps of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
