@@ -651,7 +651,7 @@ fn run_wall_ns(dump: &Dump) -> f64 {
 /// estimate (fraction = estimated / (duration x threads)); 1 when unknown,
 /// which overstates utilisation and so understates what waiting can give
 /// back.
-fn recording_threads(dump: &Dump, run_wall_ns: f64) -> f64 {
+pub(crate) fn recording_threads(dump: &Dump, run_wall_ns: f64) -> f64 {
     let o = &dump.overhead;
     if let Some(n) = dump.run.span_threads {
         let count = f64::from(n.max(1));
