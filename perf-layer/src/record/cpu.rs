@@ -37,7 +37,9 @@
 //!   charge stolen time to the thread), none when it made only voluntary
 //!   ones, in proportion to the counts when there were both.
 
-use super::task_clock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::{heap, task_clock};
 
 /// A thread's CPU time and context switches at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -283,6 +285,15 @@ pub(crate) enum Timing {
     Clock,
 }
 
+/// Each callsite's first interval on the thread that met it last, ns, by
+/// tag ([`Pace::UNSEEN`] before any): what a thread's first interval of a
+/// callsite is decided by ([`Pace::first`]). 32 KiB.
+static FIRST_SEEN: [AtomicU32; heap::MAX_TAGS] =
+    [const { AtomicU32::new(Pace::UNSEEN) }; heap::MAX_TAGS];
+
+/// Draws each new pace's start in the sample's countdown.
+static STARTS: AtomicU32 = AtomicU32::new(0);
+
 /// How long a callsite's entered intervals last on one thread: the
 /// decision to time its next one.
 #[derive(Debug, Clone, Copy)]
@@ -324,6 +335,51 @@ impl Pace {
     /// long-run mean, 185 µs, is over the threshold: at 64 the mean finds
     /// it, and the reads cost the callsite under 1% of its busy time.
     const WEIGHT: i64 = 64;
+
+    /// Before this thread's first interval of the callsite.
+    #[inline]
+    pub(crate) fn unseen(&self) -> bool {
+        self.mean_ns == Self::UNSEEN
+    }
+
+    /// The timing of this thread's first interval of callsite `tag`
+    /// ([`Pace::unseen`]). Met on no thread before: timed, so that a span
+    /// entered once (a `main`, a one-off job) is. Met before: decided by
+    /// the interval the last thread to meet it first had, as if that were
+    /// this thread's mean, with the sample's countdown at a random start.
+    /// Timing every thread's first interval of a callsite whose intervals
+    /// are short measured nothing but those where threads live for a few
+    /// calls: a fresh batch job's four threads a batch timed only the first
+    /// of each thread's ten 40 µs `checksum` calls, early in the thread's
+    /// time slice, preempted a fortieth as much as the rest; and with the
+    /// countdown at the same start on every thread, a thread of fewer than
+    /// [`SAMPLE_EVERY`] calls never drew a sample.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn first(
+        &mut self,
+        tag: u32,
+        threshold_ns: u32,
+        clock_threshold_ns: Option<u32>,
+    ) -> Timing {
+        let x = STARTS
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9)
+            .rotate_left(13);
+        self.left = 1 + (x % SAMPLE_EVERY) as u16;
+        self.draw = (x >> 16) as u16 | 1;
+        let seen = FIRST_SEEN
+            .get(tag as usize)
+            .map_or(Self::UNSEEN, |s| s.load(Ordering::Relaxed));
+        if seen == Self::UNSEEN {
+            return Timing::Long;
+        }
+        self.mean_ns = seen;
+        let timing = self.timing(threshold_ns, clock_threshold_ns);
+        // The thread's own first interval still sets its mean whole.
+        self.mean_ns = Self::UNSEEN;
+        timing
+    }
 
     /// Whether the next interval is timed, and why, given the threshold of
     /// the system calls and, when this thread's task clock is open, the
@@ -373,16 +429,27 @@ impl Pace {
     /// callsite that does turn long still crosses the threshold within a
     /// few intervals: the mean can grow 2.9 times an interval.
     #[inline]
-    pub(crate) fn ended(&mut self, interval_ns: u64) {
+    pub(crate) fn ended(&mut self, tag: u32, interval_ns: u64) {
         // Capped below the sentinel: 4.3 s is long enough to time anything.
         let x = interval_ns.min(u64::from(Self::UNSEEN - 1)) as i64;
         self.mean_ns = if self.mean_ns == Self::UNSEEN {
+            first_seen(tag, x as u32);
             x as u32
         } else {
             let m = i64::from(self.mean_ns);
             let x = x.min((m * Self::OUTLIER).max(1_000));
             (m + (x - m) / Self::WEIGHT) as u32
         };
+    }
+}
+
+/// This thread's first interval of callsite `tag` lasted `ns`: the next
+/// thread's first is decided by it ([`Pace::first`]).
+#[cold]
+#[inline(never)]
+fn first_seen(tag: u32, ns: u32) {
+    if let Some(s) = FIRST_SEEN.get(tag as usize) {
+        s.store(ns, Ordering::Relaxed);
     }
 }
 
@@ -504,22 +571,66 @@ impl IntervalCpu {
 mod tests {
     use super::*;
 
+    /// Threads living ten calls each of a short callsite: their first
+    /// intervals are decided as the first thread's was, and the sample
+    /// draws from every thread's calls alike.
+    #[test]
+    fn a_thread_s_first_interval_is_decided_by_the_last_thread_s_first() {
+        let (short, long, never) = (
+            heap::MAX_TAGS as u32 - 1,
+            heap::MAX_TAGS as u32 - 2,
+            heap::MAX_TAGS as u32 - 3,
+        );
+        // Met nowhere before: timed, and its first interval is kept.
+        let mut first = Pace::default();
+        assert_eq!(first.first(never, 100_000, None), Timing::Long);
+        let mut pace = Pace::default();
+        assert_eq!(pace.first(short, 100_000, None), Timing::Long);
+        pace.ended(short, 40_000);
+        let mut sampled = 0;
+        for _ in 0..1_000 {
+            let mut thread = Pace::default();
+            for call in 0..10 {
+                let t = if thread.unseen() {
+                    thread.first(short, 100_000, None)
+                } else {
+                    thread.timing(100_000, None)
+                };
+                assert_ne!(t, Timing::Long, "call {call} of a short callsite");
+                sampled += usize::from(t == Timing::Sampled);
+                thread.ended(short, 40_000);
+            }
+        }
+        // 10,000 intervals, one in 512 sampled: about 20, where a
+        // countdown starting at 512 on every thread drew none.
+        assert!((8..=40).contains(&sampled), "{sampled}");
+        // A callsite whose first interval was long is timed on a new
+        // thread, and a thread's own first interval sets its mean whole.
+        let mut pace = Pace::default();
+        pace.first(long, 100_000, None);
+        pace.ended(long, 2_000_000);
+        let mut next = Pace::default();
+        assert_eq!(next.first(long, 100_000, None), Timing::Long);
+        next.ended(long, 2_000);
+        assert_ne!(next.timing(100_000, None), Timing::Long);
+    }
+
     #[test]
     fn long_intervals_are_timed_and_short_ones_sampled() {
         let mut pace = Pace::default();
         // Unseen: timed, so a span entered once is.
         assert_eq!(pace.timing(100_000, None), Timing::Long);
-        pace.ended(500_000);
+        pace.ended(0, 500_000);
         assert_eq!(pace.timing(100_000, None), Timing::Long);
         // Polls of 2 µs: the mean falls under the threshold within about a
         // hundred, then one in SAMPLE_EVERY is timed.
         for _ in 0..300 {
-            pace.ended(2_000);
+            pace.ended(0, 2_000);
         }
         let timed = (0..200 * SAMPLE_EVERY)
             .filter(|_| {
                 let t = pace.timing(100_000, None);
-                pace.ended(2_000);
+                pace.ended(0, 2_000);
                 t != Timing::Skip
             })
             .count();
@@ -528,7 +639,7 @@ mod tests {
         // Long again: timed again within a few dozen intervals (each counts
         // for at most 16 means: 1.23 times the mean an interval).
         for _ in 0..24 {
-            pace.ended(2_000_000);
+            pace.ended(0, 2_000_000);
         }
         assert_eq!(pace.timing(100_000, None), Timing::Long);
         // One long interval among ten short ones, whose long-run mean is
@@ -542,24 +653,24 @@ mod tests {
             if long && timed && i > 11 * 100 {
                 long_timed += 1;
             }
-            mixed.ended(if long { 2_000_000 } else { 3_000 });
+            mixed.ended(0, if long { 2_000_000 } else { 3_000 });
         }
         assert_eq!(long_timed, 100, "of the last 100 long intervals");
         // One preemption of 4 ms in polls of 2 µs does not make them long.
         let mut polls = Pace::default();
         for _ in 0..64 {
-            polls.ended(2_000);
+            polls.ended(0, 2_000);
         }
-        polls.ended(4_000_000);
+        polls.ended(0, 4_000_000);
         assert_ne!(polls.timing(100_000, None), Timing::Long);
         // Beyond the cap it is still a mean, not the sentinel.
-        pace.ended(u64::MAX);
+        pace.ended(0, u64::MAX);
         assert_eq!(pace.timing(100_000, None), Timing::Long);
         // 20 µs intervals: sampled for the system calls, all timed on the
         // task clock, as the clock's own kind (once the 4 s interval above
         // has faded from the mean).
         for _ in 0..1_024 {
-            pace.ended(20_000);
+            pace.ended(0, 20_000);
         }
         assert_eq!(pace.timing(100_000, Some(2_000)), Timing::Clock);
         assert_eq!(pace.timing(100_000, None), Timing::Skip);
@@ -584,7 +695,7 @@ mod tests {
             if pace.timing(100_000, None) == Timing::Sampled {
                 sampled[kind] += 1;
             }
-            pace.ended([3_000, 30_000][kind]);
+            pace.ended(0, [3_000, 30_000][kind]);
         }
         let [first, second] = sampled;
         assert!(first > 150 && second > 150, "sampled polls {sampled:?}");

@@ -455,7 +455,13 @@ impl Stack {
         let (timing, clock) = match cpu {
             Some((threshold, clock)) if !reentry => {
                 let on_clock = self.clock_open.then(|| cpu::clock_threshold_ns(threshold));
-                (self.pace_of(tag).timing(threshold, on_clock), Some(clock))
+                let pace = self.pace_of(tag);
+                let timing = if pace.unseen() {
+                    pace.first(tag, threshold, on_clock)
+                } else {
+                    pace.timing(threshold, on_clock)
+                };
+                (timing, Some(clock))
             }
             _ => (Timing::Skip, None),
         };
@@ -630,7 +636,7 @@ impl Stack {
         };
         // Only callsites that were ever decided on have a pace.
         if let Some(pace) = self.pace.get_mut(frame.tag as usize) {
-            pace.ended(interval_ns);
+            pace.ended(frame.tag, interval_ns);
         }
         let mut below = below_at.map(|i| &mut rest[i]);
         // The allocation figures only where the counting allocator counts:
