@@ -274,6 +274,15 @@ fn live_together(a: &CallsiteStats, b: &CallsiteStats) -> Option<(f64, f64, f64)
     Some((to.saturating_sub(from) as f64, x.len_ns() as f64, y.len_ns() as f64))
 }
 
+/// A span beside a crowd stands for the cores' preemption where its timed
+/// time on the CPU would have met at least this many preemptions at the
+/// crowd's own rate (8): preemptions are rare events, and a sample of 21
+/// intervals of 40 µs (under a millisecond on the CPU, half a preemption
+/// expected where four threads shared two cores) read a fifth of the
+/// crowd's rate, and four threads computing with no lock read as a queue
+/// of runnable waiters.
+const MIN_EXPECTED_PREEMPTIONS: f64 = 8.0;
+
 /// Waiters that stay runnable are preempted at least half as long as the
 /// span is on the CPU ([`Settings::min_preempted_over_beside`]).
 const MIN_PREEMPTED_OVER_ON_CPU: f64 = 0.5;
@@ -282,16 +291,28 @@ impl Yielding {
     /// `cs`'s self time preempted over its self time on the CPU, and the
     /// same summed over the other callsites whose spans were live through
     /// at least half of its window, those whose figures stand for their
-    /// calls as a whole ([`measured_as_a_whole`]); `None` without CPU
-    /// figures, or with too little on the CPU beside it to compare.
+    /// calls as a whole ([`measured_as_a_whole`]) and were timed long
+    /// enough on the CPU to have met preemptions at its rate
+    /// ([`MIN_EXPECTED_PREEMPTIONS`]); `None` without CPU figures, or with
+    /// too little on the CPU beside it to compare.
     pub(crate) fn of(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option<Self> {
         let c = row.cpu.as_ref().filter(|c| c.self_on_cpu_ns > 0.0)?;
         let overlaps = |other: &CallsiteStats| {
             live_together(cs, other).is_none_or(|(both, a, _)| both >= BESIDE_OVERLAP * a)
         };
+        // Its preemptions per nanosecond on the CPU, as timed.
+        let rate = cs.cpu.as_ref().map_or(0.0, |own| {
+            own.involuntary_switches as f64 / (own.self_on_cpu_ns as f64).max(1.0)
+        });
+        let enough = |other: &CallsiteStats| {
+            other
+                .cpu
+                .as_ref()
+                .is_some_and(|o| o.self_on_cpu_ns as f64 * rate >= MIN_EXPECTED_PREEMPTIONS)
+        };
         let (preempted, on_cpu) = cx
             .callsites()
-            .filter(|(_, other, _)| other.id != cs.id && overlaps(other))
+            .filter(|(_, other, _)| other.id != cs.id && overlaps(other) && enough(other))
             .filter_map(|(_, other, r)| r.cpu.as_ref().filter(|c| measured_as_a_whole(other, c)))
             .fold((0.0, 0.0), |(p, o), r| (p + r.self_preempted_ns, o + r.self_on_cpu_ns));
         (on_cpu >= BESIDE_MIN_ON_CPU * c.self_on_cpu_ns).then(|| Self {
