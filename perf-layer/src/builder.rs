@@ -222,8 +222,9 @@ impl PerfLayerBuilder {
     /// the mean, so a preempted poll does not make its callsite long). The
     /// decision is per interval, not per span: an async span that lives for a
     /// whole connection is entered at every poll, and its polls are what pay
-    /// for the reads. A callsite's first interval on a thread is timed, so a
-    /// span entered once (a `main`, a one-off job) is; of the shorter
+    /// for the reads. A callsite's first interval is timed, so a span
+    /// entered once (a `main`, a one-off job) is (on a thread after the
+    /// first, as long as the first thread's first interval was); of the shorter
     /// intervals, one in 512 is timed, a uniform sample the report scales to
     /// the others and marks as estimated (`~` in the on-CPU column).
     /// The reads are three system calls per interval (four when it was off

@@ -15,8 +15,10 @@
 //! ([`Pace`]; one interval counts for at most 16 means, so a preemption does
 //! not make a short callsite long). An interval is timed when that mean is at
 //! least the threshold (`cpu_time_threshold`, 100 µs by default), when the
-//! callsite has not been seen on the thread yet (a span entered once, a
-//! `main` or a one-off job, is timed), and otherwise one interval in
+//! callsite has been met on no thread yet (a span entered once, a `main`
+//! or a one-off job, is timed; a thread's first interval of a callsite met
+//! before is decided by the interval the last thread to meet it first had,
+//! [`Pace::first`]), and otherwise one interval in
 //! [`SAMPLE_EVERY`] on average, at random gaps: a uniform sample of the
 //! short ones, whose on-CPU time per interval the report scales to those
 //! not timed and says so. The dump counts the
