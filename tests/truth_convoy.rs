@@ -243,13 +243,17 @@ fn compute(iterations: u64) -> u64 {
     x
 }
 
+/// Iterations of [`compute`] in about `us` microseconds on this machine.
+fn iterations_in_us(us: u64) -> u64 {
+    let start = std::time::Instant::now();
+    std::hint::black_box(compute(3_000_000));
+    (3_000_000 * us / start.elapsed().as_micros().max(1) as u64).max(1)
+}
+
 #[test]
 fn threads_computing_on_fewer_cores_than_threads_are_not_serialized() {
     let _turn = turn();
-    // Iterations in about 30 µs on this machine.
-    let start = std::time::Instant::now();
-    std::hint::black_box(compute(3_000_000));
-    let per_30_us = (3_000_000 * 30 / start.elapsed().as_micros().max(1) as u64).max(1);
+    let per_30_us = iterations_in_us(30);
     let dump = on_threads(4, move || {
         let deadline = std::time::Instant::now() + Duration::from_millis(600);
         while std::time::Instant::now() < deadline {
@@ -286,9 +290,7 @@ fn threads_computing_on_fewer_cores_than_threads_are_not_serialized() {
 #[test]
 fn a_convoy_beside_work_outside_the_lock_comes_first() {
     let _turn = turn();
-    let start = std::time::Instant::now();
-    std::hint::black_box(compute(3_000_000));
-    let per_100_us = (3_000_000 * 100 / start.elapsed().as_micros().max(1) as u64).max(1);
+    let per_100_us = iterations_in_us(100);
     let mut last = String::new();
     for _ in 0..3 {
         let total = Arc::new(Mutex::new(0u64));
