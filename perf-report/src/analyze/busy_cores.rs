@@ -187,10 +187,7 @@ impl Timeline {
     /// [`MIN_SAMPLES`] samples inside. Each figure only where every sample
     /// inside has it.
     fn over(dump: &Dump, active: Option<ActiveWindow>) -> Option<Self> {
-        let (from_ns, to_ns) = match active {
-            Some(w) if w.len_ns() > 0 => (w.first_open_ns as f64, w.last_close_ns as f64),
-            _ => (0.0, dump.run.duration_ns as f64),
-        };
+        let (from_ns, to_ns) = window(active, dump.run.duration_ns as f64);
         let inside: Vec<&ProcessSample> = samples_inside(dump, from_ns, to_ns)
             .map(|(_, s)| s)
             .collect();
@@ -212,9 +209,7 @@ impl Timeline {
             }),
         })
     }
-}
 
-impl Timeline {
     /// The most the process's threads waited for a core, in cores, while
     /// `cs`'s spans waited, from `waiting`, the mean over the window: at
     /// most that mean over the share `f` of the window some span of `cs`
@@ -259,10 +254,7 @@ impl CoresInWindow {
         if run_wall_ns <= 0.0 {
             return None;
         }
-        let (from_ns, to_ns) = match active {
-            Some(w) if w.len_ns() > 0 => (w.first_open_ns as f64, w.last_close_ns as f64),
-            _ => (0.0, run_wall_ns),
-        };
+        let (from_ns, to_ns) = window(active, run_wall_ns);
         let inside: Vec<f64> = samples_inside(dump, from_ns, to_ns)
             .map(|(_, s)| s.cpu_percent)
             .filter(|c| c.is_finite())
@@ -276,6 +268,15 @@ impl CoresInWindow {
             cores,
             window_share: ((to_ns - from_ns) / run_wall_ns).clamp(0.0, 1.0),
         })
+    }
+}
+
+/// A callsite's `active` window in the run, ns: the whole run (of
+/// `run_wall_ns`) without one.
+fn window(active: Option<ActiveWindow>, run_wall_ns: f64) -> (f64, f64) {
+    match active {
+        Some(w) if w.len_ns() > 0 => (w.first_open_ns as f64, w.last_close_ns as f64),
+        _ => (0.0, run_wall_ns),
     }
 }
 
@@ -653,12 +654,18 @@ mod tests {
         for s in &mut d.timeline.samples {
             s.machine_cpu_percent = Some(s.cpu_percent + 80.0);
         }
-        let w = CoresWhileWaiting::of(&d, &callsite(Some(WINDOW), Some(convoy.clone()))).unwrap();
+        let w = CoresWhileWaiting::of(&d, &waiting(convoy.clone())).unwrap();
         assert!(
             w.kept_busy().contains("other processes had the rest"),
             "{}",
             w.kept_busy()
         );
+        // Waiting a third of the window (phases), beside three times the
+        // window's mean: 0.45 cores.
+        let mut phases = waiting(convoy.clone());
+        phases.cpu.as_mut().unwrap().off_cpu_ns = 2_000 * MS;
+        let w = CoresWhileWaiting::of(&d, &phases).unwrap();
+        assert!((w.wanted - 0.825).abs() < 1e-9, "{w:?}");
         // Without the timeline's wait, the watch's reading stands.
         for s in &mut d.timeline.samples {
             s.waiting_for_cpu_percent = None;
