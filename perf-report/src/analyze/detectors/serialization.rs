@@ -276,12 +276,15 @@ fn live_together(a: &CallsiteStats, b: &CallsiteStats) -> Option<(f64, f64, f64)
 
 /// A span beside a crowd stands for the cores' preemption where its timed
 /// time on the CPU would have met at least this many preemptions at the
-/// crowd's own rate (8): preemptions are rare events, and a sample of 21
+/// crowd's own rate (3: none met, where three were due, comes by chance
+/// one time in twenty): preemptions are rare events, and a sample of 21
 /// intervals of 40 µs (under a millisecond on the CPU, half a preemption
-/// expected where four threads shared two cores) read a fifth of the
-/// crowd's rate, and four threads computing with no lock read as a queue
-/// of runnable waiters.
-const MIN_EXPECTED_PREEMPTIONS: f64 = 8.0;
+/// to one expected where four threads shared two cores) read a fifth of
+/// the crowd's rate, and four threads computing with no lock read as a
+/// queue of runnable waiters. At 8, the `parking_lot` queue of
+/// `tests/truth_spinning_queue.rs` lost its reading in runs whose
+/// `prepare` was timed for 6 to 8 expected, none seen.
+const MIN_EXPECTED_PREEMPTIONS: f64 = 3.0;
 
 /// A queue of runnable waiters making at least this many voluntary
 /// switches a call (0.5) blocks in the kernel too: its waiters are woken
