@@ -396,10 +396,12 @@ impl CpuRow {
 
 /// Whether callsite `cs`'s CPU figures (`cpu`, its row's) stand for its
 /// calls as a whole: most of its busy time timed, or a uniform sample of
-/// the intervals that were not. Otherwise its timed intervals are each
+/// the intervals that were not. Otherwise its timed intervals may be each
 /// thread's first of the callsite ([`TIMED_ENOUGH`] takes them where
-/// threads live long): on threads that live for a few calls, those come
-/// early in the thread's time slice, and are preempted less than the rest.
+/// threads live long; the layer times them where no thread met the
+/// callsite before, and in dumps from before that rule, on every thread):
+/// on threads that live for a few calls, those come early in the thread's
+/// time slice, and are preempted less than the rest.
 /// A fresh batch job's four threads a batch, on two cores, timed the first
 /// of each thread's ten 40 µs `checksum` calls: preempted a fortieth as
 /// long as its 400 µs `compress` per unit on the CPU, where the scheduler
