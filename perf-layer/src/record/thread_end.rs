@@ -88,15 +88,22 @@ mod linux {
 
     /// Calls `f(tid, total wait ns)` for each thread that exited since
     /// this listener's last drain, oldest first (those the ring still
-    /// holds).
+    /// holds). The entries are copied out first: `f` runs with the ring
+    /// free, so an exit trying it meanwhile does not give up.
     pub(crate) fn drain(listening: &mut Listening, mut f: impl FnMut(i32, u64)) {
-        let ring = lock();
-        let from = listening.cursor.max(ring.next.saturating_sub(KEPT as u64));
-        for n in from..ring.next {
-            let (tid, waited) = ring.entries[(n % KEPT as u64) as usize];
+        let mut taken = [(0, 0); KEPT];
+        let count = {
+            let ring = lock();
+            let from = listening.cursor.max(ring.next.saturating_sub(KEPT as u64));
+            for (slot, n) in taken.iter_mut().zip(from..ring.next) {
+                *slot = ring.entries[(n % KEPT as u64) as usize];
+            }
+            listening.cursor = ring.next;
+            (ring.next - from) as usize
+        };
+        for &(tid, waited) in &taken[..count] {
             f(tid, waited);
         }
-        listening.cursor = ring.next;
     }
 
     /// Says this thread's wait at its exit. Made at its first recorded
