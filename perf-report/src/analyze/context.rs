@@ -178,6 +178,9 @@ pub(crate) struct Context<'a> {
     pub(crate) alloc_tracked: bool,
     /// The callsites the dump split into groups, as they were whole.
     pub(crate) grouped: &'a [GroupedCallsite],
+    /// Each callsite's most frequent caller, by index (index-aligned with
+    /// `dump.callsites`; `None` for an outermost one).
+    pub(crate) callers: Vec<Option<usize>>,
 }
 
 impl<'a> Context<'a> {
@@ -303,7 +306,24 @@ impl<'a> Context<'a> {
             per_span_ns,
             alloc_tracked,
             grouped: input.grouped(),
+            callers: heaviest_callers(dump),
         }
+    }
+
+    /// The outermost caller of callsite `i`, reached through each span's
+    /// most frequent caller (`i` itself when it has none); a cycle of
+    /// recursive callsites ends the walk at the first callsite seen twice.
+    pub(crate) fn outermost(&self, i: usize) -> usize {
+        let mut at = i;
+        let mut seen = vec![false; self.callers.len()];
+        while let Some(&Some(caller)) = self.callers.get(at) {
+            seen[at] = true;
+            if seen[caller] {
+                break;
+            }
+            at = caller;
+        }
+        at
     }
 
     /// Every callsite with its row, in the dump's order, but those whose
@@ -453,13 +473,7 @@ impl<'a> Context<'a> {
     /// [`rows`](Self::rows); `None` when no callsite has it (an edge of a
     /// hostile or trimmed dump).
     pub(crate) fn index_of(&self, id: u32) -> Option<usize> {
-        // perf-layer numbers its callsites in order: the id is the index,
-        // but in a trimmed or merged dump.
-        let at = id as usize;
-        if self.dump.callsites.get(at).is_some_and(|c| c.id == id) {
-            return Some(at);
-        }
-        self.dump.callsites.iter().position(|c| c.id == id)
+        index_in(self.dump, id)
     }
 
     /// The whole a resource's shares are of, in words.
@@ -641,6 +655,38 @@ fn run_wall_ns(dump: &Dump) -> f64 {
             .map(|c| c.wall_ns.sum as f64)
             .fold(0.0, f64::max)
     }
+}
+
+/// Each callsite's most frequent caller (by the call edges' counts; ties
+/// to the lower id), by index in the dump's callsites: one pass over the
+/// edges, however many waits walk up from them.
+fn heaviest_callers(dump: &Dump) -> Vec<Option<usize>> {
+    let mut best: Vec<Option<(u64, std::cmp::Reverse<u32>, usize)>> =
+        vec![None; dump.callsites.len()];
+    for e in dump.edges.iter().filter(|e| e.parent != e.child) {
+        let (Some(child), Some(parent)) = (index_in(dump, e.child), index_in(dump, e.parent))
+        else {
+            continue;
+        };
+        let key = (e.calls, std::cmp::Reverse(e.parent), parent);
+        if best[child].is_none_or(|b| (key.0, key.1) > (b.0, b.1)) {
+            best[child] = Some(key);
+        }
+    }
+    best.into_iter()
+        .map(|b| b.map(|(_, _, parent)| parent))
+        .collect()
+}
+
+/// The index of callsite `id` in `dump`'s callsites ([`Context::index_of`]).
+fn index_in(dump: &Dump, id: u32) -> Option<usize> {
+    // perf-layer numbers its callsites in order: the id is the index, but
+    // in a trimmed or merged dump.
+    let at = id as usize;
+    if dump.callsites.get(at).is_some_and(|c| c.id == id) {
+        return Some(at);
+    }
+    dump.callsites.iter().position(|c| c.id == id)
 }
 
 /// Threads that recorded spans, on average over the run: their recording

@@ -470,10 +470,18 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             } else {
                 ""
             };
+            let beside = match &p.lane {
+                Some((root, at_once)) => format!(
+                    "while `{root}` was open beside it through its window ({at_once:.1} at a time)"
+                ),
+                None => format!(
+                    "while other spans did {} of work beside it",
+                    crate::units::ns(p.beside_ns)
+                ),
+            };
             notes.push(format!(
-                "`{}` {shape}, while other spans did {} of work beside it: something else paces it, a timer or interval (a flush, a heartbeat, a producer's tick) or work it waits for elsewhere (a blocking pool, a channel's other end), whose own spans show that work, so it is no waiting finding{unless}",
+                "`{}` {shape}, {beside}: something else paces it, a timer or interval (a flush, a heartbeat, a producer's tick) or work it waits for elsewhere (a blocking pool, a channel's other end), whose own spans show that work, so it is no waiting finding{unless}",
                 row.location.label,
-                crate::units::ns(p.beside_ns),
             ));
         }
     }

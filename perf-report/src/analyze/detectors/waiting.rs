@@ -110,7 +110,6 @@ impl Detector for Waiting {
         let occupancy = workers_occupancy(cx);
         let own = OwnIdle::of(cx, s);
         let paced_by = driver(cx, &own, s);
-        let callers = heaviest_callers(cx);
         let mut holder_reads = 0;
         for (i, cs, row) in cx.callsites() {
             // A task's wait gives back time only where a runtime worker is
@@ -141,7 +140,7 @@ impl Detector for Waiting {
             // Tasks that wait side by side each wait their own share: the
             // idle time over the wall time of the lanes it waits in (and
             // calls its caller already overlaps count once).
-            let lanes = lanes(cx, &callers, cs);
+            let lanes = lanes(cx, cs);
             let overlap = chain.as_ref().filter(|c| c.side_by_side).map_or(1.0, |c| c.fill);
             let lane_share = stats::ratio(
                 idle_ns,
@@ -421,6 +420,9 @@ pub(crate) struct Pacing {
     pub(crate) drives: bool,
     /// Its calls spaced by idle gaps ([`periodic`]), not back to back.
     pub(crate) periodic: bool,
+    /// The outermost span open beside it through its window, by label, and
+    /// how many of its calls were open at once ([`lane_beside`]).
+    pub(crate) lane: Option<(String, f64)>,
 }
 
 /// Whether callsite `cs` (idle `idle_ratio` of its wall time) paces a
@@ -462,15 +464,58 @@ pub(crate) fn paces_a_loop(
             beside_ns,
             drives: cs.calls < MIN_CALLS,
             periodic: false,
+            lane: None,
         });
     }
-    (alike && cs.calls >= MIN_CALLS && fill < BACK_TO_BACK && periodic(cx, cs, gaps, others_ns, window))
-        .then_some(Pacing {
-            call_ns: wall.p50 as f64,
-            beside_ns: others_ns,
-            drives: false,
-            periodic: true,
+    if !(alike && cs.calls >= MIN_CALLS && fill < BACK_TO_BACK) {
+        return None;
+    }
+    // Work beside it: the other spans' self time, or another task's spans
+    // open through its window, however little they computed.
+    let lane = (others_ns < MIN_BESIDE * window)
+        .then(|| lane_beside(cx, cs))
+        .flatten();
+    let beside = if lane.is_some() { window } else { others_ns };
+    periodic(cx, cs, gaps, beside, window).then_some(Pacing {
+        call_ns: wall.p50 as f64,
+        beside_ns: others_ns,
+        drives: false,
+        periodic: true,
+        lane,
+    })
+}
+
+/// A share of a window (0.9): another outermost span open beside a
+/// periodic task covers at least this much of its window, and its calls
+/// are open this much of their own ([`lane_beside`]).
+const THROUGH: f64 = 0.9;
+
+/// The outermost span, not `cs`'s own, whose calls were open beside `cs`
+/// through its window ([`THROUGH`]), with how many were open at once (the
+/// most): another task's loop going on beside it, computing or waiting.
+/// A fresh program's six clients each took one of two permits and waited
+/// 2 ms under it, 30 µs of work a call (0.03 cores in all), while a
+/// background loop uploaded a report (a 25 ms wait) every 36 ms holding no
+/// permit; the upload read "shortens the run by 27.9%", critical, where
+/// nothing waited for it, as the clients' spans had done too little work
+/// beside it to count.
+fn lane_beside(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(String, f64)> {
+    let window = cs.active?;
+    let at = cx.index_of(cs.id)?;
+    let own_root = cx.outermost(at);
+    cx.callsites()
+        .filter(|&(i, _, _)| i != at && i != own_root && cx.callers.get(i) == Some(&None))
+        .filter_map(|(_, other, row)| {
+            let theirs = other.active?;
+            let overlap = theirs
+                .last_close_ns
+                .min(window.last_close_ns)
+                .saturating_sub(theirs.first_open_ns.max(window.first_open_ns));
+            let open_at_once = stats::ratio(other.wall_ns.sum as f64, theirs.len_ns() as f64);
+            (overlap as f64 >= THROUGH * window.len_ns() as f64 && open_at_once >= THROUGH)
+                .then(|| (row.location.label.clone(), open_at_once))
         })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// Other spans' work beside a loop's waits, at least this share of its
@@ -496,9 +541,10 @@ const IN_STEP: f64 = 4.0;
 /// nothing waited for it. Not so when the gaps held untraced work (the
 /// process's CPU outside every span, over [`IDLE_GAPS`] of them), or when
 /// a callsite in step with it ([`IN_STEP`]) did work worth half the gaps
-/// (a loop alternating its wait with traced work), or when the other spans
-/// did no work beside it worth 5% of its window (`beside_ns`, at most all
-/// their self time).
+/// (a loop alternating its wait with traced work), or when nothing went on
+/// beside it: the other spans did no work worth 5% of its window
+/// (`beside_ns`, at most all their self time) and no other task's spans
+/// were open through it ([`lane_beside`]).
 fn periodic(cx: &Context<'_>, cs: &CallsiteStats, gaps: f64, beside_ns: f64, window: f64) -> bool {
     let calls = cs.calls.max(1) as f64;
     let in_step = |other: &CallsiteStats| {
@@ -547,14 +593,13 @@ const TASKS_SIDE_BY_SIDE: f64 = 2.0;
 /// bound; both fixes together gave 2.6 times as many. Run on the findings
 /// as reported (after parents and symptoms were dropped).
 pub(crate) fn in_series(cx: &Context<'_>, findings: &mut [Finding]) {
-    let callers = heaviest_callers(cx);
     let rooted: Vec<(usize, String, String)> = findings
         .iter()
         .enumerate()
         .filter(|(_, f)| f.class == Class::Waiting)
         .filter_map(|(i, f)| {
             let cs = &cx.dump.callsites[cx.index_of(f.callsite_id?)?];
-            let root = lanes(cx, &callers, cs)?.root;
+            let root = lanes(cx, cs)?.root;
             let name = f.location.as_ref()?.label.clone();
             (root != name).then_some((i, root, name))
         })
@@ -583,42 +628,14 @@ struct Lanes {
 /// span's most frequent caller, when more than one of its calls were open
 /// at once on average (`None` for one at a time, or a dump without live
 /// windows: every wait then counts over the run's wall time).
-fn lanes(cx: &Context<'_>, callers: &[Option<usize>], cs: &CallsiteStats) -> Option<Lanes> {
-    let mut at = cx.index_of(cs.id)?;
-    // A cycle of recursive callsites ends the walk at the first callsite
-    // seen twice.
-    let mut seen = vec![false; callers.len()];
-    while let Some(&Some(caller)) = callers.get(at) {
-        seen[at] = true;
-        if seen[caller] {
-            break;
-        }
-        at = caller;
-    }
+fn lanes(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Lanes> {
+    let at = cx.outermost(cx.index_of(cs.id)?);
     let root = &cx.dump.callsites[at];
     let open_at_once = stats::ratio(root.wall_ns.sum as f64, root.active?.len_ns() as f64);
     (open_at_once > 1.05).then(|| Lanes {
         root: cx.rows[at].location.label.clone(),
         open_at_once,
     })
-}
-
-/// Each callsite's most frequent caller (by the call edges' counts; ties
-/// to the lower id), by index in the dump's callsites: one pass over the
-/// edges, however many waits walk up from them.
-fn heaviest_callers(cx: &Context<'_>) -> Vec<Option<usize>> {
-    let mut best: Vec<Option<(u64, std::cmp::Reverse<u32>, usize)>> =
-        vec![None; cx.dump.callsites.len()];
-    for e in cx.dump.edges.iter().filter(|e| e.parent != e.child) {
-        let (Some(child), Some(parent)) = (cx.index_of(e.child), cx.index_of(e.parent)) else {
-            continue;
-        };
-        let key = (e.calls, std::cmp::Reverse(e.parent), parent);
-        if best[child].is_none_or(|b| (key.0, key.1) > (b.0, b.1)) {
-            best[child] = Some(key);
-        }
-    }
-    best.into_iter().map(|b| b.map(|(_, _, parent)| parent)).collect()
 }
 
 /// A caller that awaits a waiting span several times a call, one after
@@ -1071,6 +1088,51 @@ mod tests {
             let found = detect(Class::Waiting, refresher(outside_ms, alternating));
             assert!(about(&found, "fetch_config").is_some(), "{outside_ms} {alternating}: {found:#?}");
         }
+    }
+
+    /// Six clients' `query`, 1,800 calls of 10 ms open through a 3 s run
+    /// (six at a time) that compute 30 µs each (54 ms in all, under 5% of
+    /// the window), beside a background `export_report` whose `upload`
+    /// waits 26 ms every 36 ms, holding nothing the clients wait for: a
+    /// periodic task beside another task's loop, a note. With the clients
+    /// open only through the first half of the run, nothing goes on beside
+    /// the uploads in the rest: a finding.
+    fn uploads(clients_through_ms: u64) -> perf_layer::dump::Dump {
+        use perf_layer::dump::ActiveWindow;
+        let run = 3_000 * MS;
+        let mut d = dump(
+            run,
+            &[
+                Span::new("query", &[(30 * US, 1_800)]).idle(10 * MS),
+                Span::new("export_report", &[(10 * US, 80)]).idle(26 * MS),
+                Span::new("upload", &[(2 * US, 80)]).idle(26 * MS),
+            ],
+        );
+        d.edges.retain(|e| d.callsites[e.child as usize].name == "upload");
+        d.edges.iter_mut().for_each(|e| e.parent = 1);
+        for cs in &mut d.callsites {
+            let end = if cs.name == "query" { clients_through_ms * MS } else { run };
+            cs.active = Some(ActiveWindow { first_open_ns: 0, last_close_ns: end });
+        }
+        d.run.cpu_ns = Some(64 * MS);
+        d
+    }
+
+    #[test]
+    fn a_periodic_task_beside_another_tasks_waiting_loop_is_no_finding() {
+        let found = detect(Class::Waiting, uploads(3_000));
+        assert!(about(&found, "upload").is_none(), "{found:#?}");
+        assert!(about(&found, "query").is_some(), "{found:#?}");
+        let analysis =
+            crate::analyze::analyze(&crate::LoadedDump::from(uploads(3_000)), &crate::config::Config::default());
+        assert!(
+            analysis.notes.iter().any(|n| n.starts_with("`upload` waits about")
+                && n.contains("while `query` was open beside it through its window (6.0 at a time)")),
+            "{:#?}",
+            analysis.notes
+        );
+        let half = detect(Class::Waiting, uploads(1_500));
+        assert!(about(&half, "upload").is_some(), "{half:#?}");
     }
 
     #[test]
