@@ -182,8 +182,18 @@ impl Detector for Waiting {
             };
             let chained = chain.as_ref().map_or(String::new(), |c| {
                 if c.side_by_side {
+                    let slowest = c.slowest.map_or(String::new(), |w| {
+                        format!(
+                            " and lasts as long as the slowest of them: their wall time p50 {}, {} {}, `{}`'s p50 {}; the slow calls set its time",
+                            units::ns(w.p50_ns as f64),
+                            w.tail,
+                            units::ns(w.tail_ns as f64),
+                            c.caller,
+                            units::ns(w.caller_p50_ns as f64)
+                        )
+                    });
                     format!(
-                        "; `{}` already awaits it {:.1} times a call side by side (their wall time is {:.1} times `{}`'s)",
+                        "; `{}` already awaits it {:.1} times a call side by side (their wall time is {:.1} times `{}`'s){slowest}",
                         c.caller, c.per_call, c.fill, c.caller
                     )
                 } else {
@@ -299,6 +309,12 @@ impl Detector for Waiting {
             );
             let mut finding = cx.score(draft, |f| {
                 let mut advice = advice(f, chain.as_ref(), tasks, &whole, paced_by.as_deref());
+                if on_workers
+                    && idle_ns >= 0.99 * cs.idle_ns.sum as f64
+                    && cx.child_edges(cs.id).next().is_some()
+                {
+                    advice.prerequisites[0].push_str(SPAWNED);
+                }
                 if let Some(h) = &holder {
                     held_by(&mut advice, cx, h, &f.subject().in_prose());
                 }
@@ -647,8 +663,47 @@ struct Chain {
     /// The span's wall time under this caller over the caller's wall time.
     fill: f64,
     /// The calls overlap already: their wall time is at least
-    /// `sequential_fill` x `per_call` times the caller's.
+    /// `sequential_fill` x `per_call` times the caller's, or more than it
+    /// where a few slow ones set the caller's time (`slowest`).
     side_by_side: bool,
+    /// Where the caller lasts as long as its slowest calls ([`Slowest`]).
+    slowest: Option<Slowest>,
+}
+
+/// A caller that awaits several calls side by side lasts as long as the
+/// slowest; where a few are much slower than the rest (one shard, replica
+/// or key), they set its time, and shortening the usual ones gives back
+/// nothing. A fresh service's `handle_request` spawned eight `fetch_shard`
+/// tasks and joined them, one shard answering in 6 ms where the others
+/// took 1 ms: their wall time over the caller's was 3.1, under the 6.4 that
+/// read as side by side, and the finding's fixes began with making it
+/// answer sooner and ended with overlapping them; a fast shard gave 2.6
+/// times the requests.
+#[derive(Debug, Clone, Copy)]
+struct Slowest {
+    /// The span's wall time, its p50...
+    p50_ns: u64,
+    /// ...and its quantile near the slowest of `per_call` ([`slowest_of`]),
+    /// with its name.
+    tail_ns: u64,
+    tail: &'static str,
+    /// The caller's wall time, p50.
+    caller_p50_ns: u64,
+}
+
+/// The slow calls set the caller's time where both its p50 and the span's
+/// tail are at least this many times the span's p50 (2).
+const SLOW_SETS: f64 = 2.0;
+
+/// The quantile of `cs`'s wall time near the slowest of `per_call` calls
+/// (the median of the slowest of k is about its `0.5^(1/k)` quantile:
+/// p90 for up to 16, p99 past that), with its name.
+fn slowest_of(cs: &CallsiteStats, per_call: f64) -> (u64, &'static str) {
+    if per_call <= 16.0 {
+        (cs.wall_ns.p90, "p90")
+    } else {
+        (cs.wall_ns.p99, "p99")
+    }
 }
 
 /// The caller of `cs` that awaits it several times a call, one after
@@ -665,7 +720,20 @@ fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Opti
             let wall = cs.wall_ns.sum as f64 * e.calls as f64 / cs.calls as f64;
             let fill = wall / (caller.wall_ns.sum as f64).max(1.0);
             let one_after_another = (s.sequential_fill..=1.05).contains(&fill);
-            let side_by_side = fill > 1.05 && fill >= s.sequential_fill * per_call;
+            let (tail_ns, tail) = slowest_of(cs, per_call);
+            let p50 = cs.wall_ns.p50 as f64;
+            let slowest = (fill > 1.05
+                && p50 > 0.0
+                && tail_ns as f64 >= SLOW_SETS * p50
+                && caller.wall_ns.p50 as f64 >= SLOW_SETS * p50)
+                .then_some(Slowest {
+                    p50_ns: cs.wall_ns.p50,
+                    tail_ns,
+                    tail,
+                    caller_p50_ns: caller.wall_ns.p50,
+                });
+            let side_by_side =
+                fill > 1.05 && (fill >= s.sequential_fill * per_call || slowest.is_some());
             (per_call >= s.min_calls_per_caller && (one_after_another || side_by_side))
                 .then(|| {
                     (e.calls, Chain {
@@ -673,6 +741,7 @@ fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Opti
                         per_call,
                         fill,
                         side_by_side,
+                        slowest,
                     })
                 })
         })
@@ -713,6 +782,13 @@ fn held_by(advice: &mut Advice, cx: &Context<'_>, holder: &holders::Holder, name
     advice.prerequisites = vec![holder.prerequisite(cx, name)];
 }
 
+/// Said where an async span with children has a wait all its own (no
+/// waiting child explains it). A fresh service's `handle_request` spawned eight
+/// `#[instrument]`ed `fetch_shard` tasks into a `JoinSet` and awaited
+/// them: the shards' spans were no children of it, and it read as a wait
+/// of its own, its first step to add child spans around its awaits.
+const SPAWNED: &str = "; if it awaits tasks it spawns (`tokio::spawn`, a `JoinSet`), their spans are its children only where each spawned future carries its span (`.in_current_span()`): `#[instrument]` on an async fn opens its span at the first poll, in the new task";
+
 const LOCKS: &str = "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first";
 
 /// The plan step's advice for one of its findings; `chain`, the caller
@@ -738,7 +814,19 @@ fn advice(
     let fixes = match chain {
         // Its caller overlaps its calls already (said in the summary): what
         // is left is each wait, and how many callers run at once.
-        Some(c) if c.side_by_side => lines(&[SOONER, IN_FLIGHT, LOCKS, QUEUE, WORKER]),
+        Some(c) if c.side_by_side => c
+            .slowest
+            .map(|w| format!(
+                "Its slow calls set its caller's time ({} of them: {} {}, against {} at p50): find what makes them slow, one shard, replica or key (`PerfLayer::builder().group_by([...])` with the field that names it gives each its row), hedge them (a second request once one runs past the usual {}), or answer without the slowest (a quorum, a partial result); shortening the usual calls gives back little",
+                if w.tail == "p90" { "one in ten" } else { "one in a hundred" },
+                w.tail,
+                units::ns(w.tail_ns as f64),
+                units::ns(w.p50_ns as f64),
+                w.tail,
+            ))
+            .into_iter()
+            .chain(lines(&[SOONER, IN_FLIGHT, LOCKS, QUEUE, WORKER]))
+            .collect(),
         // The caller is named in the summary (escaped by every renderer),
         // not here: fixes are the report's own text.
         Some(c) => std::iter::once(format!(
@@ -953,6 +1041,66 @@ mod tests {
         let f = about(&between, "fetch").unwrap();
         assert!(!f.summary.contains("a call"), "{}", f.summary);
         assert!(f.advice.fixes[0].starts_with("Overlap independent waits"), "{:?}", f.advice.fixes);
+    }
+
+    /// `handle_request` awaits 8 `fetch_shard` calls side by side, each
+    /// waiting 2 ms at p50; one in eight takes 6.6 ms (its p90), and
+    /// `handle_request` lives 7.5 ms: their wall time is 2.1 times the
+    /// caller's, under the 6.4 of eight equal calls side by side. The slow
+    /// calls set the caller's time: said, and finding them is the first
+    /// fix. With the calls alike (p90 at p50), the same fill is a partial
+    /// overlap: the generic advice.
+    #[test]
+    fn a_caller_that_lasts_as_long_as_its_slowest_calls_says_so() {
+        let with = |p90: u64| {
+            let mut d = dump(
+                2_000 * MS,
+                &[
+                    Span::new("handle_request", &[(20 * US, 100)]).idle(7_500 * US),
+                    Span::new("fetch_shard", &[(US, 800)]).idle(2 * MS),
+                ],
+            );
+            d.callsites[1].wall_ns.p90 = p90;
+            detect(Class::Waiting, d)
+        };
+        let found = with(6_600 * US);
+        let f = about(&found, "fetch_shard").unwrap();
+        assert!(
+            f.summary.contains("`handle_request` already awaits it 8.0 times a call side by side (their wall time is 2.1 times `handle_request`'s) and lasts as long as the slowest of them: their wall time p50"),
+            "{}",
+            f.summary
+        );
+        assert!(f.summary.contains("p90 6.60 ms"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Its slow calls set its caller's time (one in ten of them"), "{:?}", f.advice.fixes);
+        let alike = with(2_100 * US);
+        let f = about(&alike, "fetch_shard").unwrap();
+        assert!(!f.summary.contains("side by side"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Overlap independent waits"), "{:?}", f.advice.fixes);
+    }
+
+    /// An async `handle_request` whose wait no waiting child explains,
+    /// with a child that computes (`merge`): its first step says that
+    /// tasks it spawns are its children only when their futures carry its
+    /// span. The same on no runtime (a thread's span entered several
+    /// times), or as a leaf on one: not said.
+    #[test]
+    fn an_async_parent_waiting_on_its_own_is_told_of_spawned_tasks() {
+        let with = |on_runtime: bool, child: bool| {
+            let mut spans = vec![Span::new("handle_request", &[(20 * US, 100)]).idle(7_500 * US)];
+            if child {
+                spans.push(Span::new("merge", &[(10 * US, 100)]));
+            }
+            let mut d = dump(2_000 * MS, &spans);
+            for cs in &mut d.callsites {
+                cs.intervals = Some(cs.calls * 4);
+                cs.runtime_worker_calls = Some(if on_runtime { cs.calls } else { 0 });
+            }
+            let found = detect(Class::Waiting, d);
+            about(&found, "handle_request").unwrap().advice.prerequisites[0].contains(".in_current_span()")
+        };
+        assert!(with(true, true));
+        assert!(!with(false, true));
+        assert!(!with(true, false));
     }
 
     /// A fresh request service: eight clients each loop on `handle` (8.0
