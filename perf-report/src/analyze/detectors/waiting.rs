@@ -110,7 +110,7 @@ impl Detector for Waiting {
         let occupancy = workers_occupancy(cx);
         let own = OwnIdle::of(cx, s);
         let paced_by = driver(cx, &own, s);
-        let mut holder_reads = 0;
+        let mut readings = holder_readings(cx, &own, s);
         for (i, cs, row) in cx.callsites() {
             // A task's wait gives back time only where a runtime worker is
             // free to run it: the workers' occupancy (computing, blocked or
@@ -210,12 +210,7 @@ impl Detector for Waiting {
             // order their long spans closed in says so (for the first
             // `holders::MAX_READS` waiting spans: a bound for a hostile
             // dump's thousands).
-            let holder = (holder_reads < holders::MAX_READS)
-                .then(|| {
-                    holder_reads += 1;
-                    holders::of(cx, i)
-                })
-                .flatten();
+            let holder = readings.remove(&i);
             let held = holder.as_ref().map_or(String::new(), |h| h.clause(cx));
             let draft = Draft {
                 class: Class::Waiting,
@@ -325,6 +320,41 @@ impl Detector for Waiting {
         }
     }
 
+}
+
+/// The span whose spans held what each waiting callsite's waits waited
+/// for, when the order their long spans closed in says so (for the first
+/// `holders::MAX_READS` waiting callsites: a bound for a hostile dump's
+/// thousands), by the waiter's index. A holder whose spans each released
+/// several waits of one waiter holds what they share (a lock); for another
+/// waiter whose waits it ends one a span, it holds the same, not hands
+/// something over ([`holders::Holder::holds_for_others`]).
+fn holder_readings(
+    cx: &Context<'_>,
+    own: &OwnIdle,
+    s: &Settings,
+) -> std::collections::BTreeMap<usize, holders::Holder> {
+    let mut readings: std::collections::BTreeMap<usize, holders::Holder> = cx
+        .callsites()
+        .filter(|&(i, cs, _)| {
+            let idle_ns = own.ns(i);
+            let idle_ratio = stats::share(idle_ns, cs.wall_ns.sum as f64);
+            idle_enough(cx, cs, idle_ns, s) && paces_a_loop(cx, cs, idle_ratio, s).is_none()
+        })
+        .take(holders::MAX_READS)
+        .filter_map(|(i, _, _)| holders::of(cx, i).map(|h| (i, h)))
+        .collect();
+    let shared: Vec<(usize, holders::Holder)> = readings
+        .iter()
+        .filter(|(_, h)| h.shared())
+        .map(|(&w, h)| (w, h.clone()))
+        .collect();
+    for h in readings.values_mut() {
+        for (waiter, other) in &shared {
+            h.holds_for_others(other, *waiter);
+        }
+    }
+    readings
 }
 
 /// Whether callsite `cs` is idle enough to be a waiting finding: idle
@@ -1326,6 +1356,72 @@ mod tests {
         assert!(cache.summary.contains("`handle` also waits in `query_db`"), "{}", cache.summary);
         let a = report(false);
         assert!(a.findings.iter().all(|f| !f.summary.contains("also waits in")), "{:#?}", a.findings);
+    }
+
+    /// A holder `export` whose every span ends two of `lookup`'s waits
+    /// holds what they share; `update`'s waits, one a span (one writer
+    /// task), end after the same spans: it holds what `update` waits for
+    /// too. Without `lookup`'s waits in the dump, one a span reads as a
+    /// hand-off.
+    #[test]
+    fn a_holder_of_what_others_share_holds_for_a_single_waiter_too() {
+        use perf_layer::dump::{LongSpan, LongSpans};
+        let found = |with_lookups: bool| {
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    Span::new("lookup", &[(50 * US, 100)]).idle(8 * MS),
+                    Span::new("update", &[(20 * US, 20)]).idle(5 * MS),
+                    Span::new("export", &[(10 * US, 20)]).idle(6 * MS),
+                ],
+            );
+            d.edges.clear();
+            let long = |spans: Vec<LongSpan>| {
+                Some(LongSpans {
+                    threshold_ns: MS,
+                    complete_after_ns: 0,
+                    spans: Vec::new(),
+                    longest_waits: spans,
+                })
+            };
+            let waits = |began: &[u64]| {
+                (0..20)
+                    .flat_map(|k| {
+                        began.iter().map(move |&b| LongSpan {
+                            opened_ns: k * 46 * MS + b,
+                            closed_ns: k * 46 * MS + 6 * MS + 500 * US,
+                            idle_ns: 6 * MS + 500 * US - b - 50 * US,
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            };
+            d.callsites[2].long_spans = long(Vec::new());
+            if let Some(l) = d.callsites[2].long_spans.as_mut() {
+                l.spans = (0..20)
+                    .map(|k| LongSpan {
+                        opened_ns: k * 46 * MS,
+                        closed_ns: k * 46 * MS + 6 * MS,
+                        idle_ns: 6 * MS - 10 * US,
+                    })
+                    .collect();
+            }
+            if with_lookups {
+                d.callsites[0].long_spans = long(waits(&[MS, 2 * MS]));
+            }
+            d.callsites[1].long_spans = long(waits(&[1_500 * US]));
+            detect(Class::Waiting, d)
+        };
+        let both = found(true);
+        let update = about(&both, "update").expect("a waiting finding");
+        assert!(
+            update.summary.contains("one a span (chance would tie") && update.summary.contains("as it ends 2.0 of `lookup`'s a span: `export` holds what they wait for"),
+            "{}",
+            update.summary
+        );
+        assert!(update.advice.fixes[0].starts_with("Release what `export` holds"), "{:?}", update.advice.fixes);
+        let alone = found(false);
+        let update = about(&alone, "update").expect("a waiting finding");
+        assert!(update.summary.contains("it waits for what `export` hands over as it ends"), "{}", update.summary);
     }
 
     /// A waiter whose every long wait began inside a `rebuild` span and
