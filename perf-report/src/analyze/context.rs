@@ -56,6 +56,11 @@ pub struct Totals {
     /// x recording threads. Taken from the process's CPU, not from time
     /// inside spans: work outside spans keeps a core as busy.
     pub utilization: f64,
+    /// The process's CPU time outside every span, ns, where it is worth
+    /// saying (a quarter of the process's CPU and 100 ms at least): the
+    /// header says its share, and a note what it may be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outside_spans_cpu_ns: Option<u64>,
 }
 
 /// How the figures every detector and renderer reads are measured, where a
@@ -281,7 +286,7 @@ impl<'a> Context<'a> {
         } else {
             0.0
         });
-        Self {
+        let mut cx = Self {
             dump,
             config,
             totals: Totals {
@@ -297,6 +302,7 @@ impl<'a> Context<'a> {
                 overhead_share,
                 recording_threads,
                 utilization,
+                outside_spans_cpu_ns: None,
             },
             rows,
             tail_excess_ns,
@@ -307,7 +313,9 @@ impl<'a> Context<'a> {
             alloc_tracked,
             grouped: input.grouped(),
             callers: heaviest_callers(dump),
-        }
+        };
+        cx.totals.outside_spans_cpu_ns = cx.outside_cpu_ns().map(|(outside, _)| outside as u64);
+        cx
     }
 
     /// The outermost caller of callsite `i`, reached through each span's

@@ -98,9 +98,14 @@ pub(in crate::render) fn run_summary(a: &Analysis) -> String {
     let t = &a.totals;
     let cpu = match t.cpu_ns {
         Some(cpu) => format!(
-            ", {} of CPU ({:.2} cores on average)",
+            ", {} of CPU ({:.2} cores on average{})",
             units::ns(cpu as f64),
-            t.cpu_utilization
+            t.cpu_utilization,
+            t.outside_spans_cpu_ns
+                .map_or(String::new(), |outside| format!(
+                    "; {} of it outside every span",
+                    units::pct(outside as f64 / cpu.max(1) as f64)
+                )),
         ),
         None => String::new(),
     };
@@ -210,6 +215,30 @@ pub(in crate::render) fn diff_counts(d: &Diff) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::analyze::test_dump::{MS, Span, US, dump};
+
+    /// A batch whose CPU went 70% to untraced parsing: the header says
+    /// so; with the spans holding nearly all of it, nothing is said.
+    #[test]
+    fn the_header_names_the_cpu_outside_every_span() {
+        let header = |cpu_ms: u64| {
+            let mut d = dump(
+                2_000 * MS,
+                &[Span::new("process_item", &[(100 * US, 4_000)])],
+            );
+            d.run.cpu_ns = Some(cpu_ms * MS);
+            let a = crate::analyze::analyze(&d.into(), &crate::config::Config::default());
+            super::run_summary(&a)
+        };
+        let h = header(1_400);
+        assert!(
+            h.ends_with("1.40 s of CPU (0.70 cores on average; 71.4% of it outside every span)"),
+            "{h}"
+        );
+        let h = header(420);
+        assert!(h.ends_with("(0.21 cores on average)"), "{h}");
+    }
+
     #[test]
     fn one_left_out_is_said_in_the_singular() {
         assert_eq!(super::more(1, "findings"), "1 more finding");
