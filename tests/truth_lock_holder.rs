@@ -211,3 +211,114 @@ fn a_producer_whose_spans_each_end_one_wait_hands_over_and_holds_nothing() {
         );
     }
 }
+
+/// Sixteen clients `lookup` a table behind a `tokio::sync::RwLock`; one
+/// writer task's `update_price` writes every 10 ms; `export_snapshot`
+/// holds a read guard across a 20 ms `upload` every 50 ms. The writer
+/// queues behind the export (and the readers behind the writer). Written
+/// fresh on 2026-12-06: the writer's waits, one a span, read "it waits for
+/// what `export_snapshot` hands over as it ends", its fix more producers;
+/// copying the table and dropping the guard first gave 56% more lookups.
+fn rwlock_queue() -> Dump {
+    use tokio::sync::RwLock;
+    let ((), dump) = traced(|dispatch| {
+        two_workers().block_on(async {
+            let table = Arc::new(RwLock::new(vec![1u64; 1024]));
+            let deadline = Instant::now() + Duration::from_millis(1_500);
+            let export = {
+                let table = table.clone();
+                tokio::spawn(
+                    async move {
+                        while Instant::now() < deadline {
+                            async {
+                                let guard = table.read().await;
+                                tokio::time::sleep(Duration::from_millis(20))
+                                    .instrument(info_span!("upload"))
+                                    .await;
+                                drop(guard);
+                            }
+                            .instrument(info_span!("export_snapshot"))
+                            .await;
+                            tokio::time::sleep(Duration::from_millis(30)).await;
+                        }
+                    }
+                    .with_subscriber(dispatch.clone()),
+                )
+            };
+            let writer = {
+                let table = table.clone();
+                tokio::spawn(
+                    async move {
+                        let mut n = 0u64;
+                        while Instant::now() < deadline {
+                            async {
+                                table.write().await[(n % 1024) as usize] = n;
+                            }
+                            .instrument(info_span!("update_price"))
+                            .await;
+                            n += 1;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                    .with_subscriber(dispatch.clone()),
+                )
+            };
+            let clients: Vec<_> = (0..16u64)
+                .map(|c| {
+                    let table = table.clone();
+                    tokio::spawn(
+                        async move {
+                            let mut n = c;
+                            while Instant::now() < deadline {
+                                async {
+                                    let v = table.read().await[(n % 1024) as usize];
+                                    let end = Instant::now() + Duration::from_micros(40);
+                                    let mut x = v | 1;
+                                    while Instant::now() < end {
+                                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                                    }
+                                    std::hint::black_box(x);
+                                }
+                                .instrument(info_span!("lookup"))
+                                .await;
+                                n += 16;
+                                tokio::time::sleep(Duration::from_micros(500)).await;
+                            }
+                        }
+                        .with_subscriber(dispatch.clone()),
+                    )
+                })
+                .collect();
+            for c in clients {
+                c.await.unwrap();
+            }
+            export.await.unwrap();
+            writer.await.unwrap();
+        });
+    });
+    dump
+}
+
+/// The writer's waits end one a span after the export's, as one writer
+/// task waits at a time; the readers' end several a span, after the
+/// export's or (in other runs) the writer's, which waits itself behind the
+/// export: the export holds what both wait for, its release is both
+/// fixes, and neither reads as a hand-off.
+#[test]
+fn a_single_writer_queued_behind_a_held_read_guard_waits_for_what_it_holds() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dump = rwlock_queue();
+    for name in ["lookup", "update_price"] {
+        let (summary, fixes) = waiting(dump.clone(), name);
+        assert!(!summary.contains("hands over"), "{name}: {summary}");
+        assert!(
+            summary.contains("`export_snapshot` holds, across `upload`")
+                || summary.contains("`export_snapshot` holds what they wait for, across `upload`"),
+            "{name}: {summary}"
+        );
+        assert!(
+            fixes[0].starts_with("Release what `export_snapshot` holds before it waits"),
+            "{name}: {fixes:#?}"
+        );
+    }
+}

@@ -113,9 +113,24 @@ pub(crate) struct Holder {
     /// Its child that tied at least half as many: what it awaited while
     /// holding.
     pub(crate) across: Option<usize>,
-    /// Another waiting callsite its spans each released several waits of,
-    /// and how many a span ([`Holder::holds_for_others`]).
-    pub(crate) holds_for_others: Option<(usize, f64)>,
+    /// Why it holds, where its spans end one wait a span ([`Queued`]).
+    pub(crate) queued: Option<Queued>,
+    /// The holder's own holder, where the holder waits too and its waits
+    /// end after a span that holds what it waits for ([`Holder::behind`]):
+    /// where the queue begins.
+    pub(crate) behind: Option<Box<Holder>>,
+}
+
+/// Why a holder whose spans end one of a waiter's waits a span holds what
+/// it waits for, not hands it over ([`Holder::queued_on`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Queued {
+    /// Its spans end several waits a span of another waiting callsite (by
+    /// index), this many.
+    HoldsForOthers(usize, f64),
+    /// The waiter itself holds what another waiting callsite (by index)
+    /// waits for: it waits to take a lock, in its queue.
+    WaiterHolds(usize),
 }
 
 /// The holder of what callsite `waiter`'s waits waited for, where one
@@ -182,7 +197,8 @@ pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
         longest: t.longest,
         released: t.released,
         by_chance: t.by_chance,
-        holds_for_others: None,
+        queued: None,
+        behind: None,
     })
 }
 
@@ -329,21 +345,44 @@ impl Holder {
     /// Whether its spans each released several waits: it holds something
     /// they share (a lock), not one thing handed to each.
     pub(crate) fn shared(&self) -> bool {
-        self.holds_for_others.is_some() || self.per_span() >= MIN_SHARED
+        self.queued.is_some() || self.per_span() >= MIN_SHARED
     }
 
-    /// Says its spans each released several waits of another waiting
-    /// callsite: what it holds is shared (a lock), and where it ends this
-    /// waiter's waits one a span, that is the same lock with one of this
-    /// waiter's calls in its queue at a time, not a hand-off. A fresh
-    /// service's `export_snapshot` held a `tokio::sync::RwLock`'s read
-    /// guard across a 20 ms upload: sixteen clients' `lookup` waits tied
-    /// to it, four a span, and the one writer task's `update_price`, one a
-    /// span, read "it waits for what `export_snapshot` hands over as it
-    /// ends (a channel's item, a task's result)", its fix more producers.
-    pub(crate) fn holds_for_others(&mut self, other: &Holder, waiter: usize) {
-        if !self.shared() && other.shared() && other.index == self.index {
-            self.holds_for_others = Some((waiter, other.per_span()));
+    /// Reads it as holding what this waiter waits for where its spans end
+    /// one wait a span but `other` (another waiter's reading, `other_waiter`
+    /// by index; `waiter`, this one's) says it holds something shared: its
+    /// spans end several of another waiter's waits a span, or this waiter
+    /// itself holds what another waits for. One waiter task in a lock's
+    /// queue has one wait a holder span to end, whatever it waits for. A
+    /// fresh service's `export_snapshot` held a `tokio::sync::RwLock`'s
+    /// read guard across a 20 ms upload: sixteen clients' `lookup` waits
+    /// tied to it, four a span (or, in other runs, to the writer queued
+    /// behind it), and the one writer task's `update_price`, one a span,
+    /// read "it waits for what `export_snapshot` hands over as it ends (a
+    /// channel's item, a task's result)", its fix more producers.
+    pub(crate) fn queued_on(&mut self, other: &Holder, other_waiter: usize, waiter: usize) {
+        if self.shared() || !other.shared() {
+            return;
+        }
+        if other.index == self.index {
+            self.queued = Some(Queued::HoldsForOthers(other_waiter, other.per_span()));
+        } else if other.index == waiter {
+            self.queued = Some(Queued::WaiterHolds(other_waiter));
+        }
+    }
+
+    /// Names the holder's own holder, `of_holder` (the reading of the
+    /// holder as a waiter), where it holds something shared: the holder
+    /// waits in the same queue, and what the first in it holds is the
+    /// fix. The readers of a `tokio::sync::RwLock` waited behind a writer
+    /// that waited behind a read guard held across an upload: "`update_price`
+    /// holds what they wait for", with the writer's fix (release it before
+    /// it waits), where the writer waits before it takes the lock.
+    pub(crate) fn behind(&mut self, of_holder: &Holder) {
+        if self.shared() && of_holder.shared() && of_holder.index != self.index {
+            let mut root = of_holder.clone();
+            root.behind = None;
+            self.behind = Some(Box::new(root));
         }
     }
 
@@ -371,17 +410,36 @@ impl Holder {
                 format!(" (inside `{}`)", self.label(cx))
             },
         );
-        if let Some((other, per_span)) = self.holds_for_others {
+        let behind = self.behind.as_ref().map_or(String::new(), |root| {
             format!(
-                "{ties}, one a span (chance would tie {:.1}), as it ends {per_span:.1} of `{}`'s a span: `{}` holds what they wait for{}",
+                ", and waits itself for what `{}` holds{}",
+                root.label(cx),
+                root.across_clause(cx)
+            )
+        });
+        match self.queued {
+            Some(Queued::HoldsForOthers(other, per_span)) => format!(
+                "{ties}, one a span (chance would tie {:.1}), as it ends {per_span:.1} of `{}`'s a span: `{}` holds what they wait for{}{behind}",
                 self.by_chance,
                 cx.rows[other].location.label,
                 self.label(cx),
                 self.across_clause(cx),
-            )
-        } else if self.shared() {
+            ),
+            Some(Queued::WaiterHolds(other)) => format!(
+                "{ties}, one a span (chance would tie {:.1}), where it holds what `{}` waits for itself, so it waits to take it: `{}` holds what they wait for{}{behind}",
+                self.by_chance,
+                cx.rows[other].location.label,
+                self.label(cx),
+                self.across_clause(cx),
+            ),
+            None => self.unqueued_clause(cx, &ties, &behind),
+        }
+    }
+
+    fn unqueued_clause(&self, cx: &Context<'_>, ties: &str, behind: &str) -> String {
+        if self.shared() {
             format!(
-                "{ties}, {:.1} a span (chance would tie {:.1}): `{}` holds what they wait for{}",
+                "{ties}, {:.1} a span (chance would tie {:.1}): `{}` holds what they wait for{}{behind}",
                 self.per_span(),
                 self.by_chance,
                 self.label(cx),
@@ -414,6 +472,9 @@ impl Holder {
     /// The first fix: release what the holder holds before it waits, or
     /// have what it hands over sooner.
     pub(crate) fn fix(&self, cx: &Context<'_>) -> String {
+        if let Some(root) = &self.behind {
+            return root.fix(cx);
+        }
         let cs = &cx.dump.callsites[self.index];
         let label = self.label(cx);
         let its_wait = self.across.map_or_else(
@@ -454,6 +515,13 @@ impl Holder {
 
     /// The step before the fixes.
     pub(crate) fn prerequisite(&self, cx: &Context<'_>, waiter: &str) -> String {
+        if let Some(root) = &self.behind {
+            return format!(
+                "Find what `{}` holds that `{}` and {waiter} take (a lock, a permit, a connection)",
+                root.label(cx),
+                self.label(cx)
+            );
+        }
         if self.shared() {
             format!(
                 "Find what `{}` holds that {waiter} takes (a lock, a permit, a connection)",

@@ -328,7 +328,8 @@ impl Detector for Waiting {
 /// thousands), by the waiter's index. A holder whose spans each released
 /// several waits of one waiter holds what they share (a lock); for another
 /// waiter whose waits it ends one a span, it holds the same, not hands
-/// something over ([`holders::Holder::holds_for_others`]).
+/// something over ([`holders::Holder::queued_on`]); a holder that waits
+/// itself behind another holder names it ([`holders::Holder::behind`]).
 fn holder_readings(
     cx: &Context<'_>,
     own: &OwnIdle,
@@ -349,9 +350,17 @@ fn holder_readings(
         .filter(|(_, h)| h.shared())
         .map(|(&w, h)| (w, h.clone()))
         .collect();
+    for (&waiter, h) in readings.iter_mut() {
+        for (other_waiter, other) in &shared {
+            h.queued_on(other, *other_waiter, waiter);
+        }
+    }
+    // A holder that waits too, behind what another holds: the queue's
+    // first holder is the fix.
+    let as_waiters = readings.clone();
     for h in readings.values_mut() {
-        for (waiter, other) in &shared {
-            h.holds_for_others(other, *waiter);
+        if let Some(of_holder) = as_waiters.get(&h.index) {
+            h.behind(of_holder);
         }
     }
     readings
@@ -1422,6 +1431,58 @@ mod tests {
         let alone = found(false);
         let update = about(&alone, "update").expect("a waiting finding");
         assert!(update.summary.contains("it waits for what `export` hands over as it ends"), "{}", update.summary);
+    }
+
+    /// Readers (`lookup`, two waits a span) queued behind a writer
+    /// (`update`, one task) queued behind `export`, which holds the lock
+    /// across its wait: the readers' waits end after the writer's spans,
+    /// the writer's after the export's. The readers name the writer and,
+    /// behind it, the export, whose release is their fix; the writer holds
+    /// what the readers wait for, so its one wait a span is its place in
+    /// the queue, not a hand-off.
+    #[test]
+    fn readers_behind_a_queued_writer_name_what_the_queue_waits_for() {
+        use perf_layer::dump::{LongSpan, LongSpans};
+        let mut d = dump(
+            1_000 * MS,
+            &[
+                Span::new("lookup", &[(50 * US, 100)]).idle(8 * MS),
+                Span::new("export", &[(10 * US, 20)]).idle(6 * MS),
+                Span::new("update", &[(20 * US, 20)]).idle(6 * MS),
+            ],
+        );
+        d.edges.clear();
+        let long = |spans: Vec<LongSpan>, waits: Vec<LongSpan>| {
+            Some(LongSpans { threshold_ns: MS, complete_after_ns: 0, spans, longest_waits: waits })
+        };
+        let at = |k: u64, opened: u64, closed: u64, busy: u64| LongSpan {
+            opened_ns: k * 46 * MS + opened,
+            closed_ns: k * 46 * MS + closed,
+            idle_ns: closed - opened - busy,
+        };
+        d.callsites[1].long_spans = long((0..20).map(|k| at(k, 0, 6 * MS, 10 * US)).collect(), Vec::new());
+        let writes: Vec<LongSpan> = (0..20).map(|k| at(k, 1_500 * US, 7_500 * US, 20 * US)).collect();
+        d.callsites[2].long_spans = long(writes.clone(), writes);
+        d.callsites[0].long_spans = long(
+            Vec::new(),
+            (0..20)
+                .flat_map(|k| [2 * MS, 3 * MS].map(|b| at(k, b, 7_800 * US, 50 * US)))
+                .collect(),
+        );
+        let found = detect(Class::Waiting, d);
+        let lookup = about(&found, "lookup").expect("a waiting finding");
+        assert!(
+            lookup.summary.contains("`update` holds what they wait for, and waits itself for what `export` holds"),
+            "{}",
+            lookup.summary
+        );
+        assert!(lookup.advice.fixes[0].starts_with("Release what `export` holds"), "{:?}", lookup.advice.fixes);
+        let update = about(&found, "update").expect("a waiting finding");
+        assert!(
+            update.summary.contains("where it holds what `lookup` waits for itself, so it waits to take it: `export` holds what they wait for"),
+            "{}",
+            update.summary
+        );
     }
 
     /// A waiter whose every long wait began inside a `rebuild` span and
