@@ -466,7 +466,7 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
                 )
             };
             let unless = if p.periodic {
-                "; its wait shortens the run only if the rest waits for it (a lock it holds across the wait: then their waits are found)"
+                "; its wait shortens the run only if the rest waits for it (a lock it holds across the wait: then their waits are found) or the run ends with its loop (a fixed number of rounds, where the rest stops when it is done)"
             } else {
                 ""
             };
