@@ -1367,6 +1367,38 @@ mod tests {
         assert!(a.findings.iter().all(|f| !f.summary.contains("also waits in")), "{:#?}", a.findings);
     }
 
+    /// A callsite's long spans: `spans` (all of them from the run's
+    /// start) and its `longest_waits`.
+    fn long_spans(
+        spans: Vec<perf_layer::dump::LongSpan>,
+        waits: Vec<perf_layer::dump::LongSpan>,
+    ) -> Option<perf_layer::dump::LongSpans> {
+        Some(perf_layer::dump::LongSpans { threshold_ns: MS, complete_after_ns: 0, spans, longest_waits: waits })
+    }
+
+    /// A span in round `k` of rounds 46 ms apart, from `opened` to
+    /// `closed` into it, busy `busy` of that.
+    fn in_round(k: u64, opened: u64, closed: u64, busy: u64) -> perf_layer::dump::LongSpan {
+        perf_layer::dump::LongSpan {
+            opened_ns: k * 46 * MS + opened,
+            closed_ns: k * 46 * MS + closed,
+            idle_ns: closed - opened - busy,
+        }
+    }
+
+    /// The three callsites of the holder tests below, `export` at index
+    /// `export_at` (1 or 2) and `update` at the other.
+    fn queue(export_at: usize) -> perf_layer::dump::Dump {
+        let mut spans = vec![
+            Span::new("lookup", &[(50 * US, 100)]).idle(8 * MS),
+            Span::new("update", &[(20 * US, 20)]).idle(6 * MS),
+        ];
+        spans.insert(export_at, Span::new("export", &[(10 * US, 20)]).idle(6 * MS));
+        let mut d = dump(1_000 * MS, &spans);
+        d.edges.clear();
+        d
+    }
+
     /// A holder `export` whose every span ends two of `lookup`'s waits
     /// holds what they share; `update`'s waits, one a span (one writer
     /// task), end after the same spans: it holds what `update` waits for
@@ -1374,50 +1406,19 @@ mod tests {
     /// hand-off.
     #[test]
     fn a_holder_of_what_others_share_holds_for_a_single_waiter_too() {
-        use perf_layer::dump::{LongSpan, LongSpans};
         let found = |with_lookups: bool| {
-            let mut d = dump(
-                1_000 * MS,
-                &[
-                    Span::new("lookup", &[(50 * US, 100)]).idle(8 * MS),
-                    Span::new("update", &[(20 * US, 20)]).idle(5 * MS),
-                    Span::new("export", &[(10 * US, 20)]).idle(6 * MS),
-                ],
-            );
-            d.edges.clear();
-            let long = |spans: Vec<LongSpan>| {
-                Some(LongSpans {
-                    threshold_ns: MS,
-                    complete_after_ns: 0,
-                    spans: Vec::new(),
-                    longest_waits: spans,
-                })
-            };
-            let waits = |began: &[u64]| {
+            let mut d = queue(2);
+            let waits = |began: &[u64]| -> Vec<_> {
                 (0..20)
-                    .flat_map(|k| {
-                        began.iter().map(move |&b| LongSpan {
-                            opened_ns: k * 46 * MS + b,
-                            closed_ns: k * 46 * MS + 6 * MS + 500 * US,
-                            idle_ns: 6 * MS + 500 * US - b - 50 * US,
-                        })
-                    })
-                    .collect::<Vec<_>>()
+                    .flat_map(|k| began.iter().map(move |&b| in_round(k, b, 6 * MS + 500 * US, 50 * US)))
+                    .collect()
             };
-            d.callsites[2].long_spans = long(Vec::new());
-            if let Some(l) = d.callsites[2].long_spans.as_mut() {
-                l.spans = (0..20)
-                    .map(|k| LongSpan {
-                        opened_ns: k * 46 * MS,
-                        closed_ns: k * 46 * MS + 6 * MS,
-                        idle_ns: 6 * MS - 10 * US,
-                    })
-                    .collect();
-            }
+            d.callsites[2].long_spans =
+                long_spans((0..20).map(|k| in_round(k, 0, 6 * MS, 10 * US)).collect(), Vec::new());
             if with_lookups {
-                d.callsites[0].long_spans = long(waits(&[MS, 2 * MS]));
+                d.callsites[0].long_spans = long_spans(Vec::new(), waits(&[MS, 2 * MS]));
             }
-            d.callsites[1].long_spans = long(waits(&[1_500 * US]));
+            d.callsites[1].long_spans = long_spans(Vec::new(), waits(&[1_500 * US]));
             detect(Class::Waiting, d)
         };
         let both = found(true);
@@ -1442,31 +1443,15 @@ mod tests {
     /// the queue, not a hand-off.
     #[test]
     fn readers_behind_a_queued_writer_name_what_the_queue_waits_for() {
-        use perf_layer::dump::{LongSpan, LongSpans};
-        let mut d = dump(
-            1_000 * MS,
-            &[
-                Span::new("lookup", &[(50 * US, 100)]).idle(8 * MS),
-                Span::new("export", &[(10 * US, 20)]).idle(6 * MS),
-                Span::new("update", &[(20 * US, 20)]).idle(6 * MS),
-            ],
-        );
-        d.edges.clear();
-        let long = |spans: Vec<LongSpan>, waits: Vec<LongSpan>| {
-            Some(LongSpans { threshold_ns: MS, complete_after_ns: 0, spans, longest_waits: waits })
-        };
-        let at = |k: u64, opened: u64, closed: u64, busy: u64| LongSpan {
-            opened_ns: k * 46 * MS + opened,
-            closed_ns: k * 46 * MS + closed,
-            idle_ns: closed - opened - busy,
-        };
-        d.callsites[1].long_spans = long((0..20).map(|k| at(k, 0, 6 * MS, 10 * US)).collect(), Vec::new());
-        let writes: Vec<LongSpan> = (0..20).map(|k| at(k, 1_500 * US, 7_500 * US, 20 * US)).collect();
-        d.callsites[2].long_spans = long(writes.clone(), writes);
-        d.callsites[0].long_spans = long(
+        let mut d = queue(1);
+        d.callsites[1].long_spans =
+            long_spans((0..20).map(|k| in_round(k, 0, 6 * MS, 10 * US)).collect(), Vec::new());
+        let writes: Vec<_> = (0..20).map(|k| in_round(k, 1_500 * US, 7_500 * US, 20 * US)).collect();
+        d.callsites[2].long_spans = long_spans(writes.clone(), writes);
+        d.callsites[0].long_spans = long_spans(
             Vec::new(),
             (0..20)
-                .flat_map(|k| [2 * MS, 3 * MS].map(|b| at(k, b, 7_800 * US, 50 * US)))
+                .flat_map(|k| [2 * MS, 3 * MS].map(|b| in_round(k, b, 7_800 * US, 50 * US)))
                 .collect(),
         );
         let found = detect(Class::Waiting, d);
