@@ -372,14 +372,21 @@ impl Holder {
     }
 
     /// Names the holder's own holder, `of_holder` (the reading of the
-    /// holder as a waiter), where it holds something shared: the holder
-    /// waits in the same queue, and what the first in it holds is the
-    /// fix. The readers of a `tokio::sync::RwLock` waited behind a writer
-    /// that waited behind a read guard held across an upload: "`update_price`
-    /// holds what they wait for", with the writer's fix (release it before
-    /// it waits), where the writer waits before it takes the lock.
-    pub(crate) fn behind(&mut self, of_holder: &Holder) {
-        if self.shared() && of_holder.shared() && of_holder.index != self.index {
+    /// holder as a waiter; `waiter`, this reading's, by index), where it
+    /// holds something shared: the holder waits in the same queue, and
+    /// what the first in it holds is the fix. The readers of a
+    /// `tokio::sync::RwLock` waited behind a writer that waited behind a
+    /// read guard held across an upload: "`update_price` holds what they
+    /// wait for", with the writer's fix (release it before it waits), where
+    /// the writer waits before it takes the lock.
+    pub(crate) fn behind(&mut self, of_holder: &Holder, waiter: usize) {
+        // A cycle (the holder's holder is the waiter, or itself) names no
+        // root.
+        if self.shared()
+            && of_holder.shared()
+            && of_holder.index != self.index
+            && of_holder.index != waiter
+        {
             let mut root = of_holder.clone();
             root.behind = None;
             self.behind = Some(Box::new(root));

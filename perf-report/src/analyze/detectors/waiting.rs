@@ -358,9 +358,9 @@ fn holder_readings(
     // A holder that waits too, behind what another holds: the queue's
     // first holder is the fix.
     let as_waiters = readings.clone();
-    for h in readings.values_mut() {
+    for (&waiter, h) in readings.iter_mut() {
         if let Some(of_holder) = as_waiters.get(&h.index) {
-            h.behind(of_holder);
+            h.behind(of_holder, waiter);
         }
     }
     readings
