@@ -402,7 +402,8 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
     // CPU no span holds: threads that record none (a rayon pool) or code
     // between spans. No finding can name it, and a span that waits for it
     // reads as blocked.
-    if let Some((outside, cpu)) = cx.outside_cpu_ns() {
+    if let (Some(outside), Some(cpu)) = (cx.totals.outside_spans_cpu_ns, cx.totals.cpu_ns) {
+        let (outside, cpu) = (outside as f64, cpu as f64);
         notes.push(format!(
             "{} of the process's CPU time ({}) ran outside every span: on threads that record none (a rayon pool, a runtime's blocking pool, a library's own threads) or in code between spans. No finding can name it; a span there shows where it goes, and a span that waits for that work (a `par_iter` from a traced thread) reads as blocked",
             crate::units::pct(outside / cpu),
