@@ -11,7 +11,11 @@
 //! could overlap the figures do not say (a connection's loop reading one
 //! frame after another cannot): the fix says when it applies. A caller
 //! that already awaits them side by side (their wall time `k` times its
-//! own) is said too, and overlapping is no longer the first fix.
+//! own) is said too, and overlapping is no longer the first fix. Between
+//! the two (more than its wall time, under `k` times it), a caller whose
+//! p50 and whose calls' tail are both twice their p50 awaits them side by
+//! side and lasts as long as the slowest (`Slowest`): finding the slow
+//! calls is the first fix.
 //!
 //! Tasks wait side by side: eight clients each looping on `handle` wait
 //! eight times the run's wall time between them. A wait's share is of the
@@ -746,8 +750,9 @@ fn slowest_of(cs: &CallsiteStats, per_call: f64) -> (u64, &'static str) {
 }
 
 /// The caller of `cs` that awaits it several times a call, one after
-/// another or side by side (see the module), the one with the most of its
-/// calls; `None` when none does.
+/// another or side by side (or side by side and as long as the slowest:
+/// see the module), the one with the most of its calls; `None` when none
+/// does.
 fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Option<Chain> {
     cx.edges_into(cs.id)
         .filter(|_| cs.calls > 0)
