@@ -549,13 +549,21 @@ impl<'a> Context<'a> {
     /// The instrumentation of callsite `id`'s direct children, ns: a child
     /// span's creation, close, and its enter and exit up to and from their
     /// timestamps run while the parent is innermost, so they are in its
-    /// self time. For each span it opened as their direct parent,
+    /// self time. For each span it opened as their direct parent (its own
+    /// callsite's too, where it recurses),
     /// [`Self::instrumentation_per_span`] (perf-layer's and tracing's), and
     /// [`Self::other_layers_per_span`] of the child's callsite (the
     /// subscriber's other layers' work at its edges).
     pub(crate) fn children_instrumentation_ns(&self, id: u32) -> f64 {
         let per_span = self.instrumentation_per_span();
-        self.child_edges(id)
+        // A recursive span's own levels count too: a fresh `eval` over
+        // expression trees, 9.5 million spans with 306 ns of
+        // instrumentation each, read 399 ns of self time a call and a hot
+        // loop of 100% of the CPU where its own work was a `match`.
+        self.dump
+            .edges
+            .iter()
+            .filter(|e| e.parent == id)
             .map(|e| {
                 let others = self
                     .index_of(e.child)

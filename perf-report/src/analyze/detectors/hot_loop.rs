@@ -265,6 +265,39 @@ mod tests {
         assert_near(f.cost_share, want, 1e-6);
     }
 
+    /// `eval`, 30,000 calls of 1.2 µs of self time, recurses: 20,000 of
+    /// them open under another `eval` (and `job` opens 10,000), whose
+    /// instrumentation (400 ns each) runs while their parent level is
+    /// innermost. Its own work is 1.2 µs less 20,000 × 400 ns over 30,000
+    /// calls (933 ns); counted as its own, the 8 ms of its levels'
+    /// instrumentation made its calls 35.3% of the spans' time where they
+    /// are 29.4%.
+    #[test]
+    fn a_recursive_span_s_levels_are_its_children() {
+        let mut d = dump(
+            2_000 * MS,
+            &[
+                Span::new("job", &[(MS, 100)]),
+                Span::new("eval", &[(1_200, 30_000)]),
+            ],
+        );
+        d.edges[0].calls = 10_000;
+        d.edges.push(perf_layer::dump::CallEdge {
+            parent: 1,
+            child: 1,
+            calls: 20_000,
+            child_busy_ns: 0,
+        });
+        d.overhead.loop_per_span_ns = 400.0;
+        d.overhead.floor_per_span_ns = 0.0;
+        let found = detect(Class::HotLoop, d);
+        let f = about(&found, "eval").unwrap();
+        let own = 1_200.0 - 20_000.0 * 400.0 / 30_000.0;
+        assert_near(evidence(f, "mean self time per call"), own, 1e-6);
+        let total = 100.0 * MS as f64 + 30_000.0 * 1_200.0;
+        assert_near(f.cost_share, 30_000.0 * (own + 400.0) / total, 1e-6);
+    }
+
     /// `lookup`, 60,000 calls of 2 µs entered once each, idles 750 ns a
     /// call at its edges beside an OpenTelemetry layer: 350 ns beyond the
     /// layer's own 400 is the other layers' work on each span, which makes
