@@ -216,6 +216,9 @@ impl Detector for Waiting {
             // dump's thousands).
             let holder = readings.remove(&i);
             let held = holder.as_ref().map_or(String::new(), |h| h.clause(cx));
+            // A holder read explains the slow calls better.
+            let rare = rare_waits(cx, cs, idle_ns).filter(|_| holder.is_none());
+            let rarely = rare.as_ref().map_or(String::new(), RareWaits::clause);
             let draft = Draft {
                 class: Class::Waiting,
                 callsite: Some((cs.id, row.location.clone())),
@@ -225,11 +228,21 @@ impl Detector for Waiting {
                 // Beside a span that paces the run, a wait shortens the
                 // calls it is in; the run only where they hold the pacer
                 // back, which the figures cannot tell.
-                confidence: idle_ratio
-                    * stats::sample_confidence(cs.calls, s.half_confidence_calls)
+                // A wait some calls take and others do not is not
+                // working however much of its wall time its children's
+                // waits fill: its own idle ratio alone made a fresh
+                // `fetch_user` (60% of its wall time in a retry's backoff
+                // one call in twenty, 39% in its child's upstream call)
+                // rank after the child's smaller wait. A wait in every
+                // call (the call's own upstream) keeps its own ratio.
+                confidence: if rare.is_some() {
+                    stats::share(cs.idle_ns.sum as f64, cs.wall_ns.sum as f64).max(idle_ratio)
+                } else {
+                    idle_ratio
+                } * stats::sample_confidence(cs.calls, s.half_confidence_calls)
                     * if paced_by.is_some() { PACED_CONFIDENCE } else { 1.0 },
                 summary: format!(
-                    "idle {} of its wall time ({}){chained}{held}{phase}",
+                    "idle {} of its wall time ({}){rarely}{chained}{held}{phase}",
                     units::pct(idle_ratio),
                     idle_in_total(cs, idle_ns),
                 ),
@@ -299,6 +312,14 @@ impl Detector for Waiting {
                     ]
                 }))
                 .chain(holder.as_ref().map(holders::Holder::evidence))
+                .chain(rare.as_ref().map(|r| {
+                    Evidence::new(
+                        "own idle in its slow calls",
+                        r.share,
+                        Unit::Share,
+                        Some(RARE_SHARE),
+                    )
+                }))
                 .collect(),
             };
             let tasks = lanes.as_ref().filter(|l| l.open_at_once >= TASKS_SIDE_BY_SIDE);
@@ -316,6 +337,9 @@ impl Detector for Waiting {
                 }
                 if let Some(h) = &holder {
                     held_by(&mut advice, cx, h, &f.subject().in_prose());
+                }
+                if rare.is_some() {
+                    advice.fixes.insert(0, RARE.to_owned());
                 }
                 advice
             });
@@ -831,6 +855,69 @@ fn held_by(advice: &mut Advice, cx: &Context<'_>, holder: &holders::Holder, name
 /// `#[instrument]`ed `fetch_shard` tasks into a `JoinSet` and awaited
 /// them: the shards' spans were no children of it, and it read as a wait
 /// of its own, its first step to add child spans around its awaits.
+const RARE: &str = "Its own waits come in few long ones, not in every call: find the await its slow calls take (a child span around each, or a field naming the branch); a lock's guard released before a slow call, a retry's backoff shorter or jittered, a timeout lower, a cache warmed or a slow path avoided gives back most of it";
+
+/// At least this share of a span's own idle time in its slow calls makes
+/// its waits rare ones ([`rare_waits`])...
+const RARE_SHARE: f64 = 0.5;
+/// ...over at least this many calls (a p99 that means something).
+const RARE_MIN_CALLS: u64 = 20;
+
+/// A span's own waits held in its slow calls: the share of its own idle
+/// time beyond its usual call's idle, less what its children's slow calls
+/// hold there ([`rare_waits`]).
+struct RareWaits {
+    share: f64,
+    p50_ns: u64,
+    p99_ns: u64,
+}
+
+impl RareWaits {
+    fn clause(&self) -> String {
+        format!(
+            "; {} of its own waiting is in its slow calls (idle a call p50 {}, p99 {}), beyond what its children's slow calls hold: a wait some calls take and others do not (a lock held across a slow call, a retry's backoff, a timeout, a miss)",
+            units::pct(self.share),
+            units::ns(self.p50_ns as f64),
+            units::ns(self.p99_ns as f64)
+        )
+    }
+}
+
+/// Whether callsite `cs`'s own waits (`own_ns` of idle time) are in a few
+/// of its calls: the idle time of its tail beyond its p90
+/// ([`stats::tail_excess`] over its idle histogram), less its children's
+/// beyond theirs (by the share of their calls it opened), is at least
+/// [`RARE_SHARE`] of its own idle, over at least [`RARE_MIN_CALLS`] calls.
+/// A fresh `fetch_user` backing off 40 ms one call in twenty: 93% of its
+/// own waiting. None: a `request` whose slow calls are its child's waits
+/// on a lock and whose own wait is a 1 ms upstream call in every call; a
+/// lock's waiters, four in ten of them behind its holder; a service's
+/// request span, a third of whose calls await an upstream route.
+fn rare_waits(cx: &Context<'_>, cs: &CallsiteStats, own_ns: f64) -> Option<RareWaits> {
+    if cs.calls < RARE_MIN_CALLS || own_ns <= 0.0 {
+        return None;
+    }
+    let beyond_usual = |c: &CallsiteStats| {
+        c.idle_ns
+            .decode()
+            .ok()
+            .map_or(0.0, |h| stats::tail_excess(&h, c.idle_ns.p90))
+    };
+    let children: f64 = cx
+        .child_edges(cs.id)
+        .filter_map(|e| {
+            let child = &cx.dump.callsites[cx.index_of(e.child)?];
+            Some(beyond_usual(child) * stats::share(e.calls as f64, child.calls as f64))
+        })
+        .sum();
+    let share = ((beyond_usual(cs) - children) / own_ns).min(1.0);
+    (share >= RARE_SHARE).then_some(RareWaits {
+        share,
+        p50_ns: cs.idle_ns.p50,
+        p99_ns: cs.idle_ns.p99,
+    })
+}
+
 const SPAWNED: &str = "; if it awaits tasks it spawns (`tokio::spawn`, a `JoinSet`), their spans are its children only where each spawned future carries its span (`.in_current_span()`): `#[instrument]` on an async fn opens its span at the first poll, in the new task";
 
 const LOCKS: &str = "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first";
@@ -918,7 +1005,7 @@ fn advice(
 #[cfg(test)]
 mod tests {
     use crate::analyze::Class;
-    use crate::analyze::test_dump::{MS, US, Span, about, assert_near, detect, dump, evidence};
+    use crate::analyze::test_dump::{MS, US, Span, about, assert_near, detect, dump, evidence, hist};
 
     /// `wait` is idle 90% of its wall time, 9% of the run; `near` is idle
     /// 49% of its wall time (960 µs of 1.96 ms), 9.6% of the run.
@@ -940,6 +1027,49 @@ mod tests {
         // 90 ms idle of the run's 1 s; 110 ms busy of it leaves 89% idle.
         assert_near(f.cost_share, 0.09, 1e-9);
         assert_near(f.confidence, 0.9 * 10.0 / 12.0, 1e-9);
+    }
+
+    /// `fetch_user` (1,000 calls, 30 µs busy) awaits `call_backend` (1.2
+    /// ms idle a call) and waits 1.94 s of its own: one call in twenty
+    /// backs off 40 ms, a wait its slow calls take and its child's do not.
+    /// That is said, with its fix first, and it ranks before the child's
+    /// smaller wait; the same idle time spread over every call is its
+    /// own upstream, said as before and ranked by its own idle ratio.
+    #[test]
+    fn own_waits_in_few_calls_are_said_and_ranked_as_not_working() {
+        let with = |rare: bool| {
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    Span::new("fetch_user", &[(30 * US, 1_000)]).idle(3_200 * US),
+                    Span::new("call_backend", &[(30 * US, 1_050)]).idle(1_200 * US),
+                ],
+            );
+            if rare {
+                let cs = &mut d.callsites[0];
+                cs.idle_ns = hist(&[(1_200 * US, 950), (41_200 * US, 50)]);
+                cs.wall_ns = hist(&[(1_230 * US, 950), (41_230 * US, 50)]);
+            }
+            detect(Class::Waiting, d)
+        };
+        let found = with(true);
+        let parent = about(&found, "fetch_user").unwrap();
+        let child = about(&found, "call_backend").unwrap();
+        assert!(
+            parent.summary.contains("100.0% of its own waiting is in its slow calls (idle a call p50 1.20 ms, p99 41.4 ms)"),
+            "{}",
+            parent.summary
+        );
+        assert!(parent.advice.fixes[0].starts_with("Its own waits come in few long ones"));
+        assert!(parent.score > child.score, "{} against {}", parent.score, child.score);
+        assert!(!child.summary.contains("slow calls"), "{}", child.summary);
+
+        let found = with(false);
+        let parent = about(&found, "fetch_user").unwrap();
+        assert!(!parent.summary.contains("slow calls"), "{}", parent.summary);
+        let own = 3.2e9 - 1.26e9;
+        assert_near(evidence(parent, "idle / wall"), own / 3.23e9, 1e-6);
+        assert_near(parent.confidence, own / 3.23e9 * 1_000.0 / 1_002.0, 1e-6);
     }
 
     /// `next` is open 9 ms a call while not entered, each span entered
