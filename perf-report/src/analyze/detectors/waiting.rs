@@ -850,11 +850,7 @@ fn held_by(advice: &mut Advice, cx: &Context<'_>, holder: &holders::Holder, name
     advice.prerequisites = vec![holder.prerequisite(cx, name)];
 }
 
-/// Said where an async span with children has a wait all its own (no
-/// waiting child explains it). A fresh service's `handle_request` spawned eight
-/// `#[instrument]`ed `fetch_shard` tasks into a `JoinSet` and awaited
-/// them: the shards' spans were no children of it, and it read as a wait
-/// of its own, its first step to add child spans around its awaits.
+/// The first fix of a span whose own waits are rare ones ([`rare_waits`]).
 const RARE: &str = "Its own waits come in few long ones, not in every call: find the await its slow calls take (a child span around each, or a field naming the branch); a lock's guard released before a slow call, a retry's backoff shorter or jittered, a timeout lower, a cache warmed or a slow path avoided gives back most of it";
 
 /// At least this share of a span's own idle time in its slow calls makes
@@ -864,8 +860,8 @@ const RARE_SHARE: f64 = 0.5;
 const RARE_MIN_CALLS: u64 = 20;
 
 /// A span's own waits held in its slow calls: the share of its own idle
-/// time beyond its usual call's idle, less what its children's slow calls
-/// hold there ([`rare_waits`]).
+/// time in its idle tail beyond p90, less what its children's tails hold
+/// there ([`rare_waits`]), and its idle a call at p50 and p99.
 struct RareWaits {
     share: f64,
     p50_ns: u64,
@@ -888,7 +884,7 @@ impl RareWaits {
 /// ([`stats::tail_excess`] over its idle histogram), less its children's
 /// beyond theirs (by the share of their calls it opened), is at least
 /// [`RARE_SHARE`] of its own idle, over at least [`RARE_MIN_CALLS`] calls.
-/// A fresh `fetch_user` backing off 40 ms one call in twenty: 93% of its
+/// A fresh `fetch_user` backing off 40 ms one call in twenty: all of its
 /// own waiting. None: a `request` whose slow calls are its child's waits
 /// on a lock and whose own wait is a 1 ms upstream call in every call; a
 /// lock's waiters, four in ten of them behind its holder; a service's
@@ -918,6 +914,11 @@ fn rare_waits(cx: &Context<'_>, cs: &CallsiteStats, own_ns: f64) -> Option<RareW
     })
 }
 
+/// Said where an async span with children has a wait all its own (no
+/// waiting child explains it). A fresh service's `handle_request` spawned eight
+/// `#[instrument]`ed `fetch_shard` tasks into a `JoinSet` and awaited
+/// them: the shards' spans were no children of it, and it read as a wait
+/// of its own, its first step to add child spans around its awaits.
 const SPAWNED: &str = "; if it awaits tasks it spawns (`tokio::spawn`, a `JoinSet`), their spans are its children only where each spawned future carries its span (`.in_current_span()`): `#[instrument]` on an async fn opens its span at the first poll, in the new task";
 
 const LOCKS: &str = "Shorten lock hold times: never hold a lock's guard (a `tokio::sync::Mutex` included) across `.await` or I/O, or every task that needs the lock waits out the holder's wait; copy what you need and drop the guard first";
