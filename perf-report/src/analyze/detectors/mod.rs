@@ -106,6 +106,9 @@ classes! {
     /// Several threads inside at once, at most about one on the CPU: they
     /// queue behind each other (a lock convoy).
     Serialization => serialization,
+    /// Work split into parts side by side, the parent as slow as its
+    /// slowest part while the others' cores idle.
+    UnevenSplit => uneven_split,
     /// The threads lost time to preemption (other threads, processes, the
     /// hypervisor): the machine is short of CPU.
     CpuContention => cpu_contention,
