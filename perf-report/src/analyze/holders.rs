@@ -155,7 +155,7 @@ pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
         .filter_map(|(i, cs, _)| cs.long_spans.as_ref().map(|h| (i, h)))
         .take(MAX_CANDIDATES)
         .map(|(i, h)| {
-            let narrow = ties(w, h, 0.0);
+            let narrow = ties(w, h, 0.0, 0.0);
             // A waiter whose own waits go on after the release (a timer,
             // a second await) ends later: the window widens with its wait,
             // and chance with it.
@@ -164,7 +164,7 @@ pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
                 if tied_enough(&narrow) {
                     narrow
                 } else {
-                    ties(w, h, STRETCH)
+                    ties(w, h, STRETCH, 0.0)
                 },
             )
         })
@@ -200,6 +200,51 @@ pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
         queued: None,
         behind: None,
     })
+}
+
+/// A span stalling a worker may open this share of a wait's idle time
+/// into it ([`tied_to_any`]): it holds the worker through the rest.
+const STALL_LATE: f64 = 0.5;
+
+/// How many of `waiter`'s long waits ended just after a long span of any
+/// of `sources` closed that was open when they began (their spans read as
+/// one: a runtime's workers, each of which one of them may hold), when
+/// enough did to say so (the bars a holder's ties clear); `None` else.
+/// Returns the waits read, those tied, and what chance would tie.
+pub(crate) fn tied_to_any(
+    cx: &Context<'_>,
+    waiter: usize,
+    sources: &[usize],
+) -> Option<(usize, usize, f64)> {
+    let w = cx.dump.callsites.get(waiter)?.long_spans.as_ref()?;
+    let held: Vec<&LongSpans> = sources
+        .iter()
+        .filter(|&&i| i != waiter)
+        .filter_map(|&i| cx.dump.callsites.get(i)?.long_spans.as_ref())
+        .collect();
+    if held.is_empty() {
+        return None;
+    }
+    // Whole from the latest of their starts, so the merged spans are every
+    // long span of each from there on.
+    let complete_after_ns = held.iter().map(|h| h.complete_after_ns).max().unwrap_or(0);
+    let merged = LongSpans {
+        threshold_ns: held.iter().map(|h| h.threshold_ns).min().unwrap_or(0),
+        complete_after_ns,
+        spans: held
+            .iter()
+            .flat_map(|h| h.spans.iter().copied())
+            .filter(|s| s.closed_ns > complete_after_ns)
+            .collect(),
+        longest_waits: Vec::new(),
+    };
+    let narrow = ties(w, &merged, 0.0, STALL_LATE);
+    let t = if tied_enough(&narrow) {
+        narrow
+    } else {
+        ties(w, &merged, STRETCH, STALL_LATE)
+    };
+    tied_enough(&t).then_some((t.waits, t.tied, t.by_chance))
 }
 
 /// The callsites above `waiter` in the call graph. A waiter's parent
@@ -246,8 +291,12 @@ fn tied_enough(t: &Ties) -> bool {
         && t.before as f64 <= MAX_BEFORE * t.tied as f64
 }
 
-/// `stretch`: the share of each wait's idle time added to its window.
-fn ties(waiter: &LongSpans, holder: &LongSpans, stretch: f64) -> Ties {
+/// `stretch`: the share of each wait's idle time added to its window;
+/// `late`: the share of it into the wait the holder's span may open (0: a
+/// lock's holder holds before the wait begins; a span stalling a runtime
+/// worker may begin after a task's own timer did, and still hold its
+/// wake-up past it).
+fn ties(waiter: &LongSpans, holder: &LongSpans, stretch: f64, late: f64) -> Ties {
     // The holder's every long span that closed after this is known; the
     // waiter's waits are a sample, which a wait left out does not bias.
     let complete = holder.complete_after_ns;
@@ -312,7 +361,10 @@ fn ties(waiter: &LongSpans, holder: &LongSpans, stretch: f64) -> Ties {
             (start..spans.len())
                 .take(MAX_IN_WINDOW)
                 .take_while(|&k| spans[k].closed_ns <= hi)
-                .filter(|&k| spans[k].opened_ns < w.opened_ns && spans[k].closed_ns > w.opened_ns)
+                .filter(|&k| {
+                    let by = w.opened_ns.saturating_add((late * w.idle_ns as f64) as u64);
+                    spans[k].opened_ns < by && spans[k].closed_ns > by
+                })
                 .last()
         };
         if let Some(k) = closes_in(
@@ -616,7 +668,7 @@ mod tests {
     #[test]
     fn waits_that_end_just_after_the_holder_are_tied_to_it() {
         let (waiter, holder) = lock_held_across_an_await();
-        let t = ties(&waiter, &holder, 0.0);
+        let t = ties(&waiter, &holder, 0.0, 0.0);
         assert_eq!((t.waits, t.tied, t.before, t.released), (20, 20, 0, 10));
         // Ten closes in a second, a window of 1.04 ms after each: about a
         // hundredth of a wait.
@@ -639,10 +691,41 @@ mod tests {
             waits.push((opened, closed, 8_500_000));
         }
         let (waiter, holder) = (long(&waits), long(&holder));
-        assert_eq!(ties(&waiter, &holder, 0.0).tied, 0);
-        let t = ties(&waiter, &holder, STRETCH);
+        assert_eq!(ties(&waiter, &holder, 0.0, 0.0).tied, 0);
+        let t = ties(&waiter, &holder, STRETCH, 0.0);
         assert_eq!(t.tied, 20, "{t:?}");
         assert!(tied_enough(&t), "{t:?}");
+    }
+
+    /// A span stalling a runtime worker 30 ms every 100 ms, and tasks whose
+    /// 1 ms timer began 1.5 ms before each stall and whose wake-up waited
+    /// it out: not a lock's holder (it opened after the waits began), but
+    /// tied with [`STALL_LATE`]; waits that began before the stall by more
+    /// than half their idle time are not.
+    #[test]
+    fn a_stall_that_opens_into_a_wait_and_holds_its_wake_up_is_tied_late() {
+        let with_lead = |lead: u64| {
+            let mut stall = Vec::new();
+            let mut waits = Vec::new();
+            for cycle in 0..10 {
+                let start = cycle * 100 * MS + 50 * MS;
+                stall.push((start, start + 30 * MS, 0));
+                for k in 0..2 {
+                    let opened = start - lead - k * 10_000;
+                    let closed = start + 30 * MS + 300_000;
+                    waits.push((opened, closed, closed - opened - 20_000));
+                }
+            }
+            waits.sort_by_key(|w| w.1);
+            (long(&waits), long(&stall))
+        };
+        let (waiter, stall) = with_lead(1_500_000);
+        assert_eq!(ties(&waiter, &stall, 0.0, 0.0).tied, 0);
+        let t = ties(&waiter, &stall, 0.0, STALL_LATE);
+        assert_eq!(t.tied, 20, "{t:?}");
+        assert!(tied_enough(&t), "{t:?}");
+        let (waiter, stall) = with_lead(40 * MS);
+        assert_eq!(ties(&waiter, &stall, 0.0, STALL_LATE).tied, 0);
     }
 
     /// A producer's spans each hand one item to a consumer waiting on a
@@ -660,11 +743,11 @@ mod tests {
             let closed = start + 5 * MS + 30_000;
             waits.push((opened, closed, closed - opened - 10_000));
         }
-        let t = ties(&long(&waits), &long(&produce), 0.0);
+        let t = ties(&long(&waits), &long(&produce), 0.0, 0.0);
         assert_eq!((t.waits, t.tied, t.released), (40, 40, 40));
         assert!(tied_enough(&t));
         let (waiter, holder) = lock_held_across_an_await();
-        let lock = ties(&waiter, &holder, 0.0);
+        let lock = ties(&waiter, &holder, 0.0, 0.0);
         assert_eq!((lock.tied, lock.released), (20, 10));
     }
 
@@ -684,7 +767,7 @@ mod tests {
             };
             waits.push((start + MS, end, end - start - MS - 50_000));
         }
-        let t = ties(&long(&waits), &long(&other), 0.0);
+        let t = ties(&long(&waits), &long(&other), 0.0, 0.0);
         assert_eq!((t.waits, t.tied, t.before), (20, 10, 10));
         assert!(!tied_enough(&t));
     }
@@ -704,7 +787,7 @@ mod tests {
                 .map(|w| (w.opened_ns - 100, w.closed_ns + 10_000, 0))
                 .collect::<Vec<_>>(),
         );
-        assert_eq!(ties(&waiter, &parent, 0.0).tied, 0);
+        assert_eq!(ties(&waiter, &parent, 0.0, 0.0).tied, 0);
         let later = long(
             &waiter
                 .spans
@@ -712,7 +795,7 @@ mod tests {
                 .map(|w| (w.opened_ns + 10, w.closed_ns - 10_000, 0))
                 .collect::<Vec<_>>(),
         );
-        assert_eq!(ties(&waiter, &later, 0.0).tied, 0);
+        assert_eq!(ties(&waiter, &later, 0.0, 0.0).tied, 0);
     }
 
     /// A holder closing every 2 ms ties most waits by chance alone.
@@ -724,7 +807,7 @@ mod tests {
                 .map(|i| (i * 2 * MS, i * 2 * MS + 1_900_000, 0))
                 .collect::<Vec<_>>(),
         );
-        let t = ties(&waiter, &busy, 0.0);
+        let t = ties(&waiter, &busy, 0.0, 0.0);
         assert!(t.by_chance > 5.0, "{t:?}");
         assert!(!tied_enough(&t), "{t:?}");
     }
@@ -740,7 +823,7 @@ mod tests {
             (u64::MAX - 1, u64::MAX, 1),
             (0, u64::MAX, u64::MAX),
         ]);
-        let t = ties(&odd, &odd, 0.0);
+        let t = ties(&odd, &odd, 0.0, 0.0);
         assert!(t.waits < MIN_WAITS && !tied_enough(&t), "{t:?}");
     }
 
@@ -753,7 +836,7 @@ mod tests {
                 .map(|i| (i, i + 10 * MS, 9 * MS))
                 .collect::<Vec<_>>(),
         );
-        let t = ties(&many, &many, STRETCH);
+        let t = ties(&many, &many, STRETCH, 0.0);
         assert_eq!(t.waits, MAX_SPANS, "{t:?}");
     }
 
@@ -763,7 +846,7 @@ mod tests {
     fn waits_before_what_both_hold_whole_are_left_out() {
         let (waiter, mut holder) = lock_held_across_an_await();
         holder.complete_after_ns = 500 * MS;
-        let t = ties(&waiter, &holder, 0.0);
+        let t = ties(&waiter, &holder, 0.0, 0.0);
         assert_eq!(t.waits, 10);
         assert_eq!(t.tied, 10);
     }
