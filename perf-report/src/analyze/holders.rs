@@ -203,32 +203,20 @@ pub(crate) fn of(cx: &Context<'_>, waiter: usize) -> Option<Holder> {
 }
 
 /// A span stalling a worker may open this share of a wait's idle time
-/// into it ([`tied_to_any`]): it holds the worker through the rest.
+/// into it ([`tied_late`]): it holds the worker through the rest.
 const STALL_LATE: f64 = 0.5;
 
-/// How many of `waiter`'s long waits ended just after a long span of any
-/// of `sources` closed that was open when they began (their spans read as
-/// one: a runtime's workers, each of which one of them may hold), when
-/// enough did to say so (the bars a holder's ties clear); `None` else.
-/// Returns the waits read, those tied, and what chance would tie.
-pub(crate) fn tied_to_any(
-    cx: &Context<'_>,
-    waiter: usize,
-    sources: &[usize],
-) -> Option<(usize, usize, f64)> {
-    let w = cx.dump.callsites.get(waiter)?.long_spans.as_ref()?;
+/// The long spans of `sources` read as one (a runtime's workers, each of
+/// which one of them may hold): whole from the latest of their
+/// `complete_after_ns`, so they are every long span of each from there
+/// on; `None` when none has long spans.
+pub(crate) fn merged(cx: &Context<'_>, sources: &[usize]) -> Option<LongSpans> {
     let held: Vec<&LongSpans> = sources
         .iter()
-        .filter(|&&i| i != waiter)
         .filter_map(|&i| cx.dump.callsites.get(i)?.long_spans.as_ref())
         .collect();
-    if held.is_empty() {
-        return None;
-    }
-    // Whole from the latest of their starts, so the merged spans are every
-    // long span of each from there on.
-    let complete_after_ns = held.iter().map(|h| h.complete_after_ns).max().unwrap_or(0);
-    let merged = LongSpans {
+    let complete_after_ns = held.iter().map(|h| h.complete_after_ns).max()?;
+    Some(LongSpans {
         threshold_ns: held.iter().map(|h| h.threshold_ns).min().unwrap_or(0),
         complete_after_ns,
         spans: held
@@ -237,12 +225,25 @@ pub(crate) fn tied_to_any(
             .filter(|s| s.closed_ns > complete_after_ns)
             .collect(),
         longest_waits: Vec::new(),
-    };
-    let narrow = ties(w, &merged, 0.0, STALL_LATE);
+    })
+}
+
+/// How many of `waiter`'s long waits ended just after one of `held`'s
+/// long spans closed that held it through them ([`merged`] spans; each
+/// may open up to [`STALL_LATE`] of the wait's idle time into it), when
+/// enough did to say so (the bars a holder's ties clear); `None` else.
+/// Returns the waits read, those tied, and what chance would tie.
+pub(crate) fn tied_late(
+    cx: &Context<'_>,
+    waiter: usize,
+    held: &LongSpans,
+) -> Option<(usize, usize, f64)> {
+    let w = cx.dump.callsites.get(waiter)?.long_spans.as_ref()?;
+    let narrow = ties(w, held, 0.0, STALL_LATE);
     let t = if tied_enough(&narrow) {
         narrow
     } else {
-        ties(w, &merged, STRETCH, STALL_LATE)
+        ties(w, held, STRETCH, STALL_LATE)
     };
     tied_enough(&t).then_some((t.waits, t.tied, t.by_chance))
 }

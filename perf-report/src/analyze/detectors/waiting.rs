@@ -36,7 +36,7 @@
 //! A loop of fetches whose results the program waits for does work
 //! between its calls, or its waits vary.
 
-use perf_layer::dump::CallsiteStats;
+use perf_layer::dump::{CallsiteStats, LongSpans};
 use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
@@ -115,6 +115,9 @@ impl Detector for Waiting {
         let own = OwnIdle::of(cx, s);
         let paced_by = driver(cx, &own, s);
         let mut readings = holder_readings(cx, &own, s);
+        // Read once; at most `MAX_READS` waiters tied to them.
+        let stall_sources = StallSources::of(cx);
+        let mut stall_reads = 0;
         for (i, cs, row) in cx.callsites() {
             // A task's wait gives back time only where a runtime worker is
             // free to run it: the workers' occupancy (computing, blocked or
@@ -218,10 +221,13 @@ impl Detector for Waiting {
             let held = holder.as_ref().map_or(String::new(), |h| h.clause(cx));
             // Spans that stall the runtime's workers, which its slow waits
             // queued behind (a task on the workers; no holder read).
-            let stalled = holder
-                .is_none()
-                .then(|| worker_stalls(cx, i, cs))
-                .flatten();
+            let stalled = stall_sources
+                .as_ref()
+                .filter(|_| holder.is_none() && stall_reads < holders::MAX_READS)
+                .and_then(|st| {
+                    stall_reads += 1;
+                    st.of_waiter(cx, i, cs)
+                });
             let stalls = stalled.as_ref().map_or(String::new(), |w| w.clause(cx));
             // A holder read explains the slow calls better.
             let rare = rare_waits(cx, cs, idle_ns)
@@ -863,7 +869,7 @@ fn held_by(advice: &mut Advice, cx: &Context<'_>, holder: &holders::Holder, name
 
 /// Spans that stall a runtime's workers (computing or blocking at least
 /// [`STALL_NS`] at a time inside a task's poll), by index, and how a
-/// waiting task's longest waits ended against them ([`worker_stalls`]).
+/// waiting task's longest waits ended against them ([`StallSources::of_waiter`]).
 struct WorkerStalls {
     /// `(index, stall ns at a time)`, the longest stall first.
     stalls: Vec<(usize, f64)>,
@@ -903,43 +909,71 @@ impl WorkerStalls {
     }
 }
 
-/// Whether callsite `cs` (at `waiter`), a task on a runtime's workers,
-/// waited behind the spans that stall them: the callsites that hold a
+/// The spans that stall a runtime's workers: the callsites that hold a
 /// worker at least [`STALL_NS`] at a time inside a task's poll (their time
-/// on the CPU or blocked a call), whose long spans' closes end its longest
-/// waits as a holder's would ([`holders::tied_to_any`]: read as one, as
-/// any of them holds a worker). A fresh service whose background tasks
-/// computed 40 ms and 30 ms inline every 100 and 150 ms: `handle`'s wait
-/// (a 1 ms upstream) read as its own, p99 19.7 ms; moved into
-/// `spawn_blocking`, p99 2.8 ms and 14% more requests.
-fn worker_stalls(cx: &Context<'_>, waiter: usize, cs: &CallsiteStats) -> Option<WorkerStalls> {
-    if cs.runtime_worker_calls.is_none_or(|n| n == 0) {
-        return None;
+/// on the CPU or blocked a call), the longest stalls first, at most
+/// [`MAX_STALL_SOURCES`] (a bound for a hostile dump), and their long
+/// spans read as one ([`holders::merged`]).
+struct StallSources {
+    stalls: Vec<(usize, f64)>,
+    held: LongSpans,
+}
+
+/// Stalling callsites read, at most.
+const MAX_STALL_SOURCES: usize = 64;
+
+impl StallSources {
+    fn of(cx: &Context<'_>) -> Option<Self> {
+        let polls = cx.config.classes.blocked.async_polls_per_call;
+        let mut stalls: Vec<(usize, f64)> = cx
+            .callsites()
+            .filter(|(_, c, _)| c.long_spans.is_some())
+            .filter_map(|(i, c, row)| {
+                let busy = row.cpu.as_ref().map_or(row.busy_total_ns as f64, |cpu| {
+                    cpu.self_on_cpu_ns + cpu.self_blocked_ns
+                });
+                let stall = super::in_poll(cx, c.id, row, polls)?
+                    .stall(row, busy / row.calls.max(1) as f64);
+                (stall.ns >= STALL_NS).then_some((i, stall.ns))
+            })
+            .collect();
+        stalls.sort_by(|a, b| b.1.total_cmp(&a.1));
+        stalls.truncate(MAX_STALL_SOURCES);
+        let sources: Vec<usize> = stalls.iter().map(|&(i, _)| i).collect();
+        let held = holders::merged(cx, &sources)?;
+        Some(Self { stalls, held })
     }
-    let polls = cx.config.classes.blocked.async_polls_per_call;
-    let mut stalls: Vec<(usize, f64)> = cx
-        .callsites()
-        .filter(|&(i, c, _)| i != waiter && c.long_spans.is_some())
-        .filter_map(|(i, c, row)| {
-            let busy = row.cpu.as_ref().map_or(row.busy_total_ns as f64, |cpu| {
-                cpu.self_on_cpu_ns + cpu.self_blocked_ns
-            });
-            let stall = super::in_poll(cx, c.id, row, polls)?.stall(row, busy / row.calls.max(1) as f64);
-            (stall.ns >= STALL_NS).then_some((i, stall.ns))
+
+    /// Whether the waits of callsite `cs` (at `waiter`), a task on a
+    /// runtime's workers, queued behind these stalls: its longest waits
+    /// ended as a holder's ties would have them ([`holders::tied_late`]).
+    /// A fresh service whose background tasks computed 40 ms and 30 ms
+    /// inline every 100 and 150 ms: `handle`'s wait (a 1 ms upstream) read
+    /// as its own, p99 19.7 ms; moved into `spawn_blocking`, p99 2.8 ms
+    /// and 14% more requests.
+    fn of_waiter(&self, cx: &Context<'_>, waiter: usize, cs: &CallsiteStats) -> Option<WorkerStalls> {
+        if cs.runtime_worker_calls.is_none_or(|n| n == 0) {
+            return None;
+        }
+        let (waits, tied, by_chance) = if self.stalls.iter().any(|&(i, _)| i == waiter) {
+            // Its own spans would tie its own waits.
+            let others: Vec<usize> = self
+                .stalls
+                .iter()
+                .map(|&(i, _)| i)
+                .filter(|&i| i != waiter)
+                .collect();
+            holders::tied_late(cx, waiter, &holders::merged(cx, &others)?)?
+        } else {
+            holders::tied_late(cx, waiter, &self.held)?
+        };
+        Some(WorkerStalls {
+            stalls: self.stalls.iter().copied().filter(|&(i, _)| i != waiter).collect(),
+            waits,
+            tied,
+            by_chance,
         })
-        .collect();
-    if stalls.is_empty() {
-        return None;
     }
-    stalls.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let sources: Vec<usize> = stalls.iter().map(|&(i, _)| i).collect();
-    let (waits, tied, by_chance) = holders::tied_to_any(cx, waiter, &sources)?;
-    Some(WorkerStalls {
-        stalls,
-        waits,
-        tied,
-        by_chance,
-    })
 }
 
 /// The first fix of a span whose own waits are rare ones ([`rare_waits`]).
