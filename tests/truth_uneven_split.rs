@@ -6,22 +6,13 @@
 
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod runtime_support;
 
 use perf_report::analyze::{Class, analyze};
-use runtime_support::traced;
+use runtime_support::{compute, traced};
 use tracing::info_span;
-
-fn work(d: Duration) {
-    let end = Instant::now() + d;
-    let mut x = 1u64;
-    while Instant::now() < end {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-    }
-    std::hint::black_box(x);
-}
 
 /// `run_all` over 400 items (100 of 2 ms, 300 of 100 µs, dearest first),
 /// split in halves by index or dealt out in turn.
@@ -43,7 +34,7 @@ fn batch(dealt: bool) -> Vec<&'static str> {
             let _part = info_span!("worker_batch").entered();
             for us in items {
                 let _item = info_span!("process_item").entered();
-                work(Duration::from_micros(us));
+                compute(Duration::from_micros(us));
             }
         };
         let run_all = info_span!("run_all");

@@ -12,23 +12,14 @@ use std::time::{Duration, Instant};
 mod runtime_support;
 
 use perf_report::analyze::{Class, analyze};
-use runtime_support::{traced, two_workers};
+use runtime_support::{compute, traced, two_workers};
 use tracing::instrument::WithSubscriber;
 use tracing::{Instrument, Span, info_span};
-
-fn work(d: Duration) {
-    let end = Instant::now() + d;
-    let mut x = 1u64;
-    while Instant::now() < end {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-    }
-    std::hint::black_box(x);
-}
 
 /// A background task that computes `ms` in a span every `every` ms,
 /// inline in its poll or in `spawn_blocking`.
 async fn stalls(span: fn() -> Span, ms: u64, every: u64, deadline: Instant, blocking_pool: bool) {
-    let run = move || span().in_scope(|| work(Duration::from_millis(ms)));
+    let run = move || span().in_scope(|| compute(Duration::from_millis(ms)));
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(every)).await;
         if blocking_pool {
@@ -73,7 +64,7 @@ fn handle_summary(blocking_pool: bool) -> String {
                         async move {
                             while Instant::now() < deadline {
                                 async {
-                                    work(Duration::from_micros(20));
+                                    compute(Duration::from_micros(20));
                                     tokio::time::sleep(Duration::from_millis(1)).await;
                                 }
                                 .instrument(info_span!("handle"))

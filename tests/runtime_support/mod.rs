@@ -27,3 +27,13 @@ pub fn two_workers() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// Computes for `d` on this thread (a busy loop, not a sleep).
+pub fn compute(d: std::time::Duration) {
+    let end = std::time::Instant::now() + d;
+    let mut x = 1u64;
+    while std::time::Instant::now() < end {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+    }
+    std::hint::black_box(x);
+}

@@ -362,6 +362,16 @@ impl<'a> Context<'a> {
         self.run_wall_ns * self.totals.recording_threads
     }
 
+    /// The cores the process could use (`run.cores`), unbounded where the
+    /// dump does not say.
+    pub(crate) fn cores(&self) -> f64 {
+        self.dump
+            .run
+            .cores
+            .filter(|&n| n > 0)
+            .map_or(f64::INFINITY, f64::from)
+    }
+
     /// The whole of time spent off the CPU, ns, and its name: the
     /// recording threads' wall time ([`threads_wall_ns`](Self::threads_wall_ns)),
     /// or, for time `in_poll` (inside a task's poll, stalling a runtime
@@ -370,12 +380,7 @@ impl<'a> Context<'a> {
     /// also record spans, and run no task).
     pub(crate) fn off_cpu_whole(&self, in_poll: bool) -> (f64, &'static str) {
         if in_poll {
-            let cores = self
-                .dump
-                .run
-                .cores
-                .filter(|&n| n > 0)
-                .map_or(f64::INFINITY, f64::from);
+            let cores = self.cores();
             (
                 self.run_wall_ns * self.totals.recording_threads.min(cores),
                 "the runtime workers' wall time",

@@ -95,12 +95,7 @@ impl Detector for UnevenSplit {
         if cx.run_wall_ns <= 0.0 {
             return;
         }
-        let cores = cx
-            .dump
-            .run
-            .cores
-            .filter(|&n| n > 0)
-            .map_or(f64::INFINITY, f64::from);
+        let cores = cx.cores();
         for (_, parent, row) in cx.callsites() {
             if parent.calls == 0 || parent.wall_ns.sum == 0 {
                 continue;
