@@ -229,9 +229,16 @@ impl Detector for Waiting {
                     st.of_waiter(cx, i, cs)
                 });
             let stalls = stalled.as_ref().map_or(String::new(), |w| w.clause(cx));
+            // A child run one at a time while many of it wait: turns on
+            // one thing (a holder read says who holds it instead).
+            let turns = holder
+                .is_none()
+                .then(|| Turns::of(cx, cs))
+                .flatten();
+            let taking_turns = turns.as_ref().map_or(String::new(), |t| t.clause(cx));
             // A holder read explains the slow calls better.
             let rare = rare_waits(cx, cs, idle_ns)
-                .filter(|_| holder.is_none() && stalled.is_none());
+                .filter(|_| holder.is_none() && stalled.is_none() && turns.is_none());
             let rarely = rare.as_ref().map_or(String::new(), RareWaits::clause);
             let draft = Draft {
                 class: Class::Waiting,
@@ -256,7 +263,7 @@ impl Detector for Waiting {
                 } * stats::sample_confidence(cs.calls, s.half_confidence_calls)
                     * if paced_by.is_some() { PACED_CONFIDENCE } else { 1.0 },
                 summary: format!(
-                    "idle {} of its wall time ({}){rarely}{stalls}{chained}{held}{phase}",
+                    "idle {} of its wall time ({}){rarely}{stalls}{taking_turns}{chained}{held}{phase}",
                     units::pct(idle_ratio),
                     idle_in_total(cs, idle_ns),
                 ),
@@ -357,6 +364,9 @@ impl Detector for Waiting {
                 }
                 if let Some(w) = &stalled {
                     advice.fixes.insert(0, w.fix(cx));
+                }
+                if let Some(t) = &turns {
+                    advice.fixes.insert(0, t.fix(cx));
                 }
                 advice
             });
@@ -976,6 +986,82 @@ impl StallSources {
     }
 }
 
+/// A child of a waiting span that ran one at a time through its window
+/// while the waiting span's calls were open several at once: they take
+/// turns on one thing the child's spans hold ([`Turns::of`]).
+struct Turns {
+    /// The child's index.
+    child: usize,
+    /// The child's spans open at once over its window.
+    child_at_once: f64,
+    /// The waiting span's.
+    waiting_at_once: f64,
+}
+
+/// A child open at most this many at once, on average over its window,
+/// runs one at a time...
+const ONE_AT_A_TIME: f64 = 1.05;
+/// ...and at least this many, back to back: always one of it.
+const BACK_TO_BACK: f64 = 0.9;
+/// The waiting span's calls open at least this many at once.
+const MANY_WAITING: f64 = 2.0;
+/// The child's window at least this share of the waiting span's, over at
+/// least this many of its calls.
+const TURNS_WINDOW: f64 = 0.5;
+const TURNS_MIN_CALLS: u64 = 20;
+
+impl Turns {
+    /// Whether a child of callsite `cs` (by call edge) ran back to back one
+    /// at a time (its wall time over its window between [`BACK_TO_BACK`]
+    /// and [`ONE_AT_A_TIME`]) through at least [`TURNS_WINDOW`] of `cs`'s
+    /// window, while `cs`'s calls were open at least [`MANY_WAITING`] at
+    /// once. Sixteen tasks' `call_upstream` taking a permit of a one-permit
+    /// `Semaphore` and holding it across a 2 ms `upstream`: `upstream` 1.00
+    /// at a time, `call_upstream` 15.9, read as a plain wait with more
+    /// permits the second of six fixes; sixteen permits served 15 times the
+    /// requests.
+    fn of(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Self> {
+        let window = cs.active?.len_ns() as f64;
+        let waiting_at_once = stats::ratio(cs.wall_ns.sum as f64, window);
+        if waiting_at_once < MANY_WAITING {
+            return None;
+        }
+        cx.child_edges(cs.id)
+            .filter_map(|e| {
+                let i = cx.index_of(e.child)?;
+                let child = &cx.dump.callsites[i];
+                let theirs = child.active?.len_ns() as f64;
+                let child_at_once = stats::ratio(child.wall_ns.sum as f64, theirs);
+                (child.calls >= TURNS_MIN_CALLS
+                    && theirs >= TURNS_WINDOW * window
+                    && (BACK_TO_BACK..=ONE_AT_A_TIME).contains(&child_at_once))
+                .then_some(Turns {
+                    child: i,
+                    child_at_once,
+                    waiting_at_once,
+                })
+            })
+            .max_by(|a, b| a.child_at_once.total_cmp(&b.child_at_once))
+    }
+
+    fn clause(&self, cx: &Context<'_>) -> String {
+        format!(
+            "; its child `{}` ran one at a time, back to back ({:.2} at a time over its window), while it was open {:.1} at a time: they take turns on one thing held while `{}` runs (a lock, a semaphore of one permit, a single connection)",
+            cx.rows[self.child].location.label,
+            self.child_at_once,
+            self.waiting_at_once,
+            cx.rows[self.child].location.label,
+        )
+    }
+
+    fn fix(&self, cx: &Context<'_>) -> String {
+        format!(
+            "They take turns on one thing held while `{0}` runs: where what `{0}` calls can serve more at once, give it room (more semaphore permits, a connection pool, a lock per key); else make `{0}` shorter, as each turn waits for it",
+            cx.rows[self.child].location.label
+        )
+    }
+}
+
 /// The first fix of a span whose own waits are rare ones ([`rare_waits`]).
 const RARE: &str = "Its own waits come in few long ones, not in every call: find the await its slow calls take (a child span around each, or a field naming the branch); a lock's guard released before a slow call, a retry's backoff shorter or jittered, a timeout lower, a cache warmed or a slow path avoided gives back most of it";
 
@@ -1197,6 +1283,46 @@ mod tests {
         let own = 3.2e9 - 1.26e9;
         assert_near(evidence(parent, "idle / wall"), own / 3.23e9, 1e-6);
         assert_near(parent.confidence, own / 3.23e9 * 1_000.0 / 1_002.0, 1e-6);
+    }
+
+    /// Sixteen tasks' `call_upstream` (1,000 calls of 48 ms, 47.7 ms of it
+    /// idle) each hold a one-permit semaphore across a 2 ms `upstream`:
+    /// `upstream` runs back to back, one at a time through the 3 s, while
+    /// `call_upstream` is open 16 at a time: they take turns, said with its
+    /// fix first. With `upstream` two at a time (two permits), or
+    /// `call_upstream` one at a time, no turns are said.
+    #[test]
+    fn a_child_run_one_at_a_time_while_many_wait_is_turns_on_one_thing() {
+        let with = |upstream_ms: u64, calls: u64| {
+            let window = 3_000 * MS;
+            let mut d = dump(
+                window,
+                &[
+                    Span::new("call_upstream", &[(300 * US, calls)]).idle(47_700 * US),
+                    Span::new("upstream", &[(100 * US, 1_500)]).idle(upstream_ms * MS - 100 * US),
+                ],
+            );
+            let all = perf_layer::dump::ActiveWindow {
+                first_open_ns: 0,
+                last_close_ns: window,
+            };
+            for cs in &mut d.callsites {
+                cs.active = Some(all);
+            }
+            detect(Class::Waiting, d)
+        };
+        let found = with(2, 1_000);
+        let f = about(&found, "call_upstream").unwrap();
+        assert!(
+            f.summary.contains("its child `upstream` ran one at a time, back to back (1.00 at a time over its window), while it was open 16.0 at a time"),
+            "{}",
+            f.summary
+        );
+        assert!(f.advice.fixes[0].starts_with("They take turns on one thing held while `upstream` runs"));
+        let two = with(4, 1_000);
+        assert!(!about(&two, "call_upstream").unwrap().summary.contains("turns"));
+        let alone = with(2, 60);
+        assert!(about(&alone, "call_upstream").is_none_or(|f| !f.summary.contains("turns")));
     }
 
     /// `next` is open 9 ms a call while not entered, each span entered
