@@ -333,6 +333,15 @@ impl Detector for Waiting {
                     ]
                 }))
                 .chain(holder.as_ref().map(holders::Holder::evidence))
+                .chain(stalled.as_ref().map(WorkerStalls::evidence))
+                .chain(turns.as_ref().map(|t| {
+                    Evidence::new(
+                        "its child's spans open at once",
+                        t.child_at_once,
+                        Unit::Number,
+                        Some(ONE_AT_A_TIME),
+                    )
+                }))
                 .chain(rare.as_ref().map(|r| {
                     Evidence::new(
                         "own idle in its slow calls",
@@ -878,7 +887,7 @@ fn held_by(advice: &mut Advice, cx: &Context<'_>, holder: &holders::Holder, name
 }
 
 /// Spans that stall a runtime's workers (computing or blocking at least
-/// [`STALL_NS`] at a time inside a task's poll), by index, and how a
+/// the hot spot's `poll_stall_ns` at a time inside a task's poll), by index, and how a
 /// waiting task's longest waits ended against them ([`StallSources::of_waiter`]).
 struct WorkerStalls {
     /// `(index, stall ns at a time)`, the longest stall first.
@@ -888,17 +897,29 @@ struct WorkerStalls {
     by_chance: f64,
 }
 
-/// A stall of a runtime worker from this long at a time, ns (the hot
-/// spot's `poll_stall_ns`).
-const STALL_NS: f64 = 1_000_000.0;
-
 impl WorkerStalls {
+    /// The longest stalls, by name, at most [`NAMED_STALLS`] of them.
     fn names(&self, cx: &Context<'_>) -> String {
-        self.stalls
+        let mut names = self
+            .stalls
             .iter()
+            .take(NAMED_STALLS)
             .map(|&(i, ns)| format!("`{}` {}", cx.rows[i].location.label, units::ns(ns)))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        if self.stalls.len() > NAMED_STALLS {
+            names.push_str(&format!(" and {} more", self.stalls.len() - NAMED_STALLS));
+        }
+        names
+    }
+
+    fn evidence(&self) -> Evidence {
+        Evidence::new(
+            "longest waits ended as a worker's stall did",
+            stats::share(self.tied as f64, self.waits as f64),
+            Unit::Share,
+            None,
+        )
     }
 
     fn clause(&self, cx: &Context<'_>) -> String {
@@ -920,7 +941,8 @@ impl WorkerStalls {
 }
 
 /// The spans that stall a runtime's workers: the callsites that hold a
-/// worker at least [`STALL_NS`] at a time inside a task's poll (their time
+/// worker at least the hot spot's `poll_stall_ns` at a time inside a
+/// task's poll (a stall it names too; their time
 /// on the CPU or blocked a call), the longest stalls first, at most
 /// [`MAX_STALL_SOURCES`] (a bound for a hostile dump), and their long
 /// spans read as one ([`holders::merged`]).
@@ -929,12 +951,16 @@ struct StallSources {
     held: LongSpans,
 }
 
+/// Stalling callsites named in a finding, at most.
+const NAMED_STALLS: usize = 3;
+
 /// Stalling callsites read, at most.
 const MAX_STALL_SOURCES: usize = 64;
 
 impl StallSources {
     fn of(cx: &Context<'_>) -> Option<Self> {
         let polls = cx.config.classes.blocked.async_polls_per_call;
+        let stall_ns = cx.config.classes.hot_spot.poll_stall_ns;
         let mut stalls: Vec<(usize, f64)> = cx
             .callsites()
             .filter(|(_, c, _)| c.long_spans.is_some())
@@ -944,7 +970,7 @@ impl StallSources {
                 });
                 let stall = super::in_poll(cx, c.id, row, polls)?
                     .stall(row, busy / row.calls.max(1) as f64);
-                (stall.ns >= STALL_NS).then_some((i, stall.ns))
+                (stall.ns >= stall_ns).then_some((i, stall.ns))
             })
             .collect();
         stalls.sort_by(|a, b| b.1.total_cmp(&a.1));
