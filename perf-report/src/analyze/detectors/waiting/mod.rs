@@ -36,7 +36,7 @@
 //! A loop of fetches whose results the program waits for does work
 //! between its calls, or its waits vary.
 
-use perf_layer::dump::{CallsiteStats, LongSpans};
+use perf_layer::dump::CallsiteStats;
 use serde::{Deserialize, Serialize};
 
 use super::{Class, Detector, Info};
@@ -44,6 +44,14 @@ use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::analyze::holders;
+
+mod rare;
+mod stalls;
+mod turns;
+
+use rare::{RARE, RARE_SHARE, RareWaits, rare_waits};
+use stalls::{StallSources, WorkerStalls};
+use turns::{ONE_AT_A_TIME, Turns};
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -884,272 +892,6 @@ fn held_by(advice: &mut Advice, cx: &Context<'_>, holder: &holders::Holder, name
     }
     advice.fixes.insert(0, holder.fix(cx));
     advice.prerequisites = vec![holder.prerequisite(cx, name)];
-}
-
-/// Spans that stall a runtime's workers (computing or blocking at least
-/// the hot spot's `poll_stall_ns` at a time inside a task's poll), by index, and how a
-/// waiting task's longest waits ended against them ([`StallSources::of_waiter`]).
-struct WorkerStalls {
-    /// `(index, stall ns at a time)`, the longest stall first.
-    stalls: Vec<(usize, f64)>,
-    waits: usize,
-    tied: usize,
-    by_chance: f64,
-}
-
-impl WorkerStalls {
-    /// The longest stalls, by name, at most [`NAMED_STALLS`] of them.
-    fn names(&self, cx: &Context<'_>) -> String {
-        let mut names = self
-            .stalls
-            .iter()
-            .take(NAMED_STALLS)
-            .map(|&(i, ns)| format!("`{}` {}", cx.rows[i].location.label, units::ns(ns)))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if self.stalls.len() > NAMED_STALLS {
-            names.push_str(&format!(" and {} more", self.stalls.len() - NAMED_STALLS));
-        }
-        names
-    }
-
-    fn evidence(&self) -> Evidence {
-        Evidence::new(
-            "longest waits ended as a worker's stall did",
-            stats::share(self.tied as f64, self.waits as f64),
-            Unit::Share,
-            None,
-        )
-    }
-
-    fn clause(&self, cx: &Context<'_>) -> String {
-        format!(
-            "; {} of its {} longest waits ended just after a span closed that stalled a runtime worker through them ({} at a time inside a task's poll; chance would tie {:.1}): its tasks queue for a worker those spans hold",
-            self.tied,
-            self.waits,
-            self.names(cx),
-            self.by_chance
-        )
-    }
-
-    fn fix(&self, cx: &Context<'_>) -> String {
-        format!(
-            "Free the runtime's workers of what stalls them ({}): run it in `tokio::task::spawn_blocking` or a rayon pool and await the result, or yield between chunks (`tokio::task::yield_now().await`); the tasks queued behind it then run on time",
-            self.names(cx)
-        )
-    }
-}
-
-/// The spans that stall a runtime's workers: the callsites that hold a
-/// worker at least the hot spot's `poll_stall_ns` at a time inside a
-/// task's poll (a stall it names too; their time
-/// on the CPU or blocked a call), the longest stalls first, at most
-/// [`MAX_STALL_SOURCES`] (a bound for a hostile dump), and their long
-/// spans read as one ([`holders::merged`]).
-struct StallSources {
-    stalls: Vec<(usize, f64)>,
-    held: LongSpans,
-}
-
-/// Stalling callsites named in a finding, at most.
-const NAMED_STALLS: usize = 3;
-
-/// Stalling callsites read, at most.
-const MAX_STALL_SOURCES: usize = 64;
-
-impl StallSources {
-    fn of(cx: &Context<'_>) -> Option<Self> {
-        let polls = cx.config.classes.blocked.async_polls_per_call;
-        let stall_ns = cx.config.classes.hot_spot.poll_stall_ns;
-        let mut stalls: Vec<(usize, f64)> = cx
-            .callsites()
-            .filter(|(_, c, _)| c.long_spans.is_some())
-            .filter_map(|(i, c, row)| {
-                let busy = row.cpu.as_ref().map_or(row.busy_total_ns as f64, |cpu| {
-                    cpu.self_on_cpu_ns + cpu.self_blocked_ns
-                });
-                let stall = super::in_poll(cx, c.id, row, polls)?
-                    .stall(row, busy / row.calls.max(1) as f64);
-                (stall.ns >= stall_ns).then_some((i, stall.ns))
-            })
-            .collect();
-        stalls.sort_by(|a, b| b.1.total_cmp(&a.1));
-        stalls.truncate(MAX_STALL_SOURCES);
-        let sources: Vec<usize> = stalls.iter().map(|&(i, _)| i).collect();
-        let held = holders::merged(cx, &sources)?;
-        Some(Self { stalls, held })
-    }
-
-    /// Whether the waits of callsite `cs` (at `waiter`), a task on a
-    /// runtime's workers, queued behind these stalls: its longest waits
-    /// ended as a holder's ties would have them ([`holders::tied_late`]).
-    /// A fresh service whose background tasks computed 40 ms and 30 ms
-    /// inline every 100 and 150 ms: `handle`'s wait (a 1 ms upstream) read
-    /// as its own, p99 19.7 ms; moved into `spawn_blocking`, p99 2.8 ms
-    /// and 14% more requests.
-    fn of_waiter(&self, cx: &Context<'_>, waiter: usize, cs: &CallsiteStats) -> Option<WorkerStalls> {
-        if cs.runtime_worker_calls.is_none_or(|n| n == 0) {
-            return None;
-        }
-        let (waits, tied, by_chance) = if self.stalls.iter().any(|&(i, _)| i == waiter) {
-            // Its own spans would tie its own waits.
-            let others: Vec<usize> = self
-                .stalls
-                .iter()
-                .map(|&(i, _)| i)
-                .filter(|&i| i != waiter)
-                .collect();
-            holders::tied_late(cx, waiter, &holders::merged(cx, &others)?)?
-        } else {
-            holders::tied_late(cx, waiter, &self.held)?
-        };
-        Some(WorkerStalls {
-            stalls: self.stalls.iter().copied().filter(|&(i, _)| i != waiter).collect(),
-            waits,
-            tied,
-            by_chance,
-        })
-    }
-}
-
-/// A child of a waiting span that ran one at a time through its window
-/// while the waiting span's calls were open several at once: they take
-/// turns on one thing the child's spans hold ([`Turns::of`]).
-struct Turns {
-    /// The child's index.
-    child: usize,
-    /// The child's spans open at once over its window.
-    child_at_once: f64,
-    /// The waiting span's.
-    waiting_at_once: f64,
-}
-
-/// A child open at most this many at once, on average over its window,
-/// runs one at a time...
-const ONE_AT_A_TIME: f64 = 1.05;
-/// ...and at least this many, back to back: always one of it.
-const BACK_TO_BACK: f64 = 0.9;
-/// The waiting span's calls open at least this many at once.
-const MANY_WAITING: f64 = 2.0;
-/// The child's window at least this share of the waiting span's, over at
-/// least this many of its calls.
-const TURNS_WINDOW: f64 = 0.5;
-const TURNS_MIN_CALLS: u64 = 20;
-
-impl Turns {
-    /// Whether a child of callsite `cs` (by call edge) ran back to back one
-    /// at a time (its wall time over its window between [`BACK_TO_BACK`]
-    /// and [`ONE_AT_A_TIME`]) through at least [`TURNS_WINDOW`] of `cs`'s
-    /// window, while `cs`'s calls were open at least [`MANY_WAITING`] at
-    /// once. Sixteen tasks' `call_upstream` taking a permit of a one-permit
-    /// `Semaphore` and holding it across a 2 ms `upstream`: `upstream` 1.00
-    /// at a time, `call_upstream` 15.9, read as a plain wait with more
-    /// permits the second of six fixes; sixteen permits served 15 times the
-    /// requests.
-    fn of(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Self> {
-        let window = cs.active?.len_ns() as f64;
-        let waiting_at_once = stats::ratio(cs.wall_ns.sum as f64, window);
-        if waiting_at_once < MANY_WAITING {
-            return None;
-        }
-        cx.child_edges(cs.id)
-            .filter_map(|e| {
-                let i = cx.index_of(e.child)?;
-                let child = &cx.dump.callsites[i];
-                let theirs = child.active?.len_ns() as f64;
-                let child_at_once = stats::ratio(child.wall_ns.sum as f64, theirs);
-                (child.calls >= TURNS_MIN_CALLS
-                    && theirs >= TURNS_WINDOW * window
-                    && (BACK_TO_BACK..=ONE_AT_A_TIME).contains(&child_at_once))
-                .then_some(Turns {
-                    child: i,
-                    child_at_once,
-                    waiting_at_once,
-                })
-            })
-            .max_by(|a, b| a.child_at_once.total_cmp(&b.child_at_once))
-    }
-
-    fn clause(&self, cx: &Context<'_>) -> String {
-        format!(
-            "; its child `{}` ran one at a time, back to back ({:.2} at a time over its window), while it was open {:.1} at a time: they take turns on one thing held while `{}` runs (a lock, a semaphore of one permit, a single connection)",
-            cx.rows[self.child].location.label,
-            self.child_at_once,
-            self.waiting_at_once,
-            cx.rows[self.child].location.label,
-        )
-    }
-
-    fn fix(&self, cx: &Context<'_>) -> String {
-        format!(
-            "They take turns on one thing held while `{0}` runs: where what `{0}` calls can serve more at once, give it room (more semaphore permits, a connection pool, a lock per key); else make `{0}` shorter, as each turn waits for it",
-            cx.rows[self.child].location.label
-        )
-    }
-}
-
-/// The first fix of a span whose own waits are rare ones ([`rare_waits`]).
-const RARE: &str = "Its own waits come in few long ones, not in every call: find the await its slow calls take (a child span around each, or a field naming the branch); a lock's guard released before a slow call, a retry's backoff shorter or jittered, a timeout lower, a cache warmed or a slow path avoided gives back most of it";
-
-/// At least this share of a span's own idle time in its slow calls makes
-/// its waits rare ones ([`rare_waits`])...
-const RARE_SHARE: f64 = 0.5;
-/// ...over at least this many calls (a p99 that means something).
-const RARE_MIN_CALLS: u64 = 20;
-
-/// A span's own waits held in its slow calls: the share of its own idle
-/// time in its idle tail beyond p90, less what its children's tails hold
-/// there ([`rare_waits`]), and its idle a call at p50 and p99.
-struct RareWaits {
-    share: f64,
-    p50_ns: u64,
-    p99_ns: u64,
-}
-
-impl RareWaits {
-    fn clause(&self) -> String {
-        format!(
-            "; {} of its own waiting is in its slow calls (idle a call p50 {}, p99 {}), beyond what its children's slow calls hold: a wait some calls take and others do not (a lock held across a slow call, a retry's backoff, a timeout, a miss)",
-            units::pct(self.share),
-            units::ns(self.p50_ns as f64),
-            units::ns(self.p99_ns as f64)
-        )
-    }
-}
-
-/// Whether callsite `cs`'s own waits (`own_ns` of idle time) are in a few
-/// of its calls: the idle time of its tail beyond its p90
-/// ([`stats::tail_excess`] over its idle histogram), less its children's
-/// beyond theirs (by the share of their calls it opened), is at least
-/// [`RARE_SHARE`] of its own idle, over at least [`RARE_MIN_CALLS`] calls.
-/// A fresh `fetch_user` backing off 40 ms one call in twenty: all of its
-/// own waiting. None: a `request` whose slow calls are its child's waits
-/// on a lock and whose own wait is a 1 ms upstream call in every call; a
-/// lock's waiters, four in ten of them behind its holder; a service's
-/// request span, a third of whose calls await an upstream route.
-fn rare_waits(cx: &Context<'_>, cs: &CallsiteStats, own_ns: f64) -> Option<RareWaits> {
-    if cs.calls < RARE_MIN_CALLS || own_ns <= 0.0 {
-        return None;
-    }
-    let beyond_usual = |c: &CallsiteStats| {
-        c.idle_ns
-            .decode()
-            .ok()
-            .map_or(0.0, |h| stats::tail_excess(&h, c.idle_ns.p90))
-    };
-    let children: f64 = cx
-        .child_edges(cs.id)
-        .filter_map(|e| {
-            let child = &cx.dump.callsites[cx.index_of(e.child)?];
-            Some(beyond_usual(child) * stats::share(e.calls as f64, child.calls as f64))
-        })
-        .sum();
-    let share = ((beyond_usual(cs) - children) / own_ns).min(1.0);
-    (share >= RARE_SHARE).then_some(RareWaits {
-        share,
-        p50_ns: cs.idle_ns.p50,
-        p99_ns: cs.idle_ns.p99,
-    })
 }
 
 /// Said where an async span with children has a wait all its own (no

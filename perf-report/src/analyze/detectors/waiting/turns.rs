@@ -1,0 +1,83 @@
+//! Turns on one thing: a waiting span's child run one at a time while
+//! many of it wait.
+
+use perf_layer::dump::CallsiteStats;
+
+use crate::analyze::context::Context;
+use crate::stats;
+
+/// A child of a waiting span that ran one at a time through its window
+/// while the waiting span's calls were open several at once: they take
+/// turns on one thing the child's spans hold ([`Turns::of`]).
+pub(super) struct Turns {
+    /// The child's index.
+    child: usize,
+    /// The child's spans open at once over its window.
+    pub(super) child_at_once: f64,
+    /// The waiting span's.
+    waiting_at_once: f64,
+}
+
+/// A child open at most this many at once, on average over its window,
+/// runs one at a time...
+pub(super) const ONE_AT_A_TIME: f64 = 1.05;
+/// ...and at least this many, back to back: always one of it.
+const BACK_TO_BACK: f64 = 0.9;
+/// The waiting span's calls open at least this many at once.
+const MANY_WAITING: f64 = 2.0;
+/// The child's window at least this share of the waiting span's, over at
+/// least this many of its calls.
+const TURNS_WINDOW: f64 = 0.5;
+const TURNS_MIN_CALLS: u64 = 20;
+
+impl Turns {
+    /// Whether a child of callsite `cs` (by call edge) ran back to back one
+    /// at a time (its wall time over its window between [`BACK_TO_BACK`]
+    /// and [`ONE_AT_A_TIME`]) through at least [`TURNS_WINDOW`] of `cs`'s
+    /// window, while `cs`'s calls were open at least [`MANY_WAITING`] at
+    /// once. Sixteen tasks' `call_upstream` taking a permit of a one-permit
+    /// `Semaphore` and holding it across a 2 ms `upstream`: `upstream` 1.00
+    /// at a time, `call_upstream` 15.9, read as a plain wait with more
+    /// permits the second of six fixes; sixteen permits served 15 times the
+    /// requests.
+    pub(super) fn of(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Self> {
+        let window = cs.active?.len_ns() as f64;
+        let waiting_at_once = stats::ratio(cs.wall_ns.sum as f64, window);
+        if waiting_at_once < MANY_WAITING {
+            return None;
+        }
+        cx.child_edges(cs.id)
+            .filter_map(|e| {
+                let i = cx.index_of(e.child)?;
+                let child = &cx.dump.callsites[i];
+                let theirs = child.active?.len_ns() as f64;
+                let child_at_once = stats::ratio(child.wall_ns.sum as f64, theirs);
+                (child.calls >= TURNS_MIN_CALLS
+                    && theirs >= TURNS_WINDOW * window
+                    && (BACK_TO_BACK..=ONE_AT_A_TIME).contains(&child_at_once))
+                .then_some(Turns {
+                    child: i,
+                    child_at_once,
+                    waiting_at_once,
+                })
+            })
+            .max_by(|a, b| a.child_at_once.total_cmp(&b.child_at_once))
+    }
+
+    pub(super) fn clause(&self, cx: &Context<'_>) -> String {
+        format!(
+            "; its child `{}` ran one at a time, back to back ({:.2} at a time over its window), while it was open {:.1} at a time: they take turns on one thing held while `{}` runs (a lock, a semaphore of one permit, a single connection)",
+            cx.rows[self.child].location.label,
+            self.child_at_once,
+            self.waiting_at_once,
+            cx.rows[self.child].location.label,
+        )
+    }
+
+    pub(super) fn fix(&self, cx: &Context<'_>) -> String {
+        format!(
+            "They take turns on one thing held while `{0}` runs: where what `{0}` calls can serve more at once, give it room (more semaphore permits, a connection pool, a lock per key); else make `{0}` shorter, as each turn waits for it",
+            cx.rows[self.child].location.label
+        )
+    }
+}
