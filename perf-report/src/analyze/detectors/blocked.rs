@@ -264,7 +264,7 @@ const TIMER_NEAR: f64 = 0.95;
 const TIMER_BLOCKED: f64 = 0.9;
 const TIMER_MIN_CALLS: u64 = 20;
 /// Linux's delayed ACK holds an acknowledgement at least 40 ms: waits a
-/// little over it, in this range, are said to may be one.
+/// little over it, in this range, are said to perhaps be one.
 const DELAYED_ACK_NS: std::ops::RangeInclusive<u64> = 38_000_000..=48_000_000;
 
 impl Timer {
