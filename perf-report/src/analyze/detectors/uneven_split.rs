@@ -105,7 +105,8 @@ impl Detector for UnevenSplit {
             let best = cx
                 .child_edges(parent.id)
                 .filter_map(|e| {
-                    let child = &cx.dump.callsites[cx.index_of(e.child)?];
+                    let at = cx.index_of(e.child)?;
+                    let child = &cx.dump.callsites[at];
                     let share = stats::share(e.calls.min(child.calls) as f64, child.calls as f64);
                     let parts = e.calls as f64 / parent.calls as f64;
                     let wall = child.wall_ns.sum as f64 * share;
@@ -127,10 +128,10 @@ impl Detector for UnevenSplit {
                     // what the cores carry of their busy time.
                     let even = (wall / parts).max(busy / cores.min(parts));
                     let beyond = parent_wall - even;
-                    Some((e, child, parts, overlap, even, beyond))
+                    Some((e, at, parts, overlap, even, beyond))
                 })
                 .max_by(|a, b| a.5.total_cmp(&b.5));
-            let Some((edge, child, parts, overlap, even, beyond)) = best else {
+            let Some((edge, at, parts, overlap, even, beyond)) = best else {
                 continue;
             };
             let share = stats::share(beyond, cx.run_wall_ns).min(1.0);
@@ -138,10 +139,7 @@ impl Detector for UnevenSplit {
                 continue;
             }
             let calls = parent.calls as f64;
-            let child_label = cx
-                .rows
-                .get(cx.index_of(child.id).unwrap_or(usize::MAX))
-                .map_or_else(|| child.name.clone(), |r| r.location.label.clone());
+            let child_label = cx.rows[at].location.label.clone();
             let draft = Draft {
                 class: Class::UnevenSplit,
                 callsite: Some((parent.id, row.location.clone())),
