@@ -251,6 +251,11 @@ impl<'a> Context<'a> {
         }
 
         refine_by_children(dump, &mut rows, beside);
+        for (row, frees) in rows.iter_mut().zip(self_frees(dump)) {
+            if let Some(a) = row.alloc.as_mut() {
+                a.self_frees = frees;
+            }
+        }
         for (((row, cs), explained), &excess) in rows
             .iter()
             .zip(&dump.callsites)
@@ -699,6 +704,30 @@ fn heaviest_callers(dump: &Dump) -> Vec<Option<usize>> {
         .collect()
 }
 
+/// Each callsite's deallocations while it was innermost, estimated
+/// ([`AllocRow::self_frees`]), in the dump's order: its inclusive frees
+/// less its direct children's, each child's in the share of its calls
+/// made under it.
+fn self_frees(dump: &Dump) -> Vec<u64> {
+    let frees = |i: usize| dump.callsites[i].alloc.map_or(0, |a| a.frees);
+    let mut children = vec![0.0f64; dump.callsites.len()];
+    for e in dump.edges.iter().filter(|e| e.parent != e.child) {
+        let (Some(p), Some(c)) = (index_in(dump, e.parent), index_in(dump, e.child)) else {
+            continue;
+        };
+        let calls = dump.callsites[c].calls;
+        if calls > 0 {
+            let under = (e.calls as f64 / calls as f64).min(1.0);
+            children[p] += frees(c) as f64 * under;
+        }
+    }
+    children
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (frees(i) as f64 - c).max(0.0).round() as u64)
+        .collect()
+}
+
 /// The index of callsite `id` in `dump`'s callsites ([`Context::index_of`]).
 fn index_in(dump: &Dump, id: u32) -> Option<usize> {
     // perf-layer numbers its callsites in order: the id is the index, but
@@ -1016,6 +1045,9 @@ fn row(
         self_bytes_per_call: stats::ratio(a.self_alloc_bytes as f64, calls_f),
         self_allocs_per_call: stats::ratio(a.self_allocs as f64, calls_f),
         self_alloc_bytes: a.self_alloc_bytes,
+        self_allocs: a.self_allocs,
+        // Set once every row is made ([`self_frees`]).
+        self_frees: a.frees,
         alloc_share: stats::share(a.self_alloc_bytes as f64, wholes.self_alloc_bytes),
         allocs_share: stats::share(a.self_allocs as f64, wholes.self_allocs),
         net_retained_bytes: a.net_bytes,

@@ -17,6 +17,13 @@ pub struct AllocRow {
     pub self_allocs_per_call: f64,
     /// Bytes allocated while innermost, in total.
     pub self_alloc_bytes: u64,
+    /// Allocations made while innermost, in total.
+    pub self_allocs: u64,
+    /// Deallocations made while innermost, in total, estimated: the
+    /// span's own (which count its children's) less its direct children's,
+    /// each child's in proportion to its calls under this callsite. A
+    /// parser whose caller drops what it built frees nothing itself.
+    pub self_frees: u64,
     /// This callsite's share of all self-allocated bytes (0 to 1).
     pub alloc_share: f64,
     /// Its share of all allocations made in spans, by count (0 to 1): small
