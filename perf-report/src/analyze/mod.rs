@@ -34,6 +34,7 @@ pub(crate) mod logging;
 mod misnested;
 pub mod pictures;
 pub mod process;
+pub(crate) mod round_trips;
 pub mod rows;
 mod starvation;
 #[cfg(test)]

@@ -35,6 +35,7 @@ use crate::analyze::busy_cores::BusyCores;
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::analyze::logging::{self, Logging};
+use crate::analyze::round_trips::RoundTrips;
 use crate::analyze::rows::CallsiteRow;
 use crate::stats;
 use crate::units::{self, Unit};
@@ -203,6 +204,11 @@ impl Detector for Blocked {
                 draft.summary.push_str(&b.summary());
                 draft.evidence.push(b.evidence());
             }
+            let trips = RoundTrips::of(cx, cs, row, c.self_on_cpu_ns);
+            if let Some(t) = &trips {
+                draft.summary.push_str(&t.clause());
+                draft.evidence.extend(t.evidence());
+            }
             let logs = logging::of(cs);
             if let Some(lg) = logs {
                 draft.summary.push_str(&format!(
@@ -228,12 +234,19 @@ impl Detector for Blocked {
                 );
                 // After the fixes of a cause the figures name (a stalled
                 // worker, a pool, a log writer), before the general ones.
-                if let Some(t) = &timer {
-                    let at = advice
+                let before_general = |advice: &Advice| {
+                    advice
                         .fixes
                         .iter()
                         .position(|f| f.starts_with(FIND_WHAT))
-                        .unwrap_or(0);
+                        .unwrap_or(0)
+                };
+                if let Some(t) = &timer {
+                    let at = before_general(&advice);
+                    advice.fixes.insert(at, t.fix());
+                }
+                if let Some(t) = &trips {
+                    let at = before_general(&advice);
                     advice.fixes.insert(at, t.fix());
                 }
                 advice
@@ -599,6 +612,24 @@ mod tests {
     /// self time under `handle`: async, four polls a span, so `audit`
     /// blocks inside its polls and stalls the worker; the same parent
     /// entered once a span is a plain function, and so is `audit`.
+    /// `load` fetches 40 items a call over a blocking socket, one round
+    /// trip each, one after another: `fetch` is blocked 95% of its 100 µs
+    /// a call on 5 µs of CPU. Batching is its first fix.
+    #[test]
+    fn a_blocked_span_its_caller_calls_one_round_trip_at_a_time_is_batched_first() {
+        let d = dump(
+            10_000 * MS,
+            &[
+                Span::new("load", &[(4 * MS, 1_000)]),
+                Span::new("fetch", &[(100 * US, 40_000)]).on_cpu(200 * MS, 0, 40_000, 0),
+            ],
+        );
+        let found = detect(Class::Blocked, d);
+        let f = about(&found, "fetch").unwrap();
+        assert!(f.summary.contains("`load` calls it 40 times a call, one after another, each mostly waiting (95.0% of its wall time off its CPU) beside 5.00 µs of its own CPU"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Make fewer calls: `load` makes 40 a call"), "{:?}", f.advice.fixes);
+    }
+
     /// Four threads logging five lines a job to a stdout a slow reader
     /// drained: `handle` blocked, its events' handling all of its self
     /// time. Logging without blocking is said, and the first fix; the same

@@ -21,6 +21,7 @@ use crate::analyze::context::Context;
 use crate::analyze::logging::{self, Logging};
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::analyze::rows::CallsiteRow;
+use crate::analyze::round_trips::RoundTrips;
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -265,6 +266,11 @@ impl Detector for HotSpot {
                     units::pct(k)
                 )
             });
+            let trips = RoundTrips::of(cx, cs, row, on_cpu);
+            let tripping = trips.as_ref().map_or(String::new(), |t| {
+                evidence.extend(t.evidence());
+                t.clause()
+            });
             let serial = one_at_a_time(cx, cs, row);
             let serially = serial.map_or(String::new(), |fill| {
                 evidence.push(Evidence::new(
@@ -288,7 +294,7 @@ impl Detector for HotSpot {
                 recoverable: s.recoverable,
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
-                    "{} of {share_of} ({what} over {}){logs}{allocates}{in_kernel}{stalls}{serially}",
+                    "{} of {share_of} ({what} over {}){logs}{allocates}{in_kernel}{tripping}{stalls}{serially}",
                     units::pct(share),
                     units::calls(cs.calls)
                 ),
@@ -304,6 +310,7 @@ impl Detector for HotSpot {
                         logging,
                         allocating,
                         kernel,
+                        trips,
                     },
                 )
             }));
@@ -442,12 +449,14 @@ impl Allocating {
 
 /// What a hot spot's CPU went to, where one thing is a large part of it:
 /// each makes its own fix the first.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Costs {
     logging: Option<Logging>,
     allocating: Option<Allocating>,
     /// The kernel's share of the process's CPU while it ran.
     kernel: Option<f64>,
+    /// Its calls are round trips made one after another.
+    trips: Option<RoundTrips>,
 }
 
 fn advice(f: &Finding, stalls: bool, once: bool, serial: bool, costs: Costs) -> Advice {
@@ -455,6 +464,7 @@ fn advice(f: &Finding, stalls: bool, once: bool, serial: bool, costs: Costs) -> 
         logging,
         allocating,
         kernel,
+        trips,
     } = costs;
     let name = f.subject().in_prose();
     let of = &f.share_of;
@@ -518,6 +528,9 @@ fn advice(f: &Finding, stalls: bool, once: bool, serial: bool, costs: Costs) -> 
                 units::pct(lg.part)
             ),
         );
+    }
+    if let Some(t) = &trips {
+        fixes.insert(0, t.fix());
     }
     if stalls {
         fixes.insert(
@@ -788,6 +801,41 @@ mod tests {
         let parse = about(&found, "parse").unwrap();
         assert_near(evidence(parse, "its estimated allocator time, share of its self time on the CPU"), 0.498, 0.002);
         assert!(parse.advice.fixes[0].starts_with("Allocate less"), "{:?}", parse.advice.fixes);
+    }
+
+    /// `load` fetches 40 items a call, one request each, one after another:
+    /// `fetch` is 10 µs on the CPU and 90 µs idle a call, its calls' wall
+    /// time the caller's. Batching is the first fix; the same calls made
+    /// side by side, or computing 100 µs a call, are no round trips.
+    #[test]
+    fn calls_made_one_after_another_each_a_round_trip_are_batched_first() {
+        let with = |idle: u64, busy: u64, caller_idle: u64| {
+            let d = dump(
+                10_000 * MS,
+                &[
+                    Span::new("load", &[(10 * US, 1_000)]).idle(caller_idle),
+                    Span::new("fetch", &[(busy, 40_000)]).idle(idle),
+                ],
+            );
+            detect(Class::HotSpot, d)
+        };
+        let found = with(90 * US, 10 * US, 3_990 * US);
+        let f = about(&found, "fetch").unwrap();
+        assert!(
+            f.summary.contains("`load` calls it 40 times a call, one after another, each mostly waiting (90.0% of its wall time off its CPU) beside 10.0 µs of its own CPU"),
+            "{}",
+            f.summary
+        );
+        assert!(f.advice.fixes[0].starts_with("Make fewer calls: `load` makes 40 a call, one after another"), "{:?}", f.advice.fixes);
+        // Side by side: the 40 calls' wall time is 40 times the caller's.
+        let found = with(90 * US, 10 * US, 90 * US);
+        let f = about(&found, "fetch").unwrap();
+        assert!(!f.summary.contains("round trip"), "{}", f.summary);
+        // 100 µs of computing a call is work per item, not a round trip's.
+        let found = with(900 * US, 100 * US, 39_990 * US);
+        let f = about(&found, "fetch").unwrap();
+        assert!(!f.summary.contains("round trip"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Memoize"), "{:?}", f.advice.fixes);
     }
 
     /// `handle` opens 50 `lookup` spans a call, each idling 15.1 µs at its

@@ -767,16 +767,16 @@ fn lanes(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Lanes> {
 
 /// A caller that awaits a waiting span several times a call, one after
 /// another, or already side by side.
-struct Chain {
-    caller: String,
+pub(crate) struct Chain {
+    pub(crate) caller: String,
     /// The span's calls per call of the caller.
-    per_call: f64,
+    pub(crate) per_call: f64,
     /// The span's wall time under this caller over the caller's wall time.
     fill: f64,
     /// The calls overlap already: their wall time is at least
     /// `sequential_fill` x `per_call` times the caller's, or more than it
     /// where a few slow ones set the caller's time (`slowest`).
-    side_by_side: bool,
+    pub(crate) side_by_side: bool,
     /// Where the caller lasts as long as its slowest calls ([`Slowest`]).
     slowest: Option<Slowest>,
 }
@@ -821,7 +821,7 @@ fn slowest_of(cs: &CallsiteStats, per_call: f64) -> (u64, &'static str) {
 /// another or side by side (or side by side and as long as the slowest:
 /// see the module), the one with the most of its calls; `None` when none
 /// does.
-fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Option<Chain> {
+pub(crate) fn sequential_caller(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Option<Chain> {
     cx.edges_into(cs.id)
         .filter(|_| cs.calls > 0)
         .filter_map(|e| {

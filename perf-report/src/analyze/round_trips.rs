@@ -1,0 +1,116 @@
+//! Calls that are round trips, made one after another: a caller that
+//! fetches a list item by item (an N+1), each call mostly waiting on a few
+//! microseconds of its own CPU. What each costs is paid per call (its
+//! system calls and wake-ups, and the far side's work per request), so
+//! batching the calls into one request is the fix, where overlapping them
+//! removes only the waits. The hot spot and blocked findings read it:
+//! computing or waiting, the calls are the cost.
+//!
+//! A fresh tokio service's `load_order` fetched its 40 items one request
+//! each from a database process over loopback: `fetch_item` a critical hot
+//! spot, 82.7% of the spans' CPU at about 11 µs a call, with "Memoize" its
+//! first fix. The same with four threads and blocking sockets: `fetch_item`
+//! blocked, critical, its first fix to find what it blocks on. One request
+//! for the 40 made 3.6 and 2.3 times the orders.
+
+use perf_layer::dump::CallsiteStats;
+
+use crate::analyze::context::Context;
+use crate::analyze::detectors::waiting::sequential_caller;
+use crate::analyze::finding::Evidence;
+use crate::analyze::rows::CallsiteRow;
+use crate::stats;
+use crate::units::{self, Unit};
+
+/// A caller makes at least this many of the calls a call, one after
+/// another (as `waiting` reads a chain of calls: their wall time about the
+/// caller's)...
+const PER_CALL: f64 = 4.0;
+
+/// ...each call off its CPU at least this share of its wall time (0.5:
+/// idle between polls, or blocked)...
+const WAITING: f64 = 0.5;
+
+/// ...on at most this much of its own CPU a call (50 µs): more is work per
+/// item, which batching does not remove.
+const MAX_CPU_NS: f64 = 50_000.0;
+
+/// A callsite's calls made one after another by their caller, each a round
+/// trip.
+#[derive(Debug, Clone)]
+pub(crate) struct RoundTrips {
+    caller: String,
+    per_call: f64,
+    /// Its wall time off its CPU (idle, or its own time off the CPU), share.
+    waiting: f64,
+    cpu_per_call_ns: f64,
+}
+
+impl RoundTrips {
+    /// `cs`'s calls as round trips, where they are; `on_cpu`, its self
+    /// time on the CPU as the finding counts it.
+    pub(crate) fn of(
+        cx: &Context<'_>,
+        cs: &CallsiteStats,
+        row: &CallsiteRow,
+        on_cpu: f64,
+    ) -> Option<Self> {
+        let chain = sequential_caller(cx, cs, &cx.config.classes.waiting)?;
+        if chain.side_by_side || chain.per_call < PER_CALL {
+            return None;
+        }
+        let wall = cs.wall_ns.sum as f64;
+        let off = cs.idle_ns.sum as f64 + (cs.self_ns.sum as f64 - row.self_cpu_ns).max(0.0);
+        let waiting = stats::share(off, wall);
+        let cpu_per_call_ns = on_cpu / cs.calls.max(1) as f64;
+        (waiting >= WAITING && cpu_per_call_ns <= MAX_CPU_NS).then_some(Self {
+            caller: chain.caller,
+            per_call: chain.per_call,
+            waiting,
+            cpu_per_call_ns,
+        })
+    }
+
+    /// The figures it was read from.
+    pub(crate) fn evidence(&self) -> [Evidence; 3] {
+        [
+            Evidence::new(
+                "calls per caller's call, one after another",
+                self.per_call,
+                Unit::Count,
+                Some(PER_CALL),
+            ),
+            Evidence::new(
+                "share of its wall time off its CPU",
+                self.waiting,
+                Unit::Share,
+                Some(WAITING),
+            ),
+            Evidence::new(
+                "on the CPU a call",
+                self.cpu_per_call_ns,
+                Unit::Ns,
+                Some(MAX_CPU_NS),
+            ),
+        ]
+    }
+
+    /// The finding's summary's clause.
+    pub(crate) fn clause(&self) -> String {
+        format!(
+            "; `{}` calls it {:.0} times a call, one after another, each mostly waiting ({} of its wall time off its CPU) beside {} of its own CPU: a round trip's cost (its system calls and wake-ups), paid per call",
+            self.caller,
+            self.per_call,
+            units::pct(self.waiting),
+            units::ns(self.cpu_per_call_ns)
+        )
+    }
+
+    /// The first fix.
+    pub(crate) fn fix(&self) -> String {
+        format!(
+            "Make fewer calls: `{}` makes {:.0} a call, one after another, each a round trip; fetch the items in one batched call (every key in one request: `MGET`, `WHERE id IN (...)`, a bulk endpoint), which removes most of their CPU with the waits, where overlapping the calls (`join_all`, threads) removes only the waits",
+            self.caller, self.per_call
+        )
+    }
+}
