@@ -406,6 +406,8 @@ fn callsites(
                     others_wanted_ns: Some(sums.others_wanted_ns),
                     for_a_thread_ns: Some(sums.for_a_thread_ns),
                     beside,
+                    glances: Some(sums.glances),
+                    glances_in_futex: Some(sums.glances_in_futex),
                 }
             });
             if let (Some(of), Some(described)) = (groups.get(key), described) {

@@ -518,6 +518,8 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             WatchedWaits {
                 others_wanted_ns: Some(0),
                 for_a_thread_ns: Some(0),
+                glances: Some(0),
+                glances_in_futex: Some(0),
                 ..WatchedWaits::default()
             },
             |acc, w| {
@@ -536,6 +538,11 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
                         .zip(w.for_a_thread_ns)
                         .map(|(a, b)| a.saturating_add(b)),
                     beside: Vec::new(),
+                    glances: acc.glances.zip(w.glances).map(|(a, b)| a.saturating_add(b)),
+                    glances_in_futex: acc
+                        .glances_in_futex
+                        .zip(w.glances_in_futex)
+                        .map(|(a, b)| a.saturating_add(b)),
                 })
             },
         ),

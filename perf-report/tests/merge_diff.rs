@@ -95,6 +95,8 @@ fn merging_adds_watched_waits_and_keeps_what_was_wanted_only_where_all_say_it() 
             callsite: 0,
             ns: 40 * MS,
         }],
+        glances: wanted.map(|_| 20),
+        glances_in_futex: wanted.map(|_| 5),
     };
     let part = |w: Option<WatchedWaits>| {
         let mut d = dump("svc", 1_000 * MS, &[Span::new("join", 1, &[(MS, 10)])]);
@@ -114,6 +116,7 @@ fn merging_adds_watched_waits_and_keeps_what_was_wanted_only_where_all_say_it() 
     // The futex waits add up; what they waited beside names callsites by
     // each part's ids, and is left out.
     assert_eq!(w.for_a_thread_ns, Some(120 * MS));
+    assert_eq!((w.glances, w.glances_in_futex), (Some(40), Some(10)));
     assert!(w.beside.is_empty(), "{w:?}");
     assert_eq!(w.others_wanted_cores(), Some(1.5));
     // An older part does not say what was wanted: the busy cores stand.
@@ -124,8 +127,13 @@ fn merging_adds_watched_waits_and_keeps_what_was_wanted_only_where_all_say_it() 
     .unwrap();
     let w = older.callsites[0].watched_waits.clone().unwrap();
     assert_eq!(
-        (w.intervals, w.others_wanted_ns, w.for_a_thread_ns),
-        (20, None, None)
+        (
+            w.intervals,
+            w.others_wanted_ns,
+            w.for_a_thread_ns,
+            w.glances
+        ),
+        (20, None, None, None)
     );
     assert_eq!(w.others_wanted_cores(), w.others_cores());
     // A part that was not watched: nothing is known.

@@ -339,7 +339,14 @@ impl ThreadStates {
     /// call (`/proc/self/task/<tid>/syscall`); `None` when that cannot be
     /// read.
     pub(crate) fn in_futex(&mut self, tid: i32) -> Option<bool> {
-        Some(syscall_of(self.read(tid, "syscall", 32)?)? == libc::SYS_futex)
+        Some(self.blocked_in(tid)? == libc::SYS_futex)
+    }
+
+    /// The system call thread `tid` of this process is blocked in
+    /// (`/proc/self/task/<tid>/syscall`); `None` when it is running, blocked
+    /// outside one, or that cannot be read.
+    pub(crate) fn blocked_in(&mut self, tid: i32) -> Option<libc::c_long> {
+        syscall_of(self.read(tid, "syscall", 32)?)
     }
 
     /// The first `at_most` bytes of `/proc/self/task/<tid>/<file>`.

@@ -38,6 +38,17 @@
 //! probe: reading every thread's state at both ends of every probe slowed
 //! a debug build's pipeline by 1 to 4% of its wall time.
 //!
+//! A wait shorter than a probe is never a probe's interval. At the
+//! probe's end, a thread inside a span that entered or left one during
+//! the probe is glanced at ([`Glance`], at most [`MAX_GLANCES`] a probe:
+//! one `/proc/self/task/<tid>/syscall` read each): blocked in a system
+//! call, it counts for its innermost callsite, in a futex or not. Threads
+//! each fetching items one round trip of 30 µs at a time on a socket of
+//! their own are seen only so, and their sockets tell them from a queue on
+//! a lock, whose waiters are in a futex. A fresh program's four such
+//! threads (260 glances in 3 s, none in a futex) left the background
+//! thread's CPU where it was, 4.3 to 4.5 ms a second against 4.8.
+//!
 //! A thread blocked in a futex waits for another thread; when that one
 //! waits too, outside a futex (a sleep, a read), the wait is the other's:
 //! a consumer blocked on a channel while its producer sleeps on a timer, a
@@ -104,6 +115,12 @@ pub(crate) struct WaitSums {
     /// space-saving count), so a kept callsite's time is an upper bound and
     /// one that waited beside it most of the time is never dropped.
     pub(crate) beside: [(u32, u64); BESIDE_SLOTS],
+    /// Threads found inside one of its spans at a probe's end, blocked in a
+    /// system call, that entered or left a span during the probe (see
+    /// [`Glance`]).
+    pub(crate) glances: u64,
+    /// Of `glances`, those blocked in a futex.
+    pub(crate) glances_in_futex: u64,
 }
 
 impl WaitSums {
@@ -135,6 +152,22 @@ struct Wait {
     tid: i32,
 }
 
+/// A thread glanced at, at a probe's end: inside a span of callsite `tag`,
+/// blocked in a system call, after entering or leaving a span during the
+/// probe. A wait shorter than a probe is never one probe's interval: a
+/// thread fetching items one round trip of 30 µs each is seen only so,
+/// and whether it waits on a socket or in a futex (on another thread of
+/// the process) tells independent waits from a queue.
+#[derive(Debug, Clone, Copy)]
+struct Glance {
+    tag: u32,
+    in_futex: bool,
+}
+
+/// The most threads glanced at in one probe (one small `/proc` read each):
+/// bounded work per probe, whatever the thread count.
+const MAX_GLANCES: usize = 8;
+
 /// The most distinct callsites waiting outside a futex in one probe that
 /// its futex waits are shared among; past them, a probe's futex waits are
 /// put beside none (bounded work per probe, whatever the thread count).
@@ -157,6 +190,8 @@ pub(crate) struct Watcher {
     next: FxHashMap<usize, (u64, u64)>,
     /// The waits of one reading, before the table is locked (kept to reuse).
     waits: Vec<Wait>,
+    /// The glances of one reading, likewise.
+    glances: Vec<Glance>,
     /// Draws the gap to the next probe: at random, so that a program
     /// whose phases repeat at the watch's period is not always probed in
     /// the same one.
@@ -243,14 +278,16 @@ impl Watcher {
                 None
             }
         };
-        let (threads, waits, before, all) = (
+        let (threads, waits, glances, before, all) = (
             &mut self.next,
             &mut self.waits,
+            &mut self.glances,
             &self.threads,
             &mut self.all,
         );
         threads.clear();
         waits.clear();
+        glances.clear();
         watched.for_each(|watch: &Arc<Watch>| {
             let state = watch.state();
             let Some(cpu_ns) = watch.cpu_ns() else {
@@ -265,7 +302,15 @@ impl Watcher {
                 return;
             };
             let tag = Watch::tag_of(state);
-            if state != state_before || tag == heap::TAG_NONE {
+            if tag == heap::TAG_NONE {
+                return;
+            }
+            if state != state_before {
+                if glances.len() < MAX_GLANCES {
+                    if let Some(in_futex) = all.blocked_in_futex(watch.tid()) {
+                        glances.push(Glance { tag, in_futex });
+                    }
+                }
                 return;
             }
             let interval_ns = u64::try_from(now.duration_since(at).as_nanos()).unwrap_or(u64::MAX);
@@ -295,6 +340,14 @@ impl Watcher {
             });
         });
         std::mem::swap(&mut self.threads, &mut self.next);
+        if !self.glances.is_empty() {
+            let mut table = table.lock();
+            for g in &self.glances {
+                let sums = table.entry(g.tag).or_default();
+                sums.glances += 1;
+                sums.glances_in_futex += u64::from(g.in_futex);
+            }
+        }
         if self.waits.is_empty() {
             return;
         }
@@ -538,6 +591,21 @@ impl AllThreads {
         {
             let _ = tid;
             false
+        }
+    }
+
+    /// Whether thread `tid` is blocked in a futex (`Some(true)`) or in
+    /// another system call (`Some(false)`); `None` when it is running, or
+    /// blocked outside one, or its state cannot be read.
+    fn blocked_in_futex(&mut self, tid: i32) -> Option<bool> {
+        #[cfg(target_os = "linux")]
+        {
+            self.stat.blocked_in(tid).map(|nr| nr == libc::SYS_futex)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = tid;
+            None
         }
     }
 

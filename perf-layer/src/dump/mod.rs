@@ -388,6 +388,18 @@ pub struct WatchedWaits {
     /// to the least one's place). Empty in older dumps and in a merge.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub beside: Vec<WaitedBeside>,
+    /// Glances at threads inside one of its spans at a probe's end that
+    /// had entered or left a span during the probe (no interval above holds
+    /// them) and were blocked in a system call then: a sample of the short
+    /// waits the intervals miss (a round trip of tens of microseconds, a
+    /// brief lock wait). At most eight a probe. `None` in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glances: Option<u64>,
+    /// Of `glances`, those blocked in a futex (waiting for another thread:
+    /// a lock, a channel, a join), where the rest waited in another system
+    /// call (a socket's read, a file's). `None` in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glances_in_futex: Option<u64>,
 }
 
 /// A callsite another thread waited in while a callsite's span waited for

@@ -419,6 +419,21 @@ pub(crate) fn waits_for_a_thread(cs: &CallsiteStats) -> Option<&perf_layer::dump
     (w.for_a_thread_ns? as f64 >= FOR_A_THREAD_SHARE * w.wait_ns as f64).then_some(w)
 }
 
+/// At least this many glances ([`WatchedWaits::glances`]) tell where a
+/// callsite's short waits block.
+///
+/// [`WatchedWaits::glances`]: perf_layer::dump::WatchedWaits::glances
+const MIN_GLANCES: u64 = 8;
+
+/// The share of `cs`'s glances that found its thread blocked in a futex
+/// (waiting for another thread of the process), where the watch glanced at
+/// least [`MIN_GLANCES`] times; `None` otherwise and in older dumps.
+pub(crate) fn glanced_in_futex(cs: &CallsiteStats) -> Option<f64> {
+    let w = cs.watched_waits.as_ref()?;
+    let glances = w.glances.filter(|&n| n >= MIN_GLANCES)?;
+    Some(w.glances_in_futex? as f64 / glances as f64)
+}
+
 /// At most this many threads inside a span at once on average, for its
 /// waits to be one thread's, in series ([`waited_for`]).
 pub(crate) const ONE_AT_A_TIME: f64 = 1.2;
@@ -721,6 +736,7 @@ mod tests {
                 others_wanted_ns: Some(10_580 * US),
                 for_a_thread_ns: Some(for_a_thread_ns),
                 beside: Vec::new(),
+                ..Default::default()
             });
             detect(Class::Blocked, d)
         };

@@ -506,6 +506,12 @@ fn shared_queue(cx: &Context<'_>, s: &Settings) -> Option<SharedQueue> {
 /// threads wait for a thread (1.0: one).
 const STRICT_PACE: f64 = 1.0;
 
+/// Under this share of a callsite's glances in a futex (0.25), its blocked
+/// threads wait elsewhere (a socket, a file), each on its own: no queue. A
+/// lock held across I/O has its waiters in a futex and its holder in the
+/// I/O: one in four of four threads.
+const GLANCED_IN_FUTEX: f64 = 0.25;
+
 impl Detector for Serialization {
     fn info(&self) -> &'static Info {
         &INFO
@@ -531,21 +537,25 @@ impl Detector for Serialization {
             if !crowd.queues(s, yielding.is_some()) {
                 continue;
             }
-            // A queue's head moves one call at a time, so its calls at
-            // their fastest fit the window end to end; the slack the bar
-            // allows past that (work in the span outside the queue) needs
-            // the watch to say its blocked threads wait for a thread of
-            // the process. Threads each waiting on a socket of their own
-            // do not: a fresh program's four threads fetching items one
-            // round trip each from a database process (a connection
-            // each, 10.5 µs the fastest, 30 µs the mean) read 1.32 and a
-            // critical queue ("do not hold a lock across I/O").
-            if yielding.is_none()
-                && progressing > STRICT_PACE
-                && shared.as_ref().is_none_or(|q| q.head != i)
-                && super::blocked::waits_for_a_thread(cs).is_none()
-            {
-                continue;
+            // Waiters that block wait for a thread of the process, in a
+            // futex. Threads each waiting on a socket of their own do not:
+            // a fresh program's four threads fetching items one round trip
+            // each from a database (a connection each, 10.5 µs the
+            // fastest, 30 µs the mean) read a critical queue ("do not hold
+            // a lock across I/O"). Where the watch glanced at its short
+            // waits and found them mostly elsewhere (a socket, a file), no
+            // queue. And a queue's head moves one call at a time, so its
+            // calls at their fastest fit the window end to end: the slack
+            // the bar allows past that (work in the span outside the
+            // queue) needs the watch's word that they wait in a futex.
+            if yielding.is_none() && shared.as_ref().is_none_or(|q| q.head != i) {
+                let watched = super::blocked::waits_for_a_thread(cs).is_some();
+                let glanced = super::blocked::glanced_in_futex(cs);
+                let elsewhere = !watched && glanced.is_some_and(|g| g < GLANCED_IN_FUTEX);
+                let in_futex = watched || glanced.is_some_and(|g| g >= GLANCED_IN_FUTEX);
+                if elsewhere || (progressing > STRICT_PACE && !in_futex) {
+                    continue;
+                }
             }
             let cost = window_share
                 * (inside / cx.totals.recording_threads)
@@ -956,6 +966,35 @@ mod tests {
         assert_near(evidence(f, "calls x fastest call over the wall time its spans were live in"), 1.3, 0.01);
     }
 
+    /// The same threads on a busier machine: their round trips run long
+    /// and their fastest calls end to end fill 0.65 of the run, as a
+    /// queue's would. The watch's glances at their short waits found them
+    /// on their sockets, not in a futex: no queue. Found in a futex (three
+    /// waiters and a holder on its I/O), a queue.
+    #[test]
+    fn threads_glanced_waiting_outside_a_futex_are_not_a_queue() {
+        let with = |glances: u64, in_futex: u64| {
+            let mut d = dump(
+                1_000 * MS,
+                &[Span::new("fetch", &[(6_500, 10_000), (41_500, 90_000)])
+                    .on_cpu(600 * MS, 100 * MS, 100_000, 1_000)],
+            );
+            d.run.span_threads = Some(4);
+            d.callsites[0].watched_waits = Some(perf_layer::dump::WatchedWaits {
+                glances: Some(glances),
+                glances_in_futex: Some(in_futex),
+                ..Default::default()
+            });
+            detect(Class::Serialization, d)
+        };
+        assert!(with(40, 0).is_empty(), "{:#?}", with(40, 0));
+        let found = with(40, 30);
+        let f = about(&found, "fetch").unwrap();
+        assert_near(evidence(f, "calls x fastest call over the wall time its spans were live in"), 0.65, 0.01);
+        // Too few glances to say: as before, a queue.
+        assert!(!with(4, 0).is_empty());
+    }
+
     /// The convoy of the first test with its holder computing (one thread
     /// on the CPU inside, as many as make progress): side by side, 2.86
     /// threads' work on the CPU needs 2.86 cores. On two cores, at most two
@@ -1073,6 +1112,7 @@ mod tests {
             others_wanted_ns: Some(wait_ns / 4),
             for_a_thread_ns: Some(wait_ns * 9 / 10),
             beside: Vec::new(),
+            ..Default::default()
         }
     }
 

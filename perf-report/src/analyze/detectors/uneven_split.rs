@@ -77,6 +77,22 @@ impl Default for Settings {
 /// longest call.
 const SLOWEST_SETS: f64 = 0.75;
 
+/// Parts timed on the CPU whose slowest took under this many times their
+/// mean time on the CPU (1.25) did even work: a slowest part longer than
+/// the rest in wall time was preempted longer, not given more. A dealt,
+/// even split read as uneven in a full test run, its threads preempted by
+/// the other tests'.
+const UNEVEN_WORK: f64 = 1.25;
+
+/// Whether `child`'s parts did about even work by their time on the CPU
+/// ([`UNEVEN_WORK`]), where each was timed, in one interval a span; `false`
+/// where that is not known.
+fn even_work(child: &perf_layer::dump::CallsiteStats) -> bool {
+    let Some(c) = &child.cpu else { return false };
+    let whole = c.timed_calls >= 2 && c.untimed_intervals == 0 && c.intervals <= c.timed_calls;
+    whole && (c.on_cpu_ns.max as f64) < UNEVEN_WORK * c.on_cpu_ns.mean
+}
+
 pub(crate) struct UnevenSplit;
 
 static INFO: Info = Info {
@@ -121,6 +137,7 @@ impl Detector for UnevenSplit {
                         || overlap < s.min_overlap
                         || stats::share(busy, wall) < s.min_busy_share
                         || !sets
+                        || even_work(child)
                     {
                         return None;
                     }
@@ -214,7 +231,7 @@ fn advice(f: &Finding, part: &str) -> Advice {
 #[cfg(test)]
 mod tests {
     use crate::analyze::Class;
-    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump, evidence};
+    use crate::analyze::test_dump::{MS, Span, about, assert_near, detect, dump, evidence, hist};
 
     /// `run_all`, one call of 1.26 s, splits its work in two
     /// `worker_batch` parts side by side, 1.26 s and 120 ms, both
@@ -245,6 +262,31 @@ mod tests {
         assert!(with(&[(100 * MS, 1), (10 * MS, 1)], 1_260, 1_100 * MS).is_empty());
         // One after another: their wall time adds up to the parent's.
         assert!(with(&[(1_140 * MS, 1), (120 * MS, 1)], 1_260, 0).is_empty());
+    }
+
+    /// Two parts of 700 and 560 ms side by side in a 700 ms call (an even
+    /// split, 630 ms, is 5.4% of the run shorter), timed on the CPU: 690
+    /// and 300 ms there, uneven work. With 550 and 540 ms there, the work
+    /// was even and the slow part preempted longer (other load on the
+    /// machine): none.
+    #[test]
+    fn parts_of_even_work_on_the_cpu_are_no_uneven_split() {
+        let with = |cpu_ms: [u64; 2]| {
+            let mut d = dump(
+                1_300 * MS,
+                &[
+                    Span::new("run_all", &[(700 * MS, 1)]),
+                    Span::new("worker_batch", &[(700 * MS, 1), (560 * MS, 1)])
+                        .on_cpu((cpu_ms[0] + cpu_ms[1]) * MS, 0, 0, 0),
+                ],
+            );
+            d.run.cores = Some(2);
+            d.callsites[1].cpu.as_mut().unwrap().on_cpu_ns =
+                hist(&[(cpu_ms[0] * MS, 1), (cpu_ms[1] * MS, 1)]);
+            detect(Class::UnevenSplit, d)
+        };
+        assert!(about(&with([690, 300]), "run_all").is_some());
+        assert!(with([550, 540]).is_empty());
     }
 
     /// A server's span open through a 3 s run, its 30,000 requests of 150

@@ -1,0 +1,202 @@
+//! Items fetched one round trip each (an N+1): a fresh service's
+//! `load_order` fetched its 40 items one request each from a database
+//! process over loopback. With four threads on blocking sockets,
+//! `fetch_item` read a critical queue ("do not hold a lock across I/O")
+//! though each thread had a connection of its own; in tokio, a hot spot
+//! whose first fix was "Memoize". One request for the 40 made 2.3 and 3.6
+//! times the orders. The finding now says the calls are round trips made
+//! one after another, batching them the first fix, and finds no queue.
+
+#![cfg(target_os = "linux")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+mod runtime_support;
+
+use perf_report::analyze::{Class, analyze};
+use runtime_support::traced;
+use tracing::info_span;
+
+/// The tests take turns: side by side, one's threads and sockets would
+/// delay the other's on two cores.
+static TURNS: Mutex<()> = Mutex::new(());
+
+/// A "database" on 127.0.0.1: a thread a connection, a line a request,
+/// a line back per request, whatever its keys.
+fn database() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                conn.set_nodelay(true).unwrap();
+                let mut w = conn.try_clone().unwrap();
+                for line in BufReader::new(conn).lines() {
+                    let Ok(line) = line else { return };
+                    if w.write_all(format!("{} found\n", line.len()).as_bytes())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn items_fetched_one_round_trip_each_are_batched_first_and_are_no_queue() {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let addr = database();
+    let ((), dump) = traced(|dispatch| {
+        let deadline = Instant::now() + Duration::from_millis(1_500);
+        let clients: Vec<_> = (0..4u64)
+            .map(|t| {
+                let dispatch = dispatch.clone();
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        let conn = TcpStream::connect(addr).unwrap();
+                        conn.set_nodelay(true).unwrap();
+                        let mut w = conn.try_clone().unwrap();
+                        let mut r = BufReader::new(conn);
+                        let mut line = String::new();
+                        let mut order = t * 1_000_000;
+                        while Instant::now() < deadline {
+                            let _load = info_span!("load_order").entered();
+                            for item in 0..40 {
+                                let _fetch = info_span!("fetch_item").entered();
+                                w.write_all(format!("GET {order}:{item}\n").as_bytes())
+                                    .unwrap();
+                                line.clear();
+                                r.read_line(&mut line).unwrap();
+                            }
+                            order += 1;
+                        }
+                    })
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+    });
+    // The watch glanced at the short waits: on their sockets, not in a futex.
+    let fetch = dump
+        .callsites
+        .iter()
+        .find(|c| c.name == "fetch_item")
+        .unwrap();
+    let w = fetch.watched_waits.clone().unwrap();
+    let (glances, in_futex) = (w.glances.unwrap(), w.glances_in_futex.unwrap());
+    assert!(glances >= 8 && in_futex * 4 < glances, "{w:?}");
+    let analysis = analyze(&dump.into(), &Default::default());
+    let about_fetch = |class: Class| {
+        analysis.findings.iter().find(|f| {
+            f.class == class && f.location.as_ref().is_some_and(|l| l.label == "fetch_item")
+        })
+    };
+    assert!(
+        about_fetch(Class::Serialization).is_none(),
+        "{:#?}",
+        analysis.findings
+    );
+    let f = about_fetch(Class::Blocked)
+        .or_else(|| about_fetch(Class::HotSpot))
+        .unwrap_or_else(|| panic!("{:#?}", analysis.findings));
+    assert!(
+        f.summary
+            .contains("`load_order` calls it 40 times a call, one after another")
+            && f.summary.contains("a round trip's cost"),
+        "{}",
+        f.summary
+    );
+}
+
+/// The same fetches over one connection the four threads share behind a
+/// `Mutex`: a queue, and the glances find its waiters in a futex. Beside
+/// load from outside the test (a full test run, CI) the connection's
+/// holder is preempted and the threads inside can read as none moving
+/// (`blocked`, waiting together): the workload runs up to three times,
+/// and the test passes on the first run that reads as a queue.
+#[test]
+fn items_fetched_over_one_shared_connection_are_a_queue() {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = String::new();
+    for _ in 0..3 {
+        match shared_connection() {
+            Ok(()) => return,
+            Err(why) => last = why,
+        }
+    }
+    panic!("{last}");
+}
+
+/// One run of the shared connection: `Err` with why it did not read as a
+/// queue.
+fn shared_connection() -> Result<(), String> {
+    let addr = database();
+    let conn = TcpStream::connect(addr).unwrap();
+    conn.set_nodelay(true).unwrap();
+    let shared = Arc::new(Mutex::new((
+        conn.try_clone().unwrap(),
+        BufReader::new(conn),
+    )));
+    let ((), dump) = traced(|dispatch| {
+        let deadline = Instant::now() + Duration::from_millis(1_500);
+        let clients: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (dispatch, shared) = (dispatch.clone(), Arc::clone(&shared));
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        let mut line = String::new();
+                        let mut order = t * 1_000_000;
+                        while Instant::now() < deadline {
+                            let _load = info_span!("load_order").entered();
+                            for item in 0..40 {
+                                let _fetch = info_span!("fetch_item").entered();
+                                let mut c = shared.lock().unwrap();
+                                let (w, r) = &mut *c;
+                                w.write_all(format!("GET {order}:{item}\n").as_bytes())
+                                    .unwrap();
+                                line.clear();
+                                r.read_line(&mut line).unwrap();
+                            }
+                            order += 1;
+                        }
+                    })
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+    });
+    let fetch = dump
+        .callsites
+        .iter()
+        .find(|c| c.name == "fetch_item")
+        .unwrap();
+    let w = fetch.watched_waits.clone().unwrap();
+    let (glances, in_futex) = (w.glances.unwrap(), w.glances_in_futex.unwrap());
+    if glances < 8 || in_futex * 2 < glances {
+        return Err(format!("glances: {w:?}"));
+    }
+    let analysis = analyze(&dump.into(), &Default::default());
+    // Beside other load the fetches' figures may blur, and the queue is
+    // read on their caller, whose calls hold the connection in turn.
+    let queue = analysis.findings.iter().any(|f| {
+        f.class == Class::Serialization
+            && f.location
+                .as_ref()
+                .is_some_and(|l| l.label == "fetch_item" || l.label == "load_order")
+    });
+    if queue {
+        Ok(())
+    } else {
+        Err(format!("{:#?}", analysis.findings))
+    }
+}
