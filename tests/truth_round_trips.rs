@@ -48,41 +48,62 @@ fn database() -> std::net::SocketAddr {
     addr
 }
 
-#[test]
-fn items_fetched_one_round_trip_each_are_batched_first_and_are_no_queue() {
-    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
-    let addr = database();
+/// One connection to the database: its writing and reading halves.
+type Conn = (TcpStream, BufReader<TcpStream>);
+
+/// A fresh connection to `addr`.
+fn connect(addr: std::net::SocketAddr) -> Conn {
+    let conn = TcpStream::connect(addr).unwrap();
+    conn.set_nodelay(true).unwrap();
+    (conn.try_clone().unwrap(), BufReader::new(conn))
+}
+
+/// One round trip on `conn`: `request` written, the answer read.
+fn round_trip((w, r): &mut Conn, request: &str) {
+    w.write_all(request.as_bytes()).unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+}
+
+/// A thread's way of making a round trip: on a connection of its own, or
+/// on a shared one it locks.
+type Fetcher = Box<dyn FnMut(&str) + Send>;
+
+/// Four client threads loading orders for 1.5 s, 40 items an order, each
+/// item a `fetch_item` span around one round trip made by the thread's
+/// fetcher.
+fn load_orders(fetcher: impl Fn() -> Fetcher + Sync) -> perf_layer::dump::Dump {
     let ((), dump) = traced(|dispatch| {
         let deadline = Instant::now() + Duration::from_millis(1_500);
-        let clients: Vec<_> = (0..4u64)
-            .map(|t| {
-                let dispatch = dispatch.clone();
-                std::thread::spawn(move || {
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let (dispatch, mut fetch) = (dispatch.clone(), fetcher());
+                s.spawn(move || {
                     tracing::dispatcher::with_default(&dispatch, || {
-                        let conn = TcpStream::connect(addr).unwrap();
-                        conn.set_nodelay(true).unwrap();
-                        let mut w = conn.try_clone().unwrap();
-                        let mut r = BufReader::new(conn);
-                        let mut line = String::new();
                         let mut order = t * 1_000_000;
                         while Instant::now() < deadline {
                             let _load = info_span!("load_order").entered();
                             for item in 0..40 {
                                 let _fetch = info_span!("fetch_item").entered();
-                                w.write_all(format!("GET {order}:{item}\n").as_bytes())
-                                    .unwrap();
-                                line.clear();
-                                r.read_line(&mut line).unwrap();
+                                fetch(&format!("GET {order}:{item}\n"));
                             }
                             order += 1;
                         }
                     })
-                })
-            })
-            .collect();
-        for c in clients {
-            c.join().unwrap();
-        }
+                });
+            }
+        });
+    });
+    dump
+}
+
+#[test]
+fn items_fetched_one_round_trip_each_are_batched_first_and_are_no_queue() {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let addr = database();
+    let dump = load_orders(|| {
+        let mut own = connect(addr);
+        Box::new(move |request: &str| round_trip(&mut own, request))
     });
     // The watch glanced at the short waits: on their sockets, not in a futex.
     let fetch = dump
@@ -139,41 +160,10 @@ fn items_fetched_over_one_shared_connection_are_a_queue() {
 /// queue.
 fn shared_connection() -> Result<(), String> {
     let addr = database();
-    let conn = TcpStream::connect(addr).unwrap();
-    conn.set_nodelay(true).unwrap();
-    let shared = Arc::new(Mutex::new((
-        conn.try_clone().unwrap(),
-        BufReader::new(conn),
-    )));
-    let ((), dump) = traced(|dispatch| {
-        let deadline = Instant::now() + Duration::from_millis(1_500);
-        let clients: Vec<_> = (0..4u64)
-            .map(|t| {
-                let (dispatch, shared) = (dispatch.clone(), Arc::clone(&shared));
-                std::thread::spawn(move || {
-                    tracing::dispatcher::with_default(&dispatch, || {
-                        let mut line = String::new();
-                        let mut order = t * 1_000_000;
-                        while Instant::now() < deadline {
-                            let _load = info_span!("load_order").entered();
-                            for item in 0..40 {
-                                let _fetch = info_span!("fetch_item").entered();
-                                let mut c = shared.lock().unwrap();
-                                let (w, r) = &mut *c;
-                                w.write_all(format!("GET {order}:{item}\n").as_bytes())
-                                    .unwrap();
-                                line.clear();
-                                r.read_line(&mut line).unwrap();
-                            }
-                            order += 1;
-                        }
-                    })
-                })
-            })
-            .collect();
-        for c in clients {
-            c.join().unwrap();
-        }
+    let shared = Arc::new(Mutex::new(connect(addr)));
+    let dump = load_orders(|| {
+        let shared = Arc::clone(&shared);
+        Box::new(move |request: &str| round_trip(&mut shared.lock().unwrap(), request))
     });
     let fetch = dump
         .callsites
