@@ -97,6 +97,18 @@ fn load_orders(fetcher: impl Fn() -> Fetcher + Sync) -> perf_layer::dump::Dump {
     dump
 }
 
+/// The watch's glances at `fetch_item`'s waits: how many, how many in a
+/// futex, and its watched waits.
+fn glances(dump: &perf_layer::dump::Dump) -> (u64, u64, perf_layer::dump::WatchedWaits) {
+    let fetch = dump
+        .callsites
+        .iter()
+        .find(|c| c.name == "fetch_item")
+        .unwrap();
+    let w = fetch.watched_waits.clone().unwrap();
+    (w.glances.unwrap(), w.glances_in_futex.unwrap(), w)
+}
+
 #[test]
 fn items_fetched_one_round_trip_each_are_batched_first_and_are_no_queue() {
     let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,13 +118,7 @@ fn items_fetched_one_round_trip_each_are_batched_first_and_are_no_queue() {
         Box::new(move |request: &str| round_trip(&mut own, request))
     });
     // The watch glanced at the short waits: on their sockets, not in a futex.
-    let fetch = dump
-        .callsites
-        .iter()
-        .find(|c| c.name == "fetch_item")
-        .unwrap();
-    let w = fetch.watched_waits.clone().unwrap();
-    let (glances, in_futex) = (w.glances.unwrap(), w.glances_in_futex.unwrap());
+    let (glances, in_futex, w) = glances(&dump);
     assert!(glances >= 8 && in_futex * 4 < glances, "{w:?}");
     let analysis = analyze(&dump.into(), &Default::default());
     let about_fetch = |class: Class| {
@@ -165,13 +171,7 @@ fn shared_connection() -> Result<(), String> {
         let shared = Arc::clone(&shared);
         Box::new(move |request: &str| round_trip(&mut shared.lock().unwrap(), request))
     });
-    let fetch = dump
-        .callsites
-        .iter()
-        .find(|c| c.name == "fetch_item")
-        .unwrap();
-    let w = fetch.watched_waits.clone().unwrap();
-    let (glances, in_futex) = (w.glances.unwrap(), w.glances_in_futex.unwrap());
+    let (glances, in_futex, w) = glances(&dump);
     if glances < 8 || in_futex * 2 < glances {
         return Err(format!("glances: {w:?}"));
     }
