@@ -192,6 +192,10 @@ pub(crate) struct Watcher {
     waits: Vec<Wait>,
     /// The glances of one reading, likewise.
     glances: Vec<Glance>,
+    /// The threads to pass over before glancing at one, at a probe's end:
+    /// where more than [`MAX_GLANCES`] entered or left a span, each probe
+    /// starts where the last left off, so every thread has its turn.
+    glance_skip: usize,
     /// Draws the gap to the next probe: at random, so that a program
     /// whose phases repeat at the watch's period is not always probed in
     /// the same one.
@@ -288,6 +292,8 @@ impl Watcher {
         threads.clear();
         waits.clear();
         glances.clear();
+        let skip = self.glance_skip;
+        let mut met = 0usize;
         watched.for_each(|watch: &Arc<Watch>| {
             let state = watch.state();
             let Some(cpu_ns) = watch.cpu_ns() else {
@@ -306,7 +312,8 @@ impl Watcher {
                 return;
             }
             if state != state_before {
-                if glances.len() < MAX_GLANCES {
+                met += 1;
+                if met > skip && glances.len() < MAX_GLANCES {
                     if let Some(in_futex) = all.blocked_in_futex(watch.tid()) {
                         glances.push(Glance { tag, in_futex });
                     }
@@ -340,6 +347,14 @@ impl Watcher {
             });
         });
         std::mem::swap(&mut self.threads, &mut self.next);
+        if last.is_some() {
+            // The next probe starts past the threads glanced at this time.
+            self.glance_skip = if met > MAX_GLANCES {
+                (skip + MAX_GLANCES) % met
+            } else {
+                0
+            };
+        }
         if !self.glances.is_empty() {
             let mut table = table.lock();
             for g in &self.glances {
