@@ -623,10 +623,6 @@ mod tests {
         assert!(f.advice.fixes[5].contains("spawn_blocking"));
     }
 
-    /// `audit` (a plain function, one interval a span) blocks 90% of its
-    /// self time under `handle`: async, four polls a span, so `audit`
-    /// blocks inside its polls and stalls the worker; the same parent
-    /// entered once a span is a plain function, and so is `audit`.
     /// `load` fetches 40 items a call over a blocking socket, one round
     /// trip each, one after another: `fetch` is blocked 95% of its 100 µs
     /// a call on 5 µs of CPU. Batching is its first fix.
@@ -673,6 +669,10 @@ mod tests {
         assert!(f.advice.fixes[0].starts_with("Find what it blocks on"), "{:?}", f.advice.fixes);
     }
 
+    /// `audit` (a plain function, one interval a span) blocks 90% of its
+    /// self time under `handle`: async, four polls a span, so `audit`
+    /// blocks inside its polls and stalls the worker; the same parent
+    /// entered once a span is a plain function, and so is `audit`.
     #[test]
     fn a_plain_function_blocking_inside_an_async_span_s_polls_stalls_a_worker() {
         let with_polls = |intervals: u64| {
