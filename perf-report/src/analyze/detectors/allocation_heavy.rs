@@ -78,11 +78,12 @@ pub struct Settings {
     pub allocation_ns: f64,
     /// The part of `allocation_ns` that is the free (0.4): inside a span's
     /// own time, a block costs the span that allocates it the rest, and
-    /// the span that frees it this part (what a hot spot's CPU went to). A fresh service parsing a 10 KiB JSON body into a
-    /// `serde_json::Value` (1,610 blocks a call) that its caller dropped:
-    /// under `perf`, malloc's side about 25 ns a block and free's 15 ns;
-    /// charged the whole pair, the parser's allocator time read 100% of
-    /// its CPU, where it was about 45%.
+    /// the span that frees it this part (what a hot spot's CPU went to). A
+    /// fresh service parsing a 10 KiB JSON body into a `serde_json::Value`
+    /// (1,610 blocks a call) that its caller dropped: under `perf`,
+    /// malloc's side about 25 ns a block and free's 15 ns; charged the
+    /// whole pair, the parser's allocator time read 100% of its CPU, where
+    /// it was about 45%.
     pub free_share: f64,
     /// What one allocated byte costs, ns (0.1: writing fresh memory at
     /// about 10 GB/s).
