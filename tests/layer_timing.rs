@@ -302,6 +302,64 @@ fn the_active_window_runs_from_the_first_opening_to_the_last_closing() {
     assert_eq!(w.len_ns(), 77);
 }
 
+/// A span whose child outlives it (a task spawned inside a request with
+/// the request's span as its parent, never awaited) is closed by the
+/// registry only when that child closes, as the child holds its last
+/// reference: it ended at its last exit, not then. A parent that waits
+/// for its child keeps every nanosecond of the wait, and one never entered
+/// keeps its close.
+#[test]
+fn a_span_ends_at_its_last_exit_when_a_detached_child_closes_it() {
+    let (dispatch, handle, mock) = mocked();
+    tracing::dispatcher::with_default(&dispatch, || {
+        // Detached: the request spawns `watcher` and returns.
+        let request = info_span!("request");
+        let watcher = request.in_scope(|| {
+            mock.increment(10);
+            let watcher = info_span!("watcher");
+            mock.increment(5);
+            watcher
+        });
+        drop(request);
+        watcher.in_scope(|| mock.increment(3));
+        mock.increment(1_000);
+        drop(watcher);
+
+        // Awaited: `join` waits for its child's close on another thread
+        // before it exits.
+        let join = info_span!("join");
+        let entered = join.enter();
+        let child = info_span!("joined");
+        let d = tracing::dispatcher::get_default(Clone::clone);
+        let mock2 = Arc::clone(&mock);
+        thread::spawn(move || {
+            tracing::dispatcher::with_default(&d, || {
+                child.in_scope(|| mock2.increment(200));
+                drop(child);
+            })
+        })
+        .join()
+        .unwrap();
+        mock.increment(4);
+        drop(entered);
+        drop(join);
+
+        // Never entered: its end is its close.
+        let holder = info_span!("holder");
+        let held = info_span!(parent: &holder, "held");
+        drop(holder);
+        mock.increment(50);
+        drop(held);
+    });
+    let dump = handle.snapshot();
+    assert_eq!(callsite(&dump, "request").wall_ns.sum, 15);
+    assert_eq!(callsite(&dump, "watcher").wall_ns.sum, 1_008);
+    assert_eq!(callsite(&dump, "join").wall_ns.sum, 204);
+    assert_eq!(callsite(&dump, "holder").wall_ns.sum, 50);
+    let request = callsite(&dump, "request").active.expect("a window");
+    assert_eq!((request.first_open_ns, request.last_close_ns), (0, 15));
+}
+
 /// A layer that takes `ns` of the mock clock to handle each event, as a
 /// `fmt` layer formatting and writing a line does.
 struct SlowWriter {

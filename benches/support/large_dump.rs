@@ -100,6 +100,7 @@ pub fn large_dump(callsites_n: u32) -> Value {
             child_busy_ns: callsites[child as usize]["busy_ns"]["sum"]
                 .as_u64()
                 .unwrap_or(0),
+            outlived: 0,
         })
         .collect();
     let samples = (0..TIMELINE_SAMPLES)

@@ -42,7 +42,7 @@ use crate::record::event_time;
 use crate::record::heap;
 use crate::record::open_spans::SpanState;
 use crate::record::self_time;
-use crate::record::shards::{Shard, Shards};
+use crate::record::shards::{LastClosed, Shard, Shards};
 use crate::record::stack::{Current, Stack, with_stack};
 use crate::record::totals::{ClosedSpan, SpanAlloc, SpanCpu, level_index};
 
@@ -115,13 +115,17 @@ where
         let mut shard = local.lock();
         let layer_id = self.profiler.layer_id;
         let grouping = shards.groups.is_some();
-        let (parent, parent_group) =
-            parent_callsite(attrs, id, current, &ctx, &shard, layer_id, grouping);
+        let parent = parent_callsite(attrs, id, current, &ctx, &shard, layer_id, grouping);
         let rss = self.profiler.rss_now();
-        let state = shard
-            .open
-            .open(id.into_u64(), attrs.metadata(), parent, created, rss);
-        state.parent_group = parent_group;
+        let state = shard.open.open(
+            id.into_u64(),
+            attrs.metadata(),
+            parent.callsite,
+            created,
+            rss,
+        );
+        state.parent_group = parent.group;
+        state.parent_id = parent.id;
         if let Some(groups) = &shards.groups {
             if groups.applies(tag, attrs.metadata()) {
                 groups.read(|v| attrs.record(v), &mut state.group);
@@ -231,14 +235,18 @@ where
         let shards = &self.profiler.shards;
         let local = shards.local();
         let mut shard = local.lock();
+        // Closed by a child's close ([`Shard::last_closed`]).
+        let by_child =
+            (shard.last_closed.parent_id == id.into_u64()).then_some(shard.last_closed.closed);
         // Read in place: the state is not copied out of its slot. The
         // closed span is the match's value, not part of a tuple with the
         // callsites: moved out of one, its 300 bytes were copied again.
-        let (meta, parent);
+        let (meta, parent, parent_id);
         let closed = match shard.open.remove(id.into_u64()) {
             Some(state) if !shards.may_have_visits(id.into_u64()) => {
-                (meta, parent) = (state.meta, state.parent);
-                self.closed(state, now)
+                (meta, parent, parent_id) = (state.meta, state.parent, state.parent_id);
+                let end = by_child.map_or(now, |at| ended_before(state, at, now));
+                self.closed(state, end)
             }
             found => {
                 // Opened on another thread (its state is in that thread's
@@ -250,24 +258,37 @@ where
                     return;
                 };
                 shard = local.lock();
-                (meta, parent) = (state.meta, state.parent);
-                self.closed(&state, now)
+                (meta, parent, parent_id) = (state.meta, state.parent, state.parent_id);
+                let end = by_child.map_or(now, |at| ended_before(&state, at, now));
+                self.closed(&state, end)
             }
         };
         shards.record(&mut shard, meta, parent, &closed);
+        // Ended before its close: the child that closed it outlived it.
+        if closed.closed != now {
+            if let Some(child) = shard.last_closed.meta {
+                shards.outlived(&mut shard, meta, child);
+            }
+        }
+        shard.last_closed = LastClosed {
+            parent_id,
+            closed: now,
+            meta: Some(meta),
+        };
         self_time::serves(&mut timed, || heap::tag_of(meta));
     }
 }
 
 impl PerfLayer {
-    /// What a span closing at `now` contributes to its callsite.
+    /// What a span that ended at `end` (its close, or its last exit:
+    /// [`ended_before`]) contributes to its callsite.
     #[inline]
-    fn closed(&self, state: &SpanState, now: u64) -> ClosedSpan {
+    fn closed(&self, state: &SpanState, end: u64) -> ClosedSpan {
         let clock = &self.profiler.config.clock;
-        let wall_ns = clock.delta_as_nanos(state.created, now);
+        let sums = &state.sums;
+        let wall_ns = clock.delta_as_nanos(state.created, end);
         // Busy can exceed wall only when one span was entered on two threads
         // at once; clamp so idle (wall - busy) is never negative.
-        let sums = &state.sums;
         let busy_ns = sums.busy_ns.min(wall_ns);
         let self_ns = sums.self_ns.min(busy_ns);
         let alloc = crate::record::alloc::is_installed().then_some(SpanAlloc {
@@ -307,8 +328,25 @@ impl PerfLayer {
             group: state.group,
             parent_group: state.parent_group,
             opened: state.created,
-            closed: now,
+            closed: end,
         }
+    }
+}
+
+/// Where a span closing at `now` right after a child that closed at
+/// `child_closed` ended: a child that held its last reference (a task
+/// spawned inside it, detached) outlived it, and it ended at its last exit
+/// before that child closed, not when the child closed it, which would read
+/// as a parent awaiting its child. Out of line: only a span whose child
+/// closed just before it comes here.
+#[cold]
+#[inline(never)]
+fn ended_before(state: &SpanState, child_closed: u64, now: u64) -> u64 {
+    let last = state.sums.last_ended;
+    if state.sums.intervals > 0 && last < child_closed && last >= state.created {
+        last
+    } else {
+        now
     }
 }
 
@@ -378,7 +416,7 @@ fn parent_from_registry<S>(
     id: &Id,
     ctx: &Context<'_, S>,
     layer_id: u64,
-) -> Option<&'static tracing_core::Metadata<'static>>
+) -> Option<(&'static tracing_core::Metadata<'static>, u64)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -389,16 +427,18 @@ where
     parent
 }
 
-/// The callsite of span `id`'s parent as the registry resolved it for this
-/// layer's filter.
+/// The callsite and id of span `id`'s parent as the registry resolved it
+/// for this layer's filter.
 fn registry_parent<S>(
     id: &Id,
     ctx: &Context<'_, S>,
-) -> Option<&'static tracing_core::Metadata<'static>>
+) -> Option<(&'static tracing_core::Metadata<'static>, u64)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    ctx.span(id)?.parent().map(|p| p.metadata())
+    ctx.span(id)?
+        .parent()
+        .map(|p| (p.metadata(), p.id().into_u64()))
 }
 
 /// The callsite of a new span's parent as the registry resolved it
@@ -423,13 +463,13 @@ fn parent_callsite<S>(
     shard: &Shard,
     layer_id: u64,
     grouping: bool,
-) -> (Option<&'static tracing_core::Metadata<'static>>, u64)
+) -> Parent
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let from_registry = || (registry_parent(id, ctx), 0);
+    let from_registry = || Parent::of(registry_parent(id, ctx));
     if attrs.is_root() {
-        return (None, 0);
+        return Parent::NONE;
     }
     let parent = match attrs.parent() {
         Some(explicit) => explicit.into_u64(),
@@ -440,22 +480,53 @@ where
             // request's span under a connection's a worker took over).
             Some(Current::Span { span, tag }) => {
                 if let Some(callsite) = heap::callsite_of(tag).filter(|_| !grouping) {
-                    return (Some(callsite), 0);
+                    return Parent {
+                        callsite: Some(callsite),
+                        group: 0,
+                        id: span,
+                    };
                 }
                 span
             }
-            Some(Current::None) => return (None, 0),
-            Some(Current::Unknown) => return (parent_from_registry(id, ctx, layer_id), 0),
+            Some(Current::None) => return Parent::NONE,
+            Some(Current::Unknown) => return Parent::of(parent_from_registry(id, ctx, layer_id)),
             None => return from_registry(),
         },
     };
     // The parent's group, when it is known here: the parent opened on this
     // thread. Elsewhere the edge's group is left to the report's estimate.
     match shard.open.get(parent) {
-        Some(parent) => (
-            Some(parent.meta),
-            crate::record::groups::fold(&parent.group),
-        ),
+        Some(state) => Parent {
+            callsite: Some(state.meta),
+            group: crate::record::groups::fold(&state.group),
+            id: parent,
+        },
         None => from_registry(),
+    }
+}
+
+/// A new span's parent as [`parent_callsite`] found it.
+struct Parent {
+    callsite: Option<&'static tracing_core::Metadata<'static>>,
+    /// Its group folded (0 when it has none or is not known here).
+    group: u64,
+    /// Its span id (0: none, or not known).
+    id: u64,
+}
+
+impl Parent {
+    const NONE: Self = Self {
+        callsite: None,
+        group: 0,
+        id: 0,
+    };
+
+    /// A parent the registry found: its callsite and id.
+    fn of(found: Option<(&'static tracing_core::Metadata<'static>, u64)>) -> Self {
+        Self {
+            callsite: found.map(|(callsite, _)| callsite),
+            group: 0,
+            id: found.map_or(0, |(_, id)| id),
+        }
     }
 }

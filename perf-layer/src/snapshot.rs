@@ -506,6 +506,7 @@ fn edges(merged: &Merged, ids: &FxHashMap<CallsiteKey, u32>) -> Vec<CallEdge> {
                 child: *ids.get(child)?,
                 calls: edge.calls,
                 child_busy_ns: edge.child_busy_ns,
+                outlived: edge.outlived,
             })
         })
         .collect();

@@ -74,15 +74,27 @@ pub fn expand(mut dump: Dump) -> Dump {
     // Each edge's calls and busy time, duplicates added; what its group
     // edges do not account for is split by share.
     let mut order: Vec<(u32, u32)> = Vec::new();
-    let mut rest: HashMap<(u32, u32), (u64, u64)> = HashMap::new();
+    let mut rest: HashMap<(u32, u32), (u64, u64, u64)> = HashMap::new();
     for e in &dump.edges {
         let sum = rest.entry((e.parent, e.child)).or_insert_with(|| {
             order.push((e.parent, e.child));
-            (0, 0)
+            (0, 0, 0)
         });
         sum.0 = sum.0.saturating_add(e.calls);
         sum.1 = sum.1.saturating_add(e.child_busy_ns);
+        sum.2 = sum.2.saturating_add(e.outlived);
     }
+    // The share of an edge's calls that outlived their parent, which its
+    // groups' edges do not keep.
+    let outlived: HashMap<(u32, u32), f64> = rest
+        .iter()
+        .map(|(&key, &(calls, _, outlived))| {
+            (
+                key,
+                crate::stats::ratio(outlived as f64, calls as f64).min(1.0),
+            )
+        })
+        .collect();
     let mut edges = Edges::default();
     for g in &dump.group_edges {
         let Some(left) = rest.get_mut(&(g.parent, g.child)) else {
@@ -94,16 +106,21 @@ pub fn expand(mut dump: Dump) -> Dump {
         if let (Some(parents), Some(children)) =
             (ends(g.parent, g.parent_group), ends(g.child, g.child_group))
         {
-            edges.split(&parents, &children, calls, busy);
+            edges.split(
+                &parents,
+                &children,
+                (calls, busy),
+                outlived[&(g.parent, g.child)],
+            );
         }
     }
     for key in order {
-        let (calls, busy) = rest[&key];
+        let (calls, busy, _) = rest[&key];
         if calls == 0 && busy == 0 {
             continue;
         }
         if let (Some(parents), Some(children)) = (ends(key.0, None), ends(key.1, None)) {
-            edges.split(&parents, &children, calls, busy);
+            edges.split(&parents, &children, (calls, busy), outlived[&key]);
         }
     }
     let edges = edges.list;
@@ -225,18 +242,20 @@ struct Edges {
 impl Edges {
     /// `calls` and `busy` of one edge, over every pair of its ends' parts:
     /// calls by the parent's share of busy time and the child's of calls,
-    /// busy time by both shares of busy time.
+    /// busy time by both shares of busy time; of the calls, `outlived`'s
+    /// share outlived their parent (the whole edge's).
     fn split(
         &mut self,
         parents: &[(u32, f64, f64)],
         children: &[(u32, f64, f64)],
-        calls: u64,
-        busy_ns: u64,
+        (calls, busy_ns): (u64, u64),
+        outlived: f64,
     ) {
         for &(parent, parent_busy, _) in parents {
             for &(child, child_busy, child_calls) in children {
                 let busy = parent_busy * child_busy;
                 let calls = (calls as f64 * parent_busy * child_calls).round() as u64;
+                let outlived = (calls as f64 * outlived).round() as u64;
                 if busy <= 0.0 && calls == 0 {
                     continue;
                 }
@@ -247,12 +266,14 @@ impl Edges {
                         child,
                         calls: 0,
                         child_busy_ns: 0,
+                        outlived: 0,
                     });
                     self.list.len() - 1
                 });
                 let e = &mut self.list[i];
                 e.calls = e.calls.saturating_add(calls);
                 e.child_busy_ns = e.child_busy_ns.saturating_add(busy);
+                e.outlived = e.outlived.saturating_add(outlived);
             }
         }
     }

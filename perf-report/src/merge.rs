@@ -123,11 +123,13 @@ pub fn merge(dumps: Vec<Dump>) -> Result<Dump, MergeError> {
                     child: c,
                     calls: 0,
                     child_busy_ns: 0,
+                    outlived: 0,
                 });
                 edges.len() - 1
             });
             edges[i].calls = edges[i].calls.saturating_add(e.calls);
             edges[i].child_busy_ns = edges[i].child_busy_ns.saturating_add(e.child_busy_ns);
+            edges[i].outlived = edges[i].outlived.saturating_add(e.outlived);
         }
     }
 

@@ -19,6 +19,7 @@ fn graph(spans: &[Span], edges: &[(u32, u32, u64)]) -> Dump {
             child,
             calls: 1,
             child_busy_ns,
+            outlived: 0,
         })
         .collect();
     d

@@ -338,6 +338,7 @@ fn a_dump_of_ten_thousand_callsites_makes_a_page_of_a_few_megabytes() {
             child: i,
             calls: 31,
             child_busy_ns: template.busy_ns.sum,
+            outlived: 0,
         });
     }
     support::timeline(&mut d, 100, |i| 100 * support::MIB + i * 4096, 80.0, 600);

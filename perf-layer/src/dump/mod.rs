@@ -853,6 +853,13 @@ pub struct CallEdge {
     pub calls: u64,
     /// Sum of those child spans' busy time, in nanoseconds.
     pub child_busy_ns: u64,
+    /// Of those child spans, the ones that outlived their parent span and
+    /// closed it: a task spawned inside the parent, not awaited, held the
+    /// parent's last reference. The parent's wall time ended at its last
+    /// exit; the child's is its own. Counts the child that closed last,
+    /// where several outlived one parent. 0 in dumps before it was kept.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub outlived: u64,
 }
 
 /// The part of a [`CallEdge`] between given groups of its callsites

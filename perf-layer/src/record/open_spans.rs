@@ -67,6 +67,10 @@ pub(crate) struct Sums {
     /// [`super::cpu::SAMPLE_EVERY`]), and what they measured.
     pub(crate) sampled_intervals: u32,
     pub(crate) sampled: IntervalCpu,
+    /// The clock's raw reading at its latest interval's exit (0 before
+    /// one): where a span ended when a child outlived it and closed it
+    /// ([`SpanState::parent_id`]).
+    pub(crate) last_ended: u64,
 }
 
 impl Sums {
@@ -90,6 +94,9 @@ impl Sums {
             self.events_ns = self.events_ns.saturating_add(u64::from(done.events_ns));
         }
         self.intervals = self.intervals.saturating_add(1);
+        // A span's intervals on one thread end in order; sums from other
+        // threads take the later of the two (`add`).
+        self.last_ended = done.ended_at;
         if let Some(cpu) = &done.cpu {
             self.timed_intervals = self.timed_intervals.saturating_add(1);
             self.cpu.add(cpu);
@@ -118,6 +125,7 @@ impl Sums {
             .sampled_intervals
             .saturating_add(other.sampled_intervals);
         self.sampled.add(&other.sampled);
+        self.last_ended = self.last_ended.max(other.last_ended);
     }
 }
 
@@ -127,6 +135,12 @@ pub(crate) struct SpanState {
     pub(crate) meta: &'static Metadata<'static>,
     /// The parent's callsite, for call edges.
     pub(crate) parent: Option<&'static Metadata<'static>>,
+    /// The parent span's id (0: none or not known). A span whose last
+    /// reference a child held (a task spawned inside it, with the span as
+    /// its parent, that outlived it) closes only when that child does:
+    /// the child's close tells the parent's, which then ends at its last
+    /// exit ([`crate::layer`]'s `on_close`).
+    pub(crate) parent_id: u64,
     /// The parent's group when this span opened, folded
     /// ([`super::groups::fold`]); 0 when it had none or is not known.
     pub(crate) parent_group: u64,
@@ -154,6 +168,7 @@ impl SpanState {
     ) {
         self.meta = meta;
         self.parent = parent;
+        self.parent_id = 0;
         self.parent_group = 0;
         self.created = created;
         self.rss_at_open = rss_at_open;
@@ -170,6 +185,7 @@ impl SpanState {
         Self {
             meta,
             parent,
+            parent_id: 0,
             parent_group: 0,
             created,
             rss_at_open,

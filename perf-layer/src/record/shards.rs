@@ -101,6 +101,21 @@ pub(crate) struct Shard {
     /// Edges with a grouped end, by the groups of both ends (folded,
     /// [`super::groups::fold`]; 0 for an end without a group).
     pub(crate) group_edges: FxHashMap<GroupEdgeKey, EdgeAcc>,
+    /// The span this thread closed last (the next close replaces it): the
+    /// registry closes a span whose last reference a child held right after
+    /// that child, on its thread.
+    pub(crate) last_closed: LastClosed,
+}
+
+/// A span just closed, as its parent's close may follow from it
+/// ([`Shard::last_closed`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LastClosed {
+    /// Its parent span's id (0: none).
+    pub(crate) parent_id: u64,
+    /// The clock's raw reading at its close.
+    pub(crate) closed: u64,
+    pub(crate) meta: Option<&'static Metadata<'static>>,
 }
 
 impl Shard {
@@ -690,6 +705,24 @@ impl Shards {
         }
     }
 
+    /// Counts a span of callsite `child` that outlived its parent of
+    /// callsite `parent` and closed it, on this thread (whose shard, locked,
+    /// is `shard`), where the child's edge was just recorded. Out of line:
+    /// only a parent closed by its child comes here.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn outlived(
+        &self,
+        shard: &mut Shard,
+        parent: &'static Metadata<'static>,
+        child: &'static Metadata<'static>,
+    ) {
+        let edge_key = (CallsiteKey::of(parent), CallsiteKey::of(child));
+        if let Some(edge) = shard.edges.get_mut(&edge_key) {
+            edge.outlived = edge.outlived.saturating_add(1);
+        }
+    }
+
     /// A closed span's edge by group, when it or its parent has one: out
     /// of line, as only grouped spans and their children come here. Past
     /// the edge cap the edge is left to the report's estimate.
@@ -718,6 +751,7 @@ impl Shards {
                 parent: Some(parent),
                 calls: 1,
                 child_busy_ns: span.busy_ns,
+                outlived: 0,
             },
         );
     }
@@ -805,6 +839,7 @@ impl Shards {
                     parent: Some(parent),
                     calls: 1,
                     child_busy_ns: span.busy_ns,
+                    outlived: 0,
                 },
             );
         } else {

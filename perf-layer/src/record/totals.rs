@@ -381,6 +381,8 @@ pub(crate) struct EdgeAcc {
     pub(crate) parent: Option<&'static Metadata<'static>>,
     pub(crate) calls: u64,
     pub(crate) child_busy_ns: u64,
+    /// Child spans that outlived their parent span and closed it.
+    pub(crate) outlived: u64,
 }
 
 impl EdgeAcc {
@@ -388,5 +390,6 @@ impl EdgeAcc {
         self.parent = other.parent;
         self.calls += other.calls;
         self.child_busy_ns = self.child_busy_ns.saturating_add(other.child_busy_ns);
+        self.outlived = self.outlived.saturating_add(other.outlived);
     }
 }

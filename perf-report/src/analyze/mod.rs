@@ -449,6 +449,19 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
         if !detectors::waiting::idle_enough(cx, cs, own_idle.ns(i), waiting) {
             continue;
         }
+        if let Some(d) = detectors::waiting::Detached::of(cx, cs) {
+            notes.push(format!(
+                "`{}` outlived the span it was opened in, `{}`, in {} of its {} calls: a task spawned inside it and not awaited (its span the parent), which kept `{}`'s span open until it ended. Its waits ({} of its wall time idle) hold back nothing that awaits it, so it is no waiting finding; `{}`'s wall time ends at its last exit",
+                row.location.label,
+                cx.rows[d.parent].location.label,
+                crate::units::count(d.outlived as f64),
+                crate::units::count(cs.calls as f64),
+                cx.rows[d.parent].location.label,
+                crate::units::pct(crate::stats::share(own_idle.ns(i), cs.wall_ns.sum as f64)),
+                cx.rows[d.parent].location.label,
+            ));
+            continue;
+        }
         let own = crate::stats::share(own_idle.ns(i), cs.wall_ns.sum as f64);
         if let Some(p) = detectors::waiting::paces_a_loop(cx, cs, own, waiting) {
             let shape = if p.drives {

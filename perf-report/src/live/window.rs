@@ -101,6 +101,7 @@ pub fn window(old: &Dump, new: &Dump) -> Result<Dump, WindowError> {
                 child_busy_ns: e
                     .child_busy_ns
                     .saturating_sub(before.map_or(0, |b| b.child_busy_ns)),
+                outlived: e.outlived.saturating_sub(before.map_or(0, |b| b.outlived)),
                 ..*e
             }
         })

@@ -181,6 +181,7 @@ pub fn dump(program: &str, duration_ns: u64, spans: &[Span]) -> Dump {
             child,
             calls: spans[child as usize].calls(),
             child_busy_ns: 0,
+            outlived: 0,
         })
         .collect();
     d

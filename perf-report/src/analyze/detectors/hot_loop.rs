@@ -287,6 +287,7 @@ mod tests {
             child: 1,
             calls: 20_000,
             child_busy_ns: 0,
+            outlived: 0,
         });
         d.overhead.loop_per_span_ns = 400.0;
         d.overhead.floor_per_span_ns = 0.0;

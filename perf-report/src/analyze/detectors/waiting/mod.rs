@@ -139,7 +139,10 @@ impl Detector for Waiting {
             let idle_ns = own.ns(i);
             let idle_ratio = stats::share(idle_ns, cs.wall_ns.sum as f64);
             let wait_share = stats::share(idle_ns, cx.run_wall_ns);
-            if !idle_enough(cx, cs, idle_ns, s) || paces_a_loop(cx, cs, idle_ratio, s).is_some() {
+            if !idle_enough(cx, cs, idle_ns, s)
+                || paces_a_loop(cx, cs, idle_ratio, s).is_some()
+                || Detached::of(cx, cs).is_some()
+            {
                 continue;
             }
             // Concurrent tasks wait at the same time, and a wait overlapped
@@ -510,7 +513,9 @@ impl OwnIdle {
             let child = &callsites[child];
             let idle = child.idle_ns.sum as f64;
             if idle_enough(cx, child, idle, s) {
-                let share = stats::ratio(e.calls.min(child.calls) as f64, child.calls as f64);
+                // A child that outlived its parent waited after it ended.
+                let awaited = e.calls.saturating_sub(e.outlived);
+                let share = stats::ratio(awaited.min(child.calls) as f64, child.calls as f64);
                 ns[parent] -= idle * share;
             }
         }
@@ -520,6 +525,39 @@ impl OwnIdle {
     /// The own idle time of the callsite at `index` in the dump, ns.
     pub(crate) fn ns(&self, index: usize) -> f64 {
         self.0.get(index).copied().unwrap_or(0.0)
+    }
+}
+
+/// A callsite whose spans mostly outlived the span they were opened in
+/// ([`perf_layer::dump::CallEdge::outlived`]): a task spawned inside a
+/// request, with the request's span as its parent, and not awaited. Its
+/// waits hold back nothing that awaits it. A fresh service spawned a
+/// `watch_session` task in each request that slept 200 ms and ended;
+/// the request's span stayed open until it did, which read as the request
+/// awaiting it: "`watch_session` waiting, shortens the run by 44.9%",
+/// critical, where nothing waited for it.
+pub(crate) struct Detached {
+    /// The parent callsite most of them outlived, by its index in the dump.
+    pub(crate) parent: usize,
+    /// How many of its spans outlived their parent.
+    pub(crate) outlived: u64,
+}
+
+impl Detached {
+    /// `cs`'s reading, when at least half its spans outlived their parent.
+    pub(crate) fn of(cx: &Context<'_>, cs: &CallsiteStats) -> Option<Self> {
+        let mut outlived = 0u64;
+        let mut most: Option<(u64, usize)> = None;
+        for e in cx.dump.edges.iter().filter(|e| e.child == cs.id && e.outlived > 0) {
+            outlived = outlived.saturating_add(e.outlived);
+            if let Some(parent) = cx.index_of(e.parent) {
+                if most.is_none_or(|(n, _)| e.outlived > n) {
+                    most = Some((e.outlived, parent));
+                }
+            }
+        }
+        let (_, parent) = most?;
+        (outlived.saturating_mul(2) >= cs.calls && cs.calls > 0).then_some(Self { parent, outlived })
     }
 }
 
@@ -1118,6 +1156,41 @@ mod tests {
         assert_eq!(with(1, false), (false, true));
         assert_eq!(with(2, false), (true, false));
         assert_eq!(with(1, true), (true, false));
+    }
+
+    /// `handle` (1,000 calls, 1 ms idle each) spawned `watcher` in every
+    /// call, which slept 200 ms and ended after `handle` had: the dump's
+    /// edge says each outlived its parent. `watcher`'s wait holds back
+    /// nothing and a note says why; `handle`'s own 1 ms is its own wait,
+    /// not its child's. Awaited (nothing outlived), `watcher` is the
+    /// finding and `handle`'s idle time is its child's.
+    #[test]
+    fn a_child_that_outlived_its_parent_is_no_wait_and_not_the_parent_s() {
+        let with = |outlived: u64| {
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    Span::new("handle", &[(40 * US, 1_000)]).idle(if outlived > 0 { MS } else { 201 * MS }),
+                    Span::new("watcher", &[(10 * US, 1_000)]).idle(200 * MS),
+                ],
+            );
+            d.edges[0].outlived = outlived;
+            let report = crate::analyze::analyze(&d.into(), &Default::default());
+            let waits: Vec<&str> = report
+                .findings
+                .iter()
+                .filter(|f| f.class == Class::Waiting)
+                .filter_map(|f| f.location.as_ref().map(|l| l.name.as_str()))
+                .collect();
+            let noted = report.notes.iter().any(|n| {
+                n.starts_with("`watcher` outlived the span it was opened in, `handle`, in 1,000 of its 1,000 calls")
+            });
+            (waits.join(","), noted)
+        };
+        assert_eq!(with(1_000), ("handle".to_string(), true));
+        assert_eq!(with(0), ("watcher".to_string(), false));
+        // A few that outlived do not make the rest detached.
+        assert_eq!(with(100), ("watcher".to_string(), false));
     }
 
     /// `update` waits 9 ms a call, 2 ms of them in its child `persist`:
