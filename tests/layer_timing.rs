@@ -360,6 +360,52 @@ fn a_span_ends_at_its_last_exit_when_a_detached_child_closes_it() {
     assert_eq!((request.first_open_ns, request.last_close_ns), (0, 15));
 }
 
+/// Spans still open at a snapshot are counted by callsite, with when they
+/// opened and the callsite most opened under: a callsite whose spans are
+/// all open is listed with no calls, and a span that closes leaves the
+/// count.
+#[test]
+fn spans_open_at_the_snapshot_are_counted_by_callsite() {
+    let (dispatch, handle, mock) = mocked();
+    let kept = tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session");
+        let mut kept = Vec::new();
+        for _ in 0..3 {
+            mock.increment(100);
+            kept.push(session.in_scope(|| info_span!("watch")));
+        }
+        mock.increment(100);
+        info_span!("done").in_scope(|| mock.increment(1));
+        kept.push(session);
+        kept
+    });
+    let dump = handle.snapshot();
+    let session = callsite(&dump, "session");
+    let watch = callsite(&dump, "watch");
+    assert_eq!((session.calls, watch.calls), (0, 0));
+    let open = watch.open.expect("open watches");
+    assert_eq!(
+        (
+            open.spans,
+            open.first_opened_ns,
+            open.mean_opened_ns,
+            open.parent
+        ),
+        (3, 100, 200, Some(session.id))
+    );
+    let open = session.open.expect("an open session");
+    assert_eq!(
+        (open.spans, open.first_opened_ns, open.parent),
+        (1, 0, None)
+    );
+    assert_eq!(callsite(&dump, "done").open, None);
+
+    tracing::dispatcher::with_default(&dispatch, || drop(kept));
+    let dump = handle.snapshot();
+    assert_eq!(callsite(&dump, "watch").open, None);
+    assert_eq!(callsite(&dump, "watch").calls, 3);
+}
+
 /// A layer that takes `ns` of the mock clock to handle each event, as a
 /// `fmt` layer formatting and writing a line does.
 struct SlowWriter {

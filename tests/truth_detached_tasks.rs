@@ -6,7 +6,9 @@
 //! ms upstream), and `watch_session` "waiting, not working", critical,
 //! "shortens the run by 44.9%", where nothing waited for it. Now the
 //! parent ends at its last exit, the dump says which children outlived
-//! their parent, and the detached task's waits are no finding.
+//! their parent, and the detached task's waits are no finding. Tasks that
+//! never end were in no figure (a span's are recorded at its close): the
+//! dump counts the spans still open, and a pile of them is named.
 
 #![cfg(target_os = "linux")]
 
@@ -24,11 +26,22 @@ use tracing::{Instrument, info_span};
 /// on two cores.
 static TURNS: Mutex<()> = Mutex::new(());
 
+/// What a request does with the `audit` task it spawns.
+#[derive(Clone, Copy, PartialEq)]
+enum Audit {
+    /// Spawns it (a 50 ms timer) and answers.
+    Detached,
+    /// Awaits it before it answers.
+    Awaited,
+    /// Spawns it, and it never ends (a 50 ms timer in a loop).
+    Endless,
+}
+
 /// Eight clients calling `handle` for `run`: 40 µs of work, an `audit`
-/// task spawned inside it (a 50 ms timer), a 1 ms upstream. `awaited`: the
-/// request awaits the audit before it answers.
-fn serve(awaited: bool, run: Duration) -> Dump {
-    let (_, dump) = traced(|dispatch| {
+/// task spawned inside it, a 1 ms upstream. The snapshot is taken with the
+/// runtime and its tasks still alive.
+fn serve(audit: Audit, run: Duration) -> Dump {
+    let (rt, dump) = traced(|dispatch| {
         // The layer is each worker's default, as a global default is in a
         // service: a task's spans are dropped outside its polls, and the
         // registry tells a parent of its child's close through the default.
@@ -47,7 +60,7 @@ fn serve(awaited: bool, run: Duration) -> Dump {
                 .map(|_| {
                     tokio::spawn(async move {
                         while Instant::now() < deadline {
-                            handle(awaited).instrument(info_span!("handle")).await;
+                            handle(audit).instrument(info_span!("handle")).await;
                         }
                     })
                 })
@@ -56,22 +69,28 @@ fn serve(awaited: bool, run: Duration) -> Dump {
                 c.await.unwrap();
             }
         });
-        // The audits still running end with the runtime; their spans close
-        // as their tasks are dropped.
-        drop(rt);
+        rt
     });
+    drop(rt);
     dump
 }
 
-async fn handle(awaited: bool) {
+async fn handle(audit: Audit) {
     compute(Duration::from_micros(40));
-    let audit = tokio::spawn(
-        async { tokio::time::sleep(Duration::from_millis(50)).await }
-            .instrument(info_span!("audit")),
+    let task = tokio::spawn(
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if audit != Audit::Endless {
+                    return;
+                }
+            }
+        }
+        .instrument(info_span!("audit")),
     );
     tokio::time::sleep(Duration::from_millis(1)).await;
-    if awaited {
-        audit.await.unwrap();
+    if audit == Audit::Awaited {
+        task.await.unwrap();
     }
 }
 
@@ -101,7 +120,7 @@ fn waits_on(a: &Analysis, name: &str) -> bool {
 #[test]
 fn a_task_spawned_inside_a_request_and_not_awaited_is_not_the_request_s_wait() {
     let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
-    let dump = serve(false, Duration::from_millis(800));
+    let dump = serve(Audit::Detached, Duration::from_millis(800));
     let (calls, outlived) = edge(&dump);
     assert!(calls >= 100, "{calls} audits");
     assert!(
@@ -129,7 +148,7 @@ fn a_task_spawned_inside_a_request_and_not_awaited_is_not_the_request_s_wait() {
 #[test]
 fn a_task_the_request_awaits_is_its_wait() {
     let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
-    let dump = serve(true, Duration::from_millis(800));
+    let dump = serve(Audit::Awaited, Duration::from_millis(800));
     let (calls, outlived) = edge(&dump);
     assert!(calls >= 50, "{calls} audits");
     assert_eq!(
@@ -141,4 +160,39 @@ fn a_task_the_request_awaits_is_its_wait() {
     assert!(mean_ms >= 50.0, "`handle` lasted {mean_ms:.1} ms a call");
     let a = analyze(&dump.into(), &Default::default());
     assert!(waits_on(&a, "audit"), "{:#?}", a.findings);
+}
+
+/// Tasks that never end pile up open: every `audit` and the `handle` it
+/// keeps open are in no figure, and a note names them. The detached
+/// audits of the first test, still running at the dump (the last 50 ms of
+/// them), are no pile.
+#[test]
+fn tasks_that_never_end_are_named_as_a_pile_of_open_spans() {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let dump = serve(Audit::Endless, Duration::from_millis(800));
+    let open = callsite(&dump, "audit").open.expect("open audits");
+    assert!(open.spans >= 100, "{} audits open", open.spans);
+    assert_eq!(open.parent, Some(callsite(&dump, "handle").id));
+    let a = analyze(&dump.into(), &Default::default());
+    let pile = a
+        .notes
+        .iter()
+        .find(|n| n.starts_with("`audit` has "))
+        .unwrap_or_else(|| panic!("{:#?}", a.notes));
+    assert!(
+        pile.contains("spans still open when the dump was written, opened through the run"),
+        "{pile}"
+    );
+    assert!(pile.contains("keeps its parent `handle`'s"), "{pile}");
+
+    let dump = serve(Audit::Detached, Duration::from_millis(800));
+    assert!(callsite(&dump, "audit").open.is_some_and(|o| o.spans > 0));
+    let a = analyze(&dump.into(), &Default::default());
+    assert!(
+        !a.notes
+            .iter()
+            .any(|n| n.contains("spans still open when the dump")),
+        "{:#?}",
+        a.notes
+    );
 }

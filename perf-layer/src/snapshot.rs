@@ -13,8 +13,8 @@ use crate::config::Config;
 use crate::dump::{
     ActiveWindow, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts,
     FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats, HeapSummary,
-    HistogramDump, LayerTime, LongSpan, LongSpans, Overhead, Producer, RssDelta, RunInfo,
-    SampledCpu, WaitedBeside, WatchedWaits,
+    HistogramDump, LayerTime, LongSpan, LongSpans, OpenAtDump, Overhead, Producer, RssDelta,
+    RunInfo, SampledCpu, WaitedBeside, WatchedWaits,
 };
 use crate::profiler::{Profiler, unix_ms};
 use crate::record::callsite::CallsiteKey;
@@ -49,7 +49,7 @@ impl Profiler {
             .zip(process_cpu_ns())
             .map(|(start, now)| now.saturating_sub(start));
 
-        let (accs, ids) = listed_callsites(&merged);
+        let (accs, ids) = listed_callsites(&merged, self.config.max_callsites);
         let with_long = accs
             .iter()
             .filter(|a| a.1.is_some_and(|acc| acc.long.is_some()))
@@ -75,8 +75,18 @@ impl Profiler {
         } else {
             (vec![None; metas.len()], None)
         };
-        let (callsites, group_index) =
+        let (mut callsites, group_index) =
             callsites(&accs, heaps, &merged, self.shards.groups.as_ref(), &facts);
+        for (stats, (key, _, _)) in callsites.iter_mut().zip(&accs) {
+            stats.open = merged.open.get(key).map(|o| OpenAtDump {
+                spans: o.spans,
+                first_opened_ns: facts.since_start(o.first_created),
+                mean_opened_ns: facts.since_start(o.mean_created()),
+                parent: o
+                    .parent()
+                    .and_then(|meta| ids.get(&CallsiteKey::of(meta)).copied()),
+            });
+        }
         let group_edges = group_edges(&merged, &ids, &group_index);
         let grouped = callsites.iter().any(|c| !c.groups.is_empty());
         let edges = edges(&merged, &ids);
@@ -323,8 +333,13 @@ impl Facts<'_> {
 /// The callsites the dump lists, in a stable order (two dumps of one
 /// program list callsites alike), and each one's id, its index. Parents
 /// that have not closed yet (a `main` span, say) still need an entry for
-/// their edges to point at; they get one with zero calls.
-fn listed_callsites(merged: &Merged) -> (Vec<Listed<'_>>, FxHashMap<CallsiteKey, u32>) {
+/// their edges to point at; they get one with zero calls. So do callsites
+/// whose spans are all still open (a task that never ends), and the
+/// callsites those opened under, up to `max_callsites` listed.
+fn listed_callsites(
+    merged: &Merged,
+    max_callsites: usize,
+) -> (Vec<Listed<'_>>, FxHashMap<CallsiteKey, u32>) {
     let mut accs: Vec<Listed<'_>> = merged
         .callsites
         .iter()
@@ -335,6 +350,17 @@ fn listed_callsites(merged: &Merged) -> (Vec<Listed<'_>>, FxHashMap<CallsiteKey,
         if let Some(meta) = edge.parent {
             if listed.insert(*parent_key) {
                 accs.push((*parent_key, None, meta));
+            }
+        }
+    }
+    // In a stable order, so that the cap leaves out the same ones.
+    let mut open: Vec<_> = merged.open.iter().collect();
+    open.sort_by_key(|(_, o)| (o.meta.target(), o.meta.name(), o.meta.file(), o.meta.line()));
+    for (key, o) in open {
+        let parent = o.parent().map(|meta| (CallsiteKey::of(meta), meta));
+        for (key, meta) in std::iter::once((*key, o.meta)).chain(parent) {
+            if listed.len() < max_callsites && listed.insert(key) {
+                accs.push((key, None, meta));
             }
         }
     }
@@ -613,6 +639,7 @@ fn callsite_stats(
         watched_waits: None,
         misnested_exits: 0,
         long_spans: acc.long.as_deref().map(|long| long_spans(long, facts)),
+        open: None,
     }
 }
 

@@ -62,6 +62,19 @@ pub fn expand(mut dump: Dump) -> Dump {
         }
         parts.insert(old, shares);
     }
+    // Open spans' parent by its new id; a grouped parent's group is not
+    // known (a group's figures have no open spans: the layer keeps them by
+    // callsite).
+    for cs in &mut callsites {
+        if let Some(open) = &mut cs.open {
+            open.parent = open
+                .parent
+                .and_then(|old| match parts.get(&old).map(Vec::as_slice) {
+                    Some([(id, _, _)]) if !grouped.contains(&old) => Some(*id),
+                    _ => None,
+                });
+        }
+    }
     // An end's callsites after expansion: its group's alone when the dump
     // says which (a group edge), else every group with its share.
     let ends = |old: u32, group: Option<u32>| -> Option<Vec<(u32, f64, f64)>> {

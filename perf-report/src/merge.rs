@@ -557,6 +557,13 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             [one] => one.long_spans.clone(),
             _ => None,
         },
+        // Times on its part's clock, the parent by its part's id.
+        open: match g.parts.as_slice() {
+            [one] => one
+                .open
+                .map(|o| perf_layer::dump::OpenAtDump { parent: None, ..o }),
+            _ => None,
+        },
     };
     set_fields(&mut merged, &CallsiteStats::HISTOGRAMS, histograms);
     Ok(merged)

@@ -157,6 +157,7 @@ mod tests {
             watched_waits: None,
             misnested_exits: 0,
             long_spans: Some(LongSpans::default()),
+            open: None,
         }
     }
 

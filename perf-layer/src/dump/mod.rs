@@ -333,6 +333,30 @@ pub struct CallsiteStats {
     /// a merge of runs, and in older dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_spans: Option<LongSpans>,
+    /// Its spans still open when the dump was written, which no other
+    /// figure counts (a span's figures are recorded when it closes): tasks
+    /// that never end, requests stuck in an await, connections. `None`
+    /// when none was open, for a group, and in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenAtDump>,
+}
+
+/// A callsite's spans still open when the dump was written
+/// ([`CallsiteStats::open`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenAtDump {
+    /// How many.
+    pub spans: u64,
+    /// When the first of them opened, ns since the run started.
+    pub first_opened_ns: u64,
+    /// When they opened on average, ns since the run started: about half
+    /// the run's length for spans opened steadily through it and never
+    /// closed.
+    pub mean_opened_ns: u64,
+    /// The callsite most of them opened under (their parent span's), by
+    /// [`CallsiteStats::id`]; `None` for root spans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u32>,
 }
 
 fn is_zero_u64(n: &u64) -> bool {

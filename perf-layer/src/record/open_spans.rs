@@ -349,6 +349,23 @@ impl OpenSpans {
         self.slot_of.len() + usize::from(matches!(self.last, Some(Last { in_map: false, .. })))
     }
 
+    /// The state of every open span, in no order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &SpanState> {
+        let unmapped = match self.last {
+            Some(Last {
+                slot,
+                in_map: false,
+                ..
+            }) => Some(slot),
+            _ => None,
+        };
+        self.slot_of
+            .values()
+            .copied()
+            .chain(unmapped)
+            .filter_map(|slot| self.slots.get(slot as usize))
+    }
+
     /// Whether no span is open.
     pub(crate) fn is_empty(&self) -> bool {
         self.slot_of.is_empty() && !matches!(self.last, Some(Last { in_map: false, .. }))

@@ -166,6 +166,58 @@ pub(crate) struct Merged {
     pub(crate) edges: FxHashMap<(CallsiteKey, CallsiteKey), EdgeAcc>,
     pub(crate) groups: FxHashMap<(CallsiteKey, GroupKey), CallsiteAcc>,
     pub(crate) group_edges: FxHashMap<GroupEdgeKey, EdgeAcc>,
+    /// The spans still open, by callsite.
+    pub(crate) open: FxHashMap<CallsiteKey, OpenAcc>,
+}
+
+/// One callsite's spans still open at a snapshot, wherever they opened.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenAcc {
+    pub(crate) meta: &'static Metadata<'static>,
+    pub(crate) spans: u64,
+    /// The clock's raw reading when the first of them opened, and the sum
+    /// of those readings (for their mean).
+    pub(crate) first_created: u64,
+    pub(crate) sum_created: u128,
+    /// How many opened under each parent callsite.
+    pub(crate) parents: FxHashMap<CallsiteKey, (&'static Metadata<'static>, u64)>,
+}
+
+impl OpenAcc {
+    fn new(meta: &'static Metadata<'static>) -> Self {
+        Self {
+            meta,
+            spans: 0,
+            first_created: u64::MAX,
+            sum_created: 0,
+            parents: FxHashMap::default(),
+        }
+    }
+
+    fn add(&mut self, state: &SpanState) {
+        self.spans += 1;
+        self.first_created = self.first_created.min(state.created);
+        self.sum_created += u128::from(state.created);
+        if let Some(parent) = state.parent {
+            self.parents
+                .entry(CallsiteKey::of(parent))
+                .or_insert((parent, 0))
+                .1 += 1;
+        }
+    }
+
+    /// The clock's raw reading when they opened, on average.
+    pub(crate) fn mean_created(&self) -> u64 {
+        u64::try_from(self.sum_created / u128::from(self.spans.max(1))).unwrap_or(u64::MAX)
+    }
+
+    /// The parent callsite most of them opened under.
+    pub(crate) fn parent(&self) -> Option<&'static Metadata<'static>> {
+        self.parents
+            .iter()
+            .max_by_key(|(key, (_, n))| (*n, std::cmp::Reverse(**key)))
+            .map(|(_, (meta, _))| *meta)
+    }
 }
 
 /// A shard's lock. Only its own thread takes it on the span path, so it is
@@ -873,13 +925,21 @@ impl Shards {
         }
     }
 
-    /// Every shard's callsites and edges added up, each shard locked only
-    /// while it is copied.
+    /// Every shard's callsites and edges added up, and the spans still
+    /// open, each shard locked only while it is copied (and its open spans
+    /// counted).
     pub(crate) fn merged(&self) -> Merged {
         let mut total = Merged::default();
         for PaddedShard(shard) in self.shards.iter() {
             let copy = {
                 let shard = shard.lock();
+                for state in shard.open.iter() {
+                    total
+                        .open
+                        .entry(CallsiteKey::of(state.meta))
+                        .or_insert_with(|| OpenAcc::new(state.meta))
+                        .add(state);
+                }
                 (
                     shard.callsites.clone(),
                     shard.edges.clone(),

@@ -32,6 +32,7 @@ pub mod finding;
 pub(crate) mod holders;
 pub(crate) mod logging;
 mod misnested;
+pub(crate) mod open_spans;
 pub mod pictures;
 pub mod process;
 pub(crate) mod round_trips;
@@ -302,6 +303,10 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             dump.callsites_dropped_spans
         ));
     }
+    // Spans opened through the run and never closed: in no figure.
+    let piled = notes.len();
+    open_spans::notes(cx, &mut notes);
+    let piled = notes.len() > piled;
     // A run that waited outside every span: what it waited for no span
     // shows, and the findings are about the little time inside them.
     if let Some((busy, cores, open)) = cx.idle_outside_spans() {
@@ -405,8 +410,13 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
     // reads as blocked.
     if let (Some(outside), Some(cpu)) = (cx.totals.outside_spans_cpu_ns, cx.totals.cpu_ns) {
         let (outside, cpu) = (outside as f64, cpu as f64);
+        let open = if piled {
+            ", or in spans still open when the dump was written (above)"
+        } else {
+            ""
+        };
         notes.push(format!(
-            "{} of the process's CPU time ({}) ran outside every span: on threads that record none (a rayon pool, a runtime's blocking pool, a library's own threads) or in code between spans. No finding can name it; a span there shows where it goes, and a span that waits for that work (a `par_iter` from a traced thread) reads as blocked",
+            "{} of the process's CPU time ({}) ran outside every span: on threads that record none (a rayon pool, a runtime's blocking pool, a library's own threads) or in code between spans{open}. No finding can name it; a span there shows where it goes, and a span that waits for that work (a `par_iter` from a traced thread) reads as blocked",
             crate::units::pct(outside / cpu),
             crate::units::ns(outside),
         ));

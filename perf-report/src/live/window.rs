@@ -182,6 +182,12 @@ fn onto_window(cs: &mut CallsiteStats, offset_ns: u64) {
         first_open_ns: a.first_open_ns.saturating_sub(offset_ns),
         last_close_ns: a.last_close_ns.saturating_sub(offset_ns),
     });
+    // Spans open at the window's end, those opened before it at its start.
+    cs.open = cs.open.map(|o| perf_layer::dump::OpenAtDump {
+        first_opened_ns: o.first_opened_ns.saturating_sub(offset_ns),
+        mean_opened_ns: o.mean_opened_ns.saturating_sub(offset_ns),
+        ..o
+    });
     // The window's long spans: those that opened in it.
     cs.long_spans = cs.long_spans.take().and_then(|long| {
         let in_window = |spans: &[LongSpan]| -> Vec<LongSpan> {

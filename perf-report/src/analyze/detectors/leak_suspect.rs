@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::{Class, Detector, Info};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::context::{Context, GrowthWindow};
+use crate::analyze::open_spans;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::stats::{self, LinearFit};
 use crate::units::{self, Unit};
@@ -180,17 +181,7 @@ fn backlog(drained: bool, freed: f64) -> String {
 /// trimmed: the leak was read, rightly, as `handle_message`'s, whose code
 /// keeps nothing.
 fn kept_past_its_calls(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, s: &Settings) -> String {
-    let Some(a) = cs.alloc else {
-        return String::new();
-    };
-    if cs.calls == 0 || (a.calls_retaining as f64) < s.min_retaining_share * cs.calls as f64 {
-        return String::new();
-    }
-    let caller = cx
-        .edges_into(cs.id)
-        .max_by_key(|e| e.calls)
-        .and_then(|e| cx.index_of(e.parent));
-    let Some(i) = caller else {
+    let Some(i) = keeping_caller(cx, cs, s) else {
         return String::new();
     };
     let open = if cx.dump.callsites[i].calls == 0 {
@@ -199,9 +190,32 @@ fn kept_past_its_calls(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, s
         ""
     };
     format!(
-        "; what its calls made outlived them: it is kept where they put it (a shared or `static` collection, a cache, a channel) or by their caller `{}`{open}, if they returned it",
-        cx.rows[i].location.label
+        "; what its calls made outlived them: it is kept where they put it (a shared or `static` collection, a cache, a channel) or by their caller `{}`{open}, if they returned it{}",
+        cx.rows[i].location.label,
+        open_spans::tasks_clause(cx, i).unwrap_or_default()
     )
+}
+
+/// The caller that may keep what `cs`'s calls made and closed holding
+/// (the one with the most calls of it), by its index in the dump; `None`
+/// when most calls closed holding nothing, or no caller is known.
+fn keeping_caller(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, s: &Settings) -> Option<usize> {
+    let a = cs.alloc?;
+    if cs.calls == 0 || (a.calls_retaining as f64) < s.min_retaining_share * cs.calls as f64 {
+        return None;
+    }
+    cx.edges_into(cs.id)
+        .max_by_key(|e| e.calls)
+        .and_then(|e| cx.index_of(e.parent))
+}
+
+/// The callsite of tasks that never end, piled up open under the caller
+/// that keeps what `cs`'s calls made ([`open_spans::kept_open_under`]),
+/// by its label: ending them is the first fix.
+fn never_ending_tasks(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, s: &Settings) -> Option<String> {
+    let caller = keeping_caller(cx, cs, s)?;
+    let (tasks, _) = open_spans::kept_open_under(cx, caller)?;
+    Some(cx.rows[tasks].location.label.clone())
 }
 
 /// Whether most of the callsite's calls each kept memory they made and
@@ -297,7 +311,8 @@ fn by_own_calls(
             ),
         ],
     };
-    Some(cx.score(draft, |f| advice(f, Held::KeptByCalls { live, drained })))
+    let tasks = never_ending_tasks(cx, cs, s);
+    Some(cx.score(draft, |f| advice(f, Held::KeptByCalls { live, drained }, tasks)))
 }
 
 impl Detector for LeakSuspect {
@@ -408,7 +423,7 @@ impl Detector for LeakSuspect {
                 .collect(),
             };
             found.push(cx.score(draft, |f| {
-                advice(f, Held::Growing { live, per_s: slope, drained })
+                advice(f, Held::Growing { live, per_s: slope, drained }, never_ending_tasks(cx, cs, s))
             }));
         }
         if any {
@@ -461,7 +476,7 @@ impl Detector for LeakSuspect {
                 )])
                 .collect(),
         };
-        found.push(cx.score(draft, |f| advice(f, Held::ProcessRss)));
+        found.push(cx.score(draft, |f| advice(f, Held::ProcessRss, None)));
     }
 
 }
@@ -573,8 +588,10 @@ fn end_rate(points: &[(f64, f64)]) -> f64 {
     stats::least_squares(&points[points.len() - points.len() / 3..]).map_or(0.0, |f| f.slope)
 }
 
-/// The plan step's advice for one of its findings, about what it holds.
-fn advice(f: &Finding, held: Held) -> Advice {
+/// The plan step's advice for one of its findings, about what it holds;
+/// `tasks`, the callsite of tasks that never end which keep it
+/// ([`never_ending_tasks`]): ending them is the first fix.
+fn advice(f: &Finding, held: Held, tasks: Option<String>) -> Advice {
     let name = f.subject().in_prose();
     let statement = match held {
         Held::Growing { live, per_s, .. } => format!(
@@ -600,9 +617,7 @@ fn advice(f: &Finding, held: Held) -> Advice {
             units::pct(f.cost_share)
         ),
     };
-    Advice {
-        statement,
-        fixes: if matches!(
+    let mut fixes = if matches!(
             held,
             Held::Growing { drained: true, .. } | Held::KeptByCalls { drained: true, .. }
         ) {
@@ -617,7 +632,18 @@ fn advice(f: &Finding, held: Held) -> Advice {
                 "Break `Arc` reference cycles: hold back-references (parents, observers, callbacks) as `Weak`",
                 "Drain or bound what is never emptied: unbounded `mpsc` queues, spawned tasks that never finish, `Box::leak`/`mem::forget`, `static` collections",
             ])
-        },
+        };
+    if let Some(tasks) = tasks {
+        fixes.insert(
+            0,
+            format!(
+                "End the `{tasks}` tasks: they never finish and keep what they were given (give each a way out: a timeout, a cancellation token, a `select!` on a shutdown or a session's end)"
+            ),
+        );
+    }
+    Advice {
+        statement,
+        fixes,
         prerequisites: lines(&[
             "Run long enough past warm-up to see the trend, so a cache filling to its bound is not mistaken for a leak",
         ]),
@@ -809,6 +835,47 @@ mod tests {
         );
         let alone = detect(Class::LeakSuspect, dump(1_000 * MS, &[grows]));
         assert!(!alone[0].summary.contains("caller"), "{}", alone[0].summary);
+    }
+
+    /// The same, with the `session` spans kept open by `watcher` tasks that
+    /// never end (1,000 open under it, opened through the run): the summary
+    /// names them, and ending them is the first fix. Without the pile, the
+    /// fixes are as before.
+    #[test]
+    fn memory_kept_by_tasks_that_never_end_names_them_first() {
+        let series: Vec<u64> = (0..40).map(|i| i * 30 * MIB / 39).collect();
+        let grows = Span::new("handle_message", &[(MS, 200)])
+            .alloc(30 * MIB, 200, 30 * MIB as i64, 200)
+            .live(series);
+        let with = |spans: u64| {
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    Span::new("session", &[]).alloc(0, 0, 0, 0),
+                    grows.clone(),
+                    Span::new("watcher", &[]).alloc(0, 0, 0, 0),
+                ],
+            );
+            d.edges.retain(|e| e.child != 2);
+            d.callsites[2].open = Some(perf_layer::dump::OpenAtDump {
+                spans,
+                first_opened_ns: MS,
+                mean_opened_ns: 500 * MS,
+                parent: Some(0),
+            });
+            let found = detect(Class::LeakSuspect, d);
+            about(&found, "handle_message").cloned().unwrap_or_else(|| panic!("{found:#?}"))
+        };
+        let f = with(1_000);
+        assert!(
+            f.summary.contains("; `watcher` has 1,000 spans still open when the dump was written, opened through the run (the oldest 999 ms before it, on average 500 ms) under `session`, which they keep open: tasks that never end hold what they were given"),
+            "{}",
+            f.summary
+        );
+        assert!(f.advice.fixes[0].starts_with("End the `watcher` tasks"), "{:?}", f.advice.fixes);
+        let f = with(10);
+        assert!(!f.summary.contains("still open when the dump was written,"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Bound caches and maps"), "{:?}", f.advice.fixes);
     }
 
     /// A fresh event processor's `ingest` puts a 4 KiB event on an
