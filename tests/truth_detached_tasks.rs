@@ -111,6 +111,12 @@ fn edge(dump: &Dump) -> (u64, u64) {
         .expect("an edge from handle to audit")
 }
 
+/// The callsite's wall time a call, ms.
+fn mean_wall_ms(dump: &Dump, name: &str) -> f64 {
+    let cs = callsite(dump, name);
+    cs.wall_ns.sum as f64 / cs.calls as f64 / 1e6
+}
+
 fn waits_on(a: &Analysis, name: &str) -> bool {
     a.findings.iter().any(|f| {
         f.class.as_str() == "waiting" && f.location.as_ref().is_some_and(|l| l.name == name)
@@ -130,11 +136,10 @@ fn a_task_spawned_inside_a_request_and_not_awaited_is_not_the_request_s_wait() {
     // 40 µs of work and a 1 ms timer (tokio's wheel rounds it up to about
     // 2 ms), queued behind seven other clients on two workers: far from
     // the audit's 50 ms.
-    let handle = callsite(&dump, "handle");
-    let mean_ms = handle.wall_ns.sum as f64 / handle.calls as f64 / 1e6;
+    let mean_ms = mean_wall_ms(&dump, "handle");
     assert!(mean_ms < 20.0, "`handle` lasted {mean_ms:.1} ms a call");
 
-    let a = analyze(&dump.clone().into(), &Default::default());
+    let a = analyze(&dump.into(), &Default::default());
     assert!(!waits_on(&a, "audit"), "{:#?}", a.findings);
     assert!(
         a.notes
@@ -155,8 +160,7 @@ fn a_task_the_request_awaits_is_its_wait() {
         outlived, 0,
         "{outlived} of {calls} audits outlived `handle`"
     );
-    let handle = callsite(&dump, "handle");
-    let mean_ms = handle.wall_ns.sum as f64 / handle.calls as f64 / 1e6;
+    let mean_ms = mean_wall_ms(&dump, "handle");
     assert!(mean_ms >= 50.0, "`handle` lasted {mean_ms:.1} ms a call");
     let a = analyze(&dump.into(), &Default::default());
     assert!(waits_on(&a, "audit"), "{:#?}", a.findings);
