@@ -51,7 +51,7 @@ impl Piled {
 
     /// "10,351 spans still open when the dump was written, opened through
     /// the run (the oldest 2.99 s before it, on average 1.50 s)".
-    fn clause(&self) -> String {
+    pub(crate) fn clause(&self) -> String {
         format!(
             "{} spans still open when the dump was written, opened through the run (the oldest {} before it, on average {})",
             units::count(self.spans as f64),
@@ -87,21 +87,31 @@ pub(crate) fn tasks_clause(cx: &Context<'_>, parent: usize) -> Option<String> {
     ))
 }
 
-/// The notes on piles of open spans, one per pile whose parent did not
-/// pile up too (the parent's is said in its child's).
-pub(crate) fn notes(cx: &Context<'_>, notes: &mut Vec<String>) {
-    let piles: Vec<(usize, Piled)> = cx
+/// Every pile of open spans, by callsite index, but those of parents a
+/// pile under them keeps open (said with it).
+fn piles(cx: &Context<'_>) -> Vec<(usize, Piled)> {
+    let all: Vec<(usize, Piled)> = cx
         .dump
         .callsites
         .iter()
         .enumerate()
         .filter_map(|(i, cs)| Some((i, Piled::of(cx, cs)?)))
         .collect();
-    for (i, piled) in &piles {
-        // Said with the pile under it.
-        if piles.iter().any(|(_, p)| p.parent == Some(*i)) {
-            continue;
-        }
+    all.iter()
+        .filter(|(i, _)| !all.iter().any(|(_, p)| p.parent == Some(*i)))
+        .copied()
+        .collect()
+}
+
+/// The largest pile of open spans ([`piles`]).
+pub(crate) fn largest_pile(cx: &Context<'_>) -> Option<(usize, Piled)> {
+    piles(cx).into_iter().max_by_key(|(_, p)| p.spans)
+}
+
+/// The notes on piles of open spans, one per pile whose parent did not
+/// pile up too (the parent's is said in its child's).
+pub(crate) fn notes(cx: &Context<'_>, notes: &mut Vec<String>) {
+    for (i, piled) in &piles(cx) {
         let cs = &cx.dump.callsites[*i];
         let closed = if cs.calls == 0 {
             "none closed".to_owned()
@@ -119,7 +129,7 @@ pub(crate) fn notes(cx: &Context<'_>, notes: &mut Vec<String>) {
                 )
             });
         notes.push(format!(
-            "`{}` has {}, {closed}{parent}: tasks or requests that never end pile up (a spawned loop with no way out, an await that never completes), holding what they were given. A span's figures are recorded when it closes: these count in no figure, and their CPU reads as outside every span",
+            "`{}` has {}, {closed}{parent}: tasks, threads or requests that never end pile up (a spawned loop with no way out, a thread blocked on a channel nobody closes, an await that never completes), holding what they were given. A span's figures are recorded when it closes: these count in no figure, and their CPU reads as outside every span",
             cx.rows[*i].location.label,
             piled.clause(),
         ));

@@ -453,6 +453,16 @@ impl Detector for LeakSuspect {
         } else {
             "the dump has no live heap per callsite (install perf-layer's counting allocator)"
         };
+        // Tasks or threads that never end hold their stacks and what they
+        // were given, in no span's figures.
+        let pile = open_spans::largest_pile(cx);
+        let piled = pile.as_ref().map_or(String::new(), |(i, p)| {
+            format!(
+                "; `{}` has {}: tasks or threads that never end hold their stacks and what they were given",
+                cx.rows[*i].location.label,
+                p.clause()
+            )
+        });
         let draft = Draft {
             class: Class::LeakSuspect,
             callsite: None,
@@ -461,7 +471,7 @@ impl Detector for LeakSuspect {
             recoverable: s.recoverable,
             confidence: fit.r2 * stats::sample_confidence(fit.n as u64, s.half_confidence_points),
             summary: format!(
-                "process RSS grows {}/s over the run (R² {:.2}, {} samples) and {held_by_spans}",
+                "process RSS grows {}/s over the run (R² {:.2}, {} samples) and {held_by_spans}{piled}",
                 units::bytes(fit.slope),
                 fit.r2,
                 fit.n
@@ -476,7 +486,8 @@ impl Detector for LeakSuspect {
                 )])
                 .collect(),
         };
-        found.push(cx.score(draft, |f| advice(f, Held::ProcessRss, None)));
+        let tasks = pile.map(|(i, _)| cx.rows[i].location.label.clone());
+        found.push(cx.score(draft, |f| advice(f, Held::ProcessRss, tasks)));
     }
 
 }
@@ -637,7 +648,7 @@ fn advice(f: &Finding, held: Held, tasks: Option<String>) -> Advice {
         fixes.insert(
             0,
             format!(
-                "End the `{tasks}` tasks: they never finish and keep what they were given (give each a way out: a timeout, a cancellation token, a `select!` on a shutdown or a session's end)"
+                "End the `{tasks}` tasks or threads: they never finish and keep what they were given (give each a way out: a timeout, a cancellation token, a `select!` on a shutdown or a session's end, a channel whose senders are dropped)"
             ),
         );
     }
@@ -752,6 +763,29 @@ mod tests {
         assert_near(evidence(&rising[0], "RSS rate over the last third of the run / rate"), 1.0, 1e-6);
         let level = with_level_from(22);
         assert!(level.is_empty(), "{level:?}");
+    }
+
+    /// The same rise beside 950 `session` spans still open, opened through
+    /// the run (a thread a job, each blocked on a channel nobody closes):
+    /// the summary names them, and ending them is the first fix.
+    #[test]
+    fn a_process_rss_beside_a_pile_of_open_spans_names_them() {
+        let mut d = dump(30_000 * MS, &[Span::new("work", &[(MS, 200)])]);
+        d.callsites[0].open = Some(perf_layer::dump::OpenAtDump {
+            spans: 950,
+            first_opened_ns: 10 * MS,
+            mean_opened_ns: 15_000 * MS,
+            parent: None,
+        });
+        let rss: Vec<(u64, f64)> = (0..30).map(|i| ((10 + i) * MIB, 50.0)).collect();
+        crate::analyze::test_dump::timeline(&mut d, &rss);
+        let found = detect(Class::LeakSuspect, d);
+        assert!(
+            found[0].summary.ends_with("; `work` has 950 spans still open when the dump was written, opened through the run (the oldest 30.0 s before it, on average 15.0 s): tasks or threads that never end hold their stacks and what they were given"),
+            "{}",
+            found[0].summary
+        );
+        assert!(found[0].advice.fixes[0].starts_with("End the `work` tasks or threads"), "{:?}", found[0].advice.fixes);
     }
 
     /// Live bytes rising evenly to 30 MiB over 40 points (one a
