@@ -843,15 +843,21 @@ mod tests {
         assert_eq!(with((1..=40).map(|i| i * 1_200).collect(), 900), None);
     }
 
+    /// `handle_message`: 200 calls that each returned what they made, 30 MiB
+    /// in all, still live and growing evenly over 40 points.
+    fn returned_to_its_caller() -> Span {
+        let series: Vec<u64> = (0..40).map(|i| i * 30 * MIB / 39).collect();
+        Span::new("handle_message", &[(MS, 200)])
+            .alloc(30 * MIB, 200, 30 * MIB as i64, 200)
+            .live(series)
+    }
+
     /// Memory its calls made and returned, kept past them by their caller
     /// `session`, open to the end: the summary says where to look. A span
     /// with no caller says nothing of one.
     #[test]
     fn memory_returned_by_its_calls_is_looked_for_in_their_caller() {
-        let series: Vec<u64> = (0..40).map(|i| i * 30 * MIB / 39).collect();
-        let grows = Span::new("handle_message", &[(MS, 200)])
-            .alloc(30 * MIB, 200, 30 * MIB as i64, 200)
-            .live(series);
+        let grows = returned_to_its_caller();
         let found = detect(
             Class::LeakSuspect,
             dump(
@@ -877,10 +883,7 @@ mod tests {
     /// fixes are as before.
     #[test]
     fn memory_kept_by_tasks_that_never_end_names_them_first() {
-        let series: Vec<u64> = (0..40).map(|i| i * 30 * MIB / 39).collect();
-        let grows = Span::new("handle_message", &[(MS, 200)])
-            .alloc(30 * MIB, 200, 30 * MIB as i64, 200)
-            .live(series);
+        let grows = returned_to_its_caller();
         let with = |spans: u64| {
             let mut d = dump(
                 1_000 * MS,
