@@ -35,6 +35,11 @@ enum Audit {
     Awaited,
     /// Spawns it, and it never ends (a 50 ms timer in a loop).
     Endless,
+    /// Spawns it with `.in_current_span()`, so that it holds and enters
+    /// `handle`'s span at every poll, then 300 µs of work, and answers.
+    InCurrentSpan,
+    /// The same, awaited before it answers.
+    InCurrentSpanAwaited,
 }
 
 /// Eight clients calling `handle` for `run`: 40 µs of work, an `audit`
@@ -77,19 +82,26 @@ fn serve(audit: Audit, run: Duration) -> Dump {
 
 async fn handle(audit: Audit) {
     compute(Duration::from_micros(40));
-    let task = tokio::spawn(
-        async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                if audit != Audit::Endless {
-                    return;
-                }
+    let audited = async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if audit != Audit::Endless {
+                break;
             }
         }
-        .instrument(info_span!("audit")),
-    );
+        if matches!(audit, Audit::InCurrentSpan | Audit::InCurrentSpanAwaited) {
+            compute(Duration::from_micros(300));
+        }
+    }
+    .instrument(info_span!("audit"));
+    let task = match audit {
+        Audit::InCurrentSpan | Audit::InCurrentSpanAwaited => {
+            tokio::spawn(audited.in_current_span())
+        }
+        _ => tokio::spawn(audited),
+    };
     tokio::time::sleep(Duration::from_millis(1)).await;
-    if audit == Audit::Awaited {
+    if matches!(audit, Audit::Awaited | Audit::InCurrentSpanAwaited) {
         task.await.unwrap();
     }
 }
@@ -154,6 +166,56 @@ fn a_task_spawned_inside_a_request_and_not_awaited_is_not_the_request_s_wait() {
 fn a_task_the_request_awaits_is_its_wait() {
     let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
     let dump = serve(Audit::Awaited, Duration::from_millis(800));
+    let (calls, outlived) = edge(&dump);
+    assert!(calls >= 50, "{calls} audits");
+    assert_eq!(
+        outlived, 0,
+        "{outlived} of {calls} audits outlived `handle`"
+    );
+    let mean_ms = mean_wall_ms(&dump, "handle");
+    assert!(mean_ms >= 50.0, "`handle` lasted {mean_ms:.1} ms a call");
+    let a = analyze(&dump.into(), &Default::default());
+    assert!(waits_on(&a, "audit"), "{:#?}", a.findings);
+}
+
+/// A task spawned with `.in_current_span()` holds a clone of the request's
+/// span and enters it at every poll: through span callbacks alone, the
+/// request lives and is entered until the task ends, as if it awaited it.
+/// The task that entered the span first owns it, and the span ends at its
+/// owner's last exit, without the spawned task's polls.
+#[test]
+fn a_task_spawned_in_the_request_s_span_and_not_awaited_is_not_its_wait() {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let dump = serve(Audit::InCurrentSpan, Duration::from_millis(800));
+    let (calls, outlived) = edge(&dump);
+    assert!(calls >= 100, "{calls} audits");
+    assert!(
+        outlived * 10 >= calls * 9,
+        "{outlived} of {calls} audits outlived `handle`"
+    );
+    let mean_ms = mean_wall_ms(&dump, "handle");
+    assert!(mean_ms < 20.0, "`handle` lasted {mean_ms:.1} ms a call");
+    // The audit's 300 µs of work ran inside `handle`'s span, entered by
+    // the audit's task: not `handle`'s, which did 40 µs.
+    let handle = callsite(&dump, "handle");
+    let busy_us = handle.busy_ns.sum as f64 / handle.calls as f64 / 1e3;
+    assert!(busy_us < 200.0, "`handle` busy {busy_us:.0} µs a call");
+
+    let a = analyze(&dump.into(), &Default::default());
+    assert!(!waits_on(&a, "audit"), "{:#?}", a.findings);
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.starts_with("`audit` outlived the span it was opened in, `handle`")),
+        "{:#?}",
+        a.notes
+    );
+}
+
+#[test]
+fn a_task_spawned_in_the_request_s_span_and_awaited_is_its_wait() {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let dump = serve(Audit::InCurrentSpanAwaited, Duration::from_millis(800));
     let (calls, outlived) = edge(&dump);
     assert!(calls >= 50, "{calls} audits");
     assert_eq!(

@@ -237,16 +237,16 @@ where
         let mut shard = local.lock();
         // Closed by a child's close ([`Shard::last_closed`]).
         let by_child =
-            (shard.last_closed.parent_id == id.into_u64()).then_some(shard.last_closed.closed);
+            (shard.last_closed.parent_id == id.into_u64()).then_some(shard.last_closed.ended);
         // Read in place: the state is not copied out of its slot. The
         // closed span is the match's value, not part of a tuple with the
         // callsites: moved out of one, its 300 bytes were copied again.
         let (meta, parent, parent_id);
-        let closed = match shard.open.remove(id.into_u64()) {
+        let (closed, outlived) = match shard.open.remove(id.into_u64()) {
             Some(state) if !shards.may_have_visits(id.into_u64()) => {
                 (meta, parent, parent_id) = (state.meta, state.parent, state.parent_id);
-                let end = by_child.map_or(now, |at| ended_before(state, at, now));
-                self.closed(state, end)
+                let end = by_child.map_or(Ending::at(now), |at| ended_before(state, at, now));
+                (self.closed(state, end), end.outlived)
             }
             found => {
                 // Opened on another thread (its state is in that thread's
@@ -259,20 +259,20 @@ where
                 };
                 shard = local.lock();
                 (meta, parent, parent_id) = (state.meta, state.parent, state.parent_id);
-                let end = by_child.map_or(now, |at| ended_before(&state, at, now));
-                self.closed(&state, end)
+                let end = by_child.map_or(Ending::at(now), |at| ended_before(&state, at, now));
+                (self.closed(&state, end), end.outlived)
             }
         };
         shards.record(&mut shard, meta, parent, &closed);
-        // Ended before its close: the child that closed it outlived it.
-        if closed.closed != now {
+        // Ended before the child that closed it did: the child outlived it.
+        if outlived {
             if let Some(child) = shard.last_closed.meta {
                 shards.outlived(&mut shard, meta, child);
             }
         }
         shard.last_closed = LastClosed {
             parent_id,
-            closed: now,
+            ended: closed.closed,
             meta: Some(meta),
         };
         self_time::serves(&mut timed, || heap::tag_of(meta));
@@ -280,17 +280,22 @@ where
 }
 
 impl PerfLayer {
-    /// What a span that ended at `end` (its close, or its last exit:
-    /// [`ended_before`]) contributes to its callsite.
+    /// What a span that ended at `end` (its close, or its owner's last
+    /// exit: [`ended_before`]) contributes to its callsite.
     #[inline]
-    fn closed(&self, state: &SpanState, end: u64) -> ClosedSpan {
+    fn closed(&self, state: &SpanState, end: Ending) -> ClosedSpan {
         let clock = &self.profiler.config.clock;
         let sums = &state.sums;
-        let wall_ns = clock.delta_as_nanos(state.created, end);
+        let wall_ns = clock.delta_as_nanos(state.created, end.at);
+        let (mut busy_ns, mut self_ns) = (sums.busy_ns, sums.self_ns);
+        if end.without_others {
+            busy_ns = busy_ns.saturating_sub(sums.other.busy_ns);
+            self_ns = self_ns.saturating_sub(sums.other.self_ns);
+        }
         // Busy can exceed wall only when one span was entered on two threads
         // at once; clamp so idle (wall - busy) is never negative.
-        let busy_ns = sums.busy_ns.min(wall_ns);
-        let self_ns = sums.self_ns.min(busy_ns);
+        let busy_ns = busy_ns.min(wall_ns);
+        let self_ns = self_ns.min(busy_ns);
         let alloc = crate::record::alloc::is_installed().then_some(SpanAlloc {
             alloc_bytes: sums.alloc.alloc_bytes,
             allocs: sums.alloc.allocs,
@@ -328,25 +333,57 @@ impl PerfLayer {
             group: state.group,
             parent_group: state.parent_group,
             opened: state.created,
-            closed: end,
+            closed: end.at,
         }
     }
 }
 
-/// Where a span closing at `now` right after a child that closed at
-/// `child_closed` ended: a child that held its last reference (a task
-/// spawned inside it, detached) outlived it, and it ended at its last exit
-/// before that child closed, not when the child closed it, which would read
-/// as a parent awaiting its child. Out of line: only a span whose child
-/// closed just before it comes here.
+/// Where a span ended, as its close found it.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    /// The clock's raw reading: its close, or its owner's last exit.
+    at: u64,
+    /// It ended before the child whose close closed it: that child
+    /// outlived it (a task spawned inside it, not awaited).
+    outlived: bool,
+    /// Other tasks ran it after its owner's last exit (a task spawned with
+    /// `.in_current_span()`): what they added is left out of it.
+    without_others: bool,
+}
+
+impl Ending {
+    #[inline]
+    fn at(now: u64) -> Self {
+        Self {
+            at: now,
+            outlived: false,
+            without_others: false,
+        }
+    }
+}
+
+/// Where a span closing at `now` right after a child that ended at
+/// `child_end` ended: at its owner's last exit. A child that held its last
+/// reference (a task spawned inside it, detached) outlived it when that
+/// exit came before the child ended; the span did not end when the child
+/// closed it, which would read as a parent awaiting its child. A task
+/// spawned with `.in_current_span()` enters the span too, at each poll:
+/// the span ends at its owner task's last exit all the same, without what
+/// that task added ([`crate::record::task`]). Without tasks, the last exit
+/// is the close but for the child's close between. Out of line: only a
+/// span whose child closed just before it comes here.
 #[cold]
 #[inline(never)]
-fn ended_before(state: &SpanState, child_closed: u64, now: u64) -> u64 {
-    let last = state.sums.last_ended;
-    if state.sums.intervals > 0 && last < child_closed && last >= state.created {
-        last
-    } else {
-        now
+fn ended_before(state: &SpanState, child_end: u64, now: u64) -> Ending {
+    let sums = &state.sums;
+    let last = sums.last_ended;
+    if sums.intervals == 0 || last < state.created {
+        return Ending::at(now);
+    }
+    Ending {
+        at: last,
+        outlived: last < child_end,
+        without_others: sums.other.last_ended > last,
     }
 }
 

@@ -86,6 +86,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `recorder` | on | the layer, its builder and handle, the counting allocator, the sampler |
+//! | `tokio` | on | which tokio task entered each span (`tokio::task::try_id`, at each exit): a span that a task spawned with `.in_current_span()` held ends where its own task left it |
+//! | `prometheus` | off | an endpoint serving the callsites' figures (`PerfLayerBuilder::prometheus`) |
 //!
 //! Without `recorder` the crate is the [`dump`] schema and codec alone, with
 //! none of the recorder's dependencies: what a reader such as `perf-report`

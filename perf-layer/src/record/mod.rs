@@ -26,6 +26,10 @@
 //! enter or exit) for the background thread, which tells what a span
 //! waiting off the CPU waited beside.
 //!
+//! [`task`] tells which async task ran an interval, so that a span a
+//! spawned task held (`.in_current_span()`) ends where its own task left
+//! it.
+//!
 //! [`thread_end`] has a thread that recorded spans say, as it exits, how
 //! long it waited for a core over its life, for the sampler, which reads
 //! only the threads alive at its samples.
@@ -48,6 +52,7 @@ pub(crate) mod runtime_worker;
 pub(crate) mod self_time;
 pub(crate) mod shards;
 pub(crate) mod stack;
+pub(crate) mod task;
 pub(crate) mod task_clock;
 pub(crate) mod thread_end;
 pub(crate) mod totals;

@@ -67,16 +67,34 @@ pub(crate) struct Sums {
     /// [`super::cpu::SAMPLE_EVERY`]), and what they measured.
     pub(crate) sampled_intervals: u32,
     pub(crate) sampled: IntervalCpu,
-    /// The clock's raw reading at its latest interval's exit (0 before
-    /// one): where a span ended when a child outlived it and closed it
+    /// The task that ran its first interval here ([`super::task`]; 0: none,
+    /// as on every thread without the `tokio` feature): its owner.
+    pub(crate) task: u64,
+    /// The clock's raw reading at the owner's latest exit (0 before one):
+    /// where a span ended when a child outlived it and closed it
     /// ([`SpanState::parent_id`]).
+    pub(crate) last_ended: u64,
+    /// What the intervals other tasks ran added, and the latest of their
+    /// exits: a task spawned with `.in_current_span()` polling the span of
+    /// the request it was spawned in. Left out of a span that ended at its
+    /// owner's last exit.
+    pub(crate) other: OtherTasks,
+}
+
+/// What a span's intervals run by tasks other than its owner added
+/// ([`Sums::other`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OtherTasks {
+    pub(crate) busy_ns: u64,
+    pub(crate) self_ns: u64,
     pub(crate) last_ended: u64,
 }
 
 impl Sums {
-    /// Adds what one entered interval (a popped frame) measured.
+    /// Adds what one entered interval (a popped frame) measured, run by
+    /// task `task` ([`super::task::current`]).
     #[inline]
-    pub(crate) fn absorb(&mut self, done: &FinishedFrame) {
+    pub(crate) fn absorb(&mut self, done: &FinishedFrame, task: u64) {
         // Nanoseconds in a u64 wrap after 584 years of busy time: the sums
         // need no saturation (an instruction each, on every exit).
         self.busy_ns = self.busy_ns.wrapping_add(done.busy_ns);
@@ -93,10 +111,17 @@ impl Sums {
             }
             self.events_ns = self.events_ns.saturating_add(u64::from(done.events_ns));
         }
+        if self.intervals == 0 {
+            self.task = task;
+        }
         self.intervals = self.intervals.saturating_add(1);
         // A span's intervals on one thread end in order; sums from other
         // threads take the later of the two (`add`).
-        self.last_ended = done.ended_at;
+        if task == self.task {
+            self.last_ended = done.ended_at;
+        } else {
+            self.other.absorb(done);
+        }
         if let Some(cpu) = &done.cpu {
             self.timed_intervals = self.timed_intervals.saturating_add(1);
             self.cpu.add(cpu);
@@ -109,6 +134,7 @@ impl Sums {
 
     /// Adds the sums of the same span's intervals kept elsewhere.
     pub(crate) fn add(&mut self, other: &Sums) {
+        self.add_tasks(other);
         self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
         self.self_ns = self.self_ns.saturating_add(other.self_ns);
         self.alloc.add(&other.alloc);
@@ -125,6 +151,44 @@ impl Sums {
             .sampled_intervals
             .saturating_add(other.sampled_intervals);
         self.sampled.add(&other.sampled);
+    }
+
+    /// Adds the owner's and the other tasks' parts of `other`, the same
+    /// span's intervals kept elsewhere, before its counts are added. Where
+    /// the two saw a different task first, each one's other tasks are
+    /// taken as the other's owner: exact while one other task ran the span
+    /// (a request's task and the one it spawned).
+    fn add_tasks(&mut self, other: &Sums) {
+        if other.intervals == 0 {
+            return;
+        }
+        if self.intervals == 0 {
+            (self.task, self.last_ended, self.other) = (other.task, other.last_ended, other.other);
+        } else if other.task == self.task {
+            self.last_ended = self.last_ended.max(other.last_ended);
+            self.other.add(&other.other);
+        } else {
+            self.last_ended = self.last_ended.max(other.other.last_ended);
+            self.other.add(&OtherTasks {
+                busy_ns: other.busy_ns.saturating_sub(other.other.busy_ns),
+                self_ns: other.self_ns.saturating_sub(other.other.self_ns),
+                last_ended: other.last_ended,
+            });
+        }
+    }
+}
+
+impl OtherTasks {
+    #[inline]
+    fn absorb(&mut self, done: &FinishedFrame) {
+        self.busy_ns = self.busy_ns.wrapping_add(done.busy_ns);
+        self.self_ns = self.self_ns.wrapping_add(done.self_ns);
+        self.last_ended = done.ended_at;
+    }
+
+    fn add(&mut self, other: &OtherTasks) {
+        self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
+        self.self_ns = self.self_ns.saturating_add(other.self_ns);
         self.last_ended = self.last_ended.max(other.last_ended);
     }
 }
@@ -486,5 +550,55 @@ mod tests {
         assert_eq!(open.remove(3).map(|s| s.created), Some(30));
         assert!(open.get_mut(3).is_none());
         assert_eq!(open.get_mut(2).map(|s| s.created), Some(20));
+    }
+
+    /// An interval of `busy` ns that ended at `at`.
+    fn interval(busy: u64, at: u64) -> FinishedFrame {
+        FinishedFrame {
+            busy_ns: busy,
+            entered_at: at - busy,
+            ended_at: at,
+            self_ns: busy,
+            alloc: None,
+            events: [0; 5],
+            events_ns: 0,
+            cpu: None,
+            sampled: false,
+            by_calls: false,
+        }
+    }
+
+    #[test]
+    fn the_owner_task_s_exits_are_told_from_the_others_wherever_they_ended() {
+        // Where the span opened: its owner (task 1) first, then the task it
+        // spawned (task 2).
+        let mut here = Sums::default();
+        here.absorb(&interval(10, 100), 1);
+        here.absorb(&interval(50, 400), 2);
+        assert_eq!((here.task, here.last_ended), (1, 100));
+        assert_eq!((here.other.busy_ns, here.other.last_ended), (50, 400));
+        // On another thread, the spawned task first, then the owner.
+        let mut visit = Sums::default();
+        visit.absorb(&interval(70, 500), 2);
+        visit.absorb(&interval(5, 600), 1);
+        visit.absorb(&interval(20, 900), 2);
+        here.add(&visit);
+        assert_eq!(here.task, 1);
+        assert_eq!(here.last_ended, 600);
+        assert_eq!((here.other.busy_ns, here.other.last_ended), (140, 900));
+        assert_eq!(here.busy_ns, 155);
+        // Added the other way round, the same.
+        let mut there = visit;
+        let mut opened = Sums::default();
+        opened.absorb(&interval(10, 100), 1);
+        opened.absorb(&interval(50, 400), 2);
+        there.add(&opened);
+        assert_eq!((there.task, there.last_ended), (2, 900));
+        assert_eq!((there.other.busy_ns, there.other.last_ended), (15, 600));
+        // Without tasks, every exit is the owner's.
+        let mut plain = Sums::default();
+        plain.absorb(&interval(10, 100), 0);
+        plain.absorb(&interval(10, 300), 0);
+        assert_eq!((plain.last_ended, plain.other.last_ended), (300, 0));
     }
 }

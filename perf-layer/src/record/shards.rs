@@ -113,8 +113,9 @@ pub(crate) struct Shard {
 pub(crate) struct LastClosed {
     /// Its parent span's id (0: none).
     pub(crate) parent_id: u64,
-    /// The clock's raw reading at its close.
-    pub(crate) closed: u64,
+    /// The clock's raw reading where it ended: its close, or its owner's
+    /// last exit where it ended before (`crate::layer`'s `ended_before`).
+    pub(crate) ended: u64,
     pub(crate) meta: Option<&'static Metadata<'static>>,
 }
 
@@ -479,6 +480,7 @@ impl Shards {
     /// ([`first_visit`](Self::first_visit)).
     #[inline]
     pub(crate) fn exited(&self, local: &ShardLock, id: u64, done: &FinishedFrame) {
+        let task = super::task::current();
         let mut guard = local.lock();
         let shard = &mut *guard;
         shard.exits += 1;
@@ -489,7 +491,7 @@ impl Shards {
             None => shard.active = Some((done.entered_at, done.ended_at)),
         }
         if let Some(state) = shard.open.get_mut(id) {
-            state.sums.absorb(done);
+            state.sums.absorb(done, task);
             // Entered again: a span polled more than once.
             shard.polls_async |= state.sums.intervals > 1;
             return;
@@ -501,10 +503,10 @@ impl Shards {
         // the span it carries once.
         match shard.visits.get_mut(&id) {
             Some(visit) => {
-                visit.absorb(done);
+                visit.absorb(done, task);
                 shard.polls_async = true;
             }
-            None => self.first_visit(shard, id, done),
+            None => self.first_visit(shard, id, done, task),
         }
     }
 
@@ -520,9 +522,9 @@ impl Shards {
     /// close throws away.
     #[cold]
     #[inline(never)]
-    fn first_visit(&self, shard: &mut Shard, id: u64, done: &FinishedFrame) {
+    fn first_visit(&self, shard: &mut Shard, id: u64, done: &FinishedFrame, task: u64) {
         let mut visit = Sums::default();
-        visit.absorb(done);
+        visit.absorb(done, task);
         {
             // Growing the map is the layer's allocation, not the span's.
             let _pause = PauseCounting::new();

@@ -461,7 +461,7 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
         }
         if let Some(d) = detectors::waiting::Detached::of(cx, cs) {
             notes.push(format!(
-                "`{}` outlived the span it was opened in, `{}`, in {} of its {} calls: a task spawned inside it and not awaited (its span the parent), which kept `{}`'s span open until it ended. Its waits ({} of its wall time idle) hold back nothing that awaits it, so it is no waiting finding; `{}`'s wall time ends at its last exit",
+                "`{}` outlived the span it was opened in, `{}`, in {} of its {} calls: a task spawned inside it and not awaited (its span the parent, or `.in_current_span()`), which kept `{}`'s span open until it ended. Its waits ({} of its wall time idle) hold back nothing that awaits it, so it is no waiting finding; `{}`'s wall time ends at its own task's last exit",
                 row.location.label,
                 cx.rows[d.parent].location.label,
                 crate::units::count(d.outlived as f64),
