@@ -36,7 +36,9 @@ enum Audit {
     /// Spawns it, and it never ends (a 50 ms timer in a loop).
     Endless,
     /// Spawns it with `.in_current_span()`, so that it holds and enters
-    /// `handle`'s span at every poll, then 300 µs of work, and answers.
+    /// `handle`'s span at every poll (the audit's span opened in the task,
+    /// as an `#[instrument]` async function's is), then 300 µs of work,
+    /// and answers.
     InCurrentSpan,
     /// The same, awaited before it answers.
     InCurrentSpanAwaited,
@@ -46,6 +48,26 @@ enum Audit {
 /// task spawned inside it, a 1 ms upstream. The snapshot is taken with the
 /// runtime and its tasks still alive.
 fn serve(audit: Audit, run: Duration) -> Dump {
+    on_workers(async move {
+        let deadline = Instant::now() + run;
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                tokio::spawn(async move {
+                    while Instant::now() < deadline {
+                        handle(audit).instrument(info_span!("handle")).await;
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.await.unwrap();
+        }
+    })
+}
+
+/// Runs `workload` on two workers whose default is a fresh layer, and
+/// returns its snapshot, taken with the runtime and its tasks still alive.
+fn on_workers(workload: impl std::future::Future<Output = ()>) -> Dump {
     let (rt, dump) = traced(|dispatch| {
         // The layer is each worker's default, as a global default is in a
         // service: a task's spans are dropped outside its polls, and the
@@ -59,21 +81,7 @@ fn serve(audit: Audit, run: Duration) -> Dump {
             })
             .build()
             .unwrap();
-        rt.block_on(async {
-            let deadline = Instant::now() + run;
-            let clients: Vec<_> = (0..8)
-                .map(|_| {
-                    tokio::spawn(async move {
-                        while Instant::now() < deadline {
-                            handle(audit).instrument(info_span!("handle")).await;
-                        }
-                    })
-                })
-                .collect();
-            for c in clients {
-                c.await.unwrap();
-            }
-        });
+        rt.block_on(workload);
         rt
     });
     drop(rt);
@@ -82,7 +90,7 @@ fn serve(audit: Audit, run: Duration) -> Dump {
 
 async fn handle(audit: Audit) {
     compute(Duration::from_micros(40));
-    let audited = async move {
+    let work = async move {
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
             if audit != Audit::Endless {
@@ -92,13 +100,14 @@ async fn handle(audit: Audit) {
         if matches!(audit, Audit::InCurrentSpan | Audit::InCurrentSpanAwaited) {
             compute(Duration::from_micros(300));
         }
-    }
-    .instrument(info_span!("audit"));
+    };
     let task = match audit {
-        Audit::InCurrentSpan | Audit::InCurrentSpanAwaited => {
-            tokio::spawn(audited.in_current_span())
-        }
-        _ => tokio::spawn(audited),
+        // As an `#[instrument]` async function's span opens: at its first
+        // poll, in the spawned task, inside the span the task carries.
+        Audit::InCurrentSpan | Audit::InCurrentSpanAwaited => tokio::spawn(
+            async move { work.instrument(info_span!("audit")).await }.in_current_span(),
+        ),
+        _ => tokio::spawn(work.instrument(info_span!("audit"))),
     };
     tokio::time::sleep(Duration::from_millis(1)).await;
     if matches!(audit, Audit::Awaited | Audit::InCurrentSpanAwaited) {
@@ -226,6 +235,49 @@ fn a_task_spawned_in_the_request_s_span_and_awaited_is_its_wait() {
     assert!(mean_ms >= 50.0, "`handle` lasted {mean_ms:.1} ms a call");
     let a = analyze(&dump.into(), &Default::default());
     assert!(waits_on(&a, "audit"), "{:#?}", a.findings);
+}
+
+/// A span entered by its spawner, then handed to a task that does the
+/// work (`in_scope`, then `.instrument(span)`): the task's spans are the
+/// job's, and its waits the job's wait. Through span callbacks and task
+/// ids, this reads as `.in_current_span()` does but for who opened the
+/// child: here the task the span was handed to.
+#[test]
+fn a_span_handed_to_a_task_is_that_task_s_work() {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let dump = on_workers(async {
+        let deadline = Instant::now() + Duration::from_millis(800);
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+        while Instant::now() < deadline {
+            let permit = permits.clone().acquire_owned().await.unwrap();
+            let job = info_span!("job");
+            job.in_scope(|| compute(Duration::from_micros(30)));
+            tokio::spawn(
+                async move {
+                    for _ in 0..2 {
+                        tokio::time::sleep(Duration::from_millis(3))
+                            .instrument(info_span!("step"))
+                            .await;
+                    }
+                    drop(permit);
+                }
+                .instrument(job),
+            );
+        }
+    });
+    let (job, step) = (callsite(&dump, "job").id, callsite(&dump, "step").id);
+    let (calls, outlived) = dump
+        .edges
+        .iter()
+        .find(|e| e.parent == job && e.child == step)
+        .map(|e| (e.calls, e.outlived))
+        .expect("an edge from job to step");
+    assert!(calls >= 100, "{calls} steps");
+    assert_eq!(outlived, 0, "{outlived} of {calls} steps outlived `job`");
+    let mean_ms = mean_wall_ms(&dump, "job");
+    assert!(mean_ms >= 6.0, "`job` lasted {mean_ms:.1} ms a call");
+    let a = analyze(&dump.into(), &Default::default());
+    assert!(waits_on(&a, "step"), "{:#?}", a.findings);
 }
 
 /// Tasks that never end pile up open: every `audit` and the `handle` it

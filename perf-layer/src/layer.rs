@@ -236,16 +236,17 @@ where
         let local = shards.local();
         let mut shard = local.lock();
         // Closed by a child's close ([`Shard::last_closed`]).
-        let by_child =
-            (shard.last_closed.parent_id == id.into_u64()).then_some(shard.last_closed.ended);
+        let by_child = (shard.last_closed.parent_id == id.into_u64()).then_some(shard.last_closed);
         // Read in place: the state is not copied out of its slot. The
         // closed span is the match's value, not part of a tuple with the
         // callsites: moved out of one, its 300 bytes were copied again.
-        let (meta, parent, parent_id);
+        let (meta, parent, parent_id, task);
         let (closed, outlived) = match shard.open.remove(id.into_u64()) {
             Some(state) if !shards.may_have_visits(id.into_u64()) => {
-                (meta, parent, parent_id) = (state.meta, state.parent, state.parent_id);
-                let end = by_child.map_or(Ending::at(now), |at| ended_before(state, at, now));
+                (meta, parent, parent_id, task) =
+                    (state.meta, state.parent, state.parent_id, state.sums.task);
+                let end =
+                    by_child.map_or(Ending::at(now), |child| ended_before(state, &child, now));
                 (self.closed(state, end), end.outlived)
             }
             found => {
@@ -258,8 +259,10 @@ where
                     return;
                 };
                 shard = local.lock();
-                (meta, parent, parent_id) = (state.meta, state.parent, state.parent_id);
-                let end = by_child.map_or(Ending::at(now), |at| ended_before(&state, at, now));
+                (meta, parent, parent_id, task) =
+                    (state.meta, state.parent, state.parent_id, state.sums.task);
+                let end =
+                    by_child.map_or(Ending::at(now), |child| ended_before(&state, &child, now));
                 (self.closed(&state, end), end.outlived)
             }
         };
@@ -273,6 +276,7 @@ where
         shard.last_closed = LastClosed {
             parent_id,
             ended: closed.closed,
+            task,
             meta: Some(meta),
         };
         self_time::serves(&mut timed, || heap::tag_of(meta));
@@ -362,27 +366,35 @@ impl Ending {
     }
 }
 
-/// Where a span closing at `now` right after a child that ended at
-/// `child_end` ended: at its owner's last exit. A child that held its last
-/// reference (a task spawned inside it, detached) outlived it when that
-/// exit came before the child ended; the span did not end when the child
-/// closed it, which would read as a parent awaiting its child. A task
-/// spawned with `.in_current_span()` enters the span too, at each poll:
-/// the span ends at its owner task's last exit all the same, without what
-/// that task added ([`crate::record::task`]). Without tasks, the last exit
-/// is the close but for the child's close between. Out of line: only a
-/// span whose child closed just before it comes here.
+/// Where a span closing at `now` right after `child` closed ended: at its
+/// owner's last exit. A child that held its last reference (a task spawned
+/// inside it, detached) outlived it when that exit came before the child
+/// ended; the span did not end when the child closed it, which would read
+/// as a parent awaiting its child. A task spawned with `.in_current_span()`
+/// enters the span too, at each poll: the span ends at its owner task's
+/// last exit all the same, without what that task added after it
+/// ([`crate::record::task`]). Not where another task ran the child and the
+/// owner entered the span once: a span handed to a task after its spawner
+/// entered it (`in_scope`, then `.instrument(span)`) is that task's work,
+/// and ends at its close. A future's span is entered by its own task at
+/// least twice, at a poll and as the future is dropped (`Instrumented`
+/// enters it there): a task spawned with `.in_current_span()` is told from
+/// the hand-off by that. Without tasks, the last exit is the close but
+/// for the child's close between. Out of line: only a span whose child
+/// closed just before it comes here.
 #[cold]
 #[inline(never)]
-fn ended_before(state: &SpanState, child_end: u64, now: u64) -> Ending {
+fn ended_before(state: &SpanState, child: &LastClosed, now: u64) -> Ending {
     let sums = &state.sums;
     let last = sums.last_ended;
-    if sums.intervals == 0 || last < state.created {
+    let handed_over =
+        child.task != sums.task && sums.intervals.saturating_sub(sums.other.intervals) < 2;
+    if sums.intervals == 0 || last < state.created || handed_over {
         return Ending::at(now);
     }
     Ending {
         at: last,
-        outlived: last < child_end,
+        outlived: last < child.ended,
         without_others: sums.other.last_ended > last,
     }
 }

@@ -85,6 +85,7 @@ pub(crate) struct Sums {
 /// ([`Sums::other`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct OtherTasks {
+    pub(crate) intervals: u32,
     pub(crate) busy_ns: u64,
     pub(crate) self_ns: u64,
     pub(crate) last_ended: u64,
@@ -170,6 +171,7 @@ impl Sums {
         } else {
             self.last_ended = self.last_ended.max(other.other.last_ended);
             self.other.add(&OtherTasks {
+                intervals: other.intervals.saturating_sub(other.other.intervals),
                 busy_ns: other.busy_ns.saturating_sub(other.other.busy_ns),
                 self_ns: other.self_ns.saturating_sub(other.other.self_ns),
                 last_ended: other.last_ended,
@@ -181,12 +183,14 @@ impl Sums {
 impl OtherTasks {
     #[inline]
     fn absorb(&mut self, done: &FinishedFrame) {
+        self.intervals = self.intervals.saturating_add(1);
         self.busy_ns = self.busy_ns.wrapping_add(done.busy_ns);
         self.self_ns = self.self_ns.wrapping_add(done.self_ns);
         self.last_ended = done.ended_at;
     }
 
     fn add(&mut self, other: &OtherTasks) {
+        self.intervals = self.intervals.saturating_add(other.intervals);
         self.busy_ns = self.busy_ns.saturating_add(other.busy_ns);
         self.self_ns = self.self_ns.saturating_add(other.self_ns);
         self.last_ended = self.last_ended.max(other.last_ended);
@@ -586,6 +590,7 @@ mod tests {
         assert_eq!(here.task, 1);
         assert_eq!(here.last_ended, 600);
         assert_eq!((here.other.busy_ns, here.other.last_ended), (140, 900));
+        assert_eq!((here.intervals, here.other.intervals), (5, 3));
         assert_eq!(here.busy_ns, 155);
         // Added the other way round, the same.
         let mut there = visit;
@@ -595,6 +600,7 @@ mod tests {
         there.add(&opened);
         assert_eq!((there.task, there.last_ended), (2, 900));
         assert_eq!((there.other.busy_ns, there.other.last_ended), (15, 600));
+        assert_eq!((there.intervals, there.other.intervals), (5, 2));
         // Without tasks, every exit is the owner's.
         let mut plain = Sums::default();
         plain.absorb(&interval(10, 100), 0);

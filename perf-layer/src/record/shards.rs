@@ -116,6 +116,8 @@ pub(crate) struct LastClosed {
     /// The clock's raw reading where it ended: its close, or its owner's
     /// last exit where it ended before (`crate::layer`'s `ended_before`).
     pub(crate) ended: u64,
+    /// Its owner task, which ran its first interval ([`super::open_spans::Sums::task`]).
+    pub(crate) task: u64,
     pub(crate) meta: Option<&'static Metadata<'static>>,
 }
 
