@@ -19,10 +19,11 @@
 //!
 //! Known by the names runtimes give their threads by default: tokio's
 //! `tokio-rt-worker` (`tokio-runtime-worker` in older releases) and actix's
-//! `actix-rt|system:…`. A runtime built with its own `thread_name` is not
-//! recognised, nor a current-thread runtime (its tasks run on the thread
-//! that called `block_on`), nor a worker on which no span is ever entered
-//! twice (every task done in one poll).
+//! `actix-rt|system:…`; and, with the `tokio` feature, by an interval
+//! ended inside a tokio task ([`super::task`]): a runtime built with its
+//! own `thread_name`, and a current-thread runtime (its tasks run on the
+//! thread that called `block_on`). Not recognised: a worker on which no
+//! span is ever entered twice (every task done in one poll).
 
 /// The worker names, as the kernel keeps them: at most 15 bytes on Linux.
 const WORKER_NAMES: [&[u8]; 3] = [b"tokio-rt-worker", b"tokio-runtime-w", b"actix-rt|system"];

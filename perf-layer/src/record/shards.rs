@@ -60,13 +60,17 @@ pub(crate) struct Shard {
     /// spans other threads opened, by span id; each span's close takes its
     /// visits out. At most one per span open at once.
     pub(crate) visits: FxHashMap<u64, Sums>,
-    /// Whether this thread bears the name of an async runtime's threads
-    /// ([`super::runtime_worker`]): read once, when the shard is made.
+    /// Whether this thread is an async runtime's ([`super::runtime_worker`]):
+    /// it bears the name of a runtime's threads (read once, when the shard
+    /// is made), or an interval ended on it inside a tokio task
+    /// ([`super::task`]: a current-thread runtime's `block_on` thread, a
+    /// runtime whose threads have names of their own).
     pub(crate) runtime_named: bool,
     /// Whether a span was entered on this thread more than once, or after
     /// another thread opened it: this thread polls tasks. With
     /// `runtime_named`, a runtime's worker, not its blocking pool (whose
-    /// threads tokio names alike, and which run closures, not tasks).
+    /// threads tokio names alike and gives task ids, and which run
+    /// closures, not tasks).
     pub(crate) polls_async: bool,
     /// Entered intervals that ended on this thread, and those of them timed
     /// on the CPU: of open spans too (a connection's polls), for the
@@ -486,6 +490,7 @@ impl Shards {
         let mut guard = local.lock();
         let shard = &mut *guard;
         shard.exits += 1;
+        shard.runtime_named |= task != 0;
         shard.timed_exits += u64::from(done.cpu.is_some());
         shard.called_exits += u64::from(done.by_calls);
         match &mut shard.active {
