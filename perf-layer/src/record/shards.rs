@@ -65,10 +65,10 @@ pub(crate) struct Shard {
     /// is made), or an interval ended on it inside a tokio task
     /// ([`super::task`]: a current-thread runtime's `block_on` thread, a
     /// runtime whose threads have names of their own).
-    pub(crate) runtime_named: bool,
+    pub(crate) runtime_thread: bool,
     /// Whether a span was entered on this thread more than once, or after
     /// another thread opened it: this thread polls tasks. With
-    /// `runtime_named`, a runtime's worker, not its blocking pool (whose
+    /// `runtime_thread`, a runtime's worker, not its blocking pool (whose
     /// threads tokio names alike and gives task ids, and which run
     /// closures, not tasks).
     pub(crate) polls_async: bool,
@@ -130,7 +130,7 @@ impl Shard {
     /// runtime's worker ([`super::runtime_worker`]).
     #[inline]
     pub(crate) fn on_runtime_worker(&self) -> bool {
-        self.runtime_named && self.polls_async
+        self.runtime_thread && self.polls_async
     }
 }
 
@@ -438,7 +438,7 @@ impl Shards {
             .shards
             .get_or(|| {
                 PaddedShard(ShardLock::new(Shard {
-                    runtime_named: super::runtime_worker::named_as_one(),
+                    runtime_thread: super::runtime_worker::named_as_one(),
                     ..Shard::default()
                 }))
             })
@@ -490,7 +490,7 @@ impl Shards {
         let mut guard = local.lock();
         let shard = &mut *guard;
         shard.exits += 1;
-        shard.runtime_named |= task != 0;
+        shard.runtime_thread |= task != 0;
         shard.timed_exits += u64::from(done.cpu.is_some());
         shard.called_exits += u64::from(done.by_calls);
         match &mut shard.active {
