@@ -460,16 +460,13 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             continue;
         }
         if let Some(d) = detectors::waiting::Detached::of(cx, cs) {
+            let parent = &cx.rows[d.parent].location.label;
             notes.push(format!(
-                "`{}` outlived the span it was opened in, `{}`, in {} of its {} calls: a task spawned inside it and not awaited (its span the parent, or `.in_current_span()`), which kept `{}`'s span open until it ended. Its waits ({} of its wall time idle) hold back nothing that awaits it, so it is no waiting finding; `{}`'s wall time ends at its own task's last exit. Where `{}`'s span was handed to that task after its spawner entered it (`in_scope`, then `.instrument`), it is the task's work and these waits are its: enter it first in the task",
+                "`{}` outlived the span it was opened in, `{parent}`, in {} of its {} calls: a task spawned inside it and not awaited (its span the parent, or `.in_current_span()`), which kept `{parent}`'s span open until it ended. Its waits ({} of its wall time idle) hold back nothing that awaits it, so it is no waiting finding; `{parent}`'s wall time ends at its own task's last exit. Where `{parent}`'s span was handed to that task after its spawner entered it (`in_scope`, then `.instrument`), it is the task's work and these waits are its: enter it first in the task",
                 row.location.label,
-                cx.rows[d.parent].location.label,
                 crate::units::count(d.outlived as f64),
                 crate::units::count(cs.calls as f64),
-                cx.rows[d.parent].location.label,
                 crate::units::pct(crate::stats::share(own_idle.ns(i), cs.wall_ns.sum as f64)),
-                cx.rows[d.parent].location.label,
-                cx.rows[d.parent].location.label,
             ));
             continue;
         }

@@ -514,10 +514,11 @@ const GLANCED_IN_FUTEX: f64 = 0.25;
 
 /// Where `cs`'s own glances do not say, the share in a futex of its
 /// child's that holds at least half of its busy time: threads blocked
-/// inside a span's child block where the child does. A fresh service's `request` carried its span into
-/// `spawn_blocking` for a 3 ms blocking call (`legacy_fetch`, 30 glances,
-/// none in a futex): 2.4 threads inside `request` at once, 1.8 of them
-/// blocked in that call, read as a critical queue.
+/// inside a span's child block where the child does. A fresh service's
+/// `request` carried its span into `spawn_blocking` for a 3 ms blocking
+/// call (`legacy_fetch`, 30 glances, none in a futex): 2.4 threads inside
+/// `request` at once, 1.8 of them blocked in that call, read as a critical
+/// queue.
 fn glanced_below(cx: &Context<'_>, cs: &CallsiteStats) -> Option<f64> {
     let edge = cx
         .child_edges(cs.id)
