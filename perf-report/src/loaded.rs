@@ -35,7 +35,7 @@ impl BusySummary {
         )
     }
 
-    /// [`of`](Self::of) from the histogram's recorded buckets,
+    /// `of` (a test helper) from the histogram's recorded buckets,
     /// `(value_iterated_to, count)` in order, as
     /// `HistogramDump::recorded_buckets` reads them without building the
     /// histogram. Its maximum is the last bucket's value, as `max()` is.

@@ -43,7 +43,7 @@ thread_local! {
 /// should not pin its memory for the life of the thread.
 const SCRATCH_KEEP_BYTES: usize = 1 << 20;
 
-/// The reusable state of [`HistogramDump::decode`].
+/// The reusable state of [`HistogramDump::decode`](super::HistogramDump::decode).
 pub(super) struct DecodeScratch {
     /// The base64-decoded encoding.
     bytes: Vec<u8>,

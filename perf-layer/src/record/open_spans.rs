@@ -10,7 +10,7 @@ use super::cpu::IntervalCpu;
 use super::groups::{GroupKey, MAX_FIELDS};
 
 /// What a popped frame measured, in nanoseconds and allocation counts:
-/// what an entered interval adds to its open span ([`SpanState::absorb`]).
+/// what an entered interval adds to its open span ([`Sums::absorb`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FinishedFrame {
     pub(crate) busy_ns: u64,

@@ -1,5 +1,5 @@
 //! A format as a handful of primitives over the outline's blocks, in the
-//! spirit of hyperfine's `MarkupExporter`: [`write`] walks the outline once
+//! spirit of hyperfine's `MarkupExporter`: [`write()`] walks the outline once
 //! for every format, so a format says only how a heading, a table row, a
 //! paragraph or a list looks, never what the report contains or in which
 //! order.

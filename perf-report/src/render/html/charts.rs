@@ -1,5 +1,5 @@
 //! The report's pictures, from what the analysis took of the dump
-//! ([`Pictures`]): the flamegraph, the busy-time percentile distributions of
+//! ([`Pictures`](crate::analyze::Pictures)): the flamegraph, the busy-time percentile distributions of
 //! the heaviest spans, the process timeline, the live heap of the callsites
 //! that hold the most, and, for a diff, the base and new distributions of
 //! each changed span.
