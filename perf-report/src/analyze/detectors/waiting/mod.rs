@@ -228,17 +228,35 @@ impl Detector for Waiting {
             // order their long spans closed in says so (for the first
             // `holders::MAX_READS` waiting spans: a bound for a hostile
             // dump's thousands).
-            let holder = readings.remove(&i);
-            let held = holder.as_ref().map_or(String::new(), |h| h.clause(cx));
+            let mut holder = readings.remove(&i);
             // Spans that stall the runtime's workers, which its slow waits
-            // queued behind (a task on the workers; no holder read).
+            // queued behind (a task on the workers; no holder read, unless
+            // the holder is such a span: what it held may have been the
+            // worker).
             let stalled = stall_sources
                 .as_ref()
-                .filter(|_| holder.is_none() && stall_reads < holders::MAX_READS)
+                .filter(|st| {
+                    holder
+                        .as_ref()
+                        .is_none_or(|h| st.stalls(h.index) || st.stalls(h.tied_on))
+                        && stall_reads < holders::MAX_READS
+                })
                 .and_then(|st| {
                     stall_reads += 1;
                     st.of_waiter(cx, i, cs)
+                })
+                .filter(|w| match &holder {
+                    None => true,
+                    // The stalls (the holder's among them) tie more of the
+                    // waits than the holder alone: a worker held, not a
+                    // lock. A holder that alone stalls and holds a lock
+                    // ties as many, and stays (its fix names both).
+                    Some(h) => w.tied() > h.tied,
                 });
+            if stalled.is_some() {
+                holder = None;
+            }
+            let held = holder.as_ref().map_or(String::new(), |h| h.clause(cx));
             let stalls = stalled.as_ref().map_or(String::new(), |w| w.clause(cx));
             // A child run one at a time while many of it wait: turns on
             // one thing (a holder read says who holds it instead).
@@ -1752,5 +1770,56 @@ mod tests {
         let query = about(&busy, "query").expect("a waiting finding");
         assert!(query.advice.fixes[0].starts_with("Do `rebuild`'s work outside what it holds"), "{:?}", query.advice.fixes);
         assert!(query.advice.prerequisites[0].starts_with("Find what `rebuild` holds"), "{:?}", query.advice.prerequisites);
+    }
+
+    /// A task `handle` on a runtime's workers, and two background spans
+    /// that compute inside their polls, `rebuild_index` 20 ms then
+    /// `compact` 18 ms each 46 ms round. Three of `handle`'s four waits a
+    /// round end after `rebuild_index` closes, enough for a holder reading
+    /// on their own; the fourth after `compact`. Both stalls together tie
+    /// all four: the worker was held, not a lock (a fresh service's test,
+    /// `tests/truth_worker_stall.rs`, read the holder in one run of about
+    /// fifty). With `compact` gone, the stall ties no more than the holder,
+    /// which stays: a span that stalls a worker and holds a lock is both.
+    #[test]
+    fn a_holder_that_stalls_the_workers_is_read_as_a_stall_when_the_stalls_tie_more() {
+        let found = |with_compact: bool| {
+            let mut spans = vec![
+                Span::new("handle", &[(50 * US, 80)]).idle(12 * MS),
+                Span::new("rebuild_index", &[(20 * MS, 20)]),
+            ];
+            if with_compact {
+                spans.push(Span::new("compact", &[(18 * MS, 20)]));
+            }
+            let mut d = dump(1_000 * MS, &spans);
+            d.edges.clear();
+            for cs in &mut d.callsites {
+                cs.runtime_worker_calls = Some(cs.calls);
+            }
+            d.callsites[1].long_spans =
+                long_spans((0..20).map(|k| in_round(k, 0, 20 * MS, 20 * MS)).collect(), Vec::new());
+            let mut waits: Vec<_> = (0..20)
+                .flat_map(|k| [MS, 2 * MS, 3 * MS].map(|b| in_round(k, b, 20 * MS + 300 * US, 50 * US)))
+                .collect();
+            if with_compact {
+                d.callsites[2].long_spans =
+                    long_spans((0..20).map(|k| in_round(k, 22 * MS, 40 * MS, 18 * MS)).collect(), Vec::new());
+                waits.extend((0..20).map(|k| in_round(k, 23 * MS, 40 * MS + 300 * US, 50 * US)));
+            }
+            d.callsites[0].long_spans = long_spans(Vec::new(), waits);
+            detect(Class::Waiting, d)
+        };
+        let both = found(true);
+        let handle = about(&both, "handle").expect("a waiting finding");
+        assert!(
+            handle.summary.contains("stalled a runtime worker through them (`rebuild_index` 20.0 ms, `compact` 18.0 ms"),
+            "{}",
+            handle.summary
+        );
+        assert!(!handle.summary.contains("holds what they wait for"), "{}", handle.summary);
+        assert!(handle.advice.fixes[0].starts_with("Free the runtime's workers"), "{:?}", handle.advice.fixes);
+        let alone = found(false);
+        let handle = about(&alone, "handle").expect("a waiting finding");
+        assert!(handle.summary.contains("`rebuild_index` holds what they wait for"), "{}", handle.summary);
     }
 }

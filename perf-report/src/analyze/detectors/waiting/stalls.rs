@@ -36,6 +36,11 @@ impl WorkerStalls {
         names
     }
 
+    /// Its waits that ended as a stall did.
+    pub(super) fn tied(&self) -> usize {
+        self.tied
+    }
+
     pub(super) fn evidence(&self) -> Evidence {
         Evidence::new(
             "longest waits ended as a worker's stall did",
@@ -103,6 +108,11 @@ impl StallSources {
         Some(Self { stalls, held })
     }
 
+    /// Whether callsite `i` is one of the stalling spans.
+    pub(super) fn stalls(&self, i: usize) -> bool {
+        self.stalls.iter().any(|&(s, _)| s == i)
+    }
+
     /// Whether the waits of callsite `cs` (at `waiter`), a task on a
     /// runtime's workers, queued behind these stalls: its longest waits
     /// ended as a holder's ties would have them ([`holders::tied_late`]).
@@ -114,7 +124,7 @@ impl StallSources {
         if cs.runtime_worker_calls.is_none_or(|n| n == 0) {
             return None;
         }
-        let (waits, tied, by_chance) = if self.stalls.iter().any(|&(i, _)| i == waiter) {
+        let (waits, tied, by_chance) = if self.stalls(waiter) {
             // Its own spans would tie its own waits.
             let others: Vec<usize> = self
                 .stalls
