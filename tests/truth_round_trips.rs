@@ -6,6 +6,10 @@
 //! whose first fix was "Memoize". One request for the 40 made 2.3 and 3.6
 //! times the orders. The finding now says the calls are round trips made
 //! one after another, batching them the first fix, and finds no queue.
+//! Here the database's threads share the test's two cores, which they
+//! keep busy: the waits give back none of the run, the calls' CPU (about
+//! half the process's) does, and `fetch_item` reads a hot spot (before, a
+//! low `blocked` finding, and none in a run in four).
 
 #![cfg(target_os = "linux")]
 

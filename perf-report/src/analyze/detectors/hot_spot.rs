@@ -68,6 +68,13 @@ impl Default for Settings {
 
 pub(crate) struct HotSpot;
 
+/// The usual calls' self time on the CPU of the callsite at index `i` (id
+/// `id`), less its children's instrumentation: what the hot spot reads of
+/// a span timed on the CPU.
+pub(crate) fn own_cpu_ns(cx: &Context<'_>, i: usize, id: u32) -> f64 {
+    (cx.usual_cpu_ns(i) - cx.children_instrumentation_ns(id)).max(0.0)
+}
+
 static INFO: Info = Info {
     title: "hot spot",
     innermost: false,
@@ -95,7 +102,7 @@ impl Detector for HotSpot {
             // critical hot spot of 43% of the CPU, whose own loop was a
             // few percent of it.
             let children_instr = cx.children_instrumentation_ns(cs.id);
-            let mut on_cpu = (cx.usual_cpu_ns(i) - children_instr).max(0.0);
+            let mut on_cpu = own_cpu_ns(cx, i, cs.id);
             // Not timed on the CPU: its self time was there at most as far
             // as the process's CPU time the timed spans left can hold, and
             // at more than twice that, at least half of it was not (a
