@@ -35,7 +35,7 @@ use crate::analyze::busy_cores::BusyCores;
 use crate::analyze::context::Context;
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::analyze::logging::{self, Logging};
-use crate::analyze::round_trips::RoundTrips;
+use crate::analyze::round_trips::{self, RoundTrips};
 use crate::analyze::rows::CallsiteRow;
 use crate::stats;
 use crate::units::{self, Unit};
@@ -129,7 +129,7 @@ impl Detector for Blocked {
             // Waits give back wall time only where the cores would idle.
             let busy = cx.busy_cores(cs, share, s.recoverable);
             let trips = RoundTrips::of(cx, cs, row, c.self_on_cpu_ns);
-            if trips.is_some() && busy.is_some_and(|b| cpu_gains_more(cx, i, cs, share, &b)) {
+            if trips.is_some() && busy.is_some_and(|b| round_trips::left_to_the_hot_spot(cx, i, cs, share, &b)) {
                 continue;
             }
             let mut draft = Draft {
@@ -257,23 +257,6 @@ impl Detector for Blocked {
         }
     }
 
-}
-
-/// Round trips (`trips`) whose waits cannot come back, the process's cores
-/// busy while they waited (`busy`), but whose CPU can: batching removes
-/// their system calls and wake-ups (and the far side's work, where it is
-/// in the process) with the waits. Where their own CPU is a hot spot, a
-/// larger gain of the process's CPU than the waits' of the wall time, the
-/// hot spot reads them, which this finding would supersede. A fresh
-/// client's four threads fetching items one round trip each from a
-/// database's threads in the same process (the two cores busy): this
-/// finding gave back 0.6% of the run's wall time, and none when the cores
-/// were busier (a run in four), where the calls were 49% of the process's
-/// CPU and one request for the 40 made 2.3 times the orders.
-fn cpu_gains_more(cx: &Context<'_>, i: usize, cs: &CallsiteStats, share: f64, busy: &BusyCores) -> bool {
-    let hot = &cx.config.classes.hot_spot;
-    let cpu = cx.time_share(super::hot_spot::own_cpu_ns(cx, i, cs.id));
-    cpu >= hot.min_share && cpu * hot.recoverable > share * busy.recoverable(share)
 }
 
 const FIND_WHAT: &str = "Find what it blocks on: add child spans around its file and network I/O, lock acquisitions and sleeps; the child that is off the CPU is the cause";

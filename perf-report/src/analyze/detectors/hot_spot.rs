@@ -125,7 +125,13 @@ impl Detector for HotSpot {
             // serialization finding has it. A fresh `parking_lot` convoy's
             // span read 85% of the process's CPU, first, where its holder's
             // work was under half of that.
-            let spinning = super::serialization::queue_of_runnable_waiters(cx, cs, row);
+            // Round trips a thread makes one after another, each waiting
+            // for its own reply, are no queue, though the peer each wakes
+            // preempts it as a queue's waiters are (a fresh cart pricer's
+            // `quote`, a reply channel each).
+            let trips = RoundTrips::of(cx, cs, row, on_cpu);
+            let spinning = super::serialization::queue_of_runnable_waiters(cx, cs, row)
+                .filter(|_| trips.is_none());
             if let Some(q) = spinning {
                 on_cpu *= q.head_share;
             }
@@ -273,7 +279,6 @@ impl Detector for HotSpot {
                     units::pct(k)
                 )
             });
-            let trips = RoundTrips::of(cx, cs, row, on_cpu);
             let tripping = trips.as_ref().map_or(String::new(), |t| {
                 evidence.extend(t.evidence());
                 t.clause()
