@@ -42,6 +42,10 @@ const MAX_CPU_NS: f64 = 50_000.0;
 /// is lower).
 const MIN_FILL: f64 = 0.5;
 
+/// The most of their CPU a batched request is said to remove (0.9): the
+/// batch still pays one round trip, and each item's own work.
+const MAX_BATCHED: f64 = 0.9;
+
 /// A callsite's calls made one after another by their caller, each a round
 /// trip.
 #[derive(Debug, Clone)]
@@ -85,6 +89,29 @@ impl RoundTrips {
             waiting,
             cpu_per_call_ns,
         })
+    }
+
+    /// The share of the calls' self time on the CPU that one batched
+    /// request for a caller's calls removes, where that CPU is their system
+    /// calls (the hot spot's kernel reading): all but one call's a caller's
+    /// call, at most [`MAX_BATCHED`]. A fresh client's 40 fetches an order
+    /// over loopback, 69% of the CPU in the kernel while they ran, batched:
+    /// 2.3 times the orders.
+    pub(crate) fn batched_share(&self) -> f64 {
+        (1.0 - 1.0 / self.per_call).clamp(0.0, MAX_BATCHED)
+    }
+
+    /// The plan step's gain, for a finding of cost `cost` (its share of
+    /// `of`) that gives back `gain`; `name`, the span in prose.
+    pub(crate) fn statement(&self, name: &str, cost: f64, gain: f64, of: &str) -> String {
+        format!(
+            "batching the {:.0} calls `{}` makes a call into one request removes about {} of {name}'s self time on the CPU, its system calls ({} of {of}), and saves {} of {of}",
+            self.per_call,
+            self.caller,
+            units::pct(self.batched_share()),
+            units::pct(cost),
+            units::pct(gain)
+        )
     }
 
     /// The figures it was read from.

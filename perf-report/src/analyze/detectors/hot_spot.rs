@@ -128,10 +128,13 @@ impl Detector for HotSpot {
             // Round trips a thread makes one after another, each waiting
             // for its own reply, are no queue, though the peer each wakes
             // preempts it as a queue's waiters are (a fresh cart pricer's
-            // `quote`, a reply channel each).
+            // `quote`, a reply channel each): where `serialization` leaves
+            // them to the hot spot, all of their CPU is theirs. Where it
+            // reads a queue (a lock taken 20 times a request, its waiters
+            // spinning before they sleep), only its head's is.
             let trips = RoundTrips::of(cx, cs, row, on_cpu);
             let spinning = super::serialization::queue_of_runnable_waiters(cx, cs, row)
-                .filter(|_| trips.is_none());
+                .filter(|_| trips.is_none() || !super::serialization::left_to_the_hot_spot(cx, i));
             if let Some(q) = spinning {
                 on_cpu *= q.head_share;
             }
@@ -303,7 +306,14 @@ impl Detector for HotSpot {
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Time,
                 cost_share: share,
-                recoverable: s.recoverable,
+                // Round trips whose CPU is system calls, batched, lose all
+                // but one call's; elsewhere their CPU may be each item's
+                // own work, which a batch keeps (a lock taken 20 times a
+                // request for 4 µs of work under it).
+                recoverable: match (&trips, kernel) {
+                    (Some(t), Some(_)) => t.batched_share().max(s.recoverable),
+                    _ => s.recoverable,
+                },
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
                     "{} of {share_of} ({what} over {}){logs}{allocates}{in_kernel}{tripping}{stalls}{serially}",
@@ -558,12 +568,16 @@ fn advice(f: &Finding, stalls: bool, once: bool, serial: bool, costs: Costs) -> 
             ),
         );
     }
-    Advice {
-        statement: format!(
+    let statement = match trips.as_ref().filter(|_| kernel.is_some()) {
+        Some(t) => t.statement(&name, f.cost_share, gain, of),
+        None => format!(
             "{} {name}'s self time ({cost} of {of}) saves {} of {of}",
             speedup_phrase(f.recoverable),
             units::pct(gain)
         ),
+    };
+    Advice {
+        statement,
         fixes,
         prerequisites: vec![format!(
             "Add a criterion benchmark of {name} with a representative input, so the speed-up is measured rather than assumed"
@@ -854,6 +868,47 @@ mod tests {
         let f = about(&found, "fetch").unwrap();
         assert!(!f.summary.contains("round trip"), "{}", f.summary);
         assert!(f.advice.fixes[0].starts_with("Memoize"), "{:?}", f.advice.fixes);
+    }
+
+    /// The same round trips with the kernel holding 70% of the process's
+    /// CPU while they ran: their CPU is system calls, paid per call, and
+    /// one request for a caller's 40 removes all but one call's (at most
+    /// 90%); with the kernel at 20%, their CPU may be each item's own
+    /// work, which a batch keeps: halving, as for any hot spot.
+    #[test]
+    fn round_trips_whose_cpu_is_system_calls_give_back_most_of_it_batched() {
+        let with = |kernel_percent: f64| {
+            let mut d = dump(
+                10_000 * MS,
+                &[
+                    Span::new("load", &[(10 * US, 1_000)]).idle(3_990 * US),
+                    Span::new("fetch", &[(10 * US, 40_000)]).idle(90 * US),
+                ],
+            );
+            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 5.0); 11]);
+            for s in &mut d.timeline.samples {
+                s.system_cpu_share_percent = Some(kernel_percent);
+            }
+            d.callsites[1].active = Some(perf_layer::dump::ActiveWindow {
+                first_open_ns: 0,
+                last_close_ns: 10_000 * MS,
+            });
+            d.run.cpu_ns = Some(500 * MS);
+            detect(Class::HotSpot, d)
+        };
+        let syscalls = with(70.0);
+        let f = about(&syscalls, "fetch").unwrap();
+        assert_near(f.recoverable, 0.9, 1e-9);
+        assert!(
+            f.advice.statement.starts_with("batching the 40 calls `load` makes a call into one request removes about 90.0% of `fetch`'s self time on the CPU"),
+            "{}",
+            f.advice.statement
+        );
+        let user = with(20.0);
+        let f = about(&user, "fetch").unwrap();
+        assert!(f.summary.contains("one after another"), "{}", f.summary);
+        assert_near(f.recoverable, 0.5, 1e-9);
+        assert!(f.advice.statement.starts_with("halving"), "{}", f.advice.statement);
     }
 
     /// `handle` opens 50 `lookup` spans a call, each idling 15.1 µs at its

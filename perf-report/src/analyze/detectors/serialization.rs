@@ -534,6 +534,47 @@ fn holding_child(cx: &Context<'_>, cs: &CallsiteStats) -> Option<usize> {
     cx.index_of(edge.child)
 }
 
+/// A queue's cost (a share of the run's wall time), its speed-up side by
+/// side, the share of the cost that gives back, and the bound the busy
+/// cores set on that, of `crowd` in `cs` (`yielding`: its waiters stay
+/// runnable).
+fn queue_cost(
+    cx: &Context<'_>,
+    cs: &CallsiteStats,
+    crowd: &Crowd,
+    yielding: Option<RunnableQueue>,
+) -> (f64, Speedup, f64, Option<BusyCores>) {
+    let cost = crowd.window_share
+        * (crowd.inside / cx.totals.recording_threads)
+            .max(crowd.progressing)
+            .min(1.0);
+    let speedup = crowd.speedup(cx.dump.run.cores);
+    // The queue's threads wait; that gives back wall time only where the
+    // cores would idle.
+    let recoverable = 1.0 - 1.0 / speedup.factor;
+    // A queue's waiters spinning on the CPU keep its cores busy
+    // themselves: the fix frees what they burn beyond the head's.
+    let busy = cx.busy_cores(cs, cost, recoverable).and_then(|b| match yielding {
+        Some(q) => b.less_spinning(q.spinning_cores),
+        None => Some(b),
+    });
+    (cost, speedup, recoverable, busy)
+}
+
+/// Whether the crowd in the callsite at index `i` (its own, not a shared
+/// queue's) is round trips left to the hot spot, as `detect` reads them
+/// ([`round_trips_on_busy_cores`]): then it is no queue whose head's CPU
+/// the hot spot should count alone.
+pub(crate) fn left_to_the_hot_spot(cx: &Context<'_>, i: usize) -> bool {
+    let (cs, row) = (&cx.dump.callsites[i], &cx.rows[i]);
+    let Some(crowd) = Crowd::of(cx, cs, row) else {
+        return false;
+    };
+    let yielding = queue_of_runnable_waiters(cx, cs, row);
+    let (cost, _, _, busy) = queue_cost(cx, cs, &crowd, yielding);
+    busy.is_some_and(|b| round_trips_on_busy_cores(cx, i, cost, &b))
+}
+
 /// Whether the crowd in the callsite at index `i` is round trips its
 /// threads make one after another, each on its own (a reply channel's
 /// futex wait, and the peer it wakes preempting it, read as a queue),
@@ -597,10 +638,7 @@ impl Detector for Serialization {
                     continue;
                 }
             }
-            let cost = window_share
-                * (inside / cx.totals.recording_threads)
-                    .max(progressing)
-                    .min(1.0);
+            let (cost, speedup, recoverable, busy) = queue_cost(cx, cs, &crowd, yielding);
             let over = if window_share < 1.0 {
                 format!(
                     "the {} of the run's wall time its spans were live in",
@@ -612,7 +650,6 @@ impl Detector for Serialization {
             if cost < s.min_share {
                 continue;
             }
-            let speedup = crowd.speedup(cx.dump.run.cores);
             let side_by_side = match (speedup.core_bound, cx.dump.run.cores) {
                 (Some(_), Some(cores)) => format!(
                     "; side by side its work on the CPU would run on at most the process's {cores} cores, {:.1} threads' worth",
@@ -620,15 +657,6 @@ impl Detector for Serialization {
                 ),
                 _ => String::new(),
             };
-            // The queue's threads wait; that gives back wall time only
-            // where the cores would idle.
-            let recoverable = 1.0 - 1.0 / speedup.factor;
-            // A queue's waiters spinning on the CPU keep its cores busy
-            // themselves: the fix frees what they burn beyond the head's.
-            let busy = cx.busy_cores(cs, cost, recoverable).and_then(|b| match yielding {
-                Some(q) => b.less_spinning(q.spinning_cores),
-                None => Some(b),
-            });
             if shared.is_none() && busy.is_some_and(|b| round_trips_on_busy_cores(cx, i, cost, &b)) {
                 continue;
             }
