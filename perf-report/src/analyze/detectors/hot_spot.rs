@@ -322,11 +322,22 @@ impl Detector for HotSpot {
                 ),
                 evidence,
             };
+            // One call through most of the run is a loop (an actor, a
+            // worker task, a batch's whole run), not start-up work: a
+            // fresh service's `rates_actor`, one span polled for the whole
+            // run, read "It ran once: ... `LazyLock`".
+            let once = (cs.calls == 1).then_some(
+                if (cs.wall_ns.sum as f64) < LOOP_FILL * cx.dump.run.duration_ns as f64 {
+                    Once::StartUp
+                } else {
+                    Once::Loop
+                },
+            );
             found.push(cx.score(draft, |f| {
                 advice(
                     f,
                     stall.is_some(),
-                    cs.calls == 1,
+                    once,
                     serial.is_some(),
                     Costs {
                         logging,
@@ -487,7 +498,20 @@ struct Costs {
     trips: Option<RoundTrips>,
 }
 
-fn advice(f: &Finding, stalls: bool, once: bool, serial: bool, costs: Costs) -> Advice {
+/// A span of one call that lives at least this share of the run's wall
+/// time (0.5) is a loop, not a one-off.
+const LOOP_FILL: f64 = 0.5;
+
+/// What a hot spot of one call is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Once {
+    /// Short beside the run: start-up or one-off work.
+    StartUp,
+    /// Live through most of the run: a loop (an actor, a worker task).
+    Loop,
+}
+
+fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Costs) -> Advice {
     let Costs {
         logging,
         allocating,
@@ -499,10 +523,10 @@ fn advice(f: &Finding, stalls: bool, once: bool, serial: bool, costs: Costs) -> 
     let cost = units::pct(f.cost_share);
     let gain = f.expected_gain();
     let mut fixes = lines(&[
-        if once {
-            "It ran once: if it is start-up work, do it on first use (`std::sync::LazyLock`), off the start-up path (a background thread), or ahead of time (at build time, or loaded from a file written once); a one-off costs a long-running process less than its share of this run"
-        } else {
-            "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments"
+        match once {
+            Some(Once::StartUp) => "It ran once: if it is start-up work, do it on first use (`std::sync::LazyLock`), off the start-up path (a background thread), or ahead of time (at build time, or loaded from a file written once); a one-off costs a long-running process less than its share of this run",
+            Some(Once::Loop) => "It is one span through the run (a loop, an actor, a worker task): its work per item is what to shrink; a span around each item's work inside it (`#[instrument]` on the function each message or job calls) shows where that goes, and its calls' own findings follow",
+            None => "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments",
         },
         "Use a better algorithm or data structure: replace linear searches (`Vec::contains`, `iter().find`) with a `HashSet`/`HashMap` or a sorted `binary_search`, remove nested loops and repeated sorting",
         "Parallelise independent items with `rayon` (`par_iter`) when the work per item is independent",
@@ -748,6 +772,19 @@ mod tests {
             let found = with(elsewhere);
             assert!(about(&found, "rebuild").is_none(), "{found:?}");
         }
+    }
+
+    /// A fresh tokio service's `rates_actor`: one span, polled through the
+    /// whole run, computing each command it receives. A loop, not
+    /// start-up work: its first fix is about its work per item.
+    #[test]
+    fn a_hot_spot_in_one_call_through_the_run_is_a_loop() {
+        let found = detect(
+            Class::HotSpot,
+            dump(1_000 * MS, &[Span::new("rates_actor", &[(900 * MS, 1)])]),
+        );
+        let f = about(&found, "rates_actor").unwrap();
+        assert!(f.advice.fixes[0].starts_with("It is one span through the run"), "{:?}", f.advice.fixes);
     }
 
     /// A fresh request service's `warm_up`: 150 ms of CPU in one call at
