@@ -907,6 +907,21 @@ mod tests {
         assert!(f.advice.fixes[0].starts_with("Memoize"), "{:?}", f.advice.fixes);
     }
 
+    /// Gives `d` a timeline of `samples` one a second at `cpu_percent`,
+    /// `kernel_percent` of it in the kernel, the callsite at `at` live from
+    /// the first to the last, and `cpu_ns` of the process's CPU.
+    fn kernel_timeline(d: &mut perf_layer::dump::Dump, at: usize, samples: u64, cpu_percent: f64, kernel_percent: f64, cpu_ns: u64) {
+        crate::analyze::test_dump::timeline(d, &vec![(1 << 20, cpu_percent); samples as usize]);
+        for s in &mut d.timeline.samples {
+            s.system_cpu_share_percent = Some(kernel_percent);
+        }
+        d.callsites[at].active = Some(perf_layer::dump::ActiveWindow {
+            first_open_ns: 0,
+            last_close_ns: (samples - 1) * 1_000 * MS,
+        });
+        d.run.cpu_ns = Some(cpu_ns);
+    }
+
     /// The same round trips with the kernel holding 70% of the process's
     /// CPU while they ran: their CPU is system calls, paid per call, and
     /// one request for a caller's 40 removes all but one call's (at most
@@ -922,15 +937,7 @@ mod tests {
                     Span::new("fetch", &[(10 * US, 40_000)]).idle(90 * US),
                 ],
             );
-            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 5.0); 11]);
-            for s in &mut d.timeline.samples {
-                s.system_cpu_share_percent = Some(kernel_percent);
-            }
-            d.callsites[1].active = Some(perf_layer::dump::ActiveWindow {
-                first_open_ns: 0,
-                last_close_ns: 10_000 * MS,
-            });
-            d.run.cpu_ns = Some(500 * MS);
+            kernel_timeline(&mut d, 1, 11, 5.0, kernel_percent, 500 * MS);
             detect(Class::HotSpot, d)
         };
         let syscalls = with(70.0);
@@ -1015,15 +1022,7 @@ mod tests {
                 4_000 * MS,
                 &[Span::new("write_results", &[(own_ms * MS, 1)]).on_cpu(own_ms * MS, 0, 0, 0)],
             );
-            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, 100.0); 5]);
-            for s in &mut d.timeline.samples {
-                s.system_cpu_share_percent = Some(kernel_percent);
-            }
-            d.callsites[0].active = Some(perf_layer::dump::ActiveWindow {
-                first_open_ns: 0,
-                last_close_ns: 4_000 * MS,
-            });
-            d.run.cpu_ns = Some(4_000 * MS);
+            kernel_timeline(&mut d, 0, 5, 100.0, kernel_percent, 4_000 * MS);
             detect(Class::HotSpot, d)
         };
         let writes = with(85.0, 3_000);
