@@ -12,6 +12,11 @@
 //! first fix. The same with four threads and blocking sockets: `fetch_item`
 //! blocked, critical, its first fix to find what it blocks on. One request
 //! for the 40 made 3.6 and 2.3 times the orders.
+//!
+//! Where the process kept its cores busy while they waited, their waits
+//! give little back but their CPU does: the waiting findings leave them to
+//! the hot spot ([`left_to_the_hot_spot`]), whose gain, where their CPU is
+//! system calls, is all but one call's ([`RoundTrips::batched_share`]).
 
 use perf_layer::dump::CallsiteStats;
 
@@ -37,9 +42,9 @@ const WAITING: f64 = 0.5;
 /// item, which batching does not remove.
 const MAX_CPU_NS: f64 = 50_000.0;
 
-/// ...filling at least this share of the caller's wall time (0.5: the
-/// waiting finding's bar for a chain its caller waits out, 0.8, where that
-/// is lower).
+/// ...filling at least this share of the caller's wall time (0.5; or the
+/// waiting finding's bar for a chain its caller waits out,
+/// `sequential_fill`, where that is lower).
 const MIN_FILL: f64 = 0.5;
 
 /// The most of their CPU a batched request is said to remove (0.9): the

@@ -134,7 +134,7 @@ impl Detector for HotSpot {
             // spinning before they sleep), only its head's is.
             let trips = RoundTrips::of(cx, cs, row, on_cpu);
             let spinning = super::serialization::queue_of_runnable_waiters(cx, cs, row)
-                .filter(|_| trips.is_none() || !super::serialization::left_to_the_hot_spot(cx, i));
+                .filter(|_| trips.is_none() || !super::serialization::round_trips_no_queue(cx, i));
             if let Some(q) = spinning {
                 on_cpu *= q.head_share;
             }

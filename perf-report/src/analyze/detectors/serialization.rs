@@ -565,7 +565,7 @@ fn queue_cost(
 /// queue's) is round trips left to the hot spot, as `detect` reads them
 /// ([`round_trips_on_busy_cores`]): then it is no queue whose head's CPU
 /// the hot spot should count alone.
-pub(crate) fn left_to_the_hot_spot(cx: &Context<'_>, i: usize) -> bool {
+pub(crate) fn round_trips_no_queue(cx: &Context<'_>, i: usize) -> bool {
     let (cs, row) = (&cx.dump.callsites[i], &cx.rows[i]);
     let Some(crowd) = Crowd::of(cx, cs, row) else {
         return false;
