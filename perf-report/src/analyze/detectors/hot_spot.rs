@@ -525,7 +525,7 @@ fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Co
     let mut fixes = lines(&[
         match once {
             Some(Once::StartUp) => "It ran once: if it is start-up work, do it on first use (`std::sync::LazyLock`), off the start-up path (a background thread), or ahead of time (at build time, or loaded from a file written once); a one-off costs a long-running process less than its share of this run",
-            Some(Once::Loop) => "It is one span through the run (a loop, an actor, a worker task): its work per item is what to shrink; a span around each item's work inside it (`#[instrument]` on the function each message or job calls) shows where that goes, and its calls' own findings follow",
+            Some(Once::Loop) => "It is one span through the run (a loop, an actor, a worker task): its work per item is what to shrink; a span around each item's work inside it (`#[instrument]` on the function each message or job calls) shows where that goes",
             None => "Memoize repeated work: cache results by input (a `HashMap`, or `moka`/`cached`) when it is called with the same arguments",
         },
         "Use a better algorithm or data structure: replace linear searches (`Vec::contains`, `iter().find`) with a `HashSet`/`HashMap` or a sorted `binary_search`, remove nested loops and repeated sorting",
