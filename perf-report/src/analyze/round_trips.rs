@@ -185,6 +185,10 @@ pub(crate) fn left_to_the_hot_spot(
     busy: &BusyCores,
 ) -> bool {
     let hot = &cx.config.classes.hot_spot;
-    let cpu = cx.time_share(hot_spot::own_cpu_ns(cx, i, cs.id));
+    let cpu = cx.time_share(hot_spot::own_cpu_ns(
+        cx,
+        i,
+        cx.children_instrumentation_ns(cs.id),
+    ));
     cpu >= hot.min_share && cpu * hot.recoverable > cost * busy.recoverable(cost)
 }

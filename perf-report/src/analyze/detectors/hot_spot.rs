@@ -68,11 +68,20 @@ impl Default for Settings {
 
 pub(crate) struct HotSpot;
 
-/// The usual calls' self time on the CPU of the callsite at index `i` (id
-/// `id`), less its children's instrumentation: what the hot spot reads of
-/// a span timed on the CPU.
-pub(crate) fn own_cpu_ns(cx: &Context<'_>, i: usize, id: u32) -> f64 {
-    (cx.usual_cpu_ns(i) - cx.children_instrumentation_ns(id)).max(0.0)
+/// The usual calls' self time on the CPU of the callsite at index `i`,
+/// less its children's instrumentation (`children_instr`,
+/// [`Context::children_instrumentation_ns`]): what the hot spot reads of a
+/// span timed on the CPU.
+pub(crate) fn own_cpu_ns(cx: &Context<'_>, i: usize, children_instr: f64) -> f64 {
+    (cx.usual_cpu_ns(i) - children_instr).max(0.0)
+}
+
+/// Round trips whose CPU is system calls (the kernel reading): a batch
+/// removes all but one call's ([`RoundTrips::batched_share`]). Elsewhere
+/// their CPU may be each item's own work, which a batch keeps (a lock
+/// taken 20 times a request for 4 µs of work under it).
+fn batched(trips: Option<&RoundTrips>, kernel: Option<f64>) -> Option<&RoundTrips> {
+    trips.filter(|_| kernel.is_some())
 }
 
 static INFO: Info = Info {
@@ -102,7 +111,7 @@ impl Detector for HotSpot {
             // critical hot spot of 43% of the CPU, whose own loop was a
             // few percent of it.
             let children_instr = cx.children_instrumentation_ns(cs.id);
-            let mut on_cpu = own_cpu_ns(cx, i, cs.id);
+            let mut on_cpu = own_cpu_ns(cx, i, children_instr);
             // Not timed on the CPU: its self time was there at most as far
             // as the process's CPU time the timed spans left can hold, and
             // at more than twice that, at least half of it was not (a
@@ -306,14 +315,8 @@ impl Detector for HotSpot {
                 callsite: Some((cs.id, row.location.clone())),
                 resource: Resource::Time,
                 cost_share: share,
-                // Round trips whose CPU is system calls, batched, lose all
-                // but one call's; elsewhere their CPU may be each item's
-                // own work, which a batch keeps (a lock taken 20 times a
-                // request for 4 µs of work under it).
-                recoverable: match (&trips, kernel) {
-                    (Some(t), Some(_)) => t.batched_share().max(s.recoverable),
-                    _ => s.recoverable,
-                },
+                recoverable: batched(trips.as_ref(), kernel)
+                    .map_or(s.recoverable, |t| t.batched_share().max(s.recoverable)),
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
                     "{} of {share_of} ({what} over {}){logs}{allocates}{in_kernel}{tripping}{stalls}{serially}",
@@ -592,7 +595,7 @@ fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Co
             ),
         );
     }
-    let statement = match trips.as_ref().filter(|_| kernel.is_some()) {
+    let statement = match batched(trips.as_ref(), kernel) {
         Some(t) => t.statement(&name, f.cost_share, gain, of),
         None => format!(
             "{} {name}'s self time ({cost} of {of}) saves {} of {of}",
