@@ -765,4 +765,35 @@ mod tests {
         // Its usual calls' CPU is left: 0.5 s of the process's 0.5 s.
         assert!(evidence(f, "self time on the CPU") < 0.3, "{f:#?}");
     }
+
+    /// A convoy: four threads, a million lookups under one lock, most
+    /// taking their 4 µs and one in ten 250 µs, waiting off the CPU for
+    /// the lock. The tail is the queue: detected alone it is a blocking
+    /// tail, but in the analysis the queue stands for it (one plan step,
+    /// not two for the same waits). The same tail on the CPU stays.
+    #[test]
+    fn a_queue_s_blocking_tail_is_the_queue_s_finding() {
+        let calls = [(4 * US, 900_000), (250 * US, 100_000)];
+        let with_cpu = |on_cpu_ns: u64, preempted_ns: u64| {
+            let span = Span::new("lookup", &calls).on_cpu(on_cpu_ns, preempted_ns, 100_000, 0);
+            let mut d = dump(10_000 * MS, &[span]);
+            d.run.span_threads = Some(4);
+            d.run.cores = Some(2);
+            d.run.cpu_ns = Some(13_500 * MS);
+            d
+        };
+        let d = with_cpu(6_000 * MS, 9_000 * MS);
+
+        let tail = detect(Class::TailLatency, d.clone());
+        assert_eq!(about(&tail, "lookup").unwrap().resource, crate::analyze::Resource::WallTime);
+        let analysis = crate::analyze::analyze(&d.into(), &crate::Config::default());
+        let classes: Vec<_> = analysis.findings.iter().map(|f| f.class).collect();
+        assert!(classes.contains(&Class::Serialization), "{classes:?}");
+        assert!(!classes.contains(&Class::TailLatency), "{classes:?}");
+        // On the CPU the slow calls are the span's own work, no queue's.
+        let d = with_cpu(28_000 * MS, 0);
+        let analysis = crate::analyze::analyze(&d.into(), &crate::Config::default());
+        let classes: Vec<_> = analysis.findings.iter().map(|f| f.class).collect();
+        assert!(classes.contains(&Class::TailLatency), "{classes:?}");
+    }
 }
