@@ -2,6 +2,8 @@
 //! row per callsite (with its live-heap growth), the process summary and
 //! its RSS fit.
 
+use std::collections::HashSet;
+
 use perf_layer::dump::{CallEdge, CallsiteStats, Dump};
 
 use crate::loaded::GroupedCallsite;
@@ -554,6 +556,24 @@ impl<'a> Context<'a> {
             .edges
             .iter()
             .filter(move |e| e.parent == id && e.child != id)
+    }
+
+    /// Whether callsite `inner` runs inside callsite `outer`'s spans: a
+    /// descendant of it by the call edges.
+    pub(crate) fn descends_from(&self, inner: u32, outer: u32) -> bool {
+        let mut seen = HashSet::from([outer]);
+        let mut next = vec![outer];
+        while let Some(id) = next.pop() {
+            for e in self.child_edges(id) {
+                if e.child == inner {
+                    return true;
+                }
+                if seen.insert(e.child) {
+                    next.push(e.child);
+                }
+            }
+        }
+        false
     }
 
     /// The instrumentation of callsite `id`'s direct children, ns: a child

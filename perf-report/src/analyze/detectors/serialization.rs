@@ -513,6 +513,21 @@ const STRICT_PACE: f64 = 1.0;
 /// I/O: one in four of four threads.
 const GLANCED_IN_FUTEX: f64 = 0.25;
 
+/// Whether `cs`'s waiters wait for one wait outside its spans: the watch
+/// found another thread waiting outside a futex (a sleep, a read) through
+/// most of their futex waits ([`super::blocked::waits_on_a_wait`]), in a
+/// callsite that does not run inside `cs`. A queue's head is inside the
+/// span (a lock held across a write, in the span or a child of it); these
+/// threads wait for a source, not for each other. Four clients handing
+/// jobs to one worker that slept 2 ms whenever it found the queue empty
+/// read as a critical queue on `submit` ("they ran one at a time, queued
+/// behind each other"), beside the worker's sleeps found blocked: a
+/// `Condvar` in place of the sleep made 3.5 times the jobs.
+fn waits_outside(cx: &Context<'_>, cs: &CallsiteStats) -> bool {
+    super::blocked::waits_on_a_wait(cx, cs)
+        .is_some_and(|(other, _)| !cx.descends_from(cx.dump.callsites[other].id, cs.id))
+}
+
 /// Where `cs`'s own glances do not say, the share in a futex of its
 /// child's that holds at least half of its busy time: threads blocked
 /// inside a span's child block where the child does. A fresh service's
@@ -635,6 +650,9 @@ impl Detector for Serialization {
                 let elsewhere = !watched && glanced.is_some_and(|g| g < GLANCED_IN_FUTEX);
                 let in_futex = watched || glanced.is_some_and(|g| g >= GLANCED_IN_FUTEX);
                 if elsewhere || (progressing > STRICT_PACE && !in_futex) {
+                    continue;
+                }
+                if waits_outside(cx, cs) {
                     continue;
                 }
             }
@@ -1218,6 +1236,52 @@ mod tests {
             beside: Vec::new(),
             ..Default::default()
         }
+    }
+
+    /// The first test's queue, its waiters in a futex while the rest of
+    /// the process idles and one other thread waits outside a futex in
+    /// `next_job` (sleeping between looks at a job queue) through 90% of
+    /// those waits: they wait for that sleep, not for each other, and it
+    /// is no queue. The same wait in a child of the span (a holder's write
+    /// under the lock) is the queue's head, and the queue stands.
+    #[test]
+    fn threads_waiting_for_a_wait_outside_the_span_are_not_a_queue() {
+        let queue = [(100 * MS, 10), (307 * MS, 90)];
+        let with_child = |child: bool| {
+            let mut d = dump(
+                10_000 * MS,
+                &[
+                    // The dump's first span is the others' parent.
+                    Span::new("main", &[(10_000 * MS, 1)]),
+                    Span::new("submit", &queue).on_cpu(2_863 * MS, 0, 100, 0),
+                    Span::new("next_job", &[(20 * MS, 100)]).on_cpu(MS, 0, 100, 0),
+                ],
+            );
+            d.run.span_threads = Some(4);
+            let (submit, next_job) = (d.callsites[1].id, d.callsites[2].id);
+            let mut waits = futex(10_000 * MS);
+            waits.others_cpu_ns = waits.wait_ns / 10;
+            waits.beside = vec![perf_layer::dump::WaitedBeside {
+                callsite: next_job,
+                ns: waits.for_a_thread_ns.unwrap() * 9 / 10,
+            }];
+            d.callsites[1].watched_waits = Some(waits);
+            if child {
+                d.edges.retain(|e| e.child != next_job);
+                d.edges.push(perf_layer::dump::CallEdge {
+                    parent: submit,
+                    child: next_job,
+                    calls: 100,
+                    child_busy_ns: 2_000 * MS,
+                    outlived: 0,
+                });
+            }
+            detect(Class::Serialization, d)
+        };
+        let found = with_child(false);
+        assert!(about(&found, "submit").is_none(), "{found:#?}");
+        let found = with_child(true);
+        assert!(about(&found, "submit").is_some(), "{found:#?}");
     }
 
     /// A 1 s run on 4 threads: `insert` (1,000 calls, the fastest 600 µs)
