@@ -429,8 +429,14 @@ fn a_consumer_blocked_for_a_sleeping_producer_is_the_producer_s_wait() {
     assert!(w.for_a_thread_ns.unwrap() * 2 >= w.wait_ns, "{w:?}");
     assert_eq!(w.beside.first().map(|b| b.callsite), Some(tick), "{w:?}");
     assert!(w.beside[0].ns * 2 >= w.for_a_thread_ns.unwrap(), "{w:?}");
-    // A sleep is not.
+    // A sleep is not: it is asleep on a timer, which a receive is not.
     assert_eq!(waits(&dump, "tick").for_a_thread_ns, Some(0));
+    let tick_waits = waits(&dump, "tick");
+    assert!(
+        tick_waits.asleep_ns.unwrap() * 2 >= tick_waits.wait_ns,
+        "{tick_waits:?}"
+    );
+    assert_eq!(w.asleep_ns, Some(0), "{w:?}");
     assert!(waits(&dump, "tick").beside.is_empty());
 
     let a = analyze(&dump.into(), &Default::default());

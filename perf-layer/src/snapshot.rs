@@ -431,6 +431,7 @@ fn callsites(
                     others_cpu_ns: sums.others_cpu_ns,
                     others_wanted_ns: Some(sums.others_wanted_ns),
                     for_a_thread_ns: Some(sums.for_a_thread_ns),
+                    asleep_ns: Some(sums.asleep_ns),
                     beside,
                     glances: Some(sums.glances),
                     glances_in_futex: Some(sums.glances_in_futex),

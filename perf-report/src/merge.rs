@@ -520,6 +520,7 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             WatchedWaits {
                 others_wanted_ns: Some(0),
                 for_a_thread_ns: Some(0),
+                asleep_ns: Some(0),
                 glances: Some(0),
                 glances_in_futex: Some(0),
                 ..WatchedWaits::default()
@@ -538,6 +539,10 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
                     for_a_thread_ns: acc
                         .for_a_thread_ns
                         .zip(w.for_a_thread_ns)
+                        .map(|(a, b)| a.saturating_add(b)),
+                    asleep_ns: acc
+                        .asleep_ns
+                        .zip(w.asleep_ns)
                         .map(|(a, b)| a.saturating_add(b)),
                     beside: Vec::new(),
                     glances: acc.glances.zip(w.glances).map(|(a, b)| a.saturating_add(b)),

@@ -91,6 +91,7 @@ fn merging_adds_watched_waits_and_keeps_what_was_wanted_only_where_all_say_it() 
         others_cpu_ns: 50 * MS,
         others_wanted_ns: wanted,
         for_a_thread_ns: wanted.map(|_| 60 * MS),
+        asleep_ns: wanted.map(|_| 30 * MS),
         beside: vec![WaitedBeside {
             callsite: 0,
             ns: 40 * MS,
@@ -116,6 +117,7 @@ fn merging_adds_watched_waits_and_keeps_what_was_wanted_only_where_all_say_it() 
     // The futex waits add up; what they waited beside names callsites by
     // each part's ids, and is left out.
     assert_eq!(w.for_a_thread_ns, Some(120 * MS));
+    assert_eq!(w.asleep_ns, Some(60 * MS));
     assert_eq!((w.glances, w.glances_in_futex), (Some(40), Some(10)));
     assert!(w.beside.is_empty(), "{w:?}");
     assert_eq!(w.others_wanted_cores(), Some(1.5));

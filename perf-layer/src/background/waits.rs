@@ -107,6 +107,9 @@ pub(crate) struct WaitSums {
     /// Of `wait_ns`, the probes in which the thread was blocked in a futex
     /// (waiting for another thread: a channel, a lock, a join), ns.
     pub(crate) for_a_thread_ns: u64,
+    /// Of `wait_ns`, the probes in which the thread was asleep on a timer
+    /// (`nanosleep`, `clock_nanosleep`: `std::thread::sleep`), ns.
+    pub(crate) asleep_ns: u64,
     /// For those probes, the callsites other threads waited in at the same
     /// time outside a futex (a sleep, a read: the end of a chain of waits)
     /// and the time, ns, a probe's length shared among them: `(tag, ns)`,
@@ -139,6 +142,15 @@ impl WaitSums {
     }
 }
 
+/// The system calls a waiting thread is told apart by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blocked {
+    /// A futex: waiting for another thread.
+    Futex,
+    /// A sleep on a timer.
+    Sleep,
+}
+
 /// What one probe's reading of a waiting thread adds to its callsite.
 #[derive(Debug, Clone, Copy)]
 struct Wait {
@@ -148,6 +160,8 @@ struct Wait {
     others_wanted_ns: u64,
     /// Blocked in a futex: waiting for another thread.
     for_a_thread: bool,
+    /// Asleep on a timer.
+    asleep: bool,
     /// The waiting thread's id.
     tid: i32,
 }
@@ -330,7 +344,9 @@ impl Watcher {
             // where it waits for one of them (a futex: a join, a lock, a
             // channel); a sleep or a read waits for no thread, and runnable
             // threads beside it may be idle workers yielding.
-            let for_a_thread = all.waits_for_a_thread(watch);
+            let blocked_in = all.blocked_in(watch.tid());
+            let for_a_thread = blocked_in == Some(Blocked::Futex);
+            let asleep = blocked_in == Some(Blocked::Sleep);
             let others_wanted_ns = if for_a_thread {
                 all.wanted(process)
                     .map_or(others_cpu_ns, |w| w.saturating_sub(own).max(others_cpu_ns))
@@ -343,6 +359,7 @@ impl Watcher {
                 others_cpu_ns,
                 others_wanted_ns,
                 for_a_thread,
+                asleep,
                 tid: watch.tid(),
             });
         });
@@ -395,6 +412,9 @@ impl Watcher {
             sums.wait_ns = sums.wait_ns.saturating_add(w.wait_ns);
             sums.others_cpu_ns = sums.others_cpu_ns.saturating_add(w.others_cpu_ns);
             sums.others_wanted_ns = sums.others_wanted_ns.saturating_add(w.others_wanted_ns);
+            if w.asleep {
+                sums.asleep_ns = sums.asleep_ns.saturating_add(w.wait_ns);
+            }
             if !w.for_a_thread {
                 continue;
             }
@@ -624,17 +644,23 @@ impl AllThreads {
         }
     }
 
-    /// Whether `watch`'s thread is blocked in a futex (waiting for another
-    /// thread: a join, a lock, a condition variable, a channel).
-    fn waits_for_a_thread(&mut self, watch: &crate::record::watch::Watch) -> bool {
+    /// What thread `tid` is blocked in, where it is a futex (waiting for
+    /// another thread: a join, a lock, a condition variable, a channel) or
+    /// a sleep on a timer; `None` in another system call, running, or
+    /// unreadable.
+    fn blocked_in(&mut self, tid: i32) -> Option<Blocked> {
         #[cfg(target_os = "linux")]
         {
-            self.stat.in_futex(watch.tid()) == Some(true)
+            match self.stat.blocked_in(tid)? {
+                libc::SYS_futex => Some(Blocked::Futex),
+                libc::SYS_nanosleep | libc::SYS_clock_nanosleep => Some(Blocked::Sleep),
+                _ => None,
+            }
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = watch;
-            false
+            let _ = tid;
+            None
         }
     }
 }

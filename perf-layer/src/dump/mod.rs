@@ -404,6 +404,11 @@ pub struct WatchedWaits {
     /// ns. `None` in older dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_a_thread_ns: Option<u64>,
+    /// Of `wait_ns`, the intervals in which the waiting thread was asleep
+    /// on a timer (`nanosleep`, `clock_nanosleep`: `std::thread::sleep`),
+    /// ns. `None` in older dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asleep_ns: Option<u64>,
     /// Over those intervals, the callsites other threads waited in at the
     /// same time outside a futex (a sleep, a read), each with the time, an
     /// interval's length shared among them: the waits at the end of the
