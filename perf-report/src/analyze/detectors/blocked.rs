@@ -255,8 +255,16 @@ impl Detector for Blocked {
                     advice.fixes.insert(at, t.fix());
                 }
                 if asleep.is_some() {
+                    // Who waits while it sleeps: a wait in series, or one
+                    // for what it holds across its sleep.
+                    let waiter = waited_by.or_else(|| {
+                        cx.callsites()
+                            .filter(|(_, o, _)| o.id != cs.id)
+                            .find(|(_, o, _)| held_across(cx, o).is_some_and(|(h, ..)| h == i))
+                            .map(|(j, ..)| j)
+                    });
                     let at = before_general(&advice);
-                    advice.fixes.insert(at, SLEEPS.to_owned());
+                    advice.fixes.insert(at, sleeps(waiter.map(|j| cx.rows[j].location.label.as_str())));
                 }
                 if let Some(t) = &trips {
                     let at = before_general(&advice);
@@ -269,8 +277,18 @@ impl Detector for Blocked {
 
 }
 
-/// What to do about a span that waits asleep on a timer.
-const SLEEPS: &str = "It sleeps (`std::thread::sleep`): a loop that sleeps between looks at a queue, a flag or a file (polling) makes each item wait up to the sleep's length before it is seen, so block on the source instead (a channel's `recv`, a `Condvar`, `thread::park` with an `unpark` where the work is handed over); a sleep that paces retries or a rate limit is the wait itself: shorten it, or do other work meanwhile";
+/// What to do about a span that waits asleep on a timer; `waiter`, the
+/// callsite whose waits are its sleep's, where one is.
+fn sleeps(waiter: Option<&str>) -> String {
+    let held = waiter.map_or(String::new(), |w| {
+        format!(
+            "; `{w}` waits while it sleeps: if it holds what they need across the sleep (a lock, a connection), let go of it first"
+        )
+    });
+    format!(
+        "It sleeps (`std::thread::sleep`): a loop that sleeps between looks at a queue, a flag or a file (polling) makes each item wait up to the sleep's length before it is seen, so block on the source instead (a channel's `recv`, a `Condvar`, `thread::park` with an `unpark` where the work is handed over); a sleep that paces retries or a rate limit is the wait itself: shorten it, or do other work meanwhile{held}"
+    )
+}
 
 /// At least this share of a span's watched waits asleep on a timer says
 /// it sleeps.
@@ -531,6 +549,46 @@ pub(crate) fn waits_on_a_wait(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(u
     Some((other, share))
 }
 
+/// A callsite beside whose futex waits another thread waited outside a
+/// futex in one callsite at least this many times as often as that
+/// callsite's spans wait so waits for what it holds ([`held_across`]).
+const HOLDER_LIFT: f64 = 1.5;
+
+/// The callsite (its row index) whose spans hold what `cs`'s futex waits
+/// wait for across a wait of their own (a sleep, a read), and the share of
+/// those futex waits it was waiting beside: at least [`BESIDE_SHARE`] of
+/// them, and [`HOLDER_LIFT`] times the share of the run its spans wait so
+/// (their busy time over the run, times their blocked share, less what
+/// its own watched waits spent in a futex): a heartbeat sleeping through
+/// the run is beside every wait and holds nothing. Unlike
+/// [`waits_on_a_wait`], the rest of the process may compute meanwhile and
+/// the calls need not go in step: three threads reading a config under
+/// the lock a `refresh` thread held across a 1 ms sleep read a blocking
+/// tail, "find what the slow calls share", with `refresh` a low blocked
+/// finding; it was beside 80% of their futex waits, waiting so 37% of the
+/// run, and sleeping before taking the lock made 1.55 times the reads.
+///
+/// Returns the callsite, the share and how many times what chance gives
+/// it is.
+pub(crate) fn held_across(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize, f64, f64)> {
+    let w = waits_for_a_thread(cs)?;
+    let for_a_thread = w.for_a_thread_ns? as f64;
+    let top = w.beside.iter().filter(|b| b.callsite != cs.id).max_by_key(|b| b.ns)?;
+    let share = (top.ns as f64 / for_a_thread).min(1.0);
+    let other = cx.index_of(top.callsite)?;
+    let row = &cx.rows[other];
+    let blocked = row.cpu.as_ref().map_or(1.0, |c| c.self_blocked_share);
+    let in_futex = cx.dump.callsites[other]
+        .watched_waits
+        .as_ref()
+        .and_then(|o| Some(stats::share(o.for_a_thread_ns? as f64, o.wait_ns as f64)))
+        .unwrap_or(0.0);
+    let live = row.busy_total_ns as f64 / cx.run_wall_ns.max(1.0);
+    let waiting = (live * blocked * (1.0 - in_futex)).min(1.0);
+    let lift = stats::ratio(share, waiting);
+    (share >= BESIDE_SHARE && lift >= HOLDER_LIFT).then_some((other, share, lift))
+}
+
 /// What a blocked span's waits were found to be, each with its own fix.
 struct Causes {
     /// It blocks inside a runtime's poll.
@@ -663,6 +721,45 @@ mod tests {
     /// watch found it asleep on a timer through 98% of its watched waits,
     /// so the summary says so and blocking on the source is its first fix
     /// (before the general ones). Waiting in a read instead, neither.
+    /// The same sleeper with clients blocked in a futex beside its sleeps
+    /// (`submit` waits for its answers): its fix says they wait while it
+    /// sleeps, and to let go of what they need first.
+    #[test]
+    fn a_sleeper_others_wait_for_is_told_to_let_go_before_it_sleeps() {
+        let mut d = dump(
+            3_000 * MS,
+            &[
+                Span::new("main", &[(3_000 * MS, 1)]),
+                Span::new("next_job", &[(100 * US, 4_000), (2 * MS, 1_000)]).on_cpu(30 * MS, 0, 1_000, 0),
+                Span::new("submit", &[(2 * MS, 5_000)]).on_cpu(30 * MS, 0, 5_000, 0),
+            ],
+        );
+        let next_job = d.callsites[1].id;
+        d.callsites[1].watched_waits = Some(perf_layer::dump::WatchedWaits {
+            intervals: 120,
+            wait_ns: 40 * MS,
+            asleep_ns: Some(39 * MS),
+            for_a_thread_ns: Some(0),
+            ..Default::default()
+        });
+        d.callsites[2].watched_waits = Some(perf_layer::dump::WatchedWaits {
+            intervals: 300,
+            wait_ns: 100 * MS,
+            others_cpu_ns: 5 * MS,
+            for_a_thread_ns: Some(95 * MS),
+            beside: vec![perf_layer::dump::WaitedBeside { callsite: next_job, ns: 90 * MS }],
+            ..Default::default()
+        });
+        let found = detect(Class::Blocked, d);
+        let f = about(&found, "next_job").unwrap();
+        assert!(
+            f.advice.fixes[0].starts_with("It sleeps")
+                && f.advice.fixes[0].ends_with("; `submit` waits while it sleeps: if it holds what they need across the sleep (a lock, a connection), let go of it first"),
+            "{:?}",
+            f.advice.fixes
+        );
+    }
+
     #[test]
     fn a_span_the_watch_found_asleep_is_told_to_block_on_its_source() {
         let with_asleep = |asleep_ns: u64| {
@@ -688,6 +785,7 @@ mod tests {
         );
         assert!(f.advice.fixes[0].starts_with("It sleeps"), "{:?}", f.advice.fixes);
         assert!(f.advice.fixes[1].starts_with("Find what it blocks on"), "{:?}", f.advice.fixes);
+        assert!(!f.advice.fixes[0].contains("waits while it sleeps"), "{:?}", f.advice.fixes);
         let found = with_asleep(MS);
         let f = about(&found, "next_job").unwrap();
         assert!(!f.summary.contains("asleep"), "{}", f.summary);

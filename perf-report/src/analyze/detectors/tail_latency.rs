@@ -229,6 +229,12 @@ impl Detector for TailLatency {
             // workers' it stalls (not a blocking pool's threads that also
             // record spans).
             let blocked = blocked_tail(cx, row, excess);
+            // A blocking tail spent waiting for what another span holds
+            // across a wait of its own.
+            let holder = blocked
+                .as_ref()
+                .and_then(|_| super::blocked::held_across(cx, cs))
+                .map(|(o, share, lift)| (cx.rows[o].location.label.clone(), share, lift));
             let stall = tail_stall(cx, cs.id, row);
             let (whole, whole_name) = cx.off_cpu_whole(stall.is_some());
             let cost_of = blocked.as_ref().map(|_| whole_name);
@@ -307,11 +313,34 @@ impl Detector for TailLatency {
                     Some(cx.config.classes.hot_spot.poll_stall_ns),
                 ));
             }
+            if let Some((holder, share, lift)) = &holder {
+                draft.summary.push_str(&format!(
+                    "; through {} of its waits for another thread a thread in `{holder}` waited too (asleep or in I/O), {lift:.1} times as often as `{holder}`'s own waits make likely: its slow calls wait for what `{holder}` holds across its wait",
+                    units::pct(*share)
+                ));
+                draft.evidence.push(Evidence::new(
+                    &format!("its futex waits beside `{holder}`'s waits"),
+                    *share,
+                    Unit::Share,
+                    None,
+                ));
+            }
             if let Some(b) = &busy {
                 draft.summary.push_str(&b.summary());
                 draft.evidence.push(b.evidence());
             }
-            found.push(cx.score(draft, |f| advice(f, stall.is_some(), cost_of, busy)));
+            found.push(cx.score(draft, |f| {
+                let mut advice = advice(f, stall.is_some(), cost_of, busy);
+                if let Some((holder, ..)) = &holder {
+                    advice.fixes.insert(
+                        0,
+                        format!(
+                            "Let go before `{holder}` waits: it holds what these calls wait for (a lock, a connection) across a sleep or I/O; copy what it needs out, drop the guard, wait, then take it again only to write (or swap the new value in: `arc_swap`, a lock held for the swap alone)"
+                        ),
+                    );
+                }
+                advice
+            }));
         }
     }
 
@@ -764,6 +793,52 @@ mod tests {
         let f = about(&hot, "record").unwrap();
         // Its usual calls' CPU is left: 0.5 s of the process's 0.5 s.
         assert!(evidence(f, "self time on the CPU") < 0.3, "{f:#?}");
+    }
+
+    /// Three threads reading a config, one call in ten waiting 1 ms in a
+    /// futex, beside which a thread in `refresh` (sleeping 1 ms a call,
+    /// 900 calls) waited through 80% of those waits, where its own waits
+    /// fill 30% of the run: the tail waits for what `refresh` holds across
+    /// its sleep, and letting go first is the first fix. A `heartbeat`
+    /// asleep through the run, beside the same share, holds nothing.
+    #[test]
+    fn a_tail_waiting_beside_another_span_s_wait_is_told_what_holds_it() {
+        let with_beside = |beside: Span| {
+            let mut d = dump(
+                3_000 * MS,
+                &[
+                    Span::new("main", &[(3_000 * MS, 1)]),
+                    Span::new("read_config", &[(US, 90_000), (MS, 10_000)]).on_cpu(100 * MS, 0, 10_000, 0),
+                    beside.on_cpu(90 * MS, 0, 900, 0),
+                ],
+            );
+            d.run.span_threads = Some(4);
+            let other = d.callsites[2].id;
+            d.callsites[1].watched_waits = Some(perf_layer::dump::WatchedWaits {
+                intervals: 170,
+                wait_ns: 60 * MS,
+                others_cpu_ns: 20 * MS,
+                for_a_thread_ns: Some(51 * MS),
+                beside: vec![perf_layer::dump::WaitedBeside { callsite: other, ns: 41 * MS }],
+                ..Default::default()
+            });
+            d.callsites[2].watched_waits = Some(perf_layer::dump::WatchedWaits {
+                intervals: 60,
+                wait_ns: 20 * MS,
+                asleep_ns: Some(18 * MS),
+                for_a_thread_ns: Some(0),
+                ..Default::default()
+            });
+            detect(Class::TailLatency, d)
+        };
+        let found = with_beside(Span::new("refresh", &[(1_100 * US, 900)]));
+        let f = about(&found, "read_config").unwrap();
+        assert!(f.summary.contains("a thread in `refresh` waited too (asleep or in I/O), 2.7 times as often"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Let go before `refresh` waits"), "{:?}", f.advice.fixes);
+        let found = with_beside(Span::new("heartbeat", &[(1_000 * MS, 3)]));
+        let f = about(&found, "read_config").unwrap();
+        assert!(!f.summary.contains("heartbeat"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Find what the slow calls share"), "{:?}", f.advice.fixes);
     }
 
     /// A convoy: four threads, a million lookups under one lock, most
