@@ -128,6 +128,13 @@ impl Detector for Blocked {
                 .filter(|_| poll.is_none() && asleep.is_none())
                 .map(|(outside, cpu)| outside / cpu);
             let for_workers = waits_for_computing_threads(cs);
+            // Entered once a call, yet it gave up the CPU many times a
+            // call: it blocked again and again within each.
+            let wakes = (poll.is_none()
+                && asleep.is_none()
+                && c.intervals_per_call <= s.async_polls_per_call
+                && c.voluntary_per_call >= MANY_WAKES)
+                .then_some(c.voluntary_per_call);
             // Waits give back wall time only where the cores would idle.
             let busy = cx.busy_cores(cs, share, s.recoverable);
             let trips = RoundTrips::of(cx, cs, row, c.self_on_cpu_ns);
@@ -143,7 +150,7 @@ impl Detector for Blocked {
                 confidence: c.self_blocked_share
                     * stats::sample_confidence(c.timed_calls, s.half_confidence_calls),
                 summary: format!(
-                    "off the CPU {} of its self time ({} in all, {:.1} voluntary switches per call): it blocks, it does not compute{}{}{}{}{}{}{}",
+                    "off the CPU {} of its self time ({} in all, {:.1} voluntary switches per call): it blocks, it does not compute{}{}{}{}{}{}{}{}",
                     units::pct(c.self_blocked_share),
                     units::ns(c.self_blocked_ns),
                     c.voluntary_per_call,
@@ -172,6 +179,9 @@ impl Detector for Blocked {
                     )),
                     for_workers.map_or(String::new(), |cores| format!(
                         "; it waits for other threads while they compute ({cores:.2} of a core busy beside its watched waits, blocked in a futex): a barrier or a join waiting for a straggler, or a lock whose holder computes, so its wait is their work"
+                    )),
+                    wakes.map_or(String::new(), |n| format!(
+                        "; entered once a call, it gave up the CPU {n:.1} times a call: it blocked again and again within each"
                     )),
                     asleep.map_or(String::new(), |share| format!(
                         "; the watch found it asleep on a timer (`std::thread::sleep`) through {} of its watched waits",
@@ -254,6 +264,11 @@ impl Detector for Blocked {
                     let at = before_general(&advice);
                     advice.fixes.insert(at, t.fix());
                 }
+                if let Some(n) = wakes {
+                    let herd = crowd.map(|c| c.inside);
+                    let at = if herd.is_some() { 0 } else { before_general(&advice) };
+                    advice.fixes.insert(at, woken(n, herd));
+                }
                 if asleep.is_some() {
                     // Who waits while it sleeps: a wait in series, or one
                     // for what it holds across its sleep.
@@ -275,6 +290,27 @@ impl Detector for Blocked {
         }
     }
 
+}
+
+/// A span entered once a call (not async) that gives up the CPU at least
+/// this many times a call blocks again and again within each call.
+const MANY_WAKES: f64 = 4.0;
+
+/// What to do about a span that blocks `per_call` times a call, entered
+/// once; `herd`, the threads inside at once where they wait together for
+/// a source. Eight workers taking jobs from one `Condvar` queue whose
+/// producer woke them all for each job (`notify_all`) blocked 8.6 times a
+/// `next_job`, 7.5 threads inside at once, and its first fix suspected a
+/// pool; `notify_one` made 1.4 times the jobs.
+fn woken(per_call: f64, herd: Option<f64>) -> String {
+    match herd {
+        Some(inside) => format!(
+            "It blocks {per_call:.1} times a call with {inside:.1} threads waiting together: where they wait on one `Condvar` that wakes them all for each item (`notify_all`: a thundering herd, all but one woken for nothing, each wake-up a switch and a turn on the lock), wake one per item (`notify_one`) or hand items over a channel, which wakes one receiver; where each call makes many blocking calls (reads in small pieces, a lock taken in a loop), make fewer"
+        ),
+        None => format!(
+            "It blocks {per_call:.1} times a call: many blocking calls in each (reads or writes in small pieces, a lock taken in a loop, round trips) or a wait woken for nothing and resumed (a `Condvar`'s `notify_all`); make fewer, larger calls (a `BufReader` or `BufWriter`, one lock for the loop, one request for the items), or wake a waiter only when there is work for it"
+        ),
+    }
 }
 
 /// What to do about a span that waits asleep on a timer; `waiter`, the
@@ -1038,6 +1074,34 @@ mod tests {
         assert!(f.summary.contains("3.0 threads inside at once and none moving"), "{}", f.summary);
         let f = about(&found, "sleeps").unwrap();
         assert!(!f.summary.contains("none moving"), "{}", f.summary);
+    }
+
+    /// The same workers woken eight times a call (a `Condvar` whose
+    /// producer calls `notify_all` for each job): the herd is named first;
+    /// alone (not a crowd), many blocking calls a call come first among
+    /// the general fixes; once a call, neither.
+    #[test]
+    fn a_span_blocking_many_times_a_call_is_told_it_is_woken_for_nothing() {
+        let with = |threads: u32, voluntary: u64| {
+            let mut d = dump(
+                10_000 * MS,
+                &[Span::new("wait_job", &[(MS, 100), (33 * MS, 900)]).on_cpu(300 * MS, 0, voluntary, 0)],
+            );
+            d.run.span_threads = Some(threads);
+            detect(Class::Blocked, d)
+        };
+        let found = with(4, 8_000);
+        let f = about(&found, "wait_job").unwrap();
+        assert!(f.summary.contains("entered once a call, it gave up the CPU 8.0 times a call"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("It blocks 8.0 times a call with 3.0 threads waiting together"), "{:?}", f.advice.fixes);
+        let found = with(1, 8_000);
+        let f = about(&found, "wait_job").unwrap();
+        let at = f.advice.fixes.iter().position(|x| x.starts_with("It blocks 8.0 times a call: many blocking calls"));
+        let general = f.advice.fixes.iter().position(|x| x.starts_with("Find what it blocks on"));
+        assert!(at.is_some() && at < general, "{:?}", f.advice.fixes);
+        let found = with(4, 1_000);
+        let f = about(&found, "wait_job").unwrap();
+        assert!(f.advice.fixes.iter().all(|x| !x.starts_with("It blocks")), "{:?}", f.advice.fixes);
     }
 
     /// A fresh job service's `score_batch` hands each batch to rayon and
