@@ -569,14 +569,10 @@ const CALLS_IN_STEP: f64 = 4.0;
 ///
 /// [`MIN_WATCHED`]: crate::analyze::busy_cores::MIN_WATCHED
 pub(crate) fn waits_on_a_wait(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize, f64)> {
-    let w = waits_for_a_thread(cs)?;
-    let for_a_thread = w.for_a_thread_ns? as f64;
-    if w.others_cores()? >= IDLE_BESIDE_CORES {
+    if waits_for_a_thread(cs)?.others_cores()? >= IDLE_BESIDE_CORES {
         return None;
     }
-    let top = w.beside.iter().filter(|b| b.callsite != cs.id).max_by_key(|b| b.ns)?;
-    let share = (top.ns as f64 / for_a_thread).min(1.0);
-    let other = cx.index_of(top.callsite)?;
+    let (other, share) = most_beside(cx, cs)?;
     let calls = |c: u64| c.max(1) as f64;
     let step = calls(cx.dump.callsites[other].calls) / calls(cs.calls);
     if share < BESIDE_SHARE || !(1.0 / CALLS_IN_STEP..=CALLS_IN_STEP).contains(&step) {
@@ -607,11 +603,7 @@ const HOLDER_LIFT: f64 = 1.5;
 /// Returns the callsite, the share and how many times what chance gives
 /// it is.
 pub(crate) fn held_across(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize, f64, f64)> {
-    let w = waits_for_a_thread(cs)?;
-    let for_a_thread = w.for_a_thread_ns? as f64;
-    let top = w.beside.iter().filter(|b| b.callsite != cs.id).max_by_key(|b| b.ns)?;
-    let share = (top.ns as f64 / for_a_thread).min(1.0);
-    let other = cx.index_of(top.callsite)?;
+    let (other, share) = most_beside(cx, cs)?;
     let row = &cx.rows[other];
     let blocked = row.cpu.as_ref().map_or(1.0, |c| c.self_blocked_share);
     let in_futex = cx.dump.callsites[other]
@@ -623,6 +615,16 @@ pub(crate) fn held_across(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize
     let waiting = (live * blocked * (1.0 - in_futex)).min(1.0);
     let lift = stats::ratio(share, waiting);
     (share >= BESIDE_SHARE && lift >= HOLDER_LIFT).then_some((other, share, lift))
+}
+
+/// The other callsite (its row index) whose waits outside a futex went on
+/// beside most of `cs`'s futex waits, and the share of them, where `cs`
+/// waits for a thread ([`waits_for_a_thread`]).
+fn most_beside(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize, f64)> {
+    let w = waits_for_a_thread(cs)?;
+    let for_a_thread = w.for_a_thread_ns? as f64;
+    let top = w.beside.iter().filter(|b| b.callsite != cs.id).max_by_key(|b| b.ns)?;
+    Some((cx.index_of(top.callsite)?, (top.ns as f64 / for_a_thread).min(1.0)))
 }
 
 /// What a blocked span's waits were found to be, each with its own fix.
