@@ -112,17 +112,18 @@ impl Detector for Blocked {
                 continue;
             }
             let timer = Timer::of(cs, c.self_blocked_share);
-            // Threads each waiting out a timer wait for neither work nor
-            // each other, however many are inside at once.
+            let asleep = asleep_share(cs);
+            // Threads each waiting out a timer (a fixed delay, or found
+            // asleep: a retry's back-off) wait for neither work nor each
+            // other, however many are inside at once.
             let crowd = Crowd::of(cx, cs, row)
                 .filter(|crowd| crowd.waits_for_a_source(&cx.config.classes.serialization))
-                .filter(|_| timer.is_none());
+                .filter(|_| timer.is_none() && asleep.is_none());
             // Much of the CPU ran where no span was: a thread's span may be
             // waiting for work it handed to a pool (a `par_iter`). Several
             // threads wait for one pool at once, so their blocked time is
             // not comparable to the pool's CPU: said as an if.
             // A span the watch found asleep on a timer waits for no pool.
-            let asleep = asleep_share(cs);
             let pool = cx
                 .outside_cpu_ns()
                 .filter(|_| poll.is_none() && asleep.is_none())
@@ -755,13 +756,10 @@ mod tests {
         assert!(f.advice.fixes[5].contains("spawn_blocking"));
     }
 
-    /// A worker polling a job queue, sleeping 2 ms when it is empty: the
-    /// watch found it asleep on a timer through 98% of its watched waits,
-    /// so the summary says so and blocking on the source is its first fix
-    /// (before the general ones). Waiting in a read instead, neither.
-    /// The same sleeper with clients blocked in a futex beside its sleeps
-    /// (`submit` waits for its answers): its fix says they wait while it
-    /// sleeps, and to let go of what they need first.
+    /// A worker polling a job queue, sleeping 2 ms when it is empty, with
+    /// clients blocked in a futex beside its sleeps (`submit` waits for
+    /// its answers): its fix says they wait while it sleeps, and to let go
+    /// of what they need first.
     #[test]
     fn a_sleeper_others_wait_for_is_told_to_let_go_before_it_sleeps() {
         let mut d = dump(
@@ -798,13 +796,20 @@ mod tests {
         );
     }
 
+    /// A span on four threads polling a job queue, sleeping 2 ms when it
+    /// is empty: the watch found it asleep on a timer through 98% of its
+    /// watched waits, so the summary says so, blocking on the source is
+    /// its first fix (before the general ones), and its threads are not
+    /// said to wait together for a source. Waiting in a read instead,
+    /// neither.
     #[test]
     fn a_span_the_watch_found_asleep_is_told_to_block_on_its_source() {
         let with_asleep = |asleep_ns: u64| {
             let mut d = dump(
                 3_000 * MS,
-                &[Span::new("next_job", &[(100 * US, 4_000), (2 * MS, 1_000)]).on_cpu(30 * MS, 0, 1_000, 0)],
+                &[Span::new("next_job", &[(100 * US, 4_000), (2 * MS, 4_000)]).on_cpu(30 * MS, 0, 1_000, 0)],
             );
+            d.run.span_threads = Some(4);
             d.callsites[0].watched_waits = Some(perf_layer::dump::WatchedWaits {
                 intervals: 120,
                 wait_ns: 40 * MS,
@@ -816,6 +821,9 @@ mod tests {
         };
         let found = with_asleep(39 * MS);
         let f = about(&found, "next_job").unwrap();
+        // Four threads each asleep inside it wait on their own timers, not
+        // together for a source.
+        assert!(!f.summary.contains("none moving"), "{}", f.summary);
         assert!(
             f.summary.contains("the watch found it asleep on a timer (`std::thread::sleep`) through 97.5% of its watched waits"),
             "{}",
