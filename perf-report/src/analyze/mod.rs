@@ -471,6 +471,24 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             crate::units::count(cs.calls as f64),
         ));
     }
+    // A thread's own pause, which nothing waited for: why it is no
+    // blocked finding.
+    for (_, cs, row) in cx.callsites() {
+        let Some(b) = detectors::blocked::blocking(cx, cs, row) else {
+            continue;
+        };
+        let Some(asleep) = detectors::blocked::pause(cx, cs, row, b.waited_by) else {
+            continue;
+        };
+        notes.push(format!(
+            "`{}` slept through {} of its watched waits in calls of {} at p50 ({} of {}), and nothing was seen waiting for it: a pause of its own thread (a heartbeat, a periodic flush), which costs nothing, so it is no blocked finding. If the run waits for it (a main thread's pause between batches), its sleeps lengthen the run",
+            row.location.label,
+            crate::units::pct(asleep),
+            crate::units::ns(cs.busy_ns.p50 as f64),
+            crate::units::pct(b.share),
+            b.whole_name,
+        ));
+    }
     // A loop something else paces, beside the work, or a synchronous span
     // open past its work: why it is no waiting finding.
     let waiting = &cx.config.classes.waiting;

@@ -111,6 +111,9 @@ impl Detector for Blocked {
             if waits_on_a_wait(cx, cs).is_some() {
                 continue;
             }
+            if pause(cx, cs, row, waited_by).is_some() {
+                continue;
+            }
             let timer = Timer::of(cs, c.self_blocked_share);
             let asleep = asleep_share(cs);
             // Threads each waiting out a timer (a fixed delay, or found
@@ -618,6 +621,29 @@ pub(crate) fn held_across(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize
     (share >= BESIDE_SHARE && lift >= HOLDER_LIFT).then_some((other, share, lift))
 }
 
+/// A pause: a span asleep on a timer through at least [`PAUSE_ASLEEP`] of
+/// its watched waits, in calls of at least [`PAUSE_NS`] at p50, one at a
+/// time, that nothing was seen waiting for (no other span's waits are its,
+/// in series or held across its sleep): a thread's own pacing (a
+/// heartbeat, a periodic flush on a thread of its own) costs nothing. A
+/// `heartbeat` sleeping 500 ms a call beside four request threads was a
+/// medium blocked finding, "gives back 10.0%" of the threads' wall time.
+/// Its asleep share, or `None`; `waited_by`, [`Blocking::waited_by`].
+pub(crate) fn pause(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow, waited_by: Option<usize>) -> Option<f64> {
+    let asleep = asleep_share(cs).filter(|&a| a >= PAUSE_ASLEEP)?;
+    let me = cx.index_of(cs.id)?;
+    let one_at_a_time = row.busy_total_ns as f64 <= ONE_AT_A_TIME * cx.live_window_ns(cs);
+    let waited_on = waited_by.is_some()
+        || cx
+            .callsites()
+            .any(|(j, o, _)| j != me && held_across(cx, o).is_some_and(|(h, ..)| h == me));
+    (cs.busy_ns.p50 >= PAUSE_NS && one_at_a_time && !waited_on).then_some(asleep)
+}
+
+/// See [`pause`].
+const PAUSE_ASLEEP: f64 = 0.9;
+const PAUSE_NS: u64 = 50_000_000;
+
 /// The other callsite (its row index) whose waits outside a futex went on
 /// beside most of `cs`'s futex waits, and the share of them, where `cs`
 /// waits for a thread ([`waits_for_a_thread`]).
@@ -754,6 +780,35 @@ mod tests {
         assert!(f.advice.fixes[0].starts_with("Find the fixed delay it waits out (10.0 ms a call)"));
         assert!(f.advice.fixes[1].starts_with("Find what it blocks on"));
         assert!(f.advice.fixes[5].contains("spawn_blocking"));
+    }
+
+    /// A `heartbeat` sleeping 500 ms a call on a thread of its own, the
+    /// watch finding it asleep, nothing waiting for it: a pause, no
+    /// finding, and the analysis says why in a note. The same sleeps in
+    /// calls of 5 ms (a back-off, a poll) stay a finding.
+    #[test]
+    fn a_thread_s_own_long_sleeps_nothing_waits_for_are_a_pause() {
+        let with_calls = |ns: u64, calls: u64| {
+            let mut d = dump(3_000 * MS, &[Span::new("heartbeat", &[(ns, calls)]).on_cpu(MS, 0, calls, 0)]);
+            d.run.span_threads = Some(5);
+            d.callsites[0].watched_waits = Some(perf_layer::dump::WatchedWaits {
+                intervals: 100,
+                wait_ns: 2_500 * MS,
+                asleep_ns: Some(2_500 * MS),
+                for_a_thread_ns: Some(0),
+                ..Default::default()
+            });
+            d
+        };
+        let d = with_calls(500 * MS, 5);
+        assert!(detect(Class::Blocked, d.clone()).is_empty());
+        let analysis = crate::analyze::analyze(&d.into(), &crate::Config::default());
+        assert!(
+            analysis.notes.iter().any(|n| n.starts_with("`heartbeat` slept through 100.0% of its watched waits in calls of 501 ms")),
+            "{:?}",
+            analysis.notes
+        );
+        assert!(about(&detect(Class::Blocked, with_calls(5 * MS, 500)), "heartbeat").is_some());
     }
 
     /// A worker polling a job queue, sleeping 2 ms when it is empty, with
