@@ -276,12 +276,7 @@ impl Detector for Blocked {
                 if asleep.is_some() {
                     // Who waits while it sleeps: a wait in series, or one
                     // for what it holds across its sleep.
-                    let waiter = waited_by.or_else(|| {
-                        cx.callsites()
-                            .filter(|(_, o, _)| o.id != cs.id)
-                            .find(|(_, o, _)| held_across(cx, o).is_some_and(|(h, ..)| h == i))
-                            .map(|(j, ..)| j)
-                    });
+                    let waiter = waited_by.or_else(|| waits_for_its_hold(cx, i));
                     let at = before_general(&advice);
                     advice.fixes.insert(at, sleeps(waiter.map(|j| cx.rows[j].location.label.as_str())));
                 }
@@ -631,13 +626,18 @@ pub(crate) fn held_across(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize
 /// Its asleep share, or `None`; `waited_by`, [`Blocking::waited_by`].
 pub(crate) fn pause(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow, waited_by: Option<usize>) -> Option<f64> {
     let asleep = asleep_share(cs).filter(|&a| a >= PAUSE_ASLEEP)?;
-    let me = cx.index_of(cs.id)?;
     let one_at_a_time = row.busy_total_ns as f64 <= ONE_AT_A_TIME * cx.live_window_ns(cs);
-    let waited_on = waited_by.is_some()
-        || cx
-            .callsites()
-            .any(|(j, o, _)| j != me && held_across(cx, o).is_some_and(|(h, ..)| h == me));
+    let waited_on = waited_by.is_some() || waits_for_its_hold(cx, cx.index_of(cs.id)?).is_some();
     (cs.busy_ns.p50 >= PAUSE_NS && one_at_a_time && !waited_on).then_some(asleep)
+}
+
+/// The first other callsite (its row index) that waits for what callsite
+/// `i` holds across its waits ([`held_across`] names `i`).
+fn waits_for_its_hold(cx: &Context<'_>, i: usize) -> Option<usize> {
+    cx.callsites()
+        .filter(|&(j, _, _)| j != i)
+        .find(|(_, o, _)| held_across(cx, o).is_some_and(|(h, ..)| h == i))
+        .map(|(j, ..)| j)
 }
 
 /// See [`pause`].
