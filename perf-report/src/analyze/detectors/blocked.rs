@@ -337,10 +337,7 @@ const ASLEEP_SHARE: f64 = 0.5;
 ///
 /// [`MIN_WATCHED`]: crate::analyze::busy_cores::MIN_WATCHED
 fn asleep_share(cs: &CallsiteStats) -> Option<f64> {
-    let w = cs
-        .watched_waits
-        .as_ref()
-        .filter(|w| w.intervals >= crate::analyze::busy_cores::MIN_WATCHED && w.wait_ns > 0)?;
+    let w = enough_watched(cs)?;
     let share = stats::share(w.asleep_ns? as f64, w.wait_ns as f64);
     (share >= ASLEEP_SHARE).then_some(share)
 }
@@ -501,11 +498,18 @@ fn waits_for_computing_threads(cs: &CallsiteStats) -> Option<f64> {
 ///
 /// [`MIN_WATCHED`]: crate::analyze::busy_cores::MIN_WATCHED
 pub(crate) fn waits_for_a_thread(cs: &CallsiteStats) -> Option<&perf_layer::dump::WatchedWaits> {
-    let w = cs
-        .watched_waits
-        .as_ref()
-        .filter(|w| w.intervals >= crate::analyze::busy_cores::MIN_WATCHED && w.wait_ns > 0)?;
+    let w = enough_watched(cs)?;
     (w.for_a_thread_ns? as f64 >= FOR_A_THREAD_SHARE * w.wait_ns as f64).then_some(w)
+}
+
+/// `cs`'s watched waits, where there are [`MIN_WATCHED`] of them, with
+/// time in them.
+///
+/// [`MIN_WATCHED`]: crate::analyze::busy_cores::MIN_WATCHED
+fn enough_watched(cs: &CallsiteStats) -> Option<&perf_layer::dump::WatchedWaits> {
+    cs.watched_waits
+        .as_ref()
+        .filter(|w| w.intervals >= crate::analyze::busy_cores::MIN_WATCHED && w.wait_ns > 0)
 }
 
 /// At least this many glances ([`WatchedWaits::glances`]) tell where a
