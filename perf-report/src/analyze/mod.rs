@@ -489,6 +489,25 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             b.whole_name,
         ));
     }
+    // A pool larger than its supply: why it is no blocked finding.
+    for (_, cs, row) in cx.callsites() {
+        let Some(b) = detectors::blocked::blocking(cx, cs, row) else {
+            continue;
+        };
+        let Some(pool) = detectors::blocked::idle_pool(cx, cs, row, b.poll.is_some(), b.waited_by)
+        else {
+            continue;
+        };
+        notes.push(format!(
+            "`{}`: {:.1} threads inside at once and none moving, blocked in a futex (waiting for another thread) through {} of their watched waits while the rest of the process kept {:.2} of a core busy: a pool waiting for work that comes from outside every span (requests, a producer that sleeps or reads), more threads than its supply keeps busy. Its waits ({} of {}) are idle capacity, not a cost, so it is no blocked finding; if the work comes too slowly, time what feeds it with a span",
+            row.location.label,
+            pool.inside,
+            crate::units::pct(pool.in_futex),
+            pool.others_cores,
+            crate::units::pct(b.share),
+            b.whole_name,
+        ));
+    }
     // A loop something else paces, beside the work, or a synchronous span
     // open past its work: why it is no waiting finding.
     let waiting = &cx.config.classes.waiting;

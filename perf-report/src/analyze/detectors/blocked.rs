@@ -114,6 +114,9 @@ impl Detector for Blocked {
             if pause(cx, cs, row, waited_by).is_some() {
                 continue;
             }
+            if idle_pool(cx, cs, row, poll.is_some(), waited_by).is_some() {
+                continue;
+            }
             let timer = Timer::of(cs, c.self_blocked_share);
             let asleep = asleep_share(cs);
             // Threads each waiting out a timer (a fixed delay, or found
@@ -635,6 +638,57 @@ pub(crate) fn pause(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow, wai
     (cs.busy_ns.p50 >= PAUSE_NS && one_at_a_time && !waited_on).then_some(asleep)
 }
 
+/// A pool larger than its supply: several threads inside a span at once
+/// and none moving ([`Crowd::waits_for_a_source`]), blocked in a futex
+/// through at least [`IDLE_POOL_IN_FUTEX`] of their watched waits (waiting
+/// for another thread) while the rest of the process kept less than
+/// [`COMPUTING_BESIDE_CORES`] busy, with no span seen holding up what
+/// they wait for ([`held_across`]), none waiting for it in series, not
+/// inside a poll and not on a timer. They wait for work that comes from
+/// outside every span (requests, a producer that sleeps or reads), and
+/// their waits are idle capacity, not a cost. Eight workers taking jobs
+/// from a `Condvar` queue a producer filled every 200 µs, sleeping
+/// between (nothing wrong; 0.29 of two cores busy), read a critical
+/// blocked `next_job`, "gives back 43.7%" of the threads' wall time. A
+/// crowd beside a thread that computes (a straggler at a barrier, a
+/// producer that is the bottleneck) stays a finding.
+pub(crate) fn idle_pool(
+    cx: &Context<'_>,
+    cs: &CallsiteStats,
+    row: &CallsiteRow,
+    in_poll: bool,
+    waited_by: Option<usize>,
+) -> Option<IdlePool> {
+    let c = row.cpu.as_ref()?;
+    if in_poll || waited_by.is_some() || Timer::of(cs, c.self_blocked_share).is_some() || asleep_share(cs).is_some() {
+        return None;
+    }
+    let crowd = Crowd::of(cx, cs, row).filter(|crowd| crowd.waits_for_a_source(&cx.config.classes.serialization))?;
+    let w = waits_for_a_thread(cs)?;
+    let in_futex = stats::share(w.for_a_thread_ns? as f64, w.wait_ns as f64);
+    let others_cores = w.others_cores()?;
+    (in_futex >= IDLE_POOL_IN_FUTEX && others_cores < COMPUTING_BESIDE_CORES && held_across(cx, cs).is_none())
+        .then_some(IdlePool {
+            inside: crowd.inside,
+            in_futex,
+            others_cores,
+        })
+}
+
+/// See [`idle_pool`].
+const IDLE_POOL_IN_FUTEX: f64 = 0.9;
+
+/// A pool larger than its supply ([`idle_pool`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdlePool {
+    /// Threads inside at once on average.
+    pub(crate) inside: f64,
+    /// The share of its watched waits in a futex.
+    pub(crate) in_futex: f64,
+    /// The cores the rest of the process kept busy meanwhile.
+    pub(crate) others_cores: f64,
+}
+
 /// The first other callsite (its row index) that waits for what callsite
 /// `i` holds across its waits ([`held_across`] names `i`).
 fn waits_for_its_hold(cx: &Context<'_>, i: usize) -> Option<usize> {
@@ -1143,6 +1197,47 @@ mod tests {
         assert!(f.summary.contains("3.0 threads inside at once and none moving"), "{}", f.summary);
         let f = about(&found, "sleeps").unwrap();
         assert!(!f.summary.contains("none moving"), "{}", f.summary);
+    }
+
+    /// Three of four workers inside `wait_job` at once, none moving,
+    /// waiting in a futex while the rest of the process kept 0.2 of a core
+    /// busy: a pool larger than its supply, a note and no finding. Beside
+    /// a thread computing through their waits (0.9 of a core: a straggler,
+    /// a feeder that is the bottleneck), or waiting outside a futex half
+    /// the time (a read), it stays a finding.
+    #[test]
+    fn a_crowd_waiting_for_work_while_the_process_idles_is_a_pool_larger_than_its_supply() {
+        let with = |others_cpu_ns: u64, for_a_thread_ns: u64| {
+            let mut d = dump(
+                10_000 * MS,
+                &[
+                    Span::new("do_job", &[(30 * US, 10_000)]).on_cpu(300 * MS, 0, 0, 0),
+                    Span::new("wait_job", &[(MS, 100), (33 * MS, 900)]).on_cpu(300 * MS, 0, 1_000, 0),
+                ],
+            );
+            d.run.span_threads = Some(4);
+            d.run.cores = Some(2);
+            d.callsites[1].watched_waits = Some(perf_layer::dump::WatchedWaits {
+                intervals: 300,
+                wait_ns: 10_000 * MS,
+                others_cpu_ns,
+                for_a_thread_ns: Some(for_a_thread_ns),
+                ..Default::default()
+            });
+            d
+        };
+        let idle = with(2_000 * MS, 10_000 * MS);
+        assert!(about(&detect(Class::Blocked, idle.clone()), "wait_job").is_none());
+        let analysis = crate::analyze::analyze(&idle.into(), &crate::Config::default());
+        assert!(
+            analysis.notes.iter().any(|n| n.starts_with("`wait_job`: 3.0 threads inside at once and none moving, blocked in a futex (waiting for another thread) through 100.0% of their watched waits while the rest of the process kept 0.20 of a core busy: a pool waiting for work")),
+            "{:?}",
+            analysis.notes
+        );
+        let straggler = detect(Class::Blocked, with(9_000 * MS, 10_000 * MS));
+        assert!(about(&straggler, "wait_job").is_some());
+        let reads = detect(Class::Blocked, with(2_000 * MS, 5_000 * MS));
+        assert!(about(&reads, "wait_job").is_some());
     }
 
     /// The same workers woken eight times a call (a `Condvar` whose
