@@ -1203,7 +1203,11 @@ mod tests {
             "{}",
             f.summary
         );
-        assert!(f.advice.fixes[0].starts_with("They take turns on one thing held while `upstream` runs"));
+        assert!(
+            f.advice.fixes[0].starts_with("They take turns on one thing held while `upstream` runs: where `call_upstream` holds a lock's guard across it"),
+            "{:?}",
+            f.advice.fixes
+        );
         let two = with(4, 1_000);
         assert!(!about(&two, "call_upstream").unwrap().summary.contains("turns"));
         let alone = with(2, 60);
