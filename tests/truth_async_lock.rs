@@ -71,6 +71,15 @@ fn a_lock_held_across_a_traced_await_is_the_holder_s_caller_s_own_wait() {
         "{}",
         first.summary
     );
+    // The guard held across `persist`'s await is the first fix (a fresh
+    // cache whose `get_user` held its guard across a 1 ms fetch read
+    // "give it room" first; dropping the guard served 19 times the
+    // requests).
+    assert!(
+        first.fixes[0].contains("where `update` holds a lock's guard across it"),
+        "{:?}",
+        first.fixes
+    );
     // Seven clients of eight wait for the lock at any time: well over half
     // of their wall time.
     assert!(first.gain.share > 0.25, "{}", first.gain.share);
