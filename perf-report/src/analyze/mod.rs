@@ -489,6 +489,28 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             b.whole_name,
         ));
     }
+    // A stage's neighbours waiting for it: why they are no blocked
+    // finding.
+    for (_, cs, row) in cx.callsites() {
+        let (Some(b), Some(c)) = (detectors::blocked::blocking(cx, cs, row), &row.cpu) else {
+            continue;
+        };
+        if b.poll.is_some() {
+            continue;
+        }
+        let Some((stage, fill)) = detectors::blocked::paced_by_a_stage(cx, cs) else {
+            continue;
+        };
+        notes.push(format!(
+            "`{}` is blocked {} of its self time ({} of {}), waiting for another thread (a channel, a lock), while `{}` computed one at a time, back to back, through {} of the run's wall time: the slowest stage of a pipeline paces the threads that feed it and those it feeds, so this wait is that stage's, counted in its hot spot, and no blocked finding",
+            row.location.label,
+            crate::units::pct(c.self_blocked_share),
+            crate::units::pct(b.share),
+            b.whole_name,
+            cx.rows[stage].location.label,
+            crate::units::pct(fill),
+        ));
+    }
     // A pool larger than its supply: why it is no blocked finding.
     for (_, cs, row) in cx.callsites() {
         let Some(b) = detectors::blocked::blocking(cx, cs, row) else {

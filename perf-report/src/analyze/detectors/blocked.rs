@@ -117,6 +117,9 @@ impl Detector for Blocked {
             if idle_pool(cx, cs, row, poll.is_some(), waited_by).is_some() {
                 continue;
             }
+            if poll.is_none() && paced_by_a_stage(cx, cs).is_some() {
+                continue;
+            }
             let timer = Timer::of(cs, c.self_blocked_share);
             let asleep = asleep_share(cs);
             // Threads each waiting out a timer (a fixed delay, or found
@@ -637,6 +640,49 @@ pub(crate) fn pause(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow, wai
     let waited_on = waited_by.is_some() || waits_for_its_hold(cx, cx.index_of(cs.id)?).is_some();
     (cs.busy_ns.p50 >= PAUSE_NS && one_at_a_time && !waited_on).then_some(asleep)
 }
+
+/// A span waiting for another thread (in a futex through at least
+/// [`FOR_A_THREAD_SHARE`] of its watched waits, or of the watch's glances
+/// at its short waits; short of enough of either, its calls within
+/// [`CALLS_IN_STEP`] times the stage's) beside a stage that computes one at a time, back
+/// to back (`hot_spot`'s serial reading, idle cores beside or not, on
+/// the CPU at least [`STAGE_ON_CPU`] of its busy time), neither inside the
+/// other: a pipeline's slowest stage paces the threads that feed it and
+/// those it feeds, and their waits are its, counted in its hot spot. A
+/// fresh three-stage pipeline over bounded channels (a reader, one
+/// `transform` thread computing 80 µs a record, a writer) read `transform`
+/// first and right, then the reader's `send_record` and the writer's
+/// `next_result` blocked, high, "gives back 14.3%" and "13.1%" of the
+/// threads' wall time, with "find what it blocks on" first; a second
+/// `transform` thread made 1.57 times the records. With `transform`
+/// halved, still the slowest stage, the process kept 77% of its two cores
+/// busy, and its neighbours' waits were still its. Returns the stage (its
+/// row index) and the share of the run its calls fill.
+pub(crate) fn paced_by_a_stage(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize, f64)> {
+    // What the watch saw of its waits, where it saw enough: in a futex or
+    // not. Short of that (a 3 s run's few glances), its calls in step with
+    // the stage's (the same items through both) say it.
+    let seen = match (enough_watched(cs), glanced_in_futex(cs)) {
+        (Some(_), _) => Some(waits_for_a_thread(cs).is_some()),
+        (None, Some(g)) => Some(g >= FOR_A_THREAD_SHARE),
+        (None, None) => None,
+    };
+    if seen == Some(false) {
+        return None;
+    }
+    let calls = |c: u64| c.max(1) as f64;
+    cx.callsites()
+        .filter(|(_, o, _)| o.id != cs.id && !cx.descends_from(o.id, cs.id) && !cx.descends_from(cs.id, o.id))
+        .filter(|(_, o, _)| {
+            seen.is_some() || (1.0 / CALLS_IN_STEP..=CALLS_IN_STEP).contains(&(calls(o.calls) / calls(cs.calls)))
+        })
+        .filter(|(_, _, orow)| orow.cpu.as_ref().is_some_and(|c| c.on_cpu_share >= STAGE_ON_CPU))
+        .filter_map(|(j, o, orow)| super::hot_spot::serial_fill(cx, o, orow).map(|fill| (j, fill)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// See [`paced_by_a_stage`].
+const STAGE_ON_CPU: f64 = 0.8;
 
 /// A pool larger than its supply: several threads inside a span at once
 /// and none moving ([`Crowd::waits_for_a_source`]), blocked in a futex
@@ -1197,6 +1243,49 @@ mod tests {
         assert!(f.summary.contains("3.0 threads inside at once and none moving"), "{}", f.summary);
         let f = about(&found, "sleeps").unwrap();
         assert!(!f.summary.contains("none moving"), "{}", f.summary);
+    }
+
+    /// A reader's `send_record` blocked on a full channel while one
+    /// `transform` thread computes back to back through 80% of the run:
+    /// the slowest stage paces it, a note and no finding, when the watch's
+    /// glances found it in a futex, or, without glances, when its calls go
+    /// in step with the stage's. Glanced mostly outside a futex (a read of
+    /// its own), or out of step with no glances, it stays a finding.
+    #[test]
+    fn a_span_waiting_beside_a_pipeline_s_slowest_stage_is_paced_by_it() {
+        let with = |stage: (u64, u64), glances: Option<(u64, u64)>| {
+            let mut d = dump(
+                3_000 * MS,
+                &[
+                    Span::new("run", &[(MS, 1)]),
+                    Span::new("transform", &[(stage.0, stage.1)]).on_cpu(2_400 * MS, 0, 0, 0),
+                    Span::new("send_record", &[(80 * US, 30_000)]).on_cpu(240 * MS, 0, 30_000, 0),
+                ],
+            );
+            d.run.span_threads = Some(3);
+            if let Some((all, in_futex)) = glances {
+                d.callsites[2].watched_waits = Some(perf_layer::dump::WatchedWaits {
+                    glances: Some(all),
+                    glances_in_futex: Some(in_futex),
+                    ..Default::default()
+                });
+            }
+            d
+        };
+        let in_step = (80 * US, 30_000);
+        let paced = with(in_step, Some((40, 40)));
+        assert!(about(&detect(Class::Blocked, paced.clone()), "send_record").is_none());
+        let analysis = crate::analyze::analyze(&paced.into(), &crate::Config::default());
+        assert!(
+            analysis.notes.iter().any(|n| n.starts_with("`send_record` is blocked 90.0% of its self time") && n.contains("while `transform` computed one at a time, back to back, through 80.0% of the run's wall time: the slowest stage of a pipeline")),
+            "{:?}",
+            analysis.notes
+        );
+        assert!(about(&detect(Class::Blocked, with(in_step, None)), "send_record").is_none());
+        assert!(about(&detect(Class::Blocked, with(in_step, Some((40, 5)))), "send_record").is_some());
+        let out_of_step = (8 * MS, 300);
+        assert!(about(&detect(Class::Blocked, with(out_of_step, None)), "send_record").is_some());
+        assert!(about(&detect(Class::Blocked, with(out_of_step, Some((40, 40)))), "send_record").is_none());
     }
 
     /// Three of four workers inside `wait_job` at once, none moving,

@@ -387,6 +387,14 @@ const MIN_IDLE_BESIDE: f64 = 0.25;
 /// CPU time, halving it saves 34.8% of it", where halving it made the run
 /// 47% shorter and a second actor 41%.
 fn one_at_a_time(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, row: &CallsiteRow) -> Option<f64> {
+    serial_fill(cx, cs, row).filter(|_| 1.0 - cx.totals.utilization >= MIN_IDLE_BESIDE)
+}
+
+/// The share of the run's wall time `cs`'s calls fill end to end when they
+/// ran one at a time ([`ONE_AT_A_TIME`], [`MIN_SERIAL_FILL`]) in a process
+/// of several recording threads, idle cores beside or not: one task or
+/// thread doing the work for the others, or a pipeline's slowest stage.
+pub(crate) fn serial_fill(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, row: &CallsiteRow) -> Option<f64> {
     let busy = row.busy_total_ns as f64;
     let fill = stats::share(busy, cx.run_wall_ns);
     let window = cx.live_window_ns(cs);
@@ -396,7 +404,6 @@ fn one_at_a_time(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, row: &C
     // four requests at once, 14 µs on the CPU a call) are not its.
     (cs.calls > 1
         && cx.totals.recording_threads >= MIN_RECORDING_THREADS
-        && 1.0 - cx.totals.utilization >= MIN_IDLE_BESIDE
         && busy / window <= ONE_AT_A_TIME
         && cs.wall_ns.sum as f64 / window <= ONE_AT_A_TIME
         && fill >= MIN_SERIAL_FILL)
