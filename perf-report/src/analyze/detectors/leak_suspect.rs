@@ -182,7 +182,12 @@ fn backlog(drained: bool, freed: f64) -> String {
 /// keeps nothing.
 fn kept_past_its_calls(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, s: &Settings) -> String {
     let Some(i) = keeping_caller(cx, cs, s) else {
-        return String::new();
+        // Its own spans kept open by tasks spawned inside them, which took
+        // what the span made with them.
+        return cx
+            .index_of(cs.id)
+            .and_then(|own| open_spans::tasks_clause(cx, own))
+            .unwrap_or_default();
     };
     let open = if cx.dump.callsites[i].calls == 0 {
         " (its spans all still open when the dump was written)"
@@ -210,11 +215,17 @@ fn keeping_caller(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, s: &Se
 }
 
 /// The callsite of tasks that never end, piled up open under the caller
-/// that keeps what `cs`'s calls made ([`open_spans::kept_open_under`]),
-/// by its label: ending them is the first fix.
+/// that keeps what `cs`'s calls made, or under `cs` itself
+/// ([`open_spans::kept_open_under`]), by its label: ending them is the
+/// first fix. A fresh tokio service whose `handle` spawned an `audit` task
+/// with a 4 KiB copy of each response, awaiting an acknowledgement that
+/// never came, read a leak on `handle` (right) with "Bound caches and
+/// maps" first, and `audit`'s 18,070 open spans only in a note.
 fn never_ending_tasks(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, s: &Settings) -> Option<String> {
-    let caller = keeping_caller(cx, cs, s)?;
-    let (tasks, _) = open_spans::kept_open_under(cx, caller)?;
+    let piled_under = |i: usize| open_spans::kept_open_under(cx, i);
+    let (tasks, _) = keeping_caller(cx, cs, s)
+        .and_then(piled_under)
+        .or_else(|| cx.index_of(cs.id).and_then(piled_under))?;
     Some(cx.rows[tasks].location.label.clone())
 }
 
@@ -875,6 +886,42 @@ mod tests {
         );
         let alone = detect(Class::LeakSuspect, dump(1_000 * MS, &[grows]));
         assert!(!alone[0].summary.contains("caller"), "{}", alone[0].summary);
+    }
+
+    /// Memory a span's own code made and handed to a task spawned inside
+    /// it that never ends (`audit`, 1,000 open under `handle`, which they
+    /// keep open: no call of `handle` closed): the summary names the
+    /// tasks, and ending them is the first fix.
+    #[test]
+    fn memory_handed_to_tasks_spawned_inside_the_span_names_them_first() {
+        let with = |spans: u64| {
+            let series: Vec<u64> = (0..40).map(|i| i * 30 * MIB / 39).collect();
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    Span::new("handle", &[]).alloc(30 * MIB, 200, 30 * MIB as i64, 0).live(series),
+                    Span::new("audit", &[]).alloc(0, 0, 0, 0),
+                ],
+            );
+            d.callsites[1].open = Some(perf_layer::dump::OpenAtDump {
+                spans,
+                first_opened_ns: MS,
+                mean_opened_ns: 500 * MS,
+                parent: Some(0),
+            });
+            let found = detect(Class::LeakSuspect, d);
+            about(&found, "handle").cloned().unwrap_or_else(|| panic!("{found:#?}"))
+        };
+        let f = with(1_000);
+        assert!(
+            f.summary.ends_with("; `audit` has 1,000 spans still open when the dump was written, opened through the run (the oldest 999 ms before it, on average 500 ms) under `handle`, which they keep open: tasks that never end hold what they were given"),
+            "{}",
+            f.summary
+        );
+        assert!(f.advice.fixes[0].starts_with("End the `audit` tasks"), "{:?}", f.advice.fixes);
+        let f = with(10);
+        assert!(!f.summary.contains("still open when the dump was written,"), "{}", f.summary);
+        assert!(f.advice.fixes[0].starts_with("Bound caches and maps"), "{:?}", f.advice.fixes);
     }
 
     /// The same, with the `session` spans kept open by `watcher` tasks that
