@@ -37,6 +37,7 @@ pub mod pictures;
 pub mod process;
 pub(crate) mod round_trips;
 pub mod rows;
+pub(crate) mod stage;
 mod starvation;
 #[cfg(test)]
 pub(crate) mod test_dump;
@@ -491,6 +492,7 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
     }
     // A stage's neighbours waiting for it: why they are no blocked
     // finding.
+    let stages = stage::Stages::of(cx);
     for (_, cs, row) in cx.callsites() {
         let (Some(b), Some(c)) = (detectors::blocked::blocking(cx, cs, row), &row.cpu) else {
             continue;
@@ -498,7 +500,7 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
         if b.poll.is_some() {
             continue;
         }
-        let Some((stage, fill)) = detectors::blocked::paced_by_a_stage(cx, cs) else {
+        let Some((stage, fill)) = detectors::blocked::paced_by_a_stage(cx, &stages, cs) else {
             continue;
         };
         notes.push(format!(

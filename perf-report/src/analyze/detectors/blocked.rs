@@ -37,6 +37,7 @@ use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::analyze::logging::{self, Logging};
 use crate::analyze::round_trips::{self, RoundTrips};
 use crate::analyze::rows::CallsiteRow;
+use crate::analyze::stage;
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -97,6 +98,7 @@ impl Detector for Blocked {
 
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.blocked;
+        let stages = stage::Stages::of(cx);
         for (i, cs, row) in cx.callsites() {
             let Some(Blocking {
                 poll,
@@ -117,7 +119,7 @@ impl Detector for Blocked {
             if idle_pool(cx, cs, row, poll.is_some(), waited_by).is_some() {
                 continue;
             }
-            if poll.is_none() && paced_by_a_stage(cx, cs).is_some() {
+            if poll.is_none() && paced_by_a_stage(cx, &stages, cs).is_some() {
                 continue;
             }
             let timer = Timer::of(cs, c.self_blocked_share);
@@ -643,22 +645,17 @@ pub(crate) fn pause(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow, wai
 
 /// A span waiting for another thread (in a futex through at least
 /// [`FOR_A_THREAD_SHARE`] of its watched waits, or of the watch's glances
-/// at its short waits; short of enough of either, its calls within
-/// [`CALLS_IN_STEP`] times the stage's) beside a stage that computes one at a time, back
-/// to back (`hot_spot`'s serial reading, idle cores beside or not, on
-/// the CPU at least [`STAGE_ON_CPU`] of its busy time), neither inside the
-/// other: a pipeline's slowest stage paces the threads that feed it and
-/// those it feeds, and their waits are its, counted in its hot spot. A
-/// fresh three-stage pipeline over bounded channels (a reader, one
-/// `transform` thread computing 80 µs a record, a writer) read `transform`
-/// first and right, then the reader's `send_record` and the writer's
-/// `next_result` blocked, high, "gives back 14.3%" and "13.1%" of the
-/// threads' wall time, with "find what it blocks on" first; a second
-/// `transform` thread made 1.57 times the records. With `transform`
-/// halved, still the slowest stage, the process kept 77% of its two cores
-/// busy, and its neighbours' waits were still its. Returns the stage (its
-/// row index) and the share of the run its calls fill.
-pub(crate) fn paced_by_a_stage(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(usize, f64)> {
+/// at its short waits; short of enough of either, its calls in step with
+/// the stage's) beside a pipeline's slowest stage ([`stage::Stages`]):
+/// its wait is the stage's. Halved, `transform` was still the slowest
+/// stage, the process keeping 77% of its two cores busy, and its
+/// neighbours' waits were still its. Returns the stage (its row index)
+/// and the share of the run its calls fill.
+pub(crate) fn paced_by_a_stage(
+    cx: &Context<'_>,
+    stages: &stage::Stages,
+    cs: &CallsiteStats,
+) -> Option<(usize, f64)> {
     // What the watch saw of its waits, where it saw enough: in a futex or
     // not. Short of that (a 3 s run's few glances), its calls in step with
     // the stage's (the same items through both) say it.
@@ -670,19 +667,8 @@ pub(crate) fn paced_by_a_stage(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(
     if seen == Some(false) {
         return None;
     }
-    let calls = |c: u64| c.max(1) as f64;
-    cx.callsites()
-        .filter(|(_, o, _)| o.id != cs.id && !cx.descends_from(o.id, cs.id) && !cx.descends_from(cs.id, o.id))
-        .filter(|(_, o, _)| {
-            seen.is_some() || (1.0 / CALLS_IN_STEP..=CALLS_IN_STEP).contains(&(calls(o.calls) / calls(cs.calls)))
-        })
-        .filter(|(_, _, orow)| orow.cpu.as_ref().is_some_and(|c| c.on_cpu_share >= STAGE_ON_CPU))
-        .filter_map(|(j, o, orow)| super::hot_spot::serial_fill(cx, o, orow).map(|fill| (j, fill)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))
+    stages.beside(cx, cs, seen.is_none())
 }
-
-/// See [`paced_by_a_stage`].
-const STAGE_ON_CPU: f64 = 0.8;
 
 /// A pool larger than its supply: several threads inside a span at once
 /// and none moving ([`Crowd::waits_for_a_source`]), blocked in a futex

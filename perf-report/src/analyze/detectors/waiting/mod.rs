@@ -122,11 +122,16 @@ impl Detector for Waiting {
         let occupancy = workers_occupancy(cx);
         let own = OwnIdle::of(cx, s);
         let paced_by = driver(cx, &own, s);
+        let stages = crate::analyze::stage::Stages::of(cx);
         let mut readings = holder_readings(cx, &own, s);
         // Read once; at most `MAX_READS` waiters tied to them.
         let stall_sources = StallSources::of(cx);
         let mut stall_reads = 0;
         for (i, cs, row) in cx.callsites() {
+            // Beside a pipeline's slowest stage, its calls in step with the
+            // stage's, it waits for what the stage lets through.
+            let stage = stages.beside(cx, cs, true).map(|(j, _)| j);
+            let paced_by = paced_by.clone().or_else(|| stage.map(|j| cx.rows[j].location.label.clone()));
             // A task's wait gives back time only where a runtime worker is
             // free to run it: the workers' occupancy (computing, blocked or
             // preempted inside polls) where the span closed on them and
@@ -409,6 +414,12 @@ impl Detector for Waiting {
                 }
                 if let Some(t) = &turns {
                     advice.fixes.insert(0, t.fix(cx));
+                }
+                if let Some(j) = stage {
+                    advice.fixes.insert(0, format!(
+                        "It waits for `{}`, which ran one at a time, back to back, through most of the run: the slowest stage of a pipeline, which paces what feeds it and what it feeds; run it side by side (several consumers, the items sharded by key) or make it shorter, and this wait shrinks with it",
+                        cx.rows[j].location.label
+                    ));
                 }
                 advice
             });
@@ -1062,7 +1073,7 @@ fn advice(
                 units::pct(f.expected_gain())
             ),
             Some(pacer) => format!(
-                "overlapping or unblocking {} of {name}'s waiting ({} of {whole}) gives back {} of it in the calls it waits in; the run shortens only as far as they hold back `{pacer}`, which paces it (a timer, or the work it hands off)",
+                "overlapping or unblocking {} of {name}'s waiting ({} of {whole}) gives back {} of it in the calls it waits in; the run shortens only as far as they hold back `{pacer}`, which paces it (a timer, the work it hands off, or the slowest stage of a pipeline)",
                 units::pct(f.recoverable),
                 units::pct(f.cost_share),
                 units::pct(f.expected_gain())
@@ -1168,6 +1179,36 @@ mod tests {
         let own = 3.2e9 - 1.26e9;
         assert_near(evidence(parent, "idle / wall"), own / 3.23e9, 1e-6);
         assert_near(parent.confidence, own / 3.23e9 * 1_000.0 / 1_002.0, 1e-6);
+    }
+
+    /// Producers' `send_event` (60,000 calls, 350 µs idle each) awaiting
+    /// room in a bounded channel while one consumer's `apply_event`, in
+    /// step with it, computes one at a time through 84% of the run: paced
+    /// by that stage, its fix first. Out of step (600 calls of 4.2 ms
+    /// filling the same), it is not.
+    #[test]
+    fn a_wait_beside_a_pipeline_s_slowest_stage_is_paced_by_it() {
+        let with = |stage_calls: u64, stage_ns: u64| {
+            let mut d = dump(
+                3_000 * MS,
+                &[
+                    Span::new("run", &[(MS, 1)]),
+                    Span::new("apply_event", &[(stage_ns, stage_calls)]).on_cpu(stage_ns * stage_calls, 0, 0, 0),
+                    Span::new("send_event", &[(2 * US, 60_000)]).idle(350 * US),
+                ],
+            );
+            d.run.span_threads = Some(2);
+            detect(Class::Waiting, d)
+        };
+        let found = with(60_000, 42 * US);
+        let f = about(&found, "send_event").unwrap_or_else(|| panic!("{found:#?}"));
+        assert_eq!(f.paced_by.as_deref(), Some("apply_event"));
+        assert!(f.advice.fixes[0].starts_with("It waits for `apply_event`, which ran one at a time, back to back"), "{:?}", f.advice.fixes);
+        assert!(f.advice.statement.contains("hold back `apply_event`, which paces it"), "{}", f.advice.statement);
+        let found = with(600, 4_200 * US);
+        let f = about(&found, "send_event").unwrap_or_else(|| panic!("{found:#?}"));
+        assert_eq!(f.paced_by, None);
+        assert!(!f.advice.fixes[0].starts_with("It waits for"), "{:?}", f.advice.fixes);
     }
 
     /// Sixteen tasks' `call_upstream` (1,000 calls of 48 ms, 47.7 ms of it
