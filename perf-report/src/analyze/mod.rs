@@ -451,86 +451,46 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
             crate::units::ns(outside),
         ));
     }
-    // A span blocked for a thread that waited elsewhere: why it is no
-    // blocked finding.
-    for (_, cs, row) in cx.callsites() {
-        let (Some(b), Some(c)) = (detectors::blocked::blocking(cx, cs, row), &row.cpu) else {
-            continue;
-        };
-        let Some((other, share)) = detectors::blocked::waits_on_a_wait(cx, cs) else {
-            continue;
-        };
-        notes.push(format!(
-            "`{}` is blocked {} of its self time ({} of {}), waiting for another thread (a channel, a lock, a join) while the rest of the process idled; through {} of it another thread waited in `{}` (a sleep, a read; {} calls to its {}): its wait is that one's, counted there, so it is no blocked finding",
-            row.location.label,
-            crate::units::pct(c.self_blocked_share),
-            crate::units::pct(b.share),
-            b.whole_name,
-            crate::units::pct(share),
-            cx.rows[other].location.label,
-            crate::units::count(cx.dump.callsites[other].calls as f64),
-            crate::units::count(cs.calls as f64),
-        ));
-    }
-    // A thread's own pause, which nothing waited for: why it is no
-    // blocked finding.
-    for (_, cs, row) in cx.callsites() {
-        let Some(b) = detectors::blocked::blocking(cx, cs, row) else {
-            continue;
-        };
-        let Some(asleep) = detectors::blocked::pause(cx, cs, row, b.waited_by) else {
-            continue;
-        };
-        notes.push(format!(
-            "`{}` slept through {} of its watched waits in calls of {} at p50 ({} of {}), and nothing was seen waiting for it: a pause of its own thread (a heartbeat, a periodic flush), which costs nothing, so it is no blocked finding. If the run waits for it (a main thread's pause between batches), its sleeps lengthen the run",
-            row.location.label,
-            crate::units::pct(asleep),
-            crate::units::ns(cs.busy_ns.p50 as f64),
-            crate::units::pct(b.share),
-            b.whole_name,
-        ));
-    }
-    // A stage's neighbours waiting for it: why they are no blocked
-    // finding.
+    // A span that blocks enough and is no blocked finding: why.
     let stages = stage::Stages::of(cx);
     for (_, cs, row) in cx.callsites() {
         let (Some(b), Some(c)) = (detectors::blocked::blocking(cx, cs, row), &row.cpu) else {
             continue;
         };
-        if b.poll.is_some() {
-            continue;
-        }
-        let Some((stage, fill)) = detectors::blocked::paced_by_a_stage(cx, &stages, cs) else {
+        let Some(why) = detectors::blocked::unfound(cx, &stages, cs, row, &b) else {
             continue;
         };
-        notes.push(format!(
-            "`{}` is blocked {} of its self time ({} of {}), waiting for another thread (a channel, a lock), while `{}` computed one at a time, back to back, through {} of the run's wall time: the slowest stage of a pipeline paces the threads that feed it and those it feeds, so this wait is that stage's, counted in its hot spot, and no blocked finding",
-            row.location.label,
+        let (name, blocked, share) = (
+            &row.location.label,
             crate::units::pct(c.self_blocked_share),
             crate::units::pct(b.share),
-            b.whole_name,
-            cx.rows[stage].location.label,
-            crate::units::pct(fill),
-        ));
-    }
-    // A pool larger than its supply: why it is no blocked finding.
-    for (_, cs, row) in cx.callsites() {
-        let Some(b) = detectors::blocked::blocking(cx, cs, row) else {
-            continue;
-        };
-        let Some(pool) = detectors::blocked::idle_pool(cx, cs, row, b.poll.is_some(), b.waited_by)
-        else {
-            continue;
-        };
-        notes.push(format!(
-            "`{}`: {:.1} threads inside at once and none moving, blocked in a futex (waiting for another thread) through {} of their watched waits while the rest of the process kept {:.2} of a core busy: a pool waiting for work that comes from outside every span (requests, a producer that sleeps or reads), more threads than its supply keeps busy. Its waits ({} of {}) are idle capacity, not a cost, so it is no blocked finding; if the work comes too slowly, time what feeds it with a span",
-            row.location.label,
-            pool.inside,
-            crate::units::pct(pool.in_futex),
-            pool.others_cores,
-            crate::units::pct(b.share),
-            b.whole_name,
-        ));
+        );
+        let whole = b.whole_name;
+        notes.push(match why {
+            detectors::blocked::Unfound::WaitsOnAWait { other, share: beside } => format!(
+                "`{name}` is blocked {blocked} of its self time ({share} of {whole}), waiting for another thread (a channel, a lock, a join) while the rest of the process idled; through {} of it another thread waited in `{}` (a sleep, a read; {} calls to its {}): its wait is that one's, counted there, so it is no blocked finding",
+                crate::units::pct(beside),
+                cx.rows[other].location.label,
+                crate::units::count(cx.dump.callsites[other].calls as f64),
+                crate::units::count(cs.calls as f64),
+            ),
+            detectors::blocked::Unfound::Pause { asleep } => format!(
+                "`{name}` slept through {} of its watched waits in calls of {} at p50 ({share} of {whole}), and nothing was seen waiting for it: a pause of its own thread (a heartbeat, a periodic flush), which costs nothing, so it is no blocked finding. If the run waits for it (a main thread's pause between batches), its sleeps lengthen the run",
+                crate::units::pct(asleep),
+                crate::units::ns(cs.busy_ns.p50 as f64),
+            ),
+            detectors::blocked::Unfound::IdlePool(pool) => format!(
+                "`{name}`: {:.1} threads inside at once and none moving, blocked in a futex (waiting for another thread) through {} of their watched waits while the rest of the process kept {:.2} of a core busy: a pool waiting for work that comes from outside every span (requests, a producer that sleeps or reads), more threads than its supply keeps busy. Its waits ({share} of {whole}) are idle capacity, not a cost, so it is no blocked finding; if the work comes too slowly, time what feeds it with a span",
+                pool.inside,
+                crate::units::pct(pool.in_futex),
+                pool.others_cores,
+            ),
+            detectors::blocked::Unfound::PacedByAStage { stage, fill } => format!(
+                "`{name}` is blocked {blocked} of its self time ({share} of {whole}), waiting for another thread (a channel, a lock), while `{}` computed one at a time, back to back, through {} of the run's wall time: the slowest stage of a pipeline paces the threads that feed it and those it feeds, so this wait is that stage's, counted in its hot spot, and no blocked finding",
+                cx.rows[stage].location.label,
+                crate::units::pct(fill),
+            ),
+        });
     }
     // A loop something else paces, beside the work, or a synchronous span
     // open past its work: why it is no waiting finding.

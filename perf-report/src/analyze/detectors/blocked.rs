@@ -100,28 +100,19 @@ impl Detector for Blocked {
         let s = &cx.config.classes.blocked;
         let stages = stage::Stages::of(cx);
         for (i, cs, row) in cx.callsites() {
-            let Some(Blocking {
+            let Some(b) = blocking(cx, cs, row) else {
+                continue;
+            };
+            let Some(c) = &row.cpu else { continue };
+            if unfound(cx, &stages, cs, row, &b).is_some() {
+                continue;
+            }
+            let Blocking {
                 poll,
                 share,
                 whole_name,
                 waited_by,
-            }) = blocking(cx, cs, row)
-            else {
-                continue;
-            };
-            let Some(c) = &row.cpu else { continue };
-            if waits_on_a_wait(cx, cs).is_some() {
-                continue;
-            }
-            if pause(cx, cs, row, waited_by).is_some() {
-                continue;
-            }
-            if idle_pool(cx, cs, row, poll.is_some(), waited_by).is_some() {
-                continue;
-            }
-            if poll.is_none() && paced_by_a_stage(cx, &stages, cs).is_some() {
-                continue;
-            }
+            } = b;
             let timer = Timer::of(cs, c.self_blocked_share);
             let asleep = asleep_share(cs);
             // Threads each waiting out a timer (a fixed delay, or found
@@ -641,6 +632,48 @@ pub(crate) fn pause(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow, wai
     let one_at_a_time = row.busy_total_ns as f64 <= ONE_AT_A_TIME * cx.live_window_ns(cs);
     let waited_on = waited_by.is_some() || waits_for_its_hold(cx, cx.index_of(cs.id)?).is_some();
     (cs.busy_ns.p50 >= PAUSE_NS && one_at_a_time && !waited_on).then_some(asleep)
+}
+
+/// Why a span that blocks enough ([`blocking`]) is no blocked finding:
+/// its wait is another's, or costs nothing. The detector skips it and the
+/// report says why in a note, the first reason that holds, in this order.
+pub(crate) enum Unfound {
+    /// Its wait is another thread's wait outside a futex
+    /// ([`waits_on_a_wait`]): that callsite (its row index), through this
+    /// share of its futex waits.
+    WaitsOnAWait { other: usize, share: f64 },
+    /// A pause of its own thread ([`pause`]), asleep this share of its
+    /// watched waits.
+    Pause { asleep: f64 },
+    /// A pool larger than its supply ([`idle_pool`]).
+    IdlePool(IdlePool),
+    /// Paced by a pipeline's slowest stage ([`paced_by_a_stage`]): the
+    /// stage (its row index) and the share of the run it fills.
+    PacedByAStage { stage: usize, fill: f64 },
+}
+
+/// See [`Unfound`]; `b`, what [`blocking`] read of `cs`.
+pub(crate) fn unfound(
+    cx: &Context<'_>,
+    stages: &stage::Stages,
+    cs: &CallsiteStats,
+    row: &CallsiteRow,
+    b: &Blocking<'_>,
+) -> Option<Unfound> {
+    if let Some((other, share)) = waits_on_a_wait(cx, cs) {
+        return Some(Unfound::WaitsOnAWait { other, share });
+    }
+    if let Some(asleep) = pause(cx, cs, row, b.waited_by) {
+        return Some(Unfound::Pause { asleep });
+    }
+    if let Some(pool) = idle_pool(cx, cs, row, b.poll.is_some(), b.waited_by) {
+        return Some(Unfound::IdlePool(pool));
+    }
+    b.poll
+        .is_none()
+        .then(|| paced_by_a_stage(cx, stages, cs))
+        .flatten()
+        .map(|(stage, fill)| Unfound::PacedByAStage { stage, fill })
 }
 
 /// A span waiting for another thread (in a futex through at least
