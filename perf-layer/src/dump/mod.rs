@@ -161,8 +161,11 @@ pub struct RunInfo {
     /// count); `None` when unknown and in dumps before perf-layer 0.2.0.
     #[serde(default)]
     pub cores: Option<u32>,
-    /// Threads that recorded spans by the time of this dump (those that
-    /// exited included); `None` in dumps before perf-layer 0.2.0.
+    /// The layer's thread slots that recorded spans by the time of this
+    /// dump: a thread that exits leaves its slot to the next one spawned,
+    /// so threads that ran one after another count once (short-lived
+    /// threads, nine alive at most, read 9 however many were started);
+    /// `None` in dumps before perf-layer 0.2.0.
     #[serde(default)]
     pub span_threads: Option<u32>,
     /// The time the threads that recorded spans were recording, summed
@@ -391,9 +394,7 @@ pub struct WatchedWaits {
     /// What the rest of the process wanted of the CPU over them, ns: its
     /// CPU time, where a thread waiting for a core at an interval's end (or
     /// on one most of it; not one yielding while idle) counts the whole
-    /// interval (on a
-    /// core or waiting for one) counts the whole interval, for waits
-    /// blocked in a futex (waiting for another thread: a join, a lock, a
+    /// interval, for waits blocked in a futex (waiting for another thread: a join, a lock, a
     /// channel); `others_cpu_ns` for a sleep or a read. Above
     /// `others_cpu_ns` when other processes took cores the rest of this one
     /// wanted. `None` in older dumps.
