@@ -234,6 +234,16 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// Two callsites whose calls are within this factor of each other in
+/// number go in step: the same items through both (a batch a tick, a
+/// write a lock, a record a stage), or one loop alternating them (4).
+pub(crate) const IN_STEP: f64 = 4.0;
+
+/// Whether `a` calls and `b` calls go in step ([`IN_STEP`]).
+pub(crate) fn in_step(a: u64, b: u64) -> bool {
+    (1.0 / IN_STEP..=IN_STEP).contains(&(a.max(1) as f64 / b.max(1) as f64))
+}
+
 /// `part / whole` without clamping, 0 when `whole` is 0 or not finite.
 pub fn ratio(part: f64, whole: f64) -> f64 {
     if whole <= 0.0 || !whole.is_finite() || !part.is_finite() {

@@ -20,9 +20,6 @@ use super::detectors::hot_spot;
 const ON_CPU: f64 = 0.8;
 /// ...and its calls, one at a time, fill at least this share of the run.
 const FILL: f64 = 0.75;
-/// Calls within this factor of the stage's go in step with it (the same
-/// items through both).
-pub(crate) const CALLS_IN_STEP: f64 = 4.0;
 
 /// The most stages kept: fills of three quarters of the run each, one at
 /// a time, add up to at most the recording threads.
@@ -99,16 +96,13 @@ impl Stages {
         cs: &CallsiteStats,
         in_step: bool,
     ) -> Option<(usize, f64)> {
-        let calls = |c: u64| c.max(1) as f64;
         self.0
             .iter()
             .filter(|st| {
                 let o = &cx.dump.callsites[st.row];
                 o.id != cs.id
                     && !st.related.contains(&cs.id)
-                    && (!in_step
-                        || (1.0 / CALLS_IN_STEP..=CALLS_IN_STEP)
-                            .contains(&(calls(o.calls) / calls(cs.calls))))
+                    && (!in_step || crate::stats::in_step(o.calls, cs.calls))
             })
             .map(|st| (st.row, st.fill))
             .max_by(|a, b| a.1.total_cmp(&b.1))

@@ -555,13 +555,11 @@ const FOR_A_THREAD_SHARE: f64 = 0.5;
 /// thread it waited for was waiting too...
 const IDLE_BESIDE_CORES: f64 = 0.25;
 /// ...and one other callsite was waiting outside a futex (a sleep, a read)
-/// through at least this share of those futex waits...
-const BESIDE_SHARE: f64 = 0.5;
-/// ...in a number of calls within this factor of its own: the waits go in
-/// step (a batch a tick, a write a lock). A thread that sleeps beside it
-/// through the run in a few long calls (a heartbeat) is no cause: the
+/// through at least this share of those futex waits, in a number of calls
+/// in step with its own ([`stats::in_step`]). A thread that sleeps beside
+/// it through the run in a few long calls (a heartbeat) is no cause: the
 /// thread it waits for may record no span.
-const CALLS_IN_STEP: f64 = 4.0;
+const BESIDE_SHARE: f64 = 0.5;
 
 /// The wait `cs`'s blocking is part of: the callsite (its row index) that
 /// another thread waited in, outside a futex, through most of the time
@@ -575,9 +573,7 @@ pub(crate) fn waits_on_a_wait(cx: &Context<'_>, cs: &CallsiteStats) -> Option<(u
         return None;
     }
     let (other, share) = most_beside(cx, cs)?;
-    let calls = |c: u64| c.max(1) as f64;
-    let step = calls(cx.dump.callsites[other].calls) / calls(cs.calls);
-    if share < BESIDE_SHARE || !(1.0 / CALLS_IN_STEP..=CALLS_IN_STEP).contains(&step) {
+    if share < BESIDE_SHARE || !stats::in_step(cx.dump.callsites[other].calls, cs.calls) {
         return None;
     }
     Some((other, share))

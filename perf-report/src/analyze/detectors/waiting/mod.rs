@@ -725,10 +725,6 @@ const MIN_BESIDE: f64 = 0.05;
 /// untraced work between its waits.
 const IDLE_GAPS: f64 = 0.25;
 
-/// A callsite whose calls come this close in number to another's (4×)
-/// may alternate with it in one loop ([`periodic`]).
-const IN_STEP: f64 = 4.0;
-
 /// Whether `cs`, its calls alike and spaced by `gaps` ns in its `window`,
 /// is a periodic task beside the work: a refresher waiting 20 ms a call
 /// every 50 ms, sleeping between its calls outside every span, while
@@ -738,18 +734,14 @@ const IN_STEP: f64 = 4.0;
 /// it takes the write lock, read "shortens the run by 20.1%", high, where
 /// nothing waited for it. Not so when the gaps held untraced work (the
 /// process's CPU outside every span, over [`IDLE_GAPS`] of them), or when
-/// a callsite in step with it ([`IN_STEP`]) did work worth half the gaps
+/// a callsite in step with it ([`stats::in_step`]) did work worth half the gaps
 /// (a loop alternating its wait with traced work), or when nothing went on
 /// beside it: the other spans did no work worth 5% of its window
 /// (`beside_ns`, at most all their self time) and no other task's spans
 /// were open through it ([`lane_beside`]).
 fn periodic(cx: &Context<'_>, cs: &CallsiteStats, gaps: f64, beside_ns: f64, window: f64) -> bool {
-    let calls = cs.calls.max(1) as f64;
     let in_step = |other: &CallsiteStats| {
-        let ratio = other.calls.max(1) as f64 / calls;
-        other.id != cs.id
-            && (1.0 / IN_STEP..=IN_STEP).contains(&ratio)
-            && other.busy_ns.sum as f64 >= 0.5 * gaps
+        other.id != cs.id && stats::in_step(other.calls, cs.calls) && other.busy_ns.sum as f64 >= 0.5 * gaps
     };
     gaps > 0.0
         && beside_ns >= MIN_BESIDE * window
