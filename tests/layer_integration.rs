@@ -472,3 +472,71 @@ fn the_layers_own_time_is_split_by_the_callsite_each_callback_served() {
         dump.overhead.callbacks - dump.overhead.callbacks_dropped,
     );
 }
+
+fn thread_starts(dump: &Dump, name: &str) -> u64 {
+    dump.callsites
+        .iter()
+        .filter(|c| c.name == name)
+        .map(|c| c.thread_starts)
+        .sum()
+}
+
+/// A thread started for each call counts one start a call, at the first
+/// span it opens (after entering a span handed to it, too); a pool's
+/// threads count once each, however many spans they open.
+#[test]
+fn each_thread_s_start_is_counted_once_at_its_first_span() {
+    let (layer, handle) = quiet_builder().build().unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..25 {
+            let request = info_span!("request");
+            let _in = request.enter();
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    // One plain, one that enters the request's span first.
+                    let (plain, parent) = (dispatch.clone(), request.clone());
+                    s.spawn(move || {
+                        tracing::dispatcher::with_default(&plain, || {
+                            info_span!("chunk").in_scope(|| {
+                                info_span!("inner").in_scope(|| {});
+                            });
+                        })
+                    });
+                    let dispatch = dispatch.clone();
+                    s.spawn(move || {
+                        tracing::dispatcher::with_default(&dispatch, || {
+                            let _in = parent.enter();
+                            info_span!("handed").in_scope(|| {});
+                        })
+                    });
+                }
+            });
+        }
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                let dispatch = dispatch.clone();
+                s.spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        for _ in 0..100 {
+                            info_span!("job").in_scope(|| {});
+                        }
+                    })
+                });
+            }
+        });
+    });
+    let dump = handle.snapshot();
+    assert_eq!(calls(&dump, "chunk"), 50);
+    assert_eq!(thread_starts(&dump, "chunk"), 50);
+    assert_eq!(thread_starts(&dump, "inner"), 0);
+    assert_eq!(thread_starts(&dump, "handed"), 50);
+    assert_eq!(calls(&dump, "job"), 200);
+    assert_eq!(thread_starts(&dump, "job"), 2);
+    // This thread's first span, once.
+    assert_eq!(thread_starts(&dump, "request"), 1);
+    // And back from the dump's JSON.
+    let json = serde_json::to_string(&dump).unwrap();
+    let back: Dump = serde_json::from_str(&json).unwrap();
+    assert_eq!(thread_starts(&back, "chunk"), 50);
+}

@@ -106,13 +106,21 @@ where
         let shards = &self.profiler.shards;
         let found = with_stack(self.profiler.layer_id, |stack| {
             stack.tags().insert(id.into_u64(), tag);
-            (contextual.then(|| stack.current()), stack.shard(shards))
+            let first = stack.first_opened();
+            (
+                contextual.then(|| stack.current()),
+                stack.shard(shards),
+                first,
+            )
         });
-        let (current, local) = match found {
-            Some((current, local)) => (current, local),
-            None => (None, shards.local()),
+        let (current, local, thread_start) = match found {
+            Some(found) => found,
+            None => (None, shards.local(), false),
         };
         let mut shard = local.lock();
+        if thread_start {
+            shards.thread_started(&mut shard, attrs.metadata());
+        }
         let layer_id = self.profiler.layer_id;
         let grouping = shards.groups.is_some();
         let parent = parent_callsite(attrs, id, current, &ctx, &shard, layer_id, grouping);

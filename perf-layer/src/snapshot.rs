@@ -78,6 +78,7 @@ impl Profiler {
         let (mut callsites, group_index) =
             callsites(&accs, heaps, &merged, self.shards.groups.as_ref(), &facts);
         for (stats, (key, _, _)) in callsites.iter_mut().zip(&accs) {
+            stats.thread_starts = merged.thread_starts.get(key).copied().unwrap_or(0);
             stats.open = merged.open.get(key).map(|o| OpenAtDump {
                 spans: o.spans,
                 first_opened_ns: facts.since_start(o.first_created),
@@ -639,6 +640,7 @@ fn callsite_stats(
         layer: None,
         watched_waits: None,
         misnested_exits: 0,
+        thread_starts: 0,
         long_spans: acc.long.as_deref().map(|long| long_spans(long, facts)),
         open: None,
     }

@@ -557,6 +557,10 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
             .parts
             .iter()
             .fold(0u64, |acc, c| acc.saturating_add(c.misnested_exits)),
+        thread_starts: g
+            .parts
+            .iter()
+            .fold(0u64, |acc, c| acc.saturating_add(c.thread_starts)),
         // On its own process's clock, as the active window.
         long_spans: match g.parts.as_slice() {
             [one] => one.long_spans.clone(),

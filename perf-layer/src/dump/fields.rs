@@ -156,6 +156,7 @@ mod tests {
             layer: None,
             watched_waits: None,
             misnested_exits: 0,
+            thread_starts: 0,
             long_spans: Some(LongSpans::default()),
             open: None,
         }

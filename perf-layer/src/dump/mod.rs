@@ -329,6 +329,16 @@ pub struct CallsiteStats {
     /// exit nested, and in older dumps.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub misnested_exits: u64,
+    /// Threads whose first span was one of its spans: the span opened on a
+    /// thread that had opened, entered and closed no span before (under
+    /// this layer). A thread started for each call (`thread::spawn`, a
+    /// scoped thread per chunk of work) counts one a call; a pool's
+    /// threads count once each. Threads are not counted where they never
+    /// open a span, nor a start past the 64 callsites each of the layer's
+    /// thread slots counts them for. 0 (and left out) when no thread
+    /// started with one, and in older dumps.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub thread_starts: u64,
     /// Its latest long spans (1 ms of wall time or more): when each opened
     /// and closed, and its idle time. Which other span a long wait ended
     /// just after is how perf-report ties a task's waits to the span that

@@ -48,6 +48,10 @@ use super::long_spans::LONG_SPAN_NS;
 use super::open_spans::{FinishedFrame, OpenSpans, SpanState, Sums};
 use super::totals::{CallsiteAcc, ClosedSpan, EdgeAcc};
 
+/// The callsites a shard counts thread starts for: a thread starts with one
+/// span, so a shard passed on to a few dozen threads holds a few.
+const THREAD_START_CALLSITES: usize = 64;
+
 /// One thread's statistics, and the spans it opened that are still open.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
@@ -56,6 +60,10 @@ pub(crate) struct Shard {
     /// Open spans by span id. Ids are unique among a registry's live spans,
     /// and one layer serves one registry.
     pub(crate) open: OpenSpans,
+    /// Threads whose first span (under this layer) this thread's callsites
+    /// were, by callsite: its own start and those of the threads that had
+    /// this shard before it ([`Shards::thread_started`]).
+    pub(crate) thread_starts: FxHashMap<CallsiteKey, u64>,
     /// Visits: the sums of the intervals that ended on this thread of open
     /// spans other threads opened, by span id; each span's close takes its
     /// visits out. At most one per span open at once.
@@ -175,6 +183,8 @@ pub(crate) struct Merged {
     pub(crate) group_edges: FxHashMap<GroupEdgeKey, EdgeAcc>,
     /// The spans still open, by callsite.
     pub(crate) open: FxHashMap<CallsiteKey, OpenAcc>,
+    /// Threads whose first span each callsite's was.
+    pub(crate) thread_starts: FxHashMap<CallsiteKey, u64>,
 }
 
 /// One callsite's spans still open at a snapshot, wherever they opened.
@@ -824,6 +834,23 @@ impl Shards {
         self.cpu_threshold_ns
     }
 
+    /// A span of `meta` opened first on a thread
+    /// ([`super::stack::Stack::first_opened`]), counted in `shard`,
+    /// the thread's, locked. Out of line: once a thread. At most
+    /// [`THREAD_START_CALLSITES`] callsites a shard; past them a start is
+    /// not counted.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn thread_started(&self, shard: &mut Shard, meta: &'static Metadata<'static>) {
+        let key = CallsiteKey::of(meta);
+        if let Some(n) = shard.thread_starts.get_mut(&key) {
+            *n = n.saturating_add(1);
+        } else if shard.thread_starts.len() < THREAD_START_CALLSITES {
+            let _pause = PauseCounting::new();
+            shard.thread_starts.insert(key, 1);
+        }
+    }
+
     /// A callsite's first span on this thread, out of line: the histograms
     /// are the layer's allocation, not the span's.
     #[cold]
@@ -948,6 +975,9 @@ impl Shards {
                         .entry(CallsiteKey::of(state.meta))
                         .or_insert_with(|| OpenAcc::new(state.meta))
                         .add(state);
+                }
+                for (key, n) in &shard.thread_starts {
+                    *total.thread_starts.entry(*key).or_default() += n;
                 }
                 (
                     shard.callsites.clone(),

@@ -135,6 +135,12 @@ pub(crate) struct Stack {
     /// Decided when the stack is made, after the layer was built: with the
     /// allocator installed, building the layer was counted.
     counts_allocs: bool,
+    /// No span has opened on this thread since the stack was made (with
+    /// the thread, at its first use of the layer): the next to open is the
+    /// thread's first ([`Stack::first_opened`]). With two layers on one
+    /// thread, an idle stack of one is dropped when the other first comes
+    /// ([`first_stack`]) and made again later, and its thread counts again.
+    unopened: bool,
     /// Where this thread publishes its innermost callsite for the
     /// background thread ([`super::watch`]): registered with the shard.
     watch: Option<Publisher>,
@@ -228,6 +234,17 @@ pub(crate) enum Current {
 }
 
 impl Stack {
+    /// Whether the span opening now is the first this thread opens: its
+    /// start, as far as the layer can tell. A load and a branch a span.
+    #[inline(always)]
+    pub(crate) fn first_opened(&mut self) -> bool {
+        if self.unopened {
+            self.unopened = false;
+            return true;
+        }
+        false
+    }
+
     /// The innermost entered span, skipping re-entries as the registry's
     /// span stack does (its current span is the innermost entry that is not
     /// a duplicate).
@@ -786,6 +803,7 @@ fn first_stack(stacks: &mut Vec<(u64, Stack)>, layer_id: u64) -> &mut Stack {
     let index = stacks.len();
     let stack = Stack {
         counts_allocs: alloc::is_installed(),
+        unopened: true,
         ..Stack::default()
     };
     stacks.push((layer_id, stack));
