@@ -445,8 +445,25 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
         } else {
             ""
         };
+        // Threads started with a span: their starts and ends run outside
+        // every span (`thread_per_call` charges them their share).
+        let started: u64 = cx.dump.callsites.iter().map(|c| c.thread_starts).sum();
+        let starts = match cx.callsites().max_by_key(|(_, cs, _)| cs.thread_starts) {
+            Some((_, cs, row))
+                if started >= cx.config.classes.thread_per_call.min_threads
+                    && cs.thread_starts > 0 =>
+            {
+                format!(
+                    ", or in starting and ending threads: {} threads started with a span, {} of them with `{}`'s. Beside the threads' starts, no finding can name it",
+                    crate::units::count(started as f64),
+                    crate::units::count(cs.thread_starts as f64),
+                    row.location.label,
+                )
+            }
+            _ => ". No finding can name it".to_owned(),
+        };
         notes.push(format!(
-            "{} of the process's CPU time ({}) ran outside every span: on threads that record none (a rayon pool, a runtime's blocking pool, a library's own threads) or in code between spans{open}. No finding can name it; a span there shows where it goes, and a span that waits for that work (a `par_iter` from a traced thread) reads as blocked",
+            "{} of the process's CPU time ({}) ran outside every span: on threads that record none (a rayon pool, a runtime's blocking pool, a library's own threads) or in code between spans{open}{starts}; a span there shows where it goes, and a span that waits for that work (a `par_iter` from a traced thread) reads as blocked",
             crate::units::pct(outside / cpu),
             crate::units::ns(outside),
         ));

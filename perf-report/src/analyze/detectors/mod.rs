@@ -94,6 +94,9 @@ classes! {
     TailLatency => tail_latency,
     /// Very many cheap calls: per-call overhead dominates.
     HotLoop => hot_loop,
+    /// A thread started for each call: starting and ending threads costs
+    /// a share of the process's CPU outside every span.
+    ThreadPerCall => thread_per_call,
     /// Many bytes or allocations per call, or a large share of all.
     AllocationHeavy => allocation_heavy,
     /// Memory kept across calls, or an RSS timeline that keeps growing.
