@@ -40,9 +40,9 @@ pub struct Settings {
     pub min_share: f64,
     /// The most CPU time a thread's start and end are taken to cost, ns:
     /// the process's CPU outside every span is blamed on the threads
-    /// started up to this much a thread (100,000: 100 µs; a start, exit
-    /// and join of a thread with a default stack took 30 to 60 µs of CPU
-    /// on the developers' 2-core guest).
+    /// started up to this much a thread (100,000: 100 µs; the program of
+    /// this module's doc spent about 60 µs outside every span a thread on
+    /// the developers' 2-core guest, nothing else running outside spans).
     pub max_cost_per_thread_ns: f64,
     /// The share of that cost a pool or inline work gives back (0.9: a
     /// pool's hand-off costs a little).
