@@ -497,10 +497,15 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
                 crate::units::ns(cs.busy_ns.p50 as f64),
             ),
             detectors::blocked::Unfound::IdlePool(pool) => format!(
-                "`{name}`: {:.1} threads inside at once and none moving, blocked in a futex (waiting for another thread) through {} of their watched waits while the rest of the process kept {:.2} of a core busy: a pool waiting for work that comes from outside every span (requests, a producer that sleeps or reads), more threads than its supply keeps busy. Its waits ({share} of {whole}) are idle capacity, not a cost, so it is no blocked finding; if the work comes too slowly, time what feeds it with a span",
+                "`{name}`: {:.1} threads inside at once and none moving, blocked in a futex (waiting for another thread) through {} of their watched waits while the rest of the process kept {:.2} of a core busy: {}waiting for work that comes from outside every span (requests, a producer that sleeps or reads). Its waits ({share} of {whole}) are idle capacity, not a cost, so it is no blocked finding; if the work comes too slowly (a producer reading a slow disk), time what feeds it with a span",
                 pool.inside,
                 crate::units::pct(pool.in_futex),
                 pool.others_cores,
+                if pool.inside >= cx.config.classes.serialization.min_concurrency {
+                    "a pool larger than its supply keeps busy, "
+                } else {
+                    ""
+                },
             ),
             detectors::blocked::Unfound::PacedByAStage { stage, fill } => format!(
                 "`{name}` is blocked {blocked} of its self time ({share} of {whole}), waiting for another thread (a channel, a lock), while `{}` computed one at a time, back to back, through {} of the run's wall time: the slowest stage of a pipeline paces the threads that feed it and those it feeds, so this wait is that stage's, counted in its hot spot, and no blocked finding",

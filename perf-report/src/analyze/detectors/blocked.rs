@@ -641,7 +641,7 @@ pub(crate) enum Unfound {
     /// A pause of its own thread ([`pause`]), asleep this share of its
     /// watched waits.
     Pause { asleep: f64 },
-    /// A pool larger than its supply ([`idle_pool`]).
+    /// Threads waiting for work from outside every span ([`idle_pool`]).
     IdlePool(IdlePool),
     /// Paced by a pipeline's slowest stage ([`paced_by_a_stage`]): the
     /// stage (its row index) and the share of the run it fills.
@@ -699,8 +699,8 @@ pub(crate) fn paced_by_a_stage(
     stages.beside(cx, cs, seen.is_none())
 }
 
-/// A pool larger than its supply: several threads inside a span at once
-/// and none moving ([`Crowd::waits_for_a_source`]), blocked in a futex
+/// Waiting for work from outside every span: the threads inside a span
+/// (one or a pool), none moving ([`Crowd::none_moving`]), blocked in a futex
 /// through at least [`IDLE_POOL_IN_FUTEX`] of their watched waits (waiting
 /// for another thread) while the rest of the process kept less than
 /// [`COMPUTING_BESIDE_CORES`] busy, with no span seen holding up what
@@ -712,7 +712,13 @@ pub(crate) fn paced_by_a_stage(
 /// between (nothing wrong; 0.29 of two cores busy), read a critical
 /// blocked `next_job`, "gives back 43.7%" of the threads' wall time. A
 /// crowd beside a thread that computes (a straggler at a barrier, a
-/// producer that is the bottleneck) stays a finding.
+/// producer that is the bottleneck) stays a finding. One or two workers
+/// read the same (a crowd was asked for first): two workers taking
+/// connections from a channel an acceptor thread outside every span fed,
+/// 1,600 requests a second at 0.3 of two cores busy, read a critical
+/// blocked `next_conn`, "gives back 41.9%". A consumer whose feeder reads
+/// a slow disk outside every span reads so too: the figures cannot tell
+/// it from an idle one, and the note says to time the feeder.
 pub(crate) fn idle_pool(
     cx: &Context<'_>,
     cs: &CallsiteStats,
@@ -724,7 +730,7 @@ pub(crate) fn idle_pool(
     if in_poll || waited_by.is_some() || Timer::of(cs, c.self_blocked_share).is_some() || asleep_share(cs).is_some() {
         return None;
     }
-    let crowd = Crowd::of(cx, cs, row).filter(|crowd| crowd.waits_for_a_source(&cx.config.classes.serialization))?;
+    let crowd = Crowd::of(cx, cs, row).filter(|crowd| crowd.none_moving(&cx.config.classes.serialization))?;
     let w = waits_for_a_thread(cs)?;
     let in_futex = stats::share(w.for_a_thread_ns? as f64, w.wait_ns as f64);
     let others_cores = w.others_cores()?;
@@ -739,7 +745,7 @@ pub(crate) fn idle_pool(
 /// See [`idle_pool`].
 const IDLE_POOL_IN_FUTEX: f64 = 0.9;
 
-/// A pool larger than its supply ([`idle_pool`]).
+/// Threads waiting for work from outside every span ([`idle_pool`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IdlePool {
     /// Threads inside at once on average.
@@ -1305,13 +1311,14 @@ mod tests {
 
     /// Three of four workers inside `wait_job` at once, none moving,
     /// waiting in a futex while the rest of the process kept 0.2 of a core
-    /// busy: a pool larger than its supply, a note and no finding. Beside
-    /// a thread computing through their waits (0.9 of a core: a straggler,
-    /// a feeder that is the bottleneck), or waiting outside a futex half
-    /// the time (a read), it stays a finding.
+    /// busy: a pool larger than its supply, a note and no finding; one
+    /// worker alone, the same note without the pool. Beside a thread
+    /// computing through their waits (0.9 of a core: a straggler, a
+    /// feeder that is the bottleneck), or waiting outside a futex half the
+    /// time (a read), it stays a finding.
     #[test]
     fn a_crowd_waiting_for_work_while_the_process_idles_is_a_pool_larger_than_its_supply() {
-        let with = |others_cpu_ns: u64, for_a_thread_ns: u64| {
+        let with_threads = |threads: u32, others_cpu_ns: u64, for_a_thread_ns: u64| {
             let mut d = dump(
                 10_000 * MS,
                 &[
@@ -1319,7 +1326,7 @@ mod tests {
                     Span::new("wait_job", &[(MS, 100), (33 * MS, 900)]).on_cpu(300 * MS, 0, 1_000, 0),
                 ],
             );
-            d.run.span_threads = Some(4);
+            d.run.span_threads = Some(threads);
             d.run.cores = Some(2);
             d.callsites[1].watched_waits = Some(perf_layer::dump::WatchedWaits {
                 intervals: 300,
@@ -1330,14 +1337,25 @@ mod tests {
             });
             d
         };
+        let with = |others_cpu_ns: u64, for_a_thread_ns: u64| with_threads(4, others_cpu_ns, for_a_thread_ns);
         let idle = with(2_000 * MS, 10_000 * MS);
         assert!(about(&detect(Class::Blocked, idle.clone()), "wait_job").is_none());
         let analysis = crate::analyze::analyze(&idle.into(), &crate::Config::default());
         assert!(
-            analysis.notes.iter().any(|n| n.starts_with("`wait_job`: 3.0 threads inside at once and none moving, blocked in a futex (waiting for another thread) through 100.0% of their watched waits while the rest of the process kept 0.20 of a core busy: a pool waiting for work")),
+            analysis.notes.iter().any(|n| n.starts_with("`wait_job`: 3.0 threads inside at once and none moving, blocked in a futex (waiting for another thread) through 100.0% of their watched waits while the rest of the process kept 0.20 of a core busy: a pool larger than its supply keeps busy, waiting for work")),
             "{:?}",
             analysis.notes
         );
+        // One worker waiting for a producer outside every span.
+        let alone = with_threads(1, 2_000 * MS, 10_000 * MS);
+        assert!(about(&detect(Class::Blocked, alone.clone()), "wait_job").is_none());
+        let analysis = crate::analyze::analyze(&alone.into(), &crate::Config::default());
+        assert!(
+            analysis.notes.iter().any(|n| n.contains("kept 0.20 of a core busy: waiting for work that comes from outside every span")),
+            "{:?}",
+            analysis.notes
+        );
+        assert!(about(&detect(Class::Blocked, with_threads(1, 9_000 * MS, 10_000 * MS)), "wait_job").is_some());
         let straggler = detect(Class::Blocked, with(9_000 * MS, 10_000 * MS));
         assert!(about(&straggler, "wait_job").is_some());
         let reads = detect(Class::Blocked, with(2_000 * MS, 5_000 * MS));

@@ -214,8 +214,13 @@ impl Crowd {
     /// (`min_progressing_threads`): they all wait for something outside the
     /// span, not for each other.
     pub(crate) fn waits_for_a_source(&self, s: &Settings) -> bool {
-        self.inside >= s.min_concurrency
-            && self.progressing.max(self.on_cpu) < s.min_progressing_threads
+        self.inside >= s.min_concurrency && self.none_moving(s)
+    }
+
+    /// No thread inside moving (`min_progressing_threads`): those inside,
+    /// however many, wait.
+    pub(crate) fn none_moving(&self, s: &Settings) -> bool {
+        self.progressing.max(self.on_cpu) < s.min_progressing_threads
     }
 
     /// Whether the crowd is a queue by the bars above; `yielding`, when its
