@@ -497,10 +497,15 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
                 crate::units::ns(cs.busy_ns.p50 as f64),
             ),
             detectors::blocked::Unfound::IdlePool(pool) => format!(
-                "`{name}`: {:.1} threads inside at once and none moving, blocked in a futex (waiting for another thread) through {} of their watched waits while the rest of the process kept {:.2} of a core busy: {}waiting for work that comes from outside every span (requests, a producer that sleeps or reads). Its waits ({share} of {whole}) are idle capacity, not a cost, so it is no blocked finding; if the work comes too slowly (a producer reading a slow disk), time what feeds it with a span",
+                "`{name}`: {:.1} threads inside at once and none moving, blocked in a futex (waiting for another thread) {} while the rest of the process kept {:.2} of a core busy{}: {}waiting for work that comes from outside every span (requests, a producer that sleeps or reads). Its waits ({share} of {whole}) are idle capacity, not a cost, so it is no blocked finding; if the work comes too slowly (a producer reading a slow disk), time what feeds it with a span",
                 pool.inside,
-                crate::units::pct(pool.in_futex),
+                if pool.over_the_run {
+                    format!("at {} of the watch's glances", crate::units::pct(pool.in_futex))
+                } else {
+                    format!("through {} of their watched waits", crate::units::pct(pool.in_futex))
+                },
                 pool.others_cores,
+                if pool.over_the_run { " over the run (its waits too short for the watch to time)" } else { "" },
                 if pool.inside >= cx.config.classes.serialization.min_concurrency {
                     "a pool larger than its supply keeps busy, "
                 } else {

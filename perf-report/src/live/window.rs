@@ -224,6 +224,7 @@ fn callsite(old: &CallsiteStats, new: &CallsiteStats) -> CallsiteStats {
         (_, n) => n,
     };
     w.misnested_exits = new.misnested_exits.saturating_sub(old.misnested_exits);
+    w.thread_starts = new.thread_starts.saturating_sub(old.thread_starts);
     w.intervals = match (old.intervals, new.intervals) {
         (Some(o), Some(n)) => Some(n.saturating_sub(o)),
         (_, n) => n,

@@ -699,8 +699,9 @@ pub(crate) fn paced_by_a_stage(
     stages.beside(cx, cs, seen.is_none())
 }
 
-/// Waiting for work from outside every span: the threads inside a span
-/// (one or a pool), none moving ([`Crowd::none_moving`]), blocked in a futex
+/// Waiting for work from outside every span: the threads of a pool inside
+/// a span, at least [`IDLE_POOL_INSIDE`] at once and none moving
+/// ([`Crowd::none_moving`]), blocked in a futex
 /// through at least [`IDLE_POOL_IN_FUTEX`] of their watched waits (waiting
 /// for another thread) while the rest of the process kept less than
 /// [`COMPUTING_BESIDE_CORES`] busy, with no span seen holding up what
@@ -712,13 +713,13 @@ pub(crate) fn paced_by_a_stage(
 /// between (nothing wrong; 0.29 of two cores busy), read a critical
 /// blocked `next_job`, "gives back 43.7%" of the threads' wall time. A
 /// crowd beside a thread that computes (a straggler at a barrier, a
-/// producer that is the bottleneck) stays a finding. One or two workers
-/// read the same (a crowd was asked for first): two workers taking
+/// producer that is the bottleneck) stays a finding. Two workers read the
+/// same (`min_concurrency`, 2, was asked for first): two workers taking
 /// connections from a channel an acceptor thread outside every span fed,
-/// 1,600 requests a second at 0.3 of two cores busy, read a critical
-/// blocked `next_conn`, "gives back 41.9%". A consumer whose feeder reads
-/// a slow disk outside every span reads so too: the figures cannot tell
-/// it from an idle one, and the note says to time the feeder.
+/// 1,600 requests a second at 0.3 of two cores busy, 1.9 inside at once,
+/// read a critical blocked `next_conn`, "gives back 41.9%". One thread
+/// stays a finding: an idle one cannot be told from one whose feeder or
+/// lock holder is slow outside every span.
 pub(crate) fn idle_pool(
     cx: &Context<'_>,
     cs: &CallsiteStats,
@@ -730,30 +731,57 @@ pub(crate) fn idle_pool(
     if in_poll || waited_by.is_some() || Timer::of(cs, c.self_blocked_share).is_some() || asleep_share(cs).is_some() {
         return None;
     }
-    let crowd = Crowd::of(cx, cs, row).filter(|crowd| crowd.none_moving(&cx.config.classes.serialization))?;
-    let w = waits_for_a_thread(cs)?;
-    let in_futex = stats::share(w.for_a_thread_ns? as f64, w.wait_ns as f64);
-    let others_cores = w.others_cores()?;
+    let crowd = Crowd::of(cx, cs, row)
+        .filter(|crowd| crowd.inside >= IDLE_POOL_INSIDE && crowd.none_moving(&cx.config.classes.serialization))?;
+    // Its waits as the watch timed them; waits shorter than a probe (a
+    // job every 200 µs) only glanced at: in a futex by the glances, and
+    // the rest of the process's cores by its CPU over the run less this
+    // span's own.
+    let (in_futex, others_cores, over_the_run) = match enough_watched(cs) {
+        Some(w) => (
+            stats::share(w.for_a_thread_ns? as f64, w.wait_ns as f64),
+            w.others_cores()?,
+            false,
+        ),
+        None => {
+            let cpu = cx.totals.cpu_ns.filter(|_| cx.run_wall_ns > 0.0)? as f64;
+            let others = ((cpu - c.self_on_cpu_ns) / cx.run_wall_ns).max(0.0);
+            (glanced_in_futex(cs)?, others, true)
+        }
+    };
     (in_futex >= IDLE_POOL_IN_FUTEX && others_cores < COMPUTING_BESIDE_CORES && held_across(cx, cs).is_none())
         .then_some(IdlePool {
             inside: crowd.inside,
             in_futex,
             others_cores,
+            over_the_run,
         })
 }
 
 /// See [`idle_pool`].
 const IDLE_POOL_IN_FUTEX: f64 = 0.9;
 
+/// See [`idle_pool`]: two threads inside at once half the time. One
+/// thread waiting for another may wait for a feeder that is the run's
+/// bottleneck (a lock an unspanned thread holds across a sleep, a producer
+/// reading a disk), and its finding points there; of two or more waiting
+/// at once, the others are capacity nothing uses.
+const IDLE_POOL_INSIDE: f64 = 1.5;
+
 /// Threads waiting for work from outside every span ([`idle_pool`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IdlePool {
     /// Threads inside at once on average.
     pub(crate) inside: f64,
-    /// The share of its watched waits in a futex.
+    /// The share of its watched waits in a futex (of the watch's glances,
+    /// `over_the_run`).
     pub(crate) in_futex: f64,
-    /// The cores the rest of the process kept busy meanwhile.
+    /// The cores the rest of the process kept busy meanwhile (over the
+    /// run, `over_the_run`).
     pub(crate) others_cores: f64,
+    /// Its waits were too short for the watch to time: the glances and
+    /// the run's CPU tell them.
+    pub(crate) over_the_run: bool,
 }
 
 /// The first other callsite (its row index) that waits for what callsite
@@ -1346,20 +1374,55 @@ mod tests {
             "{:?}",
             analysis.notes
         );
-        // One worker waiting for a producer outside every span.
-        let alone = with_threads(1, 2_000 * MS, 10_000 * MS);
-        assert!(about(&detect(Class::Blocked, alone.clone()), "wait_job").is_none());
-        let analysis = crate::analyze::analyze(&alone.into(), &crate::Config::default());
+        // Two workers: the same note.
+        let two = with_threads(2, 2_000 * MS, 10_000 * MS);
+        assert!(about(&detect(Class::Blocked, two.clone()), "wait_job").is_none());
+        let analysis = crate::analyze::analyze(&two.into(), &crate::Config::default());
         assert!(
-            analysis.notes.iter().any(|n| n.contains("kept 0.20 of a core busy: waiting for work that comes from outside every span")),
+            analysis.notes.iter().any(|n| n.starts_with("`wait_job`: 2.0 threads inside") && n.contains("waiting for work that comes from outside every span")),
             "{:?}",
             analysis.notes
         );
-        assert!(about(&detect(Class::Blocked, with_threads(1, 9_000 * MS, 10_000 * MS)), "wait_job").is_some());
+        assert!(about(&detect(Class::Blocked, with_threads(2, 9_000 * MS, 10_000 * MS)), "wait_job").is_some());
+        // One worker: it may wait for a feeder that is the bottleneck.
+        assert!(about(&detect(Class::Blocked, with_threads(1, 2_000 * MS, 10_000 * MS)), "wait_job").is_some());
         let straggler = detect(Class::Blocked, with(9_000 * MS, 10_000 * MS));
         assert!(about(&straggler, "wait_job").is_some());
         let reads = detect(Class::Blocked, with(2_000 * MS, 5_000 * MS));
         assert!(about(&reads, "wait_job").is_some());
+    }
+
+    /// Two workers whose waits for jobs (200 µs each) are shorter than the
+    /// watch's probe: no watched wait, but every glance in a futex, and
+    /// the process kept 0.25 of a core busy over the run (less the span's
+    /// own 300 ms): waiting for work from outside every span, a note. With
+    /// the process busy on 1.5 cores (a feeder that computes), a finding.
+    #[test]
+    fn a_worker_whose_waits_only_the_glances_saw_waits_for_work_when_the_process_idles() {
+        let with = |cpu_ms: u64| {
+            let mut d = dump(
+                10_000 * MS,
+                &[Span::new("wait_job", &[(US, 200), (400 * US, 39_800)]).on_cpu(300 * MS, 0, 40_000, 0)],
+            );
+            d.run.span_threads = Some(2);
+            d.run.cores = Some(2);
+            d.run.cpu_ns = Some(cpu_ms * MS);
+            d.callsites[0].watched_waits = Some(perf_layer::dump::WatchedWaits {
+                glances: Some(100),
+                glances_in_futex: Some(100),
+                ..Default::default()
+            });
+            d
+        };
+        let idle = with(2_800);
+        assert!(about(&detect(Class::Blocked, idle.clone()), "wait_job").is_none());
+        let analysis = crate::analyze::analyze(&idle.into(), &crate::Config::default());
+        assert!(
+            analysis.notes.iter().any(|n| n.contains("at 100.0% of the watch's glances while the rest of the process kept 0.25 of a core busy over the run")),
+            "{:?}",
+            analysis.notes
+        );
+        assert!(about(&detect(Class::Blocked, with(15_300)), "wait_job").is_some());
     }
 
     /// The same workers woken eight times a call (a `Condvar` whose
