@@ -267,7 +267,7 @@ impl Detector for Waiting {
             // one thing (a holder read says who holds it instead).
             let turns = holder
                 .is_none()
-                .then(|| Turns::of(cx, cs))
+                .then(|| Turns::of(cx, cs, idle_ns))
                 .flatten();
             let taking_turns = turns.as_ref().map_or(String::new(), |t| t.clause(cx));
             // A holder read explains the slow calls better.
@@ -373,7 +373,7 @@ impl Detector for Waiting {
                         "its child's spans open at once",
                         t.child_at_once,
                         Unit::Number,
-                        Some(ONE_AT_A_TIME),
+                        Some(t.places + (ONE_AT_A_TIME - 1.0)),
                     )
                 }))
                 .chain(rare.as_ref().map(|r| {
@@ -1207,19 +1207,23 @@ mod tests {
     /// idle) each hold a one-permit semaphore across a 2 ms `upstream`:
     /// `upstream` runs back to back, one at a time through the 3 s, while
     /// `call_upstream` is open 16 at a time: they take turns, said with its
-    /// fix first. With `upstream` two at a time (two permits), or
-    /// `call_upstream` one at a time, no turns are said.
+    /// fix first. With `upstream` two at a time (two permits), turns on two
+    /// places; but where most of `call_upstream`'s waits are its
+    /// children's (a 25 ms `slow_call` beside it: the two at a time a
+    /// coincidence), or
+    /// with `call_upstream` one at a time, no turns are said.
     #[test]
     fn a_child_run_one_at_a_time_while_many_wait_is_turns_on_one_thing() {
-        let with = |upstream_ms: u64, calls: u64| {
+        let with_beside = |upstream_ms: u64, calls: u64, beside_ms: u64, min_idle_ratio: f64| {
             let window = 3_000 * MS;
-            let mut d = dump(
-                window,
-                &[
-                    Span::new("call_upstream", &[(300 * US, calls)]).idle(47_700 * US),
-                    Span::new("upstream", &[(100 * US, 1_500)]).idle(upstream_ms * MS - 100 * US),
-                ],
-            );
+            let mut spans = vec![
+                Span::new("call_upstream", &[(300 * US, calls)]).idle(47_700 * US),
+                Span::new("upstream", &[(100 * US, 1_500)]).idle(upstream_ms * MS - 100 * US),
+            ];
+            if beside_ms > 0 {
+                spans.push(Span::new("slow_call", &[(100 * US, calls)]).idle(beside_ms * MS));
+            }
+            let mut d = dump(window, &spans);
             let all = perf_layer::dump::ActiveWindow {
                 first_open_ns: 0,
                 last_close_ns: window,
@@ -1227,8 +1231,11 @@ mod tests {
             for cs in &mut d.callsites {
                 cs.active = Some(all);
             }
-            detect(Class::Waiting, d)
+            let mut config = crate::Config::default();
+            config.classes.waiting.min_idle_ratio = min_idle_ratio;
+            crate::analyze::test_dump::detect_with(Class::Waiting, d, &config)
         };
+        let with = |upstream_ms: u64, calls: u64| with_beside(upstream_ms, calls, 0, 0.5);
         let found = with(2, 1_000);
         let f = about(&found, "call_upstream").unwrap();
         assert!(
@@ -1242,7 +1249,21 @@ mod tests {
             f.advice.fixes
         );
         let two = with(4, 1_000);
-        assert!(!about(&two, "call_upstream").unwrap().summary.contains("turns"));
+        let f = about(&two, "call_upstream").unwrap();
+        assert!(
+            f.summary.contains("its child `upstream` ran 2 at a time, back to back (2.00 at a time over its window), while it was open 16.0 at a time and waited outside its children"),
+            "{}",
+            f.summary
+        );
+        assert!(
+            f.advice.fixes[0].starts_with("They take turns on 2 places held while `upstream` runs, 16.0 `call_upstream`s open at once"),
+            "{:?}",
+            f.advice.fixes
+        );
+        // A finding at 35% of its own idle only where a user asks for it.
+        let coincidence = with_beside(4, 1_000, 25, 0.3);
+        let f = about(&coincidence, "call_upstream").unwrap_or_else(|| panic!("{coincidence:#?}"));
+        assert!(!f.summary.contains("turns"), "{}", f.summary);
         let alone = with(2, 60);
         assert!(about(&alone, "call_upstream").is_none_or(|f| !f.summary.contains("turns")));
     }
