@@ -333,6 +333,37 @@ pub fn short_file(file: &str) -> Cow<'_, str> {
     Cow::Borrowed(file)
 }
 
+/// The crate a source file belongs to where it is a dependency's (under
+/// Cargo's registry or git checkouts): its name without the version, or
+/// the repository's name; `None` for the project's own files and the
+/// standard library's.
+///
+/// ```
+/// use perf_report::callsite::dependency;
+/// assert_eq!(
+///     dependency("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tower-http-0.7.1/src/trace/make_span.rs").as_deref(),
+///     Some("tower-http")
+/// );
+/// assert_eq!(
+///     dependency("/root/.cargo/git/checkouts/axum-0123abcd/5a1b2c3/axum/src/routing/mod.rs").as_deref(),
+///     Some("axum")
+/// );
+/// assert_eq!(dependency("src/main.rs"), None);
+/// ```
+pub fn dependency(file: &str) -> Option<String> {
+    let unix = file.replace('\\', "/");
+    let short = short_file(&unix);
+    if short == unix.as_str() {
+        return None;
+    }
+    let first = short.split('/').next()?;
+    let name = first
+        .rsplit_once('-')
+        .filter(|(_, v)| v.starts_with(|c: char| c.is_ascii_digit()))
+        .map_or(first, |(name, _)| name);
+    (!name.is_empty() && !short.starts_with("rust/")).then(|| name.to_owned())
+}
+
 /// A location (`file:line`, as [`Location::source`] gives it) shorter for a
 /// narrow terminal: at `level` 1 a path of three parts or more keeps its
 /// first part (a dependency's crate name, without its version) and its file

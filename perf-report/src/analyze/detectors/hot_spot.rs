@@ -358,6 +358,7 @@ impl Detector for HotSpot {
                         kernel,
                         trips,
                         handed,
+                        library: cs.file.as_deref().and_then(crate::callsite::dependency),
                     },
                 )
             }));
@@ -525,6 +526,9 @@ struct Costs {
     trips: Option<RoundTrips>,
     /// It hands out tiny items one at a time to other tasks.
     handed: Option<HandedOut>,
+    /// It is a span a dependency makes (its crate's name): its self time
+    /// is what ran in it outside the program's own spans.
+    library: Option<String>,
 }
 
 /// A parent that hands each of its children's calls to a task (or a
@@ -608,6 +612,7 @@ fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Co
         kernel,
         trips,
         handed,
+        library,
     } = costs;
     let name = f.subject().in_prose();
     let of = &f.share_of;
@@ -680,6 +685,14 @@ fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Co
                 "Log less inside it: its {} events a call took {} of its self time in the subscriber (formatting and writing each line); log once a call with a count or a summary instead of once an item, lower the per-item event below the level the service runs at (`debug!`, `trace!`), or filter its target out; where every line must stay, write through `tracing_appender::non_blocking` so a background thread writes them",
                 units::count(lg.per_call),
                 units::pct(lg.part)
+            ),
+        );
+    }
+    if let Some(krate) = &library {
+        fixes.insert(
+            0,
+            format!(
+                "{name} is a span `{krate}` makes around the code it calls: its self time is what ran inside it outside your own spans, your code that has no span of its own and `{krate}`'s work (for a web framework's request span, the routing, the extraction and the response's encoding: axum's `Json(...)` serializes after the handler returns). Put `#[instrument]` on the handler and on what builds the response to tell them apart; a large response that changes seldom can be encoded once and its bytes kept (`Bytes`)"
             ),
         );
     }
@@ -758,6 +771,30 @@ mod tests {
     /// process of 320 ms of CPU: at least two thirds of it was off the
     /// CPU, so it is no hot spot. With 2 s of CPU it is one, at its self
     /// time; with 600 ms, at what the CPU could hold.
+    /// A hot spot in a span a dependency makes (tower-http's `request`,
+    /// whose self time held axum's encoding of a 2,000-item `Json`
+    /// response in a fresh service: encoded once, 1.76 times the
+    /// requests) says first that its self time is the code in it outside
+    /// the program's spans; one in the program's own file does not.
+    #[test]
+    fn a_dependency_s_span_says_its_self_time_is_what_runs_in_it_outside_your_spans() {
+        let with = |file: &str| {
+            let mut d = dump(2_000 * MS, &[Span::new("request", &[(MS, 900)])]);
+            d.callsites[0].file = Some(file.to_owned());
+            detect(Class::HotSpot, d)
+        };
+        let found = with("/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tower-http-0.7.1/src/trace/make_span.rs");
+        let f = about(&found, "request").unwrap();
+        assert!(
+            f.advice.fixes[0].starts_with("`request` is a span `tower-http` makes around the code it calls"),
+            "{:?}",
+            f.advice.fixes
+        );
+        let found = with("src/server.rs");
+        let f = about(&found, "request").unwrap();
+        assert!(f.advice.fixes.iter().all(|x| !x.contains("is a span")), "{:?}", f.advice.fixes);
+    }
+
     #[test]
     fn a_span_not_timed_on_the_cpu_is_a_hot_spot_only_as_far_as_the_cpu_holds() {
         let with = |cpu_ms: u64| {
