@@ -16,12 +16,17 @@ fn quiet_builder() -> perf_layer::PerfLayerBuilder {
         .without_overhead_calibration()
 }
 
-fn calls(dump: &Dump, name: &str) -> u64 {
+/// A count of every callsite named `name`, added up.
+fn sum_of(dump: &Dump, name: &str, count: impl Fn(&perf_layer::dump::CallsiteStats) -> u64) -> u64 {
     dump.callsites
         .iter()
         .filter(|c| c.name == name)
-        .map(|c| c.calls)
+        .map(count)
         .sum()
+}
+
+fn calls(dump: &Dump, name: &str) -> u64 {
+    sum_of(dump, name, |c| c.calls)
 }
 
 #[test]
@@ -474,11 +479,7 @@ fn the_layers_own_time_is_split_by_the_callsite_each_callback_served() {
 }
 
 fn thread_starts(dump: &Dump, name: &str) -> u64 {
-    dump.callsites
-        .iter()
-        .filter(|c| c.name == name)
-        .map(|c| c.thread_starts)
-        .sum()
+    sum_of(dump, name, |c| c.thread_starts)
 }
 
 /// A thread started for each call counts one start a call, at the first

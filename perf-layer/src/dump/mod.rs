@@ -329,9 +329,9 @@ pub struct CallsiteStats {
     /// exit nested, and in older dumps.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub misnested_exits: u64,
-    /// Threads whose first span was one of its spans: the span opened on a
-    /// thread that had opened, entered and closed no span before (under
-    /// this layer). A thread started for each call (`thread::spawn`, a
+    /// Threads whose first span was one of its spans: the first span
+    /// opened on its thread (under this layer), after entering a span
+    /// handed to the thread or not. A thread started for each call (`thread::spawn`, a
     /// scoped thread per chunk of work) counts one a call; a pool's
     /// threads count once each. Threads are not counted where they never
     /// open a span, nor a start past the 64 callsites each of the layer's

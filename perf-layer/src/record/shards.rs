@@ -976,8 +976,9 @@ impl Shards {
                         .or_insert_with(|| OpenAcc::new(state.meta))
                         .add(state);
                 }
-                for (key, n) in &shard.thread_starts {
-                    *total.thread_starts.entry(*key).or_default() += n;
+                for (key, &n) in &shard.thread_starts {
+                    let sum = total.thread_starts.entry(*key).or_default();
+                    *sum = sum.saturating_add(n);
                 }
                 (
                     shard.callsites.clone(),

@@ -1339,8 +1339,9 @@ mod tests {
 
     /// Three of four workers inside `wait_job` at once, none moving,
     /// waiting in a futex while the rest of the process kept 0.2 of a core
-    /// busy: a pool larger than its supply, a note and no finding; one
-    /// worker alone, the same note without the pool. Beside a thread
+    /// busy: a pool larger than its supply, a note and no finding; two
+    /// workers, the same note; one worker alone stays a finding (it may
+    /// wait for a feeder that is slow outside every span). Beside a thread
     /// computing through their waits (0.9 of a core: a straggler, a
     /// feeder that is the bottleneck), or waiting outside a futex half the
     /// time (a read), it stays a finding.

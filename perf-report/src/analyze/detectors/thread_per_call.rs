@@ -107,7 +107,7 @@ impl Detector for ThreadPerCall {
                 .edges_into(cs.id)
                 .max_by_key(|e| e.calls)
                 .and_then(|e| cx.index_of(e.parent))
-                .map(|i| cx.rows[i].location.name.clone());
+                .map(|i| cx.rows[i].location.label.clone());
             let evidence = vec![
                 Evidence::new(
                     "threads started",

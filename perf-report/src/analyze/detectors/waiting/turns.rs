@@ -1,5 +1,6 @@
 //! Turns on one thing: a waiting span's child run one at a time while
-//! many of it wait.
+//! many of it wait; or on *k* places, a child that waits run *k* at a time
+//! (a semaphore of *k* permits).
 
 use perf_layer::dump::CallsiteStats;
 
