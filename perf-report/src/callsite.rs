@@ -357,11 +357,17 @@ pub fn dependency(file: &str) -> Option<String> {
         return None;
     }
     let first = short.split('/').next()?;
-    let name = first
-        .rsplit_once('-')
-        .filter(|(_, v)| v.starts_with(|c: char| c.is_ascii_digit()))
-        .map_or(first, |(name, _)| name);
+    let name = crate_of_folder(first).unwrap_or(first);
     (!name.is_empty() && !short.starts_with("rust/")).then(|| name.to_owned())
+}
+
+/// `name-1.2.3`, a dependency's folder: its crate's name before the
+/// version.
+fn crate_of_folder(folder: &str) -> Option<&str> {
+    folder
+        .rsplit_once('-')
+        .filter(|(_, v)| v.starts_with(|c: char| c.is_ascii_digit()) && v.contains('.'))
+        .map(|(name, _)| name)
 }
 
 /// A location (`file:line`, as [`Location::source`] gives it) shorter for a
@@ -391,11 +397,7 @@ pub fn shorter_source(source: &str, level: u8) -> String {
     let (Some(first), Some(file)) = (parts.first(), parts.last()) else {
         return source.to_owned();
     };
-    // `name-1.2.3`: a dependency's folder, its crate name before the version.
-    let krate = first
-        .rsplit_once('-')
-        .filter(|(_, v)| v.starts_with(|c: char| c.is_ascii_digit()) && v.contains('.'))
-        .map(|(name, _)| name);
+    let krate = crate_of_folder(first);
     match (level, krate) {
         (1, _) if parts.len() >= 3 => format!("{}…/{file}{line}", krate.unwrap_or(first)),
         (1, _) => source.to_owned(),

@@ -816,11 +816,6 @@ fn in_backticks<'n>(names: impl Iterator<Item = &'n str>) -> String {
     names.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" and ")
 }
 
-/// The plan step's advice for one of its findings; `busy`, when the
-/// process's busy cores bound its gain.
-///
-/// `others`: the callsites that share the queue with it (its waiters'
-/// spans), when it heads one [`shared_queue`].
 /// Of the threads inside a queue, about one on the CPU (this many to two
 /// less this many): the head computes while it holds what the others
 /// wait for. Four threads digesting a sample for 80 µs under a global
@@ -829,8 +824,13 @@ fn in_backticks<'n>(names: impl Iterator<Item = &'n str>) -> String {
 /// locking made 2.0 times the samples.
 const HEAD_COMPUTES: f64 = 0.75;
 
-/// `head_computes`: the threads inside on the CPU and inside, where about
-/// one computes ([`HEAD_COMPUTES`]).
+/// The plan step's advice for one of its findings; `busy`, when the
+/// process's busy cores bound its gain.
+///
+/// `others`: the callsites that share the queue with it (its waiters'
+/// spans), when it heads one [`shared_queue`]. `head_computes`: the
+/// threads inside on the CPU and inside, where about one computes
+/// ([`HEAD_COMPUTES`]).
 fn advice(f: &Finding, busy: Option<BusyCores>, others: &[&str], head_computes: Option<(f64, f64)>) -> Advice {
     let name = f.subject().in_prose();
     let mut fixes = Vec::new();
