@@ -14,7 +14,7 @@ use crate::dump::{
     ActiveWindow, CallEdge, CallsiteGroup, CallsiteStats, CpuStats, Dump, DumpConfig, EventCounts,
     FORMAT_VERSION, FORMAT_VERSION_UNGROUPED, GroupEdge, GroupField, HeapStats, HeapSummary,
     HistogramDump, LayerTime, LongSpan, LongSpans, OpenAtDump, Overhead, Producer, RssDelta,
-    RunInfo, SampledCpu, WaitedBeside, WatchedWaits,
+    RunInfo, SampledCpu, WaitedBeside, WatchedIo, WatchedWaits,
 };
 use crate::profiler::{Profiler, unix_ms};
 use crate::record::callsite::CallsiteKey;
@@ -438,6 +438,17 @@ fn callsites(
                     glances_in_futex: Some(sums.glances_in_futex),
                 }
             });
+            stats.watched_io = facts.waits.as_ref().and_then(|waits| {
+                let io = waits.get(&tag)?.io;
+                (io.probes > 0).then_some(WatchedIo {
+                    probes: io.probes,
+                    cpu_ns: io.cpu_ns,
+                    reads: io.counts.reads,
+                    writes: io.counts.writes,
+                    read_bytes: io.counts.read_bytes,
+                    written_bytes: io.counts.written_bytes,
+                })
+            });
             if let (Some(of), Some(described)) = (groups.get(key), described) {
                 let mut listed: Vec<(CallsiteGroup, GroupKey)> = of
                     .iter()
@@ -639,6 +650,7 @@ fn callsite_stats(
         intervals: Some(acc.intervals),
         layer: None,
         watched_waits: None,
+        watched_io: None,
         misnested_exits: 0,
         thread_starts: 0,
         long_spans: acc.long.as_deref().map(|long| long_spans(long, facts)),

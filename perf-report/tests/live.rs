@@ -356,6 +356,21 @@ fn a_window_is_the_exact_difference_of_two_snapshots() {
     // The window's median is its own calls', not the whole run's 1 ms.
     let p50 = a.busy_ns.p50 as f64;
     assert!((p50 / (50 * MS) as f64 - 1.0).abs() < 0.01, "{p50}");
+    // The watch's reading of its system calls: the window's probes.
+    let (mut old, mut new) = (old, new);
+    let io = |probes, writes| perf_layer::dump::WatchedIo {
+        probes,
+        cpu_ns: probes * 250_000,
+        writes,
+        written_bytes: writes * 14,
+        ..Default::default()
+    };
+    old.callsites[0].watched_io = Some(io(10, 2_000));
+    new.callsites[0].watched_io = Some(io(30, 2_500));
+    let io_w = window(&old, &new).unwrap().callsites[0].watched_io;
+    assert_eq!(io_w, Some(io(20, 500)));
+    old.callsites[0].watched_io = new.callsites[0].watched_io;
+    assert_eq!(window(&old, &new).unwrap().callsites[0].watched_io, None);
     let view = WindowView::of(&w);
     assert_eq!(view.rows.len(), 1);
     assert!((view.rows[0].calls_per_s - 10.0).abs() < 1e-9);

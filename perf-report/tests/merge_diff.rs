@@ -3,7 +3,7 @@
 mod support;
 
 use hdrhistogram::Histogram;
-use perf_layer::dump::{Alert, AlertKind, HistogramDump, WaitedBeside, WatchedWaits};
+use perf_layer::dump::{Alert, AlertKind, HistogramDump, WaitedBeside, WatchedIo, WatchedWaits};
 use perf_report::diff::{DiffOptions, Verdict, diff};
 use perf_report::merge::{MergeError, merge};
 use support::{MIB, MS, Span, US, dump, ground_truth, hist, timeline};
@@ -141,6 +141,41 @@ fn merging_adds_watched_waits_and_keeps_what_was_wanted_only_where_all_say_it() 
     // A part that was not watched: nothing is known.
     let unwatched = merge(vec![part(Some(waits(Some(200 * MS)))), part(None)]).unwrap();
     assert_eq!(unwatched.callsites[0].watched_waits, None);
+}
+
+/// The system calls each part's watch read add up, a sample of each
+/// part's time on the CPU; a part the watch read none of adds nothing.
+#[test]
+fn merging_adds_the_watched_system_calls_of_the_parts_that_have_them() {
+    let part = |io: Option<WatchedIo>| {
+        let mut d = dump("svc", 1_000 * MS, &[Span::new("export", 1, &[(MS, 10)])]);
+        d.callsites[0].watched_io = io;
+        d
+    };
+    let io = WatchedIo {
+        probes: 10,
+        cpu_ns: 2 * MS,
+        reads: 1,
+        writes: 2_000,
+        read_bytes: 8,
+        written_bytes: 28_000,
+    };
+    let merged = merge(vec![part(Some(io)), part(None), part(Some(io))]).unwrap();
+    let sum = merged.callsites[0].watched_io.unwrap();
+    assert_eq!(
+        sum,
+        WatchedIo {
+            probes: 20,
+            cpu_ns: 4 * MS,
+            reads: 2,
+            writes: 4_000,
+            read_bytes: 16,
+            written_bytes: 56_000
+        }
+    );
+    assert_eq!(sum.writes_per_cpu_second(), Some((1e6, 14.0)));
+    let none = merge(vec![part(None), part(None)]).unwrap();
+    assert_eq!(none.callsites[0].watched_io, None);
 }
 
 #[test]

@@ -124,7 +124,50 @@ pub(crate) struct WaitSums {
     pub(crate) glances: u64,
     /// Of `glances`, those blocked in a futex.
     pub(crate) glances_in_futex: u64,
+    /// Probes over which one of its spans stayed innermost on a thread
+    /// that was on the CPU, and that thread's read and write system calls
+    /// then (see [`IoSums`]).
+    pub(crate) io: IoSums,
 }
+
+/// A callsite's system calls, read where the work was: over probes in
+/// which one of its spans stayed innermost on a thread that was on the
+/// CPU at least [`ON_CPU_FOR_IO`] of the probe, the thread's read and
+/// write system calls and their bytes (`/proc/self/task/<tid>/io`, read
+/// at both ends for at most [`MAX_IO_THREADS`] threads a probe). A span
+/// writing a file a line at a time makes a `write` every few microseconds
+/// of its CPU, a few bytes each; buffered, one every 8 KiB. The process's
+/// kernel share cannot tell it beside threads computing at the same time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct IoSums {
+    /// Such probes.
+    pub(crate) probes: u64,
+    /// The thread's CPU time over them, ns.
+    pub(crate) cpu_ns: u64,
+    /// Its system calls and bytes over them.
+    pub(crate) counts: super::procfs::IoCounts,
+}
+
+impl IoSums {
+    fn add(&mut self, cpu_ns: u64, c: &super::procfs::IoCounts) {
+        self.probes += 1;
+        self.cpu_ns = self.cpu_ns.saturating_add(cpu_ns);
+        let t = &mut self.counts;
+        t.reads = t.reads.saturating_add(c.reads);
+        t.writes = t.writes.saturating_add(c.writes);
+        t.read_bytes = t.read_bytes.saturating_add(c.read_bytes);
+        t.written_bytes = t.written_bytes.saturating_add(c.written_bytes);
+    }
+}
+
+/// The most threads inside a span whose system calls a probe reads (two
+/// small `/proc` reads each): bounded work per probe; where more are
+/// inside spans, each probe starts past the last one's.
+const MAX_IO_THREADS: usize = 2;
+
+/// A thread on the CPU at least this share of a probe did its span's work
+/// through it: its system calls are that work's.
+const ON_CPU_FOR_IO: f64 = 0.5;
 
 impl WaitSums {
     /// Adds `ns` of waiting beside callsite `tag` (see [`Self::beside`]).
@@ -206,6 +249,15 @@ pub(crate) struct Watcher {
     waits: Vec<Wait>,
     /// The glances of one reading, likewise.
     glances: Vec<Glance>,
+    /// The system-call counts of the threads read at a probe's start, by
+    /// watch address (at most [`MAX_IO_THREADS`]).
+    io_started: Vec<(usize, super::procfs::IoCounts)>,
+    /// What a probe's end read of them: `(tag, CPU ns, counts)` (kept to
+    /// reuse).
+    io_read: Vec<(u32, u64, super::procfs::IoCounts)>,
+    /// The threads inside a span to pass over before reading one's system
+    /// calls, as for the glances.
+    io_skip: usize,
     /// The threads to pass over before glancing at one, at a probe's end:
     /// where more than [`MAX_GLANCES`] entered or left a span, each probe
     /// starts where the last left off, so every thread has its turn.
@@ -303,11 +355,16 @@ impl Watcher {
             &self.threads,
             &mut self.all,
         );
+        let (io_started, io_read) = (&mut self.io_started, &mut self.io_read);
         threads.clear();
         waits.clear();
         glances.clear();
-        let skip = self.glance_skip;
-        let mut met = 0usize;
+        io_read.clear();
+        if last.is_none() {
+            io_started.clear();
+        }
+        let (skip, io_skip) = (self.glance_skip, self.io_skip);
+        let (mut met, mut inside) = (0usize, 0usize);
         watched.for_each(|watch: &Arc<Watch>| {
             let state = watch.state();
             let Some(cpu_ns) = watch.cpu_ns() else {
@@ -315,13 +372,23 @@ impl Watcher {
             };
             let key = Arc::as_ptr(watch) as usize;
             threads.insert(key, (state, cpu_ns));
+            let tag = Watch::tag_of(state);
             let Some((at, process)) = last else {
+                // A probe's start: the system calls of a few threads inside
+                // a span, in turns.
+                if tag != heap::TAG_NONE {
+                    inside += 1;
+                    if inside > io_skip && io_started.len() < MAX_IO_THREADS {
+                        if let Some(counts) = all.io(watch.tid()) {
+                            io_started.push((key, counts));
+                        }
+                    }
+                }
                 return;
             };
             let Some(&(state_before, cpu_before)) = before.get(&key) else {
                 return;
             };
-            let tag = Watch::tag_of(state);
             if tag == heap::TAG_NONE {
                 return;
             }
@@ -336,6 +403,13 @@ impl Watcher {
             }
             let interval_ns = u64::try_from(now.duration_since(at).as_nanos()).unwrap_or(u64::MAX);
             let own = cpu_ns.saturating_sub(cpu_before);
+            if own as f64 >= ON_CPU_FOR_IO * interval_ns as f64 {
+                if let Some(&(_, start)) = io_started.iter().find(|s| s.0 == key) {
+                    if let Some(end) = all.io(watch.tid()) {
+                        io_read.push((tag, own, end.since(&start)));
+                    }
+                }
+            }
             if interval_ns == 0 || own as f64 >= WAITING_BELOW * interval_ns as f64 {
                 return;
             }
@@ -371,6 +445,19 @@ impl Watcher {
             } else {
                 0
             };
+        } else {
+            // And past the threads whose system calls were read.
+            self.io_skip = if inside > MAX_IO_THREADS {
+                (io_skip + MAX_IO_THREADS) % inside
+            } else {
+                0
+            };
+        }
+        if !self.io_read.is_empty() {
+            let mut table = table.lock();
+            for (tag, cpu_ns, counts) in &self.io_read {
+                table.entry(*tag).or_default().io.add(*cpu_ns, counts);
+            }
         }
         if !self.glances.is_empty() {
             let mut table = table.lock();
@@ -644,6 +731,20 @@ impl AllThreads {
         }
     }
 
+    /// Thread `tid`'s read and write system calls so far; `None` where
+    /// they cannot be read.
+    fn io(&mut self, tid: i32) -> Option<super::procfs::IoCounts> {
+        #[cfg(target_os = "linux")]
+        {
+            self.stat.io(tid)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = tid;
+            None
+        }
+    }
+
     /// What thread `tid` is blocked in, where it is a futex (waiting for
     /// another thread: a join, a lock, a condition variable, a channel) or
     /// a sleep on a timer; `None` in another system call, running, or
@@ -697,6 +798,59 @@ mod tests {
         assert_eq!(sums.beside, [(3, 1_000), (7, 150), (5, 200), (6, 300)]);
         sums.add_beside(3, 1);
         assert_eq!(sums.beside[0], (3, 1_001));
+    }
+
+    /// A thread on the CPU inside one span through a probe has its system
+    /// calls read for that span: a `write` of 16 bytes in a loop counts
+    /// its writes and their bytes. A thread asleep inside another span
+    /// through the same probes is not read (its calls are not work).
+    #[test]
+    fn a_span_writing_in_small_pieces_counts_its_writes_and_a_sleeping_one_none() {
+        use std::io::Write as _;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let watched = Watched::new(true);
+        let table = parking_lot::Mutex::new(WaitTable::default());
+        let (writing, sleeping) = (heap::FIRST_CALLSITE_TAG, heap::FIRST_CALLSITE_TAG + 1);
+        let stop = AtomicBool::new(false);
+        let ready = std::sync::Barrier::new(3);
+        std::thread::scope(|s| {
+            let (watched, stop, ready) = (&watched, &stop, &ready);
+            s.spawn(move || {
+                let watch = watched.register().unwrap();
+                watch.publish(1, writing);
+                let mut null = std::fs::File::create("/dev/null").unwrap();
+                ready.wait();
+                while !stop.load(Ordering::Relaxed) {
+                    null.write_all(&[7; 16]).unwrap();
+                }
+            });
+            s.spawn(move || {
+                let watch = watched.register().unwrap();
+                watch.publish(1, sleeping);
+                ready.wait();
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            ready.wait();
+            let mut watcher = Watcher::default();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while table.lock().get(&writing).map_or(0, |w| w.io.probes) < 5
+                && Instant::now() < deadline
+            {
+                watcher.read(&watched, &table);
+                std::thread::sleep(PROBE);
+                watcher.read(&watched, &table);
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        let table = table.lock();
+        let io = table.get(&writing).expect("the writing span was read").io;
+        assert!(io.probes >= 5, "{io:?}");
+        assert!(io.counts.writes >= 10 * io.probes, "{io:?}");
+        assert_eq!(io.counts.written_bytes, 16 * io.counts.writes, "{io:?}");
+        assert_eq!(io.counts.reads, 0, "{io:?}");
+        assert_eq!(table.get(&sleeping).map_or(0, |w| w.io.probes), 0);
     }
 
     /// A probe that would start with no thread inside a span is skipped

@@ -155,6 +155,7 @@ mod tests {
             intervals: None,
             layer: None,
             watched_waits: None,
+            watched_io: None,
             misnested_exits: 0,
             thread_starts: 0,
             long_spans: Some(LongSpans::default()),

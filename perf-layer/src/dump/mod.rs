@@ -318,6 +318,13 @@ pub struct CallsiteStats {
     /// group, and in older dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watched_waits: Option<WatchedWaits>,
+    /// Its read and write system calls, as the same watch read them where
+    /// one of its spans stayed innermost on a thread on the CPU through a
+    /// probe. `None` where no probe read one (a span never innermost
+    /// through a probe, no sampler, not Linux), for a group, and in older
+    /// dumps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watched_io: Option<WatchedIo>,
     /// Exits of its spans that were not of the innermost span entered on
     /// their thread: the span was entered on another thread, or spans
     /// entered after it exited before it. Nested guards exit in the reverse
@@ -440,6 +447,69 @@ pub struct WatchedWaits {
     /// call (a socket's read, a file's). `None` in older dumps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glances_in_futex: Option<u64>,
+}
+
+/// A callsite's read and write system calls, read where its work was
+/// ([`CallsiteStats::watched_io`]): over the background thread's probes
+/// (250 µs, every 20 ms) in which one of its spans stayed innermost on a
+/// thread that was on the CPU at least half the probe, the thread's
+/// read-family and write-family system calls and the bytes they moved
+/// (`/proc/self/task/<tid>/io`: `syscr`, `syscw`, `rchar`, `wchar`; a
+/// file's, a pipe's, a terminal's, not a socket's `send` or `recv`), and
+/// its CPU time then. At most two threads a probe are read. A sample of
+/// the callsite's own time on the CPU, so a rate: calls per second of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedIo {
+    /// Probes read.
+    pub probes: u64,
+    /// The threads' CPU time over them, ns.
+    pub cpu_ns: u64,
+    /// Read-family system calls over them.
+    pub reads: u64,
+    /// Write-family system calls over them.
+    pub writes: u64,
+    /// The bytes those reads returned.
+    pub read_bytes: u64,
+    /// The bytes those writes wrote.
+    pub written_bytes: u64,
+}
+
+impl WatchedIo {
+    /// Write calls per second of the callsite's time on the CPU, and the
+    /// bytes each wrote on average; `None` without a write or CPU time.
+    ///
+    /// ```
+    /// use perf_layer::dump::WatchedIo;
+    /// // 40 probes, 8 ms on the CPU in all, 1,600 writes of 16 bytes: one
+    /// // write every 5 µs of its CPU.
+    /// let io = WatchedIo {
+    ///     probes: 40,
+    ///     cpu_ns: 8_000_000,
+    ///     writes: 1_600,
+    ///     written_bytes: 25_600,
+    ///     ..WatchedIo::default()
+    /// };
+    /// assert_eq!(io.writes_per_cpu_second(), Some((200_000.0, 16.0)));
+    /// assert_eq!(io.reads_per_cpu_second(), None);
+    /// ```
+    pub fn writes_per_cpu_second(&self) -> Option<(f64, f64)> {
+        Self::rate(self.writes, self.written_bytes, self.cpu_ns)
+    }
+
+    /// Read calls per second of the callsite's time on the CPU, and the
+    /// bytes each returned on average; `None` without a read or CPU time.
+    pub fn reads_per_cpu_second(&self) -> Option<(f64, f64)> {
+        Self::rate(self.reads, self.read_bytes, self.cpu_ns)
+    }
+
+    fn rate(calls: u64, bytes: u64, cpu_ns: u64) -> Option<(f64, f64)> {
+        (calls > 0 && cpu_ns > 0).then(|| {
+            (
+                calls as f64 * 1e9 / cpu_ns as f64,
+                bytes as f64 / calls as f64,
+            )
+        })
+    }
 }
 
 /// A callsite another thread waited in while a callsite's span waited for
