@@ -37,6 +37,7 @@ pub mod pictures;
 pub mod process;
 pub(crate) mod round_trips;
 pub mod rows;
+pub(crate) mod small_io;
 pub(crate) mod stage;
 mod starvation;
 #[cfg(test)]

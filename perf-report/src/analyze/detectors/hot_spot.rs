@@ -22,6 +22,7 @@ use crate::analyze::logging::{self, Logging};
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::analyze::rows::CallsiteRow;
 use crate::analyze::round_trips::RoundTrips;
+use crate::analyze::small_io::{self, SmallIo};
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -291,6 +292,11 @@ impl Detector for HotSpot {
                     units::pct(k)
                 )
             });
+            let small_io = small_io::of(cs);
+            let small = small_io.map_or(String::new(), |io| {
+                evidence.extend(io.evidence());
+                format!("; {}", io.clause(row.self_cpu_ns / cs.calls.max(1) as f64))
+            });
             let tripping = trips.as_ref().map_or(String::new(), |t| {
                 evidence.extend(t.evidence());
                 t.clause()
@@ -329,7 +335,7 @@ impl Detector for HotSpot {
                     .map_or(s.recoverable, |t| t.batched_share().max(s.recoverable)),
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
-                    "{} of {share_of} ({what} over {}){logs}{allocates}{in_kernel}{tripping}{handing}{stalls}{serially}",
+                    "{} of {share_of} ({what} over {}){logs}{allocates}{in_kernel}{small}{tripping}{handing}{stalls}{serially}",
                     units::pct(share),
                     units::calls(cs.calls)
                 ),
@@ -356,6 +362,7 @@ impl Detector for HotSpot {
                         logging,
                         allocating,
                         kernel,
+                        small_io,
                         trips,
                         handed,
                         library: cs.file.as_deref().and_then(crate::callsite::dependency),
@@ -522,6 +529,9 @@ struct Costs {
     allocating: Option<Allocating>,
     /// The kernel's share of the process's CPU while it ran.
     kernel: Option<f64>,
+    /// Its own small reads or writes, one every few microseconds of its
+    /// CPU.
+    small_io: Option<SmallIo>,
     /// Its calls are round trips made one after another.
     trips: Option<RoundTrips>,
     /// It hands out tiny items one at a time to other tasks.
@@ -610,6 +620,7 @@ fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Co
         logging,
         allocating,
         kernel,
+        small_io,
         trips,
         handed,
         library,
@@ -634,7 +645,9 @@ fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Co
             "Run it side by side: its calls ran one at a time beside idle cores, so if one task or thread does it for the others (an actor, a single consumer, a lock around it), give it company: several actors or consumers sharded by key, or the work split so that each caller does its own part".to_owned(),
         );
     }
-    if let Some(k) = kernel {
+    // Its own system calls, where read, say more than the process's
+    // kernel share: their fix stands in for the general one.
+    if let Some(k) = kernel.filter(|_| small_io.is_none()) {
         fixes.insert(
             0,
             format!(
@@ -677,6 +690,9 @@ fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Co
                 }
             ),
         );
+    }
+    if let Some(io) = &small_io {
+        fixes.insert(0, io.fix());
     }
     if let Some(lg) = logging {
         fixes.insert(
