@@ -838,9 +838,9 @@ mod tests {
             while table.lock().get(&writing).map_or(0, |w| w.io.probes) < 5
                 && Instant::now() < deadline
             {
-                watcher.read(&watched, &table);
+                watcher.read(watched, &table);
                 std::thread::sleep(PROBE);
-                watcher.read(&watched, &table);
+                watcher.read(watched, &table);
             }
             stop.store(true, Ordering::Relaxed);
         });
