@@ -292,7 +292,7 @@ impl Detector for HotSpot {
                     units::pct(k)
                 )
             });
-            let small_io = small_io::of(cs);
+            let small_io = small_io::of(cs, kernel_at_most(cx, cs, on_cpu));
             let small = small_io.map_or(String::new(), |io| {
                 evidence.extend(io.evidence());
                 format!("; {}", io.clause(row.self_cpu_ns / cs.calls.max(1) as f64))
@@ -332,7 +332,8 @@ impl Detector for HotSpot {
                 resource: Resource::Time,
                 cost_share: share,
                 recoverable: batched(trips.as_ref(), kernel)
-                    .map_or(s.recoverable, |t| t.batched_share().max(s.recoverable)),
+                    .map_or(s.recoverable, |t| t.batched_share().max(s.recoverable))
+                    .max(small_io.map_or(0.0, |io| io.buffered_share())),
                 confidence: s.confidence * (1.0 - instr),
                 summary: format!(
                     "{} of {share_of} ({what} over {}){logs}{allocates}{in_kernel}{small}{tripping}{handing}{stalls}{serially}",
@@ -467,6 +468,25 @@ const MIN_OWN_SHARE_FOR_KERNEL: f64 = 0.5;
 /// first fixes were to run it side by side and to memoize, where a
 /// `BufWriter` made the run 63% shorter.
 fn in_the_kernel(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, on_cpu: f64) -> Option<f64> {
+    let (cpu_ns, kernel_ns, samples) = kernel_over_window(cx, cs)?;
+    let share = stats::share(kernel_ns, cpu_ns);
+    (samples >= 2 && on_cpu >= MIN_OWN_SHARE_FOR_KERNEL * cpu_ns && share >= MIN_KERNEL_SHARE)
+        .then_some(share)
+}
+
+/// The most of a hot spot's `on_cpu` time its system calls can be: the
+/// process's time in the kernel over `cs`'s `active` window (the other
+/// threads' included), over it, at most 1; `None` under two timeline
+/// samples there.
+fn kernel_at_most(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, on_cpu: f64) -> Option<f64> {
+    let (_, kernel_ns, samples) = kernel_over_window(cx, cs)?;
+    (samples >= 2 && on_cpu > 0.0).then(|| (kernel_ns / on_cpu).min(1.0))
+}
+
+/// The process's CPU time and the kernel's part of it over `cs`'s
+/// `active` window (the timeline samples whose intervals lie inside it),
+/// ns, and the samples read.
+fn kernel_over_window(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats) -> Option<(f64, f64, usize)> {
     let w = cs.active.filter(|w| w.len_ns() > 0)?;
     let (mut cpu_ns, mut kernel_ns, mut samples) = (0.0, 0.0, 0);
     let inside =
@@ -483,9 +503,7 @@ fn in_the_kernel(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, on_cpu:
         kernel_ns += ns * (share / 100.0).clamp(0.0, 1.0);
         samples += 1;
     }
-    let share = stats::share(kernel_ns, cpu_ns);
-    (samples >= 2 && on_cpu >= MIN_OWN_SHARE_FOR_KERNEL * cpu_ns && share >= MIN_KERNEL_SHARE)
-        .then_some(share)
+    Some((cpu_ns, kernel_ns, samples))
 }
 
 /// At least this share of a hot spot's self time on the CPU estimated as
@@ -726,9 +744,12 @@ fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Co
             ),
         );
     }
-    let statement = match batched(trips.as_ref(), kernel) {
-        Some(t) => t.statement(&name, f.cost_share, gain, of),
-        None => format!(
+    // The gain is buffering's where that is the most a fix gives back.
+    let buffering = small_io.filter(|io| io.buffered_share() >= f.recoverable);
+    let statement = match (buffering, batched(trips.as_ref(), kernel)) {
+        (Some(io), _) => io.statement(&name, f.cost_share, gain, of),
+        (None, Some(t)) => t.statement(&name, f.cost_share, gain, of),
+        (None, None) => format!(
             "{} {name}'s self time ({cost} of {of}) saves {} of {of}",
             speedup_phrase(f.recoverable),
             units::pct(gain)
