@@ -112,6 +112,7 @@ impl Detector for Blocked {
                 share,
                 whole_name,
                 waited_by,
+                places,
             } = b;
             let timer = Timer::of(cs, c.self_blocked_share);
             let asleep = asleep_share(cs);
@@ -190,10 +191,18 @@ impl Detector for Blocked {
                         "; the watch found it asleep on a timer (`std::thread::sleep`) through {} of its watched waits",
                         units::pct(share)
                     )),
-                    waited_by.map_or(String::new(), |i| format!(
-                        "; other threads wait for it (`{}` is blocked while it waits) and its spans ran one at a time: its waits hold the run up, and are of the run's wall time",
-                        cx.rows[i].location.label
-                    )),
+                    waited_by.map_or(String::new(), |i| if places > 1.0 {
+                        format!(
+                            "; other threads wait for it (`{}` is blocked while it waits) and its spans ran {places} at a time, back to back ({:.2} at a time over its window): they take turns on {places} places held while it runs (a pool of {places} connections, a semaphore of {places} permits, {places} threads that produce), so its waits hold the run up on each, and are of the run's wall time on each place",
+                            cx.rows[i].location.label,
+                            row.busy_total_ns as f64 / cx.live_window_ns(cs),
+                        )
+                    } else {
+                        format!(
+                            "; other threads wait for it (`{}` is blocked while it waits) and its spans ran one at a time: its waits hold the run up, and are of the run's wall time",
+                            cx.rows[i].location.label
+                        )
+                    }),
                 ),
                 evidence: vec![
                     Evidence::new(
@@ -282,6 +291,15 @@ impl Detector for Blocked {
                 if let Some(t) = &trips {
                     let at = before_general(&advice);
                     advice.fixes.insert(at, t.fix());
+                }
+                if let Some(j) = waited_by.filter(|_| places > 1.0) {
+                    advice.fixes.insert(
+                        0,
+                        format!(
+                            "Give it more places: its spans ran {places} at a time, back to back, while `{}` waited for one (a connection of a pool of {places}, a permit of a semaphore of {places}, an item from {places} producing threads); where what it calls can serve more at once (a database's connections, an upstream's capacity), raise the limit; else make it shorter, as each waiter waits for it",
+                            cx.rows[j].location.label
+                        ),
+                    );
                 }
                 advice
             }));
@@ -439,8 +457,13 @@ pub(crate) struct Blocking<'c> {
     /// The whole, in words.
     pub(crate) whole_name: &'static str,
     /// A callsite (its row index) whose waits are this one's, when its
-    /// spans ran one at a time: its waits hold the run up.
+    /// spans ran one at a time, or back to back on a few places: its waits
+    /// hold the run up.
     pub(crate) waited_by: Option<usize>,
+    /// The places its spans ran on, back to back, where waited by: 1, or
+    /// 2 to [`MAX_PLACES`] (a pool of that many connections, a semaphore
+    /// of that many permits).
+    pub(crate) places: f64,
 }
 
 /// Whether `cs` (its row `row`) blocks enough to be found: blocked at
@@ -458,8 +481,10 @@ pub(crate) fn blocking<'c>(
     let s = &cx.config.classes.blocked;
     let c = row.cpu.as_ref()?;
     let poll = in_poll(cx, cs.id, row, s.async_polls_per_call);
-    let waited_by = waited_for(cx, cs, row).filter(|_| poll.is_none());
-    let (whole, whole_name) = match waited_by {
+    let waited = waited_for(cx, cs, row).filter(|_| poll.is_none());
+    let (waited_by, places) = (waited.map(|w| w.0), waited.map_or(1.0, |w| w.1));
+    let (whole, whole_name) = match waited {
+        Some((_, places)) if places > 1.0 => (cx.run_wall_ns * places, "the run's wall time on each of its places"),
         Some(_) => (cx.run_wall_ns, "the run's wall time"),
         None => cx.off_cpu_whole(poll.is_some()),
     };
@@ -472,6 +497,7 @@ pub(crate) fn blocking<'c>(
             share,
             whole_name,
             waited_by,
+            places,
         })
 }
 
@@ -530,6 +556,14 @@ pub(crate) fn glanced_in_futex(cs: &CallsiteStats) -> Option<f64> {
 /// waits to be one thread's, in series ([`waited_for`]).
 pub(crate) const ONE_AT_A_TIME: f64 = 1.2;
 
+/// A span inside at once a whole number of times on average, two to this
+/// many, within [`PLACES_BACK_TO_BACK`] of it below and
+/// [`PLACES_ABOVE`] above, ran back to back on that many places
+/// ([`waited_for`]).
+const MAX_PLACES: f64 = 8.0;
+const PLACES_BACK_TO_BACK: f64 = 0.9;
+const PLACES_ABOVE: f64 = 0.05;
+
 /// Whether other threads' waits are `cs`'s ([`waits_on_a_wait`] of
 /// another callsite names it) and its spans ran one at a time: its waits
 /// hold the others up, so they are of the run's wall time, not spread over
@@ -537,15 +571,30 @@ pub(crate) const ONE_AT_A_TIME: f64 = 1.2;
 /// a 1 ms read an item, four workers waiting on it) bounded the run: its
 /// waits were 82% of the run's wall time, and read as 16% of the five
 /// recording threads', medium.
-fn waited_for(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option<usize> {
+///
+/// Or ran back to back on a few places: inside a whole number of times
+/// at once, two to [`MAX_PLACES`] (a pool of two connections, a semaphore
+/// of two permits): its waits hold the others up on each place. Eight
+/// threads checking a connection out of a pool of two (a `Mutex<Vec>` and
+/// a `Condvar`) for a 1 ms `query`: `checkout` waited 74% of the threads'
+/// wall time beside `query`'s sleeps, its wait "counted there", and
+/// `query` read high, "23.6% of the recording threads' wall time", where
+/// it ran 1.93 at a time and a pool of eight served four times the
+/// requests. Returns the waiting callsite (its row index) and the places.
+fn waited_for(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option<(usize, f64)> {
     let me = cx.index_of(cs.id)?;
-    if row.busy_total_ns as f64 / cx.live_window_ns(cs) > ONE_AT_A_TIME {
-        return None;
-    }
+    let at_once = row.busy_total_ns as f64 / cx.live_window_ns(cs);
+    let places = if at_once <= ONE_AT_A_TIME {
+        1.0
+    } else {
+        let places = at_once.round();
+        (places <= MAX_PLACES && (places * PLACES_BACK_TO_BACK..=places + PLACES_ABOVE).contains(&at_once))
+            .then_some(places)?
+    };
     cx.callsites()
         .filter(|(_, other, _)| other.id != cs.id)
         .find(|(_, other, _)| waits_on_a_wait(cx, other).is_some_and(|(i, _)| i == me))
-        .map(|(i, _, _)| i)
+        .map(|(i, _, _)| (i, places))
 }
 
 /// A blocked span whose watched waits were, at least this share of their
