@@ -15,6 +15,7 @@
 
 use perf_layer::dump::{CallsiteStats, WatchedIo};
 
+use crate::analyze::context::Context;
 use crate::analyze::finding::Evidence;
 use crate::units::{self, Unit};
 
@@ -205,6 +206,48 @@ fn two_figures(x: f64) -> f64 {
     }
     let unit = 10f64.powi(x.log10().floor() as i32 - 1);
     (x / unit).round() * unit
+}
+
+/// The most of a span's `on_cpu` time its system calls can be: the
+/// process's time in the kernel over `cs`'s `active` window (the other
+/// threads' included), over it, at most 1; `None` under two timeline
+/// samples there.
+pub(crate) fn kernel_at_most(
+    cx: &Context<'_>,
+    cs: &perf_layer::dump::CallsiteStats,
+    on_cpu: f64,
+) -> Option<f64> {
+    let (_, kernel_ns, samples) = kernel_over_window(cx, cs)?;
+    (samples >= 2 && on_cpu > 0.0).then(|| (kernel_ns / on_cpu).min(1.0))
+}
+
+/// The process's CPU time and the kernel's part of it over `cs`'s
+/// `active` window (the timeline samples whose intervals lie inside it),
+/// ns, and the samples read.
+pub(crate) fn kernel_over_window(
+    cx: &Context<'_>,
+    cs: &perf_layer::dump::CallsiteStats,
+) -> Option<(f64, f64, usize)> {
+    let w = cs.active.filter(|w| w.len_ns() > 0)?;
+    let (mut cpu_ns, mut kernel_ns, mut samples) = (0.0, 0.0, 0);
+    let inside = crate::analyze::busy_cores::samples_inside(
+        cx.dump,
+        w.first_open_ns as f64,
+        w.last_close_ns as f64,
+    );
+    for (before, s) in inside {
+        let (Some(share), cpu) = (s.system_cpu_share_percent, s.cpu_percent) else {
+            continue;
+        };
+        if !(share.is_finite() && cpu.is_finite()) {
+            continue;
+        }
+        let ns = cpu.max(0.0) / 100.0 * s.t_ms.saturating_sub(before.t_ms) as f64 * 1e6;
+        cpu_ns += ns;
+        kernel_ns += ns * (share / 100.0).clamp(0.0, 1.0);
+        samples += 1;
+    }
+    Some((cpu_ns, kernel_ns, samples))
 }
 
 #[cfg(test)]

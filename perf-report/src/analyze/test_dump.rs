@@ -211,6 +211,28 @@ pub(crate) fn dump(duration_ns: u64, spans: &[Span]) -> Dump {
     d
 }
 
+/// Gives `d` a timeline of `samples` one a second at `cpu_percent`,
+/// `kernel_percent` of it in the kernel, the callsite at `at` live from
+/// the first to the last, and `cpu_ns` of the process's CPU.
+pub(crate) fn kernel_timeline(
+    d: &mut Dump,
+    at: usize,
+    samples: u64,
+    cpu_percent: f64,
+    kernel_percent: f64,
+    cpu_ns: u64,
+) {
+    timeline(d, &vec![(1 << 20, cpu_percent); samples as usize]);
+    for s in &mut d.timeline.samples {
+        s.system_cpu_share_percent = Some(kernel_percent);
+    }
+    d.callsites[at].active = Some(perf_layer::dump::ActiveWindow {
+        first_open_ns: 0,
+        last_close_ns: (samples - 1) * 1_000 * MS,
+    });
+    d.run.cpu_ns = Some(cpu_ns);
+}
+
 /// Gives `d` a process timeline: one sample a second per `(rss_bytes,
 /// cpu_percent)`.
 pub(crate) fn timeline(d: &mut Dump, samples: &[(u64, f64)]) {

@@ -22,7 +22,7 @@ use crate::analyze::logging::{self, Logging};
 use crate::analyze::finding::{Draft, Evidence, Finding, Resource};
 use crate::analyze::rows::CallsiteRow;
 use crate::analyze::round_trips::RoundTrips;
-use crate::analyze::small_io::{self, SmallIo};
+use crate::analyze::small_io::{self, SmallIo, kernel_at_most, kernel_over_window};
 use crate::stats;
 use crate::units::{self, Unit};
 
@@ -474,37 +474,6 @@ fn in_the_kernel(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, on_cpu:
         .then_some(share)
 }
 
-/// The most of a hot spot's `on_cpu` time its system calls can be: the
-/// process's time in the kernel over `cs`'s `active` window (the other
-/// threads' included), over it, at most 1; `None` under two timeline
-/// samples there.
-fn kernel_at_most(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, on_cpu: f64) -> Option<f64> {
-    let (_, kernel_ns, samples) = kernel_over_window(cx, cs)?;
-    (samples >= 2 && on_cpu > 0.0).then(|| (kernel_ns / on_cpu).min(1.0))
-}
-
-/// The process's CPU time and the kernel's part of it over `cs`'s
-/// `active` window (the timeline samples whose intervals lie inside it),
-/// ns, and the samples read.
-fn kernel_over_window(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats) -> Option<(f64, f64, usize)> {
-    let w = cs.active.filter(|w| w.len_ns() > 0)?;
-    let (mut cpu_ns, mut kernel_ns, mut samples) = (0.0, 0.0, 0);
-    let inside =
-        crate::analyze::busy_cores::samples_inside(cx.dump, w.first_open_ns as f64, w.last_close_ns as f64);
-    for (before, s) in inside {
-        let (Some(share), cpu) = (s.system_cpu_share_percent, s.cpu_percent) else {
-            continue;
-        };
-        if !(share.is_finite() && cpu.is_finite()) {
-            continue;
-        }
-        let ns = cpu.max(0.0) / 100.0 * s.t_ms.saturating_sub(before.t_ms) as f64 * 1e6;
-        cpu_ns += ns;
-        kernel_ns += ns * (share / 100.0).clamp(0.0, 1.0);
-        samples += 1;
-    }
-    Some((cpu_ns, kernel_ns, samples))
-}
 
 /// At least this share of a hot spot's self time on the CPU estimated as
 /// its allocator's makes allocating less its first fix.
@@ -775,7 +744,7 @@ fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Co
 mod tests {
     use crate::analyze::Class;
     use crate::analyze::advice::Effort;
-    use crate::analyze::test_dump::{MIB, MS, Span, US, about, assert_near, detect, dump, evidence};
+    use crate::analyze::test_dump::{MIB, MS, Span, US, about, assert_near, detect, dump, evidence, kernel_timeline};
 
     /// Of 1 s of self time, `hot` has 900 ms (90%) and `warm` 99 ms, just
     /// under the 10% it takes.
@@ -1145,20 +1114,6 @@ mod tests {
         assert!(f.advice.fixes[0].starts_with("Memoize"), "{:?}", f.advice.fixes);
     }
 
-    /// Gives `d` a timeline of `samples` one a second at `cpu_percent`,
-    /// `kernel_percent` of it in the kernel, the callsite at `at` live from
-    /// the first to the last, and `cpu_ns` of the process's CPU.
-    fn kernel_timeline(d: &mut perf_layer::dump::Dump, at: usize, samples: u64, cpu_percent: f64, kernel_percent: f64, cpu_ns: u64) {
-        crate::analyze::test_dump::timeline(d, &vec![(1 << 20, cpu_percent); samples as usize]);
-        for s in &mut d.timeline.samples {
-            s.system_cpu_share_percent = Some(kernel_percent);
-        }
-        d.callsites[at].active = Some(perf_layer::dump::ActiveWindow {
-            first_open_ns: 0,
-            last_close_ns: (samples - 1) * 1_000 * MS,
-        });
-        d.run.cpu_ns = Some(cpu_ns);
-    }
 
     /// The same round trips with the kernel holding 70% of the process's
     /// CPU while they ran: their CPU is system calls, paid per call, and

@@ -801,7 +801,20 @@ impl Detector for Serialization {
             // computes while it holds what they wait for.
             let head_computes =
                 (others.is_empty() && (HEAD_COMPUTES..=1.0 + (1.0 - HEAD_COMPUTES)).contains(&on_cpu)).then_some((on_cpu, inside));
-            let mut finding = cx.score(draft, |f| advice(f, busy, &others, head_computes));
+            // What it computes may be the kernel's: a write to a shared
+            // file a line at a time under the lock.
+            let in_kernel = head_computes
+                .and_then(|_| crate::analyze::small_io::kernel_at_most(cx, cs, row.self_cpu_ns))
+                .filter(|&k| k >= HEAD_IN_THE_KERNEL);
+            if let Some(k) = in_kernel {
+                draft.evidence.push(Evidence::new(
+                    "the process's time in the kernel while it was live, share of its CPU (at most its system calls')",
+                    k,
+                    Unit::Share,
+                    Some(HEAD_IN_THE_KERNEL),
+                ));
+            }
+            let mut finding = cx.score(draft, |f| advice(f, busy, &others, head_computes, in_kernel));
             if let Some(q) = members {
                 finding.queued_with = q.others.iter().map(|&o| cx.dump.callsites[o].id).collect();
             }
@@ -824,17 +837,37 @@ fn in_backticks<'n>(names: impl Iterator<Item = &'n str>) -> String {
 /// locking made 2.0 times the samples.
 const HEAD_COMPUTES: f64 = 0.75;
 
+/// Where the process's time in the kernel while such a queue's spans
+/// were live is at least this share of their CPU (0.5), what the head
+/// does may be system calls: four threads appending a line each to a
+/// `Mutex<File>` with one `write_all` (unbuffered) read "do it before
+/// taking the guard" first, where a `BufWriter` inside the lock served
+/// 1.85 times the requests.
+const HEAD_IN_THE_KERNEL: f64 = 0.5;
+
 /// The plan step's advice for one of its findings; `busy`, when the
 /// process's busy cores bound its gain.
 ///
 /// `others`: the callsites that share the queue with it (its waiters'
 /// spans), when it heads one [`shared_queue`]. `head_computes`: the
 /// threads inside on the CPU and inside, where about one computes
-/// ([`HEAD_COMPUTES`]).
-fn advice(f: &Finding, busy: Option<BusyCores>, others: &[&str], head_computes: Option<(f64, f64)>) -> Advice {
+/// ([`HEAD_COMPUTES`]); `in_kernel`, the most of its CPU system calls can
+/// be, where that is at least [`HEAD_IN_THE_KERNEL`].
+fn advice(
+    f: &Finding,
+    busy: Option<BusyCores>,
+    others: &[&str],
+    head_computes: Option<(f64, f64)>,
+    in_kernel: Option<f64>,
+) -> Advice {
     let name = f.subject().in_prose();
     let mut fixes = Vec::new();
-    if let Some((on_cpu, inside)) = head_computes {
+    if let (Some((on_cpu, inside)), Some(k)) = (head_computes, in_kernel) {
+        fixes.push(format!(
+            "The thread at the head of the queue works in the kernel: {on_cpu:.2} of the {inside:.1} threads inside were on the CPU, and the process's time in the kernel while they were was {} of their CPU: a system call made while holding the lock (a write to a shared file, socket or stdout a line at a time) is what the others wait out; buffer what it writes (a `BufWriter` inside the lock, flushed now and then) or hand the lines to one writer thread over a channel, and keep the guard only to queue them",
+            units::pct(k)
+        ));
+    } else if let Some((on_cpu, inside)) = head_computes {
         fixes.push(format!(
             "The thread at the head of the queue computes: {on_cpu:.2} of the {inside:.1} threads inside were on the CPU, so what it computes while holding the lock (a digest, an encoding, a sort, a search) is what the others wait out; do it before taking the guard or after dropping it, and keep the guard only to read or write the shared state"
         ));
@@ -944,6 +977,39 @@ mod tests {
         let found = with(2_863);
         let f = about(&found, "queue").unwrap();
         assert!(f.advice.fixes[0].starts_with("Do not hold a lock across I/O"), "{:?}", f.advice.fixes);
+    }
+
+    /// The same head on the CPU, with the process's time in the kernel
+    /// while the queue was live at 7.6 s of its 9.2 s of CPU: the head's
+    /// work may be system calls (a line written to a shared file under the
+    /// lock), and buffering them is said first; with the kernel at 2.2 s,
+    /// the head computes.
+    #[test]
+    fn a_queue_whose_head_works_in_the_kernel_says_to_buffer_what_it_writes() {
+        let with = |kernel_percent: f64| {
+            let mut d = dump(
+                10_000 * MS,
+                &[Span::new("queue", &[(100 * MS, 10), (307 * MS, 90)]).on_cpu(9_200 * MS, 0, 100, 0)],
+            );
+            d.run.span_threads = Some(4);
+            crate::analyze::test_dump::kernel_timeline(&mut d, 0, 11, 100.0, kernel_percent, 10_000 * MS);
+            detect(Class::Serialization, d)
+        };
+        let found = with(76.0);
+        let f = about(&found, "queue").unwrap();
+        assert!(
+            f.advice.fixes[0].starts_with("The thread at the head of the queue works in the kernel: 0.92 of the 2.9 threads inside"),
+            "{:?}",
+            f.advice.fixes
+        );
+        assert!(f.advice.fixes[0].contains("82.6% of their CPU"), "{:?}", f.advice.fixes);
+        let found = with(22.0);
+        let f = about(&found, "queue").unwrap();
+        assert!(
+            f.advice.fixes[0].starts_with("The thread at the head of the queue computes"),
+            "{:?}",
+            f.advice.fixes
+        );
     }
 
     /// Workers on an empty job queue: three threads inside `wait_job` on
