@@ -555,16 +555,11 @@ fn merge_group(id: u32, g: &Group<'_>) -> Result<CallsiteStats, MergeError> {
         ),
         // A sample of each part's time on the CPU: the parts' probes
         // add up; absent where no part has one.
-        watched_io: g.parts.iter().filter_map(|c| c.watched_io).reduce(|a, b| {
-            perf_layer::dump::WatchedIo {
-                probes: a.probes.saturating_add(b.probes),
-                cpu_ns: a.cpu_ns.saturating_add(b.cpu_ns),
-                reads: a.reads.saturating_add(b.reads),
-                writes: a.writes.saturating_add(b.writes),
-                read_bytes: a.read_bytes.saturating_add(b.read_bytes),
-                written_bytes: a.written_bytes.saturating_add(b.written_bytes),
-            }
-        }),
+        watched_io: g
+            .parts
+            .iter()
+            .filter_map(|c| c.watched_io)
+            .reduce(|a, b| a.plus(&b)),
         misnested_exits: g
             .parts
             .iter()

@@ -502,6 +502,37 @@ impl WatchedIo {
         Self::rate(self.reads, self.read_bytes, self.cpu_ns)
     }
 
+    /// Both readings' sums: a merge of two processes' dumps.
+    pub fn plus(&self, other: &WatchedIo) -> WatchedIo {
+        self.with(other, u64::saturating_add)
+    }
+
+    /// What was read after `earlier` (an older snapshot of the same
+    /// process): a window between two snapshots.
+    ///
+    /// ```
+    /// use perf_layer::dump::WatchedIo;
+    /// let then = WatchedIo { probes: 10, cpu_ns: 2_000_000, writes: 2_000, written_bytes: 28_000, ..WatchedIo::default() };
+    /// let now = WatchedIo { probes: 30, cpu_ns: 7_000_000, writes: 2_500, written_bytes: 35_000, ..WatchedIo::default() };
+    /// let window = now.since(&then);
+    /// assert_eq!((window.probes, window.writes), (20, 500));
+    /// assert_eq!(window.plus(&then), now);
+    /// ```
+    pub fn since(&self, earlier: &WatchedIo) -> WatchedIo {
+        self.with(earlier, u64::saturating_sub)
+    }
+
+    fn with(&self, other: &WatchedIo, f: fn(u64, u64) -> u64) -> WatchedIo {
+        WatchedIo {
+            probes: f(self.probes, other.probes),
+            cpu_ns: f(self.cpu_ns, other.cpu_ns),
+            reads: f(self.reads, other.reads),
+            writes: f(self.writes, other.writes),
+            read_bytes: f(self.read_bytes, other.read_bytes),
+            written_bytes: f(self.written_bytes, other.written_bytes),
+        }
+    }
+
     fn rate(calls: u64, bytes: u64, cpu_ns: u64) -> Option<(f64, f64)> {
         (calls > 0 && cpu_ns > 0).then(|| {
             (

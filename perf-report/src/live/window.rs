@@ -226,15 +226,7 @@ fn callsite(old: &CallsiteStats, new: &CallsiteStats) -> CallsiteStats {
     w.misnested_exits = new.misnested_exits.saturating_sub(old.misnested_exits);
     w.thread_starts = new.thread_starts.saturating_sub(old.thread_starts);
     w.watched_io = match (old.watched_io, new.watched_io) {
-        (Some(o), Some(n)) => Some(perf_layer::dump::WatchedIo {
-            probes: n.probes.saturating_sub(o.probes),
-            cpu_ns: n.cpu_ns.saturating_sub(o.cpu_ns),
-            reads: n.reads.saturating_sub(o.reads),
-            writes: n.writes.saturating_sub(o.writes),
-            read_bytes: n.read_bytes.saturating_sub(o.read_bytes),
-            written_bytes: n.written_bytes.saturating_sub(o.written_bytes),
-        })
-        .filter(|io| io.probes > 0),
+        (Some(o), Some(n)) => Some(n.since(&o)).filter(|io| io.probes > 0),
         (_, n) => n,
     };
     w.intervals = match (old.intervals, new.intervals) {
