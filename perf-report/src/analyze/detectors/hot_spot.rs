@@ -447,10 +447,6 @@ fn poll_stall(cx: &Context<'_>, id: u32, row: &CallsiteRow, on_cpu: f64) -> Opti
     Some(in_poll(cx, id, row, polls)?.stall(row, per_call))
 }
 
-/// The plan step's advice for one of its findings; `stalls`, when it
-/// computes inside a poll long enough to stall a runtime worker; `once`,
-/// when it ran in one call (start-up work: nothing to memoize); `serial`,
-/// when its calls ran one at a time beside idle cores ([`one_at_a_time`]).
 /// At least this share of the process's CPU in the kernel while a hot
 /// spot's spans were live makes fewer system calls its first fix...
 const MIN_KERNEL_SHARE: f64 = 0.5;
@@ -473,7 +469,6 @@ fn in_the_kernel(cx: &Context<'_>, cs: &perf_layer::dump::CallsiteStats, on_cpu:
     (samples >= 2 && on_cpu >= MIN_OWN_SHARE_FOR_KERNEL * cpu_ns && share >= MIN_KERNEL_SHARE)
         .then_some(share)
 }
-
 
 /// At least this share of a hot spot's self time on the CPU estimated as
 /// its allocator's makes allocating less its first fix.
@@ -602,6 +597,11 @@ enum Once {
     Loop,
 }
 
+/// The plan step's advice for one of its findings; `stalls`, when it
+/// computes inside a poll long enough to stall a runtime worker; `once`,
+/// when it ran in one call (start-up work: nothing to memoize); `serial`,
+/// when its calls ran one at a time beside idle cores ([`one_at_a_time`]).
+/// `costs`, what its CPU went to where one thing is a large part of it.
 fn advice(f: &Finding, stalls: bool, once: Option<Once>, serial: bool, costs: Costs) -> Advice {
     let Costs {
         logging,
