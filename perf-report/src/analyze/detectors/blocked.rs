@@ -29,6 +29,7 @@ use perf_layer::dump::CallsiteStats;
 use serde::{Deserialize, Serialize};
 
 use super::serialization::Crowd;
+use super::waiting::turns::places_back_to_back;
 use super::{Class, Detector, InPoll, Info, in_poll};
 use crate::analyze::advice::{Advice, Effort, lines};
 use crate::analyze::busy_cores::BusyCores;
@@ -461,7 +462,7 @@ pub(crate) struct Blocking<'c> {
     /// hold the run up.
     pub(crate) waited_by: Option<usize>,
     /// The places its spans ran on, back to back, where waited by: 1, or
-    /// 2 to [`MAX_PLACES`] (a pool of that many connections, a semaphore
+    /// 2 to 8 ([`places_back_to_back`]: a pool of that many connections, a semaphore
     /// of that many permits).
     pub(crate) places: f64,
 }
@@ -556,14 +557,6 @@ pub(crate) fn glanced_in_futex(cs: &CallsiteStats) -> Option<f64> {
 /// waits to be one thread's, in series ([`waited_for`]).
 pub(crate) const ONE_AT_A_TIME: f64 = 1.2;
 
-/// A span inside at once a whole number of times on average, two to this
-/// many, within [`PLACES_BACK_TO_BACK`] of it below and
-/// [`PLACES_ABOVE`] above, ran back to back on that many places
-/// ([`waited_for`]).
-const MAX_PLACES: f64 = 8.0;
-const PLACES_BACK_TO_BACK: f64 = 0.9;
-const PLACES_ABOVE: f64 = 0.05;
-
 /// Whether other threads' waits are `cs`'s ([`waits_on_a_wait`] of
 /// another callsite names it) and its spans ran one at a time: its waits
 /// hold the others up, so they are of the run's wall time, not spread over
@@ -573,7 +566,7 @@ const PLACES_ABOVE: f64 = 0.05;
 /// recording threads', medium.
 ///
 /// Or ran back to back on a few places: inside a whole number of times
-/// at once, two to [`MAX_PLACES`] (a pool of two connections, a semaphore
+/// at once, two to eight ([`places_back_to_back`]: a pool of two connections, a semaphore
 /// of two permits): its waits hold the others up on each place. Eight
 /// threads checking a connection out of a pool of two (a `Mutex<Vec>` and
 /// a `Condvar`) for a 1 ms `query`: `checkout` waited 74% of the threads'
@@ -587,9 +580,7 @@ fn waited_for(cx: &Context<'_>, cs: &CallsiteStats, row: &CallsiteRow) -> Option
     let places = if at_once <= ONE_AT_A_TIME {
         1.0
     } else {
-        let places = at_once.round();
-        (places <= MAX_PLACES && (places * PLACES_BACK_TO_BACK..=places + PLACES_ABOVE).contains(&at_once))
-            .then_some(places)?
+        places_back_to_back(at_once)?
     };
     cx.callsites()
         .filter(|(_, other, _)| other.id != cs.id)

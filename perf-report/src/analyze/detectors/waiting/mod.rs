@@ -47,7 +47,7 @@ use crate::analyze::holders;
 
 mod rare;
 mod stalls;
-mod turns;
+pub(crate) mod turns;
 
 use rare::{RARE, RARE_SHARE, RareWaits, rare_waits};
 use stalls::{StallSources, WorkerStalls};

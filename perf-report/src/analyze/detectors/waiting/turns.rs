@@ -49,6 +49,16 @@ const OWN_WAIT_SHARE: f64 = 0.5;
 /// is bound by the workers).
 const WAITING_CHILD_BUSY: f64 = 0.5;
 
+/// The places a span inside `at_once` times at once on average ran back
+/// to back on: a whole number k of 2 to [`MAX_PLACES`], `at_once` within
+/// [`BACK_TO_BACK`] times k and k plus what [`ONE_AT_A_TIME`] allows over
+/// one (a semaphore of k permits, a pool of k connections). `None`
+/// otherwise. `blocked` reads a pool of threads' connections by it too.
+pub(crate) fn places_back_to_back(at_once: f64) -> Option<f64> {
+    let k = at_once.round();
+    ((2.0..=MAX_PLACES).contains(&k) && (k * BACK_TO_BACK..=k + (ONE_AT_A_TIME - 1.0)).contains(&at_once)).then_some(k)
+}
+
 impl Turns {
     /// Whether a child of callsite `cs` (by call edge) ran back to back one
     /// at a time (its wall time over its window between [`BACK_TO_BACK`]
@@ -92,8 +102,7 @@ impl Turns {
                     (BACK_TO_BACK..=ONE_AT_A_TIME).contains(&child_at_once)
                 } else {
                     let busy = stats::share(child.busy_ns.sum as f64, child.wall_ns.sum as f64);
-                    places <= MAX_PLACES
-                        && (places * BACK_TO_BACK..=places + (ONE_AT_A_TIME - 1.0)).contains(&child_at_once)
+                    places_back_to_back(child_at_once).is_some()
                         && waiting_at_once >= MANY_WAITING * places
                         && own_share >= OWN_WAIT_SHARE
                         && busy <= WAITING_CHILD_BUSY
