@@ -14,6 +14,8 @@ use perf_report::analyze::analyze;
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
+mod kept_support;
+
 /// The tests take turns, from their first thread to their analysis: run
 /// side by side, one's threads (or its analysis, hundreds of milliseconds
 /// of CPU in a debug build) delay the other's wake-ups on two cores, which
@@ -50,13 +52,19 @@ fn on_threads(threads: usize, work: impl Fn() + Send + Sync + 'static) -> Dump {
     handle.snapshot()
 }
 
-/// No finding of `a` is a serialization.
-fn assert_not_serialized(a: &perf_report::Analysis) {
-    assert!(
-        a.findings
-            .iter()
-            .all(|f| f.class.as_str() != "serialization"),
-        "{:#?}",
+/// No finding of `dump`'s analysis is a serialization; where one is, the
+/// dump is kept as `named` ([`kept_support::keep`]).
+fn assert_not_serialized(dump: Dump, named: &str) {
+    let a = analyze(&dump.clone().into(), &Default::default());
+    if a.findings
+        .iter()
+        .all(|f| f.class.as_str() != "serialization")
+    {
+        return;
+    }
+    panic!(
+        "a serialization was found ({}): {:#?}",
+        kept_support::keep(&dump, named),
         a.findings
     );
 }
@@ -183,10 +191,9 @@ fn four_threads_each_sleeping_on_their_own_are_not_serialized() {
             info_span!("fetch_page").in_scope(|| std::thread::sleep(Duration::from_micros(100)));
         }
     });
-    let a = analyze(&dump.into(), &Default::default());
     // Four threads inside at once and none on the CPU, as in a convoy; but
     // each call took no longer than its own sleep, so nothing queued.
-    assert_not_serialized(&a);
+    assert_not_serialized(dump, "four_threads_each_sleeping");
 }
 
 #[test]
@@ -225,11 +232,10 @@ fn workers_waiting_together_for_a_slow_producer_are_not_serialized() {
     for w in workers {
         w.join().unwrap();
     }
-    let a = analyze(&handle.snapshot().into(), &Default::default());
     // Three or four threads inside `wait_job` at once, none on the CPU, as
     // in a convoy; but nobody inside moves: the lock's holder waits for
     // the producer too. Letting them in side by side gives nothing back.
-    assert_not_serialized(&a);
+    assert_not_serialized(handle.snapshot(), "slow_producer");
 }
 
 /// Work of about `us` microseconds on the CPU, counted in iterations (a
@@ -262,13 +268,12 @@ fn threads_computing_on_fewer_cores_than_threads_are_not_serialized() {
             std::hint::black_box(compute(per_30_us * 5 / 6));
         }
     });
-    let a = analyze(&dump.into(), &Default::default());
     // On two cores: about two threads inside `score` at once and one on
     // the CPU, its calls end to end filling the run, as a lock's queue
     // would; but the threads not on the CPU are preempted, ready to run,
     // waiting for a core, not blocked behind each other. (On four cores
     // or more they are all on the CPU.)
-    assert_not_serialized(&a);
+    assert_not_serialized(dump, "computing_on_fewer_cores");
 }
 
 /// A program written fresh (2026-12-06, ninth session): four threads each

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use perf_report::analyze::analyze;
 use tracing::info_span;
 
+mod kept_support;
 mod runtime_support;
 
 use runtime_support::traced;
@@ -63,7 +64,7 @@ fn a_loop_of_cheap_spans_is_a_hot_loop_not_its_parent_s_hot_spot_nor_a_wait() {
             }
         });
     });
-    let a = analyze(&dump.into(), &Default::default());
+    let a = analyze(&dump.clone().into(), &Default::default());
     let of = |span: &str| -> Vec<&str> {
         a.findings
             .iter()
@@ -73,18 +74,26 @@ fn a_loop_of_cheap_spans_is_a_hot_loop_not_its_parent_s_hot_spot_nor_a_wait() {
     };
     assert!(
         of("tokenize_word").contains(&"hot_loop"),
-        "{:#?}",
+        "{} {:#?}",
+        kept_support::keep(&dump, "hot_loop"),
         a.findings
     );
     assert!(
         !of("tokenize_word").contains(&"waiting"),
-        "{:#?}",
+        "{} {:#?}",
+        kept_support::keep(&dump, "hot_loop"),
         a.findings
     );
     assert!(
         !of("process_file").contains(&"hot_spot"),
-        "{:#?}",
+        "{} {:#?}",
+        kept_support::keep(&dump, "hot_loop"),
         a.findings
     );
-    assert!(of("parse").contains(&"hot_spot"), "{:#?}", a.findings);
+    assert!(
+        of("parse").contains(&"hot_spot"),
+        "{} {:#?}",
+        kept_support::keep(&dump, "hot_loop"),
+        a.findings
+    );
 }
