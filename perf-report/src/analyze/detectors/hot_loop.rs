@@ -83,11 +83,12 @@ impl Detector for HotLoop {
     fn detect(&self, cx: &Context<'_>, found: &mut Vec<Finding>) {
         let s = &cx.config.classes.hot_loop;
         let share_of = cx.share_of(Resource::Time);
-        let layer_per_call = cx.instrumentation_per_span();
-        if layer_per_call <= 0.0 {
+        if cx.instrumentation_per_span() <= 0.0 {
             return;
         }
         for (i, cs, row) in cx.callsites() {
+            // At the run's price where its timed callbacks say it was dearer.
+            let layer_per_call = cx.instrumentation_per_span_of(cs);
             // The subscriber's other layers' work on each span, beside
             // perf-layer's and tracing's: a `lookup` span beside
             // `tracing-opentelemetry` idled 750 ns a call at its edges.

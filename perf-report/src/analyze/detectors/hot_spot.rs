@@ -745,6 +745,7 @@ mod tests {
     use crate::analyze::Class;
     use crate::analyze::advice::Effort;
     use crate::analyze::test_dump::{MIB, MS, Span, US, about, assert_near, detect, dump, evidence, kernel_timeline};
+    use perf_layer::dump::LayerTime;
 
     /// Of 1 s of self time, `hot` has 900 ms (90%) and `warm` 99 ms, just
     /// under the 10% it takes.
@@ -1172,6 +1173,33 @@ mod tests {
         assert_near(f.cost_share, 245.0 / 1_050.0, 1e-6);
         let f = about(&with(0), "handle").unwrap().clone();
         assert_near(f.cost_share, 995.0 / 1_050.0, 1e-6);
+    }
+
+    /// `handle` opens 50 `lookup` spans a call, calibrated at 100 ns of
+    /// instrumentation each; the run's timed callbacks of `lookup` say 10
+    /// µs a span (a loaded machine): 500 ms of `handle`'s 1 s of self time
+    /// is theirs, so its share is of the rest. Callbacks cheaper than the
+    /// calibration, or too few timed, leave the calibrated 5 ms.
+    #[test]
+    fn a_parent_s_self_time_leaves_its_children_s_instrumentation_out_at_the_run_s_price() {
+        let with = |layer: Option<(u64, u64)>| {
+            let mut d = dump(
+                1_000 * MS,
+                &[Span::new("handle", &[(MS, 1_000)]), Span::new("lookup", &[(US, 50_000)])],
+            );
+            d.callsites[1].intervals = Some(50_000);
+            d.callsites[1].layer = layer.map(|(ns, callbacks)| LayerTime { ns, callbacks });
+            d.overhead.loop_per_span_ns = 100.0;
+            d.overhead.floor_per_span_ns = 0.0;
+            d.overhead.per_clock_read_ns = 0.0;
+            detect(Class::HotSpot, d)
+        };
+        let dearer = with(Some((500 * MS, 200_000)));
+        assert_near(about(&dearer, "handle").unwrap().cost_share, 500.0 / 1_050.0, 1e-6);
+        for calibrated in [None, Some((MS, 200_000)), Some((500 * MS, 1_000))] {
+            let f = with(calibrated);
+            assert_near(about(&f, "handle").unwrap().cost_share, 995.0 / 1_050.0, 1e-6);
+        }
     }
 
     /// A service's `build_report` logging an event a row, 300 a call, 90%

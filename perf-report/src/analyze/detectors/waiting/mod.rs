@@ -498,7 +498,7 @@ pub(crate) fn lingers(cx: &Context<'_>, cs: &CallsiteStats, idle_ns: f64, s: &Se
 
 /// [`idle_enough`]'s thresholds alone.
 fn idle_past_thresholds(cx: &Context<'_>, cs: &CallsiteStats, idle_ns: f64, s: &Settings) -> bool {
-    let instrumentation = cx.instrumentation_per_span() * cs.calls as f64;
+    let instrumentation = cx.instrumentation_per_span_of(cs) * cs.calls as f64;
     let idle = (idle_ns - instrumentation).max(0.0);
     stats::share(idle, cs.wall_ns.sum as f64) >= s.min_idle_ratio
         && stats::share(idle, cx.run_wall_ns) >= s.min_share
