@@ -402,17 +402,29 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
     }
     // A tail that is the children's: said once per callsite, naming the
     // child (the finding, if any, is on the child).
-    for (i, child) in detectors::tail_latency::children_s_tail(cx)
+    for (i, holders) in detectors::tail_latency::children_s_tail(cx)
         .into_iter()
         .take(3)
     {
         let row = &cx.rows[i];
+        let label = |j: &usize| format!("`{}`", cx.rows[*j].location.label);
+        let (child, below) = holders
+            .split_first()
+            .expect("a tail's holders are never empty");
+        let within: String = below
+            .iter()
+            .enumerate()
+            .map(|(k, j)| match k {
+                0 => format!("; within it, {}", label(j)),
+                _ => format!(", within that {}", label(j)),
+            })
+            .collect();
         notes.push(format!(
-            "`{}`'s slow calls (p99 {} against p50 {}) are time in its children, not its own; the child with the most busy time under it is `{}`",
+            "`{}`'s slow calls (p99 {} against p50 {}) are time in its children, not its own; the child whose calls hold them is {}{within}",
             row.location.label,
             crate::units::ns(row.busy_p99_ns as f64),
             crate::units::ns(row.busy_p50_ns as f64),
-            cx.rows[child].location.label,
+            label(child),
         ));
     }
     // Live heap growing steadily under the leak finding's bars: a short
