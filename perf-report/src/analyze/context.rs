@@ -556,17 +556,19 @@ impl<'a> Context<'a> {
     /// callback (a span's four: new, enter, exit, close), where that is
     /// over 1, its spans are entered once a call and at least
     /// [`MIN_TIMED_CALLBACKS`] callbacks stand behind it. A callback, not a
-    /// span: the events a span holds are callbacks of its own, timed
-    /// inside its busy time. The calibration
-    /// runs once, as the layer is built; a loaded or throttled machine
-    /// makes every callback of the run dearer, and the parent's self time
-    /// holds its children's at the run's price. Two threads making 200
-    /// `tokenize_word` spans a file (a debug build, 2 cores), in seven
-    /// runs: the parent's self time 6.1 to 8.8 µs a child, the children's
-    /// timed callbacks 3.0 to 4.3 µs a span (four callbacks each), the calibration 6.3 to 6.9
-    /// µs; the dearest run read a `process_file` hot spot of 19.4% of the
-    /// CPU that was its children's instrumentation. Never scaled down: a
-    /// cheaper run keeps the calibrated figure (a lower bound).
+    /// span: the events a span holds are callbacks of its own, timed inside
+    /// its busy time.
+    ///
+    /// The calibration runs once, as the layer is built; a loaded or
+    /// throttled machine makes every callback of the run dearer, and the
+    /// parent's self time holds its children's at the run's price. Two
+    /// threads making 200 `tokenize_word` spans a file (a debug build, 2
+    /// cores), in seven runs: the parent's self time 6.1 to 8.8 µs a child,
+    /// the children's timed callbacks 3.0 to 4.3 µs a span (four callbacks
+    /// each), the calibration 6.3 to 6.9 µs; the dearest run read a
+    /// `process_file` hot spot of 19.4% of the CPU that was its children's
+    /// instrumentation. Never scaled down: a cheaper run keeps the
+    /// calibrated figure (a lower bound).
     pub(crate) fn instrumentation_per_span_of(&self, cs: &CallsiteStats) -> f64 {
         let calibrated = self.instrumentation_per_span();
         let o = &self.dump.overhead;

@@ -401,16 +401,16 @@ fn notes_of(cx: &context::Context<'_>) -> Vec<String> {
         }
     }
     // A tail that is the children's: said once per callsite, naming the
-    // child (the finding, if any, is on the child).
+    // descendants that hold it (the findings, if any, are theirs).
     for (i, holders) in detectors::tail_latency::children_s_tail(cx)
         .into_iter()
         .take(3)
     {
         let row = &cx.rows[i];
         let label = |j: &usize| format!("`{}`", cx.rows[*j].location.label);
-        let (child, below) = holders
-            .split_first()
-            .expect("a tail's holders are never empty");
+        let Some((child, below)) = holders.split_first() else {
+            continue;
+        };
         let within: String = below
             .iter()
             .enumerate()

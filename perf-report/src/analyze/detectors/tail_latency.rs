@@ -183,14 +183,17 @@ pub(crate) fn children_s_tail(cx: &Context<'_>) -> Vec<(usize, Vec<usize>)> {
     out
 }
 
-/// How deep [`tail_holders`] follows a tail (4 levels below the span).
+/// How deep [`tail_holders`] follows a tail (4 levels below the span)...
 const MAX_TAIL_DEPTH: usize = 4;
+/// ...stopping at a child with at least this share of its tail in its own
+/// time ([`own_tail_share`]; a half).
+const OWN_TAIL: f64 = 0.5;
 
 /// The descendants of `cs` that hold its tail, outermost first (row
 /// indices): its child with the most tail excess (its busy time beyond its
 /// busy p90; the one with the most busy time where none has any), then, as
-/// long as that child's tail is mostly not its own ([`own_tail_share`]
-/// under a half), the same of its children, [`MAX_TAIL_DEPTH`] levels at
+/// long as that child's tail is mostly not its own (under [`OWN_TAIL`]),
+/// the same of its children, [`MAX_TAIL_DEPTH`] levels at
 /// most. A fresh service's `handle` (p99 8.1 ms against p50 101 µs) named
 /// `lookup`, its child with the most busy time, where the slow calls were
 /// the 4 ms `refresh_rates` that `lookup` ran one call in forty.
@@ -213,7 +216,7 @@ fn tail_holders(cx: &Context<'_>, cs: &CallsiteStats, s: &Settings) -> Vec<usize
         };
         path.push(child);
         let child_cs = &cx.dump.callsites[child];
-        if own_tail_share(child_cs, cx.tail_excess_ns[child], s) >= 0.5 {
+        if own_tail_share(child_cs, cx.tail_excess_ns[child], s) >= OWN_TAIL {
             break;
         }
         at = child_cs.id;
