@@ -21,6 +21,7 @@ use perf_report::analyze::Class;
 use tracing::info_span;
 
 mod cpu_support;
+mod kept_support;
 
 use cpu_support::{calibrate, fixed_work};
 
@@ -71,43 +72,67 @@ fn requests(connections: u64, parse: u64) -> perf_layer::dump::Dump {
 #[test]
 fn a_pool_of_two_is_the_first_fix_and_a_pool_of_eight_is_not() {
     let parse = calibrate(Duration::from_micros(50));
-    // Run again (three times at most) while the places are not read: one
-    // run in about ten, the first after a build, read `query` without
-    // them (the old reading, not a false one).
-    let mut runs = 1;
-    let report = loop {
-        let report = Report::build(&requests(2, parse).into(), &Default::default());
-        let read = report
-            .plan
-            .steps
-            .first()
-            .is_some_and(|s| s.summary.contains("ran 2 at a time"));
-        if read || runs == 3 {
-            break report;
-        }
-        eprintln!("run {runs}: {:#?}", report.plan.steps.first());
-        runs += 1;
-    };
-    let first = &report.plan.steps[0];
-    assert_eq!(first.class, Class::Blocked, "{:#?}", report.plan.steps);
-    assert_eq!(
-        first.location.as_ref().map(|l| l.name.as_str()),
-        Some("query"),
-        "{:#?}",
-        report.plan.steps
+    // Run again (three times at most on a quiet host) while the places
+    // are not read: one run in about ten, the first after a build, read
+    // `query` without them (the old reading, not a false one). On a host
+    // stealing a quarter of the CPU (CI's, for minutes at a time) the
+    // connection's hand-overs wait for a paused vCPU: `query` ran 1.25 at
+    // a time on average, not back to back, and `handle` read as one queue.
+    // There the report must say the host stole the CPU.
+    let tried = cpu_support::until_read(
+        3,
+        || {
+            let dump = requests(2, parse);
+            (
+                Report::build(&dump.clone().into(), &Default::default()),
+                dump,
+            )
+        },
+        |report| {
+            report
+                .plan
+                .steps
+                .first()
+                .is_some_and(|s| s.summary.contains("ran 2 at a time"))
+        },
     );
-    assert!(
-        first.summary.contains("its spans ran 2 at a time"),
-        "{}",
-        first.summary
-    );
-    assert!(
-        first.fixes[0].starts_with("Give it more places"),
-        "{:?}",
-        first.fixes
-    );
-    // Of the run's wall time on each of the two places: nearly all of it.
-    assert!(first.gain.share > 0.4, "{:?}", first.gain);
+    let kept = kept_support::keep(&tried.dump, "truth_pool_places_of_two");
+    let stolen_throughout = tried.stolen_throughout();
+    let report = tried.result;
+    if stolen_throughout {
+        assert!(
+            cpu_support::says_stolen(&report.analysis),
+            "{kept}: {:#?}",
+            report.plan.steps
+        );
+        eprintln!("the host stole the CPU through every run: the places went unread");
+    } else {
+        let first = &report.plan.steps[0];
+        assert_eq!(
+            first.class,
+            Class::Blocked,
+            "{kept}: {:#?}",
+            report.plan.steps
+        );
+        assert_eq!(
+            first.location.as_ref().map(|l| l.name.as_str()),
+            Some("query"),
+            "{kept}: {:#?}",
+            report.plan.steps
+        );
+        assert!(
+            first.summary.contains("its spans ran 2 at a time"),
+            "{kept}: {}",
+            first.summary
+        );
+        assert!(
+            first.fixes[0].starts_with("Give it more places"),
+            "{:?}",
+            first.fixes
+        );
+        // Of the run's wall time on each of the two places: nearly all of it.
+        assert!(first.gain.share > 0.4, "{:?}", first.gain);
+    }
 
     let report = Report::build(&requests(8, parse).into(), &Default::default());
     let told = report

@@ -22,7 +22,7 @@ use cpu_support::{classes_for, spin_for};
 /// Four threads for `seconds`, each computing 10 µs in `prepare` and then
 /// 30 µs in `update`, under the lock when `locked` (ten times the fresh
 /// program's, so that a debug build's instrumentation is no hot loop).
-fn run(locked: bool, seconds: f64) -> perf_report::Analysis {
+fn run(locked: bool, seconds: f64) -> (perf_report::Analysis, perf_layer::dump::Dump) {
     let lock = Arc::new(parking_lot::Mutex::new(0u64));
     let dump = cpu_support::run(20, || {
         let dispatch = tracing::dispatcher::get_default(|d| d.clone());
@@ -48,7 +48,7 @@ fn run(locked: bool, seconds: f64) -> perf_report::Analysis {
             t.join().unwrap();
         }
     });
-    analyze(&dump.into(), &Default::default())
+    (analyze(&dump.clone().into(), &Default::default()), dump)
 }
 
 /// Whether `a` reads the lock's queue as the locked run should: `update`
@@ -66,27 +66,32 @@ fn the_queue_is_first(a: &perf_report::Analysis) -> bool {
 
 #[test]
 fn a_queue_of_spinning_waiters_is_serialization_first_and_without_the_lock_contention() {
-    // Run again (three times at most) while the queue is not read first.
-    // Beside two CPU hogs every span is preempted about as much as the
-    // lock's (6.3 times its time on the CPU against 3.6 beside it), the
-    // process gets a core and a third, and CPU contention is first,
-    // rightly. On a CI runner whose other processes took a core, the
-    // queue's parked waiters waited while the rest of the process wanted
-    // both cores (1.96) and got 0.94: no core was idle for them, the
-    // queue's gain was bounded to 3.8% of the run, and `prepare`'s CPU came
-    // first, rightly too.
-    let mut runs = 1;
-    let a = loop {
-        let a = run(true, 1.0);
-        if runs == 3 || the_queue_is_first(&a) {
-            break a;
-        }
-        eprintln!("the queue is not read first in run {runs}: run again");
-        runs += 1;
-    };
-    assert!(the_queue_is_first(&a), "{:#?}", a.findings);
+    // Run again (three times at most on a quiet host) while the queue is
+    // not read first. Beside two CPU hogs every span is preempted about as
+    // much as the lock's (6.3 times its time on the CPU against 3.6 beside
+    // it), the process gets a core and a third, and CPU contention is
+    // first, rightly. On a CI runner whose other processes took a core,
+    // the queue's parked waiters waited while the rest of the process
+    // wanted both cores (1.96) and got 0.94: no core was idle for them,
+    // the queue's gain was bounded to 3.8% of the run, and `prepare`'s CPU
+    // came first, rightly too. On a host stealing a quarter of the CPU
+    // (CI's, for minutes at a time) CPU contention is rightly found, from
+    // the steal, and may come first: there the queue must still be read,
+    // and the steal said.
+    let tried = cpu_support::until_read(3, || run(true, 1.0), the_queue_is_first);
+    let a = &tried.result;
+    if tried.stolen_throughout() {
+        assert!(cpu_support::says_stolen(a), "{:#?}", a.findings);
+        assert!(
+            classes_for(a, "update").contains(&perf_report::analyze::Class::Serialization),
+            "{:#?}",
+            a.findings
+        );
+    } else {
+        assert!(the_queue_is_first(a), "{:#?}", a.findings);
+    }
 
-    let a = run(false, 1.0);
+    let (a, _) = run(false, 1.0);
     assert!(
         !classes_for(&a, "update").contains(&perf_report::analyze::Class::Serialization),
         "{:#?}",
