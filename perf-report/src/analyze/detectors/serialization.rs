@@ -355,6 +355,10 @@ pub(crate) struct RunnableQueue {
     pub(crate) head_share: f64,
 }
 
+/// A queue's waiters spin in its self time: at least this share of the
+/// waiters' share of its busy time (0.5).
+const SPIN_IN_SELF: f64 = 0.5;
+
 /// Whether `cs` is a queue whose waiters stay runnable, spinning or
 /// yielding, all or some of them ([`Settings::min_preempted_over_beside`];
 /// `parking_lot`'s waiters on a longer hold yield, then park): its
@@ -371,6 +375,20 @@ pub(crate) fn queue_of_runnable_waiters(
         || crowd.progressing > s.max_progressing_threads
         || crowd.waits_for_a_source(s)
     {
+        return None;
+    }
+    // Its waiters spin in its own code (a lock taken in the span, not in a
+    // child span, which would be the queue): its self time holds at least
+    // [`SPIN_IN_SELF`] of the waiters' share of its busy time. A fresh
+    // program's `handle` (three threads computing in its children
+    // `validate` and `lookup` on two cores, no lock) read "its waiters
+    // stay runnable, spinning or yielding for it", a high queue: its self
+    // time was 1% of its busy time, the moments between its children,
+    // where their CPU-time reads' system calls are where the scheduler
+    // preempts.
+    let waiters = stats::share(crowd.inside - crowd.progressing, crowd.inside).clamp(0.0, 1.0);
+    let in_self = stats::share(row.self_total_ns as f64, row.busy_total_ns as f64);
+    if in_self < SPIN_IN_SELF * waiters {
         return None;
     }
     let yielding = Yielding::of(cx, cs, row).filter(|y| y.stays_runnable(s))?;
@@ -912,7 +930,7 @@ fn advice(
 mod tests {
     use crate::analyze::Class;
     use crate::analyze::test_dump::{
-        MIB, MS, Span, US, about, assert_near, detect, dump, evidence, timeline,
+        MIB, MS, Span, US, about, assert_near, detect, dump, evidence, hist, timeline,
     };
 
     /// A 10 s run on 4 recording threads. `queue`'s 100 calls add up to
@@ -1311,6 +1329,16 @@ mod tests {
         let hot = detect(Class::HotSpot, run(10 * MS));
         let h = about(&hot, "update").unwrap();
         assert!(h.summary.contains("its head"), "{}", h.summary);
+
+        // Its busy time in its children, its self time a hundredth of it
+        // (the moments between them): waiters spin in a span's own code,
+        // so nothing spins in it, and the queue would be a child's.
+        let mut in_children = run(10 * MS);
+        in_children.callsites[0].self_ns = hist(&[(US / 10, 100_000), (US / 5, 300_000)]);
+        assert!(
+            about(&detect(Class::Serialization, in_children), "update").is_none(),
+            "a parent's self time between its children is no queue"
+        );
 
         let alike = run(220 * MS);
         assert!(detect(Class::Serialization, alike.clone()).is_empty());
