@@ -430,6 +430,45 @@ mod tests {
         assert!(!classes.contains(&Class::ProcessCpu), "{classes:?}");
     }
 
+    /// Three threads computing on two cores through a 2 s run, a third of
+    /// their wall time preempted: the process's own contention scores
+    /// above the hot spot `refresh` (a third of the process's CPU),
+    /// yet comes after it in the plan, as its fixes are the contention's;
+    /// beside a neighbour that took the other core, the contention keeps
+    /// its place.
+    #[test]
+    fn the_process_s_own_contention_comes_after_its_cpu_work() {
+        let plan_of = |process_percent: f64, machine_percent: f64| {
+            let mut d = dump(
+                2_000 * MS,
+                &[
+                    Span::new("refresh", &[(4 * MS, 600)])
+                        .on_cpu(1_200 * MS, 1_200 * MS, 0, 3_000),
+                    Span::new("validate", &[(100 * crate::analyze::test_dump::US, 16_000)])
+                        .on_cpu(800 * MS, 800 * MS, 0, 2_000),
+                ],
+            );
+            d.run.cores = Some(2);
+            d.run.span_threads = Some(3);
+            crate::analyze::test_dump::timeline(&mut d, &[(1 << 20, process_percent); 3]);
+            for s in &mut d.timeline.samples {
+                s.machine_cpu_percent = Some(machine_percent);
+            }
+            let a = crate::analyze::analyze(&d.into(), &Default::default());
+            crate::plan::plan(&a)
+                .steps
+                .iter()
+                .map(|s| (s.class, s.severity, s.score))
+                .collect::<Vec<_>>()
+        };
+        let own = plan_of(199.0, 199.5);
+        let at = |class| own.iter().position(|s| s.0 == class).unwrap_or_else(|| panic!("{own:?}"));
+        assert!(own[at(Class::CpuContention)].2 > own[at(Class::HotSpot)].2, "{own:?}");
+        assert!(at(Class::HotSpot) < at(Class::CpuContention), "{own:?}");
+        let neighbours = plan_of(100.0, 199.5);
+        assert_eq!(neighbours[0].0, Class::CpuContention, "{neighbours:?}");
+    }
+
     /// The finding of [`run`]'s 100 ms preempted on 2 cores, in a process
     /// at 60% of a core, beside a machine at `machine_percent`.
     fn with_machine(machine_percent: f64) -> crate::analyze::Finding {
