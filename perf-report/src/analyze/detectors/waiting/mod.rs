@@ -265,14 +265,19 @@ impl Detector for Waiting {
             let stalls = stalled.as_ref().map_or(String::new(), |w| w.clause(cx));
             // A child run one at a time while many of it wait: turns on
             // one thing (a holder read says who holds it instead).
-            let turns = holder
-                .is_none()
+            // Turns make every call wait for its turn: a span whose own
+            // waits are in a few of its calls is no crowd taking turns,
+            // whatever its averages. A fresh retry's `fetch_user` (eight
+            // tasks, one call in twenty backing off 40 ms) read "they
+            // take turns on 3 places" one run in five, its child
+            // `call_backend` (a 1 ms timer) 3.02 at a time by chance.
+            let rare_own = rare_waits(cx, cs, idle_ns);
+            let turns = (holder.is_none() && rare_own.is_none())
                 .then(|| Turns::of(cx, cs, idle_ns))
                 .flatten();
             let taking_turns = turns.as_ref().map_or(String::new(), |t| t.clause(cx));
             // A holder read explains the slow calls better.
-            let rare = rare_waits(cx, cs, idle_ns)
-                .filter(|_| holder.is_none() && stalled.is_none() && turns.is_none());
+            let rare = rare_own.filter(|_| holder.is_none() && stalled.is_none());
             let rarely = rare.as_ref().map_or(String::new(), RareWaits::clause);
             let draft = Draft {
                 class: Class::Waiting,
@@ -1171,6 +1176,43 @@ mod tests {
         let own = 3.2e9 - 1.26e9;
         assert_near(evidence(parent, "idle / wall"), own / 3.23e9, 1e-6);
         assert_near(parent.confidence, own / 3.23e9 * 1_000.0 / 1_002.0, 1e-6);
+    }
+
+    /// Eight tasks' `fetch_user` (2,000 calls in 1 s, 6.5 open at once)
+    /// awaiting `call_backend` (1.43 ms a call, 3.0 open at once) and
+    /// waiting 3.46 s of its own: spread over every call, that is a crowd
+    /// taking turns on three places; held in one call in twenty (a retry's
+    /// 40 ms backoff), it is a rare wait, and no turns.
+    #[test]
+    fn a_rare_own_wait_is_no_crowd_taking_turns() {
+        let with = |rare: bool| {
+            let mut d = dump(
+                1_000 * MS,
+                &[
+                    Span::new("fetch_user", &[(30 * US, 2_000)]).idle(3_200 * US),
+                    Span::new("call_backend", &[(30 * US, 2_100)]).idle(1_400 * US),
+                ],
+            );
+            for cs in &mut d.callsites {
+                cs.active = Some(perf_layer::dump::ActiveWindow {
+                    first_open_ns: 0,
+                    last_close_ns: 1_000 * MS,
+                });
+            }
+            if rare {
+                let cs = &mut d.callsites[0];
+                cs.idle_ns = hist(&[(1_200 * US, 1_900), (41_200 * US, 100)]);
+                cs.wall_ns = hist(&[(1_230 * US, 1_900), (41_230 * US, 100)]);
+            }
+            detect(Class::Waiting, d)
+        };
+        let found = with(false);
+        let spread = about(&found, "fetch_user").unwrap();
+        assert!(spread.summary.contains("take turns on 3 places"), "{}", spread.summary);
+        let found = with(true);
+        let rare = about(&found, "fetch_user").unwrap();
+        assert!(!rare.summary.contains("take turns"), "{}", rare.summary);
+        assert!(rare.summary.contains("of its own waiting is in its slow calls"), "{}", rare.summary);
     }
 
     /// Producers' `send_event` (60,000 calls, 350 µs idle each) awaiting
