@@ -18,6 +18,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod cpu_support;
 mod runtime_support;
 
 use perf_report::analyze::{Class, analyze};
@@ -151,35 +152,62 @@ fn items_fetched_one_round_trip_each_are_batched_first_and_are_no_queue() {
 /// `Mutex`: a queue, and the glances find its waiters in a futex. Beside
 /// load from outside the test (a full test run, CI) the connection's
 /// holder is preempted and the threads inside can read as none moving
-/// (`blocked`, waiting together): the workload runs up to three times,
-/// and the test passes on the first run that reads as a queue.
+/// (`blocked`, waiting together): the workload runs up to three times on a
+/// quiet host, and the test passes on the first run that reads as a queue.
+/// A run on a host that stole at least a tenth of the CPU (40% in one
+/// local run, the holder's vCPU paused with the lock held) does not count
+/// towards the three, up to six runs in all; where every run was so, the
+/// report must have said the steal.
 #[test]
 fn items_fetched_over_one_shared_connection_are_a_queue() {
     let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
-    let mut last = String::new();
-    for _ in 0..3 {
+    let (mut quiet, mut all, mut last) = (0, 0, String::new());
+    while quiet < 3 && all < 6 {
+        all += 1;
         match shared_connection() {
             Ok(()) => return,
-            Err(why) => last = why,
+            Err(Unread::Stolen(why)) => {
+                eprintln!("run {all}: the host stole the CPU: {why}");
+                last = why;
+            }
+            Err(Unread::Quiet(why)) => {
+                quiet += 1;
+                last = why;
+            }
         }
     }
-    panic!("{last}");
+    assert!(quiet == 0, "{last}");
+}
+
+/// Why a run of the shared connection did not read as a queue: on a host
+/// that stole the CPU (and the report said so), or on a quiet one.
+enum Unread {
+    Stolen(String),
+    Quiet(String),
 }
 
 /// One run of the shared connection: `Err` with why it did not read as a
 /// queue.
-fn shared_connection() -> Result<(), String> {
+fn shared_connection() -> Result<(), Unread> {
     let addr = database();
     let shared = Arc::new(Mutex::new(connect(addr)));
     let dump = load_orders(|| {
         let shared = Arc::clone(&shared);
         Box::new(move |request: &str| round_trip(&mut shared.lock().unwrap(), request))
     });
+    let steal = cpu_support::steal_percent(&dump);
     let (glances, in_futex, w) = glances(&dump);
-    if glances < 8 || in_futex * 2 < glances {
-        return Err(format!("glances: {w:?}"));
-    }
     let analysis = analyze(&dump.into(), &Default::default());
+    let unread = |why: String| {
+        if steal >= cpu_support::STOLEN_PERCENT && cpu_support::says_stolen(&analysis) {
+            Unread::Stolen(why)
+        } else {
+            Unread::Quiet(why)
+        }
+    };
+    if glances < 8 || in_futex * 2 < glances {
+        return Err(unread(format!("glances: {w:?}")));
+    }
     // Beside other load the fetches' figures may blur, and the queue is
     // read on their caller, whose calls hold the connection in turn.
     let queue = analysis.findings.iter().any(|f| {
@@ -191,7 +219,7 @@ fn shared_connection() -> Result<(), String> {
     if queue {
         Ok(())
     } else {
-        Err(format!("{:#?}", analysis.findings))
+        Err(unread(format!("{:#?}", analysis.findings)))
     }
 }
 
