@@ -161,53 +161,34 @@ fn items_fetched_one_round_trip_each_are_batched_first_and_are_no_queue() {
 #[test]
 fn items_fetched_over_one_shared_connection_are_a_queue() {
     let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut quiet, mut all, mut last) = (0, 0, String::new());
-    while quiet < 3 && all < 6 {
-        all += 1;
-        match shared_connection() {
-            Ok(()) => return,
-            Err(Unread::Stolen(why)) => {
-                eprintln!("run {all}: the host stole the CPU: {why}");
-                last = why;
-            }
-            Err(Unread::Quiet(why)) => {
-                quiet += 1;
-                last = why;
-            }
-        }
+    let tried = cpu_support::until_read(3, shared_connection, |(read, _)| read.is_ok());
+    let (read, analysis) = &tried.result;
+    if tried.stolen_throughout() {
+        assert!(
+            cpu_support::says_stolen(analysis),
+            "{:#?}",
+            analysis.findings
+        );
+        eprintln!("the host stole the CPU through every run: the queue went unread");
+    } else if let Err(why) = read {
+        panic!("{why}");
     }
-    assert!(quiet == 0, "{last}");
 }
 
-/// Why a run of the shared connection did not read as a queue: on a host
-/// that stole the CPU (and the report said so), or on a quiet one.
-enum Unread {
-    Stolen(String),
-    Quiet(String),
-}
-
-/// One run of the shared connection: `Err` with why it did not read as a
-/// queue.
-fn shared_connection() -> Result<(), Unread> {
+/// One run of the shared connection: whether it read as a queue (`Err`
+/// with why not), its analysis and its dump.
+fn shared_connection() -> (
+    (Result<(), String>, perf_report::Analysis),
+    perf_layer::dump::Dump,
+) {
     let addr = database();
     let shared = Arc::new(Mutex::new(connect(addr)));
     let dump = load_orders(|| {
         let shared = Arc::clone(&shared);
         Box::new(move |request: &str| round_trip(&mut shared.lock().unwrap(), request))
     });
-    let steal = cpu_support::steal_percent(&dump);
     let (glances, in_futex, w) = glances(&dump);
-    let analysis = analyze(&dump.into(), &Default::default());
-    let unread = |why: String| {
-        if steal >= cpu_support::STOLEN_PERCENT && cpu_support::says_stolen(&analysis) {
-            Unread::Stolen(why)
-        } else {
-            Unread::Quiet(why)
-        }
-    };
-    if glances < 8 || in_futex * 2 < glances {
-        return Err(unread(format!("glances: {w:?}")));
-    }
+    let analysis = analyze(&dump.clone().into(), &Default::default());
     // Beside other load the fetches' figures may blur, and the queue is
     // read on their caller, whose calls hold the connection in turn.
     let queue = analysis.findings.iter().any(|f| {
@@ -216,11 +197,14 @@ fn shared_connection() -> Result<(), Unread> {
                 .as_ref()
                 .is_some_and(|l| l.label == "fetch_item" || l.label == "load_order")
     });
-    if queue {
+    let read = if glances < 8 || in_futex * 2 < glances {
+        Err(format!("glances: {w:?}"))
+    } else if queue {
         Ok(())
     } else {
-        Err(unread(format!("{:#?}", analysis.findings)))
-    }
+        Err(format!("{:#?}", analysis.findings))
+    };
+    ((read, analysis), dump)
 }
 
 /// A request on one thread's channel to a pricer thread of its own (no
