@@ -173,9 +173,10 @@ impl<T> Tried<T> {
 }
 
 /// Runs `attempt` (a run's result and its dump) until `read` holds of the
-/// result: at most `quiet` runs on a quiet host, and at most `quiet`
-/// more where the host stole at least [`STOLEN_PERCENT`] of the CPU
-/// (CI's guests lose a quarter of it for minutes at a time).
+/// result: at most `quiet` failed runs on a quiet host, and twice that in
+/// all, counting the failed runs where the host stole at least
+/// [`STOLEN_PERCENT`] of the CPU (CI's guests lose a quarter of it for
+/// minutes at a time).
 pub fn until_read<T>(
     quiet: usize,
     mut attempt: impl FnMut() -> (T, Dump),
@@ -192,7 +193,7 @@ pub fn until_read<T>(
                 unread_stolen += 1;
             }
             eprintln!(
-                "run {unread} did not read as expected (the host stole {steal:.0}% of the CPU)"
+                "a run did not read as expected ({unread} so far; the host stole {steal:.0}% of the CPU)"
             );
         }
         let quiet_runs = unread - unread_stolen;
