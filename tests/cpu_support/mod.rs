@@ -130,12 +130,18 @@ impl Drop for Hogs {
     }
 }
 
-/// perf-report's own bar for CPU contention read from steal: a run whose
-/// host stole at least this much of the guest's CPU on average (percent).
-/// There a reading that depends on how fast a woken thread runs again (a
-/// pool's connection handed over, a lock's next holder) is the host's,
-/// not the program's: the woken thread's vCPU may be paused.
-pub const STOLEN_PERCENT: f64 = 10.0;
+/// perf-report's own bar for CPU contention read from steal (its
+/// default `min_steal_percent`, 10): a run whose host stole at least this
+/// much of the guest's CPU on average (percent). There a reading that
+/// depends on how fast a woken thread runs again (a pool's connection
+/// handed over, a lock's next holder) is the host's, not the program's:
+/// the woken thread's vCPU may be paused.
+pub fn stolen_percent() -> f64 {
+    perf_report::Config::default()
+        .classes
+        .cpu_contention
+        .min_steal_percent
+}
 
 /// The hypervisor's steal over `dump`'s samples, mean percent (0 where
 /// they do not say).
@@ -160,7 +166,7 @@ pub struct Tried<T> {
     pub dump: Dump,
     pub read: bool,
     /// The runs that did not read so, and of them those on a host that
-    /// stole at least [`STOLEN_PERCENT`] of the CPU.
+    /// stole at least [`stolen_percent`] of the CPU.
     pub unread: usize,
     pub unread_stolen: usize,
 }
@@ -175,7 +181,7 @@ impl<T> Tried<T> {
 /// Runs `attempt` (a run's result and its dump) until `read` holds of the
 /// result: at most `quiet` failed runs on a quiet host, and twice that in
 /// all, counting the failed runs where the host stole at least
-/// [`STOLEN_PERCENT`] of the CPU (CI's guests lose a quarter of it for
+/// [`stolen_percent`] of the CPU (CI's guests lose a quarter of it for
 /// minutes at a time).
 pub fn until_read<T>(
     quiet: usize,
@@ -189,7 +195,7 @@ pub fn until_read<T>(
         if !ok {
             unread += 1;
             let steal = steal_percent(&dump);
-            if steal >= STOLEN_PERCENT {
+            if steal >= stolen_percent() {
                 unread_stolen += 1;
             }
             eprintln!(
